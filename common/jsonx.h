@@ -1,0 +1,20 @@
+/* Small helpers over jansson for reading untrusted JSON objects: typed field
+ * access that returns NULL (or a default) instead of trusting the input. */
+#ifndef YJT_JSONX_H
+#define YJT_JSONX_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The string value of key, or NULL if absent or not a string. */
+const char *jx_str(const json_t *obj, const char *key);
+/* Like jx_str but also NULL for an empty string or one longer than max. */
+const char *jx_str_bounded(const json_t *obj, const char *key, size_t max);
+/* The integer value of key, or def if absent or not an integer. */
+int64_t jx_int(const json_t *obj, const char *key, int64_t def);
+bool jx_bool(const json_t *obj, const char *key, bool def);
+/* Compact serialisation; the caller frees with free(). */
+char *jx_dump(const json_t *v);
+
+#endif

@@ -1,0 +1,184 @@
+/* The presence registry (see presence.h), on GLib hash tables. */
+#include "push/presence.h"
+
+#include <glib.h>
+#include <string.h>
+
+struct device {
+    void *conn;
+    char *device_id;
+    char *platform;
+    int64_t since;
+};
+
+struct user_entry {
+    GPtrArray *devices;      /* struct device* */
+    GHashTable *subscribers; /* set of subscriber pointers */
+};
+
+static GHashTable *users;   /* user id -> struct user_entry* */
+static GHashTable *follows; /* subscriber -> GHashTable set of user ids */
+static presence_notify_cb notify_cb;
+static void *notify_ud;
+
+static void device_free(gpointer p)
+{
+    struct device *d = p;
+    g_free(d->device_id);
+    g_free(d->platform);
+    g_free(d);
+}
+
+static void entry_free(gpointer p)
+{
+    struct user_entry *e = p;
+    g_ptr_array_free(e->devices, TRUE);
+    g_hash_table_destroy(e->subscribers);
+    g_free(e);
+}
+
+void presence_init(presence_notify_cb cb, void *ud)
+{
+    users = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, entry_free);
+    follows = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
+                                    (GDestroyNotify)g_hash_table_destroy);
+    notify_cb = cb;
+    notify_ud = ud;
+}
+
+void presence_shutdown(void)
+{
+    g_clear_pointer(&users, g_hash_table_destroy);
+    g_clear_pointer(&follows, g_hash_table_destroy);
+}
+
+static struct user_entry *entry_get(const char *user_id, bool create)
+{
+    struct user_entry *e = g_hash_table_lookup(users, user_id);
+    if (!e && create) {
+        e = g_new0(struct user_entry, 1);
+        e->devices = g_ptr_array_new_with_free_func(device_free);
+        e->subscribers = g_hash_table_new(g_direct_hash, g_direct_equal);
+        g_hash_table_insert(users, g_strdup(user_id), e);
+    }
+    return e;
+}
+
+static void entry_gc(const char *user_id, struct user_entry *e)
+{
+    if (e->devices->len == 0 && g_hash_table_size(e->subscribers) == 0)
+        g_hash_table_remove(users, user_id);
+}
+
+static void notify(const char *user_id, struct user_entry *e)
+{
+    if (!notify_cb || g_hash_table_size(e->subscribers) == 0) return;
+    /* Copy first: a callback may close a subscriber, which unsubscribes it. */
+    GList *subs = g_hash_table_get_keys(e->subscribers);
+    char *uid = g_strdup(user_id);
+    for (GList *l = subs; l; l = l->next)
+        notify_cb(l->data, uid, notify_ud);
+    g_list_free(subs);
+    g_free(uid);
+}
+
+void *presence_add(const char *user_id, void *conn, const char *device_id, const char *platform,
+                   int64_t since_ms)
+{
+    struct user_entry *e = entry_get(user_id, true);
+    void *replaced = NULL;
+    for (guint i = 0; i < e->devices->len; i++) {
+        struct device *d = g_ptr_array_index(e->devices, i);
+        if (strcmp(d->device_id, device_id) == 0 && d->conn != conn) {
+            replaced = d->conn;
+            g_ptr_array_remove_index(e->devices, i);
+            break;
+        }
+    }
+    struct device *d = g_new0(struct device, 1);
+    d->conn = conn;
+    d->device_id = g_strdup(device_id);
+    d->platform = g_strdup(platform ? platform : "");
+    d->since = since_ms;
+    g_ptr_array_add(e->devices, d);
+    notify(user_id, e);
+    return replaced;
+}
+
+void presence_remove(const char *user_id, void *conn)
+{
+    struct user_entry *e = entry_get(user_id, false);
+    if (!e) return;
+    for (guint i = 0; i < e->devices->len; i++) {
+        struct device *d = g_ptr_array_index(e->devices, i);
+        if (d->conn == conn) {
+            g_ptr_array_remove_index(e->devices, i);
+            notify(user_id, e);
+            break;
+        }
+    }
+    e = entry_get(user_id, false); /* a callback may not remove it, but be safe */
+    if (e) entry_gc(user_id, e);
+}
+
+bool presence_online(const char *user_id)
+{
+    struct user_entry *e = entry_get(user_id, false);
+    return e && e->devices->len > 0;
+}
+
+json_t *presence_devices(const char *user_id)
+{
+    json_t *arr = json_array();
+    struct user_entry *e = entry_get(user_id, false);
+    for (guint i = 0; e && i < e->devices->len; i++) {
+        struct device *d = g_ptr_array_index(e->devices, i);
+        json_array_append_new(arr,
+                              json_pack("{s:s, s:s, s:I}", "device_id", d->device_id, "platform",
+                                        d->platform, "since", (json_int_t)d->since));
+    }
+    return arr;
+}
+
+void presence_each_conn(const char *user_id, void (*fn)(void *conn, void *ud), void *ud)
+{
+    struct user_entry *e = entry_get(user_id, false);
+    if (!e) return;
+    GPtrArray *conns = g_ptr_array_new();
+    for (guint i = 0; i < e->devices->len; i++)
+        g_ptr_array_add(conns, ((struct device *)g_ptr_array_index(e->devices, i))->conn);
+    for (guint i = 0; i < conns->len; i++)
+        fn(g_ptr_array_index(conns, i), ud);
+    g_ptr_array_free(conns, TRUE);
+}
+
+unsigned presence_subscribe(void *subscriber, const char *user_id)
+{
+    GHashTable *set = g_hash_table_lookup(follows, subscriber);
+    if (!set) {
+        set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        g_hash_table_insert(follows, subscriber, set);
+    }
+    if (!g_hash_table_contains(set, user_id)) {
+        g_hash_table_add(set, g_strdup(user_id));
+        g_hash_table_add(entry_get(user_id, true)->subscribers, subscriber);
+    }
+    return g_hash_table_size(set);
+}
+
+void presence_unsubscribe_all(void *subscriber)
+{
+    GHashTable *set = g_hash_table_lookup(follows, subscriber);
+    if (!set) return;
+    GHashTableIter it;
+    gpointer key;
+    g_hash_table_iter_init(&it, set);
+    while (g_hash_table_iter_next(&it, &key, NULL)) {
+        struct user_entry *e = entry_get(key, false);
+        if (e) {
+            g_hash_table_remove(e->subscribers, subscriber);
+            entry_gc(key, e);
+        }
+    }
+    g_hash_table_remove(follows, subscriber);
+}

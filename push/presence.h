@@ -1,0 +1,39 @@
+/* Presence: which users are online, on which devices, and who wants to know.
+ *
+ * The registry maps a user id to its live connections (one per device) and
+ * to the connections subscribed to that user's presence. Connections are
+ * opaque pointers owned by the server layer; this module never sends
+ * anything itself: on every change it calls the notify callback once per
+ * subscriber, and the server builds and sends the event. Single-threaded:
+ * main loop only. */
+#ifndef YJT_PRESENCE_H
+#define YJT_PRESENCE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef void (*presence_notify_cb)(void *subscriber, const char *user_id, void *ud);
+
+void presence_init(presence_notify_cb cb, void *ud);
+void presence_shutdown(void);
+
+/* Registers conn as the device device_id of user_id and notifies the
+ * user's subscribers. Returns the connection that held the same device
+ * before (the caller closes it as replaced), or NULL. */
+void *presence_add(const char *user_id, void *conn, const char *device_id, const char *platform,
+                   int64_t since_ms);
+/* Unregisters conn (if registered) and notifies the subscribers. */
+void presence_remove(const char *user_id, void *conn);
+bool presence_online(const char *user_id);
+/* A new array of {"device_id","platform","since"} for the user's devices. */
+json_t *presence_devices(const char *user_id);
+/* Calls fn for each live connection of user_id. */
+void presence_each_conn(const char *user_id, void (*fn)(void *conn, void *ud), void *ud);
+
+/* Subscribes subscriber to user_id's changes; returns the number of users
+ * the subscriber now follows. */
+unsigned presence_subscribe(void *subscriber, const char *user_id);
+void presence_unsubscribe_all(void *subscriber);
+
+#endif

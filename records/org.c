@@ -1,0 +1,124 @@
+/* Divisions, enterprises and carriers as store documents. */
+#include "records/org.h"
+
+#include "common/clock.h"
+#include "records/jurisdiction.h"
+
+#include <glib.h>
+#include <string.h>
+
+int org_init(struct store *st)
+{
+    int rc = store_index_define(st, "enterprises", "division", false);
+    if (rc == 0) rc = store_index_define(st, "carriers", "division", false);
+    if (rc == 0) rc = store_index_define(st, "divisions", "parent", false);
+    return rc;
+}
+
+bool org_id_valid(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0 || n > ORG_ID_MAX) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!g_ascii_isalnum(id[i]) && !strchr("_.-", id[i])) return false;
+    return true;
+}
+
+static bool name_valid(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    return n > 0 && n <= ORG_NAME_MAX && g_utf8_validate(name, -1, NULL);
+}
+
+int org_division_add(struct store *st, const char *code, const char *name, const char **why)
+{
+    char norm[8];
+    if (!division_normalize(code, norm, sizeof(norm))) {
+        *why = "division code must be 2, 4 or 6 digits";
+        return STORE_EINVAL;
+    }
+    if (!name_valid(name)) {
+        *why = "name must be 1 to 200 bytes of UTF-8";
+        return STORE_EINVAL;
+    }
+    json_t *doc = json_pack("{s:s, s:s, s:I}", "code", norm, "name", name, "created_at",
+                            (json_int_t)clock_now_ms());
+    if (strlen(norm) > 2) {
+        char parent[8];
+        memcpy(parent, norm, strlen(norm) - 2);
+        parent[strlen(norm) - 2] = '\0';
+        json_object_set_new(doc, "parent", json_string(parent));
+    }
+    int rc = store_doc_put(st, "divisions", norm, doc, true);
+    json_decref(doc);
+    if (rc == STORE_ECONFLICT) *why = "division exists";
+    return rc;
+}
+
+static int org_add(struct store *st, const char *coll, const char *id, const char *name,
+                   const char *division, json_t *extra, const char **why)
+{
+    char norm[8];
+    int rc = STORE_EINVAL;
+    if (!org_id_valid(id))
+        *why = "id must be 1 to 64 characters of A-Z a-z 0-9 _ . -";
+    else if (!name_valid(name))
+        *why = "name must be 1 to 200 bytes of UTF-8";
+    else if (!division_normalize(division, norm, sizeof(norm)))
+        *why = "division code must be 2, 4 or 6 digits";
+    else
+        rc = STORE_OK;
+    if (rc != STORE_OK) {
+        json_decref(extra);
+        return rc;
+    }
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:I}", "id", id, "name", name, "division", norm,
+                            "created_at", (json_int_t)clock_now_ms());
+    json_object_update(doc, extra);
+    json_decref(extra);
+    rc = store_doc_put(st, coll, id, doc, true);
+    json_decref(doc);
+    if (rc == STORE_ECONFLICT) *why = "id exists";
+    return rc;
+}
+
+int org_enterprise_add(struct store *st, const char *id, const char *name, const char *division,
+                       bool key_supervised, const char **why)
+{
+    return org_add(st, "enterprises", id, name, division, json_pack("{s:b}", "key", key_supervised),
+                   why);
+}
+
+int org_carrier_add(struct store *st, const char *id, const char *name, const char *division,
+                    const char **why)
+{
+    return org_add(st, "carriers", id, name, division, json_object(), why);
+}
+
+int org_enterprise_get(struct store *st, const char *id, json_t **out)
+{
+    return store_doc_get(st, "enterprises", id, out);
+}
+
+int org_carrier_get(struct store *st, const char *id, json_t **out)
+{
+    return store_doc_get(st, "carriers", id, out);
+}
+
+char *org_division_of(struct store *st, const char *role, const char *org)
+{
+    if (!role || !org) return NULL;
+    int kind = juris_org_kind_of_role(role);
+    if (kind == ORG_DIVISION) {
+        char norm[8];
+        return division_normalize(org, norm, sizeof(norm)) ? g_strdup(norm) : NULL;
+    }
+    if (kind != ORG_ENTERPRISE && kind != ORG_CARRIER) return NULL;
+    json_t *doc = NULL;
+    if (store_doc_get(st, kind == ORG_ENTERPRISE ? "enterprises" : "carriers", org, &doc) != 0)
+        return NULL;
+    const char *d = json_string_value(json_object_get(doc, "division"));
+    char *out = d ? g_strdup(d) : NULL;
+    json_decref(doc);
+    return out;
+}

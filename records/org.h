@@ -1,0 +1,35 @@
+/* Organisations: administrative divisions, enterprises (plants) and
+ * carriers (hazmat transport companies). Enough of each for accounts and
+ * jurisdiction; the full enterprise file (一企一档) builds on these records.
+ * Documents live in the collections "divisions", "enterprises", "carriers",
+ * each indexed by division code. */
+#ifndef YJT_ORG_H
+#define YJT_ORG_H
+
+#include "records/store.h"
+
+#define ORG_ID_MAX 64
+#define ORG_NAME_MAX 200
+
+/* Declares the org indexes; call once after opening the store. */
+int org_init(struct store *st);
+
+/* Adds a record; returns 0, STORE_ECONFLICT if the id exists, STORE_EINVAL
+ * for a bad id, name or division code (the reason in *why, static). */
+int org_division_add(struct store *st, const char *code, const char *name, const char **why);
+int org_enterprise_add(struct store *st, const char *id, const char *name, const char *division,
+                       bool key_supervised, const char **why);
+int org_carrier_add(struct store *st, const char *id, const char *name, const char *division,
+                    const char **why);
+
+/* *out gets a new reference to the document, or STORE_ENOTFOUND. */
+int org_enterprise_get(struct store *st, const char *id, json_t **out);
+int org_carrier_get(struct store *st, const char *id, json_t **out);
+/* The division code of the organisation a user of role with org belongs
+ * to (gov: org itself; corp: its enterprise's; trs: its carrier's), or NULL.
+ * Free with g_free(). */
+char *org_division_of(struct store *st, const char *role, const char *org);
+/* True if id is a plausible record id: 1..64 of [A-Za-z0-9_.-]. */
+bool org_id_valid(const char *id);
+
+#endif

@@ -1,0 +1,19 @@
+/* Store opening with the record modules' index declarations. */
+#include "records/records.h"
+
+#include "records/account.h"
+#include "records/org.h"
+
+#include <glib.h>
+
+struct store *records_open(const char *dir, char **err)
+{
+    struct store *st = store_open_sqlite(dir, err);
+    if (!st) return NULL;
+    if (org_init(st) != STORE_OK || account_init(st) != STORE_OK) {
+        *err = g_strdup("cannot declare store indexes");
+        store_close(st);
+        return NULL;
+    }
+    return st;
+}

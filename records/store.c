@@ -1,0 +1,127 @@
+/* The backend-independent half of the store: every call goes through here
+ * so its latency is measured once, whatever the backend. */
+#include "records/store.h"
+
+#include "common/clock.h"
+
+#include <time.h>
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+#define TIMED(st, call)                                                                            \
+    do {                                                                                           \
+        double t0_ = mono_s();                                                                     \
+        int rc_ = (call);                                                                          \
+        hist_observe(&(st)->latency, mono_s() - t0_);                                              \
+        if (rc_ == STORE_EIO) (st)->errors++;                                                      \
+        return rc_;                                                                                \
+    } while (0)
+
+void store_close(struct store *st)
+{
+    if (st) st->ops->close(st);
+}
+
+int store_flush(struct store *st)
+{
+    TIMED(st, st->ops->flush(st));
+}
+
+int store_index_define(struct store *st, const char *coll, const char *field, bool unique)
+{
+    return st->ops->index_define(st, coll, field, unique);
+}
+
+int store_doc_put(struct store *st, const char *coll, const char *id, json_t *doc, bool create_only)
+{
+    if (!json_is_object(doc)) return STORE_EINVAL;
+    TIMED(st, st->ops->doc_put(st, coll, id, doc, create_only));
+}
+
+int store_doc_get(struct store *st, const char *coll, const char *id, json_t **out)
+{
+    TIMED(st, st->ops->doc_get(st, coll, id, out));
+}
+
+int store_doc_delete(struct store *st, const char *coll, const char *id)
+{
+    TIMED(st, st->ops->doc_delete(st, coll, id));
+}
+
+int store_doc_list(struct store *st, const char *coll, store_doc_cb cb, void *ud)
+{
+    TIMED(st, st->ops->doc_list(st, coll, cb, ud));
+}
+
+int store_index_find(struct store *st, const char *coll, const char *field, const char *value,
+                     bool prefix, store_doc_cb cb, void *ud)
+{
+    TIMED(st, st->ops->index_find(st, coll, field, value, prefix, cb, ud));
+}
+
+int store_doc_changes(struct store *st, const char *coll, int64_t after_rev, int64_t *last_rev,
+                      store_doc_cb cb, void *ud)
+{
+    TIMED(st, st->ops->doc_changes(st, coll, after_rev, last_rev, cb, ud));
+}
+
+int store_seq_append(struct store *st, const char *key, json_t *item, int64_t *seq_out)
+{
+    TIMED(st, st->ops->seq_append(st, key, item, seq_out));
+}
+
+int store_seq_range(struct store *st, const char *key, int64_t after_seq, int limit,
+                    bool newest_first, store_seq_cb cb, void *ud)
+{
+    TIMED(st, st->ops->seq_range(st, key, after_seq, limit, newest_first, cb, ud));
+}
+
+int store_seq_trim(struct store *st, const char *key, int64_t upto_seq)
+{
+    TIMED(st, st->ops->seq_trim(st, key, upto_seq));
+}
+
+int store_deadline_set(struct store *st, const char *id, int64_t due_ms, json_t *payload)
+{
+    TIMED(st, st->ops->deadline_set(st, id, due_ms, payload));
+}
+
+int store_deadline_delete(struct store *st, const char *id)
+{
+    TIMED(st, st->ops->deadline_delete(st, id));
+}
+
+int store_deadline_due(struct store *st, int64_t now_ms, int limit, store_deadline_cb cb, void *ud)
+{
+    TIMED(st, st->ops->deadline_due(st, now_ms, limit, cb, ud));
+}
+
+int store_kv_set(struct store *st, const char *key, const char *value, int64_t expire_at_ms)
+{
+    TIMED(st, st->ops->kv_set(st, key, value, expire_at_ms));
+}
+
+int store_kv_get(struct store *st, const char *key, char **value_out)
+{
+    TIMED(st, st->ops->kv_get(st, key, value_out));
+}
+
+int store_kv_delete(struct store *st, const char *key)
+{
+    TIMED(st, st->ops->kv_delete(st, key));
+}
+
+int store_kv_purge_expired(struct store *st, int64_t now_ms)
+{
+    TIMED(st, st->ops->kv_purge_expired(st, now_ms));
+}
+
+int store_counter_incr(struct store *st, const char *name, int64_t by, int64_t *value_out)
+{
+    TIMED(st, st->ops->counter_incr(st, name, by, value_out));
+}

@@ -1,0 +1,117 @@
+/* The store interface: everything durable goes through here.
+ *
+ * It is shaped so that a key-value server (Redis) can implement it as well
+ * as the embedded SQLite backend that stands behind it now:
+ *   - documents: JSON objects keyed by (collection, id), each put bumps a
+ *     store-wide revision, so other processes can follow changes;
+ *   - secondary indexes: declared per collection and field, kept by the
+ *     store on every put; exact and prefix look-ups; optionally unique;
+ *   - append-only sequences per key (audit log, inboxes): seq rises by one;
+ *   - stored deadlines: (id, due time, payload), listed when due;
+ *   - expiring keys (revoked tokens) and counters.
+ *
+ * Every call is synchronous and durable on return (the SQLite backend runs
+ * in WAL mode with synchronous=FULL). Calls return 0 or a negative
+ * STORE_E… code; the store logs nothing, the caller decides. Each call's
+ * latency is recorded in store_latency for /metrics. */
+#ifndef YJT_STORE_H
+#define YJT_STORE_H
+
+#include "common/hist.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum {
+    STORE_OK = 0,
+    STORE_EIO = -1,       /* backend failure */
+    STORE_ECONFLICT = -2, /* exists already, or a unique index is taken */
+    STORE_ENOTFOUND = -3,
+    STORE_EINVAL = -4,
+};
+
+struct store;
+
+/* Called once per item by the listing calls; return false to stop early. */
+typedef bool (*store_doc_cb)(const char *id, json_t *doc, void *ud);
+typedef bool (*store_seq_cb)(int64_t seq, json_t *item, void *ud);
+typedef bool (*store_deadline_cb)(const char *id, int64_t due_ms, json_t *payload, void *ud);
+
+struct store_ops {
+    void (*close)(struct store *st);
+    int (*flush)(struct store *st);
+    int (*index_define)(struct store *st, const char *coll, const char *field, bool unique);
+    int (*doc_put)(struct store *st, const char *coll, const char *id, json_t *doc,
+                   bool create_only);
+    int (*doc_get)(struct store *st, const char *coll, const char *id, json_t **out);
+    int (*doc_delete)(struct store *st, const char *coll, const char *id);
+    int (*doc_list)(struct store *st, const char *coll, store_doc_cb cb, void *ud);
+    int (*index_find)(struct store *st, const char *coll, const char *field, const char *value,
+                      bool prefix, store_doc_cb cb, void *ud);
+    int (*doc_changes)(struct store *st, const char *coll, int64_t after_rev, int64_t *last_rev,
+                       store_doc_cb cb, void *ud);
+    int (*seq_append)(struct store *st, const char *key, json_t *item, int64_t *seq_out);
+    int (*seq_range)(struct store *st, const char *key, int64_t after_seq, int limit,
+                     bool newest_first, store_seq_cb cb, void *ud);
+    int (*seq_trim)(struct store *st, const char *key, int64_t upto_seq);
+    int (*deadline_set)(struct store *st, const char *id, int64_t due_ms, json_t *payload);
+    int (*deadline_delete)(struct store *st, const char *id);
+    int (*deadline_due)(struct store *st, int64_t now_ms, int limit, store_deadline_cb cb,
+                        void *ud);
+    int (*kv_set)(struct store *st, const char *key, const char *value, int64_t expire_at_ms);
+    int (*kv_get)(struct store *st, const char *key, char **value_out);
+    int (*kv_delete)(struct store *st, const char *key);
+    int (*kv_purge_expired)(struct store *st, int64_t now_ms);
+    int (*counter_incr)(struct store *st, const char *name, int64_t by, int64_t *value_out);
+};
+
+struct store {
+    const struct store_ops *ops;
+    struct hist latency; /* per call, seconds */
+    uint64_t errors;
+};
+
+/* Opens (creating if needed) the SQLite store in dir/yjt.db. Returns NULL
+ * and sets *err (free with g_free) on failure. */
+struct store *store_open_sqlite(const char *dir, char **err);
+
+/* Flushes and closes; st is freed. NULL is fine. */
+void store_close(struct store *st);
+int store_flush(struct store *st);
+
+int store_index_define(struct store *st, const char *coll, const char *field, bool unique);
+/* Stores doc (an object) under (coll, id). With create_only, fails with
+ * STORE_ECONFLICT if the id exists. A taken unique index value also fails
+ * with STORE_ECONFLICT, and nothing is written. */
+int store_doc_put(struct store *st, const char *coll, const char *id, json_t *doc,
+                  bool create_only);
+/* *out gets a new reference, or the call returns STORE_ENOTFOUND. */
+int store_doc_get(struct store *st, const char *coll, const char *id, json_t **out);
+int store_doc_delete(struct store *st, const char *coll, const char *id);
+int store_doc_list(struct store *st, const char *coll, store_doc_cb cb, void *ud);
+/* Documents whose indexed field equals value (or starts with it). */
+int store_index_find(struct store *st, const char *coll, const char *field, const char *value,
+                     bool prefix, store_doc_cb cb, void *ud);
+/* Documents of coll changed after revision after_rev, oldest first;
+ * *last_rev gets the newest revision seen (or after_rev). */
+int store_doc_changes(struct store *st, const char *coll, int64_t after_rev, int64_t *last_rev,
+                      store_doc_cb cb, void *ud);
+
+int store_seq_append(struct store *st, const char *key, json_t *item, int64_t *seq_out);
+int store_seq_range(struct store *st, const char *key, int64_t after_seq, int limit,
+                    bool newest_first, store_seq_cb cb, void *ud);
+int store_seq_trim(struct store *st, const char *key, int64_t upto_seq);
+
+int store_deadline_set(struct store *st, const char *id, int64_t due_ms, json_t *payload);
+int store_deadline_delete(struct store *st, const char *id);
+int store_deadline_due(struct store *st, int64_t now_ms, int limit, store_deadline_cb cb, void *ud);
+
+/* expire_at_ms 0 means never. kv_get returns STORE_ENOTFOUND once expired. */
+int store_kv_set(struct store *st, const char *key, const char *value, int64_t expire_at_ms);
+int store_kv_get(struct store *st, const char *key, char **value_out);
+int store_kv_delete(struct store *st, const char *key);
+int store_kv_purge_expired(struct store *st, int64_t now_ms);
+int store_counter_incr(struct store *st, const char *name, int64_t by, int64_t *value_out);
+
+#endif

@@ -1,0 +1,602 @@
+/* The embedded store backend: one SQLite file in WAL mode under the data
+ * directory. yjtd and yjtctl may hold it open at the same time; writers take
+ * the write lock with BEGIN IMMEDIATE and wait up to busy_timeout for it.
+ * synchronous=FULL makes each commit durable before the call returns, so an
+ * acknowledged write survives kill -9 and power loss alike. */
+#include "records/store.h"
+
+#include "common/jsonx.h"
+
+#include <glib.h>
+#include <sqlite3.h>
+#include <string.h>
+
+struct index_def {
+    char *coll;
+    char *field;
+    bool unique;
+};
+
+struct sqlite_store {
+    struct store base;
+    sqlite3 *db;
+    GHashTable *stmts;  /* SQL text (static) -> sqlite3_stmt* */
+    GPtrArray *indexes; /* struct index_def* */
+};
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS docs(coll TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,"
+    " rev INTEGER NOT NULL, PRIMARY KEY(coll, id)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS docs_by_rev ON docs(coll, rev);"
+    "CREATE TABLE IF NOT EXISTS idx(coll TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL,"
+    " id TEXT NOT NULL, PRIMARY KEY(coll, field, value, id)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS idx_by_doc ON idx(coll, id);"
+    "CREATE TABLE IF NOT EXISTS seqs(key TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,"
+    " PRIMARY KEY(key, seq)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS seq_heads(key TEXT PRIMARY KEY, last INTEGER NOT NULL)"
+    " WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS deadlines(id TEXT PRIMARY KEY, due INTEGER NOT NULL,"
+    " body TEXT NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS deadlines_by_due ON deadlines(due);"
+    "CREATE TABLE IF NOT EXISTS kv(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
+    " expire_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+    " WITHOUT ROWID;";
+
+static struct sqlite_store *S(struct store *st)
+{
+    return (struct sqlite_store *)st;
+}
+
+/* Returns a reset, cached prepared statement for sql (a string literal). */
+static sqlite3_stmt *prep(struct sqlite_store *s, const char *sql)
+{
+    sqlite3_stmt *stmt = g_hash_table_lookup(s->stmts, sql);
+    if (stmt) {
+        sqlite3_reset(stmt);
+        sqlite3_clear_bindings(stmt);
+        return stmt;
+    }
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) != SQLITE_OK)
+        return NULL;
+    g_hash_table_insert(s->stmts, (gpointer)sql, stmt);
+    return stmt;
+}
+
+static int exec(struct sqlite_store *s, const char *sql)
+{
+    return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? STORE_OK : STORE_EIO;
+}
+
+static int begin(struct sqlite_store *s)
+{
+    return exec(s, "BEGIN IMMEDIATE");
+}
+
+static int finish(struct sqlite_store *s, int rc)
+{
+    if (rc == STORE_OK && exec(s, "COMMIT") == STORE_OK) return STORE_OK;
+    exec(s, "ROLLBACK");
+    return rc == STORE_OK ? STORE_EIO : rc;
+}
+
+static void bind_text(sqlite3_stmt *stmt, int i, const char *v)
+{
+    sqlite3_bind_text(stmt, i, v, -1, SQLITE_TRANSIENT);
+}
+
+static json_t *parse_body(sqlite3_stmt *stmt, int col)
+{
+    const char *text = (const char *)sqlite3_column_text(stmt, col);
+    return text ? json_loads(text, 0, NULL) : NULL;
+}
+
+/* Runs a prepared query whose columns are (id, body) and calls cb per row. */
+static int each_doc(sqlite3_stmt *stmt, store_doc_cb cb, void *ud)
+{
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        json_t *doc = parse_body(stmt, 1);
+        if (!doc) continue;
+        char *id = g_strdup((const char *)sqlite3_column_text(stmt, 0));
+        bool go_on = cb(id, doc, ud);
+        g_free(id);
+        json_decref(doc);
+        if (!go_on) {
+            sqlite3_reset(stmt);
+            return STORE_OK;
+        }
+    }
+    sqlite3_reset(stmt);
+    return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
+}
+
+static int counter_incr_locked(struct sqlite_store *s, const char *name, int64_t by, int64_t *out)
+{
+    sqlite3_stmt *stmt = prep(s, "INSERT INTO counters(name, value) VALUES(?1, ?2)"
+                                 " ON CONFLICT(name) DO UPDATE SET value = value + ?2"
+                                 " RETURNING value");
+    if (!stmt) return STORE_EIO;
+    bind_text(stmt, 1, name);
+    sqlite3_bind_int64(stmt, 2, by);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW && out) *out = sqlite3_column_int64(stmt, 0);
+    while (rc == SQLITE_ROW)
+        rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
+}
+
+static void sq_close(struct store *st)
+{
+    struct sqlite_store *s = S(st);
+    g_hash_table_destroy(s->stmts); /* finalizes statements */
+    sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    sqlite3_close(s->db);
+    g_ptr_array_free(s->indexes, TRUE);
+    g_free(s);
+}
+
+static int sq_flush(struct store *st)
+{
+    return sqlite3_wal_checkpoint_v2(S(st)->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) ==
+                   SQLITE_OK
+               ? STORE_OK
+               : STORE_EIO;
+}
+
+static void index_def_free(gpointer p)
+{
+    struct index_def *d = p;
+    g_free(d->coll);
+    g_free(d->field);
+    g_free(d);
+}
+
+static int sq_index_define(struct store *st, const char *coll, const char *field, bool unique)
+{
+    struct index_def *d = g_new0(struct index_def, 1);
+    d->coll = g_strdup(coll);
+    d->field = g_strdup(field);
+    d->unique = unique;
+    g_ptr_array_add(S(st)->indexes, d);
+    return STORE_OK;
+}
+
+/* Inserts the index rows of doc for one index; a string field gives one
+ * value, an array of strings one per element. Fails with STORE_ECONFLICT if
+ * a unique value belongs to another document. */
+static int index_doc(struct sqlite_store *s, const struct index_def *d, const char *id, json_t *doc)
+{
+    json_t *v = json_object_get(doc, d->field);
+    json_t *single = json_is_string(v) ? v : NULL;
+    size_t n = single ? 1 : (json_is_array(v) ? json_array_size(v) : 0);
+    for (size_t i = 0; i < n; i++) {
+        json_t *item = single ? single : json_array_get(v, i);
+        if (!json_is_string(item)) continue;
+        const char *value = json_string_value(item);
+        if (d->unique) {
+            sqlite3_stmt *q = prep(s, "SELECT 1 FROM idx WHERE coll=?1 AND field=?2 AND value=?3"
+                                      " AND id<>?4 LIMIT 1");
+            if (!q) return STORE_EIO;
+            bind_text(q, 1, d->coll);
+            bind_text(q, 2, d->field);
+            bind_text(q, 3, value);
+            bind_text(q, 4, id);
+            int rc = sqlite3_step(q);
+            sqlite3_reset(q);
+            if (rc == SQLITE_ROW) return STORE_ECONFLICT;
+            if (rc != SQLITE_DONE) return STORE_EIO;
+        }
+        sqlite3_stmt *ins = prep(s, "INSERT OR IGNORE INTO idx(coll, field, value, id)"
+                                    " VALUES(?1, ?2, ?3, ?4)");
+        if (!ins) return STORE_EIO;
+        bind_text(ins, 1, d->coll);
+        bind_text(ins, 2, d->field);
+        bind_text(ins, 3, value);
+        bind_text(ins, 4, id);
+        int rc = sqlite3_step(ins);
+        sqlite3_reset(ins);
+        if (rc != SQLITE_DONE) return STORE_EIO;
+    }
+    return STORE_OK;
+}
+
+static int unindex_doc(struct sqlite_store *s, const char *coll, const char *id)
+{
+    sqlite3_stmt *del = prep(s, "DELETE FROM idx WHERE coll=?1 AND id=?2");
+    if (!del) return STORE_EIO;
+    bind_text(del, 1, coll);
+    bind_text(del, 2, id);
+    int rc = sqlite3_step(del);
+    sqlite3_reset(del);
+    return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
+}
+
+static int doc_put_locked(struct sqlite_store *s, const char *coll, const char *id, json_t *doc,
+                          bool create_only)
+{
+    if (create_only) {
+        sqlite3_stmt *q = prep(s, "SELECT 1 FROM docs WHERE coll=?1 AND id=?2");
+        if (!q) return STORE_EIO;
+        bind_text(q, 1, coll);
+        bind_text(q, 2, id);
+        int rc = sqlite3_step(q);
+        sqlite3_reset(q);
+        if (rc == SQLITE_ROW) return STORE_ECONFLICT;
+        if (rc != SQLITE_DONE) return STORE_EIO;
+    }
+    int rc = unindex_doc(s, coll, id);
+    for (guint i = 0; rc == STORE_OK && i < s->indexes->len; i++) {
+        const struct index_def *d = g_ptr_array_index(s->indexes, i);
+        if (strcmp(d->coll, coll) == 0) rc = index_doc(s, d, id, doc);
+    }
+    int64_t rev = 0;
+    if (rc == STORE_OK) rc = counter_incr_locked(s, "store.rev", 1, &rev);
+    if (rc != STORE_OK) return rc;
+    char *body = jx_dump(doc);
+    sqlite3_stmt *up = prep(s, "INSERT INTO docs(coll, id, body, rev) VALUES(?1, ?2, ?3, ?4)"
+                               " ON CONFLICT(coll, id) DO UPDATE SET body=?3, rev=?4");
+    if (!up || !body) {
+        free(body);
+        return STORE_EIO;
+    }
+    bind_text(up, 1, coll);
+    bind_text(up, 2, id);
+    bind_text(up, 3, body);
+    sqlite3_bind_int64(up, 4, rev);
+    free(body);
+    rc = sqlite3_step(up);
+    sqlite3_reset(up);
+    return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
+}
+
+static int sq_doc_put(struct store *st, const char *coll, const char *id, json_t *doc,
+                      bool create_only)
+{
+    struct sqlite_store *s = S(st);
+    int rc = begin(s);
+    if (rc != STORE_OK) return rc;
+    return finish(s, doc_put_locked(s, coll, id, doc, create_only));
+}
+
+static int sq_doc_get(struct store *st, const char *coll, const char *id, json_t **out)
+{
+    sqlite3_stmt *q = prep(S(st), "SELECT body FROM docs WHERE coll=?1 AND id=?2");
+    if (!q) return STORE_EIO;
+    bind_text(q, 1, coll);
+    bind_text(q, 2, id);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        *out = parse_body(q, 0);
+        sqlite3_reset(q);
+        return *out ? STORE_OK : STORE_EIO;
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
+}
+
+static int sq_doc_delete(struct store *st, const char *coll, const char *id)
+{
+    struct sqlite_store *s = S(st);
+    int rc = begin(s);
+    if (rc != STORE_OK) return rc;
+    rc = unindex_doc(s, coll, id);
+    if (rc == STORE_OK) {
+        sqlite3_stmt *del = prep(s, "DELETE FROM docs WHERE coll=?1 AND id=?2");
+        if (!del) return finish(s, STORE_EIO);
+        bind_text(del, 1, coll);
+        bind_text(del, 2, id);
+        int r = sqlite3_step(del);
+        sqlite3_reset(del);
+        rc = r != SQLITE_DONE ? STORE_EIO : (sqlite3_changes(s->db) ? STORE_OK : STORE_ENOTFOUND);
+    }
+    return finish(s, rc);
+}
+
+static int sq_doc_list(struct store *st, const char *coll, store_doc_cb cb, void *ud)
+{
+    sqlite3_stmt *q = prep(S(st), "SELECT id, body FROM docs WHERE coll=?1 ORDER BY id");
+    if (!q) return STORE_EIO;
+    bind_text(q, 1, coll);
+    return each_doc(q, cb, ud);
+}
+
+static int sq_index_find(struct store *st, const char *coll, const char *field, const char *value,
+                         bool prefix, store_doc_cb cb, void *ud)
+{
+    sqlite3_stmt *q;
+    if (prefix) {
+        /* A range scan [value, value + U+10FFFF) is a prefix match on the
+         * primary key without LIKE's escaping rules. */
+        q = prep(S(st),
+                 "SELECT d.id, d.body FROM idx i JOIN docs d ON d.coll=i.coll AND d.id=i.id"
+                 " WHERE i.coll=?1 AND i.field=?2 AND i.value>=?3 AND i.value<?3||char(1114111)"
+                 " ORDER BY i.value, i.id");
+    } else {
+        q = prep(S(st), "SELECT d.id, d.body FROM idx i JOIN docs d ON d.coll=i.coll AND d.id=i.id"
+                        " WHERE i.coll=?1 AND i.field=?2 AND i.value=?3 ORDER BY i.id");
+    }
+    if (!q) return STORE_EIO;
+    bind_text(q, 1, coll);
+    bind_text(q, 2, field);
+    bind_text(q, 3, value);
+    return each_doc(q, cb, ud);
+}
+
+struct changes_ctx {
+    store_doc_cb cb;
+    void *ud;
+};
+
+static int sq_doc_changes(struct store *st, const char *coll, int64_t after_rev, int64_t *last_rev,
+                          store_doc_cb cb, void *ud)
+{
+    sqlite3_stmt *q = prep(S(st), "SELECT id, body, rev FROM docs WHERE coll=?1 AND rev>?2"
+                                  " ORDER BY rev");
+    if (!q) return STORE_EIO;
+    bind_text(q, 1, coll);
+    sqlite3_bind_int64(q, 2, after_rev);
+    int64_t last = after_rev;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        json_t *doc = parse_body(q, 1);
+        last = sqlite3_column_int64(q, 2);
+        if (!doc) continue;
+        char *id = g_strdup((const char *)sqlite3_column_text(q, 0));
+        bool go_on = cb(id, doc, ud);
+        g_free(id);
+        json_decref(doc);
+        if (!go_on) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(q);
+    if (last_rev) *last_rev = last;
+    return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
+}
+
+static int sq_seq_append(struct store *st, const char *key, json_t *item, int64_t *seq_out)
+{
+    struct sqlite_store *s = S(st);
+    char *body = jx_dump(item);
+    if (!body) return STORE_EINVAL;
+    int rc = begin(s);
+    if (rc != STORE_OK) {
+        free(body);
+        return rc;
+    }
+    int64_t seq = 0;
+    sqlite3_stmt *head = prep(s, "INSERT INTO seq_heads(key, last) VALUES(?1, 1)"
+                                 " ON CONFLICT(key) DO UPDATE SET last = last + 1 RETURNING last");
+    if (!head) {
+        rc = STORE_EIO;
+    } else {
+        bind_text(head, 1, key);
+        int r = sqlite3_step(head);
+        if (r == SQLITE_ROW) seq = sqlite3_column_int64(head, 0);
+        while (r == SQLITE_ROW)
+            r = sqlite3_step(head);
+        sqlite3_reset(head);
+        rc = (r == SQLITE_DONE && seq > 0) ? STORE_OK : STORE_EIO;
+    }
+    if (rc == STORE_OK) {
+        sqlite3_stmt *ins = prep(s, "INSERT INTO seqs(key, seq, body) VALUES(?1, ?2, ?3)");
+        if (!ins) {
+            rc = STORE_EIO;
+        } else {
+            bind_text(ins, 1, key);
+            sqlite3_bind_int64(ins, 2, seq);
+            bind_text(ins, 3, body);
+            rc = sqlite3_step(ins) == SQLITE_DONE ? STORE_OK : STORE_EIO;
+            sqlite3_reset(ins);
+        }
+    }
+    free(body);
+    rc = finish(s, rc);
+    if (rc == STORE_OK && seq_out) *seq_out = seq;
+    return rc;
+}
+
+static int sq_seq_range(struct store *st, const char *key, int64_t after_seq, int limit,
+                        bool newest_first, store_seq_cb cb, void *ud)
+{
+    sqlite3_stmt *q =
+        newest_first
+            ? prep(S(st), "SELECT seq, body FROM seqs WHERE key=?1 AND seq>?2 ORDER BY seq DESC"
+                          " LIMIT ?3")
+            : prep(S(st),
+                   "SELECT seq, body FROM seqs WHERE key=?1 AND seq>?2 ORDER BY seq LIMIT ?3");
+    if (!q) return STORE_EIO;
+    bind_text(q, 1, key);
+    sqlite3_bind_int64(q, 2, after_seq);
+    sqlite3_bind_int(q, 3, limit > 0 ? limit : -1);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        json_t *item = parse_body(q, 1);
+        if (!item) continue;
+        bool go_on = cb(sqlite3_column_int64(q, 0), item, ud);
+        json_decref(item);
+        if (!go_on) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
+}
+
+static int step_done(sqlite3_stmt *q)
+{
+    int rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
+}
+
+static int sq_seq_trim(struct store *st, const char *key, int64_t upto_seq)
+{
+    sqlite3_stmt *q = prep(S(st), "DELETE FROM seqs WHERE key=?1 AND seq<=?2");
+    if (!q) return STORE_EIO;
+    bind_text(q, 1, key);
+    sqlite3_bind_int64(q, 2, upto_seq);
+    return step_done(q);
+}
+
+static int sq_deadline_set(struct store *st, const char *id, int64_t due_ms, json_t *payload)
+{
+    char *body = jx_dump(payload);
+    sqlite3_stmt *q = prep(S(st), "INSERT INTO deadlines(id, due, body) VALUES(?1, ?2, ?3)"
+                                  " ON CONFLICT(id) DO UPDATE SET due=?2, body=?3");
+    if (!q || !body) {
+        free(body);
+        return STORE_EIO;
+    }
+    bind_text(q, 1, id);
+    sqlite3_bind_int64(q, 2, due_ms);
+    bind_text(q, 3, body);
+    free(body);
+    return step_done(q);
+}
+
+static int sq_deadline_delete(struct store *st, const char *id)
+{
+    sqlite3_stmt *q = prep(S(st), "DELETE FROM deadlines WHERE id=?1");
+    if (!q) return STORE_EIO;
+    bind_text(q, 1, id);
+    return step_done(q);
+}
+
+static int sq_deadline_due(struct store *st, int64_t now_ms, int limit, store_deadline_cb cb,
+                           void *ud)
+{
+    sqlite3_stmt *q = prep(S(st), "SELECT id, due, body FROM deadlines WHERE due<=?1"
+                                  " ORDER BY due LIMIT ?2");
+    if (!q) return STORE_EIO;
+    sqlite3_bind_int64(q, 1, now_ms);
+    sqlite3_bind_int(q, 2, limit > 0 ? limit : -1);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        json_t *body = parse_body(q, 2);
+        if (!body) continue;
+        char *id = g_strdup((const char *)sqlite3_column_text(q, 0));
+        bool go_on = cb(id, sqlite3_column_int64(q, 1), body, ud);
+        g_free(id);
+        json_decref(body);
+        if (!go_on) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
+}
+
+static int sq_kv_set(struct store *st, const char *key, const char *value, int64_t expire_at_ms)
+{
+    sqlite3_stmt *q = prep(S(st), "INSERT INTO kv(key, value, expire_at) VALUES(?1, ?2, ?3)"
+                                  " ON CONFLICT(key) DO UPDATE SET value=?2, expire_at=?3");
+    if (!q) return STORE_EIO;
+    bind_text(q, 1, key);
+    bind_text(q, 2, value);
+    sqlite3_bind_int64(q, 3, expire_at_ms);
+    return step_done(q);
+}
+
+static int sq_kv_get(struct store *st, const char *key, char **value_out)
+{
+    sqlite3_stmt *q = prep(S(st), "SELECT value, expire_at FROM kv WHERE key=?1");
+    if (!q) return STORE_EIO;
+    bind_text(q, 1, key);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        int64_t exp = sqlite3_column_int64(q, 1);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        bool live = exp == 0 || exp > now;
+        if (live && value_out) *value_out = g_strdup((const char *)sqlite3_column_text(q, 0));
+        sqlite3_reset(q);
+        return live ? STORE_OK : STORE_ENOTFOUND;
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
+}
+
+static int sq_kv_delete(struct store *st, const char *key)
+{
+    sqlite3_stmt *q = prep(S(st), "DELETE FROM kv WHERE key=?1");
+    if (!q) return STORE_EIO;
+    bind_text(q, 1, key);
+    return step_done(q);
+}
+
+static int sq_kv_purge_expired(struct store *st, int64_t now_ms)
+{
+    sqlite3_stmt *q = prep(S(st), "DELETE FROM kv WHERE expire_at<>0 AND expire_at<=?1");
+    if (!q) return STORE_EIO;
+    sqlite3_bind_int64(q, 1, now_ms);
+    return step_done(q);
+}
+
+static int sq_counter_incr(struct store *st, const char *name, int64_t by, int64_t *value_out)
+{
+    return counter_incr_locked(S(st), name, by, value_out);
+}
+
+static const struct store_ops sqlite_ops = {
+    .close = sq_close,
+    .flush = sq_flush,
+    .index_define = sq_index_define,
+    .doc_put = sq_doc_put,
+    .doc_get = sq_doc_get,
+    .doc_delete = sq_doc_delete,
+    .doc_list = sq_doc_list,
+    .index_find = sq_index_find,
+    .doc_changes = sq_doc_changes,
+    .seq_append = sq_seq_append,
+    .seq_range = sq_seq_range,
+    .seq_trim = sq_seq_trim,
+    .deadline_set = sq_deadline_set,
+    .deadline_delete = sq_deadline_delete,
+    .deadline_due = sq_deadline_due,
+    .kv_set = sq_kv_set,
+    .kv_get = sq_kv_get,
+    .kv_delete = sq_kv_delete,
+    .kv_purge_expired = sq_kv_purge_expired,
+    .counter_incr = sq_counter_incr,
+};
+
+static void stmt_finalize(gpointer p)
+{
+    sqlite3_finalize(p);
+}
+
+struct store *store_open_sqlite(const char *dir, char **err)
+{
+    if (g_mkdir_with_parents(dir, 0700) != 0) {
+        *err = g_strdup_printf("cannot create data directory %s", dir);
+        return NULL;
+    }
+    char *path = g_build_filename(dir, "yjt.db", NULL);
+    struct sqlite_store *s = g_new0(struct sqlite_store, 1);
+    s->base.ops = &sqlite_ops;
+    s->stmts = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, stmt_finalize);
+    s->indexes = g_ptr_array_new_with_free_func(index_def_free);
+    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    g_free(path);
+    if (rc != SQLITE_OK) goto err;
+    sqlite3_busy_timeout(s->db, 5000);
+    if (exec(s, "PRAGMA journal_mode=WAL") != STORE_OK ||
+        exec(s, "PRAGMA synchronous=FULL") != STORE_OK || exec(s, schema) != STORE_OK)
+        goto err;
+    return &s->base;
+err:
+    *err = g_strdup_printf("cannot open store in %s: %s", dir,
+                           s->db ? sqlite3_errmsg(s->db) : "out of memory");
+    g_hash_table_destroy(s->stmts);
+    sqlite3_close(s->db);
+    g_ptr_array_free(s->indexes, TRUE);
+    g_free(s);
+    return NULL;
+}

@@ -1,0 +1,344 @@
+/* Logins, lockouts, throttling and tokens (see auth.h).
+ *
+ * A login runs in three steps: on the main loop, the cheap checks (source
+ * throttled? account locked?) and the account look-up; on a worker thread,
+ * the PBKDF2 verification (tens of milliseconds by design); back on the
+ * main loop, the outcome is recorded (failure count, lockout, audit) and
+ * the caller's callback runs. Unknown usernames are verified against a
+ * dummy hash so they take as long as known ones. */
+#include "server/auth.h"
+
+#include "common/clock.h"
+#include "common/ids.h"
+#include "common/log.h"
+#include "records/audit.h"
+#include "records/password.h"
+#include "server/metrics.h"
+#include "server/server.h"
+
+#include <glib.h>
+#include <openssl/crypto.h>
+#include <string.h>
+
+#define MAX_QUEUED_LOGINS 2000
+#define MAX_TRACKED_ADDRS 100000
+
+struct login_job {
+    char *username;
+    char *password;
+    char *device_id;
+    char *source;
+    char *user_id; /* NULL for an unknown username */
+    char *pw_hash;
+    bool ok;
+    auth_cb cb;
+    void *ud;
+};
+
+struct addr_window {
+    int64_t start_ms;
+    int failures;
+};
+
+static GThreadPool *pool;
+static char *dummy_hash;
+static GHashTable *addr_failures; /* source address -> struct addr_window* */
+static bool stopping;
+
+static void job_free(struct login_job *j)
+{
+    g_free(j->username);
+    if (j->password) OPENSSL_cleanse(j->password, strlen(j->password));
+    g_free(j->password);
+    g_free(j->device_id);
+    g_free(j->source);
+    g_free(j->user_id);
+    g_free(j->pw_hash);
+    g_free(j);
+}
+
+static void outcome_clear(struct auth_outcome *o)
+{
+    account_free(o->acct);
+    g_free(o->token);
+    token_claims_clear(&o->claims);
+}
+
+static void deliver(auth_cb cb, void *ud, struct auth_outcome *o)
+{
+    if (o->err != ERR_NONE) metrics_error(o->err);
+    cb(o, ud);
+    outcome_clear(o);
+}
+
+static void fail_now(auth_cb cb, void *ud, enum err_code err, const char *message)
+{
+    struct auth_outcome o = {.err = err, .message = message};
+    deliver(cb, ud, &o);
+}
+
+static bool addr_throttled(const char *source, int64_t now)
+{
+    struct addr_window *w = g_hash_table_lookup(addr_failures, source);
+    if (!w) return false;
+    if (now - w->start_ms >= (int64_t)server.cfg.addr_fail_window_s * 1000) {
+        g_hash_table_remove(addr_failures, source);
+        return false;
+    }
+    return w->failures >= server.cfg.addr_fail_limit;
+}
+
+static void addr_fail(const char *source, int64_t now)
+{
+    struct addr_window *w = g_hash_table_lookup(addr_failures, source);
+    if (w && now - w->start_ms >= (int64_t)server.cfg.addr_fail_window_s * 1000) {
+        w->start_ms = now;
+        w->failures = 0;
+    }
+    if (!w) {
+        if (g_hash_table_size(addr_failures) >= MAX_TRACKED_ADDRS) auth_sweep();
+        w = g_new0(struct addr_window, 1);
+        w->start_ms = now;
+        g_hash_table_insert(addr_failures, g_strdup(source), w);
+    }
+    w->failures++;
+}
+
+void auth_sweep(void)
+{
+    int64_t now = clock_now_ms();
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, addr_failures);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        struct addr_window *w = v;
+        if (now - w->start_ms >= (int64_t)server.cfg.addr_fail_window_s * 1000)
+            g_hash_table_iter_remove(&it);
+    }
+}
+
+char *auth_issue(const struct account *acct, const char *device_id, struct token_claims *claims)
+{
+    int64_t now = clock_now_ms();
+    claims->user_id = g_strdup(acct->id);
+    claims->jti = id_new("t");
+    claims->device_id = g_strdup(device_id ? device_id : "");
+    claims->ver = acct->token_ver;
+    claims->iat = now;
+    claims->exp = now + (int64_t)server.cfg.token_ttl_s * 1000;
+    return claims->jti ? token_issue(server.token_key, claims) : NULL;
+}
+
+/* Back on the main loop: record the result of a verification. */
+static gboolean login_finish(gpointer data)
+{
+    struct login_job *j = data;
+    struct auth_outcome o = {0};
+    int64_t now = clock_now_ms();
+    struct account *a = NULL;
+
+    if (stopping) {
+        o.err = ERR_UNAVAILABLE;
+        o.message = "server is shutting down";
+        goto out;
+    }
+    if (j->user_id && account_get(server.store, j->user_id, &a) != STORE_OK) {
+        o.err = ERR_UNAVAILABLE;
+        o.message = "store unavailable";
+        goto out;
+    }
+    if (!j->ok || !a) {
+        addr_fail(j->source, now);
+        metrics_login("failed");
+        o.err = ERR_UNAUTHORIZED;
+        o.message = "wrong username or password";
+        if (a) {
+            a->failed_logins++;
+            if (a->failed_logins >= server.cfg.lockout_after) {
+                a->locked_until = now + (int64_t)server.cfg.lockout_s * 1000;
+                a->failed_logins = 0;
+                log_warn("auth", "account %s locked for %d s after %d failed logins", a->id,
+                         server.cfg.lockout_s, server.cfg.lockout_after);
+                audit_log(server.store, a->id, "account.locked", a->id, "ok", j->source);
+            }
+            account_save(server.store, a);
+        }
+        log_info("auth", "login failed user=%s source=%s", a ? a->id : "(unknown)", j->source);
+        audit_log(server.store, a ? a->id : "-", "login", a ? a->id : "-", "failed", j->source);
+        goto out;
+    }
+    if (a->disabled) {
+        metrics_login("failed");
+        o.err = ERR_FORBIDDEN;
+        o.message = "account disabled";
+        audit_log(server.store, a->id, "login", a->id, "disabled", j->source);
+        goto out;
+    }
+    if (a->locked_until > now) { /* locked meanwhile by a concurrent attempt */
+        metrics_login("locked");
+        o.err = ERR_RATE_LIMITED;
+        o.message = "account locked after repeated failures";
+        o.retry_after_ms = a->locked_until - now;
+        goto out;
+    }
+    if (a->failed_logins || a->locked_until) {
+        a->failed_logins = 0;
+        a->locked_until = 0;
+        account_save(server.store, a);
+    }
+    o.token = auth_issue(a, j->device_id, &o.claims);
+    if (!o.token) {
+        o.err = ERR_INTERNAL;
+        o.message = "cannot issue token";
+        goto out;
+    }
+    metrics_login("ok");
+    log_info("auth", "login ok user=%s device=%s source=%s", a->id, j->device_id, j->source);
+    audit_log(server.store, a->id, "login", a->id, "ok", j->source);
+    o.acct = a;
+    a = NULL;
+out:
+    account_free(a);
+    deliver(j->cb, j->ud, &o);
+    job_free(j);
+    return G_SOURCE_REMOVE;
+}
+
+static void verify_in_worker(gpointer data, gpointer user_data)
+{
+    (void)user_data;
+    struct login_job *j = data;
+    bool ok = password_verify(j->password, j->pw_hash ? j->pw_hash : dummy_hash);
+    j->ok = ok && j->pw_hash != NULL;
+    g_main_context_invoke(NULL, login_finish, j);
+}
+
+void auth_login(const char *username, const char *password, const char *device_id,
+                const char *source, auth_cb cb, void *ud)
+{
+    int64_t now = clock_now_ms();
+    if (stopping) {
+        fail_now(cb, ud, ERR_UNAVAILABLE, "server is shutting down");
+        return;
+    }
+    if (addr_throttled(source, now)) {
+        metrics_login("throttled");
+        log_warn("auth", "login throttled source=%s", source);
+        {
+            fail_now(cb, ud, ERR_RATE_LIMITED, "too many failed logins from this address");
+            return;
+        }
+    }
+    if (g_thread_pool_unprocessed(pool) >= MAX_QUEUED_LOGINS) {
+        fail_now(cb, ud, ERR_BUSY, "too many logins in progress, retry shortly");
+        return;
+    }
+
+    struct account *a = NULL;
+    int rc = account_username_valid(username) ? account_find(server.store, username, &a)
+                                              : STORE_ENOTFOUND;
+    if (rc != STORE_OK && rc != STORE_ENOTFOUND) {
+        fail_now(cb, ud, ERR_UNAVAILABLE, "store unavailable");
+        return;
+    }
+    if (a && a->locked_until > now) {
+        metrics_login("locked");
+        audit_log(server.store, a->id, "login", a->id, "locked", source);
+        struct auth_outcome o = {.err = ERR_RATE_LIMITED,
+                                 .message = "account locked after repeated failures",
+                                 .retry_after_ms = a->locked_until - now};
+        account_free(a);
+        deliver(cb, ud, &o);
+        return;
+    }
+    struct login_job *j = g_new0(struct login_job, 1);
+    j->username = g_strdup(username);
+    j->password = g_strdup(password);
+    j->device_id = g_strdup(device_id);
+    j->source = g_strdup(source);
+    j->cb = cb;
+    j->ud = ud;
+    if (a) {
+        j->user_id = g_strdup(a->id);
+        j->pw_hash = g_strdup(a->pw_hash);
+        account_free(a);
+    }
+    g_thread_pool_push(pool, j, NULL);
+}
+
+enum token_state auth_check_token(const char *token, struct account **acct,
+                                  struct token_claims *claims)
+{
+    int v = token_verify(server.token_key, token, clock_now_ms(), claims);
+    if (v == -2) return TOKEN_EXPIRED;
+    if (v < 0) return TOKEN_INVALID;
+    char *key = g_strdup_printf("revoked:%s", claims->jti);
+    int rc = store_kv_get(server.store, key, NULL);
+    g_free(key);
+    enum token_state st = TOKEN_OK;
+    struct account *a = NULL;
+    if (rc == STORE_OK)
+        st = TOKEN_REVOKED;
+    else if (rc != STORE_ENOTFOUND)
+        st = TOKEN_UNAVAILABLE;
+    else if ((rc = account_get(server.store, claims->user_id, &a)) != STORE_OK)
+        st = rc == STORE_ENOTFOUND ? TOKEN_INVALID : TOKEN_UNAVAILABLE;
+    else if (a->disabled)
+        st = TOKEN_DISABLED;
+    else if (a->token_ver != claims->ver)
+        st = TOKEN_REVOKED;
+    if (st != TOKEN_OK) {
+        account_free(a);
+        token_claims_clear(claims);
+        return st;
+    }
+    *acct = a;
+    return TOKEN_OK;
+}
+
+int auth_revoke(const struct token_claims *claims)
+{
+    char *key = g_strdup_printf("revoked:%s", claims->jti);
+    int rc = store_kv_set(server.store, key, claims->user_id, claims->exp);
+    g_free(key);
+    return rc;
+}
+
+json_t *auth_session_json(const char *token, const struct token_claims *claims,
+                          const struct account *acct)
+{
+    return json_pack("{s:s, s:I, s:o}", "token", token, "expires_at", (json_int_t)claims->exp,
+                     "user", account_public_json(acct));
+}
+
+int auth_init(void)
+{
+    GError *err = NULL;
+    pool = g_thread_pool_new(verify_in_worker, NULL, server.cfg.hash_threads, TRUE, &err);
+    if (!pool) {
+        log_error("auth", "cannot start hashing workers: %s", err->message);
+        g_error_free(err);
+        return -1;
+    }
+    unsigned char raw[16];
+    id_random_bytes(raw, sizeof(raw));
+    char *pw = g_strdup_printf("%02x%02x%02x%02x%02x%02x%02x%02x", raw[0], raw[1], raw[2], raw[3],
+                               raw[4], raw[5], raw[6], raw[7]);
+    dummy_hash = password_hash(pw, server.cfg.hash_iterations);
+    g_free(pw);
+    addr_failures = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    stopping = false;
+    return dummy_hash ? 0 : -1;
+}
+
+void auth_shutdown(void)
+{
+    stopping = true;
+    if (pool) g_thread_pool_free(pool, FALSE, TRUE);
+    pool = NULL;
+    /* Run the completions the workers queued, so every caller hears back. */
+    while (g_main_context_pending(NULL))
+        g_main_context_iteration(NULL, FALSE);
+    g_clear_pointer(&dummy_hash, g_free);
+    g_clear_pointer(&addr_failures, g_hash_table_destroy);
+}

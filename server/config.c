@@ -1,0 +1,262 @@
+/* Configuration: one table of keys serves the file, --set and the named
+ * options alike, so every key can be set in every way. */
+#include "server/config.h"
+
+#include "common/log.h"
+
+#include <glib.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum key_type { K_INT, K_STR, K_BOOL, K_LISTEN };
+
+struct key {
+    const char *name;
+    enum key_type type;
+    size_t offset;
+    int min, max;
+};
+
+#define INT_KEY(n, lo, hi)                                                                         \
+    {                                                                                              \
+#n, K_INT, offsetof(struct config, n), lo, hi                                              \
+    }
+#define STR_KEY(n)                                                                                 \
+    {                                                                                              \
+#n, K_STR, offsetof(struct config, n), 0, 0                                                \
+    }
+
+static const struct key keys[] = {
+    {"listen", K_LISTEN, 0, 0, 0},
+    STR_KEY(data_dir),
+    STR_KEY(tls_cert),
+    STR_KEY(tls_key),
+    STR_KEY(log_level),
+    {"demo", K_BOOL, offsetof(struct config, demo), 0, 1},
+    INT_KEY(token_ttl_s, 60, 30 * 86400),
+    INT_KEY(lockout_after, 1, 1000),
+    INT_KEY(lockout_s, 1, 86400),
+    INT_KEY(addr_fail_limit, 1, 100000),
+    INT_KEY(addr_fail_window_s, 1, 86400),
+    INT_KEY(max_frame, 1024, 16 * 1024 * 1024),
+    INT_KEY(rate_per_s, 1, 100000),
+    INT_KEY(rate_burst, 1, 100000),
+    INT_KEY(auth_timeout_s, 1, 3600),
+    INT_KEY(ping_interval_s, 1, 3600),
+    INT_KEY(hash_iterations, 1000, 10000000),
+    INT_KEY(hash_threads, 1, 64),
+    INT_KEY(max_conns, 1, 1000000),
+    INT_KEY(send_queue_max, 4096, 256 * 1024 * 1024),
+    INT_KEY(presence_max_users, 1, 100000),
+    INT_KEY(account_poll_ms, 100, 600000),
+};
+
+static void defaults(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->listen_host = g_strdup("127.0.0.1");
+    c->listen_port = 8080;
+    c->data_dir = g_strdup("./data");
+    c->log_level = g_strdup("info");
+    c->token_ttl_s = 12 * 3600;
+    c->lockout_after = 5;
+    c->lockout_s = 900;
+    c->addr_fail_limit = 30;
+    c->addr_fail_window_s = 300;
+    c->max_frame = 64 * 1024;
+    c->rate_per_s = 50;
+    c->rate_burst = 100;
+    c->auth_timeout_s = 10;
+    c->ping_interval_s = 20;
+    c->hash_iterations = 100000;
+    c->hash_threads = 2;
+    c->max_conns = 100000;
+    c->send_queue_max = 1024 * 1024;
+    c->presence_max_users = 500;
+    c->account_poll_ms = 1000;
+}
+
+static int parse_listen(struct config *c, const char *v, char **err)
+{
+    const char *colon = strrchr(v, ':');
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || colon == v || !end || *end || port < 1 || port > 65535) {
+        *err = g_strdup_printf("listen must be HOST:PORT, got '%s'", v);
+        return -1;
+    }
+    g_free(c->listen_host);
+    c->listen_host = g_strndup(v, (gsize)(colon - v));
+    /* [::1]:8080 -> ::1 */
+    size_t n = strlen(c->listen_host);
+    if (n > 2 && c->listen_host[0] == '[' && c->listen_host[n - 1] == ']') {
+        memmove(c->listen_host, c->listen_host + 1, n - 2);
+        c->listen_host[n - 2] = '\0';
+    }
+    c->listen_port = (int)port;
+    return 0;
+}
+
+int config_set(struct config *c, const char *key, const char *value, char **err)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
+        const struct key *k = &keys[i];
+        if (strcmp(k->name, key) != 0) continue;
+        char *field = (char *)c + k->offset;
+        switch (k->type) {
+        case K_LISTEN:
+            return parse_listen(c, value, err);
+        case K_STR:
+            g_free(*(char **)field);
+            *(char **)field = g_strdup(value);
+            return 0;
+        case K_BOOL:
+            if (strcmp(value, "true") && strcmp(value, "false") && strcmp(value, "1") &&
+                strcmp(value, "0")) {
+                *err = g_strdup_printf("%s must be true or false", key);
+                return -1;
+            }
+            *(bool *)field = strcmp(value, "true") == 0 || strcmp(value, "1") == 0;
+            return 0;
+        case K_INT: {
+            char *end = NULL;
+            long v = strtol(value, &end, 10);
+            if (!*value || *end || v < k->min || v > k->max) {
+                *err = g_strdup_printf("%s must be an integer in [%d, %d], got '%s'", key, k->min,
+                                       k->max, value);
+                return -1;
+            }
+            *(int *)field = (int)v;
+            return 0;
+        }
+        }
+    }
+    *err = g_strdup_printf("unknown configuration key '%s'", key);
+    return -1;
+}
+
+static int load_file(struct config *c, const char *path, char **err)
+{
+    GKeyFile *kf = g_key_file_new();
+    GError *gerr = NULL;
+    int rc = 0;
+    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &gerr)) {
+        *err = g_strdup_printf("cannot read config %s: %s", path, gerr->message);
+        g_error_free(gerr);
+        g_key_file_free(kf);
+        return -1;
+    }
+    gchar **names = g_key_file_get_keys(kf, "yjtd", NULL, NULL);
+    for (gchar **k = names; k && *k && rc == 0; k++) {
+        gchar *v = g_key_file_get_string(kf, "yjtd", *k, NULL);
+        char *why = NULL;
+        if (!v || config_set(c, *k, v, &why) < 0) {
+            *err = g_strdup_printf("%s: %s", path, why ? why : "bad value");
+            g_free(why);
+            rc = -1;
+        }
+        g_free(v);
+    }
+    g_strfreev(names);
+    g_key_file_free(kf);
+    return rc;
+}
+
+static void usage(void)
+{
+    printf("usage: yjtd [options]\n"
+           "  --listen HOST:PORT     address to serve HTTP and WebSocket on (127.0.0.1:8080)\n"
+           "  --data-dir DIR         where the store lives (./data)\n"
+           "  --config FILE          INI file with a [yjtd] group of the same keys\n"
+           "  --demo                 load the demo data set (prints the demo passwords)\n"
+           "  --tls-cert FILE --tls-key FILE   serve HTTPS/WSS on the same port\n"
+           "  --log-level LEVEL      debug, info, warn or error (info)\n"
+           "  --set KEY=VALUE        any configuration key (see docs/operations.md)\n"
+           "  --help, --version\n");
+}
+
+/* Maps a named option to its key; returns NULL if it is not one. */
+static const char *option_key(const char *opt)
+{
+    static const char *const map[][2] = {
+        {"--listen", "listen"},   {"--data-dir", "data_dir"},   {"--tls-cert", "tls_cert"},
+        {"--tls-key", "tls_key"}, {"--log-level", "log_level"},
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(map); i++)
+        if (strcmp(opt, map[i][0]) == 0) return map[i][1];
+    return NULL;
+}
+
+int config_load(struct config *c, int argc, char **argv, char **err)
+{
+    defaults(c);
+    /* The file first, so the command line can override it. */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                *err = g_strdup("--config needs a file");
+                return -1;
+            }
+            if (load_file(c, argv[i + 1], err) < 0) return -1;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *key = option_key(a);
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage();
+            return 1;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("yjtd 0.1.0\n");
+            return 1;
+        } else if (strcmp(a, "--demo") == 0) {
+            c->demo = true;
+        } else if (strcmp(a, "--config") == 0) {
+            i++;
+        } else if (key || strcmp(a, "--set") == 0) {
+            if (i + 1 >= argc) {
+                *err = g_strdup_printf("%s needs a value", a);
+                return -1;
+            }
+            const char *v = argv[++i];
+            if (key) {
+                if (config_set(c, key, v, err) < 0) return -1;
+            } else {
+                const char *eq = strchr(v, '=');
+                if (!eq) {
+                    *err = g_strdup_printf("--set needs KEY=VALUE, got '%s'", v);
+                    return -1;
+                }
+                char *k = g_strndup(v, (gsize)(eq - v));
+                int rc = config_set(c, k, eq + 1, err);
+                g_free(k);
+                if (rc < 0) return -1;
+            }
+        } else {
+            *err = g_strdup_printf("unknown option '%s' (try --help)", a);
+            return -1;
+        }
+    }
+    if (!c->tls_cert != !c->tls_key) {
+        *err = g_strdup("--tls-cert and --tls-key go together");
+        return -1;
+    }
+    if (log_level_parse(c->log_level) < 0) {
+        *err = g_strdup_printf("log level must be debug, info, warn or error");
+        return -1;
+    }
+    return 0;
+}
+
+void config_free(struct config *c)
+{
+    g_free(c->listen_host);
+    g_free(c->data_dir);
+    g_free(c->tls_cert);
+    g_free(c->tls_key);
+    g_free(c->log_level);
+    memset(c, 0, sizeof(*c));
+}

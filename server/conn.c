@@ -1,0 +1,172 @@
+/* Connections: registry, send queue, rate bucket, close handling. */
+#include "server/conn.h"
+
+#include "common/clock.h"
+#include "common/jsonx.h"
+#include "common/log.h"
+#include "server/metrics.h"
+#include "server/server.h"
+
+#include <libwebsockets.h>
+#include <string.h>
+
+struct out_msg {
+    size_t len;
+    unsigned char buf[]; /* LWS_PRE bytes of headroom, then the text */
+};
+
+static GHashTable *conns; /* serial -> struct conn* */
+static uint64_t next_serial = 1;
+
+void conn_registry_init(void)
+{
+    conns = g_hash_table_new(g_int64_hash, g_int64_equal);
+}
+
+void conn_registry_shutdown(void)
+{
+    g_clear_pointer(&conns, g_hash_table_destroy);
+}
+
+struct conn *conn_new(struct lws *wsi, const char *peer)
+{
+    struct conn *c = g_new0(struct conn, 1);
+    c->serial = next_serial++;
+    c->wsi = wsi;
+    g_strlcpy(c->peer, peer, sizeof(c->peer));
+    c->connected_at = clock_now_ms();
+    c->tokens = server.cfg.rate_burst;
+    c->refill_ms = clock_mono_ms();
+    g_queue_init(&c->outq);
+    g_hash_table_insert(conns, &c->serial, c);
+    return c;
+}
+
+void conn_free(struct conn *c)
+{
+    g_hash_table_remove(conns, &c->serial);
+    if (c->auth_timer) g_source_remove(c->auth_timer);
+    g_queue_clear_full(&c->outq, g_free);
+    if (c->rx) g_byte_array_free(c->rx, TRUE);
+    g_free(c->user_id);
+    g_free(c->role);
+    g_free(c->org);
+    json_decref(c->user);
+    g_free(c->device_id);
+    g_free(c->platform);
+    g_free(c->jti);
+    g_free(c);
+}
+
+struct conn *conn_find(uint64_t serial)
+{
+    return conns ? g_hash_table_lookup(conns, &serial) : NULL;
+}
+
+unsigned conn_count(void)
+{
+    return conns ? g_hash_table_size(conns) : 0;
+}
+
+void conn_each(void (*fn)(struct conn *c, void *ud), void *ud)
+{
+    /* Collect serials first: fn may close (but never free) connections. */
+    GArray *serials = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, conns);
+    while (g_hash_table_iter_next(&it, NULL, &v))
+        g_array_append_val(serials, ((struct conn *)v)->serial);
+    for (guint i = 0; i < serials->len; i++) {
+        struct conn *c = conn_find(g_array_index(serials, uint64_t, i));
+        if (c) fn(c, ud);
+    }
+    g_array_free(serials, TRUE);
+}
+
+void conn_send(struct conn *c, json_t *msg, const char *label)
+{
+    if (c->close_code) {
+        json_decref(msg);
+        return; /* closing: nothing more goes out */
+    }
+    char *text = jx_dump(msg);
+    json_decref(msg);
+    if (!text) return;
+    size_t len = strlen(text);
+    if (c->out_bytes + len > (size_t)server.cfg.send_queue_max) {
+        free(text);
+        log_warn("ws", "conn=%" G_GUINT64_FORMAT " user=%s send queue full (%zu bytes), closing",
+                 c->serial, c->user_id ? c->user_id : "-", c->out_bytes);
+        g_queue_clear_full(&c->outq, g_free);
+        c->out_bytes = 0;
+        conn_close(c, 1008, "send queue full");
+        return;
+    }
+    struct out_msg *m = g_malloc(sizeof(*m) + LWS_PRE + len);
+    m->len = len;
+    memcpy(m->buf + LWS_PRE, text, len);
+    free(text);
+    g_queue_push_tail(&c->outq, m);
+    c->out_bytes += len;
+    metrics_msg_out(label);
+    lws_callback_on_writable(c->wsi);
+}
+
+void conn_reply(struct conn *c, json_t *id, json_t *fields)
+{
+    json_t *msg = json_pack("{s:O, s:b}", "re", id ? id : json_null(), "ok", 1);
+    if (fields) {
+        json_object_update(msg, fields);
+        json_decref(fields);
+    }
+    conn_send(c, msg, "reply");
+}
+
+void conn_reply_error(struct conn *c, json_t *id, enum err_code code, const char *message)
+{
+    metrics_error(code);
+    json_t *msg = json_pack("{s:O, s:b, s:{s:s, s:s}}", "re", id ? id : json_null(), "ok", 0,
+                            "error", "code", err_name(code), "message", message);
+    conn_send(c, msg, "error");
+}
+
+void conn_close(struct conn *c, int code, const char *reason)
+{
+    if (c->close_code) return;
+    c->close_code = code;
+    g_strlcpy(c->close_reason, reason, sizeof(c->close_reason));
+    log_info("ws", "conn=%" G_GUINT64_FORMAT " user=%s closing code=%d reason=%s", c->serial,
+             c->user_id ? c->user_id : "-", code, reason);
+    lws_callback_on_writable(c->wsi);
+}
+
+int conn_write_pending(struct conn *c)
+{
+    struct out_msg *m = g_queue_pop_head(&c->outq);
+    if (m) {
+        c->out_bytes -= m->len;
+        int n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+        g_free(m);
+        if (n < 0) return -1;
+        if (!g_queue_is_empty(&c->outq) || c->close_code) lws_callback_on_writable(c->wsi);
+        return 0;
+    }
+    if (c->close_code) {
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        return -1;
+    }
+    return 0;
+}
+
+bool conn_rate_take(struct conn *c, int per_s, int burst)
+{
+    int64_t now = clock_mono_ms();
+    c->tokens += (double)(now - c->refill_ms) * per_s / 1000.0;
+    if (c->tokens > burst) c->tokens = burst;
+    c->refill_ms = now;
+    if (c->tokens < 1.0) return false;
+    c->tokens -= 1.0;
+    return true;
+}

@@ -1,0 +1,80 @@
+/* One WebSocket connection of a device: who it is (once authenticated), its
+ * bounded send queue, its message-rate bucket and its close state. The
+ * WebSocket transport (ws.c) feeds it; the handlers answer through
+ * conn_reply…() and conn_send(); nothing else writes to a socket.
+ *
+ * Connections are found by serial (never reused), so a completion that
+ * arrives after the connection closed finds nothing instead of freed
+ * memory. */
+#ifndef YJT_CONN_H
+#define YJT_CONN_H
+
+#include "common/errors.h"
+
+#include <glib.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct lws;
+
+struct conn {
+    uint64_t serial;
+    struct lws *wsi;
+    char peer[64];
+    int64_t connected_at;
+
+    bool authed;
+    bool login_pending;
+    char *user_id;
+    char *role;
+    char *org;
+    json_t *user; /* public view of the account */
+    char *device_id;
+    char *platform;
+    char *jti;
+    int64_t token_ver;
+    int64_t token_exp;
+
+    GByteArray *rx; /* the message being assembled from fragments */
+    bool rx_binary;
+    bool rx_overflow;
+
+    GQueue outq; /* struct out_msg* */
+    size_t out_bytes;
+
+    double tokens; /* rate bucket */
+    int64_t refill_ms;
+    int limited_streak;
+
+    int close_code; /* nonzero once a close is scheduled */
+    char close_reason[96];
+    guint auth_timer;
+};
+
+void conn_registry_init(void);
+void conn_registry_shutdown(void);
+struct conn *conn_new(struct lws *wsi, const char *peer);
+/* Forgets and frees c (the transport has closed). */
+void conn_free(struct conn *c);
+struct conn *conn_find(uint64_t serial);
+unsigned conn_count(void);
+/* Calls fn for every open connection; fn may close connections. */
+void conn_each(void (*fn)(struct conn *c, void *ud), void *ud);
+
+/* Queues msg (reference stolen) for sending; label is its type for
+ * metrics. A connection whose queue passes send_queue_max is closed 1008. */
+void conn_send(struct conn *c, json_t *msg, const char *label);
+/* {"re": id, "ok": true, ...fields}; fields (stolen) may be NULL. */
+void conn_reply(struct conn *c, json_t *id, json_t *fields);
+/* {"re": id, "ok": false, "error": {"code", "message"}}; id may be NULL. */
+void conn_reply_error(struct conn *c, json_t *id, enum err_code code, const char *message);
+/* Schedules a close with code and reason after what is already queued. */
+void conn_close(struct conn *c, int code, const char *reason);
+/* Writes the next queued message; returns -1 when the transport should
+ * close the connection now. Called from the writeable callback. */
+int conn_write_pending(struct conn *c);
+/* Takes one token from the rate bucket; false if empty. */
+bool conn_rate_take(struct conn *c, int per_s, int burst);
+
+#endif

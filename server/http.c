@@ -1,0 +1,324 @@
+/* HTTP routes (see http.h).
+ *
+ * A request is read whole (headers, then a bounded body), routed, and
+ * answered from LWS_CALLBACK_HTTP_WRITEABLE: headers in one writeable
+ * turn, the body in the next. A login answers later, when the hashing
+ * worker is done; the request is then found again by its serial, so a
+ * client that hung up meanwhile costs nothing. */
+#include "server/http.h"
+
+#include "common/clock.h"
+#include "common/jsonx.h"
+#include "common/log.h"
+#include "server/auth.h"
+#include "server/metrics.h"
+#include "server/server.h"
+
+#include <string.h>
+
+enum method { M_OTHER, M_GET, M_POST };
+
+struct http_pss {
+    uint64_t serial;
+    struct lws *wsi;
+    enum method method;
+    char path[128];
+    char peer[64];
+    GByteArray *body;
+    bool body_too_large;
+    /* the response, once known */
+    bool ready;
+    bool headers_sent;
+    int status;
+    const char *content_type;
+    char *resp; /* LWS_PRE bytes of headroom, then resp_len bytes */
+    size_t resp_len;
+    int64_t retry_after_s;
+};
+
+static GHashTable *pending; /* serial -> struct http_pss* awaiting a login */
+static uint64_t next_serial = 1;
+
+size_t http_pss_size(void)
+{
+    return sizeof(struct http_pss);
+}
+
+void http_init(void)
+{
+    pending = g_hash_table_new(g_int64_hash, g_int64_equal);
+}
+
+void http_shutdown(void)
+{
+    g_clear_pointer(&pending, g_hash_table_destroy);
+}
+
+static void reset(struct http_pss *h)
+{
+    if (h->serial && pending) g_hash_table_remove(pending, &h->serial);
+    if (h->body) g_byte_array_free(h->body, TRUE);
+    g_free(h->resp);
+    memset(h, 0, sizeof(*h));
+}
+
+static void respond_text(struct http_pss *h, int status, const char *type, const char *text)
+{
+    size_t len = strlen(text);
+    h->resp = g_malloc(LWS_PRE + len + 1);
+    memcpy(h->resp + LWS_PRE, text, len + 1);
+    h->resp_len = len;
+    h->status = status;
+    h->content_type = type;
+    h->ready = true;
+    metrics_http(status);
+    lws_callback_on_writable(h->wsi);
+}
+
+/* Sends body (reference stolen) as JSON with status. */
+static void respond_json(struct http_pss *h, int status, json_t *body)
+{
+    char *text = jx_dump(body);
+    json_decref(body);
+    respond_text(h, status, "application/json", text ? text : "{}");
+    free(text);
+}
+
+static void respond_error(struct http_pss *h, enum err_code code, const char *message)
+{
+    metrics_error(code);
+    respond_json(h, err_http_status(code),
+                 json_pack("{s:{s:s, s:s}}", "error", "code", err_name(code), "message", message));
+}
+
+/* Reads "Authorization: Bearer T" and checks T; on success fills *acct and
+ * *claims, else answers the request and returns false. */
+static bool bearer(struct http_pss *h, struct account **acct, struct token_claims *claims)
+{
+    char hdr[TOKEN_MAX_LEN + 16];
+    int n = lws_hdr_copy(h->wsi, hdr, sizeof(hdr), WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n <= 7 || g_ascii_strncasecmp(hdr, "Bearer ", 7) != 0) {
+        respond_error(h, ERR_UNAUTHORIZED, "missing Authorization: Bearer token");
+        return false;
+    }
+    enum token_state st = auth_check_token(hdr + 7, acct, claims);
+    if (st == TOKEN_OK) return true;
+    if (st == TOKEN_UNAVAILABLE)
+        respond_error(h, ERR_UNAVAILABLE, "store unavailable");
+    else
+        respond_error(h, ERR_UNAUTHORIZED,
+                      st == TOKEN_EXPIRED    ? "token expired"
+                      : st == TOKEN_REVOKED  ? "token revoked"
+                      : st == TOKEN_DISABLED ? "account disabled"
+                                             : "invalid token");
+    return false;
+}
+
+static void login_done(struct auth_outcome *o, void *ud)
+{
+    uint64_t serial = GPOINTER_TO_SIZE(ud);
+    struct http_pss *h = pending ? g_hash_table_lookup(pending, &serial) : NULL;
+    if (!h) return; /* the client went away */
+    g_hash_table_remove(pending, &serial);
+    if (o->err == ERR_NONE) {
+        respond_json(h, 200, auth_session_json(o->token, &o->claims, o->acct));
+        return;
+    }
+    if (o->retry_after_ms) h->retry_after_s = (o->retry_after_ms + 999) / 1000;
+    /* metrics_error was counted by auth */
+    respond_json(
+        h, err_http_status(o->err),
+        json_pack("{s:{s:s, s:s}}", "error", "code", err_name(o->err), "message", o->message));
+}
+
+static void route_login(struct http_pss *h, json_t *body)
+{
+    const char *username = jx_str_bounded(body, "username", 256);
+    const char *password = jx_str_bounded(body, "password", 256);
+    const char *device_id = jx_str_bounded(body, "device_id", 128);
+    if (!username || !password) {
+        respond_error(h, ERR_BAD_REQUEST, "username and password must be strings");
+        return;
+    }
+    if (json_object_get(body, "device_id") && !device_id) {
+        respond_error(h, ERR_BAD_REQUEST, "device_id must be a string of 1-128 characters");
+        return;
+    }
+    h->serial = next_serial++;
+    g_hash_table_insert(pending, &h->serial, h);
+    auth_login(username, password, device_id ? device_id : "rest", h->peer, login_done,
+               GSIZE_TO_POINTER(h->serial));
+}
+
+static void route_refresh(struct http_pss *h)
+{
+    struct account *acct = NULL;
+    struct token_claims old, fresh = {0};
+    if (!bearer(h, &acct, &old)) return;
+    char *token = auth_issue(acct, old.device_id, &fresh);
+    if (!token || auth_revoke(&old) != STORE_OK)
+        respond_error(h, ERR_UNAVAILABLE, "cannot refresh the token now");
+    else
+        respond_json(h, 200,
+                     json_pack("{s:s, s:I}", "token", token, "expires_at", (json_int_t)fresh.exp));
+    g_free(token);
+    token_claims_clear(&old);
+    token_claims_clear(&fresh);
+    account_free(acct);
+}
+
+static void route_logout(struct http_pss *h)
+{
+    struct account *acct = NULL;
+    struct token_claims claims;
+    if (!bearer(h, &acct, &claims)) return;
+    if (auth_revoke(&claims) != STORE_OK)
+        respond_error(h, ERR_UNAVAILABLE, "cannot revoke the token now");
+    else
+        respond_json(h, 200, json_pack("{s:b}", "ok", 1));
+    log_info("auth", "logout user=%s (REST)", acct->id);
+    token_claims_clear(&claims);
+    account_free(acct);
+}
+
+static void route_me(struct http_pss *h)
+{
+    struct account *acct = NULL;
+    struct token_claims claims;
+    if (!bearer(h, &acct, &claims)) return;
+    respond_json(h, 200, json_pack("{s:o}", "user", account_public_json(acct)));
+    token_claims_clear(&claims);
+    account_free(acct);
+}
+
+/* Routes a complete request. */
+static void route(struct http_pss *h)
+{
+    const char *p = h->path;
+    if (strcmp(p, "/healthz") == 0 && h->method == M_GET) {
+        respond_json(h, server.stopping ? 503 : 200,
+                     json_pack("{s:s}", "status", server.stopping ? "stopping" : "ok"));
+        return;
+    }
+    if (strcmp(p, "/metrics") == 0 && h->method == M_GET) {
+        char *text = metrics_render(server.store);
+        respond_text(h, 200, "text/plain; version=0.0.4", text);
+        g_free(text);
+        return;
+    }
+    if (strcmp(p, "/api/v1/me") == 0 && h->method == M_GET) {
+        route_me(h);
+        return;
+    }
+    bool is_post = h->method == M_POST;
+    if (strcmp(p, "/api/v1/auth/login") == 0 && is_post) {
+        if (h->body_too_large) {
+            respond_error(h, ERR_TOO_LARGE, "request body too large");
+            return;
+        }
+        json_t *body = h->body ? json_loadb((const char *)h->body->data, h->body->len,
+                                            JSON_REJECT_DUPLICATES, NULL)
+                               : NULL;
+        if (!json_is_object(body))
+            respond_error(h, ERR_BAD_REQUEST, "body must be a JSON object");
+        else
+            route_login(h, body);
+        json_decref(body);
+        return;
+    }
+    if (strcmp(p, "/api/v1/auth/refresh") == 0 && is_post) {
+        route_refresh(h);
+        return;
+    }
+    if (strcmp(p, "/api/v1/auth/logout") == 0 && is_post) {
+        route_logout(h);
+        return;
+    }
+    if (strcmp(p, "/ws") == 0) {
+        respond_error(h, ERR_BAD_REQUEST, "/ws is a WebSocket endpoint (subprotocol yjt.v1)");
+        return;
+    }
+    respond_error(h, ERR_NOT_FOUND, "no such route");
+}
+
+static int write_response(struct http_pss *h)
+{
+    if (!h->ready) return 0;
+    if (!h->headers_sent) {
+        unsigned char buf[LWS_PRE + 1024];
+        unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
+        if (lws_add_http_common_headers(h->wsi, (unsigned)h->status, h->content_type, h->resp_len,
+                                        &p, end))
+            return -1;
+        if (h->retry_after_s) {
+            char v[24];
+            int n = g_snprintf(v, sizeof(v), "%" G_GINT64_FORMAT, h->retry_after_s);
+            if (lws_add_http_header_by_name(h->wsi, (const unsigned char *)"retry-after:",
+                                            (const unsigned char *)v, n, &p, end))
+                return -1;
+        }
+        if (lws_add_http_header_by_name(h->wsi, (const unsigned char *)"cache-control:",
+                                        (const unsigned char *)"no-store", 8, &p, end))
+            return -1;
+        if (lws_finalize_write_http_header(h->wsi, start, &p, end)) return -1;
+        h->headers_sent = true;
+        lws_callback_on_writable(h->wsi);
+        return 0;
+    }
+    if (lws_write(h->wsi, (unsigned char *)h->resp + LWS_PRE, h->resp_len, LWS_WRITE_HTTP_FINAL) <
+        0)
+        return -1;
+    struct lws *wsi = h->wsi;
+    reset(h);
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                  size_t len)
+{
+    struct http_pss *h = user;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP: {
+        reset(h);
+        h->wsi = wsi;
+        lws_get_peer_simple(wsi, h->peer, sizeof(h->peer));
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI))
+            h->method = M_POST;
+        else if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI))
+            h->method = M_GET;
+        g_strlcpy(h->path, in ? (const char *)in : "", sizeof(h->path));
+        char *q = strchr(h->path, '?');
+        if (q) *q = '\0';
+        if (h->method == M_OTHER) {
+            respond_error(h, ERR_BAD_REQUEST, "only GET and POST are served");
+            return 0;
+        }
+        /* A POST with a body answers at BODY_COMPLETION; others now. */
+        char cl[24] = "";
+        lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH);
+        if (h->method == M_POST && cl[0] && strcmp(cl, "0") != 0) return 0;
+        route(h);
+        return 0;
+    }
+    case LWS_CALLBACK_HTTP_BODY:
+        if (h->body_too_large) return 0;
+        if (!h->body) h->body = g_byte_array_new();
+        if (h->body->len + len > (size_t)server.cfg.max_frame) {
+            h->body_too_large = true;
+            g_byte_array_set_size(h->body, 0);
+            return 0;
+        }
+        g_byte_array_append(h->body, in, (guint)len);
+        return 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        route(h);
+        return 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return write_response(h);
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (h) reset(h);
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}

@@ -1,0 +1,214 @@
+/* yjtd: the real-time backend process. main() wires the layers together:
+ * configuration, the store, the record modules, presence, authentication,
+ * and libwebsockets running on the GLib main loop (HTTP, REST and
+ * WebSocket on one port), then runs the loop until SIGTERM or SIGINT.
+ *
+ * Shutdown is graceful: new connections are refused, every WebSocket peer
+ * gets close code 1001, then (once they are gone, or after 3 s) the
+ * listener closes, pending logins finish, the store is checkpointed and
+ * closed, and the process exits 0. */
+#include "common/log.h"
+#include "push/presence.h"
+#include "records/records.h"
+#include "server/auth.h"
+#include "server/conn.h"
+#include "server/demo.h"
+#include "server/http.h"
+#include "server/metrics.h"
+#include "server/presence_api.h"
+#include "server/server.h"
+#include "server/session.h"
+#include "server/ws.h"
+
+#include <glib-unix.h>
+#include <libwebsockets.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#define SHUTDOWN_GRACE_MS 3000
+
+struct server server;
+
+static struct lws_protocols protocols[3];
+static lws_retry_bo_t keepalive;
+static gint64 shutdown_started;
+
+static void lws_log_bridge(int level, const char *line)
+{
+    char buf[512];
+    g_strlcpy(buf, line, sizeof(buf));
+    g_strchomp(buf);
+    log_msg(level == LLL_ERR    ? LOG_ERROR
+            : level == LLL_WARN ? LOG_WARN
+                                : LOG_DEBUG,
+            "lws", "%s", buf);
+}
+
+static gboolean finish_shutdown(gpointer data)
+{
+    (void)data;
+    gint64 waited = (g_get_monotonic_time() - shutdown_started) / 1000;
+    if (conn_count() > 0 && waited < SHUTDOWN_GRACE_MS) return G_SOURCE_CONTINUE;
+    log_info("main", "closing listener (%u connections left after %" G_GINT64_FORMAT " ms)",
+             conn_count(), waited);
+    lws_context_destroy(server.lws);
+    server.lws = NULL;
+    g_main_loop_quit(server.loop);
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean on_signal(gpointer data)
+{
+    if (server.stopping) return G_SOURCE_CONTINUE;
+    log_info("main", "signal %d: shutting down, closing %u connections", GPOINTER_TO_INT(data),
+             conn_count());
+    server.stopping = true;
+    shutdown_started = g_get_monotonic_time();
+    ws_close_all("server shutting down");
+    g_timeout_add(20, finish_shutdown, NULL);
+    return G_SOURCE_CONTINUE;
+}
+
+static gboolean on_poll(gpointer data)
+{
+    (void)data;
+    if (!server.stopping) session_poll();
+    return G_SOURCE_CONTINUE;
+}
+
+static gboolean on_housekeeping(gpointer data)
+{
+    (void)data;
+    auth_sweep();
+    store_kv_purge_expired(server.store, g_get_real_time() / 1000);
+    return G_SOURCE_CONTINUE;
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        log_info("main", "open files limit %llu", (unsigned long long)rl.rlim_cur);
+}
+
+static int start_lws(void)
+{
+    protocols[0] = (struct lws_protocols){
+        .name = "http", .callback = http_callback, .per_session_data_size = http_pss_size()};
+    protocols[1] = (struct lws_protocols){.name = "yjt.v1",
+                                          .callback = ws_callback,
+                                          .per_session_data_size = ws_pss_size(),
+                                          .rx_buffer_size = 4096};
+    keepalive.secs_since_valid_ping = (uint16_t)server.cfg.ping_interval_s;
+    keepalive.secs_since_valid_hangup = (uint16_t)(server.cfg.ping_interval_s * 5 / 2);
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    void *loops[1] = {server.loop};
+    info.options = LWS_SERVER_OPTION_GLIB;
+    info.foreign_loops = loops;
+    info.port = server.cfg.listen_port;
+    info.iface = server.cfg.listen_host;
+    info.protocols = protocols;
+    info.retry_and_idle_policy = &keepalive;
+    info.max_http_header_pool = 256;
+    info.timeout_secs = 10;
+    if (server.cfg.tls_cert) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = server.cfg.tls_cert;
+        info.ssl_private_key_filepath = server.cfg.tls_key;
+    }
+    server.lws = lws_create_context(&info);
+    if (!server.lws) {
+        log_error("main", "cannot listen on %s:%d%s", server.cfg.listen_host,
+                  server.cfg.listen_port, server.cfg.tls_cert ? " (check the TLS files)" : "");
+        return -1;
+    }
+    log_info("main", "yjtd serving %s://%s:%d (WebSocket /ws, REST /api/v1)",
+             server.cfg.tls_cert ? "https" : "http", server.cfg.listen_host,
+             server.cfg.listen_port);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    char *err = NULL;
+    int rc = config_load(&server.cfg, argc, argv, &err);
+    if (rc != 0) {
+        if (rc < 0) fprintf(stderr, "yjtd: %s\n", err);
+        g_free(err);
+        config_free(&server.cfg);
+        return rc < 0 ? 2 : 0;
+    }
+    umask(077);
+    signal(SIGPIPE, SIG_IGN);
+    log_set_level((enum log_level)log_level_parse(server.cfg.log_level));
+    lws_set_log_level(LLL_ERR | LLL_WARN | (log_get_level() == LOG_DEBUG ? LLL_NOTICE : 0),
+                      lws_log_bridge);
+    raise_fd_limit();
+
+    int exit_code = 1;
+    server.store = records_open(server.cfg.data_dir, &err);
+    if (!server.store) {
+        log_error("main", "%s", err);
+        g_free(err);
+        config_free(&server.cfg);
+        return 1;
+    }
+    char *key_path = g_build_filename(server.cfg.data_dir, "token.key", NULL);
+    rc = token_key_load(key_path, server.token_key);
+    g_free(key_path);
+    if (rc < 0) {
+        log_error("main", "cannot read or create the token key in %s", server.cfg.data_dir);
+        goto out_store;
+    }
+    if (server.cfg.demo &&
+        demo_load(server.store, server.cfg.data_dir, server.cfg.hash_iterations) < 0)
+        goto out_store;
+
+    server.loop = g_main_loop_new(NULL, FALSE);
+    metrics_init();
+    conn_registry_init();
+    presence_init(presence_api_notify, NULL);
+    http_init();
+    session_init();
+    if (auth_init() < 0) goto out_modules;
+    if (start_lws() < 0) goto out_auth;
+
+    guint sig_term = g_unix_signal_add(SIGTERM, on_signal, GINT_TO_POINTER(SIGTERM));
+    guint sig_int = g_unix_signal_add(SIGINT, on_signal, GINT_TO_POINTER(SIGINT));
+    guint poll = g_timeout_add((guint)server.cfg.account_poll_ms, on_poll, NULL);
+    guint house = g_timeout_add_seconds(60, on_housekeeping, NULL);
+    g_main_loop_run(server.loop);
+    g_source_remove(sig_term);
+    g_source_remove(sig_int);
+    g_source_remove(poll);
+    g_source_remove(house);
+    exit_code = 0;
+
+out_auth:
+    if (server.lws) lws_context_destroy(server.lws);
+    server.lws = NULL;
+    auth_shutdown();
+out_modules:
+    session_shutdown();
+    http_shutdown();
+    presence_shutdown();
+    conn_registry_shutdown();
+    metrics_shutdown();
+    g_main_loop_unref(server.loop);
+out_store:
+    if (store_flush(server.store) != STORE_OK)
+        log_warn("main", "store checkpoint failed (data is safe in the WAL)");
+    store_close(server.store);
+    log_info("main", "stopped");
+    config_free(&server.cfg);
+    return exit_code;
+}

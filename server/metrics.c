@@ -1,0 +1,138 @@
+/* Counters and gauges behind /metrics, kept in GLib hash tables keyed by
+ * their (bounded) label value. */
+#include "server/metrics.h"
+
+#include "common/hist.h"
+
+#include <glib.h>
+#include <stdint.h>
+
+static GHashTable *conns, *msgs_in, *msgs_out, *logins, *http;
+static uint64_t errors[ERR__COUNT];
+static int64_t started_at;
+
+static GHashTable *counter_table(void)
+{
+    return g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+}
+
+void metrics_init(void)
+{
+    conns = counter_table();
+    msgs_in = counter_table();
+    msgs_out = counter_table();
+    logins = counter_table();
+    http = counter_table();
+    started_at = g_get_real_time() / 1000000;
+    static const char *const roles[] = {"none", "gov", "corp", "trs", "admin"};
+    for (size_t i = 0; i < G_N_ELEMENTS(roles); i++)
+        metrics_conn(roles[i], 0);
+    static const char *const results[] = {"ok", "failed", "locked", "throttled"};
+    for (size_t i = 0; i < G_N_ELEMENTS(results); i++)
+        g_hash_table_insert(logins, g_strdup(results[i]), g_new0(int64_t, 1));
+}
+
+void metrics_shutdown(void)
+{
+    g_clear_pointer(&conns, g_hash_table_destroy);
+    g_clear_pointer(&msgs_in, g_hash_table_destroy);
+    g_clear_pointer(&msgs_out, g_hash_table_destroy);
+    g_clear_pointer(&logins, g_hash_table_destroy);
+    g_clear_pointer(&http, g_hash_table_destroy);
+}
+
+static void add(GHashTable *t, const char *label, int64_t delta)
+{
+    if (!t) return;
+    int64_t *v = g_hash_table_lookup(t, label);
+    if (!v) {
+        v = g_new0(int64_t, 1);
+        g_hash_table_insert(t, g_strdup(label), v);
+    }
+    *v += delta;
+}
+
+void metrics_conn(const char *role, int delta)
+{
+    add(conns, role, delta);
+}
+
+void metrics_msg_in(const char *type)
+{
+    add(msgs_in, type, 1);
+}
+
+void metrics_msg_out(const char *type)
+{
+    add(msgs_out, type, 1);
+}
+
+void metrics_error(enum err_code code)
+{
+    if (code > ERR_NONE && code < ERR__COUNT) errors[code]++;
+}
+
+void metrics_login(const char *result)
+{
+    add(logins, result, 1);
+}
+
+void metrics_http(int status)
+{
+    char label[8];
+    g_snprintf(label, sizeof(label), "%d", status);
+    add(http, label, 1);
+}
+
+static void render_table(GString *out, const char *name, const char *help, const char *kind,
+                         const char *label, GHashTable *t)
+{
+    g_string_append_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, kind);
+    GList *names = g_list_sort(g_hash_table_get_keys(t), (GCompareFunc)g_strcmp0);
+    for (GList *l = names; l; l = l->next)
+        g_string_append_printf(out, "%s{%s=\"%s\"} %" G_GINT64_FORMAT "\n", name, label,
+                               (const char *)l->data, *(int64_t *)g_hash_table_lookup(t, l->data));
+    g_list_free(names);
+}
+
+char *metrics_render(const struct store *st)
+{
+    GString *out = g_string_sized_new(4096);
+    render_table(out, "yjt_connections", "Open WebSocket connections by role.", "gauge", "role",
+                 conns);
+    render_table(out, "yjt_messages_in_total", "WebSocket messages received by type.", "counter",
+                 "type", msgs_in);
+    render_table(out, "yjt_messages_out_total", "WebSocket messages sent by type.", "counter",
+                 "type", msgs_out);
+    render_table(out, "yjt_logins_total", "Login attempts by result.", "counter", "result", logins);
+    render_table(out, "yjt_http_requests_total", "HTTP requests by status.", "counter", "status",
+                 http);
+    g_string_append(out, "# HELP yjt_errors_total Error replies by code.\n"
+                         "# TYPE yjt_errors_total counter\n");
+    for (int c = ERR_NONE + 1; c < ERR__COUNT; c++)
+        g_string_append_printf(out, "yjt_errors_total{code=\"%s\"} %" G_GUINT64_FORMAT "\n",
+                               err_name(c), errors[c]);
+    g_string_append(out, "# HELP yjt_store_latency_seconds Latency of store calls.\n"
+                         "# TYPE yjt_store_latency_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i < HIST_BUCKETS; i++) {
+        cum += st->latency.counts[i];
+        g_string_append_printf(
+            out, "yjt_store_latency_seconds_bucket{le=\"%g\"} %" G_GUINT64_FORMAT "\n",
+            hist_bounds_s[i], cum);
+    }
+    g_string_append_printf(out,
+                           "yjt_store_latency_seconds_bucket{le=\"+Inf\"} %" G_GUINT64_FORMAT "\n"
+                           "yjt_store_latency_seconds_sum %.6f\n"
+                           "yjt_store_latency_seconds_count %" G_GUINT64_FORMAT "\n",
+                           st->latency.total, st->latency.sum_s, st->latency.total);
+    g_string_append_printf(out,
+                           "# HELP yjt_store_errors_total Failed store calls.\n"
+                           "# TYPE yjt_store_errors_total counter\n"
+                           "yjt_store_errors_total %" G_GUINT64_FORMAT "\n"
+                           "# HELP yjt_start_time_seconds Start time of the process.\n"
+                           "# TYPE yjt_start_time_seconds gauge\n"
+                           "yjt_start_time_seconds %" G_GINT64_FORMAT "\n",
+                           st->errors, started_at);
+    return g_string_free(out, FALSE);
+}

@@ -1,0 +1,198 @@
+/* presence.query, presence.subscribe and presence.unsubscribe over
+ * WebSocket, and the presence.changed events. Who may see whom is decided
+ * by juris_reaches() alone: a request naming any user out of reach is
+ * refused whole with `forbidden`, so it reveals nothing about that user. */
+#include "common/jsonx.h"
+#include "common/log.h"
+#include "push/presence.h"
+#include "records/account.h"
+#include "records/jurisdiction.h"
+#include "records/org.h"
+#include "server/conn.h"
+#include "server/metrics.h"
+#include "server/server.h"
+#include "server/presence_api.h"
+#include "server/ws.h"
+
+#include <string.h>
+
+#define SUBSCRIPTIONS_PER_CONN_FACTOR 10
+
+/* The presence view of one user: public account fields, online, devices. */
+static json_t *user_view(const struct account *a)
+{
+    json_t *u = account_public_json(a);
+    json_object_set_new(u, "online", json_boolean(presence_online(a->id)));
+    json_object_set_new(u, "devices", presence_devices(a->id));
+    return u;
+}
+
+/* True if the connection's user reaches account a. division_cache maps an
+ * org id to its division code for the length of one request. */
+static bool reaches(struct conn *c, const struct account *a, GHashTable *division_cache)
+{
+    int kind = juris_org_kind_of_role(a->role);
+    if (kind < 0) return strcmp(c->role, "admin") == 0;
+    char *division = g_hash_table_lookup(division_cache, a->org);
+    if (!division) {
+        division = org_division_of(server.store, a->role, a->org);
+        if (!division) return false;
+        g_hash_table_insert(division_cache, g_strdup(a->org), division);
+    }
+    struct principal p = {c->role, c->org};
+    return juris_reaches(&p, (enum org_kind)kind, a->org, division);
+}
+
+struct collect {
+    GPtrArray *accounts;
+    const char *role; /* only accounts of this role, or NULL */
+};
+
+static bool collect_account(struct account *a, void *ud)
+{
+    struct collect *col = ud;
+    if (!col->role || strcmp(a->role, col->role) == 0) {
+        g_ptr_array_add(col->accounts, account_dup(a));
+    }
+    return true;
+}
+
+/* Resolves the target users of a presence request into accounts. On error
+ * replies and returns NULL. */
+static GPtrArray *resolve(struct conn *c, json_t *id, json_t *msg)
+{
+    json_t *users = json_object_get(msg, "users");
+    const char *ent = jx_str_bounded(msg, "enterprise", ORG_ID_MAX);
+    const char *carrier = jx_str_bounded(msg, "carrier", ORG_ID_MAX);
+    GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)account_free);
+    GHashTable *divisions = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    enum err_code err = ERR_NONE;
+    const char *why = NULL;
+
+    if (json_is_array(users) && !ent && !carrier) {
+        if (json_array_size(users) > (size_t)server.cfg.presence_max_users) {
+            err = ERR_TOO_LARGE;
+            why = "too many users in one request";
+            goto done;
+        }
+        size_t i;
+        json_t *u;
+        json_array_foreach(users, i, u)
+        {
+            struct account *a = NULL;
+            if (!json_is_string(u) || json_string_length(u) > 64) {
+                err = ERR_BAD_REQUEST;
+                why = "users must be an array of user ids";
+                goto done;
+            }
+            int rc = account_get(server.store, json_string_value(u), &a);
+            if (rc == STORE_EIO) {
+                err = ERR_UNAVAILABLE;
+                why = "store unavailable";
+                goto done;
+            }
+            if (rc != STORE_OK || !reaches(c, a, divisions)) {
+                account_free(a);
+                err = ERR_FORBIDDEN;
+                why = "a requested user is outside your jurisdiction";
+                goto done;
+            }
+            g_ptr_array_add(out, a);
+        }
+    } else if ((ent || carrier) && !users && !(ent && carrier)) {
+        json_t *doc = NULL;
+        int rc = ent ? org_enterprise_get(server.store, ent, &doc)
+                     : org_carrier_get(server.store, carrier, &doc);
+        if (rc != STORE_OK) {
+            err = rc == STORE_ENOTFOUND ? ERR_NOT_FOUND : ERR_UNAVAILABLE;
+            why = rc == STORE_ENOTFOUND ? "no such organisation" : "store unavailable";
+            goto done;
+        }
+        struct principal p = {c->role, c->org};
+        bool ok = juris_reaches(&p, ent ? ORG_ENTERPRISE : ORG_CARRIER, ent ? ent : carrier,
+                                jx_str(doc, "division"));
+        json_decref(doc);
+        if (!ok) {
+            err = ERR_FORBIDDEN;
+            why = "organisation outside your jurisdiction";
+            goto done;
+        }
+        struct collect col = {out, ent ? "corp" : "trs"};
+        account_each_in_org(server.store, ent ? ent : carrier, collect_account, &col);
+        if (out->len > (guint)server.cfg.presence_max_users) {
+            err = ERR_TOO_LARGE;
+            why = "organisation has too many users; query them in pages by id";
+        }
+    } else {
+        err = ERR_BAD_REQUEST;
+        why = "give exactly one of users (array), enterprise or carrier";
+    }
+done:
+    g_hash_table_destroy(divisions);
+    if (err != ERR_NONE) {
+        conn_reply_error(c, id, err, why);
+        g_ptr_array_free(out, TRUE);
+        return NULL;
+    }
+    return out;
+}
+
+static json_t *views(GPtrArray *accounts)
+{
+    json_t *arr = json_array();
+    for (guint i = 0; i < accounts->len; i++)
+        json_array_append_new(arr, user_view(g_ptr_array_index(accounts, i)));
+    return arr;
+}
+
+static void h_query(struct conn *c, json_t *id, json_t *msg)
+{
+    GPtrArray *accounts = resolve(c, id, msg);
+    if (!accounts) return;
+    conn_reply(c, id, json_pack("{s:o}", "users", views(accounts)));
+    g_ptr_array_free(accounts, TRUE);
+}
+
+static void h_subscribe(struct conn *c, json_t *id, json_t *msg)
+{
+    GPtrArray *accounts = resolve(c, id, msg);
+    if (!accounts) return;
+    unsigned limit = (unsigned)server.cfg.presence_max_users * SUBSCRIPTIONS_PER_CONN_FACTOR;
+    unsigned n = 0;
+    for (guint i = 0; i < accounts->len && n <= limit; i++)
+        n = presence_subscribe(c, ((struct account *)g_ptr_array_index(accounts, i))->id);
+    if (n > limit) {
+        presence_unsubscribe_all(c);
+        conn_reply_error(c, id, ERR_TOO_LARGE, "too many presence subscriptions; all cleared");
+    } else {
+        conn_reply(c, id, json_pack("{s:o}", "users", views(accounts)));
+    }
+    g_ptr_array_free(accounts, TRUE);
+}
+
+static void h_unsubscribe(struct conn *c, json_t *id, json_t *msg)
+{
+    (void)msg;
+    presence_unsubscribe_all(c);
+    conn_reply(c, id, NULL);
+}
+
+const struct ws_handler presence_handlers[] = {
+    {"presence.query", h_query, true},
+    {"presence.subscribe", h_subscribe, true},
+    {"presence.unsubscribe", h_unsubscribe, true},
+    {NULL, NULL, false},
+};
+
+/* Presence notify callback (registered by main.c): one event per
+ * subscriber per change. */
+void presence_api_notify(void *subscriber, const char *user_id, void *ud)
+{
+    (void)ud;
+    struct conn *c = subscriber;
+    struct account *a = NULL;
+    if (account_get(server.store, user_id, &a) != STORE_OK) return;
+    conn_send(c, json_pack("{s:s, s:o}", "type", "presence.changed", "user", user_view(a)),
+              "presence.changed");
+    account_free(a);
+}

@@ -1,0 +1,302 @@
+/* auth.login, auth.token, auth.refresh, auth.logout and ping over
+ * WebSocket, and the enforcement described in session.h. */
+#include "server/session.h"
+
+#include "common/clock.h"
+#include "common/jsonx.h"
+#include "common/log.h"
+#include "push/presence.h"
+#include "records/org.h"
+#include "server/auth.h"
+#include "server/metrics.h"
+#include "server/server.h"
+#include "server/ws.h"
+
+#include <string.h>
+
+#define DEVICE_ID_MAX 128
+#define PLATFORM_MAX 32
+
+struct pending_login {
+    uint64_t serial;
+    json_t *id;
+};
+
+static int64_t accounts_rev;
+
+/* Binds c to acct on device, after a successful login or token check. */
+static void attach(struct conn *c, const struct account *acct, const struct token_claims *claims,
+                   const char *device_id, const char *platform)
+{
+    if (c->auth_timer) {
+        g_source_remove(c->auth_timer);
+        c->auth_timer = 0;
+    }
+    c->authed = true;
+    c->user_id = g_strdup(acct->id);
+    c->role = g_strdup(acct->role);
+    c->org = g_strdup(acct->org);
+    c->user = account_public_json(acct);
+    c->device_id = g_strdup(device_id);
+    c->platform = g_strdup(platform ? platform : "unknown");
+    c->jti = g_strdup(claims->jti);
+    c->token_ver = claims->ver;
+    c->token_exp = claims->exp;
+    metrics_conn("none", -1);
+    metrics_conn(c->role, 1);
+    struct conn *old = presence_add(c->user_id, c, c->device_id, c->platform, clock_now_ms());
+    if (old) conn_close(old, 4409, "replaced by a newer connection of the same device");
+    log_info("ws", "conn=%" G_GUINT64_FORMAT " user=%s role=%s device=%s authenticated", c->serial,
+             c->user_id, c->role, c->device_id);
+}
+
+static void login_done(struct auth_outcome *o, void *ud)
+{
+    struct pending_login *p = ud;
+    struct conn *c = conn_find(p->serial);
+    if (c) {
+        c->login_pending = false;
+        if (o->err != ERR_NONE) {
+            json_t *err = json_pack("{s:O, s:b, s:{s:s, s:s}}", "re", p->id, "ok", 0, "error",
+                                    "code", err_name(o->err), "message", o->message);
+            if (o->retry_after_ms)
+                json_object_set_new(json_object_get(err, "error"), "retry_after_ms",
+                                    json_integer(o->retry_after_ms));
+            conn_send(c, err, "error");
+        } else if (c->authed) {
+            conn_reply_error(c, p->id, ERR_CONFLICT, "already authenticated");
+        } else {
+            attach(c, o->acct, &o->claims, o->claims.device_id, c->platform);
+            conn_reply(c, p->id, auth_session_json(o->token, &o->claims, o->acct));
+        }
+    }
+    json_decref(p->id);
+    g_free(p);
+}
+
+static bool device_fields(struct conn *c, json_t *id, json_t *msg, const char **device_id,
+                          const char **platform, bool required)
+{
+    *device_id = jx_str_bounded(msg, "device_id", DEVICE_ID_MAX);
+    *platform = jx_str_bounded(msg, "platform", PLATFORM_MAX);
+    json_t *d = json_object_get(msg, "device_id"), *p = json_object_get(msg, "platform");
+    if ((required && !*device_id) || (d && !*device_id) || (p && !*platform)) {
+        conn_reply_error(c, id, ERR_BAD_REQUEST,
+                         "device_id (1-128 chars) and platform (1-32 chars) must be strings");
+        return false;
+    }
+    return true;
+}
+
+static void h_login(struct conn *c, json_t *id, json_t *msg)
+{
+    const char *username = jx_str_bounded(msg, "username", 256);
+    const char *password = jx_str_bounded(msg, "password", 256);
+    const char *device_id, *platform;
+    if (!username || !password) {
+        conn_reply_error(c, id, ERR_BAD_REQUEST, "username and password must be strings");
+        return;
+    }
+    if (!device_fields(c, id, msg, &device_id, &platform, true)) return;
+    if (c->authed) {
+        conn_reply_error(c, id, ERR_CONFLICT, "already authenticated");
+        return;
+    }
+    if (c->login_pending) {
+        conn_reply_error(c, id, ERR_BUSY, "a login is already in progress");
+        return;
+    }
+    c->login_pending = true;
+    g_free(c->platform);
+    c->platform = g_strdup(platform ? platform : "unknown");
+    struct pending_login *p = g_new0(struct pending_login, 1);
+    p->serial = c->serial;
+    p->id = json_incref(id);
+    auth_login(username, password, device_id, c->peer, login_done, p);
+}
+
+static int close_code_for(enum token_state st)
+{
+    return (st == TOKEN_REVOKED || st == TOKEN_DISABLED) ? 4403 : 4401;
+}
+
+static const char *token_message(enum token_state st)
+{
+    switch (st) {
+    case TOKEN_EXPIRED:
+        return "token expired";
+    case TOKEN_REVOKED:
+        return "token revoked";
+    case TOKEN_DISABLED:
+        return "account disabled";
+    case TOKEN_UNAVAILABLE:
+        return "store unavailable";
+    default:
+        return "invalid token";
+    }
+}
+
+static void h_token(struct conn *c, json_t *id, json_t *msg)
+{
+    const char *token = jx_str_bounded(msg, "token", TOKEN_MAX_LEN);
+    const char *device_id, *platform;
+    if (!token) {
+        conn_reply_error(c, id, ERR_BAD_REQUEST, "token must be a string");
+        return;
+    }
+    if (!device_fields(c, id, msg, &device_id, &platform, false)) return;
+    if (c->authed || c->login_pending) {
+        conn_reply_error(c, id, ERR_CONFLICT, "already authenticated");
+        return;
+    }
+    struct account *acct = NULL;
+    struct token_claims claims;
+    enum token_state st = auth_check_token(token, &acct, &claims);
+    if (st == TOKEN_UNAVAILABLE) {
+        conn_reply_error(c, id, ERR_UNAVAILABLE, token_message(st));
+        return;
+    }
+    if (st != TOKEN_OK) {
+        conn_reply_error(c, id, ERR_UNAUTHORIZED, token_message(st));
+        conn_close(c, close_code_for(st), token_message(st));
+        return;
+    }
+    if (!device_id || !*device_id) device_id = *claims.device_id ? claims.device_id : "default";
+    attach(c, acct, &claims, device_id, platform);
+    conn_reply(c, id, auth_session_json(token, &claims, acct));
+    account_free(acct);
+    token_claims_clear(&claims);
+}
+
+static bool current_claims(struct conn *c, struct token_claims *claims)
+{
+    memset(claims, 0, sizeof(*claims));
+    claims->user_id = c->user_id;
+    claims->jti = c->jti;
+    claims->device_id = c->device_id;
+    claims->ver = c->token_ver;
+    claims->exp = c->token_exp;
+    return true;
+}
+
+struct revoke_ctx {
+    const char *jti;
+    uint64_t except;
+};
+
+static void close_same_token(void *conn, void *ud)
+{
+    struct conn *c = conn;
+    struct revoke_ctx *r = ud;
+    if (c->serial != r->except && c->jti && strcmp(c->jti, r->jti) == 0)
+        conn_close(c, 4403, "token revoked");
+}
+
+static void h_refresh(struct conn *c, json_t *id, json_t *msg)
+{
+    (void)msg;
+    struct account *acct = NULL;
+    if (account_get(server.store, c->user_id, &acct) != STORE_OK) {
+        conn_reply_error(c, id, ERR_UNAVAILABLE, "store unavailable");
+        return;
+    }
+    struct token_claims old, fresh = {0};
+    current_claims(c, &old);
+    char *token = auth_issue(acct, c->device_id, &fresh);
+    if (!token || auth_revoke(&old) != STORE_OK) {
+        conn_reply_error(c, id, ERR_UNAVAILABLE, "cannot refresh the token now");
+    } else {
+        /* Connections still holding the old token keep working until they
+         * close; the old token can no longer open new ones. */
+        g_free(c->jti);
+        c->jti = g_strdup(fresh.jti);
+        c->token_exp = fresh.exp;
+        c->token_ver = fresh.ver;
+        conn_reply(c, id,
+                   json_pack("{s:s, s:I}", "token", token, "expires_at", (json_int_t)fresh.exp));
+        log_info("auth", "token refreshed user=%s device=%s", c->user_id, c->device_id);
+    }
+    g_free(token);
+    token_claims_clear(&fresh);
+    account_free(acct);
+}
+
+static void h_logout(struct conn *c, json_t *id, json_t *msg)
+{
+    (void)msg;
+    struct token_claims claims;
+    current_claims(c, &claims);
+    if (auth_revoke(&claims) != STORE_OK) {
+        conn_reply_error(c, id, ERR_UNAVAILABLE, "cannot revoke the token now");
+        return;
+    }
+    log_info("auth", "logout user=%s device=%s", c->user_id, c->device_id);
+    struct revoke_ctx r = {c->jti, c->serial};
+    presence_each_conn(c->user_id, close_same_token, &r);
+    conn_reply(c, id, NULL);
+    conn_close(c, 1000, "logged out");
+}
+
+static void h_ping(struct conn *c, json_t *id, json_t *msg)
+{
+    (void)msg;
+    conn_reply(c, id, json_pack("{s:I}", "now", (json_int_t)clock_now_ms()));
+}
+
+const struct ws_handler session_handlers[] = {
+    {"auth.login", h_login, false},
+    {"auth.token", h_token, false},
+    {"auth.refresh", h_refresh, true},
+    {"auth.logout", h_logout, true},
+    {"ping", h_ping, true},
+    {NULL, NULL, false},
+};
+
+/* Closes the connections of an account that changed, if they no longer
+ * hold a valid token. */
+static void enforce_one(void *conn, void *ud)
+{
+    struct conn *c = conn;
+    const struct account *a = ud;
+    if (a->disabled)
+        conn_close(c, 4403, "account disabled");
+    else if (a->token_ver != c->token_ver)
+        conn_close(c, 4403, "token revoked");
+}
+
+static bool account_changed(struct account *a, void *ud)
+{
+    (void)ud;
+    presence_each_conn(a->id, enforce_one, a);
+    return true;
+}
+
+static void expire_one(struct conn *c, void *ud)
+{
+    int64_t now = *(int64_t *)ud;
+    if (c->authed && c->token_exp <= now) conn_close(c, 4401, "token expired");
+}
+
+void session_poll(void)
+{
+    int64_t last = accounts_rev;
+    if (account_changes(server.store, accounts_rev, &last, account_changed, NULL) == STORE_OK)
+        accounts_rev = last;
+    int64_t now = clock_now_ms();
+    conn_each(expire_one, &now);
+}
+
+static bool skip_account(struct account *a, void *ud)
+{
+    (void)a;
+    (void)ud;
+    return true;
+}
+
+void session_init(void)
+{
+    /* Start from the current revision: nobody is connected yet. */
+    account_changes(server.store, 0, &accounts_rev, skip_account, NULL);
+}
+
+void session_shutdown(void) {}

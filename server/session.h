@@ -1,0 +1,18 @@
+/* Sessions: the auth.* messages on WebSocket, binding a connection to a
+ * user and device, and keeping that binding honest afterwards: a newer
+ * connection of the same device replaces the older (4409); a revoked
+ * token, a disabled account or a password change (also by yjtctl in
+ * another process) closes the user's connections (4403); an expired token
+ * closes its connection (4401). */
+#ifndef YJT_SESSION_H
+#define YJT_SESSION_H
+
+#include "server/conn.h"
+
+void session_init(void);
+void session_shutdown(void);
+/* Periodic check (main.c calls it every account_poll_ms): picks up account
+ * changes made by any process and closes connections whose token expired. */
+void session_poll(void);
+
+#endif

@@ -1,0 +1,209 @@
+/* WebSocket transport and envelope (see ws.h).
+ *
+ * Every message is bounded (max_frame, counted over all fragments), parsed
+ * as JSON, checked to be an object with an "id" (string up to 128 bytes or
+ * integer) and a "type" (string), rate-limited by a token bucket, then
+ * handed to its handler. Anything wrong gets an error reply with a contract
+ * code and the connection keeps serving; only a frame over the limit
+ * (1009) or sustained flooding (1008) closes it. */
+#include "server/ws.h"
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "push/presence.h"
+#include "server/metrics.h"
+#include "server/server.h"
+
+#include <string.h>
+
+#define ID_MAX 128
+#define TYPE_MAX 64
+
+struct ws_pss {
+    struct conn *conn;
+};
+
+static const struct ws_handler *find_handler(const char *type)
+{
+    static const struct ws_handler *const tables[] = {session_handlers, presence_handlers};
+    for (size_t t = 0; t < G_N_ELEMENTS(tables); t++)
+        for (const struct ws_handler *h = tables[t]; h->type; h++)
+            if (strcmp(h->type, type) == 0) return h;
+    return NULL;
+}
+
+static gboolean auth_timeout(gpointer data)
+{
+    struct conn *c = data;
+    c->auth_timer = 0;
+    if (!c->authed) {
+        log_info("ws", "conn=%" G_GUINT64_FORMAT " peer=%s not authenticated in time", c->serial,
+                 c->peer);
+        conn_close(c, 4401, "not authenticated in time");
+    }
+    return G_SOURCE_REMOVE;
+}
+
+/* Handles one complete text message. */
+static void dispatch(struct conn *c, const char *text, size_t len)
+{
+    json_error_t jerr;
+    json_t *msg = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *id = json_object_get(msg, "id");
+    bool id_ok = (json_is_string(id) && json_string_length(id) <= ID_MAX) || json_is_integer(id);
+
+    if (!conn_rate_take(c, server.cfg.rate_per_s, server.cfg.rate_burst)) {
+        metrics_msg_in("rate_limited");
+        conn_reply_error(c, id_ok ? id : NULL, ERR_RATE_LIMITED, "too many messages, slow down");
+        if (++c->limited_streak > 4 * server.cfg.rate_burst)
+            conn_close(c, 1008, "message rate abuse");
+        goto out;
+    }
+    c->limited_streak = 0;
+    if (!msg) {
+        metrics_msg_in("invalid");
+        conn_reply_error(c, NULL, ERR_BAD_REQUEST, "message is not valid JSON");
+        goto out;
+    }
+    if (!json_is_object(msg)) {
+        metrics_msg_in("invalid");
+        conn_reply_error(c, NULL, ERR_BAD_REQUEST, "message must be a JSON object");
+        goto out;
+    }
+    if (!id_ok) {
+        metrics_msg_in("invalid");
+        conn_reply_error(c, NULL, ERR_BAD_REQUEST,
+                         "\"id\" must be a string (up to 128 bytes) or an integer");
+        goto out;
+    }
+    const char *type = json_string_value(json_object_get(msg, "type"));
+    if (!type || strlen(type) > TYPE_MAX) {
+        metrics_msg_in("invalid");
+        conn_reply_error(c, id, ERR_BAD_REQUEST, "\"type\" must be a string");
+        goto out;
+    }
+    const struct ws_handler *h = find_handler(type);
+    if (!h) {
+        metrics_msg_in("unknown");
+        conn_reply_error(c, id, ERR_BAD_REQUEST, "unknown message type");
+        goto out;
+    }
+    metrics_msg_in(h->type);
+    if (h->needs_auth && !c->authed) {
+        conn_reply_error(c, id, ERR_UNAUTHORIZED, "authenticate first (auth.login or auth.token)");
+        goto out;
+    }
+    h->fn(c, id, msg);
+out:
+    json_decref(msg);
+}
+
+static void on_receive(struct conn *c, struct lws *wsi, const void *in, size_t len)
+{
+    bool first = lws_is_first_fragment(wsi);
+    bool final = lws_is_final_fragment(wsi);
+    if (first) {
+        c->rx_binary = lws_frame_is_binary(wsi);
+        c->rx_overflow = false;
+        if (c->rx) g_byte_array_set_size(c->rx, 0);
+    }
+    if (c->close_code) return; /* closing: drop input */
+    if (!c->rx_overflow && !c->rx_binary) {
+        size_t have = c->rx ? c->rx->len : 0;
+        if (have + len > (size_t)server.cfg.max_frame) {
+            c->rx_overflow = true;
+            conn_reply_error(c, NULL, ERR_TOO_LARGE, "message larger than the frame limit");
+            conn_close(c, 1009, "message too large");
+            return;
+        }
+        if (!c->rx) c->rx = g_byte_array_sized_new((guint)len);
+        g_byte_array_append(c->rx, in, (guint)len);
+    }
+    if (!final) return;
+    if (c->rx_binary) {
+        metrics_msg_in("binary");
+        conn_reply_error(c, NULL, ERR_BAD_REQUEST, "binary frames are not accepted");
+    } else if (!c->rx_overflow && c->rx) {
+        dispatch(c, (const char *)c->rx->data, c->rx->len);
+    }
+    /* Return the assembly buffer to the allocator: idle connections hold none. */
+    if (c->rx) {
+        g_byte_array_free(c->rx, TRUE);
+        c->rx = NULL;
+    }
+}
+
+static bool path_is_ws(struct lws *wsi)
+{
+    char uri[32];
+    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0) return false;
+    char *q = strchr(uri, '?');
+    if (q) *q = '\0';
+    return strcmp(uri, "/ws") == 0;
+}
+
+static void peer_of(struct lws *wsi, char *out, size_t len)
+{
+    out[0] = '\0';
+    lws_get_peer_simple(wsi, out, len);
+    if (!out[0]) g_strlcpy(out, "?", len);
+}
+
+int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    struct ws_pss *pss = user;
+    struct conn *c = pss ? pss->conn : NULL;
+
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        if (!path_is_ws(wsi)) return 1; /* refuse the upgrade */
+        if (server.stopping || conn_count() >= (unsigned)server.cfg.max_conns) {
+            log_warn("ws", "refusing connection: %s",
+                     server.stopping ? "shutting down" : "max_conns reached");
+            return 1;
+        }
+        return 0;
+    case LWS_CALLBACK_ESTABLISHED: {
+        char peer[64];
+        peer_of(wsi, peer, sizeof(peer));
+        pss->conn = c = conn_new(wsi, peer);
+        c->auth_timer = g_timeout_add_seconds((guint)server.cfg.auth_timeout_s, auth_timeout, c);
+        metrics_conn("none", 1);
+        log_debug("ws", "conn=%" G_GUINT64_FORMAT " peer=%s open", c->serial, c->peer);
+        return 0;
+    }
+    case LWS_CALLBACK_RECEIVE:
+        if (c) on_receive(c, wsi, in, len);
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return c ? conn_write_pending(c) : 0;
+    case LWS_CALLBACK_CLOSED:
+        if (!c) return 0;
+        if (c->authed) presence_remove(c->user_id, c);
+        presence_unsubscribe_all(c);
+        metrics_conn(c->authed ? c->role : "none", -1);
+        log_info("ws", "conn=%" G_GUINT64_FORMAT " user=%s device=%s closed", c->serial,
+                 c->user_id ? c->user_id : "-", c->device_id ? c->device_id : "-");
+        conn_free(c);
+        pss->conn = NULL;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static void close_one(struct conn *c, void *ud)
+{
+    const char *reason = ud;
+    conn_close(c, 1001, reason);
+}
+
+void ws_close_all(const char *reason)
+{
+    conn_each(close_one, (void *)reason);
+}
+
+size_t ws_pss_size(void)
+{
+    return sizeof(struct ws_pss);
+}

@@ -1,0 +1,29 @@
+/* The WebSocket endpoint /ws (subprotocol yjt.v1): frames in, envelope
+ * checks, rate limiting, dispatch to the handler of each message type, and
+ * the contract's close codes. Handlers live with their concern
+ * (session.c, presence_api.c) and register through ws_handler tables. */
+#ifndef YJT_WS_H
+#define YJT_WS_H
+
+#include "server/conn.h"
+
+#include <libwebsockets.h>
+
+struct ws_handler {
+    const char *type;
+    /* id is the request id (borrowed), msg the whole request (borrowed).
+     * The handler sends exactly one reply, now or later. */
+    void (*fn)(struct conn *c, json_t *id, json_t *msg);
+    bool needs_auth;
+};
+
+extern const struct ws_handler session_handlers[];
+extern const struct ws_handler presence_handlers[];
+
+int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                size_t len);
+/* Closes every connection with 1001 (server shutting down). */
+void ws_close_all(const char *reason);
+size_t ws_pss_size(void);
+
+#endif
