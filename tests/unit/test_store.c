@@ -1,0 +1,297 @@
+/* Store conformance: what every backend must do, run here against SQLite.
+ * The tests only use store.h, so a new backend runs the same file by
+ * adding an opener to open_store(). */
+#include "common/clock.h"
+#include "records/store.h"
+
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+#include <cmocka.h>
+
+static char *dir;
+
+static struct store *open_store(void)
+{
+    char *err = NULL;
+    struct store *st = store_open_sqlite(dir, &err);
+    assert_non_null(st);
+    assert_int_equal(store_index_define(st, "users", "username", true), 0);
+    assert_int_equal(store_index_define(st, "users", "org", false), 0);
+    assert_int_equal(store_index_define(st, "ents", "division", false), 0);
+    assert_int_equal(store_index_define(st, "ents", "tags", false), 0);
+    return st;
+}
+
+static int setup(void **state)
+{
+    dir = g_dir_make_tmp("yjt-store-XXXXXX", NULL);
+    *state = open_store();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    store_close(*state);
+    char *db = g_build_filename(dir, "yjt.db", NULL);
+    char *wal = g_strconcat(db, "-wal", NULL), *shm = g_strconcat(db, "-shm", NULL);
+    g_unlink(db);
+    g_unlink(wal);
+    g_unlink(shm);
+    g_rmdir(dir);
+    g_free(db);
+    g_free(wal);
+    g_free(shm);
+    g_free(dir);
+    return 0;
+}
+
+static bool collect_ids(const char *id, json_t *doc, void *ud)
+{
+    (void)doc;
+    g_ptr_array_add(ud, g_strdup(id));
+    return true;
+}
+
+static GPtrArray *find(struct store *st, const char *coll, const char *field, const char *v,
+                       bool prefix)
+{
+    GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
+    assert_int_equal(store_index_find(st, coll, field, v, prefix, collect_ids, ids), 0);
+    return ids;
+}
+
+static void put(struct store *st, const char *coll, const char *id, const char *json, int want)
+{
+    json_t *doc = json_loads(json, 0, NULL);
+    assert_non_null(doc);
+    assert_int_equal(store_doc_put(st, coll, id, doc, false), want);
+    json_decref(doc);
+}
+
+static void test_docs(void **state)
+{
+    struct store *st = *state;
+    json_t *doc = json_pack("{s:s, s:s}", "username", "alice", "org", "E1");
+    assert_int_equal(store_doc_put(st, "users", "u1", doc, true), 0);
+    assert_int_equal(store_doc_put(st, "users", "u1", doc, true), STORE_ECONFLICT);
+    json_decref(doc);
+    json_t *got = NULL;
+    assert_int_equal(store_doc_get(st, "users", "u1", &got), 0);
+    assert_string_equal(json_string_value(json_object_get(got, "username")), "alice");
+    json_decref(got);
+    assert_int_equal(store_doc_get(st, "users", "nope", &got), STORE_ENOTFOUND);
+    assert_int_equal(store_doc_get(st, "other", "u1", &got), STORE_ENOTFOUND);
+    json_t *arr = json_array();
+    assert_int_equal(store_doc_put(st, "users", "x", arr, false), STORE_EINVAL);
+    json_decref(arr);
+    assert_int_equal(store_doc_delete(st, "users", "u1"), 0);
+    assert_int_equal(store_doc_delete(st, "users", "u1"), STORE_ENOTFOUND);
+    GPtrArray *ids = find(st, "users", "username", "alice", false);
+    assert_int_equal(ids->len, 0); /* the index went with the document */
+    g_ptr_array_free(ids, TRUE);
+}
+
+static void test_unique_index(void **state)
+{
+    struct store *st = *state;
+    put(st, "users", "u1", "{\"username\":\"alice\",\"org\":\"E1\"}", 0);
+    put(st, "users", "u2", "{\"username\":\"alice\",\"org\":\"E2\"}", STORE_ECONFLICT);
+    json_t *got = NULL;
+    assert_int_equal(store_doc_get(st, "users", "u2", &got), STORE_ENOTFOUND); /* nothing half-written */
+    GPtrArray *ids = find(st, "users", "org", "E2", false);
+    assert_int_equal(ids->len, 0);
+    g_ptr_array_free(ids, TRUE);
+    /* Renaming frees the old value; rewriting the same doc keeps its own. */
+    put(st, "users", "u1", "{\"username\":\"alice2\",\"org\":\"E1\"}", 0);
+    put(st, "users", "u1", "{\"username\":\"alice2\",\"org\":\"E1\"}", 0);
+    put(st, "users", "u2", "{\"username\":\"alice\",\"org\":\"E2\"}", 0);
+}
+
+static void test_prefix_and_multi(void **state)
+{
+    struct store *st = *state;
+    put(st, "ents", "a", "{\"division\":\"440106\",\"tags\":[\"key\",\"tank\"]}", 0);
+    put(st, "ents", "b", "{\"division\":\"440113\",\"tags\":[\"tank\"]}", 0);
+    put(st, "ents", "c", "{\"division\":\"440305\"}", 0);
+    put(st, "ents", "d", "{\"division\":4401}", 0); /* not a string: not indexed */
+    GPtrArray *ids = find(st, "ents", "division", "4401", true);
+    assert_int_equal(ids->len, 2);
+    assert_string_equal(g_ptr_array_index(ids, 0), "a");
+    assert_string_equal(g_ptr_array_index(ids, 1), "b");
+    g_ptr_array_free(ids, TRUE);
+    ids = find(st, "ents", "division", "4401", false);
+    assert_int_equal(ids->len, 0);
+    g_ptr_array_free(ids, TRUE);
+    ids = find(st, "ents", "division", "44", true);
+    assert_int_equal(ids->len, 3);
+    g_ptr_array_free(ids, TRUE);
+    ids = find(st, "ents", "tags", "tank", false);
+    assert_int_equal(ids->len, 2);
+    g_ptr_array_free(ids, TRUE);
+    /* Prefix matching is literal: % and _ are not wildcards. */
+    ids = find(st, "ents", "division", "44%", true);
+    assert_int_equal(ids->len, 0);
+    g_ptr_array_free(ids, TRUE);
+}
+
+
+static void test_changes(void **state)
+{
+    struct store *st = *state;
+    int64_t rev0 = 0, rev1 = 0, rev2 = 0;
+    GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
+    assert_int_equal(store_doc_changes(st, "users", 0, &rev0, collect_ids, ids), 0);
+    put(st, "users", "u1", "{\"username\":\"a\"}", 0);
+    put(st, "users", "u2", "{\"username\":\"b\"}", 0);
+    put(st, "ents", "e1", "{\"division\":\"44\"}", 0);
+    put(st, "users", "u1", "{\"username\":\"a1\"}", 0);
+    g_ptr_array_set_size(ids, 0);
+    assert_int_equal(store_doc_changes(st, "users", rev0, &rev1, collect_ids, ids), 0);
+    assert_int_equal(ids->len, 2); /* u2 then u1 (u1's newest revision) */
+    assert_string_equal(g_ptr_array_index(ids, 0), "u2");
+    assert_string_equal(g_ptr_array_index(ids, 1), "u1");
+    assert_true(rev1 > rev0);
+    g_ptr_array_set_size(ids, 0);
+    assert_int_equal(store_doc_changes(st, "users", rev1, &rev2, collect_ids, ids), 0);
+    assert_int_equal(ids->len, 0);
+    assert_int_equal(rev2, rev1);
+    g_ptr_array_free(ids, TRUE);
+}
+
+static bool collect_seq(int64_t seq, json_t *item, void *ud)
+{
+    (void)item;
+    g_array_append_val((GArray *)ud, seq);
+    return true;
+}
+
+static void test_sequences(void **state)
+{
+    struct store *st = *state;
+    for (int i = 1; i <= 5; i++) {
+        int64_t seq = 0;
+        json_t *item = json_pack("{s:i}", "n", i);
+        assert_int_equal(store_seq_append(st, "inbox:u1", item, &seq), 0);
+        assert_int_equal(seq, i);
+        json_decref(item);
+    }
+    int64_t other = 0;
+    json_t *item = json_object();
+    assert_int_equal(store_seq_append(st, "inbox:u2", item, &other), 0);
+    assert_int_equal(other, 1); /* per key */
+    GArray *seqs = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    assert_int_equal(store_seq_range(st, "inbox:u1", 2, 0, false, collect_seq, seqs), 0);
+    assert_int_equal(seqs->len, 3);
+    assert_int_equal(g_array_index(seqs, int64_t, 0), 3);
+    g_array_set_size(seqs, 0);
+    assert_int_equal(store_seq_range(st, "inbox:u1", 0, 2, true, collect_seq, seqs), 0);
+    assert_int_equal(seqs->len, 2);
+    assert_int_equal(g_array_index(seqs, int64_t, 0), 5);
+    assert_int_equal(g_array_index(seqs, int64_t, 1), 4);
+    /* Trimming never reuses numbers. */
+    assert_int_equal(store_seq_trim(st, "inbox:u1", 5), 0);
+    int64_t seq = 0;
+    assert_int_equal(store_seq_append(st, "inbox:u1", item, &seq), 0);
+    assert_int_equal(seq, 6);
+    g_array_set_size(seqs, 0);
+    assert_int_equal(store_seq_range(st, "inbox:u1", 0, 0, false, collect_seq, seqs), 0);
+    assert_int_equal(seqs->len, 1);
+    json_decref(item);
+    g_array_free(seqs, TRUE);
+}
+
+static bool collect_deadline(const char *id, int64_t due, json_t *payload, void *ud)
+{
+    (void)due;
+    (void)payload;
+    g_ptr_array_add(ud, g_strdup(id));
+    return true;
+}
+
+static void test_deadlines(void **state)
+{
+    struct store *st = *state;
+    json_t *p = json_object();
+    assert_int_equal(store_deadline_set(st, "late", 300, p), 0);
+    assert_int_equal(store_deadline_set(st, "early", 100, p), 0);
+    assert_int_equal(store_deadline_set(st, "mid", 200, p), 0);
+    assert_int_equal(store_deadline_set(st, "mid", 250, p), 0); /* moved, not duplicated */
+    GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
+    assert_int_equal(store_deadline_due(st, 260, 0, collect_deadline, ids), 0);
+    assert_int_equal(ids->len, 2);
+    assert_string_equal(g_ptr_array_index(ids, 0), "early");
+    assert_string_equal(g_ptr_array_index(ids, 1), "mid");
+    g_ptr_array_set_size(ids, 0);
+    assert_int_equal(store_deadline_due(st, 1000, 1, collect_deadline, ids), 0);
+    assert_int_equal(ids->len, 1);
+    assert_int_equal(store_deadline_delete(st, "early"), 0);
+    g_ptr_array_set_size(ids, 0);
+    assert_int_equal(store_deadline_due(st, 1000, 0, collect_deadline, ids), 0);
+    assert_int_equal(ids->len, 2);
+    g_ptr_array_free(ids, TRUE);
+    json_decref(p);
+}
+
+static void test_kv_counters(void **state)
+{
+    struct store *st = *state;
+    int64_t now = clock_now_ms();
+    char *v = NULL;
+    assert_int_equal(store_kv_set(st, "forever", "1", 0), 0);
+    assert_int_equal(store_kv_set(st, "gone", "2", now - 1), 0);
+    assert_int_equal(store_kv_set(st, "later", "3", now + 60000), 0);
+    assert_int_equal(store_kv_get(st, "forever", &v), 0);
+    assert_string_equal(v, "1");
+    g_free(v);
+    assert_int_equal(store_kv_get(st, "gone", NULL), STORE_ENOTFOUND);
+    assert_int_equal(store_kv_get(st, "later", NULL), 0);
+    assert_int_equal(store_kv_purge_expired(st, now), 0);
+    assert_int_equal(store_kv_delete(st, "later"), 0);
+    assert_int_equal(store_kv_get(st, "later", NULL), STORE_ENOTFOUND);
+    int64_t c = 0;
+    assert_int_equal(store_counter_incr(st, "n", 5, &c), 0);
+    assert_int_equal(c, 5);
+    assert_int_equal(store_counter_incr(st, "n", -2, &c), 0);
+    assert_int_equal(c, 3);
+}
+
+static void test_reopen_and_second_handle(void **state)
+{
+    struct store *st = *state;
+    put(st, "users", "u1", "{\"username\":\"alice\"}", 0);
+    /* A second process (yjtctl) writes while the first has the file open. */
+    struct store *other = open_store();
+    put(other, "users", "u2", "{\"username\":\"alice\"}", STORE_ECONFLICT);
+    put(other, "users", "u2", "{\"username\":\"bob\"}", 0);
+    store_close(other);
+    json_t *got = NULL;
+    assert_int_equal(store_doc_get(st, "users", "u2", &got), 0);
+    json_decref(got);
+    store_close(st);
+    *state = st = open_store();
+    assert_int_equal(store_doc_get(st, "users", "u1", &got), 0);
+    json_decref(got);
+    GPtrArray *ids = find(st, "users", "username", "bob", false);
+    assert_int_equal(ids->len, 1);
+    g_ptr_array_free(ids, TRUE);
+    assert_true(st->latency.total > 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_docs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unique_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefix_and_multi, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sequences, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deadlines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kv_counters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_and_second_handle, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
