@@ -38,7 +38,9 @@ static void attach(struct conn *c, const struct account *acct, const struct toke
     c->org = g_strdup(acct->org);
     c->user = account_public_json(acct);
     c->device_id = g_strdup(device_id);
-    c->platform = g_strdup(platform ? platform : "unknown");
+    char *plat = g_strdup(platform ? platform : "unknown");
+    g_free(c->platform); /* platform may point into it */
+    c->platform = plat;
     c->jti = g_strdup(claims->jti);
     c->token_ver = claims->ver;
     c->token_exp = claims->exp;

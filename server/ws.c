@@ -11,13 +11,11 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "push/presence.h"
+#include "server/envelope.h"
 #include "server/metrics.h"
 #include "server/server.h"
 
 #include <string.h>
-
-#define ID_MAX 128
-#define TYPE_MAX 64
 
 struct ws_pss {
     struct conn *conn;
@@ -47,55 +45,37 @@ static gboolean auth_timeout(gpointer data)
 /* Handles one complete text message. */
 static void dispatch(struct conn *c, const char *text, size_t len)
 {
-    json_error_t jerr;
-    json_t *msg = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    json_t *id = json_object_get(msg, "id");
-    bool id_ok = (json_is_string(id) && json_string_length(id) <= ID_MAX) || json_is_integer(id);
+    struct envelope env;
+    enum err_code err = envelope_parse(text, len, &env);
 
     if (!conn_rate_take(c, server.cfg.rate_per_s, server.cfg.rate_burst)) {
         metrics_msg_in("rate_limited");
-        conn_reply_error(c, id_ok ? id : NULL, ERR_RATE_LIMITED, "too many messages, slow down");
+        conn_reply_error(c, env.id, ERR_RATE_LIMITED, "too many messages, slow down");
         if (++c->limited_streak > 4 * server.cfg.rate_burst)
             conn_close(c, 1008, "message rate abuse");
         goto out;
     }
     c->limited_streak = 0;
-    if (!msg) {
+    if (err != ERR_NONE) {
         metrics_msg_in("invalid");
-        conn_reply_error(c, NULL, ERR_BAD_REQUEST, "message is not valid JSON");
+        conn_reply_error(c, env.id, err, env.why);
         goto out;
     }
-    if (!json_is_object(msg)) {
-        metrics_msg_in("invalid");
-        conn_reply_error(c, NULL, ERR_BAD_REQUEST, "message must be a JSON object");
-        goto out;
-    }
-    if (!id_ok) {
-        metrics_msg_in("invalid");
-        conn_reply_error(c, NULL, ERR_BAD_REQUEST,
-                         "\"id\" must be a string (up to 128 bytes) or an integer");
-        goto out;
-    }
-    const char *type = json_string_value(json_object_get(msg, "type"));
-    if (!type || strlen(type) > TYPE_MAX) {
-        metrics_msg_in("invalid");
-        conn_reply_error(c, id, ERR_BAD_REQUEST, "\"type\" must be a string");
-        goto out;
-    }
-    const struct ws_handler *h = find_handler(type);
+    const struct ws_handler *h = find_handler(env.type);
     if (!h) {
         metrics_msg_in("unknown");
-        conn_reply_error(c, id, ERR_BAD_REQUEST, "unknown message type");
+        conn_reply_error(c, env.id, ERR_BAD_REQUEST, "unknown message type");
         goto out;
     }
     metrics_msg_in(h->type);
     if (h->needs_auth && !c->authed) {
-        conn_reply_error(c, id, ERR_UNAUTHORIZED, "authenticate first (auth.login or auth.token)");
+        conn_reply_error(c, env.id, ERR_UNAUTHORIZED,
+                         "authenticate first (auth.login or auth.token)");
         goto out;
     }
-    h->fn(c, id, msg);
+    h->fn(c, env.id, env.msg);
 out:
-    json_decref(msg);
+    json_decref(env.msg);
 }
 
 static void on_receive(struct conn *c, struct lws *wsi, const void *in, size_t len)
