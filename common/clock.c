@@ -7,7 +7,8 @@ static int64_t fake_ms;
 
 int64_t clock_now_ms(void)
 {
-    if (fake_ms) return fake_ms;
+    if (fake_ms)
+        return fake_ms;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;

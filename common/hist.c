@@ -10,7 +10,8 @@ void hist_observe(struct hist *h, double seconds)
     while (i < HIST_BUCKETS - 1 && seconds > hist_bounds_s[i])
         i++;
     h->counts[i]++; /* values past the last bound count in +Inf only */
-    if (seconds > hist_bounds_s[HIST_BUCKETS - 1]) h->counts[i]--;
+    if (seconds > hist_bounds_s[HIST_BUCKETS - 1])
+        h->counts[i]--;
     h->total++;
     h->sum_s += seconds;
 }

@@ -13,7 +13,8 @@ int id_random_bytes(unsigned char *buf, size_t n)
 char *id_new(const char *prefix)
 {
     unsigned char raw[10];
-    if (id_random_bytes(raw, sizeof(raw)) < 0) return NULL;
+    if (id_random_bytes(raw, sizeof(raw)) < 0)
+        return NULL;
     GString *s = g_string_new(prefix);
     for (size_t i = 0; i < sizeof(raw); i++)
         g_string_append_printf(s, "%02x", raw[i]);
@@ -38,7 +39,8 @@ char *b64url_encode(const unsigned char *data, size_t len)
 unsigned char *b64url_decode(const char *text, size_t *out_len)
 {
     size_t n = strlen(text);
-    if (n > 8192) return NULL;
+    if (n > 8192)
+        return NULL;
     char *s = g_malloc(n + 4);
     for (size_t i = 0; i < n; i++) {
         char c = text[i];

@@ -12,7 +12,8 @@ const char *jx_str(const json_t *obj, const char *key)
 const char *jx_str_bounded(const json_t *obj, const char *key, size_t max)
 {
     json_t *v = json_object_get(obj, key);
-    if (!json_is_string(v)) return NULL;
+    if (!json_is_string(v))
+        return NULL;
     size_t n = json_string_length(v);
     if (n == 0 || n > max || strlen(json_string_value(v)) != n)
         return NULL; /* empty, too long, or holds a NUL */

@@ -24,13 +24,15 @@ enum log_level log_get_level(void)
 int log_level_parse(const char *name)
 {
     for (int i = 0; i < 4; i++)
-        if (name && strcmp(name, level_names[i]) == 0) return i;
+        if (name && strcmp(name, level_names[i]) == 0)
+            return i;
     return -1;
 }
 
 void log_msg(enum log_level level, const char *module, const char *fmt, ...)
 {
-    if (level < min_level) return;
+    if (level < min_level)
+        return;
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);

@@ -72,7 +72,8 @@ static void entry_gc(const char *user_id, struct user_entry *e)
 
 static void notify(const char *user_id, struct user_entry *e)
 {
-    if (!notify_cb || g_hash_table_size(e->subscribers) == 0) return;
+    if (!notify_cb || g_hash_table_size(e->subscribers) == 0)
+        return;
     /* Copy first: a callback may close a subscriber, which unsubscribes it. */
     GList *subs = g_hash_table_get_keys(e->subscribers);
     char *uid = g_strdup(user_id);
@@ -108,7 +109,8 @@ void *presence_add(const char *user_id, void *conn, const char *device_id, const
 void presence_remove(const char *user_id, void *conn)
 {
     struct user_entry *e = entry_get(user_id, false);
-    if (!e) return;
+    if (!e)
+        return;
     for (guint i = 0; i < e->devices->len; i++) {
         struct device *d = g_ptr_array_index(e->devices, i);
         if (d->conn == conn) {
@@ -118,7 +120,8 @@ void presence_remove(const char *user_id, void *conn)
         }
     }
     e = entry_get(user_id, false); /* a callback may not remove it, but be safe */
-    if (e) entry_gc(user_id, e);
+    if (e)
+        entry_gc(user_id, e);
 }
 
 bool presence_online(const char *user_id)
@@ -143,7 +146,8 @@ json_t *presence_devices(const char *user_id)
 void presence_each_conn(const char *user_id, void (*fn)(void *conn, void *ud), void *ud)
 {
     struct user_entry *e = entry_get(user_id, false);
-    if (!e) return;
+    if (!e)
+        return;
     GPtrArray *conns = g_ptr_array_new();
     for (guint i = 0; i < e->devices->len; i++)
         g_ptr_array_add(conns, ((struct device *)g_ptr_array_index(e->devices, i))->conn);
@@ -169,7 +173,8 @@ unsigned presence_subscribe(void *subscriber, const char *user_id)
 void presence_unsubscribe_all(void *subscriber)
 {
     GHashTable *set = g_hash_table_lookup(follows, subscriber);
-    if (!set) return;
+    if (!set)
+        return;
     GHashTableIter it;
     gpointer key;
     g_hash_table_iter_init(&it, set);

@@ -14,7 +14,8 @@
 int account_init(struct store *st)
 {
     int rc = store_index_define(st, "users", "username", true);
-    if (rc == 0) rc = store_index_define(st, "users", "org", false);
+    if (rc == 0)
+        rc = store_index_define(st, "users", "org", false);
     return rc;
 }
 
@@ -27,9 +28,11 @@ bool account_role_valid(const char *role)
 bool account_username_valid(const char *username)
 {
     size_t n = username ? strlen(username) : 0;
-    if (n == 0 || n > USERNAME_MAX) return false;
+    if (n == 0 || n > USERNAME_MAX)
+        return false;
     for (size_t i = 0; i < n; i++)
-        if (!g_ascii_isalnum(username[i]) && !strchr("_.-@", username[i])) return false;
+        if (!g_ascii_isalnum(username[i]) && !strchr("_.-@", username[i]))
+            return false;
     return true;
 }
 
@@ -41,7 +44,8 @@ static bool text_ok(const char *s, size_t max)
 /* Checks that org names an existing organisation of the role's kind. */
 static const char *org_error(struct store *st, const char *role, const char *org)
 {
-    if (!org || !*org) return "org is required";
+    if (!org || !*org)
+        return "org is required";
     json_t *doc = NULL;
     switch (juris_org_kind_of_role(role)) {
     case ORG_DIVISION:
@@ -79,7 +83,8 @@ struct account *account_from_json(const char *id, json_t *doc)
 {
     const char *username = jx_str(doc, "username"), *role = jx_str(doc, "role");
     const char *org = jx_str(doc, "org"), *pw = jx_str(doc, "pw");
-    if (!username || !role || !org || !pw) return NULL;
+    if (!username || !role || !org || !pw)
+        return NULL;
     struct account *a = g_new0(struct account, 1);
     a->id = g_strdup(id);
     a->username = g_strdup(username);
@@ -100,7 +105,8 @@ struct account *account_from_json(const char *id, json_t *doc)
 
 void account_free(struct account *a)
 {
-    if (!a) return;
+    if (!a)
+        return;
     g_free(a->id);
     g_free(a->username);
     g_free(a->display_name);
@@ -108,7 +114,8 @@ void account_free(struct account *a)
     g_free(a->org);
     g_free(a->position);
     g_free(a->phone);
-    if (a->pw_hash) memset(a->pw_hash, 0, strlen(a->pw_hash));
+    if (a->pw_hash)
+        memset(a->pw_hash, 0, strlen(a->pw_hash));
     g_free(a->pw_hash);
     g_free(a);
 }
@@ -149,7 +156,8 @@ int account_create(struct store *st, const struct account_new *req, char **id_ou
         *why = "display name, position or phone too long or not UTF-8";
     else if (strcmp(req->role, "admin") != 0)
         *why = org_error(st, req->role, req->org);
-    if (*why) return STORE_EINVAL;
+    if (*why)
+        return STORE_EINVAL;
 
     struct account a = {0};
     char norm[8];
@@ -177,7 +185,8 @@ int account_create(struct store *st, const struct account_new *req, char **id_ou
         *id_out = a.id;
     else
         g_free(a.id);
-    if (rc == STORE_ECONFLICT) *why = "username is taken";
+    if (rc == STORE_ECONFLICT)
+        *why = "username is taken";
     return rc;
 }
 
@@ -185,7 +194,8 @@ int account_get(struct store *st, const char *id, struct account **out)
 {
     json_t *doc = NULL;
     int rc = store_doc_get(st, "users", id, &doc);
-    if (rc != STORE_OK) return rc;
+    if (rc != STORE_OK)
+        return rc;
     *out = account_from_json(id, doc);
     json_decref(doc);
     return *out ? STORE_OK : STORE_EIO;
@@ -206,8 +216,10 @@ int account_find(struct store *st, const char *username, struct account **out)
 {
     struct find_ctx ctx = {0};
     int rc = store_index_find(st, "users", "username", username, false, take_first, &ctx);
-    if (rc != STORE_OK) return rc;
-    if (!ctx.found) return STORE_ENOTFOUND;
+    if (rc != STORE_OK)
+        return rc;
+    if (!ctx.found)
+        return STORE_ENOTFOUND;
     *out = ctx.found;
     return STORE_OK;
 }
@@ -230,7 +242,8 @@ static bool each_doc(const char *id, json_t *doc, void *ud)
 {
     struct each_ctx *ctx = ud;
     struct account *a = account_from_json(id, doc);
-    if (!a) return true;
+    if (!a)
+        return true;
     bool go_on = ctx->cb(a, ctx->ud);
     account_free(a);
     return go_on;

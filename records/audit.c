@@ -9,7 +9,8 @@ int audit_log(struct store *st, const char *actor, const char *action, const cha
     json_t *ev = json_pack("{s:I, s:s, s:s, s:s, s:s}", "ts", (json_int_t)clock_now_ms(), "actor",
                            actor ? actor : "-", "action", action, "target", target ? target : "-",
                            "result", result ? result : "ok");
-    if (source) json_object_set_new(ev, "source", json_string(source));
+    if (source)
+        json_object_set_new(ev, "source", json_string(source));
     int rc = store_seq_append(st, "audit", ev, NULL);
     json_decref(ev);
     return rc;

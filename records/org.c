@@ -10,17 +10,21 @@
 int org_init(struct store *st)
 {
     int rc = store_index_define(st, "enterprises", "division", false);
-    if (rc == 0) rc = store_index_define(st, "carriers", "division", false);
-    if (rc == 0) rc = store_index_define(st, "divisions", "parent", false);
+    if (rc == 0)
+        rc = store_index_define(st, "carriers", "division", false);
+    if (rc == 0)
+        rc = store_index_define(st, "divisions", "parent", false);
     return rc;
 }
 
 bool org_id_valid(const char *id)
 {
     size_t n = id ? strlen(id) : 0;
-    if (n == 0 || n > ORG_ID_MAX) return false;
+    if (n == 0 || n > ORG_ID_MAX)
+        return false;
     for (size_t i = 0; i < n; i++)
-        if (!g_ascii_isalnum(id[i]) && !strchr("_.-", id[i])) return false;
+        if (!g_ascii_isalnum(id[i]) && !strchr("_.-", id[i]))
+            return false;
     return true;
 }
 
@@ -51,7 +55,8 @@ int org_division_add(struct store *st, const char *code, const char *name, const
     }
     int rc = store_doc_put(st, "divisions", norm, doc, true);
     json_decref(doc);
-    if (rc == STORE_ECONFLICT) *why = "division exists";
+    if (rc == STORE_ECONFLICT)
+        *why = "division exists";
     return rc;
 }
 
@@ -78,7 +83,8 @@ static int org_add(struct store *st, const char *coll, const char *id, const cha
     json_decref(extra);
     rc = store_doc_put(st, coll, id, doc, true);
     json_decref(doc);
-    if (rc == STORE_ECONFLICT) *why = "id exists";
+    if (rc == STORE_ECONFLICT)
+        *why = "id exists";
     return rc;
 }
 
@@ -107,13 +113,15 @@ int org_carrier_get(struct store *st, const char *id, json_t **out)
 
 char *org_division_of(struct store *st, const char *role, const char *org)
 {
-    if (!role || !org) return NULL;
+    if (!role || !org)
+        return NULL;
     int kind = juris_org_kind_of_role(role);
     if (kind == ORG_DIVISION) {
         char norm[8];
         return division_normalize(org, norm, sizeof(norm)) ? g_strdup(norm) : NULL;
     }
-    if (kind != ORG_ENTERPRISE && kind != ORG_CARRIER) return NULL;
+    if (kind != ORG_ENTERPRISE && kind != ORG_CARRIER)
+        return NULL;
     json_t *doc = NULL;
     if (store_doc_get(st, kind == ORG_ENTERPRISE ? "enterprises" : "carriers", org, &doc) != 0)
         return NULL;

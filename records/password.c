@@ -16,8 +16,10 @@
 const char *password_policy_error(const char *password)
 {
     size_t n = password ? strlen(password) : 0;
-    if (n < PASSWORD_MIN_LEN) return "password must be at least 8 characters";
-    if (n > PASSWORD_MAX_LEN) return "password must be at most 256 characters";
+    if (n < PASSWORD_MIN_LEN)
+        return "password must be at least 8 characters";
+    if (n > PASSWORD_MAX_LEN)
+        return "password must be at most 256 characters";
     return NULL;
 }
 
@@ -45,18 +47,22 @@ char *password_hash(const char *password, int iterations)
 
 bool password_verify(const char *password, const char *stored)
 {
-    if (!password || !stored || strlen(password) > PASSWORD_MAX_LEN) return false;
+    if (!password || !stored || strlen(password) > PASSWORD_MAX_LEN)
+        return false;
     bool ok = false;
     char **parts = g_strsplit(stored, "$", 5);
     unsigned char *salt = NULL, *want = NULL;
     size_t salt_len = 0, want_len = 0;
-    if (g_strv_length(parts) != 4 || strcmp(parts[0], "pbkdf2-sha256") != 0) goto out;
+    if (g_strv_length(parts) != 4 || strcmp(parts[0], "pbkdf2-sha256") != 0)
+        goto out;
     char *end = NULL;
     long iterations = strtol(parts[1], &end, 10);
-    if (*end || iterations < 1 || iterations > MAX_ITERATIONS) goto out;
+    if (*end || iterations < 1 || iterations > MAX_ITERATIONS)
+        goto out;
     salt = b64url_decode(parts[2], &salt_len);
     want = b64url_decode(parts[3], &want_len);
-    if (!salt || !want || want_len != KEY_LEN) goto out;
+    if (!salt || !want || want_len != KEY_LEN)
+        goto out;
     unsigned char got[KEY_LEN];
     if (derive(password, salt, salt_len, (int)iterations, got))
         ok = CRYPTO_memcmp(got, want, KEY_LEN) == 0;

@@ -9,7 +9,8 @@
 struct store *records_open(const char *dir, char **err)
 {
     struct store *st = store_open_sqlite(dir, err);
-    if (!st) return NULL;
+    if (!st)
+        return NULL;
     if (org_init(st) != STORE_OK || account_init(st) != STORE_OK) {
         *err = g_strdup("cannot declare store indexes");
         store_close(st);

@@ -18,13 +18,15 @@ static double mono_s(void)
         double t0_ = mono_s();                                                                     \
         int rc_ = (call);                                                                          \
         hist_observe(&(st)->latency, mono_s() - t0_);                                              \
-        if (rc_ == STORE_EIO) (st)->errors++;                                                      \
+        if (rc_ == STORE_EIO)                                                                      \
+            (st)->errors++;                                                                        \
         return rc_;                                                                                \
     } while (0)
 
 void store_close(struct store *st)
 {
-    if (st) st->ops->close(st);
+    if (st)
+        st->ops->close(st);
 }
 
 int store_flush(struct store *st)
@@ -39,7 +41,8 @@ int store_index_define(struct store *st, const char *coll, const char *field, bo
 
 int store_doc_put(struct store *st, const char *coll, const char *id, json_t *doc, bool create_only)
 {
-    if (!json_is_object(doc)) return STORE_EINVAL;
+    if (!json_is_object(doc))
+        return STORE_EINVAL;
     TIMED(st, st->ops->doc_put(st, coll, id, doc, create_only));
 }
 

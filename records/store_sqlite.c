@@ -75,7 +75,8 @@ static int begin(struct sqlite_store *s)
 
 static int finish(struct sqlite_store *s, int rc)
 {
-    if (rc == STORE_OK && exec(s, "COMMIT") == STORE_OK) return STORE_OK;
+    if (rc == STORE_OK && exec(s, "COMMIT") == STORE_OK)
+        return STORE_OK;
     exec(s, "ROLLBACK");
     return rc == STORE_OK ? STORE_EIO : rc;
 }
@@ -97,7 +98,8 @@ static int each_doc(sqlite3_stmt *stmt, store_doc_cb cb, void *ud)
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         json_t *doc = parse_body(stmt, 1);
-        if (!doc) continue;
+        if (!doc)
+            continue;
         char *id = g_strdup((const char *)sqlite3_column_text(stmt, 0));
         bool go_on = cb(id, doc, ud);
         g_free(id);
@@ -116,11 +118,13 @@ static int counter_incr_locked(struct sqlite_store *s, const char *name, int64_t
     sqlite3_stmt *stmt = prep(s, "INSERT INTO counters(name, value) VALUES(?1, ?2)"
                                  " ON CONFLICT(name) DO UPDATE SET value = value + ?2"
                                  " RETURNING value");
-    if (!stmt) return STORE_EIO;
+    if (!stmt)
+        return STORE_EIO;
     bind_text(stmt, 1, name);
     sqlite3_bind_int64(stmt, 2, by);
     int rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW && out) *out = sqlite3_column_int64(stmt, 0);
+    if (rc == SQLITE_ROW && out)
+        *out = sqlite3_column_int64(stmt, 0);
     while (rc == SQLITE_ROW)
         rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
@@ -173,31 +177,37 @@ static int index_doc(struct sqlite_store *s, const struct index_def *d, const ch
     size_t n = single ? 1 : (json_is_array(v) ? json_array_size(v) : 0);
     for (size_t i = 0; i < n; i++) {
         json_t *item = single ? single : json_array_get(v, i);
-        if (!json_is_string(item)) continue;
+        if (!json_is_string(item))
+            continue;
         const char *value = json_string_value(item);
         if (d->unique) {
             sqlite3_stmt *q = prep(s, "SELECT 1 FROM idx WHERE coll=?1 AND field=?2 AND value=?3"
                                       " AND id<>?4 LIMIT 1");
-            if (!q) return STORE_EIO;
+            if (!q)
+                return STORE_EIO;
             bind_text(q, 1, d->coll);
             bind_text(q, 2, d->field);
             bind_text(q, 3, value);
             bind_text(q, 4, id);
             int rc = sqlite3_step(q);
             sqlite3_reset(q);
-            if (rc == SQLITE_ROW) return STORE_ECONFLICT;
-            if (rc != SQLITE_DONE) return STORE_EIO;
+            if (rc == SQLITE_ROW)
+                return STORE_ECONFLICT;
+            if (rc != SQLITE_DONE)
+                return STORE_EIO;
         }
         sqlite3_stmt *ins = prep(s, "INSERT OR IGNORE INTO idx(coll, field, value, id)"
                                     " VALUES(?1, ?2, ?3, ?4)");
-        if (!ins) return STORE_EIO;
+        if (!ins)
+            return STORE_EIO;
         bind_text(ins, 1, d->coll);
         bind_text(ins, 2, d->field);
         bind_text(ins, 3, value);
         bind_text(ins, 4, id);
         int rc = sqlite3_step(ins);
         sqlite3_reset(ins);
-        if (rc != SQLITE_DONE) return STORE_EIO;
+        if (rc != SQLITE_DONE)
+            return STORE_EIO;
     }
     return STORE_OK;
 }
@@ -205,7 +215,8 @@ static int index_doc(struct sqlite_store *s, const struct index_def *d, const ch
 static int unindex_doc(struct sqlite_store *s, const char *coll, const char *id)
 {
     sqlite3_stmt *del = prep(s, "DELETE FROM idx WHERE coll=?1 AND id=?2");
-    if (!del) return STORE_EIO;
+    if (!del)
+        return STORE_EIO;
     bind_text(del, 1, coll);
     bind_text(del, 2, id);
     int rc = sqlite3_step(del);
@@ -218,22 +229,28 @@ static int doc_put_locked(struct sqlite_store *s, const char *coll, const char *
 {
     if (create_only) {
         sqlite3_stmt *q = prep(s, "SELECT 1 FROM docs WHERE coll=?1 AND id=?2");
-        if (!q) return STORE_EIO;
+        if (!q)
+            return STORE_EIO;
         bind_text(q, 1, coll);
         bind_text(q, 2, id);
         int rc = sqlite3_step(q);
         sqlite3_reset(q);
-        if (rc == SQLITE_ROW) return STORE_ECONFLICT;
-        if (rc != SQLITE_DONE) return STORE_EIO;
+        if (rc == SQLITE_ROW)
+            return STORE_ECONFLICT;
+        if (rc != SQLITE_DONE)
+            return STORE_EIO;
     }
     int rc = unindex_doc(s, coll, id);
     for (guint i = 0; rc == STORE_OK && i < s->indexes->len; i++) {
         const struct index_def *d = g_ptr_array_index(s->indexes, i);
-        if (strcmp(d->coll, coll) == 0) rc = index_doc(s, d, id, doc);
+        if (strcmp(d->coll, coll) == 0)
+            rc = index_doc(s, d, id, doc);
     }
     int64_t rev = 0;
-    if (rc == STORE_OK) rc = counter_incr_locked(s, "store.rev", 1, &rev);
-    if (rc != STORE_OK) return rc;
+    if (rc == STORE_OK)
+        rc = counter_incr_locked(s, "store.rev", 1, &rev);
+    if (rc != STORE_OK)
+        return rc;
     char *body = jx_dump(doc);
     sqlite3_stmt *up = prep(s, "INSERT INTO docs(coll, id, body, rev) VALUES(?1, ?2, ?3, ?4)"
                                " ON CONFLICT(coll, id) DO UPDATE SET body=?3, rev=?4");
@@ -256,14 +273,16 @@ static int sq_doc_put(struct store *st, const char *coll, const char *id, json_t
 {
     struct sqlite_store *s = S(st);
     int rc = begin(s);
-    if (rc != STORE_OK) return rc;
+    if (rc != STORE_OK)
+        return rc;
     return finish(s, doc_put_locked(s, coll, id, doc, create_only));
 }
 
 static int sq_doc_get(struct store *st, const char *coll, const char *id, json_t **out)
 {
     sqlite3_stmt *q = prep(S(st), "SELECT body FROM docs WHERE coll=?1 AND id=?2");
-    if (!q) return STORE_EIO;
+    if (!q)
+        return STORE_EIO;
     bind_text(q, 1, coll);
     bind_text(q, 2, id);
     int rc = sqlite3_step(q);
@@ -280,11 +299,13 @@ static int sq_doc_delete(struct store *st, const char *coll, const char *id)
 {
     struct sqlite_store *s = S(st);
     int rc = begin(s);
-    if (rc != STORE_OK) return rc;
+    if (rc != STORE_OK)
+        return rc;
     rc = unindex_doc(s, coll, id);
     if (rc == STORE_OK) {
         sqlite3_stmt *del = prep(s, "DELETE FROM docs WHERE coll=?1 AND id=?2");
-        if (!del) return finish(s, STORE_EIO);
+        if (!del)
+            return finish(s, STORE_EIO);
         bind_text(del, 1, coll);
         bind_text(del, 2, id);
         int r = sqlite3_step(del);
@@ -297,7 +318,8 @@ static int sq_doc_delete(struct store *st, const char *coll, const char *id)
 static int sq_doc_list(struct store *st, const char *coll, store_doc_cb cb, void *ud)
 {
     sqlite3_stmt *q = prep(S(st), "SELECT id, body FROM docs WHERE coll=?1 ORDER BY id");
-    if (!q) return STORE_EIO;
+    if (!q)
+        return STORE_EIO;
     bind_text(q, 1, coll);
     return each_doc(q, cb, ud);
 }
@@ -317,7 +339,8 @@ static int sq_index_find(struct store *st, const char *coll, const char *field, 
         q = prep(S(st), "SELECT d.id, d.body FROM idx i JOIN docs d ON d.coll=i.coll AND d.id=i.id"
                         " WHERE i.coll=?1 AND i.field=?2 AND i.value=?3 ORDER BY i.id");
     }
-    if (!q) return STORE_EIO;
+    if (!q)
+        return STORE_EIO;
     bind_text(q, 1, coll);
     bind_text(q, 2, field);
     bind_text(q, 3, value);
@@ -334,7 +357,8 @@ static int sq_doc_changes(struct store *st, const char *coll, int64_t after_rev,
 {
     sqlite3_stmt *q = prep(S(st), "SELECT id, body, rev FROM docs WHERE coll=?1 AND rev>?2"
                                   " ORDER BY rev");
-    if (!q) return STORE_EIO;
+    if (!q)
+        return STORE_EIO;
     bind_text(q, 1, coll);
     sqlite3_bind_int64(q, 2, after_rev);
     int64_t last = after_rev;
@@ -342,7 +366,8 @@ static int sq_doc_changes(struct store *st, const char *coll, int64_t after_rev,
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         json_t *doc = parse_body(q, 1);
         last = sqlite3_column_int64(q, 2);
-        if (!doc) continue;
+        if (!doc)
+            continue;
         char *id = g_strdup((const char *)sqlite3_column_text(q, 0));
         bool go_on = cb(id, doc, ud);
         g_free(id);
@@ -353,7 +378,8 @@ static int sq_doc_changes(struct store *st, const char *coll, int64_t after_rev,
         }
     }
     sqlite3_reset(q);
-    if (last_rev) *last_rev = last;
+    if (last_rev)
+        *last_rev = last;
     return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
 }
 
@@ -361,7 +387,8 @@ static int sq_seq_append(struct store *st, const char *key, json_t *item, int64_
 {
     struct sqlite_store *s = S(st);
     char *body = jx_dump(item);
-    if (!body) return STORE_EINVAL;
+    if (!body)
+        return STORE_EINVAL;
     int rc = begin(s);
     if (rc != STORE_OK) {
         free(body);
@@ -375,7 +402,8 @@ static int sq_seq_append(struct store *st, const char *key, json_t *item, int64_
     } else {
         bind_text(head, 1, key);
         int r = sqlite3_step(head);
-        if (r == SQLITE_ROW) seq = sqlite3_column_int64(head, 0);
+        if (r == SQLITE_ROW)
+            seq = sqlite3_column_int64(head, 0);
         while (r == SQLITE_ROW)
             r = sqlite3_step(head);
         sqlite3_reset(head);
@@ -395,7 +423,8 @@ static int sq_seq_append(struct store *st, const char *key, json_t *item, int64_
     }
     free(body);
     rc = finish(s, rc);
-    if (rc == STORE_OK && seq_out) *seq_out = seq;
+    if (rc == STORE_OK && seq_out)
+        *seq_out = seq;
     return rc;
 }
 
@@ -408,14 +437,16 @@ static int sq_seq_range(struct store *st, const char *key, int64_t after_seq, in
                           " LIMIT ?3")
             : prep(S(st),
                    "SELECT seq, body FROM seqs WHERE key=?1 AND seq>?2 ORDER BY seq LIMIT ?3");
-    if (!q) return STORE_EIO;
+    if (!q)
+        return STORE_EIO;
     bind_text(q, 1, key);
     sqlite3_bind_int64(q, 2, after_seq);
     sqlite3_bind_int(q, 3, limit > 0 ? limit : -1);
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         json_t *item = parse_body(q, 1);
-        if (!item) continue;
+        if (!item)
+            continue;
         bool go_on = cb(sqlite3_column_int64(q, 0), item, ud);
         json_decref(item);
         if (!go_on) {
@@ -437,7 +468,8 @@ static int step_done(sqlite3_stmt *q)
 static int sq_seq_trim(struct store *st, const char *key, int64_t upto_seq)
 {
     sqlite3_stmt *q = prep(S(st), "DELETE FROM seqs WHERE key=?1 AND seq<=?2");
-    if (!q) return STORE_EIO;
+    if (!q)
+        return STORE_EIO;
     bind_text(q, 1, key);
     sqlite3_bind_int64(q, 2, upto_seq);
     return step_done(q);
@@ -462,7 +494,8 @@ static int sq_deadline_set(struct store *st, const char *id, int64_t due_ms, jso
 static int sq_deadline_delete(struct store *st, const char *id)
 {
     sqlite3_stmt *q = prep(S(st), "DELETE FROM deadlines WHERE id=?1");
-    if (!q) return STORE_EIO;
+    if (!q)
+        return STORE_EIO;
     bind_text(q, 1, id);
     return step_done(q);
 }
@@ -472,13 +505,15 @@ static int sq_deadline_due(struct store *st, int64_t now_ms, int limit, store_de
 {
     sqlite3_stmt *q = prep(S(st), "SELECT id, due, body FROM deadlines WHERE due<=?1"
                                   " ORDER BY due LIMIT ?2");
-    if (!q) return STORE_EIO;
+    if (!q)
+        return STORE_EIO;
     sqlite3_bind_int64(q, 1, now_ms);
     sqlite3_bind_int(q, 2, limit > 0 ? limit : -1);
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         json_t *body = parse_body(q, 2);
-        if (!body) continue;
+        if (!body)
+            continue;
         char *id = g_strdup((const char *)sqlite3_column_text(q, 0));
         bool go_on = cb(id, sqlite3_column_int64(q, 1), body, ud);
         g_free(id);
@@ -496,7 +531,8 @@ static int sq_kv_set(struct store *st, const char *key, const char *value, int64
 {
     sqlite3_stmt *q = prep(S(st), "INSERT INTO kv(key, value, expire_at) VALUES(?1, ?2, ?3)"
                                   " ON CONFLICT(key) DO UPDATE SET value=?2, expire_at=?3");
-    if (!q) return STORE_EIO;
+    if (!q)
+        return STORE_EIO;
     bind_text(q, 1, key);
     bind_text(q, 2, value);
     sqlite3_bind_int64(q, 3, expire_at_ms);
@@ -506,7 +542,8 @@ static int sq_kv_set(struct store *st, const char *key, const char *value, int64
 static int sq_kv_get(struct store *st, const char *key, char **value_out)
 {
     sqlite3_stmt *q = prep(S(st), "SELECT value, expire_at FROM kv WHERE key=?1");
-    if (!q) return STORE_EIO;
+    if (!q)
+        return STORE_EIO;
     bind_text(q, 1, key);
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
@@ -515,7 +552,8 @@ static int sq_kv_get(struct store *st, const char *key, char **value_out)
         clock_gettime(CLOCK_REALTIME, &ts);
         int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
         bool live = exp == 0 || exp > now;
-        if (live && value_out) *value_out = g_strdup((const char *)sqlite3_column_text(q, 0));
+        if (live && value_out)
+            *value_out = g_strdup((const char *)sqlite3_column_text(q, 0));
         sqlite3_reset(q);
         return live ? STORE_OK : STORE_ENOTFOUND;
     }
@@ -526,7 +564,8 @@ static int sq_kv_get(struct store *st, const char *key, char **value_out)
 static int sq_kv_delete(struct store *st, const char *key)
 {
     sqlite3_stmt *q = prep(S(st), "DELETE FROM kv WHERE key=?1");
-    if (!q) return STORE_EIO;
+    if (!q)
+        return STORE_EIO;
     bind_text(q, 1, key);
     return step_done(q);
 }
@@ -534,7 +573,8 @@ static int sq_kv_delete(struct store *st, const char *key)
 static int sq_kv_purge_expired(struct store *st, int64_t now_ms)
 {
     sqlite3_stmt *q = prep(S(st), "DELETE FROM kv WHERE expire_at<>0 AND expire_at<=?1");
-    if (!q) return STORE_EIO;
+    if (!q)
+        return STORE_EIO;
     sqlite3_bind_int64(q, 1, now_ms);
     return step_done(q);
 }
@@ -585,7 +625,8 @@ struct store *store_open_sqlite(const char *dir, char **err)
     s->indexes = g_ptr_array_new_with_free_func(index_def_free);
     int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     g_free(path);
-    if (rc != SQLITE_OK) goto err;
+    if (rc != SQLITE_OK)
+        goto err;
     sqlite3_busy_timeout(s->db, 5000);
     if (exec(s, "PRAGMA journal_mode=WAL") != STORE_OK ||
         exec(s, "PRAGMA synchronous=FULL") != STORE_OK || exec(s, schema) != STORE_OK)

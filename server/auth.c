@@ -48,7 +48,8 @@ static bool stopping;
 static void job_free(struct login_job *j)
 {
     g_free(j->username);
-    if (j->password) OPENSSL_cleanse(j->password, strlen(j->password));
+    if (j->password)
+        OPENSSL_cleanse(j->password, strlen(j->password));
     g_free(j->password);
     g_free(j->device_id);
     g_free(j->source);
@@ -66,7 +67,8 @@ static void outcome_clear(struct auth_outcome *o)
 
 static void deliver(auth_cb cb, void *ud, struct auth_outcome *o)
 {
-    if (o->err != ERR_NONE) metrics_error(o->err);
+    if (o->err != ERR_NONE)
+        metrics_error(o->err);
     cb(o, ud);
     outcome_clear(o);
 }
@@ -80,7 +82,8 @@ static void fail_now(auth_cb cb, void *ud, enum err_code err, const char *messag
 static bool addr_throttled(const char *source, int64_t now)
 {
     struct addr_window *w = g_hash_table_lookup(addr_failures, source);
-    if (!w) return false;
+    if (!w)
+        return false;
     if (now - w->start_ms >= (int64_t)server.cfg.addr_fail_window_s * 1000) {
         g_hash_table_remove(addr_failures, source);
         return false;
@@ -96,7 +99,8 @@ static void addr_fail(const char *source, int64_t now)
         w->failures = 0;
     }
     if (!w) {
-        if (g_hash_table_size(addr_failures) >= MAX_TRACKED_ADDRS) auth_sweep();
+        if (g_hash_table_size(addr_failures) >= MAX_TRACKED_ADDRS)
+            auth_sweep();
         w = g_new0(struct addr_window, 1);
         w->start_ms = now;
         g_hash_table_insert(addr_failures, g_strdup(source), w);
@@ -270,8 +274,10 @@ enum token_state auth_check_token(const char *token, struct account **acct,
                                   struct token_claims *claims)
 {
     int v = token_verify(server.token_key, token, clock_now_ms(), claims);
-    if (v == -2) return TOKEN_EXPIRED;
-    if (v < 0) return TOKEN_INVALID;
+    if (v == -2)
+        return TOKEN_EXPIRED;
+    if (v < 0)
+        return TOKEN_INVALID;
     char *key = g_strdup_printf("revoked:%s", claims->jti);
     int rc = store_kv_get(server.store, key, NULL);
     g_free(key);
@@ -334,7 +340,8 @@ int auth_init(void)
 void auth_shutdown(void)
 {
     stopping = true;
-    if (pool) g_thread_pool_free(pool, FALSE, TRUE);
+    if (pool)
+        g_thread_pool_free(pool, FALSE, TRUE);
     pool = NULL;
     /* Run the completions the workers queued, so every caller hears back. */
     while (g_main_context_pending(NULL))

@@ -104,7 +104,8 @@ int config_set(struct config *c, const char *key, const char *value, char **err)
 {
     for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
         const struct key *k = &keys[i];
-        if (strcmp(k->name, key) != 0) continue;
+        if (strcmp(k->name, key) != 0)
+            continue;
         char *field = (char *)c + k->offset;
         switch (k->type) {
         case K_LISTEN:
@@ -186,7 +187,8 @@ static const char *option_key(const char *opt)
         {"--tls-key", "tls_key"}, {"--log-level", "log_level"},
     };
     for (size_t i = 0; i < G_N_ELEMENTS(map); i++)
-        if (strcmp(opt, map[i][0]) == 0) return map[i][1];
+        if (strcmp(opt, map[i][0]) == 0)
+            return map[i][1];
     return NULL;
 }
 
@@ -200,7 +202,8 @@ int config_load(struct config *c, int argc, char **argv, char **err)
                 *err = g_strdup("--config needs a file");
                 return -1;
             }
-            if (load_file(c, argv[i + 1], err) < 0) return -1;
+            if (load_file(c, argv[i + 1], err) < 0)
+                return -1;
         }
     }
     for (int i = 1; i < argc; i++) {
@@ -223,7 +226,8 @@ int config_load(struct config *c, int argc, char **argv, char **err)
             }
             const char *v = argv[++i];
             if (key) {
-                if (config_set(c, key, v, err) < 0) return -1;
+                if (config_set(c, key, v, err) < 0)
+                    return -1;
             } else {
                 const char *eq = strchr(v, '=');
                 if (!eq) {
@@ -233,7 +237,8 @@ int config_load(struct config *c, int argc, char **argv, char **err)
                 char *k = g_strndup(v, (gsize)(eq - v));
                 int rc = config_set(c, k, eq + 1, err);
                 g_free(k);
-                if (rc < 0) return -1;
+                if (rc < 0)
+                    return -1;
             }
         } else {
             *err = g_strdup_printf("unknown option '%s' (try --help)", a);

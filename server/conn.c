@@ -45,9 +45,11 @@ struct conn *conn_new(struct lws *wsi, const char *peer)
 void conn_free(struct conn *c)
 {
     g_hash_table_remove(conns, &c->serial);
-    if (c->auth_timer) g_source_remove(c->auth_timer);
+    if (c->auth_timer)
+        g_source_remove(c->auth_timer);
     g_queue_clear_full(&c->outq, g_free);
-    if (c->rx) g_byte_array_free(c->rx, TRUE);
+    if (c->rx)
+        g_byte_array_free(c->rx, TRUE);
     g_free(c->user_id);
     g_free(c->role);
     g_free(c->org);
@@ -79,7 +81,8 @@ void conn_each(void (*fn)(struct conn *c, void *ud), void *ud)
         g_array_append_val(serials, ((struct conn *)v)->serial);
     for (guint i = 0; i < serials->len; i++) {
         struct conn *c = conn_find(g_array_index(serials, uint64_t, i));
-        if (c) fn(c, ud);
+        if (c)
+            fn(c, ud);
     }
     g_array_free(serials, TRUE);
 }
@@ -92,7 +95,8 @@ void conn_send(struct conn *c, json_t *msg, const char *label)
     }
     char *text = jx_dump(msg);
     json_decref(msg);
-    if (!text) return;
+    if (!text)
+        return;
     size_t len = strlen(text);
     if (c->out_bytes + len > (size_t)server.cfg.send_queue_max) {
         free(text);
@@ -133,7 +137,8 @@ void conn_reply_error(struct conn *c, json_t *id, enum err_code code, const char
 
 void conn_close(struct conn *c, int code, const char *reason)
 {
-    if (c->close_code) return;
+    if (c->close_code)
+        return;
     c->close_code = code;
     g_strlcpy(c->close_reason, reason, sizeof(c->close_reason));
     log_info("ws", "conn=%" G_GUINT64_FORMAT " user=%s closing code=%d reason=%s", c->serial,
@@ -148,8 +153,10 @@ int conn_write_pending(struct conn *c)
         c->out_bytes -= m->len;
         int n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
         g_free(m);
-        if (n < 0) return -1;
-        if (!g_queue_is_empty(&c->outq) || c->close_code) lws_callback_on_writable(c->wsi);
+        if (n < 0)
+            return -1;
+        if (!g_queue_is_empty(&c->outq) || c->close_code)
+            lws_callback_on_writable(c->wsi);
         return 0;
     }
     if (c->close_code) {
@@ -164,9 +171,11 @@ bool conn_rate_take(struct conn *c, int per_s, int burst)
 {
     int64_t now = clock_mono_ms();
     c->tokens += (double)(now - c->refill_ms) * per_s / 1000.0;
-    if (c->tokens > burst) c->tokens = burst;
+    if (c->tokens > burst)
+        c->tokens = burst;
     c->refill_ms = now;
-    if (c->tokens < 1.0) return false;
+    if (c->tokens < 1.0)
+        return false;
     c->tokens -= 1.0;
     return true;
 }

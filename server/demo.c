@@ -39,7 +39,8 @@ static const struct {
 static char *new_password(void)
 {
     unsigned char raw[9];
-    if (id_random_bytes(raw, sizeof(raw)) < 0) return NULL;
+    if (id_random_bytes(raw, sizeof(raw)) < 0)
+        return NULL;
     return b64url_encode(raw, sizeof(raw)); /* 12 characters */
 }
 

@@ -13,6 +13,7 @@
 #include "server/auth.h"
 #include "server/metrics.h"
 #include "server/server.h"
+#include "server/session.h"
 
 #include <string.h>
 
@@ -26,6 +27,7 @@ struct http_pss {
     char peer[64];
     GByteArray *body;
     bool body_too_large;
+    bool routed; /* lws may also report BODY_COMPLETION for an empty body */
     /* the response, once known */
     bool ready;
     bool headers_sent;
@@ -56,8 +58,10 @@ void http_shutdown(void)
 
 static void reset(struct http_pss *h)
 {
-    if (h->serial && pending) g_hash_table_remove(pending, &h->serial);
-    if (h->body) g_byte_array_free(h->body, TRUE);
+    if (h->serial && pending)
+        g_hash_table_remove(pending, &h->serial);
+    if (h->body)
+        g_byte_array_free(h->body, TRUE);
     g_free(h->resp);
     memset(h, 0, sizeof(*h));
 }
@@ -102,7 +106,8 @@ static bool bearer(struct http_pss *h, struct account **acct, struct token_claim
         return false;
     }
     enum token_state st = auth_check_token(hdr + 7, acct, claims);
-    if (st == TOKEN_OK) return true;
+    if (st == TOKEN_OK)
+        return true;
     if (st == TOKEN_UNAVAILABLE)
         respond_error(h, ERR_UNAVAILABLE, "store unavailable");
     else
@@ -118,13 +123,15 @@ static void login_done(struct auth_outcome *o, void *ud)
 {
     uint64_t serial = GPOINTER_TO_SIZE(ud);
     struct http_pss *h = pending ? g_hash_table_lookup(pending, &serial) : NULL;
-    if (!h) return; /* the client went away */
+    if (!h)
+        return; /* the client went away */
     g_hash_table_remove(pending, &serial);
     if (o->err == ERR_NONE) {
         respond_json(h, 200, auth_session_json(o->token, &o->claims, o->acct));
         return;
     }
-    if (o->retry_after_ms) h->retry_after_s = (o->retry_after_ms + 999) / 1000;
+    if (o->retry_after_ms)
+        h->retry_after_s = (o->retry_after_ms + 999) / 1000;
     /* metrics_error was counted by auth */
     respond_json(
         h, err_http_status(o->err),
@@ -136,25 +143,27 @@ static void route_login(struct http_pss *h, json_t *body)
     const char *username = jx_str_bounded(body, "username", 256);
     const char *password = jx_str_bounded(body, "password", 256);
     const char *device_id = jx_str_bounded(body, "device_id", 128);
+    const char *platform = jx_str_bounded(body, "platform", 32);
     if (!username || !password) {
         respond_error(h, ERR_BAD_REQUEST, "username and password must be strings");
         return;
     }
-    if (json_object_get(body, "device_id") && !device_id) {
-        respond_error(h, ERR_BAD_REQUEST, "device_id must be a string of 1-128 characters");
+    if (!device_id || !platform) {
+        respond_error(h, ERR_BAD_REQUEST,
+                      "device_id (1-128 chars) and platform (1-32 chars) must be strings");
         return;
     }
     h->serial = next_serial++;
     g_hash_table_insert(pending, &h->serial, h);
-    auth_login(username, password, device_id ? device_id : "rest", h->peer, login_done,
-               GSIZE_TO_POINTER(h->serial));
+    auth_login(username, password, device_id, h->peer, login_done, GSIZE_TO_POINTER(h->serial));
 }
 
 static void route_refresh(struct http_pss *h)
 {
     struct account *acct = NULL;
     struct token_claims old, fresh = {0};
-    if (!bearer(h, &acct, &old)) return;
+    if (!bearer(h, &acct, &old))
+        return;
     char *token = auth_issue(acct, old.device_id, &fresh);
     if (!token || auth_revoke(&old) != STORE_OK)
         respond_error(h, ERR_UNAVAILABLE, "cannot refresh the token now");
@@ -171,11 +180,14 @@ static void route_logout(struct http_pss *h)
 {
     struct account *acct = NULL;
     struct token_claims claims;
-    if (!bearer(h, &acct, &claims)) return;
-    if (auth_revoke(&claims) != STORE_OK)
+    if (!bearer(h, &acct, &claims))
+        return;
+    if (auth_revoke(&claims) != STORE_OK) {
         respond_error(h, ERR_UNAVAILABLE, "cannot revoke the token now");
-    else
+    } else {
+        session_close_token(claims.user_id, claims.jti, 0);
         respond_json(h, 200, json_pack("{s:b}", "ok", 1));
+    }
     log_info("auth", "logout user=%s (REST)", acct->id);
     token_claims_clear(&claims);
     account_free(acct);
@@ -185,15 +197,19 @@ static void route_me(struct http_pss *h)
 {
     struct account *acct = NULL;
     struct token_claims claims;
-    if (!bearer(h, &acct, &claims)) return;
+    if (!bearer(h, &acct, &claims))
+        return;
     respond_json(h, 200, json_pack("{s:o}", "user", account_public_json(acct)));
     token_claims_clear(&claims);
     account_free(acct);
 }
 
-/* Routes a complete request. */
+/* Routes a complete request, once. */
 static void route(struct http_pss *h)
 {
+    if (h->routed)
+        return;
+    h->routed = true;
     const char *p = h->path;
     if (strcmp(p, "/healthz") == 0 && h->method == M_GET) {
         respond_json(h, server.stopping ? 503 : 200,
@@ -243,7 +259,8 @@ static void route(struct http_pss *h)
 
 static int write_response(struct http_pss *h)
 {
-    if (!h->ready) return 0;
+    if (!h->ready)
+        return 0;
     if (!h->headers_sent) {
         unsigned char buf[LWS_PRE + 1024];
         unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
@@ -260,7 +277,8 @@ static int write_response(struct http_pss *h)
         if (lws_add_http_header_by_name(h->wsi, (const unsigned char *)"cache-control:",
                                         (const unsigned char *)"no-store", 8, &p, end))
             return -1;
-        if (lws_finalize_write_http_header(h->wsi, start, &p, end)) return -1;
+        if (lws_finalize_write_http_header(h->wsi, start, &p, end))
+            return -1;
         h->headers_sent = true;
         lws_callback_on_writable(h->wsi);
         return 0;
@@ -288,7 +306,8 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             h->method = M_GET;
         g_strlcpy(h->path, in ? (const char *)in : "", sizeof(h->path));
         char *q = strchr(h->path, '?');
-        if (q) *q = '\0';
+        if (q)
+            *q = '\0';
         if (h->method == M_OTHER) {
             respond_error(h, ERR_BAD_REQUEST, "only GET and POST are served");
             return 0;
@@ -296,13 +315,16 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         /* A POST with a body answers at BODY_COMPLETION; others now. */
         char cl[24] = "";
         lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH);
-        if (h->method == M_POST && cl[0] && strcmp(cl, "0") != 0) return 0;
+        if (h->method == M_POST && cl[0] && strcmp(cl, "0") != 0)
+            return 0;
         route(h);
         return 0;
     }
     case LWS_CALLBACK_HTTP_BODY:
-        if (h->body_too_large) return 0;
-        if (!h->body) h->body = g_byte_array_new();
+        if (h->body_too_large)
+            return 0;
+        if (!h->body)
+            h->body = g_byte_array_new();
         if (h->body->len + len > (size_t)server.cfg.max_frame) {
             h->body_too_large = true;
             g_byte_array_set_size(h->body, 0);
@@ -316,7 +338,8 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return write_response(h);
     case LWS_CALLBACK_CLOSED_HTTP:
-        if (h) reset(h);
+        if (h)
+            reset(h);
         return 0;
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);

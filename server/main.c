@@ -51,7 +51,8 @@ static gboolean finish_shutdown(gpointer data)
 {
     (void)data;
     gint64 waited = (g_get_monotonic_time() - shutdown_started) / 1000;
-    if (conn_count() > 0 && waited < SHUTDOWN_GRACE_MS) return G_SOURCE_CONTINUE;
+    if (conn_count() > 0 && waited < SHUTDOWN_GRACE_MS)
+        return G_SOURCE_CONTINUE;
     log_info("main", "closing listener (%u connections left after %" G_GINT64_FORMAT " ms)",
              conn_count(), waited);
     lws_context_destroy(server.lws);
@@ -62,7 +63,8 @@ static gboolean finish_shutdown(gpointer data)
 
 static gboolean on_signal(gpointer data)
 {
-    if (server.stopping) return G_SOURCE_CONTINUE;
+    if (server.stopping)
+        return G_SOURCE_CONTINUE;
     log_info("main", "signal %d: shutting down, closing %u connections", GPOINTER_TO_INT(data),
              conn_count());
     server.stopping = true;
@@ -75,7 +77,8 @@ static gboolean on_signal(gpointer data)
 static gboolean on_poll(gpointer data)
 {
     (void)data;
-    if (!server.stopping) session_poll();
+    if (!server.stopping)
+        session_poll();
     return G_SOURCE_CONTINUE;
 }
 
@@ -142,7 +145,8 @@ int main(int argc, char **argv)
     char *err = NULL;
     int rc = config_load(&server.cfg, argc, argv, &err);
     if (rc != 0) {
-        if (rc < 0) fprintf(stderr, "yjtd: %s\n", err);
+        if (rc < 0)
+            fprintf(stderr, "yjtd: %s\n", err);
         g_free(err);
         config_free(&server.cfg);
         return rc < 0 ? 2 : 0;
@@ -179,8 +183,10 @@ int main(int argc, char **argv)
     presence_init(presence_api_notify, NULL);
     http_init();
     session_init();
-    if (auth_init() < 0) goto out_modules;
-    if (start_lws() < 0) goto out_auth;
+    if (auth_init() < 0)
+        goto out_modules;
+    if (start_lws() < 0)
+        goto out_auth;
 
     guint sig_term = g_unix_signal_add(SIGTERM, on_signal, GINT_TO_POINTER(SIGTERM));
     guint sig_int = g_unix_signal_add(SIGINT, on_signal, GINT_TO_POINTER(SIGINT));
@@ -194,7 +200,8 @@ int main(int argc, char **argv)
     exit_code = 0;
 
 out_auth:
-    if (server.lws) lws_context_destroy(server.lws);
+    if (server.lws)
+        lws_context_destroy(server.lws);
     server.lws = NULL;
     auth_shutdown();
 out_modules:

@@ -43,7 +43,8 @@ void metrics_shutdown(void)
 
 static void add(GHashTable *t, const char *label, int64_t delta)
 {
-    if (!t) return;
+    if (!t)
+        return;
     int64_t *v = g_hash_table_lookup(t, label);
     if (!v) {
         v = g_new0(int64_t, 1);
@@ -69,7 +70,8 @@ void metrics_msg_out(const char *type)
 
 void metrics_error(enum err_code code)
 {
-    if (code > ERR_NONE && code < ERR__COUNT) errors[code]++;
+    if (code > ERR_NONE && code < ERR__COUNT)
+        errors[code]++;
 }
 
 void metrics_login(const char *result)

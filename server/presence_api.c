@@ -32,11 +32,13 @@ static json_t *user_view(const struct account *a)
 static bool reaches(struct conn *c, const struct account *a, GHashTable *division_cache)
 {
     int kind = juris_org_kind_of_role(a->role);
-    if (kind < 0) return strcmp(c->role, "admin") == 0;
+    if (kind < 0)
+        return strcmp(c->role, "admin") == 0;
     char *division = g_hash_table_lookup(division_cache, a->org);
     if (!division) {
         division = org_division_of(server.store, a->role, a->org);
-        if (!division) return false;
+        if (!division)
+            return false;
         g_hash_table_insert(division_cache, g_strdup(a->org), division);
     }
     struct principal p = {c->role, c->org};
@@ -148,7 +150,8 @@ static json_t *views(GPtrArray *accounts)
 static void h_query(struct conn *c, json_t *id, json_t *msg)
 {
     GPtrArray *accounts = resolve(c, id, msg);
-    if (!accounts) return;
+    if (!accounts)
+        return;
     conn_reply(c, id, json_pack("{s:o}", "users", views(accounts)));
     g_ptr_array_free(accounts, TRUE);
 }
@@ -156,7 +159,8 @@ static void h_query(struct conn *c, json_t *id, json_t *msg)
 static void h_subscribe(struct conn *c, json_t *id, json_t *msg)
 {
     GPtrArray *accounts = resolve(c, id, msg);
-    if (!accounts) return;
+    if (!accounts)
+        return;
     unsigned limit = (unsigned)server.cfg.presence_max_users * SUBSCRIPTIONS_PER_CONN_FACTOR;
     unsigned n = 0;
     for (guint i = 0; i < accounts->len && n <= limit; i++)
@@ -191,7 +195,8 @@ void presence_api_notify(void *subscriber, const char *user_id, void *ud)
     (void)ud;
     struct conn *c = subscriber;
     struct account *a = NULL;
-    if (account_get(server.store, user_id, &a) != STORE_OK) return;
+    if (account_get(server.store, user_id, &a) != STORE_OK)
+        return;
     conn_send(c, json_pack("{s:s, s:o}", "type", "presence.changed", "user", user_view(a)),
               "presence.changed");
     account_free(a);

@@ -47,7 +47,8 @@ static void attach(struct conn *c, const struct account *acct, const struct toke
     metrics_conn("none", -1);
     metrics_conn(c->role, 1);
     struct conn *old = presence_add(c->user_id, c, c->device_id, c->platform, clock_now_ms());
-    if (old) conn_close(old, 4409, "replaced by a newer connection of the same device");
+    if (old)
+        conn_close(old, 4409, "replaced by a newer connection of the same device");
     log_info("ws", "conn=%" G_GUINT64_FORMAT " user=%s role=%s device=%s authenticated", c->serial,
              c->user_id, c->role, c->device_id);
 }
@@ -82,7 +83,7 @@ static bool device_fields(struct conn *c, json_t *id, json_t *msg, const char **
     *device_id = jx_str_bounded(msg, "device_id", DEVICE_ID_MAX);
     *platform = jx_str_bounded(msg, "platform", PLATFORM_MAX);
     json_t *d = json_object_get(msg, "device_id"), *p = json_object_get(msg, "platform");
-    if ((required && !*device_id) || (d && !*device_id) || (p && !*platform)) {
+    if ((required && (!*device_id || !*platform)) || (d && !*device_id) || (p && !*platform)) {
         conn_reply_error(c, id, ERR_BAD_REQUEST,
                          "device_id (1-128 chars) and platform (1-32 chars) must be strings");
         return false;
@@ -99,7 +100,8 @@ static void h_login(struct conn *c, json_t *id, json_t *msg)
         conn_reply_error(c, id, ERR_BAD_REQUEST, "username and password must be strings");
         return;
     }
-    if (!device_fields(c, id, msg, &device_id, &platform, true)) return;
+    if (!device_fields(c, id, msg, &device_id, &platform, true))
+        return;
     if (c->authed) {
         conn_reply_error(c, id, ERR_CONFLICT, "already authenticated");
         return;
@@ -146,7 +148,8 @@ static void h_token(struct conn *c, json_t *id, json_t *msg)
         conn_reply_error(c, id, ERR_BAD_REQUEST, "token must be a string");
         return;
     }
-    if (!device_fields(c, id, msg, &device_id, &platform, false)) return;
+    if (!device_fields(c, id, msg, &device_id, &platform, false))
+        return;
     if (c->authed || c->login_pending) {
         conn_reply_error(c, id, ERR_CONFLICT, "already authenticated");
         return;
@@ -163,7 +166,8 @@ static void h_token(struct conn *c, json_t *id, json_t *msg)
         conn_close(c, close_code_for(st), token_message(st));
         return;
     }
-    if (!device_id || !*device_id) device_id = *claims.device_id ? claims.device_id : "default";
+    if (!device_id || !*device_id)
+        device_id = *claims.device_id ? claims.device_id : "default";
     attach(c, acct, &claims, device_id, platform);
     conn_reply(c, id, auth_session_json(token, &claims, acct));
     account_free(acct);
@@ -192,6 +196,12 @@ static void close_same_token(void *conn, void *ud)
     struct revoke_ctx *r = ud;
     if (c->serial != r->except && c->jti && strcmp(c->jti, r->jti) == 0)
         conn_close(c, 4403, "token revoked");
+}
+
+void session_close_token(const char *user_id, const char *jti, uint64_t except)
+{
+    struct revoke_ctx r = {jti, except};
+    presence_each_conn(user_id, close_same_token, &r);
 }
 
 static void h_refresh(struct conn *c, json_t *id, json_t *msg)
@@ -233,8 +243,7 @@ static void h_logout(struct conn *c, json_t *id, json_t *msg)
         return;
     }
     log_info("auth", "logout user=%s device=%s", c->user_id, c->device_id);
-    struct revoke_ctx r = {c->jti, c->serial};
-    presence_each_conn(c->user_id, close_same_token, &r);
+    session_close_token(c->user_id, c->jti, c->serial);
     conn_reply(c, id, NULL);
     conn_close(c, 1000, "logged out");
 }
@@ -276,7 +285,8 @@ static bool account_changed(struct account *a, void *ud)
 static void expire_one(struct conn *c, void *ud)
 {
     int64_t now = *(int64_t *)ud;
-    if (c->authed && c->token_exp <= now) conn_close(c, 4401, "token expired");
+    if (c->authed && c->token_exp <= now)
+        conn_close(c, 4401, "token expired");
 }
 
 void session_poll(void)

@@ -9,10 +9,15 @@
 
 #include "server/conn.h"
 
+#include <stdint.h>
+
 void session_init(void);
 void session_shutdown(void);
 /* Periodic check (main.c calls it every account_poll_ms): picks up account
  * changes made by any process and closes connections whose token expired. */
 void session_poll(void);
+/* Closes (4403) every connection of user_id that authenticated with the
+ * token jti, except the connection with serial except (0 for none). */
+void session_close_token(const char *user_id, const char *jti, uint64_t except);
 
 #endif

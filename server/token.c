@@ -26,7 +26,8 @@ char *token_issue(const unsigned char key[TOKEN_KEY_LEN], const struct token_cla
     json_t *p = json_pack("{s:s, s:I, s:s, s:s, s:I, s:I}", "u", c->user_id, "v",
                           (json_int_t)c->ver, "j", c->jti, "d", c->device_id ? c->device_id : "",
                           "i", (json_int_t)c->iat, "e", (json_int_t)c->exp);
-    if (!p) return NULL;
+    if (!p)
+        return NULL;
     char *text = jx_dump(p);
     json_decref(p);
     char *payload = b64url_encode((const unsigned char *)text, strlen(text));
@@ -54,16 +55,19 @@ int token_verify(const unsigned char key[TOKEN_KEY_LEN], const char *token, int6
                  struct token_claims *out)
 {
     memset(out, 0, sizeof(*out));
-    if (!token || strlen(token) > TOKEN_MAX_LEN || strncmp(token, "v1.", 3) != 0) return -1;
+    if (!token || strlen(token) > TOKEN_MAX_LEN || strncmp(token, "v1.", 3) != 0)
+        return -1;
     const char *dot = strrchr(token, '.');
-    if (dot <= token + 3) return -1;
+    if (dot <= token + 3)
+        return -1;
     size_t mac_len = 0;
     unsigned char *got = b64url_decode(dot + 1, &mac_len);
     unsigned char want[32];
     mac(key, token, (size_t)(dot - token), want);
     bool ok = got && mac_len == 32 && CRYPTO_memcmp(got, want, 32) == 0;
     g_free(got);
-    if (!ok) return -1;
+    if (!ok)
+        return -1;
     char *payload64 = g_strndup(token + 3, (gsize)(dot - token - 3));
     size_t plen = 0;
     unsigned char *ptext = b64url_decode(payload64, &plen);
@@ -80,7 +84,8 @@ int token_verify(const unsigned char key[TOKEN_KEY_LEN], const char *token, int6
         out->iat = jx_int(p, "i", 0);
         out->exp = jx_int(p, "e", 0);
         rc = out->exp > now_ms ? 0 : -2;
-        if (rc < 0) token_claims_clear(out);
+        if (rc < 0)
+            token_claims_clear(out);
     }
     json_decref(p);
     return rc;
@@ -94,15 +99,18 @@ int token_key_load(const char *path, unsigned char key[TOKEN_KEY_LEN])
         close(fd);
         return n == TOKEN_KEY_LEN ? 0 : -1;
     }
-    if (errno != ENOENT || id_random_bytes(key, TOKEN_KEY_LEN) < 0) return -1;
+    if (errno != ENOENT || id_random_bytes(key, TOKEN_KEY_LEN) < 0)
+        return -1;
     /* Write a temporary file and rename it, so a crash never leaves a short key. */
     char *tmp = g_strdup_printf("%s.tmp", path);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     int rc = -1;
     if (fd >= 0) {
-        if (write(fd, key, TOKEN_KEY_LEN) == TOKEN_KEY_LEN && fsync(fd) == 0) rc = 0;
+        if (write(fd, key, TOKEN_KEY_LEN) == TOKEN_KEY_LEN && fsync(fd) == 0)
+            rc = 0;
         close(fd);
-        if (rc == 0 && rename(tmp, path) != 0) rc = -1;
+        if (rc == 0 && rename(tmp, path) != 0)
+            rc = -1;
     }
     g_free(tmp);
     return rc;

@@ -26,7 +26,8 @@ static const struct ws_handler *find_handler(const char *type)
     static const struct ws_handler *const tables[] = {session_handlers, presence_handlers};
     for (size_t t = 0; t < G_N_ELEMENTS(tables); t++)
         for (const struct ws_handler *h = tables[t]; h->type; h++)
-            if (strcmp(h->type, type) == 0) return h;
+            if (strcmp(h->type, type) == 0)
+                return h;
     return NULL;
 }
 
@@ -85,9 +86,11 @@ static void on_receive(struct conn *c, struct lws *wsi, const void *in, size_t l
     if (first) {
         c->rx_binary = lws_frame_is_binary(wsi);
         c->rx_overflow = false;
-        if (c->rx) g_byte_array_set_size(c->rx, 0);
+        if (c->rx)
+            g_byte_array_set_size(c->rx, 0);
     }
-    if (c->close_code) return; /* closing: drop input */
+    if (c->close_code)
+        return; /* closing: drop input */
     if (!c->rx_overflow && !c->rx_binary) {
         size_t have = c->rx ? c->rx->len : 0;
         if (have + len > (size_t)server.cfg.max_frame) {
@@ -96,10 +99,12 @@ static void on_receive(struct conn *c, struct lws *wsi, const void *in, size_t l
             conn_close(c, 1009, "message too large");
             return;
         }
-        if (!c->rx) c->rx = g_byte_array_sized_new((guint)len);
+        if (!c->rx)
+            c->rx = g_byte_array_sized_new((guint)len);
         g_byte_array_append(c->rx, in, (guint)len);
     }
-    if (!final) return;
+    if (!final)
+        return;
     if (c->rx_binary) {
         metrics_msg_in("binary");
         conn_reply_error(c, NULL, ERR_BAD_REQUEST, "binary frames are not accepted");
@@ -116,9 +121,11 @@ static void on_receive(struct conn *c, struct lws *wsi, const void *in, size_t l
 static bool path_is_ws(struct lws *wsi)
 {
     char uri[32];
-    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0) return false;
+    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0)
+        return false;
     char *q = strchr(uri, '?');
-    if (q) *q = '\0';
+    if (q)
+        *q = '\0';
     return strcmp(uri, "/ws") == 0;
 }
 
@@ -126,7 +133,8 @@ static void peer_of(struct lws *wsi, char *out, size_t len)
 {
     out[0] = '\0';
     lws_get_peer_simple(wsi, out, len);
-    if (!out[0]) g_strlcpy(out, "?", len);
+    if (!out[0])
+        g_strlcpy(out, "?", len);
 }
 
 int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
@@ -136,7 +144,8 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        if (!path_is_ws(wsi)) return 1; /* refuse the upgrade */
+        if (!path_is_ws(wsi))
+            return 1; /* refuse the upgrade */
         if (server.stopping || conn_count() >= (unsigned)server.cfg.max_conns) {
             log_warn("ws", "refusing connection: %s",
                      server.stopping ? "shutting down" : "max_conns reached");
@@ -153,13 +162,16 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
         return 0;
     }
     case LWS_CALLBACK_RECEIVE:
-        if (c) on_receive(c, wsi, in, len);
+        if (c)
+            on_receive(c, wsi, in, len);
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return c ? conn_write_pending(c) : 0;
     case LWS_CALLBACK_CLOSED:
-        if (!c) return 0;
-        if (c->authed) presence_remove(c->user_id, c);
+        if (!c)
+            return 0;
+        if (c->authed)
+            presence_remove(c->user_id, c);
         presence_unsubscribe_all(c);
         metrics_conn(c->authed ? c->role : "none", -1);
         log_info("ws", "conn=%" G_GUINT64_FORMAT " user=%s device=%s closed", c->serial,

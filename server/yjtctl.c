@@ -100,7 +100,8 @@ static int user_add(struct store *st, struct opts *o)
     char *id = NULL;
     const char *why = NULL;
     int rc = account_create(st, &req, &id, &why);
-    if (rc != STORE_OK) return fail("user add", why ? why : store_why(rc));
+    if (rc != STORE_OK)
+        return fail("user add", why ? why : store_why(rc));
     audit_log(st, "yjtctl", "user.add", id, "ok", NULL);
     printf("%s\n", id);
     g_free(id);
@@ -120,10 +121,12 @@ static bool print_user(struct account *a, void *ud)
 static int user_change(struct store *st, struct opts *o, const char *what)
 {
     const char *username = opt(o, "--username");
-    if (!username) return usage();
+    if (!username)
+        return usage();
     struct account *a = NULL;
     int rc = account_find(st, username, &a);
-    if (rc != STORE_OK) return fail(what, rc == STORE_ENOTFOUND ? "no such user" : store_why(rc));
+    if (rc != STORE_OK)
+        return fail(what, rc == STORE_ENOTFOUND ? "no such user" : store_why(rc));
     if (strcmp(what, "passwd") == 0) {
         const char *pw = opt(o, "--password");
         if (!pw) {
@@ -164,16 +167,19 @@ static int org_add_cmd(struct store *st, struct opts *o, const char *kind)
     const char *why = NULL;
     int rc;
     if (strcmp(kind, "division") == 0) {
-        if (!opt(o, "--code") || !opt(o, "--name")) return usage();
+        if (!opt(o, "--code") || !opt(o, "--name"))
+            return usage();
         rc = org_division_add(st, opt(o, "--code"), opt(o, "--name"), &why);
     } else {
         const char *id = opt(o, "--id"), *name = opt(o, "--name"), *div = opt(o, "--division");
-        if (!id || !name || !div) return usage();
+        if (!id || !name || !div)
+            return usage();
         rc = strcmp(kind, "enterprise") == 0
                  ? org_enterprise_add(st, id, name, div, opt(o, "--key") != NULL, &why)
                  : org_carrier_add(st, id, name, div, &why);
     }
-    if (rc != STORE_OK) return fail(kind, why ? why : store_why(rc));
+    if (rc != STORE_OK)
+        return fail(kind, why ? why : store_why(rc));
     char *action = g_strdup_printf("%s.add", kind);
     audit_log(st, "yjtctl", action, opt(o, strcmp(kind, "division") ? "--id" : "--code"), "ok",
               NULL);
@@ -211,7 +217,8 @@ static bool print_audit(int64_t seq, json_t *ev, void *ud)
 static int run(struct store *st, const char *noun, const char *verb, struct opts *o)
 {
     if (strcmp(noun, "user") == 0) {
-        if (strcmp(verb, "add") == 0) return user_add(st, o);
+        if (strcmp(verb, "add") == 0)
+            return user_add(st, o);
         if (strcmp(verb, "list") == 0)
             return account_each(st, print_user, NULL) == STORE_OK ? 0 : fail("user list", "store");
         if (strcmp(verb, "passwd") == 0 || strcmp(verb, "disable") == 0 ||
@@ -219,7 +226,8 @@ static int run(struct store *st, const char *noun, const char *verb, struct opts
             return user_change(st, o, verb);
     } else if (strcmp(noun, "enterprise") == 0 || strcmp(noun, "carrier") == 0 ||
                strcmp(noun, "division") == 0) {
-        if (strcmp(verb, "add") == 0) return org_add_cmd(st, o, noun);
+        if (strcmp(verb, "add") == 0)
+            return org_add_cmd(st, o, noun);
         if (strcmp(verb, "list") == 0) {
             char *coll = g_strdup_printf("%ss", noun);
             int rc = store_doc_list(st, coll, print_org, coll);
@@ -244,7 +252,8 @@ int main(int argc, char **argv)
         data_dir = argv[i + 1];
         i += 2;
     }
-    if (argc - i < 2) return usage();
+    if (argc - i < 2)
+        return usage();
     const char *noun = argv[i], *verb = argv[i + 1];
     struct opts o = {g_hash_table_new(g_str_hash, g_str_equal)};
     for (i += 2; i < argc; i++) {
@@ -259,7 +268,8 @@ int main(int argc, char **argv)
             return 2;
         }
         g_hash_table_insert(o.kv, argv[i], flag ? "" : argv[i + 1]);
-        if (!flag) i++;
+        if (!flag)
+            i++;
     }
     char *err = NULL;
     struct store *st = records_open(data_dir, &err);

@@ -41,8 +41,8 @@ static void test_file_then_argv(void **state)
     char *path = NULL;
     int fd = g_file_open_tmp("yjtd-XXXXXX.ini", &path, NULL);
     close(fd);
-    g_file_set_contents(path, "[yjtd]\nlisten = 0.0.0.0:9000\nrate_per_s = 7\nlockout_s = 60\n",
-                        -1, NULL);
+    g_file_set_contents(path, "[yjtd]\nlisten = 0.0.0.0:9000\nrate_per_s = 7\nlockout_s = 60\n", -1,
+                        NULL);
     struct config c;
     char *argv[] = {"yjtd", "--config", path, "--listen", "[::1]:9001", "--set", "lockout_s=5"};
     assert_int_equal(load(&c, 7, argv), 0);

@@ -31,12 +31,21 @@ static void test_invalid(void **state)
 {
     (void)state;
     struct envelope env;
-    const char *no_id[] = {"", "nope", "[1,2]", "42", "\"s\"", "null", "{\"type\":\"ping\"}",
-                           "{\"id\":null,\"type\":\"ping\"}", "{\"id\":1.5,\"type\":\"ping\"}",
-                           "{\"id\":{},\"type\":\"ping\"}", "{\"id\":[1],\"type\":\"ping\"}",
+    const char *no_id[] = {"",
+                           "nope",
+                           "[1,2]",
+                           "42",
+                           "\"s\"",
+                           "null",
+                           "{\"type\":\"ping\"}",
+                           "{\"id\":null,\"type\":\"ping\"}",
+                           "{\"id\":1.5,\"type\":\"ping\"}",
+                           "{\"id\":{},\"type\":\"ping\"}",
+                           "{\"id\":[1],\"type\":\"ping\"}",
                            "{\"id\":true,\"type\":\"ping\"}",
                            "{\"id\":1,\"id\":2,\"type\":\"ping\"}", /* duplicate keys */
-                           "{\"id\":1,\"type\":\"ping\"", NULL};
+                           "{\"id\":1,\"type\":\"ping\"",
+                           NULL};
     for (int i = 0; no_id[i]; i++) {
         assert_int_equal(parse(no_id[i], &env), ERR_BAD_REQUEST);
         assert_null(env.id);

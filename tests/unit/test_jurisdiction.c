@@ -43,11 +43,11 @@ static void test_division_covers(void **state)
     assert_true(division_covers("440100", "4401"));
     assert_false(division_covers("4401", "4403"));
     assert_false(division_covers("4401", "440306"));
-    assert_false(division_covers("440106", "4401"));  /* a district does not cover its city */
+    assert_false(division_covers("440106", "4401")); /* a district does not cover its city */
     assert_false(division_covers("4401", "44"));
     assert_false(division_covers("45", "440106"));
-    assert_false(division_covers("4", "440106"));     /* invalid outer */
-    assert_false(division_covers("44", "44010"));     /* invalid inner */
+    assert_false(division_covers("4", "440106")); /* invalid outer */
+    assert_false(division_covers("44", "44010")); /* invalid inner */
 }
 
 static void test_gov_reach(void **state)

@@ -27,10 +27,14 @@ static void test_verify(void **state)
 static void test_malformed_stored(void **state)
 {
     (void)state;
-    const char *bad[] = {"", "pbkdf2-sha256", "pbkdf2-sha256$x$AAAA$AAAA",
-                         "pbkdf2-sha256$0$AAAA$AAAA", "pbkdf2-sha256$1000$AAAA$AAAA",
+    const char *bad[] = {"",
+                         "pbkdf2-sha256",
+                         "pbkdf2-sha256$x$AAAA$AAAA",
+                         "pbkdf2-sha256$0$AAAA$AAAA",
+                         "pbkdf2-sha256$1000$AAAA$AAAA",
                          "md5$1000$AAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-                         "pbkdf2-sha256$99999999999$AAAA$AAAA", NULL};
+                         "pbkdf2-sha256$99999999999$AAAA$AAAA",
+                         NULL};
     for (int i = 0; bad[i]; i++)
         assert_false(password_verify("whatever1", bad[i]));
     assert_false(password_verify("whatever1", NULL));

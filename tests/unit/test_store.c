@@ -101,7 +101,8 @@ static void test_unique_index(void **state)
     put(st, "users", "u1", "{\"username\":\"alice\",\"org\":\"E1\"}", 0);
     put(st, "users", "u2", "{\"username\":\"alice\",\"org\":\"E2\"}", STORE_ECONFLICT);
     json_t *got = NULL;
-    assert_int_equal(store_doc_get(st, "users", "u2", &got), STORE_ENOTFOUND); /* nothing half-written */
+    assert_int_equal(store_doc_get(st, "users", "u2", &got),
+                     STORE_ENOTFOUND); /* nothing half-written */
     GPtrArray *ids = find(st, "users", "org", "E2", false);
     assert_int_equal(ids->len, 0);
     g_ptr_array_free(ids, TRUE);
@@ -137,7 +138,6 @@ static void test_prefix_and_multi(void **state)
     assert_int_equal(ids->len, 0);
     g_ptr_array_free(ids, TRUE);
 }
-
 
 static void test_changes(void **state)
 {

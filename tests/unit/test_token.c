@@ -13,8 +13,8 @@ static const unsigned char key[TOKEN_KEY_LEN] = "0123456789abcdef0123456789abcde
 
 static char *make(int64_t exp)
 {
-    struct token_claims c = {.user_id = "u1", .jti = "t1", .device_id = "dev", .ver = 3,
-                             .iat = 1000, .exp = exp};
+    struct token_claims c = {
+        .user_id = "u1", .jti = "t1", .device_id = "dev", .ver = 3, .iat = 1000, .exp = exp};
     return token_issue(key, &c);
 }
 
