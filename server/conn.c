@@ -36,7 +36,7 @@ struct conn *conn_new(struct lws *wsi, const char *peer)
     g_strlcpy(c->peer, peer, sizeof(c->peer));
     c->connected_at = clock_now_ms();
     c->tokens = server.cfg.rate_burst;
-    c->refill_ms = clock_mono_ms();
+    c->refill_ms = c->last_rx_ms = clock_mono_ms();
     g_queue_init(&c->outq);
     g_hash_table_insert(conns, &c->serial, c);
     return c;
@@ -146,8 +146,28 @@ void conn_close(struct conn *c, int code, const char *reason)
     lws_callback_on_writable(c->wsi);
 }
 
+void conn_ping(struct conn *c)
+{
+    if (c->close_code || c->ping_due)
+        return;
+    c->ping_due = true;
+    lws_callback_on_writable(c->wsi);
+}
+
 int conn_write_pending(struct conn *c)
 {
+    if (c->ping_due && !c->close_code) {
+        /* A payload, because lws does not report empty pongs. */
+        unsigned char buf[LWS_PRE + 8];
+        int64_t now = clock_mono_ms();
+        memcpy(buf + LWS_PRE, &now, sizeof(now));
+        c->ping_due = false;
+        if (lws_write(c->wsi, buf + LWS_PRE, sizeof(now), LWS_WRITE_PING) < 0)
+            return -1;
+        if (!g_queue_is_empty(&c->outq))
+            lws_callback_on_writable(c->wsi);
+        return 0;
+    }
     struct out_msg *m = g_queue_pop_head(&c->outq);
     if (m) {
         c->out_bytes -= m->len;

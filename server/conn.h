@@ -47,6 +47,10 @@ struct conn {
     int64_t refill_ms;
     int limited_streak;
 
+    int64_t last_rx_ms;   /* monotonic: any frame or pong from the peer */
+    int64_t last_ping_ms; /* monotonic */
+    bool ping_due;
+
     int close_code; /* nonzero once a close is scheduled */
     char close_reason[96];
     guint auth_timer;
@@ -74,6 +78,8 @@ void conn_close(struct conn *c, int code, const char *reason);
 /* Writes the next queued message; returns -1 when the transport should
  * close the connection now. Called from the writeable callback. */
 int conn_write_pending(struct conn *c);
+/* Sends a WebSocket ping at the next writeable turn. */
+void conn_ping(struct conn *c);
 /* Takes one token from the rate bucket; false if empty. */
 bool conn_rate_take(struct conn *c, int per_s, int burst);
 

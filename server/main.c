@@ -33,7 +33,9 @@
 struct server server;
 
 static struct lws_protocols protocols[3];
-static lws_retry_bo_t keepalive;
+/* All zero: lws's own validity timers keep one sorted list of every
+ * connection, O(n) per packet; ws_keepalive() sweeps instead. */
+static const lws_retry_bo_t no_lws_validity;
 static gint64 shutdown_started;
 
 static void lws_log_bridge(int level, const char *line)
@@ -82,6 +84,14 @@ static gboolean on_poll(gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
+static gboolean on_keepalive(gpointer data)
+{
+    (void)data;
+    if (!server.stopping)
+        ws_keepalive();
+    return G_SOURCE_CONTINUE;
+}
+
 static gboolean on_housekeeping(gpointer data)
 {
     (void)data;
@@ -109,8 +119,6 @@ static int start_lws(void)
                                           .callback = ws_callback,
                                           .per_session_data_size = ws_pss_size(),
                                           .rx_buffer_size = 4096};
-    keepalive.secs_since_valid_ping = (uint16_t)server.cfg.ping_interval_s;
-    keepalive.secs_since_valid_hangup = (uint16_t)(server.cfg.ping_interval_s * 5 / 2);
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
@@ -120,7 +128,7 @@ static int start_lws(void)
     info.port = server.cfg.listen_port;
     info.iface = server.cfg.listen_host;
     info.protocols = protocols;
-    info.retry_and_idle_policy = &keepalive;
+    info.retry_and_idle_policy = &no_lws_validity;
     info.max_http_header_pool = 256;
     info.timeout_secs = 10;
     if (server.cfg.tls_cert) {
@@ -192,11 +200,14 @@ int main(int argc, char **argv)
     guint sig_int = g_unix_signal_add(SIGINT, on_signal, GINT_TO_POINTER(SIGINT));
     guint poll = g_timeout_add((guint)server.cfg.account_poll_ms, on_poll, NULL);
     guint house = g_timeout_add_seconds(60, on_housekeeping, NULL);
+    guint keep =
+        g_timeout_add(MAX(250u, (guint)server.cfg.ping_interval_s * 250u), on_keepalive, NULL);
     g_main_loop_run(server.loop);
     g_source_remove(sig_term);
     g_source_remove(sig_int);
     g_source_remove(poll);
     g_source_remove(house);
+    g_source_remove(keep);
     exit_code = 0;
 
 out_auth:

@@ -162,8 +162,14 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
         return 0;
     }
     case LWS_CALLBACK_RECEIVE:
-        if (c)
+        if (c) {
+            c->last_rx_ms = clock_mono_ms();
             on_receive(c, wsi, in, len);
+        }
+        return 0;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (c)
+            c->last_rx_ms = clock_mono_ms();
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return c ? conn_write_pending(c) : 0;
@@ -193,6 +199,31 @@ static void close_one(struct conn *c, void *ud)
 void ws_close_all(const char *reason)
 {
     conn_each(close_one, (void *)reason);
+}
+
+static void keepalive_one(struct conn *c, void *ud)
+{
+    int64_t now = *(int64_t *)ud;
+    int64_t idle = now - c->last_rx_ms;
+    int64_t interval = (int64_t)server.cfg.ping_interval_s * 1000;
+    if (idle >= interval * 5 / 2) {
+        log_info("ws",
+                 "conn=%" G_GUINT64_FORMAT " user=%s silent for %" G_GINT64_FORMAT " ms, dropping",
+                 c->serial, c->user_id ? c->user_id : "-", idle);
+        /* The peer is gone or stuck: no close handshake to wait for. We
+         * are on a GLib timer, outside any callback of this connection,
+         * where closing at once is safe; conn_each copes with the free. */
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_SYNC);
+    } else if (idle >= interval && now - c->last_ping_ms >= interval) {
+        c->last_ping_ms = now;
+        conn_ping(c);
+    }
+}
+
+void ws_keepalive(void)
+{
+    int64_t now = clock_mono_ms();
+    conn_each(keepalive_one, &now);
 }
 
 size_t ws_pss_size(void)

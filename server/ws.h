@@ -25,5 +25,8 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 /* Closes every connection with 1001 (server shutting down). */
 void ws_close_all(const char *reason);
 size_t ws_pss_size(void);
+/* Keep-alive sweep, every quarter ping interval: pings connections idle
+ * for ping_interval_s, and drops those idle for 2.5 times that. */
+void ws_keepalive(void);
 
 #endif
