@@ -9,6 +9,7 @@
 
 #include <glib.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <string.h>
 
 struct index_def {
@@ -86,17 +87,31 @@ static void bind_text(sqlite3_stmt *stmt, int i, const char *v)
     sqlite3_bind_text(stmt, i, v, -1, SQLITE_TRANSIENT);
 }
 
+/* Binds the strings that follow, in order, to parameters 1..n. */
+static void bind_texts(sqlite3_stmt *stmt, int n, ...)
+{
+    va_list ap;
+    va_start(ap, n);
+    for (int i = 1; i <= n; i++)
+        bind_text(stmt, i, va_arg(ap, const char *));
+    va_end(ap);
+}
+
 static json_t *parse_body(sqlite3_stmt *stmt, int col)
 {
     const char *text = (const char *)sqlite3_column_text(stmt, col);
     return text ? json_loads(text, 0, NULL) : NULL;
 }
 
-/* Runs a prepared query whose columns are (id, body) and calls cb per row. */
-static int each_doc(sqlite3_stmt *stmt, store_doc_cb cb, void *ud)
+/* Runs a prepared query whose columns are (id, body[, rev]) and calls cb
+ * per row; with last_rev, column 2 is the revision and *last_rev gets the
+ * last one read. */
+static int each_doc(sqlite3_stmt *stmt, store_doc_cb cb, void *ud, int64_t *last_rev)
 {
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (last_rev)
+            *last_rev = sqlite3_column_int64(stmt, 2);
         json_t *doc = parse_body(stmt, 1);
         if (!doc)
             continue;
@@ -105,8 +120,8 @@ static int each_doc(sqlite3_stmt *stmt, store_doc_cb cb, void *ud)
         g_free(id);
         json_decref(doc);
         if (!go_on) {
-            sqlite3_reset(stmt);
-            return STORE_OK;
+            rc = SQLITE_DONE;
+            break;
         }
     }
     sqlite3_reset(stmt);
@@ -185,10 +200,7 @@ static int index_doc(struct sqlite_store *s, const struct index_def *d, const ch
                                       " AND id<>?4 LIMIT 1");
             if (!q)
                 return STORE_EIO;
-            bind_text(q, 1, d->coll);
-            bind_text(q, 2, d->field);
-            bind_text(q, 3, value);
-            bind_text(q, 4, id);
+            bind_texts(q, 4, d->coll, d->field, value, id);
             int rc = sqlite3_step(q);
             sqlite3_reset(q);
             if (rc == SQLITE_ROW)
@@ -200,10 +212,7 @@ static int index_doc(struct sqlite_store *s, const struct index_def *d, const ch
                                     " VALUES(?1, ?2, ?3, ?4)");
         if (!ins)
             return STORE_EIO;
-        bind_text(ins, 1, d->coll);
-        bind_text(ins, 2, d->field);
-        bind_text(ins, 3, value);
-        bind_text(ins, 4, id);
+        bind_texts(ins, 4, d->coll, d->field, value, id);
         int rc = sqlite3_step(ins);
         sqlite3_reset(ins);
         if (rc != SQLITE_DONE)
@@ -217,8 +226,7 @@ static int unindex_doc(struct sqlite_store *s, const char *coll, const char *id)
     sqlite3_stmt *del = prep(s, "DELETE FROM idx WHERE coll=?1 AND id=?2");
     if (!del)
         return STORE_EIO;
-    bind_text(del, 1, coll);
-    bind_text(del, 2, id);
+    bind_texts(del, 2, coll, id);
     int rc = sqlite3_step(del);
     sqlite3_reset(del);
     return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
@@ -231,8 +239,7 @@ static int doc_put_locked(struct sqlite_store *s, const char *coll, const char *
         sqlite3_stmt *q = prep(s, "SELECT 1 FROM docs WHERE coll=?1 AND id=?2");
         if (!q)
             return STORE_EIO;
-        bind_text(q, 1, coll);
-        bind_text(q, 2, id);
+        bind_texts(q, 2, coll, id);
         int rc = sqlite3_step(q);
         sqlite3_reset(q);
         if (rc == SQLITE_ROW)
@@ -258,9 +265,7 @@ static int doc_put_locked(struct sqlite_store *s, const char *coll, const char *
         free(body);
         return STORE_EIO;
     }
-    bind_text(up, 1, coll);
-    bind_text(up, 2, id);
-    bind_text(up, 3, body);
+    bind_texts(up, 3, coll, id, body);
     sqlite3_bind_int64(up, 4, rev);
     free(body);
     rc = sqlite3_step(up);
@@ -283,8 +288,7 @@ static int sq_doc_get(struct store *st, const char *coll, const char *id, json_t
     sqlite3_stmt *q = prep(S(st), "SELECT body FROM docs WHERE coll=?1 AND id=?2");
     if (!q)
         return STORE_EIO;
-    bind_text(q, 1, coll);
-    bind_text(q, 2, id);
+    bind_texts(q, 2, coll, id);
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
         *out = parse_body(q, 0);
@@ -306,8 +310,7 @@ static int sq_doc_delete(struct store *st, const char *coll, const char *id)
         sqlite3_stmt *del = prep(s, "DELETE FROM docs WHERE coll=?1 AND id=?2");
         if (!del)
             return finish(s, STORE_EIO);
-        bind_text(del, 1, coll);
-        bind_text(del, 2, id);
+        bind_texts(del, 2, coll, id);
         int r = sqlite3_step(del);
         sqlite3_reset(del);
         rc = r != SQLITE_DONE ? STORE_EIO : (sqlite3_changes(s->db) ? STORE_OK : STORE_ENOTFOUND);
@@ -321,7 +324,7 @@ static int sq_doc_list(struct store *st, const char *coll, store_doc_cb cb, void
     if (!q)
         return STORE_EIO;
     bind_text(q, 1, coll);
-    return each_doc(q, cb, ud);
+    return each_doc(q, cb, ud, NULL);
 }
 
 static int sq_index_find(struct store *st, const char *coll, const char *field, const char *value,
@@ -341,16 +344,9 @@ static int sq_index_find(struct store *st, const char *coll, const char *field, 
     }
     if (!q)
         return STORE_EIO;
-    bind_text(q, 1, coll);
-    bind_text(q, 2, field);
-    bind_text(q, 3, value);
-    return each_doc(q, cb, ud);
+    bind_texts(q, 3, coll, field, value);
+    return each_doc(q, cb, ud, NULL);
 }
-
-struct changes_ctx {
-    store_doc_cb cb;
-    void *ud;
-};
 
 static int sq_doc_changes(struct store *st, const char *coll, int64_t after_rev, int64_t *last_rev,
                           store_doc_cb cb, void *ud)
@@ -362,25 +358,10 @@ static int sq_doc_changes(struct store *st, const char *coll, int64_t after_rev,
     bind_text(q, 1, coll);
     sqlite3_bind_int64(q, 2, after_rev);
     int64_t last = after_rev;
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        json_t *doc = parse_body(q, 1);
-        last = sqlite3_column_int64(q, 2);
-        if (!doc)
-            continue;
-        char *id = g_strdup((const char *)sqlite3_column_text(q, 0));
-        bool go_on = cb(id, doc, ud);
-        g_free(id);
-        json_decref(doc);
-        if (!go_on) {
-            rc = SQLITE_DONE;
-            break;
-        }
-    }
-    sqlite3_reset(q);
+    int rc = each_doc(q, cb, ud, &last);
     if (last_rev)
         *last_rev = last;
-    return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
+    return rc;
 }
 
 static int sq_seq_append(struct store *st, const char *key, json_t *item, int64_t *seq_out)
@@ -533,8 +514,7 @@ static int sq_kv_set(struct store *st, const char *key, const char *value, int64
                                   " ON CONFLICT(key) DO UPDATE SET value=?2, expire_at=?3");
     if (!q)
         return STORE_EIO;
-    bind_text(q, 1, key);
-    bind_text(q, 2, value);
+    bind_texts(q, 2, key, value);
     sqlite3_bind_int64(q, 3, expire_at_ms);
     return step_done(q);
 }
