@@ -12,7 +12,7 @@ struct device {
 };
 
 struct user_entry {
-    GPtrArray *devices;      /* struct device* */
+    GHashTable *devices;     /* device id -> struct device* */
     GHashTable *subscribers; /* set of subscriber pointers */
 };
 
@@ -32,7 +32,7 @@ static void device_free(gpointer p)
 static void entry_free(gpointer p)
 {
     struct user_entry *e = p;
-    g_ptr_array_free(e->devices, TRUE);
+    g_hash_table_destroy(e->devices);
     g_hash_table_destroy(e->subscribers);
     g_free(e);
 }
@@ -57,7 +57,7 @@ static struct user_entry *entry_get(const char *user_id, bool create)
     struct user_entry *e = g_hash_table_lookup(users, user_id);
     if (!e && create) {
         e = g_new0(struct user_entry, 1);
-        e->devices = g_ptr_array_new_with_free_func(device_free);
+        e->devices = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, device_free);
         e->subscribers = g_hash_table_new(g_direct_hash, g_direct_equal);
         g_hash_table_insert(users, g_strdup(user_id), e);
     }
@@ -66,7 +66,7 @@ static struct user_entry *entry_get(const char *user_id, bool create)
 
 static void entry_gc(const char *user_id, struct user_entry *e)
 {
-    if (e->devices->len == 0 && g_hash_table_size(e->subscribers) == 0)
+    if (g_hash_table_size(e->devices) == 0 && g_hash_table_size(e->subscribers) == 0)
         g_hash_table_remove(users, user_id);
 }
 
@@ -87,37 +87,27 @@ void *presence_add(const char *user_id, void *conn, const char *device_id, const
                    int64_t since_ms)
 {
     struct user_entry *e = entry_get(user_id, true);
-    void *replaced = NULL;
-    for (guint i = 0; i < e->devices->len; i++) {
-        struct device *d = g_ptr_array_index(e->devices, i);
-        if (strcmp(d->device_id, device_id) == 0 && d->conn != conn) {
-            replaced = d->conn;
-            g_ptr_array_remove_index(e->devices, i);
-            break;
-        }
-    }
+    struct device *old = g_hash_table_lookup(e->devices, device_id);
+    void *replaced = old && old->conn != conn ? old->conn : NULL;
     struct device *d = g_new0(struct device, 1);
     d->conn = conn;
     d->device_id = g_strdup(device_id);
     d->platform = g_strdup(platform ? platform : "");
     d->since = since_ms;
-    g_ptr_array_add(e->devices, d);
+    g_hash_table_replace(e->devices, d->device_id, d); /* frees old */
     notify(user_id, e);
     return replaced;
 }
 
-void presence_remove(const char *user_id, void *conn)
+void presence_remove(const char *user_id, void *conn, const char *device_id)
 {
     struct user_entry *e = entry_get(user_id, false);
     if (!e)
         return;
-    for (guint i = 0; i < e->devices->len; i++) {
-        struct device *d = g_ptr_array_index(e->devices, i);
-        if (d->conn == conn) {
-            g_ptr_array_remove_index(e->devices, i);
-            notify(user_id, e);
-            break;
-        }
+    struct device *d = g_hash_table_lookup(e->devices, device_id);
+    if (d && d->conn == conn) {
+        g_hash_table_remove(e->devices, device_id);
+        notify(user_id, e);
     }
     e = entry_get(user_id, false); /* a callback may not remove it, but be safe */
     if (e)
@@ -127,19 +117,31 @@ void presence_remove(const char *user_id, void *conn)
 bool presence_online(const char *user_id)
 {
     struct user_entry *e = entry_get(user_id, false);
-    return e && e->devices->len > 0;
+    return e && g_hash_table_size(e->devices) > 0;
+}
+
+static gint by_since(gconstpointer a, gconstpointer b)
+{
+    const struct device *x = a, *y = b;
+    if (x->since != y->since)
+        return x->since < y->since ? -1 : 1;
+    return strcmp(x->device_id, y->device_id);
 }
 
 json_t *presence_devices(const char *user_id)
 {
     json_t *arr = json_array();
     struct user_entry *e = entry_get(user_id, false);
-    for (guint i = 0; e && i < e->devices->len; i++) {
-        struct device *d = g_ptr_array_index(e->devices, i);
+    if (!e)
+        return arr;
+    GList *devs = g_list_sort(g_hash_table_get_values(e->devices), by_since);
+    for (GList *l = devs; l; l = l->next) {
+        struct device *d = l->data;
         json_array_append_new(arr,
                               json_pack("{s:s, s:s, s:I}", "device_id", d->device_id, "platform",
                                         d->platform, "since", (json_int_t)d->since));
     }
+    g_list_free(devs);
     return arr;
 }
 
@@ -148,9 +150,13 @@ void presence_each_conn(const char *user_id, void (*fn)(void *conn, void *ud), v
     struct user_entry *e = entry_get(user_id, false);
     if (!e)
         return;
+    /* Copy first: fn may close connections, which removes devices. */
     GPtrArray *conns = g_ptr_array_new();
-    for (guint i = 0; i < e->devices->len; i++)
-        g_ptr_array_add(conns, ((struct device *)g_ptr_array_index(e->devices, i))->conn);
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, e->devices);
+    while (g_hash_table_iter_next(&it, NULL, &v))
+        g_ptr_array_add(conns, ((struct device *)v)->conn);
     for (guint i = 0; i < conns->len; i++)
         fn(g_ptr_array_index(conns, i), ud);
     g_ptr_array_free(conns, TRUE);

@@ -23,8 +23,9 @@ void presence_shutdown(void);
  * before (the caller closes it as replaced), or NULL. */
 void *presence_add(const char *user_id, void *conn, const char *device_id, const char *platform,
                    int64_t since_ms);
-/* Unregisters conn (if registered) and notifies the subscribers. */
-void presence_remove(const char *user_id, void *conn);
+/* Unregisters conn as device_id of user_id (if it still is) and notifies
+ * the subscribers. */
+void presence_remove(const char *user_id, void *conn, const char *device_id);
 bool presence_online(const char *user_id);
 /* A new array of {"device_id","platform","since"} for the user's devices. */
 json_t *presence_devices(const char *user_id);

@@ -53,7 +53,6 @@ void conn_free(struct conn *c)
     g_free(c->user_id);
     g_free(c->role);
     g_free(c->org);
-    json_decref(c->user);
     g_free(c->device_id);
     g_free(c->platform);
     g_free(c->jti);

@@ -29,7 +29,6 @@ struct conn {
     char *user_id;
     char *role;
     char *org;
-    json_t *user; /* public view of the account */
     char *device_id;
     char *platform;
     char *jti;

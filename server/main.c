@@ -118,7 +118,7 @@ static int start_lws(void)
     protocols[1] = (struct lws_protocols){.name = "yjt.v1",
                                           .callback = ws_callback,
                                           .per_session_data_size = ws_pss_size(),
-                                          .rx_buffer_size = 4096};
+                                          .rx_buffer_size = 1024};
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));

@@ -36,7 +36,6 @@ static void attach(struct conn *c, const struct account *acct, const struct toke
     c->user_id = g_strdup(acct->id);
     c->role = g_strdup(acct->role);
     c->org = g_strdup(acct->org);
-    c->user = account_public_json(acct);
     c->device_id = g_strdup(device_id);
     char *plat = g_strdup(platform ? platform : "unknown");
     g_free(c->platform); /* platform may point into it */

@@ -177,7 +177,7 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
         if (!c)
             return 0;
         if (c->authed)
-            presence_remove(c->user_id, c);
+            presence_remove(c->user_id, c, c->device_id);
         presence_unsubscribe_all(c);
         metrics_conn(c->authed ? c->role : "none", -1);
         log_info("ws", "conn=%" G_GUINT64_FORMAT " user=%s device=%s closed", c->serial,

@@ -48,9 +48,9 @@ static void test_devices(void **state)
     devs = presence_devices("u1");
     assert_int_equal(json_array_size(devs), 2);
     json_decref(devs);
-    presence_remove("u1", a); /* already replaced: no-op */
-    presence_remove("u1", b);
-    presence_remove("u1", c);
+    presence_remove("u1", a, "phone"); /* already replaced: no-op */
+    presence_remove("u1", b, "desk");
+    presence_remove("u1", c, "phone");
     assert_false(presence_online("u1"));
     devs = presence_devices("u1");
     assert_int_equal(json_array_size(devs), 0);
@@ -70,12 +70,12 @@ static void test_subscribers(void **state)
     presence_add("u3", d, "x", "web", 1); /* nobody follows u3 */
     assert_int_equal(notes->len, 2);
     presence_unsubscribe_all(s1);
-    presence_remove("u1", d);
+    presence_remove("u1", d, "x");
     assert_int_equal(notes->len, 3);
     assert_string_equal(g_ptr_array_index(notes, 2), "s2:u1");
     presence_unsubscribe_all(s2);
     presence_unsubscribe_all(s2); /* twice is fine */
-    presence_remove("u3", d);
+    presence_remove("u3", d, "x");
 }
 
 int main(void)
