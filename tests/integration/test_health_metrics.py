@@ -1,0 +1,189 @@
+"""Health check, Prometheus metrics, start-up options and the config file."""
+
+import json
+import os
+import time
+
+import pytest
+
+from conftest import (DEFAULT_PASSWORD, assert_error, free_port, http_request, metric,
+                      parse_metrics, run, user, wait_until)
+
+CORP = [("e1", "Acme Chemicals", "440106")]
+USERS = [user("alice", "corp", "e1"), user("gina", "gov", "4401")]
+
+
+def test_healthz_answers_ok(server):
+    srv = server()
+    r = srv.http("GET", "/healthz")
+    assert r.status == 200
+    assert r.json == {"status": "ok"}
+
+
+def test_unknown_route_is_404_not_found(server):
+    srv = server()
+    r = srv.http("GET", "/no/such/thing")
+    assert_error(r, 404, "not_found")
+    r = srv.http("GET", "/api/v1/nope")
+    assert_error(r, 404, "not_found")
+
+
+def test_metrics_exposes_required_families(server):
+    srv = server()
+    r = srv.http("GET", "/metrics")
+    assert r.status == 200
+    ctype = {k.lower(): v for k, v in r.headers.items()}.get("content-type", "")
+    assert ctype.startswith("text/plain"), r.headers
+    samples = parse_metrics(r.text)
+    for role in ("gov", "corp", "trs", "none"):
+        assert metric(samples, "yjt_connections", role=role) is not None, \
+            f'yjt_connections{{role="{role}"}} missing'
+    names = {name for (name, _labels) in samples}
+    for fam in ("yjt_store_latency_seconds_bucket", "yjt_store_latency_seconds_sum",
+                "yjt_store_latency_seconds_count"):
+        assert fam in names, f"{fam} missing from /metrics"
+    buckets = [dict(lbl) for (name, lbl) in samples if name == "yjt_store_latency_seconds_bucket"]
+    assert any(b.get("le") == "+Inf" for b in buckets), "histogram needs an le=\"+Inf\" bucket"
+    for res in ("ok", "failed", "locked"):
+        assert metric(samples, "yjt_logins_total", result=res) is not None, \
+            f'yjt_logins_total{{result="{res}"}} missing'
+
+
+def test_metrics_count_logins_messages_errors_and_connections(server):
+    srv = server(enterprises=CORP, users=USERS)
+    before = srv.metrics()
+
+    assert srv.login("alice").status == 200
+    assert srv.login("alice", "wrong-password").status == 401
+
+    async def body():
+        c = await srv.ws_login("alice", device_id="m1")
+        for _ in range(3):
+            await c.ok("ping")
+        await c.send_raw("{not json")
+        bad = await c.next_unmatched()
+        assert bad["error"]["code"] == "bad_request"
+
+        during = srv.metrics()
+        assert metric(during, "yjt_connections", role="corp") == 1, \
+            "one authenticated corp connection should be counted"
+        await c.close()
+        # The count returns to 0 once the server has seen the close.
+        wait_until(lambda: metric(srv.metrics(), "yjt_connections", role="corp") == 0, 5,
+                   what='yjt_connections{role="corp"} back to 0')
+
+    run(body())
+    after = srv.metrics()
+
+    def delta(name, **lbl):
+        return (metric(after, name, **lbl) or 0) - (metric(before, name, **lbl) or 0)
+
+    assert delta("yjt_logins_total", result="ok") >= 2  # REST + WS
+    assert delta("yjt_logins_total", result="failed") >= 1
+    assert delta("yjt_messages_in_total", type="ping") >= 3
+    assert delta("yjt_messages_out_total") >= 5  # 1 login + 3 ping replies + 1 error
+    assert delta("yjt_errors_total", code="bad_request") >= 1
+    assert delta("yjt_store_latency_seconds_count") > 0, "logins must touch the store"
+    assert (metric(after, "yjt_store_latency_seconds_sum") or 0) >= 0
+
+
+def test_metrics_count_unauthenticated_connections_as_none(server):
+    srv = server()
+
+    async def body():
+        c = await srv.ws()
+        wait_until(lambda: (metric(srv.metrics(), "yjt_connections", role="none") or 0) >= 1,
+                   5, what='yjt_connections{role="none"} >= 1')
+        await c.close()
+        wait_until(lambda: metric(srv.metrics(), "yjt_connections", role="none") == 0, 5,
+                   what='yjt_connections{role="none"} back to 0')
+
+    run(body())
+
+
+def test_config_file_is_read_and_command_line_wins(server, tmp_path):
+    import subprocess
+    from conftest import YJTCTL
+    file_port = free_port()
+    cli_port = free_port()
+    data = tmp_path / "cfgdata"
+    data.mkdir()
+    for args in (["enterprise", "add", "--id", "e1", "--name", "Acme", "--division", "440106"],
+                 ["user", "add", "--username", "alice", "--password", DEFAULT_PASSWORD,
+                  "--role", "corp", "--org", "e1"]):
+        cp = subprocess.run([YJTCTL, "--data-dir", str(data)] + args, capture_output=True,
+                            text=True, timeout=60,
+                            env=dict(os.environ, YJT_HASH_ITERATIONS="1000"))
+        assert cp.returncode == 0, cp.stderr
+    config = (
+        "# yjtd test configuration\n"
+        "[yjtd]\n"
+        f"listen = 127.0.0.1:{file_port}\n"
+        f"data_dir = {data}\n"
+        "max_frame = 1024\n"
+        "hash_iterations = 1000\n"
+    )
+    # No --data-dir on the command line: the file's data_dir is used. The
+    # file's listen address loses to --listen.
+    srv = server(start=False, config_text=config, cli_listen=False,
+                 extra_args=["--listen", f"127.0.0.1:{cli_port}"], port=cli_port)
+    srv.start()
+    with pytest.raises(OSError):
+        http_request(file_port, "GET", "/healthz", timeout=1)
+
+    r = srv.login("alice")
+    assert r.status == 200, f"data_dir from the config file was not used: {r!r}"
+
+    async def body():
+        c = await srv.ws()
+        # max_frame = 1024 from the file
+        await c.send_raw(json.dumps({"id": 1, "type": "ping", "pad": "x" * 2000}))
+        code = await c.wait_closed(5)
+        assert code == 1009, f"max_frame from the config file not applied (close {code})"
+
+    run(body())
+
+
+def test_set_overrides_config_file(server):
+    cfg = "[yjtd]\ntoken_ttl_s = 60\n"
+    srv = server(enterprises=CORP, users=USERS, config_text=cfg,
+                 settings={"token_ttl_s": "7200"})
+    now = time.time()
+    exp = srv.login("alice").json["expires_at"]
+    secs = exp / 1000 if exp > 1e11 else exp
+    assert abs(secs - (now + 7200)) < 60, \
+        f"--set token_ttl_s=7200 must win over the file's 60 (expires_at {exp})"
+
+
+def test_config_value_out_of_range_is_refused(server, tmp_path):
+    import subprocess
+    from conftest import YJTD
+    cp = subprocess.run([YJTD, "--listen", f"127.0.0.1:{free_port()}", "--data-dir",
+                         str(tmp_path), "--set", "max_frame=banana"],
+                        capture_output=True, text=True, timeout=10)
+    assert cp.returncode != 0 and "max_frame" in cp.stderr, cp
+
+
+def test_log_level_option_accepted(server):
+    srv = server(extra_args=["--log-level", "debug"])
+    assert srv.http("GET", "/healthz").status == 200
+    srv.stop()
+    srv.extra_args = ["--log-level", "error"]
+    srv.start()
+    assert srv.http("GET", "/healthz").status == 200
+
+
+def test_unknown_option_is_refused(tmp_path):
+    import subprocess
+    from conftest import YJTD
+    proc = subprocess.Popen([YJTD, "--listen", f"127.0.0.1:{free_port()}", "--data-dir",
+                             str(tmp_path), "--no-such-option"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        rc = proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+        pytest.fail("yjtd kept running with an unknown option")
+    assert rc != 0, "an unknown option must make yjtd exit with an error"
+    assert proc.stderr.read().strip(), "and say why on stderr"
