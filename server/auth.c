@@ -214,6 +214,9 @@ static void verify_in_worker(gpointer data, gpointer user_data)
     struct login_job *j = data;
     bool ok = password_verify(j->password, j->pw_hash ? j->pw_hash : dummy_hash);
     j->ok = ok && j->pw_hash != NULL;
+    /* Free this thread's OpenSSL state now: GLib may keep the thread
+     * parked past shutdown, where its state would look leaked. */
+    OPENSSL_thread_stop();
     g_main_context_invoke(NULL, login_finish, j);
 }
 
