@@ -338,6 +338,11 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return write_response(h);
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        /* A WebSocket upgrade without the yjt.v1 subprotocol lands here:
+         * refuse it, or it would sit open outside every rule of ws.c. */
+        log_debug("http", "refusing a WebSocket upgrade without subprotocol yjt.v1");
+        return 1;
     case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
         /* The server's SSL_CTX, once at start: TLS 1.2 at least, and
          * (unless turned off) per-connection buffers released while idle,

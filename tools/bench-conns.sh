@@ -49,6 +49,7 @@ usage: $(basename "$0") [options] N
   --timeout S     hard limit for yjt-load (default: hold + 60 + N/100 seconds,
                   N/20 instead of N/100 with --auth login)
   --port PORT     listen port (default: a free port in 20000-32767)
+  --set K=V       yjtd only: pass --set K=V to the server (repeatable)
   --keep          keep the temporary data directory and server log
   -h, --help      this text
 EOF
@@ -74,6 +75,7 @@ timeout_s=""
 port=""
 keep=0
 conns=""
+server_sets=()
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -90,6 +92,7 @@ while [ $# -gt 0 ]; do
     --sources) sources=${2:?}; shift 2 ;;
     --timeout) timeout_s=${2:?}; shift 2 ;;
     --port) port=${2:?}; shift 2 ;;
+    --set) server_sets+=(--set "${2:?}"); shift 2 ;;
     --keep) keep=1; shift ;;
     -h | --help) usage; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
@@ -206,7 +209,7 @@ else
     "$yjtctl" --data-dir "$data_dir" user add --username load --password loadpass1 \
         --role gov --org 44 >"$work_dir/yjtctl.log" 2>&1 ||
         { cat "$work_dir/yjtctl.log" >&2; die "yjtctl user add failed"; }
-    server_args=(--listen "127.0.0.1:$port" --data-dir "$data_dir")
+    server_args=(--listen "127.0.0.1:$port" --data-dir "$data_dir" "${server_sets[@]}")
     if [ "$tls" = 1 ]; then
         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
             -keyout "$work_dir/key.pem" -out "$work_dir/cert.pem" -days 1 \

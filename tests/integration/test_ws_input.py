@@ -323,3 +323,27 @@ def test_rate_limit_settings(server):
         await c.close()
 
     run(body())
+
+
+def test_upgrade_without_yjt_subprotocol_or_off_path_is_refused(server):
+    """Only /ws with subprotocol yjt.v1 opens a session; anything else is
+    refused at the handshake instead of lingering outside every limit."""
+    srv = start(server)
+
+    async def body():
+        cases = [("/ws", None), ("/ws", ["chat"]), ("/other", ["yjt.v1"]), ("/", None)]
+        for path, protos in cases:
+            kw = {"subprotocols": protos} if protos else {}
+            try:
+                ws = await websockets.connect(f"ws://127.0.0.1:{srv.port}{path}",
+                                              open_timeout=5, **kw)
+            except (websockets.InvalidHandshake, OSError, asyncio.TimeoutError):
+                continue
+            await ws.close()
+            raise AssertionError(f"upgrade to {path} with {protos} was accepted")
+        # The proper one still works afterwards.
+        ws = await websockets.connect(f"ws://127.0.0.1:{srv.port}/ws", subprotocols=["yjt.v1"])
+        assert ws.subprotocol == "yjt.v1"
+        await ws.close()
+
+    run(body())
