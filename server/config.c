@@ -36,7 +36,6 @@ static const struct key keys[] = {
     STR_KEY(tls_key),
     STR_KEY(log_level),
     {"demo", K_BOOL, offsetof(struct config, demo), 0, 1},
-    {"tls_release_buffers", K_BOOL, offsetof(struct config, tls_release_buffers), 0, 1},
     INT_KEY(token_ttl_s, 60, 30 * 86400),
     INT_KEY(lockout_after, 1, 1000),
     INT_KEY(lockout_s, 1, 86400),
@@ -78,7 +77,6 @@ static void defaults(struct config *c)
     c->send_queue_max = 1024 * 1024;
     c->presence_max_users = 500;
     c->account_poll_ms = 1000;
-    c->tls_release_buffers = true;
 }
 
 static int parse_listen(struct config *c, const char *v, char **err)

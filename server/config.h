@@ -23,15 +23,14 @@ struct config {
     int max_frame;  /* bytes, one WebSocket message or HTTP body */
     int rate_per_s; /* messages per connection per second */
     int rate_burst;
-    int auth_timeout_s;       /* unauthenticated connections are closed after */
-    int ping_interval_s;      /* idle before a ping; hang up at 2.5x */
-    int hash_iterations;      /* PBKDF2 work factor for new hashes */
-    int hash_threads;         /* password-hashing worker threads */
-    int max_conns;            /* WebSocket connections */
-    int send_queue_max;       /* bytes queued to one connection before it is dropped */
-    int presence_max_users;   /* users in one presence query or subscription */
-    int account_poll_ms;      /* how often account changes by yjtctl are picked up */
-    bool tls_release_buffers; /* SSL_MODE_RELEASE_BUFFERS on every TLS connection */
+    int auth_timeout_s;     /* unauthenticated connections are closed after */
+    int ping_interval_s;    /* idle before a ping; hang up at 2.5x */
+    int hash_iterations;    /* PBKDF2 work factor for new hashes */
+    int hash_threads;       /* password-hashing worker threads */
+    int max_conns;          /* WebSocket connections */
+    int send_queue_max;     /* bytes queued to one connection before it is dropped */
+    int presence_max_users; /* users in one presence query or subscription */
+    int account_poll_ms;    /* how often account changes by yjtctl are picked up */
 };
 
 /* Fills c from defaults, the file named by --config, and argv. Returns 0,

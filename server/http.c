@@ -345,14 +345,11 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         return 1;
     case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
         /* The server's SSL_CTX, once at start: TLS 1.2 at least, and
-         * (unless turned off) per-connection buffers released while idle,
-         * which is most of what an idle TLS connection costs. */
+         * record buffers released while a connection is idle. */
         if (user) {
             SSL_CTX_set_min_proto_version((SSL_CTX *)user, TLS1_2_VERSION);
-            if (server.cfg.tls_release_buffers)
-                SSL_CTX_set_mode((SSL_CTX *)user, SSL_MODE_RELEASE_BUFFERS);
-            log_info("http", "TLS context ready (release buffers %s)",
-                     server.cfg.tls_release_buffers ? "on" : "off");
+            SSL_CTX_set_mode((SSL_CTX *)user, SSL_MODE_RELEASE_BUFFERS);
+            log_info("http", "TLS context ready");
         }
         return 0;
     case LWS_CALLBACK_CLOSED_HTTP:

@@ -22,6 +22,7 @@
 
 #include <glib-unix.h>
 #include <libwebsockets.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -97,6 +98,9 @@ static gboolean on_housekeeping(gpointer data)
     (void)data;
     auth_sweep();
     store_kv_purge_expired(server.store, g_get_real_time() / 1000);
+    /* Give back what a connection storm freed (TLS handshakes above all),
+     * so resident memory follows the connections that are left. */
+    malloc_trim(0);
     return G_SOURCE_CONTINUE;
 }
 
@@ -199,7 +203,7 @@ int main(int argc, char **argv)
     guint sig_term = g_unix_signal_add(SIGTERM, on_signal, GINT_TO_POINTER(SIGTERM));
     guint sig_int = g_unix_signal_add(SIGINT, on_signal, GINT_TO_POINTER(SIGINT));
     guint poll = g_timeout_add((guint)server.cfg.account_poll_ms, on_poll, NULL);
-    guint house = g_timeout_add_seconds(60, on_housekeeping, NULL);
+    guint house = g_timeout_add_seconds(30, on_housekeeping, NULL);
     guint keep =
         g_timeout_add(MAX(250u, (guint)server.cfg.ping_interval_s * 250u), on_keepalive, NULL);
     g_main_loop_run(server.loop);

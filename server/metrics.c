@@ -5,7 +5,10 @@
 #include "common/hist.h"
 
 #include <glib.h>
+#include <malloc.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <unistd.h>
 
 static GHashTable *conns, *msgs_in, *msgs_out, *logins, *http;
 static uint64_t errors[ERR__COUNT];
@@ -97,6 +100,19 @@ static void render_table(GString *out, const char *name, const char *help, const
     g_list_free(names);
 }
 
+/* Resident set size from /proc, in bytes; 0 if unreadable. */
+static long long rss_bytes(void)
+{
+    long long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%lld %lld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return resident * sysconf(_SC_PAGESIZE);
+}
+
 char *metrics_render(const struct store *st)
 {
     GString *out = g_string_sized_new(4096);
@@ -136,5 +152,17 @@ char *metrics_render(const struct store *st)
                            "# TYPE yjt_start_time_seconds gauge\n"
                            "yjt_start_time_seconds %" G_GINT64_FORMAT "\n",
                            st->errors, started_at);
+    struct mallinfo2 mi = mallinfo2();
+    g_string_append_printf(out,
+                           "# HELP process_resident_memory_bytes Resident memory.\n"
+                           "# TYPE process_resident_memory_bytes gauge\n"
+                           "process_resident_memory_bytes %lld\n"
+                           "# HELP yjt_heap_inuse_bytes Heap memory allocated and not freed.\n"
+                           "# TYPE yjt_heap_inuse_bytes gauge\n"
+                           "yjt_heap_inuse_bytes %zu\n"
+                           "# HELP yjt_heap_free_bytes Heap memory freed but still held.\n"
+                           "# TYPE yjt_heap_free_bytes gauge\n"
+                           "yjt_heap_free_bytes %zu\n",
+                           rss_bytes(), mi.uordblks + mi.hblkhd, mi.fordblks);
     return g_string_free(out, FALSE);
 }
