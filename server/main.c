@@ -220,7 +220,6 @@ out_auth:
     server.lws = NULL;
     auth_shutdown();
 out_modules:
-    session_shutdown();
     http_shutdown();
     presence_shutdown();
     conn_registry_shutdown();

@@ -3,7 +3,6 @@
  * by juris_reaches() alone: a request naming any user out of reach is
  * refused whole with `forbidden`, so it reveals nothing about that user. */
 #include "common/jsonx.h"
-#include "common/log.h"
 #include "push/presence.h"
 #include "records/account.h"
 #include "records/jurisdiction.h"

@@ -309,5 +309,3 @@ void session_init(void)
     /* Start from the current revision: nobody is connected yet. */
     account_changes(server.store, 0, &accounts_rev, skip_account, NULL);
 }
-
-void session_shutdown(void) {}

@@ -12,7 +12,6 @@
 #include <stdint.h>
 
 void session_init(void);
-void session_shutdown(void);
 /* Periodic check (main.c calls it every account_poll_ms): picks up account
  * changes made by any process and closes connections whose token expired. */
 void session_poll(void);
