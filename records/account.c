@@ -67,12 +67,10 @@ static const char *org_error(struct store *st, const char *role, const char *org
 
 static json_t *account_to_json(const struct account *a)
 {
-    json_t *doc =
-        json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:i, s:I, s:I, s:I}", "username", a->username,
-                  "role", a->role, "org", a->org, "pw", a->pw_hash, "disabled", a->disabled,
-                  "token_ver", (json_int_t)a->token_ver, "failed", a->failed_logins, "locked_until",
-                  (json_int_t)a->locked_until, "created_at", (json_int_t)a->created_at,
-                  "updated_at", (json_int_t)a->updated_at);
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:I}", "username", a->username,
+                            "role", a->role, "org", a->org, "pw", a->pw_hash, "disabled",
+                            a->disabled, "token_ver", (json_int_t)a->token_ver, "created_at",
+                            (json_int_t)a->created_at, "updated_at", (json_int_t)a->updated_at);
     json_object_set_new(doc, "display_name", json_string(a->display_name ? a->display_name : ""));
     json_object_set_new(doc, "position", json_string(a->position ? a->position : ""));
     json_object_set_new(doc, "phone", json_string(a->phone ? a->phone : ""));
@@ -96,8 +94,6 @@ struct account *account_from_json(const char *id, json_t *doc)
     a->phone = g_strdup(jx_str(doc, "phone") ? jx_str(doc, "phone") : "");
     a->disabled = jx_bool(doc, "disabled", false);
     a->token_ver = jx_int(doc, "token_ver", 0);
-    a->failed_logins = (int)jx_int(doc, "failed", 0);
-    a->locked_until = jx_int(doc, "locked_until", 0);
     a->created_at = jx_int(doc, "created_at", 0);
     a->updated_at = jx_int(doc, "updated_at", 0);
     return a;
@@ -265,4 +261,47 @@ int account_changes(struct store *st, int64_t rev, int64_t *last_rev, account_cb
 {
     struct each_ctx ctx = {cb, ud};
     return store_doc_changes(st, "users", rev, last_rev, each_doc, &ctx);
+}
+
+static char *lockout_key(const char *id)
+{
+    return g_strdup_printf("lockout:%s", id);
+}
+
+int account_lockout_get(struct store *st, const char *id, struct lockout *out)
+{
+    memset(out, 0, sizeof(*out));
+    char *key = lockout_key(id), *value = NULL;
+    int rc = store_kv_get(st, key, &value);
+    g_free(key);
+    if (rc == STORE_ENOTFOUND)
+        return STORE_OK;
+    if (rc != STORE_OK)
+        return rc;
+    json_t *v = json_loads(value, 0, NULL);
+    out->failed = (int)jx_int(v, "failed", 0);
+    out->locked_until = jx_int(v, "locked_until", 0);
+    json_decref(v);
+    g_free(value);
+    return STORE_OK;
+}
+
+int account_lockout_set(struct store *st, const char *id, const struct lockout *l,
+                        int64_t expire_at_ms)
+{
+    char *key = lockout_key(id);
+    char *value = g_strdup_printf("{\"failed\":%d,\"locked_until\":%" G_GINT64_FORMAT "}",
+                                  l->failed, l->locked_until);
+    int rc = store_kv_set(st, key, value, expire_at_ms);
+    g_free(key);
+    g_free(value);
+    return rc;
+}
+
+int account_lockout_clear(struct store *st, const char *id)
+{
+    char *key = lockout_key(id);
+    int rc = store_kv_delete(st, key);
+    g_free(key);
+    return rc;
 }

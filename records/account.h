@@ -3,7 +3,12 @@
  * documents in the "users" collection, indexed by username (unique) and org.
  *
  * token_ver is part of every token a user holds: bumping it (disable,
- * password change) revokes all of that user's tokens at once. */
+ * password change) revokes all of that user's tokens at once.
+ *
+ * Only administrators change the account document. The server's per-login
+ * state (consecutive failures, lockout) is kept apart, in an expiring key
+ * per account, so a failed login never rewrites the account and can never
+ * undo a change an administrator made at the same moment. */
 #ifndef YJT_ACCOUNT_H
 #define YJT_ACCOUNT_H
 
@@ -25,8 +30,6 @@ struct account {
     char *pw_hash;
     bool disabled;
     int64_t token_ver;
-    int failed_logins;    /* consecutive */
-    int64_t locked_until; /* UTC ms, 0 if not locked */
     int64_t created_at;
     int64_t updated_at;
 };
@@ -54,6 +57,18 @@ int account_save(struct store *st, struct account *a);
 void account_free(struct account *a);
 /* A deep copy (account_free). */
 struct account *account_dup(const struct account *a);
+
+/* Lockout state of account id: consecutive failures and the end of a
+ * lock (UTC ms, 0 if none). Absent state reads as zeros. */
+struct lockout {
+    int failed;
+    int64_t locked_until;
+};
+int account_lockout_get(struct store *st, const char *id, struct lockout *out);
+/* Stores the state until expire_at_ms (after which it reads as zeros). */
+int account_lockout_set(struct store *st, const char *id, const struct lockout *l,
+                        int64_t expire_at_ms);
+int account_lockout_clear(struct store *st, const char *id);
 
 struct account *account_from_json(const char *id, json_t *doc);
 /* The public view sent to clients: id, username, display_name, role, org,

@@ -133,6 +133,23 @@ char *auth_issue(const struct account *acct, const char *device_id, struct token
     return claims->jti ? token_issue(server.token_key, claims) : NULL;
 }
 
+/* Counts a failed password for account a; locks it at lockout_after. The
+ * count expires after lockout_s, so rare typos never add up to a lock. */
+static void record_failure(const struct account *a, struct lockout *lock, int64_t now,
+                           const char *source)
+{
+    int64_t window = (int64_t)server.cfg.lockout_s * 1000;
+    lock->failed++;
+    if (lock->failed >= server.cfg.lockout_after) {
+        lock->failed = 0;
+        lock->locked_until = now + window;
+        log_warn("auth", "account %s locked for %d s after %d failed logins", a->id,
+                 server.cfg.lockout_s, server.cfg.lockout_after);
+        audit_log(server.store, a->id, "account.locked", a->id, "ok", source);
+    }
+    account_lockout_set(server.store, a->id, lock, now + window);
+}
+
 /* Back on the main loop: record the result of a verification. */
 static gboolean login_finish(gpointer data)
 {
@@ -151,22 +168,19 @@ static gboolean login_finish(gpointer data)
         o.message = "store unavailable";
         goto out;
     }
+    struct lockout lock = {0};
+    if (a && account_lockout_get(server.store, a->id, &lock) != STORE_OK) {
+        o.err = ERR_UNAVAILABLE;
+        o.message = "store unavailable";
+        goto out;
+    }
     if (!j->ok || !a) {
         addr_fail(j->source, now);
         metrics_login("failed");
         o.err = ERR_UNAUTHORIZED;
         o.message = "wrong username or password";
-        if (a) {
-            a->failed_logins++;
-            if (a->failed_logins >= server.cfg.lockout_after) {
-                a->locked_until = now + (int64_t)server.cfg.lockout_s * 1000;
-                a->failed_logins = 0;
-                log_warn("auth", "account %s locked for %d s after %d failed logins", a->id,
-                         server.cfg.lockout_s, server.cfg.lockout_after);
-                audit_log(server.store, a->id, "account.locked", a->id, "ok", j->source);
-            }
-            account_save(server.store, a);
-        }
+        if (a)
+            record_failure(a, &lock, now, j->source);
         log_info("auth", "login failed user=%s source=%s", a ? a->id : "(unknown)", j->source);
         audit_log(server.store, a ? a->id : "-", "login", a ? a->id : "-", "failed", j->source);
         goto out;
@@ -178,18 +192,15 @@ static gboolean login_finish(gpointer data)
         audit_log(server.store, a->id, "login", a->id, "disabled", j->source);
         goto out;
     }
-    if (a->locked_until > now) { /* locked meanwhile by a concurrent attempt */
+    if (lock.locked_until > now) { /* locked meanwhile by a concurrent attempt */
         metrics_login("locked");
         o.err = ERR_RATE_LIMITED;
         o.message = "account locked after repeated failures";
-        o.retry_after_ms = a->locked_until - now;
+        o.retry_after_ms = lock.locked_until - now;
         goto out;
     }
-    if (a->failed_logins || a->locked_until) {
-        a->failed_logins = 0;
-        a->locked_until = 0;
-        account_save(server.store, a);
-    }
+    if (lock.failed || lock.locked_until)
+        account_lockout_clear(server.store, a->id);
     o.token = auth_issue(a, j->device_id, &o.claims);
     if (!o.token) {
         o.err = ERR_INTERNAL;
@@ -248,12 +259,18 @@ void auth_login(const char *username, const char *password, const char *device_i
         fail_now(cb, ud, ERR_UNAVAILABLE, "store unavailable");
         return;
     }
-    if (a && a->locked_until > now) {
+    struct lockout lock = {0};
+    if (a && account_lockout_get(server.store, a->id, &lock) != STORE_OK) {
+        account_free(a);
+        fail_now(cb, ud, ERR_UNAVAILABLE, "store unavailable");
+        return;
+    }
+    if (a && lock.locked_until > now) {
         metrics_login("locked");
         audit_log(server.store, a->id, "login", a->id, "locked", source);
         struct auth_outcome o = {.err = ERR_RATE_LIMITED,
                                  .message = "account locked after repeated failures",
-                                 .retry_after_ms = a->locked_until - now};
+                                 .retry_after_ms = lock.locked_until - now};
         account_free(a);
         deliver(cb, ud, &o);
         return;

@@ -141,17 +141,15 @@ static int user_change(struct store *st, struct opts *o, const char *what)
         g_free(a->pw_hash);
         a->pw_hash = password_hash(pw, hash_iterations());
         a->token_ver++;
-        a->failed_logins = 0;
-        a->locked_until = 0;
     } else if (strcmp(what, "disable") == 0) {
         a->disabled = true;
         a->token_ver++;
     } else {
         a->disabled = false;
-        a->failed_logins = 0;
-        a->locked_until = 0;
     }
     rc = a->pw_hash ? account_save(st, a) : STORE_EIO;
+    if (rc == STORE_OK && strcmp(what, "disable") != 0)
+        rc = account_lockout_clear(st, a->id); /* a new password or enable unlocks */
     if (rc == STORE_OK) {
         char *action = g_strdup_printf("user.%s", what);
         audit_log(st, "yjtctl", action, a->id, "ok", NULL);
