@@ -516,3 +516,25 @@ def test_same_device_replaces_older_connection_4409(server):
             await c.close()
 
     run(body())
+
+
+def test_lockout_survives_restart_and_enable_or_passwd_lifts_it(server):
+    """The lock is stored, so a restart does not lift it; an administrator
+    can lift it at once with `user enable` (or by setting a new password),
+    and a failed login never undoes an administrator's change."""
+    srv = start(server, settings={"lockout_after": "2", "lockout_s": "600"})
+    for i in range(2):
+        srv.login("alice", f"wrong-{i}-password")
+    assert_error(srv.login("alice"), 429, "rate_limited")
+    srv.restart()
+    assert_error(srv.login("alice"), 429, "rate_limited")
+    srv.ctl("user", "enable", "--username", "alice", check=True)
+    assert srv.login("alice").status == 200
+    # Lock again, then disable: failed logins must not flip it back.
+    for i in range(2):
+        srv.login("alice", f"wrong-{i}-password")
+    srv.ctl("user", "disable", "--username", "alice", check=True)
+    srv.login("alice", "wrong-9-password")
+    listing = srv.ctl("user", "list", check=True).stdout
+    line = next(l for l in listing.splitlines() if "\talice\t" in l)
+    assert line.endswith("disabled"), line
