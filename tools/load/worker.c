@@ -1,0 +1,755 @@
+/*
+ * worker.c: one yjt-load worker process.
+ *
+ * main.c forks one worker per share of the connections and calls
+ * load_run_worker() in it.  The worker drives a single libwebsockets context:
+ * it starts connections at the configured rate and in-flight limit, spreads
+ * them over the source addresses, logs each one in (auth.login or
+ * auth.token), records handshake and login times and errors, and tells the
+ * parent over its up pipe once every connection has settled ("S <ready>").
+ * When the parent writes to (or closes) the down pipe, or the deadline
+ * passes, it closes its connections a batch at a time and writes one JSON
+ * report line, which report.c merges with the others.
+ */
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include "load.h"
+
+#include <libwebsockets.h>
+#include <jansson.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SUBPROTOCOL "yjt.v1"
+#define RX_BUFFER_SIZE 4096
+#define MAX_REPLY_BYTES (256 * 1024) /* biggest login reply we will buffer */
+#define ERR_SLOTS 16
+#define TICK_BUSY_US 1000
+#define TICK_IDLE_US 20000
+
+/*
+ * lws keeps per-connection timeouts in one sorted list, so putting thousands
+ * of connections into a state with a timeout at once (a close waiting for
+ * its acknowledgement) costs quadratic time.  Closes are therefore issued a
+ * batch at a time, like connects.
+ */
+#define CLOSE_INFLIGHT 256
+
+/* ------------------------------------------------------------------------ */
+/* worker process: one lws context driving a share of the connections        */
+
+enum conn_state {
+    CS_IDLE = 0,   /* not started yet */
+    CS_CONNECTING, /* TCP / TLS / WebSocket handshake in progress */
+    CS_OPEN,       /* handshake done, login reply pending */
+    CS_READY,      /* logged in (or open, with --no-auth) */
+    CS_FAILED,     /* never became ready */
+    CS_DROPPED,    /* was ready, closed by the server before we closed it */
+    CS_CLOSED,     /* was ready, closed by us at the end */
+};
+
+struct conn {
+    struct lws *wsi;
+    char *rx; /* partial login reply, only while it is fragmented */
+    uint32_t rx_len;
+    uint32_t index;      /* index within this worker */
+    uint64_t t_start_ns; /* connection attempt started */
+    uint64_t t_login_ns; /* login message written */
+    uint8_t state;
+    uint8_t closing;     /* close with a close frame when next writeable */
+    uint8_t established; /* the WebSocket handshake completed */
+    uint8_t peer_closed; /* the server sent a close frame (already recorded) */
+};
+
+struct err_slot {
+    char text[96];
+    unsigned count;
+};
+
+enum worker_phase { WP_CONNECT, WP_HOLD, WP_CLOSING };
+
+struct worker {
+    const struct load_config *cfg;
+    int proc_index;
+    int first_global; /* global index of this worker's first connection */
+    int count;
+    struct conn *conns;
+    struct lws_context *ctx;
+    lws_sorted_usec_list_t tick;
+    int up_fd;   /* results to the parent */
+    int down_fd; /* commands from the parent (non-blocking) */
+    enum worker_phase phase;
+    bool stop;
+    bool settled_reported;
+    int next_start;
+    int inflight;
+    int settled;
+    int connected;
+    int ready;
+    int failed;
+    int dropped;
+    int closed_clean;
+    int open_wsi;
+    int closing_open; /* closes requested, socket not gone yet */
+    int close_next;   /* next connection to close in the close phase */
+    uint64_t t_begin_ns;
+    uint64_t t_last_open_ns;
+    uint64_t t_last_login_ns;
+    uint64_t connect_deadline_ns;
+    uint64_t final_deadline_ns; /* everything must be closed by then */
+    uint64_t close_deadline_ns;
+    uint64_t close_grace_ns;
+    uint32_t *hs_us;
+    int hs_n;
+    uint32_t *login_us;
+    int login_n;
+    struct err_slot errs[ERR_SLOTS];
+    unsigned err_other;
+    bool capture_token; /* keep the token of the login reply (--token-from-login) */
+    char *token;
+};
+
+static struct worker the_worker;
+
+static void record_error(struct worker *w, const char *text)
+{
+    char clean[96];
+    size_t n = 0;
+
+    for (const char *p = text; *p && n + 1 < sizeof(clean); p++)
+        clean[n++] = (*p == '\n' || *p == '\r') ? ' ' : *p;
+    while (n > 0 && clean[n - 1] == ' ')
+        n--;
+    clean[n] = '\0';
+
+    for (int i = 0; i < ERR_SLOTS; i++) {
+        if (w->errs[i].count && !strcmp(w->errs[i].text, clean)) {
+            w->errs[i].count++;
+            return;
+        }
+        if (!w->errs[i].count) {
+            memcpy(w->errs[i].text, clean, n + 1);
+            w->errs[i].count = 1;
+            return;
+        }
+    }
+    w->err_other++;
+}
+
+static bool conn_unsettled(const struct conn *c)
+{
+    return c->state == CS_IDLE || c->state == CS_CONNECTING || c->state == CS_OPEN;
+}
+
+/* Moves an unsettled connection to CS_READY or CS_FAILED, keeping counts. */
+static void conn_settle(struct worker *w, struct conn *c, enum conn_state to)
+{
+    if (!conn_unsettled(c))
+        return;
+    if (c->state != CS_IDLE)
+        w->inflight--;
+    c->state = (uint8_t)to;
+    w->settled++;
+    if (to == CS_READY)
+        w->ready++;
+    else
+        w->failed++;
+}
+
+static void conn_fail(struct worker *w, struct conn *c, const char *why)
+{
+    if (!conn_unsettled(c))
+        return;
+    record_error(w, why);
+    conn_settle(w, c, CS_FAILED);
+}
+
+static void conn_detach(struct worker *w, struct conn *c)
+{
+    if (c->wsi) {
+        c->wsi = NULL;
+        w->open_wsi--;
+        if (c->closing)
+            w->closing_open--;
+    }
+    free(c->rx);
+    c->rx = NULL;
+    c->rx_len = 0;
+}
+
+/* Asks lws to close the connection cleanly (close frame) from WRITEABLE. */
+static void conn_request_close(struct worker *w, struct conn *c)
+{
+    if (!c->wsi || c->closing)
+        return;
+    c->closing = 1;
+    w->closing_open++;
+    if (!c->established) /* nothing to say a close frame on: just drop it */
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    else
+        lws_callback_on_writable(c->wsi);
+}
+
+static struct conn *conn_of(struct lws *wsi, void *user)
+{
+    if (user)
+        return user;
+    return wsi ? lws_get_opaque_user_data(wsi) : NULL;
+}
+
+static uint32_t elapsed_us(uint64_t from_ns, uint64_t to_ns)
+{
+    uint64_t us = (to_ns - from_ns) / 1000u;
+    return us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+static int send_login(struct worker *w, struct conn *c, struct lws *wsi)
+{
+    const struct load_config *cfg = w->cfg;
+    unsigned char buf[LWS_PRE + 2048];
+    char device_id[48];
+    json_t *msg;
+    size_t len;
+
+    if (w->capture_token)
+        snprintf(device_id, sizeof(device_id), "load-token-%u", c->index);
+    else
+        snprintf(device_id, sizeof(device_id), "load-%d-%u", w->proc_index, c->index);
+    if (cfg->token) {
+        /*
+         * yjtd keeps one connection per user and device (a second one
+         * replaces the first, close code 4409), so even with a shared token
+         * every connection names its own device.
+         */
+        msg = json_pack("{s:i, s:s, s:s, s:s, s:s}", "id", 1, "type", "auth.token", "token",
+                        cfg->token, "device_id", device_id, "platform", "load");
+    } else {
+        msg = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "id", 1, "type", "auth.login", "username",
+                        cfg->user, "password", cfg->password, "device_id", device_id, "platform",
+                        "load");
+    }
+    if (!msg) {
+        conn_fail(w, c, "cannot build login message");
+        return -1;
+    }
+    len = json_dumpb(msg, (char *)buf + LWS_PRE, sizeof(buf) - LWS_PRE, JSON_COMPACT);
+    json_decref(msg);
+    if (len == 0 || len > sizeof(buf) - LWS_PRE) {
+        conn_fail(w, c, "login message too long");
+        return -1;
+    }
+    c->t_login_ns = load_mono_ns();
+    if (lws_write(wsi, buf + LWS_PRE, len, LWS_WRITE_TEXT) < (int)len) {
+        conn_fail(w, c, "write of login message failed");
+        return -1;
+    }
+    return 0;
+}
+
+/* Handles one complete text message received while the login is pending. */
+static void handle_message(struct worker *w, struct conn *c, const char *data, size_t len)
+{
+    json_error_t jerr;
+    json_t *msg = json_loadb(data, len, 0, &jerr);
+    json_t *re, *ok;
+    char why[96];
+
+    if (!msg || !json_is_object(msg)) {
+        json_decref(msg);
+        conn_fail(w, c, "server sent invalid JSON before the login reply");
+        conn_request_close(w, c);
+        return;
+    }
+    re = json_object_get(msg, "re");
+    if (!json_is_integer(re) || json_integer_value(re) != 1) {
+        json_decref(msg); /* some other event: ignore it */
+        return;
+    }
+    ok = json_object_get(msg, "ok");
+    if (json_is_true(ok)) {
+        uint64_t now = load_mono_ns();
+        w->login_us[w->login_n++] = elapsed_us(c->t_login_ns, now);
+        w->t_last_login_ns = now;
+        if (w->capture_token && !w->token) {
+            const char *token = json_string_value(json_object_get(msg, "token"));
+            w->token = token ? strdup(token) : NULL;
+        }
+        conn_settle(w, c, CS_READY);
+    } else {
+        const char *code =
+            json_string_value(json_object_get(json_object_get(msg, "error"), "code"));
+        snprintf(why, sizeof(why), "login refused: %s", code ? code : "(no error code)");
+        conn_fail(w, c, why);
+        conn_request_close(w, c);
+    }
+    json_decref(msg);
+}
+
+static int on_receive(struct worker *w, struct conn *c, struct lws *wsi, const void *in, size_t len)
+{
+    bool complete = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+    char *grown;
+
+    if (c->state != CS_OPEN || lws_frame_is_binary(wsi))
+        return 0; /* after login everything is ignored */
+
+    if (complete && c->rx_len == 0) {
+        handle_message(w, c, in, len);
+        return 0;
+    }
+    if ((size_t)c->rx_len + len > MAX_REPLY_BYTES) {
+        conn_fail(w, c, "message before login reply too large");
+        return -1;
+    }
+    grown = realloc(c->rx, (size_t)c->rx_len + len + 1);
+    if (!grown) {
+        conn_fail(w, c, "out of memory");
+        return -1;
+    }
+    c->rx = grown;
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += (uint32_t)len;
+    if (complete) {
+        handle_message(w, c, c->rx, c->rx_len);
+        free(c->rx);
+        c->rx = NULL;
+        c->rx_len = 0;
+    }
+    return 0;
+}
+
+static int on_lws_event(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                        size_t len)
+{
+    struct worker *w = &the_worker;
+    struct conn *c;
+    char why[128];
+
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        c = conn_of(wsi, user);
+        if (!c)
+            return 0;
+        conn_detach(w, c);
+        snprintf(why, sizeof(why), "connect: %.100s", in ? (const char *)in : "unknown error");
+        conn_fail(w, c, why);
+        return 0;
+
+    case LWS_CALLBACK_CLIENT_ESTABLISHED: {
+        uint64_t now = load_mono_ns();
+        c = conn_of(wsi, user);
+        if (!c || c->state != CS_CONNECTING)
+            return -1; /* given up on already */
+        if (!c->wsi) {
+            c->wsi = wsi;
+            w->open_wsi++;
+        }
+        c->established = 1;
+        w->connected++;
+        w->hs_us[w->hs_n++] = elapsed_us(c->t_start_ns, now);
+        w->t_last_open_ns = now;
+        if (w->cfg->no_auth) {
+            conn_settle(w, c, CS_READY);
+        } else {
+            c->state = CS_OPEN;
+            lws_callback_on_writable(wsi);
+        }
+        return 0;
+    }
+
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        c = conn_of(wsi, user);
+        if (!c)
+            return 0;
+        if (c->closing) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"done", 4);
+            return -1;
+        }
+        if (c->state == CS_OPEN && !c->t_login_ns)
+            return send_login(w, c, wsi);
+        return 0;
+
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        c = conn_of(wsi, user);
+        if (!c)
+            return 0;
+        return on_receive(w, c, wsi, in, len);
+
+    case LWS_CALLBACK_CLIENT_CLOSED:
+        c = conn_of(wsi, user);
+        if (!c)
+            return 0;
+        conn_detach(w, c);
+        if (c->state == CS_READY) {
+            if (c->closing) {
+                c->state = CS_CLOSED;
+                w->closed_clean++;
+            } else {
+                c->state = CS_DROPPED;
+                w->dropped++;
+                if (!c->peer_closed)
+                    record_error(w, "connection lost while idle");
+            }
+        } else if (c->peer_closed) {
+            conn_settle(w, c, CS_FAILED);
+        } else {
+            conn_fail(w, c,
+                      c->state == CS_OPEN ? "connection lost before the login reply"
+                                          : "connection lost during handshake");
+        }
+        return 0;
+
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: {
+        /* the server closes: keep its close code and reason */
+        const unsigned char *p = in;
+        unsigned code = (p && len >= 2) ? (unsigned)(p[0] << 8 | p[1]) : 0;
+        int reason_len = (p && len > 2) ? (int)(len - 2 > 60 ? 60 : len - 2) : 0;
+
+        c = conn_of(wsi, user);
+        if (!c || c->closing || c->peer_closed)
+            return 0;
+        c->peer_closed = 1;
+        snprintf(why, sizeof(why), "%s: close %u %.*s",
+                 c->state == CS_READY  ? "closed by server while idle"
+                 : c->state == CS_OPEN ? "closed by server before the login reply"
+                                       : "closed by server",
+                 code, reason_len, reason_len ? (const char *)p + 2 : "");
+        if (c->state == CS_READY || conn_unsettled(c))
+            record_error(w, why);
+        return 0;
+    }
+
+    case LWS_CALLBACK_WSI_DESTROY:
+        /*
+         * Some ways a client connection can die before its handshake
+         * finished (for example killed while waiting for the server's
+         * reply) produce no CONNECTION_ERROR or CLOSED; this catches them.
+         */
+        c = conn_of(wsi, user);
+        if (!c || c->wsi != wsi)
+            return 0;
+        conn_detach(w, c);
+        conn_fail(w, c, "dropped by lws before the handshake finished (its timeout)");
+        return 0;
+
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols worker_protocols[] = {
+    {SUBPROTOCOL, on_lws_event, 0, RX_BUFFER_SIZE, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/*
+ * No lws "validity" (idle ping / hangup) timers on our connections: lws keeps
+ * every connection's timer in one sorted linked list, so with thousands of
+ * connections each (re)arm walks thousands of entries and connecting slows
+ * to a crawl.  The server's own pings are still answered by lws.
+ */
+static const lws_retry_bo_t no_validity_timers = {
+    .secs_since_valid_ping = 0,
+    .secs_since_valid_hangup = 0,
+};
+
+static void start_conn(struct worker *w, struct conn *c, uint64_t now)
+{
+    const struct load_config *cfg = w->cfg;
+    struct lws_client_connect_info ci;
+    struct lws *wsi;
+
+    memset(&ci, 0, sizeof(ci));
+    ci.context = w->ctx;
+    ci.address = cfg->address;
+    ci.port = cfg->port;
+    ci.path = cfg->path;
+    ci.host = cfg->host;
+    ci.origin = cfg->host;
+    ci.protocol = SUBPROTOCOL;
+    ci.userdata = c;
+    ci.opaque_user_data = c;
+    ci.retry_and_idle_policy = &no_validity_timers;
+    if (cfg->sources > 0)
+        ci.iface = load_source_names[(w->first_global + (int)c->index) % cfg->sources];
+    if (cfg->tls) {
+        ci.ssl_connection = LCCSCF_USE_SSL | LCCSCF_ALLOW_SELFSIGNED |
+                            LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK | LCCSCF_ALLOW_INSECURE;
+        ci.alpn = "http/1.1";
+    }
+
+    c->state = CS_CONNECTING;
+    c->t_start_ns = now;
+    w->inflight++;
+
+    wsi = lws_client_connect_via_info(&ci);
+    if (!wsi) {
+        conn_fail(w, c, "connect: lws_client_connect_via_info failed");
+        return;
+    }
+    if (c->state == CS_CONNECTING && !c->wsi) {
+        c->wsi = wsi;
+        w->open_wsi++;
+    }
+}
+
+static void start_more(struct worker *w, uint64_t now)
+{
+    const struct load_config *cfg = w->cfg;
+    long budget = w->count - w->next_start;
+    long room = cfg->inflight - w->inflight;
+
+    if (cfg->rate > 0) {
+        double elapsed = (double)(now - w->t_begin_ns) / 1e9;
+        long due = (long)(elapsed * cfg->rate) + 1;
+        if (due - w->next_start < budget)
+            budget = due - w->next_start;
+    }
+    if (room < budget)
+        budget = room;
+    while (budget-- > 0 && w->next_start < w->count)
+        start_conn(w, &w->conns[w->next_start++], now);
+}
+
+/* Gives up on every connection that is not settled yet. */
+static void abort_unsettled(struct worker *w, const char *why_idle, const char *why_connecting,
+                            const char *why_open)
+{
+    for (int i = 0; i < w->count; i++) {
+        struct conn *c = &w->conns[i];
+        switch (c->state) {
+        case CS_IDLE:
+            conn_fail(w, c, why_idle);
+            break;
+        case CS_CONNECTING:
+            conn_fail(w, c, why_connecting);
+            conn_request_close(w, c);
+            break;
+        case CS_OPEN:
+            conn_fail(w, c, why_open);
+            conn_request_close(w, c);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static void report_settled(struct worker *w)
+{
+    char line[32];
+    int n;
+
+    if (w->settled_reported)
+        return;
+    w->settled_reported = true;
+    n = snprintf(line, sizeof(line), "S %d\n", w->ready);
+    if (write(w->up_fd, line, (size_t)n) != n && w->cfg->verbose)
+        fprintf(stderr, "yjt-load[%d]: cannot report to parent: %s\n", w->proc_index,
+                strerror(errno));
+}
+
+static void close_more(struct worker *w)
+{
+    while (w->closing_open < CLOSE_INFLIGHT && w->close_next < w->count)
+        conn_request_close(w, &w->conns[w->close_next++]);
+}
+
+static void begin_closing(struct worker *w, uint64_t now)
+{
+    if (w->phase == WP_CLOSING)
+        return;
+    if (w->phase == WP_CONNECT) {
+        abort_unsettled(w, "not started: stopped by parent", "handshake not finished when stopped",
+                        "no login reply when stopped");
+        report_settled(w);
+    }
+    w->phase = WP_CLOSING;
+    w->close_deadline_ns = now + CLOSE_GRACE_NS;
+    if (w->close_deadline_ns > w->final_deadline_ns)
+        w->close_deadline_ns = w->final_deadline_ns > now ? w->final_deadline_ns : now;
+    w->close_grace_ns = w->close_deadline_ns - now;
+    close_more(w);
+}
+
+static void check_parent(struct worker *w, uint64_t now)
+{
+    char cmd[16];
+    ssize_t n = read(w->down_fd, cmd, sizeof(cmd));
+
+    if (n >= 0) /* a command, or the parent went away */
+        begin_closing(w, now);
+    else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        begin_closing(w, now);
+}
+
+static void on_tick(lws_sorted_usec_list_t *sul)
+{
+    struct worker *w = lws_container_of(sul, struct worker, tick);
+    uint64_t now = load_mono_ns();
+
+    check_parent(w, now);
+
+    if (w->phase == WP_CONNECT) {
+        if (now >= w->connect_deadline_ns)
+            abort_unsettled(w, "not started before the deadline",
+                            "handshake not finished before the deadline",
+                            "no login reply before the deadline");
+        else
+            start_more(w, now);
+        if (w->settled == w->count) {
+            report_settled(w);
+            w->phase = WP_HOLD;
+        }
+    }
+    if (w->phase == WP_CLOSING)
+        close_more(w);
+    if (w->phase == WP_CLOSING && (w->open_wsi <= 0 || now >= w->close_deadline_ns)) {
+        if (w->cfg->verbose)
+            fprintf(stderr, "yjt-load[%d]: close phase took %.2fs, %d connections still open\n",
+                    w->proc_index, (double)(now - (w->close_deadline_ns - w->close_grace_ns)) / 1e9,
+                    w->open_wsi);
+        w->stop = true;
+    }
+    /*
+     * Always rearm: lws_service() only returns after its poll() wakes, and
+     * without a pending timer that poll() could sleep for a long time.
+     */
+    lws_sul_schedule(w->ctx, 0, &w->tick, on_tick,
+                     w->phase == WP_HOLD ? TICK_IDLE_US : TICK_BUSY_US);
+}
+
+static json_t *u32_array(const uint32_t *v, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_integer(v[i]));
+    return a;
+}
+
+static void write_all(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        data += n;
+        len -= (size_t)n;
+    }
+}
+
+static void report_final(struct worker *w)
+{
+    json_t *errs = json_object();
+    json_t *r;
+    char *text;
+
+    for (int i = 0; i < ERR_SLOTS && w->errs[i].count; i++)
+        json_object_set_new(errs, w->errs[i].text, json_integer(w->errs[i].count));
+    if (w->err_other)
+        json_object_set_new(errs, "(other errors)", json_integer(w->err_other));
+
+    r = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:o, s:o, s:o}", "proc",
+                  w->proc_index, "conns", w->count, "connected", w->connected, "ready", w->ready,
+                  "failed", w->failed, "dropped", w->dropped, "closed_clean", w->closed_clean,
+                  "t_begin_ns", (json_int_t)w->t_begin_ns, "t_last_open_ns",
+                  (json_int_t)w->t_last_open_ns, "t_last_login_ns", (json_int_t)w->t_last_login_ns,
+                  "hs_us", u32_array(w->hs_us, w->hs_n), "login_us",
+                  u32_array(w->login_us, w->login_n), "errors", errs);
+    if (r && w->token)
+        json_object_set_new(r, "token", json_string(w->token));
+    text = r ? json_dumps(r, JSON_COMPACT) : NULL;
+    if (text) {
+        write_all(w->up_fd, text, strlen(text));
+        write_all(w->up_fd, "\n", 1);
+    }
+    free(text);
+    json_decref(r);
+}
+
+int load_run_worker(const struct load_config *cfg, int proc_index, int first_global, int count,
+                    uint64_t connect_deadline_ns, uint64_t final_deadline_ns, int up_fd,
+                    int down_fd)
+{
+    struct worker *w = &the_worker;
+    struct lws_context_creation_info info;
+    int level = 0;
+
+    memset(w, 0, sizeof(*w));
+    w->cfg = cfg;
+    w->proc_index = proc_index;
+    w->first_global = first_global;
+    w->count = count;
+    w->up_fd = up_fd;
+    w->down_fd = down_fd;
+    w->connect_deadline_ns = connect_deadline_ns;
+    w->final_deadline_ns = final_deadline_ns;
+    w->capture_token = proc_index < 0;
+    w->conns = calloc((size_t)(count > 0 ? count : 1), sizeof(*w->conns));
+    w->hs_us = calloc((size_t)(count > 0 ? count : 1), sizeof(uint32_t));
+    w->login_us = calloc((size_t)(count > 0 ? count : 1), sizeof(uint32_t));
+    if (!w->conns || !w->hs_us || !w->login_us) {
+        fprintf(stderr, "yjt-load[%d]: out of memory\n", proc_index);
+        return 1;
+    }
+    for (int i = 0; i < count; i++)
+        w->conns[i].index = (uint32_t)i;
+
+    if (cfg->verbose >= 1)
+        level |= LLL_ERR | LLL_WARN;
+    if (cfg->verbose >= 2)
+        level |= LLL_NOTICE | LLL_INFO;
+    lws_set_log_level(level, NULL);
+
+    memset(&info, 0, sizeof(info));
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = worker_protocols;
+    info.gid = -1;
+    info.uid = -1;
+    info.timeout_secs = 30;
+    info.connect_timeout_secs = 20;
+    /*
+     * fd_limit_per_thread stays 0: lws then sizes its fd lookup table to the
+     * (raised) RLIMIT_NOFILE and looks sockets up directly; a smaller limit
+     * makes it fall back to a linear search, slow with thousands of sockets.
+     */
+    if (cfg->tls)
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+
+    w->ctx = lws_create_context(&info);
+    if (!w->ctx) {
+        fprintf(stderr, "yjt-load[%d]: lws_create_context failed\n", proc_index);
+        return 1;
+    }
+
+    w->t_begin_ns = load_mono_ns();
+    w->phase = WP_CONNECT;
+    lws_sul_schedule(w->ctx, 0, &w->tick, on_tick, 1);
+
+    while (!w->stop) {
+        if (lws_service(w->ctx, 0) < 0)
+            break;
+    }
+
+    lws_sul_cancel(&w->tick);
+    {
+        uint64_t t = load_mono_ns();
+        lws_context_destroy(w->ctx);
+        if (cfg->verbose)
+            fprintf(stderr, "yjt-load[%d]: lws_context_destroy took %.2fs\n", proc_index,
+                    (double)(load_mono_ns() - t) / 1e9);
+    }
+    report_final(w);
+    return 0;
+}
