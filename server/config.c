@@ -36,7 +36,7 @@ static const struct key keys[] = {
     STR_KEY(tls_key),
     STR_KEY(log_level),
     {"demo", K_BOOL, offsetof(struct config, demo), 0, 1},
-    INT_KEY(token_ttl_s, 60, 30 * 86400),
+    INT_KEY(token_ttl_s, 5, 30 * 86400),
     INT_KEY(lockout_after, 1, 1000),
     INT_KEY(lockout_s, 1, 86400),
     INT_KEY(addr_fail_limit, 1, 100000),

@@ -538,3 +538,25 @@ def test_lockout_survives_restart_and_enable_or_passwd_lifts_it(server):
     listing = srv.ctl("user", "list", check=True).stdout
     line = next(l for l in listing.splitlines() if "\talice\t" in l)
     assert line.endswith("disabled"), line
+
+
+def test_token_expiry_closes_socket_and_refresh_extends(server):
+    """A socket lives as long as its token: at expires_at it is closed 4401
+    unless the client refreshed; an expired token is refused everywhere."""
+    srv = start(server, settings={"token_ttl_s": "5"})
+
+    async def body():
+        stale = await srv.ws_login("alice", device_id="stale")
+        fresh = await srv.ws_login("alice", device_id="fresh")
+        await asyncio.sleep(3)
+        r = await fresh.request("auth.refresh")
+        assert r["ok"] is True and r["expires_at"] > int(time.time() * 1000) + 3000, r
+        # The unrefreshed one goes at its expiry (plus the 1 s check).
+        assert await stale.wait_closed(5) == 4401
+        await fresh.ok("ping")
+        await fresh.close()
+
+    run(body())
+    old = srv.token("alice", device_id="rest")
+    time.sleep(5.5)
+    assert_error(srv.http("GET", "/api/v1/me", token=old), 401, "unauthorized")
