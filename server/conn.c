@@ -153,6 +153,24 @@ void conn_ping(struct conn *c)
     lws_callback_on_writable(c->wsi);
 }
 
+/* Starts the closing handshake of a connection whose queue has drained:
+ * lws sends the close frame with our code and reason, waits for the
+ * peer's reply (at most 5 s), then closes. This runs from an idle
+ * callback, outside any callback of the connection: asking lws to close
+ * by returning -1 from a writeable callback takes a path that, in the
+ * Debian build of lws 4.1 on libuv, kills the socket before the close
+ * frame leaves. */
+static gboolean close_now(gpointer data)
+{
+    struct conn *c = conn_find(GPOINTER_TO_SIZE(data));
+    if (c) {
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_SYNC);
+    }
+    return G_SOURCE_REMOVE;
+}
+
 int conn_write_pending(struct conn *c)
 {
     if (c->ping_due && !c->close_code) {
@@ -178,10 +196,9 @@ int conn_write_pending(struct conn *c)
             lws_callback_on_writable(c->wsi);
         return 0;
     }
-    if (c->close_code) {
-        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-                         (unsigned char *)c->close_reason, strlen(c->close_reason));
-        return -1;
+    if (c->close_code && !c->close_started) {
+        c->close_started = true;
+        g_idle_add(close_now, GSIZE_TO_POINTER(c->serial));
     }
     return 0;
 }

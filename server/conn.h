@@ -51,6 +51,7 @@ struct conn {
     bool ping_due;
 
     int close_code; /* nonzero once a close is scheduled */
+    bool close_started;
     char close_reason[96];
     guint auth_timer;
 };

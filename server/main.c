@@ -1,7 +1,8 @@
 /* yjtd: the real-time backend process. main() wires the layers together:
  * configuration, the store, the record modules, presence, authentication,
- * and libwebsockets running on the GLib main loop (HTTP, REST and
- * WebSocket on one port), then runs the loop until SIGTERM or SIGINT.
+ * and libwebsockets (HTTP, REST and WebSocket on one port) on a libuv loop
+ * that runs inside the GLib main loop (uvsource.c), then runs the GLib loop
+ * until SIGTERM or SIGINT.
  *
  * Shutdown is graceful: new connections are refused, every WebSocket peer
  * gets close code 1001, then (once they are gone, or after 3 s) the
@@ -18,11 +19,14 @@
 #include "server/presence_api.h"
 #include "server/server.h"
 #include "server/session.h"
+#include "server/uvsource.h"
 #include "server/ws.h"
 
 #include <glib-unix.h>
 #include <libwebsockets.h>
 #include <malloc.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,6 +42,7 @@ static struct lws_protocols protocols[3];
  * connection, O(n) per packet; ws_keepalive() sweeps instead. */
 static const lws_retry_bo_t no_lws_validity;
 static gint64 shutdown_started;
+static uv_loop_t *uv_loop;
 
 static void lws_log_bridge(int level, const char *line)
 {
@@ -115,6 +120,25 @@ static void raise_fd_limit(void)
         log_info("main", "open files limit %llu", (unsigned long long)rl.rlim_cur);
 }
 
+/* Loads the certificate chain and key once, so a bad file stops the start
+ * with a clear message instead of a listener that cannot handshake. */
+static int check_tls_files(void)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    int ok = ctx && SSL_CTX_use_certificate_chain_file(ctx, server.cfg.tls_cert) == 1 &&
+             SSL_CTX_use_PrivateKey_file(ctx, server.cfg.tls_key, SSL_FILETYPE_PEM) == 1 &&
+             SSL_CTX_check_private_key(ctx) == 1;
+    if (!ok) {
+        char why[256];
+        ERR_error_string_n(ERR_get_error(), why, sizeof(why));
+        log_error("main", "TLS certificate %s or key %s unusable: %s", server.cfg.tls_cert,
+                  server.cfg.tls_key, why);
+    }
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return ok ? 0 : -1;
+}
+
 static int start_lws(void)
 {
     protocols[0] = (struct lws_protocols){
@@ -126,8 +150,13 @@ static int start_lws(void)
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
-    void *loops[1] = {server.loop};
-    info.options = LWS_SERVER_OPTION_GLIB;
+    uv_loop = uvsource_start();
+    if (!uv_loop) {
+        log_error("main", "cannot start the event loop");
+        return -1;
+    }
+    void *loops[1] = {uv_loop};
+    info.options = LWS_SERVER_OPTION_LIBUV;
     info.foreign_loops = loops;
     info.port = server.cfg.listen_port;
     info.iface = server.cfg.listen_host;
@@ -136,6 +165,8 @@ static int start_lws(void)
     info.max_http_header_pool = 256;
     info.timeout_secs = 10;
     if (server.cfg.tls_cert) {
+        if (check_tls_files() < 0)
+            return -1;
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.ssl_cert_filepath = server.cfg.tls_cert;
         info.ssl_private_key_filepath = server.cfg.tls_key;
@@ -218,6 +249,8 @@ out_auth:
     if (server.lws)
         lws_context_destroy(server.lws);
     server.lws = NULL;
+    uvsource_stop(uv_loop);
+    uv_loop = NULL;
     auth_shutdown();
 out_modules:
     http_shutdown();

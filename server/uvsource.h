@@ -1,0 +1,25 @@
+/* A libuv loop driven from the GLib main loop.
+ *
+ * libwebsockets watches each socket through the event library it runs on.
+ * GLib's main loop polls every watched descriptor on every iteration
+ * (poll(2), plus a prepare and a check per source), so with one source per
+ * WebSocket an iteration costs O(connections): at 19,000 idle connections
+ * keep-alive traffic alone kept a core a third busy. libuv keeps its
+ * descriptors in one epoll set, so lws runs on libuv and this GSource puts
+ * that whole set into GLib as a single descriptor. GLib stays the one main
+ * loop of the process (timers, libnice, hiredis); lws callbacks still run
+ * on the main thread. */
+#ifndef YJT_UVSOURCE_H
+#define YJT_UVSOURCE_H
+
+#include <glib.h>
+#include <uv.h>
+
+/* Creates a libuv loop and attaches its source to the default GLib main
+ * context. Returns the loop (for lws foreign_loops), or NULL. */
+uv_loop_t *uvsource_start(void);
+/* After lws_context_destroy(): runs the loop until every handle has
+ * closed, then frees it and detaches the source. */
+void uvsource_stop(uv_loop_t *loop);
+
+#endif
