@@ -63,9 +63,7 @@ static gboolean finish_shutdown(gpointer data)
         return G_SOURCE_CONTINUE;
     log_info("main", "closing listener (%u connections left after %" G_GINT64_FORMAT " ms)",
              conn_count(), waited);
-    lws_context_destroy(server.lws);
-    server.lws = NULL;
-    g_main_loop_quit(server.loop);
+    g_main_loop_quit(server.loop); /* main() destroys the lws context */
     return G_SOURCE_REMOVE;
 }
 
@@ -158,6 +156,7 @@ static int start_lws(void)
     void *loops[1] = {uv_loop};
     info.options = LWS_SERVER_OPTION_LIBUV;
     info.foreign_loops = loops;
+    info.pcontext = &server.lws; /* lws clears it once destroyed */
     info.port = server.cfg.listen_port;
     info.iface = server.cfg.listen_host;
     info.protocols = protocols;
@@ -247,9 +246,8 @@ int main(int argc, char **argv)
 
 out_auth:
     if (server.lws)
-        lws_context_destroy(server.lws);
-    server.lws = NULL;
-    uvsource_stop(uv_loop);
+        lws_context_destroy(server.lws); /* completes in the loop, below */
+    uvsource_stop(uv_loop, (void *volatile *)&server.lws);
     uv_loop = NULL;
     auth_shutdown();
 out_modules:

@@ -57,13 +57,53 @@ uv_loop_t *uvsource_start(void)
     return loop;
 }
 
-void uvsource_stop(uv_loop_t *loop)
+static void drain_tick(uv_timer_t *t)
+{
+    (void)t; /* only keeps the loop turning while lws finishes closing */
+}
+
+/* Turns the loop for about ms milliseconds with a timer of ours keeping it
+ * alive (lws's own timers do not), then closes that timer and runs what
+ * is left without blocking. */
+static void drain_round(uv_loop_t *loop, int ms)
+{
+    uv_timer_t keep;
+    uv_timer_init(loop, &keep);
+    uv_timer_start(&keep, drain_tick, 5, 5);
+    gint64 until = g_get_monotonic_time() + (gint64)ms * 1000;
+    while (g_get_monotonic_time() < until)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_timer_stop(&keep);
+    uv_close((uv_handle_t *)&keep, NULL);
+    for (int i = 0; i < 1000 && uv_run(loop, UV_RUN_NOWAIT); i++)
+        ;
+}
+
+static void count_handle(uv_handle_t *h, void *arg)
+{
+    (void)h;
+    (*(int *)arg)++;
+}
+
+/* Handles still in the loop, referenced or not. */
+static int handles_left(uv_loop_t *loop)
+{
+    int n = 0;
+    uv_walk(loop, count_handle, &n);
+    return n;
+}
+
+void uvsource_stop(uv_loop_t *loop, void *volatile *done_when_null)
 {
     if (!loop)
         return;
-    /* Closing handles complete in later loop turns; a few are enough. */
-    for (int i = 0; i < 1000 && uv_run(loop, UV_RUN_NOWAIT); i++)
-        ;
+    /* lws finishes destroying a context on a foreign loop from the loop's
+     * callbacks, and only once the loop holds nothing but its handles:
+     * turn the loop in short rounds until lws has closed every handle (or
+     * cleared the context pointer), or 3 s pass. */
+    for (int round = 0; round < 60 && done_when_null && *done_when_null && handles_left(loop);
+         round++)
+        drain_round(loop, 50);
     uv_loop_close(loop);
     g_free(loop);
     if (the_source) {

@@ -18,8 +18,9 @@
 /* Creates a libuv loop and attaches its source to the default GLib main
  * context. Returns the loop (for lws foreign_loops), or NULL. */
 uv_loop_t *uvsource_start(void);
-/* After lws_context_destroy(): runs the loop until every handle has
- * closed, then frees it and detaches the source. */
-void uvsource_stop(uv_loop_t *loop);
+/* After lws_context_destroy(): runs the loop until lws has finished (it
+ * sets *done_when_null, its info.pcontext, to NULL) or 3 s pass, then
+ * closes and frees the loop and detaches the source. */
+void uvsource_stop(uv_loop_t *loop, void *volatile *done_when_null);
 
 #endif
