@@ -74,12 +74,12 @@ static void notify(const char *user_id, struct user_entry *e)
 {
     if (!notify_cb || g_hash_table_size(e->subscribers) == 0)
         return;
-    /* Copy first: a callback may close a subscriber, which unsubscribes it. */
-    GList *subs = g_hash_table_get_keys(e->subscribers);
+    /* Copies: the callback may close subscribers, which unsubscribes them. */
+    guint n = 0;
+    gpointer *subs = g_hash_table_get_keys_as_array(e->subscribers, &n);
     char *uid = g_strdup(user_id);
-    for (GList *l = subs; l; l = l->next)
-        notify_cb(l->data, uid, notify_ud);
-    g_list_free(subs);
+    notify_cb(uid, subs, n, notify_ud);
+    g_free(subs);
     g_free(uid);
 }
 

@@ -3,7 +3,7 @@
  * The registry maps a user id to its live connections (one per device) and
  * to the connections subscribed to that user's presence. Connections are
  * opaque pointers owned by the server layer; this module never sends
- * anything itself: on every change it calls the notify callback once per
+ * anything itself: on every change it calls the notify callback once, with
  * subscriber, and the server builds and sends the event. Single-threaded:
  * main loop only. */
 #ifndef YJT_PRESENCE_H
@@ -13,7 +13,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef void (*presence_notify_cb)(void *subscriber, const char *user_id, void *ud);
+/* Called once per change of user_id with every subscriber (n of them). */
+typedef void (*presence_notify_cb)(const char *user_id, void *const *subscribers, unsigned n,
+                                   void *ud);
 
 void presence_init(presence_notify_cb cb, void *ud);
 void presence_shutdown(void);

@@ -187,16 +187,17 @@ const struct ws_handler presence_handlers[] = {
     {NULL, NULL, false},
 };
 
-/* Presence notify callback (registered by main.c): one event per
- * subscriber per change. */
-void presence_api_notify(void *subscriber, const char *user_id, void *ud)
+/* Presence notify callback (registered by main.c): one presence.changed
+ * event, built once, to every subscriber. */
+void presence_api_notify(const char *user_id, void *const *subscribers, unsigned n, void *ud)
 {
     (void)ud;
-    struct conn *c = subscriber;
     struct account *a = NULL;
     if (account_get(server.store, user_id, &a) != STORE_OK)
         return;
-    conn_send(c, json_pack("{s:s, s:o}", "type", "presence.changed", "user", user_view(a)),
-              "presence.changed");
+    json_t *ev = json_pack("{s:s, s:o}", "type", "presence.changed", "user", user_view(a));
+    for (unsigned i = 0; i < n; i++)
+        conn_send(subscribers[i], json_incref(ev), "presence.changed");
+    json_decref(ev);
     account_free(a);
 }

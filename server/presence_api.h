@@ -4,6 +4,6 @@
 #ifndef YJT_PRESENCE_API_H
 #define YJT_PRESENCE_API_H
 
-void presence_api_notify(void *subscriber, const char *user_id, void *ud);
+void presence_api_notify(const char *user_id, void *const *subscribers, unsigned n, void *ud);
 
 #endif

@@ -10,10 +10,11 @@
 
 static GPtrArray *notes; /* "subscriber:user" strings */
 
-static void on_change(void *subscriber, const char *user_id, void *ud)
+static void on_change(const char *user_id, void *const *subscribers, unsigned n, void *ud)
 {
     (void)ud;
-    g_ptr_array_add(notes, g_strdup_printf("%s:%s", (char *)subscriber, user_id));
+    for (unsigned i = 0; i < n; i++)
+        g_ptr_array_add(notes, g_strdup_printf("%s:%s", (char *)subscribers[i], user_id));
 }
 
 static int setup(void **state)
