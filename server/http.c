@@ -12,18 +12,17 @@
 #include "common/log.h"
 #include "server/auth.h"
 #include "server/metrics.h"
+#include "server/rest.h"
 #include "server/server.h"
 #include "server/session.h"
 
 #include <openssl/ssl.h>
 #include <string.h>
 
-enum method { M_OTHER, M_GET, M_POST };
-
 struct http_pss {
     uint64_t serial;
     struct lws *wsi;
-    enum method method;
+    enum rest_method method;
     char path[128];
     char peer[64];
     GByteArray *body;
@@ -194,15 +193,91 @@ static void route_logout(struct http_pss *h)
     account_free(acct);
 }
 
-static void route_me(struct http_pss *h)
+/* GET /api/v1/me: the caller's own account. */
+static void route_me(struct rest_req *r)
 {
-    struct account *acct = NULL;
-    struct token_claims claims;
-    if (!bearer(h, &acct, &claims))
-        return;
-    respond_json(h, 200, json_pack("{s:o}", "user", account_public_json(acct)));
-    token_claims_clear(&claims);
-    account_free(acct);
+    rest_reply(r, 200, json_pack("{s:o}", "user", account_public_json(r->acct)));
+}
+
+const struct rest_route account_routes[] = {
+    {REST_GET, "/api/v1/me", route_me, true},
+    {0},
+};
+
+void rest_reply(struct rest_req *r, int status, json_t *body)
+{
+    respond_json(r->http, status, body);
+}
+
+void rest_error(struct rest_req *r, enum err_code code, const char *message)
+{
+    respond_error(r->http, code, message);
+}
+
+/* The query string as a table of URL-decoded name -> value. */
+static GHashTable *query_table(struct lws *wsi)
+{
+    GHashTable *q = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    char frag[512];
+    for (int i = 0; i < 32; i++) {
+        int n = lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n < 0)
+            break;
+        char *eq = strchr(frag, '=');
+        if (eq)
+            *eq = '\0';
+        g_hash_table_insert(q, g_strdup(frag), g_strdup(eq ? eq + 1 : ""));
+    }
+    return q;
+}
+
+/* Dispatches a request under /api/v1/ to its route table entry. */
+static void route_rest(struct http_pss *h)
+{
+    char **segs = g_strsplit(h->path, "/", -1);
+    struct rest_req r = {.method = h->method, .path = h->path, .peer = h->peer, .http = h};
+    bool known = false;
+    const struct rest_route *route = rest_find(h->method, segs, r.params, &known);
+    struct token_claims claims = {0};
+    bool have_claims = false;
+    if (!route) {
+        respond_error(h, known ? ERR_BAD_REQUEST : ERR_NOT_FOUND,
+                      known ? "method not allowed on this route" : "no such route");
+        goto out;
+    }
+    if (route->needs_auth) {
+        if (!bearer(h, &r.acct, &claims))
+            goto out;
+        have_claims = true;
+    }
+    if (h->method == REST_POST || h->method == REST_PUT) {
+        if (h->body_too_large) {
+            respond_error(h, ERR_TOO_LARGE, "request body too large");
+            goto out;
+        }
+        if (h->body && h->body->len) {
+            r.body =
+                json_loadb((const char *)h->body->data, h->body->len, JSON_REJECT_DUPLICATES, NULL);
+            if (!json_is_object(r.body)) {
+                respond_error(h, ERR_BAD_REQUEST, "body must be a JSON object");
+                goto out;
+            }
+        }
+    }
+    r.query = query_table(h->wsi);
+    route->fn(&r);
+    if (!h->ready) {
+        log_error("http", "route %s answered nothing", route->pattern);
+        respond_error(h, ERR_INTERNAL, "no answer");
+    }
+out:
+    if (have_claims)
+        token_claims_clear(&claims);
+    account_free(r.acct);
+    json_decref(r.body);
+    if (r.query)
+        g_hash_table_destroy(r.query);
+    g_strfreev(segs);
 }
 
 /* Routes a complete request, once. */
@@ -212,22 +287,18 @@ static void route(struct http_pss *h)
         return;
     h->routed = true;
     const char *p = h->path;
-    if (strcmp(p, "/healthz") == 0 && h->method == M_GET) {
+    if (strcmp(p, "/healthz") == 0 && h->method == REST_GET) {
         respond_json(h, server.stopping ? 503 : 200,
                      json_pack("{s:s}", "status", server.stopping ? "stopping" : "ok"));
         return;
     }
-    if (strcmp(p, "/metrics") == 0 && h->method == M_GET) {
+    if (strcmp(p, "/metrics") == 0 && h->method == REST_GET) {
         char *text = metrics_render(server.store);
         respond_text(h, 200, "text/plain; version=0.0.4", text);
         g_free(text);
         return;
     }
-    if (strcmp(p, "/api/v1/me") == 0 && h->method == M_GET) {
-        route_me(h);
-        return;
-    }
-    bool is_post = h->method == M_POST;
+    bool is_post = h->method == REST_POST;
     if (strcmp(p, "/api/v1/auth/login") == 0 && is_post) {
         if (h->body_too_large) {
             respond_error(h, ERR_TOO_LARGE, "request body too large");
@@ -249,6 +320,10 @@ static void route(struct http_pss *h)
     }
     if (strcmp(p, "/api/v1/auth/logout") == 0 && is_post) {
         route_logout(h);
+        return;
+    }
+    if (g_str_has_prefix(p, "/api/v1/")) {
+        route_rest(h);
         return;
     }
     if (strcmp(p, "/ws") == 0) {
@@ -302,21 +377,25 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         h->wsi = wsi;
         lws_get_peer_simple(wsi, h->peer, sizeof(h->peer));
         if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI))
-            h->method = M_POST;
+            h->method = REST_POST;
         else if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI))
-            h->method = M_GET;
+            h->method = REST_GET;
+        else if (lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI))
+            h->method = REST_PUT;
+        else if (lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI))
+            h->method = REST_DELETE;
         g_strlcpy(h->path, in ? (const char *)in : "", sizeof(h->path));
         char *q = strchr(h->path, '?');
         if (q)
             *q = '\0';
-        if (h->method == M_OTHER) {
-            respond_error(h, ERR_BAD_REQUEST, "only GET and POST are served");
+        if (h->method == REST_OTHER) {
+            respond_error(h, ERR_BAD_REQUEST, "only GET, POST, PUT and DELETE are served");
             return 0;
         }
         /* A POST with a body answers at BODY_COMPLETION; others now. */
         char cl[24] = "";
         lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH);
-        if (h->method == M_POST && cl[0] && strcmp(cl, "0") != 0)
+        if ((h->method == REST_POST || h->method == REST_PUT) && cl[0] && strcmp(cl, "0") != 0)
             return 0;
         route(h);
         return 0;

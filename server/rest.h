@@ -1,0 +1,67 @@
+/* REST routes under /api/v1/: each concern declares a table of routes
+ * (method, path pattern, handler) next to its code, the way WebSocket
+ * handlers are declared in ws_handler tables; http.c reads the request,
+ * finds the route, checks the bearer token when the route needs one, parses
+ * the JSON body, and hands the handler a struct rest_req. The handler
+ * answers exactly once with rest_reply() or rest_error(), before it
+ * returns.
+ *
+ * A pattern is a path whose segments are literal or "*" (any one segment,
+ * available as params[i] in order), as in "/api/v1/patrols/ *" without
+ * the space. Tables are
+ * searched in order, so a literal route listed before a "*" one wins. */
+#ifndef YJT_REST_H
+#define YJT_REST_H
+
+#include "common/errors.h"
+#include "records/account.h"
+
+#include <glib.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+enum rest_method { REST_OTHER, REST_GET, REST_POST, REST_PUT, REST_DELETE };
+
+#define REST_MAX_PARAMS 4
+
+struct rest_req {
+    enum rest_method method;
+    const char *path;
+    const char *params[REST_MAX_PARAMS]; /* the "*" segments, in order */
+    GHashTable *query;                   /* name -> value, URL-decoded */
+    json_t *body;                        /* the parsed body (POST/PUT), or NULL */
+    struct account *acct;                /* the caller, when the route needs auth */
+    const char *peer;                    /* client address, for logs and audit */
+    void *http;                          /* transport state (http.c) */
+};
+
+struct rest_route {
+    enum rest_method method;
+    const char *pattern;
+    void (*fn)(struct rest_req *r);
+    bool needs_auth;
+};
+
+/* Route tables, one per concern; each ends with a {0} entry. */
+extern const struct rest_route account_routes[];
+
+/* Sends body (reference stolen) with HTTP status. */
+void rest_reply(struct rest_req *r, int status, json_t *body);
+/* Sends the contract error {"error":{"code","message"}} with its status. */
+void rest_error(struct rest_req *r, enum err_code code, const char *message);
+/* The query parameter name, or NULL. */
+const char *rest_query(const struct rest_req *r, const char *name);
+/* The query parameter name as an integer in [min, max]; def when absent.
+ * Returns false (and answers bad_request) when present but not such a
+ * number. */
+bool rest_query_int(struct rest_req *r, const char *name, int64_t min, int64_t max, int64_t def,
+                    int64_t *out);
+
+/* Finds the route for method and the path split into segs (from
+ * g_strsplit(path, "/", -1); the caller keeps them) among all tables, and
+ * points params at the "*" segments. Returns NULL if none; *path_known
+ * then tells whether a route exists for the path with another method. */
+const struct rest_route *rest_find(enum rest_method method, char **segs,
+                                   const char *params[REST_MAX_PARAMS], bool *path_known);
+
+#endif
