@@ -145,6 +145,13 @@ json_t *presence_devices(const char *user_id)
     return arr;
 }
 
+void *presence_conn_of(const char *user_id, const char *device_id)
+{
+    struct user_entry *e = entry_get(user_id, false);
+    struct device *d = e ? g_hash_table_lookup(e->devices, device_id) : NULL;
+    return d ? d->conn : NULL;
+}
+
 void presence_each_conn(const char *user_id, void (*fn)(void *conn, void *ud), void *ud)
 {
     struct user_entry *e = entry_get(user_id, false);

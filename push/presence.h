@@ -31,6 +31,8 @@ void presence_remove(const char *user_id, void *conn, const char *device_id);
 bool presence_online(const char *user_id);
 /* A new array of {"device_id","platform","since"} for the user's devices. */
 json_t *presence_devices(const char *user_id);
+/* The live connection of device_id of user_id, or NULL. */
+void *presence_conn_of(const char *user_id, const char *device_id);
 /* Calls fn for each live connection of user_id. */
 void presence_each_conn(const char *user_id, void (*fn)(void *conn, void *ud), void *ud);
 

@@ -52,6 +52,19 @@ static const struct key keys[] = {
     INT_KEY(send_queue_max, 4096, 256 * 1024 * 1024),
     INT_KEY(presence_max_users, 1, 100000),
     INT_KEY(account_poll_ms, 100, 600000),
+    INT_KEY(ring_timeout_s, 1, 600),
+    INT_KEY(call_grace_s, 1, 600),
+    INT_KEY(call_max_sdp, 1024, 1024 * 1024),
+    INT_KEY(call_max_candidates, 1, 10000),
+    INT_KEY(calls_per_user, 1, 1000),
+    INT_KEY(invites_per_min, 1, 1000000),
+    INT_KEY(patrol_min_call_s, 0, 86400),
+    INT_KEY(patrol_max_items, 1, 10000),
+    STR_KEY(stun_urls),
+    STR_KEY(turn_urls),
+    STR_KEY(turn_secret),
+    INT_KEY(turn_ttl_s, 60, 7 * 86400),
+    STR_KEY(business_tz),
 };
 
 static void defaults(struct config *c)
@@ -77,6 +90,19 @@ static void defaults(struct config *c)
     c->send_queue_max = 1024 * 1024;
     c->presence_max_users = 500;
     c->account_poll_ms = 1000;
+    c->ring_timeout_s = 45;
+    c->call_grace_s = 30;
+    c->call_max_sdp = 32 * 1024;
+    c->call_max_candidates = 200;
+    c->calls_per_user = 3;
+    c->invites_per_min = 30;
+    c->patrol_min_call_s = 60;
+    c->patrol_max_items = 500;
+    c->stun_urls = g_strdup("");
+    c->turn_urls = g_strdup("");
+    c->turn_secret = g_strdup("");
+    c->turn_ttl_s = 86400;
+    c->business_tz = g_strdup("Asia/Shanghai");
 }
 
 static int parse_listen(struct config *c, const char *v, char **err)
@@ -253,6 +279,16 @@ int config_load(struct config *c, int argc, char **argv, char **err)
         *err = g_strdup_printf("log level must be debug, info, warn or error");
         return -1;
     }
+    if (c->turn_urls[0] && !c->turn_secret[0]) {
+        *err = g_strdup("turn_urls needs turn_secret (the TURN server's static-auth-secret)");
+        return -1;
+    }
+    GTimeZone *tz = g_time_zone_new_identifier(c->business_tz);
+    if (!tz) {
+        *err = g_strdup_printf("business_tz '%s' is not a known time zone", c->business_tz);
+        return -1;
+    }
+    g_time_zone_unref(tz);
     return 0;
 }
 
@@ -263,5 +299,9 @@ void config_free(struct config *c)
     g_free(c->tls_cert);
     g_free(c->tls_key);
     g_free(c->log_level);
+    g_free(c->stun_urls);
+    g_free(c->turn_urls);
+    g_free(c->turn_secret);
+    g_free(c->business_tz);
     memset(c, 0, sizeof(*c));
 }

@@ -31,6 +31,21 @@ struct config {
     int send_queue_max;     /* bytes queued to one connection before it is dropped */
     int presence_max_users; /* users in one presence query or subscription */
     int account_poll_ms;    /* how often account changes by yjtctl are picked up */
+
+    /* calls and patrols */
+    int ring_timeout_s;      /* unanswered calls end `timeout` */
+    int call_grace_s;        /* a dropped party may resume within */
+    int call_max_sdp;        /* bytes of one SDP */
+    int call_max_candidates; /* ICE candidates per call, both ways */
+    int calls_per_user;      /* calls a user may be in at once */
+    int invites_per_min;     /* call.invite per user per minute */
+    int patrol_min_call_s;   /* an answered patrol call this long counts */
+    int patrol_max_items;    /* enterprises in one patrol */
+    char *stun_urls;         /* comma-separated */
+    char *turn_urls;         /* comma-separated */
+    char *turn_secret;       /* coturn static-auth-secret; never logged */
+    int turn_ttl_s;          /* lifetime of the TURN credentials handed out */
+    char *business_tz;       /* business dates (date=YYYY-MM-DD) are in this zone */
 };
 
 /* Fills c from defaults, the file named by --config, and argv. Returns 0,

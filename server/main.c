@@ -17,6 +17,9 @@
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/presence_api.h"
+#include "server/call_api.h"
+#include "signaling/call.h"
+#include "common/bizdate.h"
 #include "server/server.h"
 #include "server/session.h"
 #include "server/uvsource.h"
@@ -100,6 +103,7 @@ static gboolean on_housekeeping(gpointer data)
 {
     (void)data;
     auth_sweep();
+    call_housekeeping();
     store_kv_purge_expired(server.store, g_get_real_time() / 1000);
     /* Give back what a connection storm freed (TLS handshakes above all),
      * so resident memory follows the connections that are left. */
@@ -225,6 +229,8 @@ int main(int argc, char **argv)
     presence_init(presence_api_notify, NULL);
     http_init();
     session_init();
+    bizdate_set_zone(server.cfg.business_tz);
+    call_api_init();
     if (auth_init() < 0)
         goto out_modules;
     if (start_lws() < 0)
@@ -249,12 +255,14 @@ out_auth:
         lws_context_destroy(server.lws); /* completes in the loop, below */
     uvsource_stop(uv_loop, (void *volatile *)&server.lws);
     uv_loop = NULL;
+    call_api_shutdown();
     auth_shutdown();
 out_modules:
     http_shutdown();
     presence_shutdown();
     conn_registry_shutdown();
     metrics_shutdown();
+    bizdate_shutdown();
     g_main_loop_unref(server.loop);
 out_store:
     if (store_flush(server.store) != STORE_OK)

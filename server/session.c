@@ -1,6 +1,7 @@
 /* auth.login, auth.token, auth.refresh, auth.logout and ping over
  * WebSocket, and the enforcement described in session.h. */
 #include "server/session.h"
+#include "signaling/call.h"
 
 #include "common/clock.h"
 #include "common/jsonx.h"
@@ -70,6 +71,7 @@ static void login_done(struct auth_outcome *o, void *ud)
         } else {
             attach(c, o->acct, &o->claims, o->claims.device_id, c->platform);
             conn_reply(c, p->id, auth_session_json(o->token, &o->claims, o->acct));
+            call_device_online(c->user_id, c->device_id); /* after the reply */
         }
     }
     json_decref(p->id);
@@ -169,6 +171,7 @@ static void h_token(struct conn *c, json_t *id, json_t *msg)
         device_id = *claims.device_id ? claims.device_id : "default";
     attach(c, acct, &claims, device_id, platform);
     conn_reply(c, id, auth_session_json(token, &claims, acct));
+    call_device_online(c->user_id, c->device_id); /* after the reply */
     account_free(acct);
     token_claims_clear(&claims);
 }

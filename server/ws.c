@@ -11,6 +11,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "push/presence.h"
+#include "signaling/call.h"
 #include "server/envelope.h"
 #include "server/metrics.h"
 #include "server/server.h"
@@ -23,7 +24,8 @@ struct ws_pss {
 
 static const struct ws_handler *find_handler(const char *type)
 {
-    static const struct ws_handler *const tables[] = {session_handlers, presence_handlers};
+    static const struct ws_handler *const tables[] = {session_handlers, presence_handlers,
+                                                      call_handlers};
     for (size_t t = 0; t < G_N_ELEMENTS(tables); t++)
         for (const struct ws_handler *h = tables[t]; h->type; h++)
             if (strcmp(h->type, type) == 0)
@@ -176,8 +178,14 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
     case LWS_CALLBACK_CLOSED:
         if (!c)
             return 0;
-        if (c->authed)
+        if (c->authed) {
+            /* Only the device's current connection going away takes the
+             * device offline; a replaced one has a successor. */
+            bool current = presence_conn_of(c->user_id, c->device_id) == c;
             presence_remove(c->user_id, c, c->device_id);
+            if (current)
+                call_device_offline(c->user_id, c->device_id);
+        }
         presence_unsubscribe_all(c);
         metrics_conn(c->authed ? c->role : "none", -1);
         log_info("ws", "conn=%" G_GUINT64_FORMAT " user=%s device=%s closed", c->serial,

@@ -1,0 +1,22 @@
+/* Business dates: the calendar day (YYYY-MM-DD) in the configured business
+ * time zone (Asia/Shanghai by default) that a UTC instant falls on, and the
+ * UTC span of such a day. Daily duties (patrols, commitments) are counted
+ * per business date. */
+#ifndef YJT_BIZDATE_H
+#define YJT_BIZDATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define BIZDATE_LEN 11 /* "YYYY-MM-DD" and its NUL */
+
+/* Sets the business time zone (an IANA identifier); false if unknown. */
+bool bizdate_set_zone(const char *tz);
+void bizdate_shutdown(void);
+/* Writes the business date of UTC instant ms into out. */
+void bizdate_of(int64_t ms, char out[BIZDATE_LEN]);
+/* Parses "YYYY-MM-DD" (a real calendar date) and gives the UTC ms span
+ * [*start, *end) of that business day. False for a malformed date. */
+bool bizdate_span(const char *date, int64_t *start, int64_t *end);
+
+#endif

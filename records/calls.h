@@ -1,0 +1,33 @@
+/* Call and patrol records: the durable side of video calls and video
+ * patrols (视频巡查). The call state machine (signaling/call.c) builds each
+ * call's document and writes it here at invite, answer and end; patrols
+ * (signaling/patrol.c) keep their queue, notes and report here.
+ *
+ * Collections and their indexes:
+ *   "calls":   parties (every user involved), enterprise, carrier,
+ *              division, patrol_id, date (business date of the invite),
+ *              state (ringing, active, ended)
+ *   "patrols": owner, division, date */
+#ifndef YJT_CALLS_H
+#define YJT_CALLS_H
+
+#include "records/store.h"
+
+int calls_init(struct store *st);
+
+/* Writes (creates or replaces) the document of call id. */
+int calls_put(struct store *st, const char *id, json_t *doc);
+int calls_get(struct store *st, const char *id, json_t **out);
+/* Calls whose indexed field equals value (or starts with it). */
+int calls_find(struct store *st, const char *field, const char *value, bool prefix, store_doc_cb cb,
+               void *ud);
+/* Marks every call still ringing or active as ended "failed" at now_ms:
+ * after a restart nobody holds their state any more. *count gets how many. */
+int calls_recover(struct store *st, int64_t now_ms, int *count);
+
+int patrols_put(struct store *st, const char *id, json_t *doc);
+int patrols_get(struct store *st, const char *id, json_t **out);
+int patrols_find(struct store *st, const char *field, const char *value, bool prefix,
+                 store_doc_cb cb, void *ud);
+
+#endif

@@ -1,0 +1,127 @@
+/* WebSocket side of calls and patrols (see call_api.h). A request becomes a
+ * call_actor (the connection's user and device) and a call_reply that
+ * answers on the same connection; events from signaling/ go to the
+ * connection presence holds for the device. */
+#include "server/call_api.h"
+
+#include "common/log.h"
+#include "push/presence.h"
+#include "server/conn.h"
+#include "server/server.h"
+#include "server/ws.h"
+#include "signaling/call.h"
+#include "signaling/patrol.h"
+
+#include <string.h>
+
+struct ws_ctx {
+    struct conn *c;
+    json_t *id;
+};
+
+static void ws_reply(void *ctx, enum err_code err, const char *message, json_t *fields)
+{
+    struct ws_ctx *w = ctx;
+    if (err == ERR_NONE) {
+        conn_reply(w->c, w->id, fields);
+        return;
+    }
+    if (!fields) {
+        conn_reply_error(w->c, w->id, err, message);
+        return;
+    }
+    /* an error with extra fields (glare names the winning call) */
+    json_t *msg = json_pack("{s:O, s:b, s:{s:s, s:s}}", "re", w->id, "ok", 0, "error", "code",
+                            err_name(err), "message", message);
+    json_object_update(msg, fields);
+    json_decref(fields);
+    conn_send(w->c, msg, "reply");
+}
+
+typedef void (*sig_fn)(const struct call_actor *, json_t *, const struct call_reply *);
+
+static void dispatch(struct conn *c, json_t *id, json_t *msg, sig_fn fn)
+{
+    struct ws_ctx w = {c, id};
+    struct call_actor a = {c->user_id, c->device_id, c->role, c->org};
+    struct call_reply r = {ws_reply, &w};
+    fn(&a, msg, &r);
+}
+
+#define HANDLER(name, fn)                                                                          \
+    static void name(struct conn *c, json_t *id, json_t *msg)                                      \
+    {                                                                                              \
+        dispatch(c, id, msg, fn);                                                                  \
+    }
+
+HANDLER(h_invite, call_invite)
+HANDLER(h_ringing, call_ringing)
+HANDLER(h_accept, call_accept)
+HANDLER(h_decline, call_decline)
+HANDLER(h_cancel, call_cancel)
+HANDLER(h_hangup, call_hangup)
+HANDLER(h_candidate, call_candidate)
+HANDLER(h_renegotiate, call_renegotiate)
+HANDLER(h_resume, call_resume)
+HANDLER(h_ice, call_ice_servers)
+HANDLER(h_patrol_start, patrol_start)
+HANDLER(h_patrol_note, patrol_note)
+HANDLER(h_patrol_finish, patrol_finish)
+
+const struct ws_handler call_handlers[] = {
+    {"call.invite", h_invite, true},          {"call.ringing", h_ringing, true},
+    {"call.accept", h_accept, true},          {"call.decline", h_decline, true},
+    {"call.cancel", h_cancel, true},          {"call.hangup", h_hangup, true},
+    {"call.candidate", h_candidate, true},    {"call.renegotiate", h_renegotiate, true},
+    {"call.resume", h_resume, true},          {"ice.servers", h_ice, true},
+    {"patrol.start", h_patrol_start, true},   {"patrol.note", h_patrol_note, true},
+    {"patrol.finish", h_patrol_finish, true}, {NULL, NULL, false},
+};
+
+static void send_copy(void *conn, void *ud)
+{
+    json_t *ev = ud;
+    conn_send(conn, json_deep_copy(ev), json_string_value(json_object_get(ev, "type")));
+}
+
+static void hook_send(const char *user_id, const char *device_id, json_t *ev)
+{
+    if (device_id) {
+        struct conn *c = presence_conn_of(user_id, device_id);
+        if (c)
+            conn_send(c, ev, json_string_value(json_object_get(ev, "type")));
+        else
+            json_decref(ev);
+        return;
+    }
+    presence_each_conn(user_id, send_copy, ev);
+    json_decref(ev);
+}
+
+static void hook_missed(const char *user_id, json_t *payload)
+{
+    (void)payload;
+    log_info("call", "missed call for user=%s", user_id);
+}
+
+void call_api_init(void)
+{
+    const struct config *cfg = &server.cfg;
+    struct call_limits lim = {
+        .ring_timeout_ms = cfg->ring_timeout_s * 1000,
+        .grace_ms = cfg->call_grace_s * 1000,
+        .max_sdp = cfg->call_max_sdp,
+        .max_candidates = cfg->call_max_candidates,
+        .calls_per_user = cfg->calls_per_user,
+        .invites_per_min = cfg->invites_per_min,
+        .ice = {cfg->stun_urls, cfg->turn_urls, cfg->turn_secret, cfg->turn_ttl_s},
+    };
+    struct call_hooks hooks = {hook_send, hook_missed};
+    call_init(server.store, &lim, &hooks);
+    patrol_init(server.store, cfg->patrol_min_call_s, cfg->patrol_max_items);
+}
+
+void call_api_shutdown(void)
+{
+    call_shutdown();
+}

@@ -1,0 +1,90 @@
+/* The call state machine: one regulator (or plant, calling back) rings
+ * every online device of every callee, the first device to accept wins,
+ * ICE candidates and renegotiations flow between the two devices, and a
+ * dropped device may resume within a grace period. Media never passes
+ * here; the SFU (media/) will sit behind the same state machine.
+ *
+ * States: ringing -> active -> ended, or ringing -> ended. Every call is
+ * written to the store (records/calls.h) at invite, answer and end, before
+ * anyone is told; its start and end are in the audit log.
+ *
+ * signaling/ does not know connections: it names devices as (user id,
+ * device id) and sends through the hooks the server registers. Each request
+ * function answers its request exactly once through a call_reply, always
+ * before the events the request causes, so a caller learns the call id
+ * before the call's first event. Main loop only. */
+#ifndef YJT_CALL_H
+#define YJT_CALL_H
+
+#include "common/errors.h"
+#include "records/store.h"
+#include "signaling/ice.h"
+
+#include <jansson.h>
+#include <stdint.h>
+
+struct call_hooks {
+    /* Sends event (reference stolen) to device_id of user_id, or to every
+     * device of user_id when device_id is NULL. A device that is not
+     * connected drops it. */
+    void (*send)(const char *user_id, const char *device_id, json_t *event);
+    /* Leaves user_id a durable call_missed push; payload is borrowed. */
+    void (*missed)(const char *user_id, json_t *payload);
+};
+
+struct call_limits {
+    int ring_timeout_ms;
+    int grace_ms;
+    int max_sdp;
+    int max_candidates;
+    int calls_per_user;
+    int invites_per_min;
+    struct ice_config ice;
+};
+
+/* The user and device a request comes from (strings borrowed). */
+struct call_actor {
+    const char *user_id;
+    const char *device_id;
+    const char *role;
+    const char *org;
+};
+
+/* How a request is answered: fn(ctx, ERR_NONE, NULL, fields) or
+ * fn(ctx, code, message, extra) with fields/extra stolen (may be NULL). */
+struct call_reply {
+    void (*fn)(void *ctx, enum err_code err, const char *message, json_t *fields);
+    void *ctx;
+};
+
+/* Sets up the registry; limits and hooks are copied; st is borrowed and
+ * must outlive the module. Calls left open by a previous run are closed in
+ * the store as failed. */
+void call_init(struct store *st, const struct call_limits *limits, const struct call_hooks *hooks);
+/* Ends every call (failed) without telling anyone, and frees everything. */
+void call_shutdown(void);
+
+/* The request handlers, one per message type (msg is the whole request). */
+void call_invite(const struct call_actor *a, json_t *msg, const struct call_reply *r);
+void call_ringing(const struct call_actor *a, json_t *msg, const struct call_reply *r);
+void call_accept(const struct call_actor *a, json_t *msg, const struct call_reply *r);
+void call_decline(const struct call_actor *a, json_t *msg, const struct call_reply *r);
+void call_cancel(const struct call_actor *a, json_t *msg, const struct call_reply *r);
+void call_hangup(const struct call_actor *a, json_t *msg, const struct call_reply *r);
+void call_candidate(const struct call_actor *a, json_t *msg, const struct call_reply *r);
+void call_renegotiate(const struct call_actor *a, json_t *msg, const struct call_reply *r);
+void call_resume(const struct call_actor *a, json_t *msg, const struct call_reply *r);
+void call_ice_servers(const struct call_actor *a, json_t *msg, const struct call_reply *r);
+
+/* A device of user_id authenticated: it rings for calls still ringing. */
+void call_device_online(const char *user_id, const char *device_id);
+/* A device of user_id is gone (its last connection closed): a party's
+ * grace period starts; a ringing device stops ringing. */
+void call_device_offline(const char *user_id, const char *device_id);
+
+/* Calls in progress (ringing or active), for /metrics. */
+unsigned call_count(void);
+/* Drops idle rate-limit state; main.c calls it now and then. */
+void call_housekeeping(void);
+
+#endif
