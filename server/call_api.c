@@ -78,10 +78,29 @@ const struct ws_handler call_handlers[] = {
     {"patrol.finish", h_patrol_finish, true}, {NULL, NULL, false},
 };
 
+/* The event's type as a metrics label that outlives the event. */
+static const char *label_of(json_t *ev)
+{
+    static const char *const known[] = {"call.incoming",
+                                        "call.ringing",
+                                        "call.accepted",
+                                        "call.candidate",
+                                        "call.ended",
+                                        "call.renegotiate",
+                                        "call.answered_elsewhere",
+                                        "call.peer_disconnected",
+                                        "call.peer_reconnected"};
+    const char *t = json_string_value(json_object_get(ev, "type"));
+    for (size_t i = 0; t && i < G_N_ELEMENTS(known); i++)
+        if (strcmp(known[i], t) == 0)
+            return known[i];
+    return "call.other";
+}
+
 static void send_copy(void *conn, void *ud)
 {
     json_t *ev = ud;
-    conn_send(conn, json_deep_copy(ev), json_string_value(json_object_get(ev, "type")));
+    conn_send(conn, json_deep_copy(ev), label_of(ev));
 }
 
 static void hook_send(const char *user_id, const char *device_id, json_t *ev)
@@ -89,7 +108,7 @@ static void hook_send(const char *user_id, const char *device_id, json_t *ev)
     if (device_id) {
         struct conn *c = presence_conn_of(user_id, device_id);
         if (c)
-            conn_send(c, ev, json_string_value(json_object_get(ev, "type")));
+            conn_send(c, ev, label_of(ev));
         else
             json_decref(ev);
         return;
