@@ -1,6 +1,7 @@
 /* Counters and gauges behind /metrics, kept in GLib hash tables keyed by
  * their (bounded) label value. */
 #include "server/metrics.h"
+#include "signaling/call.h"
 
 #include "common/hist.h"
 
@@ -164,5 +165,10 @@ char *metrics_render(const struct store *st)
                            "# TYPE yjt_heap_free_bytes gauge\n"
                            "yjt_heap_free_bytes %zu\n",
                            rss_bytes(), mi.uordblks + mi.hblkhd, mi.fordblks);
+    g_string_append_printf(out,
+                           "# HELP yjt_calls_in_progress Calls ringing or answered.\n"
+                           "# TYPE yjt_calls_in_progress gauge\n"
+                           "yjt_calls_in_progress %u\n",
+                           call_count());
     return g_string_free(out, FALSE);
 }
