@@ -34,6 +34,19 @@ int store_flush(struct store *st)
     TIMED(st, st->ops->flush(st));
 }
 
+void store_set_batching(struct store *st, bool on, void (*on_dirty)(void *ud), void *ud)
+{
+    if (st->ops->set_batching)
+        st->ops->set_batching(st, on, on_dirty, ud);
+}
+
+int store_commit(struct store *st)
+{
+    if (!st->ops->commit)
+        return STORE_OK;
+    TIMED(st, st->ops->commit(st));
+}
+
 int store_index_define(struct store *st, const char *coll, const char *field, bool unique)
 {
     return st->ops->index_define(st, coll, field, unique);

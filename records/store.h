@@ -41,6 +41,8 @@ typedef bool (*store_deadline_cb)(const char *id, int64_t due_ms, json_t *payloa
 struct store_ops {
     void (*close)(struct store *st);
     int (*flush)(struct store *st);
+    int (*commit)(struct store *st);
+    void (*set_batching)(struct store *st, bool on, void (*on_dirty)(void *ud), void *ud);
     int (*index_define)(struct store *st, const char *coll, const char *field, bool unique);
     int (*doc_put)(struct store *st, const char *coll, const char *id, json_t *doc,
                    bool create_only);
@@ -79,6 +81,16 @@ struct store *store_open_sqlite(const char *dir, char **err);
 /* Flushes and closes; st is freed. NULL is fine. */
 void store_close(struct store *st);
 int store_flush(struct store *st);
+
+/* Batching. Off (the default), every write is durable when it returns.
+ * On, writes return once they are part of the open batch, which is durable
+ * only when store_commit() returns 0: a server turns batching on, commits
+ * before it sends anything to anyone, and so many writes share one disk
+ * flush while nothing is announced before it is durable. on_dirty(ud) is
+ * called when a batch opens (schedule a commit). A failed commit undoes the
+ * whole batch and returns STORE_EIO. */
+void store_set_batching(struct store *st, bool on, void (*on_dirty)(void *ud), void *ud);
+int store_commit(struct store *st);
 
 int store_index_define(struct store *st, const char *coll, const char *field, bool unique);
 /* Stores doc (an object) under (coll, id). With create_only, fails with

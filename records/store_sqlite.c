@@ -2,7 +2,13 @@
  * directory. yjtd and yjtctl may hold it open at the same time; writers take
  * the write lock with BEGIN IMMEDIATE and wait up to busy_timeout for it.
  * synchronous=FULL makes each commit durable before the call returns, so an
- * acknowledged write survives kill -9 and power loss alike. */
+ * acknowledged write survives kill -9 and power loss alike.
+ *
+ * In batching mode (yjtd) the first write opens a transaction that stays
+ * open until store_commit(); each write is a savepoint inside it, so it is
+ * still all-or-nothing. Many writes then share one fsync: the server
+ * commits before it sends anything, so nothing is announced before it is
+ * durable. yjtctl does not batch: each of its writes commits at once. */
 #include "records/store.h"
 
 #include "common/jsonx.h"
@@ -23,6 +29,10 @@ struct sqlite_store {
     sqlite3 *db;
     GHashTable *stmts;  /* SQL text (static) -> sqlite3_stmt* */
     GPtrArray *indexes; /* struct index_def* */
+    bool batching;      /* writes join one transaction until commit */
+    bool in_batch;      /* that transaction is open */
+    void (*on_dirty)(void *ud);
+    void *dirty_ud;
 };
 
 static const char schema[] =
@@ -69,13 +79,40 @@ static int exec(struct sqlite_store *s, const char *sql)
     return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? STORE_OK : STORE_EIO;
 }
 
-static int begin(struct sqlite_store *s)
+/* In batching mode, opens the batch transaction if it is not open yet and
+ * tells the owner there is something to commit. */
+static int batch_open(struct sqlite_store *s)
 {
-    return exec(s, "BEGIN IMMEDIATE");
+    if (!s->batching || s->in_batch)
+        return STORE_OK;
+    if (exec(s, "BEGIN IMMEDIATE") != STORE_OK)
+        return STORE_EIO;
+    s->in_batch = true;
+    if (s->on_dirty)
+        s->on_dirty(s->dirty_ud);
+    return STORE_OK;
 }
 
+/* Starts one multi-statement write. */
+static int begin(struct sqlite_store *s)
+{
+    if (!s->batching)
+        return exec(s, "BEGIN IMMEDIATE");
+    if (batch_open(s) != STORE_OK)
+        return STORE_EIO;
+    return exec(s, "SAVEPOINT w");
+}
+
+/* Ends the write begun by begin(): kept if rc is STORE_OK, undone if not. */
 static int finish(struct sqlite_store *s, int rc)
 {
+    if (s->batching) {
+        if (rc == STORE_OK && exec(s, "RELEASE w") == STORE_OK)
+            return STORE_OK;
+        exec(s, "ROLLBACK TO w");
+        exec(s, "RELEASE w");
+        return rc == STORE_OK ? STORE_EIO : rc;
+    }
     if (rc == STORE_OK && exec(s, "COMMIT") == STORE_OK)
         return STORE_OK;
     exec(s, "ROLLBACK");
@@ -146,9 +183,31 @@ static int counter_incr_locked(struct sqlite_store *s, const char *name, int64_t
     return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
 }
 
+static int sq_commit(struct store *st)
+{
+    struct sqlite_store *s = S(st);
+    if (!s->in_batch)
+        return STORE_OK;
+    s->in_batch = false;
+    if (exec(s, "COMMIT") == STORE_OK)
+        return STORE_OK;
+    exec(s, "ROLLBACK");
+    return STORE_EIO;
+}
+
+static void sq_set_batching(struct store *st, bool on, void (*on_dirty)(void *ud), void *ud)
+{
+    struct sqlite_store *s = S(st);
+    sq_commit(st);
+    s->batching = on;
+    s->on_dirty = on_dirty;
+    s->dirty_ud = ud;
+}
+
 static void sq_close(struct store *st)
 {
     struct sqlite_store *s = S(st);
+    sq_commit(st);
     g_hash_table_destroy(s->stmts); /* finalizes statements */
     sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
     sqlite3_close(s->db);
@@ -448,6 +507,8 @@ static int step_done(sqlite3_stmt *q)
 
 static int sq_seq_trim(struct store *st, const char *key, int64_t upto_seq)
 {
+    if (batch_open(S(st)) != STORE_OK)
+        return STORE_EIO;
     sqlite3_stmt *q = prep(S(st), "DELETE FROM seqs WHERE key=?1 AND seq<=?2");
     if (!q)
         return STORE_EIO;
@@ -458,6 +519,8 @@ static int sq_seq_trim(struct store *st, const char *key, int64_t upto_seq)
 
 static int sq_deadline_set(struct store *st, const char *id, int64_t due_ms, json_t *payload)
 {
+    if (batch_open(S(st)) != STORE_OK)
+        return STORE_EIO;
     char *body = jx_dump(payload);
     sqlite3_stmt *q = prep(S(st), "INSERT INTO deadlines(id, due, body) VALUES(?1, ?2, ?3)"
                                   " ON CONFLICT(id) DO UPDATE SET due=?2, body=?3");
@@ -474,6 +537,8 @@ static int sq_deadline_set(struct store *st, const char *id, int64_t due_ms, jso
 
 static int sq_deadline_delete(struct store *st, const char *id)
 {
+    if (batch_open(S(st)) != STORE_OK)
+        return STORE_EIO;
     sqlite3_stmt *q = prep(S(st), "DELETE FROM deadlines WHERE id=?1");
     if (!q)
         return STORE_EIO;
@@ -510,6 +575,8 @@ static int sq_deadline_due(struct store *st, int64_t now_ms, int limit, store_de
 
 static int sq_kv_set(struct store *st, const char *key, const char *value, int64_t expire_at_ms)
 {
+    if (batch_open(S(st)) != STORE_OK)
+        return STORE_EIO;
     sqlite3_stmt *q = prep(S(st), "INSERT INTO kv(key, value, expire_at) VALUES(?1, ?2, ?3)"
                                   " ON CONFLICT(key) DO UPDATE SET value=?2, expire_at=?3");
     if (!q)
@@ -543,6 +610,8 @@ static int sq_kv_get(struct store *st, const char *key, char **value_out)
 
 static int sq_kv_delete(struct store *st, const char *key)
 {
+    if (batch_open(S(st)) != STORE_OK)
+        return STORE_EIO;
     sqlite3_stmt *q = prep(S(st), "DELETE FROM kv WHERE key=?1");
     if (!q)
         return STORE_EIO;
@@ -552,6 +621,8 @@ static int sq_kv_delete(struct store *st, const char *key)
 
 static int sq_kv_purge_expired(struct store *st, int64_t now_ms)
 {
+    if (batch_open(S(st)) != STORE_OK)
+        return STORE_EIO;
     sqlite3_stmt *q = prep(S(st), "DELETE FROM kv WHERE expire_at<>0 AND expire_at<=?1");
     if (!q)
         return STORE_EIO;
@@ -561,12 +632,16 @@ static int sq_kv_purge_expired(struct store *st, int64_t now_ms)
 
 static int sq_counter_incr(struct store *st, const char *name, int64_t by, int64_t *value_out)
 {
+    if (batch_open(S(st)) != STORE_OK)
+        return STORE_EIO;
     return counter_incr_locked(S(st), name, by, value_out);
 }
 
 static const struct store_ops sqlite_ops = {
     .close = sq_close,
     .flush = sq_flush,
+    .commit = sq_commit,
+    .set_batching = sq_set_batching,
     .index_define = sq_index_define,
     .doc_put = sq_doc_put,
     .doc_get = sq_doc_get,

@@ -1,5 +1,6 @@
 /* Connections: registry, send queue, rate bucket, close handling. */
 #include "server/conn.h"
+#include "server/commit.h"
 
 #include "common/clock.h"
 #include "common/jsonx.h"
@@ -173,6 +174,7 @@ static gboolean close_now(gpointer data)
 
 int conn_write_pending(struct conn *c)
 {
+    server_commit(); /* nothing goes out before it is durable */
     if (c->ping_due && !c->close_code) {
         /* A payload, because lws does not report empty pongs. */
         unsigned char buf[LWS_PRE + 8];

@@ -11,6 +11,7 @@
 #include "common/jsonx.h"
 #include "common/log.h"
 #include "server/auth.h"
+#include "server/commit.h"
 #include "server/metrics.h"
 #include "server/rest.h"
 #include "server/server.h"
@@ -337,6 +338,7 @@ static int write_response(struct http_pss *h)
 {
     if (!h->ready)
         return 0;
+    server_commit(); /* nothing goes out before it is durable */
     if (!h->headers_sent) {
         unsigned char buf[LWS_PRE + 1024];
         unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;

@@ -18,6 +18,7 @@
 #include "server/metrics.h"
 #include "server/presence_api.h"
 #include "server/call_api.h"
+#include "server/commit.h"
 #include "signaling/call.h"
 #include "common/bizdate.h"
 #include "server/server.h"
@@ -212,6 +213,7 @@ int main(int argc, char **argv)
         config_free(&server.cfg);
         return 1;
     }
+    commit_init();
     char *key_path = g_build_filename(server.cfg.data_dir, "token.key", NULL);
     rc = token_key_load(key_path, server.token_key);
     g_free(key_path);
@@ -265,6 +267,7 @@ out_modules:
     bizdate_shutdown();
     g_main_loop_unref(server.loop);
 out_store:
+    commit_shutdown();
     if (store_flush(server.store) != STORE_OK)
         log_warn("main", "store checkpoint failed (data is safe in the WAL)");
     store_close(server.store);

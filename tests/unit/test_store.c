@@ -33,6 +33,23 @@ static int setup(void **state)
     return 0;
 }
 
+static int dirty_calls;
+
+static void on_dirty(void *ud)
+{
+    (void)ud;
+    dirty_calls++;
+}
+
+/* The same tests with write batching on (as yjtd runs the store). */
+static int setup_batched(void **state)
+{
+    setup(state);
+    dirty_calls = 0;
+    store_set_batching(*state, true, on_dirty, NULL);
+    return 0;
+}
+
 static int teardown(void **state)
 {
     store_close(*state);
@@ -281,6 +298,48 @@ static void test_reopen_and_second_handle(void **state)
     assert_true(st->latency.total > 0);
 }
 
+/* Batched writes: invisible to other handles until committed, one dirty
+ * notice per batch, and a failed write undoes only itself. */
+static void test_batching(void **state)
+{
+    struct store *st = *state;
+    store_set_batching(st, true, on_dirty, NULL);
+    dirty_calls = 0;
+    put(st, "users", "u1", "{\"username\":\"alice\"}", 0);
+    put(st, "users", "u2", "{\"username\":\"alice\"}", STORE_ECONFLICT);
+    assert_int_equal(store_kv_set(st, "k", "v", 0), 0);
+    int64_t seq = 0;
+    json_t *item = json_pack("{s:i}", "n", 1);
+    assert_int_equal(store_seq_append(st, "q", item, &seq), 0);
+    json_decref(item);
+    assert_int_equal(seq, 1);
+    assert_int_equal(dirty_calls, 1);
+    json_t *got = NULL;
+    assert_int_equal(store_doc_get(st, "users", "u1", &got), 0); /* its own writes */
+    json_decref(got);
+    assert_int_equal(store_doc_get(st, "users", "u2", &got), STORE_ENOTFOUND);
+
+    struct store *other = open_store();
+    assert_int_equal(store_doc_get(other, "users", "u1", &got), STORE_ENOTFOUND);
+    assert_int_equal(store_commit(st), 0);
+    assert_int_equal(store_doc_get(other, "users", "u1", &got), 0);
+    json_decref(got);
+    char *v = NULL;
+    assert_int_equal(store_kv_get(other, "k", &v), 0);
+    assert_string_equal(v, "v");
+    g_free(v);
+    store_close(other);
+
+    assert_int_equal(store_commit(st), 0); /* nothing open: fine */
+    put(st, "users", "u3", "{\"username\":\"carol\"}", 0);
+    assert_int_equal(dirty_calls, 2);
+    /* closing commits what is open */
+    store_close(st);
+    *state = st = open_store();
+    assert_int_equal(store_doc_get(st, "users", "u3", &got), 0);
+    json_decref(got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -292,6 +351,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deadlines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kv_counters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_and_second_handle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batching, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_docs, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_unique_index, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_prefix_and_multi, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_changes, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_sequences, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_deadlines, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_kv_counters, setup_batched, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
