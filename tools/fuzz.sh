@@ -8,12 +8,17 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 out=build-fuzz
 mkdir -p "$out"
-flags="-g -O1 -std=c11 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined $(pkg-config --cflags jansson glib-2.0 openssl)"
-libs="$(pkg-config --libs jansson glib-2.0 openssl)"
+flags="-g -O1 -std=c11 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined $(pkg-config --cflags jansson glib-2.0 openssl sqlite3)"
+libs="$(pkg-config --libs jansson glib-2.0 openssl sqlite3)"
 declare -A sources=(
   [envelope]="server/envelope.c common/errors.c"
   [token]="server/token.c common/ids.c common/jsonx.c"
   [division]="records/jurisdiction.c"
+  [call]="signaling/call.c signaling/ice.c signaling/patrol.c push/presence.c records/store.c
+          records/store_sqlite.c records/records.c records/account.c records/org.c
+          records/jurisdiction.c records/calls.c records/audit.c records/password.c
+          common/clock.c common/ids.c common/jsonx.c common/log.c common/errors.c common/hist.c
+          common/bizdate.c"
 )
 for t in "${!sources[@]}"; do
   # shellcheck disable=SC2086
@@ -28,4 +33,5 @@ for t in "${!sources[@]}"; do
     || { tail -40 "$out/fuzz_$t.log"; echo "fuzz_$t FAILED"; exit 1; }
   grep -E "^#[0-9]+.*(DONE|pulse)" "$out/fuzz_$t.log" | tail -1 || true
 done
-echo "fuzzing: 3 targets, no crash"
+rm -rf "${TMPDIR:-/tmp}"/yjt-fuzz-call-* /dev/shm/yjt-fuzz-call-*
+echo "fuzzing: ${#sources[@]} targets, no crash"
