@@ -553,7 +553,7 @@ struct target {
     char *enterprise;    /* the plant involved, if any */
     char *carrier;       /* the carrier involved, if any */
     char *division;      /* the division the call is filed under */
-    json_t *to;          /* the request's "to", echoed in call.incoming */
+    json_t *to;          /* "to" rebuilt from the checked fields (owned) */
     enum err_code err;
     const char *why;
 };
@@ -565,6 +565,7 @@ static void target_clear(struct target *t)
     g_free(t->enterprise);
     g_free(t->carrier);
     g_free(t->division);
+    json_decref(t->to);
     memset(t, 0, sizeof(*t));
 }
 
@@ -573,7 +574,6 @@ static void target_clear(struct target *t)
 static bool resolve_target(const struct call_actor *a, json_t *to, struct target *t)
 {
     t->accounts = g_ptr_array_new_with_free_func((GDestroyNotify)account_free);
-    t->to = to;
     char *a_division = org_division_of(store, a->role, a->org);
     const char *user = jx_str_bounded(to, "user", 64);
     const char *ent = jx_str_bounded(to, "enterprise", ORG_ID_MAX);
@@ -658,6 +658,9 @@ static bool resolve_target(const struct call_actor *a, json_t *to, struct target
             goto out;
         }
     }
+    t->to = user ? json_pack("{s:s}", "user", user)
+                 : json_pack("{s:s, s:o}", "enterprise", ent, "positions",
+                             positions ? json_incref(positions) : json_array());
     if (!t->enterprise && strcmp(a->role, "corp") == 0)
         t->enterprise = g_strdup(a->org);
     if (!t->carrier && strcmp(a->role, "trs") == 0)
@@ -1080,6 +1083,22 @@ static bool candidate_ok(json_t *v)
     return json_object_size(v) <= 8;
 }
 
+/* A copy of a checked candidate with only the RTCIceCandidateInit fields. */
+static json_t *candidate_clean(json_t *v)
+{
+    if (!json_is_object(v))
+        return json_incref(v);
+    json_t *out = json_object();
+    static const char *const keys[] = {"candidate", "sdpMid", "sdpMLineIndex", "usernameFragment"};
+    for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
+        json_t *f = json_object_get(v, keys[i]);
+        if (f && (json_is_string(f) || json_is_integer(f) || json_is_null(f)) &&
+            !(json_is_string(f) && json_string_length(f) > CANDIDATE_LEN_MAX))
+            json_object_set(out, keys[i], f);
+    }
+    return out;
+}
+
 void call_candidate(const struct call_actor *a, json_t *msg, const struct call_reply *r)
 {
     struct call *c = find_call(msg, r);
@@ -1104,18 +1123,18 @@ void call_candidate(const struct call_actor *a, json_t *msg, const struct call_r
     }
     reply_ok(r, NULL);
     if (g) {
-        g_queue_push_tail(&g->early, json_incref(cand));
+        g_queue_push_tail(&g->early, candidate_clean(cand));
         return;
     }
     if (from_caller && c->state == CALL_RINGING) {
-        g_queue_push_tail(&c->early_caller, json_incref(cand));
+        g_queue_push_tail(&c->early_caller, candidate_clean(cand));
         return;
     }
     struct party *to = from_caller ? &c->callee : &c->caller;
     if (!to->connected)
         return; /* it will restart ICE when it resumes */
     json_t *ev = event("call.candidate", c);
-    json_object_set(ev, "candidate", cand);
+    json_object_set_new(ev, "candidate", candidate_clean(cand));
     send_event(to->user_id, to->device_id, ev);
 }
 

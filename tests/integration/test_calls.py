@@ -546,3 +546,34 @@ def test_open_calls_are_closed_as_failed_after_a_crash(server):
     call = srv.http("GET", f"/api/v1/calls/{call_id}", token=t).json["call"]
     assert call["state"] == "ended" and call["end_reason"] == "failed"
     assert call["answered_by"]["user"] == uid(srv, "boss")
+
+
+def test_only_checked_fields_are_relayed(server):
+    srv = start(server)
+
+    async def go():
+        gov = await srv.ws_login("gov4401")
+        boss = await srv.ws_login("boss")
+        r = await gov.request("call.invite", to={"user": uid(srv, "boss"), "junk": "x" * 5000},
+                              sdp=OFFER, media={"audio": True, "video": False}, extra="y")
+        assert r["ok"], r
+        inc = await boss.next_event("call.incoming")
+        assert inc["to"] == {"user": uid(srv, "boss")}
+        assert inc["media"] == {"audio": True, "video": False}
+        assert "extra" not in inc
+        cand = {"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host", "sdpMid": "0",
+                "sdpMLineIndex": 0, "usernameFragment": "abcd", "evil": {"x": 1}}
+        await gov.ok("call.candidate", call_id=r["call_id"], candidate=cand)
+        await boss.ok("call.accept", call_id=r["call_id"], sdp=ANSWER)
+        got = (await boss.next_event("call.candidate"))["candidate"]
+        assert got == {k: v for k, v in cand.items() if k != "evil"}
+        r2 = await gov.request("call.candidate", call_id=r["call_id"], candidate=[1, 2])
+        assert_err(r2, "bad_request")
+        r2 = await gov.request("call.candidate", call_id=r["call_id"],
+                               candidate={"candidate": 5})
+        assert_err(r2, "bad_request")
+        await gov.ok("call.hangup", call_id=r["call_id"])
+        await gov.close()
+        await boss.close()
+
+    run(go())
