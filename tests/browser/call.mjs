@@ -1,0 +1,443 @@
+#!/usr/bin/env node
+// End-to-end call test in headless Chromium: two pages, each logged in to
+// yjtd as a user, call each other through yjtd's signaling and must both
+// decode the other's (fake) camera video; then one hangs up and both must
+// get call.ended. With --relay both peers are relay-only
+// (iceTransportPolicy "relay") through the TURN server whose credentials
+// yjtd issues, and the selected candidate pair must be relay on both sides.
+//
+//   node call.mjs --ws ws://127.0.0.1:8080/ws --caller gov1 --callee corp1 \
+//       [--relay --turn-url turn:127.0.0.1:3478?transport=udp --turn-secret S]
+//   node call.mjs --mode selftest [--turn-url URL --turn-secret S]
+//
+// --mode selftest needs no yjtd: one page connects two RTCPeerConnections
+// over loopback and decodes video, and (with --turn-*) gathers relay
+// candidates from the TURN server with credentials made here, right and
+// wrong. It checks the machine, not yjt.
+//
+// Passwords: --password, else $YJT_PASSWORD. The TURN secret may also come
+// from $YJT_TURN_SECRET. Chromium: --chromium, else $CHROMIUM, else
+// /usr/bin/chromium (never a browser downloaded by Playwright).
+// Progress goes to stderr. stdout gets "RESULT <json>" (what was measured),
+// then, on failure, "FAIL: <why>"; the exit status is 0 when every check
+// passed, 1 otherwise.
+
+import { createHmac, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const PAGE_DIR = path.join(HERE, 'page');
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+  // Nothing may leave the machine. Even with the flags above, Chromium
+  // looks up Google's hosts at start (sign-in, updates): resolve nothing but
+  // loopback names. And its WebRTC mDNS responder joins the mDNS multicast
+  // group on every interface: not needed, since host candidates are signalled
+  // with their addresses once the page holds the camera.
+  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+];
+
+const started = Date.now();
+function log(msg) {
+  process.stderr.write(`[call.mjs ${((Date.now() - started) / 1000).toFixed(2)}s] ${msg}\n`);
+}
+
+class Failure extends Error {}
+function check(cond, msg) {
+  if (!cond) throw new Failure(msg);
+}
+
+function turnCredential(secret, username) {
+  return createHmac('sha1', secret).update(username).digest('base64');
+}
+
+// ---------------------------------------------------------------- options
+
+const { values: opt } = parseArgs({
+  options: {
+    mode: { type: 'string', default: 'call' },
+    ws: { type: 'string', default: process.env.YJT_WS_URL || '' },
+    caller: { type: 'string', default: '' },
+    callee: { type: 'string', default: '' },
+    password: { type: 'string', default: process.env.YJT_PASSWORD || '' },
+    relay: { type: 'boolean', default: false },
+    'turn-url': { type: 'string', default: process.env.YJT_TURN_URL || '' },
+    'turn-secret': { type: 'string', default: process.env.YJT_TURN_SECRET || '' },
+    'decode-timeout-s': { type: 'string', default: '20' },
+    'deadline-s': { type: 'string', default: '90' },
+    chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
+    help: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+
+if (opt.help) {
+  const lines = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1);
+  const end = lines.findIndex((l) => !l.startsWith('//'));
+  process.stdout.write(lines.slice(0, end).map((l) => l.slice(3)).join('\n') + '\n');
+  process.exit(0);
+}
+
+const decodeTimeoutMs = Number(opt['decode-timeout-s']) * 1000;
+const deadlineMs = Number(opt['deadline-s']) * 1000;
+
+// ---------------------------------------------------------------- the page server
+
+// Serves tests/browser/page/ on 127.0.0.1 (a secure context for
+// getUserMedia); nothing else is fetched.
+function servePage() {
+  const files = {
+    '/peer.html': ['text/html; charset=utf-8', 'peer.html'],
+    '/peer.js': ['text/javascript; charset=utf-8', 'peer.js'],
+  };
+  const server = http.createServer((req, res) => {
+    const f = files[new URL(req.url, 'http://127.0.0.1').pathname];
+    if (!f) {
+      res.writeHead(404, { 'Content-Type': 'text/plain' });
+      res.end('not found\n');
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': f[0], 'Cache-Control': 'no-store' });
+    res.end(readFileSync(path.join(PAGE_DIR, f[1])));
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve(server));
+  });
+}
+
+// ---------------------------------------------------------------- the browser
+
+const nodeMajor = Number(process.versions.node.split('.')[0]);
+if (nodeMajor < 20) {
+  process.stdout.write(`FAIL: Node.js ${process.versions.node} is too old: playwright-core needs 20 or newer\n`);
+  process.exit(1);
+}
+
+let chromium;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch (e) {
+  process.stdout.write(`FAIL: playwright-core is not installed (run "npm ci" in ${HERE}): ${e.message}\n`);
+  process.exit(1);
+}
+
+const pageErrors = [];
+const usedPages = new Set();
+
+async function launch() {
+  const profile = mkdtempSync(path.join(tmpdir(), 'yjt-chromium-'));
+  log(`launching ${opt.chromium} (profile ${profile})`);
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: opt.chromium,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: 30000,
+    viewport: { width: 640, height: 480 },
+  });
+  // Nothing but the local page server and yjtd (WebSocket, not routed).
+  await context.route('**/*', (route) => {
+    const host = new URL(route.request().url()).hostname;
+    if (host === '127.0.0.1' || host === 'localhost') return route.continue();
+    log(`blocked request to ${route.request().url()}`);
+    return route.abort('blockedbyclient');
+  });
+  return {
+    context,
+    async close() {
+      try {
+        await context.close();
+      } catch (e) {
+        log(`closing the browser: ${e.message}`);
+      }
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+async function openPeer(context, pageUrl, name) {
+  // The persistent context opens with one blank page: the first peer takes it.
+  let page = context.pages().find((p) => p.url() === 'about:blank' && !usedPages.has(p));
+  if (!page) page = await context.newPage();
+  usedPages.add(page);
+  page.on('pageerror', (e) => {
+    pageErrors.push(`${name}: ${e.message}`);
+    log(`${name} page error: ${e.message}`);
+  });
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') log(`${name} console.${m.type()}: ${m.text()}`);
+  });
+  await page.goto(pageUrl);
+  await page.waitForFunction(() => window.peerReady === true, null, { timeout: 10000 });
+  return page;
+}
+
+async function pageLog(page) {
+  try {
+    return await page.evaluate(() => window.peerTools.log.slice());
+  } catch {
+    return [];
+  }
+}
+
+// ---------------------------------------------------------------- selftest
+
+async function selftest(context, pageUrl, result) {
+  const page = await openPeer(context, pageUrl, 'selftest');
+  const lb = await page.evaluate((ms) => window.peerTools.loopbackCall(ms), decodeTimeoutMs);
+  log(`loopback call decoded ${lb.stats.framesDecoded} frames ` +
+    `(${lb.stats.frameWidth}x${lb.stats.frameHeight}) over ${JSON.stringify(lb.stats.pair.local)}`);
+  result.loopback = lb;
+  check(lb.stats.framesDecoded > 0, 'the loopback call decoded no video');
+  check(lb.visibility === 'visible', `the page is ${lb.visibility}, not visible`);
+
+  if (opt['turn-url']) {
+    check(opt['turn-secret'], '--turn-url needs --turn-secret');
+    const username = `${Math.floor(Date.now() / 1000) + 600}:selftest`;
+    const good = [{ urls: [opt['turn-url']], username, credential: turnCredential(opt['turn-secret'], username) }];
+    const bad = [{ urls: [opt['turn-url']], username, credential: turnCredential('not-' + opt['turn-secret'], username) }];
+    result.turn_good = await page.evaluate((s) => window.peerTools.gather(s, { relay: true, timeoutMs: 10000 }), good);
+    result.turn_bad = await page.evaluate((s) => window.peerTools.gather(s, { relay: true, timeoutMs: 10000 }), bad);
+    log(`TURN with the right secret: ${JSON.stringify(result.turn_good.candidates)}`);
+    log(`TURN with a wrong secret: ${JSON.stringify(result.turn_bad)}`);
+    check(result.turn_good.candidates.some((c) => c.type === 'relay'),
+      `no relay candidate from ${opt['turn-url']} with the right secret: ${JSON.stringify(result.turn_good)}`);
+    check(!result.turn_bad.candidates.some((c) => c.type === 'relay'),
+      `a relay candidate with a wrong secret: ${JSON.stringify(result.turn_bad)}`);
+  }
+}
+
+// ---------------------------------------------------------------- the call through yjtd
+
+function turnEntries(iceServers) {
+  return (iceServers || []).filter((s) => {
+    const urls = Array.isArray(s.urls) ? s.urls : [s.urls];
+    return urls.some((u) => typeof u === 'string' && /^turns?:/i.test(u));
+  });
+}
+
+function checkTurnEntries(where, iceServers) {
+  check(Array.isArray(iceServers), `${where}: ice_servers is not a list: ${JSON.stringify(iceServers)}`);
+  const turn = turnEntries(iceServers);
+  check(turn.length > 0, `${where}: no TURN entry in ice_servers ${JSON.stringify(iceServers)}`);
+  for (const t of turn) {
+    const urls = Array.isArray(t.urls) ? t.urls : [t.urls];
+    if (opt['turn-url']) {
+      check(urls.includes(opt['turn-url']), `${where}: TURN urls ${JSON.stringify(urls)} lack ${opt['turn-url']}`);
+    }
+    check(typeof t.username === 'string' && /^\d+:.+$/.test(t.username),
+      `${where}: TURN username ${JSON.stringify(t.username)} is not "expiry:userid"`);
+    check(typeof t.credential === 'string' && t.credential.length > 0, `${where}: TURN entry without credential`);
+    if (opt['turn-secret']) {
+      check(t.credential === turnCredential(opt['turn-secret'], t.username),
+        `${where}: TURN credential for ${t.username} is not base64 HMAC-SHA1(turn_secret, username)`);
+    }
+  }
+  return turn[0];
+}
+
+async function withBrowser(fn) {
+  const ctx = await launch();
+  try {
+    return await fn(ctx.context);
+  } finally {
+    await ctx.close();
+  }
+}
+
+async function call(context, pageUrl, result) {
+  check(opt.ws, '--ws (yjtd WebSocket URL) is required');
+  check(opt.caller && opt.callee, '--caller and --callee are required');
+  check(opt.password, '--password or $YJT_PASSWORD is required');
+  const relay = opt.relay;
+
+  const caller = await openPeer(context, pageUrl, 'caller');
+  const callee = await openPeer(context, pageUrl, 'callee');
+  const tag = randomBytes(3).toString('hex');
+
+  await Promise.all([
+    caller.evaluate((ws) => window.peer.connect(ws), opt.ws),
+    callee.evaluate((ws) => window.peer.connect(ws), opt.ws),
+  ]);
+  const [callerUser, calleeUser] = await Promise.all([
+    caller.evaluate(([u, p, d]) => window.peer.login(u, p, d), [opt.caller, opt.password, `web-caller-${tag}`]),
+    callee.evaluate(([u, p, d]) => window.peer.login(u, p, d), [opt.callee, opt.password, `web-callee-${tag}`]),
+  ]);
+  check(calleeUser && calleeUser.id, `the callee's auth.login reply carries no user.id: ${JSON.stringify(calleeUser)}`);
+  log(`logged in: caller ${opt.caller} (${callerUser.id}), callee ${opt.callee} (${calleeUser.id})`);
+  result.caller_id = callerUser.id;
+  result.callee_id = calleeUser.id;
+
+  // The callee waits for call.incoming while the caller invites.
+  const t0 = Date.now();
+  const answered = callee.evaluate((o) => window.peer.answer(o), { relay, timeoutMs: 15000 });
+  answered.catch(() => {});
+  const invited = await caller.evaluate(([to, o]) => window.peer.call(to, o), [calleeUser.id, { relay }]);
+  log(`call.invite ok: ${invited.call_id}`);
+  const incoming = await answered;
+  log(`callee accepted ${incoming.call_id} after ${Date.now() - t0} ms`);
+  result.call_id = invited.call_id;
+  result.invite_ice_servers = invited.ice_servers;
+  result.ice_servers = invited.ice_servers_fetched;
+  result.callee_ice_servers = incoming.ice_servers_fetched;
+  result.incoming_ice_servers = incoming.ice_servers === undefined ? null : incoming.ice_servers;
+  result.incoming_from = incoming.from;
+
+  check(incoming.call_id === invited.call_id,
+    `call.incoming call_id ${incoming.call_id} differs from the invite's ${invited.call_id}`);
+  check(incoming.from && incoming.from.id === callerUser.id,
+    `call.incoming from ${JSON.stringify(incoming.from)}, expected the caller ${callerUser.id}`);
+  check(Array.isArray(invited.ice_servers), `call.invite reply without ice_servers: ${JSON.stringify(invited)}`);
+
+  let turnEntry = null;
+  if (relay) {
+    turnEntry = checkTurnEntries('ice.servers (caller)', invited.ice_servers_fetched);
+    checkTurnEntries('ice.servers (callee)', incoming.ice_servers_fetched);
+    checkTurnEntries('call.invite reply', invited.ice_servers);
+    if (incoming.ice_servers !== undefined) checkTurnEntries('call.incoming', incoming.ice_servers);
+    check(turnEntry.username.endsWith(`:${callerUser.id}`),
+      `the caller's TURN username ${turnEntry.username} does not name the caller ${callerUser.id}`);
+  }
+
+  await caller.evaluate(() => window.peer.sig.waitEvent('call.accepted', 10000));
+  const ringing = await caller.evaluate(() => window.peer.sig.events.some((e) => e.type === 'call.ringing'));
+  check(ringing, 'the caller got no call.ringing');
+
+  // Both sides must decode video.
+  const [cs, ks] = await Promise.all([
+    caller.evaluate((ms) => window.peer.waitDecoded(ms), decodeTimeoutMs),
+    callee.evaluate((ms) => window.peer.waitDecoded(ms), decodeTimeoutMs),
+  ]);
+  result.time_to_video_ms = Date.now() - t0;
+  result.stats = { caller: cs, callee: ks };
+  log(`video decoded after ${result.time_to_video_ms} ms: caller ${cs.framesDecoded} frames ` +
+    `${cs.frameWidth}x${cs.frameHeight} via ${JSON.stringify(cs.pair.local)} -> ${JSON.stringify(cs.pair.remote)}; ` +
+    `callee ${ks.framesDecoded} frames via ${JSON.stringify(ks.pair.local)} -> ${JSON.stringify(ks.pair.remote)}`);
+
+  for (const [who, s] of [['caller', cs], ['callee', ks]]) {
+    check(s.framesDecoded > 0, `${who} decoded no video`);
+    if (relay) {
+      check(s.pair.local && s.pair.local.candidateType === 'relay',
+        `${who}: the selected pair's local candidate is ${JSON.stringify(s.pair.local)}, not relay`);
+      check(s.pair.remote && s.pair.remote.candidateType === 'relay',
+        `${who}: the selected pair's remote candidate is ${JSON.stringify(s.pair.remote)}, not relay`);
+    } else {
+      check(s.pair.local && s.pair.local.candidateType !== 'relay',
+        `${who}: a direct call went through a relay: ${JSON.stringify(s.pair)}`);
+    }
+  }
+
+  // Trickle ICE went through yjtd: each side got the other's candidates
+  // as call.candidate events (the SDPs carried none).
+  const [csum0, ksum0] = await Promise.all([
+    caller.evaluate(() => window.peer.summary()),
+    callee.evaluate(() => window.peer.summary()),
+  ]);
+  for (const [who, s] of [['caller', csum0], ['callee', ksum0]]) {
+    check(s.counts.receivedCandidates > 0, `${who} received no call.candidate: ${JSON.stringify(s.counts)}`);
+    check(s.counts.sentCandidates > 0, `${who} sent no candidate: ${JSON.stringify(s.counts)}`);
+    if (relay) {
+      check(s.counts.receivedTypes.relay > 0, `${who} received no relay candidate: ${JSON.stringify(s.counts)}`);
+    }
+  }
+
+  // Hang up: both parties get call.ended.
+  await caller.evaluate(() => window.peer.hangup());
+  const [ce, ke] = await Promise.all([
+    caller.evaluate(() => window.peer.waitEnded(5000)),
+    callee.evaluate(() => window.peer.waitEnded(5000)),
+  ]);
+  result.ended = { caller: ce, callee: ke };
+  log(`call.ended: caller ${ce.reason}, callee ${ke.reason}`);
+  check(ce.reason === 'hangup' && ke.reason === 'hangup',
+    `call.ended reasons ${ce.reason} / ${ke.reason}, expected hangup`);
+
+  // Relay only: a TURN credential made with a wrong secret gets no
+  // allocation, the one yjtd issued does (same page, same server).
+  if (relay) {
+    const urls = Array.isArray(turnEntry.urls) ? turnEntry.urls : [turnEntry.urls];
+    const goodServers = [{ urls, username: turnEntry.username, credential: turnEntry.credential }];
+    const badServers = [{ urls, username: turnEntry.username,
+      credential: turnCredential(`wrong-${randomBytes(8).toString('hex')}`, turnEntry.username) }];
+    const [good, bad] = [
+      await caller.evaluate((s) => window.peerTools.gather(s, { relay: true, timeoutMs: 10000 }), goodServers),
+      await caller.evaluate((s) => window.peerTools.gather(s, { relay: true, timeoutMs: 10000 }), badServers),
+    ];
+    result.turn_good = good;
+    result.turn_bad = bad;
+    log(`relay gathering with yjtd's credential: ${JSON.stringify(good.candidates)}`);
+    log(`relay gathering with a wrong secret: ${JSON.stringify(bad)}`);
+    check(good.candidates.some((c) => c.type === 'relay'),
+      `no relay candidate with the credential yjtd issued: ${JSON.stringify(good)}`);
+    check(!bad.candidates.some((c) => c.type === 'relay'),
+      `a relay candidate with a credential made from a wrong secret: ${JSON.stringify(bad)}`);
+  }
+
+  const [csum, ksum] = await Promise.all([
+    caller.evaluate(() => { window.peer.close(); return window.peer.summary(); }),
+    callee.evaluate(() => { window.peer.close(); return window.peer.summary(); }),
+  ]);
+  result.caller = csum;
+  result.callee = ksum;
+  check(!csum.errors.length && !ksum.errors.length,
+    `errors in the pages: caller ${JSON.stringify(csum.errors)} callee ${JSON.stringify(ksum.errors)}`);
+}
+
+// ---------------------------------------------------------------- main
+
+const result = { mode: opt.mode, relay: opt.relay };
+let ok = false;
+let failure = null;
+const watchdog = setTimeout(() => {
+  process.stdout.write(`FAIL: the whole run took over ${deadlineMs / 1000} s\n`);
+  process.exit(1);
+}, deadlineMs);
+
+const pageServer = await servePage();
+const pageUrl = `http://127.0.0.1:${pageServer.address().port}/peer.html`;
+try {
+  await withBrowser(async (context) => {
+    try {
+      if (opt.mode === 'selftest') await selftest(context, pageUrl, result);
+      else if (opt.mode === 'call') await call(context, pageUrl, result);
+      else throw new Failure(`unknown --mode ${opt.mode}`);
+      check(!pageErrors.length, `uncaught errors in the pages: ${pageErrors.join('; ')}`);
+      ok = true;
+    } finally {
+      if (!ok) {
+        for (const p of context.pages()) {
+          const lines = await pageLog(p);
+          for (const l of lines.slice(-60)) log(`  page ${p.url().split('/').pop()}: ${l}`);
+        }
+      }
+    }
+  });
+} catch (e) {
+  failure = e instanceof Failure ? e.message : (e && e.stack) || String(e);
+}
+pageServer.close();
+clearTimeout(watchdog);
+result.elapsed_ms = Date.now() - started;
+process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
+if (!ok) {
+  process.stdout.write(`FAIL: ${failure || 'unknown failure'}\n`);
+  process.exit(1);
+}
+log('all checks passed');
+process.exit(0);

@@ -1,0 +1,346 @@
+"""Real end-to-end calls: two headless Chromium pages (Debian's chromium,
+driven by playwright-core from tests/browser) log in to yjtd over its
+WebSocket, call each other (a gov user calls a corp user: invite, incoming,
+ringing, accept, accepted, trickle ICE through call.candidate) and both must
+decode the other's fake-camera video; then the caller hangs up and both get
+call.ended. The second call is relay-only through a real coturn on loopback,
+started here with use-auth-secret and the same secret as yjtd's turn_secret,
+so the TURN credentials yjtd issues are proved end to end; a credential made
+from a wrong secret must get no relay candidate.
+
+The work is done by tests/browser/call.mjs (see its header); this file starts
+yjtd and coturn, runs it and checks what it reports. Needs chromium, node
+(with `npm ci` done in tests/browser: tools/test.sh does it) and coturn's
+turnserver: when one is missing the tests fail under CI (CI set) and are
+skipped otherwise.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import DEFAULT_PASSWORD, REPO, free_port, user
+
+BROWSER_DIR = REPO / "tests" / "browser"
+DRIVER = BROWSER_DIR / "call.mjs"
+CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
+NODE = shutil.which("node") or "/usr/bin/node"
+TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
+DRIVER_TIMEOUT = 120
+TURN_TTL_S = 600
+
+ENTERPRISES = [("e1", "Tianhe Chemicals", "440106")]
+USERS = [
+    user("gina", "gov", "4401", position="inspector", display_name="Guangzhou Inspector"),
+    user("alice", "corp", "e1", position="principal", display_name="Alice"),
+]
+
+
+def _require(*what):
+    """Fails (under CI) or skips (elsewhere) when a tool is missing."""
+    missing = []
+    for name in what:
+        if name == "chromium" and not os.access(CHROMIUM, os.X_OK):
+            missing.append(f"chromium ({CHROMIUM}; Debian package chromium)")
+        elif name == "node" and not os.access(NODE, os.X_OK):
+            missing.append("node (Debian packages nodejs, npm)")
+        elif name == "playwright" and not (BROWSER_DIR / "node_modules" / "playwright-core"
+                                           / "package.json").exists():
+            missing.append(f"playwright-core (run `npm ci` in {BROWSER_DIR})")
+        elif name == "turnserver" and not os.access(TURNSERVER, os.X_OK):
+            missing.append("turnserver (Debian package coturn)")
+    if missing:
+        msg = "browser call tests need: " + ", ".join(missing) + " (tools/deps.sh installs them)"
+        if os.environ.get("CI"):
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg)
+
+
+# --------------------------------------------------------------------------
+# coturn
+
+
+def _free_udp_tcp_port():
+    """A port free for both TCP and UDP on 127.0.0.1 (coturn listens on both)."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    pytest.fail("no free UDP+TCP port for coturn")
+
+
+def stun_binding(port, timeout=0.5):
+    """One STUN Binding request (RFC 5389) to 127.0.0.1:port over UDP: True
+    when a Binding success response with our transaction id comes back."""
+    tid = secrets.token_bytes(12)
+    req = struct.pack("!HHI", 0x0001, 0, 0x2112A442) + tid
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.sendto(req, ("127.0.0.1", port))
+            data, _ = s.recvfrom(2048)
+        except OSError:
+            return False
+    return len(data) >= 20 and data[0:2] == b"\x01\x01" and data[8:20] == tid
+
+
+class Coturn:
+    """A turnserver of our own: no config file, loopback only, TURN REST
+    credentials (use-auth-secret), its files in a temp dir; stopped at the
+    end of the test."""
+
+    def __init__(self, workdir, secret):
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.secret = secret
+        self.port = _free_udp_tcp_port()
+        self.realm = "yjt.test"
+        self.log_path = self.dir / "turn.log"
+        self.out_path = self.dir / "turnserver.out"
+        self.proc = None
+
+    @property
+    def url(self):
+        return f"turn:127.0.0.1:{self.port}?transport=udp"
+
+    def command(self):
+        return [
+            TURNSERVER, "-n",  # no configuration file: only these options
+            f"--listening-port={self.port}",
+            "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1",
+            "--use-auth-secret", f"--static-auth-secret={self.secret}",
+            f"--realm={self.realm}",
+            "--allow-loopback-peers",
+            "--no-cli", "--no-tls", "--no-dtls",
+            "--fingerprint",
+            f"--log-file={self.log_path}", "--simple-log", "--no-stdout-log", "--verbose",
+            f"--pidfile={self.dir / 'turn.pid'}",
+            f"--userdb={self.dir / 'turndb'}",
+        ]
+
+    def start(self, timeout=10.0):
+        with open(self.out_path, "wb") as out:
+            self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, cwd=str(self.dir),
+                                         start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"turnserver exited with {self.proc.returncode} at start:\n"
+                            f"{self.output()[-3000:]}", pytrace=False)
+            if stun_binding(self.port):
+                # The port was free before we started, and the listener
+                # that answers is the one our instance logged.
+                assert f"UDP listener opened on: 127.0.0.1:{self.port}" in self.log(), \
+                    f"a STUN answer on {self.port} that our turnserver did not open"
+                return self
+            time.sleep(0.1)
+        self.stop()
+        pytest.fail(f"turnserver did not answer STUN on 127.0.0.1:{self.port} within "
+                    f"{timeout}s:\n{self.output()[-3000:]}", pytrace=False)
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def log(self):
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def output(self):
+        out = self.out_path.read_text(errors="replace") if self.out_path.exists() else ""
+        return out + self.log()
+
+
+@pytest.fixture
+def coturn(tmp_path):
+    _require("turnserver")
+    turn = Coturn(tmp_path / "coturn", secrets.token_hex(16))
+    try:
+        yield turn.start()
+    finally:
+        turn.stop()
+
+
+# --------------------------------------------------------------------------
+# the driver
+
+
+def run_driver(*args, extra_env=None, context=""):
+    """Runs call.mjs; returns its RESULT object, or fails with its output."""
+    env = dict(os.environ, YJT_PASSWORD=DEFAULT_PASSWORD, CHROMIUM=CHROMIUM,
+               PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1")
+    env.update(extra_env or {})
+    extra = context if callable(context) else (lambda: context)
+    cmd = [NODE, str(DRIVER), *args]
+    t0 = time.monotonic()
+    try:
+        cp = subprocess.run(cmd, capture_output=True, text=True, timeout=DRIVER_TIMEOUT,
+                            env=env, cwd=str(BROWSER_DIR), stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"call.mjs did not finish within {DRIVER_TIMEOUT}s\n"
+                    f"stdout:\n{e.stdout}\nstderr:\n{e.stderr}\n{extra()}", pytrace=False)
+    elapsed = time.monotonic() - t0
+    result = None
+    fail_lines = []
+    for line in cp.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result = json.loads(line[len("RESULT "):])
+        elif line.startswith("FAIL:"):
+            fail_lines.append(line)
+    if cp.returncode != 0 or result is None:
+        pytest.fail(f"call.mjs exited with {cp.returncode} after {elapsed:.1f}s: "
+                    f"{' '.join(fail_lines) or '(no FAIL line)'}\n--- stderr:\n{cp.stderr[-8000:]}"
+                    f"\n--- stdout:\n{cp.stdout[-3000:]}\n{extra()}", pytrace=False)
+    print(f"call.mjs {' '.join(args[:2])}: {elapsed:.1f}s\n{cp.stderr}")
+    return result
+
+
+def start_yjtd(server, **settings):
+    return server(enterprises=ENTERPRISES, users=USERS, settings=settings)
+
+
+def diagnostics(srv, turn=None):
+    def text():
+        parts = [f"--- yjtd stderr:\n{srv.stderr()[-4000:]}"]
+        if turn is not None:
+            parts.append(f"--- turnserver log:\n{turn.output()[-4000:]}")
+        return "\n".join(parts)
+    return text
+
+
+def check_call_result(res, srv, relay):
+    gina, alice = srv.users["gina"], srv.users["alice"]
+    assert res["caller_id"] == gina and res["callee_id"] == alice, res
+    assert res["incoming_from"]["id"] == gina
+    assert res["incoming_from"]["role"] == "gov", res["incoming_from"]
+    for side in ("caller", "callee"):
+        s = res["stats"][side]
+        assert s["framesDecoded"] > 0, f"{side} decoded no video: {s}"
+        kinds = (s["pair"]["local"]["candidateType"], s["pair"]["remote"]["candidateType"])
+        if relay:
+            assert kinds == ("relay", "relay"), f"{side} selected pair {s['pair']}"
+        else:
+            assert "relay" not in kinds, f"{side} selected pair {s['pair']}"
+        assert res[side]["counts"]["receivedCandidates"] > 0, res[side]["counts"]
+        assert not res[side]["errors"], res[side]["errors"]
+        assert "call.ended" in res[side]["events"], res[side]["events"]
+    assert res["ended"] == {"caller": {"call_id": res["call_id"], "reason": "hangup"},
+                            "callee": {"call_id": res["call_id"], "reason": "hangup"}}
+    caller_events = res["caller"]["events"]
+    assert caller_events.index("call.ringing") < caller_events.index("call.accepted") \
+        < caller_events.index("call.ended"), caller_events
+    assert res["callee"]["events"].index("call.incoming") \
+        < res["callee"]["events"].index("call.ended")
+
+
+def turn_entry(ice_servers):
+    turn = [s for s in ice_servers
+            if any(u.startswith(("turn:", "turns:")) for u in
+                   (s["urls"] if isinstance(s["urls"], list) else [s["urls"]]))]
+    assert len(turn) == 1, f"expected one TURN entry in {ice_servers}"
+    return turn[0]
+
+
+# --------------------------------------------------------------------------
+# tests
+
+
+def test_browser_environment(coturn):
+    """The machine, not yjt: Chromium with the fake camera decodes video over
+    a loopback RTCPeerConnection inside one page, and the coturn started here
+    hands out relay candidates for a TURN REST credential made with its
+    secret, and none for one made with another secret. When this fails, the
+    call tests below cannot pass whatever yjtd does."""
+    _require("chromium", "node", "playwright")
+    res = run_driver("--mode", "selftest", "--turn-url", coturn.url,
+                     extra_env={"YJT_TURN_SECRET": coturn.secret},
+                     context=lambda: f"--- turnserver log:\n{coturn.output()[-4000:]}")
+    assert res["loopback"]["stats"]["framesDecoded"] > 0
+    assert any(c["type"] == "relay" for c in res["turn_good"]["candidates"])
+    assert not any(c["type"] == "relay" for c in res["turn_bad"]["candidates"])
+    assert any(e["errorCode"] == 401 for e in res["turn_bad"]["errors"]), res["turn_bad"]
+    assert "Cannot find credentials of user" in coturn.log() or "401" in coturn.log()
+
+
+def test_browser_call_direct(server):
+    """gov calls corp through yjtd; both pages decode video over a direct
+    (host) candidate pair; hang-up ends the call on both sides."""
+    _require("chromium", "node", "playwright")
+    srv = start_yjtd(server)
+    res = run_driver("--ws", srv.ws_url, "--caller", "gina", "--callee", "alice",
+                     "--decode-timeout-s", "20", context=diagnostics(srv))
+    check_call_result(res, srv, relay=False)
+    print(f"direct call: video on both sides {res['time_to_video_ms']} ms after the invite")
+
+
+def test_browser_call_relay_through_coturn(server, coturn):
+    """The same call relay-only: both peers use iceTransportPolicy "relay"
+    with the TURN credentials yjtd issued (ice.servers), coturn checks them
+    against the shared secret, and the selected pair is relay on both sides.
+    A credential made from a wrong secret gets no relay candidate."""
+    _require("chromium", "node", "playwright")
+    srv = start_yjtd(server, turn_urls=coturn.url, turn_secret=coturn.secret,
+                     turn_ttl_s=str(TURN_TTL_S))
+    t_start = time.time()
+    res = run_driver("--ws", srv.ws_url, "--caller", "gina", "--callee", "alice", "--relay",
+                     "--turn-url", coturn.url, "--decode-timeout-s", "20",
+                     extra_env={"YJT_TURN_SECRET": coturn.secret},
+                     context=diagnostics(srv, coturn))
+    check_call_result(res, srv, relay=True)
+
+    # The credentials yjtd issued follow the TURN REST scheme coturn checks:
+    # username "expiry:userid", password base64(HMAC-SHA1(secret, username)),
+    # expiry turn_ttl_s from now.
+    issued = {}
+    sources = [("ice_servers", srv.users["gina"]), ("callee_ice_servers", srv.users["alice"]),
+               ("invite_ice_servers", srv.users["gina"])]
+    # call.incoming carries the callee's list too (docs/protocol.md).
+    assert res["incoming_ice_servers"] is not None, "call.incoming carries no ice_servers"
+    sources.append(("incoming_ice_servers", srv.users["alice"]))
+    for key, uid in sources:
+        entry = turn_entry(res[key])
+        urls = entry["urls"] if isinstance(entry["urls"], list) else [entry["urls"]]
+        assert coturn.url in urls, entry
+        expiry, _, who = entry["username"].partition(":")
+        assert who == uid, f"{key}: TURN username {entry['username']} is not for {uid}"
+        assert abs(int(expiry) - (t_start + TURN_TTL_S)) < 60, \
+            f"{key}: TURN expiry {expiry} is not now + turn_ttl_s ({t_start + TURN_TTL_S:.0f})"
+        want = base64.b64encode(hmac.new(coturn.secret.encode(), entry["username"].encode(),
+                                         hashlib.sha1).digest()).decode()
+        assert entry["credential"] == want, f"{key}: credential is not HMAC-SHA1(secret, username)"
+        if "expires_at" in entry:
+            assert entry["expires_at"] == int(expiry) * 1000, f"{key}: expires_at {entry}"
+        issued[key] = entry["username"]
+
+    # coturn allocated relays for both users with those usernames, and
+    # refused the credential made from a wrong secret.
+    log = coturn.log()
+    for key in ("ice_servers", "callee_ice_servers"):
+        assert f"user <{issued[key]}>: incoming packet ALLOCATE processed, success" in log, \
+            f"no allocation for {issued[key]} in the coturn log:\n{log[-3000:]}"
+    assert "Cannot find credentials of user" in log or "error 401" in log
+    assert not any(c["type"] == "relay" for c in res["turn_bad"]["candidates"]), res["turn_bad"]
+    assert any(e["errorCode"] == 401 for e in res["turn_bad"]["errors"]), res["turn_bad"]
+    print(f"relay call: video on both sides {res['time_to_video_ms']} ms after the invite")
