@@ -10,10 +10,24 @@ PACKAGES=(
   libsqlite3-dev libssl-dev libcmocka-dev tzdata
   python3 python3-pytest python3-websockets openssl curl
   clang libclang-rt-14-dev
+  chromium coturn nodejs npm
 )
+
+# A Node.js installed another way (one whose nodejs package brings its own
+# npm and conflicts with Debian's) counts: only the commands are needed.
+command_for() {
+  case "$1" in
+    nodejs) echo node ;;
+    npm) echo npm ;;
+  esac
+}
 
 missing=()
 for p in "${PACKAGES[@]}"; do
+  cmd=$(command_for "$p")
+  if [ -n "$cmd" ] && command -v "$cmd" >/dev/null 2>&1; then
+    continue
+  fi
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
@@ -24,3 +38,15 @@ SUDO=""
 echo "installing: ${missing[*]}"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# coturn is only for the browser call tests, which start their own
+# turnserver on a free port and stop it: the package's system service must
+# not run (it would take port 3478 with /etc/turnserver.conf).
+if [[ " ${missing[*]} " == *" coturn "* ]]; then
+  if [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now coturn.service >/dev/null 2>&1 || true
+  else
+    $SUDO update-rc.d coturn disable >/dev/null 2>&1 || true
+    $SUDO service coturn stop >/dev/null 2>&1 || true
+  fi
+fi

@@ -1,11 +1,23 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: install dependencies, then build and
-# run every test (cmocka unit tests and integration tests against the real
-# yjtd) twice: a normal build, and an AddressSanitizer + UndefinedBehavior-
-# Sanitizer build with leak checking, and finally a short run of each fuzzer.
+# The whole test suite, as CI runs it: install dependencies (Debian packages,
+# and the npm packages of the browser tests), then build and run every test
+# (cmocka unit tests and integration tests against the real yjtd) twice: a
+# normal build, and an AddressSanitizer + UndefinedBehaviorSanitizer build
+# with leak checking, and finally a short run of each fuzzer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/deps.sh
+
+# playwright-core for the browser call tests (tests/browser): installed from
+# the lock file, again only when the lock file changed. Playwright never
+# downloads a browser here: the tests drive Debian's chromium.
+lock=tests/browser/package-lock.json
+stamp=tests/browser/node_modules/.installed-package-lock.json
+if ! cmp -s "$lock" "$stamp"; then
+  echo "== npm ci (tests/browser)"
+  (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+  cp "$lock" "$stamp"
+fi
 
 jobs=$(nproc)
 echo "== release build"
