@@ -114,6 +114,22 @@ static long long rss_bytes(void)
     return resident * sysconf(_SC_PAGESIZE);
 }
 
+/* One histogram in the Prometheus text format. */
+static void render_hist(GString *out, const char *name, const char *help, const struct hist *h)
+{
+    g_string_append_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    uint64_t cum = 0;
+    for (int i = 0; i < HIST_BUCKETS; i++) {
+        cum += h->counts[i];
+        g_string_append_printf(out, "%s_bucket{le=\"%g\"} %" G_GUINT64_FORMAT "\n", name,
+                               hist_bounds_s[i], cum);
+    }
+    g_string_append_printf(out,
+                           "%s_bucket{le=\"+Inf\"} %" G_GUINT64_FORMAT "\n%s_sum %.6f\n"
+                           "%s_count %" G_GUINT64_FORMAT "\n",
+                           name, h->total, name, h->sum_s, name, h->total);
+}
+
 char *metrics_render(const struct store *st)
 {
     GString *out = g_string_sized_new(4096);
@@ -131,20 +147,7 @@ char *metrics_render(const struct store *st)
     for (int c = ERR_NONE + 1; c < ERR__COUNT; c++)
         g_string_append_printf(out, "yjt_errors_total{code=\"%s\"} %" G_GUINT64_FORMAT "\n",
                                err_name(c), errors[c]);
-    g_string_append(out, "# HELP yjt_store_latency_seconds Latency of store calls.\n"
-                         "# TYPE yjt_store_latency_seconds histogram\n");
-    uint64_t cum = 0;
-    for (int i = 0; i < HIST_BUCKETS; i++) {
-        cum += st->latency.counts[i];
-        g_string_append_printf(
-            out, "yjt_store_latency_seconds_bucket{le=\"%g\"} %" G_GUINT64_FORMAT "\n",
-            hist_bounds_s[i], cum);
-    }
-    g_string_append_printf(out,
-                           "yjt_store_latency_seconds_bucket{le=\"+Inf\"} %" G_GUINT64_FORMAT "\n"
-                           "yjt_store_latency_seconds_sum %.6f\n"
-                           "yjt_store_latency_seconds_count %" G_GUINT64_FORMAT "\n",
-                           st->latency.total, st->latency.sum_s, st->latency.total);
+    render_hist(out, "yjt_store_latency_seconds", "Latency of store calls.", &st->latency);
     g_string_append_printf(out,
                            "# HELP yjt_store_errors_total Failed store calls.\n"
                            "# TYPE yjt_store_errors_total counter\n"
@@ -170,5 +173,14 @@ char *metrics_render(const struct store *st)
                            "# TYPE yjt_calls_in_progress gauge\n"
                            "yjt_calls_in_progress %u\n",
                            call_count());
+    struct call_stats cs;
+    call_get_stats(&cs);
+    g_string_append(out, "# HELP yjt_calls_ended_total Calls ended, by reason.\n"
+                         "# TYPE yjt_calls_ended_total counter\n");
+    for (unsigned i = 0; i < cs.n_reasons; i++)
+        g_string_append_printf(out, "yjt_calls_ended_total{reason=\"%s\"} %" G_GUINT64_FORMAT "\n",
+                               cs.reasons[i], cs.ended[i]);
+    render_hist(out, "yjt_call_setup_seconds", "Time from call.invite to the winning call.accept.",
+                cs.setup);
     return g_string_free(out, FALSE);
 }

@@ -71,6 +71,11 @@ struct bucket {
     int64_t at_ms;
 };
 
+static const char *const end_reasons[] = {"hangup", "declined", "cancelled",   "timeout",
+                                          "busy",   "offline",  "unreachable", "failed"};
+static uint64_t ended_by_reason[G_N_ELEMENTS(end_reasons)];
+static struct hist setup_latency;
+
 static struct store *store;
 static struct call_limits lim;
 static struct call_hooks hooks;
@@ -321,6 +326,9 @@ static void call_end(struct call *c, const char *reason, const char *by)
     if (c->answer_at)
         json_object_set_new(c->record, "duration_s", json_integer((now - c->answer_at) / 1000));
     save(c); /* logged on failure; the call ends all the same */
+    for (size_t i = 0; i < G_N_ELEMENTS(end_reasons); i++)
+        if (strcmp(end_reasons[i], reason) == 0)
+            ended_by_reason[i]++;
     audit_log(store, by ? by : "system", "call.end", c->id, reason, NULL);
     log_info("call", "call=%s ended reason=%s by=%s after %" G_GINT64_FORMAT " ms", c->id, reason,
              by ? by : "-", now - c->invite_at);
@@ -928,6 +936,7 @@ void call_accept(const struct call_actor *a, json_t *msg, const struct call_repl
     if (c->unreachable_timer)
         g_source_remove(c->unreachable_timer);
     c->ring_timer = c->unreachable_timer = 0;
+    hist_observe(&setup_latency, (double)(now - c->invite_at) / 1000.0);
     log_info("call", "call=%s accepted by user=%s device=%s after %" G_GINT64_FORMAT " ms", c->id,
              a->user_id, a->device_id, now - c->invite_at);
     reply_ok(r, json_pack("{s:s}", "call_id", c->id));
@@ -1339,4 +1348,12 @@ void call_housekeeping(void)
             lim.invites_per_min)
             g_hash_table_iter_remove(&it);
     }
+}
+
+void call_get_stats(struct call_stats *out)
+{
+    out->reasons = end_reasons;
+    out->ended = ended_by_reason;
+    out->n_reasons = G_N_ELEMENTS(end_reasons);
+    out->setup = &setup_latency;
 }

@@ -17,6 +17,7 @@
 #define YJT_CALL_H
 
 #include "common/errors.h"
+#include "common/hist.h"
 #include "records/store.h"
 #include "signaling/ice.h"
 
@@ -84,6 +85,16 @@ void call_device_offline(const char *user_id, const char *device_id);
 
 /* Calls in progress (ringing or active), for /metrics. */
 unsigned call_count(void);
+
+/* For /metrics: ended calls by reason, and the time from invite to answer
+ * of answered calls. */
+struct call_stats {
+    const char *const *reasons; /* n_reasons names */
+    const uint64_t *ended;      /* count per reason */
+    unsigned n_reasons;
+    const struct hist *setup;
+};
+void call_get_stats(struct call_stats *out);
 /* Drops idle rate-limit state; main.c calls it now and then. */
 void call_housekeeping(void);
 

@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import time
 
-from conftest import run, user
+from conftest import metric, run, user
 
 ENTERPRISES = [
     ("e1", "Tianhe Chemicals", "440106", True),
@@ -129,6 +129,11 @@ def test_call_rings_every_device_and_first_accept_wins(server):
     run(go())
     audit = srv.ctl("audit", "list", check=True).stdout
     assert "call.invite" in audit and "call.end" in audit
+    m = srv.metrics()
+    assert metric(m, "yjt_calls_ended_total", reason="hangup") == 1
+    assert metric(m, "yjt_calls_ended_total", reason="timeout") == 0
+    assert metric(m, "yjt_call_setup_seconds_count") == 1
+    assert metric(m, "yjt_calls_in_progress") == 0
 
 
 def test_enterprise_positions_ring_matching_users_only(server):
