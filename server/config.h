@@ -50,7 +50,7 @@ struct config {
 
     /* enterprise records and daily commitments */
     char *commitment_deadline;  /* HH:MM business time: later filings are late */
-    char *commitment_reminders; /* HH:MM,... business time: remind who has not filed */
+    char *commitment_reminder_times; /* HH:MM,... business time: remind who has not filed */
     int confirm_reminder_day;   /* day of the month to remind unconfirmed enterprises */
     char *test_clock;           /* tests only: ISO 8601 instant the wall clock starts at */
 };
@@ -59,7 +59,7 @@ struct config {
  * 1 if --help or --version was printed, or -1 with *err set (g_free). */
 int config_load(struct config *c, int argc, char **argv, char **err);
 void config_free(struct config *c);
-/* The UTC ms test_clock names, or -1 if it is malformed or in the past. */
+/* The UTC ms test_clock names, or -1 if it is malformed. */
 int64_t config_test_clock_ms(const struct config *c);
 /* Sets one key from its text form; returns 0 or -1 with *err set. */
 int config_set(struct config *c, const char *key, const char *value, char **err);

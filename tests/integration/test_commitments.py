@@ -159,7 +159,7 @@ def test_settings_are_checked(server):
     assert cp.proc.wait(10) == 2
     assert "commitment_deadline" in srv.stderr()
     srv.proc = None
-    srv.settings = {"test_clock": "2001-01-01T08:00:00+08:00"}
+    srv.settings = {"test_clock": "2026-11-30 at eight"}
     srv.start(wait=False)
     assert srv.proc.wait(10) == 2
     assert "test_clock" in srv.stderr()
