@@ -385,6 +385,8 @@ int commitment_day(struct store *st, const char *date, const char *division, con
         json_t *e = g_hash_table_lookup(ents, ids[i]);
         json_t *c = g_hash_table_lookup(filed, ids[i]);
         const char *div = json_string_value(json_object_get(e, "division"));
+        if (!div)
+            continue; /* every enterprise has one; never trust a document blindly */
         struct tally *t = g_hash_table_lookup(districts, div);
         if (!t) {
             t = g_new0(struct tally, 1);

@@ -143,9 +143,20 @@ static json_t *field_value(const char *key, const json_t *v, const char **why)
         const char *reason = "must be a string";
         if (json_is_string(v) && credit_code_valid(json_string_value(v), &reason))
             return json_deep_copy(v);
-        static char buf[160]; /* main thread only */
-        g_snprintf(buf, sizeof(buf), "credit_code %s", reason);
-        *why = buf;
+        /* the check's reasons, named for the field */
+        static const char *const named[][2] = {
+            {"must be 18 characters", "credit_code must be 18 characters"},
+            {"characters must be 0-9 or upper-case A-Y without I, O, S, V, Z",
+             "credit_code characters must be 0-9 or upper-case A-Y without I, O, S, V, Z"},
+            {"characters 3 to 8 must be a division code (digits)",
+             "credit_code characters 3 to 8 must be a division code (digits)"},
+            {"check character does not match (GB 32100-2015)",
+             "credit_code check character does not match (GB 32100-2015)"},
+        };
+        *why = "credit_code must be a string";
+        for (size_t i = 0; i < G_N_ELEMENTS(named); i++)
+            if (strcmp(reason, named[i][0]) == 0)
+                *why = named[i][1];
     } else if (strcmp(key, "division") == 0) {
         if (json_is_string(v) && division_normalize(json_string_value(v), norm, sizeof(norm)))
             return json_string(norm);
@@ -242,13 +253,19 @@ bool enterprise_merge_fields(json_t *rec, const json_t *patch, const char **why)
 
 bool enterprise_complete(const json_t *rec, const char **why)
 {
-    static const char *const required[] = {"name",     "credit_code", "division",        "address",
-                                           "location", "principal",   "safety_managers", "licence"};
+    static const char *const required[][2] = {
+        {"name", "the record lacks name"},
+        {"credit_code", "the record lacks credit_code"},
+        {"division", "the record lacks division"},
+        {"address", "the record lacks address"},
+        {"location", "the record lacks location"},
+        {"principal", "the record lacks principal"},
+        {"safety_managers", "the record lacks safety_managers"},
+        {"licence", "the record lacks licence"},
+    };
     for (size_t i = 0; i < G_N_ELEMENTS(required); i++) {
-        if (!json_object_get(rec, required[i])) {
-            static char buf[96]; /* main thread only */
-            g_snprintf(buf, sizeof(buf), "the record lacks %s", required[i]);
-            *why = buf;
+        if (!json_object_get(rec, required[i][0])) {
+            *why = required[i][1];
             return false;
         }
     }

@@ -49,10 +49,10 @@ struct config {
     char *business_tz;       /* business dates (date=YYYY-MM-DD) are in this zone */
 
     /* enterprise records and daily commitments */
-    char *commitment_deadline;  /* HH:MM business time: later filings are late */
+    char *commitment_deadline;       /* HH:MM business time: later filings are late */
     char *commitment_reminder_times; /* HH:MM,... business time: remind who has not filed */
-    int confirm_reminder_day;   /* day of the month to remind unconfirmed enterprises */
-    char *test_clock;           /* tests only: ISO 8601 instant the wall clock starts at */
+    int confirm_reminder_day;        /* day of the month to remind unconfirmed enterprises */
+    char *test_clock;                /* tests only: ISO 8601 instant the wall clock starts at */
 };
 
 /* Fills c from defaults, the file named by --config, and argv. Returns 0,
