@@ -19,4 +19,10 @@ void bizdate_of(int64_t ms, char out[BIZDATE_LEN]);
  * [*start, *end) of that business day. False for a malformed date. */
 bool bizdate_span(const char *date, int64_t *start, int64_t *end);
 
+/* The UTC ms of minute (0..1439 after midnight) of business day date, in
+ * the business zone. False for a malformed date or minute. */
+bool bizdate_at(const char *date, int minute, int64_t *ms);
+/* Parses "HH:MM" (00:00..23:59) into minutes after midnight, or -1. */
+int bizdate_minute_parse(const char *hhmm);
+
 #endif

@@ -4,6 +4,7 @@
 #include <time.h>
 
 static int64_t fake_ms;
+static int64_t offset_ms;
 
 int64_t clock_now_ms(void)
 {
@@ -11,7 +12,7 @@ int64_t clock_now_ms(void)
         return fake_ms;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + offset_ms;
 }
 
 int64_t clock_mono_ms(void)
@@ -24,4 +25,9 @@ int64_t clock_mono_ms(void)
 void clock_set_fake_ms(int64_t ms)
 {
     fake_ms = ms;
+}
+
+void clock_set_offset_ms(int64_t ms)
+{
+    offset_ms = ms;
 }

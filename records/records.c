@@ -3,6 +3,8 @@
 
 #include "records/account.h"
 #include "records/calls.h"
+#include "records/commitment.h"
+#include "records/enterprise.h"
 #include "records/org.h"
 
 #include <glib.h>
@@ -12,7 +14,8 @@ struct store *records_open(const char *dir, char **err)
     struct store *st = store_open_sqlite(dir, err);
     if (!st)
         return NULL;
-    if (org_init(st) != STORE_OK || account_init(st) != STORE_OK || calls_init(st) != STORE_OK) {
+    if (org_init(st) != STORE_OK || account_init(st) != STORE_OK || calls_init(st) != STORE_OK ||
+        enterprise_init(st) != STORE_OK || commitment_init(st) != STORE_OK) {
         *err = g_strdup("cannot declare store indexes");
         store_close(st);
         return NULL;

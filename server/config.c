@@ -2,6 +2,7 @@
  * options alike, so every key can be set in every way. */
 #include "server/config.h"
 
+#include "common/bizdate.h"
 #include "common/log.h"
 
 #include <glib.h>
@@ -65,6 +66,10 @@ static const struct key keys[] = {
     STR_KEY(turn_secret),
     INT_KEY(turn_ttl_s, 60, 7 * 86400),
     STR_KEY(business_tz),
+    STR_KEY(commitment_deadline),
+    STR_KEY(commitment_reminder_times),
+    INT_KEY(confirm_reminder_day, 1, 28),
+    STR_KEY(test_clock),
 };
 
 static void defaults(struct config *c)
@@ -103,6 +108,10 @@ static void defaults(struct config *c)
     c->turn_secret = g_strdup("");
     c->turn_ttl_s = 86400;
     c->business_tz = g_strdup("Asia/Shanghai");
+    c->commitment_deadline = g_strdup("10:00");
+    c->commitment_reminder_times = g_strdup("08:30,09:30");
+    c->confirm_reminder_day = 25;
+    c->test_clock = g_strdup("");
 }
 
 static int parse_listen(struct config *c, const char *v, char **err)
@@ -289,7 +298,37 @@ int config_load(struct config *c, int argc, char **argv, char **err)
         return -1;
     }
     g_time_zone_unref(tz);
+    if (bizdate_minute_parse(c->commitment_deadline) < 0) {
+        *err =
+            g_strdup_printf("commitment_deadline must be HH:MM, got '%s'", c->commitment_deadline);
+        return -1;
+    }
+    gchar **times = g_strsplit(c->commitment_reminder_times, ",", -1);
+    for (gchar **t = times; *t; t++) {
+        if (bizdate_minute_parse(g_strstrip(*t)) < 0) {
+            *err = g_strdup_printf("commitment_reminder_times must be HH:MM[,HH:MM…], got '%s'",
+                                   c->commitment_reminder_times);
+            g_strfreev(times);
+            return -1;
+        }
+    }
+    g_strfreev(times);
+    if (c->test_clock[0] && config_test_clock_ms(c) < 0) {
+        *err = g_strdup_printf("test_clock must be an ISO 8601 time with offset, got '%s'",
+                               c->test_clock);
+        return -1;
+    }
     return 0;
+}
+
+int64_t config_test_clock_ms(const struct config *c)
+{
+    GDateTime *t = g_date_time_new_from_iso8601(c->test_clock, NULL);
+    if (!t)
+        return -1;
+    int64_t ms = g_date_time_to_unix(t) * 1000 + g_date_time_get_microsecond(t) / 1000;
+    g_date_time_unref(t);
+    return ms;
 }
 
 void config_free(struct config *c)
@@ -303,5 +342,8 @@ void config_free(struct config *c)
     g_free(c->turn_urls);
     g_free(c->turn_secret);
     g_free(c->business_tz);
+    g_free(c->commitment_deadline);
+    g_free(c->commitment_reminder_times);
+    g_free(c->test_clock);
     memset(c, 0, sizeof(*c));
 }

@@ -5,6 +5,7 @@
 #define YJT_CONFIG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct config {
     char *listen_host;
@@ -46,12 +47,20 @@ struct config {
     char *turn_secret;       /* coturn static-auth-secret; never logged */
     int turn_ttl_s;          /* lifetime of the TURN credentials handed out */
     char *business_tz;       /* business dates (date=YYYY-MM-DD) are in this zone */
+
+    /* enterprise records and daily commitments */
+    char *commitment_deadline;       /* HH:MM business time: later filings are late */
+    char *commitment_reminder_times; /* HH:MM,... business time: remind who has not filed */
+    int confirm_reminder_day;        /* day of the month to remind unconfirmed enterprises */
+    char *test_clock;                /* tests only: ISO 8601 instant the wall clock starts at */
 };
 
 /* Fills c from defaults, the file named by --config, and argv. Returns 0,
  * 1 if --help or --version was printed, or -1 with *err set (g_free). */
 int config_load(struct config *c, int argc, char **argv, char **err);
 void config_free(struct config *c);
+/* The UTC ms test_clock names, or -1 if it is malformed. */
+int64_t config_test_clock_ms(const struct config *c);
 /* Sets one key from its text form; returns 0 or -1 with *err set. */
 int config_set(struct config *c, const char *key, const char *value, char **err);
 

@@ -8,6 +8,7 @@
  * gets close code 1001, then (once they are gone, or after 3 s) the
  * listener closes, pending logins finish, the store is checkpointed and
  * closed, and the process exits 0. */
+#include "common/clock.h"
 #include "common/log.h"
 #include "push/presence.h"
 #include "records/records.h"
@@ -198,12 +199,19 @@ int main(int argc, char **argv)
         config_free(&server.cfg);
         return rc < 0 ? 2 : 0;
     }
+    if (server.cfg.test_clock[0]) {
+        int64_t start = config_test_clock_ms(&server.cfg);
+        clock_set_offset_ms(start - g_get_real_time() / 1000);
+    }
     umask(077);
     signal(SIGPIPE, SIG_IGN);
     log_set_level((enum log_level)log_level_parse(server.cfg.log_level));
     lws_set_log_level(LLL_ERR | LLL_WARN | (log_get_level() == LOG_DEBUG ? LLL_NOTICE : 0),
                       lws_log_bridge);
     raise_fd_limit();
+    if (server.cfg.test_clock[0])
+        log_warn("main", "test clock: the wall clock starts at %s (for tests only)",
+                 server.cfg.test_clock);
 
     int exit_code = 1;
     server.store = records_open(server.cfg.data_dir, &err);

@@ -11,11 +11,16 @@
  *   yjtctl --data-dir DIR carrier add --id ID --name NAME --division CODE
  *   yjtctl --data-dir DIR carrier list | division add --code C --name N | division list
  *   yjtctl --data-dir DIR audit list [--limit N]
+ *   yjtctl --data-dir DIR import enterprises --file F [--format csv|json] [--dry-run]
+ *
+ * import prints the per-row report (JSON) and exits 1 if any row was
+ * rejected (the accepted ones are written).
  *
  * Exit status: 0 done, 1 refused (the reason on stderr), 2 usage error. */
 #include "common/jsonx.h"
 #include "records/account.h"
 #include "records/audit.h"
+#include "records/enterprise_import.h"
 #include "records/org.h"
 #include "records/password.h"
 #include "records/records.h"
@@ -53,6 +58,7 @@ static int usage(void)
           "  division add --code CODE --name NAME\n"
           "  division list\n"
           "  audit list [--limit N]\n"
+          "  import enterprises --file FILE [--format csv|json] [--dry-run]\n"
           "Environment: YJT_HASH_ITERATIONS sets the PBKDF2 work factor of new passwords.\n",
           stderr);
     return 2;
@@ -212,6 +218,70 @@ static bool print_audit(int64_t seq, json_t *ev, void *ud)
     return true;
 }
 
+#define IMPORT_MAX_BYTES (16 * 1024 * 1024)
+
+static bool allow_all(const char *division, const char *existing, void *ud)
+{
+    (void)division, (void)existing, (void)ud;
+    return true;
+}
+
+/* Imports enterprise records from a CSV or JSON file and prints the
+ * report. */
+static int import_cmd(struct store *st, struct opts *o)
+{
+    const char *file = opt(o, "--file"), *format = opt(o, "--format");
+    if (!file)
+        return usage();
+    if (!format)
+        format = g_str_has_suffix(file, ".json") ? "json" : "csv";
+    if (strcmp(format, "csv") != 0 && strcmp(format, "json") != 0)
+        return usage();
+    gchar *text = NULL;
+    gsize len = 0;
+    GError *gerr = NULL;
+    if (!g_file_get_contents(file, &text, &len, &gerr)) {
+        int rc = fail("import", gerr->message);
+        g_error_free(gerr);
+        return rc;
+    }
+    if (len > IMPORT_MAX_BYTES) {
+        g_free(text);
+        return fail("import", "file larger than 16 MiB");
+    }
+    const char *why = NULL;
+    json_t *rows = NULL;
+    if (strcmp(format, "csv") == 0) {
+        rows = import_csv_rows(text, len, &why);
+    } else {
+        json_error_t jerr;
+        json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+        rows = doc ? import_json_rows(doc, &why) : NULL;
+        if (!doc)
+            why = "file is not valid JSON";
+        json_decref(doc);
+    }
+    g_free(text);
+    if (!rows)
+        return fail("import", why);
+    bool dry = opt(o, "--dry-run") != NULL;
+    json_t *report = import_apply(st, rows, "yjtctl", dry, allow_all, NULL);
+    json_decref(rows);
+    char *out = json_dumps(report, JSON_INDENT(2));
+    printf("%s\n", out);
+    free(out);
+    json_int_t rejected = json_integer_value(json_object_get(report, "rejected"));
+    if (!dry) {
+        char *what = g_strdup_printf(
+            "%s: %" JSON_INTEGER_FORMAT " accepted, %" JSON_INTEGER_FORMAT " rejected", file,
+            json_integer_value(json_object_get(report, "accepted")), rejected);
+        audit_log(st, "yjtctl", "enterprise.import", what, rejected ? "partial" : "ok", NULL);
+        g_free(what);
+    }
+    json_decref(report);
+    return rejected ? 1 : 0;
+}
+
 static int run(struct store *st, const char *noun, const char *verb, struct opts *o)
 {
     if (strcmp(noun, "user") == 0) {
@@ -232,6 +302,8 @@ static int run(struct store *st, const char *noun, const char *verb, struct opts
             g_free(coll);
             return rc == STORE_OK ? 0 : fail("list", "store");
         }
+    } else if (strcmp(noun, "import") == 0 && strcmp(verb, "enterprises") == 0) {
+        return import_cmd(st, o);
     } else if (strcmp(noun, "audit") == 0 && strcmp(verb, "list") == 0) {
         const char *l = opt(o, "--limit");
         int limit = l ? atoi(l) : 100;
@@ -259,7 +331,7 @@ int main(int argc, char **argv)
             g_hash_table_destroy(o.kv);
             return usage();
         }
-        bool flag = strcmp(argv[i], "--key") == 0;
+        bool flag = strcmp(argv[i], "--key") == 0 || strcmp(argv[i], "--dry-run") == 0;
         if (!flag && i + 1 >= argc) {
             fprintf(stderr, "yjtctl: %s needs a value\n", argv[i]);
             g_hash_table_destroy(o.kv);
