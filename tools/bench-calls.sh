@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# bench-calls.sh: measures call set-up through yjtd (invite -> incoming ->
+# accept -> accepted) at a paced rate with about a thousand calls up.
+#
+# It makes a fresh data directory with yjtctl: division 4401 with ten
+# enterprises, and for each pair i a gov user cbg<i> of 4401 (the caller)
+# and a corp user cbc<i> of one of those enterprises (the callee), with
+# cheap password hashes (YJT_HASH_ITERATIONS) since logins are not what is
+# measured.  Then it starts yjtd on a free loopback port with the per-user
+# invite limit raised (a benchmark pair calls far more often than a person;
+# calls_per_user keeps its default, as no user is in two calls at once), runs
+# yjt-callbench against it, prints yjt-callbench's JSON report (plus the
+# rate, the run number and whether the server survived) on stdout, and
+# stops the server with SIGTERM.  With several rates (--rate 250,500,1000)
+# and/or --runs N, every run gets a fresh server on a fresh copy of the
+# data directory made once at the start, so no run inherits the call
+# records of another.  Everything is removed at the end.
+#
+# The default is the target of the call signalling work: 500 set-ups/s with
+# 1,000 calls up (each held 2 s), 30 s measured after a 3 s warm-up.
+#
+# Examples:
+#   tools/bench-calls.sh --build build --runs 3
+#   tools/bench-calls.sh --build build --rate 250,500,1000 --concurrent 1000
+#   tools/bench-calls.sh --build build --rate 250 --duration 60
+
+set -euo pipefail
+
+script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo_dir=$(cd "$script_dir/.." && pwd)
+
+usage() {
+    cat <<EOF
+usage: $(basename "$0") [options]
+
+  --build DIR        build directory holding yjtd, yjtctl and yjt-callbench
+                     (default: $repo_dir/build)
+  --rate R[,R...]    call set-ups per second (default 500); a list runs each
+  --runs N           runs per rate, each on a fresh server (default 1)
+  --concurrent C     calls to keep up: each is held C/R seconds (default 1000)
+  --hold S           hold time in seconds instead of C/R
+  --duration S       measured seconds (default 30)
+  --warmup S         unmeasured seconds first (default: hold + 1)
+  --pairs P          caller/callee pairs (default: as yjt-callbench computes)
+  --procs N          yjt-callbench worker processes (default 1)
+  --sources S        loopback source addresses for the clients (default 1)
+  --set K=V          pass --set K=V to yjtd (repeatable; after the defaults)
+  --port PORT        listen port (default: a free port in 20000-32767)
+  --callbench-arg A  pass A on to yjt-callbench (repeatable)
+  --keep             keep the temporary data directory and server log
+  -h, --help         this text
+EOF
+}
+
+die() {
+    echo "bench-calls: $*" >&2
+    exit 2
+}
+
+build_dir="$repo_dir/build"
+rates=500
+runs=1
+concurrent=1000
+hold=""
+duration=30
+warmup=""
+pairs=""
+procs=1
+sources=1
+port=""
+keep=0
+server_sets=()
+extra_args=()
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --build) build_dir=${2:?--build needs a directory}; shift 2 ;;
+    --rate) rates=${2:?}; shift 2 ;;
+    --runs) runs=${2:?}; shift 2 ;;
+    --concurrent) concurrent=${2:?}; shift 2 ;;
+    --hold) hold=${2:?}; shift 2 ;;
+    --duration) duration=${2:?}; shift 2 ;;
+    --warmup) warmup=${2:?}; shift 2 ;;
+    --pairs) pairs=${2:?}; shift 2 ;;
+    --procs) procs=${2:?}; shift 2 ;;
+    --sources) sources=${2:?}; shift 2 ;;
+    --set) server_sets+=(--set "${2:?}"); shift 2 ;;
+    --port) port=${2:?}; shift 2 ;;
+    --callbench-arg) extra_args+=("${2:?}"); shift 2 ;;
+    --keep) keep=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) die "unknown argument $1 (see --help)" ;;
+    esac
+done
+
+number_re='^[0-9]+(\.[0-9]+)?$'
+IFS=, read -r -a rate_list <<<"$rates"
+[ "${#rate_list[@]}" -gt 0 ] || die "--rate needs a number"
+for v in "${rate_list[@]}" "$concurrent" "$duration" ${hold:+"$hold"} ${warmup:+"$warmup"}; do
+    [[ "$v" =~ $number_re ]] || die "'$v' is not a number"
+done
+[ -z "$pairs" ] || [[ "$pairs" =~ ^[1-9][0-9]*$ ]] || die "--pairs must be a positive integer"
+[[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
+
+find_binary() { # name
+    local found
+    [ -d "$build_dir" ] || die "build directory $build_dir does not exist (use --build)"
+    found=$(find "$build_dir" -maxdepth 4 -type f -name "$1" -perm -u+x 2>/dev/null | head -n 1)
+    [ -n "$found" ] || die "no $1 under $build_dir"
+    echo "$found"
+}
+yjtd=$(find_binary yjtd)
+yjtctl=$(find_binary yjtctl)
+callbench=$(find_binary yjt-callbench)
+
+# yjt-callbench's defaults, per rate: hold, warm-up and pairs
+hold_for() { # rate
+    if [ -n "$hold" ]; then echo "$hold"; else awk -v c="$concurrent" -v r="$1" 'BEGIN { print c / r }'; fi
+}
+warmup_for() { # rate
+    if [ -n "$warmup" ]; then echo "$warmup"; else awk -v h="$(hold_for "$1")" 'BEGIN { print h + 1 }'; fi
+}
+pairs_for() { # rate
+    if [ -n "$pairs" ]; then echo "$pairs"; else
+        awk -v r="$1" -v h="$(hold_for "$1")" \
+            'BEGIN { x = r * (h + 0.25) * 1.1; n = int(x); if (n < x) n++; print n }'
+    fi
+}
+users=0 # enough pairs for every rate
+for r in "${rate_list[@]}"; do
+    n=$(pairs_for "$r")
+    [ "$n" -le "$users" ] || users=$n
+done
+
+port_in_use() {
+    [ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]
+}
+if [ -z "$port" ]; then
+    for _ in $(seq 1 50); do
+        candidate=$((20000 + RANDOM % 12768))
+        if ! port_in_use "$candidate"; then
+            port=$candidate
+            break
+        fi
+    done
+    [ -n "$port" ] || die "no free port found"
+elif port_in_use "$port"; then
+    die "port $port is already in use"
+fi
+
+work_dir=$(mktemp -d "${TMPDIR:-/tmp}/yjt-bench-calls.XXXXXX")
+template_dir="$work_dir/template" # accounts only, copied for every run
+data_dir="$work_dir/data"
+server_log="$work_dir/server.log"
+server_pid=""
+
+stop_server() {
+    [ -n "$server_pid" ] || return 0
+    if kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$server_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$server_pid" 2>/dev/null; then
+            echo "bench-calls: server did not stop on SIGTERM within 10s, killing it" >&2
+            kill -KILL "$server_pid" 2>/dev/null || true
+        fi
+    fi
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+}
+
+# shellcheck disable=SC2317  # called from the EXIT trap
+cleanup() {
+    stop_server
+    if [ "$keep" = 1 ]; then
+        echo "bench-calls: kept $work_dir" >&2
+    else
+        rm -rf "$work_dir"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- accounts -----------------------------------------------------------------
+
+mkdir -p "$template_dir"
+ctl() {
+    "$yjtctl" --data-dir "$template_dir" "$@" >>"$work_dir/yjtctl.log" 2>&1 ||
+        { tail -n 5 "$work_dir/yjtctl.log" >&2; die "yjtctl $* failed"; }
+}
+ctl division add --code 44 --name province
+ctl division add --code 4401 --name city
+for e in $(seq 0 9); do
+    ctl enterprise add --id "EBENCH$e" --name "bench enterprise $e" --division 4401
+done
+
+echo "bench-calls: creating $((2 * users)) users ($users pairs)..." >&2
+t_users=$SECONDS
+# two yjtctl processes at a time (SQLite serialises the writes; the rest,
+# process start and hashing, runs in parallel)
+for i in $(seq 0 $((users - 1))); do
+    echo "user add --username cbg$i --password benchpass1 --role gov --org 4401"
+    echo "user add --username cbc$i --password benchpass1 --role corp --org EBENCH$((i % 10))" \
+        "--position principal"
+done | YJT_HASH_ITERATIONS=1000 xargs -P 2 -L 1 "$yjtctl" --data-dir "$template_dir" \
+    >>"$work_dir/yjtctl.log" 2>&1 ||
+    { tail -n 5 "$work_dir/yjtctl.log" >&2; die "creating users failed"; }
+echo "bench-calls: users made in $((SECONDS - t_users))s" >&2
+
+# ---- runs --------------------------------------------------------------------
+
+# One run: a fresh copy of the accounts, a fresh yjtd, yjt-callbench, stop.
+# Prints the report line; returns yjt-callbench's status (1 if yjtd died).
+run_once() { # rate run
+    local rate=$1 run=$2 rate_hold rate_warmup rate_pairs report load_rc alive warnings
+    rate_hold=$(hold_for "$rate")
+    rate_warmup=$(warmup_for "$rate")
+    rate_pairs=$(pairs_for "$rate")
+    rm -rf "$data_dir"
+    cp -a "$template_dir" "$data_dir"
+
+    server_args=(--listen "127.0.0.1:$port" --data-dir "$data_dir"
+        --set invites_per_min=100000
+        --set stun_urls=stun:127.0.0.1:3478
+        --set turn_urls=turn:127.0.0.1:3478?transport=udp
+        --set turn_secret=bench-secret
+        "${server_sets[@]}")
+    (
+        ulimit -n "$(ulimit -Hn)"
+        exec "$yjtd" "${server_args[@]}"
+    ) >"$server_log" 2>&1 &
+    server_pid=$!
+
+    for _ in $(seq 1 150); do
+        if ! kill -0 "$server_pid" 2>/dev/null; then
+            tail -n 20 "$server_log" >&2
+            die "yjtd exited during start-up"
+        fi
+        port_in_use "$port" && break
+        sleep 0.1
+    done
+    port_in_use "$port" || { tail -n 20 "$server_log" >&2; die "yjtd is not listening on $port"; }
+    sleep 1
+
+    echo "bench-calls: run $run at $rate set-ups/s: yjtd pid $server_pid on 127.0.0.1:$port," \
+        "$concurrent calls up (hold ${rate_hold}s), ${rate_warmup}s warm-up + ${duration}s measured" >&2
+
+    set +e
+    report=$("$callbench" --port "$port" --rate "$rate" --hold "$rate_hold" \
+        --warmup "$rate_warmup" --duration "$duration" --pairs "$rate_pairs" --procs "$procs" \
+        --sources "$sources" --user-prefix cb --password benchpass1 --server-pid "$server_pid" \
+        "${extra_args[@]}")
+    load_rc=$?
+    set -e
+
+    alive=false
+    kill -0 "$server_pid" 2>/dev/null && alive=true
+    if [ "$alive" = false ]; then
+        echo "bench-calls: yjtd died during the run; last log lines:" >&2
+        tail -n 20 "$server_log" >&2
+        load_rc=1
+    fi
+    warnings=$(grep -cE '^[^ ]+ (warn|error) ' "$server_log" || true)
+    echo "bench-calls: server log: $(wc -l <"$server_log") lines, $warnings warning/error lines" >&2
+    if [ "$warnings" -gt 0 ]; then
+        grep -E '^[^ ]+ (warn|error) ' "$server_log" | tail -n 5 >&2
+    fi
+
+    if [ -n "$report" ]; then
+        if command -v jq >/dev/null; then
+            jq -c --argjson run "$run" --argjson alive "$alive" --argjson w "$warnings" \
+                '{run: $run, server_alive_after: $alive, server_log_warnings: $w} + .' <<<"$report"
+        else
+            # shellcheck disable=SC2001
+            sed "s/^{/{\"run\":$run,\"server_alive_after\":$alive,\"server_log_warnings\":$warnings,/" \
+                <<<"$report"
+        fi
+    fi
+    stop_server
+    if [ "$keep" = 1 ]; then
+        mv "$server_log" "$work_dir/server-$rate-$run.log"
+    fi
+    return "$load_rc"
+}
+
+status=0
+for r in "${rate_list[@]}"; do
+    for run in $(seq 1 "$runs"); do
+        run_once "$r" "$run" || status=1
+    done
+done
+exit "$status"
