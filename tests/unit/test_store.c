@@ -200,6 +200,22 @@ static void test_sequences(void **state)
     g_array_set_size(seqs, 0);
     assert_int_equal(store_seq_range(st, "inbox:u1", 0, 0, false, collect_seq, seqs), 0);
     assert_int_equal(seqs->len, 1);
+
+    /* The head survives trimming; an unknown key has head 0. */
+    int64_t last = -1;
+    assert_int_equal(store_seq_trim(st, "inbox:u1", 6), 0);
+    assert_int_equal(store_seq_last(st, "inbox:u1", &last), 0);
+    assert_int_equal(last, 6);
+    assert_int_equal(store_seq_last(st, "inbox:nobody", &last), 0);
+    assert_int_equal(last, 0);
+
+    /* One item to several keys in one transaction. */
+    const char *keys[] = {"inbox:u1", "inbox:u2", "inbox:u3"};
+    int64_t seqs3[3] = {0};
+    assert_int_equal(store_seq_append_many(st, keys, 3, item, seqs3), 0);
+    assert_int_equal(seqs3[0], 7);
+    assert_int_equal(seqs3[1], other + 1);
+    assert_int_equal(seqs3[2], 1);
     json_decref(item);
     g_array_free(seqs, TRUE);
 }
