@@ -52,6 +52,9 @@ static const struct key keys[] = {
     INT_KEY(send_queue_max, 4096, 256 * 1024 * 1024),
     INT_KEY(presence_max_users, 1, 100000),
     INT_KEY(account_poll_ms, 100, 600000),
+    INT_KEY(inbox_max_count, 10, 1000000),
+    INT_KEY(inbox_max_age_s, 60, 366 * 86400),
+    INT_KEY(push_resume_batch, 1, 10000),
 };
 
 static void defaults(struct config *c)
@@ -77,6 +80,9 @@ static void defaults(struct config *c)
     c->send_queue_max = 1024 * 1024;
     c->presence_max_users = 500;
     c->account_poll_ms = 1000;
+    c->inbox_max_count = 1000;
+    c->inbox_max_age_s = 30 * 86400;
+    c->push_resume_batch = 100;
 }
 
 static int parse_listen(struct config *c, const char *v, char **err)

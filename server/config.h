@@ -31,6 +31,10 @@ struct config {
     int send_queue_max;     /* bytes queued to one connection before it is dropped */
     int presence_max_users; /* users in one presence query or subscription */
     int account_poll_ms;    /* how often account changes by yjtctl are picked up */
+
+    int inbox_max_count;   /* pushes kept per user */
+    int inbox_max_age_s;   /* pushes older than this are trimmed */
+    int push_resume_batch; /* pushes sent per push.resume */
 };
 
 /* Fills c from defaults, the file named by --config, and argv. Returns 0,

@@ -9,6 +9,7 @@
  * listener closes, pending logins finish, the store is checkpointed and
  * closed, and the process exits 0. */
 #include "common/log.h"
+#include "push/inbox.h"
 #include "push/presence.h"
 #include "records/records.h"
 #include "server/auth.h"
@@ -17,6 +18,7 @@
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/presence_api.h"
+#include "server/push_api.h"
 #include "server/server.h"
 #include "server/session.h"
 #include "server/uvsource.h"
@@ -223,6 +225,8 @@ int main(int argc, char **argv)
     metrics_init();
     conn_registry_init();
     presence_init(presence_api_notify, NULL);
+    struct inbox_limits inbox_limits = {server.cfg.inbox_max_age_s, server.cfg.inbox_max_count};
+    inbox_init(server.store, &inbox_limits, push_api_deliver, NULL);
     http_init();
     session_init();
     if (auth_init() < 0)
@@ -252,6 +256,7 @@ out_auth:
     auth_shutdown();
 out_modules:
     http_shutdown();
+    inbox_shutdown();
     presence_shutdown();
     conn_registry_shutdown();
     metrics_shutdown();
