@@ -103,10 +103,10 @@ static json_t *make_item(const char *kind, const char *priority, int64_t ttl_s, 
             return NULL;
     }
     int64_t now = clock_now_ms();
-    return json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:O}", "kind", kind, "priority", priority,
+    return json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:o}", "kind", kind, "priority", priority,
                      "created_at", (json_int_t)now, "expires_at", (json_int_t)(now + ttl_s * 1000),
                      "title", title ? title : "", "body", body ? body : "", "payload",
-                     payload ? payload : json_object());
+                     payload ? json_incref(payload) : json_object());
 }
 
 struct oldest {
@@ -163,12 +163,12 @@ int inbox_push_many(const char *const *user_ids, int n, const char *kind, const 
             deliver_cb(user_ids[i], seqs[i], ev, deliver_ud);
             json_decref(ev);
         }
-        for (guint o = 0; o < observers->len; o++) {
-            struct observer *ob = &g_array_index(observers, struct observer, o);
-            ob->cb(user_ids[i], seqs[i], item, ob->ud);
-        }
         if (seqs[i] % TRIM_EVERY == 0)
             trim(keys[i], seqs[i]);
+    }
+    for (guint o = 0; o < observers->len; o++) {
+        struct observer *ob = &g_array_index(observers, struct observer, o);
+        ob->cb(user_ids, seqs, n, item, ob->ud);
     }
     if (n == 1)
         log_info("inbox", "push user=%s seq=%" G_GINT64_FORMAT " kind=%s priority=%s", user_ids[0],

@@ -33,8 +33,10 @@ struct inbox_limits {
 /* Called once per stored push with its `push` event (borrowed): the server
  * sends it to every live device of user_id. */
 typedef void (*inbox_deliver_cb)(const char *user_id, int64_t seq, json_t *event, void *ud);
-/* Called once per stored push, after delivery, with the stored item. */
-typedef void (*inbox_observer_cb)(const char *user_id, int64_t seq, json_t *item, void *ud);
+/* Called once per stored batch (one push to n users), after delivery,
+ * with the stored item and each user's seq. */
+typedef void (*inbox_observer_cb)(const char *const *user_ids, const int64_t *seqs, int n,
+                                  json_t *item, void *ud);
 /* Called by inbox_resume() per push to send; returns false if the push was
  * not taken (the caller's budget is spent): the resume stops before it. */
 typedef bool (*inbox_item_cb)(int64_t seq, json_t *event, void *ud);
