@@ -109,6 +109,16 @@ int store_deadline_set(struct store *st, const char *id, int64_t due_ms, json_t 
     TIMED(st, st->ops->deadline_set(st, id, due_ms, payload));
 }
 
+int store_deadline_set_many(struct store *st, const char *const *ids, int n, const int64_t *due_ms,
+                            json_t *const *payloads)
+{
+    if (n < 0)
+        return STORE_EINVAL;
+    if (n == 0)
+        return STORE_OK;
+    TIMED(st, st->ops->deadline_set_many(st, ids, n, due_ms, payloads));
+}
+
 int store_deadline_delete(struct store *st, const char *id)
 {
     TIMED(st, st->ops->deadline_delete(st, id));

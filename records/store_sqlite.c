@@ -497,6 +497,16 @@ static int sq_deadline_set(struct store *st, const char *id, int64_t due_ms, jso
     return step_done(q);
 }
 
+static int sq_deadline_set_many(struct store *st, const char *const *ids, int n,
+                                const int64_t *due_ms, json_t *const *payloads)
+{
+    struct sqlite_store *s = S(st);
+    int rc = begin(s);
+    for (int i = 0; rc == STORE_OK && i < n; i++)
+        rc = sq_deadline_set(st, ids[i], due_ms[i], payloads[i]);
+    return finish(s, rc);
+}
+
 static int sq_deadline_delete(struct store *st, const char *id)
 {
     sqlite3_stmt *q = prep(S(st), "DELETE FROM deadlines WHERE id=?1");
@@ -605,6 +615,7 @@ static const struct store_ops sqlite_ops = {
     .seq_last = sq_seq_last,
     .seq_append_many = sq_seq_append_many,
     .deadline_set = sq_deadline_set,
+    .deadline_set_many = sq_deadline_set_many,
     .deadline_delete = sq_deadline_delete,
     .deadline_due = sq_deadline_due,
     .kv_set = sq_kv_set,

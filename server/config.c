@@ -55,6 +55,13 @@ static const struct key keys[] = {
     INT_KEY(inbox_max_count, 10, 1000000),
     INT_KEY(inbox_max_age_s, 60, 366 * 86400),
     INT_KEY(push_resume_batch, 1, 10000),
+    INT_KEY(push_ack_timeout_s, 1, 86400),
+    STR_KEY(gateway_url),
+    INT_KEY(gateway_timeout_ms, 100, 120000),
+    INT_KEY(gateway_retry_base_ms, 10, 3600000),
+    INT_KEY(gateway_retry_max_ms, 10, 86400000),
+    INT_KEY(gateway_max_attempts, 1, 100),
+    INT_KEY(gateway_max_inflight, 1, 10000),
 };
 
 static void defaults(struct config *c)
@@ -83,6 +90,13 @@ static void defaults(struct config *c)
     c->inbox_max_count = 1000;
     c->inbox_max_age_s = 30 * 86400;
     c->push_resume_batch = 100;
+    c->push_ack_timeout_s = 30;
+    c->gateway_url = g_strdup("");
+    c->gateway_timeout_ms = 5000;
+    c->gateway_retry_base_ms = 1000;
+    c->gateway_retry_max_ms = 600000;
+    c->gateway_max_attempts = 10;
+    c->gateway_max_inflight = 32;
 }
 
 static int parse_listen(struct config *c, const char *v, char **err)
@@ -255,6 +269,15 @@ int config_load(struct config *c, int argc, char **argv, char **err)
         *err = g_strdup("--tls-cert and --tls-key go together");
         return -1;
     }
+    if (c->gateway_url[0] && !g_str_has_prefix(c->gateway_url, "http://") &&
+        !g_str_has_prefix(c->gateway_url, "https://")) {
+        *err = g_strdup("gateway_url must start with http:// or https://");
+        return -1;
+    }
+    if (c->gateway_retry_max_ms < c->gateway_retry_base_ms) {
+        *err = g_strdup("gateway_retry_max_ms must be at least gateway_retry_base_ms");
+        return -1;
+    }
     if (log_level_parse(c->log_level) < 0) {
         *err = g_strdup_printf("log level must be debug, info, warn or error");
         return -1;
@@ -269,5 +292,6 @@ void config_free(struct config *c)
     g_free(c->tls_cert);
     g_free(c->tls_key);
     g_free(c->log_level);
+    g_free(c->gateway_url);
     memset(c, 0, sizeof(*c));
 }

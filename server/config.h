@@ -32,9 +32,16 @@ struct config {
     int presence_max_users; /* users in one presence query or subscription */
     int account_poll_ms;    /* how often account changes by yjtctl are picked up */
 
-    int inbox_max_count;   /* pushes kept per user */
-    int inbox_max_age_s;   /* pushes older than this are trimmed */
-    int push_resume_batch; /* pushes sent per push.resume */
+    int inbox_max_count;    /* pushes kept per user */
+    int inbox_max_age_s;    /* pushes older than this are trimmed */
+    int push_resume_batch;  /* pushes sent per push.resume */
+    int push_ack_timeout_s; /* unacknowledged this long: posted to the gateway */
+    char *gateway_url;      /* push gateway; empty: none */
+    int gateway_timeout_ms;
+    int gateway_retry_base_ms;
+    int gateway_retry_max_ms;
+    int gateway_max_attempts;
+    int gateway_max_inflight;
 };
 
 /* Fills c from defaults, the file named by --config, and argv. Returns 0,

@@ -9,12 +9,14 @@
  * listener closes, pending logins finish, the store is checkpointed and
  * closed, and the process exits 0. */
 #include "common/log.h"
+#include "push/gateway.h"
 #include "push/inbox.h"
 #include "push/presence.h"
 #include "records/records.h"
 #include "server/auth.h"
 #include "server/conn.h"
 #include "server/demo.h"
+#include "server/gateway_client.h"
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/presence_api.h"
@@ -36,10 +38,11 @@
 #include <sys/stat.h>
 
 #define SHUTDOWN_GRACE_MS 3000
+#define GATEWAY_TICK_MS 250
 
 struct server server;
 
-static struct lws_protocols protocols[3];
+static struct lws_protocols protocols[4];
 /* All zero: lws's own validity timers keep one sorted list of every
  * connection, O(n) per packet; ws_keepalive() sweeps instead. */
 static const lws_retry_bo_t no_lws_validity;
@@ -109,6 +112,14 @@ static gboolean on_housekeeping(gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
+static gboolean on_gateway_tick(gpointer data)
+{
+    (void)data;
+    if (!server.stopping)
+        gateway_tick();
+    return G_SOURCE_CONTINUE;
+}
+
 static void raise_fd_limit(void)
 {
     struct rlimit rl;
@@ -147,6 +158,8 @@ static int start_lws(void)
                                           .callback = ws_callback,
                                           .per_session_data_size = ws_pss_size(),
                                           .rx_buffer_size = 1024};
+    protocols[2] = (struct lws_protocols){.name = GATEWAY_CLIENT_PROTOCOL,
+                                          .callback = gateway_client_callback};
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
@@ -165,6 +178,8 @@ static int start_lws(void)
     info.retry_and_idle_policy = &no_lws_validity;
     info.max_http_header_pool = 256;
     info.timeout_secs = 10;
+    if (g_str_has_prefix(server.cfg.gateway_url, "https://"))
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT; /* client TLS to the gateway */
     if (server.cfg.tls_cert) {
         if (check_tls_files() < 0)
             return -1;
@@ -227,6 +242,18 @@ int main(int argc, char **argv)
     presence_init(presence_api_notify, NULL);
     struct inbox_limits inbox_limits = {server.cfg.inbox_max_age_s, server.cfg.inbox_max_count};
     inbox_init(server.store, &inbox_limits, push_api_deliver, NULL);
+    gateway_client_init();
+    struct gateway_config gateway_cfg = {
+        .url = server.cfg.gateway_url,
+        .timeout_ms = server.cfg.gateway_timeout_ms,
+        .retry_base_ms = server.cfg.gateway_retry_base_ms,
+        .retry_max_ms = server.cfg.gateway_retry_max_ms,
+        .max_attempts = server.cfg.gateway_max_attempts,
+        .max_inflight = server.cfg.gateway_max_inflight,
+        .ack_timeout_ms = server.cfg.push_ack_timeout_s * 1000,
+    };
+    if (gateway_init(server.store, &gateway_cfg, gateway_client_post) < 0)
+        goto out_modules;
     http_init();
     session_init();
     if (auth_init() < 0)
@@ -240,12 +267,14 @@ int main(int argc, char **argv)
     guint house = g_timeout_add_seconds(30, on_housekeeping, NULL);
     guint keep =
         g_timeout_add(MAX(250u, (guint)server.cfg.ping_interval_s * 250u), on_keepalive, NULL);
+    guint gw = g_timeout_add(GATEWAY_TICK_MS, on_gateway_tick, NULL);
     g_main_loop_run(server.loop);
     g_source_remove(sig_term);
     g_source_remove(sig_int);
     g_source_remove(poll);
     g_source_remove(house);
     g_source_remove(keep);
+    g_source_remove(gw);
     exit_code = 0;
 
 out_auth:
@@ -256,6 +285,8 @@ out_auth:
     auth_shutdown();
 out_modules:
     http_shutdown();
+    gateway_client_shutdown();
+    gateway_shutdown();
     inbox_shutdown();
     presence_shutdown();
     conn_registry_shutdown();

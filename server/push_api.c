@@ -12,6 +12,7 @@
 
 #include "common/jsonx.h"
 #include "common/log.h"
+#include "push/gateway.h"
 #include "push/inbox.h"
 #include "push/presence.h"
 #include "server/conn.h"
@@ -132,11 +133,81 @@ static void h_resume(struct conn *c, json_t *id, json_t *msg)
                          "more", more));
 }
 
+/* The device_id of a push.register/unregister: the field, or the
+ * connection's own device. NULL (after an error reply) if malformed. */
+static const char *device_of(struct conn *c, json_t *id, json_t *msg)
+{
+    json_t *d = json_object_get(msg, "device_id");
+    const char *device_id = jx_str_bounded(msg, "device_id", INBOX_DEVICE_MAX);
+    if (d && !device_id) {
+        conn_reply_error(c, id, ERR_BAD_REQUEST, "device_id must be a string of 1-128 chars");
+        return NULL;
+    }
+    return device_id ? device_id : c->device_id;
+}
+
+static void h_register(struct conn *c, json_t *id, json_t *msg)
+{
+    const char *device_id = device_of(c, id, msg);
+    if (!device_id)
+        return;
+    const char *platform = jx_str(msg, "platform");
+    const char *token = jx_str_bounded(msg, "token", GATEWAY_TOKEN_MAX);
+    if (!gateway_platform_valid(platform)) {
+        conn_reply_error(c, id, ERR_BAD_REQUEST,
+                         "platform must be one of apns, fcm, huawei, honor, xiaomi, oppo, vivo, "
+                         "meizu, jpush, getui, web");
+        return;
+    }
+    if (!token) {
+        conn_reply_error(c, id, ERR_BAD_REQUEST,
+                         "token must be a string of 1-4096 printable ASCII chars");
+        return;
+    }
+    int rc = gateway_register(c->user_id, device_id, platform, token);
+    if (rc == STORE_EINVAL)
+        conn_reply_error(c, id, ERR_BAD_REQUEST,
+                         "token must be a string of 1-4096 printable ASCII chars");
+    else if (rc != STORE_OK)
+        conn_reply_error(c, id, ERR_UNAVAILABLE, "store unavailable");
+    else
+        conn_reply(c, id, json_pack("{s:s, s:s}", "device_id", device_id, "platform", platform));
+}
+
+static void h_unregister(struct conn *c, json_t *id, json_t *msg)
+{
+    const char *device_id = device_of(c, id, msg);
+    if (!device_id)
+        return;
+    int rc = gateway_unregister(c->user_id, device_id);
+    if (rc == STORE_ENOTFOUND)
+        conn_reply_error(c, id, ERR_NOT_FOUND, "no push token registered for this device");
+    else if (rc != STORE_OK)
+        conn_reply_error(c, id, ERR_UNAVAILABLE, "store unavailable");
+    else
+        conn_reply(c, id, NULL);
+}
+
 const struct ws_handler push_handlers[] = {
     {"push.ack", h_ack, true},
     {"push.resume", h_resume, true},
+    {"push.register", h_register, true},
+    {"push.unregister", h_unregister, true},
     {NULL, NULL, false},
 };
+
+/* Adds to each listed push its gateway delivery state, if it has one. */
+static void decorate(json_t *items)
+{
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it)
+    {
+        json_t *st = gateway_state(jx_str(it, "id"));
+        if (st)
+            json_object_set_new(it, "gateway", st);
+    }
+}
 
 /* GET /api/v1/inbox?after_seq=N&limit=M: the caller's stored pushes. */
 static void route_inbox(struct rest_req *r)
@@ -155,6 +226,7 @@ static void route_inbox(struct rest_req *r)
     }
     size_t n = json_array_size(items);
     int64_t next = n ? jx_int(json_array_get(items, n - 1), "seq", after) : after;
+    decorate(items);
     rest_reply(r, 200,
                json_pack("{s:o, s:I, s:I, s:b}", "items", items, "head", (json_int_t)head,
                          "next_after_seq", (json_int_t)next, "more", next < head));

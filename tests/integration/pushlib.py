@@ -2,10 +2,13 @@
 
 import asyncio
 import base64
+import http.server
 import json
 import os
 import socket
 import struct
+import threading
+import time
 
 from conftest import user
 
@@ -89,3 +92,65 @@ class StalledWs:
 
     def close(self):
         self.sock.close()
+
+
+class GatewayReceiver:
+    """A real HTTP push gateway stand-in on 127.0.0.1: records every POST
+    (arrival time and JSON body) and answers as policy(body, n) says, where n
+    counts the posts of that push id so far (1 for the first): an int status,
+    or ("hang", seconds) to answer 200 only after that long."""
+
+    def __init__(self, policy=lambda body, n: 200, port=None):
+        self.posts = []
+        self.policy = policy
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                raw = self.rfile.read(n)
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = {"_raw": raw.decode("utf-8", "replace")}
+                with outer.lock:
+                    outer.posts.append((time.monotonic(), body, dict(self.headers)))
+                    count = sum(1 for _, b, _ in outer.posts
+                                if b.get("push_id") == body.get("push_id"))
+                answer = outer.policy(body, count)
+                if isinstance(answer, tuple) and answer[0] == "hang":
+                    time.sleep(answer[1])
+                    answer = 200
+                out = b'{"ok":true}'
+                self.send_response(answer)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port or 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/push"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def for_push(self, push_id):
+        with self.lock:
+            return [(t, b) for t, b, _ in self.posts if b.get("push_id") == push_id]
+
+    def wait_posts(self, push_id, n, timeout=5):
+        deadline = time.monotonic() + timeout
+        while len(self.for_push(push_id)) < n:
+            assert time.monotonic() < deadline, \
+                f"{push_id}: {len(self.for_push(push_id))} posts, wanted {n}"
+            time.sleep(0.02)
+        return self.for_push(push_id)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()

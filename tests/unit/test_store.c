@@ -248,6 +248,15 @@ static void test_deadlines(void **state)
     g_ptr_array_set_size(ids, 0);
     assert_int_equal(store_deadline_due(st, 1000, 0, collect_deadline, ids), 0);
     assert_int_equal(ids->len, 2);
+
+    const char *many[] = {"m1", "m2"};
+    int64_t dues[] = {50, 5000};
+    json_t *payloads[] = {p, p};
+    assert_int_equal(store_deadline_set_many(st, many, 2, dues, payloads), 0);
+    g_ptr_array_set_size(ids, 0);
+    assert_int_equal(store_deadline_due(st, 60, 0, collect_deadline, ids), 0);
+    assert_int_equal(ids->len, 1);
+    assert_string_equal(g_ptr_array_index(ids, 0), "m1");
     g_ptr_array_free(ids, TRUE);
     json_decref(p);
 }
