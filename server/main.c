@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "push/gateway.h"
 #include "push/inbox.h"
+#include "push/notice.h"
 #include "push/presence.h"
 #include "records/records.h"
 #include "server/auth.h"
@@ -242,6 +243,7 @@ int main(int argc, char **argv)
     presence_init(presence_api_notify, NULL);
     struct inbox_limits inbox_limits = {server.cfg.inbox_max_age_s, server.cfg.inbox_max_count};
     inbox_init(server.store, &inbox_limits, push_api_deliver, NULL);
+    notice_init(server.store);
     gateway_client_init();
     struct gateway_config gateway_cfg = {
         .url = server.cfg.gateway_url,

@@ -45,6 +45,7 @@ struct rest_route {
 /* Route tables, one per concern; each ends with a {0} entry. */
 extern const struct rest_route account_routes[];
 extern const struct rest_route inbox_routes[];
+extern const struct rest_route notice_routes[];
 
 /* Sends body (reference stolen) with HTTP status. */
 void rest_reply(struct rest_req *r, int status, json_t *body);
