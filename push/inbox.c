@@ -139,16 +139,28 @@ int inbox_push_many(const char *const *user_ids, int n, const char *kind, const 
                     int64_t ttl_s, const char *title, const char *body, json_t *payload,
                     int64_t *seqs_out)
 {
+    return inbox_push_many_journaled(user_ids, n, NULL, kind, priority, ttl_s, title, body, payload,
+                                     seqs_out);
+}
+
+int inbox_push_many_journaled(const char *const *user_ids, int n, const char *journal_key,
+                              const char *kind, const char *priority, int64_t ttl_s,
+                              const char *title, const char *body, json_t *payload,
+                              int64_t *seqs_out)
+{
     if (n < 0 || (n > 0 && !user_ids))
         return STORE_EINVAL;
     json_t *item = make_item(kind, priority, ttl_s, title, body, payload);
     if (!item)
         return STORE_EINVAL;
-    char **keys = g_new0(char *, (gsize)n + 1);
-    int64_t *seqs = g_new0(int64_t, (gsize)n + 1);
+    char **keys = g_new0(char *, (gsize)n + 2);
+    int64_t *seqs = g_new0(int64_t, (gsize)n + 2);
     for (int i = 0; i < n; i++)
         keys[i] = seq_key(user_ids[i]);
-    int rc = store_seq_append_many(store, (const char *const *)keys, n, item, seqs);
+    if (journal_key)
+        keys[n] = g_strdup(journal_key);
+    int rc = store_seq_append_many(store, (const char *const *)keys, n + (journal_key ? 1 : 0),
+                                   item, seqs);
     if (rc != STORE_OK) {
         log_error("inbox", "cannot store a %s push for %d user(s): store error %d", kind, n, rc);
         goto out;
@@ -173,10 +185,10 @@ int inbox_push_many(const char *const *user_ids, int n, const char *kind, const 
     if (n == 1)
         log_info("inbox", "push user=%s seq=%" G_GINT64_FORMAT " kind=%s priority=%s", user_ids[0],
                  seqs[0], kind, priority);
-    else
+    else if (n > 1)
         log_info("inbox", "push to %d users kind=%s priority=%s", n, kind, priority);
 out:
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i <= n; i++)
         g_free(keys[i]);
     g_free(keys);
     g_free(seqs);

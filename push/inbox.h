@@ -60,6 +60,13 @@ int inbox_push(const char *user_id, const char *kind, const char *priority, int6
 int inbox_push_many(const char *const *user_ids, int n, const char *kind, const char *priority,
                     int64_t ttl_s, const char *title, const char *body, json_t *payload,
                     int64_t *seqs_out);
+/* inbox_push_many() that also appends the stored item to the sequence
+ * journal_key in the same transaction, so the caller can later tell for
+ * sure whether this batch was stored (the scheduler's "sent" record). */
+int inbox_push_many_journaled(const char *const *user_ids, int n, const char *journal_key,
+                              const char *kind, const char *priority, int64_t ttl_s,
+                              const char *title, const char *body, json_t *payload,
+                              int64_t *seqs_out);
 
 /* The newest seq of the user's inbox (0 if none). */
 int inbox_head(const char *user_id, int64_t *seq_out);

@@ -62,6 +62,12 @@ static const struct key keys[] = {
     INT_KEY(gateway_retry_max_ms, 10, 86400000),
     INT_KEY(gateway_max_attempts, 1, 100),
     INT_KEY(gateway_max_inflight, 1, 10000),
+    STR_KEY(business_tz),
+    STR_KEY(commitment_reminder_times),
+    STR_KEY(commitment_deadline),
+    STR_KEY(selfeval_reminder_time),
+    INT_KEY(selfeval_last_day, 1, 28),
+    STR_KEY(test_clock),
 };
 
 static void defaults(struct config *c)
@@ -97,6 +103,12 @@ static void defaults(struct config *c)
     c->gateway_retry_max_ms = 600000;
     c->gateway_max_attempts = 10;
     c->gateway_max_inflight = 32;
+    c->business_tz = g_strdup("Asia/Shanghai");
+    c->commitment_reminder_times = g_strdup("08:30,09:30");
+    c->commitment_deadline = g_strdup("10:00");
+    c->selfeval_reminder_time = g_strdup("09:00");
+    c->selfeval_last_day = 5;
+    c->test_clock = g_strdup("");
 }
 
 static int parse_listen(struct config *c, const char *v, char **err)
@@ -274,6 +286,14 @@ int config_load(struct config *c, int argc, char **argv, char **err)
         *err = g_strdup("gateway_url must start with http:// or https://");
         return -1;
     }
+    if (c->test_clock[0]) {
+        GDateTime *t = g_date_time_new_from_iso8601(c->test_clock, NULL);
+        if (!t) {
+            *err = g_strdup("test_clock must be an ISO 8601 time with offset");
+            return -1;
+        }
+        g_date_time_unref(t);
+    }
     if (c->gateway_retry_max_ms < c->gateway_retry_base_ms) {
         *err = g_strdup("gateway_retry_max_ms must be at least gateway_retry_base_ms");
         return -1;
@@ -293,5 +313,10 @@ void config_free(struct config *c)
     g_free(c->tls_key);
     g_free(c->log_level);
     g_free(c->gateway_url);
+    g_free(c->business_tz);
+    g_free(c->commitment_reminder_times);
+    g_free(c->commitment_deadline);
+    g_free(c->selfeval_reminder_time);
+    g_free(c->test_clock);
     memset(c, 0, sizeof(*c));
 }

@@ -42,6 +42,13 @@ struct config {
     int gateway_retry_max_ms;
     int gateway_max_attempts;
     int gateway_max_inflight;
+
+    char *business_tz;               /* business time zone (IANA name) */
+    char *commitment_reminder_times; /* "08:30,09:30" */
+    char *commitment_deadline;       /* "10:00": no catch-up after it */
+    char *selfeval_reminder_time;    /* "09:00" */
+    int selfeval_last_day;           /* reminders from the 1st to this day */
+    char *test_clock; /* tests only: ISO 8601 start of the scheduler clock; empty: off */
 };
 
 /* Fills c from defaults, the file named by --config, and argv. Returns 0,

@@ -13,6 +13,7 @@
 #include "push/inbox.h"
 #include "push/notice.h"
 #include "push/presence.h"
+#include "push/reminders.h"
 #include "records/records.h"
 #include "server/auth.h"
 #include "server/conn.h"
@@ -40,6 +41,7 @@
 
 #define SHUTDOWN_GRACE_MS 3000
 #define GATEWAY_TICK_MS 250
+#define REMINDERS_TICK_MS 1000
 
 struct server server;
 
@@ -119,6 +121,40 @@ static gboolean on_gateway_tick(gpointer data)
     if (!server.stopping)
         gateway_tick();
     return G_SOURCE_CONTINUE;
+}
+
+static gboolean on_reminders_tick(gpointer data)
+{
+    (void)data;
+    if (!server.stopping)
+        reminders_tick();
+    return G_SOURCE_CONTINUE;
+}
+
+/* Starts the reminders scheduler; with test_clock (tests only) its clock
+ * starts at that time. */
+static int start_reminders(void)
+{
+    if (server.cfg.test_clock[0]) {
+        GDateTime *t = g_date_time_new_from_iso8601(server.cfg.test_clock, NULL);
+        reminders_set_now_ms(g_date_time_to_unix(t) * 1000);
+        g_date_time_unref(t);
+        log_warn("main", "test_clock is set: the reminders clock is not the real time");
+    }
+    struct reminders_config rc = {
+        .tz = server.cfg.business_tz,
+        .commitment_times = server.cfg.commitment_reminder_times,
+        .commitment_cutoff = server.cfg.commitment_deadline,
+        .selfeval_time = server.cfg.selfeval_reminder_time,
+        .selfeval_last_day = server.cfg.selfeval_last_day,
+    };
+    char *err = NULL;
+    if (reminders_init(server.store, &rc, &err) < 0) {
+        log_error("main", "reminders: %s", err);
+        g_free(err);
+        return -1;
+    }
+    return 0;
 }
 
 static void raise_fd_limit(void)
@@ -254,7 +290,7 @@ int main(int argc, char **argv)
         .max_inflight = server.cfg.gateway_max_inflight,
         .ack_timeout_ms = server.cfg.push_ack_timeout_s * 1000,
     };
-    if (gateway_init(server.store, &gateway_cfg, gateway_client_post) < 0)
+    if (gateway_init(server.store, &gateway_cfg, gateway_client_post) < 0 || start_reminders() < 0)
         goto out_modules;
     http_init();
     session_init();
@@ -270,6 +306,7 @@ int main(int argc, char **argv)
     guint keep =
         g_timeout_add(MAX(250u, (guint)server.cfg.ping_interval_s * 250u), on_keepalive, NULL);
     guint gw = g_timeout_add(GATEWAY_TICK_MS, on_gateway_tick, NULL);
+    guint rem = g_timeout_add(REMINDERS_TICK_MS, on_reminders_tick, NULL);
     g_main_loop_run(server.loop);
     g_source_remove(sig_term);
     g_source_remove(sig_int);
@@ -277,6 +314,7 @@ int main(int argc, char **argv)
     g_source_remove(house);
     g_source_remove(keep);
     g_source_remove(gw);
+    g_source_remove(rem);
     exit_code = 0;
 
 out_auth:
@@ -289,6 +327,7 @@ out_modules:
     http_shutdown();
     gateway_client_shutdown();
     gateway_shutdown();
+    reminders_shutdown();
     inbox_shutdown();
     presence_shutdown();
     conn_registry_shutdown();
