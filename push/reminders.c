@@ -22,6 +22,8 @@ struct job {
     enum job_kind kind;
     int hour, minute;               /* run time, business time zone */
     int cutoff_hour, cutoff_minute; /* no catch-up at or after this */
+    int64_t due_ms;                 /* cache of the stored deadline rem/NAME */
+    char *due_date;                 /* its business date */
 };
 
 static struct store *store;
@@ -205,14 +207,18 @@ static char *deadline_id(const struct job *j)
     return g_strconcat(DEADLINE_PREFIX, j->name, NULL);
 }
 
-static int schedule(const struct job *j, int64_t run_ms)
+static int schedule(struct job *j, int64_t run_ms)
 {
     char *did = deadline_id(j);
     char *date = date_of(run_ms);
     json_t *p = json_pack("{s:s, s:s}", "job", j->name, "date", date);
     int rc = store_deadline_set(store, did, run_ms, p);
-    if (rc == STORE_OK)
+    if (rc == STORE_OK) {
         log_info("reminders", "job=%s next run %s (%" G_GINT64_FORMAT ")", j->name, date, run_ms);
+        j->due_ms = run_ms;
+        g_free(j->due_date);
+        j->due_date = g_strdup(date);
+    }
     json_decref(p);
     g_free(date);
     g_free(did);
@@ -282,69 +288,32 @@ static struct job *find_job(const char *name)
     return NULL;
 }
 
-struct due {
-    char *job;
-    char *date;
-    int64_t due_ms;
-};
-
-static bool collect_due(const char *id, int64_t due_ms, json_t *payload, void *ud)
-{
-    if (!g_str_has_prefix(id, DEADLINE_PREFIX))
-        return true;
-    struct due *d = g_new0(struct due, 1);
-    d->job = g_strdup(id + strlen(DEADLINE_PREFIX));
-    d->date = g_strdup(jx_str(payload, "date") ? jx_str(payload, "date") : "");
-    d->due_ms = due_ms;
-    g_ptr_array_add(ud, d);
-    return true;
-}
-
-static void due_free(gpointer p)
-{
-    struct due *d = p;
-    g_free(d->job);
-    g_free(d->date);
-    g_free(d);
-}
-
 void reminders_tick(void)
 {
     if (!store)
         return;
     int64_t now = reminders_now_ms();
-    GPtrArray *due = g_ptr_array_new_with_free_func(due_free);
-    if (store_deadline_due(store, now, 0, collect_due, due) != STORE_OK) {
-        g_ptr_array_free(due, TRUE);
-        return;
-    }
-    for (guint i = 0; i < due->len; i++) {
-        struct due *d = g_ptr_array_index(due, i);
-        struct job *j = find_job(d->job);
-        if (!j) { /* a job no longer configured */
-            char *did = g_strconcat(DEADLINE_PREFIX, d->job, NULL);
-            store_deadline_delete(store, did);
-            g_free(did);
+    for (guint i = 0; i < jobs->len; i++) {
+        struct job *j = g_ptr_array_index(jobs, i);
+        if (!j->due_date || j->due_ms > now)
             continue;
-        }
         char *today = date_of(now);
         int rc = STORE_OK;
-        if (strcmp(today, d->date) == 0 && now < cutoff_of(j, d->due_ms)) {
-            if (now - d->due_ms > 60000)
+        if (strcmp(today, j->due_date) == 0 && now < cutoff_of(j, j->due_ms)) {
+            if (now - j->due_ms > 60000)
                 log_info("reminders", "job=%s date=%s catching up %" G_GINT64_FORMAT " s late",
-                         j->name, d->date, (now - d->due_ms) / 1000);
-            rc = run_job(j, d->date);
+                         j->name, j->due_date, (now - j->due_ms) / 1000);
+            rc = run_job(j, j->due_date);
         } else {
             log_warn("reminders", "job=%s date=%s missed (server down past its cut-off)", j->name,
-                     d->date);
+                     j->due_date);
         }
         g_free(today);
         /* Sent (or missed for good): store the next run. On a store error
-         * the deadline stays due and the run is tried again next tick. */
+         * the job stays due and is tried again next tick. */
         if (rc == STORE_OK)
-            schedule(j, next_run(j, MAX(now, d->due_ms)));
+            schedule(j, next_run(j, MAX(now, j->due_ms)));
     }
-    g_ptr_array_free(due, TRUE);
 }
 
 /* ------------------------------------------------------------ set-up */
@@ -367,6 +336,7 @@ static bool parse_hhmm(const char *s, int *h, int *m)
 static void job_free(gpointer p)
 {
     struct job *j = p;
+    g_free(j->due_date);
     g_free(j->name);
     g_free(j);
 }
@@ -383,11 +353,21 @@ static struct job *job_new(const char *name, enum job_kind kind, int h, int m, i
     return j;
 }
 
-static bool has_deadline(const char *id, int64_t due_ms, json_t *payload, void *ud)
+/* Loads a stored rem/ deadline into its job (at start). */
+static bool load_deadline(const char *id, int64_t due_ms, json_t *payload, void *ud)
 {
-    (void)due_ms;
-    (void)payload;
-    g_hash_table_add(ud, g_strdup(id));
+    GPtrArray *stale = ud;
+    if (!g_str_has_prefix(id, DEADLINE_PREFIX))
+        return true;
+    struct job *j = find_job(id + strlen(DEADLINE_PREFIX));
+    const char *date = jx_str(payload, "date");
+    if (!j) { /* a job no longer configured: deleted after the scan */
+        g_ptr_array_add(stale, g_strdup(id));
+    } else if (date) {
+        j->due_ms = due_ms;
+        g_free(j->due_date);
+        j->due_date = g_strdup(date);
+    }
     return true;
 }
 
@@ -426,19 +406,23 @@ int reminders_init(struct store *st, const struct reminders_config *cfg, char **
     selfeval_last_day = cfg->selfeval_last_day;
     store = st;
 
-    /* A job without a stored next run starts from now: a new install
-     * does not send what was due before it existed. */
-    GHashTable *known = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    int rc = store_deadline_due(st, INT64_MAX, 0, has_deadline, known);
+    /* The stored runs are the truth; the jobs keep a copy. A job without a
+     * stored next run starts from now: a new install does not send what
+     * was due before it existed. */
+    GPtrArray *stale = g_ptr_array_new_with_free_func(g_free);
+    int rc = store_deadline_due(st, INT64_MAX, 0, load_deadline, stale);
+    for (guint i = 0; rc == STORE_OK && i < stale->len; i++) {
+        log_info("reminders", "dropping the schedule of %s (no longer configured)",
+                 (char *)g_ptr_array_index(stale, i));
+        store_deadline_delete(st, g_ptr_array_index(stale, i));
+    }
+    g_ptr_array_free(stale, TRUE);
     int64_t now = reminders_now_ms();
     for (guint i = 0; rc == STORE_OK && i < jobs->len; i++) {
         struct job *j = g_ptr_array_index(jobs, i);
-        char *did = deadline_id(j);
-        if (!g_hash_table_contains(known, did))
+        if (!j->due_date)
             rc = schedule(j, next_run(j, now));
-        g_free(did);
     }
-    g_hash_table_destroy(known);
     if (rc != STORE_OK) {
         *err = g_strdup("cannot store the reminder schedule");
         store = NULL;

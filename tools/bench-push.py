@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -88,7 +89,8 @@ def main():
                     break
             except OSError:
                 time.sleep(0.1)
-        hold = a.fanouts * 1.0 + a.sustain + 15
+        # Long enough for anything; the client is stopped (SIGINT) once done.
+        hold = a.fanouts * 10.0 + a.sustain * 4 + 120
         cl = subprocess.Popen([load, "--port", str(a.port), "-n", str(a.users), "--user", "load",
                                "--users", str(a.users), "--password", PASSWORD, "--hold",
                                str(hold), "--timeout", str(hold + 300), "--push-log",
@@ -117,7 +119,9 @@ def main():
             http(a.port, "POST", "/api/v1/notices", notice, token)
             sustained += 1
         s_end = time.time()
-        out, _ = cl.communicate(timeout=hold + 300)
+        time.sleep(5)  # let the last deliveries arrive
+        cl.send_signal(signal.SIGINT)
+        out, _ = cl.communicate(timeout=120)
     finally:
         srv.terminate()
         srv.wait(30)

@@ -149,3 +149,26 @@ def test_clock_switch_is_off_by_default(server):
     r = srv.http("POST", "/api/v1/test/clock", token=srv.token("ops"),
                  body={"now": at("08:30:00")})
     assert_error(r, 404, "not_found")
+
+
+def test_changed_reminder_times(server):
+    srv = start(server, "08:00:00")
+    srv.stop()
+    srv.settings["test_clock"] = at("08:40:00")
+    srv.settings["commitment_reminder_times"] = "08:45"
+    srv.start()
+    assert "dropping the schedule of rem/commitment.0830" in srv.stderr()
+    set_clock(srv, at("08:45:01"))
+    assert reminders(srv, "p1") == [("commitment.0845", DAY)]
+    r = srv.http("GET", "/api/v1/inbox", token=srv.token("p1")).json["items"][0]
+    assert "10:00" in r["body"]
+
+
+def test_bad_reminder_settings_stop_the_start(server):
+    for key, value in (("business_tz", "Mars/Olympus"), ("commitment_reminder_times", "8h30"),
+                       ("commitment_deadline", "25:00"), ("test_clock", "yesterday")):
+        srv = server(users=[OPS], settings={key: value}, start=False)
+        srv.start(wait=False)
+        rc = srv.proc.wait(10)
+        srv.proc = None
+        assert rc != 0, (key, value)
