@@ -245,11 +245,13 @@ static void route_send(struct rest_req *r)
     }
     const char *user_id = jx_str_bounded(r->body, "user", 64);
     const char *kind = jx_str_bounded(r->body, "kind", INBOX_KIND_MAX);
-    const char *priority = jx_str(r->body, "priority");
+    json_t *prio = json_object_get(r->body, "priority");
+    const char *priority = json_is_string(prio) ? json_string_value(prio) : NULL;
     json_t *ttl = json_object_get(r->body, "ttl_s");
     json_t *title = json_object_get(r->body, "title"), *body = json_object_get(r->body, "body");
     json_t *payload = json_object_get(r->body, "payload");
-    if (!user_id || !kind || (priority && strcmp(priority, "high") && strcmp(priority, "normal")) ||
+    if (!user_id || !kind || (prio && !priority) ||
+        (priority && strcmp(priority, "high") && strcmp(priority, "normal")) ||
         (ttl && (!json_is_integer(ttl) || json_integer_value(ttl) < 1 ||
                  json_integer_value(ttl) > INBOX_TTL_MAX_S)) ||
         (title && !json_is_string(title)) || (body && !json_is_string(body)) ||

@@ -191,6 +191,7 @@ def test_inbox_paging_and_errors(server):
     assert_error(send_push(srv, tok, alice, expect=403), 403, "forbidden")
     assert_error(send_push(srv, ops, "u-nobody", expect=404), 404, "not_found")
     assert_error(send_push(srv, ops, alice, priority="urgent", expect=400), 400, "bad_request")
+    assert_error(send_push(srv, ops, alice, priority=5, expect=400), 400, "bad_request")
     assert_error(send_push(srv, ops, alice, ttl_s=0, expect=400), 400, "bad_request")
     assert_error(send_push(srv, ops, alice, payload={"x": "y" * 20000}, expect=400), 400,
                  "bad_request")
@@ -237,7 +238,7 @@ def test_trimmed_by_count(server):
 
 
 def test_slow_consumer_is_dropped_and_resumes(server):
-    srv = start(server, send_queue_max=262144, ping_interval_s=1)
+    srv = start(server, send_queue_max=262144)
     ops = srv.token("ops")
     alice = srv.users["alice"]
 
