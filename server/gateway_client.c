@@ -112,7 +112,15 @@ static void resolved(GObject *src, GAsyncResult *res, gpointer data)
     GList *addrs = g_resolver_lookup_by_name_finish(G_RESOLVER(src), res, &err);
     struct req *r = reqs ? g_hash_table_lookup(reqs, &serial) : NULL;
     if (r && addrs) {
-        char *a = g_inet_address_to_string(addrs->data);
+        /* IPv4 first: "localhost" often lists ::1 first, where a service
+         * bound to 127.0.0.1 is not. */
+        GInetAddress *pick = addrs->data;
+        for (GList *l = addrs; l; l = l->next)
+            if (g_inet_address_get_family(l->data) == G_SOCKET_FAMILY_IPV4) {
+                pick = l->data;
+                break;
+            }
+        char *a = g_inet_address_to_string(pick);
         connect_to(r, a);
         g_free(a);
     } else if (r) {

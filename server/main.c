@@ -215,8 +215,13 @@ static int start_lws(void)
     info.retry_and_idle_policy = &no_lws_validity;
     info.max_http_header_pool = 256;
     info.timeout_secs = 10;
-    if (g_str_has_prefix(server.cfg.gateway_url, "https://"))
-        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT; /* client TLS to the gateway */
+    if (g_str_has_prefix(server.cfg.gateway_url, "https://")) {
+        /* client TLS to the gateway, verified against the CA file or the
+         * system's store */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        if (server.cfg.gateway_ca_file[0])
+            info.client_ssl_ca_filepath = server.cfg.gateway_ca_file;
+    }
     if (server.cfg.tls_cert) {
         if (check_tls_files() < 0)
             return -1;

@@ -6,6 +6,7 @@ import http.server
 import json
 import os
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -100,7 +101,7 @@ class GatewayReceiver:
     counts the posts of that push id so far (1 for the first): an int status,
     or ("hang", seconds) to answer 200 only after that long."""
 
-    def __init__(self, policy=lambda body, n: 200, port=None):
+    def __init__(self, policy=lambda body, n: 200, port=None, tls=None):
         self.posts = []
         self.policy = policy
         self.lock = threading.Lock()
@@ -136,6 +137,11 @@ class GatewayReceiver:
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/push"
+        if tls:  # (cert, key): HTTPS, addressed by name as a real gateway is
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+            self.url = f"https://localhost:{self.port}/push"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 

@@ -21,8 +21,8 @@ FAST = {"gateway_timeout_ms": 1000, "gateway_retry_base_ms": 100,
 def receiver():
     made = []
 
-    def make(policy=lambda body, n: 200, port=None):
-        r = GatewayReceiver(policy, port)
+    def make(policy=lambda body, n: 200, port=None, tls=None):
+        r = GatewayReceiver(policy, port, tls)
         made.append(r)
         return r
 
@@ -222,4 +222,38 @@ def test_register_validation_and_token_moves(server, receiver):
     run(body())
     seq = send_push(srv, ops, alice)
     assert wait_state(srv, "alice", seq, "no_tokens")
+    assert gw.posts == []
+
+
+def test_https_gateway_by_name_verified_against_its_ca(server, receiver, tls_files):
+    gw = receiver(tls=tls_files)
+    srv = start(server, gw.url, gateway_ca_file=tls_files[0])
+    ops = srv.token("ops")
+    alice = srv.users["alice"]
+
+    async def body():
+        c = await register(srv, "alice", "phone", "fcm", "fcm-tls")
+        await c.close()
+
+    run(body())
+    seq = send_push(srv, ops, alice)
+    assert gw.wait_posts(f"{alice}:{seq}", 1)[0][1]["devices"][0]["token"] == "fcm-tls"
+    assert wait_state(srv, "alice", seq, "delivered")["attempts"] == 1
+
+
+def test_https_gateway_with_an_untrusted_certificate_is_not_posted_to(server, receiver,
+                                                                     tls_files):
+    gw = receiver(tls=tls_files)
+    srv = start(server, gw.url)  # the system's CAs do not know this certificate
+    ops = srv.token("ops")
+    alice = srv.users["alice"]
+
+    async def body():
+        c = await register(srv, "alice", "phone", "fcm", "fcm-tls")
+        await c.close()
+
+    run(body())
+    seq = send_push(srv, ops, alice)
+    st = wait_state(srv, "alice", seq, "retrying")
+    assert st["last_status"] == 0 and st["attempts"] >= 1
     assert gw.posts == []
