@@ -59,8 +59,8 @@ struct store_ops {
     int (*seq_append_many)(struct store *st, const char *const *keys, int n, json_t *item,
                            int64_t *seqs_out);
     int (*deadline_set)(struct store *st, const char *id, int64_t due_ms, json_t *payload);
-    int (*deadline_set_many)(struct store *st, const char *const *ids, int n,
-                             const int64_t *due_ms, json_t *const *payloads);
+    int (*deadline_set_many)(struct store *st, const char *const *ids, int n, const int64_t *due_ms,
+                             json_t *const *payloads);
     int (*deadline_delete)(struct store *st, const char *id);
     int (*deadline_due)(struct store *st, int64_t now_ms, int limit, store_deadline_cb cb,
                         void *ud);
