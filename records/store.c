@@ -102,9 +102,34 @@ int store_seq_trim(struct store *st, const char *key, int64_t upto_seq)
     TIMED(st, st->ops->seq_trim(st, key, upto_seq));
 }
 
+int store_seq_last(struct store *st, const char *key, int64_t *seq_out)
+{
+    TIMED(st, st->ops->seq_last(st, key, seq_out));
+}
+
+int store_seq_append_many(struct store *st, const char *const *keys, int n, json_t *item,
+                          int64_t *seqs_out)
+{
+    if (n < 0)
+        return STORE_EINVAL;
+    if (n == 0)
+        return STORE_OK;
+    TIMED(st, st->ops->seq_append_many(st, keys, n, item, seqs_out));
+}
+
 int store_deadline_set(struct store *st, const char *id, int64_t due_ms, json_t *payload)
 {
     TIMED(st, st->ops->deadline_set(st, id, due_ms, payload));
+}
+
+int store_deadline_set_many(struct store *st, const char *const *ids, int n, const int64_t *due_ms,
+                            json_t *const *payloads)
+{
+    if (n < 0)
+        return STORE_EINVAL;
+    if (n == 0)
+        return STORE_OK;
+    TIMED(st, st->ops->deadline_set_many(st, ids, n, due_ms, payloads));
 }
 
 int store_deadline_delete(struct store *st, const char *id)

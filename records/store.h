@@ -57,7 +57,12 @@ struct store_ops {
     int (*seq_range)(struct store *st, const char *key, int64_t after_seq, int limit,
                      bool newest_first, store_seq_cb cb, void *ud);
     int (*seq_trim)(struct store *st, const char *key, int64_t upto_seq);
+    int (*seq_last)(struct store *st, const char *key, int64_t *seq_out);
+    int (*seq_append_many)(struct store *st, const char *const *keys, int n, json_t *item,
+                           int64_t *seqs_out);
     int (*deadline_set)(struct store *st, const char *id, int64_t due_ms, json_t *payload);
+    int (*deadline_set_many)(struct store *st, const char *const *ids, int n, const int64_t *due_ms,
+                             json_t *const *payloads);
     int (*deadline_delete)(struct store *st, const char *id);
     int (*deadline_due)(struct store *st, int64_t now_ms, int limit, store_deadline_cb cb,
                         void *ud);
@@ -114,8 +119,17 @@ int store_seq_append(struct store *st, const char *key, json_t *item, int64_t *s
 int store_seq_range(struct store *st, const char *key, int64_t after_seq, int limit,
                     bool newest_first, store_seq_cb cb, void *ud);
 int store_seq_trim(struct store *st, const char *key, int64_t upto_seq);
+/* The last seq ever appended to key (0 if none), trimmed or not. */
+int store_seq_last(struct store *st, const char *key, int64_t *seq_out);
+/* Appends the same item to each of the n keys in one transaction (all or
+ * nothing); seqs_out[i] gets the seq in keys[i]. */
+int store_seq_append_many(struct store *st, const char *const *keys, int n, json_t *item,
+                          int64_t *seqs_out);
 
 int store_deadline_set(struct store *st, const char *id, int64_t due_ms, json_t *payload);
+/* Sets n deadlines in one transaction (all or nothing). */
+int store_deadline_set_many(struct store *st, const char *const *ids, int n, const int64_t *due_ms,
+                            json_t *const *payloads);
 int store_deadline_delete(struct store *st, const char *id);
 int store_deadline_due(struct store *st, int64_t now_ms, int limit, store_deadline_cb cb, void *ud);
 

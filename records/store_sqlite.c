@@ -423,49 +423,74 @@ static int sq_doc_changes(struct store *st, const char *coll, int64_t after_rev,
     return rc;
 }
 
-static int sq_seq_append(struct store *st, const char *key, json_t *item, int64_t *seq_out)
+/* Appends body under key inside an open transaction; *seq_out gets its seq. */
+static int seq_append_locked(struct sqlite_store *s, const char *key, const char *body,
+                             int64_t *seq_out)
+{
+    int64_t seq = 0;
+    sqlite3_stmt *head = prep(s, "INSERT INTO seq_heads(key, last) VALUES(?1, 1)"
+                                 " ON CONFLICT(key) DO UPDATE SET last = last + 1 RETURNING last");
+    if (!head)
+        return STORE_EIO;
+    bind_text(head, 1, key);
+    int r = sqlite3_step(head);
+    if (r == SQLITE_ROW)
+        seq = sqlite3_column_int64(head, 0);
+    while (r == SQLITE_ROW)
+        r = sqlite3_step(head);
+    sqlite3_reset(head);
+    if (r != SQLITE_DONE || seq <= 0)
+        return STORE_EIO;
+    sqlite3_stmt *ins = prep(s, "INSERT INTO seqs(key, seq, body) VALUES(?1, ?2, ?3)");
+    if (!ins)
+        return STORE_EIO;
+    bind_text(ins, 1, key);
+    sqlite3_bind_int64(ins, 2, seq);
+    bind_text(ins, 3, body);
+    int rc = sqlite3_step(ins) == SQLITE_DONE ? STORE_OK : STORE_EIO;
+    sqlite3_reset(ins);
+    if (rc == STORE_OK)
+        *seq_out = seq;
+    return rc;
+}
+
+static int sq_seq_append_many(struct store *st, const char *const *keys, int n, json_t *item,
+                              int64_t *seqs_out)
 {
     struct sqlite_store *s = S(st);
     char *body = jx_dump(item);
     if (!body)
         return STORE_EINVAL;
     int rc = begin(s);
-    if (rc != STORE_OK) {
-        free(body);
-        return rc;
-    }
-    int64_t seq = 0;
-    sqlite3_stmt *head = prep(s, "INSERT INTO seq_heads(key, last) VALUES(?1, 1)"
-                                 " ON CONFLICT(key) DO UPDATE SET last = last + 1 RETURNING last");
-    if (!head) {
-        rc = STORE_EIO;
-    } else {
-        bind_text(head, 1, key);
-        int r = sqlite3_step(head);
-        if (r == SQLITE_ROW)
-            seq = sqlite3_column_int64(head, 0);
-        while (r == SQLITE_ROW)
-            r = sqlite3_step(head);
-        sqlite3_reset(head);
-        rc = (r == SQLITE_DONE && seq > 0) ? STORE_OK : STORE_EIO;
-    }
-    if (rc == STORE_OK) {
-        sqlite3_stmt *ins = prep(s, "INSERT INTO seqs(key, seq, body) VALUES(?1, ?2, ?3)");
-        if (!ins) {
-            rc = STORE_EIO;
-        } else {
-            bind_text(ins, 1, key);
-            sqlite3_bind_int64(ins, 2, seq);
-            bind_text(ins, 3, body);
-            rc = sqlite3_step(ins) == SQLITE_DONE ? STORE_OK : STORE_EIO;
-            sqlite3_reset(ins);
-        }
+    for (int i = 0; rc == STORE_OK && i < n; i++) {
+        int64_t seq = 0;
+        rc = seq_append_locked(s, keys[i], body, &seq);
+        if (seqs_out)
+            seqs_out[i] = seq;
     }
     free(body);
-    rc = finish(s, rc);
+    return finish(s, rc);
+}
+
+static int sq_seq_append(struct store *st, const char *key, json_t *item, int64_t *seq_out)
+{
+    int64_t seq = 0;
+    int rc = sq_seq_append_many(st, &key, 1, item, &seq);
     if (rc == STORE_OK && seq_out)
         *seq_out = seq;
     return rc;
+}
+
+static int sq_seq_last(struct store *st, const char *key, int64_t *seq_out)
+{
+    sqlite3_stmt *q = prep(S(st), "SELECT last FROM seq_heads WHERE key=?1");
+    if (!q)
+        return STORE_EIO;
+    bind_text(q, 1, key);
+    int rc = sqlite3_step(q);
+    *seq_out = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    sqlite3_reset(q);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
 }
 
 static int sq_seq_range(struct store *st, const char *key, int64_t after_seq, int limit,
@@ -533,6 +558,16 @@ static int sq_deadline_set(struct store *st, const char *id, int64_t due_ms, jso
     bind_text(q, 3, body);
     free(body);
     return step_done(q);
+}
+
+static int sq_deadline_set_many(struct store *st, const char *const *ids, int n,
+                                const int64_t *due_ms, json_t *const *payloads)
+{
+    struct sqlite_store *s = S(st);
+    int rc = begin(s);
+    for (int i = 0; rc == STORE_OK && i < n; i++)
+        rc = sq_deadline_set(st, ids[i], due_ms[i], payloads[i]);
+    return finish(s, rc);
 }
 
 static int sq_deadline_delete(struct store *st, const char *id)
@@ -652,7 +687,10 @@ static const struct store_ops sqlite_ops = {
     .seq_append = sq_seq_append,
     .seq_range = sq_seq_range,
     .seq_trim = sq_seq_trim,
+    .seq_last = sq_seq_last,
+    .seq_append_many = sq_seq_append_many,
     .deadline_set = sq_deadline_set,
+    .deadline_set_many = sq_deadline_set_many,
     .deadline_delete = sq_deadline_delete,
     .deadline_due = sq_deadline_due,
     .kv_set = sq_kv_set,
@@ -684,7 +722,8 @@ struct store *store_open_sqlite(const char *dir, char **err)
         goto err;
     sqlite3_busy_timeout(s->db, 5000);
     if (exec(s, "PRAGMA journal_mode=WAL") != STORE_OK ||
-        exec(s, "PRAGMA synchronous=FULL") != STORE_OK || exec(s, schema) != STORE_OK)
+        exec(s, "PRAGMA synchronous=FULL") != STORE_OK ||
+        exec(s, "PRAGMA cache_size=-65536") != STORE_OK || exec(s, schema) != STORE_OK)
         goto err;
     return &s->base;
 err:

@@ -69,6 +69,19 @@ static const struct key keys[] = {
     STR_KEY(commitment_deadline),
     STR_KEY(commitment_reminder_times),
     INT_KEY(confirm_reminder_day, 1, 28),
+    INT_KEY(inbox_max_count, 10, 1000000),
+    INT_KEY(inbox_max_age_s, 60, 366 * 86400),
+    INT_KEY(push_resume_batch, 1, 10000),
+    INT_KEY(push_ack_timeout_s, 1, 86400),
+    STR_KEY(gateway_url),
+    STR_KEY(gateway_ca_file),
+    INT_KEY(gateway_timeout_ms, 100, 120000),
+    INT_KEY(gateway_retry_base_ms, 10, 3600000),
+    INT_KEY(gateway_retry_max_ms, 10, 86400000),
+    INT_KEY(gateway_max_attempts, 1, 100),
+    INT_KEY(gateway_max_inflight, 1, 10000),
+    STR_KEY(selfeval_reminder_time),
+    INT_KEY(selfeval_last_day, 1, 28),
     STR_KEY(test_clock),
 };
 
@@ -111,6 +124,19 @@ static void defaults(struct config *c)
     c->commitment_deadline = g_strdup("10:00");
     c->commitment_reminder_times = g_strdup("08:30,09:30");
     c->confirm_reminder_day = 25;
+    c->inbox_max_count = 1000;
+    c->inbox_max_age_s = 30 * 86400;
+    c->push_resume_batch = 100;
+    c->push_ack_timeout_s = 30;
+    c->gateway_url = g_strdup("");
+    c->gateway_ca_file = g_strdup("");
+    c->gateway_timeout_ms = 5000;
+    c->gateway_retry_base_ms = 1000;
+    c->gateway_retry_max_ms = 600000;
+    c->gateway_max_attempts = 10;
+    c->gateway_max_inflight = 32;
+    c->selfeval_reminder_time = g_strdup("09:00");
+    c->selfeval_last_day = 5;
     c->test_clock = g_strdup("");
 }
 
@@ -284,6 +310,15 @@ int config_load(struct config *c, int argc, char **argv, char **err)
         *err = g_strdup("--tls-cert and --tls-key go together");
         return -1;
     }
+    if (c->gateway_url[0] && !g_str_has_prefix(c->gateway_url, "http://") &&
+        !g_str_has_prefix(c->gateway_url, "https://")) {
+        *err = g_strdup("gateway_url must start with http:// or https://");
+        return -1;
+    }
+    if (c->gateway_retry_max_ms < c->gateway_retry_base_ms) {
+        *err = g_strdup("gateway_retry_max_ms must be at least gateway_retry_base_ms");
+        return -1;
+    }
     if (log_level_parse(c->log_level) < 0) {
         *err = g_strdup_printf("log level must be debug, info, warn or error");
         return -1;
@@ -344,6 +379,9 @@ void config_free(struct config *c)
     g_free(c->business_tz);
     g_free(c->commitment_deadline);
     g_free(c->commitment_reminder_times);
+    g_free(c->gateway_url);
+    g_free(c->gateway_ca_file);
+    g_free(c->selfeval_reminder_time);
     g_free(c->test_clock);
     memset(c, 0, sizeof(*c));
 }

@@ -53,6 +53,22 @@ struct config {
     char *commitment_reminder_times; /* HH:MM,... business time: remind who has not filed */
     int confirm_reminder_day;        /* day of the month to remind unconfirmed enterprises */
     char *test_clock;                /* tests only: ISO 8601 instant the wall clock starts at */
+
+    /* push */
+    int inbox_max_count;    /* pushes kept per user */
+    int inbox_max_age_s;    /* pushes older than this are trimmed */
+    int push_resume_batch;  /* pushes sent per push.resume */
+    int push_ack_timeout_s; /* unacknowledged this long: posted to the gateway */
+    char *gateway_url;      /* push gateway; empty: none */
+    char *gateway_ca_file;  /* PEM CA bundle for an https gateway; empty: the system's */
+    int gateway_timeout_ms;
+    int gateway_retry_base_ms;
+    int gateway_retry_max_ms;
+    int gateway_max_attempts;
+    int gateway_max_inflight;
+
+    char *selfeval_reminder_time; /* "09:00" */
+    int selfeval_last_day;        /* reminders from the 1st to this day */
 };
 
 /* Fills c from defaults, the file named by --config, and argv. Returns 0,

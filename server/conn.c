@@ -11,6 +11,8 @@
 #include <libwebsockets.h>
 #include <string.h>
 
+#define WRITES_PER_TURN 32
+
 struct out_msg {
     size_t len;
     unsigned char buf[]; /* LWS_PRE bytes of headroom, then the text */
@@ -187,13 +189,23 @@ int conn_write_pending(struct conn *c)
             lws_callback_on_writable(c->wsi);
         return 0;
     }
-    struct out_msg *m = g_queue_pop_head(&c->outq);
-    if (m) {
+    /* Several messages per writeable turn while the socket takes them: one
+     * per turn lets a burst of events (pushes) outgrow the queue of a
+     * device that reads perfectly well. lws keeps the unsent tail of a
+     * partial write itself and reports the pipe choked until it is out. */
+    int wrote = 0;
+    struct out_msg *m;
+    while (wrote < WRITES_PER_TURN && (m = g_queue_pop_head(&c->outq))) {
         c->out_bytes -= m->len;
         int n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
         g_free(m);
         if (n < 0)
             return -1;
+        wrote++;
+        if (lws_send_pipe_choked(c->wsi))
+            break;
+    }
+    if (wrote) {
         if (!g_queue_is_empty(&c->outq) || c->close_code)
             lws_callback_on_writable(c->wsi);
         return 0;

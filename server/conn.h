@@ -50,6 +50,12 @@ struct conn {
     int64_t last_ping_ms; /* monotonic */
     bool ping_due;
 
+    /* Push delivery: once the device has sent push.resume (tracking), only
+     * the push right after push_cursor goes out live, so a device that is
+     * still catching up never sees a gap; before that it follows live. */
+    int64_t push_cursor;
+    bool push_tracking;
+
     int close_code; /* nonzero once a close is scheduled */
     bool close_started;
     char close_reason[96];

@@ -10,11 +10,16 @@
  * closed, and the process exits 0. */
 #include "common/clock.h"
 #include "common/log.h"
+#include "push/gateway.h"
+#include "push/inbox.h"
+#include "push/notice.h"
 #include "push/presence.h"
+#include "push/reminders.h"
 #include "records/records.h"
 #include "server/auth.h"
 #include "server/conn.h"
 #include "server/demo.h"
+#include "server/gateway_client.h"
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/presence_api.h"
@@ -22,6 +27,7 @@
 #include "server/commit.h"
 #include "signaling/call.h"
 #include "common/bizdate.h"
+#include "server/push_api.h"
 #include "server/server.h"
 #include "server/session.h"
 #include "server/uvsource.h"
@@ -39,10 +45,12 @@
 #include <sys/stat.h>
 
 #define SHUTDOWN_GRACE_MS 3000
+#define GATEWAY_TICK_MS 250
+#define REMINDERS_TICK_MS 1000
 
 struct server server;
 
-static struct lws_protocols protocols[3];
+static struct lws_protocols protocols[4];
 /* All zero: lws's own validity timers keep one sorted list of every
  * connection, O(n) per packet; ws_keepalive() sweeps instead. */
 static const lws_retry_bo_t no_lws_validity;
@@ -113,6 +121,48 @@ static gboolean on_housekeeping(gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
+static gboolean on_gateway_tick(gpointer data)
+{
+    (void)data;
+    if (!server.stopping)
+        gateway_tick();
+    return G_SOURCE_CONTINUE;
+}
+
+static gboolean on_reminders_tick(gpointer data)
+{
+    (void)data;
+    if (!server.stopping)
+        reminders_tick();
+    return G_SOURCE_CONTINUE;
+}
+
+/* Starts the reminders scheduler; with test_clock (tests only) its clock
+ * starts at that time. */
+static int start_reminders(void)
+{
+    if (server.cfg.test_clock[0]) {
+        GDateTime *t = g_date_time_new_from_iso8601(server.cfg.test_clock, NULL);
+        reminders_set_now_ms(g_date_time_to_unix(t) * 1000);
+        g_date_time_unref(t);
+        log_warn("main", "test_clock is set: the reminders clock is not the real time");
+    }
+    struct reminders_config rc = {
+        .tz = server.cfg.business_tz,
+        .commitment_times = server.cfg.commitment_reminder_times,
+        .commitment_cutoff = server.cfg.commitment_deadline,
+        .selfeval_time = server.cfg.selfeval_reminder_time,
+        .selfeval_last_day = server.cfg.selfeval_last_day,
+    };
+    char *err = NULL;
+    if (reminders_init(server.store, &rc, &err) < 0) {
+        log_error("main", "reminders: %s", err);
+        g_free(err);
+        return -1;
+    }
+    return 0;
+}
+
 static void raise_fd_limit(void)
 {
     struct rlimit rl;
@@ -151,6 +201,8 @@ static int start_lws(void)
                                           .callback = ws_callback,
                                           .per_session_data_size = ws_pss_size(),
                                           .rx_buffer_size = 1024};
+    protocols[2] = (struct lws_protocols){.name = GATEWAY_CLIENT_PROTOCOL,
+                                          .callback = gateway_client_callback};
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
@@ -169,6 +221,13 @@ static int start_lws(void)
     info.retry_and_idle_policy = &no_lws_validity;
     info.max_http_header_pool = 256;
     info.timeout_secs = 10;
+    if (g_str_has_prefix(server.cfg.gateway_url, "https://")) {
+        /* client TLS to the gateway, verified against the CA file or the
+         * system's store */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        if (server.cfg.gateway_ca_file[0])
+            info.client_ssl_ca_filepath = server.cfg.gateway_ca_file;
+    }
     if (server.cfg.tls_cert) {
         if (check_tls_files() < 0)
             return -1;
@@ -204,6 +263,11 @@ int main(int argc, char **argv)
         clock_set_offset_ms(start - g_get_real_time() / 1000);
     }
     umask(077);
+    /* Freed heap is returned to the system by the housekeeping timer
+     * (malloc_trim every 30 s), not after every large request: shrinking
+     * the heap on each fan-out cost more than the fan-out itself here
+     * (every brk shrink flushes the TLB on every CPU). */
+    mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
     signal(SIGPIPE, SIG_IGN);
     log_set_level((enum log_level)log_level_parse(server.cfg.log_level));
     lws_set_log_level(LLL_ERR | LLL_WARN | (log_get_level() == LOG_DEBUG ? LLL_NOTICE : 0),
@@ -222,6 +286,7 @@ int main(int argc, char **argv)
         return 1;
     }
     commit_init();
+    bizdate_set_zone(server.cfg.business_tz);
     char *key_path = g_build_filename(server.cfg.data_dir, "token.key", NULL);
     rc = token_key_load(key_path, server.token_key);
     g_free(key_path);
@@ -237,9 +302,23 @@ int main(int argc, char **argv)
     metrics_init();
     conn_registry_init();
     presence_init(presence_api_notify, NULL);
+    struct inbox_limits inbox_limits = {server.cfg.inbox_max_age_s, server.cfg.inbox_max_count};
+    inbox_init(server.store, &inbox_limits, push_api_deliver, NULL);
+    notice_init(server.store);
+    gateway_client_init();
+    struct gateway_config gateway_cfg = {
+        .url = server.cfg.gateway_url,
+        .timeout_ms = server.cfg.gateway_timeout_ms,
+        .retry_base_ms = server.cfg.gateway_retry_base_ms,
+        .retry_max_ms = server.cfg.gateway_retry_max_ms,
+        .max_attempts = server.cfg.gateway_max_attempts,
+        .max_inflight = server.cfg.gateway_max_inflight,
+        .ack_timeout_ms = server.cfg.push_ack_timeout_s * 1000,
+    };
+    if (gateway_init(server.store, &gateway_cfg, gateway_client_post) < 0 || start_reminders() < 0)
+        goto out_modules;
     http_init();
     session_init();
-    bizdate_set_zone(server.cfg.business_tz);
     call_api_init();
     if (auth_init() < 0)
         goto out_modules;
@@ -252,12 +331,16 @@ int main(int argc, char **argv)
     guint house = g_timeout_add_seconds(30, on_housekeeping, NULL);
     guint keep =
         g_timeout_add(MAX(250u, (guint)server.cfg.ping_interval_s * 250u), on_keepalive, NULL);
+    guint gw = g_timeout_add(GATEWAY_TICK_MS, on_gateway_tick, NULL);
+    guint rem = g_timeout_add(REMINDERS_TICK_MS, on_reminders_tick, NULL);
     g_main_loop_run(server.loop);
     g_source_remove(sig_term);
     g_source_remove(sig_int);
     g_source_remove(poll);
     g_source_remove(house);
     g_source_remove(keep);
+    g_source_remove(gw);
+    g_source_remove(rem);
     exit_code = 0;
 
 out_auth:
@@ -269,6 +352,10 @@ out_auth:
     auth_shutdown();
 out_modules:
     http_shutdown();
+    gateway_client_shutdown();
+    gateway_shutdown();
+    reminders_shutdown();
+    inbox_shutdown();
     presence_shutdown();
     conn_registry_shutdown();
     metrics_shutdown();

@@ -47,6 +47,9 @@ extern const struct rest_route account_routes[];
 extern const struct rest_route call_routes[];
 extern const struct rest_route enterprise_routes[];
 extern const struct rest_route commitment_routes[];
+extern const struct rest_route inbox_routes[];
+extern const struct rest_route notice_routes[];
+extern const struct rest_route sched_routes[];
 
 /* Sends body (reference stolen) with HTTP status. */
 void rest_reply(struct rest_req *r, int status, json_t *body);

@@ -46,6 +46,7 @@ static int usage(void)
 {
     fputs("usage: yjtctl --data-dir DIR COMMAND ...\n"
           "  user add --username U --password P --role gov|corp|trs|admin --org ORG\n"
+          "           [--count N: load-test accounts U0 .. U<N-1>]\n"
           "           [--position POS] [--display-name NAME] [--phone PHONE]\n"
           "  user list\n"
           "  user passwd --username U --password P\n"
@@ -103,6 +104,33 @@ static int user_add(struct store *st, struct opts *o)
                               .hash_iterations = hash_iterations()};
     if (!req.username || !req.password || !req.role || (!req.org && g_strcmp0(req.role, "admin")))
         return usage();
+    const char *count = opt(o, "--count");
+    if (count) {
+        /* Load-test accounts: USERNAME0 .. USERNAME<N-1>, one password. */
+        long n = strtol(count, NULL, 10);
+        if (n < 1 || n > 1000000)
+            return usage();
+        char *base = g_strdup(req.username);
+        int made = 0;
+        for (long i = 0; i < n; i++) {
+            char *name = g_strdup_printf("%s%ld", base, i);
+            char *id = NULL;
+            const char *why = NULL;
+            req.username = name;
+            int rc = account_create(st, &req, &id, &why);
+            g_free(name);
+            g_free(id);
+            if (rc != STORE_OK) {
+                g_free(base);
+                return fail("user add", why ? why : store_why(rc));
+            }
+            made++;
+        }
+        audit_log(st, "yjtctl", "user.add", base, "ok", NULL);
+        printf("%d\n", made);
+        g_free(base);
+        return 0;
+    }
     char *id = NULL;
     const char *why = NULL;
     int rc = account_create(st, &req, &id, &why);

@@ -217,6 +217,22 @@ static void test_sequences(void **state)
     g_array_set_size(seqs, 0);
     assert_int_equal(store_seq_range(st, "inbox:u1", 0, 0, false, collect_seq, seqs), 0);
     assert_int_equal(seqs->len, 1);
+
+    /* The head survives trimming; an unknown key has head 0. */
+    int64_t last = -1;
+    assert_int_equal(store_seq_trim(st, "inbox:u1", 6), 0);
+    assert_int_equal(store_seq_last(st, "inbox:u1", &last), 0);
+    assert_int_equal(last, 6);
+    assert_int_equal(store_seq_last(st, "inbox:nobody", &last), 0);
+    assert_int_equal(last, 0);
+
+    /* One item to several keys in one transaction. */
+    const char *keys[] = {"inbox:u1", "inbox:u2", "inbox:u3"};
+    int64_t seqs3[3] = {0};
+    assert_int_equal(store_seq_append_many(st, keys, 3, item, seqs3), 0);
+    assert_int_equal(seqs3[0], 7);
+    assert_int_equal(seqs3[1], other + 1);
+    assert_int_equal(seqs3[2], 1);
     json_decref(item);
     g_array_free(seqs, TRUE);
 }
@@ -249,6 +265,15 @@ static void test_deadlines(void **state)
     g_ptr_array_set_size(ids, 0);
     assert_int_equal(store_deadline_due(st, 1000, 0, collect_deadline, ids), 0);
     assert_int_equal(ids->len, 2);
+
+    const char *many[] = {"m1", "m2"};
+    int64_t dues[] = {50, 5000};
+    json_t *payloads[] = {p, p};
+    assert_int_equal(store_deadline_set_many(st, many, 2, dues, payloads), 0);
+    g_ptr_array_set_size(ids, 0);
+    assert_int_equal(store_deadline_due(st, 60, 0, collect_deadline, ids), 0);
+    assert_int_equal(ids->len, 1);
+    assert_string_equal(g_ptr_array_index(ids, 0), "m1");
     g_ptr_array_free(ids, TRUE);
     json_decref(p);
 }

@@ -55,6 +55,8 @@ struct load_config {
     const char *user;
     const char *password;
     const char *token;
+    int users;            /* > 0: connection g logs in as USER<g % users> */
+    const char *push_log; /* record push events to PUSH_LOG.<proc> */
     bool no_auth;
     bool token_from_login;
     bool tls;

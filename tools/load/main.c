@@ -188,6 +188,10 @@ static void print_usage(void)
           "  --token-from-login   with --user/--password: log in once, then use the\n"
           "                       token from that reply for every connection\n"
           "  --no-auth            only connect, send nothing\n"
+          "  --users N            with --user U: connection i logs in as U<i mod N>\n"
+          "                       (accounts U0 .. U<N-1>, one password)\n"
+          "  --push-log PREFIX    write \"created_at received_us\" of every push event\n"
+          "                       to PREFIX.<worker> at the end\n"
           "  --hold SECONDS       idle time once everything settled (default 10)\n"
           "  --timeout SECONDS    hard limit for the whole run (default 120)\n"
           "  --server-pid PID     read the server's VmRSS at start and end of the hold\n"
@@ -310,6 +314,8 @@ static void parse_args(int argc, char **argv, struct load_config *cfg)
         OPT_PASSWORD,
         OPT_TOKEN,
         OPT_NO_AUTH,
+        OPT_USERS,
+        OPT_PUSH_LOG,
         OPT_TOKEN_FROM_LOGIN,
         OPT_HOLD,
         OPT_TIMEOUT,
@@ -330,6 +336,8 @@ static void parse_args(int argc, char **argv, struct load_config *cfg)
         {"password", required_argument, NULL, OPT_PASSWORD},
         {"token", required_argument, NULL, OPT_TOKEN},
         {"no-auth", no_argument, NULL, OPT_NO_AUTH},
+        {"users", required_argument, NULL, OPT_USERS},
+        {"push-log", required_argument, NULL, OPT_PUSH_LOG},
         {"token-from-login", no_argument, NULL, OPT_TOKEN_FROM_LOGIN},
         {"hold", required_argument, NULL, OPT_HOLD},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
@@ -385,6 +393,12 @@ static void parse_args(int argc, char **argv, struct load_config *cfg)
             break;
         case OPT_USER:
             cfg->user = checked_string("--user", optarg);
+            break;
+        case OPT_USERS:
+            cfg->users = (int)parse_number("--users", optarg, 1, 10000000);
+            break;
+        case OPT_PUSH_LOG:
+            cfg->push_log = checked_string("--push-log", optarg);
             break;
         case OPT_PASSWORD:
             cfg->password = checked_string("--password", optarg);

@@ -108,6 +108,11 @@ struct worker {
     uint64_t final_deadline_ns; /* everything must be closed by then */
     uint64_t close_deadline_ns;
     uint64_t close_grace_ns;
+    /* --push-log: one (created_at ms, received wall-clock us) per push */
+    int64_t *push_created;
+    int64_t *push_recv_us;
+    size_t push_n, push_cap;
+    unsigned push_unparsed;
     uint32_t *hs_us;
     int hs_n;
     uint32_t *login_us;
@@ -233,9 +238,15 @@ static int send_login(struct worker *w, struct conn *c, struct lws *wsi)
         msg = json_pack("{s:i, s:s, s:s, s:s, s:s}", "id", 1, "type", "auth.token", "token",
                         cfg->token, "device_id", device_id, "platform", "load");
     } else {
-        msg = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "id", 1, "type", "auth.login", "username",
-                        cfg->user, "password", cfg->password, "device_id", device_id, "platform",
-                        "load");
+        char name[MAX_ARG_STRING + 16];
+        if (cfg->users > 0)
+            snprintf(name, sizeof(name), "%s%d", cfg->user,
+                     (w->first_global + (int)c->index) % cfg->users);
+        else
+            snprintf(name, sizeof(name), "%s", cfg->user);
+        msg =
+            json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "id", 1, "type", "auth.login", "username",
+                      name, "password", cfg->password, "device_id", device_id, "platform", "load");
     }
     if (!msg) {
         conn_fail(w, c, "cannot build login message");
@@ -294,11 +305,63 @@ static void handle_message(struct worker *w, struct conn *c, const char *data, s
     json_decref(msg);
 }
 
+/* --push-log: notes the arrival of a push event (a complete text
+ * message) with the server's created_at, for the push benchmarks. */
+static void record_push(struct worker *w, const char *data, size_t len)
+{
+    static const char type[] = "\"type\":\"push\"", created[] = "\"created_at\":";
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (!memmem(data, len, type, sizeof(type) - 1))
+        return;
+    const char *p = memmem(data, len, created, sizeof(created) - 1);
+    if (!p) {
+        w->push_unparsed++;
+        return;
+    }
+    if (w->push_n == w->push_cap) {
+        size_t cap = w->push_cap ? w->push_cap * 2 : 4096;
+        int64_t *a = realloc(w->push_created, cap * sizeof(int64_t));
+        if (a)
+            w->push_created = a;
+        int64_t *b = realloc(w->push_recv_us, cap * sizeof(int64_t));
+        if (b)
+            w->push_recv_us = b;
+        if (!a || !b)
+            return;
+        w->push_cap = cap;
+    }
+    w->push_created[w->push_n] = strtoll(p + sizeof(created) - 1, NULL, 10);
+    w->push_recv_us[w->push_n++] = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void write_push_log(struct worker *w)
+{
+    char path[MAX_ARG_STRING + 32];
+    snprintf(path, sizeof(path), "%s.%d", w->cfg->push_log, w->proc_index);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "yjt-load[%d]: cannot write %s\n", w->proc_index, path);
+        return;
+    }
+    for (size_t i = 0; i < w->push_n; i++)
+        fprintf(f, "%lld %lld\n", (long long)w->push_created[i], (long long)w->push_recv_us[i]);
+    fclose(f);
+    if (w->push_unparsed)
+        fprintf(stderr, "yjt-load[%d]: %u push events without created_at\n", w->proc_index,
+                w->push_unparsed);
+}
+
 static int on_receive(struct worker *w, struct conn *c, struct lws *wsi, const void *in, size_t len)
 {
     bool complete = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
     char *grown;
 
+    if (c->state == CS_READY && w->cfg->push_log && complete && lws_is_first_fragment(wsi) &&
+        !lws_frame_is_binary(wsi)) {
+        record_push(w, in, len);
+        return 0;
+    }
     if (c->state != CS_OPEN || lws_frame_is_binary(wsi))
         return 0; /* after login everything is ignored */
 
@@ -751,5 +814,9 @@ int load_run_worker(const struct load_config *cfg, int proc_index, int first_glo
                     (double)(load_mono_ns() - t) / 1e9);
     }
     report_final(w);
+    if (cfg->push_log && proc_index >= 0)
+        write_push_log(w);
+    free(w->push_created);
+    free(w->push_recv_us);
     return 0;
 }

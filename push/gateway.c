@@ -1,0 +1,474 @@
+/* The push gateway (see gateway.h): token registry, the stored deadline per
+ * push that still may need posting, and the post/retry state machine.
+ *
+ * A push's way through here:
+ *   stored      -> deadline gw/ID at now (user offline) or now + ack timeout
+ *   due         -> acknowledged by some device? done. expired? "expired".
+ *                  no registered token? "no_tokens". Else POST (the deadline
+ *                  moves past the POST's timeout, so a crash retries it).
+ *   2xx         -> "delivered"
+ *   other / none-> "retrying", deadline at now + backoff, until
+ *                  max_attempts: "failed".
+ * Backoff: min(retry_max, retry_base * 2^(attempt-1)), of which a random
+ * half is jitter ("equal jitter"), so retries of many pushes spread out. */
+#include "push/gateway.h"
+
+#include "common/clock.h"
+#include "common/jsonx.h"
+#include "common/log.h"
+#include "push/inbox.h"
+#include "push/presence.h"
+
+#include <glib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOKENS "push_tokens"
+#define STATES "push_gateway"
+#define DEADLINE_PREFIX "gw/"
+#define TICK_SCAN 256 /* due deadlines looked at per tick */
+
+static struct store *store;
+static struct gateway_config cfg;
+static char *url;
+static gateway_post_fn post_fn;
+static int inflight;
+static guint kick_source;
+
+static const char *const platforms[] = {"apns", "fcm",   "huawei", "honor", "xiaomi", "oppo",
+                                        "vivo", "meizu", "jpush",  "getui", "web"};
+
+bool gateway_platform_valid(const char *platform)
+{
+    for (size_t i = 0; platform && i < G_N_ELEMENTS(platforms); i++)
+        if (strcmp(platform, platforms[i]) == 0)
+            return true;
+    return false;
+}
+
+static bool enabled(void)
+{
+    return url && *url && post_fn;
+}
+
+/* ------------------------------------------------------------ tokens */
+
+static char *token_doc_id(const char *user_id, const char *device_id)
+{
+    return g_strconcat(user_id, "/", device_id, NULL);
+}
+
+struct token_scan {
+    const char *keep_id; /* the document being written */
+    const char *user_id;
+    GPtrArray *others; /* ids of documents to remove */
+    GPtrArray *mine;   /* the user's documents (json_t*, new refs) */
+};
+
+static bool same_token(const char *id, json_t *doc, void *ud)
+{
+    (void)doc;
+    struct token_scan *s = ud;
+    if (strcmp(id, s->keep_id) != 0)
+        g_ptr_array_add(s->others, g_strdup(id));
+    return true;
+}
+
+static bool users_token(const char *id, json_t *doc, void *ud)
+{
+    struct token_scan *s = ud;
+    if (strcmp(id, s->keep_id) != 0)
+        g_ptr_array_add(s->mine, json_incref(doc));
+    return true;
+}
+
+static gint by_updated(gconstpointer a, gconstpointer b)
+{
+    int64_t x = jx_int(*(json_t *const *)a, "updated_at", 0);
+    int64_t y = jx_int(*(json_t *const *)b, "updated_at", 0);
+    return x < y ? -1 : x > y;
+}
+
+static bool printable_ascii(const char *s)
+{
+    for (; *s; s++)
+        if (*s < 0x21 || *s > 0x7e)
+            return false;
+    return true;
+}
+
+int gateway_register(const char *user_id, const char *device_id, const char *platform,
+                     const char *token)
+{
+    if (!user_id || !device_id || !*device_id || strlen(device_id) > INBOX_DEVICE_MAX ||
+        !gateway_platform_valid(platform) || !token || !*token ||
+        strlen(token) > GATEWAY_TOKEN_MAX || !printable_ascii(token))
+        return STORE_EINVAL;
+    char *id = token_doc_id(user_id, device_id);
+    struct token_scan s = {id, user_id, g_ptr_array_new_with_free_func(g_free),
+                           g_ptr_array_new_with_free_func((GDestroyNotify)json_decref)};
+    /* A token belongs to one installation: whoever held it before loses it
+     * (a phone that changed hands must not get the old user's alarms). */
+    int rc = store_index_find(store, TOKENS, "token", token, false, same_token, &s);
+    if (rc == STORE_OK)
+        rc = store_index_find(store, TOKENS, "user", user_id, false, users_token, &s);
+    if (rc == STORE_OK && s.mine->len >= GATEWAY_DEVICES_MAX) {
+        g_ptr_array_sort(s.mine, by_updated);
+        for (guint i = 0; i + GATEWAY_DEVICES_MAX - 1 < s.mine->len; i++) {
+            json_t *old = g_ptr_array_index(s.mine, i);
+            g_ptr_array_add(s.others, token_doc_id(jx_str(old, "user"), jx_str(old, "device_id")));
+        }
+    }
+    for (guint i = 0; rc == STORE_OK && i < s.others->len; i++) {
+        int r = store_doc_delete(store, TOKENS, g_ptr_array_index(s.others, i));
+        if (r != STORE_OK && r != STORE_ENOTFOUND)
+            rc = r;
+    }
+    if (rc == STORE_OK) {
+        json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:I}", "user", user_id, "device_id",
+                                device_id, "platform", platform, "token", token, "updated_at",
+                                (json_int_t)clock_now_ms());
+        rc = store_doc_put(store, TOKENS, id, doc, false);
+        json_decref(doc);
+    }
+    if (rc == STORE_OK)
+        log_info("gateway", "token registered user=%s device=%s platform=%s (%u replaced)", user_id,
+                 device_id, platform, s.others->len);
+    g_ptr_array_free(s.others, TRUE);
+    g_ptr_array_free(s.mine, TRUE);
+    g_free(id);
+    return rc;
+}
+
+int gateway_unregister(const char *user_id, const char *device_id)
+{
+    char *id = token_doc_id(user_id, device_id);
+    int rc = store_doc_delete(store, TOKENS, id);
+    g_free(id);
+    if (rc == STORE_OK)
+        log_info("gateway", "token removed user=%s device=%s", user_id, device_id);
+    return rc;
+}
+
+static bool collect_device(const char *id, json_t *doc, void *ud)
+{
+    (void)id;
+    json_array_append_new(ud, json_pack("{s:s?, s:s?, s:s?}", "device_id", jx_str(doc, "device_id"),
+                                        "platform", jx_str(doc, "platform"), "token",
+                                        jx_str(doc, "token")));
+    return true;
+}
+
+/* ------------------------------------------------------------ state */
+
+json_t *gateway_state(const char *push_id)
+{
+    json_t *doc = NULL;
+    if (store_doc_get(store, STATES, push_id, &doc) != STORE_OK)
+        return NULL;
+    json_object_del(doc, "user");
+    json_object_del(doc, "seq");
+    return doc;
+}
+
+/* Records the state of a push; fields (stolen, may be NULL) are merged. */
+static void set_state(const char *push_id, const char *user_id, int64_t seq, const char *state,
+                      int attempts, json_t *fields)
+{
+    json_t *doc =
+        json_pack("{s:s, s:I, s:s, s:i, s:I}", "user", user_id, "seq", (json_int_t)seq, "state",
+                  state, "attempts", attempts, "updated_at", (json_int_t)clock_now_ms());
+    if (fields) {
+        json_object_update(doc, fields);
+        json_decref(fields);
+    }
+    if (store_doc_put(store, STATES, push_id, doc, false) != STORE_OK)
+        log_warn("gateway", "push=%s cannot record state %s", push_id, state);
+    json_decref(doc);
+}
+
+static int stored_attempts(const char *push_id)
+{
+    json_t *doc = NULL;
+    if (store_doc_get(store, STATES, push_id, &doc) != STORE_OK)
+        return 0;
+    int n = (int)jx_int(doc, "attempts", 0);
+    json_decref(doc);
+    return n;
+}
+
+static char *deadline_id(const char *push_id)
+{
+    return g_strconcat(DEADLINE_PREFIX, push_id, NULL);
+}
+
+static void finish(const char *push_id)
+{
+    char *did = deadline_id(push_id);
+    if (store_deadline_delete(store, did) != STORE_OK)
+        log_warn("gateway", "push=%s cannot delete its deadline", push_id);
+    g_free(did);
+}
+
+static void reschedule(const char *push_id, const char *user_id, int64_t seq, int64_t due)
+{
+    char *did = deadline_id(push_id);
+    json_t *p = json_pack("{s:s, s:I}", "user", user_id, "seq", (json_int_t)seq);
+    if (store_deadline_set(store, did, due, p) != STORE_OK)
+        log_warn("gateway", "push=%s cannot store its next deadline", push_id);
+    json_decref(p);
+    g_free(did);
+}
+
+/* The delay before retry number attempt + 1, with equal jitter. */
+static int64_t backoff_ms(int attempt)
+{
+    int64_t d = cfg.retry_base_ms;
+    for (int i = 1; i < attempt && d < cfg.retry_max_ms; i++)
+        d *= 2;
+    if (d > cfg.retry_max_ms)
+        d = cfg.retry_max_ms;
+    int64_t half = d / 2;
+    return half + (half > 0 ? g_random_int_range(0, (gint32)MIN(half, G_MAXINT32 - 1) + 1) : 0);
+}
+
+/* ------------------------------------------------------------ posting */
+
+struct post_ctx {
+    char *push_id;
+    char *user_id;
+    int64_t seq;
+    int attempt;
+};
+
+static void post_done(int status, const char *error, void *ctx)
+{
+    struct post_ctx *p = ctx;
+    inflight--;
+    if (status >= 200 && status < 300) {
+        set_state(p->push_id, p->user_id, p->seq, "delivered", p->attempt,
+                  json_pack("{s:i}", "last_status", status));
+        finish(p->push_id);
+        log_info("gateway", "push=%s delivered to the gateway (attempt %d, status %d)", p->push_id,
+                 p->attempt, status);
+    } else if (p->attempt >= cfg.max_attempts) {
+        set_state(p->push_id, p->user_id, p->seq, "failed", p->attempt,
+                  json_pack("{s:i, s:s}", "last_status", status, "last_error",
+                            error ? error : "http status"));
+        finish(p->push_id);
+        log_warn("gateway", "push=%s given up after %d attempts (status %d%s%s)", p->push_id,
+                 p->attempt, status, error ? ", " : "", error ? error : "");
+    } else {
+        int64_t next = clock_now_ms() + backoff_ms(p->attempt);
+        set_state(p->push_id, p->user_id, p->seq, "retrying", p->attempt,
+                  json_pack("{s:i, s:s, s:I}", "last_status", status, "last_error",
+                            error ? error : "http status", "next_at", (json_int_t)next));
+        reschedule(p->push_id, p->user_id, p->seq, next);
+        log_info("gateway",
+                 "push=%s attempt %d failed (status %d%s%s), retry in %" G_GINT64_FORMAT " ms",
+                 p->push_id, p->attempt, status, error ? ", " : "", error ? error : "",
+                 next - clock_now_ms());
+    }
+    g_free(p->push_id);
+    g_free(p->user_id);
+    g_free(p);
+    if (store)
+        gateway_tick(); /* a slot is free */
+}
+
+struct item_read {
+    int64_t seq;
+    json_t *item;
+};
+
+static bool read_item(int64_t seq, json_t *item, void *ud)
+{
+    struct item_read *r = ud;
+    if (seq == r->seq)
+        r->item = json_incref(item);
+    return false;
+}
+
+/* Handles one due push: settles it, or starts a POST. Returns true if a
+ * POST started. */
+static bool handle_due(const char *push_id, const char *user_id, int64_t seq)
+{
+    int64_t acked = 0;
+    if (inbox_acked_any(user_id, &acked) != STORE_OK)
+        return false; /* store trouble: try again next tick */
+    if (acked >= seq) {
+        int attempts = stored_attempts(push_id);
+        if (attempts > 0)
+            set_state(push_id, user_id, seq, "acked", attempts, NULL);
+        finish(push_id);
+        return false;
+    }
+    char *key = g_strconcat("inbox/", user_id, NULL);
+    struct item_read r = {seq, NULL};
+    int rc = store_seq_range(store, key, seq - 1, 1, false, read_item, &r);
+    g_free(key);
+    if (rc != STORE_OK)
+        return false;
+    if (!r.item) { /* trimmed from the inbox meanwhile */
+        finish(push_id);
+        return false;
+    }
+    int attempts = stored_attempts(push_id);
+    if (jx_int(r.item, "expires_at", 0) <= clock_now_ms()) {
+        set_state(push_id, user_id, seq, "expired", attempts, NULL);
+        finish(push_id);
+        json_decref(r.item);
+        return false;
+    }
+    json_t *devices = json_array();
+    rc = store_index_find(store, TOKENS, "user", user_id, false, collect_device, devices);
+    if (rc != STORE_OK || json_array_size(devices) == 0) {
+        if (rc == STORE_OK) {
+            set_state(push_id, user_id, seq, "no_tokens", attempts, NULL);
+            finish(push_id);
+            log_info("gateway", "push=%s user=%s has no registered push token", push_id, user_id);
+        }
+        json_decref(devices);
+        json_decref(r.item);
+        return false;
+    }
+    struct post_ctx *p = g_new0(struct post_ctx, 1);
+    p->push_id = g_strdup(push_id);
+    p->user_id = g_strdup(user_id);
+    p->seq = seq;
+    p->attempt = attempts + 1;
+    json_t *body = json_pack(
+        "{s:s, s:s, s:I, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:o, s:i}", "push_id", push_id, "user",
+        user_id, "seq", (json_int_t)seq, "kind", json_object_get(r.item, "kind"), "priority",
+        json_object_get(r.item, "priority"), "title", json_object_get(r.item, "title"), "body",
+        json_object_get(r.item, "body"), "created_at", json_object_get(r.item, "created_at"),
+        "expires_at", json_object_get(r.item, "expires_at"), "devices", devices, "attempt",
+        p->attempt);
+    char *text = jx_dump(body);
+    json_decref(body);
+    json_decref(r.item);
+    /* Past the POST's own timeout: if the process dies meanwhile, the push
+     * comes due again after a restart and is posted again. */
+    reschedule(push_id, user_id, seq, clock_now_ms() + cfg.timeout_ms + 1000);
+    inflight++;
+    log_debug("gateway", "push=%s posting, attempt %d", push_id, p->attempt);
+    post_fn(url, text, cfg.timeout_ms, post_done, p);
+    free(text);
+    return true;
+}
+
+struct due_entry {
+    char *push_id;
+    char *user_id;
+    int64_t seq;
+};
+
+static bool collect_due(const char *id, int64_t due_ms, json_t *payload, void *ud)
+{
+    (void)due_ms;
+    if (!g_str_has_prefix(id, DEADLINE_PREFIX))
+        return true;
+    const char *user_id = jx_str(payload, "user");
+    int64_t seq = jx_int(payload, "seq", 0);
+    if (!user_id || seq <= 0)
+        return true;
+    struct due_entry *e = g_new0(struct due_entry, 1);
+    e->push_id = g_strdup(id + strlen(DEADLINE_PREFIX));
+    e->user_id = g_strdup(user_id);
+    e->seq = seq;
+    g_ptr_array_add(ud, e);
+    return true;
+}
+
+static void due_entry_free(gpointer p)
+{
+    struct due_entry *e = p;
+    g_free(e->push_id);
+    g_free(e->user_id);
+    g_free(e);
+}
+
+void gateway_tick(void)
+{
+    if (!enabled() || inflight >= cfg.max_inflight)
+        return;
+    GPtrArray *due = g_ptr_array_new_with_free_func(due_entry_free);
+    if (store_deadline_due(store, clock_now_ms(), TICK_SCAN, collect_due, due) == STORE_OK)
+        for (guint i = 0; i < due->len && inflight < cfg.max_inflight; i++) {
+            struct due_entry *e = g_ptr_array_index(due, i);
+            handle_due(e->push_id, e->user_id, e->seq);
+        }
+    g_ptr_array_free(due, TRUE);
+}
+
+static gboolean kick(gpointer data)
+{
+    (void)data;
+    kick_source = 0;
+    gateway_tick();
+    return G_SOURCE_REMOVE;
+}
+
+/* Inbox observer: every stored push gets a deadline, at once for a user
+ * with no connected device, after the ack timeout otherwise. */
+static void on_pushed(const char *const *user_ids, const int64_t *seqs, int n, json_t *item,
+                      void *ud)
+{
+    (void)item;
+    (void)ud;
+    if (!enabled() || n <= 0)
+        return;
+    int64_t now = clock_now_ms();
+    char **ids = g_new0(char *, (gsize)n);
+    int64_t *dues = g_new0(int64_t, (gsize)n);
+    json_t **payloads = g_new0(json_t *, (gsize)n);
+    bool now_due = false;
+    for (int i = 0; i < n; i++) {
+        char *pid = inbox_push_id(user_ids[i], seqs[i]);
+        ids[i] = deadline_id(pid);
+        g_free(pid);
+        bool online = presence_online(user_ids[i]);
+        dues[i] = online ? now + cfg.ack_timeout_ms : now;
+        now_due |= !online;
+        payloads[i] = json_pack("{s:s, s:I}", "user", user_ids[i], "seq", (json_int_t)seqs[i]);
+    }
+    if (store_deadline_set_many(store, (const char *const *)ids, n, dues, payloads) != STORE_OK)
+        log_error("gateway", "cannot store gateway deadlines for %d push(es)", n);
+    else if (now_due && !kick_source)
+        kick_source = g_idle_add(kick, NULL);
+    for (int i = 0; i < n; i++) {
+        g_free(ids[i]);
+        json_decref(payloads[i]);
+    }
+    g_free(ids);
+    g_free(dues);
+    g_free(payloads);
+}
+
+int gateway_init(struct store *st, const struct gateway_config *c, gateway_post_fn post)
+{
+    store = st;
+    cfg = *c;
+    url = g_strdup(c->url ? c->url : "");
+    cfg.url = url;
+    post_fn = post;
+    inflight = 0;
+    if (store_index_define(st, TOKENS, "user", false) != STORE_OK ||
+        store_index_define(st, TOKENS, "token", false) != STORE_OK)
+        return -1;
+    inbox_observe(on_pushed, NULL);
+    if (enabled())
+        log_info("gateway", "push gateway on: %d ms timeout, %d attempts, ack timeout %d ms",
+                 cfg.timeout_ms, cfg.max_attempts, cfg.ack_timeout_ms);
+    return 0;
+}
+
+void gateway_shutdown(void)
+{
+    if (kick_source)
+        g_source_remove(kick_source);
+    kick_source = 0;
+    g_free(url);
+    url = NULL;
+    store = NULL;
+}

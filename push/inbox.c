@@ -1,0 +1,364 @@
+/* The durable per-user inbox (see inbox.h) on the store's sequences and
+ * keys:
+ *   inbox/USER          the pushes, one stored item per seq;
+ *   inbox.ack/USER/DEV  a device's acknowledged seq (key-value);
+ *   inbox.ackmax/USER   the highest seq any device of USER acknowledged.
+ * Trimming is amortised: by count every TRIM_EVERY pushes of a user, by age
+ * at the same moments and whenever the inbox is read. */
+#include "push/inbox.h"
+
+#include "common/clock.h"
+#include "common/jsonx.h"
+#include "common/log.h"
+
+#include <glib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TRIM_EVERY 32
+#define AGE_SCAN 256
+
+struct observer {
+    inbox_observer_cb cb;
+    void *ud;
+};
+
+static struct store *store;
+static struct inbox_limits limits;
+static inbox_deliver_cb deliver_cb;
+static void *deliver_ud;
+static GArray *observers; /* struct observer */
+
+void inbox_init(struct store *st, const struct inbox_limits *l, inbox_deliver_cb cb, void *ud)
+{
+    store = st;
+    limits = *l;
+    deliver_cb = cb;
+    deliver_ud = ud;
+    observers = g_array_new(FALSE, FALSE, sizeof(struct observer));
+}
+
+void inbox_shutdown(void)
+{
+    if (observers)
+        g_array_free(observers, TRUE);
+    observers = NULL;
+    store = NULL;
+}
+
+void inbox_observe(inbox_observer_cb cb, void *ud)
+{
+    struct observer o = {cb, ud};
+    g_array_append_val(observers, o);
+}
+
+static char *seq_key(const char *user_id)
+{
+    return g_strconcat("inbox/", user_id, NULL);
+}
+
+static char *ack_key(const char *user_id, const char *device_id)
+{
+    return g_strconcat("inbox.ack/", user_id, "/", device_id, NULL);
+}
+
+static char *ackmax_key(const char *user_id)
+{
+    return g_strconcat("inbox.ackmax/", user_id, NULL);
+}
+
+char *inbox_push_id(const char *user_id, int64_t seq)
+{
+    return g_strdup_printf("%s:%" G_GINT64_FORMAT, user_id, seq);
+}
+
+json_t *inbox_event(const char *user_id, int64_t seq, json_t *item)
+{
+    char *id = inbox_push_id(user_id, seq);
+    json_t *ev = json_pack("{s:s, s:I, s:s}", "type", "push", "seq", (json_int_t)seq, "id", id);
+    g_free(id);
+    json_object_update(ev, item);
+    return ev;
+}
+
+static bool valid_text(const char *s, size_t max)
+{
+    return !s || (strlen(s) <= max && g_utf8_validate(s, -1, NULL));
+}
+
+/* Checks the arguments of a push and builds the stored item, or NULL. */
+static json_t *make_item(const char *kind, const char *priority, int64_t ttl_s, const char *title,
+                         const char *body, json_t *payload)
+{
+    if (!kind || !*kind || strlen(kind) > INBOX_KIND_MAX || !priority ||
+        (strcmp(priority, "high") != 0 && strcmp(priority, "normal") != 0) || ttl_s < 1 ||
+        ttl_s > INBOX_TTL_MAX_S || !valid_text(title, INBOX_TITLE_MAX) ||
+        !valid_text(body, INBOX_BODY_MAX) || (payload && !json_is_object(payload)))
+        return NULL;
+    if (payload) {
+        char *text = jx_dump(payload);
+        size_t n = text ? strlen(text) : SIZE_MAX;
+        free(text);
+        if (n > INBOX_PAYLOAD_MAX)
+            return NULL;
+    }
+    int64_t now = clock_now_ms();
+    return json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:o}", "kind", kind, "priority", priority,
+                     "created_at", (json_int_t)now, "expires_at", (json_int_t)(now + ttl_s * 1000),
+                     "title", title ? title : "", "body", body ? body : "", "payload",
+                     payload ? json_incref(payload) : json_object());
+}
+
+struct oldest {
+    int64_t cutoff;
+    int64_t last_old; /* the newest seq older than cutoff seen so far */
+};
+
+static bool scan_old(int64_t seq, json_t *item, void *ud)
+{
+    struct oldest *o = ud;
+    if (jx_int(item, "created_at", 0) >= o->cutoff)
+        return false;
+    o->last_old = seq;
+    return true;
+}
+
+/* Trims the user's inbox by age, then (given its head) by count. */
+static void trim(const char *key, int64_t head)
+{
+    struct oldest o = {clock_now_ms() - limits.max_age_s * 1000, 0};
+    int rc = store_seq_range(store, key, 0, AGE_SCAN, false, scan_old, &o);
+    int64_t upto = o.last_old;
+    if (head > limits.max_count && head - limits.max_count > upto)
+        upto = head - limits.max_count;
+    if (rc == STORE_OK && upto > 0 && store_seq_trim(store, key, upto) != STORE_OK)
+        log_warn("inbox", "trim of %s up to %" G_GINT64_FORMAT " failed", key, upto);
+}
+
+int inbox_push_many(const char *const *user_ids, int n, const char *kind, const char *priority,
+                    int64_t ttl_s, const char *title, const char *body, json_t *payload,
+                    int64_t *seqs_out)
+{
+    return inbox_push_many_journaled(user_ids, n, NULL, kind, priority, ttl_s, title, body, payload,
+                                     seqs_out);
+}
+
+int inbox_push_many_journaled(const char *const *user_ids, int n, const char *journal_key,
+                              const char *kind, const char *priority, int64_t ttl_s,
+                              const char *title, const char *body, json_t *payload,
+                              int64_t *seqs_out)
+{
+    if (n < 0 || (n > 0 && !user_ids))
+        return STORE_EINVAL;
+    json_t *item = make_item(kind, priority, ttl_s, title, body, payload);
+    if (!item)
+        return STORE_EINVAL;
+    char **keys = g_new0(char *, (gsize)n + 2);
+    int64_t *seqs = g_new0(int64_t, (gsize)n + 2);
+    for (int i = 0; i < n; i++)
+        keys[i] = seq_key(user_ids[i]);
+    if (journal_key)
+        keys[n] = g_strdup(journal_key);
+    int rc = store_seq_append_many(store, (const char *const *)keys, n + (journal_key ? 1 : 0),
+                                   item, seqs);
+    if (rc != STORE_OK) {
+        log_error("inbox", "cannot store a %s push for %d user(s): store error %d", kind, n, rc);
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        if (seqs_out)
+            seqs_out[i] = seqs[i];
+        log_debug("inbox", "push user=%s seq=%" G_GINT64_FORMAT " kind=%s priority=%s", user_ids[i],
+                  seqs[i], kind, priority);
+        if (deliver_cb) {
+            json_t *ev = inbox_event(user_ids[i], seqs[i], item);
+            deliver_cb(user_ids[i], seqs[i], ev, deliver_ud);
+            json_decref(ev);
+        }
+        if (seqs[i] % TRIM_EVERY == 0)
+            trim(keys[i], seqs[i]);
+    }
+    for (guint o = 0; o < observers->len; o++) {
+        struct observer *ob = &g_array_index(observers, struct observer, o);
+        ob->cb(user_ids, seqs, n, item, ob->ud);
+    }
+    if (n == 1)
+        log_info("inbox", "push user=%s seq=%" G_GINT64_FORMAT " kind=%s priority=%s", user_ids[0],
+                 seqs[0], kind, priority);
+    else if (n > 1)
+        log_info("inbox", "push to %d users kind=%s priority=%s", n, kind, priority);
+out:
+    for (int i = 0; i <= n; i++)
+        g_free(keys[i]);
+    g_free(keys);
+    g_free(seqs);
+    json_decref(item);
+    return rc;
+}
+
+int inbox_push(const char *user_id, const char *kind, const char *priority, int64_t ttl_s,
+               const char *title, const char *body, json_t *payload, int64_t *seq_out)
+{
+    if (!user_id || !*user_id)
+        return STORE_EINVAL;
+    return inbox_push_many(&user_id, 1, kind, priority, ttl_s, title, body, payload, seq_out);
+}
+
+int inbox_head(const char *user_id, int64_t *seq_out)
+{
+    char *key = seq_key(user_id);
+    int rc = store_seq_last(store, key, seq_out);
+    g_free(key);
+    return rc;
+}
+
+struct resume {
+    const char *user_id;
+    int64_t now;
+    int64_t last;
+    int count;
+    bool stopped;
+    inbox_item_cb cb;
+    void *ud;
+};
+
+static bool resume_one(int64_t seq, json_t *item, void *ud)
+{
+    struct resume *r = ud;
+    r->count++;
+    if (jx_int(item, "expires_at", 0) > r->now) {
+        json_t *ev = inbox_event(r->user_id, seq, item);
+        bool taken = r->cb(seq, ev, r->ud);
+        json_decref(ev);
+        if (!taken) {
+            r->stopped = true;
+            return false;
+        }
+    }
+    r->last = seq;
+    return true;
+}
+
+int inbox_resume(const char *user_id, int64_t after_seq, int limit, inbox_item_cb cb, void *ud,
+                 int64_t *last_out, bool *more_out)
+{
+    char *key = seq_key(user_id);
+    int64_t head = 0;
+    int rc = store_seq_last(store, key, &head);
+    if (rc == STORE_OK)
+        trim(key, head);
+    struct resume r = {user_id, clock_now_ms(), after_seq, 0, false, cb, ud};
+    if (rc == STORE_OK)
+        rc = store_seq_range(store, key, after_seq, limit, false, resume_one, &r);
+    g_free(key);
+    if (rc != STORE_OK)
+        return rc;
+    /* Pushes trimmed away between after_seq and the oldest kept one are
+     * gone; a resume past all of them lands on the head. */
+    if (r.count == 0 && !r.stopped && head > after_seq)
+        r.last = head;
+    *last_out = r.last;
+    *more_out = r.last < head;
+    return STORE_OK;
+}
+
+struct listing {
+    const char *user_id;
+    int64_t now;
+    json_t *items;
+};
+
+static bool list_one(int64_t seq, json_t *item, void *ud)
+{
+    struct listing *l = ud;
+    json_t *ev = inbox_event(l->user_id, seq, item);
+    json_object_del(ev, "type");
+    json_object_set_new(ev, "expired", json_boolean(jx_int(item, "expires_at", 0) <= l->now));
+    json_array_append_new(l->items, ev);
+    return true;
+}
+
+int inbox_list(const char *user_id, int64_t after_seq, int limit, json_t **items_out)
+{
+    char *key = seq_key(user_id);
+    int64_t head = 0;
+    int rc = store_seq_last(store, key, &head);
+    if (rc == STORE_OK)
+        trim(key, head);
+    struct listing l = {user_id, clock_now_ms(), json_array()};
+    if (rc == STORE_OK)
+        rc = store_seq_range(store, key, after_seq, limit, false, list_one, &l);
+    g_free(key);
+    if (rc != STORE_OK) {
+        json_decref(l.items);
+        return rc;
+    }
+    *items_out = l.items;
+    return STORE_OK;
+}
+
+static int read_seq_key(const char *key, int64_t *out)
+{
+    char *v = NULL;
+    int rc = store_kv_get(store, key, &v);
+    *out = 0;
+    if (rc == STORE_ENOTFOUND)
+        return STORE_OK;
+    if (rc == STORE_OK)
+        *out = g_ascii_strtoll(v, NULL, 10);
+    g_free(v);
+    return rc;
+}
+
+static int write_seq_key(const char *key, int64_t seq)
+{
+    char v[24];
+    g_snprintf(v, sizeof(v), "%" G_GINT64_FORMAT, seq);
+    return store_kv_set(store, key, v, 0);
+}
+
+int inbox_acked(const char *user_id, const char *device_id, int64_t *seq_out)
+{
+    char *key = ack_key(user_id, device_id);
+    int rc = read_seq_key(key, seq_out);
+    g_free(key);
+    return rc;
+}
+
+int inbox_acked_any(const char *user_id, int64_t *seq_out)
+{
+    char *key = ackmax_key(user_id);
+    int rc = read_seq_key(key, seq_out);
+    g_free(key);
+    return rc;
+}
+
+int inbox_ack(const char *user_id, const char *device_id, int64_t seq, int64_t *acked_out)
+{
+    int64_t head = 0, cur = 0, any = 0;
+    int rc = inbox_head(user_id, &head);
+    if (rc != STORE_OK)
+        return rc;
+    if (seq < 0 || seq > head)
+        return STORE_EINVAL;
+    char *key = ack_key(user_id, device_id);
+    rc = read_seq_key(key, &cur);
+    if (rc == STORE_OK && seq > cur) {
+        rc = write_seq_key(key, seq);
+        if (rc == STORE_OK)
+            cur = seq;
+        if (rc == STORE_OK)
+            rc = inbox_acked_any(user_id, &any);
+        if (rc == STORE_OK && seq > any) {
+            char *mk = ackmax_key(user_id);
+            rc = write_seq_key(mk, seq);
+            g_free(mk);
+        }
+    }
+    g_free(key);
+    if (rc == STORE_OK) {
+        *acked_out = cur;
+        log_debug("inbox", "ack user=%s device=%s seq=%" G_GINT64_FORMAT, user_id, device_id, cur);
+    }
+    return rc;
+}

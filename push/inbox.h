@@ -1,0 +1,98 @@
+/* The durable per-user inbox: every push to a user is appended to the
+ * user's sequence in the store ("inbox/USER"), where its seq rises by one
+ * per push, before any device is told it exists. Each device keeps its own
+ * acknowledged position (cumulative, stored), and a device that was away
+ * reads what it missed with inbox_resume().
+ *
+ * This module never touches a connection: once a push is stored it hands
+ * the ready-made `push` event to the deliver callback the server registered
+ * at start, and the server sends it to the user's live devices. Observers
+ * (the push gateway) hear of each stored push the same way. Main loop
+ * only. */
+#ifndef YJT_INBOX_H
+#define YJT_INBOX_H
+
+#include "records/store.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define INBOX_KIND_MAX 32
+#define INBOX_TITLE_MAX 200
+#define INBOX_BODY_MAX 4000
+#define INBOX_PAYLOAD_MAX 16384 /* bytes of the payload, serialised */
+#define INBOX_TTL_MAX_S (30 * 86400)
+#define INBOX_DEVICE_MAX 128
+
+struct inbox_limits {
+    int64_t max_age_s; /* pushes older than this are trimmed */
+    int max_count;     /* pushes kept per user (a few more until the next trim) */
+};
+
+/* Called once per stored push with its `push` event (borrowed): the server
+ * sends it to every live device of user_id. */
+typedef void (*inbox_deliver_cb)(const char *user_id, int64_t seq, json_t *event, void *ud);
+/* Called once per stored batch (one push to n users), after delivery,
+ * with the stored item and each user's seq. */
+typedef void (*inbox_observer_cb)(const char *const *user_ids, const int64_t *seqs, int n,
+                                  json_t *item, void *ud);
+/* Called by inbox_resume() per push to send; returns false if the push was
+ * not taken (the caller's budget is spent): the resume stops before it. */
+typedef bool (*inbox_item_cb)(int64_t seq, json_t *event, void *ud);
+
+void inbox_init(struct store *st, const struct inbox_limits *limits, inbox_deliver_cb cb, void *ud);
+void inbox_shutdown(void);
+/* Adds an observer (at most a few: the push gateway, metrics). */
+void inbox_observe(inbox_observer_cb cb, void *ud);
+
+/* Stores a push for user_id and then delivers it to every online device of
+ * the user. kind is 1..32 chars (alarm, reminder, notice, call_missed, …),
+ * priority "high" or "normal", ttl_s 1..30 days, title up to 200 chars and
+ * body up to 4000 (either may be NULL), payload an object (borrowed, may be
+ * NULL) of at most 16 KiB. Returns 0 with *seq_out (may be NULL) set,
+ * STORE_EINVAL for bad arguments, or another negative STORE_E… code when
+ * the store failed (nothing was delivered then). */
+int inbox_push(const char *user_id, const char *kind, const char *priority, int64_t ttl_s,
+               const char *title, const char *body, json_t *payload, int64_t *seq_out);
+/* The same push to n users, stored in one transaction (all or none), then
+ * delivered; seqs_out (may be NULL) gets each user's seq. */
+int inbox_push_many(const char *const *user_ids, int n, const char *kind, const char *priority,
+                    int64_t ttl_s, const char *title, const char *body, json_t *payload,
+                    int64_t *seqs_out);
+/* inbox_push_many() that also appends the stored item to the sequence
+ * journal_key in the same transaction, so the caller can later tell for
+ * sure whether this batch was stored (the scheduler's "sent" record). */
+int inbox_push_many_journaled(const char *const *user_ids, int n, const char *journal_key,
+                              const char *kind, const char *priority, int64_t ttl_s,
+                              const char *title, const char *body, json_t *payload,
+                              int64_t *seqs_out);
+
+/* The newest seq of the user's inbox (0 if none). */
+int inbox_head(const char *user_id, int64_t *seq_out);
+/* Reads the pushes after after_seq in order, at most limit of them, and
+ * calls cb with the event of each one that has not expired (expired ones
+ * are passed over). *last_out gets the seq up to which the resume went,
+ * *more_out whether newer pushes remain. */
+int inbox_resume(const char *user_id, int64_t after_seq, int limit, inbox_item_cb cb, void *ud,
+                 int64_t *last_out, bool *more_out);
+/* The stored pushes after after_seq, oldest first, at most limit, expired
+ * ones included (with "expired": true): a new array in *items_out. */
+int inbox_list(const char *user_id, int64_t after_seq, int limit, json_t **items_out);
+
+/* Records that device_id of user_id has everything up to seq. Acks are
+ * cumulative: a lower seq than the stored one changes nothing. Returns
+ * STORE_EINVAL if seq is negative or past the head; *acked_out gets the
+ * device's position after the call. */
+int inbox_ack(const char *user_id, const char *device_id, int64_t seq, int64_t *acked_out);
+/* The stored position of one device (0 if none). */
+int inbox_acked(const char *user_id, const char *device_id, int64_t *seq_out);
+/* The highest position any device of the user has acknowledged. */
+int inbox_acked_any(const char *user_id, int64_t *seq_out);
+
+/* The `push` event for a stored item (new reference). */
+json_t *inbox_event(const char *user_id, int64_t seq, json_t *item);
+/* The push id of (user_id, seq), as sent in events and to the gateway. */
+char *inbox_push_id(const char *user_id, int64_t seq);
+
+#endif

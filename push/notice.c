@@ -1,0 +1,360 @@
+/* Notices (see notice.h): audience resolution within the publisher's
+ * jurisdiction, storage, the pushes, read receipts. */
+#include "push/notice.h"
+
+#include "common/clock.h"
+#include "common/ids.h"
+#include "common/jsonx.h"
+#include "common/log.h"
+#include "push/inbox.h"
+#include "records/account.h"
+#include "records/org.h"
+
+#include <glib.h>
+#include <string.h>
+
+#define NOTICES "notices"
+#define READS "notice_reads"
+#define URL_MAX 1024
+#define NAME_MAX_ATT 200
+
+static struct store *store;
+
+void notice_init(struct store *st)
+{
+    store = st;
+    store_index_define(st, READS, "notice", false);
+}
+
+struct collect {
+    GHashTable *users; /* set of user ids, for order-free de-duplication */
+    GPtrArray *order;  /* the same ids in the order found */
+    const char *role;
+    const char *within; /* gov: division the user's org must be strictly below */
+    bool too_many;
+};
+
+static void add_user(struct collect *c, const char *id)
+{
+    if (g_hash_table_contains(c->users, id))
+        return;
+    if (c->order->len >= NOTICE_RECIPIENTS_MAX) {
+        c->too_many = true;
+        return;
+    }
+    char *dup = g_strdup(id);
+    g_hash_table_add(c->users, dup);
+    g_ptr_array_add(c->order, dup);
+}
+
+static bool corp_user(struct account *a, void *ud)
+{
+    struct collect *c = ud;
+    if (!a->disabled && strcmp(a->role, "corp") == 0)
+        add_user(c, a->id);
+    return !c->too_many;
+}
+
+static bool enterprise_users(const char *id, json_t *doc, void *ud)
+{
+    (void)doc;
+    struct collect *c = ud;
+    account_each_in_org(store, id, corp_user, c);
+    return !c->too_many;
+}
+
+static bool gov_user(const char *id, json_t *doc, void *ud)
+{
+    struct collect *c = ud;
+    const char *org = jx_str(doc, "org");
+    char norm[8], within[8];
+    if (strcmp(jx_str(doc, "role") ? jx_str(doc, "role") : "", "gov") == 0 && org &&
+        !jx_bool(doc, "disabled", false) && division_normalize(org, norm, sizeof(norm)) &&
+        division_normalize(c->within, within, sizeof(within)) && strlen(norm) > strlen(within) &&
+        division_covers(within, norm))
+        add_user(c, id);
+    return !c->too_many;
+}
+
+static bool valid_url(const char *u)
+{
+    return u && strlen(u) <= URL_MAX &&
+           (g_str_has_prefix(u, "https://") || g_str_has_prefix(u, "http://")) &&
+           g_utf8_validate(u, -1, NULL);
+}
+
+/* Checks the attachments ([{"name","url"}]); returns a new copy or NULL. */
+static json_t *attachments_of(json_t *req)
+{
+    json_t *a = json_object_get(req, "attachments");
+    if (!a)
+        return json_array();
+    if (!json_is_array(a) || json_array_size(a) > NOTICE_ATTACHMENTS_MAX)
+        return NULL;
+    json_t *out = json_array();
+    size_t i;
+    json_t *it;
+    json_array_foreach(a, i, it)
+    {
+        const char *name = jx_str_bounded(it, "name", NAME_MAX_ATT);
+        const char *url = jx_str(it, "url");
+        if (!json_is_object(it) || !name || !valid_url(url)) {
+            json_decref(out);
+            return NULL;
+        }
+        json_array_append_new(out, json_pack("{s:s, s:s}", "name", name, "url", url));
+    }
+    return out;
+}
+
+/* Resolves the audience into c->order; returns ERR_NONE or an error. */
+static enum err_code resolve(const struct principal *pub, json_t *aud, struct collect *c,
+                             const char **why)
+{
+    const char *type = jx_str(aud, "type");
+    char norm[8];
+    if (!type) {
+        *why = "audience.type must be division, enterprises or gov";
+        return ERR_BAD_REQUEST;
+    }
+    if (strcmp(type, "division") == 0 || strcmp(type, "gov") == 0) {
+        const char *div = jx_str(aud, "division");
+        if (!div && strcmp(type, "gov") == 0)
+            div = pub->org;
+        if (!div || !division_normalize(div, norm, sizeof(norm))) {
+            *why = "audience.division must be a division code";
+            return ERR_BAD_REQUEST;
+        }
+        if (!juris_reaches(pub, ORG_DIVISION, norm, norm)) {
+            *why = "audience outside your jurisdiction";
+            return ERR_FORBIDDEN;
+        }
+        int rc;
+        if (strcmp(type, "division") == 0) {
+            rc =
+                store_index_find(store, "enterprises", "division", norm, true, enterprise_users, c);
+        } else {
+            c->within = pub->org;
+            /* users.org holds division codes for gov users; the filter
+             * keeps gov users strictly below the publisher. */
+            rc = store_index_find(store, "users", "org", norm, true, gov_user, c);
+        }
+        if (rc != STORE_OK) {
+            *why = "store unavailable";
+            return ERR_UNAVAILABLE;
+        }
+    } else if (strcmp(type, "enterprises") == 0) {
+        json_t *list = json_object_get(aud, "enterprises");
+        if (!json_is_array(list) || json_array_size(list) == 0 ||
+            json_array_size(list) > NOTICE_ENTERPRISES_MAX) {
+            *why = "audience.enterprises must be a list of 1-500 enterprise ids";
+            return ERR_BAD_REQUEST;
+        }
+        size_t i;
+        json_t *e;
+        json_array_foreach(list, i, e)
+        {
+            const char *id = json_is_string(e) ? json_string_value(e) : NULL;
+            json_t *doc = NULL;
+            if (!org_id_valid(id)) {
+                *why = "audience.enterprises must be a list of enterprise ids";
+                return ERR_BAD_REQUEST;
+            }
+            int rc = org_enterprise_get(store, id, &doc);
+            if (rc == STORE_ENOTFOUND) {
+                *why = "no such enterprise";
+                return ERR_NOT_FOUND;
+            }
+            if (rc != STORE_OK) {
+                *why = "store unavailable";
+                return ERR_UNAVAILABLE;
+            }
+            bool ok = juris_reaches(pub, ORG_ENTERPRISE, id, jx_str(doc, "division"));
+            json_decref(doc);
+            if (!ok) {
+                *why = "an enterprise is outside your jurisdiction";
+                return ERR_FORBIDDEN;
+            }
+            account_each_in_org(store, id, corp_user, c);
+        }
+    } else {
+        *why = "audience.type must be division, enterprises or gov";
+        return ERR_BAD_REQUEST;
+    }
+    if (c->too_many) {
+        *why = "audience larger than 20000 users";
+        return ERR_TOO_LARGE;
+    }
+    return ERR_NONE;
+}
+
+enum err_code notice_publish(const char *publisher_id, const struct principal *pub, json_t *req,
+                             char **id_out, int *recipients_out, const char **why)
+{
+    const char *title = jx_str_bounded(req, "title", NOTICE_TITLE_MAX);
+    const char *body = jx_str_bounded(req, "body", NOTICE_BODY_MAX);
+    json_t *aud = json_object_get(req, "audience");
+    json_t *rr = json_object_get(req, "require_read");
+    if (!pub->role || strcmp(pub->role, "gov") != 0) {
+        *why = "only regulators (gov) publish notices";
+        return ERR_FORBIDDEN;
+    }
+    if (!title || !body || !g_utf8_validate(title, -1, NULL) || !g_utf8_validate(body, -1, NULL)) {
+        *why = "title (1-200) and body (1-20000) must be strings";
+        return ERR_BAD_REQUEST;
+    }
+    if (!json_is_object(aud) || (rr && !json_is_boolean(rr))) {
+        *why = "audience must be an object and require_read a boolean";
+        return ERR_BAD_REQUEST;
+    }
+    json_t *att = attachments_of(req);
+    if (!att) {
+        *why = "attachments must be at most 10 of {name, url (http/https)}";
+        return ERR_BAD_REQUEST;
+    }
+    struct collect c = {g_hash_table_new(g_str_hash, g_str_equal),
+                        g_ptr_array_new_with_free_func(g_free), NULL, NULL, false};
+    enum err_code err = resolve(pub, aud, &c, why);
+    char *id = NULL;
+    if (err != ERR_NONE)
+        goto out;
+    id = id_new("n");
+    json_t *recipients = json_array();
+    for (guint i = 0; i < c.order->len; i++)
+        json_array_append_new(recipients, json_string(g_ptr_array_index(c.order, i)));
+    bool require_read = rr && json_is_true(rr);
+    json_t *doc =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:O, s:b, s:I, s:o}", "id", id, "publisher",
+                  publisher_id, "publisher_division", pub->org, "title", title, "body", body,
+                  "attachments", att, "audience", aud, "require_read", require_read, "created_at",
+                  (json_int_t)clock_now_ms(), "recipients", recipients);
+    int rc = store_doc_put(store, NOTICES, id, doc, true);
+    json_decref(doc);
+    if (rc == STORE_OK) {
+        json_t *payload = json_pack("{s:s, s:b, s:O}", "notice_id", id, "require_read",
+                                    require_read, "attachments", att);
+        rc = inbox_push_many((const char *const *)c.order->pdata, (int)c.order->len, "notice",
+                             "normal", NOTICE_TTL_S, title, body, payload, NULL);
+        json_decref(payload);
+    }
+    if (rc != STORE_OK) {
+        *why = "store unavailable";
+        err = ERR_UNAVAILABLE;
+        g_clear_pointer(&id, g_free);
+        goto out;
+    }
+    log_info("notice", "notice=%s published by user=%s to %u recipients", id, publisher_id,
+             c.order->len);
+    *id_out = id;
+    *recipients_out = (int)c.order->len;
+out:
+    json_decref(att);
+    g_hash_table_destroy(c.users);
+    g_ptr_array_free(c.order, TRUE);
+    return err;
+}
+
+static bool is_recipient(json_t *doc, const char *user_id)
+{
+    size_t i;
+    json_t *u;
+    json_array_foreach(json_object_get(doc, "recipients"), i, u)
+    {
+        if (json_is_string(u) && strcmp(json_string_value(u), user_id) == 0)
+            return true;
+    }
+    return false;
+}
+
+enum err_code notice_read(const char *notice_id, const char *user_id, int64_t *read_at_out)
+{
+    json_t *doc = NULL;
+    int rc = store_doc_get(store, NOTICES, notice_id, &doc);
+    if (rc != STORE_OK)
+        return rc == STORE_ENOTFOUND ? ERR_NOT_FOUND : ERR_UNAVAILABLE;
+    bool mine = is_recipient(doc, user_id);
+    json_decref(doc);
+    if (!mine)
+        return ERR_NOT_FOUND; /* reveals nothing about other people's notices */
+    char *rid = g_strconcat(notice_id, "/", user_id, NULL);
+    json_t *r = NULL;
+    rc = store_doc_get(store, READS, rid, &r);
+    if (rc == STORE_OK) {
+        *read_at_out = jx_int(r, "read_at", 0);
+    } else if (rc == STORE_ENOTFOUND) {
+        *read_at_out = clock_now_ms();
+        r = json_pack("{s:s, s:s, s:I}", "notice", notice_id, "user", user_id, "read_at",
+                      (json_int_t)*read_at_out);
+        rc = store_doc_put(store, READS, rid, r, false);
+        if (rc == STORE_OK)
+            log_info("notice", "notice=%s read by user=%s", notice_id, user_id);
+    }
+    json_decref(r);
+    g_free(rid);
+    return rc == STORE_OK ? ERR_NONE : ERR_UNAVAILABLE;
+}
+
+static bool collect_read(const char *id, json_t *doc, void *ud)
+{
+    (void)id;
+    const char *user = jx_str(doc, "user");
+    if (user)
+        json_object_set_new(ud, user, json_integer(jx_int(doc, "read_at", 0)));
+    return true;
+}
+
+enum err_code notice_receipts(const char *notice_id, const char *viewer_id, const char *viewer_role,
+                              json_t **out, const char **why)
+{
+    json_t *doc = NULL;
+    int rc = store_doc_get(store, NOTICES, notice_id, &doc);
+    if (rc != STORE_OK) {
+        *why = rc == STORE_ENOTFOUND ? "no such notice" : "store unavailable";
+        return rc == STORE_ENOTFOUND ? ERR_NOT_FOUND : ERR_UNAVAILABLE;
+    }
+    if (strcmp(viewer_role, "admin") != 0 &&
+        strcmp(jx_str(doc, "publisher") ? jx_str(doc, "publisher") : "", viewer_id) != 0) {
+        json_decref(doc);
+        *why = "only the publisher sees the receipts";
+        return ERR_FORBIDDEN;
+    }
+    json_t *reads = json_object();
+    rc = store_index_find(store, READS, "notice", notice_id, false, collect_read, reads);
+    json_t *read = json_array(), *unread = json_array();
+    size_t i;
+    json_t *u;
+    json_array_foreach(json_object_get(doc, "recipients"), i, u)
+    {
+        const char *uid = json_string_value(u);
+        struct account *a = NULL;
+        json_t *entry = NULL;
+        if (uid && account_get(store, uid, &a) == STORE_OK) {
+            entry = account_public_json(a);
+            account_free(a);
+        } else {
+            entry = json_pack("{s:s?}", "id", uid);
+        }
+        json_t *at = json_object_get(reads, uid ? uid : "");
+        if (at) {
+            json_object_set(entry, "read_at", at);
+            json_array_append_new(read, entry);
+        } else {
+            json_array_append_new(unread, entry);
+        }
+    }
+    *out = json_pack("{s:s, s:s, s:b, s:I, s:i, s:o, s:o}", "notice_id", notice_id, "title",
+                     jx_str(doc, "title") ? jx_str(doc, "title") : "", "require_read",
+                     jx_bool(doc, "require_read", false), "created_at",
+                     (json_int_t)jx_int(doc, "created_at", 0), "total",
+                     (int)json_array_size(json_object_get(doc, "recipients")), "read", read,
+                     "unread", unread);
+    json_decref(reads);
+    json_decref(doc);
+    if (rc != STORE_OK) {
+        json_decref(*out);
+        *out = NULL;
+        *why = "store unavailable";
+        return ERR_UNAVAILABLE;
+    }
+    return ERR_NONE;
+}

@@ -1,0 +1,87 @@
+/* Notices on WebSocket and REST: notice.publish and notice.read, and
+ * POST /api/v1/notices and GET /api/v1/notices/{id}/receipts. The rules
+ * (who may publish to whom, who is a recipient) are push/notice.c's. */
+#include "common/jsonx.h"
+#include "common/log.h"
+#include "push/notice.h"
+#include "server/conn.h"
+#include "server/rest.h"
+#include "server/server.h"
+#include "server/ws.h"
+
+#define NOTICE_ID_MAX 64
+
+static void h_publish(struct conn *c, json_t *id, json_t *msg)
+{
+    struct principal p = {c->role, c->org};
+    const char *why = NULL;
+    char *nid = NULL;
+    int n = 0;
+    enum err_code err = notice_publish(c->user_id, &p, msg, &nid, &n, &why);
+    if (err != ERR_NONE) {
+        conn_reply_error(c, id, err, why);
+        return;
+    }
+    conn_reply(c, id, json_pack("{s:s, s:i}", "notice_id", nid, "recipients", n));
+    g_free(nid);
+}
+
+static void h_read(struct conn *c, json_t *id, json_t *msg)
+{
+    const char *nid = jx_str_bounded(msg, "notice_id", NOTICE_ID_MAX);
+    if (!nid) {
+        conn_reply_error(c, id, ERR_BAD_REQUEST, "notice_id must be a string");
+        return;
+    }
+    int64_t at = 0;
+    enum err_code err = notice_read(nid, c->user_id, &at);
+    if (err != ERR_NONE)
+        conn_reply_error(c, id, err,
+                         err == ERR_NOT_FOUND ? "no such notice for you" : "store unavailable");
+    else
+        conn_reply(c, id, json_pack("{s:s, s:I}", "notice_id", nid, "read_at", (json_int_t)at));
+}
+
+const struct ws_handler notice_handlers[] = {
+    {"notice.publish", h_publish, true},
+    {"notice.read", h_read, true},
+    {NULL, NULL, false},
+};
+
+/* POST /api/v1/notices: notice.publish for the web console. */
+static void route_publish(struct rest_req *r)
+{
+    if (!r->body) {
+        rest_error(r, ERR_BAD_REQUEST, "body must be a JSON object");
+        return;
+    }
+    struct principal p = {r->acct->role, r->acct->org};
+    const char *why = NULL;
+    char *nid = NULL;
+    int n = 0;
+    enum err_code err = notice_publish(r->acct->id, &p, r->body, &nid, &n, &why);
+    if (err != ERR_NONE) {
+        rest_error(r, err, why);
+        return;
+    }
+    rest_reply(r, 201, json_pack("{s:s, s:i}", "notice_id", nid, "recipients", n));
+    g_free(nid);
+}
+
+/* GET /api/v1/notices/{id}/receipts: who has read it, who has not. */
+static void route_receipts(struct rest_req *r)
+{
+    json_t *out = NULL;
+    const char *why = NULL;
+    enum err_code err = notice_receipts(r->params[0], r->acct->id, r->acct->role, &out, &why);
+    if (err != ERR_NONE)
+        rest_error(r, err, why);
+    else
+        rest_reply(r, 200, out);
+}
+
+const struct rest_route notice_routes[] = {
+    {REST_POST, "/api/v1/notices", route_publish, true},
+    {REST_GET, "/api/v1/notices/*/receipts", route_receipts, true},
+    {0},
+};

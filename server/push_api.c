@@ -1,0 +1,295 @@
+/* The push messages of the app contract: push.ack and push.resume over
+ * WebSocket, the live `push` events, GET /api/v1/inbox, and
+ * POST /api/v1/pushes (operators send a push by hand). The inbox itself is
+ * push/inbox.c; this file only speaks for it on connections.
+ *
+ * No gap, no duplicate: a connection that has sent push.resume is
+ * "tracking" with a cursor (the last seq it was sent); a live push goes out
+ * to it only if it is the one right after the cursor. A device still
+ * catching up (its resume answered more: true) gets nothing live until it
+ * has read up to the head, and then everything, in order. */
+#include "server/push_api.h"
+
+#include "common/jsonx.h"
+#include "common/log.h"
+#include "push/gateway.h"
+#include "push/inbox.h"
+#include "push/presence.h"
+#include "server/conn.h"
+#include "server/rest.h"
+#include "server/server.h"
+#include "server/ws.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define INBOX_PAGE_MAX 200
+#define INBOX_PAGE_DEFAULT 50
+
+struct deliver {
+    int64_t seq;
+    json_t *event;
+};
+
+static void deliver_one(void *conn, void *ud)
+{
+    struct conn *c = conn;
+    struct deliver *d = ud;
+    if (c->push_tracking && c->push_cursor != d->seq - 1)
+        return; /* catching up: it reads this one with push.resume */
+    c->push_cursor = d->seq;
+    conn_send(c, json_incref(d->event), "push");
+}
+
+void push_api_deliver(const char *user_id, int64_t seq, json_t *event, void *ud)
+{
+    (void)ud;
+    struct deliver d = {seq, event};
+    presence_each_conn(user_id, deliver_one, &d);
+}
+
+static void h_ack(struct conn *c, json_t *id, json_t *msg)
+{
+    json_t *s = json_object_get(msg, "seq");
+    if (!json_is_integer(s) || json_integer_value(s) < 0) {
+        conn_reply_error(c, id, ERR_BAD_REQUEST, "seq must be a non-negative integer");
+        return;
+    }
+    int64_t acked = 0;
+    int rc = inbox_ack(c->user_id, c->device_id, json_integer_value(s), &acked);
+    if (rc == STORE_EINVAL) {
+        conn_reply_error(c, id, ERR_BAD_REQUEST, "seq is past the newest push");
+        return;
+    }
+    if (rc != STORE_OK) {
+        conn_reply_error(c, id, ERR_UNAVAILABLE, "store unavailable");
+        return;
+    }
+    conn_reply(c, id, json_pack("{s:I}", "acked", (json_int_t)acked));
+}
+
+struct resume_ctx {
+    struct conn *c;
+    size_t budget; /* bytes this resume may queue */
+    size_t used;
+    int sent;
+};
+
+static bool resume_one(int64_t seq, json_t *event, void *ud)
+{
+    (void)seq;
+    struct resume_ctx *r = ud;
+    char *text = jx_dump(event);
+    size_t len = text ? strlen(text) : 0;
+    free(text);
+    /* Always at least one, so a resume makes progress. */
+    if (r->sent > 0 && r->used + len > r->budget)
+        return false;
+    r->used += len;
+    r->sent++;
+    conn_send(r->c, json_incref(event), "push");
+    return true;
+}
+
+static void h_resume(struct conn *c, json_t *id, json_t *msg)
+{
+    json_t *a = json_object_get(msg, "after_seq");
+    int64_t after = 0, head = 0, last = 0;
+    bool more = false;
+    if (a && (!json_is_integer(a) || json_integer_value(a) < 0)) {
+        conn_reply_error(c, id, ERR_BAD_REQUEST, "after_seq must be a non-negative integer");
+        return;
+    }
+    int rc = a ? STORE_OK : inbox_acked(c->user_id, c->device_id, &after);
+    if (a)
+        after = json_integer_value(a);
+    if (rc == STORE_OK)
+        rc = inbox_head(c->user_id, &head);
+    if (rc != STORE_OK) {
+        conn_reply_error(c, id, ERR_UNAVAILABLE, "store unavailable");
+        return;
+    }
+    if (after > head) {
+        conn_reply_error(c, id, ERR_BAD_REQUEST, "after_seq is past the newest push");
+        return;
+    }
+    size_t queued = c->out_bytes;
+    size_t half = (size_t)server.cfg.send_queue_max / 2;
+    struct resume_ctx r = {c, half > queued ? half - queued : 0, 0, 0};
+    rc =
+        inbox_resume(c->user_id, after, server.cfg.push_resume_batch, resume_one, &r, &last, &more);
+    if (rc != STORE_OK) {
+        conn_reply_error(c, id, ERR_UNAVAILABLE, "store unavailable");
+        return;
+    }
+    c->push_tracking = true;
+    c->push_cursor = last;
+    log_debug("push",
+              "conn=%" G_GUINT64_FORMAT " user=%s device=%s resume after=%" G_GINT64_FORMAT
+              " sent=%d last=%" G_GINT64_FORMAT " head=%" G_GINT64_FORMAT,
+              c->serial, c->user_id, c->device_id, after, r.sent, last, head);
+    conn_reply(c, id,
+               json_pack("{s:I, s:I, s:b}", "last_seq", (json_int_t)last, "head", (json_int_t)head,
+                         "more", more));
+}
+
+/* The device_id of a push.register/unregister: the field, or the
+ * connection's own device. NULL (after an error reply) if malformed. */
+static const char *device_of(struct conn *c, json_t *id, json_t *msg)
+{
+    json_t *d = json_object_get(msg, "device_id");
+    const char *device_id = jx_str_bounded(msg, "device_id", INBOX_DEVICE_MAX);
+    if (d && !device_id) {
+        conn_reply_error(c, id, ERR_BAD_REQUEST, "device_id must be a string of 1-128 chars");
+        return NULL;
+    }
+    return device_id ? device_id : c->device_id;
+}
+
+static void h_register(struct conn *c, json_t *id, json_t *msg)
+{
+    const char *device_id = device_of(c, id, msg);
+    if (!device_id)
+        return;
+    const char *platform = jx_str(msg, "platform");
+    const char *token = jx_str_bounded(msg, "token", GATEWAY_TOKEN_MAX);
+    if (!gateway_platform_valid(platform)) {
+        conn_reply_error(c, id, ERR_BAD_REQUEST,
+                         "platform must be one of apns, fcm, huawei, honor, xiaomi, oppo, vivo, "
+                         "meizu, jpush, getui, web");
+        return;
+    }
+    if (!token) {
+        conn_reply_error(c, id, ERR_BAD_REQUEST,
+                         "token must be a string of 1-4096 printable ASCII chars");
+        return;
+    }
+    int rc = gateway_register(c->user_id, device_id, platform, token);
+    if (rc == STORE_EINVAL)
+        conn_reply_error(c, id, ERR_BAD_REQUEST,
+                         "token must be a string of 1-4096 printable ASCII chars");
+    else if (rc != STORE_OK)
+        conn_reply_error(c, id, ERR_UNAVAILABLE, "store unavailable");
+    else
+        conn_reply(c, id, json_pack("{s:s, s:s}", "device_id", device_id, "platform", platform));
+}
+
+static void h_unregister(struct conn *c, json_t *id, json_t *msg)
+{
+    const char *device_id = device_of(c, id, msg);
+    if (!device_id)
+        return;
+    int rc = gateway_unregister(c->user_id, device_id);
+    if (rc == STORE_ENOTFOUND)
+        conn_reply_error(c, id, ERR_NOT_FOUND, "no push token registered for this device");
+    else if (rc != STORE_OK)
+        conn_reply_error(c, id, ERR_UNAVAILABLE, "store unavailable");
+    else
+        conn_reply(c, id, NULL);
+}
+
+const struct ws_handler push_handlers[] = {
+    {"push.ack", h_ack, true},
+    {"push.resume", h_resume, true},
+    {"push.register", h_register, true},
+    {"push.unregister", h_unregister, true},
+    {NULL, NULL, false},
+};
+
+/* Adds to each listed push its gateway delivery state, if it has one. */
+static void decorate(json_t *items)
+{
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it)
+    {
+        json_t *st = gateway_state(jx_str(it, "id"));
+        if (st)
+            json_object_set_new(it, "gateway", st);
+    }
+}
+
+/* GET /api/v1/inbox?after_seq=N&limit=M: the caller's stored pushes. */
+static void route_inbox(struct rest_req *r)
+{
+    int64_t after, limit, head = 0;
+    if (!rest_query_int(r, "after_seq", 0, INT64_MAX, 0, &after) ||
+        !rest_query_int(r, "limit", 1, INBOX_PAGE_MAX, INBOX_PAGE_DEFAULT, &limit))
+        return;
+    json_t *items = NULL;
+    int rc = inbox_head(r->acct->id, &head);
+    if (rc == STORE_OK)
+        rc = inbox_list(r->acct->id, after, (int)limit, &items);
+    if (rc != STORE_OK) {
+        rest_error(r, ERR_UNAVAILABLE, "store unavailable");
+        return;
+    }
+    size_t n = json_array_size(items);
+    int64_t next = n ? jx_int(json_array_get(items, n - 1), "seq", after) : after;
+    decorate(items);
+    rest_reply(r, 200,
+               json_pack("{s:o, s:I, s:I, s:b}", "items", items, "head", (json_int_t)head,
+                         "next_after_seq", (json_int_t)next, "more", next < head));
+}
+
+/* POST /api/v1/pushes (admin): a push to one user, by hand. */
+static void route_send(struct rest_req *r)
+{
+    if (strcmp(r->acct->role, "admin") != 0) {
+        rest_error(r, ERR_FORBIDDEN, "only operators (admin) send pushes by hand");
+        return;
+    }
+    if (!r->body) {
+        rest_error(r, ERR_BAD_REQUEST, "body must be a JSON object");
+        return;
+    }
+    const char *user_id = jx_str_bounded(r->body, "user", 64);
+    const char *kind = jx_str_bounded(r->body, "kind", INBOX_KIND_MAX);
+    json_t *prio = json_object_get(r->body, "priority");
+    const char *priority = json_is_string(prio) ? json_string_value(prio) : NULL;
+    json_t *ttl = json_object_get(r->body, "ttl_s");
+    json_t *title = json_object_get(r->body, "title"), *body = json_object_get(r->body, "body");
+    json_t *payload = json_object_get(r->body, "payload");
+    if (!user_id || !kind || (prio && !priority) ||
+        (priority && strcmp(priority, "high") && strcmp(priority, "normal")) ||
+        (ttl && (!json_is_integer(ttl) || json_integer_value(ttl) < 1 ||
+                 json_integer_value(ttl) > INBOX_TTL_MAX_S)) ||
+        (title && !json_is_string(title)) || (body && !json_is_string(body)) ||
+        (payload && !json_is_object(payload))) {
+        rest_error(r, ERR_BAD_REQUEST,
+                   "need user and kind (strings); priority high|normal, ttl_s 1..2592000, "
+                   "title and body strings, payload an object");
+        return;
+    }
+    struct account *a = NULL;
+    int rc = account_get(server.store, user_id, &a);
+    account_free(a);
+    if (rc != STORE_OK) {
+        rest_error(r, rc == STORE_ENOTFOUND ? ERR_NOT_FOUND : ERR_UNAVAILABLE,
+                   rc == STORE_ENOTFOUND ? "no such user" : "store unavailable");
+        return;
+    }
+    int64_t seq = 0;
+    rc = inbox_push(user_id, kind, priority ? priority : "normal",
+                    ttl ? json_integer_value(ttl) : 86400, title ? json_string_value(title) : NULL,
+                    body ? json_string_value(body) : NULL, payload, &seq);
+    if (rc == STORE_EINVAL) {
+        rest_error(r, ERR_BAD_REQUEST, "title, body or payload too large");
+        return;
+    }
+    if (rc != STORE_OK) {
+        rest_error(r, ERR_UNAVAILABLE, "store unavailable");
+        return;
+    }
+    log_info("push", "push sent by hand by user=%s to user=%s seq=%" G_GINT64_FORMAT, r->acct->id,
+             user_id, seq);
+    char *pid = inbox_push_id(user_id, seq);
+    rest_reply(r, 201, json_pack("{s:I, s:s}", "seq", (json_int_t)seq, "id", pid));
+    g_free(pid);
+}
+
+const struct rest_route inbox_routes[] = {
+    {REST_GET, "/api/v1/inbox", route_inbox, true},
+    {REST_POST, "/api/v1/pushes", route_send, true},
+    {0},
+};

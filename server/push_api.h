@@ -1,0 +1,13 @@
+/* The push messages on WebSocket and REST (push_api.c): push.ack,
+ * push.resume, live push events, GET /api/v1/inbox, POST /api/v1/pushes. */
+#ifndef YJT_PUSH_API_H
+#define YJT_PUSH_API_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+/* The inbox deliver callback (registered by main.c): sends a stored push's
+ * event to every live device of user_id that is not catching up. */
+void push_api_deliver(const char *user_id, int64_t seq, json_t *event, void *ud);
+
+#endif

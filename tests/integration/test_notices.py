@@ -1,0 +1,141 @@
+"""Notices: publication by regulators to an audience inside their
+jurisdiction, the pushes, read receipts and who sees them."""
+
+from conftest import assert_error, run, user
+from pushlib import push_seqs, resume_all
+
+ENTERPRISES = [
+    ("e1", "Tianhe Chemicals", "440106"),
+    ("e2", "Huangpu Gas", "440113"),
+    ("e3", "Futian Solvents", "440305"),
+]
+USERS = [
+    user("gov44", "gov", "44"),
+    user("gov4401", "gov", "4401", display_name="Guangzhou duty officer"),
+    user("gov440106", "gov", "440106"),
+    user("gov440113", "gov", "440113"),
+    user("gov4403", "gov", "4403"),
+    user("alice", "corp", "e1", position="principal", display_name="Alice"),
+    user("amy", "corp", "e1"),
+    user("carl", "corp", "e2"),
+    user("dave", "corp", "e3"),
+]
+NOTICE = {"title": "关于开展汛期安全检查的通知", "body": "各企业于本周五前完成自查。",
+          "attachments": [{"name": "检查表.pdf", "url": "https://files.example.org/a.pdf"}],
+          "require_read": True}
+
+
+def start(server):
+    return server(enterprises=ENTERPRISES, users=USERS)
+
+
+def names(srv, users):
+    ids = {v: k for k, v in srv.users.items()}
+    return sorted(ids[u["id"]] for u in users)
+
+
+def test_division_audience_pushes_and_receipts(server):
+    srv = start(server)
+
+    async def body():
+        g = await srv.ws_login("gov4401", device_id="g")
+        a = await srv.ws_login("alice", device_id="a")
+        d = await srv.ws_login("dave", device_id="d")
+        r = await g.ok("notice.publish", audience={"type": "division", "division": "4401"},
+                       **NOTICE)
+        nid = r["notice_id"]
+        assert r["recipients"] == 3
+        ev = await a.next_event("push")
+        assert ev["kind"] == "notice" and ev["title"] == NOTICE["title"]
+        assert ev["body"] == NOTICE["body"]
+        assert ev["payload"] == {"notice_id": nid, "require_read": True,
+                                 "attachments": NOTICE["attachments"]}
+        await d.no_event("push", within=0.3)
+        # Offline recipients find it in their inbox.
+        amy = await srv.ws_login("amy", device_id="m")
+        await resume_all(amy, after_seq=0)
+        assert push_seqs(amy) == [1]
+
+        r1 = await a.ok("notice.read", notice_id=nid)
+        r2 = await a.ok("notice.read", notice_id=nid)
+        assert r1["read_at"] == r2["read_at"]
+        r = await d.request("notice.read", notice_id=nid)
+        assert r["error"]["code"] == "not_found", r
+        r = await a.request("notice.read", notice_id="n-unknown")
+        assert r["error"]["code"] == "not_found", r
+        r = await a.request("notice.read")
+        assert r["error"]["code"] == "bad_request", r
+        for c in (g, a, d, amy):
+            await c.close()
+        return nid
+
+    nid = run(body())
+    r = srv.http("GET", f"/api/v1/notices/{nid}/receipts", token=srv.token("gov4401"))
+    assert r.status == 200, r
+    assert r.json["total"] == 3 and r.json["require_read"] is True
+    assert names(srv, r.json["read"]) == ["alice"]
+    assert names(srv, r.json["unread"]) == ["amy", "carl"]
+    alice = r.json["read"][0]
+    assert alice["display_name"] == "Alice" and alice["org"] == "e1" and alice["read_at"] > 0
+    assert_error(srv.http("GET", f"/api/v1/notices/{nid}/receipts",
+                          token=srv.token("gov440106")), 403, "forbidden")
+    assert_error(srv.http("GET", f"/api/v1/notices/{nid}/receipts",
+                          token=srv.token("alice")), 403, "forbidden")
+    assert_error(srv.http("GET", "/api/v1/notices/n-nope/receipts",
+                          token=srv.token("gov4401")), 404, "not_found")
+    assert_error(srv.http("GET", f"/api/v1/notices/{nid}/receipts"), 401, "unauthorized")
+
+
+def test_enterprise_list_and_gov_sub_divisions(server):
+    srv = start(server)
+    tok = srv.token("gov4401")
+    r = srv.http("POST", "/api/v1/notices", token=tok,
+                 body=dict(NOTICE, audience={"type": "enterprises", "enterprises": ["e2"]}))
+    assert r.status == 201 and r.json["recipients"] == 1, r
+    r2 = srv.http("GET", f"/api/v1/notices/{r.json['notice_id']}/receipts", token=tok)
+    assert names(srv, r2.json["unread"]) == ["carl"]
+
+    r = srv.http("POST", "/api/v1/notices", token=tok,
+                 body=dict(NOTICE, audience={"type": "gov"}))
+    assert r.status == 201, r
+    r2 = srv.http("GET", f"/api/v1/notices/{r.json['notice_id']}/receipts", token=tok)
+    assert names(srv, r2.json["unread"]) == ["gov440106", "gov440113"]
+    # A province publisher reaching one city's regulators.
+    p = srv.token("gov44")
+    r = srv.http("POST", "/api/v1/notices", token=p,
+                 body=dict(NOTICE, audience={"type": "gov", "division": "4403"}))
+    assert r.status == 201, r
+    r2 = srv.http("GET", f"/api/v1/notices/{r.json['notice_id']}/receipts", token=p)
+    assert names(srv, r2.json["unread"]) == ["gov4403"]
+
+
+def test_jurisdiction_and_validation(server):
+    srv = start(server)
+    tok = srv.token("gov4401")
+
+    def publish(token, **kw):
+        return srv.http("POST", "/api/v1/notices", token=token, body=dict(NOTICE, **kw))
+
+    assert_error(publish(tok, audience={"type": "division", "division": "4403"}), 403,
+                 "forbidden")
+    assert_error(publish(tok, audience={"type": "division", "division": "44"}), 403, "forbidden")
+    assert_error(publish(tok, audience={"type": "enterprises", "enterprises": ["e1", "e3"]}),
+                 403, "forbidden")
+    assert_error(publish(tok, audience={"type": "enterprises", "enterprises": ["zz"]}), 404,
+                 "not_found")
+    assert_error(publish(srv.token("alice"), audience={"type": "enterprises",
+                                                       "enterprises": ["e1"]}),
+                 403, "forbidden")
+    for bad in ({"audience": {"type": "everyone"}}, {"audience": "4401"},
+                {"audience": {"type": "division", "division": "12x"}},
+                {"audience": {"type": "enterprises", "enterprises": []}},
+                {"audience": {"type": "division"}, "title": ""},
+                {"audience": {"type": "division", "division": "4401"}, "require_read": "yes"},
+                {"audience": {"type": "division", "division": "4401"},
+                 "attachments": [{"name": "x", "url": "file:///etc/passwd"}]},
+                {"audience": {"type": "division", "division": "4401"},
+                 "attachments": [{"name": "x", "url": "https://a"}] * 11}):
+        assert_error(publish(tok, **bad), 400, "bad_request")
+    r = srv.http("POST", "/api/v1/notices", token=tok,
+                 body={"audience": {"type": "division", "division": "4401"}})
+    assert_error(r, 400, "bad_request")

@@ -1,0 +1,174 @@
+"""The reminders scheduler: daily commitment reminders at 08:30 and 09:30 and
+the monthly self-evaluation reminder, each sent once, caught up once after a
+restart on the same business day before the 10:00 cut-off, never repeated.
+The scheduler's clock is moved with the test-only test_clock switch."""
+
+import json
+import sqlite3
+import time
+
+from conftest import assert_error, user
+from pushlib import OPS
+
+ENTERPRISES = [("e1", "Tianhe Chemicals", "440106"), ("e2", "Huangpu Gas", "440113")]
+USERS = [
+    OPS,
+    user("p1", "corp", "e1", position="principal"),
+    user("s1", "corp", "e1", position="safety_manager"),
+    user("w1", "corp", "e1", position="operator"),
+    user("p2", "corp", "e2", position="principal"),
+    user("g1", "gov", "4401"),
+    user("g2", "gov", "440106"),
+]
+DAY = "2026-12-01"  # a Tuesday, and the 1st of a month
+
+
+def at(hhmm_ss, day=DAY):
+    return f"{day}T{hhmm_ss}+08:00"
+
+
+def start(server, clock, **settings):
+    s = {"test_clock": at(clock)}
+    s.update(settings)
+    return server(enterprises=ENTERPRISES, users=USERS, settings=s)
+
+
+def set_clock(srv, when):
+    r = srv.http("POST", "/api/v1/test/clock", token=srv.token("ops"), body={"now": when})
+    assert r.status == 200, r
+
+
+def reminders(srv, name, job_prefix="commitment"):
+    """(job, date) of every reminder push in name's inbox, oldest first."""
+    r = srv.http("GET", "/api/v1/inbox?limit=200", token=srv.token(name))
+    assert r.status == 200, r
+    return [(i["payload"]["job"], i["payload"]["date"]) for i in r.json["items"]
+            if i["kind"] == "reminder" and i["payload"]["job"].startswith(job_prefix)]
+
+
+def file_doc(srv, coll, doc_id):
+    """Files a commitment or self-evaluation in the stand-in collection, as
+    the records modules will."""
+    db = sqlite3.connect(str(srv.data_dir / "yjt.db"), timeout=10)
+    with db:
+        db.execute("INSERT INTO docs(coll, id, body, rev) VALUES(?, ?, ?, 0)",
+                   (coll, doc_id, json.dumps({"filed_at": int(time.time() * 1000)})))
+    db.close()
+
+
+def test_commitment_reminders_fire_once_each(server):
+    srv = start(server, "08:00:00")
+    set_clock(srv, at("08:29:50"))
+    assert reminders(srv, "p1") == []
+    set_clock(srv, at("08:30:01"))
+    want = [("commitment.0830", DAY)]
+    for name in ("p1", "s1", "p2"):
+        assert reminders(srv, name) == want, name
+    assert reminders(srv, "w1") == [] and reminders(srv, "g1") == []
+    r = srv.http("GET", "/api/v1/inbox", token=srv.token("p1")).json["items"][0]
+    assert r["title"] and "10:00" in r["body"]
+    set_clock(srv, at("08:45:00"))
+    time.sleep(1.2)  # a tick or two: nothing is sent again
+    assert reminders(srv, "p1") == want
+    file_doc(srv, "commitment_filings", f"e2/{DAY}")
+    set_clock(srv, at("09:30:00"))
+    assert reminders(srv, "p1") == want + [("commitment.0930", DAY)]
+    assert reminders(srv, "p2") == want  # e2 has filed today
+
+
+def test_restart_after_0830_catches_up_once(server):
+    srv = start(server, "08:29:00")
+    srv.stop()
+    srv.settings["test_clock"] = at("08:35:00")  # down across 08:30
+    srv.start()
+    deadline = time.monotonic() + 5
+    while reminders(srv, "p1") == []:
+        assert time.monotonic() < deadline, "no catch-up after the restart"
+        time.sleep(0.1)
+    assert reminders(srv, "p1") == [("commitment.0830", DAY)]
+    assert "catching up" in srv.stderr()
+    srv.stop()
+    srv.settings["test_clock"] = at("08:40:00")
+    srv.start()
+    time.sleep(1.5)
+    assert reminders(srv, "p1") == [("commitment.0830", DAY)]  # not again
+
+
+def test_down_past_the_cutoff_skips_and_goes_on_tomorrow(server):
+    srv = start(server, "08:00:00")
+    srv.stop()
+    srv.settings["test_clock"] = at("10:05:00")  # down through 08:30, 09:30 and 10:00
+    srv.start()
+    time.sleep(1.5)
+    assert reminders(srv, "p1") == []
+    assert "missed" in srv.stderr()
+    set_clock(srv, at("08:30:01", "2026-12-02"))
+    assert reminders(srv, "p1") == [("commitment.0830", "2026-12-02")]
+
+
+def test_crash_after_sending_never_sends_twice(server):
+    srv = start(server, "08:29:58")
+    deadline = time.monotonic() + 8
+    while reminders(srv, "p1") == []:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    # As if the process died after the pushes were stored but before the
+    # next run was: the old run is due again at the next start.
+    srv.kill9()
+    db = sqlite3.connect(str(srv.data_dir / "yjt.db"), timeout=10)
+    with db:
+        n = db.execute("UPDATE deadlines SET due=due-86400000 WHERE id='rem/commitment.0830'")
+        assert n.rowcount == 1
+        db.execute("UPDATE deadlines SET body=? WHERE id='rem/commitment.0830'",
+                   (json.dumps({"job": "commitment.0830", "date": DAY}),))
+    db.close()
+    srv.settings["test_clock"] = at("08:31:00")
+    srv.start()
+    time.sleep(1.5)
+    assert reminders(srv, "p1") == [("commitment.0830", DAY)]
+    assert "was already sent" in srv.stderr()
+
+
+def test_selfevaluation_from_the_1st_to_the_5th(server):
+    srv = start(server, "08:59:00")
+    set_clock(srv, at("09:00:01"))
+    for name in ("g1", "g2"):
+        assert reminders(srv, name, "selfeval") == [("selfeval", DAY)], name
+    assert reminders(srv, "p1", "selfeval") == []
+    file_doc(srv, "selfeval_filings", f"{srv.users['g2']}/2026-12")
+    set_clock(srv, at("09:00:01", "2026-12-02"))
+    assert reminders(srv, "g1", "selfeval") == [("selfeval", DAY), ("selfeval", "2026-12-02")]
+    assert reminders(srv, "g2", "selfeval") == [("selfeval", DAY)]
+    set_clock(srv, at("09:00:01", "2026-12-06"))  # the 6th: none
+    time.sleep(1.2)
+    assert len(reminders(srv, "g1", "selfeval")) == 2
+
+
+def test_clock_switch_is_off_by_default(server):
+    srv = server(users=[OPS])
+    r = srv.http("POST", "/api/v1/test/clock", token=srv.token("ops"),
+                 body={"now": at("08:30:00")})
+    assert_error(r, 404, "not_found")
+
+
+def test_changed_reminder_times(server):
+    srv = start(server, "08:00:00")
+    srv.stop()
+    srv.settings["test_clock"] = at("08:40:00")
+    srv.settings["commitment_reminder_times"] = "08:45"
+    srv.start()
+    assert "dropping the schedule of rem/commitment.0830" in srv.stderr()
+    set_clock(srv, at("08:45:01"))
+    assert reminders(srv, "p1") == [("commitment.0845", DAY)]
+    r = srv.http("GET", "/api/v1/inbox", token=srv.token("p1")).json["items"][0]
+    assert "10:00" in r["body"]
+
+
+def test_bad_reminder_settings_stop_the_start(server):
+    for key, value in (("business_tz", "Mars/Olympus"), ("commitment_reminder_times", "8h30"),
+                       ("commitment_deadline", "25:00"), ("test_clock", "yesterday")):
+        srv = server(users=[OPS], settings={key: value}, start=False)
+        srv.start(wait=False)
+        rc = srv.proc.wait(10)
+        srv.proc = None
+        assert rc != 0, (key, value)
