@@ -15,7 +15,7 @@
 #define JOURNAL_PREFIX "reminders/"
 #define REMINDER_TTL_S 86400
 
-enum job_kind { JOB_COMMITMENT, JOB_SELFEVAL };
+enum job_kind { JOB_COMMITMENT, JOB_SELFEVAL, JOB_SUMMARY, JOB_CONFIRM };
 
 struct job {
     char *name;
@@ -30,6 +30,9 @@ static struct store *store;
 static GTimeZone *tz;
 static GPtrArray *jobs; /* struct job* */
 static int selfeval_last_day;
+static int confirm_day;
+static reminder_run_fn summary_fn, confirm_fn;
+static void *summary_ud, *confirm_ud;
 static int64_t clock_offset_ms;
 static reminder_source_fn commitment_fn, selfeval_fn;
 static void *commitment_ud, *selfeval_ud;
@@ -55,6 +58,18 @@ void reminders_set_selfeval_source(reminder_source_fn fn, void *ud)
 {
     selfeval_fn = fn;
     selfeval_ud = ud;
+}
+
+void reminders_set_summary_runner(reminder_run_fn fn, void *ud)
+{
+    summary_fn = fn;
+    summary_ud = ud;
+}
+
+void reminders_set_confirm_runner(reminder_run_fn fn, void *ud)
+{
+    confirm_fn = fn;
+    confirm_ud = ud;
 }
 
 /* ------------------------------------------------------------ stand-ins */
@@ -174,8 +189,10 @@ static int64_t next_run(const struct job *j, int64_t after_ms)
     int64_t out = 0;
     for (int i = 0; i < 40 && !out; i++) {
         GDateTime *run = at_time(day, j->hour, j->minute); /* NULL in a DST gap */
-        bool ok = run && (j->kind != JOB_SELFEVAL ||
-                          g_date_time_get_day_of_month(run) <= selfeval_last_day);
+        bool ok =
+            run &&
+            (j->kind != JOB_SELFEVAL || g_date_time_get_day_of_month(run) <= selfeval_last_day) &&
+            (j->kind != JOB_CONFIRM || g_date_time_get_day_of_month(run) == confirm_day);
         if (ok && ms_of(run) > after_ms)
             out = ms_of(run);
         if (run)
@@ -232,6 +249,28 @@ static bool last_journal(int64_t seq, json_t *item, void *ud)
     return false;
 }
 
+/* Runs a job whose pushes the records compose, then notes the run in the
+ * job's journal. The runner's pushes and the note are written in the same
+ * turn of the loop, so the store's batch makes them durable together (a
+ * crash before the commit loses both, and nothing was sent). */
+static int run_composed(const struct job *j, const char *date, const char *journal)
+{
+    reminder_run_fn fn = j->kind == JOB_SUMMARY ? summary_fn : confirm_fn;
+    void *ud = j->kind == JOB_SUMMARY ? summary_ud : confirm_ud;
+    if (!fn)
+        return STORE_OK;
+    int n = fn(store, date, reminders_now_ms(), ud);
+    if (n < 0)
+        return n;
+    json_t *note =
+        json_pack("{s:{s:s, s:s, s:i}}", "payload", "job", j->name, "date", date, "pushes", n);
+    int rc = store_seq_append(store, journal, note, NULL);
+    json_decref(note);
+    if (rc == STORE_OK)
+        log_info("reminders", "job=%s date=%s sent %d push(es)", j->name, date, n);
+    return rc;
+}
+
 /* Sends the run of job for date, unless its journal says it was sent. */
 static int run_job(const struct job *j, const char *date)
 {
@@ -240,6 +279,10 @@ static int run_job(const struct job *j, const char *date)
     int rc = store_seq_range(store, journal, 0, 1, true, last_journal, &last);
     if (rc == STORE_OK && last && strcmp(last, date) == 0) {
         log_info("reminders", "job=%s date=%s was already sent", j->name, date);
+        goto out;
+    }
+    if (rc == STORE_OK && (j->kind == JOB_SUMMARY || j->kind == JOB_CONFIRM)) {
+        rc = run_composed(j, date, journal);
         goto out;
     }
     GPtrArray *users = g_ptr_array_new_with_free_func(g_free);
@@ -403,7 +446,11 @@ int reminders_init(struct store *st, const struct reminders_config *cfg, char **
     }
     g_strfreev(times);
     g_ptr_array_add(jobs, job_new("selfeval", JOB_SELFEVAL, sh, sm, 24, 0));
+    g_ptr_array_add(jobs, job_new("summary", JOB_SUMMARY, ch, cm, 24, 0));
+    if (cfg->confirm_day > 0)
+        g_ptr_array_add(jobs, job_new("confirm", JOB_CONFIRM, sh, sm, 24, 0));
     selfeval_last_day = cfg->selfeval_last_day;
+    confirm_day = cfg->confirm_day;
     store = st;
 
     /* The stored runs are the truth; the jobs keep a copy. A job without a

@@ -8,7 +8,13 @@
  *                    each enterprise that has not filed today's commitment;
  *   selfeval         on the 1st to the 5th of each month at one time
  *                    (09:00): a reminder to every regulator that has not
- *                    filed this month's self-evaluation.
+ *                    filed this month's self-evaluation;
+ *   summary          every day at the commitment deadline (10:00): the
+ *                    records' summary of who has not filed, pushed by a
+ *                    runner the server registers;
+ *   confirm          on the confirmation day of each month, at the
+ *                    self-evaluation time: the records' reminder to
+ *                    enterprises whose file was not confirmed this month.
  *
  * Exactly once: a run's pushes and its record in the job's journal
  * ("reminders/JOB", a store sequence) are written in one transaction,
@@ -36,6 +42,7 @@ struct reminders_config {
     const char *commitment_cutoff; /* "10:00" */
     const char *selfeval_time;     /* "09:00" */
     int selfeval_last_day;         /* 5 */
+    int confirm_day;               /* 25; 0: no confirmation job */
 };
 
 /* Adds to user_ids (g_strdup'ed strings) the users to remind on business
@@ -43,12 +50,21 @@ struct reminders_config {
 typedef int (*reminder_source_fn)(struct store *st, const char *date, GPtrArray *user_ids,
                                   void *ud);
 
+/* Runs a job whose pushes the records compose (summary, confirm) for
+ * business date at now_ms; returns how many pushes it sent, or a negative
+ * store error (the run is then tried again). */
+typedef int (*reminder_run_fn)(struct store *st, const char *date, int64_t now_ms, void *ud);
+
 /* Checks the configuration (returns -1 with *err set, g_free) and sets
  * the jobs up, storing the first run of any job that has none. */
 int reminders_init(struct store *st, const struct reminders_config *cfg, char **err);
 void reminders_shutdown(void);
 void reminders_set_commitment_source(reminder_source_fn fn, void *ud);
 void reminders_set_selfeval_source(reminder_source_fn fn, void *ud);
+/* The runners of the summary and confirm jobs; a job without one does
+ * nothing when due. */
+void reminders_set_summary_runner(reminder_run_fn fn, void *ud);
+void reminders_set_confirm_runner(reminder_run_fn fn, void *ud);
 /* Runs the jobs that are due (main.c calls it every second). */
 void reminders_tick(void);
 

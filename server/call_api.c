@@ -5,6 +5,7 @@
 #include "server/call_api.h"
 
 #include "common/log.h"
+#include "push/inbox.h"
 #include "push/presence.h"
 #include "server/conn.h"
 #include "server/server.h"
@@ -13,6 +14,8 @@
 #include "signaling/patrol.h"
 
 #include <string.h>
+
+#define MISSED_TTL_S (7 * 86400)
 
 struct ws_ctx {
     struct conn *c;
@@ -117,10 +120,18 @@ static void hook_send(const char *user_id, const char *device_id, json_t *ev)
     json_decref(ev);
 }
 
+/* A missed call: a durable push the callee finds on any device, now or
+ * after it comes back (and through the push gateway when it is away). */
 static void hook_missed(const char *user_id, json_t *payload)
 {
-    (void)payload;
-    log_info("call", "missed call for user=%s", user_id);
+    const char *name =
+        json_string_value(json_object_get(json_object_get(payload, "from"), "display_name"));
+    char body[256];
+    g_snprintf(body, sizeof(body), "%s 呼叫了您", name && *name ? name : "监管人员");
+    int rc = inbox_push(user_id, "call_missed", "high", MISSED_TTL_S, "未接视频通话", body, payload,
+                        NULL);
+    if (rc != STORE_OK)
+        log_error("call", "cannot leave user=%s a missed-call push (%d)", user_id, rc);
 }
 
 void call_api_init(void)

@@ -8,6 +8,7 @@
  * gets close code 1001, then (once they are gone, or after 3 s) the
  * listener closes, pending logins finish, the store is checkpointed and
  * closed, and the process exits 0. */
+#include "common/bizdate.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "push/gateway.h"
@@ -15,23 +16,24 @@
 #include "push/notice.h"
 #include "push/presence.h"
 #include "push/reminders.h"
+#include "records/commitment_due.h"
 #include "records/records.h"
 #include "server/auth.h"
+#include "server/call_api.h"
+#include "server/commit.h"
+#include "server/commitment_remind.h"
 #include "server/conn.h"
 #include "server/demo.h"
 #include "server/gateway_client.h"
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/presence_api.h"
-#include "server/call_api.h"
-#include "server/commit.h"
-#include "signaling/call.h"
-#include "common/bizdate.h"
 #include "server/push_api.h"
 #include "server/server.h"
 #include "server/session.h"
 #include "server/uvsource.h"
 #include "server/ws.h"
+#include "signaling/call.h"
 
 #include <glib-unix.h>
 #include <libwebsockets.h>
@@ -137,6 +139,24 @@ static gboolean on_reminders_tick(gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
+/* At the commitment deadline: who filed, who was late, who is missing, to
+ * the duty regulators of each district. */
+static int run_summary(struct store *st, const char *date, int64_t now_ms, void *ud)
+{
+    (void)now_ms;
+    (void)ud;
+    return commitment_remind_summary(st, date, bizdate_minute_parse(server.cfg.commitment_deadline),
+                                     inbox_push_many);
+}
+
+/* On the confirmation day: enterprises whose file was not confirmed. */
+static int run_confirm(struct store *st, const char *date, int64_t now_ms, void *ud)
+{
+    (void)date;
+    (void)ud;
+    return commitment_remind_confirm(st, now_ms, inbox_push_many);
+}
+
 /* Starts the reminders scheduler; with test_clock (tests only) its clock
  * starts at that time. */
 static int start_reminders(void)
@@ -153,7 +173,12 @@ static int start_reminders(void)
         .commitment_cutoff = server.cfg.commitment_deadline,
         .selfeval_time = server.cfg.selfeval_reminder_time,
         .selfeval_last_day = server.cfg.selfeval_last_day,
+        .confirm_day = server.cfg.confirm_reminder_day,
     };
+    /* who is reminded, and the pushes the records compose */
+    reminders_set_commitment_source(commitment_due_recipients, NULL);
+    reminders_set_summary_runner(run_summary, NULL);
+    reminders_set_confirm_runner(run_confirm, NULL);
     char *err = NULL;
     if (reminders_init(server.store, &rc, &err) < 0) {
         log_error("main", "reminders: %s", err);

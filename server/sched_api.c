@@ -1,7 +1,9 @@
-/* The scheduler clock switch for tests: POST /api/v1/test/clock moves the
- * reminders scheduler's clock (push/reminders.c). It exists only when the
+/* The clock switch for tests: POST /api/v1/test/clock moves the server's
+ * wall clock (common/clock.h: filings, their lateness, call and push
+ * times) and with it the reminders scheduler's clock (push/reminders.c). It exists only when the
  * server was started with the test_clock key (off by default, never set in
  * production): otherwise the route answers 404 like any unknown one. */
+#include "common/clock.h"
 #include "common/jsonx.h"
 #include "common/log.h"
 #include "push/reminders.h"
@@ -27,7 +29,10 @@ static void route_clock(struct rest_req *r)
         rest_error(r, ERR_BAD_REQUEST, "now must be an ISO 8601 time with offset");
         return;
     }
-    reminders_set_now_ms(g_date_time_to_unix(t) * 1000);
+    int64_t to = g_date_time_to_unix(t) * 1000;
+    clock_set_offset_ms(0);
+    clock_set_offset_ms(to - clock_now_ms());
+    reminders_set_now_ms(to);
     g_date_time_unref(t);
     reminders_tick();
     rest_reply(r, 200, json_pack("{s:I}", "now", (json_int_t)reminders_now_ms()));

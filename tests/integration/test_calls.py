@@ -582,3 +582,43 @@ def test_only_checked_fields_are_relayed(server):
         await boss.close()
 
     run(go())
+
+
+def test_missed_calls_leave_a_durable_push(server):
+    srv = start(server)
+
+    async def go():
+        gov = await srv.ws_login("gov4401")
+        # offline: the push waits in safety's inbox
+        off = (await invite(gov, srv, "safety"))["call_id"]
+        await ended(gov, off, "offline")
+        # timeout: the ringing device gets the push at once, after call.ended
+        boss = await srv.ws_login("boss")
+        late = (await invite(gov, srv, "boss"))["call_id"]
+        await boss.next_event("call.incoming")
+        await ended(boss, late, "timeout", timeout=8)
+        ev = await boss.next_event("push")
+        assert ev["kind"] == "call_missed" and ev["payload"]["call_id"] == late
+        assert ev["payload"]["reason"] == "timeout"
+        assert ev["payload"]["from"]["id"] == uid(srv, "gov4401")
+        # declined and answered calls leave none
+        c = (await invite(gov, srv, "boss"))["call_id"]
+        await boss.next_event("call.incoming")
+        await boss.ok("call.decline", call_id=c)
+        await boss.no_event("push", within=0.5)
+        await gov.close()
+        await boss.close()
+        return off
+
+    off = run(go())
+    srv.restart()  # durable
+
+    async def later():
+        safety = await srv.ws_login("safety")
+        await safety.ok("push.resume", after_seq=0)
+        ev = await safety.next_event("push")
+        assert ev["kind"] == "call_missed" and ev["payload"]["call_id"] == off
+        assert ev["payload"]["reason"] == "offline" and ev["priority"] == "high"
+        await safety.close()
+
+    run(later())

@@ -9,6 +9,7 @@ import time
 
 from conftest import assert_error, user
 from pushlib import OPS
+from test_commitments import filing
 
 ENTERPRISES = [("e1", "Tianhe Chemicals", "440106"), ("e2", "Huangpu Gas", "440113")]
 USERS = [
@@ -19,6 +20,8 @@ USERS = [
     user("p2", "corp", "e2", position="principal"),
     user("g1", "gov", "4401"),
     user("g2", "gov", "440106"),
+    user("d1", "gov", "440106", position="duty"),
+    user("d2", "gov", "4401", position="duty"),
 ]
 DAY = "2026-12-01"  # a Tuesday, and the 1st of a month
 
@@ -43,7 +46,15 @@ def reminders(srv, name, job_prefix="commitment"):
     r = srv.http("GET", "/api/v1/inbox?limit=200", token=srv.token(name))
     assert r.status == 200, r
     return [(i["payload"]["job"], i["payload"]["date"]) for i in r.json["items"]
-            if i["kind"] == "reminder" and i["payload"]["job"].startswith(job_prefix)]
+            if i["kind"] == "reminder" and i["payload"].get("job", "").startswith(job_prefix)]
+
+
+def summaries(srv, name):
+    """The commitment summaries in name's inbox, oldest first."""
+    r = srv.http("GET", "/api/v1/inbox?limit=200", token=srv.token(name))
+    assert r.status == 200, r
+    return [i["payload"] for i in r.json["items"]
+            if i["kind"] == "reminder" and i["payload"].get("type") == "commitment.summary"]
 
 
 def file_doc(srv, coll, doc_id):
@@ -70,10 +81,25 @@ def test_commitment_reminders_fire_once_each(server):
     set_clock(srv, at("08:45:00"))
     time.sleep(1.2)  # a tick or two: nothing is sent again
     assert reminders(srv, "p1") == want
-    file_doc(srv, "commitment_filings", f"e2/{DAY}")
+    r = srv.http("POST", "/api/v1/commitments", token=srv.token("p2"), body=filing())
+    assert r.status in (200, 201), r
     set_clock(srv, at("09:30:00"))
     assert reminders(srv, "p1") == want + [("commitment.0930", DAY)]
     assert reminders(srv, "p2") == want  # e2 has filed today
+    # at the deadline: one summary per district to its duty regulators, or
+    # to those of the nearest division above (440113 has none: 4401's)
+    assert summaries(srv, "d1") == []
+    set_clock(srv, at("10:00:01"))
+    d1 = summaries(srv, "d1")
+    assert len(d1) == 1 and d1[0]["division"] == "440106" and d1[0]["date"] == DAY
+    assert [m["enterprise"] for m in d1[0]["missing"]] == ["e1"]
+    d2 = summaries(srv, "d2")
+    assert [s["division"] for s in d2] == ["440113"]
+    assert d2[0]["missing"] == [] and d2[0]["filed"] == 1
+    assert summaries(srv, "g1") == [] and summaries(srv, "g2") == []
+    set_clock(srv, at("10:30:00"))
+    time.sleep(1.2)
+    assert len(summaries(srv, "d1")) == 1  # once
 
 
 def test_restart_after_0830_catches_up_once(server):
@@ -172,3 +198,24 @@ def test_bad_reminder_settings_stop_the_start(server):
         rc = srv.proc.wait(10)
         srv.proc = None
         assert rc != 0, (key, value)
+
+
+def test_monthly_confirmation_reminder_on_its_day(server):
+    srv = start(server, "08:00:00", confirm_reminder_day="3")
+    set_clock(srv, at("09:00:01", "2026-12-02"))
+    time.sleep(1.2)
+
+    def confirms(name):
+        r = srv.http("GET", "/api/v1/inbox?limit=200", token=srv.token(name)).json["items"]
+        return [i["payload"] for i in r if i["payload"].get("type") == "enterprise.confirm"]
+
+    assert confirms("p1") == []
+    set_clock(srv, at("09:00:01", "2026-12-03"))
+    got = confirms("p1")
+    assert len(got) == 1 and got[0]["month"] == "2026-12", got
+    assert "e1" in got[0]["enterprises"]
+    assert len(confirms("s1")) == 1 and len(confirms("p2")) == 1
+    assert confirms("w1") == [] and confirms("g1") == []
+    set_clock(srv, at("12:00:00", "2026-12-03"))
+    time.sleep(1.2)
+    assert len(confirms("p1")) == 1
