@@ -140,8 +140,9 @@ static bool pick_regulator(struct account *a, void *ud)
     return p->rc == STORE_OK;
 }
 
-/* Stand-in until the self-evaluation records exist: every regulator
- * without a "selfeval_filings" document USER/YYYY-MM. */
+/* The default self-evaluation source: every regulator without a
+ * "selfeval_filings" document USER/YYYY-MM for the period (written by
+ * records/selfeval.c when it files). */
 static int standin_selfeval(struct store *st, const char *date, GPtrArray *out, void *ud)
 {
     (void)ud;

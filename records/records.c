@@ -3,6 +3,7 @@
 
 #include "records/account.h"
 #include "records/calls.h"
+#include "records/selfeval.h"
 #include "records/commitment.h"
 #include "records/enterprise.h"
 #include "records/org.h"
@@ -15,7 +16,8 @@ struct store *records_open(const char *dir, char **err)
     if (!st)
         return NULL;
     if (org_init(st) != STORE_OK || account_init(st) != STORE_OK || calls_init(st) != STORE_OK ||
-        enterprise_init(st) != STORE_OK || commitment_init(st) != STORE_OK) {
+        enterprise_init(st) != STORE_OK || commitment_init(st) != STORE_OK ||
+        selfeval_init(st) != STORE_OK) {
         *err = g_strdup("cannot declare store indexes");
         store_close(st);
         return NULL;

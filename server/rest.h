@@ -45,6 +45,7 @@ struct rest_route {
 /* Route tables, one per concern; each ends with a {0} entry. */
 extern const struct rest_route account_routes[];
 extern const struct rest_route call_routes[];
+extern const struct rest_route selfeval_routes[];
 extern const struct rest_route enterprise_routes[];
 extern const struct rest_route commitment_routes[];
 extern const struct rest_route inbox_routes[];

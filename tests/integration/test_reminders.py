@@ -57,16 +57,6 @@ def summaries(srv, name):
             if i["kind"] == "reminder" and i["payload"].get("type") == "commitment.summary"]
 
 
-def file_doc(srv, coll, doc_id):
-    """Files a commitment or self-evaluation in the stand-in collection, as
-    the records modules will."""
-    db = sqlite3.connect(str(srv.data_dir / "yjt.db"), timeout=10)
-    with db:
-        db.execute("INSERT INTO docs(coll, id, body, rev) VALUES(?, ?, ?, 0)",
-                   (coll, doc_id, json.dumps({"filed_at": int(time.time() * 1000)})))
-    db.close()
-
-
 def test_commitment_reminders_fire_once_each(server):
     srv = start(server, "08:00:00")
     set_clock(srv, at("08:29:50"))
@@ -161,7 +151,22 @@ def test_selfevaluation_from_the_1st_to_the_5th(server):
     for name in ("g1", "g2"):
         assert reminders(srv, name, "selfeval") == [("selfeval", DAY)], name
     assert reminders(srv, "p1", "selfeval") == []
-    file_doc(srv, "selfeval_filings", f"{srv.users['g2']}/2026-12")
+    r = srv.http("POST", "/api/v1/self-evaluations", token=srv.token("g2"),
+                 body={"summary": "11月：视频巡查重点企业 23 家，覆盖率 100%。"})
+    assert r.status == 201, r
+    ev = r.json["self_evaluation"]
+    assert ev["period"] == "2026-12" and ev["covers"] == "2026-11"
+    # who filed, who has not: the city regulator sees its district's
+    got = srv.http("GET", "/api/v1/self-evaluations?period=2026-12&division=4401",
+                   token=srv.token("g1")).json
+    assert [f["user"] for f in got["filed"]] == [srv.users["g2"]]
+    assert srv.users["g1"] in [m["id"] for m in got["missing"]]
+    assert srv.http("POST", "/api/v1/self-evaluations", token=srv.token("p1"),
+                    body={"summary": "x"}).status == 403
+    assert srv.http("POST", "/api/v1/self-evaluations", token=srv.token("g1"),
+                    body={"summary": ""}).status == 400
+    assert srv.http("GET", "/api/v1/self-evaluations?division=4403",
+                    token=srv.token("g2")).status == 403
     set_clock(srv, at("09:00:01", "2026-12-02"))
     assert reminders(srv, "g1", "selfeval") == [("selfeval", DAY), ("selfeval", "2026-12-02")]
     assert reminders(srv, "g2", "selfeval") == [("selfeval", DAY)]
