@@ -47,6 +47,10 @@ usage: $(basename "$0") [options]
   --set K=V          pass --set K=V to yjtd (repeatable; after the defaults)
   --port PORT        listen port (default: a free port in 20000-32767)
   --callbench-arg A  pass A on to yjt-callbench (repeatable)
+  --wait-idle        before each run, wait (up to 10 min) until the machine
+                     has been idle for 10 s (under 20% of one core busy): on a
+                     shared machine other work skews the latency; the report's
+                     others_cpu_pct says how much of it ran during the run
   --keep             keep the temporary data directory and server log
   -h, --help         this text
 EOF
@@ -69,6 +73,7 @@ procs=1
 sources=1
 port=""
 keep=0
+wait_idle=0
 server_sets=()
 extra_args=()
 
@@ -88,6 +93,7 @@ while [ $# -gt 0 ]; do
     --port) port=${2:?}; shift 2 ;;
     --callbench-arg) extra_args+=("${2:?}"); shift 2 ;;
     --keep) keep=1; shift ;;
+    --wait-idle) wait_idle=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
     esac
@@ -209,15 +215,35 @@ done | YJT_HASH_ITERATIONS=1000 xargs -P 2 -L 1 "$yjtctl" --data-dir "$template_
     { tail -n 5 "$work_dir/yjtctl.log" >&2; die "creating users failed"; }
 echo "bench-calls: users made in $((SECONDS - t_users))s" >&2
 
+# Busy clock ticks of the whole machine so far (user nice system irq softirq steal).
+busy_ticks() {
+    awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
+}
+
+wait_for_idle() {
+    local hz a b
+    hz=$(getconf CLK_TCK)
+    for _ in $(seq 1 60); do
+        a=$(busy_ticks)
+        sleep 10
+        b=$(busy_ticks)
+        # under 20% of one core over those 10 s
+        [ $((b - a)) -ge $((2 * hz)) ] || return 0
+        echo "bench-calls: machine busy ($(((b - a) * 10 / hz))% of one core), waiting" >&2
+    done
+    echo "bench-calls: the machine did not go idle in 10 min; running anyway" >&2
+}
+
 # ---- runs --------------------------------------------------------------------
 
 # One run: a fresh copy of the accounts, a fresh yjtd, yjt-callbench, stop.
 # Prints the report line; returns yjt-callbench's status (1 if yjtd died).
 run_once() { # rate run
-    local rate=$1 run=$2 rate_hold rate_warmup rate_pairs report load_rc alive warnings
+    local rate=$1 run=$2 rate_hold rate_warmup rate_pairs report load_rc alive warnings left
     rate_hold=$(hold_for "$rate")
     rate_warmup=$(warmup_for "$rate")
     rate_pairs=$(pairs_for "$rate")
+    [ "$wait_idle" = 0 ] || wait_for_idle
     rm -rf "$data_dir"
     cp -a "$template_dir" "$data_dir"
 
@@ -257,6 +283,13 @@ run_once() { # rate run
 
     alive=false
     kill -0 "$server_pid" 2>/dev/null && alive=true
+    # every call of the run has ended by now: the server should hold none
+    left=null
+    if [ "$alive" = true ] && command -v curl >/dev/null; then
+        left=$(curl -s --max-time 5 "http://127.0.0.1:$port/metrics" |
+            awk '$1 == "yjt_calls_in_progress" { print $2 }')
+        [ -n "$left" ] || left=null
+    fi
     if [ "$alive" = false ]; then
         echo "bench-calls: yjtd died during the run; last log lines:" >&2
         tail -n 20 "$server_log" >&2
@@ -271,10 +304,12 @@ run_once() { # rate run
     if [ -n "$report" ]; then
         if command -v jq >/dev/null; then
             jq -c --argjson run "$run" --argjson alive "$alive" --argjson w "$warnings" \
-                '{run: $run, server_alive_after: $alive, server_log_warnings: $w} + .' <<<"$report"
+                --argjson left "$left" \
+                '{run: $run, server_alive_after: $alive, server_log_warnings: $w,
+                  server_calls_in_progress_after: $left} + .' <<<"$report"
         else
             # shellcheck disable=SC2001
-            sed "s/^{/{\"run\":$run,\"server_alive_after\":$alive,\"server_log_warnings\":$warnings,/" \
+            sed "s/^{/{\"run\":$run,\"server_alive_after\":$alive,\"server_log_warnings\":$warnings,\"server_calls_in_progress_after\":$left,/" \
                 <<<"$report"
         fi
     fi
