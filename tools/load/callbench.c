@@ -382,9 +382,29 @@ static long long machine_busy_ticks(void)
     return (long long)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]);
 }
 
+/* Bytes the process caused to be written to storage (/proc/PID/io), or -1. */
+static long long io_write_bytes(long pid)
+{
+    char path[64], line[128];
+    long long v = -1;
+    FILE *f;
+
+    if (pid <= 0)
+        return -1;
+    snprintf(path, sizeof(path), "/proc/%ld/io", pid);
+    if (!(f = fopen(path, "r")))
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "write_bytes: %lld", &v) == 1)
+            break;
+    fclose(f);
+    return v;
+}
+
 struct window {
     long long srv_ticks0, srv_ticks1;
     long long all_ticks0, all_ticks1;
+    long long wbytes0, wbytes1;
     uint64_t t0, t1;
     long long rss0, rss1;
     bool killed;
@@ -485,6 +505,15 @@ static bool report(const struct cb_config *cfg, const struct load_child *kids,
         json_object_set_new(out, "others_cpu_pct", json_real(others > 0 ? others : 0));
         json_object_set_new(out, "cpus", json_integer(sysconf(_SC_NPROCESSORS_ONLN)));
     }
+    /* storage writes of the server in the window (its store), per set-up */
+    if (win->wbytes0 >= 0 && win->wbytes1 >= win->wbytes0) {
+        json_object_set_new(out, "server_disk_written_mib",
+                            json_real((double)(win->wbytes1 - win->wbytes0) / 1048576.0));
+        json_object_set_new(
+            out, "server_disk_written_kib_per_setup",
+            ok ? json_real((double)(win->wbytes1 - win->wbytes0) / 1024.0 / (double)ok)
+               : json_null());
+    }
     json_object_set_new(out, "server_rss_kib_start",
                         win->rss0 >= 0 ? json_integer(win->rss0) : json_null());
     json_object_set_new(out, "server_rss_kib_end",
@@ -560,6 +589,8 @@ int main(int argc, char **argv)
                          .srv_ticks1 = -1,
                          .all_ticks0 = -1,
                          .all_ticks1 = -1,
+                         .wbytes0 = -1,
+                         .wbytes1 = -1,
                          .rss0 = -1,
                          .rss1 = -1};
     struct sigaction sa;
@@ -674,12 +705,14 @@ int main(int argc, char **argv)
             win.t0 = now;
             win.srv_ticks0 = cpu_ticks(cfg.server_pid);
             win.all_ticks0 = machine_busy_ticks();
+            win.wbytes0 = io_write_bytes(cfg.server_pid);
             win.rss0 = load_read_rss_kib(cfg.server_pid);
         }
         if (started && !win.t1 && now >= t_end) {
             win.t1 = now;
             win.srv_ticks1 = cpu_ticks(cfg.server_pid);
             win.all_ticks1 = machine_busy_ticks();
+            win.wbytes1 = io_write_bytes(cfg.server_pid);
             win.rss1 = load_read_rss_kib(cfg.server_pid);
         }
         int timeout_ms = 100;
