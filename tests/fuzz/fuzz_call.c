@@ -14,7 +14,6 @@
 #include "records/account.h"
 #include "records/calls.h"
 #include "records/org.h"
-#include "records/records.h"
 #include "signaling/call.h"
 #include "signaling/patrol.h"
 
@@ -78,8 +77,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                     ? g_mkdtemp(g_strdup("/dev/shm/yjt-fuzz-call-XXXXXX"))
                     : g_dir_make_tmp("yjt-fuzz-call-XXXXXX", NULL);
     char *err = NULL;
-    st = records_open(dir, &err);
-    if (!st)
+    st = store_open_sqlite(dir, &err);
+    if (!st || org_init(st) != STORE_OK || account_init(st) != STORE_OK ||
+        calls_init(st) != STORE_OK)
         __builtin_trap();
     store_set_batching(st, true, NULL, NULL);
     const char *why;
