@@ -89,19 +89,11 @@ void conn_each(void (*fn)(struct conn *c, void *ud), void *ud)
     g_array_free(serials, TRUE);
 }
 
-void conn_send(struct conn *c, json_t *msg, const char *label)
+void conn_send_text(struct conn *c, const char *text, size_t len, const char *label)
 {
-    if (c->close_code) {
-        json_decref(msg);
+    if (c->close_code)
         return; /* closing: nothing more goes out */
-    }
-    char *text = jx_dump(msg);
-    json_decref(msg);
-    if (!text)
-        return;
-    size_t len = strlen(text);
     if (c->out_bytes + len > (size_t)server.cfg.send_queue_max) {
-        free(text);
         log_warn("ws", "conn=%" G_GUINT64_FORMAT " user=%s send queue full (%zu bytes), closing",
                  c->serial, c->user_id ? c->user_id : "-", c->out_bytes);
         g_queue_clear_full(&c->outq, g_free);
@@ -112,11 +104,24 @@ void conn_send(struct conn *c, json_t *msg, const char *label)
     struct out_msg *m = g_malloc(sizeof(*m) + LWS_PRE + len);
     m->len = len;
     memcpy(m->buf + LWS_PRE, text, len);
-    free(text);
     g_queue_push_tail(&c->outq, m);
     c->out_bytes += len;
     metrics_msg_out(label);
     lws_callback_on_writable(c->wsi);
+}
+
+void conn_send(struct conn *c, json_t *msg, const char *label)
+{
+    if (c->close_code) {
+        json_decref(msg);
+        return; /* closing: nothing more goes out */
+    }
+    char *text = jx_dump(msg);
+    json_decref(msg);
+    if (!text)
+        return;
+    conn_send_text(c, text, strlen(text), label);
+    free(text);
 }
 
 void conn_reply(struct conn *c, json_t *id, json_t *fields)

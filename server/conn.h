@@ -75,6 +75,8 @@ void conn_each(void (*fn)(struct conn *c, void *ud), void *ud);
 /* Queues msg (reference stolen) for sending; label is its type for
  * metrics. A connection whose queue passes send_queue_max is closed 1008. */
 void conn_send(struct conn *c, json_t *msg, const char *label);
+/* conn_send() of a message already serialised (len bytes of text, copied). */
+void conn_send_text(struct conn *c, const char *text, size_t len, const char *label);
 /* {"re": id, "ok": true, ...fields}; fields (stolen) may be NULL. */
 void conn_reply(struct conn *c, json_t *id, json_t *fields);
 /* {"re": id, "ok": false, "error": {"code", "message"}}; id may be NULL. */
