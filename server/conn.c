@@ -110,6 +110,41 @@ void conn_send_text(struct conn *c, const char *text, size_t len, const char *la
     lws_callback_on_writable(c->wsi);
 }
 
+/* Gives up on a connection whose socket failed outside its callbacks:
+ * lws closes it from its own loop. */
+static void conn_kill(struct conn *c)
+{
+    c->close_code = 1011;
+    c->close_started = true;
+    g_queue_clear_full(&c->outq, g_free);
+    c->out_bytes = 0;
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+void conn_send_now(struct conn *c, const char *text, size_t len, const char *label)
+{
+    if (c->close_code || c->ping_due || !g_queue_is_empty(&c->outq) ||
+        lws_send_pipe_choked(c->wsi)) {
+        conn_send_text(c, text, len, label);
+        return;
+    }
+    server_commit(); /* nothing goes out before it is durable */
+    unsigned char stack[LWS_PRE + 1024];
+    unsigned char *buf = len <= sizeof(stack) - LWS_PRE ? stack : g_malloc(LWS_PRE + len);
+    memcpy(buf + LWS_PRE, text, len);
+    /* A partial write is kept by lws, which reports the pipe choked (so
+     * later messages queue behind it) and sends the rest when it can. */
+    int n = lws_write(c->wsi, buf + LWS_PRE, len, LWS_WRITE_TEXT);
+    if (buf != stack)
+        g_free(buf);
+    metrics_msg_out(label);
+    if (n < 0) {
+        log_info("ws", "conn=%" G_GUINT64_FORMAT " user=%s write failed, closing", c->serial,
+                 c->user_id ? c->user_id : "-");
+        conn_kill(c);
+    }
+}
+
 void conn_send(struct conn *c, json_t *msg, const char *label)
 {
     if (c->close_code) {
@@ -207,7 +242,8 @@ int conn_write_pending(struct conn *c)
         if (n < 0)
             return -1;
         wrote++;
-        if (lws_send_pipe_choked(c->wsi))
+        /* The check costs a poll(): only when there is more to write. */
+        if (!g_queue_is_empty(&c->outq) && lws_send_pipe_choked(c->wsi))
             break;
     }
     if (wrote) {

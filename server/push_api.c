@@ -39,7 +39,7 @@ static void deliver_one(void *conn, void *ud)
     if (c->push_tracking && c->push_cursor != d->seq - 1)
         return; /* catching up: it reads this one with push.resume */
     c->push_cursor = d->seq;
-    conn_send_text(c, d->text, d->len, "push");
+    conn_send_now(c, d->text, d->len, "push");
 }
 
 void push_api_deliver(const char *user_id, int64_t seq, const char *text, size_t len, void *ud)
