@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define INBOX_KIND_MAX 32
@@ -30,9 +31,11 @@ struct inbox_limits {
     int max_count;     /* pushes kept per user (a few more until the next trim) */
 };
 
-/* Called once per stored push with its `push` event (borrowed): the server
- * sends it to every live device of user_id. */
-typedef void (*inbox_deliver_cb)(const char *user_id, int64_t seq, json_t *event, void *ud);
+/* Called once per stored push with its `push` event, serialised (compact
+ * JSON, len bytes, borrowed): the server sends it to every live device of
+ * user_id. */
+typedef void (*inbox_deliver_cb)(const char *user_id, int64_t seq, const char *text, size_t len,
+                                 void *ud);
 /* Called once per stored batch (one push to n users), after delivery,
  * with the stored item and each user's seq. */
 typedef void (*inbox_observer_cb)(const char *const *user_ids, const int64_t *seqs, int n,

@@ -89,19 +89,11 @@ void conn_each(void (*fn)(struct conn *c, void *ud), void *ud)
     g_array_free(serials, TRUE);
 }
 
-void conn_send(struct conn *c, json_t *msg, const char *label)
+void conn_send_text(struct conn *c, const char *text, size_t len, const char *label)
 {
-    if (c->close_code) {
-        json_decref(msg);
+    if (c->close_code)
         return; /* closing: nothing more goes out */
-    }
-    char *text = jx_dump(msg);
-    json_decref(msg);
-    if (!text)
-        return;
-    size_t len = strlen(text);
     if (c->out_bytes + len > (size_t)server.cfg.send_queue_max) {
-        free(text);
         log_warn("ws", "conn=%" G_GUINT64_FORMAT " user=%s send queue full (%zu bytes), closing",
                  c->serial, c->user_id ? c->user_id : "-", c->out_bytes);
         g_queue_clear_full(&c->outq, g_free);
@@ -112,11 +104,59 @@ void conn_send(struct conn *c, json_t *msg, const char *label)
     struct out_msg *m = g_malloc(sizeof(*m) + LWS_PRE + len);
     m->len = len;
     memcpy(m->buf + LWS_PRE, text, len);
-    free(text);
     g_queue_push_tail(&c->outq, m);
     c->out_bytes += len;
     metrics_msg_out(label);
     lws_callback_on_writable(c->wsi);
+}
+
+/* Gives up on a connection whose socket failed outside its callbacks:
+ * lws closes it from its own loop. */
+static void conn_kill(struct conn *c)
+{
+    c->close_code = 1011;
+    c->close_started = true;
+    g_queue_clear_full(&c->outq, g_free);
+    c->out_bytes = 0;
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+void conn_send_now(struct conn *c, const char *text, size_t len, const char *label)
+{
+    if (c->close_code || c->ping_due || !g_queue_is_empty(&c->outq) ||
+        lws_send_pipe_choked(c->wsi)) {
+        conn_send_text(c, text, len, label);
+        return;
+    }
+    server_commit(); /* nothing goes out before it is durable */
+    unsigned char stack[LWS_PRE + 1024];
+    unsigned char *buf = len <= sizeof(stack) - LWS_PRE ? stack : g_malloc(LWS_PRE + len);
+    memcpy(buf + LWS_PRE, text, len);
+    /* A partial write is kept by lws, which reports the pipe choked (so
+     * later messages queue behind it) and sends the rest when it can. */
+    int n = lws_write(c->wsi, buf + LWS_PRE, len, LWS_WRITE_TEXT);
+    if (buf != stack)
+        g_free(buf);
+    metrics_msg_out(label);
+    if (n < 0) {
+        log_info("ws", "conn=%" G_GUINT64_FORMAT " user=%s write failed, closing", c->serial,
+                 c->user_id ? c->user_id : "-");
+        conn_kill(c);
+    }
+}
+
+void conn_send(struct conn *c, json_t *msg, const char *label)
+{
+    if (c->close_code) {
+        json_decref(msg);
+        return; /* closing: nothing more goes out */
+    }
+    char *text = jx_dump(msg);
+    json_decref(msg);
+    if (!text)
+        return;
+    conn_send_text(c, text, strlen(text), label);
+    free(text);
 }
 
 void conn_reply(struct conn *c, json_t *id, json_t *fields)
@@ -202,7 +242,8 @@ int conn_write_pending(struct conn *c)
         if (n < 0)
             return -1;
         wrote++;
-        if (lws_send_pipe_choked(c->wsi))
+        /* The check costs a poll(): only when there is more to write. */
+        if (!g_queue_is_empty(&c->outq) && lws_send_pipe_choked(c->wsi))
             break;
     }
     if (wrote) {

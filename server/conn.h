@@ -75,6 +75,14 @@ void conn_each(void (*fn)(struct conn *c, void *ud), void *ud);
 /* Queues msg (reference stolen) for sending; label is its type for
  * metrics. A connection whose queue passes send_queue_max is closed 1008. */
 void conn_send(struct conn *c, json_t *msg, const char *label);
+/* conn_send() of a message already serialised (len bytes of text, copied). */
+void conn_send_text(struct conn *c, const char *text, size_t len, const char *label);
+/* conn_send_text(), but written to the socket at once if nothing is queued
+ * and the socket takes it (after committing the store's open batch: nothing
+ * goes out before it is durable). For many sends in one turn (a push
+ * fan-out): each queued message costs a writeable callback, that is, two
+ * changes of the socket's poll set, about as much as the write itself. */
+void conn_send_now(struct conn *c, const char *text, size_t len, const char *label);
 /* {"re": id, "ok": true, ...fields}; fields (stolen) may be NULL. */
 void conn_reply(struct conn *c, json_t *id, json_t *fields);
 /* {"re": id, "ok": false, "error": {"code", "message"}}; id may be NULL. */

@@ -28,7 +28,8 @@
 
 struct deliver {
     int64_t seq;
-    json_t *event;
+    const char *text;
+    size_t len;
 };
 
 static void deliver_one(void *conn, void *ud)
@@ -38,13 +39,13 @@ static void deliver_one(void *conn, void *ud)
     if (c->push_tracking && c->push_cursor != d->seq - 1)
         return; /* catching up: it reads this one with push.resume */
     c->push_cursor = d->seq;
-    conn_send(c, json_incref(d->event), "push");
+    conn_send_now(c, d->text, d->len, "push");
 }
 
-void push_api_deliver(const char *user_id, int64_t seq, json_t *event, void *ud)
+void push_api_deliver(const char *user_id, int64_t seq, const char *text, size_t len, void *ud)
 {
     (void)ud;
-    struct deliver d = {seq, event};
+    struct deliver d = {seq, text, len};
     presence_each_conn(user_id, deliver_one, &d);
 }
 

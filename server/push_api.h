@@ -4,10 +4,11 @@
 #define YJT_PUSH_API_H
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* The inbox deliver callback (registered by main.c): sends a stored push's
  * event to every live device of user_id that is not catching up. */
-void push_api_deliver(const char *user_id, int64_t seq, json_t *event, void *ud);
+void push_api_deliver(const char *user_id, int64_t seq, const char *text, size_t len, void *ud);
 
 #endif

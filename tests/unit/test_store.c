@@ -1,6 +1,8 @@
 /* Store conformance: what every backend must do, run here against SQLite.
  * The tests only use store.h, so a new backend runs the same file by
- * adding an opener to open_store(). */
+ * adding an opener to open_store(), except the two of the SQLite backend's
+ * shared sequence bodies (test_shared_bodies, test_seqs_upgrade), which
+ * look into its file. */
 #include "common/clock.h"
 #include "records/store.h"
 
@@ -11,6 +13,8 @@
 #include <stddef.h>
 #include <string.h>
 #include <cmocka.h>
+#include <sqlite3.h>
+#include <glib/gstdio.h>
 
 static char *dir;
 
@@ -237,6 +241,109 @@ static void test_sequences(void **state)
     g_array_free(seqs, TRUE);
 }
 
+static bool collect_n(int64_t seq, json_t *item, void *ud)
+{
+    (void)seq;
+    GArray *a = ud;
+    int64_t n = json_integer_value(json_object_get(item, "n"));
+    g_array_append_val(a, n);
+    return true;
+}
+
+/* SQLite backend: the number of rows of a table, read through a second
+ * handle. */
+static int64_t rows_of(const char *table)
+{
+    char *db = g_build_filename(dir, "yjt.db", NULL);
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    char *sql = g_strdup_printf("SELECT count(*) FROM %s", table);
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+    g_free(sql);
+    g_free(db);
+    return n;
+}
+
+/* A fan-out stores its item once; the item goes when the last key that
+ * refers to it is trimmed. */
+static void test_shared_bodies(void **state)
+{
+    struct store *st = *state;
+    const char *keys[] = {"a", "b", "c"};
+    int64_t seqs[3];
+    json_t *item = json_pack("{s:i}", "n", 7);
+    assert_int_equal(store_seq_append_many(st, keys, 3, item, seqs), 0);
+    json_decref(item);
+    item = json_pack("{s:i}", "n", 8);
+    assert_int_equal(store_seq_append(st, "a", item, &seqs[0]), 0);
+    assert_int_equal(store_seq_append_many(st, keys, 2, item, seqs), 0);
+    json_decref(item);
+    assert_int_equal(seqs[0], 3);
+    assert_int_equal(rows_of("seq_bodies"), 2);
+    GArray *ns = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    assert_int_equal(store_seq_range(st, "a", 0, 0, false, collect_n, ns), 0);
+    assert_int_equal(ns->len, 3);
+    assert_int_equal(g_array_index(ns, int64_t, 0), 7);
+    assert_int_equal(g_array_index(ns, int64_t, 1), 8);
+    assert_int_equal(g_array_index(ns, int64_t, 2), 8);
+    assert_int_equal(store_seq_trim(st, "a", 3), 0);
+    assert_int_equal(store_seq_trim(st, "b", 1), 0);
+    assert_int_equal(rows_of("seq_bodies"), 2); /* c and b still refer */
+    assert_int_equal(store_seq_trim(st, "c", 1), 0);
+    assert_int_equal(rows_of("seq_bodies"), 1);
+    g_array_set_size(ns, 0);
+    assert_int_equal(store_seq_range(st, "b", 0, 0, true, collect_n, ns), 0);
+    assert_int_equal(ns->len, 1);
+    assert_int_equal(g_array_index(ns, int64_t, 0), 8);
+    assert_int_equal(store_seq_trim(st, "b", 2), 0);
+    assert_int_equal(rows_of("seq_bodies"), 0);
+    assert_int_equal(rows_of("seqs"), 0);
+    g_array_free(ns, TRUE);
+}
+
+/* A store made before shared bodies: its rows read as before, and new
+ * fan-outs share their bodies. */
+static void test_seqs_upgrade(void **state)
+{
+    store_close(*state);
+    char *db = g_build_filename(dir, "yjt.db", NULL);
+    g_unlink(db);
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(h,
+                     "CREATE TABLE seqs(key TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT "
+                     "NULL, PRIMARY KEY(key, seq)) WITHOUT ROWID;"
+                     "CREATE TABLE seq_heads(key TEXT PRIMARY KEY, last INTEGER NOT NULL)"
+                     " WITHOUT ROWID;"
+                     "INSERT INTO seqs VALUES('a', 1, '{\"n\":5}');"
+                     "INSERT INTO seq_heads VALUES('a', 1);",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(h);
+    g_free(db);
+    struct store *st = *state = open_store();
+    const char *keys[] = {"a", "b"};
+    int64_t seqs[2];
+    json_t *item = json_pack("{s:i}", "n", 6);
+    assert_int_equal(store_seq_append_many(st, keys, 2, item, seqs), 0);
+    json_decref(item);
+    assert_int_equal(seqs[0], 2);
+    GArray *ns = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    assert_int_equal(store_seq_range(st, "a", 0, 0, false, collect_n, ns), 0);
+    assert_int_equal(ns->len, 2);
+    assert_int_equal(g_array_index(ns, int64_t, 0), 5);
+    assert_int_equal(g_array_index(ns, int64_t, 1), 6);
+    assert_int_equal(store_seq_trim(st, "a", 2), 0);
+    assert_int_equal(rows_of("seq_bodies"), 1);
+    g_array_free(ns, TRUE);
+}
+
 static bool collect_deadline(const char *id, int64_t due, json_t *payload, void *ud)
 {
     (void)due;
@@ -377,6 +484,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kv_counters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_and_second_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batching, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_bodies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seqs_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_docs, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_unique_index, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_prefix_and_multi, setup_batched, teardown),
