@@ -10,10 +10,11 @@
  * Set-ups started in the first --warmup seconds (the calls building up to
  * that number) are not measured; those of the next --duration seconds are.
  *
- * This file parses the options, forks the worker processes (calls.c; one by
- * default, which leaves the other core of a small machine to the server),
- * starts them at the same instant once all are logged in, reads the
- * server's CPU time and RSS from /proc around the measured window, merges
+ * This file parses the options, forks the worker processes (callworker.c;
+ * one by default, which leaves the other core of a small machine to the
+ * server), starts them at the same instant once all are logged in, reads
+ * the server's CPU time, RSS and disk writes and the machine's CPU time
+ * from /proc around the measured window, merges
  * the workers' samples and prints one JSON line on stdout (and a summary on
  * stderr).  Exit status 0 if every pair logged in and every measured
  * set-up succeeded, 1 otherwise, 2 on bad usage.  Only loopback targets.

@@ -7,9 +7,11 @@
  * again.  It is split like yjt-load:
  *
  *   callbench.c  options, forking the worker processes, starting them
- *                together, the server's CPU and RSS, the merged JSON report;
- *   calls.c      one worker process: libwebsockets on a libuv (epoll) loop,
- *                logging the pairs in and running their calls;
+ *                together, the server's CPU, RSS and disk writes, the merged
+ *                JSON report;
+ *   callworker.c one worker process: libwebsockets on a libuv (epoll) loop,
+ *                logging the pairs in, the pacer, the end of the run;
+ *   calls.c      the call flow of a pair (calls.h: what the two share);
  *   sdp.c        realistic SDP offer and answer texts for the messages.
  *
  * The parent reads the workers' pipes with load_child_read() from report.c
