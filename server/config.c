@@ -80,6 +80,12 @@ static const struct key keys[] = {
     INT_KEY(gateway_retry_max_ms, 10, 86400000),
     INT_KEY(gateway_max_attempts, 1, 100),
     INT_KEY(gateway_max_inflight, 1, 10000),
+    INT_KEY(feed_max_hz, 1, 100),
+    INT_KEY(feed_default_hz, 1, 100),
+    INT_KEY(feed_subs_per_conn, 1, 1000),
+    INT_KEY(feed_max_sensors, 1, 1000000),
+    INT_KEY(feed_part_items, 10, 100000),
+    INT_KEY(feed_delta_items, 10, 1000000),
     STR_KEY(selfeval_reminder_time),
     INT_KEY(selfeval_last_day, 1, 28),
     STR_KEY(test_clock),
@@ -106,6 +112,12 @@ static void defaults(struct config *c)
     c->hash_threads = 2;
     c->max_conns = 100000;
     c->send_queue_max = 1024 * 1024;
+    c->feed_max_hz = 20;
+    c->feed_default_hz = 2;
+    c->feed_subs_per_conn = 8;
+    c->feed_max_sensors = 20000;
+    c->feed_part_items = 500;
+    c->feed_delta_items = 2000;
     c->presence_max_users = 500;
     c->account_poll_ms = 1000;
     c->ring_timeout_s = 45;

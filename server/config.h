@@ -67,6 +67,14 @@ struct config {
     int gateway_max_attempts;
     int gateway_max_inflight;
 
+    /* 3D feeds */
+    int feed_max_hz;        /* the highest max_hz a subscriber may ask for */
+    int feed_default_hz;    /* max_hz when the subscriber names none */
+    int feed_subs_per_conn; /* feeds one connection may follow */
+    int feed_max_sensors;   /* a scope with more sensors is refused */
+    int feed_part_items;    /* sensors per feed.snapshot part */
+    int feed_delta_items;   /* sensors plus alarms per feed.delta */
+
     char *selfeval_reminder_time; /* "09:00" */
     int selfeval_last_day;        /* reminders from the 1st to this day */
 };

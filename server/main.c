@@ -28,6 +28,7 @@
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/presence_api.h"
+#include "server/feed_api.h"
 #include "server/push_api.h"
 #include "server/server.h"
 #include "server/session.h"
@@ -345,6 +346,7 @@ int main(int argc, char **argv)
     http_init();
     session_init();
     call_api_init();
+    feed_api_init();
     if (auth_init() < 0)
         goto out_modules;
     if (start_lws() < 0)
@@ -376,6 +378,7 @@ out_auth:
     call_api_shutdown();
     auth_shutdown();
 out_modules:
+    feed_api_shutdown();
     http_shutdown();
     gateway_client_shutdown();
     gateway_shutdown();

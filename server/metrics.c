@@ -4,6 +4,7 @@
 #include "signaling/call.h"
 
 #include "common/hist.h"
+#include "push/feed.h"
 
 #include <glib.h>
 #include <malloc.h>
@@ -182,5 +183,23 @@ char *metrics_render(const struct store *st)
                                cs.reasons[i], cs.ended[i]);
     render_hist(out, "yjt_call_setup_seconds", "Time from call.invite to the winning call.accept.",
                 cs.setup);
+    struct feed_stats fs;
+    feed_get_stats(&fs);
+    g_string_append_printf(
+        out,
+        "# HELP yjt_feed_subscriptions 3D feed subscriptions open.\n"
+        "# TYPE yjt_feed_subscriptions gauge\n"
+        "yjt_feed_subscriptions %u\n"
+        "# HELP yjt_feed_snapshots_total Feed snapshots sent whole.\n"
+        "# TYPE yjt_feed_snapshots_total counter\n"
+        "yjt_feed_snapshots_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_feed_deltas_total Feed deltas sent.\n"
+        "# TYPE yjt_feed_deltas_total counter\n"
+        "yjt_feed_deltas_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_feed_skipped_slow_total Feed turns skipped because the subscriber had not "
+        "drained its queue.\n"
+        "# TYPE yjt_feed_skipped_slow_total counter\n"
+        "yjt_feed_skipped_slow_total %" G_GUINT64_FORMAT "\n",
+        fs.subscriptions, fs.snapshots, fs.deltas, fs.skipped_slow);
     return g_string_free(out, FALSE);
 }

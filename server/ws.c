@@ -10,6 +10,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "push/feed.h"
 #include "push/presence.h"
 #include "signaling/call.h"
 #include "server/envelope.h"
@@ -26,7 +27,8 @@ static const struct ws_handler *find_handler(const char *type)
 {
     static const struct ws_handler *const tables[] = {session_handlers, presence_handlers,
                                                       call_handlers,    commitment_handlers,
-                                                      push_handlers,    notice_handlers};
+                                                      push_handlers,    notice_handlers,
+                                                      feed_handlers};
     for (size_t t = 0; t < G_N_ELEMENTS(tables); t++)
         for (const struct ws_handler *h = tables[t]; h->type; h++)
             if (strcmp(h->type, type) == 0)
@@ -188,6 +190,7 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
                 call_device_offline(c->user_id, c->device_id);
         }
         presence_unsubscribe_all(c);
+        feed_drop_conn(c);
         metrics_conn(c->authed ? c->role : "none", -1);
         log_info("ws", "conn=%" G_GUINT64_FORMAT " user=%s device=%s closed", c->serial,
                  c->user_id ? c->user_id : "-", c->device_id ? c->device_id : "-");
