@@ -201,3 +201,102 @@ def test_bad_rows_reported_per_row(server):
     m = srv.metrics()
     assert metric(m, "yjt_readings_accepted_total") == 4
     assert metric(m, "yjt_readings_rejected_total", code="duplicate") == 2
+
+
+def test_history_query_and_downsampling(server):
+    srv = start(server, settings={"readings_query_max_points": 50})
+    admin, e2 = srv.token("admin"), srv.token("e2boss")
+    assert put_sensor(srv, admin, "a1", TANK).status == 201
+    key = new_key(srv, "e1")
+    t0 = (now_ms() - 3600_000) // 60000 * 60000  # a minute boundary an hour ago
+    # one reading a second for 10 minutes, value = minute index + second/100
+    rows = [{"sensor": "a1", "value": m + s / 100, "ts": t0 + (m * 60 + s) * 1000}
+            for m in range(10) for s in range(60)]
+    r = post(srv, key, rows)
+    assert r.json["accepted"] == 600 and r.json["rejected"] == 0, r
+
+    base = "/api/v1/sensors/a1/readings"
+    raw = srv.http("GET", f"{base}?from={t0}&to={t0 + 30_000}", token=admin).json
+    assert [p["ts"] for p in raw["points"]] == [t0 + i * 1000 for i in range(30)]
+    assert raw["unit"] == "m" and "truncated" not in raw
+    # a raw reply is bounded: truncated, with where to resume
+    big = srv.http("GET", f"{base}?from={t0}&to={t0 + 600_000}", token=admin).json
+    assert len(big["points"]) == 50 and big["truncated"] is True
+    assert big["next_from"] == t0 + 50_000
+    # one bucket a minute: min, max, avg, count of each
+    ds = srv.http("GET", f"{base}?from={t0}&to={t0 + 600_000}&step=60000", token=admin).json
+    assert ds["step"] == 60000 and len(ds["points"]) == 10
+    for m, b in enumerate(ds["points"]):
+        assert b["ts"] == t0 + m * 60000 and b["count"] == 60
+        assert b["min"] == m and math.isclose(b["max"], m + 0.59)
+        assert math.isclose(b["avg"], m + 0.295)
+    # too many buckets, a backwards range, bad numbers
+    assert_error(srv.http("GET", f"{base}?from={t0}&to={t0 + 600_000}&step=1000", token=admin),
+                 400, "bad_request")
+    assert_error(srv.http("GET", f"{base}?from={t0}&to={t0 - 1}", token=admin), 400, "bad_request")
+    assert_error(srv.http("GET", f"{base}?from=yesterday", token=admin), 400, "bad_request")
+    assert_error(srv.http("GET", f"{base}?from={t0}", token=e2), 403, "forbidden")
+    assert_error(srv.http("GET", "/api/v1/sensors/nope/readings", token=admin), 404, "not_found")
+
+
+def test_restart_keeps_latest_and_history(server):
+    srv = start(server)
+    admin = srv.token("admin")
+    for sid in ("a1", "a2"):
+        assert put_sensor(srv, admin, sid, TANK).status == 201
+    key = new_key(srv, "e1")
+    t = now_ms() - 10_000
+    rows = [{"sensor": "a1", "value": v, "ts": t + i} for i, v in enumerate([1.0, 2.0, 3.0])]
+    rows.append({"sensor": "a2", "value": 7.25, "ts": t})
+    assert post(srv, key, rows).json["accepted"] == 4
+    before = srv.http("GET", "/api/v1/sensors/a1", token=admin).json["sensor"]["latest"]
+    srv.kill9()  # acknowledged means durable: no clean shutdown needed
+    srv.start()
+    admin = srv.token("admin")
+    after = srv.http("GET", "/api/v1/sensors/a1", token=admin).json["sensor"]
+    assert after["latest"] == before and after["latest"]["value"] == 3.0
+    assert srv.http("GET", "/api/v1/sensors/a2", token=admin).json["sensor"]["latest"]["value"] \
+        == 7.25
+    hist = srv.http("GET", f"/api/v1/sensors/a1/readings?from={t}&to={t + 10}", token=admin).json
+    assert [p["value"] for p in hist["points"]] == [1.0, 2.0, 3.0]
+    # the key still works, and a reading older than the restored latest is late
+    r = post(srv, key, [{"sensor": "a1", "value": 0.5, "ts": t + 1}])
+    assert r.json["rejected"] == 1 and r.json["errors"][0]["code"] == "duplicate"
+    r = post(srv, key, [{"sensor": "a1", "value": 0.5, "ts": t - 5}])
+    assert r.json["late"] == 1 and r.json["errors"][0]["code"] == "out_of_order"
+    # deleting a sensor deletes its history: a new sensor of that id starts empty
+    assert srv.http("DELETE", "/api/v1/sensors/a1", token=admin).status == 200
+    assert put_sensor(srv, admin, "a1", TANK).status == 201
+    s = srv.http("GET", "/api/v1/sensors/a1", token=admin).json["sensor"]
+    assert "latest" not in s
+    hist = srv.http("GET", f"/api/v1/sensors/a1/readings?from={t - 10}&to={t + 10}",
+                    token=admin).json
+    assert hist["points"] == []
+
+
+def test_retention_trims_old_history(server):
+    day = 86400_000
+    t0 = 1_790_000_000_000  # a fixed instant; the server's clock starts there
+    iso = lambda ms: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
+    srv = start(server, settings={"readings_retention_days": 2, "test_clock": iso(t0)})
+    admin = srv.token("admin")
+    assert put_sensor(srv, admin, "a1", TANK).status == 201
+    key = new_key(srv, "e1")
+    rows = [{"sensor": "a1", "value": float(i), "ts": t0 - i * day // 2} for i in range(4)]
+    assert post(srv, key, rows).json["accepted"] == 4  # 0, 0.5, 1 and 1.5 days old
+    # older than the retention period: refused
+    r = post(srv, key, [{"sensor": "a1", "value": 9.0, "ts": t0 - 3 * day}])
+    assert r.json["errors"] == [{"index": 0, "code": "bad_ts"}]
+    srv.stop()
+    # a day and a quarter later, the points more than 2 days old go
+    srv.settings["test_clock"] = iso(t0 + day + day // 4)
+    srv.start()
+    admin = srv.token("admin")
+    q = f"/api/v1/sensors/a1/readings?from={t0 - 3 * day}&to={t0 + day}"
+
+    def kept():
+        return [p["value"] for p in srv.http("GET", q, token=admin).json["points"]]
+    wait_until(lambda: kept() == [1.0, 0.0], 5, what="retention trim")
+    # the latest reading stays even when its history point is trimmed
+    s = srv.http("GET", "/api/v1/sensors/a1", token=admin).json["sensor"]
+    assert s["latest"]["value"] == 0.0
