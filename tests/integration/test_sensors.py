@@ -7,7 +7,7 @@ import json
 import math
 import time
 
-from conftest import assert_error, metric, user, wait_until
+from conftest import assert_error, metric, run, user, wait_until
 
 ENTERPRISES = [
     ("e1", "Plant One", "440106"),
@@ -300,3 +300,113 @@ def test_retention_trims_old_history(server):
     # the latest reading stays even when its history point is trimmed
     s = srv.http("GET", "/api/v1/sensors/a1", token=admin).json["sensor"]
     assert s["latest"]["value"] == 0.0
+
+
+def test_gateway_websocket_stream(server):
+    srv = start(server)
+    admin = srv.token("admin")
+    assert put_sensor(srv, admin, "a1", TANK).status == 201
+    assert put_sensor(srv, admin, "b1", dict(TANK, enterprise="e2")).status == 201
+    key = new_key(srv, "e1")
+    t = now_ms() - 5000
+
+    async def body():
+        gw = await srv.ws()
+        # before auth.apikey: neither readings nor user messages
+        r = await gw.request("readings.post", readings=[])
+        assert r["ok"] is False and r["error"]["code"] == "unauthorized"
+        r = await gw.request("auth.apikey", key="yjk_0123456789abcdef_wrong")
+        assert r["ok"] is False and r["error"]["code"] == "unauthorized"
+        assert await gw.wait_closed() == 4401
+
+        gw = await srv.ws()
+        r = await gw.ok("auth.apikey", key=key)
+        assert r["role"] == "gateway" and r["enterprise"] == "e1" and r["key_id"] == key[4:20]
+        r = await gw.ok("readings.post", readings=[
+            {"sensor": "a1", "value": 4.5, "ts": t},
+            {"sensor": "b1", "value": 1.0, "ts": t},
+            {"sensor": "a1", "value": 4.0, "ts": t - 1}])
+        assert r["accepted"] == 2 and r["rejected"] == 1 and r["late"] == 1
+        assert r["errors"] == [{"index": 1, "code": "forbidden"},
+                               {"index": 2, "code": "out_of_order"}]
+        # a gateway connection is not a user: user messages are refused
+        for type_ in ("ping", "presence.query", "auth.login", "auth.token"):
+            r = await gw.request(type_, username="admin", password="x", token="x",
+                                 device_id="d", platform="p", users=[])
+            assert r["ok"] is False and r["error"]["code"] in ("forbidden", "conflict"), r
+        r = await gw.request("readings.post", readings="nope")
+        assert r["error"]["code"] == "bad_request"
+
+        # a user connection cannot post readings
+        user_ws = await srv.ws()
+        await user_ws.login("admin")
+        r = await user_ws.request("readings.post", readings=[{"sensor": "a1", "value": 1,
+                                                               "ts": t + 1}])
+        assert r["ok"] is False and r["error"]["code"] == "forbidden"
+        await user_ws.close()
+
+        # revoking the key ends the stream at the next batch
+        srv.ctl("apikey", "revoke", "--id", key[4:20], check=True)
+        r = await gw.request("readings.post", readings=[{"sensor": "a1", "value": 1,
+                                                         "ts": t + 2}])
+        assert r["ok"] is False and r["error"]["code"] == "unauthorized"
+        assert await gw.wait_closed() == 4403
+
+    run(body())
+    s = srv.http("GET", "/api/v1/sensors/a1", token=admin).json["sensor"]
+    assert s["latest"]["value"] == 4.5 and s["latest"]["ts"] == t
+
+
+def test_import_sensors_with_hazard_sources(server, tmp_path):
+    srv = start(server)
+    admin = srv.token("admin")
+    rows = [
+        dict(TANK, id="imp-1"),
+        dict(TANK, id="imp-2", kind="gas", unit="%LEL", thresholds={"high": 20, "high_high": 40}),
+        dict(TANK, id="imp-bad", thresholds={"low": 3, "low_low": 4}),
+        dict(TANK, id="imp-nope", enterprise="nope"),
+        {"kind": "level"},
+    ]
+    path = tmp_path / "sensors.json"
+    path.write_text(json.dumps(rows))
+    cp = srv.ctl("import", "sensors", "--file", path)
+    assert cp.returncode == 1, cp  # some rows were refused
+    rep = json.loads(cp.stdout)
+    assert rep["accepted"] == 2 and rep["rejected"] == 3
+    assert [(e["index"], e["code"]) for e in rep["errors"]] == [
+        (2, "bad_request"), (3, "not_found"), (4, "bad_request")]
+    # the running server picks the imported sensors up
+    def listed():
+        return [s["id"] for s in srv.http("GET", "/api/v1/sensors?enterprise=e1",
+                                          token=admin).json["sensors"]]
+    wait_until(lambda: listed() == ["imp-1", "imp-2"], 5, what="imported sensors")
+    key = new_key(srv, "e1")
+    r = post(srv, key, [{"sensor": "imp-2", "value": 12.0, "ts": now_ms()}])
+    assert r.json["accepted"] == 1
+    # re-importing updates in place and keeps the latest reading
+    path.write_text(json.dumps([dict(rows[1], unit="ppm")]))
+    srv.ctl("import", "sensors", "--file", path, check=True)
+    wait_until(lambda: srv.http("GET", "/api/v1/sensors/imp-2", token=admin)
+               .json["sensor"]["unit"] == "ppm", 5, what="re-import")
+    s = srv.http("GET", "/api/v1/sensors/imp-2", token=admin).json["sensor"]
+    assert s["latest"]["value"] == 12.0
+
+
+def test_sensor_on_hazard_source_copies_level_and_park(server, tmp_path):
+    from test_enterprises import RECORD, TANKS
+    srv = start(server)
+    admin, e1 = srv.token("admin"), srv.token("e1boss")
+    # e1's approved record with one hazard source (graded level 2 by the server)
+    path = tmp_path / "ent.json"
+    path.write_text(json.dumps([dict(RECORD, id="e1", hazard_sources=[dict(TANKS, id="tanks")])],
+                               ensure_ascii=False))
+    srv.ctl("import", "enterprises", "--file", path, check=True)
+    r = put_sensor(srv, e1, "e1-lt-1", dict(TANK, hazard="tanks", name="1# tank level"))
+    assert r.status == 201, r
+    s = r.json["sensor"]
+    assert s["hazard"] == "tanks" and s["hazard_level"] == 2
+    assert s["park"] == RECORD["park"] and s["name"] == "1# tank level"
+    assert_error(put_sensor(srv, e1, "e1-lt-2", dict(TANK, hazard="other-source")),
+                 404, "not_found")
+    assert srv.http("GET", "/api/v1/sensors/e1-lt-1", token=admin).json["sensor"][
+        "hazard_level"] == 2
