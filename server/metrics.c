@@ -5,6 +5,8 @@
 
 #include "common/hist.h"
 #include "push/feed.h"
+#include "records/reading.h"
+#include "records/sensor.h"
 
 #include <glib.h>
 #include <malloc.h>
@@ -29,7 +31,7 @@ void metrics_init(void)
     logins = counter_table();
     http = counter_table();
     started_at = g_get_real_time() / 1000000;
-    static const char *const roles[] = {"none", "gov", "corp", "trs", "admin"};
+    static const char *const roles[] = {"none", "gov", "corp", "trs", "admin", "gateway"};
     for (size_t i = 0; i < G_N_ELEMENTS(roles); i++)
         metrics_conn(roles[i], 0);
     static const char *const results[] = {"ok", "failed", "locked", "throttled"};
@@ -201,5 +203,26 @@ char *metrics_render(const struct store *st)
         "# TYPE yjt_feed_skipped_slow_total counter\n"
         "yjt_feed_skipped_slow_total %" G_GUINT64_FORMAT "\n",
         fs.subscriptions, fs.snapshots, fs.deltas, fs.skipped_slow);
+    const struct reading_stats *rs = reading_stats();
+    g_string_append_printf(
+        out,
+        "# HELP yjt_readings_accepted_total Readings stored.\n"
+        "# TYPE yjt_readings_accepted_total counter\n"
+        "yjt_readings_accepted_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_readings_late_total Readings stored as late (out of order).\n"
+        "# TYPE yjt_readings_late_total counter\n"
+        "yjt_readings_late_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_sensors Sensors configured.\n"
+        "# TYPE yjt_sensors gauge\n"
+        "yjt_sensors %u\n"
+        "# HELP yjt_readings_rejected_total Readings rejected, by row code.\n"
+        "# TYPE yjt_readings_rejected_total counter\n",
+        rs->accepted, rs->late, sensor_count());
+    for (int i = 0; i < 7; i++)
+        g_string_append_printf(out,
+                               "yjt_readings_rejected_total{code=\"%s\"} %" G_GUINT64_FORMAT "\n",
+                               reading_code_names[i], rs->by_code[i]);
+    render_hist(out, "yjt_readings_batch_seconds", "Time to check, store and dispatch one batch.",
+                &rs->batch_latency);
     return g_string_free(out, FALSE);
 }
