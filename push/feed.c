@@ -271,6 +271,16 @@ void feed_alarm_update(const char *alarm_id, const char *sensor, const char *ent
 
 /* ---- sending ----------------------------------------------------------- */
 
+/* Appends text as a JSON string (quoted and escaped). */
+static void append_json_string(GString *out, const char *text)
+{
+    json_t *j = json_string(text);
+    char *q = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+    g_string_append(out, q ? q : "\"\"");
+    free(q);
+    json_decref(j);
+}
+
 static void append_alarm(GString *out, const char *id, bool *first)
 {
     const struct falarm *a = g_hash_table_lookup(F.alarms, id);
@@ -281,9 +291,9 @@ static void append_alarm(GString *out, const char *id, bool *first)
         g_string_append(out, a->text);
     } else {
         /* Closed (or gone) since it was marked: the client drops it. */
-        char *q = json_dumps(json_string(id), JSON_ENCODE_ANY);
-        g_string_append_printf(out, "{\"id\":%s,\"state\":\"closed\"}", q ? q : "\"\"");
-        free(q);
+        g_string_append(out, "{\"id\":");
+        append_json_string(out, id);
+        g_string_append(out, ",\"state\":\"closed\"}");
     }
 }
 
@@ -306,9 +316,8 @@ static void append_sensor(GString *out, const char *id, bool *first)
 
 static void open_message(GString *out, const char *type, const struct sub *s)
 {
-    char *fid = json_dumps(json_string(s->id), JSON_ENCODE_ANY);
-    g_string_append_printf(out, "{\"type\":\"%s\",\"feed_id\":%s", type, fid ? fid : "\"\"");
-    free(fid);
+    g_string_append_printf(out, "{\"type\":\"%s\",\"feed_id\":", type);
+    append_json_string(out, s->id);
 }
 
 struct alarm_scan {
