@@ -70,6 +70,18 @@ static bool may_edit(struct rest_req *r)
     return false;
 }
 
+/* The preamble of the routes that act on an enterprise without reading its
+ * record: true if the caller reaches the enterprise of params[0] and, when
+ * edit is true, may edit its file; otherwise answers the refusal and
+ * returns false. */
+static bool may_access(struct rest_req *r, bool edit)
+{
+    json_t *doc = reachable(r);
+    bool ok = doc && (!edit || may_edit(r));
+    json_decref(doc);
+    return ok;
+}
+
 static json_t *summary(json_t *doc)
 {
     json_t *s =
@@ -214,12 +226,8 @@ static void answer(struct rest_req *r, enum err_code e, const char *why, const c
 
 static void route_put(struct rest_req *r)
 {
-    json_t *doc = reachable(r);
-    if (!doc || !may_edit(r)) {
-        json_decref(doc);
+    if (!may_access(r, true))
         return;
-    }
-    json_decref(doc);
     if (!r->body) {
         rest_error(r, ERR_BAD_REQUEST, "body must be a JSON object of record fields");
         return;
@@ -234,12 +242,8 @@ static void route_put(struct rest_req *r)
 
 static void route_submit(struct rest_req *r)
 {
-    json_t *doc = reachable(r);
-    if (!doc || !may_edit(r)) {
-        json_decref(doc);
+    if (!may_access(r, true))
         return;
-    }
-    json_decref(doc);
     json_t *out = NULL;
     const char *why = NULL;
     enum err_code e = enterprise_submit(server.store, r->params[0], r->acct->id, &out, &why);
@@ -253,10 +257,8 @@ static void route_submit(struct rest_req *r)
 
 static void route_review(struct rest_req *r)
 {
-    json_t *doc = reachable(r);
-    if (!doc)
+    if (!may_access(r, false))
         return;
-    json_decref(doc);
     if (!is_role(r, "gov") && !is_role(r, "admin")) {
         rest_error(r, ERR_FORBIDDEN, "only regulators review enterprise files");
         return;
@@ -298,10 +300,8 @@ static void route_history(struct rest_req *r)
     int64_t limit;
     if (!rest_query_int(r, "limit", 1, HISTORY_MAX, HISTORY_DEFAULT, &limit))
         return;
-    json_t *doc = reachable(r);
-    if (!doc)
+    if (!may_access(r, false))
         return;
-    json_decref(doc);
     json_t *out = NULL;
     if (enterprise_history(server.store, r->params[0], (int)limit, &out) != STORE_OK) {
         json_decref(out);
@@ -367,12 +367,8 @@ static void route_source(struct rest_req *r)
 
 static void route_source_put(struct rest_req *r)
 {
-    json_t *doc = reachable(r);
-    if (!doc || !may_edit(r)) {
-        json_decref(doc);
+    if (!may_access(r, true))
         return;
-    }
-    json_decref(doc);
     if (!r->body) {
         rest_error(r, ERR_BAD_REQUEST, "body must be a hazard source object");
         return;
@@ -386,12 +382,8 @@ static void route_source_put(struct rest_req *r)
 
 static void route_source_delete(struct rest_req *r)
 {
-    json_t *doc = reachable(r);
-    if (!doc || !may_edit(r)) {
-        json_decref(doc);
+    if (!may_access(r, true))
         return;
-    }
-    json_decref(doc);
     const char *why = NULL;
     enum err_code e =
         enterprise_source_delete(server.store, r->params[0], r->acct->id, r->params[1], &why);

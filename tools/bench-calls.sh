@@ -28,6 +28,9 @@ set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_dir=$(cd "$script_dir/.." && pwd)
+bench_name=bench-calls
+# shellcheck source=tools/lib.sh
+. "$script_dir/lib.sh"
 
 usage() {
     cat <<EOF
@@ -54,11 +57,6 @@ usage: $(basename "$0") [options]
   --keep             keep the temporary data directory and server log
   -h, --help         this text
 EOF
-}
-
-die() {
-    echo "bench-calls: $*" >&2
-    exit 2
 }
 
 build_dir="$repo_dir/build"
@@ -108,13 +106,6 @@ done
 [ -z "$pairs" ] || [[ "$pairs" =~ ^[1-9][0-9]*$ ]] || die "--pairs must be a positive integer"
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
 
-find_binary() { # name
-    local found
-    [ -d "$build_dir" ] || die "build directory $build_dir does not exist (use --build)"
-    found=$(find "$build_dir" -maxdepth 4 -type f -name "$1" -perm -u+x 2>/dev/null | head -n 1)
-    [ -n "$found" ] || die "no $1 under $build_dir"
-    echo "$found"
-}
 yjtd=$(find_binary yjtd)
 yjtctl=$(find_binary yjtctl)
 callbench=$(find_binary yjt-callbench)
@@ -138,56 +129,11 @@ for r in "${rate_list[@]}"; do
     [ "$n" -le "$users" ] || users=$n
 done
 
-port_in_use() {
-    [ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]
-}
-if [ -z "$port" ]; then
-    for _ in $(seq 1 50); do
-        candidate=$((20000 + RANDOM % 12768))
-        if ! port_in_use "$candidate"; then
-            port=$candidate
-            break
-        fi
-    done
-    [ -n "$port" ] || die "no free port found"
-elif port_in_use "$port"; then
-    die "port $port is already in use"
-fi
+pick_port
 
-work_dir=$(mktemp -d "${TMPDIR:-/tmp}/yjt-bench-calls.XXXXXX")
+bench_work_dir yjt-bench-calls
 template_dir="$work_dir/template" # accounts only, copied for every run
 data_dir="$work_dir/data"
-server_log="$work_dir/server.log"
-server_pid=""
-
-stop_server() {
-    [ -n "$server_pid" ] || return 0
-    if kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        for _ in $(seq 1 100); do
-            kill -0 "$server_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$server_pid" 2>/dev/null; then
-            echo "bench-calls: server did not stop on SIGTERM within 10s, killing it" >&2
-            kill -KILL "$server_pid" 2>/dev/null || true
-        fi
-    fi
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-}
-
-# shellcheck disable=SC2317  # called from the EXIT trap
-cleanup() {
-    stop_server
-    if [ "$keep" = 1 ]; then
-        echo "bench-calls: kept $work_dir" >&2
-    else
-        rm -rf "$work_dir"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # ---- accounts -----------------------------------------------------------------
 
@@ -253,22 +199,8 @@ run_once() { # rate run
         --set turn_urls=turn:127.0.0.1:3478?transport=udp
         --set turn_secret=bench-secret
         "${server_sets[@]}")
-    (
-        ulimit -n "$(ulimit -Hn)"
-        exec "$yjtd" "${server_args[@]}"
-    ) >"$server_log" 2>&1 &
-    server_pid=$!
-
-    for _ in $(seq 1 150); do
-        if ! kill -0 "$server_pid" 2>/dev/null; then
-            tail -n 20 "$server_log" >&2
-            die "yjtd exited during start-up"
-        fi
-        port_in_use "$port" && break
-        sleep 0.1
-    done
-    port_in_use "$port" || { tail -n 20 "$server_log" >&2; die "yjtd is not listening on $port"; }
-    sleep 1
+    start_server "$yjtd" "${server_args[@]}"
+    wait_listening yjtd
 
     echo "bench-calls: run $run at $rate set-ups/s: yjtd pid $server_pid on 127.0.0.1:$port," \
         "$concurrent calls up (hold ${rate_hold}s), ${rate_warmup}s warm-up + ${duration}s measured" >&2

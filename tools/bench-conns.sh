@@ -24,6 +24,9 @@ set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_dir=$(cd "$script_dir/.." && pwd)
+bench_name=bench-conns
+# shellcheck source=tools/lib.sh
+. "$script_dir/lib.sh"
 
 usage() {
     cat <<EOF
@@ -53,11 +56,6 @@ usage: $(basename "$0") [options] N
   --keep          keep the temporary data directory and server log
   -h, --help      this text
 EOF
-}
-
-die() {
-    echo "bench-conns: $*" >&2
-    exit 2
 }
 
 build_dir="$repo_dir/build"
@@ -109,19 +107,6 @@ done
 [[ "$hold" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--hold must be a number of seconds"
 case "$auth" in token | login | none) ;; *) die "--auth must be token, login or none" ;; esac
 
-find_binary() { # name [explicit path]
-    local name=$1 given=$2 found
-    if [ -n "$given" ]; then
-        [ -x "$given" ] || die "$given is not an executable"
-        echo "$given"
-        return
-    fi
-    [ -d "$build_dir" ] || die "build directory $build_dir does not exist (use --build)"
-    found=$(find "$build_dir" -maxdepth 4 -type f -name "$name" -perm -u+x 2>/dev/null | head -n 1)
-    [ -n "$found" ] || die "no $name under $build_dir"
-    echo "$found"
-}
-
 load=$(find_binary yjt-load "$load")
 if [ "$use_node" = 1 ]; then
     [ "$tls" = 0 ] || die "--tls is not supported with --node"
@@ -146,55 +131,9 @@ if [ -z "$timeout_s" ]; then
     fi
 fi
 
-port_in_use() {
-    [ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]
-}
+pick_port
 
-if [ -z "$port" ]; then
-    for _ in $(seq 1 50); do
-        candidate=$((20000 + RANDOM % 12768))
-        if ! port_in_use "$candidate"; then
-            port=$candidate
-            break
-        fi
-    done
-    [ -n "$port" ] || die "no free port found"
-elif port_in_use "$port"; then
-    die "port $port is already in use"
-fi
-
-work_dir=$(mktemp -d "${TMPDIR:-/tmp}/yjt-bench.XXXXXX")
-server_log="$work_dir/server.log"
-server_pid=""
-
-stop_server() {
-    [ -n "$server_pid" ] || return 0
-    if kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        for _ in $(seq 1 100); do
-            kill -0 "$server_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$server_pid" 2>/dev/null; then
-            echo "bench-conns: server did not stop on SIGTERM within 10s, killing it" >&2
-            kill -KILL "$server_pid" 2>/dev/null || true
-        fi
-    fi
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-}
-
-# shellcheck disable=SC2317  # called from the EXIT trap
-cleanup() {
-    stop_server
-    if [ "$keep" = 1 ]; then
-        echo "bench-conns: kept $work_dir" >&2
-    else
-        rm -rf "$work_dir"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_work_dir yjt-bench
 
 # ---- start the server -------------------------------------------------------
 
@@ -216,24 +155,10 @@ else
             -subj /CN=localhost >/dev/null 2>&1 || die "openssl could not make a certificate"
         server_args+=(--tls-cert "$work_dir/cert.pem" --tls-key "$work_dir/key.pem")
     fi
-    # the server may use every file the hard limit allows
-    (
-        ulimit -n "$(ulimit -Hn)"
-        exec "$yjtd" "${server_args[@]}"
-    ) >"$server_log" 2>&1 &
-    server_pid=$!
+    start_server "$yjtd" "${server_args[@]}"
 fi
 
-for _ in $(seq 1 150); do
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-        tail -n 20 "$server_log" >&2
-        die "$kind exited during start-up"
-    fi
-    port_in_use "$port" && break
-    sleep 0.1
-done
-port_in_use "$port" || { tail -n 20 "$server_log" >&2; die "$kind is not listening on $port"; }
-sleep 1 # let start-up allocations settle before the baseline
+wait_listening "$kind"
 baseline=$(awk '/^VmRSS:/ { print $2 }' "/proc/$server_pid/status")
 
 echo "bench-conns: $kind pid $server_pid on 127.0.0.1:$port, baseline RSS $baseline KiB;" \

@@ -14,7 +14,8 @@ declare -A sources=(
   [envelope]="server/envelope.c common/errors.c"
   [token]="server/token.c common/ids.c common/jsonx.c"
   [division]="records/jurisdiction.c"
-  [call]="signaling/call.c signaling/ice.c signaling/patrol.c push/presence.c records/store.c
+  [call]="signaling/call.c signaling/call_invite.c signaling/call_media.c signaling/ice.c
+          signaling/patrol.c push/presence.c records/store.c
           records/store_sqlite.c records/account.c records/org.c
           records/jurisdiction.c records/calls.c records/audit.c records/password.c
           common/clock.c common/ids.c common/jsonx.c common/log.c common/errors.c common/hist.c

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import time
 
+from calllib import answered_call
 from conftest import metric, run, user
 
 ENTERPRISES = [
@@ -52,6 +53,13 @@ async def invite(c, srv, to_name=None, enterprise=None, positions=None, **extra)
         to["positions"] = positions
     return await c.request("call.invite", to=to, sdp=OFFER,
                            media={"audio": True, "video": True}, **extra)
+
+
+async def answered(caller, callee, srv, callee_name):
+    """A call from caller to callee_name answered on callee's device."""
+    call_id, _ = await answered_call(caller, callee, {"user": uid(srv, callee_name)}, OFFER,
+                                     ANSWER, media={"audio": True, "video": True})
+    return call_id
 
 
 async def ended(c, call_id, reason, timeout=5):
@@ -419,10 +427,7 @@ def test_resume_after_a_drop_and_grace_expiry(server):
     async def go():
         gov = await srv.ws_login("gov4401", device_id="gov-phone")
         boss = await srv.ws_login("boss", device_id="boss-phone")
-        call_id = (await invite(gov, srv, "boss"))["call_id"]
-        await boss.next_event("call.incoming")
-        await boss.ok("call.accept", call_id=call_id, sdp=ANSWER)
-        await gov.next_event("call.accepted")
+        call_id = await answered(gov, boss, srv, "boss")
         # the plant's phone drops (Wi-Fi to 4G) and comes back
         await boss.close()
         await gov.next_event("call.peer_disconnected", timeout=5)
@@ -538,10 +543,7 @@ def test_open_calls_are_closed_as_failed_after_a_crash(server):
     async def go():
         gov = await srv.ws_login("gov4401")
         boss = await srv.ws_login("boss")
-        call_id = (await invite(gov, srv, "boss"))["call_id"]
-        await boss.next_event("call.incoming")
-        await boss.ok("call.accept", call_id=call_id, sdp=ANSWER)
-        await gov.next_event("call.accepted")
+        call_id = await answered(gov, boss, srv, "boss")
         return call_id
 
     call_id = run(go())

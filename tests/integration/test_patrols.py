@@ -4,6 +4,7 @@ coverage of key-supervised enterprises that regulators are assessed on."""
 import asyncio
 import datetime
 
+from calllib import answered_call, hang_up
 from conftest import run, user
 
 ENTERPRISES = [
@@ -39,17 +40,12 @@ def assert_err(reply, code):
 
 
 async def patrol_call(gov, plant, enterprise, patrol_id, hold_s):
-    r = await gov.ok("call.invite", to={"enterprise": enterprise, "positions": ["principal"]},
-                     sdp=OFFER, patrol_id=patrol_id)
-    ev = await plant.next_event("call.incoming")
+    to = {"enterprise": enterprise, "positions": ["principal"]}
+    call_id, ev = await answered_call(gov, plant, to, OFFER, OFFER, patrol_id=patrol_id)
     assert ev["patrol_id"] == patrol_id
-    await plant.ok("call.accept", call_id=r["call_id"], sdp=OFFER)
-    await gov.next_event("call.accepted")
     await asyncio.sleep(hold_s)
-    await gov.ok("call.hangup", call_id=r["call_id"])
-    await gov.next_event("call.ended")
-    await plant.next_event("call.ended")
-    return r["call_id"]
+    await hang_up(gov, plant, call_id)
+    return call_id
 
 
 def test_patrol_of_key_enterprises_report_and_coverage(server):

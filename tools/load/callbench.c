@@ -25,6 +25,7 @@
 #endif
 
 #include "callbench.h"
+#include "cli.h"
 #include "load.h" /* struct load_child, load_child_read, load_read_rss_kib */
 
 #include <jansson.h>
@@ -45,25 +46,6 @@
 #include <unistd.h>
 
 char cb_source_names[CB_MAX_SOURCES][24];
-
-static volatile sig_atomic_t interrupted;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
-static void die_usage(const char *fmt, ...)
-{
-    va_list ap;
-    fputs("yjt-callbench: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs(" (see --help)\n", stderr);
-    exit(2);
-}
 
 static void print_usage(void)
 {
@@ -99,26 +81,14 @@ static void print_usage(void)
           stdout);
 }
 
-static double number(const char *opt, const char *s, double lo, double hi)
-{
-    char *end;
-    double v;
-
-    errno = 0;
-    v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi))
-        die_usage("bad value for %s: '%s'", opt, s);
-    return v;
-}
-
 static const char *token_arg(const char *opt, const char *s)
 {
     size_t n = strlen(s);
     if (n == 0 || n > CB_MAX_STRING)
-        die_usage("%s must be 1-%d characters", opt, CB_MAX_STRING);
+        cli_die_usage("%s must be 1-%d characters", opt, CB_MAX_STRING);
     for (size_t i = 0; i < n; i++)
         if (s[i] == '"' || s[i] == '\\' || (unsigned char)s[i] < 0x20)
-            die_usage("%s may not contain quotes, backslashes or control characters", opt);
+            cli_die_usage("%s may not contain quotes, backslashes or control characters", opt);
     return s;
 }
 
@@ -191,31 +161,31 @@ static void parse_args(int argc, char **argv, struct cb_config *cfg)
             cfg->host = token_arg("--host", optarg);
             break;
         case OPT_PORT:
-            cfg->port = (int)number("--port", optarg, 1, 65535);
+            cfg->port = (int)cli_number("--port", optarg, 1, 65535);
             break;
         case OPT_PATH:
             cfg->path = token_arg("--path", optarg);
             break;
         case OPT_RATE:
-            cfg->rate = number("--rate", optarg, 0.1, 100000);
+            cfg->rate = cli_number("--rate", optarg, 0.1, 100000);
             break;
         case OPT_CONC:
-            cfg->concurrent = number("--concurrent", optarg, 1, 100000);
+            cfg->concurrent = cli_number("--concurrent", optarg, 1, 100000);
             break;
         case OPT_HOLD:
-            cfg->hold_s = number("--hold", optarg, 0, 3600);
+            cfg->hold_s = cli_number("--hold", optarg, 0, 3600);
             break;
         case OPT_PAIRS:
-            cfg->pairs = (int)number("--pairs", optarg, 1, CB_MAX_PAIRS * CB_MAX_PROCS);
+            cfg->pairs = (int)cli_number("--pairs", optarg, 1, CB_MAX_PAIRS * CB_MAX_PROCS);
             break;
         case OPT_WARMUP:
-            cfg->warmup_s = number("--warmup", optarg, 0, 3600);
+            cfg->warmup_s = cli_number("--warmup", optarg, 0, 3600);
             break;
         case OPT_DURATION:
-            cfg->duration_s = number("--duration", optarg, 0.1, 86400);
+            cfg->duration_s = cli_number("--duration", optarg, 0.1, 86400);
             break;
         case OPT_SETUP_TIMEOUT:
-            cfg->setup_timeout_s = number("--setup-timeout", optarg, 0.1, 600);
+            cfg->setup_timeout_s = cli_number("--setup-timeout", optarg, 0.1, 600);
             break;
         case OPT_PREFIX:
             cfg->prefix = token_arg("--user-prefix", optarg);
@@ -224,22 +194,22 @@ static void parse_args(int argc, char **argv, struct cb_config *cfg)
             cfg->password = token_arg("--password", optarg);
             break;
         case OPT_OFFER:
-            cfg->offer_bytes = (int)number("--offer-bytes", optarg, 0, 60000);
+            cfg->offer_bytes = (int)cli_number("--offer-bytes", optarg, 0, 60000);
             break;
         case OPT_ANSWER:
-            cfg->answer_bytes = (int)number("--answer-bytes", optarg, 0, 60000);
+            cfg->answer_bytes = (int)cli_number("--answer-bytes", optarg, 0, 60000);
             break;
         case OPT_PROCS:
-            cfg->procs = (int)number("--procs", optarg, 1, CB_MAX_PROCS);
+            cfg->procs = (int)cli_number("--procs", optarg, 1, CB_MAX_PROCS);
             break;
         case OPT_SOURCES:
-            cfg->sources = (int)number("--sources", optarg, 0, CB_MAX_SOURCES);
+            cfg->sources = (int)cli_number("--sources", optarg, 0, CB_MAX_SOURCES);
             break;
         case OPT_SERVER_PID:
-            cfg->server_pid = (long)number("--server-pid", optarg, 1, 1e9);
+            cfg->server_pid = (long)cli_number("--server-pid", optarg, 1, 1e9);
             break;
         case OPT_TIMEOUT:
-            cfg->timeout_s = number("--timeout", optarg, 1, 86400);
+            cfg->timeout_s = cli_number("--timeout", optarg, 1, 86400);
             break;
         case 'v':
             cfg->verbose++;
@@ -248,23 +218,23 @@ static void parse_args(int argc, char **argv, struct cb_config *cfg)
             print_usage();
             exit(0);
         default:
-            die_usage("bad option");
+            cli_die_usage("bad option");
         }
     }
     if (optind < argc)
-        die_usage("unexpected argument '%s'", argv[optind]);
+        cli_die_usage("unexpected argument '%s'", argv[optind]);
     if (!cfg->port)
-        die_usage("--port is required");
+        cli_die_usage("--port is required");
     if (!cfg->password)
-        die_usage("--password is required");
+        cli_die_usage("--password is required");
     if (cfg->path[0] != '/')
-        die_usage("--path must start with /");
+        cli_die_usage("--path must start with /");
     if (!strcmp(cfg->host, "localhost"))
         snprintf(cfg->address, sizeof(cfg->address), "127.0.0.1");
     else if (inet_pton(AF_INET, cfg->host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127)
         snprintf(cfg->address, sizeof(cfg->address), "%s", cfg->host);
     else
-        die_usage("refusing non-loopback target %s (only 127.x.x.x and localhost)", cfg->host);
+        cli_die_usage("refusing non-loopback target %s (only 127.x.x.x and localhost)", cfg->host);
 
     if (cfg->hold_s < 0)
         cfg->hold_s = cfg->concurrent / cfg->rate;
@@ -275,8 +245,8 @@ static void parse_args(int argc, char **argv, struct cb_config *cfg)
     if (cfg->procs > cfg->pairs)
         cfg->procs = cfg->pairs;
     if ((cfg->pairs + cfg->procs - 1) / cfg->procs > CB_MAX_PAIRS)
-        die_usage("%d pairs need more than %d per process: use --procs %d or more", cfg->pairs,
-                  CB_MAX_PAIRS, (cfg->pairs + CB_MAX_PAIRS - 1) / CB_MAX_PAIRS);
+        cli_die_usage("%d pairs need more than %d per process: use --procs %d or more", cfg->pairs,
+                      CB_MAX_PAIRS, (cfg->pairs + CB_MAX_PAIRS - 1) / CB_MAX_PAIRS);
     if (!cfg->timeout_s)
         cfg->timeout_s = 90 + cfg->pairs / 50.0 + cfg->warmup_s + cfg->duration_s +
                          cfg->setup_timeout_s + cfg->hold_s;
@@ -522,7 +492,7 @@ static bool report(const struct cb_config *cfg, const struct load_child *kids,
     json_object_set_new(out, "stray_events", json_integer(sum_int(kids, cfg->procs, "stray")));
     json_object_set_new(out, "pacer_starved", json_integer(sum_int(kids, cfg->procs, "starved")));
     json_object_set_new(out, "timed_out", json_boolean(win->killed));
-    json_object_set_new(out, "interrupted", json_boolean(interrupted));
+    json_object_set_new(out, "cli_interrupted", json_boolean(cli_interrupted));
     json_object_set_new(out, "errors", errors);
 
     char *line = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(6));
@@ -557,7 +527,7 @@ static bool report(const struct cb_config *cfg, const struct load_child *kids,
             fprintf(stderr, "  error x%lld: %s\n", (long long)json_integer_value(val), key);
         }
     }
-    bool good = !win->killed && !interrupted && reports == cfg->procs && ready == cfg->pairs &&
+    bool good = !win->killed && !cli_interrupted && reports == cfg->procs && ready == cfg->pairs &&
                 failed == 0 && started > 0 && ok == started;
     for (int i = 0; i < 6; i++)
         free(s[i].v);
@@ -582,6 +552,12 @@ static void tell(struct load_child *kids, int n, const char *msg, bool close_aft
     }
 }
 
+static int run_worker(void *ud, int proc, int first, int count, int up_fd, int down_fd)
+{
+    const struct cb_config *cfg = ud;
+    return cb_run_worker(cfg, proc, first, count, cfg->rate / cfg->procs, up_fd, down_fd);
+}
+
 int main(int argc, char **argv)
 {
     struct cb_config cfg;
@@ -594,28 +570,18 @@ int main(int argc, char **argv)
                          .wbytes1 = -1,
                          .rss0 = -1,
                          .rss1 = -1};
-    struct sigaction sa;
-    struct rlimit rl;
+    rlim_t nofile;
     uint64_t t_start, hard_deadline, go_at = 0, t_measure = 0, t_end = 0;
-    int first = 0;
     bool started = false, stop_sent = false;
 
+    cli_prog = "yjt-callbench";
     parse_args(argc, argv, &cfg);
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
-        (rlim_t)(2 * ((cfg.pairs + cfg.procs - 1) / cfg.procs) + 100) > rl.rlim_cur)
-        die_usage("%d pairs over %d processes need more open files than the limit %lu", cfg.pairs,
-                  cfg.procs, (unsigned long)rl.rlim_cur);
+    nofile = cli_raise_nofile();
+    if ((rlim_t)(2 * ((cfg.pairs + cfg.procs - 1) / cfg.procs) + 100) > nofile)
+        cli_die_usage("%d pairs over %d processes need more open files than the limit %lu",
+                      cfg.pairs, cfg.procs, (unsigned long)nofile);
 
-    signal(SIGPIPE, SIG_IGN);
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_catch_signals();
 
     fprintf(stderr,
             "yjt-callbench: %d pairs (%d connections) in %d process(es), %.0f set-ups/s, "
@@ -624,36 +590,8 @@ int main(int argc, char **argv)
             cfg.duration_s);
     t_start = load_mono_ns();
     hard_deadline = t_start + (uint64_t)(cfg.timeout_s * 1e9);
-    fflush(stdout);
-    fflush(stderr);
-    memset(kids, 0, sizeof(kids));
-    for (int p = 0; p < cfg.procs; p++) {
-        int up[2], down[2], count = cfg.pairs / cfg.procs + (p < cfg.pairs % cfg.procs);
-        pid_t pid;
-
-        if (pipe2(up, O_CLOEXEC) < 0 || pipe2(down, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
-            perror("yjt-callbench: pipe/fork");
-            return 1;
-        }
-        if (pid == 0) {
-            signal(SIGINT, SIG_IGN);
-            signal(SIGTERM, SIG_DFL);
-            for (int q = 0; q < p; q++) {
-                close(kids[q].up_fd);
-                close(kids[q].down_fd);
-            }
-            close(up[0]);
-            close(down[1]);
-            fcntl(down[0], F_SETFL, fcntl(down[0], F_GETFL) | O_NONBLOCK);
-            _exit(cb_run_worker(&cfg, p, first, count, cfg.rate / cfg.procs, up[1], down[0]));
-        }
-        close(up[1]);
-        close(down[0]);
-        kids[p].pid = pid;
-        kids[p].up_fd = up[0];
-        kids[p].down_fd = down[1];
-        first += count;
-    }
+    if (cli_fork_workers(kids, cfg.procs, cfg.pairs, run_worker, &cfg) < 0)
+        return 1;
 
     for (;;) {
         struct pollfd pfd[CB_MAX_PROCS];
@@ -678,7 +616,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "yjt-callbench: --timeout reached, workers killed\n");
             break;
         }
-        if (interrupted && !stop_sent) {
+        if (cli_interrupted && !stop_sent) {
             tell(kids, cfg.procs, "C\n", true);
             stop_sent = true;
         }

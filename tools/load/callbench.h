@@ -12,7 +12,9 @@
  *   callworker.c one worker process: libwebsockets on a libuv (epoll) loop,
  *                logging the pairs in, the pacer, the end of the run;
  *   calls.c      the call flow of a pair (calls.h: what the two share);
- *   sdp.c        realistic SDP offer and answer texts for the messages.
+ *   sdp.c        realistic SDP offer and answer texts for the messages;
+ *   cli.c        (shared with yjt-load) usage errors, numeric options, the
+ *                open-file limit, signals, forking the workers.
  *
  * The parent reads the workers' pipes with load_child_read() from report.c
  * (the same "S <ready>" line and final JSON line as yjt-load's workers).

@@ -19,6 +19,7 @@
 #endif
 
 #include "calls.h"
+#include "cli.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -381,19 +382,6 @@ static json_t *u32_array(const struct samples *s)
     return a;
 }
 
-static void write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return;
-        data += n;
-        len -= (size_t)n;
-    }
-}
-
 static void write_report(void)
 {
     json_t *errs = json_object(), *r;
@@ -426,8 +414,8 @@ static void write_report(void)
     json_object_set_new(r, "errors", errs);
     text = json_dumps(r, JSON_COMPACT);
     if (text) {
-        write_all(W.up_fd, text, strlen(text));
-        write_all(W.up_fd, "\n", 1);
+        cli_write_all(W.up_fd, text, strlen(text));
+        cli_write_all(W.up_fd, "\n", 1);
     }
     free(text);
     json_decref(r);

@@ -29,6 +29,7 @@
 #define _GNU_SOURCE
 #endif
 
+#include "cli.h"
 #include "load.h"
 
 #include <jansson.h>
@@ -55,27 +56,8 @@
 
 char load_source_names[MAX_SOURCES][24];
 
-static void die_usage(const char *fmt, ...)
-{
-    va_list ap;
-    fputs("yjt-load: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs(" (see --help)\n", stderr);
-    exit(2);
-}
-
 /* ------------------------------------------------------------------------ */
 /* parent process: forking the workers and driving the phases                */
-
-static volatile sig_atomic_t interrupted;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
 
 static void tell_children_to_close(struct load_child *kids, int n)
 {
@@ -135,7 +117,7 @@ static char *fetch_token(const struct load_config *cfg, uint64_t deadline)
             kill(pid, SIGKILL);
             break;
         }
-        if ((ch.settled || interrupted) && ch.down_fd >= 0)
+        if ((ch.settled || cli_interrupted) && ch.down_fd >= 0)
             tell_children_to_close(&ch, 1);
         if (poll(&pfd, 1, 100) > 0)
             load_child_read(&ch);
@@ -208,22 +190,10 @@ static void print_usage(void)
           stdout);
 }
 
-static double parse_number(const char *opt, const char *s, double lo, double hi)
-{
-    char *end;
-    double v;
-
-    errno = 0;
-    v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi))
-        die_usage("bad value for %s: '%s'", opt, s);
-    return v;
-}
-
 static const char *checked_string(const char *opt, const char *s)
 {
     if (strlen(s) > MAX_ARG_STRING)
-        die_usage("%s is longer than %d characters", opt, MAX_ARG_STRING);
+        cli_die_usage("%s is longer than %d characters", opt, MAX_ARG_STRING);
     return s;
 }
 
@@ -239,7 +209,7 @@ static void resolve_loopback(struct load_config *cfg)
     }
     if (inet_pton(AF_INET, cfg->host, &a4) == 1) {
         if ((ntohl(a4.s_addr) >> 24) != 127)
-            die_usage("refusing non-loopback target %s", cfg->host);
+            cli_die_usage("refusing non-loopback target %s", cfg->host);
         snprintf(cfg->address, sizeof(cfg->address), "%s", cfg->host);
         return;
     }
@@ -248,7 +218,7 @@ static void resolve_loopback(struct load_config *cfg)
         cfg->ipv6 = true;
         return;
     }
-    die_usage("refusing non-loopback target %s (only 127.x.x.x, ::1, localhost)", cfg->host);
+    cli_die_usage("refusing non-loopback target %s (only 127.x.x.x, ::1, localhost)", cfg->host);
 }
 
 static int ephemeral_port_count(void)
@@ -286,20 +256,6 @@ static void check_sources(int sources)
         }
         close(fd);
     }
-}
-
-static rlim_t raise_nofile(void)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        return 1024;
-    if (rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-            getrlimit(RLIMIT_NOFILE, &rl);
-    }
-    return rl.rlim_cur;
 }
 
 static void parse_args(int argc, char **argv, struct load_config *cfg)
@@ -373,36 +329,36 @@ static void parse_args(int argc, char **argv, struct load_config *cfg)
             cfg->host = checked_string("--host", optarg);
             break;
         case OPT_PORT:
-            cfg->port = (int)parse_number("--port", optarg, 1, 65535);
+            cfg->port = (int)cli_number("--port", optarg, 1, 65535);
             break;
         case OPT_PATH:
             cfg->path = checked_string("--path", optarg);
             if (cfg->path[0] != '/')
-                die_usage("--path must start with /");
+                cli_die_usage("--path must start with /");
             break;
         case OPT_TLS:
             cfg->tls = true;
             break;
         case 'n':
-            cfg->conns = (int)parse_number("--conns", optarg, 1, MAX_PROCS * MAX_CONNS_PER_PROC);
+            cfg->conns = (int)cli_number("--conns", optarg, 1, MAX_PROCS * MAX_CONNS_PER_PROC);
             break;
         case OPT_PROCS:
-            cfg->procs = (int)parse_number("--procs", optarg, 1, MAX_PROCS);
+            cfg->procs = (int)cli_number("--procs", optarg, 1, MAX_PROCS);
             break;
         case OPT_SOURCES:
-            cfg->sources = (int)parse_number("--sources", optarg, 0, MAX_SOURCES);
+            cfg->sources = (int)cli_number("--sources", optarg, 0, MAX_SOURCES);
             break;
         case OPT_RATE:
-            cfg->rate = parse_number("--rate", optarg, 0, 1e7);
+            cfg->rate = cli_number("--rate", optarg, 0, 1e7);
             break;
         case OPT_INFLIGHT:
-            cfg->inflight = (int)parse_number("--inflight", optarg, 1, MAX_CONNS_PER_PROC);
+            cfg->inflight = (int)cli_number("--inflight", optarg, 1, MAX_CONNS_PER_PROC);
             break;
         case OPT_USER:
             cfg->user = checked_string("--user", optarg);
             break;
         case OPT_USERS:
-            cfg->users = (int)parse_number("--users", optarg, 1, 10000000);
+            cfg->users = (int)cli_number("--users", optarg, 1, 10000000);
             break;
         case OPT_PUSH_LOG:
             cfg->push_log = checked_string("--push-log", optarg);
@@ -426,16 +382,16 @@ static void parse_args(int argc, char **argv, struct load_config *cfg)
             cfg->token_from_login = true;
             break;
         case OPT_HOLD:
-            cfg->hold_s = parse_number("--hold", optarg, 0, 86400);
+            cfg->hold_s = cli_number("--hold", optarg, 0, 86400);
             break;
         case OPT_TIMEOUT:
-            cfg->timeout_s = parse_number("--timeout", optarg, 1, 86400);
+            cfg->timeout_s = cli_number("--timeout", optarg, 1, 86400);
             break;
         case OPT_SERVER_PID:
-            cfg->server_pid = (long)parse_number("--server-pid", optarg, 1, 1e9);
+            cfg->server_pid = (long)cli_number("--server-pid", optarg, 1, 1e9);
             break;
         case OPT_BASELINE_RSS:
-            cfg->baseline_rss_kib = (long long)parse_number("--baseline-rss", optarg, 0, 1e12);
+            cfg->baseline_rss_kib = (long long)cli_number("--baseline-rss", optarg, 0, 1e12);
             break;
         case 'v':
             cfg->verbose++;
@@ -444,23 +400,23 @@ static void parse_args(int argc, char **argv, struct load_config *cfg)
             print_usage();
             exit(0);
         default:
-            die_usage("bad option");
+            cli_die_usage("bad option");
         }
     }
     if (optind < argc)
-        die_usage("unexpected argument '%s'", argv[optind]);
+        cli_die_usage("unexpected argument '%s'", argv[optind]);
     if (!cfg->port)
-        die_usage("--port is required");
+        cli_die_usage("--port is required");
     resolve_loopback(cfg);
 
     if (cfg->no_auth && (cfg->token || cfg->user || cfg->password))
-        die_usage("--no-auth excludes --user/--password/--token");
+        cli_die_usage("--no-auth excludes --user/--password/--token");
     if (cfg->token && (cfg->user || cfg->password))
-        die_usage("use either --token or --user/--password");
+        cli_die_usage("use either --token or --user/--password");
     if (!cfg->no_auth && !cfg->token && (!cfg->user || !cfg->password))
-        die_usage("give --user and --password, or --token, or --no-auth");
+        cli_die_usage("give --user and --password, or --token, or --no-auth");
     if (cfg->token_from_login && (!cfg->user || !cfg->password || cfg->token))
-        die_usage("--token-from-login needs --user and --password and excludes --token");
+        cli_die_usage("--token-from-login needs --user and --password and excludes --token");
 }
 
 /* Works out process and source counts and checks them against the limits. */
@@ -473,28 +429,28 @@ static void plan_layout(struct load_config *cfg, rlim_t nofile)
     if ((long)nofile - FD_HEADROOM < per_proc_limit)
         per_proc_limit = (long)nofile - FD_HEADROOM;
     if (per_proc_limit < 1)
-        die_usage("open file limit %lu is too low", (unsigned long)nofile);
+        cli_die_usage("open file limit %lu is too low", (unsigned long)nofile);
 
     if (!cfg->procs)
         cfg->procs = (int)((cfg->conns + per_proc_limit - 1) / per_proc_limit);
     if (cfg->procs > cfg->conns)
         cfg->procs = cfg->conns;
     if (cfg->procs > MAX_PROCS)
-        die_usage("%d connections would need more than %d processes", cfg->conns, MAX_PROCS);
+        cli_die_usage("%d connections would need more than %d processes", cfg->conns, MAX_PROCS);
     if ((cfg->conns + cfg->procs - 1) / cfg->procs > per_proc_limit)
-        die_usage("%d connections over %d processes exceeds %ld per process (open file "
-                  "limit %lu); use --procs %ld or more",
-                  cfg->conns, cfg->procs, per_proc_limit, (unsigned long)nofile,
-                  (cfg->conns + per_proc_limit - 1) / per_proc_limit);
+        cli_die_usage("%d connections over %d processes exceeds %ld per process (open file "
+                      "limit %lu); use --procs %ld or more",
+                      cfg->conns, cfg->procs, per_proc_limit, (unsigned long)nofile,
+                      (cfg->conns + per_proc_limit - 1) / per_proc_limit);
 
     if (cfg->ipv6) {
         if (cfg->sources > 0)
-            die_usage("--sources uses 127.0.0.x addresses and cannot reach ::1");
+            cli_die_usage("--sources uses 127.0.0.x addresses and cannot reach ::1");
         cfg->sources = 0;
     } else if (cfg->sources < 0) {
         cfg->sources = (int)((cfg->conns + per_source - 1) / per_source);
         if (cfg->sources > MAX_SOURCES)
-            die_usage("too many connections for %d source addresses", MAX_SOURCES);
+            cli_die_usage("too many connections for %d source addresses", MAX_SOURCES);
     }
     if (cfg->sources == 0 && cfg->conns > per_source)
         fprintf(stderr,
@@ -510,11 +466,23 @@ static void plan_layout(struct load_config *cfg, rlim_t nofile)
         snprintf(load_source_names[i], sizeof(load_source_names[i]), "127.0.0.%d", i + 2);
 }
 
+/* What every worker process is started with (cli_fork_workers). */
+struct worker_args {
+    const struct load_config *cfg;
+    uint64_t connect_deadline, final_deadline;
+};
+
+static int run_worker(void *ud, int proc, int first, int count, int up_fd, int down_fd)
+{
+    const struct worker_args *wa = ud;
+    return load_run_worker(wa->cfg, proc, first, count, wa->connect_deadline, wa->final_deadline,
+                           up_fd, down_fd);
+}
+
 int main(int argc, char **argv)
 {
     struct load_config cfg;
     struct load_child kids[MAX_PROCS];
-    struct sigaction sa;
     rlim_t nofile;
     uint64_t t0, hard_deadline, connect_deadline, final_deadline, latest_hold_end, reserve;
     uint64_t hold_end = 0, hold_start = 0;
@@ -523,20 +491,15 @@ int main(int argc, char **argv)
     bool killed = false, hold_truncated = false;
     char *fetched_token = NULL;
     struct load_outcome outcome;
-    int first = 0;
     bool ok;
 
+    cli_prog = "yjt-load";
     parse_args(argc, argv, &cfg);
-    nofile = raise_nofile();
+    nofile = cli_raise_nofile();
     plan_layout(&cfg, nofile);
     check_sources(cfg.sources);
 
-    signal(SIGPIPE, SIG_IGN);
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_catch_signals();
 
     t0 = load_mono_ns();
     hard_deadline = t0 + (uint64_t)(cfg.timeout_s * 1e9);
@@ -559,48 +522,9 @@ int main(int argc, char **argv)
     latest_hold_end = hard_deadline - reserve / 2;
     final_deadline = hard_deadline - reserve / 8;
 
-    fflush(stdout);
-    fflush(stderr);
-    memset(kids, 0, sizeof(kids));
-    for (int p = 0; p < cfg.procs; p++) {
-        int up[2], down[2];
-        int count = cfg.conns / cfg.procs + (p < cfg.conns % cfg.procs ? 1 : 0);
-        pid_t pid;
-
-        if (pipe2(up, O_CLOEXEC) < 0 || pipe2(down, O_CLOEXEC) < 0) {
-            perror("yjt-load: pipe");
-            return 1;
-        }
-        pid = fork();
-        if (pid < 0) {
-            perror("yjt-load: fork");
-            return 1;
-        }
-        if (pid == 0) {
-            int rc;
-            signal(SIGINT, SIG_IGN);
-            signal(SIGTERM, SIG_DFL);
-            for (int q = 0; q < p; q++) {
-                if (kids[q].up_fd >= 0)
-                    close(kids[q].up_fd);
-                if (kids[q].down_fd >= 0)
-                    close(kids[q].down_fd);
-            }
-            close(up[0]);
-            close(down[1]);
-            fcntl(down[0], F_SETFL, fcntl(down[0], F_GETFL) | O_NONBLOCK);
-            rc = load_run_worker(&cfg, p, first, count, connect_deadline, final_deadline, up[1],
-                                 down[0]);
-            close(up[1]);
-            _exit(rc);
-        }
-        close(up[1]);
-        close(down[0]);
-        kids[p].pid = pid;
-        kids[p].up_fd = up[0];
-        kids[p].down_fd = down[1];
-        first += count;
-    }
+    struct worker_args wa = {&cfg, connect_deadline, final_deadline};
+    if (cli_fork_workers(kids, cfg.procs, cfg.conns, run_worker, &wa) < 0)
+        return 1;
 
     for (;;) {
         struct pollfd pfd[MAX_PROCS];
@@ -629,12 +553,12 @@ int main(int argc, char **argv)
             fprintf(stderr, "yjt-load: --timeout reached, workers killed\n");
             break;
         }
-        if (phase == PP_CONNECT && (all_settled || interrupted)) {
+        if (phase == PP_CONNECT && (all_settled || cli_interrupted)) {
             double hold_s = cfg.hold_s;
             hold_start = now;
             rss_before = load_read_rss_kib(cfg.server_pid);
             hold_end = now + (uint64_t)(hold_s * 1e9);
-            if (interrupted || ready_now == 0) {
+            if (cli_interrupted || ready_now == 0) {
                 hold_end = now; /* nothing to hold */
             } else if (hold_end > latest_hold_end) {
                 hold_end = latest_hold_end > now ? latest_hold_end : now;
@@ -644,7 +568,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "yjt-load: all workers settled after %.2fs, holding %.1fs\n",
                     (double)(now - t0) / 1e9, (double)(hold_end - now) / 1e9);
         }
-        if (phase == PP_HOLD && (now >= hold_end || interrupted)) {
+        if (phase == PP_HOLD && (now >= hold_end || cli_interrupted)) {
             rss_after = load_read_rss_kib(cfg.server_pid);
             hold_end = now;
             tell_children_to_close(kids, cfg.procs);
@@ -677,7 +601,7 @@ int main(int argc, char **argv)
     outcome.rss_before = rss_before;
     outcome.rss_after = rss_after;
     outcome.killed = killed;
-    outcome.interrupted = interrupted;
+    outcome.interrupted = cli_interrupted;
     outcome.hold_truncated = hold_truncated;
     ok = load_report(&cfg, kids, &outcome);
 

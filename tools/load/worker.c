@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #endif
 
+#include "cli.h"
 #include "load.h"
 
 #include <libwebsockets.h>
@@ -728,19 +729,6 @@ static json_t *u32_array(const uint32_t *v, int n)
     return a;
 }
 
-static void write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return;
-        data += n;
-        len -= (size_t)n;
-    }
-}
-
 static void report_final(struct worker *w)
 {
     json_t *errs = json_object();
@@ -763,8 +751,8 @@ static void report_final(struct worker *w)
         json_object_set_new(r, "token", json_string(w->token));
     text = r ? json_dumps(r, JSON_COMPACT) : NULL;
     if (text) {
-        write_all(w->up_fd, text, strlen(text));
-        write_all(w->up_fd, "\n", 1);
+        cli_write_all(w->up_fd, text, strlen(text));
+        cli_write_all(w->up_fd, "\n", 1);
     }
     free(text);
     json_decref(r);

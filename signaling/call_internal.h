@@ -1,0 +1,122 @@
+/* What the three parts of the call state machine share (signaling/call.c,
+ * call_invite.c, call_media.c) and nothing outside signaling/ may use: the
+ * call, ringer and party structures, the registry tables, and the helpers
+ * more than one part calls. The public interface is signaling/call.h.
+ *
+ * Calls live in call_table by id; call_by_user maps each user to the calls
+ * it takes part in (as caller, as a callee still ringing, or as the callee
+ * who answered), which is what busy detection, the per-user limit, glare
+ * and device online/offline changes look up. Main loop only. */
+#ifndef YJT_CALL_INTERNAL_H
+#define YJT_CALL_INTERNAL_H
+
+#include "signaling/call.h"
+
+#include <glib.h>
+#include <stdbool.h>
+
+#define CALL_ID_MAX 64
+
+enum call_state { CALL_RINGING, CALL_ACTIVE, CALL_ENDED };
+
+/* The stored name of each call_state. */
+extern const char *const call_state_names[];
+
+/* A device that is ringing, with the candidates it sent before it
+ * accepted (delivered to the caller if it wins). */
+struct ringer {
+    char *user_id;
+    char *device_id;
+    bool rang;
+    GQueue early; /* json_t* */
+};
+
+/* One side of an answered call (or the caller of a ringing one). */
+struct party {
+    char *user_id;
+    char *device_id;
+    bool connected;
+    guint grace_timer;
+};
+
+struct call {
+    char *id;
+    enum call_state state;
+    struct party caller, callee;
+    GHashTable *targets;  /* user ids still called (set) */
+    GHashTable *ringers;  /* "user\ndevice" -> struct ringer* */
+    json_t *record;       /* the stored document */
+    json_t *incoming;     /* call.incoming without ice_servers */
+    char *offer, *answer; /* SDP */
+    GQueue early_caller;  /* caller's candidates before an answer */
+    int candidates;
+    int64_t invite_at, answer_at;
+    guint ring_timer, unreachable_timer;
+};
+
+/* A user's invite allowance (a token bucket). */
+struct call_bucket {
+    double tokens;
+    int64_t at_ms;
+};
+
+extern struct store *call_store;
+extern struct call_limits call_lim;
+extern GHashTable *call_table;   /* id -> struct call* (owned) */
+extern GHashTable *call_by_user; /* user id -> GHashTable(call id -> struct call*) */
+extern GHashTable *call_buckets; /* user id -> struct call_bucket* (invite rate) */
+
+/* Answers a request: with fields (stolen, may be NULL), or with an error. */
+void call_reply_ok(const struct call_reply *r, json_t *fields);
+void call_reply_err(const struct call_reply *r, enum err_code code, const char *message);
+
+/* The key of a ringer in call->ringers (g_free). */
+char *call_ringer_key(const char *user_id, const char *device_id);
+void call_ringer_free(gpointer p);
+/* The ringer of c on device_id of user_id, or NULL. */
+struct ringer *call_ringer_of(const struct call *c, const char *user_id, const char *device_id);
+
+/* Sends ev (stolen) to a device through the server's hook. */
+void call_send_event(const char *user_id, const char *device_id, json_t *ev);
+/* {"type": type, "call_id": id} */
+json_t *call_event(const char *type, const struct call *c);
+
+/* Adds c to the calls of user_id in call_by_user. */
+void call_link_user(struct call *c, const char *user_id);
+/* The ids of user_id's calls, as a new list (calls may end while it is
+ * walked: walk the ids and look each up again). */
+GPtrArray *call_ids_of(const char *user_id);
+
+/* The call named by msg's "call_id"; replies with the error and returns
+ * NULL if there is none. */
+struct call *call_find(json_t *msg, const struct call_reply *r);
+/* True if a is the device that answered c. */
+bool call_is_callee(const struct call *c, const struct call_actor *a);
+/* Checks msg's "sdp": a non-empty string of at most max_sdp bytes. Returns
+ * it, or replies with the error and returns NULL. */
+const char *call_sdp_of(json_t *msg, const struct call_reply *r);
+
+/* Writes the call's record with its current state; returns a store code. */
+int call_save(struct call *c);
+/* Frees c, stopping its timers; it must no longer be in the tables. */
+void call_free(struct call *c);
+/* Ends c with reason: stores the end, tells every device still in the
+ * call, leaves missed-call pushes where the reason calls for one, and
+ * frees c. by is the user who ended it, or NULL. */
+void call_end(struct call *c, const char *reason, const char *by);
+
+/* Starts a timer of ms that calls fn with the call's id (and which party:
+ * 0 caller, 1 callee), never a pointer to the call. */
+guint call_timer_start(struct call *c, int ms, int which, GSourceFunc fn);
+/* Timer callbacks: the ring time is over; a party's grace period is over. */
+gboolean call_on_ring_timeout(gpointer ud);
+gboolean call_on_grace_over(gpointer ud);
+/* While ringing with no device left to ring, waits a grace period for one
+ * to come back before ending the call unreachable. */
+void call_check_unreachable(struct call *c);
+
+/* Rings device_id of user_id: sends call.incoming (with that user's own
+ * ICE servers) and remembers the device. */
+void call_ring_device(struct call *c, const char *user_id, const char *device_id);
+
+#endif
