@@ -367,7 +367,7 @@ static void parse_args(int argc, char **argv, struct load_config *cfg)
             cfg->feed = checked_string("--feed", optarg);
             break;
         case OPT_FEED_HZ:
-            cfg->feed_hz = parse_number("--feed-hz", optarg, 1, 100);
+            cfg->feed_hz = cli_number("--feed-hz", optarg, 1, 100);
             break;
         case OPT_PASSWORD:
             cfg->password = checked_string("--password", optarg);
