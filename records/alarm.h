@@ -57,6 +57,7 @@ struct alarm {
     char *downtime;      /* the declaration whose planned restore was overrun, or NULL */
     int escalation_step; /* 0 plant, 1 district, 2 city, 3 province */
     int64_t escalate_at; /* the next escalation deadline (stored), 0 for none */
+    int escalate_step;   /* the step escalate_at is for */
     json_t *escalations; /* [{step, division, at, users:[…]}] */
     const char *event;   /* the last change: raised, upgraded, cleared, active,
                             acknowledged, handled, closed, escalated */
@@ -110,6 +111,16 @@ enum err_code alarm_close(const char *id, const char *actor, const char *note, i
  * (an array of ids, borrowed) and stores the next deadline. */
 int alarm_escalate(const char *id, int step, const char *division, json_t *users, int64_t now_ms,
                    const struct alarm **out);
+
+/* The interruption scan (alarm_scan.c): visits up to budget sensors
+ * (all of them when budget <= 0), resuming where the last call stopped,
+ * and raises the interruption alarm of each enabled sensor with an
+ * interrupt_after_ms that has been silent longer than that, unless a
+ * planned downtime covers it. A sensor that never reported counts from the
+ * moment the scan first saw it (configured, or the server started).
+ * Returns the number of sensors visited. */
+int alarm_scan(int64_t now_ms, int budget);
+void alarm_scan_shutdown(void);
 
 /* Counters for /metrics. */
 struct alarm_counters {
