@@ -18,6 +18,7 @@
 #include "push/reminders.h"
 #include "records/commitment_due.h"
 #include "records/records.h"
+#include "server/alarm_api.h"
 #include "server/auth.h"
 #include "server/call_api.h"
 #include "server/commit.h"
@@ -342,6 +343,8 @@ int main(int argc, char **argv)
     };
     if (gateway_init(server.store, &gateway_cfg, gateway_client_post) < 0 || start_reminders() < 0)
         goto out_modules;
+    if (alarm_api_init() < 0)
+        goto out_modules;
     http_init();
     session_init();
     call_api_init();
@@ -379,6 +382,7 @@ out_modules:
     http_shutdown();
     gateway_client_shutdown();
     gateway_shutdown();
+    alarm_api_shutdown();
     reminders_shutdown();
     inbox_shutdown();
     presence_shutdown();
