@@ -81,6 +81,15 @@ static const struct key keys[] = {
     INT_KEY(gateway_retry_max_ms, 10, 86400000),
     INT_KEY(gateway_max_attempts, 1, 100),
     INT_KEY(gateway_max_inflight, 1, 10000),
+    INT_KEY(readings_retention_days, 1, 3650),
+    INT_KEY(readings_max_rows, 1, 100000),
+    INT_KEY(readings_max_body, 1024, 64 * 1024 * 1024),
+    INT_KEY(readings_future_skew_s, 0, 86400),
+    INT_KEY(readings_errors_max, 0, 100000),
+    INT_KEY(readings_trim_per_tick, 1, 1000000),
+    INT_KEY(readings_query_max_points, 10, 1000000),
+    INT_KEY(readings_query_max_scan, 1000, 100000000),
+    INT_KEY(sensors_list_max, 1, 100000),
     STR_KEY(selfeval_reminder_time),
     INT_KEY(selfeval_last_day, 1, 28),
     STR_KEY(test_clock),
@@ -106,6 +115,15 @@ static void defaults(struct config *c)
     c->addr_fail_limit = 30;
     c->addr_fail_window_s = 300;
     c->max_frame = 64 * 1024;
+    c->readings_retention_days = 90;
+    c->readings_max_rows = 10000;
+    c->readings_max_body = 2 * 1024 * 1024;
+    c->readings_future_skew_s = 300;
+    c->readings_errors_max = 100;
+    c->readings_trim_per_tick = 2000;
+    c->readings_query_max_points = 10000;
+    c->readings_query_max_scan = 2000000;
+    c->sensors_list_max = 1000;
     c->rate_per_s = 50;
     c->rate_burst = 100;
     c->auth_timeout_s = 10;

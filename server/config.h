@@ -67,6 +67,17 @@ struct config {
     int gateway_max_attempts;
     int gateway_max_inflight;
 
+    /* sensors and readings */
+    int readings_retention_days;   /* history kept this long */
+    int readings_max_rows;         /* readings in one request */
+    int readings_max_body;         /* bytes of one POST /api/v1/readings body */
+    int readings_future_skew_s;    /* a reading may be this far ahead of the server clock */
+    int readings_errors_max;       /* row errors listed in one report */
+    int readings_trim_per_tick;    /* sensors trimmed per retention tick (1 s) */
+    int readings_query_max_points; /* points or buckets in one history reply */
+    int readings_query_max_scan;   /* stored points one downsampled query reads */
+    int sensors_list_max;          /* sensors in one list reply */
+
     char *selfeval_reminder_time; /* "09:00" */
     int selfeval_last_day;        /* reminders from the 1st to this day */
 

@@ -5,6 +5,8 @@
 #include "signaling/call.h"
 
 #include "common/hist.h"
+#include "records/reading.h"
+#include "records/sensor.h"
 
 #include <glib.h>
 #include <malloc.h>
@@ -211,6 +213,27 @@ char *metrics_render(const struct store *st)
                                cs.reasons[i], cs.ended[i]);
     render_hist(out, "yjt_call_setup_seconds", "Time from call.invite to the winning call.accept.",
                 cs.setup);
+    const struct reading_stats *rs = reading_stats();
+    g_string_append_printf(
+        out,
+        "# HELP yjt_readings_accepted_total Readings stored.\n"
+        "# TYPE yjt_readings_accepted_total counter\n"
+        "yjt_readings_accepted_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_readings_late_total Readings stored as late (out of order).\n"
+        "# TYPE yjt_readings_late_total counter\n"
+        "yjt_readings_late_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_sensors Sensors configured.\n"
+        "# TYPE yjt_sensors gauge\n"
+        "yjt_sensors %u\n"
+        "# HELP yjt_readings_rejected_total Readings rejected, by row code.\n"
+        "# TYPE yjt_readings_rejected_total counter\n",
+        rs->accepted, rs->late, sensor_count());
+    for (int i = 0; i < 7; i++)
+        g_string_append_printf(out,
+                               "yjt_readings_rejected_total{code=\"%s\"} %" G_GUINT64_FORMAT "\n",
+                               reading_code_names[i], rs->by_code[i]);
+    render_hist(out, "yjt_readings_batch_seconds", "Time to check, store and dispatch one batch.",
+                &rs->batch_latency);
     render_alarms(out);
     return g_string_free(out, FALSE);
 }
