@@ -156,7 +156,6 @@ static void on_changed(const struct alarm *a, void *ud)
 
 struct due {
     char *id;
-    int step;
 };
 
 struct due_scan {
@@ -168,7 +167,7 @@ static bool collect_due(const struct alarm *a, void *ud)
 {
     struct due_scan *s = ud;
     if (a->escalate_at && a->escalate_at <= s->now && s->due->len < ALARM_ESCALATIONS_PER_TICK) {
-        struct due d = {g_strdup(a->id), a->escalate_step};
+        struct due d = {g_strdup(a->id)};
         g_array_append_val(s->due, d);
     }
     return true;
@@ -180,6 +179,30 @@ static void division_of_step(const char *division, int step, char out[8])
     g_strlcpy(out, division, MIN(keep + 1, 8));
 }
 
+/* Takes the due step of alarm id; returns true if it was recorded. */
+static bool take_step(const char *id, int step, int64_t now_ms)
+{
+    const struct alarm *a = alarm_open_get(id);
+    if (!a)
+        return false;
+    char div[8];
+    division_of_step(a->division, step, div);
+    GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
+    bool ok = false;
+    if (alarm_push_duty(div, ids) == STORE_OK) {
+        json_t *users = json_array();
+        for (guint k = 0; k < ids->len; k++)
+            json_array_append_new(users, json_string(g_ptr_array_index(ids, k)));
+        if (ids->len == 0)
+            log_warn("alarm", "alarm=%s escalation step %d: no duty regulator in %s", id, step,
+                     div);
+        ok = alarm_escalate(id, step, div, users, now_ms, NULL) == STORE_OK;
+        json_decref(users);
+    }
+    g_ptr_array_free(ids, TRUE);
+    return ok;
+}
+
 int alarm_push_tick(int64_t now_ms)
 {
     if (!store)
@@ -189,24 +212,15 @@ int alarm_push_tick(int64_t now_ms)
     int taken = 0;
     for (guint i = 0; i < s.due->len; i++) {
         struct due *d = &g_array_index(s.due, struct due, i);
-        const struct alarm *a = alarm_open_get(d->id);
-        char div[8];
-        GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
-        if (a) {
-            division_of_step(a->division, d->step, div);
-            if (alarm_push_duty(div, ids) == STORE_OK) {
-                json_t *users = json_array();
-                for (guint k = 0; k < ids->len; k++)
-                    json_array_append_new(users, json_string(g_ptr_array_index(ids, k)));
-                if (ids->len == 0)
-                    log_warn("alarm", "alarm=%s escalation step %d: no duty regulator in %s", d->id,
-                             d->step, div);
-                if (alarm_escalate(d->id, d->step, div, users, now_ms, NULL) == STORE_OK)
-                    taken++;
-                json_decref(users);
-            }
+        /* after a long gap (a restart, the test clock) several steps may
+         * be due at once: each is taken and recorded, in order */
+        for (int k = 0; k < ALARM_STEPS; k++) {
+            const struct alarm *a = alarm_open_get(d->id);
+            if (!a || !a->escalate_at || a->escalate_at > now_ms ||
+                !take_step(d->id, a->escalate_step, now_ms))
+                break;
+            taken++;
         }
-        g_ptr_array_free(ids, TRUE);
         g_free(d->id);
     }
     g_array_free(s.due, TRUE);

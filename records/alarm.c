@@ -570,6 +570,7 @@ int alarm_init(struct store *st, const struct alarm_config *c)
         return rc;
     }
     sensor_on_reading(on_reading, NULL);
+    alarm_scan_init();
     log_info("alarm", "%d open alarm(s) loaded", n);
     return STORE_OK;
 }

@@ -120,6 +120,8 @@ int alarm_escalate(const char *id, int step, const char *division, json_t *users
  * moment the scan first saw it (configured, or the server started).
  * Returns the number of sensors visited. */
 int alarm_scan(int64_t now_ms, int budget);
+/* Starts watching sensor records (alarm_init calls it). */
+void alarm_scan_init(void);
 void alarm_scan_shutdown(void);
 
 /* Counters for /metrics. */

@@ -5,6 +5,7 @@
 #include "records/alarm.h"
 #include "records/downtime.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #include <glib.h>
@@ -57,10 +58,33 @@ static void check(const struct sensor *s, int64_t now)
     alarm_interrupted(s, downtime_overrun(s->enterprise, s->id, since, now), now);
 }
 
-int alarm_scan(int64_t now_ms, int budget)
+/* A sensor configured (put) without a reading starts its silence now; a
+ * deleted one is forgotten. */
+static void on_sensor_changed(const struct sensor *s, bool deleted, void *ud)
+{
+    (void)ud;
+    if (!baseline)
+        return;
+    if (deleted || s->has_value) {
+        g_hash_table_remove(baseline, s->id);
+    } else if (!g_hash_table_contains(baseline, s->id)) {
+        int64_t *t = g_new(int64_t, 1);
+        *t = clock_now_ms();
+        g_hash_table_insert(baseline, g_strdup(s->id), t);
+    }
+}
+
+void alarm_scan_init(void)
 {
     if (!baseline)
         baseline = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    sensor_on_changed(on_sensor_changed, NULL);
+}
+
+int alarm_scan(int64_t now_ms, int budget)
+{
+    if (!baseline)
+        return 0; /* not started */
     if (budget <= 0 || !pass || cursor >= pass->len)
         new_pass();
     int visited = 0;
