@@ -93,6 +93,16 @@ int apikey_check(struct store *st, const char *key, char **enterprise_out, char 
     return ok ? STORE_OK : STORE_ENOTFOUND;
 }
 
+int apikey_live(struct store *st, const char *id)
+{
+    json_t *doc = NULL;
+    int rc = store_doc_get(st, "apikeys", id, &doc);
+    if (rc == STORE_OK && json_object_get(doc, "revoked_at"))
+        rc = STORE_ENOTFOUND;
+    json_decref(doc);
+    return rc;
+}
+
 int apikey_revoke(struct store *st, const char *id, const char *actor)
 {
     json_t *doc = NULL;

@@ -24,6 +24,10 @@ int apikey_create(struct store *st, const char *enterprise, const char *label, c
  * *id_out (g_free, may be NULL) if it is a live key; STORE_ENOTFOUND if it is
  * malformed, unknown, wrong or revoked; STORE_EIO if the store failed. */
 int apikey_check(struct store *st, const char *key, char **enterprise_out, char **id_out);
+/* STORE_OK if key id exists and is not revoked, STORE_ENOTFOUND if it is
+ * gone or revoked, STORE_EIO if the store failed. For connections that
+ * checked the whole key once and keep only its id. */
+int apikey_live(struct store *st, const char *id);
 /* Revokes key id: STORE_OK, STORE_ENOTFOUND, or a store code. Revoking
  * twice is fine. */
 int apikey_revoke(struct store *st, const char *id, const char *actor);

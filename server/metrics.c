@@ -31,7 +31,7 @@ void metrics_init(void)
     logins = counter_table();
     http = counter_table();
     started_at = g_get_real_time() / 1000000;
-    static const char *const roles[] = {"none", "gov", "corp", "trs", "admin"};
+    static const char *const roles[] = {"none", "gov", "corp", "trs", "admin", "gateway"};
     for (size_t i = 0; i < G_N_ELEMENTS(roles); i++)
         metrics_conn(roles[i], 0);
     static const char *const results[] = {"ok", "failed", "locked", "throttled"};

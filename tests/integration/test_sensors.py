@@ -7,7 +7,7 @@ import json
 import math
 import time
 
-from conftest import assert_error, metric, user, wait_until
+from conftest import assert_error, metric, run, user, wait_until
 
 ENTERPRISES = [
     ("e1", "Plant One", "440106"),
@@ -201,3 +201,212 @@ def test_bad_rows_reported_per_row(server):
     m = srv.metrics()
     assert metric(m, "yjt_readings_accepted_total") == 4
     assert metric(m, "yjt_readings_rejected_total", code="duplicate") == 2
+
+
+def test_history_query_and_downsampling(server):
+    srv = start(server, settings={"readings_query_max_points": 50})
+    admin, e2 = srv.token("admin"), srv.token("e2boss")
+    assert put_sensor(srv, admin, "a1", TANK).status == 201
+    key = new_key(srv, "e1")
+    t0 = (now_ms() - 3600_000) // 60000 * 60000  # a minute boundary an hour ago
+    # one reading a second for 10 minutes, value = minute index + second/100
+    rows = [{"sensor": "a1", "value": m + s / 100, "ts": t0 + (m * 60 + s) * 1000}
+            for m in range(10) for s in range(60)]
+    r = post(srv, key, rows)
+    assert r.json["accepted"] == 600 and r.json["rejected"] == 0, r
+
+    base = "/api/v1/sensors/a1/readings"
+    raw = srv.http("GET", f"{base}?from={t0}&to={t0 + 30_000}", token=admin).json
+    assert [p["ts"] for p in raw["points"]] == [t0 + i * 1000 for i in range(30)]
+    assert raw["unit"] == "m" and "truncated" not in raw
+    # a raw reply is bounded: truncated, with where to resume
+    big = srv.http("GET", f"{base}?from={t0}&to={t0 + 600_000}", token=admin).json
+    assert len(big["points"]) == 50 and big["truncated"] is True
+    assert big["next_from"] == t0 + 50_000
+    # one bucket a minute: min, max, avg, count of each
+    ds = srv.http("GET", f"{base}?from={t0}&to={t0 + 600_000}&step=60000", token=admin).json
+    assert ds["step"] == 60000 and len(ds["points"]) == 10
+    for m, b in enumerate(ds["points"]):
+        assert b["ts"] == t0 + m * 60000 and b["count"] == 60
+        assert b["min"] == m and math.isclose(b["max"], m + 0.59)
+        assert math.isclose(b["avg"], m + 0.295)
+    # too many buckets, a backwards range, bad numbers
+    assert_error(srv.http("GET", f"{base}?from={t0}&to={t0 + 600_000}&step=1000", token=admin),
+                 400, "bad_request")
+    assert_error(srv.http("GET", f"{base}?from={t0}&to={t0 - 1}", token=admin), 400, "bad_request")
+    assert_error(srv.http("GET", f"{base}?from=yesterday", token=admin), 400, "bad_request")
+    assert_error(srv.http("GET", f"{base}?from={t0}", token=e2), 403, "forbidden")
+    assert_error(srv.http("GET", "/api/v1/sensors/nope/readings", token=admin), 404, "not_found")
+
+
+def test_restart_keeps_latest_and_history(server):
+    srv = start(server)
+    admin = srv.token("admin")
+    for sid in ("a1", "a2"):
+        assert put_sensor(srv, admin, sid, TANK).status == 201
+    key = new_key(srv, "e1")
+    t = now_ms() - 10_000
+    rows = [{"sensor": "a1", "value": v, "ts": t + i} for i, v in enumerate([1.0, 2.0, 3.0])]
+    rows.append({"sensor": "a2", "value": 7.25, "ts": t})
+    assert post(srv, key, rows).json["accepted"] == 4
+    before = srv.http("GET", "/api/v1/sensors/a1", token=admin).json["sensor"]["latest"]
+    srv.kill9()  # acknowledged means durable: no clean shutdown needed
+    srv.start()
+    admin = srv.token("admin")
+    after = srv.http("GET", "/api/v1/sensors/a1", token=admin).json["sensor"]
+    assert after["latest"] == before and after["latest"]["value"] == 3.0
+    assert srv.http("GET", "/api/v1/sensors/a2", token=admin).json["sensor"]["latest"]["value"] \
+        == 7.25
+    hist = srv.http("GET", f"/api/v1/sensors/a1/readings?from={t}&to={t + 10}", token=admin).json
+    assert [p["value"] for p in hist["points"]] == [1.0, 2.0, 3.0]
+    # the key still works, and a reading older than the restored latest is late
+    r = post(srv, key, [{"sensor": "a1", "value": 0.5, "ts": t + 1}])
+    assert r.json["rejected"] == 1 and r.json["errors"][0]["code"] == "duplicate"
+    r = post(srv, key, [{"sensor": "a1", "value": 0.5, "ts": t - 5}])
+    assert r.json["late"] == 1 and r.json["errors"][0]["code"] == "out_of_order"
+    # deleting a sensor deletes its history: a new sensor of that id starts empty
+    assert srv.http("DELETE", "/api/v1/sensors/a1", token=admin).status == 200
+    assert put_sensor(srv, admin, "a1", TANK).status == 201
+    s = srv.http("GET", "/api/v1/sensors/a1", token=admin).json["sensor"]
+    assert "latest" not in s
+    hist = srv.http("GET", f"/api/v1/sensors/a1/readings?from={t - 10}&to={t + 10}",
+                    token=admin).json
+    assert hist["points"] == []
+
+
+def test_retention_trims_old_history(server):
+    day = 86400_000
+    t0 = 1_790_000_000_000  # a fixed instant; the server's clock starts there
+    iso = lambda ms: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
+    srv = start(server, settings={"readings_retention_days": 2, "test_clock": iso(t0)})
+    admin = srv.token("admin")
+    assert put_sensor(srv, admin, "a1", TANK).status == 201
+    key = new_key(srv, "e1")
+    rows = [{"sensor": "a1", "value": float(i), "ts": t0 - i * day // 2} for i in range(4)]
+    assert post(srv, key, rows).json["accepted"] == 4  # 0, 0.5, 1 and 1.5 days old
+    # older than the retention period: refused
+    r = post(srv, key, [{"sensor": "a1", "value": 9.0, "ts": t0 - 3 * day}])
+    assert r.json["errors"] == [{"index": 0, "code": "bad_ts"}]
+    srv.stop()
+    # a day and a quarter later, the points more than 2 days old go
+    srv.settings["test_clock"] = iso(t0 + day + day // 4)
+    srv.start()
+    admin = srv.token("admin")
+    q = f"/api/v1/sensors/a1/readings?from={t0 - 3 * day}&to={t0 + day}"
+
+    def kept():
+        return [p["value"] for p in srv.http("GET", q, token=admin).json["points"]]
+    wait_until(lambda: kept() == [1.0, 0.0], 5, what="retention trim")
+    # the latest reading stays even when its history point is trimmed
+    s = srv.http("GET", "/api/v1/sensors/a1", token=admin).json["sensor"]
+    assert s["latest"]["value"] == 0.0
+
+
+def test_gateway_websocket_stream(server):
+    srv = start(server)
+    admin = srv.token("admin")
+    assert put_sensor(srv, admin, "a1", TANK).status == 201
+    assert put_sensor(srv, admin, "b1", dict(TANK, enterprise="e2")).status == 201
+    key = new_key(srv, "e1")
+    t = now_ms() - 5000
+
+    async def body():
+        gw = await srv.ws()
+        # before auth.apikey: neither readings nor user messages
+        r = await gw.request("readings.post", readings=[])
+        assert r["ok"] is False and r["error"]["code"] == "unauthorized"
+        r = await gw.request("auth.apikey", key="yjk_0123456789abcdef_wrong")
+        assert r["ok"] is False and r["error"]["code"] == "unauthorized"
+        assert await gw.wait_closed() == 4401
+
+        gw = await srv.ws()
+        r = await gw.ok("auth.apikey", key=key)
+        assert r["role"] == "gateway" and r["enterprise"] == "e1" and r["key_id"] == key[4:20]
+        r = await gw.ok("readings.post", readings=[
+            {"sensor": "a1", "value": 4.5, "ts": t},
+            {"sensor": "b1", "value": 1.0, "ts": t},
+            {"sensor": "a1", "value": 4.0, "ts": t - 1}])
+        assert r["accepted"] == 2 and r["rejected"] == 1 and r["late"] == 1
+        assert r["errors"] == [{"index": 1, "code": "forbidden"},
+                               {"index": 2, "code": "out_of_order"}]
+        # a gateway connection is not a user: user messages are refused
+        for type_ in ("ping", "presence.query", "auth.login", "auth.token"):
+            r = await gw.request(type_, username="admin", password="x", token="x",
+                                 device_id="d", platform="p", users=[])
+            assert r["ok"] is False and r["error"]["code"] in ("forbidden", "conflict"), r
+        r = await gw.request("readings.post", readings="nope")
+        assert r["error"]["code"] == "bad_request"
+
+        # a user connection cannot post readings
+        user_ws = await srv.ws()
+        await user_ws.login("admin")
+        r = await user_ws.request("readings.post", readings=[{"sensor": "a1", "value": 1,
+                                                               "ts": t + 1}])
+        assert r["ok"] is False and r["error"]["code"] == "forbidden"
+        await user_ws.close()
+
+        # revoking the key ends the stream at the next batch
+        srv.ctl("apikey", "revoke", "--id", key[4:20], check=True)
+        r = await gw.request("readings.post", readings=[{"sensor": "a1", "value": 1,
+                                                         "ts": t + 2}])
+        assert r["ok"] is False and r["error"]["code"] == "unauthorized"
+        assert await gw.wait_closed() == 4403
+
+    run(body())
+    s = srv.http("GET", "/api/v1/sensors/a1", token=admin).json["sensor"]
+    assert s["latest"]["value"] == 4.5 and s["latest"]["ts"] == t
+
+
+def test_import_sensors_with_hazard_sources(server, tmp_path):
+    srv = start(server)
+    admin = srv.token("admin")
+    rows = [
+        dict(TANK, id="imp-1"),
+        dict(TANK, id="imp-2", kind="gas", unit="%LEL", thresholds={"high": 20, "high_high": 40}),
+        dict(TANK, id="imp-bad", thresholds={"low": 3, "low_low": 4}),
+        dict(TANK, id="imp-nope", enterprise="nope"),
+        {"kind": "level"},
+    ]
+    path = tmp_path / "sensors.json"
+    path.write_text(json.dumps(rows))
+    cp = srv.ctl("import", "sensors", "--file", path)
+    assert cp.returncode == 1, cp  # some rows were refused
+    rep = json.loads(cp.stdout)
+    assert rep["accepted"] == 2 and rep["rejected"] == 3
+    assert [(e["index"], e["code"]) for e in rep["errors"]] == [
+        (2, "bad_request"), (3, "not_found"), (4, "bad_request")]
+    # the running server picks the imported sensors up
+    def listed():
+        return [s["id"] for s in srv.http("GET", "/api/v1/sensors?enterprise=e1",
+                                          token=admin).json["sensors"]]
+    wait_until(lambda: listed() == ["imp-1", "imp-2"], 5, what="imported sensors")
+    key = new_key(srv, "e1")
+    r = post(srv, key, [{"sensor": "imp-2", "value": 12.0, "ts": now_ms()}])
+    assert r.json["accepted"] == 1
+    # re-importing updates in place and keeps the latest reading
+    path.write_text(json.dumps([dict(rows[1], unit="ppm")]))
+    srv.ctl("import", "sensors", "--file", path, check=True)
+    wait_until(lambda: srv.http("GET", "/api/v1/sensors/imp-2", token=admin)
+               .json["sensor"]["unit"] == "ppm", 5, what="re-import")
+    s = srv.http("GET", "/api/v1/sensors/imp-2", token=admin).json["sensor"]
+    assert s["latest"]["value"] == 12.0
+
+
+def test_sensor_on_hazard_source_copies_level_and_park(server, tmp_path):
+    from test_enterprises import RECORD, TANKS
+    srv = start(server)
+    admin, e1 = srv.token("admin"), srv.token("e1boss")
+    # e1's approved record with one hazard source (graded level 2 by the server)
+    path = tmp_path / "ent.json"
+    path.write_text(json.dumps([dict(RECORD, id="e1", hazard_sources=[dict(TANKS, id="tanks")])],
+                               ensure_ascii=False))
+    srv.ctl("import", "enterprises", "--file", path, check=True)
+    r = put_sensor(srv, e1, "e1-lt-1", dict(TANK, hazard="tanks", name="1# tank level"))
+    assert r.status == 201, r
+    s = r.json["sensor"]
+    assert s["hazard"] == "tanks" and s["hazard_level"] == 2
+    assert s["park"] == RECORD["park"] and s["name"] == "1# tank level"
+    assert_error(put_sensor(srv, e1, "e1-lt-2", dict(TANK, hazard="other-source")),
+                 404, "not_found")
+    assert srv.http("GET", "/api/v1/sensors/e1-lt-1", token=admin).json["sensor"][
+        "hazard_level"] == 2
