@@ -15,20 +15,20 @@ reading (same machine, same clock), so it includes the reading's batch
 commit, the evaluation, the alarm's store write, the inbox write and the
 delivery.
 
-With --ingest "COMMAND" the command (with {port} and {key} replaced by the
-server's port and a gateway key of a second enterprise) runs in the
-background from before the first crossing to after the last one, e.g. the
-sensors' ingest load tool.
+With --ingest-sensors N, N more sensors s000000.. of a second enterprise
+are imported (yjtctl import sensors, no threshold the load crosses) and
+yjt-ingest posts readings to them as fast as it can, in batches of 1,000
+over --ingest-conns connections, from --ingest-warmup seconds before the
+first crossing until after the last one; its JSON line is included.
 
     tools/bench-alarm.py --build build --devices 100 --crossings 200
-    tools/bench-alarm.py --build build --ingest "build/yjt-ingest --port {port} --key {key} ..."
+    tools/bench-alarm.py --build build --devices 100 --crossings 200 --ingest-sensors 20000
 """
 
 import argparse
 import http.client
 import json
 import os
-import shlex
 import shutil
 import signal
 import socket
@@ -81,12 +81,14 @@ def main():
     ap.add_argument("--crossings", type=int, default=200)
     ap.add_argument("--interval", type=float, default=0.1)
     ap.add_argument("--port", type=int, default=28441)
-    ap.add_argument("--ingest", default="", help="background load command ({port}, {key})")
+    ap.add_argument("--ingest-sensors", type=int, default=0)
+    ap.add_argument("--ingest-conns", type=int, default=2)
     ap.add_argument("--ingest-warmup", type=float, default=3.0)
+    ap.add_argument("--shm", action="store_true", help="data directory on /dev/shm")
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
     a = ap.parse_args()
     yjtd, yjtctl, load = (os.path.join(a.build, x) for x in ("yjtd", "yjtctl", "yjt-load"))
-    data = tempfile.mkdtemp(prefix="bench-alarm-")
+    data = tempfile.mkdtemp(prefix="bench-alarm-", dir="/dev/shm" if a.shm else None)
     env = dict(os.environ, YJT_HASH_ITERATIONS="1000")
 
     def ctl(*args):
@@ -100,6 +102,16 @@ def main():
         "PROBE", "--position", "duty", "--count", str(a.devices))
     key = ctl("apikey", "create", "--enterprise", "PROBE").strip()
     load_key = ctl("apikey", "create", "--enterprise", "LOAD").strip()
+    for lo in range(0, a.ingest_sensors, 50000):
+        rows = [{"id": f"s{i:06d}", "enterprise": "LOAD", "kind": "level", "unit": "m",
+                 "thresholds": {"low": -1e9, "high": 1e9}, "deadband": 0.5,
+                 "interrupt_after_s": 3600}
+                for i in range(lo, min(a.ingest_sensors, lo + 50000))]
+        path = os.path.join(data, "sensors.json")
+        with open(path, "w") as f:
+            json.dump(rows, f)
+        ctl("import", "sensors", "--file", path)
+        os.unlink(path)
 
     srv = subprocess.Popen([yjtd, "--listen", f"127.0.0.1:{a.port}", "--data-dir", data,
                             "--log-level", "warn", "--set", "hash_iterations=1000",
@@ -137,10 +149,13 @@ def main():
             if time.time() > deadline or cl.poll() is not None:
                 sys.exit(f"only {corp_conns(a.port)} of {a.devices} connected")
             time.sleep(0.2)
-        if a.ingest:
-            cmd = a.ingest.format(port=a.port, key=load_key)
-            ingest = subprocess.Popen(shlex.split(cmd), stdout=subprocess.PIPE,
-                                      stderr=subprocess.DEVNULL)
+        if a.ingest_sensors:
+            span = a.crossings * (a.interval + 0.05) + 5
+            ingest = subprocess.Popen(
+                [os.path.join(a.build, "yjt-ingest"), "--port", str(a.port), "--key", load_key,
+                 "--sensors", str(a.ingest_sensors), "--conns", str(a.ingest_conns),
+                 "--warmup", str(int(a.ingest_warmup)), "--seconds", str(int(span))],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             time.sleep(a.ingest_warmup)
         else:
             time.sleep(1)
@@ -156,9 +171,8 @@ def main():
         time.sleep(3)
         ingest_out = None
         if ingest:
-            ingest.send_signal(signal.SIGINT)
             try:
-                ingest_out = ingest.communicate(timeout=60)[0].decode().strip()
+                ingest_out = ingest.communicate(timeout=600)[0].decode().strip()
             except subprocess.TimeoutExpired:
                 ingest.kill()
             ingest = None
@@ -197,11 +211,14 @@ def main():
         "reading_to_push_ms_p99": round(pct(lat, 99), 2),
         "reading_to_push_ms_max": round(max(lat), 2) if lat else None,
         "last_device_ms_median": round(statistics.median(last), 2) if last else None,
-        "ingest": a.ingest or None,
+        "ingest_sensors": a.ingest_sensors, "store": "tmpfs" if a.shm else "disk",
         "readings_accepted_total": int(float(accepted[0].split()[-1])) if accepted else None,
     }
-    if a.ingest:
-        report["ingest_output"] = ingest_out
+    if a.ingest_sensors:
+        try:
+            report["ingest"] = json.loads(ingest_out.splitlines()[-1])
+        except (ValueError, IndexError, AttributeError):
+            report["ingest"] = ingest_out
     print(json.dumps(report))
     if not a.keep:
         shutil.rmtree(data, ignore_errors=True)
