@@ -211,6 +211,8 @@ static void on_reading(const struct sensor *s, bool had_prev, double prev, void 
     (void)had_prev;
     (void)prev;
     (void)ud;
+    if (!F.up)
+        return;
     g_hash_table_remove(F.items, s->id);
     mark_all(s->id, false, s->enterprise, s->division, s->park);
 }
@@ -219,6 +221,8 @@ static void on_sensor_changed(const struct sensor *s, bool deleted, void *ud)
 {
     (void)deleted;
     (void)ud;
+    if (!F.up)
+        return;
     g_hash_table_remove(F.items, s->id);
     mark_all(s->id, false, s->enterprise, s->division, s->park);
 }
@@ -359,7 +363,8 @@ static void send_snapshot_part(struct sub *s)
     guint end = s->snap_pos + (guint)F.lim.part_items;
     if (end > s->snap->len)
         end = s->snap->len;
-    for (guint i = s->snap_pos; i < end; i++) {
+    guint i;
+    for (i = s->snap_pos; i < end && out->len < F.lim.slow_queue_bytes; i++) {
         const char *id = g_ptr_array_index(s->snap, i);
         if (!sensor_get(id))
             continue; /* deleted meanwhile: not part of the state */
@@ -374,7 +379,7 @@ static void send_snapshot_part(struct sub *s)
         g_string_append(out, "]");
         g_hash_table_remove_all(s->dirty_alarms);
     }
-    s->snap_pos = end;
+    s->snap_pos = i;
     bool last = s->snap_pos >= s->snap->len;
     g_string_append_printf(out, ",\"last\":%s}", last ? "true" : "false");
     F.io.send(s->conn, out->str, out->len);
@@ -388,14 +393,16 @@ static void send_snapshot_part(struct sub *s)
     }
 }
 
-/* Moves up to *budget ids out of set into out (a JSON array body). */
+/* Moves up to *budget ids out of set into out (a JSON array body), and
+ * stops once out has grown past the message size limit. */
 static void drain_set(GHashTable *set, GString *out, bool alarms, int *budget)
 {
     bool first = true;
     GHashTableIter it;
     gpointer key;
     g_hash_table_iter_init(&it, set);
-    while (*budget > 0 && g_hash_table_iter_next(&it, &key, NULL)) {
+    while (*budget > 0 && out->len < F.lim.slow_queue_bytes &&
+           g_hash_table_iter_next(&it, &key, NULL)) {
         if (alarms)
             append_alarm(out, key, &first);
         else

@@ -37,7 +37,8 @@ struct feed_limits {
     int max_sensors;         /* a scope with more sensors is refused too_large */
     int part_items;          /* sensors per snapshot part */
     int delta_items;         /* sensors plus alarms per delta, at most */
-    size_t slow_queue_bytes; /* a connection with more queued is skipped */
+    size_t slow_queue_bytes; /* a connection with more queued is skipped; also
+                                the size past which a message takes no more items */
 };
 
 /* The transport: send text (len bytes, copied) to conn; how many bytes

@@ -540,10 +540,16 @@ enum err_code sensor_delete(struct store *st, const char *id, const char *actor,
     return ERR_NONE;
 }
 
+/* Sensors one sensor_poll() applies at most, so that a large import
+ * reaches the table over a few ticks instead of stalling the loop. */
+#define POLL_MAX 20000
+
 /* One document of the change feed: applied unless the table has it. */
 static bool poll_one(const char *id, json_t *doc, void *ud)
 {
-    (void)ud;
+    int *count = ud; /* [0] read, [1] applied */
+    if (++count[0] >= POLL_MAX)
+        return false; /* last_rev is this one's: it is read again next time */
     struct sensor *cur = g_hash_table_lookup(by_id, id);
     if (cur && cur->version == jx_int(doc, "version", 0))
         return true;
@@ -552,8 +558,9 @@ static bool poll_one(const char *id, json_t *doc, void *ud)
         sensor_free(s);
         return true;
     }
-    log_info("sensor", "sensor=%s picked up (version %" G_GINT64_FORMAT ")", id, s->version);
+    log_debug("sensor", "sensor=%s picked up (version %" G_GINT64_FORMAT ")", id, s->version);
     table_apply(s);
+    count[1]++;
     return true;
 }
 
@@ -561,6 +568,14 @@ void sensor_poll(void)
 {
     if (!by_id)
         return;
-    if (store_doc_changes(store, "sensors", last_rev, &last_rev, poll_one, NULL) != STORE_OK)
+    int count[2] = {0, 0};
+    int64_t rev = last_rev;
+    if (store_doc_changes(store, "sensors", last_rev, &rev, poll_one, count) != STORE_OK) {
         log_warn("sensor", "cannot read sensor changes from the store");
+        return;
+    }
+    last_rev = count[0] >= POLL_MAX ? rev - 1 : rev;
+    if (count[1])
+        log_info("sensor", "%d sensors written by another process picked up (%u in all)", count[1],
+                 g_hash_table_size(by_id));
 }

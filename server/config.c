@@ -4,6 +4,7 @@
 
 #include "common/bizdate.h"
 #include "common/log.h"
+#include "records/alarm.h"
 
 #include <glib.h>
 #include <limits.h>
@@ -98,6 +99,13 @@ static const struct key keys[] = {
     STR_KEY(selfeval_reminder_time),
     INT_KEY(selfeval_last_day, 1, 28),
     STR_KEY(test_clock),
+    STR_KEY(alarm_levels),
+    STR_KEY(alarm_escalation_red),
+    STR_KEY(alarm_escalation_orange),
+    STR_KEY(alarm_escalation_yellow),
+    STR_KEY(alarm_escalation_blue),
+    INT_KEY(alarm_scan_interval_ms, 100, 60000),
+    INT_KEY(alarm_scan_batch, 1, 1000000),
 };
 
 static void defaults(struct config *c)
@@ -168,6 +176,14 @@ static void defaults(struct config *c)
     c->selfeval_reminder_time = g_strdup("09:00");
     c->selfeval_last_day = 5;
     c->test_clock = g_strdup("");
+    c->alarm_levels = g_strdup("high_high@12=red,high_high=orange,low_low=orange,high=yellow,"
+                               "low=yellow,interrupted=blue");
+    c->alarm_escalation_red = g_strdup("5,30,60");
+    c->alarm_escalation_orange = g_strdup("5,30,60");
+    c->alarm_escalation_yellow = g_strdup("5,30,60");
+    c->alarm_escalation_blue = g_strdup("5,30,60");
+    c->alarm_scan_interval_ms = 1000;
+    c->alarm_scan_batch = 5000;
 }
 
 static int parse_listen(struct config *c, const char *v, char **err)
@@ -378,11 +394,27 @@ int config_load(struct config *c, int argc, char **argv, char **err)
         }
     }
     g_strfreev(times);
+    struct alarm_config ac;
+    if (config_alarm(c, &ac, err) < 0)
+        return -1;
     if (c->test_clock[0] && config_test_clock_ms(c) < 0) {
         *err = g_strdup_printf("test_clock must be an ISO 8601 time with offset, got '%s'",
                                c->test_clock);
         return -1;
     }
+    return 0;
+}
+
+int config_alarm(const struct config *c, struct alarm_config *out, char **err)
+{
+    memset(out, 0, sizeof(*out));
+    const char *const esc[ALARM_LEVELS] = {c->alarm_escalation_red, c->alarm_escalation_orange,
+                                           c->alarm_escalation_yellow, c->alarm_escalation_blue};
+    if (alarm_levels_parse(c->alarm_levels, &out->levels, err) < 0)
+        return -1;
+    for (int l = 0; l < ALARM_LEVELS; l++)
+        if (alarm_escalation_parse(&out->escalation, l, esc[l], err) < 0)
+            return -1;
     return 0;
 }
 
@@ -413,5 +445,10 @@ void config_free(struct config *c)
     g_free(c->gateway_ca_file);
     g_free(c->selfeval_reminder_time);
     g_free(c->test_clock);
+    g_free(c->alarm_levels);
+    g_free(c->alarm_escalation_red);
+    g_free(c->alarm_escalation_orange);
+    g_free(c->alarm_escalation_yellow);
+    g_free(c->alarm_escalation_blue);
     memset(c, 0, sizeof(*c));
 }

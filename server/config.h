@@ -87,12 +87,25 @@ struct config {
 
     char *selfeval_reminder_time; /* "09:00" */
     int selfeval_last_day;        /* reminders from the 1st to this day */
+
+    /* alarms */
+    char *alarm_levels;         /* level table (records/alarm_rules.h) */
+    char *alarm_escalation_red; /* "T1,T2,T3" minutes */
+    char *alarm_escalation_orange;
+    char *alarm_escalation_yellow;
+    char *alarm_escalation_blue;
+    int alarm_scan_interval_ms; /* interruption scan tick */
+    int alarm_scan_batch;       /* sensors visited per tick */
 };
 
 /* Fills c from defaults, the file named by --config, and argv. Returns 0,
  * 1 if --help or --version was printed, or -1 with *err set (g_free). */
 int config_load(struct config *c, int argc, char **argv, char **err);
 void config_free(struct config *c);
+/* The alarm settings (level table, escalation times) parsed; returns 0,
+ * or -1 with *err set. */
+struct alarm_config;
+int config_alarm(const struct config *c, struct alarm_config *out, char **err);
 /* The UTC ms test_clock names, or -1 if it is malformed. */
 int64_t config_test_clock_ms(const struct config *c);
 /* Sets one key from its text form; returns 0 or -1 with *err set. */

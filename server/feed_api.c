@@ -6,6 +6,7 @@
 #include "common/jsonx.h"
 #include "common/log.h"
 #include "push/feed.h"
+#include "records/alarm.h"
 #include "server/conn.h"
 #include "server/server.h"
 #include "server/ws.h"
@@ -24,6 +25,30 @@ static size_t io_queued(void *conn)
     return ((struct conn *)conn)->out_bytes;
 }
 
+/* The feeds follow every stored alarm change (and start from the open
+ * alarms in memory). */
+static void feed_alarm(const struct alarm *a)
+{
+    json_t *j = alarm_to_json(a);
+    feed_alarm_update(a->id, a->sensor, a->enterprise, a->division, a->park,
+                      alarm_level_name(a->level), a->state != ALARM_CLOSED,
+                      a->condition == ALARM_COND_INTERRUPTED, j);
+    json_decref(j);
+}
+
+static void on_alarm_changed(const struct alarm *a, void *ud)
+{
+    (void)ud;
+    feed_alarm(a);
+}
+
+static bool load_open_alarm(const struct alarm *a, void *ud)
+{
+    (void)ud;
+    feed_alarm(a);
+    return true;
+}
+
 void feed_api_init(void)
 {
     const struct config *cfg = &server.cfg;
@@ -38,6 +63,8 @@ void feed_api_init(void)
     };
     struct feed_io io = {io_send, io_queued};
     feed_init(server.store, &lim, &io);
+    alarm_foreach_open(load_open_alarm, NULL);
+    alarm_on_changed(on_alarm_changed, NULL);
 }
 
 void feed_api_shutdown(void)

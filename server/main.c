@@ -20,6 +20,7 @@
 #include "records/reading.h"
 #include "records/records.h"
 #include "records/sensor.h"
+#include "server/alarm_api.h"
 #include "server/auth.h"
 #include "server/call_api.h"
 #include "server/commit.h"
@@ -376,6 +377,8 @@ int main(int argc, char **argv)
     if (gateway_init(server.store, &gateway_cfg, gateway_client_post) < 0 ||
         start_reminders() < 0 || start_sensors() < 0)
         goto out_modules;
+    if (alarm_api_init() < 0)
+        goto out_modules;
     http_init();
     session_init();
     call_api_init();
@@ -417,6 +420,7 @@ out_modules:
     http_shutdown();
     gateway_client_shutdown();
     gateway_shutdown();
+    alarm_api_shutdown();
     reminders_shutdown();
     reading_shutdown();
     sensor_shutdown();

@@ -1,6 +1,7 @@
 /* Counters and gauges behind /metrics, kept in GLib hash tables keyed by
  * their (bounded) label value. */
 #include "server/metrics.h"
+#include "records/alarm.h"
 #include "signaling/call.h"
 
 #include "common/hist.h"
@@ -133,6 +134,34 @@ static void render_hist(GString *out, const char *name, const char *help, const 
                            name, h->total, name, h->sum_s, name, h->total);
 }
 
+/* Alarms: raised by level, upgrades, escalations, closures, and the open
+ * alarms gauge (records/alarm.c counts them). */
+static void render_alarms(GString *out)
+{
+    struct alarm_counters ac;
+    alarm_counters(&ac);
+    g_string_append(out, "# HELP yjt_alarms_raised_total Alarms raised, by level.\n"
+                         "# TYPE yjt_alarms_raised_total counter\n");
+    for (int l = 0; l < ALARM_LEVELS; l++)
+        g_string_append_printf(out, "yjt_alarms_raised_total{level=\"%s\"} %" G_GUINT64_FORMAT "\n",
+                               alarm_level_name(l), ac.raised[l]);
+    g_string_append_printf(
+        out,
+        "# HELP yjt_alarms_upgraded_total Open alarms upgraded by a worse reading.\n"
+        "# TYPE yjt_alarms_upgraded_total counter\n"
+        "yjt_alarms_upgraded_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_alarm_escalations_total Escalation steps taken.\n"
+        "# TYPE yjt_alarm_escalations_total counter\n"
+        "yjt_alarm_escalations_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_alarms_closed_total Alarms closed.\n"
+        "# TYPE yjt_alarms_closed_total counter\n"
+        "yjt_alarms_closed_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_alarms_open Open (not closed) alarms.\n"
+        "# TYPE yjt_alarms_open gauge\n"
+        "yjt_alarms_open %u\n",
+        ac.upgraded, ac.escalations, ac.closed, alarm_open_count());
+}
+
 char *metrics_render(const struct store *st)
 {
     GString *out = g_string_sized_new(4096);
@@ -224,5 +253,6 @@ char *metrics_render(const struct store *st)
                                reading_code_names[i], rs->by_code[i]);
     render_hist(out, "yjt_readings_batch_seconds", "Time to check, store and dispatch one batch.",
                 &rs->batch_latency);
+    render_alarms(out);
     return g_string_free(out, FALSE);
 }

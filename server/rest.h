@@ -52,6 +52,7 @@ extern const struct rest_route inbox_routes[];
 extern const struct rest_route notice_routes[];
 extern const struct rest_route sched_routes[];
 extern const struct rest_route sensor_routes[];
+extern const struct rest_route alarm_routes[];
 
 /* Sends body (reference stolen) with HTTP status. */
 void rest_reply(struct rest_req *r, int status, json_t *body);

@@ -28,9 +28,8 @@ struct ws_pss {
 static const struct ws_handler *find_handler(const char *type, bool *gateway)
 {
     static const struct ws_handler *const tables[] = {
-        session_handlers, presence_handlers, call_handlers,    commitment_handlers,
-        push_handlers,    notice_handlers,   reading_handlers, feed_handlers,
-        gateway_handlers};
+        session_handlers, presence_handlers, call_handlers,    commitment_handlers, push_handlers,
+        notice_handlers,  reading_handlers,  feed_handlers,    alarm_handlers,      gateway_handlers};
     for (size_t t = 0; t < G_N_ELEMENTS(tables); t++)
         for (const struct ws_handler *h = tables[t]; h->type; h++)
             if (strcmp(h->type, type) == 0) {

@@ -2,6 +2,7 @@
 sensor record put over REST, a gateway key made with yjtctl, readings
 posted as that gateway."""
 
+import json
 import time
 
 
@@ -33,3 +34,12 @@ def post_readings(srv, key, rows, ts=None):
     assert r.status == 200, r
     assert r.json["accepted"] == len(rows), r.json
     return r.json
+
+
+def import_sensors(srv, records):
+    """Writes {id: record} with yjtctl import sensors (yjtd running or not)."""
+    path = srv.data_dir.parent / f"sensors-{len(records)}-{now_ms()}.json"
+    path.write_text(json.dumps([dict(rec, id=sid) for sid, rec in records.items()]))
+    cp = srv.ctl("import", "sensors", "--file", path, check=True)
+    report = json.loads(cp.stdout)
+    assert report["accepted"] == len(records), report

@@ -7,7 +7,7 @@ import socket
 import time
 
 from conftest import metric, run, user
-from sensorlib import api_key, post_readings, put_sensor
+from sensorlib import api_key, import_sensors, post_readings
 
 ENTERPRISES = [
     ("e1", "Tianhe Chemicals", "440106"),
@@ -34,10 +34,9 @@ def level_sensor(ent, **kw):
 
 def start(server, sensors=(("t1", "e1"), ("t2", "e1"), ("t3", "e1"), ("g1", "e2"),
                            ("f1", "e3")), settings=None):
-    srv = server(enterprises=ENTERPRISES, users=USERS, settings=settings)
-    tok = srv.token("admin")
-    for sid, ent in sensors:
-        put_sensor(srv, tok, sid, level_sensor(ent))
+    srv = server(enterprises=ENTERPRISES, users=USERS, settings=settings, start=False)
+    import_sensors(srv, {sid: level_sensor(ent) for sid, ent in sensors})
+    srv.start()
     return srv
 
 
@@ -89,6 +88,62 @@ def test_snapshot_then_only_what_changed(server):
         r = await a.request("feed.unsubscribe", feed_id=fid)
         assert r["ok"] is False and r["error"]["code"] == "not_found"
         await a.close()
+
+    run(body())
+
+
+def test_alarms_and_sensor_state_follow_the_lifecycle(server):
+    srv = start(server)
+    key1 = api_key(srv, "e1")
+    post_readings(srv, key1, [("t1", 3.0)])
+
+    async def body():
+        g = await srv.ws_login("gov4401", device_id="g")
+        fid = (await g.ok("feed.subscribe", division="440106", max_hz=20))["feed_id"]
+        await collect_snapshot(g, fid)
+        a = await srv.ws_login("alice", device_id="a")
+
+        seen = {}  # the regulator's view of each sensor, delta after delta
+
+        async def until(pred):
+            while True:
+                d = await g.next_event("feed.delta", timeout=5)
+                for x in d["sensors"]:
+                    seen[x["id"]] = x
+                if pred(d):
+                    return d
+
+        post_readings(srv, key1, [("t1", 8.5)])  # above high (8.0): yellow
+        d = await until(lambda d: d["alarms"])
+        alarm = d["alarms"][0]
+        assert alarm["sensor"] == "t1" and alarm["level"] == "yellow"
+        assert alarm["state"] == "raised"
+        t1 = [s for s in d["sensors"] if s["id"] == "t1"][0]
+        assert t1["state"] == "alarm" and t1["level"] == "yellow" and t1["value"] == 8.5
+
+        post_readings(srv, key1, [("t1", 9.5)])  # above high-high: upgraded
+        d = await until(lambda d: d["alarms"])
+        assert d["alarms"][0]["id"] == alarm["id"] and d["alarms"][0]["level"] == "orange"
+
+        await a.ok("alarm.ack", alarm_id=alarm["id"])
+        d = await until(lambda d: d["alarms"])
+        assert d["alarms"][0]["state"] == "acknowledged"
+        # A late subscriber's snapshot has the open alarm and the state.
+        fid2 = (await a.ok("feed.subscribe", enterprise="e1"))["feed_id"]
+        sensors, alarms, _ = await collect_snapshot(a, fid2)
+        assert list(alarms) == [alarm["id"]] and alarms[alarm["id"]]["state"] == "acknowledged"
+        assert sensors["t1"]["state"] == "alarm" and sensors["t1"]["level"] == "orange"
+
+        post_readings(srv, key1, [("t1", 5.0)])  # back inside: cleared, still open
+        await a.ok("alarm.feedback", alarm_id=alarm["id"], found="level switch stuck",
+                   done="switch replaced")
+        await a.ok("alarm.close", alarm_id=alarm["id"])
+        d = await until(lambda d: any(x.get("state") == "closed" for x in d["alarms"]))
+        assert d["alarms"] == [{"id": alarm["id"], "state": "closed"}]
+        assert seen["t1"]["state"] == "normal" and "level" not in seen["t1"]
+        assert seen["t1"]["value"] == 5.0
+        for x in (g, a):
+            await x.close()
 
     run(body())
 
@@ -216,11 +271,13 @@ def test_snapshot_comes_in_parts(server):
 
 
 def test_slow_subscriber_gets_fewer_fuller_deltas(server):
-    n = 400
-    sensors = [(f"s{i:03d}", "e1") for i in range(n)]
-    srv = start(server, sensors=sensors,
-                settings={"send_queue_max": 65536, "feed_max_sensors": 1000})
+    n = 2000
+    sensors = [(f"s{i:04d}", "e1") for i in range(n)]
+    srv = start(server, sensors=sensors)
     key1 = api_key(srv, "e1")
+
+    def value(r, i):  # distinct per round and sensor, inside every threshold
+        return 2.0 + r / 20 + i / 10000
 
     async def body():
         fast = await srv.ws_login("gov440106", device_id="fast")
@@ -232,19 +289,19 @@ def test_slow_subscriber_gets_fewer_fuller_deltas(server):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect(("127.0.0.1", srv.port))
-        slow = await srv.ws(sock=sock)
+        slow = await srv.ws(sock=sock, max_queue=1, read_limit=4096)
         await slow.login("alice", device_id="slow")
         sfid = (await slow.ok("feed.subscribe", enterprise="e1", max_hz=20))["feed_id"]
         await collect_snapshot(slow, sfid)
         # Stop reading.
-        slow.ws.transport.pause_reading()
+        slow.pause()
 
-        rounds = 60
+        rounds = 60  # about 12 MB of changes for each subscriber at 20 Hz
         for r in range(rounds):
-            post_readings(srv, key1, [(sid, r + i / 1000) for i, (sid, _) in
+            post_readings(srv, key1, [(sid, value(r, i)) for i, (sid, _) in
                                       enumerate(sensors)])
             await asyncio.sleep(0.03)
-        final = {sid: rounds - 1 + i / 1000 for i, (sid, _) in enumerate(sensors)}
+        final = {sid: value(rounds - 1, i) for i, (sid, _) in enumerate(sensors)}
 
         # The fast subscriber follows along.
         seen = {}
@@ -254,7 +311,7 @@ def test_slow_subscriber_gets_fewer_fuller_deltas(server):
                 seen[s["id"]] = s["value"]
 
         assert metric(srv.metrics(), "yjt_feed_skipped_slow_total") > 0
-        slow.ws.transport.resume_reading()
+        slow.resume()
         seen = {}
         deltas = 0
         while seen != final:
