@@ -20,6 +20,7 @@
 #ifndef YJT_SENSOR_H
 #define YJT_SENSOR_H
 
+#include "common/errors.h"
 #include "records/store.h"
 
 #include <jansson.h>
@@ -57,6 +58,9 @@ struct sensor {
     double value;
     int64_t ts;      /* the reading's own time, UTC ms */
     int64_t seen_ms; /* server time it arrived, UTC ms (interruption clock) */
+
+    int64_t ts_key;  /* the integer naming its history in the store's time series */
+    int64_t version; /* bumped by every put; a stored copy with another one is newer */
 };
 
 /* Called once per accepted reading that became s's latest, after the batch
@@ -88,6 +92,27 @@ void sensor_foreach_enterprise(const char *enterprise, sensor_cb cb, void *ud);
 void sensor_foreach_park(const char *park, sensor_cb cb, void *ud);
 void sensor_foreach_division(const char *prefix, sensor_cb cb, void *ud);
 unsigned sensor_count(void);
+
+/* Writes (creates or replaces) sensor id from in, the record fields of
+ * docs/protocol.md: checks them (ordered thresholds, deadband >= 0,
+ * interrupt_after_s in 1..SENSOR_INTERRUPT_MAX_S, an existing enterprise,
+ * a hazard source of that enterprise), copies division, park and the
+ * hazard level from the enterprise, keeps the history key of an existing
+ * sensor, audits the write by actor, and (when the table is loaded)
+ * updates the table and calls the changed listeners. Returns ERR_NONE with
+ * *out (when given) the sensor's JSON, or bad_request / not_found /
+ * unavailable with *why (static text). The caller checks who may write. */
+#define SENSOR_INTERRUPT_MAX_S (7 * 86400)
+#define SENSOR_ID_MAX 64
+enum err_code sensor_put(struct store *st, const char *id, const json_t *in, const char *actor,
+                         json_t **out, const char **why);
+/* Deletes sensor id, its history and latest reading. */
+enum err_code sensor_delete(struct store *st, const char *id, const char *actor, const char **why);
+/* True if id may name a sensor: 1..SENSOR_ID_MAX of [A-Za-z0-9_.:-]. */
+bool sensor_id_valid(const char *id);
+/* Picks up sensors written by another process (yjtctl import) since the
+ * last call; main.c calls it periodically. */
+void sensor_poll(void);
 
 /* The sensor as JSON (the record fields of docs/protocol.md plus "latest"
  * {value, ts} when it has one). New reference. */

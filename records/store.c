@@ -166,3 +166,32 @@ int store_counter_incr(struct store *st, const char *name, int64_t by, int64_t *
 {
     TIMED(st, st->ops->counter_incr(st, name, by, value_out));
 }
+
+int store_ts_write(struct store *st, const struct store_ts_point *pts, int n, bool *inserted,
+                   const struct store_ts_point *latest, int n_latest)
+{
+    if (n < 0 || n_latest < 0)
+        return STORE_EINVAL;
+    TIMED(st, st->ops->ts_write(st, pts, n, inserted, latest, n_latest));
+}
+
+int store_ts_range(struct store *st, int64_t key, int64_t from_ms, int64_t to_ms, int limit,
+                   store_ts_cb cb, void *ud)
+{
+    TIMED(st, st->ops->ts_range(st, key, from_ms, to_ms, limit, cb, ud));
+}
+
+int store_ts_trim_before(struct store *st, int64_t key, int64_t before_ms, int64_t *deleted)
+{
+    TIMED(st, st->ops->ts_trim_before(st, key, before_ms, deleted));
+}
+
+int store_ts_drop(struct store *st, int64_t key)
+{
+    TIMED(st, st->ops->ts_drop(st, key));
+}
+
+int store_ts_latest_each(struct store *st, store_ts_latest_cb cb, void *ud)
+{
+    TIMED(st, st->ops->ts_latest_each(st, cb, ud));
+}

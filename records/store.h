@@ -8,7 +8,10 @@
  *     store on every put; exact and prefix look-ups; optionally unique;
  *   - append-only sequences per key (audit log, inboxes): seq rises by one;
  *   - stored deadlines: (id, due time, payload), listed when due;
- *   - expiring keys (revoked tokens) and counters.
+ *   - expiring keys (revoked tokens) and counters;
+ *   - time series (sensor readings): (integer key, ts, value) points with
+ *     a latest point per key, written in large batches (a Redis backend
+ *     would use one sorted set per key and a hash for the latest).
  *
  * Every call is synchronous and durable on return (the SQLite backend runs
  * in WAL mode with synchronous=FULL). Calls return 0 or a negative
@@ -36,6 +39,17 @@ struct store;
 /* Called once per item by the listing calls; return false to stop early. */
 typedef bool (*store_doc_cb)(const char *id, json_t *doc, void *ud);
 typedef bool (*store_seq_cb)(int64_t seq, json_t *item, void *ud);
+/* One time-series point: key is a small integer naming the series (not a
+ * string, so a row stays compact), ts and seen are UTC ms. seen (when the
+ * server received it) is kept only with the latest point of a key. */
+struct store_ts_point {
+    int64_t key;
+    int64_t ts;
+    double value;
+    int64_t seen;
+};
+typedef bool (*store_ts_cb)(int64_t ts, double value, void *ud);
+typedef bool (*store_ts_latest_cb)(const struct store_ts_point *p, void *ud);
 typedef bool (*store_deadline_cb)(const char *id, int64_t due_ms, json_t *payload, void *ud);
 
 struct store_ops {
@@ -71,6 +85,13 @@ struct store_ops {
     int (*kv_delete)(struct store *st, const char *key);
     int (*kv_purge_expired)(struct store *st, int64_t now_ms);
     int (*counter_incr)(struct store *st, const char *name, int64_t by, int64_t *value_out);
+    int (*ts_write)(struct store *st, const struct store_ts_point *pts, int n, bool *inserted,
+                    const struct store_ts_point *latest, int n_latest);
+    int (*ts_range)(struct store *st, int64_t key, int64_t from_ms, int64_t to_ms, int limit,
+                    store_ts_cb cb, void *ud);
+    int (*ts_trim_before)(struct store *st, int64_t key, int64_t before_ms, int64_t *deleted);
+    int (*ts_drop)(struct store *st, int64_t key);
+    int (*ts_latest_each)(struct store *st, store_ts_latest_cb cb, void *ud);
 };
 
 struct store {
@@ -139,5 +160,23 @@ int store_kv_get(struct store *st, const char *key, char **value_out);
 int store_kv_delete(struct store *st, const char *key);
 int store_kv_purge_expired(struct store *st, int64_t now_ms);
 int store_counter_incr(struct store *st, const char *name, int64_t by, int64_t *value_out);
+
+/* Time series. ts_write appends the n points to their keys' history and
+ * sets the latest point of each key in latest[] (seen included), all in one
+ * write (all or nothing). A point whose (key, ts) is already stored is not
+ * written again: inserted[i] (when given) tells which were. */
+int store_ts_write(struct store *st, const struct store_ts_point *pts, int n, bool *inserted,
+                   const struct store_ts_point *latest, int n_latest);
+/* The history of key with from_ms <= ts < to_ms, oldest first, at most
+ * limit points. */
+int store_ts_range(struct store *st, int64_t key, int64_t from_ms, int64_t to_ms, int limit,
+                   store_ts_cb cb, void *ud);
+/* Deletes key's history older than before_ms; *deleted (when given) gets
+ * how many points went. The latest point is kept. */
+int store_ts_trim_before(struct store *st, int64_t key, int64_t before_ms, int64_t *deleted);
+/* Deletes key's history and latest point. */
+int store_ts_drop(struct store *st, int64_t key);
+/* Calls cb with the latest point of every key. */
+int store_ts_latest_each(struct store *st, store_ts_latest_cb cb, void *ud);
 
 #endif

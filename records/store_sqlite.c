@@ -9,31 +9,12 @@
  * still all-or-nothing. Many writes then share one fsync: the server
  * commits before it sends anything, so nothing is announced before it is
  * durable. yjtctl does not batch: each of its writes commits at once. */
-#include "records/store.h"
+#include "records/store_sqlite.h"
 
 #include "common/jsonx.h"
 
-#include <glib.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <string.h>
-
-struct index_def {
-    char *coll;
-    char *field;
-    bool unique;
-};
-
-struct sqlite_store {
-    struct store base;
-    sqlite3 *db;
-    GHashTable *stmts;  /* SQL text (static) -> sqlite3_stmt* */
-    GPtrArray *indexes; /* struct index_def* */
-    bool batching;      /* writes join one transaction until commit */
-    bool in_batch;      /* that transaction is open */
-    void (*on_dirty)(void *ud);
-    void *dirty_ud;
-};
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS docs(coll TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,"
@@ -62,7 +43,7 @@ static struct sqlite_store *S(struct store *st)
 }
 
 /* Returns a reset, cached prepared statement for sql (a string literal). */
-static sqlite3_stmt *prep(struct sqlite_store *s, const char *sql)
+sqlite3_stmt *sqls_prep(struct sqlite_store *s, const char *sql)
 {
     sqlite3_stmt *stmt = g_hash_table_lookup(s->stmts, sql);
     if (stmt) {
@@ -83,7 +64,7 @@ static int exec(struct sqlite_store *s, const char *sql)
 
 /* In batching mode, opens the batch transaction if it is not open yet and
  * tells the owner there is something to commit. */
-static int batch_open(struct sqlite_store *s)
+int sqls_batch_open(struct sqlite_store *s)
 {
     if (!s->batching || s->in_batch)
         return STORE_OK;
@@ -96,17 +77,17 @@ static int batch_open(struct sqlite_store *s)
 }
 
 /* Starts one multi-statement write. */
-static int begin(struct sqlite_store *s)
+int sqls_begin(struct sqlite_store *s)
 {
     if (!s->batching)
         return exec(s, "BEGIN IMMEDIATE");
-    if (batch_open(s) != STORE_OK)
+    if (sqls_batch_open(s) != STORE_OK)
         return STORE_EIO;
     return exec(s, "SAVEPOINT w");
 }
 
-/* Ends the write begun by begin(): kept if rc is STORE_OK, undone if not. */
-static int finish(struct sqlite_store *s, int rc)
+/* Ends the write begun by sqls_begin(): kept if rc is STORE_OK, undone if not. */
+int sqls_finish(struct sqlite_store *s, int rc)
 {
     if (s->batching) {
         if (rc == STORE_OK && exec(s, "RELEASE w") == STORE_OK)
@@ -169,9 +150,9 @@ static int each_doc(sqlite3_stmt *stmt, store_doc_cb cb, void *ud, int64_t *last
 
 static int counter_incr_locked(struct sqlite_store *s, const char *name, int64_t by, int64_t *out)
 {
-    sqlite3_stmt *stmt = prep(s, "INSERT INTO counters(name, value) VALUES(?1, ?2)"
-                                 " ON CONFLICT(name) DO UPDATE SET value = value + ?2"
-                                 " RETURNING value");
+    sqlite3_stmt *stmt = sqls_prep(s, "INSERT INTO counters(name, value) VALUES(?1, ?2)"
+                                      " ON CONFLICT(name) DO UPDATE SET value = value + ?2"
+                                      " RETURNING value");
     if (!stmt)
         return STORE_EIO;
     bind_text(stmt, 1, name);
@@ -257,8 +238,9 @@ static int index_doc(struct sqlite_store *s, const struct index_def *d, const ch
             continue;
         const char *value = json_string_value(item);
         if (d->unique) {
-            sqlite3_stmt *q = prep(s, "SELECT 1 FROM idx WHERE coll=?1 AND field=?2 AND value=?3"
-                                      " AND id<>?4 LIMIT 1");
+            sqlite3_stmt *q =
+                sqls_prep(s, "SELECT 1 FROM idx WHERE coll=?1 AND field=?2 AND value=?3"
+                             " AND id<>?4 LIMIT 1");
             if (!q)
                 return STORE_EIO;
             bind_texts(q, 4, d->coll, d->field, value, id);
@@ -269,8 +251,8 @@ static int index_doc(struct sqlite_store *s, const struct index_def *d, const ch
             if (rc != SQLITE_DONE)
                 return STORE_EIO;
         }
-        sqlite3_stmt *ins = prep(s, "INSERT OR IGNORE INTO idx(coll, field, value, id)"
-                                    " VALUES(?1, ?2, ?3, ?4)");
+        sqlite3_stmt *ins = sqls_prep(s, "INSERT OR IGNORE INTO idx(coll, field, value, id)"
+                                         " VALUES(?1, ?2, ?3, ?4)");
         if (!ins)
             return STORE_EIO;
         bind_texts(ins, 4, d->coll, d->field, value, id);
@@ -284,7 +266,7 @@ static int index_doc(struct sqlite_store *s, const struct index_def *d, const ch
 
 static int unindex_doc(struct sqlite_store *s, const char *coll, const char *id)
 {
-    sqlite3_stmt *del = prep(s, "DELETE FROM idx WHERE coll=?1 AND id=?2");
+    sqlite3_stmt *del = sqls_prep(s, "DELETE FROM idx WHERE coll=?1 AND id=?2");
     if (!del)
         return STORE_EIO;
     bind_texts(del, 2, coll, id);
@@ -297,7 +279,7 @@ static int doc_put_locked(struct sqlite_store *s, const char *coll, const char *
                           bool create_only)
 {
     if (create_only) {
-        sqlite3_stmt *q = prep(s, "SELECT 1 FROM docs WHERE coll=?1 AND id=?2");
+        sqlite3_stmt *q = sqls_prep(s, "SELECT 1 FROM docs WHERE coll=?1 AND id=?2");
         if (!q)
             return STORE_EIO;
         bind_texts(q, 2, coll, id);
@@ -320,8 +302,8 @@ static int doc_put_locked(struct sqlite_store *s, const char *coll, const char *
     if (rc != STORE_OK)
         return rc;
     char *body = jx_dump(doc);
-    sqlite3_stmt *up = prep(s, "INSERT INTO docs(coll, id, body, rev) VALUES(?1, ?2, ?3, ?4)"
-                               " ON CONFLICT(coll, id) DO UPDATE SET body=?3, rev=?4");
+    sqlite3_stmt *up = sqls_prep(s, "INSERT INTO docs(coll, id, body, rev) VALUES(?1, ?2, ?3, ?4)"
+                                    " ON CONFLICT(coll, id) DO UPDATE SET body=?3, rev=?4");
     if (!up || !body) {
         free(body);
         return STORE_EIO;
@@ -338,15 +320,15 @@ static int sq_doc_put(struct store *st, const char *coll, const char *id, json_t
                       bool create_only)
 {
     struct sqlite_store *s = S(st);
-    int rc = begin(s);
+    int rc = sqls_begin(s);
     if (rc != STORE_OK)
         return rc;
-    return finish(s, doc_put_locked(s, coll, id, doc, create_only));
+    return sqls_finish(s, doc_put_locked(s, coll, id, doc, create_only));
 }
 
 static int sq_doc_get(struct store *st, const char *coll, const char *id, json_t **out)
 {
-    sqlite3_stmt *q = prep(S(st), "SELECT body FROM docs WHERE coll=?1 AND id=?2");
+    sqlite3_stmt *q = sqls_prep(S(st), "SELECT body FROM docs WHERE coll=?1 AND id=?2");
     if (!q)
         return STORE_EIO;
     bind_texts(q, 2, coll, id);
@@ -363,25 +345,25 @@ static int sq_doc_get(struct store *st, const char *coll, const char *id, json_t
 static int sq_doc_delete(struct store *st, const char *coll, const char *id)
 {
     struct sqlite_store *s = S(st);
-    int rc = begin(s);
+    int rc = sqls_begin(s);
     if (rc != STORE_OK)
         return rc;
     rc = unindex_doc(s, coll, id);
     if (rc == STORE_OK) {
-        sqlite3_stmt *del = prep(s, "DELETE FROM docs WHERE coll=?1 AND id=?2");
+        sqlite3_stmt *del = sqls_prep(s, "DELETE FROM docs WHERE coll=?1 AND id=?2");
         if (!del)
-            return finish(s, STORE_EIO);
+            return sqls_finish(s, STORE_EIO);
         bind_texts(del, 2, coll, id);
         int r = sqlite3_step(del);
         sqlite3_reset(del);
         rc = r != SQLITE_DONE ? STORE_EIO : (sqlite3_changes(s->db) ? STORE_OK : STORE_ENOTFOUND);
     }
-    return finish(s, rc);
+    return sqls_finish(s, rc);
 }
 
 static int sq_doc_list(struct store *st, const char *coll, store_doc_cb cb, void *ud)
 {
-    sqlite3_stmt *q = prep(S(st), "SELECT id, body FROM docs WHERE coll=?1 ORDER BY id");
+    sqlite3_stmt *q = sqls_prep(S(st), "SELECT id, body FROM docs WHERE coll=?1 ORDER BY id");
     if (!q)
         return STORE_EIO;
     bind_text(q, 1, coll);
@@ -395,13 +377,14 @@ static int sq_index_find(struct store *st, const char *coll, const char *field, 
     if (prefix) {
         /* A range scan [value, value + U+10FFFF) is a prefix match on the
          * primary key without LIKE's escaping rules. */
-        q = prep(S(st),
-                 "SELECT d.id, d.body FROM idx i JOIN docs d ON d.coll=i.coll AND d.id=i.id"
-                 " WHERE i.coll=?1 AND i.field=?2 AND i.value>=?3 AND i.value<?3||char(1114111)"
-                 " ORDER BY i.value, i.id");
+        q = sqls_prep(
+            S(st), "SELECT d.id, d.body FROM idx i JOIN docs d ON d.coll=i.coll AND d.id=i.id"
+                   " WHERE i.coll=?1 AND i.field=?2 AND i.value>=?3 AND i.value<?3||char(1114111)"
+                   " ORDER BY i.value, i.id");
     } else {
-        q = prep(S(st), "SELECT d.id, d.body FROM idx i JOIN docs d ON d.coll=i.coll AND d.id=i.id"
-                        " WHERE i.coll=?1 AND i.field=?2 AND i.value=?3 ORDER BY i.id");
+        q = sqls_prep(S(st),
+                      "SELECT d.id, d.body FROM idx i JOIN docs d ON d.coll=i.coll AND d.id=i.id"
+                      " WHERE i.coll=?1 AND i.field=?2 AND i.value=?3 ORDER BY i.id");
     }
     if (!q)
         return STORE_EIO;
@@ -412,8 +395,8 @@ static int sq_index_find(struct store *st, const char *coll, const char *field, 
 static int sq_doc_changes(struct store *st, const char *coll, int64_t after_rev, int64_t *last_rev,
                           store_doc_cb cb, void *ud)
 {
-    sqlite3_stmt *q = prep(S(st), "SELECT id, body, rev FROM docs WHERE coll=?1 AND rev>?2"
-                                  " ORDER BY rev");
+    sqlite3_stmt *q = sqls_prep(S(st), "SELECT id, body, rev FROM docs WHERE coll=?1 AND rev>?2"
+                                       " ORDER BY rev");
     if (!q)
         return STORE_EIO;
     bind_text(q, 1, coll);
@@ -432,8 +415,9 @@ static int seq_append_locked(struct sqlite_store *s, const char *key, const char
                              int64_t *seq_out)
 {
     int64_t seq = 0;
-    sqlite3_stmt *head = prep(s, "INSERT INTO seq_heads(key, last) VALUES(?1, 1)"
-                                 " ON CONFLICT(key) DO UPDATE SET last = last + 1 RETURNING last");
+    sqlite3_stmt *head =
+        sqls_prep(s, "INSERT INTO seq_heads(key, last) VALUES(?1, 1)"
+                     " ON CONFLICT(key) DO UPDATE SET last = last + 1 RETURNING last");
     if (!head)
         return STORE_EIO;
     bind_text(head, 1, key);
@@ -445,7 +429,8 @@ static int seq_append_locked(struct sqlite_store *s, const char *key, const char
     sqlite3_reset(head);
     if (r != SQLITE_DONE || seq <= 0)
         return STORE_EIO;
-    sqlite3_stmt *ins = prep(s, "INSERT INTO seqs(key, seq, body, ref) VALUES(?1, ?2, ?3, ?4)");
+    sqlite3_stmt *ins =
+        sqls_prep(s, "INSERT INTO seqs(key, seq, body, ref) VALUES(?1, ?2, ?3, ?4)");
     if (!ins)
         return STORE_EIO;
     /* The key is bound without a copy: it outlives the step. */
@@ -468,7 +453,7 @@ static int seq_append_locked(struct sqlite_store *s, const char *key, const char
 /* Stores body once, referenced by n sequence rows; *id_out gets its id. */
 static int seq_body_add(struct sqlite_store *s, const char *body, int n, int64_t *id_out)
 {
-    sqlite3_stmt *q = prep(s, "INSERT INTO seq_bodies(body, refs) VALUES(?1, ?2)");
+    sqlite3_stmt *q = sqls_prep(s, "INSERT INTO seq_bodies(body, refs) VALUES(?1, ?2)");
     if (!q)
         return STORE_EIO;
     sqlite3_bind_text(q, 1, body, -1, SQLITE_STATIC);
@@ -491,7 +476,7 @@ static int sq_seq_append_many(struct store *st, const char *const *keys, int n, 
     char *body = jx_dump(item);
     if (!body)
         return STORE_EINVAL;
-    int rc = begin(s);
+    int rc = sqls_begin(s);
     int64_t ref = 0;
     bool shared = n > 1;
     if (rc == STORE_OK && shared)
@@ -502,7 +487,7 @@ static int sq_seq_append_many(struct store *st, const char *const *keys, int n, 
         if (seqs_out)
             seqs_out[i] = seq;
     }
-    rc = finish(s, rc);
+    rc = sqls_finish(s, rc);
     free(body);
     return rc;
 }
@@ -518,7 +503,7 @@ static int sq_seq_append(struct store *st, const char *key, json_t *item, int64_
 
 static int sq_seq_last(struct store *st, const char *key, int64_t *seq_out)
 {
-    sqlite3_stmt *q = prep(S(st), "SELECT last FROM seq_heads WHERE key=?1");
+    sqlite3_stmt *q = sqls_prep(S(st), "SELECT last FROM seq_heads WHERE key=?1");
     if (!q)
         return STORE_EIO;
     bind_text(q, 1, key);
@@ -531,11 +516,11 @@ static int sq_seq_last(struct store *st, const char *key, int64_t *seq_out)
 static int sq_seq_range(struct store *st, const char *key, int64_t after_seq, int limit,
                         bool newest_first, store_seq_cb cb, void *ud)
 {
-    sqlite3_stmt *q = newest_first
-                          ? prep(S(st), "SELECT s.seq, coalesce(b.body, s.body) FROM seqs s"
+    sqlite3_stmt *q =
+        newest_first ? sqls_prep(S(st), "SELECT s.seq, coalesce(b.body, s.body) FROM seqs s"
                                         " LEFT JOIN seq_bodies b ON b.id=s.ref"
                                         " WHERE s.key=?1 AND s.seq>?2 ORDER BY s.seq DESC LIMIT ?3")
-                          : prep(S(st), "SELECT s.seq, coalesce(b.body, s.body) FROM seqs s"
+                     : sqls_prep(S(st), "SELECT s.seq, coalesce(b.body, s.body) FROM seqs s"
                                         " LEFT JOIN seq_bodies b ON b.id=s.ref"
                                         " WHERE s.key=?1 AND s.seq>?2 ORDER BY s.seq LIMIT ?3");
     if (!q)
@@ -559,7 +544,7 @@ static int sq_seq_range(struct store *st, const char *key, int64_t after_seq, in
     return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
 }
 
-static int step_done(sqlite3_stmt *q)
+int sqls_step_done(sqlite3_stmt *q)
 {
     int rc = sqlite3_step(q);
     sqlite3_reset(q);
@@ -571,9 +556,9 @@ static int step_done(sqlite3_stmt *q)
 static int sq_seq_trim(struct store *st, const char *key, int64_t upto_seq)
 {
     struct sqlite_store *s = S(st);
-    if (batch_open(s) != STORE_OK)
+    if (sqls_batch_open(s) != STORE_OK)
         return STORE_EIO;
-    sqlite3_stmt *q = prep(s, "DELETE FROM seqs WHERE key=?1 AND seq<=?2 RETURNING ref");
+    sqlite3_stmt *q = sqls_prep(s, "DELETE FROM seqs WHERE key=?1 AND seq<=?2 RETURNING ref");
     if (!q)
         return STORE_EIO;
     bind_text(q, 1, key);
@@ -600,18 +585,19 @@ static int sq_seq_trim(struct store *st, const char *key, int64_t upto_seq)
         gpointer k, v;
         g_hash_table_iter_init(&it, refs);
         while (rc == STORE_OK && g_hash_table_iter_next(&it, &k, &v)) {
-            sqlite3_stmt *u = prep(s, "UPDATE seq_bodies SET refs=refs-?2 WHERE id=?1");
-            sqlite3_stmt *d = u ? prep(s, "DELETE FROM seq_bodies WHERE id=?1 AND refs<=0") : NULL;
+            sqlite3_stmt *u = sqls_prep(s, "UPDATE seq_bodies SET refs=refs-?2 WHERE id=?1");
+            sqlite3_stmt *d =
+                u ? sqls_prep(s, "DELETE FROM seq_bodies WHERE id=?1 AND refs<=0") : NULL;
             if (!d)
                 rc = STORE_EIO;
             if (rc == STORE_OK) {
                 sqlite3_bind_int64(u, 1, *(int64_t *)k);
                 sqlite3_bind_int(u, 2, GPOINTER_TO_INT(v));
-                rc = step_done(u);
+                rc = sqls_step_done(u);
             }
             if (rc == STORE_OK) {
                 sqlite3_bind_int64(d, 1, *(int64_t *)k);
-                rc = step_done(d);
+                rc = sqls_step_done(d);
             }
         }
         g_hash_table_destroy(refs);
@@ -621,11 +607,11 @@ static int sq_seq_trim(struct store *st, const char *key, int64_t upto_seq)
 
 static int sq_deadline_set(struct store *st, const char *id, int64_t due_ms, json_t *payload)
 {
-    if (batch_open(S(st)) != STORE_OK)
+    if (sqls_batch_open(S(st)) != STORE_OK)
         return STORE_EIO;
     char *body = jx_dump(payload);
-    sqlite3_stmt *q = prep(S(st), "INSERT INTO deadlines(id, due, body) VALUES(?1, ?2, ?3)"
-                                  " ON CONFLICT(id) DO UPDATE SET due=?2, body=?3");
+    sqlite3_stmt *q = sqls_prep(S(st), "INSERT INTO deadlines(id, due, body) VALUES(?1, ?2, ?3)"
+                                       " ON CONFLICT(id) DO UPDATE SET due=?2, body=?3");
     if (!q || !body) {
         free(body);
         return STORE_EIO;
@@ -634,35 +620,35 @@ static int sq_deadline_set(struct store *st, const char *id, int64_t due_ms, jso
     sqlite3_bind_int64(q, 2, due_ms);
     bind_text(q, 3, body);
     free(body);
-    return step_done(q);
+    return sqls_step_done(q);
 }
 
 static int sq_deadline_set_many(struct store *st, const char *const *ids, int n,
                                 const int64_t *due_ms, json_t *const *payloads)
 {
     struct sqlite_store *s = S(st);
-    int rc = begin(s);
+    int rc = sqls_begin(s);
     for (int i = 0; rc == STORE_OK && i < n; i++)
         rc = sq_deadline_set(st, ids[i], due_ms[i], payloads[i]);
-    return finish(s, rc);
+    return sqls_finish(s, rc);
 }
 
 static int sq_deadline_delete(struct store *st, const char *id)
 {
-    if (batch_open(S(st)) != STORE_OK)
+    if (sqls_batch_open(S(st)) != STORE_OK)
         return STORE_EIO;
-    sqlite3_stmt *q = prep(S(st), "DELETE FROM deadlines WHERE id=?1");
+    sqlite3_stmt *q = sqls_prep(S(st), "DELETE FROM deadlines WHERE id=?1");
     if (!q)
         return STORE_EIO;
     bind_text(q, 1, id);
-    return step_done(q);
+    return sqls_step_done(q);
 }
 
 static int sq_deadline_due(struct store *st, int64_t now_ms, int limit, store_deadline_cb cb,
                            void *ud)
 {
-    sqlite3_stmt *q = prep(S(st), "SELECT id, due, body FROM deadlines WHERE due<=?1"
-                                  " ORDER BY due LIMIT ?2");
+    sqlite3_stmt *q = sqls_prep(S(st), "SELECT id, due, body FROM deadlines WHERE due<=?1"
+                                       " ORDER BY due LIMIT ?2");
     if (!q)
         return STORE_EIO;
     sqlite3_bind_int64(q, 1, now_ms);
@@ -687,20 +673,20 @@ static int sq_deadline_due(struct store *st, int64_t now_ms, int limit, store_de
 
 static int sq_kv_set(struct store *st, const char *key, const char *value, int64_t expire_at_ms)
 {
-    if (batch_open(S(st)) != STORE_OK)
+    if (sqls_batch_open(S(st)) != STORE_OK)
         return STORE_EIO;
-    sqlite3_stmt *q = prep(S(st), "INSERT INTO kv(key, value, expire_at) VALUES(?1, ?2, ?3)"
-                                  " ON CONFLICT(key) DO UPDATE SET value=?2, expire_at=?3");
+    sqlite3_stmt *q = sqls_prep(S(st), "INSERT INTO kv(key, value, expire_at) VALUES(?1, ?2, ?3)"
+                                       " ON CONFLICT(key) DO UPDATE SET value=?2, expire_at=?3");
     if (!q)
         return STORE_EIO;
     bind_texts(q, 2, key, value);
     sqlite3_bind_int64(q, 3, expire_at_ms);
-    return step_done(q);
+    return sqls_step_done(q);
 }
 
 static int sq_kv_get(struct store *st, const char *key, char **value_out)
 {
-    sqlite3_stmt *q = prep(S(st), "SELECT value, expire_at FROM kv WHERE key=?1");
+    sqlite3_stmt *q = sqls_prep(S(st), "SELECT value, expire_at FROM kv WHERE key=?1");
     if (!q)
         return STORE_EIO;
     bind_text(q, 1, key);
@@ -722,29 +708,29 @@ static int sq_kv_get(struct store *st, const char *key, char **value_out)
 
 static int sq_kv_delete(struct store *st, const char *key)
 {
-    if (batch_open(S(st)) != STORE_OK)
+    if (sqls_batch_open(S(st)) != STORE_OK)
         return STORE_EIO;
-    sqlite3_stmt *q = prep(S(st), "DELETE FROM kv WHERE key=?1");
+    sqlite3_stmt *q = sqls_prep(S(st), "DELETE FROM kv WHERE key=?1");
     if (!q)
         return STORE_EIO;
     bind_text(q, 1, key);
-    return step_done(q);
+    return sqls_step_done(q);
 }
 
 static int sq_kv_purge_expired(struct store *st, int64_t now_ms)
 {
-    if (batch_open(S(st)) != STORE_OK)
+    if (sqls_batch_open(S(st)) != STORE_OK)
         return STORE_EIO;
-    sqlite3_stmt *q = prep(S(st), "DELETE FROM kv WHERE expire_at<>0 AND expire_at<=?1");
+    sqlite3_stmt *q = sqls_prep(S(st), "DELETE FROM kv WHERE expire_at<>0 AND expire_at<=?1");
     if (!q)
         return STORE_EIO;
     sqlite3_bind_int64(q, 1, now_ms);
-    return step_done(q);
+    return sqls_step_done(q);
 }
 
 static int sq_counter_incr(struct store *st, const char *name, int64_t by, int64_t *value_out)
 {
-    if (batch_open(S(st)) != STORE_OK)
+    if (sqls_batch_open(S(st)) != STORE_OK)
         return STORE_EIO;
     return counter_incr_locked(S(st), name, by, value_out);
 }
@@ -775,6 +761,11 @@ static const struct store_ops sqlite_ops = {
     .kv_delete = sq_kv_delete,
     .kv_purge_expired = sq_kv_purge_expired,
     .counter_incr = sq_counter_incr,
+    .ts_write = sqls_ts_write,
+    .ts_range = sqls_ts_range,
+    .ts_trim_before = sqls_ts_trim_before,
+    .ts_drop = sqls_ts_drop,
+    .ts_latest_each = sqls_ts_latest_each,
 };
 
 static void stmt_finalize(gpointer p)
@@ -813,7 +804,7 @@ struct store *store_open_sqlite(const char *dir, char **err)
     if (exec(s, "PRAGMA journal_mode=WAL") != STORE_OK ||
         exec(s, "PRAGMA synchronous=FULL") != STORE_OK ||
         exec(s, "PRAGMA cache_size=-65536") != STORE_OK || exec(s, schema) != STORE_OK ||
-        seqs_upgrade(s) != STORE_OK)
+        exec(s, sqls_ts_schema) != STORE_OK || seqs_upgrade(s) != STORE_OK)
         goto err;
     return &s->base;
 err:

@@ -4,6 +4,7 @@
 
 #include "common/bizdate.h"
 #include "common/log.h"
+#include "records/alarm.h"
 
 #include <glib.h>
 #include <limits.h>
@@ -80,9 +81,31 @@ static const struct key keys[] = {
     INT_KEY(gateway_retry_max_ms, 10, 86400000),
     INT_KEY(gateway_max_attempts, 1, 100),
     INT_KEY(gateway_max_inflight, 1, 10000),
+    INT_KEY(feed_max_hz, 1, 100),
+    INT_KEY(feed_default_hz, 1, 100),
+    INT_KEY(feed_subs_per_conn, 1, 1000),
+    INT_KEY(feed_max_sensors, 1, 1000000),
+    INT_KEY(feed_part_items, 10, 100000),
+    INT_KEY(feed_delta_items, 10, 1000000),
+    INT_KEY(readings_retention_days, 1, 3650),
+    INT_KEY(readings_max_rows, 1, 100000),
+    INT_KEY(readings_max_body, 1024, 64 * 1024 * 1024),
+    INT_KEY(readings_future_skew_s, 0, 86400),
+    INT_KEY(readings_errors_max, 0, 100000),
+    INT_KEY(readings_trim_per_tick, 1, 1000000),
+    INT_KEY(readings_query_max_points, 10, 1000000),
+    INT_KEY(readings_query_max_scan, 1000, 100000000),
+    INT_KEY(sensors_list_max, 1, 100000),
     STR_KEY(selfeval_reminder_time),
     INT_KEY(selfeval_last_day, 1, 28),
     STR_KEY(test_clock),
+    STR_KEY(alarm_levels),
+    STR_KEY(alarm_escalation_red),
+    STR_KEY(alarm_escalation_orange),
+    STR_KEY(alarm_escalation_yellow),
+    STR_KEY(alarm_escalation_blue),
+    INT_KEY(alarm_scan_interval_ms, 100, 60000),
+    INT_KEY(alarm_scan_batch, 1, 1000000),
 };
 
 static void defaults(struct config *c)
@@ -98,6 +121,15 @@ static void defaults(struct config *c)
     c->addr_fail_limit = 30;
     c->addr_fail_window_s = 300;
     c->max_frame = 64 * 1024;
+    c->readings_retention_days = 90;
+    c->readings_max_rows = 10000;
+    c->readings_max_body = 2 * 1024 * 1024;
+    c->readings_future_skew_s = 300;
+    c->readings_errors_max = 100;
+    c->readings_trim_per_tick = 2000;
+    c->readings_query_max_points = 10000;
+    c->readings_query_max_scan = 2000000;
+    c->sensors_list_max = 1000;
     c->rate_per_s = 50;
     c->rate_burst = 100;
     c->auth_timeout_s = 10;
@@ -106,6 +138,12 @@ static void defaults(struct config *c)
     c->hash_threads = 2;
     c->max_conns = 100000;
     c->send_queue_max = 1024 * 1024;
+    c->feed_max_hz = 20;
+    c->feed_default_hz = 2;
+    c->feed_subs_per_conn = 8;
+    c->feed_max_sensors = 20000;
+    c->feed_part_items = 500;
+    c->feed_delta_items = 2000;
     c->presence_max_users = 500;
     c->account_poll_ms = 1000;
     c->ring_timeout_s = 45;
@@ -138,6 +176,14 @@ static void defaults(struct config *c)
     c->selfeval_reminder_time = g_strdup("09:00");
     c->selfeval_last_day = 5;
     c->test_clock = g_strdup("");
+    c->alarm_levels = g_strdup("high_high@12=red,high_high=orange,low_low=orange,high=yellow,"
+                               "low=yellow,interrupted=blue");
+    c->alarm_escalation_red = g_strdup("5,30,60");
+    c->alarm_escalation_orange = g_strdup("5,30,60");
+    c->alarm_escalation_yellow = g_strdup("5,30,60");
+    c->alarm_escalation_blue = g_strdup("5,30,60");
+    c->alarm_scan_interval_ms = 1000;
+    c->alarm_scan_batch = 5000;
 }
 
 static int parse_listen(struct config *c, const char *v, char **err)
@@ -348,11 +394,27 @@ int config_load(struct config *c, int argc, char **argv, char **err)
         }
     }
     g_strfreev(times);
+    struct alarm_config ac;
+    if (config_alarm(c, &ac, err) < 0)
+        return -1;
     if (c->test_clock[0] && config_test_clock_ms(c) < 0) {
         *err = g_strdup_printf("test_clock must be an ISO 8601 time with offset, got '%s'",
                                c->test_clock);
         return -1;
     }
+    return 0;
+}
+
+int config_alarm(const struct config *c, struct alarm_config *out, char **err)
+{
+    memset(out, 0, sizeof(*out));
+    const char *const esc[ALARM_LEVELS] = {c->alarm_escalation_red, c->alarm_escalation_orange,
+                                           c->alarm_escalation_yellow, c->alarm_escalation_blue};
+    if (alarm_levels_parse(c->alarm_levels, &out->levels, err) < 0)
+        return -1;
+    for (int l = 0; l < ALARM_LEVELS; l++)
+        if (alarm_escalation_parse(&out->escalation, l, esc[l], err) < 0)
+            return -1;
     return 0;
 }
 
@@ -383,5 +445,10 @@ void config_free(struct config *c)
     g_free(c->gateway_ca_file);
     g_free(c->selfeval_reminder_time);
     g_free(c->test_clock);
+    g_free(c->alarm_levels);
+    g_free(c->alarm_escalation_red);
+    g_free(c->alarm_escalation_orange);
+    g_free(c->alarm_escalation_yellow);
+    g_free(c->alarm_escalation_blue);
     memset(c, 0, sizeof(*c));
 }

@@ -67,14 +67,45 @@ struct config {
     int gateway_max_attempts;
     int gateway_max_inflight;
 
+    /* 3D feeds */
+    int feed_max_hz;        /* the highest max_hz a subscriber may ask for */
+    int feed_default_hz;    /* max_hz when the subscriber names none */
+    int feed_subs_per_conn; /* feeds one connection may follow */
+    int feed_max_sensors;   /* a scope with more sensors is refused */
+    int feed_part_items;    /* sensors per feed.snapshot part */
+    int feed_delta_items;   /* sensors plus alarms per feed.delta */
+    /* sensors and readings */
+    int readings_retention_days;   /* history kept this long */
+    int readings_max_rows;         /* readings in one request */
+    int readings_max_body;         /* bytes of one POST /api/v1/readings body */
+    int readings_future_skew_s;    /* a reading may be this far ahead of the server clock */
+    int readings_errors_max;       /* row errors listed in one report */
+    int readings_trim_per_tick;    /* sensors trimmed per retention tick (1 s) */
+    int readings_query_max_points; /* points or buckets in one history reply */
+    int readings_query_max_scan;   /* stored points one downsampled query reads */
+    int sensors_list_max;          /* sensors in one list reply */
+
     char *selfeval_reminder_time; /* "09:00" */
     int selfeval_last_day;        /* reminders from the 1st to this day */
+
+    /* alarms */
+    char *alarm_levels;         /* level table (records/alarm_rules.h) */
+    char *alarm_escalation_red; /* "T1,T2,T3" minutes */
+    char *alarm_escalation_orange;
+    char *alarm_escalation_yellow;
+    char *alarm_escalation_blue;
+    int alarm_scan_interval_ms; /* interruption scan tick */
+    int alarm_scan_batch;       /* sensors visited per tick */
 };
 
 /* Fills c from defaults, the file named by --config, and argv. Returns 0,
  * 1 if --help or --version was printed, or -1 with *err set (g_free). */
 int config_load(struct config *c, int argc, char **argv, char **err);
 void config_free(struct config *c);
+/* The alarm settings (level table, escalation times) parsed; returns 0,
+ * or -1 with *err set. */
+struct alarm_config;
+int config_alarm(const struct config *c, struct alarm_config *out, char **err);
 /* The UTC ms test_clock names, or -1 if it is malformed. */
 int64_t config_test_clock_ms(const struct config *c);
 /* Sets one key from its text form; returns 0 or -1 with *err set. */

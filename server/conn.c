@@ -59,6 +59,8 @@ void conn_free(struct conn *c)
     g_free(c->device_id);
     g_free(c->platform);
     g_free(c->jti);
+    g_free(c->gateway_enterprise);
+    g_free(c->gateway_key_id);
     g_free(c);
 }
 

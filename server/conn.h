@@ -34,6 +34,11 @@ struct conn {
     char *jti;
     int64_t token_ver;
     int64_t token_exp;
+    /* A data gateway (auth.apikey) instead of a user: its enterprise and
+     * key id (never the key). Such a connection sends only messages whose
+     * handler is for_gateway, and has authed false. */
+    char *gateway_enterprise;
+    char *gateway_key_id;
 
     GByteArray *rx; /* the message being assembled from fragments */
     bool rx_binary;

@@ -57,6 +57,15 @@ void http_shutdown(void)
     g_clear_pointer(&pending, g_hash_table_destroy);
 }
 
+/* The largest body a request may carry: readings batches are large by
+ * design, everything else is bounded by max_frame. */
+static size_t http_body_limit(const struct http_pss *h)
+{
+    if (h->method == REST_POST && strcmp(h->path, "/api/v1/readings") == 0)
+        return (size_t)server.cfg.readings_max_body;
+    return (size_t)server.cfg.max_frame;
+}
+
 static void reset(struct http_pss *h)
 {
     if (h->serial && pending)
@@ -213,6 +222,12 @@ void rest_reply(struct rest_req *r, int status, json_t *body)
 void rest_error(struct rest_req *r, enum err_code code, const char *message)
 {
     respond_error(r->http, code, message);
+}
+
+bool rest_header(const struct rest_req *r, const char *name, char *out, size_t len)
+{
+    const struct http_pss *h = r->http;
+    return lws_hdr_custom_copy(h->wsi, out, (int)len, name, (int)strlen(name)) > 0;
 }
 
 /* The query string as a table of URL-decoded name -> value. */
@@ -407,7 +422,7 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             return 0;
         if (!h->body)
             h->body = g_byte_array_new();
-        if (h->body->len + len > (size_t)server.cfg.max_frame) {
+        if (h->body->len + len > http_body_limit(h)) {
             h->body_too_large = true;
             g_byte_array_set_size(h->body, 0);
             return 0;

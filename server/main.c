@@ -17,7 +17,10 @@
 #include "push/presence.h"
 #include "push/reminders.h"
 #include "records/commitment_due.h"
+#include "records/reading.h"
 #include "records/records.h"
+#include "records/sensor.h"
+#include "server/alarm_api.h"
 #include "server/auth.h"
 #include "server/call_api.h"
 #include "server/commit.h"
@@ -28,6 +31,7 @@
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/presence_api.h"
+#include "server/feed_api.h"
 #include "server/push_api.h"
 #include "server/server.h"
 #include "server/session.h"
@@ -49,6 +53,7 @@
 #define SHUTDOWN_GRACE_MS 3000
 #define GATEWAY_TICK_MS 250
 #define REMINDERS_TICK_MS 1000
+#define RETENTION_TICK_MS 1000
 
 struct server server;
 
@@ -101,6 +106,35 @@ static gboolean on_poll(gpointer data)
     if (!server.stopping)
         session_poll();
     return G_SOURCE_CONTINUE;
+}
+
+/* Sensor records written by yjtctl, and the readings retention trim
+ * (bounded work per tick). */
+static gboolean on_sensors_tick(gpointer data)
+{
+    (void)data;
+    if (!server.stopping) {
+        sensor_poll();
+        reading_retention_tick(clock_now_ms());
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+static int start_sensors(void)
+{
+    if (sensor_init(server.store) != STORE_OK)
+        return -1;
+    struct reading_config rc = {
+        .retention_days = server.cfg.readings_retention_days,
+        .max_rows = server.cfg.readings_max_rows,
+        .errors_max = server.cfg.readings_errors_max,
+        .future_skew_s = server.cfg.readings_future_skew_s,
+        .trim_per_tick = server.cfg.readings_trim_per_tick,
+        .query_max_points = server.cfg.readings_query_max_points,
+        .query_max_scan = server.cfg.readings_query_max_scan,
+    };
+    reading_init(server.store, &rc);
+    return 0;
 }
 
 static gboolean on_keepalive(gpointer data)
@@ -340,11 +374,15 @@ int main(int argc, char **argv)
         .max_inflight = server.cfg.gateway_max_inflight,
         .ack_timeout_ms = server.cfg.push_ack_timeout_s * 1000,
     };
-    if (gateway_init(server.store, &gateway_cfg, gateway_client_post) < 0 || start_reminders() < 0)
+    if (gateway_init(server.store, &gateway_cfg, gateway_client_post) < 0 ||
+        start_reminders() < 0 || start_sensors() < 0)
+        goto out_modules;
+    if (alarm_api_init() < 0)
         goto out_modules;
     http_init();
     session_init();
     call_api_init();
+    feed_api_init();
     if (auth_init() < 0)
         goto out_modules;
     if (start_lws() < 0)
@@ -358,6 +396,7 @@ int main(int argc, char **argv)
         g_timeout_add(MAX(250u, (guint)server.cfg.ping_interval_s * 250u), on_keepalive, NULL);
     guint gw = g_timeout_add(GATEWAY_TICK_MS, on_gateway_tick, NULL);
     guint rem = g_timeout_add(REMINDERS_TICK_MS, on_reminders_tick, NULL);
+    guint sens = g_timeout_add(RETENTION_TICK_MS, on_sensors_tick, NULL);
     g_main_loop_run(server.loop);
     g_source_remove(sig_term);
     g_source_remove(sig_int);
@@ -366,6 +405,7 @@ int main(int argc, char **argv)
     g_source_remove(keep);
     g_source_remove(gw);
     g_source_remove(rem);
+    g_source_remove(sens);
     exit_code = 0;
 
 out_auth:
@@ -376,10 +416,14 @@ out_auth:
     call_api_shutdown();
     auth_shutdown();
 out_modules:
+    feed_api_shutdown();
     http_shutdown();
     gateway_client_shutdown();
     gateway_shutdown();
+    alarm_api_shutdown();
     reminders_shutdown();
+    reading_shutdown();
+    sensor_shutdown();
     inbox_shutdown();
     presence_shutdown();
     conn_registry_shutdown();

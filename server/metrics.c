@@ -1,9 +1,13 @@
 /* Counters and gauges behind /metrics, kept in GLib hash tables keyed by
  * their (bounded) label value. */
 #include "server/metrics.h"
+#include "records/alarm.h"
 #include "signaling/call.h"
 
 #include "common/hist.h"
+#include "push/feed.h"
+#include "records/reading.h"
+#include "records/sensor.h"
 
 #include <glib.h>
 #include <malloc.h>
@@ -28,7 +32,7 @@ void metrics_init(void)
     logins = counter_table();
     http = counter_table();
     started_at = g_get_real_time() / 1000000;
-    static const char *const roles[] = {"none", "gov", "corp", "trs", "admin"};
+    static const char *const roles[] = {"none", "gov", "corp", "trs", "admin", "gateway"};
     for (size_t i = 0; i < G_N_ELEMENTS(roles); i++)
         metrics_conn(roles[i], 0);
     static const char *const results[] = {"ok", "failed", "locked", "throttled"};
@@ -130,6 +134,34 @@ static void render_hist(GString *out, const char *name, const char *help, const 
                            name, h->total, name, h->sum_s, name, h->total);
 }
 
+/* Alarms: raised by level, upgrades, escalations, closures, and the open
+ * alarms gauge (records/alarm.c counts them). */
+static void render_alarms(GString *out)
+{
+    struct alarm_counters ac;
+    alarm_counters(&ac);
+    g_string_append(out, "# HELP yjt_alarms_raised_total Alarms raised, by level.\n"
+                         "# TYPE yjt_alarms_raised_total counter\n");
+    for (int l = 0; l < ALARM_LEVELS; l++)
+        g_string_append_printf(out, "yjt_alarms_raised_total{level=\"%s\"} %" G_GUINT64_FORMAT "\n",
+                               alarm_level_name(l), ac.raised[l]);
+    g_string_append_printf(
+        out,
+        "# HELP yjt_alarms_upgraded_total Open alarms upgraded by a worse reading.\n"
+        "# TYPE yjt_alarms_upgraded_total counter\n"
+        "yjt_alarms_upgraded_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_alarm_escalations_total Escalation steps taken.\n"
+        "# TYPE yjt_alarm_escalations_total counter\n"
+        "yjt_alarm_escalations_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_alarms_closed_total Alarms closed.\n"
+        "# TYPE yjt_alarms_closed_total counter\n"
+        "yjt_alarms_closed_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_alarms_open Open (not closed) alarms.\n"
+        "# TYPE yjt_alarms_open gauge\n"
+        "yjt_alarms_open %u\n",
+        ac.upgraded, ac.escalations, ac.closed, alarm_open_count());
+}
+
 char *metrics_render(const struct store *st)
 {
     GString *out = g_string_sized_new(4096);
@@ -182,5 +214,45 @@ char *metrics_render(const struct store *st)
                                cs.reasons[i], cs.ended[i]);
     render_hist(out, "yjt_call_setup_seconds", "Time from call.invite to the winning call.accept.",
                 cs.setup);
+    struct feed_stats fs;
+    feed_get_stats(&fs);
+    g_string_append_printf(
+        out,
+        "# HELP yjt_feed_subscriptions 3D feed subscriptions open.\n"
+        "# TYPE yjt_feed_subscriptions gauge\n"
+        "yjt_feed_subscriptions %u\n"
+        "# HELP yjt_feed_snapshots_total Feed snapshots sent whole.\n"
+        "# TYPE yjt_feed_snapshots_total counter\n"
+        "yjt_feed_snapshots_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_feed_deltas_total Feed deltas sent.\n"
+        "# TYPE yjt_feed_deltas_total counter\n"
+        "yjt_feed_deltas_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_feed_skipped_slow_total Feed turns skipped because the subscriber had not "
+        "drained its queue.\n"
+        "# TYPE yjt_feed_skipped_slow_total counter\n"
+        "yjt_feed_skipped_slow_total %" G_GUINT64_FORMAT "\n",
+        fs.subscriptions, fs.snapshots, fs.deltas, fs.skipped_slow);
+    const struct reading_stats *rs = reading_stats();
+    g_string_append_printf(
+        out,
+        "# HELP yjt_readings_accepted_total Readings stored.\n"
+        "# TYPE yjt_readings_accepted_total counter\n"
+        "yjt_readings_accepted_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_readings_late_total Readings stored as late (out of order).\n"
+        "# TYPE yjt_readings_late_total counter\n"
+        "yjt_readings_late_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_sensors Sensors configured.\n"
+        "# TYPE yjt_sensors gauge\n"
+        "yjt_sensors %u\n"
+        "# HELP yjt_readings_rejected_total Readings rejected, by row code.\n"
+        "# TYPE yjt_readings_rejected_total counter\n",
+        rs->accepted, rs->late, sensor_count());
+    for (int i = 0; i < 7; i++)
+        g_string_append_printf(out,
+                               "yjt_readings_rejected_total{code=\"%s\"} %" G_GUINT64_FORMAT "\n",
+                               reading_code_names[i], rs->by_code[i]);
+    render_hist(out, "yjt_readings_batch_seconds", "Time to check, store and dispatch one batch.",
+                &rs->batch_latency);
+    render_alarms(out);
     return g_string_free(out, FALSE);
 }

@@ -6,8 +6,8 @@
 #include <string.h>
 
 static const struct rest_route *const tables[] = {
-    account_routes, call_routes,   enterprise_routes, commitment_routes,
-    inbox_routes,   notice_routes, sched_routes,      selfeval_routes};
+    account_routes, call_routes,  enterprise_routes, commitment_routes, inbox_routes,
+    notice_routes,  sched_routes, selfeval_routes,   sensor_routes, alarm_routes};
 
 /* True if segs match pattern; params get the "*" segments. */
 static bool match(const char *pattern, char **segs, const char *params[REST_MAX_PARAMS])

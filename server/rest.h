@@ -51,11 +51,16 @@ extern const struct rest_route commitment_routes[];
 extern const struct rest_route inbox_routes[];
 extern const struct rest_route notice_routes[];
 extern const struct rest_route sched_routes[];
+extern const struct rest_route sensor_routes[];
+extern const struct rest_route alarm_routes[];
 
 /* Sends body (reference stolen) with HTTP status. */
 void rest_reply(struct rest_req *r, int status, json_t *body);
 /* Sends the contract error {"error":{"code","message"}} with its status. */
 void rest_error(struct rest_req *r, enum err_code code, const char *message);
+/* Copies the request header name (lower case with its colon, as in
+ * "x-api-key:") into out; false if absent, empty or longer than len-1. */
+bool rest_header(const struct rest_req *r, const char *name, char *out, size_t len);
 /* The query parameter name, or NULL. */
 const char *rest_query(const struct rest_req *r, const char *name);
 /* The query parameter name as an integer in [min, max]; def when absent.

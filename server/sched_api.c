@@ -1,12 +1,14 @@
 /* The clock switch for tests: POST /api/v1/test/clock moves the server's
  * wall clock (common/clock.h: filings, their lateness, call and push
- * times) and with it the reminders scheduler's clock (push/reminders.c). It exists only when the
+ * times) and with it the reminders scheduler's clock (push/reminders.c), then
+ * runs a full interruption scan and the due alarm escalations. It exists only when the
  * server was started with the test_clock key (off by default, never set in
  * production): otherwise the route answers 404 like any unknown one. */
 #include "common/clock.h"
 #include "common/jsonx.h"
 #include "common/log.h"
 #include "push/reminders.h"
+#include "server/alarm_api.h"
 #include "server/rest.h"
 #include "server/server.h"
 
@@ -35,6 +37,7 @@ static void route_clock(struct rest_req *r)
     reminders_set_now_ms(to);
     g_date_time_unref(t);
     reminders_tick();
+    alarm_api_tick(true); /* interruptions and escalations at the new time */
     rest_reply(r, 200, json_pack("{s:I}", "now", (json_int_t)reminders_now_ms()));
 }
 

@@ -103,7 +103,7 @@ static void h_login(struct conn *c, json_t *id, json_t *msg)
     }
     if (!device_fields(c, id, msg, &device_id, &platform, true))
         return;
-    if (c->authed) {
+    if (c->authed || c->gateway_enterprise) {
         conn_reply_error(c, id, ERR_CONFLICT, "already authenticated");
         return;
     }
@@ -151,7 +151,7 @@ static void h_token(struct conn *c, json_t *id, json_t *msg)
     }
     if (!device_fields(c, id, msg, &device_id, &platform, false))
         return;
-    if (c->authed || c->login_pending) {
+    if (c->authed || c->login_pending || c->gateway_enterprise) {
         conn_reply_error(c, id, ERR_CONFLICT, "already authenticated");
         return;
     }

@@ -10,6 +10,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "push/feed.h"
 #include "push/presence.h"
 #include "signaling/call.h"
 #include "server/envelope.h"
@@ -22,15 +23,19 @@ struct ws_pss {
     struct conn *conn;
 };
 
-static const struct ws_handler *find_handler(const char *type)
+/* The handler of type, or NULL; *gateway tells whether it is one of the
+ * gateway messages. */
+static const struct ws_handler *find_handler(const char *type, bool *gateway)
 {
-    static const struct ws_handler *const tables[] = {session_handlers, presence_handlers,
-                                                      call_handlers,    commitment_handlers,
-                                                      push_handlers,    notice_handlers};
+    static const struct ws_handler *const tables[] = {
+        session_handlers, presence_handlers, call_handlers,    commitment_handlers, push_handlers,
+        notice_handlers,  reading_handlers,  feed_handlers,    alarm_handlers,      gateway_handlers};
     for (size_t t = 0; t < G_N_ELEMENTS(tables); t++)
         for (const struct ws_handler *h = tables[t]; h->type; h++)
-            if (strcmp(h->type, type) == 0)
+            if (strcmp(h->type, type) == 0) {
+                *gateway = tables[t] == gateway_handlers;
                 return h;
+            }
     return NULL;
 }
 
@@ -65,13 +70,22 @@ static void dispatch(struct conn *c, const char *text, size_t len)
         conn_reply_error(c, env.id, err, env.why);
         goto out;
     }
-    const struct ws_handler *h = find_handler(env.type);
+    bool gateway_msg = false;
+    const struct ws_handler *h = find_handler(env.type, &gateway_msg);
     if (!h) {
         metrics_msg_in("unknown");
         conn_reply_error(c, env.id, ERR_BAD_REQUEST, "unknown message type");
         goto out;
     }
     metrics_msg_in(h->type);
+    if (gateway_msg != (c->gateway_enterprise != NULL)) {
+        bool known = c->authed || c->gateway_enterprise;
+        conn_reply_error(c, env.id, known ? ERR_FORBIDDEN : ERR_UNAUTHORIZED,
+                         c->gateway_enterprise
+                             ? "a gateway connection sends only readings.post"
+                             : "only gateway connections (auth.apikey) send this");
+        goto out;
+    }
     if (h->needs_auth && !c->authed) {
         conn_reply_error(c, env.id, ERR_UNAUTHORIZED,
                          "authenticate first (auth.login or auth.token)");
@@ -96,7 +110,9 @@ static void on_receive(struct conn *c, struct lws *wsi, const void *in, size_t l
         return; /* closing: drop input */
     if (!c->rx_overflow && !c->rx_binary) {
         size_t have = c->rx ? c->rx->len : 0;
-        if (have + len > (size_t)server.cfg.max_frame) {
+        size_t limit =
+            (size_t)(c->gateway_enterprise ? server.cfg.readings_max_body : server.cfg.max_frame);
+        if (have + len > limit) {
             c->rx_overflow = true;
             conn_reply_error(c, NULL, ERR_TOO_LARGE, "message larger than the frame limit");
             conn_close(c, 1009, "message too large");
@@ -188,9 +204,14 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
                 call_device_offline(c->user_id, c->device_id);
         }
         presence_unsubscribe_all(c);
-        metrics_conn(c->authed ? c->role : "none", -1);
-        log_info("ws", "conn=%" G_GUINT64_FORMAT " user=%s device=%s closed", c->serial,
-                 c->user_id ? c->user_id : "-", c->device_id ? c->device_id : "-");
+        feed_drop_conn(c);
+        metrics_conn(c->authed ? c->role : c->gateway_enterprise ? "gateway" : "none", -1);
+        if (c->gateway_enterprise)
+            log_info("ws", "conn=%" G_GUINT64_FORMAT " gateway key=%s enterprise=%s closed",
+                     c->serial, c->gateway_key_id, c->gateway_enterprise);
+        else
+            log_info("ws", "conn=%" G_GUINT64_FORMAT " user=%s device=%s closed", c->serial,
+                     c->user_id ? c->user_id : "-", c->device_id ? c->device_id : "-");
         conn_free(c);
         pss->conn = NULL;
         return 0;

@@ -23,6 +23,12 @@ extern const struct ws_handler call_handlers[];
 extern const struct ws_handler commitment_handlers[];
 extern const struct ws_handler push_handlers[];
 extern const struct ws_handler notice_handlers[];
+extern const struct ws_handler feed_handlers[];
+extern const struct ws_handler reading_handlers[];
+/* The messages of data gateways (auth.apikey connections): only they may
+ * send these, and they may send nothing else. */
+extern const struct ws_handler gateway_handlers[];
+extern const struct ws_handler alarm_handlers[];
 
 int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                 size_t len);

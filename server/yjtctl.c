@@ -12,6 +12,9 @@
  *   yjtctl --data-dir DIR carrier list | division add --code C --name N | division list
  *   yjtctl --data-dir DIR audit list [--limit N]
  *   yjtctl --data-dir DIR import enterprises --file F [--format csv|json] [--dry-run]
+ *   yjtctl --data-dir DIR import sensors --file F.json [--dry-run]
+ *   yjtctl --data-dir DIR apikey create --enterprise ID [--label TEXT]
+ *   yjtctl --data-dir DIR apikey list [--enterprise ID] | revoke --id KEYID
  *
  * import prints the per-row report (JSON) and exits 1 if any row was
  * rejected (the accepted ones are written).
@@ -24,6 +27,7 @@
 #include "records/org.h"
 #include "records/password.h"
 #include "records/records.h"
+#include "server/yjtctl_sensors.h"
 
 #include <glib.h>
 #include <stdio.h>
@@ -60,6 +64,10 @@ static int usage(void)
           "  division list\n"
           "  audit list [--limit N]\n"
           "  import enterprises --file FILE [--format csv|json] [--dry-run]\n"
+          "  import sensors --file FILE.json [--dry-run]\n"
+          "  apikey create --enterprise ID [--label TEXT]  (prints the new key once)\n"
+          "  apikey list [--enterprise ID]\n"
+          "  apikey revoke --id KEYID\n"
           "Environment: YJT_HASH_ITERATIONS sets the PBKDF2 work factor of new passwords.\n",
           stderr);
     return 2;
@@ -332,6 +340,12 @@ static int run(struct store *st, const char *noun, const char *verb, struct opts
         }
     } else if (strcmp(noun, "import") == 0 && strcmp(verb, "enterprises") == 0) {
         return import_cmd(st, o);
+    } else if (strcmp(noun, "import") == 0 && strcmp(verb, "sensors") == 0) {
+        if (!opt(o, "--file"))
+            return usage();
+        return yjtctl_import_sensors(st, opt(o, "--file"), opt(o, "--dry-run") != NULL);
+    } else if (strcmp(noun, "apikey") == 0) {
+        return yjtctl_apikey(st, verb, opt(o, "--enterprise"), opt(o, "--label"), opt(o, "--id"));
     } else if (strcmp(noun, "audit") == 0 && strcmp(verb, "list") == 0) {
         const char *l = opt(o, "--limit");
         int limit = l ? atoi(l) : 100;

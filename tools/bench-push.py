@@ -25,19 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-PASSWORD = "bench-pass-1"
-
-
-def http(port, method, path, body=None, token=None):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
-                                 data=json.dumps(body).encode() if body is not None else None)
-    req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return r.status, r.read().decode()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import PASSWORD, http, pct  # noqa: E402
 
 
 def corp_conns(port):
@@ -46,11 +36,6 @@ def corp_conns(port):
         if line.startswith('yjt_connections{role="corp"}'):
             return int(float(line.split()[-1]))
     return 0
-
-
-def pct(values, p):
-    v = sorted(values)
-    return v[min(len(v) - 1, int(p / 100 * len(v)))] if v else float("nan")
 
 
 def main():

@@ -236,6 +236,8 @@ class WsClient:
         self.close_code = None
         self.close_reason = ""
         self._closed = asyncio.Event()
+        self._go = asyncio.Event()  # cleared by pause(): stop reading
+        self._go.set()
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     @classmethod
@@ -279,6 +281,7 @@ class WsClient:
                 else:
                     self._unmatched.append(obj)
                 self._signal.set()
+                await self._go.wait()
         except websockets.ConnectionClosed:
             pass
         except Exception as e:  # noqa: BLE001 - record and end
@@ -292,6 +295,14 @@ class WsClient:
             self._pending.clear()
             self._closed.set()
             self._signal.set()
+
+    def pause(self):
+        """Stops reading from the socket after the current message (with a
+        bounded max_queue the server's writes then back up)."""
+        self._go.clear()
+
+    def resume(self):
+        self._go.set()
 
     def new_id(self):
         self._next_id += 1

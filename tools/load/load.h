@@ -57,6 +57,8 @@ struct load_config {
     const char *token;
     int users;            /* > 0: connection g logs in as USER<g % users> */
     const char *push_log; /* record push events to PUSH_LOG.<proc> */
+    const char *feed;     /* after login, follow this enterprise's 3D feed */
+    double feed_hz;       /* its max_hz */
     bool no_auth;
     bool token_from_login;
     bool tls;

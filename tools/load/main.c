@@ -173,7 +173,10 @@ static void print_usage(void)
           "  --users N            with --user U: connection i logs in as U<i mod N>\n"
           "                       (accounts U0 .. U<N-1>, one password)\n"
           "  --push-log PREFIX    write \"created_at received_us\" of every push event\n"
-          "                       to PREFIX.<worker> at the end\n"
+          "                       to PREFIX.<worker> at the end (with --feed: \"ts\n"
+          "                       received_us\" of the first sensor of every feed.delta)\n"
+          "  --feed ENTERPRISE    after login, feed.subscribe to the enterprise\n"
+          "  --feed-hz HZ         max_hz of that feed (default 10)\n"
           "  --hold SECONDS       idle time once everything settled (default 10)\n"
           "  --timeout SECONDS    hard limit for the whole run (default 120)\n"
           "  --server-pid PID     read the server's VmRSS at start and end of the hold\n"
@@ -272,6 +275,8 @@ static void parse_args(int argc, char **argv, struct load_config *cfg)
         OPT_NO_AUTH,
         OPT_USERS,
         OPT_PUSH_LOG,
+        OPT_FEED,
+        OPT_FEED_HZ,
         OPT_TOKEN_FROM_LOGIN,
         OPT_HOLD,
         OPT_TIMEOUT,
@@ -294,6 +299,8 @@ static void parse_args(int argc, char **argv, struct load_config *cfg)
         {"no-auth", no_argument, NULL, OPT_NO_AUTH},
         {"users", required_argument, NULL, OPT_USERS},
         {"push-log", required_argument, NULL, OPT_PUSH_LOG},
+        {"feed", required_argument, NULL, OPT_FEED},
+        {"feed-hz", required_argument, NULL, OPT_FEED_HZ},
         {"token-from-login", no_argument, NULL, OPT_TOKEN_FROM_LOGIN},
         {"hold", required_argument, NULL, OPT_HOLD},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
@@ -355,6 +362,12 @@ static void parse_args(int argc, char **argv, struct load_config *cfg)
             break;
         case OPT_PUSH_LOG:
             cfg->push_log = checked_string("--push-log", optarg);
+            break;
+        case OPT_FEED:
+            cfg->feed = checked_string("--feed", optarg);
+            break;
+        case OPT_FEED_HZ:
+            cfg->feed_hz = cli_number("--feed-hz", optarg, 1, 100);
             break;
         case OPT_PASSWORD:
             cfg->password = checked_string("--password", optarg);

@@ -69,6 +69,7 @@ struct conn {
     uint8_t closing;     /* close with a close frame when next writeable */
     uint8_t established; /* the WebSocket handshake completed */
     uint8_t peer_closed; /* the server sent a close frame (already recorded) */
+    uint8_t feed_sent;   /* --feed: feed.subscribe written */
 };
 
 struct err_slot {
@@ -267,6 +268,26 @@ static int send_login(struct worker *w, struct conn *c, struct lws *wsi)
     return 0;
 }
 
+/* --feed: follows the enterprise's 3D feed once logged in. */
+static int send_feed_subscribe(struct worker *w, struct conn *c, struct lws *wsi)
+{
+    unsigned char buf[LWS_PRE + 512];
+    json_t *msg = json_pack("{s:i, s:s, s:s, s:f}", "id", 2, "type", "feed.subscribe",
+                            "enterprise", w->cfg->feed, "max_hz",
+                            w->cfg->feed_hz > 0 ? w->cfg->feed_hz : 10.0);
+    size_t len = msg ? json_dumpb(msg, (char *)buf + LWS_PRE, sizeof(buf) - LWS_PRE,
+                                  JSON_COMPACT)
+                     : 0;
+    json_decref(msg);
+    c->feed_sent = 1;
+    if (len == 0 || len > sizeof(buf) - LWS_PRE ||
+        lws_write(wsi, buf + LWS_PRE, len, LWS_WRITE_TEXT) < (int)len) {
+        record_error(w, "write of feed.subscribe failed");
+        return -1;
+    }
+    return 0;
+}
+
 /* Handles one complete text message received while the login is pending. */
 static void handle_message(struct worker *w, struct conn *c, const char *data, size_t len)
 {
@@ -296,6 +317,8 @@ static void handle_message(struct worker *w, struct conn *c, const char *data, s
             w->token = token ? strdup(token) : NULL;
         }
         conn_settle(w, c, CS_READY);
+        if (w->cfg->feed)
+            lws_callback_on_writable(c->wsi);
     } else {
         const char *code =
             json_string_value(json_object_get(json_object_get(msg, "error"), "code"));
@@ -307,15 +330,19 @@ static void handle_message(struct worker *w, struct conn *c, const char *data, s
 }
 
 /* --push-log: notes the arrival of a push event (a complete text
- * message) with the server's created_at, for the push benchmarks. */
+ * message) with the server's created_at, for the push benchmarks; with
+ * --feed, of a feed.delta with its first sensor's reading time. */
 static void record_push(struct worker *w, const char *data, size_t len)
 {
-    static const char type[] = "\"type\":\"push\"", created[] = "\"created_at\":";
+    static const char push_type[] = "\"type\":\"push\"", created[] = "\"created_at\":";
+    static const char feed_type[] = "\"type\":\"feed.delta\"", ts_field[] = "\"ts\":";
+    const char *type = w->cfg->feed ? feed_type : push_type;
+    const char *field = w->cfg->feed ? ts_field : created;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    if (!memmem(data, len, type, sizeof(type) - 1))
+    if (!memmem(data, len, type, strlen(type)))
         return;
-    const char *p = memmem(data, len, created, sizeof(created) - 1);
+    const char *p = memmem(data, len, field, strlen(field));
     if (!p) {
         w->push_unparsed++;
         return;
@@ -332,7 +359,7 @@ static void record_push(struct worker *w, const char *data, size_t len)
             return;
         w->push_cap = cap;
     }
-    w->push_created[w->push_n] = strtoll(p + sizeof(created) - 1, NULL, 10);
+    w->push_created[w->push_n] = strtoll(p + strlen(field), NULL, 10);
     w->push_recv_us[w->push_n++] = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
@@ -440,6 +467,8 @@ static int on_lws_event(struct lws *wsi, enum lws_callback_reasons reason, void 
         }
         if (c->state == CS_OPEN && !c->t_login_ns)
             return send_login(w, c, wsi);
+        if (c->state == CS_READY && w->cfg->feed && !c->feed_sent)
+            return send_feed_subscribe(w, c, wsi);
         return 0;
 
     case LWS_CALLBACK_CLIENT_RECEIVE:

@@ -1,0 +1,255 @@
+/* Alarm delivery to the plant and escalation to the regulators (see
+ * alarm_push.h), through the durable inbox. */
+#include "push/alarm_push.h"
+
+#include "common/jsonx.h"
+#include "common/log.h"
+#include "push/inbox.h"
+#include "records/account.h"
+#include "records/commitment_due.h"
+
+#include <string.h>
+
+static struct store *store;
+
+bool alarm_staff_position(const char *p)
+{
+    return due_is_duty(p) || due_is_contact(p);
+}
+
+struct pick {
+    GPtrArray *ids;
+    GHashTable *seen;
+    bool gov;
+};
+
+static bool pick_user(struct account *a, void *ud)
+{
+    struct pick *p = ud;
+    if (a->disabled || strcmp(a->role, p->gov ? "gov" : "corp") != 0)
+        return true;
+    if (!(p->gov ? due_is_duty(a->position) : alarm_staff_position(a->position)))
+        return true;
+    if (p->seen && !g_hash_table_add(p->seen, g_strdup(a->id)))
+        return true;
+    g_ptr_array_add(p->ids, g_strdup(a->id));
+    return true;
+}
+
+int alarm_push_staff(const char *enterprise, GPtrArray *ids)
+{
+    struct pick p = {ids, NULL, false};
+    return account_each_in_org(store, enterprise, pick_user, &p);
+}
+
+int alarm_push_duty(const char *division, GPtrArray *ids)
+{
+    char padded[8];
+    g_strlcpy(padded, division, sizeof(padded));
+    for (size_t n = strlen(padded); n < 6; n++)
+        padded[n] = '0';
+    padded[6] = '\0';
+    struct pick p = {ids, g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL), true};
+    int rc = account_each_in_org(store, division, pick_user, &p);
+    if (rc == STORE_OK && strcmp(padded, division) != 0)
+        rc = account_each_in_org(store, padded, pick_user, &p);
+    g_hash_table_destroy(p.seen);
+    return rc;
+}
+
+static char *enterprise_name(const char *id)
+{
+    json_t *doc = NULL;
+    char *name = NULL;
+    if (store_doc_get(store, "enterprises", id, &doc) == STORE_OK && jx_str(doc, "name"))
+        name = g_strdup(jx_str(doc, "name"));
+    json_decref(doc);
+    return name;
+}
+
+json_t *alarm_push_payload(const struct alarm *a)
+{
+    json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:b, s:s}",
+                          "alarm_id", a->id, "sensor", a->sensor, "enterprise", a->enterprise,
+                          "division", a->division, "level", alarm_level_name(a->level), "condition",
+                          alarm_condition_name(a->condition), "grade", alarm_grade_name(a->grade),
+                          "state", alarm_state_name(a->state), "raised_at",
+                          (json_int_t)a->raised_at, "escalation_step", a->escalation_step,
+                          "cleared", a->cleared, "event", a->event ? a->event : "");
+    char *name = enterprise_name(a->enterprise);
+    if (name)
+        json_object_set_new(p, "enterprise_name", json_string(name));
+    g_free(name);
+    if (a->has_value)
+        json_object_set_new(p, "value", json_real(a->value));
+    if (a->condition != ALARM_COND_INTERRUPTED)
+        json_object_set_new(p, "threshold", json_real(a->threshold));
+    if (a->unit)
+        json_object_set_new(p, "unit", json_string(a->unit));
+    if (a->downtime)
+        json_object_set_new(p, "downtime", json_string(a->downtime));
+    return p;
+}
+
+static const char *const level_title[] = {"红色预警（一级）", "橙色预警（二级）",
+                                          "黄色预警（三级）", "蓝色预警（四级）"};
+
+static char *body_of(const struct alarm *a)
+{
+    switch (a->condition) {
+    case ALARM_COND_INTERRUPTED:
+        return g_strdup_printf("传感器 %s 数据中断%s", a->sensor,
+                               a->downtime ? "（超过报备的恢复时间）" : "");
+    default:
+        return g_strdup_printf("传感器 %s %s：%g%s（阈值 %g）", a->sensor,
+                               a->grade == ALARM_GRADE_HIGH_HIGH ? "高高报"
+                               : a->grade == ALARM_GRADE_HIGH    ? "高报"
+                               : a->grade == ALARM_GRADE_LOW_LOW ? "低低报"
+                                                                 : "低报",
+                               a->value, a->unit ? a->unit : "", a->threshold);
+    }
+}
+
+static int push_to(const struct alarm *a, GPtrArray *ids)
+{
+    if (ids->len == 0)
+        return STORE_OK;
+    json_t *payload = alarm_push_payload(a);
+    char *body = body_of(a);
+    int rc = inbox_push_many((const char *const *)ids->pdata, (int)ids->len, "alarm", "high",
+                             ALARM_PUSH_TTL_S, level_title[a->level], body, payload, NULL);
+    g_free(body);
+    json_decref(payload);
+    if (rc != STORE_OK)
+        log_error("alarm", "alarm=%s %s push to %u users not stored (%d)", a->id, a->event,
+                  ids->len, rc);
+    return rc;
+}
+
+static void on_changed(const struct alarm *a, void *ud)
+{
+    (void)ud;
+    GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
+    if (strcmp(a->event, "raised") == 0 || strcmp(a->event, "upgraded") == 0) {
+        if (alarm_push_staff(a->enterprise, ids) == STORE_OK) {
+            if (ids->len == 0)
+                log_warn("alarm", "alarm=%s enterprise=%s has no duty staff to push to", a->id,
+                         a->enterprise);
+            else if (push_to(a, ids) == STORE_OK)
+                log_info("alarm", "alarm=%s %s pushed to %u staff of %s", a->id, a->event, ids->len,
+                         a->enterprise);
+        }
+    } else if (strcmp(a->event, "escalated") == 0) {
+        json_t *last = json_array_get(a->escalations, json_array_size(a->escalations) - 1);
+        size_t i;
+        json_t *u;
+        json_array_foreach(json_object_get(last, "users"), i, u)
+            g_ptr_array_add(ids, g_strdup(json_string_value(u)));
+        if (push_to(a, ids) == STORE_OK)
+            log_info("alarm", "alarm=%s escalation step %d pushed to %u regulators of %s", a->id,
+                     a->escalation_step, ids->len, jx_str(last, "division"));
+    }
+    g_ptr_array_free(ids, TRUE);
+}
+
+/* ------------------------------------------------------------ escalation */
+
+struct due {
+    char *id;
+};
+
+struct due_scan {
+    int64_t now;
+    GArray *due;
+};
+
+static bool collect_due(const struct alarm *a, void *ud)
+{
+    struct due_scan *s = ud;
+    if (a->escalate_at && a->escalate_at <= s->now && s->due->len < ALARM_ESCALATIONS_PER_TICK) {
+        struct due d = {g_strdup(a->id)};
+        g_array_append_val(s->due, d);
+    }
+    return true;
+}
+
+static void division_of_step(const char *division, int step, char out[8])
+{
+    size_t keep = step == 1 ? 6 : step == 2 ? 4 : 2;
+    g_strlcpy(out, division, MIN(keep + 1, 8));
+}
+
+/* Takes the due step of alarm id; returns true if it was recorded. */
+static bool take_step(const char *id, int step, int64_t now_ms)
+{
+    const struct alarm *a = alarm_open_get(id);
+    if (!a)
+        return false;
+    char div[8];
+    division_of_step(a->division, step, div);
+    GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
+    bool ok = false;
+    if (alarm_push_duty(div, ids) == STORE_OK) {
+        json_t *users = json_array();
+        for (guint k = 0; k < ids->len; k++)
+            json_array_append_new(users, json_string(g_ptr_array_index(ids, k)));
+        if (ids->len == 0)
+            log_warn("alarm", "alarm=%s escalation step %d: no duty regulator in %s", id, step,
+                     div);
+        ok = alarm_escalate(id, step, div, users, now_ms, NULL) == STORE_OK;
+        json_decref(users);
+    }
+    g_ptr_array_free(ids, TRUE);
+    return ok;
+}
+
+int alarm_push_tick(int64_t now_ms)
+{
+    if (!store)
+        return 0;
+    struct due_scan s = {now_ms, g_array_new(FALSE, FALSE, sizeof(struct due))};
+    alarm_foreach_open(collect_due, &s);
+    int taken = 0;
+    for (guint i = 0; i < s.due->len; i++) {
+        struct due *d = &g_array_index(s.due, struct due, i);
+        /* after a long gap (a restart, the test clock) several steps may
+         * be due at once: each is taken and recorded, in order */
+        for (int k = 0; k < ALARM_STEPS; k++) {
+            const struct alarm *a = alarm_open_get(d->id);
+            if (!a || !a->escalate_at || a->escalate_at > now_ms ||
+                !take_step(d->id, a->escalate_step, now_ms))
+                break;
+            taken++;
+        }
+        g_free(d->id);
+    }
+    g_array_free(s.due, TRUE);
+    return taken;
+}
+
+int alarm_push_downtime(json_t *decl)
+{
+    const char *div = jx_str(decl, "division");
+    GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
+    int rc = div ? alarm_push_duty(div, ids) : STORE_OK;
+    if (rc == STORE_OK && ids->len > 0) {
+        char *body = g_strdup_printf("企业 %s 报备离线：%s", jx_str(decl, "enterprise"),
+                                     jx_str(decl, "reason"));
+        rc = inbox_push_many((const char *const *)ids->pdata, (int)ids->len, "downtime", "normal",
+                             ALARM_PUSH_TTL_S, "离线报备", body, decl, NULL);
+        g_free(body);
+    }
+    g_ptr_array_free(ids, TRUE);
+    return rc;
+}
+
+void alarm_push_init(struct store *st)
+{
+    store = st;
+    alarm_on_changed(on_changed, NULL);
+}
+
+void alarm_push_shutdown(void)
+{
+    store = NULL;
+}

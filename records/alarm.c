@@ -1,0 +1,585 @@
+/* Alarm records and their lifecycle (see alarm.h): the table of open
+ * alarms in memory (by id, and by sensor+condition so that a side never
+ * has two), evaluation of each accepted reading, and the transitions, each
+ * stored before the listeners hear of it. */
+#include "records/alarm.h"
+
+#include "common/bizdate.h"
+#include "common/clock.h"
+#include "common/ids.h"
+#include "common/jsonx.h"
+#include "common/log.h"
+
+#include <glib.h>
+#include <math.h>
+#include <string.h>
+
+#define COLL "alarms"
+#define LISTENERS_MAX 8
+
+static struct store *store;
+static struct alarm_config cfg;
+static GHashTable *open_by_id;  /* id -> struct alarm* (owned) */
+static GHashTable *open_by_key; /* "sensor\x1fcondition" -> struct alarm* (borrowed) */
+static struct {
+    alarm_changed_fn fn;
+    void *ud;
+} listeners[LISTENERS_MAX];
+static int n_listeners;
+static struct alarm_counters counters;
+
+static const char *const index_fields[] = {"sensor", "enterprise", "division",
+                                           "state",  "level",      "month"};
+
+/* ------------------------------------------------------------ records */
+
+static void alarm_free(gpointer p)
+{
+    struct alarm *a = p;
+    if (!a)
+        return;
+    g_free(a->id);
+    g_free(a->sensor);
+    g_free(a->enterprise);
+    g_free(a->division);
+    g_free(a->park);
+    g_free(a->hazard);
+    g_free(a->unit);
+    g_free(a->acked_by);
+    g_free(a->handled_by);
+    g_free(a->closed_by);
+    g_free(a->found);
+    g_free(a->done);
+    g_free(a->close_note);
+    g_free(a->downtime);
+    json_decref(a->escalations);
+    g_free(a);
+}
+
+static char *key_of(const char *sensor, enum alarm_condition c)
+{
+    return g_strdup_printf("%s\x1f%s", sensor, alarm_condition_name(c));
+}
+
+static void set_str(json_t *o, const char *k, const char *v)
+{
+    if (v)
+        json_object_set_new(o, k, json_string(v));
+}
+
+static void set_time(json_t *o, const char *k, int64_t v)
+{
+    if (v)
+        json_object_set_new(o, k, json_integer(v));
+}
+
+json_t *alarm_to_json(const struct alarm *a)
+{
+    char date[BIZDATE_LEN];
+    bizdate_of(a->raised_at, date);
+    date[7] = '\0';
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:i, s:s}", "id", a->id,
+                  "sensor", a->sensor, "enterprise", a->enterprise, "division", a->division,
+                  "condition", alarm_condition_name(a->condition), "grade",
+                  alarm_grade_name(a->grade), "level", alarm_level_name(a->level), "state",
+                  alarm_state_name(a->state), "cleared", a->cleared, "raised_at",
+                  (json_int_t)a->raised_at, "escalation_step", a->escalation_step, "month", date);
+    json_object_set_new(o, "escalations",
+                        a->escalations ? json_deep_copy(a->escalations) : json_array());
+    set_str(o, "park", a->park);
+    set_str(o, "hazard", a->hazard);
+    set_str(o, "unit", a->unit);
+    if (a->has_value)
+        json_object_set_new(o, "value", json_real(a->value));
+    if (a->condition != ALARM_COND_INTERRUPTED)
+        json_object_set_new(o, "threshold", json_real(a->threshold));
+    set_time(o, "upgraded_at", a->upgraded_at);
+    set_time(o, "cleared_at", a->cleared_at);
+    set_time(o, "acked_at", a->acked_at);
+    set_str(o, "acked_by", a->acked_by);
+    set_time(o, "handled_at", a->handled_at);
+    set_str(o, "handled_by", a->handled_by);
+    if (a->found || a->done)
+        json_object_set_new(o, "feedback",
+                            json_pack("{s:s, s:s}", "found", a->found ? a->found : "", "done",
+                                      a->done ? a->done : ""));
+    set_time(o, "closed_at", a->closed_at);
+    set_str(o, "closed_by", a->closed_by);
+    set_str(o, "close_note", a->close_note);
+    set_str(o, "downtime", a->downtime);
+    set_time(o, "escalate_at", a->escalate_at);
+    return o;
+}
+
+static char *dup_field(json_t *doc, const char *k)
+{
+    const char *v = jx_str(doc, k);
+    return v ? g_strdup(v) : NULL;
+}
+
+/* The open alarm of a stored document, or NULL if it is malformed. */
+static struct alarm *alarm_from_json(json_t *doc)
+{
+    int cond = alarm_condition_parse(jx_str(doc, "condition"));
+    int grade = alarm_grade_parse(jx_str(doc, "grade"));
+    int level = alarm_level_parse(jx_str(doc, "level"));
+    int state = alarm_state_parse(jx_str(doc, "state"));
+    if (!jx_str(doc, "id") || !jx_str(doc, "sensor") || !jx_str(doc, "enterprise") ||
+        !jx_str(doc, "division") || cond < 0 || grade < 0 || level < 0 || state < 0)
+        return NULL;
+    struct alarm *a = g_new0(struct alarm, 1);
+    a->id = dup_field(doc, "id");
+    a->sensor = dup_field(doc, "sensor");
+    a->enterprise = dup_field(doc, "enterprise");
+    a->division = dup_field(doc, "division");
+    a->park = dup_field(doc, "park");
+    a->hazard = dup_field(doc, "hazard");
+    a->unit = dup_field(doc, "unit");
+    a->condition = cond;
+    a->grade = grade;
+    a->level = level;
+    a->state = state;
+    json_t *v = json_object_get(doc, "value");
+    a->has_value = json_is_number(v);
+    a->value = json_number_value(v);
+    a->threshold = json_number_value(json_object_get(doc, "threshold"));
+    a->cleared = jx_bool(doc, "cleared", false);
+    a->raised_at = jx_int(doc, "raised_at", 0);
+    a->upgraded_at = jx_int(doc, "upgraded_at", 0);
+    a->cleared_at = jx_int(doc, "cleared_at", 0);
+    a->acked_at = jx_int(doc, "acked_at", 0);
+    a->handled_at = jx_int(doc, "handled_at", 0);
+    a->closed_at = jx_int(doc, "closed_at", 0);
+    a->acked_by = dup_field(doc, "acked_by");
+    a->handled_by = dup_field(doc, "handled_by");
+    a->closed_by = dup_field(doc, "closed_by");
+    json_t *fb = json_object_get(doc, "feedback");
+    a->found = dup_field(fb, "found");
+    a->done = dup_field(fb, "done");
+    a->close_note = dup_field(doc, "close_note");
+    a->downtime = dup_field(doc, "downtime");
+    a->escalation_step = (int)jx_int(doc, "escalation_step", 0);
+    a->escalate_at = jx_int(doc, "escalate_at", 0);
+    json_t *esc = json_object_get(doc, "escalations");
+    a->escalations = json_is_array(esc) ? json_deep_copy(esc) : json_array();
+    a->event = "loaded";
+    return a;
+}
+
+static int save(const struct alarm *a, bool create)
+{
+    json_t *doc = alarm_to_json(a);
+    int rc = store_doc_put(store, COLL, a->id, doc, create);
+    json_decref(doc);
+    if (rc != STORE_OK)
+        log_error("alarm", "alarm=%s sensor=%s cannot be stored (%d)", a->id, a->sensor, rc);
+    return rc;
+}
+
+static void notify(struct alarm *a, const char *event)
+{
+    a->event = event;
+    for (int i = 0; i < n_listeners; i++)
+        listeners[i].fn(a, listeners[i].ud);
+}
+
+/* Recomputes the alarm's next escalation deadline from its state. */
+static void reschedule(struct alarm *a)
+{
+    a->escalate_step = 0;
+    a->escalate_at = alarm_escalation_next(&cfg.escalation, a->level, a->state, a->escalation_step,
+                                           a->raised_at, &a->escalate_step);
+}
+
+static void track(struct alarm *a)
+{
+    g_hash_table_replace(open_by_id, a->id, a);
+    g_hash_table_replace(open_by_key, key_of(a->sensor, a->condition), a);
+}
+
+static void untrack(struct alarm *a)
+{
+    char *k = key_of(a->sensor, a->condition);
+    if (g_hash_table_lookup(open_by_key, k) == a)
+        g_hash_table_remove(open_by_key, k);
+    g_free(k);
+    g_hash_table_remove(open_by_id, a->id); /* frees a */
+}
+
+/* ------------------------------------------------------------ evaluation */
+
+static struct alarm *open_of(const char *sensor, enum alarm_condition c)
+{
+    char *k = key_of(sensor, c);
+    struct alarm *a = g_hash_table_lookup(open_by_key, k);
+    g_free(k);
+    return a;
+}
+
+static int raise_alarm(const struct sensor *s, enum alarm_grade grade, bool has_value, double value,
+                       double threshold, const char *downtime, int64_t now)
+{
+    struct alarm *a = g_new0(struct alarm, 1);
+    a->id = id_new("al");
+    a->sensor = g_strdup(s->id);
+    a->enterprise = g_strdup(s->enterprise);
+    a->division = g_strdup(s->division ? s->division : "");
+    a->park = g_strdup(s->park);
+    a->hazard = g_strdup(s->hazard);
+    a->unit = g_strdup(s->unit);
+    a->condition = alarm_condition_of_grade(grade);
+    a->grade = grade;
+    a->level = alarm_level_of(&cfg.levels, grade, s->hazard_level);
+    a->state = ALARM_RAISED;
+    a->has_value = has_value;
+    a->value = value;
+    a->threshold = threshold;
+    a->raised_at = now;
+    a->downtime = g_strdup(downtime);
+    a->escalations = json_array();
+    reschedule(a);
+    int rc = save(a, true);
+    if (rc != STORE_OK) {
+        alarm_free(a);
+        return rc;
+    }
+    track(a);
+    counters.raised[a->level]++;
+    log_info("alarm", "alarm=%s raised sensor=%s enterprise=%s %s level=%s value=%g%s%s", a->id,
+             a->sensor, a->enterprise, alarm_grade_name(grade), alarm_level_name(a->level), value,
+             downtime ? " downtime overrun=" : "", downtime ? downtime : "");
+    notify(a, "raised");
+    return STORE_OK;
+}
+
+/* Applies a decision to the side's open alarm (a may be NULL for RAISE). */
+static int act(const struct sensor *s, struct alarm *a, enum alarm_action action,
+               const struct alarm_reading *r, double value, int64_t now)
+{
+    switch (action) {
+    case ALARM_ACT_RAISE:
+        return raise_alarm(s, r->grade, true, value, r->threshold, NULL, now);
+    case ALARM_ACT_UPGRADE: {
+        enum alarm_level l = alarm_level_of(&cfg.levels, r->grade, s->hazard_level);
+        a->grade = r->grade;
+        if (l < a->level)
+            a->level = l;
+        a->value = value;
+        a->has_value = true;
+        a->threshold = r->threshold;
+        a->upgraded_at = now;
+        a->cleared = false;
+        reschedule(a);
+        counters.upgraded++;
+        log_info("alarm", "alarm=%s upgraded sensor=%s %s level=%s value=%g", a->id, a->sensor,
+                 alarm_grade_name(a->grade), alarm_level_name(a->level), value);
+        break;
+    }
+    case ALARM_ACT_CLEAR:
+        a->cleared = true;
+        a->cleared_at = now;
+        log_info("alarm", "alarm=%s sensor=%s condition cleared (value=%g), open until handled",
+                 a->id, a->sensor, value);
+        break;
+    case ALARM_ACT_ACTIVE:
+        a->cleared = false;
+        log_info("alarm", "alarm=%s sensor=%s condition back (value=%g)", a->id, a->sensor, value);
+        break;
+    default:
+        return STORE_OK;
+    }
+    int rc = save(a, false);
+    if (rc == STORE_OK)
+        notify(a, action == ALARM_ACT_UPGRADE ? "upgraded"
+                  : action == ALARM_ACT_CLEAR ? "cleared"
+                                              : "active");
+    return rc;
+}
+
+int alarm_evaluate(const struct sensor *s, int64_t now_ms)
+{
+    if (!store || !s->has_value || !s->enabled || !s->enterprise)
+        return STORE_OK;
+    int rc = STORE_OK;
+    static const enum alarm_condition sides[] = {ALARM_COND_HIGH, ALARM_COND_LOW};
+    for (size_t i = 0; i < G_N_ELEMENTS(sides) && rc == STORE_OK; i++) {
+        struct alarm_reading r;
+        alarm_reading_check(s, sides[i], s->value, &r);
+        struct alarm *a = open_of(s->id, sides[i]);
+        enum alarm_action action =
+            alarm_decide(&r, a != NULL, a ? a->grade : ALARM_GRADE_HIGH, a ? a->cleared : false);
+        rc = act(s, a, action, &r, s->value, now_ms);
+    }
+    /* a reading ends the sensor's interruption */
+    struct alarm *in = open_of(s->id, ALARM_COND_INTERRUPTED);
+    if (rc == STORE_OK && in && !in->cleared) {
+        in->cleared = true;
+        in->cleared_at = now_ms;
+        rc = save(in, false);
+        if (rc == STORE_OK) {
+            log_info("alarm", "alarm=%s sensor=%s reporting again", in->id, in->sensor);
+            notify(in, "cleared");
+        }
+    }
+    return rc;
+}
+
+int alarm_interrupted(const struct sensor *s, const char *downtime, int64_t now_ms)
+{
+    if (!store || !s->enterprise)
+        return STORE_OK;
+    struct alarm *a = open_of(s->id, ALARM_COND_INTERRUPTED);
+    if (!a)
+        return raise_alarm(s, ALARM_GRADE_INTERRUPTED, s->has_value, s->value, 0, downtime, now_ms);
+    if (!a->cleared)
+        return STORE_OK;
+    a->cleared = false;
+    int rc = save(a, false);
+    if (rc == STORE_OK) {
+        log_info("alarm", "alarm=%s sensor=%s interrupted again", a->id, a->sensor);
+        notify(a, "active");
+    }
+    return rc;
+}
+
+static void on_reading(const struct sensor *s, bool had_prev, double prev, void *ud)
+{
+    (void)had_prev;
+    (void)prev;
+    (void)ud;
+    alarm_evaluate(s, clock_now_ms());
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static bool text_ok(const char *t, bool required)
+{
+    if (!t)
+        return !required;
+    size_t n = strlen(t);
+    return (n > 0 || !required) && n <= ALARM_TEXT_MAX && g_utf8_validate(t, -1, NULL);
+}
+
+/* Stores a transition; on a store failure the alarm is reloaded from the
+ * store so memory never runs ahead of it. */
+static enum err_code commit_change(struct alarm *a, const char *event, const struct alarm **out)
+{
+    int rc = save(a, false);
+    if (rc != STORE_OK) {
+        json_t *doc = NULL;
+        struct alarm *back = NULL;
+        if (store_doc_get(store, COLL, a->id, &doc) == STORE_OK)
+            back = alarm_from_json(doc);
+        json_decref(doc);
+        untrack(a);
+        if (back && back->state != ALARM_CLOSED)
+            track(back);
+        else
+            alarm_free(back);
+        return ERR_UNAVAILABLE;
+    }
+    log_info("alarm", "alarm=%s %s", a->id, event);
+    notify(a, event);
+    if (out)
+        *out = a;
+    return ERR_NONE;
+}
+
+static struct alarm *find_open(const char *id, const char **why)
+{
+    struct alarm *a = id ? g_hash_table_lookup(open_by_id, id) : NULL;
+    if (!a)
+        *why = "no such open alarm";
+    return a;
+}
+
+enum err_code alarm_ack(const char *id, const char *actor, int64_t now_ms, const struct alarm **out,
+                        const char **why)
+{
+    struct alarm *a = find_open(id, why);
+    if (!a)
+        return ERR_NOT_FOUND;
+    if (a->state != ALARM_RAISED) {
+        *why = "the alarm was already acknowledged";
+        return ERR_CONFLICT;
+    }
+    a->state = ALARM_ACKNOWLEDGED;
+    a->acked_at = now_ms;
+    a->acked_by = g_strdup(actor);
+    reschedule(a);
+    return commit_change(a, "acknowledged", out);
+}
+
+enum err_code alarm_feedback(const char *id, const char *actor, const char *found, const char *done,
+                             int64_t now_ms, const struct alarm **out, const char **why)
+{
+    if (!text_ok(found, true) || !text_ok(done, true)) {
+        *why = "found and done must be non-empty texts of at most 2000 bytes";
+        return ERR_BAD_REQUEST;
+    }
+    struct alarm *a = find_open(id, why);
+    if (!a)
+        return ERR_NOT_FOUND;
+    if (a->state != ALARM_ACKNOWLEDGED) {
+        *why = a->state == ALARM_RAISED ? "acknowledge the alarm first"
+                                        : "the alarm was already handled";
+        return ERR_CONFLICT;
+    }
+    a->state = ALARM_HANDLED;
+    a->handled_at = now_ms;
+    a->handled_by = g_strdup(actor);
+    a->found = g_strdup(found);
+    a->done = g_strdup(done);
+    reschedule(a);
+    return commit_change(a, "handled", out);
+}
+
+enum err_code alarm_close(const char *id, const char *actor, const char *note, int64_t now_ms,
+                          const struct alarm **out, const char **why)
+{
+    if (!text_ok(note, false)) {
+        *why = "note must be a text of at most 2000 bytes";
+        return ERR_BAD_REQUEST;
+    }
+    struct alarm *a = find_open(id, why);
+    if (!a)
+        return ERR_NOT_FOUND;
+    if (a->state != ALARM_HANDLED) {
+        *why = "only a handled alarm (with feedback) can be closed";
+        return ERR_CONFLICT;
+    }
+    a->state = ALARM_CLOSED;
+    a->closed_at = now_ms;
+    a->closed_by = g_strdup(actor);
+    a->close_note = g_strdup(note);
+    a->escalate_at = 0;
+    enum err_code e = commit_change(a, "closed", NULL);
+    if (e == ERR_NONE) {
+        counters.closed++;
+        untrack(a);
+    }
+    if (out)
+        *out = NULL; /* freed: closed alarms leave memory */
+    return e;
+}
+
+int alarm_escalate(const char *id, int step, const char *division, json_t *users, int64_t now_ms,
+                   const struct alarm **out)
+{
+    const char *why;
+    struct alarm *a = find_open(id, &why);
+    if (!a || step <= a->escalation_step || step > ALARM_STEPS)
+        return STORE_EINVAL;
+    a->escalation_step = step;
+    json_array_append_new(a->escalations,
+                          json_pack("{s:i, s:s, s:I, s:O}", "step", step, "division", division,
+                                    "at", (json_int_t)now_ms, "users", users));
+    reschedule(a);
+    counters.escalations++;
+    enum err_code e = commit_change(a, "escalated", out);
+    return e == ERR_NONE ? STORE_OK : STORE_EIO;
+}
+
+/* ------------------------------------------------------------ queries */
+
+void alarm_on_changed(alarm_changed_fn fn, void *ud)
+{
+    if (n_listeners < LISTENERS_MAX) {
+        listeners[n_listeners].fn = fn;
+        listeners[n_listeners].ud = ud;
+        n_listeners++;
+    }
+}
+
+void alarm_foreach_open(bool (*cb)(const struct alarm *a, void *ud), void *ud)
+{
+    if (!open_by_id)
+        return;
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, open_by_id);
+    while (g_hash_table_iter_next(&it, NULL, &v))
+        if (!cb(v, ud))
+            return;
+}
+
+unsigned alarm_open_count(void)
+{
+    return open_by_id ? g_hash_table_size(open_by_id) : 0;
+}
+
+const struct alarm *alarm_open_get(const char *id)
+{
+    return open_by_id && id ? g_hash_table_lookup(open_by_id, id) : NULL;
+}
+
+int alarm_load_json(const char *id, json_t **out)
+{
+    const struct alarm *a = alarm_open_get(id);
+    if (a) {
+        *out = alarm_to_json(a);
+        return STORE_OK;
+    }
+    return store_doc_get(store, COLL, id, out);
+}
+
+void alarm_counters(struct alarm_counters *out)
+{
+    *out = counters;
+}
+
+/* ------------------------------------------------------------ set-up */
+
+static bool load_open(const char *id, json_t *doc, void *ud)
+{
+    (void)id;
+    int *n = ud;
+    struct alarm *a = alarm_from_json(doc);
+    if (!a) {
+        log_warn("alarm", "alarm=%s: malformed record skipped", id);
+        return true;
+    }
+    if (a->state == ALARM_CLOSED || open_of(a->sensor, a->condition)) {
+        alarm_free(a);
+        return true;
+    }
+    reschedule(a); /* the configured T1/T2/T3 of now */
+    track(a);
+    (*n)++;
+    return true;
+}
+
+int alarm_init(struct store *st, const struct alarm_config *c)
+{
+    int rc = STORE_OK;
+    for (size_t i = 0; i < G_N_ELEMENTS(index_fields) && rc == STORE_OK; i++)
+        rc = store_index_define(st, COLL, index_fields[i], false);
+    if (rc != STORE_OK)
+        return rc;
+    store = st;
+    cfg = *c;
+    open_by_id = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, alarm_free);
+    open_by_key = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    int n = 0;
+    static const char *const open_states[] = {"raised", "acknowledged", "handled"};
+    for (size_t i = 0; i < G_N_ELEMENTS(open_states) && rc == STORE_OK; i++)
+        rc = store_index_find(st, COLL, "state", open_states[i], false, load_open, &n);
+    if (rc != STORE_OK) {
+        alarm_shutdown();
+        return rc;
+    }
+    sensor_on_reading(on_reading, NULL);
+    alarm_scan_init();
+    log_info("alarm", "%d open alarm(s) loaded", n);
+    return STORE_OK;
+}
+
+void alarm_shutdown(void)
+{
+    g_clear_pointer(&open_by_key, g_hash_table_destroy);
+    g_clear_pointer(&open_by_id, g_hash_table_destroy);
+    n_listeners = 0;
+    store = NULL;
+    memset(&counters, 0, sizeof(counters));
+}

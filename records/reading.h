@@ -1,0 +1,59 @@
+/* Sensor readings: batch ingestion, history queries and retention.
+ *
+ * A batch is checked row by row (a bad row is reported and skipped, never
+ * fails the others), written to the store's time series in one write, and
+ * only then are the reading listeners of sensor.h called, once per row that
+ * became its sensor's latest. See docs/protocol.md (readings) for the
+ * per-row report and every row code. */
+#ifndef YJT_READING_H
+#define YJT_READING_H
+
+#include "common/errors.h"
+#include "common/hist.h"
+#include "records/sensor.h"
+
+#include <jansson.h>
+#include <stdint.h>
+
+struct reading_config {
+    int retention_days;   /* history older than this is trimmed */
+    int max_rows;         /* readings in one batch */
+    int errors_max;       /* row errors listed in one report */
+    int future_skew_s;    /* a reading's ts may be this far ahead of the server */
+    int trim_per_tick;    /* sensors whose history one retention tick trims */
+    int query_max_points; /* points (or buckets) in one history reply */
+    int query_max_scan;   /* stored points one downsampled query reads */
+};
+
+/* Counters for /metrics. */
+struct reading_stats {
+    uint64_t accepted, rejected, late, batches;
+    uint64_t by_code[8];       /* rejected rows per code, in reading_code_names order */
+    struct hist batch_latency; /* seconds per batch, check to listeners */
+};
+extern const char *const reading_code_names[8];
+
+void reading_init(struct store *st, const struct reading_config *cfg);
+const struct reading_stats *reading_stats(void);
+
+/* Ingests body {"readings":[{"sensor","value","ts"}, ...]} on behalf of a
+ * gateway of enterprise (NULL: any enterprise). now_ms is the server's
+ * time of arrival. Returns ERR_NONE with *report {accepted, rejected,
+ * late, errors:[{index, code}], errors_truncated?}; bad_request (no
+ * readings array), too_large (more than max_rows) or unavailable (the
+ * store refused the batch: nothing was stored) with *why. */
+enum err_code reading_ingest(const char *enterprise, const json_t *body, int64_t now_ms,
+                             json_t **report, const char **why);
+
+/* The history of s in [from_ms, to_ms): raw points, or with step_ms > 0
+ * buckets of that width (min, max, avg, count). At most limit entries.
+ * Returns ERR_NONE with *out, or bad_request / unavailable with *why. */
+enum err_code reading_history(const struct sensor *s, int64_t from_ms, int64_t to_ms,
+                              int64_t step_ms, int limit, json_t **out, const char **why);
+
+/* Trims the history of the next trim_per_tick sensors (round robin) to
+ * the retention period ending at now_ms. Returns the points deleted. */
+int64_t reading_retention_tick(int64_t now_ms);
+void reading_shutdown(void);
+
+#endif

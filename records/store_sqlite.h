@@ -1,0 +1,51 @@
+/* Internals of the SQLite store backend shared by its files: the store
+ * struct, the statement cache and the write bracket (begin/finish, which
+ * joins the open batch as a savepoint when batching is on). Only
+ * store_sqlite*.c include this; everyone else goes through store.h. */
+#ifndef YJT_STORE_SQLITE_H
+#define YJT_STORE_SQLITE_H
+
+#include "records/store.h"
+
+#include <glib.h>
+#include <sqlite3.h>
+
+struct index_def {
+    char *coll;
+    char *field;
+    bool unique;
+};
+
+struct sqlite_store {
+    struct store base;
+    sqlite3 *db;
+    GHashTable *stmts;  /* SQL text (static) -> sqlite3_stmt* */
+    GPtrArray *indexes; /* struct index_def* */
+    bool batching;      /* writes join one transaction until commit */
+    bool in_batch;      /* that transaction is open */
+    void (*on_dirty)(void *ud);
+    void *dirty_ud;
+};
+
+/* A reset, cached prepared statement for sql (a string literal), or NULL. */
+sqlite3_stmt *sqls_prep(struct sqlite_store *s, const char *sql);
+/* In batching mode, opens the batch transaction if it is not open yet. */
+int sqls_batch_open(struct sqlite_store *s);
+/* Starts one multi-statement write; sqls_finish() keeps it if rc is
+ * STORE_OK and undoes it otherwise, returning the final code. */
+int sqls_begin(struct sqlite_store *s);
+int sqls_finish(struct sqlite_store *s, int rc);
+/* Steps a statement that returns no rows and resets it. */
+int sqls_step_done(sqlite3_stmt *q);
+
+/* The time-series half (store_sqlite_ts.c). */
+extern const char sqls_ts_schema[];
+int sqls_ts_write(struct store *st, const struct store_ts_point *pts, int n, bool *inserted,
+                  const struct store_ts_point *latest, int n_latest);
+int sqls_ts_range(struct store *st, int64_t key, int64_t from_ms, int64_t to_ms, int limit,
+                  store_ts_cb cb, void *ud);
+int sqls_ts_trim_before(struct store *st, int64_t key, int64_t before_ms, int64_t *deleted);
+int sqls_ts_drop(struct store *st, int64_t key);
+int sqls_ts_latest_each(struct store *st, store_ts_latest_cb cb, void *ud);
+
+#endif

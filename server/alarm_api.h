@@ -1,0 +1,26 @@
+/* Alarms in the server (see alarm_api.c): start-up, the periodic tick,
+ * and the lifecycle actions shared by the WebSocket and REST glue. */
+#ifndef YJT_ALARM_API_H
+#define YJT_ALARM_API_H
+
+#include "common/errors.h"
+#include "records/account.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+/* Loads the alarms and downtime declarations, registers delivery, fires
+ * the escalations that came due while the server was down, and starts the
+ * tick (alarm_scan_interval_ms). Returns 0 or -1 (logged). */
+int alarm_api_init(void);
+void alarm_api_shutdown(void);
+/* One tick: the interruption scan (alarm_scan_batch sensors, or all of
+ * them with full) and the due escalations. */
+void alarm_api_tick(bool full);
+
+/* Runs verb ("ack", "feedback", "close") on alarm id for acct, with the
+ * request's fields in msg. *out gets the alarm record after the change. */
+enum err_code alarm_api_act(const struct account *acct, const char *verb, const char *id,
+                            const json_t *msg, const char *peer, json_t **out, const char **why);
+
+#endif

@@ -1,0 +1,96 @@
+/* The gateway WebSocket stream: a plant's data gateway keeps one /ws
+ * connection open, authenticates with auth.apikey {"key"} (instead of a
+ * user's auth.login/auth.token) and then sends readings.post
+ * {"readings":[...]} as often as it likes (within the connection's message
+ * rate), each answered with the same per-row report as POST
+ * /api/v1/readings. Such a connection may send nothing else (ws.c refuses
+ * every other type with forbidden), and a user connection may not send
+ * readings.post. The key is checked whole once; each batch then checks
+ * that the key (by its id) was not revoked meanwhile, and a revoked key's
+ * connection is closed 4403. */
+#include "common/clock.h"
+#include "common/jsonx.h"
+#include "common/log.h"
+#include "records/apikey.h"
+#include "records/reading.h"
+#include "server/conn.h"
+#include "server/metrics.h"
+#include "server/server.h"
+#include "server/ws.h"
+
+#define APIKEY_MAX 160
+
+static void h_apikey(struct conn *c, json_t *id, json_t *msg)
+{
+    const char *key = jx_str_bounded(msg, "key", APIKEY_MAX);
+    if (!key) {
+        conn_reply_error(c, id, ERR_BAD_REQUEST, "key must be a string");
+        return;
+    }
+    if (c->authed || c->login_pending || c->gateway_enterprise) {
+        conn_reply_error(c, id, ERR_CONFLICT, "already authenticated");
+        return;
+    }
+    char *enterprise = NULL, *kid = NULL;
+    int rc = apikey_check(server.store, key, &enterprise, &kid);
+    if (rc == STORE_ENOTFOUND) {
+        log_info("ws", "conn=%" G_GUINT64_FORMAT " peer=%s gateway key refused", c->serial,
+                 c->peer);
+        conn_reply_error(c, id, ERR_UNAUTHORIZED, "invalid or revoked API key");
+        conn_close(c, 4401, "invalid or revoked API key");
+        return;
+    }
+    if (rc != STORE_OK) {
+        conn_reply_error(c, id, ERR_UNAVAILABLE, "store unavailable");
+        return;
+    }
+    if (c->auth_timer) {
+        g_source_remove(c->auth_timer);
+        c->auth_timer = 0;
+    }
+    c->gateway_enterprise = enterprise;
+    c->gateway_key_id = kid;
+    metrics_conn("none", -1);
+    metrics_conn("gateway", 1);
+    log_info("ws", "conn=%" G_GUINT64_FORMAT " gateway key=%s enterprise=%s authenticated",
+             c->serial, kid, enterprise);
+    conn_reply(
+        c, id,
+        json_pack("{s:s, s:s, s:s}", "role", "gateway", "enterprise", enterprise, "key_id", kid));
+}
+
+static void h_readings_post(struct conn *c, json_t *id, json_t *msg)
+{
+    if (!c->gateway_enterprise) {
+        conn_reply_error(c, id, c->authed ? ERR_FORBIDDEN : ERR_UNAUTHORIZED,
+                         "readings.post needs a gateway connection (auth.apikey)");
+        return;
+    }
+    int rc = apikey_live(server.store, c->gateway_key_id);
+    if (rc == STORE_ENOTFOUND) {
+        conn_reply_error(c, id, ERR_UNAUTHORIZED, "the API key was revoked");
+        conn_close(c, 4403, "API key revoked");
+        return;
+    }
+    if (rc != STORE_OK) {
+        conn_reply_error(c, id, ERR_UNAVAILABLE, "store unavailable");
+        return;
+    }
+    json_t *report = NULL;
+    const char *why = NULL;
+    enum err_code e = reading_ingest(c->gateway_enterprise, msg, clock_now_ms(), &report, &why);
+    if (e != ERR_NONE)
+        conn_reply_error(c, id, e, why);
+    else
+        conn_reply(c, id, report);
+}
+
+const struct ws_handler reading_handlers[] = {
+    {"auth.apikey", h_apikey, false},
+    {NULL, NULL, false},
+};
+
+const struct ws_handler gateway_handlers[] = {
+    {"readings.post", h_readings_post, false},
+    {NULL, NULL, false},
+};
