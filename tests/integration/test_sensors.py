@@ -136,6 +136,11 @@ def test_gateway_key_scope_and_revocation(server):
     assert r.json["accepted"] == 1 and r.json["rejected"] == 1
     assert r.json["errors"] == [{"index": 1, "code": "forbidden"}]
     assert post(srv, k2, [{"sensor": "b1", "value": 3.5, "ts": t}]).json["accepted"] == 1
+    # a batch far over max_frame (64 KiB) but within readings_max_body
+    rows = [{"sensor": "b1", "value": i / 8, "ts": t - 5000 + i} for i in range(3000)]
+    assert len(json.dumps({"readings": rows})) > 150_000
+    r = post(srv, k2, rows)
+    assert r.status == 200 and r.json["accepted"] == 3000 and r.json["late"] == 3000, r
 
     s = srv.http("GET", "/api/v1/sensors/a1", token=admin).json["sensor"]
     assert s["latest"]["value"] == 2.5 and s["latest"]["ts"] == t
