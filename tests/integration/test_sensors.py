@@ -136,6 +136,11 @@ def test_gateway_key_scope_and_revocation(server):
     assert r.json["accepted"] == 1 and r.json["rejected"] == 1
     assert r.json["errors"] == [{"index": 1, "code": "forbidden"}]
     assert post(srv, k2, [{"sensor": "b1", "value": 3.5, "ts": t}]).json["accepted"] == 1
+    # a batch far over max_frame (64 KiB) but within readings_max_body
+    rows = [{"sensor": "b1", "value": i / 8, "ts": t - 5000 + i} for i in range(3000)]
+    assert len(json.dumps({"readings": rows})) > 150_000
+    r = post(srv, k2, rows)
+    assert r.status == 200 and r.json["accepted"] == 3000 and r.json["late"] == 3000, r
 
     s = srv.http("GET", "/api/v1/sensors/a1", token=admin).json["sensor"]
     assert s["latest"]["value"] == 2.5 and s["latest"]["ts"] == t
@@ -155,7 +160,7 @@ def test_gateway_key_scope_and_revocation(server):
 
 
 def test_bad_rows_reported_per_row(server):
-    srv = start(server, settings={"readings_max_rows": 50})
+    srv = start(server, settings={"readings_max_rows": 50, "readings_max_body": 4096})
     admin = srv.token("admin")
     assert put_sensor(srv, admin, "a1", TANK).status == 201
     assert put_sensor(srv, admin, "off", dict(TANK, enabled=False)).status == 201
@@ -192,6 +197,9 @@ def test_bad_rows_reported_per_row(server):
 
     # the whole request is refused only when it is not a batch at all
     assert_error(post(srv, key, [{"sensor": "a1", "value": 1, "ts": t}] * 51), 413, "too_large")
+    # a body over readings_max_body (4 KiB here) is refused before it is parsed
+    big = [{"sensor": "a1", "value": 1, "ts": t, "pad": "x" * 100}] * 45
+    assert_error(post(srv, key, big), 413, "too_large")
     r = srv.http("POST", "/api/v1/readings", body={"rows": []}, headers={"X-Api-Key": key})
     assert_error(r, 400, "bad_request")
     r = srv.http("POST", "/api/v1/readings", raw="{not json", headers={"X-Api-Key": key})
