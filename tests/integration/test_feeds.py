@@ -3,11 +3,13 @@ jurisdiction, a deliberately slow subscriber that must get fewer, fuller
 deltas and never a stale value or an unbounded queue."""
 
 import asyncio
+import json
 import socket
 import time
 
 from conftest import metric, run, user
 from sensorlib import api_key, import_sensors, post_readings
+from test_enterprises import RECORD, credit_code
 
 ENTERPRISES = [
     ("e1", "Tianhe Chemicals", "440106"),
@@ -231,6 +233,41 @@ def test_scopes_and_jurisdiction(server):
         sensors, _, _ = await collect_snapshot(c, fid3)
         assert set(sensors) == {"g1"}
         for x in (g, d, c):
+            await x.close()
+
+    run(body())
+
+
+def test_park_feed_carries_only_the_plants_in_reach(server):
+    srv = server(users=[u for u in USERS if u["role"] == "gov"], start=False)
+    rows = [dict(RECORD, id=eid, name=name, division=div, park="Nansha Chemical Park",
+                 credit_code=credit_code(f"9144{n:02d}06MA59XK3Q7"))
+            for n, (eid, name, div) in enumerate(ENTERPRISES)]
+    path = srv.data_dir.parent / "park.json"
+    path.write_text(json.dumps(rows, ensure_ascii=False))
+    assert json.loads(srv.ctl("import", "enterprises", "--file", path,
+                              check=True).stdout)["accepted"] == 3
+    import_sensors(srv, {"t1": level_sensor("e1"), "g1": level_sensor("e2"),
+                         "f1": level_sensor("e3")})
+    srv.start()
+
+    async def body():
+        wide = await srv.ws_login("gov4401", device_id="w")
+        narrow = await srv.ws_login("gov440106", device_id="n")
+        fw = (await wide.ok("feed.subscribe", park="Nansha Chemical Park", max_hz=20))
+        fn = (await narrow.ok("feed.subscribe", park="Nansha Chemical Park", max_hz=20))
+        sensors, _, _ = await collect_snapshot(wide, fw["feed_id"])
+        assert set(sensors) == {"t1", "g1"}
+        sensors, _, _ = await collect_snapshot(narrow, fn["feed_id"])
+        assert set(sensors) == {"t1"}
+        post_readings(srv, api_key(srv, "e2"), [("g1", 4.0)])
+        d = await wide.next_event("feed.delta")
+        assert [x["id"] for x in d["sensors"]] == ["g1"]
+        await narrow.no_event("feed.delta", within=0.5)
+        post_readings(srv, api_key(srv, "e1"), [("t1", 4.0)])
+        d = await narrow.next_event("feed.delta")
+        assert [x["id"] for x in d["sensors"]] == ["t1"]
+        for x in (wide, narrow):
             await x.close()
 
     run(body())
