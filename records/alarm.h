@@ -116,8 +116,8 @@ int alarm_escalate(const char *id, int step, const char *division, json_t *users
  * (all of them when budget <= 0), resuming where the last call stopped,
  * and raises the interruption alarm of each enabled sensor with an
  * interrupt_after_ms that has been silent longer than that, unless a
- * planned downtime covers it. A sensor that never reported counts from the
- * moment the scan first saw it (configured, or the server started).
+ * planned downtime covers it. A sensor that never reported counts from
+ * when it was configured (or, if it was loaded at start, the start).
  * Returns the number of sensors visited. */
 int alarm_scan(int64_t now_ms, int budget);
 /* Starts watching sensor records (alarm_init calls it). */
