@@ -46,14 +46,8 @@ static void sensor_free(struct sensor *s)
 {
     if (!s)
         return;
-    g_free(s->id);
-    g_free(s->enterprise);
-    g_free(s->division);
-    g_free(s->park);
-    g_free(s->hazard);
+    g_free(s->id); /* the shared strings stay in the pool */
     g_free(s->name);
-    g_free(s->kind);
-    g_free(s->unit);
     g_free(s);
 }
 
@@ -68,6 +62,24 @@ bool sensor_id_valid(const char *id)
     return true;
 }
 
+/* Strings many sensors share (enterprise, division, park, hazard, kind,
+ * unit) are kept once, in a pool that lives as long as the process: with
+ * hundreds of thousands of sensors that saves most of their memory. */
+static GStringChunk *pool;
+
+static char *shared(const json_t *doc, const char *key, bool optional)
+{
+    const char *v = jx_str(doc, key);
+    if (!v || !v[0]) {
+        if (optional)
+            return NULL;
+        v = "";
+    }
+    if (!pool)
+        pool = g_string_chunk_new(64 * 1024);
+    return g_string_chunk_insert_const(pool, v);
+}
+
 static char *dup_opt(const json_t *doc, const char *key)
 {
     const char *v = jx_str(doc, key);
@@ -79,14 +91,14 @@ static struct sensor *from_doc(const char *id, const json_t *doc)
 {
     struct sensor *s = g_new0(struct sensor, 1);
     s->id = g_strdup(id);
-    s->enterprise = g_strdup(jx_str(doc, "enterprise") ? jx_str(doc, "enterprise") : "");
-    s->division = g_strdup(jx_str(doc, "division") ? jx_str(doc, "division") : "");
-    s->park = dup_opt(doc, "park");
-    s->hazard = dup_opt(doc, "hazard");
+    s->enterprise = shared(doc, "enterprise", false);
+    s->division = shared(doc, "division", false);
+    s->park = shared(doc, "park", true);
+    s->hazard = shared(doc, "hazard", true);
     s->hazard_level = (int)jx_int(doc, "hazard_level", 0);
     s->name = dup_opt(doc, "name");
-    s->kind = g_strdup(jx_str(doc, "kind") ? jx_str(doc, "kind") : "");
-    s->unit = g_strdup(jx_str(doc, "unit") ? jx_str(doc, "unit") : "");
+    s->kind = shared(doc, "kind", false);
+    s->unit = shared(doc, "unit", false);
     json_t *th = json_object_get(doc, "thresholds");
     for (int i = 0; i < SENSOR_THRESHOLDS; i++) {
         json_t *v = json_object_get(th, threshold_names[i]);
@@ -183,6 +195,9 @@ void sensor_shutdown(void)
 {
     g_clear_pointer(&by_key, g_hash_table_destroy);
     g_clear_pointer(&by_id, g_hash_table_destroy);
+    if (pool)
+        g_string_chunk_free(pool);
+    pool = NULL;
     n_reading_fns = n_changed_fns = 0;
     store = NULL;
 }

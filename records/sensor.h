@@ -36,6 +36,8 @@ enum sensor_threshold {
     SENSOR_THRESHOLDS = 4,
 };
 
+/* Every string belongs to the table (several are shared between sensors):
+ * read them, never free or change them. */
 struct sensor {
     char *id;
     char *enterprise; /* enterprise id */
