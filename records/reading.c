@@ -372,6 +372,20 @@ static bool collect_key(const struct sensor *s, void *ud)
     return true;
 }
 
+/* Points one retention tick deletes at most, and the span of one delete:
+ * a sensor with a long backlog (after retention_days was lowered) is
+ * trimmed an hour of its history at a time, over as many ticks as it
+ * takes, so that no tick stalls the event loop. */
+#define TRIM_POINTS_PER_TICK 100000
+#define TRIM_SLICE_MS (3600 * (int64_t)1000)
+
+static bool first_point(int64_t ts, double value, void *ud)
+{
+    (void)value;
+    *(int64_t *)ud = ts;
+    return false;
+}
+
 int64_t reading_retention_tick(int64_t now_ms)
 {
     if (!store || cfg.retention_days <= 0)
@@ -385,17 +399,29 @@ int64_t reading_retention_tick(int64_t now_ms)
     }
     int64_t before = now_ms - (int64_t)cfg.retention_days * 86400000;
     int64_t total = 0;
-    for (int i = 0; i < cfg.trim_per_tick && trim_pos < trim_keys->len; i++) {
-        int64_t deleted = 0;
-        if (store_ts_trim_before(store, g_array_index(trim_keys, int64_t, trim_pos++), before,
-                                 &deleted) != STORE_OK) {
-            log_warn("reading", "retention trim failed; retrying next tick");
-            break;
-        }
+    int sensors = 0;
+    while (sensors < cfg.trim_per_tick && total < TRIM_POINTS_PER_TICK &&
+           trim_pos < trim_keys->len) {
+        int64_t key = g_array_index(trim_keys, int64_t, trim_pos);
+        int64_t oldest = INT64_MAX, deleted = 0;
+        if (store_ts_range(store, key, INT64_MIN, before, 1, first_point, &oldest) != STORE_OK)
+            goto failed;
+        int64_t upto = oldest == INT64_MAX || oldest > before - TRIM_SLICE_MS
+                           ? before
+                           : oldest + TRIM_SLICE_MS;
+        if (oldest != INT64_MAX && store_ts_trim_before(store, key, upto, &deleted) != STORE_OK)
+            goto failed;
         total += deleted;
+        if (upto >= before) { /* this sensor is done; else its next hour next */
+            trim_pos++;
+            sensors++;
+        }
     }
     if (total)
         log_info("reading", "retention: %" G_GINT64_FORMAT " points older than %d days trimmed",
                  total, cfg.retention_days);
+    return total;
+failed:
+    log_warn("reading", "retention trim failed; retrying next tick");
     return total;
 }

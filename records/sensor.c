@@ -177,7 +177,7 @@ int sensor_init(struct store *st)
     store = st;
     by_id = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)sensor_free);
     by_key = g_hash_table_new(g_int64_hash, g_int64_equal);
-    n_reading_fns = n_changed_fns = 0;
+    /* listeners registered before the load stay: the load calls none */
     /* the change feed starts where the load ends */
     int rc = store_doc_changes(st, "sensors", 0, &last_rev, load_one, NULL);
     if (rc == STORE_OK)

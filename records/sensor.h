@@ -77,7 +77,9 @@ typedef bool (*sensor_cb)(const struct sensor *s, void *ud);
 
 #define SENSOR_LISTENERS_MAX 8
 
-/* Loads every sensor and its latest reading. st is borrowed. */
+/* Loads every sensor and its latest reading. st is borrowed. The load
+ * calls no listener (listeners may register before or after it; those
+ * that need the initial set walk it with sensor_foreach). */
 int sensor_init(struct store *st);
 void sensor_shutdown(void);
 

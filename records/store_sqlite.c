@@ -803,7 +803,8 @@ struct store *store_open_sqlite(const char *dir, char **err)
     sqlite3_busy_timeout(s->db, 5000);
     if (exec(s, "PRAGMA journal_mode=WAL") != STORE_OK ||
         exec(s, "PRAGMA synchronous=FULL") != STORE_OK ||
-        exec(s, "PRAGMA cache_size=-65536") != STORE_OK || exec(s, schema) != STORE_OK ||
+        exec(s, "PRAGMA cache_size=-65536") != STORE_OK ||
+        exec(s, "PRAGMA temp_store=MEMORY") != STORE_OK || exec(s, schema) != STORE_OK ||
         exec(s, sqls_ts_schema) != STORE_OK || seqs_upgrade(s) != STORE_OK)
         goto err;
     return &s->base;

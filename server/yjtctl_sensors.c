@@ -7,6 +7,7 @@
 #include "server/yjtctl_sensors.h"
 
 #include "common/jsonx.h"
+#include "common/log.h"
 #include "records/apikey.h"
 #include "records/audit.h"
 #include "records/sensor.h"
@@ -105,6 +106,10 @@ int yjtctl_import_sensors(struct store *st, const char *file, bool dry_run)
         return fail("import sensors", "more than 2000000 sensors in one file");
     }
     store_set_batching(st, true, NULL, NULL);
+    /* one line per sensor would drown the report: the report says it all */
+    enum log_level level = log_get_level();
+    if (level < LOG_WARN)
+        log_set_level(LOG_WARN);
     json_t *errors = json_array();
     size_t accepted = 0, rejected = 0, i;
     json_t *row;
@@ -138,6 +143,7 @@ int yjtctl_import_sensors(struct store *st, const char *file, bool dry_run)
     if (rc == STORE_OK)
         rc = store_commit(st);
     store_set_batching(st, false, NULL, NULL);
+    log_set_level(level);
     json_decref(doc);
     if (rc != STORE_OK) {
         json_decref(errors);

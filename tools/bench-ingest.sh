@@ -109,9 +109,19 @@ for _ in $(seq 1 600); do
     kill -0 "$pid" 2>/dev/null || { cat "$dir/yjtd.log" >&2; exit 1; }
     sleep 0.1
 done
+# yjtd's CPU time (user + system, clock ticks) so far
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+tck=$(getconf CLK_TCK)
 for run in $(seq 1 "$runs"); do
+    c0=$(cpu_ticks)
     out=$("$build/yjt-ingest" --port "$port" --key "$key" --sensors "$sensors" --conns "$conns" \
         --batch "$batch" --warmup "$warmup" --seconds "$seconds") || rc=$?
-    echo "${out%\}},\"run\":$run,\"store\":\"$store\",\"server_alive\":$(kill -0 "$pid" 2>/dev/null && echo true || echo false)}"
+    c1=$(cpu_ticks)
+    # server CPU per accepted reading over the whole run (warm-up included):
+    # steadier than the rate on a shared machine
+    acc=$(echo "$out" | sed 's/.*"accepted":\([0-9]*\).*/\1/')
+    us=$(awk -v c=$((c1 - c0)) -v t="$tck" -v a="$acc" 'BEGIN { printf "%.2f", a ? c * 1e6 / t / a : 0 }')
+    alive=$(kill -0 "$pid" 2>/dev/null && echo true || echo false)
+    echo "${out%\}},\"server_cpu_us_per_reading\":$us,\"run\":$run,\"store\":\"$store\",\"server_alive\":$alive}"
 done
 exit "${rc:-0}"

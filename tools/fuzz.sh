@@ -19,6 +19,9 @@ declare -A sources=(
           records/jurisdiction.c records/calls.c records/audit.c records/password.c
           common/clock.c common/ids.c common/jsonx.c common/log.c common/errors.c common/hist.c
           common/bizdate.c"
+  [readings]="records/reading.c records/sensor.c records/store.c records/store_sqlite.c
+          records/store_sqlite_ts.c records/org.c records/jurisdiction.c records/audit.c
+          common/clock.c common/ids.c common/jsonx.c common/log.c common/errors.c common/hist.c"
 )
 for t in "${!sources[@]}"; do
   # shellcheck disable=SC2086
@@ -33,5 +36,6 @@ for t in "${!sources[@]}"; do
     || { tail -40 "$out/fuzz_$t.log"; echo "fuzz_$t FAILED"; exit 1; }
   grep -E "^#[0-9]+.*(DONE|pulse)" "$out/fuzz_$t.log" | tail -1 || true
 done
-rm -rf "${TMPDIR:-/tmp}"/yjt-fuzz-call-* /dev/shm/yjt-fuzz-call-*
+rm -rf "${TMPDIR:-/tmp}"/yjt-fuzz-call-* /dev/shm/yjt-fuzz-call-* \
+    "${TMPDIR:-/tmp}"/yjt-fuzz-readings-* /dev/shm/yjt-fuzz-readings-*
 echo "fuzzing: ${#sources[@]} targets, no crash"

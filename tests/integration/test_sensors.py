@@ -155,7 +155,7 @@ def test_gateway_key_scope_and_revocation(server):
 
 
 def test_bad_rows_reported_per_row(server):
-    srv = start(server, settings={"readings_max_rows": 50})
+    srv = start(server, settings={"readings_max_rows": 50, "readings_max_body": 4096})
     admin = srv.token("admin")
     assert put_sensor(srv, admin, "a1", TANK).status == 201
     assert put_sensor(srv, admin, "off", dict(TANK, enabled=False)).status == 201
@@ -192,6 +192,9 @@ def test_bad_rows_reported_per_row(server):
 
     # the whole request is refused only when it is not a batch at all
     assert_error(post(srv, key, [{"sensor": "a1", "value": 1, "ts": t}] * 51), 413, "too_large")
+    # a body over readings_max_body (4 KiB here) is refused before it is parsed
+    big = [{"sensor": "a1", "value": 1, "ts": t, "pad": "x" * 100}] * 45
+    assert_error(post(srv, key, big), 413, "too_large")
     r = srv.http("POST", "/api/v1/readings", body={"rows": []}, headers={"X-Api-Key": key})
     assert_error(r, 400, "bad_request")
     r = srv.http("POST", "/api/v1/readings", raw="{not json", headers={"X-Api-Key": key})
