@@ -158,6 +158,7 @@ def test_lifecycle_over_websocket_with_permissions(server):
         worker = await srv.ws_login("worker1")
         insp = await srv.ws_login("insp")
         other = await srv.ws_login("boss2")
+        far = await srv.ws_login("far")
         post(srv, key, "lt1", 85)
         ev = await duty.next_event("push", timeout=5)
         assert ev["kind"] == "alarm" and ev["priority"] == "high"
@@ -170,6 +171,7 @@ def test_lifecycle_over_websocket_with_permissions(server):
         await err(worker, "alarm.ack", "forbidden")
         await err(insp, "alarm.ack", "forbidden")
         await err(other, "alarm.ack", "not_found")
+        await err(far, "alarm.ack", "not_found")  # outside the regulator's reach
         r = await duty.request("alarm.ack")
         assert r["ok"] is False and r["error"]["code"] == "bad_request"
         await err(duty, "alarm.feedback", "conflict", found="x", done="y")
@@ -193,7 +195,7 @@ def test_lifecycle_over_websocket_with_permissions(server):
         post(srv, key, "lt1", 86)
         ev2 = await duty.next_event("push", timeout=5)
         assert ev2["payload"]["alarm_id"] != aid and ev2["payload"]["event"] == "raised"
-        for c in (duty, worker, insp, other):
+        for c in (duty, worker, insp, other, far):
             await c.close()
         return aid
 
