@@ -131,15 +131,24 @@ int alarm_scan(int64_t now_ms, int budget)
     guint limit = budget > 0 && (guint)budget < ids->len ? (guint)budget : ids->len;
     if (budget <= 0)
         cursor = 0; /* a full pass, from the start */
-    for (guint n = 0; n < limit; n++) {
+    guint n = 0;
+    unsigned open_before = alarm_open_count();
+    for (; n < limit; n++) {
         if (cursor >= ids->len)
             cursor = 0;
         const struct sensor *s = sensor_get(g_ptr_array_index(ids, cursor));
         cursor++;
         if (s)
             check(s, now_ms);
+        /* A mass outage (a whole site, thousands of sensors) raises its
+         * alarms over several ticks, so that no tick holds the loop for
+         * long: each raise is a store write and a push. */
+        if (budget > 0 && alarm_open_count() - open_before >= ALARM_SCAN_RAISES_MAX) {
+            n++;
+            break;
+        }
     }
-    return (int)limit;
+    return (int)n;
 }
 
 void alarm_scan_shutdown(void)
