@@ -19,8 +19,14 @@
 
 static struct store *store;
 static struct alarm_config cfg;
-static GHashTable *open_by_id;  /* id -> struct alarm* (owned) */
-static GHashTable *open_by_key; /* "sensor\x1fcondition" -> struct alarm* (borrowed) */
+static GHashTable *open_by_id; /* id -> struct alarm* (owned) */
+/* sensor id -> struct slots: its open alarm per condition (borrowed). A
+ * reading of a sensor with no open alarm costs one look-up, no allocation. */
+static GHashTable *open_by_sensor;
+
+struct slots {
+    struct alarm *a[ALARM_CONDITIONS];
+};
 static struct {
     alarm_changed_fn fn;
     void *ud;
@@ -54,11 +60,6 @@ static void alarm_free(gpointer p)
     g_free(a->downtime);
     json_decref(a->escalations);
     g_free(a);
-}
-
-static char *key_of(const char *sensor, enum alarm_condition c)
-{
-    return g_strdup_printf("%s\x1f%s", sensor, alarm_condition_name(c));
 }
 
 static void set_str(json_t *o, const char *k, const char *v)
@@ -195,15 +196,25 @@ static void reschedule(struct alarm *a)
 static void track(struct alarm *a)
 {
     g_hash_table_replace(open_by_id, a->id, a);
-    g_hash_table_replace(open_by_key, key_of(a->sensor, a->condition), a);
+    struct slots *sl = g_hash_table_lookup(open_by_sensor, a->sensor);
+    if (!sl) {
+        sl = g_new0(struct slots, 1);
+        g_hash_table_insert(open_by_sensor, g_strdup(a->sensor), sl);
+    }
+    sl->a[a->condition] = a;
 }
 
 static void untrack(struct alarm *a)
 {
-    char *k = key_of(a->sensor, a->condition);
-    if (g_hash_table_lookup(open_by_key, k) == a)
-        g_hash_table_remove(open_by_key, k);
-    g_free(k);
+    struct slots *sl = g_hash_table_lookup(open_by_sensor, a->sensor);
+    if (sl && sl->a[a->condition] == a) {
+        sl->a[a->condition] = NULL;
+        bool empty = true;
+        for (int c = 0; c < ALARM_CONDITIONS; c++)
+            empty = empty && !sl->a[c];
+        if (empty)
+            g_hash_table_remove(open_by_sensor, a->sensor);
+    }
     g_hash_table_remove(open_by_id, a->id); /* frees a */
 }
 
@@ -211,10 +222,8 @@ static void untrack(struct alarm *a)
 
 static struct alarm *open_of(const char *sensor, enum alarm_condition c)
 {
-    char *k = key_of(sensor, c);
-    struct alarm *a = g_hash_table_lookup(open_by_key, k);
-    g_free(k);
-    return a;
+    struct slots *sl = g_hash_table_lookup(open_by_sensor, sensor);
+    return sl ? sl->a[c] : NULL;
 }
 
 static int raise_alarm(const struct sensor *s, enum alarm_grade grade, bool has_value, double value,
@@ -560,7 +569,7 @@ int alarm_init(struct store *st, const struct alarm_config *c)
     store = st;
     cfg = *c;
     open_by_id = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, alarm_free);
-    open_by_key = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    open_by_sensor = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     int n = 0;
     static const char *const open_states[] = {"raised", "acknowledged", "handled"};
     for (size_t i = 0; i < G_N_ELEMENTS(open_states) && rc == STORE_OK; i++)
@@ -577,7 +586,7 @@ int alarm_init(struct store *st, const struct alarm_config *c)
 
 void alarm_shutdown(void)
 {
-    g_clear_pointer(&open_by_key, g_hash_table_destroy);
+    g_clear_pointer(&open_by_sensor, g_hash_table_destroy);
     g_clear_pointer(&open_by_id, g_hash_table_destroy);
     n_listeners = 0;
     store = NULL;

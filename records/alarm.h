@@ -116,10 +116,13 @@ int alarm_escalate(const char *id, int step, const char *division, json_t *users
  * (all of them when budget <= 0), resuming where the last call stopped,
  * and raises the interruption alarm of each enabled sensor with an
  * interrupt_after_ms that has been silent longer than that, unless a
- * planned downtime covers it. A sensor that never reported counts from the
- * moment the scan first saw it (configured, or the server started).
+ * planned downtime covers it. A sensor that never reported counts from
+ * when it was configured (or, if it was loaded at start, the start).
+ * A bounded call stops early after raising ALARM_SCAN_RAISES_MAX alarms.
  * Returns the number of sensors visited. */
 int alarm_scan(int64_t now_ms, int budget);
+/* Interruption alarms one bounded scan call raises at most. */
+#define ALARM_SCAN_RAISES_MAX 200
 /* Starts watching sensor records (alarm_init calls it). */
 void alarm_scan_init(void);
 void alarm_scan_shutdown(void);

@@ -20,6 +20,7 @@
 #include "records/account.h"
 #include "records/audit.h"
 #include "records/downtime.h"
+#include "records/jurisdiction.h"
 #include "server/conn.h"
 #include "server/server.h"
 #include "server/ws.h"
@@ -99,13 +100,16 @@ enum err_code alarm_api_act(const struct account *acct, const char *verb, const 
         *why = visible ? "the alarm is closed" : "no such alarm";
         return visible ? ERR_CONFLICT : ERR_NOT_FOUND;
     }
+    struct principal who = {acct->role, acct->org};
+    if (!juris_reaches(&who, ORG_ENTERPRISE, a->enterprise, a->division)) {
+        *why = "no such alarm";
+        return ERR_NOT_FOUND; /* outside the caller's jurisdiction: not even its existence */
+    }
     if (!may_act(acct, a->enterprise)) {
-        *why = strcmp(acct->role, "corp") == 0 && strcmp(acct->org, a->enterprise) == 0
+        *why = strcmp(acct->role, "corp") == 0
                    ? "only the enterprise's duty staff, safety managers and principal act on alarms"
                    : "only the enterprise acts on its alarms";
-        return strcmp(acct->role, "corp") == 0 && strcmp(acct->org, a->enterprise) != 0
-                   ? ERR_NOT_FOUND
-                   : ERR_FORBIDDEN;
+        return ERR_FORBIDDEN;
     }
     int64_t now = clock_now_ms();
     enum err_code e;

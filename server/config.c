@@ -183,7 +183,7 @@ static void defaults(struct config *c)
     c->alarm_escalation_yellow = g_strdup("5,30,60");
     c->alarm_escalation_blue = g_strdup("5,30,60");
     c->alarm_scan_interval_ms = 1000;
-    c->alarm_scan_batch = 5000;
+    c->alarm_scan_batch = 20000;
 }
 
 static int parse_listen(struct config *c, const char *v, char **err)

@@ -1,8 +1,12 @@
 /* The pure alarm rules: level table, thresholds with deadband, decisions
  * for a flapping value, escalation times. */
 #include "records/alarm_rules.h"
+#include "records/downtime.h"
+#include "records/records.h"
 
 #include <glib.h>
+#include <glib/gstdio.h>
+#include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -183,6 +187,71 @@ static void test_names(void **state)
     assert_int_equal(alarm_condition_of_grade(ALARM_GRADE_LOW_LOW), ALARM_COND_LOW);
 }
 
+/* Planned downtime against a real store: the window covers the listed
+ * sensors only, an overrun names the declaration, ending it early stops
+ * both. */
+static void test_downtime(void **state)
+{
+    (void)state;
+    char *dir = g_dir_make_tmp("yjt-downtime-XXXXXX", NULL);
+    char *err = NULL;
+    struct store *st = records_open(dir, &err);
+    assert_non_null(st);
+    int64_t t0 = 1764550800000; /* 2026-12-01 09:00 +08:00 */
+    assert_int_equal(downtime_init(st, t0), 0);
+    json_t *sensors = json_pack("[s]", "lt2"), *out = NULL;
+    const char *why = NULL;
+    assert_int_equal(
+        downtime_declare("e1", "440106", sensors, "", t0, t0 + 1000, "u", t0, &out, &why),
+        ERR_BAD_REQUEST);
+    assert_int_equal(
+        downtime_declare("e1", "440106", sensors, "x", t0, t0 - 1, "u", t0, &out, &why),
+        ERR_BAD_REQUEST);
+    assert_int_equal(downtime_declare("e1", "440106", sensors, "DCS", t0 + 60000, t0 + 3600000, "u",
+                                      t0, &out, &why),
+                     ERR_NONE);
+    char *id = g_strdup(json_string_value(json_object_get(out, "id")));
+    json_decref(out);
+    assert_null(downtime_covering("e1", "lt2", t0)); /* before from */
+    assert_string_equal(downtime_covering("e1", "lt2", t0 + 60000), id);
+    assert_null(downtime_covering("e1", "lt1", t0 + 60000));   /* not listed */
+    assert_null(downtime_covering("e2", "lt2", t0 + 60000));   /* other plant */
+    assert_null(downtime_covering("e1", "lt2", t0 + 3600000)); /* restore time */
+    assert_null(downtime_overrun("e1", "lt2", t0, t0 + 3599999));
+    assert_string_equal(downtime_overrun("e1", "lt2", t0, t0 + 3600000), id);
+    assert_null(downtime_overrun("e1", "lt2", t0 + 3600000, t0 + 3700000)); /* reported since */
+    /* all sensors, ended early */
+    assert_int_equal(
+        downtime_declare("e1", "440106", NULL, "gateway", t0, t0 + 7200000, "u", t0, &out, &why),
+        ERR_NONE);
+    char *all = g_strdup(json_string_value(json_object_get(out, "id")));
+    json_decref(out);
+    assert_string_equal(downtime_covering("e1", "lt9", t0 + 1), all);
+    assert_int_equal(downtime_end(all, "u", t0 + 2, &out, &why), ERR_NONE);
+    json_decref(out);
+    assert_null(downtime_covering("e1", "lt9", t0 + 3));
+    assert_null(downtime_overrun("e1", "lt9", t0, t0 + 7200000));
+    assert_int_equal(downtime_end(all, "u", t0 + 4, &out, &why), ERR_CONFLICT);
+    /* reloaded from the store */
+    downtime_shutdown();
+    assert_int_equal(downtime_init(st, t0), 0);
+    assert_string_equal(downtime_covering("e1", "lt2", t0 + 60000), id);
+    assert_null(downtime_covering("e1", "lt9", t0 + 3));
+    downtime_shutdown();
+    json_decref(sensors);
+    g_free(id);
+    g_free(all);
+    store_close(st);
+    static const char *const files[] = {"yjt.db", "yjt.db-wal", "yjt.db-shm"};
+    for (size_t i = 0; i < G_N_ELEMENTS(files); i++) {
+        char *f = g_build_filename(dir, files[i], NULL);
+        g_unlink(f);
+        g_free(f);
+    }
+    g_rmdir(dir);
+    g_free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -192,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_flapping),
         cmocka_unit_test(test_escalation),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_downtime),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
