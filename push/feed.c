@@ -66,19 +66,20 @@ static struct {
     uint64_t next_id;
 } F;
 
+/* Warning levels from the least to the most severe; rank = index + 1. */
+static const char *const level_names[] = {"blue", "yellow", "orange", "red"};
+
 static int level_rank(const char *level)
 {
-    static const char *const names[] = {"blue", "yellow", "orange", "red"};
     for (int i = 0; i < 4; i++)
-        if (level && strcmp(level, names[i]) == 0)
+        if (level && strcmp(level, level_names[i]) == 0)
             return i + 1;
     return 0;
 }
 
 static const char *rank_level(int rank)
 {
-    static const char *const names[] = {"blue", "yellow", "orange", "red"};
-    return rank >= 1 && rank <= 4 ? names[rank - 1] : NULL;
+    return rank >= 1 && rank <= 4 ? level_names[rank - 1] : NULL;
 }
 
 static void falarm_free(gpointer p)

@@ -38,12 +38,8 @@ import sys
 import tempfile
 import time
 
-PASSWORD = "bench-pass-1"
-
-
-def pct(values, p):
-    v = sorted(values)
-    return v[min(len(v) - 1, int(p / 100 * len(v)))] if v else float("nan")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import PASSWORD, metric, pct  # noqa: E402
 
 
 class Http:
@@ -66,12 +62,7 @@ class Http:
 
 
 def corp_conns(port):
-    c = Http(port)
-    _, text = c.req("GET", "/metrics")
-    for line in text.splitlines():
-        if line.startswith('yjt_connections{role="corp"}'):
-            return int(float(line.split()[-1]))
-    return 0
+    return int(metric(port, "yjt_connections", '{role="corp"}'))
 
 
 def main():

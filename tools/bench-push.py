@@ -27,15 +27,11 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import PASSWORD, http, pct  # noqa: E402
+from benchlib import PASSWORD, http, metric, pct  # noqa: E402
 
 
 def corp_conns(port):
-    _, text = http(port, "GET", "/metrics")
-    for line in text.splitlines():
-        if line.startswith('yjt_connections{role="corp"}'):
-            return int(float(line.split()[-1]))
-    return 0
+    return int(metric(port, "yjt_connections", '{role="corp"}'))
 
 
 def main():
