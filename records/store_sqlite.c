@@ -136,6 +136,13 @@ static void bind_texts(sqlite3_stmt *stmt, int n, ...)
     va_end(ap);
 }
 
+static int step_done(sqlite3_stmt *q)
+{
+    int rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
+}
+
 static json_t *parse_body(sqlite3_stmt *stmt, int col)
 {
     const char *text = (const char *)sqlite3_column_text(stmt, col);
@@ -243,10 +250,23 @@ static int sq_index_define(struct store *st, const char *coll, const char *field
     return STORE_OK;
 }
 
-/* Inserts the index rows of doc for one index; a string field gives one
- * value, an array of strings one per element. Fails with STORE_ECONFLICT if
- * a unique value belongs to another document. */
-static int index_doc(struct sqlite_store *s, const struct index_def *d, const char *id, json_t *doc)
+/* One index row a document should have: the value of one indexed field. */
+struct index_row {
+    const struct index_def *def;
+    const char *value; /* borrowed from the document */
+};
+
+/* The key of an index row in the sets below: field, a 0x1f, then value
+ * (field names are ours and hold no 0x1f, so the key is unambiguous). */
+static char *row_key(const char *field, const char *value)
+{
+    return g_strconcat(field, "\x1f", value, NULL);
+}
+
+/* Adds to want (row key -> struct index_row*) the index rows doc should
+ * have for one index: a string field gives one value, an array of strings
+ * one per element. */
+static void rows_wanted(const struct index_def *d, json_t *doc, GHashTable *want)
 {
     json_t *v = json_object_get(doc, d->field);
     json_t *single = json_is_string(v) ? v : NULL;
@@ -255,31 +275,101 @@ static int index_doc(struct sqlite_store *s, const struct index_def *d, const ch
         json_t *item = single ? single : json_array_get(v, i);
         if (!json_is_string(item))
             continue;
-        const char *value = json_string_value(item);
-        if (d->unique) {
-            sqlite3_stmt *q = prep(s, "SELECT 1 FROM idx WHERE coll=?1 AND field=?2 AND value=?3"
-                                      " AND id<>?4 LIMIT 1");
-            if (!q)
-                return STORE_EIO;
-            bind_texts(q, 4, d->coll, d->field, value, id);
-            int rc = sqlite3_step(q);
-            sqlite3_reset(q);
-            if (rc == SQLITE_ROW)
-                return STORE_ECONFLICT;
-            if (rc != SQLITE_DONE)
-                return STORE_EIO;
-        }
-        sqlite3_stmt *ins = prep(s, "INSERT OR IGNORE INTO idx(coll, field, value, id)"
-                                    " VALUES(?1, ?2, ?3, ?4)");
-        if (!ins)
+        struct index_row *r = g_new(struct index_row, 1);
+        r->def = d;
+        r->value = json_string_value(item);
+        g_hash_table_replace(want, row_key(d->field, r->value), r);
+    }
+}
+
+/* Inserts one index row. Fails with STORE_ECONFLICT if the index is unique
+ * and the value belongs to another document. */
+static int index_insert(struct sqlite_store *s, const struct index_row *r, const char *id)
+{
+    const struct index_def *d = r->def;
+    if (d->unique) {
+        sqlite3_stmt *q = prep(s, "SELECT 1 FROM idx WHERE coll=?1 AND field=?2 AND value=?3"
+                                  " AND id<>?4 LIMIT 1");
+        if (!q)
             return STORE_EIO;
-        bind_texts(ins, 4, d->coll, d->field, value, id);
-        int rc = sqlite3_step(ins);
-        sqlite3_reset(ins);
+        bind_texts(q, 4, d->coll, d->field, r->value, id);
+        int rc = sqlite3_step(q);
+        sqlite3_reset(q);
+        if (rc == SQLITE_ROW)
+            return STORE_ECONFLICT;
         if (rc != SQLITE_DONE)
             return STORE_EIO;
     }
-    return STORE_OK;
+    sqlite3_stmt *ins = prep(s, "INSERT OR IGNORE INTO idx(coll, field, value, id)"
+                                " VALUES(?1, ?2, ?3, ?4)");
+    if (!ins)
+        return STORE_EIO;
+    bind_texts(ins, 4, d->coll, d->field, r->value, id);
+    return step_done(ins);
+}
+
+/* Brings the index rows of (coll, id) in line with doc, touching only the
+ * rows that change: the rows stored now are read (through idx_by_doc),
+ * those doc no longer has are deleted, and those it newly has inserted.
+ * A call record saved at invite, answer and end so rewrites one or two of
+ * its rows instead of all of them, and a rewrite that changes no indexed
+ * value writes none. Fails with STORE_ECONFLICT, writing nothing more, if
+ * a new unique value belongs to another document. */
+static int index_sync(struct sqlite_store *s, const char *coll, const char *id, json_t *doc,
+                      bool is_new)
+{
+    GHashTable *want = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    GPtrArray *stale = g_ptr_array_new_with_free_func(g_free); /* field, value, field, ... */
+    int rc = STORE_OK;
+    for (guint i = 0; i < s->indexes->len; i++) {
+        const struct index_def *d = g_ptr_array_index(s->indexes, i);
+        if (strcmp(d->coll, coll) == 0)
+            rows_wanted(d, doc, want);
+    }
+    if (!is_new) {
+        sqlite3_stmt *q = prep(s, "SELECT field, value FROM idx WHERE coll=?1 AND id=?2");
+        if (!q) {
+            rc = STORE_EIO;
+            goto out;
+        }
+        bind_texts(q, 2, coll, id);
+        int r;
+        while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+            const char *field = (const char *)sqlite3_column_text(q, 0);
+            const char *value = (const char *)sqlite3_column_text(q, 1);
+            char *key = row_key(field, value);
+            if (!g_hash_table_remove(want, key)) { /* kept rows are done */
+                g_ptr_array_add(stale, g_strdup(field));
+                g_ptr_array_add(stale, g_strdup(value));
+            }
+            g_free(key);
+        }
+        sqlite3_reset(q);
+        if (r != SQLITE_DONE) {
+            rc = STORE_EIO;
+            goto out;
+        }
+    }
+    for (guint i = 0; rc == STORE_OK && i + 1 < stale->len; i += 2) {
+        sqlite3_stmt *del =
+            prep(s, "DELETE FROM idx WHERE coll=?1 AND field=?2 AND value=?3 AND id=?4");
+        if (!del) {
+            rc = STORE_EIO;
+            break;
+        }
+        bind_texts(del, 4, coll, (const char *)g_ptr_array_index(stale, i),
+                   (const char *)g_ptr_array_index(stale, i + 1), id);
+        rc = step_done(del);
+    }
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, want);
+    while (rc == STORE_OK && g_hash_table_iter_next(&it, NULL, &v))
+        rc = index_insert(s, v, id);
+out:
+    g_hash_table_destroy(want);
+    g_ptr_array_free(stale, TRUE);
+    return rc;
 }
 
 static int unindex_doc(struct sqlite_store *s, const char *coll, const char *id)
@@ -308,12 +398,7 @@ static int doc_put_locked(struct sqlite_store *s, const char *coll, const char *
         if (rc != SQLITE_DONE)
             return STORE_EIO;
     }
-    int rc = unindex_doc(s, coll, id);
-    for (guint i = 0; rc == STORE_OK && i < s->indexes->len; i++) {
-        const struct index_def *d = g_ptr_array_index(s->indexes, i);
-        if (strcmp(d->coll, coll) == 0)
-            rc = index_doc(s, d, id, doc);
-    }
+    int rc = index_sync(s, coll, id, doc, create_only);
     int64_t rev = 0;
     if (rc == STORE_OK)
         rc = counter_incr_locked(s, "store.rev", 1, &rev);
@@ -555,13 +640,6 @@ static int sq_seq_range(struct store *st, const char *key, int64_t after_seq, in
             break;
         }
     }
-    sqlite3_reset(q);
-    return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
-}
-
-static int step_done(sqlite3_stmt *q)
-{
-    int rc = sqlite3_step(q);
     sqlite3_reset(q);
     return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
 }
