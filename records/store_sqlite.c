@@ -12,6 +12,7 @@
 #include "records/store.h"
 
 #include "common/jsonx.h"
+#include "records/store_sqlite_ckpt.h"
 
 #include <glib.h>
 #include <sqlite3.h>
@@ -33,7 +34,13 @@ struct sqlite_store {
     bool in_batch;      /* that transaction is open */
     void (*on_dirty)(void *ud);
     void *dirty_ud;
+    char *path;              /* of the database file */
+    struct store_ckpt *ckpt; /* checkpoints off the writer's thread, while batching */
 };
+
+/* Log pages after which the checkpointer copies them back (SQLite's own
+ * default threshold). */
+#define CKPT_PAGES 1000
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS docs(coll TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,"
@@ -208,6 +215,14 @@ static void sq_set_batching(struct store *st, bool on, void (*on_dirty)(void *ud
 {
     struct sqlite_store *s = S(st);
     sq_commit(st);
+    /* A batching writer (yjtd) must not stall on checkpoints; a writer of
+     * single commits (yjtctl) keeps SQLite's own. */
+    if (on && !s->ckpt)
+        s->ckpt = store_ckpt_start(s->db, s->path, CKPT_PAGES);
+    else if (!on) {
+        store_ckpt_stop(s->ckpt);
+        s->ckpt = NULL;
+    }
     s->batching = on;
     s->on_dirty = on_dirty;
     s->dirty_ud = ud;
@@ -217,10 +232,12 @@ static void sq_close(struct store *st)
 {
     struct sqlite_store *s = S(st);
     sq_commit(st);
+    store_ckpt_stop(s->ckpt);
     g_hash_table_destroy(s->stmts); /* finalizes statements */
     sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
     sqlite3_close(s->db);
     g_ptr_array_free(s->indexes, TRUE);
+    g_free(s->path);
     g_free(s);
 }
 
@@ -883,8 +900,8 @@ struct store *store_open_sqlite(const char *dir, char **err)
     s->base.ops = &sqlite_ops;
     s->stmts = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, stmt_finalize);
     s->indexes = g_ptr_array_new_with_free_func(index_def_free);
+    s->path = path;
     int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-    g_free(path);
     if (rc != SQLITE_OK)
         goto err;
     sqlite3_busy_timeout(s->db, 5000);
@@ -900,6 +917,7 @@ err:
     g_hash_table_destroy(s->stmts);
     sqlite3_close(s->db);
     g_ptr_array_free(s->indexes, TRUE);
+    g_free(s->path);
     g_free(s);
     return NULL;
 }
