@@ -88,13 +88,25 @@ static int exec(struct sqlite_store *s, const char *sql)
     return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? STORE_OK : STORE_EIO;
 }
 
+/* Runs one statement (a string literal) from the cache: the transaction
+ * statements that every write runs, parsed once rather than each time. */
+static int run(struct sqlite_store *s, const char *sql)
+{
+    sqlite3_stmt *stmt = prep(s, sql);
+    if (!stmt)
+        return STORE_EIO;
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
+}
+
 /* In batching mode, opens the batch transaction if it is not open yet and
  * tells the owner there is something to commit. */
 static int batch_open(struct sqlite_store *s)
 {
     if (!s->batching || s->in_batch)
         return STORE_OK;
-    if (exec(s, "BEGIN IMMEDIATE") != STORE_OK)
+    if (run(s, "BEGIN IMMEDIATE") != STORE_OK)
         return STORE_EIO;
     s->in_batch = true;
     if (s->on_dirty)
@@ -106,23 +118,23 @@ static int batch_open(struct sqlite_store *s)
 static int begin(struct sqlite_store *s)
 {
     if (!s->batching)
-        return exec(s, "BEGIN IMMEDIATE");
+        return run(s, "BEGIN IMMEDIATE");
     if (batch_open(s) != STORE_OK)
         return STORE_EIO;
-    return exec(s, "SAVEPOINT w");
+    return run(s, "SAVEPOINT w");
 }
 
 /* Ends the write begun by begin(): kept if rc is STORE_OK, undone if not. */
 static int finish(struct sqlite_store *s, int rc)
 {
     if (s->batching) {
-        if (rc == STORE_OK && exec(s, "RELEASE w") == STORE_OK)
+        if (rc == STORE_OK && run(s, "RELEASE w") == STORE_OK)
             return STORE_OK;
         exec(s, "ROLLBACK TO w");
         exec(s, "RELEASE w");
         return rc == STORE_OK ? STORE_EIO : rc;
     }
-    if (rc == STORE_OK && exec(s, "COMMIT") == STORE_OK)
+    if (rc == STORE_OK && run(s, "COMMIT") == STORE_OK)
         return STORE_OK;
     exec(s, "ROLLBACK");
     return rc == STORE_OK ? STORE_EIO : rc;
@@ -205,7 +217,7 @@ static int sq_commit(struct store *st)
     if (!s->in_batch)
         return STORE_OK;
     s->in_batch = false;
-    if (exec(s, "COMMIT") == STORE_OK)
+    if (run(s, "COMMIT") == STORE_OK)
         return STORE_OK;
     exec(s, "ROLLBACK");
     return STORE_EIO;
