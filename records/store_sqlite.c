@@ -12,9 +12,14 @@
 #include "records/store_sqlite.h"
 
 #include "common/jsonx.h"
+#include "records/store_sqlite_ckpt.h"
 
 #include <stdarg.h>
 #include <string.h>
+
+/* Log pages after which the checkpointer copies them back (SQLite's own
+ * default threshold). */
+#define CKPT_PAGES 1000
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS docs(coll TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,"
@@ -62,13 +67,25 @@ static int exec(struct sqlite_store *s, const char *sql)
     return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? STORE_OK : STORE_EIO;
 }
 
+/* Runs one statement (a string literal) from the cache: the transaction
+ * statements that every write runs, parsed once rather than each time. */
+static int run(struct sqlite_store *s, const char *sql)
+{
+    sqlite3_stmt *stmt = sqls_prep(s, sql);
+    if (!stmt)
+        return STORE_EIO;
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
+}
+
 /* In batching mode, opens the batch transaction if it is not open yet and
  * tells the owner there is something to commit. */
 int sqls_batch_open(struct sqlite_store *s)
 {
     if (!s->batching || s->in_batch)
         return STORE_OK;
-    if (exec(s, "BEGIN IMMEDIATE") != STORE_OK)
+    if (run(s, "BEGIN IMMEDIATE") != STORE_OK)
         return STORE_EIO;
     s->in_batch = true;
     if (s->on_dirty)
@@ -80,23 +97,23 @@ int sqls_batch_open(struct sqlite_store *s)
 int sqls_begin(struct sqlite_store *s)
 {
     if (!s->batching)
-        return exec(s, "BEGIN IMMEDIATE");
+        return run(s, "BEGIN IMMEDIATE");
     if (sqls_batch_open(s) != STORE_OK)
         return STORE_EIO;
-    return exec(s, "SAVEPOINT w");
+    return run(s, "SAVEPOINT w");
 }
 
 /* Ends the write begun by sqls_begin(): kept if rc is STORE_OK, undone if not. */
 int sqls_finish(struct sqlite_store *s, int rc)
 {
     if (s->batching) {
-        if (rc == STORE_OK && exec(s, "RELEASE w") == STORE_OK)
+        if (rc == STORE_OK && run(s, "RELEASE w") == STORE_OK)
             return STORE_OK;
         exec(s, "ROLLBACK TO w");
         exec(s, "RELEASE w");
         return rc == STORE_OK ? STORE_EIO : rc;
     }
-    if (rc == STORE_OK && exec(s, "COMMIT") == STORE_OK)
+    if (rc == STORE_OK && run(s, "COMMIT") == STORE_OK)
         return STORE_OK;
     exec(s, "ROLLBACK");
     return rc == STORE_OK ? STORE_EIO : rc;
@@ -115,6 +132,13 @@ static void bind_texts(sqlite3_stmt *stmt, int n, ...)
     for (int i = 1; i <= n; i++)
         bind_text(stmt, i, va_arg(ap, const char *));
     va_end(ap);
+}
+
+int sqls_step_done(sqlite3_stmt *q)
+{
+    int rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
 }
 
 static json_t *parse_body(sqlite3_stmt *stmt, int col)
@@ -151,8 +175,8 @@ static int each_doc(sqlite3_stmt *stmt, store_doc_cb cb, void *ud, int64_t *last
 static int counter_incr_locked(struct sqlite_store *s, const char *name, int64_t by, int64_t *out)
 {
     sqlite3_stmt *stmt = sqls_prep(s, "INSERT INTO counters(name, value) VALUES(?1, ?2)"
-                                      " ON CONFLICT(name) DO UPDATE SET value = value + ?2"
-                                      " RETURNING value");
+                                 " ON CONFLICT(name) DO UPDATE SET value = value + ?2"
+                                 " RETURNING value");
     if (!stmt)
         return STORE_EIO;
     bind_text(stmt, 1, name);
@@ -172,7 +196,7 @@ static int sq_commit(struct store *st)
     if (!s->in_batch)
         return STORE_OK;
     s->in_batch = false;
-    if (exec(s, "COMMIT") == STORE_OK)
+    if (run(s, "COMMIT") == STORE_OK)
         return STORE_OK;
     exec(s, "ROLLBACK");
     return STORE_EIO;
@@ -182,6 +206,14 @@ static void sq_set_batching(struct store *st, bool on, void (*on_dirty)(void *ud
 {
     struct sqlite_store *s = S(st);
     sq_commit(st);
+    /* A batching writer (yjtd) must not stall on checkpoints; a writer of
+     * single commits (yjtctl) keeps SQLite's own. */
+    if (on && !s->ckpt)
+        s->ckpt = store_ckpt_start(s->db, s->path, CKPT_PAGES);
+    else if (!on) {
+        store_ckpt_stop(s->ckpt);
+        s->ckpt = NULL;
+    }
     s->batching = on;
     s->on_dirty = on_dirty;
     s->dirty_ud = ud;
@@ -191,10 +223,12 @@ static void sq_close(struct store *st)
 {
     struct sqlite_store *s = S(st);
     sq_commit(st);
+    store_ckpt_stop(s->ckpt);
     g_hash_table_destroy(s->stmts); /* finalizes statements */
     sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
     sqlite3_close(s->db);
     g_ptr_array_free(s->indexes, TRUE);
+    g_free(s->path);
     g_free(s);
 }
 
@@ -224,10 +258,23 @@ static int sq_index_define(struct store *st, const char *coll, const char *field
     return STORE_OK;
 }
 
-/* Inserts the index rows of doc for one index; a string field gives one
- * value, an array of strings one per element. Fails with STORE_ECONFLICT if
- * a unique value belongs to another document. */
-static int index_doc(struct sqlite_store *s, const struct index_def *d, const char *id, json_t *doc)
+/* One index row a document should have: the value of one indexed field. */
+struct index_row {
+    const struct index_def *def;
+    const char *value; /* borrowed from the document */
+};
+
+/* The key of an index row in the sets below: field, a 0x1f, then value
+ * (field names are ours and hold no 0x1f, so the key is unambiguous). */
+static char *row_key(const char *field, const char *value)
+{
+    return g_strconcat(field, "\x1f", value, NULL);
+}
+
+/* Adds to want (row key -> struct index_row*) the index rows doc should
+ * have for one index: a string field gives one value, an array of strings
+ * one per element. */
+static void rows_wanted(const struct index_def *d, json_t *doc, GHashTable *want)
 {
     json_t *v = json_object_get(doc, d->field);
     json_t *single = json_is_string(v) ? v : NULL;
@@ -236,32 +283,101 @@ static int index_doc(struct sqlite_store *s, const struct index_def *d, const ch
         json_t *item = single ? single : json_array_get(v, i);
         if (!json_is_string(item))
             continue;
-        const char *value = json_string_value(item);
-        if (d->unique) {
-            sqlite3_stmt *q =
-                sqls_prep(s, "SELECT 1 FROM idx WHERE coll=?1 AND field=?2 AND value=?3"
-                             " AND id<>?4 LIMIT 1");
-            if (!q)
-                return STORE_EIO;
-            bind_texts(q, 4, d->coll, d->field, value, id);
-            int rc = sqlite3_step(q);
-            sqlite3_reset(q);
-            if (rc == SQLITE_ROW)
-                return STORE_ECONFLICT;
-            if (rc != SQLITE_DONE)
-                return STORE_EIO;
-        }
-        sqlite3_stmt *ins = sqls_prep(s, "INSERT OR IGNORE INTO idx(coll, field, value, id)"
-                                         " VALUES(?1, ?2, ?3, ?4)");
-        if (!ins)
+        struct index_row *r = g_new(struct index_row, 1);
+        r->def = d;
+        r->value = json_string_value(item);
+        g_hash_table_replace(want, row_key(d->field, r->value), r);
+    }
+}
+
+/* Inserts one index row. Fails with STORE_ECONFLICT if the index is unique
+ * and the value belongs to another document. */
+static int index_insert(struct sqlite_store *s, const struct index_row *r, const char *id)
+{
+    const struct index_def *d = r->def;
+    if (d->unique) {
+        sqlite3_stmt *q = sqls_prep(s, "SELECT 1 FROM idx WHERE coll=?1 AND field=?2 AND value=?3"
+                                  " AND id<>?4 LIMIT 1");
+        if (!q)
             return STORE_EIO;
-        bind_texts(ins, 4, d->coll, d->field, value, id);
-        int rc = sqlite3_step(ins);
-        sqlite3_reset(ins);
+        bind_texts(q, 4, d->coll, d->field, r->value, id);
+        int rc = sqlite3_step(q);
+        sqlite3_reset(q);
+        if (rc == SQLITE_ROW)
+            return STORE_ECONFLICT;
         if (rc != SQLITE_DONE)
             return STORE_EIO;
     }
-    return STORE_OK;
+    sqlite3_stmt *ins = sqls_prep(s, "INSERT OR IGNORE INTO idx(coll, field, value, id)"
+                                " VALUES(?1, ?2, ?3, ?4)");
+    if (!ins)
+        return STORE_EIO;
+    bind_texts(ins, 4, d->coll, d->field, r->value, id);
+    return sqls_step_done(ins);
+}
+
+/* Brings the index rows of (coll, id) in line with doc, touching only the
+ * rows that change: the rows stored now are read (through idx_by_doc),
+ * those doc no longer has are deleted, and those it newly has inserted.
+ * A call record saved at invite, answer and end so rewrites one or two of
+ * its rows instead of all of them, and a rewrite that changes no indexed
+ * value writes none. Fails with STORE_ECONFLICT, writing nothing more, if
+ * a new unique value belongs to another document. */
+static int index_sync(struct sqlite_store *s, const char *coll, const char *id, json_t *doc,
+                      bool is_new)
+{
+    GHashTable *want = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    GPtrArray *stale = g_ptr_array_new_with_free_func(g_free); /* field, value, field, ... */
+    int rc = STORE_OK;
+    for (guint i = 0; i < s->indexes->len; i++) {
+        const struct index_def *d = g_ptr_array_index(s->indexes, i);
+        if (strcmp(d->coll, coll) == 0)
+            rows_wanted(d, doc, want);
+    }
+    if (!is_new) {
+        sqlite3_stmt *q = sqls_prep(s, "SELECT field, value FROM idx WHERE coll=?1 AND id=?2");
+        if (!q) {
+            rc = STORE_EIO;
+            goto out;
+        }
+        bind_texts(q, 2, coll, id);
+        int r;
+        while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+            const char *field = (const char *)sqlite3_column_text(q, 0);
+            const char *value = (const char *)sqlite3_column_text(q, 1);
+            char *key = row_key(field, value);
+            if (!g_hash_table_remove(want, key)) { /* kept rows are done */
+                g_ptr_array_add(stale, g_strdup(field));
+                g_ptr_array_add(stale, g_strdup(value));
+            }
+            g_free(key);
+        }
+        sqlite3_reset(q);
+        if (r != SQLITE_DONE) {
+            rc = STORE_EIO;
+            goto out;
+        }
+    }
+    for (guint i = 0; rc == STORE_OK && i + 1 < stale->len; i += 2) {
+        sqlite3_stmt *del =
+            sqls_prep(s, "DELETE FROM idx WHERE coll=?1 AND field=?2 AND value=?3 AND id=?4");
+        if (!del) {
+            rc = STORE_EIO;
+            break;
+        }
+        bind_texts(del, 4, coll, (const char *)g_ptr_array_index(stale, i),
+                   (const char *)g_ptr_array_index(stale, i + 1), id);
+        rc = sqls_step_done(del);
+    }
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, want);
+    while (rc == STORE_OK && g_hash_table_iter_next(&it, NULL, &v))
+        rc = index_insert(s, v, id);
+out:
+    g_hash_table_destroy(want);
+    g_ptr_array_free(stale, TRUE);
+    return rc;
 }
 
 static int unindex_doc(struct sqlite_store *s, const char *coll, const char *id)
@@ -290,12 +406,7 @@ static int doc_put_locked(struct sqlite_store *s, const char *coll, const char *
         if (rc != SQLITE_DONE)
             return STORE_EIO;
     }
-    int rc = unindex_doc(s, coll, id);
-    for (guint i = 0; rc == STORE_OK && i < s->indexes->len; i++) {
-        const struct index_def *d = g_ptr_array_index(s->indexes, i);
-        if (strcmp(d->coll, coll) == 0)
-            rc = index_doc(s, d, id, doc);
-    }
+    int rc = index_sync(s, coll, id, doc, create_only);
     int64_t rev = 0;
     if (rc == STORE_OK)
         rc = counter_incr_locked(s, "store.rev", 1, &rev);
@@ -303,7 +414,7 @@ static int doc_put_locked(struct sqlite_store *s, const char *coll, const char *
         return rc;
     char *body = jx_dump(doc);
     sqlite3_stmt *up = sqls_prep(s, "INSERT INTO docs(coll, id, body, rev) VALUES(?1, ?2, ?3, ?4)"
-                                    " ON CONFLICT(coll, id) DO UPDATE SET body=?3, rev=?4");
+                               " ON CONFLICT(coll, id) DO UPDATE SET body=?3, rev=?4");
     if (!up || !body) {
         free(body);
         return STORE_EIO;
@@ -377,14 +488,13 @@ static int sq_index_find(struct store *st, const char *coll, const char *field, 
     if (prefix) {
         /* A range scan [value, value + U+10FFFF) is a prefix match on the
          * primary key without LIKE's escaping rules. */
-        q = sqls_prep(
-            S(st), "SELECT d.id, d.body FROM idx i JOIN docs d ON d.coll=i.coll AND d.id=i.id"
-                   " WHERE i.coll=?1 AND i.field=?2 AND i.value>=?3 AND i.value<?3||char(1114111)"
-                   " ORDER BY i.value, i.id");
-    } else {
         q = sqls_prep(S(st),
-                      "SELECT d.id, d.body FROM idx i JOIN docs d ON d.coll=i.coll AND d.id=i.id"
-                      " WHERE i.coll=?1 AND i.field=?2 AND i.value=?3 ORDER BY i.id");
+                 "SELECT d.id, d.body FROM idx i JOIN docs d ON d.coll=i.coll AND d.id=i.id"
+                 " WHERE i.coll=?1 AND i.field=?2 AND i.value>=?3 AND i.value<?3||char(1114111)"
+                 " ORDER BY i.value, i.id");
+    } else {
+        q = sqls_prep(S(st), "SELECT d.id, d.body FROM idx i JOIN docs d ON d.coll=i.coll AND d.id=i.id"
+                        " WHERE i.coll=?1 AND i.field=?2 AND i.value=?3 ORDER BY i.id");
     }
     if (!q)
         return STORE_EIO;
@@ -396,7 +506,7 @@ static int sq_doc_changes(struct store *st, const char *coll, int64_t after_rev,
                           store_doc_cb cb, void *ud)
 {
     sqlite3_stmt *q = sqls_prep(S(st), "SELECT id, body, rev FROM docs WHERE coll=?1 AND rev>?2"
-                                       " ORDER BY rev");
+                                  " ORDER BY rev");
     if (!q)
         return STORE_EIO;
     bind_text(q, 1, coll);
@@ -415,9 +525,8 @@ static int seq_append_locked(struct sqlite_store *s, const char *key, const char
                              int64_t *seq_out)
 {
     int64_t seq = 0;
-    sqlite3_stmt *head =
-        sqls_prep(s, "INSERT INTO seq_heads(key, last) VALUES(?1, 1)"
-                     " ON CONFLICT(key) DO UPDATE SET last = last + 1 RETURNING last");
+    sqlite3_stmt *head = sqls_prep(s, "INSERT INTO seq_heads(key, last) VALUES(?1, 1)"
+                                 " ON CONFLICT(key) DO UPDATE SET last = last + 1 RETURNING last");
     if (!head)
         return STORE_EIO;
     bind_text(head, 1, key);
@@ -429,8 +538,7 @@ static int seq_append_locked(struct sqlite_store *s, const char *key, const char
     sqlite3_reset(head);
     if (r != SQLITE_DONE || seq <= 0)
         return STORE_EIO;
-    sqlite3_stmt *ins =
-        sqls_prep(s, "INSERT INTO seqs(key, seq, body, ref) VALUES(?1, ?2, ?3, ?4)");
+    sqlite3_stmt *ins = sqls_prep(s, "INSERT INTO seqs(key, seq, body, ref) VALUES(?1, ?2, ?3, ?4)");
     if (!ins)
         return STORE_EIO;
     /* The key is bound without a copy: it outlives the step. */
@@ -516,11 +624,11 @@ static int sq_seq_last(struct store *st, const char *key, int64_t *seq_out)
 static int sq_seq_range(struct store *st, const char *key, int64_t after_seq, int limit,
                         bool newest_first, store_seq_cb cb, void *ud)
 {
-    sqlite3_stmt *q =
-        newest_first ? sqls_prep(S(st), "SELECT s.seq, coalesce(b.body, s.body) FROM seqs s"
+    sqlite3_stmt *q = newest_first
+                          ? sqls_prep(S(st), "SELECT s.seq, coalesce(b.body, s.body) FROM seqs s"
                                         " LEFT JOIN seq_bodies b ON b.id=s.ref"
                                         " WHERE s.key=?1 AND s.seq>?2 ORDER BY s.seq DESC LIMIT ?3")
-                     : sqls_prep(S(st), "SELECT s.seq, coalesce(b.body, s.body) FROM seqs s"
+                          : sqls_prep(S(st), "SELECT s.seq, coalesce(b.body, s.body) FROM seqs s"
                                         " LEFT JOIN seq_bodies b ON b.id=s.ref"
                                         " WHERE s.key=?1 AND s.seq>?2 ORDER BY s.seq LIMIT ?3");
     if (!q)
@@ -540,13 +648,6 @@ static int sq_seq_range(struct store *st, const char *key, int64_t after_seq, in
             break;
         }
     }
-    sqlite3_reset(q);
-    return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
-}
-
-int sqls_step_done(sqlite3_stmt *q)
-{
-    int rc = sqlite3_step(q);
     sqlite3_reset(q);
     return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
 }
@@ -586,8 +687,7 @@ static int sq_seq_trim(struct store *st, const char *key, int64_t upto_seq)
         g_hash_table_iter_init(&it, refs);
         while (rc == STORE_OK && g_hash_table_iter_next(&it, &k, &v)) {
             sqlite3_stmt *u = sqls_prep(s, "UPDATE seq_bodies SET refs=refs-?2 WHERE id=?1");
-            sqlite3_stmt *d =
-                u ? sqls_prep(s, "DELETE FROM seq_bodies WHERE id=?1 AND refs<=0") : NULL;
+            sqlite3_stmt *d = u ? sqls_prep(s, "DELETE FROM seq_bodies WHERE id=?1 AND refs<=0") : NULL;
             if (!d)
                 rc = STORE_EIO;
             if (rc == STORE_OK) {
@@ -611,7 +711,7 @@ static int sq_deadline_set(struct store *st, const char *id, int64_t due_ms, jso
         return STORE_EIO;
     char *body = jx_dump(payload);
     sqlite3_stmt *q = sqls_prep(S(st), "INSERT INTO deadlines(id, due, body) VALUES(?1, ?2, ?3)"
-                                       " ON CONFLICT(id) DO UPDATE SET due=?2, body=?3");
+                                  " ON CONFLICT(id) DO UPDATE SET due=?2, body=?3");
     if (!q || !body) {
         free(body);
         return STORE_EIO;
@@ -648,7 +748,7 @@ static int sq_deadline_due(struct store *st, int64_t now_ms, int limit, store_de
                            void *ud)
 {
     sqlite3_stmt *q = sqls_prep(S(st), "SELECT id, due, body FROM deadlines WHERE due<=?1"
-                                       " ORDER BY due LIMIT ?2");
+                                  " ORDER BY due LIMIT ?2");
     if (!q)
         return STORE_EIO;
     sqlite3_bind_int64(q, 1, now_ms);
@@ -676,7 +776,7 @@ static int sq_kv_set(struct store *st, const char *key, const char *value, int64
     if (sqls_batch_open(S(st)) != STORE_OK)
         return STORE_EIO;
     sqlite3_stmt *q = sqls_prep(S(st), "INSERT INTO kv(key, value, expire_at) VALUES(?1, ?2, ?3)"
-                                       " ON CONFLICT(key) DO UPDATE SET value=?2, expire_at=?3");
+                                  " ON CONFLICT(key) DO UPDATE SET value=?2, expire_at=?3");
     if (!q)
         return STORE_EIO;
     bind_texts(q, 2, key, value);
@@ -796,8 +896,8 @@ struct store *store_open_sqlite(const char *dir, char **err)
     s->base.ops = &sqlite_ops;
     s->stmts = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, stmt_finalize);
     s->indexes = g_ptr_array_new_with_free_func(index_def_free);
+    s->path = path;
     int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-    g_free(path);
     if (rc != SQLITE_OK)
         goto err;
     sqlite3_busy_timeout(s->db, 5000);
@@ -814,6 +914,7 @@ err:
     g_hash_table_destroy(s->stmts);
     sqlite3_close(s->db);
     g_ptr_array_free(s->indexes, TRUE);
+    g_free(s->path);
     g_free(s);
     return NULL;
 }

@@ -10,6 +10,8 @@
 #include <glib.h>
 #include <sqlite3.h>
 
+struct store_ckpt;
+
 struct index_def {
     char *coll;
     char *field;
@@ -25,6 +27,8 @@ struct sqlite_store {
     bool in_batch;      /* that transaction is open */
     void (*on_dirty)(void *ud);
     void *dirty_ud;
+    char *path;              /* of the database file */
+    struct store_ckpt *ckpt; /* checkpoints off the writer's thread, while batching */
 };
 
 /* A reset, cached prepared statement for sql (a string literal), or NULL. */

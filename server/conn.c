@@ -20,15 +20,20 @@ struct out_msg {
 
 static GHashTable *conns; /* serial -> struct conn* */
 static uint64_t next_serial = 1;
+static GArray *deferred; /* serials of the connections that wait for a commit */
 
 void conn_registry_init(void)
 {
     conns = g_hash_table_new(g_int64_hash, g_int64_equal);
+    deferred = g_array_new(FALSE, FALSE, sizeof(uint64_t));
 }
 
 void conn_registry_shutdown(void)
 {
     g_clear_pointer(&conns, g_hash_table_destroy);
+    if (deferred)
+        g_array_free(deferred, TRUE);
+    deferred = NULL;
 }
 
 struct conn *conn_new(struct lws *wsi, const char *peer)
@@ -125,12 +130,12 @@ static void conn_kill(struct conn *c)
 
 void conn_send_now(struct conn *c, const char *text, size_t len, const char *label)
 {
-    if (c->close_code || c->ping_due || !g_queue_is_empty(&c->outq) ||
+    /* With a batch open, the message waits for its commit in the queue. */
+    if (c->close_code || c->ping_due || !g_queue_is_empty(&c->outq) || commit_pending() ||
         lws_send_pipe_choked(c->wsi)) {
         conn_send_text(c, text, len, label);
         return;
     }
-    server_commit(); /* nothing goes out before it is durable */
     unsigned char stack[LWS_PRE + 1024];
     unsigned char *buf = len <= sizeof(stack) - LWS_PRE ? stack : g_malloc(LWS_PRE + len);
     memcpy(buf + LWS_PRE, text, len);
@@ -216,25 +221,13 @@ static gboolean close_now(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-int conn_write_pending(struct conn *c)
+/* Writes queued messages while the socket takes them, up to
+ * WRITES_PER_TURN: one per turn lets a burst of events (pushes) outgrow
+ * the queue of a device that reads perfectly well. lws keeps the unsent
+ * tail of a partial write itself and reports the pipe choked until it is
+ * out. Returns how many were written, or -1 if the socket failed. */
+static int write_queue(struct conn *c)
 {
-    server_commit(); /* nothing goes out before it is durable */
-    if (c->ping_due && !c->close_code) {
-        /* A payload, because lws does not report empty pongs. */
-        unsigned char buf[LWS_PRE + 8];
-        int64_t now = clock_mono_ms();
-        memcpy(buf + LWS_PRE, &now, sizeof(now));
-        c->ping_due = false;
-        if (lws_write(c->wsi, buf + LWS_PRE, sizeof(now), LWS_WRITE_PING) < 0)
-            return -1;
-        if (!g_queue_is_empty(&c->outq))
-            lws_callback_on_writable(c->wsi);
-        return 0;
-    }
-    /* Several messages per writeable turn while the socket takes them: one
-     * per turn lets a burst of events (pushes) outgrow the queue of a
-     * device that reads perfectly well. lws keeps the unsent tail of a
-     * partial write itself and reports the pipe choked until it is out. */
     int wrote = 0;
     struct out_msg *m;
     while (wrote < WRITES_PER_TURN && (m = g_queue_pop_head(&c->outq))) {
@@ -248,6 +241,67 @@ int conn_write_pending(struct conn *c)
         if (!g_queue_is_empty(&c->outq) && lws_send_pipe_choked(c->wsi))
             break;
     }
+    return wrote;
+}
+
+/* Nothing goes out before it is durable: while a batch is open, the
+ * connection waits for its commit. It is then written to directly (see
+ * conn_wake_deferred) rather than at its next writeable turn, by which
+ * time the loop may have opened the next batch: under steady load that
+ * could put it off again and again. */
+static bool defer_write(struct conn *c)
+{
+    if (!commit_pending())
+        return false;
+    if (!c->deferred) {
+        c->deferred = true;
+        g_array_append_val(deferred, c->serial);
+    }
+    return true;
+}
+
+void conn_wake_deferred(void)
+{
+    if (!deferred || !deferred->len)
+        return;
+    GArray *now = deferred; /* taken whole: what is woken starts a new list */
+    deferred = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+    for (guint i = 0; i < now->len; i++) {
+        struct conn *c = conn_find(g_array_index(now, uint64_t, i));
+        if (!c || !c->deferred)
+            continue;
+        c->deferred = false;
+        if (!c->close_code && !c->ping_due && !lws_send_pipe_choked(c->wsi) && write_queue(c) < 0) {
+            log_info("ws", "conn=%" G_GUINT64_FORMAT " user=%s write failed, closing", c->serial,
+                     c->user_id ? c->user_id : "-");
+            conn_kill(c);
+            continue;
+        }
+        if (!g_queue_is_empty(&c->outq) || c->ping_due || c->close_code)
+            lws_callback_on_writable(c->wsi);
+    }
+    g_array_free(now, TRUE);
+}
+
+int conn_write_pending(struct conn *c)
+{
+    if (defer_write(c))
+        return 0;
+    if (c->ping_due && !c->close_code) {
+        /* A payload, because lws does not report empty pongs. */
+        unsigned char buf[LWS_PRE + 8];
+        int64_t now = clock_mono_ms();
+        memcpy(buf + LWS_PRE, &now, sizeof(now));
+        c->ping_due = false;
+        if (lws_write(c->wsi, buf + LWS_PRE, sizeof(now), LWS_WRITE_PING) < 0)
+            return -1;
+        if (!g_queue_is_empty(&c->outq))
+            lws_callback_on_writable(c->wsi);
+        return 0;
+    }
+    int wrote = write_queue(c);
+    if (wrote < 0)
+        return -1;
     if (wrote) {
         if (!g_queue_is_empty(&c->outq) || c->close_code)
             lws_callback_on_writable(c->wsi);

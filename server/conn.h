@@ -54,6 +54,7 @@ struct conn {
     int64_t last_rx_ms;   /* monotonic: any frame or pong from the peer */
     int64_t last_ping_ms; /* monotonic */
     bool ping_due;
+    bool deferred; /* waits for the open batch's commit to write (commit.h) */
 
     /* Push delivery: once the device has sent push.resume (tracking), only
      * the push right after push_cursor goes out live, so a device that is
@@ -97,6 +98,9 @@ void conn_close(struct conn *c, int code, const char *reason);
 /* Writes the next queued message; returns -1 when the transport should
  * close the connection now. Called from the writeable callback. */
 int conn_write_pending(struct conn *c);
+/* Called after each commit: the connections that had something to write
+ * while the batch was open write it now. */
+void conn_wake_deferred(void);
 /* Sends a WebSocket ping at the next writeable turn. */
 void conn_ping(struct conn *c);
 /* Takes one token from the rate bucket; false if empty. */

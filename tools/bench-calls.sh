@@ -14,7 +14,10 @@
 # stops the server with SIGTERM.  With several rates (--rate 250,500,1000)
 # and/or --runs N, every run gets a fresh server on a fresh copy of the
 # data directory made once at the start, so no run inherits the call
-# records of another.  Everything is removed at the end.
+# records of another.  With --yjtd given more than once, each run is made
+# with each of those servers in turn (on the same accounts), so that a
+# before/after comparison shares the machine's conditions; every report
+# line then says which server it measured.  Everything is removed at the end.
 #
 # The default is the target of the call signalling work: 500 set-ups/s with
 # 1,000 calls up (each held 2 s), 30 s measured after a 3 s warm-up.
@@ -23,6 +26,7 @@
 #   tools/bench-calls.sh --build build --runs 3
 #   tools/bench-calls.sh --build build --rate 250,500,1000 --concurrent 1000
 #   tools/bench-calls.sh --build build --rate 250 --duration 60
+#   tools/bench-calls.sh --build build --yjtd old/yjtd --yjtd build/yjtd --runs 3
 
 set -euo pipefail
 
@@ -47,6 +51,8 @@ usage: $(basename "$0") [options]
   --pairs P          caller/callee pairs (default: as yjt-callbench computes)
   --procs N          yjt-callbench worker processes (default 1)
   --sources S        loopback source addresses for the clients (default 1)
+  --yjtd PATH        the yjtd to measure (default: the one in --build);
+                     repeat to compare: every run is made with each in turn
   --set K=V          pass --set K=V to yjtd (repeatable; after the defaults)
   --port PORT        listen port (default: a free port in 20000-32767)
   --callbench-arg A  pass A on to yjt-callbench (repeatable)
@@ -73,6 +79,7 @@ port=""
 keep=0
 wait_idle=0
 server_sets=()
+yjtd_list=()
 extra_args=()
 
 while [ $# -gt 0 ]; do
@@ -87,6 +94,7 @@ while [ $# -gt 0 ]; do
     --pairs) pairs=${2:?}; shift 2 ;;
     --procs) procs=${2:?}; shift 2 ;;
     --sources) sources=${2:?}; shift 2 ;;
+    --yjtd) yjtd_list+=("${2:?--yjtd needs a path}"); shift 2 ;;
     --set) server_sets+=(--set "${2:?}"); shift 2 ;;
     --port) port=${2:?}; shift 2 ;;
     --callbench-arg) extra_args+=("${2:?}"); shift 2 ;;
@@ -106,7 +114,12 @@ done
 [ -z "$pairs" ] || [[ "$pairs" =~ ^[1-9][0-9]*$ ]] || die "--pairs must be a positive integer"
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
 
-yjtd=$(find_binary yjtd)
+if [ "${#yjtd_list[@]}" -eq 0 ]; then
+    yjtd_list=("$(find_binary yjtd)")
+fi
+for y in "${yjtd_list[@]}"; do
+    [ -x "$y" ] || die "$y is not an executable"
+done
 yjtctl=$(find_binary yjtctl)
 callbench=$(find_binary yjt-callbench)
 
@@ -184,8 +197,8 @@ wait_for_idle() {
 
 # One run: a fresh copy of the accounts, a fresh yjtd, yjt-callbench, stop.
 # Prints the report line; returns yjt-callbench's status (1 if yjtd died).
-run_once() { # rate run
-    local rate=$1 run=$2 rate_hold rate_warmup rate_pairs report load_rc alive warnings left
+run_once() { # rate run yjtd
+    local rate=$1 run=$2 yjtd=$3 rate_hold rate_warmup rate_pairs report load_rc alive warnings left
     rate_hold=$(hold_for "$rate")
     rate_warmup=$(warmup_for "$rate")
     rate_pairs=$(pairs_for "$rate")
@@ -202,7 +215,7 @@ run_once() { # rate run
     start_server "$yjtd" "${server_args[@]}"
     wait_listening yjtd
 
-    echo "bench-calls: run $run at $rate set-ups/s: yjtd pid $server_pid on 127.0.0.1:$port," \
+    echo "bench-calls: run $run at $rate set-ups/s: $yjtd pid $server_pid on 127.0.0.1:$port," \
         "$concurrent calls up (hold ${rate_hold}s), ${rate_warmup}s warm-up + ${duration}s measured" >&2
 
     set +e
@@ -236,18 +249,18 @@ run_once() { # rate run
     if [ -n "$report" ]; then
         if command -v jq >/dev/null; then
             jq -c --argjson run "$run" --argjson alive "$alive" --argjson w "$warnings" \
-                --argjson left "$left" \
-                '{run: $run, server_alive_after: $alive, server_log_warnings: $w,
+                --argjson left "$left" --arg yjtd "$yjtd" \
+                '{run: $run, yjtd: $yjtd, server_alive_after: $alive, server_log_warnings: $w,
                   server_calls_in_progress_after: $left} + .' <<<"$report"
         else
             # shellcheck disable=SC2001
-            sed "s/^{/{\"run\":$run,\"server_alive_after\":$alive,\"server_log_warnings\":$warnings,\"server_calls_in_progress_after\":$left,/" \
+            sed "s|^{|{\"run\":$run,\"yjtd\":\"$yjtd\",\"server_alive_after\":$alive,\"server_log_warnings\":$warnings,\"server_calls_in_progress_after\":$left,|" \
                 <<<"$report"
         fi
     fi
     stop_server
     if [ "$keep" = 1 ]; then
-        mv "$server_log" "$work_dir/server-$rate-$run.log"
+        mv "$server_log" "$work_dir/server-$rate-$run-$(basename "$(dirname "$yjtd")").log"
     fi
     return "$load_rc"
 }
@@ -255,7 +268,9 @@ run_once() { # rate run
 status=0
 for r in "${rate_list[@]}"; do
     for run in $(seq 1 "$runs"); do
-        run_once "$r" "$run" || status=1
+        for y in "${yjtd_list[@]}"; do
+            run_once "$r" "$run" "$y" || status=1
+        done
     done
 done
 exit "$status"

@@ -133,6 +133,82 @@ static void test_unique_index(void **state)
     put(st, "users", "u2", "{\"username\":\"alice\",\"org\":\"E2\"}", 0);
 }
 
+/* The number of documents found under an exact value. */
+static unsigned found(struct store *st, const char *coll, const char *field, const char *v)
+{
+    GPtrArray *ids = find(st, coll, field, v, false);
+    unsigned n = ids->len;
+    g_ptr_array_free(ids, TRUE);
+    return n;
+}
+
+/* A rewrite moves the index rows of the values that changed: the document
+ * is found under its new values and no longer under its old ones, kept
+ * values still find it (once), and a dropped field drops its rows. */
+static void test_index_moves(void **state)
+{
+    struct store *st = *state;
+    put(st, "ents", "a", "{\"division\":\"440106\",\"tags\":[\"key\",\"tank\"]}", 0);
+    put(st, "ents", "b", "{\"division\":\"440106\",\"tags\":[\"tank\"]}", 0);
+    put(st, "ents", "a", "{\"division\":\"440113\",\"tags\":[\"tank\",\"pipe\"]}", 0);
+    assert_int_equal(found(st, "ents", "division", "440106"), 1); /* only b */
+    assert_int_equal(found(st, "ents", "division", "440113"), 1);
+    assert_int_equal(found(st, "ents", "tags", "key"), 0);
+    assert_int_equal(found(st, "ents", "tags", "tank"), 2);
+    assert_int_equal(found(st, "ents", "tags", "pipe"), 1);
+    GPtrArray *ids = find(st, "ents", "division", "4401", true);
+    assert_int_equal(ids->len, 2); /* a and b, each once */
+    g_ptr_array_free(ids, TRUE);
+    /* The same document again changes nothing. */
+    put(st, "ents", "a", "{\"division\":\"440113\",\"tags\":[\"tank\",\"pipe\"]}", 0);
+    assert_int_equal(found(st, "ents", "division", "440113"), 1);
+    assert_int_equal(found(st, "ents", "tags", "tank"), 2);
+    /* A field that goes away, or stops being a string, leaves its index. */
+    put(st, "ents", "a", "{\"division\":4401}", 0);
+    assert_int_equal(found(st, "ents", "division", "440113"), 0);
+    assert_int_equal(found(st, "ents", "tags", "tank"), 1);
+    assert_int_equal(found(st, "ents", "tags", "pipe"), 0);
+    /* and comes back when it does */
+    put(st, "ents", "a", "{\"division\":\"440113\",\"tags\":\"pipe\"}", 0);
+    assert_int_equal(found(st, "ents", "division", "440113"), 1);
+    assert_int_equal(found(st, "ents", "tags", "pipe"), 1);
+    /* Deleting takes every row, changed or not. */
+    assert_int_equal(store_doc_delete(st, "ents", "a"), 0);
+    assert_int_equal(found(st, "ents", "division", "440113"), 0);
+    assert_int_equal(found(st, "ents", "tags", "pipe"), 0);
+}
+
+/* A unique value moves with its document: the old value is free at once,
+ * the new one is taken, and a rewrite refused for a taken value leaves
+ * every index as it was. */
+static void test_unique_index_moves(void **state)
+{
+    struct store *st = *state;
+    put(st, "users", "u1", "{\"username\":\"alice\",\"org\":\"E1\"}", 0);
+    put(st, "users", "u2", "{\"username\":\"bob\",\"org\":\"E2\"}", 0);
+    put(st, "users", "u1", "{\"username\":\"carol\",\"org\":\"E1\"}", 0);
+    assert_int_equal(found(st, "users", "username", "alice"), 0);
+    assert_int_equal(found(st, "users", "username", "carol"), 1);
+    put(st, "users", "u3", "{\"username\":\"alice\",\"org\":\"E3\"}", 0); /* free again */
+    put(st, "users", "u3", "{\"username\":\"carol\",\"org\":\"E9\"}", STORE_ECONFLICT);
+    assert_int_equal(found(st, "users", "org", "E9"), 0); /* nothing half-written */
+    assert_int_equal(found(st, "users", "org", "E3"), 1);
+    assert_int_equal(found(st, "users", "username", "alice"), 1);
+    GPtrArray *ids = find(st, "users", "username", "carol", false);
+    assert_int_equal(ids->len, 1);
+    assert_string_equal(g_ptr_array_index(ids, 0), "u1");
+    g_ptr_array_free(ids, TRUE);
+    /* Two documents swap their values through a third. */
+    put(st, "users", "u1", "{\"username\":\"tmp\",\"org\":\"E1\"}", 0);
+    put(st, "users", "u2", "{\"username\":\"carol\",\"org\":\"E2\"}", 0);
+    put(st, "users", "u1", "{\"username\":\"bob\",\"org\":\"E1\"}", 0);
+    ids = find(st, "users", "username", "bob", false);
+    assert_int_equal(ids->len, 1);
+    assert_string_equal(g_ptr_array_index(ids, 0), "u1");
+    g_ptr_array_free(ids, TRUE);
+    assert_int_equal(found(st, "users", "username", "tmp"), 0);
+}
+
 static void test_prefix_and_multi(void **state)
 {
     struct store *st = *state;
@@ -478,6 +554,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_docs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unique_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefix_and_multi, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_moves, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unique_index_moves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sequences, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadlines, setup, teardown),
@@ -489,6 +567,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_docs, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_unique_index, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_prefix_and_multi, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_index_moves, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_unique_index_moves, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_changes, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_sequences, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_deadlines, setup_batched, teardown),
