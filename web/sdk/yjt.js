@@ -58,6 +58,8 @@ export class MemoryStorage {
  *    'offline' (will retry), 'signed_out' (needs a login), 'closed' (close() called)
  *  - 'ready' {user, reconnect}: authenticated and the inbox resumed (after every (re)connection)
  *  - 'push' the push event, once per seq, in order; 'resumed' {last_seq, head}
+ *  - 'token' {expires_at}: the token was refreshed (auth.refresh) and stored
+ *  - 'disconnected' {code, reason}: the WebSocket closed
  *  - every other server event by its type: 'call.incoming', 'presence.changed',
  *    'feed.snapshot', 'feed.delta', …
  */
@@ -173,6 +175,7 @@ export class YjtClient extends Emitter {
   close() {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.refreshTimer);
     if (this.ws) this.ws.close(1000);
     this.setState('closed');
   }
@@ -243,7 +246,7 @@ export class YjtClient extends Emitter {
     if (reply.token) this.token = reply.token;
     const reconnect = this.everReady;
     this.user = reply.user;
-    this.tokenExpiresAt = reply.expires_at;
+    this.scheduleRefresh(reply.expires_at);
     const stored = this.storage.getItem(this.seqKey());
     this.lastSeq = Number(stored || 0);
     this.seqKnown = stored !== null;
@@ -281,6 +284,28 @@ export class YjtClient extends Emitter {
     }
   }
 
+  /**
+   * Tokens expire (token_ttl_s, 12 h by default) and the server then closes
+   * the connection: refresh at 80 % of the remaining lifetime, and keep the
+   * new token for the next reconnect.
+   */
+  scheduleRefresh(expiresAt) {
+    clearTimeout(this.refreshTimer);
+    this.tokenExpiresAt = expiresAt;
+    if (!expiresAt) return;
+    const delay = Math.max(1000, Math.min(0x7fffffff, (expiresAt - Date.now()) * 0.8));
+    this.refreshTimer = setTimeout(async () => {
+      try {
+        const r = await this.request('auth.refresh');
+        this.token = r.token;
+        this.emit('token', { expires_at: r.expires_at });
+        this.scheduleRefresh(r.expires_at);
+      } catch {
+        // offline: the next authentication schedules again
+      }
+    }, delay);
+  }
+
   markProcessed(seq) {
     this.seqKnown = true;
     if (seq <= this.lastSeq) return;
@@ -296,6 +321,7 @@ export class YjtClient extends Emitter {
       p.reject(new YjtError('unavailable', `connection closed (${code}) before the ${p.type} reply`));
       this.pending.delete(id);
     }
+    clearTimeout(this.refreshTimer);
     this.emit('disconnected', { code, reason });
     if (this.stopped) return;
     if (FINAL_CLOSES[code]) {

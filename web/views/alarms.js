@@ -21,6 +21,7 @@ export function renderAlarms(ctx, el) {
     list));
   let feedId = null;
   let stopped = false;
+  const names = new Map(); // enterprise id -> name
 
   const fail = (e) => toast(t('error', { why: e.message }), 'error');
   const act = async (fn) => {
@@ -71,8 +72,8 @@ export function renderAlarms(ctx, el) {
       h(`li.item.alarm.level-${a.level}`, { 'data-alarm': a.id, 'data-state': a.state },
         h('div.row',
           h(`span.level.${a.level}`, t(`level_${a.level}`)),
-          h('strong', a.enterprise_name || a.enterprise),
-          h('span', `${a.sensor} · ${a.grade || a.condition}`),
+          h('strong', a.enterprise_name || names.get(a.enterprise) || a.enterprise),
+          h('span', `${a.sensor} · ${t(`grade_${a.grade || a.condition}`)}`),
           a.value !== undefined ? h('span', `${a.value}${a.unit || ''}${a.threshold !== undefined ? ` / ${a.threshold}` : ''}`) : null,
           h(`span.tag.state-${a.state}`, { 'data-test': 'alarm-state' }, t(`state_${a.state}`)),
           h('span.muted', fmtTime(a.raised_at))),
@@ -114,6 +115,10 @@ export function renderAlarms(ctx, el) {
       if (reconnect) follow();
     }),
   ];
+  c.rest('GET', '/api/v1/enterprises?limit=500').then((r) => {
+    for (const e of r.enterprises) names.set(e.id, e.name);
+    draw();
+  }, () => {});
   load().then(follow);
   return () => {
     stopped = true;

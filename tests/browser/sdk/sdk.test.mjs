@@ -114,6 +114,31 @@ describe('auth', () => {
   });
 });
 
+describe('token refresh', () => {
+  test('a short-lived token is refreshed before it expires and the connection stays up', async () => {
+    // a server of its own with 5 s tokens
+    const short = new Yjtd({ enterprises: ENTERPRISES, users: USERS.slice(0, 2), settings: { token_ttl_s: '5' } });
+    await short.setup();
+    try {
+      const c = new YjtClient(short.wsUrl, { device_id: 'refresh-1', WebSocket, backoffBaseMs: 100 });
+      clients.push(c);
+      const drops = [];
+      c.on('disconnected', (d) => drops.push(d.code));
+      await c.login('gina', PASSWORD);
+      const first = c.token;
+      const refreshed = await c.wait('token', () => true, 6000);
+      assert.notEqual(c.token, first);
+      assert.ok(refreshed.expires_at > Date.now());
+      await sleep(2500); // past the first token's expiry
+      assert.equal(await c.ping().then(() => 'up'), 'up');
+      assert.deepEqual(drops, []);
+      c.close();
+    } finally {
+      await short.close();
+    }
+  });
+});
+
 describe('requests', () => {
   test('replies match their requests, errors carry the contract code', async () => {
     const c = client('req-1');
