@@ -176,8 +176,21 @@ export class YjtClient extends Emitter {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     clearTimeout(this.refreshTimer);
-    if (this.ws) this.ws.close(1000);
+    const ws = this.ws;
+    // Detach first: a push still in flight on this socket must not be
+    // taken as processed (a later client of this device resumes after it).
+    this.ws = null;
+    this.failPending('closed by the client');
+    if (ws) ws.close(1000);
     this.setState('closed');
+  }
+
+  failPending(why) {
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(new YjtError('unavailable', `${why} before the ${p.type} reply`));
+      this.pending.delete(id);
+    }
   }
 
   /** auth.logout: revokes the token and closes. */
@@ -316,11 +329,7 @@ export class YjtClient extends Emitter {
   onClose(ws, code, reason) {
     if (ws !== this.ws) return;
     this.ws = null;
-    for (const [id, p] of this.pending) {
-      clearTimeout(p.timer);
-      p.reject(new YjtError('unavailable', `connection closed (${code}) before the ${p.type} reply`));
-      this.pending.delete(id);
-    }
+    this.failPending(`connection closed (${code})`);
     clearTimeout(this.refreshTimer);
     this.emit('disconnected', { code, reason });
     if (this.stopped) return;

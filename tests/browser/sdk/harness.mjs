@@ -16,15 +16,36 @@ export const YJTD = process.env.YJTD || path.join(REPO, 'build', 'yjtd');
 export const YJTCTL = process.env.YJTCTL || path.join(REPO, 'build', 'yjtctl');
 export const PASSWORD = 'correct-horse-1';
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
+function ephemeralRange() {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    return [lo, hi];
+  } catch {
+    return [32768, 60999];
+  }
+}
+
+function canBind(port) {
+  return new Promise((resolve) => {
     const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
+}
+
+/**
+ * A port that is free now, taken outside the kernel's ephemeral range so
+ * that no client socket (of this run or another) lands on it before yjtd
+ * binds it.
+ */
+export async function freePort() {
+  const [lo, hi] = ephemeralRange();
+  for (let i = 0; i < 100; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    if (port >= lo && port <= hi) continue;
+    if (await canBind(port)) return port;
+  }
+  throw new Error('no free port outside the ephemeral range');
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
