@@ -36,7 +36,7 @@ const TABS = {
     ['messages', 'tab_messages', renderMessages],
   ],
 };
-TABS.admin = TABS.gov;
+TABS.admin = [TABS.gov[0], TABS.gov[1], TABS.gov[5]]; // operators: alarms, enterprises, messages
 
 const root = document.getElementById('app');
 
