@@ -29,7 +29,7 @@ struct http_pss {
     char peer[64];
     GByteArray *body;
     bool body_too_large;
-    bool routed; /* lws may also report BODY_COMPLETION for an empty body */
+    bool routed;   /* lws may also report BODY_COMPLETION for an empty body */
     bool path_odd; /* the decoded path held a NUL or did not fit path[] */
     /* the response, once known */
     bool ready;
