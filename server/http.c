@@ -37,6 +37,7 @@ struct http_pss {
     int status;
     const char *content_type;
     const char *cache_control; /* NULL: no-store */
+    char etag[48];             /* static files: their validator, else empty */
     char *resp;                /* LWS_PRE bytes of headroom, then resp_len bytes */
     size_t resp_len;
     int64_t retry_after_s;
@@ -306,22 +307,47 @@ out:
     g_strfreev(segs);
 }
 
-/* GET of anything else: a file of the console (static_files.c). */
+/* True when the request's If-None-Match names etag (or is "*"). */
+static bool etag_matches(struct lws *wsi, const char *etag)
+{
+    char inm[256];
+    if (lws_hdr_copy(wsi, inm, sizeof(inm), WSI_TOKEN_HTTP_IF_NONE_MATCH) <= 0)
+        return false;
+    if (strcmp(inm, "*") == 0)
+        return true;
+    gchar **tags = g_strsplit(inm, ",", 32);
+    bool hit = false;
+    for (gchar **t = tags; *t && !hit; t++) {
+        const char *v = g_strstrip(*t);
+        if (g_str_has_prefix(v, "W/"))
+            v += 2;
+        hit = strcmp(v, etag) == 0;
+    }
+    g_strfreev(tags);
+    return hit;
+}
+
+/* GET of anything else: a file of the console (static_files.c), or 304
+ * when the browser's copy is current. */
 static void route_static(struct http_pss *h)
 {
-    GBytes *body = NULL;
-    const char *type = NULL, *cache = NULL;
+    struct static_file f;
     if (h->path_odd) {
         respond_error(h, ERR_BAD_REQUEST, "malformed path");
         return;
     }
-    switch (static_lookup(h->path, &body, &type, &cache)) {
+    switch (static_lookup(h->path, &f)) {
     case STATIC_OK: {
-        gsize len = 0;
-        const void *data = g_bytes_get_data(body, &len);
-        h->cache_control = cache;
-        respond_bytes(h, 200, type, data, len);
-        g_bytes_unref(body);
+        h->cache_control = f.cache;
+        g_strlcpy(h->etag, f.etag, sizeof(h->etag));
+        if (etag_matches(h->wsi, f.etag)) {
+            respond_bytes(h, 304, f.type, "", 0);
+        } else {
+            gsize len = 0;
+            const void *data = g_bytes_get_data(f.body, &len);
+            respond_bytes(h, 200, f.type, data, len);
+        }
+        g_bytes_unref(f.body);
         return;
     }
     case STATIC_REFUSED:
@@ -413,6 +439,10 @@ static int write_response(struct http_pss *h)
         const char *cc = h->cache_control ? h->cache_control : "no-store";
         if (lws_add_http_header_by_name(h->wsi, (const unsigned char *)"cache-control:",
                                         (const unsigned char *)cc, (int)strlen(cc), &p, end))
+            return -1;
+        if (h->etag[0] && lws_add_http_header_by_name(h->wsi, (const unsigned char *)"etag:",
+                                                      (const unsigned char *)h->etag,
+                                                      (int)strlen(h->etag), &p, end))
             return -1;
         if (lws_add_http_header_by_name(h->wsi, (const unsigned char *)"x-content-type-options:",
                                         (const unsigned char *)"nosniff", 7, &p, end))

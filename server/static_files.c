@@ -141,10 +141,9 @@ static const char *type_of(const char *path)
     return NULL;
 }
 
-enum static_result static_lookup(const char *path, GBytes **body, const char **type,
-                                 const char **cache)
+enum static_result static_lookup(const char *path, struct static_file *f)
 {
-    *body = NULL;
+    memset(f, 0, sizeof(*f));
     if (strcmp(path, "/") == 0)
         path = "/index.html";
     if (!path_is_plain(path))
@@ -175,11 +174,14 @@ enum static_result static_lookup(const char *path, GBytes **body, const char **t
         g_free(data);
         goto out;
     }
-    *body = g_bytes_new_take(data, len);
-    *type = t;
+    f->body = g_bytes_new_take(data, len);
+    f->type = t;
     /* The files carry no version in their names: a browser may keep them
-     * but must check with the server before using them again. */
-    *cache = "no-cache";
+     * but must check with the server (If-None-Match) before using them
+     * again. */
+    f->cache = "no-cache";
+    g_snprintf(f->etag, sizeof(f->etag), "\"%" G_GINT64_MODIFIER "x-%" G_GINT64_MODIFIER "x\"",
+               (gint64)len, (gint64)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec);
     res = STATIC_OK;
 out:
     free(real);

@@ -22,12 +22,19 @@ void static_shutdown(void);
 /* The directory being served, or NULL. */
 const char *static_root(void);
 
-/* Looks up the file for a request path ("/" is "/index.html"). On
- * STATIC_OK, *body holds its bytes (free with g_bytes_unref), *type its
- * Content-Type and *cache the Cache-Control value to send. A path that
- * tries to leave the directory, names a hidden file or holds odd bytes is
- * STATIC_REFUSED. */
-enum static_result static_lookup(const char *path, GBytes **body, const char **type,
-                                 const char **cache);
+/* A file found: its bytes (free with g_bytes_unref), Content-Type,
+ * Cache-Control value and validator (a quoted ETag made of its size and
+ * modification time). */
+struct static_file {
+    GBytes *body;
+    const char *type;
+    const char *cache;
+    char etag[48];
+};
+
+/* Looks up the file for a request path ("/" is "/index.html") and fills
+ * *f on STATIC_OK. A path that tries to leave the directory, names a
+ * hidden file or holds odd bytes is STATIC_REFUSED. */
+enum static_result static_lookup(const char *path, struct static_file *f);
 
 #endif

@@ -1,7 +1,9 @@
 """The duty console's files served at / from web_root: content types,
 cache headers, 404s, and paths that try to leave the directory."""
 
+import http.client
 import socket
+import time
 
 from conftest import assert_error
 
@@ -123,3 +125,40 @@ def test_a_missing_web_root_serves_nothing_but_keeps_running(server, tmp_path):
     srv = server(settings={"web_root": str(tmp_path / "no-such-dir")})
     assert_error(srv.http("GET", "/"), 404, "not_found")
     assert srv.http("GET", "/healthz").status == 200
+
+
+def test_a_current_copy_is_revalidated_with_304(server, tmp_path):
+    """Files carry an ETag; a browser that sends it back gets 304 and no body
+    until the file changes."""
+    root = _site(tmp_path)
+    srv = server(settings={"web_root": str(root)})
+    r = srv.http("GET", "/app.js")
+    etag = _header(r, "etag")
+    assert r.status == 200 and etag.startswith('"') and etag.endswith('"'), r.headers
+    r = srv.http("GET", "/app.js", headers={"If-None-Match": etag})
+    assert r.status == 304 and r.body == b"", r
+    assert _header(r, "etag") == etag
+    r = srv.http("GET", "/app.js", headers={"If-None-Match": f'"x", W/{etag}'})
+    assert r.status == 304
+    # another file's tag, or a changed file: the whole file again
+    other = _header(srv.http("GET", "/style.css"), "etag")
+    assert other != etag
+    assert srv.http("GET", "/app.js", headers={"If-None-Match": other}).status == 200
+    time.sleep(0.01)
+    (root / "app.js").write_text("export const x = 22;\n")
+    r = srv.http("GET", "/app.js", headers={"If-None-Match": etag})
+    assert r.status == 200 and r.body == b"export const x = 22;\n"
+    assert _header(r, "etag") != etag
+    # one kept-alive connection goes on after a 304 (no body was expected)
+    etag = _header(r, "etag")
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
+    try:
+        for want in (304, 200, 304):
+            hdrs = {"If-None-Match": etag} if want == 304 else {}
+            conn.request("GET", "/app.js", headers=hdrs)
+            resp = conn.getresponse()
+            body = resp.read()
+            assert resp.status == want, (want, resp.status)
+            assert body == (b"" if want == 304 else b"export const x = 22;\n")
+    finally:
+        conn.close()
