@@ -128,12 +128,13 @@ async function logout() {
   showLogin();
 }
 
-client.on('state', ({ state }) => {
+client.on('state', ({ state, code }) => {
   const el = root.querySelector('[data-test=conn]');
   if (el) el.replaceWith(renderHeader().querySelector('[data-test=conn]'));
   if (state === 'signed_out' && ctx.user) {
     ctx.user = null;
-    showLogin(t('signed_out'));
+    // 4409: this browser's device connected again (another tab or window)
+    showLogin(code === 4409 ? t('replaced') : t('signed_out'));
   }
 });
 client.on('ready', ({ reconnect }) => {
