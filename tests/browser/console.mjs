@@ -90,6 +90,7 @@ const LOOPBACK_ONLY = `window.yjtCandidateFilter = (line) => {
 
 const result = { shots: [], timings: {} };
 const pageErrors = [];
+const consoleErrors = []; // a failed fetch, a refused candidate, …: none expected
 
 // ---------------------------------------------------------------- helpers
 
@@ -209,7 +210,9 @@ async function run(browser) {
       log(`${name} page error: ${e.message}`);
     });
     page.on('console', (m) => {
-      if (m.type() === 'error') log(`${name} console.error: ${m.text()}`);
+      if (m.type() !== 'error') return;
+      consoleErrors.push(`${name}: ${m.text()}`);
+      log(`${name} console.error: ${m.text()}`);
     });
   }
 
@@ -414,6 +417,7 @@ try {
   try {
     await run(browser);
     check(!pageErrors.length, `uncaught errors in the pages: ${pageErrors.join('; ')}`);
+    check(!consoleErrors.length, `errors on the pages' consoles: ${consoleErrors.join('; ')}`);
     check(!result.blocked, `the console tried to fetch ${result.blocked} file(s) from elsewhere`);
     ok = true;
   } finally {

@@ -95,5 +95,6 @@ function renderForm(ctx, el) {
     hazard = ((r.enterprise && r.enterprise.hazard_sources) || []).map((s) => ({ ...s, box: h('input', { type: 'checkbox', checked: true }) }));
     fill(sources, hazard.map((s) => h('label.check', s.box, s.name || s.id)));
   }).catch(() => {});
-  c.commitments.mine(ctx.user.org).then((r) => showStatus(r.commitment), () => showStatus(null));
+  // the day's list, which for a plant holds its own filing if there is one
+  c.commitments.day().then((r) => showStatus(r.commitments.find((x) => x.enterprise === ctx.user.org) || null), () => showStatus(null));
 }
