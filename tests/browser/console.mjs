@@ -11,6 +11,8 @@
 //   2. the regulator starts a patrol of key enterprises and calls the
 //      enterprise from the queue; the principal's screen rings, they
 //      answer; both screens play the other's (fake) camera;
+//      the regulator's WebSocket drops mid-call; the console reconnects,
+//      resumes the call and the video goes on;
 //   3. the regulator hangs up, notes the result, finishes the patrol, and
 //      sees the report (reached) and today's coverage (patrolled);
 //   4. a reading past the threshold posted to the sensor API shows on the
@@ -258,6 +260,31 @@ async function run(browser) {
   await sleep(1500); // let the pictures move; and past patrol_min_call_s
   await shot(gov, '05-gov-in-call');
   await shot(corp, '06-corp-in-call');
+  // the regulator's connection drops mid-call: the console reconnects,
+  // resumes the call (call.resume, then an ICE restart) and video goes on
+  const framesBefore = await framesDecoded(corp);
+  const peerBack = corp.evaluate(() => new Promise((resolve) => {
+    const off = window.yjt.on('call.peer_reconnected', () => {
+      off();
+      resolve(true);
+    });
+  }));
+  await gov.evaluate(() => window.yjt.ws.close(4000));
+  await gov.locator('[data-test=conn][data-state=online]').waitFor({ timeout: 10000 });
+  check(await Promise.race([peerBack, sleep(10000).then(() => false)]), 'the plant was not told the regulator came back');
+  await gov.waitForFunction(() => {
+    const call = [...window.yjt.calls.calls.values()][0];
+    return call && call.state === 'active' && call.pc.signalingState === 'stable';
+  }, null, { timeout: 10000 });
+  // one ICE restart offered by the regulator, answered by the plant
+  await gov.waitForFunction(() => [...window.yjt.calls.calls.values()][0].iceRestarts === 1, null, { timeout: 5000 });
+  await corp.waitForFunction(() => [...window.yjt.calls.calls.values()][0].renegotiations === 1, null, { timeout: 5000 });
+  await sleep(1000);
+  const framesAfter = await framesDecoded(corp);
+  result.frames_across_drop = framesAfter - framesBefore;
+  check(framesAfter > framesBefore, `the plant's video stopped across the regulator's reconnect (${framesBefore} -> ${framesAfter})`);
+  check(await corp.locator('[data-test=call-status][data-state=active]').count() === 1, 'the plant\'s call view left the call');
+
   // mute and unmute reach the local track
   await corp.locator('[data-test=mute]').click();
   check(await corp.evaluate(() => [...window.yjt.calls.calls.values()][0].localStream.getAudioTracks().every((t) => !t.enabled)),

@@ -33,7 +33,7 @@ const CALL_EVENTS = [
  * One call. Events: 'state' (ringing, connecting, active, ended),
  * 'remote-stream' (a MediaStream), 'peer' ({connected}), 'ended' ({reason, by}).
  * Fields: id, direction ('out' | 'in'), from, media, patrol_id, state, pc,
- * localStream, remoteStream, endReason.
+ * localStream, remoteStream, endReason, iceRestarts, renegotiations.
  */
 export class Call extends Emitter {
   constructor(manager, fields) {
@@ -48,6 +48,8 @@ export class Call extends Emitter {
     this.endReason = null;
     this.queuedLocal = []; // candidates gathered before the call had an id
     this.queuedRemote = []; // candidates received before the remote description
+    this.iceRestarts = 0; // ICE restarts this side made after a reconnect
+    this.renegotiations = 0; // offers from the other side answered
     Object.assign(this, fields);
   }
 
@@ -139,6 +141,7 @@ export class Call extends Emitter {
         break;
       case 'call.renegotiate':
         if (ev.sdp_type === 'offer') {
+          this.renegotiations += 1;
           await this.setRemote('offer', ev.sdp);
           const answer = await this.pc.createAnswer();
           await this.pc.setLocalDescription(answer);
@@ -231,6 +234,7 @@ export class Call extends Emitter {
       const offer = await this.pc.createOffer({ iceRestart: true });
       await this.pc.setLocalDescription(offer);
       await this.client.request('call.renegotiate', { call_id: this.id, sdp: offer.sdp, sdp_type: 'offer' });
+      this.iceRestarts += 1;
     }
   }
 
