@@ -103,6 +103,7 @@ export class YjtClient extends Emitter {
     this.credentials = null; // {username, password} until the first successful login
     this.lastSeq = 0; // highest push seq processed (loaded per user after auth)
     this.resuming = false;
+    this.held = new Map(); // pushes that arrived during a resume, by seq
     this.everReady = false;
 
     this.presence = bindAll(this, presenceApi);
@@ -276,17 +277,23 @@ export class YjtClient extends Emitter {
   }
 
   /**
-   * push.resume from the last processed seq until the inbox head; pushes
-   * arrive as events before each reply (onFrame hands them out). A device
-   * that kept no position (storage cleared) resumes from the position the
-   * server stored for it with its acks.
+   * push.resume from the last processed seq until the inbox head. Pushes
+   * that arrive meanwhile are held and handed out in seq order once the
+   * reply says how far the resume got: a push made just before the resume
+   * reaches the server may come live, ahead of older ones the resume then
+   * sends, and taking it first would make those look like duplicates. A
+   * device that kept no position (storage cleared) resumes from the
+   * position the server stored for it with its acks.
    */
   async resumeInbox() {
     this.resuming = true;
+    this.held = new Map();
     try {
       for (let round = 0; round < 1000; round++) {
         const from = this.seqKnown || round > 0 ? { after_seq: this.lastSeq } : {};
         const r = await this.request('push.resume', from);
+        this.releaseHeld(r.last_seq);
+        // pushes passed over (expired, trimmed) count as processed
         if (r.last_seq > this.lastSeq) this.markProcessed(r.last_seq);
         if (this.autoAck && this.lastSeq > 0) await this.request('push.ack', { seq: this.lastSeq });
         this.emit('resumed', { last_seq: r.last_seq, head: r.head });
@@ -294,6 +301,18 @@ export class YjtClient extends Emitter {
       }
     } finally {
       this.resuming = false;
+      // live pushes that came after the resume caught up, in order
+      this.releaseHeld(Infinity);
+    }
+  }
+
+  /** Hands out the held pushes up to seq limit, lowest first. */
+  releaseHeld(limit) {
+    const seqs = [...this.held.keys()].filter((s) => s <= limit).sort((a, b) => a - b);
+    for (const seq of seqs) {
+      const p = this.held.get(seq);
+      this.held.delete(seq);
+      this.deliverPush(p);
     }
   }
 
@@ -388,9 +407,16 @@ export class YjtClient extends Emitter {
     if (typeof msg.type === 'string') this.emit(msg.type, msg);
   }
 
-  /** A push: each seq once, in order; acknowledged after the listeners ran. */
+  /** A push event: held while a resume runs, else handed out. */
   onPush(p) {
-    if (typeof p.seq !== 'number' || p.seq <= this.lastSeq) return;
+    if (typeof p.seq !== 'number') return;
+    if (this.resuming) this.held.set(p.seq, p);
+    else this.deliverPush(p);
+  }
+
+  /** Each seq once, in order; acknowledged after the listeners ran. */
+  deliverPush(p) {
+    if (p.seq <= this.lastSeq) return;
     this.emit('push', p);
     this.markProcessed(p.seq);
     if (this.autoAck && !this.resuming) this.request('push.ack', { seq: p.seq }).catch(() => {});

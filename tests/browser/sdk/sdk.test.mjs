@@ -162,6 +162,23 @@ describe('token refresh', () => {
   });
 });
 
+describe('replaced', () => {
+  test('a second connection of the same device signs the first out (4409) and it does not fight back', async () => {
+    const first = client('same-device');
+    await first.login('far', PASSWORD);
+    const out = first.wait('state', (s) => s.state === 'signed_out', 5000);
+    const second = client('same-device');
+    await second.login('far', PASSWORD);
+    assert.equal((await out).code, 4409);
+    assert.ok(first.token, 'a replaced device keeps its token');
+    await sleep(500); // no reconnect from the first, so the second stays up
+    assert.equal(first.state, 'signed_out');
+    assert.equal(second.state, 'online');
+    assert.ok((await second.ping()) >= 0);
+    second.close();
+  });
+});
+
 describe('requests', () => {
   test('replies match their requests, errors carry the contract code', async () => {
     const c = client('req-1');
@@ -275,7 +292,10 @@ describe('pushes', () => {
       assert.equal(r.status, 201, r.text);
     }
     await readyAgain;
-    await waitFor(() => seen.push.length >= before + 2, 5000, 'the pushes made across the restart');
+    await waitFor(() => seen.push.length >= before + 2, 5000, 'the pushes made across the restart').catch((e) => {
+      console.log('pushes seen:', JSON.stringify({ before, pushes: seen.push.map((p) => [p.seq, p.title]), states, last: bob.lastSeq }));
+      throw e;
+    });
     const titles = seen.push.slice(before).map((p) => p.title);
     assert.deepEqual(titles, ['重启后一', '重启后二']);
     const seqs = seen.push.map((p) => p.seq);
