@@ -476,6 +476,24 @@ export class YjtClient extends Emitter {
   }
 }
 
+/**
+ * Creates a client and connects it: with {username, password} (auth.login)
+ * or {token} (auth.token, e.g. from a REST login); resolves with the
+ * client once ready. Other options as for YjtClient.
+ *
+ *   const c = await connect('ws://127.0.0.1:8080/ws', { username, password, device_id: 'd1' });
+ */
+export async function connect(url, { token, username, password, ...opts } = {}) {
+  const client = new YjtClient(url, opts);
+  if (token) {
+    client.token = token;
+    await client.resumeSession();
+  } else {
+    await client.login(username, password);
+  }
+  return client;
+}
+
 // ------------------------------------------------------------ thin wrappers, one per area
 
 function bindAll(client, api) {

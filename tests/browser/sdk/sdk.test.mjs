@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { MemoryStorage, YjtClient, YjtError } from '../../../web/sdk/yjt.js';
+import { MemoryStorage, YjtClient, YjtError, connect } from '../../../web/sdk/yjt.js';
 import { PASSWORD, Yjtd, freePort, sleep, waitFor } from './harness.mjs';
 
 const ENTERPRISES = [
@@ -89,6 +89,16 @@ describe('auth', () => {
     const u2 = await again.resumeSession();
     assert.equal(u2.id, srv.users.gina);
     again.close();
+  });
+
+  test('connect() with a token from a REST login', async () => {
+    const token = await srv.token('alice', 'rest-then-ws');
+    const c = await connect(srv.wsUrl, { token, device_id: 'rest-then-ws', WebSocket });
+    clients.push(c);
+    assert.equal(c.user.username, 'alice');
+    assert.equal(c.state, 'online');
+    await assert.rejects(connect(srv.wsUrl, { token: 'v1.not-a-token', device_id: 'x', WebSocket }),
+      (e) => e.code === 'unauthorized');
   });
 
   test('a wrong password rejects with unauthorized and stays signed out', async () => {
