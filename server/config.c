@@ -77,6 +77,7 @@ static const struct key keys[] = {
     INT_KEY(push_ack_timeout_s, 1, 86400),
     STR_KEY(gateway_url),
     STR_KEY(gateway_ca_file),
+    STR_KEY(web_root),
     INT_KEY(gateway_timeout_ms, 100, 120000),
     INT_KEY(gateway_retry_base_ms, 10, 3600000),
     INT_KEY(gateway_retry_max_ms, 10, 86400000),
@@ -169,6 +170,7 @@ static void defaults(struct config *c)
     c->push_ack_timeout_s = 30;
     c->gateway_url = g_strdup("");
     c->gateway_ca_file = g_strdup("");
+    c->web_root = g_strdup("");
     c->gateway_timeout_ms = 5000;
     c->gateway_retry_base_ms = 1000;
     c->gateway_retry_max_ms = 600000;
@@ -444,6 +446,7 @@ void config_free(struct config *c)
     g_free(c->commitment_reminder_times);
     g_free(c->gateway_url);
     g_free(c->gateway_ca_file);
+    g_free(c->web_root);
     g_free(c->selfeval_reminder_time);
     g_free(c->test_clock);
     g_free(c->alarm_levels);

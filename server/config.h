@@ -62,6 +62,7 @@ struct config {
     int push_ack_timeout_s; /* unacknowledged this long: posted to the gateway */
     char *gateway_url;      /* push gateway; empty: none */
     char *gateway_ca_file;  /* PEM CA bundle for an https gateway; empty: the system's */
+    char *web_root;         /* the console's files; empty: found next to the binary */
     int gateway_timeout_ms;
     int gateway_retry_base_ms;
     int gateway_retry_max_ms;

@@ -16,6 +16,7 @@
 #include "server/rest.h"
 #include "server/server.h"
 #include "server/session.h"
+#include "server/static_files.h"
 
 #include <openssl/ssl.h>
 #include <string.h>
@@ -28,13 +29,16 @@ struct http_pss {
     char peer[64];
     GByteArray *body;
     bool body_too_large;
-    bool routed; /* lws may also report BODY_COMPLETION for an empty body */
+    bool routed;   /* lws may also report BODY_COMPLETION for an empty body */
+    bool path_odd; /* the decoded path held a NUL or did not fit path[] */
     /* the response, once known */
     bool ready;
     bool headers_sent;
     int status;
     const char *content_type;
-    char *resp; /* LWS_PRE bytes of headroom, then resp_len bytes */
+    const char *cache_control; /* NULL: no-store */
+    char etag[48];             /* static files: their validator, else empty */
+    char *resp;                /* LWS_PRE bytes of headroom, then resp_len bytes */
     size_t resp_len;
     int64_t retry_after_s;
 };
@@ -76,17 +80,24 @@ static void reset(struct http_pss *h)
     memset(h, 0, sizeof(*h));
 }
 
-static void respond_text(struct http_pss *h, int status, const char *type, const char *text)
+/* Answers with len bytes of data (copied) of the given content type. */
+static void respond_bytes(struct http_pss *h, int status, const char *type, const void *data,
+                          size_t len)
 {
-    size_t len = strlen(text);
     h->resp = g_malloc(LWS_PRE + len + 1);
-    memcpy(h->resp + LWS_PRE, text, len + 1);
+    memcpy(h->resp + LWS_PRE, data, len);
+    h->resp[LWS_PRE + len] = '\0';
     h->resp_len = len;
     h->status = status;
     h->content_type = type;
     h->ready = true;
     metrics_http(status);
     lws_callback_on_writable(h->wsi);
+}
+
+static void respond_text(struct http_pss *h, int status, const char *type, const char *text)
+{
+    respond_bytes(h, status, type, text, strlen(text));
 }
 
 /* Sends body (reference stolen) as JSON with status. */
@@ -296,6 +307,60 @@ out:
     g_strfreev(segs);
 }
 
+/* True when the request's If-None-Match names etag (or is "*"). */
+static bool etag_matches(struct lws *wsi, const char *etag)
+{
+    char inm[256];
+    if (lws_hdr_copy(wsi, inm, sizeof(inm), WSI_TOKEN_HTTP_IF_NONE_MATCH) <= 0)
+        return false;
+    if (strcmp(inm, "*") == 0)
+        return true;
+    gchar **tags = g_strsplit(inm, ",", 32);
+    bool hit = false;
+    for (gchar **t = tags; *t && !hit; t++) {
+        const char *v = g_strstrip(*t);
+        if (g_str_has_prefix(v, "W/"))
+            v += 2;
+        hit = strcmp(v, etag) == 0;
+    }
+    g_strfreev(tags);
+    return hit;
+}
+
+/* GET of anything else: a file of the console (static_files.c), or 304
+ * when the browser's copy is current. */
+static void route_static(struct http_pss *h)
+{
+    struct static_file f;
+    if (h->path_odd) {
+        respond_error(h, ERR_BAD_REQUEST, "malformed path");
+        return;
+    }
+    switch (static_lookup(h->path, &f)) {
+    case STATIC_OK: {
+        h->cache_control = f.cache;
+        g_strlcpy(h->etag, f.etag, sizeof(h->etag));
+        if (etag_matches(h->wsi, f.etag)) {
+            respond_bytes(h, 304, f.type, "", 0);
+        } else {
+            gsize len = 0;
+            const void *data = g_bytes_get_data(f.body, &len);
+            respond_bytes(h, 200, f.type, data, len);
+        }
+        g_bytes_unref(f.body);
+        return;
+    }
+    case STATIC_REFUSED:
+        log_info("http", "refused static path from %s", h->peer);
+        respond_error(h, ERR_BAD_REQUEST, "malformed path");
+        return;
+    case STATIC_NOT_FOUND:
+    default:
+        respond_error(h, ERR_NOT_FOUND, "no such route");
+        return;
+    }
+}
+
 /* Routes a complete request, once. */
 static void route(struct http_pss *h)
 {
@@ -346,6 +411,10 @@ static void route(struct http_pss *h)
         respond_error(h, ERR_BAD_REQUEST, "/ws is a WebSocket endpoint (subprotocol yjt.v1)");
         return;
     }
+    if (h->method == REST_GET) {
+        route_static(h);
+        return;
+    }
     respond_error(h, ERR_NOT_FOUND, "no such route");
 }
 
@@ -367,8 +436,16 @@ static int write_response(struct http_pss *h)
                                             (const unsigned char *)v, n, &p, end))
                 return -1;
         }
+        const char *cc = h->cache_control ? h->cache_control : "no-store";
         if (lws_add_http_header_by_name(h->wsi, (const unsigned char *)"cache-control:",
-                                        (const unsigned char *)"no-store", 8, &p, end))
+                                        (const unsigned char *)cc, (int)strlen(cc), &p, end))
+            return -1;
+        if (h->etag[0] && lws_add_http_header_by_name(h->wsi, (const unsigned char *)"etag:",
+                                                      (const unsigned char *)h->etag,
+                                                      (int)strlen(h->etag), &p, end))
+            return -1;
+        if (lws_add_http_header_by_name(h->wsi, (const unsigned char *)"x-content-type-options:",
+                                        (const unsigned char *)"nosniff", 7, &p, end))
             return -1;
         if (lws_finalize_write_http_header(h->wsi, start, &p, end))
             return -1;
@@ -402,6 +479,7 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         else if (lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI))
             h->method = REST_DELETE;
         g_strlcpy(h->path, in ? (const char *)in : "", sizeof(h->path));
+        h->path_odd = !in || strnlen(in, len) != len || len >= sizeof(h->path);
         char *q = strchr(h->path, '?');
         if (q)
             *q = '\0';

@@ -29,6 +29,7 @@
 #include "server/demo.h"
 #include "server/gateway_client.h"
 #include "server/http.h"
+#include "server/static_files.h"
 #include "server/metrics.h"
 #include "server/presence_api.h"
 #include "server/feed_api.h"
@@ -380,6 +381,7 @@ int main(int argc, char **argv)
     if (alarm_api_init() < 0)
         goto out_modules;
     http_init();
+    static_init(server.cfg.web_root);
     session_init();
     call_api_init();
     feed_api_init();
@@ -418,6 +420,7 @@ out_auth:
 out_modules:
     feed_api_shutdown();
     http_shutdown();
+    static_shutdown();
     gateway_client_shutdown();
     gateway_shutdown();
     alarm_api_shutdown();

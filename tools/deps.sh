@@ -11,6 +11,9 @@ PACKAGES=(
   python3 python3-pytest python3-websockets openssl curl
   clang libclang-rt-14-dev
   chromium coturn nodejs npm
+  # a CJK font, so that the console's screenshots from the browser test
+  # show Chinese text rather than empty boxes
+  fonts-wqy-microhei
 )
 
 # A Node.js installed another way (one whose nodejs package brings its own
