@@ -420,6 +420,54 @@ enum err_code alarm_ack(const char *id, const char *actor, int64_t now_ms, const
     return commit_change(a, "acknowledged", out);
 }
 
+/* The escalation step of a whose users include actor (the latest one), or
+ * NULL. */
+static json_t *escalation_to(const struct alarm *a, const char *actor)
+{
+    json_t *found = NULL;
+    size_t i, j;
+    json_t *e, *u;
+    json_array_foreach(a->escalations, i, e)
+    {
+        json_array_foreach(json_object_get(e, "users"), j, u)
+        {
+            if (json_is_string(u) && strcmp(json_string_value(u), actor) == 0)
+                found = e;
+        }
+    }
+    return found;
+}
+
+enum err_code alarm_receipt(const char *id, const char *actor, int64_t now_ms,
+                            const struct alarm **out, const char **why)
+{
+    struct alarm *a = find_open(id, why);
+    if (!a)
+        return ERR_NOT_FOUND;
+    json_t *step = escalation_to(a, actor);
+    if (!step) {
+        *why = "the alarm was not escalated to you: the enterprise acknowledges it";
+        return ERR_FORBIDDEN;
+    }
+    json_t *receipts = json_object_get(step, "receipts");
+    if (!json_is_array(receipts)) {
+        receipts = json_array();
+        json_object_set_new(step, "receipts", receipts);
+    }
+    size_t i;
+    json_t *r;
+    json_array_foreach(receipts, i, r)
+    {
+        const char *who = json_string_value(json_object_get(r, "user"));
+        if (who && strcmp(who, actor) == 0) {
+            *why = "you already acknowledged this escalation";
+            return ERR_CONFLICT;
+        }
+    }
+    json_array_append_new(receipts, json_pack("{s:s, s:I}", "user", actor, "at", (json_int_t)now_ms));
+    return commit_change(a, "receipted", out);
+}
+
 enum err_code alarm_feedback(const char *id, const char *actor, const char *found, const char *done,
                              int64_t now_ms, const struct alarm **out, const char **why)
 {

@@ -103,6 +103,12 @@ int alarm_interrupted(const struct sensor *s, const char *downtime, int64_t now_
  * state, *why says which), ERR_BAD_REQUEST (texts) or ERR_UNAVAILABLE. */
 enum err_code alarm_ack(const char *id, const char *actor, int64_t now_ms, const struct alarm **out,
                         const char **why);
+/* A regulator to whom the alarm was escalated acknowledges receiving it
+ * (签收 at its level): recorded in that escalation step's "receipts"
+ * [{user, at}]; the plant's lifecycle is unchanged. ERR_FORBIDDEN if it
+ * was not escalated to actor, ERR_CONFLICT if actor already did. */
+enum err_code alarm_receipt(const char *id, const char *actor, int64_t now_ms,
+                            const struct alarm **out, const char **why);
 enum err_code alarm_feedback(const char *id, const char *actor, const char *found, const char *done,
                              int64_t now_ms, const struct alarm **out, const char **why);
 enum err_code alarm_close(const char *id, const char *actor, const char *note, int64_t now_ms,

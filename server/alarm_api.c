@@ -105,6 +105,18 @@ enum err_code alarm_api_act(const struct account *acct, const char *verb, const 
         *why = "no such alarm";
         return ERR_NOT_FOUND; /* outside the caller's jurisdiction: not even its existence */
     }
+    if (strcmp(verb, "ack") == 0 && strcmp(acct->role, "gov") == 0) {
+        /* A duty regulator the alarm was escalated to acknowledges it at
+         * its level. */
+        char *aid = g_strdup(id);
+        enum err_code e = alarm_receipt(aid, acct->id, clock_now_ms(), &a, why);
+        g_free(aid);
+        if (e == ERR_NONE) {
+            audit_log(server.store, acct->id, "alarm.receipt", id, "ok", peer);
+            *out = alarm_to_json(a);
+        }
+        return e;
+    }
     if (!may_act(acct, a->enterprise)) {
         *why = strcmp(acct->role, "corp") == 0
                    ? "only the enterprise's duty staff, safety managers and principal act on alarms"

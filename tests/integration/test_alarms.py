@@ -323,6 +323,16 @@ def test_escalation_district_city_province_across_restarts(server):
     assert a["escalation_step"] == 1
     assert a["escalations"][0]["users"] == [srv.users["d_district"]]
     assert a["escalations"][0]["division"] == "440106"
+    # The district's duty regulator acknowledges receiving it (at its
+    # level); the plant's own acknowledgement is still outstanding.
+    ack = f"/api/v1/alarms/{a1['id']}/ack"
+    r = srv.http("POST", ack, token=srv.token("d_district"), body={})
+    assert r.status == 200, r
+    assert r.json["alarm"]["state"] == "raised"
+    [rc] = r.json["alarm"]["escalations"][0]["receipts"]
+    assert rc["user"] == srv.users["d_district"]
+    assert_error(srv.http("POST", ack, token=srv.token("d_district"), body={}), 409, "conflict")
+    assert_error(srv.http("POST", ack, token=srv.token("d_city"), body={}), 403, "forbidden")
 
     # restart: the deadlines are stored; T2 passes while the server is down
     srv.stop()
