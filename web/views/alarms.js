@@ -3,7 +3,8 @@
 // enterprise: every raise, upgrade, acknowledgement and close arrives in a
 // feed.delta within the feed's rate), renewed after every reconnect.
 // The plant's alarm staff acknowledge, give feedback and close here;
-// regulators watch (the contract leaves acting to the plant).
+// a duty regulator acknowledges the alarms escalated to it (a receipt at
+// its level: the plant's own lifecycle stays the plant's).
 
 import { fill, fmtTime, h, toast } from '../dom.js';
 import { t } from '../i18n.js';
@@ -39,8 +40,21 @@ export function renderAlarms(ctx, el) {
     draw();
   }
 
+  // The escalation step that reached this regulator, if any.
+  function escalatedToMe(a) {
+    return (a.escalations || []).filter((e) => (e.users || []).includes(ctx.user.id)).pop();
+  }
+
   function actions(a) {
-    if (!corp) return null;
+    if (!corp) {
+      const step = escalatedToMe(a);
+      if (!step) return null;
+      if ((step.receipts || []).some((r) => r.user === ctx.user.id)) {
+        return h('span.tag', { 'data-test': 'receipted' }, t('receipted'));
+      }
+      return h('button.primary', { 'data-test': 'ack', onclick: () => act(() => c.alarms.ack(a.id)) },
+        t('ack_escalation'));
+    }
     if (a.state === 'raised') {
       return h('button.primary', { 'data-test': 'ack', onclick: () => act(() => c.alarms.ack(a.id)) }, t('ack'));
     }
