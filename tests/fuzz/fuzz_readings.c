@@ -56,8 +56,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                                  .future_skew_s = 300,
                                  .trim_per_tick = 10,
                                  .query_max_points = 100,
-                                 .query_max_scan = 1000};
+                                 .query_max_scan = 1000,
+                                 .flush_points = 4,
+                                 .flush_age_s = 60,
+                                 .buffer_max_mb = 1,
+                                 .chunks_per_tick = 10};
     reading_init(st, &cfg);
+    if (reading_start() != STORE_OK)
+        __builtin_trap();
     sensor_on_reading(on_reading, NULL);
     g_free(dir);
     return 0;
