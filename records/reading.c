@@ -96,6 +96,11 @@ void reading_shutdown(void)
 
 const struct reading_stats *reading_stats(void)
 {
+    const struct reading_buffer_stats *b = reading_buffer_stats();
+    stats.buffered = b->points;
+    stats.chunks = b->chunks;
+    stats.flush_errors = b->flush_errors;
+    stats.replayed = b->replayed;
     return &stats;
 }
 

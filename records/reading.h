@@ -35,6 +35,10 @@ struct reading_stats {
     uint64_t accepted, rejected, late, batches;
     uint64_t by_code[8];       /* rejected rows per code, in reading_code_names order */
     struct hist batch_latency; /* seconds per batch, check to listeners */
+    uint64_t buffered;         /* points in memory, not yet in chunks */
+    uint64_t chunks;           /* chunks the flusher wrote since start */
+    uint64_t flush_errors;     /* chunk writes the store refused */
+    uint64_t replayed;         /* points replayed from the log at start */
 };
 extern const char *const reading_code_names[8];
 
