@@ -44,6 +44,7 @@ enum row_code {
     RC_DISABLED,
     RC_OUT_OF_ORDER, /* a notice: the row was stored as late data */
     RC_STORE_FAILED, /* not a row code: the store could not be read */
+    RC_DUP_HISTORY,  /* duplicate of a buffered or stored point: reported later */
 };
 
 const char *const reading_code_names[8] = {"unknown_sensor", "not_finite",  "bad_row",
@@ -215,12 +216,12 @@ static bool check_row(const json_t *item, const char *enterprise, int64_t now_ms
             return false;
         }
         if (rc > 0) {
-            *code = RC_DUPLICATE;
+            *code = RC_DUP_HISTORY;
             return false;
         }
     }
     if (!reading_buffer_add(s->ts_key, pt->ts, pt->value, now_ms)) {
-        *code = RC_DUPLICATE;
+        *code = RC_DUP_HISTORY;
         return false;
     }
     if (r->latest) {
@@ -265,9 +266,10 @@ enum err_code reading_ingest(const char *enterprise, const json_t *body, int64_t
     double t0 = mono_s();
     struct store_ts_point *pts = g_new(struct store_ts_point, n + 1);
     struct row *rows = g_new(struct row, n + 1);
+    int *dups = g_new(int, n + 1); /* rows that repeat a buffered or stored point */
     json_t *errors = json_array();
     bool truncated = false;
-    int m = 0, rejected = 0, late = 0, rc = STORE_OK;
+    int m = 0, n_dups = 0, rejected = 0, late = 0, rc = STORE_OK;
     for (size_t i = 0; i < n; i++) {
         enum row_code code;
         rows[m].index = (int)i;
@@ -280,7 +282,10 @@ enum err_code reading_ingest(const char *enterprise, const json_t *body, int64_t
             break;
         }
         rejected++;
-        report_row(errors, (int)i, code, &truncated);
+        if (code == RC_DUP_HISTORY)
+            dups[n_dups++] = (int)i;
+        else
+            report_row(errors, (int)i, code, &truncated);
     }
     int64_t log_id = 0;
     if (rc == STORE_OK && m > 0)
@@ -302,13 +307,19 @@ enum err_code reading_ingest(const char *enterprise, const json_t *body, int64_t
         json_decref(errors);
         goto out;
     }
-    for (int i = 0; i < m; i++) {
-        struct row *r = &rows[i];
-        reading_buffer_logged(pts[i].key, log_id);
-        if (!r->latest) {
-            late++;
-            report_row(errors, r->index, RC_OUT_OF_ORDER, &truncated);
+    /* after the checks' errors: the history duplicates and late rows, in
+     * row order (docs/protocol.md) */
+    for (int i = 0, d = 0; i < m || d < n_dups;) {
+        if (d < n_dups && (i == m || dups[d] < rows[i].index)) {
+            report_row(errors, dups[d++], RC_DUPLICATE, &truncated);
+            continue;
         }
+        reading_buffer_logged(pts[i].key, log_id);
+        if (!rows[i].latest) {
+            late++;
+            report_row(errors, rows[i].index, RC_OUT_OF_ORDER, &truncated);
+        }
+        i++;
     }
     /* The listeners see each new latest in turn: the sensor shows that
      * reading while they run; the last one of each sensor stays. */
@@ -334,6 +345,7 @@ enum err_code reading_ingest(const char *enterprise, const json_t *body, int64_t
 out:
     g_free(pts);
     g_free(rows);
+    g_free(dups);
     return rc == STORE_OK ? ERR_NONE : ERR_UNAVAILABLE;
 }
 
