@@ -299,7 +299,8 @@ static bool replay_row(int64_t id, int64_t seen, const struct store_ts_point *pt
         if (!s)
             continue;
         struct upto k = {pts[i].key, 0};
-        const struct upto *u = bsearch(&k, uptos->data, uptos->len, sizeof(k), cmp_upto);
+        const struct upto *u =
+            uptos->len ? bsearch(&k, uptos->data, uptos->len, sizeof(k), cmp_upto) : NULL;
         if (u && id <= u->log_upto)
             continue;
         if (!reading_buffer_add(pts[i].key, pts[i].ts, pts[i].value, seen))
