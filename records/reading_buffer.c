@@ -37,7 +37,14 @@
  * key's log_upto, so nothing acknowledged is lost and nothing flushed is
  * buffered twice. Chunks of one key still overlap in time once late
  * points arrive (a late point goes into the buffer and then into a later
- * chunk): readers merge the chunks and the buffer by ts. */
+ * chunk): readers merge the chunks and the buffer by ts.
+ *
+ * Memory: 440,000 small arrays that grow and shrink all the time would
+ * fragment the C heap (glibc malloc then spends most of the ingestion CPU
+ * searching its bins), so the arrays come from a pool of their own: sizes
+ * are powers of two (4 to POOL_MAX_CAP points), carved from 4 MiB slabs,
+ * and freed arrays go to a free list per size for the next one. Slabs are
+ * kept until shutdown; buffer_max_mb bounds what they hold. */
 #include "records/reading_buffer.h"
 
 #include "common/log.h"
@@ -47,6 +54,9 @@
 
 #define VISITS_PER_TICK 50000
 #define BUF_MIN_CAP 4
+#define POOL_CLASSES 13 /* 4, 8, ... 16384 points */
+#define POOL_MAX_CAP (BUF_MIN_CAP << (POOL_CLASSES - 1))
+#define POOL_SLAB (4u << 20)
 /* bytes a buf costs besides its points: struct, hash entry, array slot */
 #define BUF_OVERHEAD 96
 
@@ -68,9 +78,61 @@ static guint cursor;
 static int64_t round_last, round_min;
 static bool round_failed;
 
+/* The pool of point arrays (see the opening comment). */
+static void *pool_free_list[POOL_CLASSES];
+static GPtrArray *pool_slabs;
+static char *slab_pos;
+static size_t slab_left;
+static uint64_t held; /* bytes of the arrays the bufs hold (capacity) */
+
+static int pool_class(int cap)
+{
+    int c = 0;
+    while ((BUF_MIN_CAP << c) < cap)
+        c++;
+    return c;
+}
+
+static struct store_ts_sample *pool_alloc(int cap)
+{
+    held += (uint64_t)cap * sizeof(struct store_ts_sample);
+    if (cap > POOL_MAX_CAP)
+        return g_new(struct store_ts_sample, cap);
+    int c = pool_class(cap);
+    void *p = pool_free_list[c];
+    if (p) {
+        memcpy(&pool_free_list[c], p, sizeof(void *));
+        return p;
+    }
+    size_t size = (size_t)cap * sizeof(struct store_ts_sample);
+    if (slab_left < size) {
+        slab_pos = g_malloc(POOL_SLAB);
+        slab_left = POOL_SLAB;
+        g_ptr_array_add(pool_slabs, slab_pos);
+    }
+    p = slab_pos;
+    slab_pos += size;
+    slab_left -= size;
+    return p;
+}
+
+static void pool_release(struct store_ts_sample *p, int cap)
+{
+    if (!p)
+        return;
+    held -= (uint64_t)cap * sizeof(struct store_ts_sample);
+    if (cap > POOL_MAX_CAP) {
+        g_free(p);
+        return;
+    }
+    int c = pool_class(cap);
+    memcpy(p, &pool_free_list[c], sizeof(void *));
+    pool_free_list[c] = p;
+}
+
 static void buf_free(struct buf *b)
 {
-    g_free(b->pts);
+    pool_release(b->pts, b->cap);
     g_free(b);
 }
 
@@ -81,6 +143,11 @@ void reading_buffer_init(struct store *st, const struct reading_buffer_config *c
     memset(&stats, 0, sizeof(stats));
     bufs = g_hash_table_new(g_int64_hash, g_int64_equal);
     order = g_ptr_array_new_with_free_func((GDestroyNotify)buf_free);
+    pool_slabs = g_ptr_array_new_with_free_func(g_free);
+    memset(pool_free_list, 0, sizeof(pool_free_list));
+    slab_pos = NULL;
+    slab_left = 0;
+    held = 0;
     nonempty = 0;
     cursor = 0;
     round_last = 0;
@@ -94,6 +161,9 @@ void reading_buffer_shutdown(void)
         g_hash_table_destroy(bufs);
     if (order)
         g_ptr_array_free(order, TRUE);
+    if (pool_slabs)
+        g_ptr_array_free(pool_slabs, TRUE);
+    pool_slabs = NULL;
     bufs = NULL;
     order = NULL;
     store = NULL;
@@ -134,8 +204,13 @@ bool reading_buffer_add(int64_t key, int64_t ts, double value, int64_t now_ms)
             return false;
     }
     if (b->n == b->cap) {
-        b->cap = MAX(BUF_MIN_CAP, b->cap * 2);
-        b->pts = g_renew(struct store_ts_sample, b->pts, b->cap);
+        int cap = MAX(BUF_MIN_CAP, b->cap * 2);
+        struct store_ts_sample *grown = pool_alloc(cap);
+        if (b->n)
+            memcpy(grown, b->pts, (size_t)b->n * sizeof(*b->pts));
+        pool_release(b->pts, b->cap);
+        b->pts = grown;
+        b->cap = cap;
     }
     memmove(b->pts + at + 1, b->pts + at, (size_t)(b->n - at) * sizeof(*b->pts));
     b->pts[at] = (struct store_ts_sample){ts, value};
@@ -208,8 +283,8 @@ static bool flush_buf(struct buf *b, const struct sensor *s)
     b->n = 0;
     b->first_log = 0;
     if (b->cap > cfg.flush_points * 2) { /* a burst made it big: give it back */
+        pool_release(b->pts, b->cap);
         b->cap = 0;
-        g_free(b->pts);
         b->pts = NULL;
     }
     return true;
@@ -235,8 +310,7 @@ void reading_buffer_tick(int64_t now_ms)
 {
     if (!store)
         return;
-    bool over = (int64_t)(stats.points * sizeof(struct store_ts_sample) +
-                          (uint64_t)order->len * BUF_OVERHEAD) > cfg.max_bytes;
+    bool over = (int64_t)(held + (uint64_t)order->len * BUF_OVERHEAD) > cfg.max_bytes;
     uint64_t mean = nonempty ? stats.points / nonempty : 0;
     int written = 0;
     for (int visits = 0; visits < VISITS_PER_TICK; visits++) {
