@@ -357,6 +357,26 @@ def test_restart_replays_flushed_and_unflushed_points(server):
         "value"] == 7.25
 
 
+def test_buffer_memory_cap_forces_flush(server):
+    # flushing by size or age is far off; only the 1 MB cap makes it flush
+    srv = start(server, settings={"readings_buffer_max_mb": 1, "readings_flush_points": 100000,
+                                  "readings_flush_age_s": 86400})
+    admin = srv.token("admin")
+    assert put_sensor(srv, admin, "a1", TANK).status == 201
+    key = new_key(srv, "e1")
+    t = now_ms() - 3600_000
+    for b in range(80):  # 80,000 points of 16 bytes: over 1 MB
+        rows = [{"sensor": "a1", "value": float(i % 7), "ts": t + (b * 1000 + i) * 10}
+                for i in range(1000)]
+        assert post(srv, key, rows).json["accepted"] == 1000
+    wait_until(lambda: metric(srv.metrics(), "yjt_readings_chunks_total") >= 1, 5,
+               what="a flush forced by the memory cap")
+    assert metric(srv.metrics(), "yjt_readings_buffered") < 80_000
+    hist = srv.http("GET", f"/api/v1/sensors/a1/readings?from={t}&to={t + 800_000}&step=100000",
+                    token=admin).json
+    assert sum(b["count"] for b in hist["points"]) == 80_000
+
+
 def test_retention_trims_old_history(server):
     day = 86400_000
     t0 = 1_790_000_000_000  # a fixed instant; the server's clock starts there
