@@ -15,11 +15,11 @@ declare -A sources=(
   [token]="server/token.c common/ids.c common/jsonx.c"
   [division]="records/jurisdiction.c"
   [call]="signaling/call.c signaling/ice.c signaling/patrol.c push/presence.c records/store.c
-          records/store_sqlite.c records/account.c records/org.c
+          records/store_sqlite.c records/store_sqlite_ts.c records/account.c records/org.c
           records/jurisdiction.c records/calls.c records/audit.c records/password.c
           common/clock.c common/ids.c common/jsonx.c common/log.c common/errors.c common/hist.c
           common/bizdate.c"
-  [readings]="records/reading.c records/sensor.c records/store.c records/store_sqlite.c
+  [readings]="records/reading.c records/reading_buffer.c records/sensor.c records/store.c records/store_sqlite.c
           records/store_sqlite_ts.c records/org.c records/jurisdiction.c records/audit.c
           common/clock.c common/ids.c common/jsonx.c common/log.c common/errors.c common/hist.c"
 )
