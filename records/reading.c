@@ -3,20 +3,30 @@
  *
  * Ingestion is built for batches of thousands: one pass over the parsed
  * rows with no per-row allocation (the batch's arrays are allocated once),
- * one store write for the whole batch (history points plus the new latest
- * point of each sensor that changed), then the listeners. The in-memory
- * latest values move during the first pass, so that several rows of one
- * sensor in a batch are ordered against each other; if the store refuses
- * the batch they are put back as they were.
+ * one store write for the whole batch (the accepted points appended to the
+ * readings log as one row), then the listeners. Each accepted point also
+ * joins its sensor's in-memory buffer (records/reading_buffer.c), which
+ * the flusher later writes to the store as a chunk. The in-memory latest
+ * values and buffers move during the first pass, so that several rows of
+ * one sensor in a batch are ordered against each other; if the store
+ * refuses the batch they are put back as they were.
  *
  * Row rules (docs/protocol.md): a row newer than its sensor's latest
  * becomes the latest; a row with the latest's own ts is a duplicate and
  * is dropped; an older row is late data: stored in the history (unless that
- * exact (sensor, ts) is stored already: duplicate) but never the latest,
- * and reported as out_of_order. */
+ * exact (sensor, ts) is buffered or in a stored chunk already: duplicate)
+ * but never the latest, and reported as out_of_order. Only late rows look
+ * at the stored chunks; the common case touches memory only.
+ *
+ * History queries merge the sensor's stored chunks (which may overlap in
+ * time) with its buffer, in ts order without repeats. Retention deletes
+ * whole chunks whose last point is older than the period, a bounded number
+ * per tick, and queries never return points older than the period, so a
+ * chunk that straddles the cutoff is trimmed when read. */
 #include "records/reading.h"
 
 #include "common/log.h"
+#include "records/reading_buffer.h"
 #include "records/sensor_table.h"
 
 #include <glib.h>
@@ -33,6 +43,8 @@ enum row_code {
     RC_FORBIDDEN,
     RC_DISABLED,
     RC_OUT_OF_ORDER, /* a notice: the row was stored as late data */
+    RC_STORE_FAILED, /* not a row code: the store could not be read */
+    RC_DUP_HISTORY,  /* duplicate of a buffered or stored point: reported later */
 };
 
 const char *const reading_code_names[8] = {"unknown_sensor", "not_finite",  "bad_row",
@@ -52,27 +64,44 @@ struct row {
 static struct store *store;
 static struct reading_config cfg;
 static struct reading_stats stats;
-static GArray *trim_keys; /* the ts_keys of the current retention round */
-static guint trim_pos;
 
 void reading_init(struct store *st, const struct reading_config *c)
 {
     store = st;
     cfg = *c;
     memset(&stats, 0, sizeof(stats));
+    struct reading_buffer_config bc = {
+        .flush_points = c->flush_points,
+        .flush_age_s = c->flush_age_s,
+        .max_bytes = (int64_t)c->buffer_max_mb * 1024 * 1024,
+        .chunks_per_tick = c->chunks_per_tick,
+    };
+    reading_buffer_init(st, &bc);
+}
+
+int reading_start(void)
+{
+    return reading_buffer_replay();
+}
+
+void reading_flush_tick(int64_t now_ms)
+{
+    reading_buffer_tick(now_ms);
 }
 
 void reading_shutdown(void)
 {
-    if (trim_keys)
-        g_array_free(trim_keys, TRUE);
-    trim_keys = NULL;
-    trim_pos = 0;
+    reading_buffer_shutdown();
     store = NULL;
 }
 
 const struct reading_stats *reading_stats(void)
 {
+    const struct reading_buffer_stats *b = reading_buffer_stats();
+    stats.buffered = b->points;
+    stats.chunks = b->chunks;
+    stats.flush_errors = b->flush_errors;
+    stats.replayed = b->replayed;
     return &stats;
 }
 
@@ -106,7 +135,38 @@ static bool row_value(const json_t *v, double *out, enum row_code *code)
     return false;
 }
 
-/* Checks one row; on success fills r and the point, else *code. */
+/* Whether a stored chunk of key holds a point at ts. */
+struct find {
+    int64_t ts;
+    bool found;
+};
+
+static bool find_ts(const struct store_ts_sample *pts, int n, void *ud)
+{
+    struct find *f = ud;
+    int lo = 0, hi = n;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (pts[mid].ts < f->ts)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    f->found = lo < n && pts[lo].ts == f->ts;
+    return !f->found;
+}
+
+/* 1 if (key, ts) is in a stored chunk, 0 if not, -1 if the store failed. */
+static int stored_has(int64_t key, int64_t ts)
+{
+    struct find f = {ts, false};
+    if (store_ts_chunk_range(store, key, ts, ts + 1, find_ts, &f) != STORE_OK)
+        return -1;
+    return f.found;
+}
+
+/* Checks one row; on success fills r and the point (and adds it to its
+ * sensor's buffer), else *code. */
 static bool check_row(const json_t *item, const char *enterprise, int64_t now_ms,
                       struct store_ts_point *pt, struct row *r, enum row_code *code)
 {
@@ -149,6 +209,21 @@ static bool check_row(const json_t *item, const char *enterprise, int64_t now_ms
     pt->seen = now_ms;
     r->s = s;
     r->latest = !s->has_value || pt->ts > s->ts;
+    if (!r->latest) {
+        int rc = stored_has(s->ts_key, pt->ts);
+        if (rc < 0) {
+            *code = RC_STORE_FAILED;
+            return false;
+        }
+        if (rc > 0) {
+            *code = RC_DUP_HISTORY;
+            return false;
+        }
+    }
+    if (!reading_buffer_add(s->ts_key, pt->ts, pt->value, now_ms)) {
+        *code = RC_DUP_HISTORY;
+        return false;
+    }
     if (r->latest) {
         r->had_prev = s->has_value;
         r->prev = s->value;
@@ -190,12 +265,11 @@ enum err_code reading_ingest(const char *enterprise, const json_t *body, int64_t
     }
     double t0 = mono_s();
     struct store_ts_point *pts = g_new(struct store_ts_point, n + 1);
-    struct store_ts_point *latest = g_new(struct store_ts_point, n + 1);
     struct row *rows = g_new(struct row, n + 1);
-    bool *inserted = g_new(bool, n + 1);
+    int *dups = g_new(int, n + 1); /* rows that repeat a buffered or stored point */
     json_t *errors = json_array();
     bool truncated = false;
-    int m = 0, n_latest = 0, rejected = 0, late = 0;
+    int m = 0, n_dups = 0, rejected = 0, late = 0, rc = STORE_OK;
     for (size_t i = 0; i < n; i++) {
         enum row_code code;
         rows[m].index = (int)i;
@@ -203,17 +277,24 @@ enum err_code reading_ingest(const char *enterprise, const json_t *body, int64_t
             m++;
             continue;
         }
+        if (code == RC_STORE_FAILED) {
+            rc = STORE_EIO;
+            break;
+        }
         rejected++;
-        report_row(errors, (int)i, code, &truncated);
+        if (code == RC_DUP_HISTORY)
+            dups[n_dups++] = (int)i;
+        else
+            report_row(errors, (int)i, code, &truncated);
     }
-    for (int i = 0; i < m; i++)
-        if (rows[i].latest && rows[i].s->ts == pts[i].ts)
-            latest[n_latest++] = pts[i];
-    int rc = store_ts_write(store, pts, m, inserted, latest, n_latest);
+    int64_t log_id = 0;
+    if (rc == STORE_OK && m > 0)
+        rc = store_ts_log_append(store, now_ms, pts, m, &log_id);
     if (rc != STORE_OK) {
-        /* put the latest values back, newest change first */
+        /* put the buffers and latest values back, newest change first */
         for (int i = m - 1; i >= 0; i--) {
             struct row *r = &rows[i];
+            reading_buffer_remove(pts[i].key, pts[i].ts);
             if (!r->latest)
                 continue;
             r->s->has_value = r->had_prev;
@@ -226,21 +307,25 @@ enum err_code reading_ingest(const char *enterprise, const json_t *body, int64_t
         json_decref(errors);
         goto out;
     }
-    for (int i = 0; i < m; i++) {
-        struct row *r = &rows[i];
-        if (!inserted[i]) {
-            rejected++;
-            report_row(errors, r->index, RC_DUPLICATE, &truncated);
-        } else if (!r->latest) {
-            late++;
-            report_row(errors, r->index, RC_OUT_OF_ORDER, &truncated);
+    /* after the checks' errors: the history duplicates and late rows, in
+     * row order (docs/protocol.md) */
+    for (int i = 0, d = 0; i < m || d < n_dups;) {
+        if (d < n_dups && (i == m || dups[d] < rows[i].index)) {
+            report_row(errors, dups[d++], RC_DUPLICATE, &truncated);
+            continue;
         }
+        reading_buffer_logged(pts[i].key, log_id);
+        if (!rows[i].latest) {
+            late++;
+            report_row(errors, rows[i].index, RC_OUT_OF_ORDER, &truncated);
+        }
+        i++;
     }
     /* The listeners see each new latest in turn: the sensor shows that
      * reading while they run; the last one of each sensor stays. */
     for (int i = 0; i < m; i++) {
         struct row *r = &rows[i];
-        if (!r->latest || !inserted[i])
+        if (!r->latest)
             continue;
         r->s->value = pts[i].value;
         r->s->ts = pts[i].ts;
@@ -259,9 +344,8 @@ enum err_code reading_ingest(const char *enterprise, const json_t *body, int64_t
         json_object_set_new(*report, "errors_truncated", json_true());
 out:
     g_free(pts);
-    g_free(latest);
     g_free(rows);
-    g_free(inserted);
+    g_free(dups);
     return rc == STORE_OK ? ERR_NONE : ERR_UNAVAILABLE;
 }
 
@@ -326,8 +410,58 @@ static bool history_point(int64_t ts, double value, void *ud)
     return true;
 }
 
+static int cmp_sample(const void *a, const void *b)
+{
+    int64_t x = ((const struct store_ts_sample *)a)->ts,
+            y = ((const struct store_ts_sample *)b)->ts;
+    return x < y ? -1 : x > y;
+}
+
+/* Sorts the samples by ts and drops repeated ones. */
+static void sort_unique(GArray *a)
+{
+    g_array_sort(a, cmp_sample);
+    guint w = 0;
+    for (guint i = 0; i < a->len; i++) {
+        struct store_ts_sample *x = &g_array_index(a, struct store_ts_sample, i);
+        if (w > 0 && g_array_index(a, struct store_ts_sample, w - 1).ts == x->ts)
+            continue;
+        g_array_index(a, struct store_ts_sample, w++) = *x;
+    }
+    g_array_set_size(a, w);
+}
+
+/* Gathers the chunks of one query: stops once the first `need` points
+ * are known, i.e. at a chunk that starts after `need` gathered points
+ * (chunks come in order of their first ts, so later ones cannot hold an
+ * earlier point). */
+struct gather {
+    GArray *pts;
+    int64_t from, to;
+    guint need;
+};
+
+static bool gather_chunk(const struct store_ts_sample *pts, int n, void *ud)
+{
+    struct gather *g = ud;
+    if (g->pts->len >= g->need) {
+        sort_unique(g->pts);
+        guint before = 0;
+        while (before < g->pts->len &&
+               g_array_index(g->pts, struct store_ts_sample, before).ts < pts[0].ts)
+            before++;
+        if (before >= g->need)
+            return false;
+    }
+    for (int i = 0; i < n; i++)
+        if (pts[i].ts >= g->from && pts[i].ts < g->to)
+            g_array_append_val(g->pts, pts[i]);
+    return true;
+}
+
 enum err_code reading_history(const struct sensor *s, int64_t from_ms, int64_t to_ms,
-                              int64_t step_ms, int limit, json_t **out, const char **why)
+                              int64_t step_ms, int limit, int64_t now_ms, json_t **out,
+                              const char **why)
 {
     if (to_ms <= from_ms) {
         *why = "to must be after from";
@@ -344,13 +478,29 @@ enum err_code reading_history(const struct sensor *s, int64_t from_ms, int64_t t
                         .from = from_ms,
                         .step = step_ms,
                         .max_scan = cfg.query_max_scan};
-    int rc = store_ts_range(store, s->ts_key, from_ms, to_ms,
-                            step_ms > 0 ? cfg.query_max_scan + 1 : limit + 1, history_point, &h);
+    int64_t cutoff = now_ms - (int64_t)cfg.retention_days * 86400000;
+    struct gather g = {.pts = g_array_new(FALSE, FALSE, sizeof(struct store_ts_sample)),
+                       .from = MAX(from_ms, cutoff),
+                       .to = to_ms,
+                       .need = (guint)(step_ms > 0 ? cfg.query_max_scan + 1 : limit + 1)};
+    int rc = g.from < to_ms
+                 ? store_ts_chunk_range(store, s->ts_key, g.from, to_ms, gather_chunk, &g)
+                 : STORE_OK;
     if (rc != STORE_OK) {
+        g_array_free(g.pts, TRUE);
         json_decref(h.points);
         *why = "store unavailable";
         return ERR_UNAVAILABLE;
     }
+    if (g.from < to_ms)
+        reading_buffer_range(s->ts_key, g.from, to_ms, g.pts);
+    sort_unique(g.pts);
+    for (guint i = 0; i < g.pts->len; i++) {
+        const struct store_ts_sample *x = &g_array_index(g.pts, struct store_ts_sample, i);
+        if (!history_point(x->ts, x->value, &h))
+            break;
+    }
+    g_array_free(g.pts, TRUE);
     if (step_ms > 0 && h.truncated) {
         h.open = false; /* a partial bucket would mislead */
     }
@@ -366,62 +516,18 @@ enum err_code reading_history(const struct sensor *s, int64_t from_ms, int64_t t
     return ERR_NONE;
 }
 
-static bool collect_key(const struct sensor *s, void *ud)
-{
-    g_array_append_val((GArray *)ud, s->ts_key);
-    return true;
-}
-
-/* Points one retention tick deletes at most, and the span of one delete:
- * a sensor with a long backlog (after retention_days was lowered) is
- * trimmed an hour of its history at a time, over as many ticks as it
- * takes, so that no tick stalls the event loop. */
-#define TRIM_POINTS_PER_TICK 100000
-#define TRIM_SLICE_MS (3600 * (int64_t)1000)
-
-static bool first_point(int64_t ts, double value, void *ud)
-{
-    (void)value;
-    *(int64_t *)ud = ts;
-    return false;
-}
-
 int64_t reading_retention_tick(int64_t now_ms)
 {
     if (!store || cfg.retention_days <= 0)
         return 0;
-    if (!trim_keys || trim_pos >= trim_keys->len) {
-        if (trim_keys)
-            g_array_free(trim_keys, TRUE);
-        trim_keys = g_array_new(FALSE, FALSE, sizeof(int64_t));
-        sensor_foreach(collect_key, trim_keys);
-        trim_pos = 0;
+    int64_t before = now_ms - (int64_t)cfg.retention_days * 86400000, deleted = 0;
+    if (store_ts_chunk_trim_before(store, before, cfg.trim_per_tick, &deleted) != STORE_OK) {
+        log_warn("reading", "retention trim failed; retrying next tick");
+        return 0;
     }
-    int64_t before = now_ms - (int64_t)cfg.retention_days * 86400000;
-    int64_t total = 0;
-    int sensors = 0;
-    while (sensors < cfg.trim_per_tick && total < TRIM_POINTS_PER_TICK &&
-           trim_pos < trim_keys->len) {
-        int64_t key = g_array_index(trim_keys, int64_t, trim_pos);
-        int64_t oldest = INT64_MAX, deleted = 0;
-        if (store_ts_range(store, key, INT64_MIN, before, 1, first_point, &oldest) != STORE_OK)
-            goto failed;
-        int64_t upto = oldest == INT64_MAX || oldest > before - TRIM_SLICE_MS
-                           ? before
-                           : oldest + TRIM_SLICE_MS;
-        if (oldest != INT64_MAX && store_ts_trim_before(store, key, upto, &deleted) != STORE_OK)
-            goto failed;
-        total += deleted;
-        if (upto >= before) { /* this sensor is done; else its next hour next */
-            trim_pos++;
-            sensors++;
-        }
-    }
-    if (total)
-        log_info("reading", "retention: %" G_GINT64_FORMAT " points older than %d days trimmed",
-                 total, cfg.retention_days);
-    return total;
-failed:
-    log_warn("reading", "retention trim failed; retrying next tick");
-    return total;
+    if (deleted)
+        log_info("reading",
+                 "retention: %" G_GINT64_FORMAT " chunks with no point newer than %d days deleted",
+                 deleted, cfg.retention_days);
+    return deleted;
 }

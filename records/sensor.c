@@ -159,8 +159,9 @@ static bool load_one(const char *id, json_t *doc, void *ud)
     return true;
 }
 
-static bool load_latest(const struct store_ts_point *p, void *ud)
+static bool load_latest(const struct store_ts_point *p, int64_t log_upto, void *ud)
 {
+    (void)log_upto;
     (void)ud;
     struct sensor *s = g_hash_table_lookup(by_key, &p->key);
     if (s) {

@@ -167,23 +167,43 @@ int store_counter_incr(struct store *st, const char *name, int64_t by, int64_t *
     TIMED(st, st->ops->counter_incr(st, name, by, value_out));
 }
 
-int store_ts_write(struct store *st, const struct store_ts_point *pts, int n, bool *inserted,
-                   const struct store_ts_point *latest, int n_latest)
+int store_ts_log_append(struct store *st, int64_t seen, const struct store_ts_point *pts, int n,
+                        int64_t *id_out)
 {
-    if (n < 0 || n_latest < 0)
+    if (n < 0)
         return STORE_EINVAL;
-    TIMED(st, st->ops->ts_write(st, pts, n, inserted, latest, n_latest));
+    TIMED(st, st->ops->ts_log_append(st, seen, pts, n, id_out));
 }
 
-int store_ts_range(struct store *st, int64_t key, int64_t from_ms, int64_t to_ms, int limit,
-                   store_ts_cb cb, void *ud)
+int store_ts_log_each(struct store *st, int64_t after_id, store_ts_log_cb cb, void *ud)
 {
-    TIMED(st, st->ops->ts_range(st, key, from_ms, to_ms, limit, cb, ud));
+    TIMED(st, st->ops->ts_log_each(st, after_id, cb, ud));
 }
 
-int store_ts_trim_before(struct store *st, int64_t key, int64_t before_ms, int64_t *deleted)
+int store_ts_log_trim(struct store *st, int64_t upto_id)
 {
-    TIMED(st, st->ops->ts_trim_before(st, key, before_ms, deleted));
+    TIMED(st, st->ops->ts_log_trim(st, upto_id));
+}
+
+int store_ts_chunk_put(struct store *st, int64_t key, const struct store_ts_sample *pts, int n,
+                       const struct store_ts_point *latest, int64_t log_upto)
+{
+    if (n < 1)
+        return STORE_EINVAL;
+    TIMED(st, st->ops->ts_chunk_put(st, key, pts, n, latest, log_upto));
+}
+
+int store_ts_chunk_range(struct store *st, int64_t key, int64_t from_ms, int64_t to_ms,
+                         store_ts_chunk_cb cb, void *ud)
+{
+    TIMED(st, st->ops->ts_chunk_range(st, key, from_ms, to_ms, cb, ud));
+}
+
+int store_ts_chunk_trim_before(struct store *st, int64_t before_ms, int limit, int64_t *deleted)
+{
+    if (limit < 1)
+        return STORE_EINVAL;
+    TIMED(st, st->ops->ts_chunk_trim_before(st, before_ms, limit, deleted));
 }
 
 int store_ts_drop(struct store *st, int64_t key)

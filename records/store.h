@@ -9,9 +9,11 @@
  *   - append-only sequences per key (audit log, inboxes): seq rises by one;
  *   - stored deadlines: (id, due time, payload), listed when due;
  *   - expiring keys (revoked tokens) and counters;
- *   - time series (sensor readings): (integer key, ts, value) points with
- *     a latest point per key, written in large batches (a Redis backend
- *     would use one sorted set per key and a hash for the latest).
+ *   - time series (sensor readings): an append-only log of packed batches
+ *     of (integer key, ts, value) points, and per key chunks of points
+ *     (first ts, last ts, packed points) plus a latest point (a Redis
+ *     backend would use a stream for the log, one sorted set of chunks per
+ *     key scored by last ts, and a hash for the latest).
  *
  * Every call is synchronous and durable on return (the SQLite backend runs
  * in WAL mode with synchronous=FULL). Calls return 0 or a negative
@@ -48,8 +50,20 @@ struct store_ts_point {
     double value;
     int64_t seen;
 };
-typedef bool (*store_ts_cb)(int64_t ts, double value, void *ud);
-typedef bool (*store_ts_latest_cb)(const struct store_ts_point *p, void *ud);
+/* A point within one key's chunk. */
+struct store_ts_sample {
+    int64_t ts;
+    double value;
+};
+/* One log row: id rises by one per append, seen is the append's server
+ * time; the points' seen fields are not stored (they read as seen). */
+typedef bool (*store_ts_log_cb)(int64_t id, int64_t seen, const struct store_ts_point *pts, int n,
+                                void *ud);
+/* One chunk, its samples in ts order. */
+typedef bool (*store_ts_chunk_cb)(const struct store_ts_sample *pts, int n, void *ud);
+/* The latest point of a key, and the log id up to which the key's points
+ * are all in chunks (see store_ts_chunk_put). */
+typedef bool (*store_ts_latest_cb)(const struct store_ts_point *p, int64_t log_upto, void *ud);
 typedef bool (*store_deadline_cb)(const char *id, int64_t due_ms, json_t *payload, void *ud);
 
 struct store_ops {
@@ -85,11 +99,15 @@ struct store_ops {
     int (*kv_delete)(struct store *st, const char *key);
     int (*kv_purge_expired)(struct store *st, int64_t now_ms);
     int (*counter_incr)(struct store *st, const char *name, int64_t by, int64_t *value_out);
-    int (*ts_write)(struct store *st, const struct store_ts_point *pts, int n, bool *inserted,
-                    const struct store_ts_point *latest, int n_latest);
-    int (*ts_range)(struct store *st, int64_t key, int64_t from_ms, int64_t to_ms, int limit,
-                    store_ts_cb cb, void *ud);
-    int (*ts_trim_before)(struct store *st, int64_t key, int64_t before_ms, int64_t *deleted);
+    int (*ts_log_append)(struct store *st, int64_t seen, const struct store_ts_point *pts, int n,
+                         int64_t *id_out);
+    int (*ts_log_each)(struct store *st, int64_t after_id, store_ts_log_cb cb, void *ud);
+    int (*ts_log_trim)(struct store *st, int64_t upto_id);
+    int (*ts_chunk_put)(struct store *st, int64_t key, const struct store_ts_sample *pts, int n,
+                        const struct store_ts_point *latest, int64_t log_upto);
+    int (*ts_chunk_range)(struct store *st, int64_t key, int64_t from_ms, int64_t to_ms,
+                          store_ts_chunk_cb cb, void *ud);
+    int (*ts_chunk_trim_before)(struct store *st, int64_t before_ms, int limit, int64_t *deleted);
     int (*ts_drop)(struct store *st, int64_t key);
     int (*ts_latest_each)(struct store *st, store_ts_latest_cb cb, void *ud);
 };
@@ -161,20 +179,30 @@ int store_kv_delete(struct store *st, const char *key);
 int store_kv_purge_expired(struct store *st, int64_t now_ms);
 int store_counter_incr(struct store *st, const char *name, int64_t by, int64_t *value_out);
 
-/* Time series. ts_write appends the n points to their keys' history and
- * sets the latest point of each key in latest[] (seen included), all in one
- * write (all or nothing). A point whose (key, ts) is already stored is not
- * written again: inserted[i] (when given) tells which were. */
-int store_ts_write(struct store *st, const struct store_ts_point *pts, int n, bool *inserted,
-                   const struct store_ts_point *latest, int n_latest);
-/* The history of key with from_ms <= ts < to_ms, oldest first, at most
- * limit points. */
-int store_ts_range(struct store *st, int64_t key, int64_t from_ms, int64_t to_ms, int limit,
-                   store_ts_cb cb, void *ud);
-/* Deletes key's history older than before_ms; *deleted (when given) gets
- * how many points went. The latest point is kept. */
-int store_ts_trim_before(struct store *st, int64_t key, int64_t before_ms, int64_t *deleted);
-/* Deletes key's history and latest point. */
+/* Time series. The log is the durable landing place of every accepted
+ * batch: ts_log_append stores the n points as one row (all or nothing)
+ * and *id_out gets its id, one more than the last appended. ts_log_each
+ * calls cb with every row whose id > after_id, oldest first; ts_log_trim
+ * deletes the rows with id <= upto_id. */
+int store_ts_log_append(struct store *st, int64_t seen, const struct store_ts_point *pts, int n,
+                        int64_t *id_out);
+int store_ts_log_each(struct store *st, int64_t after_id, store_ts_log_cb cb, void *ud);
+int store_ts_log_trim(struct store *st, int64_t upto_id);
+/* Chunks: ts_chunk_put stores the n samples of key (ts ascending, unique,
+ * n >= 1) as one chunk, and with latest (when not NULL) sets key's latest
+ * point and records log_upto with it, in one write. Chunks of a key may
+ * overlap in time and even repeat a sample (a crash between a chunk and
+ * the log trim): readers merge them. ts_chunk_range calls cb with each
+ * chunk of key that has samples in [from_ms, to_ms), whole, in order of
+ * their first ts. ts_chunk_trim_before deletes at most limit chunks (of
+ * any key) whose last ts is < before_ms; *deleted gets how many. */
+int store_ts_chunk_put(struct store *st, int64_t key, const struct store_ts_sample *pts, int n,
+                       const struct store_ts_point *latest, int64_t log_upto);
+int store_ts_chunk_range(struct store *st, int64_t key, int64_t from_ms, int64_t to_ms,
+                         store_ts_chunk_cb cb, void *ud);
+int store_ts_chunk_trim_before(struct store *st, int64_t before_ms, int limit, int64_t *deleted);
+/* Deletes key's chunks and latest point (log rows stay: they are trimmed
+ * in order; readers skip keys they do not know). */
 int store_ts_drop(struct store *st, int64_t key);
 /* Calls cb with the latest point of every key. */
 int store_ts_latest_each(struct store *st, store_ts_latest_cb cb, void *ud);

@@ -861,9 +861,12 @@ static const struct store_ops sqlite_ops = {
     .kv_delete = sq_kv_delete,
     .kv_purge_expired = sq_kv_purge_expired,
     .counter_incr = sq_counter_incr,
-    .ts_write = sqls_ts_write,
-    .ts_range = sqls_ts_range,
-    .ts_trim_before = sqls_ts_trim_before,
+    .ts_log_append = sqls_ts_log_append,
+    .ts_log_each = sqls_ts_log_each,
+    .ts_log_trim = sqls_ts_log_trim,
+    .ts_chunk_put = sqls_ts_chunk_put,
+    .ts_chunk_range = sqls_ts_chunk_range,
+    .ts_chunk_trim_before = sqls_ts_chunk_trim_before,
     .ts_drop = sqls_ts_drop,
     .ts_latest_each = sqls_ts_latest_each,
 };
@@ -905,7 +908,8 @@ struct store *store_open_sqlite(const char *dir, char **err)
         exec(s, "PRAGMA synchronous=FULL") != STORE_OK ||
         exec(s, "PRAGMA cache_size=-65536") != STORE_OK ||
         exec(s, "PRAGMA temp_store=MEMORY") != STORE_OK || exec(s, schema) != STORE_OK ||
-        exec(s, sqls_ts_schema) != STORE_OK || seqs_upgrade(s) != STORE_OK)
+        exec(s, sqls_ts_schema) != STORE_OK || seqs_upgrade(s) != STORE_OK ||
+        sqls_ts_upgrade(s) != STORE_OK)
         goto err;
     return &s->base;
 err:

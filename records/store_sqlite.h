@@ -44,12 +44,18 @@ int sqls_step_done(sqlite3_stmt *q);
 
 /* The time-series half (store_sqlite_ts.c). */
 extern const char sqls_ts_schema[];
-int sqls_ts_write(struct store *st, const struct store_ts_point *pts, int n, bool *inserted,
-                  const struct store_ts_point *latest, int n_latest);
-int sqls_ts_range(struct store *st, int64_t key, int64_t from_ms, int64_t to_ms, int limit,
-                  store_ts_cb cb, void *ud);
-int sqls_ts_trim_before(struct store *st, int64_t key, int64_t before_ms, int64_t *deleted);
+int sqls_ts_log_append(struct store *st, int64_t seen, const struct store_ts_point *pts, int n,
+                       int64_t *id_out);
+int sqls_ts_log_each(struct store *st, int64_t after_id, store_ts_log_cb cb, void *ud);
+int sqls_ts_log_trim(struct store *st, int64_t upto_id);
+int sqls_ts_chunk_put(struct store *st, int64_t key, const struct store_ts_sample *pts, int n,
+                      const struct store_ts_point *latest, int64_t log_upto);
+int sqls_ts_chunk_range(struct store *st, int64_t key, int64_t from_ms, int64_t to_ms,
+                        store_ts_chunk_cb cb, void *ud);
+int sqls_ts_chunk_trim_before(struct store *st, int64_t before_ms, int limit, int64_t *deleted);
 int sqls_ts_drop(struct store *st, int64_t key);
+/* Upgrades a store written before the log (at open, outside any batch). */
+int sqls_ts_upgrade(struct sqlite_store *s);
 int sqls_ts_latest_each(struct store *st, store_ts_latest_cb cb, void *ud);
 
 #endif

@@ -97,6 +97,10 @@ static const struct key keys[] = {
     INT_KEY(readings_trim_per_tick, 1, 1000000),
     INT_KEY(readings_query_max_points, 10, 1000000),
     INT_KEY(readings_query_max_scan, 1000, 100000000),
+    INT_KEY(readings_flush_points, 1, 100000),
+    INT_KEY(readings_flush_age_s, 1, 86400),
+    INT_KEY(readings_buffer_max_mb, 1, 1024 * 1024),
+    INT_KEY(readings_chunks_per_tick, 1, 1000000),
     INT_KEY(sensors_list_max, 1, 100000),
     STR_KEY(selfeval_reminder_time),
     INT_KEY(selfeval_last_day, 1, 28),
@@ -131,6 +135,10 @@ static void defaults(struct config *c)
     c->readings_trim_per_tick = 2000;
     c->readings_query_max_points = 10000;
     c->readings_query_max_scan = 2000000;
+    c->readings_flush_points = 64;
+    c->readings_flush_age_s = 300;
+    c->readings_buffer_max_mb = 512;
+    c->readings_chunks_per_tick = 500;
     c->sensors_list_max = 1000;
     c->rate_per_s = 50;
     c->rate_burst = 100;

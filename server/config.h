@@ -82,9 +82,13 @@ struct config {
     int readings_max_body;         /* bytes of one POST /api/v1/readings body */
     int readings_future_skew_s;    /* a reading may be this far ahead of the server clock */
     int readings_errors_max;       /* row errors listed in one report */
-    int readings_trim_per_tick;    /* sensors trimmed per retention tick (1 s) */
+    int readings_trim_per_tick;    /* chunks deleted per retention tick (1 s) */
     int readings_query_max_points; /* points or buckets in one history reply */
     int readings_query_max_scan;   /* stored points one downsampled query reads */
+    int readings_flush_points;     /* a sensor's buffered points become a chunk at this many */
+    int readings_flush_age_s;      /* ... or once the oldest has waited this long */
+    int readings_buffer_max_mb;    /* buffered readings above this: bigger buffers flushed early */
+    int readings_chunks_per_tick;  /* chunks one flush tick (100 ms) writes at most */
     int sensors_list_max;          /* sensors in one list reply */
 
     char *selfeval_reminder_time; /* "09:00" */

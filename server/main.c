@@ -55,6 +55,7 @@
 #define GATEWAY_TICK_MS 250
 #define REMINDERS_TICK_MS 1000
 #define RETENTION_TICK_MS 1000
+#define FLUSH_TICK_MS 100
 
 struct server server;
 
@@ -121,6 +122,15 @@ static gboolean on_sensors_tick(gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
+/* The readings flusher: buffered points into chunks, bounded per tick. */
+static gboolean on_flush_tick(gpointer data)
+{
+    (void)data;
+    if (!server.stopping)
+        reading_flush_tick(clock_now_ms());
+    return G_SOURCE_CONTINUE;
+}
+
 static int start_sensors(void)
 {
     if (sensor_init(server.store) != STORE_OK)
@@ -133,9 +143,13 @@ static int start_sensors(void)
         .trim_per_tick = server.cfg.readings_trim_per_tick,
         .query_max_points = server.cfg.readings_query_max_points,
         .query_max_scan = server.cfg.readings_query_max_scan,
+        .flush_points = server.cfg.readings_flush_points,
+        .flush_age_s = server.cfg.readings_flush_age_s,
+        .buffer_max_mb = server.cfg.readings_buffer_max_mb,
+        .chunks_per_tick = server.cfg.readings_chunks_per_tick,
     };
     reading_init(server.store, &rc);
-    return 0;
+    return reading_start() == STORE_OK ? 0 : -1;
 }
 
 static gboolean on_keepalive(gpointer data)
@@ -399,6 +413,7 @@ int main(int argc, char **argv)
     guint gw = g_timeout_add(GATEWAY_TICK_MS, on_gateway_tick, NULL);
     guint rem = g_timeout_add(REMINDERS_TICK_MS, on_reminders_tick, NULL);
     guint sens = g_timeout_add(RETENTION_TICK_MS, on_sensors_tick, NULL);
+    guint flush = g_timeout_add(FLUSH_TICK_MS, on_flush_tick, NULL);
     g_main_loop_run(server.loop);
     g_source_remove(sig_term);
     g_source_remove(sig_int);
@@ -408,6 +423,7 @@ int main(int argc, char **argv)
     g_source_remove(gw);
     g_source_remove(rem);
     g_source_remove(sens);
+    g_source_remove(flush);
     exit_code = 0;
 
 out_auth:

@@ -241,12 +241,25 @@ char *metrics_render(const struct store *st)
         "# HELP yjt_readings_late_total Readings stored as late (out of order).\n"
         "# TYPE yjt_readings_late_total counter\n"
         "yjt_readings_late_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_readings_buffered Readings in memory, not yet written as chunks.\n"
+        "# TYPE yjt_readings_buffered gauge\n"
+        "yjt_readings_buffered %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_readings_chunks_total Chunks of readings the flusher wrote.\n"
+        "# TYPE yjt_readings_chunks_total counter\n"
+        "yjt_readings_chunks_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_readings_flush_errors_total Chunk writes the store refused.\n"
+        "# TYPE yjt_readings_flush_errors_total counter\n"
+        "yjt_readings_flush_errors_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_readings_replayed Readings replayed from the log at start.\n"
+        "# TYPE yjt_readings_replayed gauge\n"
+        "yjt_readings_replayed %" G_GUINT64_FORMAT "\n"
         "# HELP yjt_sensors Sensors configured.\n"
         "# TYPE yjt_sensors gauge\n"
         "yjt_sensors %u\n"
         "# HELP yjt_readings_rejected_total Readings rejected, by row code.\n"
         "# TYPE yjt_readings_rejected_total counter\n",
-        rs->accepted, rs->late, sensor_count());
+        rs->accepted, rs->late, rs->buffered, rs->chunks, rs->flush_errors, rs->replayed,
+        sensor_count());
     for (int i = 0; i < 7; i++)
         g_string_append_printf(out,
                                "yjt_readings_rejected_total{code=\"%s\"} %" G_GUINT64_FORMAT "\n",

@@ -209,7 +209,7 @@ static void route_readings(struct rest_req *r)
         return;
     json_t *out = NULL;
     const char *why = NULL;
-    enum err_code e = reading_history(s, from, to, step, (int)limit, &out, &why);
+    enum err_code e = reading_history(s, from, to, step, (int)limit, clock_now_ms(), &out, &why);
     if (e != ERR_NONE)
         rest_error(r, e, why);
     else

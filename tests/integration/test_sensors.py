@@ -282,6 +282,101 @@ def test_restart_keeps_latest_and_history(server):
     assert hist["points"] == []
 
 
+def history_of(srv, tok, sid, frm, to):
+    r = srv.http("GET", f"/api/v1/sensors/{sid}/readings?from={frm}&to={to}", token=tok)
+    assert r.status == 200, r
+    return [(p["ts"], p["value"]) for p in r.json["points"]]
+
+
+def test_restart_replays_flushed_and_unflushed_points(server):
+    # chunks of 3 points: a1's first three readings get flushed, the rest
+    # stay in memory (and in the store's log) until the kill
+    srv = start(server, settings={"readings_flush_points": 3})
+    admin = srv.token("admin")
+    for sid in ("a1", "a2"):
+        assert put_sensor(srv, admin, sid, TANK).status == 201
+    key = new_key(srv, "e1")
+    t = now_ms() - 60_000
+    rows = [{"sensor": "a1", "value": float(i), "ts": t + i * 1000} for i in range(3)]
+    rows.append({"sensor": "a2", "value": 7.25, "ts": t})
+    assert post(srv, key, rows).json["accepted"] == 4
+    wait_until(lambda: metric(srv.metrics(), "yjt_readings_chunks_total") == 1, 5,
+               what="a1's chunk")
+    # one more in order, and one late point older than the flushed chunk
+    r = post(srv, key, [{"sensor": "a1", "value": 3.0, "ts": t + 3000},
+                        {"sensor": "a1", "value": -1.0, "ts": t - 5000}])
+    assert r.json["accepted"] == 2 and r.json["late"] == 1
+    m = srv.metrics()
+    assert metric(m, "yjt_readings_buffered") == 3  # a2's, and a1's last two
+    want = [(t - 5000, -1.0), (t, 0.0), (t + 1000, 1.0), (t + 2000, 2.0), (t + 3000, 3.0)]
+    assert history_of(srv, admin, "a1", t - 10_000, t + 10_000) == want
+    srv.kill9()
+
+    srv.start()
+    admin = srv.token("admin")
+    # the unflushed points came back from the log, the flushed ones not twice
+    assert metric(srv.metrics(), "yjt_readings_replayed") == 3
+    assert history_of(srv, admin, "a1", t - 10_000, t + 10_000) == want
+    s = srv.http("GET", "/api/v1/sensors/a1", token=admin).json["sensor"]
+    assert (s["latest"]["value"], s["latest"]["ts"]) == (3.0, t + 3000)
+    assert srv.http("GET", "/api/v1/sensors/a2", token=admin).json["sensor"]["latest"][
+        "value"] == 7.25
+    # duplicates are found in the buffer, in a stored chunk and at the latest
+    for ts in (t - 5000, t + 1000, t + 3000):
+        r = post(srv, key, [{"sensor": "a1", "value": 9.0, "ts": ts}])
+        assert r.json["rejected"] == 1 and r.json["errors"][0]["code"] == "duplicate", ts
+    # a late point inside the flushed chunk's range is kept in order
+    r = post(srv, key, [{"sensor": "a1", "value": 0.5, "ts": t + 500}])
+    assert r.json["late"] == 1
+    want.insert(2, (t + 500, 0.5))
+    assert history_of(srv, admin, "a1", t - 10_000, t + 10_000) == want
+    # a raw query cut by limit resumes where it stopped, across chunk and buffer
+    r = srv.http("GET", f"/api/v1/sensors/a1/readings?from={t - 10_000}&to={t + 10_000}&limit=3",
+                 token=admin).json
+    assert [(p["ts"], p["value"]) for p in r["points"]] == want[:3]
+    assert r["truncated"] is True and r["next_from"] == want[3][0]
+    srv.kill9()
+
+    # now flush everything by age: the overlapping chunks merge on reading
+    srv.settings["readings_flush_age_s"] = 1
+    srv.start()
+    admin = srv.token("admin")
+    assert metric(srv.metrics(), "yjt_readings_replayed") == 4
+    wait_until(lambda: metric(srv.metrics(), "yjt_readings_buffered") == 0, 10,
+               what="flush by age")
+    srv.kill9()
+    del srv.settings["readings_flush_age_s"]
+    srv.start()
+    admin = srv.token("admin")
+    assert metric(srv.metrics(), "yjt_readings_replayed") == 0
+    assert history_of(srv, admin, "a1", t - 10_000, t + 10_000) == want
+    hist = srv.http("GET", f"/api/v1/sensors/a1/readings?from={t - 10_000}&to={t + 10_000}"
+                    "&step=10000", token=admin).json
+    assert sum(b["count"] for b in hist["points"]) == len(want)
+    assert srv.http("GET", "/api/v1/sensors/a2", token=admin).json["sensor"]["latest"][
+        "value"] == 7.25
+
+
+def test_buffer_memory_cap_forces_flush(server):
+    # flushing by size or age is far off; only the 1 MB cap makes it flush
+    srv = start(server, settings={"readings_buffer_max_mb": 1, "readings_flush_points": 100000,
+                                  "readings_flush_age_s": 86400})
+    admin = srv.token("admin")
+    assert put_sensor(srv, admin, "a1", TANK).status == 201
+    key = new_key(srv, "e1")
+    t = now_ms() - 3600_000
+    for b in range(80):  # 80,000 points of 16 bytes: over 1 MB
+        rows = [{"sensor": "a1", "value": float(i % 7), "ts": t + (b * 1000 + i) * 10}
+                for i in range(1000)]
+        assert post(srv, key, rows).json["accepted"] == 1000
+    wait_until(lambda: metric(srv.metrics(), "yjt_readings_chunks_total") >= 1, 5,
+               what="a flush forced by the memory cap")
+    assert metric(srv.metrics(), "yjt_readings_buffered") < 80_000
+    hist = srv.http("GET", f"/api/v1/sensors/a1/readings?from={t}&to={t + 800_000}&step=100000",
+                    token=admin).json
+    assert sum(b["count"] for b in hist["points"]) == 80_000
+
+
 def test_retention_trims_old_history(server):
     day = 86400_000
     t0 = 1_790_000_000_000  # a fixed instant; the server's clock starts there

@@ -1,6 +1,7 @@
 /* Store conformance for the time-series operations (sensor readings):
- * append with duplicate detection, the latest point per key, ranges,
- * trims and drops, with and without write batching, and across a reopen.
+ * the log (append, ids, replay after an id, trim), chunks (put with the
+ * latest point and log_upto, ranges of overlapping chunks, the retention
+ * trim), drops, with and without write batching, and across a reopen.
  * Only store.h is used, so another backend runs the same file. */
 #include "records/store.h"
 
@@ -56,131 +57,242 @@ static int teardown(void **state)
     return 0;
 }
 
-struct pts {
-    int n;
-    int64_t ts[64];
-    double v[64];
+struct logrows {
+    int rows;
+    int64_t ids[16], seen[16];
+    int n[16];
+    struct store_ts_point first[16];
 };
 
-static bool collect(int64_t ts, double value, void *ud)
+static bool collect_log(int64_t id, int64_t seen, const struct store_ts_point *pts, int n, void *ud)
 {
-    struct pts *p = ud;
-    p->ts[p->n] = ts;
-    p->v[p->n++] = value;
-    return p->n < 64;
+    struct logrows *l = ud;
+    l->ids[l->rows] = id;
+    l->seen[l->rows] = seen;
+    l->n[l->rows] = n;
+    l->first[l->rows] = pts[0];
+    return ++l->rows < 16;
 }
 
-static bool collect_latest(const struct store_ts_point *pt, void *ud)
+struct chunks {
+    int chunks, points;
+    int64_t first[16];
+    int64_t ts[256];
+    double v[256];
+};
+
+static bool collect_chunk(const struct store_ts_sample *pts, int n, void *ud)
 {
-    GHashTable *t = ud;
+    struct chunks *c = ud;
+    c->first[c->chunks++] = pts[0].ts;
+    for (int i = 0; i < n && c->points < 256; i++) {
+        c->ts[c->points] = pts[i].ts;
+        c->v[c->points++] = pts[i].value;
+    }
+    return c->chunks < 16;
+}
+
+struct latest {
+    GHashTable *pts;  /* &key -> struct store_ts_point* */
+    GHashTable *upto; /* &key -> int64_t* */
+};
+
+static bool collect_latest(const struct store_ts_point *pt, int64_t log_upto, void *ud)
+{
+    struct latest *l = ud;
     struct store_ts_point *copy = g_memdup2(pt, sizeof(*pt));
-    g_hash_table_insert(t, &copy->key, copy);
+    int64_t *u = g_new(int64_t, 1);
+    *u = log_upto;
+    g_hash_table_insert(l->pts, &copy->key, copy);
+    g_hash_table_insert(l->upto, &copy->key, u);
     return true;
 }
 
-static void test_append_range_latest(void **state)
+static void latest_load(struct store *st, struct latest *l)
+{
+    l->pts = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
+    l->upto = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
+    assert_int_equal(store_ts_latest_each(st, collect_latest, l), STORE_OK);
+}
+
+static void latest_free(struct latest *l)
+{
+    g_hash_table_destroy(l->upto);
+    g_hash_table_destroy(l->pts);
+}
+
+static void test_log_append_each_trim(void **state)
 {
     struct store *st = *state;
-    struct store_ts_point pts[] = {
-        {1, 1000, 1.5, 0}, {1, 2000, 2.5, 0}, {2, 1000, -3, 0}, {1, 1500, 9, 0}};
-    struct store_ts_point latest[] = {{1, 2000, 2.5, 777}, {2, 1000, -3, 778}};
-    bool ins[4];
-    assert_int_equal(store_ts_write(st, pts, 4, ins, latest, 2), STORE_OK);
-    assert_true(ins[0] && ins[1] && ins[2] && ins[3]);
+    struct store_ts_point a[] = {{7, 1000, 1.5, 0}, {8, 1000, -2.0, 0}, {7, 1001, 3.0, 0}};
+    struct store_ts_point b[] = {{9, 2000, 0.25, 0}};
+    int64_t id1 = 0, id2 = 0, id3 = 0;
+    assert_int_equal(store_ts_log_append(st, 5000, a, 3, &id1), STORE_OK);
+    assert_int_equal(store_ts_log_append(st, 6000, b, 1, &id2), STORE_OK);
     assert_int_equal(store_commit(st), STORE_OK);
+    assert_true(id1 > 0);
+    assert_int_equal(id2, id1 + 1);
 
-    /* the same (key, ts) again is not written, and says so */
-    struct store_ts_point again[] = {{1, 1000, 42, 0}, {1, 3000, 3, 0}};
-    assert_int_equal(store_ts_write(st, again, 2, ins, NULL, 0), STORE_OK);
-    assert_false(ins[0]);
-    assert_true(ins[1]);
+    struct logrows l = {0};
+    assert_int_equal(store_ts_log_each(st, 0, collect_log, &l), STORE_OK);
+    assert_int_equal(l.rows, 2);
+    assert_int_equal(l.ids[0], id1);
+    assert_int_equal(l.n[0], 3);
+    assert_int_equal(l.seen[0], 5000);
+    assert_int_equal(l.first[0].key, 7);
+    assert_int_equal(l.first[0].ts, 1000);
+    assert_true(l.first[0].value == 1.5);
+    assert_int_equal(l.first[0].seen, 5000);
+    assert_int_equal(l.n[1], 1);
+    assert_true(l.first[1].value == 0.25);
 
-    struct pts got = {0};
-    assert_int_equal(store_ts_range(st, 1, 0, 10000, 100, collect, &got), STORE_OK);
-    assert_int_equal(got.n, 4);
-    int64_t want_ts[] = {1000, 1500, 2000, 3000};
-    double want_v[] = {1.5, 9, 2.5, 3};
-    for (int i = 0; i < 4; i++) {
-        assert_int_equal(got.ts[i], want_ts[i]);
-        assert_true(got.v[i] == want_v[i]);
-    }
-    /* half-open range and limit */
-    memset(&got, 0, sizeof(got));
-    assert_int_equal(store_ts_range(st, 1, 1500, 3000, 100, collect, &got), STORE_OK);
-    assert_int_equal(got.n, 2);
-    memset(&got, 0, sizeof(got));
-    assert_int_equal(store_ts_range(st, 1, 0, 10000, 1, collect, &got), STORE_OK);
-    assert_int_equal(got.n, 1);
-    assert_int_equal(got.ts[0], 1000);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(store_ts_log_each(st, id1, collect_log, &l), STORE_OK);
+    assert_int_equal(l.rows, 1);
+    assert_int_equal(l.ids[0], id2);
 
-    GHashTable *t = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
-    assert_int_equal(store_ts_latest_each(st, collect_latest, t), STORE_OK);
-    assert_int_equal(g_hash_table_size(t), 2);
-    int64_t k = 1;
-    struct store_ts_point *l = g_hash_table_lookup(t, &k);
-    assert_int_equal(l->ts, 2000);
-    assert_int_equal(l->seen, 777);
-    assert_true(l->value == 2.5);
-    g_hash_table_destroy(t);
+    /* trimmed rows go; ids are never reused, even once the log is empty */
+    assert_int_equal(store_ts_log_trim(st, id2), STORE_OK);
+    assert_int_equal(store_commit(st), STORE_OK);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(store_ts_log_each(st, 0, collect_log, &l), STORE_OK);
+    assert_int_equal(l.rows, 0);
+    store_close(st);
+    *state = st = open_store();
+    assert_int_equal(store_ts_log_append(st, 7000, b, 1, &id3), STORE_OK);
+    assert_int_equal(store_commit(st), STORE_OK);
+    assert_true(id3 > id2);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(store_ts_log_each(st, 0, collect_log, &l), STORE_OK);
+    assert_int_equal(l.rows, 1);
+    assert_int_equal(l.ids[0], id3);
 }
 
 static void test_non_finite_refused_whole(void **state)
 {
     struct store *st = *state;
-    struct store_ts_point pts[] = {{5, 1, 1, 0}, {5, 2, NAN, 0}};
-    assert_int_equal(store_ts_write(st, pts, 2, NULL, NULL, 0), STORE_EINVAL);
-    struct pts got = {0};
-    assert_int_equal(store_ts_range(st, 5, 0, 100, 10, collect, &got), STORE_OK);
-    assert_int_equal(got.n, 0); /* all or nothing */
+    struct store_ts_point bad[] = {{1, 1000, 1.0, 0}, {1, 1001, NAN, 0}};
+    int64_t id = 0;
+    assert_int_equal(store_ts_log_append(st, 1, bad, 2, &id), STORE_EINVAL);
+    struct store_ts_sample sbad[] = {{1000, 1.0}, {1001, INFINITY}};
+    assert_int_equal(store_ts_chunk_put(st, 1, sbad, 2, NULL, 0), STORE_EINVAL);
+    /* samples must be in ts order, without repeats */
+    struct store_ts_sample unordered[] = {{1001, 1.0}, {1000, 2.0}};
+    assert_int_equal(store_ts_chunk_put(st, 1, unordered, 2, NULL, 0), STORE_EINVAL);
+    struct store_ts_sample twice[] = {{1000, 1.0}, {1000, 2.0}};
+    assert_int_equal(store_ts_chunk_put(st, 1, twice, 2, NULL, 0), STORE_EINVAL);
+    assert_int_equal(store_commit(st), STORE_OK);
+    struct logrows l = {0};
+    assert_int_equal(store_ts_log_each(st, 0, collect_log, &l), STORE_OK);
+    assert_int_equal(l.rows, 0);
+    struct chunks c = {0};
+    assert_int_equal(store_ts_chunk_range(st, 1, 0, 10000, collect_chunk, &c), STORE_OK);
+    assert_int_equal(c.chunks, 0);
+}
+
+static void test_chunks_range_latest(void **state)
+{
+    struct store *st = *state;
+    struct store_ts_sample c1[] = {{1000, 1.0}, {1100, 2.0}, {1200, 3.0}};
+    struct store_ts_sample c2[] = {{1050, 9.0}, {1300, 4.0}}; /* overlaps c1 */
+    struct store_ts_sample other[] = {{1000, 100.0}};
+    struct store_ts_point l7 = {7, 1200, 3.0, 5000};
+    assert_int_equal(store_ts_chunk_put(st, 7, c1, 3, &l7, 10), STORE_OK);
+    struct store_ts_point l7b = {7, 1300, 4.0, 6000};
+    assert_int_equal(store_ts_chunk_put(st, 7, c2, 2, &l7b, 12), STORE_OK);
+    assert_int_equal(store_ts_chunk_put(st, 8, other, 1, NULL, 0), STORE_OK);
+    assert_int_equal(store_commit(st), STORE_OK);
+
+    struct chunks c = {0};
+    assert_int_equal(store_ts_chunk_range(st, 7, 0, 10000, collect_chunk, &c), STORE_OK);
+    assert_int_equal(c.chunks, 2); /* whole, in order of first ts */
+    assert_int_equal(c.first[0], 1000);
+    assert_int_equal(c.first[1], 1050);
+    assert_int_equal(c.points, 5);
+    assert_true(c.v[1] == 2.0 && c.ts[4] == 1300);
+    /* only the chunks with samples in [from, to) */
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(store_ts_chunk_range(st, 7, 1250, 1301, collect_chunk, &c), STORE_OK);
+    assert_int_equal(c.chunks, 1);
+    assert_int_equal(c.first[0], 1050);
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(store_ts_chunk_range(st, 7, 1301, 5000, collect_chunk, &c), STORE_OK);
+    assert_int_equal(c.chunks, 0);
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(store_ts_chunk_range(st, 7, 0, 1000, collect_chunk, &c), STORE_OK);
+    assert_int_equal(c.chunks, 0);
+
+    struct latest l;
+    latest_load(st, &l);
+    assert_int_equal(g_hash_table_size(l.pts), 1); /* key 8 was put without a latest */
+    int64_t k = 7;
+    struct store_ts_point *p = g_hash_table_lookup(l.pts, &k);
+    assert_non_null(p);
+    assert_int_equal(p->ts, 1300);
+    assert_true(p->value == 4.0);
+    assert_int_equal(p->seen, 6000);
+    assert_int_equal(*(int64_t *)g_hash_table_lookup(l.upto, &k), 12);
+    latest_free(&l);
 }
 
 static void test_trim_drop_reopen(void **state)
 {
     struct store *st = *state;
-    struct store_ts_point pts[10];
-    for (int i = 0; i < 10; i++)
-        pts[i] = (struct store_ts_point){7, i * 100, i, 0};
-    struct store_ts_point latest = {7, 900, 9, 1};
-    assert_int_equal(store_ts_write(st, pts, 10, NULL, &latest, 1), STORE_OK);
-    struct store_ts_point other = {8, 50, 1, 0};
-    assert_int_equal(store_ts_write(st, &other, 1, NULL, &other, 1), STORE_OK);
-    int64_t deleted = -1;
-    assert_int_equal(store_ts_trim_before(st, 7, 450, &deleted), STORE_OK);
-    assert_int_equal(deleted, 5);
+    struct store_ts_sample old[] = {{1000, 1.0}, {2000, 2.0}};
+    struct store_ts_sample straddle[] = {{2500, 3.0}, {3500, 4.0}};
+    struct store_ts_sample other[] = {{1500, 5.0}};
+    struct store_ts_point l7 = {7, 3500, 4.0, 9};
+    struct store_ts_point l8 = {8, 1500, 5.0, 9};
+    assert_int_equal(store_ts_chunk_put(st, 7, old, 2, NULL, 0), STORE_OK);
+    assert_int_equal(store_ts_chunk_put(st, 7, straddle, 2, &l7, 3), STORE_OK);
+    assert_int_equal(store_ts_chunk_put(st, 8, other, 1, &l8, 3), STORE_OK);
     assert_int_equal(store_commit(st), STORE_OK);
-
     store_close(st);
     *state = st = open_store();
-    struct pts got = {0};
-    assert_int_equal(store_ts_range(st, 7, 0, 10000, 100, collect, &got), STORE_OK);
-    assert_int_equal(got.n, 5);
-    assert_int_equal(got.ts[0], 500);
-    GHashTable *t = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
-    assert_int_equal(store_ts_latest_each(st, collect_latest, t), STORE_OK);
-    assert_int_equal(g_hash_table_size(t), 2); /* trimming keeps the latest */
+
+    /* chunks whose last ts is before the cutoff go, a bounded number a call */
+    int64_t deleted = -1;
+    assert_int_equal(store_ts_chunk_trim_before(st, 3000, 1, &deleted), STORE_OK);
+    assert_int_equal(deleted, 1);
+    assert_int_equal(store_ts_chunk_trim_before(st, 3000, 10, &deleted), STORE_OK);
+    assert_int_equal(deleted, 1);
+    assert_int_equal(store_ts_chunk_trim_before(st, 3000, 10, &deleted), STORE_OK);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(store_commit(st), STORE_OK);
+    struct chunks c = {0};
+    assert_int_equal(store_ts_chunk_range(st, 7, 0, 10000, collect_chunk, &c), STORE_OK);
+    assert_int_equal(c.chunks, 1); /* the one straddling the cutoff stays whole */
+    assert_int_equal(c.points, 2);
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(store_ts_chunk_range(st, 8, 0, 10000, collect_chunk, &c), STORE_OK);
+    assert_int_equal(c.chunks, 0);
+    struct latest l;
+    latest_load(st, &l);
+    assert_int_equal(g_hash_table_size(l.pts), 2); /* trimming keeps the latest */
+    latest_free(&l);
 
     assert_int_equal(store_ts_drop(st, 7), STORE_OK);
     assert_int_equal(store_commit(st), STORE_OK);
-    memset(&got, 0, sizeof(got));
-    assert_int_equal(store_ts_range(st, 7, 0, 10000, 100, collect, &got), STORE_OK);
-    assert_int_equal(got.n, 0);
-    g_hash_table_remove_all(t);
-    assert_int_equal(store_ts_latest_each(st, collect_latest, t), STORE_OK);
-    assert_int_equal(g_hash_table_size(t), 1);
-    memset(&got, 0, sizeof(got));
-    assert_int_equal(store_ts_range(st, 8, 0, 10000, 100, collect, &got), STORE_OK);
-    assert_int_equal(got.n, 1);
-    g_hash_table_destroy(t);
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(store_ts_chunk_range(st, 7, 0, 10000, collect_chunk, &c), STORE_OK);
+    assert_int_equal(c.chunks, 0);
+    latest_load(st, &l);
+    assert_int_equal(g_hash_table_size(l.pts), 1);
+    int64_t k = 8;
+    assert_non_null(g_hash_table_lookup(l.pts, &k));
+    latest_free(&l);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_append_range_latest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_append_each_trim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_non_finite_refused_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunks_range_latest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trim_drop_reopen, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_append_range_latest, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_log_append_each_trim, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_non_finite_refused_whole, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_chunks_range_latest, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_trim_drop_reopen, setup_batched, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,415 @@
+/* Recent readings in memory and the flusher (see reading_buffer.h).
+ *
+ * Why: writing every reading into a per-sensor B-tree as it arrives
+ * scatters each batch of 1,000 sensors over hundreds of pages. Instead an
+ * accepted batch is appended to the store's log as one row (records/
+ * reading.c does that, inside the same store batch as the reply's group
+ * commit), its points go into one small sorted array per sensor here, and
+ * the flusher later writes each sensor's array as one chunk row.
+ *
+ * The buffers: a hash table from series key to struct buf (points sorted
+ * by ts, unique), and an array of every buf in creation order that the
+ * flusher walks round robin, VISITS_PER_TICK bufs per tick. A visited buf
+ * is written as a chunk (together with its sensor's latest point and
+ * log_upto, below) when it holds flush_points points, when its oldest
+ * point is flush_age_s old, or, while the buffers hold more than
+ * max_bytes, when it is bigger than the average non-empty buf. A tick
+ * writes at most chunks_per_tick chunks; what is left waits for the next
+ * round.
+ *
+ * Which log rows may go (the watermark): each buf remembers first_log,
+ * the log row of its oldest unflushed point. A round starts by noting
+ * round_last, the last log row appended so far, and walks every buf once,
+ * tracking the smallest first_log of the bufs it leaves non-empty. At the
+ * end of the round every point of a log row <= round_last either was
+ * flushed or sits in a buf that was left non-empty (and counted), because
+ * points only join bufs when their log row is appended, and rows appended
+ * during the round are > round_last. So the rows up to
+ * min(smallest first_log - 1, round_last) are all in chunks and are
+ * deleted, in the same store batch as (or after) the chunks that hold
+ * them. A buf is only ever removed from the array at the flusher's own
+ * position (its sensor was deleted), so no buf is skipped in a round.
+ *
+ * Restart (reading_buffer_replay): chunks record, with the key's latest
+ * point, log_upto = the last log row appended when the chunk was written:
+ * every point of that key in rows <= log_upto is in chunks. Replay reads
+ * the remaining log rows and puts back each point whose row is after its
+ * key's log_upto, so nothing acknowledged is lost and nothing flushed is
+ * buffered twice. Chunks of one key still overlap in time once late
+ * points arrive (a late point goes into the buffer and then into a later
+ * chunk): readers merge the chunks and the buffer by ts.
+ *
+ * Memory: 440,000 small arrays that grow and shrink all the time would
+ * fragment the C heap (glibc malloc then spends most of the ingestion CPU
+ * searching its bins), so the arrays come from a pool of their own: sizes
+ * are powers of two (4 to POOL_MAX_CAP points), carved from 4 MiB slabs,
+ * and freed arrays go to a free list per size for the next one. Slabs are
+ * kept until shutdown; buffer_max_mb bounds what they hold. */
+#include "records/reading_buffer.h"
+
+#include "common/log.h"
+#include "records/sensor_table.h"
+
+#include <string.h>
+
+#define VISITS_PER_TICK 50000
+#define BUF_MIN_CAP 4
+#define POOL_CLASSES 13 /* 4, 8, ... 16384 points */
+#define POOL_MAX_CAP (BUF_MIN_CAP << (POOL_CLASSES - 1))
+#define POOL_SLAB (4u << 20)
+/* bytes a buf costs besides its points: struct, hash entry, array slot */
+#define BUF_OVERHEAD 96
+
+struct buf {
+    int64_t key;
+    int64_t first_log; /* log row of the oldest unflushed point; 0 if none yet */
+    int64_t born_ms;   /* when the oldest unflushed point arrived */
+    int n, cap;
+    struct store_ts_sample *pts;
+};
+
+static struct store *store;
+static struct reading_buffer_config cfg;
+static struct reading_buffer_stats stats;
+static GHashTable *bufs; /* &key -> struct buf* */
+static GPtrArray *order; /* every buf, walked round robin */
+static guint nonempty;
+static guint cursor;
+static int64_t round_last, round_min;
+static bool round_failed;
+
+/* The pool of point arrays (see the opening comment). */
+static void *pool_free_list[POOL_CLASSES];
+static GPtrArray *pool_slabs;
+static char *slab_pos;
+static size_t slab_left;
+static uint64_t held; /* bytes of the arrays the bufs hold (capacity) */
+
+static int pool_class(int cap)
+{
+    int c = 0;
+    while ((BUF_MIN_CAP << c) < cap)
+        c++;
+    return c;
+}
+
+static struct store_ts_sample *pool_alloc(int cap)
+{
+    held += (uint64_t)cap * sizeof(struct store_ts_sample);
+    if (cap > POOL_MAX_CAP)
+        return g_new(struct store_ts_sample, cap);
+    int c = pool_class(cap);
+    void *p = pool_free_list[c];
+    if (p) {
+        memcpy(&pool_free_list[c], p, sizeof(void *));
+        return p;
+    }
+    size_t size = (size_t)cap * sizeof(struct store_ts_sample);
+    if (slab_left < size) {
+        slab_pos = g_malloc(POOL_SLAB);
+        slab_left = POOL_SLAB;
+        g_ptr_array_add(pool_slabs, slab_pos);
+    }
+    p = slab_pos;
+    slab_pos += size;
+    slab_left -= size;
+    return p;
+}
+
+static void pool_release(struct store_ts_sample *p, int cap)
+{
+    if (!p)
+        return;
+    held -= (uint64_t)cap * sizeof(struct store_ts_sample);
+    if (cap > POOL_MAX_CAP) {
+        g_free(p);
+        return;
+    }
+    int c = pool_class(cap);
+    memcpy(p, &pool_free_list[c], sizeof(void *));
+    pool_free_list[c] = p;
+}
+
+static void buf_free(struct buf *b)
+{
+    pool_release(b->pts, b->cap);
+    g_free(b);
+}
+
+void reading_buffer_init(struct store *st, const struct reading_buffer_config *c)
+{
+    store = st;
+    cfg = *c;
+    memset(&stats, 0, sizeof(stats));
+    bufs = g_hash_table_new(g_int64_hash, g_int64_equal);
+    order = g_ptr_array_new_with_free_func((GDestroyNotify)buf_free);
+    pool_slabs = g_ptr_array_new_with_free_func(g_free);
+    memset(pool_free_list, 0, sizeof(pool_free_list));
+    slab_pos = NULL;
+    slab_left = 0;
+    held = 0;
+    nonempty = 0;
+    cursor = 0;
+    round_last = 0;
+    round_min = INT64_MAX;
+    round_failed = false;
+}
+
+void reading_buffer_shutdown(void)
+{
+    if (bufs)
+        g_hash_table_destroy(bufs);
+    if (order)
+        g_ptr_array_free(order, TRUE);
+    if (pool_slabs)
+        g_ptr_array_free(pool_slabs, TRUE);
+    pool_slabs = NULL;
+    bufs = NULL;
+    order = NULL;
+    store = NULL;
+}
+
+const struct reading_buffer_stats *reading_buffer_stats(void)
+{
+    return &stats;
+}
+
+/* The index of the first point with ts >= ts. */
+static int lower_bound(const struct buf *b, int64_t ts)
+{
+    int lo = 0, hi = b->n;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (b->pts[mid].ts < ts)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+bool reading_buffer_add(int64_t key, int64_t ts, double value, int64_t now_ms)
+{
+    struct buf *b = g_hash_table_lookup(bufs, &key);
+    if (!b) {
+        b = g_new0(struct buf, 1);
+        b->key = key;
+        g_hash_table_insert(bufs, &b->key, b);
+        g_ptr_array_add(order, b);
+    }
+    int at = b->n;
+    if (b->n > 0 && ts <= b->pts[b->n - 1].ts) {
+        at = lower_bound(b, ts);
+        if (b->pts[at].ts == ts)
+            return false;
+    }
+    if (b->n == b->cap) {
+        int cap = MAX(BUF_MIN_CAP, b->cap * 2);
+        struct store_ts_sample *grown = pool_alloc(cap);
+        if (b->n)
+            memcpy(grown, b->pts, (size_t)b->n * sizeof(*b->pts));
+        pool_release(b->pts, b->cap);
+        b->pts = grown;
+        b->cap = cap;
+    }
+    memmove(b->pts + at + 1, b->pts + at, (size_t)(b->n - at) * sizeof(*b->pts));
+    b->pts[at] = (struct store_ts_sample){ts, value};
+    if (b->n++ == 0) {
+        nonempty++;
+        b->born_ms = now_ms;
+        b->first_log = 0;
+    }
+    stats.points++;
+    return true;
+}
+
+void reading_buffer_remove(int64_t key, int64_t ts)
+{
+    struct buf *b = g_hash_table_lookup(bufs, &key);
+    if (!b || b->n == 0)
+        return;
+    int at = lower_bound(b, ts);
+    if (at == b->n || b->pts[at].ts != ts)
+        return;
+    memmove(b->pts + at, b->pts + at + 1, (size_t)(b->n - at - 1) * sizeof(*b->pts));
+    stats.points--;
+    if (--b->n == 0)
+        nonempty--;
+}
+
+bool reading_buffer_has(int64_t key, int64_t ts)
+{
+    struct buf *b = g_hash_table_lookup(bufs, &key);
+    if (!b || b->n == 0)
+        return false;
+    int at = lower_bound(b, ts);
+    return at < b->n && b->pts[at].ts == ts;
+}
+
+void reading_buffer_logged(int64_t key, int64_t id)
+{
+    struct buf *b = g_hash_table_lookup(bufs, &key);
+    if (b && b->n > 0 && b->first_log == 0)
+        b->first_log = id;
+    if (id > stats.log_last)
+        stats.log_last = id;
+}
+
+void reading_buffer_range(int64_t key, int64_t from_ms, int64_t to_ms, GArray *out)
+{
+    struct buf *b = g_hash_table_lookup(bufs, &key);
+    if (!b)
+        return;
+    for (int i = lower_bound(b, from_ms); i < b->n && b->pts[i].ts < to_ms; i++)
+        g_array_append_val(out, b->pts[i]);
+}
+
+/* Writes b as one chunk with its sensor's latest point. */
+static bool flush_buf(struct buf *b, const struct sensor *s)
+{
+    struct store_ts_point latest = {b->key, s->ts, s->value, s->seen_ms};
+    int rc = store_ts_chunk_put(store, b->key, b->pts, b->n, &latest, stats.log_last);
+    if (rc != STORE_OK) {
+        stats.flush_errors++;
+        log_warn("reading",
+                 "chunk of %d points of series %" G_GINT64_FORMAT
+                 " refused by the store (rc %d); retrying next round",
+                 b->n, b->key, rc);
+        return false;
+    }
+    stats.chunks++;
+    stats.points -= (uint64_t)b->n;
+    nonempty--;
+    b->n = 0;
+    b->first_log = 0;
+    if (b->cap > cfg.flush_points * 2) { /* a burst made it big: give it back */
+        pool_release(b->pts, b->cap);
+        b->cap = 0;
+        b->pts = NULL;
+    }
+    return true;
+}
+
+/* Ends a round: deletes the log rows all of whose points are in chunks. */
+static void end_round(void)
+{
+    int64_t upto = MIN(round_min == INT64_MAX ? INT64_MAX : round_min - 1, round_last);
+    if (!round_failed && upto > stats.log_trimmed) {
+        if (store_ts_log_trim(store, upto) == STORE_OK)
+            stats.log_trimmed = upto;
+        else
+            log_warn("reading", "log trim up to %" G_GINT64_FORMAT " failed; retrying", upto);
+    }
+    cursor = 0;
+    round_last = stats.log_last;
+    round_min = INT64_MAX;
+    round_failed = false;
+}
+
+void reading_buffer_tick(int64_t now_ms)
+{
+    if (!store)
+        return;
+    bool over = (int64_t)(held + (uint64_t)order->len * BUF_OVERHEAD) > cfg.max_bytes;
+    uint64_t mean = nonempty ? stats.points / nonempty : 0;
+    int written = 0;
+    for (int visits = 0; visits < VISITS_PER_TICK; visits++) {
+        if (cursor >= order->len) {
+            end_round();
+            if (order->len == 0 || visits > 0)
+                break; /* the next round starts next tick */
+        }
+        struct buf *b = g_ptr_array_index(order, cursor);
+        const struct sensor *s = sensor_table_by_key(b->key);
+        if (!s) { /* deleted: its points go with it */
+            stats.points -= (uint64_t)b->n;
+            if (b->n > 0)
+                nonempty--;
+            g_hash_table_remove(bufs, &b->key);
+            g_ptr_array_remove_index_fast(order, cursor);
+            continue;
+        }
+        bool due = b->n > 0 && (b->n >= cfg.flush_points ||
+                                now_ms - b->born_ms >= (int64_t)cfg.flush_age_s * 1000 ||
+                                (over && (uint64_t)b->n >= mean));
+        if (due) {
+            if (written >= cfg.chunks_per_tick)
+                return; /* resume here next tick */
+            written++;
+            if (!flush_buf(b, s)) {
+                round_failed = true;
+                return;
+            }
+        }
+        if (b->n > 0)
+            round_min = MIN(round_min, b->first_log);
+        cursor++;
+    }
+}
+
+/* Replay state: (key, log_upto) pairs sorted by key. */
+struct upto {
+    int64_t key, log_upto;
+};
+
+static bool collect_upto(const struct store_ts_point *p, int64_t log_upto, void *ud)
+{
+    struct upto u = {p->key, log_upto};
+    g_array_append_val((GArray *)ud, u);
+    return true;
+}
+
+static int cmp_upto(const void *a, const void *b)
+{
+    int64_t x = ((const struct upto *)a)->key, y = ((const struct upto *)b)->key;
+    return x < y ? -1 : x > y;
+}
+
+static bool replay_row(int64_t id, int64_t seen, const struct store_ts_point *pts, int n, void *ud)
+{
+    GArray *uptos = ud;
+    for (int i = 0; i < n; i++) {
+        struct sensor *s = sensor_table_by_key(pts[i].key);
+        if (!s)
+            continue;
+        struct upto k = {pts[i].key, 0};
+        const struct upto *u =
+            uptos->len ? bsearch(&k, uptos->data, uptos->len, sizeof(k), cmp_upto) : NULL;
+        if (u && id <= u->log_upto)
+            continue;
+        if (!reading_buffer_add(pts[i].key, pts[i].ts, pts[i].value, seen))
+            continue;
+        reading_buffer_logged(pts[i].key, id);
+        stats.replayed++;
+        if (!s->has_value || pts[i].ts > s->ts) {
+            s->has_value = true;
+            s->value = pts[i].value;
+            s->ts = pts[i].ts;
+            s->seen_ms = seen;
+        }
+    }
+    if (id > stats.log_last)
+        stats.log_last = id;
+    return true;
+}
+
+int reading_buffer_replay(void)
+{
+    GArray *uptos = g_array_new(FALSE, FALSE, sizeof(struct upto));
+    int rc = store_ts_latest_each(store, collect_upto, uptos);
+    if (rc == STORE_OK) {
+        g_array_sort(uptos, cmp_upto);
+        rc = store_ts_log_each(store, 0, replay_row, uptos);
+    }
+    g_array_free(uptos, TRUE);
+    if (rc != STORE_OK) {
+        log_error("reading", "cannot replay the readings log");
+        return rc;
+    }
+    round_last = stats.log_last;
+    log_info("reading",
+             "%" G_GUINT64_FORMAT
+             " buffered readings replayed from the log (last row %" G_GINT64_FORMAT ")",
+             stats.replayed, stats.log_last);
+    return STORE_OK;
+}
