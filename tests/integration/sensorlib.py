@@ -6,8 +6,14 @@ import json
 import time
 
 
+_last = [0]
+
+
 def now_ms():
-    return int(time.time() * 1000)
+    """Now in UTC ms, always later than the last call's: two readings of a
+    sensor with the same ts are a duplicate."""
+    _last[0] = max(int(time.time() * 1000), _last[0] + 1)
+    return _last[0]
 
 
 def put_sensor(srv, tok, sid, rec):

@@ -52,12 +52,21 @@ def put_sensor(srv, sid, **over):
     return r.json["sensor"]
 
 
+_last_ts = [0]
+
+
+def next_ts():
+    """Now in UTC ms, but always later than the last one handed out: two
+    readings of a sensor in the same millisecond are a duplicate."""
+    _last_ts[0] = max(int(time.time() * 1000), _last_ts[0] + 1)
+    return _last_ts[0]
+
+
 def post(srv, key, sid, *values):
     """Posts values one batch each (so every one is evaluated)."""
     for v in values:
         r = srv.http("POST", "/api/v1/readings", headers={"X-Api-Key": key},
-                     body={"readings": [{"sensor": sid, "value": v,
-                                         "ts": int(time.time() * 1000)}]})
+                     body={"readings": [{"sensor": sid, "value": v, "ts": next_ts()}]})
         assert r.status == 200 and r.json["accepted"] == 1, r
 
 
