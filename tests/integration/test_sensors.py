@@ -341,7 +341,11 @@ def test_restart_replays_flushed_and_unflushed_points(server):
     srv.settings["readings_flush_age_s"] = 1
     srv.start()
     admin = srv.token("admin")
-    assert metric(srv.metrics(), "yjt_readings_replayed") == 4
+    # At most the four unflushed points come back: on a slow machine the
+    # flusher may already have written some of them (3 per chunk) before
+    # the kill. Either way the history below is whole and has no point twice.
+    assert 1 <= metric(srv.metrics(), "yjt_readings_replayed") <= 4
+    assert history_of(srv, admin, "a1", t - 10_000, t + 10_000) == want
     wait_until(lambda: metric(srv.metrics(), "yjt_readings_buffered") == 0, 10,
                what="flush by age")
     srv.kill9()
