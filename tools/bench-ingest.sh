@@ -88,7 +88,7 @@ d, n = sys.argv[1], int(sys.argv[2])
 chunk = 50000
 for f, lo in enumerate(range(0, n, chunk)):
     rows = [{"id": f"s{i:06d}", "enterprise": "bench-e1", "kind": "level", "unit": "m",
-             "thresholds": {"low": 1.0, "high": 90.0}, "deadband": 0.5,
+             "thresholds": {"low": -1.0, "high": 1000.0}, "deadband": 0.5,
              "interrupt_after_s": 300} for i in range(lo, min(n, lo + chunk))]
     with open(f"{d}/sensors.{f:03d}.json", "w") as out:
         json.dump(rows, out)
