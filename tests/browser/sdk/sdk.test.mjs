@@ -321,6 +321,9 @@ describe('calls, alarms, commitments, feeds', () => {
     const alice = client('call-alice');
     await alice.login('alice', PASSWORD);
     const incoming = alice.calls.wait('incoming', () => true, 5000);
+    // Waited for from the start: the callee's client answers call.ringing as
+    // soon as the call comes in, which can be before the invite's reply.
+    const ringing = gov.wait('call.ringing', () => true, 5000);
     // node has no RTCPeerConnection: the caller's side by hand, with an offer's shape
     const sdp = 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n';
     const inv = await gov.request('call.invite', { to: { user: srv.users.alice }, sdp });
@@ -328,7 +331,7 @@ describe('calls, alarms, commitments, feeds', () => {
     assert.equal(call.id, inv.call_id);
     assert.equal(call.from.id, srv.users.gina);
     assert.equal(call.state, 'ringing');
-    await gov.wait('call.ringing', (e) => e.call_id === inv.call_id, 3000);
+    assert.equal((await ringing).call_id, inv.call_id);
     const ended = gov.wait('call.ended', (e) => e.call_id === inv.call_id, 3000);
     const ce = call.wait('ended', () => true, 3000);
     await call.decline('开会中');
