@@ -39,7 +39,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import PASSWORD, metric, pct  # noqa: E402
+from benchlib import PASSWORD, corp_conns, pct  # noqa: E402
 
 
 class Http:
@@ -59,10 +59,6 @@ class Http:
                        headers=h)
         r = self.c.getresponse()
         return r.status, r.read().decode()
-
-
-def corp_conns(port):
-    return int(metric(port, "yjt_connections", '{role="corp"}'))
 
 
 def main():

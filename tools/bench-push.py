@@ -27,11 +27,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import PASSWORD, http, metric, pct  # noqa: E402
-
-
-def corp_conns(port):
-    return int(metric(port, "yjt_connections", '{role="corp"}'))
+from benchlib import PASSWORD, corp_conns, http, pct  # noqa: E402
 
 
 def main():

@@ -33,6 +33,11 @@ def metric(port, name, labels=""):
     return 0.0
 
 
+def corp_conns(port):
+    """Open WebSocket connections of corp users, from /metrics."""
+    return int(metric(port, "yjt_connections", '{role="corp"}'))
+
+
 def pct(values, p):
     v = sorted(values)
     return v[min(len(v) - 1, int(p / 100 * len(v)))] if v else float("nan")
