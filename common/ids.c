@@ -2,6 +2,7 @@
 #include "common/ids.h"
 
 #include <glib.h>
+#include <inttypes.h>
 #include <openssl/rand.h>
 #include <string.h>
 
@@ -19,6 +20,28 @@ char *id_new(const char *prefix)
     for (size_t i = 0; i < sizeof(raw); i++)
         g_string_append_printf(s, "%02x", raw[i]);
     return g_string_free(s, FALSE);
+}
+
+char *id_new_sorted(const char *prefix)
+{
+    static int64_t last_ms;
+    static uint32_t last_low;
+    uint32_t low;
+    if (id_random_bytes((unsigned char *)&low, sizeof(low)) < 0)
+        return NULL;
+    int64_t ms = g_get_real_time() / 1000;
+    if (ms < last_ms)
+        ms = last_ms; /* the clock stepped back: keep rising */
+    if (ms == last_ms) {
+        if (last_low == UINT32_MAX)
+            ms++;
+        else
+            low = last_low + 1;
+    }
+    last_ms = ms;
+    last_low = low;
+    return g_strdup_printf("%s%012" G_GINT64_MODIFIER "x%08" PRIx32, prefix, (guint64)ms & G_GUINT64_CONSTANT(0xffffffffffff),
+                           low);
 }
 
 char *b64url_encode(const unsigned char *data, size_t len)

@@ -218,7 +218,7 @@ enum err_code notice_publish(const char *publisher_id, const struct principal *p
     char *id = NULL;
     if (err != ERR_NONE)
         goto out;
-    id = id_new("n");
+    id = id_new_sorted("n");
     json_t *recipients = json_array();
     for (guint i = 0; i < c.order->len; i++)
         json_array_append_new(recipients, json_string(g_ptr_array_index(c.order, i)));

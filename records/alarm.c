@@ -230,7 +230,7 @@ static int raise_alarm(const struct sensor *s, enum alarm_grade grade, bool has_
                        double threshold, const char *downtime, int64_t now)
 {
     struct alarm *a = g_new0(struct alarm, 1);
-    a->id = id_new("al");
+    a->id = id_new_sorted("al");
     a->sensor = g_strdup(s->id);
     a->enterprise = g_strdup(s->enterprise);
     a->division = g_strdup(s->division ? s->division : "");

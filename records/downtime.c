@@ -116,7 +116,7 @@ enum err_code downtime_declare(const char *enterprise, const char *division, jso
         *why = "too many current downtime declarations";
         return ERR_BUSY;
     }
-    char *id = id_new("dt");
+    char *id = id_new_sorted("dt");
     json_t *doc =
         json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:I}", "id", id, "enterprise", enterprise,
                   "division", division, "reason", reason, "from", (json_int_t)from, "until",

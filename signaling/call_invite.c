@@ -375,7 +375,7 @@ void call_invite(const struct call_actor *a, json_t *msg, const struct call_repl
 
     int64_t now = clock_now_ms();
     struct call *c = g_new0(struct call, 1);
-    c->id = id_new("c");
+    c->id = id_new_sorted("c");
     c->state = CALL_RINGING;
     c->caller.user_id = g_strdup(a->user_id);
     c->caller.device_id = g_strdup(a->device_id);

@@ -135,7 +135,7 @@ void patrol_start(const struct call_actor *a, json_t *msg, const struct call_rep
     int64_t now = clock_now_ms();
     char date[BIZDATE_LEN];
     bizdate_of(now, date);
-    char *id = id_new("p");
+    char *id = id_new_sorted("p");
     json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:O, s:I}", "id", id, "owner",
                             a->user_id, "division", a->org, "date", date, "status", "open", "scope",
                             scope ? "key" : "list", "items", items, "created_at", (json_int_t)now);

@@ -19,6 +19,30 @@ static void test_ids(void **state)
     g_free(b);
 }
 
+/* Sorted ids: same shape as random ones, strictly rising even when many
+ * are made within one millisecond, and led by the current time. */
+static void test_sorted_ids(void **state)
+{
+    (void)state;
+    char *prev = id_new_sorted("c");
+    assert_int_equal(strlen(prev), 21);
+    assert_int_equal(strspn(prev + 1, "0123456789abcdef"), 20);
+    char head[13];
+    memcpy(head, prev + 1, 12);
+    head[12] = 0;
+    gint64 now = g_get_real_time() / 1000;
+    gint64 t = g_ascii_strtoll(head, NULL, 16);
+    assert_true(t <= now && t > now - 5000);
+    for (int i = 0; i < 10000; i++) {
+        char *next = id_new_sorted("c");
+        assert_int_equal(strlen(next), 21);
+        assert_true(strcmp(prev, next) < 0);
+        g_free(prev);
+        prev = next;
+    }
+    g_free(prev);
+}
+
 static void test_b64url(void **state)
 {
     (void)state;
@@ -44,6 +68,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_sorted_ids),
         cmocka_unit_test(test_b64url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
