@@ -40,11 +40,23 @@ void store_set_batching(struct store *st, bool on, void (*on_dirty)(void *ud), v
         st->ops->set_batching(st, on, on_dirty, ud);
 }
 
-int store_commit(struct store *st)
+int store_write_batch(struct store *st)
 {
     if (!st->ops->commit)
         return STORE_OK;
     TIMED(st, st->ops->commit(st));
+}
+
+/* Not timed: it may run on another thread than the histogram's owner. */
+int store_sync(struct store *st)
+{
+    return st->ops->sync ? st->ops->sync(st) : STORE_OK;
+}
+
+int store_commit(struct store *st)
+{
+    int rc = store_write_batch(st);
+    return rc == STORE_OK ? store_sync(st) : rc;
 }
 
 int store_index_define(struct store *st, const char *coll, const char *field, bool unique)

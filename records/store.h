@@ -70,6 +70,7 @@ struct store_ops {
     void (*close)(struct store *st);
     int (*flush)(struct store *st);
     int (*commit)(struct store *st);
+    int (*sync)(struct store *st);
     void (*set_batching)(struct store *st, bool on, void (*on_dirty)(void *ud), void *ud);
     int (*index_define)(struct store *st, const char *coll, const char *field, bool unique);
     int (*doc_put)(struct store *st, const char *coll, const char *id, json_t *doc,
@@ -134,7 +135,19 @@ int store_flush(struct store *st);
  * called when a batch opens (schedule a commit). A failed commit undoes the
  * whole batch and returns STORE_EIO. */
 void store_set_batching(struct store *st, bool on, void (*on_dirty)(void *ud), void *ud);
+/* Commits the open batch and makes it durable: store_write_batch() and
+ * store_sync() in one. */
 int store_commit(struct store *st);
+/* Commits the open batch to the log without waiting for the disk: its
+ * writes are visible and will be durable once a store_sync() that starts
+ * after this returns has returned 0. So a server keeps serving while the
+ * disk flushes, and many batches may share one flush. */
+int store_write_batch(struct store *st);
+/* Makes every batch written so far durable. It touches no state of the
+ * writer, so it may run on another thread while the owner writes the next
+ * batch (and only there and on the owner's). Nothing to do, and 0, when
+ * batching is off: those writes are durable as they return. */
+int store_sync(struct store *st);
 
 int store_index_define(struct store *st, const char *coll, const char *field, bool unique);
 /* Stores doc (an object) under (coll, id). With create_only, fails with

@@ -5,17 +5,21 @@
  * acknowledged write survives kill -9 and power loss alike.
  *
  * In batching mode (yjtd) the first write opens a transaction that stays
- * open until store_commit(); each write is a savepoint inside it, so it is
- * still all-or-nothing. Many writes then share one fsync: the server
- * commits before it sends anything, so nothing is announced before it is
- * durable. yjtctl does not batch: each of its writes commits at once. */
+ * open until store_write_batch(); each write is a savepoint inside it, so
+ * it is still all-or-nothing. Many writes then share one flush of the log
+ * (store_sync(), which the server runs on its own thread): the server
+ * sends nothing that tells of a batch before that flush has returned, so
+ * nothing is announced before it is durable. yjtctl does not batch: each
+ * of its writes commits, durably, at once. */
 #include "records/store_sqlite.h"
 
 #include "common/jsonx.h"
 #include "records/store_sqlite_ckpt.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Log pages after which the checkpointer copies them back (SQLite's own
  * default threshold). */
@@ -190,22 +194,48 @@ static int counter_incr_locked(struct sqlite_store *s, const char *name, int64_t
     return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
 }
 
+/* Writes the batch to the log. While batching, the connection runs with
+ * synchronous=NORMAL, so COMMIT does not wait for the disk: sq_sync()
+ * flushes the log afterwards, on whatever thread the server chooses. */
 static int sq_commit(struct store *st)
 {
     struct sqlite_store *s = S(st);
     if (!s->in_batch)
         return STORE_OK;
     s->in_batch = false;
-    if (run(s, "COMMIT") == STORE_OK)
+    if (run(s, "COMMIT") != STORE_OK) {
+        exec(s, "ROLLBACK");
+        return STORE_EIO;
+    }
+    if (s->wal_fd < 0) {
+        /* The log exists now: it holds this batch. Both connections keep
+         * it open, so it stays the same file until the store closes
+         * (checkpoints rewind or truncate it, never replace it). */
+        char *wal = g_strconcat(s->path, "-wal", NULL);
+        s->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+        g_free(wal);
+        if (s->wal_fd < 0)
+            return STORE_EIO;
+    }
+    return STORE_OK;
+}
+
+/* Every frame COMMIT wrote is in the log file; flushing that file makes
+ * them durable (a checkpoint flushes it too before it copies frames into
+ * the database). Only the descriptor is touched: safe beside the writer. */
+static int sq_sync(struct store *st)
+{
+    struct sqlite_store *s = S(st);
+    if (!s->batching || s->wal_fd < 0)
         return STORE_OK;
-    exec(s, "ROLLBACK");
-    return STORE_EIO;
+    return fdatasync(s->wal_fd) == 0 ? STORE_OK : STORE_EIO;
 }
 
 static void sq_set_batching(struct store *st, bool on, void (*on_dirty)(void *ud), void *ud)
 {
     struct sqlite_store *s = S(st);
     sq_commit(st);
+    sq_sync(st);
     /* A batching writer (yjtd) must not stall on checkpoints; a writer of
      * single commits (yjtctl) keeps SQLite's own. */
     if (on && !s->ckpt)
@@ -214,6 +244,7 @@ static void sq_set_batching(struct store *st, bool on, void (*on_dirty)(void *ud
         store_ckpt_stop(s->ckpt);
         s->ckpt = NULL;
     }
+    exec(s, on ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
     s->batching = on;
     s->on_dirty = on_dirty;
     s->dirty_ud = ud;
@@ -223,7 +254,10 @@ static void sq_close(struct store *st)
 {
     struct sqlite_store *s = S(st);
     sq_commit(st);
+    sq_sync(st);
     store_ckpt_stop(s->ckpt);
+    if (s->wal_fd >= 0)
+        close(s->wal_fd);
     g_hash_table_destroy(s->stmts); /* finalizes statements */
     sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
     sqlite3_close(s->db);
@@ -839,6 +873,7 @@ static const struct store_ops sqlite_ops = {
     .close = sq_close,
     .flush = sq_flush,
     .commit = sq_commit,
+    .sync = sq_sync,
     .set_batching = sq_set_batching,
     .index_define = sq_index_define,
     .doc_put = sq_doc_put,
@@ -900,6 +935,7 @@ struct store *store_open_sqlite(const char *dir, char **err)
     s->stmts = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, stmt_finalize);
     s->indexes = g_ptr_array_new_with_free_func(index_def_free);
     s->path = path;
+    s->wal_fd = -1;
     int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK)
         goto err;

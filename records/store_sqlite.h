@@ -29,6 +29,7 @@ struct sqlite_store {
     void *dirty_ud;
     char *path;              /* of the database file */
     struct store_ckpt *ckpt; /* checkpoints off the writer's thread, while batching */
+    int wal_fd;              /* the log file, for store_sync(); -1 until a batch is written */
 };
 
 /* A reset, cached prepared statement for sql (a string literal), or NULL. */

@@ -1,4 +1,5 @@
-/* Group commit of the store's write batches (see commit.h). */
+/* Group commit of the store's write batches, with the disk flush on a
+ * thread of its own (see commit.h). */
 #include "server/commit.h"
 
 #include "common/log.h"
@@ -8,23 +9,112 @@
 #include <glib.h>
 #include <unistd.h>
 
+/* Batches are numbered: the open one is open_gen, the last written to the
+ * log written_gen, and every batch up to durable_gen is on disk. */
+static uint64_t open_gen, written_gen, durable_gen;
 static bool dirty;
-static guint due; /* the idle or timeout source that commits the open batch */
+static guint due; /* the idle or timeout source after which the batch may be written */
+
+/* The flusher thread: flushes up to `want`, reports `done`. */
+static struct {
+    GMutex lock;
+    GCond wake;
+    GThread *thread;
+    uint64_t want, done;
+    int rc;
+    bool stop;
+    bool busy; /* main thread's view: a flush is under way */
+} fl;
+
+static gboolean on_flushed_cb(gpointer data);
+
+static void fatal(const char *what)
+{
+    log_error("store", "%s failed: stopping so that nothing unrecorded is announced", what);
+    _exit(1);
+}
+
+static gpointer flusher_main(gpointer data)
+{
+    (void)data;
+    g_mutex_lock(&fl.lock);
+    while (!fl.stop) {
+        if (fl.want <= fl.done) {
+            g_cond_wait(&fl.wake, &fl.lock);
+            continue;
+        }
+        uint64_t gen = fl.want;
+        g_mutex_unlock(&fl.lock);
+        int rc = store_sync(server.store);
+        g_mutex_lock(&fl.lock);
+        fl.done = gen;
+        fl.rc = rc;
+        g_mutex_unlock(&fl.lock);
+        /* Thread-safe: adds the source and wakes the main loop. */
+        g_idle_add_full(G_PRIORITY_HIGH, on_flushed_cb, NULL, NULL);
+        g_mutex_lock(&fl.lock);
+    }
+    g_mutex_unlock(&fl.lock);
+    return NULL;
+}
+
+/* Writes the open batch to the log and hands its flush to the thread. */
+static void write_and_flush(void)
+{
+    if (store_write_batch(server.store) != STORE_OK)
+        fatal("commit");
+    dirty = false;
+    written_gen = open_gen;
+    g_mutex_lock(&fl.lock);
+    fl.want = written_gen;
+    fl.busy = true;
+    g_cond_signal(&fl.wake);
+    g_mutex_unlock(&fl.lock);
+}
+
+static void advance(uint64_t gen)
+{
+    if (gen > durable_gen) {
+        durable_gen = gen;
+        conn_wake_deferred();
+    }
+}
+
+static gboolean on_flushed_cb(gpointer data)
+{
+    (void)data;
+    g_mutex_lock(&fl.lock);
+    uint64_t done = fl.done;
+    int rc = fl.rc;
+    bool pending = fl.want > fl.done;
+    g_mutex_unlock(&fl.lock);
+    if (rc != STORE_OK)
+        fatal("log flush");
+    fl.busy = pending;
+    advance(done);
+    /* What opened while the disk was busy goes in one batch now. */
+    if (!fl.busy && dirty && !due && fl.thread)
+        write_and_flush();
+    return G_SOURCE_REMOVE;
+}
 
 static gboolean on_due(gpointer data)
 {
     (void)data;
     due = 0;
-    server_commit();
+    if (!fl.busy)
+        write_and_flush();
     return G_SOURCE_REMOVE;
 }
 
-/* A batch opened: commit it at the end of this turn of the loop, or
- * commit_window_ms later if a window is set. */
+/* A batch opened: write it at the end of this turn of the loop (or
+ * commit_window_ms later, if a window is set), or, if a flush is under
+ * way, as soon as that flush is done. */
 static void on_dirty(void *ud)
 {
     (void)ud;
     dirty = true;
+    open_gen = written_gen + 1;
     if (due)
         return;
     if (server.cfg.commit_window_ms > 0)
@@ -35,27 +125,40 @@ static void on_dirty(void *ud)
 
 void commit_init(void)
 {
+    g_mutex_init(&fl.lock);
+    g_cond_init(&fl.wake);
+    fl.stop = false;
+    fl.thread = g_thread_new("flusher", flusher_main, NULL);
     store_set_batching(server.store, true, on_dirty, NULL);
 }
 
-bool commit_pending(void)
+uint64_t commit_needed(void)
 {
-    return dirty;
+    return dirty ? open_gen : written_gen;
+}
+
+bool commit_durable(uint64_t gen)
+{
+    return gen <= durable_gen;
 }
 
 void server_commit(void)
 {
-    if (!dirty)
-        return;
-    dirty = false;
-    if (due)
-        g_source_remove(due);
-    due = 0;
-    if (store_commit(server.store) != STORE_OK) {
-        log_error("store", "commit failed: stopping so that nothing unrecorded is announced");
-        _exit(1);
+    if (dirty) {
+        if (due)
+            g_source_remove(due);
+        due = 0;
+        if (store_write_batch(server.store) != STORE_OK)
+            fatal("commit");
+        dirty = false;
+        written_gen = open_gen;
     }
-    conn_wake_deferred();
+    if (written_gen <= durable_gen)
+        return;
+    /* Beside the thread's own flush, if one is under way: both are safe. */
+    if (store_sync(server.store) != STORE_OK)
+        fatal("log flush");
+    advance(written_gen);
 }
 
 void commit_shutdown(void)
@@ -64,4 +167,12 @@ void commit_shutdown(void)
     if (due)
         g_source_remove(due);
     due = 0;
+    if (fl.thread) {
+        g_mutex_lock(&fl.lock);
+        fl.stop = true;
+        g_cond_signal(&fl.wake);
+        g_mutex_unlock(&fl.lock);
+        g_thread_join(fl.thread);
+        fl.thread = NULL;
+    }
 }

@@ -1,29 +1,42 @@
 /* Group commit: the store batches writes (store_set_batching) and they are
- * made durable here, and always before any byte that may tell of them goes
- * out to a client. The batch is committed at the end of the turn of the
- * main loop that opened it, or, with commit_window_ms set, that many
- * milliseconds after it opened. Meanwhile connections with something to
- * send wait for the commit (conn.c asks commit_pending() before it writes
- * and is woken by conn_wake_deferred()), so all the messages read in one
- * turn, or one window, share one disk flush, and nothing is announced
- * before it is durable. HTTP responses commit at once (server_commit())
- * rather than wait. */
+ * made durable here, always before any byte that may tell of them goes out
+ * to a client.
+ *
+ * The open batch is written to the store's log at the end of the turn of
+ * the main loop that opened it (or commit_window_ms after it opened, if a
+ * window is set), and a thread of its own then flushes the log to disk
+ * while the loop goes on serving. Batches that open while a flush is under
+ * way are written together when it is done, so under load each flush
+ * carries everything that arrived during the one before.
+ *
+ * Batches are numbered. A message queued for a client carries the number
+ * of the newest batch at that moment (commit_needed()); it goes out only
+ * once that batch is durable (commit_durable()), and connections that wait
+ * are written to as soon as the flush reports (conn_wake_deferred()). So
+ * nothing is announced before it is durable, nothing waits for a flush it
+ * does not depend on, and the order of a connection's messages is kept.
+ * HTTP responses commit and flush at once (server_commit()). A failed
+ * write or flush stops the process: the batch is lost, and carrying on
+ * would announce state the store does not hold; a restart starts again
+ * from what is durable. */
 #ifndef YJT_COMMIT_H
 #define YJT_COMMIT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
-/* Turns batching on for server.store. */
+/* Turns batching on for server.store and starts the flusher thread. */
 void commit_init(void);
-/* Commits what is open and stops scheduling commits. */
+/* Commits and flushes what is open, and stops the flusher. */
 void commit_shutdown(void);
-/* True while a batch is open: anything written now would go out before
- * the writes it may depend on are durable. */
-bool commit_pending(void);
-/* Commits the open batch, if any, and wakes the connections that wait for
- * it. A failed commit stops the process: the batch is lost, and carrying
- * on would announce state the store does not hold; a restart starts again
- * from what is durable. */
+/* The batch a message queued now must wait for: the open one, or else the
+ * last one written. */
+uint64_t commit_needed(void);
+/* True once batch gen (and every batch before it) is durable. */
+bool commit_durable(uint64_t gen);
+/* Writes the open batch, if any, flushes the log on this thread if
+ * anything written is not durable yet, and wakes the connections that
+ * wait for it. */
 void server_commit(void);
 
 #endif

@@ -14,9 +14,12 @@
 #define WRITES_PER_TURN 32
 
 struct out_msg {
+    uint64_t gen; /* the store batch it may tell of: sent once that is durable */
     size_t len;
     unsigned char buf[]; /* LWS_PRE bytes of headroom, then the text */
 };
+
+static bool defer_write(struct conn *c);
 
 static GHashTable *conns; /* serial -> struct conn* */
 static uint64_t next_serial = 1;
@@ -109,12 +112,16 @@ void conn_send_text(struct conn *c, const char *text, size_t len, const char *la
         return;
     }
     struct out_msg *m = g_malloc(sizeof(*m) + LWS_PRE + len);
+    m->gen = commit_needed();
     m->len = len;
     memcpy(m->buf + LWS_PRE, text, len);
     g_queue_push_tail(&c->outq, m);
     c->out_bytes += len;
     metrics_msg_out(label);
-    lws_callback_on_writable(c->wsi);
+    /* Waiting for the flush, it is written when the flush reports; asking
+     * for a writeable turn now would only cost two poll-set changes. */
+    if (!defer_write(c))
+        lws_callback_on_writable(c->wsi);
 }
 
 /* Gives up on a connection whose socket failed outside its callbacks:
@@ -130,9 +137,9 @@ static void conn_kill(struct conn *c)
 
 void conn_send_now(struct conn *c, const char *text, size_t len, const char *label)
 {
-    /* With a batch open, the message waits for its commit in the queue. */
-    if (c->close_code || c->ping_due || !g_queue_is_empty(&c->outq) || commit_pending() ||
-        lws_send_pipe_choked(c->wsi)) {
+    /* Telling of a batch not yet durable, the message waits in the queue. */
+    if (c->close_code || c->ping_due || !g_queue_is_empty(&c->outq) ||
+        !commit_durable(commit_needed()) || lws_send_pipe_choked(c->wsi)) {
         conn_send_text(c, text, len, label);
         return;
     }
@@ -230,7 +237,9 @@ static int write_queue(struct conn *c)
 {
     int wrote = 0;
     struct out_msg *m;
-    while (wrote < WRITES_PER_TURN && (m = g_queue_pop_head(&c->outq))) {
+    while (wrote < WRITES_PER_TURN && (m = g_queue_peek_head(&c->outq)) &&
+           commit_durable(m->gen)) {
+        g_queue_pop_head(&c->outq);
         c->out_bytes -= m->len;
         int n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
         g_free(m);
@@ -244,14 +253,15 @@ static int write_queue(struct conn *c)
     return wrote;
 }
 
-/* Nothing goes out before it is durable: while a batch is open, the
- * connection waits for its commit. It is then written to directly (see
- * conn_wake_deferred) rather than at its next writeable turn, by which
- * time the loop may have opened the next batch: under steady load that
- * could put it off again and again. */
+/* Nothing goes out before it is durable: while the next queued message
+ * tells of a batch not yet flushed, the connection waits for the flush. It
+ * is then written to directly (see conn_wake_deferred) rather than at its
+ * next writeable turn, by which time the loop may have written the next
+ * batch: under steady load that could put it off again and again. */
 static bool defer_write(struct conn *c)
 {
-    if (!commit_pending())
+    struct out_msg *m = g_queue_peek_head(&c->outq);
+    if (!m || commit_durable(m->gen))
         return false;
     if (!c->deferred) {
         c->deferred = true;
@@ -277,6 +287,8 @@ void conn_wake_deferred(void)
             conn_kill(c);
             continue;
         }
+        if (defer_write(c))
+            continue; /* its next message waits for a later flush */
         if (!g_queue_is_empty(&c->outq) || c->ping_due || c->close_code)
             lws_callback_on_writable(c->wsi);
     }

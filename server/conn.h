@@ -54,7 +54,7 @@ struct conn {
     int64_t last_rx_ms;   /* monotonic: any frame or pong from the peer */
     int64_t last_ping_ms; /* monotonic */
     bool ping_due;
-    bool deferred; /* waits for the open batch's commit to write (commit.h) */
+    bool deferred; /* its next message waits for a store flush (commit.h) */
 
     /* Push delivery: once the device has sent push.resume (tracking), only
      * the push right after push_cursor goes out live, so a device that is
@@ -83,11 +83,11 @@ void conn_each(void (*fn)(struct conn *c, void *ud), void *ud);
 void conn_send(struct conn *c, json_t *msg, const char *label);
 /* conn_send() of a message already serialised (len bytes of text, copied). */
 void conn_send_text(struct conn *c, const char *text, size_t len, const char *label);
-/* conn_send_text(), but written to the socket at once if nothing is queued
- * and the socket takes it (after committing the store's open batch: nothing
- * goes out before it is durable). For many sends in one turn (a push
- * fan-out): each queued message costs a writeable callback, that is, two
- * changes of the socket's poll set, about as much as the write itself. */
+/* conn_send_text(), but written to the socket at once if nothing is queued,
+ * the store holds nothing written that is not durable yet, and the socket
+ * takes it. For many sends in one turn (a push fan-out): each message
+ * that waits for a writeable callback costs two changes of the socket's
+ * poll set, about as much as the write itself. */
 void conn_send_now(struct conn *c, const char *text, size_t len, const char *label);
 /* {"re": id, "ok": true, ...fields}; fields (stolen) may be NULL. */
 void conn_reply(struct conn *c, json_t *id, json_t *fields);
@@ -98,8 +98,8 @@ void conn_close(struct conn *c, int code, const char *reason);
 /* Writes the next queued message; returns -1 when the transport should
  * close the connection now. Called from the writeable callback. */
 int conn_write_pending(struct conn *c);
-/* Called after each commit: the connections that had something to write
- * while the batch was open write it now. */
+/* Called when a store flush reports: the connections whose next message
+ * waited for it write now. */
 void conn_wake_deferred(void);
 /* Sends a WebSocket ping at the next writeable turn. */
 void conn_ping(struct conn *c);
