@@ -31,7 +31,9 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS docs_by_rev ON docs(coll, rev);"
     "CREATE TABLE IF NOT EXISTS idx(coll TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL,"
     " id TEXT NOT NULL, PRIMARY KEY(coll, field, value, id)) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS idx_by_doc ON idx(coll, id);"
+    /* Index rows are found from their document's fields (index_sync), so
+     * they need no second B-tree by document: stores made before lose it. */
+    "DROP INDEX IF EXISTS idx_by_doc;"
     "CREATE TABLE IF NOT EXISTS seqs(key TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,"
     " ref INTEGER, PRIMARY KEY(key, seq)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS seq_bodies(id INTEGER PRIMARY KEY, body TEXT NOT NULL,"
@@ -350,79 +352,125 @@ static int index_insert(struct sqlite_store *s, const struct index_row *r, const
     return sqls_step_done(ins);
 }
 
+/* The document stored under (coll, id) into *out (NULL if there is none). */
+static int stored_doc(struct sqlite_store *s, const char *coll, const char *id, json_t **out)
+{
+    *out = NULL;
+    sqlite3_stmt *q = sqls_prep(s, "SELECT body FROM docs WHERE coll=?1 AND id=?2");
+    if (!q)
+        return STORE_EIO;
+    bind_texts(q, 2, coll, id);
+    int r = sqlite3_step(q);
+    if (r == SQLITE_ROW)
+        *out = parse_body(q, 0);
+    sqlite3_reset(q);
+    if (r == SQLITE_ROW && !*out)
+        return STORE_EIO;
+    return r == SQLITE_ROW || r == SQLITE_DONE ? STORE_OK : STORE_EIO;
+}
+
+/* The index rows doc should have (row key -> struct index_row*), or NULL
+ * if coll has no index. The rows borrow their values from doc. */
+static GHashTable *rows_of(struct sqlite_store *s, const char *coll, json_t *doc)
+{
+    GHashTable *rows = NULL;
+    for (guint i = 0; i < s->indexes->len; i++) {
+        const struct index_def *d = g_ptr_array_index(s->indexes, i);
+        if (strcmp(d->coll, coll) != 0)
+            continue;
+        if (!rows)
+            rows = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        if (doc)
+            rows_wanted(d, doc, rows);
+    }
+    return rows;
+}
+
+static int index_delete(struct sqlite_store *s, const char *coll, const char *field,
+                        const char *value, const char *id)
+{
+    sqlite3_stmt *del =
+        sqls_prep(s, "DELETE FROM idx WHERE coll=?1 AND field=?2 AND value=?3 AND id=?4");
+    if (!del)
+        return STORE_EIO;
+    bind_texts(del, 4, coll, field, value, id);
+    return sqls_step_done(del);
+}
+
 /* Brings the index rows of (coll, id) in line with doc, touching only the
- * rows that change: the rows stored now are read (through idx_by_doc),
- * those doc no longer has are deleted, and those it newly has inserted.
- * A call record saved at invite, answer and end so rewrites one or two of
- * its rows instead of all of them, and a rewrite that changes no indexed
- * value writes none. Fails with STORE_ECONFLICT, writing nothing more, if
- * a new unique value belongs to another document. */
+ * rows that change. The rows the stored document has are worked out from
+ * its fields (so no second B-tree maps documents to their rows): those doc
+ * no longer has are deleted, those it newly has inserted, and those it
+ * keeps are only made sure of (a row missing because its index was defined
+ * after the document was stored is added; one that is there costs a look,
+ * not a write). A call record saved at invite, answer and end so rewrites
+ * one or two of its rows instead of all of them. Fails with
+ * STORE_ECONFLICT, writing nothing more, if a new unique value belongs to
+ * another document. */
 static int index_sync(struct sqlite_store *s, const char *coll, const char *id, json_t *doc,
                       bool is_new)
 {
-    GHashTable *want = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-    GPtrArray *stale = g_ptr_array_new_with_free_func(g_free); /* field, value, field, ... */
-    int rc = STORE_OK;
-    for (guint i = 0; i < s->indexes->len; i++) {
-        const struct index_def *d = g_ptr_array_index(s->indexes, i);
-        if (strcmp(d->coll, coll) == 0)
-            rows_wanted(d, doc, want);
-    }
-    if (!is_new) {
-        sqlite3_stmt *q = sqls_prep(s, "SELECT field, value FROM idx WHERE coll=?1 AND id=?2");
-        if (!q) {
-            rc = STORE_EIO;
-            goto out;
-        }
-        bind_texts(q, 2, coll, id);
-        int r;
-        while ((r = sqlite3_step(q)) == SQLITE_ROW) {
-            const char *field = (const char *)sqlite3_column_text(q, 0);
-            const char *value = (const char *)sqlite3_column_text(q, 1);
-            char *key = row_key(field, value);
-            if (!g_hash_table_remove(want, key)) { /* kept rows are done */
-                g_ptr_array_add(stale, g_strdup(field));
-                g_ptr_array_add(stale, g_strdup(value));
-            }
-            g_free(key);
-        }
-        sqlite3_reset(q);
-        if (r != SQLITE_DONE) {
-            rc = STORE_EIO;
-            goto out;
-        }
-    }
-    for (guint i = 0; rc == STORE_OK && i + 1 < stale->len; i += 2) {
-        sqlite3_stmt *del =
-            sqls_prep(s, "DELETE FROM idx WHERE coll=?1 AND field=?2 AND value=?3 AND id=?4");
-        if (!del) {
-            rc = STORE_EIO;
-            break;
-        }
-        bind_texts(del, 4, coll, (const char *)g_ptr_array_index(stale, i),
-                   (const char *)g_ptr_array_index(stale, i + 1), id);
-        rc = sqls_step_done(del);
-    }
+    GHashTable *want = rows_of(s, coll, doc);
+    if (!want)
+        return STORE_OK; /* nothing of coll is indexed */
+    json_t *old = NULL;
+    int rc = is_new ? STORE_OK : stored_doc(s, coll, id, &old);
+    GHashTable *have = old ? rows_of(s, coll, old) : NULL;
     GHashTableIter it;
-    gpointer v;
+    gpointer k, v;
+    if (have) {
+        g_hash_table_iter_init(&it, have);
+        while (rc == STORE_OK && g_hash_table_iter_next(&it, &k, &v)) {
+            const struct index_row *r = v;
+            if (!g_hash_table_contains(want, k))
+                rc = index_delete(s, coll, r->def->field, r->value, id);
+        }
+    }
     g_hash_table_iter_init(&it, want);
-    while (rc == STORE_OK && g_hash_table_iter_next(&it, NULL, &v))
-        rc = index_insert(s, v, id);
-out:
+    while (rc == STORE_OK && g_hash_table_iter_next(&it, &k, &v)) {
+        const struct index_row *r = v;
+        if (have && g_hash_table_contains(have, k)) {
+            sqlite3_stmt *ins = sqls_prep(s, "INSERT OR IGNORE INTO idx(coll, field, value, id)"
+                                           " VALUES(?1, ?2, ?3, ?4)");
+            if (!ins) {
+                rc = STORE_EIO;
+                break;
+            }
+            bind_texts(ins, 4, coll, r->def->field, r->value, id);
+            rc = sqls_step_done(ins);
+        } else {
+            rc = index_insert(s, r, id);
+        }
+    }
+    if (have)
+        g_hash_table_destroy(have);
+    json_decref(old);
     g_hash_table_destroy(want);
-    g_ptr_array_free(stale, TRUE);
     return rc;
 }
 
+/* Deletes the index rows of the stored document (coll, id). */
 static int unindex_doc(struct sqlite_store *s, const char *coll, const char *id)
 {
-    sqlite3_stmt *del = sqls_prep(s, "DELETE FROM idx WHERE coll=?1 AND id=?2");
-    if (!del)
-        return STORE_EIO;
-    bind_texts(del, 2, coll, id);
-    int rc = sqlite3_step(del);
-    sqlite3_reset(del);
-    return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
+    GHashTable *none = rows_of(s, coll, NULL);
+    if (!none)
+        return STORE_OK;
+    g_hash_table_destroy(none);
+    json_t *old = NULL;
+    int rc = stored_doc(s, coll, id, &old);
+    GHashTable *have = old ? rows_of(s, coll, old) : NULL;
+    if (have) {
+        GHashTableIter it;
+        gpointer v;
+        g_hash_table_iter_init(&it, have);
+        while (rc == STORE_OK && g_hash_table_iter_next(&it, NULL, &v)) {
+            const struct index_row *r = v;
+            rc = index_delete(s, coll, r->def->field, r->value, id);
+        }
+        g_hash_table_destroy(have);
+    }
+    json_decref(old);
+    return rc;
 }
 
 static int doc_put_locked(struct sqlite_store *s, const char *coll, const char *id, json_t *doc,

@@ -178,6 +178,26 @@ static void test_index_moves(void **state)
     assert_int_equal(found(st, "ents", "tags", "pipe"), 0);
 }
 
+/* An index defined after documents were stored: a document gets its rows
+ * when it is next written, whatever else changes, and deleting it then
+ * takes them. */
+static void test_index_defined_later(void **state)
+{
+    struct store *st = *state;
+    put(st, "sites", "s1", "{\"zone\":\"north\",\"n\":1}", 0);
+    put(st, "sites", "s2", "{\"zone\":\"north\",\"n\":1}", 0);
+    assert_int_equal(store_index_define(st, "sites", "zone", false), 0);
+    assert_int_equal(found(st, "sites", "zone", "north"), 0); /* not back-filled */
+    put(st, "sites", "s1", "{\"zone\":\"north\",\"n\":2}", 0);
+    assert_int_equal(found(st, "sites", "zone", "north"), 1);
+    put(st, "sites", "s2", "{\"zone\":\"south\",\"n\":1}", 0);
+    assert_int_equal(found(st, "sites", "zone", "south"), 1);
+    assert_int_equal(store_doc_delete(st, "sites", "s1"), 0);
+    assert_int_equal(found(st, "sites", "zone", "north"), 0);
+    assert_int_equal(store_doc_delete(st, "sites", "s2"), 0);
+    assert_int_equal(found(st, "sites", "zone", "south"), 0);
+}
+
 /* A unique value moves with its document: the old value is free at once,
  * the new one is taken, and a rewrite refused for a taken value leaves
  * every index as it was. */
@@ -555,6 +575,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unique_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefix_and_multi, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_moves, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_defined_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unique_index_moves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sequences, setup, teardown),
@@ -568,6 +589,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unique_index, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_prefix_and_multi, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_index_moves, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_index_defined_later, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_unique_index_moves, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_changes, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_sequences, setup_batched, teardown),
