@@ -49,18 +49,15 @@ static bool reaches_enterprise(const struct account *acct, const char *ent, cons
 static bool scope_of(struct rest_req *r, const char **ent_out, char div_out[8])
 {
     const char *ent = rest_query(r, "enterprise");
-    const char *dq = rest_query(r, "division");
     div_out[0] = '\0';
     if (ent && (strlen(ent) > 64 || !*ent)) {
         rest_error(r, ERR_BAD_REQUEST, "enterprise must be an enterprise id");
         return false;
     }
-    if (dq && !division_normalize(dq, div_out, 8)) {
-        rest_error(r, ERR_BAD_REQUEST, "division must be a division code");
+    if (!rest_query_division(r, div_out))
         return false;
-    }
     if (strcmp(r->acct->role, "corp") == 0) {
-        if ((ent && strcmp(ent, r->acct->org) != 0) || dq) {
+        if ((ent && strcmp(ent, r->acct->org) != 0) || div_out[0]) {
             rest_error(r, ERR_FORBIDDEN, "you see only your own enterprise's alarms");
             return false;
         }
@@ -127,21 +124,13 @@ static bool list_one(const char *id, json_t *doc, void *ud)
     return true;
 }
 
-static int by_raised_desc(const void *x, const void *y)
-{
-    int64_t a = jx_int(*(json_t *const *)x, "raised_at", 0);
-    int64_t b = jx_int(*(json_t *const *)y, "raised_at", 0);
-    return a < b ? 1 : a > b ? -1 : 0;
-}
-
 static void route_list(struct rest_req *r)
 {
     const char *ent;
     char div[8];
     int64_t limit, from, to;
     if (!scope_of(r, &ent, div) || !rest_query_int(r, "limit", 1, LIST_LIMIT_MAX, 100, &limit) ||
-        !rest_query_int(r, "from", 0, INT64_MAX, 0, &from) ||
-        !rest_query_int(r, "to", 0, INT64_MAX, INT64_MAX, &to))
+        !rest_query_range(r, &from, &to))
         return;
     struct list_scan s = {rest_query(r, "sensor"), -1, -1, from, to, json_array(), 0, false};
     const char *lv = rest_query(r, "level"), *st = rest_query(r, "state");
@@ -163,20 +152,11 @@ static void route_list(struct rest_req *r)
         rest_error(r, ERR_UNAVAILABLE, "store unavailable");
         return;
     }
-    /* newest first, then the page */
     size_t n = json_array_size(s.out);
-    json_t **items = g_new(json_t *, n ? n : 1);
-    for (size_t i = 0; i < n; i++)
-        items[i] = json_array_get(s.out, i);
-    qsort(items, n, sizeof(*items), by_raised_desc);
-    json_t *page = json_array();
-    for (size_t i = 0; i < n && i < (size_t)limit; i++)
-        json_array_append(page, items[i]);
-    g_free(items);
-    json_decref(s.out);
+    bool cut = rest_newest_first(s.out, "raised_at", limit);
     rest_reply(r, 200,
-               json_pack("{s:o, s:I, s:b}", "alarms", page, "total", (json_int_t)n, "truncated",
-                         s.truncated || n > (size_t)limit));
+               json_pack("{s:o, s:I, s:b}", "alarms", s.out, "total", (json_int_t)n, "truncated",
+                         s.truncated || cut));
 }
 
 /* The stored alarm of params[0], if the caller may see it; answers the

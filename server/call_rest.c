@@ -16,7 +16,6 @@
 #include "server/server.h"
 #include "signaling/patrol.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #define LIST_DEFAULT 100
@@ -81,32 +80,21 @@ static bool list_one(const char *id, json_t *doc, void *ud)
     return true;
 }
 
-static int newest_first(const void *a, const void *b)
-{
-    int64_t x = jx_int(*(json_t *const *)a, "invite_at", 0);
-    int64_t y = jx_int(*(json_t *const *)b, "invite_at", 0);
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
 static void route_calls(struct rest_req *r)
 {
     struct call_list l = {.acct = r->acct, .out = json_array()};
     int64_t limit;
     char div[8] = "";
-    if (!rest_query_int(r, "from", 0, INT64_MAX, 0, &l.from) ||
-        !rest_query_int(r, "to", 0, INT64_MAX, INT64_MAX, &l.to) ||
+    if (!rest_query_range(r, &l.from, &l.to) ||
         !rest_query_int(r, "limit", 1, LIST_MAX, LIST_DEFAULT, &limit))
         goto out;
     l.enterprise = rest_query(r, "enterprise");
     l.user = rest_query(r, "user");
     l.patrol = rest_query(r, "patrol");
-    if (rest_query(r, "division")) {
-        if (!division_normalize(rest_query(r, "division"), div, sizeof(div))) {
-            rest_error(r, ERR_BAD_REQUEST, "division must be a division code");
-            goto out;
-        }
+    if (!rest_query_division(r, div))
+        goto out;
+    if (div[0])
         l.division = div;
-    }
     /* Look up through the most selective index, then filter. */
     const char *field, *value;
     bool prefix = false;
@@ -136,17 +124,10 @@ static void route_calls(struct rest_req *r)
         goto out;
     }
     size_t n = json_array_size(l.out);
-    json_t **v = g_new(json_t *, n ? n : 1);
-    for (size_t i = 0; i < n; i++)
-        v[i] = json_array_get(l.out, i);
-    qsort(v, n, sizeof(*v), newest_first);
-    json_t *calls = json_array();
-    for (size_t i = 0; i < n && i < (size_t)limit; i++)
-        json_array_append(calls, v[i]);
-    g_free(v);
-    rest_reply(r, 200,
-               json_pack("{s:o, s:I, s:b}", "calls", calls, "total", (json_int_t)n, "truncated",
-                         n > (size_t)limit));
+    bool cut = rest_newest_first(l.out, "invite_at", limit);
+    rest_reply(
+        r, 200,
+        json_pack("{s:O, s:I, s:b}", "calls", l.out, "total", (json_int_t)n, "truncated", cut));
 out:
     if (l.seen)
         g_hash_table_destroy(l.seen);
@@ -174,13 +155,6 @@ static bool collect(const char *id, json_t *doc, void *ud)
     return true;
 }
 
-static int patrol_newest_first(const void *a, const void *b)
-{
-    int64_t x = jx_int(*(json_t *const *)a, "created_at", 0);
-    int64_t y = jx_int(*(json_t *const *)b, "created_at", 0);
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
 static void route_patrols(struct rest_req *r)
 {
     int64_t limit;
@@ -192,17 +166,8 @@ static void route_patrols(struct rest_req *r)
         rest_error(r, ERR_UNAVAILABLE, "store unavailable");
         return;
     }
-    size_t n = json_array_size(all);
-    json_t **v = g_new(json_t *, n ? n : 1);
-    for (size_t i = 0; i < n; i++)
-        v[i] = json_array_get(all, i);
-    qsort(v, n, sizeof(*v), patrol_newest_first);
-    json_t *out = json_array();
-    for (size_t i = 0; i < n && i < (size_t)limit; i++)
-        json_array_append(out, v[i]);
-    g_free(v);
-    json_decref(all);
-    rest_reply(r, 200, json_pack("{s:o}", "patrols", out));
+    rest_newest_first(all, "created_at", limit);
+    rest_reply(r, 200, json_pack("{s:o}", "patrols", all));
 }
 
 static void route_patrol(struct rest_req *r)

@@ -1,5 +1,10 @@
-/* Route look-up and query helpers for the REST tables (see rest.h). */
+/* Route look-up and query helpers for the REST tables (see rest.h), and
+ * the pieces the list routes share: the from/to window, the division
+ * filter, and the newest-first page. */
 #include "server/rest.h"
+
+#include "common/jsonx.h"
+#include "records/jurisdiction.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -73,4 +78,52 @@ bool rest_query_int(struct rest_req *r, const char *name, int64_t min, int64_t m
     }
     *out = n;
     return true;
+}
+
+bool rest_query_range(struct rest_req *r, int64_t *from, int64_t *to)
+{
+    return rest_query_int(r, "from", 0, INT64_MAX, 0, from) &&
+           rest_query_int(r, "to", 0, INT64_MAX, INT64_MAX, to);
+}
+
+bool rest_query_division(struct rest_req *r, char out[8])
+{
+    const char *v = rest_query(r, "division");
+    out[0] = '\0';
+    if (v && !division_normalize(v, out, 8)) {
+        rest_error(r, ERR_BAD_REQUEST, "division must be a division code");
+        return false;
+    }
+    return true;
+}
+
+struct keyed {
+    int64_t key;
+    json_t *item;
+};
+
+static int by_key_desc(const void *x, const void *y)
+{
+    int64_t a = ((const struct keyed *)x)->key, b = ((const struct keyed *)y)->key;
+    return a < b ? 1 : a > b ? -1 : 0;
+}
+
+bool rest_newest_first(json_t *items, const char *field, int64_t limit)
+{
+    size_t n = json_array_size(items);
+    struct keyed *v = g_new(struct keyed, n ? n : 1);
+    for (size_t i = 0; i < n; i++) {
+        v[i].item = json_incref(json_array_get(items, i));
+        v[i].key = jx_int(v[i].item, field, 0);
+    }
+    qsort(v, n, sizeof(*v), by_key_desc);
+    json_array_clear(items);
+    for (size_t i = 0; i < n; i++) {
+        if (i < (size_t)limit)
+            json_array_append_new(items, v[i].item);
+        else
+            json_decref(v[i].item);
+    }
+    g_free(v);
+    return n > (size_t)limit;
 }

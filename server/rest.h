@@ -68,6 +68,19 @@ const char *rest_query(const struct rest_req *r, const char *name);
  * number. */
 bool rest_query_int(struct rest_req *r, const char *name, int64_t min, int64_t max, int64_t def,
                     int64_t *out);
+/* The time window of a listing: from= and to= as UTC ms, 0 and INT64_MAX
+ * when absent. Returns false (and answers bad_request, as rest_query_int)
+ * when either is present but not a non-negative integer. */
+bool rest_query_range(struct rest_req *r, int64_t *from, int64_t *to);
+/* The division= filter in its short form (records/jurisdiction.h) in out,
+ * or "" when absent. Returns false (and answers bad_request) when present
+ * but not a division code. */
+bool rest_query_division(struct rest_req *r, char out[8]);
+
+/* Sorts items, an array of objects, by their integer field (0 where
+ * missing) newest, that is largest, first, and cuts it to its first limit
+ * entries. Returns true if it cut any. */
+bool rest_newest_first(json_t *items, const char *field, int64_t limit);
 
 /* Finds the route for method and the path split into segs (from
  * g_strsplit(path, "/", -1); the caller keeps them) among all tables, and

@@ -81,17 +81,14 @@ static void route_list(struct rest_req *r)
         rest_error(r, ERR_FORBIDDEN, "transport users have no sensors");
         return;
     }
-    const char *dq = rest_query(r, "division");
-    if (dq && !division_normalize(dq, div, sizeof(div))) {
-        rest_error(r, ERR_BAD_REQUEST, "division must be a division code");
+    if (!rest_query_division(r, div))
         return;
-    }
     if (strcmp(r->acct->role, "gov") == 0) {
         if (!division_normalize(r->acct->org, own, sizeof(own))) {
             rest_error(r, ERR_FORBIDDEN, "your account has no valid division");
             return;
         }
-        if (dq && !division_covers(own, div)) {
+        if (div[0] && !division_covers(own, div)) {
             rest_error(r, ERR_FORBIDDEN, "the division is outside your jurisdiction");
             return;
         }
