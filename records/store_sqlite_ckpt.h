@@ -9,7 +9,10 @@
  * checkpointer instead runs checkpoints on its own connection in its own
  * thread, woken by the writer's commits once the log holds `pages` pages;
  * the writer goes on appending meanwhile, and the log restarts from its
- * beginning at the first write after a checkpoint that caught up.
+ * beginning at the first write after a checkpoint that caught up. As the
+ * thread under steady writing always ends a little behind, the writer
+ * copies a short remaining tail itself (at most a few hundred pages) so
+ * that the log does restart.
  * Durability does not change: a commit is durable when its log pages are
  * synced, before any checkpoint. Should the log still reach 8 × pages
  * (the thread far behind), the writer checkpoints in its commit as SQLite
