@@ -139,7 +139,7 @@ void conn_send_now(struct conn *c, const char *text, size_t len, const char *lab
 {
     /* Telling of a batch not yet durable, the message waits in the queue. */
     if (c->close_code || c->ping_due || !g_queue_is_empty(&c->outq) ||
-        !commit_durable(commit_needed()) || lws_send_pipe_choked(c->wsi)) {
+        !commit_durable(commit_needed()) || lws_partial_buffered(c->wsi)) {
         conn_send_text(c, text, len, label);
         return;
     }
@@ -246,8 +246,11 @@ static int write_queue(struct conn *c)
         if (n < 0)
             return -1;
         wrote++;
-        /* The check costs a poll(): only when there is more to write. */
-        if (!g_queue_is_empty(&c->outq) && lws_send_pipe_choked(c->wsi))
+        /* A socket that took only part of it: lws keeps the rest and sends
+         * it at the next writeable turn, and nothing may be written before.
+         * (Asking whether the socket is full would cost a poll() per
+         * message; a full socket shows up here at the next write.) */
+        if (lws_partial_buffered(c->wsi))
             break;
     }
     return wrote;
@@ -281,7 +284,7 @@ void conn_wake_deferred(void)
         if (!c || !c->deferred)
             continue;
         c->deferred = false;
-        if (!c->close_code && !c->ping_due && !lws_send_pipe_choked(c->wsi) && write_queue(c) < 0) {
+        if (!c->close_code && !c->ping_due && !lws_partial_buffered(c->wsi) && write_queue(c) < 0) {
             log_info("ws", "conn=%" G_GUINT64_FORMAT " user=%s write failed, closing", c->serial,
                      c->user_id ? c->user_id : "-");
             conn_kill(c);
