@@ -603,23 +603,32 @@ static int sq_doc_changes(struct store *st, const char *coll, int64_t after_rev,
 /* Appends an item under key inside an open transaction: its body inline,
  * or (body NULL) a reference to the shared body ref. *seq_out gets its
  * seq. */
+/* The head of key: the newest seq it ever had. That is its newest row;
+ * seq_heads holds the head of a key only from when a trim may have taken
+ * all its rows (and, in stores made before, of every key). */
+static int seq_head(struct sqlite_store *s, const char *key, int64_t *head)
+{
+    sqlite3_stmt *q =
+        sqls_prep(s, "SELECT max(coalesce((SELECT seq FROM seqs WHERE key=?1 ORDER BY seq DESC"
+                     " LIMIT 1), 0), coalesce((SELECT last FROM seq_heads WHERE key=?1), 0))");
+    if (!q)
+        return STORE_EIO;
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    int r = sqlite3_step(q);
+    *head = r == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    sqlite3_reset(q);
+    return r == SQLITE_ROW ? STORE_OK : STORE_EIO;
+}
+
+/* Appends one row to key, after its head. A fan-out to n users so reads n
+ * heads and writes n rows: one B-tree write per user, not two. */
 static int seq_append_locked(struct sqlite_store *s, const char *key, const char *body, int64_t ref,
                              int64_t *seq_out)
 {
     int64_t seq = 0;
-    sqlite3_stmt *head = sqls_prep(s, "INSERT INTO seq_heads(key, last) VALUES(?1, 1)"
-                                 " ON CONFLICT(key) DO UPDATE SET last = last + 1 RETURNING last");
-    if (!head)
+    if (seq_head(s, key, &seq) != STORE_OK)
         return STORE_EIO;
-    bind_text(head, 1, key);
-    int r = sqlite3_step(head);
-    if (r == SQLITE_ROW)
-        seq = sqlite3_column_int64(head, 0);
-    while (r == SQLITE_ROW)
-        r = sqlite3_step(head);
-    sqlite3_reset(head);
-    if (r != SQLITE_DONE || seq <= 0)
-        return STORE_EIO;
+    seq++;
     sqlite3_stmt *ins = sqls_prep(s, "INSERT INTO seqs(key, seq, body, ref) VALUES(?1, ?2, ?3, ?4)");
     if (!ins)
         return STORE_EIO;
@@ -693,14 +702,7 @@ static int sq_seq_append(struct store *st, const char *key, json_t *item, int64_
 
 static int sq_seq_last(struct store *st, const char *key, int64_t *seq_out)
 {
-    sqlite3_stmt *q = sqls_prep(S(st), "SELECT last FROM seq_heads WHERE key=?1");
-    if (!q)
-        return STORE_EIO;
-    bind_text(q, 1, key);
-    int rc = sqlite3_step(q);
-    *seq_out = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
-    sqlite3_reset(q);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
+    return seq_head(S(st), key, seq_out);
 }
 
 static int sq_seq_range(struct store *st, const char *key, int64_t after_seq, int limit,
@@ -741,6 +743,20 @@ static int sq_seq_trim(struct store *st, const char *key, int64_t upto_seq)
     struct sqlite_store *s = S(st);
     if (sqls_batch_open(s) != STORE_OK)
         return STORE_EIO;
+    /* Taking the newest row would lose the head: it is kept aside first. */
+    int64_t head = 0;
+    if (seq_head(s, key, &head) != STORE_OK)
+        return STORE_EIO;
+    if (head > 0 && upto_seq >= head) {
+        sqlite3_stmt *h = sqls_prep(s, "INSERT INTO seq_heads(key, last) VALUES(?1, ?2)"
+                                     " ON CONFLICT(key) DO UPDATE SET last=max(last, ?2)");
+        if (!h)
+            return STORE_EIO;
+        bind_text(h, 1, key);
+        sqlite3_bind_int64(h, 2, head);
+        if (sqls_step_done(h) != STORE_OK)
+            return STORE_EIO;
+    }
     sqlite3_stmt *q = sqls_prep(s, "DELETE FROM seqs WHERE key=?1 AND seq<=?2 RETURNING ref");
     if (!q)
         return STORE_EIO;

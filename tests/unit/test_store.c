@@ -323,6 +323,17 @@ static void test_sequences(void **state)
     assert_int_equal(store_seq_trim(st, "inbox:u1", 6), 0);
     assert_int_equal(store_seq_last(st, "inbox:u1", &last), 0);
     assert_int_equal(last, 6);
+    /* and the next row follows it, also after a trim of an emptied key */
+    int64_t next = 0;
+    json_t *again = json_pack("{s:i}", "n", 7);
+    assert_int_equal(store_seq_append(st, "inbox:u1", again, &next), 0);
+    assert_int_equal(next, 7);
+    assert_int_equal(store_seq_trim(st, "inbox:u1", 7), 0);
+    assert_int_equal(store_seq_trim(st, "inbox:u1", 7), 0);
+    assert_int_equal(store_seq_append(st, "inbox:u1", again, &next), 0);
+    assert_int_equal(next, 8);
+    json_decref(again);
+    assert_int_equal(store_seq_trim(st, "inbox:u1", 8), 0);
     assert_int_equal(store_seq_last(st, "inbox:nobody", &last), 0);
     assert_int_equal(last, 0);
 
@@ -330,7 +341,7 @@ static void test_sequences(void **state)
     const char *keys[] = {"inbox:u1", "inbox:u2", "inbox:u3"};
     int64_t seqs3[3] = {0};
     assert_int_equal(store_seq_append_many(st, keys, 3, item, seqs3), 0);
-    assert_int_equal(seqs3[0], 7);
+    assert_int_equal(seqs3[0], 9);
     assert_int_equal(seqs3[1], other + 1);
     assert_int_equal(seqs3[2], 1);
     json_decref(item);
