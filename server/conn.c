@@ -146,7 +146,7 @@ void conn_send_now(struct conn *c, const char *text, size_t len, const char *lab
     unsigned char stack[LWS_PRE + 1024];
     unsigned char *buf = len <= sizeof(stack) - LWS_PRE ? stack : g_malloc(LWS_PRE + len);
     memcpy(buf + LWS_PRE, text, len);
-    /* A partial write is kept by lws, which reports the pipe choked (so
+    /* A partial write is kept by lws, which then reports it buffered (so
      * later messages queue behind it) and sends the rest when it can. */
     int n = lws_write(c->wsi, buf + LWS_PRE, len, LWS_WRITE_TEXT);
     if (buf != stack)
