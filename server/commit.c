@@ -12,6 +12,7 @@
 /* Batches are numbered: the open one is open_gen, the last written to the
  * log written_gen, and every batch up to durable_gen is on disk. */
 static uint64_t open_gen, written_gen, durable_gen;
+static struct hist flushes; /* main thread only */
 static bool dirty;
 static guint due; /* the idle or timeout source after which the batch may be written */
 
@@ -22,6 +23,7 @@ static struct {
     GThread *thread;
     uint64_t want, done;
     int rc;
+    double took_s; /* of the flush that made `done` */
     bool stop;
     bool busy; /* main thread's view: a flush is under way */
 } fl;
@@ -45,10 +47,13 @@ static gpointer flusher_main(gpointer data)
         }
         uint64_t gen = fl.want;
         g_mutex_unlock(&fl.lock);
+        gint64 t0 = g_get_monotonic_time();
         int rc = store_sync(server.store);
+        double took = (double)(g_get_monotonic_time() - t0) / 1e6;
         g_mutex_lock(&fl.lock);
         fl.done = gen;
         fl.rc = rc;
+        fl.took_s = took;
         g_mutex_unlock(&fl.lock);
         /* Thread-safe: adds the source and wakes the main loop. */
         g_idle_add_full(G_PRIORITY_HIGH, on_flushed_cb, NULL, NULL);
@@ -86,10 +91,12 @@ static gboolean on_flushed_cb(gpointer data)
     g_mutex_lock(&fl.lock);
     uint64_t done = fl.done;
     int rc = fl.rc;
+    double took = fl.took_s;
     bool pending = fl.want > fl.done;
     g_mutex_unlock(&fl.lock);
     if (rc != STORE_OK)
         fatal("log flush");
+    hist_observe(&flushes, took);
     fl.busy = pending;
     advance(done);
     /* What opened while the disk was busy goes in one batch now. */
@@ -137,6 +144,11 @@ uint64_t commit_needed(void)
     return dirty ? open_gen : written_gen;
 }
 
+const struct hist *commit_flush_hist(void)
+{
+    return &flushes;
+}
+
 bool commit_durable(uint64_t gen)
 {
     return gen <= durable_gen;
@@ -156,8 +168,10 @@ void server_commit(void)
     if (written_gen <= durable_gen)
         return;
     /* Beside the thread's own flush, if one is under way: both are safe. */
+    gint64 t0 = g_get_monotonic_time();
     if (store_sync(server.store) != STORE_OK)
         fatal("log flush");
+    hist_observe(&flushes, (double)(g_get_monotonic_time() - t0) / 1e6);
     advance(written_gen);
 }
 

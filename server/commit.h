@@ -22,6 +22,8 @@
 #ifndef YJT_COMMIT_H
 #define YJT_COMMIT_H
 
+#include "common/hist.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -34,6 +36,8 @@ void commit_shutdown(void);
 uint64_t commit_needed(void);
 /* True once batch gen (and every batch before it) is durable. */
 bool commit_durable(uint64_t gen);
+/* How long the flushes of the log took (for /metrics). */
+const struct hist *commit_flush_hist(void);
 /* Writes the open batch, if any, flushes the log on this thread if
  * anything written is not durable yet, and wakes the connections that
  * wait for it. */

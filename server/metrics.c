@@ -1,6 +1,8 @@
 /* Counters and gauges behind /metrics, kept in GLib hash tables keyed by
  * their (bounded) label value. */
 #include "server/metrics.h"
+
+#include "server/commit.h"
 #include "records/alarm.h"
 #include "signaling/call.h"
 
@@ -180,6 +182,9 @@ char *metrics_render(const struct store *st)
         g_string_append_printf(out, "yjt_errors_total{code=\"%s\"} %" G_GUINT64_FORMAT "\n",
                                err_name(c), errors[c]);
     render_hist(out, "yjt_store_latency_seconds", "Latency of store calls.", &st->latency);
+    render_hist(out, "yjt_store_flush_seconds",
+                "Time to flush the store's log to disk, per flush (batches share one).",
+                commit_flush_hist());
     g_string_append_printf(out,
                            "# HELP yjt_store_errors_total Failed store calls.\n"
                            "# TYPE yjt_store_errors_total counter\n"

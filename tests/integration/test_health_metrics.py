@@ -85,6 +85,8 @@ def test_metrics_count_logins_messages_errors_and_connections(server):
     assert delta("yjt_errors_total", code="bad_request") >= 1
     assert delta("yjt_store_latency_seconds_count") > 0, "logins must touch the store"
     assert (metric(after, "yjt_store_latency_seconds_sum") or 0) >= 0
+    # Logins write (sessions, audit): each reply waited for a flush.
+    assert delta("yjt_store_flush_seconds_count") > 0, "writes must be flushed"
 
 
 def test_metrics_count_unauthenticated_connections_as_none(server):
