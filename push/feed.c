@@ -36,6 +36,8 @@ struct sub {
     GHashTable *dirty_alarms;  /* alarm id (owned) → NULL */
     GPtrArray *snap;           /* sensor ids still to send in the snapshot */
     guint snap_pos;
+    GPtrArray *snap_alarms; /* then the ids of the open alarms (owned) */
+    guint alarm_pos;
     unsigned part;
 };
 
@@ -325,70 +327,81 @@ static void open_message(GString *out, const char *type, const struct sub *s)
     append_json_string(out, s->id);
 }
 
-struct alarm_scan {
-    const struct sub *s;
-    GString *out;
-    bool first;
-};
-
-static void collect_alarm(gpointer key, gpointer value, gpointer ud)
+static bool alarm_in_scope(const struct sub *s, const struct falarm *a)
 {
-    (void)key;
-    struct falarm *a = value;
-    struct alarm_scan *sc = ud;
-    const struct sub *s = sc->s;
-    bool in = false;
     if (s->scope == FEED_ENTERPRISE)
-        in = a->enterprise && strcmp(a->enterprise, s->value) == 0;
-    else if (s->scope == FEED_PARK)
-        in = a->park && strcmp(a->park, s->value) == 0 && sub_admits(s, a->enterprise, a->division);
-    else
-        in = a->division && division_covers(s->value, a->division);
-    if (!in)
-        return;
-    if (!sc->first)
-        g_string_append_c(sc->out, ',');
-    sc->first = false;
-    g_string_append(sc->out, a->text);
+        return a->enterprise && strcmp(a->enterprise, s->value) == 0;
+    if (s->scope == FEED_PARK)
+        return a->park && strcmp(a->park, s->value) == 0 &&
+               sub_admits(s, a->enterprise, a->division);
+    return a->division && division_covers(s->value, a->division);
 }
 
-/* Sends the next snapshot part (the first one carries every open alarm of
- * the scope). Sensors already sent leave the dirty set: they went out with
- * their current value. */
+/* The open alarms of s's scope, for its snapshot. */
+static GPtrArray *snapshot_alarms(const struct sub *s)
+{
+    GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, F.alarms);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        const struct falarm *a = v;
+        if (alarm_in_scope(s, a))
+            g_ptr_array_add(ids, g_strdup(a->id));
+    }
+    return ids;
+}
+
+/* Sends the next snapshot part: sensors first, then the open alarms of
+ * the scope, at most part_items of them and about slow_queue_bytes per
+ * part. What is sent leaves the dirty sets: it went out with its current
+ * value. An alarm closed since the snapshot began is no longer part of
+ * the state and is left out. */
 static void send_snapshot_part(struct sub *s)
 {
     GString *out = g_string_sized_new(256 + (gsize)F.lim.part_items * 160);
     open_message(out, "feed.snapshot", s);
     g_string_append_printf(out, ",\"part\":%u,\"sensors\":[", s->part);
     bool first = true;
-    guint end = s->snap_pos + (guint)F.lim.part_items;
-    if (end > s->snap->len)
-        end = s->snap->len;
+    int items = 0;
     guint i;
-    for (i = s->snap_pos; i < end && out->len < F.lim.slow_queue_bytes; i++) {
+    for (i = s->snap_pos; i < s->snap->len && items < F.lim.part_items &&
+                          out->len < F.lim.slow_queue_bytes;
+         i++) {
         const char *id = g_ptr_array_index(s->snap, i);
         if (!sensor_get(id))
             continue; /* deleted meanwhile: not part of the state */
         append_sensor(out, id, &first);
         g_hash_table_remove(s->dirty_sensors, id);
-    }
-    g_string_append(out, "]");
-    if (s->part == 0) {
-        g_string_append(out, ",\"alarms\":[");
-        struct alarm_scan sc = {s, out, true};
-        g_hash_table_foreach(F.alarms, collect_alarm, &sc);
-        g_string_append(out, "]");
-        g_hash_table_remove_all(s->dirty_alarms);
+        items++;
     }
     s->snap_pos = i;
-    bool last = s->snap_pos >= s->snap->len;
-    g_string_append_printf(out, ",\"last\":%s}", last ? "true" : "false");
+    g_string_append(out, "],\"alarms\":[");
+    first = true;
+    guint j = s->alarm_pos;
+    if (s->snap_pos >= s->snap->len) {
+        for (; j < s->snap_alarms->len && items < F.lim.part_items &&
+               out->len < F.lim.slow_queue_bytes;
+             j++) {
+            const char *id = g_ptr_array_index(s->snap_alarms, j);
+            if (!g_hash_table_contains(F.alarms, id))
+                continue;
+            append_alarm(out, id, &first);
+            g_hash_table_remove(s->dirty_alarms, id);
+            items++;
+        }
+    }
+    s->alarm_pos = j;
+    bool last = s->snap_pos >= s->snap->len && s->alarm_pos >= s->snap_alarms->len;
+    g_string_append_printf(out, "],\"last\":%s}", last ? "true" : "false");
     F.io.send(s->conn, out->str, out->len);
     g_string_free(out, TRUE);
     s->part++;
     if (last) {
         g_ptr_array_unref(s->snap);
         s->snap = NULL;
+        g_ptr_array_unref(s->snap_alarms);
+        s->snap_alarms = NULL;
         F.stats.snapshots++;
         s->last_sent = clock_mono_ms();
     }
@@ -488,6 +501,8 @@ static void sub_free(gpointer p)
         g_source_remove(s->timer);
     if (s->snap)
         g_ptr_array_unref(s->snap);
+    if (s->snap_alarms)
+        g_ptr_array_unref(s->snap_alarms);
     g_hash_table_destroy(s->dirty_sensors);
     g_hash_table_destroy(s->dirty_alarms);
     g_free(s->id);
@@ -643,6 +658,7 @@ enum err_code feed_subscribe(void *conn, const struct principal *p, enum feed_sc
     s->dirty_sensors = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     s->dirty_alarms = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     s->snap = c.ids;
+    s->snap_alarms = snapshot_alarms(s);
     g_hash_table_insert(F.subs, s->id, s);
     list_add(F.by_conn, conn, false, s);
     list_add(F.by_scope[scope], s->value, true, s);

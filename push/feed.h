@@ -35,7 +35,7 @@ struct feed_limits {
     double default_hz;       /* when it asks for none */
     int subs_per_conn;       /* subscriptions one connection may hold */
     int max_sensors;         /* a scope with more sensors is refused too_large */
-    int part_items;          /* sensors per snapshot part */
+    int part_items;          /* items (sensors, then alarms) per snapshot part */
     int delta_items;         /* sensors plus alarms per delta, at most */
     size_t slow_queue_bytes; /* a connection with more queued is skipped; also
                                 the size past which a message takes no more items */

@@ -292,7 +292,8 @@ def test_limits_per_connection_and_scope_size(server):
 def test_snapshot_comes_in_parts(server):
     sensors = [(f"s{i:03d}", "e1") for i in range(25)]
     srv = start(server, sensors=sensors, settings={"feed_part_items": 10})
-    post_readings(srv, api_key(srv, "e1"), [(sid, float(i)) for i, (sid, _) in
+    # Inside every threshold: no alarm, so the parts carry sensors only.
+    post_readings(srv, api_key(srv, "e1"), [(sid, 2.0 + i / 10) for i, (sid, _) in
                                              enumerate(sensors)])
 
     async def body():
@@ -301,7 +302,43 @@ def test_snapshot_comes_in_parts(server):
         got, _, parts = await collect_snapshot(a, fid)
         assert parts == 3
         assert {k: v["value"] for k, v in got.items()} == {
-            sid: float(i) for i, (sid, _) in enumerate(sensors)}
+            sid: 2.0 + i / 10 for i, (sid, _) in enumerate(sensors)}
+        await a.close()
+
+    run(body())
+
+
+def test_snapshot_parts_carry_the_open_alarms_too(server):
+    """Open alarms follow the sensors in parts of the same size, so no
+    snapshot message grows with the number of open alarms."""
+    sensors = [(f"s{i:03d}", "e1") for i in range(25)]
+    srv = start(server, sensors=sensors, settings={"feed_part_items": 10})
+    post_readings(srv, api_key(srv, "e1"), [(sid, 8.5) for sid, _ in sensors])  # all high
+
+    async def body():
+        a = await srv.ws_login("alice", device_id="a")
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:  # the alarms are raised as the readings are taken in
+            fid = (await a.ok("feed.subscribe", enterprise="e1"))["feed_id"]
+            parts = []
+            while True:
+                ev = await a.next_event("feed.snapshot", timeout=5)
+                assert ev["feed_id"] == fid and ev["part"] == len(parts)
+                parts.append(ev)
+                if ev["last"]:
+                    break
+            await a.ok("feed.unsubscribe", feed_id=fid)
+            alarms = [x for p in parts for x in p["alarms"]]
+            if len(alarms) == 25 or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert len(alarms) == 25
+        assert {x["sensor"] for x in alarms} == {sid for sid, _ in sensors}
+        assert len({x["id"] for x in alarms}) == 25  # each once
+        for p in parts:
+            assert len(p["sensors"]) + len(p["alarms"]) <= 10
+        assert len(parts) == 5  # 25 sensors, then 25 alarms, 10 a part
+        assert all(x["state"] == "alarm" for p in parts for x in p["sensors"])
         await a.close()
 
     run(body())

@@ -116,10 +116,12 @@ export function renderAlarms(ctx, el) {
 
   const offs = [
     c.on('feed.snapshot', (ev) => {
-      if (ev.feed_id !== feedId || ev.part !== 0) return;
-      alarms.clear();
+      if (ev.feed_id !== feedId) return;
+      // Part 0 starts the view again; the open alarms follow the sensors
+      // over as many parts as they need.
+      if (ev.part === 0) alarms.clear();
       for (const a of ev.alarms || []) alarms.set(a.id, a);
-      draw();
+      if (ev.part === 0 || (ev.alarms || []).length) draw();
     }),
     c.on('feed.delta', (ev) => {
       if (ev.feed_id !== feedId) return;
