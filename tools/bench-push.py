@@ -85,7 +85,6 @@ def main():
         notice = {"title": "benchmark", "body": "x" * 100,
                   "audience": {"type": "division", "division": "440106"}}
         time.sleep(2)
-        fan_created = []
         for _ in range(a.fanouts):
             _, body = http(a.port, "POST", "/api/v1/notices", notice, token)
             assert json.loads(body)["recipients"] == a.users, body
