@@ -34,6 +34,9 @@ static const char schema[] =
     /* Index rows are found from their document's fields (index_sync), so
      * they need no second B-tree by document: stores made before lose it. */
     "DROP INDEX IF EXISTS idx_by_doc;"
+    /* The indexes whose rows every document has (filled when defined). */
+    "CREATE TABLE IF NOT EXISTS idx_defs(coll TEXT NOT NULL, field TEXT NOT NULL,"
+    " PRIMARY KEY(coll, field)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS seqs(key TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,"
     " ref INTEGER, PRIMARY KEY(key, seq)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS seq_bodies(id INTEGER PRIMARY KEY, body TEXT NOT NULL,"
@@ -284,14 +287,32 @@ static void index_def_free(gpointer p)
     g_free(d);
 }
 
+static int index_backfill(struct sqlite_store *s, const struct index_def *d);
+
+/* An index new to this store is filled from the documents already stored,
+ * once, as CREATE INDEX would; idx_defs remembers that it was. */
 static int sq_index_define(struct store *st, const char *coll, const char *field, bool unique)
 {
+    struct sqlite_store *s = S(st);
     struct index_def *d = g_new0(struct index_def, 1);
     d->coll = g_strdup(coll);
     d->field = g_strdup(field);
     d->unique = unique;
-    g_ptr_array_add(S(st)->indexes, d);
-    return STORE_OK;
+    g_ptr_array_add(s->indexes, d);
+    sqlite3_stmt *q = sqls_prep(s, "SELECT 1 FROM idx_defs WHERE coll=?1 AND field=?2");
+    if (!q)
+        return STORE_EIO;
+    bind_texts(q, 2, coll, field);
+    int r = sqlite3_step(q);
+    sqlite3_reset(q);
+    if (r == SQLITE_ROW)
+        return STORE_OK;
+    if (r != SQLITE_DONE)
+        return STORE_EIO;
+    int rc = sqls_begin(s);
+    if (rc != STORE_OK)
+        return rc;
+    return sqls_finish(s, index_backfill(s, d));
 }
 
 /* One index row a document should have: the value of one indexed field. */
@@ -352,6 +373,44 @@ static int index_insert(struct sqlite_store *s, const struct index_row *r, const
     return sqls_step_done(ins);
 }
 
+/* Gives every stored document of d's collection its rows of d. */
+static int index_backfill(struct sqlite_store *s, const struct index_def *d)
+{
+    sqlite3_stmt *q = sqls_prep(s, "SELECT id, body FROM docs WHERE coll=?1");
+    sqlite3_stmt *ins = sqls_prep(s, "INSERT OR IGNORE INTO idx(coll, field, value, id)"
+                                   " VALUES(?1, ?2, ?3, ?4)");
+    sqlite3_stmt *def = sqls_prep(s, "INSERT OR IGNORE INTO idx_defs(coll, field) VALUES(?1, ?2)");
+    if (!q || !ins || !def)
+        return STORE_EIO;
+    bind_text(q, 1, d->coll);
+    int rc = STORE_OK, r;
+    while (rc == STORE_OK && (r = sqlite3_step(q)) == SQLITE_ROW) {
+        json_t *doc = parse_body(q, 1);
+        if (!doc)
+            continue;
+        GHashTable *rows = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        rows_wanted(d, doc, rows);
+        GHashTableIter it;
+        gpointer v;
+        g_hash_table_iter_init(&it, rows);
+        while (rc == STORE_OK && g_hash_table_iter_next(&it, NULL, &v)) {
+            const struct index_row *row = v;
+            bind_texts(ins, 4, d->coll, d->field, row->value,
+                       (const char *)sqlite3_column_text(q, 0));
+            rc = sqls_step_done(ins);
+        }
+        g_hash_table_destroy(rows);
+        json_decref(doc);
+    }
+    sqlite3_reset(q);
+    if (rc != STORE_OK)
+        return rc;
+    if (r != SQLITE_DONE)
+        return STORE_EIO;
+    bind_texts(def, 2, d->coll, d->field);
+    return sqls_step_done(def);
+}
+
 /* The document stored under (coll, id) into *out (NULL if there is none). */
 static int stored_doc(struct sqlite_store *s, const char *coll, const char *id, json_t **out)
 {
@@ -399,11 +458,10 @@ static int index_delete(struct sqlite_store *s, const char *coll, const char *fi
 
 /* Brings the index rows of (coll, id) in line with doc, touching only the
  * rows that change. The rows the stored document has are worked out from
- * its fields (so no second B-tree maps documents to their rows): those doc
- * no longer has are deleted, those it newly has inserted, and those it
- * keeps are only made sure of (a row missing because its index was defined
- * after the document was stored is added; one that is there costs a look,
- * not a write). A call record saved at invite, answer and end so rewrites
+ * its fields (so no second B-tree maps documents to their rows; every
+ * index was filled when it was defined): those doc no longer has are
+ * deleted, those it newly has inserted, and those it keeps are left
+ * alone. A call record saved at invite, answer and end so rewrites
  * one or two of its rows instead of all of them. Fails with
  * STORE_ECONFLICT, writing nothing more, if a new unique value belongs to
  * another document. */
@@ -428,19 +486,8 @@ static int index_sync(struct sqlite_store *s, const char *coll, const char *id, 
     }
     g_hash_table_iter_init(&it, want);
     while (rc == STORE_OK && g_hash_table_iter_next(&it, &k, &v)) {
-        const struct index_row *r = v;
-        if (have && g_hash_table_contains(have, k)) {
-            sqlite3_stmt *ins = sqls_prep(s, "INSERT OR IGNORE INTO idx(coll, field, value, id)"
-                                           " VALUES(?1, ?2, ?3, ?4)");
-            if (!ins) {
-                rc = STORE_EIO;
-                break;
-            }
-            bind_texts(ins, 4, coll, r->def->field, r->value, id);
-            rc = sqls_step_done(ins);
-        } else {
-            rc = index_insert(s, r, id);
-        }
+        if (!have || !g_hash_table_contains(have, k)) /* kept rows are there */
+            rc = index_insert(s, v, id);
     }
     if (have)
         g_hash_table_destroy(have);
