@@ -287,6 +287,19 @@ static void index_def_free(gpointer p)
     g_free(d);
 }
 
+/* 1 if the query (sql, a string literal, with two text parameters)
+ * returns a row, 0 if not, -1 on error. */
+static int row_exists(struct sqlite_store *s, const char *sql, const char *a, const char *b)
+{
+    sqlite3_stmt *q = sqls_prep(s, sql);
+    if (!q)
+        return -1;
+    bind_texts(q, 2, a, b);
+    int r = sqlite3_step(q);
+    sqlite3_reset(q);
+    return r == SQLITE_ROW ? 1 : r == SQLITE_DONE ? 0 : -1;
+}
+
 static int index_backfill(struct sqlite_store *s, const struct index_def *d);
 
 /* An index new to this store is filled from the documents already stored,
@@ -299,16 +312,9 @@ static int sq_index_define(struct store *st, const char *coll, const char *field
     d->field = g_strdup(field);
     d->unique = unique;
     g_ptr_array_add(s->indexes, d);
-    sqlite3_stmt *q = sqls_prep(s, "SELECT 1 FROM idx_defs WHERE coll=?1 AND field=?2");
-    if (!q)
-        return STORE_EIO;
-    bind_texts(q, 2, coll, field);
-    int r = sqlite3_step(q);
-    sqlite3_reset(q);
-    if (r == SQLITE_ROW)
-        return STORE_OK;
-    if (r != SQLITE_DONE)
-        return STORE_EIO;
+    int r = row_exists(s, "SELECT 1 FROM idx_defs WHERE coll=?1 AND field=?2", coll, field);
+    if (r != 0)
+        return r > 0 ? STORE_OK : STORE_EIO;
     int rc = sqls_begin(s);
     if (rc != STORE_OK)
         return rc;
@@ -524,16 +530,9 @@ static int doc_put_locked(struct sqlite_store *s, const char *coll, const char *
                           bool create_only)
 {
     if (create_only) {
-        sqlite3_stmt *q = sqls_prep(s, "SELECT 1 FROM docs WHERE coll=?1 AND id=?2");
-        if (!q)
-            return STORE_EIO;
-        bind_texts(q, 2, coll, id);
-        int rc = sqlite3_step(q);
-        sqlite3_reset(q);
-        if (rc == SQLITE_ROW)
-            return STORE_ECONFLICT;
-        if (rc != SQLITE_DONE)
-            return STORE_EIO;
+        int r = row_exists(s, "SELECT 1 FROM docs WHERE coll=?1 AND id=?2", coll, id);
+        if (r != 0)
+            return r > 0 ? STORE_ECONFLICT : STORE_EIO;
     }
     int rc = index_sync(s, coll, id, doc, create_only);
     int64_t rev = 0;
