@@ -15,10 +15,11 @@
  *     backend would use a stream for the log, one sorted set of chunks per
  *     key scored by last ts, and a hash for the latest).
  *
- * Every call is synchronous and durable on return (the SQLite backend runs
- * in WAL mode with synchronous=FULL). Calls return 0 or a negative
- * STORE_E… code; the store logs nothing, the caller decides. Each call's
- * latency is recorded in store_latency for /metrics. */
+ * Every call is synchronous, and durable on return unless batching is on
+ * (see store_set_batching: then durable once the batch is synced). Calls
+ * return 0 or a negative STORE_E… code; the store logs nothing, the
+ * caller decides. Each call's latency is recorded in store_latency for
+ * /metrics. */
 #ifndef YJT_STORE_H
 #define YJT_STORE_H
 

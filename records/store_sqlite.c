@@ -1,8 +1,9 @@
 /* The embedded store backend: one SQLite file in WAL mode under the data
  * directory. yjtd and yjtctl may hold it open at the same time; writers take
  * the write lock with BEGIN IMMEDIATE and wait up to busy_timeout for it.
- * synchronous=FULL makes each commit durable before the call returns, so an
- * acknowledged write survives kill -9 and power loss alike.
+ * Outside batching, synchronous=FULL makes each commit durable before the
+ * call returns, so an acknowledged write survives kill -9 and power loss
+ * alike.
  *
  * In batching mode (yjtd) the first write opens a transaction that stays
  * open until store_write_batch(); each write is a savepoint inside it, so
