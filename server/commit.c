@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "server/conn.h"
+#include "server/http.h"
 #include "server/server.h"
 
 #include <glib.h>
@@ -82,6 +83,7 @@ static void advance(uint64_t gen)
     if (gen > durable_gen) {
         durable_gen = gen;
         conn_wake_deferred();
+        http_wake_flushed();
     }
 }
 

@@ -15,7 +15,7 @@
  * are written to as soon as the flush reports (conn_wake_deferred()). So
  * nothing is announced before it is durable, nothing waits for a flush it
  * does not depend on, and the order of a connection's messages is kept.
- * HTTP responses commit and flush at once (server_commit()). A failed
+ * HTTP responses wait the same way (http_wake_flushed()). A failed
  * write or flush stops the process: the batch is lost, and carrying on
  * would announce state the store does not hold; a restart starts again
  * from what is durable. */
@@ -40,7 +40,7 @@ bool commit_durable(uint64_t gen);
 const struct hist *commit_flush_hist(void);
 /* Writes the open batch, if any, flushes the log on this thread if
  * anything written is not durable yet, and wakes the connections that
- * wait for it. */
+ * wait for it (at shutdown: the loop is not there to wait). */
 void server_commit(void);
 
 #endif

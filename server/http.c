@@ -33,6 +33,7 @@ struct http_pss {
     bool path_odd; /* the decoded path held a NUL or did not fit path[] */
     /* the response, once known */
     bool ready;
+    uint64_t gen; /* the store batch the response may tell of (commit.h) */
     bool headers_sent;
     int status;
     const char *content_type;
@@ -43,7 +44,8 @@ struct http_pss {
     int64_t retry_after_s;
 };
 
-static GHashTable *pending; /* serial -> struct http_pss* awaiting a login */
+static GHashTable *pending;  /* serial -> struct http_pss* awaiting a login */
+static GHashTable *flushing; /* serial -> struct http_pss* whose response waits for a flush */
 static uint64_t next_serial = 1;
 
 size_t http_pss_size(void)
@@ -54,11 +56,29 @@ size_t http_pss_size(void)
 void http_init(void)
 {
     pending = g_hash_table_new(g_int64_hash, g_int64_equal);
+    flushing = g_hash_table_new(g_int64_hash, g_int64_equal);
 }
 
 void http_shutdown(void)
 {
     g_clear_pointer(&pending, g_hash_table_destroy);
+    g_clear_pointer(&flushing, g_hash_table_destroy);
+}
+
+void http_wake_flushed(void)
+{
+    if (!flushing || !g_hash_table_size(flushing))
+        return;
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, flushing);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        struct http_pss *h = v;
+        if (!commit_durable(h->gen))
+            continue;
+        g_hash_table_iter_remove(&it);
+        lws_callback_on_writable(h->wsi);
+    }
 }
 
 /* The largest body a request may carry: readings batches are large by
@@ -74,6 +94,8 @@ static void reset(struct http_pss *h)
 {
     if (h->serial && pending)
         g_hash_table_remove(pending, &h->serial);
+    if (h->serial && flushing)
+        g_hash_table_remove(flushing, &h->serial);
     if (h->body)
         g_byte_array_free(h->body, TRUE);
     g_free(h->resp);
@@ -91,6 +113,7 @@ static void respond_bytes(struct http_pss *h, int status, const char *type, cons
     h->status = status;
     h->content_type = type;
     h->ready = true;
+    h->gen = commit_needed();
     metrics_http(status);
     lws_callback_on_writable(h->wsi);
 }
@@ -422,7 +445,15 @@ static int write_response(struct http_pss *h)
 {
     if (!h->ready)
         return 0;
-    server_commit(); /* nothing goes out before it is durable */
+    if (!h->headers_sent && !commit_durable(h->gen)) {
+        /* Nothing goes out before it is durable: the response waits for
+         * the flush of the batch it may tell of (http_wake_flushed), and
+         * the loop serves others meanwhile. */
+        if (!h->serial)
+            h->serial = next_serial++;
+        g_hash_table_insert(flushing, &h->serial, h);
+        return 0;
+    }
     if (!h->headers_sent) {
         unsigned char buf[LWS_PRE + 1024];
         unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;

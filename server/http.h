@@ -9,6 +9,8 @@
 
 void http_init(void);
 void http_shutdown(void);
+/* Called when a store flush reports: responses that waited for it go out. */
+void http_wake_flushed(void);
 int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                   size_t len);
 /* Size of the per-connection state lws allocates for http_callback. */
