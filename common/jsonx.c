@@ -9,6 +9,21 @@ const char *jx_str(const json_t *obj, const char *key)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+json_t *jx_find(const json_t *array, const char *key, const char *value)
+{
+    if (!value)
+        return NULL;
+    size_t i;
+    json_t *item;
+    json_array_foreach(array, i, item)
+    {
+        const char *v = jx_str(item, key);
+        if (v && strcmp(v, value) == 0)
+            return item;
+    }
+    return NULL;
+}
+
 const char *jx_str_bounded(const json_t *obj, const char *key, size_t max)
 {
     json_t *v = json_object_get(obj, key);

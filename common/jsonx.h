@@ -14,6 +14,9 @@ const char *jx_str_bounded(const json_t *obj, const char *key, size_t max);
 /* The integer value of key, or def if absent or not an integer. */
 int64_t jx_int(const json_t *obj, const char *key, int64_t def);
 bool jx_bool(const json_t *obj, const char *key, bool def);
+/* The first object of array whose key is the string value, or NULL
+ * (borrowed). Also NULL if array is not an array or value is NULL. */
+json_t *jx_find(const json_t *array, const char *key, const char *value);
 /* Compact serialisation; the caller frees with free(). */
 char *jx_dump(const json_t *v);
 

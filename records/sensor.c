@@ -369,19 +369,6 @@ static bool check_thresholds(const json_t *th, json_t *doc, const char **why)
     return true;
 }
 
-/* The hazard source hid among the enterprise's, or NULL. */
-static json_t *find_source(json_t *ent, const char *hid)
-{
-    size_t i;
-    json_t *src;
-    json_array_foreach(json_object_get(ent, "hazard_sources"), i, src)
-    {
-        if (g_strcmp0(jx_str(src, "id"), hid) == 0)
-            return src;
-    }
-    return NULL;
-}
-
 /* Validates in and builds the stored document (without the bookkeeping
  * fields) into *doc_out. */
 static enum err_code build_doc(struct store *st, const json_t *in, json_t **doc_out,
@@ -470,7 +457,7 @@ static enum err_code build_doc(struct store *st, const json_t *in, json_t **doc_
         json_object_set_new(doc, "park", json_string(jx_str(ent, "park")));
     int level = 0;
     if (hazard) {
-        json_t *src = find_source(ent, hazard);
+        json_t *src = jx_find(json_object_get(ent, "hazard_sources"), "id", hazard);
         if (!src) {
             json_decref(ent);
             json_decref(doc);

@@ -308,19 +308,6 @@ static void route_history(struct rest_req *r)
     rest_reply(r, 200, json_pack("{s:o}", "history", out));
 }
 
-/* The source sid in list, or NULL (borrowed). */
-static json_t *source_in(json_t *list, const char *sid)
-{
-    size_t i;
-    json_t *s;
-    json_array_foreach(list, i, s)
-    {
-        if (g_strcmp0(jx_str(s, "id"), sid) == 0)
-            return s;
-    }
-    return NULL;
-}
-
 static void route_sources(struct rest_req *r)
 {
     json_t *doc = reachable(r);
@@ -347,9 +334,9 @@ static void route_source(struct rest_req *r)
         return;
     int rc;
     json_t *draft = enterprise_draft_get(server.store, r->params[0], &rc);
-    json_t *a = source_in(json_object_get(doc, "hazard_sources"), r->params[1]);
-    json_t *d = source_in(json_object_get(json_object_get(draft, "record"), "hazard_sources"),
-                          r->params[1]);
+    json_t *a = jx_find(json_object_get(doc, "hazard_sources"), "id", r->params[1]);
+    json_t *d = jx_find(json_object_get(json_object_get(draft, "record"), "hazard_sources"), "id",
+                        r->params[1]);
     if (!a && !d) {
         rest_error(r, ERR_NOT_FOUND, "no such hazard source");
     } else {

@@ -183,18 +183,6 @@ static json_t *own_patrol(const struct call_actor *a, json_t *msg, const struct 
     return doc;
 }
 
-static json_t *find_item(json_t *doc, const char *enterprise)
-{
-    size_t i;
-    json_t *it;
-    json_array_foreach(json_object_get(doc, "items"), i, it)
-    {
-        if (g_strcmp0(jx_str(it, "enterprise"), enterprise) == 0)
-            return it;
-    }
-    return NULL;
-}
-
 void patrol_note(const struct call_actor *a, json_t *msg, const struct call_reply *r)
 {
     const char *ent = jx_str_bounded(msg, "enterprise", ORG_ID_MAX);
@@ -213,7 +201,7 @@ void patrol_note(const struct call_actor *a, json_t *msg, const struct call_repl
     json_t *doc = own_patrol(a, msg, r);
     if (!doc)
         return;
-    json_t *item = find_item(doc, ent);
+    json_t *item = jx_find(json_object_get(doc, "items"), "enterprise", ent);
     if (!item) {
         json_decref(doc);
         reply_err(r, ERR_NOT_FOUND, "that enterprise is not in the patrol");
@@ -344,7 +332,7 @@ enum err_code patrol_check_call(const char *patrol_id, const char *user_id, cons
     } else if (g_strcmp0(jx_str(doc, "status"), "open") != 0) {
         e = ERR_CONFLICT;
         *why = "that patrol is finished";
-    } else if (!enterprise || !find_item(doc, enterprise)) {
+    } else if (!enterprise || !jx_find(json_object_get(doc, "items"), "enterprise", enterprise)) {
         e = ERR_BAD_REQUEST;
         *why = "a patrol call must go to an enterprise in the patrol";
     }
