@@ -354,6 +354,18 @@ static void rows_wanted(const struct index_def *d, json_t *doc, GHashTable *want
     }
 }
 
+/* Stores the index row (coll, field, value, id), if it is not there. */
+static int index_put(struct sqlite_store *s, const char *coll, const char *field,
+                     const char *value, const char *id)
+{
+    sqlite3_stmt *ins = sqls_prep(s, "INSERT OR IGNORE INTO idx(coll, field, value, id)"
+                                " VALUES(?1, ?2, ?3, ?4)");
+    if (!ins)
+        return STORE_EIO;
+    bind_texts(ins, 4, coll, field, value, id);
+    return sqls_step_done(ins);
+}
+
 /* Inserts one index row. Fails with STORE_ECONFLICT if the index is unique
  * and the value belongs to another document. */
 static int index_insert(struct sqlite_store *s, const struct index_row *r, const char *id)
@@ -372,22 +384,15 @@ static int index_insert(struct sqlite_store *s, const struct index_row *r, const
         if (rc != SQLITE_DONE)
             return STORE_EIO;
     }
-    sqlite3_stmt *ins = sqls_prep(s, "INSERT OR IGNORE INTO idx(coll, field, value, id)"
-                                " VALUES(?1, ?2, ?3, ?4)");
-    if (!ins)
-        return STORE_EIO;
-    bind_texts(ins, 4, d->coll, d->field, r->value, id);
-    return sqls_step_done(ins);
+    return index_put(s, d->coll, d->field, r->value, id);
 }
 
 /* Gives every stored document of d's collection its rows of d. */
 static int index_backfill(struct sqlite_store *s, const struct index_def *d)
 {
     sqlite3_stmt *q = sqls_prep(s, "SELECT id, body FROM docs WHERE coll=?1");
-    sqlite3_stmt *ins = sqls_prep(s, "INSERT OR IGNORE INTO idx(coll, field, value, id)"
-                                   " VALUES(?1, ?2, ?3, ?4)");
     sqlite3_stmt *def = sqls_prep(s, "INSERT OR IGNORE INTO idx_defs(coll, field) VALUES(?1, ?2)");
-    if (!q || !ins || !def)
+    if (!q || !def)
         return STORE_EIO;
     bind_text(q, 1, d->coll);
     int rc = STORE_OK, r;
@@ -402,9 +407,8 @@ static int index_backfill(struct sqlite_store *s, const struct index_def *d)
         g_hash_table_iter_init(&it, rows);
         while (rc == STORE_OK && g_hash_table_iter_next(&it, NULL, &v)) {
             const struct index_row *row = v;
-            bind_texts(ins, 4, d->coll, d->field, row->value,
-                       (const char *)sqlite3_column_text(q, 0));
-            rc = sqls_step_done(ins);
+            rc = index_put(s, d->coll, d->field, row->value,
+                           (const char *)sqlite3_column_text(q, 0));
         }
         g_hash_table_destroy(rows);
         json_decref(doc);
@@ -435,18 +439,24 @@ static int stored_doc(struct sqlite_store *s, const char *coll, const char *id, 
     return r == SQLITE_ROW || r == SQLITE_DONE ? STORE_OK : STORE_EIO;
 }
 
+static bool has_index(struct sqlite_store *s, const char *coll)
+{
+    for (guint i = 0; i < s->indexes->len; i++)
+        if (strcmp(((const struct index_def *)g_ptr_array_index(s->indexes, i))->coll, coll) == 0)
+            return true;
+    return false;
+}
+
 /* The index rows doc should have (row key -> struct index_row*), or NULL
  * if coll has no index. The rows borrow their values from doc. */
 static GHashTable *rows_of(struct sqlite_store *s, const char *coll, json_t *doc)
 {
-    GHashTable *rows = NULL;
+    if (!has_index(s, coll))
+        return NULL;
+    GHashTable *rows = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     for (guint i = 0; i < s->indexes->len; i++) {
         const struct index_def *d = g_ptr_array_index(s->indexes, i);
-        if (strcmp(d->coll, coll) != 0)
-            continue;
-        if (!rows)
-            rows = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-        if (doc)
+        if (strcmp(d->coll, coll) == 0)
             rows_wanted(d, doc, rows);
     }
     return rows;
@@ -506,10 +516,8 @@ static int index_sync(struct sqlite_store *s, const char *coll, const char *id, 
 /* Deletes the index rows of the stored document (coll, id). */
 static int unindex_doc(struct sqlite_store *s, const char *coll, const char *id)
 {
-    GHashTable *none = rows_of(s, coll, NULL);
-    if (!none)
+    if (!has_index(s, coll))
         return STORE_OK;
-    g_hash_table_destroy(none);
     json_t *old = NULL;
     int rc = stored_doc(s, coll, id, &old);
     GHashTable *have = old ? rows_of(s, coll, old) : NULL;

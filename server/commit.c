@@ -94,12 +94,11 @@ static gboolean on_flushed_cb(gpointer data)
     uint64_t done = fl.done;
     int rc = fl.rc;
     double took = fl.took_s;
-    bool pending = fl.want > fl.done;
     g_mutex_unlock(&fl.lock);
     if (rc != STORE_OK)
         fatal("log flush");
     hist_observe(&flushes, took);
-    fl.busy = pending;
+    fl.busy = false; /* one flush is asked for at a time */
     advance(done);
     /* What opened while the disk was busy goes in one batch now. */
     if (!fl.busy && dirty && !due && fl.thread)
