@@ -46,8 +46,3 @@ bool jx_bool(const json_t *obj, const char *key, bool def)
     json_t *v = json_object_get(obj, key);
     return json_is_boolean(v) ? json_is_true(v) : def;
 }
-
-char *jx_dump(const json_t *v)
-{
-    return json_dumps(v, JSON_COMPACT);
-}

@@ -17,7 +17,14 @@ bool jx_bool(const json_t *obj, const char *key, bool def);
 /* The first object of array whose key is the string value, or NULL
  * (borrowed). Also NULL if array is not an array or value is NULL. */
 json_t *jx_find(const json_t *array, const char *key, const char *value);
-/* Compact serialisation; the caller frees with free(). */
+/* Compact serialisation, as json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY)
+ * writes it but faster on long strings; NULL on failure (out of memory,
+ * nesting deeper than 2048). The caller frees with free(). */
 char *jx_dump(const json_t *v);
+/* Parses text[0..len) as json_loadb(text, len, JSON_REJECT_DUPLICATES)
+ * does (an object or array, nothing after it), but decodes an object's
+ * long top-level strings (an SDP) without jansson's per-character cost.
+ * NULL if the text is not valid. */
+json_t *jx_load(const char *text, size_t len);
 
 #endif

@@ -154,7 +154,7 @@ int sqls_step_done(sqlite3_stmt *q)
 static json_t *parse_body(sqlite3_stmt *stmt, int col)
 {
     const char *text = (const char *)sqlite3_column_text(stmt, col);
-    return text ? json_loads(text, 0, NULL) : NULL;
+    return text ? jx_load(text, (size_t)sqlite3_column_bytes(stmt, col)) : NULL;
 }
 
 /* Runs a prepared query whose columns are (id, body[, rev]) and calls cb

@@ -1,12 +1,14 @@
 /* Envelope parsing (see envelope.h). */
 #include "server/envelope.h"
 
+#include "common/jsonx.h"
+
 #include <string.h>
 
 enum err_code envelope_parse(const char *text, size_t len, struct envelope *env)
 {
     memset(env, 0, sizeof(*env));
-    env->msg = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+    env->msg = jx_load(text, len);
     if (!env->msg) {
         env->why = "message is not valid JSON";
         return ERR_BAD_REQUEST;

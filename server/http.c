@@ -306,8 +306,7 @@ static void route_rest(struct http_pss *h)
             goto out;
         }
         if (h->body && h->body->len) {
-            r.body =
-                json_loadb((const char *)h->body->data, h->body->len, JSON_REJECT_DUPLICATES, NULL);
+            r.body = jx_load((const char *)h->body->data, h->body->len);
             if (!json_is_object(r.body)) {
                 respond_error(h, ERR_BAD_REQUEST, "body must be a JSON object");
                 goto out;
@@ -408,9 +407,7 @@ static void route(struct http_pss *h)
             respond_error(h, ERR_TOO_LARGE, "request body too large");
             return;
         }
-        json_t *body = h->body ? json_loadb((const char *)h->body->data, h->body->len,
-                                            JSON_REJECT_DUPLICATES, NULL)
-                               : NULL;
+        json_t *body = h->body ? jx_load((const char *)h->body->data, h->body->len) : NULL;
         if (!json_is_object(body))
             respond_error(h, ERR_BAD_REQUEST, "body must be a JSON object");
         else

@@ -13,16 +13,17 @@ libs="$(pkg-config --libs jansson glib-2.0 openssl sqlite3)"
 # The SQLite store backend, every file of it.
 store="records/store.c records/store_sqlite.c records/store_sqlite_ts.c records/store_sqlite_ckpt.c"
 declare -A sources=(
-  [envelope]="server/envelope.c common/errors.c"
-  [token]="server/token.c common/ids.c common/jsonx.c"
+  [envelope]="server/envelope.c common/errors.c common/jsonio.c"
+  [json]="common/jsonio.c"
+  [token]="server/token.c common/ids.c common/jsonx.c common/jsonio.c"
   [division]="records/jurisdiction.c"
   [call]="signaling/call.c signaling/call_invite.c signaling/call_media.c signaling/ice.c
           signaling/patrol.c push/presence.c $store records/account.c records/org.c
           records/jurisdiction.c records/calls.c records/audit.c records/password.c
-          common/clock.c common/ids.c common/jsonx.c common/log.c common/errors.c common/hist.c
+          common/clock.c common/ids.c common/jsonx.c common/jsonio.c common/log.c common/errors.c common/hist.c
           common/bizdate.c"
   [readings]="records/reading.c records/reading_buffer.c records/sensor.c $store records/org.c records/jurisdiction.c records/audit.c
-          common/clock.c common/ids.c common/jsonx.c common/log.c common/errors.c common/hist.c"
+          common/clock.c common/ids.c common/jsonx.c common/jsonio.c common/log.c common/errors.c common/hist.c"
 )
 for t in "${!sources[@]}"; do
   # shellcheck disable=SC2086
