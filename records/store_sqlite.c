@@ -16,6 +16,7 @@
 
 #include "common/jsonx.h"
 #include "records/store_sqlite_ckpt.h"
+#include "records/store_sqlite_vfs.h"
 
 #include <fcntl.h>
 #include <stdarg.h>
@@ -1055,7 +1056,8 @@ struct store *store_open_sqlite(const char *dir, char **err)
     s->indexes = g_ptr_array_new_with_free_func(index_def_free);
     s->path = path;
     s->wal_fd = -1;
-    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                             store_vfs_name());
     if (rc != SQLITE_OK)
         goto err;
     sqlite3_busy_timeout(s->db, 5000);

@@ -584,6 +584,62 @@ static void test_batching(void **state)
     json_decref(got);
 }
 
+/* Batches of every size reach the log whole before they are announced:
+ * after each commit a connection of its own (SQLite's default VFS, as
+ * another process would have) sees exactly what was committed, while the
+ * checkpointer copies the log into the database; batches of several MB
+ * take the log's larger-than-gathered path. */
+static void test_log_writes(void **state)
+{
+    struct store *st = *state;
+    store_set_batching(st, true, on_dirty, NULL);
+    char *db = g_build_filename(dir, "yjt.db", NULL);
+    sqlite3 *reader = NULL;
+    assert_int_equal(sqlite3_open_v2(db, &reader, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(reader, 5000);
+    char pad[2048];
+    memset(pad, 'x', sizeof(pad) - 1);
+    pad[sizeof(pad) - 1] = '\0';
+    int total = 0;
+    for (int batch = 0; batch < 120; batch++) {
+        int n = batch % 40 == 39 ? 2500 : 1 + batch % 7 * 9;
+        for (int i = 0; i < n; i++, total++) {
+            char id[32], div[16];
+            g_snprintf(id, sizeof(id), "e%06d", total);
+            g_snprintf(div, sizeof(div), "44%02d", total % 37);
+            json_t *doc = json_pack("{s:s, s:[s, s], s:s}", "division", div, "tags", "a", id, "pad",
+                                    pad + total % 1500);
+            assert_int_equal(store_doc_put(st, "ents", id, doc, false), 0);
+            json_decref(doc);
+        }
+        assert_int_equal(store_commit(st), 0);
+        assert_int_equal(store_sync(st), 0);
+        sqlite3_stmt *q = NULL;
+        assert_int_equal(sqlite3_prepare_v2(reader,
+                                            "SELECT (SELECT count(*) FROM docs WHERE coll='ents'),"
+                                            " (SELECT count(*) FROM idx WHERE coll='ents'"
+                                            " AND field='tags' AND value='a')",
+                                            -1, &q, NULL),
+                         SQLITE_OK);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(q, 0), total);
+        assert_int_equal(sqlite3_column_int(q, 1), total);
+        sqlite3_finalize(q);
+    }
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_prepare_v2(reader, "PRAGMA integrity_check", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), "ok");
+    sqlite3_finalize(q);
+    sqlite3_close(reader);
+    g_free(db);
+    store_close(st);
+    *state = st = open_store();
+    GPtrArray *ids = find(st, "ents", "tags", "a", false);
+    assert_int_equal(ids->len, (guint)total);
+    g_ptr_array_free(ids, TRUE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -599,6 +655,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kv_counters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_and_second_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batching, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seqs_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_docs, setup_batched, teardown),
