@@ -30,6 +30,10 @@ struct sqlite_store {
     char *path;              /* of the database file */
     struct store_ckpt *ckpt; /* checkpoints off the writer's thread, while batching */
     int wal_fd;              /* the log file, for store_sync(); -1 until a batch is written */
+    /* The documents' revision counter, read once per transaction and
+     * written back when it commits (see next_rev()). */
+    int64_t rev;
+    bool rev_loaded, rev_dirty;
 };
 
 /* A reset, cached prepared statement for sql (a string literal), or NULL. */
