@@ -640,6 +640,33 @@ static void test_log_writes(void **state)
     g_ptr_array_free(ids, TRUE);
 }
 
+/* A rewrite finds the rows the stored document has even when another
+ * connection (another process) rewrote it after this one last did. */
+static void test_index_after_other_writer(void **state)
+{
+    struct store *st = *state;
+    store_set_batching(st, true, on_dirty, NULL);
+    put(st, "ents", "e1", "{\"division\":\"4401\",\"tags\":[\"a\"]}", 0);
+    assert_int_equal(store_commit(st), 0);
+    struct store *other = open_store();
+    put(other, "ents", "e1", "{\"division\":\"4402\",\"tags\":[\"b\"]}", 0);
+    store_close(other);
+    put(st, "ents", "e1", "{\"division\":\"4403\",\"tags\":[\"a\"]}", 0);
+    assert_int_equal(store_commit(st), 0);
+    static const char *const gone[][2] = {{"division", "4401"}, {"division", "4402"}, {"tags", "b"}};
+    for (size_t i = 0; i < G_N_ELEMENTS(gone); i++) {
+        GPtrArray *ids = find(st, "ents", gone[i][0], gone[i][1], false);
+        assert_int_equal(ids->len, 0);
+        g_ptr_array_free(ids, TRUE);
+    }
+    GPtrArray *ids = find(st, "ents", "division", "4403", false);
+    assert_int_equal(ids->len, 1);
+    g_ptr_array_free(ids, TRUE);
+    ids = find(st, "ents", "tags", "a", false);
+    assert_int_equal(ids->len, 1);
+    g_ptr_array_free(ids, TRUE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -656,6 +683,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_and_second_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batching, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_after_other_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seqs_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_docs, setup_batched, teardown),
