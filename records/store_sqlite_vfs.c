@@ -63,6 +63,22 @@ static int w_read(sqlite3_file *p, void *out, int n, sqlite3_int64 off)
 static int w_write(sqlite3_file *p, const void *data, int n, sqlite3_int64 off)
 {
     struct wal_file *f = (struct wal_file *)p;
+    bool header = n == FRAME_HDR && off >= WAL_HDR;
+    if (header) {
+        /* A frame header: bytes 4-7 hold the database size in pages after
+         * the commit if this frame ends one, else zero. */
+        const unsigned char *h = data;
+        f->commit_frame = (h[4] | h[5] | h[6] | h[7]) != 0;
+        /* Unless it follows on from what is gathered, it goes straight to
+         * the file (after what is gathered): the first frame of a commit,
+         * or a header SQLite rewrites in place (new checksums after a page
+         * was written twice in one transaction), which no page write
+         * follows to send it out. */
+        if (!f->len || off != f->at + (sqlite3_int64)f->len) {
+            int rc = put_out(f);
+            return rc != SQLITE_OK ? rc : f->real->pMethods->xWrite(f->real, data, n, off);
+        }
+    }
     if (f->len && off != f->at + (sqlite3_int64)f->len) {
         int rc = put_out(f); /* not a continuation: what is gathered goes first */
         if (rc != SQLITE_OK)
@@ -91,13 +107,8 @@ static int w_write(sqlite3_file *p, const void *data, int n, sqlite3_int64 off)
         f->at = off;
     memcpy(f->buf + f->len, data, (size_t)n);
     f->len += (size_t)n;
-    if (n == FRAME_HDR && off >= WAL_HDR) {
-        /* A frame header: bytes 4-7 hold the database size in pages after
-         * the commit if this frame ends one, else zero. */
-        const unsigned char *h = data;
-        f->commit_frame = (h[4] | h[5] | h[6] | h[7]) != 0;
-        return SQLITE_OK;
-    }
+    if (header)
+        return SQLITE_OK; /* its page follows */
     bool end_of_commit = f->commit_frame;
     f->commit_frame = false;
     if (end_of_commit || f->len >= GATHER_MAX)
