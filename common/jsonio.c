@@ -228,6 +228,23 @@ char *jx_dump(const json_t *v)
     return NULL;
 }
 
+void jx_append_quoted(GString *out, const char *s)
+{
+    size_t n = strlen(s);
+    if (!g_utf8_validate(s, (gssize)n, NULL)) {
+        g_string_append(out, "\"\"");
+        return;
+    }
+    tables_init();
+    struct jbuf b = {0};
+    dump_string(&b, s, n);
+    if (b.failed)
+        g_string_append(out, "\"\"");
+    else
+        g_string_append_len(out, b.p, (gssize)b.len);
+    free(b.p);
+}
+
 /* ---------- input ---------- */
 
 /* Strings at least this long at the top level of an object are cut out

@@ -3,6 +3,7 @@
 #ifndef YJT_JSONX_H
 #define YJT_JSONX_H
 
+#include <glib.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -26,5 +27,8 @@ char *jx_dump(const json_t *v);
  * long top-level strings (an SDP) without jansson's per-character cost.
  * NULL if the text is not valid. */
 json_t *jx_load(const char *text, size_t len);
+/* Appends s (NUL-terminated) to out as a JSON string, quoted and escaped
+ * as jx_dump writes it; "" if s is not valid UTF-8. */
+void jx_append_quoted(GString *out, const char *s);
 
 #endif

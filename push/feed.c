@@ -13,6 +13,7 @@
 #include "push/feed.h"
 
 #include "common/clock.h"
+#include "common/jsonx.h"
 #include "common/log.h"
 #include "records/org.h"
 #include "records/sensor.h"
@@ -278,15 +279,6 @@ void feed_alarm_update(const char *alarm_id, const char *sensor, const char *ent
 
 /* ---- sending ----------------------------------------------------------- */
 
-/* Appends text as a JSON string (quoted and escaped). */
-static void append_json_string(GString *out, const char *text)
-{
-    json_t *j = json_string(text);
-    char *q = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
-    g_string_append(out, q ? q : "\"\"");
-    free(q);
-    json_decref(j);
-}
 
 static void append_alarm(GString *out, const char *id, bool *first)
 {
@@ -299,7 +291,7 @@ static void append_alarm(GString *out, const char *id, bool *first)
     } else {
         /* Closed (or gone) since it was marked: the client drops it. */
         g_string_append(out, "{\"id\":");
-        append_json_string(out, id);
+        jx_append_quoted(out, id);
         g_string_append(out, ",\"state\":\"closed\"}");
     }
 }
@@ -324,7 +316,7 @@ static void append_sensor(GString *out, const char *id, bool *first)
 static void open_message(GString *out, const char *type, const struct sub *s)
 {
     g_string_append_printf(out, "{\"type\":\"%s\",\"feed_id\":", type);
-    append_json_string(out, s->id);
+    jx_append_quoted(out, s->id);
 }
 
 static bool alarm_in_scope(const struct sub *s, const struct falarm *a)

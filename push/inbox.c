@@ -81,24 +81,6 @@ json_t *inbox_event(const char *user_id, int64_t seq, json_t *item)
     return ev;
 }
 
-/* Appends s as a JSON string. */
-static void append_json_string(GString *out, const char *s)
-{
-    for (const char *p = s; *p; p++) {
-        if ((unsigned char)*p < 0x20 || *p == '"' || *p == '\\') {
-            json_t *j = json_string(s);
-            char *t = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
-            g_string_append(out, t ? t : "\"\"");
-            free(t);
-            json_decref(j);
-            return;
-        }
-    }
-    g_string_append_c(out, '"');
-    g_string_append(out, s);
-    g_string_append_c(out, '"');
-}
-
 /* Writes into out the serialised `push` event of (user_id, seq) for the
  * item serialised as item_text ("{...}"): the same JSON as
  * inbox_event(), without building it, so that a fan-out serialises its
@@ -108,7 +90,7 @@ static void event_text(GString *out, const char *user_id, int64_t seq, const cha
     g_string_truncate(out, 0);
     g_string_append_printf(out, "{\"type\":\"push\",\"seq\":%" G_GINT64_FORMAT ",\"id\":", seq);
     char *id = inbox_push_id(user_id, seq);
-    append_json_string(out, id);
+    jx_append_quoted(out, id);
     g_free(id);
     if (item_text[0] == '{' && item_text[1] != '}' && item_text[1]) {
         g_string_append_c(out, ',');

@@ -205,12 +205,32 @@ static void test_load_mutations(void **state)
     free(base);
 }
 
+static void test_append_quoted(void **state)
+{
+    (void)state;
+    static const char *const samples[] = {"plain", "", "q\"b\\s\n\t\x01", "\xe5\x8d\xb1/\x7f"};
+    for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+        GString *out = g_string_new("x");
+        jx_append_quoted(out, samples[i]);
+        json_t *j = json_string(samples[i]);
+        char *want = json_dumps(j, JSON_ENCODE_ANY);
+        assert_string_equal(out->str + 1, want);
+        free(want);
+        json_decref(j);
+        g_string_free(out, TRUE);
+    }
+    GString *out = g_string_new(NULL);
+    jx_append_quoted(out, "bad \xc0\x80 utf-8");
+    assert_string_equal(out->str, "\"\"");
+    g_string_free(out, TRUE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dump_scalars),      cmocka_unit_test(test_dump_strings),
-        cmocka_unit_test(test_load_long_strings), cmocka_unit_test(test_load_layouts),
-        cmocka_unit_test(test_load_mutations),
+        cmocka_unit_test(test_dump_scalars),  cmocka_unit_test(test_dump_strings),
+        cmocka_unit_test(test_append_quoted), cmocka_unit_test(test_load_long_strings),
+        cmocka_unit_test(test_load_layouts),  cmocka_unit_test(test_load_mutations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
