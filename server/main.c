@@ -317,9 +317,13 @@ static int start_lws(void)
         info.ssl_private_key_filepath = server.cfg.tls_key;
     }
     server.lws = lws_create_context(&info);
-    if (!server.lws) {
+    /* On a foreign loop lws makes the context even when its listening
+     * vhost fails (the port taken, say): without that vhost yjtd would
+     * run deaf, so it stops instead. */
+    if (!server.lws || !lws_get_vhost_by_name(server.lws, "default")) {
         log_error("main", "cannot listen on %s:%d%s", server.cfg.listen_host,
-                  server.cfg.listen_port, server.cfg.tls_cert ? " (check the TLS files)" : "");
+                  server.cfg.listen_port,
+                  server.cfg.tls_cert ? " (in use? check the TLS files)" : " (in use?)");
         return -1;
     }
     log_info("main", "yjtd serving %s://%s:%d (WebSocket /ws, REST /api/v1)",

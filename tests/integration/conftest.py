@@ -413,12 +413,19 @@ class WsClient:
 # the server under test
 
 
+class PortTaken(Exception):
+    """yjtd could not bind the port picked for it."""
+
+
 class Server:
     def __init__(self, data_dir, port=None, settings=None, tls=None, demo=False,
                  config_text=None, cli_listen=True, extra_args=()):
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
+        # A port picked here can still be taken by another test's server
+        # before yjtd binds it; yjtd then stops, and start() tries another.
+        self.port_picked = port is None and cli_listen
         self.settings = dict(DEFAULT_SETTINGS)
         self.settings.update({k: str(v) for k, v in (settings or {}).items()})
         self.tls = tls  # (cert, key) or None
@@ -469,6 +476,20 @@ class Server:
         return cmd
 
     def start(self, wait=True):
+        for attempt in range(3):
+            self._spawn()
+            if not wait:
+                return self
+            try:
+                self.wait_healthy()
+                return self
+            except PortTaken:
+                if attempt == 2:
+                    raise
+                self.port = free_port()
+        return self
+
+    def _spawn(self):
         assert self.proc is None or self.proc.poll() is not None, "already running"
         n = self.starts
         self.starts += 1
@@ -478,22 +499,30 @@ class Server:
         with open(out, "wb") as fo, open(err, "wb") as fe:
             self.proc = subprocess.Popen(self.command(), stdout=fo, stderr=fe,
                                          stdin=subprocess.DEVNULL, cwd=str(self.data_dir))
-        if wait:
-            self.wait_healthy()
-        return self
 
     def wait_healthy(self, timeout=START_TIMEOUT):
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if self.port_picked and "cannot listen" in self.stderr():
+                    raise PortTaken(self.port)
                 pytest.fail(f"yjtd exited with {self.proc.returncode} during start-up:\n"
                             f"{self.stderr()[-4000:]}")
             try:
                 r = http_request(self.port, "GET", "/healthz", tls_context=self.tls_context,
                                  timeout=2)
+                # Another server may answer on a port yjtd failed to take:
+                # yjtd's own "serving" line proves the port is its (or, at a
+                # log level without it, yjtd still running a moment later,
+                # as it stops at once when it cannot listen).
                 if r.status == 200:
-                    return
+                    if "yjtd serving" in self.stderr():
+                        return
+                    time.sleep(0.3)
+                    if self.proc.poll() is None:
+                        return
+                    continue
                 last = r
             except (OSError, http.client.HTTPException, ssl.SSLError) as e:
                 last = e

@@ -189,3 +189,26 @@ def test_unknown_option_is_refused(tmp_path):
         pytest.fail("yjtd kept running with an unknown option")
     assert rc != 0, "an unknown option must make yjtd exit with an error"
     assert proc.stderr.read().strip(), "and say why on stderr"
+
+
+def test_a_taken_port_stops_yjtd(tmp_path):
+    """yjtd that cannot listen says so and exits, rather than run deaf."""
+    import socket
+    import subprocess
+    from conftest import YJTD
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        proc = subprocess.Popen([YJTD, "--listen", f"127.0.0.1:{port}", "--data-dir",
+                                 str(tmp_path)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            rc = proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+            pytest.fail("yjtd kept running without its port")
+    err = proc.stderr.read().decode(errors="replace")
+    assert rc != 0, err
+    assert f"cannot listen on 127.0.0.1:{port}" in err, err
