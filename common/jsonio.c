@@ -471,6 +471,29 @@ static int find_cuts(const char *text, size_t len, struct cut *cuts)
     return 0;
 }
 
+/* Puts the decoded long string of cut c into doc, decoding into scratch
+ * (room for the key, a NUL and the value). Returns 1 when done, 0 if
+ * jansson did not see the layout the scan saw (the caller then parses the
+ * text whole), -1 if the key or value is one jansson would refuse. */
+static int fill_cut(json_t *doc, const char *text, const struct cut *c, char *scratch)
+{
+    long kl = decode_string(text + c->key, c->key_end - c->key, scratch);
+    if (kl < 0)
+        return -1;
+    scratch[kl] = '\0'; /* no NUL inside: decode_string refuses \u0000 */
+    char *val = scratch + kl + 1;
+    long vl = decode_string(text + c->val, c->val_end - c->val, val);
+    if (vl < 0)
+        return -1;
+    /* The key holds the "" left in place of the body, unless the scan and
+     * the parser disagree. */
+    json_t *was = json_object_get(doc, scratch);
+    if (!json_is_string(was) || json_string_length(was) != 0)
+        return 0;
+    json_object_set_new(doc, scratch, json_stringn_nocheck(val, (size_t)vl));
+    return 1;
+}
+
 json_t *jx_load(const char *text, size_t len)
 {
     tables_init();
@@ -480,60 +503,36 @@ json_t *jx_load(const char *text, size_t len)
         return json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
 
     /* The text without the long strings' bodies: each value becomes "". */
-    size_t cut_bytes = 0;
-    for (int k = 0; k < n; k++)
-        cut_bytes += cuts[k].val_end - cuts[k].val;
-    char *rest = malloc(len - cut_bytes);
-    char *body = malloc(cuts[0].val_end - cuts[0].val + 1);
-    json_t *doc = NULL;
-    if (!rest || !body)
-        goto out;
-    size_t from = 0, r = 0;
-    for (int k = 0; k < n; k++) {
-        memcpy(rest + r, text + from, cuts[k].val - from);
-        r += cuts[k].val - from;
-        from = cuts[k].val_end;
-    }
-    memcpy(rest + r, text + from, len - from);
-    r += len - from;
-    doc = json_loadb(rest, r, JSON_REJECT_DUPLICATES, NULL);
-    if (!doc)
-        goto out; /* the rest is not valid: neither is the whole */
-
+    size_t cut_bytes = 0, scratch_len = 0;
     for (int k = 0; k < n; k++) {
         size_t klen = cuts[k].key_end - cuts[k].key, vlen = cuts[k].val_end - cuts[k].val;
-        char kbuf[256];
-        char *kd = klen < sizeof(kbuf) ? kbuf : malloc(klen + 1);
-        char *vd = k == 0 ? body : malloc(vlen + 1);
-        long kl = kd ? decode_string(text + cuts[k].key, klen, kd) : -1;
-        long vl = vd ? decode_string(text + cuts[k].val, vlen, vd) : -1;
-        bool ok = kl >= 0 && vl >= 0;
-        if (ok) {
-            kd[kl] = '\0';
-            json_t *was = (size_t)kl == strlen(kd) ? json_object_get(doc, kd) : NULL;
-            /* jansson parsed the same layout, so the key holds the "" left
-             * in place of the body; anything else means the scan and the
-             * parser disagree, and the text is parsed whole instead. */
-            if (json_is_string(was) && json_string_length(was) == 0) {
-                json_object_set_new(doc, kd, json_stringn_nocheck(vd, (size_t)vl));
-            } else {
-                json_decref(doc);
-                doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
-                k = n;
-            }
-        } else {
-            json_decref(doc); /* a long string jansson would refuse */
-            doc = NULL;
-        }
-        if (kd != kbuf)
-            free(kd);
-        if (vd != body)
-            free(vd);
-        if (!ok)
-            break;
+        cut_bytes += vlen;
+        if (klen + vlen + 2 > scratch_len)
+            scratch_len = klen + vlen + 2; /* decoding never grows a string */
     }
-out:
+    char *rest = malloc(len - cut_bytes), *scratch = malloc(scratch_len);
+    json_t *doc = NULL;
+    if (rest && scratch) {
+        size_t from = 0, r = 0;
+        for (int k = 0; k < n; k++) {
+            memcpy(rest + r, text + from, cuts[k].val - from);
+            r += cuts[k].val - from;
+            from = cuts[k].val_end;
+        }
+        memcpy(rest + r, text + from, len - from);
+        r += len - from;
+        /* If the rest is not valid, neither is the whole. */
+        doc = json_loadb(rest, r, JSON_REJECT_DUPLICATES, NULL);
+    }
+    for (int k = 0; doc && k < n; k++) {
+        int got = fill_cut(doc, text, &cuts[k], scratch);
+        if (got <= 0) {
+            json_decref(doc);
+            doc = got == 0 ? json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+            break;
+        }
+    }
     free(rest);
-    free(body);
+    free(scratch);
     return doc;
 }
