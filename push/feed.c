@@ -279,7 +279,6 @@ void feed_alarm_update(const char *alarm_id, const char *sensor, const char *ent
 
 /* ---- sending ----------------------------------------------------------- */
 
-
 static void append_alarm(GString *out, const char *id, bool *first)
 {
     const struct falarm *a = g_hash_table_lookup(F.alarms, id);

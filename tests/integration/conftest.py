@@ -54,6 +54,21 @@ def _ephemeral_range():
         return 32768, 60999
 
 
+def run_refused(args, timeout, why):
+    """Runs yjtd with args, which must make it exit by itself within
+    timeout seconds (else the test fails with why). Returns (exit code,
+    stderr text)."""
+    proc = subprocess.Popen([YJTD, *map(str, args)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate(timeout=5)
+        pytest.fail(why)
+    return proc.returncode, err.decode(errors="replace")
+
+
 def free_port():
     """A port that is free now. It is taken from outside the kernel's
     ephemeral range when possible, so that the many client sockets of the

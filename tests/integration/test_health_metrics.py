@@ -7,7 +7,7 @@ import time
 import pytest
 
 from conftest import (DEFAULT_PASSWORD, assert_error, free_port, http_request, metric,
-                      parse_metrics, run, user, wait_until)
+                      parse_metrics, run, run_refused, user, wait_until)
 
 CORP = [("e1", "Acme Chemicals", "440106")]
 USERS = [user("alice", "corp", "e1"), user("gina", "gov", "4401")]
@@ -176,39 +176,20 @@ def test_log_level_option_accepted(server):
 
 
 def test_unknown_option_is_refused(tmp_path):
-    import subprocess
-    from conftest import YJTD
-    proc = subprocess.Popen([YJTD, "--listen", f"127.0.0.1:{free_port()}", "--data-dir",
-                             str(tmp_path), "--no-such-option"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        rc = proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-        pytest.fail("yjtd kept running with an unknown option")
+    rc, err = run_refused(["--listen", f"127.0.0.1:{free_port()}", "--data-dir", tmp_path,
+                           "--no-such-option"], 5, "yjtd kept running with an unknown option")
     assert rc != 0, "an unknown option must make yjtd exit with an error"
-    assert proc.stderr.read().strip(), "and say why on stderr"
+    assert err.strip(), "and say why on stderr"
 
 
 def test_a_taken_port_stops_yjtd(tmp_path):
     """yjtd that cannot listen says so and exits, rather than run deaf."""
     import socket
-    import subprocess
-    from conftest import YJTD
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        proc = subprocess.Popen([YJTD, "--listen", f"127.0.0.1:{port}", "--data-dir",
-                                 str(tmp_path)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            rc = proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-            pytest.fail("yjtd kept running without its port")
-    err = proc.stderr.read().decode(errors="replace")
+        rc, err = run_refused(["--listen", f"127.0.0.1:{port}", "--data-dir", tmp_path], 15,
+                              "yjtd kept running without its port")
     assert rc != 0, err
     assert f"cannot listen on 127.0.0.1:{port}" in err, err

@@ -95,17 +95,10 @@ def test_tls_handshake_garbage_does_not_hurt(tls_server):
 
 
 def test_bad_tls_files_refuse_to_start(server, tmp_path):
-    import subprocess
-    from conftest import YJTD, free_port
+    from conftest import free_port, run_refused
     bogus = tmp_path / "bogus.pem"
     bogus.write_text("not a certificate\n")
-    proc = subprocess.Popen([YJTD, "--listen", f"127.0.0.1:{free_port()}", "--data-dir",
-                             str(tmp_path / "d"), "--tls-cert", str(bogus), "--tls-key",
-                             str(bogus)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        rc = proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-        pytest.fail("yjtd started with an unusable certificate")
+    rc, _ = run_refused(["--listen", f"127.0.0.1:{free_port()}", "--data-dir", tmp_path / "d",
+                         "--tls-cert", bogus, "--tls-key", bogus], 10,
+                        "yjtd started with an unusable certificate")
     assert rc != 0
