@@ -1,6 +1,8 @@
 /* User accounts over the store. */
 #include "records/account.h"
 
+#include "records/account_cache.h"
+
 #include "common/clock.h"
 #include "common/ids.h"
 #include "common/jsonx.h"
@@ -188,6 +190,8 @@ int account_create(struct store *st, const struct account_new *req, char **id_ou
 
 int account_get(struct store *st, const char *id, struct account **out)
 {
+    if (account_cache_serves(st))
+        return account_cache_get(id, out);
     json_t *doc = NULL;
     int rc = store_doc_get(st, "users", id, &doc);
     if (rc != STORE_OK)
@@ -253,6 +257,8 @@ int account_each(struct store *st, account_cb cb, void *ud)
 
 int account_each_in_org(struct store *st, const char *org, account_cb cb, void *ud)
 {
+    if (account_cache_serves(st))
+        return account_cache_each_in_org(org, cb, ud);
     struct each_ctx ctx = {cb, ud};
     return store_index_find(st, "users", "org", org, false, each_doc, &ctx);
 }

@@ -16,6 +16,7 @@
 #include "push/notice.h"
 #include "push/presence.h"
 #include "push/reminders.h"
+#include "records/account_cache.h"
 #include "records/commitment_due.h"
 #include "records/reading.h"
 #include "records/records.h"
@@ -382,6 +383,10 @@ int main(int argc, char **argv)
     if (server.cfg.demo &&
         demo_load(server.store, server.cfg.data_dir, server.cfg.hash_iterations) < 0)
         goto out_store;
+    if (account_cache_open(server.store) != STORE_OK) {
+        log_error("main", "cannot load the accounts from the store");
+        goto out_store;
+    }
 
     server.loop = g_main_loop_new(NULL, FALSE);
     metrics_init();
@@ -461,6 +466,7 @@ out_modules:
     bizdate_shutdown();
     g_main_loop_unref(server.loop);
 out_store:
+    account_cache_close();
     commit_shutdown();
     if (store_flush(server.store) != STORE_OK)
         log_warn("main", "store checkpoint failed (data is safe in the WAL)");
