@@ -19,6 +19,7 @@
 
 static GHashTable *conns, *msgs_in, *msgs_out, *logins, *http;
 static uint64_t errors[ERR__COUNT];
+static uint64_t ws_writes, ws_written;
 static int64_t started_at;
 
 static GHashTable *counter_table(void)
@@ -76,6 +77,12 @@ void metrics_msg_in(const char *type)
 void metrics_msg_out(const char *type)
 {
     add(msgs_out, type, 1);
+}
+
+void metrics_ws_write(int messages)
+{
+    ws_writes++;
+    ws_written += (uint64_t)messages;
 }
 
 void metrics_error(enum err_code code)
@@ -173,6 +180,16 @@ char *metrics_render(const struct store *st)
                  "type", msgs_in);
     render_table(out, "yjt_messages_out_total", "WebSocket messages sent by type.", "counter",
                  "type", msgs_out);
+    g_string_append_printf(
+        out,
+        "# HELP yjt_ws_writes_total Socket writes of WebSocket messages.\n"
+        "# TYPE yjt_ws_writes_total counter\n"
+        "yjt_ws_writes_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_ws_written_messages_total WebSocket messages those writes carried (several"
+        " at once when several were ready).\n"
+        "# TYPE yjt_ws_written_messages_total counter\n"
+        "yjt_ws_written_messages_total %" G_GUINT64_FORMAT "\n",
+        ws_writes, ws_written);
     render_table(out, "yjt_logins_total", "Login attempts by result.", "counter", "result", logins);
     render_table(out, "yjt_http_requests_total", "HTTP requests by status.", "counter", "status",
                  http);

@@ -15,6 +15,8 @@ void metrics_shutdown(void);
 void metrics_conn(const char *role, int delta);
 void metrics_msg_in(const char *type);
 void metrics_msg_out(const char *type);
+/* One socket write of WebSocket messages, carrying that many of them. */
+void metrics_ws_write(int messages);
 void metrics_error(enum err_code code);
 /* result is ok, failed, locked or throttled. */
 void metrics_login(const char *result);

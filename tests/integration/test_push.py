@@ -5,7 +5,7 @@ slow consumers, GET /api/v1/inbox and input validation."""
 import asyncio
 import time
 
-from conftest import assert_error, run, user
+from conftest import assert_error, metric, run, user
 from pushlib import OPS, StalledWs, push_seqs, resume_all, send_push, wait_pushes
 
 ENTERPRISES = [("e1", "Tianhe Chemicals", "440106")]
@@ -89,6 +89,34 @@ def test_resume_then_live_has_no_gap_and_no_duplicate(server):
         seqs = await wait_pushes(c, head)
         await asyncio.sleep(0.2)
         assert push_seqs(c) == list(range(1, head + 1)), push_seqs(c)
+        await c.close()
+
+    run(body())
+
+
+def test_a_burst_arrives_whole_and_in_order_in_few_writes(server):
+    """Messages ready together leave in one socket write as several frames:
+    short and long ones (7- and 16-bit frame lengths) arrive intact."""
+    srv = start(server, push_resume_batch=100)
+    ops = srv.token("ops")
+    alice = srv.users["alice"]
+    bodies = ["b%d-" % i + "x" * (i * 37 % 400) for i in range(60)]
+
+    async def body():
+        for b in bodies:
+            send_push(srv, ops, alice, body=b)
+        c = await srv.ws_login("alice", device_id="phone")
+        before = srv.metrics()
+        r = await c.ok("push.resume", after_seq=0)
+        assert r["last_seq"] == 60 and not r["more"]
+        got = [m for m in c.all_messages if isinstance(m, dict) and m.get("type") == "push"]
+        assert [m["seq"] for m in got] == list(range(1, 61))
+        assert [m["body"] for m in got] == bodies
+        after = srv.metrics()
+        writes = metric(after, "yjt_ws_writes_total") - metric(before, "yjt_ws_writes_total")
+        carried = (metric(after, "yjt_ws_written_messages_total")
+                   - metric(before, "yjt_ws_written_messages_total"))
+        assert carried >= 61 and writes <= carried / 10, (writes, carried)
         await c.close()
 
     run(body())
