@@ -6,7 +6,9 @@ Starts a fresh yjtd, creates N corp accounts of one enterprise with yjtctl,
 connects and logs them in with yjt-load (one connection per user, each
 recording the arrival of every push), then publishes notices to the
 enterprise's division as a regulator: first --fanouts single notices one
-second apart, then notices back to back for --sustain seconds. Every
+second apart, then notices back to back for --sustain seconds (from
+--publishers clients at once, each publishing its next notice when the
+last one's reply is in). Every
 notice is one push to each of the N users. Latency of a delivery = its
 arrival (client wall clock) - the push's created_at (server wall clock,
 same machine), in ms; created_at is taken before the push is stored, so
@@ -24,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -36,6 +39,8 @@ def main():
     ap.add_argument("--users", type=int, default=10000)
     ap.add_argument("--fanouts", type=int, default=20)
     ap.add_argument("--sustain", type=float, default=10.0)
+    ap.add_argument("--publishers", type=int, default=1,
+                    help="clients publishing at once in the sustained phase")
     ap.add_argument("--port", type=int, default=28431)
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
     a = ap.parse_args()
@@ -90,10 +95,19 @@ def main():
             assert json.loads(body)["recipients"] == a.users, body
             time.sleep(1.0)
         s_start = time.time()
-        sustained = 0
-        while time.time() - s_start < a.sustain:
-            http(a.port, "POST", "/api/v1/notices", notice, token)
-            sustained += 1
+        counts = [0] * a.publishers
+
+        def publish(k):
+            while time.time() - s_start < a.sustain:
+                http(a.port, "POST", "/api/v1/notices", notice, token)
+                counts[k] += 1
+
+        pubs = [threading.Thread(target=publish, args=(k,)) for k in range(a.publishers)]
+        for t in pubs:
+            t.start()
+        for t in pubs:
+            t.join()
+        sustained = sum(counts)
         s_end = time.time()
         time.sleep(5)  # let the last deliveries arrive
         cl.send_signal(signal.SIGINT)
@@ -125,7 +139,7 @@ def main():
                    "delivery_ms_p99": round(pct(fan_lat, 99), 1),
                    "last_ms_median": round(statistics.median(fan_last), 1) if fan_last else None,
                    "last_ms_p99": round(pct(fan_last, 99), 1)},
-        "sustained": {"notices": sustained, "deliveries": len(s_rows),
+        "sustained": {"publishers": a.publishers, "notices": sustained, "deliveries": len(s_rows),
                       "expected": sustained * a.users, "seconds": round(s_end - s_start, 2),
                       "deliveries_per_s": round(len(s_rows) / (max(s_recv) - s_start))
                       if s_recv else 0,
