@@ -18,7 +18,7 @@ declare -A sources=(
   [token]="server/token.c common/ids.c common/jsonx.c common/jsonio.c"
   [division]="records/jurisdiction.c"
   [call]="signaling/call.c signaling/call_invite.c signaling/call_media.c signaling/ice.c
-          signaling/patrol.c push/presence.c $store records/account.c records/org.c
+          signaling/patrol.c push/presence.c $store records/account.c records/account_cache.c records/org.c
           records/jurisdiction.c records/calls.c records/audit.c records/password.c
           common/clock.c common/ids.c common/jsonx.c common/jsonio.c common/log.c common/errors.c common/hist.c
           common/bizdate.c"
