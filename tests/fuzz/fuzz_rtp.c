@@ -1,0 +1,73 @@
+/* libFuzzer target: the SFU's RTP and RTCP readers on arbitrary datagrams.
+ * Each input is read as RTP (header, every header extension id of both
+ * forms) and as compound RTCP (every packet, feedback SSRCs, every NACKed
+ * sequence number), then the NACK numbers are written back and re-read:
+ * they must come out the same. */
+#include "media/rtp.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct nacks {
+    uint16_t seqs[4096];
+    size_t n;
+};
+
+static void collect(uint16_t seq, void *ud)
+{
+    struct nacks *k = ud;
+    if (k->n < sizeof(k->seqs) / sizeof(k->seqs[0]))
+        k->seqs[k->n++] = seq;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct rtp_header h;
+    if (!rtp_is_rtcp(data, size) && rtp_parse(data, size, &h) == 0) {
+        if (h.payload_off + h.payload_len > size)
+            abort();
+        for (int id = 1; id < 256; id++) {
+            const uint8_t *v;
+            size_t n;
+            if (rtp_ext_find(data, &h, (uint8_t)id, &v, &n) && (v < data || v + n > data + size))
+                abort();
+        }
+    }
+    size_t off = 0;
+    struct rtcp_packet p;
+    static struct nacks k, again;
+    while (rtcp_next(data, size, &off, &p)) {
+        if (p.body + p.body_len > data + size)
+            abort();
+        uint32_t sender, media;
+        if (!rtcp_fb_ssrcs(&p, &sender, &media))
+            continue;
+        k.n = 0;
+        rtcp_nack_each(&p, collect, &k);
+        if (k.n == 0 || k.n > 512)
+            continue;
+        /* Written back (ascending as sent: the reader's order is) and read
+         * again: the same numbers. */
+        static uint8_t buf[16 + 4 * 512];
+        size_t len = rtcp_write_nack(buf, sizeof(buf), sender, media, k.seqs, k.n);
+        if (!len)
+            abort();
+        size_t o = 0;
+        struct rtcp_packet q;
+        again.n = 0;
+        if (!rtcp_next(buf, len, &o, &q) || o != len)
+            abort();
+        rtcp_nack_each(&q, collect, &again);
+        /* Repeated or unordered numbers may pack differently, but every
+         * number asked for is asked for again. */
+        for (size_t i = 0; i < k.n; i++) {
+            size_t j = 0;
+            while (j < again.n && again.seqs[j] != k.seqs[i])
+                j++;
+            if (j == again.n)
+                abort();
+        }
+    }
+    return 0;
+}
