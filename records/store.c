@@ -129,6 +129,12 @@ int store_seq_append_many(struct store *st, const char *const *keys, int n, json
     TIMED(st, st->ops->seq_append_many(st, keys, n, item, seqs_out));
 }
 
+int store_seq_settle(struct store *st, int max_keys, bool all)
+{
+    /* Not timed: background upkeep, not a caller's wait. */
+    return st->ops->seq_settle ? st->ops->seq_settle(st, max_keys, all) : STORE_OK;
+}
+
 int store_deadline_set(struct store *st, const char *id, int64_t due_ms, json_t *payload)
 {
     TIMED(st, st->ops->deadline_set(st, id, due_ms, payload));

@@ -88,6 +88,7 @@ struct store_ops {
                      bool newest_first, store_seq_cb cb, void *ud);
     int (*seq_trim)(struct store *st, const char *key, int64_t upto_seq);
     int (*seq_last)(struct store *st, const char *key, int64_t *seq_out);
+    int (*seq_settle)(struct store *st, int max_keys, bool all);
     int (*seq_append_many)(struct store *st, const char *const *keys, int n, json_t *item,
                            int64_t *seqs_out);
     int (*deadline_set)(struct store *st, const char *id, int64_t due_ms, json_t *payload);
@@ -178,6 +179,11 @@ int store_seq_last(struct store *st, const char *key, int64_t *seq_out);
  * nothing); seqs_out[i] gets the seq in keys[i]. */
 int store_seq_append_many(struct store *st, const char *const *keys, int n, json_t *item,
                           int64_t *seqs_out);
+/* A backend may keep a large fan-out's rows aside and write them into
+ * their sequences later, many fan-outs at once (every read sees them all
+ * the same). This writes those of up to max_keys keys that have waited
+ * long enough (all of them with all). A server calls it from a timer. */
+int store_seq_settle(struct store *st, int max_keys, bool all);
 
 int store_deadline_set(struct store *st, const char *id, int64_t due_ms, json_t *payload);
 /* Sets n deadlines in one transaction (all or nothing). */

@@ -45,6 +45,9 @@ static const char schema[] =
     " refs INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS seq_heads(key TEXT PRIMARY KEY, last INTEGER NOT NULL)"
     " WITHOUT ROWID;"
+    /* Large fan-outs whose rows are not all in seqs yet (store_sqlite_fanout.c):
+     * lines of "seq<TAB>key". */
+    "CREATE TABLE IF NOT EXISTS seq_fanouts(ref INTEGER PRIMARY KEY, keys TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS deadlines(id TEXT PRIMARY KEY, due INTEGER NOT NULL,"
     " body TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS deadlines_by_due ON deadlines(due);"
@@ -314,6 +317,7 @@ static void sq_close(struct store *st)
     store_ckpt_stop(s->ckpt);
     if (s->wal_fd >= 0)
         close(s->wal_fd);
+    sqls_fan_close(s);
     g_hash_table_destroy(s->stmts); /* finalizes statements */
     sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
     sqlite3_close(s->db);
@@ -705,13 +709,11 @@ static int sq_doc_changes(struct store *st, const char *coll, int64_t after_rev,
     return rc;
 }
 
-/* Appends an item under key inside an open transaction: its body inline,
- * or (body NULL) a reference to the shared body ref. *seq_out gets its
- * seq. */
-/* The head of key: the newest seq it ever had. That is its newest row;
- * seq_heads holds the head of a key only from when a trim may have taken
- * all its rows (and, in stores made before, of every key). */
-static int seq_head(struct sqlite_store *s, const char *key, int64_t *head)
+/* The head of key in the database: the newest seq it ever had there. That
+ * is its newest row; seq_heads holds the head of a key only from when a
+ * trim may have taken all its rows (and, in stores made before, of every
+ * key). Pending fan-out rows (sqls_fan_head) come after it. */
+int sqls_seq_head(struct sqlite_store *s, const char *key, int64_t *head)
 {
     sqlite3_stmt *q =
         sqls_prep(s, "SELECT max(coalesce((SELECT seq FROM seqs WHERE key=?1 ORDER BY seq DESC"
@@ -731,7 +733,7 @@ static int seq_append_locked(struct sqlite_store *s, const char *key, const char
                              int64_t *seq_out)
 {
     int64_t seq = 0;
-    if (seq_head(s, key, &seq) != STORE_OK)
+    if (sqls_seq_head(s, key, &seq) != STORE_OK)
         return STORE_EIO;
     seq++;
     sqlite3_stmt *ins = sqls_prep(s, "INSERT INTO seqs(key, seq, body, ref) VALUES(?1, ?2, ?3, ?4)");
@@ -780,18 +782,38 @@ static int sq_seq_append_many(struct store *st, const char *const *keys, int n, 
     char *body = jx_dump(item);
     if (!body)
         return STORE_EINVAL;
-    int rc = sqls_begin(s);
+    bool fan = n > 1 && sqls_fan_wanted(s, keys, n);
+    int rc = STORE_OK;
+    /* Rows written here go after the key's pending ones: those settle
+     * first, each in a write of its own. */
+    for (int i = 0; !fan && rc == STORE_OK && i < n; i++)
+        rc = sqls_fan_settle_key(s, keys[i]);
+    if (rc != STORE_OK) {
+        free(body);
+        return rc;
+    }
+    rc = sqls_begin(s);
     int64_t ref = 0;
     bool shared = n > 1;
     if (rc == STORE_OK && shared)
         rc = seq_body_add(s, body, n, &ref);
-    for (int i = 0; rc == STORE_OK && i < n; i++) {
+    bool fanned = false;
+    if (rc == STORE_OK && fan) {
+        int64_t *seqs = seqs_out ? seqs_out : g_new(int64_t, (gsize)n);
+        rc = sqls_fan_append(s, keys, n, ref, seqs);
+        fanned = rc == STORE_OK;
+        if (seqs != seqs_out)
+            g_free(seqs);
+    }
+    for (int i = 0; !fan && rc == STORE_OK && i < n; i++) {
         int64_t seq = 0;
         rc = seq_append_locked(s, keys[i], shared ? NULL : body, ref, &seq);
         if (seqs_out)
             seqs_out[i] = seq;
     }
     rc = sqls_finish(s, rc);
+    if (rc != STORE_OK && fanned)
+        sqls_fan_forget(s, keys, n, ref);
     free(body);
     return rc;
 }
@@ -807,24 +829,15 @@ static int sq_seq_append(struct store *st, const char *key, json_t *item, int64_
 
 static int sq_seq_last(struct store *st, const char *key, int64_t *seq_out)
 {
-    return seq_head(S(st), key, seq_out);
+    if (sqls_fan_head(S(st), key, seq_out))
+        return STORE_OK;
+    return sqls_seq_head(S(st), key, seq_out);
 }
 
-static int sq_seq_range(struct store *st, const char *key, int64_t after_seq, int limit,
-                        bool newest_first, store_seq_cb cb, void *ud)
+/* Calls cb for each row (seq, body) of q, then resets it; *n counts the
+ * rows given, *stopped tells whether cb asked to stop. */
+static int seq_rows(sqlite3_stmt *q, store_seq_cb cb, void *ud, int *n, bool *stopped)
 {
-    sqlite3_stmt *q = newest_first
-                          ? sqls_prep(S(st), "SELECT s.seq, coalesce(b.body, s.body) FROM seqs s"
-                                        " LEFT JOIN seq_bodies b ON b.id=s.ref"
-                                        " WHERE s.key=?1 AND s.seq>?2 ORDER BY s.seq DESC LIMIT ?3")
-                          : sqls_prep(S(st), "SELECT s.seq, coalesce(b.body, s.body) FROM seqs s"
-                                        " LEFT JOIN seq_bodies b ON b.id=s.ref"
-                                        " WHERE s.key=?1 AND s.seq>?2 ORDER BY s.seq LIMIT ?3");
-    if (!q)
-        return STORE_EIO;
-    bind_text(q, 1, key);
-    sqlite3_bind_int64(q, 2, after_seq);
-    sqlite3_bind_int(q, 3, limit > 0 ? limit : -1);
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         json_t *item = parse_body(q, 1);
@@ -832,7 +845,9 @@ static int sq_seq_range(struct store *st, const char *key, int64_t after_seq, in
             continue;
         bool go_on = cb(sqlite3_column_int64(q, 0), item, ud);
         json_decref(item);
+        (*n)++;
         if (!go_on) {
+            *stopped = true;
             rc = SQLITE_DONE;
             break;
         }
@@ -841,16 +856,74 @@ static int sq_seq_range(struct store *st, const char *key, int64_t after_seq, in
     return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
 }
 
+/* The same for a key's pending fan-out rows (their items are the shared
+ * bodies), those after after_seq, until limit (0: no limit) rows in all. */
+static int pending_rows(struct sqlite_store *s, const struct sqls_fan_row *rows, guint count,
+                        int64_t after_seq, int limit, bool newest_first, store_seq_cb cb,
+                        void *ud, int *n, bool *stopped)
+{
+    for (guint i = 0; i < count && !*stopped && (limit <= 0 || *n < limit); i++) {
+        const struct sqls_fan_row *r = &rows[newest_first ? count - 1 - i : i];
+        if (r->seq <= after_seq)
+            continue;
+        sqlite3_stmt *q = sqls_prep(s, "SELECT ?2, body FROM seq_bodies WHERE id=?1");
+        if (!q)
+            return STORE_EIO;
+        sqlite3_bind_int64(q, 1, r->ref);
+        sqlite3_bind_int64(q, 2, r->seq);
+        if (seq_rows(q, cb, ud, n, stopped) != STORE_OK)
+            return STORE_EIO;
+    }
+    return STORE_OK;
+}
+
+/* A key's rows in seqs come before its pending ones: oldest first reads
+ * those, then these; newest first the other way round. Reading writes
+ * nothing. */
+static int sq_seq_range(struct store *st, const char *key, int64_t after_seq, int limit,
+                        bool newest_first, store_seq_cb cb, void *ud)
+{
+    struct sqlite_store *s = S(st);
+    struct sqls_fan_row *pend = NULL;
+    guint npend = sqls_fan_rows(s, key, &pend); /* a copy: cb may push */
+    int n = 0, rc = STORE_OK;
+    bool stopped = false;
+    if (newest_first)
+        rc = pending_rows(s, pend, npend, after_seq, limit, true, cb, ud, &n, &stopped);
+    if (rc == STORE_OK && !stopped && (limit <= 0 || n < limit)) {
+        sqlite3_stmt *q =
+            newest_first
+                ? sqls_prep(s, "SELECT s.seq, coalesce(b.body, s.body) FROM seqs s"
+                               " LEFT JOIN seq_bodies b ON b.id=s.ref"
+                               " WHERE s.key=?1 AND s.seq>?2 ORDER BY s.seq DESC LIMIT ?3")
+                : sqls_prep(s, "SELECT s.seq, coalesce(b.body, s.body) FROM seqs s"
+                               " LEFT JOIN seq_bodies b ON b.id=s.ref"
+                               " WHERE s.key=?1 AND s.seq>?2 ORDER BY s.seq LIMIT ?3");
+        if (!q) {
+            g_free(pend);
+            return STORE_EIO;
+        }
+        bind_text(q, 1, key);
+        sqlite3_bind_int64(q, 2, after_seq);
+        sqlite3_bind_int(q, 3, limit > 0 ? limit - n : -1);
+        rc = seq_rows(q, cb, ud, &n, &stopped);
+    }
+    if (rc == STORE_OK && !newest_first && !stopped)
+        rc = pending_rows(s, pend, npend, after_seq, limit, false, cb, ud, &n, &stopped);
+    g_free(pend);
+    return rc;
+}
+
 /* Deletes the rows of key up to upto_seq, and the shared bodies that no
  * row refers to any more. */
 static int sq_seq_trim(struct store *st, const char *key, int64_t upto_seq)
 {
     struct sqlite_store *s = S(st);
-    if (sqls_batch_open(s) != STORE_OK)
+    if (sqls_fan_settle_key(s, key) != STORE_OK || sqls_batch_open(s) != STORE_OK)
         return STORE_EIO;
     /* Taking the newest row would lose the head: it is kept aside first. */
     int64_t head = 0;
-    if (seq_head(s, key, &head) != STORE_OK)
+    if (sqls_seq_head(s, key, &head) != STORE_OK)
         return STORE_EIO;
     if (head > 0 && upto_seq >= head) {
         sqlite3_stmt *h = sqls_prep(s, "INSERT INTO seq_heads(key, last) VALUES(?1, ?2)"
@@ -1056,6 +1129,7 @@ static const struct store_ops sqlite_ops = {
     .seq_trim = sq_seq_trim,
     .seq_last = sq_seq_last,
     .seq_append_many = sq_seq_append_many,
+    .seq_settle = sqls_seq_settle,
     .deadline_set = sq_deadline_set,
     .deadline_set_many = sq_deadline_set_many,
     .deadline_delete = sq_deadline_delete,
@@ -1115,12 +1189,13 @@ struct store *store_open_sqlite(const char *dir, char **err)
         exec(s, "PRAGMA cache_size=-65536") != STORE_OK ||
         exec(s, "PRAGMA temp_store=MEMORY") != STORE_OK || exec(s, schema) != STORE_OK ||
         exec(s, sqls_ts_schema) != STORE_OK || seqs_upgrade(s) != STORE_OK ||
-        sqls_ts_upgrade(s) != STORE_OK)
+        sqls_ts_upgrade(s) != STORE_OK || sqls_fan_open(s) != STORE_OK)
         goto err;
     return &s->base;
 err:
     *err = g_strdup_printf("cannot open store in %s: %s", dir,
                            s->db ? sqlite3_errmsg(s->db) : "out of memory");
+    sqls_fan_close(s);
     g_hash_table_destroy(s->stmts);
     sqlite3_close(s->db);
     g_ptr_array_free(s->indexes, TRUE);

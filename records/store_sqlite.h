@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 struct store_ckpt;
+struct sqls_fanouts;
 
 struct index_def {
     char *coll;
@@ -34,6 +35,7 @@ struct sqlite_store {
      * written back when it commits (see next_rev()). */
     int64_t rev;
     bool rev_loaded, rev_dirty;
+    struct sqls_fanouts *fan; /* large fan-outs' rows not yet in seqs */
 };
 
 /* A reset, cached prepared statement for sql (a string literal), or NULL. */
@@ -46,6 +48,34 @@ int sqls_begin(struct sqlite_store *s);
 int sqls_finish(struct sqlite_store *s, int rc);
 /* Steps a statement that returns no rows and resets it. */
 int sqls_step_done(sqlite3_stmt *q);
+
+/* The head of key among the rows in seqs (0 if none ever). */
+int sqls_seq_head(struct sqlite_store *s, const char *key, int64_t *head);
+
+/* Large fan-outs (store_sqlite_fanout.c). */
+int sqls_fan_open(struct sqlite_store *s);
+void sqls_fan_close(struct sqlite_store *s);
+/* Whether an append of one body to these n keys is stored as a fan-out. */
+bool sqls_fan_wanted(const struct sqlite_store *s, const char *const *keys, int n);
+/* Inside an open write: gives each key its next seq, pending, and stores
+ * the fan-out (shared body ref) whole. */
+int sqls_fan_append(struct sqlite_store *s, const char *const *keys, int n, int64_t ref,
+                    int64_t *seqs_out);
+/* A pending row: its seq, and the shared body it refers to. */
+struct sqls_fan_row {
+    int64_t seq, ref;
+};
+/* A copy (g_free) of key's pending rows, ascending; their count. */
+guint sqls_fan_rows(struct sqlite_store *s, const char *key, struct sqls_fan_row **out);
+/* Takes back a fan-out whose write was undone after sqls_fan_append(). */
+void sqls_fan_forget(struct sqlite_store *s, const char *const *keys, int n, int64_t ref);
+/* True, with its newest pending seq, when key has pending rows. */
+bool sqls_fan_head(struct sqlite_store *s, const char *key, int64_t *head);
+/* Writes key's pending rows into seqs (nothing to do if none). */
+int sqls_fan_settle_key(struct sqlite_store *s, const char *key);
+int sqls_seq_settle(struct store *st, int max_keys, bool all);
+/* How many rows are pending. */
+size_t sqls_fan_pending(const struct sqlite_store *s);
 
 /* The time-series half (store_sqlite_ts.c). */
 extern const char sqls_ts_schema[];

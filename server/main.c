@@ -57,6 +57,10 @@
 #define REMINDERS_TICK_MS 1000
 #define RETENTION_TICK_MS 1000
 #define FLUSH_TICK_MS 100
+/* Inboxes whose pending fan-out rows settle per tick: up to 20,000 a
+ * second, each tick a few milliseconds of writes. */
+#define SETTLE_TICK_MS 50
+#define SETTLE_KEYS_PER_TICK 1000
 
 struct server server;
 
@@ -120,6 +124,16 @@ static gboolean on_sensors_tick(gpointer data)
         sensor_poll();
         reading_retention_tick(clock_now_ms());
     }
+    return G_SOURCE_CONTINUE;
+}
+
+/* Large fan-outs' inbox rows into their inboxes, a bounded number of
+ * inboxes per tick (see store_seq_settle). */
+static gboolean on_settle_tick(gpointer data)
+{
+    (void)data;
+    if (!server.stopping && store_seq_settle(server.store, SETTLE_KEYS_PER_TICK, false) != STORE_OK)
+        log_warn("store", "settling fan-out rows failed (they stay pending)");
     return G_SOURCE_CONTINUE;
 }
 
@@ -430,6 +444,7 @@ int main(int argc, char **argv)
     guint rem = g_timeout_add(REMINDERS_TICK_MS, on_reminders_tick, NULL);
     guint sens = g_timeout_add(RETENTION_TICK_MS, on_sensors_tick, NULL);
     guint flush = g_timeout_add(FLUSH_TICK_MS, on_flush_tick, NULL);
+    guint settle = g_timeout_add(SETTLE_TICK_MS, on_settle_tick, NULL);
     g_main_loop_run(server.loop);
     g_source_remove(sig_term);
     g_source_remove(sig_int);
@@ -440,6 +455,7 @@ int main(int argc, char **argv)
     g_source_remove(rem);
     g_source_remove(sens);
     g_source_remove(flush);
+    g_source_remove(settle);
     exit_code = 0;
 
 out_auth:

@@ -2,7 +2,7 @@
 jurisdiction, the pushes, read receipts and who sees them."""
 
 from conftest import assert_error, run, user
-from pushlib import push_seqs, resume_all
+from pushlib import OPS, push_seqs, resume_all
 
 ENTERPRISES = [
     ("e1", "Tianhe Chemicals", "440106"),
@@ -139,3 +139,45 @@ def test_jurisdiction_and_validation(server):
     r = srv.http("POST", "/api/v1/notices", token=tok,
                  body={"audience": {"type": "division", "division": "4401"}})
     assert_error(r, 400, "bad_request")
+
+
+def test_a_large_notice_survives_kill9_and_reads_in_order(server):
+    """A notice to many users is stored whole and its inbox rows settle
+    later: killed right after the publish, yjtd still has every user's
+    push after the restart, in order with what comes next."""
+    many = [user(f"w{i:02d}", "corp", "e2") for i in range(40)]
+    srv = server(enterprises=ENTERPRISES, users=USERS + [OPS] + many)
+    ids = [srv.users[u["username"]] for u in many]
+
+    async def body():
+        w0 = await srv.ws_login("w00", device_id="w0")
+        r = srv.http("POST", "/api/v1/notices", token=srv.token("gov4401"),
+                     body=dict(NOTICE, audience={"type": "enterprises", "enterprises": ["e2"]}))
+        assert r.status == 201 and r.json["recipients"] == 41, r  # carl and the 40
+        ev = await w0.next_event("push")
+        assert ev["seq"] == 1 and ev["kind"] == "notice"
+        srv.kill9()
+        await w0.wait_closed()
+        srv.start()
+        for name in ("w00", "w17", "w39", "carl"):
+            c = await srv.ws_login(name, device_id="after")
+            await resume_all(c, after_seq=0)
+            assert push_seqs(c) == [1], (name, push_seqs(c))
+            await c.close()
+        # What follows, a second notice and a single push, goes after it.
+        r = srv.http("POST", "/api/v1/notices", token=srv.token("gov4401"),
+                     body=dict(NOTICE, audience={"type": "enterprises", "enterprises": ["e2"]}))
+        assert r.status == 201, r
+        r = srv.http("POST", "/api/v1/pushes", token=srv.token("ops"),
+                     body={"user": ids[5], "kind": "alarm", "priority": "high", "ttl_s": 600,
+                           "title": "t", "body": "b"})
+        assert r.status == 201 and r.json["seq"] == 3, r
+        r = srv.http("GET", "/api/v1/inbox", token=srv.token("w05"))
+        assert r.status == 200, r
+        assert [i["seq"] for i in r.json["items"]] == [1, 2, 3], r.json
+        c = await srv.ws_login("w38", device_id="late")
+        await resume_all(c, after_seq=1)
+        assert push_seqs(c) == [2]
+        await c.close()
+
+    run(body())

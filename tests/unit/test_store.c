@@ -384,6 +384,129 @@ static int64_t rows_of(const char *table)
 
 /* A fan-out stores its item once; the item goes when the last key that
  * refers to it is trimmed. */
+/* The values ("n") of key's items in order, as text: "1,2,3". */
+static char *items_of(struct store *st, const char *key)
+{
+    GArray *ns = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    assert_int_equal(store_seq_range(st, key, 0, 0, false, collect_n, ns), 0);
+    GString *s = g_string_new("");
+    for (guint i = 0; i < ns->len; i++)
+        g_string_append_printf(s, "%s%" G_GINT64_FORMAT, i ? "," : "", g_array_index(ns, int64_t, i));
+    g_array_free(ns, TRUE);
+    return g_string_free(s, FALSE);
+}
+
+static void assert_items(struct store *st, const char *key, const char *want)
+{
+    char *got = items_of(st, key);
+    assert_string_equal(got, want);
+    g_free(got);
+}
+
+static int64_t head_of(struct store *st, const char *key)
+{
+    int64_t h = -1;
+    assert_int_equal(store_seq_last(st, key, &h), 0);
+    return h;
+}
+
+/* A fan-out to many keys is stored whole and its rows settle later: every
+ * read, append and trim of a key sees them in order before and after they
+ * settle, and after the store is closed with rows still pending (as a
+ * crash leaves it). */
+static void test_large_fanouts(void **state)
+{
+    struct store *st = *state;
+    enum { N = 100 };
+    char *names[N + 1];
+    const char *keys[N + 1];
+    for (int i = 0; i < N; i++)
+        keys[i] = names[i] = g_strdup_printf("inbox:k%03d", i);
+    int64_t seqs[N + 1];
+    json_t *item = json_pack("{s:i}", "n", 1);
+    assert_int_equal(store_seq_append(st, "inbox:k005", item, &seqs[0]), 0);
+    json_decref(item);
+
+    item = json_pack("{s:i}", "n", 2);
+    assert_int_equal(store_seq_append_many(st, keys, N, item, seqs), 0);
+    json_decref(item);
+    assert_int_equal(seqs[5], 2);
+    assert_int_equal(seqs[6], 1);
+    assert_int_equal(head_of(st, "inbox:k005"), 2);
+    /* A key named twice gets two rows. */
+    keys[N] = "inbox:k007";
+    item = json_pack("{s:i}", "n", 3);
+    assert_int_equal(store_seq_append_many(st, keys, N + 1, item, seqs), 0);
+    json_decref(item);
+    assert_int_equal(seqs[7], 2);
+    assert_int_equal(seqs[N], 3);
+    store_commit(st);
+    assert_int_equal(rows_of("seq_fanouts"), 2);
+
+    /* Reads give settled rows, then pending ones, and write nothing. */
+    assert_items(st, "inbox:k010", "2,3");
+    assert_items(st, "inbox:k005", "1,2,3");
+    assert_items(st, "inbox:k007", "2,3,3");
+    GArray *got = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    assert_int_equal(store_seq_range(st, "inbox:k005", 0, 2, true, collect_seq, got), 0);
+    assert_int_equal(got->len, 2);
+    assert_int_equal(g_array_index(got, int64_t, 0), 3);
+    assert_int_equal(g_array_index(got, int64_t, 1), 2);
+    g_array_set_size(got, 0);
+    assert_int_equal(store_seq_range(st, "inbox:k005", 1, 1, false, collect_seq, got), 0);
+    assert_int_equal(got->len, 1);
+    assert_int_equal(g_array_index(got, int64_t, 0), 2);
+    g_array_set_size(got, 0);
+    assert_int_equal(store_seq_range(st, "inbox:k005", 0, 3, true, collect_seq, got), 0);
+    assert_int_equal(got->len, 3);
+    assert_int_equal(g_array_index(got, int64_t, 2), 1);
+    g_array_free(got, TRUE);
+    store_commit(st);
+    assert_int_equal(rows_of("seq_fanouts"), 2);
+    /* A single append goes after the pending rows. */
+    item = json_pack("{s:i}", "n", 4);
+    int64_t seq = 0;
+    assert_int_equal(store_seq_append(st, "inbox:k020", item, &seq), 0);
+    assert_int_equal(seq, 3);
+    json_decref(item);
+    /* A trim takes pending rows too. */
+    assert_int_equal(store_seq_trim(st, "inbox:k030", 1), 0);
+    assert_items(st, "inbox:k030", "3");
+
+    /* Closed with rows pending: all there after the reopen. */
+    store_commit(st);
+    store_close(st);
+    st = *state = open_store();
+    assert_int_equal(head_of(st, "inbox:k050"), 2);
+    assert_items(st, "inbox:k050", "2,3");
+    assert_items(st, "inbox:k020", "2,3,4");
+    assert_items(st, "inbox:k030", "3");
+    assert_items(st, "inbox:k007", "2,3,3");
+    item = json_pack("{s:i}", "n", 5);
+    assert_int_equal(store_seq_append_many(st, keys, N, item, seqs), 0);
+    json_decref(item);
+    assert_int_equal(seqs[99], 3);
+
+    /* Settled, the fan-outs' rows go; every key reads the same. */
+    assert_int_equal(store_seq_settle(st, 1000, true), 0);
+    store_commit(st);
+    assert_int_equal(rows_of("seq_fanouts"), 0);
+    assert_items(st, "inbox:k099", "2,3,5");
+    assert_items(st, "inbox:k005", "1,2,3,5");
+    assert_int_equal(head_of(st, "inbox:k007"), 4);
+    store_close(st);
+    st = *state = open_store();
+    assert_items(st, "inbox:k099", "2,3,5");
+    assert_int_equal(head_of(st, "inbox:k007"), 4);
+    /* Trimming frees the shared bodies as before. */
+    for (int i = 0; i < N; i++)
+        assert_int_equal(store_seq_trim(st, keys[i], 10), 0);
+    store_commit(st);
+    assert_int_equal(rows_of("seq_bodies"), 0);
+    for (int i = 0; i < N; i++)
+        g_free(names[i]);
+}
+
 static void test_shared_bodies(void **state)
 {
     struct store *st = *state;
@@ -771,6 +894,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_log_whole_at_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_after_other_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_bodies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_fanouts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_fanouts, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_seqs_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_docs, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_unique_index, setup_batched, teardown),
