@@ -23,6 +23,7 @@ declare -A sources=(
           common/clock.c common/ids.c common/jsonx.c common/jsonio.c common/log.c common/errors.c common/hist.c
           common/bizdate.c"
   [rtp]="media/rtp.c"
+  [sdp]="media/sdp.c"
   [readings]="records/reading.c records/reading_buffer.c records/sensor.c $store records/org.c records/jurisdiction.c records/audit.c
           common/clock.c common/ids.c common/jsonx.c common/jsonio.c common/log.c common/errors.c common/hist.c"
 )
