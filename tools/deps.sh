@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libjansson-dev libglib2.0-dev
-  libsqlite3-dev libssl-dev libcmocka-dev tzdata libsrtp2-dev
+  libsqlite3-dev libssl-dev libcmocka-dev tzdata libsrtp2-dev libnice-dev
   python3 python3-pytest python3-websockets openssl curl
   clang libclang-rt-14-dev
   chromium coturn nodejs npm

@@ -1,0 +1,184 @@
+/* ICE over libnice (see ice_agent.h). */
+#include "media/ice_agent.h"
+
+#include <agent.h>
+#include <string.h>
+
+#define COMPONENT 1
+
+struct ice_agent {
+    NiceAgent *agent;
+    guint stream;
+    char *ufrag, *pwd;
+    struct ice_agent_callbacks cb;
+    void *ud;
+    enum ice_agent_state reported;
+    bool connected;
+};
+
+static void on_candidate(NiceAgent *agent, NiceCandidate *cand, gpointer data)
+{
+    struct ice_agent *a = data;
+    if (cand->stream_id != a->stream || !a->cb.candidate)
+        return;
+    gchar *sdp = nice_agent_generate_local_candidate_sdp(agent, cand);
+    if (sdp) {
+        a->cb.candidate(g_str_has_prefix(sdp, "a=") ? sdp + 2 : sdp, a->ud);
+        g_free(sdp);
+    }
+}
+
+static void on_gathered(NiceAgent *agent, guint stream, gpointer data)
+{
+    (void)agent;
+    struct ice_agent *a = data;
+    if (stream == a->stream && a->cb.candidate)
+        a->cb.candidate(NULL, a->ud);
+}
+
+static void report(struct ice_agent *a, enum ice_agent_state s)
+{
+    if (a->reported == s)
+        return;
+    a->reported = s;
+    if (a->cb.state)
+        a->cb.state(s, a->ud);
+}
+
+static void on_state(NiceAgent *agent, guint stream, guint component, guint state, gpointer data)
+{
+    (void)agent;
+    struct ice_agent *a = data;
+    if (stream != a->stream || component != COMPONENT)
+        return;
+    if (state == NICE_COMPONENT_STATE_CONNECTED || state == NICE_COMPONENT_STATE_READY) {
+        a->connected = true;
+        report(a, ICE_AGENT_CONNECTED);
+    } else if (state == NICE_COMPONENT_STATE_FAILED) {
+        a->connected = false;
+        report(a, ICE_AGENT_FAILED);
+    }
+}
+
+static void on_recv(NiceAgent *agent, guint stream, guint component, guint len, gchar *buf,
+                    gpointer data)
+{
+    (void)agent;
+    (void)stream;
+    (void)component;
+    struct ice_agent *a = data;
+    if (a->cb.recv && len > 0)
+        a->cb.recv((const uint8_t *)buf, len, a->ud);
+}
+
+struct ice_agent *ice_agent_new(GMainContext *ctx, bool controlling, const char *const *addresses,
+                                const struct ice_agent_callbacks *cb, void *ud)
+{
+    struct ice_agent *a = g_new0(struct ice_agent, 1);
+    a->cb = *cb;
+    a->ud = ud;
+    a->reported = ICE_AGENT_CHECKING;
+    a->agent =
+        nice_agent_new_full(ctx, NICE_COMPATIBILITY_RFC5245,
+                            NICE_AGENT_OPTION_ICE_TRICKLE | NICE_AGENT_OPTION_CONSENT_FRESHNESS);
+    if (!a->agent)
+        goto err;
+    g_object_set(a->agent, "controlling-mode", controlling, "ice-tcp", FALSE, "ice-udp", TRUE,
+                 "upnp", FALSE, NULL);
+    for (size_t i = 0; addresses && addresses[i]; i++) {
+        NiceAddress addr;
+        nice_address_init(&addr);
+        if (!nice_address_set_from_string(&addr, addresses[i]) ||
+            !nice_agent_add_local_address(a->agent, &addr))
+            goto err;
+    }
+    a->stream = nice_agent_add_stream(a->agent, 1);
+    if (!a->stream)
+        goto err;
+    g_signal_connect(a->agent, "new-candidate-full", G_CALLBACK(on_candidate), a);
+    g_signal_connect(a->agent, "candidate-gathering-done", G_CALLBACK(on_gathered), a);
+    g_signal_connect(a->agent, "component-state-changed", G_CALLBACK(on_state), a);
+    if (!nice_agent_attach_recv(a->agent, a->stream, COMPONENT, ctx, on_recv, a) ||
+        !nice_agent_get_local_credentials(a->agent, a->stream, &a->ufrag, &a->pwd))
+        goto err;
+    return a;
+err:
+    ice_agent_free(a);
+    return NULL;
+}
+
+void ice_agent_free(struct ice_agent *a)
+{
+    if (!a)
+        return;
+    if (a->agent) {
+        g_signal_handlers_disconnect_by_data(a->agent, a);
+        if (a->stream) {
+            nice_agent_attach_recv(a->agent, a->stream, COMPONENT, NULL, NULL, NULL);
+            nice_agent_remove_stream(a->agent, a->stream);
+        }
+        g_object_unref(a->agent);
+    }
+    g_free(a->ufrag);
+    g_free(a->pwd);
+    g_free(a);
+}
+
+const char *ice_agent_ufrag(const struct ice_agent *a)
+{
+    return a->ufrag;
+}
+
+const char *ice_agent_pwd(const struct ice_agent *a)
+{
+    return a->pwd;
+}
+
+int ice_agent_gather(struct ice_agent *a)
+{
+    return nice_agent_gather_candidates(a->agent, a->stream) ? 0 : -1;
+}
+
+int ice_agent_set_remote(struct ice_agent *a, const char *ufrag, const char *pwd)
+{
+    if (!ufrag || !pwd || !*ufrag || !*pwd)
+        return -1;
+    return nice_agent_set_remote_credentials(a->agent, a->stream, ufrag, pwd) ? 0 : -1;
+}
+
+int ice_agent_add_remote_candidate(struct ice_agent *a, const char *candidate)
+{
+    if (!candidate || strlen(candidate) > 1024)
+        return -1;
+    char *line = g_str_has_prefix(candidate, "a=") ? g_strdup(candidate)
+                                                   : g_strconcat("a=", candidate, NULL);
+    NiceCandidate *c = nice_agent_parse_remote_candidate_sdp(a->agent, a->stream, line);
+    g_free(line);
+    if (!c)
+        return -1;
+    /* One component: RTP and RTCP are muxed, candidates of component 2
+     * are not needed. */
+    int rc = -1;
+    if (c->component_id == COMPONENT) {
+        GSList *list = g_slist_append(NULL, c);
+        rc = nice_agent_set_remote_candidates(a->agent, a->stream, COMPONENT, list) >= 0 ? 0 : -1;
+        g_slist_free(list);
+    }
+    nice_candidate_free(c);
+    return rc;
+}
+
+void ice_agent_remote_done(struct ice_agent *a)
+{
+    nice_agent_peer_candidate_gathering_done(a->agent, a->stream);
+}
+
+int ice_agent_send(struct ice_agent *a, const uint8_t *data, size_t len)
+{
+    if (!a->connected || len == 0 || len > 65535)
+        return -1;
+    return nice_agent_send(a->agent, a->stream, COMPONENT, (guint)len, (const gchar *)data) ==
+                   (gint)len
+               ? 0
+               : -1;
+}

@@ -1,0 +1,57 @@
+/* ICE for one media transport, over libnice (RFC 8445, trickle, consent
+ * freshness).
+ *
+ * One agent, one stream, one component (RTP and RTCP muxed, everything
+ * BUNDLEd): it gathers host candidates on the configured addresses,
+ * takes the peer's credentials and candidates as they trickle in, and
+ * once a pair works carries datagrams both ways (STUN stays inside
+ * libnice; DTLS and SRTP come out of the receive callback). The server is
+ * the controlled side; the controlling role exists for tests. Callbacks
+ * run on the GMainContext the agent was made with. */
+#ifndef YJT_MEDIA_ICE_AGENT_H
+#define YJT_MEDIA_ICE_AGENT_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum ice_agent_state {
+    ICE_AGENT_CHECKING,
+    ICE_AGENT_CONNECTED, /* a pair works: send() may be used */
+    ICE_AGENT_FAILED,    /* no pair works, or consent was lost */
+};
+
+struct ice_agent_callbacks {
+    /* A local candidate ("candidate:..." as SDP writes it after "a="),
+     * then NULL once gathering is done. */
+    void (*candidate)(const char *candidate, void *ud);
+    void (*state)(enum ice_agent_state state, void *ud);
+    /* A datagram from the peer that is not ICE's own. */
+    void (*recv)(const uint8_t *data, size_t len, void *ud);
+};
+
+struct ice_agent;
+
+/* addresses: the local IP addresses to gather on (NULL-terminated; NULL
+ * for every interface). NULL on failure. */
+struct ice_agent *ice_agent_new(GMainContext *ctx, bool controlling, const char *const *addresses,
+                                const struct ice_agent_callbacks *cb, void *ud);
+void ice_agent_free(struct ice_agent *a);
+/* This side's credentials, for the SDP. */
+const char *ice_agent_ufrag(const struct ice_agent *a);
+const char *ice_agent_pwd(const struct ice_agent *a);
+/* Starts gathering (candidates come through the callback). 0 or -1. */
+int ice_agent_gather(struct ice_agent *a);
+/* The peer's credentials (from its SDP), before its candidates. */
+int ice_agent_set_remote(struct ice_agent *a, const char *ufrag, const char *pwd);
+/* One of the peer's candidates, "candidate:..." with or without "a=".
+ * 0, or -1 if it does not parse (it is then ignored). */
+int ice_agent_add_remote_candidate(struct ice_agent *a, const char *candidate);
+/* The peer has no more candidates (end-of-candidates). */
+void ice_agent_remote_done(struct ice_agent *a);
+/* Sends one datagram on the working pair: 0, or -1 (not connected, or the
+ * socket refused it). */
+int ice_agent_send(struct ice_agent *a, const uint8_t *data, size_t len);
+
+#endif
