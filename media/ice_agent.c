@@ -175,7 +175,10 @@ void ice_agent_remote_done(struct ice_agent *a)
 
 int ice_agent_send(struct ice_agent *a, const uint8_t *data, size_t len)
 {
-    if (!a->connected || len == 0 || len > 65535)
+    /* libnice sends once a pair is selected, which may be just before the
+     * component reports itself connected (the peer's first DTLS flight
+     * can arrive then): it refuses, with -1, while there is none. */
+    if (len == 0 || len > 65535)
         return -1;
     return nice_agent_send(a->agent, a->stream, COMPONENT, (guint)len, (const gchar *)data) ==
                    (gint)len

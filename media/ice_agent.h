@@ -50,7 +50,7 @@ int ice_agent_set_remote(struct ice_agent *a, const char *ufrag, const char *pwd
 int ice_agent_add_remote_candidate(struct ice_agent *a, const char *candidate);
 /* The peer has no more candidates (end-of-candidates). */
 void ice_agent_remote_done(struct ice_agent *a);
-/* Sends one datagram on the working pair: 0, or -1 (not connected, or the
+/* Sends one datagram on the selected pair: 0, or -1 (no pair yet, or the
  * socket refused it). */
 int ice_agent_send(struct ice_agent *a, const uint8_t *data, size_t len);
 

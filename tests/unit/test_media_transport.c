@@ -1,11 +1,11 @@
-/* A whole media transport between two endpoints in this process, over real
+/* Whole media transports between two endpoints in this process, over real
  * UDP sockets on 127.0.0.1: ICE (libnice, trickled candidates, the server
- * controlled), then DTLS over the selected pair (the server passive, each
- * side checking the other's fingerprint), then SRTP with the exported
- * keys: a packet protected by one side comes out of the other intact. */
-#include "media/dtls.h"
+ * controlled), DTLS over the selected pair (the server passive, each side
+ * checking the other's fingerprint), SRTP and SRTCP with the exported
+ * keys, both ways. A peer whose certificate does not match its SDP
+ * fingerprint fails the transport; bad parameters make none. */
 #include "media/ice_agent.h"
-#include "media/srtp.h"
+#include "media/transport.h"
 
 #include <glib.h>
 #include <setjmp.h>
@@ -14,169 +14,183 @@
 #include <string.h>
 #include <cmocka.h>
 
-struct end {
-    const char *name;
-    struct ice_agent *ice;
-    struct dtls_cert *cert;
-    struct dtls *dtls;
-    struct media_srtp *srtp;
-    struct end *peer;
-    bool ice_up, gathered;
-    enum dtls_state dtls_state;
-    GPtrArray *media_in; /* GBytes: decrypted RTP received */
-};
+static const char *const lo[] = {"127.0.0.1", NULL};
 
-static GMainLoop *loop;
+struct end {
+    struct media_transport *t;
+    struct dtls_cert *cert;
+    struct end *peer;
+    enum media_transport_state state;
+    const char *why;
+    GPtrArray *rtp, *rtcp; /* GBytes received */
+};
 
 static void on_candidate(const char *cand, void *ud)
 {
     struct end *e = ud;
     if (!cand) {
-        e->gathered = true;
-        ice_agent_remote_done(e->peer->ice);
+        media_transport_remote_done(e->peer->t);
         return;
     }
     assert_true(g_str_has_prefix(cand, "candidate:"));
-    assert_int_equal(ice_agent_add_remote_candidate(e->peer->ice, cand), 0);
+    assert_int_equal(media_transport_add_remote_candidate(e->peer->t, cand), 0);
 }
 
-static void dtls_send(const uint8_t *data, size_t len, void *ud)
+static void on_state(enum media_transport_state s, const char *why, void *ud)
 {
     struct end *e = ud;
-    ice_agent_send(e->ice, data, len);
+    e->state = s;
+    e->why = why;
 }
 
-static void on_state(enum ice_agent_state s, void *ud)
+static void on_rtp(uint8_t *pkt, size_t len, void *ud)
 {
-    struct end *e = ud;
-    assert_int_not_equal(s, ICE_AGENT_FAILED);
-    if (s == ICE_AGENT_CONNECTED && !e->ice_up) {
-        e->ice_up = true;
-        if (e->dtls && e->dtls_state == DTLS_HANDSHAKING)
-            e->dtls_state = dtls_start(e->dtls);
+    g_ptr_array_add(((struct end *)ud)->rtp, g_bytes_new(pkt, len));
+}
+
+static void on_rtcp(uint8_t *pkt, size_t len, void *ud)
+{
+    g_ptr_array_add(((struct end *)ud)->rtcp, g_bytes_new(pkt, len));
+}
+
+static const struct media_transport_callbacks cb = {on_candidate, on_state, on_rtp, on_rtcp};
+
+/* Two ends, as an offer and its answer would make them: each knows the
+ * other's credentials; the server expects server_expects as the client's
+ * fingerprint (NULL: the right one). Then both gather. */
+static void pair_up(struct end *e, const char *server_expects)
+{
+    memset(e, 0, 2 * sizeof(*e));
+    e[0].peer = &e[1];
+    e[1].peer = &e[0];
+    for (int i = 0; i < 2; i++) {
+        e[i].cert = dtls_cert_new();
+        e[i].rtp = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+        e[i].rtcp = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+        e[i].t = media_transport_new(NULL, i == 0 ? MEDIA_TRANSPORT_SERVER : MEDIA_TRANSPORT_CLIENT,
+                                     e[i].cert, lo, &cb, &e[i]);
+        assert_non_null(e[i].t);
     }
+    const char *why = NULL;
+    assert_int_equal(media_transport_set_remote(
+                         e[0].t, media_transport_ufrag(e[1].t), media_transport_pwd(e[1].t),
+                         "sha-256",
+                         server_expects ? server_expects : dtls_cert_fingerprint(e[1].cert), &why),
+                     0);
+    assert_int_equal(media_transport_set_remote(e[1].t, media_transport_ufrag(e[0].t),
+                                                media_transport_pwd(e[0].t), "sha-256",
+                                                dtls_cert_fingerprint(e[0].cert), &why),
+                     0);
+    /* Set once. */
+    assert_int_equal(media_transport_set_remote(e[1].t, "u", "p", "sha-256", "00", &why), -1);
+    assert_int_equal(media_transport_gather(e[0].t), 0);
+    assert_int_equal(media_transport_gather(e[1].t), 0);
 }
 
-static void on_recv(const uint8_t *data, size_t len, void *ud)
+static void pair_free(struct end *e)
 {
-    struct end *e = ud;
-    enum media_demux kind = media_demux(data, len);
-    if (kind == DEMUX_DTLS && e->dtls) {
-        e->dtls_state = dtls_input(e->dtls, data, len);
-        if (e->dtls_state == DTLS_CONNECTED && !e->srtp) {
-            struct media_srtp_keys k;
-            assert_true(dtls_srtp_keys(e->dtls, &k));
-            e->srtp = media_srtp_new(&k);
-            assert_non_null(e->srtp);
-        }
-    } else if (kind == DEMUX_RTP && e->srtp) {
-        uint8_t buf[2048];
-        size_t n = len;
-        assert_true(len <= sizeof(buf));
-        memcpy(buf, data, len);
-        if (media_srtp_unprotect(e->srtp, buf, &n) == 0)
-            g_ptr_array_add(e->media_in, g_bytes_new(buf, n));
+    for (int i = 0; i < 2; i++) {
+        media_transport_free(e[i].t);
+        dtls_cert_free(e[i].cert);
+        g_ptr_array_free(e[i].rtp, TRUE);
+        g_ptr_array_free(e[i].rtcp, TRUE);
     }
-}
-
-static gboolean dtls_timer(gpointer data)
-{
-    struct end *ends = data;
-    for (int i = 0; i < 2; i++)
-        if (ends[i].dtls && dtls_timeout_ms(ends[i].dtls) == 0)
-            ends[i].dtls_state = dtls_handle_timeout(ends[i].dtls);
-    return G_SOURCE_CONTINUE;
+    while (g_main_context_iteration(NULL, FALSE))
+        ;
 }
 
 /* Runs the loop until done() or 10 s. */
-static void run_until(bool (*done)(struct end *), struct end *ends)
+static bool run_until(bool (*done)(struct end *), struct end *e)
 {
     gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
-    while (!done(ends) && g_get_monotonic_time() < deadline)
+    while (!done(e) && g_get_monotonic_time() < deadline)
         g_main_context_iteration(NULL, TRUE);
-    assert_true(done(ends));
+    return done(e);
 }
 
-static bool both_ice(struct end *e)
+static bool both_connected(struct end *e)
 {
-    return e[0].ice_up && e[1].ice_up;
+    return e[0].state == MEDIA_TRANSPORT_CONNECTED && e[1].state == MEDIA_TRANSPORT_CONNECTED;
 }
 
-static bool both_dtls(struct end *e)
+static bool media_both_ways(struct end *e)
 {
-    return e[0].srtp && e[1].srtp;
+    return e[0].rtp->len && e[1].rtp->len && e[0].rtcp->len;
 }
 
-static bool got_media(struct end *e)
+static bool server_failed(struct end *e)
 {
-    return e[0].media_in->len > 0;
+    return e[0].state == MEDIA_TRANSPORT_FAILED;
 }
 
-static void test_ice_dtls_srtp_over_loopback(void **state)
+static void test_media_both_ways_over_loopback(void **state)
 {
     (void)state;
-    static const char *const lo[] = {"127.0.0.1", NULL};
-    struct end ends[2] = {{.name = "server"}, {.name = "client"}};
-    ends[0].peer = &ends[1];
-    ends[1].peer = &ends[0];
-    const struct ice_agent_callbacks cb = {on_candidate, on_state, on_recv};
-    for (int i = 0; i < 2; i++) {
-        ends[i].media_in = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-        ends[i].cert = dtls_cert_new();
-        ends[i].ice = ice_agent_new(NULL, i == 1, lo, &cb, &ends[i]);
-        assert_non_null(ends[i].ice);
-    }
-    for (int i = 0; i < 2; i++) {
-        ends[i].dtls = dtls_new(ends[i].cert, i == 0 ? DTLS_PASSIVE : DTLS_ACTIVE, "sha-256",
-                                dtls_cert_fingerprint(ends[1 - i].cert), dtls_send, &ends[i]);
-        assert_non_null(ends[i].dtls);
-        assert_int_equal(ice_agent_set_remote(ends[i].ice, ice_agent_ufrag(ends[1 - i].ice),
-                                              ice_agent_pwd(ends[1 - i].ice)),
-                         0);
-    }
-    /* A candidate that does not parse is refused, and changes nothing. */
-    assert_int_equal(ice_agent_add_remote_candidate(ends[0].ice, "candidate:nonsense"), -1);
-    /* Not connected yet: nothing can be sent. */
-    const uint8_t early[] = {0x80, 0};
-    assert_int_equal(ice_agent_send(ends[1].ice, early, sizeof(early)), -1);
-    guint timer = g_timeout_add(10, dtls_timer, ends);
-    for (int i = 0; i < 2; i++)
-        assert_int_equal(ice_agent_gather(ends[i].ice), 0);
+    struct end e[2];
+    const uint8_t rtp[] = {0x80, 96, 0, 1, 0, 0, 0, 9, 0, 0, 0, 7, 'v', 'i', 'd', 'e', 'o'};
+    const uint8_t rtp2[] = {0x80, 111, 0, 2, 0, 0, 0, 9, 0, 0, 0, 8, 'a', 'u', 'd'};
+    const uint8_t rr[] = {0x80, 201, 0, 1, 0, 0, 0, 7};
+    pair_up(e, NULL);
+    assert_int_equal(media_transport_send_rtp(e[1].t, rtp, sizeof(rtp)), -1); /* not yet */
+    assert_true(run_until(both_connected, e));
+    assert_null(e[0].why);
 
-    run_until(both_ice, ends);
-    run_until(both_dtls, ends);
-    assert_int_equal(dtls_state(ends[0].dtls), DTLS_CONNECTED);
-    assert_int_equal(dtls_state(ends[1].dtls), DTLS_CONNECTED);
-
-    /* The client sends RTP; the server decrypts it. */
-    uint8_t pkt[256] = {0x80, 96, 0, 1, 0, 0, 0, 9, 0, 0, 0, 7};
-    memcpy(pkt + 12, "frame-of-video", 14);
-    size_t len = 26;
-    assert_int_equal(media_srtp_protect(ends[1].srtp, pkt, &len, sizeof(pkt)), 0);
-    assert_int_equal(ice_agent_send(ends[1].ice, pkt, len), 0);
-    run_until(got_media, ends);
+    assert_int_equal(media_transport_send_rtp(e[1].t, rtp, sizeof(rtp)), 0);
+    assert_int_equal(media_transport_send_rtcp(e[1].t, rr, sizeof(rr)), 0);
+    assert_int_equal(media_transport_send_rtp(e[0].t, rtp2, sizeof(rtp2)), 0);
+    assert_true(run_until(media_both_ways, e));
     gsize n;
-    const uint8_t *got = g_bytes_get_data(g_ptr_array_index(ends[0].media_in, 0), &n);
-    assert_int_equal(n, 26);
-    assert_memory_equal(got + 12, "frame-of-video", 14);
+    const void *got = g_bytes_get_data(g_ptr_array_index(e[0].rtp, 0), &n);
+    assert_int_equal(n, sizeof(rtp));
+    assert_memory_equal(got, rtp, sizeof(rtp));
+    got = g_bytes_get_data(g_ptr_array_index(e[0].rtcp, 0), &n);
+    assert_int_equal(n, sizeof(rr));
+    assert_memory_equal(got, rr, sizeof(rr));
+    got = g_bytes_get_data(g_ptr_array_index(e[1].rtp, 0), &n);
+    assert_int_equal(n, sizeof(rtp2));
+    assert_memory_equal(got, rtp2, sizeof(rtp2));
+    /* Too big to protect into one datagram: refused. */
+    uint8_t big[1600] = {0x80, 96};
+    assert_int_equal(media_transport_send_rtp(e[0].t, big, sizeof(big)), -1);
+    pair_free(e);
+}
 
-    g_source_remove(timer);
-    for (int i = 0; i < 2; i++) {
-        media_srtp_free(ends[i].srtp);
-        dtls_free(ends[i].dtls);
-        ice_agent_free(ends[i].ice);
-        dtls_cert_free(ends[i].cert);
-        g_ptr_array_free(ends[i].media_in, TRUE);
-    }
-    /* Let libnice's pending sources finish. */
-    while (g_main_context_iteration(NULL, FALSE))
-        ;
+static void test_wrong_fingerprint_fails(void **state)
+{
+    (void)state;
+    struct dtls_cert *stranger = dtls_cert_new();
+    struct end e[2];
+    pair_up(e, dtls_cert_fingerprint(stranger));
+    assert_true(run_until(server_failed, e));
+    assert_non_null(strstr(e[0].why, "fingerprint"));
+    assert_int_equal(media_transport_send_rtp(e[0].t, (const uint8_t *)"\x80", 1), -1);
+    pair_free(e);
+    dtls_cert_free(stranger);
+}
+
+static void test_bad_parameters(void **state)
+{
+    (void)state;
+    struct dtls_cert *c = dtls_cert_new();
+    assert_null(media_transport_new(NULL, MEDIA_TRANSPORT_SERVER, NULL, lo, &cb, NULL));
+    static const char *const bad_addr[] = {"not-an-address", NULL};
+    assert_null(media_transport_new(NULL, MEDIA_TRANSPORT_SERVER, c, bad_addr, &cb, NULL));
+    struct media_transport *t = media_transport_new(NULL, MEDIA_TRANSPORT_SERVER, c, lo, &cb, NULL);
+    assert_non_null(t);
+    const char *why = NULL;
+    assert_int_equal(media_transport_set_remote(t, "u", "p", "md5", "00", &why), -1);
+    assert_non_null(why);
+    why = NULL;
+    assert_int_equal(media_transport_set_remote(t, "", "p", "sha-256", "00", &why), -1);
+    assert_non_null(why);
+    assert_int_equal(media_transport_state(t), MEDIA_TRANSPORT_CONNECTING);
+    media_transport_free(t);
+    dtls_cert_free(c);
 }
 
 static int setup(void **state)
 {
     (void)state;
-    loop = NULL;
     return media_srtp_init();
 }
 
@@ -190,7 +204,9 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ice_dtls_srtp_over_loopback),
+        cmocka_unit_test(test_media_both_ways_over_loopback),
+        cmocka_unit_test(test_wrong_fingerprint_fails),
+        cmocka_unit_test(test_bad_parameters),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
