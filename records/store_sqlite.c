@@ -180,7 +180,7 @@ int sqls_finish(struct sqlite_store *s, int rc)
     return rc == STORE_OK ? STORE_EIO : rc;
 }
 
-static void bind_text(sqlite3_stmt *stmt, int i, const char *v)
+void sqls_bind_text(sqlite3_stmt *stmt, int i, const char *v)
 {
     sqlite3_bind_text(stmt, i, v, -1, SQLITE_TRANSIENT);
 }
@@ -191,7 +191,7 @@ static void bind_texts(sqlite3_stmt *stmt, int n, ...)
     va_list ap;
     va_start(ap, n);
     for (int i = 1; i <= n; i++)
-        bind_text(stmt, i, va_arg(ap, const char *));
+        sqls_bind_text(stmt, i, va_arg(ap, const char *));
     va_end(ap);
 }
 
@@ -202,7 +202,7 @@ int sqls_step_done(sqlite3_stmt *q)
     return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
 }
 
-static json_t *parse_body(sqlite3_stmt *stmt, int col)
+json_t *sqls_parse_body(sqlite3_stmt *stmt, int col)
 {
     const char *text = (const char *)sqlite3_column_text(stmt, col);
     return text ? jx_load(text, (size_t)sqlite3_column_bytes(stmt, col)) : NULL;
@@ -217,7 +217,7 @@ static int each_doc(sqlite3_stmt *stmt, store_doc_cb cb, void *ud, int64_t *last
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         if (last_rev)
             *last_rev = sqlite3_column_int64(stmt, 2);
-        json_t *doc = parse_body(stmt, 1);
+        json_t *doc = sqls_parse_body(stmt, 1);
         if (!doc)
             continue;
         char *id = g_strdup((const char *)sqlite3_column_text(stmt, 0));
@@ -240,7 +240,7 @@ static int counter_incr_locked(struct sqlite_store *s, const char *name, int64_t
                                  " RETURNING value");
     if (!stmt)
         return STORE_EIO;
-    bind_text(stmt, 1, name);
+    sqls_bind_text(stmt, 1, name);
     sqlite3_bind_int64(stmt, 2, by);
     int rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW && out)
@@ -448,10 +448,10 @@ static int index_backfill(struct sqlite_store *s, const struct index_def *d)
     sqlite3_stmt *def = sqls_prep(s, "INSERT OR IGNORE INTO idx_defs(coll, field) VALUES(?1, ?2)");
     if (!q || !def)
         return STORE_EIO;
-    bind_text(q, 1, d->coll);
+    sqls_bind_text(q, 1, d->coll);
     int rc = STORE_OK, r;
     while (rc == STORE_OK && (r = sqlite3_step(q)) == SQLITE_ROW) {
-        json_t *doc = parse_body(q, 1);
+        json_t *doc = sqls_parse_body(q, 1);
         if (!doc)
             continue;
         GHashTable *rows = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
@@ -486,7 +486,7 @@ static int stored_doc(struct sqlite_store *s, const char *coll, const char *id, 
     bind_texts(q, 2, coll, id);
     int r = sqlite3_step(q);
     if (r == SQLITE_ROW)
-        *out = parse_body(q, 0);
+        *out = sqls_parse_body(q, 0);
     sqlite3_reset(q);
     if (r == SQLITE_ROW && !*out)
         return STORE_EIO;
@@ -636,7 +636,7 @@ static int sq_doc_get(struct store *st, const char *coll, const char *id, json_t
     bind_texts(q, 2, coll, id);
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
-        *out = parse_body(q, 0);
+        *out = sqls_parse_body(q, 0);
         sqlite3_reset(q);
         return *out ? STORE_OK : STORE_EIO;
     }
@@ -668,7 +668,7 @@ static int sq_doc_list(struct store *st, const char *coll, store_doc_cb cb, void
     sqlite3_stmt *q = sqls_prep(S(st), "SELECT id, body FROM docs WHERE coll=?1 ORDER BY id");
     if (!q)
         return STORE_EIO;
-    bind_text(q, 1, coll);
+    sqls_bind_text(q, 1, coll);
     return each_doc(q, cb, ud, NULL);
 }
 
@@ -700,284 +700,12 @@ static int sq_doc_changes(struct store *st, const char *coll, int64_t after_rev,
                                   " ORDER BY rev");
     if (!q)
         return STORE_EIO;
-    bind_text(q, 1, coll);
+    sqls_bind_text(q, 1, coll);
     sqlite3_bind_int64(q, 2, after_rev);
     int64_t last = after_rev;
     int rc = each_doc(q, cb, ud, &last);
     if (last_rev)
         *last_rev = last;
-    return rc;
-}
-
-/* The head of key in the database: the newest seq it ever had there. That
- * is its newest row; seq_heads holds the head of a key only from when a
- * trim may have taken all its rows (and, in stores made before, of every
- * key). Pending fan-out rows (sqls_fan_head) come after it. */
-int sqls_seq_head(struct sqlite_store *s, const char *key, int64_t *head)
-{
-    sqlite3_stmt *q =
-        sqls_prep(s, "SELECT max(coalesce((SELECT seq FROM seqs WHERE key=?1 ORDER BY seq DESC"
-                     " LIMIT 1), 0), coalesce((SELECT last FROM seq_heads WHERE key=?1), 0))");
-    if (!q)
-        return STORE_EIO;
-    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
-    int r = sqlite3_step(q);
-    *head = r == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
-    sqlite3_reset(q);
-    return r == SQLITE_ROW ? STORE_OK : STORE_EIO;
-}
-
-/* Appends one row to key, after its head. A fan-out to n users so reads n
- * heads and writes n rows: one B-tree write per user, not two. */
-static int seq_append_locked(struct sqlite_store *s, const char *key, const char *body, int64_t ref,
-                             int64_t *seq_out)
-{
-    int64_t seq = 0;
-    if (sqls_seq_head(s, key, &seq) != STORE_OK)
-        return STORE_EIO;
-    seq++;
-    sqlite3_stmt *ins = sqls_prep(s, "INSERT INTO seqs(key, seq, body, ref) VALUES(?1, ?2, ?3, ?4)");
-    if (!ins)
-        return STORE_EIO;
-    /* The key is bound without a copy: it outlives the step. */
-    sqlite3_bind_text(ins, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(ins, 2, seq);
-    if (body) {
-        sqlite3_bind_text(ins, 3, body, -1, SQLITE_STATIC);
-        sqlite3_bind_null(ins, 4);
-    } else {
-        sqlite3_bind_text(ins, 3, "", 0, SQLITE_STATIC);
-        sqlite3_bind_int64(ins, 4, ref);
-    }
-    int rc = sqlite3_step(ins) == SQLITE_DONE ? STORE_OK : STORE_EIO;
-    sqlite3_reset(ins);
-    if (rc == STORE_OK)
-        *seq_out = seq;
-    return rc;
-}
-
-/* Stores body once, referenced by n sequence rows; *id_out gets its id. */
-static int seq_body_add(struct sqlite_store *s, const char *body, int n, int64_t *id_out)
-{
-    sqlite3_stmt *q = sqls_prep(s, "INSERT INTO seq_bodies(body, refs) VALUES(?1, ?2)");
-    if (!q)
-        return STORE_EIO;
-    sqlite3_bind_text(q, 1, body, -1, SQLITE_STATIC);
-    sqlite3_bind_int(q, 2, n);
-    int rc = sqlite3_step(q) == SQLITE_DONE ? STORE_OK : STORE_EIO;
-    sqlite3_reset(q);
-    if (rc == STORE_OK)
-        *id_out = sqlite3_last_insert_rowid(s->db);
-    return rc;
-}
-
-/* A fan-out (one item to many keys) stores the item once and, per key,
- * only a small row that refers to it: the rows of a 10,000-key fan-out
- * shrink from the whole item each (a few hundred bytes) to about 40 bytes,
- * and with them the pages the transaction writes and the cache holds. */
-static int sq_seq_append_many(struct store *st, const char *const *keys, int n, json_t *item,
-                              int64_t *seqs_out)
-{
-    struct sqlite_store *s = S(st);
-    char *body = jx_dump(item);
-    if (!body)
-        return STORE_EINVAL;
-    bool fan = n > 1 && sqls_fan_wanted(s, keys, n);
-    int rc = STORE_OK;
-    /* Rows written here go after the key's pending ones: those settle
-     * first, each in a write of its own. */
-    for (int i = 0; !fan && rc == STORE_OK && i < n; i++)
-        rc = sqls_fan_settle_key(s, keys[i]);
-    if (rc != STORE_OK) {
-        free(body);
-        return rc;
-    }
-    rc = sqls_begin(s);
-    int64_t ref = 0;
-    bool shared = n > 1;
-    if (rc == STORE_OK && shared)
-        rc = seq_body_add(s, body, n, &ref);
-    bool fanned = false;
-    if (rc == STORE_OK && fan) {
-        int64_t *seqs = seqs_out ? seqs_out : g_new(int64_t, (gsize)n);
-        rc = sqls_fan_append(s, keys, n, ref, seqs);
-        fanned = rc == STORE_OK;
-        if (seqs != seqs_out)
-            g_free(seqs);
-    }
-    for (int i = 0; !fan && rc == STORE_OK && i < n; i++) {
-        int64_t seq = 0;
-        rc = seq_append_locked(s, keys[i], shared ? NULL : body, ref, &seq);
-        if (seqs_out)
-            seqs_out[i] = seq;
-    }
-    rc = sqls_finish(s, rc);
-    if (rc != STORE_OK && fanned)
-        sqls_fan_forget(s, keys, n, ref);
-    free(body);
-    return rc;
-}
-
-static int sq_seq_append(struct store *st, const char *key, json_t *item, int64_t *seq_out)
-{
-    int64_t seq = 0;
-    int rc = sq_seq_append_many(st, &key, 1, item, &seq);
-    if (rc == STORE_OK && seq_out)
-        *seq_out = seq;
-    return rc;
-}
-
-static int sq_seq_last(struct store *st, const char *key, int64_t *seq_out)
-{
-    if (sqls_fan_head(S(st), key, seq_out))
-        return STORE_OK;
-    return sqls_seq_head(S(st), key, seq_out);
-}
-
-/* Calls cb for each row (seq, body) of q, then resets it; *n counts the
- * rows given, *stopped tells whether cb asked to stop. */
-static int seq_rows(sqlite3_stmt *q, store_seq_cb cb, void *ud, int *n, bool *stopped)
-{
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        json_t *item = parse_body(q, 1);
-        if (!item)
-            continue;
-        bool go_on = cb(sqlite3_column_int64(q, 0), item, ud);
-        json_decref(item);
-        (*n)++;
-        if (!go_on) {
-            *stopped = true;
-            rc = SQLITE_DONE;
-            break;
-        }
-    }
-    sqlite3_reset(q);
-    return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
-}
-
-/* The same for a key's pending fan-out rows (their items are the shared
- * bodies), those after after_seq, until limit (0: no limit) rows in all. */
-static int pending_rows(struct sqlite_store *s, const struct sqls_fan_row *rows, guint count,
-                        int64_t after_seq, int limit, bool newest_first, store_seq_cb cb,
-                        void *ud, int *n, bool *stopped)
-{
-    for (guint i = 0; i < count && !*stopped && (limit <= 0 || *n < limit); i++) {
-        const struct sqls_fan_row *r = &rows[newest_first ? count - 1 - i : i];
-        if (r->seq <= after_seq)
-            continue;
-        sqlite3_stmt *q = sqls_prep(s, "SELECT ?2, body FROM seq_bodies WHERE id=?1");
-        if (!q)
-            return STORE_EIO;
-        sqlite3_bind_int64(q, 1, r->ref);
-        sqlite3_bind_int64(q, 2, r->seq);
-        if (seq_rows(q, cb, ud, n, stopped) != STORE_OK)
-            return STORE_EIO;
-    }
-    return STORE_OK;
-}
-
-/* A key's rows in seqs come before its pending ones: oldest first reads
- * those, then these; newest first the other way round. Reading writes
- * nothing. */
-static int sq_seq_range(struct store *st, const char *key, int64_t after_seq, int limit,
-                        bool newest_first, store_seq_cb cb, void *ud)
-{
-    struct sqlite_store *s = S(st);
-    struct sqls_fan_row *pend = NULL;
-    guint npend = sqls_fan_rows(s, key, &pend); /* a copy: cb may push */
-    int n = 0, rc = STORE_OK;
-    bool stopped = false;
-    if (newest_first)
-        rc = pending_rows(s, pend, npend, after_seq, limit, true, cb, ud, &n, &stopped);
-    if (rc == STORE_OK && !stopped && (limit <= 0 || n < limit)) {
-        sqlite3_stmt *q =
-            newest_first
-                ? sqls_prep(s, "SELECT s.seq, coalesce(b.body, s.body) FROM seqs s"
-                               " LEFT JOIN seq_bodies b ON b.id=s.ref"
-                               " WHERE s.key=?1 AND s.seq>?2 ORDER BY s.seq DESC LIMIT ?3")
-                : sqls_prep(s, "SELECT s.seq, coalesce(b.body, s.body) FROM seqs s"
-                               " LEFT JOIN seq_bodies b ON b.id=s.ref"
-                               " WHERE s.key=?1 AND s.seq>?2 ORDER BY s.seq LIMIT ?3");
-        if (!q) {
-            g_free(pend);
-            return STORE_EIO;
-        }
-        bind_text(q, 1, key);
-        sqlite3_bind_int64(q, 2, after_seq);
-        sqlite3_bind_int(q, 3, limit > 0 ? limit - n : -1);
-        rc = seq_rows(q, cb, ud, &n, &stopped);
-    }
-    if (rc == STORE_OK && !newest_first && !stopped)
-        rc = pending_rows(s, pend, npend, after_seq, limit, false, cb, ud, &n, &stopped);
-    g_free(pend);
-    return rc;
-}
-
-/* Deletes the rows of key up to upto_seq, and the shared bodies that no
- * row refers to any more. */
-static int sq_seq_trim(struct store *st, const char *key, int64_t upto_seq)
-{
-    struct sqlite_store *s = S(st);
-    if (sqls_fan_settle_key(s, key) != STORE_OK || sqls_batch_open(s) != STORE_OK)
-        return STORE_EIO;
-    /* Taking the newest row would lose the head: it is kept aside first. */
-    int64_t head = 0;
-    if (sqls_seq_head(s, key, &head) != STORE_OK)
-        return STORE_EIO;
-    if (head > 0 && upto_seq >= head) {
-        sqlite3_stmt *h = sqls_prep(s, "INSERT INTO seq_heads(key, last) VALUES(?1, ?2)"
-                                     " ON CONFLICT(key) DO UPDATE SET last=max(last, ?2)");
-        if (!h)
-            return STORE_EIO;
-        bind_text(h, 1, key);
-        sqlite3_bind_int64(h, 2, head);
-        if (sqls_step_done(h) != STORE_OK)
-            return STORE_EIO;
-    }
-    sqlite3_stmt *q = sqls_prep(s, "DELETE FROM seqs WHERE key=?1 AND seq<=?2 RETURNING ref");
-    if (!q)
-        return STORE_EIO;
-    bind_text(q, 1, key);
-    sqlite3_bind_int64(q, 2, upto_seq);
-    GHashTable *refs = NULL; /* ref -> rows deleted */
-    int r;
-    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
-        if (sqlite3_column_type(q, 0) == SQLITE_NULL)
-            continue;
-        if (!refs)
-            refs = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
-        int64_t ref = sqlite3_column_int64(q, 0);
-        gpointer n = g_hash_table_lookup(refs, &ref);
-        if (!n)
-            g_hash_table_insert(refs, g_memdup2(&ref, sizeof(ref)), GINT_TO_POINTER(1));
-        else
-            g_hash_table_insert(refs, g_memdup2(&ref, sizeof(ref)),
-                                GINT_TO_POINTER(GPOINTER_TO_INT(n) + 1));
-    }
-    sqlite3_reset(q);
-    int rc = r == SQLITE_DONE ? STORE_OK : STORE_EIO;
-    if (refs) {
-        GHashTableIter it;
-        gpointer k, v;
-        g_hash_table_iter_init(&it, refs);
-        while (rc == STORE_OK && g_hash_table_iter_next(&it, &k, &v)) {
-            sqlite3_stmt *u = sqls_prep(s, "UPDATE seq_bodies SET refs=refs-?2 WHERE id=?1");
-            sqlite3_stmt *d = u ? sqls_prep(s, "DELETE FROM seq_bodies WHERE id=?1 AND refs<=0") : NULL;
-            if (!d)
-                rc = STORE_EIO;
-            if (rc == STORE_OK) {
-                sqlite3_bind_int64(u, 1, *(int64_t *)k);
-                sqlite3_bind_int(u, 2, GPOINTER_TO_INT(v));
-                rc = sqls_step_done(u);
-            }
-            if (rc == STORE_OK) {
-                sqlite3_bind_int64(d, 1, *(int64_t *)k);
-                rc = sqls_step_done(d);
-            }
-        }
-        g_hash_table_destroy(refs);
-    }
     return rc;
 }
 
@@ -992,9 +720,9 @@ static int sq_deadline_set(struct store *st, const char *id, int64_t due_ms, jso
         free(body);
         return STORE_EIO;
     }
-    bind_text(q, 1, id);
+    sqls_bind_text(q, 1, id);
     sqlite3_bind_int64(q, 2, due_ms);
-    bind_text(q, 3, body);
+    sqls_bind_text(q, 3, body);
     free(body);
     return sqls_step_done(q);
 }
@@ -1016,7 +744,7 @@ static int sq_deadline_delete(struct store *st, const char *id)
     sqlite3_stmt *q = sqls_prep(S(st), "DELETE FROM deadlines WHERE id=?1");
     if (!q)
         return STORE_EIO;
-    bind_text(q, 1, id);
+    sqls_bind_text(q, 1, id);
     return sqls_step_done(q);
 }
 
@@ -1031,7 +759,7 @@ static int sq_deadline_due(struct store *st, int64_t now_ms, int limit, store_de
     sqlite3_bind_int(q, 2, limit > 0 ? limit : -1);
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        json_t *body = parse_body(q, 2);
+        json_t *body = sqls_parse_body(q, 2);
         if (!body)
             continue;
         char *id = g_strdup((const char *)sqlite3_column_text(q, 0));
@@ -1065,7 +793,7 @@ static int sq_kv_get(struct store *st, const char *key, char **value_out)
     sqlite3_stmt *q = sqls_prep(S(st), "SELECT value, expire_at FROM kv WHERE key=?1");
     if (!q)
         return STORE_EIO;
-    bind_text(q, 1, key);
+    sqls_bind_text(q, 1, key);
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
         int64_t exp = sqlite3_column_int64(q, 1);
@@ -1089,7 +817,7 @@ static int sq_kv_delete(struct store *st, const char *key)
     sqlite3_stmt *q = sqls_prep(S(st), "DELETE FROM kv WHERE key=?1");
     if (!q)
         return STORE_EIO;
-    bind_text(q, 1, key);
+    sqls_bind_text(q, 1, key);
     return sqls_step_done(q);
 }
 
@@ -1124,11 +852,11 @@ static const struct store_ops sqlite_ops = {
     .doc_list = sq_doc_list,
     .index_find = sq_index_find,
     .doc_changes = sq_doc_changes,
-    .seq_append = sq_seq_append,
-    .seq_range = sq_seq_range,
-    .seq_trim = sq_seq_trim,
-    .seq_last = sq_seq_last,
-    .seq_append_many = sq_seq_append_many,
+    .seq_append = sqls_seq_append,
+    .seq_range = sqls_seq_range,
+    .seq_trim = sqls_seq_trim,
+    .seq_last = sqls_seq_last,
+    .seq_append_many = sqls_seq_append_many,
     .seq_settle = sqls_seq_settle,
     .deadline_set = sq_deadline_set,
     .deadline_set_many = sq_deadline_set_many,
@@ -1154,18 +882,6 @@ static void stmt_finalize(gpointer p)
     sqlite3_finalize(p);
 }
 
-/* Stores made before sequence rows could refer to a shared body get the
- * column; their rows keep their inline bodies. */
-static int seqs_upgrade(struct sqlite_store *s)
-{
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT ref FROM seqs LIMIT 0", -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_finalize(q);
-        return STORE_OK;
-    }
-    return exec(s, "ALTER TABLE seqs ADD COLUMN ref INTEGER");
-}
-
 struct store *store_open_sqlite(const char *dir, char **err)
 {
     if (g_mkdir_with_parents(dir, 0700) != 0) {
@@ -1188,7 +904,7 @@ struct store *store_open_sqlite(const char *dir, char **err)
         exec(s, "PRAGMA synchronous=FULL") != STORE_OK ||
         exec(s, "PRAGMA cache_size=-65536") != STORE_OK ||
         exec(s, "PRAGMA temp_store=MEMORY") != STORE_OK || exec(s, schema) != STORE_OK ||
-        exec(s, sqls_ts_schema) != STORE_OK || seqs_upgrade(s) != STORE_OK ||
+        exec(s, sqls_ts_schema) != STORE_OK || sqls_seqs_upgrade(s) != STORE_OK ||
         sqls_ts_upgrade(s) != STORE_OK || sqls_fan_open(s) != STORE_OK)
         goto err;
     return &s->base;

@@ -49,6 +49,20 @@ int sqls_finish(struct sqlite_store *s, int rc);
 /* Steps a statement that returns no rows and resets it. */
 int sqls_step_done(sqlite3_stmt *q);
 
+/* Text parameter i bound (copied); the JSON body in column col, or NULL. */
+void sqls_bind_text(sqlite3_stmt *stmt, int i, const char *v);
+json_t *sqls_parse_body(sqlite3_stmt *stmt, int col);
+
+/* Sequences (store_sqlite_seq.c): the store ops, and the upgrade of
+ * stores made before shared bodies (at open). */
+int sqls_seq_append_many(struct store *st, const char *const *keys, int n, json_t *item,
+                         int64_t *seqs_out);
+int sqls_seq_append(struct store *st, const char *key, json_t *item, int64_t *seq_out);
+int sqls_seq_last(struct store *st, const char *key, int64_t *seq_out);
+int sqls_seq_range(struct store *st, const char *key, int64_t after_seq, int limit,
+                   bool newest_first, store_seq_cb cb, void *ud);
+int sqls_seq_trim(struct store *st, const char *key, int64_t upto_seq);
+int sqls_seqs_upgrade(struct sqlite_store *s);
 /* The head of key among the rows in seqs (0 if none ever). */
 int sqls_seq_head(struct sqlite_store *s, const char *key, int64_t *head);
 

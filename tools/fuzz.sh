@@ -11,7 +11,7 @@ mkdir -p "$out"
 flags="-g -O1 -std=c11 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined $(pkg-config --cflags jansson glib-2.0 openssl sqlite3)"
 libs="$(pkg-config --libs jansson glib-2.0 openssl sqlite3)"
 # The SQLite store backend, every file of it.
-store="records/store.c records/store_sqlite.c records/store_sqlite_ts.c records/store_sqlite_ckpt.c records/store_sqlite_vfs.c records/store_sqlite_fanout.c"
+store="records/store.c records/store_sqlite.c records/store_sqlite_ts.c records/store_sqlite_ckpt.c records/store_sqlite_vfs.c records/store_sqlite_fanout.c records/store_sqlite_seq.c"
 declare -A sources=(
   [envelope]="server/envelope.c common/errors.c common/jsonio.c"
   [json]="common/jsonio.c"
