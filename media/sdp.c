@@ -114,19 +114,33 @@ out:
     return why;
 }
 
+/* The payload type that begins an attribute's value ("96 VP8/90000") and
+ * the text after its space; rtcp-fb's "*" (every type) gives -1. */
+static bool lead_pt(const char *v, long *pt, const char **rest)
+{
+    const char *sp = strchr(v, ' ');
+    char text[8];
+    if (!sp)
+        return false;
+    *rest = sp + 1;
+    if (sp - v == 1 && v[0] == '*') {
+        *pt = -1;
+        return true;
+    }
+    return take(text, sizeof(text), v, (size_t)(sp - v)) && number(text, 0, 127, pt);
+}
+
 /* "a=rtpmap:96 VP8/90000" or "opus/48000/2". */
 static const char *rtpmap(struct sdp_media *m, const char *v)
 {
-    const char *sp = strchr(v, ' ');
-    char pt_text[8];
+    const char *rest;
     long pt = 0;
-    if (!sp || !take(pt_text, sizeof(pt_text), v, (size_t)(sp - v)) ||
-        !number(pt_text, 0, 127, &pt))
+    if (!lead_pt(v, &pt, &rest) || pt < 0)
         return "bad rtpmap";
     struct sdp_codec *c = codec_of(m, pt);
     if (!c)
         return NULL; /* not on the m= line: ignored */
-    gchar **f = g_strsplit(sp + 1, "/", 4);
+    gchar **f = g_strsplit(rest, "/", 4);
     guint n = g_strv_length(f);
     long clock = 0, channels = 1;
     const char *why = NULL;
@@ -141,16 +155,14 @@ static const char *rtpmap(struct sdp_media *m, const char *v)
 
 static const char *fmtp(struct sdp_media *m, const char *v)
 {
-    const char *sp = strchr(v, ' ');
-    char pt_text[8];
+    const char *rest;
     long pt = 0;
-    if (!sp || !take(pt_text, sizeof(pt_text), v, (size_t)(sp - v)) ||
-        !number(pt_text, 0, 127, &pt))
+    if (!lead_pt(v, &pt, &rest) || pt < 0)
         return "bad fmtp";
     struct sdp_codec *c = codec_of(m, pt);
     if (!c)
         return NULL;
-    if (!take(c->fmtp, sizeof(c->fmtp), sp + 1, strlen(sp + 1)))
+    if (!take(c->fmtp, sizeof(c->fmtp), rest, strlen(rest)))
         return "fmtp too long";
     const char *apt = strstr(c->fmtp, "apt=");
     long a = 0;
@@ -165,16 +177,10 @@ static const char *fmtp(struct sdp_media *m, const char *v)
 
 static const char *rtcp_fb(struct sdp_media *m, const char *v)
 {
-    const char *sp = strchr(v, ' ');
-    if (!sp)
-        return "bad rtcp-fb";
-    char pt_text[8];
+    const char *kind;
     long pt = 0;
-    bool all = sp - v == 1 && v[0] == '*';
-    if (!all &&
-        (!take(pt_text, sizeof(pt_text), v, (size_t)(sp - v)) || !number(pt_text, 0, 127, &pt)))
+    if (!lead_pt(v, &pt, &kind))
         return "bad rtcp-fb";
-    const char *kind = sp + 1;
     unsigned bit = strcmp(kind, "nack") == 0           ? SDP_FB_NACK
                    : strcmp(kind, "nack pli") == 0     ? SDP_FB_PLI
                    : strcmp(kind, "ccm fir") == 0      ? SDP_FB_FIR
@@ -183,7 +189,7 @@ static const char *rtcp_fb(struct sdp_media *m, const char *v)
                                                        : 0;
     for (guint i = 0; i < m->codecs->len; i++) {
         struct sdp_codec *c = &g_array_index(m->codecs, struct sdp_codec, i);
-        if (all || c->pt == pt)
+        if (pt < 0 || c->pt == pt)
             c->fb |= bit;
     }
     return NULL;
