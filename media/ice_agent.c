@@ -124,6 +124,11 @@ void ice_agent_free(struct ice_agent *a)
     g_free(a);
 }
 
+void ice_agent_set_controlling(struct ice_agent *a, bool controlling)
+{
+    g_object_set(a->agent, "controlling-mode", controlling, NULL);
+}
+
 const char *ice_agent_ufrag(const struct ice_agent *a)
 {
     return a->ufrag;

@@ -41,6 +41,9 @@ void ice_agent_free(struct ice_agent *a);
 /* This side's credentials, for the SDP. */
 const char *ice_agent_ufrag(const struct ice_agent *a);
 const char *ice_agent_pwd(const struct ice_agent *a);
+/* Takes the controlling role (the server when it made the offer) or
+ * the controlled one; before the peer's credentials. */
+void ice_agent_set_controlling(struct ice_agent *a, bool controlling);
 /* Starts gathering (candidates come through the callback). 0 or -1. */
 int ice_agent_gather(struct ice_agent *a);
 /* The peer's credentials (from its SDP), before its candidates. */

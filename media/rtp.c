@@ -231,6 +231,44 @@ size_t rtcp_write_nack(uint8_t *buf, size_t cap, uint32_t sender, uint32_t media
     return off;
 }
 
+bool rtcp_remb_read(const struct rtcp_packet *pkt, uint64_t *bitrate)
+{
+    /* sender, media (0), "REMB", count, exponent and mantissa, SSRCs. */
+    if (pkt->type != RTCP_PSFB || pkt->fmt != RTCP_FMT_REMB || pkt->body_len < 16 ||
+        memcmp(pkt->body + 8, "REMB", 4) != 0)
+        return false;
+    const uint8_t *b = pkt->body + 12;
+    size_t n = b[0];
+    if (pkt->body_len < 16 + 4 * n)
+        return false;
+    unsigned exp = b[1] >> 2;
+    uint64_t mantissa = ((uint64_t)(b[1] & 3) << 16) | ((uint64_t)b[2] << 8) | b[3];
+    if (exp > 46)
+        return false; /* more than 2^64 bits/s */
+    *bitrate = mantissa << exp;
+    return true;
+}
+
+size_t rtcp_write_remb(uint8_t *buf, size_t cap, uint32_t sender, uint64_t bitrate,
+                       const uint32_t *ssrcs, size_t n)
+{
+    size_t len = 20 + 4 * n;
+    if (n > 255 || cap < len)
+        return 0;
+    unsigned exp = 0;
+    while ((bitrate >> exp) > 0x3ffff)
+        exp++;
+    uint32_t mantissa = (uint32_t)(bitrate >> exp);
+    fb_header(buf, RTCP_FMT_REMB, RTCP_PSFB, len / 4 - 1, sender, 0);
+    memcpy(buf + 12, "REMB", 4);
+    buf[16] = (uint8_t)n;
+    buf[17] = (uint8_t)((exp << 2) | (mantissa >> 16));
+    put16(buf + 18, (uint16_t)(mantissa & 0xffff));
+    for (size_t i = 0; i < n; i++)
+        put32(buf + 20 + 4 * i, ssrcs[i]);
+    return len;
+}
+
 void rtp_rewrite(struct rtp_rewriter *r, uint32_t ssrc, uint16_t seq, uint32_t ts, uint32_t ts_gap,
                  uint16_t *seq_out, uint32_t *ts_out)
 {

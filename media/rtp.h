@@ -27,6 +27,7 @@ enum {
 #define RTCP_FMT_NACK 1
 #define RTCP_FMT_PLI 1
 #define RTCP_FMT_FIR 4
+#define RTCP_FMT_REMB 15 /* PSFB application layer feedback */
 
 struct rtp_header {
     bool marker;
@@ -88,6 +89,14 @@ size_t rtcp_write_fir(uint8_t *buf, size_t cap, uint32_t sender, uint32_t media,
  * few items as they allow. */
 size_t rtcp_write_nack(uint8_t *buf, size_t cap, uint32_t sender, uint32_t media,
                        const uint16_t *seqs, size_t n);
+
+/* Receiver Estimated Maximum Bitrate (draft-alvestrand-rmcat-remb): the
+ * bitrate in bits/s the receiver asks senders to stay under, for the
+ * streams it lists. false if pkt is not a well-formed REMB. */
+bool rtcp_remb_read(const struct rtcp_packet *pkt, uint64_t *bitrate);
+/* A REMB of bitrate for the n SSRCs listed (n at most 255). */
+size_t rtcp_write_remb(uint8_t *buf, size_t cap, uint32_t sender, uint64_t bitrate,
+                       const uint32_t *ssrcs, size_t n);
 
 /* Seamless outgoing numbering for a subscriber whose source may change
  * (another publisher, a restarted stream): sequence numbers continue

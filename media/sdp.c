@@ -7,12 +7,15 @@
 
 #define LINE_MAX_BYTES 4096
 
-/* Header extensions the server reads or writes. */
+/* Header extensions the server reads or writes. Transport-wide congestion
+ * control is not among them: the server does not send its feedback, and a
+ * sender that negotiated it and hears nothing may stall; senders adapt to
+ * the REMB the server relays instead. */
 static const char *const kept_extmaps[] = {
     "urn:ietf:params:rtp-hdrext:sdes:mid",
     "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
-    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
 };
+G_STATIC_ASSERT(G_N_ELEMENTS(kept_extmaps) == SDP_KEPT_EXTMAPS);
 
 static void media_free(gpointer p)
 {
@@ -450,30 +453,78 @@ static void write_codec(GString *o, const struct sdp_codec *c, bool video)
     } fbs[] = {{SDP_FB_NACK, "nack"},
                {SDP_FB_PLI, "nack pli"},
                {SDP_FB_FIR, "ccm fir"},
-               {SDP_FB_REMB, "goog-remb"},
-               {SDP_FB_TWCC, "transport-cc"}};
+               {SDP_FB_REMB, "goog-remb"}};
     for (size_t i = 0; i < G_N_ELEMENTS(fbs); i++) {
-        /* The server answers NACKs and PLIs for video, and takes
-         * bandwidth estimates from whichever the offer has. */
-        bool wanted = video || fbs[i].bit == SDP_FB_TWCC;
-        if (wanted && (c->fb & fbs[i].bit))
+        /* The server answers NACKs and PLIs for video and relays REMB. */
+        if (video && (c->fb & fbs[i].bit))
             g_string_append_printf(o, "a=rtcp-fb:%d %s\r\n", c->pt, fbs[i].text);
     }
+}
+
+/* One accepted audio or video section, as the server writes it in an
+ * offer or an answer. */
+struct section {
+    enum sdp_kind kind;
+    const char *mid;
+    enum sdp_dir dir;
+    const char *setup;
+    const struct sdp_codec *codec;
+    int rtx; /* or -1 */
+    const struct sdp_extmap *extmaps;
+    size_t n_extmaps;
+    const struct sdp_send *send; /* may be NULL */
+};
+
+static void write_section(GString *o, const struct section *sec, const char *ufrag,
+                          const char *pwd, const char *fingerprint, const GPtrArray *candidates)
+{
+    const struct sdp_codec *c = sec->codec;
+    g_string_append_printf(o, "m=%s 9 UDP/TLS/RTP/SAVPF %d",
+                           sec->kind == SDP_AUDIO ? "audio" : "video", c->pt);
+    if (sec->rtx >= 0)
+        g_string_append_printf(o, " %d", sec->rtx);
+    g_string_append_printf(o,
+                           "\r\nc=IN IP4 0.0.0.0\r\na=mid:%s\r\na=%s\r\na=rtcp-mux\r\n"
+                           "a=ice-ufrag:%s\r\na=ice-pwd:%s\r\n"
+                           "a=fingerprint:sha-256 %s\r\na=setup:%s\r\n",
+                           sec->mid, dir_names[sec->dir], ufrag, pwd, fingerprint, sec->setup);
+    for (size_t k = 0; k < sec->n_extmaps; k++)
+        g_string_append_printf(o, "a=extmap:%d %s\r\n", sec->extmaps[k].id, sec->extmaps[k].uri);
+    write_codec(o, c, sec->kind == SDP_VIDEO);
+    if (sec->rtx >= 0)
+        g_string_append_printf(o, "a=rtpmap:%d rtx/90000\r\na=fmtp:%d apt=%d\r\n", sec->rtx,
+                               sec->rtx, c->pt);
+    bool sends = sec->dir == SDP_SENDRECV || sec->dir == SDP_SENDONLY;
+    if (sends && sec->send && sec->send->ssrc) {
+        g_string_append_printf(o, "a=msid:%s %s\r\n", sec->send->stream, sec->send->track);
+        g_string_append_printf(o, "a=ssrc:%" PRIu32 " cname:%s\r\n", sec->send->ssrc,
+                               sec->send->stream);
+        g_string_append_printf(o, "a=ssrc:%" PRIu32 " msid:%s %s\r\n", sec->send->ssrc,
+                               sec->send->stream, sec->send->track);
+    }
+    for (guint k = 0; candidates && k < candidates->len; k++)
+        g_string_append_printf(o, "a=%s\r\n", (const char *)g_ptr_array_index(candidates, k));
+    if (candidates)
+        g_string_append(o, "a=end-of-candidates\r\n");
+}
+
+static void session_header(GString *o, uint64_t session_id)
+{
+    g_string_append_printf(o, "v=0\r\no=yjt %" PRIu64 " 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n",
+                           session_id);
 }
 
 char *sdp_answer(const struct sdp *offer, const struct sdp_answer_params *p, const char **why)
 {
     *why = NULL;
     GString *o = g_string_sized_new(2048);
-    g_string_append_printf(o, "v=0\r\no=yjt %" PRIu64 " 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n",
-                           p->session_id);
+    session_header(o, p->session_id);
     GString *bundle = g_string_new("a=group:BUNDLE");
     GString *body = g_string_sized_new(2048);
     int accepted = 0;
     for (guint i = 0; i < offer->media->len; i++) {
         const struct sdp_media *m = g_ptr_array_index(offer->media, i);
         const struct sdp_codec *c = m->kind == SDP_OTHER ? NULL : sdp_pick_codec(m);
-        const char *kind = m->kind == SDP_AUDIO ? "audio" : "video";
         if (!c || !*m->mid || !m->rtcp_mux || !*m->ice_ufrag || !*m->ice_pwd || !*m->fp ||
             g_ascii_strcasecmp(m->fp_alg, "sha-256") != 0 || m->port == 0) {
             /* Rejected: port 0, with the offer's media, protocol and
@@ -485,30 +536,26 @@ char *sdp_answer(const struct sdp *offer, const struct sdp_answer_params *p, con
             g_string_append(body, "a=inactive\r\n");
             continue;
         }
-        int rtx = m->kind == SDP_VIDEO ? rtx_for(m, c->pt) : -1;
-        g_string_append_printf(body, "m=%s 9 UDP/TLS/RTP/SAVPF %d", kind, c->pt);
-        if (rtx >= 0)
-            g_string_append_printf(body, " %d", rtx);
-        g_string_append_printf(body,
-                               "\r\nc=IN IP4 0.0.0.0\r\na=mid:%s\r\na=%s\r\na=rtcp-mux\r\n"
-                               "a=ice-ufrag:%s\r\na=ice-pwd:%s\r\n"
-                               "a=fingerprint:sha-256 %s\r\na=setup:passive\r\n",
-                               m->mid, dir_names[mirrored(m->dir)], p->ice_ufrag, p->ice_pwd,
-                               p->fingerprint);
+        struct sdp_extmap ext[G_N_ELEMENTS(kept_extmaps)];
+        size_t n_ext = 0;
         for (size_t k = 0; k < G_N_ELEMENTS(kept_extmaps); k++) {
             int id = sdp_extmap_id(m, kept_extmaps[k]);
-            if (id)
-                g_string_append_printf(body, "a=extmap:%d %s\r\n", id, kept_extmaps[k]);
+            if (id) {
+                ext[n_ext].id = id;
+                g_strlcpy(ext[n_ext].uri, kept_extmaps[k], sizeof(ext[n_ext].uri));
+                n_ext++;
+            }
         }
-        write_codec(body, c, m->kind == SDP_VIDEO);
-        if (rtx >= 0)
-            g_string_append_printf(body, "a=rtpmap:%d rtx/90000\r\na=fmtp:%d apt=%d\r\n", rtx, rtx,
-                                   c->pt);
-        for (guint k = 0; p->candidates && k < p->candidates->len; k++)
-            g_string_append_printf(body, "a=%s\r\n",
-                                   (const char *)g_ptr_array_index(p->candidates, k));
-        if (p->candidates)
-            g_string_append(body, "a=end-of-candidates\r\n");
+        struct section sec = {m->kind,
+                              m->mid,
+                              mirrored(m->dir),
+                              "passive",
+                              c,
+                              m->kind == SDP_VIDEO ? rtx_for(m, c->pt) : -1,
+                              ext,
+                              n_ext,
+                              p->send && i < p->n_send ? &p->send[i] : NULL};
+        write_section(body, &sec, p->ice_ufrag, p->ice_pwd, p->fingerprint, p->candidates);
         g_string_append_printf(bundle, " %s", m->mid);
         accepted++;
     }
@@ -527,4 +574,36 @@ char *sdp_answer(const struct sdp *offer, const struct sdp_answer_params *p, con
     g_string_free(bundle, TRUE);
     g_string_free(body, TRUE);
     return out;
+}
+
+char *sdp_offer(const struct sdp_offer_params *p)
+{
+    GString *o = g_string_sized_new(2048);
+    session_header(o, p->session_id);
+    g_string_append(o, "a=group:BUNDLE");
+    for (size_t i = 0; i < p->n_sections; i++)
+        g_string_append_printf(o, " %s", p->sections[i].mid);
+    g_string_append(o, "\r\na=msid-semantic: WMS\r\n");
+    for (size_t i = 0; i < p->n_sections; i++) {
+        const struct sdp_offer_section *os = &p->sections[i];
+        struct sdp_extmap ext[G_N_ELEMENTS(kept_extmaps)];
+        size_t n_ext = 0;
+        for (size_t k = 0; k < G_N_ELEMENTS(kept_extmaps); k++) {
+            if (os->extmap_ids[k]) {
+                ext[n_ext].id = os->extmap_ids[k];
+                g_strlcpy(ext[n_ext].uri, kept_extmaps[k], sizeof(ext[n_ext].uri));
+                n_ext++;
+            }
+        }
+        struct section sec = {os->kind, os->mid, os->dir, "actpass", &os->codec, -1,
+                              ext,      n_ext,   &os->send};
+        write_section(o, &sec, p->ice_ufrag, p->ice_pwd, p->fingerprint, p->candidates);
+    }
+    return g_string_free(o, FALSE);
+}
+
+size_t sdp_kept_extmaps(const char *const **uris)
+{
+    *uris = kept_extmaps;
+    return G_N_ELEMENTS(kept_extmaps);
 }

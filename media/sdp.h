@@ -88,12 +88,23 @@ const struct sdp_codec *sdp_pick_codec(const struct sdp_media *m);
 /* The id the offer gave a header extension (by URI), or 0. */
 int sdp_extmap_id(const struct sdp_media *m, const char *uri);
 
+/* What the server sends in a section: its SSRC (0: nothing) and the
+ * stream and track ids of a=msid (the stream id is also the cname). */
+struct sdp_send {
+    uint32_t ssrc;
+    char stream[64], track[64];
+};
+
 /* What the server puts in its answer. */
 struct sdp_answer_params {
     const char *ice_ufrag, *ice_pwd;
     const char *fingerprint;     /* sha-256, "AB:CD:..." */
     const GPtrArray *candidates; /* "candidate:..." lines' values (char*), may be NULL */
     uint64_t session_id;
+    /* What the server sends in each media section, by the offer's index
+     * (n_send entries; NULL: nothing). */
+    const struct sdp_send *send;
+    size_t n_send;
 };
 
 /* Writes the answer to an offer: each audio and video section with a
@@ -102,5 +113,34 @@ struct sdp_answer_params {
  * cannot be answered at all (no usable section, no ICE credentials or
  * fingerprint, no rtcp-mux). */
 char *sdp_answer(const struct sdp *offer, const struct sdp_answer_params *p, const char **why);
+
+/* The header extensions the server keeps (by URI); returns how many. */
+size_t sdp_kept_extmaps(const char *const **uris);
+#define SDP_KEPT_EXTMAPS 2
+
+/* A section of an offer the server makes: one codec (no rtx), the ids of
+ * the kept header extensions (by sdp_kept_extmaps' order, 0: not used),
+ * and what the server sends. The server offers setup:actpass and expects
+ * the answer to take setup:active. */
+struct sdp_offer_section {
+    enum sdp_kind kind;
+    char mid[64];
+    enum sdp_dir dir;
+    struct sdp_codec codec;
+    int extmap_ids[SDP_KEPT_EXTMAPS];
+    struct sdp_send send;
+};
+
+struct sdp_offer_params {
+    const char *ice_ufrag, *ice_pwd;
+    const char *fingerprint;
+    const GPtrArray *candidates;
+    uint64_t session_id;
+    const struct sdp_offer_section *sections;
+    size_t n_sections;
+};
+
+/* Writes an offer (every section BUNDLEd, rtcp-mux). */
+char *sdp_offer(const struct sdp_offer_params *p);
 
 #endif

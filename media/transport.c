@@ -172,6 +172,11 @@ int media_transport_set_remote(struct media_transport *t, const char *ufrag, con
     return 0;
 }
 
+void media_transport_set_ice_controlling(struct media_transport *t, bool controlling)
+{
+    ice_agent_set_controlling(t->ice, controlling);
+}
+
 void media_transport_free(struct media_transport *t)
 {
     if (!t)

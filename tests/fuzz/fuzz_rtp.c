@@ -41,6 +41,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (p.body + p.body_len > data + size)
             abort();
         uint32_t sender, media;
+        uint64_t rate;
+        if (rtcp_remb_read(&p, &rate)) {
+            /* A REMB read back as written says the same (to 18 bits). */
+            uint8_t rb[24];
+            size_t rl = rtcp_write_remb(rb, sizeof(rb), 1, rate, &media, 0);
+            struct rtcp_packet q;
+            size_t o = 0;
+            uint64_t again = 0;
+            if (!rl || !rtcp_next(rb, rl, &o, &q) || !rtcp_remb_read(&q, &again) || again > rate)
+                __builtin_trap();
+        }
         if (!rtcp_fb_ssrcs(&p, &sender, &media))
             continue;
         k.n = 0;

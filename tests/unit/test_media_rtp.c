@@ -164,6 +164,29 @@ static void test_rtcp_compound(void **state)
     assert_int_equal(rtcp_write_nack(buf, 19, 1, 2, lost, G_N_ELEMENTS(lost)), 0);
 }
 
+/* REMB: written and read back, exponents as needed; short or lying
+ * packets refused. */
+static void test_remb(void **state)
+{
+    (void)state;
+    uint8_t buf[64];
+    uint32_t ssrcs[2] = {7, 8};
+    static const uint64_t rates[] = {0, 1, 262143, 262144, 500000, 2500000, 1000000000ull};
+    for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
+        size_t n = rtcp_write_remb(buf, sizeof(buf), 99, rates[i], ssrcs, 2);
+        assert_int_equal(n, 28);
+        size_t off = 0;
+        struct rtcp_packet p;
+        assert_true(rtcp_next(buf, n, &off, &p));
+        uint64_t r = 0;
+        assert_true(rtcp_remb_read(&p, &r));
+        assert_true(r <= rates[i] && r >= rates[i] - rates[i] / 100000);
+        p.body_len -= 4; /* claims two SSRCs, holds one */
+        assert_false(rtcp_remb_read(&p, &r));
+    }
+    assert_int_equal(rtcp_write_remb(buf, 20, 99, 1000, ssrcs, 2), 0);
+}
+
 static void test_rewriter_across_a_switch(void **state)
 {
     (void)state;
@@ -196,9 +219,13 @@ static void test_rewriter_across_a_switch(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_full_header), cmocka_unit_test(test_two_byte_extension),
-        cmocka_unit_test(test_malformed_refused), cmocka_unit_test(test_rewrite_in_place),
-        cmocka_unit_test(test_rtcp_compound),     cmocka_unit_test(test_rewriter_across_a_switch),
+        cmocka_unit_test(test_parse_full_header),
+        cmocka_unit_test(test_two_byte_extension),
+        cmocka_unit_test(test_malformed_refused),
+        cmocka_unit_test(test_rewrite_in_place),
+        cmocka_unit_test(test_rtcp_compound),
+        cmocka_unit_test(test_rewriter_across_a_switch),
+        cmocka_unit_test(test_remb),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -173,12 +173,13 @@ static void test_answer(void **state)
     assert_int_equal(vi->codecs->len, 2);    /* VP8 and its rtx */
     assert_int_equal(sdp_pick_codec(vi)->pt, 96);
     assert_int_equal(g_array_index(vi->codecs, struct sdp_codec, 1).apt, 96);
-    assert_int_equal(sdp_pick_codec(vi)->fb,
-                     SDP_FB_NACK | SDP_FB_PLI | SDP_FB_FIR | SDP_FB_REMB | SDP_FB_TWCC);
+    /* No transport-wide congestion control: the server relays REMB. */
+    assert_int_equal(sdp_pick_codec(vi)->fb, SDP_FB_NACK | SDP_FB_PLI | SDP_FB_FIR | SDP_FB_REMB);
     assert_int_equal(sdp_extmap_id(vi, "urn:ietf:params:rtp-hdrext:sdes:mid"), 4);
     assert_int_equal(sdp_extmap_id(vi, "http://www.ietf.org/id/"
                                        "draft-holmer-rmcat-transport-wide-cc-extensions-01"),
-                     3);
+                     0);
+    assert_int_equal(au->ssrcs->len, 0); /* nothing sent: no a=ssrc */
     assert_string_equal(vi->ice_ufrag, "srvU");
     assert_int_equal(dc->port, 0); /* data channel: rejected, as offered */
     assert_string_equal(dc->mid, "2");
@@ -189,6 +190,90 @@ static void test_answer(void **state)
     g_free(answer);
     g_ptr_array_free(cands, TRUE);
     sdp_free(s);
+}
+
+/* What the server sends is announced: a=msid and a=ssrc on the sections
+ * that send, none on those that only receive. */
+static void test_answer_announces_what_is_sent(void **state)
+{
+    (void)state;
+    const char *why = NULL;
+    struct sdp *s = sdp_parse(offer, strlen(offer), &why);
+    struct sdp_send send[2] = {{.ssrc = 4242, .stream = "yjt-s", .track = "yjt-a"},
+                               {.ssrc = 4343, .stream = "yjt-s", .track = "yjt-v"}};
+    struct sdp_answer_params p = {.ice_ufrag = "srvU",
+                                  .ice_pwd = "serverpasswordserverpwd",
+                                  .fingerprint = "01:02:03",
+                                  .session_id = 1,
+                                  .send = send,
+                                  .n_send = 2};
+    char *answer = sdp_answer(s, &p, &why);
+    assert_non_null(answer);
+    assert_non_null(strstr(answer, "a=msid:yjt-s yjt-a\r\na=ssrc:4242 cname:yjt-s\r\n"));
+    assert_null(strstr(answer, "4343")); /* video is recvonly from the server's side */
+    struct sdp *a = sdp_parse(answer, strlen(answer), &why);
+    assert_non_null(a);
+    struct sdp_media *au = g_ptr_array_index(a->media, 0);
+    assert_int_equal(au->ssrcs->len, 1);
+    assert_int_equal(g_array_index(au->ssrcs, uint32_t, 0), 4242);
+    sdp_free(a);
+    g_free(answer);
+    sdp_free(s);
+}
+
+/* An offer the server makes reads back as written, and the offer of a
+ * participant answers it. */
+static void test_offer(void **state)
+{
+    (void)state;
+    struct sdp_offer_section sec[2] = {
+        {.kind = SDP_AUDIO,
+         .mid = "0",
+         .dir = SDP_SENDRECV,
+         .codec = {.pt = 111, .name = "opus", .clock = 48000, .channels = 2,
+                   .fmtp = "minptime=10;useinbandfec=1", .apt = -1},
+         .extmap_ids = {4, 0},
+         .send = {.ssrc = 7, .stream = "st", .track = "ta"}},
+        {.kind = SDP_VIDEO,
+         .mid = "1",
+         .dir = SDP_SENDONLY,
+         .codec = {.pt = 96, .name = "VP8", .clock = 90000, .channels = 1,
+                   .fb = SDP_FB_NACK | SDP_FB_PLI | SDP_FB_TWCC, .apt = -1},
+         .extmap_ids = {4, 2},
+         .send = {.ssrc = 8, .stream = "st", .track = "tv"}},
+    };
+    GPtrArray *cands = g_ptr_array_new();
+    g_ptr_array_add(cands, "candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host");
+    struct sdp_offer_params p = {.ice_ufrag = "srvU",
+                                 .ice_pwd = "serverpasswordserverpwd",
+                                 .fingerprint = "AA:BB",
+                                 .candidates = cands,
+                                 .session_id = 9,
+                                 .sections = sec,
+                                 .n_sections = 2};
+    char *text = sdp_offer(&p);
+    const char *why = NULL;
+    struct sdp *o = sdp_parse(text, strlen(text), &why);
+    assert_non_null(o);
+    assert_true(o->bundle);
+    assert_int_equal(o->media->len, 2);
+    struct sdp_media *au = g_ptr_array_index(o->media, 0), *vi = g_ptr_array_index(o->media, 1);
+    assert_string_equal(au->setup, "actpass");
+    assert_string_equal(au->mid, "0");
+    assert_int_equal(sdp_pick_codec(au)->pt, 111);
+    assert_string_equal(sdp_pick_codec(au)->fmtp, "minptime=10;useinbandfec=1");
+    assert_int_equal(vi->dir, SDP_SENDONLY);
+    assert_int_equal(sdp_pick_codec(vi)->fb, SDP_FB_NACK | SDP_FB_PLI); /* no transport-cc */
+    assert_int_equal(sdp_extmap_id(vi, "urn:ietf:params:rtp-hdrext:sdes:mid"), 4);
+    assert_int_equal(sdp_extmap_id(vi, "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"),
+                     2);
+    assert_int_equal(g_array_index(vi->ssrcs, uint32_t, 0), 8);
+    assert_non_null(strstr(text, "a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\n"));
+    assert_string_equal(vi->ice_pwd, "serverpasswordserverpwd");
+    assert_string_equal(vi->fp, "AA:BB");
+    sdp_free(o);
+    g_free(text);
+    g_ptr_array_free(cands, TRUE);
 }
 
 static void test_unanswerable_and_bad(void **state)
@@ -242,6 +327,8 @@ int main(void)
         cmocka_unit_test(test_parse_offer),
         cmocka_unit_test(test_h264_only_when_baseline_mode_1),
         cmocka_unit_test(test_answer),
+        cmocka_unit_test(test_answer_announces_what_is_sent),
+        cmocka_unit_test(test_offer),
         cmocka_unit_test(test_unanswerable_and_bad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

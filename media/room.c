@@ -1,0 +1,722 @@
+/* A room of the SFU: participants, forwarding and RTCP (see room.h). */
+#include "media/room.h"
+
+#include "media/rtp.h"
+#include "media/sdp.h"
+
+#include <string.h>
+
+#define PACKET_MAX 1500
+/* Video packets kept per receiver for NACKs (a power of two). */
+#define RING 512
+#define PLI_MIN_US (300 * 1000)
+#define REMB_EVERY_MS 1000
+#define REMB_FRESH_US (3 * 1000 * 1000)
+#define DEFAULT_MAX_BITRATE 2000000
+/* The timestamp step a receiver sees when its source changes. */
+#define AUDIO_TS_GAP 960
+#define VIDEO_TS_GAP 3000
+
+enum { K_AUDIO, K_VIDEO, K_N };
+
+/* What a participant publishes in one section. */
+struct in_track {
+    int pt, rtx_pt; /* -1: not published */
+    uint32_t ssrc;  /* learned from its packets */
+    int64_t last_pli_us;
+    int ext_mid, ext_abs; /* its header extension ids (0: none) */
+};
+
+struct sent {
+    uint16_t seq, len;
+    uint8_t data[PACKET_MAX];
+};
+
+/* What the server sends a participant in one section. */
+struct out_track {
+    int pt; /* -1: it does not receive this kind */
+    uint32_t ssrc;
+    unsigned source; /* the publishing peer's id, 0: none yet */
+    struct rtp_rewriter rw;
+    struct sent *ring; /* video, once the first packet is sent */
+    int ext_mid, ext_abs;
+};
+
+struct media_peer {
+    struct media_room *room;
+    unsigned id;
+    struct media_transport *t;
+    bool offered;     /* the server made the offer */
+    bool have_remote; /* its SDP is applied */
+    bool gathering;   /* writing its SDP: candidates go there */
+    GPtrArray *cands; /* local candidates found while gathering */
+    struct in_track in[K_N];
+    struct out_track out[K_N];
+    uint64_t remb; /* the last estimate it sent (bits/s) */
+    int64_t remb_us;
+    enum media_transport_state state, reported;
+    char *why;
+    guint idle; /* a state change waiting to be reported */
+    void *data;
+};
+
+struct media_room {
+    struct media_room_config cfg;
+    struct media_room_callbacks cb;
+    void *ud;
+    GPtrArray *peers; /* struct media_peer* */
+    unsigned next_id;
+    bool have_codecs;
+    struct sdp_codec codec[K_N];
+    int ext_ids[SDP_KEPT_EXTMAPS];
+    guint remb_timer;
+};
+
+static struct media_stats stats;
+
+void media_stats_get(struct media_stats *out)
+{
+    *out = stats;
+}
+
+static struct media_peer *peer_by_id(struct media_room *r, unsigned id)
+{
+    for (guint i = 0; i < r->peers->len; i++) {
+        struct media_peer *p = g_ptr_array_index(r->peers, i);
+        if (p->id == id)
+            return p;
+    }
+    return NULL;
+}
+
+static int kind_of_pt(const struct media_peer *p, int pt)
+{
+    for (int k = 0; k < K_N; k++)
+        if (p->in[k].pt >= 0 && p->in[k].pt == pt)
+            return k;
+    return -1;
+}
+
+/* ---------- RTCP to publishers ---------- */
+
+static uint32_t rtcp_sender(const struct media_peer *p)
+{
+    return p->out[K_VIDEO].ssrc ? p->out[K_VIDEO].ssrc : p->out[K_AUDIO].ssrc;
+}
+
+/* Asks publisher p for a key frame, unless one was asked for lately. */
+static void request_keyframe(struct media_peer *p)
+{
+    struct in_track *in = &p->in[K_VIDEO];
+    int64_t now = g_get_monotonic_time();
+    if (in->pt < 0 || !in->ssrc || p->state != MEDIA_TRANSPORT_CONNECTED ||
+        (in->last_pli_us && now - in->last_pli_us < PLI_MIN_US))
+        return;
+    uint8_t buf[12];
+    size_t n = rtcp_write_pli(buf, sizeof(buf), rtcp_sender(p), in->ssrc);
+    if (n && media_transport_send_rtcp(p->t, buf, n) == 0) {
+        in->last_pli_us = now;
+        stats.keyframe_requests++;
+    }
+}
+
+static gboolean on_remb_timer(gpointer data)
+{
+    struct media_room *r = data;
+    int64_t now = g_get_monotonic_time();
+    for (guint i = 0; i < r->peers->len; i++) {
+        struct media_peer *p = g_ptr_array_index(r->peers, i);
+        if (p->in[K_VIDEO].pt < 0 || !p->in[K_VIDEO].ssrc || p->state != MEDIA_TRANSPORT_CONNECTED)
+            continue;
+        uint64_t rate = r->cfg.max_bitrate;
+        for (guint j = 0; j < r->peers->len; j++) {
+            struct media_peer *q = g_ptr_array_index(r->peers, j);
+            if (q != p && q->out[K_VIDEO].source == p->id && q->remb &&
+                now - q->remb_us < REMB_FRESH_US && q->remb < rate)
+                rate = q->remb;
+        }
+        uint8_t buf[24];
+        size_t n = rtcp_write_remb(buf, sizeof(buf), rtcp_sender(p), rate, &p->in[K_VIDEO].ssrc, 1);
+        if (n)
+            media_transport_send_rtcp(p->t, buf, n);
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+/* ---------- forwarding ---------- */
+
+/* Makes the header extensions fit the receiver: the MID is blanked (the
+ * receiver knows the stream by its SSRC, and the publisher's mid is not
+ * its own), abs-send-time is restamped with the server's send time under
+ * the receiver's id, anything else is blanked. Blanked bytes are zeros,
+ * which RFC 8285 reads as padding. */
+static void fit_extensions(uint8_t *pkt, const struct rtp_header *h, const struct in_track *in,
+                           const struct out_track *out)
+{
+    if (!h->ext_len)
+        return;
+    uint8_t *e = pkt + h->ext_off;
+    if (h->ext_profile != 0xBEDE) {
+        memset(e, 0, h->ext_len);
+        return;
+    }
+    size_t i = 0;
+    while (i < h->ext_len) {
+        if (e[i] == 0) {
+            i++;
+            continue;
+        }
+        uint8_t id = e[i] >> 4;
+        size_t len = (size_t)(e[i] & 0x0f) + 1;
+        if (id == 15 || i + 1 + len > h->ext_len) {
+            memset(e + i, 0, h->ext_len - i);
+            return;
+        }
+        if (id == in->ext_abs && out->ext_abs && len == 3) {
+            /* 6.18 fixed-point seconds, 24 bits. */
+            uint64_t us = (uint64_t)g_get_monotonic_time();
+            uint32_t v = (uint32_t)(((us << 18) / 1000000) & 0xffffff);
+            e[i] = (uint8_t)(out->ext_abs << 4 | 2);
+            e[i + 1] = (uint8_t)(v >> 16);
+            e[i + 2] = (uint8_t)(v >> 8);
+            e[i + 3] = (uint8_t)v;
+        } else {
+            memset(e + i, 0, 1 + len);
+        }
+        i += 1 + len;
+    }
+}
+
+static void forward(struct media_peer *from, int kind, const uint8_t *pkt, size_t len,
+                    const struct rtp_header *h)
+{
+    struct media_room *r = from->room;
+    for (guint i = 0; i < r->peers->len; i++) {
+        struct media_peer *q = g_ptr_array_index(r->peers, i);
+        struct out_track *out = &q->out[kind];
+        if (q == from || out->pt < 0 || q->state != MEDIA_TRANSPORT_CONNECTED)
+            continue;
+        if (!out->source) {
+            out->source = from->id;
+            if (kind == K_VIDEO)
+                request_keyframe(from);
+        }
+        if (out->source != from->id)
+            continue;
+        uint8_t buf[PACKET_MAX];
+        memcpy(buf, pkt, len);
+        uint16_t seq;
+        uint32_t ts;
+        rtp_rewrite(&out->rw, h->ssrc, h->seq, h->ts, kind == K_VIDEO ? VIDEO_TS_GAP : AUDIO_TS_GAP,
+                    &seq, &ts);
+        rtp_set_seq(buf, seq);
+        rtp_set_ts(buf, ts);
+        rtp_set_ssrc(buf, out->ssrc);
+        rtp_set_payload_type(buf, (uint8_t)out->pt);
+        fit_extensions(buf, h, &from->in[kind], out);
+        if (kind == K_VIDEO) {
+            if (!out->ring)
+                out->ring = g_new0(struct sent, RING);
+            struct sent *s = &out->ring[seq % RING];
+            s->seq = seq;
+            s->len = (uint16_t)len;
+            memcpy(s->data, buf, len);
+        }
+        if (media_transport_send_rtp(q->t, buf, len) == 0)
+            stats.rtp_out++;
+    }
+}
+
+static void on_rtp(uint8_t *pkt, size_t len, void *ud)
+{
+    struct media_peer *p = ud;
+    struct rtp_header h;
+    if (len > PACKET_MAX || rtp_parse(pkt, len, &h) != 0)
+        return;
+    int kind = kind_of_pt(p, h.payload_type);
+    if (kind < 0)
+        return; /* rtx, padding probes, or a codec not agreed */
+    stats.rtp_in++;
+    p->in[kind].ssrc = h.ssrc;
+    forward(p, kind, pkt, len, &h);
+}
+
+struct nack_ctx {
+    struct media_peer *q;
+    struct out_track *out;
+};
+
+static void resend(uint16_t seq, void *ud)
+{
+    struct nack_ctx *n = ud;
+    struct sent *s = n->out->ring ? &n->out->ring[seq % RING] : NULL;
+    if (!s || s->seq != seq || !s->len) {
+        stats.nack_missed++;
+        return;
+    }
+    if (media_transport_send_rtp(n->q->t, s->data, s->len) == 0)
+        stats.nack_resent++;
+}
+
+/* The out track of q with SSRC ssrc, or NULL. */
+static struct out_track *out_by_ssrc(struct media_peer *q, uint32_t ssrc)
+{
+    for (int k = 0; k < K_N; k++)
+        if (q->out[k].pt >= 0 && q->out[k].ssrc == ssrc)
+            return &q->out[k];
+    return NULL;
+}
+
+static void on_rtcp(uint8_t *buf, size_t len, void *ud)
+{
+    struct media_peer *q = ud;
+    size_t off = 0;
+    struct rtcp_packet pkt;
+    while (rtcp_next(buf, len, &off, &pkt)) {
+        uint32_t sender, media;
+        if ((pkt.type != RTCP_RTPFB && pkt.type != RTCP_PSFB) ||
+            !rtcp_fb_ssrcs(&pkt, &sender, &media))
+            continue;
+        uint64_t rate;
+        if (rtcp_remb_read(&pkt, &rate)) {
+            q->remb = rate;
+            q->remb_us = g_get_monotonic_time();
+            continue;
+        }
+        if (pkt.type == RTCP_PSFB && pkt.fmt == RTCP_FMT_FIR && pkt.body_len >= 12)
+            media = (uint32_t)pkt.body[8] << 24 | (uint32_t)pkt.body[9] << 16 |
+                    (uint32_t)pkt.body[10] << 8 | pkt.body[11];
+        struct out_track *out = out_by_ssrc(q, media);
+        if (!out)
+            continue;
+        if (pkt.type == RTCP_RTPFB && pkt.fmt == RTCP_FMT_NACK) {
+            struct nack_ctx n = {q, out};
+            rtcp_nack_each(&pkt, resend, &n);
+        } else if (pkt.type == RTCP_PSFB && (pkt.fmt == RTCP_FMT_PLI || pkt.fmt == RTCP_FMT_FIR)) {
+            struct media_peer *src = out->source ? peer_by_id(q->room, out->source) : NULL;
+            if (src)
+                request_keyframe(src);
+        }
+    }
+}
+
+/* ---------- transport events ---------- */
+
+static gboolean report_state(gpointer data)
+{
+    struct media_peer *p = data;
+    p->idle = 0;
+    if (p->reported == p->state)
+        return G_SOURCE_REMOVE;
+    p->reported = p->state;
+    /* A receiver that connects again needs a key frame to start; one that
+     * connects the first time asks when its first packet is forwarded. */
+    if (p->state == MEDIA_TRANSPORT_CONNECTED && p->out[K_VIDEO].source) {
+        struct media_peer *src = peer_by_id(p->room, p->out[K_VIDEO].source);
+        if (src)
+            request_keyframe(src);
+    }
+    if (p->room->cb.state)
+        p->room->cb.state(p, p->state, p->why, p->room->ud);
+    return G_SOURCE_REMOVE;
+}
+
+static void on_state(enum media_transport_state s, const char *why, void *ud)
+{
+    struct media_peer *p = ud;
+    p->state = s;
+    g_free(p->why);
+    p->why = g_strdup(why);
+    if (!p->idle) {
+        GSource *src = g_idle_source_new();
+        g_source_set_callback(src, report_state, p, NULL);
+        p->idle = g_source_attach(src, p->room->cfg.ctx);
+        g_source_unref(src);
+    }
+}
+
+static void on_candidate(const char *cand, void *ud)
+{
+    struct media_peer *p = ud;
+    if (!cand)
+        return;
+    if (p->gathering)
+        g_ptr_array_add(p->cands, g_strdup(cand));
+    else if (p->room->cb.candidate)
+        p->room->cb.candidate(p, cand, p->room->ud);
+}
+
+/* ---------- participants ---------- */
+
+static struct media_peer *peer_new(struct media_room *r)
+{
+    struct media_peer *p = g_new0(struct media_peer, 1);
+    p->room = r;
+    p->id = ++r->next_id;
+    p->cands = g_ptr_array_new_with_free_func(g_free);
+    p->state = p->reported = MEDIA_TRANSPORT_CONNECTING;
+    for (int k = 0; k < K_N; k++) {
+        p->in[k].pt = p->in[k].rtx_pt = -1;
+        p->out[k].pt = -1;
+    }
+    const struct media_transport_callbacks cb = {on_candidate, on_state, on_rtp, on_rtcp};
+    p->t = media_transport_new(r->cfg.ctx, MEDIA_TRANSPORT_SERVER, r->cfg.cert, r->cfg.addresses,
+                               &cb, p);
+    if (!p->t) {
+        g_ptr_array_free(p->cands, TRUE);
+        g_free(p);
+        return NULL;
+    }
+    g_ptr_array_add(r->peers, p);
+    stats.peers++;
+    return p;
+}
+
+/* Gathers the local candidates known at once (host candidates) for the
+ * SDP; later ones go through the room's candidate callback. */
+static int peer_gather(struct media_peer *p)
+{
+    p->gathering = true;
+    int rc = media_transport_gather(p->t);
+    p->gathering = false;
+    return rc;
+}
+
+static void source_drop(GMainContext *ctx, guint id)
+{
+    GSource *s = id ? g_main_context_find_source_by_id(ctx, id) : NULL;
+    if (s)
+        g_source_destroy(s);
+}
+
+static void peer_free(struct media_peer *p)
+{
+    source_drop(p->room->cfg.ctx, p->idle);
+    media_transport_free(p->t);
+    for (int k = 0; k < K_N; k++)
+        g_free(p->out[k].ring);
+    g_ptr_array_free(p->cands, TRUE);
+    g_free(p->why);
+    g_free(p);
+    stats.peers--;
+}
+
+void media_peer_remove(struct media_peer *p)
+{
+    struct media_room *r = p->room;
+    g_ptr_array_remove(r->peers, p);
+    /* Its receivers take the next publisher that is heard. */
+    for (guint i = 0; i < r->peers->len; i++) {
+        struct media_peer *q = g_ptr_array_index(r->peers, i);
+        for (int k = 0; k < K_N; k++)
+            if (q->out[k].source == p->id)
+                q->out[k].source = 0;
+    }
+    peer_free(p);
+}
+
+static uint32_t new_ssrc(void)
+{
+    uint32_t s;
+    do
+        s = g_random_int();
+    while (s == 0);
+    return s;
+}
+
+static void set_send(struct sdp_send *s, const struct media_peer *p, int kind)
+{
+    s->ssrc = p->out[kind].ssrc;
+    g_snprintf(s->stream, sizeof(s->stream), "yjt-%u", p->id);
+    g_snprintf(s->track, sizeof(s->track), "yjt-%u-%s", p->id, kind == K_AUDIO ? "a" : "v");
+}
+
+static int ext_id(const struct sdp_media *m, int which)
+{
+    const char *const *uris;
+    sdp_kept_extmaps(&uris);
+    return sdp_extmap_id(m, uris[which]);
+}
+
+/* The codec of m that matches the room's codec of its kind, or NULL. */
+static const struct sdp_codec *room_codec_in(const struct media_room *r, const struct sdp_media *m,
+                                             int kind)
+{
+    for (guint i = 0; i < m->codecs->len; i++) {
+        const struct sdp_codec *c = &g_array_index(m->codecs, struct sdp_codec, i);
+        if (g_ascii_strcasecmp(c->name, r->codec[kind].name) == 0 &&
+            c->clock == r->codec[kind].clock)
+            return c;
+    }
+    return NULL;
+}
+
+/* Takes what a section of the participant's SDP says: what it publishes
+ * and what it receives, with its payload types and extension ids. */
+static void take_section(struct media_peer *p, const struct sdp_media *m, int kind,
+                         const struct sdp_codec *c)
+{
+    bool sends = m->dir == SDP_SENDRECV || m->dir == SDP_SENDONLY;
+    bool receives = m->dir == SDP_SENDRECV || m->dir == SDP_RECVONLY;
+    int mid = ext_id(m, 0), abs = ext_id(m, 1);
+    if (sends) {
+        p->in[kind].pt = c->pt;
+        p->in[kind].ext_mid = mid;
+        p->in[kind].ext_abs = abs;
+    }
+    if (receives) {
+        p->out[kind].pt = c->pt;
+        p->out[kind].ext_mid = mid;
+        p->out[kind].ext_abs = abs;
+        if (!p->out[kind].ssrc)
+            p->out[kind].ssrc = new_ssrc();
+    }
+}
+
+static bool remote_of(const struct sdp *s, const struct sdp_media **first)
+{
+    for (guint i = 0; i < s->media->len; i++) {
+        const struct sdp_media *m = g_ptr_array_index(s->media, i);
+        if (m->port && *m->ice_ufrag && *m->ice_pwd && *m->fp) {
+            *first = m;
+            return true;
+        }
+    }
+    return false;
+}
+
+struct media_peer *media_room_answer(struct media_room *r, const char *offer, size_t len,
+                                     char **answer, const char **why)
+{
+    *answer = NULL;
+    struct sdp *s = sdp_parse(offer, len, why);
+    if (!s)
+        return NULL;
+    const struct sdp_media *first = NULL;
+    if (!remote_of(s, &first)) {
+        *why = "the offer has no ICE credentials or fingerprint";
+        sdp_free(s);
+        return NULL;
+    }
+    struct media_peer *p = peer_new(r);
+    if (!p) {
+        *why = "no media transport could be made";
+        sdp_free(s);
+        return NULL;
+    }
+    struct sdp_send *send = g_new0(struct sdp_send, s->media->len);
+    bool taken[K_N] = {false, false};
+    bool room_had = r->have_codecs;
+    for (guint i = 0; i < s->media->len; i++) {
+        const struct sdp_media *m = g_ptr_array_index(s->media, i);
+        int kind = m->kind == SDP_AUDIO ? K_AUDIO : m->kind == SDP_VIDEO ? K_VIDEO : -1;
+        if (kind < 0 || taken[kind] || !m->port)
+            continue;
+        const struct sdp_codec *c = room_had ? room_codec_in(r, m, kind) : sdp_pick_codec(m);
+        if (!c)
+            continue;
+        taken[kind] = true;
+        take_section(p, m, kind, c);
+        set_send(&send[i], p, kind);
+        if (!room_had) {
+            r->codec[kind] = *c;
+            r->codec[kind].apt = -1;
+            for (int e = 0; e < SDP_KEPT_EXTMAPS; e++)
+                if (!r->ext_ids[e])
+                    r->ext_ids[e] = ext_id(m, e);
+        }
+    }
+    if (!taken[K_AUDIO] && !taken[K_VIDEO]) {
+        *why = room_had ? "the offer has none of the call's codecs"
+                        : "no audio or video the server can take (Opus, VP8 or H.264 constrained"
+                          " baseline with packetization-mode 1)";
+        goto fail;
+    }
+    if (!room_had)
+        r->have_codecs = true;
+    if (media_transport_set_remote(p->t, first->ice_ufrag, first->ice_pwd, first->fp_alg, first->fp,
+                                   why) != 0 ||
+        peer_gather(p) != 0) {
+        if (!*why)
+            *why = "ICE could not gather candidates";
+        goto fail;
+    }
+    p->have_remote = true;
+    struct sdp_answer_params ap = {.ice_ufrag = media_transport_ufrag(p->t),
+                                   .ice_pwd = media_transport_pwd(p->t),
+                                   .fingerprint = dtls_cert_fingerprint(r->cfg.cert),
+                                   .candidates = p->cands,
+                                   .session_id = g_random_int(),
+                                   .send = send,
+                                   .n_send = s->media->len};
+    *answer = sdp_answer(s, &ap, why);
+    if (!*answer)
+        goto fail;
+    g_free(send);
+    sdp_free(s);
+    return p;
+fail:
+    g_free(send);
+    sdp_free(s);
+    media_peer_remove(p);
+    return NULL;
+}
+
+struct media_peer *media_room_offer(struct media_room *r, char **offer, const char **why)
+{
+    *offer = NULL;
+    if (!r->have_codecs) {
+        *why = "the call has no media yet";
+        return NULL;
+    }
+    struct media_peer *p = peer_new(r);
+    if (!p) {
+        *why = "no media transport could be made";
+        return NULL;
+    }
+    p->offered = true;
+    media_transport_set_ice_controlling(p->t, true);
+    if (peer_gather(p) != 0) {
+        *why = "ICE could not gather candidates";
+        media_peer_remove(p);
+        return NULL;
+    }
+    struct sdp_offer_section sec[K_N];
+    size_t n = 0;
+    for (int k = 0; k < K_N; k++) {
+        if (!r->codec[k].name[0])
+            continue;
+        struct sdp_offer_section *os = &sec[n];
+        memset(os, 0, sizeof(*os));
+        os->kind = k == K_AUDIO ? SDP_AUDIO : SDP_VIDEO;
+        g_snprintf(os->mid, sizeof(os->mid), "%zu", n);
+        os->dir = SDP_SENDRECV;
+        os->codec = r->codec[k];
+        memcpy(os->extmap_ids, r->ext_ids, sizeof(os->extmap_ids));
+        p->out[k].ssrc = new_ssrc();
+        set_send(&os->send, p, k);
+        n++;
+    }
+    struct sdp_offer_params op = {.ice_ufrag = media_transport_ufrag(p->t),
+                                  .ice_pwd = media_transport_pwd(p->t),
+                                  .fingerprint = dtls_cert_fingerprint(r->cfg.cert),
+                                  .candidates = p->cands,
+                                  .session_id = g_random_int(),
+                                  .sections = sec,
+                                  .n_sections = n};
+    *offer = sdp_offer(&op);
+    return p;
+}
+
+int media_peer_set_answer(struct media_peer *p, const char *answer, size_t len, const char **why)
+{
+    if (!p->offered || p->have_remote) {
+        *why = "no offer of the server is waiting for an answer";
+        return -1;
+    }
+    struct sdp *s = sdp_parse(answer, len, why);
+    if (!s)
+        return -1;
+    struct media_room *r = p->room;
+    const struct sdp_media *first = NULL;
+    int rc = -1;
+    if (!remote_of(s, &first)) {
+        *why = "the answer has no ICE credentials or fingerprint";
+        goto out;
+    }
+    if (strcmp(first->setup, "active") != 0) {
+        *why = "the answer must take setup:active (the server is the DTLS server)";
+        goto out;
+    }
+    bool any = false;
+    bool taken[K_N] = {false, false};
+    for (guint i = 0; i < s->media->len; i++) {
+        const struct sdp_media *m = g_ptr_array_index(s->media, i);
+        int kind = m->kind == SDP_AUDIO ? K_AUDIO : m->kind == SDP_VIDEO ? K_VIDEO : -1;
+        if (kind < 0 || taken[kind] || !m->port)
+            continue;
+        const struct sdp_codec *c = room_codec_in(r, m, kind);
+        if (!c || c->pt != r->codec[kind].pt)
+            continue; /* an answer keeps the offer's payload types */
+        taken[kind] = true;
+        /* The server's offer was sendrecv: the answer's direction is the
+         * participant's own. */
+        take_section(p, m, kind, c);
+        any = true;
+    }
+    if (!any) {
+        *why = "the answer accepts none of the offered media";
+        goto out;
+    }
+    if (media_transport_set_remote(p->t, first->ice_ufrag, first->ice_pwd, first->fp_alg, first->fp,
+                                   why) != 0)
+        goto out;
+    p->have_remote = true;
+    rc = 0;
+out:
+    sdp_free(s);
+    return rc;
+}
+
+int media_peer_add_candidate(struct media_peer *p, const char *candidate)
+{
+    if (!p->have_remote)
+        return -1;
+    if (!candidate) {
+        media_transport_remote_done(p->t);
+        return 0;
+    }
+    return media_transport_add_remote_candidate(p->t, candidate);
+}
+
+void media_peer_set_data(struct media_peer *p, void *data)
+{
+    p->data = data;
+}
+
+void *media_peer_data(const struct media_peer *p)
+{
+    return p->data;
+}
+
+enum media_transport_state media_peer_state(const struct media_peer *p)
+{
+    return p->state;
+}
+
+/* ---------- rooms ---------- */
+
+struct media_room *media_room_new(const struct media_room_config *config,
+                                  const struct media_room_callbacks *cb, void *ud)
+{
+    if (!config->cert)
+        return NULL;
+    struct media_room *r = g_new0(struct media_room, 1);
+    r->cfg = *config;
+    if (!r->cfg.max_bitrate)
+        r->cfg.max_bitrate = DEFAULT_MAX_BITRATE;
+    r->cb = *cb;
+    r->ud = ud;
+    r->peers = g_ptr_array_new();
+    GSource *t = g_timeout_source_new(REMB_EVERY_MS);
+    g_source_set_callback(t, on_remb_timer, r, NULL);
+    r->remb_timer = g_source_attach(t, r->cfg.ctx);
+    g_source_unref(t);
+    return r;
+}
+
+void media_room_free(struct media_room *r)
+{
+    if (!r)
+        return;
+    source_drop(r->cfg.ctx, r->remb_timer);
+    while (r->peers->len)
+        media_peer_remove(g_ptr_array_index(r->peers, r->peers->len - 1));
+    g_ptr_array_free(r->peers, TRUE);
+    g_free(r);
+}
+
+unsigned media_room_size(const struct media_room *r)
+{
+    return r->peers->len;
+}

@@ -1,0 +1,91 @@
+/* A room of the SFU: the participants of one call, each with its own
+ * transport, and what each one publishes forwarded to every other.
+ *
+ * The first participant's offer sets the room's codecs (Opus; VP8, else
+ * H.264 constrained baseline); the server answers it. Participants the
+ * server offers to get those codecs with the first offer's payload types
+ * and header extension ids; participants that offer later must include
+ * them. Each participant has at most one audio and one video section of
+ * each direction: the server sends it the audio and video of one other
+ * publisher (the first one heard, then the next when that one leaves),
+ * with its own SSRC, sequence numbers and timestamps continuing across a
+ * change of source.
+ *
+ * RTCP: key-frame requests (PLI, FIR) from a receiver go to the publisher
+ * it gets video from as PLI, at most one per publisher every 300 ms, and
+ * one is sent when a receiver connects; NACKs are answered from the last
+ * 512 video packets sent to that receiver; every second each video
+ * publisher gets a REMB with the smallest estimate its receivers sent in
+ * the last 3 s (capped by the room's maximum).
+ *
+ * Knows nothing of users or JSON. Main context only. */
+#ifndef YJT_MEDIA_ROOM_H
+#define YJT_MEDIA_ROOM_H
+
+#include "media/dtls.h"
+#include "media/transport.h"
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct media_room;
+struct media_peer;
+
+struct media_room_config {
+    GMainContext *ctx;
+    struct dtls_cert *cert;       /* borrowed; outlives the room */
+    const char *const *addresses; /* to gather on (NULL-terminated); NULL: every interface */
+    uint64_t max_bitrate;         /* REMB cap for publishers, bits/s (0: 2,000,000) */
+};
+
+struct media_room_callbacks {
+    /* A participant's transport connected, failed or closed. Called from
+     * the main loop, never from inside a media_* call: the participant may
+     * be removed here. */
+    void (*state)(struct media_peer *p, enum media_transport_state s, const char *why, void *ud);
+    /* A local candidate found after the SDP was written (the ones known
+     * at once are in the SDP), for the participant's device. */
+    void (*candidate)(struct media_peer *p, const char *candidate, void *ud);
+};
+
+/* config is copied (not what it points to). NULL on failure. */
+struct media_room *media_room_new(const struct media_room_config *config,
+                                  const struct media_room_callbacks *cb, void *ud);
+/* Frees the room and every participant still in it. */
+void media_room_free(struct media_room *r);
+unsigned media_room_size(const struct media_room *r);
+
+/* A participant that made an offer: the server's answer (g_free) in
+ * *answer. NULL with *why (static text) when it cannot be answered. */
+struct media_peer *media_room_answer(struct media_room *r, const char *offer, size_t len,
+                                     char **answer, const char **why);
+/* A participant the server offers to, with the room's codecs (sendrecv):
+ * the offer (g_free) in *offer. NULL with *why when the room has no
+ * codecs yet. */
+struct media_peer *media_room_offer(struct media_room *r, char **offer, const char **why);
+/* The participant's answer to the server's offer: 0, or -1 with *why. */
+int media_peer_set_answer(struct media_peer *p, const char *answer, size_t len, const char **why);
+/* One of the participant's ICE candidates ("candidate:...", with or
+ * without "a="), or NULL when it has no more. 0, or -1 if it does not
+ * parse or comes before the participant's SDP. */
+int media_peer_add_candidate(struct media_peer *p, const char *candidate);
+/* Takes the participant out of the room and frees it. */
+void media_peer_remove(struct media_peer *p);
+
+void media_peer_set_data(struct media_peer *p, void *data);
+void *media_peer_data(const struct media_peer *p);
+enum media_transport_state media_peer_state(const struct media_peer *p);
+
+/* Process-wide counters, for /metrics. */
+struct media_stats {
+    uint64_t rtp_in, rtp_out;   /* media packets received, and sent on */
+    uint64_t nack_resent;       /* packets sent again for a NACK */
+    uint64_t nack_missed;       /* asked for but no longer held */
+    uint64_t keyframe_requests; /* PLIs sent to publishers */
+    uint64_t peers;             /* participants now */
+};
+void media_stats_get(struct media_stats *out);
+
+#endif
