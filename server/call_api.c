@@ -5,6 +5,8 @@
 #include "server/call_api.h"
 
 #include "common/log.h"
+#include "media/dtls.h"
+#include "media/srtp.h"
 #include "push/inbox.h"
 #include "push/presence.h"
 #include "server/conn.h"
@@ -16,6 +18,11 @@
 #include <string.h>
 
 #define MISSED_TTL_S (7 * 86400)
+
+/* The SFU's certificate and the addresses it gathers on. */
+static struct dtls_cert *media_cert;
+static char **media_addrs;
+static bool srtp_up;
 
 struct ws_ctx {
     struct conn *c;
@@ -146,6 +153,21 @@ void call_api_init(void)
         .invites_per_min = cfg->invites_per_min,
         .ice = {cfg->stun_urls, cfg->turn_urls, cfg->turn_secret, cfg->turn_ttl_s},
     };
+    /* The SFU: one certificate for the process (its fingerprint is in
+     * every SDP the server writes). Without it calls stay peer-to-peer. */
+    srtp_up = media_srtp_init() == 0;
+    if (srtp_up)
+        media_cert = dtls_cert_new();
+    if (!media_cert)
+        log_error("call", "the media server could not start (SRTP or certificate): sfu calls"
+                          " are refused");
+    media_addrs = g_strsplit(cfg->media_addresses, ",", -1);
+    for (char **a = media_addrs; *a; a++)
+        g_strstrip(*a);
+    lim.media.sfu_default = strcmp(cfg->call_mode, "sfu") == 0;
+    lim.media.cert = media_cert;
+    lim.media.addresses = (const char *const *)media_addrs;
+    lim.media.max_bitrate = (uint64_t)cfg->media_max_kbps * 1000;
     struct call_hooks hooks = {hook_send, hook_missed};
     call_init(server.store, &lim, &hooks);
     patrol_init(server.store, cfg->patrol_min_call_s, cfg->patrol_max_items);
@@ -154,4 +176,11 @@ void call_api_init(void)
 void call_api_shutdown(void)
 {
     call_shutdown();
+    dtls_cert_free(media_cert);
+    media_cert = NULL;
+    g_strfreev(media_addrs);
+    media_addrs = NULL;
+    if (srtp_up)
+        media_srtp_shutdown();
+    srtp_up = false;
 }

@@ -67,6 +67,9 @@ static const struct key keys[] = {
     STR_KEY(turn_urls),
     STR_KEY(turn_secret),
     INT_KEY(turn_ttl_s, 60, 7 * 86400),
+    STR_KEY(call_mode),
+    STR_KEY(media_addresses),
+    INT_KEY(media_max_kbps, 50, 100000),
     STR_KEY(business_tz),
     STR_KEY(commitment_deadline),
     STR_KEY(commitment_reminder_times),
@@ -168,6 +171,9 @@ static void defaults(struct config *c)
     c->turn_urls = g_strdup("");
     c->turn_secret = g_strdup("");
     c->turn_ttl_s = 86400;
+    c->call_mode = g_strdup("p2p");
+    c->media_addresses = g_strdup("127.0.0.1");
+    c->media_max_kbps = 2000;
     c->business_tz = g_strdup("Asia/Shanghai");
     c->commitment_deadline = g_strdup("10:00");
     c->commitment_reminder_times = g_strdup("08:30,09:30");
@@ -384,6 +390,19 @@ int config_load(struct config *c, int argc, char **argv, char **err)
         *err = g_strdup("turn_urls needs turn_secret (the TURN server's static-auth-secret)");
         return -1;
     }
+    if (strcmp(c->call_mode, "p2p") != 0 && strcmp(c->call_mode, "sfu") != 0) {
+        *err = g_strdup_printf("call_mode must be p2p or sfu, got '%s'", c->call_mode);
+        return -1;
+    }
+    gchar **addrs = g_strsplit(c->media_addresses, ",", -1);
+    for (gchar **a = addrs; *a; a++) {
+        if (!g_hostname_is_ip_address(g_strstrip(*a))) {
+            *err = g_strdup_printf("media_addresses: '%s' is not an IP address", *a);
+            g_strfreev(addrs);
+            return -1;
+        }
+    }
+    g_strfreev(addrs);
     GTimeZone *tz = g_time_zone_new_identifier(c->business_tz);
     if (!tz) {
         *err = g_strdup_printf("business_tz '%s' is not a known time zone", c->business_tz);
@@ -448,6 +467,8 @@ void config_free(struct config *c)
     g_free(c->log_level);
     g_free(c->stun_urls);
     g_free(c->turn_urls);
+    g_free(c->call_mode);
+    g_free(c->media_addresses);
     g_free(c->turn_secret);
     g_free(c->business_tz);
     g_free(c->commitment_deadline);

@@ -5,6 +5,7 @@
 #include "server/commit.h"
 #include "records/alarm.h"
 #include "signaling/call.h"
+#include "media/room.h"
 
 #include "common/hist.h"
 #include "push/feed.h"
@@ -236,6 +237,29 @@ char *metrics_render(const struct store *st)
                                cs.reasons[i], cs.ended[i]);
     render_hist(out, "yjt_call_setup_seconds", "Time from call.invite to the winning call.accept.",
                 cs.setup);
+    struct media_stats ms;
+    media_stats_get(&ms);
+    g_string_append_printf(
+        out,
+        "# HELP yjt_media_peers Connections of devices to the SFU.\n"
+        "# TYPE yjt_media_peers gauge\n"
+        "yjt_media_peers %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_media_rtp_received_total Media packets the SFU received.\n"
+        "# TYPE yjt_media_rtp_received_total counter\n"
+        "yjt_media_rtp_received_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_media_rtp_sent_total Media packets the SFU forwarded.\n"
+        "# TYPE yjt_media_rtp_sent_total counter\n"
+        "yjt_media_rtp_sent_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_media_nack_resent_total Packets sent again for a receiver's NACK.\n"
+        "# TYPE yjt_media_nack_resent_total counter\n"
+        "yjt_media_nack_resent_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_media_nack_missed_total Packets a NACK asked for that were no longer held.\n"
+        "# TYPE yjt_media_nack_missed_total counter\n"
+        "yjt_media_nack_missed_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_media_keyframe_requests_total Key frames asked of publishers (PLI).\n"
+        "# TYPE yjt_media_keyframe_requests_total counter\n"
+        "yjt_media_keyframe_requests_total %" G_GUINT64_FORMAT "\n",
+        ms.peers, ms.rtp_in, ms.rtp_out, ms.nack_resent, ms.nack_missed, ms.keyframe_requests);
     struct feed_stats fs;
     feed_get_stats(&fs);
     g_string_append_printf(

@@ -71,6 +71,17 @@ json_t *call_event(const char *type, const struct call *c)
     return json_pack("{s:s, s:s}", "type", type, "call_id", c->id);
 }
 
+void call_send_ringers(const struct call *c, json_t *ev)
+{
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, c->ringers);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        const struct ringer *g = v;
+        call_send_event(g->user_id, g->device_id, json_deep_copy(ev));
+    }
+}
+
 void call_link_user(struct call *c, const char *user_id)
 {
     GHashTable *set = g_hash_table_lookup(call_by_user, user_id);
@@ -174,6 +185,7 @@ static void party_clear(struct party *p)
 
 void call_free(struct call *c)
 {
+    call_sfu_close(c);
     if (c->ring_timer)
         g_source_remove(c->ring_timer);
     if (c->unreachable_timer)
@@ -227,15 +239,10 @@ void call_end(struct call *c, const char *reason, const char *by)
         call_send_event(c->caller.user_id, c->caller.device_id, json_deep_copy(ev));
     if (was == CALL_ACTIVE && c->callee.connected)
         call_send_event(c->callee.user_id, c->callee.device_id, json_deep_copy(ev));
-    GHashTableIter it;
-    gpointer v;
-    g_hash_table_iter_init(&it, c->ringers);
-    while (g_hash_table_iter_next(&it, NULL, &v)) {
-        struct ringer *g = v;
-        call_send_event(g->user_id, g->device_id, json_deep_copy(ev));
-    }
+    call_send_ringers(c, ev);
     json_decref(ev);
 
+    GHashTableIter it;
     if (reason_leaves_missed(reason)) {
         json_t *payload = json_pack("{s:s, s:O, s:s, s:I}", "call_id", c->id, "from",
                                     json_object_get(c->incoming, "from"), "reason", reason,
@@ -415,12 +422,24 @@ void call_accept(const struct call_actor *a, json_t *msg, const struct call_repl
     const char *sdp = call_sdp_of(msg, r);
     if (!sdp)
         return;
+    if (c->room) {
+        /* The answer is to the server's offer; the caller gets the
+         * server's answer to its own. */
+        struct ringer *g = call_ringer_of(c, a->user_id, a->device_id);
+        GQueue none = G_QUEUE_INIT;
+        const char *why = NULL;
+        if (call_sfu_accept(c, sdp, g ? &g->early : &none, &why) != 0) {
+            call_reply_err(r, ERR_BAD_REQUEST, why);
+            return;
+        }
+    }
     int64_t now = clock_now_ms();
     c->state = CALL_ACTIVE;
     c->callee.user_id = g_strdup(a->user_id);
     c->callee.device_id = g_strdup(a->device_id);
     c->callee.connected = true;
-    c->answer = g_strdup(sdp);
+    if (!c->room)
+        c->answer = g_strdup(sdp);
     c->answer_at = now;
     json_object_set_new(c->record, "answered_by",
                         json_pack("{s:s, s:s}", "user", a->user_id, "device", a->device_id));
@@ -433,6 +452,8 @@ void call_accept(const struct call_actor *a, json_t *msg, const struct call_repl
         json_object_del(c->record, "answered_by");
         json_object_del(c->record, "answer_at");
         call_reply_err(r, ERR_UNAVAILABLE, "cannot record the answer now");
+        if (c->room) /* the server took the answer: the call cannot ring on */
+            call_end(c, "failed", NULL);
         return;
     }
     if (c->ring_timer)
@@ -447,7 +468,7 @@ void call_accept(const struct call_actor *a, json_t *msg, const struct call_repl
 
     if (c->caller.connected) {
         json_t *ev = call_event("call.accepted", c);
-        json_object_set_new(ev, "sdp", json_string(sdp));
+        json_object_set_new(ev, "sdp", json_string(c->answer));
         json_object_set_new(ev, "answered_by",
                             json_pack("{s:s, s:s}", "user", a->user_id, "device", a->device_id));
         call_send_event(c->caller.user_id, c->caller.device_id, ev);

@@ -33,6 +33,15 @@ struct call_hooks {
     void (*missed)(const char *user_id, json_t *payload);
 };
 
+/* The SFU: calls in mode "sfu" have the server at the other end of each
+ * device's peer connection (media/room.h). */
+struct call_media {
+    bool sfu_default;             /* invites that name no mode */
+    struct dtls_cert *cert;       /* the server's; NULL: no SFU */
+    const char *const *addresses; /* to gather on */
+    uint64_t max_bitrate;         /* bits/s */
+};
+
 struct call_limits {
     int ring_timeout_ms;
     int grace_ms;
@@ -41,6 +50,7 @@ struct call_limits {
     int calls_per_user;
     int invites_per_min;
     struct ice_config ice;
+    struct call_media media; /* borrowed; outlives the module */
 };
 
 /* The user and device a request comes from (strings borrowed). */

@@ -52,6 +52,12 @@ struct call {
     int candidates;
     int64_t invite_at, answer_at;
     guint ring_timer, unreachable_timer;
+    /* SFU calls: the room, and the server's end for caller [0] and callee
+     * [1]. offer is then the server's offer to the callees, answer (once
+     * accepted) its answer to the caller, held in sfu_answer till then. */
+    struct media_room *room;
+    struct media_peer *sfu_peer[2];
+    char *sfu_answer;
 };
 
 /* A user's invite allowance (a token bucket). */
@@ -78,6 +84,8 @@ struct ringer *call_ringer_of(const struct call *c, const char *user_id, const c
 
 /* Sends ev (stolen) to a device through the server's hook. */
 void call_send_event(const char *user_id, const char *device_id, json_t *ev);
+/* Sends a copy of ev (borrowed) to every device still ringing for c. */
+void call_send_ringers(const struct call *c, json_t *ev);
 /* {"type": type, "call_id": id} */
 json_t *call_event(const char *type, const struct call *c);
 
@@ -118,5 +126,23 @@ void call_check_unreachable(struct call *c);
 /* Rings device_id of user_id: sends call.incoming (with that user's own
  * ICE servers) and remembers the device. */
 void call_ring_device(struct call *c, const char *user_id, const char *device_id);
+
+/* ---------- SFU calls (call_sfu.c) ---------- */
+
+/* Reads the invite's "mode" (or the default). Returns 0 for peer-to-peer,
+ * 1 for the SFU, or -1 having replied with the error. */
+int call_sfu_mode(json_t *msg, const struct call_reply *r);
+/* Puts the server between the caller (whose offer it answers) and the
+ * callees (to whom c->offer becomes the server's offer). 0, or -1 with
+ * *why. */
+int call_sfu_open(struct call *c, const char *caller_offer, const char **why);
+/* The winning callee's answer to the server's offer, with the candidates
+ * it sent while ringing (taken from *early). 0, or -1 with *why. */
+int call_sfu_accept(struct call *c, const char *answer, GQueue *early, const char **why);
+/* A candidate (RTCIceCandidateInit, string or null) of the caller (0) or
+ * the callee (1), for the server's end. */
+void call_sfu_candidate(struct call *c, int which, json_t *cand);
+/* Frees the room. */
+void call_sfu_close(struct call *c);
 
 #endif

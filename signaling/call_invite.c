@@ -329,7 +329,8 @@ void call_invite(const struct call_actor *a, json_t *msg, const struct call_repl
     const char *patrol_id = NULL;
     struct target t = {0};
     const char *sdp = call_sdp_of(msg, r);
-    if (!sdp || !invite_fields(msg, r, &media, &patrol_id))
+    int sfu = sdp ? call_sfu_mode(msg, r) : -1;
+    if (!sdp || sfu < 0 || !invite_fields(msg, r, &media, &patrol_id))
         return;
     if (!resolve_target(a, json_object_get(msg, "to"), &t)) {
         if (t.err == ERR_FORBIDDEN) {
@@ -385,6 +386,16 @@ void call_invite(const struct call_actor *a, json_t *msg, const struct call_repl
     c->offer = g_strdup(sdp);
     c->invite_at = now;
     g_queue_init(&c->early_caller);
+    if (sfu) {
+        /* The server answers the caller and offers to the callees. */
+        const char *why = NULL;
+        if (call_sfu_open(c, sdp, &why) != 0) {
+            log_info("call", "user=%s sfu invite refused: %s", a->user_id, why);
+            call_reply_err(r, ERR_BAD_REQUEST, why);
+            call_free(c);
+            goto out;
+        }
+    }
 
     unsigned busy = 0;
     json_t *callees = json_array(), *parties = json_array();
@@ -412,6 +423,7 @@ void call_invite(const struct call_actor *a, json_t *msg, const struct call_repl
                           "to", t.to, "parties", parties, "media", media, "division", t.division,
                           "from", from, "invite_at", (json_int_t)now, "date", date);
     media = NULL;
+    json_object_set_new(c->record, "mode", json_string(sfu ? "sfu" : "p2p"));
     if (t.enterprise)
         json_object_set_new(c->record, "enterprise", json_string(t.enterprise));
     if (t.carrier)
@@ -419,8 +431,9 @@ void call_invite(const struct call_actor *a, json_t *msg, const struct call_repl
     if (patrol_id)
         json_object_set_new(c->record, "patrol_id", json_string(patrol_id));
     c->incoming = json_pack("{s:s, s:s, s:O, s:O, s:s, s:O}", "type", "call.incoming", "call_id",
-                            c->id, "from", from, "to", t.to, "sdp", sdp, "media",
+                            c->id, "from", from, "to", t.to, "sdp", c->offer, "media",
                             json_object_get(c->record, "media"));
+    json_object_set_new(c->incoming, "mode", json_string(sfu ? "sfu" : "p2p"));
     json_decref(from);
     if (t.enterprise)
         json_object_set_new(c->incoming, "enterprise", json_string(t.enterprise));
@@ -441,17 +454,17 @@ void call_invite(const struct call_actor *a, json_t *msg, const struct call_repl
     while (g_hash_table_iter_next(&it, &k, NULL))
         call_link_user(c, k);
     audit_log(call_store, a->user_id, "call.invite", c->id, "ok", NULL);
-    call_reply_ok(r, json_pack("{s:s, s:o}", "call_id", c->id, "ice_servers",
-                               ice_servers_json(&call_lim.ice, a->user_id, now)));
+    call_reply_ok(r, json_pack("{s:s, s:s, s:o}", "call_id", c->id, "mode", sfu ? "sfu" : "p2p",
+                               "ice_servers", ice_servers_json(&call_lim.ice, a->user_id, now)));
 
     const char *outcome = NULL;
     if (!t.accounts->len)
         outcome = "unreachable"; /* nobody holds the positions called */
     else if (!g_hash_table_size(c->targets))
         outcome = "busy";
-    log_info("call", "call=%s invite from user=%s to %u user(s)%s%s%s", c->id, a->user_id,
+    log_info("call", "call=%s invite from user=%s to %u user(s)%s%s%s%s", c->id, a->user_id,
              t.accounts->len, patrol_id ? " patrol=" : "", patrol_id ? patrol_id : "",
-             busy ? " (some busy)" : "");
+             busy ? " (some busy)" : "", sfu ? " via the sfu" : "");
     if (!outcome) {
         g_hash_table_iter_init(&it, c->targets);
         while (g_hash_table_iter_next(&it, &k, NULL))

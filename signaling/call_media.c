@@ -90,6 +90,10 @@ void call_candidate(const struct call_actor *a, json_t *msg, const struct call_r
         g_queue_push_tail(&g->early, candidate_clean(cand));
         return;
     }
+    if (c->room) { /* for the server's end, not the other party */
+        call_sfu_candidate(c, from_caller ? 0 : 1, cand);
+        return;
+    }
     if (from_caller && c->state == CALL_RINGING) {
         g_queue_push_tail(&c->early_caller, candidate_clean(cand));
         return;
@@ -122,6 +126,12 @@ void call_renegotiate(const struct call_actor *a, json_t *msg, const struct call
     const char *sdp = call_sdp_of(msg, r);
     if (!sdp)
         return;
+    if (c->room) {
+        call_reply_err(r, ERR_BAD_REQUEST,
+                       "renegotiation with the media server is not supported yet: hang up and"
+                       " call again");
+        return;
+    }
     struct party *to = from_caller ? &c->callee : &c->caller;
     if (!to->connected) {
         call_reply_err(r, ERR_UNAVAILABLE,

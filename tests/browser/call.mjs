@@ -5,9 +5,13 @@
 // get call.ended. With --relay both peers are relay-only
 // (iceTransportPolicy "relay") through the TURN server whose credentials
 // yjtd issues, and the selected candidate pair must be relay on both sides.
+// With --sfu the call is made with "mode":"sfu": each page's peer
+// connection ends at yjtd's media server, which forwards the video; each
+// selected pair's remote end must be yjtd's (a candidate from its SDP).
 //
 //   node call.mjs --ws ws://127.0.0.1:8080/ws --caller gov1 --callee corp1 \
-//       [--relay --turn-url turn:127.0.0.1:3478?transport=udp --turn-secret S]
+//       [--relay --turn-url turn:127.0.0.1:3478?transport=udp --turn-secret S] [--sfu]
+//       [--hold-s N: keep the call up N s after both decode, and report the stats again]
 //   node call.mjs --mode selftest [--turn-url URL --turn-secret S]
 //
 // --mode selftest needs no yjtd: one page connects two RTCPeerConnections
@@ -77,9 +81,11 @@ const { values: opt } = parseArgs({
     callee: { type: 'string', default: '' },
     password: { type: 'string', default: process.env.YJT_PASSWORD || '' },
     relay: { type: 'boolean', default: false },
+    sfu: { type: 'boolean', default: false },
     'turn-url': { type: 'string', default: process.env.YJT_TURN_URL || '' },
     'turn-secret': { type: 'string', default: process.env.YJT_TURN_SECRET || '' },
     'decode-timeout-s': { type: 'string', default: '20' },
+    'hold-s': { type: 'string', default: '0' },
     'deadline-s': { type: 'string', default: '90' },
     chromium: { type: 'string', default: process.env.CHROMIUM || '/usr/bin/chromium' },
     help: { type: 'boolean', default: false },
@@ -288,7 +294,8 @@ async function call(context, pageUrl, result) {
   const t0 = Date.now();
   const answered = callee.evaluate((o) => window.peer.answer(o), { relay, timeoutMs: 15000 });
   answered.catch(() => {});
-  const invited = await caller.evaluate(([to, o]) => window.peer.call(to, o), [calleeUser.id, { relay }]);
+  const invited = await caller.evaluate(([to, o]) => window.peer.call(to, o),
+    [calleeUser.id, { relay, mode: opt.sfu ? 'sfu' : null }]);
   log(`call.invite ok: ${invited.call_id}`);
   const incoming = await answered;
   log(`callee accepted ${incoming.call_id} after ${Date.now() - t0} ms`);
@@ -298,6 +305,16 @@ async function call(context, pageUrl, result) {
   result.callee_ice_servers = incoming.ice_servers_fetched;
   result.incoming_ice_servers = incoming.ice_servers === undefined ? null : incoming.ice_servers;
   result.incoming_from = incoming.from;
+  result.call_mode = { invite: invited.mode, incoming: incoming.mode };
+  if (opt.sfu) {
+    check(invited.mode === 'sfu' && incoming.mode === 'sfu',
+      `the call is not through the SFU: ${JSON.stringify(result.call_mode)}`);
+    // The callee's offer is the server's: its own ICE credentials and
+    // candidates, setup:actpass.
+    check(/a=setup:actpass/.test(incoming.offer) && /a=candidate:/.test(incoming.offer),
+      `call.incoming's offer is not the server's: ${incoming.offer.slice(0, 400)}`);
+    result.server_candidates = (incoming.offer.match(/^a=candidate:.*$/gm) || []).map((l) => l.slice(2));
+  }
 
   check(incoming.call_id === invited.call_id,
     `call.incoming call_id ${incoming.call_id} differs from the invite's ${invited.call_id}`);
@@ -335,7 +352,8 @@ async function call(context, pageUrl, result) {
     if (relay) {
       check(s.pair.local && s.pair.local.candidateType === 'relay',
         `${who}: the selected pair's local candidate is ${JSON.stringify(s.pair.local)}, not relay`);
-      check(s.pair.remote && s.pair.remote.candidateType === 'relay',
+      // Through the SFU the far end is the server's own host candidate.
+      check(opt.sfu || (s.pair.remote && s.pair.remote.candidateType === 'relay'),
         `${who}: the selected pair's remote candidate is ${JSON.stringify(s.pair.remote)}, not relay`);
     } else {
       check(s.pair.local && s.pair.local.candidateType !== 'relay',
@@ -343,16 +361,52 @@ async function call(context, pageUrl, result) {
     }
   }
 
+  // --hold-s: the call goes on that long, and the video keeps decoding.
+  const holdMs = Number(opt['hold-s']) * 1000;
+  if (holdMs > 0) {
+    await new Promise((r) => setTimeout(r, holdMs));
+    const [ca, ka] = await Promise.all([
+      caller.evaluate(() => window.peer.stats()),
+      callee.evaluate(() => window.peer.stats()),
+    ]);
+    result.stats_after_hold = { caller: ca, callee: ka, hold_ms: holdMs };
+    log(`after ${holdMs} ms more: caller ${ca.framesDecoded} frames, callee ${ka.framesDecoded} frames`);
+  }
+
+  // Through the SFU each side's selected pair ends at yjtd: the remote
+  // address and port are among the candidates yjtd wrote in its SDP.
+  if (opt.sfu) {
+    const answer = await caller.evaluate(
+      () => (window.peer.sig.events.find((e) => e.type === 'call.accepted') || {}).sdp || '');
+    check(/a=setup:passive/.test(answer) && /a=candidate:/.test(answer),
+      `call.accepted's answer is not the server's: ${answer.slice(0, 400)}`);
+    const cands = {
+      caller: (answer.match(/^a=candidate:.*$/gm) || []).map((l) => l.slice(2)),
+      callee: result.server_candidates,
+    };
+    result.server_candidates = cands;
+    for (const [who, s] of [['caller', cs], ['callee', ks]]) {
+      const r = s.pair.remote || {};
+      const addr = r.address || r.ip;
+      check(cands[who].some((c) => c.includes(` ${addr} ${r.port} `)),
+        `${who}: the selected pair's remote end ${JSON.stringify(r)} is not one of yjtd's ` +
+        `candidates ${JSON.stringify(cands[who])}`);
+    }
+  }
+
   // Trickle ICE went through yjtd: each side got the other's candidates
-  // as call.candidate events (the SDPs carried none).
+  // as call.candidate events (the SDPs carried none). Through the SFU the
+  // server's candidates are in its SDP; the pages' went to yjtd.
   const [csum0, ksum0] = await Promise.all([
     caller.evaluate(() => window.peer.summary()),
     callee.evaluate(() => window.peer.summary()),
   ]);
   for (const [who, s] of [['caller', csum0], ['callee', ksum0]]) {
-    check(s.counts.receivedCandidates > 0, `${who} received no call.candidate: ${JSON.stringify(s.counts)}`);
+    if (!opt.sfu) {
+      check(s.counts.receivedCandidates > 0, `${who} received no call.candidate: ${JSON.stringify(s.counts)}`);
+    }
     check(s.counts.sentCandidates > 0, `${who} sent no candidate: ${JSON.stringify(s.counts)}`);
-    if (relay) {
+    if (relay && !opt.sfu) {
       check(s.counts.receivedTypes.relay > 0, `${who} received no relay candidate: ${JSON.stringify(s.counts)}`);
     }
   }
@@ -401,7 +455,7 @@ async function call(context, pageUrl, result) {
 
 // ---------------------------------------------------------------- main
 
-const result = { mode: opt.mode, relay: opt.relay };
+const result = { mode: opt.mode, relay: opt.relay, sfu: opt.sfu };
 let ok = false;
 let failure = null;
 const watchdog = setTimeout(() => {

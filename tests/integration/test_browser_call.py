@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEFAULT_PASSWORD, REPO, free_port, user
+from conftest import DEFAULT_PASSWORD, REPO, free_port, metric, user
 
 BROWSER_DIR = REPO / "tests" / "browser"
 DRIVER = BROWSER_DIR / "call.mjs"
@@ -230,7 +230,7 @@ def diagnostics(srv, turn=None):
     return text
 
 
-def check_call_result(res, srv, relay):
+def check_call_result(res, srv, relay, sfu=False):
     gina, alice = srv.users["gina"], srv.users["alice"]
     assert res["caller_id"] == gina and res["callee_id"] == alice, res
     assert res["incoming_from"]["id"] == gina
@@ -239,11 +239,15 @@ def check_call_result(res, srv, relay):
         s = res["stats"][side]
         assert s["framesDecoded"] > 0, f"{side} decoded no video: {s}"
         kinds = (s["pair"]["local"]["candidateType"], s["pair"]["remote"]["candidateType"])
-        if relay:
+        if relay and sfu:  # the device relays; the far end is yjtd's host candidate
+            assert kinds == ("relay", "host"), f"{side} selected pair {s['pair']}"
+        elif relay:
             assert kinds == ("relay", "relay"), f"{side} selected pair {s['pair']}"
         else:
             assert "relay" not in kinds, f"{side} selected pair {s['pair']}"
-        assert res[side]["counts"]["receivedCandidates"] > 0, res[side]["counts"]
+        if not sfu:  # through the SFU the server's candidates are in its SDP
+            assert res[side]["counts"]["receivedCandidates"] > 0, res[side]["counts"]
+        assert res[side]["counts"]["sentCandidates"] > 0, res[side]["counts"]
         assert not res[side]["errors"], res[side]["errors"]
         assert "call.ended" in res[side]["events"], res[side]["events"]
     assert res["ended"] == {"caller": {"call_id": res["call_id"], "reason": "hangup"},
@@ -293,6 +297,50 @@ def test_browser_call_direct(server):
                      "--decode-timeout-s", "20", context=diagnostics(srv))
     check_call_result(res, srv, relay=False)
     print(f"direct call: video on both sides {res['time_to_video_ms']} ms after the invite")
+
+
+def test_browser_call_through_sfu(server):
+    """The same call with "mode":"sfu": yjtd's media server answers the
+    caller's offer, offers to the callee, and forwards each page's video to
+    the other. Both decode; each page's selected pair ends at one of the
+    candidates yjtd wrote in its SDP; yjtd counted the packets it forwarded,
+    and hanging up frees both of its ends."""
+    _require("chromium", "node", "playwright")
+    srv = start_yjtd(server)
+    res = run_driver("--ws", srv.ws_url, "--caller", "gina", "--callee", "alice", "--sfu",
+                     "--decode-timeout-s", "20", "--hold-s", "3", context=diagnostics(srv))
+    check_call_result(res, srv, relay=False, sfu=True)
+    assert res["call_mode"] == {"invite": "sfu", "incoming": "sfu"}
+    # The video kept flowing: at least 5 frames a second more on each side.
+    for side in ("caller", "callee"):
+        before = res["stats"][side]["framesDecoded"]
+        after = res["stats_after_hold"][side]["framesDecoded"]
+        assert after - before >= 15, f"{side}: {before} -> {after} frames in 3 s"
+    m = srv.metrics()
+    assert metric(m, "yjt_media_rtp_received_total") > 200, m
+    assert metric(m, "yjt_media_rtp_sent_total") > 200, m
+    assert metric(m, "yjt_media_keyframe_requests_total") >= 2, m
+    deadline = time.time() + 5
+    while metric(srv.metrics(), "yjt_media_peers") != 0 and time.time() < deadline:
+        time.sleep(0.1)
+    assert metric(srv.metrics(), "yjt_media_peers") == 0
+    log = srv.stderr()
+    assert "media of the caller connected" in log and "media of the callee connected" in log
+    print(f"sfu call: video on both sides {res['time_to_video_ms']} ms after the invite")
+
+
+def test_browser_call_through_sfu_with_relay_only_devices(server, coturn):
+    """An SFU call between two devices that may only use relay candidates
+    (iceTransportPolicy "relay", TURN credentials from yjtd): the media
+    server reaches each device's relay address on coturn from its host
+    candidate, and both decode."""
+    _require("chromium", "node", "playwright", "turnserver")
+    srv = start_yjtd(server, turn_urls=coturn.url, turn_secret=coturn.secret)
+    res = run_driver("--ws", srv.ws_url, "--caller", "gina", "--callee", "alice", "--relay",
+                     "--sfu", "--turn-url", coturn.url, "--decode-timeout-s", "20",
+                     extra_env={"YJT_TURN_SECRET": coturn.secret},
+                     context=diagnostics(srv, coturn))
+    check_call_result(res, srv, relay=True, sfu=True)
 
 
 def test_browser_call_relay_through_coturn(server, coturn):

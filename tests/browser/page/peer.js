@@ -457,7 +457,7 @@ class Peer {
 
   // The caller: ice.servers, an offer, call.invite; the answer comes as
   // call.accepted (onAccepted).
-  async call(toUserId, { relay = false } = {}) {
+  async call(toUserId, { relay = false, mode = null } = {}) {
     this.role = 'caller';
     const stream = await media();
     const servers = await this.fetchIceServers();
@@ -465,11 +465,13 @@ class Peer {
     for (const t of stream.getTracks()) pc.addTrack(t, stream);
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
-    const reply = await this.sig.ok('call.invite', {
+    const invite = {
       to: { user: toUserId },
       media: { audio: true, video: true },
       sdp: stripCandidates(offer.sdp),
-    });
+    };
+    if (mode) invite.mode = mode;
+    const reply = await this.sig.ok('call.invite', invite);
     if (typeof reply.call_id !== 'string' || !reply.call_id) {
       throw new Error(`call.invite reply without call_id: ${JSON.stringify(reply).slice(0, 300)}`);
     }
@@ -478,7 +480,7 @@ class Peer {
     // Candidates gathered so far go out now, before the callee has
     // accepted: yjtd holds them and delivers them in order on accept.
     this.startSendingCandidates();
-    return { call_id: reply.call_id, ice_servers: reply.ice_servers, ice_servers_fetched: servers };
+    return { call_id: reply.call_id, mode: reply.mode, ice_servers: reply.ice_servers, ice_servers_fetched: servers };
   }
 
   // The callee: waits for call.incoming, rings, answers with call.accept.
@@ -505,6 +507,8 @@ class Peer {
       call_id: inc.call_id,
       from: inc.from || null,
       media: inc.media || null,
+      mode: inc.mode || null,
+      offer: inc.sdp,
       ice_servers: inc.ice_servers,
       ice_servers_fetched: servers,
     };

@@ -1,0 +1,140 @@
+/* Calls through the SFU: the same messages, in the same order, as a
+ * peer-to-peer call, with the server at the other end of each device's
+ * peer connection. The caller's offer (call.invite) is answered by the
+ * server, which offers to the callees (call.incoming); the winning
+ * callee's answer (call.accept) goes to the server, and the caller gets
+ * the server's answer in call.accepted. Candidates go to the server's end
+ * of the sender's connection, never to the other party; the server's own
+ * are in its SDP (and in call.candidate events if one is found later).
+ * A party whose media fails (ICE, consent, DTLS) ends the call failed. */
+#include "signaling/call_internal.h"
+
+#include "common/jsonx.h"
+#include "common/log.h"
+#include "media/room.h"
+
+#include <string.h>
+
+int call_sfu_mode(json_t *msg, const struct call_reply *r)
+{
+    json_t *m = json_object_get(msg, "mode");
+    const char *mode = json_is_string(m) ? json_string_value(m) : NULL;
+    if (m && (!mode || (strcmp(mode, "p2p") != 0 && strcmp(mode, "sfu") != 0))) {
+        call_reply_err(r, ERR_BAD_REQUEST, "mode must be \"p2p\" or \"sfu\"");
+        return -1;
+    }
+    bool sfu = mode ? strcmp(mode, "sfu") == 0 : call_lim.media.sfu_default;
+    if (sfu && !call_lim.media.cert) {
+        call_reply_err(r, ERR_UNAVAILABLE, "the media server is not running on this node");
+        return -1;
+    }
+    return sfu ? 1 : 0;
+}
+
+/* Which party a peer is: its data is 1 + the index. */
+static int party_of(struct call *c, struct media_peer *p)
+{
+    return p == c->sfu_peer[0] ? 0 : p == c->sfu_peer[1] ? 1 : -1;
+}
+
+static void on_state(struct media_peer *p, enum media_transport_state s, const char *why, void *ud)
+{
+    struct call *c = ud;
+    int which = party_of(c, p);
+    const char *who = which == 0 ? "caller" : "callee";
+    if (s == MEDIA_TRANSPORT_CONNECTED) {
+        log_info("call", "call=%s media of the %s connected", c->id, who);
+        return;
+    }
+    log_info("call", "call=%s media of the %s %s: %s", c->id, who,
+             s == MEDIA_TRANSPORT_FAILED ? "failed" : "closed", why ? why : "-");
+    if (c->state != CALL_ENDED)
+        call_end(c, "failed", NULL); /* frees the room: nothing may follow */
+}
+
+static void on_candidate(struct media_peer *p, const char *candidate, void *ud)
+{
+    struct call *c = ud;
+    int which = party_of(c, p);
+    json_t *ev = call_event("call.candidate", c);
+    json_object_set_new(
+        ev, "candidate",
+        json_pack("{s:s, s:s, s:i}", "candidate", candidate, "sdpMid", "0", "sdpMLineIndex", 0));
+    if (which == 0 && c->caller.connected) {
+        call_send_event(c->caller.user_id, c->caller.device_id, ev);
+    } else if (which == 1 && c->state == CALL_ACTIVE && c->callee.connected) {
+        call_send_event(c->callee.user_id, c->callee.device_id, ev);
+    } else if (which == 1 && c->state == CALL_RINGING) {
+        call_send_ringers(c, ev);
+        json_decref(ev);
+    } else {
+        json_decref(ev);
+    }
+}
+
+int call_sfu_open(struct call *c, const char *caller_offer, const char **why)
+{
+    struct media_room_config cfg = {NULL, call_lim.media.cert, call_lim.media.addresses,
+                                    call_lim.media.max_bitrate};
+    struct media_room_callbacks cb = {on_state, on_candidate};
+    c->room = media_room_new(&cfg, &cb, c);
+    if (!c->room) {
+        *why = "the media server could not open a room";
+        return -1;
+    }
+    char *answer = NULL, *offer = NULL;
+    c->sfu_peer[0] = media_room_answer(c->room, caller_offer, strlen(caller_offer), &answer, why);
+    if (c->sfu_peer[0])
+        c->sfu_peer[1] = media_room_offer(c->room, &offer, why);
+    if (!c->sfu_peer[1]) {
+        g_free(answer);
+        call_sfu_close(c);
+        return -1;
+    }
+    c->sfu_answer = answer;
+    g_free(c->offer);
+    c->offer = offer;
+    return 0;
+}
+
+/* The candidate line of a checked candidate value, or NULL for the end of
+ * candidates (null, or an empty string as browsers send). */
+static const char *candidate_line(json_t *cand)
+{
+    const char *line = json_is_string(cand) ? json_string_value(cand) : jx_str(cand, "candidate");
+    return line && *line ? line : NULL;
+}
+
+void call_sfu_candidate(struct call *c, int which, json_t *cand)
+{
+    struct media_peer *p = c->sfu_peer[which];
+    if (!p)
+        return;
+    const char *line = candidate_line(cand);
+    if (media_peer_add_candidate(p, line) != 0)
+        log_debug("call", "call=%s a candidate of the %s was not taken", c->id,
+                  which ? "callee" : "caller");
+}
+
+int call_sfu_accept(struct call *c, const char *answer, GQueue *early, const char **why)
+{
+    if (media_peer_set_answer(c->sfu_peer[1], answer, strlen(answer), why) != 0)
+        return -1;
+    json_t *cand;
+    while ((cand = g_queue_pop_head(early))) {
+        call_sfu_candidate(c, 1, cand);
+        json_decref(cand);
+    }
+    g_free(c->answer);
+    c->answer = c->sfu_answer;
+    c->sfu_answer = NULL;
+    return 0;
+}
+
+void call_sfu_close(struct call *c)
+{
+    media_room_free(c->room);
+    c->room = NULL;
+    c->sfu_peer[0] = c->sfu_peer[1] = NULL;
+    g_clear_pointer(&c->sfu_answer, g_free);
+}

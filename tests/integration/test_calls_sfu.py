@@ -1,0 +1,198 @@
+"""Calls through the SFU ("mode":"sfu"), at the signaling level: the same
+messages as a peer-to-peer call, but the caller gets the server's answer,
+the callees the server's offer, and candidates go to the server, never to
+the other party. Offers the server cannot take are refused with a reason
+and ring nobody. (The browser suite makes real media flow through it.)"""
+
+import secrets
+
+from conftest import metric, run, user, wait_until
+
+ENTERPRISES = [("e1", "Tianhe Chemicals", "440106", True)]
+USERS = [
+    user("gov4401", "gov", "4401", display_name="Guangzhou Inspector"),
+    user("boss", "corp", "e1", position="principal"),
+]
+
+
+def fingerprint():
+    return ":".join(f"{b:02X}" for b in secrets.token_bytes(32))
+
+
+def device_sdp(setup, fp, ufrag="devU", pwd="devicepassworddevicepwd", video=True,
+               codecs_audio="111", audio_map="a=rtpmap:111 opus/48000/2\r\n"):
+    """An SDP as a browser writes it (no candidates: they trickle)."""
+    mids = "0 1" if video else "0"
+    s = ("v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+         f"a=group:BUNDLE {mids}\r\na=msid-semantic: WMS st\r\n"
+         f"m=audio 9 UDP/TLS/RTP/SAVPF {codecs_audio}\r\nc=IN IP4 0.0.0.0\r\n"
+         "a=rtcp:9 IN IP4 0.0.0.0\r\n"
+         f"a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\na=ice-options:trickle\r\n"
+         f"a=fingerprint:sha-256 {fp}\r\na=setup:{setup}\r\na=mid:0\r\n"
+         "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n"
+         "a=sendrecv\r\na=msid:st ta\r\na=rtcp-mux\r\n"
+         f"{audio_map}a=fmtp:111 minptime=10;useinbandfec=1\r\n"
+         "a=ssrc:1111 cname:c\r\n")
+    if video:
+        s += ("m=video 9 UDP/TLS/RTP/SAVPF 96 97 102\r\nc=IN IP4 0.0.0.0\r\n"
+              f"a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n"
+              f"a=fingerprint:sha-256 {fp}\r\na=setup:{setup}\r\na=mid:1\r\n"
+              "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n"
+              "a=extmap:3 http://www.ietf.org/id/"
+              "draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n"
+              "a=sendrecv\r\na=msid:st tv\r\na=rtcp-mux\r\na=rtcp-rsize\r\n"
+              "a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 goog-remb\r\n"
+              "a=rtcp-fb:96 transport-cc\r\na=rtcp-fb:96 nack\r\na=rtcp-fb:96 nack pli\r\n"
+              "a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n"
+              "a=rtpmap:102 H264/90000\r\n"
+              "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;"
+              "profile-level-id=42e01f\r\n"
+              "a=ssrc-group:FID 2222 3333\r\na=ssrc:2222 cname:c\r\na=ssrc:3333 cname:c\r\n")
+    return s
+
+
+CAND = {"candidate": "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host",
+        "sdpMid": "0", "sdpMLineIndex": 0}
+
+
+def start(server, **settings):
+    return server(enterprises=ENTERPRISES, users=USERS, settings=settings)
+
+
+def assert_err(reply, code, says=None):
+    assert reply["ok"] is False and reply["error"]["code"] == code, f"want {code}: {reply}"
+    if says:
+        assert says in reply["error"]["message"], reply
+
+
+def attr(sdp, name):
+    return [line[len(name) + 3:] for line in sdp.split("\r\n") if line.startswith(f"a={name}:")]
+
+
+def test_sfu_call_negotiates_with_the_server(server):
+    srv = start(server)
+    caller_fp, callee_fp = fingerprint(), fingerprint()
+    offer = device_sdp("actpass", caller_fp)
+
+    async def go():
+        gov = await srv.ws_login("gov4401")
+        phone = await srv.ws_login("boss", device_id="boss-phone")
+        pad = await srv.ws_login("boss", device_id="boss-pad")
+        r = await gov.ok("call.invite", to={"user": srv.users["boss"]}, sdp=offer, mode="sfu",
+                         media={"audio": True, "video": True})
+        call_id = r["call_id"]
+        assert r["mode"] == "sfu"
+        offers = []
+        for dev in (phone, pad):
+            ev = await dev.next_event("call.incoming")
+            assert ev["call_id"] == call_id and ev["mode"] == "sfu"
+            offers.append(ev["sdp"])
+        server_offer = offers[0]
+        assert offers[1] == server_offer  # one server end for whichever device wins
+        # The server's offer: its certificate, its candidates, actpass, the
+        # caller's codecs (VP8 preferred) with the caller's payload types,
+        # what it will send announced, no transport-wide congestion control.
+        assert caller_fp not in server_offer
+        assert attr(server_offer, "setup") == ["actpass", "actpass"]
+        assert all(" 127.0.0.1 " in c for c in attr(server_offer, "candidate"))
+        assert attr(server_offer, "candidate")
+        assert "a=rtpmap:96 VP8/90000" in server_offer
+        assert "a=rtpmap:111 opus/48000/2" in server_offer
+        assert "H264" not in server_offer and "transport-cc" not in server_offer
+        assert len(attr(server_offer, "ssrc")) == 4  # cname and msid, audio and video
+
+        # Candidates go to the server, from the caller at once and from a
+        # ringing device once it wins; nobody else hears them.
+        await gov.ok("call.candidate", call_id=call_id, candidate=CAND)
+        await pad.ok("call.candidate", call_id=call_id, candidate=CAND)
+        for dev in (phone, pad):
+            await dev.no_event("call.candidate", within=0.3)
+
+        # Answers the server cannot take are refused; the call rings on.
+        bad = await pad.request("call.accept", call_id=call_id, sdp="v=0\r\n")
+        assert_err(bad, "bad_request")
+        passive = await pad.request("call.accept", call_id=call_id,
+                                    sdp=device_sdp("actpass", callee_fp))
+        assert_err(passive, "bad_request", "setup:active")
+        answer = device_sdp("active", callee_fp, ufrag="padU")
+        await pad.ok("call.accept", call_id=call_id, sdp=answer)
+        acc = await gov.next_event("call.accepted")
+        server_answer = acc["sdp"]
+        assert server_answer != answer and callee_fp not in server_answer
+        assert attr(server_answer, "setup") == ["passive", "passive"]
+        assert attr(server_answer, "candidate")
+        assert "a=group:BUNDLE 0 1" in server_answer
+        assert "a=rtpmap:96 VP8/90000" in server_answer and "H264" not in server_answer
+        assert len(attr(server_answer, "ssrc")) == 4
+        await phone.next_event("call.answered_elsewhere")
+
+        await gov.ok("call.candidate", call_id=call_id, candidate=CAND)
+        await pad.ok("call.candidate", call_id=call_id, candidate=None)
+        await pad.no_event("call.candidate", within=0.3)
+        await gov.no_event("call.candidate", within=0.1)
+        reneg = await pad.request("call.renegotiate", call_id=call_id, sdp=answer,
+                                  sdp_type="offer")
+        assert_err(reneg, "bad_request", "not supported")
+        # A device that resumes gets the server's SDP again.
+        res = await gov.ok("call.resume", call_id=call_id)
+        assert res["sdp"] == server_answer
+        assert metric(srv.metrics(), "yjt_media_peers") == 2
+
+        await gov.ok("call.hangup", call_id=call_id)
+        for c in (gov, pad):
+            ev = await c.next_event("call.ended")
+            assert ev["reason"] == "hangup"
+        for c in (gov, phone, pad):
+            await c.close()
+        return call_id
+
+    call_id = run(go())
+    assert metric(srv.metrics(), "yjt_media_peers") == 0
+    rec = srv.http("GET", f"/api/v1/calls/{call_id}", token=srv.token("gov4401"))
+    assert rec.json["call"]["mode"] == "sfu"
+    assert rec.json["call"]["answered_by"]["device"] == "boss-pad"
+    assert "via the sfu" in srv.stderr()
+
+
+def test_sfu_refusals_and_the_default_mode(server):
+    srv = start(server, call_mode="sfu")
+    boss = None
+
+    async def go():
+        nonlocal boss
+        gov = await srv.ws_login("gov4401")
+        boss = await srv.ws_login("boss")
+        to = {"user": srv.users["boss"]}
+        good = device_sdp("actpass", fingerprint())
+        r = await gov.request("call.invite", to=to, sdp=good, mode="relay")
+        assert_err(r, "bad_request", "mode")
+        # No codec the server forwards (PCMU only): refused, nobody rings.
+        pcmu = device_sdp("actpass", fingerprint(), video=False, codecs_audio="0",
+                          audio_map="a=rtpmap:0 PCMU/8000\r\n")
+        r = await gov.request("call.invite", to=to, sdp=pcmu, mode="sfu")
+        assert_err(r, "bad_request", "Opus")
+        # No fingerprint: refused.
+        nofp = "\r\n".join(l for l in good.split("\r\n") if not l.startswith("a=fingerprint"))
+        r = await gov.request("call.invite", to=to, sdp=nofp, mode="sfu")
+        assert_err(r, "bad_request")
+        await boss.no_event("call.incoming", within=0.3)
+        assert metric(srv.metrics(), "yjt_media_peers") == 0
+
+        # call_mode=sfu: an invite naming no mode goes through the SFU ...
+        r = await gov.ok("call.invite", to=to, sdp=good)
+        assert r["mode"] == "sfu"
+        ev = await boss.next_event("call.incoming")
+        assert ev["sdp"] != good and "a=setup:actpass" in ev["sdp"]
+        await gov.ok("call.cancel", call_id=r["call_id"])
+        await boss.next_event("call.ended")
+        # ... and one naming p2p does not.
+        r = await gov.ok("call.invite", to=to, sdp=good, mode="p2p")
+        assert r["mode"] == "p2p"
+        ev = await boss.next_event("call.incoming")
+        assert ev["sdp"] == good and ev["mode"] == "p2p"
+        await gov.ok("call.cancel", call_id=r["call_id"])
+        await gov.close()
+        await boss.close()
+
+    run(go())
+    wait_until(lambda: metric(srv.metrics(), "yjt_media_peers") == 0, timeout=5)
