@@ -13,6 +13,8 @@
 #define REMB_EVERY_MS 1000
 #define REMB_FRESH_US (3 * 1000 * 1000)
 #define DEFAULT_MAX_BITRATE 2000000
+/* Sections a participant may receive in. */
+#define OUT_MAX 8
 /* The timestamp step a receiver sees when its source changes. */
 #define AUDIO_TS_GAP 960
 #define VIDEO_TS_GAP 3000
@@ -34,7 +36,8 @@ struct sent {
 
 /* What the server sends a participant in one section. */
 struct out_track {
-    int pt; /* -1: it does not receive this kind */
+    int kind;
+    int pt; /* -1: not (or no longer) receiving */
     uint32_t ssrc;
     unsigned source; /* the publishing peer's id, 0: none yet */
     struct rtp_rewriter rw;
@@ -51,7 +54,8 @@ struct media_peer {
     bool gathering;   /* writing its SDP: candidates go there */
     GPtrArray *cands; /* local candidates found while gathering */
     struct in_track in[K_N];
-    struct out_track out[K_N];
+    struct out_track out[OUT_MAX];
+    unsigned n_out;
     uint64_t remb; /* the last estimate it sent (bits/s) */
     int64_t remb_us;
     enum media_transport_state state, reported;
@@ -101,7 +105,26 @@ static int kind_of_pt(const struct media_peer *p, int pt)
 
 static uint32_t rtcp_sender(const struct media_peer *p)
 {
-    return p->out[K_VIDEO].ssrc ? p->out[K_VIDEO].ssrc : p->out[K_AUDIO].ssrc;
+    return p->n_out ? p->out[0].ssrc : 1;
+}
+
+/* q's out track of kind that carries publisher id (or, with bind, the
+ * first free one, which then does), or NULL. */
+static struct out_track *out_for(struct media_peer *q, int kind, unsigned id, bool bind)
+{
+    struct out_track *free_one = NULL;
+    for (unsigned i = 0; i < q->n_out; i++) {
+        struct out_track *o = &q->out[i];
+        if (o->kind != kind || o->pt < 0)
+            continue;
+        if (o->source == id)
+            return o;
+        if (!o->source && !free_one)
+            free_one = o;
+    }
+    if (bind && free_one)
+        free_one->source = id;
+    return bind ? free_one : NULL;
 }
 
 /* Asks publisher p for a key frame, unless one was asked for lately. */
@@ -131,7 +154,7 @@ static gboolean on_remb_timer(gpointer data)
         uint64_t rate = r->cfg.max_bitrate;
         for (guint j = 0; j < r->peers->len; j++) {
             struct media_peer *q = g_ptr_array_index(r->peers, j);
-            if (q != p && q->out[K_VIDEO].source == p->id && q->remb &&
+            if (q != p && out_for(q, K_VIDEO, p->id, false) && q->remb &&
                 now - q->remb_us < REMB_FRESH_US && q->remb < rate)
                 rate = q->remb;
         }
@@ -193,16 +216,16 @@ static void forward(struct media_peer *from, int kind, const uint8_t *pkt, size_
     struct media_room *r = from->room;
     for (guint i = 0; i < r->peers->len; i++) {
         struct media_peer *q = g_ptr_array_index(r->peers, i);
-        struct out_track *out = &q->out[kind];
-        if (q == from || out->pt < 0 || q->state != MEDIA_TRANSPORT_CONNECTED)
+        if (q == from || q->state != MEDIA_TRANSPORT_CONNECTED)
             continue;
-        if (!out->source) {
-            out->source = from->id;
+        struct out_track *out = out_for(q, kind, from->id, false);
+        if (!out) {
+            out = out_for(q, kind, from->id, true);
+            if (!out)
+                continue; /* no section left for this publisher */
             if (kind == K_VIDEO)
                 request_keyframe(from);
         }
-        if (out->source != from->id)
-            continue;
         uint8_t buf[PACKET_MAX];
         memcpy(buf, pkt, len);
         uint16_t seq;
@@ -261,9 +284,9 @@ static void resend(uint16_t seq, void *ud)
 /* The out track of q with SSRC ssrc, or NULL. */
 static struct out_track *out_by_ssrc(struct media_peer *q, uint32_t ssrc)
 {
-    for (int k = 0; k < K_N; k++)
-        if (q->out[k].pt >= 0 && q->out[k].ssrc == ssrc)
-            return &q->out[k];
+    for (unsigned i = 0; i < q->n_out; i++)
+        if (q->out[i].pt >= 0 && q->out[i].ssrc == ssrc)
+            return &q->out[i];
     return NULL;
 }
 
@@ -311,8 +334,10 @@ static gboolean report_state(gpointer data)
     p->reported = p->state;
     /* A receiver that connects again needs a key frame to start; one that
      * connects the first time asks when its first packet is forwarded. */
-    if (p->state == MEDIA_TRANSPORT_CONNECTED && p->out[K_VIDEO].source) {
-        struct media_peer *src = peer_by_id(p->room, p->out[K_VIDEO].source);
+    for (unsigned i = 0; p->state == MEDIA_TRANSPORT_CONNECTED && i < p->n_out; i++) {
+        struct media_peer *src = p->out[i].kind == K_VIDEO && p->out[i].source
+                                     ? peer_by_id(p->room, p->out[i].source)
+                                     : NULL;
         if (src)
             request_keyframe(src);
     }
@@ -355,10 +380,8 @@ static struct media_peer *peer_new(struct media_room *r)
     p->id = ++r->next_id;
     p->cands = g_ptr_array_new_with_free_func(g_free);
     p->state = p->reported = MEDIA_TRANSPORT_CONNECTING;
-    for (int k = 0; k < K_N; k++) {
+    for (int k = 0; k < K_N; k++)
         p->in[k].pt = p->in[k].rtx_pt = -1;
-        p->out[k].pt = -1;
-    }
     const struct media_transport_callbacks cb = {on_candidate, on_state, on_rtp, on_rtcp};
     p->t = media_transport_new(r->cfg.ctx, MEDIA_TRANSPORT_SERVER, r->cfg.cert, r->cfg.addresses,
                                &cb, p);
@@ -393,8 +416,8 @@ static void peer_free(struct media_peer *p)
 {
     source_drop(p->room->cfg.ctx, p->idle);
     media_transport_free(p->t);
-    for (int k = 0; k < K_N; k++)
-        g_free(p->out[k].ring);
+    for (unsigned i = 0; i < p->n_out; i++)
+        g_free(p->out[i].ring);
     g_ptr_array_free(p->cands, TRUE);
     g_free(p->why);
     g_free(p);
@@ -408,7 +431,7 @@ void media_peer_remove(struct media_peer *p)
     /* Its receivers take the next publisher that is heard. */
     for (guint i = 0; i < r->peers->len; i++) {
         struct media_peer *q = g_ptr_array_index(r->peers, i);
-        for (int k = 0; k < K_N; k++)
+        for (unsigned k = 0; k < q->n_out; k++)
             if (q->out[k].source == p->id)
                 q->out[k].source = 0;
     }
@@ -424,11 +447,32 @@ static uint32_t new_ssrc(void)
     return s;
 }
 
-static void set_send(struct sdp_send *s, const struct media_peer *p, int kind)
+/* A new out track of kind for p (NULL when it has OUT_MAX). */
+static struct out_track *out_add(struct media_peer *p, int kind)
 {
-    s->ssrc = p->out[kind].ssrc;
-    g_snprintf(s->stream, sizeof(s->stream), "yjt-%u", p->id);
-    g_snprintf(s->track, sizeof(s->track), "yjt-%u-%s", p->id, kind == K_AUDIO ? "a" : "v");
+    if (p->n_out >= OUT_MAX)
+        return NULL;
+    struct out_track *o = &p->out[p->n_out++];
+    memset(o, 0, sizeof(*o));
+    o->kind = kind;
+    o->pt = -1;
+    o->ssrc = new_ssrc();
+    return o;
+}
+
+/* What the server announces for out track o of p: the n-th track of each
+ * kind share a stream (a=msid), since the first publisher heard fills the
+ * first of each. */
+static void set_send(struct sdp_send *s, const struct media_peer *p, const struct out_track *o)
+{
+    unsigned nth = 0;
+    for (const struct out_track *x = p->out; x < o; x++)
+        if (x->kind == o->kind)
+            nth++;
+    s->ssrc = o->ssrc;
+    g_snprintf(s->stream, sizeof(s->stream), "yjt-%u-%u", p->id, nth);
+    g_snprintf(s->track, sizeof(s->track), "yjt-%u-%u-%s", p->id, nth,
+               o->kind == K_AUDIO ? "a" : "v");
 }
 
 static int ext_id(const struct sdp_media *m, int which)
@@ -451,26 +495,25 @@ static const struct sdp_codec *room_codec_in(const struct media_room *r, const s
     return NULL;
 }
 
-/* Takes what a section of the participant's SDP says: what it publishes
- * and what it receives, with its payload types and extension ids. */
-static void take_section(struct media_peer *p, const struct sdp_media *m, int kind,
+/* Takes what a section of the participant's SDP says it publishes (the
+ * first such section of each kind, if it may publish), with its payload
+ * type and extension ids. */
+static void take_publish(struct media_peer *p, const struct sdp_media *m, int kind,
                          const struct sdp_codec *c)
 {
-    bool sends = m->dir == SDP_SENDRECV || m->dir == SDP_SENDONLY;
-    bool receives = m->dir == SDP_SENDRECV || m->dir == SDP_RECVONLY;
-    int mid = ext_id(m, 0), abs = ext_id(m, 1);
-    if (sends) {
-        p->in[kind].pt = c->pt;
-        p->in[kind].ext_mid = mid;
-        p->in[kind].ext_abs = abs;
-    }
-    if (receives) {
-        p->out[kind].pt = c->pt;
-        p->out[kind].ext_mid = mid;
-        p->out[kind].ext_abs = abs;
-        if (!p->out[kind].ssrc)
-            p->out[kind].ssrc = new_ssrc();
-    }
+    if (p->in[kind].pt >= 0 || !(m->dir == SDP_SENDRECV || m->dir == SDP_SENDONLY))
+        return;
+    p->in[kind].pt = c->pt;
+    p->in[kind].ext_mid = ext_id(m, 0);
+    p->in[kind].ext_abs = ext_id(m, 1);
+}
+
+/* Makes o carry what the section says the participant receives. */
+static void take_receive(struct out_track *o, const struct sdp_media *m, const struct sdp_codec *c)
+{
+    o->pt = c->pt;
+    o->ext_mid = ext_id(m, 0);
+    o->ext_abs = ext_id(m, 1);
 }
 
 static bool remote_of(const struct sdp *s, const struct sdp_media **first)
@@ -486,7 +529,7 @@ static bool remote_of(const struct sdp *s, const struct sdp_media **first)
 }
 
 struct media_peer *media_room_answer(struct media_room *r, const char *offer, size_t len,
-                                     char **answer, const char **why)
+                                     bool publish, char **answer, const char **why)
 {
     *answer = NULL;
     struct sdp *s = sdp_parse(offer, len, why);
@@ -505,26 +548,36 @@ struct media_peer *media_room_answer(struct media_room *r, const char *offer, si
         return NULL;
     }
     struct sdp_send *send = g_new0(struct sdp_send, s->media->len);
+    int *pts = g_new(int, s->media->len);
     bool taken[K_N] = {false, false};
     bool room_had = r->have_codecs;
     for (guint i = 0; i < s->media->len; i++) {
         const struct sdp_media *m = g_ptr_array_index(s->media, i);
         int kind = m->kind == SDP_AUDIO ? K_AUDIO : m->kind == SDP_VIDEO ? K_VIDEO : -1;
-        if (kind < 0 || taken[kind] || !m->port)
+        pts[i] = -1;
+        if (kind < 0 || !m->port)
             continue;
-        const struct sdp_codec *c = room_had ? room_codec_in(r, m, kind) : sdp_pick_codec(m);
+        const struct sdp_codec *c =
+            room_had || taken[kind] ? room_codec_in(r, m, kind) : sdp_pick_codec(m);
         if (!c)
             continue;
-        taken[kind] = true;
-        take_section(p, m, kind, c);
-        set_send(&send[i], p, kind);
-        if (!room_had) {
+        pts[i] = c->pt;
+        if (publish)
+            take_publish(p, m, kind, c);
+        struct out_track *o =
+            m->dir == SDP_SENDRECV || m->dir == SDP_RECVONLY ? out_add(p, kind) : NULL;
+        if (o) {
+            take_receive(o, m, c);
+            set_send(&send[i], p, o);
+        }
+        if (!room_had && !taken[kind]) {
             r->codec[kind] = *c;
             r->codec[kind].apt = -1;
             for (int e = 0; e < SDP_KEPT_EXTMAPS; e++)
                 if (!r->ext_ids[e])
                     r->ext_ids[e] = ext_id(m, e);
         }
+        taken[kind] = true;
     }
     if (!taken[K_AUDIO] && !taken[K_VIDEO]) {
         *why = room_had ? "the offer has none of the call's codecs"
@@ -548,15 +601,19 @@ struct media_peer *media_room_answer(struct media_room *r, const char *offer, si
                                    .candidates = p->cands,
                                    .session_id = g_random_int(),
                                    .send = send,
-                                   .n_send = s->media->len};
+                                   .n_send = s->media->len,
+                                   .pts = pts,
+                                   .no_receive = !publish};
     *answer = sdp_answer(s, &ap, why);
     if (!*answer)
         goto fail;
     g_free(send);
+    g_free(pts);
     sdp_free(s);
     return p;
 fail:
     g_free(send);
+    g_free(pts);
     sdp_free(s);
     media_peer_remove(p);
     return NULL;
@@ -593,8 +650,7 @@ struct media_peer *media_room_offer(struct media_room *r, char **offer, const ch
         os->dir = SDP_SENDRECV;
         os->codec = r->codec[k];
         memcpy(os->extmap_ids, r->ext_ids, sizeof(os->extmap_ids));
-        p->out[k].ssrc = new_ssrc();
-        set_send(&os->send, p, k);
+        set_send(&os->send, p, out_add(p, k)); /* it receives once it answers */
         n++;
     }
     struct sdp_offer_params op = {.ice_ufrag = media_transport_ufrag(p->t),
@@ -641,7 +697,12 @@ int media_peer_set_answer(struct media_peer *p, const char *answer, size_t len, 
         taken[kind] = true;
         /* The server's offer was sendrecv: the answer's direction is the
          * participant's own. */
-        take_section(p, m, kind, c);
+        take_publish(p, m, kind, c);
+        if (m->dir == SDP_SENDRECV || m->dir == SDP_RECVONLY) {
+            for (unsigned k = 0; k < p->n_out; k++)
+                if (p->out[k].kind == kind)
+                    take_receive(&p->out[k], m, c);
+        }
         any = true;
     }
     if (!any) {

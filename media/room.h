@@ -5,11 +5,12 @@
  * H.264 constrained baseline); the server answers it. Participants the
  * server offers to get those codecs with the first offer's payload types
  * and header extension ids; participants that offer later must include
- * them. Each participant has at most one audio and one video section of
- * each direction: the server sends it the audio and video of one other
- * publisher (the first one heard, then the next when that one leaves),
- * with its own SSRC, sequence numbers and timestamps continuing across a
- * change of source.
+ * them. A participant publishes at most one audio and one video stream;
+ * each section it receives in carries one other publisher's stream of
+ * that kind (the first one heard that no other section of it carries;
+ * when that publisher leaves, the next one heard), with the server's
+ * SSRC, sequence numbers and timestamps continuing across a change of
+ * source.
  *
  * RTCP: key-frame requests (PLI, FIR) from a receiver go to the publisher
  * it gets video from as PLI, at most one per publisher every 300 ms, and
@@ -58,9 +59,13 @@ void media_room_free(struct media_room *r);
 unsigned media_room_size(const struct media_room *r);
 
 /* A participant that made an offer: the server's answer (g_free) in
- * *answer. NULL with *why (static text) when it cannot be answered. */
+ * *answer. Each section the participant receives in gets one publisher's
+ * audio or video (up to 8 sections); it publishes the first section of
+ * each kind it sends in, unless publish is false (a viewer: the answer
+ * then receives nothing). NULL with *why (static text) when it cannot be
+ * answered. */
 struct media_peer *media_room_answer(struct media_room *r, const char *offer, size_t len,
-                                     char **answer, const char **why);
+                                     bool publish, char **answer, const char **why);
 /* A participant the server offers to, with the room's codecs (sendrecv):
  * the offer (g_free) in *offer. NULL with *why when the room has no
  * codecs yet. */

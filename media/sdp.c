@@ -420,6 +420,17 @@ int sdp_extmap_id(const struct sdp_media *m, const char *uri)
     return 0;
 }
 
+/* The codec of m with payload type pt, or NULL. */
+static const struct sdp_codec *codec_by_pt(const struct sdp_media *m, int pt)
+{
+    for (guint i = 0; pt >= 0 && i < m->codecs->len; i++) {
+        const struct sdp_codec *c = &g_array_index(m->codecs, struct sdp_codec, i);
+        if (c->pt == pt)
+            return c;
+    }
+    return NULL;
+}
+
 static const char *const dir_names[] = {"sendrecv", "sendonly", "recvonly", "inactive"};
 
 static enum sdp_dir mirrored(enum sdp_dir d)
@@ -475,8 +486,8 @@ struct section {
     const struct sdp_send *send; /* may be NULL */
 };
 
-static void write_section(GString *o, const struct section *sec, const char *ufrag,
-                          const char *pwd, const char *fingerprint, const GPtrArray *candidates)
+static void write_section(GString *o, const struct section *sec, const char *ufrag, const char *pwd,
+                          const char *fingerprint, const GPtrArray *candidates)
 {
     const struct sdp_codec *c = sec->codec;
     g_string_append_printf(o, "m=%s 9 UDP/TLS/RTP/SAVPF %d",
@@ -524,7 +535,9 @@ char *sdp_answer(const struct sdp *offer, const struct sdp_answer_params *p, con
     int accepted = 0;
     for (guint i = 0; i < offer->media->len; i++) {
         const struct sdp_media *m = g_ptr_array_index(offer->media, i);
-        const struct sdp_codec *c = m->kind == SDP_OTHER ? NULL : sdp_pick_codec(m);
+        const struct sdp_codec *c = m->kind == SDP_OTHER ? NULL
+                                    : p->pts             ? codec_by_pt(m, p->pts[i])
+                                                         : sdp_pick_codec(m);
         if (!c || !*m->mid || !m->rtcp_mux || !*m->ice_ufrag || !*m->ice_pwd || !*m->fp ||
             g_ascii_strcasecmp(m->fp_alg, "sha-256") != 0 || m->port == 0) {
             /* Rejected: port 0, with the offer's media, protocol and
@@ -546,15 +559,12 @@ char *sdp_answer(const struct sdp *offer, const struct sdp_answer_params *p, con
                 n_ext++;
             }
         }
-        struct section sec = {m->kind,
-                              m->mid,
-                              mirrored(m->dir),
-                              "passive",
-                              c,
-                              m->kind == SDP_VIDEO ? rtx_for(m, c->pt) : -1,
-                              ext,
-                              n_ext,
-                              p->send && i < p->n_send ? &p->send[i] : NULL};
+        enum sdp_dir dir = mirrored(m->dir);
+        if (p->no_receive)
+            dir = dir == SDP_SENDRECV ? SDP_SENDONLY : dir == SDP_RECVONLY ? SDP_INACTIVE : dir;
+        struct section sec = {m->kind,   m->mid, dir,
+                              "passive", c,      m->kind == SDP_VIDEO ? rtx_for(m, c->pt) : -1,
+                              ext,       n_ext,  p->send && i < p->n_send ? &p->send[i] : NULL};
         write_section(body, &sec, p->ice_ufrag, p->ice_pwd, p->fingerprint, p->candidates);
         g_string_append_printf(bundle, " %s", m->mid);
         accepted++;
@@ -595,8 +605,8 @@ char *sdp_offer(const struct sdp_offer_params *p)
                 n_ext++;
             }
         }
-        struct section sec = {os->kind, os->mid, os->dir, "actpass", &os->codec, -1,
-                              ext,      n_ext,   &os->send};
+        struct section sec = {os->kind, os->mid, os->dir, "actpass", &os->codec,
+                              -1,       ext,     n_ext,   &os->send};
         write_section(o, &sec, p->ice_ufrag, p->ice_pwd, p->fingerprint, p->candidates);
     }
     return g_string_free(o, FALSE);

@@ -105,6 +105,12 @@ struct sdp_answer_params {
      * (n_send entries; NULL: nothing). */
     const struct sdp_send *send;
     size_t n_send;
+    /* The payload type to answer each section with, by the offer's index
+     * (-1: reject it); NULL: the server's own choice (sdp_pick_codec). */
+    const int *pts;
+    /* The server takes nothing from the peer: directions are answered
+     * without the server's receiving side (sendrecv -> sendonly). */
+    bool no_receive;
 };
 
 /* Writes the answer to an offer: each audio and video section with a

@@ -73,6 +73,8 @@ HANDLER(h_hangup, call_hangup)
 HANDLER(h_candidate, call_candidate)
 HANDLER(h_renegotiate, call_renegotiate)
 HANDLER(h_resume, call_resume)
+HANDLER(h_join, call_join)
+HANDLER(h_leave, call_leave)
 HANDLER(h_ice, call_ice_servers)
 HANDLER(h_patrol_start, patrol_start)
 HANDLER(h_patrol_note, patrol_note)
@@ -84,6 +86,7 @@ const struct ws_handler call_handlers[] = {
     {"call.cancel", h_cancel, true},          {"call.hangup", h_hangup, true},
     {"call.candidate", h_candidate, true},    {"call.renegotiate", h_renegotiate, true},
     {"call.resume", h_resume, true},          {"ice.servers", h_ice, true},
+    {"call.join", h_join, true},              {"call.leave", h_leave, true},
     {"patrol.start", h_patrol_start, true},   {"patrol.note", h_patrol_note, true},
     {"patrol.finish", h_patrol_finish, true}, {NULL, NULL, false},
 };
@@ -99,7 +102,9 @@ static const char *label_of(json_t *ev)
                                         "call.renegotiate",
                                         "call.answered_elsewhere",
                                         "call.peer_disconnected",
-                                        "call.peer_reconnected"};
+                                        "call.peer_reconnected",
+                                        "call.participant_joined",
+                                        "call.participant_left"};
     const char *t = json_string_value(json_object_get(ev, "type"));
     for (size_t i = 0; t && i < G_N_ELEMENTS(known); i++)
         if (strcmp(known[i], t) == 0)
@@ -151,6 +156,7 @@ void call_api_init(void)
         .max_candidates = cfg->call_max_candidates,
         .calls_per_user = cfg->calls_per_user,
         .invites_per_min = cfg->invites_per_min,
+        .max_joiners = cfg->call_max_joiners,
         .ice = {cfg->stun_urls, cfg->turn_urls, cfg->turn_secret, cfg->turn_ttl_s},
     };
     /* The SFU: one certificate for the process (its fingerprint is in

@@ -68,6 +68,7 @@ static const struct key keys[] = {
     STR_KEY(turn_secret),
     INT_KEY(turn_ttl_s, 60, 7 * 86400),
     STR_KEY(call_mode),
+    INT_KEY(call_max_joiners, 0, 64),
     STR_KEY(media_addresses),
     INT_KEY(media_max_kbps, 50, 100000),
     STR_KEY(business_tz),
@@ -172,6 +173,7 @@ static void defaults(struct config *c)
     c->turn_secret = g_strdup("");
     c->turn_ttl_s = 86400;
     c->call_mode = g_strdup("p2p");
+    c->call_max_joiners = 8;
     c->media_addresses = g_strdup("127.0.0.1");
     c->media_max_kbps = 2000;
     c->business_tz = g_strdup("Asia/Shanghai");

@@ -48,6 +48,7 @@ struct config {
     char *turn_secret;       /* coturn static-auth-secret; never logged */
     int turn_ttl_s;          /* lifetime of the TURN credentials handed out */
     char *call_mode;         /* "p2p" or "sfu": calls whose invite names no mode */
+    int call_max_joiners;    /* third parties (call.join) in one SFU call */
     char *media_addresses;   /* comma-separated local IPs the SFU gathers ICE candidates on */
     int media_max_kbps;      /* the most a publisher is asked to send (REMB) */
     char *business_tz;       /* business dates (date=YYYY-MM-DD) are in this zone */

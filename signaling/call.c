@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/jsonx.h"
 #include "common/log.h"
+#include "records/account.h"
 #include "records/audit.h"
 #include "records/calls.h"
 
@@ -71,6 +72,17 @@ json_t *call_event(const char *type, const struct call *c)
     return json_pack("{s:s, s:s}", "type", type, "call_id", c->id);
 }
 
+json_t *call_actor_json(const struct call_actor *a)
+{
+    struct account *acct = NULL;
+    json_t *out =
+        account_get(call_store, a->user_id, &acct) == STORE_OK
+            ? account_public_json(acct)
+            : json_pack("{s:s, s:s, s:s}", "id", a->user_id, "role", a->role, "org", a->org);
+    account_free(acct);
+    return out;
+}
+
 void call_send_ringers(const struct call *c, json_t *ev)
 {
     GHashTableIter it;
@@ -92,7 +104,7 @@ void call_link_user(struct call *c, const char *user_id)
     g_hash_table_insert(set, c->id, c);
 }
 
-static void unlink_user(struct call *c, const char *user_id)
+void call_unlink_user(struct call *c, const char *user_id)
 {
     GHashTable *set = g_hash_table_lookup(call_by_user, user_id);
     if (!set)
@@ -223,6 +235,7 @@ void call_end(struct call *c, const char *reason, const char *by)
         json_object_set_new(c->record, "ended_by", json_string(by));
     if (c->answer_at)
         json_object_set_new(c->record, "duration_s", json_integer((now - c->answer_at) / 1000));
+    call_joiners_ended(c, now);
     call_save(c); /* logged on failure; the call ends all the same */
     for (size_t i = 0; i < G_N_ELEMENTS(end_reasons); i++)
         if (strcmp(end_reasons[i], reason) == 0)
@@ -240,6 +253,7 @@ void call_end(struct call *c, const char *reason, const char *by)
     if (was == CALL_ACTIVE && c->callee.connected)
         call_send_event(c->callee.user_id, c->callee.device_id, json_deep_copy(ev));
     call_send_ringers(c, ev);
+    call_send_joiners(c, ev, NULL);
     json_decref(ev);
 
     GHashTableIter it;
@@ -254,13 +268,15 @@ void call_end(struct call *c, const char *reason, const char *by)
         json_decref(payload);
     }
 
-    unlink_user(c, c->caller.user_id);
+    call_unlink_user(c, c->caller.user_id);
     if (c->callee.user_id)
-        unlink_user(c, c->callee.user_id);
+        call_unlink_user(c, c->callee.user_id);
+    for (guint i = 0; c->joiners && i < c->joiners->len; i++)
+        call_unlink_user(c, ((struct joiner *)g_ptr_array_index(c->joiners, i))->user_id);
     gpointer k;
     g_hash_table_iter_init(&it, c->targets);
     while (g_hash_table_iter_next(&it, &k, NULL))
-        unlink_user(c, k);
+        call_unlink_user(c, k);
     g_hash_table_steal(call_table, c->id);
     call_free(c);
 }
@@ -495,7 +511,7 @@ void call_accept(const struct call_actor *a, json_t *msg, const struct call_repl
     g_hash_table_iter_init(&it, c->targets);
     while (g_hash_table_iter_next(&it, &k, NULL)) {
         if (strcmp(k, a->user_id) != 0)
-            unlink_user(c, k);
+            call_unlink_user(c, k);
     }
     g_hash_table_remove_all(c->targets);
     /* The held candidates, in the order they came. */
@@ -524,7 +540,7 @@ static void decline_user(struct call *c, const struct call_actor *a, const char 
     unring_user(c, a->user_id, ev, NULL);
     json_decref(ev);
     g_hash_table_remove(c->targets, a->user_id);
-    unlink_user(c, a->user_id);
+    call_unlink_user(c, a->user_id);
     json_t *declines = json_object_get(c->record, "declined_by");
     if (!declines) {
         declines = json_array();
@@ -583,6 +599,12 @@ void call_hangup(const struct call_actor *a, json_t *msg, const struct call_repl
     if (c->state == CALL_RINGING && g_hash_table_contains(c->targets, a->user_id)) {
         call_reply_ok(r, NULL);
         decline_user(c, a, "hangup");
+        return;
+    }
+    struct joiner *j = call_joiner_of(c, a->user_id, a->device_id);
+    if (j) { /* a third party hangs up: it leaves, the call goes on */
+        call_reply_ok(r, NULL);
+        call_joiner_leave(c, j, "left");
         return;
     }
     if (!caller && !callee) {

@@ -49,6 +49,7 @@ struct call_limits {
     int max_candidates;
     int calls_per_user;
     int invites_per_min;
+    int max_joiners; /* third parties in one SFU call */
     struct ice_config ice;
     struct call_media media; /* borrowed; outlives the module */
 };
@@ -86,6 +87,8 @@ void call_candidate(const struct call_actor *a, json_t *msg, const struct call_r
 void call_renegotiate(const struct call_actor *a, json_t *msg, const struct call_reply *r);
 void call_resume(const struct call_actor *a, json_t *msg, const struct call_reply *r);
 void call_ice_servers(const struct call_actor *a, json_t *msg, const struct call_reply *r);
+void call_join(const struct call_actor *a, json_t *msg, const struct call_reply *r);
+void call_leave(const struct call_actor *a, json_t *msg, const struct call_reply *r);
 
 /* A device of user_id authenticated: it rings for calls still ringing. */
 void call_device_online(const char *user_id, const char *device_id);

@@ -31,6 +31,14 @@ struct ringer {
     GQueue early; /* json_t* */
 };
 
+/* A third party of an SFU call (call.join). */
+struct joiner {
+    char *user_id;
+    char *device_id;
+    bool speaker;
+    struct media_peer *peer;
+};
+
 /* One side of an answered call (or the caller of a ringing one). */
 struct party {
     char *user_id;
@@ -58,6 +66,7 @@ struct call {
     struct media_room *room;
     struct media_peer *sfu_peer[2];
     char *sfu_answer;
+    GPtrArray *joiners; /* struct joiner*, or NULL */
 };
 
 /* A user's invite allowance (a token bucket). */
@@ -86,11 +95,15 @@ struct ringer *call_ringer_of(const struct call *c, const char *user_id, const c
 void call_send_event(const char *user_id, const char *device_id, json_t *ev);
 /* Sends a copy of ev (borrowed) to every device still ringing for c. */
 void call_send_ringers(const struct call *c, json_t *ev);
+/* The public view of the acting user (its account, or what the request
+ * knows of it when the store cannot say). */
+json_t *call_actor_json(const struct call_actor *a);
 /* {"type": type, "call_id": id} */
 json_t *call_event(const char *type, const struct call *c);
 
-/* Adds c to the calls of user_id in call_by_user. */
+/* Adds c to the calls of user_id in call_by_user, or takes it out. */
 void call_link_user(struct call *c, const char *user_id);
+void call_unlink_user(struct call *c, const char *user_id);
 /* The ids of user_id's calls, as a new list (calls may end while it is
  * walked: walk the ids and look each up again). */
 GPtrArray *call_ids_of(const char *user_id);
@@ -142,7 +155,21 @@ int call_sfu_accept(struct call *c, const char *answer, GQueue *early, const cha
 /* A candidate (RTCIceCandidateInit, string or null) of the caller (0) or
  * the callee (1), for the server's end. */
 void call_sfu_candidate(struct call *c, int which, json_t *cand);
-/* Frees the room. */
+/* The candidate (checked) of a device for its server end p. */
+void call_sfu_candidate_for(struct call *c, struct media_peer *p, json_t *cand);
+/* Frees the room and the joiners. */
 void call_sfu_close(struct call *c);
+
+/* ---------- third parties of SFU calls (call_join.c) ---------- */
+
+struct joiner *call_joiner_of(const struct call *c, const char *user_id, const char *device_id);
+struct joiner *call_joiner_by_peer(const struct call *c, const struct media_peer *p);
+/* Sends a copy of ev (borrowed) to every joiner but except (may be NULL). */
+void call_send_joiners(const struct call *c, json_t *ev, const struct joiner *except);
+/* Takes j out of c (reason: left, offline, failed), tells everyone left. */
+void call_joiner_leave(struct call *c, struct joiner *j, const char *reason);
+/* Marks in the record that the joiners still in were there at the end. */
+void call_joiners_ended(struct call *c, int64_t now);
+void call_joiners_free(struct call *c);
 
 #endif

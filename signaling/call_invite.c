@@ -410,12 +410,7 @@ void call_invite(const struct call_actor *a, json_t *msg, const struct call_repl
             g_hash_table_add(c->targets, g_strdup(acct->id));
     }
 
-    struct account *me = NULL;
-    json_t *from =
-        account_get(call_store, a->user_id, &me) == STORE_OK
-            ? account_public_json(me)
-            : json_pack("{s:s, s:s, s:s}", "id", a->user_id, "role", a->role, "org", a->org);
-    account_free(me);
+    json_t *from = call_actor_json(a);
     char date[BIZDATE_LEN];
     bizdate_of(now, date);
     c->record = json_pack("{s:s, s:s, s:s, s:o, s:O, s:o, s:o, s:s, s:O, s:I, s:s}", "id", c->id,

@@ -77,6 +77,13 @@ void call_candidate(const struct call_actor *a, json_t *msg, const struct call_r
     bool from_caller = is_caller(c, a), from_callee = call_is_callee(c, a);
     if (!from_caller && !from_callee && c->state == CALL_RINGING)
         g = call_ringer_of(c, a->user_id, a->device_id);
+    struct joiner *j = from_caller || from_callee || g ? NULL
+                                                       : call_joiner_of(c, a->user_id, a->device_id);
+    if (j) {
+        call_reply_ok(r, NULL);
+        call_sfu_candidate_for(c, j->peer, cand);
+        return;
+    }
     if (!from_caller && !from_callee && !g) {
         call_reply_err(r, ERR_FORBIDDEN, "this device is not in that call");
         return;
@@ -215,6 +222,11 @@ void call_device_offline(const char *user_id, const char *device_id)
         struct call *c = g_hash_table_lookup(call_table, g_ptr_array_index(ids, i));
         if (!c)
             continue;
+        struct joiner *j = call_joiner_of(c, user_id, device_id);
+        if (j) {
+            call_joiner_leave(c, j, "offline");
+            continue;
+        }
         int which = 0;
         struct party *p = party_on(c, user_id, device_id, &which);
         if (p && p->connected) {

@@ -6,7 +6,8 @@
  * the server's answer in call.accepted. Candidates go to the server's end
  * of the sender's connection, never to the other party; the server's own
  * are in its SDP (and in call.candidate events if one is found later).
- * A party whose media fails (ICE, consent, DTLS) ends the call failed. */
+ * A party whose media fails (ICE, consent, DTLS) ends the call failed; a
+ * joiner's (call_join.c) only takes it out. */
 #include "signaling/call_internal.h"
 
 #include "common/jsonx.h"
@@ -31,7 +32,7 @@ int call_sfu_mode(json_t *msg, const struct call_reply *r)
     return sfu ? 1 : 0;
 }
 
-/* Which party a peer is: its data is 1 + the index. */
+/* Which party a peer is: 0 the caller, 1 the callee, -1 a joiner. */
 static int party_of(struct call *c, struct media_peer *p)
 {
     return p == c->sfu_peer[0] ? 0 : p == c->sfu_peer[1] ? 1 : -1;
@@ -41,14 +42,19 @@ static void on_state(struct media_peer *p, enum media_transport_state s, const c
 {
     struct call *c = ud;
     int which = party_of(c, p);
-    const char *who = which == 0 ? "caller" : "callee";
+    struct joiner *j = which < 0 ? call_joiner_by_peer(c, p) : NULL;
+    if (which < 0 && !j)
+        return;
+    const char *who = which == 0 ? "caller" : which == 1 ? "callee" : j->user_id;
     if (s == MEDIA_TRANSPORT_CONNECTED) {
         log_info("call", "call=%s media of the %s connected", c->id, who);
         return;
     }
     log_info("call", "call=%s media of the %s %s: %s", c->id, who,
              s == MEDIA_TRANSPORT_FAILED ? "failed" : "closed", why ? why : "-");
-    if (c->state != CALL_ENDED)
+    if (j)
+        call_joiner_leave(c, j, "failed"); /* a joiner's failure is its own */
+    else if (c->state != CALL_ENDED)
         call_end(c, "failed", NULL); /* frees the room: nothing may follow */
 }
 
@@ -60,7 +66,10 @@ static void on_candidate(struct media_peer *p, const char *candidate, void *ud)
     json_object_set_new(
         ev, "candidate",
         json_pack("{s:s, s:s, s:i}", "candidate", candidate, "sdpMid", "0", "sdpMLineIndex", 0));
-    if (which == 0 && c->caller.connected) {
+    struct joiner *j = which < 0 ? call_joiner_by_peer(c, p) : NULL;
+    if (j) {
+        call_send_event(j->user_id, j->device_id, ev);
+    } else if (which == 0 && c->caller.connected) {
         call_send_event(c->caller.user_id, c->caller.device_id, ev);
     } else if (which == 1 && c->state == CALL_ACTIVE && c->callee.connected) {
         call_send_event(c->callee.user_id, c->callee.device_id, ev);
@@ -83,7 +92,8 @@ int call_sfu_open(struct call *c, const char *caller_offer, const char **why)
         return -1;
     }
     char *answer = NULL, *offer = NULL;
-    c->sfu_peer[0] = media_room_answer(c->room, caller_offer, strlen(caller_offer), &answer, why);
+    c->sfu_peer[0] =
+        media_room_answer(c->room, caller_offer, strlen(caller_offer), true, &answer, why);
     if (c->sfu_peer[0])
         c->sfu_peer[1] = media_room_offer(c->room, &offer, why);
     if (!c->sfu_peer[1]) {
@@ -105,15 +115,15 @@ static const char *candidate_line(json_t *cand)
     return line && *line ? line : NULL;
 }
 
+void call_sfu_candidate_for(struct call *c, struct media_peer *p, json_t *cand)
+{
+    if (p && media_peer_add_candidate(p, candidate_line(cand)) != 0)
+        log_debug("call", "call=%s a device's candidate was not taken", c->id);
+}
+
 void call_sfu_candidate(struct call *c, int which, json_t *cand)
 {
-    struct media_peer *p = c->sfu_peer[which];
-    if (!p)
-        return;
-    const char *line = candidate_line(cand);
-    if (media_peer_add_candidate(p, line) != 0)
-        log_debug("call", "call=%s a candidate of the %s was not taken", c->id,
-                  which ? "callee" : "caller");
+    call_sfu_candidate_for(c, c->sfu_peer[which], cand);
 }
 
 int call_sfu_accept(struct call *c, const char *answer, GQueue *early, const char **why)
@@ -133,6 +143,7 @@ int call_sfu_accept(struct call *c, const char *answer, GQueue *early, const cha
 
 void call_sfu_close(struct call *c)
 {
+    call_joiners_free(c);
     media_room_free(c->room);
     c->room = NULL;
     c->sfu_peer[0] = c->sfu_peer[1] = NULL;

@@ -12,6 +12,8 @@
 //   node call.mjs --ws ws://127.0.0.1:8080/ws --caller gov1 --callee corp1 \
 //       [--relay --turn-url turn:127.0.0.1:3478?transport=udp --turn-secret S] [--sfu]
 //       [--hold-s N: keep the call up N s after both decode, and report the stats again]
+//       [--viewer USER: with --sfu, USER joins the answered call as a viewer (call.join)
+//        and must decode both parties' video; then leaves (call.leave)]
 //   node call.mjs --mode selftest [--turn-url URL --turn-secret S]
 //
 // --mode selftest needs no yjtd: one page connects two RTCPeerConnections
@@ -82,6 +84,7 @@ const { values: opt } = parseArgs({
     password: { type: 'string', default: process.env.YJT_PASSWORD || '' },
     relay: { type: 'boolean', default: false },
     sfu: { type: 'boolean', default: false },
+    viewer: { type: 'string', default: '' },
     'turn-url': { type: 'string', default: process.env.YJT_TURN_URL || '' },
     'turn-secret': { type: 'string', default: process.env.YJT_TURN_SECRET || '' },
     'decode-timeout-s': { type: 'string', default: '20' },
@@ -371,6 +374,38 @@ async function call(context, pageUrl, result) {
     ]);
     result.stats_after_hold = { caller: ca, callee: ka, hold_ms: holdMs };
     log(`after ${holdMs} ms more: caller ${ca.framesDecoded} frames, callee ${ka.framesDecoded} frames`);
+  }
+
+  // A viewer joins the answered call, decodes both parties, and leaves.
+  if (opt.viewer) {
+    check(opt.sfu, '--viewer needs --sfu');
+    const viewer = await openPeer(context, pageUrl, 'viewer');
+    await viewer.evaluate((ws) => window.peer.connect(ws), opt.ws);
+    const viewerUser = await viewer.evaluate(([u, p, d]) => window.peer.login(u, p, d),
+      [opt.viewer, opt.password, `web-viewer-${tag}`]);
+    const j0 = Date.now();
+    const joined = await viewer.evaluate((id) => window.peer.join(id, { role: 'viewer' }), invited.call_id);
+    const first = await viewer.evaluate((ms) => window.peer.waitStreams(1, ms), decodeTimeoutMs);
+    const firstMs = Date.now() - j0;
+    const both = await viewer.evaluate((ms) => window.peer.waitStreams(2, ms), decodeTimeoutMs);
+    const bothMs = Date.now() - j0;
+    result.viewer = { id: viewerUser.id, participants: joined.participants, first_video_ms: firstMs,
+      both_videos_ms: bothMs, stats: both };
+    log(`viewer ${opt.viewer} decoded its first stream ${firstMs} ms after call.join, both after ${bothMs} ms ` +
+      `(${both.framesDecoded} frames)`);
+    check(first.framesDecoded > 0 && both.videoStreamsDecoding >= 2, 'the viewer did not decode both parties');
+    check(/a=sendonly/.test(joined.answer) && !/a=sendrecv/.test(joined.answer),
+      'the answer to a viewer must only send');
+    for (const [who, page] of [['caller', caller], ['callee', callee]]) {
+      const ev = await page.evaluate(() => window.peer.sig.waitEvent('call.participant_joined', 5000));
+      check(ev.user && ev.user.id === viewerUser.id && ev.role === 'viewer',
+        `${who} got call.participant_joined ${JSON.stringify(ev)}`);
+    }
+    await viewer.evaluate(() => window.peer.leave());
+    const left = await caller.evaluate(() => window.peer.sig.waitEvent('call.participant_left', 5000));
+    check(left.user_id === viewerUser.id && left.reason === 'left', `call.participant_left ${JSON.stringify(left)}`);
+    result.viewer.left = left;
+    await viewer.evaluate(() => window.peer.close());
   }
 
   // Through the SFU each side's selected pair ends at yjtd: the remote

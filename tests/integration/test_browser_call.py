@@ -45,6 +45,7 @@ ENTERPRISES = [("e1", "Tianhe Chemicals", "440106")]
 USERS = [
     user("gina", "gov", "4401", position="inspector", display_name="Guangzhou Inspector"),
     user("alice", "corp", "e1", position="principal", display_name="Alice"),
+    user("paul", "gov", "44", position="inspector", display_name="Province Duty Officer"),
 ]
 
 
@@ -304,11 +305,14 @@ def test_browser_call_through_sfu(server):
     caller's offer, offers to the callee, and forwards each page's video to
     the other. Both decode; each page's selected pair ends at one of the
     candidates yjtd wrote in its SDP; yjtd counted the packets it forwarded,
-    and hanging up frees both of its ends."""
+    and hanging up frees both of its ends. Mid-call a provincial regulator
+    joins as a viewer (call.join): it decodes both parties' video, the first
+    within 2 s of joining, and the parties hear it join and leave."""
     _require("chromium", "node", "playwright")
     srv = start_yjtd(server)
     res = run_driver("--ws", srv.ws_url, "--caller", "gina", "--callee", "alice", "--sfu",
-                     "--decode-timeout-s", "20", "--hold-s", "3", context=diagnostics(srv))
+                     "--viewer", "paul", "--decode-timeout-s", "20", "--hold-s", "3",
+                     context=diagnostics(srv))
     check_call_result(res, srv, relay=False, sfu=True)
     assert res["call_mode"] == {"invite": "sfu", "incoming": "sfu"}
     # The video kept flowing: at least 5 frames a second more on each side.
@@ -316,6 +320,11 @@ def test_browser_call_through_sfu(server):
         before = res["stats"][side]["framesDecoded"]
         after = res["stats_after_hold"][side]["framesDecoded"]
         assert after - before >= 15, f"{side}: {before} -> {after} frames in 3 s"
+    v = res["viewer"]
+    assert v["id"] == srv.users["paul"]
+    assert v["first_video_ms"] <= 2000, f"the viewer's first frame came {v['first_video_ms']} ms late"
+    assert v["stats"]["videoStreamsDecoding"] == 2
+    assert [p["role"] for p in v["participants"]] == ["caller", "callee", "viewer"]
     m = srv.metrics()
     assert metric(m, "yjt_media_rtp_received_total") > 200, m
     assert metric(m, "yjt_media_rtp_sent_total") > 200, m

@@ -196,3 +196,108 @@ def test_sfu_refusals_and_the_default_mode(server):
 
     run(go())
     wait_until(lambda: metric(srv.metrics(), "yjt_media_peers") == 0, timeout=5)
+
+
+def test_regulators_join_and_leave_an_sfu_call(server):
+    """call.join: a regulator whose jurisdiction covers the plant joins an
+    answered SFU call (viewer or speaker) and gets the server's answer; the
+    parties and other joiners hear call.participant_joined / _left; a
+    joiner leaves by call.leave, call.hangup or going offline, and hears
+    call.ended when the call ends. Plant users, regulators elsewhere,
+    peer-to-peer and unanswered calls are refused; the record lists who
+    joined."""
+    srv = server(enterprises=ENTERPRISES,
+                 users=USERS + [user("prov", "gov", "44"), user("city", "gov", "4401"),
+                                user("far", "gov", "4403"), user("clerk", "corp", "e1")],
+                 settings={"call_max_joiners": "2"})
+
+    async def go():
+        gov, boss, prov, city, far, clerk = [
+            await srv.ws_login(name) for name in ("gov4401", "boss", "prov", "city", "far", "clerk")]
+        to = {"user": srv.users["boss"]}
+        viewer_offer = device_sdp("actpass", fingerprint(), ufrag="viewU")
+
+        # Not an SFU call: refused.
+        r = await gov.ok("call.invite", to=to, sdp=device_sdp("actpass", fingerprint()))
+        await boss.next_event("call.incoming")
+        assert_err(await prov.request("call.join", call_id=r["call_id"], sdp=viewer_offer),
+                   "conflict", "mode sfu")
+        await gov.ok("call.cancel", call_id=r["call_id"])
+        await boss.next_event("call.ended")
+
+        r = await gov.ok("call.invite", to=to, sdp=device_sdp("actpass", fingerprint()),
+                         mode="sfu")
+        call_id = r["call_id"]
+        await boss.next_event("call.incoming")
+        assert_err(await prov.request("call.join", call_id=call_id, sdp=viewer_offer),
+                   "conflict", "not answered")
+        await boss.ok("call.accept", call_id=call_id, sdp=device_sdp("active", fingerprint()))
+        await gov.next_event("call.accepted")
+
+        for who in (far, clerk):
+            assert_err(await who.request("call.join", call_id=call_id, sdp=viewer_offer),
+                       "forbidden")
+        assert_err(await prov.request("call.join", call_id=call_id, sdp=viewer_offer,
+                                      role="boss"), "bad_request", "role")
+        assert_err(await prov.request("call.join", call_id=call_id, sdp="v=0\r\n"),
+                   "bad_request")
+        assert_err(await gov.request("call.join", call_id=call_id, sdp=viewer_offer),
+                   "conflict", "already")
+
+        j = await prov.ok("call.join", call_id=call_id, sdp=viewer_offer)
+        assert "a=sendonly" in j["sdp"] and "a=sendrecv" not in j["sdp"]
+        assert attr(j["sdp"], "candidate")
+        assert [p["role"] for p in j["participants"]] == ["caller", "callee", "viewer"]
+        for c in (gov, boss):
+            ev = await c.next_event("call.participant_joined")
+            assert ev["user"]["id"] == srv.users["prov"] and ev["role"] == "viewer", ev
+        await prov.ok("call.candidate", call_id=call_id, candidate=CAND)
+        await gov.no_event("call.candidate", within=0.2)
+
+        s = await city.ok("call.join", call_id=call_id, role="speaker",
+                          sdp=device_sdp("actpass", fingerprint(), ufrag="cityU"))
+        assert "a=sendrecv" in s["sdp"]
+        for c in (gov, boss, prov):
+            ev = await c.next_event("call.participant_joined")
+            assert ev["role"] == "speaker"
+        assert_err(await far.request("call.join", call_id=call_id, sdp=viewer_offer),
+                   "forbidden")
+        # A third joiner is over call_max_joiners (2).
+        third = await srv.ws_login("prov", device_id="prov-pad")
+        assert_err(await third.request("call.join", call_id=call_id, sdp=viewer_offer), "busy")
+        assert metric(srv.metrics(), "yjt_media_peers") == 4
+
+        await prov.ok("call.leave", call_id=call_id)
+        for c in (gov, boss, city):
+            ev = await c.next_event("call.participant_left")
+            assert ev["user_id"] == srv.users["prov"] and ev["reason"] == "left", ev
+        assert_err(await prov.request("call.leave", call_id=call_id), "forbidden")
+        # Going offline takes a joiner out.
+        await city.close()
+        for c in (gov, boss):
+            ev = await c.next_event("call.participant_left")
+            assert ev["user_id"] == srv.users["city"] and ev["reason"] == "offline", ev
+        # A joiner that hangs up leaves; the call goes on; the end reaches
+        # joiners too.
+        j = await third.ok("call.join", call_id=call_id, sdp=viewer_offer)
+        await third.ok("call.hangup", call_id=call_id)
+        ev = await gov.next_event("call.participant_joined")
+        ev = await gov.next_event("call.participant_left")
+        assert ev["reason"] == "left"
+        await prov.ok("call.join", call_id=call_id, sdp=viewer_offer)
+        await gov.ok("call.hangup", call_id=call_id)
+        ev = await prov.next_event("call.ended")
+        assert ev["call_id"] == call_id and ev["reason"] == "hangup"
+        for c in (gov, boss, prov, far, clerk, third):
+            await c.close()
+        return call_id
+
+    call_id = run(go())
+    wait_until(lambda: metric(srv.metrics(), "yjt_media_peers") == 0, timeout=5)
+    rec = srv.http("GET", f"/api/v1/calls/{call_id}", token=srv.token("gov4401")).json["call"]
+    joined = [(e["role"], e.get("left")) for e in rec["joined"]]
+    assert joined == [("viewer", "left"), ("speaker", "offline"), ("viewer", "left"),
+                      ("viewer", "ended")], rec["joined"]
+    assert all(isinstance(e["at"], int) and e["left_at"] >= e["at"] for e in rec["joined"])
+    audit = srv.ctl("audit", "list", check=True).stdout
+    assert "call.join" in audit

@@ -193,6 +193,13 @@ static bool both_connected(void *ud)
            media_peer_state(d[1].peer) == MEDIA_TRANSPORT_CONNECTED;
 }
 
+static bool connected1(void *ud)
+{
+    struct device *d = ud;
+    return d->state == MEDIA_TRANSPORT_CONNECTED &&
+           media_peer_state(d->peer) == MEDIA_TRANSPORT_CONNECTED;
+}
+
 struct want {
     GPtrArray *arr;
     guint n;
@@ -282,7 +289,7 @@ static void test_two_participants(void **state)
     assert_int_equal(media_transport_gather(d[0].t), 0);
     char *a_offer = dev_sdp(&d[0], 1111, 2222, false);
     char *answer = NULL;
-    struct media_peer *pa = media_room_answer(room, a_offer, strlen(a_offer), &answer, &why);
+    struct media_peer *pa = media_room_answer(room, a_offer, strlen(a_offer), true, &answer, &why);
     assert_non_null(pa);
     assert_non_null(strstr(answer, "a=setup:passive"));
     dev_take_server_sdp(&d[0], answer, to_a);
@@ -389,6 +396,54 @@ static void test_two_participants(void **state)
     assert_true(st.rtp_out >= 11 && st.nack_resent >= 1 && st.keyframe_requests >= 2);
     assert_int_equal(st.peers, 2);
 
+    /* A viewer joins: it gets A's video with its own SSRC, and what it
+     * sends goes nowhere. */
+    struct device v;
+    dev_init(&v);
+    assert_int_equal(media_transport_gather(v.t), 0);
+    char *v_offer = dev_sdp(&v, 5555, 6666, false);
+    char *v_answer = NULL;
+    struct media_peer *pv =
+        media_room_answer(room, v_offer, strlen(v_offer), false, &v_answer, &why);
+    assert_non_null(pv);
+    assert_non_null(strstr(v_answer, "a=sendonly"));
+    assert_null(strstr(v_answer, "a=sendrecv"));
+    uint32_t to_v[2];
+    dev_take_server_sdp(&v, v_answer, to_v);
+    dev_joined(&v, pv);
+    struct device *vp = &v;
+    assert_true(run_until(connected1, vp, 10000));
+    guint b_had = d[1].rtp->len;
+    for (int i = 0; i < 5; i++) {
+        size_t n2 = video_packet(buf, (uint16_t)(10 + i), 40000u + 3000u * i, 2222);
+        assert_int_equal(media_transport_send_rtp(d[0].t, buf, n2), 0);
+        n2 = video_packet(buf, (uint16_t)(500 + i), 3000u * i, 6666);
+        assert_int_equal(media_transport_send_rtp(v.t, buf, n2), 0);
+    }
+    w.arr = v.rtp;
+    w.n = 5;
+    assert_true(run_until(has_n, &w, 3000));
+    w.arr = d[1].rtp;
+    w.n = b_had + 5;
+    assert_true(run_until(has_n, &w, 3000));
+    for (guint i = 0; i < v.rtp->len; i++) {
+        p = g_bytes_get_data(g_ptr_array_index(v.rtp, i), &len);
+        assert_int_equal(rtp_parse(p, len, &h), 0);
+        assert_int_equal(h.ssrc, to_v[1]);
+    }
+    for (int i = 0; i < 20; i++)
+        spin();
+    for (guint i = b_had; i < d[1].rtp->len; i++) {
+        p = g_bytes_get_data(g_ptr_array_index(d[1].rtp, i), &len);
+        assert_int_equal(rtp_parse(p, len, &h), 0);
+        assert_in_range(p[h.payload_off], 10, 14); /* A's packets, none of the viewer's */
+    }
+    assert_int_equal(d[1].rtp->len, b_had + 5);
+    media_peer_remove(pv);
+    dev_clear(&v);
+    g_free(v_offer);
+    g_free(v_answer);
+
     /* A leaves; the room goes on with B. */
     media_peer_remove(pa);
     d[0].peer = NULL;
@@ -421,9 +476,9 @@ static void test_refused(void **state)
                        "a=ice-ufrag:uf\r\na=ice-pwd:pwpwpwpwpwpwpwpwpwpwpwpw\r\n"
                        "a=fingerprint:sha-256 AA:BB\r\na=setup:actpass\r\n"
                        "a=rtpmap:0 PCMU/8000\r\n";
-    assert_null(media_room_answer(room, pcmu, strlen(pcmu), &answer, &why));
+    assert_null(media_room_answer(room, pcmu, strlen(pcmu), true, &answer, &why));
     assert_non_null(strstr(why, "Opus"));
-    assert_null(media_room_answer(room, "garbage", 7, &answer, &why));
+    assert_null(media_room_answer(room, "garbage", 7, true, &answer, &why));
     assert_non_null(why);
     assert_null(answer);
     assert_int_equal(media_room_size(room), 0);

@@ -214,6 +214,7 @@ async function readStats(pc) {
   const report = await pc.getStats();
   const out = {
     framesDecoded: 0,
+    videoStreamsDecoding: 0,
     framesReceived: 0,
     frameWidth: null,
     frameHeight: null,
@@ -224,6 +225,7 @@ async function readStats(pc) {
   report.forEach((s) => {
     if (s.type === 'inbound-rtp' && s.kind === 'video') {
       out.framesDecoded += s.framesDecoded || 0;
+      if (s.framesDecoded > 0) out.videoStreamsDecoding++;
       out.framesReceived += s.framesReceived || 0;
       if (s.frameWidth) out.frameWidth = s.frameWidth;
       if (s.frameHeight) out.frameHeight = s.frameHeight;
@@ -350,11 +352,23 @@ class Peer {
     pc.onicegatheringstatechange = () => this.track('gathering', pc.iceGatheringState);
     pc.ontrack = (e) => {
       note(`remote track ${e.track.kind}`);
-      const v = document.getElementById('remote');
-      if (e.streams && e.streams[0]) {
-        if (v.srcObject !== e.streams[0]) v.srcObject = e.streams[0];
-      } else if (e.track.kind === 'video') {
-        v.srcObject = new MediaStream([e.track]);
+      // One <video> per remote stream (a viewer of an SFU call gets one
+      // from each party): the first fills #remote, others get their own.
+      const stream = (e.streams && e.streams[0]) || new MediaStream([e.track]);
+      if (!e.streams || !e.streams[0]) {
+        if (e.track.kind !== 'video') return;
+      }
+      const shown = [...document.querySelectorAll('video.remote')];
+      let v = shown.find((x) => x.srcObject === stream);
+      if (!v) {
+        v = document.getElementById('remote');
+        if (v.srcObject) {
+          v = document.createElement('video');
+          Object.assign(v, { muted: true, autoplay: true, playsInline: true, width: 320, height: 240 });
+          document.body.appendChild(v);
+        }
+        v.classList.add('remote');
+        v.srcObject = stream;
       }
       v.play().catch(() => {});
     };
@@ -512,6 +526,43 @@ class Peer {
       ice_servers: inc.ice_servers,
       ice_servers_fetched: servers,
     };
+  }
+
+  // A third party of an SFU call: receive-only transceivers (two of each
+  // kind, one per party) offered in call.join, the server's answer back.
+  async join(callId, { role = 'viewer', relay = false } = {}) {
+    this.role = role;
+    this.callId = callId;
+    const servers = await this.fetchIceServers();
+    const pc = this.makePc(servers, relay);
+    for (const kind of ['audio', 'video', 'audio', 'video']) {
+      pc.addTransceiver(kind, { direction: 'recvonly' });
+    }
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    const reply = await this.sig.ok('call.join', { call_id: callId, sdp: stripCandidates(offer.sdp), role });
+    await pc.setRemoteDescription({ type: 'answer', sdp: reply.sdp });
+    this.startSendingCandidates();
+    note(`joined call ${callId} as ${role}`);
+    return { participants: reply.participants, answer: reply.sdp };
+  }
+
+  async leave() {
+    await this.sig.ok('call.leave', { call_id: this.callId });
+  }
+
+  // Waits until n video streams decode (a viewer of two parties: 2).
+  async waitStreams(n, timeoutMs) {
+    const deadline = performance.now() + timeoutMs;
+    let last = null;
+    for (;;) {
+      if (this.pc) last = await readStats(this.pc);
+      if (last && last.videoStreamsDecoding >= n) return last;
+      if (performance.now() >= deadline) {
+        throw new Error(`${n} video streams did not decode within ${timeoutMs} ms; last stats ${JSON.stringify(last)}`);
+      }
+      await sleep(100);
+    }
   }
 
   async waitDecoded(timeoutMs) {
