@@ -1,6 +1,7 @@
 /* A room of the SFU: participants, forwarding and RTCP (see room.h). */
 #include "media/room.h"
 
+#include "media/record.h"
 #include "media/rtp.h"
 #include "media/sdp.h"
 
@@ -27,6 +28,8 @@ struct in_track {
     uint32_t ssrc;  /* learned from its packets */
     int64_t last_pli_us;
     int ext_mid, ext_abs; /* its header extension ids (0: none) */
+    struct media_recorder *rec;
+    bool rec_tried;
 };
 
 struct sent {
@@ -250,6 +253,44 @@ static void forward(struct media_peer *from, int kind, const uint8_t *pkt, size_
     }
 }
 
+/* Records what p publishes in kind, opening the file at its first
+ * packet. */
+static void record(struct media_peer *p, int kind, const uint8_t *pkt, size_t len,
+                   const struct rtp_header *h)
+{
+    struct media_room *r = p->room;
+    struct in_track *in = &p->in[kind];
+    if (!r->cfg.record_dir)
+        return;
+    if (!in->rec_tried) {
+        in->rec_tried = true;
+        const char *kname = kind == K_AUDIO ? "audio" : "video";
+        int codec = media_rec_codec_of(r->codec[kind].name);
+        const char *why = "the codec cannot be recorded";
+        char *file = codec < 0 ? NULL
+                               : g_strdup_printf("%s-%u-%s.%s", r->cfg.record_prefix, p->id, kname,
+                                                 media_rec_ext((enum media_rec_codec)codec));
+        if (file) {
+            char *path = g_build_filename(r->cfg.record_dir, file, NULL);
+            in->rec = media_recorder_open(path, (enum media_rec_codec)codec, &why);
+            g_free(path);
+        }
+        if (in->rec)
+            stats.recordings++;
+        if (r->cb.recording)
+            r->cb.recording(p, kname, r->codec[kind].name, in->rec ? file : NULL,
+                            in->rec ? NULL : why, r->ud);
+        g_free(file);
+    }
+    if (!in->rec)
+        return;
+    media_recorder_packet(in->rec, pkt, len, h);
+    if (media_recorder_take_keyframe_request(in->rec)) {
+        in->last_pli_us = 0; /* the recording cannot wait out the limit */
+        request_keyframe(p);
+    }
+}
+
 static void on_rtp(uint8_t *pkt, size_t len, void *ud)
 {
     struct media_peer *p = ud;
@@ -261,6 +302,7 @@ static void on_rtp(uint8_t *pkt, size_t len, void *ud)
         return; /* rtx, padding probes, or a codec not agreed */
     stats.rtp_in++;
     p->in[kind].ssrc = h.ssrc;
+    record(p, kind, pkt, len, &h);
     forward(p, kind, pkt, len, &h);
 }
 
@@ -415,6 +457,8 @@ static void source_drop(GMainContext *ctx, guint id)
 static void peer_free(struct media_peer *p)
 {
     source_drop(p->room->cfg.ctx, p->idle);
+    for (int k = 0; k < K_N; k++)
+        media_recorder_close(p->in[k].rec);
     media_transport_free(p->t);
     for (unsigned i = 0; i < p->n_out; i++)
         g_free(p->out[i].ring);
@@ -754,6 +798,8 @@ struct media_room *media_room_new(const struct media_room_config *config,
         return NULL;
     struct media_room *r = g_new0(struct media_room, 1);
     r->cfg = *config;
+    r->cfg.record_dir = config->record_dir ? g_strdup(config->record_dir) : NULL;
+    r->cfg.record_prefix = g_strdup(config->record_prefix ? config->record_prefix : "rec");
     if (!r->cfg.max_bitrate)
         r->cfg.max_bitrate = DEFAULT_MAX_BITRATE;
     r->cb = *cb;
@@ -774,6 +820,8 @@ void media_room_free(struct media_room *r)
     while (r->peers->len)
         media_peer_remove(g_ptr_array_index(r->peers, r->peers->len - 1));
     g_ptr_array_free(r->peers, TRUE);
+    g_free((char *)r->cfg.record_dir);
+    g_free((char *)r->cfg.record_prefix);
     g_free(r);
 }
 

@@ -39,6 +39,10 @@ struct media_room_config {
     struct dtls_cert *cert;       /* borrowed; outlives the room */
     const char *const *addresses; /* to gather on (NULL-terminated); NULL: every interface */
     uint64_t max_bitrate;         /* REMB cap for publishers, bits/s (0: 2,000,000) */
+    /* Recording: each published stream is written to
+     * "<record_dir>/<record_prefix>-<participant>-<audio|video>.<ext>"
+     * (media/record.h). NULL: nothing is recorded. Copied. */
+    const char *record_dir, *record_prefix;
 };
 
 struct media_room_callbacks {
@@ -49,6 +53,11 @@ struct media_room_callbacks {
     /* A local candidate found after the SDP was written (the ones known
      * at once are in the SDP), for the participant's device. */
     void (*candidate)(struct media_peer *p, const char *candidate, void *ud);
+    /* A recording of p's audio or video began in file (its name in
+     * record_dir); NULL: not wanted. error: why it could not (file then
+     * NULL). */
+    void (*recording)(struct media_peer *p, const char *kind, const char *codec, const char *file,
+                      const char *error, void *ud);
 };
 
 /* config is copied (not what it points to). NULL on failure. */
@@ -85,6 +94,7 @@ enum media_transport_state media_peer_state(const struct media_peer *p);
 
 /* Process-wide counters, for /metrics. */
 struct media_stats {
+    uint64_t recordings;        /* recording files opened */
     uint64_t rtp_in, rtp_out;   /* media packets received, and sent on */
     uint64_t nack_resent;       /* packets sent again for a NACK */
     uint64_t nack_missed;       /* asked for but no longer held */

@@ -170,7 +170,10 @@ void call_api_init(void)
     media_addrs = g_strsplit(cfg->media_addresses, ",", -1);
     for (char **a = media_addrs; *a; a++)
         g_strstrip(*a);
-    lim.media.sfu_default = strcmp(cfg->call_mode, "sfu") == 0;
+    bool recording = cfg->recording_dir[0] != '\0';
+    lim.media.sfu_default = strcmp(cfg->call_mode, "sfu") == 0 ||
+                            (recording && strcmp(cfg->call_mode, "auto") == 0);
+    lim.media.record_dir = recording ? cfg->recording_dir : NULL;
     lim.media.cert = media_cert;
     lim.media.addresses = (const char *const *)media_addrs;
     lim.media.max_bitrate = (uint64_t)cfg->media_max_kbps * 1000;

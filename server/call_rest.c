@@ -2,6 +2,8 @@
  *   GET /api/v1/calls            filters from, to (UTC ms), division,
  *                                enterprise, user, patrol, limit
  *   GET /api/v1/calls/{id}
+ *   GET /api/v1/calls/{id}/recordings         what was recorded, with sizes
+ *   GET /api/v1/calls/{id}/recordings/{file}  one recording (audited)
  *   GET /api/v1/patrols          the caller's own patrols, newest first
  *   GET /api/v1/patrols/coverage date=YYYY-MM-DD, division=CODE
  *   GET /api/v1/patrols/{id}     the report
@@ -10,13 +12,18 @@
 #include "common/bizdate.h"
 #include "common/clock.h"
 #include "common/jsonx.h"
+#include "common/log.h"
+#include "records/audit.h"
 #include "records/calls.h"
 #include "records/jurisdiction.h"
 #include "server/rest.h"
 #include "server/server.h"
 #include "signaling/patrol.h"
 
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define LIST_DEFAULT 100
 #define LIST_MAX 1000
@@ -134,7 +141,10 @@ out:
     json_decref(l.out);
 }
 
-static void route_call(struct rest_req *r)
+
+/* The call record of r->params[0] if r's caller may see it, else NULL
+ * (having answered). */
+static json_t *visible_call(struct rest_req *r)
 {
     json_t *doc = NULL;
     int rc = calls_get(server.store, r->params[0], &doc);
@@ -143,8 +153,88 @@ static void route_call(struct rest_req *r)
     } else if (rc != STORE_OK || !call_visible(r->acct, doc)) {
         rest_error(r, ERR_NOT_FOUND, "no such call");
     } else {
-        rest_reply(r, 200, json_pack("{s:O}", "call", doc));
+        return doc;
     }
+    json_decref(doc);
+    return NULL;
+}
+
+/* The size of a recording file, or -1 when it is gone. */
+static int64_t recording_size(const char *file)
+{
+    char *path = g_build_filename(server.cfg.recording_dir, file, NULL);
+    struct stat st;
+    int rc = stat(path, &st);
+    g_free(path);
+    return rc == 0 ? (int64_t)st.st_size : -1;
+}
+
+static void route_call(struct rest_req *r)
+{
+    json_t *doc = visible_call(r);
+    if (doc)
+        rest_reply(r, 200, json_pack("{s:o}", "call", doc));
+}
+
+static void route_recordings(struct rest_req *r)
+{
+    json_t *doc = visible_call(r);
+    if (!doc)
+        return;
+    json_t *out = json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(doc, "recordings"), i, e)
+    {
+        json_t *item = json_deep_copy(e);
+        int64_t size = recording_size(jx_str(e, "file") ? jx_str(e, "file") : "");
+        json_object_set_new(item, "size", size < 0 ? json_null() : json_integer(size));
+        json_object_set_new(item, "url",
+                            json_sprintf("/api/v1/calls/%s/recordings/%s", r->params[0],
+                                         jx_str(e, "file") ? jx_str(e, "file") : ""));
+        json_array_append_new(out, item);
+    }
+    rest_reply(r, 200, json_pack("{s:s, s:o}", "call_id", r->params[0], "recordings", out));
+    json_decref(doc);
+}
+
+static const char *recording_type(const char *file)
+{
+    return g_str_has_suffix(file, ".ivf")    ? "video/x-ivf"
+           : g_str_has_suffix(file, ".ogg")  ? "audio/ogg"
+           : g_str_has_suffix(file, ".h264") ? "video/h264"
+                                             : "application/octet-stream";
+}
+
+static void route_recording(struct rest_req *r)
+{
+    json_t *doc = visible_call(r);
+    if (!doc)
+        return;
+    /* Only a file the record lists: the name never becomes a path
+     * otherwise. */
+    const char *file = NULL;
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(doc, "recordings"), i, e)
+    {
+        if (g_strcmp0(jx_str(e, "file"), r->params[1]) == 0)
+            file = r->params[1];
+    }
+    char *path = file ? g_build_filename(server.cfg.recording_dir, file, NULL) : NULL;
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0)
+            close(fd);
+        rest_error(r, ERR_NOT_FOUND, "no such recording");
+    } else {
+        audit_log(server.store, r->acct->id, "call.recording.download", r->params[0], file, NULL);
+        log_info("rest", "call=%s recording %s downloaded by user=%s", r->params[0], file,
+                 r->acct->id);
+        rest_reply_file(r, fd, (size_t)st.st_size, recording_type(file), file);
+    }
+    g_free(path);
     json_decref(doc);
 }
 
@@ -205,6 +295,8 @@ static void route_coverage(struct rest_req *r)
 const struct rest_route call_routes[] = {
     {REST_GET, "/api/v1/calls", route_calls, true},
     {REST_GET, "/api/v1/calls/*", route_call, true},
+    {REST_GET, "/api/v1/calls/*/recordings", route_recordings, true},
+    {REST_GET, "/api/v1/calls/*/recordings/*", route_recording, true},
     {REST_GET, "/api/v1/patrols", route_patrols, true},
     {REST_GET, "/api/v1/patrols/coverage", route_coverage, true},
     {REST_GET, "/api/v1/patrols/*", route_patrol, true},

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 enum key_type { K_INT, K_STR, K_BOOL, K_LISTEN };
@@ -68,6 +69,7 @@ static const struct key keys[] = {
     STR_KEY(turn_secret),
     INT_KEY(turn_ttl_s, 60, 7 * 86400),
     STR_KEY(call_mode),
+    STR_KEY(recording_dir),
     INT_KEY(call_max_joiners, 0, 64),
     STR_KEY(media_addresses),
     INT_KEY(media_max_kbps, 50, 100000),
@@ -172,7 +174,8 @@ static void defaults(struct config *c)
     c->turn_urls = g_strdup("");
     c->turn_secret = g_strdup("");
     c->turn_ttl_s = 86400;
-    c->call_mode = g_strdup("p2p");
+    c->call_mode = g_strdup("auto");
+    c->recording_dir = g_strdup("");
     c->call_max_joiners = 8;
     c->media_addresses = g_strdup("127.0.0.1");
     c->media_max_kbps = 2000;
@@ -392,8 +395,14 @@ int config_load(struct config *c, int argc, char **argv, char **err)
         *err = g_strdup("turn_urls needs turn_secret (the TURN server's static-auth-secret)");
         return -1;
     }
-    if (strcmp(c->call_mode, "p2p") != 0 && strcmp(c->call_mode, "sfu") != 0) {
-        *err = g_strdup_printf("call_mode must be p2p or sfu, got '%s'", c->call_mode);
+    if (strcmp(c->call_mode, "p2p") != 0 && strcmp(c->call_mode, "sfu") != 0 &&
+        strcmp(c->call_mode, "auto") != 0) {
+        *err = g_strdup_printf("call_mode must be p2p, sfu or auto, got '%s'", c->call_mode);
+        return -1;
+    }
+    if (c->recording_dir[0] && g_mkdir_with_parents(c->recording_dir, 0750) != 0) {
+        *err = g_strdup_printf("recording_dir '%s' cannot be made: %s", c->recording_dir,
+                               g_strerror(errno));
         return -1;
     }
     gchar **addrs = g_strsplit(c->media_addresses, ",", -1);
@@ -470,6 +479,7 @@ void config_free(struct config *c)
     g_free(c->stun_urls);
     g_free(c->turn_urls);
     g_free(c->call_mode);
+    g_free(c->recording_dir);
     g_free(c->media_addresses);
     g_free(c->turn_secret);
     g_free(c->business_tz);

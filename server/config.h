@@ -47,7 +47,8 @@ struct config {
     char *turn_urls;         /* comma-separated */
     char *turn_secret;       /* coturn static-auth-secret; never logged */
     int turn_ttl_s;          /* lifetime of the TURN credentials handed out */
-    char *call_mode;         /* "p2p" or "sfu": calls whose invite names no mode */
+    char *call_mode;         /* "p2p", "sfu" or "auto" (sfu when recording): invites naming none */
+    char *recording_dir;     /* SFU calls are recorded here; "": not recorded */
     int call_max_joiners;    /* third parties (call.join) in one SFU call */
     char *media_addresses;   /* comma-separated local IPs the SFU gathers ICE candidates on */
     int media_max_kbps;      /* the most a publisher is asked to send (REMB) */

@@ -20,6 +20,7 @@
 
 #include <openssl/ssl.h>
 #include <string.h>
+#include <unistd.h>
 
 struct http_pss {
     uint64_t serial;
@@ -41,8 +42,15 @@ struct http_pss {
     char etag[48];             /* static files: their validator, else empty */
     char *resp;                /* LWS_PRE bytes of headroom, then resp_len bytes */
     size_t resp_len;
+    int file_fd;           /* a file body (rest_reply_file): sent in chunks; -1 or 0: none */
+    bool file_body;
+    size_t file_sent;      /* of resp_len */
+    char disposition[160]; /* Content-Disposition, or empty */
     int64_t retry_after_s;
 };
+
+/* A file body is read and written this much at a time. */
+#define FILE_CHUNK (64 * 1024)
 
 static GHashTable *pending;  /* serial -> struct http_pss* awaiting a login */
 static GHashTable *flushing; /* serial -> struct http_pss* whose response waits for a flush */
@@ -99,6 +107,8 @@ static void reset(struct http_pss *h)
     if (h->body)
         g_byte_array_free(h->body, TRUE);
     g_free(h->resp);
+    if (h->file_body)
+        close(h->file_fd);
     memset(h, 0, sizeof(*h));
 }
 
@@ -251,6 +261,22 @@ const struct rest_route account_routes[] = {
 void rest_reply(struct rest_req *r, int status, json_t *body)
 {
     respond_json(r->http, status, body);
+}
+
+void rest_reply_file(struct rest_req *r, int fd, size_t len, const char *type, const char *name)
+{
+    struct http_pss *h = r->http;
+    h->file_fd = fd;
+    h->file_body = true;
+    h->file_sent = 0;
+    h->resp_len = len;
+    h->status = 200;
+    h->content_type = type;
+    g_snprintf(h->disposition, sizeof(h->disposition), "attachment; filename=\"%s\"", name);
+    h->ready = true;
+    h->gen = commit_needed();
+    metrics_http(200);
+    lws_callback_on_writable(h->wsi);
 }
 
 void rest_error(struct rest_req *r, enum err_code code, const char *message)
@@ -472,6 +498,11 @@ static int write_response(struct http_pss *h)
                                                       (const unsigned char *)h->etag,
                                                       (int)strlen(h->etag), &p, end))
             return -1;
+        if (h->disposition[0] &&
+            lws_add_http_header_by_name(h->wsi, (const unsigned char *)"content-disposition:",
+                                        (const unsigned char *)h->disposition,
+                                        (int)strlen(h->disposition), &p, end))
+            return -1;
         if (lws_add_http_header_by_name(h->wsi, (const unsigned char *)"x-content-type-options:",
                                         (const unsigned char *)"nosniff", 7, &p, end))
             return -1;
@@ -481,9 +512,28 @@ static int write_response(struct http_pss *h)
         lws_callback_on_writable(h->wsi);
         return 0;
     }
-    if (lws_write(h->wsi, (unsigned char *)h->resp + LWS_PRE, h->resp_len, LWS_WRITE_HTTP_FINAL) <
-        0)
+    if (h->file_body) {
+        /* A file goes out a chunk per writable turn, never all in memory. */
+        static unsigned char chunk[LWS_PRE + FILE_CHUNK];
+        size_t want = h->resp_len - h->file_sent;
+        if (want > FILE_CHUNK)
+            want = FILE_CHUNK;
+        ssize_t n = pread(h->file_fd, chunk + LWS_PRE, want, (off_t)h->file_sent);
+        if (n != (ssize_t)want)
+            return -1; /* the file shrank or failed: the client sees a short body */
+        h->file_sent += want;
+        bool last = h->file_sent == h->resp_len;
+        if (lws_write(h->wsi, chunk + LWS_PRE, want, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) <
+            0)
+            return -1;
+        if (!last) {
+            lws_callback_on_writable(h->wsi);
+            return 0;
+        }
+    } else if (lws_write(h->wsi, (unsigned char *)h->resp + LWS_PRE, h->resp_len,
+                         LWS_WRITE_HTTP_FINAL) < 0) {
         return -1;
+    }
     struct lws *wsi = h->wsi;
     reset(h);
     return lws_http_transaction_completed(wsi) ? -1 : 0;

@@ -56,6 +56,10 @@ extern const struct rest_route alarm_routes[];
 
 /* Sends body (reference stolen) with HTTP status. */
 void rest_reply(struct rest_req *r, int status, json_t *body);
+/* Sends the file fd (len bytes; fd is then the transport's, closed when
+ * done) with status 200, Content-Type type and as attachment name, a
+ * chunk at a time. */
+void rest_reply_file(struct rest_req *r, int fd, size_t len, const char *type, const char *name);
 /* Sends the contract error {"error":{"code","message"}} with its status. */
 void rest_error(struct rest_req *r, enum err_code code, const char *message);
 /* Copies the request header name (lower case with its colon, as in

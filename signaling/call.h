@@ -40,6 +40,7 @@ struct call_media {
     struct dtls_cert *cert;       /* the server's; NULL: no SFU */
     const char *const *addresses; /* to gather on */
     uint64_t max_bitrate;         /* bits/s */
+    const char *record_dir;       /* record every SFU call's streams here; NULL: no */
 };
 
 struct call_limits {

@@ -10,6 +10,7 @@
  * joiner's (call_join.c) only takes it out. */
 #include "signaling/call_internal.h"
 
+#include "common/clock.h"
 #include "common/jsonx.h"
 #include "common/log.h"
 #include "media/room.h"
@@ -81,11 +82,46 @@ static void on_candidate(struct media_peer *p, const char *candidate, void *ud)
     }
 }
 
+/* A recording began (or could not): listed in the call's record, so
+ * GET /api/v1/calls/{id}/recordings finds it. */
+static void on_recording(struct media_peer *p, const char *kind, const char *codec,
+                         const char *file, const char *error, void *ud)
+{
+    struct call *c = ud;
+    int which = party_of(c, p);
+    struct joiner *j = which < 0 ? call_joiner_by_peer(c, p) : NULL;
+    const char *user = which == 0   ? c->caller.user_id
+                       : which == 1 ? c->callee.user_id
+                       : j          ? j->user_id
+                                    : "";
+    if (!file) {
+        log_error("call", "call=%s cannot record the %s of user=%s: %s", c->id, kind, user, error);
+        return;
+    }
+    json_t *list = json_object_get(c->record, "recordings");
+    if (!list) {
+        list = json_array();
+        json_object_set_new(c->record, "recordings", list);
+    }
+    json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "file", file, "kind",
+                                          kind, "codec", codec, "user", user, "party",
+                                          which == 0   ? "caller"
+                                          : which == 1 ? "callee"
+                                                       : "joiner",
+                                          "started_at", (json_int_t)clock_now_ms()));
+    call_save(c);
+    log_info("call", "call=%s recording the %s of user=%s to %s", c->id, kind, user, file);
+}
+
 int call_sfu_open(struct call *c, const char *caller_offer, const char **why)
 {
-    struct media_room_config cfg = {NULL, call_lim.media.cert, call_lim.media.addresses,
-                                    call_lim.media.max_bitrate};
-    struct media_room_callbacks cb = {on_state, on_candidate};
+    struct media_room_config cfg = {NULL,
+                                    call_lim.media.cert,
+                                    call_lim.media.addresses,
+                                    call_lim.media.max_bitrate,
+                                    call_lim.media.record_dir,
+                                    c->id};
+    struct media_room_callbacks cb = {on_state, on_candidate, on_recording};
     c->room = media_room_new(&cfg, &cb, c);
     if (!c->room) {
         *why = "the media server could not open a room";

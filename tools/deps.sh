@@ -11,6 +11,8 @@ PACKAGES=(
   python3 python3-pytest python3-websockets openssl curl
   clang libclang-rt-14-dev
   chromium coturn nodejs npm
+  # ffprobe reads back the recordings of SFU calls in the browser test
+  ffmpeg
   # a CJK font, so that the console's screenshots from the browser test
   # show Chinese text rather than empty boxes
   fonts-wqy-microhei

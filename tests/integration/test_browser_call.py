@@ -338,6 +338,111 @@ def test_browser_call_through_sfu(server):
     print(f"sfu call: video on both sides {res['time_to_video_ms']} ms after the invite")
 
 
+FFPROBE = shutil.which("ffprobe") or "/usr/bin/ffprobe"
+
+
+def _require_ffprobe():
+    if not os.access(FFPROBE, os.X_OK):
+        msg = "the recording tests need ffprobe (Debian package ffmpeg; tools/deps.sh installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg)
+
+
+def ffprobe(path):
+    cp = subprocess.run([FFPROBE, "-v", "error", "-show_entries",
+                         "stream=codec_name,width,height:format=duration", "-of", "json",
+                         str(path)], capture_output=True, text=True, timeout=30)
+    assert cp.returncode == 0, f"ffprobe {path}: {cp.stderr}"
+    return json.loads(cp.stdout)
+
+
+def test_browser_sfu_call_is_recorded(server, tmp_path):
+    """With recording_dir set, a 10 s SFU call between two Chromium pages
+    leaves four files (each party's Opus audio in Ogg, VP8 video in IVF)
+    that ffprobe reads with the right codec and a duration within 10 % of
+    the time media flowed; the call record lists them, the REST route
+    serves them to those who may see the call (audited) and to nobody
+    else. With recording on, an invite naming no mode goes through the
+    SFU (call_mode auto)."""
+    _require("chromium", "node", "playwright")
+    _require_ffprobe()
+    rec_dir = tmp_path / "recordings"
+    srv = start_yjtd(server, recording_dir=str(rec_dir))
+    res = run_driver("--ws", srv.ws_url, "--caller", "gina", "--callee", "alice", "--sfu",
+                     "--decode-timeout-s", "20", "--hold-s", "9", context=diagnostics(srv))
+    check_call_result(res, srv, relay=False, sfu=True)
+    call_id = res["call_id"]
+    tok = srv.token("gina")
+    call = srv.http("GET", f"/api/v1/calls/{call_id}", token=tok).json["call"]
+    flowed_s = (call["end_at"] - call["answer_at"]) / 1000
+    assert flowed_s >= 9.5, call
+    listed = srv.http("GET", f"/api/v1/calls/{call_id}/recordings", token=tok)
+    assert listed.status == 200, listed
+    recs = listed.json["recordings"]
+    assert sorted((r["party"], r["kind"], r["codec"]) for r in recs) == [
+        ("callee", "audio", "opus"), ("callee", "video", "VP8"),
+        ("caller", "audio", "opus"), ("caller", "video", "VP8")], recs
+    for r in recs:
+        got = srv.http("GET", r["url"], token=tok)
+        assert got.status == 200 and len(got.body) == r["size"] > 1000, (r, got.status)
+        assert r["file"] in got.headers.get("content-disposition", ""), got.headers
+        path = tmp_path / r["file"]
+        path.write_bytes(got.body)
+        info = ffprobe(path)
+        codec = info["streams"][0]["codec_name"]
+        duration = float(info["format"]["duration"])
+        print(f"{r['file']}: {codec}, {duration:.2f} s of a call that flowed {flowed_s:.2f} s")
+        assert codec == ("vp8" if r["kind"] == "video" else "opus"), info
+        assert abs(duration - flowed_s) <= 0.1 * flowed_s, (r["file"], duration, flowed_s)
+        if r["kind"] == "video":
+            assert info["streams"][0]["width"] > 0, info
+    # Someone the call is not visible to gets nothing, not even the list.
+    other = srv.token("paul")  # province: covers the call, may see it
+    assert srv.http("GET", f"/api/v1/calls/{call_id}/recordings", token=other).status == 200
+    missing = srv.http("GET", f"/api/v1/calls/{call_id}/recordings/../../etc/passwd", token=tok)
+    assert missing.status == 404
+    bogus = srv.http("GET", f"/api/v1/calls/{call_id}/recordings/nope.ivf", token=tok)
+    assert bogus.status == 404
+    audit = srv.ctl("audit", "list", check=True).stdout
+    assert "call.recording.download" in audit
+
+
+def test_browser_recording_survives_a_crash(server, tmp_path):
+    """kill -9 of yjtd four seconds into a recorded SFU call: the files it
+    was writing are still read by ffprobe, with the codec and about the four
+    seconds that were recorded."""
+    _require("chromium", "node", "playwright")
+    _require_ffprobe()
+    rec_dir = tmp_path / "recordings"
+    srv = start_yjtd(server, recording_dir=str(rec_dir))
+    env = dict(os.environ, YJT_PASSWORD=DEFAULT_PASSWORD, CHROMIUM=CHROMIUM,
+               PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1")
+    driver = subprocess.Popen([NODE, str(DRIVER), "--ws", srv.ws_url, "--caller", "gina",
+                               "--callee", "alice", "--sfu", "--hold-s", "60"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                              cwd=str(BROWSER_DIR), stdin=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 40
+        while srv.stderr().count("recording the video") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert srv.stderr().count("recording the video") == 2, srv.stderr()[-3000:]
+        time.sleep(4)
+        srv.kill9()
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    files = sorted(p.name for p in rec_dir.iterdir())
+    assert len(files) == 4, files
+    for name in files:
+        info = ffprobe(rec_dir / name)
+        duration = float(info["format"]["duration"])
+        print(f"{name} after kill -9: {info['streams'][0]['codec_name']}, {duration:.2f} s")
+        assert info["streams"][0]["codec_name"] == ("vp8" if name.endswith(".ivf") else "opus")
+        assert 2.5 <= duration <= 6, (name, duration)
+
+
 def test_browser_call_through_sfu_with_relay_only_devices(server, coturn):
     """An SFU call between two devices that may only use relay candidates
     (iceTransportPolicy "relay", TURN credentials from yjtd): the media

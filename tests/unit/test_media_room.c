@@ -269,8 +269,8 @@ static void test_two_participants(void **state)
 {
     (void)state;
     struct dtls_cert *cert = dtls_cert_new();
-    struct media_room_config cfg = {.cert = cert, .addresses = lo};
-    struct media_room_callbacks rcb = {room_state, room_candidate};
+    struct media_room_config cfg = {.cert = cert, .addresses = lo, .record_dir = NULL};
+    struct media_room_callbacks rcb = {room_state, room_candidate, NULL};
     struct media_room *room = media_room_new(&cfg, &rcb, NULL);
     assert_non_null(room);
     const char *why = NULL;
@@ -467,8 +467,8 @@ static void test_refused(void **state)
 {
     (void)state;
     struct dtls_cert *cert = dtls_cert_new();
-    struct media_room_config cfg = {.cert = cert, .addresses = lo};
-    struct media_room_callbacks rcb = {room_state, room_candidate};
+    struct media_room_config cfg = {.cert = cert, .addresses = lo, .record_dir = NULL};
+    struct media_room_callbacks rcb = {room_state, room_candidate, NULL};
     struct media_room *room = media_room_new(&cfg, &rcb, NULL);
     const char *why = NULL;
     char *answer = NULL;
