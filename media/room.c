@@ -5,6 +5,7 @@
 #include "media/rtp.h"
 #include "media/sdp.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define PACKET_MAX 1500
@@ -444,6 +445,26 @@ static int peer_gather(struct media_peer *p)
     p->gathering = true;
     int rc = media_transport_gather(p->t);
     p->gathering = false;
+    /* Behind a 1:1 NAT the devices reach the server at its public
+     * address, on the same port: each host candidate is also announced
+     * there (its own foundation, a slightly lower priority). */
+    const char *pub = p->room->cfg.public_ip;
+    for (guint i = 0, n = p->cands->len; pub && i < n; i++) {
+        char **f = g_strsplit(g_ptr_array_index(p->cands, i), " ", -1);
+        if (g_strv_length(f) >= 8 && strcmp(f[6], "typ") == 0 && strcmp(f[7], "host") == 0) {
+            char *found = g_strdup_printf("%sn", f[0]);
+            unsigned long prio = strtoul(f[3], NULL, 10);
+            char *prio_s = g_strdup_printf("%lu", prio > 1 ? prio - 1 : prio);
+            g_free(f[0]);
+            g_free(f[3]);
+            g_free(f[4]);
+            f[0] = found;
+            f[3] = prio_s;
+            f[4] = g_strdup(pub);
+            g_ptr_array_add(p->cands, g_strjoinv(" ", f));
+        }
+        g_strfreev(f);
+    }
     return rc;
 }
 
@@ -800,6 +821,7 @@ struct media_room *media_room_new(const struct media_room_config *config,
     r->cfg = *config;
     r->cfg.record_dir = config->record_dir ? g_strdup(config->record_dir) : NULL;
     r->cfg.record_prefix = g_strdup(config->record_prefix ? config->record_prefix : "rec");
+    r->cfg.public_ip = config->public_ip && *config->public_ip ? g_strdup(config->public_ip) : NULL;
     if (!r->cfg.max_bitrate)
         r->cfg.max_bitrate = DEFAULT_MAX_BITRATE;
     r->cb = *cb;
@@ -822,6 +844,7 @@ void media_room_free(struct media_room *r)
     g_ptr_array_free(r->peers, TRUE);
     g_free((char *)r->cfg.record_dir);
     g_free((char *)r->cfg.record_prefix);
+    g_free((char *)r->cfg.public_ip);
     g_free(r);
 }
 

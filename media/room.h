@@ -43,6 +43,9 @@ struct media_room_config {
      * "<record_dir>/<record_prefix>-<participant>-<audio|video>.<ext>"
      * (media/record.h). NULL: nothing is recorded. Copied. */
     const char *record_dir, *record_prefix;
+    /* The public address of a 1:1 NAT in front of addresses: each host
+     * candidate is announced there too. NULL: none. Copied. */
+    const char *public_ip;
 };
 
 struct media_room_callbacks {

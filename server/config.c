@@ -72,6 +72,7 @@ static const struct key keys[] = {
     STR_KEY(recording_dir),
     INT_KEY(call_max_joiners, 0, 64),
     STR_KEY(media_addresses),
+    STR_KEY(media_public_ip),
     INT_KEY(media_max_kbps, 50, 100000),
     STR_KEY(business_tz),
     STR_KEY(commitment_deadline),
@@ -178,6 +179,7 @@ static void defaults(struct config *c)
     c->recording_dir = g_strdup("");
     c->call_max_joiners = 8;
     c->media_addresses = g_strdup("127.0.0.1");
+    c->media_public_ip = g_strdup("");
     c->media_max_kbps = 2000;
     c->business_tz = g_strdup("Asia/Shanghai");
     c->commitment_deadline = g_strdup("10:00");
@@ -405,6 +407,10 @@ int config_load(struct config *c, int argc, char **argv, char **err)
                                g_strerror(errno));
         return -1;
     }
+    if (c->media_public_ip[0] && !g_hostname_is_ip_address(c->media_public_ip)) {
+        *err = g_strdup_printf("media_public_ip: '%s' is not an IP address", c->media_public_ip);
+        return -1;
+    }
     gchar **addrs = g_strsplit(c->media_addresses, ",", -1);
     for (gchar **a = addrs; *a; a++) {
         if (!g_hostname_is_ip_address(g_strstrip(*a))) {
@@ -481,6 +487,7 @@ void config_free(struct config *c)
     g_free(c->call_mode);
     g_free(c->recording_dir);
     g_free(c->media_addresses);
+    g_free(c->media_public_ip);
     g_free(c->turn_secret);
     g_free(c->business_tz);
     g_free(c->commitment_deadline);

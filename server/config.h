@@ -51,6 +51,7 @@ struct config {
     char *recording_dir;     /* SFU calls are recorded here; "": not recorded */
     int call_max_joiners;    /* third parties (call.join) in one SFU call */
     char *media_addresses;   /* comma-separated local IPs the SFU gathers ICE candidates on */
+    char *media_public_ip;   /* a 1:1 NAT's public address for them, or "" */
     int media_max_kbps;      /* the most a publisher is asked to send (REMB) */
     char *business_tz;       /* business dates (date=YYYY-MM-DD) are in this zone */
 

@@ -41,6 +41,7 @@ struct call_media {
     const char *const *addresses; /* to gather on */
     uint64_t max_bitrate;         /* bits/s */
     const char *record_dir;       /* record every SFU call's streams here; NULL: no */
+    const char *public_ip;        /* a 1:1 NAT's public address, or NULL */
 };
 
 struct call_limits {

@@ -120,7 +120,8 @@ int call_sfu_open(struct call *c, const char *caller_offer, const char **why)
                                     call_lim.media.addresses,
                                     call_lim.media.max_bitrate,
                                     call_lim.media.record_dir,
-                                    c->id};
+                                    c->id,
+                                    call_lim.media.public_ip};
     struct media_room_callbacks cb = {on_state, on_candidate, on_recording};
     c->room = media_room_new(&cfg, &cb, c);
     if (!c->room) {

@@ -154,8 +154,8 @@ def test_sfu_call_negotiates_with_the_server(server):
     assert "via the sfu" in srv.stderr()
 
 
-def test_sfu_refusals_and_the_default_mode(server):
-    srv = start(server, call_mode="sfu")
+def test_sfu_refusals_the_default_mode_and_the_public_address(server):
+    srv = start(server, call_mode="sfu", media_public_ip="203.0.113.7")
     boss = None
 
     async def go():
@@ -183,6 +183,12 @@ def test_sfu_refusals_and_the_default_mode(server):
         assert r["mode"] == "sfu"
         ev = await boss.next_event("call.incoming")
         assert ev["sdp"] != good and "a=setup:actpass" in ev["sdp"]
+        # media_public_ip: each host candidate is announced at the public
+        # address too, same port.
+        cands = [c.split() for c in attr(ev["sdp"], "candidate")]
+        local = {c[5] for c in cands if c[4] == "127.0.0.1"}
+        public = {c[5] for c in cands if c[4] == "203.0.113.7"}
+        assert local and local == public, cands
         await gov.ok("call.cancel", call_id=r["call_id"])
         await boss.next_event("call.ended")
         # ... and one naming p2p does not.
