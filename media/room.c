@@ -29,6 +29,8 @@ struct in_track {
     uint32_t ssrc;  /* learned from its packets */
     int64_t last_pli_us;
     int ext_mid, ext_abs; /* its header extension ids (0: none) */
+    bool seq_started;
+    uint16_t max_seq; /* the newest sequence number heard (video: for NACKs) */
     struct media_recorder *rec;
     bool rec_tried;
 };
@@ -292,16 +294,68 @@ static void record(struct media_peer *p, int kind, const uint8_t *pkt, size_t le
     }
 }
 
+/* Video from a publisher: packets missing before this one are asked for
+ * again at once (a generic NACK of up to 64). */
+static void nack_gaps(struct media_peer *p, struct in_track *in, uint16_t seq)
+{
+    if (!in->seq_started) {
+        in->seq_started = true;
+        in->max_seq = seq;
+        return;
+    }
+    int16_t d = (int16_t)(uint16_t)(seq - in->max_seq);
+    if (d <= 0)
+        return; /* a retransmission or a reordered packet */
+    if (d > 1 && d <= 64) {
+        uint16_t missing[64];
+        size_t n = 0;
+        for (uint16_t s = (uint16_t)(in->max_seq + 1); s != seq; s++)
+            missing[n++] = s;
+        uint8_t buf[12 + 4 * 64];
+        size_t len = rtcp_write_nack(buf, sizeof(buf), rtcp_sender(p), in->ssrc, missing, n);
+        if (len && media_transport_send_rtcp(p->t, buf, len) == 0)
+            stats.nack_sent += n;
+    }
+    in->max_seq = seq;
+}
+
+/* An RTX packet (RFC 4588) made back into the packet it repairs: the
+ * original sequence number from its first two payload bytes, the media's
+ * payload type and SSRC. 0, or -1 if it carries nothing (a padding
+ * probe). */
+static int unwrap_rtx(const struct in_track *in, uint8_t *pkt, size_t *len, struct rtp_header *h)
+{
+    if (h->payload_len < 2 || !in->ssrc)
+        return -1;
+    const uint8_t *pl = pkt + h->payload_off;
+    uint16_t osn = (uint16_t)(pl[0] << 8 | pl[1]);
+    memmove(pkt + h->payload_off, pl + 2, h->payload_len - 2);
+    *len = h->payload_off + h->payload_len - 2;
+    pkt[0] &= (uint8_t)~0x20; /* the padding went with the move */
+    rtp_set_seq(pkt, osn);
+    rtp_set_payload_type(pkt, (uint8_t)in->pt);
+    rtp_set_ssrc(pkt, in->ssrc);
+    return rtp_parse(pkt, *len, h);
+}
+
 static void on_rtp(uint8_t *pkt, size_t len, void *ud)
 {
     struct media_peer *p = ud;
     struct rtp_header h;
     if (len > PACKET_MAX || rtp_parse(pkt, len, &h) != 0)
         return;
+    struct in_track *video = &p->in[K_VIDEO];
+    bool repaired = video->rtx_pt >= 0 && h.payload_type == video->rtx_pt;
+    if (repaired && unwrap_rtx(video, pkt, &len, &h) != 0)
+        return;
     int kind = kind_of_pt(p, h.payload_type);
     if (kind < 0)
-        return; /* rtx, padding probes, or a codec not agreed */
+        return; /* padding probes, or a codec not agreed */
     stats.rtp_in++;
+    if (repaired)
+        stats.rtx_in++;
+    else if (kind == K_VIDEO)
+        nack_gaps(p, video, h.seq);
     p->in[kind].ssrc = h.ssrc;
     record(p, kind, pkt, len, &h);
     forward(p, kind, pkt, len, &h);
@@ -569,6 +623,11 @@ static void take_publish(struct media_peer *p, const struct sdp_media *m, int ki
     if (p->in[kind].pt >= 0 || !(m->dir == SDP_SENDRECV || m->dir == SDP_SENDONLY))
         return;
     p->in[kind].pt = c->pt;
+    for (guint i = 0; kind == K_VIDEO && i < m->codecs->len; i++) {
+        const struct sdp_codec *x = &g_array_index(m->codecs, struct sdp_codec, i);
+        if (x->apt == c->pt && g_ascii_strcasecmp(x->name, "rtx") == 0)
+            p->in[kind].rtx_pt = x->pt; /* it may repair losses with RTX */
+    }
     p->in[kind].ext_mid = ext_id(m, 0);
     p->in[kind].ext_abs = ext_id(m, 1);
 }

@@ -12,6 +12,10 @@
  * SSRC, sequence numbers and timestamps continuing across a change of
  * source.
  *
+ * Losses from a publisher are asked for again at once (NACK), and its
+ * retransmissions (RTX, RFC 4588, when it offered RTX) are made back into
+ * the packets they repair and forwarded like the rest.
+ *
  * RTCP: key-frame requests (PLI, FIR) from a receiver go to the publisher
  * it gets video from as PLI, at most one per publisher every 300 ms, and
  * one is sent when a receiver connects; NACKs are answered from the last
@@ -101,6 +105,8 @@ struct media_stats {
     uint64_t rtp_in, rtp_out;   /* media packets received, and sent on */
     uint64_t nack_resent;       /* packets sent again for a NACK */
     uint64_t nack_missed;       /* asked for but no longer held */
+    uint64_t nack_sent;         /* packets the server asked publishers for again */
+    uint64_t rtx_in;            /* RTX retransmissions received */
     uint64_t keyframe_requests; /* PLIs sent to publishers */
     uint64_t peers;             /* participants now */
 };

@@ -259,11 +259,17 @@ char *metrics_render(const struct store *st)
         "# HELP yjt_media_keyframe_requests_total Key frames asked of publishers (PLI).\n"
         "# TYPE yjt_media_keyframe_requests_total counter\n"
         "yjt_media_keyframe_requests_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_media_nack_sent_total Packets the SFU asked senders for again.\n"
+        "# TYPE yjt_media_nack_sent_total counter\n"
+        "yjt_media_nack_sent_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_media_rtx_received_total RTX retransmissions the SFU received.\n"
+        "# TYPE yjt_media_rtx_received_total counter\n"
+        "yjt_media_rtx_received_total %" G_GUINT64_FORMAT "\n"
         "# HELP yjt_media_recordings_total Recording files opened.\n"
         "# TYPE yjt_media_recordings_total counter\n"
         "yjt_media_recordings_total %" G_GUINT64_FORMAT "\n",
         ms.peers, ms.rtp_in, ms.rtp_out, ms.nack_resent, ms.nack_missed, ms.keyframe_requests,
-        ms.recordings);
+        ms.nack_sent, ms.rtx_in, ms.recordings);
     struct feed_stats fs;
     feed_get_stats(&fs);
     g_string_append_printf(

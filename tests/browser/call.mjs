@@ -14,6 +14,8 @@
 //       [--hold-s N: keep the call up N s after both decode, and report the stats again]
 //       [--viewer USER: with --sfu, USER joins the answered call as a viewer (call.join)
 //        and must decode both parties' video; then leaves (call.leave)]
+//       [--loss-pct P: with --sfu, all media between the pages and yjtd goes through a UDP
+//        relay here that drops P % of the datagrams each way]
 //   node call.mjs --mode selftest [--turn-url URL --turn-secret S]
 //
 // --mode selftest needs no yjtd: one page connects two RTCPeerConnections
@@ -30,6 +32,7 @@
 
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import dgram from 'node:dgram';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -85,6 +88,7 @@ const { values: opt } = parseArgs({
     relay: { type: 'boolean', default: false },
     sfu: { type: 'boolean', default: false },
     viewer: { type: 'string', default: '' },
+    'loss-pct': { type: 'string', default: '0' },
     'turn-url': { type: 'string', default: process.env.YJT_TURN_URL || '' },
     'turn-secret': { type: 'string', default: process.env.YJT_TURN_SECRET || '' },
     'decode-timeout-s': { type: 'string', default: '20' },
@@ -180,6 +184,75 @@ async function launch() {
   };
 }
 
+// ---------------------------------------------------------------- a lossy path
+
+// A UDP relay that stands for each of yjtd's candidates the pages are
+// given: datagrams from a page go on to yjtd from a socket of the relay's
+// (one per page address), and back; each is dropped with probability
+// loss, both ways. The pages keep their own candidates, so yjtd only
+// knows them by the relay's addresses and every packet takes this path.
+class LossyPath {
+  constructor(loss) {
+    this.loss = loss;
+    this.fronts = new Map();
+    this.sockets = [];
+    this.counts = { up: 0, down: 0, droppedUp: 0, droppedDown: 0 };
+  }
+
+  async socket() {
+    const sock = dgram.createSocket('udp4');
+    await new Promise((resolve) => sock.bind(0, '127.0.0.1', resolve));
+    this.sockets.push(sock);
+    return sock;
+  }
+
+  async front(host, port) {
+    const key = `${host}:${port}`;
+    if (this.fronts.has(key)) return this.fronts.get(key);
+    const sock = await this.socket();
+    const ups = new Map();
+    sock.on('message', async (msg, from) => {
+      const k = `${from.address}:${from.port}`;
+      let up = ups.get(k);
+      if (!up) {
+        up = this.socket();
+        ups.set(k, up);
+        (await up).on('message', (back) => {
+          if (Math.random() < this.loss) { this.counts.droppedDown++; return; }
+          this.counts.down++;
+          sock.send(back, from.port, from.address);
+        });
+      }
+      if (Math.random() < this.loss) { this.counts.droppedUp++; return; }
+      this.counts.up++;
+      (await up).send(msg, port, host);
+    });
+    const p = sock.address().port;
+    this.fronts.set(key, p);
+    return p;
+  }
+
+  async rewrite(sdp) {
+    const lines = sdp.split('\r\n');
+    for (let i = 0; i < lines.length; i++) {
+      const f = lines[i].split(' ');
+      if (lines[i].startsWith('a=candidate:') && f.length >= 8 && f[2].toUpperCase() === 'UDP') {
+        f[5] = String(await this.front(f[4], Number(f[5])));
+        f[4] = '127.0.0.1';
+        lines[i] = f.join(' ');
+      }
+    }
+    return lines.join('\r\n');
+  }
+
+  close() {
+    for (const s of this.sockets) s.close();
+  }
+}
+
+const lossPct = Number(opt['loss-pct']);
+const lossy = lossPct > 0 ? new LossyPath(lossPct / 100) : null;
+
 async function openPeer(context, pageUrl, name) {
   // The persistent context opens with one blank page: the first peer takes it.
   let page = context.pages().find((p) => p.url() === 'about:blank' && !usedPages.has(p));
@@ -192,6 +265,10 @@ async function openPeer(context, pageUrl, name) {
   page.on('console', (m) => {
     if (m.type() === 'error' || m.type() === 'warning') log(`${name} console.${m.type()}: ${m.text()}`);
   });
+  if (lossy) {
+    await page.exposeFunction('yjtRewriteSdp', (sdp) => lossy.rewrite(sdp));
+    await page.addInitScript(() => { window.yjtKeepCandidates = true; });
+  }
   await page.goto(pageUrl);
   await page.waitForFunction(() => window.peerReady === true, null, { timeout: 10000 });
   return page;
@@ -423,6 +500,11 @@ async function call(context, pageUrl, result) {
     for (const [who, s] of [['caller', cs], ['callee', ks]]) {
       const r = s.pair.remote || {};
       const addr = r.address || r.ip;
+      if (lossy) { // through the relay standing for yjtd's candidates
+        check([...lossy.fronts.values()].includes(r.port),
+          `${who}: the selected pair's remote end ${JSON.stringify(r)} is not the lossy path`);
+        continue;
+      }
       check(cands[who].some((c) => c.includes(` ${addr} ${r.port} `)),
         `${who}: the selected pair's remote end ${JSON.stringify(r)} is not one of yjtd's ` +
         `candidates ${JSON.stringify(cands[who])}`);
@@ -440,7 +522,7 @@ async function call(context, pageUrl, result) {
     if (!opt.sfu) {
       check(s.counts.receivedCandidates > 0, `${who} received no call.candidate: ${JSON.stringify(s.counts)}`);
     }
-    check(s.counts.sentCandidates > 0, `${who} sent no candidate: ${JSON.stringify(s.counts)}`);
+    if (!lossy) check(s.counts.sentCandidates > 0, `${who} sent no candidate: ${JSON.stringify(s.counts)}`);
     if (relay && !opt.sfu) {
       check(s.counts.receivedTypes.relay > 0, `${who} received no relay candidate: ${JSON.stringify(s.counts)}`);
     }
@@ -490,7 +572,7 @@ async function call(context, pageUrl, result) {
 
 // ---------------------------------------------------------------- main
 
-const result = { mode: opt.mode, relay: opt.relay, sfu: opt.sfu };
+const result = { mode: opt.mode, relay: opt.relay, sfu: opt.sfu, loss_pct: lossPct };
 let ok = false;
 let failure = null;
 const watchdog = setTimeout(() => {
@@ -521,6 +603,10 @@ try {
   failure = e instanceof Failure ? e.message : (e && e.stack) || String(e);
 }
 pageServer.close();
+if (lossy) {
+  result.lossy_path = lossy.counts;
+  lossy.close();
+}
 clearTimeout(watchdog);
 result.elapsed_ms = Date.now() - started;
 process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
