@@ -151,6 +151,19 @@ int ice_agent_set_remote(struct ice_agent *a, const char *ufrag, const char *pwd
     return nice_agent_set_remote_credentials(a->agent, a->stream, ufrag, pwd) ? 0 : -1;
 }
 
+int ice_agent_restart(struct ice_agent *a, const char *ufrag, const char *pwd)
+{
+    if (!ufrag || !pwd || !*ufrag || !*pwd || !nice_agent_restart_stream(a->agent, a->stream))
+        return -1;
+    g_free(a->ufrag);
+    g_free(a->pwd);
+    a->ufrag = a->pwd = NULL;
+    if (!nice_agent_get_local_credentials(a->agent, a->stream, &a->ufrag, &a->pwd))
+        return -1;
+    a->reported = ICE_AGENT_CHECKING;
+    return ice_agent_set_remote(a, ufrag, pwd);
+}
+
 int ice_agent_add_remote_candidate(struct ice_agent *a, const char *candidate)
 {
     if (!candidate || strlen(candidate) > 1024)

@@ -44,6 +44,10 @@ const char *ice_agent_pwd(const struct ice_agent *a);
 /* Takes the controlling role (the server when it made the offer) or
  * the controlled one; before the peer's credentials. */
 void ice_agent_set_controlling(struct ice_agent *a, bool controlling);
+/* An ICE restart (RFC 8445 9): new local credentials, the peer's new
+ * ones, checks begun anew (the local candidates stay; the peer's new ones
+ * come with add_remote_candidate). 0 or -1. */
+int ice_agent_restart(struct ice_agent *a, const char *ufrag, const char *pwd);
 /* Starts gathering (candidates come through the callback). 0 or -1. */
 int ice_agent_gather(struct ice_agent *a);
 /* The peer's credentials (from its SDP), before its candidates. */

@@ -62,6 +62,9 @@ struct media_peer {
     struct in_track in[K_N];
     struct out_track out[OUT_MAX];
     unsigned n_out;
+    bool publish;        /* what it sends is forwarded */
+    unsigned n_sections; /* media sections of its SDP */
+    char remote_ufrag[SDP_TOKEN_MAX], remote_fp[SDP_TOKEN_MAX];
     uint64_t remb; /* the last estimate it sent (bits/s) */
     int64_t remb_us;
     enum media_transport_state state, reported;
@@ -719,6 +722,10 @@ struct media_peer *media_room_answer(struct media_room *r, const char *offer, si
         goto fail;
     }
     p->have_remote = true;
+    p->publish = publish;
+    p->n_sections = s->media->len;
+    g_strlcpy(p->remote_ufrag, first->ice_ufrag, sizeof(p->remote_ufrag));
+    g_strlcpy(p->remote_fp, first->fp, sizeof(p->remote_fp));
     struct sdp_answer_params ap = {.ice_ufrag = media_transport_ufrag(p->t),
                                    .ice_pwd = media_transport_pwd(p->t),
                                    .fingerprint = dtls_cert_fingerprint(r->cfg.cert),
@@ -837,10 +844,81 @@ int media_peer_set_answer(struct media_peer *p, const char *answer, size_t len, 
                                    why) != 0)
         goto out;
     p->have_remote = true;
+    p->publish = true;
+    p->n_sections = s->media->len;
+    g_strlcpy(p->remote_ufrag, first->ice_ufrag, sizeof(p->remote_ufrag));
+    g_strlcpy(p->remote_fp, first->fp, sizeof(p->remote_fp));
     rc = 0;
 out:
     sdp_free(s);
     return rc;
+}
+
+char *media_peer_renegotiate(struct media_peer *p, const char *offer, size_t len, bool *restart,
+                             const char **why)
+{
+    *restart = false;
+    if (!p->have_remote) {
+        *why = "the participant has no media connection yet";
+        return NULL;
+    }
+    struct sdp *s = sdp_parse(offer, len, why);
+    if (!s)
+        return NULL;
+    struct media_room *r = p->room;
+    const struct sdp_media *first = NULL;
+    char *answer = NULL;
+    struct sdp_send *send = NULL;
+    int *pts = NULL;
+    if (!remote_of(s, &first)) {
+        *why = "the offer has no ICE credentials or fingerprint";
+        goto out;
+    }
+    if (s->media->len != p->n_sections) {
+        *why = "adding or removing media sections through the server is not supported";
+        goto out;
+    }
+    if (g_ascii_strcasecmp(first->fp, p->remote_fp) != 0) {
+        *why = "the certificate cannot change within a call";
+        goto out;
+    }
+    /* The same sections as before: the n-th receiving one still carries
+     * the n-th out track. */
+    send = g_new0(struct sdp_send, s->media->len);
+    pts = g_new(int, s->media->len);
+    unsigned next_out = 0;
+    for (guint i = 0; i < s->media->len; i++) {
+        const struct sdp_media *m = g_ptr_array_index(s->media, i);
+        int kind = m->kind == SDP_AUDIO ? K_AUDIO : m->kind == SDP_VIDEO ? K_VIDEO : -1;
+        const struct sdp_codec *c = kind >= 0 && m->port ? room_codec_in(r, m, kind) : NULL;
+        pts[i] = c ? c->pt : -1;
+        bool receives = m->dir == SDP_SENDRECV || m->dir == SDP_RECVONLY;
+        if (c && receives && next_out < p->n_out && p->out[next_out].kind == kind)
+            set_send(&send[i], p, &p->out[next_out++]);
+    }
+    if (strcmp(first->ice_ufrag, p->remote_ufrag) != 0) {
+        if (media_transport_ice_restart(p->t, first->ice_ufrag, first->ice_pwd) != 0) {
+            *why = "the ICE restart failed";
+            goto out;
+        }
+        g_strlcpy(p->remote_ufrag, first->ice_ufrag, sizeof(p->remote_ufrag));
+        *restart = true;
+    }
+    struct sdp_answer_params ap = {.ice_ufrag = media_transport_ufrag(p->t),
+                                   .ice_pwd = media_transport_pwd(p->t),
+                                   .fingerprint = dtls_cert_fingerprint(r->cfg.cert),
+                                   .candidates = p->cands,
+                                   .session_id = g_random_int(),
+                                   .send = send,
+                                   .n_send = s->media->len,
+                                   .pts = pts,
+                                   .no_receive = !p->publish};
+    answer = sdp_answer(s, &ap, why);
+out:
+    g_free(send);
+    g_free(pts);
+    sdp_free(s);
+    return answer;
 }
 
 int media_peer_add_candidate(struct media_peer *p, const char *candidate)

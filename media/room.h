@@ -88,6 +88,12 @@ struct media_peer *media_room_answer(struct media_room *r, const char *offer, si
 struct media_peer *media_room_offer(struct media_room *r, char **offer, const char **why);
 /* The participant's answer to the server's offer: 0, or -1 with *why. */
 int media_peer_set_answer(struct media_peer *p, const char *answer, size_t len, const char **why);
+/* A new offer from a participant already connected: the same media
+ * sections (adding or removing tracks is refused), maybe new ICE
+ * credentials, which restart ICE (*restart; a phone that moved from Wi-Fi
+ * to 4G). Returns the answer (g_free), or NULL with *why. */
+char *media_peer_renegotiate(struct media_peer *p, const char *offer, size_t len, bool *restart,
+                             const char **why);
 /* One of the participant's ICE candidates ("candidate:...", with or
  * without "a="), or NULL when it has no more. 0, or -1 if it does not
  * parse or comes before the participant's SDP. */

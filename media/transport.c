@@ -177,6 +177,13 @@ void media_transport_set_ice_controlling(struct media_transport *t, bool control
     ice_agent_set_controlling(t->ice, controlling);
 }
 
+int media_transport_ice_restart(struct media_transport *t, const char *ufrag, const char *pwd)
+{
+    if (t->state == MEDIA_TRANSPORT_FAILED || t->state == MEDIA_TRANSPORT_CLOSED)
+        return -1;
+    return ice_agent_restart(t->ice, ufrag, pwd);
+}
+
 void media_transport_free(struct media_transport *t)
 {
     if (!t)

@@ -50,6 +50,9 @@ int media_transport_set_remote(struct media_transport *t, const char *ufrag, con
 /* The ICE role: the server's side is controlled unless it made the
  * offer (RFC 8445 6.1.1: the offerer controls). Before set_remote. */
 void media_transport_set_ice_controlling(struct media_transport *t, bool controlling);
+/* An ICE restart with the peer's new credentials (its DTLS association
+ * and keys stay). 0, or -1. */
+int media_transport_ice_restart(struct media_transport *t, const char *ufrag, const char *pwd);
 void media_transport_free(struct media_transport *t);
 const char *media_transport_ufrag(const struct media_transport *t);
 const char *media_transport_pwd(const struct media_transport *t);

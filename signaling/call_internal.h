@@ -157,6 +157,12 @@ int call_sfu_accept(struct call *c, const char *answer, GQueue *early, const cha
 void call_sfu_candidate(struct call *c, int which, json_t *cand);
 /* The candidate (checked) of a device for its server end p. */
 void call_sfu_candidate_for(struct call *c, struct media_peer *p, json_t *cand);
+/* call.renegotiate in an SFU call from a party (which: 0 caller, 1
+ * callee): an offer is answered by the server (an ICE restart when its
+ * credentials are new) with a call.renegotiate answer event after the
+ * reply. */
+void call_sfu_renegotiate(struct call *c, const struct call_actor *a, int which, const char *type,
+                          const char *sdp, const struct call_reply *r);
 /* Frees the room and the joiners. */
 void call_sfu_close(struct call *c);
 

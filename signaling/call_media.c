@@ -134,9 +134,7 @@ void call_renegotiate(const struct call_actor *a, json_t *msg, const struct call
     if (!sdp)
         return;
     if (c->room) {
-        call_reply_err(r, ERR_BAD_REQUEST,
-                       "renegotiation with the media server is not supported yet: hang up and"
-                       " call again");
+        call_sfu_renegotiate(c, a, from_caller ? 0 : 1, type, sdp, r);
         return;
     }
     struct party *to = from_caller ? &c->callee : &c->caller;

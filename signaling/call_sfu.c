@@ -178,6 +178,37 @@ int call_sfu_accept(struct call *c, const char *answer, GQueue *early, const cha
     return 0;
 }
 
+void call_sfu_renegotiate(struct call *c, const struct call_actor *a, int which, const char *type,
+                          const char *sdp, const struct call_reply *r)
+{
+    if (strcmp(type, "offer") != 0) {
+        call_reply_err(r, ERR_BAD_REQUEST, "the server has no offer waiting for an answer");
+        return;
+    }
+    const char *why = NULL;
+    bool restart = false;
+    char *answer = media_peer_renegotiate(c->sfu_peer[which], sdp, strlen(sdp), &restart, &why);
+    if (!answer) {
+        call_reply_err(r, ERR_BAD_REQUEST, why);
+        return;
+    }
+    log_info("call", "call=%s the %s renegotiated%s", c->id, which ? "callee" : "caller",
+             restart ? " (ICE restart)" : "");
+    call_reply_ok(r, NULL);
+    json_t *ev = call_event("call.renegotiate", c);
+    json_object_set_new(ev, "sdp", json_string(answer));
+    json_object_set_new(ev, "sdp_type", json_string("answer"));
+    call_send_event(a->user_id, a->device_id, ev);
+    /* What call.resume hands back: the server's latest SDP for the device. */
+    if (which == 0) {
+        g_free(c->answer);
+        c->answer = answer;
+    } else {
+        g_free(c->offer);
+        c->offer = answer;
+    }
+}
+
 void call_sfu_close(struct call *c)
 {
     call_joiners_free(c);

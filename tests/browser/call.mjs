@@ -14,6 +14,8 @@
 //       [--hold-s N: keep the call up N s after both decode, and report the stats again]
 //       [--viewer USER: with --sfu, USER joins the answered call as a viewer (call.join)
 //        and must decode both parties' video; then leaves (call.leave)]
+//       [--ice-restart: with --sfu, after the hold the caller restarts ICE (call.renegotiate)
+//        and both must go on decoding]
 //       [--loss-pct P: with --sfu, all media between the pages and yjtd goes through a UDP
 //        relay here that drops P % of the datagrams each way]
 //   node call.mjs --mode selftest [--turn-url URL --turn-secret S]
@@ -89,6 +91,7 @@ const { values: opt } = parseArgs({
     sfu: { type: 'boolean', default: false },
     viewer: { type: 'string', default: '' },
     'loss-pct': { type: 'string', default: '0' },
+    'ice-restart': { type: 'boolean', default: false },
     'turn-url': { type: 'string', default: process.env.YJT_TURN_URL || '' },
     'turn-secret': { type: 'string', default: process.env.YJT_TURN_SECRET || '' },
     'decode-timeout-s': { type: 'string', default: '20' },
@@ -451,6 +454,31 @@ async function call(context, pageUrl, result) {
     ]);
     result.stats_after_hold = { caller: ca, callee: ka, hold_ms: holdMs };
     log(`after ${holdMs} ms more: caller ${ca.framesDecoded} frames, callee ${ka.framesDecoded} frames`);
+  }
+
+  // The caller restarts ICE (new credentials, new checks) through yjtd;
+  // the video goes on both ways.
+  if (opt['ice-restart']) {
+    check(opt.sfu, '--ice-restart needs --sfu');
+    const [c0, k0] = await Promise.all([
+      caller.evaluate(() => window.peer.stats()),
+      callee.evaluate(() => window.peer.stats()),
+    ]);
+    const r0 = Date.now();
+    const restarted = await caller.evaluate(() => window.peer.restartIce());
+    log(`ICE restart: ufrag ${restarted.before} -> ${restarted.after}, server's now ${restarted.remote_after}`);
+    check(restarted.before !== restarted.after, 'the caller\'s ICE credentials did not change');
+    await new Promise((r) => setTimeout(r, 3000));
+    const [c1, k1] = await Promise.all([
+      caller.evaluate(() => window.peer.stats()),
+      callee.evaluate(() => window.peer.stats()),
+    ]);
+    result.ice_restart = { ...restarted, ms: Date.now() - r0,
+      caller_frames: [c0.framesDecoded, c1.framesDecoded], callee_frames: [k0.framesDecoded, k1.framesDecoded] };
+    log(`after the restart: caller ${c0.framesDecoded} -> ${c1.framesDecoded} frames, ` +
+      `callee ${k0.framesDecoded} -> ${k1.framesDecoded}`);
+    check(c1.framesDecoded - c0.framesDecoded >= 15 && k1.framesDecoded - k0.framesDecoded >= 15,
+      `video stalled after the ICE restart: ${JSON.stringify(result.ice_restart)}`);
   }
 
   // A viewer joins the answered call, decodes both parties, and leaves.

@@ -308,12 +308,14 @@ def test_browser_call_through_sfu(server):
     candidates yjtd wrote in its SDP; yjtd counted the packets it forwarded,
     and hanging up frees both of its ends. Mid-call a provincial regulator
     joins as a viewer (call.join): it decodes both parties' video, the first
-    within 2 s of joining, and the parties hear it join and leave."""
+    within 2 s of joining, and the parties hear it join and leave. The
+    caller then restarts ICE (call.renegotiate with new credentials, as a
+    phone moving from Wi-Fi to 4G) and both go on decoding."""
     _require("chromium", "node", "playwright")
     srv = start_yjtd(server)
     res = run_driver("--ws", srv.ws_url, "--caller", "gina", "--callee", "alice", "--sfu",
-                     "--viewer", "paul", "--decode-timeout-s", "20", "--hold-s", "3",
-                     context=diagnostics(srv))
+                     "--viewer", "paul", "--ice-restart", "--decode-timeout-s", "20",
+                     "--hold-s", "3", context=diagnostics(srv))
     check_call_result(res, srv, relay=False, sfu=True)
     assert res["call_mode"] == {"invite": "sfu", "incoming": "sfu"}
     # The video kept flowing: at least 5 frames a second more on each side.
@@ -321,6 +323,9 @@ def test_browser_call_through_sfu(server):
         before = res["stats"][side]["framesDecoded"]
         after = res["stats_after_hold"][side]["framesDecoded"]
         assert after - before >= 15, f"{side}: {before} -> {after} frames in 3 s"
+    ir = res["ice_restart"]
+    assert ir["before"] != ir["after"], ir
+    assert "(ICE restart)" in srv.stderr()
     v = res["viewer"]
     assert v["id"] == srv.users["paul"]
     assert v["first_video_ms"] <= 2000, f"the viewer's first frame came {v['first_video_ms']} ms late"

@@ -130,9 +130,27 @@ def test_sfu_call_negotiates_with_the_server(server):
         await pad.ok("call.candidate", call_id=call_id, candidate=None)
         await pad.no_event("call.candidate", within=0.3)
         await gov.no_event("call.candidate", within=0.1)
-        reneg = await pad.request("call.renegotiate", call_id=call_id, sdp=answer,
-                                  sdp_type="offer")
-        assert_err(reneg, "bad_request", "not supported")
+        # Renegotiation is answered by the server: an ICE restart (new
+        # credentials) gets new server credentials, the same SSRCs.
+        restart = device_sdp("actpass", callee_fp, ufrag="padV", pwd="anotherpasswordanother")
+        await pad.ok("call.renegotiate", call_id=call_id, sdp=restart, sdp_type="offer")
+        ev = await pad.next_event("call.renegotiate")
+        assert ev["sdp_type"] == "answer" and ev["call_id"] == call_id
+        assert attr(ev["sdp"], "ice-ufrag") != attr(server_offer, "ice-ufrag")
+        assert attr(ev["sdp"], "setup") == ["passive", "passive"]
+        assert sorted(attr(ev["sdp"], "ssrc")) == sorted(attr(server_offer, "ssrc"))
+        await gov.no_event("call.renegotiate", within=0.2)  # nothing for the other party
+        # ... which call.resume now hands back.
+        await pad.close()
+        pad = await srv.ws_login("boss", device_id="boss-pad")
+        res = await pad.ok("call.resume", call_id=call_id)
+        assert res["sdp"] == ev["sdp"]
+        for bad, says in ((device_sdp("actpass", callee_fp, video=False), "sections"),
+                          (device_sdp("actpass", fingerprint()), "certificate")):
+            r = await pad.request("call.renegotiate", call_id=call_id, sdp=bad, sdp_type="offer")
+            assert_err(r, "bad_request", says)
+        r = await pad.request("call.renegotiate", call_id=call_id, sdp=answer, sdp_type="answer")
+        assert_err(r, "bad_request", "no offer")
         # A device that resumes gets the server's SDP again.
         res = await gov.ok("call.resume", call_id=call_id)
         assert res["sdp"] == server_answer

@@ -563,6 +563,26 @@ class Peer {
     return { participants: reply.participants, answer: reply.sdp };
   }
 
+  // An ICE restart, as a phone does when it moves from Wi-Fi to 4G: a new
+  // offer with new ICE credentials in call.renegotiate, the answer back as
+  // a call.renegotiate event. Returns the local ufrag before and after.
+  async restartIce(timeoutMs = 10000) {
+    const pc = this.pc;
+    const ufrag = (sdp) => (sdp.match(/^a=ice-ufrag:(.*)$/m) || [])[1];
+    const before = ufrag(pc.localDescription.sdp);
+    const answers = this.sig.events.filter((e) => e.type === 'call.renegotiate').length;
+    pc.restartIce();
+    const offer = await pc.createOffer({ iceRestart: true });
+    await pc.setLocalDescription(offer);
+    await this.sig.ok('call.renegotiate', { call_id: this.callId, sdp: stripCandidates(offer.sdp), sdp_type: 'offer' });
+    await this.sig.waitEvent('call.renegotiate', timeoutMs,
+      (e) => e.sdp_type === 'answer' && this.sig.events.filter((x) => x.type === 'call.renegotiate').indexOf(e) >= answers);
+    const ev = this.sig.events.filter((e) => e.type === 'call.renegotiate')[answers];
+    await pc.setRemoteDescription({ type: 'answer', sdp: await remoteSdp(ev.sdp) });
+    note('ICE restarted');
+    return { before, after: ufrag(pc.localDescription.sdp), remote_after: ufrag(ev.sdp) };
+  }
+
   async leave() {
     await this.sig.ok('call.leave', { call_id: this.callId });
   }
