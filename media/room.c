@@ -655,6 +655,23 @@ static bool remote_of(const struct sdp *s, const struct sdp_media **first)
     return false;
 }
 
+/* The server's answer to p's offer s: its credentials, certificate and
+ * candidates, what it sends and the payload types, by section. */
+static char *peer_answer(struct media_peer *p, const struct sdp *s, const struct sdp_send *send,
+                         const int *pts, const char **why)
+{
+    struct sdp_answer_params ap = {.ice_ufrag = media_transport_ufrag(p->t),
+                                   .ice_pwd = media_transport_pwd(p->t),
+                                   .fingerprint = dtls_cert_fingerprint(p->room->cfg.cert),
+                                   .candidates = p->cands,
+                                   .session_id = g_random_int(),
+                                   .send = send,
+                                   .n_send = s->media->len,
+                                   .pts = pts,
+                                   .no_receive = !p->publish};
+    return sdp_answer(s, &ap, why);
+}
+
 struct media_peer *media_room_answer(struct media_room *r, const char *offer, size_t len,
                                      bool publish, char **answer, const char **why)
 {
@@ -726,16 +743,7 @@ struct media_peer *media_room_answer(struct media_room *r, const char *offer, si
     p->n_sections = s->media->len;
     g_strlcpy(p->remote_ufrag, first->ice_ufrag, sizeof(p->remote_ufrag));
     g_strlcpy(p->remote_fp, first->fp, sizeof(p->remote_fp));
-    struct sdp_answer_params ap = {.ice_ufrag = media_transport_ufrag(p->t),
-                                   .ice_pwd = media_transport_pwd(p->t),
-                                   .fingerprint = dtls_cert_fingerprint(r->cfg.cert),
-                                   .candidates = p->cands,
-                                   .session_id = g_random_int(),
-                                   .send = send,
-                                   .n_send = s->media->len,
-                                   .pts = pts,
-                                   .no_receive = !publish};
-    *answer = sdp_answer(s, &ap, why);
+    *answer = peer_answer(p, s, send, pts, why);
     if (!*answer)
         goto fail;
     g_free(send);
@@ -904,16 +912,7 @@ char *media_peer_renegotiate(struct media_peer *p, const char *offer, size_t len
         g_strlcpy(p->remote_ufrag, first->ice_ufrag, sizeof(p->remote_ufrag));
         *restart = true;
     }
-    struct sdp_answer_params ap = {.ice_ufrag = media_transport_ufrag(p->t),
-                                   .ice_pwd = media_transport_pwd(p->t),
-                                   .fingerprint = dtls_cert_fingerprint(r->cfg.cert),
-                                   .candidates = p->cands,
-                                   .session_id = g_random_int(),
-                                   .send = send,
-                                   .n_send = s->media->len,
-                                   .pts = pts,
-                                   .no_receive = !p->publish};
-    answer = sdp_answer(s, &ap, why);
+    answer = peer_answer(p, s, send, pts, why);
 out:
     g_free(send);
     g_free(pts);
