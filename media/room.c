@@ -64,6 +64,13 @@ struct media_peer {
     unsigned n_out;
     bool publish;        /* what it sends is forwarded */
     unsigned n_sections; /* media sections of its SDP */
+    /* Its sections as the server would offer them again (direction from
+     * the server's side), for offers that add sections; renegotiable when
+     * each is audio or video the server took. pending: sections the last
+     * such offer added, not answered yet. */
+    struct sdp_offer_section secs[OUT_MAX + K_N];
+    unsigned n_secs, pending;
+    bool renegotiable;
     char remote_ufrag[SDP_TOKEN_MAX], remote_fp[SDP_TOKEN_MAX];
     uint64_t remb; /* the last estimate it sent (bits/s) */
     int64_t remb_us;
@@ -381,6 +388,15 @@ static void resend(uint16_t seq, void *ud)
         stats.nack_resent++;
 }
 
+/* The out track of q with SSRC ssrc, live or not, or NULL. */
+static struct out_track *out_by_ssrc_any(struct media_peer *q, uint32_t ssrc)
+{
+    for (unsigned i = 0; i < q->n_out; i++)
+        if (q->out[i].ssrc == ssrc)
+            return &q->out[i];
+    return NULL;
+}
+
 /* The out track of q with SSRC ssrc, or NULL. */
 static struct out_track *out_by_ssrc(struct media_peer *q, uint32_t ssrc)
 {
@@ -472,6 +488,20 @@ static void on_candidate(const char *cand, void *ud)
 }
 
 /* ---------- participants ---------- */
+
+/* The server's offer of p's sections (p->secs), with its credentials,
+ * certificate and candidates. */
+static char *peer_offer(struct media_peer *p)
+{
+    struct sdp_offer_params op = {.ice_ufrag = media_transport_ufrag(p->t),
+                                  .ice_pwd = media_transport_pwd(p->t),
+                                  .fingerprint = dtls_cert_fingerprint(p->room->cfg.cert),
+                                  .candidates = p->cands,
+                                  .session_id = g_random_int(),
+                                  .sections = p->secs,
+                                  .n_sections = p->n_secs + p->pending};
+    return sdp_offer(&op);
+}
 
 static struct media_peer *peer_new(struct media_room *r)
 {
@@ -643,6 +673,37 @@ static void take_receive(struct out_track *o, const struct sdp_media *m, const s
     o->ext_abs = ext_id(m, 1);
 }
 
+/* The server's side of a direction the peer wrote. */
+static enum sdp_dir server_dir(enum sdp_dir peer, bool no_receive)
+{
+    enum sdp_dir d = peer == SDP_SENDONLY ? SDP_RECVONLY : peer == SDP_RECVONLY ? SDP_SENDONLY : peer;
+    if (no_receive)
+        d = d == SDP_SENDRECV ? SDP_SENDONLY : d == SDP_RECVONLY ? SDP_INACTIVE : d;
+    return d;
+}
+
+/* Notes section m of p's SDP (c: the codec taken, NULL: rejected) as the
+ * server would offer it again. */
+static void sec_note(struct media_peer *p, const struct sdp_media *m, int kind,
+                     const struct sdp_codec *c, enum sdp_dir dir, const struct sdp_send *send)
+{
+    if (!c || kind < 0 || p->n_secs >= G_N_ELEMENTS(p->secs)) {
+        p->renegotiable = false;
+        return;
+    }
+    struct sdp_offer_section *sec = &p->secs[p->n_secs++];
+    memset(sec, 0, sizeof(*sec));
+    sec->kind = kind == K_AUDIO ? SDP_AUDIO : SDP_VIDEO;
+    g_strlcpy(sec->mid, m->mid, sizeof(sec->mid));
+    sec->dir = dir;
+    sec->codec = *c;
+    sec->codec.apt = -1;
+    for (int e = 0; e < SDP_KEPT_EXTMAPS; e++)
+        sec->extmap_ids[e] = ext_id(m, e);
+    if (send)
+        sec->send = *send;
+}
+
 static bool remote_of(const struct sdp *s, const struct sdp_media **first)
 {
     for (guint i = 0; i < s->media->len; i++) {
@@ -695,16 +756,19 @@ struct media_peer *media_room_answer(struct media_room *r, const char *offer, si
     int *pts = g_new(int, s->media->len);
     bool taken[K_N] = {false, false};
     bool room_had = r->have_codecs;
+    p->renegotiable = true;
     for (guint i = 0; i < s->media->len; i++) {
         const struct sdp_media *m = g_ptr_array_index(s->media, i);
         int kind = m->kind == SDP_AUDIO ? K_AUDIO : m->kind == SDP_VIDEO ? K_VIDEO : -1;
         pts[i] = -1;
-        if (kind < 0 || !m->port)
-            continue;
         const struct sdp_codec *c =
-            room_had || taken[kind] ? room_codec_in(r, m, kind) : sdp_pick_codec(m);
-        if (!c)
+            kind < 0 || !m->port ? NULL
+            : room_had || taken[kind] ? room_codec_in(r, m, kind)
+                                      : sdp_pick_codec(m);
+        if (!c) {
+            sec_note(p, m, kind, NULL, SDP_INACTIVE, NULL);
             continue;
+        }
         pts[i] = c->pt;
         if (publish)
             take_publish(p, m, kind, c);
@@ -714,6 +778,7 @@ struct media_peer *media_room_answer(struct media_room *r, const char *offer, si
             take_receive(o, m, c);
             set_send(&send[i], p, o);
         }
+        sec_note(p, m, kind, c, server_dir(m->dir, !publish), o ? &send[i] : NULL);
         if (!room_had && !taken[kind]) {
             r->codec[kind] = *c;
             r->codec[kind].apt = -1;
@@ -792,14 +857,10 @@ struct media_peer *media_room_offer(struct media_room *r, char **offer, const ch
         set_send(&os->send, p, out_add(p, k)); /* it receives once it answers */
         n++;
     }
-    struct sdp_offer_params op = {.ice_ufrag = media_transport_ufrag(p->t),
-                                  .ice_pwd = media_transport_pwd(p->t),
-                                  .fingerprint = dtls_cert_fingerprint(r->cfg.cert),
-                                  .candidates = p->cands,
-                                  .session_id = g_random_int(),
-                                  .sections = sec,
-                                  .n_sections = n};
-    *offer = sdp_offer(&op);
+    memcpy(p->secs, sec, n * sizeof(sec[0]));
+    p->n_secs = n;
+    p->renegotiable = true;
+    *offer = peer_offer(p);
     return p;
 }
 
@@ -842,6 +903,9 @@ int media_peer_set_answer(struct media_peer *p, const char *answer, size_t len, 
                 if (p->out[k].kind == kind)
                     take_receive(&p->out[k], m, c);
         }
+        for (unsigned k = 0; k < p->n_secs; k++)
+            if (strcmp(p->secs[k].mid, m->mid) == 0)
+                p->secs[k].dir = server_dir(m->dir, false);
         any = true;
     }
     if (!any) {
@@ -882,6 +946,10 @@ char *media_peer_renegotiate(struct media_peer *p, const char *offer, size_t len
         *why = "the offer has no ICE credentials or fingerprint";
         goto out;
     }
+    if (p->pending) {
+        *why = "an offer of the server is waiting for its answer: answer it first";
+        goto out;
+    }
     if (s->media->len != p->n_sections) {
         *why = "adding or removing media sections through the server is not supported";
         goto out;
@@ -918,6 +986,89 @@ out:
     g_free(pts);
     sdp_free(s);
     return answer;
+}
+
+char *media_peer_offer_more(struct media_peer *p, const char **why)
+{
+    struct media_room *r = p->room;
+    if (!p->have_remote || !p->renegotiable) {
+        *why = "its SDP has sections the server cannot offer again";
+        return NULL;
+    }
+    if (p->pending) {
+        *why = "an offer of the server is waiting for its answer";
+        return NULL;
+    }
+    for (int k = 0; k < K_N; k++) {
+        if (!r->codec[k].name[0] || p->n_secs + p->pending >= G_N_ELEMENTS(p->secs))
+            continue;
+        struct out_track *o = out_add(p, k);
+        if (!o)
+            break;
+        struct sdp_offer_section *sec = &p->secs[p->n_secs + p->pending];
+        memset(sec, 0, sizeof(*sec));
+        sec->kind = k == K_AUDIO ? SDP_AUDIO : SDP_VIDEO;
+        g_snprintf(sec->mid, sizeof(sec->mid), "y%u", p->n_secs + p->pending);
+        sec->dir = SDP_SENDONLY;
+        sec->codec = r->codec[k];
+        memcpy(sec->extmap_ids, r->ext_ids, sizeof(sec->extmap_ids));
+        /* The payload type and extension ids the peer already uses. */
+        for (unsigned i = 0; i < p->n_secs; i++) {
+            if (p->secs[i].kind == sec->kind) {
+                sec->codec = p->secs[i].codec;
+                memcpy(sec->extmap_ids, p->secs[i].extmap_ids, sizeof(sec->extmap_ids));
+                break;
+            }
+        }
+        set_send(&sec->send, p, o);
+        p->pending++;
+    }
+    if (!p->pending) {
+        *why = "no room for more sections";
+        return NULL;
+    }
+    return peer_offer(p);
+}
+
+int media_peer_take_answer(struct media_peer *p, const char *answer, size_t len, const char **why)
+{
+    if (!p->pending) {
+        *why = "no offer of the server is waiting for an answer";
+        return -1;
+    }
+    struct sdp *s = sdp_parse(answer, len, why);
+    if (!s)
+        return -1;
+    const struct sdp_media *first = NULL;
+    int rc = -1;
+    if (!remote_of(s, &first) || strcmp(first->ice_ufrag, p->remote_ufrag) != 0 ||
+        g_ascii_strcasecmp(first->fp, p->remote_fp) != 0) {
+        *why = "the answer must keep the connection's ICE credentials and certificate";
+        goto out;
+    }
+    /* The new sections come to life as the answer accepts them. */
+    for (unsigned j = p->n_secs; j < p->n_secs + p->pending; j++) {
+        struct sdp_offer_section *sec = &p->secs[j];
+        for (guint i = 0; i < s->media->len; i++) {
+            const struct sdp_media *m = g_ptr_array_index(s->media, i);
+            if (strcmp(m->mid, sec->mid) != 0 || !m->port ||
+                !(m->dir == SDP_RECVONLY || m->dir == SDP_SENDRECV))
+                continue;
+            for (guint k = 0; k < m->codecs->len; k++) {
+                const struct sdp_codec *c = &g_array_index(m->codecs, struct sdp_codec, k);
+                struct out_track *o = out_by_ssrc_any(p, sec->send.ssrc);
+                if (c->pt == sec->codec.pt && o)
+                    take_receive(o, m, c);
+            }
+        }
+    }
+    p->n_secs += p->pending;
+    p->n_sections = p->n_secs;
+    rc = 0;
+out:
+    p->pending = rc == 0 ? 0 : p->pending;
+    sdp_free(s);
+    return rc;
 }
 
 int media_peer_add_candidate(struct media_peer *p, const char *candidate)

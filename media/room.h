@@ -94,6 +94,15 @@ int media_peer_set_answer(struct media_peer *p, const char *answer, size_t len, 
  * to 4G). Returns the answer (g_free), or NULL with *why. */
 char *media_peer_renegotiate(struct media_peer *p, const char *offer, size_t len, bool *restart,
                              const char **why);
+/* An offer of the server to a participant already connected: its
+ * sections, and one more audio and one more video section the server
+ * sends in (for a new speaker). NULL with *why when its SDP had sections
+ * the server cannot offer again, or an offer is already waiting. */
+char *media_peer_offer_more(struct media_peer *p, const char **why);
+/* The participant's answer to that offer: the new sections it accepts
+ * carry the next publisher heard that it has no section for. 0, or -1
+ * with *why (the offer then still waits). */
+int media_peer_take_answer(struct media_peer *p, const char *answer, size_t len, const char **why);
 /* One of the participant's ICE candidates ("candidate:...", with or
  * without "a="), or NULL when it has no more. 0, or -1 if it does not
  * parse or comes before the participant's SDP. */

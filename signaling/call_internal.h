@@ -160,9 +160,15 @@ void call_sfu_candidate_for(struct call *c, struct media_peer *p, json_t *cand);
 /* call.renegotiate in an SFU call from a party (which: 0 caller, 1
  * callee): an offer is answered by the server (an ICE restart when its
  * credentials are new) with a call.renegotiate answer event after the
- * reply. */
+ * reply; an answer completes an offer of the server's. */
 void call_sfu_renegotiate(struct call *c, const struct call_actor *a, int which, const char *type,
                           const char *sdp, const struct call_reply *r);
+/* The same from a joiner. */
+void call_sfu_renegotiate_joiner(struct call *c, struct joiner *j, const char *type,
+                                 const char *sdp, const struct call_reply *r);
+/* A speaker joined: every other participant is offered one more audio and
+ * video section (call.renegotiate offer events). */
+void call_sfu_offer_speaker(struct call *c, const struct joiner *speaker);
 /* Frees the room and the joiners. */
 void call_sfu_close(struct call *c);
 

@@ -223,6 +223,8 @@ void call_join(const struct call_actor *a, json_t *msg, const struct call_reply 
     json_object_set_new(ev, "device_id", json_string(a->device_id));
     json_object_set_new(ev, "role", json_string(speaker ? "speaker" : "viewer"));
     tell_everyone(c, ev, j);
+    if (speaker) /* the others need a section to see and hear it in */
+        call_sfu_offer_speaker(c, j);
 }
 
 void call_leave(const struct call_actor *a, json_t *msg, const struct call_reply *r)

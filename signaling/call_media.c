@@ -119,6 +119,19 @@ void call_renegotiate(const struct call_actor *a, json_t *msg, const struct call
     if (!c)
         return;
     bool from_caller = is_caller(c, a), from_callee = call_is_callee(c, a);
+    struct joiner *j = call_joiner_of(c, a->user_id, a->device_id);
+    if (j) {
+        const char *type = jx_str_bounded(msg, "sdp_type", 16);
+        const char *sdp = call_sdp_of(msg, r);
+        if (!sdp)
+            return;
+        if (!type || (strcmp(type, "offer") != 0 && strcmp(type, "answer") != 0)) {
+            call_reply_err(r, ERR_BAD_REQUEST, "sdp_type must be \"offer\" or \"answer\"");
+            return;
+        }
+        call_sfu_renegotiate_joiner(c, j, type, sdp, r);
+        return;
+    }
     if (!from_caller && !from_callee) {
         call_reply_err(r, c->state == CALL_ACTIVE ? ERR_FORBIDDEN : ERR_CONFLICT,
                        c->state == CALL_ACTIVE ? "this device is not in that call"

@@ -178,34 +178,89 @@ int call_sfu_accept(struct call *c, const char *answer, GQueue *early, const cha
     return 0;
 }
 
+/* An offer or answer from the device (user, device) of peer p. Returns the
+ * server's answer to an offer (g_free), or NULL (an answer taken, or an
+ * error replied). */
+static char *renegotiate(struct call *c, struct media_peer *p, const char *who, const char *type,
+                         const char *sdp, const struct call_reply *r)
+{
+    const char *why = NULL;
+    if (strcmp(type, "answer") == 0) {
+        if (media_peer_take_answer(p, sdp, strlen(sdp), &why) != 0) {
+            call_reply_err(r, ERR_BAD_REQUEST, why);
+            return NULL;
+        }
+        log_info("call", "call=%s the %s took the server's offer", c->id, who);
+        call_reply_ok(r, NULL);
+        return NULL;
+    }
+    bool restart = false;
+    char *answer = media_peer_renegotiate(p, sdp, strlen(sdp), &restart, &why);
+    if (!answer) {
+        call_reply_err(r, strstr(why, "waiting") ? ERR_CONFLICT : ERR_BAD_REQUEST, why);
+        return NULL;
+    }
+    log_info("call", "call=%s the %s renegotiated%s", c->id, who, restart ? " (ICE restart)" : "");
+    call_reply_ok(r, NULL);
+    return answer;
+}
+
+static void send_sdp(struct call *c, const char *user_id, const char *device_id, const char *sdp,
+                     const char *type)
+{
+    json_t *ev = call_event("call.renegotiate", c);
+    json_object_set_new(ev, "sdp", json_string(sdp));
+    json_object_set_new(ev, "sdp_type", json_string(type));
+    call_send_event(user_id, device_id, ev);
+}
+
 void call_sfu_renegotiate(struct call *c, const struct call_actor *a, int which, const char *type,
                           const char *sdp, const struct call_reply *r)
 {
-    if (strcmp(type, "offer") != 0) {
-        call_reply_err(r, ERR_BAD_REQUEST, "the server has no offer waiting for an answer");
+    char *answer = renegotiate(c, c->sfu_peer[which], which ? "callee" : "caller", type, sdp, r);
+    if (!answer)
         return;
-    }
-    const char *why = NULL;
-    bool restart = false;
-    char *answer = media_peer_renegotiate(c->sfu_peer[which], sdp, strlen(sdp), &restart, &why);
-    if (!answer) {
-        call_reply_err(r, ERR_BAD_REQUEST, why);
-        return;
-    }
-    log_info("call", "call=%s the %s renegotiated%s", c->id, which ? "callee" : "caller",
-             restart ? " (ICE restart)" : "");
-    call_reply_ok(r, NULL);
-    json_t *ev = call_event("call.renegotiate", c);
-    json_object_set_new(ev, "sdp", json_string(answer));
-    json_object_set_new(ev, "sdp_type", json_string("answer"));
-    call_send_event(a->user_id, a->device_id, ev);
+    send_sdp(c, a->user_id, a->device_id, answer, "answer");
     /* What call.resume hands back: the server's latest SDP for the device. */
-    if (which == 0) {
-        g_free(c->answer);
-        c->answer = answer;
-    } else {
-        g_free(c->offer);
-        c->offer = answer;
+    char **keep = which == 0 ? &c->answer : &c->offer;
+    g_free(*keep);
+    *keep = answer;
+}
+
+void call_sfu_renegotiate_joiner(struct call *c, struct joiner *j, const char *type,
+                                 const char *sdp, const struct call_reply *r)
+{
+    char *answer = renegotiate(c, j->peer, j->user_id, type, sdp, r);
+    if (answer)
+        send_sdp(c, j->user_id, j->device_id, answer, "answer");
+    g_free(answer);
+}
+
+/* Offers p (of user_id on device_id) a section for a new speaker. */
+static void offer_more(struct call *c, struct media_peer *p, const char *user_id,
+                       const char *device_id)
+{
+    const char *why = NULL;
+    char *offer = p ? media_peer_offer_more(p, &why) : NULL;
+    if (!offer) {
+        log_info("call", "call=%s user=%s is not offered the new speaker: %s", c->id, user_id,
+                 why ? why : "no media connection");
+        return;
+    }
+    send_sdp(c, user_id, device_id, offer, "offer");
+    g_free(offer);
+}
+
+void call_sfu_offer_speaker(struct call *c, const struct joiner *speaker)
+{
+    if (c->caller.connected)
+        offer_more(c, c->sfu_peer[0], c->caller.user_id, c->caller.device_id);
+    if (c->callee.connected)
+        offer_more(c, c->sfu_peer[1], c->callee.user_id, c->callee.device_id);
+    for (guint i = 0; c->joiners && i < c->joiners->len; i++) {
+        struct joiner *j = g_ptr_array_index(c->joiners, i);
+        if (j != speaker)
+            offer_more(c, j->peer, j->user_id, j->device_id);
     }
 }
 

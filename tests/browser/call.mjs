@@ -14,6 +14,8 @@
 //       [--hold-s N: keep the call up N s after both decode, and report the stats again]
 //       [--viewer USER: with --sfu, USER joins the answered call as a viewer (call.join)
 //        and must decode both parties' video; then leaves (call.leave)]
+//       [--speaker USER: with --sfu, USER joins as a speaker (camera on): it decodes both
+//        parties, and both parties, offered a section for it by yjtd, decode it]
 //       [--ice-restart: with --sfu, after the hold the caller restarts ICE (call.renegotiate)
 //        and both must go on decoding]
 //       [--loss-pct P: with --sfu, all media between the pages and yjtd goes through a UDP
@@ -92,6 +94,7 @@ const { values: opt } = parseArgs({
     viewer: { type: 'string', default: '' },
     'loss-pct': { type: 'string', default: '0' },
     'ice-restart': { type: 'boolean', default: false },
+    speaker: { type: 'string', default: '' },
     'turn-url': { type: 'string', default: process.env.YJT_TURN_URL || '' },
     'turn-secret': { type: 'string', default: process.env.YJT_TURN_SECRET || '' },
     'decode-timeout-s': { type: 'string', default: '20' },
@@ -511,6 +514,32 @@ async function call(context, pageUrl, result) {
     check(left.user_id === viewerUser.id && left.reason === 'left', `call.participant_left ${JSON.stringify(left)}`);
     result.viewer.left = left;
     await viewer.evaluate(() => window.peer.close());
+  }
+
+  // A speaker joins: yjtd offers the parties a section for it.
+  if (opt.speaker) {
+    check(opt.sfu, '--speaker needs --sfu');
+    const speaker = await openPeer(context, pageUrl, 'speaker');
+    await speaker.evaluate((ws) => window.peer.connect(ws), opt.ws);
+    const su = await speaker.evaluate(([u, p, d]) => window.peer.login(u, p, d),
+      [opt.speaker, opt.password, `web-speaker-${tag}`]);
+    const j0 = Date.now();
+    const joined = await speaker.evaluate((id) => window.peer.join(id, { role: 'speaker' }), invited.call_id);
+    check(/a=sendrecv/.test(joined.answer), 'the answer to a speaker must take its media');
+    const heard = await speaker.evaluate((ms) => window.peer.waitStreams(2, ms), decodeTimeoutMs);
+    const [cs2, ks2] = await Promise.all([
+      caller.evaluate((ms) => window.peer.waitStreams(2, ms), decodeTimeoutMs),
+      callee.evaluate((ms) => window.peer.waitStreams(2, ms), decodeTimeoutMs),
+    ]);
+    const counts = await Promise.all([caller, callee].map((p) => p.evaluate(() => window.peer.summary().counts)));
+    result.speaker = { id: su.id, ms: Date.now() - j0, speaker_streams: heard.videoStreamsDecoding,
+      caller_streams: cs2.videoStreamsDecoding, callee_streams: ks2.videoStreamsDecoding,
+      server_offers: counts.map((c) => c.serverOffers || 0) };
+    log(`speaker ${opt.speaker}: decodes ${heard.videoStreamsDecoding} streams; the parties decode ` +
+      `${cs2.videoStreamsDecoding} and ${ks2.videoStreamsDecoding} after ${result.speaker.ms} ms`);
+    check(counts.every((c) => c.serverOffers === 1), `the parties answered ${JSON.stringify(counts)} server offers`);
+    await speaker.evaluate(() => window.peer.leave());
+    await speaker.evaluate(() => window.peer.close());
   }
 
   // Through the SFU each side's selected pair ends at yjtd: the remote

@@ -46,6 +46,7 @@ USERS = [
     user("gina", "gov", "4401", position="inspector", display_name="Guangzhou Inspector"),
     user("alice", "corp", "e1", position="principal", display_name="Alice"),
     user("paul", "gov", "44", position="inspector", display_name="Province Duty Officer"),
+    user("sam", "gov", "4401", position="inspector", display_name="City Section Chief"),
 ]
 
 
@@ -310,12 +311,15 @@ def test_browser_call_through_sfu(server):
     joins as a viewer (call.join): it decodes both parties' video, the first
     within 2 s of joining, and the parties hear it join and leave. The
     caller then restarts ICE (call.renegotiate with new credentials, as a
-    phone moving from Wi-Fi to 4G) and both go on decoding."""
+    phone moving from Wi-Fi to 4G) and both go on decoding. Last a city
+    section chief joins as a speaker: yjtd offers each party one more
+    section (call.renegotiate offer, answered by the page), and everyone
+    decodes everyone."""
     _require("chromium", "node", "playwright")
     srv = start_yjtd(server)
     res = run_driver("--ws", srv.ws_url, "--caller", "gina", "--callee", "alice", "--sfu",
-                     "--viewer", "paul", "--ice-restart", "--decode-timeout-s", "20",
-                     "--hold-s", "3", context=diagnostics(srv))
+                     "--viewer", "paul", "--speaker", "sam", "--ice-restart",
+                     "--decode-timeout-s", "20", "--hold-s", "3", context=diagnostics(srv))
     check_call_result(res, srv, relay=False, sfu=True)
     assert res["call_mode"] == {"invite": "sfu", "incoming": "sfu"}
     # The video kept flowing: at least 5 frames a second more on each side.
@@ -323,6 +327,8 @@ def test_browser_call_through_sfu(server):
         before = res["stats"][side]["framesDecoded"]
         after = res["stats_after_hold"][side]["framesDecoded"]
         assert after - before >= 15, f"{side}: {before} -> {after} frames in 3 s"
+    sp = res["speaker"]
+    assert sp["speaker_streams"] == 2 and sp["caller_streams"] >= 2 and sp["callee_streams"] >= 2, sp
     ir = res["ice_restart"]
     assert ir["before"] != ir["after"], ir
     assert "(ICE restart)" in srv.stderr()

@@ -55,6 +55,27 @@ CAND = {"candidate": "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host",
         "sdpMid": "0", "sdpMLineIndex": 0}
 
 
+def caller_answer_to(server_offer, ufrag, fp):
+    """A device's answer to an offer of the server: each section accepted
+    as the server offered it, receiving what the server sends."""
+    out = []
+    for line in server_offer.split("\r\n"):
+        if line.startswith(("a=candidate", "a=end-of-candidates", "a=ssrc", "a=msid:")):
+            continue
+        if line.startswith("a=ice-ufrag:"):
+            line = f"a=ice-ufrag:{ufrag}"
+        elif line.startswith("a=ice-pwd:"):
+            line = "a=ice-pwd:devicepassworddevicepwd"
+        elif line.startswith("a=fingerprint:"):
+            line = f"a=fingerprint:sha-256 {fp}"
+        elif line == "a=setup:actpass":
+            line = "a=setup:active"
+        elif line == "a=sendonly":
+            line = "a=recvonly"
+        out.append(line)
+    return "\r\n".join(out)
+
+
 def start(server, **settings):
     return server(enterprises=ENTERPRISES, users=USERS, settings=settings)
 
@@ -249,8 +270,9 @@ def test_regulators_join_and_leave_an_sfu_call(server):
         await gov.ok("call.cancel", call_id=r["call_id"])
         await boss.next_event("call.ended")
 
-        r = await gov.ok("call.invite", to=to, sdp=device_sdp("actpass", fingerprint()),
-                         mode="sfu")
+        caller_fp = fingerprint()
+        offer = device_sdp("actpass", caller_fp)
+        r = await gov.ok("call.invite", to=to, sdp=offer, mode="sfu")
         call_id = r["call_id"]
         await boss.next_event("call.incoming")
         assert_err(await prov.request("call.join", call_id=call_id, sdp=viewer_offer),
@@ -284,6 +306,28 @@ def test_regulators_join_and_leave_an_sfu_call(server):
         for c in (gov, boss, prov):
             ev = await c.next_event("call.participant_joined")
             assert ev["role"] == "speaker"
+        # Everyone already in is offered one more audio and video section
+        # for the speaker; an answer that keeps the connection completes it.
+        caller_offer = None
+        for c in (gov, boss, prov):
+            ev = await c.next_event("call.renegotiate")
+            assert ev["sdp_type"] == "offer", ev
+            mids = attr(ev["sdp"], "mid")
+            assert mids[-2:] == [f"y{len(mids) - 2}", f"y{len(mids) - 1}"], mids
+            assert all("a=sendonly" in sec for sec in ev["sdp"].split("m=")[-2:]), ev["sdp"]
+            if c is gov:
+                caller_offer = ev["sdp"]
+        # While the offer waits, the caller's own offer is refused (glare).
+        r = await gov.request("call.renegotiate", call_id=call_id, sdp=offer, sdp_type="offer")
+        assert_err(r, "conflict", "waiting")
+        # An answer from another connection (new credentials) is refused.
+        wrong = caller_answer_to(caller_offer, "otherU", caller_fp)
+        r = await gov.request("call.renegotiate", call_id=call_id, sdp=wrong, sdp_type="answer")
+        assert_err(r, "bad_request", "credentials")
+        await gov.ok("call.renegotiate", call_id=call_id, sdp_type="answer",
+                     sdp=caller_answer_to(caller_offer, "devU", caller_fp))
+        r = await gov.request("call.renegotiate", call_id=call_id, sdp=offer, sdp_type="answer")
+        assert_err(r, "bad_request", "no offer")
         assert_err(await far.request("call.join", call_id=call_id, sdp=viewer_offer),
                    "forbidden")
         # A third joiner is over call_max_joiners (2).

@@ -315,6 +315,9 @@ class Peer {
 
     this.sig.on('call.accepted', (ev) => this.serial(() => this.onAccepted(ev)));
     this.sig.on('call.candidate', (ev) => this.serial(() => this.onRemoteCandidate(ev)));
+    this.sig.on('call.renegotiate', (ev) => {
+      if (ev.sdp_type === 'offer') this.serial(() => this.onServerOffer(ev));
+    });
   }
 
   serial(fn) {
@@ -467,6 +470,16 @@ class Peer {
     for (const init of q) await this.addRemote(init);
   }
 
+  // The server offers more sections (a speaker joined the SFU call): answer.
+  async onServerOffer(ev) {
+    await this.pc.setRemoteDescription({ type: 'offer', sdp: await remoteSdp(ev.sdp) });
+    const answer = await this.pc.createAnswer();
+    await this.pc.setLocalDescription(answer);
+    await this.sig.ok('call.renegotiate', { call_id: this.callId, sdp: stripCandidates(answer.sdp), sdp_type: 'answer' });
+    this.counts.serverOffers = (this.counts.serverOffers || 0) + 1;
+    note('answered an offer of the server');
+  }
+
   async onAccepted(ev) {
     if (this.role !== 'caller') {
       this.fail(new Error(`call.accepted on the ${this.role} side`));
@@ -551,9 +564,14 @@ class Peer {
     this.callId = callId;
     const servers = await this.fetchIceServers();
     const pc = this.makePc(servers, relay);
-    for (const kind of ['audio', 'video', 'audio', 'video']) {
-      pc.addTransceiver(kind, { direction: 'recvonly' });
+    // A speaker sends its camera and microphone in its first two sections.
+    const kinds = ['audio', 'video', 'audio', 'video'];
+    if (role === 'speaker') {
+      const stream = await media();
+      for (const t of stream.getTracks()) pc.addTrack(t, stream);
+      kinds.splice(0, 2);
     }
+    for (const kind of kinds) pc.addTransceiver(kind, { direction: 'recvonly' });
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     const reply = await this.sig.ok('call.join', { call_id: callId, sdp: stripCandidates(offer.sdp), role });
@@ -570,14 +588,15 @@ class Peer {
     const pc = this.pc;
     const ufrag = (sdp) => (sdp.match(/^a=ice-ufrag:(.*)$/m) || [])[1];
     const before = ufrag(pc.localDescription.sdp);
-    const answers = this.sig.events.filter((e) => e.type === 'call.renegotiate').length;
+    const isAnswer = (e) => e.type === 'call.renegotiate' && e.sdp_type === 'answer';
+    const answers = this.sig.events.filter(isAnswer).length;
     pc.restartIce();
     const offer = await pc.createOffer({ iceRestart: true });
     await pc.setLocalDescription(offer);
     await this.sig.ok('call.renegotiate', { call_id: this.callId, sdp: stripCandidates(offer.sdp), sdp_type: 'offer' });
     await this.sig.waitEvent('call.renegotiate', timeoutMs,
-      (e) => e.sdp_type === 'answer' && this.sig.events.filter((x) => x.type === 'call.renegotiate').indexOf(e) >= answers);
-    const ev = this.sig.events.filter((e) => e.type === 'call.renegotiate')[answers];
+      (e) => isAnswer(e) && this.sig.events.filter(isAnswer).indexOf(e) >= answers);
+    const ev = this.sig.events.filter(isAnswer)[answers];
     await pc.setRemoteDescription({ type: 'answer', sdp: await remoteSdp(ev.sdp) });
     note('ICE restarted');
     return { before, after: ufrag(pc.localDescription.sdp), remote_after: ufrag(ev.sdp) };
