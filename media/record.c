@@ -489,6 +489,11 @@ struct media_recorder *media_recorder_open(const char *path, enum media_rec_code
                                : "the recording file cannot be created";
         return NULL;
     }
+    return media_recorder_open_fd(fd, codec);
+}
+
+struct media_recorder *media_recorder_open_fd(int fd, enum media_rec_codec codec)
+{
     struct media_recorder *r = g_new0(struct media_recorder, 1);
     r->fd = fd;
     r->codec = codec;

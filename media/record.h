@@ -28,6 +28,8 @@ const char *media_rec_ext(enum media_rec_codec c);
 /* Creates path (it must not exist). NULL with *why (static text). */
 struct media_recorder *media_recorder_open(const char *path, enum media_rec_codec codec,
                                            const char **why);
+/* The same on an open file (closed by media_recorder_close). */
+struct media_recorder *media_recorder_open_fd(int fd, enum media_rec_codec codec);
 /* One RTP packet of the stream (rtp_parse() accepted it). */
 void media_recorder_packet(struct media_recorder *r, const uint8_t *pkt, size_t len,
                            const struct rtp_header *h);
