@@ -15,6 +15,7 @@
 struct media_transport {
     GMainContext *ctx;
     enum media_transport_role role;
+    bool dtls_passive; /* the DTLS server (the role's default unless set) */
     struct dtls_cert *cert;
     struct ice_agent *ice;
     struct dtls *dtls;
@@ -133,6 +134,7 @@ struct media_transport *media_transport_new(GMainContext *ctx, enum media_transp
     struct media_transport *t = g_new0(struct media_transport, 1);
     t->ctx = ctx ? g_main_context_ref(ctx) : NULL;
     t->role = role;
+    t->dtls_passive = role == MEDIA_TRANSPORT_SERVER;
     t->cert = cert;
     t->cb = *cb;
     t->ud = ud;
@@ -156,9 +158,8 @@ int media_transport_set_remote(struct media_transport *t, const char *ufrag, con
         *why = "the peer's credentials are already set";
         return -1;
     }
-    bool server = t->role == MEDIA_TRANSPORT_SERVER;
     struct dtls *d =
-        dtls_new(t->cert, server ? DTLS_PASSIVE : DTLS_ACTIVE, fp_alg, fp, dtls_out, t);
+        dtls_new(t->cert, t->dtls_passive ? DTLS_PASSIVE : DTLS_ACTIVE, fp_alg, fp, dtls_out, t);
     if (!d) {
         *why = "a sha-256, sha-384 or sha-512 fingerprint of the peer is needed";
         return -1;
@@ -170,6 +171,11 @@ int media_transport_set_remote(struct media_transport *t, const char *ufrag, con
     }
     t->dtls = d;
     return 0;
+}
+
+void media_transport_set_dtls_passive(struct media_transport *t, bool passive)
+{
+    t->dtls_passive = passive;
 }
 
 void media_transport_set_ice_controlling(struct media_transport *t, bool controlling)

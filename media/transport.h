@@ -47,6 +47,10 @@ struct media_transport *media_transport_new(GMainContext *ctx, enum media_transp
  * fingerprint. Once, before its candidates. 0, or -1 with *why. */
 int media_transport_set_remote(struct media_transport *t, const char *ufrag, const char *pwd,
                                const char *fp_alg, const char *fp, const char **why);
+/* The DTLS role: the server's side is passive and the client's active,
+ * unless the peer's SDP took the other one (a client whose offer the
+ * remote server answered with setup:active). Before set_remote. */
+void media_transport_set_dtls_passive(struct media_transport *t, bool passive);
 /* The ICE role: the server's side is controlled unless it made the
  * offer (RFC 8445 6.1.1: the offerer controls). Before set_remote. */
 void media_transport_set_ice_controlling(struct media_transport *t, bool controlling);

@@ -70,7 +70,7 @@ static const struct key keys[] = {
     INT_KEY(turn_ttl_s, 60, 7 * 86400),
     STR_KEY(call_mode),
     STR_KEY(recording_dir),
-    INT_KEY(call_max_joiners, 0, 64),
+    INT_KEY(call_max_joiners, 0, 1000),
     STR_KEY(media_addresses),
     STR_KEY(media_public_ip),
     INT_KEY(media_max_kbps, 50, 100000),
