@@ -143,6 +143,7 @@ JANUS_CFG = """general: {
   events_folder = "/usr/lib/x86_64-linux-gnu/janus/events"
   loggers_folder = "/usr/lib/x86_64-linux-gnu/janus/loggers"
   debug_level = 3
+  event_loops = %(loops)d
 }
 plugins: {
   disable = "libjanus_audiobridge.so,libjanus_duktape.so,libjanus_echotest.so,libjanus_lua.so,\
@@ -191,13 +192,13 @@ class Janus:
     """A Janus of Debian's package on loopback, and its HTTP API (long
     polls for events, matched by transaction)."""
 
-    def __init__(self, port, pin):
+    def __init__(self, port, pin, loops):
         self.dir = tempfile.mkdtemp(prefix="yjt-bench-janus-")
         self.port, self.tx, self.events = port, 0, []
         for name, text in (("janus.jcfg", JANUS_CFG), ("janus.transport.http.jcfg", JANUS_HTTP),
                            ("janus.plugin.videoroom.jcfg", JANUS_ROOM)):
             with open(os.path.join(self.dir, name), "w") as f:
-                f.write(text % {"dir": self.dir, "port": port})
+                f.write(text % {"dir": self.dir, "port": port, "loops": loops})
         cmd = ["janus", "-F", self.dir, "-C", os.path.join(self.dir, "janus.jcfg")]
         self.proc = subprocess.Popen((["taskset", "-c", "1"] if pin else []) + cmd,
                                      stdout=open(os.path.join(self.dir, "janus.log"), "w"),
@@ -349,7 +350,7 @@ async def main(a):
     srv.start()
     peer = Peer(os.path.join(a.build, "yjt-sfupeer"),
                 "127.0.0.1,10.77.0.1" if a.janus else "127.0.0.1")
-    janus = Janus(a.port + 1, a.pin) if a.janus else None
+    janus = Janus(a.port + 1, a.pin, a.janus_loops) if a.janus else None
     if a.pin:
         pin(srv.proc.pid, 1)
         pin(peer.p.pid, 0)
@@ -423,6 +424,8 @@ if __name__ == "__main__":
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--runs", type=int, default=1, help="runs of each step (alternating servers)")
     ap.add_argument("--janus", action="store_true", help="the same steps through Janus")
+    ap.add_argument("--janus-loops", type=int, default=0,
+                    help="Janus event_loops (0, its default: a thread per handle)")
     ap.add_argument("--no-pin", dest="pin", action="store_false",
                     help="leave the servers and the endpoints on any CPU")
     args = ap.parse_args()

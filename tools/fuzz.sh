@@ -25,7 +25,7 @@ declare -A sources=(
           records/jurisdiction.c records/calls.c records/audit.c records/password.c
           common/clock.c common/ids.c common/jsonx.c common/jsonio.c common/log.c common/errors.c common/hist.c
           common/bizdate.c"
-  [rtp]="media/rtp.c"
+  [rtp]="media/rtp.c media/dtls.c media/srtp.c"
   [sdp]="media/sdp.c"
   [record]="media/record.c media/rtp.c"
   [readings]="records/reading.c records/reading_buffer.c records/sensor.c $store records/org.c records/jurisdiction.c records/audit.c

@@ -1,8 +1,10 @@
-/* libFuzzer target: the SFU's RTP and RTCP readers on arbitrary datagrams.
+/* libFuzzer target: the SFU's datagram demultiplexer (STUN, DTLS or
+ * SRTP by first byte) and its RTP and RTCP readers on arbitrary datagrams.
  * Each input is read as RTP (header, every header extension id of both
  * forms) and as compound RTCP (every packet, feedback SSRCs, every NACKed
  * sequence number), then the NACK numbers are written back and re-read:
  * they must come out the same. */
+#include "media/dtls.h"
 #include "media/rtp.h"
 
 #include <stdint.h>
@@ -23,6 +25,12 @@ static void collect(uint16_t seq, void *ud)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    /* RFC 7983: what a muxed datagram is, by its first byte. */
+    enum media_demux d = media_demux(data, size);
+    if (size &&
+        ((d == DEMUX_STUN && data[0] > 3) || (d == DEMUX_DTLS && (data[0] < 20 || data[0] > 63)) ||
+         (d == DEMUX_RTP && (data[0] < 128 || data[0] > 191))))
+        abort();
     struct rtp_header h;
     if (!rtp_is_rtcp(data, size) && rtp_parse(data, size, &h) == 0) {
         if (h.payload_off + h.payload_len > size)
@@ -48,8 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             size_t rl = rtcp_write_remb(rb, sizeof(rb), 1, rate, &media, 0);
             struct rtcp_packet q;
             size_t o = 0;
-            uint64_t again = 0;
-            if (!rl || !rtcp_next(rb, rl, &o, &q) || !rtcp_remb_read(&q, &again) || again > rate)
+            uint64_t back = 0;
+            if (!rl || !rtcp_next(rb, rl, &o, &q) || !rtcp_remb_read(&q, &back) || back > rate)
                 __builtin_trap();
         }
         if (!rtcp_fb_ssrcs(&p, &sender, &media))
