@@ -716,6 +716,21 @@ static bool remote_of(const struct sdp *s, const struct sdp_media **first)
     return false;
 }
 
+/* Candidates a peer wrote in its SDP (most trickle them instead; some
+ * stacks gather first and write them in). */
+static void sdp_candidates(struct media_peer *p, const char *text, size_t len)
+{
+    char *copy = g_strndup(text, len);
+    char **lines = g_strsplit(copy, "\n", -1);
+    for (char **l = lines; *l; l++) {
+        g_strchomp(*l);
+        if (g_str_has_prefix(*l, "a=candidate:"))
+            media_transport_add_remote_candidate(p->t, *l + 2);
+    }
+    g_strfreev(lines);
+    g_free(copy);
+}
+
 /* The server's answer to p's offer s: its credentials, certificate and
  * candidates, what it sends and the payload types, by section. */
 static char *peer_answer(struct media_peer *p, const struct sdp *s, const struct sdp_send *send,
@@ -804,6 +819,7 @@ struct media_peer *media_room_answer(struct media_room *r, const char *offer, si
         goto fail;
     }
     p->have_remote = true;
+    sdp_candidates(p, offer, len);
     p->publish = publish;
     p->n_sections = s->media->len;
     g_strlcpy(p->remote_ufrag, first->ice_ufrag, sizeof(p->remote_ufrag));
@@ -916,6 +932,7 @@ int media_peer_set_answer(struct media_peer *p, const char *answer, size_t len, 
                                    why) != 0)
         goto out;
     p->have_remote = true;
+    sdp_candidates(p, answer, len);
     p->publish = true;
     p->n_sections = s->media->len;
     g_strlcpy(p->remote_ufrag, first->ice_ufrag, sizeof(p->remote_ufrag));

@@ -21,6 +21,13 @@
 //       [--loss-pct P: with --sfu, all media between the pages and yjtd goes through a UDP
 //        relay here that drops P % of the datagrams each way]
 //   node call.mjs --mode selftest [--turn-url URL --turn-secret S]
+//   node call.mjs --mode werift --ws URL --caller gov1 --callee corp1 --ivf VIDEO.ivf
+//
+// --mode werift: the caller is not a browser but werift (npm), an
+// independent WebRTC stack in Node, calling through yjtd's SFU; it sends
+// the VP8 frames of VIDEO.ivf (30 fps, looped). The callee is a Chromium
+// page: it must decode werift's video, and werift must receive the page's
+// camera video (RTP with a VP8 key frame) through the server.
 //
 // --mode selftest needs no yjtd: one page connects two RTCPeerConnections
 // over loopback and decodes video, and (with --turn-*) gathers relay
@@ -93,6 +100,7 @@ const { values: opt } = parseArgs({
     sfu: { type: 'boolean', default: false },
     viewer: { type: 'string', default: '' },
     'loss-pct': { type: 'string', default: '0' },
+    ivf: { type: 'string', default: '' },
     'ice-restart': { type: 'boolean', default: false },
     speaker: { type: 'string', default: '' },
     'turn-url': { type: 'string', default: process.env.YJT_TURN_URL || '' },
@@ -627,6 +635,152 @@ async function call(context, pageUrl, result) {
     `errors in the pages: caller ${JSON.stringify(csum.errors)} callee ${JSON.stringify(ksum.errors)}`);
 }
 
+// ---------------------------------------------------------------- werift as the caller
+
+// A yjt WebSocket client in Node (for werift's side).
+class NodeSig {
+  static async open(url, WebSocket) {
+    const s = new NodeSig();
+    s.ws = new WebSocket(url, 'yjt.v1');
+    s.n = 0;
+    s.events = [];
+    s.replies = new Map();
+    s.waiters = [];
+    s.ws.on('message', (data) => {
+      const m = JSON.parse(data.toString());
+      if (m.re !== undefined && s.replies.has(m.re)) {
+        s.replies.get(m.re)(m);
+        s.replies.delete(m.re);
+      } else if (m.type) {
+        s.events.push(m);
+        for (const w of s.waiters.splice(0)) w();
+      }
+    });
+    await new Promise((resolve, reject) => { s.ws.once('open', resolve); s.ws.once('error', reject); });
+    return s;
+  }
+
+  ok(type, fields = {}) {
+    const id = ++this.n;
+    this.ws.send(JSON.stringify({ id, type, ...fields }));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${type}: no reply`)), 10000);
+      this.replies.set(id, (m) => {
+        clearTimeout(timer);
+        if (m.ok) resolve(m); else reject(new Error(`${type} failed: ${JSON.stringify(m).slice(0, 300)}`));
+      });
+    });
+  }
+
+  async waitEvent(type, timeoutMs) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = this.events.findIndex((e) => e.type === type);
+      if (i >= 0) return this.events.splice(i, 1)[0];
+      if (Date.now() > deadline) throw new Failure(`werift side: no ${type} within ${timeoutMs} ms`);
+      await new Promise((r) => { this.waiters.push(r); setTimeout(r, 200); });
+    }
+  }
+}
+
+// The frames of an IVF file.
+function ivfFrames(path) {
+  const b = readFileSync(path);
+  check(b.toString('latin1', 0, 4) === 'DKIF', `${path} is not an IVF file`);
+  const frames = [];
+  for (let off = b.readUInt16LE(6); off + 12 <= b.length;) {
+    const size = b.readUInt32LE(off);
+    frames.push(b.subarray(off + 12, off + 12 + size));
+    off += 12 + size;
+  }
+  return frames;
+}
+
+async function weriftCall(context, pageUrl, result) {
+  check(opt.ivf, '--mode werift needs --ivf');
+  const { RTCPeerConnection, MediaStreamTrack, RtpHeader, RtpPacket } = await import('werift');
+  const { WebSocket } = await import('ws');
+  const frames = ivfFrames(opt.ivf);
+  const tag = randomBytes(3).toString('hex');
+
+  const callee = await openPeer(context, pageUrl, 'callee');
+  await callee.evaluate((ws) => window.peer.connect(ws), opt.ws);
+  const calleeUser = await callee.evaluate(([u, p, d]) => window.peer.login(u, p, d),
+    [opt.callee, opt.password, `web-callee-${tag}`]);
+  const sig = await NodeSig.open(opt.ws, WebSocket);
+  await sig.ok('auth.login', { username: opt.caller, password: opt.password,
+    device_id: `werift-${tag}`, platform: 'cli' });
+
+  // Loopback only: no STUN server (werift's default is a public one), no
+  // IPv6, and only pairs from 127.0.0.1 (werift also lists the machine's
+  // other addresses, which are left out of its SDP).
+  const pc = new RTCPeerConnection({
+    iceServers: [],
+    iceUseIpv6: false,
+    iceAdditionalHostAddresses: ['127.0.0.1'],
+    iceInterfaceAddresses: { udp4: '127.0.0.1' },
+    iceFilterCandidatePair: (pair) => pair.localCandidate.host === '127.0.0.1',
+  });
+  const track = new MediaStreamTrack({ kind: 'video' });
+  const tr = pc.addTransceiver(track, { direction: 'sendrecv' });
+  const got = { packets: 0, keyframes: 0 };
+  tr.onTrack.subscribe((t) => t.onReceiveRtp.subscribe((rtp) => {
+    got.packets++;
+    const p = rtp.payload;
+    // VP8: descriptor (S, partition 0), then the frame tag's P bit 0 = key.
+    let off = 1;
+    if (p[0] & 0x80) off += 1 + ((p[1] & 0x80) ? ((p[2] & 0x80) ? 2 : 1) : 0) + ((p[1] & 0x40) ? 1 : 0) + ((p[1] & 0x30) ? 1 : 0);
+    if ((p[0] & 0x10) && (p[0] & 0x07) === 0 && off < p.length && !(p[off] & 1)) got.keyframes++;
+  }));
+  await pc.setLocalDescription(await pc.createOffer());
+  if (pc.iceGatheringState !== 'complete') await pc.iceGatheringStateChange.watch((st) => st === 'complete');
+  const answered = callee.evaluate((o) => window.peer.answer(o), { relay: false, timeoutMs: 15000 });
+  answered.catch(() => {});
+  const offer = pc.localDescription.sdp.split('\r\n')
+    .filter((l) => !l.startsWith('a=candidate:') || / 127\.0\.0\.1 /.test(l)).join('\r\n');
+  check(/a=candidate:.* 127\.0\.0\.1 /.test(offer), `werift gathered no loopback candidate: ${offer}`);
+  const inv = await sig.ok('call.invite', { to: { user: calleeUser.id }, mode: 'sfu',
+    media: { audio: false, video: true }, sdp: offer });
+  result.call_id = inv.call_id;
+  await answered;
+  const acc = await sig.waitEvent('call.accepted', 10000);
+  await pc.setRemoteDescription({ type: 'answer', sdp: acc.sdp });
+  log(`werift called ${calleeUser.id} through the SFU: call ${inv.call_id}`);
+
+  // Send the IVF's frames at 30 fps, each cut into RTP packets (RFC 7741).
+  let seq = 0, ts = 0, i = 0;
+  const pacer = setInterval(() => {
+    const f = frames[i++ % frames.length];
+    ts += 3000;
+    for (let off = 0, first = true; off < f.length; first = false) {
+      const chunk = f.subarray(off, off + 1100);
+      off += chunk.length;
+      const header = new RtpHeader({ payloadType: 96, sequenceNumber: seq++ & 0xffff, timestamp: ts >>> 0,
+        marker: off >= f.length });
+      track.writeRtp(new RtpPacket(header, Buffer.concat([Buffer.from([first ? 0x10 : 0x00]), chunk])));
+    }
+  }, 33);
+  try {
+    const ks = await callee.evaluate((ms) => window.peer.waitDecoded(ms), decodeTimeoutMs);
+    const deadline = Date.now() + 10000;
+    while ((got.packets < 100 || !got.keyframes) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    result.werift = { sent_frames: i, received_packets: got.packets, received_keyframes: got.keyframes };
+    result.callee_stats = ks;
+    log(`the page decoded ${ks.framesDecoded} frames of werift's video (${ks.frameWidth}x${ks.frameHeight}); ` +
+      `werift received ${got.packets} packets, ${got.keyframes} key frames`);
+    check(ks.framesDecoded > 0, 'the page decoded none of werift\'s video');
+    check(got.packets >= 100 && got.keyframes > 0, `werift received too little: ${JSON.stringify(got)}`);
+  } finally {
+    clearInterval(pacer);
+  }
+  await sig.ok('call.hangup', { call_id: inv.call_id });
+  const ended = await callee.evaluate(() => window.peer.waitEnded(5000));
+  check(ended.reason === 'hangup', `call.ended ${JSON.stringify(ended)}`);
+  await pc.close();
+  sig.ws.close();
+  await callee.evaluate(() => window.peer.close());
+}
+
 // ---------------------------------------------------------------- main
 
 const result = { mode: opt.mode, relay: opt.relay, sfu: opt.sfu, loss_pct: lossPct };
@@ -644,6 +798,7 @@ try {
     try {
       if (opt.mode === 'selftest') await selftest(context, pageUrl, result);
       else if (opt.mode === 'call') await call(context, pageUrl, result);
+      else if (opt.mode === 'werift') await weriftCall(context, pageUrl, result);
       else throw new Failure(`unknown --mode ${opt.mode}`);
       check(!pageErrors.length, `uncaught errors in the pages: ${pageErrors.join('; ')}`);
       ok = true;

@@ -487,6 +487,33 @@ def test_browser_sfu_call_over_a_lossy_path(server):
     assert metric(m, "yjt_media_nack_resent_total") > 0, m    # and answered the pages
 
 
+def test_werift_calls_chromium_through_the_sfu(server, tmp_path):
+    """An independent WebRTC stack: werift (Node) calls through yjtd's SFU
+    with VP8 frames ffmpeg encoded, and a Chromium page answers. The page
+    decodes werift's video, and werift receives the page's camera video
+    (with a key frame) from the server."""
+    _require("chromium", "node", "playwright")
+    _require_ffprobe()
+    if not (BROWSER_DIR / "node_modules" / "werift" / "package.json").exists():
+        msg = f"werift (npm ci in {BROWSER_DIR})"
+        if os.environ.get("CI"):
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg)
+    ivf = tmp_path / "testsrc.ivf"
+    subprocess.run([shutil.which("ffmpeg") or "/usr/bin/ffmpeg", "-v", "error", "-f", "lavfi",
+                    "-i", "testsrc=size=320x240:rate=30", "-t", "3", "-c:v", "libvpx",
+                    "-b:v", "400k", "-g", "30", "-deadline", "realtime", str(ivf)],
+                   check=True, timeout=60)
+    srv = start_yjtd(server)
+    res = run_driver("--mode", "werift", "--ws", srv.ws_url, "--caller", "gina", "--callee",
+                     "alice", "--ivf", str(ivf), "--decode-timeout-s", "20",
+                     context=diagnostics(srv))
+    assert res["callee_stats"]["framesDecoded"] > 0
+    assert res["callee_stats"]["frameWidth"] == 320, res["callee_stats"]
+    assert res["werift"]["received_packets"] >= 100 and res["werift"]["received_keyframes"] > 0
+    assert "media of the caller connected" in srv.stderr()
+
+
 def test_browser_call_through_sfu_with_relay_only_devices(server, coturn):
     """An SFU call between two devices that may only use relay candidates
     (iceTransportPolicy "relay", TURN credentials from yjtd): the media
