@@ -34,5 +34,5 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 if [ -x tools/fuzz.sh ]; then
   echo "== fuzzing"
-  tools/fuzz.sh 30
+  tools/fuzz.sh 15
 fi
