@@ -388,20 +388,11 @@ static void resend(uint16_t seq, void *ud)
         stats.nack_resent++;
 }
 
-/* The out track of q with SSRC ssrc, live or not, or NULL. */
-static struct out_track *out_by_ssrc_any(struct media_peer *q, uint32_t ssrc)
-{
-    for (unsigned i = 0; i < q->n_out; i++)
-        if (q->out[i].ssrc == ssrc)
-            return &q->out[i];
-    return NULL;
-}
-
-/* The out track of q with SSRC ssrc, or NULL. */
+/* The out track of q with SSRC ssrc (live or not: pt < 0), or NULL. */
 static struct out_track *out_by_ssrc(struct media_peer *q, uint32_t ssrc)
 {
     for (unsigned i = 0; i < q->n_out; i++)
-        if (q->out[i].pt >= 0 && q->out[i].ssrc == ssrc)
+        if (q->out[i].ssrc == ssrc)
             return &q->out[i];
     return NULL;
 }
@@ -426,7 +417,7 @@ static void on_rtcp(uint8_t *buf, size_t len, void *ud)
             media = (uint32_t)pkt.body[8] << 24 | (uint32_t)pkt.body[9] << 16 |
                     (uint32_t)pkt.body[10] << 8 | pkt.body[11];
         struct out_track *out = out_by_ssrc(q, media);
-        if (!out)
+        if (!out || out->pt < 0)
             continue;
         if (pkt.type == RTCP_RTPFB && pkt.fmt == RTCP_FMT_NACK) {
             struct nack_ctx n = {q, out};
@@ -634,6 +625,12 @@ static int ext_id(const struct sdp_media *m, int which)
     return sdp_extmap_id(m, uris[which]);
 }
 
+/* K_AUDIO or K_VIDEO for a section, or -1. */
+static int kind_of(const struct sdp_media *m)
+{
+    return m->kind == SDP_AUDIO ? K_AUDIO : m->kind == SDP_VIDEO ? K_VIDEO : -1;
+}
+
 /* The codec of m that matches the room's codec of its kind, or NULL. */
 static const struct sdp_codec *room_codec_in(const struct media_room *r, const struct sdp_media *m,
                                              int kind)
@@ -676,7 +673,9 @@ static void take_receive(struct out_track *o, const struct sdp_media *m, const s
 /* The server's side of a direction the peer wrote. */
 static enum sdp_dir server_dir(enum sdp_dir peer, bool no_receive)
 {
-    enum sdp_dir d = peer == SDP_SENDONLY ? SDP_RECVONLY : peer == SDP_RECVONLY ? SDP_SENDONLY : peer;
+    enum sdp_dir d = peer == SDP_SENDONLY   ? SDP_RECVONLY
+                     : peer == SDP_RECVONLY ? SDP_SENDONLY
+                                            : peer;
     if (no_receive)
         d = d == SDP_SENDRECV ? SDP_SENDONLY : d == SDP_RECVONLY ? SDP_INACTIVE : d;
     return d;
@@ -774,12 +773,11 @@ struct media_peer *media_room_answer(struct media_room *r, const char *offer, si
     p->renegotiable = true;
     for (guint i = 0; i < s->media->len; i++) {
         const struct sdp_media *m = g_ptr_array_index(s->media, i);
-        int kind = m->kind == SDP_AUDIO ? K_AUDIO : m->kind == SDP_VIDEO ? K_VIDEO : -1;
+        int kind = kind_of(m);
         pts[i] = -1;
-        const struct sdp_codec *c =
-            kind < 0 || !m->port ? NULL
-            : room_had || taken[kind] ? room_codec_in(r, m, kind)
-                                      : sdp_pick_codec(m);
+        const struct sdp_codec *c = kind < 0 || !m->port      ? NULL
+                                    : room_had || taken[kind] ? room_codec_in(r, m, kind)
+                                                              : sdp_pick_codec(m);
         if (!c) {
             sec_note(p, m, kind, NULL, SDP_INACTIVE, NULL);
             continue;
@@ -904,7 +902,7 @@ int media_peer_set_answer(struct media_peer *p, const char *answer, size_t len, 
     bool taken[K_N] = {false, false};
     for (guint i = 0; i < s->media->len; i++) {
         const struct sdp_media *m = g_ptr_array_index(s->media, i);
-        int kind = m->kind == SDP_AUDIO ? K_AUDIO : m->kind == SDP_VIDEO ? K_VIDEO : -1;
+        int kind = kind_of(m);
         if (kind < 0 || taken[kind] || !m->port)
             continue;
         const struct sdp_codec *c = room_codec_in(r, m, kind);
@@ -982,7 +980,7 @@ char *media_peer_renegotiate(struct media_peer *p, const char *offer, size_t len
     unsigned next_out = 0;
     for (guint i = 0; i < s->media->len; i++) {
         const struct sdp_media *m = g_ptr_array_index(s->media, i);
-        int kind = m->kind == SDP_AUDIO ? K_AUDIO : m->kind == SDP_VIDEO ? K_VIDEO : -1;
+        int kind = kind_of(m);
         const struct sdp_codec *c = kind >= 0 && m->port ? room_codec_in(r, m, kind) : NULL;
         pts[i] = c ? c->pt : -1;
         bool receives = m->dir == SDP_SENDRECV || m->dir == SDP_RECVONLY;
@@ -1066,15 +1064,15 @@ int media_peer_take_answer(struct media_peer *p, const char *answer, size_t len,
     /* The new sections come to life as the answer accepts them. */
     for (unsigned j = p->n_secs; j < p->n_secs + p->pending; j++) {
         struct sdp_offer_section *sec = &p->secs[j];
-        for (guint i = 0; i < s->media->len; i++) {
+        struct out_track *o = out_by_ssrc(p, sec->send.ssrc);
+        for (guint i = 0; o && i < s->media->len; i++) {
             const struct sdp_media *m = g_ptr_array_index(s->media, i);
             if (strcmp(m->mid, sec->mid) != 0 || !m->port ||
                 !(m->dir == SDP_RECVONLY || m->dir == SDP_SENDRECV))
                 continue;
             for (guint k = 0; k < m->codecs->len; k++) {
                 const struct sdp_codec *c = &g_array_index(m->codecs, struct sdp_codec, k);
-                struct out_track *o = out_by_ssrc_any(p, sec->send.ssrc);
-                if (c->pt == sec->codec.pt && o)
+                if (c->pt == sec->codec.pt)
                     take_receive(o, m, c);
             }
         }

@@ -77,8 +77,8 @@ void call_candidate(const struct call_actor *a, json_t *msg, const struct call_r
     bool from_caller = is_caller(c, a), from_callee = call_is_callee(c, a);
     if (!from_caller && !from_callee && c->state == CALL_RINGING)
         g = call_ringer_of(c, a->user_id, a->device_id);
-    struct joiner *j = from_caller || from_callee || g ? NULL
-                                                       : call_joiner_of(c, a->user_id, a->device_id);
+    struct joiner *j =
+        from_caller || from_callee || g ? NULL : call_joiner_of(c, a->user_id, a->device_id);
     if (j) {
         call_reply_ok(r, NULL);
         call_sfu_candidate_for(c, j->peer, cand);
@@ -120,19 +120,7 @@ void call_renegotiate(const struct call_actor *a, json_t *msg, const struct call
         return;
     bool from_caller = is_caller(c, a), from_callee = call_is_callee(c, a);
     struct joiner *j = call_joiner_of(c, a->user_id, a->device_id);
-    if (j) {
-        const char *type = jx_str_bounded(msg, "sdp_type", 16);
-        const char *sdp = call_sdp_of(msg, r);
-        if (!sdp)
-            return;
-        if (!type || (strcmp(type, "offer") != 0 && strcmp(type, "answer") != 0)) {
-            call_reply_err(r, ERR_BAD_REQUEST, "sdp_type must be \"offer\" or \"answer\"");
-            return;
-        }
-        call_sfu_renegotiate_joiner(c, j, type, sdp, r);
-        return;
-    }
-    if (!from_caller && !from_callee) {
+    if (!from_caller && !from_callee && !j) {
         call_reply_err(r, c->state == CALL_ACTIVE ? ERR_FORBIDDEN : ERR_CONFLICT,
                        c->state == CALL_ACTIVE ? "this device is not in that call"
                                                : "the call is not answered yet");
@@ -146,6 +134,10 @@ void call_renegotiate(const struct call_actor *a, json_t *msg, const struct call
     const char *sdp = call_sdp_of(msg, r);
     if (!sdp)
         return;
+    if (j) {
+        call_sfu_renegotiate_joiner(c, j, type, sdp, r);
+        return;
+    }
     if (c->room) {
         call_sfu_renegotiate(c, a, from_caller ? 0 : 1, type, sdp, r);
         return;
