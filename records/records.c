@@ -10,9 +10,11 @@
 
 #include <glib.h>
 
-struct store *records_open(const char *dir, char **err)
+struct store *records_open(const char *dir, const char *redis_url, const char *redis_prefix,
+                           char **err)
 {
-    struct store *st = store_open_sqlite(dir, err);
+    struct store *st = redis_url && *redis_url ? store_open_redis(redis_url, redis_prefix, err)
+                                               : store_open_sqlite(dir, err);
     if (!st)
         return NULL;
     if (org_init(st) != STORE_OK || account_init(st) != STORE_OK || calls_init(st) != STORE_OK ||

@@ -6,7 +6,10 @@
 
 #include "records/store.h"
 
-/* Opens dir's store and declares the indexes; NULL with *err (g_free). */
-struct store *records_open(const char *dir, char **err);
+/* Opens the store and declares the indexes; NULL with *err (g_free).
+ * With redis_url (not NULL or empty) the store is on that Redis server,
+ * its keys under redis_prefix; otherwise it is the SQLite file in dir. */
+struct store *records_open(const char *dir, const char *redis_url, const char *redis_prefix,
+                           char **err);
 
 #endif

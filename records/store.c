@@ -4,6 +4,7 @@
 
 #include "common/clock.h"
 
+#include <math.h>
 #include <time.h>
 
 static double mono_s(void)
@@ -22,6 +23,20 @@ static double mono_s(void)
             (st)->errors++;                                                                        \
         return rc_;                                                                                \
     } while (0)
+
+void store_index_values(json_t *doc, const char *field, void (*fn)(json_t *value, void *ud),
+                        void *ud)
+{
+    json_t *v = json_object_get(doc, field);
+    if (json_is_string(v)) {
+        fn(v, ud);
+        return;
+    }
+    size_t i;
+    json_t *item;
+    if (json_is_array(v))
+        json_array_foreach(v, i, item) if (json_is_string(item)) fn(item, ud);
+}
 
 void store_close(struct store *st)
 {
@@ -190,6 +205,9 @@ int store_ts_log_append(struct store *st, int64_t seen, const struct store_ts_po
 {
     if (n < 0)
         return STORE_EINVAL;
+    for (int i = 0; i < n; i++)
+        if (!isfinite(pts[i].value))
+            return STORE_EINVAL; /* refused whole, whatever the backend */
     TIMED(st, st->ops->ts_log_append(st, seen, pts, n, id_out));
 }
 
@@ -206,8 +224,11 @@ int store_ts_log_trim(struct store *st, int64_t upto_id)
 int store_ts_chunk_put(struct store *st, int64_t key, const struct store_ts_sample *pts, int n,
                        const struct store_ts_point *latest, int64_t log_upto)
 {
-    if (n < 1)
+    if (n < 1 || (latest && !isfinite(latest->value)))
         return STORE_EINVAL;
+    for (int i = 0; i < n; i++)
+        if (!isfinite(pts[i].value) || (i > 0 && pts[i].ts <= pts[i - 1].ts))
+            return STORE_EINVAL;
     TIMED(st, st->ops->ts_chunk_put(st, key, pts, n, latest, log_upto));
 }
 

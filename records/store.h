@@ -121,9 +121,21 @@ struct store {
     uint64_t errors;
 };
 
+/* For backends: calls fn with each value doc has for an index on field: a
+ * string field gives one, an array one per string element (others are
+ * not indexed). */
+void store_index_values(json_t *doc, const char *field, void (*fn)(json_t *value, void *ud),
+                        void *ud);
+
 /* Opens (creating if needed) the SQLite store in dir/yjt.db. Returns NULL
  * and sets *err (free with g_free) on failure. */
 struct store *store_open_sqlite(const char *dir, char **err);
+/* Connects to the Redis server at url (see records/redis_link.h for the
+ * forms) and keeps every key under prefix ("yjt:" when NULL or empty).
+ * Returns NULL and sets *err when the address is malformed or the server
+ * cannot be reached now; later outages make calls fail with STORE_EIO
+ * until the server is back (the connection is retried with backoff). */
+struct store *store_open_redis(const char *url, const char *prefix, char **err);
 
 /* Flushes and closes; st is freed. NULL is fine. */
 void store_close(struct store *st);

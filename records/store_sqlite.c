@@ -392,20 +392,24 @@ static char *row_key(const char *field, const char *value)
 /* Adds to want (row key -> struct index_row*) the index rows doc should
  * have for one index: a string field gives one value, an array of strings
  * one per element. */
+struct rows_ctx {
+    const struct index_def *def;
+    GHashTable *want;
+};
+
+static void row_wanted(json_t *value, void *ud)
+{
+    struct rows_ctx *x = ud;
+    struct index_row *r = g_new(struct index_row, 1);
+    r->def = x->def;
+    r->value = json_string_value(value);
+    g_hash_table_replace(x->want, row_key(x->def->field, r->value), r);
+}
+
 static void rows_wanted(const struct index_def *d, json_t *doc, GHashTable *want)
 {
-    json_t *v = json_object_get(doc, d->field);
-    json_t *single = json_is_string(v) ? v : NULL;
-    size_t n = single ? 1 : (json_is_array(v) ? json_array_size(v) : 0);
-    for (size_t i = 0; i < n; i++) {
-        json_t *item = single ? single : json_array_get(v, i);
-        if (!json_is_string(item))
-            continue;
-        struct index_row *r = g_new(struct index_row, 1);
-        r->def = d;
-        r->value = json_string_value(item);
-        g_hash_table_replace(want, row_key(d->field, r->value), r);
-    }
+    struct rows_ctx x = {d, want};
+    store_index_values(doc, d->field, row_wanted, &x);
 }
 
 /* Stores the index row (coll, field, value, id), if it is not there. */

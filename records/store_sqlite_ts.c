@@ -16,6 +16,7 @@
  * Stores written before the log existed are upgraded on open: log_upto is
  * added to ts_latest, and the old per-point table ts_points is copied into
  * chunks (CHUNK_UPGRADE points each) and dropped. */
+#include "records/store_pack.h"
 #include "records/store_sqlite.h"
 
 #include <math.h>
@@ -39,34 +40,6 @@ const char sqls_ts_schema[] =
 static struct sqlite_store *S(struct store *st)
 {
     return (struct sqlite_store *)st;
-}
-
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static uint64_t dbits(double d)
-{
-    uint64_t v;
-    memcpy(&v, &d, sizeof(v));
-    return v;
-}
-
-static double bitsd(uint64_t v)
-{
-    double d;
-    memcpy(&d, &v, sizeof(d));
-    return d;
 }
 
 int sqls_ts_log_append(struct store *st, int64_t seen, const struct store_ts_point *pts, int n,

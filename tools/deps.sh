@@ -7,7 +7,9 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libjansson-dev libglib2.0-dev
-  libsqlite3-dev libssl-dev libcmocka-dev tzdata libsrtp2-dev libnice-dev
+  libsqlite3-dev libssl-dev libcmocka-dev tzdata libsrtp2-dev libnice-dev libhiredis-dev
+  # the Redis store and the several-node tests start redis-servers of their own
+  redis-server
   python3 python3-pytest python3-websockets openssl curl
   clang libclang-rt-14-dev
   chromium coturn nodejs npm
@@ -44,14 +46,16 @@ echo "installing: ${missing[*]}"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 
-# coturn is only for the browser call tests, which start their own
-# turnserver on a free port and stop it: the package's system service must
-# not run (it would take port 3478 with /etc/turnserver.conf).
-if [[ " ${missing[*]} " == *" coturn "* ]]; then
-  if [ -d /run/systemd/system ]; then
-    $SUDO systemctl disable --now coturn.service >/dev/null 2>&1 || true
-  else
-    $SUDO update-rc.d coturn disable >/dev/null 2>&1 || true
-    $SUDO service coturn stop >/dev/null 2>&1 || true
+# coturn and redis-server are only for the tests, which start their own
+# servers on free ports and stop them: the packages' system services must
+# not run (they would take ports 3478 and 6379, and outlive the tests).
+for svc in coturn redis-server; do
+  if [[ " ${missing[*]} " == *" $svc "* ]]; then
+    if [ -d /run/systemd/system ]; then
+      $SUDO systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
+    else
+      $SUDO update-rc.d "$svc" disable >/dev/null 2>&1 || true
+      $SUDO service "$svc" stop >/dev/null 2>&1 || true
+    fi
   fi
-fi
+done

@@ -42,7 +42,7 @@ static int setup(void **state)
     struct world *w = g_new0(struct world, 1);
     w->dir = g_dir_make_tmp("yjt-acache-XXXXXX", NULL);
     char *err = NULL;
-    w->st = records_open(w->dir, &err);
+    w->st = records_open(w->dir, NULL, NULL, &err);
     assert_non_null(w->st);
     const char *why = NULL;
     assert_int_equal(org_enterprise_add(w->st, "e1", "E one", "440106", false, &why), 0);
@@ -53,7 +53,7 @@ static int setup(void **state)
         g_free(add_user(w->st, name, i % 3 ? "e1" : "e2", i % 5 ? "operator" : "principal"));
     }
     assert_int_equal(account_cache_open(w->st), 0);
-    w->other = records_open(w->dir, &err);
+    w->other = records_open(w->dir, NULL, NULL, &err);
     assert_non_null(w->other);
     *state = w;
     return 0;

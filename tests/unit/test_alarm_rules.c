@@ -195,7 +195,7 @@ static void test_downtime(void **state)
     (void)state;
     char *dir = g_dir_make_tmp("yjt-downtime-XXXXXX", NULL);
     char *err = NULL;
-    struct store *st = records_open(dir, &err);
+    struct store *st = records_open(dir, NULL, NULL, &err);
     assert_non_null(st);
     int64_t t0 = 1764550800000; /* 2026-12-01 09:00 +08:00 */
     assert_int_equal(downtime_init(st, t0), 0);

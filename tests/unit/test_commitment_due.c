@@ -66,7 +66,7 @@ static int setup(void **state)
     dir = g_dir_make_tmp("yjt-due-XXXXXX", NULL);
     char *err = NULL;
     struct world *w = g_new0(struct world, 1);
-    w->st = records_open(dir, &err);
+    w->st = records_open(dir, NULL, NULL, &err);
     assert_non_null(w->st);
     const char *why = NULL;
     static const char *const ents[][2] = {

@@ -1,8 +1,9 @@
-/* Store conformance: what every backend must do, run here against SQLite.
- * The tests only use store.h, so a new backend runs the same file by
- * adding an opener to open_store(), except the two of the SQLite backend's
- * shared sequence bodies (test_shared_bodies, test_seqs_upgrade), which
- * look into its file. */
+/* Store conformance: what every backend must do, run against SQLite and,
+ * when YJT_TEST_REDIS names a Redis server (tests/unit/with_redis.sh
+ * starts one), against Redis. The tests only use store.h, except those of
+ * the SQLite backend's own machinery (shared sequence bodies, the log
+ * writes of its VFS, batching), which look into its file and run on
+ * SQLite only. */
 #include "common/clock.h"
 #include "records/store.h"
 #include "records/store_sqlite_vfs.h"
@@ -13,17 +14,23 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <sqlite3.h>
 #include <glib/gstdio.h>
 
 static char *dir;
+/* With Redis: its address, and a key prefix of the test's own. */
+static const char *redis_url;
+static char prefix[64];
 
 static struct store *open_store(void)
 {
     char *err = NULL;
-    struct store *st = store_open_sqlite(dir, &err);
-    assert_non_null(st);
+    struct store *st =
+        redis_url ? store_open_redis(redis_url, prefix, &err) : store_open_sqlite(dir, &err);
+    if (!st)
+        fail_msg("%s", err);
     assert_int_equal(store_index_define(st, "users", "username", true), 0);
     assert_int_equal(store_index_define(st, "users", "org", false), 0);
     assert_int_equal(store_index_define(st, "ents", "division", false), 0);
@@ -33,6 +40,8 @@ static struct store *open_store(void)
 
 static int setup(void **state)
 {
+    static int tests_run;
+    snprintf(prefix, sizeof(prefix), "t%d.%d:", (int)getpid(), ++tests_run);
     dir = g_dir_make_tmp("yjt-store-XXXXXX", NULL);
     *state = open_store();
     return 0;
@@ -367,6 +376,7 @@ static bool collect_n(int64_t seq, json_t *item, void *ud)
  * handle. */
 static int64_t rows_of(const char *table)
 {
+    assert_null(redis_url);
     char *db = g_build_filename(dir, "yjt.db", NULL);
     sqlite3 *h = NULL;
     assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
@@ -441,7 +451,8 @@ static void test_large_fanouts(void **state)
     assert_int_equal(seqs[7], 2);
     assert_int_equal(seqs[N], 3);
     store_commit(st);
-    assert_int_equal(rows_of("seq_fanouts"), 2);
+    if (!redis_url)
+        assert_int_equal(rows_of("seq_fanouts"), 2);
 
     /* Reads give settled rows, then pending ones, and write nothing. */
     assert_items(st, "inbox:k010", "2,3");
@@ -462,7 +473,8 @@ static void test_large_fanouts(void **state)
     assert_int_equal(g_array_index(got, int64_t, 2), 1);
     g_array_free(got, TRUE);
     store_commit(st);
-    assert_int_equal(rows_of("seq_fanouts"), 2);
+    if (!redis_url)
+        assert_int_equal(rows_of("seq_fanouts"), 2);
     /* A single append goes after the pending rows. */
     item = json_pack("{s:i}", "n", 4);
     int64_t seq = 0;
@@ -490,7 +502,8 @@ static void test_large_fanouts(void **state)
     /* Settled, the fan-outs' rows go; every key reads the same. */
     assert_int_equal(store_seq_settle(st, 1000, true), 0);
     store_commit(st);
-    assert_int_equal(rows_of("seq_fanouts"), 0);
+    if (!redis_url)
+        assert_int_equal(rows_of("seq_fanouts"), 0);
     assert_items(st, "inbox:k099", "2,3,5");
     assert_items(st, "inbox:k005", "1,2,3,5");
     assert_int_equal(head_of(st, "inbox:k007"), 4);
@@ -502,7 +515,8 @@ static void test_large_fanouts(void **state)
     for (int i = 0; i < N; i++)
         assert_int_equal(store_seq_trim(st, keys[i], 10), 0);
     store_commit(st);
-    assert_int_equal(rows_of("seq_bodies"), 0);
+    if (!redis_url)
+        assert_int_equal(rows_of("seq_bodies"), 0);
     for (int i = 0; i < N; i++)
         g_free(names[i]);
 }
@@ -875,9 +889,28 @@ static void test_log_whole_at_commit(void **state)
     g_free(crash_wal);
 }
 
+/* A backend without write batching (Redis): each write is visible to
+ * every other handle, and durable, when it returns, and turning batching
+ * on changes nothing. */
+static void test_unbatched_backend(void **state)
+{
+    struct store *st = *state;
+    dirty_calls = 0;
+    store_set_batching(st, true, on_dirty, NULL);
+    put(st, "users", "u1", "{\"username\":\"alice\"}", 0);
+    struct store *other = open_store();
+    json_t *got = NULL;
+    assert_int_equal(store_doc_get(other, "users", "u1", &got), 0);
+    json_decref(got);
+    store_close(other);
+    assert_int_equal(dirty_calls, 0);
+    assert_int_equal(store_commit(st), 0);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    redis_url = getenv("YJT_TEST_REDIS");
+    const struct CMUnitTest common[] = {
         cmocka_unit_test_setup_teardown(test_docs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unique_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefix_and_multi, setup, teardown),
@@ -889,12 +922,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deadlines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kv_counters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_and_second_handle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_after_other_writer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_fanouts, setup, teardown),
+    };
+    const struct CMUnitTest sqlite_only[] = {
         cmocka_unit_test_setup_teardown(test_batching, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_whole_at_commit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_index_after_other_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_bodies, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_large_fanouts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_fanouts, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_seqs_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_docs, setup_batched, teardown),
@@ -908,5 +943,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deadlines, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_kv_counters, setup_batched, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest redis_only[] = {
+        cmocka_unit_test_setup_teardown(test_unbatched_backend, setup, teardown),
+    };
+    int failed = cmocka_run_group_tests_name(redis_url ? "redis" : "sqlite", common, NULL, NULL);
+    if (redis_url)
+        return failed + cmocka_run_group_tests_name("redis only", redis_only, NULL, NULL);
+    return failed + cmocka_run_group_tests_name("sqlite only", sqlite_only, NULL, NULL);
 }

@@ -2,7 +2,8 @@
  * the log (append, ids, replay after an id, trim), chunks (put with the
  * latest point and log_upto, ranges of overlapping chunks, the retention
  * trim), drops, with and without write batching, and across a reopen.
- * Only store.h is used, so another backend runs the same file. */
+ * Only store.h is used: it runs against SQLite and, when YJT_TEST_REDIS
+ * names a Redis server (tests/unit/with_redis.sh), against Redis. */
 #include "records/store.h"
 
 #include <glib.h>
@@ -12,23 +13,31 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 static char *dir;
 static bool batched;
+static const char *redis_url;
+static char prefix[64];
 
 static struct store *open_store(void)
 {
     char *err = NULL;
-    struct store *st = store_open_sqlite(dir, &err);
-    assert_non_null(st);
+    struct store *st =
+        redis_url ? store_open_redis(redis_url, prefix, &err) : store_open_sqlite(dir, &err);
+    if (!st)
+        fail_msg("%s", err);
     if (batched)
         store_set_batching(st, true, NULL, NULL);
     return st;
 }
 
+static int tests_run;
+
 static int setup(void **state)
 {
+    snprintf(prefix, sizeof(prefix), "t%d.%d:", (int)getpid(), ++tests_run);
     dir = g_dir_make_tmp("yjt-store-ts-XXXXXX", NULL);
     batched = false;
     *state = open_store();
@@ -37,6 +46,7 @@ static int setup(void **state)
 
 static int setup_batched(void **state)
 {
+    snprintf(prefix, sizeof(prefix), "t%d.%d:", (int)getpid(), ++tests_run);
     dir = g_dir_make_tmp("yjt-store-ts-XXXXXX", NULL);
     batched = true;
     *state = open_store();
@@ -285,6 +295,7 @@ static void test_trim_drop_reopen(void **state)
 
 int main(void)
 {
+    redis_url = getenv("YJT_TEST_REDIS");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_log_append_each_trim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_non_finite_refused_whole, setup, teardown),

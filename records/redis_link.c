@@ -1,0 +1,448 @@
+/* A synchronous, reconnecting Redis connection (see redis_link.h). */
+#include "records/redis_link.h"
+
+#include <glib.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+
+struct redis_link {
+    struct redis_url url;
+    int timeout_ms;
+    redisContext *c;
+    int64_t next_try_ms; /* no connection attempt before this */
+    int backoff_ms;
+    char error[256];
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- addresses ---- */
+
+/* "user:password@" at the start of *p, if there is one: *p moves past it. */
+static int parse_userinfo(const char **p, struct redis_url *u)
+{
+    const char *at = strrchr(*p, '@'); /* a password may hold '@' and '/' */
+    if (!at)
+        return 0;
+    const char *colon = memchr(*p, ':', (size_t)(at - *p));
+    if (!colon)
+        return -1; /* a password is needed; a bare user is ambiguous */
+    if (colon > *p)
+        u->user = g_strndup(*p, (size_t)(colon - *p));
+    u->password = g_strndup(colon + 1, (size_t)(at - colon - 1));
+    *p = at + 1;
+    return 0;
+}
+
+static int parse_port(const char *s, size_t n, int *out)
+{
+    if (n == 0 || n > 5)
+        return -1;
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < 1 || v > 65535)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* HOST[:PORT] in s[0..n): a bracketed IPv6 address is allowed. */
+static int parse_hostport(const char *s, size_t n, char **host, int *port)
+{
+    const char *end = s + n, *colon = NULL;
+    if (n > 0 && s[0] == '[') {
+        const char *close = memchr(s, ']', n);
+        if (!close)
+            return -1;
+        *host = g_strndup(s + 1, (size_t)(close - s - 1));
+        colon = close + 1 < end && close[1] == ':' ? close + 1 : NULL;
+        if (!colon && close + 1 != end)
+            return -1;
+    } else {
+        colon = memchr(s, ':', n);
+        *host = g_strndup(s, colon ? (size_t)(colon - s) : n);
+    }
+    *port = 6379;
+    if (**host == '\0')
+        return -1;
+    return colon ? parse_port(colon + 1, (size_t)(end - colon - 1), port) : 0;
+}
+
+static int parse_db(const char *s, int *db)
+{
+    if (*s == '\0')
+        return 0;
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (*end != '\0' || v < 0 || v > 1000000)
+        return -1;
+    *db = (int)v;
+    return 0;
+}
+
+int redis_url_parse(const char *url, struct redis_url *u, char **err)
+{
+    memset(u, 0, sizeof(*u));
+    const char *p;
+    bool ok = false;
+    if (g_str_has_prefix(url, "rediss://")) {
+        *err = g_strdup("rediss:// (TLS to Redis) is not supported by this build; use a TLS"
+                        " tunnel (stunnel, or Redis on a private network)");
+        return -1;
+    }
+    if (g_str_has_prefix(url, "redis://")) {
+        p = url + strlen("redis://");
+        if (parse_userinfo(&p, u) == 0) {
+            const char *slash = strchr(p, '/');
+            size_t n = slash ? (size_t)(slash - p) : strlen(p);
+            ok = parse_hostport(p, n, &u->host, &u->port) == 0 &&
+                 (!slash || parse_db(slash + 1, &u->db) == 0);
+        }
+    } else if (g_str_has_prefix(url, "redis+unix://")) {
+        p = url + strlen("redis+unix://");
+        if (parse_userinfo(&p, u) == 0 && *p == '/') {
+            const char *q = strchr(p, '?');
+            u->socket = g_strndup(p, q ? (size_t)(q - p) : strlen(p));
+            ok = !q || (g_str_has_prefix(q, "?db=") && parse_db(q + 4, &u->db) == 0);
+        }
+    } else if (g_str_has_prefix(url, "redis-sentinel://")) {
+        p = url + strlen("redis-sentinel://");
+        const char *slash;
+        if (parse_userinfo(&p, u) == 0 && (slash = strchr(p, '/')) != NULL) {
+            ok = true;
+            char *list = g_strndup(p, (size_t)(slash - p));
+            char **hosts = g_strsplit(list, ",", -1);
+            for (int i = 0; ok && hosts[i]; i++) {
+                if (u->n_sentinels == REDIS_MAX_SENTINELS) {
+                    ok = false;
+                    break;
+                }
+                int k = u->n_sentinels++;
+                ok = parse_hostport(hosts[i], strlen(hosts[i]), &u->sentinel_host[k],
+                                    &u->sentinel_port[k]) == 0;
+                if (ok && !strchr(hosts[i], ':'))
+                    u->sentinel_port[k] = 26379;
+            }
+            g_strfreev(hosts);
+            g_free(list);
+            const char *name = slash + 1, *db = strchr(name, '/');
+            u->master = g_strndup(name, db ? (size_t)(db - name) : strlen(name));
+            ok = ok && u->n_sentinels > 0 && *u->master && (!db || parse_db(db + 1, &u->db) == 0);
+        }
+    } else {
+        *err = g_strdup_printf("unknown Redis address scheme (want redis://, redis+unix:// or"
+                               " redis-sentinel://)");
+        return -1;
+    }
+    if (!ok) {
+        redis_url_clear(u);
+        *err = g_strdup("malformed Redis address");
+        return -1;
+    }
+    return 0;
+}
+
+void redis_url_clear(struct redis_url *u)
+{
+    g_free(u->host);
+    g_free(u->socket);
+    g_free(u->user);
+    if (u->password)
+        memset(u->password, 0, strlen(u->password));
+    g_free(u->password);
+    for (int i = 0; i < u->n_sentinels; i++)
+        g_free(u->sentinel_host[i]);
+    g_free(u->master);
+    memset(u, 0, sizeof(*u));
+}
+
+char *redis_url_describe(const struct redis_url *u)
+{
+    if (u->socket)
+        return g_strdup_printf("unix:%s db %d", u->socket, u->db);
+    if (u->master)
+        return g_strdup_printf("sentinel master %s (%d sentinels) db %d", u->master, u->n_sentinels,
+                               u->db);
+    return g_strdup_printf("%s:%d db %d", u->host, u->port, u->db);
+}
+
+/* ---- commands ---- */
+
+void redis_cmd_init(struct redis_cmd *c)
+{
+    memset(c, 0, sizeof(*c));
+}
+
+static void grow(struct redis_cmd *c)
+{
+    if (c->n < c->cap)
+        return;
+    c->cap = c->cap ? c->cap * 2 : 16;
+    c->v = g_renew(const char *, c->v, c->cap);
+    c->len = g_renew(size_t, c->len, c->cap);
+    c->owned = g_renew(char *, c->owned, c->cap);
+}
+
+void redis_cmd_bin(struct redis_cmd *c, const void *p, size_t n)
+{
+    grow(c);
+    c->v[c->n] = p;
+    c->len[c->n++] = n;
+}
+
+void redis_cmd_str(struct redis_cmd *c, const char *s)
+{
+    redis_cmd_bin(c, s, strlen(s));
+}
+
+static void add_owned(struct redis_cmd *c, char *s, size_t n)
+{
+    grow(c);
+    c->owned[c->n_owned++] = s;
+    redis_cmd_bin(c, s, n);
+}
+
+void redis_cmd_i64(struct redis_cmd *c, int64_t v)
+{
+    char *s = g_strdup_printf("%" G_GINT64_FORMAT, (gint64)v);
+    add_owned(c, s, strlen(s));
+}
+
+void redis_cmd_cat(struct redis_cmd *c, const char *prefix, const char *s)
+{
+    char *w = g_strconcat(prefix, s, NULL);
+    add_owned(c, w, strlen(w));
+}
+
+void redis_cmd_clear(struct redis_cmd *c)
+{
+    for (int i = 0; i < c->n_owned; i++)
+        g_free(c->owned[i]);
+    g_free(c->owned);
+    g_free(c->v);
+    g_free(c->len);
+    memset(c, 0, sizeof(*c));
+}
+
+void redis_script_init(struct redis_script *s)
+{
+    unsigned char md[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)s->body, strlen(s->body), md);
+    for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
+        snprintf(s->sha + 2 * i, 3, "%02x", md[i]);
+}
+
+/* ---- connections ---- */
+
+struct redis_link *redis_link_new(const struct redis_url *u, int timeout_ms)
+{
+    struct redis_link *l = g_new0(struct redis_link, 1);
+    l->url = *u; /* the link takes the strings */
+    l->timeout_ms = timeout_ms > 0 ? timeout_ms : 2000;
+    return l;
+}
+
+void redis_link_free(struct redis_link *l)
+{
+    if (!l)
+        return;
+    if (l->c)
+        redisFree(l->c);
+    redis_url_clear(&l->url);
+    g_free(l);
+}
+
+const char *redis_link_error(const struct redis_link *l)
+{
+    return l->error;
+}
+
+static void set_error(struct redis_link *l, const char *what, const char *why)
+{
+    snprintf(l->error, sizeof(l->error), "%s: %s", what, why ? why : "?");
+}
+
+static redisContext *dial(struct redis_link *l, const char *host, int port)
+{
+    struct timeval tv = {l->timeout_ms / 1000, (l->timeout_ms % 1000) * 1000};
+    redisContext *c = host ? redisConnectWithTimeout(host, port, tv)
+                           : redisConnectUnixWithTimeout(l->url.socket, tv);
+    if (!c) {
+        set_error(l, "connect", "out of memory");
+        return NULL;
+    }
+    if (c->err) {
+        set_error(l, "connect", c->errstr);
+        redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    return c;
+}
+
+/* One command on c whose reply must not be an error: 0 or -1. */
+static int expect_ok(struct redis_link *l, redisContext *c, const char *what, int argc,
+                     const char **argv)
+{
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    int rc = r && r->type != REDIS_REPLY_ERROR ? 0 : -1;
+    if (rc)
+        set_error(l, what, r ? r->str : c->errstr);
+    if (r)
+        freeReplyObject(r);
+    return rc;
+}
+
+/* Asks the sentinels, in turn, where the master is. */
+static int sentinel_lookup(struct redis_link *l, char **host, int *port)
+{
+    for (int i = 0; i < l->url.n_sentinels; i++) {
+        redisContext *c = dial(l, l->url.sentinel_host[i], l->url.sentinel_port[i]);
+        if (!c)
+            continue;
+        const char *argv[] = {"SENTINEL", "get-master-addr-by-name", l->url.master};
+        redisReply *r = redisCommandArgv(c, 3, argv, NULL);
+        bool found = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+                     r->element[0]->type == REDIS_REPLY_STRING &&
+                     r->element[1]->type == REDIS_REPLY_STRING;
+        if (found) {
+            *host = g_strdup(r->element[0]->str);
+            *port = atoi(r->element[1]->str);
+        } else {
+            set_error(l, "sentinel", r ? "master unknown" : c->errstr);
+        }
+        if (r)
+            freeReplyObject(r);
+        redisFree(c);
+        if (found)
+            return 0;
+    }
+    return -1;
+}
+
+static redisContext *open_ctx(struct redis_link *l)
+{
+    char *host = NULL;
+    int port = l->url.port;
+    if (l->url.master) {
+        if (sentinel_lookup(l, &host, &port) != 0)
+            return NULL;
+    } else if (l->url.host) {
+        host = g_strdup(l->url.host);
+    }
+    redisContext *c = dial(l, host, port);
+    g_free(host);
+    if (!c)
+        return NULL;
+    int rc = 0;
+    if (l->url.password) {
+        const char *argv[] = {"AUTH", l->url.user ? l->url.user : l->url.password, l->url.password};
+        rc = l->url.user ? expect_ok(l, c, "AUTH", 3, argv)
+                         : expect_ok(l, c, "AUTH", 2, (const char *[]){"AUTH", l->url.password});
+    }
+    if (rc == 0 && l->url.db) {
+        char db[16];
+        snprintf(db, sizeof(db), "%d", l->url.db);
+        rc = expect_ok(l, c, "SELECT", 2, (const char *[]){"SELECT", db});
+    }
+    if (rc == 0 && l->url.master) {
+        /* A sentinel's answer may be stale during a failover: the server
+         * itself must say it is the master. */
+        redisReply *r = redisCommandArgv(c, 1, (const char *[]){"ROLE"}, NULL);
+        bool master = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                      r->element[0]->type == REDIS_REPLY_STRING &&
+                      strcmp(r->element[0]->str, "master") == 0;
+        if (!master) {
+            set_error(l, "ROLE", "the server named by the sentinels is not a master");
+            rc = -1;
+        }
+        if (r)
+            freeReplyObject(r);
+    }
+    if (rc != 0) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+int redis_link_connect(struct redis_link *l)
+{
+    if (l->c && !l->c->err)
+        return 0;
+    if (l->c) {
+        redisFree(l->c);
+        l->c = NULL;
+    }
+    int64_t now = now_ms();
+    if (now < l->next_try_ms)
+        return -1; /* l->error still says why */
+    l->c = open_ctx(l);
+    if (!l->c) {
+        l->backoff_ms = l->backoff_ms ? MIN(l->backoff_ms * 2, BACKOFF_MAX_MS) : BACKOFF_MIN_MS;
+        l->next_try_ms = now + l->backoff_ms;
+        return -1;
+    }
+    l->backoff_ms = 0;
+    l->next_try_ms = 0;
+    return 0;
+}
+
+redisReply *redis_link_run(struct redis_link *l, const struct redis_cmd *cmd)
+{
+    if (redis_link_connect(l) != 0)
+        return NULL;
+    redisReply *r = redisCommandArgv(l->c, cmd->n, cmd->v, cmd->len);
+    if (!r) {
+        set_error(l, cmd->n ? cmd->v[0] : "command", l->c->errstr);
+        redisFree(l->c);
+        l->c = NULL;
+        return NULL;
+    }
+    if (r->type == REDIS_REPLY_ERROR)
+        set_error(l, cmd->n ? cmd->v[0] : "command", r->str);
+    /* A failover demoted the server: reconnect (through the sentinels). */
+    if (r->type == REDIS_REPLY_ERROR && g_str_has_prefix(r->str, "READONLY")) {
+        redisFree(l->c);
+        l->c = NULL;
+    }
+    return r;
+}
+
+redisReply *redis_link_script(struct redis_link *l, const struct redis_script *s,
+                              const struct redis_cmd *args)
+{
+    struct redis_cmd c;
+    redis_cmd_init(&c);
+    redis_cmd_str(&c, "EVALSHA");
+    redis_cmd_str(&c, s->sha);
+    redis_cmd_str(&c, "0");
+    for (int i = 0; i < args->n; i++)
+        redis_cmd_bin(&c, args->v[i], args->len[i]);
+    redisReply *r = redis_link_run(l, &c);
+    if (r && r->type == REDIS_REPLY_ERROR && g_str_has_prefix(r->str, "NOSCRIPT")) {
+        freeReplyObject(r);
+        c.v[0] = "EVAL";
+        c.len[0] = 4;
+        c.v[1] = s->body;
+        c.len[1] = strlen(s->body);
+        r = redis_link_run(l, &c);
+    }
+    redis_cmd_clear(&c);
+    return r;
+}

@@ -1,0 +1,86 @@
+/* A synchronous connection to Redis that finds its way back.
+ *
+ * redis_url_parse() reads the addresses yjtd accepts:
+ *   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]
+ *   redis+unix://[[USER]:PASSWORD@]/PATH/TO/SOCKET[?db=DB]
+ *   redis-sentinel://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB]
+ * (a Sentinel address names the sentinels and the master's name: the link
+ * asks them where the master is at every connect, so a failover is
+ * followed at the next reconnect).
+ *
+ * A link connects lazily, sends AUTH and SELECT, and after any I/O error
+ * drops the connection and reconnects at the next command, waiting longer
+ * after each failure (100 ms doubling to 2 s) so that a dead server is not
+ * hammered: meanwhile commands fail at once. Every command waits at most
+ * timeout_ms for its reply. Scripts are sent by SHA-1 and loaded when the
+ * server does not know them (after a restart, say). */
+#ifndef YJT_REDIS_LINK_H
+#define YJT_REDIS_LINK_H
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define REDIS_MAX_SENTINELS 8
+
+struct redis_url {
+    char *host; /* NULL with a socket path */
+    int port;
+    char *socket;
+    char *user, *password; /* NULL when not given */
+    int db;
+    /* Sentinel: hosts and ports of the sentinels, and the master's name. */
+    int n_sentinels;
+    char *sentinel_host[REDIS_MAX_SENTINELS];
+    int sentinel_port[REDIS_MAX_SENTINELS];
+    char *master;
+};
+
+/* 0, or -1 with *err set (free with g_free). */
+int redis_url_parse(const char *url, struct redis_url *out, char **err);
+void redis_url_clear(struct redis_url *u);
+/* The address without its password, for logs. */
+char *redis_url_describe(const struct redis_url *u);
+
+/* A command's words: borrowed strings or bytes, or owned numbers. */
+struct redis_cmd {
+    int n, cap;
+    const char **v;
+    size_t *len;
+    char **owned; /* what rcmd_* allocated, freed by redis_cmd_clear */
+    int n_owned;
+};
+
+void redis_cmd_init(struct redis_cmd *c);
+void redis_cmd_str(struct redis_cmd *c, const char *s);
+void redis_cmd_bin(struct redis_cmd *c, const void *p, size_t n);
+void redis_cmd_i64(struct redis_cmd *c, int64_t v);
+/* Appends prefix followed by the bytes of s (an owned word). */
+void redis_cmd_cat(struct redis_cmd *c, const char *prefix, const char *s);
+void redis_cmd_clear(struct redis_cmd *c);
+
+struct redis_script {
+    const char *body;
+    char sha[41];
+};
+/* Fills sha from body. */
+void redis_script_init(struct redis_script *s);
+
+struct redis_link;
+
+struct redis_link *redis_link_new(const struct redis_url *u, int timeout_ms);
+void redis_link_free(struct redis_link *l);
+/* Connects now (a first check at start-up): 0, or -1 with the reason in
+ * redis_link_error(). */
+int redis_link_connect(struct redis_link *l);
+/* The reply (free with freeReplyObject), or NULL when the server could not
+ * be reached or the connection broke; an error reply is a reply. */
+redisReply *redis_link_run(struct redis_link *l, const struct redis_cmd *c);
+/* EVALSHA s with no keys and the words of args. */
+redisReply *redis_link_script(struct redis_link *l, const struct redis_script *s,
+                              const struct redis_cmd *args);
+/* Why the last command failed (a static description or the server's). */
+const char *redis_link_error(const struct redis_link *l);
+
+#endif

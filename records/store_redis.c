@@ -1,0 +1,955 @@
+/* The Redis store backend: the store interface (store.h) on one Redis
+ * primary (with replicas and Sentinel for failover; Redis Cluster is not
+ * supported, since a write touches several keys at once).
+ *
+ * Every write that touches more than one key is one Lua script, which
+ * Redis runs atomically: no other client sees half of it. A write is
+ * durable when the call returns if the server runs with appendonly yes and
+ * appendfsync always (Redis replies only after its log is on disk); with
+ * appendfsync everysec a crash of the Redis host may lose the last second
+ * (docs/operations.md). Calls wait for their reply: there is no batching.
+ *
+ * Keys, all under a prefix (yjt: by default), so that several deployments
+ * may share a server:
+ *   rev                    documents' revision counter
+ *   d:COLL      hash       id -> JSON body
+ *   dl:COLL     zset       ids, by name (listing in id order)
+ *   dr:COLL     zset       ids, scored by the revision of their last put
+ *   dx:COLL     hash       id -> the document's index rows (msgpack list of
+ *                          field, value, field, value...)
+ *   ix:COLL:FIELD zset     "VALUE\0ID", by name (exact and prefix look-ups)
+ *   idxdefs     set        "COLL\0FIELD" of every index already filled
+ *   s:KEY       stream     sequence items, entry id 0-SEQ, field b = body
+ *   sh:KEY      string     last seq ever given in KEY
+ *   dlz, dlb    zset, hash deadlines: id by due time; id -> payload
+ *   kv:KEY      string     expiring values (Redis expires them)
+ *   c:NAME      string     counters
+ *   tsl, tsl:n  stream     time-series log, entry id 0-ID (fields s, p);
+ *                          and its last id
+ *   tsc, tsc:n  hash       chunk id -> first ts + packed samples; last id
+ *   tsk:KEY     zset       a series' chunk ids, scored by their last ts
+ *   tsall       zset       "KEY:CHUNKID" of every chunk, by last ts
+ *   tslatest    hash       series key -> latest point and log_upto
+ * Values from JSON never hold a NUL (the JSON reader refuses \u0000), so
+ * "VALUE\0ID" splits unambiguously. */
+#include "common/jsonx.h"
+#include "records/store_redis.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- scripts ---- */
+
+/* ARGV: prefix, coll, id, body, create_only, then (field, value, unique)
+ * per index row the new document has. Returns its revision, or -1 when
+ * create_only finds the id taken or a unique value belongs to another. */
+static struct redis_script doc_put_lua = {
+    "local P, coll, id = ARGV[1], ARGV[2], ARGV[3]\n"
+    "local dk, xk = P .. 'd:' .. coll, P .. 'dx:' .. coll\n"
+    "if ARGV[5] == '1' and redis.call('HEXISTS', dk, id) == 1 then return -1 end\n"
+    "local want, wl = {}, {}\n"
+    "for i = 6, #ARGV, 3 do\n"
+    "  local k = ARGV[i] .. '\\0' .. ARGV[i + 1]\n"
+    "  if not want[k] then\n"
+    "    want[k] = ARGV[i + 2]; wl[#wl + 1] = ARGV[i]; wl[#wl + 1] = ARGV[i + 1]\n"
+    "  end\n"
+    "end\n"
+    "local have = {}\n"
+    "local old = redis.call('HGET', xk, id)\n"
+    "if old then\n"
+    "  local t = cmsgpack.unpack(old)\n"
+    "  for i = 1, #t, 2 do have[t[i] .. '\\0' .. t[i + 1]] = {t[i], t[i + 1]} end\n"
+    "end\n"
+    "for i = 1, #wl, 2 do\n"
+    "  local f, v = wl[i], wl[i + 1]\n"
+    "  if not have[f .. '\\0' .. v] and want[f .. '\\0' .. v] == '1' then\n"
+    "    local m = redis.call('ZRANGEBYLEX', P .. 'ix:' .. coll .. ':' .. f,\n"
+    "                         '[' .. v .. '\\0', '(' .. v .. '\\1', 'LIMIT', 0, 2)\n"
+    "    for _, x in ipairs(m) do if x ~= v .. '\\0' .. id then return -1 end end\n"
+    "  end\n"
+    "end\n"
+    "for k, r in pairs(have) do\n"
+    "  if not want[k] then\n"
+    "    redis.call('ZREM', P .. 'ix:' .. coll .. ':' .. r[1], r[2] .. '\\0' .. id)\n"
+    "  end\n"
+    "end\n"
+    "for i = 1, #wl, 2 do\n"
+    "  if not have[wl[i] .. '\\0' .. wl[i + 1]] then\n"
+    "    redis.call('ZADD', P .. 'ix:' .. coll .. ':' .. wl[i], 0, wl[i + 1] .. '\\0' .. id)\n"
+    "  end\n"
+    "end\n"
+    "if #wl > 0 then redis.call('HSET', xk, id, cmsgpack.pack(wl))\n"
+    "elseif old then redis.call('HDEL', xk, id) end\n"
+    "redis.call('HSET', dk, id, ARGV[4])\n"
+    "local rev = redis.call('INCR', P .. 'rev')\n"
+    "redis.call('ZADD', P .. 'dl:' .. coll, 0, id)\n"
+    "redis.call('ZADD', P .. 'dr:' .. coll, rev, id)\n"
+    "return rev\n",
+    ""};
+
+/* ARGV: prefix, coll, id. 1 if the document was there. */
+static struct redis_script doc_del_lua = {
+    "local P, coll, id = ARGV[1], ARGV[2], ARGV[3]\n"
+    "if redis.call('HDEL', P .. 'd:' .. coll, id) == 0 then return 0 end\n"
+    "local xk = P .. 'dx:' .. coll\n"
+    "local old = redis.call('HGET', xk, id)\n"
+    "if old then\n"
+    "  local t = cmsgpack.unpack(old)\n"
+    "  for i = 1, #t, 2 do\n"
+    "    redis.call('ZREM', P .. 'ix:' .. coll .. ':' .. t[i], t[i + 1] .. '\\0' .. id)\n"
+    "  end\n"
+    "  redis.call('HDEL', xk, id)\n"
+    "end\n"
+    "redis.call('ZREM', P .. 'dl:' .. coll, id)\n"
+    "redis.call('ZREM', P .. 'dr:' .. coll, id)\n"
+    "return 1\n",
+    ""};
+
+/* ARGV: prefix, coll, id, field, values...: a document gains its rows of
+ * an index defined after it was stored. */
+static struct redis_script idx_add_lua = {
+    "local P, coll, id, f = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
+    "local xk = P .. 'dx:' .. coll\n"
+    "local old = redis.call('HGET', xk, id)\n"
+    "local t = old and cmsgpack.unpack(old) or {}\n"
+    "local have = {}\n"
+    "for i = 1, #t, 2 do have[t[i] .. '\\0' .. t[i + 1]] = true end\n"
+    "for i = 5, #ARGV do\n"
+    "  if not have[f .. '\\0' .. ARGV[i]] then\n"
+    "    have[f .. '\\0' .. ARGV[i]] = true\n"
+    "    t[#t + 1] = f; t[#t + 1] = ARGV[i]\n"
+    "    redis.call('ZADD', P .. 'ix:' .. coll .. ':' .. f, 0, ARGV[i] .. '\\0' .. id)\n"
+    "  end\n"
+    "end\n"
+    "if #t > 0 then redis.call('HSET', xk, id, cmsgpack.pack(t)) end\n"
+    "return 1\n",
+    ""};
+
+/* ARGV: prefix, body, keys...: the seq given in each key, in order. */
+static struct redis_script seq_append_lua = {
+    "local P, out = ARGV[1], {}\n"
+    "for i = 3, #ARGV do\n"
+    "  local s = redis.call('INCR', P .. 'sh:' .. ARGV[i])\n"
+    "  redis.call('XADD', P .. 's:' .. ARGV[i], '0-' .. s, 'b', ARGV[2])\n"
+    "  out[#out + 1] = s\n"
+    "end\n"
+    "return out\n",
+    ""};
+
+/* ARGV: prefix, then (id, due, payload) per deadline. */
+static struct redis_script deadline_set_lua = {
+    "local P = ARGV[1]\n"
+    "for i = 2, #ARGV, 3 do\n"
+    "  redis.call('ZADD', P .. 'dlz', ARGV[i + 1], ARGV[i])\n"
+    "  redis.call('HSET', P .. 'dlb', ARGV[i], ARGV[i + 2])\n"
+    "end\n"
+    "return 1\n",
+    ""};
+
+/* ARGV: prefix, id. */
+static struct redis_script deadline_del_lua = {"redis.call('ZREM', ARGV[1] .. 'dlz', ARGV[2])\n"
+                                               "redis.call('HDEL', ARGV[1] .. 'dlb', ARGV[2])\n"
+                                               "return 1\n",
+                                               ""};
+
+static struct redis_script *const scripts[] = {
+    &doc_put_lua,      &doc_del_lua,   &idx_add_lua,     &seq_append_lua, &deadline_set_lua,
+    &deadline_del_lua, &rd_ts_log_lua, &rd_ts_chunk_lua, &rd_ts_trim_lua, &rd_ts_drop_lua,
+};
+
+/* ---- helpers ---- */
+
+/* A command begun with its verb. */
+void rd_cmd_start(struct redis_cmd *c, const char *verb)
+{
+    redis_cmd_init(c);
+    redis_cmd_str(c, verb);
+}
+
+/* The key PREFIX + a + b as a word of c. */
+void rd_cmd_key(struct redis_store *r, struct redis_cmd *c, const char *a, const char *b)
+{
+    char *k = g_strconcat(r->prefix, a, b, NULL);
+    redis_cmd_cat(c, "", k);
+    g_free(k);
+}
+
+/* Runs c and clears it; NULL on failure, including an error reply. */
+redisReply *rd_run(struct redis_store *r, struct redis_cmd *c)
+{
+    redisReply *rep = redis_link_run(r->link, c);
+    redis_cmd_clear(c);
+    if (rep && rep->type == REDIS_REPLY_ERROR) {
+        freeReplyObject(rep);
+        return NULL;
+    }
+    return rep;
+}
+
+redisReply *rd_script(struct redis_store *r, struct redis_script *s, struct redis_cmd *args)
+{
+    redisReply *rep = redis_link_script(r->link, s, args);
+    redis_cmd_clear(args);
+    if (rep && rep->type == REDIS_REPLY_ERROR) {
+        freeReplyObject(rep);
+        return NULL;
+    }
+    return rep;
+}
+
+/* Runs c, expecting any reply but an error. */
+int rd_run_ok(struct redis_store *r, struct redis_cmd *c)
+{
+    redisReply *rep = rd_run(r, c);
+    if (!rep)
+        return STORE_EIO;
+    freeReplyObject(rep);
+    return STORE_OK;
+}
+
+void rd_args_start(struct redis_store *r, struct redis_cmd *c)
+{
+    redis_cmd_init(c);
+    redis_cmd_str(c, r->prefix);
+}
+
+int rd_script_ok(struct redis_store *r, struct redis_script *s, struct redis_cmd *args)
+{
+    redisReply *rep = rd_script(r, s, args);
+    if (!rep)
+        return STORE_EIO;
+    freeReplyObject(rep);
+    return STORE_OK;
+}
+
+int64_t rd_reply_int(const redisReply *rep)
+{
+    if (rep->type == REDIS_REPLY_INTEGER)
+        return rep->integer;
+    if (rep->type == REDIS_REPLY_STRING)
+        return g_ascii_strtoll(rep->str, NULL, 10);
+    return 0;
+}
+
+/* ---- documents ---- */
+
+static bool has_index(struct redis_store *r, const char *coll)
+{
+    for (guint i = 0; i < r->indexes->len; i++)
+        if (strcmp(((struct idx *)g_ptr_array_index(r->indexes, i))->coll, coll) == 0)
+            return true;
+    return false;
+}
+
+struct values_ctx {
+    const struct idx *d;
+    struct redis_cmd *c;
+    bool rows;
+};
+
+static void add_value(json_t *value, void *ud)
+{
+    struct values_ctx *x = ud;
+    if (x->rows)
+        redis_cmd_str(x->c, x->d->field);
+    redis_cmd_bin(x->c, json_string_value(value), json_string_length(value));
+    if (x->rows)
+        redis_cmd_str(x->c, x->d->unique ? "1" : "0");
+}
+
+/* Appends to c the values doc has for index d: with rows, as (field,
+ * value, unique) triples; without, the values alone. */
+static void index_values(const struct idx *d, json_t *doc, struct redis_cmd *c, bool rows)
+{
+    struct values_ctx x = {d, c, rows};
+    store_index_values(doc, d->field, add_value, &x);
+}
+
+static bool backfill_one(const char *id, json_t *doc, void *ud);
+
+struct backfill {
+    struct redis_store *r;
+    const struct idx *d;
+    int rc;
+};
+
+static int rd_doc_list(struct store *st, const char *coll, store_doc_cb cb, void *ud);
+
+/* An index new to this store is filled from the documents already there,
+ * once; idxdefs remembers that it was. */
+static int rd_index_define(struct store *st, const char *coll, const char *field, bool unique)
+{
+    struct redis_store *r = R(st);
+    struct idx *d = g_new0(struct idx, 1);
+    d->coll = g_strdup(coll);
+    d->field = g_strdup(field);
+    d->unique = unique;
+    g_ptr_array_add(r->indexes, d);
+    char *member = g_strdup_printf("%s%c%s", coll, 0, field);
+    size_t mlen = strlen(coll) + 1 + strlen(field);
+    struct redis_cmd c;
+    rd_cmd_start(&c, "SISMEMBER");
+    rd_cmd_key(r, &c, "idxdefs", "");
+    redis_cmd_bin(&c, member, mlen);
+    redisReply *rep = rd_run(r, &c);
+    int rc = rep ? STORE_OK : STORE_EIO;
+    bool known = rep && rd_reply_int(rep) == 1;
+    if (rep)
+        freeReplyObject(rep);
+    if (rc == STORE_OK && !known) {
+        struct backfill b = {r, d, STORE_OK};
+        rc = rd_doc_list(st, coll, backfill_one, &b);
+        if (rc == STORE_OK)
+            rc = b.rc;
+        if (rc == STORE_OK) {
+            rd_cmd_start(&c, "SADD");
+            rd_cmd_key(r, &c, "idxdefs", "");
+            redis_cmd_bin(&c, member, mlen);
+            rc = rd_run_ok(r, &c);
+        }
+    }
+    g_free(member);
+    return rc;
+}
+
+static bool backfill_one(const char *id, json_t *doc, void *ud)
+{
+    struct backfill *b = ud;
+    struct redis_cmd c;
+    redis_cmd_init(&c);
+    redis_cmd_str(&c, b->r->prefix);
+    redis_cmd_str(&c, b->d->coll);
+    redis_cmd_str(&c, id);
+    redis_cmd_str(&c, b->d->field);
+    int fixed = c.n;
+    index_values(b->d, doc, &c, false);
+    if (c.n == fixed) {
+        redis_cmd_clear(&c);
+        return true;
+    }
+    redisReply *rep = rd_script(b->r, &idx_add_lua, &c);
+    if (!rep) {
+        b->rc = STORE_EIO;
+        return false;
+    }
+    freeReplyObject(rep);
+    return true;
+}
+
+static int rd_doc_put(struct store *st, const char *coll, const char *id, json_t *doc,
+                      bool create_only)
+{
+    struct redis_store *r = R(st);
+    char *body = jx_dump(doc);
+    if (!body)
+        return STORE_EIO;
+    struct redis_cmd c;
+    rd_args_start(r, &c);
+    redis_cmd_str(&c, coll);
+    redis_cmd_str(&c, id);
+    redis_cmd_str(&c, body);
+    redis_cmd_str(&c, create_only ? "1" : "0");
+    if (has_index(r, coll)) {
+        for (guint i = 0; i < r->indexes->len; i++) {
+            const struct idx *d = g_ptr_array_index(r->indexes, i);
+            if (strcmp(d->coll, coll) == 0)
+                index_values(d, doc, &c, true);
+        }
+    }
+    redisReply *rep = rd_script(r, &doc_put_lua, &c);
+    free(body);
+    if (!rep)
+        return STORE_EIO;
+    int rc = rd_reply_int(rep) < 0 ? STORE_ECONFLICT : STORE_OK;
+    freeReplyObject(rep);
+    return rc;
+}
+
+static int rd_doc_get(struct store *st, const char *coll, const char *id, json_t **out)
+{
+    struct redis_store *r = R(st);
+    struct redis_cmd c;
+    rd_cmd_start(&c, "HGET");
+    rd_cmd_key(r, &c, "d:", coll);
+    redis_cmd_str(&c, id);
+    redisReply *rep = rd_run(r, &c);
+    if (!rep)
+        return STORE_EIO;
+    int rc = STORE_ENOTFOUND;
+    if (rep->type == REDIS_REPLY_STRING) {
+        *out = jx_load(rep->str, rep->len);
+        rc = *out ? STORE_OK : STORE_EIO;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+static int rd_doc_delete(struct store *st, const char *coll, const char *id)
+{
+    struct redis_store *r = R(st);
+    struct redis_cmd c;
+    rd_args_start(r, &c);
+    redis_cmd_str(&c, coll);
+    redis_cmd_str(&c, id);
+    redisReply *rep = rd_script(r, &doc_del_lua, &c);
+    if (!rep)
+        return STORE_EIO;
+    int rc = rd_reply_int(rep) == 1 ? STORE_OK : STORE_ENOTFOUND;
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* Calls cb with the bodies of the n ids (HMGET d:coll), skipping those
+ * deleted meanwhile. *stop is set when cb says so. */
+static int each_body(struct redis_store *r, const char *coll, char *const *ids, const size_t *lens,
+                     size_t n, store_doc_cb cb, void *ud, bool *stop)
+{
+    if (n == 0)
+        return STORE_OK;
+    struct redis_cmd c;
+    rd_cmd_start(&c, "HMGET");
+    rd_cmd_key(r, &c, "d:", coll);
+    for (size_t i = 0; i < n; i++)
+        redis_cmd_bin(&c, ids[i], lens[i]);
+    redisReply *rep = rd_run(r, &c);
+    if (!rep)
+        return STORE_EIO;
+    int rc = rep->type == REDIS_REPLY_ARRAY && rep->elements == n ? STORE_OK : STORE_EIO;
+    for (size_t i = 0; rc == STORE_OK && i < n && !*stop; i++) {
+        const redisReply *b = rep->element[i];
+        if (b->type != REDIS_REPLY_STRING)
+            continue;
+        json_t *doc = jx_load(b->str, b->len);
+        if (!doc)
+            continue;
+        char *id = g_strndup(ids[i], lens[i]);
+        if (!cb(id, doc, ud))
+            *stop = true;
+        g_free(id);
+        json_decref(doc);
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* Pages through the members of a lexically ordered zset key from min to
+ * max ("[x"/"(x"/"-"/"+"), RD_PAGE at a time; each member, cut at cut (a
+ * NUL for index rows, or not at all with cut < 0) down to the part after
+ * it, names a document of coll given to cb. */
+static int each_lex(struct redis_store *r, const char *key, const char *min, size_t minlen,
+                    const char *max, size_t maxlen, bool after_nul, const char *coll,
+                    store_doc_cb cb, void *ud)
+{
+    GString *from = g_string_new_len(min, (gssize)minlen);
+    int rc = STORE_OK;
+    bool stop = false;
+    while (rc == STORE_OK && !stop) {
+        struct redis_cmd c;
+        rd_cmd_start(&c, "ZRANGEBYLEX");
+        redis_cmd_str(&c, key);
+        redis_cmd_bin(&c, from->str, from->len);
+        redis_cmd_bin(&c, max, maxlen);
+        redis_cmd_str(&c, "LIMIT");
+        redis_cmd_str(&c, "0");
+        redis_cmd_i64(&c, RD_PAGE);
+        redisReply *rep = rd_run(r, &c);
+        if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+            rc = STORE_EIO;
+            if (rep)
+                freeReplyObject(rep);
+            break;
+        }
+        size_t n = rep->elements;
+        char **ids = g_new(char *, n + 1);
+        size_t *lens = g_new(size_t, n + 1);
+        for (size_t i = 0; i < n; i++) {
+            const redisReply *m = rep->element[i];
+            const char *nul = after_nul ? memchr(m->str, 0, m->len) : NULL;
+            ids[i] = nul ? (char *)nul + 1 : m->str;
+            lens[i] = nul ? m->len - (size_t)(nul + 1 - m->str) : m->len;
+        }
+        rc = each_body(r, coll, ids, lens, n, cb, ud, &stop);
+        if (n == RD_PAGE) {
+            const redisReply *last = rep->element[n - 1];
+            g_string_assign(from, "(");
+            g_string_append_len(from, last->str, (gssize)last->len);
+        } else {
+            stop = true;
+        }
+        g_free(ids);
+        g_free(lens);
+        freeReplyObject(rep);
+    }
+    g_string_free(from, TRUE);
+    return rc;
+}
+
+static int rd_doc_list(struct store *st, const char *coll, store_doc_cb cb, void *ud)
+{
+    struct redis_store *r = R(st);
+    char *key = g_strconcat(r->prefix, "dl:", coll, NULL);
+    int rc = each_lex(r, key, "-", 1, "+", 1, false, coll, cb, ud);
+    g_free(key);
+    return rc;
+}
+
+static int rd_index_find(struct store *st, const char *coll, const char *field, const char *value,
+                         bool prefix, store_doc_cb cb, void *ud)
+{
+    struct redis_store *r = R(st);
+    char *key = g_strconcat(r->prefix, "ix:", coll, ":", field, NULL);
+    size_t vlen = strlen(value);
+    /* exact: [VALUE\0 .. (VALUE\1; prefix: [VALUE .. (VALUE\xff (no UTF-8
+     * byte is 0xff, so every string that starts with VALUE is below it) */
+    GString *min = g_string_new("[");
+    g_string_append_len(min, value, (gssize)vlen);
+    GString *max = g_string_new("(");
+    g_string_append_len(max, value, (gssize)vlen);
+    if (!prefix)
+        g_string_append_c(min, '\0');
+    g_string_append_c(max, prefix ? '\xff' : '\1');
+    int rc = each_lex(r, key, min->str, min->len, max->str, max->len, true, coll, cb, ud);
+    g_string_free(min, TRUE);
+    g_string_free(max, TRUE);
+    g_free(key);
+    return rc;
+}
+
+static int rd_doc_changes(struct store *st, const char *coll, int64_t after_rev, int64_t *last_rev,
+                          store_doc_cb cb, void *ud)
+{
+    struct redis_store *r = R(st);
+    int64_t from = after_rev;
+    int rc = STORE_OK;
+    bool stop = false;
+    while (rc == STORE_OK && !stop) {
+        struct redis_cmd c;
+        rd_cmd_start(&c, "ZRANGEBYSCORE");
+        rd_cmd_key(r, &c, "dr:", coll);
+        char *min = g_strdup_printf("(%" G_GINT64_FORMAT, (gint64)from);
+        redis_cmd_str(&c, min);
+        redis_cmd_str(&c, "+inf");
+        redis_cmd_str(&c, "WITHSCORES");
+        redis_cmd_str(&c, "LIMIT");
+        redis_cmd_str(&c, "0");
+        redis_cmd_i64(&c, RD_PAGE);
+        redisReply *rep = rd_run(r, &c);
+        g_free(min);
+        if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements % 2) {
+            rc = STORE_EIO;
+            if (rep)
+                freeReplyObject(rep);
+            break;
+        }
+        size_t n = rep->elements / 2;
+        for (size_t i = 0; i < n && rc == STORE_OK && !stop; i++) {
+            const redisReply *m = rep->element[2 * i];
+            from = rd_reply_int(rep->element[2 * i + 1]);
+            if (last_rev)
+                *last_rev = from;
+            char *id = m->str;
+            size_t len = m->len;
+            rc = each_body(r, coll, &id, &len, 1, cb, ud, &stop);
+        }
+        if (n < RD_PAGE)
+            stop = true;
+        freeReplyObject(rep);
+    }
+    if (last_rev && *last_rev < after_rev)
+        *last_rev = after_rev;
+    return rc;
+}
+
+/* ---- sequences ---- */
+
+static int seq_append(struct redis_store *r, const char *const *keys, int n, json_t *item,
+                      int64_t *seqs_out)
+{
+    char *body = jx_dump(item);
+    if (!body)
+        return STORE_EIO;
+    struct redis_cmd c;
+    rd_args_start(r, &c);
+    redis_cmd_str(&c, body);
+    for (int i = 0; i < n; i++)
+        redis_cmd_str(&c, keys[i]);
+    redisReply *rep = rd_script(r, &seq_append_lua, &c);
+    free(body);
+    if (!rep)
+        return STORE_EIO;
+    int rc = rep->type == REDIS_REPLY_ARRAY && rep->elements == (size_t)n ? STORE_OK : STORE_EIO;
+    for (int i = 0; rc == STORE_OK && i < n; i++)
+        if (seqs_out)
+            seqs_out[i] = rd_reply_int(rep->element[i]);
+    freeReplyObject(rep);
+    return rc;
+}
+
+static int rd_seq_append(struct store *st, const char *key, json_t *item, int64_t *seq_out)
+{
+    return seq_append(R(st), &key, 1, item, seq_out);
+}
+
+static int rd_seq_append_many(struct store *st, const char *const *keys, int n, json_t *item,
+                              int64_t *seqs_out)
+{
+    return seq_append(R(st), keys, n, item, seqs_out);
+}
+
+static int rd_seq_last(struct store *st, const char *key, int64_t *seq_out)
+{
+    struct redis_store *r = R(st);
+    struct redis_cmd c;
+    rd_cmd_start(&c, "GET");
+    rd_cmd_key(r, &c, "sh:", key);
+    redisReply *rep = rd_run(r, &c);
+    if (!rep)
+        return STORE_EIO;
+    *seq_out = rep->type == REDIS_REPLY_STRING ? rd_reply_int(rep) : 0;
+    freeReplyObject(rep);
+    return STORE_OK;
+}
+
+/* The seq of a stream entry id "0-SEQ". */
+int64_t rd_entry_seq(const redisReply *id)
+{
+    const char *dash = id->type == REDIS_REPLY_STRING ? strchr(id->str, '-') : NULL;
+    return dash ? g_ascii_strtoll(dash + 1, NULL, 10) : -1;
+}
+
+/* The value of field name in a stream entry's field list, or NULL. */
+const redisReply *rd_entry_field(const redisReply *fields, const char *name)
+{
+    if (fields->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    for (size_t i = 0; i + 1 < fields->elements; i += 2)
+        if (fields->element[i]->type == REDIS_REPLY_STRING &&
+            strcmp(fields->element[i]->str, name) == 0)
+            return fields->element[i + 1];
+    return NULL;
+}
+
+static int rd_seq_range(struct store *st, const char *key, int64_t after_seq, int limit,
+                        bool newest_first, store_seq_cb cb, void *ud)
+{
+    struct redis_store *r = R(st);
+    int got = 0, rc = STORE_OK;
+    bool stop = false;
+    /* oldest first: from (after, +]; newest first: from [+ down to (after */
+    int64_t bound = newest_first ? INT64_MAX : after_seq;
+    while (rc == STORE_OK && !stop) {
+        int want = limit > 0 ? MIN(RD_PAGE, limit - got) : RD_PAGE;
+        struct redis_cmd c;
+        rd_cmd_start(&c, newest_first ? "XREVRANGE" : "XRANGE");
+        rd_cmd_key(r, &c, "s:", key);
+        char *lo = g_strdup_printf("(0-%" G_GINT64_FORMAT, (gint64)after_seq);
+        char *hi = bound == INT64_MAX ? g_strdup("+")
+                                      : g_strdup_printf("(0-%" G_GINT64_FORMAT, (gint64)bound);
+        redis_cmd_str(&c, newest_first ? hi : lo);
+        redis_cmd_str(&c, newest_first ? lo : "+");
+        redis_cmd_str(&c, "COUNT");
+        redis_cmd_i64(&c, want);
+        redisReply *rep = rd_run(r, &c);
+        g_free(lo);
+        g_free(hi);
+        if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+            rc = STORE_EIO;
+            if (rep)
+                freeReplyObject(rep);
+            break;
+        }
+        for (size_t i = 0; i < rep->elements && !stop; i++) {
+            const redisReply *e = rep->element[i];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+                continue;
+            int64_t seq = rd_entry_seq(e->element[0]);
+            const redisReply *b = rd_entry_field(e->element[1], "b");
+            json_t *item = b && b->type == REDIS_REPLY_STRING ? jx_load(b->str, b->len) : NULL;
+            bound = seq;
+            if (!item)
+                continue;
+            got++;
+            if (!cb(seq, item, ud))
+                stop = true;
+            json_decref(item);
+        }
+        if ((int)rep->elements < want || (limit > 0 && got >= limit))
+            stop = true;
+        if (!newest_first)
+            after_seq = bound; /* the next page starts after the last entry */
+        freeReplyObject(rep);
+    }
+    return rc;
+}
+
+static int rd_seq_trim(struct store *st, const char *key, int64_t upto_seq)
+{
+    struct redis_store *r = R(st);
+    if (upto_seq < 0)
+        return STORE_OK;
+    struct redis_cmd c;
+    rd_cmd_start(&c, "XTRIM");
+    rd_cmd_key(r, &c, "s:", key);
+    redis_cmd_str(&c, "MINID");
+    char *min = g_strdup_printf("0-%" G_GINT64_FORMAT, (gint64)upto_seq + 1);
+    redis_cmd_str(&c, min);
+    int rc = rd_run_ok(r, &c);
+    g_free(min);
+    return rc;
+}
+
+/* ---- deadlines, values, counters ---- */
+
+static int rd_deadline_set_many(struct store *st, const char *const *ids, int n,
+                                const int64_t *due_ms, json_t *const *payloads)
+{
+    struct redis_store *r = R(st);
+    struct redis_cmd c;
+    rd_args_start(r, &c);
+    char **bodies = g_new0(char *, n);
+    int rc = STORE_OK;
+    for (int i = 0; i < n; i++) {
+        bodies[i] = jx_dump(payloads[i]);
+        if (!bodies[i])
+            rc = STORE_EIO;
+        redis_cmd_str(&c, ids[i]);
+        redis_cmd_i64(&c, due_ms[i]);
+        redis_cmd_str(&c, bodies[i] ? bodies[i] : "");
+    }
+    if (rc == STORE_OK) {
+        redisReply *rep = rd_script(r, &deadline_set_lua, &c);
+        rc = rep ? STORE_OK : STORE_EIO;
+        if (rep)
+            freeReplyObject(rep);
+    } else {
+        redis_cmd_clear(&c);
+    }
+    for (int i = 0; i < n; i++)
+        free(bodies[i]);
+    g_free(bodies);
+    return rc;
+}
+
+static int rd_deadline_set(struct store *st, const char *id, int64_t due_ms, json_t *payload)
+{
+    return rd_deadline_set_many(st, &id, 1, &due_ms, &payload);
+}
+
+static int rd_deadline_delete(struct store *st, const char *id)
+{
+    struct redis_store *r = R(st);
+    struct redis_cmd c;
+    rd_args_start(r, &c);
+    redis_cmd_str(&c, id);
+    return rd_script_ok(r, &deadline_del_lua, &c);
+}
+
+static int rd_deadline_due(struct store *st, int64_t now_ms, int limit, store_deadline_cb cb,
+                           void *ud)
+{
+    struct redis_store *r = R(st);
+    struct redis_cmd c;
+    rd_cmd_start(&c, "ZRANGEBYSCORE");
+    rd_cmd_key(r, &c, "dlz", "");
+    redis_cmd_str(&c, "-inf");
+    redis_cmd_i64(&c, now_ms);
+    redis_cmd_str(&c, "WITHSCORES");
+    if (limit > 0) {
+        redis_cmd_str(&c, "LIMIT");
+        redis_cmd_str(&c, "0");
+        redis_cmd_i64(&c, limit);
+    }
+    redisReply *due = rd_run(r, &c);
+    if (!due || due->type != REDIS_REPLY_ARRAY || due->elements % 2) {
+        if (due)
+            freeReplyObject(due);
+        return STORE_EIO;
+    }
+    size_t n = due->elements / 2;
+    int rc = STORE_OK;
+    if (n > 0) {
+        rd_cmd_start(&c, "HMGET");
+        rd_cmd_key(r, &c, "dlb", "");
+        for (size_t i = 0; i < n; i++)
+            redis_cmd_bin(&c, due->element[2 * i]->str, due->element[2 * i]->len);
+        redisReply *bodies = rd_run(r, &c);
+        if (!bodies || bodies->type != REDIS_REPLY_ARRAY || bodies->elements != n)
+            rc = STORE_EIO;
+        for (size_t i = 0; rc == STORE_OK && i < n; i++) {
+            const redisReply *b = bodies->element[i];
+            json_t *payload = b->type == REDIS_REPLY_STRING ? jx_load(b->str, b->len) : NULL;
+            if (!payload)
+                continue;
+            bool go_on =
+                cb(due->element[2 * i]->str, rd_reply_int(due->element[2 * i + 1]), payload, ud);
+            json_decref(payload);
+            if (!go_on)
+                break;
+        }
+        if (bodies)
+            freeReplyObject(bodies);
+    }
+    freeReplyObject(due);
+    return rc;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int rd_kv_set(struct store *st, const char *key, const char *value, int64_t expire_at_ms)
+{
+    struct redis_store *r = R(st);
+    struct redis_cmd c;
+    if (expire_at_ms != 0 && expire_at_ms <= wall_ms()) {
+        rd_cmd_start(&c, "DEL"); /* already expired: as if set, then gone */
+        rd_cmd_key(r, &c, "kv:", key);
+        return rd_run_ok(r, &c);
+    }
+    rd_cmd_start(&c, "SET");
+    rd_cmd_key(r, &c, "kv:", key);
+    redis_cmd_str(&c, value);
+    if (expire_at_ms) {
+        redis_cmd_str(&c, "PXAT");
+        redis_cmd_i64(&c, expire_at_ms);
+    }
+    return rd_run_ok(r, &c);
+}
+
+static int rd_kv_get(struct store *st, const char *key, char **value_out)
+{
+    struct redis_store *r = R(st);
+    struct redis_cmd c;
+    rd_cmd_start(&c, "GET");
+    rd_cmd_key(r, &c, "kv:", key);
+    redisReply *rep = rd_run(r, &c);
+    if (!rep)
+        return STORE_EIO;
+    int rc = rep->type == REDIS_REPLY_STRING ? STORE_OK : STORE_ENOTFOUND;
+    if (rc == STORE_OK && value_out)
+        *value_out = g_strndup(rep->str, rep->len);
+    freeReplyObject(rep);
+    return rc;
+}
+
+static int rd_kv_delete(struct store *st, const char *key)
+{
+    struct redis_store *r = R(st);
+    struct redis_cmd c;
+    rd_cmd_start(&c, "DEL");
+    rd_cmd_key(r, &c, "kv:", key);
+    return rd_run_ok(r, &c);
+}
+
+static int rd_kv_purge_expired(struct store *st, int64_t now_ms)
+{
+    (void)st; /* Redis expires keys itself */
+    (void)now_ms;
+    return STORE_OK;
+}
+
+static int rd_counter_incr(struct store *st, const char *name, int64_t by, int64_t *value_out)
+{
+    struct redis_store *r = R(st);
+    struct redis_cmd c;
+    rd_cmd_start(&c, "INCRBY");
+    rd_cmd_key(r, &c, "c:", name);
+    redis_cmd_i64(&c, by);
+    redisReply *rep = rd_run(r, &c);
+    if (!rep)
+        return STORE_EIO;
+    if (value_out)
+        *value_out = rd_reply_int(rep);
+    freeReplyObject(rep);
+    return STORE_OK;
+}
+
+/* ---- the store ---- */
+
+static int rd_flush(struct store *st)
+{
+    (void)st;
+    return STORE_OK;
+}
+
+static void idx_free(gpointer p)
+{
+    struct idx *d = p;
+    g_free(d->coll);
+    g_free(d->field);
+    g_free(d);
+}
+
+static void rd_close(struct store *st)
+{
+    struct redis_store *r = R(st);
+    redis_link_free(r->link);
+    g_ptr_array_free(r->indexes, TRUE);
+    g_free(r->prefix);
+    g_free(r);
+}
+
+static const struct store_ops redis_ops = {
+    .close = rd_close,
+    .flush = rd_flush,
+    .index_define = rd_index_define,
+    .doc_put = rd_doc_put,
+    .doc_get = rd_doc_get,
+    .doc_delete = rd_doc_delete,
+    .doc_list = rd_doc_list,
+    .index_find = rd_index_find,
+    .doc_changes = rd_doc_changes,
+    .seq_append = rd_seq_append,
+    .seq_range = rd_seq_range,
+    .seq_trim = rd_seq_trim,
+    .seq_last = rd_seq_last,
+    .seq_append_many = rd_seq_append_many,
+    .deadline_set = rd_deadline_set,
+    .deadline_set_many = rd_deadline_set_many,
+    .deadline_delete = rd_deadline_delete,
+    .deadline_due = rd_deadline_due,
+    .kv_set = rd_kv_set,
+    .kv_get = rd_kv_get,
+    .kv_delete = rd_kv_delete,
+    .kv_purge_expired = rd_kv_purge_expired,
+    .counter_incr = rd_counter_incr,
+    .ts_log_append = rd_ts_log_append,
+    .ts_log_each = rd_ts_log_each,
+    .ts_log_trim = rd_ts_log_trim,
+    .ts_chunk_put = rd_ts_chunk_put,
+    .ts_chunk_range = rd_ts_chunk_range,
+    .ts_chunk_trim_before = rd_ts_chunk_trim_before,
+    .ts_drop = rd_ts_drop,
+    .ts_latest_each = rd_ts_latest_each,
+};
+
+struct store *store_open_redis(const char *url, const char *prefix, char **err)
+{
+    static gsize scripts_ready;
+    if (g_once_init_enter(&scripts_ready)) {
+        for (size_t i = 0; i < G_N_ELEMENTS(scripts); i++)
+            redis_script_init(scripts[i]);
+        g_once_init_leave(&scripts_ready, 1);
+    }
+    struct redis_url u;
+    if (redis_url_parse(url, &u, err) != 0)
+        return NULL;
+    char *where = redis_url_describe(&u);
+    struct redis_store *r = g_new0(struct redis_store, 1);
+    r->base.ops = &redis_ops;
+    r->link = redis_link_new(&u, 2000);
+    r->prefix = g_strdup(prefix && *prefix ? prefix : "yjt:");
+    r->indexes = g_ptr_array_new_with_free_func(idx_free);
+    if (redis_link_connect(r->link) != 0) {
+        *err = g_strdup_printf("cannot reach Redis at %s: %s", where, redis_link_error(r->link));
+        g_free(where);
+        rd_close(&r->base);
+        return NULL;
+    }
+    g_free(where);
+    return &r->base;
+}

@@ -1,0 +1,63 @@
+/* Internals of the Redis store backend shared by its files: the store
+ * struct and the command helpers. Only store_redis*.c include this. */
+#ifndef YJT_STORE_REDIS_H
+#define YJT_STORE_REDIS_H
+
+#include "records/redis_link.h"
+#include "records/store.h"
+
+#include <glib.h>
+
+#define RD_PAGE 500
+
+struct idx {
+    char *coll, *field;
+    bool unique;
+};
+
+struct redis_store {
+    struct store base;
+    struct redis_link *link;
+    char *prefix;
+    GPtrArray *indexes; /* struct idx* */
+};
+
+static inline struct redis_store *R(struct store *st)
+{
+    return (struct redis_store *)st;
+}
+
+/* A command begun with its verb. */
+void rd_cmd_start(struct redis_cmd *c, const char *verb);
+/* The key PREFIX + a + b as a word of c. */
+void rd_cmd_key(struct redis_store *r, struct redis_cmd *c, const char *a, const char *b);
+/* A script's arguments begun with the key prefix. */
+void rd_args_start(struct redis_store *r, struct redis_cmd *c);
+/* Run c (clearing it): the reply, or NULL on failure (an error reply
+ * counts as one). */
+redisReply *rd_run(struct redis_store *r, struct redis_cmd *c);
+redisReply *rd_script(struct redis_store *r, struct redis_script *s, struct redis_cmd *args);
+/* The same, when only success matters: STORE_OK or STORE_EIO. */
+int rd_run_ok(struct redis_store *r, struct redis_cmd *c);
+int rd_script_ok(struct redis_store *r, struct redis_script *s, struct redis_cmd *args);
+int64_t rd_reply_int(const redisReply *rep);
+/* The number after the dash of a stream entry id "0-N", or -1. */
+int64_t rd_entry_seq(const redisReply *id);
+/* The value of field name in a stream entry's field list, or NULL. */
+const redisReply *rd_entry_field(const redisReply *fields, const char *name);
+
+/* Time series (store_redis_ts.c). */
+extern struct redis_script rd_ts_log_lua, rd_ts_chunk_lua, rd_ts_trim_lua, rd_ts_drop_lua;
+int rd_ts_log_append(struct store *st, int64_t seen, const struct store_ts_point *pts, int n,
+                     int64_t *id_out);
+int rd_ts_log_each(struct store *st, int64_t after_id, store_ts_log_cb cb, void *ud);
+int rd_ts_log_trim(struct store *st, int64_t upto_id);
+int rd_ts_chunk_put(struct store *st, int64_t key, const struct store_ts_sample *pts, int n,
+                    const struct store_ts_point *latest, int64_t log_upto);
+int rd_ts_chunk_range(struct store *st, int64_t key, int64_t from_ms, int64_t to_ms,
+                      store_ts_chunk_cb cb, void *ud);
+int rd_ts_chunk_trim_before(struct store *st, int64_t before_ms, int limit, int64_t *deleted);
+int rd_ts_drop(struct store *st, int64_t key);
+int rd_ts_latest_each(struct store *st, store_ts_latest_cb cb, void *ud);
+
+#endif
