@@ -35,6 +35,8 @@ struct key {
 static const struct key keys[] = {
     {"listen", K_LISTEN, 0, 0, 0},
     STR_KEY(data_dir),
+    STR_KEY(redis),
+    STR_KEY(redis_prefix),
     STR_KEY(tls_cert),
     STR_KEY(tls_key),
     STR_KEY(log_level),
@@ -127,6 +129,8 @@ static void defaults(struct config *c)
     c->listen_host = g_strdup("127.0.0.1");
     c->listen_port = 8080;
     c->data_dir = g_strdup("./data");
+    c->redis = g_strdup("");
+    c->redis_prefix = g_strdup("yjt:");
     c->log_level = g_strdup("info");
     c->token_ttl_s = 12 * 3600;
     c->lockout_after = 5;
@@ -302,6 +306,8 @@ static void usage(void)
     printf("usage: yjtd [options]\n"
            "  --listen HOST:PORT     address to serve HTTP and WebSocket on (127.0.0.1:8080)\n"
            "  --data-dir DIR         where the store lives (./data)\n"
+           "  --redis URL            keep the store in Redis instead (redis://HOST:PORT[/DB],\n"
+           "                         redis+unix://PATH, redis-sentinel://HOST:PORT,.../MASTER)\n"
            "  --config FILE          INI file with a [yjtd] group of the same keys\n"
            "  --demo                 load the demo data set (prints the demo passwords)\n"
            "  --tls-cert FILE --tls-key FILE   serve HTTPS/WSS on the same port\n"
@@ -315,7 +321,7 @@ static const char *option_key(const char *opt)
 {
     static const char *const map[][2] = {
         {"--listen", "listen"},   {"--data-dir", "data_dir"},   {"--tls-cert", "tls_cert"},
-        {"--tls-key", "tls_key"}, {"--log-level", "log_level"},
+        {"--tls-key", "tls_key"}, {"--log-level", "log_level"}, {"--redis", "redis"},
     };
     for (size_t i = 0; i < G_N_ELEMENTS(map); i++)
         if (strcmp(opt, map[i][0]) == 0)
@@ -479,6 +485,8 @@ void config_free(struct config *c)
 {
     g_free(c->listen_host);
     g_free(c->data_dir);
+    g_free(c->redis);
+    g_free(c->redis_prefix);
     g_free(c->tls_cert);
     g_free(c->tls_key);
     g_free(c->log_level);

@@ -11,6 +11,8 @@ struct config {
     char *listen_host;
     int listen_port;
     char *data_dir;
+    char *redis;        /* the store's Redis address; empty: SQLite in data_dir */
+    char *redis_prefix; /* every Redis key starts with this */
     char *tls_cert;
     char *tls_key;
     char *log_level;

@@ -16,6 +16,7 @@
 #include "push/notice.h"
 #include "push/presence.h"
 #include "push/reminders.h"
+#include "records/redis_link.h"
 #include "records/account_cache.h"
 #include "records/commitment_due.h"
 #include "records/reading.h"
@@ -378,21 +379,42 @@ int main(int argc, char **argv)
                  server.cfg.test_clock);
 
     int exit_code = 1;
-    server.store = records_open(server.cfg.data_dir, &err);
+    server.store =
+        records_open(server.cfg.data_dir, server.cfg.redis, server.cfg.redis_prefix, &err);
     if (!server.store) {
         log_error("main", "%s", err);
         g_free(err);
         config_free(&server.cfg);
         return 1;
     }
+    if (server.cfg.redis[0]) {
+        struct redis_url u;
+        char *why = NULL;
+        if (redis_url_parse(server.cfg.redis, &u, &why) == 0) {
+            char *where = redis_url_describe(&u);
+            log_info("main", "store on Redis at %s, keys under \"%s\"", where,
+                     server.cfg.redis_prefix);
+            g_free(where);
+            redis_url_clear(&u);
+        }
+        g_free(why);
+    }
     commit_init();
     bizdate_set_zone(server.cfg.business_tz);
-    char *key_path = g_build_filename(server.cfg.data_dir, "token.key", NULL);
-    rc = token_key_load(key_path, server.token_key);
-    g_free(key_path);
-    if (rc < 0) {
-        log_error("main", "cannot read or create the token key in %s", server.cfg.data_dir);
-        goto out_store;
+    if (server.cfg.redis[0]) {
+        rc = token_key_load_store(server.store, server.token_key);
+        if (rc < 0) {
+            log_error("main", "cannot read or create the token key in the store");
+            goto out_store;
+        }
+    } else {
+        char *key_path = g_build_filename(server.cfg.data_dir, "token.key", NULL);
+        rc = token_key_load(key_path, server.token_key);
+        g_free(key_path);
+        if (rc < 0) {
+            log_error("main", "cannot read or create the token key in %s", server.cfg.data_dir);
+            goto out_store;
+        }
     }
     if (server.cfg.demo &&
         demo_load(server.store, server.cfg.data_dir, server.cfg.hash_iterations) < 0)

@@ -48,7 +48,7 @@ static const char *opt(struct opts *o, const char *name)
 
 static int usage(void)
 {
-    fputs("usage: yjtctl --data-dir DIR COMMAND ...\n"
+    fputs("usage: yjtctl [--data-dir DIR | --redis URL [--redis-prefix P]] COMMAND ...\n"
           "  user add --username U --password P --role gov|corp|trs|admin --org ORG\n"
           "           [--count N: load-test accounts U0 .. U<N-1>]\n"
           "           [--position POS] [--display-name NAME] [--phone PHONE]\n"
@@ -358,10 +358,17 @@ static int run(struct store *st, const char *noun, const char *verb, struct opts
 
 int main(int argc, char **argv)
 {
-    const char *data_dir = "./data";
+    const char *data_dir = "./data", *redis = NULL, *redis_prefix = NULL;
     int i = 1;
-    if (i + 1 < argc && strcmp(argv[i], "--data-dir") == 0) {
-        data_dir = argv[i + 1];
+    for (;;) {
+        if (i + 1 < argc && strcmp(argv[i], "--data-dir") == 0)
+            data_dir = argv[i + 1];
+        else if (i + 1 < argc && strcmp(argv[i], "--redis") == 0)
+            redis = argv[i + 1];
+        else if (i + 1 < argc && strcmp(argv[i], "--redis-prefix") == 0)
+            redis_prefix = argv[i + 1];
+        else
+            break;
         i += 2;
     }
     if (argc - i < 2)
@@ -384,7 +391,7 @@ int main(int argc, char **argv)
             i++;
     }
     char *err = NULL;
-    struct store *st = records_open(data_dir, &err);
+    struct store *st = records_open(data_dir, redis, redis_prefix, &err);
     if (!st) {
         fprintf(stderr, "yjtctl: %s\n", err);
         g_free(err);

@@ -40,6 +40,20 @@ STOP_TIMEOUT = 10.0
 CTL_TIMEOUT = 60.0
 # yjtctl reads its PBKDF2 iteration count from the environment.
 CTL_HASH_ITERATIONS = "1000"
+# With YJT_TEST_REDIS set (tests/unit/with_redis.sh sets it), every server
+# keeps its store on that Redis server, under a key prefix of its own data
+# directory, and yjtctl writes there too.
+REDIS_URL = os.environ.get("YJT_TEST_REDIS") or None
+
+
+# Tests that look into the SQLite file, or at what only its group commit does.
+sqlite_only = pytest.mark.skipif(REDIS_URL is not None, reason="about the SQLite store")
+
+
+def redis_prefix(data_dir):
+    """The Redis key prefix of the server whose data directory this is."""
+    import hashlib
+    return "t" + hashlib.sha1(str(Path(data_dir).resolve()).encode()).hexdigest()[:16] + ":"
 
 
 # --------------------------------------------------------------------------
@@ -442,6 +456,8 @@ class Server:
         # before yjtd binds it; yjtd then stops, and start() tries another.
         self.port_picked = port is None and cli_listen
         self.settings = dict(DEFAULT_SETTINGS)
+        if REDIS_URL:
+            self.settings.update({"redis": REDIS_URL, "redis_prefix": redis_prefix(data_dir)})
         self.settings.update({k: str(v) for k, v in (settings or {}).items()})
         self.tls = tls  # (cert, key) or None
         self.demo = demo
@@ -592,7 +608,10 @@ class Server:
 
     # -- yjtctl
     def ctl(self, *args, check=False, timeout=CTL_TIMEOUT):
-        cmd = [YJTCTL, "--data-dir", str(self.data_dir)] + [str(a) for a in args]
+        cmd = [YJTCTL, "--data-dir", str(self.data_dir)]
+        if REDIS_URL:
+            cmd += ["--redis", REDIS_URL, "--redis-prefix", redis_prefix(self.data_dir)]
+        cmd += [str(a) for a in args]
         env = dict(os.environ)
         env.setdefault("YJT_HASH_ITERATIONS", CTL_HASH_ITERATIONS)
         cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)

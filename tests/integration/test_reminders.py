@@ -7,7 +7,7 @@ import json
 import sqlite3
 import time
 
-from conftest import assert_error, user
+from conftest import assert_error, sqlite_only, user
 from pushlib import OPS
 from test_commitments import filing
 
@@ -122,6 +122,7 @@ def test_down_past_the_cutoff_skips_and_goes_on_tomorrow(server):
     assert reminders(srv, "p1") == [("commitment.0830", "2026-12-02")]
 
 
+@sqlite_only
 def test_crash_after_sending_never_sends_twice(server):
     srv = start(server, "08:29:58")
     deadline = time.monotonic() + 8
