@@ -2,9 +2,13 @@
 #include "media/ice_agent.h"
 
 #include <agent.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define COMPONENT 1
+/* The longest candidate line taken from a peer, and its most fields. */
+#define CANDIDATE_MAX 1024
+#define CANDIDATE_FIELDS 64
 
 struct ice_agent {
     NiceAgent *agent;
@@ -14,12 +18,37 @@ struct ice_agent {
     void *ud;
     enum ice_agent_state reported;
     bool connected;
+    enum ice_agent_tcp tcp;
 };
+
+/* The TCP candidates this agent announces (its own) and takes (the
+ * peer's): passive and active ones for an agent that accepts, the other
+ * way round for one that connects. */
+static NiceCandidateTransport own_tcp(const struct ice_agent *a)
+{
+    return a->tcp == ICE_AGENT_TCP_ACCEPT ? NICE_CANDIDATE_TRANSPORT_TCP_PASSIVE
+                                          : NICE_CANDIDATE_TRANSPORT_TCP_ACTIVE;
+}
+
+static NiceCandidateTransport peer_tcp(const struct ice_agent *a)
+{
+    return a->tcp == ICE_AGENT_TCP_ACCEPT ? NICE_CANDIDATE_TRANSPORT_TCP_ACTIVE
+                                          : NICE_CANDIDATE_TRANSPORT_TCP_PASSIVE;
+}
+
+/* Whether a candidate of that transport is used, given the side it is
+ * from. */
+static bool wanted(const struct ice_agent *a, NiceCandidateTransport t, bool own)
+{
+    if (t == NICE_CANDIDATE_TRANSPORT_UDP)
+        return true;
+    return a->tcp != ICE_AGENT_TCP_OFF && t == (own ? own_tcp(a) : peer_tcp(a));
+}
 
 static void on_candidate(NiceAgent *agent, NiceCandidate *cand, gpointer data)
 {
     struct ice_agent *a = data;
-    if (cand->stream_id != a->stream || !a->cb.candidate)
+    if (cand->stream_id != a->stream || !a->cb.candidate || !wanted(a, cand->transport, true))
         return;
     gchar *sdp = nice_agent_generate_local_candidate_sdp(agent, cand);
     if (sdp) {
@@ -72,19 +101,21 @@ static void on_recv(NiceAgent *agent, guint stream, guint component, guint len, 
 }
 
 struct ice_agent *ice_agent_new(GMainContext *ctx, bool controlling, const char *const *addresses,
-                                const struct ice_agent_callbacks *cb, void *ud)
+                                enum ice_agent_tcp tcp, const struct ice_agent_callbacks *cb,
+                                void *ud)
 {
     struct ice_agent *a = g_new0(struct ice_agent, 1);
     a->cb = *cb;
     a->ud = ud;
+    a->tcp = tcp;
     a->reported = ICE_AGENT_CHECKING;
     a->agent =
         nice_agent_new_full(ctx, NICE_COMPATIBILITY_RFC5245,
                             NICE_AGENT_OPTION_ICE_TRICKLE | NICE_AGENT_OPTION_CONSENT_FRESHNESS);
     if (!a->agent)
         goto err;
-    g_object_set(a->agent, "controlling-mode", controlling, "ice-tcp", FALSE, "ice-udp", TRUE,
-                 "upnp", FALSE, NULL);
+    g_object_set(a->agent, "controlling-mode", controlling, "ice-tcp", tcp != ICE_AGENT_TCP_OFF,
+                 "ice-udp", TRUE, "upnp", FALSE, NULL);
     for (size_t i = 0; addresses && addresses[i]; i++) {
         NiceAddress addr;
         nice_address_init(&addr);
@@ -164,12 +195,60 @@ int ice_agent_restart(struct ice_agent *a, const char *ufrag, const char *pwd)
     return ice_agent_set_remote(a, ufrag, pwd);
 }
 
+/* Checks the shape of a peer's candidate before libnice parses it:
+ * "candidate:F C PROTO PRIORITY ADDRESS PORT typ TYPE", then names and
+ * values in pairs (RFC 8839 5.1). libnice takes some malformed lines
+ * (a port of 99999) and logs a GLib critical for others (TCP without
+ * tcptype). Returns 0 with the candidate's transport, or -1. */
+static int candidate_shape(const char *value, NiceCandidateTransport *transport)
+{
+    gchar **f = g_strsplit(value, " ", CANDIDATE_FIELDS + 1);
+    guint n = g_strv_length(f);
+    int rc = -1;
+    if (n < 8 || n > CANDIDATE_FIELDS || (n - 8) % 2 != 0 || strcmp(f[6], "typ") != 0)
+        goto out;
+    for (guint i = 0; i < n; i++) {
+        if (!*f[i])
+            goto out;
+    }
+    size_t digits = strspn(f[5], "0123456789");
+    if (digits == 0 || digits > 5 || f[5][digits] || strtol(f[5], NULL, 10) > 65535)
+        goto out;
+    if (g_ascii_strcasecmp(f[2], "udp") == 0) {
+        *transport = NICE_CANDIDATE_TRANSPORT_UDP;
+        rc = 0;
+    } else if (g_ascii_strcasecmp(f[2], "tcp") == 0) {
+        for (guint i = 8; i < n; i += 2) {
+            if (strcmp(f[i], "tcptype") != 0)
+                continue;
+            rc = 0;
+            if (strcmp(f[i + 1], "active") == 0)
+                *transport = NICE_CANDIDATE_TRANSPORT_TCP_ACTIVE;
+            else if (strcmp(f[i + 1], "passive") == 0)
+                *transport = NICE_CANDIDATE_TRANSPORT_TCP_PASSIVE;
+            else if (strcmp(f[i + 1], "so") == 0)
+                *transport = NICE_CANDIDATE_TRANSPORT_TCP_SO;
+            else
+                rc = -1;
+            break;
+        }
+    }
+out:
+    g_strfreev(f);
+    return rc;
+}
+
 int ice_agent_add_remote_candidate(struct ice_agent *a, const char *candidate)
 {
-    if (!candidate || strlen(candidate) > 1024)
+    if (!candidate || strlen(candidate) > CANDIDATE_MAX)
         return -1;
-    char *line = g_str_has_prefix(candidate, "a=") ? g_strdup(candidate)
-                                                   : g_strconcat("a=", candidate, NULL);
+    const char *value = g_str_has_prefix(candidate, "a=") ? candidate + 2 : candidate;
+    NiceCandidateTransport transport;
+    if (!g_str_has_prefix(value, "candidate:") || candidate_shape(value, &transport) != 0)
+        return -1;
+    if (!wanted(a, transport, false))
+        return 0;
+    char *line = g_strconcat("a=", value, NULL);
     NiceCandidate *c = nice_agent_parse_remote_candidate_sdp(a->agent, a->stream, line);
     g_free(line);
     if (!c)
@@ -202,4 +281,12 @@ int ice_agent_send(struct ice_agent *a, const uint8_t *data, size_t len)
                    (gint)len
                ? 0
                : -1;
+}
+
+const char *ice_agent_path(struct ice_agent *a)
+{
+    NiceCandidate *local = NULL, *remote = NULL;
+    if (!nice_agent_get_selected_pair(a->agent, a->stream, COMPONENT, &local, &remote) || !local)
+        return NULL;
+    return local->transport == NICE_CANDIDATE_TRANSPORT_UDP ? "udp" : "tcp";
 }

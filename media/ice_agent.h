@@ -1,5 +1,5 @@
 /* ICE for one media transport, over libnice (RFC 8445, trickle, consent
- * freshness).
+ * freshness), on UDP and, when asked, TCP (RFC 6544).
  *
  * One agent, one stream, one component (RTP and RTCP muxed, everything
  * BUNDLEd): it gathers host candidates on the configured addresses,
@@ -7,7 +7,17 @@
  * once a pair works carries datagrams both ways (STUN stays inside
  * libnice; DTLS and SRTP come out of the receive callback). The server is
  * the controlled side; the controlling role exists for tests. Callbacks
- * run on the GMainContext the agent was made with. */
+ * run on the GMainContext the agent was made with.
+ *
+ * ICE-TCP: libnice listens (passive candidates) and connects (active
+ * ones) on each address, frames every datagram on a TCP connection with
+ * its length (RFC 4571) and drops rather than queues without bound when
+ * the connection backs up. One side accepts and the other connects: the
+ * server only accepts (it announces its passive candidates and takes the
+ * peer's active ones, never opening a TCP connection to an address a
+ * device named); the client side of tests only connects. Candidates of
+ * the other direction, and simultaneous-open ones, are ignored. TCP pairs
+ * rank below UDP ones, so TCP carries media only where UDP fails. */
 #ifndef YJT_MEDIA_ICE_AGENT_H
 #define YJT_MEDIA_ICE_AGENT_H
 
@@ -31,12 +41,20 @@ struct ice_agent_callbacks {
     void (*recv)(const uint8_t *data, size_t len, void *ud);
 };
 
+/* How an agent uses TCP. */
+enum ice_agent_tcp {
+    ICE_AGENT_TCP_OFF,
+    ICE_AGENT_TCP_ACCEPT,  /* passive: the peer connects (the server) */
+    ICE_AGENT_TCP_CONNECT, /* active: connects to the peer's passive candidates */
+};
+
 struct ice_agent;
 
 /* addresses: the local IP addresses to gather on (NULL-terminated; NULL
  * for every interface). NULL on failure. */
 struct ice_agent *ice_agent_new(GMainContext *ctx, bool controlling, const char *const *addresses,
-                                const struct ice_agent_callbacks *cb, void *ud);
+                                enum ice_agent_tcp tcp, const struct ice_agent_callbacks *cb,
+                                void *ud);
 void ice_agent_free(struct ice_agent *a);
 /* This side's credentials, for the SDP. */
 const char *ice_agent_ufrag(const struct ice_agent *a);
@@ -53,12 +71,16 @@ int ice_agent_gather(struct ice_agent *a);
 /* The peer's credentials (from its SDP), before its candidates. */
 int ice_agent_set_remote(struct ice_agent *a, const char *ufrag, const char *pwd);
 /* One of the peer's candidates, "candidate:..." with or without "a=".
- * 0, or -1 if it does not parse (it is then ignored). */
+ * 0, also for a TCP one the agent ignores by design (of the direction it
+ * does not use, or any with TCP off); -1 if it does not parse or is not
+ * for component 1 (RTCP is muxed): it is then ignored too. */
 int ice_agent_add_remote_candidate(struct ice_agent *a, const char *candidate);
 /* The peer has no more candidates (end-of-candidates). */
 void ice_agent_remote_done(struct ice_agent *a);
 /* Sends one datagram on the selected pair: 0, or -1 (no pair yet, or the
  * socket refused it). */
 int ice_agent_send(struct ice_agent *a, const uint8_t *data, size_t len);
+/* The selected pair's transport ("udp" or "tcp"), or NULL without one. */
+const char *ice_agent_path(struct ice_agent *a);
 
 #endif

@@ -505,7 +505,7 @@ static struct media_peer *peer_new(struct media_room *r)
         p->in[k].pt = p->in[k].rtx_pt = -1;
     const struct media_transport_callbacks cb = {on_candidate, on_state, on_rtp, on_rtcp};
     p->t = media_transport_new(r->cfg.ctx, MEDIA_TRANSPORT_SERVER, r->cfg.cert, r->cfg.addresses,
-                               &cb, p);
+                               r->cfg.ice_tcp, &cb, p);
     if (!p->t) {
         g_ptr_array_free(p->cands, TRUE);
         g_free(p);
@@ -524,8 +524,9 @@ static int peer_gather(struct media_peer *p)
     int rc = media_transport_gather(p->t);
     p->gathering = false;
     /* Behind a 1:1 NAT the devices reach the server at its public
-     * address, on the same port: each host candidate is also announced
-     * there (its own foundation, a slightly lower priority). */
+     * address, on the same port: each host candidate, UDP or passive
+     * TCP, is also announced there (its own foundation, a slightly lower
+     * priority, the same tcptype). */
     const char *pub = p->room->cfg.public_ip;
     for (guint i = 0, n = p->cands->len; pub && i < n; i++) {
         char **f = g_strsplit(g_ptr_array_index(p->cands, i), " ", -1);
@@ -1110,6 +1111,11 @@ void *media_peer_data(const struct media_peer *p)
 enum media_transport_state media_peer_state(const struct media_peer *p)
 {
     return p->state;
+}
+
+const char *media_peer_path(const struct media_peer *p)
+{
+    return media_transport_path(p->t);
 }
 
 /* ---------- rooms ---------- */

@@ -50,6 +50,9 @@ struct media_room_config {
     /* The public address of a 1:1 NAT in front of addresses: each host
      * candidate is announced there too. NULL: none. Copied. */
     const char *public_ip;
+    /* Passive TCP host candidates too (RFC 6544), for devices whose
+     * network lets no UDP through. */
+    bool ice_tcp;
 };
 
 struct media_room_callbacks {
@@ -113,6 +116,9 @@ void media_peer_remove(struct media_peer *p);
 void media_peer_set_data(struct media_peer *p, void *data);
 void *media_peer_data(const struct media_peer *p);
 enum media_transport_state media_peer_state(const struct media_peer *p);
+/* What the participant's media runs over, "udp" or "tcp" (NULL before
+ * ICE found a pair). */
+const char *media_peer_path(const struct media_peer *p);
 
 /* Process-wide counters, for /metrics. */
 struct media_stats {

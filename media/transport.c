@@ -127,6 +127,7 @@ static void on_datagram(const uint8_t *data, size_t len, void *ud)
 
 struct media_transport *media_transport_new(GMainContext *ctx, enum media_transport_role role,
                                             struct dtls_cert *cert, const char *const *addresses,
+                                            bool ice_tcp,
                                             const struct media_transport_callbacks *cb, void *ud)
 {
     if (!cert)
@@ -140,7 +141,10 @@ struct media_transport *media_transport_new(GMainContext *ctx, enum media_transp
     t->ud = ud;
     t->state = MEDIA_TRANSPORT_CONNECTING;
     const struct ice_agent_callbacks icb = {on_candidate, on_ice_state, on_datagram};
-    t->ice = ice_agent_new(ctx, role == MEDIA_TRANSPORT_CLIENT, addresses, &icb, t);
+    enum ice_agent_tcp tcp = !ice_tcp                         ? ICE_AGENT_TCP_OFF
+                             : role == MEDIA_TRANSPORT_SERVER ? ICE_AGENT_TCP_ACCEPT
+                                                              : ICE_AGENT_TCP_CONNECT;
+    t->ice = ice_agent_new(ctx, role == MEDIA_TRANSPORT_CLIENT, addresses, tcp, &icb, t);
     if (!t->ice) {
         media_transport_free(t);
         return NULL;
@@ -219,6 +223,11 @@ const char *media_transport_pwd(const struct media_transport *t)
 enum media_transport_state media_transport_state(const struct media_transport *t)
 {
     return t->state;
+}
+
+const char *media_transport_path(const struct media_transport *t)
+{
+    return ice_agent_path(t->ice);
 }
 
 int media_transport_gather(struct media_transport *t)

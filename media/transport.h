@@ -39,9 +39,12 @@ struct media_transport_callbacks {
 struct media_transport;
 
 /* A transport with its own ICE credentials (for its SDP), gathering on
- * addresses (local IPs, NULL-terminated; NULL: all). NULL on failure. */
+ * addresses (local IPs, NULL-terminated; NULL: all), over UDP and, with
+ * ice_tcp, TCP too (RFC 6544: the server's side accepts connections, the
+ * client's makes them). NULL on failure. */
 struct media_transport *media_transport_new(GMainContext *ctx, enum media_transport_role role,
                                             struct dtls_cert *cert, const char *const *addresses,
+                                            bool ice_tcp,
                                             const struct media_transport_callbacks *cb, void *ud);
 /* What the peer's SDP says: its ICE credentials and its certificate's
  * fingerprint. Once, before its candidates. 0, or -1 with *why. */
@@ -61,6 +64,8 @@ void media_transport_free(struct media_transport *t);
 const char *media_transport_ufrag(const struct media_transport *t);
 const char *media_transport_pwd(const struct media_transport *t);
 enum media_transport_state media_transport_state(const struct media_transport *t);
+/* What the pair ICE selected runs over, "udp" or "tcp"; NULL before. */
+const char *media_transport_path(const struct media_transport *t);
 /* Starts gathering; candidates come through the callback. 0 or -1. */
 int media_transport_gather(struct media_transport *t);
 int media_transport_add_remote_candidate(struct media_transport *t, const char *candidate);

@@ -175,6 +175,7 @@ void call_api_init(void)
                             (recording && strcmp(cfg->call_mode, "auto") == 0);
     lim.media.record_dir = recording ? cfg->recording_dir : NULL;
     lim.media.public_ip = cfg->media_public_ip[0] ? cfg->media_public_ip : NULL;
+    lim.media.ice_tcp = cfg->media_ice_tcp;
     lim.media.cert = media_cert;
     lim.media.addresses = (const char *const *)media_addrs;
     lim.media.max_bitrate = (uint64_t)cfg->media_max_kbps * 1000;

@@ -75,6 +75,7 @@ static const struct key keys[] = {
     INT_KEY(call_max_joiners, 0, 1000),
     STR_KEY(media_addresses),
     STR_KEY(media_public_ip),
+    {"media_ice_tcp", K_BOOL, offsetof(struct config, media_ice_tcp), 0, 1},
     INT_KEY(media_max_kbps, 50, 100000),
     STR_KEY(business_tz),
     STR_KEY(commitment_deadline),
@@ -184,6 +185,7 @@ static void defaults(struct config *c)
     c->call_max_joiners = 8;
     c->media_addresses = g_strdup("127.0.0.1");
     c->media_public_ip = g_strdup("");
+    c->media_ice_tcp = true;
     c->media_max_kbps = 2000;
     c->business_tz = g_strdup("Asia/Shanghai");
     c->commitment_deadline = g_strdup("10:00");

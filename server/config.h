@@ -54,6 +54,7 @@ struct config {
     int call_max_joiners;    /* third parties (call.join) in one SFU call */
     char *media_addresses;   /* comma-separated local IPs the SFU gathers ICE candidates on */
     char *media_public_ip;   /* a 1:1 NAT's public address for them, or "" */
+    bool media_ice_tcp;      /* passive TCP candidates too (RFC 6544), for UDP-blocked devices */
     int media_max_kbps;      /* the most a publisher is asked to send (REMB) */
     char *business_tz;       /* business dates (date=YYYY-MM-DD) are in this zone */
 

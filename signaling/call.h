@@ -42,6 +42,7 @@ struct call_media {
     uint64_t max_bitrate;         /* bits/s */
     const char *record_dir;       /* record every SFU call's streams here; NULL: no */
     const char *public_ip;        /* a 1:1 NAT's public address, or NULL */
+    bool ice_tcp;                 /* passive TCP candidates too (RFC 6544) */
 };
 
 struct call_limits {

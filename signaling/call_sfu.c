@@ -48,7 +48,9 @@ static void on_state(struct media_peer *p, enum media_transport_state s, const c
         return;
     const char *who = which == 0 ? "caller" : which == 1 ? "callee" : j->user_id;
     if (s == MEDIA_TRANSPORT_CONNECTED) {
-        log_info("call", "call=%s media of the %s connected", c->id, who);
+        const char *path = media_peer_path(p);
+        log_info("call", "call=%s media of the %s connected over %s", c->id, who,
+                 path ? path : "ICE");
         return;
     }
     log_info("call", "call=%s media of the %s %s: %s", c->id, who,
@@ -121,7 +123,8 @@ int call_sfu_open(struct call *c, const char *caller_offer, const char **why)
                                     call_lim.media.max_bitrate,
                                     call_lim.media.record_dir,
                                     c->id,
-                                    call_lim.media.public_ip};
+                                    call_lim.media.public_ip,
+                                    call_lim.media.ice_tcp};
     struct media_room_callbacks cb = {on_state, on_candidate, on_recording};
     c->room = media_room_new(&cfg, &cb, c);
     if (!c->room) {

@@ -20,6 +20,9 @@
 //        and both must go on decoding]
 //       [--loss-pct P: with --sfu, all media between the pages and yjtd goes through a UDP
 //        relay here that drops P % of the datagrams each way]
+//       [--tcp-only: the pages stand for devices on a network that blocks UDP: they drop
+//        every UDP candidate, their own and yjtd's, and the selected pair must be TCP
+//        (ICE-TCP) on both sides]
 //   node call.mjs --mode selftest [--turn-url URL --turn-secret S]
 //   node call.mjs --mode werift --ws URL --caller gov1 --callee corp1 --ivf VIDEO.ivf
 //
@@ -102,6 +105,7 @@ const { values: opt } = parseArgs({
     'loss-pct': { type: 'string', default: '0' },
     ivf: { type: 'string', default: '' },
     'ice-restart': { type: 'boolean', default: false },
+    'tcp-only': { type: 'boolean', default: false },
     speaker: { type: 'string', default: '' },
     'turn-url': { type: 'string', default: process.env.YJT_TURN_URL || '' },
     'turn-secret': { type: 'string', default: process.env.YJT_TURN_SECRET || '' },
@@ -246,6 +250,8 @@ class LossyPath {
     return p;
   }
 
+  // yjtd's UDP candidates become the relay's; its TCP ones are dropped, so
+  // that no media takes a path around the relay.
   async rewrite(sdp) {
     const lines = sdp.split('\r\n');
     for (let i = 0; i < lines.length; i++) {
@@ -254,9 +260,11 @@ class LossyPath {
         f[5] = String(await this.front(f[4], Number(f[5])));
         f[4] = '127.0.0.1';
         lines[i] = f.join(' ');
+      } else if (lines[i].startsWith('a=candidate:')) {
+        lines[i] = null;
       }
     }
-    return lines.join('\r\n');
+    return lines.filter((l) => l !== null).join('\r\n');
   }
 
   close() {
@@ -283,6 +291,7 @@ async function openPeer(context, pageUrl, name) {
     await page.exposeFunction('yjtRewriteSdp', (sdp) => lossy.rewrite(sdp));
     await page.addInitScript(() => { window.yjtKeepCandidates = true; });
   }
+  if (opt['tcp-only']) await page.addInitScript(() => { window.yjtTcpOnly = true; });
   await page.goto(pageUrl);
   await page.waitForFunction(() => window.peerReady === true, null, { timeout: 10000 });
   return page;
@@ -452,6 +461,10 @@ async function call(context, pageUrl, result) {
     } else {
       check(s.pair.local && s.pair.local.candidateType !== 'relay',
         `${who}: a direct call went through a relay: ${JSON.stringify(s.pair)}`);
+    }
+    if (opt['tcp-only']) {
+      check(s.pair.local.protocol === 'tcp' && s.pair.remote && s.pair.remote.protocol === 'tcp',
+        `${who}: the selected pair is not TCP: ${JSON.stringify(s.pair)}`);
     }
   }
 

@@ -487,6 +487,37 @@ def test_browser_sfu_call_over_a_lossy_path(server):
     assert metric(m, "yjt_media_nack_resent_total") > 0, m    # and answered the pages
 
 
+def test_browser_sfu_call_over_tcp_only(server):
+    """Devices on a network that blocks UDP, with no TURN: both pages drop
+    every UDP candidate, their own and those in yjtd's SDPs. yjtd's passive
+    TCP candidates (ICE-TCP, on by default) are in its SDPs, ranked below
+    its UDP ones; each page connects to one, and both decode video over a
+    selected pair that is TCP at both ends. yjtd logs that each party's
+    media runs over TCP."""
+    _require("chromium", "node", "playwright")
+    srv = start_yjtd(server)
+    res = run_driver("--ws", srv.ws_url, "--caller", "gina", "--callee", "alice", "--sfu",
+                     "--tcp-only", "--decode-timeout-s", "20", "--hold-s", "2",
+                     context=diagnostics(srv))
+    check_call_result(res, srv, relay=False, sfu=True)
+    for side in ("caller", "callee"):
+        pair = res["stats"][side]["pair"]
+        assert pair["local"]["protocol"] == "tcp" and pair["remote"]["protocol"] == "tcp", pair
+        cands = [c.split() for c in res["server_candidates"][side]]
+        tcp = [c for c in cands if c[2].lower() == "tcp"]
+        udp = [c for c in cands if c[2].lower() == "udp"]
+        assert tcp and udp, cands
+        assert all(c[-2:] == ["tcptype", "passive"] for c in tcp), tcp
+        assert max(int(c[3]) for c in tcp) < min(int(c[3]) for c in udp), cands
+        # The page really was without UDP: it dropped yjtd's UDP candidates.
+        assert res[side]["counts"]["remoteDropped"] >= len(udp), res[side]["counts"]
+        after = res["stats_after_hold"][side]["framesDecoded"]
+        assert after - res["stats"][side]["framesDecoded"] >= 10, res["stats_after_hold"]
+    log = srv.stderr()
+    assert "media of the caller connected over tcp" in log, log[-3000:]
+    assert "media of the callee connected over tcp" in log, log[-3000:]
+
+
 def test_werift_calls_chromium_through_the_sfu(server, tmp_path):
     """An independent WebRTC stack: werift (Node) calls through yjtd's SFU
     with VP8 frames ffmpeg encoded, and a Chromium page answers. The page

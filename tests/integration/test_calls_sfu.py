@@ -53,6 +53,19 @@ def device_sdp(setup, fp, ufrag="devU", pwd="devicepassworddevicepwd", video=Tru
 
 CAND = {"candidate": "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host",
         "sdpMid": "0", "sdpMLineIndex": 0}
+# As Chromium writes its TCP candidates (it connects: RFC 6544 active, port 9).
+TCP_CAND = {"candidate": "candidate:2 1 tcp 1518280447 127.0.0.1 9 typ host tcptype active "
+                         "generation 0 ufrag devU network-id 1",
+            "sdpMid": "0", "sdpMLineIndex": 0}
+
+
+def transports(sdp):
+    """The (protocol, tcptype) of each candidate line of an SDP."""
+    out = set()
+    for c in attr(sdp, "candidate"):
+        f = c.split()
+        out.add((f[2].lower(), f[f.index("tcptype") + 1] if "tcptype" in f else None))
+    return out
 
 
 def caller_answer_to(server_offer, ufrag, fp):
@@ -117,6 +130,8 @@ def test_sfu_call_negotiates_with_the_server(server):
         assert attr(server_offer, "setup") == ["actpass", "actpass"]
         assert all(" 127.0.0.1 " in c for c in attr(server_offer, "candidate"))
         assert attr(server_offer, "candidate")
+        # UDP, and passive TCP (ICE-TCP, media_ice_tcp on by default).
+        assert transports(server_offer) == {("udp", None), ("tcp", "passive")}, server_offer
         assert "a=rtpmap:96 VP8/90000" in server_offer
         assert "a=rtpmap:111 opus/48000/2" in server_offer
         assert "H264" not in server_offer and "transport-cc" not in server_offer
@@ -125,7 +140,12 @@ def test_sfu_call_negotiates_with_the_server(server):
         # Candidates go to the server, from the caller at once and from a
         # ringing device once it wins; nobody else hears them.
         await gov.ok("call.candidate", call_id=call_id, candidate=CAND)
+        await gov.ok("call.candidate", call_id=call_id, candidate=TCP_CAND)
         await pad.ok("call.candidate", call_id=call_id, candidate=CAND)
+        # A malformed candidate line (TCP without tcptype) is not taken,
+        # and the request still succeeds.
+        await gov.ok("call.candidate", call_id=call_id, candidate=dict(
+            TCP_CAND, candidate="candidate:3 1 tcp 1518280447 127.0.0.1 5000 typ host"))
         for dev in (phone, pad):
             await dev.no_event("call.candidate", within=0.3)
 
@@ -222,12 +242,13 @@ def test_sfu_refusals_the_default_mode_and_the_public_address(server):
         assert r["mode"] == "sfu"
         ev = await boss.next_event("call.incoming")
         assert ev["sdp"] != good and "a=setup:actpass" in ev["sdp"]
-        # media_public_ip: each host candidate is announced at the public
-        # address too, same port.
+        # media_public_ip: each host candidate, UDP and TCP, is announced
+        # at the public address too, same port.
         cands = [c.split() for c in attr(ev["sdp"], "candidate")]
-        local = {c[5] for c in cands if c[4] == "127.0.0.1"}
-        public = {c[5] for c in cands if c[4] == "203.0.113.7"}
+        local = {(c[2], c[5]) for c in cands if c[4] == "127.0.0.1"}
+        public = {(c[2], c[5]) for c in cands if c[4] == "203.0.113.7"}
         assert local and local == public, cands
+        assert {p for p, _ in local} == {"UDP", "TCP"}, cands
         await gov.ok("call.cancel", call_id=r["call_id"])
         await boss.next_event("call.ended")
         # ... and one naming p2p does not.
@@ -241,6 +262,26 @@ def test_sfu_refusals_the_default_mode_and_the_public_address(server):
 
     run(go())
     wait_until(lambda: metric(srv.metrics(), "yjt_media_peers") == 0, timeout=5)
+
+
+def test_sfu_without_ice_tcp(server):
+    """media_ice_tcp = false: the server's SDPs carry UDP candidates only,
+    and a device's TCP candidate is accepted but not used."""
+    srv = start(server, media_ice_tcp="false")
+
+    async def go():
+        gov = await srv.ws_login("gov4401")
+        boss = await srv.ws_login("boss")
+        r = await gov.ok("call.invite", to={"user": srv.users["boss"]},
+                         sdp=device_sdp("actpass", fingerprint()), mode="sfu")
+        ev = await boss.next_event("call.incoming")
+        assert transports(ev["sdp"]) == {("udp", None)}, ev["sdp"]
+        await gov.ok("call.candidate", call_id=r["call_id"], candidate=TCP_CAND)
+        await gov.ok("call.cancel", call_id=r["call_id"])
+        await gov.close()
+        await boss.close()
+
+    run(go())
 
 
 def test_regulators_join_and_leave_an_sfu_call(server):

@@ -32,6 +32,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.rate_per_s, 50);
     assert_int_equal(c.rate_burst, 100);
     assert_int_equal(c.auth_timeout_s, 10);
+    assert_true(c.media_ice_tcp);
     config_free(&c);
 }
 
@@ -44,12 +45,14 @@ static void test_file_then_argv(void **state)
     g_file_set_contents(path, "[yjtd]\nlisten = 0.0.0.0:9000\nrate_per_s = 7\nlockout_s = 60\n", -1,
                         NULL);
     struct config c;
-    char *argv[] = {"yjtd", "--config", path, "--listen", "[::1]:9001", "--set", "lockout_s=5"};
-    assert_int_equal(load(&c, 7, argv), 0);
+    char *argv[] = {"yjtd",  "--config",    path,    "--listen",           "[::1]:9001",
+                    "--set", "lockout_s=5", "--set", "media_ice_tcp=false"};
+    assert_int_equal(load(&c, 9, argv), 0);
     assert_string_equal(c.listen_host, "::1");
     assert_int_equal(c.listen_port, 9001);
     assert_int_equal(c.rate_per_s, 7);
     assert_int_equal(c.lockout_s, 5);
+    assert_false(c.media_ice_tcp);
     config_free(&c);
     g_unlink(path);
     g_free(path);
@@ -79,6 +82,9 @@ static void test_rejects(void **state)
     config_free(&c);
     char *bad7[] = {"yjtd", "--config", "/nonexistent/yjtd.ini"};
     assert_int_equal(load(&c, 3, bad7), -1);
+    config_free(&c);
+    char *bad8[] = {"yjtd", "--set", "media_ice_tcp=maybe"};
+    assert_int_equal(load(&c, 3, bad8), -1);
     config_free(&c);
 }
 

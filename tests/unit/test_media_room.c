@@ -5,7 +5,8 @@
  * sequence numbers, the payload type the receiver agreed and header
  * extensions made to fit; a PLI from the receiver reaches the sender; a
  * NACK is answered from the server's buffer; the receiver's REMB reaches
- * the sender; a participant leaving frees what it had. */
+ * the sender; a participant leaving frees what it had. The server's SDPs
+ * carry its UDP and passive TCP candidates, at the public address too. */
 #include "media/room.h"
 #include "media/rtp.h"
 #include "media/sdp.h"
@@ -15,6 +16,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -66,7 +68,7 @@ static void dev_init(struct device *d)
     d->cands = g_ptr_array_new_with_free_func(g_free);
     d->rtp = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
     d->rtcp = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-    d->t = media_transport_new(NULL, MEDIA_TRANSPORT_CLIENT, d->cert, lo, &dev_cb, d);
+    d->t = media_transport_new(NULL, MEDIA_TRANSPORT_CLIENT, d->cert, lo, false, &dev_cb, d);
     assert_non_null(d->t);
 }
 
@@ -529,11 +531,113 @@ static void test_many_joins_and_leaves(void **state)
     dtls_cert_free(cert);
 }
 
+/* The candidate lines of the first section of a server SDP (split into
+ * fields), and how many are TCP. */
+static GPtrArray *server_candidates(const char *sdp, unsigned *tcp)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
+    char **lines = g_strsplit(sdp, "\r\n", -1);
+    *tcp = 0;
+    for (char **l = lines; *l && !g_str_has_prefix(*l, "a=end-of-candidates"); l++) {
+        if (!g_str_has_prefix(*l, "a=candidate:"))
+            continue;
+        char **f = g_strsplit(*l + 2, " ", -1);
+        assert_true(g_strv_length(f) >= 8);
+        if (g_ascii_strcasecmp(f[2], "tcp") == 0)
+            (*tcp)++;
+        g_ptr_array_add(out, f);
+    }
+    g_strfreev(lines);
+    return out;
+}
+
+/* With ICE-TCP the server's SDPs (answer and offer) list a passive TCP
+ * host candidate next to each UDP one, ranked below every UDP one, and
+ * never an active one (the server opens no connection); behind a 1:1 NAT
+ * each is announced at the public address too, same port and tcptype. A
+ * device's client transport takes them all. Without ICE-TCP: UDP only. */
+static void test_server_candidates_over_udp_and_tcp(void **state)
+{
+    (void)state;
+    struct dtls_cert *cert = dtls_cert_new();
+    struct media_room_config cfg = {
+        .cert = cert, .addresses = lo, .public_ip = "203.0.113.7", .ice_tcp = true};
+    struct media_room_callbacks rcb = {room_state, room_candidate, NULL};
+    struct media_room *room = media_room_new(&cfg, &rcb, NULL);
+    struct device d;
+    dev_init(&d);
+    char *offer = dev_sdp(&d, 1, 2, false);
+    char *sdp[2] = {NULL, NULL};
+    const char *why = NULL;
+    assert_non_null(media_room_answer(room, offer, strlen(offer), true, &sdp[0], &why));
+    assert_non_null(media_room_offer(room, &sdp[1], &why));
+    struct dtls_cert *dc = dtls_cert_new();
+    struct media_transport *client =
+        media_transport_new(NULL, MEDIA_TRANSPORT_CLIENT, dc, lo, true, &dev_cb, &d);
+    assert_int_equal(media_transport_set_remote(client, "u", "p", "sha-256", "00", &why), 0);
+    for (int k = 0; k < 2; k++) {
+        unsigned tcp = 0;
+        GPtrArray *c = server_candidates(sdp[k], &tcp);
+        assert_int_equal(c->len, 4); /* UDP and TCP, local and public */
+        assert_int_equal(tcp, 2);
+        unsigned long udp_min = G_MAXULONG, tcp_max = 0;
+        for (guint i = 0; i < c->len; i++) {
+            char **f = g_ptr_array_index(c, i);
+            unsigned long prio = strtoul(f[3], NULL, 10);
+            bool is_tcp = g_ascii_strcasecmp(f[2], "tcp") == 0;
+            assert_string_equal(f[7], "host");
+            if (is_tcp) {
+                assert_int_equal(g_strv_length(f), 10);
+                assert_string_equal(f[8], "tcptype");
+                assert_string_equal(f[9], "passive");
+                tcp_max = MAX(tcp_max, prio);
+            } else {
+                udp_min = MIN(udp_min, prio);
+            }
+            /* The public twin: same transport and port, one below. */
+            bool twin = false;
+            for (guint j = 0; j < c->len; j++) {
+                char **g = g_ptr_array_index(c, j);
+                if (strcmp(f[4], "127.0.0.1") == 0 && strcmp(g[4], "203.0.113.7") == 0 &&
+                    strcmp(f[2], g[2]) == 0 && strcmp(f[5], g[5]) == 0 &&
+                    strtoul(g[3], NULL, 10) == prio - 1 && g_strv_length(f) == g_strv_length(g))
+                    twin = true;
+            }
+            assert_true(twin || strcmp(f[4], "203.0.113.7") == 0);
+            char *line = g_strjoinv(" ", f);
+            assert_int_equal(media_transport_add_remote_candidate(client, line), 0);
+            g_free(line);
+        }
+        assert_true(tcp_max < udp_min);
+        g_ptr_array_free(c, TRUE);
+        g_free(sdp[k]);
+    }
+    media_transport_free(client);
+    dtls_cert_free(dc);
+    media_room_free(room);
+
+    /* ICE-TCP off: UDP candidates only. */
+    cfg.ice_tcp = false;
+    room = media_room_new(&cfg, &rcb, NULL);
+    assert_non_null(media_room_answer(room, offer, strlen(offer), true, &sdp[0], &why));
+    unsigned tcp = 0;
+    GPtrArray *c = server_candidates(sdp[0], &tcp);
+    assert_int_equal(c->len, 2);
+    assert_int_equal(tcp, 0);
+    g_ptr_array_free(c, TRUE);
+    g_free(sdp[0]);
+    media_room_free(room);
+    dev_clear(&d);
+    g_free(offer);
+    dtls_cert_free(cert);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_participants),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_server_candidates_over_udp_and_tcp),
         cmocka_unit_test(test_many_joins_and_leaves),
     };
     if (media_srtp_init() != 0)

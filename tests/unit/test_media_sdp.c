@@ -145,6 +145,7 @@ static void test_answer(void **state)
     struct sdp *s = sdp_parse(offer, strlen(offer), &why);
     GPtrArray *cands = g_ptr_array_new();
     g_ptr_array_add(cands, "candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host");
+    g_ptr_array_add(cands, "candidate:3 1 TCP 1010828287 127.0.0.1 40001 typ host tcptype passive");
     struct sdp_answer_params p = {.ice_ufrag = "srvU",
                                   .ice_pwd = "serverpasswordserverpwd",
                                   .fingerprint = "01:02:03",
@@ -155,7 +156,13 @@ static void test_answer(void **state)
     assert_non_null(strstr(answer, "a=group:BUNDLE 0 1\r\n"));
     assert_non_null(strstr(answer, "a=setup:passive\r\n"));
     assert_non_null(strstr(answer, "a=fingerprint:sha-256 01:02:03\r\n"));
-    assert_non_null(strstr(answer, "a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\n"));
+    /* Both sections list every candidate, UDP and TCP, then their end. */
+    const char *list = "a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\n"
+                       "a=candidate:3 1 TCP 1010828287 127.0.0.1 40001 typ host tcptype passive\r\n"
+                       "a=end-of-candidates\r\n";
+    const char *first = strstr(answer, list);
+    assert_non_null(first);
+    assert_non_null(strstr(first + strlen(list), list));
     assert_null(strstr(answer, "PCMU"));
     assert_null(strstr(answer, "AV1"));
     assert_null(strstr(answer, "ssrc-audio-level")); /* an extension the server does not use */
@@ -244,6 +251,7 @@ static void test_offer(void **state)
     };
     GPtrArray *cands = g_ptr_array_new();
     g_ptr_array_add(cands, "candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host");
+    g_ptr_array_add(cands, "candidate:3 1 TCP 1010828287 127.0.0.1 40001 typ host tcptype passive");
     struct sdp_offer_params p = {.ice_ufrag = "srvU",
                                  .ice_pwd = "serverpasswordserverpwd",
                                  .fingerprint = "AA:BB",
@@ -269,6 +277,8 @@ static void test_offer(void **state)
                      2);
     assert_int_equal(g_array_index(vi->ssrcs, uint32_t, 0), 8);
     assert_non_null(strstr(text, "a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\n"));
+    assert_non_null(strstr(
+        text, "a=candidate:3 1 TCP 1010828287 127.0.0.1 40001 typ host tcptype passive\r\n"));
     assert_string_equal(vi->ice_pwd, "serverpasswordserverpwd");
     assert_string_equal(vi->fp, "AA:BB");
     sdp_free(o);

@@ -133,7 +133,7 @@ static struct endpoint *endpoint_new(int id, bool send)
     e->send = send;
     e->ssrc = g_random_int() | 1;
     e->t = media_transport_new(NULL, MEDIA_TRANSPORT_CLIENT, cert, (const char *const *)addrs,
-                               &cbs, e);
+                               false, &cbs, e);
     if (!e->t) {
         g_free(e);
         return NULL;

@@ -6,7 +6,10 @@
 // drives it through window.peer and reads the results from getStats().
 //
 // Everything stays on loopback: ICE servers are kept only when they point at
-// 127.0.0.1, and only loopback and relay candidates are signalled.
+// 127.0.0.1, and only loopback and relay candidates are signalled. With
+// window.yjtTcpOnly (call.mjs --tcp-only) the page stands for a device on a
+// network that lets no UDP through: every UDP candidate, its own and those it
+// is given, is dropped, so ICE can only pair TCP candidates (RFC 6544).
 
 const SUBPROTOCOL = 'yjt.v1';
 const t0 = performance.now();
@@ -50,13 +53,18 @@ function isLoopbackAddress(a) {
   return a.startsWith('127.') || a === '::1' || a === '[::1]' || a === 'localhost';
 }
 
+// A candidate the network lets through: with --tcp-only, TCP ones only.
+function reachable(line) {
+  return !window.yjtTcpOnly || parseCandidate(line).protocol === 'tcp';
+}
+
 // Candidates that may be signalled: relay ones (their address is coturn's
 // relay address, loopback here) and host candidates on loopback. Host
 // candidates on other interfaces and mDNS (.local) names are dropped, so no
 // connectivity check ever leaves the machine.
 function signallable(line) {
   const c = parseCandidate(line);
-  return c.type === 'relay' || isLoopbackAddress(c.address);
+  return (c.type === 'relay' || isLoopbackAddress(c.address)) && reachable(line);
 }
 
 // Offers and answers are sent without candidates of other interfaces too
@@ -209,8 +217,15 @@ class Signal {
 }
 
 // An SDP from the other end as the page applies it: the test driver may
-// route the media through a lossy path (call.mjs --loss-pct).
+// route the media through a lossy path (call.mjs --loss-pct), and a
+// network without UDP loses the UDP candidates (--tcp-only).
 async function remoteSdp(sdp) {
+  const lines = sdp.split('\r\n');
+  const kept = lines.filter((l) => !l.startsWith('a=candidate:') || reachable(l));
+  if (kept.length !== lines.length) {
+    window.peer.counts.remoteDropped += lines.length - kept.length;
+    sdp = kept.join('\r\n');
+  }
   return window.yjtRewriteSdp ? window.yjtRewriteSdp(sdp) : sdp;
 }
 
@@ -310,7 +325,8 @@ class Peer {
     this.eventChain = Promise.resolve();
     this.errors = [];
     this.counts = { localCandidates: 0, localDropped: 0, sentCandidates: 0, sentEnd: 0,
-      receivedCandidates: 0, receivedEnd: 0, addedCandidates: 0, receivedTypes: {} };
+      receivedCandidates: 0, receivedEnd: 0, addedCandidates: 0, receivedTypes: {},
+      remoteDropped: 0 };
     this.stateLog = [];
 
     this.sig.on('call.accepted', (ev) => this.serial(() => this.onAccepted(ev)));
@@ -443,6 +459,10 @@ class Peer {
       this.counts.receivedCandidates++;
       const t = parseCandidate(ev.candidate.candidate || '').type || '?';
       this.counts.receivedTypes[t] = (this.counts.receivedTypes[t] || 0) + 1;
+    }
+    if (ev.candidate && !reachable(ev.candidate.candidate || '')) {
+      this.counts.remoteDropped++;
+      return;
     }
     if (!this.pc || !this.pc.remoteDescription) {
       this.remoteQueue.push(ev.candidate);
