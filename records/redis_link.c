@@ -335,16 +335,28 @@ static int sentinel_lookup(struct redis_link *l, char **host, int *port)
     return -1;
 }
 
+int redis_link_address(struct redis_link *l, char **host, int *port)
+{
+    *host = NULL;
+    *port = l->url.port;
+    if (l->url.master)
+        return sentinel_lookup(l, host, port);
+    if (l->url.host)
+        *host = g_strdup(l->url.host);
+    return 0;
+}
+
+const struct redis_url *redis_link_url(const struct redis_link *l)
+{
+    return &l->url;
+}
+
 static redisContext *open_ctx(struct redis_link *l)
 {
     char *host = NULL;
-    int port = l->url.port;
-    if (l->url.master) {
-        if (sentinel_lookup(l, &host, &port) != 0)
-            return NULL;
-    } else if (l->url.host) {
-        host = g_strdup(l->url.host);
-    }
+    int port = 0;
+    if (redis_link_address(l, &host, &port) != 0)
+        return NULL;
     redisContext *c = dial(l, host, port);
     g_free(host);
     if (!c)

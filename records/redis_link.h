@@ -80,6 +80,10 @@ redisReply *redis_link_run(struct redis_link *l, const struct redis_cmd *c);
 /* EVALSHA s with no keys and the words of args. */
 redisReply *redis_link_script(struct redis_link *l, const struct redis_script *s,
                               const struct redis_cmd *args);
+/* Where to connect now: *host (g_free; NULL for the socket path) and
+ * *port, asking the sentinels for a Sentinel address. 0 or -1. */
+int redis_link_address(struct redis_link *l, char **host, int *port);
+const struct redis_url *redis_link_url(const struct redis_link *l);
 /* Why the last command failed (a static description or the server's). */
 const char *redis_link_error(const struct redis_link *l);
 

@@ -61,6 +61,13 @@ struct conn {
      * still catching up never sees a gap; before that it follows live. */
     int64_t push_cursor;
     bool push_tracking;
+    /* With several nodes, pushes of one user reach a node out of order
+     * (each node stores and announces its own): the cursor is set at
+     * login, or by push.resume, and a push after a gap first has the gap
+     * read from the inbox (push_api.c). push_more: the last resume
+     * answered more: true, so the device is still catching up. */
+    bool push_cursor_set;
+    bool push_more;
 
     int close_code; /* nonzero once a close is scheduled */
     bool close_started;

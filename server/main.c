@@ -22,6 +22,7 @@
 #include "records/reading.h"
 #include "records/records.h"
 #include "records/sensor.h"
+#include "server/bus.h"
 #include "server/alarm_api.h"
 #include "server/auth.h"
 #include "server/call_api.h"
@@ -425,6 +426,15 @@ int main(int argc, char **argv)
     }
 
     server.loop = g_main_loop_new(NULL, FALSE);
+    if (server.cfg.redis[0]) {
+        if (bus_start(server.cfg.redis, server.cfg.redis_prefix, &err) != 0) {
+            log_error("main", "%s", err);
+            g_free(err);
+            g_main_loop_unref(server.loop);
+            goto out_store;
+        }
+        push_api_bus_init();
+    }
     metrics_init();
     conn_registry_init();
     presence_init(presence_api_notify, NULL);
@@ -488,6 +498,7 @@ out_auth:
     call_api_shutdown();
     auth_shutdown();
 out_modules:
+    bus_stop();
     feed_api_shutdown();
     http_shutdown();
     static_shutdown();

@@ -1,5 +1,6 @@
 /* Counters and gauges behind /metrics, kept in GLib hash tables keyed by
  * their (bounded) label value. */
+#include "server/bus.h"
 #include "server/metrics.h"
 
 #include "server/commit.h"
@@ -270,6 +271,27 @@ char *metrics_render(const struct store *st)
         "yjt_media_recordings_total %" G_GUINT64_FORMAT "\n",
         ms.peers, ms.rtp_in, ms.rtp_out, ms.nack_resent, ms.nack_missed, ms.keyframe_requests,
         ms.nack_sent, ms.rtx_in, ms.recordings);
+    if (bus_enabled()) {
+        struct bus_stats bs;
+        bus_get_stats(&bs);
+        g_string_append_printf(
+            out,
+            "# HELP yjt_bus_up Whether both connections of the bus to Redis are up.\n"
+            "# TYPE yjt_bus_up gauge\n"
+            "yjt_bus_up %d\n"
+            "# HELP yjt_bus_messages_total Messages to and from the other nodes.\n"
+            "# TYPE yjt_bus_messages_total counter\n"
+            "yjt_bus_messages_total{dir=\"out\"} %" G_GUINT64_FORMAT "\n"
+            "yjt_bus_messages_total{dir=\"in\"} %" G_GUINT64_FORMAT "\n"
+            "# HELP yjt_bus_dropped_total Messages to the other nodes given up (Redis away too "
+            "long, or refused).\n"
+            "# TYPE yjt_bus_dropped_total counter\n"
+            "yjt_bus_dropped_total %" G_GUINT64_FORMAT "\n"
+            "# HELP yjt_bus_connects_total Connections to Redis opened by the bus.\n"
+            "# TYPE yjt_bus_connects_total counter\n"
+            "yjt_bus_connects_total %" G_GUINT64_FORMAT "\n",
+            bs.reading && bs.writing, bs.published, bs.received, bs.dropped, bs.reconnects);
+    }
     struct feed_stats fs;
     feed_get_stats(&fs);
     g_string_append_printf(

@@ -15,6 +15,7 @@
 #include "push/gateway.h"
 #include "push/inbox.h"
 #include "push/presence.h"
+#include "server/bus.h"
 #include "server/conn.h"
 #include "server/rest.h"
 #include "server/server.h"
@@ -25,6 +26,7 @@
 
 #define INBOX_PAGE_MAX 200
 #define INBOX_PAGE_DEFAULT 50
+#define GAP_FILL_MAX 64
 
 struct deliver {
     int64_t seq;
@@ -32,14 +34,64 @@ struct deliver {
     size_t len;
 };
 
+/* Sends the pushes of a gap, read from the inbox. */
+static bool fill_one(int64_t seq, json_t *event, void *ud)
+{
+    struct conn *c = ud;
+    c->push_cursor = seq;
+    conn_send(c, json_incref(event), "push");
+    return true;
+}
+
+/* With several nodes: pushes arrive here in the order their nodes
+ * announced them, not always in seq order. One already sent (or stored
+ * before the device logged in) is passed over; one after a gap of at most
+ * GAP_FILL_MAX has the gap read from the inbox and sent first. A device
+ * still catching up reads gaps with push.resume; a longer gap for a
+ * device that follows live is left to its next resume. */
+static void deliver_ordered(struct conn *c, const struct deliver *d)
+{
+    if (c->push_cursor_set && d->seq <= c->push_cursor)
+        return;
+    if (c->push_cursor_set && d->seq > c->push_cursor + 1) {
+        if (c->push_tracking && (c->push_more || d->seq - c->push_cursor > GAP_FILL_MAX))
+            return;
+        if (d->seq - c->push_cursor <= GAP_FILL_MAX) {
+            int64_t last = 0;
+            bool more = false;
+            inbox_resume(c->user_id, c->push_cursor, (int)(d->seq - c->push_cursor - 1), fill_one,
+                         c, &last, &more);
+        }
+    }
+    c->push_cursor = d->seq;
+    c->push_cursor_set = true;
+    conn_send_now(c, d->text, d->len, "push");
+}
+
 static void deliver_one(void *conn, void *ud)
 {
     struct conn *c = conn;
     struct deliver *d = ud;
+    if (bus_enabled()) {
+        deliver_ordered(c, d);
+        return;
+    }
     if (c->push_tracking && c->push_cursor != d->seq - 1)
         return; /* catching up: it reads this one with push.resume */
     c->push_cursor = d->seq;
     conn_send_now(c, d->text, d->len, "push");
+}
+
+void push_api_attach(void *conn)
+{
+    struct conn *c = conn;
+    int64_t head = 0;
+    /* live pushes start after what is stored now (single node: in the
+     * order they are stored, which needs no cursor) */
+    if (bus_enabled() && inbox_head(c->user_id, &head) == STORE_OK) {
+        c->push_cursor = head;
+        c->push_cursor_set = true;
+    }
 }
 
 void push_api_deliver(const char *user_id, int64_t seq, const char *text, size_t len, void *ud)
@@ -47,6 +99,31 @@ void push_api_deliver(const char *user_id, int64_t seq, const char *text, size_t
     (void)ud;
     struct deliver d = {seq, text, len};
     presence_each_conn(user_id, deliver_one, &d);
+    if (bus_enabled()) {
+        /* the user's devices on the other nodes: "SEQ\n" and the event */
+        GString *m = g_string_sized_new(len + 24);
+        g_string_append_printf(m, "%" G_GINT64_FORMAT "\n", (gint64)seq);
+        g_string_append_len(m, text, (gssize)len);
+        bus_publish("push", user_id, m->str, m->len);
+        g_string_free(m, TRUE);
+    }
+}
+
+/* A push stored by another node, for the devices of the user held here. */
+static void on_bus_push(const char *user, const char *data, size_t len, void *ud)
+{
+    (void)ud;
+    const char *nl = memchr(data, '\n', len);
+    if (!nl || !*user)
+        return;
+    struct deliver d = {g_ascii_strtoll(data, NULL, 10), nl + 1, len - (size_t)(nl + 1 - data)};
+    if (d.seq > 0)
+        presence_each_conn(user, deliver_one, &d);
+}
+
+void push_api_bus_init(void)
+{
+    bus_on("push", on_bus_push, NULL);
 }
 
 static void h_ack(struct conn *c, json_t *id, json_t *msg)
@@ -125,6 +202,8 @@ static void h_resume(struct conn *c, json_t *id, json_t *msg)
     }
     c->push_tracking = true;
     c->push_cursor = last;
+    c->push_cursor_set = true;
+    c->push_more = more;
     log_debug("push",
               "conn=%" G_GUINT64_FORMAT " user=%s device=%s resume after=%" G_GINT64_FORMAT
               " sent=%d last=%" G_GINT64_FORMAT " head=%" G_GINT64_FORMAT,

@@ -10,5 +10,9 @@
 /* The inbox deliver callback (registered by main.c): sends a stored push's
  * event to every live device of user_id that is not catching up. */
 void push_api_deliver(const char *user_id, int64_t seq, const char *text, size_t len, void *ud);
+/* With several nodes: pushes stored elsewhere reach the devices here. */
+void push_api_bus_init(void);
+/* A device has logged in on this connection (struct conn*). */
+void push_api_attach(void *conn);
 
 #endif

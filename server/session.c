@@ -10,6 +10,7 @@
 #include "records/org.h"
 #include "server/auth.h"
 #include "server/metrics.h"
+#include "server/push_api.h"
 #include "server/server.h"
 #include "server/ws.h"
 
@@ -49,6 +50,7 @@ static void attach(struct conn *c, const struct account *acct, const struct toke
     struct conn *old = presence_add(c->user_id, c, c->device_id, c->platform, clock_now_ms());
     if (old)
         conn_close(old, 4409, "replaced by a newer connection of the same device");
+    push_api_attach(c);
     log_info("ws", "conn=%" G_GUINT64_FORMAT " user=%s role=%s device=%s authenticated", c->serial,
              c->user_id, c->role, c->device_id);
 }

@@ -456,8 +456,11 @@ class Server:
         # before yjtd binds it; yjtd then stops, and start() tries another.
         self.port_picked = port is None and cli_listen
         self.settings = dict(DEFAULT_SETTINGS)
+        self.settings.update({k: str(v) for k, v in (settings or {}).items()})
         if REDIS_URL:
-            self.settings.update({"redis": REDIS_URL, "redis_prefix": redis_prefix(data_dir)})
+            # the nodes of a cluster share a prefix (given in settings)
+            self.settings.setdefault("redis", REDIS_URL)
+            self.settings.setdefault("redis_prefix", redis_prefix(data_dir))
         self.settings.update({k: str(v) for k, v in (settings or {}).items()})
         self.tls = tls  # (cert, key) or None
         self.demo = demo
@@ -610,7 +613,8 @@ class Server:
     def ctl(self, *args, check=False, timeout=CTL_TIMEOUT):
         cmd = [YJTCTL, "--data-dir", str(self.data_dir)]
         if REDIS_URL:
-            cmd += ["--redis", REDIS_URL, "--redis-prefix", redis_prefix(self.data_dir)]
+            cmd += ["--redis", self.settings["redis"], "--redis-prefix",
+                    self.settings["redis_prefix"]]
         cmd += [str(a) for a in args]
         env = dict(os.environ)
         env.setdefault("YJT_HASH_ITERATIONS", CTL_HASH_ITERATIONS)

@@ -1,0 +1,52 @@
+/* The bus between the nodes of a cluster: what one node must tell the
+ * others, such as "push 42 of user U is stored: send it to U's devices
+ * you hold".
+ *
+ * It is a Redis stream (PREFIX bus), read by every node with a blocking
+ * XREAD on a connection of its own and written with XADD on another, both
+ * driven by the main loop (hiredis's asynchronous API). A stream rather
+ * than pub/sub so that a node whose connection drops for a moment reads on
+ * from the last entry it saw instead of missing what was sent meanwhile;
+ * the stream keeps about BUS_KEEP entries. Messages published while the
+ * writing connection is down wait in a bounded queue (BUS_QUEUE_MAX) and
+ * go out when it is back; beyond that bound they are dropped and counted
+ * (what they announce is durable in the store: devices read it when they
+ * resume).
+ *
+ * Without a Redis address (a single node) the bus is off: bus_publish()
+ * does nothing and nothing arrives. Main loop only. */
+#ifndef YJT_BUS_H
+#define YJT_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BUS_KEEP 100000
+#define BUS_QUEUE_MAX 100000
+#define BUS_TYPE_MAX 32
+
+/* Called for each message of its type from another node: user (may be
+ * empty) and data (len bytes, not NUL-terminated in general). */
+typedef void (*bus_handler)(const char *user, const char *data, size_t len, void *ud);
+
+/* Starts the bus on the Redis server at url, keys under prefix. 0, or -1
+ * with *err (g_free) when the address is malformed; an unreachable server
+ * is retried in the background. */
+int bus_start(const char *url, const char *prefix, char **err);
+void bus_stop(void);
+bool bus_enabled(void);
+/* This node's id (random, new at every start): "" when the bus is off. */
+const char *bus_node(void);
+/* Registers the handler of a message type (at most 16 types). */
+void bus_on(const char *type, bus_handler fn, void *ud);
+/* Sends a message to every other node. */
+void bus_publish(const char *type, const char *user, const char *data, size_t len);
+
+struct bus_stats {
+    uint64_t published, received, dropped, reconnects;
+    bool reading, writing; /* both connections up */
+};
+void bus_get_stats(struct bus_stats *out);
+
+#endif

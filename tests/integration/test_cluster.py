@@ -1,0 +1,99 @@
+"""Several yjtd nodes on one Redis: any node serves any user, and what one
+node stores reaches the devices held by the others (the bus). Runs when
+YJT_TEST_REDIS names a Redis server (ctest's integration_redis_* tests start
+one)."""
+
+import asyncio
+import uuid
+
+import pytest
+
+from conftest import REDIS_URL, run, user
+from pushlib import OPS, push_seqs, resume_all, send_push, wait_pushes
+
+pytestmark = pytest.mark.skipif(REDIS_URL is None, reason="needs Redis (YJT_TEST_REDIS)")
+
+ENTERPRISES = [("e1", "Tianhe Chemicals", "440106")]
+USERS = [OPS, user("alice", "corp", "e1"), user("bob", "corp", "e1")]
+
+
+def cluster(server, n=3, **settings):
+    """n nodes sharing one key prefix; the first creates the accounts."""
+    shared = {"redis_prefix": f"c{uuid.uuid4().hex[:12]}:", **settings}
+    first = server(enterprises=ENTERPRISES, users=USERS, settings=shared)
+    nodes = [first] + [server(settings=shared) for _ in range(n - 1)]
+    for node in nodes[1:]:
+        node.users = first.users
+    return nodes
+
+
+def test_login_on_any_node_with_any_nodes_token(server):
+    n1, n2, n3 = cluster(server)
+    tok = n1.token("alice")
+    # one signing key for the cluster: a token from n1 works on n2 and n3
+    for node in (n2, n3):
+        r = node.http("GET", "/api/v1/inbox", token=tok)
+        assert r.status == 200, r
+
+
+def test_push_reaches_devices_on_every_node(server):
+    n1, n2, n3 = cluster(server)
+    ops = n1.token("ops")
+    alice = n1.users["alice"]
+
+    async def body():
+        d1 = await n1.ws_login("alice", device_id="phone")
+        d2 = await n2.ws_login("alice", device_id="tablet")
+        d3 = await n3.ws_login("alice", device_id="desk")
+        b = await n2.ws_login("bob", device_id="bob-phone")
+        for i in range(5):
+            assert send_push(n1 if i % 2 == 0 else n3, ops, alice, title=f"t{i}") == i + 1
+        for d in (d1, d2, d3):
+            assert await wait_pushes(d, 5) == [1, 2, 3, 4, 5]
+        await b.no_event("push", within=0.3)
+        # acks are per device, stored: a device that moves node resumes from it
+        assert (await d2.ok("push.ack", seq=3))["acked"] == 3
+        await d2.close()
+        d2 = await n3.ws_login("alice", device_id="tablet")
+        r = await resume_all(d2)
+        assert push_seqs(d2) == [4, 5] and r["last_seq"] == 5
+        # live pushes follow the resume on the new node, with no gap
+        assert send_push(n2, ops, alice, title="t5") == 6
+        assert await wait_pushes(d2, 3) == [4, 5, 6]
+        assert await wait_pushes(d1, 6) == [1, 2, 3, 4, 5, 6]
+        for c in (d1, d2, d3, b):
+            await c.close()
+
+    run(body())
+
+
+def test_node_killed_mid_storm_loses_nothing(server):
+    """kill -9 of the node a device is on while pushes pour in through
+    another: the device reconnects elsewhere and resumes every one."""
+    n1, n2, n3 = cluster(server)
+    ops = n1.token("ops")
+    alice = n1.users["alice"]
+    total = 60
+
+    async def body():
+        d = await n2.ws_login("alice", device_id="phone")
+        await resume_all(d)
+        sent = 0
+
+        async def storm():
+            nonlocal sent
+            for i in range(total):
+                await asyncio.to_thread(send_push, n1, ops, alice, title=f"s{i}")
+                sent += 1
+                if sent == total // 3:
+                    n2.kill9()
+
+        await storm()
+        got_live = push_seqs(d)
+        assert got_live == list(range(1, len(got_live) + 1))  # in order, no gap
+        d = await n3.ws_login("alice", device_id="phone")
+        await resume_all(d, after_seq=got_live[-1] if got_live else 0)
+        assert got_live + push_seqs(d) == list(range(1, total + 1))
+        await d.close()
+
+    run(body())
