@@ -20,6 +20,7 @@ static GHashTable *users;   /* user id -> struct user_entry* */
 static GHashTable *follows; /* subscriber -> GHashTable set of user ids */
 static presence_notify_cb notify_cb;
 static void *notify_ud;
+static const struct presence_cluster *cluster;
 
 static void device_free(gpointer p)
 {
@@ -95,6 +96,8 @@ void *presence_add(const char *user_id, void *conn, const char *device_id, const
     d->platform = g_strdup(platform ? platform : "");
     d->since = since_ms;
     g_hash_table_replace(e->devices, d->device_id, d); /* frees old */
+    if (cluster)
+        cluster->up(user_id, device_id, d->platform, since_ms);
     notify(user_id, e);
     return replaced;
 }
@@ -107,6 +110,8 @@ void presence_remove(const char *user_id, void *conn, const char *device_id)
     struct device *d = g_hash_table_lookup(e->devices, device_id);
     if (d && d->conn == conn) {
         g_hash_table_remove(e->devices, device_id);
+        if (cluster)
+            cluster->down(user_id, device_id);
         notify(user_id, e);
     }
     e = entry_get(user_id, false); /* a callback may not remove it, but be safe */
@@ -114,10 +119,29 @@ void presence_remove(const char *user_id, void *conn, const char *device_id)
         entry_gc(user_id, e);
 }
 
+void presence_set_cluster(const struct presence_cluster *pc)
+{
+    cluster = pc;
+}
+
+void presence_changed_elsewhere(const char *user_id)
+{
+    struct user_entry *e = entry_get(user_id, false);
+    if (e)
+        notify(user_id, e);
+}
+
 bool presence_online(const char *user_id)
 {
     struct user_entry *e = entry_get(user_id, false);
-    return e && g_hash_table_size(e->devices) > 0;
+    if (e && g_hash_table_size(e->devices) > 0)
+        return true;
+    if (!cluster)
+        return false;
+    json_t *remote = cluster->remote_devices(user_id);
+    bool any = json_array_size(remote) > 0;
+    json_decref(remote);
+    return any;
 }
 
 static gint by_since(gconstpointer a, gconstpointer b)
@@ -130,7 +154,7 @@ static gint by_since(gconstpointer a, gconstpointer b)
 
 json_t *presence_devices(const char *user_id)
 {
-    json_t *arr = json_array();
+    json_t *arr = cluster ? cluster->remote_devices(user_id) : json_array();
     struct user_entry *e = entry_get(user_id, false);
     if (!e)
         return arr;

@@ -17,7 +17,20 @@
 typedef void (*presence_notify_cb)(const char *user_id, void *const *subscribers, unsigned n,
                                    void *ud);
 
+/* With several nodes, the devices on the others: told of every local
+ * change, and asked for the devices of a user held elsewhere (an array
+ * of the same objects as presence_devices(), new reference). */
+struct presence_cluster {
+    void (*up)(const char *user_id, const char *device_id, const char *platform, int64_t since);
+    void (*down)(const char *user_id, const char *device_id);
+    json_t *(*remote_devices)(const char *user_id);
+};
+
 void presence_init(presence_notify_cb cb, void *ud);
+/* Makes presence cluster-wide (pc is borrowed; NULL: this node only). */
+void presence_set_cluster(const struct presence_cluster *pc);
+/* Another node changed user_id's devices: notifies its subscribers here. */
+void presence_changed_elsewhere(const char *user_id);
 void presence_shutdown(void);
 
 /* Registers conn as the device device_id of user_id and notifies the
@@ -28,8 +41,10 @@ void *presence_add(const char *user_id, void *conn, const char *device_id, const
 /* Unregisters conn as device_id of user_id (if it still is) and notifies
  * the subscribers. */
 void presence_remove(const char *user_id, void *conn, const char *device_id);
+/* Online anywhere (with a cluster: on this node or a live other one). */
 bool presence_online(const char *user_id);
-/* A new array of {"device_id","platform","since"} for the user's devices. */
+/* A new array of {"device_id","platform","since"} for the user's devices,
+ * on every node. */
 json_t *presence_devices(const char *user_id);
 /* The live connection of device_id of user_id, or NULL. */
 void *presence_conn_of(const char *user_id, const char *device_id);

@@ -37,6 +37,8 @@ static const struct key keys[] = {
     STR_KEY(data_dir),
     STR_KEY(redis),
     STR_KEY(redis_prefix),
+    INT_KEY(cluster_beat_s, 1, 60),
+    INT_KEY(cluster_dead_s, 2, 600),
     STR_KEY(tls_cert),
     STR_KEY(tls_key),
     STR_KEY(log_level),
@@ -132,6 +134,8 @@ static void defaults(struct config *c)
     c->data_dir = g_strdup("./data");
     c->redis = g_strdup("");
     c->redis_prefix = g_strdup("yjt:");
+    c->cluster_beat_s = 10;
+    c->cluster_dead_s = 30;
     c->log_level = g_strdup("info");
     c->token_ttl_s = 12 * 3600;
     c->lockout_after = 5;

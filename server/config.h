@@ -13,6 +13,8 @@ struct config {
     char *data_dir;
     char *redis;        /* the store's Redis address; empty: SQLite in data_dir */
     char *redis_prefix; /* every Redis key starts with this */
+    int cluster_beat_s; /* a node's heartbeat period */
+    int cluster_dead_s; /* a node silent this long is dead (its devices offline) */
     char *tls_cert;
     char *tls_key;
     char *log_level;

@@ -23,6 +23,7 @@
 #include "records/records.h"
 #include "records/sensor.h"
 #include "server/bus.h"
+#include "server/cluster.h"
 #include "server/alarm_api.h"
 #include "server/auth.h"
 #include "server/call_api.h"
@@ -434,6 +435,14 @@ int main(int argc, char **argv)
             goto out_store;
         }
         push_api_bus_init();
+        if (cluster_start(server.cfg.redis, server.cfg.redis_prefix, server.cfg.cluster_beat_s,
+                          server.cfg.cluster_dead_s, &err) != 0) {
+            log_error("main", "%s", err);
+            g_free(err);
+            bus_stop();
+            g_main_loop_unref(server.loop);
+            goto out_store;
+        }
     }
     metrics_init();
     conn_registry_init();
@@ -498,6 +507,7 @@ out_auth:
     call_api_shutdown();
     auth_shutdown();
 out_modules:
+    cluster_stop();
     bus_stop();
     feed_api_shutdown();
     http_shutdown();

@@ -97,3 +97,50 @@ def test_node_killed_mid_storm_loses_nothing(server):
         await d.close()
 
     run(body())
+
+
+GOV = [user("gov4401", "gov", "4401")]
+
+
+def test_presence_is_cluster_wide(server):
+    """Presence queries and subscriptions see devices on every node; a
+    device that logs in on another node replaces its older connection; the
+    devices of a node killed with -9 go offline once its beat is stale."""
+    shared = {"redis_prefix": f"c{uuid.uuid4().hex[:12]}:", "cluster_beat_s": 1,
+              "cluster_dead_s": 3}
+    n1 = server(enterprises=ENTERPRISES, users=USERS + GOV, settings=shared)
+    n2, n3 = server(settings=shared), server(settings=shared)
+    alice = n1.users["alice"]
+
+    async def body():
+        g = await n1.ws_login("gov4401", device_id="g")
+        r = await g.ok("presence.subscribe", users=[alice])
+        assert r["users"][0]["online"] is False
+        a2 = await n2.ws_login("alice", device_id="phone", platform="ios")
+        ev = await g.next_event("presence.changed", 5)
+        assert ev["user"]["online"] is True
+        assert [d["device_id"] for d in ev["user"]["devices"]] == ["phone"]
+        a3 = await n3.ws_login("alice", device_id="desk", platform="web")
+        # other nodes hear of a change within milliseconds (the bus): the
+        # subscriber is told, and queries after that see it
+        ev = await g.next_event("presence.changed", 5)
+        assert len(ev["user"]["devices"]) == 2, ev
+        r = await g.ok("presence.query", users=[alice])
+        assert sorted(d["device_id"] for d in r["users"][0]["devices"]) == ["desk", "phone"]
+        # the same device on another node: the older connection is closed
+        a2b = await n3.ws_login("alice", device_id="phone", platform="ios")
+        await a2.wait_closed(5)
+        assert a2.close_code == 4409, a2.close_code
+        # a node killed: its devices go offline within its dead time
+        n3.kill9()
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            r = await g.ok("presence.query", users=[alice])
+            if not r["users"][0]["online"]:
+                break
+            assert asyncio.get_running_loop().time() < deadline, r
+            await asyncio.sleep(0.5)
+        for c in (g, a3, a2b):
+            await c.close()
+
+    run(body())

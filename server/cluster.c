@@ -1,0 +1,288 @@
+/* Presence across the nodes of a cluster (see cluster.h). */
+#include "server/cluster.h"
+
+#include "common/log.h"
+#include "push/presence.h"
+#include "records/redis_link.h"
+#include "server/bus.h"
+#include "server/conn.h"
+
+#include <glib.h>
+#include <jansson.h>
+#include <string.h>
+
+/* ARGV: key, device, node: deletes the device's entry if this node wrote
+ * it (a newer login elsewhere has overwritten it otherwise). */
+static struct redis_script down_lua = {
+    "local v = redis.call('HGET', ARGV[1], ARGV[2])\n"
+    "if v and string.sub(v, 1, #ARGV[3] + 1) == ARGV[3] .. '\\t' then\n"
+    "  redis.call('HDEL', ARGV[1], ARGV[2])\n"
+    "end\n"
+    "return 1\n",
+    ""};
+
+struct cached {
+    json_t *devices;
+    int64_t at_ms;
+};
+
+static struct {
+    bool on;
+    struct redis_link *link;
+    char *prefix, *nodes_key;
+    GHashTable *live;  /* node id -> NULL: nodes whose beat is fresh */
+    GHashTable *cache; /* user id -> struct cached* */
+    guint beat;
+    int dead_s;
+    uint64_t errors;
+} C;
+
+/* Beats compare across machines: the real clock, never a test clock. */
+static int64_t real_ms(void)
+{
+    return g_get_real_time() / 1000;
+}
+
+static char *key_of(const char *user_id)
+{
+    return g_strconcat(C.prefix, "pr:", user_id, NULL);
+}
+
+static void cached_free(gpointer p)
+{
+    struct cached *c = p;
+    json_decref(c->devices);
+    g_free(c);
+}
+
+static redisReply *run(struct redis_cmd *c)
+{
+    redisReply *r = redis_link_run(C.link, c);
+    redis_cmd_clear(c);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        if (C.errors++ % 1000 == 0)
+            log_warn("cluster", "Redis: %s", redis_link_error(C.link));
+        if (r)
+            freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Beats, and reads which nodes are alive. */
+static gboolean on_beat(gpointer ud)
+{
+    (void)ud;
+    int64_t now = real_ms();
+    struct redis_cmd c;
+    redis_cmd_init(&c);
+    redis_cmd_str(&c, "ZADD");
+    redis_cmd_str(&c, C.nodes_key);
+    redis_cmd_i64(&c, now);
+    redis_cmd_str(&c, bus_node());
+    redisReply *r = run(&c);
+    if (r)
+        freeReplyObject(r);
+    /* nodes silent for an hour are forgotten */
+    redis_cmd_init(&c);
+    redis_cmd_str(&c, "ZREMRANGEBYSCORE");
+    redis_cmd_str(&c, C.nodes_key);
+    redis_cmd_str(&c, "-inf");
+    redis_cmd_i64(&c, now - 3600 * 1000);
+    if ((r = run(&c)))
+        freeReplyObject(r);
+    redis_cmd_init(&c);
+    redis_cmd_str(&c, "ZRANGEBYSCORE");
+    redis_cmd_str(&c, C.nodes_key);
+    redis_cmd_i64(&c, now - (int64_t)C.dead_s * 1000);
+    redis_cmd_str(&c, "+inf");
+    r = run(&c);
+    if (r && r->type == REDIS_REPLY_ARRAY) {
+        g_hash_table_remove_all(C.live);
+        for (size_t i = 0; i < r->elements; i++)
+            if (r->element[i]->type == REDIS_REPLY_STRING)
+                g_hash_table_add(C.live, g_strdup(r->element[i]->str));
+    }
+    if (r)
+        freeReplyObject(r);
+    return G_SOURCE_CONTINUE;
+}
+
+/* Whether node beat lately: known from the last read of the beats, or,
+ * for a node that started since, asked now. */
+static bool alive(const char *node)
+{
+    if (g_hash_table_contains(C.live, node))
+        return true;
+    struct redis_cmd c;
+    redis_cmd_init(&c);
+    redis_cmd_str(&c, "ZSCORE");
+    redis_cmd_str(&c, C.nodes_key);
+    redis_cmd_str(&c, node);
+    redisReply *r = run(&c);
+    bool fresh = r && r->type == REDIS_REPLY_STRING &&
+                 g_ascii_strtoll(r->str, NULL, 10) > real_ms() - (int64_t)C.dead_s * 1000;
+    if (r)
+        freeReplyObject(r);
+    if (fresh)
+        g_hash_table_add(C.live, g_strdup(node));
+    return fresh;
+}
+
+static void announce(const char *user_id, const char *device_id)
+{
+    g_hash_table_remove(C.cache, user_id);
+    bus_publish("presence", user_id, device_id, strlen(device_id));
+}
+
+static void up(const char *user_id, const char *device_id, const char *platform, int64_t since)
+{
+    char *key = key_of(user_id);
+    char *val = g_strdup_printf("%s\t%s\t%" G_GINT64_FORMAT, bus_node(), platform, (gint64)since);
+    struct redis_cmd c;
+    redis_cmd_init(&c);
+    redis_cmd_str(&c, "HSET");
+    redis_cmd_str(&c, key);
+    redis_cmd_str(&c, device_id);
+    redis_cmd_str(&c, val);
+    redisReply *r = run(&c);
+    if (r)
+        freeReplyObject(r);
+    g_free(val);
+    g_free(key);
+    announce(user_id, device_id);
+}
+
+static void down(const char *user_id, const char *device_id)
+{
+    char *key = key_of(user_id);
+    struct redis_cmd c;
+    redis_cmd_init(&c);
+    redis_cmd_str(&c, key);
+    redis_cmd_str(&c, device_id);
+    redis_cmd_str(&c, bus_node());
+    redisReply *r = redis_link_script(C.link, &down_lua, &c);
+    redis_cmd_clear(&c);
+    if (r)
+        freeReplyObject(r);
+    g_free(key);
+    announce(user_id, "");
+}
+
+/* Deletes entries of dead nodes seen while reading (best effort). */
+static void forget(const char *key, GPtrArray *devices)
+{
+    if (devices->len == 0)
+        return;
+    struct redis_cmd c;
+    redis_cmd_init(&c);
+    redis_cmd_str(&c, "HDEL");
+    redis_cmd_str(&c, key);
+    for (guint i = 0; i < devices->len; i++)
+        redis_cmd_str(&c, g_ptr_array_index(devices, i));
+    redisReply *r = run(&c);
+    if (r)
+        freeReplyObject(r);
+}
+
+static json_t *remote_devices(const char *user_id)
+{
+    int64_t now = real_ms();
+    struct cached *hit = g_hash_table_lookup(C.cache, user_id);
+    if (hit && now - hit->at_ms < CLUSTER_CACHE_MS)
+        return json_copy(hit->devices); /* the caller may add to it */
+    json_t *arr = json_array();
+    char *key = key_of(user_id);
+    struct redis_cmd c;
+    redis_cmd_init(&c);
+    redis_cmd_str(&c, "HGETALL");
+    redis_cmd_str(&c, key);
+    redisReply *r = run(&c);
+    GPtrArray *dead = g_ptr_array_new();
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        const char *dev = r->element[i]->str, *v = r->element[i + 1]->str;
+        if (!dev || !v)
+            continue;
+        char **f = g_strsplit(v, "\t", 3);
+        if (g_strv_length(f) == 3 && strcmp(f[0], bus_node()) != 0) {
+            if (alive(f[0]))
+                json_array_append_new(arr, json_pack("{s:s, s:s, s:I}", "device_id", dev,
+                                                     "platform", f[1], "since",
+                                                     (json_int_t)g_ascii_strtoll(f[2], NULL, 10)));
+            else
+                g_ptr_array_add(dead, (gpointer)dev);
+        }
+        g_strfreev(f);
+    }
+    forget(key, dead);
+    g_ptr_array_free(dead, TRUE);
+    if (r)
+        freeReplyObject(r);
+    g_free(key);
+    struct cached *e = g_new(struct cached, 1);
+    e->devices = json_copy(arr);
+    e->at_ms = now;
+    g_hash_table_replace(C.cache, g_strdup(user_id), e);
+    return arr;
+}
+
+/* Another node's change: its subscribers here hear of it; a login there
+ * of a device held here replaces the connection here. */
+static void on_presence(const char *user, const char *data, size_t len, void *ud)
+{
+    (void)ud;
+    g_hash_table_remove(C.cache, user);
+    if (len > 0) {
+        char *device = g_strndup(data, len);
+        struct conn *old = presence_conn_of(user, device);
+        if (old)
+            conn_close(old, 4409, "replaced by a newer connection of the same device");
+        g_free(device);
+    }
+    presence_changed_elsewhere(user);
+}
+
+static const struct presence_cluster hooks = {up, down, remote_devices};
+
+int cluster_start(const char *url, const char *prefix, int beat_s, int dead_s, char **err)
+{
+    struct redis_url u;
+    if (redis_url_parse(url, &u, err) != 0)
+        return -1;
+    redis_script_init(&down_lua);
+    C.on = true;
+    C.link = redis_link_new(&u, 2000);
+    C.prefix = g_strdup(prefix && *prefix ? prefix : "yjt:");
+    C.nodes_key = g_strconcat(C.prefix, "nodes", NULL);
+    C.live = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    C.cache = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, cached_free);
+    on_beat(NULL);
+    C.dead_s = dead_s;
+    C.beat = g_timeout_add_seconds((guint)beat_s, on_beat, NULL);
+    presence_set_cluster(&hooks);
+    bus_on("presence", on_presence, NULL);
+    return 0;
+}
+
+void cluster_stop(void)
+{
+    if (!C.on)
+        return;
+    presence_set_cluster(NULL);
+    g_source_remove(C.beat);
+    /* leaving: this node's beat goes, so its devices stop counting now */
+    struct redis_cmd c;
+    redis_cmd_init(&c);
+    redis_cmd_str(&c, "ZREM");
+    redis_cmd_str(&c, C.nodes_key);
+    redis_cmd_str(&c, bus_node());
+    redisReply *r = run(&c);
+    if (r)
+        freeReplyObject(r);
+    redis_link_free(C.link);
+    g_hash_table_destroy(C.live);
+    g_hash_table_destroy(C.cache);
+    g_free(C.prefix);
+    g_free(C.nodes_key);
+    memset(&C, 0, sizeof(C));
+}

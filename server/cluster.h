@@ -1,0 +1,27 @@
+/* Presence across the nodes of a cluster, in Redis.
+ *
+ * Every node writes the devices it holds to PREFIX pr:USER (a hash: device
+ * id -> "NODE\tPLATFORM\tSINCE") as they log in and out, and its heartbeat
+ * to PREFIX nodes (a sorted set of node ids by the time of their last
+ * beat, every cluster_beat_s seconds, 10 by default). A node whose beat is
+ * older than cluster_dead_s (30) is dead: its devices no longer count (and are deleted
+ * by whoever reads them), so the connections of a node killed with -9
+ * disappear within that time. Changes are announced on the bus ("presence")
+ * so that subscribers on every node hear of them, and a device that logs
+ * in on one node closes its older connection held by another.
+ *
+ * Reads of other nodes' devices are cached for CLUSTER_CACHE_MS per user
+ * (a fan-out asks about thousands of users at once); a change announced on
+ * the bus drops the entry. Main loop only. */
+#ifndef YJT_CLUSTER_H
+#define YJT_CLUSTER_H
+
+#define CLUSTER_CACHE_MS 1000
+
+/* Starts presence in Redis for this node (bus_node()), beating every
+ * beat_s seconds and taking nodes silent for dead_s as dead; the bus must
+ * be running. 0, or -1 with *err. */
+int cluster_start(const char *url, const char *prefix, int beat_s, int dead_s, char **err);
+void cluster_stop(void);
+
+#endif
