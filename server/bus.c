@@ -112,6 +112,7 @@ struct link {
 
 struct msg {
     char type[BUS_TYPE_MAX + 1];
+    char *to; /* "" for every node */
     char *user;
     char *data;
     size_t len;
@@ -159,6 +160,7 @@ static void schedule_retry(struct link *l)
 
 static void msg_free(struct msg *m)
 {
+    g_free(m->to);
     g_free(m->user);
     g_free(m->data);
     g_free(m);
@@ -186,9 +188,8 @@ static void on_written(redisAsyncContext *ac, void *reply, void *priv)
 
 static void send_msg(struct msg *m)
 {
-    const char *argv[] = {"XADD", B.key,   "MAXLEN", "~",    G_STRINGIFY(BUS_KEEP),
-                          "*",    "n",     B.node,   "t",    m->type,
-                          "u",    m->user, "d",      m->data};
+    const char *argv[] = {"XADD", B.key, "MAXLEN", "~", G_STRINGIFY(BUS_KEEP), "*", "n", B.node,
+                          "t", m->type, "o", m->to, "u", m->user, "d", m->data};
     size_t lens[G_N_ELEMENTS(argv)];
     for (size_t i = 0; i < G_N_ELEMENTS(argv); i++)
         lens[i] = strlen(argv[i]);
@@ -207,7 +208,7 @@ static void deliver(const redisReply *entry)
         return;
     g_strlcpy(B.last_id, entry->element[0]->str, sizeof(B.last_id));
     const redisReply *f = entry->element[1];
-    const redisReply *node = NULL, *type = NULL, *user = NULL, *data = NULL;
+    const redisReply *node = NULL, *type = NULL, *user = NULL, *data = NULL, *to = NULL;
     for (size_t i = 0; i + 1 < f->elements; i += 2) {
         const redisReply *k = f->element[i], *v = f->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || k->len != 1)
@@ -225,14 +226,18 @@ static void deliver(const redisReply *entry)
         case 'd':
             data = v;
             break;
+        case 'o':
+            to = v;
+            break;
         }
     }
-    if (!node || !type || !user || !data || strcmp(node->str, B.node) == 0)
+    if (!node || !type || !user || !data || strcmp(node->str, B.node) == 0 ||
+        (to && to->len && strcmp(to->str, B.node) != 0))
         return;
     B.stats.received++;
     for (int i = 0; i < B.n_handlers; i++)
         if (strcmp(B.handlers[i].type, type->str) == 0)
-            B.handlers[i].fn(user->str, data->str, data->len, B.handlers[i].ud);
+            B.handlers[i].fn(node->str, user->str, data->str, data->len, B.handlers[i].ud);
 }
 
 static void on_read(redisAsyncContext *ac, void *reply, void *priv)
@@ -439,6 +444,12 @@ void bus_on(const char *type, bus_handler fn, void *ud)
 
 void bus_publish(const char *type, const char *user, const char *data, size_t len)
 {
+    bus_send_to("", type, user, data, len);
+}
+
+void bus_send_to(const char *node, const char *type, const char *user, const char *data,
+                 size_t len)
+{
     if (!B.on || B.stopping)
         return;
     if (B.out.length >= BUS_QUEUE_MAX) {
@@ -451,6 +462,7 @@ void bus_publish(const char *type, const char *user, const char *data, size_t le
     }
     struct msg *m = g_new(struct msg, 1);
     g_strlcpy(m->type, type, sizeof(m->type));
+    m->to = g_strdup(node ? node : "");
     m->user = g_strdup(user ? user : "");
     m->data = g_malloc(len + 1);
     memcpy(m->data, data, len);

@@ -26,9 +26,10 @@
 #define BUS_QUEUE_MAX 100000
 #define BUS_TYPE_MAX 32
 
-/* Called for each message of its type from another node: user (may be
- * empty) and data (len bytes, not NUL-terminated in general). */
-typedef void (*bus_handler)(const char *user, const char *data, size_t len, void *ud);
+/* Called for each message of its type from another node (node: its id):
+ * user (may be empty) and data (len bytes, NUL-terminated). */
+typedef void (*bus_handler)(const char *node, const char *user, const char *data, size_t len,
+                            void *ud);
 
 /* Starts the bus on the Redis server at url, keys under prefix. 0, or -1
  * with *err (g_free) when the address is malformed; an unreachable server
@@ -42,6 +43,9 @@ const char *bus_node(void);
 void bus_on(const char *type, bus_handler fn, void *ud);
 /* Sends a message to every other node. */
 void bus_publish(const char *type, const char *user, const char *data, size_t len);
+/* Sends a message to one node (the others pass it over). */
+void bus_send_to(const char *node, const char *type, const char *user, const char *data,
+                 size_t len);
 
 struct bus_stats {
     uint64_t published, received, dropped, reconnects;

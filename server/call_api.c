@@ -4,11 +4,14 @@
  * connection presence holds for the device. */
 #include "server/call_api.h"
 
+#include "common/clock.h"
+#include "common/jsonx.h"
 #include "common/log.h"
 #include "media/dtls.h"
 #include "media/srtp.h"
 #include "push/inbox.h"
 #include "push/presence.h"
+#include "server/bus.h"
 #include "server/conn.h"
 #include "server/server.h"
 #include "server/ws.h"
@@ -50,47 +53,6 @@ static void ws_reply(void *ctx, enum err_code err, const char *message, json_t *
 
 typedef void (*sig_fn)(const struct call_actor *, json_t *, const struct call_reply *);
 
-static void dispatch(struct conn *c, json_t *id, json_t *msg, sig_fn fn)
-{
-    struct ws_ctx w = {c, id};
-    struct call_actor a = {c->user_id, c->device_id, c->role, c->org};
-    struct call_reply r = {ws_reply, &w};
-    fn(&a, msg, &r);
-}
-
-#define HANDLER(name, fn)                                                                          \
-    static void name(struct conn *c, json_t *id, json_t *msg)                                      \
-    {                                                                                              \
-        dispatch(c, id, msg, fn);                                                                  \
-    }
-
-HANDLER(h_invite, call_invite)
-HANDLER(h_ringing, call_ringing)
-HANDLER(h_accept, call_accept)
-HANDLER(h_decline, call_decline)
-HANDLER(h_cancel, call_cancel)
-HANDLER(h_hangup, call_hangup)
-HANDLER(h_candidate, call_candidate)
-HANDLER(h_renegotiate, call_renegotiate)
-HANDLER(h_resume, call_resume)
-HANDLER(h_join, call_join)
-HANDLER(h_leave, call_leave)
-HANDLER(h_ice, call_ice_servers)
-HANDLER(h_patrol_start, patrol_start)
-HANDLER(h_patrol_note, patrol_note)
-HANDLER(h_patrol_finish, patrol_finish)
-
-const struct ws_handler call_handlers[] = {
-    {"call.invite", h_invite, true},          {"call.ringing", h_ringing, true},
-    {"call.accept", h_accept, true},          {"call.decline", h_decline, true},
-    {"call.cancel", h_cancel, true},          {"call.hangup", h_hangup, true},
-    {"call.candidate", h_candidate, true},    {"call.renegotiate", h_renegotiate, true},
-    {"call.resume", h_resume, true},          {"ice.servers", h_ice, true},
-    {"call.join", h_join, true},              {"call.leave", h_leave, true},
-    {"patrol.start", h_patrol_start, true},   {"patrol.note", h_patrol_note, true},
-    {"patrol.finish", h_patrol_finish, true}, {NULL, NULL, false},
-};
-
 /* The event's type as a metrics label that outlives the event. */
 static const char *label_of(json_t *ev)
 {
@@ -118,17 +80,258 @@ static void send_copy(void *conn, void *ud)
     conn_send(conn, json_deep_copy(ev), label_of(ev));
 }
 
+/* ---------- several nodes ----------
+ *
+ * A call lives on the node its caller invited from (its owner), which
+ * writes "callnode:ID" to the store at invite. A request about a call this
+ * node does not hold goes to the owner over the bus ("call.req"), with
+ * the actor and where to answer; the owner answers over the bus
+ * ("call.rep") and the answer reaches the requesting connection. Events
+ * for devices held by other nodes travel as "call.dev". */
+
+#define OWNERS_MAX 10000
+#define CALLNODE_TTL_MS (24 * 3600 * 1000)
+
+static GHashTable *owners; /* call id -> node id, learnt from call.dev */
+
+static const char *owner_of(const char *call_id)
+{
+    const char *node = g_hash_table_lookup(owners, call_id);
+    if (node)
+        return node;
+    char *key = g_strconcat("callnode:", call_id, NULL), *val = NULL;
+    if (store_kv_get(server.store, key, &val) == STORE_OK) {
+        if (g_hash_table_size(owners) >= OWNERS_MAX)
+            g_hash_table_remove_all(owners);
+        g_hash_table_insert(owners, g_strdup(call_id), val);
+        node = val;
+    }
+    g_free(key);
+    return node;
+}
+
+/* Answers a request that came from another node. */
+struct remote_ctx {
+    char *node;
+    uint64_t serial;
+    json_t *id;
+};
+
+static void remote_reply(void *ctx, enum err_code err, const char *message, json_t *fields)
+{
+    struct remote_ctx *x = ctx;
+    json_t *m =
+        json_pack("{s:I, s:O, s:i}", "serial", (json_int_t)x->serial, "re", x->id, "err", (int)err);
+    if (message)
+        json_object_set_new(m, "message", json_string(message));
+    if (fields)
+        json_object_set_new(m, "fields", fields);
+    char *text = json_dumps(m, JSON_COMPACT);
+    bus_send_to(x->node, "call.rep", "", text, strlen(text));
+    free(text);
+    json_decref(m);
+}
+
+static bool forward(struct conn *c, json_t *id, json_t *msg)
+{
+    const char *call_id = json_string_value(json_object_get(msg, "call_id"));
+    if (!bus_enabled() || !call_id || call_known(call_id))
+        return false;
+    const char *owner = owner_of(call_id);
+    if (!owner || strcmp(owner, bus_node()) == 0)
+        return false; /* not found here: the handler says so */
+    json_t *m = json_pack("{s:I, s:O, s:{s:s, s:s, s:s, s:s}, s:O}", "serial",
+                          (json_int_t)c->serial, "re", id, "actor", "user", c->user_id, "device",
+                          c->device_id, "role", c->role, "org", c->org, "msg", msg);
+    char *text = json_dumps(m, JSON_COMPACT);
+    bus_send_to(owner, "call.req", c->user_id, text, strlen(text));
+    free(text);
+    json_decref(m);
+    return true;
+}
+
+/* The requests about one call that another node may hand over. */
+static sig_fn fn_of(const char *type)
+{
+    static const struct {
+        const char *type;
+        sig_fn fn;
+    } table[] = {
+        {"call.ringing", call_ringing},
+        {"call.accept", call_accept},
+        {"call.decline", call_decline},
+        {"call.cancel", call_cancel},
+        {"call.hangup", call_hangup},
+        {"call.candidate", call_candidate},
+        {"call.renegotiate", call_renegotiate},
+        {"call.resume", call_resume},
+        {"call.join", call_join},
+        {"call.leave", call_leave},
+    };
+    for (size_t i = 0; type && i < G_N_ELEMENTS(table); i++)
+        if (strcmp(table[i].type, type) == 0)
+            return table[i].fn;
+    return NULL;
+}
+
+static void on_call_req(const char *node, const char *user, const char *data, size_t len, void *ud)
+{
+    (void)user;
+    (void)ud;
+    json_t *m = json_loadb(data, len, 0, NULL);
+    json_t *actor = json_object_get(m, "actor"), *msg = json_object_get(m, "msg");
+    sig_fn fn = fn_of(json_string_value(json_object_get(msg, "type")));
+    struct call_actor a = {jx_str(actor, "user"), jx_str(actor, "device"), jx_str(actor, "role"),
+                           jx_str(actor, "org")};
+    if (fn && a.user_id && a.device_id && a.role && a.org &&
+        json_is_integer(json_object_get(m, "serial"))) {
+        struct remote_ctx x = {g_strdup(node),
+                               (uint64_t)json_integer_value(json_object_get(m, "serial")),
+                               json_object_get(m, "re")};
+        struct call_reply r = {remote_reply, &x};
+        fn(&a, msg, &r);
+        g_free(x.node);
+    }
+    json_decref(m);
+}
+
+static void on_call_rep(const char *node, const char *user, const char *data, size_t len, void *ud)
+{
+    (void)node;
+    (void)user;
+    (void)ud;
+    json_t *m = json_loadb(data, len, 0, NULL);
+    json_t *serial = json_object_get(m, "serial");
+    struct conn *c =
+        json_is_integer(serial) ? conn_find((uint64_t)json_integer_value(serial)) : NULL;
+    json_int_t code = json_integer_value(json_object_get(m, "err"));
+    enum err_code err = code >= 0 && code < ERR__COUNT ? (enum err_code)code : ERR_INTERNAL;
+    if (c) {
+        struct ws_ctx w = {c, json_object_get(m, "re")};
+        json_t *fields = json_object_get(m, "fields");
+        ws_reply(&w, err, jx_str(m, "message"), fields ? json_incref(fields) : NULL);
+    }
+    json_decref(m);
+}
+
+/* An event for devices held here, from the call's owner. */
+static void on_call_dev(const char *node, const char *user, const char *data, size_t len, void *ud)
+{
+    (void)ud;
+    const char *nl = memchr(data, '\n', len);
+    json_t *ev = nl ? json_loadb(nl + 1, len - (size_t)(nl + 1 - data), 0, NULL) : NULL;
+    if (!ev)
+        return;
+    const char *call_id = jx_str(ev, "call_id");
+    const char *type = jx_str(ev, "type");
+    if (call_id && type && strcmp(type, "call.ended") == 0)
+        g_hash_table_remove(owners, call_id);
+    else if (call_id && !g_hash_table_contains(owners, call_id) &&
+             g_hash_table_size(owners) < OWNERS_MAX)
+        g_hash_table_insert(owners, g_strdup(call_id), g_strdup(node));
+    char *device = g_strndup(data, (size_t)(nl - data));
+    if (*device) {
+        struct conn *c = presence_conn_of(user, device);
+        if (c)
+            conn_send(c, json_incref(ev), label_of(ev));
+    } else {
+        presence_each_conn(user, send_copy, ev);
+    }
+    g_free(device);
+    json_decref(ev);
+}
+
+/* The caller's node owns a new call: the others find it in the store. */
+static void invite_reply(void *ctx, enum err_code err, const char *message, json_t *fields)
+{
+    const char *call_id = err == ERR_NONE ? jx_str(fields, "call_id") : NULL;
+    if (call_id) {
+        char *key = g_strconcat("callnode:", call_id, NULL);
+        if (store_kv_set(server.store, key, bus_node(), clock_now_ms() + CALLNODE_TTL_MS) !=
+            STORE_OK)
+            log_warn("call", "call=%s cannot record its node", call_id);
+        g_free(key);
+    }
+    ws_reply(ctx, err, message, fields);
+}
+
+static void dispatch(struct conn *c, json_t *id, json_t *msg, sig_fn fn)
+{
+    if (fn != call_invite && forward(c, id, msg))
+        return;
+    struct ws_ctx w = {c, id};
+    struct call_actor a = {c->user_id, c->device_id, c->role, c->org};
+    struct call_reply r = {fn == call_invite && bus_enabled() ? invite_reply : ws_reply, &w};
+    fn(&a, msg, &r);
+}
+
+#define HANDLER(name, fn)                                                                          \
+    static void name(struct conn *c, json_t *id, json_t *msg)                                      \
+    {                                                                                              \
+        dispatch(c, id, msg, fn);                                                                  \
+    }
+
+HANDLER(h_invite, call_invite)
+HANDLER(h_ringing, call_ringing)
+HANDLER(h_accept, call_accept)
+HANDLER(h_decline, call_decline)
+HANDLER(h_cancel, call_cancel)
+HANDLER(h_hangup, call_hangup)
+HANDLER(h_candidate, call_candidate)
+HANDLER(h_renegotiate, call_renegotiate)
+HANDLER(h_resume, call_resume)
+HANDLER(h_join, call_join)
+HANDLER(h_leave, call_leave)
+HANDLER(h_ice, call_ice_servers)
+HANDLER(h_patrol_start, patrol_start)
+HANDLER(h_patrol_note, patrol_note)
+HANDLER(h_patrol_finish, patrol_finish)
+
+const struct ws_handler call_handlers[] = {
+    {"call.invite", h_invite, true},
+    {"call.ringing", h_ringing, true},
+    {"call.accept", h_accept, true},
+    {"call.decline", h_decline, true},
+    {"call.cancel", h_cancel, true},
+    {"call.hangup", h_hangup, true},
+    {"call.candidate", h_candidate, true},
+    {"call.renegotiate", h_renegotiate, true},
+    {"call.resume", h_resume, true},
+    {"ice.servers", h_ice, true},
+    {"call.join", h_join, true},
+    {"call.leave", h_leave, true},
+    {"patrol.start", h_patrol_start, true},
+    {"patrol.note", h_patrol_note, true},
+    {"patrol.finish", h_patrol_finish, true},
+    {NULL, NULL, false},
+};
+
+/* With several nodes, devices held elsewhere get the event over the bus:
+ * "DEVICE\n" (empty: every device of the user) and the event. */
+static void send_elsewhere(const char *user_id, const char *device_id, json_t *ev)
+{
+    char *text = json_dumps(ev, JSON_COMPACT);
+    char *m = g_strconcat(device_id ? device_id : "", "\n", text, NULL);
+    bus_publish("call.dev", user_id, m, strlen(m));
+    g_free(m);
+    free(text);
+}
+
 static void hook_send(const char *user_id, const char *device_id, json_t *ev)
 {
     if (device_id) {
         struct conn *c = presence_conn_of(user_id, device_id);
         if (c)
             conn_send(c, ev, label_of(ev));
-        else
+        else if (bus_enabled())
+            send_elsewhere(user_id, device_id, ev);
+        if (!c)
             json_decref(ev);
         return;
     }
     presence_each_conn(user_id, send_copy, ev);
+    if (bus_enabled())
+        send_elsewhere(user_id, NULL, ev);
     json_decref(ev);
 }
 
@@ -171,8 +374,8 @@ void call_api_init(void)
     for (char **a = media_addrs; *a; a++)
         g_strstrip(*a);
     bool recording = cfg->recording_dir[0] != '\0';
-    lim.media.sfu_default = strcmp(cfg->call_mode, "sfu") == 0 ||
-                            (recording && strcmp(cfg->call_mode, "auto") == 0);
+    lim.media.sfu_default =
+        strcmp(cfg->call_mode, "sfu") == 0 || (recording && strcmp(cfg->call_mode, "auto") == 0);
     lim.media.record_dir = recording ? cfg->recording_dir : NULL;
     lim.media.public_ip = cfg->media_public_ip[0] ? cfg->media_public_ip : NULL;
     lim.media.ice_tcp = cfg->media_ice_tcp;
@@ -181,12 +384,21 @@ void call_api_init(void)
     lim.media.max_bitrate = (uint64_t)cfg->media_max_kbps * 1000;
     struct call_hooks hooks = {hook_send, hook_missed};
     call_init(server.store, &lim, &hooks);
+    if (bus_enabled()) {
+        owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        bus_on("call.req", on_call_req, NULL);
+        bus_on("call.rep", on_call_rep, NULL);
+        bus_on("call.dev", on_call_dev, NULL);
+    }
     patrol_init(server.store, cfg->patrol_min_call_s, cfg->patrol_max_items);
 }
 
 void call_api_shutdown(void)
 {
     call_shutdown();
+    if (owners)
+        g_hash_table_destroy(owners);
+    owners = NULL;
     dtls_cert_free(media_cert);
     media_cert = NULL;
     g_strfreev(media_addrs);

@@ -6,6 +6,7 @@
 #include "records/redis_link.h"
 #include "server/bus.h"
 #include "server/conn.h"
+#include "signaling/call.h"
 
 #include <glib.h>
 #include <jansson.h>
@@ -16,9 +17,9 @@
 static struct redis_script down_lua = {
     "local v = redis.call('HGET', ARGV[1], ARGV[2])\n"
     "if v and string.sub(v, 1, #ARGV[3] + 1) == ARGV[3] .. '\\t' then\n"
-    "  redis.call('HDEL', ARGV[1], ARGV[2])\n"
+    "  return redis.call('HDEL', ARGV[1], ARGV[2])\n"
     "end\n"
-    "return 1\n",
+    "return 0\n",
     ""};
 
 struct cached {
@@ -129,10 +130,14 @@ static bool alive(const char *node)
     return fresh;
 }
 
-static void announce(const char *user_id, const char *device_id)
+/* Tells the other nodes: "+DEVICE" logged in here, "-DEVICE" went
+ * offline (and is not held by another node), "" changed otherwise. */
+static void announce(const char *user_id, char sign, const char *device_id)
 {
     g_hash_table_remove(C.cache, user_id);
-    bus_publish("presence", user_id, device_id, strlen(device_id));
+    char *m = sign ? g_strdup_printf("%c%s", sign, device_id) : g_strdup("");
+    bus_publish("presence", user_id, m, strlen(m));
+    g_free(m);
 }
 
 static void up(const char *user_id, const char *device_id, const char *platform, int64_t since)
@@ -150,7 +155,7 @@ static void up(const char *user_id, const char *device_id, const char *platform,
         freeReplyObject(r);
     g_free(val);
     g_free(key);
-    announce(user_id, device_id);
+    announce(user_id, '+', device_id);
 }
 
 static void down(const char *user_id, const char *device_id)
@@ -163,10 +168,11 @@ static void down(const char *user_id, const char *device_id)
     redis_cmd_str(&c, bus_node());
     redisReply *r = redis_link_script(C.link, &down_lua, &c);
     redis_cmd_clear(&c);
+    bool gone = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
     if (r)
         freeReplyObject(r);
     g_free(key);
-    announce(user_id, "");
+    announce(user_id, gone ? '-' : 0, device_id);
 }
 
 /* Deletes entries of dead nodes seen while reading (best effort). */
@@ -227,17 +233,25 @@ static json_t *remote_devices(const char *user_id)
 }
 
 /* Another node's change: its subscribers here hear of it; a login there
- * of a device held here replaces the connection here. */
-static void on_presence(const char *user, const char *data, size_t len, void *ud)
+ * of a device held here replaces the connection here; calls ringing here
+ * ring a device that came online there, and a party's device that went
+ * offline there may resume within the grace period, as on one node. */
+static void on_presence(const char *node, const char *user, const char *data, size_t len,
+                        void *ud)
 {
+    (void)node;
     (void)ud;
     g_hash_table_remove(C.cache, user);
-    if (len > 0) {
-        char *device = g_strndup(data, len);
-        struct conn *old = presence_conn_of(user, device);
-        if (old)
-            conn_close(old, 4409, "replaced by a newer connection of the same device");
-        g_free(device);
+    if (len > 1 && (data[0] == '+' || data[0] == '-')) {
+        const char *device = data + 1;
+        struct conn *here = presence_conn_of(user, device);
+        if (data[0] == '+') {
+            if (here)
+                conn_close(here, 4409, "replaced by a newer connection of the same device");
+            call_device_online(user, device);
+        } else if (!here) {
+            call_device_offline(user, device);
+        }
     }
     presence_changed_elsewhere(user);
 }

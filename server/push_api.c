@@ -110,8 +110,10 @@ void push_api_deliver(const char *user_id, int64_t seq, const char *text, size_t
 }
 
 /* A push stored by another node, for the devices of the user held here. */
-static void on_bus_push(const char *user, const char *data, size_t len, void *ud)
+static void on_bus_push(const char *node, const char *user, const char *data, size_t len,
+                        void *ud)
 {
+    (void)node;
     (void)ud;
     const char *nl = memchr(data, '\n', len);
     if (!nl || !*user)

@@ -143,6 +143,11 @@ struct call *call_find(json_t *msg, const struct call_reply *r)
     return c;
 }
 
+bool call_known(const char *call_id)
+{
+    return call_table && g_hash_table_contains(call_table, call_id);
+}
+
 bool call_is_callee(const struct call *c, const struct call_actor *a)
 {
     return c->state == CALL_ACTIVE && strcmp(c->callee.user_id, a->user_id) == 0 &&

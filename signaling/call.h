@@ -93,6 +93,9 @@ void call_ice_servers(const struct call_actor *a, json_t *msg, const struct call
 void call_join(const struct call_actor *a, json_t *msg, const struct call_reply *r);
 void call_leave(const struct call_actor *a, json_t *msg, const struct call_reply *r);
 
+/* Whether call_id is a call in progress held by this process. */
+bool call_known(const char *call_id);
+
 /* A device of user_id authenticated: it rings for calls still ringing. */
 void call_device_online(const char *user_id, const char *device_id);
 /* A device of user_id is gone (its last connection closed): a party's

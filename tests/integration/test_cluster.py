@@ -144,3 +144,58 @@ def test_presence_is_cluster_wide(server):
             await c.close()
 
     run(body())
+
+
+OFFER = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+ANSWER = OFFER.replace("o=- 1 2", "o=- 3 4")
+CALL_USERS = USERS + GOV + [user("boss", "corp", "e1", position="principal")]
+
+
+def test_call_between_nodes(server):
+    """The caller on n1, the callee's devices on n2 and n3: ringing,
+    answered elsewhere, candidates both ways, a drop and a resume on
+    another node, and the hang-up."""
+    shared = {"redis_prefix": f"c{uuid.uuid4().hex[:12]}:", "call_grace_s": 5}
+    n1 = server(enterprises=ENTERPRISES, users=CALL_USERS, settings=shared)
+    n2, n3 = server(settings=shared), server(settings=shared)
+    boss = n1.users["boss"]
+
+    async def body():
+        gov = await n1.ws_login("gov4401", device_id="gov-phone")
+        b2 = await n2.ws_login("boss", device_id="boss-phone")
+        b3 = await n3.ws_login("boss", device_id="boss-desk")
+        r = await gov.ok("call.invite", to={"user": boss}, sdp=OFFER)
+        call_id = r["call_id"]
+        # an early candidate from the caller is held, then delivered
+        await gov.ok("call.candidate", call_id=call_id, candidate={"candidate": "c-early"})
+        for b in (b2, b3):
+            ev = await b.next_event("call.incoming")
+            assert ev["call_id"] == call_id and ev["sdp"] == OFFER
+        await b2.ok("call.ringing", call_id=call_id)
+        await gov.next_event("call.ringing")
+        await b2.ok("call.accept", call_id=call_id, sdp=ANSWER)
+        assert (await gov.next_event("call.accepted"))["sdp"] == ANSWER
+        assert (await b3.next_event("call.answered_elsewhere"))["call_id"] == call_id
+        assert (await b2.next_event("call.candidate"))["candidate"]["candidate"] == "c-early"
+        await b2.ok("call.candidate", call_id=call_id, candidate={"candidate": "c-callee"})
+        assert (await gov.next_event("call.candidate"))["candidate"]["candidate"] == "c-callee"
+        # a request about the call from a user not in it is refused, wherever it is
+        outsider = await n3.ws_login("alice", device_id="alice-phone")
+        r = await outsider.request("call.hangup", call_id=call_id)
+        assert r["ok"] is False and r["error"]["code"] in ("forbidden", "not_found"), r
+        await outsider.close()
+        # the callee's phone drops and comes back on n3
+        await b2.close()
+        await gov.next_event("call.peer_disconnected", timeout=5)
+        b2 = await n3.ws_login("boss", device_id="boss-phone")
+        r = await b2.ok("call.resume", call_id=call_id)
+        assert r["state"] == "active" and r["role"] == "callee"
+        await gov.next_event("call.peer_reconnected")
+        await b2.ok("call.hangup", call_id=call_id)
+        for c in (gov, b2):
+            ev = await c.next_event("call.ended")
+            assert ev["call_id"] == call_id and ev["reason"] == "hangup", ev
+        for c in (gov, b2, b3):
+            await c.close()
+
+    run(body())
