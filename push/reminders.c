@@ -14,6 +14,7 @@
 #define DEADLINE_PREFIX "rem/"
 #define JOURNAL_PREFIX "reminders/"
 #define REMINDER_TTL_S 86400
+#define CLAIM_LEASE_MS (10 * 60 * 1000)
 
 enum job_kind { JOB_COMMITMENT, JOB_SELFEVAL, JOB_SUMMARY, JOB_CONFIRM };
 
@@ -34,6 +35,7 @@ static int confirm_day;
 static reminder_run_fn summary_fn, confirm_fn;
 static void *summary_ud, *confirm_ud;
 static int64_t clock_offset_ms;
+static char *holder;
 static reminder_source_fn commitment_fn, selfeval_fn;
 static void *commitment_ud, *selfeval_ud;
 
@@ -272,11 +274,48 @@ static int run_composed(const struct job *j, const char *date, const char *journ
     return rc;
 }
 
+/* With several nodes every one of them finds the same run due: the first
+ * to create the run's claim ("reminder_claims/JOB/DATE", holding a lease
+ * of CLAIM_LEASE_MS) runs it, the others pass. A node that dies holding a
+ * claim delays the run until the lease is over; then another takes it
+ * over, and the journal still tells whether it was sent. A node that
+ * restarts holds its own claims again (the holder is the node's name). Returns 1 when
+ * this node may run it, 0 when another holds it, or a store error. */
+static int claim_run(const struct job *j, const char *date)
+{
+    char *id = g_strconcat(j->name, "/", date, NULL);
+    const char *me = holder;
+    int64_t now = reminders_now_ms();
+    json_t *lease =
+        json_pack("{s:s, s:I}", "holder", me, "until", (json_int_t)(now + CLAIM_LEASE_MS));
+    int rc = store_doc_put(store, "reminder_claims", id, lease, true);
+    if (rc == STORE_ECONFLICT) {
+        json_t *held = NULL;
+        rc = store_doc_get(store, "reminder_claims", id, &held);
+        bool mine = rc == STORE_OK && g_strcmp0(jx_str(held, "holder"), me) == 0;
+        if (rc == STORE_OK && (mine || json_integer_value(json_object_get(held, "until")) < now))
+            rc = store_doc_put(store, "reminder_claims", id, lease, false); /* renewed, or lapsed */
+        else if (rc == STORE_OK)
+            rc = 0;
+        json_decref(held);
+    }
+    json_decref(lease);
+    g_free(id);
+    return rc == STORE_OK ? 1 : rc;
+}
+
 /* Sends the run of job for date, unless its journal says it was sent. */
 static int run_job(const struct job *j, const char *date)
 {
     char *journal = g_strconcat(JOURNAL_PREFIX, j->name, NULL);
     char *last = NULL;
+    int claimed = claim_run(j, date);
+    if (claimed <= 0) {
+        if (claimed == 0)
+            log_info("reminders", "job=%s date=%s is run by another node", j->name, date);
+        g_free(journal);
+        return claimed;
+    }
     int rc = store_seq_range(store, journal, 0, 1, true, last_journal, &last);
     if (rc == STORE_OK && last && strcmp(last, date) == 0) {
         log_info("reminders", "job=%s date=%s was already sent", j->name, date);
@@ -417,6 +456,8 @@ static bool load_deadline(const char *id, int64_t due_ms, json_t *payload, void 
 
 int reminders_init(struct store *st, const struct reminders_config *cfg, char **err)
 {
+    g_free(holder);
+    holder = g_strdup(cfg->holder ? cfg->holder : "this node");
     tz = g_time_zone_new_identifier(cfg->tz);
     if (!tz) {
         *err = g_strdup_printf("unknown time zone '%s'", cfg->tz);
@@ -488,6 +529,8 @@ fail:
 
 void reminders_shutdown(void)
 {
+    g_free(holder);
+    holder = NULL;
     if (jobs)
         g_ptr_array_free(jobs, TRUE);
     jobs = NULL;

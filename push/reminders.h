@@ -43,6 +43,8 @@ struct reminders_config {
     const char *selfeval_time;     /* "09:00" */
     int selfeval_last_day;         /* 5 */
     int confirm_day;               /* 25; 0: no confirmation job */
+    const char *holder;            /* this node, as the holder of a run's claim;
+                                      the same across its restarts (NULL: one node) */
 };
 
 /* Adds to user_ids (g_strdup'ed strings) the users to remind on business

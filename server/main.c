@@ -242,12 +242,18 @@ static int start_reminders(void)
         .selfeval_last_day = server.cfg.selfeval_last_day,
         .confirm_day = server.cfg.confirm_reminder_day,
     };
+    /* the same name across restarts: the host and the port served */
+    char *holder =
+        g_strdup_printf("%s:%d", g_get_host_name(), server.cfg.listen_port);
+    rc.holder = holder;
     /* who is reminded, and the pushes the records compose */
     reminders_set_commitment_source(commitment_due_recipients, NULL);
     reminders_set_summary_runner(run_summary, NULL);
     reminders_set_confirm_runner(run_confirm, NULL);
     char *err = NULL;
-    if (reminders_init(server.store, &rc, &err) < 0) {
+    int ok = reminders_init(server.store, &rc, &err);
+    g_free(holder);
+    if (ok < 0) {
         log_error("main", "reminders: %s", err);
         g_free(err);
         return -1;
