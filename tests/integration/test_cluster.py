@@ -4,11 +4,15 @@ YJT_TEST_REDIS names a Redis server (ctest's integration_redis_* tests start
 one)."""
 
 import asyncio
+import os
+import signal
+import subprocess
+import time
 import uuid
 
 import pytest
 
-from conftest import REDIS_URL, run, user
+from conftest import REDIS_URL, free_port, run, user, wait_until
 from pushlib import OPS, push_seqs, resume_all, send_push, wait_pushes
 
 pytestmark = pytest.mark.skipif(REDIS_URL is None, reason="needs Redis (YJT_TEST_REDIS)")
@@ -199,3 +203,114 @@ def test_call_between_nodes(server):
             await c.close()
 
     run(body())
+
+
+def test_each_reminder_is_sent_by_one_node(server):
+    """Every node finds the 08:30 commitment reminder due at once; the
+    principal still gets it once."""
+    from test_reminders import ENTERPRISES as R_ENTS, USERS as R_USERS, at, reminders, set_clock
+    shared = {"redis_prefix": f"c{uuid.uuid4().hex[:12]}:", "test_clock": at("08:00:00")}
+    n1 = server(enterprises=R_ENTS, users=R_USERS, settings=shared)
+    nodes = [n1, server(settings=shared), server(settings=shared)]
+    for n in nodes[1:]:
+        n.users = n1.users
+    for n in nodes:
+        set_clock(n, at("08:30:01"))
+    want = [("commitment.0830", "2026-12-01")]
+    for n in nodes:
+        assert reminders(n, "p1") == want
+    for n in nodes:
+        set_clock(n, at("08:31:00"))
+    assert reminders(n1, "p1") == want
+
+
+class OwnRedis:
+    """A redis-server of the test's own (so that it can kill and restart
+    it), with its append-only log synced at every write."""
+
+    def __init__(self, dirpath):
+        self.dir = dirpath
+        self.port = free_port()
+        self.proc = None
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir",
+             str(self.dir), "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+             "--logfile", str(self.dir / "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def up():
+            try:
+                return b"PONG" in subprocess.run(
+                    ["redis-cli", "-p", str(self.port), "ping"], capture_output=True,
+                    timeout=2).stdout
+            except subprocess.TimeoutExpired:
+                return False
+        wait_until(up, 10, what="redis-server up")
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+def post_push(srv, token, user_id, title):
+    return srv.http("POST", "/api/v1/pushes", token=token,
+                    body={"user": user_id, "kind": "alarm", "title": title, "body": "b",
+                          "ttl_s": 3600})
+
+
+def test_redis_restart_loses_nothing_acknowledged(server, tmp_path):
+    """Redis killed with -9 and restarted from its log: what was
+    acknowledged is there; meanwhile writes are refused with unavailable,
+    never acknowledged and lost; the nodes come back by themselves."""
+    redis = OwnRedis(tmp_path)
+    redis.start()
+    try:
+        shared = {"redis": redis.url, "redis_prefix": "k:"}
+        n1 = server(enterprises=ENTERPRISES, users=USERS, settings=shared)
+        n2 = server(settings=shared)
+        n2.users = n1.users
+        ops = n1.token("ops")
+        alice = n1.users["alice"]
+
+        async def body():
+            d = await n2.ws_login("alice", device_id="phone")
+            await resume_all(d)
+            for i in range(3):
+                assert send_push(n1, ops, alice, title=f"a{i}") == i + 1
+            assert await wait_pushes(d, 3) == [1, 2, 3]
+            redis.kill9()
+            r = post_push(n1, ops, alice, "lost?")
+            assert r.status == 503 and r.error_code() == "unavailable", r
+            r = await d.request("push.ack", seq=3)
+            assert r["ok"] is False and r["error"]["code"] == "unavailable", r
+            redis.start()
+            # the nodes reconnect within their backoff (at most 2 s)
+            deadline = time.monotonic() + 15
+            while True:
+                r = post_push(n1, ops, alice, "after")
+                if r.status == 201:
+                    break
+                assert r.status == 503 and time.monotonic() < deadline, r
+                await asyncio.sleep(0.2)
+            assert r.json["seq"] == 4  # nothing acknowledged was lost, nothing refused was kept
+            assert await wait_pushes(d, 4) == [1, 2, 3, 4]  # the bus is back too
+            r = n2.http("GET", "/api/v1/inbox?limit=10", token=n2.token("alice"))
+            assert r.status == 200, r
+            assert [i["title"] for i in r.json["items"]][:4] in (
+                ["after", "a2", "a1", "a0"], ["a0", "a1", "a2", "after"])
+            await d.close()
+
+        run(body())
+    finally:
+        redis.stop()
