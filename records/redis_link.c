@@ -95,9 +95,56 @@ static int parse_db(const char *s, int *db)
     return 0;
 }
 
-int redis_url_parse(const char *url, struct redis_url *u, char **err)
+/* The options after '?': db=N, wait=N (replicas every write must reach
+ * before it counts as done) and wait_ms=N (how long to wait for them). */
+static bool parse_query(const char *q, struct redis_url *u)
+{
+    bool ok = true;
+    char **kv = g_strsplit(q, "&", -1);
+    for (int i = 0; ok && kv[i]; i++) {
+        char *eq = strchr(kv[i], '=');
+        char *end = NULL;
+        long v = eq ? strtol(eq + 1, &end, 10) : -1;
+        ok = eq && end && *end == '\0' && end != eq + 1 && v >= 0;
+        if (!ok)
+            break;
+        *eq = '\0';
+        if (strcmp(kv[i], "db") == 0 && v <= 1000000)
+            u->db = (int)v;
+        else if (strcmp(kv[i], "wait") == 0 && v <= 16)
+            u->wait_replicas = (int)v;
+        else if (strcmp(kv[i], "wait_ms") == 0 && v >= 1 && v <= 60000)
+            u->wait_ms = (int)v;
+        else
+            ok = false;
+    }
+    g_strfreev(kv);
+    return ok;
+}
+
+static int parse_base(const char *url, struct redis_url *u, char **err);
+
+int redis_url_parse(const char *url_in, struct redis_url *u, char **err)
 {
     memset(u, 0, sizeof(*u));
+    /* options start at the first '?' after the credentials */
+    const char *at = strrchr(url_in, '@');
+    const char *q = strchr(at ? at : url_in, '?');
+    char *url = g_strndup(url_in, q ? (size_t)(q - url_in) : strlen(url_in));
+    int rc = parse_base(url, u, err);
+    g_free(url);
+    if (rc == 0 && q && !parse_query(q + 1, u)) {
+        redis_url_clear(u);
+        *err = g_strdup("malformed Redis address options (db=N, wait=N, wait_ms=N)");
+        return -1;
+    }
+    if (rc == 0 && u->wait_replicas && !u->wait_ms)
+        u->wait_ms = 1000;
+    return rc;
+}
+
+static int parse_base(const char *url, struct redis_url *u, char **err)
+{
     const char *p;
     bool ok = false;
     if (g_str_has_prefix(url, "rediss://")) {
@@ -116,9 +163,8 @@ int redis_url_parse(const char *url, struct redis_url *u, char **err)
     } else if (g_str_has_prefix(url, "redis+unix://")) {
         p = url + strlen("redis+unix://");
         if (parse_userinfo(&p, u) == 0 && *p == '/') {
-            const char *q = strchr(p, '?');
-            u->socket = g_strndup(p, q ? (size_t)(q - p) : strlen(p));
-            ok = !q || (g_str_has_prefix(q, "?db=") && parse_db(q + 4, &u->db) == 0);
+            u->socket = g_strdup(p);
+            ok = true;
         }
     } else if (g_str_has_prefix(url, "redis-sentinel://")) {
         p = url + strlen("redis-sentinel://");
@@ -254,6 +300,8 @@ struct redis_link *redis_link_new(const struct redis_url *u, int timeout_ms)
     struct redis_link *l = g_new0(struct redis_link, 1);
     l->url = *u; /* the link takes the strings */
     l->timeout_ms = timeout_ms > 0 ? timeout_ms : 2000;
+    if (u->wait_replicas && l->timeout_ms < u->wait_ms + 1000)
+        l->timeout_ms = u->wait_ms + 1000; /* WAIT itself must not time out */
     return l;
 }
 
@@ -434,6 +482,28 @@ redisReply *redis_link_run(struct redis_link *l, const struct redis_cmd *cmd)
         l->c = NULL;
     }
     return r;
+}
+
+int redis_link_wait(struct redis_link *l)
+{
+    if (l->url.wait_replicas <= 0)
+        return 0;
+    struct redis_cmd c;
+    redis_cmd_init(&c);
+    redis_cmd_str(&c, "WAIT");
+    redis_cmd_i64(&c, l->url.wait_replicas);
+    redis_cmd_i64(&c, l->url.wait_ms);
+    redisReply *r = redis_link_run(l, &c);
+    redis_cmd_clear(&c);
+    long long got = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (r)
+        freeReplyObject(r);
+    if (got >= l->url.wait_replicas)
+        return 0;
+    if (got >= 0)
+        snprintf(l->error, sizeof(l->error), "WAIT: the write reached %lld of %d replicas", got,
+                 l->url.wait_replicas);
+    return -1;
 }
 
 redisReply *redis_link_script(struct redis_link *l, const struct redis_script *s,

@@ -1,9 +1,11 @@
 /* A synchronous connection to Redis that finds its way back.
  *
  * redis_url_parse() reads the addresses yjtd accepts:
- *   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]
- *   redis+unix://[[USER]:PASSWORD@]/PATH/TO/SOCKET[?db=DB]
- *   redis-sentinel://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB]
+ *   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?OPTIONS]
+ *   redis+unix://[[USER]:PASSWORD@]/PATH/TO/SOCKET[?OPTIONS]
+ *   redis-sentinel://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB][?OPTIONS]
+ * with OPTIONS db=N, wait=N (each write must reach N replicas, checked
+ * with WAIT, or it fails) and wait_ms=N (1000)
  * (a Sentinel address names the sentinels and the master's name: the link
  * asks them where the master is at every connect, so a failover is
  * followed at the next reconnect).
@@ -30,6 +32,9 @@ struct redis_url {
     char *socket;
     char *user, *password; /* NULL when not given */
     int db;
+    /* Replicas each write must reach before it is done (WAIT), and how
+     * long to wait for them: ?wait=N&wait_ms=M. 0: the primary alone. */
+    int wait_replicas, wait_ms;
     /* Sentinel: hosts and ports of the sentinels, and the master's name. */
     int n_sentinels;
     char *sentinel_host[REDIS_MAX_SENTINELS];
@@ -84,6 +89,10 @@ redisReply *redis_link_script(struct redis_link *l, const struct redis_script *s
  * *port, asking the sentinels for a Sentinel address. 0 or -1. */
 int redis_link_address(struct redis_link *l, char **host, int *port);
 const struct redis_url *redis_link_url(const struct redis_link *l);
+/* After a write, with ?wait=N: 0 once N replicas have it (WAIT), -1 if
+ * they did not within wait_ms (the write is then not to be counted on).
+ * 0 at once without replicas to wait for. */
+int redis_link_wait(struct redis_link *l);
 /* Why the last command failed (a static description or the server's). */
 const char *redis_link_error(const struct redis_link *l);
 

@@ -191,7 +191,8 @@ redisReply *rd_script(struct redis_store *r, struct redis_script *s, struct redi
 {
     redisReply *rep = redis_link_script(r->link, s, args);
     redis_cmd_clear(args);
-    if (rep && rep->type == REDIS_REPLY_ERROR) {
+    /* every script writes: with replicas to wait for, it counts once they have it */
+    if (rep && (rep->type == REDIS_REPLY_ERROR || redis_link_wait(r->link) != 0)) {
         freeReplyObject(rep);
         return NULL;
     }
@@ -205,7 +206,7 @@ int rd_run_ok(struct redis_store *r, struct redis_cmd *c)
     if (!rep)
         return STORE_EIO;
     freeReplyObject(rep);
-    return STORE_OK;
+    return redis_link_wait(r->link) == 0 ? STORE_OK : STORE_EIO;
 }
 
 void rd_args_start(struct redis_store *r, struct redis_cmd *c)
@@ -860,6 +861,10 @@ static int rd_counter_incr(struct store *st, const char *name, int64_t by, int64
     rd_cmd_key(r, &c, "c:", name);
     redis_cmd_i64(&c, by);
     redisReply *rep = rd_run(r, &c);
+    if (rep && redis_link_wait(r->link) != 0) {
+        freeReplyObject(rep);
+        rep = NULL;
+    }
     if (!rep)
         return STORE_EIO;
     if (value_out)

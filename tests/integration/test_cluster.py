@@ -228,9 +228,10 @@ class OwnRedis:
     """A redis-server of the test's own (so that it can kill and restart
     it), with its append-only log synced at every write."""
 
-    def __init__(self, dirpath):
+    def __init__(self, dirpath, replica_of=None):
         self.dir = dirpath
         self.port = free_port()
+        self.replica_of = replica_of
         self.proc = None
 
     @property
@@ -241,7 +242,8 @@ class OwnRedis:
         self.proc = subprocess.Popen(
             ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir",
              str(self.dir), "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-             "--logfile", str(self.dir / "redis.log")],
+             "--logfile", str(self.dir / "redis.log")]
+            + (["--replicaof", "127.0.0.1", str(self.replica_of)] if self.replica_of else []),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def up():
@@ -314,3 +316,82 @@ def test_redis_restart_loses_nothing_acknowledged(server, tmp_path):
         run(body())
     finally:
         redis.stop()
+
+
+class Sentinel:
+    """A redis-server in Sentinel mode watching one master."""
+
+    def __init__(self, dirpath, master_port):
+        self.dir = dirpath
+        self.port = free_port()
+        conf = dirpath / "sentinel.conf"
+        conf.write_text(f"port {self.port}\nbind 127.0.0.1\ndir {dirpath}\n"
+                        f"sentinel monitor m1 127.0.0.1 {master_port} 1\n"
+                        "sentinel down-after-milliseconds m1 1000\n"
+                        "sentinel failover-timeout m1 4000\n")
+        self.proc = subprocess.Popen(["redis-server", str(conf), "--sentinel"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def master_port(self):
+        r = subprocess.run(["redis-cli", "-p", str(self.port), "sentinel",
+                            "get-master-addr-by-name", "m1"], capture_output=True, text=True)
+        lines = r.stdout.split()
+        return int(lines[1]) if len(lines) == 2 else None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+def test_sentinel_failover_loses_nothing_acknowledged(server, tmp_path):
+    """A master, a replica and a sentinel; the nodes find the master through
+    the sentinel and make every write wait for the replica (?wait=1). The
+    master is killed with -9: writes are refused until the replica is
+    promoted and has a replica of its own again (the old master, restarted),
+    then go on, and every acknowledged push is there."""
+    a_dir, b_dir, s_dir = tmp_path / "a", tmp_path / "b", tmp_path / "s"
+    for d in (a_dir, b_dir, s_dir):
+        d.mkdir()
+    a = OwnRedis(a_dir)
+    a.start()
+    b = OwnRedis(b_dir, replica_of=a.port)
+    b.start()
+    wait_until(lambda: b"master_link_status:up" in subprocess.run(
+        ["redis-cli", "-p", str(b.port), "info", "replication"], capture_output=True).stdout,
+        10, what="replica in sync")
+    s = Sentinel(s_dir, a.port)
+    try:
+        wait_until(lambda: s.master_port() == a.port, 10, what="sentinel sees the master")
+        url = f"redis-sentinel://127.0.0.1:{s.port}/m1?wait=1&wait_ms=500"
+        shared = {"redis": url, "redis_prefix": "f:"}
+        n1 = server(enterprises=ENTERPRISES, users=USERS, settings=shared)
+        ops = n1.token("ops")
+        alice = n1.users["alice"]
+        acked = [send_push(n1, ops, alice, title=f"a{i}") for i in range(5)]
+        assert acked == [1, 2, 3, 4, 5]
+        a.kill9()
+        refused = 0
+        deadline = time.monotonic() + 30
+        restarted = False
+        while True:
+            r = post_push(n1, ops, alice, "after")
+            if r.status == 201:
+                break
+            assert r.status == 503 and r.error_code() == "unavailable", r
+            refused += 1
+            if not restarted and s.master_port() == b.port:
+                # promoted; the old master comes back and the sentinel makes it a replica
+                a.start()
+                restarted = True
+            assert time.monotonic() < deadline, "no write accepted after the failover"
+            time.sleep(0.2)
+        assert restarted and refused > 0
+        assert r.json["seq"] >= 6
+        r = n1.http("GET", "/api/v1/inbox?limit=50", token=n1.token("alice"))
+        titles = {i["title"] for i in r.json["items"]}
+        assert {f"a{i}" for i in range(5)} <= titles, titles
+    finally:
+        s.stop()
+        a.stop()
+        b.stop()
