@@ -441,6 +441,7 @@ int main(int argc, char **argv)
             goto out_store;
         }
         push_api_bus_init();
+        session_bus_init();
         if (cluster_start(server.cfg.redis, server.cfg.redis_prefix, server.cfg.cluster_beat_s,
                           server.cfg.cluster_dead_s, &err) != 0) {
             log_error("main", "%s", err);

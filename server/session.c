@@ -9,6 +9,7 @@
 #include "push/presence.h"
 #include "records/org.h"
 #include "server/auth.h"
+#include "server/bus.h"
 #include "server/metrics.h"
 #include "server/push_api.h"
 #include "server/server.h"
@@ -206,6 +207,24 @@ void session_close_token(const char *user_id, const char *jti, uint64_t except)
 {
     struct revoke_ctx r = {jti, except};
     presence_each_conn(user_id, close_same_token, &r);
+    /* the token's other connections may be held by other nodes */
+    bus_publish("session.revoked", user_id, jti, strlen(jti));
+}
+
+static void on_revoked(const char *node, const char *user, const char *data, size_t len,
+                       void *ud)
+{
+    (void)node;
+    (void)ud;
+    char *jti = g_strndup(data, len);
+    struct revoke_ctx r = {jti, 0};
+    presence_each_conn(user, close_same_token, &r);
+    g_free(jti);
+}
+
+void session_bus_init(void)
+{
+    bus_on("session.revoked", on_revoked, NULL);
 }
 
 static void h_refresh(struct conn *c, json_t *id, json_t *msg)

@@ -18,5 +18,7 @@ void session_poll(void);
 /* Closes (4403) every connection of user_id that authenticated with the
  * token jti, except the connection with serial except (0 for none). */
 void session_close_token(const char *user_id, const char *jti, uint64_t except);
+/* With several nodes: a token revoked on one closes its connections on all. */
+void session_bus_init(void);
 
 #endif

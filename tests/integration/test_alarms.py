@@ -7,7 +7,7 @@ the end-to-end time from a crossing reading to the duty device's push."""
 import asyncio
 import time
 
-from conftest import assert_error, metric, run, user, wait_until
+from conftest import assert_error, metric, node_local, run, user, wait_until
 from pushlib import OPS
 
 ENTERPRISES = [("e1", "Tianhe Chemicals", "440106"), ("e2", "Huangpu Gas", "440113")]
@@ -157,6 +157,7 @@ def test_bad_level_table_stops_the_start(server):
     assert "alarm_levels" in srv.stderr()
 
 
+@node_local
 def test_lifecycle_over_websocket_with_permissions(server):
     srv = start(server)
     key = gateway_key(srv)
@@ -451,6 +452,7 @@ def test_reading_to_duty_device_push_under_a_second(server):
     assert worst < 1.0, f"slowest reading-to-push {worst * 1000:.0f} ms"
 
 
+@node_local
 def test_mass_outage_raises_every_interruption(server):
     """A whole site going silent: more interruptions than one scan tick
     raises (200) all arrive within a few ticks, one alarm per sensor."""

@@ -9,7 +9,7 @@ import hmac
 import time
 
 from calllib import answered_call
-from conftest import metric, run, user
+from conftest import metric, node_local, run, user
 
 ENTERPRISES = [
     ("e1", "Tianhe Chemicals", "440106", True),
@@ -260,6 +260,7 @@ def test_end_reasons_declined_cancelled_timeout_offline_busy(server):
     run(go())
 
 
+@node_local
 def test_glare_is_resolved_by_user_id(server):
     srv = start(server)
 

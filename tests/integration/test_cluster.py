@@ -242,6 +242,8 @@ class OwnRedis:
         self.proc = subprocess.Popen(
             ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir",
              str(self.dir), "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+             # a master stopping would otherwise wait for lagging replicas
+             "--shutdown-on-sigterm", "now",
              "--logfile", str(self.dir / "redis.log")]
             + (["--replicaof", "127.0.0.1", str(self.replica_of)] if self.replica_of else []),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -262,7 +264,11 @@ class OwnRedis:
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(10)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 def post_push(srv, token, user_id, title):

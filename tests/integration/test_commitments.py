@@ -6,7 +6,7 @@ roll-up per district, a restart past the deadline and a late filing."""
 import datetime
 import json
 
-from conftest import assert_error, run, user
+from conftest import assert_error, run, single_node, user
 from test_enterprises import RECORD, TANKS, credit_code
 
 ENTERPRISES = [
@@ -153,6 +153,7 @@ def test_a_business_day(server):
     assert_error(srv.http("POST", "/api/v1/commitments", body=filing()), 401, "unauthorized")
 
 
+@single_node
 def test_settings_are_checked(server):
     srv = server(start=False, settings={"commitment_deadline": "25:00"})
     cp = srv.start(wait=False)

@@ -7,7 +7,7 @@ import json
 import math
 import time
 
-from conftest import assert_error, metric, run, user, wait_until
+from conftest import assert_error, metric, node_local, run, user, wait_until
 
 ENTERPRISES = [
     ("e1", "Plant One", "440106"),
@@ -409,6 +409,7 @@ def test_retention_trims_old_history(server):
     assert s["latest"]["value"] == 0.0
 
 
+@node_local
 def test_gateway_websocket_stream(server):
     srv = start(server)
     admin = srv.token("admin")

@@ -5,7 +5,7 @@ import asyncio
 import signal
 import time
 
-from conftest import run, user
+from conftest import run, single_node, user
 
 ENTERPRISES = [("e1", "Acme Chemicals", "440106")]
 USERS = [user("alice", "corp", "e1"), user("gina", "gov", "4401")]
@@ -18,6 +18,7 @@ def test_sigterm_idle_exits_zero(server):
     assert time.monotonic() - t0 < 5, "shutting down an idle server should be quick"
 
 
+@single_node
 def test_sigterm_closes_connections_with_1001(server):
     srv = server(enterprises=ENTERPRISES, users=USERS)
 
@@ -37,6 +38,7 @@ def test_sigterm_closes_connections_with_1001(server):
     srv.stop()  # records the exit code; asserts 0
 
 
+@single_node
 def test_sigterm_while_requests_in_flight(server):
     srv = server(enterprises=ENTERPRISES, users=USERS)
 
