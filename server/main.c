@@ -10,6 +10,7 @@
  * closed, and the process exits 0. */
 #include "common/bizdate.h"
 #include "common/clock.h"
+#include "common/ids.h"
 #include "common/log.h"
 #include "push/gateway.h"
 #include "push/inbox.h"
@@ -47,6 +48,7 @@
 #include <glib-unix.h>
 #include <libwebsockets.h>
 #include <malloc.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <signal.h>
@@ -354,6 +356,51 @@ static int start_lws(void)
              server.cfg.tls_cert ? "https" : "http", server.cfg.listen_host,
              server.cfg.listen_port);
     return 0;
+}
+
+/* The key from the store's document, if it is there and whole. */
+static int key_from_doc(json_t *doc, unsigned char key[TOKEN_KEY_LEN])
+{
+    const char *b64 = json_string_value(json_object_get(doc, "key"));
+    if (!b64)
+        return -1;
+    gsize n = 0;
+    guchar *raw = g_base64_decode(b64, &n);
+    int rc = n == TOKEN_KEY_LEN ? 0 : -1;
+    if (rc == 0)
+        memcpy(key, raw, TOKEN_KEY_LEN);
+    OPENSSL_cleanse(raw, n);
+    g_free(raw);
+    return rc;
+}
+
+/* The token key kept in the store (document secrets/token_key), so that
+ * every node of a cluster signs and checks tokens with one key: the first
+ * node to start creates it, the others read it. 0 or -1. */
+static int token_key_load_store(struct store *st, unsigned char key[TOKEN_KEY_LEN])
+{
+    json_t *doc = NULL;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (store_doc_get(st, "secrets", "token_key", &doc) == STORE_OK) {
+            int rc = key_from_doc(doc, key);
+            json_decref(doc);
+            return rc;
+        }
+        if (id_random_bytes(key, TOKEN_KEY_LEN) < 0)
+            return -1;
+        char *b64 = g_base64_encode(key, TOKEN_KEY_LEN);
+        doc = json_pack("{s:s}", "key", b64);
+        OPENSSL_cleanse(b64, strlen(b64));
+        g_free(b64);
+        int rc = store_doc_put(st, "secrets", "token_key", doc, true);
+        json_decref(doc);
+        if (rc == STORE_OK)
+            return 0;
+        if (rc != STORE_ECONFLICT)
+            return -1;
+        /* another node created it first: read theirs */
+    }
+    return -1;
 }
 
 int main(int argc, char **argv)

@@ -3,7 +3,6 @@
 
 #include "common/ids.h"
 #include "common/jsonx.h"
-#include "records/store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -115,46 +114,4 @@ int token_key_load(const char *path, unsigned char key[TOKEN_KEY_LEN])
     }
     g_free(tmp);
     return rc;
-}
-
-/* The key from the store's document, if it is there and whole. */
-static int key_from_doc(json_t *doc, unsigned char key[TOKEN_KEY_LEN])
-{
-    const char *b64 = json_string_value(json_object_get(doc, "key"));
-    if (!b64)
-        return -1;
-    gsize n = 0;
-    guchar *raw = g_base64_decode(b64, &n);
-    int rc = n == TOKEN_KEY_LEN ? 0 : -1;
-    if (rc == 0)
-        memcpy(key, raw, TOKEN_KEY_LEN);
-    OPENSSL_cleanse(raw, n);
-    g_free(raw);
-    return rc;
-}
-
-int token_key_load_store(struct store *st, unsigned char key[TOKEN_KEY_LEN])
-{
-    json_t *doc = NULL;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if (store_doc_get(st, "secrets", "token_key", &doc) == STORE_OK) {
-            int rc = key_from_doc(doc, key);
-            json_decref(doc);
-            return rc;
-        }
-        if (id_random_bytes(key, TOKEN_KEY_LEN) < 0)
-            return -1;
-        char *b64 = g_base64_encode(key, TOKEN_KEY_LEN);
-        doc = json_pack("{s:s}", "key", b64);
-        OPENSSL_cleanse(b64, strlen(b64));
-        g_free(b64);
-        int rc = store_doc_put(st, "secrets", "token_key", doc, true);
-        json_decref(doc);
-        if (rc == STORE_OK)
-            return 0;
-        if (rc != STORE_ECONFLICT)
-            return -1;
-        /* another node created it first: read theirs */
-    }
-    return -1;
 }

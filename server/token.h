@@ -33,10 +33,6 @@ void token_claims_clear(struct token_claims *c);
 /* Loads the secret from path, creating a random one (mode 0600) if the file
  * does not exist. Returns 0 or -1. */
 int token_key_load(const char *path, unsigned char key[TOKEN_KEY_LEN]);
-/* The same key kept in the store (document secrets/token_key), so that
- * every node of a cluster signs and checks tokens with one key: the first
- * node to start creates it, the others read it. 0 or -1. */
-struct store;
-int token_key_load_store(struct store *st, unsigned char key[TOKEN_KEY_LEN]);
+
 
 #endif

@@ -37,5 +37,5 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 if [ -x tools/fuzz.sh ]; then
   echo "== fuzzing"
-  tools/fuzz.sh 15
+  tools/fuzz.sh 10
 fi
