@@ -27,6 +27,7 @@
 #define STATES "push_gateway"
 #define DEADLINE_PREFIX "gw/"
 #define TICK_SCAN 256 /* due deadlines looked at per tick */
+#define CLAIM_MARGIN_MS 5000
 
 static struct store *store;
 static struct gateway_config cfg;
@@ -361,11 +362,11 @@ struct due_entry {
     char *push_id;
     char *user_id;
     int64_t seq;
+    int64_t due_ms;
 };
 
 static bool collect_due(const char *id, int64_t due_ms, json_t *payload, void *ud)
 {
-    (void)due_ms;
     if (!g_str_has_prefix(id, DEADLINE_PREFIX))
         return true;
     const char *user_id = jx_str(payload, "user");
@@ -376,6 +377,7 @@ static bool collect_due(const char *id, int64_t due_ms, json_t *payload, void *u
     e->push_id = g_strdup(id + strlen(DEADLINE_PREFIX));
     e->user_id = g_strdup(user_id);
     e->seq = seq;
+    e->due_ms = due_ms;
     g_ptr_array_add(ud, e);
     return true;
 }
@@ -393,10 +395,19 @@ void gateway_tick(void)
     if (!enabled() || inflight >= cfg.max_inflight)
         return;
     GPtrArray *due = g_ptr_array_new_with_free_func(due_entry_free);
-    if (store_deadline_due(store, clock_now_ms(), TICK_SCAN, collect_due, due) == STORE_OK)
+    int64_t now = clock_now_ms();
+    if (store_deadline_due(store, now, TICK_SCAN, collect_due, due) == STORE_OK)
         for (guint i = 0; i < due->len && inflight < cfg.max_inflight; i++) {
             struct due_entry *e = g_ptr_array_index(due, i);
-            handle_due(e->push_id, e->user_id, e->seq);
+            /* Several nodes scan the same deadlines: the one that moves it
+             * to its lease (a POST's time and some) handles it; if that
+             * node dies, the deadline comes back when the lease ends. */
+            char *did = deadline_id(e->push_id);
+            int rc = store_deadline_claim(store, did, e->due_ms,
+                                          now + cfg.timeout_ms + CLAIM_MARGIN_MS);
+            g_free(did);
+            if (rc == STORE_OK)
+                handle_due(e->push_id, e->user_id, e->seq);
         }
     g_ptr_array_free(due, TRUE);
 }

@@ -170,6 +170,11 @@ int store_deadline_delete(struct store *st, const char *id)
     TIMED(st, st->ops->deadline_delete(st, id));
 }
 
+int store_deadline_claim(struct store *st, const char *id, int64_t due_ms, int64_t until_ms)
+{
+    TIMED(st, st->ops->deadline_claim(st, id, due_ms, until_ms));
+}
+
 int store_deadline_due(struct store *st, int64_t now_ms, int limit, store_deadline_cb cb, void *ud)
 {
     TIMED(st, st->ops->deadline_due(st, now_ms, limit, cb, ud));

@@ -95,6 +95,7 @@ struct store_ops {
     int (*deadline_set_many)(struct store *st, const char *const *ids, int n, const int64_t *due_ms,
                              json_t *const *payloads);
     int (*deadline_delete)(struct store *st, const char *id);
+    int (*deadline_claim)(struct store *st, const char *id, int64_t due_ms, int64_t until_ms);
     int (*deadline_due)(struct store *st, int64_t now_ms, int limit, store_deadline_cb cb,
                         void *ud);
     int (*kv_set)(struct store *st, const char *key, const char *value, int64_t expire_at_ms);
@@ -202,6 +203,12 @@ int store_deadline_set(struct store *st, const char *id, int64_t due_ms, json_t 
 int store_deadline_set_many(struct store *st, const char *const *ids, int n, const int64_t *due_ms,
                             json_t *const *payloads);
 int store_deadline_delete(struct store *st, const char *id);
+/* Takes a due deadline for this process: moves it from due_ms (as read by
+ * store_deadline_due) to until_ms, a lease, only if it is still at due_ms.
+ * STORE_OK: it is ours to handle (and comes back at until_ms if we die);
+ * STORE_ECONFLICT: another process moved it first; STORE_ENOTFOUND: gone.
+ * So several processes scanning the same deadlines handle each once. */
+int store_deadline_claim(struct store *st, const char *id, int64_t due_ms, int64_t until_ms);
 int store_deadline_due(struct store *st, int64_t now_ms, int limit, store_deadline_cb cb, void *ud);
 
 /* expire_at_ms 0 means never. kv_get returns STORE_ENOTFOUND once expired. */

@@ -147,6 +147,15 @@ static struct redis_script deadline_set_lua = {
     "return 1\n",
     ""};
 
+/* ARGV: prefix, id, due, until: 1 claimed, -1 moved by another, -2 gone. */
+static struct redis_script deadline_claim_lua = {
+    "local s = redis.call('ZSCORE', ARGV[1] .. 'dlz', ARGV[2])\n"
+    "if not s then return -2 end\n"
+    "if tonumber(s) ~= tonumber(ARGV[3]) then return -1 end\n"
+    "redis.call('ZADD', ARGV[1] .. 'dlz', ARGV[4], ARGV[2])\n"
+    "return 1\n",
+    ""};
+
 /* ARGV: prefix, id. */
 static struct redis_script deadline_del_lua = {"redis.call('ZREM', ARGV[1] .. 'dlz', ARGV[2])\n"
                                                "redis.call('HDEL', ARGV[1] .. 'dlb', ARGV[2])\n"
@@ -155,7 +164,7 @@ static struct redis_script deadline_del_lua = {"redis.call('ZREM', ARGV[1] .. 'd
 
 static struct redis_script *const scripts[] = {
     &doc_put_lua,      &doc_del_lua,   &idx_add_lua,     &seq_append_lua, &deadline_set_lua,
-    &deadline_del_lua, &rd_ts_log_lua, &rd_ts_chunk_lua, &rd_ts_trim_lua, &rd_ts_drop_lua,
+    &deadline_del_lua, &deadline_claim_lua, &rd_ts_log_lua, &rd_ts_chunk_lua, &rd_ts_trim_lua, &rd_ts_drop_lua,
 };
 
 /* ---- helpers ---- */
@@ -746,6 +755,22 @@ static int rd_deadline_delete(struct store *st, const char *id)
     return rd_script_ok(r, &deadline_del_lua, &c);
 }
 
+static int rd_deadline_claim(struct store *st, const char *id, int64_t due_ms, int64_t until_ms)
+{
+    struct redis_store *r = R(st);
+    struct redis_cmd c;
+    rd_args_start(r, &c);
+    redis_cmd_str(&c, id);
+    redis_cmd_i64(&c, due_ms);
+    redis_cmd_i64(&c, until_ms);
+    redisReply *rep = rd_script(r, &deadline_claim_lua, &c);
+    if (!rep)
+        return STORE_EIO;
+    int64_t v = rd_reply_int(rep);
+    freeReplyObject(rep);
+    return v == 1 ? STORE_OK : v == -1 ? STORE_ECONFLICT : STORE_ENOTFOUND;
+}
+
 static int rd_deadline_due(struct store *st, int64_t now_ms, int limit, store_deadline_cb cb,
                            void *ud)
 {
@@ -916,6 +941,7 @@ static const struct store_ops redis_ops = {
     .deadline_set = rd_deadline_set,
     .deadline_set_many = rd_deadline_set_many,
     .deadline_delete = rd_deadline_delete,
+    .deadline_claim = rd_deadline_claim,
     .deadline_due = rd_deadline_due,
     .kv_set = rd_kv_set,
     .kv_get = rd_kv_get,

@@ -752,6 +752,26 @@ static int sq_deadline_delete(struct store *st, const char *id)
     return sqls_step_done(q);
 }
 
+static int sq_deadline_claim(struct store *st, const char *id, int64_t due_ms, int64_t until_ms)
+{
+    struct sqlite_store *s = S(st);
+    int rc = sqls_begin(s);
+    if (rc != STORE_OK)
+        return rc;
+    sqlite3_stmt *q = sqls_prep(s, "UPDATE deadlines SET due=?3 WHERE id=?1 AND due=?2");
+    if (!q)
+        return sqls_finish(s, STORE_EIO);
+    sqls_bind_text(q, 1, id);
+    sqlite3_bind_int64(q, 2, due_ms);
+    sqlite3_bind_int64(q, 3, until_ms);
+    rc = sqls_step_done(q);
+    if (rc == STORE_OK && sqlite3_changes(s->db) == 0) {
+        int r = row_exists(s, "SELECT 1 FROM deadlines WHERE id=?1 AND id=?2", id, id);
+        rc = r > 0 ? STORE_ECONFLICT : r == 0 ? STORE_ENOTFOUND : STORE_EIO;
+    }
+    return sqls_finish(s, rc);
+}
+
 static int sq_deadline_due(struct store *st, int64_t now_ms, int limit, store_deadline_cb cb,
                            void *ud)
 {
@@ -865,6 +885,7 @@ static const struct store_ops sqlite_ops = {
     .deadline_set = sq_deadline_set,
     .deadline_set_many = sq_deadline_set_many,
     .deadline_delete = sq_deadline_delete,
+    .deadline_claim = sq_deadline_claim,
     .deadline_due = sq_deadline_due,
     .kv_set = sq_kv_set,
     .kv_get = sq_kv_get,

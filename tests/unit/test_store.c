@@ -631,6 +631,22 @@ static void test_deadlines(void **state)
     assert_int_equal(store_deadline_due(st, 60, 0, collect_deadline, ids), 0);
     assert_int_equal(ids->len, 1);
     assert_string_equal(g_ptr_array_index(ids, 0), "m1");
+
+    /* Claims: only from the due time read, once; the lease moves it. */
+    assert_int_equal(store_deadline_claim(st, "m1", 50, 900), 0);
+    assert_int_equal(store_deadline_claim(st, "m1", 50, 950), STORE_ECONFLICT);
+    assert_int_equal(store_deadline_claim(st, "nosuch", 50, 950), STORE_ENOTFOUND);
+    g_ptr_array_set_size(ids, 0);
+    assert_int_equal(store_deadline_due(st, 800, 0, collect_deadline, ids), 0);
+    for (guint i = 0; i < ids->len; i++)
+        assert_string_not_equal(g_ptr_array_index(ids, i), "m1");
+    g_ptr_array_set_size(ids, 0);
+    assert_int_equal(store_deadline_due(st, 900, 0, collect_deadline, ids), 0);
+    bool back = false;
+    for (guint i = 0; i < ids->len; i++)
+        back = back || strcmp(g_ptr_array_index(ids, i), "m1") == 0;
+    assert_true(back); /* the lease ended: due again */
+    assert_int_equal(store_deadline_claim(st, "m1", 900, 1900), 0);
     g_ptr_array_free(ids, TRUE);
     json_decref(p);
 }
