@@ -401,3 +401,36 @@ def test_sentinel_failover_loses_nothing_acknowledged(server, tmp_path):
         s.stop()
         a.stop()
         b.stop()
+
+
+def test_callee_node_killed_mid_call(server):
+    """The node holding the callee's phone is killed with -9 during the
+    call: the phone reconnects to another node and resumes the call, which
+    its owner (the caller's node) kept."""
+    shared = {"redis_prefix": f"c{uuid.uuid4().hex[:12]}:", "call_grace_s": 20}
+    n1 = server(enterprises=ENTERPRISES, users=CALL_USERS, settings=shared)
+    n2, n3 = server(settings=shared), server(settings=shared)
+    boss = n1.users["boss"]
+
+    async def body():
+        gov = await n1.ws_login("gov4401", device_id="gov-phone")
+        b = await n2.ws_login("boss", device_id="boss-phone")
+        call_id = (await gov.ok("call.invite", to={"user": boss}, sdp=OFFER))["call_id"]
+        await b.next_event("call.incoming")
+        await b.ok("call.accept", call_id=call_id, sdp=ANSWER)
+        await gov.next_event("call.accepted")
+        n2.kill9()
+        # the phone's node is gone: its beat stops, and its devices go
+        # offline for the owner when their connection is known dead
+        b = await n3.ws_login("boss", device_id="boss-phone")
+        r = await b.ok("call.resume", call_id=call_id)
+        assert r["state"] == "active" and r["role"] == "callee"
+        await b.ok("call.candidate", call_id=call_id, candidate={"candidate": "after"})
+        assert (await gov.next_event("call.candidate"))["candidate"]["candidate"] == "after"
+        await gov.ok("call.hangup", call_id=call_id)
+        ev = await b.next_event("call.ended")
+        assert ev["reason"] == "hangup"
+        for c in (gov, b):
+            await c.close()
+
+    run(body())
