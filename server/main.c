@@ -562,6 +562,7 @@ out_auth:
     auth_shutdown();
 out_modules:
     cluster_stop();
+    push_api_bus_shutdown();
     bus_stop();
     feed_api_shutdown();
     http_shutdown();

@@ -94,38 +94,104 @@ void push_api_attach(void *conn)
     }
 }
 
+/* With several nodes, the pushes stored during one turn of the loop go to
+ * the other nodes as one bus message (a fan-out to 10,000 users is a few
+ * messages, not 10,000), cut at BUS_BATCH_BYTES: records of
+ * "USER\nSEQ\nLEN\n" and the event's LEN bytes. */
+#define BUS_BATCH_BYTES (256 * 1024)
+
+static GString *bus_batch;
+static guint bus_flush_source;
+
+static void bus_flush(void)
+{
+    if (bus_batch && bus_batch->len)
+        bus_publish("pushes", "", bus_batch->str, bus_batch->len);
+    if (bus_batch)
+        g_string_truncate(bus_batch, 0);
+}
+
+static gboolean bus_flush_cb(gpointer ud)
+{
+    (void)ud;
+    bus_flush_source = 0;
+    bus_flush();
+    return G_SOURCE_REMOVE;
+}
+
 void push_api_deliver(const char *user_id, int64_t seq, const char *text, size_t len, void *ud)
 {
     (void)ud;
     struct deliver d = {seq, text, len};
     presence_each_conn(user_id, deliver_one, &d);
-    if (bus_enabled()) {
-        /* the user's devices on the other nodes: "SEQ\n" and the event */
-        GString *m = g_string_sized_new(len + 24);
-        g_string_append_printf(m, "%" G_GINT64_FORMAT "\n", (gint64)seq);
-        g_string_append_len(m, text, (gssize)len);
-        bus_publish("push", user_id, m->str, m->len);
-        g_string_free(m, TRUE);
+    if (!bus_enabled())
+        return;
+    if (!bus_batch)
+        bus_batch = g_string_sized_new(4096);
+    g_string_append_printf(bus_batch, "%s\n%" G_GINT64_FORMAT "\n%zu\n", user_id, (gint64)seq,
+                           len);
+    g_string_append_len(bus_batch, text, (gssize)len);
+    if (bus_batch->len >= BUS_BATCH_BYTES)
+        bus_flush();
+    else if (!bus_flush_source)
+        bus_flush_source = g_idle_add_full(G_PRIORITY_HIGH_IDLE, bus_flush_cb, NULL, NULL);
+}
+
+/* The line at *p (before end), its length in *n; *p moves past it. NULL
+ * when no whole line is left. */
+static const char *next_line(const char **p, const char *end, size_t *n)
+{
+    const char *nl = memchr(*p, '\n', (size_t)(end - *p));
+    if (!nl)
+        return NULL;
+    const char *line = *p;
+    *n = (size_t)(nl - line);
+    *p = nl + 1;
+    return line;
+}
+
+/* Pushes stored by another node, for the devices of their users held here. */
+static void on_bus_pushes(const char *node, const char *user, const char *data, size_t len,
+                          void *ud)
+{
+    (void)node;
+    (void)user;
+    (void)ud;
+    const char *p = data, *end = data + len;
+    while (p < end) {
+        size_t ulen, slen, llen;
+        const char *u = next_line(&p, end, &ulen);
+        const char *s = u ? next_line(&p, end, &slen) : NULL;
+        const char *l = s ? next_line(&p, end, &llen) : NULL;
+        if (!l)
+            return;
+        char *uid = g_strndup(u, ulen);
+        struct deliver d = {g_ascii_strtoll(s, NULL, 10), p,
+                            (size_t)g_ascii_strtoull(l, NULL, 10)};
+        if (d.len > (size_t)(end - p) || ulen == 0) {
+            g_free(uid);
+            return;
+        }
+        if (d.seq > 0)
+            presence_each_conn(uid, deliver_one, &d);
+        g_free(uid);
+        p += d.len;
     }
 }
 
-/* A push stored by another node, for the devices of the user held here. */
-static void on_bus_push(const char *node, const char *user, const char *data, size_t len,
-                        void *ud)
+void push_api_bus_shutdown(void)
 {
-    (void)node;
-    (void)ud;
-    const char *nl = memchr(data, '\n', len);
-    if (!nl || !*user)
-        return;
-    struct deliver d = {g_ascii_strtoll(data, NULL, 10), nl + 1, len - (size_t)(nl + 1 - data)};
-    if (d.seq > 0)
-        presence_each_conn(user, deliver_one, &d);
+    if (bus_flush_source)
+        g_source_remove(bus_flush_source);
+    bus_flush_source = 0;
+    if (bus_batch)
+        g_string_free(bus_batch, TRUE);
+    bus_batch = NULL;
 }
 
 void push_api_bus_init(void)
 {
-    bus_on("push", on_bus_push, NULL);
+    bus_on("pushes", on_bus_pushes, NULL);
 }
 
 static void h_ack(struct conn *c, json_t *id, json_t *msg)

@@ -12,6 +12,7 @@
 void push_api_deliver(const char *user_id, int64_t seq, const char *text, size_t len, void *ud);
 /* With several nodes: pushes stored elsewhere reach the devices here. */
 void push_api_bus_init(void);
+void push_api_bus_shutdown(void);
 /* A device has logged in on this connection (struct conn*). */
 void push_api_attach(void *conn);
 
