@@ -45,7 +45,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (PASSWORD, Redis, corp_conns, cpu_s, http, pct,  # noqa: E402
+from benchlib import (PASSWORD, Redis, corp_conns, cpu_s, http, metric, pct,  # noqa: E402
                       redis_delta)
 
 PREFIX = "bench:"
@@ -163,8 +163,11 @@ def run_once(a, store, nodes):
             t.join()
         sustained = sum(counts)
         s_end = time.time()
-        time.sleep(5)  # let the last deliveries arrive
+        time.sleep(a.drain)  # let the last deliveries arrive
         s_done = sample()
+        bus = [{"out": metric(p, "yjt_bus_messages_total", '{dir="out"}'),
+                "in": metric(p, "yjt_bus_messages_total", '{dir="in"}'),
+                "dropped": metric(p, "yjt_bus_dropped_total")} for p in ports] if redis else None
         cl.send_signal(signal.SIGINT)
         out, _ = cl.communicate(timeout=120)
     finally:
@@ -209,6 +212,8 @@ def run_once(a, store, nodes):
             "fanout": round((s_sus["yjtd_cpu_s"] - s_fan["yjtd_cpu_s"]) * 1000 / a.fanouts, 1),
             "sustained": round((s_done["yjtd_cpu_s"] - s_sus["yjtd_cpu_s"]) * 1000 / sustained, 1)
             if sustained else None},
+        # messages each node wrote to and read from the bus, over the run
+        "bus": bus,
         "yjt_load": json.loads(out.decode().strip().splitlines()[-1]).get("ready") if out else None,
     }
     if redis:
@@ -264,6 +269,8 @@ def main():
     ap.add_argument("--sustain", type=float, default=10.0)
     ap.add_argument("--publishers", type=int, default=1,
                     help="clients publishing at once in the sustained phase")
+    ap.add_argument("--drain", type=float, default=5.0,
+                    help="seconds to wait after the sustained phase for the last deliveries")
     ap.add_argument("--port", type=int, default=28431,
                     help="the first node's port; node k listens on PORT+k")
     ap.add_argument("--redis", action="store_true",
