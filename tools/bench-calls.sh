@@ -72,6 +72,9 @@ usage: $(basename "$0") [options]
                      own) or redis:K (K nodes sharing it; callers on the first,
                      callees on the second); repeat to run each in turn
   --redis            the same as --config redis
+  --redis-arg A      pass A on to redis-server (repeatable; after the script's
+                     own settings, e.g. --redis-arg --appendfsync --redis-arg
+                     everysec to see what the syncs cost)
   --nodes K          the same as --config redis:K
   --port PORT        listen port (default: a free port in 20000-32767); node k
                      of a cluster listens on PORT+k
@@ -120,6 +123,7 @@ while [ $# -gt 0 ]; do
     --port) port=${2:?}; shift 2 ;;
     --config) configs+=("${2:?--config needs sqlite, redis or redis:K}"); shift 2 ;;
     --redis) configs+=(redis); shift ;;
+    --redis-arg) redis_args+=("${2:?}"); shift 2 ;;
     --nodes) configs+=("redis:${2:?--nodes needs a number}"); shift 2 ;;
     --callbench-arg) extra_args+=("${2:?}"); shift 2 ;;
     --keep) keep=1; shift ;;

@@ -126,6 +126,7 @@ stop_nodes() {
 redis_pid=""
 redis_port=""
 redis_url=""
+redis_args=() # more redis-server arguments, after the ones below
 
 redis_cli() { # args...
     redis-cli -p "$redis_port" "$@"
@@ -149,7 +150,7 @@ start_redis() { # dir [rdb]
     [ -n "$redis_port" ] || die "no free port for Redis"
     redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$dir" --appendonly "$aof" \
         --appendfsync always --save "" --maxmemory-policy noeviction \
-        --logfile redis.log >/dev/null 2>&1 &
+        --logfile redis.log "${redis_args[@]}" >/dev/null 2>&1 &
     redis_pid=$!
     # shellcheck disable=SC2034  # read by the sourcing script
     redis_url="redis://127.0.0.1:$redis_port"
