@@ -58,6 +58,8 @@ static void print_usage(void)
           "\n"
           "  --host HOST          loopback target (127.x.x.x or localhost; default 127.0.0.1)\n"
           "  --port PORT          target port (required)\n"
+          "  --callee-port PORT   callees connect to this port instead (another node of\n"
+          "                       a cluster sharing the store: every call crosses nodes)\n"
           "  --path PATH          WebSocket path (default /ws)\n"
           "  --rate R             set-ups per second, all workers (default 500)\n"
           "  --concurrent C       established calls to hold: the hold time is C/R\n"
@@ -97,6 +99,7 @@ static void parse_args(int argc, char **argv, struct cb_config *cfg)
     enum {
         OPT_HOST = 256,
         OPT_PORT,
+        OPT_CALLEE_PORT,
         OPT_PATH,
         OPT_RATE,
         OPT_CONC,
@@ -117,6 +120,7 @@ static void parse_args(int argc, char **argv, struct cb_config *cfg)
     static const struct option options[] = {
         {"host", required_argument, NULL, OPT_HOST},
         {"port", required_argument, NULL, OPT_PORT},
+        {"callee-port", required_argument, NULL, OPT_CALLEE_PORT},
         {"path", required_argument, NULL, OPT_PATH},
         {"rate", required_argument, NULL, OPT_RATE},
         {"concurrent", required_argument, NULL, OPT_CONC},
@@ -162,6 +166,9 @@ static void parse_args(int argc, char **argv, struct cb_config *cfg)
             break;
         case OPT_PORT:
             cfg->port = (int)cli_number("--port", optarg, 1, 65535);
+            break;
+        case OPT_CALLEE_PORT:
+            cfg->callee_port = (int)cli_number("--callee-port", optarg, 1, 65535);
             break;
         case OPT_PATH:
             cfg->path = token_arg("--path", optarg);
@@ -225,6 +232,8 @@ static void parse_args(int argc, char **argv, struct cb_config *cfg)
         cli_die_usage("unexpected argument '%s'", argv[optind]);
     if (!cfg->port)
         cli_die_usage("--port is required");
+    if (!cfg->callee_port)
+        cfg->callee_port = cfg->port;
     if (!cfg->password)
         cli_die_usage("--password is required");
     if (cfg->path[0] != '/')
@@ -420,6 +429,7 @@ static bool report(const struct cb_config *cfg, const struct load_child *kids,
 
     json_object_set_new(out, "mode", json_string("calls"));
     json_object_set_new(out, "pairs", json_integer(cfg->pairs));
+    json_object_set_new(out, "cross_node", json_boolean(cfg->callee_port != cfg->port));
     json_object_set_new(out, "ready_pairs", json_integer(ready));
     json_object_set_new(out, "procs", json_integer(cfg->procs));
     json_object_set_new(out, "sources", json_integer(cfg->sources));

@@ -36,6 +36,7 @@ struct cb_config {
     const char *host; /* as given */
     char address[64]; /* numeric loopback address we connect to */
     int port;
+    int callee_port; /* callees connect here (another node of a cluster); 0 = port */
     const char *path;
     int pairs;
     int procs;

@@ -147,7 +147,7 @@ static void start_conn(struct conn *c, int source_index)
     memset(&ci, 0, sizeof(ci));
     ci.context = W.ctx;
     ci.address = cfg->address;
-    ci.port = cfg->port;
+    ci.port = c->is_callee ? cfg->callee_port : cfg->port;
     ci.path = cfg->path;
     ci.host = cfg->host;
     ci.origin = cfg->host;

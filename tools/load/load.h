@@ -34,6 +34,7 @@
 #define MAX_PROCS 64
 #define MAX_SOURCES 254
 #define MAX_ARG_STRING 256
+#define MAX_PORTS 16 /* --port given more than once: several nodes */
 #define CLOSE_GRACE_NS (5ull * 1000000000ull)
 #define NS_PER_S 1000000000ull
 
@@ -41,9 +42,11 @@
 /* configuration                                                             */
 
 struct load_config {
-    const char *host; /* as given on the command line */
-    char address[64]; /* numeric address we connect to */
-    int port;
+    const char *host;     /* as given on the command line */
+    char address[64];     /* numeric address we connect to */
+    int port;             /* the first --port */
+    int ports[MAX_PORTS]; /* every --port: connection g goes to ports[g % nports] */
+    int nports;
     const char *path;
     int conns;
     int procs;

@@ -153,7 +153,8 @@ static void print_usage(void)
           "\n"
           "  --host HOST          target, loopback only (127.x.x.x, ::1, localhost;\n"
           "                       default 127.0.0.1)\n"
-          "  --port PORT          target port (required)\n"
+          "  --port PORT          target port (required); repeat it for several nodes\n"
+          "                       of a cluster: connection i goes to the (i mod n)-th\n"
           "  --path PATH          WebSocket path (default /ws)\n"
           "  --tls                use wss:// and accept a self-signed certificate\n"
           "  -n, --conns N        connections in total (default 100)\n"
@@ -329,7 +330,10 @@ static void parse_args(int argc, char **argv, struct load_config *cfg)
             cfg->host = checked_string("--host", optarg);
             break;
         case OPT_PORT:
-            cfg->port = (int)cli_number("--port", optarg, 1, 65535);
+            if (cfg->nports == MAX_PORTS)
+                cli_die_usage("at most %d --port", MAX_PORTS);
+            cfg->ports[cfg->nports++] = (int)cli_number("--port", optarg, 1, 65535);
+            cfg->port = cfg->ports[0];
             break;
         case OPT_PATH:
             cfg->path = checked_string("--path", optarg);

@@ -275,9 +275,10 @@ bool load_report(const struct load_config *cfg, const struct load_child *kids,
     }
 
     fprintf(stderr,
-            "yjt-load: %d conns over %d procs / %d sources to %s:%d (%s%s)\n"
+            "yjt-load: %d conns over %d procs / %d sources to %s:%d%s (%s%s)\n"
             "  connected  %ld   logged in %ld   failed %ld   dropped %ld   closed cleanly %ld\n",
-            cfg->conns, cfg->procs, cfg->sources, cfg->address, cfg->port, cfg->tls ? "wss, " : "",
+            cfg->conns, cfg->procs, cfg->sources, cfg->address, cfg->port,
+            cfg->nports > 1 ? " and the other ports in turn" : "", cfg->tls ? "wss, " : "",
             cfg->no_auth            ? "no auth"
             : cfg->token_from_login ? "token auth, token from one password login"
             : cfg->token            ? "token auth"

@@ -564,7 +564,7 @@ static void start_conn(struct worker *w, struct conn *c, uint64_t now)
     memset(&ci, 0, sizeof(ci));
     ci.context = w->ctx;
     ci.address = cfg->address;
-    ci.port = cfg->port;
+    ci.port = cfg->ports[(w->first_global + (int)c->index) % cfg->nports];
     ci.path = cfg->path;
     ci.host = cfg->host;
     ci.origin = cfg->host;
