@@ -529,8 +529,11 @@ class Server:
 
     def start(self, wait=True):
         self._start_one(wait)
-        for p in self.peers:
-            p._start_one(wait)
+        # a test that starts without waiting watches the first process
+        # alone (a start that must fail): the other nodes stay down
+        if wait:
+            for p in self.peers:
+                p._start_one(wait)
         return self
 
     def _start_one(self, wait=True):

@@ -382,7 +382,7 @@ def test_browser_sfu_call_is_recorded(server, tmp_path):
     rec_dir = tmp_path / "recordings"
     srv = start_yjtd(server, recording_dir=str(rec_dir))
     res = run_driver("--ws", srv.ws_url, "--caller", "gina", "--callee", "alice", "--sfu",
-                     "--decode-timeout-s", "20", "--hold-s", "9", context=diagnostics(srv))
+                     "--decode-timeout-s", "20", "--hold-s", "10", context=diagnostics(srv))
     check_call_result(res, srv, relay=False, sfu=True)
     call_id = res["call_id"]
     tok = srv.token("gina")
