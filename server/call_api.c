@@ -12,6 +12,7 @@
 #include "push/inbox.h"
 #include "push/presence.h"
 #include "server/bus.h"
+#include "server/cluster.h"
 #include "server/conn.h"
 #include "server/server.h"
 #include "server/ws.h"
@@ -115,13 +116,15 @@ struct remote_ctx {
     char *node;
     uint64_t serial;
     json_t *id;
+    json_int_t fwd;
 };
 
 static void remote_reply(void *ctx, enum err_code err, const char *message, json_t *fields)
 {
     struct remote_ctx *x = ctx;
     json_t *m =
-        json_pack("{s:I, s:O, s:i}", "serial", (json_int_t)x->serial, "re", x->id, "err", (int)err);
+        json_pack("{s:I, s:I, s:O, s:i}", "fwd", x->fwd, "serial", (json_int_t)x->serial, "re",
+                  x->id, "err", (int)err);
     if (message)
         json_object_set_new(m, "message", json_string(message));
     if (fields)
@@ -132,6 +135,41 @@ static void remote_reply(void *ctx, enum err_code err, const char *message, json
     json_decref(m);
 }
 
+/* A request handed to another node, waiting for its answer: if none
+ * comes within FORWARD_TIMEOUT_MS (the node died meanwhile), the device
+ * hears `unavailable` rather than nothing. */
+#define FORWARD_TIMEOUT_MS 5000
+
+struct forwarded {
+    uint64_t n;
+    uint64_t serial;
+    json_t *id;
+    guint timer;
+};
+
+static GHashTable *pending; /* n -> struct forwarded* */
+static uint64_t forward_seq;
+
+static void forwarded_free(gpointer p)
+{
+    struct forwarded *f = p;
+    if (f->timer)
+        g_source_remove(f->timer);
+    json_decref(f->id);
+    g_free(f);
+}
+
+static gboolean forward_expired(gpointer p)
+{
+    struct forwarded *f = p;
+    f->timer = 0;
+    struct conn *c = conn_find(f->serial);
+    if (c)
+        conn_reply_error(c, f->id, ERR_UNAVAILABLE, "the server holding this call did not answer");
+    g_hash_table_remove(pending, GSIZE_TO_POINTER(f->n));
+    return G_SOURCE_REMOVE;
+}
+
 static bool forward(struct conn *c, json_t *id, json_t *msg)
 {
     const char *call_id = json_string_value(json_object_get(msg, "call_id"));
@@ -140,9 +178,21 @@ static bool forward(struct conn *c, json_t *id, json_t *msg)
     const char *owner = owner_of(call_id);
     if (!owner || strcmp(owner, bus_node()) == 0)
         return false; /* not found here: the handler says so */
-    json_t *m = json_pack("{s:I, s:O, s:{s:s, s:s, s:s, s:s}, s:O}", "serial",
-                          (json_int_t)c->serial, "re", id, "actor", "user", c->user_id, "device",
-                          c->device_id, "role", c->role, "org", c->org, "msg", msg);
+    if (!cluster_node_alive(owner)) {
+        /* the call's state was in that node's memory: it is gone with it */
+        conn_reply_error(c, id, ERR_NOT_FOUND, "the call was held by a server that is gone");
+        return true;
+    }
+    struct forwarded *f = g_new0(struct forwarded, 1);
+    f->n = ++forward_seq;
+    f->serial = c->serial;
+    f->id = json_incref(id);
+    f->timer = g_timeout_add(FORWARD_TIMEOUT_MS, forward_expired, f);
+    g_hash_table_insert(pending, GSIZE_TO_POINTER(f->n), f);
+    json_t *m = json_pack("{s:I, s:I, s:O, s:{s:s, s:s, s:s, s:s}, s:O}", "fwd",
+                          (json_int_t)f->n, "serial", (json_int_t)c->serial, "re", id, "actor",
+                          "user", c->user_id, "device", c->device_id, "role", c->role, "org",
+                          c->org, "msg", msg);
     char *text = json_dumps(m, JSON_COMPACT);
     bus_send_to(owner, "call.req", c->user_id, text, strlen(text));
     free(text);
@@ -187,7 +237,8 @@ static void on_call_req(const char *node, const char *user, const char *data, si
         json_is_integer(json_object_get(m, "serial"))) {
         struct remote_ctx x = {g_strdup(node),
                                (uint64_t)json_integer_value(json_object_get(m, "serial")),
-                               json_object_get(m, "re")};
+                               json_object_get(m, "re"),
+                               json_integer_value(json_object_get(m, "fwd"))};
         struct call_reply r = {remote_reply, &x};
         fn(&a, msg, &r);
         g_free(x.node);
@@ -201,9 +252,10 @@ static void on_call_rep(const char *node, const char *user, const char *data, si
     (void)user;
     (void)ud;
     json_t *m = json_loadb(data, len, 0, NULL);
-    json_t *serial = json_object_get(m, "serial");
-    struct conn *c =
-        json_is_integer(serial) ? conn_find((uint64_t)json_integer_value(serial)) : NULL;
+    gpointer key = GSIZE_TO_POINTER((gsize)json_integer_value(json_object_get(m, "fwd")));
+    struct forwarded *f = g_hash_table_lookup(pending, key);
+    /* answered after it expired (the device was told unavailable): dropped */
+    struct conn *c = f ? conn_find(f->serial) : NULL;
     json_int_t code = json_integer_value(json_object_get(m, "err"));
     enum err_code err = code >= 0 && code < ERR__COUNT ? (enum err_code)code : ERR_INTERNAL;
     if (c) {
@@ -211,6 +263,8 @@ static void on_call_rep(const char *node, const char *user, const char *data, si
         json_t *fields = json_object_get(m, "fields");
         ws_reply(&w, err, jx_str(m, "message"), fields ? json_incref(fields) : NULL);
     }
+    if (f)
+        g_hash_table_remove(pending, key);
     json_decref(m);
 }
 
@@ -386,6 +440,7 @@ void call_api_init(void)
     call_init(server.store, &lim, &hooks);
     if (bus_enabled()) {
         owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        pending = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, forwarded_free);
         bus_on("call.req", on_call_req, NULL);
         bus_on("call.rep", on_call_rep, NULL);
         bus_on("call.dev", on_call_dev, NULL);
@@ -399,6 +454,9 @@ void call_api_shutdown(void)
     if (owners)
         g_hash_table_destroy(owners);
     owners = NULL;
+    if (pending)
+        g_hash_table_destroy(pending);
+    pending = NULL;
     dtls_cert_free(media_cert);
     media_cert = NULL;
     g_strfreev(media_addrs);

@@ -300,3 +300,10 @@ void cluster_stop(void)
     g_free(C.nodes_key);
     memset(&C, 0, sizeof(C));
 }
+
+bool cluster_node_alive(const char *node)
+{
+    if (!C.on || strcmp(node, bus_node()) == 0)
+        return true;
+    return alive(node);
+}

@@ -16,6 +16,8 @@
 #ifndef YJT_CLUSTER_H
 #define YJT_CLUSTER_H
 
+#include <stdbool.h>
+
 #define CLUSTER_CACHE_MS 1000
 
 /* Starts presence in Redis for this node (bus_node()), beating every
@@ -23,5 +25,8 @@
  * be running. 0, or -1 with *err. */
 int cluster_start(const char *url, const char *prefix, int beat_s, int dead_s, char **err);
 void cluster_stop(void);
+/* Whether node has beaten lately (true for this node, and without a
+ * cluster). */
+bool cluster_node_alive(const char *node);
 
 #endif

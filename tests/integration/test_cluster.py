@@ -434,3 +434,35 @@ def test_callee_node_killed_mid_call(server):
             await c.close()
 
     run(body())
+
+
+def test_caller_node_killed_mid_call(server):
+    """The node holding the call is killed with -9: the call's state was in
+    its memory, so it is gone. The callee's phone is told so, at once while
+    that node still looks alive (its forwarded request is not answered:
+    unavailable after 5 s), and as not_found once its beat is stale."""
+    shared = {"redis_prefix": f"c{uuid.uuid4().hex[:12]}:", "call_grace_s": 30,
+              "cluster_beat_s": 1, "cluster_dead_s": 3}
+    n1 = server(enterprises=ENTERPRISES, users=CALL_USERS, settings=shared)
+    n2, n3 = server(settings=shared), server(settings=shared)
+    boss = n1.users["boss"]
+
+    async def body():
+        gov = await n1.ws_login("gov4401", device_id="gov-phone")
+        b = await n2.ws_login("boss", device_id="boss-phone")
+        call_id = (await gov.ok("call.invite", to={"user": boss}, sdp=OFFER))["call_id"]
+        await b.next_event("call.incoming")
+        await b.ok("call.accept", call_id=call_id, sdp=ANSWER)
+        await gov.next_event("call.accepted")
+        n1.kill9()
+        r = await b.request("call.candidate", call_id=call_id,
+                            candidate={"candidate": "lost"}, timeout=10)
+        assert r["ok"] is False and r["error"]["code"] in ("unavailable", "not_found"), r
+        await asyncio.sleep(3.5)
+        b3 = await n3.ws_login("boss", device_id="boss-desk")
+        r = await b3.request("call.resume", call_id=call_id)
+        assert r["ok"] is False and r["error"]["code"] == "not_found", r
+        for c in (b, b3):
+            await c.close()
+
+    run(body())
