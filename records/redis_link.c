@@ -484,6 +484,17 @@ redisReply *redis_link_run(struct redis_link *l, const struct redis_cmd *cmd)
     return r;
 }
 
+redisReply *redis_link_call(struct redis_link *l, struct redis_cmd *c)
+{
+    redisReply *r = redis_link_run(l, c);
+    redis_cmd_clear(c);
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
 int redis_link_wait(struct redis_link *l)
 {
     if (l->url.wait_replicas <= 0)

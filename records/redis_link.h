@@ -82,6 +82,9 @@ int redis_link_connect(struct redis_link *l);
 /* The reply (free with freeReplyObject), or NULL when the server could not
  * be reached or the connection broke; an error reply is a reply. */
 redisReply *redis_link_run(struct redis_link *l, const struct redis_cmd *c);
+/* redis_link_run() for callers that only want a result: clears c, and
+ * returns NULL for an error reply too (redis_link_error() says why). */
+redisReply *redis_link_call(struct redis_link *l, struct redis_cmd *c);
 /* EVALSHA s with no keys and the words of args. */
 redisReply *redis_link_script(struct redis_link *l, const struct redis_script *s,
                               const struct redis_cmd *args);

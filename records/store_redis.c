@@ -163,8 +163,9 @@ static struct redis_script deadline_del_lua = {"redis.call('ZREM', ARGV[1] .. 'd
                                                ""};
 
 static struct redis_script *const scripts[] = {
-    &doc_put_lua,      &doc_del_lua,   &idx_add_lua,     &seq_append_lua, &deadline_set_lua,
-    &deadline_del_lua, &deadline_claim_lua, &rd_ts_log_lua, &rd_ts_chunk_lua, &rd_ts_trim_lua, &rd_ts_drop_lua,
+    &doc_put_lua,      &doc_del_lua,      &idx_add_lua,        &seq_append_lua,
+    &deadline_set_lua, &deadline_del_lua, &deadline_claim_lua, &rd_ts_log_lua,
+    &rd_ts_chunk_lua,  &rd_ts_trim_lua,   &rd_ts_drop_lua,
 };
 
 /* ---- helpers ---- */
@@ -187,13 +188,7 @@ void rd_cmd_key(struct redis_store *r, struct redis_cmd *c, const char *a, const
 /* Runs c and clears it; NULL on failure, including an error reply. */
 redisReply *rd_run(struct redis_store *r, struct redis_cmd *c)
 {
-    redisReply *rep = redis_link_run(r->link, c);
-    redis_cmd_clear(c);
-    if (rep && rep->type == REDIS_REPLY_ERROR) {
-        freeReplyObject(rep);
-        return NULL;
-    }
-    return rep;
+    return redis_link_call(r->link, c);
 }
 
 redisReply *rd_script(struct redis_store *r, struct redis_script *s, struct redis_cmd *args)

@@ -58,15 +58,9 @@ static void cached_free(gpointer p)
 
 static redisReply *run(struct redis_cmd *c)
 {
-    redisReply *r = redis_link_run(C.link, c);
-    redis_cmd_clear(c);
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-        if (C.errors++ % 1000 == 0)
-            log_warn("cluster", "Redis: %s", redis_link_error(C.link));
-        if (r)
-            freeReplyObject(r);
-        return NULL;
-    }
+    redisReply *r = redis_link_call(C.link, c);
+    if (!r && C.errors++ % 1000 == 0)
+        log_warn("cluster", "Redis: %s", redis_link_error(C.link));
     return r;
 }
 
@@ -236,8 +230,7 @@ static json_t *remote_devices(const char *user_id)
  * of a device held here replaces the connection here; calls ringing here
  * ring a device that came online there, and a party's device that went
  * offline there may resume within the grace period, as on one node. */
-static void on_presence(const char *node, const char *user, const char *data, size_t len,
-                        void *ud)
+static void on_presence(const char *node, const char *user, const char *data, size_t len, void *ud)
 {
     (void)node;
     (void)ud;

@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from calllib import answered_call
 from conftest import REDIS_URL, free_port, run, user, wait_until
 from pushlib import OPS, push_seqs, resume_all, send_push, wait_pushes
 
@@ -21,10 +22,10 @@ ENTERPRISES = [("e1", "Tianhe Chemicals", "440106")]
 USERS = [OPS, user("alice", "corp", "e1"), user("bob", "corp", "e1")]
 
 
-def cluster(server, n=3, **settings):
+def cluster(server, n=3, users=USERS, enterprises=ENTERPRISES, **settings):
     """n nodes sharing one key prefix; the first creates the accounts."""
     shared = {"redis_prefix": f"c{uuid.uuid4().hex[:12]}:", **settings}
-    first = server(enterprises=ENTERPRISES, users=USERS, settings=shared)
+    first = server(enterprises=enterprises, users=users, settings=shared)
     nodes = [first] + [server(settings=shared) for _ in range(n - 1)]
     for node in nodes[1:]:
         node.users = first.users
@@ -110,10 +111,7 @@ def test_presence_is_cluster_wide(server):
     """Presence queries and subscriptions see devices on every node; a
     device that logs in on another node replaces its older connection; the
     devices of a node killed with -9 go offline once its beat is stale."""
-    shared = {"redis_prefix": f"c{uuid.uuid4().hex[:12]}:", "cluster_beat_s": 1,
-              "cluster_dead_s": 3}
-    n1 = server(enterprises=ENTERPRISES, users=USERS + GOV, settings=shared)
-    n2, n3 = server(settings=shared), server(settings=shared)
+    n1, n2, n3 = cluster(server, users=USERS + GOV, cluster_beat_s=1, cluster_dead_s=3)
     alice = n1.users["alice"]
 
     async def body():
@@ -159,9 +157,7 @@ def test_call_between_nodes(server):
     """The caller on n1, the callee's devices on n2 and n3: ringing,
     answered elsewhere, candidates both ways, a drop and a resume on
     another node, and the hang-up."""
-    shared = {"redis_prefix": f"c{uuid.uuid4().hex[:12]}:", "call_grace_s": 5}
-    n1 = server(enterprises=ENTERPRISES, users=CALL_USERS, settings=shared)
-    n2, n3 = server(settings=shared), server(settings=shared)
+    n1, n2, n3 = cluster(server, users=CALL_USERS, call_grace_s=5)
     boss = n1.users["boss"]
 
     async def body():
@@ -209,11 +205,8 @@ def test_each_reminder_is_sent_by_one_node(server):
     """Every node finds the 08:30 commitment reminder due at once; the
     principal still gets it once."""
     from test_reminders import ENTERPRISES as R_ENTS, USERS as R_USERS, at, reminders, set_clock
-    shared = {"redis_prefix": f"c{uuid.uuid4().hex[:12]}:", "test_clock": at("08:00:00")}
-    n1 = server(enterprises=R_ENTS, users=R_USERS, settings=shared)
-    nodes = [n1, server(settings=shared), server(settings=shared)]
-    for n in nodes[1:]:
-        n.users = n1.users
+    nodes = cluster(server, users=R_USERS, enterprises=R_ENTS, test_clock=at("08:00:00"))
+    n1 = nodes[0]
     for n in nodes:
         set_clock(n, at("08:30:01"))
     want = [("commitment.0830", "2026-12-01")]
@@ -407,18 +400,13 @@ def test_callee_node_killed_mid_call(server):
     """The node holding the callee's phone is killed with -9 during the
     call: the phone reconnects to another node and resumes the call, which
     its owner (the caller's node) kept."""
-    shared = {"redis_prefix": f"c{uuid.uuid4().hex[:12]}:", "call_grace_s": 20}
-    n1 = server(enterprises=ENTERPRISES, users=CALL_USERS, settings=shared)
-    n2, n3 = server(settings=shared), server(settings=shared)
+    n1, n2, n3 = cluster(server, users=CALL_USERS, call_grace_s=20)
     boss = n1.users["boss"]
 
     async def body():
         gov = await n1.ws_login("gov4401", device_id="gov-phone")
         b = await n2.ws_login("boss", device_id="boss-phone")
-        call_id = (await gov.ok("call.invite", to={"user": boss}, sdp=OFFER))["call_id"]
-        await b.next_event("call.incoming")
-        await b.ok("call.accept", call_id=call_id, sdp=ANSWER)
-        await gov.next_event("call.accepted")
+        call_id, _ = await answered_call(gov, b, {"user": boss}, OFFER, ANSWER)
         n2.kill9()
         # the phone's node is gone: its beat stops, and its devices go
         # offline for the owner when their connection is known dead
@@ -441,19 +429,14 @@ def test_caller_node_killed_mid_call(server):
     its memory, so it is gone. The callee's phone is told so, at once while
     that node still looks alive (its forwarded request is not answered:
     unavailable after 5 s), and as not_found once its beat is stale."""
-    shared = {"redis_prefix": f"c{uuid.uuid4().hex[:12]}:", "call_grace_s": 30,
-              "cluster_beat_s": 1, "cluster_dead_s": 3}
-    n1 = server(enterprises=ENTERPRISES, users=CALL_USERS, settings=shared)
-    n2, n3 = server(settings=shared), server(settings=shared)
+    n1, n2, n3 = cluster(server, users=CALL_USERS, call_grace_s=30, cluster_beat_s=1,
+                         cluster_dead_s=3)
     boss = n1.users["boss"]
 
     async def body():
         gov = await n1.ws_login("gov4401", device_id="gov-phone")
         b = await n2.ws_login("boss", device_id="boss-phone")
-        call_id = (await gov.ok("call.invite", to={"user": boss}, sdp=OFFER))["call_id"]
-        await b.next_event("call.incoming")
-        await b.ok("call.accept", call_id=call_id, sdp=ANSWER)
-        await gov.next_event("call.accepted")
+        call_id, _ = await answered_call(gov, b, {"user": boss}, OFFER, ANSWER)
         n1.kill9()
         r = await b.request("call.candidate", call_id=call_id,
                             candidate={"candidate": "lost"}, timeout=10)
