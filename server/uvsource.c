@@ -6,6 +6,8 @@
  * the epoll descriptor, no longer than libuv's next timer. */
 #include "server/uvsource.h"
 
+#include <stdbool.h>
+
 struct uv_gsource {
     GSource base;
     uv_loop_t *loop;
@@ -13,11 +15,32 @@ struct uv_gsource {
 };
 
 static struct uv_gsource *the_source;
+static bool more_wanted;
+
+void uvsource_more(void)
+{
+    more_wanted = true;
+}
+
+/* One pass over what is ready, and more passes (at most a few) while a
+ * connection is part way through a message: lws reads a WebSocket at most
+ * one receive buffer (1 KiB) per pass, so a 5 KB call.invite would
+ * otherwise take five turns of the main loop, each with its own commit,
+ * and wait behind everything those turns do. */
+static void run_ready(uv_loop_t *loop)
+{
+    for (int pass = 0; pass < 8; pass++) {
+        more_wanted = false;
+        uv_run(loop, UV_RUN_NOWAIT);
+        if (!more_wanted)
+            break;
+    }
+}
 
 static gboolean uvs_prepare(GSource *s, gint *timeout)
 {
     struct uv_gsource *u = (struct uv_gsource *)s;
-    uv_run(u->loop, UV_RUN_NOWAIT);
+    run_ready(u->loop);
     *timeout = uv_backend_timeout(u->loop);
     return *timeout == 0;
 }
@@ -32,7 +55,7 @@ static gboolean uvs_dispatch(GSource *s, GSourceFunc cb, gpointer ud)
 {
     (void)cb;
     (void)ud;
-    uv_run(((struct uv_gsource *)s)->loop, UV_RUN_NOWAIT);
+    run_ready(((struct uv_gsource *)s)->loop);
     return G_SOURCE_CONTINUE;
 }
 

@@ -18,6 +18,9 @@
 /* Creates a libuv loop and attaches its source to the default GLib main
  * context. Returns the loop (for lws foreign_loops), or NULL. */
 uv_loop_t *uvsource_start(void);
+/* Called from an lws callback that read part of a message: the source runs
+ * the loop again (a bounded number of times) before the turn ends. */
+void uvsource_more(void);
 /* After lws_context_destroy(): runs the loop until lws has finished (it
  * sets *done_when_null, its info.pcontext, to NULL) or 3 s pass, then
  * closes and frees the loop and detaches the source. */

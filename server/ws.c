@@ -16,6 +16,7 @@
 #include "server/envelope.h"
 #include "server/metrics.h"
 #include "server/server.h"
+#include "server/uvsource.h"
 
 #include <string.h>
 
@@ -122,8 +123,10 @@ static void on_receive(struct conn *c, struct lws *wsi, const void *in, size_t l
             c->rx = g_byte_array_sized_new((guint)len);
         g_byte_array_append(c->rx, in, (guint)len);
     }
-    if (!final)
+    if (!final) {
+        uvsource_more(); /* read the rest in this turn if it is there */
         return;
+    }
     if (c->rx_binary) {
         metrics_msg_in("binary");
         conn_reply_error(c, NULL, ERR_BAD_REQUEST, "binary frames are not accepted");

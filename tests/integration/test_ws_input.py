@@ -258,6 +258,42 @@ def test_fragmented_message_within_limit_is_reassembled(server):
     run(body())
 
 
+def _masked_text_frame(text):
+    data = text.encode()
+    key = b"\x11\x22\x33\x44"
+    assert 125 < len(data) < 65536
+    head = bytes([0x81, 0x80 | 126]) + len(data).to_bytes(2, "big") + key
+    return head + bytes(b ^ key[i % 4] for i, b in enumerate(data))
+
+
+def test_message_arriving_in_pieces_waits_without_holding_others(server):
+    """A 5 KB message (more than one 1 KiB read) whose second half arrives
+    later: the server reads what is there, serves other connections
+    meanwhile, and answers once the rest is in."""
+    srv = start(server)
+
+    async def body():
+        slow = await authed(srv)
+        other = await srv.ws()
+        await other.login("alice", device_id="dev-alice-2")
+        frame = _masked_text_frame(json.dumps({"id": "big", "type": "ping", "pad": "p" * 5000}))
+        fut = slow.expect_reply("big")
+        slow.ws.transport.write(frame[:3000])
+        await asyncio.sleep(0.3)
+        t0 = time.monotonic()
+        await other.ok("ping")
+        assert time.monotonic() - t0 < 2.0
+        assert not fut.done()
+        slow.ws.transport.write(frame[3000:])
+        r = await asyncio.wait_for(fut, 5)
+        assert r["ok"] is True, r
+        await slow.ok("ping")
+        await other.close()
+        await slow.close()
+
+    run(body())
+
+
 def test_max_frame_setting(server):
     srv = start(server, settings={"max_frame": "1024"})
 
