@@ -166,7 +166,8 @@ struct due_scan {
 static bool collect_due(const struct alarm *a, void *ud)
 {
     struct due_scan *s = ud;
-    if (a->escalate_at && a->escalate_at <= s->now && s->due->len < ALARM_ESCALATIONS_PER_TICK) {
+    if (a->escalate_at && a->escalate_at <= s->now && s->due->len < ALARM_ESCALATIONS_PER_TICK &&
+        alarm_sensor_is_mine(a->sensor)) {
         struct due d = {g_strdup(a->id)};
         g_array_append_val(s->due, d);
     }

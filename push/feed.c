@@ -712,6 +712,7 @@ void feed_init(struct store *st, const struct feed_limits *limits, const struct 
     F.items = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     F.up = true;
     sensor_on_reading(on_reading, NULL);
+    sensor_on_remote_reading(on_reading, NULL);
     sensor_on_changed(on_sensor_changed, NULL);
 }
 

@@ -464,7 +464,8 @@ enum err_code alarm_receipt(const char *id, const char *actor, int64_t now_ms,
             return ERR_CONFLICT;
         }
     }
-    json_array_append_new(receipts, json_pack("{s:s, s:I}", "user", actor, "at", (json_int_t)now_ms));
+    json_array_append_new(receipts,
+                          json_pack("{s:s, s:I}", "user", actor, "at", (json_int_t)now_ms));
     return commit_change(a, "receipted", out);
 }
 
@@ -539,6 +540,28 @@ int alarm_escalate(const char *id, int step, const char *division, json_t *users
 }
 
 /* ------------------------------------------------------------ queries */
+
+const struct alarm *alarm_apply_remote(json_t *doc)
+{
+    if (!open_by_id)
+        return NULL;
+    struct alarm *a = alarm_from_json(doc);
+    if (!a)
+        return NULL;
+    struct alarm *held = g_hash_table_lookup(open_by_id, a->id);
+    if (held)
+        untrack(held);
+    if (a->state == ALARM_CLOSED) {
+        alarm_free(a);
+        return NULL;
+    }
+    struct alarm *other = open_of(a->sensor, a->condition);
+    if (other)
+        untrack(other); /* the other node's is the one raised since */
+    reschedule(a);
+    track(a);
+    return a;
+}
 
 void alarm_on_changed(alarm_changed_fn fn, void *ud)
 {

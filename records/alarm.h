@@ -79,6 +79,11 @@ void alarm_shutdown(void);
  * acknowledged, handled, closed, escalated (a->event says which). At most
  * a few listeners. */
 void alarm_on_changed(alarm_changed_fn fn, void *ud);
+/* An alarm another node stored (its record, as alarm_to_json gives it):
+ * this node's copy of the open alarms follows it (an open one is added or
+ * replaced, a closed one dropped), calling no listener. Returns the copy
+ * held now, or NULL (closed, or a record it cannot read). */
+const struct alarm *alarm_apply_remote(json_t *doc);
 /* Visits the open (not closed) alarms in memory; cb returns false to stop. */
 void alarm_foreach_open(bool (*cb)(const struct alarm *a, void *ud), void *ud);
 unsigned alarm_open_count(void);
@@ -127,6 +132,12 @@ int alarm_escalate(const char *id, int step, const char *division, json_t *users
  * A bounded call stops early after raising ALARM_SCAN_RAISES_MAX alarms.
  * Returns the number of sensors visited. */
 int alarm_scan(int64_t now_ms, int budget);
+/* Which sensors' alarms this node looks after: watches for interruption
+ * and escalates (all, by default, and when mine is NULL). In a cluster,
+ * the node that takes a sensor's readings, and one node for those nobody
+ * is known to take. sensor may be NULL (an alarm of no one sensor). */
+void alarm_set_owner_filter(bool (*mine)(const char *sensor, void *ud), void *ud);
+bool alarm_sensor_is_mine(const char *sensor);
 /* Interruption alarms one bounded scan call raises at most. */
 #define ALARM_SCAN_RAISES_MAX 200
 /* Starts watching sensor records (alarm_init calls it). */

@@ -20,6 +20,19 @@ static GPtrArray *ids;       /* sensor ids (owned), in no particular order */
 static GHashTable *pos;      /* id (borrowed from ids) -> index + 1 */
 static guint cursor;         /* next index in ids */
 static GHashTable *baseline; /* sensor id -> start of silence (ms) while it never reported */
+static bool (*mine_fn)(const char *sensor, void *ud);
+static void *mine_ud;
+
+void alarm_set_owner_filter(bool (*mine)(const char *sensor, void *ud), void *ud)
+{
+    mine_fn = mine;
+    mine_ud = ud;
+}
+
+bool alarm_sensor_is_mine(const char *sensor)
+{
+    return !mine_fn || mine_fn(sensor, mine_ud);
+}
 
 static void track(const char *id)
 {
@@ -56,8 +69,9 @@ static void set_baseline(const char *id, int64_t ms)
     g_hash_table_insert(baseline, g_strdup(id), t);
 }
 
-/* A sensor configured (put) without a reading starts its silence now; a
- * deleted one is forgotten. */
+/* A sensor configured (put) without a reading starts its silence then (the
+ * record's time, the same on every node, however late a node learns of
+ * it); a deleted one is forgotten. */
 static void on_sensor_changed(const struct sensor *s, bool deleted, void *ud)
 {
     (void)ud;
@@ -72,7 +86,7 @@ static void on_sensor_changed(const struct sensor *s, bool deleted, void *ud)
     if (s->has_value)
         g_hash_table_remove(baseline, s->id);
     else
-        set_baseline(s->id, clock_now_ms());
+        set_baseline(s->id, s->updated_ms > 0 ? s->updated_ms : clock_now_ms());
 }
 
 static bool load_one(const struct sensor *s, void *ud)
@@ -115,6 +129,8 @@ static int64_t silent_since(const struct sensor *s, int64_t now)
 static void check(const struct sensor *s, int64_t now)
 {
     if (!s->enabled || s->interrupt_after_ms <= 0 || !s->enterprise)
+        return;
+    if (!alarm_sensor_is_mine(s->id))
         return;
     int64_t since = silent_since(s, now);
     if (now - since <= s->interrupt_after_ms)
@@ -159,4 +175,6 @@ void alarm_scan_shutdown(void)
     ids = NULL;
     cursor = 0;
     g_clear_pointer(&baseline, g_hash_table_destroy);
+    mine_fn = NULL;
+    mine_ud = NULL;
 }

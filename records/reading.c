@@ -330,6 +330,8 @@ enum err_code reading_ingest(const char *enterprise, const json_t *body, int64_t
         r->s->value = pts[i].value;
         r->s->ts = pts[i].ts;
         r->s->seen_ms = pts[i].seen;
+        r->s->ingested_here = true;
+        r->s->remote_node = NULL;
         sensor_table_fire_reading(r->s, r->had_prev, r->prev);
     }
     int accepted = (int)n - rejected;

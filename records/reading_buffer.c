@@ -386,6 +386,7 @@ static bool replay_row(int64_t id, int64_t seen, const struct store_ts_point *pt
             s->value = pts[i].value;
             s->ts = pts[i].ts;
             s->seen_ms = seen;
+            s->ingested_here = true; /* this node's own log */
         }
     }
     if (id > stats.log_last)

@@ -35,8 +35,9 @@ struct listener {
 static struct store *store;
 static GHashTable *by_id;  /* id -> struct sensor* (owned) */
 static GHashTable *by_key; /* &ts_key -> struct sensor* */
-static struct listener reading_fns[SENSOR_LISTENERS_MAX], changed_fns[SENSOR_LISTENERS_MAX];
-static int n_reading_fns, n_changed_fns;
+static struct listener reading_fns[SENSOR_LISTENERS_MAX], changed_fns[SENSOR_LISTENERS_MAX],
+    remote_fns[SENSOR_LISTENERS_MAX];
+static int n_reading_fns, n_changed_fns, n_remote_fns;
 static int64_t last_rev;
 
 static const char *const threshold_names[SENSOR_THRESHOLDS] = {"low_low", "low", "high",
@@ -112,6 +113,7 @@ static struct sensor *from_doc(const char *id, const json_t *doc)
     s->enabled = jx_bool(doc, "enabled", true);
     s->ts_key = jx_int(doc, "ts_key", 0);
     s->version = jx_int(doc, "version", 0);
+    s->updated_ms = jx_int(doc, "updated_at", 0);
     return s;
 }
 
@@ -125,6 +127,8 @@ static void table_apply(struct sensor *s)
         s->value = old->value;
         s->ts = old->ts;
         s->seen_ms = old->seen_ms;
+        s->ingested_here = old->ingested_here;
+        s->remote_node = old->remote_node;
     }
     if (old)
         g_hash_table_remove(by_key, &old->ts_key);
@@ -199,7 +203,7 @@ void sensor_shutdown(void)
     if (pool)
         g_string_chunk_free(pool);
     pool = NULL;
-    n_reading_fns = n_changed_fns = 0;
+    n_reading_fns = n_changed_fns = n_remote_fns = 0;
     store = NULL;
 }
 
@@ -207,6 +211,35 @@ void sensor_on_reading(sensor_reading_fn fn, void *ud)
 {
     g_return_if_fail(n_reading_fns < SENSOR_LISTENERS_MAX);
     reading_fns[n_reading_fns++] = (struct listener){(void *)fn, ud};
+}
+
+void sensor_on_remote_reading(sensor_reading_fn fn, void *ud)
+{
+    g_return_if_fail(n_remote_fns < SENSOR_LISTENERS_MAX);
+    remote_fns[n_remote_fns++] = (struct listener){(void *)fn, ud};
+}
+
+bool sensor_apply_remote(const char *id, double value, int64_t ts, int64_t seen_ms,
+                         const char *node)
+{
+    struct sensor *s = sensor_table_get(id);
+    if (!s || !node || (s->has_value && ts <= s->ts))
+        return false;
+    bool had_prev = s->has_value;
+    double prev = s->value;
+    s->has_value = true;
+    s->value = value;
+    s->ts = ts;
+    s->seen_ms = seen_ms;
+    s->ingested_here = false;
+    if (!s->remote_node || strcmp(s->remote_node, node) != 0) {
+        if (!pool)
+            pool = g_string_chunk_new(64 * 1024);
+        s->remote_node = g_string_chunk_insert_const(pool, node);
+    }
+    for (int i = 0; i < n_remote_fns; i++)
+        ((sensor_reading_fn)remote_fns[i].fn)(s, had_prev, prev, remote_fns[i].ud);
+    return true;
 }
 
 void sensor_on_changed(sensor_changed_fn fn, void *ud)

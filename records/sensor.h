@@ -61,7 +61,14 @@ struct sensor {
     int64_t ts;      /* the reading's own time, UTC ms */
     int64_t seen_ms; /* server time it arrived, UTC ms (interruption clock) */
 
+    /* Who takes its readings, in a cluster: this node (a reading was
+     * accepted here since start), another node (remote_node, its bus id,
+     * from that node's announcement), or neither known (both unset). */
+    bool ingested_here;
+    const char *remote_node;
+
     int64_t ts_key;  /* the integer naming its history in the store's time series */
+    int64_t updated_ms; /* when its record was last put (updated_at), UTC ms */
     int64_t version; /* bumped by every put; a stored copy with another one is newer */
 };
 
@@ -84,6 +91,10 @@ int sensor_init(struct store *st);
 void sensor_shutdown(void);
 
 void sensor_on_reading(sensor_reading_fn fn, void *ud);
+/* Called for a reading another node accepted (sensor_apply_remote) that
+ * became the sensor's latest here: for what shows state (the feeds), not
+ * for what acts on it (alarm evaluation runs on the node that took it). */
+void sensor_on_remote_reading(sensor_reading_fn fn, void *ud);
 void sensor_on_changed(sensor_changed_fn fn, void *ud);
 
 /* The sensor with this id, or NULL. Valid until the next put/delete of it
@@ -114,6 +125,13 @@ enum err_code sensor_put(struct store *st, const char *id, const json_t *in, con
 enum err_code sensor_delete(struct store *st, const char *id, const char *actor, const char **why);
 /* True if id may name a sensor: 1..SENSOR_ID_MAX of [A-Za-z0-9_.:-]. */
 bool sensor_id_valid(const char *id);
+/* A reading of sensor id that node (a bus id) accepted and stored: it
+ * becomes the latest here too if it is newer than the one held (the value,
+ * its time, and seen_ms, when that node took it), the sensor counts as
+ * that node's, and the remote listeners are called. False if there is no
+ * such sensor or the reading is not newer. */
+bool sensor_apply_remote(const char *id, double value, int64_t ts, int64_t seen_ms,
+                         const char *node);
 /* Picks up sensors written by another process (yjtctl import) since the
  * last call; main.c calls it periodically. */
 void sensor_poll(void);

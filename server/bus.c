@@ -188,8 +188,10 @@ static void on_written(redisAsyncContext *ac, void *reply, void *priv)
 
 static void send_msg(struct msg *m)
 {
-    const char *argv[] = {"XADD", B.key, "MAXLEN", "~", G_STRINGIFY(BUS_KEEP), "*", "n", B.node,
-                          "t", m->type, "o", m->to, "u", m->user, "d", m->data};
+    const char *argv[] = {"XADD", B.key, "MAXLEN", "~",     G_STRINGIFY(BUS_KEEP),
+                          "*",    "n",   B.node,   "t",     m->type,
+                          "o",    m->to, "u",      m->user, "d",
+                          m->data};
     size_t lens[G_N_ELEMENTS(argv)];
     for (size_t i = 0; i < G_N_ELEMENTS(argv); i++)
         lens[i] = strlen(argv[i]);
@@ -447,8 +449,7 @@ void bus_publish(const char *type, const char *user, const char *data, size_t le
     bus_send_to("", type, user, data, len);
 }
 
-void bus_send_to(const char *node, const char *type, const char *user, const char *data,
-                 size_t len)
+void bus_send_to(const char *node, const char *type, const char *user, const char *data, size_t len)
 {
     if (!B.on || B.stopping)
         return;
@@ -478,4 +479,45 @@ void bus_get_stats(struct bus_stats *out)
     *out = B.stats;
     out->reading = B.rd.up;
     out->writing = B.wr.up;
+}
+
+static void batch_flush(struct bus_batch *b)
+{
+    if (b->buf && b->buf->len)
+        bus_publish(b->type, "", b->buf->str, b->buf->len);
+    if (b->buf)
+        g_string_truncate(b->buf, 0);
+}
+
+static gboolean batch_flush_cb(gpointer ud)
+{
+    struct bus_batch *b = ud;
+    b->source = 0;
+    batch_flush(b);
+    return G_SOURCE_REMOVE;
+}
+
+GString *bus_batch_buf(struct bus_batch *b)
+{
+    if (!b->buf)
+        b->buf = g_string_sized_new(4096);
+    return b->buf;
+}
+
+void bus_batch_added(struct bus_batch *b)
+{
+    if (b->buf && b->buf->len >= b->cut)
+        batch_flush(b);
+    else if (!b->source)
+        b->source = g_idle_add_full(G_PRIORITY_HIGH_IDLE, batch_flush_cb, b, NULL);
+}
+
+void bus_batch_clear(struct bus_batch *b)
+{
+    if (b->source)
+        g_source_remove(b->source);
+    b->source = 0;
+    if (b->buf)
+        g_string_free(b->buf, TRUE);
+    b->buf = NULL;
 }

@@ -18,6 +18,7 @@
 #ifndef YJT_BUS_H
 #define YJT_BUS_H
 
+#include <glib.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,6 +47,20 @@ void bus_publish(const char *type, const char *user, const char *data, size_t le
 /* Sends a message to one node (the others pass it over). */
 void bus_send_to(const char *node, const char *type, const char *user, const char *data,
                  size_t len);
+
+/* Messages of one type gathered over a turn of the loop and published as
+ * one (many pushes or readings per turn), or at once past `cut` bytes. */
+struct bus_batch {
+    const char *type;
+    size_t cut;
+    GString *buf;
+    guint source;
+};
+/* The buffer to append one item to; then call bus_batch_added(). */
+GString *bus_batch_buf(struct bus_batch *b);
+void bus_batch_added(struct bus_batch *b);
+/* Drops what is gathered and the pending publication (shutdown). */
+void bus_batch_clear(struct bus_batch *b);
 
 struct bus_stats {
     uint64_t published, received, dropped, reconnects;

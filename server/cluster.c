@@ -251,6 +251,18 @@ static void on_presence(const char *node, const char *user, const char *data, si
 
 static const struct presence_cluster hooks = {up, down, remote_devices};
 
+/* A node that starts says so, so that the others count it alive (and
+ * know who is first) at once rather than at their next beat. One that
+ * stops leaves the beats (cluster_stop); the others see it at their next
+ * read of them. */
+static void on_node(const char *node, const char *user, const char *data, size_t len, void *ud)
+{
+    (void)user;
+    (void)ud;
+    if (len == 2 && memcmp(data, "up", 2) == 0)
+        g_hash_table_add(C.live, g_strdup(node));
+}
+
 int cluster_start(const char *url, const char *prefix, int beat_s, int dead_s, char **err)
 {
     struct redis_url u;
@@ -263,11 +275,13 @@ int cluster_start(const char *url, const char *prefix, int beat_s, int dead_s, c
     C.nodes_key = g_strconcat(C.prefix, "nodes", NULL);
     C.live = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     C.cache = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, cached_free);
-    on_beat(NULL);
     C.dead_s = dead_s;
+    on_beat(NULL);
     C.beat = g_timeout_add_seconds((guint)beat_s, on_beat, NULL);
     presence_set_cluster(&hooks);
     bus_on("presence", on_presence, NULL);
+    bus_on("node", on_node, NULL);
+    bus_publish("node", "", "up", 2);
     return 0;
 }
 
@@ -292,6 +306,27 @@ void cluster_stop(void)
     g_free(C.prefix);
     g_free(C.nodes_key);
     memset(&C, 0, sizeof(C));
+}
+
+bool cluster_node_live_cached(const char *node)
+{
+    if (!C.on || strcmp(node, bus_node()) == 0)
+        return true;
+    return g_hash_table_contains(C.live, node);
+}
+
+bool cluster_is_first(void)
+{
+    if (!C.on)
+        return true;
+    const char *me = bus_node();
+    GHashTableIter it;
+    gpointer k;
+    g_hash_table_iter_init(&it, C.live);
+    while (g_hash_table_iter_next(&it, &k, NULL))
+        if (strcmp(k, me) < 0)
+            return false;
+    return true;
 }
 
 bool cluster_node_alive(const char *node)

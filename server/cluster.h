@@ -29,4 +29,13 @@ void cluster_stop(void);
  * cluster). */
 bool cluster_node_alive(const char *node);
 
+/* Whether node was alive at the last read of the beats (no Redis call;
+ * true for this node, and without a cluster). */
+bool cluster_node_live_cached(const char *node);
+/* Whether this node is the first (smallest id) of the nodes alive at the
+ * last read of the beats: the one that does what one node must do for
+ * all, such as watching sensors no node is known to take (true without a
+ * cluster). */
+bool cluster_is_first(void);
+
 #endif

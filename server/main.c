@@ -41,6 +41,7 @@
 #include "server/push_api.h"
 #include "server/server.h"
 #include "server/session.h"
+#include "server/sensor_bus.h"
 #include "server/uvsource.h"
 #include "server/ws.h"
 #include "signaling/call.h"
@@ -517,6 +518,7 @@ int main(int argc, char **argv)
     if (gateway_init(server.store, &gateway_cfg, gateway_client_post) < 0 ||
         start_reminders() < 0 || start_sensors() < 0)
         goto out_modules;
+    sensor_bus_init(); /* before the alarms: their first tick asks it whose they are */
     if (alarm_api_init() < 0)
         goto out_modules;
     http_init();
@@ -563,6 +565,7 @@ out_auth:
 out_modules:
     cluster_stop();
     push_api_bus_shutdown();
+    sensor_bus_shutdown();
     bus_stop();
     feed_api_shutdown();
     http_shutdown();

@@ -100,24 +100,7 @@ void push_api_attach(void *conn)
  * "USER\nSEQ\nLEN\n" and the event's LEN bytes. */
 #define BUS_BATCH_BYTES (256 * 1024)
 
-static GString *bus_batch;
-static guint bus_flush_source;
-
-static void bus_flush(void)
-{
-    if (bus_batch && bus_batch->len)
-        bus_publish("pushes", "", bus_batch->str, bus_batch->len);
-    if (bus_batch)
-        g_string_truncate(bus_batch, 0);
-}
-
-static gboolean bus_flush_cb(gpointer ud)
-{
-    (void)ud;
-    bus_flush_source = 0;
-    bus_flush();
-    return G_SOURCE_REMOVE;
-}
+static struct bus_batch bus_pushes = {.type = "pushes", .cut = BUS_BATCH_BYTES};
 
 void push_api_deliver(const char *user_id, int64_t seq, const char *text, size_t len, void *ud)
 {
@@ -126,15 +109,10 @@ void push_api_deliver(const char *user_id, int64_t seq, const char *text, size_t
     presence_each_conn(user_id, deliver_one, &d);
     if (!bus_enabled())
         return;
-    if (!bus_batch)
-        bus_batch = g_string_sized_new(4096);
-    g_string_append_printf(bus_batch, "%s\n%" G_GINT64_FORMAT "\n%zu\n", user_id, (gint64)seq,
-                           len);
-    g_string_append_len(bus_batch, text, (gssize)len);
-    if (bus_batch->len >= BUS_BATCH_BYTES)
-        bus_flush();
-    else if (!bus_flush_source)
-        bus_flush_source = g_idle_add_full(G_PRIORITY_HIGH_IDLE, bus_flush_cb, NULL, NULL);
+    GString *b = bus_batch_buf(&bus_pushes);
+    g_string_append_printf(b, "%s\n%" G_GINT64_FORMAT "\n%zu\n", user_id, (gint64)seq, len);
+    g_string_append_len(b, text, (gssize)len);
+    bus_batch_added(&bus_pushes);
 }
 
 /* The line at *p (before end), its length in *n; *p moves past it. NULL
@@ -166,8 +144,7 @@ static void on_bus_pushes(const char *node, const char *user, const char *data, 
         if (!l)
             return;
         char *uid = g_strndup(u, ulen);
-        struct deliver d = {g_ascii_strtoll(s, NULL, 10), p,
-                            (size_t)g_ascii_strtoull(l, NULL, 10)};
+        struct deliver d = {g_ascii_strtoll(s, NULL, 10), p, (size_t)g_ascii_strtoull(l, NULL, 10)};
         if (d.len > (size_t)(end - p) || ulen == 0) {
             g_free(uid);
             return;
@@ -181,12 +158,7 @@ static void on_bus_pushes(const char *node, const char *user, const char *data, 
 
 void push_api_bus_shutdown(void)
 {
-    if (bus_flush_source)
-        g_source_remove(bus_flush_source);
-    bus_flush_source = 0;
-    if (bus_batch)
-        g_string_free(bus_batch, TRUE);
-    bus_batch = NULL;
+    bus_batch_clear(&bus_pushes);
 }
 
 void push_api_bus_init(void)

@@ -449,3 +449,113 @@ def test_caller_node_killed_mid_call(server):
             await c.close()
 
     run(body())
+
+
+def alarm_cluster(server, n=2, **settings):
+    import test_alarms as ta
+    return ta, cluster(server, n=n, users=ta.USERS, enterprises=ta.ENTERPRISES, **settings)
+
+
+def test_sensor_reporting_to_one_node_is_not_silent_on_the_others(server):
+    """Every node scans for interrupted sensors; a reading taken by one node
+    must count on all of them, or the others raise false 数据中断 alarms."""
+    ta, (n1, n2) = alarm_cluster(server)
+    key = ta.gateway_key(n1)
+    ta.put_sensor(n1, "lt1", interrupt_after_s=2)
+    end = time.monotonic() + 6
+    v = 50
+    while time.monotonic() < end:
+        ta.post(n1, key, "lt1", v)
+        v = 101 - v  # 50, 51, 50, ...: all within the band
+        time.sleep(0.4)
+    assert ta.alarms(n1) == [] and ta.alarms(n2) == []
+
+
+def test_feed_on_another_node_than_the_gateways(server):
+    """A 3D client subscribed on one node sees the readings and alarms of a
+    gateway that sends to another."""
+    import test_feeds as tf
+    n1, n2 = cluster(server, n=2, users=tf.USERS, enterprises=tf.ENTERPRISES)
+    ops_token = n1.token("admin")
+    for sid in ("t1", "t2"):
+        r = n1.http("PUT", f"/api/v1/sensors/{sid}", token=ops_token, body=tf.level_sensor("e1"))
+        assert r.status in (200, 201), r
+    key = tf.api_key(n1, "e1")
+
+    async def body():
+        a = await n2.ws_login("alice", device_id="a")
+        # n2 learns of sensors put on n1 within a second (it polls for them)
+        deadline = time.monotonic() + 5
+        while True:
+            fid = (await a.ok("feed.subscribe", enterprise="e1", max_hz=10))["feed_id"]
+            sensors, _, _ = await tf.collect_snapshot(a, fid)
+            if set(sensors) == {"t1", "t2"} or time.monotonic() > deadline:
+                break
+            await a.ok("feed.unsubscribe", feed_id=fid)
+            await asyncio.sleep(0.3)
+        assert set(sensors) == {"t1", "t2"}
+        # n2 holds the value n1 read before n2 knew the sensor only from
+        # the sensor's next reading on
+        tf.post_readings(n1, key, [("t1", 3.5)])
+        d = await a.next_event("feed.delta")
+        assert [(x["id"], x["value"]) for x in d["sensors"]] == [("t1", 3.5)]
+        tf.post_readings(n1, key, [("t2", 9.5)])  # over high_high: a red alarm on n1
+        seen_value = seen_alarm = False
+        deadline = time.monotonic() + 5
+        while not (seen_value and seen_alarm) and time.monotonic() < deadline:
+            d = await a.next_event("feed.delta", timeout=5)
+            for s in d.get("sensors", []):
+                if s["id"] == "t2" and s.get("value") == 9.5:
+                    seen_value = True
+            for al in d.get("alarms", []):
+                if al.get("sensor") == "t2" and al.get("state") != "closed":
+                    seen_alarm = True
+        assert seen_value and seen_alarm
+        await a.close()
+
+    run(body())
+
+
+def test_silence_of_a_dead_nodes_sensor_is_still_an_interruption(server):
+    """The node that took a sensor's readings is killed: another node
+    watches the sensor from then on and raises its 数据中断 alarm once."""
+    ta, (n1, n2, n3) = alarm_cluster(server, n=3, cluster_beat_s=1, cluster_dead_s=3)
+    key = ta.gateway_key(n1)
+    ta.put_sensor(n1, "lt1", interrupt_after_s=4)
+    ta.post(n1, key, "lt1", 50)
+    time.sleep(0.5)
+    n1.kill9()
+    wait_until(lambda: len(ta.alarms(n2)) >= 1, timeout=20, what="an interruption alarm")
+    time.sleep(2)  # a second node raising one too would show by now
+    got = ta.alarms(n2)
+    assert [(a["sensor"], a["condition"]) for a in got] == [("lt1", "interrupted")], got
+
+
+def test_alarm_is_acted_on_through_any_node(server):
+    """An alarm raised on the node its gateway sends to is acknowledged,
+    handled and closed through the others, and every node shows each step."""
+    ta, (n1, n2, n3) = alarm_cluster(server, n=3)
+    key = ta.gateway_key(n1)
+    ta.put_sensor(n1, "lt1")
+    ta.post(n1, key, "lt1", 85)  # over high: a yellow alarm, raised on n1
+    [a] = ta.alarms(n1)
+    duty = n1.token("duty1")
+
+    def act(node, verb, body=None):
+        r = node.http("POST", f"/api/v1/alarms/{a['id']}/{verb}", token=duty, body=body or {})
+        return r.json["alarm"]["state"] if r.status == 200 else None
+
+    def state_on(node):
+        return node.http("GET", f"/api/v1/alarms/{a['id']}", token=duty).json["alarm"]["state"]
+
+    # the raise reaches n2 over the bus within moments
+    assert wait_until(lambda: act(n2, "ack"), 5, what="ack through n2") == "acknowledged"
+    for node in (n1, n3):
+        wait_until(lambda: state_on(node) == "acknowledged", 5, what="ack seen")
+    assert act(n3, "feedback", {"found": "浮子卡滞", "done": "清理并校验"}) == "handled"
+    wait_until(lambda: state_on(n1) == "handled", 5, what="feedback seen on n1")
+    assert act(n1, "close", {"note": "已复核"}) == "closed"
+    for node in (n2, n3):
+        wait_until(lambda: act(node, "ack") is None and state_on(node) == "closed", 5,
+                   what="close seen")
+    assert ta.alarms(n2, state="closed")[0]["close_note"] == "已复核"

@@ -7,7 +7,7 @@ import json
 import socket
 import time
 
-from conftest import metric, node_local, run, user
+from conftest import metric, run, user
 from sensorlib import api_key, import_sensors, post_readings
 from test_enterprises import RECORD, credit_code
 
@@ -94,7 +94,6 @@ def test_snapshot_then_only_what_changed(server):
     run(body())
 
 
-@node_local
 def test_alarms_and_sensor_state_follow_the_lifecycle(server):
     srv = start(server)
     key1 = api_key(srv, "e1")
@@ -239,7 +238,6 @@ def test_scopes_and_jurisdiction(server):
     run(body())
 
 
-@node_local
 def test_park_feed_carries_only_the_plants_in_reach(server):
     srv = server(users=[u for u in USERS if u["role"] == "gov"], start=False)
     rows = [dict(RECORD, id=eid, name=name, division=div, park="Nansha Chemical Park",
