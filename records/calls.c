@@ -26,6 +26,11 @@ int calls_put(struct store *st, const char *id, json_t *doc)
     return store_doc_put(st, "calls", id, doc, false);
 }
 
+int calls_create(struct store *st, const char *id, json_t *doc)
+{
+    return store_doc_put(st, "calls", id, doc, true);
+}
+
 int calls_get(struct store *st, const char *id, json_t **out)
 {
     return store_doc_get(st, "calls", id, out);

@@ -183,7 +183,9 @@ const char *call_sdp_of(json_t *msg, const struct call_reply *r)
 int call_save(struct call *c)
 {
     json_object_set_new(c->record, "state", json_string(call_state_names[c->state]));
-    int rc = calls_put(call_store, c->id, c->record);
+    int rc = c->saved ? calls_put(call_store, c->id, c->record)
+                      : calls_create(call_store, c->id, c->record);
+    c->saved = c->saved || rc == STORE_OK;
     if (rc != STORE_OK)
         log_error("call", "call=%s cannot be stored (%d)", c->id, rc);
     return rc;

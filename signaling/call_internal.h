@@ -54,6 +54,7 @@ struct call {
     GHashTable *targets;  /* user ids still called (set) */
     GHashTable *ringers;  /* "user\ndevice" -> struct ringer* */
     json_t *record;       /* the stored document */
+    bool saved;           /* record written once: later saves replace it */
     json_t *incoming;     /* call.incoming without ice_servers */
     char *offer, *answer; /* SDP */
     GQueue early_caller;  /* caller's candidates before an answer */
