@@ -12,6 +12,7 @@
 #include "push/inbox.h"
 #include "push/presence.h"
 #include "server/bus.h"
+#include "server/call_busy.h"
 #include "server/cluster.h"
 #include "server/conn.h"
 #include "server/server.h"
@@ -122,9 +123,8 @@ struct remote_ctx {
 static void remote_reply(void *ctx, enum err_code err, const char *message, json_t *fields)
 {
     struct remote_ctx *x = ctx;
-    json_t *m =
-        json_pack("{s:I, s:I, s:O, s:i}", "fwd", x->fwd, "serial", (json_int_t)x->serial, "re",
-                  x->id, "err", (int)err);
+    json_t *m = json_pack("{s:I, s:I, s:O, s:i}", "fwd", x->fwd, "serial", (json_int_t)x->serial,
+                          "re", x->id, "err", (int)err);
     if (message)
         json_object_set_new(m, "message", json_string(message));
     if (fields)
@@ -189,10 +189,9 @@ static bool forward(struct conn *c, json_t *id, json_t *msg)
     f->id = json_incref(id);
     f->timer = g_timeout_add(FORWARD_TIMEOUT_MS, forward_expired, f);
     g_hash_table_insert(pending, GSIZE_TO_POINTER(f->n), f);
-    json_t *m = json_pack("{s:I, s:I, s:O, s:{s:s, s:s, s:s, s:s}, s:O}", "fwd",
-                          (json_int_t)f->n, "serial", (json_int_t)c->serial, "re", id, "actor",
-                          "user", c->user_id, "device", c->device_id, "role", c->role, "org",
-                          c->org, "msg", msg);
+    json_t *m = json_pack("{s:I, s:I, s:O, s:{s:s, s:s, s:s, s:s}, s:O}", "fwd", (json_int_t)f->n,
+                          "serial", (json_int_t)c->serial, "re", id, "actor", "user", c->user_id,
+                          "device", c->device_id, "role", c->role, "org", c->org, "msg", msg);
     char *text = json_dumps(m, JSON_COMPACT);
     bus_send_to(owner, "call.req", c->user_id, text, strlen(text));
     free(text);
@@ -235,10 +234,9 @@ static void on_call_req(const char *node, const char *user, const char *data, si
                            jx_str(actor, "org")};
     if (fn && a.user_id && a.device_id && a.role && a.org &&
         json_is_integer(json_object_get(m, "serial"))) {
-        struct remote_ctx x = {g_strdup(node),
-                               (uint64_t)json_integer_value(json_object_get(m, "serial")),
-                               json_object_get(m, "re"),
-                               json_integer_value(json_object_get(m, "fwd"))};
+        struct remote_ctx x = {
+            g_strdup(node), (uint64_t)json_integer_value(json_object_get(m, "serial")),
+            json_object_get(m, "re"), json_integer_value(json_object_get(m, "fwd"))};
         struct call_reply r = {remote_reply, &x};
         fn(&a, msg, &r);
         g_free(x.node);
@@ -436,8 +434,10 @@ void call_api_init(void)
     lim.media.cert = media_cert;
     lim.media.addresses = (const char *const *)media_addrs;
     lim.media.max_bitrate = (uint64_t)cfg->media_max_kbps * 1000;
-    struct call_hooks hooks = {hook_send, hook_missed};
+    struct call_hooks hooks = {hook_send, hook_missed, NULL, NULL};
+    call_busy_init(&hooks);
     call_init(server.store, &lim, &hooks);
+    call_busy_ask();
     if (bus_enabled()) {
         owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         pending = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, forwarded_free);
@@ -451,6 +451,7 @@ void call_api_init(void)
 void call_api_shutdown(void)
 {
     call_shutdown();
+    call_busy_shutdown();
     if (owners)
         g_hash_table_destroy(owners);
     owners = NULL;

@@ -177,6 +177,58 @@ const char *call_sdp_of(json_t *msg, const struct call_reply *r)
     return json_string_value(v);
 }
 
+/* ---------- busy ---------- */
+
+bool call_user_busy_here(const char *user_id)
+{
+    GHashTable *set = call_by_user ? g_hash_table_lookup(call_by_user, user_id) : NULL;
+    if (!set)
+        return false;
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, set);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        struct call *c = v;
+        if (c->state == CALL_ACTIVE &&
+            (strcmp(c->caller.user_id, user_id) == 0 ||
+             (c->callee.user_id && strcmp(c->callee.user_id, user_id) == 0)))
+            return true;
+    }
+    return false;
+}
+
+void call_foreach_busy(void (*fn)(const char *user_id, void *ud), void *ud)
+{
+    if (!call_table)
+        return;
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, call_table);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        struct call *c = v;
+        if (c->state != CALL_ACTIVE)
+            continue;
+        fn(c->caller.user_id, ud);
+        if (c->callee.user_id)
+            fn(c->callee.user_id, ud);
+    }
+}
+
+bool call_user_busy(const char *user_id)
+{
+    return call_user_busy_here(user_id) || (hooks.busy_elsewhere && hooks.busy_elsewhere(user_id));
+}
+
+void call_busy_update(struct call *c)
+{
+    if (!hooks.busy_changed)
+        return;
+    const char *parties[] = {c->caller.user_id, c->callee.user_id};
+    for (size_t i = 0; i < G_N_ELEMENTS(parties); i++)
+        if (parties[i])
+            hooks.busy_changed(parties[i], call_user_busy_here(parties[i]));
+}
+
 /* ---------- persistence ---------- */
 
 /* Writes the call's record with its current state; returns a store code. */
@@ -244,6 +296,8 @@ void call_end(struct call *c, const char *reason, const char *by)
         json_object_set_new(c->record, "duration_s", json_integer((now - c->answer_at) / 1000));
     call_joiners_ended(c, now);
     call_save(c); /* logged on failure; the call ends all the same */
+    if (was == CALL_ACTIVE)
+        call_busy_update(c);
     for (size_t i = 0; i < G_N_ELEMENTS(end_reasons); i++)
         if (strcmp(end_reasons[i], reason) == 0)
             ended_by_reason[i]++;
@@ -488,6 +542,7 @@ void call_accept(const struct call_actor *a, json_t *msg, const struct call_repl
     log_info("call", "call=%s accepted by user=%s device=%s after %" G_GINT64_FORMAT " ms", c->id,
              a->user_id, a->device_id, now - c->invite_at);
     call_reply_ok(r, json_pack("{s:s}", "call_id", c->id));
+    call_busy_update(c);
 
     if (c->caller.connected) {
         json_t *ev = call_event("call.accepted", c);

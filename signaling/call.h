@@ -31,7 +31,17 @@ struct call_hooks {
     void (*send)(const char *user_id, const char *device_id, json_t *event);
     /* Leaves user_id a durable call_missed push; payload is borrowed. */
     void (*missed)(const char *user_id, json_t *payload);
+    /* Optional (several servers): user_id entered (busy) or left its last
+     * answered call here; and whether user_id is in an answered call held
+     * elsewhere, asked when it is in none here. */
+    void (*busy_changed)(const char *user_id, bool busy);
+    bool (*busy_elsewhere)(const char *user_id);
 };
+/* Whether user_id is a party of an answered call held here. */
+bool call_user_busy_here(const char *user_id);
+/* Calls fn for each party of each answered call held here (a user in two
+ * such calls twice). */
+void call_foreach_busy(void (*fn)(const char *user_id, void *ud), void *ud);
 
 /* The SFU: calls in mode "sfu" have the server at the other end of each
  * device's peer connection (media/room.h). */

@@ -120,6 +120,12 @@ const char *call_sdp_of(json_t *msg, const struct call_reply *r);
 
 /* Writes the call's record with its current state; returns a store code. */
 int call_save(struct call *c);
+/* True if user_id is a party of an answered call, here or (through the
+ * hooks) on another server. */
+bool call_user_busy(const char *user_id);
+/* After c was answered or ended: tells the hooks of its parties whose
+ * busy state changed. */
+void call_busy_update(struct call *c);
 /* Frees c, stopping its timers; it must no longer be in the tables. */
 void call_free(struct call *c);
 /* Ends c with reason: stores the end, tells every device still in the

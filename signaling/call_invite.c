@@ -25,24 +25,6 @@
 
 /* ---------- limits ---------- */
 
-/* True if user_id is a party of an answered call. */
-static bool user_busy(const char *user_id)
-{
-    GHashTable *set = g_hash_table_lookup(call_by_user, user_id);
-    if (!set)
-        return false;
-    GHashTableIter it;
-    gpointer v;
-    g_hash_table_iter_init(&it, set);
-    while (g_hash_table_iter_next(&it, NULL, &v)) {
-        struct call *c = v;
-        if (c->state == CALL_ACTIVE &&
-            (strcmp(c->caller.user_id, user_id) == 0 || strcmp(c->callee.user_id, user_id) == 0))
-            return true;
-    }
-    return false;
-}
-
 /* Calls user_id has made or answered that are not over. */
 static unsigned user_call_count(const char *user_id)
 {
@@ -404,7 +386,7 @@ void call_invite(const struct call_actor *a, json_t *msg, const struct call_repl
         const struct account *acct = g_ptr_array_index(t.accounts, i);
         json_array_append_new(callees, json_string(acct->id));
         json_array_append_new(parties, json_string(acct->id));
-        if (user_busy(acct->id))
+        if (call_user_busy(acct->id))
             busy++;
         else
             g_hash_table_add(c->targets, g_strdup(acct->id));

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from calllib import answered_call
+from calllib import answered_call, hang_up
 from conftest import REDIS_URL, free_port, run, user, wait_until
 from pushlib import OPS, push_seqs, resume_all, send_push, wait_pushes
 
@@ -559,3 +559,38 @@ def test_alarm_is_acted_on_through_any_node(server):
         wait_until(lambda: act(node, "ack") is None and state_on(node) == "closed", 5,
                    what="close seen")
     assert ta.alarms(n2, state="closed")[0]["close_note"] == "已复核"
+
+
+def test_callee_busy_in_a_call_held_by_another_node(server):
+    """alice answered a call held by n1; a regulator inviting her through n3
+    hears busy, and rings her again once that call is over."""
+    users = CALL_USERS + [user("gov2", "gov", "4401")]
+    n1, n2, n3 = cluster(server, users=users)
+    alice_id = n1.users["alice"]
+
+    async def body():
+        gov = await n1.ws_login("gov4401", device_id="g1")
+        gov2 = await n3.ws_login("gov2", device_id="g2")
+        alice = await n2.ws_login("alice", device_id="phone")
+        first, _ = await answered_call(gov, alice, {"user": alice_id}, OFFER, ANSWER)
+        await asyncio.sleep(0.3)  # the answer reaches n3 over the bus
+        r = await gov2.ok("call.invite", to={"user": alice_id}, sdp=OFFER)
+        ev = await gov2.next_event("call.ended")
+        assert ev["call_id"] == r["call_id"] and ev["reason"] == "busy", ev
+        await asyncio.sleep(0.3)
+        # (the first call may ring alice's phone twice: her login's
+        # announcement can reach n1 after its invite rang her)
+        rang = {m.get("call_id") for m in alice.all_messages
+                if isinstance(m, dict) and m.get("type") == "call.incoming"}
+        assert rang == {first}, rang
+        await hang_up(gov, alice, first)
+        await asyncio.sleep(0.3)  # the end reaches n3 over the bus
+        r = await gov2.ok("call.invite", to={"user": alice_id}, sdp=OFFER)
+        incoming = await alice.next_event("call.incoming")
+        while incoming["call_id"] == first:
+            incoming = await alice.next_event("call.incoming")
+        assert incoming["call_id"] == r["call_id"]
+        for c in (gov, gov2, alice):
+            await c.close()
+
+    run(body())
