@@ -1,5 +1,6 @@
 /* A synchronous, reconnecting Redis connection (see redis_link.h). */
 #include "records/redis_link.h"
+#include "records/redis_tls.h"
 
 #include <glib.h>
 #include <openssl/sha.h>
@@ -103,6 +104,17 @@ static bool parse_query(const char *q, struct redis_url *u)
     char **kv = g_strsplit(q, "&", -1);
     for (int i = 0; ok && kv[i]; i++) {
         char *eq = strchr(kv[i], '=');
+        char **file = !eq                                    ? NULL
+                      : g_str_has_prefix(kv[i], "tls_ca=")   ? &u->tls_ca
+                      : g_str_has_prefix(kv[i], "tls_cert=") ? &u->tls_cert
+                      : g_str_has_prefix(kv[i], "tls_key=")  ? &u->tls_key
+                                                             : NULL;
+        if (file) {
+            ok = u->tls && eq[1] && !*file;
+            if (ok)
+                *file = g_strdup(eq + 1);
+            continue;
+        }
         char *end = NULL;
         long v = eq ? strtol(eq + 1, &end, 10) : -1;
         ok = eq && end && *end == '\0' && end != eq + 1 && v >= 0;
@@ -135,11 +147,24 @@ int redis_url_parse(const char *url_in, struct redis_url *u, char **err)
     g_free(url);
     if (rc == 0 && q && !parse_query(q + 1, u)) {
         redis_url_clear(u);
-        *err = g_strdup("malformed Redis address options (db=N, wait=N, wait_ms=N)");
+        *err = g_strdup("malformed Redis address options (db=N, wait=N, wait_ms=N; with"
+                        " rediss:// tls_ca=FILE, tls_cert=FILE, tls_key=FILE)");
         return -1;
     }
     if (rc == 0 && u->wait_replicas && !u->wait_ms)
         u->wait_ms = 1000;
+    if (rc == 0 && u->tls) {
+        /* connect through the tunnel's socket; keep the server's address */
+        struct redis_tls_opts o = {u->host, u->port, u->tls_ca, u->tls_cert, u->tls_key};
+        if (redis_tls_tunnel(&o, &u->socket, err) != 0) {
+            redis_url_clear(u);
+            return -1;
+        }
+        u->tls_host = u->host;
+        u->tls_port = u->port;
+        u->host = NULL;
+        u->port = 0;
+    }
     return rc;
 }
 
@@ -147,13 +172,10 @@ static int parse_base(const char *url, struct redis_url *u, char **err)
 {
     const char *p;
     bool ok = false;
-    if (g_str_has_prefix(url, "rediss://")) {
-        *err = g_strdup("rediss:// (TLS to Redis) is not supported by this build; use a TLS"
-                        " tunnel (stunnel, or Redis on a private network)");
-        return -1;
-    }
-    if (g_str_has_prefix(url, "redis://")) {
-        p = url + strlen("redis://");
+    bool tls = g_str_has_prefix(url, "rediss://");
+    if (tls || g_str_has_prefix(url, "redis://")) {
+        p = url + strlen(tls ? "rediss://" : "redis://");
+        u->tls = tls;
         if (parse_userinfo(&p, u) == 0) {
             const char *slash = strchr(p, '/');
             size_t n = slash ? (size_t)(slash - p) : strlen(p);
@@ -191,8 +213,8 @@ static int parse_base(const char *url, struct redis_url *u, char **err)
             ok = ok && u->n_sentinels > 0 && *u->master && (!db || parse_db(db + 1, &u->db) == 0);
         }
     } else {
-        *err = g_strdup_printf("unknown Redis address scheme (want redis://, redis+unix:// or"
-                               " redis-sentinel://)");
+        *err = g_strdup_printf("unknown Redis address scheme (want redis://, rediss://,"
+                               " redis+unix:// or redis-sentinel://)");
         return -1;
     }
     if (!ok) {
@@ -214,11 +236,17 @@ void redis_url_clear(struct redis_url *u)
     for (int i = 0; i < u->n_sentinels; i++)
         g_free(u->sentinel_host[i]);
     g_free(u->master);
+    g_free(u->tls_host);
+    g_free(u->tls_ca);
+    g_free(u->tls_cert);
+    g_free(u->tls_key);
     memset(u, 0, sizeof(*u));
 }
 
 char *redis_url_describe(const struct redis_url *u)
 {
+    if (u->tls)
+        return g_strdup_printf("%s:%d (TLS) db %d", u->tls_host, u->tls_port, u->db);
     if (u->socket)
         return g_strdup_printf("unix:%s db %d", u->socket, u->db);
     if (u->master)

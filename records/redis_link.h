@@ -2,10 +2,13 @@
  *
  * redis_url_parse() reads the addresses yjtd accepts:
  *   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?OPTIONS]
+ *   rediss://[[USER]:PASSWORD@]HOST[:PORT][/DB][?OPTIONS]   (TLS, redis_tls.h)
  *   redis+unix://[[USER]:PASSWORD@]/PATH/TO/SOCKET[?OPTIONS]
  *   redis-sentinel://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB][?OPTIONS]
  * with OPTIONS db=N, wait=N (each write must reach N replicas, checked
- * with WAIT, or it fails) and wait_ms=N (1000)
+ * with WAIT, or it fails) and wait_ms=N (1000), and for rediss://
+ * tls_ca=FILE (CAs to trust instead of the system's), tls_cert=FILE and
+ * tls_key=FILE (a client certificate, for servers that ask for one)
  * (a Sentinel address names the sentinels and the master's name: the link
  * asks them where the master is at every connect, so a failover is
  * followed at the next reconnect).
@@ -40,6 +43,12 @@ struct redis_url {
     char *sentinel_host[REDIS_MAX_SENTINELS];
     int sentinel_port[REDIS_MAX_SENTINELS];
     char *master;
+    /* rediss://: the server (host and port are then NULL and 0, and socket
+     * is the tunnel's), the files named in the options. */
+    bool tls;
+    char *tls_host;
+    int tls_port;
+    char *tls_ca, *tls_cert, *tls_key;
 };
 
 /* 0, or -1 with *err set (free with g_free). */

@@ -41,6 +41,7 @@
 #include "server/push_api.h"
 #include "server/server.h"
 #include "server/session.h"
+#include "records/redis_tls.h"
 #include "server/sensor_bus.h"
 #include "server/uvsource.h"
 #include "server/ws.h"
@@ -588,6 +589,7 @@ out_store:
     if (store_flush(server.store) != STORE_OK)
         log_warn("main", "store checkpoint failed (data is safe in the WAL)");
     store_close(server.store);
+    redis_tls_stop_all();
     log_info("main", "stopped");
     config_free(&server.cfg);
     return exit_code;

@@ -21,6 +21,7 @@
  *
  * Exit status: 0 done, 1 refused (the reason on stderr), 2 usage error. */
 #include "common/jsonx.h"
+#include "records/redis_tls.h"
 #include "records/account.h"
 #include "records/audit.h"
 #include "records/enterprise_import.h"
@@ -400,6 +401,7 @@ int main(int argc, char **argv)
     }
     int rc = run(st, noun, verb, &o);
     store_close(st);
+    redis_tls_stop_all();
     g_hash_table_destroy(o.kv);
     return rc;
 }

@@ -221,19 +221,31 @@ class OwnRedis:
     """A redis-server of the test's own (so that it can kill and restart
     it), with its append-only log synced at every write."""
 
-    def __init__(self, dirpath, replica_of=None):
+    def __init__(self, dirpath, replica_of=None, tls=None):
         self.dir = dirpath
         self.port = free_port()
         self.replica_of = replica_of
+        self.tls = tls  # (cert, key): TLS only, on self.port
         self.proc = None
 
     @property
     def url(self):
+        if self.tls:
+            return f"rediss://localhost:{self.port}?tls_ca={self.tls[0]}"
         return f"redis://127.0.0.1:{self.port}"
 
+    def cli(self):
+        return ["redis-cli", "-p", str(self.port)] + (
+            ["--tls", "--cacert", self.tls[0]] if self.tls else [])
+
     def start(self):
+        ports = ["--port", str(self.port)]
+        if self.tls:
+            ports = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", self.tls[0],
+                     "--tls-key-file", self.tls[1], "--tls-ca-cert-file", self.tls[0],
+                     "--tls-auth-clients", "no"]
         self.proc = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir",
+            ["redis-server", "--bind", "127.0.0.1"] + ports + ["--dir",
              str(self.dir), "--appendonly", "yes", "--appendfsync", "always", "--save", "",
              # a master stopping would otherwise wait for lagging replicas
              "--shutdown-on-sigterm", "now",
@@ -244,8 +256,7 @@ class OwnRedis:
         def up():
             try:
                 return b"PONG" in subprocess.run(
-                    ["redis-cli", "-p", str(self.port), "ping"], capture_output=True,
-                    timeout=2).stdout
+                    self.cli() + ["ping"], capture_output=True, timeout=2).stdout
             except subprocess.TimeoutExpired:
                 return False
         wait_until(up, 10, what="redis-server up")
@@ -594,3 +605,43 @@ def test_callee_busy_in_a_call_held_by_another_node(server):
             await c.close()
 
     run(body())
+
+
+def test_redis_over_tls(server, tmp_path):
+    """rediss://: the store and the bus reach a Redis that speaks TLS only,
+    its certificate checked; a node that does not trust it does not start."""
+    from conftest import make_self_signed
+    (tmp_path / "ca").mkdir()
+    (tmp_path / "other").mkdir()
+    redis = OwnRedis(tmp_path, tls=make_self_signed(tmp_path / "ca"))
+    redis.start()
+    try:
+        shared = {"redis": redis.url, "redis_prefix": "t:"}
+        n1 = server(enterprises=ENTERPRISES, users=USERS, settings=shared)
+        n2 = server(settings=shared)
+        n2.users = n1.users
+        ops = n1.token("ops")
+        alice = n1.users["alice"]
+
+        async def body():
+            d = await n2.ws_login("alice", device_id="phone")
+            await resume_all(d)
+            for i in range(3):
+                assert send_push(n1, ops, alice, title=f"t{i}") == i + 1
+            assert await wait_pushes(d, 3) == [1, 2, 3]
+            await d.close()
+
+        run(body())
+        # the pushes are in Redis (read back over TLS by redis-cli)
+        keys = subprocess.run(redis.cli() + ["--scan", "--pattern", "t:*"],
+                              capture_output=True, text=True, timeout=10).stdout.split()
+        assert keys, "nothing stored under the prefix"
+
+        other_ca, _ = make_self_signed(tmp_path / "other")
+        bad = server(settings={"redis": redis.url.replace(redis.tls[0], other_ca),
+                               "redis_prefix": "t:"}, start=False)
+        bad.start(wait=False)
+        assert bad.proc.wait(30) != 0
+        assert "certificate verify failed" in bad.stderr(), bad.stderr()[-2000:]
+    finally:
+        redis.stop()

@@ -1,6 +1,7 @@
 /* The Redis addresses yjtd accepts (records/redis_link.h), and those it
  * refuses with a reason. */
 #include "records/redis_link.h"
+#include "records/redis_tls.h"
 
 #include <glib.h>
 #include <setjmp.h>
@@ -93,13 +94,41 @@ static void test_unix_and_sentinel(void **state)
     redis_url_clear(&u);
 }
 
+static void test_tls(void **state)
+{
+    (void)state;
+    /* a tunnel starts (a private socket; nothing is dialled until used) */
+    struct redis_url u = parse_ok("rediss://:pw@redis.example:6380/2?wait=1");
+    assert_true(u.tls);
+    assert_null(u.host);
+    assert_string_equal(u.tls_host, "redis.example");
+    assert_int_equal(u.tls_port, 6380);
+    assert_int_equal(u.db, 2);
+    assert_non_null(u.socket);
+    char *d = redis_url_describe(&u);
+    assert_string_equal(d, "redis.example:6380 (TLS) db 2");
+    g_free(d);
+    /* the same server and settings share one tunnel */
+    struct redis_url v = parse_ok("rediss://:pw@redis.example:6380/2");
+    assert_string_equal(u.socket, v.socket);
+    assert_true(g_file_test(u.socket, G_FILE_TEST_EXISTS));
+    char *sock = g_strdup(u.socket);
+    redis_url_clear(&u);
+    redis_url_clear(&v);
+    redis_tls_stop_all();
+    assert_false(g_file_test(sock, G_FILE_TEST_EXISTS)); /* cleaned up */
+    g_free(sock);
+}
+
 static void test_refused(void **state)
 {
     (void)state;
     const char *bad[] = {
         "",
         "http://localhost",
-        "rediss://localhost", /* no TLS in this build: said so, not ignored */
+        "rediss://localhost?tls_ca=",                     /* an empty file name */
+        "redis://localhost?tls_ca=/etc/ssl/certs/ca.pem", /* TLS options without TLS */
+        "rediss://localhost?tls_ca=/no/such/ca.pem",      /* a file that cannot be loaded */
         "redis://",
         "redis://host:0",
         "redis://host:65536",
@@ -127,6 +156,7 @@ int main(void)
         cmocka_unit_test(test_plain),
         cmocka_unit_test(test_credentials),
         cmocka_unit_test(test_unix_and_sentinel),
+        cmocka_unit_test(test_tls),
         cmocka_unit_test(test_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
