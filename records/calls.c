@@ -49,7 +49,8 @@ static bool collect(const char *id, json_t *doc, void *ud)
     return true;
 }
 
-int calls_recover(struct store *st, int64_t now_ms, int *count)
+int calls_recover(struct store *st, int64_t now_ms, bool (*keep)(const char *id, void *ud),
+                  void *ud, int *count)
 {
     json_t *open = json_array();
     *count = 0;
@@ -70,6 +71,8 @@ int calls_recover(struct store *st, int64_t now_ms, int *count)
             json_object_set_new(doc, "duration_s",
                                 json_integer((now_ms - json_integer_value(answered)) / 1000));
         const char *id = json_string_value(json_object_get(doc, "id"));
+        if (id && keep && keep(id, ud))
+            continue; /* held by another server, alive */
         rc = id ? calls_put(st, id, doc) : STORE_OK;
         if (rc == STORE_OK && id)
             (*count)++;

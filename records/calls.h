@@ -26,7 +26,8 @@ int calls_find(struct store *st, const char *field, const char *value, bool pref
                void *ud);
 /* Marks every call still ringing or active as ended "failed" at now_ms:
  * after a restart nobody holds their state any more. *count gets how many. */
-int calls_recover(struct store *st, int64_t now_ms, int *count);
+int calls_recover(struct store *st, int64_t now_ms, bool (*keep)(const char *id, void *ud),
+                  void *ud, int *count);
 
 int patrols_put(struct store *st, const char *id, json_t *doc);
 int patrols_get(struct store *st, const char *id, json_t **out);

@@ -11,6 +11,7 @@
 #include "media/srtp.h"
 #include "push/inbox.h"
 #include "push/presence.h"
+#include "records/calls.h"
 #include "server/bus.h"
 #include "server/call_busy.h"
 #include "server/cluster.h"
@@ -112,6 +113,56 @@ static const char *owner_of(const char *call_id)
     return node;
 }
 
+/* At start: a call left open in the store whose node is alive is that
+ * node's, not a leftover of this one's previous run. */
+static bool held_elsewhere(const char *call_id)
+{
+    const char *owner = owner_of(call_id);
+    return owner && strcmp(owner, bus_node()) != 0 && cluster_node_alive(owner);
+}
+
+/* Calls left open by a node that died and that nobody took over: the first
+ * node alive ends them (failed) once they have been seen orphaned for the
+ * grace period, looking every cluster_dead_s. */
+static GHashTable *orphans; /* call id -> int64_t* first seen orphaned (ms) */
+static guint sweep_source;
+
+static bool keep_open(const char *call_id, void *ud)
+{
+    int64_t now = *(int64_t *)ud;
+    g_hash_table_remove(owners, call_id); /* read the owner afresh */
+    const char *owner = owner_of(call_id);
+    json_t *claim = NULL;
+    if (call_known(call_id) || (owner && cluster_node_alive(owner)) ||
+        store_doc_get(server.store, "call_takeovers", call_id, &claim) == STORE_OK) {
+        json_decref(claim);
+        g_hash_table_remove(orphans, call_id);
+        return true;
+    }
+    int64_t *first = g_hash_table_lookup(orphans, call_id);
+    if (!first) {
+        first = g_new(int64_t, 1);
+        *first = now;
+        g_hash_table_insert(orphans, g_strdup(call_id), first);
+    }
+    if (now - *first < (int64_t)server.cfg.call_grace_s * 1000)
+        return true;
+    g_hash_table_remove(orphans, call_id);
+    return false;
+}
+
+static gboolean on_sweep(gpointer ud)
+{
+    (void)ud;
+    if (!cluster_is_first())
+        return G_SOURCE_CONTINUE;
+    int64_t now = clock_now_ms();
+    int n = 0;
+    if (calls_recover(server.store, now, keep_open, &now, &n) == STORE_OK && n)
+        log_info("call", "%d call(s) of a server that is gone ended as failed", n);
+    return G_SOURCE_CONTINUE;
+}
+
 /* Answers a request that came from another node. */
 struct remote_ctx {
     char *node;
@@ -170,6 +221,34 @@ static gboolean forward_expired(gpointer p)
     return G_SOURCE_REMOVE;
 }
 
+enum take { TAKEN, TAKEN_ELSEWHERE, GONE, TAKE_FAILED };
+
+/* The node holding call_id is dead: claims the call (a record of the
+ * store only one node can create) and takes it over. */
+static enum take take_over(const char *call_id, const char *dead, const char **why)
+{
+    json_t *claim = json_pack("{s:s, s:s, s:I}", "node", bus_node(), "from", dead, "at",
+                              (json_int_t)clock_now_ms());
+    int rc = store_doc_put(server.store, "call_takeovers", call_id, claim, true);
+    json_decref(claim);
+    if (rc == STORE_ECONFLICT) {
+        g_hash_table_remove(owners, call_id); /* read the new owner from the store */
+        return TAKEN_ELSEWHERE;
+    }
+    if (rc != STORE_OK)
+        return TAKE_FAILED;
+    if (call_adopt(call_id, why) != 0) {
+        *why = *why ? *why : "the call was held by a server that is gone";
+        return GONE;
+    }
+    char *key = g_strconcat("callnode:", call_id, NULL);
+    if (store_kv_set(server.store, key, bus_node(), clock_now_ms() + CALLNODE_TTL_MS) != STORE_OK)
+        log_warn("call", "call=%s cannot record its new node", call_id);
+    g_free(key);
+    g_hash_table_insert(owners, g_strdup(call_id), g_strdup(bus_node()));
+    return TAKEN;
+}
+
 static bool forward(struct conn *c, json_t *id, json_t *msg)
 {
     const char *call_id = json_string_value(json_object_get(msg, "call_id"));
@@ -179,10 +258,19 @@ static bool forward(struct conn *c, json_t *id, json_t *msg)
     if (!owner || strcmp(owner, bus_node()) == 0)
         return false; /* not found here: the handler says so */
     if (!cluster_node_alive(owner)) {
-        /* the call's state was in that node's memory: it is gone with it */
-        conn_reply_error(c, id, ERR_NOT_FOUND, "the call was held by a server that is gone");
+        /* the call's state was in that node's memory: an answered call is
+         * taken over here (one node claims it), any other is over */
+        const char *why = NULL;
+        enum take t = take_over(call_id, owner, &why);
+        if (t == TAKEN)
+            return false; /* held here now: the handler runs */
+        if (t == TAKEN_ELSEWHERE && (owner = owner_of(call_id)) && cluster_node_alive(owner))
+            goto send;
+        conn_reply_error(c, id, t == GONE ? ERR_NOT_FOUND : ERR_UNAVAILABLE,
+                         t == GONE ? why : "the call is being taken over: try again");
         return true;
     }
+send:;
     struct forwarded *f = g_new0(struct forwarded, 1);
     f->n = ++forward_seq;
     f->serial = c->serial;
@@ -434,13 +522,18 @@ void call_api_init(void)
     lim.media.cert = media_cert;
     lim.media.addresses = (const char *const *)media_addrs;
     lim.media.max_bitrate = (uint64_t)cfg->media_max_kbps * 1000;
-    struct call_hooks hooks = {hook_send, hook_missed, NULL, NULL};
+    struct call_hooks hooks = {hook_send, hook_missed, NULL, NULL, NULL};
     call_busy_init(&hooks);
+    if (bus_enabled()) {
+        owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        hooks.held_elsewhere = held_elsewhere;
+    }
     call_init(server.store, &lim, &hooks);
     call_busy_ask();
     if (bus_enabled()) {
-        owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         pending = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, forwarded_free);
+        orphans = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        sweep_source = g_timeout_add_seconds((guint)server.cfg.cluster_dead_s, on_sweep, NULL);
         bus_on("call.req", on_call_req, NULL);
         bus_on("call.rep", on_call_rep, NULL);
         bus_on("call.dev", on_call_dev, NULL);
@@ -452,6 +545,12 @@ void call_api_shutdown(void)
 {
     call_shutdown();
     call_busy_shutdown();
+    if (sweep_source)
+        g_source_remove(sweep_source);
+    sweep_source = 0;
+    if (orphans)
+        g_hash_table_destroy(orphans);
+    orphans = NULL;
     if (owners)
         g_hash_table_destroy(owners);
     owners = NULL;

@@ -441,6 +441,7 @@ int main(int argc, char **argv)
     if (!server.store) {
         log_error("main", "%s", err);
         g_free(err);
+        redis_tls_stop_all();
         config_free(&server.cfg);
         return 1;
     }

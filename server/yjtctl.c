@@ -397,6 +397,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "yjtctl: %s\n", err);
         g_free(err);
         g_hash_table_destroy(o.kv);
+        redis_tls_stop_all();
         return 1;
     }
     int rc = run(st, noun, verb, &o);

@@ -679,6 +679,12 @@ void call_hangup(const struct call_actor *a, json_t *msg, const struct call_repl
 
 /* ---------- module life ---------- */
 
+static bool held_elsewhere(const char *id, void *ud)
+{
+    (void)ud;
+    return hooks.held_elsewhere && hooks.held_elsewhere(id);
+}
+
 void call_init(struct store *st, const struct call_limits *limits, const struct call_hooks *h)
 {
     call_store = st;
@@ -689,7 +695,7 @@ void call_init(struct store *st, const struct call_limits *limits, const struct 
                                          (GDestroyNotify)g_hash_table_destroy);
     call_buckets = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     int n = 0;
-    if (calls_recover(st, clock_now_ms(), &n) != STORE_OK)
+    if (calls_recover(st, clock_now_ms(), held_elsewhere, NULL, &n) != STORE_OK)
         log_error("call", "cannot close the calls left open by the previous run");
     else if (n)
         log_info("call", "%d call(s) left open by the previous run recorded as failed", n);

@@ -36,7 +36,18 @@ struct call_hooks {
      * elsewhere, asked when it is in none here. */
     void (*busy_changed)(const char *user_id, bool busy);
     bool (*busy_elsewhere)(const char *user_id);
+    /* Optional (several servers): whether a call left open in the store is
+     * held by another server that is alive (then not ended at start). */
+    bool (*held_elsewhere)(const char *call_id);
 };
+/* Takes over the answered peer-to-peer call call_id, whose server is gone,
+ * from its stored record: it is held here from now on, both parties away
+ * until they send call.resume within the grace period (and then
+ * renegotiate). 0 (also when it is already held here), or -1 with *why: a
+ * call that was not answered, or was an SFU call, cannot go on and its
+ * record is ended as failed. The caller makes sure only one server does
+ * this. */
+int call_adopt(const char *call_id, const char **why);
 /* Whether user_id is a party of an answered call held here. */
 bool call_user_busy_here(const char *user_id);
 /* Calls fn for each party of each answered call held here (a user in two

@@ -9,7 +9,7 @@ import hmac
 import time
 
 from calllib import answered_call
-from conftest import metric, node_local, run, user
+from conftest import metric, node_local, run, single_node, user
 
 ENTERPRISES = [
     ("e1", "Tianhe Chemicals", "440106", True),
@@ -538,6 +538,7 @@ def test_calls_are_listed_within_jurisdiction(server):
     assert srv.http("GET", f"/api/v1/calls/{c1}", token=tdave).status == 404
 
 
+@single_node  # several nodes: test_cluster.py, an orphaned call is ended by a live node
 def test_open_calls_are_closed_as_failed_after_a_crash(server):
     srv = start(server)
 

@@ -436,27 +436,52 @@ def test_callee_node_killed_mid_call(server):
 
 
 def test_caller_node_killed_mid_call(server):
-    """The node holding the call is killed with -9: the call's state was in
-    its memory, so it is gone. The callee's phone is told so, at once while
-    that node still looks alive (its forwarded request is not answered:
-    unavailable after 5 s), and as not_found once its beat is stale."""
-    n1, n2, n3 = cluster(server, users=CALL_USERS, call_grace_s=30, cluster_beat_s=1,
-                         cluster_dead_s=3)
+    """The node holding an answered call is killed with -9: while it still
+    looks alive a request about the call waits for it (unavailable after
+    5 s); once its beat is stale, the first node a party resumes through
+    takes the call over from its record, both parties resume there, then
+    renegotiate and talk on. A call that was still ringing is over."""
+    n1, n2, n3 = cluster(server, users=CALL_USERS + [user("gov2", "gov", "4401")],
+                         call_grace_s=30, cluster_beat_s=1, cluster_dead_s=3)
     boss = n1.users["boss"]
+    alice = n1.users["alice"]
 
     async def body():
         gov = await n1.ws_login("gov4401", device_id="gov-phone")
         b = await n2.ws_login("boss", device_id="boss-phone")
+        a = await n3.ws_login("alice", device_id="alice-phone")
         call_id, _ = await answered_call(gov, b, {"user": boss}, OFFER, ANSWER)
+        ringing = (await gov.ok("call.invite", to={"user": alice}, sdp=OFFER))["call_id"]
+        await a.next_event("call.incoming")
         n1.kill9()
         r = await b.request("call.candidate", call_id=call_id,
-                            candidate={"candidate": "lost"}, timeout=10)
+                            candidate={"candidate": "early"}, timeout=10)
         assert r["ok"] is False and r["error"]["code"] in ("unavailable", "not_found"), r
         await asyncio.sleep(3.5)
-        b3 = await n3.ws_login("boss", device_id="boss-desk")
-        r = await b3.request("call.resume", call_id=call_id)
+        # the callee resumes through n3: n3 takes the call over
+        b3 = await n3.ws_login("boss", device_id="boss-phone")
+        r = await b3.ok("call.resume", call_id=call_id)
+        assert r["state"] == "active" and r["role"] == "callee", r
+        # the caller reconnects to n2 and resumes: forwarded to n3
+        g2 = await n2.ws_login("gov4401", device_id="gov-phone")
+        r = await g2.ok("call.resume", call_id=call_id)
+        assert r["state"] == "active" and r["role"] == "caller", r
+        await b3.next_event("call.peer_reconnected")
+        # an ICE restart, then the call goes on
+        await g2.ok("call.renegotiate", call_id=call_id, sdp_type="offer", sdp=OFFER)
+        ev = await b3.next_event("call.renegotiate")
+        assert ev["sdp_type"] == "offer", ev
+        await b3.ok("call.candidate", call_id=call_id, candidate={"candidate": "after"})
+        assert (await g2.next_event("call.candidate"))["candidate"]["candidate"] == "after"
+        # the ringing call could not go on
+        r = await a.request("call.accept", call_id=ringing, sdp=ANSWER)
         assert r["ok"] is False and r["error"]["code"] == "not_found", r
-        for c in (b, b3):
+        await g2.ok("call.hangup", call_id=call_id)
+        assert (await b3.next_event("call.ended"))["reason"] == "hangup"
+        rec = n2.http("GET", f"/api/v1/calls?user={boss}", token=n2.token("gov4401")).json
+        mine = [x for x in rec["calls"] if x["id"] == call_id]
+        assert mine and mine[0]["end_reason"] == "hangup" and mine[0]["answered_by"]["user"] == boss
+        for c in (gov, b, a, b3, g2):
             await c.close()
 
     run(body())
@@ -645,3 +670,28 @@ def test_redis_over_tls(server, tmp_path):
         assert "certificate verify failed" in bad.stderr(), bad.stderr()[-2000:]
     finally:
         redis.stop()
+
+
+def test_call_of_a_dead_node_that_nobody_resumes_is_ended(server):
+    """The node holding an answered call dies and neither party comes back:
+    a live node ends the call's record as failed after the grace period."""
+    n1, n2 = cluster(server, n=2, users=CALL_USERS, call_grace_s=2, cluster_beat_s=1,
+                     cluster_dead_s=3)
+    boss = n1.users["boss"]
+
+    async def body():
+        gov = await n1.ws_login("gov4401", device_id="gov-phone")
+        b = await n2.ws_login("boss", device_id="boss-phone")
+        call_id, _ = await answered_call(gov, b, {"user": boss}, OFFER, ANSWER)
+        await b.close()
+        return call_id
+
+    call_id = run(body())
+    n1.kill9()
+    t = n2.token("gov4401")
+
+    def ended():
+        call = n2.http("GET", f"/api/v1/calls/{call_id}", token=t).json["call"]
+        return call if call["state"] == "ended" else None
+    call = wait_until(ended, 30, interval=0.5, what="the orphaned call ended")
+    assert call["end_reason"] == "failed" and call["answered_by"]["user"] == boss
