@@ -168,8 +168,99 @@ static struct alarm *alarm_from_json(json_t *doc)
     return a;
 }
 
-static int save(const struct alarm *a, bool create)
+static bool shared; /* other servers change these alarms too (alarm_set_shared) */
+
+static void take_str(char **dst, const char *src)
 {
+    if (!*dst && src)
+        *dst = g_strdup(src);
+}
+
+static int receipts_of(json_t *escalations)
+{
+    int n = 0;
+    size_t i;
+    json_t *step;
+    json_array_foreach(escalations, i, step) n +=
+        (int)json_array_size(json_object_get(step, "receipts"));
+    return n;
+}
+
+/* What people did to the alarm, as src has it, added to d where d lacks
+ * it: an acknowledgement, feedback, a close, escalations and their
+ * receipts. The state only moves forward, and no further than handled (a
+ * close is only ever applied by the server that closes). True if d gained
+ * anything. */
+static bool merge_people(struct alarm *d, const struct alarm *s)
+{
+    bool more = (!d->acked_by && s->acked_by) || (!d->handled_by && s->handled_by) ||
+                (!d->found && s->found) || s->escalation_step > d->escalation_step;
+    enum alarm_state st = s->state < ALARM_CLOSED ? s->state : ALARM_HANDLED;
+    if (d->state < st) {
+        d->state = st;
+        more = true;
+    }
+    if (!d->acked_at)
+        d->acked_at = s->acked_at;
+    take_str(&d->acked_by, s->acked_by);
+    if (!d->handled_at)
+        d->handled_at = s->handled_at;
+    take_str(&d->handled_by, s->handled_by);
+    take_str(&d->found, s->found);
+    take_str(&d->done, s->done);
+    if (s->escalation_step > d->escalation_step ||
+        (s->escalation_step == d->escalation_step &&
+         receipts_of(s->escalations) > receipts_of(d->escalations))) {
+        d->escalation_step = s->escalation_step;
+        json_decref(d->escalations);
+        d->escalations = json_deep_copy(s->escalations);
+    }
+    return more;
+}
+
+/* What readings did to the alarm (its level, crossing, value, whether it
+ * is cleared), as s has it, into d. True if that changed d. */
+static bool merge_eval(struct alarm *d, const struct alarm *s)
+{
+    bool changed = d->level != s->level || d->grade != s->grade || d->cleared != s->cleared;
+    d->level = s->level;
+    d->grade = s->grade;
+    d->value = s->value;
+    d->has_value = s->has_value;
+    d->threshold = s->threshold;
+    d->cleared = s->cleared;
+    d->cleared_at = s->cleared_at;
+    d->upgraded_at = s->upgraded_at;
+    g_free(d->downtime);
+    d->downtime = g_strdup(s->downtime);
+    return changed;
+}
+
+static struct alarm *alarm_from_json(json_t *doc);
+
+/* With other servers writing the same alarm, what they stored since this
+ * server's copy was last brought up to date is kept (read, merged, then
+ * written: the window left is one round trip): what people did, and what
+ * readings did if another server evaluates the sensor's readings. */
+static void merge_stored(struct alarm *a)
+{
+    json_t *doc = NULL;
+    if (store_doc_get(store, COLL, a->id, &doc) != STORE_OK)
+        return;
+    struct alarm *stored = alarm_from_json(doc);
+    json_decref(doc);
+    if (stored && stored->state != ALARM_CLOSED) {
+        merge_people(a, stored);
+        if (!alarm_sensor_is_mine(a->sensor))
+            merge_eval(a, stored);
+    }
+    alarm_free(stored);
+}
+
+static int save(struct alarm *a, bool create)
+{
+    if (shared && !create)
+        merge_stored(a);
     json_t *doc = alarm_to_json(a);
     int rc = store_doc_put(store, COLL, a->id, doc, create);
     json_decref(doc);
@@ -541,7 +632,12 @@ int alarm_escalate(const char *id, int step, const char *division, json_t *users
 
 /* ------------------------------------------------------------ queries */
 
-const struct alarm *alarm_apply_remote(json_t *doc)
+void alarm_set_shared(bool on)
+{
+    shared = on;
+}
+
+const struct alarm *alarm_apply_remote(json_t *doc, bool from_evaluator)
 {
     if (!open_by_id)
         return NULL;
@@ -549,6 +645,15 @@ const struct alarm *alarm_apply_remote(json_t *doc)
     if (!a)
         return NULL;
     struct alarm *held = g_hash_table_lookup(open_by_id, a->id);
+    /* what was done here and had not reached that server when it wrote
+     * stays, and goes back to the store */
+    bool resave = held && a->state != ALARM_CLOSED && merge_people(a, held);
+    /* what readings did comes from the server that evaluates the sensor:
+     * from another, this copy's stays (and if this is the evaluating
+     * server, goes back to the store) */
+    if (held && a->state != ALARM_CLOSED && !from_evaluator && merge_eval(a, held) &&
+        alarm_sensor_is_mine(a->sensor))
+        resave = true;
     if (held)
         untrack(held);
     if (a->state == ALARM_CLOSED) {
@@ -560,6 +665,8 @@ const struct alarm *alarm_apply_remote(json_t *doc)
         untrack(other); /* the other node's is the one raised since */
     reschedule(a);
     track(a);
+    if (resave && save(a, false) == STORE_OK)
+        log_info("alarm", "alarm=%s merged what two servers did at once", a->id);
     return a;
 }
 

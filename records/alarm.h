@@ -81,9 +81,17 @@ void alarm_shutdown(void);
 void alarm_on_changed(alarm_changed_fn fn, void *ud);
 /* An alarm another node stored (its record, as alarm_to_json gives it):
  * this node's copy of the open alarms follows it (an open one is added or
- * replaced, a closed one dropped), calling no listener. Returns the copy
+ * replaced, a closed one dropped), calling no listener. What people did
+ * here that the record lacks is kept; what readings did is taken from it
+ * only when from_evaluator (a change the evaluation of readings made: its
+ * sender evaluates the sensor). Returns the copy
  * held now, or NULL (closed, or a record it cannot read). */
-const struct alarm *alarm_apply_remote(json_t *doc);
+const struct alarm *alarm_apply_remote(json_t *doc, bool from_evaluator);
+/* Other servers change the same alarms (a cluster): a change this server
+ * stores first reads the stored record and keeps what people did there
+ * that its copy lacks, and a record another server announces keeps what
+ * people did here that it lacks. Off by default. */
+void alarm_set_shared(bool on);
 /* Visits the open (not closed) alarms in memory; cb returns false to stop. */
 void alarm_foreach_open(bool (*cb)(const struct alarm *a, void *ud), void *ud);
 unsigned alarm_open_count(void);

@@ -695,3 +695,39 @@ def test_call_of_a_dead_node_that_nobody_resumes_is_ended(server):
         return call if call["state"] == "ended" else None
     call = wait_until(ended, 30, interval=0.5, what="the orphaned call ended")
     assert call["end_reason"] == "failed" and call["answered_by"]["user"] == boss
+
+
+def test_alarm_changed_on_two_nodes_at_once_keeps_both(server):
+    """A reading that clears an alarm (on the gateway's node) and a person
+    acknowledging it (through another node) in the same instant: every
+    node ends up with both, and so does the stored record."""
+    import threading
+    ta, (n1, n2, n3) = alarm_cluster(server, n=3)
+    key = ta.gateway_key(n1)
+    duty = n1.token("duty1")
+    for k in range(5):
+        sid = f"lt{k}"
+        ta.put_sensor(n1, sid)
+        ta.post(n1, key, sid, 85)
+        [a] = [x for x in ta.alarms(n1) if x["sensor"] == sid]
+        wait_until(lambda: n2.http("GET", f"/api/v1/alarms/{a['id']}",
+                                   token=duty).json["alarm"]["state"] == "raised", 5,
+                   what="the alarm on n2")
+        acks = []
+        t = threading.Thread(target=lambda: acks.append(n2.http(
+            "POST", f"/api/v1/alarms/{a['id']}/ack", token=duty, body={})))
+        t.start()
+        ta.post(n1, key, sid, 50)  # back inside the band: cleared
+        t.join()
+        assert acks[0].status == 200, acks[0]
+
+        def both(node):
+            x = node.http("GET", f"/api/v1/alarms/{a['id']}", token=duty).json["alarm"]
+            return x["state"] == "acknowledged" and x["cleared"] is True
+        for node in (n1, n2, n3):
+            wait_until(lambda: both(node), 5, what=f"ack and clear on every node ({sid})")
+    # the stored records: what a node that starts now loads
+    n4 = server(settings={"redis_prefix": n1.settings["redis_prefix"]})
+    n4.users = n1.users
+    got = [x for x in ta.alarms(n4, state="acknowledged")]
+    assert len(got) == 5 and all(x["cleared"] for x in got), got
