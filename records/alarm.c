@@ -88,6 +88,7 @@ json_t *alarm_to_json(const struct alarm *a)
                   (json_int_t)a->raised_at, "escalation_step", a->escalation_step, "month", date);
     json_object_set_new(o, "escalations",
                         a->escalations ? json_deep_copy(a->escalations) : json_array());
+    json_object_set_new(o, "eval_rev", json_integer(a->eval_rev));
     set_str(o, "park", a->park);
     set_str(o, "hazard", a->hazard);
     set_str(o, "unit", a->unit);
@@ -162,6 +163,7 @@ static struct alarm *alarm_from_json(json_t *doc)
     a->downtime = dup_field(doc, "downtime");
     a->escalation_step = (int)jx_int(doc, "escalation_step", 0);
     a->escalate_at = jx_int(doc, "escalate_at", 0);
+    a->eval_rev = jx_int(doc, "eval_rev", 0);
     json_t *esc = json_object_get(doc, "escalations");
     a->escalations = json_is_array(esc) ? json_deep_copy(esc) : json_array();
     a->event = "loaded";
@@ -219,10 +221,13 @@ static bool merge_people(struct alarm *d, const struct alarm *s)
 }
 
 /* What readings did to the alarm (its level, crossing, value, whether it
- * is cleared), as s has it, into d. True if that changed d. */
+ * is cleared), as s has it, into d if s has later changes of that kind
+ * (eval_rev). True if d took them. */
 static bool merge_eval(struct alarm *d, const struct alarm *s)
 {
-    bool changed = d->level != s->level || d->grade != s->grade || d->cleared != s->cleared;
+    if (s->eval_rev <= d->eval_rev)
+        return false;
+    d->eval_rev = s->eval_rev;
     d->level = s->level;
     d->grade = s->grade;
     d->value = s->value;
@@ -233,7 +238,7 @@ static bool merge_eval(struct alarm *d, const struct alarm *s)
     d->upgraded_at = s->upgraded_at;
     g_free(d->downtime);
     d->downtime = g_strdup(s->downtime);
-    return changed;
+    return true;
 }
 
 static struct alarm *alarm_from_json(json_t *doc);
@@ -241,7 +246,7 @@ static struct alarm *alarm_from_json(json_t *doc);
 /* With other servers writing the same alarm, what they stored since this
  * server's copy was last brought up to date is kept (read, merged, then
  * written: the window left is one round trip): what people did, and what
- * readings did if another server evaluates the sensor's readings. */
+ * readings did if the stored record has later changes of that kind. */
 static void merge_stored(struct alarm *a)
 {
     json_t *doc = NULL;
@@ -251,8 +256,7 @@ static void merge_stored(struct alarm *a)
     json_decref(doc);
     if (stored && stored->state != ALARM_CLOSED) {
         merge_people(a, stored);
-        if (!alarm_sensor_is_mine(a->sensor))
-            merge_eval(a, stored);
+        merge_eval(a, stored);
     }
     alarm_free(stored);
 }
@@ -338,6 +342,7 @@ static int raise_alarm(const struct sensor *s, enum alarm_grade grade, bool has_
     a->raised_at = now;
     a->downtime = g_strdup(downtime);
     a->escalations = json_array();
+    a->eval_rev = 1;
     reschedule(a);
     int rc = save(a, true);
     if (rc != STORE_OK) {
@@ -389,6 +394,7 @@ static int act(const struct sensor *s, struct alarm *a, enum alarm_action action
     default:
         return STORE_OK;
     }
+    a->eval_rev++;
     int rc = save(a, false);
     if (rc == STORE_OK)
         notify(a, action == ALARM_ACT_UPGRADE ? "upgraded"
@@ -416,6 +422,7 @@ int alarm_evaluate(const struct sensor *s, int64_t now_ms)
     if (rc == STORE_OK && in && !in->cleared) {
         in->cleared = true;
         in->cleared_at = now_ms;
+        in->eval_rev++;
         rc = save(in, false);
         if (rc == STORE_OK) {
             log_info("alarm", "alarm=%s sensor=%s reporting again", in->id, in->sensor);
@@ -435,6 +442,7 @@ int alarm_interrupted(const struct sensor *s, const char *downtime, int64_t now_
     if (!a->cleared)
         return STORE_OK;
     a->cleared = false;
+    a->eval_rev++;
     int rc = save(a, false);
     if (rc == STORE_OK) {
         log_info("alarm", "alarm=%s sensor=%s interrupted again", a->id, a->sensor);
@@ -637,7 +645,7 @@ void alarm_set_shared(bool on)
     shared = on;
 }
 
-const struct alarm *alarm_apply_remote(json_t *doc, bool from_evaluator)
+const struct alarm *alarm_apply_remote(json_t *doc)
 {
     if (!open_by_id)
         return NULL;
@@ -647,13 +655,11 @@ const struct alarm *alarm_apply_remote(json_t *doc, bool from_evaluator)
     struct alarm *held = g_hash_table_lookup(open_by_id, a->id);
     /* what was done here and had not reached that server when it wrote
      * stays, and goes back to the store */
-    bool resave = held && a->state != ALARM_CLOSED && merge_people(a, held);
-    /* what readings did comes from the server that evaluates the sensor:
-     * from another, this copy's stays (and if this is the evaluating
-     * server, goes back to the store) */
-    if (held && a->state != ALARM_CLOSED && !from_evaluator && merge_eval(a, held) &&
-        alarm_sensor_is_mine(a->sensor))
-        resave = true;
+    bool resave = false;
+    if (held && a->state != ALARM_CLOSED) {
+        resave = merge_people(a, held);
+        resave = merge_eval(a, held) || resave;
+    }
     if (held)
         untrack(held);
     if (a->state == ALARM_CLOSED) {

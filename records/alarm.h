@@ -57,6 +57,7 @@ struct alarm {
     char *downtime;      /* the declaration whose planned restore was overrun, or NULL */
     int escalation_step; /* 0 plant, 1 district, 2 city, 3 province */
     int64_t escalate_at; /* the next escalation deadline (stored), 0 for none */
+    int64_t eval_rev;    /* counts the changes readings made (raise, upgrade, clear, ...) */
     int escalate_step;   /* the step escalate_at is for */
     json_t *escalations; /* [{step, division, at, users:[…]}] */
     const char *event;   /* the last change: raised, upgraded, cleared, active,
@@ -82,11 +83,11 @@ void alarm_on_changed(alarm_changed_fn fn, void *ud);
 /* An alarm another node stored (its record, as alarm_to_json gives it):
  * this node's copy of the open alarms follows it (an open one is added or
  * replaced, a closed one dropped), calling no listener. What people did
- * here that the record lacks is kept; what readings did is taken from it
- * only when from_evaluator (a change the evaluation of readings made: its
- * sender evaluates the sensor). Returns the copy
- * held now, or NULL (closed, or a record it cannot read). */
-const struct alarm *alarm_apply_remote(json_t *doc, bool from_evaluator);
+ * here that the record lacks is kept, and so are later changes readings
+ * made (eval_rev); a copy that had anything the record lacked is written
+ * back. Returns the copy held now, or NULL (closed, or a record it cannot
+ * read). */
+const struct alarm *alarm_apply_remote(json_t *doc);
 /* Other servers change the same alarms (a cluster): a change this server
  * stores first reads the stored record and keeps what people did there
  * that its copy lacks, and a record another server announces keeps what

@@ -80,35 +80,17 @@ static void on_bus_latest(const char *node, const char *user, const char *data, 
     g_free(copy);
 }
 
-/* An alarm stored here changed: the other nodes' copies and feeds follow.
- * The message is the change ("raised", "cleared", "acknowledged", ...), a
- * newline, and the alarm's record. */
+/* An alarm stored here changed: the other nodes' copies and feeds follow. */
 static void on_local_alarm(const struct alarm *a, void *ud)
 {
     (void)ud;
     json_t *j = alarm_to_json(a);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (!text)
-        return;
-    GString *msg = g_string_new(a->event ? a->event : "changed");
-    g_string_append_c(msg, '\n');
-    g_string_append(msg, text);
+    size_t len = text ? strlen(text) : 0;
+    if (text && len <= ALARM_BUS_TEXT_MAX)
+        bus_publish("alarm", "", text, len);
     free(text);
-    if (msg->len <= ALARM_BUS_TEXT_MAX)
-        bus_publish("alarm", "", msg->str, msg->len);
-    g_string_free(msg, TRUE);
-}
-
-/* Changes that come from evaluating readings: only the node that takes
- * the sensor's readings makes them. */
-static bool from_readings(const char *event, size_t n)
-{
-    static const char *const kinds[] = {"raised", "upgraded", "cleared", "active"};
-    for (size_t i = 0; i < G_N_ELEMENTS(kinds); i++)
-        if (strlen(kinds[i]) == n && memcmp(kinds[i], event, n) == 0)
-            return true;
-    return false;
+    json_decref(j);
 }
 
 /* An alarm another node stored: this node's open alarms and its feeds
@@ -117,12 +99,10 @@ static void on_bus_alarm(const char *node, const char *user, const char *data, s
 {
     (void)user;
     (void)ud;
-    const char *nl = len <= ALARM_BUS_TEXT_MAX ? memchr(data, '\n', len) : NULL;
     json_error_t jerr;
-    json_t *o = nl ? json_loadb(nl + 1, len - (size_t)(nl + 1 - data), 0, &jerr) : NULL;
+    json_t *o = len <= ALARM_BUS_TEXT_MAX ? json_loadb(data, len, 0, &jerr) : NULL;
     const char *id = jx_str_bounded(o, "id", 64);
-    bool evaluator = nl && from_readings(data, (size_t)(nl - data));
-    const struct alarm *a = o ? alarm_apply_remote(o, evaluator) : NULL;
+    const struct alarm *a = o ? alarm_apply_remote(o) : NULL;
     if (a) {
         feed_alarm_update(a->id, a->sensor, a->enterprise, a->division, a->park,
                           alarm_level_name(a->level), true, a->condition == ALARM_COND_INTERRUPTED,
