@@ -232,12 +232,24 @@ static enum take take_over(const char *call_id, const char *dead, const char **w
     int rc = store_doc_put(server.store, "call_takeovers", call_id, claim, true);
     json_decref(claim);
     if (rc == STORE_ECONFLICT) {
+        /* claimed before: by a node taking it over, or it could not go on */
+        json_t *rec = NULL;
+        bool over = calls_get(server.store, call_id, &rec) == STORE_OK &&
+                    g_strcmp0(jx_str(rec, "state"), "ended") == 0;
+        json_decref(rec);
+        if (over) {
+            *why = "the call is over";
+            return GONE;
+        }
         g_hash_table_remove(owners, call_id); /* read the new owner from the store */
         return TAKEN_ELSEWHERE;
     }
     if (rc != STORE_OK)
         return TAKE_FAILED;
-    if (call_adopt(call_id, why) != 0) {
+    rc = call_adopt(call_id, why);
+    if (rc == -2)
+        return TAKE_FAILED;
+    if (rc != 0) {
         *why = *why ? *why : "the call was held by a server that is gone";
         return GONE;
     }

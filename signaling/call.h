@@ -43,10 +43,10 @@ struct call_hooks {
 /* Takes over the answered peer-to-peer call call_id, whose server is gone,
  * from its stored record: it is held here from now on, both parties away
  * until they send call.resume within the grace period (and then
- * renegotiate). 0 (also when it is already held here), or -1 with *why: a
+ * renegotiate). 0 (also when it is already held here), -1 with *why: a
  * call that was not answered, or was an SFU call, cannot go on and its
- * record is ended as failed. The caller makes sure only one server does
- * this. */
+ * record is ended as failed, or -2 when the store could not be read. The
+ * caller makes sure only one server does this. */
 int call_adopt(const char *call_id, const char **why);
 /* Whether user_id is a party of an answered call held here. */
 bool call_user_busy_here(const char *user_id);

@@ -54,7 +54,7 @@ int call_adopt(const char *call_id, const char **why)
     int rc = calls_get(call_store, call_id, &rec);
     if (rc != STORE_OK) {
         *why = rc == STORE_ENOTFOUND ? "no such call" : "store unavailable";
-        return -1;
+        return rc == STORE_ENOTFOUND ? -1 : -2;
     }
     struct call *c = from_record(rec, why);
     if (!c) {
