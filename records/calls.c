@@ -49,6 +49,17 @@ static bool collect(const char *id, json_t *doc, void *ud)
     return true;
 }
 
+void calls_end_failed(json_t *doc, int64_t now_ms)
+{
+    json_t *answered = json_object_get(doc, "answer_at");
+    json_object_set_new(doc, "state", json_string("ended"));
+    json_object_set_new(doc, "end_reason", json_string("failed"));
+    json_object_set_new(doc, "end_at", json_integer(now_ms));
+    if (json_is_integer(answered))
+        json_object_set_new(doc, "duration_s",
+                            json_integer((now_ms - json_integer_value(answered)) / 1000));
+}
+
 int calls_recover(struct store *st, int64_t now_ms, bool (*keep)(const char *id, void *ud),
                   void *ud, int *count)
 {
@@ -63,16 +74,10 @@ int calls_recover(struct store *st, int64_t now_ms, bool (*keep)(const char *id,
     {
         if (rc != STORE_OK)
             break;
-        json_t *answered = json_object_get(doc, "answer_at");
-        json_object_set_new(doc, "state", json_string("ended"));
-        json_object_set_new(doc, "end_reason", json_string("failed"));
-        json_object_set_new(doc, "end_at", json_integer(now_ms));
-        if (json_is_integer(answered))
-            json_object_set_new(doc, "duration_s",
-                                json_integer((now_ms - json_integer_value(answered)) / 1000));
         const char *id = json_string_value(json_object_get(doc, "id"));
         if (id && keep && keep(id, ud))
             continue; /* held by another server, alive */
+        calls_end_failed(doc, now_ms);
         rc = id ? calls_put(st, id, doc) : STORE_OK;
         if (rc == STORE_OK && id)
             (*count)++;

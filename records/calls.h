@@ -24,6 +24,9 @@ int calls_get(struct store *st, const char *id, json_t **out);
 /* Calls whose indexed field equals value (or starts with it). */
 int calls_find(struct store *st, const char *field, const char *value, bool prefix, store_doc_cb cb,
                void *ud);
+/* Marks the call record doc ended "failed" at now_ms (with its duration
+ * if it was answered); the caller stores it. */
+void calls_end_failed(json_t *doc, int64_t now_ms);
 /* Marks every call still ringing or active as ended "failed" at now_ms:
  * after a restart nobody holds their state any more. *count gets how many. */
 int calls_recover(struct store *st, int64_t now_ms, bool (*keep)(const char *id, void *ud),

@@ -97,7 +97,8 @@ static int parse_db(const char *s, int *db)
 }
 
 /* The options after '?': db=N, wait=N (replicas every write must reach
- * before it counts as done) and wait_ms=N (how long to wait for them). */
+ * before it counts as done) and wait_ms=N (how long to wait for them);
+ * with rediss://, the files tls_ca, tls_cert and tls_key. */
 static bool parse_query(const char *q, struct redis_url *u)
 {
     bool ok = true;

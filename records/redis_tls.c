@@ -30,8 +30,7 @@ struct tunnel {
     int listen_fd;
     SSL_CTX *ctx;
     GThread *acceptor;
-    GPtrArray *pumps; /* GThread*, joined at stop */
-    GMutex lock;
+    GPtrArray *pumps; /* struct pump*: those running, and those ended but not yet joined */
 };
 
 static GMutex registry_lock;
@@ -41,6 +40,8 @@ static volatile gint stopping;
 struct pump {
     struct tunnel *t;
     int ufd;
+    GThread *thread;
+    gint ended; /* set by the pump's thread as its last act */
 };
 
 static int tcp_connect(const char *host, int port)
@@ -183,16 +184,31 @@ static gpointer pump_main(gpointer data)
     if (tfd >= 0)
         close(tfd);
     close(p->ufd);
-    g_free(p);
     ERR_clear_error();
     OPENSSL_thread_stop();
+    g_atomic_int_set(&p->ended, 1);
     return NULL;
+}
+
+/* Joins the pumps that have ended (all of them when all is set, after
+ * stopping), so that a link reconnecting for hours leaves no threads. */
+static void reap(struct tunnel *t, bool all)
+{
+    for (guint i = t->pumps->len; i-- > 0;) {
+        struct pump *p = g_ptr_array_index(t->pumps, i);
+        if (!all && !g_atomic_int_get(&p->ended))
+            continue;
+        g_thread_join(p->thread);
+        g_free(p);
+        g_ptr_array_remove_index_fast(t->pumps, i);
+    }
 }
 
 static gpointer acceptor_main(gpointer data)
 {
     struct tunnel *t = data;
     while (!g_atomic_int_get(&stopping)) {
+        reap(t, false);
         struct pollfd pfd = {t->listen_fd, POLLIN, 0};
         if (poll(&pfd, 1, POLL_MS) != 1)
             continue;
@@ -202,10 +218,8 @@ static gpointer acceptor_main(gpointer data)
         struct pump *p = g_new0(struct pump, 1);
         p->t = t;
         p->ufd = fd;
-        GThread *th = g_thread_new("redis-tls", pump_main, p);
-        g_mutex_lock(&t->lock);
-        g_ptr_array_add(t->pumps, th);
-        g_mutex_unlock(&t->lock);
+        p->thread = g_thread_new("redis-tls", pump_main, p);
+        g_ptr_array_add(t->pumps, p);
     }
     return NULL;
 }
@@ -221,7 +235,6 @@ static void tunnel_free(struct tunnel *t)
     SSL_CTX_free(t->ctx);
     if (t->pumps)
         g_ptr_array_free(t->pumps, TRUE);
-    g_mutex_clear(&t->lock);
     g_free(t->key);
     g_free(t->host);
     g_free(t->ca);
@@ -263,7 +276,6 @@ static SSL_CTX *make_ctx(const struct tunnel *t, char **err)
 static struct tunnel *tunnel_start(const struct redis_tls_opts *o, const char *key, char **err)
 {
     struct tunnel *t = g_new0(struct tunnel, 1);
-    g_mutex_init(&t->lock);
     t->listen_fd = -1;
     t->key = g_strdup(key);
     t->host = g_strdup(o->host);
@@ -328,9 +340,8 @@ void redis_tls_stop_all(void)
     g_atomic_int_set(&stopping, 1);
     for (guint i = 0; tunnels && i < tunnels->len; i++) {
         struct tunnel *t = g_ptr_array_index(tunnels, i);
-        g_thread_join(t->acceptor);
-        for (guint k = 0; k < t->pumps->len; k++)
-            g_thread_join(g_ptr_array_index(t->pumps, k));
+        g_thread_join(t->acceptor); /* after it, the pumps array is ours */
+        reap(t, true);
         tunnel_free(t);
     }
     if (tunnels)

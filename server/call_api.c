@@ -130,8 +130,11 @@ static guint sweep_source;
 static bool keep_open(const char *call_id, void *ud)
 {
     int64_t now = *(int64_t *)ud;
-    g_hash_table_remove(owners, call_id); /* read the owner afresh */
     const char *owner = owner_of(call_id);
+    if (owner && !cluster_node_alive(owner)) {
+        g_hash_table_remove(owners, call_id); /* taken over since? read it afresh */
+        owner = owner_of(call_id);
+    }
     json_t *claim = NULL;
     if (call_known(call_id) || (owner && cluster_node_alive(owner)) ||
         store_doc_get(server.store, "call_takeovers", call_id, &claim) == STORE_OK) {

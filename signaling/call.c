@@ -254,6 +254,21 @@ static void party_clear(struct party *p)
     memset(p, 0, sizeof(*p));
 }
 
+struct call *call_alloc(char *id, enum call_state state, const char *caller,
+                        const char *caller_device, int64_t invite_at)
+{
+    struct call *c = g_new0(struct call, 1);
+    c->id = id;
+    c->state = state;
+    c->caller.user_id = g_strdup(caller);
+    c->caller.device_id = g_strdup(caller_device);
+    c->targets = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    c->ringers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, call_ringer_free);
+    c->invite_at = invite_at;
+    g_queue_init(&c->early_caller);
+    return c;
+}
+
 void call_free(struct call *c)
 {
     call_sfu_close(c);

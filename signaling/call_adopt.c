@@ -28,21 +28,14 @@ static struct call *from_record(json_t *rec, const char **why)
         *why = "its record is incomplete";
         return NULL;
     }
-    struct call *c = g_new0(struct call, 1);
-    c->id = g_strdup(id);
-    c->state = CALL_ACTIVE;
-    c->caller.user_id = g_strdup(caller);
-    c->caller.device_id = g_strdup(caller_dev);
+    struct call *c =
+        call_alloc(g_strdup(id), CALL_ACTIVE, caller, caller_dev, jx_int(rec, "invite_at", 0));
     c->callee.user_id = g_strdup(callee);
     c->callee.device_id = g_strdup(callee_dev);
-    c->targets = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    c->ringers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, call_ringer_free);
     c->record = json_deep_copy(rec);
     c->saved = true;
     c->incoming = json_object();
-    c->invite_at = jx_int(rec, "invite_at", 0);
     c->answer_at = jx_int(rec, "answer_at", 0);
-    g_queue_init(&c->early_caller);
     return c;
 }
 
@@ -61,10 +54,7 @@ int call_adopt(const char *call_id, const char **why)
         /* what cannot go on is over: the record says so (once) */
         const char *state = jx_str(rec, "state");
         if (state && strcmp(state, "ended") != 0) {
-            int64_t now = clock_now_ms();
-            json_object_set_new(rec, "state", json_string("ended"));
-            json_object_set_new(rec, "end_reason", json_string("failed"));
-            json_object_set_new(rec, "end_at", json_integer(now));
+            calls_end_failed(rec, clock_now_ms());
             calls_put(call_store, call_id, rec);
             log_info("call", "call=%s held by a server that is gone: ended (%s)", call_id, *why);
         }

@@ -119,6 +119,9 @@ bool call_is_callee(const struct call *c, const struct call_actor *a);
 const char *call_sdp_of(json_t *msg, const struct call_reply *r);
 
 /* Writes the call's record with its current state; returns a store code. */
+/* A new call (id taken) with its tables, the caller's party not connected. */
+struct call *call_alloc(char *id, enum call_state state, const char *caller,
+                        const char *caller_device, int64_t invite_at);
 int call_save(struct call *c);
 /* True if user_id is a party of an answered call, here or (through the
  * hooks) on another server. */

@@ -357,17 +357,9 @@ void call_invite(const struct call_actor *a, json_t *msg, const struct call_repl
     }
 
     int64_t now = clock_now_ms();
-    struct call *c = g_new0(struct call, 1);
-    c->id = id_new_sorted("c");
-    c->state = CALL_RINGING;
-    c->caller.user_id = g_strdup(a->user_id);
-    c->caller.device_id = g_strdup(a->device_id);
+    struct call *c = call_alloc(id_new_sorted("c"), CALL_RINGING, a->user_id, a->device_id, now);
     c->caller.connected = true;
-    c->targets = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    c->ringers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, call_ringer_free);
     c->offer = g_strdup(sdp);
-    c->invite_at = now;
-    g_queue_init(&c->early_caller);
     if (sfu) {
         /* The server answers the caller and offers to the callees. */
         const char *why = NULL;

@@ -288,10 +288,7 @@ def test_redis_restart_loses_nothing_acknowledged(server, tmp_path):
     redis = OwnRedis(tmp_path)
     redis.start()
     try:
-        shared = {"redis": redis.url, "redis_prefix": "k:"}
-        n1 = server(enterprises=ENTERPRISES, users=USERS, settings=shared)
-        n2 = server(settings=shared)
-        n2.users = n1.users
+        n1, n2 = cluster(server, n=2, redis=redis.url)
         ops = n1.token("ops")
         alice = n1.users["alice"]
 
@@ -642,10 +639,7 @@ def test_redis_over_tls(server, tmp_path):
     redis = OwnRedis(tmp_path, tls=make_self_signed(tmp_path / "ca"))
     redis.start()
     try:
-        shared = {"redis": redis.url, "redis_prefix": "t:"}
-        n1 = server(enterprises=ENTERPRISES, users=USERS, settings=shared)
-        n2 = server(settings=shared)
-        n2.users = n1.users
+        n1, n2 = cluster(server, n=2, redis=redis.url)
         ops = n1.token("ops")
         alice = n1.users["alice"]
 
@@ -659,13 +653,13 @@ def test_redis_over_tls(server, tmp_path):
 
         run(body())
         # the pushes are in Redis (read back over TLS by redis-cli)
-        keys = subprocess.run(redis.cli() + ["--scan", "--pattern", "t:*"],
+        keys = subprocess.run(redis.cli() + ["--scan", "--pattern", n1.settings["redis_prefix"] + "*"],
                               capture_output=True, text=True, timeout=10).stdout.split()
         assert keys, "nothing stored under the prefix"
 
         other_ca, _ = make_self_signed(tmp_path / "other")
         bad = server(settings={"redis": redis.url.replace(redis.tls[0], other_ca),
-                               "redis_prefix": "t:"}, start=False)
+                               "redis_prefix": n1.settings["redis_prefix"]}, start=False)
         bad.start(wait=False)
         assert bad.proc.wait(30) != 0
         assert "certificate verify failed" in bad.stderr(), bad.stderr()[-2000:]
