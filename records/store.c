@@ -40,8 +40,11 @@ void store_index_values(json_t *doc, const char *field, void (*fn)(json_t *value
 
 void store_close(struct store *st)
 {
-    if (st)
-        st->ops->close(st);
+    if (!st)
+        return;
+    store_rate_table_free(st->rates);
+    st->rates = NULL;
+    st->ops->close(st);
 }
 
 int store_flush(struct store *st)
@@ -203,6 +206,16 @@ int store_kv_purge_expired(struct store *st, int64_t now_ms)
 int store_counter_incr(struct store *st, const char *name, int64_t by, int64_t *value_out)
 {
     TIMED(st, st->ops->counter_incr(st, name, by, value_out));
+}
+
+int store_rate_add(struct store *st, const char *key, int64_t window_ms, int64_t now_ms, int64_t n,
+                   int64_t limit, double *count_out)
+{
+    if (window_ms < 1 || n < 0 || now_ms < 0)
+        return STORE_EINVAL;
+    if (!st->ops->rate_add)
+        return store_rate_add_local(st, key, window_ms, now_ms, n, limit, count_out);
+    TIMED(st, st->ops->rate_add(st, key, window_ms, now_ms, n, limit, count_out));
 }
 
 int store_ts_log_append(struct store *st, int64_t seen, const struct store_ts_point *pts, int n,

@@ -8,7 +8,7 @@
  *     store on every put; exact and prefix look-ups; optionally unique;
  *   - append-only sequences per key (audit log, inboxes): seq rises by one;
  *   - stored deadlines: (id, due time, payload), listed when due;
- *   - expiring keys (revoked tokens) and counters;
+ *   - expiring keys (revoked tokens), counters and rate windows;
  *   - time series (sensor readings): an append-only log of packed batches
  *     of (integer key, ts, value) points, and per key chunks of points
  *     (first ts, last ts, packed points) plus a latest point (a Redis
@@ -103,6 +103,9 @@ struct store_ops {
     int (*kv_delete)(struct store *st, const char *key);
     int (*kv_purge_expired)(struct store *st, int64_t now_ms);
     int (*counter_incr)(struct store *st, const char *name, int64_t by, int64_t *value_out);
+    /* NULL: rate windows are kept in this process (store_rate.c). */
+    int (*rate_add)(struct store *st, const char *key, int64_t window_ms, int64_t now_ms,
+                    int64_t n, int64_t limit, double *count_out);
     int (*ts_log_append)(struct store *st, int64_t seen, const struct store_ts_point *pts, int n,
                          int64_t *id_out);
     int (*ts_log_each)(struct store *st, int64_t after_id, store_ts_log_cb cb, void *ud);
@@ -120,7 +123,14 @@ struct store {
     const struct store_ops *ops;
     struct hist latency; /* per call, seconds */
     uint64_t errors;
+    struct rate_table *rates; /* for backends without rate_add */
 };
+
+/* For backends without rate_add (store_rate.c): rate windows in this
+ * process, kept in st->rates; store_close frees them. */
+int store_rate_add_local(struct store *st, const char *key, int64_t window_ms, int64_t now_ms,
+                         int64_t n, int64_t limit, double *count_out);
+void store_rate_table_free(struct rate_table *t);
 
 /* For backends: calls fn with each value doc has for an index on field: a
  * string field gives one, an array one per string element (others are
@@ -217,6 +227,20 @@ int store_kv_get(struct store *st, const char *key, char **value_out);
 int store_kv_delete(struct store *st, const char *key);
 int store_kv_purge_expired(struct store *st, int64_t now_ms);
 int store_counter_incr(struct store *st, const char *name, int64_t by, int64_t *value_out);
+
+/* Rate windows, for limits shared by every process on the store (login
+ * failures per address, invites per user). The count of key's events over
+ * the last window_ms is estimated from two fixed windows: the current
+ * window's count plus the previous one's, weighted by how much of it the
+ * last window_ms still covers. Adds n events unless that would take the
+ * count above limit (limit < 0: no limit), in which case nothing is added
+ * and the call returns STORE_ECONFLICT. *count_out (may be NULL) gets the
+ * count after the call. n = 0 only reads. A window's count is forgotten
+ * two windows later. Not durable: a backend that cannot share them keeps
+ * them in this process's memory, and a restart forgets them (a limit then
+ * loosens for at most one window). */
+int store_rate_add(struct store *st, const char *key, int64_t window_ms, int64_t now_ms, int64_t n,
+                   int64_t limit, double *count_out);
 
 /* Time series. The log is the durable landing place of every accepted
  * batch: ts_log_append stores the n points as one row (all or nothing)

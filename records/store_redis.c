@@ -162,10 +162,28 @@ static struct redis_script deadline_del_lua = {"redis.call('ZREM', ARGV[1] .. 'd
                                                "return 1\n",
                                                ""};
 
+/* ARGV: prefix, key, window_ms, now_ms, n, limit: {added (1|0), count}.
+ * The count is a string: Redis would truncate a Lua number. */
+static struct redis_script rate_add_lua = {
+    "local w, now = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local n, limit = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+    "local i = math.floor(now / w)\n"
+    "local base = ARGV[1] .. 'rate:' .. ARGV[3] .. ':' .. ARGV[2] .. ':'\n"
+    "local cur = tonumber(redis.call('GET', base .. i) or '0')\n"
+    "local prev = tonumber(redis.call('GET', base .. (i - 1)) or '0')\n"
+    "local count = prev * (1 - (now - i * w) / w) + cur\n"
+    "if limit >= 0 and count + n > limit then return {0, tostring(count)} end\n"
+    "if n > 0 then\n"
+    "  redis.call('INCRBY', base .. i, n)\n"
+    "  redis.call('PEXPIRE', base .. i, 2 * w)\n"
+    "end\n"
+    "return {1, tostring(count + n)}\n",
+    ""};
+
 static struct redis_script *const scripts[] = {
     &doc_put_lua,      &doc_del_lua,      &idx_add_lua,        &seq_append_lua,
     &deadline_set_lua, &deadline_del_lua, &deadline_claim_lua, &rd_ts_log_lua,
-    &rd_ts_chunk_lua,  &rd_ts_trim_lua,   &rd_ts_drop_lua,
+    &rd_ts_chunk_lua,  &rd_ts_trim_lua,   &rd_ts_drop_lua,     &rate_add_lua,
 };
 
 /* ---- helpers ---- */
@@ -893,6 +911,34 @@ static int rd_counter_incr(struct store *st, const char *name, int64_t by, int64
     return STORE_OK;
 }
 
+/* Rate windows are shared by every node; they are not worth waiting for
+ * replicas (a failover loosens a limit for a window at most). */
+static int rd_rate_add(struct store *st, const char *key, int64_t window_ms, int64_t now_ms,
+                       int64_t n, int64_t limit, double *count_out)
+{
+    struct redis_store *r = R(st);
+    struct redis_cmd c;
+    rd_args_start(r, &c);
+    redis_cmd_str(&c, key);
+    redis_cmd_i64(&c, window_ms);
+    redis_cmd_i64(&c, now_ms);
+    redis_cmd_i64(&c, n);
+    redis_cmd_i64(&c, limit < 0 ? -1 : limit);
+    redisReply *rep = redis_link_script(r->link, &rate_add_lua, &c);
+    redis_cmd_clear(&c);
+    if (!rep)
+        return STORE_EIO;
+    int rc = STORE_EIO;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[1]->type == REDIS_REPLY_STRING) {
+        rc = rd_reply_int(rep->element[0]) == 1 ? STORE_OK : STORE_ECONFLICT;
+        if (count_out)
+            *count_out = g_ascii_strtod(rep->element[1]->str, NULL);
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
 /* ---- the store ---- */
 
 static int rd_flush(struct store *st)
@@ -943,6 +989,7 @@ static const struct store_ops redis_ops = {
     .kv_delete = rd_kv_delete,
     .kv_purge_expired = rd_kv_purge_expired,
     .counter_incr = rd_counter_incr,
+    .rate_add = rd_rate_add,
     .ts_log_append = rd_ts_log_append,
     .ts_log_each = rd_ts_log_each,
     .ts_log_trim = rd_ts_log_trim,

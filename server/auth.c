@@ -21,7 +21,6 @@
 #include <string.h>
 
 #define MAX_QUEUED_LOGINS 2000
-#define MAX_TRACKED_ADDRS 100000
 
 struct login_job {
     char *username;
@@ -35,14 +34,9 @@ struct login_job {
     void *ud;
 };
 
-struct addr_window {
-    int64_t start_ms;
-    int failures;
-};
 
 static GThreadPool *pool;
 static char *dummy_hash;
-static GHashTable *addr_failures; /* source address -> struct addr_window* */
 static bool stopping;
 
 static void job_free(struct login_job *j)
@@ -79,47 +73,17 @@ static void fail_now(auth_cb cb, void *ud, enum err_code err, const char *messag
     deliver(cb, ud, &o);
 }
 
-static bool addr_throttled(const char *source, int64_t now)
+/* Failed logins per source address, over a sliding addr_fail_window_s,
+ * counted in the store so that every node sees them. */
+static int addr_failures(const char *source, int64_t now, int64_t add, double *count)
 {
-    struct addr_window *w = g_hash_table_lookup(addr_failures, source);
-    if (!w)
-        return false;
-    if (now - w->start_ms >= (int64_t)server.cfg.addr_fail_window_s * 1000) {
-        g_hash_table_remove(addr_failures, source);
-        return false;
-    }
-    return w->failures >= server.cfg.addr_fail_limit;
+    char *key = g_strconcat("login.fail:", source, NULL);
+    int rc = store_rate_add(server.store, key, (int64_t)server.cfg.addr_fail_window_s * 1000, now,
+                            add, -1, count);
+    g_free(key);
+    return rc;
 }
 
-static void addr_fail(const char *source, int64_t now)
-{
-    struct addr_window *w = g_hash_table_lookup(addr_failures, source);
-    if (w && now - w->start_ms >= (int64_t)server.cfg.addr_fail_window_s * 1000) {
-        w->start_ms = now;
-        w->failures = 0;
-    }
-    if (!w) {
-        if (g_hash_table_size(addr_failures) >= MAX_TRACKED_ADDRS)
-            auth_sweep();
-        w = g_new0(struct addr_window, 1);
-        w->start_ms = now;
-        g_hash_table_insert(addr_failures, g_strdup(source), w);
-    }
-    w->failures++;
-}
-
-void auth_sweep(void)
-{
-    int64_t now = clock_now_ms();
-    GHashTableIter it;
-    gpointer v;
-    g_hash_table_iter_init(&it, addr_failures);
-    while (g_hash_table_iter_next(&it, NULL, &v)) {
-        struct addr_window *w = v;
-        if (now - w->start_ms >= (int64_t)server.cfg.addr_fail_window_s * 1000)
-            g_hash_table_iter_remove(&it);
-    }
-}
 
 char *auth_issue(const struct account *acct, const char *device_id, struct token_claims *claims)
 {
@@ -175,7 +139,8 @@ static gboolean login_finish(gpointer data)
         goto out;
     }
     if (!j->ok || !a) {
-        addr_fail(j->source, now);
+        if (addr_failures(j->source, now, 1, NULL) != STORE_OK)
+            log_warn("auth", "cannot count a failed login source=%s", j->source);
         metrics_login("failed");
         o.err = ERR_UNAUTHORIZED;
         o.message = "wrong username or password";
@@ -239,13 +204,16 @@ void auth_login(const char *username, const char *password, const char *device_i
         fail_now(cb, ud, ERR_UNAVAILABLE, "server is shutting down");
         return;
     }
-    if (addr_throttled(source, now)) {
+    double failures = 0;
+    if (addr_failures(source, now, 0, &failures) != STORE_OK) {
+        fail_now(cb, ud, ERR_UNAVAILABLE, "store unavailable");
+        return;
+    }
+    if (failures >= server.cfg.addr_fail_limit) {
         metrics_login("throttled");
         log_warn("auth", "login throttled source=%s", source);
-        {
-            fail_now(cb, ud, ERR_RATE_LIMITED, "too many failed logins from this address");
-            return;
-        }
+        fail_now(cb, ud, ERR_RATE_LIMITED, "too many failed logins from this address");
+        return;
     }
     if (g_thread_pool_unprocessed(pool) >= MAX_QUEUED_LOGINS) {
         fail_now(cb, ud, ERR_BUSY, "too many logins in progress, retry shortly");
@@ -352,7 +320,6 @@ int auth_init(void)
                                raw[4], raw[5], raw[6], raw[7]);
     dummy_hash = password_hash(pw, server.cfg.hash_iterations);
     g_free(pw);
-    addr_failures = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     stopping = false;
     return dummy_hash ? 0 : -1;
 }
@@ -367,5 +334,4 @@ void auth_shutdown(void)
     while (g_main_context_pending(NULL))
         g_main_context_iteration(NULL, FALSE);
     g_clear_pointer(&dummy_hash, g_free);
-    g_clear_pointer(&addr_failures, g_hash_table_destroy);
 }

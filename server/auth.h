@@ -51,7 +51,5 @@ int auth_revoke(const struct token_claims *claims);
 /* {"token","expires_at","user"} for a login or token reply. */
 json_t *auth_session_json(const char *token, const struct token_claims *claims,
                           const struct account *acct);
-/* Forgets source-address failure windows that have ended. */
-void auth_sweep(void);
 
 #endif

@@ -185,8 +185,6 @@ static gboolean on_keepalive(gpointer data)
 static gboolean on_housekeeping(gpointer data)
 {
     (void)data;
-    auth_sweep();
-    call_housekeeping();
     store_kv_purge_expired(server.store, g_get_real_time() / 1000);
     /* Give back what a connection storm freed (TLS handshakes above all),
      * so resident memory follows the connections that are left. */

@@ -33,7 +33,6 @@ struct call_limits call_lim;
 static struct call_hooks hooks;
 GHashTable *call_table;
 GHashTable *call_by_user;
-GHashTable *call_buckets;
 
 /* ---------- small helpers ---------- */
 
@@ -708,7 +707,6 @@ void call_init(struct store *st, const struct call_limits *limits, const struct 
     call_table = g_hash_table_new(g_str_hash, g_str_equal);
     call_by_user = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                          (GDestroyNotify)g_hash_table_destroy);
-    call_buckets = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     int n = 0;
     if (calls_recover(st, clock_now_ms(), held_elsewhere, NULL, &n) != STORE_OK)
         log_error("call", "cannot close the calls left open by the previous run");
@@ -733,27 +731,11 @@ void call_shutdown(void)
     }
     g_clear_pointer(&call_table, g_hash_table_destroy);
     g_clear_pointer(&call_by_user, g_hash_table_destroy);
-    g_clear_pointer(&call_buckets, g_hash_table_destroy);
 }
 
 unsigned call_count(void)
 {
     return call_table ? g_hash_table_size(call_table) : 0;
-}
-
-void call_housekeeping(void)
-{
-    /* A full bucket is the same as no bucket. */
-    int64_t now = clock_mono_ms();
-    GHashTableIter it;
-    gpointer v;
-    g_hash_table_iter_init(&it, call_buckets);
-    while (g_hash_table_iter_next(&it, NULL, &v)) {
-        struct call_bucket *b = v;
-        if (b->tokens + (double)(now - b->at_ms) * call_lim.invites_per_min / 60000.0 >=
-            call_lim.invites_per_min)
-            g_hash_table_iter_remove(&it);
-    }
 }
 
 void call_get_stats(struct call_stats *out)

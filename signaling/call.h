@@ -135,7 +135,5 @@ struct call_stats {
     const struct hist *setup;
 };
 void call_get_stats(struct call_stats *out);
-/* Drops idle rate-limit state; main.c calls it now and then. */
-void call_housekeeping(void);
 
 #endif

@@ -70,17 +70,10 @@ struct call {
     GPtrArray *joiners; /* struct joiner*, or NULL */
 };
 
-/* A user's invite allowance (a token bucket). */
-struct call_bucket {
-    double tokens;
-    int64_t at_ms;
-};
-
 extern struct store *call_store;
 extern struct call_limits call_lim;
 extern GHashTable *call_table;   /* id -> struct call* (owned) */
 extern GHashTable *call_by_user; /* user id -> GHashTable(call id -> struct call*) */
-extern GHashTable *call_buckets; /* user id -> struct call_bucket* (invite rate) */
 
 /* Answers a request: with fields (stolen, may be NULL), or with an error. */
 void call_reply_ok(const struct call_reply *r, json_t *fields);

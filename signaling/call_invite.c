@@ -44,26 +44,17 @@ static unsigned user_call_count(const char *user_id)
     return n;
 }
 
-/* Takes one invite from user_id's bucket (invites_per_min per minute,
- * bursting to the same number). */
-static bool invite_allowed(const char *user_id)
+/* Counts one invite of user_id unless it has made invites_per_min in the
+ * last minute (a sliding estimate, kept in the store so that invites
+ * through every node count). ERR_NONE, ERR_RATE_LIMITED or, when the
+ * store cannot tell, ERR_UNAVAILABLE. */
+static enum err_code invite_allowed(const char *user_id)
 {
-    int64_t now = clock_mono_ms();
-    struct call_bucket *b = g_hash_table_lookup(call_buckets, user_id);
-    if (!b) {
-        b = g_new0(struct call_bucket, 1);
-        b->tokens = call_lim.invites_per_min;
-        b->at_ms = now;
-        g_hash_table_insert(call_buckets, g_strdup(user_id), b);
-    }
-    b->tokens += (double)(now - b->at_ms) * call_lim.invites_per_min / 60000.0;
-    if (b->tokens > call_lim.invites_per_min)
-        b->tokens = call_lim.invites_per_min;
-    b->at_ms = now;
-    if (b->tokens < 1.0)
-        return false;
-    b->tokens -= 1.0;
-    return true;
+    char *key = g_strconcat("call.invite:", user_id, NULL);
+    int rc =
+        store_rate_add(call_store, key, 60000, clock_now_ms(), 1, call_lim.invites_per_min, NULL);
+    g_free(key);
+    return rc == STORE_OK ? ERR_NONE : rc == STORE_ECONFLICT ? ERR_RATE_LIMITED : ERR_UNAVAILABLE;
 }
 
 static void ring_user(struct call *c, const char *user_id)
@@ -336,8 +327,12 @@ void call_invite(const struct call_actor *a, json_t *msg, const struct call_repl
         call_reply_err(r, ERR_BUSY, "you are in as many calls as calls_per_user allows");
         goto out;
     }
-    if (!invite_allowed(a->user_id)) {
-        call_reply_err(r, ERR_RATE_LIMITED, "too many invites: wait a little (invites_per_min)");
+    enum err_code limited = invite_allowed(a->user_id);
+    if (limited != ERR_NONE) {
+        call_reply_err(r, limited,
+                       limited == ERR_RATE_LIMITED
+                           ? "too many invites: wait a little (invites_per_min)"
+                           : "cannot count invites now");
         goto out;
     }
     struct call *other = glare_with(a, &t);

@@ -726,3 +726,31 @@ def test_alarm_changed_on_two_nodes_at_once_keeps_both(server):
     n4.users = n1.users
     got = [x for x in ta.alarms(n4, state="acknowledged")]
     assert len(got) == 5 and all(x["cleared"] for x in got), got
+
+
+def test_rate_limits_count_on_every_node(server):
+    """Invites per minute and failed logins per address are counted in
+    Redis: spreading them over nodes does not multiply the limit."""
+    n1, n2, n3 = cluster(server, users=CALL_USERS, invites_per_min=3, addr_fail_limit=4,
+                         lockout_after=100)
+    alice = n1.users["alice"]
+
+    async def body():
+        g1 = await n1.ws_login("gov4401", device_id="g1")
+        g2 = await n2.ws_login("gov4401", device_id="g2")
+        for g in (g1, g2, g1):  # alice is offline: each call ends at once
+            call_id = (await g.ok("call.invite", to={"user": alice}, sdp=OFFER))["call_id"]
+            ev = await g.next_event("call.ended")
+            assert ev["call_id"] == call_id and ev["reason"] == "offline", ev
+        for g in (g2, g1):
+            r = await g.request("call.invite", to={"user": alice}, sdp=OFFER)
+            assert r["ok"] is False and r["error"]["code"] == "rate_limited", r
+        for g in (g1, g2):
+            await g.close()
+
+    run(body())
+    for i, node in enumerate((n1, n2, n1, n2)):
+        assert node.login(f"ghost{i}", "wrong-password-x").status == 401
+    for node in (n3, n1):
+        r = node.login("ghost-next", "wrong-password-x")
+        assert r.status == 429 and r.json["error"]["code"] == "rate_limited", r

@@ -674,6 +674,41 @@ static void test_kv_counters(void **state)
     assert_int_equal(c, 3);
 }
 
+static double rate(struct store *st, const char *key, int64_t now, int64_t n, int64_t limit,
+                   int want_rc)
+{
+    double count = -1;
+    assert_int_equal(store_rate_add(st, key, 60000, now, n, limit, &count), want_rc);
+    return count;
+}
+
+/* Rate windows: a limit holds over a sliding minute, estimated from the
+ * previous minute's count weighted by how much of it is still in range. */
+static void test_rate_windows(void **state)
+{
+    struct store *st = *state;
+    const int64_t t = INT64_C(29000000) * 60000; /* the start of a window */
+    for (int i = 1; i <= 3; i++)
+        assert_true(rate(st, "u1", t + i, 1, 3, 0) == i);
+    assert_true(rate(st, "u1", t + 10, 1, 3, STORE_ECONFLICT) == 3); /* nothing added */
+    assert_true(rate(st, "u1", t + 20, 0, -1, 0) == 3);
+    assert_true(rate(st, "u2", t + 20, 0, -1, 0) == 0); /* keys are apart */
+    /* A quarter into the next window, three quarters of the last count. */
+    assert_true(rate(st, "u1", t + 75000, 1, 3, STORE_ECONFLICT) == 2.25);
+    assert_true(rate(st, "u1", t + 105000, 1, 3, 0) == 1.75);
+    assert_true(rate(st, "u1", t + 105000, 1, 3, 0) == 2.75);
+    assert_true(rate(st, "u1", t + 105000, 1, 3, STORE_ECONFLICT) == 2.75);
+    /* Half into the third window: half of the second's two; the first's
+     * three are gone. A window later, nothing. */
+    assert_true(rate(st, "u1", t + 150000, 0, -1, 0) == 1);
+    assert_true(rate(st, "u1", t + 240000, 0, -1, 0) == 0);
+    /* No limit: always added. */
+    assert_true(rate(st, "u3", t, 5, -1, 0) == 5);
+    assert_true(rate(st, "u3", t, 500, -1, 0) == 505);
+    assert_int_equal(store_rate_add(st, "u3", 0, t, 1, -1, NULL), STORE_EINVAL);
+    assert_int_equal(store_rate_add(st, "u3", 60000, t, -1, -1, NULL), STORE_EINVAL);
+}
+
 static void test_reopen_and_second_handle(void **state)
 {
     struct store *st = *state;
@@ -937,6 +972,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sequences, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadlines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kv_counters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_windows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_and_second_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_after_other_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_fanouts, setup, teardown),
