@@ -14,6 +14,7 @@
 #include "records/calls.h"
 #include "server/bus.h"
 #include "server/call_busy.h"
+#include "server/call_glare.h"
 #include "server/cluster.h"
 #include "server/conn.h"
 #include "server/server.h"
@@ -537,8 +538,9 @@ void call_api_init(void)
     lim.media.cert = media_cert;
     lim.media.addresses = (const char *const *)media_addrs;
     lim.media.max_bitrate = (uint64_t)cfg->media_max_kbps * 1000;
-    struct call_hooks hooks = {hook_send, hook_missed, NULL, NULL, NULL};
+    struct call_hooks hooks = {.send = hook_send, .missed = hook_missed};
     call_busy_init(&hooks);
+    call_glare_init(&hooks, lim.ring_timeout_ms);
     if (bus_enabled()) {
         owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         hooks.held_elsewhere = held_elsewhere;
@@ -560,6 +562,7 @@ void call_api_shutdown(void)
 {
     call_shutdown();
     call_busy_shutdown();
+    call_glare_shutdown();
     if (sweep_source)
         g_source_remove(sweep_source);
     sweep_source = 0;

@@ -126,10 +126,13 @@ static bool alive(const char *node)
 
 /* Tells the other nodes: "+DEVICE" logged in here, "-DEVICE" went
  * offline (and is not held by another node), "" changed otherwise. */
-static void announce(const char *user_id, char sign, const char *device_id)
+/* "+DEVICE<TAB>SINCE" (came online), "-DEVICE" (went offline) or "". */
+static void announce(const char *user_id, char sign, const char *device_id, int64_t since)
 {
     g_hash_table_remove(C.cache, user_id);
-    char *m = sign ? g_strdup_printf("%c%s", sign, device_id) : g_strdup("");
+    char *m = sign == '+' ? g_strdup_printf("+%s\t%" G_GINT64_FORMAT, device_id, (gint64)since)
+              : sign      ? g_strdup_printf("%c%s", sign, device_id)
+                          : g_strdup("");
     bus_publish("presence", user_id, m, strlen(m));
     g_free(m);
 }
@@ -149,7 +152,7 @@ static void up(const char *user_id, const char *device_id, const char *platform,
         freeReplyObject(r);
     g_free(val);
     g_free(key);
-    announce(user_id, '+', device_id);
+    announce(user_id, '+', device_id, since);
 }
 
 static void down(const char *user_id, const char *device_id)
@@ -166,7 +169,7 @@ static void down(const char *user_id, const char *device_id)
     if (r)
         freeReplyObject(r);
     g_free(key);
-    announce(user_id, gone ? '-' : 0, device_id);
+    announce(user_id, gone ? '-' : 0, device_id, 0);
 }
 
 /* Deletes entries of dead nodes seen while reading (best effort). */
@@ -236,15 +239,22 @@ static void on_presence(const char *node, const char *user, const char *data, si
     (void)ud;
     g_hash_table_remove(C.cache, user);
     if (len > 1 && (data[0] == '+' || data[0] == '-')) {
-        const char *device = data + 1;
+        char *device = g_strndup(data + 1, len - 1);
+        char *tab = strchr(device, '\t');
+        int64_t since = 0;
+        if (tab) {
+            *tab = '\0';
+            since = g_ascii_strtoll(tab + 1, NULL, 10);
+        }
         struct conn *here = presence_conn_of(user, device);
         if (data[0] == '+') {
             if (here)
                 conn_close(here, 4409, "replaced by a newer connection of the same device");
-            call_device_online(user, device);
+            call_device_online(user, device, since);
         } else if (!here) {
             call_device_offline(user, device);
         }
+        g_free(device);
     }
     presence_changed_elsewhere(user);
 }

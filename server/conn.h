@@ -34,6 +34,7 @@ struct conn {
     char *jti;
     int64_t token_ver;
     int64_t token_exp;
+    int64_t online_ms; /* when it authenticated: its presence's since */
     /* A data gateway (auth.apikey) instead of a user: its enterprise and
      * key id (never the key). Such a connection sends only messages whose
      * handler is for_gateway, and has authed false. */

@@ -48,7 +48,8 @@ static void attach(struct conn *c, const struct account *acct, const struct toke
     c->token_exp = claims->exp;
     metrics_conn("none", -1);
     metrics_conn(c->role, 1);
-    struct conn *old = presence_add(c->user_id, c, c->device_id, c->platform, clock_now_ms());
+    c->online_ms = clock_now_ms();
+    struct conn *old = presence_add(c->user_id, c, c->device_id, c->platform, c->online_ms);
     if (old)
         conn_close(old, 4409, "replaced by a newer connection of the same device");
     push_api_attach(c);
@@ -74,7 +75,7 @@ static void login_done(struct auth_outcome *o, void *ud)
         } else {
             attach(c, o->acct, &o->claims, o->claims.device_id, c->platform);
             conn_reply(c, p->id, auth_session_json(o->token, &o->claims, o->acct));
-            call_device_online(c->user_id, c->device_id); /* after the reply */
+            call_device_online(c->user_id, c->device_id, c->online_ms); /* after the reply */
         }
     }
     json_decref(p->id);
@@ -174,7 +175,7 @@ static void h_token(struct conn *c, json_t *id, json_t *msg)
         device_id = *claims.device_id ? claims.device_id : "default";
     attach(c, acct, &claims, device_id, platform);
     conn_reply(c, id, auth_session_json(token, &claims, acct));
-    call_device_online(c->user_id, c->device_id); /* after the reply */
+    call_device_online(c->user_id, c->device_id, c->online_ms); /* after the reply */
     account_free(acct);
     token_claims_clear(&claims);
 }

@@ -228,6 +228,19 @@ void call_busy_update(struct call *c)
             hooks.busy_changed(parties[i], call_user_busy_here(parties[i]));
 }
 
+void call_ring_changed(struct call *c, bool ringing)
+{
+    if (!hooks.ring_changed || c->ring_told == ringing)
+        return;
+    c->ring_told = ringing;
+    hooks.ring_changed(c->id, c->caller.user_id, c->targets, ringing);
+}
+
+const char *call_ringing_elsewhere(const char *caller, const char *callee)
+{
+    return hooks.ringing_elsewhere ? hooks.ringing_elsewhere(caller, callee) : NULL;
+}
+
 /* ---------- persistence ---------- */
 
 /* Writes the call's record with its current state; returns a store code. */
@@ -312,6 +325,8 @@ void call_end(struct call *c, const char *reason, const char *by)
     call_save(c); /* logged on failure; the call ends all the same */
     if (was == CALL_ACTIVE)
         call_busy_update(c);
+    else if (was == CALL_RINGING)
+        call_ring_changed(c, false);
     for (size_t i = 0; i < G_N_ELEMENTS(end_reasons); i++)
         if (strcmp(end_reasons[i], reason) == 0)
             ended_by_reason[i]++;
@@ -437,19 +452,27 @@ void call_check_unreachable(struct call *c)
 /* ---------- ringing ---------- */
 
 /* Rings device_id of user_id: sends call.incoming (with that user's own
- * ICE servers) and remembers the device. */
-void call_ring_device(struct call *c, const char *user_id, const char *device_id)
+ * ICE servers) and remembers the device. since_ms is when the device's
+ * connection came online (its presence "since"), or 0 if not known: a
+ * connection already rung is not rung twice (with several nodes, the news
+ * of a login elsewhere can come after an invite found the device). */
+void call_ring_device(struct call *c, const char *user_id, const char *device_id,
+                      int64_t since_ms)
 {
     char *k = call_ringer_key(user_id, device_id);
-    if (g_hash_table_contains(c->ringers, k)) {
+    struct ringer *g = g_hash_table_lookup(c->ringers, k);
+    if (g) {
         g_free(k); /* a new connection of a ringing device: ring it again */
+        if (since_ms && g->since_ms == since_ms)
+            return;
     } else {
-        struct ringer *g = g_new0(struct ringer, 1);
+        g = g_new0(struct ringer, 1);
         g->user_id = g_strdup(user_id);
         g->device_id = g_strdup(device_id);
         g_queue_init(&g->early);
         g_hash_table_insert(c->ringers, k, g);
     }
+    g->since_ms = since_ms;
     json_t *ev = json_deep_copy(c->incoming);
     json_object_set_new(ev, "ice_servers",
                         ice_servers_json(&call_lim.ice, user_id, clock_now_ms()));
@@ -556,6 +579,7 @@ void call_accept(const struct call_actor *a, json_t *msg, const struct call_repl
     log_info("call", "call=%s accepted by user=%s device=%s after %" G_GINT64_FORMAT " ms", c->id,
              a->user_id, a->device_id, now - c->invite_at);
     call_reply_ok(r, json_pack("{s:s}", "call_id", c->id));
+    call_ring_changed(c, false);
     call_busy_update(c);
 
     if (c->caller.connected) {

@@ -21,6 +21,7 @@
 #include "records/store.h"
 #include "signaling/ice.h"
 
+#include <glib.h>
 #include <jansson.h>
 #include <stdint.h>
 
@@ -39,7 +40,19 @@ struct call_hooks {
     /* Optional (several servers): whether a call left open in the store is
      * held by another server that is alive (then not ended at start). */
     bool (*held_elsewhere)(const char *call_id);
+    /* Optional (several servers), for glare: call_id, made here by caller
+     * to the users of targets (a set of ids), started ringing or stopped;
+     * and the id of a call made by caller to callee that rings on another
+     * server, or NULL. */
+    void (*ring_changed)(const char *call_id, const char *caller, GHashTable *targets,
+                         bool ringing);
+    const char *(*ringing_elsewhere)(const char *caller, const char *callee);
 };
+/* Glare with a call ringing on another server: call_id, made there by
+ * caller to each of the n users of targets. Each call ringing here from one
+ * of them to caller that loses (see call_invite) ends busy. */
+void call_glare_elsewhere(const char *call_id, const char *caller, const char *const *targets,
+                          size_t n);
 /* Takes over the answered peer-to-peer call call_id, whose server is gone,
  * from its stored record: it is held here from now on, both parties away
  * until they send call.resume within the grace period (and then
@@ -118,7 +131,7 @@ void call_leave(const struct call_actor *a, json_t *msg, const struct call_reply
 bool call_known(const char *call_id);
 
 /* A device of user_id authenticated: it rings for calls still ringing. */
-void call_device_online(const char *user_id, const char *device_id);
+void call_device_online(const char *user_id, const char *device_id, int64_t since_ms);
 /* A device of user_id is gone (its last connection closed): a party's
  * grace period starts; a ringing device stops ringing. */
 void call_device_offline(const char *user_id, const char *device_id);

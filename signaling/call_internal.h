@@ -28,7 +28,8 @@ struct ringer {
     char *user_id;
     char *device_id;
     bool rang;
-    GQueue early; /* json_t* */
+    int64_t since_ms; /* of the connection rung (0: not known) */
+    GQueue early;     /* json_t* */
 };
 
 /* A third party of an SFU call (call.join). */
@@ -55,6 +56,7 @@ struct call {
     GHashTable *ringers;  /* "user\ndevice" -> struct ringer* */
     json_t *record;       /* the stored document */
     bool saved;           /* record written once: later saves replace it */
+    bool ring_told;   /* other servers were told that it rings */
     json_t *incoming;     /* call.incoming without ice_servers */
     char *offer, *answer; /* SDP */
     GQueue early_caller;  /* caller's candidates before an answer */
@@ -122,6 +124,10 @@ bool call_user_busy(const char *user_id);
 /* After c was answered or ended: tells the hooks of its parties whose
  * busy state changed. */
 void call_busy_update(struct call *c);
+/* Tells other servers (the ring_changed hook) that c started or stopped
+ * ringing; and asks them for a call from caller to callee ringing there. */
+void call_ring_changed(struct call *c, bool ringing);
+const char *call_ringing_elsewhere(const char *caller, const char *callee);
 /* Frees c, stopping its timers; it must no longer be in the tables. */
 void call_free(struct call *c);
 /* Ends c with reason: stores the end, tells every device still in the
@@ -141,7 +147,8 @@ void call_check_unreachable(struct call *c);
 
 /* Rings device_id of user_id: sends call.incoming (with that user's own
  * ICE servers) and remembers the device. */
-void call_ring_device(struct call *c, const char *user_id, const char *device_id);
+void call_ring_device(struct call *c, const char *user_id, const char *device_id,
+                      int64_t since_ms);
 
 /* ---------- SFU calls (call_sfu.c) ---------- */
 

@@ -62,7 +62,8 @@ static void ring_user(struct call *c, const char *user_id)
     json_t *devices = presence_devices(user_id);
     size_t i;
     json_t *d;
-    json_array_foreach(devices, i, d) call_ring_device(c, user_id, jx_str(d, "device_id"));
+    json_array_foreach(devices, i, d)
+        call_ring_device(c, user_id, jx_str(d, "device_id"), jx_int(d, "since", 0));
     json_decref(devices);
 }
 
@@ -273,6 +274,36 @@ static struct call *glare_with(const struct call_actor *a, const struct target *
     return NULL;
 }
 
+void call_glare_elsewhere(const char *call_id, const char *caller, const char *const *targets,
+                          size_t n)
+{
+    GHashTable *set = call_by_user ? g_hash_table_lookup(call_by_user, caller) : NULL;
+    if (!set)
+        return;
+    GPtrArray *losers = g_ptr_array_new();
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, set);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        struct call *c = v;
+        if (c->state != CALL_RINGING || !g_hash_table_contains(c->targets, caller) ||
+            strcmp(caller, c->caller.user_id) >= 0)
+            continue;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(targets[i], c->caller.user_id) == 0) {
+                g_ptr_array_add(losers, c);
+                break;
+            }
+    }
+    for (guint i = 0; i < losers->len; i++) {
+        struct call *c = g_ptr_array_index(losers, i);
+        log_info("call", "glare: call=%s yields to call=%s elsewhere", c->id, call_id);
+        json_object_set_new(c->record, "glare", json_true());
+        call_end(c, "busy", NULL);
+    }
+    g_ptr_array_free(losers, TRUE);
+}
+
 /* Checks the optional invite fields. Returns false (and replies) if bad. */
 static bool invite_fields(json_t *msg, const struct call_reply *r, json_t **media,
                           const char **patrol_id)
@@ -349,6 +380,20 @@ void call_invite(const struct call_actor *a, json_t *msg, const struct call_repl
         log_info("call", "glare: call=%s yields to a new invite by user=%s", other->id, a->user_id);
         json_object_set_new(other->record, "glare", json_true());
         call_end(other, "busy", NULL);
+    }
+    /* The same with a call ringing on another server; if it loses, that
+     * server ends it when it hears of this one. */
+    for (guint i = 0; !other && i < t.accounts->len; i++) {
+        const struct account *acct = g_ptr_array_index(t.accounts, i);
+        const char *there = call_ringing_elsewhere(acct->id, a->user_id);
+        if (there && strcmp(acct->id, a->user_id) < 0) {
+            json_t *extra = json_pack("{s:s}", "call_id", there);
+            r->fn(r->ctx, ERR_CONFLICT, "glare: that user is calling you; answer their call",
+                  extra);
+            log_info("call", "glare: user=%s invite yields to call=%s elsewhere", a->user_id,
+                     there);
+            goto out;
+        }
     }
 
     int64_t now = clock_now_ms();
@@ -430,6 +475,7 @@ void call_invite(const struct call_actor *a, json_t *msg, const struct call_repl
              t.accounts->len, patrol_id ? " patrol=" : "", patrol_id ? patrol_id : "",
              busy ? " (some busy)" : "", sfu ? " via the sfu" : "");
     if (!outcome) {
+        call_ring_changed(c, true); /* before any device hears of it */
         g_hash_table_iter_init(&it, c->targets);
         while (g_hash_table_iter_next(&it, &k, NULL))
             ring_user(c, k);

@@ -177,7 +177,7 @@ void call_resume(const struct call_actor *a, json_t *msg, const struct call_repl
     } else if (c->state == CALL_RINGING && g_hash_table_contains(c->targets, a->user_id)) {
         call_reply_ok(r, json_pack("{s:s, s:s, s:s}", "call_id", c->id, "state", "ringing", "role",
                                    "callee"));
-        call_ring_device(c, a->user_id, a->device_id);
+        call_ring_device(c, a->user_id, a->device_id, 0);
         call_check_unreachable(c);
         return;
     } else {
@@ -253,13 +253,13 @@ void call_device_offline(const char *user_id, const char *device_id)
     g_ptr_array_free(ids, TRUE);
 }
 
-void call_device_online(const char *user_id, const char *device_id)
+void call_device_online(const char *user_id, const char *device_id, int64_t since_ms)
 {
     GPtrArray *ids = call_ids_of(user_id);
     for (guint i = 0; i < ids->len; i++) {
         struct call *c = g_hash_table_lookup(call_table, g_ptr_array_index(ids, i));
         if (c && c->state == CALL_RINGING && g_hash_table_contains(c->targets, user_id)) {
-            call_ring_device(c, user_id, device_id);
+            call_ring_device(c, user_id, device_id, since_ms);
             call_check_unreachable(c);
         }
     }

@@ -260,7 +260,6 @@ def test_end_reasons_declined_cancelled_timeout_offline_busy(server):
     run(go())
 
 
-@node_local
 def test_glare_is_resolved_by_user_id(server):
     srv = start(server)
 
