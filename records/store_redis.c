@@ -163,8 +163,11 @@ static struct redis_script deadline_del_lua = {"redis.call('ZREM', ARGV[1] .. 'd
                                                ""};
 
 /* ARGV: prefix, key, window_ms, now_ms, n, limit: {added (1|0), count}.
- * The count is a string: Redis would truncate a Lua number. */
+ * The count is a string: Redis would truncate a Lua number. Its writes
+ * stay out of the append-only file and the replicas (REPL_NONE), so a
+ * check does not wait for a disk sync: rate windows are not durable. */
 static struct redis_script rate_add_lua = {
+    "redis.set_repl(redis.REPL_NONE)\n"
     "local w, now = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
     "local n, limit = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
     "local i = math.floor(now / w)\n"
