@@ -327,11 +327,42 @@ static sig_fn fn_of(const char *type)
     return NULL;
 }
 
+/* The bus sends again what it had not heard Redis take when its
+ * connection dropped, so a request Redis did take arrives twice. Each node
+ * numbers its requests (fwd) and the bus keeps a node's messages in order,
+ * so a request numbered at or below the last one handled from its node is
+ * such a copy: a second call.candidate would add the candidate twice. */
+static GHashTable *handled; /* node id -> last fwd handled (gint64*) */
+
+static bool first_time(const char *node, json_t *fwd)
+{
+    if (!json_is_integer(fwd))
+        return false;
+    gint64 n = json_integer_value(fwd);
+    gint64 *last = g_hash_table_lookup(handled, node);
+    if (last && n <= *last)
+        return false;
+    if (!last) {
+        if (g_hash_table_size(handled) >= OWNERS_MAX)
+            g_hash_table_remove_all(handled); /* nodes come and go with restarts */
+        last = g_new(gint64, 1);
+        g_hash_table_insert(handled, g_strdup(node), last);
+    }
+    *last = n;
+    return true;
+}
+
 static void on_call_req(const char *node, const char *user, const char *data, size_t len, void *ud)
 {
     (void)user;
     (void)ud;
     json_t *m = json_loadb(data, len, 0, NULL);
+    if (!first_time(node, json_object_get(m, "fwd"))) {
+        log_info("call", "request %" JSON_INTEGER_FORMAT " from node=%s seen before: dropped",
+                 json_integer_value(json_object_get(m, "fwd")), node);
+        json_decref(m);
+        return;
+    }
     json_t *actor = json_object_get(m, "actor"), *msg = json_object_get(m, "msg");
     sig_fn fn = fn_of(json_string_value(json_object_get(msg, "type")));
     struct call_actor a = {jx_str(actor, "user"), jx_str(actor, "device"), jx_str(actor, "role"),
@@ -549,6 +580,7 @@ void call_api_init(void)
     call_busy_ask();
     if (bus_enabled()) {
         pending = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, forwarded_free);
+        handled = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         orphans = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         sweep_source = g_timeout_add_seconds((guint)server.cfg.cluster_dead_s, on_sweep, NULL);
         bus_on("call.req", on_call_req, NULL);
@@ -575,6 +607,9 @@ void call_api_shutdown(void)
     if (pending)
         g_hash_table_destroy(pending);
     pending = NULL;
+    if (handled)
+        g_hash_table_destroy(handled);
+    handled = NULL;
     dtls_cert_free(media_cert);
     media_cert = NULL;
     g_strfreev(media_addrs);

@@ -4,6 +4,7 @@ YJT_TEST_REDIS names a Redis server (ctest's integration_redis_* tests start
 one)."""
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -790,5 +791,40 @@ def test_glare_between_nodes_at_the_same_moment(server):
         await hang_up(c[low], c[high], kept["call_id"])
         for ws in c.values():
             await ws.close()
+
+    run(body())
+
+
+def test_a_request_the_bus_sends_twice_runs_once(server):
+    """The bus sends again what it did not hear Redis take when its
+    connection dropped: a forwarded call request can reach the call's node
+    twice. A copy (put on the bus here by hand) is dropped, so a candidate
+    reaches the other party once."""
+    n1, n2 = cluster(server, n=2, users=CALL_USERS)
+    boss = n1.users["boss"]
+    prefix = n1.settings["redis_prefix"]
+
+    def redis(*args):
+        r = subprocess.run(["redis-cli", "-u", REDIS_URL, "--json", *args], capture_output=True,
+                           text=True, check=True)
+        return json.loads(r.stdout)
+
+    async def body():
+        gov = await n1.ws_login("gov4401", device_id="g")
+        b = await n2.ws_login("boss", device_id="b")
+        call_id, _ = await answered_call(gov, b, {"user": boss}, OFFER, ANSWER)
+        await b.ok("call.candidate", call_id=call_id, candidate={"candidate": "c-1"})
+        assert (await gov.next_event("call.candidate"))["candidate"]["candidate"] == "c-1"
+        entries = redis("XRANGE", prefix + "bus", "-", "+")
+        sent = [dict(zip(f[::2], f[1::2])) for _, f in entries]
+        req = [f for f in sent if f["t"] == "call.req" and "c-1" in f["d"]][-1]
+        redis("XADD", prefix + "bus", "*", *[x for kv in req.items() for x in kv])
+        await gov.no_event("call.candidate", within=1.0)
+        # later requests still run
+        await b.ok("call.candidate", call_id=call_id, candidate={"candidate": "c-2"})
+        assert (await gov.next_event("call.candidate"))["candidate"]["candidate"] == "c-2"
+        await hang_up(gov, b, call_id)
+        for c in (gov, b):
+            await c.close()
 
     run(body())
