@@ -19,6 +19,12 @@ struct redis_link {
     int64_t next_try_ms; /* no connection attempt before this */
     int backoff_ms;
     char error[256];
+    /* Deferred writes: sent, their replies not read yet (pending); of those
+     * read or lost since the last drain, how many failed; and whether any
+     * was sent since (a drain then waits for the replicas). */
+    int pending;
+    int deferred_failed;
+    bool deferred_sent;
 };
 
 static int64_t now_ms(void)
@@ -334,10 +340,14 @@ struct redis_link *redis_link_new(const struct redis_url *u, int timeout_ms)
     return l;
 }
 
+static int read_pending(struct redis_link *l);
+
 void redis_link_free(struct redis_link *l)
 {
     if (!l)
         return;
+    if (l->c && l->pending > 0)
+        read_pending(l);
     if (l->c)
         redisFree(l->c);
     redis_url_clear(&l->url);
@@ -492,9 +502,82 @@ int redis_link_connect(struct redis_link *l)
     return 0;
 }
 
+/* The connection broke: the deferred writes whose replies were not read
+ * may or may not have been applied, so they count as failed. */
+static void drop_ctx(struct redis_link *l, const char *what)
+{
+    set_error(l, what, l->c->errstr[0] ? l->c->errstr : "connection lost");
+    l->deferred_failed += l->pending;
+    l->pending = 0;
+    redisFree(l->c);
+    l->c = NULL;
+}
+
+/* Reads the replies of the deferred writes sent so far. */
+static int read_pending(struct redis_link *l)
+{
+    bool demoted = false;
+    while (l->pending > 0) {
+        void *rep = NULL;
+        if (redisGetReply(l->c, &rep) != REDIS_OK || !rep) {
+            drop_ctx(l, "deferred write");
+            return -1;
+        }
+        l->pending--;
+        redisReply *r = rep;
+        if (r->type == REDIS_REPLY_ERROR) {
+            l->deferred_failed++;
+            set_error(l, "deferred write", r->str);
+            demoted = demoted || g_str_has_prefix(r->str, "READONLY");
+        }
+        freeReplyObject(r);
+    }
+    if (demoted) { /* reconnect through the sentinels */
+        redisFree(l->c);
+        l->c = NULL;
+    }
+    return 0;
+}
+
+int redis_link_defer(struct redis_link *l, const struct redis_cmd *cmd)
+{
+    if (redis_link_connect(l) != 0)
+        return -1;
+    if (redisAppendCommandArgv(l->c, cmd->n, cmd->v, cmd->len) != REDIS_OK) {
+        drop_ctx(l, cmd->n ? cmd->v[0] : "command");
+        return -1;
+    }
+    /* Sent now, so that it reaches the server before anything this
+     * process says later on other connections (the bus). */
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite(l->c, &done) != REDIS_OK) {
+            drop_ctx(l, cmd->n ? cmd->v[0] : "command");
+            return -1;
+        }
+    l->pending++;
+    l->deferred_sent = true;
+    return 0;
+}
+
+int redis_link_drain(struct redis_link *l)
+{
+    if (l->pending > 0)
+        read_pending(l);
+    if (l->deferred_sent && l->deferred_failed == 0 && redis_link_wait(l) != 0)
+        l->deferred_failed++;
+    l->deferred_sent = false;
+    int failed = l->deferred_failed;
+    l->deferred_failed = 0;
+    return failed ? -1 : 0;
+}
+
 redisReply *redis_link_run(struct redis_link *l, const struct redis_cmd *cmd)
 {
     if (redis_link_connect(l) != 0)
+        return NULL;
+    /* The deferred writes' replies come first on the connection. */
+    if (l->pending > 0 && (read_pending(l) != 0 || redis_link_connect(l) != 0))
         return NULL;
     redisReply *r = redisCommandArgv(l->c, cmd->n, cmd->v, cmd->len);
     if (!r) {

@@ -105,6 +105,15 @@ const struct redis_url *redis_link_url(const struct redis_link *l);
  * they did not within wait_ms (the write is then not to be counted on).
  * 0 at once without replicas to wait for. */
 int redis_link_wait(struct redis_link *l);
+/* Deferred writes, for a caller that batches (a server's store): the
+ * command is sent now and its reply read later, by the next command's
+ * call (replies come in order) or by redis_link_drain(). -1 (nothing
+ * sent) if the server cannot be reached now. */
+int redis_link_defer(struct redis_link *l, const struct redis_cmd *c);
+/* Reads every deferred reply and, with ?wait=N, waits for the replicas:
+ * 0 if every write deferred since the last drain was applied, -1 if any
+ * failed or was lost with the connection (it may have been applied). */
+int redis_link_drain(struct redis_link *l);
 /* Why the last command failed (a static description or the server's). */
 const char *redis_link_error(const struct redis_link *l);
 

@@ -58,6 +58,11 @@ void store_set_batching(struct store *st, bool on, void (*on_dirty)(void *ud), v
         st->ops->set_batching(st, on, on_dirty, ud);
 }
 
+bool store_commit_may_fail(const struct store *st)
+{
+    return st->ops->commit_may_fail;
+}
+
 int store_write_batch(struct store *st)
 {
     if (!st->ops->commit)

@@ -103,6 +103,10 @@ struct store_ops {
     int (*kv_delete)(struct store *st, const char *key);
     int (*kv_purge_expired)(struct store *st, int64_t now_ms);
     int (*counter_incr)(struct store *st, const char *name, int64_t by, int64_t *value_out);
+    /* A failed commit may leave some of the batch's writes applied, and
+     * the backend can go on afterwards (Redis: deferred writes); else a
+     * failed commit undid the batch and the store is not to be trusted. */
+    bool commit_may_fail;
     /* NULL: rate windows are kept in this process (store_rate.c). */
     int (*rate_add)(struct store *st, const char *key, int64_t window_ms, int64_t now_ms,
                     int64_t n, int64_t limit, double *count_out);
@@ -157,9 +161,16 @@ int store_flush(struct store *st);
  * only when store_commit() returns 0: a server turns batching on, commits
  * before it sends anything to anyone, and so many writes share one disk
  * flush while nothing is announced before it is durable. on_dirty(ud) is
- * called when a batch opens (schedule a commit). A failed commit undoes the
- * whole batch and returns STORE_EIO. */
+ * called when a batch opens (schedule a commit). A failed commit returns
+ * STORE_EIO: on SQLite it undid the whole batch; on Redis, where only the
+ * writes whose outcome the caller does not need are deferred (sent at once,
+ * their replies read at the commit, so that many share the server's disk
+ * sync), some of them may have been applied. Either way nothing that tells
+ * of the batch may go out. */
 void store_set_batching(struct store *st, bool on, void (*on_dirty)(void *ud), void *ud);
+/* Whether a failed commit leaves the store usable (see commit_may_fail):
+ * the server then serves on, telling nothing of the failed batch. */
+bool store_commit_may_fail(const struct store *st);
 /* Commits the open batch and makes it durable: store_write_batch() and
  * store_sync() in one. */
 int store_commit(struct store *st);

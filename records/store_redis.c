@@ -249,6 +249,41 @@ int rd_script_ok(struct redis_store *r, struct redis_script *s, struct redis_cmd
     return STORE_OK;
 }
 
+/* A write whose outcome the caller does not need: with batching on it is
+ * sent now and its reply read at the commit (many writes then share the
+ * server's disk sync); otherwise run and waited for. Clears c. */
+int rd_write(struct redis_store *r, struct redis_cmd *c)
+{
+    if (!r->batching)
+        return rd_run_ok(r, c);
+    int rc = redis_link_defer(r->link, c) == 0 ? STORE_OK : STORE_EIO;
+    redis_cmd_clear(c);
+    if (rc == STORE_OK && !r->dirty) {
+        r->dirty = true;
+        if (r->on_dirty)
+            r->on_dirty(r->dirty_ud);
+    }
+    return rc;
+}
+
+/* rd_write() of script s (by its body: a deferred EVALSHA could not fall
+ * back to EVAL once the script is found missing). Clears args. */
+int rd_write_script(struct redis_store *r, struct redis_script *s, struct redis_cmd *args)
+{
+    if (!r->batching)
+        return rd_script_ok(r, s, args);
+    struct redis_cmd c;
+    redis_cmd_init(&c);
+    redis_cmd_str(&c, "EVAL");
+    redis_cmd_str(&c, s->body);
+    redis_cmd_str(&c, "0");
+    for (int i = 0; i < args->n; i++)
+        redis_cmd_bin(&c, args->v[i], args->len[i]); /* borrowed from args */
+    int rc = rd_write(r, &c);
+    redis_cmd_clear(args);
+    return rc;
+}
+
 int64_t rd_reply_int(const redisReply *rep)
 {
     if (rep->type == REDIS_REPLY_INTEGER)
@@ -259,6 +294,16 @@ int64_t rd_reply_int(const redisReply *rep)
 }
 
 /* ---- documents ---- */
+
+static bool has_unique_index(struct redis_store *r, const char *coll)
+{
+    for (guint i = 0; i < r->indexes->len; i++) {
+        const struct idx *d = g_ptr_array_index(r->indexes, i);
+        if (d->unique && strcmp(d->coll, coll) == 0)
+            return true;
+    }
+    return false;
+}
 
 static bool has_index(struct redis_store *r, const char *coll)
 {
@@ -382,6 +427,11 @@ static int rd_doc_put(struct store *st, const char *coll, const char *id, json_t
             if (strcmp(d->coll, coll) == 0)
                 index_values(d, doc, &c, true);
         }
+    }
+    if (!create_only && !has_unique_index(r, coll)) { /* cannot conflict */
+        int rc = rd_write_script(r, &doc_put_lua, &c);
+        free(body);
+        return rc;
     }
     redisReply *rep = rd_script(r, &doc_put_lua, &c);
     free(body);
@@ -600,6 +650,11 @@ static int seq_append(struct redis_store *r, const char *const *keys, int n, jso
     redis_cmd_str(&c, body);
     for (int i = 0; i < n; i++)
         redis_cmd_str(&c, keys[i]);
+    if (!seqs_out) { /* an audit line: nobody waits for its seq */
+        int rc = rd_write_script(r, &seq_append_lua, &c);
+        free(body);
+        return rc;
+    }
     redisReply *rep = rd_script(r, &seq_append_lua, &c);
     free(body);
     if (!rep)
@@ -720,7 +775,7 @@ static int rd_seq_trim(struct store *st, const char *key, int64_t upto_seq)
     redis_cmd_str(&c, "MINID");
     char *min = g_strdup_printf("0-%" G_GINT64_FORMAT, (gint64)upto_seq + 1);
     redis_cmd_str(&c, min);
-    int rc = rd_run_ok(r, &c);
+    int rc = rd_write(r, &c);
     g_free(min);
     return rc;
 }
@@ -744,10 +799,7 @@ static int rd_deadline_set_many(struct store *st, const char *const *ids, int n,
         redis_cmd_str(&c, bodies[i] ? bodies[i] : "");
     }
     if (rc == STORE_OK) {
-        redisReply *rep = rd_script(r, &deadline_set_lua, &c);
-        rc = rep ? STORE_OK : STORE_EIO;
-        if (rep)
-            freeReplyObject(rep);
+        rc = rd_write_script(r, &deadline_set_lua, &c);
     } else {
         redis_cmd_clear(&c);
     }
@@ -768,7 +820,7 @@ static int rd_deadline_delete(struct store *st, const char *id)
     struct redis_cmd c;
     rd_args_start(r, &c);
     redis_cmd_str(&c, id);
-    return rd_script_ok(r, &deadline_del_lua, &c);
+    return rd_write_script(r, &deadline_del_lua, &c);
 }
 
 static int rd_deadline_claim(struct store *st, const char *id, int64_t due_ms, int64_t until_ms)
@@ -850,7 +902,7 @@ static int rd_kv_set(struct store *st, const char *key, const char *value, int64
     if (expire_at_ms != 0 && expire_at_ms <= wall_ms()) {
         rd_cmd_start(&c, "DEL"); /* already expired: as if set, then gone */
         rd_cmd_key(r, &c, "kv:", key);
-        return rd_run_ok(r, &c);
+        return rd_write(r, &c);
     }
     rd_cmd_start(&c, "SET");
     rd_cmd_key(r, &c, "kv:", key);
@@ -859,7 +911,7 @@ static int rd_kv_set(struct store *st, const char *key, const char *value, int64
         redis_cmd_str(&c, "PXAT");
         redis_cmd_i64(&c, expire_at_ms);
     }
-    return rd_run_ok(r, &c);
+    return rd_write(r, &c);
 }
 
 static int rd_kv_get(struct store *st, const char *key, char **value_out)
@@ -884,7 +936,7 @@ static int rd_kv_delete(struct store *st, const char *key)
     struct redis_cmd c;
     rd_cmd_start(&c, "DEL");
     rd_cmd_key(r, &c, "kv:", key);
-    return rd_run_ok(r, &c);
+    return rd_write(r, &c);
 }
 
 static int rd_kv_purge_expired(struct store *st, int64_t now_ms)
@@ -950,6 +1002,25 @@ static int rd_flush(struct store *st)
     return STORE_OK;
 }
 
+/* The batch's deferred writes are all applied (and, with ?wait=N, on the
+ * replicas), or STORE_EIO: some may be applied, some not. */
+static int rd_commit(struct store *st)
+{
+    struct redis_store *r = R(st);
+    r->dirty = false;
+    return redis_link_drain(r->link) == 0 ? STORE_OK : STORE_EIO;
+}
+
+static void rd_set_batching(struct store *st, bool on, void (*on_dirty)(void *ud), void *ud)
+{
+    struct redis_store *r = R(st);
+    if (!on && r->dirty)
+        rd_commit(st);
+    r->batching = on;
+    r->on_dirty = on_dirty;
+    r->dirty_ud = ud;
+}
+
 static void idx_free(gpointer p)
 {
     struct idx *d = p;
@@ -961,6 +1032,7 @@ static void idx_free(gpointer p)
 static void rd_close(struct store *st)
 {
     struct redis_store *r = R(st);
+    rd_commit(st);
     redis_link_free(r->link);
     g_ptr_array_free(r->indexes, TRUE);
     g_free(r->prefix);
@@ -992,6 +1064,9 @@ static const struct store_ops redis_ops = {
     .kv_delete = rd_kv_delete,
     .kv_purge_expired = rd_kv_purge_expired,
     .counter_incr = rd_counter_incr,
+    .set_batching = rd_set_batching,
+    .commit = rd_commit,
+    .commit_may_fail = true,
     .rate_add = rd_rate_add,
     .ts_log_append = rd_ts_log_append,
     .ts_log_each = rd_ts_log_each,

@@ -20,6 +20,12 @@ struct redis_store {
     struct redis_link *link;
     char *prefix;
     GPtrArray *indexes; /* struct idx* */
+    /* Batching (store_set_batching): writes whose outcome the caller does
+     * not need are deferred, their replies read at the commit. */
+    bool batching;
+    bool dirty; /* a write was deferred since the last commit */
+    void (*on_dirty)(void *ud);
+    void *dirty_ud;
 };
 
 static inline struct redis_store *R(struct store *st)
@@ -40,6 +46,8 @@ redisReply *rd_script(struct redis_store *r, struct redis_script *s, struct redi
 /* The same, when only success matters: STORE_OK or STORE_EIO. */
 int rd_run_ok(struct redis_store *r, struct redis_cmd *c);
 int rd_script_ok(struct redis_store *r, struct redis_script *s, struct redis_cmd *args);
+int rd_write(struct redis_store *r, struct redis_cmd *c);
+int rd_write_script(struct redis_store *r, struct redis_script *s, struct redis_cmd *args);
 int64_t rd_reply_int(const redisReply *rep);
 /* The number after the dash of a stream entry id "0-N", or -1. */
 int64_t rd_entry_seq(const redisReply *id);

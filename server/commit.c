@@ -31,6 +31,13 @@ static struct {
 
 static gboolean on_flushed_cb(gpointer data);
 
+/* Batches whose commit failed on a store that serves on (Redis): nothing
+ * queued with them goes out. The last few are enough: their messages are
+ * dropped when the batch fails, and replies wait for at most one more. */
+#define FAILED_KEPT 64
+static uint64_t failed[FAILED_KEPT];
+static unsigned failed_n;
+
 static void fatal(const char *what)
 {
     log_error("store", "%s failed: stopping so that nothing unrecorded is announced", what);
@@ -64,11 +71,36 @@ static gpointer flusher_main(gpointer data)
     return NULL;
 }
 
+bool commit_failed(uint64_t gen)
+{
+    for (unsigned i = 0; i < failed_n && i < FAILED_KEPT; i++)
+        if (failed[i] == gen)
+            return true;
+    return false;
+}
+
+/* Writes the open batch. If that fails on a store that may fail a batch,
+ * the batch is marked failed (and gets its flush all the same, so that the
+ * batches after it move on); on any other store it is fatal. */
+static void write_batch(void)
+{
+    if (store_write_batch(server.store) == STORE_OK)
+        return;
+    if (!store_commit_may_fail(server.store))
+        fatal("commit");
+    failed[failed_n++ % FAILED_KEPT] = open_gen;
+    log_error("store",
+              "batch %" G_GUINT64_FORMAT " could not be written: what tells of it is "
+              "dropped and its connections closed",
+              open_gen);
+    conn_drop_failed();
+    open_gen++; /* what is queued from now on is not of the failed batch */
+}
+
 /* Writes the open batch to the log and hands its flush to the thread. */
 static void write_and_flush(void)
 {
-    if (store_write_batch(server.store) != STORE_OK)
-        fatal("commit");
+    write_batch();
     dirty = false;
     written_gen = open_gen;
     g_mutex_lock(&fl.lock);
@@ -161,8 +193,7 @@ void server_commit(void)
         if (due)
             g_source_remove(due);
         due = 0;
-        if (store_write_batch(server.store) != STORE_OK)
-            fatal("commit");
+        write_batch();
         dirty = false;
         written_gen = open_gen;
     }

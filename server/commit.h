@@ -15,10 +15,15 @@
  * are written to as soon as the flush reports (conn_wake_deferred()). So
  * nothing is announced before it is durable, nothing waits for a flush it
  * does not depend on, and the order of a connection's messages is kept.
- * HTTP responses wait the same way (http_wake_flushed()). A failed
- * write or flush stops the process: the batch is lost, and carrying on
- * would announce state the store does not hold; a restart starts again
- * from what is durable. */
+ * HTTP responses wait the same way (http_wake_flushed()). On SQLite a
+ * failed write or flush stops the process: the batch is lost, and carrying
+ * on would announce state the store does not hold; a restart starts again
+ * from what is durable. On Redis (whose batches hold only writes whose
+ * outcome nobody needed at once, see store.h) a failed batch is dropped
+ * instead, with everything queued that tells of it: the connections that
+ * had such messages are closed (1011, they resume elsewhere or later), and
+ * HTTP responses of the batch become 503 `unavailable`. Nothing of it was
+ * acknowledged, so nothing acknowledged is lost. */
 #ifndef YJT_COMMIT_H
 #define YJT_COMMIT_H
 
@@ -36,6 +41,9 @@ void commit_shutdown(void);
 uint64_t commit_needed(void);
 /* True once batch gen (and every batch before it) is durable. */
 bool commit_durable(uint64_t gen);
+/* True if batch gen failed to be written (a store that serves on after a
+ * failed commit, Redis): what was queued with it must not go out. */
+bool commit_failed(uint64_t gen);
 /* How long the flushes of the log took (for /metrics). */
 const struct hist *commit_flush_hist(void);
 /* Writes the open batch, if any, flushes the log on this thread if

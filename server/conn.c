@@ -23,7 +23,7 @@ static bool defer_write(struct conn *c);
 
 static GHashTable *conns; /* serial -> struct conn* */
 static uint64_t next_serial = 1;
-static GArray *deferred; /* serials of the connections that wait for a commit */
+static GArray *deferred;      /* serials of the connections that wait for a commit */
 static unsigned char *frames; /* scratch for write_frames() */
 static size_t frames_size;
 
@@ -347,6 +347,34 @@ static bool defer_write(struct conn *c)
         g_array_append_val(deferred, c->serial);
     }
     return true;
+}
+
+static void drop_failed(struct conn *c, void *ud)
+{
+    (void)ud;
+    GList *l = c->outq.head;
+    while (l && !commit_failed(((struct out_msg *)l->data)->gen))
+        l = l->next;
+    if (!l)
+        return;
+    while (l) { /* this message and every later one */
+        GList *next = l->next;
+        struct out_msg *m = l->data;
+        c->out_bytes -= m->len;
+        g_free(m);
+        g_queue_delete_link(&c->outq, l);
+        l = next;
+    }
+    log_warn("ws",
+             "conn=%" G_GUINT64_FORMAT " user=%s closed: the store failed a write it "
+             "was waiting for",
+             c->serial, c->user_id ? c->user_id : "-");
+    conn_close(c, 1011, "store unavailable: reconnect and resume");
+}
+
+void conn_drop_failed(void)
+{
+    conn_each(drop_failed, NULL);
 }
 
 void conn_wake_deferred(void)

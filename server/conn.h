@@ -109,6 +109,9 @@ int conn_write_pending(struct conn *c);
 /* Called when a store flush reports: the connections whose next message
  * waited for it write now. */
 void conn_wake_deferred(void);
+/* A batch failed (commit_failed()): every connection drops the messages
+ * queued with it and after it, and is closed 1011 after the rest. */
+void conn_drop_failed(void);
 /* Sends a WebSocket ping at the next writeable turn. */
 void conn_ping(struct conn *c);
 /* Takes one token from the rate bucket; false if empty. */

@@ -42,7 +42,7 @@ struct http_pss {
     char etag[48];             /* static files: their validator, else empty */
     char *resp;                /* LWS_PRE bytes of headroom, then resp_len bytes */
     size_t resp_len;
-    int file_fd;           /* a file body (rest_reply_file): sent in chunks; -1 or 0: none */
+    int file_fd; /* a file body (rest_reply_file): sent in chunks; -1 or 0: none */
     bool file_body;
     size_t file_sent;      /* of resp_len */
     char disposition[160]; /* Content-Disposition, or empty */
@@ -468,6 +468,16 @@ static int write_response(struct http_pss *h)
 {
     if (!h->ready)
         return 0;
+    if (!h->headers_sent && commit_failed(h->gen)) {
+        /* The store failed a write this response told of. */
+        g_clear_pointer(&h->resp, g_free);
+        if (h->file_body)
+            close(h->file_fd);
+        h->file_body = false;
+        respond_error(h, ERR_UNAVAILABLE, "store unavailable");
+        h->gen = 0; /* tells of nothing */
+        return 0;
+    }
     if (!h->headers_sent && !commit_durable(h->gen)) {
         /* Nothing goes out before it is durable: the response waits for
          * the flush of the batch it may tell of (http_wake_flushed), and

@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from calllib import answered_call, hang_up
-from conftest import REDIS_URL, free_port, run, user, wait_until
+from conftest import REDIS_URL, Closed, free_port, run, user, wait_until
 from pushlib import OPS, push_seqs, resume_all, send_push, wait_pushes
 
 pytestmark = pytest.mark.skipif(REDIS_URL is None, reason="needs Redis (YJT_TEST_REDIS)")
@@ -828,3 +828,45 @@ def test_a_request_the_bus_sends_twice_runs_once(server):
             await c.close()
 
     run(body())
+
+
+def test_a_write_redis_refuses_after_the_fact_is_never_acknowledged(server, tmp_path):
+    """A node sends the writes whose outcome it needs later at once and
+    reads their replies at the end of the loop turn, before anything that
+    tells of them goes out. When Redis refuses them then (here: out of
+    memory), the WebSocket that waited for one is closed 1011 instead of
+    answered, an HTTP request gets 503, and nothing of it is kept."""
+    redis = OwnRedis(tmp_path)
+    redis.start()
+    try:
+        n1, = cluster(server, n=1, redis=redis.url)
+        ops = n1.token("ops")
+        alice = n1.users["alice"]
+
+        def cli(*args):
+            subprocess.run(redis.cli() + list(args), check=True, capture_output=True)
+
+        async def body():
+            d = await n1.ws_login("alice", device_id="phone")
+            await resume_all(d)
+            assert send_push(n1, ops, alice, title="a0") == 1
+            assert await wait_pushes(d, 1) == [1]
+            cli("config", "set", "maxmemory-policy", "noeviction")
+            cli("config", "set", "maxmemory", "1")
+            with pytest.raises(Closed) as closed:
+                await d.request("push.ack", seq=1)
+            assert closed.value.code == 1011, closed.value
+            r = n1.http("POST", "/api/v1/auth/logout", token=ops, raw="{}")
+            assert r.status == 503 and r.error_code() == "unavailable", r
+            cli("config", "set", "maxmemory", "0")
+            # the ack and the logout were not kept, and the node serves on
+            d = await n1.ws_login("alice", device_id="phone")
+            await resume_all(d)  # from the device's stored ack
+            assert push_seqs(d) == [1]
+            assert n1.http("GET", "/api/v1/inbox", token=ops).status == 200
+            assert (await d.ok("push.ack", seq=1))["acked"] == 1
+            await d.close()
+
+        run(body())
+    finally:
+        redis.stop()
