@@ -177,6 +177,8 @@ int account_create(struct store *st, const struct account_new *req, char **id_ou
     }
     json_t *doc = account_to_json(&a);
     int rc = store_doc_put(st, "users", a.id, doc, true);
+    if (account_cache_serves(st))
+        account_cache_stale();
     json_decref(doc);
     g_free(a.pw_hash);
     if (rc == STORE_OK)
@@ -229,6 +231,8 @@ int account_save(struct store *st, struct account *a)
     a->updated_at = clock_now_ms();
     json_t *doc = account_to_json(a);
     int rc = store_doc_put(st, "users", a->id, doc, false);
+    if (account_cache_serves(st))
+        account_cache_stale();
     json_decref(doc);
     return rc;
 }

@@ -11,11 +11,16 @@
  * The cache is never older than the store: before each read it applies
  * the account documents whose revision is newer than the last one it saw
  * (one indexed query, which usually returns nothing). That covers the
- * server's own writes and those of other processes (yjtctl) alike.
+ * server's own writes and those of other processes (yjtctl) alike. On a
+ * store shared by several servers (Redis), where that query is a round
+ * trip to the server, it looks at most every max_age_ms, and at once
+ * after an account write of this process: other processes' changes then
+ * show within max_age_ms.
  * Accounts are never deleted (they are disabled), so there is nothing
  * else to follow. */
 #include "records/account_cache.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #include <glib.h>
@@ -27,6 +32,9 @@ static struct {
     GHashTable *by_org; /* org (owned) -> GTree of id -> struct account (borrowed) */
     int64_t rev;        /* newest revision applied */
     int busy;           /* applying changes, or walking orgs (nested) */
+    int64_t max_age_ms; /* 0: look before every read */
+    int64_t looked_ms;  /* monotonic, of the last look */
+    bool written;       /* this process wrote an account since */
 } cache;
 
 static gint cmp_id(gconstpointer a, gconstpointer b, gpointer ud)
@@ -75,6 +83,11 @@ static int catch_up(void)
 {
     if (cache.busy)
         return STORE_OK;
+    int64_t now = cache.max_age_ms ? clock_mono_ms() : 0;
+    if (cache.max_age_ms && !cache.written && now - cache.looked_ms < cache.max_age_ms)
+        return STORE_OK;
+    cache.looked_ms = now;
+    cache.written = false;
     cache.busy++;
     int rc = store_doc_changes(cache.st, "users", cache.rev, &cache.rev, apply, NULL);
     cache.busy--;
@@ -107,6 +120,16 @@ void account_cache_close(void)
     g_clear_pointer(&cache.by_org, g_hash_table_destroy);
     g_clear_pointer(&cache.by_id, g_hash_table_destroy);
     cache.st = NULL;
+}
+
+void account_cache_set_max_age(int64_t max_age_ms)
+{
+    cache.max_age_ms = max_age_ms;
+}
+
+void account_cache_stale(void)
+{
+    cache.written = true;
 }
 
 bool account_cache_serves(struct store *st)

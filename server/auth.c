@@ -11,6 +11,7 @@
 #include "common/clock.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "records/account_cache.h"
 #include "records/audit.h"
 #include "records/password.h"
 #include "server/metrics.h"
@@ -127,6 +128,7 @@ static gboolean login_finish(gpointer data)
         o.message = "server is shutting down";
         goto out;
     }
+    account_cache_stale(); /* a password or state changed elsewhere counts now */
     if (j->user_id && account_get(server.store, j->user_id, &a) != STORE_OK) {
         o.err = ERR_UNAVAILABLE;
         o.message = "store unavailable";

@@ -475,6 +475,9 @@ int main(int argc, char **argv)
     if (server.cfg.demo &&
         demo_load(server.store, server.cfg.data_dir, server.cfg.hash_iterations) < 0)
         goto out_store;
+    /* On Redis each look for changed accounts is a round trip: at most
+     * every quarter second (other nodes' and yjtctl's changes show then). */
+    account_cache_set_max_age(server.cfg.redis[0] ? 250 : 0);
     if (account_cache_open(server.store) != STORE_OK) {
         log_error("main", "cannot load the accounts from the store");
         goto out_store;

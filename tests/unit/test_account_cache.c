@@ -171,6 +171,35 @@ static bool read_inside(struct account *a, void *ud)
     return true;
 }
 
+/* With a maximum age (a shared store), another process's write shows at
+ * the next look, not at every read; this process's own writes, and reads
+ * after account_cache_stale(), look at once. */
+static void test_max_age(void **state)
+{
+    struct world *w = *state;
+    account_cache_set_max_age(3600 * 1000);
+    assert_same(w, "e2", 17); /* a look: the first read since open */
+    char *theirs = add_user(w->other, "theirs", "e2", "safety_manager");
+    struct account *a = NULL;
+    assert_int_equal(account_get(w->st, theirs, &a), STORE_ENOTFOUND);
+    account_cache_stale();
+    assert_int_equal(account_get(w->st, theirs, &a), 0);
+    account_free(a);
+    move(w->other, theirs, "e1", true);
+    assert_int_equal(account_get(w->st, theirs, &a), 0);
+    assert_false(a->disabled); /* not looked again yet */
+    account_free(a);
+    char *mine = add_user(w->st, "mine", "e2", "principal");
+    assert_int_equal(account_get(w->st, mine, &a), 0); /* own write: looked */
+    account_free(a);
+    assert_int_equal(account_get(w->st, theirs, &a), 0);
+    assert_true(a->disabled);
+    account_free(a);
+    account_cache_set_max_age(0);
+    g_free(theirs);
+    g_free(mine);
+}
+
 static void test_read_inside_walk(void **state)
 {
     struct world *w = *state;
@@ -200,6 +229,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_same_as_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sees_every_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_inside_walk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_early, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
