@@ -129,8 +129,9 @@ static void step(int actor, int action, json_t *msg)
         return;
     }
     if (action == (int)G_N_ELEMENTS(handlers) + 1) {
-        presence_add(uids[actor], &fake_conn[actor * 2 + (device[1] == '1')], device, "ios", 0);
-        call_device_online(uids[actor], device);
+        int64_t since = 1 + (device[1] == '1'); /* as rung from presence: rung once */
+        presence_add(uids[actor], &fake_conn[actor * 2 + (device[1] == '1')], device, "ios", since);
+        call_device_online(uids[actor], device, since);
         return;
     }
     if (!json_object_get(msg, "call_id") && last_call[0])
