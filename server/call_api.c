@@ -265,6 +265,14 @@ static enum take take_over(const char *call_id, const char *dead, const char **w
     return TAKEN;
 }
 
+/* For calls_per_user: the calls the user made that ring on other nodes,
+ * and one for each other node where it is in an answered call (a node
+ * says busy or not, not how many). */
+static unsigned calls_elsewhere(const char *user_id)
+{
+    return call_glare_ringing_by(user_id) + call_busy_nodes(user_id);
+}
+
 static bool forward(struct conn *c, json_t *id, json_t *msg)
 {
     const char *call_id = json_string_value(json_object_get(msg, "call_id"));
@@ -572,6 +580,8 @@ void call_api_init(void)
     struct call_hooks hooks = {.send = hook_send, .missed = hook_missed};
     call_busy_init(&hooks);
     call_glare_init(&hooks, lim.ring_timeout_ms);
+    if (bus_enabled())
+        hooks.calls_elsewhere = calls_elsewhere;
     if (bus_enabled()) {
         owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         hooks.held_elsewhere = held_elsewhere;

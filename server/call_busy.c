@@ -17,24 +17,29 @@ static void on_changed(const char *user_id, bool busy)
     bus_publish("call.busy", user_id, busy ? "1" : "0", 1);
 }
 
-static bool elsewhere(const char *user_id)
+unsigned call_busy_nodes(const char *user_id)
 {
     GHashTable *nodes = remote ? g_hash_table_lookup(remote, user_id) : NULL;
     if (!nodes)
-        return false;
-    bool busy = false;
+        return 0;
+    unsigned n = 0;
     GHashTableIter it;
     gpointer k;
     g_hash_table_iter_init(&it, nodes);
     while (g_hash_table_iter_next(&it, &k, NULL)) {
         if (cluster_node_live_cached(k))
-            busy = true;
+            n++;
         else
             g_hash_table_iter_remove(&it); /* its calls died with it */
     }
-    if (g_hash_table_size(nodes) == 0)
+    if (n == 0)
         g_hash_table_remove(remote, user_id);
-    return busy;
+    return n;
+}
+
+static bool elsewhere(const char *user_id)
+{
+    return call_busy_nodes(user_id) > 0;
 }
 
 static void set_remote(const char *node, const char *user, bool busy)

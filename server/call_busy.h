@@ -15,6 +15,8 @@
 
 /* Fills the busy hooks of h and starts listening (before call_init). */
 void call_busy_init(struct call_hooks *h);
+/* The other live nodes where user_id is in an answered call. */
+unsigned call_busy_nodes(const char *user_id);
 /* Asks the other nodes for their busy users (after call_init). */
 void call_busy_ask(void);
 void call_busy_shutdown(void);

@@ -86,6 +86,18 @@ static const char *elsewhere(const char *caller, const char *callee)
     return NULL;
 }
 
+unsigned call_glare_ringing_by(const char *user_id)
+{
+    GHashTable *calls = remote ? g_hash_table_lookup(remote, user_id) : NULL;
+    if (!calls)
+        return 0;
+    prune(calls, clock_mono_ms());
+    unsigned n = g_hash_table_size(calls);
+    if (n == 0)
+        g_hash_table_remove(remote, user_id);
+    return n;
+}
+
 static void forget(const char *caller, const char *call_id)
 {
     GHashTable *calls = g_hash_table_lookup(remote, caller);

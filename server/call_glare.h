@@ -20,6 +20,8 @@
 /* Fills the glare hooks of h and starts listening (before call_init).
  * ring_timeout_ms: how long a call can ring. */
 void call_glare_init(struct call_hooks *h, int ring_timeout_ms);
+/* The calls user_id made that ring on other nodes. */
+unsigned call_glare_ringing_by(const char *user_id);
 void call_glare_shutdown(void);
 
 #endif

@@ -241,6 +241,11 @@ const char *call_ringing_elsewhere(const char *caller, const char *callee)
     return hooks.ringing_elsewhere ? hooks.ringing_elsewhere(caller, callee) : NULL;
 }
 
+unsigned call_count_elsewhere(const char *user_id)
+{
+    return hooks.calls_elsewhere ? hooks.calls_elsewhere(user_id) : 0;
+}
+
 /* ---------- persistence ---------- */
 
 /* Writes the call's record with its current state; returns a store code. */

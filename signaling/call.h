@@ -47,6 +47,9 @@ struct call_hooks {
     void (*ring_changed)(const char *call_id, const char *caller, GHashTable *targets,
                          bool ringing);
     const char *(*ringing_elsewhere)(const char *caller, const char *callee);
+    /* Optional (several servers), for calls_per_user: how many calls
+     * user_id makes or has answered on other servers (at least). */
+    unsigned (*calls_elsewhere)(const char *user_id);
 };
 /* Glare with a call ringing on another server: call_id, made there by
  * caller to each of the n users of targets. Each call ringing here from one

@@ -128,6 +128,7 @@ void call_busy_update(struct call *c);
  * ringing; and asks them for a call from caller to callee ringing there. */
 void call_ring_changed(struct call *c, bool ringing);
 const char *call_ringing_elsewhere(const char *caller, const char *callee);
+unsigned call_count_elsewhere(const char *user_id);
 /* Frees c, stopping its timers; it must no longer be in the tables. */
 void call_free(struct call *c);
 /* Ends c with reason: stores the end, tells every device still in the

@@ -25,13 +25,14 @@
 
 /* ---------- limits ---------- */
 
-/* Calls user_id has made or answered that are not over. */
+/* Calls user_id has made or answered that are not over, here and (as far
+ * as this server knows) on the others. */
 static unsigned user_call_count(const char *user_id)
 {
     GHashTable *set = g_hash_table_lookup(call_by_user, user_id);
-    unsigned n = 0;
+    unsigned n = call_count_elsewhere(user_id);
     if (!set)
-        return 0;
+        return n;
     GHashTableIter it;
     gpointer v;
     g_hash_table_iter_init(&it, set);

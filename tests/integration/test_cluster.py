@@ -870,3 +870,38 @@ def test_a_write_redis_refuses_after_the_fact_is_never_acknowledged(server, tmp_
         run(body())
     finally:
         redis.stop()
+
+
+def test_calls_per_user_counts_calls_on_other_nodes(server):
+    """A regulator calling from two devices on two nodes is held to
+    calls_per_user over both: each node counts the calls ringing (call.ring)
+    and answered (call.busy) on the others."""
+    n1, n2, n3 = cluster(server, users=CALL_USERS, calls_per_user=2)
+    ids = {name: n1.users[name] for name in ("alice", "bob", "boss")}
+
+    async def body():
+        g1 = await n1.ws_login("gov4401", device_id="g1")
+        g2 = await n2.ws_login("gov4401", device_id="g2")
+        callees = {name: await n3.ws_login(name, device_id=name) for name in ids}
+        first = await g1.ok("call.invite", to={"user": ids["alice"]}, sdp=OFFER)
+        await callees["alice"].next_event("call.incoming")
+        await asyncio.sleep(0.3)  # n2 hears of it over the bus
+        second = await g2.ok("call.invite", to={"user": ids["bob"]}, sdp=OFFER)
+        await callees["bob"].next_event("call.incoming")
+        r = await g2.request("call.invite", to={"user": ids["boss"]}, sdp=OFFER)
+        assert r["ok"] is False and r["error"]["code"] == "busy", r
+        await callees["alice"].ok("call.accept", call_id=first["call_id"], sdp=ANSWER)
+        await g1.next_event("call.accepted")
+        await asyncio.sleep(0.3)  # answered, it is counted through call.busy now
+        r = await g2.request("call.invite", to={"user": ids["boss"]}, sdp=OFFER)
+        assert r["ok"] is False and r["error"]["code"] == "busy", r
+        await g2.ok("call.cancel", call_id=second["call_id"])
+        await hang_up(g1, callees["alice"], first["call_id"])
+        await asyncio.sleep(0.3)
+        third = await g2.ok("call.invite", to={"user": ids["boss"]}, sdp=OFFER)
+        assert (await callees["boss"].next_event("call.incoming"))["call_id"] == third["call_id"]
+        await g2.ok("call.cancel", call_id=third["call_id"])
+        for c in (g1, g2, *callees.values()):
+            await c.close()
+
+    run(body())
