@@ -434,6 +434,7 @@ static void on_pushed(const char *const *user_ids, const int64_t *seqs, int n, j
     int64_t *dues = g_new0(int64_t, (gsize)n);
     json_t **payloads = g_new0(json_t *, (gsize)n);
     bool now_due = false;
+    presence_prefetch(user_ids, n);
     for (int i = 0; i < n; i++) {
         char *pid = inbox_push_id(user_ids[i], seqs[i]);
         ids[i] = deadline_id(pid);

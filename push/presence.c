@@ -131,6 +131,21 @@ void presence_changed_elsewhere(const char *user_id)
         notify(user_id, e);
 }
 
+void presence_prefetch(const char *const *user_ids, int n)
+{
+    if (!cluster || !cluster->prefetch || n <= 1)
+        return;
+    GPtrArray *away = g_ptr_array_new();
+    for (int i = 0; i < n; i++) {
+        struct user_entry *e = entry_get(user_ids[i], false);
+        if (!e || g_hash_table_size(e->devices) == 0)
+            g_ptr_array_add(away, (gpointer)user_ids[i]);
+    }
+    if (away->len)
+        cluster->prefetch((const char *const *)away->pdata, (int)away->len);
+    g_ptr_array_free(away, TRUE);
+}
+
 bool presence_online(const char *user_id)
 {
     struct user_entry *e = entry_get(user_id, false);

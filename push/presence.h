@@ -24,6 +24,9 @@ struct presence_cluster {
     void (*up)(const char *user_id, const char *device_id, const char *platform, int64_t since);
     void (*down)(const char *user_id, const char *device_id);
     json_t *(*remote_devices)(const char *user_id);
+    /* Optional: reads the devices of the n users at once, so that the
+     * remote_devices() that follow are answered from memory. */
+    void (*prefetch)(const char *const *user_ids, int n);
 };
 
 void presence_init(presence_notify_cb cb, void *ud);
@@ -32,6 +35,9 @@ void presence_set_cluster(const struct presence_cluster *pc);
 /* Another node changed user_id's devices: notifies its subscribers here. */
 void presence_changed_elsewhere(const char *user_id);
 void presence_shutdown(void);
+/* About to ask presence_online() of each of the n users: with several
+ * nodes, reads the devices of those held elsewhere in one go. */
+void presence_prefetch(const char *const *user_ids, int n);
 
 /* Registers conn as the device device_id of user_id and notifies the
  * user's subscribers. Returns the connection that held the same device

@@ -560,6 +560,31 @@ int redis_link_defer(struct redis_link *l, const struct redis_cmd *cmd)
     return 0;
 }
 
+int redis_link_pipeline(struct redis_link *l, const struct redis_cmd *cmds, int n,
+                        redisReply **replies)
+{
+    for (int i = 0; i < n; i++)
+        replies[i] = NULL;
+    if (redis_link_connect(l) != 0)
+        return -1;
+    if (l->pending > 0 && (read_pending(l) != 0 || redis_link_connect(l) != 0))
+        return -1;
+    for (int i = 0; i < n; i++)
+        if (redisAppendCommandArgv(l->c, cmds[i].n, cmds[i].v, cmds[i].len) != REDIS_OK) {
+            drop_ctx(l, "pipeline");
+            return -1;
+        }
+    for (int i = 0; i < n; i++) {
+        void *rep = NULL;
+        if (redisGetReply(l->c, &rep) != REDIS_OK || !rep) {
+            drop_ctx(l, "pipeline");
+            return -1;
+        }
+        replies[i] = rep;
+    }
+    return 0;
+}
+
 int redis_link_drain(struct redis_link *l)
 {
     if (l->pending > 0)

@@ -105,6 +105,12 @@ const struct redis_url *redis_link_url(const struct redis_link *l);
  * they did not within wait_ms (the write is then not to be counted on).
  * 0 at once without replicas to wait for. */
 int redis_link_wait(struct redis_link *l);
+/* Runs the n commands as one pipeline (one round trip): replies[i] gets
+ * command i's reply (free each with freeReplyObject; an error reply is a
+ * reply), or NULL for every command after the connection broke. 0, or -1
+ * if any reply is missing. */
+int redis_link_pipeline(struct redis_link *l, const struct redis_cmd *cmds, int n,
+                        redisReply **replies);
 /* Deferred writes, for a caller that batches (a server's store): the
  * command is sent now and its reply read later, by the next command's
  * call (replies come in order) or by redis_link_drain(). -1 (nothing

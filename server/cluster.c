@@ -188,19 +188,12 @@ static void forget(const char *key, GPtrArray *devices)
         freeReplyObject(r);
 }
 
-static json_t *remote_devices(const char *user_id)
+/* The devices other live nodes hold, from the HGETALL of key (r may be
+ * NULL); entries of dead nodes are deleted. Caches the result for
+ * user_id. A new reference. */
+static json_t *devices_from(const char *user_id, const char *key, redisReply *r, int64_t now)
 {
-    int64_t now = real_ms();
-    struct cached *hit = g_hash_table_lookup(C.cache, user_id);
-    if (hit && now - hit->at_ms < CLUSTER_CACHE_MS)
-        return json_copy(hit->devices); /* the caller may add to it */
     json_t *arr = json_array();
-    char *key = key_of(user_id);
-    struct redis_cmd c;
-    redis_cmd_init(&c);
-    redis_cmd_str(&c, "HGETALL");
-    redis_cmd_str(&c, key);
-    redisReply *r = run(&c);
     GPtrArray *dead = g_ptr_array_new();
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
         const char *dev = r->element[i]->str, *v = r->element[i + 1]->str;
@@ -219,14 +212,72 @@ static json_t *remote_devices(const char *user_id)
     }
     forget(key, dead);
     g_ptr_array_free(dead, TRUE);
-    if (r)
-        freeReplyObject(r);
-    g_free(key);
     struct cached *e = g_new(struct cached, 1);
     e->devices = json_copy(arr);
     e->at_ms = now;
     g_hash_table_replace(C.cache, g_strdup(user_id), e);
     return arr;
+}
+
+static json_t *remote_devices(const char *user_id)
+{
+    int64_t now = real_ms();
+    struct cached *hit = g_hash_table_lookup(C.cache, user_id);
+    if (hit && now - hit->at_ms < CLUSTER_CACHE_MS)
+        return json_copy(hit->devices); /* the caller may add to it */
+    char *key = key_of(user_id);
+    struct redis_cmd c;
+    redis_cmd_init(&c);
+    redis_cmd_str(&c, "HGETALL");
+    redis_cmd_str(&c, key);
+    redisReply *r = run(&c);
+    json_t *arr = devices_from(user_id, key, r, now);
+    if (r)
+        freeReplyObject(r);
+    g_free(key);
+    return arr;
+}
+
+/* A fan-out asks whether each of thousands of users is online: their
+ * devices are read PREFETCH_MAX at a time, one round trip each, instead of
+ * one round trip per user. */
+#define PREFETCH_MAX 1000
+
+static void prefetch(const char *const *user_ids, int n)
+{
+    int64_t now = real_ms();
+    const char **ids = g_new(const char *, PREFETCH_MAX);
+    char **keys = g_new(char *, PREFETCH_MAX);
+    struct redis_cmd *cmds = g_new(struct redis_cmd, PREFETCH_MAX);
+    redisReply **replies = g_new(redisReply *, PREFETCH_MAX);
+    for (int i = 0; i < n;) {
+        int k = 0;
+        for (; i < n && k < PREFETCH_MAX; i++) {
+            struct cached *hit = g_hash_table_lookup(C.cache, user_ids[i]);
+            if (hit && now - hit->at_ms < CLUSTER_CACHE_MS)
+                continue;
+            ids[k] = user_ids[i];
+            keys[k] = key_of(user_ids[i]);
+            redis_cmd_init(&cmds[k]);
+            redis_cmd_str(&cmds[k], "HGETALL");
+            redis_cmd_str(&cmds[k], keys[k]);
+            k++;
+        }
+        if (redis_link_pipeline(C.link, cmds, k, replies) != 0 && C.errors++ % 1000 == 0)
+            log_warn("cluster", "Redis: %s", redis_link_error(C.link));
+        for (int j = 0; j < k; j++) {
+            if (replies[j]) { /* a user left out is read on its own later */
+                json_decref(devices_from(ids[j], keys[j], replies[j], now));
+                freeReplyObject(replies[j]);
+            }
+            redis_cmd_clear(&cmds[j]);
+            g_free(keys[j]);
+        }
+    }
+    g_free(ids);
+    g_free(keys);
+    g_free(cmds);
+    g_free(replies);
 }
 
 /* Another node's change: its subscribers here hear of it; a login there
@@ -259,7 +310,7 @@ static void on_presence(const char *node, const char *user, const char *data, si
     presence_changed_elsewhere(user);
 }
 
-static const struct presence_cluster hooks = {up, down, remote_devices};
+static const struct presence_cluster hooks = {up, down, remote_devices, prefetch};
 
 /* A node that starts says so, so that the others count it alive (and
  * know who is first) at once rather than at their next beat. One that

@@ -68,6 +68,7 @@ def config_name(store, nodes):
 def run_once(a, store, nodes):
     """One fresh server (or cluster) and one measurement; returns the report."""
     yjtd, yjtctl, load = (os.path.join(a.build, x) for x in ("yjtd", "yjtctl", "yjt-load"))
+    yjtd = a.yjtd or yjtd
     data = tempfile.mkdtemp(prefix="bench-push-")
     env = dict(os.environ, YJT_HASH_ITERATIONS="1000")
     redis = Redis(os.path.join(data, "redis")) if store == "redis" else None
@@ -102,6 +103,8 @@ def run_once(a, store, nodes):
                    "--set", "rate_per_s=1000", "--set", "rate_burst=1000"]
             if redis:
                 cmd += ["--redis", redis.url, "--set", f"redis_prefix={PREFIX}"]
+            for kv in a.set:
+                cmd += ["--set", kv]
             srvs.append(subprocess.Popen(cmd, stderr=open(os.path.join(node_dir, "yjtd.log"),
                                                           "w")))
         for port in ports:
@@ -282,6 +285,9 @@ def main():
     ap.add_argument("--runs", type=int, default=1,
                     help="rounds of one run of each configuration")
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
+    ap.add_argument("--yjtd", help="the yjtd to measure (default: the one in --build)")
+    ap.add_argument("--set", action="append", default=[], metavar="K=V",
+                    help="pass --set K=V to every yjtd (repeatable)")
     a = ap.parse_args()
     configs = a.config or [("redis" if a.redis or a.nodes > 1 else "sqlite", a.nodes)]
     if shutil.which("redis-server") is None and any(s == "redis" for s, _ in configs):

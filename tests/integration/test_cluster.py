@@ -15,7 +15,7 @@ import pytest
 
 from calllib import answered_call, hang_up
 from conftest import REDIS_URL, Closed, free_port, run, user, wait_until
-from pushlib import OPS, push_seqs, resume_all, send_push, wait_pushes
+from pushlib import OPS, GatewayReceiver, push_seqs, resume_all, send_push, wait_pushes
 
 pytestmark = pytest.mark.skipif(REDIS_URL is None, reason="needs Redis (YJT_TEST_REDIS)")
 
@@ -905,3 +905,43 @@ def test_calls_per_user_counts_calls_on_other_nodes(server):
             await c.close()
 
     run(body())
+
+
+def test_gateway_after_a_notice_knows_who_is_online_on_other_nodes(server):
+    """The gateway decides per recipient of a notice whether a device is
+    online (post after the ack timeout) or not (post at once); for users
+    held by other nodes it reads their devices for the whole audience at
+    once. alice is online on another node than the publisher's, bob is
+    not: bob's push is posted at once, alice's only after she fails to
+    acknowledge it."""
+    gw = GatewayReceiver(lambda body, n: 200, None, None)
+    try:
+        n1, n2 = cluster(server, n=2, users=CALL_USERS, gateway_url=gw.url,
+                         push_ack_timeout_s=2, gateway_retry_base_ms=100)
+        ids = {name: n1.users[name] for name in ("alice", "bob")}
+
+        async def body():
+            a = await n2.ws_login("alice", device_id="a-phone")
+            await a.ok("push.register", platform="apns", token="tok-a")
+            b = await n2.ws_login("bob", device_id="b-phone")
+            await b.ok("push.register", platform="apns", token="tok-b")
+            await b.close()  # bob is offline: his token is stored
+            g = await n1.ws_login("gov4401", device_id="g")
+            await asyncio.sleep(0.3)
+            t0 = time.monotonic()
+            r = await g.ok("notice.publish", audience={"type": "enterprises",
+                                                       "enterprises": ["e1"]},
+                           title="t", body="b", require_read=False)
+            assert r["recipients"] >= 2, r
+            ev = await a.next_event("push")  # received, never acknowledged
+            bob_posts = await asyncio.to_thread(gw.wait_posts, f"{ids['bob']}:{ev['seq']}", 1, 5)
+            assert bob_posts[0][0] - t0 < 1.5, "an offline user waited for the ack timeout"
+            alice_posts = await asyncio.to_thread(gw.wait_posts,
+                                                  f"{ids['alice']}:{ev['seq']}", 1, 6)
+            assert alice_posts[0][0] - t0 >= 1.8, "an online user was posted at once"
+            for c in (a, g):
+                await c.close()
+
+        run(body())
+    finally:
+        gw.close()
