@@ -5,6 +5,7 @@
  * writes of its VFS, batching), which look into its file and run on
  * SQLite only. */
 #include "common/clock.h"
+#include "records/redis_link.h"
 #include "records/store.h"
 #include "records/store_sqlite_vfs.h"
 
@@ -940,22 +941,62 @@ static void test_log_whole_at_commit(void **state)
     g_free(crash_wal);
 }
 
-/* A backend without write batching (Redis): each write is visible to
- * every other handle, and durable, when it returns, and turning batching
- * on changes nothing. */
-static void test_unbatched_backend(void **state)
+/* Batching on Redis: a write that may conflict (a unique index, a
+ * creation) is done when it returns; one that cannot is sent at once and
+ * its reply read at the commit (or by the next command): the batch is
+ * dirty, this handle reads it back at once, and another handle sees it
+ * once committed. A write Redis refuses fails the commit. */
+static void test_redis_batching(void **state)
 {
     struct store *st = *state;
     dirty_calls = 0;
     store_set_batching(st, true, on_dirty, NULL);
     put(st, "users", "u1", "{\"username\":\"alice\"}", 0);
+    assert_int_equal(dirty_calls, 0);
     struct store *other = open_store();
     json_t *got = NULL;
     assert_int_equal(store_doc_get(other, "users", "u1", &got), 0);
     json_decref(got);
-    store_close(other);
-    assert_int_equal(dirty_calls, 0);
+
+    put(st, "ents", "e1", "{\"division\":\"440106\"}", 0);
+    json_t *line = json_pack("{s:i}", "n", 1);
+    assert_int_equal(store_seq_append(st, "audit", line, NULL), 0);
+    json_decref(line);
+    assert_int_equal(dirty_calls, 1); /* one batch */
+    assert_int_equal(store_doc_get(st, "ents", "e1", &got), 0);
+    json_decref(got);
     assert_int_equal(store_commit(st), 0);
+    assert_int_equal(store_doc_get(other, "ents", "e1", &got), 0);
+    json_decref(got);
+    int64_t last = 0;
+    assert_int_equal(store_seq_last(other, "audit", &last), 0);
+    assert_int_equal(last, 1);
+
+    /* A deferred write that Redis refuses (a trim of a key that another
+     * client made a string): returns at once, and the commit fails. */
+    struct redis_url u;
+    char *err = NULL;
+    assert_int_equal(redis_url_parse(redis_url, &u, &err), 0);
+    struct redis_link *l = redis_link_new(&u, 2000); /* takes u's contents */
+    struct redis_cmd c;
+    redis_cmd_init(&c);
+    redis_cmd_str(&c, "SET");
+    redis_cmd_cat(&c, prefix, "s:spoilt");
+    redis_cmd_str(&c, "not a stream");
+    redisReply *rep = redis_link_call(l, &c);
+    if (!rep)
+        fail_msg("%s", redis_link_error(l));
+    freeReplyObject(rep);
+    redis_link_free(l);
+    assert_int_equal(store_seq_trim(st, "spoilt", 3), 0);
+    assert_int_equal(store_commit(st), STORE_EIO);
+    assert_true(store_commit_may_fail(st));
+    /* and the store serves on */
+    put(st, "ents", "e2", "{\"division\":\"440106\"}", 0);
+    assert_int_equal(store_commit(st), 0);
+    assert_int_equal(store_doc_get(other, "ents", "e2", &got), 0);
+    json_decref(got);
+    store_close(other);
 }
 
 int main(void)
@@ -996,7 +1037,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kv_counters, setup_batched, teardown),
     };
     const struct CMUnitTest redis_only[] = {
-        cmocka_unit_test_setup_teardown(test_unbatched_backend, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redis_batching, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_docs, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_unique_index, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_prefix_and_multi, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_index_moves, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_unique_index_moves, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_changes, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_sequences, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_deadlines, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_kv_counters, setup_batched, teardown),
     };
     int failed = cmocka_run_group_tests_name(redis_url ? "redis" : "sqlite", common, NULL, NULL);
     if (redis_url)
