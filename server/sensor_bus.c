@@ -21,6 +21,12 @@
 
 static struct bus_batch latest = {.type = "latest", .cut = LATEST_BATCH_BYTES};
 static bool up;
+/* Sensors this node does not know yet (registered a moment ago on another
+ * node) whose readings another node takes: sensor id -> node id. Without
+ * it, the first node would take their alarms for orphans and escalate
+ * them too. Cleared when it grows past OWNERS_MAX. */
+#define OWNERS_MAX 100000
+static GHashTable *owners;
 
 /* A reading taken here became its sensor's latest (its batch is stored). */
 static void on_local_reading(const struct sensor *s, bool had_prev, double prev, void *ud)
@@ -59,6 +65,11 @@ static void apply_line(char *line, const char *node)
     gint64 seen = g_ascii_strtoll(f[3], &e3, 10);
     if (*e1 || *e2 || *e3 || e1 == f[1] || e2 == f[2] || e3 == f[3] || ts <= 0 || seen <= 0)
         return;
+    if (!sensor_get(f[0])) {
+        if (g_hash_table_size(owners) >= OWNERS_MAX)
+            g_hash_table_remove_all(owners);
+        g_hash_table_replace(owners, g_strdup(f[0]), g_strdup(node));
+    }
     sensor_apply_remote(f[0], value, ts, seen, node);
 }
 
@@ -124,8 +135,13 @@ static bool watch(const char *sensor, void *ud)
 {
     (void)ud;
     const struct sensor *s = sensor ? sensor_get(sensor) : NULL;
-    if (!s)
-        return cluster_is_first();
+    if (!s || (!s->ingested_here && !s->remote_node)) {
+        /* not known here, or known since its last reading elsewhere */
+        const char *node = sensor ? g_hash_table_lookup(owners, sensor) : NULL;
+        return !(node && cluster_node_live_cached(node)) && cluster_is_first();
+    }
+    if (g_hash_table_size(owners) > 0)
+        g_hash_table_remove(owners, sensor); /* its own record says now */
     if (s->ingested_here)
         return true;
     if (s->remote_node && cluster_node_live_cached(s->remote_node))
@@ -138,6 +154,7 @@ void sensor_bus_init(void)
     if (!bus_enabled() || up)
         return;
     up = true;
+    owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     sensor_on_reading(on_local_reading, NULL);
     alarm_on_changed(on_local_alarm, NULL);
     bus_on("latest", on_bus_latest, NULL);
@@ -151,6 +168,7 @@ void sensor_bus_shutdown(void)
     if (!up)
         return;
     bus_batch_clear(&latest);
+    g_clear_pointer(&owners, g_hash_table_destroy);
     alarm_set_owner_filter(NULL, NULL);
     alarm_set_shared(false);
     up = false;
