@@ -346,6 +346,7 @@ static enum err_code store_err(int rc, const char **why)
 static int set_status(struct store *st, json_t *doc, const char *id, const char *status)
 {
     json_object_set_new(doc, "review_status", json_string(status));
+    org_division_forget(id);
     return store_doc_put(st, "enterprises", id, doc, false);
 }
 
@@ -555,6 +556,7 @@ static enum err_code approve(struct store *st, const char *id, json_t *doc, cons
     json_object_set_new(doc, "review_status", json_string("approved"));
     json_object_set_new(doc, "hazard_level", json_integer(record_level(rec)));
     json_object_set_new(doc, "updated_at", json_integer(now));
+    org_division_forget(id);
     int rc = store_doc_put(st, "enterprises", id, doc, false);
     if (rc != STORE_OK) {
         json_decref(diff);

@@ -111,6 +111,43 @@ int org_carrier_get(struct store *st, const char *id, json_t **out)
     return store_doc_get(st, "carriers", id, out);
 }
 
+#define DIVISIONS_KEPT 100000
+
+struct kept_division {
+    char *division;
+    int64_t at_ms; /* monotonic */
+};
+
+static int64_t divisions_ttl_ms;
+static GHashTable *divisions; /* "kind:id" -> struct kept_division* */
+
+static void kept_free(gpointer p)
+{
+    struct kept_division *k = p;
+    g_free(k->division);
+    g_free(k);
+}
+
+void org_cache_divisions(int64_t ttl_ms)
+{
+    divisions_ttl_ms = ttl_ms;
+    if (ttl_ms > 0 && !divisions)
+        divisions = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, kept_free);
+    if (ttl_ms <= 0)
+        g_clear_pointer(&divisions, g_hash_table_destroy);
+}
+
+void org_division_forget(const char *id)
+{
+    if (!divisions)
+        return;
+    for (int kind = ORG_ENTERPRISE; kind <= ORG_CARRIER; kind++) {
+        char *key = g_strdup_printf("%d:%s", kind, id);
+        g_hash_table_remove(divisions, key);
+        g_free(key);
+    }
+}
+
 char *org_division_of(struct store *st, const char *role, const char *org)
 {
     if (!role || !org)
@@ -122,11 +159,30 @@ char *org_division_of(struct store *st, const char *role, const char *org)
     }
     if (kind != ORG_ENTERPRISE && kind != ORG_CARRIER)
         return NULL;
+    char *key = divisions ? g_strdup_printf("%d:%s", kind, org) : NULL;
+    struct kept_division *k = key ? g_hash_table_lookup(divisions, key) : NULL;
+    int64_t now = key ? clock_mono_ms() : 0;
+    if (k && now - k->at_ms < divisions_ttl_ms) {
+        g_free(key);
+        return g_strdup(k->division);
+    }
     json_t *doc = NULL;
-    if (store_doc_get(st, kind == ORG_ENTERPRISE ? "enterprises" : "carriers", org, &doc) != 0)
+    if (store_doc_get(st, kind == ORG_ENTERPRISE ? "enterprises" : "carriers", org, &doc) != 0) {
+        g_free(key);
         return NULL;
+    }
     const char *d = json_string_value(json_object_get(doc, "division"));
     char *out = d ? g_strdup(d) : NULL;
     json_decref(doc);
+    if (key && out) {
+        if (g_hash_table_size(divisions) >= DIVISIONS_KEPT)
+            g_hash_table_remove_all(divisions);
+        k = g_new(struct kept_division, 1);
+        k->division = g_strdup(out);
+        k->at_ms = now;
+        g_hash_table_replace(divisions, key, k);
+    } else {
+        g_free(key);
+    }
     return out;
 }

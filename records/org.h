@@ -29,6 +29,12 @@ int org_carrier_get(struct store *st, const char *id, json_t **out);
  * to (gov: org itself; corp: its enterprise's; trs: its carrier's), or NULL.
  * Free with g_free(). */
 char *org_division_of(struct store *st, const char *role, const char *org);
+/* With ttl_ms > 0, org_division_of() keeps what it read of enterprises and
+ * carriers that long (a shared store, where each read is a round trip; a
+ * change made elsewhere shows within ttl_ms); 0, the default: reads each
+ * time. org_division_forget() drops one (this process changed it). */
+void org_cache_divisions(int64_t ttl_ms);
+void org_division_forget(const char *id);
 /* True if id is a plausible record id: 1..64 of [A-Za-z0-9_.-]. */
 bool org_id_valid(const char *id);
 

@@ -20,6 +20,7 @@
 #include "records/redis_link.h"
 #include "records/account_cache.h"
 #include "records/commitment_due.h"
+#include "records/org.h"
 #include "records/reading.h"
 #include "records/records.h"
 #include "records/sensor.h"
@@ -478,6 +479,7 @@ int main(int argc, char **argv)
     /* On Redis each look for changed accounts is a round trip: at most
      * every quarter second (other nodes' and yjtctl's changes show then). */
     account_cache_set_max_age(server.cfg.redis[0] ? 250 : 0);
+    org_cache_divisions(server.cfg.redis[0] ? 2000 : 0);
     if (account_cache_open(server.store) != STORE_OK) {
         log_error("main", "cannot load the accounts from the store");
         goto out_store;
@@ -587,6 +589,7 @@ out_modules:
     g_main_loop_unref(server.loop);
 out_store:
     account_cache_close();
+    org_cache_divisions(0);
     commit_shutdown();
     if (store_flush(server.store) != STORE_OK)
         log_warn("main", "store checkpoint failed (data is safe in the WAL)");
