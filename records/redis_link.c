@@ -539,6 +539,17 @@ static int read_pending(struct redis_link *l)
     return 0;
 }
 
+/* Connected, with the deferred writes' replies read (they come first on
+ * the connection): 0, or -1 with the reason in l->error. */
+static int ready(struct redis_link *l)
+{
+    if (redis_link_connect(l) != 0)
+        return -1;
+    if (l->pending > 0 && (read_pending(l) != 0 || redis_link_connect(l) != 0))
+        return -1;
+    return 0;
+}
+
 int redis_link_defer(struct redis_link *l, const struct redis_cmd *cmd)
 {
     if (redis_link_connect(l) != 0)
@@ -565,9 +576,7 @@ int redis_link_pipeline(struct redis_link *l, const struct redis_cmd *cmds, int 
 {
     for (int i = 0; i < n; i++)
         replies[i] = NULL;
-    if (redis_link_connect(l) != 0)
-        return -1;
-    if (l->pending > 0 && (read_pending(l) != 0 || redis_link_connect(l) != 0))
+    if (ready(l) != 0)
         return -1;
     for (int i = 0; i < n; i++)
         if (redisAppendCommandArgv(l->c, cmds[i].n, cmds[i].v, cmds[i].len) != REDIS_OK) {
@@ -599,10 +608,7 @@ int redis_link_drain(struct redis_link *l)
 
 redisReply *redis_link_run(struct redis_link *l, const struct redis_cmd *cmd)
 {
-    if (redis_link_connect(l) != 0)
-        return NULL;
-    /* The deferred writes' replies come first on the connection. */
-    if (l->pending > 0 && (read_pending(l) != 0 || redis_link_connect(l) != 0))
+    if (ready(l) != 0)
         return NULL;
     redisReply *r = redisCommandArgv(l->c, cmd->n, cmd->v, cmd->len);
     if (!r) {

@@ -246,13 +246,14 @@ static json_t *remote_devices(const char *user_id)
 static void prefetch(const char *const *user_ids, int n)
 {
     int64_t now = real_ms();
-    const char **ids = g_new(const char *, PREFETCH_MAX);
-    char **keys = g_new(char *, PREFETCH_MAX);
-    struct redis_cmd *cmds = g_new(struct redis_cmd, PREFETCH_MAX);
-    redisReply **replies = g_new(redisReply *, PREFETCH_MAX);
+    int cap = MIN(n, PREFETCH_MAX);
+    const char **ids = g_new(const char *, cap);
+    char **keys = g_new(char *, cap);
+    struct redis_cmd *cmds = g_new(struct redis_cmd, cap);
+    redisReply **replies = g_new(redisReply *, cap);
     for (int i = 0; i < n;) {
         int k = 0;
-        for (; i < n && k < PREFETCH_MAX; i++) {
+        for (; i < n && k < cap; i++) {
             struct cached *hit = g_hash_table_lookup(C.cache, user_ids[i]);
             if (hit && now - hit->at_ms < CLUSTER_CACHE_MS)
                 continue;

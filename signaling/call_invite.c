@@ -275,6 +275,23 @@ static struct call *glare_with(const struct call_actor *a, const struct target *
     return NULL;
 }
 
+/* Glare, the new invite losing: refused with the call that stays. */
+static void glare_refuse(const struct call_reply *r, const char *user_id, const char *stays,
+                         const char *where)
+{
+    r->fn(r->ctx, ERR_CONFLICT, "glare: that user is calling you; answer their call",
+          json_pack("{s:s}", "call_id", stays));
+    log_info("call", "glare: user=%s invite yields to call=%s%s", user_id, stays, where);
+}
+
+/* Glare, c ringing here losing to winner: it ends busy. */
+static void glare_end(struct call *c, const char *winner)
+{
+    log_info("call", "glare: call=%s yields to %s", c->id, winner);
+    json_object_set_new(c->record, "glare", json_true());
+    call_end(c, "busy", NULL);
+}
+
 void call_glare_elsewhere(const char *call_id, const char *caller, const char *const *targets,
                           size_t n)
 {
@@ -296,12 +313,10 @@ void call_glare_elsewhere(const char *call_id, const char *caller, const char *c
                 break;
             }
     }
-    for (guint i = 0; i < losers->len; i++) {
-        struct call *c = g_ptr_array_index(losers, i);
-        log_info("call", "glare: call=%s yields to call=%s elsewhere", c->id, call_id);
-        json_object_set_new(c->record, "glare", json_true());
-        call_end(c, "busy", NULL);
-    }
+    char *winner = g_strdup_printf("call=%s elsewhere", call_id);
+    for (guint i = 0; i < losers->len; i++)
+        glare_end(g_ptr_array_index(losers, i), winner);
+    g_free(winner);
     g_ptr_array_free(losers, TRUE);
 }
 
@@ -368,31 +383,25 @@ void call_invite(const struct call_actor *a, json_t *msg, const struct call_repl
         goto out;
     }
     struct call *other = glare_with(a, &t);
+    bool glare_here = other != NULL; /* other may be freed below */
     if (other) {
         /* Both ring each other: the call made by the smaller user id stays,
          * whoever arrived first, so every node decides alike. */
         if (strcmp(other->caller.user_id, a->user_id) < 0) {
-            json_t *extra = json_pack("{s:s}", "call_id", other->id);
-            r->fn(r->ctx, ERR_CONFLICT, "glare: that user is calling you; answer their call",
-                  extra);
-            log_info("call", "glare: user=%s invite yields to call=%s", a->user_id, other->id);
+            glare_refuse(r, a->user_id, other->id, "");
             goto out;
         }
-        log_info("call", "glare: call=%s yields to a new invite by user=%s", other->id, a->user_id);
-        json_object_set_new(other->record, "glare", json_true());
-        call_end(other, "busy", NULL);
+        char *winner = g_strdup_printf("a new invite by user=%s", a->user_id);
+        glare_end(other, winner);
+        g_free(winner);
     }
     /* The same with a call ringing on another server; if it loses, that
      * server ends it when it hears of this one. */
-    for (guint i = 0; !other && i < t.accounts->len; i++) {
+    for (guint i = 0; !glare_here && i < t.accounts->len; i++) {
         const struct account *acct = g_ptr_array_index(t.accounts, i);
         const char *there = call_ringing_elsewhere(acct->id, a->user_id);
         if (there && strcmp(acct->id, a->user_id) < 0) {
-            json_t *extra = json_pack("{s:s}", "call_id", there);
-            r->fn(r->ctx, ERR_CONFLICT, "glare: that user is calling you; answer their call",
-                  extra);
-            log_info("call", "glare: user=%s invite yields to call=%s elsewhere", a->user_id,
-                     there);
+            glare_refuse(r, a->user_id, there, " elsewhere");
             goto out;
         }
     }
