@@ -12,6 +12,11 @@
 /* Video packets kept per receiver for NACKs (a power of two). */
 #define RING 512
 #define PLI_MIN_US (300 * 1000)
+/* A packet lost on the way from a publisher is asked for NACK_TRIES
+ * times, NACK_RETRY_US apart, before the server gives it up. */
+#define NACK_TRIES 4
+#define NACK_RETRY_US (40 * 1000)
+#define MISSING_MAX 64
 #define REMB_EVERY_MS 1000
 #define REMB_FRESH_US (3 * 1000 * 1000)
 #define DEFAULT_MAX_BITRATE 2000000
@@ -23,6 +28,13 @@
 
 enum { K_AUDIO, K_VIDEO, K_N };
 
+/* A packet a publisher was asked for again. */
+struct missing {
+    uint16_t seq;
+    uint8_t tries;
+    int64_t due_us; /* when to ask again, or give up */
+};
+
 /* What a participant publishes in one section. */
 struct in_track {
     int pt, rtx_pt; /* -1: not published */
@@ -30,7 +42,10 @@ struct in_track {
     int64_t last_pli_us;
     int ext_mid, ext_abs; /* its header extension ids (0: none) */
     bool seq_started;
-    uint16_t max_seq; /* the newest sequence number heard (video: for NACKs) */
+    uint16_t max_seq;                 /* the newest sequence number heard (video: for NACKs) */
+    struct missing miss[MISSING_MAX]; /* video, oldest first */
+    unsigned n_miss;
+    bool want_key; /* a loss was given up: a key frame is due */
     struct media_recorder *rec;
     bool rec_tried;
 };
@@ -143,20 +158,22 @@ static struct out_track *out_for(struct media_peer *q, int kind, unsigned id, bo
     return bind ? free_one : NULL;
 }
 
-/* Asks publisher p for a key frame, unless one was asked for lately. */
-static void request_keyframe(struct media_peer *p)
+/* Asks publisher p for a key frame, unless one was asked for lately.
+ * Whether it was sent. */
+static bool request_keyframe(struct media_peer *p)
 {
     struct in_track *in = &p->in[K_VIDEO];
     int64_t now = g_get_monotonic_time();
     if (in->pt < 0 || !in->ssrc || p->state != MEDIA_TRANSPORT_CONNECTED ||
         (in->last_pli_us && now - in->last_pli_us < PLI_MIN_US))
-        return;
+        return false;
     uint8_t buf[12];
     size_t n = rtcp_write_pli(buf, sizeof(buf), rtcp_sender(p), in->ssrc);
-    if (n && media_transport_send_rtcp(p->t, buf, n) == 0) {
-        in->last_pli_us = now;
-        stats.keyframe_requests++;
-    }
+    if (!n || media_transport_send_rtcp(p->t, buf, n) != 0)
+        return false;
+    in->last_pli_us = now;
+    stats.keyframe_requests++;
+    return true;
 }
 
 static gboolean on_remb_timer(gpointer data)
@@ -304,29 +321,79 @@ static void record(struct media_peer *p, int kind, const uint8_t *pkt, size_t le
     }
 }
 
-/* Video from a publisher: packets missing before this one are asked for
- * again at once (a generic NACK of up to 64). */
-static void nack_gaps(struct media_peer *p, struct in_track *in, uint16_t seq)
+static void miss_drop(struct in_track *in, unsigned i)
 {
+    memmove(&in->miss[i], &in->miss[i + 1], (in->n_miss - i - 1) * sizeof(in->miss[0]));
+    in->n_miss--;
+}
+
+/* Seq is lost: its first ask is due now. With the list full, the oldest
+ * loss is given up. */
+static void miss_add(struct in_track *in, uint16_t seq, int64_t now)
+{
+    if (in->n_miss == MISSING_MAX) {
+        miss_drop(in, 0);
+        stats.nack_unrepaired++;
+        in->want_key = true;
+    }
+    in->miss[in->n_miss++] = (struct missing){seq, 0, now};
+}
+
+/* Video from a publisher (seq, repaired or not): packets missing before
+ * it are asked for again at once, and again every NACK_RETRY_US while
+ * they do not come. One that NACK_TRIES asks did not bring is given up:
+ * the receivers cannot decode past it, so the publisher is asked for a
+ * key frame (the receivers' own requests come seconds later). */
+static void track_losses(struct media_peer *p, struct in_track *in, uint16_t seq)
+{
+    int64_t now = g_get_monotonic_time();
     if (!in->seq_started) {
         in->seq_started = true;
         in->max_seq = seq;
         return;
     }
     int16_t d = (int16_t)(uint16_t)(seq - in->max_seq);
-    if (d <= 0)
-        return; /* a retransmission or a reordered packet */
-    if (d > 1 && d <= 64) {
-        uint16_t missing[64];
-        size_t n = 0;
-        for (uint16_t s = (uint16_t)(in->max_seq + 1); s != seq; s++)
-            missing[n++] = s;
-        uint8_t buf[12 + 4 * 64];
-        size_t len = rtcp_write_nack(buf, sizeof(buf), rtcp_sender(p), in->ssrc, missing, n);
+    if (d <= 0) { /* a retransmission or a reordered packet */
+        for (unsigned i = 0; i < in->n_miss; i++)
+            if (in->miss[i].seq == seq) {
+                miss_drop(in, i);
+                break;
+            }
+    } else {
+        if (d > MISSING_MAX) { /* too much at once: only a key frame helps */
+            stats.nack_unrepaired += (uint64_t)(d - 1);
+            in->want_key = true;
+        } else {
+            for (uint16_t s = (uint16_t)(in->max_seq + 1); s != seq; s++)
+                miss_add(in, s, now);
+        }
+        in->max_seq = seq;
+    }
+    uint16_t ask[MISSING_MAX];
+    size_t n = 0;
+    for (unsigned i = 0; i < in->n_miss;) {
+        struct missing *m = &in->miss[i];
+        if (m->due_us > now) {
+            i++;
+        } else if (m->tries >= NACK_TRIES) {
+            miss_drop(in, i);
+            stats.nack_unrepaired++;
+            in->want_key = true;
+        } else {
+            m->tries++;
+            m->due_us = now + NACK_RETRY_US;
+            ask[n++] = m->seq;
+            i++;
+        }
+    }
+    if (n) {
+        uint8_t buf[12 + 4 * MISSING_MAX];
+        size_t len = rtcp_write_nack(buf, sizeof(buf), rtcp_sender(p), in->ssrc, ask, n);
         if (len && media_transport_send_rtcp(p->t, buf, len) == 0)
             stats.nack_sent += n;
     }
-    in->max_seq = seq;
+    if (in->want_key && request_keyframe(p))
+        in->want_key = false;
 }
 
 /* An RTX packet (RFC 4588) made back into the packet it repairs: the
@@ -364,9 +431,13 @@ static void on_rtp(uint8_t *pkt, size_t len, void *ud)
     stats.rtp_in++;
     if (repaired)
         stats.rtx_in++;
-    else if (kind == K_VIDEO)
-        nack_gaps(p, video, h.seq);
+    if (kind == K_VIDEO && video->ssrc != h.ssrc) { /* a new stream: a new numbering */
+        video->seq_started = false;
+        video->n_miss = 0;
+    }
     p->in[kind].ssrc = h.ssrc;
+    if (kind == K_VIDEO)
+        track_losses(p, video, h.seq);
     record(p, kind, pkt, len, &h);
     forward(p, kind, pkt, len, &h);
 }

@@ -127,6 +127,7 @@ struct media_stats {
     uint64_t nack_resent;       /* packets sent again for a NACK */
     uint64_t nack_missed;       /* asked for but no longer held */
     uint64_t nack_sent;         /* packets the server asked publishers for again */
+    uint64_t nack_unrepaired;   /* losses from publishers given up (a key frame asked) */
     uint64_t rtx_in;            /* RTX retransmissions received */
     uint64_t keyframe_requests; /* PLIs sent to publishers */
     uint64_t peers;             /* participants now */

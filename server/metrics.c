@@ -263,6 +263,9 @@ char *metrics_render(const struct store *st)
         "# HELP yjt_media_nack_sent_total Packets the SFU asked senders for again.\n"
         "# TYPE yjt_media_nack_sent_total counter\n"
         "yjt_media_nack_sent_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_media_nack_unrepaired_total Losses from senders that NACKs did not repair.\n"
+        "# TYPE yjt_media_nack_unrepaired_total counter\n"
+        "yjt_media_nack_unrepaired_total %" G_GUINT64_FORMAT "\n"
         "# HELP yjt_media_rtx_received_total RTX retransmissions the SFU received.\n"
         "# TYPE yjt_media_rtx_received_total counter\n"
         "yjt_media_rtx_received_total %" G_GUINT64_FORMAT "\n"
@@ -270,7 +273,7 @@ char *metrics_render(const struct store *st)
         "# TYPE yjt_media_recordings_total counter\n"
         "yjt_media_recordings_total %" G_GUINT64_FORMAT "\n",
         ms.peers, ms.rtp_in, ms.rtp_out, ms.nack_resent, ms.nack_missed, ms.keyframe_requests,
-        ms.nack_sent, ms.rtx_in, ms.recordings);
+        ms.nack_sent, ms.nack_unrepaired, ms.rtx_in, ms.recordings);
     if (bus_enabled()) {
         struct bus_stats bs;
         bus_get_stats(&bs);

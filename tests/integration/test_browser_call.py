@@ -478,12 +478,12 @@ def test_browser_sfu_call_over_a_lossy_path(server):
         after = res["stats_after_hold"][side]
         print(f"{side}: {after['framesDecoded'] - before} frames decoded in 6 s, "
               f"{after['nackCount']} NACKs sent, {after['packetsLost']} packets lost")
-        # video goes on decoding. Not at its full 30 frames a second: in
-        # about half the runs, with every build so far, one direction
-        # decodes only 20-70 of 90 frames in these 6 s (a loss the NACKs
-        # did not repair freezes it until a key frame), which is for the
-        # SFU's loss recovery to improve; this checks that it recovers
-        assert after["framesDecoded"] - before >= 10, (side, before, after)
+        # video goes on decoding at nearly its full 30 frames a second
+        # (89-94 of 90 in four runs). Before yjtd asked again for what a
+        # first NACK did not bring, and for a key frame once it gave a
+        # loss up, one direction often froze until the page's own key
+        # frame request, seconds later (46-81 frames)
+        assert after["framesDecoded"] - before >= 45, (side, before, after)
         assert after["nackCount"] > 0, after  # the page asked yjtd for what it missed
     m = srv.metrics()
     print({k[0]: v for k, v in m.items() if k[0].startswith("yjt_media")})

@@ -254,6 +254,28 @@ static unsigned count_fb(struct device *d, uint8_t type, uint8_t fmt, uint32_t *
     return n;
 }
 
+static void count_seq(uint16_t seq, void *ud)
+{
+    uint16_t *want = ud;
+    if (seq == want[0])
+        want[1]++;
+}
+
+/* How many NACKs d received that ask for seq. */
+static unsigned nacks_for(struct device *d, uint16_t seq)
+{
+    uint16_t want[2] = {seq, 0};
+    for (guint i = 0; i < d->rtcp->len; i++) {
+        gsize len;
+        const uint8_t *p = g_bytes_get_data(g_ptr_array_index(d->rtcp, i), &len);
+        size_t off = 0;
+        struct rtcp_packet pkt;
+        while (rtcp_next(p, len, &off, &pkt))
+            rtcp_nack_each(&pkt, count_seq, want);
+    }
+    return want[1];
+}
+
 static bool pli_arrived(void *ud)
 {
     return count_fb(ud, RTCP_PSFB, RTCP_FMT_PLI, NULL, NULL) > 0;
@@ -417,7 +439,7 @@ static void test_two_participants(void **state)
     assert_true(run_until(connected1, vp, 10000));
     guint b_had = d[1].rtp->len;
     for (int i = 0; i < 5; i++) {
-        size_t n2 = video_packet(buf, (uint16_t)(10 + i), 40000u + 3000u * i, 2222);
+        size_t n2 = video_packet(buf, (uint16_t)(4 + i), 40000u + 3000u * i, 2222);
         assert_int_equal(media_transport_send_rtp(d[0].t, buf, n2), 0);
         n2 = video_packet(buf, (uint16_t)(500 + i), 3000u * i, 6666);
         assert_int_equal(media_transport_send_rtp(v.t, buf, n2), 0);
@@ -438,13 +460,45 @@ static void test_two_participants(void **state)
     for (guint i = b_had; i < d[1].rtp->len; i++) {
         p = g_bytes_get_data(g_ptr_array_index(d[1].rtp, i), &len);
         assert_int_equal(rtp_parse(p, len, &h), 0);
-        assert_in_range(p[h.payload_off], 10, 14); /* A's packets, none of the viewer's */
+        assert_in_range(p[h.payload_off], 4, 8); /* A's packets, none of the viewer's */
     }
     assert_int_equal(d[1].rtp->len, b_had + 5);
     media_peer_remove(pv);
     dev_clear(&v);
     g_free(v_offer);
     g_free(v_answer);
+
+    /* Two of A's packets are lost on the way. The server asks for both at
+     * once; 11 comes back after the first ask and is not asked for again;
+     * 10 is asked for every 40 ms, four times in all, while A's video goes
+     * on, then given up, and A is asked for a key frame. */
+    media_stats_get(&before);
+    plis = count_fb(&d[0], RTCP_PSFB, RTCP_FMT_PLI, NULL, NULL);
+    bool resent11 = false;
+    end_wait = g_get_monotonic_time() + 3000 * 1000;
+    for (uint16_t seq = 9; g_get_monotonic_time() < end_wait; seq++) {
+        if (seq != 10 && seq != 11) {
+            n = video_packet(buf, seq, 60000u + 3000u * seq, 2222);
+            assert_int_equal(media_transport_send_rtp(d[0].t, buf, n), 0);
+        }
+        if (!resent11 && nacks_for(&d[0], 11) == 1) {
+            n = video_packet(buf, 11, 60000u + 3000u * 11, 2222);
+            assert_int_equal(media_transport_send_rtp(d[0].t, buf, n), 0);
+            resent11 = true;
+        }
+        gint64 next = g_get_monotonic_time() + 10 * 1000;
+        while (g_get_monotonic_time() < next)
+            spin();
+        if (count_fb(&d[0], RTCP_PSFB, RTCP_FMT_PLI, NULL, NULL) > plis)
+            break;
+    }
+    assert_true(resent11);
+    assert_int_equal(count_fb(&d[0], RTCP_PSFB, RTCP_FMT_PLI, NULL, NULL), plis + 1);
+    assert_int_equal(nacks_for(&d[0], 10), 4);
+    assert_int_equal(nacks_for(&d[0], 11), 1);
+    media_stats_get(&st);
+    assert_int_equal(st.nack_unrepaired, before.nack_unrepaired + 1);
+    assert_int_equal(st.nack_sent, before.nack_sent + 5);
 
     /* A leaves; the room goes on with B. */
     media_peer_remove(pa);
