@@ -28,7 +28,7 @@ int calls_put(struct store *st, const char *id, json_t *doc)
 
 int calls_create(struct store *st, const char *id, json_t *doc)
 {
-    return store_doc_put(st, "calls", id, doc, true);
+    return store_doc_put_new(st, "calls", id, doc);
 }
 
 int calls_get(struct store *st, const char *id, json_t **out)

@@ -17,8 +17,9 @@ int calls_init(struct store *st);
 
 /* Writes (creates or replaces) the document of call id. */
 int calls_put(struct store *st, const char *id, json_t *doc);
-/* The first write of a call: STORE_ECONFLICT if id exists (cheaper than
- * calls_put, which works out the rows the stored record had). */
+/* The first write of a call, under an id just made (store_doc_put_new:
+ * cheaper than calls_put, which works out the rows the stored record had,
+ * and on Redis it does not wait for the server). */
 int calls_create(struct store *st, const char *id, json_t *doc);
 int calls_get(struct store *st, const char *id, json_t **out);
 /* Calls whose indexed field equals value (or starts with it). */

@@ -4,6 +4,7 @@
 
 #include <glib.h>
 #include <openssl/sha.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,11 @@ struct redis_link {
     int pending;
     int deferred_failed;
     bool deferred_sent;
+    /* Deferred writes sent, and of those how many were read or lost; each
+     * is told to on_reply as it is. */
+    uint64_t sent_n, done_n;
+    redis_reply_cb on_reply;
+    void *reply_ud;
 };
 
 static int64_t now_ms(void)
@@ -511,6 +517,29 @@ static void drop_ctx(struct redis_link *l, const char *what)
     l->pending = 0;
     redisFree(l->c);
     l->c = NULL;
+    while (l->done_n < l->sent_n) {
+        l->done_n++;
+        if (l->on_reply)
+            l->on_reply(l->done_n, false, l->reply_ud);
+    }
+}
+
+/* Counts (and frees) the reply r of the oldest deferred write. Whether
+ * it says the server was demoted (READONLY). */
+static bool take_reply(struct redis_link *l, redisReply *r)
+{
+    l->pending--;
+    l->done_n++;
+    bool ok = r->type != REDIS_REPLY_ERROR;
+    if (!ok) {
+        l->deferred_failed++;
+        set_error(l, "deferred write", r->str);
+    }
+    bool demoted = !ok && g_str_has_prefix(r->str, "READONLY");
+    freeReplyObject(r);
+    if (l->on_reply)
+        l->on_reply(l->done_n, ok, l->reply_ud);
+    return demoted;
 }
 
 /* Reads the replies of the deferred writes sent so far. */
@@ -523,20 +552,62 @@ static int read_pending(struct redis_link *l)
             drop_ctx(l, "deferred write");
             return -1;
         }
-        l->pending--;
-        redisReply *r = rep;
-        if (r->type == REDIS_REPLY_ERROR) {
-            l->deferred_failed++;
-            set_error(l, "deferred write", r->str);
-            demoted = demoted || g_str_has_prefix(r->str, "READONLY");
-        }
-        freeReplyObject(r);
+        demoted = take_reply(l, rep) || demoted;
     }
     if (demoted) { /* reconnect through the sentinels */
         redisFree(l->c);
         l->c = NULL;
     }
     return 0;
+}
+
+void redis_link_on_reply(struct redis_link *l, redis_reply_cb cb, void *ud)
+{
+    l->on_reply = cb;
+    l->reply_ud = ud;
+}
+
+uint64_t redis_link_sent(const struct redis_link *l)
+{
+    return l->sent_n;
+}
+
+uint64_t redis_link_done(const struct redis_link *l)
+{
+    return l->done_n;
+}
+
+int redis_link_fd(const struct redis_link *l)
+{
+    return l->pending > 0 && l->c ? l->c->fd : -1;
+}
+
+void redis_link_poll(struct redis_link *l)
+{
+    if (!l->c || l->pending <= 0)
+        return;
+    struct pollfd pfd = {.fd = l->c->fd, .events = POLLIN};
+    if (poll(&pfd, 1, 0) <= 0)
+        return; /* nothing yet (a reply is never waited for here) */
+    if (redisBufferRead(l->c) != REDIS_OK) {
+        drop_ctx(l, "deferred write");
+        return;
+    }
+    bool demoted = false;
+    while (l->pending > 0) {
+        void *rep = NULL;
+        if (redisGetReplyFromReader(l->c, &rep) != REDIS_OK) {
+            drop_ctx(l, "deferred write");
+            return;
+        }
+        if (!rep)
+            break; /* the rest is still on its way */
+        demoted = take_reply(l, rep) || demoted;
+    }
+    if (demoted) {
+        redisFree(l->c);
+        l->c = NULL;
+    }
 }
 
 /* Connected, with the deferred writes' replies read (they come first on
@@ -567,6 +638,7 @@ int redis_link_defer(struct redis_link *l, const struct redis_cmd *cmd)
             return -1;
         }
     l->pending++;
+    l->sent_n++;
     l->deferred_sent = true;
     return 0;
 }

@@ -120,6 +120,20 @@ int redis_link_defer(struct redis_link *l, const struct redis_cmd *c);
  * 0 if every write deferred since the last drain was applied, -1 if any
  * failed or was lost with the connection (it may have been applied). */
 int redis_link_drain(struct redis_link *l);
+/* Deferred writes are numbered from 1 in the order they are sent; cb
+ * (if set) hears of each as its reply is read, by any call of the link, or
+ * as it is lost with the connection (ok false: it may have been applied).
+ * redis_link_sent() is the number of the last one sent,
+ * redis_link_done() of the last one told to cb. */
+typedef void (*redis_reply_cb)(uint64_t n, bool ok, void *ud);
+void redis_link_on_reply(struct redis_link *l, redis_reply_cb cb, void *ud);
+uint64_t redis_link_sent(const struct redis_link *l);
+uint64_t redis_link_done(const struct redis_link *l);
+/* The connection's socket while deferred replies are awaited, else -1:
+ * for a caller that watches it to call redis_link_poll(). */
+int redis_link_fd(const struct redis_link *l);
+/* Reads the deferred replies that have arrived, without waiting. */
+void redis_link_poll(struct redis_link *l);
 /* Why the last command failed (a static description or the server's). */
 const char *redis_link_error(const struct redis_link *l);
 

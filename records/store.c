@@ -76,6 +76,35 @@ int store_sync(struct store *st)
     return st->ops->sync ? st->ops->sync(st) : STORE_OK;
 }
 
+bool store_batches_async(struct store *st)
+{
+    return st->ops->batches_async && st->ops->batches_async(st);
+}
+
+void store_on_batch_done(struct store *st, store_batch_cb cb, void *ud)
+{
+    if (st->ops->on_batch_done)
+        st->ops->on_batch_done(st, cb, ud);
+}
+
+int store_write_batch_async(struct store *st, uint64_t tag)
+{
+    if (!st->ops->write_batch_async)
+        return store_write_batch(st);
+    TIMED(st, st->ops->write_batch_async(st, tag));
+}
+
+int store_async_fd(struct store *st)
+{
+    return st->ops->async_fd ? st->ops->async_fd(st) : -1;
+}
+
+void store_async_poll(struct store *st)
+{
+    if (st->ops->async_poll)
+        st->ops->async_poll(st);
+}
+
 int store_commit(struct store *st)
 {
     int rc = store_write_batch(st);
@@ -92,6 +121,15 @@ int store_doc_put(struct store *st, const char *coll, const char *id, json_t *do
     if (!json_is_object(doc))
         return STORE_EINVAL;
     TIMED(st, st->ops->doc_put(st, coll, id, doc, create_only));
+}
+
+int store_doc_put_new(struct store *st, const char *coll, const char *id, json_t *doc)
+{
+    if (!st->ops->doc_put_new)
+        return store_doc_put(st, coll, id, doc, true);
+    if (!json_is_object(doc))
+        return STORE_EINVAL;
+    TIMED(st, st->ops->doc_put_new(st, coll, id, doc));
 }
 
 int store_doc_get(struct store *st, const char *coll, const char *id, json_t **out)

@@ -35,6 +35,7 @@ enum {
     STORE_ECONFLICT = -2, /* exists already, or a unique index is taken */
     STORE_ENOTFOUND = -3,
     STORE_EINVAL = -4,
+    STORE_PENDING = 1, /* store_write_batch_async: the outcome comes later */
 };
 
 struct store;
@@ -66,6 +67,7 @@ typedef bool (*store_ts_chunk_cb)(const struct store_ts_sample *pts, int n, void
  * are all in chunks (see store_ts_chunk_put). */
 typedef bool (*store_ts_latest_cb)(const struct store_ts_point *p, int64_t log_upto, void *ud);
 typedef bool (*store_deadline_cb)(const char *id, int64_t due_ms, json_t *payload, void *ud);
+typedef void (*store_batch_cb)(uint64_t tag, bool ok, void *ud);
 
 struct store_ops {
     void (*close)(struct store *st);
@@ -107,9 +109,18 @@ struct store_ops {
      * the backend can go on afterwards (Redis: deferred writes); else a
      * failed commit undid the batch and the store is not to be trusted. */
     bool commit_may_fail;
+    /* NULL: doc_put with create_only. */
+    int (*doc_put_new)(struct store *st, const char *coll, const char *id, json_t *doc);
+    /* Batches told durable through a callback (see store_write_batch_async);
+     * NULL where store_sync() makes them durable. */
+    bool (*batches_async)(struct store *st);
+    void (*on_batch_done)(struct store *st, store_batch_cb cb, void *ud);
+    int (*write_batch_async)(struct store *st, uint64_t tag);
+    int (*async_fd)(struct store *st);
+    void (*async_poll)(struct store *st);
     /* NULL: rate windows are kept in this process (store_rate.c). */
-    int (*rate_add)(struct store *st, const char *key, int64_t window_ms, int64_t now_ms,
-                    int64_t n, int64_t limit, double *count_out);
+    int (*rate_add)(struct store *st, const char *key, int64_t window_ms, int64_t now_ms, int64_t n,
+                    int64_t limit, double *count_out);
     int (*ts_log_append)(struct store *st, int64_t seen, const struct store_ts_point *pts, int n,
                          int64_t *id_out);
     int (*ts_log_each)(struct store *st, int64_t after_id, store_ts_log_cb cb, void *ud);
@@ -184,6 +195,22 @@ int store_write_batch(struct store *st);
  * batch (and only there and on the owner's). Nothing to do, and 0, when
  * batching is off: those writes are durable as they return. */
 int store_sync(struct store *st);
+/* Asynchronous batches, on a store whose batch holds writes already sent
+ * (Redis, unless each write must wait for replicas): a batch is durable
+ * when the server has answered each of its writes, which the owner's loop
+ * learns by watching store_async_fd() (-1: nothing awaited) and calling
+ * store_async_poll() when it is readable; any later call of the store may
+ * read answers too. store_write_batch_async() ends the open batch as tag:
+ * STORE_OK if it is durable already, STORE_EIO if it failed already,
+ * STORE_PENDING if cb (set with store_on_batch_done) will tell, with
+ * ok false if a write of it failed or was lost with the connection (it may
+ * have been applied). Batches are told in the order they were ended; cb
+ * may be called from inside any call of the store. */
+bool store_batches_async(struct store *st);
+void store_on_batch_done(struct store *st, store_batch_cb cb, void *ud);
+int store_write_batch_async(struct store *st, uint64_t tag);
+int store_async_fd(struct store *st);
+void store_async_poll(struct store *st);
 
 int store_index_define(struct store *st, const char *coll, const char *field, bool unique);
 /* Stores doc (an object) under (coll, id). With create_only, fails with
@@ -191,6 +218,12 @@ int store_index_define(struct store *st, const char *coll, const char *field, bo
  * with STORE_ECONFLICT, and nothing is written. */
 int store_doc_put(struct store *st, const char *coll, const char *id, json_t *doc,
                   bool create_only);
+/* Stores doc under an id the caller has just made, so that none can exist
+ * (a sortable random id, say): store_doc_put with create_only, except that
+ * where the store then need not wait for the server (Redis, batching, no
+ * unique index in coll) the write is deferred like a replace, and a
+ * STORE_ECONFLICT is not to be relied on. */
+int store_doc_put_new(struct store *st, const char *coll, const char *id, json_t *doc);
 /* *out gets a new reference, or the call returns STORE_ENOTFOUND. */
 int store_doc_get(struct store *st, const char *coll, const char *id, json_t **out);
 int store_doc_delete(struct store *st, const char *coll, const char *id);

@@ -408,10 +408,14 @@ static bool backfill_one(const char *id, json_t *doc, void *ud)
     return true;
 }
 
-static int rd_doc_put(struct store *st, const char *coll, const char *id, json_t *doc,
-                      bool create_only)
+/* With fresh, the id was just made, so none exists: stored without
+ * waiting, as a replace would be (see store_doc_put_new). */
+static int doc_put(struct store *st, const char *coll, const char *id, json_t *doc,
+                   bool create_only, bool fresh)
 {
     struct redis_store *r = R(st);
+    if (fresh && !has_unique_index(r, coll))
+        create_only = false;
     char *body = jx_dump(doc);
     if (!body)
         return STORE_EIO;
@@ -440,6 +444,17 @@ static int rd_doc_put(struct store *st, const char *coll, const char *id, json_t
     int rc = rd_reply_int(rep) < 0 ? STORE_ECONFLICT : STORE_OK;
     freeReplyObject(rep);
     return rc;
+}
+
+static int rd_doc_put(struct store *st, const char *coll, const char *id, json_t *doc,
+                      bool create_only)
+{
+    return doc_put(st, coll, id, doc, create_only, false);
+}
+
+static int rd_doc_put_new(struct store *st, const char *coll, const char *id, json_t *doc)
+{
+    return doc_put(st, coll, id, doc, true, true);
 }
 
 static int rd_doc_get(struct store *st, const char *coll, const char *id, json_t **out)
@@ -1011,6 +1026,79 @@ static int rd_commit(struct store *st)
     return redis_link_drain(r->link) == 0 ? STORE_OK : STORE_EIO;
 }
 
+/* ---- asynchronous batches ---- */
+
+struct rd_batch {
+    uint64_t upto; /* the number of its last deferred write */
+    uint64_t tag;
+    bool failed;
+};
+
+/* The reply of deferred write n was read (or lost): it belongs to the
+ * oldest batch still waiting, or else to the open one. Batches whose last
+ * write it was are told. */
+static void rd_on_reply(uint64_t n, bool ok, void *ud)
+{
+    struct redis_store *r = ud;
+    struct rd_batch *b = g_queue_peek_head(&r->batches);
+    struct rd_batch *last = g_queue_peek_tail(&r->batches);
+    if (!last || n > last->upto) {
+        r->open_failed = r->open_failed || !ok;
+        return;
+    }
+    b->failed = b->failed || !ok;
+    while ((b = g_queue_peek_head(&r->batches)) && b->upto <= n) {
+        g_queue_pop_head(&r->batches);
+        if (r->batch_cb)
+            r->batch_cb(b->tag, !b->failed, r->batch_ud);
+        g_free(b);
+    }
+}
+
+/* Without replicas to wait for: each batch ends when its replies are
+ * read. With ?wait=N, the commit waits for the replicas (WAIT). */
+static bool rd_batches_async(struct store *st)
+{
+    return redis_link_url(R(st)->link)->wait_replicas <= 0;
+}
+
+static void rd_on_batch_done(struct store *st, store_batch_cb cb, void *ud)
+{
+    struct redis_store *r = R(st);
+    r->batch_cb = cb;
+    r->batch_ud = ud;
+}
+
+static int rd_write_batch_async(struct store *st, uint64_t tag)
+{
+    struct redis_store *r = R(st);
+    r->dirty = false;
+    uint64_t upto = redis_link_sent(r->link);
+    struct rd_batch *last = g_queue_peek_tail(&r->batches);
+    bool failed = r->open_failed;
+    r->open_failed = false;
+    if (redis_link_done(r->link) >= upto && !last)
+        return failed ? STORE_EIO : STORE_OK;
+    struct rd_batch *b = g_new(struct rd_batch, 1);
+    *b = (struct rd_batch){upto, tag, failed};
+    g_queue_push_tail(&r->batches, b);
+    /* Every reply may be in already (read by a later command): the batch
+     * is then told at once, after those before it. */
+    if (redis_link_done(r->link) >= upto)
+        rd_on_reply(upto, true, r);
+    return STORE_PENDING;
+}
+
+static int rd_async_fd(struct store *st)
+{
+    return redis_link_fd(R(st)->link);
+}
+
+static void rd_async_poll(struct store *st)
+{
+    redis_link_poll(R(st)->link);
+}
+
 static void rd_set_batching(struct store *st, bool on, void (*on_dirty)(void *ud), void *ud)
 {
     struct redis_store *r = R(st);
@@ -1032,8 +1120,10 @@ static void idx_free(gpointer p)
 static void rd_close(struct store *st)
 {
     struct redis_store *r = R(st);
+    r->batch_cb = NULL; /* nobody to tell any more */
     rd_commit(st);
     redis_link_free(r->link);
+    g_queue_clear_full(&r->batches, g_free);
     g_ptr_array_free(r->indexes, TRUE);
     g_free(r->prefix);
     g_free(r);
@@ -1067,6 +1157,12 @@ static const struct store_ops redis_ops = {
     .set_batching = rd_set_batching,
     .commit = rd_commit,
     .commit_may_fail = true,
+    .doc_put_new = rd_doc_put_new,
+    .batches_async = rd_batches_async,
+    .on_batch_done = rd_on_batch_done,
+    .write_batch_async = rd_write_batch_async,
+    .async_fd = rd_async_fd,
+    .async_poll = rd_async_poll,
     .rate_add = rd_rate_add,
     .ts_log_append = rd_ts_log_append,
     .ts_log_each = rd_ts_log_each,
@@ -1093,6 +1189,7 @@ struct store *store_open_redis(const char *url, const char *prefix, char **err)
     struct redis_store *r = g_new0(struct redis_store, 1);
     r->base.ops = &redis_ops;
     r->link = redis_link_new(&u, 2000);
+    redis_link_on_reply(r->link, rd_on_reply, r);
     r->prefix = g_strdup(prefix && *prefix ? prefix : "yjt:");
     r->indexes = g_ptr_array_new_with_free_func(idx_free);
     if (redis_link_connect(r->link) != 0) {

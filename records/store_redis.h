@@ -26,6 +26,13 @@ struct redis_store {
     bool dirty; /* a write was deferred since the last commit */
     void (*on_dirty)(void *ud);
     void *dirty_ud;
+    /* Batches ended with store_write_batch_async() whose replies are not
+     * all read (struct rd_batch*, oldest first), and whether a reply of
+     * the open batch failed. */
+    GQueue batches;
+    bool open_failed;
+    store_batch_cb batch_cb;
+    void *batch_ud;
 };
 
 static inline struct redis_store *R(struct store *st)

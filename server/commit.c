@@ -7,6 +7,7 @@
 #include "server/http.h"
 #include "server/server.h"
 
+#include <glib-unix.h>
 #include <glib.h>
 #include <unistd.h>
 
@@ -37,6 +38,21 @@ static gboolean on_flushed_cb(gpointer data);
 #define FAILED_KEPT 64
 static uint64_t failed[FAILED_KEPT];
 static unsigned failed_n;
+
+/* A store whose batches are durable once its server answered them
+ * (Redis): they are told by the store (on_batch_done) instead of by the
+ * flusher thread, several may be under way, and the loop watches the
+ * store's socket for the answers (async_watch). What the store told waits
+ * in `told` for the loop's next turn, since the store may tell from
+ * inside any call. */
+static bool async_store;
+static guint async_watch, told_idle;
+static int async_watch_fd = -1;
+struct told {
+    uint64_t gen;
+    bool ok;
+};
+static GArray *told;
 
 static void fatal(const char *what)
 {
@@ -79,6 +95,16 @@ bool commit_failed(uint64_t gen)
     return false;
 }
 
+static void mark_failed(uint64_t gen)
+{
+    failed[failed_n++ % FAILED_KEPT] = gen;
+    log_error("store",
+              "batch %" G_GUINT64_FORMAT " could not be written: what tells of it is "
+              "dropped and its connections closed",
+              gen);
+    conn_drop_failed();
+}
+
 /* Writes the open batch. If that fails on a store that may fail a batch,
  * the batch is marked failed (and gets its flush all the same, so that the
  * batches after it move on); on any other store it is fatal. */
@@ -88,18 +114,90 @@ static void write_batch(void)
         return;
     if (!store_commit_may_fail(server.store))
         fatal("commit");
-    failed[failed_n++ % FAILED_KEPT] = open_gen;
-    log_error("store",
-              "batch %" G_GUINT64_FORMAT " could not be written: what tells of it is "
-              "dropped and its connections closed",
-              open_gen);
-    conn_drop_failed();
+    mark_failed(open_gen);
     open_gen++; /* what is queued from now on is not of the failed batch */
+}
+
+static void advance(uint64_t gen);
+
+/* Acts on the batches the store told of, in order. */
+static void act_on_told(void)
+{
+    for (guint i = 0; told && i < told->len; i++) {
+        struct told t = g_array_index(told, struct told, i);
+        if (!t.ok)
+            mark_failed(t.gen);
+        advance(t.gen);
+    }
+    if (told)
+        g_array_set_size(told, 0);
+}
+
+static gboolean act_on_told_cb(gpointer data)
+{
+    (void)data;
+    told_idle = 0;
+    act_on_told();
+    return G_SOURCE_REMOVE;
+}
+
+static void on_batch_done(uint64_t gen, bool ok, void *ud)
+{
+    (void)ud;
+    g_array_append_val(told, ((struct told){gen, ok}));
+    if (!told_idle)
+        told_idle = g_idle_add_full(G_PRIORITY_HIGH, act_on_told_cb, NULL, NULL);
+}
+
+static void watch_store(void);
+
+static gboolean on_store_readable(gint fd, GIOCondition cond, gpointer data)
+{
+    (void)data;
+    store_async_poll(server.store);
+    act_on_told();
+    if (!(cond & G_IO_NVAL) && store_async_fd(server.store) == fd)
+        return G_SOURCE_CONTINUE;
+    async_watch = 0; /* another socket (a reconnect), or nothing awaited */
+    watch_store();
+    return G_SOURCE_REMOVE;
+}
+
+/* Watches the socket the store awaits answers on, if any. */
+static void watch_store(void)
+{
+    int fd = store_async_fd(server.store);
+    if (async_watch && fd == async_watch_fd)
+        return;
+    if (async_watch)
+        g_source_remove(async_watch);
+    async_watch = 0;
+    if (fd < 0)
+        return;
+    async_watch_fd = fd;
+    async_watch = g_unix_fd_add_full(G_PRIORITY_HIGH, fd, G_IO_IN | G_IO_HUP | G_IO_ERR,
+                                     on_store_readable, NULL, NULL);
+}
+
+/* Ends the open batch on an asynchronous store. */
+static void write_async(void)
+{
+    dirty = false;
+    written_gen = open_gen;
+    int rc = store_write_batch_async(server.store, open_gen);
+    if (rc == STORE_PENDING)
+        watch_store();
+    else
+        on_batch_done(open_gen, rc == STORE_OK, NULL);
 }
 
 /* Writes the open batch to the log and hands its flush to the thread. */
 static void write_and_flush(void)
 {
+    if (async_store) {
+        write_async();
+        return;
+    }
     write_batch();
     dirty = false;
     written_gen = open_gen;
@@ -170,6 +268,11 @@ void commit_init(void)
     fl.stop = false;
     fl.thread = g_thread_new("flusher", flusher_main, NULL);
     store_set_batching(server.store, true, on_dirty, NULL);
+    async_store = store_batches_async(server.store);
+    if (async_store) {
+        told = g_array_new(FALSE, FALSE, sizeof(struct told));
+        store_on_batch_done(server.store, on_batch_done, NULL);
+    }
 }
 
 uint64_t commit_needed(void)
@@ -189,6 +292,17 @@ bool commit_durable(uint64_t gen)
 
 void server_commit(void)
 {
+    if (async_store) {
+        if (due)
+            g_source_remove(due);
+        due = 0;
+        if (dirty)
+            write_async();
+        if (store_async_fd(server.store) >= 0)
+            store_write_batch(server.store); /* reads every answer; the store tells */
+        act_on_told();
+        return;
+    }
     if (dirty) {
         if (due)
             g_source_remove(due);
@@ -213,6 +327,17 @@ void commit_shutdown(void)
     if (due)
         g_source_remove(due);
     due = 0;
+    if (async_watch)
+        g_source_remove(async_watch);
+    async_watch = 0;
+    if (told_idle)
+        g_source_remove(told_idle);
+    told_idle = 0;
+    if (told) {
+        store_on_batch_done(server.store, NULL, NULL);
+        g_array_free(told, TRUE);
+        told = NULL;
+    }
     if (fl.thread) {
         g_mutex_lock(&fl.lock);
         fl.stop = true;

@@ -402,7 +402,8 @@ static char *items_of(struct store *st, const char *key)
     assert_int_equal(store_seq_range(st, key, 0, 0, false, collect_n, ns), 0);
     GString *s = g_string_new("");
     for (guint i = 0; i < ns->len; i++)
-        g_string_append_printf(s, "%s%" G_GINT64_FORMAT, i ? "," : "", g_array_index(ns, int64_t, i));
+        g_string_append_printf(s, "%s%" G_GINT64_FORMAT, i ? "," : "",
+                               g_array_index(ns, int64_t, i));
     g_array_free(ns, TRUE);
     return g_string_free(s, FALSE);
 }
@@ -843,7 +844,8 @@ static void test_index_after_other_writer(void **state)
     store_close(other);
     put(st, "ents", "e1", "{\"division\":\"4403\",\"tags\":[\"a\"]}", 0);
     assert_int_equal(store_commit(st), 0);
-    static const char *const gone[][2] = {{"division", "4401"}, {"division", "4402"}, {"tags", "b"}};
+    static const char *const gone[][2] = {
+        {"division", "4401"}, {"division", "4402"}, {"tags", "b"}};
     for (size_t i = 0; i < G_N_ELEMENTS(gone); i++) {
         GPtrArray *ids = find(st, "ents", gone[i][0], gone[i][1], false);
         assert_int_equal(ids->len, 0);
@@ -877,8 +879,8 @@ static void copy_file(const char *from, const char *to)
 static void raw_sums(sqlite3 *c, int64_t *count, int64_t *bytes)
 {
     sqlite3_stmt *q = NULL;
-    assert_int_equal(sqlite3_prepare_v2(c, "SELECT count(*), total(length(v)) FROM t", -1, &q, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(c, "SELECT count(*), total(length(v)) FROM t", -1, &q, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
     *count = sqlite3_column_int64(q, 0);
     *bytes = (int64_t)sqlite3_column_double(q, 1);
@@ -941,6 +943,27 @@ static void test_log_whole_at_commit(void **state)
     g_free(crash_wal);
 }
 
+/* Makes PREFIX s:KEY a string, so that a deferred trim of it fails. */
+static void spoil_stream(const char *key)
+{
+    struct redis_url u;
+    char *err = NULL;
+    assert_int_equal(redis_url_parse(redis_url, &u, &err), 0);
+    struct redis_link *l = redis_link_new(&u, 2000); /* takes u's contents */
+    struct redis_cmd c;
+    redis_cmd_init(&c);
+    redis_cmd_str(&c, "SET");
+    char *k = g_strconcat("s:", key, NULL);
+    redis_cmd_cat(&c, prefix, k);
+    g_free(k);
+    redis_cmd_str(&c, "not a stream");
+    redisReply *rep = redis_link_call(l, &c);
+    if (!rep)
+        fail_msg("%s", redis_link_error(l));
+    freeReplyObject(rep);
+    redis_link_free(l);
+}
+
 /* Batching on Redis: a write that may conflict (a unique index, a
  * creation) is done when it returns; one that cannot is sent at once and
  * its reply read at the commit (or by the next command): the batch is
@@ -974,20 +997,7 @@ static void test_redis_batching(void **state)
 
     /* A deferred write that Redis refuses (a trim of a key that another
      * client made a string): returns at once, and the commit fails. */
-    struct redis_url u;
-    char *err = NULL;
-    assert_int_equal(redis_url_parse(redis_url, &u, &err), 0);
-    struct redis_link *l = redis_link_new(&u, 2000); /* takes u's contents */
-    struct redis_cmd c;
-    redis_cmd_init(&c);
-    redis_cmd_str(&c, "SET");
-    redis_cmd_cat(&c, prefix, "s:spoilt");
-    redis_cmd_str(&c, "not a stream");
-    redisReply *rep = redis_link_call(l, &c);
-    if (!rep)
-        fail_msg("%s", redis_link_error(l));
-    freeReplyObject(rep);
-    redis_link_free(l);
+    spoil_stream("spoilt");
     assert_int_equal(store_seq_trim(st, "spoilt", 3), 0);
     assert_int_equal(store_commit(st), STORE_EIO);
     assert_true(store_commit_may_fail(st));
@@ -999,6 +1009,108 @@ static void test_redis_batching(void **state)
     store_close(other);
 }
 
+/* A document stored under an id just made is found by id and by its
+ * index rows, and a later replace moves its rows (batched on Redis, the
+ * first write does not wait for the server). */
+static void test_put_new(void **state)
+{
+    struct store *st = *state;
+    json_t *doc = json_pack("{s:s, s:[s, s]}", "division", "440106", "tags", "key", "tank");
+    assert_int_equal(store_doc_put_new(st, "ents", "n1", doc), 0);
+    json_decref(doc);
+    json_t *got = NULL;
+    assert_int_equal(store_doc_get(st, "ents", "n1", &got), 0);
+    assert_string_equal(json_string_value(json_object_get(got, "division")), "440106");
+    json_decref(got);
+    assert_int_equal(found(st, "ents", "division", "440106"), 1);
+    assert_int_equal(found(st, "ents", "tags", "tank"), 1);
+    put(st, "ents", "n1", "{\"division\":\"440113\",\"tags\":[\"key\"]}", 0);
+    assert_int_equal(found(st, "ents", "division", "440106"), 0);
+    assert_int_equal(found(st, "ents", "tags", "tank"), 0);
+    assert_int_equal(found(st, "ents", "tags", "key"), 1);
+    assert_int_equal(store_commit(st), 0);
+}
+
+static GArray *told;
+
+static void on_told(uint64_t tag, bool ok, void *ud)
+{
+    (void)ud;
+    int64_t v = ok ? (int64_t)tag : -(int64_t)tag;
+    g_array_append_val(told, v);
+}
+
+/* Waits (up to 5 s) until n batches were told, reading as the server's
+ * loop would: when the store's socket is readable. */
+static void wait_told(struct store *st, guint n)
+{
+    gint64 end = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+    while (told->len < n && g_get_monotonic_time() < end) {
+        int fd = store_async_fd(st);
+        assert_true(fd >= 0);
+        GPollFD pfd = {.fd = fd, .events = G_IO_IN};
+        g_poll(&pfd, 1, 100);
+        store_async_poll(st);
+    }
+    assert_int_equal(told->len, n);
+}
+
+/* Batches ended without waiting: told in order once Redis answered each
+ * of their writes, by the socket or by a later call; a batch with a write
+ * Redis refused is told failed, and one that learnt of its failure before
+ * it ended fails at once. */
+static void test_redis_async_batches(void **state)
+{
+    struct store *st = *state;
+    told = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    store_set_batching(st, true, on_dirty, NULL);
+    assert_true(store_batches_async(st));
+    store_on_batch_done(st, on_told, NULL);
+    assert_int_equal(store_async_fd(st), -1);
+
+    put(st, "ents", "e1", "{\"division\":\"440106\"}", 0);
+    assert_int_equal(store_write_batch_async(st, 1), STORE_PENDING);
+    json_t *line = json_pack("{s:i}", "n", 1);
+    assert_int_equal(store_seq_append(st, "audit", line, NULL), 0);
+    json_decref(line);
+    assert_int_equal(store_write_batch_async(st, 2), STORE_PENDING);
+    assert_int_equal(told->len, 0);
+    wait_told(st, 2);
+    assert_int_equal(g_array_index(told, int64_t, 0), 1);
+    assert_int_equal(g_array_index(told, int64_t, 1), 2);
+    assert_int_equal(store_async_fd(st), -1); /* nothing awaited */
+    struct store *other = open_store();
+    json_t *got = NULL;
+    assert_int_equal(store_doc_get(other, "ents", "e1", &got), 0);
+    json_decref(got);
+    store_close(other);
+
+    /* Nothing written: durable at once. */
+    assert_int_equal(store_write_batch_async(st, 3), STORE_OK);
+
+    /* A refused write fails its batch alone; a read reads the answers
+     * first, and the store tells from inside it. */
+    spoil_stream("spoilt");
+    assert_int_equal(store_seq_trim(st, "spoilt", 3), 0);
+    assert_int_equal(store_write_batch_async(st, 4), STORE_PENDING);
+    put(st, "ents", "e2", "{\"division\":\"440106\"}", 0);
+    assert_int_equal(store_write_batch_async(st, 5), STORE_PENDING);
+    assert_int_equal(store_doc_get(st, "ents", "e2", &got), 0);
+    json_decref(got);
+    assert_int_equal(told->len, 4);
+    assert_int_equal(g_array_index(told, int64_t, 2), -4);
+    assert_int_equal(g_array_index(told, int64_t, 3), 5);
+
+    /* A batch whose refusal was read before it ended. */
+    assert_int_equal(store_seq_trim(st, "spoilt", 3), 0);
+    assert_int_equal(store_doc_get(st, "ents", "e2", &got), 0);
+    json_decref(got);
+    assert_int_equal(store_write_batch_async(st, 6), STORE_EIO);
+    assert_int_equal(told->len, 4);
+    store_on_batch_done(st, NULL, NULL);
+    g_array_free(told, TRUE);
+}
+
 int main(void)
 {
     redis_url = getenv("YJT_TEST_REDIS");
@@ -1007,6 +1119,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unique_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefix_and_multi, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_moves, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_new, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_defined_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unique_index_moves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
@@ -1029,6 +1142,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unique_index, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_prefix_and_multi, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_index_moves, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_put_new, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_index_defined_later, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_unique_index_moves, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_changes, setup_batched, teardown),
@@ -1038,10 +1152,12 @@ int main(void)
     };
     const struct CMUnitTest redis_only[] = {
         cmocka_unit_test_setup_teardown(test_redis_batching, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redis_async_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_docs, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_unique_index, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_prefix_and_multi, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_index_moves, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_put_new, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_unique_index_moves, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_changes, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_sequences, setup_batched, teardown),
