@@ -101,6 +101,7 @@ int sqls_batch_open(struct sqlite_store *s)
         return STORE_OK;
     if (run(s, "BEGIN IMMEDIATE") != STORE_OK)
         return STORE_EIO;
+    sqls_rows_check(s);
     s->in_batch = true;
     if (s->on_dirty)
         s->on_dirty(s->dirty_ud);
@@ -153,8 +154,12 @@ static void rev_forget(struct sqlite_store *s)
 /* Starts one multi-statement write. */
 int sqls_begin(struct sqlite_store *s)
 {
-    if (!s->batching)
-        return run(s, "BEGIN IMMEDIATE");
+    if (!s->batching) {
+        int rc = run(s, "BEGIN IMMEDIATE");
+        if (rc == STORE_OK)
+            sqls_rows_check(s);
+        return rc;
+    }
     if (sqls_batch_open(s) != STORE_OK)
         return STORE_EIO;
     return run(s, "SAVEPOINT w");
@@ -168,6 +173,7 @@ int sqls_finish(struct sqlite_store *s, int rc)
             return STORE_OK;
         exec(s, "ROLLBACK TO w");
         exec(s, "RELEASE w");
+        sqls_rows_forget_all(s);
         return rc == STORE_OK ? STORE_EIO : rc;
     }
     if (rc == STORE_OK)
@@ -177,6 +183,7 @@ int sqls_finish(struct sqlite_store *s, int rc)
     if (ok)
         return STORE_OK;
     exec(s, "ROLLBACK");
+    sqls_rows_forget_all(s);
     return rc == STORE_OK ? STORE_EIO : rc;
 }
 
@@ -264,6 +271,7 @@ static int sq_commit(struct store *st)
     rev_forget(s);
     if (!ok) {
         exec(s, "ROLLBACK");
+        sqls_rows_forget_all(s);
         return STORE_EIO;
     }
     if (s->wal_fd < 0) {
@@ -322,6 +330,7 @@ static void sq_close(struct store *st)
     sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
     sqlite3_close(s->db);
     g_ptr_array_free(s->indexes, TRUE);
+    g_hash_table_destroy(s->row_cache);
     g_free(s->path);
     g_free(s);
 }
@@ -367,6 +376,7 @@ static int sq_index_define(struct store *st, const char *coll, const char *field
     d->field = g_strdup(field);
     d->unique = unique;
     g_ptr_array_add(s->indexes, d);
+    sqls_rows_forget_all(s); /* cached rows lack this index's */
     int r = row_exists(s, "SELECT 1 FROM idx_defs WHERE coll=?1 AND field=?2", coll, field);
     if (r != 0)
         return r > 0 ? STORE_OK : STORE_EIO;
@@ -520,6 +530,77 @@ static GHashTable *rows_of(struct sqlite_store *s, const char *coll, json_t *doc
     return rows;
 }
 
+#define ROW_CACHE_MAX 8192
+
+static void cached_row_free(gpointer p)
+{
+    struct index_row *r = p;
+    g_free((char *)r->value);
+    g_free(r);
+}
+
+void sqls_rows_forget_all(struct sqlite_store *s)
+{
+    if (s->row_cache)
+        g_hash_table_remove_all(s->row_cache);
+}
+
+void sqls_rows_check(struct sqlite_store *s)
+{
+    sqlite3_stmt *q = sqls_prep(s, "PRAGMA data_version");
+    int64_t v = -1;
+    if (q && sqlite3_step(q) == SQLITE_ROW)
+        v = sqlite3_column_int64(q, 0);
+    if (q)
+        sqlite3_reset(q);
+    if (v < 0 || v != s->data_version)
+        sqls_rows_forget_all(s);
+    s->data_version = v;
+}
+
+static char *doc_key(const char *coll, const char *id)
+{
+    return g_strconcat(coll, "\x1f", id, NULL);
+}
+
+/* Remembers the index rows doc gives (coll, id), as now stored. */
+static void rows_remember(struct sqlite_store *s, const char *coll, const char *id, json_t *doc)
+{
+    GHashTable *rows = rows_of(s, coll, doc);
+    if (!rows)
+        return;
+    GHashTable *own = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, cached_row_free);
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, rows);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+        const struct index_row *r = v;
+        struct index_row *c = g_new(struct index_row, 1);
+        c->def = r->def;
+        c->value = g_strdup(r->value);
+        g_hash_table_insert(own, g_strdup(k), c);
+    }
+    g_hash_table_destroy(rows);
+    if (g_hash_table_size(s->row_cache) >= ROW_CACHE_MAX)
+        g_hash_table_remove_all(s->row_cache);
+    g_hash_table_replace(s->row_cache, doc_key(coll, id), own);
+}
+
+static GHashTable *rows_remembered(struct sqlite_store *s, const char *coll, const char *id)
+{
+    char *k = doc_key(coll, id);
+    GHashTable *rows = g_hash_table_lookup(s->row_cache, k);
+    g_free(k);
+    return rows;
+}
+
+static void rows_forget(struct sqlite_store *s, const char *coll, const char *id)
+{
+    char *k = doc_key(coll, id);
+    g_hash_table_remove(s->row_cache, k);
+    g_free(k);
+}
+
 static int index_delete(struct sqlite_store *s, const char *coll, const char *field,
                         const char *value, const char *id)
 {
@@ -547,8 +628,9 @@ static int index_sync(struct sqlite_store *s, const char *coll, const char *id, 
     if (!want)
         return STORE_OK; /* nothing of coll is indexed */
     json_t *old = NULL;
-    int rc = is_new ? STORE_OK : stored_doc(s, coll, id, &old);
-    GHashTable *have = old ? rows_of(s, coll, old) : NULL;
+    GHashTable *cached = is_new ? NULL : rows_remembered(s, coll, id);
+    int rc = is_new || cached ? STORE_OK : stored_doc(s, coll, id, &old);
+    GHashTable *have = cached ? cached : old ? rows_of(s, coll, old) : NULL;
     GHashTableIter it;
     gpointer k, v;
     if (have) {
@@ -564,7 +646,7 @@ static int index_sync(struct sqlite_store *s, const char *coll, const char *id, 
         if (!have || !g_hash_table_contains(have, k)) /* kept rows are there */
             rc = index_insert(s, v, id);
     }
-    if (have)
+    if (have && !cached)
         g_hash_table_destroy(have);
     json_decref(old);
     g_hash_table_destroy(want);
@@ -577,8 +659,9 @@ static int unindex_doc(struct sqlite_store *s, const char *coll, const char *id)
     if (!has_index(s, coll))
         return STORE_OK;
     json_t *old = NULL;
-    int rc = stored_doc(s, coll, id, &old);
-    GHashTable *have = old ? rows_of(s, coll, old) : NULL;
+    GHashTable *cached = rows_remembered(s, coll, id);
+    int rc = cached ? STORE_OK : stored_doc(s, coll, id, &old);
+    GHashTable *have = cached ? cached : old ? rows_of(s, coll, old) : NULL;
     if (have) {
         GHashTableIter it;
         gpointer v;
@@ -587,8 +670,10 @@ static int unindex_doc(struct sqlite_store *s, const char *coll, const char *id)
             const struct index_row *r = v;
             rc = index_delete(s, coll, r->def->field, r->value, id);
         }
-        g_hash_table_destroy(have);
+        if (!cached)
+            g_hash_table_destroy(have);
     }
+    rows_forget(s, coll, id); /* frees cached */
     json_decref(old);
     return rc;
 }
@@ -619,7 +704,10 @@ static int doc_put_locked(struct sqlite_store *s, const char *coll, const char *
     free(body);
     rc = sqlite3_step(up);
     sqlite3_reset(up);
-    return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
+    if (rc != SQLITE_DONE)
+        return STORE_EIO;
+    rows_remember(s, coll, id, doc);
+    return STORE_OK;
 }
 
 static int sq_doc_put(struct store *st, const char *coll, const char *id, json_t *doc,
@@ -918,6 +1006,9 @@ struct store *store_open_sqlite(const char *dir, char **err)
     s->base.ops = &sqlite_ops;
     s->stmts = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, stmt_finalize);
     s->indexes = g_ptr_array_new_with_free_func(index_def_free);
+    s->row_cache = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                         (GDestroyNotify)g_hash_table_destroy);
+    s->data_version = -1;
     s->path = path;
     s->wal_fd = -1;
     int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
@@ -940,6 +1031,7 @@ err:
     g_hash_table_destroy(s->stmts);
     sqlite3_close(s->db);
     g_ptr_array_free(s->indexes, TRUE);
+    g_hash_table_destroy(s->row_cache);
     g_free(s->path);
     g_free(s);
     return NULL;

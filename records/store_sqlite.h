@@ -36,7 +36,21 @@ struct sqlite_store {
     int64_t rev;
     bool rev_loaded, rev_dirty;
     struct sqls_fanouts *fan; /* large fan-outs' rows not yet in seqs */
+    /* The index rows of documents this process wrote lately ("coll 0x1f
+     * id" -> row key -> struct index_row*, values owned), so that a
+     * replace need not read and parse the stored document; valid while no
+     * other process wrote (PRAGMA data_version, checked as each
+     * transaction opens) and dropped whole when a write is undone. */
+    GHashTable *row_cache;
+    int64_t data_version;
 };
+
+/* Drops what row_cache holds (a write was undone, or another process
+ * wrote). */
+void sqls_rows_forget_all(struct sqlite_store *s);
+/* At the start of each write transaction: forgets the cached rows if
+ * another process has written since the last. */
+void sqls_rows_check(struct sqlite_store *s);
 
 /* A reset, cached prepared statement for sql (a string literal), or NULL. */
 sqlite3_stmt *sqls_prep(struct sqlite_store *s, const char *sql);
