@@ -133,6 +133,8 @@ static struct {
     char last_id[48]; /* the last entry read, or "" before the first read */
     GQueue out;       /* struct msg*: the first `inflight` were sent, unanswered */
     guint inflight;
+    GQueue entries; /* messages per entry sent and not answered, oldest first */
+    guint flush;    /* the source that sends what this turn queued */
     struct handler handlers[MAX_TYPES];
     int n_handlers;
     struct bus_stats stats;
@@ -172,32 +174,65 @@ static void on_written(redisAsyncContext *ac, void *reply, void *priv)
     (void)priv;
     redisReply *r = reply;
     if (!r)
-        return; /* disconnected: the message stays queued and is sent again */
-    if (B.inflight == 0)
-        return;
-    B.inflight--;
-    struct msg *m = g_queue_pop_head(&B.out);
-    if (r->type == REDIS_REPLY_ERROR) {
-        B.stats.dropped++;
-        log_warn("bus", "publishing %s failed: %s", m->type, r->str);
-    } else {
-        B.stats.published++;
+        return; /* disconnected: the messages stay queued and are sent again */
+    guint n = GPOINTER_TO_UINT(g_queue_pop_head(&B.entries));
+    for (guint i = 0; i < n && B.inflight > 0; i++) {
+        B.inflight--;
+        struct msg *m = g_queue_pop_head(&B.out);
+        if (r->type == REDIS_REPLY_ERROR) {
+            B.stats.dropped++;
+            log_warn("bus", "publishing %s failed: %s", m->type, r->str);
+        } else {
+            B.stats.published++;
+        }
+        msg_free(m);
     }
-    msg_free(m);
 }
 
-static void send_msg(struct msg *m)
+/* Sends what is queued and not sent yet: the messages of a loop turn go
+ * as one stream entry (up to ENTRY_MAX_MSGS or ENTRY_MAX_BYTES each),
+ * with the node's id once and then type, addressee, user and data per
+ * message, so a turn costs Redis one XADD and one sync, not one per
+ * message. */
+#define ENTRY_MAX_MSGS 256
+#define ENTRY_MAX_BYTES (256 * 1024)
+#define ENTRY_HEAD 8
+static void send_queued(void)
 {
-    const char *argv[] = {"XADD", B.key, "MAXLEN", "~",     G_STRINGIFY(BUS_KEEP),
-                          "*",    "n",   B.node,   "t",     m->type,
-                          "o",    m->to, "u",      m->user, "d",
-                          m->data};
-    size_t lens[G_N_ELEMENTS(argv)];
-    for (size_t i = 0; i < G_N_ELEMENTS(argv); i++)
-        lens[i] = strlen(argv[i]);
-    lens[G_N_ELEMENTS(argv) - 1] = m->len;
-    redisAsyncCommandArgv(B.wr.ac, on_written, NULL, G_N_ELEMENTS(argv), argv, lens);
-    B.inflight++;
+    static const char *argv[ENTRY_HEAD + 8 * ENTRY_MAX_MSGS];
+    static size_t lens[ENTRY_HEAD + 8 * ENTRY_MAX_MSGS];
+    while (B.wr.up && B.wr.ac && B.inflight < B.out.length) {
+        const char *head[ENTRY_HEAD] = {"XADD", B.key, "MAXLEN", "~", G_STRINGIFY(BUS_KEEP),
+                                        "*",    "n",   B.node};
+        int argc = 0;
+        for (int i = 0; i < ENTRY_HEAD; i++) {
+            argv[argc] = head[i];
+            lens[argc++] = strlen(head[i]);
+        }
+        guint n = 0;
+        size_t bytes = 0;
+        for (GList *it = g_queue_peek_nth_link(&B.out, B.inflight);
+             it && n < ENTRY_MAX_MSGS && (n == 0 || bytes < ENTRY_MAX_BYTES); it = it->next, n++) {
+            struct msg *m = it->data;
+            const char *kv[8] = {"t", m->type, "o", m->to, "u", m->user, "d", m->data};
+            for (int i = 0; i < 8; i++) {
+                argv[argc] = kv[i];
+                lens[argc++] = i == 7 ? m->len : strlen(kv[i]);
+            }
+            bytes += m->len;
+        }
+        redisAsyncCommandArgv(B.wr.ac, on_written, NULL, argc, argv, lens);
+        g_queue_push_tail(&B.entries, GUINT_TO_POINTER(n));
+        B.inflight += n;
+    }
+}
+
+static gboolean flush_cb(gpointer data)
+{
+    (void)data;
+    B.flush = 0;
+    send_queued();
+    return G_SOURCE_REMOVE;
 }
 
 static void read_next(void);
@@ -209,8 +244,10 @@ static void deliver(const redisReply *entry)
         entry->element[1]->type != REDIS_REPLY_ARRAY)
         return;
     g_strlcpy(B.last_id, entry->element[0]->str, sizeof(B.last_id));
+    /* n (the sending node), then per message t, o, u and d: each d ends a
+     * message (see send_queued). */
     const redisReply *f = entry->element[1];
-    const redisReply *node = NULL, *type = NULL, *user = NULL, *data = NULL, *to = NULL;
+    const redisReply *node = NULL, *type = NULL, *user = NULL, *to = NULL;
     for (size_t i = 0; i + 1 < f->elements; i += 2) {
         const redisReply *k = f->element[i], *v = f->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || k->len != 1)
@@ -225,21 +262,21 @@ static void deliver(const redisReply *entry)
         case 'u':
             user = v;
             break;
-        case 'd':
-            data = v;
-            break;
         case 'o':
             to = v;
             break;
+        case 'd':
+            if (!node || !type || !user || strcmp(node->str, B.node) == 0)
+                return;
+            if (to && to->len && strcmp(to->str, B.node) != 0)
+                break;
+            B.stats.received++;
+            for (int h = 0; h < B.n_handlers; h++)
+                if (strcmp(B.handlers[h].type, type->str) == 0)
+                    B.handlers[h].fn(node->str, user->str, v->str, v->len, B.handlers[h].ud);
+            break;
         }
     }
-    if (!node || !type || !user || !data || strcmp(node->str, B.node) == 0 ||
-        (to && to->len && strcmp(to->str, B.node) != 0))
-        return;
-    B.stats.received++;
-    for (int i = 0; i < B.n_handlers; i++)
-        if (strcmp(B.handlers[i].type, type->str) == 0)
-            B.handlers[i].fn(node->str, user->str, data->str, data->len, B.handlers[i].ud);
 }
 
 static void on_read(redisAsyncContext *ac, void *reply, void *priv)
@@ -324,11 +361,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
     l->up = true;
     l->backoff_ms = 0;
     log_info("bus", "%s connection to Redis up (node %s)", l->name, B.node);
-    if (l == &B.wr) {
-        /* everything queued meanwhile goes, in order */
-        for (GList *it = g_queue_peek_head_link(&B.out); it; it = it->next)
-            send_msg(it->data);
-    }
+    if (l == &B.wr)
+        send_queued(); /* everything queued meanwhile goes, in order */
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -339,8 +373,10 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         log_warn("bus", "%s connection to Redis lost%s%s", l->name, status == REDIS_OK ? "" : ": ",
                  status == REDIS_OK ? "" : ac->errstr);
     l->up = false;
-    if (l == &B.wr)
+    if (l == &B.wr) {
         B.inflight = 0; /* what was unanswered goes again */
+        g_queue_clear(&B.entries);
+    }
     schedule_retry(l);
 }
 
@@ -399,6 +435,7 @@ int bus_start(const char *url, const char *prefix, char **err)
     B.rd.name = "bus reading";
     B.wr.name = "bus writing";
     g_queue_init(&B.out);
+    g_queue_init(&B.entries);
     link_open(&B.rd);
     link_open(&B.wr);
     return 0;
@@ -416,9 +453,12 @@ void bus_stop(void)
         if (links[i]->ac)
             redisAsyncFree(links[i]->ac);
     }
+    if (B.flush)
+        g_source_remove(B.flush);
     if (B.out.length)
         log_info("bus", "%u messages not published at shutdown", B.out.length);
     g_queue_clear_full(&B.out, (GDestroyNotify)msg_free);
+    g_queue_clear(&B.entries);
     redis_link_free(B.addr);
     g_free(B.key);
     g_free(B.node);
@@ -470,8 +510,8 @@ void bus_send_to(const char *node, const char *type, const char *user, const cha
     m->data[len] = '\0';
     m->len = len;
     g_queue_push_tail(&B.out, m);
-    if (B.wr.up && B.wr.ac)
-        send_msg(m);
+    if (B.wr.up && B.wr.ac && !B.flush)
+        B.flush = g_idle_add_full(G_PRIORITY_HIGH, flush_cb, NULL, NULL);
 }
 
 void bus_get_stats(struct bus_stats *out)
