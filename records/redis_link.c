@@ -29,6 +29,7 @@ struct redis_link {
     /* Deferred writes sent, and of those how many were read or lost; each
      * is told to on_reply as it is. */
     uint64_t sent_n, done_n;
+    int64_t progress_ms; /* the last reply read, or the send that began a wait */
     redis_reply_cb on_reply;
     void *reply_ud;
 };
@@ -530,6 +531,7 @@ static bool take_reply(struct redis_link *l, redisReply *r)
 {
     l->pending--;
     l->done_n++;
+    l->progress_ms = now_ms();
     bool ok = r->type != REDIS_REPLY_ERROR;
     if (!ok) {
         l->deferred_failed++;
@@ -587,8 +589,15 @@ void redis_link_poll(struct redis_link *l)
     if (!l->c || l->pending <= 0)
         return;
     struct pollfd pfd = {.fd = l->c->fd, .events = POLLIN};
-    if (poll(&pfd, 1, 0) <= 0)
-        return; /* nothing yet (a reply is never waited for here) */
+    if (poll(&pfd, 1, 0) <= 0) {
+        /* nothing yet (a reply is never waited for here), but a server
+         * that stays silent as long as a command may wait is given up */
+        if (now_ms() - l->progress_ms > l->timeout_ms) {
+            set_error(l, "deferred write", "no reply in time");
+            drop_ctx(l, "deferred write");
+        }
+        return;
+    }
     if (redisBufferRead(l->c) != REDIS_OK) {
         drop_ctx(l, "deferred write");
         return;
@@ -637,6 +646,8 @@ int redis_link_defer(struct redis_link *l, const struct redis_cmd *cmd)
             drop_ctx(l, cmd->n ? cmd->v[0] : "command");
             return -1;
         }
+    if (l->pending == 0)
+        l->progress_ms = now_ms();
     l->pending++;
     l->sent_n++;
     l->deferred_sent = true;

@@ -132,7 +132,9 @@ uint64_t redis_link_done(const struct redis_link *l);
 /* The connection's socket while deferred replies are awaited, else -1:
  * for a caller that watches it to call redis_link_poll(). */
 int redis_link_fd(const struct redis_link *l);
-/* Reads the deferred replies that have arrived, without waiting. */
+/* Reads the deferred replies that have arrived, without waiting; when
+ * none came for the link's timeout, drops the connection (the writes
+ * still awaited are then lost, as told to the callback). */
 void redis_link_poll(struct redis_link *l);
 /* Why the last command failed (a static description or the server's). */
 const char *redis_link_error(const struct redis_link *l);

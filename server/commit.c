@@ -46,7 +46,7 @@ static unsigned failed_n;
  * in `told` for the loop's next turn, since the store may tell from
  * inside any call. */
 static bool async_store;
-static guint async_watch, told_idle;
+static guint async_watch, async_tick, told_idle;
 static int async_watch_fd = -1;
 struct told {
     uint64_t gen;
@@ -163,10 +163,28 @@ static gboolean on_store_readable(gint fd, GIOCondition cond, gpointer data)
     return G_SOURCE_REMOVE;
 }
 
+/* While answers are awaited, the store also looks now and then, so that a
+ * server that went silent is given up (see redis_link_poll). */
+static gboolean on_async_tick(gpointer data)
+{
+    (void)data;
+    store_async_poll(server.store);
+    act_on_told();
+    if (store_async_fd(server.store) >= 0)
+        return G_SOURCE_CONTINUE;
+    async_tick = 0;
+    if (async_watch) /* nothing awaited any more */
+        g_source_remove(async_watch);
+    async_watch = 0;
+    return G_SOURCE_REMOVE;
+}
+
 /* Watches the socket the store awaits answers on, if any. */
 static void watch_store(void)
 {
     int fd = store_async_fd(server.store);
+    if (fd >= 0 && !async_tick)
+        async_tick = g_timeout_add(250, on_async_tick, NULL);
     if (async_watch && fd == async_watch_fd)
         return;
     if (async_watch)
@@ -330,6 +348,9 @@ void commit_shutdown(void)
     if (async_watch)
         g_source_remove(async_watch);
     async_watch = 0;
+    if (async_tick)
+        g_source_remove(async_tick);
+    async_tick = 0;
     if (told_idle)
         g_source_remove(told_idle);
     told_idle = 0;

@@ -1057,8 +1057,8 @@ static void wait_told(struct store *st, guint n)
 
 /* Batches ended without waiting: told in order once Redis answered each
  * of their writes, by the socket or by a later call; a batch with a write
- * Redis refused is told failed, and one that learnt of its failure before
- * it ended fails at once. */
+ * Redis refused is told failed, one that learnt of its failure before it
+ * ended fails at once, and one that Redis leaves unanswered is given up. */
 static void test_redis_async_batches(void **state)
 {
     struct store *st = *state;
@@ -1107,6 +1107,41 @@ static void test_redis_async_batches(void **state)
     json_decref(got);
     assert_int_equal(store_write_batch_async(st, 6), STORE_EIO);
     assert_int_equal(told->len, 4);
+
+    /* A server that stops answering (writes paused 2.6 s): the batch is
+     * given up once nothing came for the link's timeout (2 s), and the
+     * store serves on afterwards. */
+    struct redis_url u;
+    char *err = NULL;
+    assert_int_equal(redis_url_parse(redis_url, &u, &err), 0);
+    struct redis_link *l = redis_link_new(&u, 2000);
+    struct redis_cmd c;
+    redis_cmd_init(&c);
+    redis_cmd_str(&c, "CLIENT");
+    redis_cmd_str(&c, "PAUSE");
+    redis_cmd_str(&c, "2600");
+    redis_cmd_str(&c, "WRITE");
+    redisReply *rep = redis_link_call(l, &c);
+    if (!rep)
+        fail_msg("%s", redis_link_error(l));
+    freeReplyObject(rep);
+    redis_link_free(l);
+    gint64 t0 = g_get_monotonic_time();
+    put(st, "ents", "e3", "{\"division\":\"440106\"}", 0);
+    assert_int_equal(store_write_batch_async(st, 7), STORE_PENDING);
+    while (told->len < 5 && g_get_monotonic_time() - t0 < 5 * G_USEC_PER_SEC) {
+        g_usleep(50 * 1000);
+        store_async_poll(st);
+    }
+    assert_int_equal(told->len, 5);
+    assert_int_equal(g_array_index(told, int64_t, 4), -7);
+    assert_true(g_get_monotonic_time() - t0 >= 1900 * 1000);
+    assert_int_equal(store_async_fd(st), -1);
+    g_usleep(1000 * 1000); /* the pause is over */
+    put(st, "ents", "e4", "{\"division\":\"440106\"}", 0);
+    assert_int_equal(store_write_batch_async(st, 8), STORE_PENDING);
+    wait_told(st, 6);
+    assert_int_equal(g_array_index(told, int64_t, 5), 8);
     store_on_batch_done(st, NULL, NULL);
     g_array_free(told, TRUE);
 }
