@@ -176,16 +176,15 @@ static void on_written(redisAsyncContext *ac, void *reply, void *priv)
     if (!r)
         return; /* disconnected: the messages stay queued and are sent again */
     guint n = GPOINTER_TO_UINT(g_queue_pop_head(&B.entries));
+    if (r->type == REDIS_REPLY_ERROR)
+        log_warn("bus", "publishing %u message(s) failed: %s", n, r->str);
     for (guint i = 0; i < n && B.inflight > 0; i++) {
         B.inflight--;
-        struct msg *m = g_queue_pop_head(&B.out);
-        if (r->type == REDIS_REPLY_ERROR) {
+        if (r->type == REDIS_REPLY_ERROR)
             B.stats.dropped++;
-            log_warn("bus", "publishing %s failed: %s", m->type, r->str);
-        } else {
+        else
             B.stats.published++;
-        }
-        msg_free(m);
+        msg_free(g_queue_pop_head(&B.out));
     }
 }
 
