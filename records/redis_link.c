@@ -593,8 +593,8 @@ void redis_link_poll(struct redis_link *l)
         /* nothing yet (a reply is never waited for here), but a server
          * that stays silent as long as a command may wait is given up */
         if (now_ms() - l->progress_ms > l->timeout_ms) {
-            set_error(l, "deferred write", "no reply in time");
             drop_ctx(l, "deferred write");
+            set_error(l, "deferred write", "no reply in time");
         }
         return;
     }
@@ -613,10 +613,8 @@ void redis_link_poll(struct redis_link *l)
             break; /* the rest is still on its way */
         demoted = take_reply(l, rep) || demoted;
     }
-    if (demoted) {
-        redisFree(l->c);
-        l->c = NULL;
-    }
+    if (demoted) /* reconnect through the sentinels; what is still awaited fails */
+        drop_ctx(l, "deferred write");
 }
 
 /* Connected, with the deferred writes' replies read (they come first on
