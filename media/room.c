@@ -1,505 +1,12 @@
-/* A room of the SFU: participants, forwarding and RTCP (see room.h). */
-#include "media/room.h"
-
-#include "media/record.h"
-#include "media/rtp.h"
-#include "media/sdp.h"
+/* A room of the SFU: participants, their SDP and lifecycle (see room.h;
+ * the packet path is in room_fwd.c). */
+#include "media/room_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define PACKET_MAX 1500
-/* Video packets kept per receiver for NACKs (a power of two). */
-#define RING 512
-#define PLI_MIN_US (300 * 1000)
-/* A packet lost on the way from a publisher is asked for NACK_TRIES
- * times, NACK_RETRY_US apart, before the server gives it up. */
-#define NACK_TRIES 4
-#define NACK_RETRY_US (40 * 1000)
-#define MISSING_MAX 64
 #define REMB_EVERY_MS 1000
-#define REMB_FRESH_US (3 * 1000 * 1000)
 #define DEFAULT_MAX_BITRATE 2000000
-/* Sections a participant may receive in. */
-#define OUT_MAX 8
-/* The timestamp step a receiver sees when its source changes. */
-#define AUDIO_TS_GAP 960
-#define VIDEO_TS_GAP 3000
-
-enum { K_AUDIO, K_VIDEO, K_N };
-
-/* A packet a publisher was asked for again. */
-struct missing {
-    uint16_t seq;
-    uint8_t tries;
-    int64_t due_us; /* when to ask again, or give up */
-};
-
-/* What a participant publishes in one section. */
-struct in_track {
-    int pt, rtx_pt; /* -1: not published */
-    uint32_t ssrc;  /* learned from its packets */
-    int64_t last_pli_us;
-    int ext_mid, ext_abs; /* its header extension ids (0: none) */
-    bool seq_started;
-    uint16_t max_seq;                 /* the newest sequence number heard (video: for NACKs) */
-    struct missing miss[MISSING_MAX]; /* video, oldest first */
-    unsigned n_miss;
-    bool want_key; /* a loss was given up: a key frame is due */
-    struct media_recorder *rec;
-    bool rec_tried;
-};
-
-struct sent {
-    uint16_t seq, len;
-    uint8_t data[PACKET_MAX];
-};
-
-/* What the server sends a participant in one section. */
-struct out_track {
-    int kind;
-    int pt; /* -1: not (or no longer) receiving */
-    uint32_t ssrc;
-    unsigned source; /* the publishing peer's id, 0: none yet */
-    struct rtp_rewriter rw;
-    struct sent *ring; /* video, once the first packet is sent */
-    int ext_mid, ext_abs;
-};
-
-struct media_peer {
-    struct media_room *room;
-    unsigned id;
-    struct media_transport *t;
-    bool offered;     /* the server made the offer */
-    bool have_remote; /* its SDP is applied */
-    bool gathering;   /* writing its SDP: candidates go there */
-    GPtrArray *cands; /* local candidates found while gathering */
-    struct in_track in[K_N];
-    struct out_track out[OUT_MAX];
-    unsigned n_out;
-    bool publish;        /* what it sends is forwarded */
-    unsigned n_sections; /* media sections of its SDP */
-    /* Its sections as the server would offer them again (direction from
-     * the server's side), for offers that add sections; renegotiable when
-     * each is audio or video the server took. pending: sections the last
-     * such offer added, not answered yet. */
-    struct sdp_offer_section secs[OUT_MAX + K_N];
-    unsigned n_secs, pending;
-    bool renegotiable;
-    char remote_ufrag[SDP_TOKEN_MAX], remote_fp[SDP_TOKEN_MAX];
-    uint64_t remb; /* the last estimate it sent (bits/s) */
-    int64_t remb_us;
-    enum media_transport_state state, reported;
-    char *why;
-    guint idle; /* a state change waiting to be reported */
-    void *data;
-};
-
-struct media_room {
-    struct media_room_config cfg;
-    struct media_room_callbacks cb;
-    void *ud;
-    GPtrArray *peers; /* struct media_peer* */
-    unsigned next_id;
-    bool have_codecs;
-    struct sdp_codec codec[K_N];
-    int ext_ids[SDP_KEPT_EXTMAPS];
-    guint remb_timer;
-};
-
-static struct media_stats stats;
-
-void media_stats_get(struct media_stats *out)
-{
-    *out = stats;
-}
-
-static struct media_peer *peer_by_id(struct media_room *r, unsigned id)
-{
-    for (guint i = 0; i < r->peers->len; i++) {
-        struct media_peer *p = g_ptr_array_index(r->peers, i);
-        if (p->id == id)
-            return p;
-    }
-    return NULL;
-}
-
-static int kind_of_pt(const struct media_peer *p, int pt)
-{
-    for (int k = 0; k < K_N; k++)
-        if (p->in[k].pt >= 0 && p->in[k].pt == pt)
-            return k;
-    return -1;
-}
-
-/* ---------- RTCP to publishers ---------- */
-
-static uint32_t rtcp_sender(const struct media_peer *p)
-{
-    return p->n_out ? p->out[0].ssrc : 1;
-}
-
-/* q's out track of kind that carries publisher id (or, with bind, the
- * first free one, which then does), or NULL. */
-static struct out_track *out_for(struct media_peer *q, int kind, unsigned id, bool bind)
-{
-    struct out_track *free_one = NULL;
-    for (unsigned i = 0; i < q->n_out; i++) {
-        struct out_track *o = &q->out[i];
-        if (o->kind != kind || o->pt < 0)
-            continue;
-        if (o->source == id)
-            return o;
-        if (!o->source && !free_one)
-            free_one = o;
-    }
-    if (bind && free_one)
-        free_one->source = id;
-    return bind ? free_one : NULL;
-}
-
-/* Asks publisher p for a key frame, unless one was asked for lately.
- * Whether it was sent. */
-static bool request_keyframe(struct media_peer *p)
-{
-    struct in_track *in = &p->in[K_VIDEO];
-    int64_t now = g_get_monotonic_time();
-    if (in->pt < 0 || !in->ssrc || p->state != MEDIA_TRANSPORT_CONNECTED ||
-        (in->last_pli_us && now - in->last_pli_us < PLI_MIN_US))
-        return false;
-    uint8_t buf[12];
-    size_t n = rtcp_write_pli(buf, sizeof(buf), rtcp_sender(p), in->ssrc);
-    if (!n || media_transport_send_rtcp(p->t, buf, n) != 0)
-        return false;
-    in->last_pli_us = now;
-    stats.keyframe_requests++;
-    return true;
-}
-
-static gboolean on_remb_timer(gpointer data)
-{
-    struct media_room *r = data;
-    int64_t now = g_get_monotonic_time();
-    for (guint i = 0; i < r->peers->len; i++) {
-        struct media_peer *p = g_ptr_array_index(r->peers, i);
-        if (p->in[K_VIDEO].pt < 0 || !p->in[K_VIDEO].ssrc || p->state != MEDIA_TRANSPORT_CONNECTED)
-            continue;
-        uint64_t rate = r->cfg.max_bitrate;
-        for (guint j = 0; j < r->peers->len; j++) {
-            struct media_peer *q = g_ptr_array_index(r->peers, j);
-            if (q != p && out_for(q, K_VIDEO, p->id, false) && q->remb &&
-                now - q->remb_us < REMB_FRESH_US && q->remb < rate)
-                rate = q->remb;
-        }
-        uint8_t buf[24];
-        size_t n = rtcp_write_remb(buf, sizeof(buf), rtcp_sender(p), rate, &p->in[K_VIDEO].ssrc, 1);
-        if (n)
-            media_transport_send_rtcp(p->t, buf, n);
-    }
-    return G_SOURCE_CONTINUE;
-}
-
-/* ---------- forwarding ---------- */
-
-/* Makes the header extensions fit the receiver: the MID is blanked (the
- * receiver knows the stream by its SSRC, and the publisher's mid is not
- * its own), abs-send-time is restamped with the server's send time under
- * the receiver's id, anything else is blanked. Blanked bytes are zeros,
- * which RFC 8285 reads as padding. */
-static void fit_extensions(uint8_t *pkt, const struct rtp_header *h, const struct in_track *in,
-                           const struct out_track *out)
-{
-    if (!h->ext_len)
-        return;
-    uint8_t *e = pkt + h->ext_off;
-    if (h->ext_profile != 0xBEDE) {
-        memset(e, 0, h->ext_len);
-        return;
-    }
-    size_t i = 0;
-    while (i < h->ext_len) {
-        if (e[i] == 0) {
-            i++;
-            continue;
-        }
-        uint8_t id = e[i] >> 4;
-        size_t len = (size_t)(e[i] & 0x0f) + 1;
-        if (id == 15 || i + 1 + len > h->ext_len) {
-            memset(e + i, 0, h->ext_len - i);
-            return;
-        }
-        if (id == in->ext_abs && out->ext_abs && len == 3) {
-            /* 6.18 fixed-point seconds, 24 bits. */
-            uint64_t us = (uint64_t)g_get_monotonic_time();
-            uint32_t v = (uint32_t)(((us << 18) / 1000000) & 0xffffff);
-            e[i] = (uint8_t)(out->ext_abs << 4 | 2);
-            e[i + 1] = (uint8_t)(v >> 16);
-            e[i + 2] = (uint8_t)(v >> 8);
-            e[i + 3] = (uint8_t)v;
-        } else {
-            memset(e + i, 0, 1 + len);
-        }
-        i += 1 + len;
-    }
-}
-
-static void forward(struct media_peer *from, int kind, const uint8_t *pkt, size_t len,
-                    const struct rtp_header *h)
-{
-    struct media_room *r = from->room;
-    for (guint i = 0; i < r->peers->len; i++) {
-        struct media_peer *q = g_ptr_array_index(r->peers, i);
-        if (q == from || q->state != MEDIA_TRANSPORT_CONNECTED)
-            continue;
-        struct out_track *out = out_for(q, kind, from->id, false);
-        if (!out) {
-            out = out_for(q, kind, from->id, true);
-            if (!out)
-                continue; /* no section left for this publisher */
-            if (kind == K_VIDEO)
-                request_keyframe(from);
-        }
-        uint8_t buf[PACKET_MAX];
-        memcpy(buf, pkt, len);
-        uint16_t seq;
-        uint32_t ts;
-        rtp_rewrite(&out->rw, h->ssrc, h->seq, h->ts, kind == K_VIDEO ? VIDEO_TS_GAP : AUDIO_TS_GAP,
-                    &seq, &ts);
-        rtp_set_seq(buf, seq);
-        rtp_set_ts(buf, ts);
-        rtp_set_ssrc(buf, out->ssrc);
-        rtp_set_payload_type(buf, (uint8_t)out->pt);
-        fit_extensions(buf, h, &from->in[kind], out);
-        if (kind == K_VIDEO) {
-            if (!out->ring)
-                out->ring = g_new0(struct sent, RING);
-            struct sent *s = &out->ring[seq % RING];
-            s->seq = seq;
-            s->len = (uint16_t)len;
-            memcpy(s->data, buf, len);
-        }
-        if (media_transport_send_rtp(q->t, buf, len) == 0)
-            stats.rtp_out++;
-    }
-}
-
-/* Records what p publishes in kind, opening the file at its first
- * packet. */
-static void record(struct media_peer *p, int kind, const uint8_t *pkt, size_t len,
-                   const struct rtp_header *h)
-{
-    struct media_room *r = p->room;
-    struct in_track *in = &p->in[kind];
-    if (!r->cfg.record_dir)
-        return;
-    if (!in->rec_tried) {
-        in->rec_tried = true;
-        const char *kname = kind == K_AUDIO ? "audio" : "video";
-        int codec = media_rec_codec_of(r->codec[kind].name);
-        const char *why = "the codec cannot be recorded";
-        char *file = codec < 0 ? NULL
-                               : g_strdup_printf("%s-%u-%s.%s", r->cfg.record_prefix, p->id, kname,
-                                                 media_rec_ext((enum media_rec_codec)codec));
-        if (file) {
-            char *path = g_build_filename(r->cfg.record_dir, file, NULL);
-            in->rec = media_recorder_open(path, (enum media_rec_codec)codec, &why);
-            g_free(path);
-        }
-        if (in->rec)
-            stats.recordings++;
-        if (r->cb.recording)
-            r->cb.recording(p, kname, r->codec[kind].name, in->rec ? file : NULL,
-                            in->rec ? NULL : why, r->ud);
-        g_free(file);
-    }
-    if (!in->rec)
-        return;
-    media_recorder_packet(in->rec, pkt, len, h);
-    if (media_recorder_take_keyframe_request(in->rec)) {
-        in->last_pli_us = 0; /* the recording cannot wait out the limit */
-        request_keyframe(p);
-    }
-}
-
-static void miss_drop(struct in_track *in, unsigned i)
-{
-    memmove(&in->miss[i], &in->miss[i + 1], (in->n_miss - i - 1) * sizeof(in->miss[0]));
-    in->n_miss--;
-}
-
-/* Seq is lost: its first ask is due now. With the list full, the oldest
- * loss is given up. */
-static void miss_add(struct in_track *in, uint16_t seq, int64_t now)
-{
-    if (in->n_miss == MISSING_MAX) {
-        miss_drop(in, 0);
-        stats.nack_unrepaired++;
-        in->want_key = true;
-    }
-    in->miss[in->n_miss++] = (struct missing){seq, 0, now};
-}
-
-/* Video from a publisher (seq, repaired or not): packets missing before
- * it are asked for again at once, and again every NACK_RETRY_US while
- * they do not come. One that NACK_TRIES asks did not bring is given up:
- * the receivers cannot decode past it, so the publisher is asked for a
- * key frame (the receivers' own requests come seconds later). */
-static void track_losses(struct media_peer *p, struct in_track *in, uint16_t seq)
-{
-    int64_t now = g_get_monotonic_time();
-    if (!in->seq_started) {
-        in->seq_started = true;
-        in->max_seq = seq;
-        return;
-    }
-    int16_t d = (int16_t)(uint16_t)(seq - in->max_seq);
-    if (d <= 0) { /* a retransmission or a reordered packet */
-        for (unsigned i = 0; i < in->n_miss; i++)
-            if (in->miss[i].seq == seq) {
-                miss_drop(in, i);
-                break;
-            }
-    } else {
-        if (d > MISSING_MAX) { /* too much at once: only a key frame helps */
-            stats.nack_unrepaired += (uint64_t)(d - 1);
-            in->want_key = true;
-        } else {
-            for (uint16_t s = (uint16_t)(in->max_seq + 1); s != seq; s++)
-                miss_add(in, s, now);
-        }
-        in->max_seq = seq;
-    }
-    uint16_t ask[MISSING_MAX];
-    size_t n = 0;
-    for (unsigned i = 0; i < in->n_miss;) {
-        struct missing *m = &in->miss[i];
-        if (m->due_us > now) {
-            i++;
-        } else if (m->tries >= NACK_TRIES) {
-            miss_drop(in, i);
-            stats.nack_unrepaired++;
-            in->want_key = true;
-        } else {
-            m->tries++;
-            m->due_us = now + NACK_RETRY_US;
-            ask[n++] = m->seq;
-            i++;
-        }
-    }
-    if (n) {
-        uint8_t buf[12 + 4 * MISSING_MAX];
-        size_t len = rtcp_write_nack(buf, sizeof(buf), rtcp_sender(p), in->ssrc, ask, n);
-        if (len && media_transport_send_rtcp(p->t, buf, len) == 0)
-            stats.nack_sent += n;
-    }
-    if (in->want_key && request_keyframe(p))
-        in->want_key = false;
-}
-
-/* An RTX packet (RFC 4588) made back into the packet it repairs: the
- * original sequence number from its first two payload bytes, the media's
- * payload type and SSRC. 0, or -1 if it carries nothing (a padding
- * probe). */
-static int unwrap_rtx(const struct in_track *in, uint8_t *pkt, size_t *len, struct rtp_header *h)
-{
-    if (h->payload_len < 2 || !in->ssrc)
-        return -1;
-    const uint8_t *pl = pkt + h->payload_off;
-    uint16_t osn = (uint16_t)(pl[0] << 8 | pl[1]);
-    memmove(pkt + h->payload_off, pl + 2, h->payload_len - 2);
-    *len = h->payload_off + h->payload_len - 2;
-    pkt[0] &= (uint8_t)~0x20; /* the padding went with the move */
-    rtp_set_seq(pkt, osn);
-    rtp_set_payload_type(pkt, (uint8_t)in->pt);
-    rtp_set_ssrc(pkt, in->ssrc);
-    return rtp_parse(pkt, *len, h);
-}
-
-static void on_rtp(uint8_t *pkt, size_t len, void *ud)
-{
-    struct media_peer *p = ud;
-    struct rtp_header h;
-    if (len > PACKET_MAX || rtp_parse(pkt, len, &h) != 0)
-        return;
-    struct in_track *video = &p->in[K_VIDEO];
-    bool repaired = video->rtx_pt >= 0 && h.payload_type == video->rtx_pt;
-    if (repaired && unwrap_rtx(video, pkt, &len, &h) != 0)
-        return;
-    int kind = kind_of_pt(p, h.payload_type);
-    if (kind < 0)
-        return; /* padding probes, or a codec not agreed */
-    stats.rtp_in++;
-    if (repaired)
-        stats.rtx_in++;
-    if (kind == K_VIDEO && video->ssrc != h.ssrc) { /* a new stream: a new numbering */
-        video->seq_started = false;
-        video->n_miss = 0;
-    }
-    p->in[kind].ssrc = h.ssrc;
-    if (kind == K_VIDEO)
-        track_losses(p, video, h.seq);
-    record(p, kind, pkt, len, &h);
-    forward(p, kind, pkt, len, &h);
-}
-
-struct nack_ctx {
-    struct media_peer *q;
-    struct out_track *out;
-};
-
-static void resend(uint16_t seq, void *ud)
-{
-    struct nack_ctx *n = ud;
-    struct sent *s = n->out->ring ? &n->out->ring[seq % RING] : NULL;
-    if (!s || s->seq != seq || !s->len) {
-        stats.nack_missed++;
-        return;
-    }
-    if (media_transport_send_rtp(n->q->t, s->data, s->len) == 0)
-        stats.nack_resent++;
-}
-
-/* The out track of q with SSRC ssrc (live or not: pt < 0), or NULL. */
-static struct out_track *out_by_ssrc(struct media_peer *q, uint32_t ssrc)
-{
-    for (unsigned i = 0; i < q->n_out; i++)
-        if (q->out[i].ssrc == ssrc)
-            return &q->out[i];
-    return NULL;
-}
-
-static void on_rtcp(uint8_t *buf, size_t len, void *ud)
-{
-    struct media_peer *q = ud;
-    size_t off = 0;
-    struct rtcp_packet pkt;
-    while (rtcp_next(buf, len, &off, &pkt)) {
-        uint32_t sender, media;
-        if ((pkt.type != RTCP_RTPFB && pkt.type != RTCP_PSFB) ||
-            !rtcp_fb_ssrcs(&pkt, &sender, &media))
-            continue;
-        uint64_t rate;
-        if (rtcp_remb_read(&pkt, &rate)) {
-            q->remb = rate;
-            q->remb_us = g_get_monotonic_time();
-            continue;
-        }
-        if (pkt.type == RTCP_PSFB && pkt.fmt == RTCP_FMT_FIR && pkt.body_len >= 12)
-            media = (uint32_t)pkt.body[8] << 24 | (uint32_t)pkt.body[9] << 16 |
-                    (uint32_t)pkt.body[10] << 8 | pkt.body[11];
-        struct out_track *out = out_by_ssrc(q, media);
-        if (!out || out->pt < 0)
-            continue;
-        if (pkt.type == RTCP_RTPFB && pkt.fmt == RTCP_FMT_NACK) {
-            struct nack_ctx n = {q, out};
-            rtcp_nack_each(&pkt, resend, &n);
-        } else if (pkt.type == RTCP_PSFB && (pkt.fmt == RTCP_FMT_PLI || pkt.fmt == RTCP_FMT_FIR)) {
-            struct media_peer *src = out->source ? peer_by_id(q->room, out->source) : NULL;
-            if (src)
-                request_keyframe(src);
-        }
-    }
-}
 
 /* ---------- transport events ---------- */
 
@@ -514,10 +21,10 @@ static gboolean report_state(gpointer data)
      * connects the first time asks when its first packet is forwarded. */
     for (unsigned i = 0; p->state == MEDIA_TRANSPORT_CONNECTED && i < p->n_out; i++) {
         struct media_peer *src = p->out[i].kind == K_VIDEO && p->out[i].source
-                                     ? peer_by_id(p->room, p->out[i].source)
+                                     ? room_peer_by_id(p->room, p->out[i].source)
                                      : NULL;
         if (src)
-            request_keyframe(src);
+            room_request_keyframe(src);
     }
     if (p->room->cb.state)
         p->room->cb.state(p, p->state, p->why, p->room->ud);
@@ -574,7 +81,7 @@ static struct media_peer *peer_new(struct media_room *r)
     p->state = p->reported = MEDIA_TRANSPORT_CONNECTING;
     for (int k = 0; k < K_N; k++)
         p->in[k].pt = p->in[k].rtx_pt = -1;
-    const struct media_transport_callbacks cb = {on_candidate, on_state, on_rtp, on_rtcp};
+    const struct media_transport_callbacks cb = {on_candidate, on_state, room_on_rtp, room_on_rtcp};
     p->t = media_transport_new(r->cfg.ctx, MEDIA_TRANSPORT_SERVER, r->cfg.cert, r->cfg.addresses,
                                r->cfg.ice_tcp, &cb, p);
     if (!p->t) {
@@ -583,7 +90,7 @@ static struct media_peer *peer_new(struct media_room *r)
         return NULL;
     }
     g_ptr_array_add(r->peers, p);
-    stats.peers++;
+    media_room_stats.peers++;
     return p;
 }
 
@@ -636,7 +143,7 @@ static void peer_free(struct media_peer *p)
     g_ptr_array_free(p->cands, TRUE);
     g_free(p->why);
     g_free(p);
-    stats.peers--;
+    media_room_stats.peers--;
 }
 
 void media_peer_remove(struct media_peer *p)
@@ -1136,7 +643,7 @@ int media_peer_take_answer(struct media_peer *p, const char *answer, size_t len,
     /* The new sections come to life as the answer accepts them. */
     for (unsigned j = p->n_secs; j < p->n_secs + p->pending; j++) {
         struct sdp_offer_section *sec = &p->secs[j];
-        struct out_track *o = out_by_ssrc(p, sec->send.ssrc);
+        struct out_track *o = room_out_by_ssrc(p, sec->send.ssrc);
         for (guint i = 0; o && i < s->media->len; i++) {
             const struct sdp_media *m = g_ptr_array_index(s->media, i);
             if (strcmp(m->mid, sec->mid) != 0 || !m->port ||
@@ -1207,7 +714,7 @@ struct media_room *media_room_new(const struct media_room_config *config,
     r->ud = ud;
     r->peers = g_ptr_array_new();
     GSource *t = g_timeout_source_new(REMB_EVERY_MS);
-    g_source_set_callback(t, on_remb_timer, r, NULL);
+    g_source_set_callback(t, room_remb_tick, r, NULL);
     r->remb_timer = g_source_attach(t, r->cfg.ctx);
     g_source_unref(t);
     return r;
