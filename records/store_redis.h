@@ -61,6 +61,17 @@ int64_t rd_entry_seq(const redisReply *id);
 /* The value of field name in a stream entry's field list, or NULL. */
 const redisReply *rd_entry_field(const redisReply *fields, const char *name);
 
+/* Batching (store_redis_batch.c). */
+int rd_commit(struct store *st);
+void rd_set_batching(struct store *st, bool on, void (*on_dirty)(void *ud), void *ud);
+/* The link's news of deferred write n (see redis_link_on_reply). */
+void rd_on_reply(uint64_t n, bool ok, void *ud);
+bool rd_batches_async(struct store *st);
+void rd_on_batch_done(struct store *st, store_batch_cb cb, void *ud);
+int rd_write_batch_async(struct store *st, uint64_t tag);
+int rd_async_fd(struct store *st);
+void rd_async_poll(struct store *st);
+
 /* Time series (store_redis_ts.c). */
 extern struct redis_script rd_ts_log_lua, rd_ts_chunk_lua, rd_ts_trim_lua, rd_ts_drop_lua;
 int rd_ts_log_append(struct store *st, int64_t seen, const struct store_ts_point *pts, int n,

@@ -1,0 +1,132 @@
+/* The Redis store's batching: writes whose outcome the caller does not
+ * need are deferred (sent now, their replies read later), and a batch of
+ * them ends either by reading every reply (store_write_batch) or without
+ * waiting, told once its replies are in (store_write_batch_async). */
+#include "records/store_redis.h"
+
+/* A write whose outcome the caller does not need: with batching on it is
+ * sent now and its reply read at the commit (many writes then share the
+ * server's disk sync); otherwise run and waited for. Clears c. */
+int rd_write(struct redis_store *r, struct redis_cmd *c)
+{
+    if (!r->batching)
+        return rd_run_ok(r, c);
+    int rc = redis_link_defer(r->link, c) == 0 ? STORE_OK : STORE_EIO;
+    redis_cmd_clear(c);
+    if (rc == STORE_OK && !r->dirty) {
+        r->dirty = true;
+        if (r->on_dirty)
+            r->on_dirty(r->dirty_ud);
+    }
+    return rc;
+}
+
+/* rd_write() of script s (by its body: a deferred EVALSHA could not fall
+ * back to EVAL once the script is found missing). Clears args. */
+int rd_write_script(struct redis_store *r, struct redis_script *s, struct redis_cmd *args)
+{
+    if (!r->batching)
+        return rd_script_ok(r, s, args);
+    struct redis_cmd c;
+    redis_cmd_init(&c);
+    redis_cmd_str(&c, "EVAL");
+    redis_cmd_str(&c, s->body);
+    redis_cmd_str(&c, "0");
+    for (int i = 0; i < args->n; i++)
+        redis_cmd_bin(&c, args->v[i], args->len[i]); /* borrowed from args */
+    int rc = rd_write(r, &c);
+    redis_cmd_clear(args);
+    return rc;
+}
+
+/* The batch's deferred writes are all applied (and, with ?wait=N, on the
+ * replicas), or STORE_EIO: some may be applied, some not. */
+int rd_commit(struct store *st)
+{
+    struct redis_store *r = R(st);
+    r->dirty = false;
+    return redis_link_drain(r->link) == 0 ? STORE_OK : STORE_EIO;
+}
+
+/* ---- asynchronous batches ---- */
+
+struct rd_batch {
+    uint64_t upto; /* the number of its last deferred write */
+    uint64_t tag;
+    bool failed;
+};
+
+/* The reply of deferred write n was read (or lost): it belongs to the
+ * oldest batch still waiting, or else to the open one. Batches whose last
+ * write it was are told. */
+void rd_on_reply(uint64_t n, bool ok, void *ud)
+{
+    struct redis_store *r = ud;
+    struct rd_batch *b = g_queue_peek_head(&r->batches);
+    struct rd_batch *last = g_queue_peek_tail(&r->batches);
+    if (!last || n > last->upto) {
+        r->open_failed = r->open_failed || !ok;
+        return;
+    }
+    b->failed = b->failed || !ok;
+    while ((b = g_queue_peek_head(&r->batches)) && b->upto <= n) {
+        g_queue_pop_head(&r->batches);
+        if (r->batch_cb)
+            r->batch_cb(b->tag, !b->failed, r->batch_ud);
+        g_free(b);
+    }
+}
+
+/* Without replicas to wait for: each batch ends when its replies are
+ * read. With ?wait=N, the commit waits for the replicas (WAIT). */
+bool rd_batches_async(struct store *st)
+{
+    return redis_link_url(R(st)->link)->wait_replicas <= 0;
+}
+
+void rd_on_batch_done(struct store *st, store_batch_cb cb, void *ud)
+{
+    struct redis_store *r = R(st);
+    r->batch_cb = cb;
+    r->batch_ud = ud;
+}
+
+int rd_write_batch_async(struct store *st, uint64_t tag)
+{
+    struct redis_store *r = R(st);
+    r->dirty = false;
+    uint64_t upto = redis_link_sent(r->link);
+    struct rd_batch *last = g_queue_peek_tail(&r->batches);
+    bool failed = r->open_failed;
+    r->open_failed = false;
+    if (redis_link_done(r->link) >= upto && !last)
+        return failed ? STORE_EIO : STORE_OK;
+    struct rd_batch *b = g_new(struct rd_batch, 1);
+    *b = (struct rd_batch){upto, tag, failed};
+    g_queue_push_tail(&r->batches, b);
+    /* Every reply may be in already (read by a later command): the batch
+     * is then told at once, after those before it. */
+    if (redis_link_done(r->link) >= upto)
+        rd_on_reply(upto, true, r);
+    return STORE_PENDING;
+}
+
+int rd_async_fd(struct store *st)
+{
+    return redis_link_fd(R(st)->link);
+}
+
+void rd_async_poll(struct store *st)
+{
+    redis_link_poll(R(st)->link);
+}
+
+void rd_set_batching(struct store *st, bool on, void (*on_dirty)(void *ud), void *ud)
+{
+    struct redis_store *r = R(st);
+    if (!on && r->dirty)
+        rd_commit(st);
+    r->batching = on;
+    r->on_dirty = on_dirty;
+    r->dirty_ud = ud;
+}
