@@ -563,12 +563,10 @@ static char *doc_key(const char *coll, const char *id)
     return g_strconcat(coll, "\x1f", id, NULL);
 }
 
-/* Remembers the index rows doc gives (coll, id), as now stored. */
-static void rows_remember(struct sqlite_store *s, const char *coll, const char *id, json_t *doc)
+/* Remembers rows (from rows_of) as the index rows (coll, id) now has. */
+static void rows_remember(struct sqlite_store *s, const char *coll, const char *id,
+                          GHashTable *rows)
 {
-    GHashTable *rows = rows_of(s, coll, doc);
-    if (!rows)
-        return;
     GHashTable *own = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, cached_row_free);
     GHashTableIter it;
     gpointer k, v;
@@ -580,7 +578,6 @@ static void rows_remember(struct sqlite_store *s, const char *coll, const char *
         c->value = g_strdup(r->value);
         g_hash_table_insert(own, g_strdup(k), c);
     }
-    g_hash_table_destroy(rows);
     if (g_hash_table_size(s->row_cache) >= ROW_CACHE_MAX)
         g_hash_table_remove_all(s->row_cache);
     g_hash_table_replace(s->row_cache, doc_key(coll, id), own);
@@ -620,11 +617,13 @@ static int index_delete(struct sqlite_store *s, const char *coll, const char *fi
  * alone. A call record saved at invite, answer and end so rewrites
  * one or two of its rows instead of all of them. Fails with
  * STORE_ECONFLICT, writing nothing more, if a new unique value belongs to
- * another document. */
+ * another document. *rows_out gets doc's rows (rows_of; NULL if coll has
+ * no index), for the caller to remember once the write is done. */
 static int index_sync(struct sqlite_store *s, const char *coll, const char *id, json_t *doc,
-                      bool is_new)
+                      bool is_new, GHashTable **rows_out)
 {
     GHashTable *want = rows_of(s, coll, doc);
+    *rows_out = want;
     if (!want)
         return STORE_OK; /* nothing of coll is indexed */
     json_t *old = NULL;
@@ -649,7 +648,6 @@ static int index_sync(struct sqlite_store *s, const char *coll, const char *id, 
     if (have && !cached)
         g_hash_table_destroy(have);
     json_decref(old);
-    g_hash_table_destroy(want);
     return rc;
 }
 
@@ -686,28 +684,28 @@ static int doc_put_locked(struct sqlite_store *s, const char *coll, const char *
         if (r != 0)
             return r > 0 ? STORE_ECONFLICT : STORE_EIO;
     }
-    int rc = index_sync(s, coll, id, doc, create_only);
+    GHashTable *rows = NULL;
+    int rc = index_sync(s, coll, id, doc, create_only, &rows);
     int64_t rev = 0;
     if (rc == STORE_OK)
         rc = next_rev(s, &rev);
-    if (rc != STORE_OK)
-        return rc;
-    char *body = jx_dump(doc);
+    char *body = rc == STORE_OK ? jx_dump(doc) : NULL;
     sqlite3_stmt *up = sqls_prep(s, "INSERT INTO docs(coll, id, body, rev) VALUES(?1, ?2, ?3, ?4)"
                                " ON CONFLICT(coll, id) DO UPDATE SET body=?3, rev=?4");
-    if (!up || !body) {
-        free(body);
-        return STORE_EIO;
+    if (rc == STORE_OK && (!up || !body))
+        rc = STORE_EIO;
+    if (rc == STORE_OK) {
+        bind_texts(up, 3, coll, id, body);
+        sqlite3_bind_int64(up, 4, rev);
+        rc = sqlite3_step(up) == SQLITE_DONE ? STORE_OK : STORE_EIO;
+        sqlite3_reset(up);
     }
-    bind_texts(up, 3, coll, id, body);
-    sqlite3_bind_int64(up, 4, rev);
     free(body);
-    rc = sqlite3_step(up);
-    sqlite3_reset(up);
-    if (rc != SQLITE_DONE)
-        return STORE_EIO;
-    rows_remember(s, coll, id, doc);
-    return STORE_OK;
+    if (rc == STORE_OK && rows)
+        rows_remember(s, coll, id, rows);
+    if (rows)
+        g_hash_table_destroy(rows);
+    return rc;
 }
 
 static int sq_doc_put(struct store *st, const char *coll, const char *id, json_t *doc,

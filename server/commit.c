@@ -173,9 +173,7 @@ static gboolean on_async_tick(gpointer data)
     if (store_async_fd(server.store) >= 0)
         return G_SOURCE_CONTINUE;
     async_tick = 0;
-    if (async_watch) /* nothing awaited any more */
-        g_source_remove(async_watch);
-    async_watch = 0;
+    g_clear_handle_id(&async_watch, g_source_remove); /* nothing awaited any more */
     return G_SOURCE_REMOVE;
 }
 
@@ -187,9 +185,7 @@ static void watch_store(void)
         async_tick = g_timeout_add(250, on_async_tick, NULL);
     if (async_watch && fd == async_watch_fd)
         return;
-    if (async_watch)
-        g_source_remove(async_watch);
-    async_watch = 0;
+    g_clear_handle_id(&async_watch, g_source_remove);
     if (fd < 0)
         return;
     async_watch_fd = fd;
@@ -284,12 +280,13 @@ void commit_init(void)
     g_mutex_init(&fl.lock);
     g_cond_init(&fl.wake);
     fl.stop = false;
-    fl.thread = g_thread_new("flusher", flusher_main, NULL);
     store_set_batching(server.store, true, on_dirty, NULL);
     async_store = store_batches_async(server.store);
-    if (async_store) {
+    if (async_store) { /* no flush to run: the store tells */
         told = g_array_new(FALSE, FALSE, sizeof(struct told));
         store_on_batch_done(server.store, on_batch_done, NULL);
+    } else {
+        fl.thread = g_thread_new("flusher", flusher_main, NULL);
     }
 }
 
@@ -311,9 +308,7 @@ bool commit_durable(uint64_t gen)
 void server_commit(void)
 {
     if (async_store) {
-        if (due)
-            g_source_remove(due);
-        due = 0;
+        g_clear_handle_id(&due, g_source_remove);
         if (dirty)
             write_async();
         if (store_async_fd(server.store) >= 0)
@@ -342,18 +337,10 @@ void server_commit(void)
 void commit_shutdown(void)
 {
     server_commit();
-    if (due)
-        g_source_remove(due);
-    due = 0;
-    if (async_watch)
-        g_source_remove(async_watch);
-    async_watch = 0;
-    if (async_tick)
-        g_source_remove(async_tick);
-    async_tick = 0;
-    if (told_idle)
-        g_source_remove(told_idle);
-    told_idle = 0;
+    g_clear_handle_id(&due, g_source_remove);
+    g_clear_handle_id(&async_watch, g_source_remove);
+    g_clear_handle_id(&async_tick, g_source_remove);
+    g_clear_handle_id(&told_idle, g_source_remove);
     if (told) {
         store_on_batch_done(server.store, NULL, NULL);
         g_array_free(told, TRUE);

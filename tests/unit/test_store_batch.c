@@ -185,13 +185,24 @@ static void test_log_whole_at_commit(void **state)
     g_free(crash_wal);
 }
 
-/* Makes PREFIX s:KEY a string, so that a deferred trim of it fails. */
-static void spoil_stream(const char *key)
+/* Runs c (cleared) on a connection of its own to the test's Redis, as
+ * another client would. */
+static void redis_admin(struct redis_cmd *c)
 {
     struct redis_url u;
     char *err = NULL;
     assert_int_equal(redis_url_parse(redis_url, &u, &err), 0);
     struct redis_link *l = redis_link_new(&u, 2000); /* takes u's contents */
+    redisReply *rep = redis_link_call(l, c);
+    if (!rep)
+        fail_msg("%s", redis_link_error(l));
+    freeReplyObject(rep);
+    redis_link_free(l);
+}
+
+/* Makes PREFIX s:KEY a string, so that a deferred trim of it fails. */
+static void spoil_stream(const char *key)
+{
     struct redis_cmd c;
     redis_cmd_init(&c);
     redis_cmd_str(&c, "SET");
@@ -199,11 +210,7 @@ static void spoil_stream(const char *key)
     redis_cmd_cat(&c, prefix, k);
     g_free(k);
     redis_cmd_str(&c, "not a stream");
-    redisReply *rep = redis_link_call(l, &c);
-    if (!rep)
-        fail_msg("%s", redis_link_error(l));
-    freeReplyObject(rep);
-    redis_link_free(l);
+    redis_admin(&c);
 }
 
 /* Batching on Redis: a write that may conflict (a unique index, a
@@ -331,21 +338,13 @@ static void test_redis_async_batches(void **state)
     /* A server that stops answering (writes paused 2.6 s): the batch is
      * given up once nothing came for the link's timeout (2 s), and the
      * store serves on afterwards. */
-    struct redis_url u;
-    char *err = NULL;
-    assert_int_equal(redis_url_parse(redis_url, &u, &err), 0);
-    struct redis_link *l = redis_link_new(&u, 2000);
     struct redis_cmd c;
     redis_cmd_init(&c);
     redis_cmd_str(&c, "CLIENT");
     redis_cmd_str(&c, "PAUSE");
     redis_cmd_str(&c, "2600");
     redis_cmd_str(&c, "WRITE");
-    redisReply *rep = redis_link_call(l, &c);
-    if (!rep)
-        fail_msg("%s", redis_link_error(l));
-    freeReplyObject(rep);
-    redis_link_free(l);
+    redis_admin(&c);
     gint64 t0 = g_get_monotonic_time();
     put(st, "ents", "e3", "{\"division\":\"440106\"}", 0);
     assert_int_equal(store_write_batch_async(st, 7), STORE_PENDING);
