@@ -539,10 +539,25 @@ static void cached_row_free(gpointer p)
     g_free(r);
 }
 
+/* A document's remembered rows, and its place in the order of use. */
+struct cached_doc {
+    GHashTable *rows; /* row key -> struct index_row*, values owned */
+    GList link;       /* in row_order; data: the cache's key */
+};
+
+static void cached_doc_free(gpointer p)
+{
+    struct cached_doc *d = p;
+    g_hash_table_destroy(d->rows);
+    g_free(d);
+}
+
 void sqls_rows_forget_all(struct sqlite_store *s)
 {
-    if (s->row_cache)
-        g_hash_table_remove_all(s->row_cache);
+    if (!s->row_cache)
+        return;
+    g_queue_init(&s->row_order); /* the links go with their entries */
+    g_hash_table_remove_all(s->row_cache);
 }
 
 void sqls_rows_check(struct sqlite_store *s)
@@ -563,7 +578,9 @@ static char *doc_key(const char *coll, const char *id)
     return g_strconcat(coll, "\x1f", id, NULL);
 }
 
-/* Remembers rows (from rows_of) as the index rows (coll, id) now has. */
+/* Remembers rows (from rows_of) as the index rows (coll, id) now has. When
+ * the cache is full, the document used least lately is forgotten: one at
+ * a time, so that no write pays for dropping thousands. */
 static void rows_remember(struct sqlite_store *s, const char *coll, const char *id,
                           GHashTable *rows)
 {
@@ -578,23 +595,43 @@ static void rows_remember(struct sqlite_store *s, const char *coll, const char *
         c->value = g_strdup(r->value);
         g_hash_table_insert(own, g_strdup(k), c);
     }
-    if (g_hash_table_size(s->row_cache) >= ROW_CACHE_MAX)
-        g_hash_table_remove_all(s->row_cache);
-    g_hash_table_replace(s->row_cache, doc_key(coll, id), own);
+    char *key = doc_key(coll, id);
+    struct cached_doc *d = g_hash_table_lookup(s->row_cache, key);
+    if (d) {
+        g_free(key);
+        g_hash_table_destroy(d->rows);
+        d->rows = own;
+        g_queue_unlink(&s->row_order, &d->link);
+        g_queue_push_tail_link(&s->row_order, &d->link);
+        return;
+    }
+    while (g_hash_table_size(s->row_cache) >= ROW_CACHE_MAX) {
+        GList *oldest = g_queue_pop_head_link(&s->row_order);
+        g_hash_table_remove(s->row_cache, oldest->data);
+    }
+    d = g_new0(struct cached_doc, 1);
+    d->rows = own;
+    d->link.data = key;
+    g_hash_table_insert(s->row_cache, key, d);
+    g_queue_push_tail_link(&s->row_order, &d->link);
 }
 
 static GHashTable *rows_remembered(struct sqlite_store *s, const char *coll, const char *id)
 {
     char *k = doc_key(coll, id);
-    GHashTable *rows = g_hash_table_lookup(s->row_cache, k);
+    struct cached_doc *d = g_hash_table_lookup(s->row_cache, k);
     g_free(k);
-    return rows;
+    return d ? d->rows : NULL;
 }
 
 static void rows_forget(struct sqlite_store *s, const char *coll, const char *id)
 {
     char *k = doc_key(coll, id);
-    g_hash_table_remove(s->row_cache, k);
+    struct cached_doc *d = g_hash_table_lookup(s->row_cache, k);
+    if (d) {
+        g_queue_unlink(&s->row_order, &d->link);
+        g_hash_table_remove(s->row_cache, k);
+    }
     g_free(k);
 }
 
@@ -1004,8 +1041,8 @@ struct store *store_open_sqlite(const char *dir, char **err)
     s->base.ops = &sqlite_ops;
     s->stmts = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, stmt_finalize);
     s->indexes = g_ptr_array_new_with_free_func(index_def_free);
-    s->row_cache = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                         (GDestroyNotify)g_hash_table_destroy);
+    s->row_cache = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, cached_doc_free);
+    g_queue_init(&s->row_order);
     s->data_version = -1;
     s->path = path;
     s->wal_fd = -1;

@@ -37,11 +37,12 @@ struct sqlite_store {
     bool rev_loaded, rev_dirty;
     struct sqls_fanouts *fan; /* large fan-outs' rows not yet in seqs */
     /* The index rows of documents this process wrote lately ("coll 0x1f
-     * id" -> row key -> struct index_row*, values owned), so that a
+     * id": its row key -> struct index_row*), so that a
      * replace need not read and parse the stored document; valid while no
      * other process wrote (PRAGMA data_version, checked as each
      * transaction opens) and dropped whole when a write is undone. */
-    GHashTable *row_cache;
+    GHashTable *row_cache; /* "coll 0x1f id" -> struct cached_doc* */
+    GQueue row_order;      /* its entries, least lately used first */
     int64_t data_version;
 };
 

@@ -676,6 +676,39 @@ static void test_put_new(void **state)
     assert_int_equal(found(st, "ents", "tags", "key"), 1);
     assert_int_equal(store_commit(st), 0);
 }
+/* More documents than the SQLite store remembers the rows of: a replace
+ * of one forgotten long ago, of one still remembered, and of one
+ * remembered again after a replace moved it to the back of the queue, all
+ * move their rows. */
+static void test_index_many_docs(void **state)
+{
+    struct store *st = *state;
+    store_set_batching(st, true, on_dirty, NULL);
+    enum { N = 9000 };
+    char id[16], doc[64];
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "m%d", i);
+        snprintf(doc, sizeof(doc), "{\"division\":\"d%d\"}", i % 3);
+        put(st, "ents", id, doc, 0);
+        if (i == 10) /* m1 goes to the back: remembered longer than m0 */
+            put(st, "ents", "m1", "{\"division\":\"d1\"}", 0);
+    }
+    assert_int_equal(store_commit(st), 0);
+    static const char *const moved[] = {"m0", "m1", "m2", "m8999", "m4500"};
+    for (size_t i = 0; i < G_N_ELEMENTS(moved); i++)
+        put(st, "ents", moved[i], "{\"division\":\"moved\"}", 0);
+    assert_int_equal(store_commit(st), 0);
+    assert_int_equal(found(st, "ents", "division", "moved"), 5);
+    /* m0, m4500 were d0; m1 d1; m2, m8999 d2 */
+    assert_int_equal(found(st, "ents", "division", "d0"), N / 3 - 2);
+    assert_int_equal(found(st, "ents", "division", "d1"), N / 3 - 1);
+    assert_int_equal(found(st, "ents", "division", "d2"), N / 3 - 2);
+    assert_int_equal(store_doc_delete(st, "ents", "m8999"), 0);
+    assert_int_equal(store_doc_delete(st, "ents", "m0"), 0);
+    assert_int_equal(store_commit(st), 0);
+    assert_int_equal(found(st, "ents", "division", "moved"), 3);
+}
+
 int main(void)
 {
     redis_url = getenv("YJT_TEST_REDIS");
@@ -694,6 +727,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rate_windows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_and_second_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_after_other_writer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_many_docs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_fanouts, setup, teardown),
     };
     const struct CMUnitTest sqlite_only[] = {
