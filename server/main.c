@@ -44,6 +44,7 @@
 #include "server/session.h"
 #include "records/redis_tls.h"
 #include "server/sensor_bus.h"
+#include "server/loopstat.h"
 #include "server/uvsource.h"
 #include "server/ws.h"
 #include "signaling/call.h"
@@ -315,6 +316,7 @@ static int start_lws(void)
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
     uv_loop = uvsource_start();
+    loopstat_start(NULL);
     if (!uv_loop) {
         log_error("main", "cannot start the event loop");
         return -1;

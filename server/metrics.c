@@ -4,6 +4,7 @@
 #include "server/metrics.h"
 
 #include "server/commit.h"
+#include "server/loopstat.h"
 #include "records/alarm.h"
 #include "signaling/call.h"
 #include "media/room.h"
@@ -200,6 +201,10 @@ char *metrics_render(const struct store *st)
     for (int c = ERR_NONE + 1; c < ERR__COUNT; c++)
         g_string_append_printf(out, "yjt_errors_total{code=\"%s\"} %" G_GUINT64_FORMAT "\n",
                                err_name(c), errors[c]);
+    render_hist(out, "yjt_loop_turn_seconds",
+                "Time the main loop stays busy per turn (every reply waiting meanwhile waits "
+                "this long).",
+                loopstat_turns());
     render_hist(out, "yjt_store_latency_seconds", "Latency of store calls.", &st->latency);
     render_hist(out, "yjt_store_flush_seconds",
                 "Time to flush the store's log to disk, per flush (batches share one).",

@@ -88,6 +88,10 @@ def test_metrics_count_logins_messages_errors_and_connections(server):
     # Logins write (sessions, audit): each reply waited for a flush.
     if not REDIS_URL:  # Redis stores each write as it comes: nothing to flush
         assert delta("yjt_store_flush_seconds_count") > 0, "writes must be flushed"
+    # Every reply above came out of some turn of the main loop.
+    assert delta("yjt_loop_turn_seconds_count") > 0
+    inf = metric(after, "yjt_loop_turn_seconds_bucket", le="+Inf")
+    assert inf == metric(after, "yjt_loop_turn_seconds_count"), "buckets are cumulative"
 
 
 def test_metrics_count_unauthenticated_connections_as_none(server):
