@@ -278,6 +278,29 @@ sample_cluster() { # file
     printf '%s\n' "$out" >"$1"
 }
 
+# The first node's main loop turns so far (cumulative counts by upper
+# bound), into file.
+sample_turns() { # file
+    command -v curl >/dev/null || return 0
+    curl -s --max-time 5 "http://127.0.0.1:$port/metrics" |
+        awk '$1 ~ /^yjt_loop_turn_seconds_bucket/ { print $1, $2 }' >"$1"
+}
+
+# The first node's loop turns between two samples as JSON: how many, and
+# how many kept the loop busy past 10, 25 and 100 ms.
+turns_delta() { # before after
+    [ -s "$1" ] && [ -s "$2" ] || { echo null; return; }
+    awk 'FNR == NR { was[$1] = $2; next }
+        { d[$1] = $2 - was[$1] }
+        END {
+            all = d["yjt_loop_turn_seconds_bucket{le=\"+Inf\"}"]
+            printf "{\"turns\":%d,\"over_10ms\":%d,\"over_25ms\":%d,\"over_100ms\":%d}\n",
+                all, all - d["yjt_loop_turn_seconds_bucket{le=\"0.01\"}"],
+                all - d["yjt_loop_turn_seconds_bucket{le=\"0.025\"}"],
+                all - d["yjt_loop_turn_seconds_bucket{le=\"0.1\"}"]
+        }' "$1" "$2"
+}
+
 # The difference between two samples as JSON, per set-up: CPU ms of each
 # process, and Redis's commands, script calls and commands by name.
 cluster_delta() { # before after setups
@@ -312,7 +335,7 @@ cluster_delta() { # before after setups
 # Prints the report line; returns yjt-callbench's status (1 if yjtd died).
 run_once() { # rate run yjtd config
     local rate=$1 run=$2 yjtd=$3 config=$4 rate_hold rate_warmup rate_pairs report load_rc
-    local alive warnings left nodes=1 k callee_port=$port logs=() n delta=null
+    local alive warnings left nodes=1 k callee_port=$port logs=() n delta=null turns
     rate_hold=$(hold_for "$rate")
     rate_warmup=$(warmup_for "$rate")
     rate_pairs=$(pairs_for "$rate")
@@ -359,7 +382,7 @@ run_once() { # rate run yjtd config
         "$concurrent calls up (hold ${rate_hold}s), ${rate_warmup}s warm-up + ${duration}s measured" >&2
 
     # the cluster's CPU and Redis's counters from the moment every pair is in
-    rm -f "$work_dir/sample-in" "$work_dir/sample-end"
+    rm -f "$work_dir/sample-in" "$work_dir/sample-end" "$work_dir"/turns-*
     set +e
     report=$("$callbench" --port "$port" --callee-port "$callee_port" --rate "$rate" \
         --hold "$rate_hold" --warmup "$rate_warmup" --duration "$duration" \
@@ -367,7 +390,14 @@ run_once() { # rate run yjtd config
         --password benchpass1 --server-pid "$server_pid" "${extra_args[@]}" \
         2> >(while IFS= read -r line; do
             printf '%s\n' "$line" >&2
-            case $line in *"logged in after"*) sample_cluster "$work_dir/sample-in" ;; esac
+            case $line in *"logged in after"*)
+                sample_cluster "$work_dir/sample-in"
+                # the measured window's loop turns (not the logins, not the
+                # connections closing at the end)
+                { sleep "$rate_warmup"; sample_turns "$work_dir/turns-in"
+                  sleep "$duration"; sample_turns "$work_dir/turns-end"; } &
+                ;;
+            esac
         done))
     load_rc=$?
     set -e
@@ -404,13 +434,17 @@ run_once() { # rate run yjtd config
         delta=$(cluster_delta "$work_dir/sample-in" "$work_dir/sample-end" \
             "$(jq '.setups_incl_warmup.ok' <<<"$report")")
     fi
+    # (the last turns sample is due before yjt-callbench ends; allow for curl)
+    for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s "$work_dir/turns-end" ] && break; sleep 0.5; done
+    turns=$(turns_delta "$work_dir/turns-in" "$work_dir/turns-end")
     if [ -n "$report" ]; then
         if command -v jq >/dev/null; then
             jq -c --argjson run "$run" --argjson alive "$alive" --argjson w "$warnings" \
                 --argjson left "$left" --arg yjtd "$yjtd" --arg config "$config" \
-                --argjson cluster "$delta" \
+                --argjson cluster "$delta" --argjson turns "$turns" \
                 '{run: $run, yjtd: $yjtd, config: $config, server_alive_after: $alive,
                   server_log_warnings: $w, server_calls_in_progress_after: $left} + .
+                  + {server_loop_turns: $turns}
                   + (if $cluster then {cluster: $cluster} else {} end)' <<<"$report"
         else
             # shellcheck disable=SC2001
