@@ -162,12 +162,12 @@ int redis_url_parse(const char *url_in, struct redis_url *u, char **err)
     if (rc == 0 && q && !parse_query(q + 1, u)) {
         redis_url_clear(u);
         *err = g_strdup("malformed Redis address options (db=N, wait=N, wait_ms=N; with"
-                        " rediss:// tls_ca=FILE, tls_cert=FILE, tls_key=FILE)");
+                        " TLS tls_ca=FILE, tls_cert=FILE, tls_key=FILE)");
         return -1;
     }
     if (rc == 0 && u->wait_replicas && !u->wait_ms)
         u->wait_ms = 1000;
-    if (rc == 0 && u->tls) {
+    if (rc == 0 && u->tls && !u->master) {
         /* connect through the tunnel's socket; keep the server's address */
         struct redis_tls_opts o = {u->host, u->port, u->tls_ca, u->tls_cert, u->tls_key};
         if (redis_tls_tunnel(&o, &u->socket, err) != 0) {
@@ -178,6 +178,17 @@ int redis_url_parse(const char *url_in, struct redis_url *u, char **err)
         u->tls_port = u->port;
         u->host = NULL;
         u->port = 0;
+    } else if (rc == 0 && u->tls) {
+        /* Tunnels to the sentinels and masters start as they are needed;
+         * the first sentinel's now, so that bad TLS files stop the start. */
+        struct redis_tls_opts o = {u->sentinel_host[0], u->sentinel_port[0], u->tls_ca, u->tls_cert,
+                                   u->tls_key};
+        char *path = NULL;
+        if (redis_tls_tunnel(&o, &path, err) != 0) {
+            redis_url_clear(u);
+            return -1;
+        }
+        g_free(path);
     }
     return rc;
 }
@@ -202,8 +213,10 @@ static int parse_base(const char *url, struct redis_url *u, char **err)
             u->socket = g_strdup(p);
             ok = true;
         }
-    } else if (g_str_has_prefix(url, "redis-sentinel://")) {
-        p = url + strlen("redis-sentinel://");
+    } else if (g_str_has_prefix(url, "redis-sentinel://") ||
+               g_str_has_prefix(url, "rediss-sentinel://")) {
+        u->tls = g_str_has_prefix(url, "rediss-");
+        p = url + strlen(u->tls ? "rediss-sentinel://" : "redis-sentinel://");
         const char *slash;
         if (parse_userinfo(&p, u) == 0 && (slash = strchr(p, '/')) != NULL) {
             ok = true;
@@ -228,7 +241,7 @@ static int parse_base(const char *url, struct redis_url *u, char **err)
         }
     } else {
         *err = g_strdup_printf("unknown Redis address scheme (want redis://, rediss://,"
-                               " redis+unix:// or redis-sentinel://)");
+                               " redis+unix://, redis-sentinel:// or rediss-sentinel://)");
         return -1;
     }
     if (!ok) {
@@ -259,13 +272,13 @@ void redis_url_clear(struct redis_url *u)
 
 char *redis_url_describe(const struct redis_url *u)
 {
-    if (u->tls)
+    if (u->tls && !u->master)
         return g_strdup_printf("%s:%d (TLS) db %d", u->tls_host, u->tls_port, u->db);
     if (u->socket)
         return g_strdup_printf("unix:%s db %d", u->socket, u->db);
     if (u->master)
-        return g_strdup_printf("sentinel master %s (%d sentinels) db %d", u->master, u->n_sentinels,
-                               u->db);
+        return g_strdup_printf("sentinel master %s (%d sentinels%s) db %d", u->master,
+                               u->n_sentinels, u->tls ? ", TLS" : "", u->db);
     return g_strdup_printf("%s:%d db %d", u->host, u->port, u->db);
 }
 
@@ -371,11 +384,26 @@ static void set_error(struct redis_link *l, const char *what, const char *why)
     snprintf(l->error, sizeof(l->error), "%s: %s", what, why ? why : "?");
 }
 
-static redisContext *dial(struct redis_link *l, const char *host, int port)
+/* The TLS tunnel to host:port (rediss-sentinel://: a sentinel, or the
+ * master it named), into *path; 0 or -1. */
+static int tunnel_to(struct redis_link *l, const char *host, int port, char **path)
+{
+    struct redis_tls_opts o = {host, port, l->url.tls_ca, l->url.tls_cert, l->url.tls_key};
+    char *err = NULL;
+    if (redis_tls_tunnel(&o, path, &err) == 0)
+        return 0;
+    set_error(l, "TLS", err);
+    g_free(err);
+    return -1;
+}
+
+/* Connects to host:port, or with host NULL to the socket path (the
+ * address's own when path is NULL too). */
+static redisContext *dial_at(struct redis_link *l, const char *host, int port, const char *path)
 {
     struct timeval tv = {l->timeout_ms / 1000, (l->timeout_ms % 1000) * 1000};
     redisContext *c = host ? redisConnectWithTimeout(host, port, tv)
-                           : redisConnectUnixWithTimeout(l->url.socket, tv);
+                           : redisConnectUnixWithTimeout(path ? path : l->url.socket, tv);
     if (!c) {
         set_error(l, "connect", "out of memory");
         return NULL;
@@ -386,6 +414,19 @@ static redisContext *dial(struct redis_link *l, const char *host, int port)
         return NULL;
     }
     redisSetTimeout(c, tv);
+    return c;
+}
+
+/* Connects to host:port (a sentinel), through a tunnel with TLS. */
+static redisContext *dial(struct redis_link *l, const char *host, int port)
+{
+    if (!l->url.tls || !host)
+        return dial_at(l, host, port, NULL);
+    char *path = NULL;
+    if (tunnel_to(l, host, port, &path) != 0)
+        return NULL;
+    redisContext *c = dial_at(l, NULL, 0, path);
+    g_free(path);
     return c;
 }
 
@@ -429,14 +470,25 @@ static int sentinel_lookup(struct redis_link *l, char **host, int *port)
     return -1;
 }
 
-int redis_link_address(struct redis_link *l, char **host, int *port)
+int redis_link_address(struct redis_link *l, char **host, int *port, char **path)
 {
     *host = NULL;
     *port = l->url.port;
-    if (l->url.master)
-        return sentinel_lookup(l, host, port);
+    *path = NULL;
+    if (l->url.master) {
+        if (sentinel_lookup(l, host, port) != 0)
+            return -1;
+        if (!l->url.tls)
+            return 0;
+        int rc = tunnel_to(l, *host, *port, path);
+        g_free(*host);
+        *host = NULL;
+        return rc;
+    }
     if (l->url.host)
         *host = g_strdup(l->url.host);
+    else
+        *path = g_strdup(l->url.socket);
     return 0;
 }
 
@@ -447,12 +499,13 @@ const struct redis_url *redis_link_url(const struct redis_link *l)
 
 static redisContext *open_ctx(struct redis_link *l)
 {
-    char *host = NULL;
+    char *host = NULL, *path = NULL;
     int port = 0;
-    if (redis_link_address(l, &host, &port) != 0)
+    if (redis_link_address(l, &host, &port, &path) != 0)
         return NULL;
-    redisContext *c = dial(l, host, port);
+    redisContext *c = dial_at(l, host, port, path);
     g_free(host);
+    g_free(path);
     if (!c)
         return NULL;
     int rc = 0;

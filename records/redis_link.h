@@ -5,8 +5,10 @@
  *   rediss://[[USER]:PASSWORD@]HOST[:PORT][/DB][?OPTIONS]   (TLS, redis_tls.h)
  *   redis+unix://[[USER]:PASSWORD@]/PATH/TO/SOCKET[?OPTIONS]
  *   redis-sentinel://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB][?OPTIONS]
+ *   rediss-sentinel://...   (as redis-sentinel://, TLS to the sentinels and the master)
  * with OPTIONS db=N, wait=N (each write must reach N replicas, checked
- * with WAIT, or it fails) and wait_ms=N (1000), and for rediss://
+ * with WAIT, or it fails) and wait_ms=N (1000), and for rediss:// and
+ * rediss-sentinel://
  * tls_ca=FILE (CAs to trust instead of the system's), tls_cert=FILE and
  * tls_key=FILE (a client certificate, for servers that ask for one)
  * (a Sentinel address names the sentinels and the master's name: the link
@@ -44,7 +46,9 @@ struct redis_url {
     int sentinel_port[REDIS_MAX_SENTINELS];
     char *master;
     /* rediss://: the server (host and port are then NULL and 0, and socket
-     * is the tunnel's), the files named in the options. */
+     * is the tunnel's), the files named in the options. rediss-sentinel://:
+     * tls is set, tls_host NULL; each sentinel and each master they name
+     * is reached through a tunnel of its own. */
     bool tls;
     char *tls_host;
     int tls_port;
@@ -97,9 +101,10 @@ redisReply *redis_link_call(struct redis_link *l, struct redis_cmd *c);
 /* EVALSHA s with no keys and the words of args. */
 redisReply *redis_link_script(struct redis_link *l, const struct redis_script *s,
                               const struct redis_cmd *args);
-/* Where to connect now: *host (g_free; NULL for the socket path) and
- * *port, asking the sentinels for a Sentinel address. 0 or -1. */
-int redis_link_address(struct redis_link *l, char **host, int *port);
+/* Where to connect now, asking the sentinels for a Sentinel address:
+ * either *host (g_free) and *port, or (*host NULL) the Unix socket *path
+ * (g_free): the address's own, or the TLS tunnel's. 0 or -1. */
+int redis_link_address(struct redis_link *l, char **host, int *port, char **path);
 const struct redis_url *redis_link_url(const struct redis_link *l);
 /* After a write, with ?wait=N: 0 once N replicas have it (WAIT), -1 if
  * they did not within wait_ms (the write is then not to be counted on).

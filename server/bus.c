@@ -383,16 +383,17 @@ static void link_open(struct link *l)
 {
     if (B.stopping || l->ac)
         return;
-    char *host = NULL;
+    char *host = NULL, *path = NULL;
     int port = 0;
-    if (redis_link_address(B.addr, &host, &port) != 0) {
+    if (redis_link_address(B.addr, &host, &port, &path) != 0) {
         log_warn("bus", "cannot find Redis: %s", redis_link_error(B.addr));
         schedule_retry(l);
         return;
     }
     const struct redis_url *u = redis_link_url(B.addr);
-    redisAsyncContext *ac = host ? redisAsyncConnect(host, port) : redisAsyncConnectUnix(u->socket);
+    redisAsyncContext *ac = host ? redisAsyncConnect(host, port) : redisAsyncConnectUnix(path);
     g_free(host);
+    g_free(path);
     if (!ac || ac->err) {
         log_warn("bus", "%s connection to Redis failed: %s", l->name,
                  ac ? ac->errstr : "no memory");

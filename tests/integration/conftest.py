@@ -145,6 +145,7 @@ def make_self_signed(dirpath):
     key = dirpath / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
          "-days", "1", "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True, timeout=60)
     return str(cert), str(key)

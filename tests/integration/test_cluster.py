@@ -244,7 +244,7 @@ class OwnRedis:
         if self.tls:
             ports = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", self.tls[0],
                      "--tls-key-file", self.tls[1], "--tls-ca-cert-file", self.tls[0],
-                     "--tls-auth-clients", "no"]
+                     "--tls-auth-clients", "no", "--tls-replication", "yes"]
         self.proc = subprocess.Popen(
             ["redis-server", "--bind", "127.0.0.1"] + ports + ["--dir",
              str(self.dir), "--appendonly", "yes", "--appendfsync", "always", "--save", "",
@@ -327,13 +327,20 @@ def test_redis_restart_loses_nothing_acknowledged(server, tmp_path):
 
 
 class Sentinel:
-    """A redis-server in Sentinel mode watching one master."""
+    """A redis-server in Sentinel mode watching one master (with tls, a
+    (cert, key) pair: TLS only, to clients and to the servers it watches)."""
 
-    def __init__(self, dirpath, master_port):
+    def __init__(self, dirpath, master_port, tls=None):
         self.dir = dirpath
         self.port = free_port()
+        self.tls = tls
         conf = dirpath / "sentinel.conf"
-        conf.write_text(f"port {self.port}\nbind 127.0.0.1\ndir {dirpath}\n"
+        ports = f"port {self.port}\n"
+        if tls:
+            ports = (f"port 0\ntls-port {self.port}\ntls-cert-file {tls[0]}\n"
+                     f"tls-key-file {tls[1]}\ntls-ca-cert-file {tls[0]}\n"
+                     "tls-auth-clients no\ntls-replication yes\n")
+        conf.write_text(f"{ports}bind 127.0.0.1\ndir {dirpath}\n"
                         f"sentinel monitor m1 127.0.0.1 {master_port} 1\n"
                         "sentinel down-after-milliseconds m1 1000\n"
                         "sentinel failover-timeout m1 4000\n")
@@ -341,7 +348,8 @@ class Sentinel:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def master_port(self):
-        r = subprocess.run(["redis-cli", "-p", str(self.port), "sentinel",
+        tls = ["--tls", "--cacert", self.tls[0]] if self.tls else []
+        r = subprocess.run(["redis-cli", "-p", str(self.port)] + tls + ["sentinel",
                             "get-master-addr-by-name", "m1"], capture_output=True, text=True)
         lines = r.stdout.split()
         return int(lines[1]) if len(lines) == 2 else None
@@ -358,20 +366,36 @@ def test_sentinel_failover_loses_nothing_acknowledged(server, tmp_path):
     master is killed with -9: writes are refused until the replica is
     promoted and has a replica of its own again (the old master, restarted),
     then go on, and every acknowledged push is there."""
-    a_dir, b_dir, s_dir = tmp_path / "a", tmp_path / "b", tmp_path / "s"
-    for d in (a_dir, b_dir, s_dir):
+    sentinel_failover(server, tmp_path, tls=False)
+
+
+def test_sentinel_over_tls_failover_loses_nothing_acknowledged(server, tmp_path):
+    """The same with rediss-sentinel://: the master, the replica and the
+    sentinel speak TLS only; the nodes reach the sentinel and each master
+    it names over TLS, their certificates checked."""
+    sentinel_failover(server, tmp_path, tls=True)
+
+
+def sentinel_failover(server, tmp_path, tls):
+    from conftest import make_self_signed
+    a_dir, b_dir, s_dir, ca_dir = (tmp_path / "a", tmp_path / "b", tmp_path / "s",
+                                   tmp_path / "ca")
+    for d in (a_dir, b_dir, s_dir, ca_dir):
         d.mkdir()
-    a = OwnRedis(a_dir)
+    certs = make_self_signed(ca_dir) if tls else None
+    a = OwnRedis(a_dir, tls=certs)
     a.start()
-    b = OwnRedis(b_dir, replica_of=a.port)
+    b = OwnRedis(b_dir, replica_of=a.port, tls=certs)
     b.start()
     wait_until(lambda: b"master_link_status:up" in subprocess.run(
-        ["redis-cli", "-p", str(b.port), "info", "replication"], capture_output=True).stdout,
+        b.cli() + ["info", "replication"], capture_output=True).stdout,
         10, what="replica in sync")
-    s = Sentinel(s_dir, a.port)
+    s = Sentinel(s_dir, a.port, tls=certs)
     try:
         wait_until(lambda: s.master_port() == a.port, 10, what="sentinel sees the master")
         url = f"redis-sentinel://127.0.0.1:{s.port}/m1?wait=1&wait_ms=500"
+        if tls:
+            url = url.replace("redis-", "rediss-") + f"&tls_ca={certs[0]}"
         shared = {"redis": url, "redis_prefix": "f:"}
         n1 = server(enterprises=ENTERPRISES, users=USERS, settings=shared)
         ops = n1.token("ops")

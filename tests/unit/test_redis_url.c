@@ -118,6 +118,20 @@ static void test_tls(void **state)
     redis_tls_stop_all();
     assert_false(g_file_test(sock, G_FILE_TEST_EXISTS)); /* cleaned up */
     g_free(sock);
+
+    /* TLS to the sentinels and to the master they name */
+    u = parse_ok("rediss-sentinel://:pw@10.0.0.1:26380,10.0.0.2/m1/3?wait=1");
+    assert_true(u.tls);
+    assert_int_equal(u.n_sentinels, 2);
+    assert_int_equal(u.sentinel_port[1], 26379);
+    assert_string_equal(u.master, "m1");
+    assert_int_equal(u.db, 3);
+    assert_null(u.socket); /* a tunnel per sentinel and master, when dialled */
+    d = redis_url_describe(&u);
+    assert_string_equal(d, "sentinel master m1 (2 sentinels, TLS) db 3");
+    g_free(d);
+    redis_url_clear(&u);
+    redis_tls_stop_all();
 }
 
 static void test_refused(void **state)
@@ -144,6 +158,9 @@ static void test_refused(void **state)
         "redis-sentinel://h1/",
         "redis-sentinel://h1",
         "redis-sentinel://h1,h2,h3,h4,h5,h6,h7,h8,h9/m",
+        "redis-sentinel://h1/m?tls_ca=/etc/ssl/certs/ca.pem", /* TLS options without TLS */
+        "rediss-sentinel://h1/m?tls_ca=/no/such/ca.pem",
+        "rediss-sentinel://h1",
         "redis://[::1",
     };
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
