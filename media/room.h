@@ -130,6 +130,7 @@ struct media_stats {
     uint64_t nack_unrepaired;   /* losses from publishers given up (a key frame asked) */
     uint64_t rtx_in;            /* RTX retransmissions received */
     uint64_t keyframe_requests; /* PLIs sent to publishers */
+    uint64_t receiver_reports;  /* RTCP receiver reports sent to publishers */
     uint64_t peers;             /* participants now */
 };
 void media_stats_get(struct media_stats *out);

@@ -92,19 +92,32 @@ gboolean room_remb_tick(gpointer data)
     int64_t now = g_get_monotonic_time();
     for (guint i = 0; i < r->peers->len; i++) {
         struct media_peer *p = g_ptr_array_index(r->peers, i);
-        if (p->in[K_VIDEO].pt < 0 || !p->in[K_VIDEO].ssrc || p->state != MEDIA_TRANSPORT_CONNECTED)
+        if (p->state != MEDIA_TRANSPORT_CONNECTED)
             continue;
-        uint64_t rate = r->cfg.max_bitrate;
-        for (guint j = 0; j < r->peers->len; j++) {
-            struct media_peer *q = g_ptr_array_index(r->peers, j);
-            if (q != p && out_for(q, K_VIDEO, p->id, false) && q->remb &&
-                now - q->remb_us < REMB_FRESH_US && q->remb < rate)
-                rate = q->remb;
+        /* One compound packet: the receiver report first (RFC 3550 6.1),
+         * then the REMB. */
+        uint8_t buf[8 + 24 * K_N + 24];
+        struct rtcp_report_block b[K_N];
+        size_t nb = 0, n = 0;
+        for (int k = 0; k < K_N; k++)
+            if (p->in[k].pt >= 0 && p->in[k].ssrc &&
+                rtp_rx_report(&p->in[k].rx, p->in[k].ssrc, now, &b[nb]))
+                nb++;
+        if (nb)
+            n = rtcp_write_rr(buf, sizeof(buf), rtcp_sender(p), b, nb);
+        if (p->in[K_VIDEO].pt >= 0 && p->in[K_VIDEO].ssrc) {
+            uint64_t rate = r->cfg.max_bitrate;
+            for (guint j = 0; j < r->peers->len; j++) {
+                struct media_peer *q = g_ptr_array_index(r->peers, j);
+                if (q != p && out_for(q, K_VIDEO, p->id, false) && q->remb &&
+                    now - q->remb_us < REMB_FRESH_US && q->remb < rate)
+                    rate = q->remb;
+            }
+            n += rtcp_write_remb(buf + n, sizeof(buf) - n, rtcp_sender(p), rate,
+                                 &p->in[K_VIDEO].ssrc, 1);
         }
-        uint8_t buf[24];
-        size_t n = rtcp_write_remb(buf, sizeof(buf), rtcp_sender(p), rate, &p->in[K_VIDEO].ssrc, 1);
-        if (n)
-            media_transport_send_rtcp(p->t, buf, n);
+        if (n && media_transport_send_rtcp(p->t, buf, n) == 0 && nb)
+            media_room_stats.receiver_reports++;
     }
     return G_SOURCE_CONTINUE;
 }
@@ -345,7 +358,13 @@ void room_on_rtp(uint8_t *pkt, size_t len, void *ud)
         video->seq_started = false;
         video->n_miss = 0;
     }
-    p->in[kind].ssrc = h.ssrc;
+    struct in_track *in = &p->in[kind];
+    if (in->ssrc != h.ssrc)
+        memset(&in->rx, 0, sizeof(in->rx));
+    in->ssrc = h.ssrc;
+    if (!repaired) /* a repair is counted on its own stream by its sender */
+        rtp_rx_update(&in->rx, h.seq, h.ts, g_get_monotonic_time(),
+                      (uint32_t)p->room->codec[kind].clock);
     if (kind == K_VIDEO)
         track_losses(p, video, h.seq);
     record(p, kind, pkt, len, &h);
@@ -384,7 +403,13 @@ void room_on_rtcp(uint8_t *buf, size_t len, void *ud)
     size_t off = 0;
     struct rtcp_packet pkt;
     while (rtcp_next(buf, len, &off, &pkt)) {
-        uint32_t sender, media;
+        uint32_t sender, media, lsr;
+        if (rtcp_sr_read(&pkt, &sender, &lsr)) {
+            for (int k = 0; k < K_N; k++)
+                if (q->in[k].pt >= 0 && q->in[k].ssrc == sender)
+                    rtp_rx_sender_report(&q->in[k].rx, lsr, g_get_monotonic_time());
+            continue;
+        }
         if ((pkt.type != RTCP_RTPFB && pkt.type != RTCP_PSFB) ||
             !rtcp_fb_ssrcs(&pkt, &sender, &media))
             continue;

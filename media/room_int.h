@@ -4,6 +4,7 @@
 #ifndef YJT_MEDIA_ROOM_INT_H
 #define YJT_MEDIA_ROOM_INT_H
 #include "media/record.h"
+#include "media/rtcp_rr.h"
 #include "media/room.h"
 #include "media/rtp.h"
 #include "media/sdp.h"
@@ -40,6 +41,7 @@ struct in_track {
     bool want_key; /* a loss was given up: a key frame is due */
     struct media_recorder *rec;
     bool rec_tried;
+    struct rtp_rx_stats rx; /* for the receiver reports the publisher gets */
 };
 
 struct sent {
@@ -107,7 +109,8 @@ struct out_track *room_out_by_ssrc(struct media_peer *q, uint32_t ssrc);
 /* Asks publisher p for a key frame, unless one was asked for lately.
  * Whether it was sent. */
 bool room_request_keyframe(struct media_peer *p);
-/* The room's REMB round (a GSourceFunc, data: the room). */
+/* The room's RTCP round to publishers, every second: a receiver report
+ * for each stream, and a REMB for video (a GSourceFunc, data: the room). */
 gboolean room_remb_tick(gpointer data);
 /* The transport's packet callbacks (ud: the peer). */
 void room_on_rtp(uint8_t *pkt, size_t len, void *ud);

@@ -2,9 +2,11 @@
  * SRTP by first byte) and its RTP and RTCP readers on arbitrary datagrams.
  * Each input is read as RTP (header, every header extension id of both
  * forms) and as compound RTCP (every packet, feedback SSRCs, every NACKed
- * sequence number), then the NACK numbers are written back and re-read:
- * they must come out the same. */
+ * sequence number, sender and receiver reports), then the NACK numbers
+ * and the receiver reports are written back and re-read: they must come
+ * out the same. */
 #include "media/dtls.h"
+#include "media/rtcp_rr.h"
 #include "media/rtp.h"
 
 #include <stdint.h>
@@ -50,6 +52,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         uint32_t sender, media;
         uint64_t rate;
+        uint32_t lsr;
+        (void)rtcp_sr_read(&p, &sender, &lsr);
+        /* A receiver report written back and read again says the same. */
+        struct rtcp_report_block rb_in[31], rb_back[31];
+        memset(rb_in, 0, sizeof(rb_in)); /* and their padding */
+        memset(rb_back, 0, sizeof(rb_back));
+        int nrb = rtcp_rr_read(&p, rb_in, 31);
+        if (nrb > 0) {
+            uint8_t rr[8 + 24 * 31];
+            size_t rl = rtcp_write_rr(rr, sizeof(rr), 1, rb_in, (size_t)nrb);
+            struct rtcp_packet q;
+            size_t o = 0;
+            if (!rl || !rtcp_next(rr, rl, &o, &q) || rtcp_rr_read(&q, rb_back, 31) != nrb ||
+                memcmp(rb_in, rb_back, sizeof(rb_in[0]) * (size_t)nrb) != 0)
+                __builtin_trap();
+        }
         if (rtcp_remb_read(&p, &rate)) {
             /* A REMB read back as written says the same (to 18 bits). */
             uint8_t rb[24];

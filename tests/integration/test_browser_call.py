@@ -376,7 +376,8 @@ def test_browser_sfu_call_is_recorded(server, tmp_path):
     the time media flowed; the call record lists them, the REST route
     serves them to those who may see the call (audited) and to nobody
     else. With recording on, an invite naming no mode goes through the
-    SFU (call_mode auto)."""
+    SFU (call_mode auto). Both browsers get the server's receiver reports
+    on what they send."""
     _require("chromium", "node", "playwright")
     _require_ffprobe()
     rec_dir = tmp_path / "recordings"
@@ -384,6 +385,15 @@ def test_browser_sfu_call_is_recorded(server, tmp_path):
     res = run_driver("--ws", srv.ws_url, "--caller", "gina", "--callee", "alice", "--sfu",
                      "--decode-timeout-s", "20", "--hold-s", "10", context=diagnostics(srv))
     check_call_result(res, srv, relay=False, sfu=True)
+    # Each browser heard from the server about what it sends: receiver
+    # reports (a round trip measured from its own sender reports) for its
+    # audio and video.
+    for side in ("caller", "callee"):
+        ri = res["stats_after_hold"][side]["remoteInbound"]
+        for kind in ("audio", "video"):
+            r = ri.get(kind)
+            assert r and r["roundTripTimeMeasurements"] >= 3, (side, kind, ri)
+            assert 0 <= r["roundTripTime"] < 0.5 and r["packetsLost"] >= 0, (side, kind, r)
     call_id = res["call_id"]
     tok = srv.token("gina")
     call = srv.http("GET", f"/api/v1/calls/{call_id}", token=tok).json["call"]

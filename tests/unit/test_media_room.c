@@ -8,6 +8,7 @@
  * the sender; a participant leaving frees what it had. The server's SDPs
  * carry its UDP and passive TCP candidates, at the public address too. */
 #include "media/room.h"
+#include "media/rtcp_rr.h"
 #include "media/rtp.h"
 #include "media/sdp.h"
 #include "media/srtp.h"
@@ -230,28 +231,50 @@ static size_t video_packet(uint8_t *buf, uint16_t seq, uint32_t ts, uint32_t ssr
     return sizeof(hdr) + 100;
 }
 
-/* The RTCP packets of type/fmt d received, and the media SSRC of the last. */
-static unsigned count_fb(struct device *d, uint8_t type, uint8_t fmt, uint32_t *media,
-                         uint64_t *remb)
+/* Calls fn for every RTCP packet d received, in order. */
+static void each_rtcp(struct device *d, void (*fn)(const struct rtcp_packet *pkt, void *ud),
+                      void *ud)
 {
-    unsigned n = 0;
     for (guint i = 0; i < d->rtcp->len; i++) {
         gsize len;
         const uint8_t *p = g_bytes_get_data(g_ptr_array_index(d->rtcp, i), &len);
         size_t off = 0;
         struct rtcp_packet pkt;
-        while (rtcp_next(p, len, &off, &pkt)) {
-            uint32_t s, m;
-            if (pkt.type != type || pkt.fmt != fmt || !rtcp_fb_ssrcs(&pkt, &s, &m))
-                continue;
-            n++;
-            if (media)
-                *media = m;
-            if (remb)
-                assert_true(rtcp_remb_read(&pkt, remb));
-        }
+        while (rtcp_next(p, len, &off, &pkt))
+            fn(&pkt, ud);
     }
-    return n;
+}
+
+struct fb_count {
+    uint8_t type, fmt;
+    unsigned n;
+    uint32_t media;
+    uint64_t remb;
+};
+
+static void count_one_fb(const struct rtcp_packet *pkt, void *ud)
+{
+    struct fb_count *c = ud;
+    uint32_t s, m;
+    if (pkt->type != c->type || pkt->fmt != c->fmt || !rtcp_fb_ssrcs(pkt, &s, &m))
+        return;
+    c->n++;
+    c->media = m;
+    if (c->type == RTCP_PSFB && c->fmt == RTCP_FMT_REMB)
+        assert_true(rtcp_remb_read(pkt, &c->remb));
+}
+
+/* The RTCP packets of type/fmt d received, and the media SSRC of the last. */
+static unsigned count_fb(struct device *d, uint8_t type, uint8_t fmt, uint32_t *media,
+                         uint64_t *remb)
+{
+    struct fb_count c = {.type = type, .fmt = fmt};
+    each_rtcp(d, count_one_fb, &c);
+    if (media && c.n)
+        *media = c.media;
+    if (remb && c.n)
+        *remb = c.remb;
+    return c.n;
 }
 
 static void count_seq(uint16_t seq, void *ud)
@@ -261,19 +284,45 @@ static void count_seq(uint16_t seq, void *ud)
         want[1]++;
 }
 
+static void count_nacked(const struct rtcp_packet *pkt, void *ud)
+{
+    rtcp_nack_each(pkt, count_seq, ud);
+}
+
 /* How many NACKs d received that ask for seq. */
 static unsigned nacks_for(struct device *d, uint16_t seq)
 {
     uint16_t want[2] = {seq, 0};
-    for (guint i = 0; i < d->rtcp->len; i++) {
-        gsize len;
-        const uint8_t *p = g_bytes_get_data(g_ptr_array_index(d->rtcp, i), &len);
-        size_t off = 0;
-        struct rtcp_packet pkt;
-        while (rtcp_next(p, len, &off, &pkt))
-            rtcp_nack_each(&pkt, count_seq, want);
-    }
+    each_rtcp(d, count_nacked, want);
     return want[1];
+}
+
+struct report_find {
+    uint32_t ssrc;
+    bool found;
+    struct rtcp_report_block b;
+};
+
+static void find_report(const struct rtcp_packet *pkt, void *ud)
+{
+    struct report_find *f = ud;
+    struct rtcp_report_block blocks[4];
+    int n = rtcp_rr_read(pkt, blocks, 4);
+    for (int k = 0; k < n; k++)
+        if (blocks[k].ssrc == f->ssrc) {
+            f->b = blocks[k];
+            f->found = true;
+        }
+}
+
+/* The last receiver report block d got about ssrc, into b; false if none. */
+static bool last_report(struct device *d, uint32_t ssrc, struct rtcp_report_block *b)
+{
+    struct report_find f = {.ssrc = ssrc};
+    each_rtcp(d, find_report, &f);
+    if (f.found)
+        *b = f.b;
+    return f.found;
 }
 
 static bool pli_arrived(void *ud)
@@ -287,6 +336,12 @@ static bool remb_arrived(void *ud)
     uint64_t rate = 0;
     unsigned n = count_fb(ud, RTCP_PSFB, RTCP_FMT_REMB, &m, &rate);
     return n > 0 && rate <= 500000;
+}
+
+static bool video_report_arrived(void *ud)
+{
+    struct rtcp_report_block b;
+    return last_report(ud, 2222, &b);
 }
 
 static void test_two_participants(void **state)
@@ -402,6 +457,16 @@ static void test_two_participants(void **state)
     n = rtcp_write_remb(buf, sizeof(buf), 4444, 500000, &to_b[1], 1);
     assert_int_equal(media_transport_send_rtcp(d[1].t, buf, n), 0);
     assert_true(run_until(remb_arrived, &d[0], 3000));
+
+    /* A gets receiver reports on what it sends: its ten video packets,
+     * none lost, the highest sequence number counted across the wrap. */
+    assert_true(run_until(video_report_arrived, &d[0], 3000));
+    struct rtcp_report_block rb;
+    assert_true(last_report(&d[0], 2222, &rb));
+    assert_int_equal(rb.ext_max_seq, 65536 + 3);
+    assert_int_equal(rb.cumulative_lost, 0);
+    assert_int_equal(rb.fraction_lost, 0);
+    assert_int_equal(rb.lsr, 0); /* A sent no sender report */
 
     /* B's audio reaches A with the SSRC the server announced to A. */
     static const uint8_t audio[] = {0x80, 111, 0, 1, 0, 0, 0, 9, 0, 0, 0x0d, 0x05, 1, 2, 3};

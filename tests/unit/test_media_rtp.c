@@ -2,6 +2,7 @@
  * extensions of both forms and padding; malformed packets refused whole;
  * rewriting in place; compound RTCP with PLI, FIR and NACK read and
  * written; and the numbering a subscriber sees across a source switch. */
+#include "media/rtcp_rr.h"
 #include "media/rtp.h"
 
 #include <glib.h>
@@ -216,6 +217,108 @@ static void test_rewriter_across_a_switch(void **state)
     assert_int_equal(s, 0);
 }
 
+/* A report block written and read back. */
+static struct rtcp_report_block round_trip(const struct rtcp_report_block *b)
+{
+    uint8_t buf[64];
+    size_t n = rtcp_write_rr(buf, sizeof(buf), 77, b, 1);
+    assert_int_equal(n, 32);
+    assert_int_equal(rtcp_write_rr(buf, 31, 77, b, 1), 0); /* no room */
+    size_t off = 0;
+    struct rtcp_packet pkt;
+    assert_true(rtcp_next(buf, n, &off, &pkt));
+    struct rtcp_report_block back[2];
+    assert_int_equal(rtcp_rr_read(&pkt, back, 2), 1);
+    return back[0];
+}
+
+/* Losses, their fraction per interval, the sequence number wrap, a
+ * restart and duplicates, as RFC 3550's appendix counts them. */
+static void test_receiver_report_counts(void **state)
+{
+    (void)state;
+    struct rtp_rx_stats s = {0};
+    struct rtcp_report_block b;
+    assert_false(rtp_rx_report(&s, 5, 0, &b)); /* nothing received */
+    /* 65500 .. 65599 (wrapping at 65536), five of them lost */
+    for (int i = 0; i < 100; i++)
+        if (i % 20 != 7)
+            rtp_rx_update(&s, (uint16_t)(65500 + i), 0, 0, 0);
+    assert_true(rtp_rx_report(&s, 5, 0, &b));
+    assert_int_equal(b.ssrc, 5);
+    assert_int_equal(b.ext_max_seq, 65599);
+    assert_int_equal(b.cumulative_lost, 5);
+    assert_int_equal(b.fraction_lost, 5 * 256 / 100);
+    /* the next hundred all arrive, one of them late: nothing lost this time */
+    for (int i = 100; i < 200; i++)
+        if (i != 150)
+            rtp_rx_update(&s, (uint16_t)(65500 + i), 0, 0, 0);
+    rtp_rx_update(&s, (uint16_t)(65500 + 150), 0, 0, 0);
+    assert_true(rtp_rx_report(&s, 5, 0, &b));
+    assert_int_equal(b.ext_max_seq, 65699);
+    assert_int_equal(b.cumulative_lost, 5);
+    assert_int_equal(b.fraction_lost, 0);
+    /* duplicates: more received than expected, the count goes below zero */
+    for (int i = 0; i < 10; i++)
+        rtp_rx_update(&s, (uint16_t)(65500 + 199), 0, 0, 0);
+    assert_true(rtp_rx_report(&s, 5, 0, &b));
+    assert_int_equal(b.cumulative_lost, -5);
+    assert_int_equal(b.fraction_lost, 0);
+    struct rtcp_report_block r = round_trip(&b);
+    assert_int_equal(r.cumulative_lost, -5);
+    assert_int_equal(r.ext_max_seq, 65699);
+    /* a jump far ahead: the sender started again */
+    rtp_rx_update(&s, 30000, 0, 0, 0);
+    rtp_rx_update(&s, 30002, 0, 0, 0);
+    assert_true(rtp_rx_report(&s, 5, 0, &b));
+    assert_int_equal(b.ext_max_seq, 30002);
+    assert_int_equal(b.cumulative_lost, 1);
+    assert_int_equal(b.fraction_lost, 256 / 3);
+}
+
+/* Jitter in the stream's clock units, and the round-trip fields of the
+ * last sender report. */
+static void test_receiver_report_timing(void **state)
+{
+    (void)state;
+    struct rtp_rx_stats s = {0};
+    struct rtcp_report_block b;
+    /* audio at 48 kHz, a packet every 20 ms (960 units), on time */
+    for (int i = 0; i < 50; i++)
+        rtp_rx_update(&s, (uint16_t)i, 1000u + 960u * (uint32_t)i, 20000 * (int64_t)i, 48000);
+    assert_true(rtp_rx_report(&s, 9, 0, &b));
+    assert_int_equal(b.jitter, 0);
+    /* then each packet 5 ms (240 units) early or late, in turn: the
+     * estimate moves towards the mean deviation between packets (480) */
+    for (int i = 50; i < 250; i++)
+        rtp_rx_update(&s, (uint16_t)i, 1000u + 960u * (uint32_t)i,
+                      20000 * (int64_t)i + (i % 2 ? 5000 : -5000), 48000);
+    assert_true(rtp_rx_report(&s, 9, 0, &b));
+    assert_in_range(b.jitter, 470, 480);
+    assert_int_equal(b.lsr, 0);
+    assert_int_equal(b.dlsr, 0);
+    /* a sender report: NTP 0x00010002.00030004 -> LSR 0x00020003 */
+    static const uint8_t sr[] = {0x80, 200, 0, 6, 0, 0, 0, 9, 0, 1, 0, 2, 0, 3,
+                                 0,    4,   0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    size_t off = 0;
+    struct rtcp_packet pkt;
+    assert_true(rtcp_next(sr, sizeof(sr), &off, &pkt));
+    uint32_t ssrc, lsr;
+    assert_true(rtcp_sr_read(&pkt, &ssrc, &lsr));
+    assert_int_equal(ssrc, 9);
+    assert_int_equal(lsr, 0x00020003);
+    pkt.body_len = 20; /* cut short */
+    assert_false(rtcp_sr_read(&pkt, &ssrc, &lsr));
+    rtp_rx_sender_report(&s, lsr, 1000000);
+    assert_true(rtp_rx_report(&s, 9, 1500000, &b)); /* half a second later */
+    assert_int_equal(b.lsr, 0x00020003);
+    assert_int_equal(b.dlsr, 32768);
+    struct rtcp_report_block r = round_trip(&b);
+    assert_int_equal(r.lsr, 0x00020003);
+    assert_int_equal(r.dlsr, 32768);
+    assert_int_equal(r.jitter, b.jitter);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -226,6 +329,8 @@ int main(void)
         cmocka_unit_test(test_rtcp_compound),
         cmocka_unit_test(test_rewriter_across_a_switch),
         cmocka_unit_test(test_remb),
+        cmocka_unit_test(test_receiver_report_counts),
+        cmocka_unit_test(test_receiver_report_timing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -242,6 +242,9 @@ async function readStats(pc) {
     frameWidth: null,
     frameHeight: null,
     audioPacketsReceived: 0,
+    // what the far end's receiver reports told this side about what it
+    // sends (RTCP RR: through the SFU, the server's reports)
+    remoteInbound: {},
     pair: null,
   };
   let selectedId = null;
@@ -256,6 +259,15 @@ async function readStats(pc) {
       if (s.frameHeight) out.frameHeight = s.frameHeight;
     }
     if (s.type === 'inbound-rtp' && s.kind === 'audio') out.audioPacketsReceived += s.packetsReceived || 0;
+    if (s.type === 'remote-inbound-rtp') {
+      out.remoteInbound[s.kind] = {
+        packetsLost: s.packetsLost,
+        fractionLost: s.fractionLost,
+        jitter: s.jitter,
+        roundTripTime: s.roundTripTime,
+        roundTripTimeMeasurements: s.roundTripTimeMeasurements || 0,
+      };
+    }
     if (s.type === 'transport' && s.selectedCandidatePairId) selectedId = s.selectedCandidatePairId;
   });
   let pair = selectedId ? report.get(selectedId) : null;
