@@ -131,6 +131,7 @@ struct media_stats {
     uint64_t rtx_in;            /* RTX retransmissions received */
     uint64_t keyframe_requests; /* PLIs sent to publishers */
     uint64_t receiver_reports;  /* RTCP receiver reports sent to publishers */
+    uint64_t sr_forwarded;      /* publishers' sender reports passed on to receivers */
     uint64_t peers;             /* participants now */
 };
 void media_stats_get(struct media_stats *out);

@@ -166,14 +166,26 @@ static void fit_extensions(uint8_t *pkt, const struct rtp_header *h, const struc
     }
 }
 
+/* The next participant of from's room from index *i on (which it moves
+ * past) that may receive what from sends: connected, not from; NULL at
+ * the end. */
+static struct media_peer *next_receiver(struct media_peer *from, guint *i)
+{
+    GPtrArray *peers = from->room->peers;
+    while (*i < peers->len) {
+        struct media_peer *q = g_ptr_array_index(peers, (*i)++);
+        if (q != from && q->state == MEDIA_TRANSPORT_CONNECTED)
+            return q;
+    }
+    return NULL;
+}
+
 static void forward(struct media_peer *from, int kind, const uint8_t *pkt, size_t len,
                     const struct rtp_header *h)
 {
-    struct media_room *r = from->room;
-    for (guint i = 0; i < r->peers->len; i++) {
-        struct media_peer *q = g_ptr_array_index(r->peers, i);
-        if (q == from || q->state != MEDIA_TRANSPORT_CONNECTED)
-            continue;
+    guint i = 0;
+    struct media_peer *q;
+    while ((q = next_receiver(from, &i)) != NULL) {
         struct out_track *out = out_for(q, kind, from->id, false);
         if (!out) {
             out = out_for(q, kind, from->id, true);
@@ -203,6 +215,26 @@ static void forward(struct media_peer *from, int kind, const uint8_t *pkt, size_
         }
         if (media_transport_send_rtp(q->t, buf, len) == 0)
             media_room_stats.rtp_out++;
+    }
+}
+
+/* Passes publisher from's sender report of kind (pkt) on to every
+ * receiver of that stream, as the stream it receives: the SSRC it knows,
+ * the timestamp it sees. Receivers need it to play audio and video in
+ * step (the report ties both streams' timestamps to one clock). */
+static void forward_sr(struct media_peer *from, int kind, const struct rtcp_packet *pkt)
+{
+    guint i = 0;
+    struct media_peer *q;
+    while ((q = next_receiver(from, &i)) != NULL) {
+        struct out_track *out = out_for(q, kind, from->id, false);
+        /* only once its packets go out under the current mapping */
+        if (!out || !out->rw.started || out->rw.src_ssrc != from->in[kind].ssrc)
+            continue;
+        uint8_t buf[28];
+        size_t n = rtcp_sr_restamp(pkt, out->ssrc, out->rw.ts_delta, buf);
+        if (media_transport_send_rtcp(q->t, buf, n) == 0)
+            media_room_stats.sr_forwarded++;
     }
 }
 
@@ -406,8 +438,10 @@ void room_on_rtcp(uint8_t *buf, size_t len, void *ud)
         uint32_t sender, media, lsr;
         if (rtcp_sr_read(&pkt, &sender, &lsr)) {
             for (int k = 0; k < K_N; k++)
-                if (q->in[k].pt >= 0 && q->in[k].ssrc == sender)
+                if (q->in[k].pt >= 0 && q->in[k].ssrc == sender) {
                     rtp_rx_sender_report(&q->in[k].rx, lsr, g_get_monotonic_time());
+                    forward_sr(q, k, &pkt);
+                }
             continue;
         }
         if ((pkt.type != RTCP_RTPFB && pkt.type != RTCP_PSFB) ||

@@ -112,6 +112,19 @@ bool rtcp_sr_read(const struct rtcp_packet *pkt, uint32_t *ssrc, uint32_t *lsr)
     return true;
 }
 
+size_t rtcp_sr_restamp(const struct rtcp_packet *pkt, uint32_t ssrc, uint32_t ts_delta,
+                       uint8_t *out)
+{
+    out[0] = 0x80; /* no report blocks */
+    out[1] = RTCP_SR;
+    out[2] = 0;
+    out[3] = 6; /* 28 bytes */
+    memcpy(out + 4, pkt->body, 24);
+    put32(out + 4, ssrc);
+    put32(out + 16, get32(pkt->body + 12) + ts_delta);
+    return 28;
+}
+
 size_t rtcp_write_rr(uint8_t *buf, size_t cap, uint32_t sender, const struct rtcp_report_block *b,
                      size_t n)
 {

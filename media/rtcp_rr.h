@@ -54,6 +54,12 @@ bool rtp_rx_report(struct rtp_rx_stats *s, uint32_t ssrc, int64_t now_us,
 /* The sender SSRC and the LSR value (middle 32 bits of its NTP time) of
  * a sender report; false if pkt is not a well-formed SR. */
 bool rtcp_sr_read(const struct rtcp_packet *pkt, uint32_t *ssrc, uint32_t *lsr);
+/* Writes into out (at least 28 bytes) the sender report pkt (an SR:
+ * rtcp_sr_read() true) as another sender's: its SSRC replaced and its
+ * RTP timestamp moved by ts_delta, with no report blocks (they tell of
+ * what its first sender receives). Its length. */
+size_t rtcp_sr_restamp(const struct rtcp_packet *pkt, uint32_t ssrc, uint32_t ts_delta,
+                       uint8_t *out);
 /* A receiver report from sender with n blocks (at most 31); its length,
  * or 0 when cap is too small. */
 size_t rtcp_write_rr(uint8_t *buf, size_t cap, uint32_t sender, const struct rtcp_report_block *b,

@@ -279,9 +279,14 @@ char *metrics_render(const struct store *st)
         "yjt_media_recordings_total %" G_GUINT64_FORMAT "\n"
         "# HELP yjt_media_receiver_reports_total RTCP receiver reports sent to senders.\n"
         "# TYPE yjt_media_receiver_reports_total counter\n"
-        "yjt_media_receiver_reports_total %" G_GUINT64_FORMAT "\n",
+        "yjt_media_receiver_reports_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_media_sender_reports_forwarded_total Senders' RTCP sender reports passed "
+        "on to receivers.\n"
+        "# TYPE yjt_media_sender_reports_forwarded_total counter\n"
+        "yjt_media_sender_reports_forwarded_total %" G_GUINT64_FORMAT "\n",
         ms.peers, ms.rtp_in, ms.rtp_out, ms.nack_resent, ms.nack_missed, ms.keyframe_requests,
-        ms.nack_sent, ms.nack_unrepaired, ms.rtx_in, ms.recordings, ms.receiver_reports);
+        ms.nack_sent, ms.nack_unrepaired, ms.rtx_in, ms.recordings, ms.receiver_reports,
+        ms.sr_forwarded);
     if (bus_enabled()) {
         struct bus_stats bs;
         bus_get_stats(&bs);

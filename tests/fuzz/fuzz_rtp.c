@@ -53,7 +53,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint32_t sender, media;
         uint64_t rate;
         uint32_t lsr;
-        (void)rtcp_sr_read(&p, &sender, &lsr);
+        if (rtcp_sr_read(&p, &sender, &lsr)) {
+            /* passed on as another stream's: read back with that SSRC */
+            uint8_t sr[28];
+            struct rtcp_packet q;
+            size_t o = 0;
+            uint32_t s2, l2;
+            if (rtcp_sr_restamp(&p, sender ^ 1, 7, sr) != sizeof(sr) ||
+                !rtcp_next(sr, sizeof(sr), &o, &q) || !rtcp_sr_read(&q, &s2, &l2) ||
+                s2 != (sender ^ 1) || l2 != lsr)
+                __builtin_trap();
+        }
         /* A receiver report written back and read again says the same. */
         struct rtcp_report_block rb_in[31], rb_back[31];
         memset(rb_in, 0, sizeof(rb_in)); /* and their padding */

@@ -377,7 +377,8 @@ def test_browser_sfu_call_is_recorded(server, tmp_path):
     serves them to those who may see the call (audited) and to nobody
     else. With recording on, an invite naming no mode goes through the
     SFU (call_mode auto). Both browsers get the server's receiver reports
-    on what they send."""
+    on what they send, and the other's sender reports on what they
+    receive."""
     _require("chromium", "node", "playwright")
     _require_ffprobe()
     rec_dir = tmp_path / "recordings"
@@ -394,6 +395,14 @@ def test_browser_sfu_call_is_recorded(server, tmp_path):
             r = ri.get(kind)
             assert r and r["roundTripTimeMeasurements"] >= 3, (side, kind, ri)
             assert 0 <= r["roundTripTime"] < 0.5 and r["packetsLost"] >= 0, (side, kind, r)
+        # and the other's sender reports, passed on (which tie its audio
+        # and video to one clock for lip sync)
+        ro = res["stats_after_hold"][side]["remoteOutbound"]
+        for kind in ("audio", "video"):
+            r = ro.get(kind)
+            # (Chromium reports audio every few seconds, video about each second)
+            want = 3 if kind == "video" else 1
+            assert r and r["reportsSent"] >= want and r["packetsSent"] > 0, (side, kind, ro)
     call_id = res["call_id"]
     tok = srv.token("gina")
     call = srv.http("GET", f"/api/v1/calls/{call_id}", token=tok).json["call"]

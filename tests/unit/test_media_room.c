@@ -338,6 +338,37 @@ static bool remb_arrived(void *ud)
     return n > 0 && rate <= 500000;
 }
 
+struct sr_find {
+    uint32_t ssrc;
+    bool found;
+    uint32_t lsr, ts;
+};
+
+static void find_sr(const struct rtcp_packet *pkt, void *ud)
+{
+    struct sr_find *f = ud;
+    uint32_t ssrc, lsr;
+    if (rtcp_sr_read(pkt, &ssrc, &lsr) && ssrc == f->ssrc) {
+        f->found = true;
+        f->lsr = lsr;
+        f->ts = (uint32_t)pkt->body[12] << 24 | (uint32_t)pkt->body[13] << 16 |
+                (uint32_t)pkt->body[14] << 8 | pkt->body[15];
+    }
+}
+
+struct sr_wait {
+    struct device *d;
+    uint32_t ssrc;
+};
+
+static bool sender_report_arrived(void *ud)
+{
+    struct sr_wait *w = ud;
+    struct sr_find f = {.ssrc = w->ssrc};
+    each_rtcp(w->d, find_sr, &f);
+    return f.found;
+}
+
 static bool video_report_arrived(void *ud)
 {
     struct rtcp_report_block b;
@@ -467,6 +498,25 @@ static void test_two_participants(void **state)
     assert_int_equal(rb.cumulative_lost, 0);
     assert_int_equal(rb.fraction_lost, 0);
     assert_int_equal(rb.lsr, 0); /* A sent no sender report */
+
+    /* A's sender report reaches B as a report of the stream B gets. */
+    static const uint8_t sr[] = {0x80, 200, 0, 6, 0,    0,    0x08, 0xAE, 0, 1,  0, 2, 0,    3,
+                                 0,    4,   0, 0, 0x0B, 0xB8, 0,    0,    0, 10, 0, 0, 0x03, 0xE8};
+    assert_int_equal(media_transport_send_rtcp(d[0].t, sr, sizeof(sr)), 0); /* SSRC 2222 */
+    struct sr_wait sw = {&d[1], to_b[1]};
+    assert_true(run_until(sender_report_arrived, &sw, 3000));
+    struct sr_find f = {.ssrc = to_b[1]};
+    each_rtcp(&d[1], find_sr, &f);
+    assert_int_equal(f.lsr, 0x00020003);
+    /* A's first packet was sent at its own timestamp: the mapping moves none */
+    assert_int_equal(f.ts, 0x0BB8);
+    assert_true(run_until(video_report_arrived, &d[0], 3000));
+    struct rtcp_report_block rb2;
+    end_wait = g_get_monotonic_time() + 3000 * 1000;
+    while ((!last_report(&d[0], 2222, &rb2) || rb2.lsr != 0x00020003) &&
+           g_get_monotonic_time() < end_wait)
+        spin();
+    assert_int_equal(rb2.lsr, 0x00020003); /* the next report echoes it */
 
     /* B's audio reaches A with the SSRC the server announced to A. */
     static const uint8_t audio[] = {0x80, 111, 0, 1, 0, 0, 0, 9, 0, 0, 0x0d, 0x05, 1, 2, 3};

@@ -317,6 +317,28 @@ static void test_receiver_report_timing(void **state)
     assert_int_equal(r.lsr, 0x00020003);
     assert_int_equal(r.dlsr, 32768);
     assert_int_equal(r.jitter, b.jitter);
+
+    /* passed on as another stream's: its SSRC and timestamp, no blocks */
+    static const uint8_t sr2[] = {0x81, 200, 0,  12,   0,    0,    0,    9,  0,  1,  0,  2,  0,
+                                  3,    0,   4,  0xFF, 0xFF, 0xFF, 0xF0, 0,  0,  0,  50, 0,  0,
+                                  0x10, 0,   1,  2,    3,    4,    5,    6,  7,  8,  9,  10, 11,
+                                  12,   13,  14, 15,   16,   17,   18,   19, 20, 21, 22, 23, 24};
+    off = 0;
+    assert_true(rtcp_next(sr2, sizeof(sr2), &off, &pkt));
+    uint8_t out[28];
+    assert_int_equal(rtcp_sr_restamp(&pkt, 0xABCD, 0x20, out), 28);
+    off = 0;
+    struct rtcp_packet back;
+    assert_true(rtcp_next(out, sizeof(out), &off, &back));
+    assert_int_equal(back.fmt, 0);
+    assert_int_equal(off, 28);
+    assert_true(rtcp_sr_read(&back, &ssrc, &lsr));
+    assert_int_equal(ssrc, 0xABCD);
+    assert_int_equal(lsr, 0x00020003);
+    assert_memory_equal(out + 8, sr2 + 8, 8);    /* NTP time */
+    static const uint8_t ts[] = {0, 0, 0, 0x10}; /* 0xFFFFFFF0 + 0x20, wrapped */
+    assert_memory_equal(out + 16, ts, 4);
+    assert_memory_equal(out + 20, sr2 + 20, 8); /* counts */
 }
 
 int main(void)

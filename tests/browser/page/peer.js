@@ -245,6 +245,9 @@ async function readStats(pc) {
     // what the far end's receiver reports told this side about what it
     // sends (RTCP RR: through the SFU, the server's reports)
     remoteInbound: {},
+    // what the senders' reports told this side about what it receives
+    // (RTCP SR: through the SFU, passed on by the server)
+    remoteOutbound: {},
     pair: null,
   };
   let selectedId = null;
@@ -259,6 +262,12 @@ async function readStats(pc) {
       if (s.frameHeight) out.frameHeight = s.frameHeight;
     }
     if (s.type === 'inbound-rtp' && s.kind === 'audio') out.audioPacketsReceived += s.packetsReceived || 0;
+    if (s.type === 'remote-outbound-rtp') {
+      out.remoteOutbound[s.kind] = {
+        packetsSent: s.packetsSent,
+        reportsSent: s.reportsSent || 0,
+      };
+    }
     if (s.type === 'remote-inbound-rtp') {
       out.remoteInbound[s.kind] = {
         packetsLost: s.packetsLost,
