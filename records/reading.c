@@ -27,6 +27,7 @@
 
 #include "common/log.h"
 #include "records/reading_buffer.h"
+#include "records/sensor.h"
 #include "records/sensor_table.h"
 
 #include <glib.h>
@@ -264,6 +265,17 @@ enum err_code reading_ingest(const char *enterprise, const json_t *body, int64_t
         return ERR_TOO_LARGE;
     }
     double t0 = mono_s();
+    /* A sensor registered through another node (or yjtctl) since this node
+     * last read the store's change feed (once a second) is looked up there
+     * now rather than refused as unknown: before any row holds a sensor,
+     * since reading the feed may replace the table's records. */
+    for (size_t i = 0; i < n; i++) {
+        const char *sid = json_string_value(json_object_get(json_array_get(list, i), "sensor"));
+        if (sid && !sensor_table_get(sid) && sensor_id_valid(sid)) {
+            sensor_poll();
+            break;
+        }
+    }
     struct store_ts_point *pts = g_new(struct store_ts_point, n + 1);
     struct row *rows = g_new(struct row, n + 1);
     int *dups = g_new(int, n + 1); /* rows that repeat a buffered or stored point */

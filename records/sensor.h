@@ -132,8 +132,9 @@ bool sensor_id_valid(const char *id);
  * such sensor or the reading is not newer. */
 bool sensor_apply_remote(const char *id, double value, int64_t ts, int64_t seen_ms,
                          const char *node);
-/* Picks up sensors written by another process (yjtctl import) since the
- * last call; main.c calls it periodically. */
+/* Picks up sensors written by another process (yjtctl import, another
+ * node) since the last call; main.c calls it every second, and
+ * reading_ingest() at once when a request names a sensor not known yet. */
 void sensor_poll(void);
 
 /* The sensor as JSON (the record fields of docs/protocol.md plus "latest"

@@ -530,6 +530,23 @@ def test_sensor_reporting_to_one_node_is_not_silent_on_the_others(server):
     assert ta.alarms(n1) == [] and ta.alarms(n2) == []
 
 
+def test_sensor_registered_on_one_node_takes_readings_on_another_at_once(server):
+    """A node that does not know a sensor yet (the others learn of a new
+    one at their next poll, within a second) looks for it in the store
+    when a reading names it, instead of refusing the reading as
+    unknown_sensor."""
+    ta, (n1, n2) = alarm_cluster(server)
+    key = ta.gateway_key(n1)
+    for i in range(5):
+        sid = f"new{i}"
+        ta.put_sensor(n1, sid)
+        ta.post(n2, key, sid, 50)  # accepted at once, on the other node
+    r = n2.http("POST", "/api/v1/readings", headers={"X-Api-Key": key},
+                body={"readings": [{"sensor": "nosuch", "value": 1, "ts": ta.next_ts()}]})
+    assert r.status == 200 and r.json["accepted"] == 0, r
+    assert r.json["errors"] == [{"index": 0, "code": "unknown_sensor"}], r
+
+
 def test_feed_on_another_node_than_the_gateways(server):
     """A 3D client subscribed on one node sees the readings and alarms of a
     gateway that sends to another."""
