@@ -438,7 +438,7 @@ void room_on_rtcp(uint8_t *buf, size_t len, void *ud)
         uint32_t sender, media, lsr;
         if (rtcp_sr_read(&pkt, &sender, &lsr)) {
             for (int k = 0; k < K_N; k++)
-                if (q->in[k].pt >= 0 && q->in[k].ssrc == sender) {
+                if (q->in[k].pt >= 0 && q->in[k].ssrc && q->in[k].ssrc == sender) {
                     rtp_rx_sender_report(&q->in[k].rx, lsr, g_get_monotonic_time());
                     forward_sr(q, k, &pkt);
                 }

@@ -316,11 +316,11 @@ static int start_lws(void)
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
     uv_loop = uvsource_start();
-    loopstat_start(NULL);
     if (!uv_loop) {
         log_error("main", "cannot start the event loop");
         return -1;
     }
+    loopstat_start(NULL);
     void *loops[1] = {uv_loop};
     info.options = LWS_SERVER_OPTION_LIBUV;
     info.foreign_loops = loops;
