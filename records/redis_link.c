@@ -794,16 +794,22 @@ int redis_link_wait(struct redis_link *l)
     return -1;
 }
 
+void redis_cmd_script(struct redis_cmd *c, const char *verb, const char *script,
+                      const struct redis_cmd *args)
+{
+    redis_cmd_str(c, verb);
+    redis_cmd_str(c, script);
+    redis_cmd_str(c, "0");
+    for (int i = 0; i < args->n; i++)
+        redis_cmd_bin(c, args->v[i], args->len[i]);
+}
+
 redisReply *redis_link_script(struct redis_link *l, const struct redis_script *s,
                               const struct redis_cmd *args)
 {
     struct redis_cmd c;
     redis_cmd_init(&c);
-    redis_cmd_str(&c, "EVALSHA");
-    redis_cmd_str(&c, s->sha);
-    redis_cmd_str(&c, "0");
-    for (int i = 0; i < args->n; i++)
-        redis_cmd_bin(&c, args->v[i], args->len[i]);
+    redis_cmd_script(&c, "EVALSHA", s->sha, args);
     redisReply *r = redis_link_run(l, &c);
     if (r && r->type == REDIS_REPLY_ERROR && g_str_has_prefix(r->str, "NOSCRIPT")) {
         freeReplyObject(r);

@@ -78,6 +78,11 @@ void redis_cmd_i64(struct redis_cmd *c, int64_t v);
 void redis_cmd_cat(struct redis_cmd *c, const char *prefix, const char *s);
 void redis_cmd_clear(struct redis_cmd *c);
 
+/* Appends "verb script 0" and then the words of args (borrowed): a script
+ * call with no keys, by SHA-1 (EVALSHA) or by body (EVAL). */
+void redis_cmd_script(struct redis_cmd *c, const char *verb, const char *script,
+                      const struct redis_cmd *args);
+
 struct redis_script {
     const char *body;
     char sha[41];

@@ -29,11 +29,7 @@ int rd_write_script(struct redis_store *r, struct redis_script *s, struct redis_
         return rd_script_ok(r, s, args);
     struct redis_cmd c;
     redis_cmd_init(&c);
-    redis_cmd_str(&c, "EVAL");
-    redis_cmd_str(&c, s->body);
-    redis_cmd_str(&c, "0");
-    for (int i = 0; i < args->n; i++)
-        redis_cmd_bin(&c, args->v[i], args->len[i]); /* borrowed from args */
+    redis_cmd_script(&c, "EVAL", s->body, args); /* borrowed from args */
     int rc = rd_write(r, &c);
     redis_cmd_clear(args);
     return rc;
