@@ -188,6 +188,26 @@ static enum err_code resolve(const struct principal *pub, json_t *aud, struct co
     return ERR_NONE;
 }
 
+/* The body as a push carries it: whole if it fits an inbox item, else cut
+ * at a character boundary and ended with an ellipsis (the whole notice is
+ * read with notice.get). g_free. */
+static char *push_body(const char *body, bool *cut)
+{
+    static const char ellipsis[] = "\xe2\x80\xa6"; /* U+2026 */
+    size_t len = strlen(body);
+    *cut = len > INBOX_BODY_MAX;
+    if (!*cut)
+        return g_strdup(body);
+    const char *end = body + INBOX_BODY_MAX - (sizeof(ellipsis) - 1);
+    while (end > body && (*end & 0xC0) == 0x80)
+        end--; /* not inside a character */
+    size_t keep = (size_t)(end - body);
+    char *out = g_malloc(keep + sizeof(ellipsis));
+    memcpy(out, body, keep);
+    memcpy(out + keep, ellipsis, sizeof(ellipsis));
+    return out;
+}
+
 enum err_code notice_publish(const char *publisher_id, const struct principal *pub, json_t *req,
                              char **id_out, int *recipients_out, const char **why)
 {
@@ -231,11 +251,16 @@ enum err_code notice_publish(const char *publisher_id, const struct principal *p
     int rc = store_doc_put(store, NOTICES, id, doc, true);
     json_decref(doc);
     if (rc == STORE_OK) {
+        bool cut;
+        char *text = push_body(body, &cut);
         json_t *payload = json_pack("{s:s, s:b, s:O}", "notice_id", id, "require_read",
                                     require_read, "attachments", att);
+        if (cut)
+            json_object_set_new(payload, "body_cut", json_true());
         rc = inbox_push_many((const char *const *)c.order->pdata, (int)c.order->len, "notice",
-                             "normal", NOTICE_TTL_S, title, body, payload, NULL);
+                             "normal", NOTICE_TTL_S, title, text, payload, NULL);
         json_decref(payload);
+        g_free(text);
     }
     if (rc != STORE_OK) {
         *why = "store unavailable";
@@ -292,6 +317,30 @@ enum err_code notice_read(const char *notice_id, const char *user_id, int64_t *r
     json_decref(r);
     g_free(rid);
     return rc == STORE_OK ? ERR_NONE : ERR_UNAVAILABLE;
+}
+
+enum err_code notice_get(const char *notice_id, const char *viewer_id, const char *viewer_role,
+                         json_t **out)
+{
+    json_t *doc = NULL;
+    int rc = store_doc_get(store, NOTICES, notice_id, &doc);
+    if (rc != STORE_OK)
+        return rc == STORE_ENOTFOUND ? ERR_NOT_FOUND : ERR_UNAVAILABLE;
+    const char *publisher = jx_str(doc, "publisher");
+    if (strcmp(viewer_role, "admin") != 0 && !(publisher && strcmp(publisher, viewer_id) == 0) &&
+        !is_recipient(doc, viewer_id)) {
+        json_decref(doc);
+        return ERR_NOT_FOUND; /* reveals nothing about other people's notices */
+    }
+    *out = json_pack("{s:s, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "notice_id", notice_id,
+                     "title", json_object_get(doc, "title"), "body", json_object_get(doc, "body"),
+                     "attachments", json_object_get(doc, "attachments"), "require_read",
+                     json_object_get(doc, "require_read"), "created_at",
+                     json_object_get(doc, "created_at"), "publisher",
+                     json_object_get(doc, "publisher"), "publisher_division",
+                     json_object_get(doc, "publisher_division"));
+    json_decref(doc);
+    return *out ? ERR_NONE : ERR_UNAVAILABLE;
 }
 
 static bool collect_read(const char *id, json_t *doc, void *ud)

@@ -35,6 +35,13 @@ enum err_code notice_publish(const char *publisher_id, const struct principal *p
  * the first read. ERR_NOT_FOUND if there is no such notice or user_id is
  * not among its recipients. */
 enum err_code notice_read(const char *notice_id, const char *user_id, int64_t *read_at_out);
+/* The whole notice (its push may carry the body cut: payload.body_cut) for
+ * a recipient, its publisher or an admin: {"notice_id","title","body",
+ * "attachments","require_read","created_at","publisher",
+ * "publisher_division"}, new reference in *out. ERR_NOT_FOUND for anyone
+ * else, as for a notice that does not exist. */
+enum err_code notice_get(const char *notice_id, const char *viewer_id, const char *viewer_role,
+                         json_t **out);
 /* The receipts of notice_id for its publisher (or an admin):
  * {"notice_id","total","read":[…],"unread":[…]}, new reference in *out. */
 enum err_code notice_receipts(const char *notice_id, const char *viewer_id, const char *viewer_role,

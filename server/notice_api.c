@@ -1,5 +1,6 @@
 /* Notices on WebSocket and REST: notice.publish and notice.read, and
- * POST /api/v1/notices and GET /api/v1/notices/{id}/receipts. The rules
+ * notice.get, POST /api/v1/notices, GET /api/v1/notices/{id} and
+ * GET /api/v1/notices/{id}/receipts. The rules
  * (who may publish to whom, who is a recipient) are push/notice.c's. */
 #include "common/jsonx.h"
 #include "common/log.h"
@@ -42,9 +43,26 @@ static void h_read(struct conn *c, json_t *id, json_t *msg)
         conn_reply(c, id, json_pack("{s:s, s:I}", "notice_id", nid, "read_at", (json_int_t)at));
 }
 
+static void h_get(struct conn *c, json_t *id, json_t *msg)
+{
+    const char *nid = jx_str_bounded(msg, "notice_id", NOTICE_ID_MAX);
+    if (!nid) {
+        conn_reply_error(c, id, ERR_BAD_REQUEST, "notice_id must be a string");
+        return;
+    }
+    json_t *out = NULL;
+    enum err_code err = notice_get(nid, c->user_id, c->role, &out);
+    if (err != ERR_NONE)
+        conn_reply_error(c, id, err,
+                         err == ERR_NOT_FOUND ? "no such notice for you" : "store unavailable");
+    else
+        conn_reply(c, id, out);
+}
+
 const struct ws_handler notice_handlers[] = {
     {"notice.publish", h_publish, true},
     {"notice.read", h_read, true},
+    {"notice.get", h_get, true},
     {NULL, NULL, false},
 };
 
@@ -68,6 +86,17 @@ static void route_publish(struct rest_req *r)
     g_free(nid);
 }
 
+/* GET /api/v1/notices/{id}: the whole notice, for its recipients. */
+static void route_get(struct rest_req *r)
+{
+    json_t *out = NULL;
+    enum err_code err = notice_get(r->params[0], r->acct->id, r->acct->role, &out);
+    if (err != ERR_NONE)
+        rest_error(r, err, err == ERR_NOT_FOUND ? "no such notice for you" : "store unavailable");
+    else
+        rest_reply(r, 200, out);
+}
+
 /* GET /api/v1/notices/{id}/receipts: who has read it, who has not. */
 static void route_receipts(struct rest_req *r)
 {
@@ -82,6 +111,7 @@ static void route_receipts(struct rest_req *r)
 
 const struct rest_route notice_routes[] = {
     {REST_POST, "/api/v1/notices", route_publish, true},
+    {REST_GET, "/api/v1/notices/*", route_get, true},
     {REST_GET, "/api/v1/notices/*/receipts", route_receipts, true},
     {0},
 };

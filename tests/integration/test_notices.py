@@ -86,6 +86,56 @@ def test_division_audience_pushes_and_receipts(server):
     assert_error(srv.http("GET", f"/api/v1/notices/{nid}/receipts"), 401, "unauthorized")
 
 
+def test_a_long_notice_is_pushed_cut_and_read_whole(server):
+    """A notice body longer than a push carries (4000 bytes) is published;
+    the push carries its start, cut at a character and marked, and the
+    recipients, the publisher and operators read it whole with notice.get
+    or GET /api/v1/notices/{id}. Others learn nothing of it."""
+    srv = server(enterprises=ENTERPRISES, users=USERS + [OPS])
+    long_body = "各企业应当立即开展安全隐患排查。" * 400  # 6,400 characters, 19,200 bytes
+
+    async def body():
+        g = await srv.ws_login("gov4401", device_id="g")
+        a = await srv.ws_login("alice", device_id="a")
+        d = await srv.ws_login("dave", device_id="d")
+        r = await g.ok("notice.publish", audience={"type": "enterprises", "enterprises": ["e1"]},
+                       **dict(NOTICE, body=long_body))
+        nid = r["notice_id"]
+        ev = await a.next_event("push")
+        assert ev["payload"]["body_cut"] is True and ev["payload"]["notice_id"] == nid
+        cut = ev["body"]
+        assert cut.endswith("\u2026") and len(cut.encode()) <= 4000
+        assert long_body.startswith(cut[:-1]) and len(cut.encode()) > 3900
+        whole = await a.ok("notice.get", notice_id=nid)
+        assert whole["body"] == long_body and whole["title"] == NOTICE["title"]
+        assert whole["attachments"] == NOTICE["attachments"] and whole["require_read"] is True
+        assert (await g.ok("notice.get", notice_id=nid))["body"] == long_body
+        for c, ask in ((d, nid), (a, "n-unknown")):
+            r = await c.request("notice.get", notice_id=ask)
+            assert r["error"]["code"] == "not_found", r
+        r = await a.request("notice.get")
+        assert r["error"]["code"] == "bad_request", r
+        # A short one is pushed whole, with no mark.
+        r = await g.ok("notice.publish", audience={"type": "enterprises", "enterprises": ["e1"]},
+                       **NOTICE)
+        ev = await a.next_event("push")
+        assert ev["body"] == NOTICE["body"] and "body_cut" not in ev["payload"]
+        for c in (g, a, d):
+            await c.close()
+        return nid
+
+    nid = run(body())
+    for who in ("amy", "gov4401", "ops"):
+        r = srv.http("GET", f"/api/v1/notices/{nid}", token=srv.token(who))
+        assert r.status == 200 and r.json["body"] == long_body, (who, r)
+    for who in ("dave", "gov440106"):
+        assert_error(srv.http("GET", f"/api/v1/notices/{nid}", token=srv.token(who)),
+                     404, "not_found")
+    assert_error(srv.http("GET", f"/api/v1/notices/{nid}"), 401, "unauthorized")
+    r = srv.http("GET", f"/api/v1/notices/{nid}/receipts", token=srv.token("gov4401"))
+    assert r.status == 200 and r.json["total"] == 2, r
+
+
 def test_enterprise_list_and_gov_sub_divisions(server):
     srv = start(server)
     tok = srv.token("gov4401")
