@@ -331,6 +331,7 @@ static void sq_close(struct store *st)
     sqlite3_close(s->db);
     g_ptr_array_free(s->indexes, TRUE);
     g_hash_table_destroy(s->row_cache);
+    g_hash_table_destroy(s->heads);
     g_free(s->path);
     g_free(s);
 }
@@ -558,6 +559,7 @@ void sqls_rows_forget_all(struct sqlite_store *s)
         return;
     g_queue_init(&s->row_order); /* the links go with their entries */
     g_hash_table_remove_all(s->row_cache);
+    g_hash_table_remove_all(s->heads);
 }
 
 void sqls_rows_check(struct sqlite_store *s)
@@ -1042,6 +1044,7 @@ struct store *store_open_sqlite(const char *dir, char **err)
     s->stmts = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, stmt_finalize);
     s->indexes = g_ptr_array_new_with_free_func(index_def_free);
     s->row_cache = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, cached_doc_free);
+    s->heads = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     g_queue_init(&s->row_order);
     s->data_version = -1;
     s->path = path;
@@ -1067,6 +1070,7 @@ err:
     sqlite3_close(s->db);
     g_ptr_array_free(s->indexes, TRUE);
     g_hash_table_destroy(s->row_cache);
+    g_hash_table_destroy(s->heads);
     g_free(s->path);
     g_free(s);
     return NULL;

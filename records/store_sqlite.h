@@ -43,11 +43,15 @@ struct sqlite_store {
      * transaction opens) and dropped whole when a write is undone. */
     GHashTable *row_cache; /* "coll 0x1f id" -> struct cached_doc* */
     GQueue row_order;      /* its entries, least lately used first */
+    /* The heads of the sequences this process appended to lately (key ->
+     * gint64*), so that an append (a fan-out: one per recipient) need not
+     * read it; valid and dropped as row_cache is. */
+    GHashTable *heads;
     int64_t data_version;
 };
 
-/* Drops what row_cache holds (a write was undone, or another process
- * wrote). */
+/* Drops what row_cache and heads hold (a write was undone, or another
+ * process wrote). */
 void sqls_rows_forget_all(struct sqlite_store *s);
 /* At the start of each write transaction: forgets the cached rows if
  * another process has written since the last. */
@@ -80,6 +84,11 @@ int sqls_seq_trim(struct store *st, const char *key, int64_t upto_seq);
 int sqls_seqs_upgrade(struct sqlite_store *s);
 /* The head of key among the rows in seqs (0 if none ever). */
 int sqls_seq_head(struct sqlite_store *s, const char *key, int64_t *head);
+/* The same for an append, inside its write: remembered from this process's
+ * last append to key if there was one (see heads). */
+int sqls_seq_head_w(struct sqlite_store *s, const char *key, int64_t *head);
+/* Remembers head as key's newest seq (an append wrote it). */
+void sqls_seq_head_note(struct sqlite_store *s, const char *key, int64_t head);
 
 /* Large fan-outs (store_sqlite_fanout.c). */
 int sqls_fan_open(struct sqlite_store *s);

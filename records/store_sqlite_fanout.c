@@ -129,7 +129,7 @@ int sqls_fan_append(struct sqlite_store *s, const char *const *keys, int n, int6
     for (; done < n && rc == STORE_OK; done++) {
         int64_t head = 0;
         if (!sqls_fan_head(s, keys[done], &head))
-            rc = sqls_seq_head(s, keys[done], &head);
+            rc = sqls_seq_head_w(s, keys[done], &head);
         if (rc != STORE_OK)
             break;
         struct sqls_fan_row row = {head + 1, ref};
@@ -151,6 +151,8 @@ int sqls_fan_append(struct sqlite_store *s, const char *const *keys, int n, int6
     if (rc == STORE_OK) {
         f->rows += (size_t)n;
         left_add(f, ref, n);
+        for (int i = 0; i < n; i++)
+            sqls_seq_head_note(s, keys[i], seqs_out[i]);
         return STORE_OK;
     }
     unpend(f, keys, done);

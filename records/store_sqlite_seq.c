@@ -28,13 +28,39 @@ int sqls_seq_head(struct sqlite_store *s, const char *key, int64_t *head)
     return r == SQLITE_ROW ? STORE_OK : STORE_EIO;
 }
 
+/* Sequences whose heads are remembered, at most: past it, appends to
+ * other keys read their heads (nothing is dropped at once, see
+ * sqls_rows_forget_all for when all is). */
+#define HEADS_MAX 262144
+
+int sqls_seq_head_w(struct sqlite_store *s, const char *key, int64_t *head)
+{
+    const gint64 *h = g_hash_table_lookup(s->heads, key);
+    if (!h)
+        return sqls_seq_head(s, key, head);
+    *head = *h;
+    return STORE_OK;
+}
+
+void sqls_seq_head_note(struct sqlite_store *s, const char *key, int64_t head)
+{
+    gint64 *h = g_hash_table_lookup(s->heads, key);
+    if (h) {
+        *h = head;
+    } else if (g_hash_table_size(s->heads) < HEADS_MAX) {
+        h = g_new(gint64, 1);
+        *h = head;
+        g_hash_table_insert(s->heads, g_strdup(key), h);
+    }
+}
+
 /* Appends one row to key, after its head. A fan-out to n users so reads n
  * heads and writes n rows: one B-tree write per user, not two. */
 static int seq_append_locked(struct sqlite_store *s, const char *key, const char *body, int64_t ref,
                              int64_t *seq_out)
 {
     int64_t seq = 0;
-    if (sqls_seq_head(s, key, &seq) != STORE_OK)
+    if (sqls_seq_head_w(s, key, &seq) != STORE_OK)
         return STORE_EIO;
     seq++;
     sqlite3_stmt *ins =
@@ -53,8 +79,10 @@ static int seq_append_locked(struct sqlite_store *s, const char *key, const char
     }
     int rc = sqlite3_step(ins) == SQLITE_DONE ? STORE_OK : STORE_EIO;
     sqlite3_reset(ins);
-    if (rc == STORE_OK)
+    if (rc == STORE_OK) {
         *seq_out = seq;
+        sqls_seq_head_note(s, key, seq);
+    }
     return rc;
 }
 

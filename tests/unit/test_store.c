@@ -655,6 +655,49 @@ static void test_index_after_other_writer(void **state)
     g_ptr_array_free(ids, TRUE);
 }
 
+/* Appends number on from the newest row even when another process
+ * appended to the same sequence after this one last did (the SQLite store
+ * remembers the heads it wrote), after fan-outs and single appends alike;
+ * and an undone write leaves no head behind. */
+static void test_seq_heads_after_other_writer(void **state)
+{
+    struct store *st = *state;
+    store_set_batching(st, true, on_dirty, NULL);
+    enum { N = 40 }; /* enough to be stored as one fan-out */
+    char names[N][16];
+    const char *keys[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof(names[i]), "in:%d", i);
+        keys[i] = names[i];
+    }
+    json_t *item = json_pack("{s:i}", "n", 1);
+    int64_t seqs[N], seq = 0;
+    assert_int_equal(store_seq_append_many(st, keys, N, item, seqs), 0);
+    assert_true(seqs[0] == 1 && seqs[N - 1] == 1);
+    assert_int_equal(store_seq_append(st, "in:0", item, &seq), 0);
+    assert_true(seq == 2);
+    assert_int_equal(store_commit(st), 0);
+    struct store *other = open_store();
+    assert_int_equal(store_seq_append(other, "in:0", item, &seq), 0);
+    assert_true(seq == 3);
+    store_close(other);
+    assert_int_equal(store_seq_append(st, "in:0", item, &seq), 0);
+    assert_true(seq == 4);
+    assert_int_equal(store_seq_append_many(st, keys, N, item, seqs), 0);
+    assert_true(seqs[0] == 5 && seqs[1] == 2 && seqs[N - 1] == 2);
+    assert_int_equal(store_commit(st), 0);
+    /* A key named twice in one fan-out gets two seqs; the next goes after. */
+    keys[1] = keys[0];
+    assert_int_equal(store_seq_append_many(st, keys, N, item, seqs), 0);
+    assert_true(seqs[0] == 6 && seqs[1] == 7 && seqs[2] == 3);
+    assert_int_equal(store_seq_append(st, "in:0", item, &seq), 0);
+    assert_true(seq == 8);
+    assert_int_equal(store_commit(st), 0);
+    assert_int_equal(store_seq_last(st, "in:0", &seq), 0);
+    assert_true(seq == 8);
+    json_decref(item);
+}
+
 /* A document stored under an id just made is found by id and by its
  * index rows, and a later replace moves its rows (batched on Redis, the
  * first write does not wait for the server). */
@@ -727,6 +770,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rate_windows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_and_second_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_after_other_writer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seq_heads_after_other_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_many_docs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_fanouts, setup, teardown),
     };
