@@ -57,6 +57,7 @@ static const struct key keys[] = {
     INT_KEY(hash_threads, 1, 64),
     INT_KEY(max_conns, 1, 1000000),
     INT_KEY(send_queue_max, 4096, 256 * 1024 * 1024),
+    INT_KEY(send_threads, 0, 64),
     INT_KEY(commit_window_ms, 0, 100),
     INT_KEY(presence_max_users, 1, 100000),
     INT_KEY(account_poll_ms, 100, 600000),

@@ -34,6 +34,7 @@ struct config {
     int hash_threads;       /* password-hashing worker threads */
     int max_conns;          /* WebSocket connections */
     int send_queue_max;     /* bytes queued to one connection before it is dropped */
+    int send_threads;       /* threads writing a large flush; 0: one per core, at most 4 */
     int commit_window_ms;   /* 0: commit each loop turn's writes; else at most this late */
     int presence_max_users; /* users in one presence query or subscription */
     int account_poll_ms;    /* how often account changes by yjtctl are picked up */

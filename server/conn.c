@@ -6,12 +6,16 @@
 #include "common/jsonx.h"
 #include "common/log.h"
 #include "server/metrics.h"
+#include "server/sendpool.h"
 #include "server/server.h"
 
+#include <errno.h>
 #include <libwebsockets.h>
 #include <string.h>
 
 #define WRITES_PER_TURN 32
+/* Connections released by one flush from which the send pool writes them. */
+#define PARALLEL_MIN 256
 
 struct out_msg {
     uint64_t gen; /* the store batch it may tell of: sent once that is durable */
@@ -283,24 +287,47 @@ static int ready_run(struct conn *c, int max, size_t *bytes)
     return n;
 }
 
-/* Writes the first n messages of the queue (n > 1) as one buffer. */
-static int write_frames(struct conn *c, int n, size_t bytes)
+/* Moves the first n messages of the queue, framed, into out (their
+ * framed size, from ready_run). */
+static void frame_run(struct conn *c, int n, unsigned char *out)
 {
-    if (frames_size < LWS_PRE + bytes) {
-        g_free(frames);
-        frames_size = MAX(LWS_PRE + bytes, LWS_PRE + FRAMES_MAX_BYTES);
-        frames = g_malloc(frames_size);
-    }
-    unsigned char *p = frames + LWS_PRE;
     for (int i = 0; i < n; i++) {
         struct out_msg *m = g_queue_pop_head(&c->outq);
         c->out_bytes -= m->len;
-        p += frame_header(p, m->len);
-        memcpy(p, m->buf + LWS_PRE, m->len);
-        p += m->len;
+        out += frame_header(out, m->len);
+        memcpy(out, m->buf + LWS_PRE, m->len);
+        out += m->len;
         g_free(m);
     }
-    return lws_write(c->wsi, frames + LWS_PRE, bytes, LWS_WRITE_RAW) < 0 ? -1 : 0;
+}
+
+/* The scratch buffer, with room for len bytes after LWS_PRE. */
+static unsigned char *scratch(size_t len)
+{
+    if (frames_size < LWS_PRE + len) {
+        g_free(frames);
+        frames_size = MAX(LWS_PRE + len, LWS_PRE + FRAMES_MAX_BYTES);
+        frames = g_malloc(frames_size);
+    }
+    return frames + LWS_PRE;
+}
+
+/* Writes bytes already framed through lws (which keeps what the socket
+ * does not take). */
+static int write_raw(struct conn *c, const unsigned char *data, size_t len)
+{
+    unsigned char *p = scratch(len);
+    if (data != p)
+        memcpy(p, data, len);
+    return lws_write(c->wsi, p, len, LWS_WRITE_RAW) < 0 ? -1 : 0;
+}
+
+/* Writes the first n messages of the queue (n > 1) as one buffer. */
+static int write_frames(struct conn *c, int n, size_t bytes)
+{
+    unsigned char *p = scratch(bytes);
+    frame_run(c, n, p);
+    return write_raw(c, p, bytes);
 }
 
 static int write_queue(struct conn *c)
@@ -377,27 +404,114 @@ void conn_drop_failed(void)
     conn_each(drop_failed, NULL);
 }
 
+/* After a connection's turn at a flush: what is left waits for a later
+ * flush or a writeable turn. */
+static void after_wake(struct conn *c)
+{
+    if (defer_write(c))
+        return; /* its next message waits for a later flush */
+    if (!g_queue_is_empty(&c->outq) || c->ping_due || c->close_code)
+        lws_callback_on_writable(c->wsi);
+}
+
+static void write_failed(struct conn *c)
+{
+    log_info("ws", "conn=%" G_GUINT64_FORMAT " user=%s write failed, closing", c->serial,
+             c->user_id ? c->user_id : "-");
+    conn_kill(c);
+}
+
+static bool may_write(const struct conn *c)
+{
+    return !c->close_code && !c->ping_due && !lws_partial_buffered(c->wsi);
+}
+
+/* A flush that released many plain connections: each one's ready run is
+ * framed here, all are written by the send pool at once, and what a
+ * socket did not take goes to lws, which keeps it and sends it when the
+ * socket drains (nothing was written to it in between). TLS connections
+ * are written by lws on the loop, as at any other time. */
+static void wake_parallel(GArray *serials)
+{
+    GArray *jobs = g_array_sized_new(FALSE, FALSE, sizeof(struct send_job), serials->len);
+    GArray *owners = g_array_sized_new(FALSE, FALSE, sizeof(uint64_t), serials->len);
+    GByteArray *bytes = g_byte_array_sized_new(serials->len * 512);
+    for (guint i = 0; i < serials->len; i++) {
+        struct conn *c = conn_find(g_array_index(serials, uint64_t, i));
+        if (!c || !c->deferred)
+            continue;
+        c->deferred = false;
+        if (!may_write(c)) {
+            after_wake(c);
+            continue;
+        }
+        if (lws_is_ssl(c->wsi)) {
+            if (write_queue(c) < 0)
+                write_failed(c);
+            else
+                after_wake(c);
+            continue;
+        }
+        size_t len;
+        int n = ready_run(c, WRITES_PER_TURN, &len);
+        if (n == 0) {
+            after_wake(c);
+            continue;
+        }
+        metrics_ws_write(n);
+        struct send_job j = {.fd = lws_get_socket_fd(c->wsi), .len = len};
+        j.buf = (const unsigned char *)(uintptr_t)bytes->len; /* an offset until bytes is whole */
+        g_byte_array_set_size(bytes, bytes->len + (guint)len);
+        frame_run(c, n, bytes->data + (uintptr_t)j.buf);
+        g_array_append_val(jobs, j);
+        g_array_append_val(owners, c->serial);
+    }
+    struct send_job *js = (struct send_job *)(void *)jobs->data;
+    for (guint i = 0; i < jobs->len; i++)
+        js[i].buf = bytes->data + (uintptr_t)js[i].buf;
+    sendpool_run(js, jobs->len);
+    metrics_ws_pool(jobs->len);
+    for (guint i = 0; i < jobs->len; i++) {
+        struct conn *c = conn_find(g_array_index(owners, uint64_t, i));
+        if (!c)
+            continue;
+        struct send_job *j = &js[i];
+        if (j->err && j->err != EAGAIN && j->err != EWOULDBLOCK) {
+            write_failed(c);
+            continue;
+        }
+        if (j->sent < j->len && write_raw(c, j->buf + j->sent, j->len - j->sent) < 0) {
+            write_failed(c);
+            continue;
+        }
+        after_wake(c);
+    }
+    g_byte_array_free(bytes, TRUE);
+    g_array_free(owners, TRUE);
+    g_array_free(jobs, TRUE);
+}
+
 void conn_wake_deferred(void)
 {
     if (!deferred || !deferred->len)
         return;
     GArray *now = deferred; /* taken whole: what is woken starts a new list */
     deferred = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+    if (sendpool_threads() > 1 && now->len >= PARALLEL_MIN) {
+        wake_parallel(now);
+        g_array_free(now, TRUE);
+        return;
+    }
     for (guint i = 0; i < now->len; i++) {
         struct conn *c = conn_find(g_array_index(now, uint64_t, i));
         if (!c || !c->deferred)
             continue;
         c->deferred = false;
-        if (!c->close_code && !c->ping_due && !lws_partial_buffered(c->wsi) && write_queue(c) < 0) {
-            log_info("ws", "conn=%" G_GUINT64_FORMAT " user=%s write failed, closing", c->serial,
-                     c->user_id ? c->user_id : "-");
-            conn_kill(c);
+        if (may_write(c) && write_queue(c) < 0) {
+            write_failed(c);
             continue;
         }
-        if (defer_write(c))
-            continue; /* its next message waits for a later flush */
-        if (!g_queue_is_empty(&c->outq) || c->ping_due || c->close_code)
-            lws_callback_on_writable(c->wsi);
+        after_wake(c);
     }
     g_array_free(now, TRUE);
 }

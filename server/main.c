@@ -41,6 +41,7 @@
 #include "server/feed_api.h"
 #include "server/push_api.h"
 #include "server/server.h"
+#include "server/sendpool.h"
 #include "server/session.h"
 #include "records/redis_tls.h"
 #include "server/sensor_bus.h"
@@ -508,6 +509,8 @@ int main(int argc, char **argv)
     }
     metrics_init();
     conn_registry_init();
+    sendpool_init(server.cfg.send_threads ? server.cfg.send_threads
+                                          : (int)MIN(g_get_num_processors(), 4u));
     presence_init(presence_api_notify, NULL);
     struct inbox_limits inbox_limits = {server.cfg.inbox_max_age_s, server.cfg.inbox_max_count};
     inbox_init(server.store, &inbox_limits, push_api_deliver, NULL);
@@ -586,6 +589,7 @@ out_modules:
     inbox_shutdown();
     presence_shutdown();
     conn_registry_shutdown();
+    sendpool_shutdown();
     metrics_shutdown();
     bizdate_shutdown();
     g_main_loop_unref(server.loop);

@@ -22,7 +22,7 @@
 
 static GHashTable *conns, *msgs_in, *msgs_out, *logins, *http;
 static uint64_t errors[ERR__COUNT];
-static uint64_t ws_writes, ws_written;
+static uint64_t ws_writes, ws_written, ws_pool_writes, ws_pool_batches;
 static int64_t started_at;
 
 static GHashTable *counter_table(void)
@@ -80,6 +80,12 @@ void metrics_msg_in(const char *type)
 void metrics_msg_out(const char *type)
 {
     add(msgs_out, type, 1);
+}
+
+void metrics_ws_pool(size_t writes)
+{
+    ws_pool_batches++;
+    ws_pool_writes += writes;
 }
 
 void metrics_ws_write(int messages)
@@ -191,8 +197,15 @@ char *metrics_render(const struct store *st)
         "# HELP yjt_ws_written_messages_total WebSocket messages those writes carried (several"
         " at once when several were ready).\n"
         "# TYPE yjt_ws_written_messages_total counter\n"
-        "yjt_ws_written_messages_total %" G_GUINT64_FORMAT "\n",
-        ws_writes, ws_written);
+        "yjt_ws_written_messages_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_ws_pool_batches_total Flushes whose writes the send threads shared.\n"
+        "# TYPE yjt_ws_pool_batches_total counter\n"
+        "yjt_ws_pool_batches_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_ws_pool_writes_total Socket writes the send threads made (in"
+        " yjt_ws_writes_total too).\n"
+        "# TYPE yjt_ws_pool_writes_total counter\n"
+        "yjt_ws_pool_writes_total %" G_GUINT64_FORMAT "\n",
+        ws_writes, ws_written, ws_pool_batches, ws_pool_writes);
     render_table(out, "yjt_logins_total", "Login attempts by result.", "counter", "result", logins);
     render_table(out, "yjt_http_requests_total", "HTTP requests by status.", "counter", "status",
                  http);

@@ -17,6 +17,8 @@ void metrics_msg_in(const char *type);
 void metrics_msg_out(const char *type);
 /* One socket write of WebSocket messages, carrying that many of them. */
 void metrics_ws_write(int messages);
+/* A flush whose writes the send pool made (writes of them). */
+void metrics_ws_pool(size_t writes);
 void metrics_error(enum err_code code);
 /* result is ok, failed, locked or throttled. */
 void metrics_login(const char *result);

@@ -82,6 +82,7 @@ class StalledWs:
             chunk = self.sock.recv(4096)
             assert chunk and b'"ok":false' not in buf, f"login failed: {buf!r}"
             buf += chunk
+        self.rx = buf  # from the first frame (the login's reply) on
 
     def send_text(self, text):
         payload = text.encode()
@@ -90,6 +91,30 @@ class StalledWs:
         head = struct.pack("!BB", 0x81, 0x80 | n) if n < 126 else \
             struct.pack("!BBH", 0x81, 0x80 | 126, n)
         self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def read_frames(self, pushes, timeout=30):
+        """Reads (at last) until `pushes` push events are in; returns the
+        text of every message from the login's reply on."""
+        self.sock.settimeout(timeout)
+        texts, buf = [], self.rx
+        while sum(1 for t in texts if '"type":"push"' in t) < pushes:
+            if len(buf) >= 2:
+                op, n, at = buf[0] & 0x0F, buf[1] & 0x7F, 2
+                if n == 126:
+                    n, at = (struct.unpack("!H", buf[2:4])[0], 4) if len(buf) >= 4 else (-1, 0)
+                elif n == 127:
+                    n, at = (struct.unpack("!Q", buf[2:10])[0], 10) if len(buf) >= 10 else (-1, 0)
+                if n >= 0 and len(buf) >= at + n:
+                    assert buf[0] & 0x80 and op in (0x1, 0x9), f"frame {buf[:2]!r}"
+                    if op == 0x1:
+                        texts.append(buf[at:at + n].decode())
+                    buf = buf[at + n:]
+                    continue
+            chunk = self.sock.recv(65536)
+            assert chunk, f"closed after {len(texts)} messages"
+            buf += chunk
+        self.rx = buf
+        return texts
 
     def close(self):
         self.sock.close()

@@ -3,6 +3,7 @@ push.resume with no gap and no duplicate, restart safety, TTL, trimming,
 slow consumers, GET /api/v1/inbox and input validation."""
 
 import asyncio
+import json
 import time
 
 from conftest import assert_error, metric, run, user
@@ -293,3 +294,50 @@ def test_slow_consumer_is_dropped_and_resumes(server):
         await c.close()
 
     run(body())
+
+
+def test_a_fan_out_to_hundreds_is_written_by_the_send_threads(server):
+    """A flush that releases hundreds of connections is written by several
+    threads at once: every device still gets every push whole and in
+    order, and a device whose socket fills mid-write gets the rest later."""
+    n_users, n_notices = 300, 20
+    gov = user("gov440106", "gov", "440106")
+    srv = server(enterprises=ENTERPRISES, users=USERS + [gov], settings={"send_threads": 3},
+                 start=False)
+    srv.ctl("user", "add", "--username", "f", "--password", "correct-horse-1", "--role", "corp",
+            "--org", "e1", "--count", n_users, check=True)
+    srv.start()
+    bodies = [f"n{k}:" + chr(0x4e00 + k) * 1300 for k in range(n_notices)]  # 3.9 KB each
+
+    async def body():
+        clients = []
+        for k in range(1, n_users, 50):
+            clients += await asyncio.gather(*(
+                srv.ws_login(f"f{i}", password="correct-horse-1", device_id=f"d{i}")
+                for i in range(k, min(k + 50, n_users))))
+        # f0 reads nothing until every notice is out: its socket fills.
+        slow = StalledWs(srv.port, "f0", "correct-horse-1", "slow")
+        before = srv.metrics()
+        token = srv.token("gov440106")
+        for b in bodies:
+            r = srv.http("POST", "/api/v1/notices", token=token,
+                         body={"title": "t", "body": b,
+                               "audience": {"type": "enterprises", "enterprises": ["e1"]}})
+            assert r.status == 201 and r.json["recipients"] == n_users + 2, r
+        for c in clients:
+            await wait_pushes(c, n_notices, timeout=30)
+            got = [m for m in c.all_messages if isinstance(m, dict) and m.get("type") == "push"]
+            assert [m["seq"] for m in got] == list(range(1, n_notices + 1))
+            assert [m["body"] for m in got] == bodies
+        frames = await asyncio.to_thread(slow.read_frames, n_notices)
+        pushes = [m for m in map(json.loads, frames) if m.get("type") == "push"]
+        assert [(m["seq"], m["body"]) for m in pushes] == list(enumerate(bodies, 1))
+        slow.close()
+        if not srv.peers:  # one node holds all 300 devices
+            after = srv.metrics()
+            assert metric(after, "yjt_ws_pool_writes_total") - \
+                metric(before, "yjt_ws_pool_writes_total") >= n_users, after
+        for c in clients:
+            await c.close()
+
+    run(body(), timeout=180)
