@@ -81,7 +81,8 @@ static struct media_peer *peer_new(struct media_room *r)
     p->state = p->reported = MEDIA_TRANSPORT_CONNECTING;
     for (int k = 0; k < K_N; k++)
         p->in[k].pt = p->in[k].rtx_pt = -1;
-    const struct media_transport_callbacks cb = {on_candidate, on_state, room_on_rtp, room_on_rtcp};
+    const struct media_transport_callbacks cb = {on_candidate, on_state, room_on_rtp, room_on_rtcp,
+                                                 NULL};
     p->t = media_transport_new(r->cfg.ctx, MEDIA_TRANSPORT_SERVER, r->cfg.cert, r->cfg.addresses,
                                r->cfg.ice_tcp, &cb, p);
     if (!p->t) {

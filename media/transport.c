@@ -107,6 +107,10 @@ static void on_datagram(const uint8_t *data, size_t len, void *ud)
     case DEMUX_RTP: {
         if (!t->srtp || len > PACKET_MAX)
             return;
+        if (t->cb.srtp_unchecked && !rtp_is_rtcp(data, len)) {
+            t->cb.srtp_unchecked(data, len, t->ud);
+            return;
+        }
         uint8_t buf[PACKET_MAX];
         size_t n = len;
         memcpy(buf, data, len);

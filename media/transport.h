@@ -34,6 +34,10 @@ struct media_transport_callbacks {
      * the caller's until it returns). */
     void (*rtp)(uint8_t *pkt, size_t len, void *ud);
     void (*rtcp)(uint8_t *pkt, size_t len, void *ud);
+    /* If set, RTP packets come here as they arrived, still protected and
+     * not checked, instead of to rtp: for load tools that only count
+     * them (the header is clear in SRTP). Never for what is forwarded. */
+    void (*srtp_unchecked)(const uint8_t *pkt, size_t len, void *ud);
 };
 
 struct media_transport;

@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import urllib.request
@@ -55,9 +56,9 @@ def cpu_s(pid):
 class Peer:
     """The yjt-sfupeer process: one JSON command, one JSON reply."""
 
-    def __init__(self, path, addrs):
-        self.p = subprocess.Popen([path, addrs], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  text=True, bufsize=1)
+    def __init__(self, path, addrs, check_every=1):
+        self.p = subprocess.Popen([path, addrs, str(check_every)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, bufsize=1)
 
     def do(self, **cmd):
         self.p.stdin.write(json.dumps(cmd) + "\n")
@@ -193,6 +194,11 @@ class Janus:
     polls for events, matched by transaction)."""
 
     def __init__(self, port, pin, loops):
+        if not shutil.which("janus"):
+            print("bench-sfu: installing Debian's janus package", file=sys.stderr)
+            subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "janus"],
+                           env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"), check=True,
+                           stdout=subprocess.DEVNULL)
         self.dir = tempfile.mkdtemp(prefix="yjt-bench-janus-")
         self.port, self.tx, self.events = port, 0, []
         for name, text in (("janus.jcfg", JANUS_CFG), ("janus.transport.http.jcfg", JANUS_HTTP),
@@ -212,6 +218,23 @@ class Janus:
         else:
             raise SystemExit("janus did not start")
         self.last_keepalive = time.time()
+        # One session for the whole run: Janus drops it after 60 s without
+        # a request, and a yjtd step in between can take longer than that.
+        self.stopping = threading.Event()
+        self.pinger = threading.Thread(target=self._ping, daemon=True)
+        self.pinger.start()
+
+    def _ping(self):
+        n = 0
+        while not self.stopping.wait(15):
+            n += 1
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{self.port}/janus/{self.sid}", method="POST",
+                data=json.dumps({"janus": "keepalive", "transaction": f"k{n}"}).encode())
+            try:
+                urllib.request.urlopen(req, timeout=10).read()
+            except OSError:
+                pass
 
     def post(self, path, body):
         self.tx += 1
@@ -254,6 +277,7 @@ class Janus:
             self.last_keepalive = time.time()
 
     def stop(self):
+        self.stopping.set()
         self.proc.terminate()
         self.proc.wait(20)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -306,7 +330,7 @@ async def measure(a, pid, peer, n, base, keepalive=lambda: None):
     await asyncio.sleep(2)  # warm up: key frames, bindings
     keepalive()
     before = {p["id"]: p for p in peer.do(op="stats")["peers"] if p["id"] in ids}
-    c0, t0 = cpu_s(pid), time.monotonic()
+    c0, t0, p0 = cpu_s(pid), time.monotonic(), cpu_s(peer.p.pid)
     await asyncio.sleep(a.seconds)
     c1, t1 = cpu_s(pid), time.monotonic()
     after = {p["id"]: p for p in peer.do(op="stats")["peers"] if p["id"] in ids}
@@ -314,6 +338,8 @@ async def measure(a, pid, peer, n, base, keepalive=lambda: None):
     keepalive()
     sent = after[base]["sent"] - before[base]["sent"]
     recv = sum(after[i]["received"] - before[i]["received"] for i in ids if i != base)
+    checked = [i for i in ids if i != base and after[i]["checked"]]
+    checked_recv = sum(after[i]["received"] - before[i]["received"] for i in checked)
     lost = sum(after[i]["lost"] - before[i]["lost"] for i in ids if i != base)
     expected = sent * n
     cpu = (c1 - c0) / (t1 - t0)
@@ -324,7 +350,10 @@ async def measure(a, pid, peer, n, base, keepalive=lambda: None):
             "loss_pct": round(100.0 * lost / (recv + lost), 3) if recv + lost else None,
             "gaps": lost, "cpu_pct": round(100 * cpu, 1),
             "cpu_pct_per_stream": round(100 * cpu / n, 3),
-            "forwarded_mbps": round(recv * 1200 * 8 / (t1 - t0) / 1e6, 1)}
+            "forwarded_mbps": round(recv * 1200 * 8 / (t1 - t0) / 1e6, 1),
+            # receivers that decrypted (the others counted clear headers)
+            "checked_receivers": len(checked), "checked_received": checked_recv,
+            "peer_cpu_pct": round(100 * (cpu_s(peer.p.pid) - p0) / (t1 - t0), 1)}
 
 
 def pin(pid, cpu):
@@ -349,7 +378,7 @@ async def main(a):
             "--org", "44", "--count", str(max(a.receivers)))
     srv.start()
     peer = Peer(os.path.join(a.build, "yjt-sfupeer"),
-                "127.0.0.1,10.77.0.1" if a.janus else "127.0.0.1")
+                "127.0.0.1,10.77.0.1" if a.janus else "127.0.0.1", a.check_every)
     janus = Janus(a.port + 1, a.pin, a.janus_loops) if a.janus else None
     if a.pin:
         pin(srv.proc.pid, 1)
@@ -373,11 +402,11 @@ async def main(a):
                     print(json.dumps(row), flush=True)
                     await asyncio.sleep(1)
         print(f"{'server':>6} {'receivers':>9} {'Mbps out':>9} {'CPU %':>6} {'% / stream':>10} "
-              f"{'loss %':>7}", file=sys.stderr)
+              f"{'loss %':>7} {'peers CPU %':>11}", file=sys.stderr)
         for r in rows:
             print(f"{r['server']:>6} {r['receivers']:>9} {r['forwarded_mbps']:>9} "
-                  f"{r['cpu_pct']:>6} {r['cpu_pct_per_stream']:>10} {r['loss_pct']:>7}",
-                  file=sys.stderr)
+                  f"{r['cpu_pct']:>6} {r['cpu_pct_per_stream']:>10} {r['loss_pct']:>7} "
+                  f"{r['peer_cpu_pct']:>11}", file=sys.stderr)
     finally:
         peer.close()
         srv.stop()
@@ -424,6 +453,9 @@ if __name__ == "__main__":
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--runs", type=int, default=1, help="runs of each step (alternating servers)")
     ap.add_argument("--janus", action="store_true", help="the same steps through Janus")
+    ap.add_argument("--check-every", type=int, default=1, metavar="K",
+                    help="only every K-th receiver decrypts; the others count clear RTP "
+                         "headers, so the endpoints' process is not the first to saturate")
     ap.add_argument("--janus-loops", type=int, default=0,
                     help="Janus event_loops (0, its default: a thread per handle)")
     ap.add_argument("--no-pin", dest="pin", action="store_false",

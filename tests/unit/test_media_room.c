@@ -59,8 +59,8 @@ static void dev_rtcp(uint8_t *pkt, size_t len, void *ud)
     g_ptr_array_add(((struct device *)ud)->rtcp, g_bytes_new(pkt, len));
 }
 
-static const struct media_transport_callbacks dev_cb = {dev_candidate, dev_state, dev_rtp,
-                                                        dev_rtcp};
+static const struct media_transport_callbacks dev_cb = {dev_candidate, dev_state, dev_rtp, dev_rtcp,
+                                                        NULL};
 
 static void dev_init(struct device *d)
 {

@@ -79,7 +79,18 @@ static void on_rtcp(uint8_t *pkt, size_t len, void *ud)
     g_ptr_array_add(((struct end *)ud)->rtcp, g_bytes_new(pkt, len));
 }
 
-static const struct media_transport_callbacks cb = {on_candidate, on_state, on_rtp, on_rtcp};
+static const struct media_transport_callbacks cb = {on_candidate, on_state, on_rtp, on_rtcp, NULL};
+
+/* A counting client's: RTP as it arrived, still protected. */
+static void on_srtp(const uint8_t *pkt, size_t len, void *ud)
+{
+    g_ptr_array_add(((struct end *)ud)->rtp, g_bytes_new(pkt, len));
+}
+
+static const struct media_transport_callbacks counting_cb = {on_candidate, on_state, on_rtp,
+                                                             on_rtcp, on_srtp};
+/* The client of the next pair_up counts instead of decrypting. */
+static bool counting_client;
 
 /* Two ends, as an offer and its answer would make them: each knows the
  * other's credentials; the server expects server_expects as the client's
@@ -97,7 +108,8 @@ static void pair_up_over(struct end *e, const char *server_expects, bool tcp)
         e[i].cands = g_ptr_array_new_with_free_func(g_free);
         e[i].tcp_only = tcp;
         e[i].t = media_transport_new(NULL, i == 0 ? MEDIA_TRANSPORT_SERVER : MEDIA_TRANSPORT_CLIENT,
-                                     e[i].cert, lo, tcp, &cb, &e[i]);
+                                     e[i].cert, lo, tcp,
+                                     i == 1 && counting_client ? &counting_cb : &cb, &e[i]);
         assert_non_null(e[i].t);
     }
     const char *why = NULL;
@@ -188,6 +200,37 @@ static void test_media_both_ways_over_loopback(void **state)
     uint8_t big[1600] = {0x80, 96};
     assert_int_equal(media_transport_send_rtp(e[0].t, big, sizeof(big)), -1);
     assert_string_equal(media_transport_path(e[0].t), "udp");
+    pair_free(e);
+}
+
+/* A client that only counts gets RTP still protected (the clear header,
+ * then ciphertext and the tag) and RTCP decrypted as any other. */
+static bool client_got_rtp_and_rtcp(struct end *e)
+{
+    return e[1].rtp->len && e[1].rtcp->len;
+}
+
+static void test_counting_client_gets_rtp_unchecked(void **state)
+{
+    (void)state;
+    struct end e[2];
+    const uint8_t rtp[] = {0x80, 96, 0, 5, 0, 0, 0, 9, 0, 0, 0, 8, 'v', 'i', 'd', 'e', 'o', '!'};
+    const uint8_t rr[] = {0x80, 201, 0, 1, 0, 0, 0, 8};
+    counting_client = true;
+    pair_up(e, NULL);
+    counting_client = false;
+    assert_true(run_until(both_connected, e));
+    assert_int_equal(media_transport_send_rtp(e[0].t, rtp, sizeof(rtp)), 0);
+    assert_int_equal(media_transport_send_rtcp(e[0].t, rr, sizeof(rr)), 0);
+    assert_true(run_until(client_got_rtp_and_rtcp, e));
+    gsize n;
+    const uint8_t *got = g_bytes_get_data(g_ptr_array_index(e[1].rtp, 0), &n);
+    assert_true(n > sizeof(rtp));                                  /* the authentication tag */
+    assert_memory_equal(got, rtp, 12);                             /* the header is clear */
+    assert_memory_not_equal(got + 12, rtp + 12, sizeof(rtp) - 12); /* the payload is not */
+    got = g_bytes_get_data(g_ptr_array_index(e[1].rtcp, 0), &n);
+    assert_int_equal(n, sizeof(rr));
+    assert_memory_equal(got, rr, sizeof(rr));
     pair_free(e);
 }
 
@@ -388,6 +431,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_media_both_ways_over_loopback),
+        cmocka_unit_test(test_counting_client_gets_rtp_unchecked),
         cmocka_unit_test(test_media_over_ice_tcp_only),
         cmocka_unit_test(test_remote_candidates_are_checked),
         cmocka_unit_test(test_wrong_fingerprint_fails),
