@@ -2,8 +2,12 @@
 #include "media/ice_agent.h"
 
 #include <agent.h>
+#include <errno.h>
+#include <gio/gio.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define COMPONENT 1
 /* The longest candidate line taken from a peer, and its most fields. */
@@ -19,7 +23,57 @@ struct ice_agent {
     enum ice_agent_state reported;
     bool connected;
     enum ice_agent_tcp tcp;
+    /* The selected pair when it is plain UDP (not through TURN): its
+     * socket and the peer's address, so that media is sent with one
+     * sendto() instead of through libnice's layers (its locks, its
+     * GSocket, a GObject type check and a message vector per packet). */
+    GSocket *direct;
+    int direct_fd;
+    struct sockaddr_storage direct_to;
+    socklen_t direct_len;
 };
+
+static void direct_clear(struct ice_agent *a)
+{
+    g_clear_object(&a->direct);
+    a->direct_fd = -1;
+    a->direct_len = 0;
+}
+
+static void direct_update(struct ice_agent *a)
+{
+    direct_clear(a);
+    NiceCandidate *local = NULL, *remote = NULL;
+    if (!nice_agent_get_selected_pair(a->agent, a->stream, COMPONENT, &local, &remote) || !local ||
+        !remote || local->transport != NICE_CANDIDATE_TRANSPORT_UDP ||
+        local->type == NICE_CANDIDATE_TYPE_RELAYED)
+        return;
+    GSocket *s = nice_agent_get_selected_socket(a->agent, a->stream, COMPONENT);
+    if (!s)
+        return;
+    int family = nice_address_ip_version(&remote->addr) == 6 ? AF_INET6 : AF_INET;
+    if (g_socket_get_socket_type(s) != G_SOCKET_TYPE_DATAGRAM ||
+        g_socket_get_family(s) != (GSocketFamily)family) {
+        g_object_unref(s);
+        return;
+    }
+    memset(&a->direct_to, 0, sizeof(a->direct_to));
+    nice_address_copy_to_sockaddr(&remote->addr, (struct sockaddr *)&a->direct_to);
+    a->direct_len = family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    a->direct = s;
+    a->direct_fd = g_socket_get_fd(s);
+}
+
+static void on_selected(NiceAgent *agent, guint stream, guint component, NiceCandidate *local,
+                        NiceCandidate *remote, gpointer data)
+{
+    (void)agent;
+    (void)local;
+    (void)remote;
+    struct ice_agent *a = data;
+    if (stream == a->stream && component == COMPONENT)
+        direct_update(a);
+}
 
 /* The TCP candidates this agent announces (its own) and takes (the
  * peer's): passive and active ones for an agent that accepts, the other
@@ -85,6 +139,7 @@ static void on_state(NiceAgent *agent, guint stream, guint component, guint stat
         report(a, ICE_AGENT_CONNECTED);
     } else if (state == NICE_COMPONENT_STATE_FAILED) {
         a->connected = false;
+        direct_clear(a);
         report(a, ICE_AGENT_FAILED);
     }
 }
@@ -109,6 +164,7 @@ struct ice_agent *ice_agent_new(GMainContext *ctx, bool controlling, const char 
     a->ud = ud;
     a->tcp = tcp;
     a->reported = ICE_AGENT_CHECKING;
+    a->direct_fd = -1;
     a->agent =
         nice_agent_new_full(ctx, NICE_COMPATIBILITY_RFC5245,
                             NICE_AGENT_OPTION_ICE_TRICKLE | NICE_AGENT_OPTION_CONSENT_FRESHNESS);
@@ -129,6 +185,7 @@ struct ice_agent *ice_agent_new(GMainContext *ctx, bool controlling, const char 
     g_signal_connect(a->agent, "new-candidate-full", G_CALLBACK(on_candidate), a);
     g_signal_connect(a->agent, "candidate-gathering-done", G_CALLBACK(on_gathered), a);
     g_signal_connect(a->agent, "component-state-changed", G_CALLBACK(on_state), a);
+    g_signal_connect(a->agent, "new-selected-pair-full", G_CALLBACK(on_selected), a);
     if (!nice_agent_attach_recv(a->agent, a->stream, COMPONENT, ctx, on_recv, a) ||
         !nice_agent_get_local_credentials(a->agent, a->stream, &a->ufrag, &a->pwd))
         goto err;
@@ -150,6 +207,7 @@ void ice_agent_free(struct ice_agent *a)
         }
         g_object_unref(a->agent);
     }
+    direct_clear(a);
     g_free(a->ufrag);
     g_free(a->pwd);
     g_free(a);
@@ -186,6 +244,7 @@ int ice_agent_restart(struct ice_agent *a, const char *ufrag, const char *pwd)
 {
     if (!ufrag || !pwd || !*ufrag || !*pwd || !nice_agent_restart_stream(a->agent, a->stream))
         return -1;
+    direct_clear(a); /* libnice sends until a new pair is selected */
     g_free(a->ufrag);
     g_free(a->pwd);
     a->ufrag = a->pwd = NULL;
@@ -277,10 +336,23 @@ int ice_agent_send(struct ice_agent *a, const uint8_t *data, size_t len)
      * can arrive then): it refuses, with -1, while there is none. */
     if (len == 0 || len > 65535)
         return -1;
+    if (a->direct_fd >= 0) {
+        ssize_t n;
+        do
+            n = sendto(a->direct_fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL,
+                       (const struct sockaddr *)&a->direct_to, a->direct_len);
+        while (n < 0 && errno == EINTR);
+        return n == (ssize_t)len ? 0 : -1;
+    }
     return nice_agent_send(a->agent, a->stream, COMPONENT, (guint)len, (const gchar *)data) ==
                    (gint)len
                ? 0
                : -1;
+}
+
+bool ice_agent_direct(const struct ice_agent *a)
+{
+    return a->direct_fd >= 0;
 }
 
 const char *ice_agent_path(struct ice_agent *a)

@@ -82,5 +82,8 @@ void ice_agent_remote_done(struct ice_agent *a);
 int ice_agent_send(struct ice_agent *a, const uint8_t *data, size_t len);
 /* The selected pair's transport ("udp" or "tcp"), or NULL without one. */
 const char *ice_agent_path(struct ice_agent *a);
+/* True while packets go straight to the selected pair's UDP socket (not
+ * through libnice: the pair is neither TCP nor relayed). */
+bool ice_agent_direct(const struct ice_agent *a);
 
 #endif

@@ -229,6 +229,11 @@ enum media_transport_state media_transport_state(const struct media_transport *t
     return t->state;
 }
 
+bool media_transport_direct(const struct media_transport *t)
+{
+    return ice_agent_direct(t->ice);
+}
+
 const char *media_transport_path(const struct media_transport *t)
 {
     return ice_agent_path(t->ice);

@@ -70,6 +70,8 @@ const char *media_transport_pwd(const struct media_transport *t);
 enum media_transport_state media_transport_state(const struct media_transport *t);
 /* What the pair ICE selected runs over, "udp" or "tcp"; NULL before. */
 const char *media_transport_path(const struct media_transport *t);
+/* True while its packets are sent straight to the peer's UDP address. */
+bool media_transport_direct(const struct media_transport *t);
 /* Starts gathering; candidates come through the callback. 0 or -1. */
 int media_transport_gather(struct media_transport *t);
 int media_transport_add_remote_candidate(struct media_transport *t, const char *candidate);

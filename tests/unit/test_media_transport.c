@@ -200,6 +200,7 @@ static void test_media_both_ways_over_loopback(void **state)
     uint8_t big[1600] = {0x80, 96};
     assert_int_equal(media_transport_send_rtp(e[0].t, big, sizeof(big)), -1);
     assert_string_equal(media_transport_path(e[0].t), "udp");
+    assert_true(media_transport_direct(e[0].t) && media_transport_direct(e[1].t));
     pair_free(e);
 }
 
@@ -285,6 +286,7 @@ static void test_media_over_ice_tcp_only(void **state)
     assert_true(tcp[0] > 0 && tcp[1] > 0);
     assert_true(tcp_max < udp_min);
     assert_string_equal(media_transport_path(e[0].t), "tcp");
+    assert_false(media_transport_direct(e[0].t) || media_transport_direct(e[1].t));
     assert_string_equal(media_transport_path(e[1].t), "tcp");
 
     uint8_t pkt[1400];
