@@ -75,7 +75,7 @@ static bool running = true;
  * socket, and with hundreds of sockets that each get a packet now and then,
  * a pass per packet would make this process the first to saturate. The
  * packets wait for the next pass in their sockets' buffers. */
-#define PASS_PAUSE_US 1000
+#define PASS_PAUSE_US 3000
 static double kbps;
 static guint pacer;
 
