@@ -16,6 +16,8 @@
 #define WRITES_PER_TURN 32
 /* Connections released by one flush from which the send pool writes them. */
 #define PARALLEL_MIN 256
+/* The most bytes framed for the send pool at once. */
+#define POOL_BATCH_BYTES (4u * 1024 * 1024)
 
 struct out_msg {
     uint64_t gen; /* the store batch it may tell of: sent once that is durable */
@@ -426,16 +428,55 @@ static bool may_write(const struct conn *c)
     return !c->close_code && !c->ping_due && !lws_partial_buffered(c->wsi);
 }
 
+/* Connections framed for the send pool: their bytes, one job each (its
+ * buf an offset into bytes until they are sent) and whose it is. */
+struct pool_batch {
+    GArray *jobs;   /* struct send_job */
+    GArray *owners; /* serials */
+    GByteArray *bytes;
+};
+
+/* Sends what the batch holds and empties it: what a socket did not take
+ * goes to lws, which keeps it and sends it when the socket drains
+ * (nothing was written to it in between). */
+static void pool_send(struct pool_batch *b)
+{
+    struct send_job *js = (struct send_job *)(void *)b->jobs->data;
+    for (guint i = 0; i < b->jobs->len; i++)
+        js[i].buf = b->bytes->data + (uintptr_t)js[i].buf;
+    sendpool_run(js, b->jobs->len);
+    metrics_ws_pool(b->jobs->len);
+    for (guint i = 0; i < b->jobs->len; i++) {
+        struct conn *c = conn_find(g_array_index(b->owners, uint64_t, i));
+        if (!c)
+            continue;
+        struct send_job *j = &js[i];
+        if (j->err && j->err != EAGAIN && j->err != EWOULDBLOCK) {
+            write_failed(c);
+            continue;
+        }
+        if (j->sent < j->len && write_raw(c, j->buf + j->sent, j->len - j->sent) < 0) {
+            write_failed(c);
+            continue;
+        }
+        after_wake(c);
+    }
+    g_array_set_size(b->jobs, 0);
+    g_array_set_size(b->owners, 0);
+    g_byte_array_set_size(b->bytes, 0);
+}
+
 /* A flush that released many plain connections: each one's ready run is
- * framed here, all are written by the send pool at once, and what a
- * socket did not take goes to lws, which keeps it and sends it when the
- * socket drains (nothing was written to it in between). TLS connections
- * are written by lws on the loop, as at any other time. */
+ * framed here and the send pool writes them together, POOL_BATCH_BYTES at
+ * most at a time (a copy of what the queues hold). TLS connections are
+ * written by lws on the loop, as at any other time. */
 static void wake_parallel(GArray *serials)
 {
-    GArray *jobs = g_array_sized_new(FALSE, FALSE, sizeof(struct send_job), serials->len);
-    GArray *owners = g_array_sized_new(FALSE, FALSE, sizeof(uint64_t), serials->len);
-    GByteArray *bytes = g_byte_array_sized_new(serials->len * 512);
+    struct pool_batch b = {
+        g_array_sized_new(FALSE, FALSE, sizeof(struct send_job), serials->len),
+        g_array_sized_new(FALSE, FALSE, sizeof(uint64_t), serials->len),
+        g_byte_array_sized_new(MIN(serials->len * 512, POOL_BATCH_BYTES)),
+    };
     for (guint i = 0; i < serials->len; i++) {
         struct conn *c = conn_find(g_array_index(serials, uint64_t, i));
         if (!c || !c->deferred)
@@ -459,36 +500,20 @@ static void wake_parallel(GArray *serials)
             continue;
         }
         metrics_ws_write(n);
+        if (b.bytes->len + len > POOL_BATCH_BYTES && b.jobs->len)
+            pool_send(&b);
         struct send_job j = {.fd = lws_get_socket_fd(c->wsi), .len = len};
-        j.buf = (const unsigned char *)(uintptr_t)bytes->len; /* an offset until bytes is whole */
-        g_byte_array_set_size(bytes, bytes->len + (guint)len);
-        frame_run(c, n, bytes->data + (uintptr_t)j.buf);
-        g_array_append_val(jobs, j);
-        g_array_append_val(owners, c->serial);
+        j.buf = (const unsigned char *)(uintptr_t)b.bytes->len;
+        g_byte_array_set_size(b.bytes, b.bytes->len + (guint)len);
+        frame_run(c, n, b.bytes->data + (uintptr_t)j.buf);
+        g_array_append_val(b.jobs, j);
+        g_array_append_val(b.owners, c->serial);
     }
-    struct send_job *js = (struct send_job *)(void *)jobs->data;
-    for (guint i = 0; i < jobs->len; i++)
-        js[i].buf = bytes->data + (uintptr_t)js[i].buf;
-    sendpool_run(js, jobs->len);
-    metrics_ws_pool(jobs->len);
-    for (guint i = 0; i < jobs->len; i++) {
-        struct conn *c = conn_find(g_array_index(owners, uint64_t, i));
-        if (!c)
-            continue;
-        struct send_job *j = &js[i];
-        if (j->err && j->err != EAGAIN && j->err != EWOULDBLOCK) {
-            write_failed(c);
-            continue;
-        }
-        if (j->sent < j->len && write_raw(c, j->buf + j->sent, j->len - j->sent) < 0) {
-            write_failed(c);
-            continue;
-        }
-        after_wake(c);
-    }
-    g_byte_array_free(bytes, TRUE);
-    g_array_free(owners, TRUE);
-    g_array_free(jobs, TRUE);
+    if (b.jobs->len)
+        pool_send(&b);
+    g_byte_array_free(b.bytes, TRUE);
+    g_array_free(b.owners, TRUE);
+    g_array_free(b.jobs, TRUE);
 }
 
 void conn_wake_deferred(void)

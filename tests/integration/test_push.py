@@ -308,6 +308,10 @@ def test_a_fan_out_to_hundreds_is_written_by_the_send_threads(server):
             "--org", "e1", "--count", n_users, check=True)
     srv.start()
     bodies = [f"n{k}:" + chr(0x4e00 + k) * 1300 for k in range(n_notices)]  # 3.9 KB each
+    # About 14 KB a push: one notice's deliveries are more than the send
+    # threads take at once (4 MiB), so they are written in several batches.
+    attachments = [{"name": f"a{i}.pdf", "url": "https://files.example.org/" + "x" * 990}
+                   for i in range(10)]
 
     async def body():
         clients = []
@@ -321,7 +325,7 @@ def test_a_fan_out_to_hundreds_is_written_by_the_send_threads(server):
         token = srv.token("gov440106")
         for b in bodies:
             r = srv.http("POST", "/api/v1/notices", token=token,
-                         body={"title": "t", "body": b,
+                         body={"title": "t", "body": b, "attachments": attachments,
                                "audience": {"type": "enterprises", "enterprises": ["e1"]}})
             assert r.status == 201 and r.json["recipients"] == n_users + 2, r
         for c in clients:
