@@ -117,7 +117,8 @@ def run_once(a, store, nodes):
         # Long enough for anything; the client is stopped (SIGINT) once done.
         hold = a.fanouts * 10.0 + a.sustain * 4 + 120
         port_args = [x for p in ports for x in ("--port", str(p))]
-        cl = subprocess.Popen([load, *port_args, "-n", str(a.users), "--user", "load",
+        procs = ["--procs", str(a.client_procs)] if a.client_procs else []
+        cl = subprocess.Popen([load, *port_args, *procs, "-n", str(a.users), "--user", "load",
                                "--users", str(a.users), "--password", PASSWORD, "--hold",
                                str(hold), "--timeout", str(hold + 300), "--push-log",
                                os.path.join(data, "pushlog")],
@@ -286,6 +287,9 @@ def main():
                     help="rounds of one run of each configuration")
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
     ap.add_argument("--yjtd", help="the yjtd to measure (default: the one in --build)")
+    ap.add_argument("--client-procs", type=int, default=0, metavar="P",
+                    help="yjt-load processes holding the connections (default: as few as the "
+                         "open-file limit allows, one for 10,000)")
     ap.add_argument("--set", action="append", default=[], metavar="K=V",
                     help="pass --set K=V to every yjtd (repeatable)")
     a = ap.parse_args()
