@@ -521,6 +521,8 @@ const noticeApi = {
   /** {title, body, audience, require_read?, attachments?} → {notice_id, recipients} */
   publish: (c, notice) => c.request('notice.publish', notice),
   read: (c, noticeId) => c.request('notice.read', { notice_id: noticeId }),
+  /** The whole notice (a push carries at most 4000 bytes of its body: payload.body_cut) */
+  get: (c, noticeId) => c.request('notice.get', { notice_id: noticeId }),
   receipts: (c, noticeId) => c.rest('GET', `/api/v1/notices/${encodeURIComponent(noticeId)}/receipts`),
 };
 

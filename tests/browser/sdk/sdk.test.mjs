@@ -276,6 +276,9 @@ describe('pushes', () => {
     await bob3.notices.read(nid);
     const rc = await gov.notices.receipts(nid);
     assert.deepEqual(rc.read.map((u) => u.username), ['bob']);
+    const whole = await bob3.notices.get(nid);
+    assert.equal(whole.title, seen2.push[1].title);
+    assert.equal(whole.body, `${whole.title} 正文`);
   });
 
   test('the client reconnects by itself after a server restart and gets what it missed', async () => {
