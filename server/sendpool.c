@@ -78,9 +78,8 @@ static gpointer writer(gpointer ud)
 
 void sendpool_init(int threads)
 {
-    g_mutex_init(&P.mu);
-    g_cond_init(&P.go);
-    g_cond_init(&P.done);
+    /* P's lock and conditions are static: they need no init (and may not
+     * be initialised twice, as a second init after a shutdown would). */
     if (threads <= 1)
         return;
     P.threads = g_new0(GThread *, threads - 1);
