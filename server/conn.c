@@ -428,6 +428,15 @@ static bool may_write(const struct conn *c)
     return !c->close_code && !c->ping_due && !lws_partial_buffered(c->wsi);
 }
 
+/* A connection's turn at a flush, on the loop. */
+static void wake_one(struct conn *c)
+{
+    if (may_write(c) && write_queue(c) < 0)
+        write_failed(c);
+    else
+        after_wake(c);
+}
+
 /* Connections framed for the send pool: their bytes, one job each (its
  * buf an offset into bytes until they are sent) and whose it is. */
 struct pool_batch {
@@ -482,15 +491,8 @@ static void wake_parallel(GArray *serials)
         if (!c || !c->deferred)
             continue;
         c->deferred = false;
-        if (!may_write(c)) {
-            after_wake(c);
-            continue;
-        }
-        if (lws_is_ssl(c->wsi)) {
-            if (write_queue(c) < 0)
-                write_failed(c);
-            else
-                after_wake(c);
+        if (!may_write(c) || lws_is_ssl(c->wsi)) {
+            wake_one(c);
             continue;
         }
         size_t len;
@@ -532,11 +534,7 @@ void conn_wake_deferred(void)
         if (!c || !c->deferred)
             continue;
         c->deferred = false;
-        if (may_write(c) && write_queue(c) < 0) {
-            write_failed(c);
-            continue;
-        }
-        after_wake(c);
+        wake_one(c);
     }
     g_array_free(now, TRUE);
 }
