@@ -2,7 +2,9 @@
  * worker.c: one yjt-load worker process.
  *
  * main.c forks one worker per share of the connections and calls
- * load_run_worker() in it.  The worker drives a single libwebsockets context:
+ * load_run_worker() in it.  The worker drives a single libwebsockets context
+ * on a libuv loop (epoll: lws's own poll() loop would walk all of the
+ * worker's sockets at every turn, most of a core with 10,000 of them):
  * it starts connections at the configured rate and in-flight limit, spreads
  * them over the source addresses, logs each one in (auth.login or
  * auth.token), records handshake and login times and errors, and tells the
@@ -21,6 +23,7 @@
 
 #include <libwebsockets.h>
 #include <jansson.h>
+#include <uv.h>
 
 #include <errno.h>
 #include <stdbool.h>
@@ -713,10 +716,7 @@ static void on_tick(lws_sorted_usec_list_t *sul)
                     w->open_wsi);
         w->stop = true;
     }
-    /*
-     * Always rearm: lws_service() only returns after its poll() wakes, and
-     * without a pending timer that poll() could sleep for a long time.
-     */
+    /* Always rearm: the loop below only looks at w->stop between turns. */
     lws_sul_schedule(w->ctx, 0, &w->tick, on_tick,
                      w->phase == WP_HOLD ? TICK_IDLE_US : TICK_BUSY_US);
 }
@@ -764,6 +764,8 @@ int load_run_worker(const struct load_config *cfg, int proc_index, int first_glo
 {
     struct worker *w = &the_worker;
     struct lws_context_creation_info info;
+    uv_loop_t loop;
+    void *loops[1] = {&loop};
     int level = 0;
 
     memset(w, 0, sizeof(*w));
@@ -779,7 +781,7 @@ int load_run_worker(const struct load_config *cfg, int proc_index, int first_glo
     w->conns = calloc((size_t)(count > 0 ? count : 1), sizeof(*w->conns));
     w->hs_us = calloc((size_t)(count > 0 ? count : 1), sizeof(uint32_t));
     w->login_us = calloc((size_t)(count > 0 ? count : 1), sizeof(uint32_t));
-    if (!w->conns || !w->hs_us || !w->login_us) {
+    if (!w->conns || !w->hs_us || !w->login_us || uv_loop_init(&loop) != 0) {
         fprintf(stderr, "yjt-load[%d]: out of memory\n", proc_index);
         return 1;
     }
@@ -793,6 +795,9 @@ int load_run_worker(const struct load_config *cfg, int proc_index, int first_glo
     lws_set_log_level(level, NULL);
 
     memset(&info, 0, sizeof(info));
+    info.options = LWS_SERVER_OPTION_LIBUV;
+    info.foreign_loops = loops;
+    info.pcontext = &w->ctx; /* lws clears it once destroyed */
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = worker_protocols;
     info.gid = -1;
@@ -817,15 +822,17 @@ int load_run_worker(const struct load_config *cfg, int proc_index, int first_glo
     w->phase = WP_CONNECT;
     lws_sul_schedule(w->ctx, 0, &w->tick, on_tick, 1);
 
-    while (!w->stop) {
-        if (lws_service(w->ctx, 0) < 0)
-            break;
-    }
+    while (!w->stop && w->ctx)
+        uv_run(&loop, UV_RUN_ONCE);
 
     lws_sul_cancel(&w->tick);
     {
         uint64_t t = load_mono_ns();
+        /* lws finishes destroying a context on a foreign loop from the
+         * loop's own callbacks: turn it until it has (at most 5 s). */
         lws_context_destroy(w->ctx);
+        while (w->ctx && load_mono_ns() < t + 5 * NS_PER_S && uv_run(&loop, UV_RUN_NOWAIT))
+            usleep(1000);
         if (cfg->verbose)
             fprintf(stderr, "yjt-load[%d]: lws_context_destroy took %.2fs\n", proc_index,
                     (double)(load_mono_ns() - t) / 1e9);
