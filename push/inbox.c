@@ -28,6 +28,8 @@ static struct inbox_limits limits;
 static inbox_deliver_cb deliver_cb;
 static void *deliver_ud;
 static GArray *observers; /* struct observer */
+static inbox_fanout_cb fanout_cb;
+static void *fanout_ud;
 
 void inbox_init(struct store *st, const struct inbox_limits *l, inbox_deliver_cb cb, void *ud)
 {
@@ -44,6 +46,12 @@ void inbox_shutdown(void)
         g_array_free(observers, TRUE);
     observers = NULL;
     store = NULL;
+}
+
+void inbox_on_fanout(inbox_fanout_cb cb, void *ud)
+{
+    fanout_cb = cb;
+    fanout_ud = ud;
 }
 
 void inbox_observe(inbox_observer_cb cb, void *ud)
@@ -185,8 +193,13 @@ int inbox_push_many_journaled(const char *const *user_ids, int n, const char *jo
         goto out;
     }
     char *item_text = deliver_cb ? jx_dump(item) : NULL;
+    bool fan = item_text && fanout_cb && n >= INBOX_FANOUT_MIN;
+    if (fan)
+        fanout_cb(INBOX_FANOUT_BEGIN, fanout_ud);
     GString *ev = g_string_sized_new(512);
     for (int i = 0; i < n; i++) {
+        if (fan && i % INBOX_FANOUT_STEP == INBOX_FANOUT_STEP - 1)
+            fanout_cb(INBOX_FANOUT_PUMP, fanout_ud);
         if (seqs_out)
             seqs_out[i] = seqs[i];
         log_debug("inbox", "push user=%s seq=%" G_GINT64_FORMAT " kind=%s priority=%s", user_ids[i],
@@ -198,6 +211,8 @@ int inbox_push_many_journaled(const char *const *user_ids, int n, const char *jo
         if (seqs[i] % TRIM_EVERY == 0)
             trim(keys[i], seqs[i]);
     }
+    if (fan)
+        fanout_cb(INBOX_FANOUT_END, fanout_ud);
     g_string_free(ev, TRUE);
     free(item_text);
     for (guint o = 0; o < observers->len; o++) {

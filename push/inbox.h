@@ -46,6 +46,17 @@ typedef bool (*inbox_item_cb)(int64_t seq, json_t *event, void *ud);
 
 void inbox_init(struct store *st, const struct inbox_limits *limits, inbox_deliver_cb cb, void *ud);
 void inbox_shutdown(void);
+/* A push to at least INBOX_FANOUT_MIN users calls the fan-out hook once
+ * it is stored (BEGIN), every INBOX_FANOUT_STEP deliveries (PUMP) and after
+ * the last one (END): the server starts the store's flush at BEGIN and
+ * sends what is durable at each PUMP, so the first deliveries go out while
+ * the last are being queued. */
+#define INBOX_FANOUT_MIN 256
+#define INBOX_FANOUT_STEP 64
+enum inbox_fanout { INBOX_FANOUT_BEGIN, INBOX_FANOUT_PUMP, INBOX_FANOUT_END };
+typedef void (*inbox_fanout_cb)(enum inbox_fanout step, void *ud);
+void inbox_on_fanout(inbox_fanout_cb cb, void *ud);
+
 /* Adds an observer (at most a few: the push gateway, metrics). */
 void inbox_observe(inbox_observer_cb cb, void *ud);
 

@@ -275,6 +275,32 @@ static void on_dirty(void *ud)
         due = g_idle_add_full(G_PRIORITY_DEFAULT, on_due, NULL, NULL);
 }
 
+bool commit_now(void)
+{
+    if (async_store || !fl.thread || !dirty || fl.busy)
+        return false;
+    g_clear_handle_id(&due, g_source_remove);
+    write_and_flush();
+    return true;
+}
+
+void commit_poll(void)
+{
+    if (async_store || !fl.thread)
+        return;
+    g_mutex_lock(&fl.lock);
+    uint64_t done = fl.done;
+    int rc = fl.rc;
+    g_mutex_unlock(&fl.lock);
+    if (done <= durable_gen)
+        return;
+    if (rc != STORE_OK)
+        fatal("log flush");
+    /* The flusher's report (on_flushed_cb) still comes, and finds this
+     * batch done: it records the flush and starts the next one. */
+    advance(done);
+}
+
 void commit_init(void)
 {
     g_mutex_init(&fl.lock);

@@ -44,6 +44,15 @@ bool commit_durable(uint64_t gen);
 /* True if batch gen failed to be written (a store that serves on after a
  * failed commit, Redis): what was queued with it must not go out. */
 bool commit_failed(uint64_t gen);
+/* Writes the open batch now and starts its flush, unless a flush is under
+ * way (then it waits, as always): for a push to many users, whose
+ * deliveries can then go out while the rest are still being queued. Does
+ * nothing on a store that tells of its batches itself (Redis). True if
+ * the batch was written. */
+bool commit_now(void);
+/* Takes the flush the thread has finished, if any, without waiting for
+ * the loop's next turn: what it made durable goes out (advance). */
+void commit_poll(void);
 /* How long the flushes of the log took (for /metrics). */
 const struct hist *commit_flush_hist(void);
 /* Writes the open batch, if any, flushes the log on this thread if

@@ -32,6 +32,7 @@ static uint64_t next_serial = 1;
 static GArray *deferred;      /* serials of the connections that wait for a commit */
 static unsigned char *frames; /* scratch for write_frames() */
 static size_t frames_size;
+static bool fanout; /* between conn_fanout_begin() and conn_fanout_end() */
 
 void conn_registry_init(void)
 {
@@ -129,9 +130,18 @@ void conn_send_text(struct conn *c, const char *text, size_t len, const char *la
     c->out_bytes += len;
     metrics_msg_out(label);
     /* Waiting for the flush, it is written when the flush reports; asking
-     * for a writeable turn now would only cost two poll-set changes. */
-    if (!defer_write(c))
-        lws_callback_on_writable(c->wsi);
+     * for a writeable turn now would only cost two poll-set changes. In a
+     * fan-out, what is durable already waits for the next pump. */
+    if (defer_write(c))
+        return;
+    if (fanout) {
+        if (!c->deferred) {
+            c->deferred = true;
+            g_array_append_val(deferred, c->serial);
+        }
+        return;
+    }
+    lws_callback_on_writable(c->wsi);
 }
 
 /* Gives up on a connection whose socket failed outside its callbacks:
@@ -445,16 +455,40 @@ struct pool_batch {
     GByteArray *bytes;
 };
 
-/* Sends what the batch holds and empties it: what a socket did not take
- * goes to lws, which keeps it and sends it when the socket drains
- * (nothing was written to it in between). */
-static void pool_send(struct pool_batch *b)
+/* The batch the writers may still be sending (a fan-out's), or none. */
+static struct pool_batch flying;
+
+static void pool_batch_init(struct pool_batch *b, guint conns)
+{
+    b->jobs = g_array_sized_new(FALSE, FALSE, sizeof(struct send_job), conns);
+    b->owners = g_array_sized_new(FALSE, FALSE, sizeof(uint64_t), conns);
+    b->bytes = g_byte_array_sized_new(MIN(conns * 512, POOL_BATCH_BYTES));
+}
+
+static void pool_batch_free(struct pool_batch *b)
+{
+    g_byte_array_free(b->bytes, TRUE);
+    g_array_free(b->owners, TRUE);
+    g_array_free(b->jobs, TRUE);
+    memset(b, 0, sizeof(*b));
+}
+
+/* The jobs of a batch, their offsets made pointers. */
+static struct send_job *pool_jobs(struct pool_batch *b)
 {
     struct send_job *js = (struct send_job *)(void *)b->jobs->data;
     for (guint i = 0; i < b->jobs->len; i++)
         js[i].buf = b->bytes->data + (uintptr_t)js[i].buf;
-    sendpool_run(js, b->jobs->len);
     metrics_ws_pool(b->jobs->len);
+    return js;
+}
+
+/* After the writers: what a socket did not take goes to lws, which keeps
+ * it and sends it when the socket drains (nothing was written to it in
+ * between); then the batch is emptied. */
+static void pool_done(struct pool_batch *b)
+{
+    struct send_job *js = (struct send_job *)(void *)b->jobs->data;
     for (guint i = 0; i < b->jobs->len; i++) {
         struct conn *c = conn_find(g_array_index(b->owners, uint64_t, i));
         if (!c)
@@ -475,17 +509,34 @@ static void pool_send(struct pool_batch *b)
     g_byte_array_set_size(b->bytes, 0);
 }
 
+/* Sends what the batch holds, waiting for the writers, and empties it. */
+static void pool_send(struct pool_batch *b)
+{
+    sendpool_run(pool_jobs(b), b->jobs->len);
+    pool_done(b);
+}
+
+/* Waits for the batch in flight, if any, and takes its results. */
+static void pool_land(void)
+{
+    if (!flying.jobs)
+        return;
+    sendpool_finish();
+    pool_done(&flying);
+    pool_batch_free(&flying);
+}
+
 /* A flush that released many plain connections: each one's ready run is
  * framed here and the send pool writes them together, POOL_BATCH_BYTES at
  * most at a time (a copy of what the queues hold). TLS connections are
- * written by lws on the loop, as at any other time. */
-static void wake_parallel(GArray *serials)
+ * written by lws on the loop, as at any other time. In a fan-out the last
+ * batch is left in flight (async) for the writers while the loop goes on
+ * queueing; a connection in it is framed again only after it landed. */
+static void wake_parallel(GArray *serials, bool async)
 {
-    struct pool_batch b = {
-        g_array_sized_new(FALSE, FALSE, sizeof(struct send_job), serials->len),
-        g_array_sized_new(FALSE, FALSE, sizeof(uint64_t), serials->len),
-        g_byte_array_sized_new(MIN(serials->len * 512, POOL_BATCH_BYTES)),
-    };
+    pool_land();
+    struct pool_batch b;
+    pool_batch_init(&b, serials->len);
     for (guint i = 0; i < serials->len; i++) {
         struct conn *c = conn_find(g_array_index(serials, uint64_t, i));
         if (!c || !c->deferred)
@@ -511,11 +562,14 @@ static void wake_parallel(GArray *serials)
         g_array_append_val(b.jobs, j);
         g_array_append_val(b.owners, c->serial);
     }
+    if (async && b.jobs->len) {
+        sendpool_start(pool_jobs(&b), b.jobs->len);
+        flying = b;
+        return;
+    }
     if (b.jobs->len)
         pool_send(&b);
-    g_byte_array_free(b.bytes, TRUE);
-    g_array_free(b.owners, TRUE);
-    g_array_free(b.jobs, TRUE);
+    pool_batch_free(&b);
 }
 
 void conn_wake_deferred(void)
@@ -524,8 +578,8 @@ void conn_wake_deferred(void)
         return;
     GArray *now = deferred; /* taken whole: what is woken starts a new list */
     deferred = g_array_new(FALSE, FALSE, sizeof(uint64_t));
-    if (sendpool_threads() > 1 && now->len >= PARALLEL_MIN) {
-        wake_parallel(now);
+    if (sendpool_threads() > 1 && (fanout || now->len >= PARALLEL_MIN)) {
+        wake_parallel(now, fanout);
         g_array_free(now, TRUE);
         return;
     }
@@ -537,6 +591,36 @@ void conn_wake_deferred(void)
         wake_one(c);
     }
     g_array_free(now, TRUE);
+}
+
+bool conn_fanout_possible(void)
+{
+    return sendpool_threads() > 1;
+}
+
+void conn_fanout_begin(void)
+{
+    fanout = conn_fanout_possible();
+}
+
+void conn_fanout_pump(void)
+{
+    /* While the writers are still at the last batch, the loop queues on. */
+    if (fanout && deferred->len && commit_durable(commit_needed()) &&
+        (!flying.jobs || sendpool_idle()))
+        conn_wake_deferred();
+}
+
+void conn_fanout_end(void)
+{
+    if (!fanout)
+        return;
+    pool_land();
+    fanout = false;
+    /* What was queued since the last pump, if it is durable already;
+     * the rest waits for its flush as usual. */
+    if (deferred->len && commit_durable(commit_needed()))
+        conn_wake_deferred();
 }
 
 int conn_write_pending(struct conn *c)

@@ -109,6 +109,16 @@ int conn_write_pending(struct conn *c);
 /* Called when a store flush reports: the connections whose next message
  * waited for it write now. */
 void conn_wake_deferred(void);
+/* Around the deliveries of one push to many users, queued in one turn:
+ * between begin and end, messages that are durable already wait for the
+ * next pump instead of a writeable turn, and each pump (or the end) sends
+ * what is ready through the send pool, whose writers carry on while the
+ * loop queues the next ones. Without a pool, nothing changes. End before
+ * the turn is over: it waits for the writers. */
+bool conn_fanout_possible(void); /* a send pool is there */
+void conn_fanout_begin(void);
+void conn_fanout_pump(void);
+void conn_fanout_end(void);
 /* A batch failed (commit_failed()): every connection drops the messages
  * queued with it and after it, and is closed 1011 after the rest. */
 void conn_drop_failed(void);

@@ -514,6 +514,7 @@ int main(int argc, char **argv)
     presence_init(presence_api_notify, NULL);
     struct inbox_limits inbox_limits = {server.cfg.inbox_max_age_s, server.cfg.inbox_max_count};
     inbox_init(server.store, &inbox_limits, push_api_deliver, NULL);
+    inbox_on_fanout(push_api_fanout, NULL);
     notice_init(server.store);
     gateway_client_init();
     struct gateway_config gateway_cfg = {

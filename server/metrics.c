@@ -23,6 +23,7 @@
 static GHashTable *conns, *msgs_in, *msgs_out, *logins, *http;
 static uint64_t errors[ERR__COUNT];
 static uint64_t ws_writes, ws_written, ws_pool_writes, ws_pool_batches;
+static uint64_t fanouts_early, fanouts_burst;
 static int64_t started_at;
 
 static GHashTable *counter_table(void)
@@ -86,6 +87,14 @@ void metrics_ws_pool(size_t writes)
 {
     ws_pool_batches++;
     ws_pool_writes += writes;
+}
+
+void metrics_fanout(bool early)
+{
+    if (early)
+        fanouts_early++;
+    else
+        fanouts_burst++;
 }
 
 void metrics_ws_write(int messages)
@@ -204,8 +213,13 @@ char *metrics_render(const struct store *st)
         "# HELP yjt_ws_pool_writes_total Socket writes the send threads made (in"
         " yjt_ws_writes_total too).\n"
         "# TYPE yjt_ws_pool_writes_total counter\n"
-        "yjt_ws_pool_writes_total %" G_GUINT64_FORMAT "\n",
-        ws_writes, ws_written, ws_pool_batches, ws_pool_writes);
+        "yjt_ws_pool_writes_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_push_fanouts_total Pushes to many users: sent while still being queued"
+        " (early) or with the next flush, several at once (burst).\n"
+        "# TYPE yjt_push_fanouts_total counter\n"
+        "yjt_push_fanouts_total{path=\"early\"} %" G_GUINT64_FORMAT "\n"
+        "yjt_push_fanouts_total{path=\"burst\"} %" G_GUINT64_FORMAT "\n",
+        ws_writes, ws_written, ws_pool_batches, ws_pool_writes, fanouts_early, fanouts_burst);
     render_table(out, "yjt_logins_total", "Login attempts by result.", "counter", "result", logins);
     render_table(out, "yjt_http_requests_total", "HTTP requests by status.", "counter", "status",
                  http);

@@ -19,6 +19,9 @@ void metrics_msg_out(const char *type);
 void metrics_ws_write(int messages);
 /* A flush whose writes the send pool made (writes of them). */
 void metrics_ws_pool(size_t writes);
+/* A push to many users, sent early (while being queued) or not (part of
+ * a burst, with the next flush). */
+void metrics_fanout(bool early);
 void metrics_error(enum err_code code);
 /* result is ok, failed, locked or throttled. */
 void metrics_login(const char *result);

@@ -16,7 +16,9 @@
 #include "push/inbox.h"
 #include "push/presence.h"
 #include "server/bus.h"
+#include "server/commit.h"
 #include "server/conn.h"
+#include "server/metrics.h"
 #include "server/rest.h"
 #include "server/server.h"
 #include "server/ws.h"
@@ -113,6 +115,42 @@ void push_api_deliver(const char *user_id, int64_t seq, const char *text, size_t
     g_string_append_printf(b, "%s\n%" G_GINT64_FORMAT "\n%zu\n", user_id, (gint64)seq, len);
     g_string_append_len(b, text, (gssize)len);
     bus_batch_added(&bus_pushes);
+}
+
+/* A fan-out this soon after the last one is part of a burst: its
+ * deliveries wait for the usual flush, which then carries several
+ * fan-outs in each connection's one write (fewer sends under load). */
+#define FANOUT_BURST_US (300 * 1000)
+
+void push_api_fanout(enum inbox_fanout step, void *ud)
+{
+    (void)ud;
+    static gint64 last;
+    static bool early;
+    switch (step) {
+    case INBOX_FANOUT_BEGIN: { /* the push is stored: its flush starts now */
+        gint64 now = g_get_monotonic_time();
+        early = conn_fanout_possible() && (!last || now - last >= FANOUT_BURST_US) && commit_now();
+        last = now;
+        metrics_fanout(early);
+        if (early)
+            conn_fanout_begin();
+        break;
+    }
+    case INBOX_FANOUT_PUMP:
+        if (!early)
+            return;
+        commit_poll();
+        conn_fanout_pump();
+        break;
+    case INBOX_FANOUT_END:
+        if (!early)
+            return;
+        commit_poll();
+        conn_fanout_end();
+        early = false;
+        break;
+    }
 }
 
 /* The line at *p (before end), its length in *n; *p moves past it. NULL

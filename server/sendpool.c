@@ -95,7 +95,7 @@ int sendpool_threads(void)
     return P.n_threads + 1;
 }
 
-void sendpool_run(struct send_job *jobs, size_t n)
+void sendpool_start(struct send_job *jobs, size_t n)
 {
     if (!P.n_threads || n <= CHUNK) {
         for (size_t i = 0; i < n; i++)
@@ -110,12 +110,34 @@ void sendpool_run(struct send_job *jobs, size_t n)
     P.round++;
     g_cond_broadcast(&P.go);
     g_mutex_unlock(&P.mu);
-    take_chunks(jobs, n);
+}
+
+void sendpool_finish(void)
+{
+    if (!P.open) /* nothing handed out (or written at once) */
+        return;
+    take_chunks(P.jobs, P.n);
     g_mutex_lock(&P.mu);
     P.open = false; /* every chunk is taken: late writers stay out */
     while (P.active > 0)
         g_cond_wait(&P.done, &P.mu);
     g_mutex_unlock(&P.mu);
+}
+
+bool sendpool_idle(void)
+{
+    if (!P.open)
+        return true;
+    g_mutex_lock(&P.mu);
+    bool idle = (size_t)g_atomic_int_get(&P.next) >= P.n && P.active == 0;
+    g_mutex_unlock(&P.mu);
+    return idle;
+}
+
+void sendpool_run(struct send_job *jobs, size_t n)
+{
+    sendpool_start(jobs, n);
+    sendpool_finish();
 }
 
 void sendpool_shutdown(void)

@@ -7,6 +7,7 @@
 #ifndef YJT_SENDPOOL_H
 #define YJT_SENDPOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -24,6 +25,17 @@ void sendpool_init(int threads);
 int sendpool_threads(void);
 /* Writes every job once, without blocking, and returns when all are done. */
 void sendpool_run(struct send_job *jobs, size_t n);
+/* The same in two halves, so that the loop can go on with other work
+ * while the writers start on the jobs: sendpool_start() hands them out
+ * (a batch too small to share is written at once), sendpool_finish()
+ * writes what nobody took yet and returns when all are done. The jobs,
+ * their bytes and their sockets are the writers' in between: the loop
+ * must not touch them, and must finish before it starts another batch. */
+void sendpool_start(struct send_job *jobs, size_t n);
+void sendpool_finish(void);
+/* True when no batch is in flight, or the writers have written it all
+ * (sendpool_finish() would not wait). */
+bool sendpool_idle(void);
 /* Stops the writers. */
 void sendpool_shutdown(void);
 

@@ -296,17 +296,47 @@ def test_slow_consumer_is_dropped_and_resumes(server):
     run(body())
 
 
+def server_with_users(server, n_users, **settings):
+    """A server with corp users f0..f(n-1) of e1 and the regulator gov440106."""
+    gov = user("gov440106", "gov", "440106")
+    srv = server(enterprises=ENTERPRISES, users=USERS + [gov], settings=settings, start=False)
+    srv.ctl("user", "add", "--username", "f", "--password", "correct-horse-1", "--role", "corp",
+            "--org", "e1", "--count", n_users, check=True)
+    srv.start()
+    return srv
+
+
+async def many_devices(srv, n_users):
+    """Devices d1..d(n-1) of users f1..f(n-1) logged in, and f0's stalled
+    connection (it reads nothing until asked)."""
+    clients = []
+    for k in range(1, n_users, 50):
+        clients += await asyncio.gather(*(
+            srv.ws_login(f"f{i}", password="correct-horse-1", device_id=f"d{i}")
+            for i in range(k, min(k + 50, n_users))))
+    return clients, StalledWs(srv.port, "f0", "correct-horse-1", "slow")
+
+
+async def all_got_all(clients, slow, bodies):
+    """Every client, and then the stalled one, got one push per body: whole,
+    once and in order."""
+    want = list(enumerate(bodies, 1))
+    for c in clients:
+        await wait_pushes(c, len(bodies), timeout=30)
+        got = [m for m in c.all_messages if isinstance(m, dict) and m.get("type") == "push"]
+        assert [(m["seq"], m["body"]) for m in got] == want
+    frames = await asyncio.to_thread(slow.read_frames, len(bodies))
+    pushes = [m for m in map(json.loads, frames) if m.get("type") == "push"]
+    assert [(m["seq"], m["body"]) for m in pushes] == want
+    slow.close()
+
+
 def test_a_fan_out_to_hundreds_is_written_by_the_send_threads(server):
     """A flush that releases hundreds of connections is written by several
     threads at once: every device still gets every push whole and in
     order, and a device whose socket fills mid-write gets the rest later."""
     n_users, n_notices = 300, 20
-    gov = user("gov440106", "gov", "440106")
-    srv = server(enterprises=ENTERPRISES, users=USERS + [gov], settings={"send_threads": 3},
-                 start=False)
-    srv.ctl("user", "add", "--username", "f", "--password", "correct-horse-1", "--role", "corp",
-            "--org", "e1", "--count", n_users, check=True)
-    srv.start()
+    srv = server_with_users(server, n_users, send_threads=3)
     bodies = [f"n{k}:" + chr(0x4e00 + k) * 1300 for k in range(n_notices)]  # 3.9 KB each
     # About 14 KB a push: one notice's deliveries are more than the send
     # threads take at once (4 MiB), so they are written in several batches.
@@ -314,13 +344,8 @@ def test_a_fan_out_to_hundreds_is_written_by_the_send_threads(server):
                    for i in range(10)]
 
     async def body():
-        clients = []
-        for k in range(1, n_users, 50):
-            clients += await asyncio.gather(*(
-                srv.ws_login(f"f{i}", password="correct-horse-1", device_id=f"d{i}")
-                for i in range(k, min(k + 50, n_users))))
         # f0 reads nothing until every notice is out: its socket fills.
-        slow = StalledWs(srv.port, "f0", "correct-horse-1", "slow")
+        clients, slow = await many_devices(srv, n_users)
         before = srv.metrics()
         token = srv.token("gov440106")
         for b in bodies:
@@ -328,19 +353,51 @@ def test_a_fan_out_to_hundreds_is_written_by_the_send_threads(server):
                          body={"title": "t", "body": b, "attachments": attachments,
                                "audience": {"type": "enterprises", "enterprises": ["e1"]}})
             assert r.status == 201 and r.json["recipients"] == n_users + 2, r
-        for c in clients:
-            await wait_pushes(c, n_notices, timeout=30)
-            got = [m for m in c.all_messages if isinstance(m, dict) and m.get("type") == "push"]
-            assert [m["seq"] for m in got] == list(range(1, n_notices + 1))
-            assert [m["body"] for m in got] == bodies
-        frames = await asyncio.to_thread(slow.read_frames, n_notices)
-        pushes = [m for m in map(json.loads, frames) if m.get("type") == "push"]
-        assert [(m["seq"], m["body"]) for m in pushes] == list(enumerate(bodies, 1))
-        slow.close()
+        await all_got_all(clients, slow, bodies)
         if not srv.peers:  # one node holds all 300 devices
             after = srv.metrics()
             assert metric(after, "yjt_ws_pool_writes_total") - \
                 metric(before, "yjt_ws_pool_writes_total") >= n_users, after
+        for c in clients:
+            await c.close()
+
+    run(body(), timeout=180)
+
+
+def test_a_lone_fan_out_goes_out_while_it_is_queued_and_a_burst_together(server):
+    """A push to hundreds of users that comes alone is flushed at once and
+    sent from the send threads while the loop still queues the rest of it;
+    pushes that come back to back wait for one flush and leave together.
+    Either way every device gets every push, whole, once and in order, and
+    a device that reads nothing meanwhile gets them all later."""
+    n_users, lone, burst = 300, 4, 6
+    srv = server_with_users(server, n_users, send_threads=2)
+    bodies = [f"notice {k} " + chr(0x4e00 + k) * (50 + 40 * k) for k in range(lone + burst)]
+
+    async def body():
+        clients, slow = await many_devices(srv, n_users)
+        before = srv.metrics()
+        token = srv.token("gov440106")
+
+        def publish(b):
+            r = srv.http("POST", "/api/v1/notices", token=token,
+                         body={"title": "t", "body": b,
+                               "audience": {"type": "enterprises", "enterprises": ["e1"]}})
+            assert r.status == 201 and r.json["recipients"] == n_users + 2, r
+
+        for b in bodies[:lone]:
+            await asyncio.sleep(0.5)  # alone: well apart from the one before
+            publish(b)
+        for b in bodies[lone:]:
+            publish(b)
+        await all_got_all(clients, slow, bodies)
+        if not srv.peers:  # SQLite: Redis's batches are told, not flushed
+            after = srv.metrics()
+            early = metric(after, "yjt_push_fanouts_total", path="early") - \
+                metric(before, "yjt_push_fanouts_total", path="early")
+            together = metric(after, "yjt_push_fanouts_total", path="burst") - \
+                metric(before, "yjt_push_fanouts_total", path="burst")
+            assert early >= lone and together >= 1 and early + together == len(bodies), after
         for c in clients:
             await c.close()
 

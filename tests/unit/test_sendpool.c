@@ -1,7 +1,8 @@
 /* The send pool: many sockets written by several threads at once, each
  * job's bytes whole and in order, a full socket reported as such (what it
  * took, and EAGAIN), a closed one as an error; and without threads the
- * same, on the caller's thread. */
+ * same, on the caller's thread. A batch started and finished later is
+ * written by the threads meanwhile. */
 #include "server/sendpool.h"
 
 #include <errno.h>
@@ -126,12 +127,60 @@ static void test_full_and_broken_sockets(void **state)
     close_pairs(p, SOCKS);
 }
 
+/* A batch started and left to the writers: they write all of it while the
+ * caller waits for nothing (sendpool_idle() turns true by itself), and
+ * finishing then costs nothing. Finishing at once instead makes the caller
+ * write what they have not taken. A batch too small to share is written
+ * at its start. */
+static void test_started_batches(void **state)
+{
+    (void)state;
+    static struct pair p[SOCKS];
+    static struct send_job jobs[SOCKS];
+    static const char text[] = "started, not waited for";
+    open_pairs(p, SOCKS);
+    sendpool_init(2);
+    assert_true(sendpool_idle());
+    for (int round = 0; round < 3; round++) {
+        int n = round == 2 ? 5 : SOCKS;
+        for (int i = 0; i < n; i++)
+            jobs[i] = (struct send_job){.fd = p[i].w,
+                                        .buf = (const unsigned char *)text,
+                                        .len = sizeof(text),
+                                        .sent = 0,
+                                        .err = -1};
+        sendpool_start(jobs, (size_t)n);
+        if (round == 0) {
+            gint64 until = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+            while (!sendpool_idle() && g_get_monotonic_time() < until)
+                g_usleep(1000);
+            assert_true(sendpool_idle());
+            for (int i = 0; i < n; i++) /* all written before the finish */
+                assert_int_equal(jobs[i].sent, sizeof(text));
+        } else if (round == 2) {
+            assert_true(sendpool_idle());
+        }
+        sendpool_finish();
+        assert_true(sendpool_idle());
+        for (int i = 0; i < n; i++) {
+            assert_int_equal(jobs[i].err, 0);
+            assert_int_equal(jobs[i].sent, sizeof(text));
+            char got[sizeof(text)];
+            assert_int_equal(read(p[i].r, got, sizeof(got)), (ssize_t)sizeof(text));
+            assert_memory_equal(got, text, sizeof(text));
+        }
+    }
+    sendpool_shutdown();
+    close_pairs(p, SOCKS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pool_of_three),
         cmocka_unit_test(test_no_pool),
         cmocka_unit_test(test_full_and_broken_sockets),
+        cmocka_unit_test(test_started_batches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
