@@ -157,8 +157,9 @@ static void conn_kill(struct conn *c)
 
 void conn_send_now(struct conn *c, const char *text, size_t len, const char *label)
 {
-    /* Telling of a batch not yet durable, the message waits in the queue. */
-    if (c->close_code || c->ping_due || !g_queue_is_empty(&c->outq) ||
+    /* Telling of a batch not yet durable, the message waits in the queue;
+     * in a fan-out it waits for the next pump (the send pool). */
+    if (fanout || c->close_code || c->ping_due || !g_queue_is_empty(&c->outq) ||
         !commit_durable(commit_needed()) || lws_partial_buffered(c->wsi)) {
         conn_send_text(c, text, len, label);
         return;
