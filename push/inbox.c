@@ -4,7 +4,11 @@
  *   inbox.ack/USER/DEV  a device's acknowledged seq (key-value);
  *   inbox.ackmax/USER   the highest seq any device of USER acknowledged.
  * Trimming is amortised: by count every TRIM_EVERY pushes of a user, by age
- * at the same moments and whenever the inbox is read. */
+ * at the same moments and whenever the inbox is read. Users are staggered
+ * (each at its own seq modulo TRIM_EVERY), so that a push to thousands of
+ * users, all at the same seq, does not trim them all at once; and the
+ * trims a fan-out asks for wait in trim_due for inbox_trim_due() (a timer),
+ * off the path of its deliveries. */
 #include "push/inbox.h"
 
 #include "common/clock.h"
@@ -17,6 +21,8 @@
 
 #define TRIM_EVERY 32
 #define AGE_SCAN 256
+/* Trims put off at most; past it a fan-out trims at once. */
+#define TRIM_DUE_MAX 100000
 
 struct observer {
     inbox_observer_cb cb;
@@ -27,7 +33,8 @@ static struct store *store;
 static struct inbox_limits limits;
 static inbox_deliver_cb deliver_cb;
 static void *deliver_ud;
-static GArray *observers; /* struct observer */
+static GArray *observers;    /* struct observer */
+static GHashTable *trim_due; /* inbox key (owned) -> its head then (gint64*, owned) */
 static inbox_fanout_cb fanout_cb;
 static void *fanout_ud;
 
@@ -38,6 +45,7 @@ void inbox_init(struct store *st, const struct inbox_limits *l, inbox_deliver_cb
     deliver_cb = cb;
     deliver_ud = ud;
     observers = g_array_new(FALSE, FALSE, sizeof(struct observer));
+    trim_due = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 }
 
 void inbox_shutdown(void)
@@ -45,6 +53,7 @@ void inbox_shutdown(void)
     if (observers)
         g_array_free(observers, TRUE);
     observers = NULL;
+    g_clear_pointer(&trim_due, g_hash_table_destroy);
     store = NULL;
 }
 
@@ -162,6 +171,31 @@ static void trim(const char *key, int64_t head)
         log_warn("inbox", "trim of %s up to %" G_GINT64_FORMAT " failed", key, upto);
 }
 
+/* A fan-out's trims wait for inbox_trim_due(); a single push's, or any
+ * past TRIM_DUE_MAX waiting, are done now. */
+static void trim_soon(const char *key, int64_t head, bool later)
+{
+    if (!later || g_hash_table_size(trim_due) >= TRIM_DUE_MAX) {
+        trim(key, head);
+        return;
+    }
+    g_hash_table_replace(trim_due, g_strdup(key), g_memdup2(&head, sizeof(head)));
+}
+
+int inbox_trim_due(int max)
+{
+    int done = 0;
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, trim_due);
+    while (done < max && g_hash_table_iter_next(&it, &k, &v)) {
+        trim(k, *(gint64 *)v);
+        g_hash_table_iter_remove(&it);
+        done++;
+    }
+    return done;
+}
+
 int inbox_push_many(const char *const *user_ids, int n, const char *kind, const char *priority,
                     int64_t ttl_s, const char *title, const char *body, json_t *payload,
                     int64_t *seqs_out)
@@ -208,8 +242,8 @@ int inbox_push_many_journaled(const char *const *user_ids, int n, const char *jo
             event_text(ev, user_ids[i], seqs[i], item_text);
             deliver_cb(user_ids[i], seqs[i], ev->str, ev->len, deliver_ud);
         }
-        if (seqs[i] % TRIM_EVERY == 0)
-            trim(keys[i], seqs[i]);
+        if ((seqs[i] + g_str_hash(user_ids[i])) % TRIM_EVERY == 0)
+            trim_soon(keys[i], seqs[i], n > 1);
     }
     if (fan)
         fanout_cb(INBOX_FANOUT_END, fanout_ud);

@@ -46,6 +46,9 @@ typedef bool (*inbox_item_cb)(int64_t seq, json_t *event, void *ud);
 
 void inbox_init(struct store *st, const struct inbox_limits *limits, inbox_deliver_cb cb, void *ud);
 void inbox_shutdown(void);
+/* Does up to max of the trims fan-outs put off (from a timer, a few
+ * hundred at a time); returns how many it did. */
+int inbox_trim_due(int max);
 /* A push to at least INBOX_FANOUT_MIN users calls the fan-out hook once
  * it is stored (BEGIN), every INBOX_FANOUT_STEP deliveries (PUMP) and after
  * the last one (END): the server starts the store's flush at BEGIN and

@@ -71,6 +71,8 @@
  * second, each tick a few milliseconds of writes. */
 #define SETTLE_TICK_MS 50
 #define SETTLE_KEYS_PER_TICK 1000
+/* Inbox trims fan-outs put off, per tick: up to 5,000 a second. */
+#define TRIMS_PER_TICK 250
 
 struct server server;
 
@@ -137,13 +139,17 @@ static gboolean on_sensors_tick(gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
-/* Large fan-outs' inbox rows into their inboxes, a bounded number of
- * inboxes per tick (see store_seq_settle). */
+/* Large fan-outs' inbox rows into their inboxes, and the trims of their
+ * inboxes, a bounded number of inboxes per tick (see store_seq_settle and
+ * inbox_trim_due). */
 static gboolean on_settle_tick(gpointer data)
 {
     (void)data;
-    if (!server.stopping && store_seq_settle(server.store, SETTLE_KEYS_PER_TICK, false) != STORE_OK)
+    if (server.stopping)
+        return G_SOURCE_CONTINUE;
+    if (store_seq_settle(server.store, SETTLE_KEYS_PER_TICK, false) != STORE_OK)
         log_warn("store", "settling fan-out rows failed (they stay pending)");
+    inbox_trim_due(TRIMS_PER_TICK);
     return G_SOURCE_CONTINUE;
 }
 
