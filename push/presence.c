@@ -191,6 +191,13 @@ void *presence_conn_of(const char *user_id, const char *device_id)
     return d ? d->conn : NULL;
 }
 
+int64_t presence_since_of(const char *user_id, const char *device_id)
+{
+    struct user_entry *e = entry_get(user_id, false);
+    struct device *d = e ? g_hash_table_lookup(e->devices, device_id) : NULL;
+    return d ? d->since : -1;
+}
+
 void presence_each_conn(const char *user_id, void (*fn)(void *conn, void *ud), void *ud)
 {
     struct user_entry *e = entry_get(user_id, false);

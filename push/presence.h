@@ -54,6 +54,9 @@ bool presence_online(const char *user_id);
 json_t *presence_devices(const char *user_id);
 /* The live connection of device_id of user_id, or NULL. */
 void *presence_conn_of(const char *user_id, const char *device_id);
+/* When the device's connection here logged in (ms, as given to
+ * presence_add), or -1 if it has none here. */
+int64_t presence_since_of(const char *user_id, const char *device_id);
 /* Calls fn for each live connection of user_id. */
 void presence_each_conn(const char *user_id, void (*fn)(void *conn, void *ud), void *ud);
 

@@ -281,6 +281,17 @@ static void prefetch(const char *const *user_ids, int n)
     g_free(replies);
 }
 
+/* Whether a device's login on node at `since` is newer than its login
+ * here at `here`. The news of an older login elsewhere can arrive after a
+ * newer one here (the bus is slower than a client): it must not close
+ * the newer. Logins are ordered by their wall-clock time (the nodes'
+ * clocks kept in step, as by NTP), ties by node id, so that both nodes
+ * agree on which one stays. */
+static bool newer_there(const char *node, int64_t since, int64_t here)
+{
+    return since > here || (since == here && strcmp(node, bus_node()) > 0);
+}
+
 /* Another node's change: its subscribers here hear of it; a login there
  * of a device held here replaces the connection here; calls ringing here
  * ring a device that came online there, and a party's device that went
@@ -300,7 +311,7 @@ static void on_presence(const char *node, const char *user, const char *data, si
         }
         struct conn *here = presence_conn_of(user, device);
         if (data[0] == '+') {
-            if (here)
+            if (here && newer_there(node, since, presence_since_of(user, device)))
                 conn_close(here, 4409, "replaced by a newer connection of the same device");
             call_device_online(user, device, since);
         } else if (!here) {

@@ -871,6 +871,33 @@ def test_a_request_the_bus_sends_twice_runs_once(server):
     run(body())
 
 
+def test_news_of_an_older_login_elsewhere_does_not_close_the_newer_one(server):
+    """The bus can bring the news of a device's login on another node after
+    the same device logged in again here: the connection here, the newer,
+    stays (both nodes order the two logins alike). News of a newer login
+    there closes it. (The announcements are put on the bus here by hand, as
+    from a third node.)"""
+    n1, n2 = cluster(server, n=2, users=USERS)
+    alice = n1.users["alice"]
+    prefix = n1.settings["redis_prefix"]
+
+    def announce(since_ms):
+        subprocess.run(["redis-cli", "-u", REDIS_URL, "XADD", prefix + "bus", "*", "n", "n-elsewhere",
+                        "t", "presence", "o", "", "u", alice, "d", f"+phone\t{since_ms}"],
+                       capture_output=True, check=True)
+
+    async def body():
+        a = await n2.ws_login("alice", device_id="phone")
+        announce(int(time.time() * 1000) - 5000)  # logged in there 5 s ago
+        await a.ok("ping")
+        await asyncio.sleep(1.0)
+        await a.ok("ping")  # still open
+        announce(int(time.time() * 1000) + 1000)
+        assert await a.wait_closed(5) == 4409
+
+    run(body())
+
+
 def test_a_write_redis_refuses_after_the_fact_is_never_acknowledged(server, tmp_path):
     """A node sends the writes whose outcome it needs later at once and
     reads their replies at the end of the loop turn, before anything that
