@@ -397,7 +397,9 @@ def test_a_lone_fan_out_goes_out_while_it_is_queued_and_a_burst_together(server)
                 metric(before, "yjt_push_fanouts_total", path="early")
             together = metric(after, "yjt_push_fanouts_total", path="burst") - \
                 metric(before, "yjt_push_fanouts_total", path="burst")
-            assert early >= lone and together >= 1 and early + together == len(bodies), after
+            # A lone one goes early unless a flush (of the devices' acks)
+            # is still under way as it comes: at least one of them does.
+            assert early >= 1 and together >= 1 and early + together == len(bodies), after
         for c in clients:
             await c.close()
 
