@@ -6,6 +6,8 @@
  * the epoll descriptor, no longer than libuv's next timer. */
 #include "server/uvsource.h"
 
+#include "common/log.h"
+
 #include <stdbool.h>
 
 struct uv_gsource {
@@ -108,6 +110,13 @@ static void count_handle(uv_handle_t *h, void *arg)
     (*(int *)arg)++;
 }
 
+static void close_left(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
 /* Handles still in the loop, referenced or not. */
 static int handles_left(uv_loop_t *loop)
 {
@@ -127,7 +136,18 @@ void uvsource_stop(uv_loop_t *loop, void *volatile *done_when_null)
     for (int round = 0; round < 60 && done_when_null && *done_when_null && handles_left(loop);
          round++)
         drain_round(loop, 50);
-    uv_loop_close(loop);
+    /* What lws left open by then (a client connection that failed just as
+     * the server stopped) is closed here, so that the loop can close and
+     * free what it holds. */
+    int left = handles_left(loop);
+    if (left) {
+        log_warn("main", "%d event loop handle(s) still open after stopping; closing them", left);
+        uv_walk(loop, close_left, NULL);
+        for (int i = 0; i < 1000 && uv_run(loop, UV_RUN_NOWAIT); i++)
+            ;
+    }
+    if (uv_loop_close(loop) != 0)
+        log_warn("main", "the event loop did not close (%d handle(s) left)", handles_left(loop));
     g_free(loop);
     if (the_source) {
         g_source_destroy(&the_source->base);
