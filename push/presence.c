@@ -184,17 +184,21 @@ json_t *presence_devices(const char *user_id)
     return arr;
 }
 
-void *presence_conn_of(const char *user_id, const char *device_id)
+static struct device *device_get(const char *user_id, const char *device_id)
 {
     struct user_entry *e = entry_get(user_id, false);
-    struct device *d = e ? g_hash_table_lookup(e->devices, device_id) : NULL;
+    return e ? g_hash_table_lookup(e->devices, device_id) : NULL;
+}
+
+void *presence_conn_of(const char *user_id, const char *device_id)
+{
+    struct device *d = device_get(user_id, device_id);
     return d ? d->conn : NULL;
 }
 
 int64_t presence_since_of(const char *user_id, const char *device_id)
 {
-    struct user_entry *e = entry_get(user_id, false);
-    struct device *d = e ? g_hash_table_lookup(e->devices, device_id) : NULL;
+    struct device *d = device_get(user_id, device_id);
     return d ? d->since : -1;
 }
 

@@ -231,16 +231,25 @@ static void advance(uint64_t gen)
     }
 }
 
-static gboolean on_flushed_cb(gpointer data)
+/* The flusher's last report: the batch it made durable (stopping if the
+ * flush failed) and how long that took. */
+static uint64_t flushed(double *took)
 {
-    (void)data;
     g_mutex_lock(&fl.lock);
     uint64_t done = fl.done;
     int rc = fl.rc;
-    double took = fl.took_s;
+    *took = fl.took_s;
     g_mutex_unlock(&fl.lock);
     if (rc != STORE_OK)
         fatal("log flush");
+    return done;
+}
+
+static gboolean on_flushed_cb(gpointer data)
+{
+    (void)data;
+    double took;
+    uint64_t done = flushed(&took);
     hist_observe(&flushes, took);
     fl.busy = false; /* one flush is asked for at a time */
     advance(done);
@@ -288,14 +297,10 @@ void commit_poll(void)
 {
     if (async_store || !fl.thread)
         return;
-    g_mutex_lock(&fl.lock);
-    uint64_t done = fl.done;
-    int rc = fl.rc;
-    g_mutex_unlock(&fl.lock);
+    double took;
+    uint64_t done = flushed(&took);
     if (done <= durable_gen)
         return;
-    if (rc != STORE_OK)
-        fatal("log flush");
     /* The flusher's report (on_flushed_cb) still comes, and finds this
      * batch done: it records the flush and starts the next one. */
     advance(done);

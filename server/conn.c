@@ -26,6 +26,7 @@ struct out_msg {
 };
 
 static bool defer_write(struct conn *c);
+static void mark_deferred(struct conn *c);
 
 static GHashTable *conns; /* serial -> struct conn* */
 static uint64_t next_serial = 1;
@@ -134,14 +135,10 @@ void conn_send_text(struct conn *c, const char *text, size_t len, const char *la
      * fan-out, what is durable already waits for the next pump. */
     if (defer_write(c))
         return;
-    if (fanout) {
-        if (!c->deferred) {
-            c->deferred = true;
-            g_array_append_val(deferred, c->serial);
-        }
-        return;
-    }
-    lws_callback_on_writable(c->wsi);
+    if (fanout)
+        mark_deferred(c);
+    else
+        lws_callback_on_writable(c->wsi);
 }
 
 /* Gives up on a connection whose socket failed outside its callbacks:
@@ -382,11 +379,17 @@ static bool defer_write(struct conn *c)
     struct out_msg *m = g_queue_peek_head(&c->outq);
     if (!m || commit_durable(m->gen))
         return false;
+    mark_deferred(c);
+    return true;
+}
+
+/* Puts the connection on the list conn_wake_deferred() writes, once. */
+static void mark_deferred(struct conn *c)
+{
     if (!c->deferred) {
         c->deferred = true;
         g_array_append_val(deferred, c->serial);
     }
-    return true;
 }
 
 static void drop_failed(struct conn *c, void *ud)
@@ -579,7 +582,7 @@ void conn_wake_deferred(void)
         return;
     GArray *now = deferred; /* taken whole: what is woken starts a new list */
     deferred = g_array_new(FALSE, FALSE, sizeof(uint64_t));
-    if (sendpool_threads() > 1 && (fanout || now->len >= PARALLEL_MIN)) {
+    if (fanout || (conn_fanout_possible() && now->len >= PARALLEL_MIN)) {
         wake_parallel(now, fanout);
         g_array_free(now, TRUE);
         return;
