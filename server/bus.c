@@ -138,6 +138,7 @@ static struct {
     struct handler handlers[MAX_TYPES];
     int n_handlers;
     struct bus_stats stats;
+    uint64_t read_epoch; /* counts the reading connection's ups and downs */
 } B;
 
 static void link_open(struct link *l);
@@ -359,6 +360,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
     }
     l->up = true;
     l->backoff_ms = 0;
+    if (l == &B.rd)
+        B.read_epoch++;
     log_info("bus", "%s connection to Redis up (node %s)", l->name, B.node);
     if (l == &B.wr)
         send_queued(); /* everything queued meanwhile goes, in order */
@@ -372,6 +375,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         log_warn("bus", "%s connection to Redis lost%s%s", l->name, status == REDIS_OK ? "" : ": ",
                  status == REDIS_OK ? "" : ac->errstr);
     l->up = false;
+    if (l == &B.rd)
+        B.read_epoch++;
     if (l == &B.wr) {
         B.inflight = 0; /* what was unanswered goes again */
         g_queue_clear(&B.entries);
@@ -512,6 +517,11 @@ void bus_send_to(const char *node, const char *type, const char *user, const cha
     g_queue_push_tail(&B.out, m);
     if (B.wr.up && B.wr.ac && !B.flush)
         B.flush = g_idle_add_full(G_PRIORITY_HIGH, flush_cb, NULL, NULL);
+}
+
+uint64_t bus_in_step(void)
+{
+    return B.on && B.rd.up ? B.read_epoch : 0;
 }
 
 void bus_get_stats(struct bus_stats *out)

@@ -62,6 +62,12 @@ void bus_batch_added(struct bus_batch *b);
 /* Drops what is gathered and the pending publication (shutdown). */
 void bus_batch_clear(struct bus_batch *b);
 
+/* While the reading connection stays up, every message sent to this node
+ * reaches it, in order: nothing announced on the bus is missed. Returns a
+ * number that stays the same as long as that holds (it changes when the
+ * connection drops or comes back), or 0 when it does not hold now. */
+uint64_t bus_in_step(void);
+
 struct bus_stats {
     uint64_t published, received, dropped, reconnects;
     bool reading, writing; /* both connections up */

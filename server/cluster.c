@@ -25,6 +25,7 @@ static struct redis_script down_lua = {
 struct cached {
     json_t *devices;
     int64_t at_ms;
+    uint64_t epoch; /* bus_in_step() when read */
 };
 
 static struct {
@@ -93,10 +94,22 @@ static gboolean on_beat(gpointer ud)
     redis_cmd_str(&c, "+inf");
     r = run(&c);
     if (r && r->type == REDIS_REPLY_ARRAY) {
-        g_hash_table_remove_all(C.live);
+        GHashTable *live = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         for (size_t i = 0; i < r->elements; i++)
             if (r->element[i]->type == REDIS_REPLY_STRING)
-                g_hash_table_add(C.live, g_strdup(r->element[i]->str));
+                g_hash_table_add(live, g_strdup(r->element[i]->str));
+        /* A node gone silent announces nothing: what is cached of its
+         * devices goes with it. */
+        bool lost = false;
+        GHashTableIter it;
+        gpointer node;
+        g_hash_table_iter_init(&it, C.live);
+        while (!lost && g_hash_table_iter_next(&it, &node, NULL))
+            lost = !g_hash_table_contains(live, node);
+        g_hash_table_destroy(C.live);
+        C.live = live;
+        if (lost)
+            g_hash_table_remove_all(C.cache);
     }
     if (r)
         freeReplyObject(r);
@@ -215,15 +228,29 @@ static json_t *devices_from(const char *user_id, const char *key, redisReply *r,
     struct cached *e = g_new(struct cached, 1);
     e->devices = json_copy(arr);
     e->at_ms = now;
+    e->epoch = bus_in_step();
     g_hash_table_replace(C.cache, g_strdup(user_id), e);
     return arr;
+}
+
+/* A cached read holds while the bus has been read without a break since
+ * it was made (every change of a device is announced there and drops the
+ * entry), up to CLUSTER_CACHE_MAX_MS; else for CLUSTER_CACHE_MS. */
+static struct cached *cached_fresh(const char *user_id, int64_t now)
+{
+    struct cached *hit = g_hash_table_lookup(C.cache, user_id);
+    if (!hit)
+        return NULL;
+    uint64_t epoch = bus_in_step();
+    int64_t ttl = epoch && hit->epoch == epoch ? CLUSTER_CACHE_MAX_MS : CLUSTER_CACHE_MS;
+    return now - hit->at_ms < ttl ? hit : NULL;
 }
 
 static json_t *remote_devices(const char *user_id)
 {
     int64_t now = real_ms();
-    struct cached *hit = g_hash_table_lookup(C.cache, user_id);
-    if (hit && now - hit->at_ms < CLUSTER_CACHE_MS)
+    struct cached *hit = cached_fresh(user_id, now);
+    if (hit)
         return json_copy(hit->devices); /* the caller may add to it */
     char *key = key_of(user_id);
     struct redis_cmd c;
@@ -254,8 +281,7 @@ static void prefetch(const char *const *user_ids, int n)
     for (int i = 0; i < n;) {
         int k = 0;
         for (; i < n && k < cap; i++) {
-            struct cached *hit = g_hash_table_lookup(C.cache, user_ids[i]);
-            if (hit && now - hit->at_ms < CLUSTER_CACHE_MS)
+            if (cached_fresh(user_ids[i], now))
                 continue;
             ids[k] = user_ids[i];
             keys[k] = key_of(user_ids[i]);

@@ -10,15 +10,21 @@
  * so that subscribers on every node hear of them, and a device that logs
  * in on one node closes its older connection held by another.
  *
- * Reads of other nodes' devices are cached for CLUSTER_CACHE_MS per user
- * (a fan-out asks about thousands of users at once); a change announced on
- * the bus drops the entry. Main loop only. */
+ * Reads of other nodes' devices are cached per user (a call or a fan-out
+ * asks about its users at once, and the next one about the same users): a
+ * change announced on the bus drops the entry, and so does a node that
+ * falls silent. While the bus is read without a break, nothing else can
+ * make an entry stale, and it holds for up to CLUSTER_CACHE_MAX_MS (so
+ * that a message lost some other way, say a stream trimmed under a long
+ * outage, is not believed for longer); when the bus reading broke since
+ * the entry was made, for CLUSTER_CACHE_MS. Main loop only. */
 #ifndef YJT_CLUSTER_H
 #define YJT_CLUSTER_H
 
 #include <stdbool.h>
 
 #define CLUSTER_CACHE_MS 1000
+#define CLUSTER_CACHE_MAX_MS 30000
 
 /* Starts presence in Redis for this node (bus_node()), beating every
  * beat_s seconds and taking nodes silent for dead_s as dead; the bus must

@@ -149,6 +149,47 @@ def test_presence_is_cluster_wide(server):
     run(body())
 
 
+def test_presence_elsewhere_is_read_once_while_the_bus_tells_of_changes(server):
+    """What a node read of another node's devices holds while the bus is read
+    without a break, since every change is announced there: a call or a
+    query does not wait for Redis each time. Shown by changing Redis behind
+    the nodes' backs (no announcement): the node keeps what it read, past the
+    second it used to keep it, until the next announcement."""
+    n1, n2 = cluster(server, n=2, users=USERS + GOV)
+    alice = n1.users["alice"]
+    key = n1.settings["redis_prefix"] + "pr:" + alice
+
+    def devices(r):
+        return sorted(d["device_id"] for d in r["users"][0]["devices"])
+
+    async def body():
+        g = await n1.ws_login("gov4401", device_id="g")
+        a = await n2.ws_login("alice", device_id="phone")
+        assert devices(await g.ok("presence.query", users=[alice])) == ["phone"]
+        subprocess.run(["redis-cli", "-u", REDIS_URL, "DEL", key], capture_output=True, check=True)
+        await asyncio.sleep(1.5)
+        assert devices(await g.ok("presence.query", users=[alice])) == ["phone"]
+        # an announced change drops what was kept: read again, Redis now
+        # holds only the new device
+        d = await n2.ws_login("alice", device_id="desk")
+        await wait_until_async(lambda: g.ok("presence.query", users=[alice]),
+                               lambda r: devices(r) == ["desk"])
+        for c in (g, a, d):
+            await c.close()
+
+    run(body())
+
+
+async def wait_until_async(ask, good, timeout=5.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        r = await ask()
+        if good(r):
+            return r
+        assert asyncio.get_running_loop().time() < deadline, r
+        await asyncio.sleep(0.1)
+
+
 OFFER = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
 ANSWER = OFFER.replace("o=- 1 2", "o=- 3 4")
 CALL_USERS = USERS + GOV + [user("boss", "corp", "e1", position="principal")]
