@@ -164,7 +164,12 @@ def test_presence_elsewhere_is_read_once_while_the_bus_tells_of_changes(server):
 
     async def body():
         g = await n1.ws_login("gov4401", device_id="g")
+        await g.ok("presence.subscribe", users=[alice])
         a = await n2.ws_login("alice", device_id="phone")
+        # n1 has heard of the login (the bus) before it reads: an
+        # announcement that came after the read would drop it
+        await g.next_event("presence.changed", 5)
+        await asyncio.sleep(0.3)
         assert devices(await g.ok("presence.query", users=[alice])) == ["phone"]
         subprocess.run(["redis-cli", "-u", REDIS_URL, "DEL", key], capture_output=True, check=True)
         await asyncio.sleep(1.5)
