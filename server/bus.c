@@ -138,7 +138,7 @@ static struct {
     struct handler handlers[MAX_TYPES];
     int n_handlers;
     struct bus_stats stats;
-    uint64_t read_epoch; /* counts the reading connection's ups and downs */
+    uint64_t read_epoch; /* times the reading connection came up */
 } B;
 
 static void link_open(struct link *l);
@@ -375,8 +375,6 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         log_warn("bus", "%s connection to Redis lost%s%s", l->name, status == REDIS_OK ? "" : ": ",
                  status == REDIS_OK ? "" : ac->errstr);
     l->up = false;
-    if (l == &B.rd)
-        B.read_epoch++;
     if (l == &B.wr) {
         B.inflight = 0; /* what was unanswered goes again */
         g_queue_clear(&B.entries);

@@ -64,8 +64,8 @@ void bus_batch_clear(struct bus_batch *b);
 
 /* While the reading connection stays up, every message sent to this node
  * reaches it, in order: nothing announced on the bus is missed. Returns a
- * number that stays the same as long as that holds (it changes when the
- * connection drops or comes back), or 0 when it does not hold now. */
+ * number that stays the same as long as that holds (a new one each time
+ * the connection comes back), or 0 while it is down. */
 uint64_t bus_in_step(void);
 
 struct bus_stats {
