@@ -23,6 +23,12 @@ ENTERPRISES = [("e1", "Tianhe Chemicals", "440106")]
 USERS = [OPS, user("alice", "corp", "e1"), user("bob", "corp", "e1")]
 
 
+def redis_cli(*args):
+    """Runs redis-cli on the tests' Redis; its output."""
+    return subprocess.run(["redis-cli", "-u", REDIS_URL, *args], capture_output=True, text=True,
+                          check=True).stdout
+
+
 def cluster(server, n=3, users=USERS, enterprises=ENTERPRISES, **settings):
     """n nodes sharing one key prefix; the first creates the accounts."""
     shared = {"redis_prefix": f"c{uuid.uuid4().hex[:12]}:", **settings}
@@ -172,7 +178,7 @@ def test_presence_elsewhere_is_read_once_while_the_bus_tells_of_changes(server):
         await g.next_event("presence.changed", 5)
         await asyncio.sleep(0.3)
         assert devices(await g.ok("presence.query", users=[alice])) == ["phone"]
-        subprocess.run(["redis-cli", "-u", REDIS_URL, "DEL", key], capture_output=True, check=True)
+        redis_cli("DEL", key)
         await asyncio.sleep(1.5)
         assert devices(await g.ok("presence.query", users=[alice])) == ["phone"]
         # an announced change drops what was kept: read again, Redis now
@@ -182,15 +188,13 @@ def test_presence_elsewhere_is_read_once_while_the_bus_tells_of_changes(server):
                                lambda r: devices(r) == ["desk"])
         # once the bus reading broke, news may have been missed: what was
         # read is kept for a second only (the nodes read the bus again)
-        subprocess.run(["redis-cli", "-u", REDIS_URL, "DEL", key], capture_output=True, check=True)
-        clients = subprocess.run(["redis-cli", "-u", REDIS_URL, "CLIENT", "LIST"],
-                                 capture_output=True, text=True, check=True).stdout
+        redis_cli("DEL", key)
+        clients = redis_cli("CLIENT", "LIST")
         readers = [f["id"] for f in (dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
                                      for line in clients.splitlines()) if f.get("cmd") == "xread"]
         assert readers, clients
         for rid in readers:
-            subprocess.run(["redis-cli", "-u", REDIS_URL, "CLIENT", "KILL", "ID", rid],
-                           capture_output=True, check=True)
+            redis_cli("CLIENT", "KILL", "ID", rid)
         await asyncio.sleep(1.5)
         assert devices(await g.ok("presence.query", users=[alice])) == []
         for c in (g, a, d):
@@ -906,9 +910,7 @@ def test_a_request_the_bus_sends_twice_runs_once(server):
     prefix = n1.settings["redis_prefix"]
 
     def redis(*args):
-        r = subprocess.run(["redis-cli", "-u", REDIS_URL, "--json", *args], capture_output=True,
-                           text=True, check=True)
-        return json.loads(r.stdout)
+        return json.loads(redis_cli("--json", *args))
 
     async def body():
         gov = await n1.ws_login("gov4401", device_id="g")
@@ -942,9 +944,8 @@ def test_news_of_an_older_login_elsewhere_does_not_close_the_newer_one(server):
     prefix = n1.settings["redis_prefix"]
 
     def announce(since_ms):
-        subprocess.run(["redis-cli", "-u", REDIS_URL, "XADD", prefix + "bus", "*", "n", "n-elsewhere",
-                        "t", "presence", "o", "", "u", alice, "d", f"+phone\t{since_ms}"],
-                       capture_output=True, check=True)
+        redis_cli("XADD", prefix + "bus", "*", "n", "n-elsewhere", "t", "presence", "o", "", "u",
+                  alice, "d", f"+phone\t{since_ms}")
 
     async def body():
         a = await n2.ws_login("alice", device_id="phone")
