@@ -95,6 +95,8 @@ static void send_copy(void *conn, void *ud)
 
 #define OWNERS_MAX 10000
 #define CALLNODE_TTL_MS (24 * 3600 * 1000)
+/* A ringing call's offer is kept its ring time and this much more. */
+#define CALLOFFER_SLACK_MS (60 * 1000)
 
 static GHashTable *owners; /* call id -> node id, learnt from call.dev */
 
@@ -128,9 +130,15 @@ static bool held_elsewhere(const char *call_id)
 static GHashTable *orphans; /* call id -> int64_t* first seen orphaned (ms) */
 static guint sweep_source;
 
+struct sweep {
+    int64_t now;
+    GPtrArray *adopt; /* ids of calls of dead nodes, to take over */
+};
+
 static bool keep_open(const char *call_id, void *ud)
 {
-    int64_t now = *(int64_t *)ud;
+    struct sweep *w = ud;
+    int64_t now = w->now;
     const char *owner = owner_of(call_id);
     if (owner && !cluster_node_alive(owner)) {
         g_hash_table_remove(owners, call_id); /* taken over since? read it afresh */
@@ -141,6 +149,10 @@ static bool keep_open(const char *call_id, void *ud)
         store_doc_get(server.store, "call_takeovers", call_id, &claim) == STORE_OK) {
         json_decref(claim);
         g_hash_table_remove(orphans, call_id);
+        return true;
+    }
+    if (owner) { /* its node is dead: taken over once the walk is done */
+        g_ptr_array_add(w->adopt, g_strdup(call_id));
         return true;
     }
     int64_t *first = g_hash_table_lookup(orphans, call_id);
@@ -155,15 +167,29 @@ static bool keep_open(const char *call_id, void *ud)
     return false;
 }
 
+enum take { TAKEN, TAKEN_ELSEWHERE, GONE, TAKE_FAILED };
+static enum take take_over(const char *call_id, const char *dead, const char **why);
+
+/* The first node alive takes over at once the calls of a node that died
+ * (so that a call still ringing rings on, and its devices hear how it
+ * ends), and ends the calls nobody can say where they were held. */
 static gboolean on_sweep(gpointer ud)
 {
     (void)ud;
     if (!cluster_is_first())
         return G_SOURCE_CONTINUE;
-    int64_t now = clock_now_ms();
+    struct sweep w = {clock_now_ms(), g_ptr_array_new_with_free_func(g_free)};
     int n = 0;
-    if (calls_recover(server.store, now, keep_open, &now, &n) == STORE_OK && n)
+    if (calls_recover(server.store, w.now, keep_open, &w, &n) == STORE_OK && n)
         log_info("call", "%d call(s) of a server that is gone ended as failed", n);
+    for (guint i = 0; i < w.adopt->len; i++) {
+        const char *call_id = g_ptr_array_index(w.adopt, i), *why = NULL;
+        char *dead = g_strdup(owner_of(call_id));
+        if (dead && !cluster_node_alive(dead) && take_over(call_id, dead, &why) == TAKE_FAILED)
+            log_warn("call", "call=%s of node=%s cannot be taken over now", call_id, dead);
+        g_free(dead);
+    }
+    g_ptr_array_free(w.adopt, TRUE);
     return G_SOURCE_CONTINUE;
 }
 
@@ -225,8 +251,6 @@ static gboolean forward_expired(gpointer p)
     return G_SOURCE_REMOVE;
 }
 
-enum take { TAKEN, TAKEN_ELSEWHERE, GONE, TAKE_FAILED };
-
 /* The node holding call_id is dead: claims the call (a record of the
  * store only one node can create) and takes it over. */
 static enum take take_over(const char *call_id, const char *dead, const char **why)
@@ -250,14 +274,18 @@ static enum take take_over(const char *call_id, const char *dead, const char **w
     }
     if (rc != STORE_OK)
         return TAKE_FAILED;
-    rc = call_adopt(call_id, why);
+    char *key = g_strconcat("calloffer:", call_id, NULL), *offer = NULL;
+    store_kv_get(server.store, key, &offer); /* kept while it may ring */
+    g_free(key);
+    rc = call_adopt(call_id, offer, why);
+    g_free(offer);
     if (rc == -2)
         return TAKE_FAILED;
     if (rc != 0) {
         *why = *why ? *why : "the call was held by a server that is gone";
         return GONE;
     }
-    char *key = g_strconcat("callnode:", call_id, NULL);
+    key = g_strconcat("callnode:", call_id, NULL);
     if (store_kv_set(server.store, key, bus_node(), clock_now_ms() + CALLNODE_TTL_MS) != STORE_OK)
         log_warn("call", "call=%s cannot record its new node", call_id);
     g_free(key);
@@ -436,27 +464,43 @@ static void on_call_dev(const char *node, const char *user, const char *data, si
     json_decref(ev);
 }
 
-/* The caller's node owns a new call: the others find it in the store. */
+struct invite_ctx {
+    struct ws_ctx w;
+    const char *offer;
+};
+
+/* The caller's node owns a new call: the others find it in the store,
+ * with the caller's offer while it may ring (to ring on should the node
+ * die: the record does not hold the SDP, which GET /api/v1/calls shows). */
 static void invite_reply(void *ctx, enum err_code err, const char *message, json_t *fields)
 {
+    struct invite_ctx *x = ctx;
     const char *call_id = err == ERR_NONE ? jx_str(fields, "call_id") : NULL;
     if (call_id) {
+        int64_t now = clock_now_ms();
         char *key = g_strconcat("callnode:", call_id, NULL);
-        if (store_kv_set(server.store, key, bus_node(), clock_now_ms() + CALLNODE_TTL_MS) !=
-            STORE_OK)
+        if (store_kv_set(server.store, key, bus_node(), now + CALLNODE_TTL_MS) != STORE_OK)
             log_warn("call", "call=%s cannot record its node", call_id);
         g_free(key);
+        key = g_strconcat("calloffer:", call_id, NULL);
+        if (g_strcmp0(jx_str(fields, "mode"), "p2p") == 0 &&
+            store_kv_set(server.store, key, x->offer,
+                         now + server.cfg.ring_timeout_s * 1000 + CALLOFFER_SLACK_MS) != STORE_OK)
+            log_warn("call", "call=%s cannot keep its offer", call_id);
+        g_free(key);
     }
-    ws_reply(ctx, err, message, fields);
+    ws_reply(&x->w, err, message, fields);
 }
 
 static void dispatch(struct conn *c, json_t *id, json_t *msg, sig_fn fn)
 {
     if (fn != call_invite && forward(c, id, msg))
         return;
-    struct ws_ctx w = {c, id};
+    struct invite_ctx x = {{c, id}, jx_str(msg, "sdp")};
     struct call_actor a = {c->user_id, c->device_id, c->role, c->org};
-    struct call_reply r = {fn == call_invite && bus_enabled() ? invite_reply : ws_reply, &w};
+    struct call_reply r = {ws_reply, &x.w};
+    if (fn == call_invite && bus_enabled())
+        r = (struct call_reply){invite_reply, &x};
     fn(&a, msg, &r);
 }
 

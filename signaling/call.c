@@ -653,10 +653,13 @@ static void decline_user(struct call *c, const struct call_actor *a, const char 
     }
     json_array_append_new(declines, json_pack("{s:s, s:s?}", "user", a->user_id, "reason", reason));
     log_info("call", "call=%s declined by user=%s", c->id, a->user_id);
-    if (!g_hash_table_size(c->targets))
+    if (!g_hash_table_size(c->targets)) {
         call_end(c, "declined", a->user_id);
-    else
-        call_check_unreachable(c);
+        return;
+    }
+    /* it rings on for the others: a server taking it over must know */
+    call_save(c);
+    call_check_unreachable(c);
 }
 
 void call_decline(const struct call_actor *a, json_t *msg, const struct call_reply *r)

@@ -1,45 +1,138 @@
-/* Taking over an answered call whose server is gone (see call.h). */
+/* Taking over a call whose server is gone (see call.h), from its stored
+ * record: an answered peer-to-peer call waits for its parties to resume
+ * here; a peer-to-peer call still ringing rings on from here, for what is
+ * left of its ring time. */
 #include "common/clock.h"
 #include "common/jsonx.h"
 #include "common/log.h"
+#include "push/presence.h"
 #include "records/calls.h"
 #include "signaling/call_internal.h"
 
 #include <string.h>
 
-/* The answered peer-to-peer call a stored record describes, or NULL with
- * *why when the record cannot be taken over. */
-static struct call *from_record(json_t *rec, const char **why)
+/* Why the call a stored record describes cannot go on here, or NULL. */
+static const char *why_not(json_t *rec, const char *offer)
 {
-    const char *id = jx_str(rec, "id"), *state = jx_str(rec, "state");
-    const char *caller = jx_str(rec, "caller"), *caller_dev = jx_str(rec, "caller_device");
-    json_t *by = json_object_get(rec, "answered_by");
-    const char *callee = jx_str(by, "user"), *callee_dev = jx_str(by, "device");
-    if (!id || !state || strcmp(state, "active") != 0) {
-        *why =
-            state && strcmp(state, "ended") == 0 ? "the call is over" : "the call was not answered";
-        return NULL;
+    const char *state = jx_str(rec, "state"), *mode = jx_str(rec, "mode");
+    if (!jx_str(rec, "id") || !state || strcmp(state, "ended") == 0)
+        return "the call is over";
+    if (mode && strcmp(mode, "sfu") == 0)
+        return "its media were on that server";
+    if (!jx_str(rec, "caller") || !jx_str(rec, "caller_device"))
+        return "its record is incomplete";
+    if (strcmp(state, "active") == 0) {
+        json_t *by = json_object_get(rec, "answered_by");
+        return jx_str(by, "user") && jx_str(by, "device") ? NULL : "its record is incomplete";
     }
-    if (jx_str(rec, "mode") && strcmp(jx_str(rec, "mode"), "sfu") == 0) {
-        *why = "its media were on that server";
-        return NULL;
+    if (strcmp(state, "ringing") != 0)
+        return "its record is incomplete";
+    return offer ? NULL : "its offer was not kept";
+}
+
+/* Whether user_id declined the call before its server went. */
+static bool declined(json_t *rec, const char *user_id)
+{
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(rec, "declined_by"), i, d)
+    {
+        if (g_strcmp0(jx_str(d, "user"), user_id) == 0)
+            return true;
     }
-    if (!caller || !caller_dev || !callee || !callee_dev) {
-        *why = "its record is incomplete";
-        return NULL;
+    return false;
+}
+
+/* Rings on: the callees who neither declined nor are busy now. A device
+ * online since before the invite was rung by the server that is gone and
+ * still rings (its server is alive, or it would not be listed): it is
+ * remembered, not rung twice; any other is rung now (if ring_new: not
+ * when the ring time is already over). */
+static void ring_on(struct call *c, json_t *rec, bool ring_new)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(rec, "callees"), i, v)
+    {
+        const char *user = json_string_value(v);
+        if (user && !declined(rec, user) && !call_user_busy(user))
+            g_hash_table_add(c->targets, g_strdup(user));
     }
-    struct call *c =
-        call_alloc(g_strdup(id), CALL_ACTIVE, caller, caller_dev, jx_int(rec, "invite_at", 0));
-    c->callee.user_id = g_strdup(callee);
-    c->callee.device_id = g_strdup(callee_dev);
+    GHashTableIter it;
+    gpointer k;
+    g_hash_table_iter_init(&it, c->targets);
+    while (g_hash_table_iter_next(&it, &k, NULL)) {
+        call_link_user(c, k);
+        json_t *devices = presence_devices(k);
+        json_t *d;
+        json_array_foreach(devices, i, d)
+        {
+            const char *dev = jx_str(d, "device_id");
+            int64_t since = jx_int(d, "since", 0);
+            if (!dev)
+                continue;
+            if ((since && since < c->invite_at) || !ring_new) {
+                struct ringer *g = g_new0(struct ringer, 1);
+                g->user_id = g_strdup(k);
+                g->device_id = g_strdup(dev);
+                g->since_ms = since;
+                g->rang = json_object_get(rec, "ringing_at") != NULL;
+                g_queue_init(&g->early);
+                g_hash_table_insert(c->ringers, call_ringer_key(k, dev), g);
+            } else {
+                call_ring_device(c, k, dev, since);
+            }
+        }
+        json_decref(devices);
+    }
+}
+
+/* The call a stored record describes, held here from now on. */
+static struct call *from_record(json_t *rec, const char *offer)
+{
+    bool ringing = strcmp(jx_str(rec, "state"), "ringing") == 0;
+    struct call *c = call_alloc(g_strdup(jx_str(rec, "id")), ringing ? CALL_RINGING : CALL_ACTIVE,
+                                jx_str(rec, "caller"), jx_str(rec, "caller_device"),
+                                jx_int(rec, "invite_at", 0));
     c->record = json_deep_copy(rec);
     c->saved = true;
-    c->incoming = json_object();
-    c->answer_at = jx_int(rec, "answer_at", 0);
+    if (ringing) {
+        c->offer = g_strdup(offer);
+        call_incoming_build(c);
+    } else {
+        json_t *by = json_object_get(rec, "answered_by");
+        c->callee.user_id = g_strdup(jx_str(by, "user"));
+        c->callee.device_id = g_strdup(jx_str(by, "device"));
+        c->incoming = json_object();
+        c->answer_at = jx_int(rec, "answer_at", 0);
+    }
     return c;
 }
 
-int call_adopt(const char *call_id, const char **why)
+/* Tells the devices of a call that cannot go on that it is over (rec: as
+ * it was, ringing or active). */
+static void tell_failed(json_t *rec)
+{
+    json_t *ev = json_pack("{s:s, s:s, s:s}", "type", "call.ended", "call_id", jx_str(rec, "id"),
+                           "reason", "failed");
+    if (jx_str(rec, "caller") && jx_str(rec, "caller_device"))
+        call_send_event(jx_str(rec, "caller"), jx_str(rec, "caller_device"), json_deep_copy(ev));
+    json_t *by = json_object_get(rec, "answered_by");
+    if (jx_str(by, "user") && jx_str(by, "device"))
+        call_send_event(jx_str(by, "user"), jx_str(by, "device"), json_deep_copy(ev));
+    else if (g_strcmp0(jx_str(rec, "state"), "ringing") == 0) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(rec, "callees"), i, v)
+        {
+            if (json_is_string(v))
+                call_send_event(json_string_value(v), NULL, json_deep_copy(ev));
+        }
+    }
+    json_decref(ev);
+}
+
+int call_adopt(const char *call_id, const char *offer, const char **why)
 {
     if (call_known(call_id))
         return 0;
@@ -49,28 +142,50 @@ int call_adopt(const char *call_id, const char **why)
         *why = rc == STORE_ENOTFOUND ? "no such call" : "store unavailable";
         return rc == STORE_ENOTFOUND ? -1 : -2;
     }
-    struct call *c = from_record(rec, why);
-    if (!c) {
-        /* what cannot go on is over: the record says so (once) */
+    *why = why_not(rec, offer);
+    if (*why) {
+        /* what cannot go on is over: the record says so (once), and the
+         * devices still in it hear it */
         const char *state = jx_str(rec, "state");
         if (state && strcmp(state, "ended") != 0) {
-            calls_end_failed(rec, clock_now_ms());
-            calls_put(call_store, call_id, rec);
+            json_t *ended = json_deep_copy(rec);
+            calls_end_failed(ended, clock_now_ms());
+            calls_put(call_store, call_id, ended);
+            json_decref(ended);
             log_info("call", "call=%s held by a server that is gone: ended (%s)", call_id, *why);
+            tell_failed(rec);
         }
         json_decref(rec);
         return -1;
     }
-    json_decref(rec);
-    /* Both parties are away until they resume here, within the grace
-     * period, as after a drop. */
-    c->caller.grace_timer = call_timer_start(c, call_lim.grace_ms, 0, call_on_grace_over);
-    c->callee.grace_timer = call_timer_start(c, call_lim.grace_ms, 1, call_on_grace_over);
+    struct call *c = from_record(rec, offer);
     g_hash_table_insert(call_table, c->id, c);
     call_link_user(c, c->caller.user_id);
-    call_link_user(c, c->callee.user_id);
-    call_busy_update(c);
-    log_info("call", "call=%s taken over from a server that is gone; waiting %d ms for its parties",
-             c->id, call_lim.grace_ms);
+    /* The caller is away until it resumes here, within the grace period,
+     * as after a drop; so is the callee of an answered call. */
+    c->caller.grace_timer = call_timer_start(c, call_lim.grace_ms, 0, call_on_grace_over);
+    if (c->state == CALL_ACTIVE) {
+        c->callee.grace_timer = call_timer_start(c, call_lim.grace_ms, 1, call_on_grace_over);
+        call_link_user(c, c->callee.user_id);
+        call_busy_update(c);
+        log_info("call", "call=%s taken over, answered; waiting %d ms for its parties", c->id,
+                 call_lim.grace_ms);
+        json_decref(rec);
+        return 0;
+    }
+    int64_t left = c->invite_at + call_lim.ring_timeout_ms - clock_now_ms();
+    call_ring_changed(c, true);
+    ring_on(c, rec, left > 0);
+    json_decref(rec);
+    log_info("call", "call=%s taken over, ringing: %u device(s), %" G_GINT64_FORMAT " ms left",
+             c->id, g_hash_table_size(c->ringers), MAX(left, 0));
+    if (!g_hash_table_size(c->targets))
+        call_end(c, "busy", NULL);
+    else if (left <= 0)
+        call_end(c, "timeout", NULL);
+    else {
+        c->ring_timer = call_timer_start(c, (int)left, 0, call_on_ring_timeout);
+        call_check_unreachable(c);
+    }
     return 0;
 }

@@ -146,6 +146,10 @@ gboolean call_on_grace_over(gpointer ud);
  * to come back before ending the call unreachable. */
 void call_check_unreachable(struct call *c);
 
+/* Builds c->incoming (call.incoming without ice_servers) from c's record
+ * and offer. */
+void call_incoming_build(struct call *c);
+
 /* Rings device_id of user_id: sends call.incoming (with that user's own
  * ICE servers) and remembers the device. */
 void call_ring_device(struct call *c, const char *user_id, const char *device_id,

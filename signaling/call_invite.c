@@ -320,6 +320,19 @@ void call_glare_elsewhere(const char *call_id, const char *caller, const char *c
     g_ptr_array_free(losers, TRUE);
 }
 
+void call_incoming_build(struct call *c)
+{
+    json_t *rec = c->record;
+    c->incoming = json_pack("{s:s, s:s, s:O, s:O, s:s, s:O, s:O}", "type", "call.incoming",
+                            "call_id", c->id, "from", json_object_get(rec, "from"), "to",
+                            json_object_get(rec, "to"), "sdp", c->offer, "media",
+                            json_object_get(rec, "media"), "mode", json_object_get(rec, "mode"));
+    static const char *const optional[] = {"enterprise", "patrol_id"};
+    for (size_t i = 0; i < G_N_ELEMENTS(optional); i++)
+        if (json_object_get(rec, optional[i]))
+            json_object_set(c->incoming, optional[i], json_object_get(rec, optional[i]));
+}
+
 /* Checks the optional invite fields. Returns false (and replies) if bad. */
 static bool invite_fields(json_t *msg, const struct call_reply *r, json_t **media,
                           const char **patrol_id)
@@ -449,15 +462,8 @@ void call_invite(const struct call_actor *a, json_t *msg, const struct call_repl
         json_object_set_new(c->record, "carrier", json_string(t.carrier));
     if (patrol_id)
         json_object_set_new(c->record, "patrol_id", json_string(patrol_id));
-    c->incoming = json_pack("{s:s, s:s, s:O, s:O, s:s, s:O}", "type", "call.incoming", "call_id",
-                            c->id, "from", from, "to", t.to, "sdp", c->offer, "media",
-                            json_object_get(c->record, "media"));
-    json_object_set_new(c->incoming, "mode", json_string(sfu ? "sfu" : "p2p"));
     json_decref(from);
-    if (t.enterprise)
-        json_object_set_new(c->incoming, "enterprise", json_string(t.enterprise));
-    if (patrol_id)
-        json_object_set_new(c->incoming, "patrol_id", json_string(patrol_id));
+    call_incoming_build(c);
 
     /* Durable first: the record exists before anyone hears of the call. */
     if (call_save(c) != STORE_OK) {

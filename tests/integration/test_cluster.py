@@ -16,6 +16,7 @@ import pytest
 from calllib import answered_call, hang_up
 from conftest import REDIS_URL, Closed, free_port, run, user, wait_until
 from pushlib import OPS, GatewayReceiver, push_seqs, resume_all, send_push, wait_pushes
+from test_calls_sfu import device_sdp, fingerprint
 
 pytestmark = pytest.mark.skipif(REDIS_URL is None, reason="needs Redis (YJT_TEST_REDIS)")
 
@@ -526,7 +527,8 @@ def test_caller_node_killed_mid_call(server):
     looks alive a request about the call waits for it (unavailable after
     5 s); once its beat is stale, the first node a party resumes through
     takes the call over from its record, both parties resume there, then
-    renegotiate and talk on. A call that was still ringing is over."""
+    renegotiate and talk on. An SFU call (its media were on that node) is
+    over, and its devices hear so."""
     n1, n2, n3 = cluster(server, users=CALL_USERS + [user("gov2", "gov", "4401")],
                          call_grace_s=30, cluster_beat_s=1, cluster_dead_s=3)
     boss = n1.users["boss"]
@@ -537,7 +539,8 @@ def test_caller_node_killed_mid_call(server):
         b = await n2.ws_login("boss", device_id="boss-phone")
         a = await n3.ws_login("alice", device_id="alice-phone")
         call_id, _ = await answered_call(gov, b, {"user": boss}, OFFER, ANSWER)
-        ringing = (await gov.ok("call.invite", to={"user": alice}, sdp=OFFER))["call_id"]
+        sfu = (await gov.ok("call.invite", to={"user": alice}, mode="sfu",
+                            sdp=device_sdp("actpass", fingerprint())))["call_id"]
         await a.next_event("call.incoming")
         n1.kill9()
         r = await b.request("call.candidate", call_id=call_id,
@@ -559,9 +562,11 @@ def test_caller_node_killed_mid_call(server):
         assert ev["sdp_type"] == "offer", ev
         await b3.ok("call.candidate", call_id=call_id, candidate={"candidate": "after"})
         assert (await g2.next_event("call.candidate"))["candidate"]["candidate"] == "after"
-        # the ringing call could not go on
+        # the SFU call could not go on: its ringing device hears it
+        ev = await a.next_event("call.ended", timeout=10)
+        assert ev["call_id"] == sfu and ev["reason"] == "failed", ev
         for _ in range(2):  # and stays so (the second finds it claimed, and over)
-            r = await a.request("call.accept", call_id=ringing, sdp=ANSWER)
+            r = await a.request("call.accept", call_id=sfu, sdp=ANSWER)
             assert r["ok"] is False and r["error"]["code"] == "not_found", r
         await g2.ok("call.hangup", call_id=call_id)
         assert (await b3.next_event("call.ended"))["reason"] == "hangup"
@@ -570,6 +575,66 @@ def test_caller_node_killed_mid_call(server):
         assert mine and mine[0]["end_reason"] == "hangup" and mine[0]["answered_by"]["user"] == boss
         for c in (gov, b, a, b3, g2):
             await c.close()
+
+    run(body())
+
+
+def test_ringing_call_rings_on_when_its_node_dies(server):
+    """The caller's node is killed with -9 while two calls ring: once it is
+    known dead another node takes both over from their records. The
+    first is answered on one callee device (the other hears it was
+    answered elsewhere, and no device still ringing is rung twice); the
+    caller reconnects to another node and resumes it, answered, with the
+    callee's answer. The second rings out: its callee hears it timed out
+    and finds a missed-call push."""
+    n1, n2, n3 = cluster(server, users=CALL_USERS, call_grace_s=30, cluster_beat_s=1,
+                         cluster_dead_s=2, ring_timeout_s=12)
+    alice, bob = n1.users["alice"], n1.users["bob"]
+
+    async def body():
+        gov = await n1.ws_login("gov4401", device_id="gov-phone")
+        a2 = await n2.ws_login("alice", device_id="alice-phone")
+        a3 = await n3.ws_login("alice", device_id="alice-pad")
+        b = await n3.ws_login("bob", device_id="bob-phone")
+        t0 = time.monotonic()
+        first = (await gov.ok("call.invite", to={"user": alice}, sdp=OFFER))["call_id"]
+        second = (await gov.ok("call.invite", to={"user": bob}, sdp=OFFER))["call_id"]
+        for dev in (a2, a3):
+            assert (await dev.next_event("call.incoming"))["call_id"] == first
+        assert (await b.next_event("call.incoming"))["call_id"] == second
+        await a2.ok("call.ringing", call_id=first)
+        await a2.ok("call.candidate", call_id=first, candidate={"candidate": "early"})
+        n1.kill9()
+        # taken over without anyone asking (a sweep of the first node alive)
+
+        def claimed():
+            key = f"{n2.settings['redis_prefix']}d:call_takeovers"
+            return all(redis_cli("HEXISTS", key, c).strip() == "1" for c in (first, second))
+        await wait_until_async(lambda: asyncio.to_thread(claimed), bool, timeout=10)
+        for dev in (a2, a3, b):
+            await dev.no_event("call.incoming", within=0.5)
+        await a2.ok("call.accept", call_id=first, sdp=ANSWER)
+        assert (await a3.next_event("call.answered_elsewhere"))["call_id"] == first
+        g = await n2.ws_login("gov4401", device_id="gov-phone")
+        r = await g.ok("call.resume", call_id=first)
+        assert r["state"] == "active" and r["role"] == "caller" and r["sdp"] == ANSWER, r
+        await g.ok("call.candidate", call_id=first, candidate={"candidate": "after"})
+        assert (await a2.next_event("call.candidate"))["candidate"]["candidate"] == "after"
+        await g.ok("call.hangup", call_id=first)
+        assert (await a2.next_event("call.ended"))["reason"] == "hangup"
+        # the second rings out in its own time, not the takeover's
+        ev = await b.next_event("call.ended", timeout=15)
+        assert ev["call_id"] == second and ev["reason"] == "timeout", ev
+        # (rung anew at the takeover, it would end 2 s or more later)
+        assert time.monotonic() - t0 < 13.5, "rang its full time again after the takeover"
+        ev = await b.next_event("push")
+        assert ev["kind"] == "call_missed" and ev["payload"]["call_id"] == second, ev
+        for c in (gov, a2, a3, b, g):
+            await c.close()
+        t = n2.token("gov4401")
+        for call_id, reason in ((first, "hangup"), (second, "timeout")):
+            rec = n2.http("GET", f"/api/v1/calls/{call_id}", token=t).json["call"]
+            assert rec["end_reason"] == reason and "sdp" not in json.dumps(rec), rec
 
     run(body())
 
