@@ -65,6 +65,27 @@ static redisReply *run(struct redis_cmd *c)
     return r;
 }
 
+static bool believable(const struct cached *e, int64_t now);
+
+/* Entries that can no longer be believed are dropped at each beat, so the
+ * cache holds at most the users asked about in the last
+ * CLUSTER_CACHE_MAX_MS (a fan-out to a whole province's users, then
+ * nothing, leaves nothing behind for long). */
+static void drop_stale(int64_t now)
+{
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, C.cache);
+    while (g_hash_table_iter_next(&it, NULL, &v))
+        if (!believable(v, now))
+            g_hash_table_iter_remove(&it);
+}
+
+unsigned cluster_cached_users(void)
+{
+    return C.cache ? g_hash_table_size(C.cache) : 0;
+}
+
 /* Beats, and reads which nodes are alive. */
 static gboolean on_beat(gpointer ud)
 {
@@ -113,6 +134,7 @@ static gboolean on_beat(gpointer ud)
     }
     if (r)
         freeReplyObject(r);
+    drop_stale(now);
     return G_SOURCE_CONTINUE;
 }
 
@@ -236,14 +258,17 @@ static json_t *devices_from(const char *user_id, const char *key, redisReply *r,
 /* A cached read holds while the bus has been read without a break since
  * it was made (every change of a device is announced there and drops the
  * entry), up to CLUSTER_CACHE_MAX_MS; else for CLUSTER_CACHE_MS. */
+static bool believable(const struct cached *e, int64_t now)
+{
+    uint64_t epoch = bus_in_step();
+    int64_t ttl = epoch && e->epoch == epoch ? CLUSTER_CACHE_MAX_MS : CLUSTER_CACHE_MS;
+    return now - e->at_ms < ttl;
+}
+
 static struct cached *cached_fresh(const char *user_id, int64_t now)
 {
     struct cached *hit = g_hash_table_lookup(C.cache, user_id);
-    if (!hit)
-        return NULL;
-    uint64_t epoch = bus_in_step();
-    int64_t ttl = epoch && hit->epoch == epoch ? CLUSTER_CACHE_MAX_MS : CLUSTER_CACHE_MS;
-    return now - hit->at_ms < ttl ? hit : NULL;
+    return hit && believable(hit, now) ? hit : NULL;
 }
 
 static json_t *remote_devices(const char *user_id)

@@ -43,5 +43,8 @@ bool cluster_node_live_cached(const char *node);
  * all, such as watching sensors no node is known to take (true without a
  * cluster). */
 bool cluster_is_first(void);
+/* How many users' devices on other nodes are remembered (stale entries
+ * go at each beat). */
+unsigned cluster_cached_users(void);
 
 #endif

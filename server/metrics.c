@@ -1,6 +1,7 @@
 /* Counters and gauges behind /metrics, kept in GLib hash tables keyed by
  * their (bounded) label value. */
 #include "server/bus.h"
+#include "server/cluster.h"
 #include "server/metrics.h"
 
 #include "server/commit.h"
@@ -332,8 +333,13 @@ char *metrics_render(const struct store *st)
             "yjt_bus_dropped_total %" G_GUINT64_FORMAT "\n"
             "# HELP yjt_bus_connects_total Connections to Redis opened by the bus.\n"
             "# TYPE yjt_bus_connects_total counter\n"
-            "yjt_bus_connects_total %" G_GUINT64_FORMAT "\n",
-            bs.reading && bs.writing, bs.published, bs.received, bs.dropped, bs.reconnects);
+            "yjt_bus_connects_total %" G_GUINT64_FORMAT "\n"
+            "# HELP yjt_cluster_presence_cached Users whose devices on other nodes this node "
+            "remembers.\n"
+            "# TYPE yjt_cluster_presence_cached gauge\n"
+            "yjt_cluster_presence_cached %u\n",
+            bs.reading && bs.writing, bs.published, bs.received, bs.dropped, bs.reconnects,
+            cluster_cached_users());
     }
     struct feed_stats fs;
     feed_get_stats(&fs);

@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from calllib import answered_call, hang_up
-from conftest import REDIS_URL, Closed, free_port, run, user, wait_until
+from conftest import REDIS_URL, Closed, free_port, metric, run, user, wait_until
 from pushlib import OPS, GatewayReceiver, push_seqs, resume_all, send_push, wait_pushes
 from test_calls_sfu import device_sdp, fingerprint
 
@@ -162,8 +162,9 @@ def test_presence_elsewhere_is_read_once_while_the_bus_tells_of_changes(server):
     query does not wait for Redis each time. Shown by changing Redis behind
     the nodes' backs (no announcement): the node keeps what it read, past the
     second it used to keep it, until the next announcement; after its bus
-    connection broke, for a second only."""
-    n1, n2 = cluster(server, n=2, users=USERS + GOV)
+    connection broke, for a second only, and it is forgotten at the next
+    beat."""
+    n1, n2 = cluster(server, n=2, users=USERS + GOV, cluster_beat_s=1)
     alice = n1.users["alice"]
     key = n1.settings["redis_prefix"] + "pr:" + alice
 
@@ -180,8 +181,9 @@ def test_presence_elsewhere_is_read_once_while_the_bus_tells_of_changes(server):
         await asyncio.sleep(0.3)
         assert devices(await g.ok("presence.query", users=[alice])) == ["phone"]
         redis_cli("DEL", key)
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.5)  # the beats since keep what is believable
         assert devices(await g.ok("presence.query", users=[alice])) == ["phone"]
+        assert metric(n1.metrics(), "yjt_cluster_presence_cached") >= 1
         # an announced change drops what was kept: read again, Redis now
         # holds only the new device
         d = await n2.ws_login("alice", device_id="desk")
@@ -196,7 +198,10 @@ def test_presence_elsewhere_is_read_once_while_the_bus_tells_of_changes(server):
         assert readers, clients
         for rid in readers:
             redis_cli("CLIENT", "KILL", "ID", rid)
-        await asyncio.sleep(1.5)
+        # and forgotten at the next beat
+        await wait_until_async(
+            lambda: asyncio.to_thread(lambda: metric(n1.metrics(), "yjt_cluster_presence_cached")),
+            lambda n: n == 0)
         assert devices(await g.ok("presence.query", users=[alice])) == []
         for c in (g, a, d):
             await c.close()
