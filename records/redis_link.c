@@ -32,7 +32,28 @@ struct redis_link {
     int64_t progress_ms; /* the last reply read, or the send that began a wait */
     redis_reply_cb on_reply;
     void *reply_ud;
+    GQueue calls; /* struct deferred_call*, oldest first */
 };
+
+/* A deferred command whose caller wants its reply (redis_link_defer_call). */
+struct deferred_call {
+    uint64_t n; /* its number among the deferred commands */
+    redis_call_cb cb;
+    void *ud;
+};
+
+/* Hands reply r (NULL: lost) of deferred command n to its caller, if it
+ * has one. Whether it had. */
+static bool answer_call(struct redis_link *l, uint64_t n, redisReply *r)
+{
+    struct deferred_call *d = g_queue_peek_head(&l->calls);
+    if (!d || d->n != n)
+        return false;
+    g_queue_pop_head(&l->calls);
+    d->cb(r, d->ud);
+    g_free(d);
+    return true;
+}
 
 static int64_t now_ms(void)
 {
@@ -370,6 +391,11 @@ void redis_link_free(struct redis_link *l)
         read_pending(l);
     if (l->c)
         redisFree(l->c);
+    struct deferred_call *d;
+    while ((d = g_queue_pop_head(&l->calls))) { /* lost with the connection */
+        d->cb(NULL, d->ud);
+        g_free(d);
+    }
     redis_url_clear(&l->url);
     g_free(l);
 }
@@ -573,8 +599,9 @@ static void drop_ctx(struct redis_link *l, const char *what)
     l->c = NULL;
     while (l->done_n < l->sent_n) {
         l->done_n++;
+        bool call = answer_call(l, l->done_n, NULL);
         if (l->on_reply)
-            l->on_reply(l->done_n, false, l->reply_ud);
+            l->on_reply(l->done_n, call, l->reply_ud);
     }
 }
 
@@ -585,6 +612,14 @@ static bool take_reply(struct redis_link *l, redisReply *r)
     l->pending--;
     l->done_n++;
     l->progress_ms = now_ms();
+    if (answer_call(l, l->done_n, r)) {
+        /* not a write: its error fails no batch */
+        bool demoted = r->type == REDIS_REPLY_ERROR && g_str_has_prefix(r->str, "READONLY");
+        freeReplyObject(r);
+        if (l->on_reply)
+            l->on_reply(l->done_n, true, l->reply_ud);
+        return demoted;
+    }
     bool ok = r->type != REDIS_REPLY_ERROR;
     if (!ok) {
         l->deferred_failed++;
@@ -678,6 +713,21 @@ static int ready(struct redis_link *l)
         return -1;
     if (l->pending > 0 && (read_pending(l) != 0 || redis_link_connect(l) != 0))
         return -1;
+    return 0;
+}
+
+int redis_link_defer_call(struct redis_link *l, const struct redis_cmd *cmd, redis_call_cb cb,
+                          void *ud)
+{
+    bool sent = l->deferred_sent;
+    if (redis_link_defer(l, cmd) != 0)
+        return -1;
+    l->deferred_sent = sent; /* not a write: no replicas to wait for */
+    struct deferred_call *d = g_new(struct deferred_call, 1);
+    d->n = l->sent_n;
+    d->cb = cb;
+    d->ud = ud;
+    g_queue_push_tail(&l->calls, d);
     return 0;
 }
 

@@ -126,6 +126,16 @@ int redis_link_pipeline(struct redis_link *l, const struct redis_cmd *cmds, int 
  * call (replies come in order) or by redis_link_drain(). -1 (nothing
  * sent) if the server cannot be reached now. */
 int redis_link_defer(struct redis_link *l, const struct redis_cmd *c);
+/* A deferred command that is not a write (a script that counts, say):
+ * sent now like redis_link_defer()'s, and cb gets its reply (borrowed;
+ * an error reply is a reply) or NULL when it is lost with the connection.
+ * cb runs inside whichever call of the link reads the reply (a later
+ * command's, redis_link_poll(), redis_link_free()): it must not use the
+ * link. Its error does not count as a failed write. 0, or -1 (nothing
+ * sent, cb never called) if the server cannot be reached now. */
+typedef void (*redis_call_cb)(redisReply *reply, void *ud);
+int redis_link_defer_call(struct redis_link *l, const struct redis_cmd *c, redis_call_cb cb,
+                          void *ud);
 /* Reads every deferred reply and, with ?wait=N, waits for the replicas:
  * 0 if every write deferred since the last drain was applied, -1 if any
  * failed or was lost with the connection (it may have been applied). */

@@ -261,6 +261,19 @@ int store_rate_add(struct store *st, const char *key, int64_t window_ms, int64_t
     TIMED(st, st->ops->rate_add(st, key, window_ms, now_ms, n, limit, count_out));
 }
 
+bool store_rate_async(const struct store *st)
+{
+    return st->ops->rate_add_async != NULL;
+}
+
+int store_rate_add_async(struct store *st, const char *key, int64_t window_ms, int64_t now_ms,
+                         int64_t n, int64_t limit, store_rate_cb cb, void *ud)
+{
+    if (window_ms < 1 || n < 0 || now_ms < 0 || !st->ops->rate_add_async)
+        return STORE_EINVAL;
+    return st->ops->rate_add_async(st, key, window_ms, now_ms, n, limit, cb, ud);
+}
+
 int store_ts_log_append(struct store *st, int64_t seen, const struct store_ts_point *pts, int n,
                         int64_t *id_out)
 {

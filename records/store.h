@@ -69,6 +69,9 @@ typedef bool (*store_ts_latest_cb)(const struct store_ts_point *p, int64_t log_u
 typedef bool (*store_deadline_cb)(const char *id, int64_t due_ms, json_t *payload, void *ud);
 typedef void (*store_batch_cb)(uint64_t tag, bool ok, void *ud);
 
+/* The answer to store_rate_add_async(): a store code. */
+typedef void (*store_rate_cb)(int rc, void *ud);
+
 struct store_ops {
     void (*close)(struct store *st);
     int (*flush)(struct store *st);
@@ -121,6 +124,10 @@ struct store_ops {
     /* NULL: rate windows are kept in this process (store_rate.c). */
     int (*rate_add)(struct store *st, const char *key, int64_t window_ms, int64_t now_ms, int64_t n,
                     int64_t limit, double *count_out);
+    /* NULL: store_rate_add_async() is not offered (the caller counts
+     * with store_rate_add, which does not wait on such a store). */
+    int (*rate_add_async)(struct store *st, const char *key, int64_t window_ms, int64_t now_ms,
+                          int64_t n, int64_t limit, store_rate_cb cb, void *ud);
     int (*ts_log_append)(struct store *st, int64_t seen, const struct store_ts_point *pts, int n,
                          int64_t *id_out);
     int (*ts_log_each)(struct store *st, int64_t after_id, store_ts_log_cb cb, void *ud);
@@ -285,6 +292,18 @@ int store_counter_incr(struct store *st, const char *name, int64_t by, int64_t *
  * loosens for at most one window). */
 int store_rate_add(struct store *st, const char *key, int64_t window_ms, int64_t now_ms, int64_t n,
                    int64_t limit, double *count_out);
+/* store_rate_add() without waiting for the answer, on a store where it
+ * would wait for a server (Redis): the count is sent now and cb gets the
+ * code later (STORE_OK, STORE_ECONFLICT, or STORE_EIO when the answer was
+ * lost), exactly once, from inside whichever later call of the store
+ * reads it (or store_async_poll()): cb must not call the store, only note
+ * the answer. Returns STORE_OK when sent; STORE_EINVAL when this store
+ * does not offer it (store_rate_add() then answers at once), STORE_EIO
+ * when it cannot send now; cb is then never called. */
+int store_rate_add_async(struct store *st, const char *key, int64_t window_ms, int64_t now_ms,
+                         int64_t n, int64_t limit, store_rate_cb cb, void *ud);
+/* Whether this store offers store_rate_add_async(). */
+bool store_rate_async(const struct store *st);
 
 /* Time series. The log is the durable landing place of every accepted
  * batch: ts_log_append stores the n points as one row (all or nothing)

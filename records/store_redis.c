@@ -946,6 +946,18 @@ static int rd_counter_incr(struct store *st, const char *name, int64_t by, int64
     return STORE_OK;
 }
 
+/* The rate script's answer {added, count}: STORE_OK, STORE_ECONFLICT
+ * (not added), or STORE_EIO. */
+static int rate_verdict(const redisReply *rep, double *count_out)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[1]->type != REDIS_REPLY_STRING)
+        return STORE_EIO;
+    if (count_out)
+        *count_out = g_ascii_strtod(rep->element[1]->str, NULL);
+    return rd_reply_int(rep->element[0]) == 1 ? STORE_OK : STORE_ECONFLICT;
+}
+
 /* Rate windows are shared by every node; they are not worth waiting for
  * replicas (a failover loosens a limit for a window at most). */
 static int rd_rate_add(struct store *st, const char *key, int64_t window_ms, int64_t now_ms,
@@ -963,14 +975,46 @@ static int rd_rate_add(struct store *st, const char *key, int64_t window_ms, int
     redis_cmd_clear(&c);
     if (!rep)
         return STORE_EIO;
-    int rc = STORE_EIO;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-        rep->element[1]->type == REDIS_REPLY_STRING) {
-        rc = rd_reply_int(rep->element[0]) == 1 ? STORE_OK : STORE_ECONFLICT;
-        if (count_out)
-            *count_out = g_ascii_strtod(rep->element[1]->str, NULL);
-    }
+    int rc = rate_verdict(rep, count_out);
     freeReplyObject(rep);
+    return rc;
+}
+
+struct rate_call {
+    store_rate_cb cb;
+    void *ud;
+};
+
+static void rate_answered(redisReply *rep, void *ud)
+{
+    struct rate_call *x = ud;
+    x->cb(rep ? rate_verdict(rep, NULL) : STORE_EIO, x->ud);
+    g_free(x);
+}
+
+/* The script by its body (EVAL: the server caches it by its SHA-1), so
+ * that a server that lost its scripts needs no second try. */
+static int rd_rate_add_async(struct store *st, const char *key, int64_t window_ms, int64_t now_ms,
+                             int64_t n, int64_t limit, store_rate_cb cb, void *ud)
+{
+    struct redis_store *r = R(st);
+    struct redis_cmd args, c;
+    rd_args_start(r, &args);
+    redis_cmd_str(&args, key);
+    redis_cmd_i64(&args, window_ms);
+    redis_cmd_i64(&args, now_ms);
+    redis_cmd_i64(&args, n);
+    redis_cmd_i64(&args, limit < 0 ? -1 : limit);
+    redis_cmd_init(&c);
+    redis_cmd_script(&c, "EVAL", rate_add_lua.body, &args);
+    struct rate_call *x = g_new(struct rate_call, 1);
+    x->cb = cb;
+    x->ud = ud;
+    int rc = redis_link_defer_call(r->link, &c, rate_answered, x) == 0 ? STORE_OK : STORE_EIO;
+    if (rc != STORE_OK)
+        g_free(x);
+    redis_cmd_clear(&c);
+    redis_cmd_clear(&args);
     return rc;
 }
 
@@ -1037,6 +1081,7 @@ static const struct store_ops redis_ops = {
     .async_fd = rd_async_fd,
     .async_poll = rd_async_poll,
     .rate_add = rd_rate_add,
+    .rate_add_async = rd_rate_add_async,
     .ts_log_append = rd_ts_log_append,
     .ts_log_each = rd_ts_log_each,
     .ts_log_trim = rd_ts_log_trim,

@@ -267,6 +267,14 @@ static void on_told(uint64_t tag, bool ok, void *ud)
     g_array_append_val(told, v);
 }
 
+static GArray *counts; /* the codes store_rate_add_async answered */
+
+static void on_count(int rc, void *ud)
+{
+    (void)ud;
+    g_array_append_val(counts, rc);
+}
+
 /* Waits (up to 5 s) until n batches were told, reading as the server's
  * loop would: when the store's socket is readable. */
 static void wait_told(struct store *st, guint n)
@@ -347,6 +355,8 @@ static void test_redis_async_batches(void **state)
     redis_admin(&c);
     gint64 t0 = g_get_monotonic_time();
     put(st, "ents", "e3", "{\"division\":\"440106\"}", 0);
+    counts = g_array_new(FALSE, FALSE, sizeof(int));
+    assert_int_equal(store_rate_add_async(st, "inv", 60000, 120000, 1, 5, on_count, NULL), 0);
     assert_int_equal(store_write_batch_async(st, 7), STORE_PENDING);
     while (told->len < 5 && g_get_monotonic_time() - t0 < 5 * G_USEC_PER_SEC) {
         g_usleep(50 * 1000);
@@ -354,6 +364,9 @@ static void test_redis_async_batches(void **state)
     }
     assert_int_equal(told->len, 5);
     assert_int_equal(g_array_index(told, int64_t, 4), -7);
+    assert_int_equal(counts->len, 1); /* lost with the connection */
+    assert_int_equal(g_array_index(counts, int, 0), STORE_EIO);
+    g_array_free(counts, TRUE);
     assert_true(g_get_monotonic_time() - t0 >= 1900 * 1000);
     assert_int_equal(store_async_fd(st), -1);
     g_usleep(1000 * 1000); /* the pause is over */
@@ -365,6 +378,63 @@ static void test_redis_async_batches(void **state)
     g_array_free(told, TRUE);
 }
 
+/* Counts sent without waiting: answered in order, by the socket or by a
+ * later call, with the codes store_rate_add gives; a count Redis refuses
+ * (its window's key made a hash by another client) is answered STORE_EIO
+ * and fails no batch; a count is part of the link's order, so a batch
+ * ended after it is told after it is answered. SQLite does not offer it. */
+static void test_rate_async(void **state)
+{
+    struct store *st = *state;
+    if (!redis_url) {
+        assert_false(store_rate_async(st));
+        assert_int_equal(store_rate_add_async(st, "k", 60000, 120000, 1, 2, on_count, NULL),
+                         STORE_EINVAL);
+        return;
+    }
+    assert_true(store_rate_async(st));
+    told = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    counts = g_array_new(FALSE, FALSE, sizeof(int));
+    store_set_batching(st, true, on_dirty, NULL);
+    store_on_batch_done(st, on_told, NULL);
+    struct redis_cmd c;
+    redis_cmd_init(&c);
+    redis_cmd_str(&c, "HSET");
+    redis_cmd_cat(&c, prefix, "rate:60000:spoilt:2");
+    redis_cmd_str(&c, "f");
+    redis_cmd_str(&c, "v");
+    redis_admin(&c);
+
+    put(st, "ents", "e1", "{\"division\":\"440106\"}", 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(store_rate_add_async(st, "inv", 60000, 120000, 1, 2, on_count, NULL), 0);
+    assert_int_equal(store_rate_add_async(st, "spoilt", 60000, 120000, 1, 2, on_count, NULL), 0);
+    assert_int_equal(store_write_batch_async(st, 1), STORE_PENDING);
+    assert_int_equal(counts->len, 0); /* nothing waited for */
+    wait_told(st, 1);
+    assert_int_equal(g_array_index(told, int64_t, 0), 1);
+    assert_int_equal(counts->len, 4);
+    assert_int_equal(g_array_index(counts, int, 0), STORE_OK);
+    assert_int_equal(g_array_index(counts, int, 1), STORE_OK);
+    assert_int_equal(g_array_index(counts, int, 2), STORE_ECONFLICT);
+    assert_int_equal(g_array_index(counts, int, 3), STORE_EIO);
+    double n = 0;
+    assert_int_equal(store_rate_add(st, "inv", 60000, 120000, 0, 2, &n), 0);
+    assert_true(n == 2.0);
+
+    /* answered from inside a later call that waits */
+    assert_int_equal(store_rate_add_async(st, "other", 60000, 120000, 1, -1, on_count, NULL), 0);
+    json_t *got = NULL;
+    assert_int_equal(store_doc_get(st, "ents", "e1", &got), 0);
+    json_decref(got);
+    assert_int_equal(counts->len, 5);
+    assert_int_equal(g_array_index(counts, int, 4), STORE_OK);
+    assert_int_equal(store_async_fd(st), -1);
+    store_on_batch_done(st, NULL, NULL);
+    g_array_free(told, TRUE);
+    g_array_free(counts, TRUE);
+}
+
 int main(void)
 {
     redis_url = getenv("YJT_TEST_REDIS");
@@ -372,8 +442,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batching, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_whole_at_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_async, setup, teardown),
     };
     const struct CMUnitTest redis_only[] = {
+        cmocka_unit_test_setup_teardown(test_rate_async, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_batching, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_async_batches, setup, teardown),
     };
