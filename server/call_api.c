@@ -16,6 +16,7 @@
 #include "server/call_busy.h"
 #include "server/call_glare.h"
 #include "server/cluster.h"
+#include "server/commit.h"
 #include "server/conn.h"
 #include "server/server.h"
 #include "server/ws.h"
@@ -492,8 +493,96 @@ static void invite_reply(void *ctx, enum err_code err, const char *message, json
     ws_reply(&x->w, err, message, fields);
 }
 
+/* ---------- invites counted without waiting ----------
+ *
+ * On Redis, counting an invite (invites_per_min) would wait for Redis on
+ * the loop: the invite is checked, its count sent, and once the answer
+ * is in (read by whichever store call comes next, or when the store's
+ * socket is readable) it goes on at the loop's next turn, checked again
+ * (see call_invite_counted). */
+
+struct counting {
+    uint64_t serial; /* the inviting connection */
+    json_t *id, *msg;
+    int rc; /* the count's answer */
+};
+
+static GHashTable *counting; /* n -> struct counting*, sent and not gone on */
+static GQueue counted;       /* n of those answered, in order */
+static guint counted_source;
+static uint64_t counting_seq;
+
+static void counting_free(gpointer p)
+{
+    struct counting *x = p;
+    json_decref(x->id);
+    json_decref(x->msg);
+    g_free(x);
+}
+
+static void invite_go_on(struct conn *c, json_t *id, json_t *msg, int rc);
+
+static gboolean on_counted_turn(gpointer ud)
+{
+    (void)ud;
+    counted_source = 0;
+    gpointer n;
+    while ((n = g_queue_pop_head(&counted))) {
+        struct counting *x = g_hash_table_lookup(counting, n);
+        struct conn *c = x ? conn_find(x->serial) : NULL;
+        if (c) /* else the device went away meanwhile: nobody to answer */
+            invite_go_on(c, x->id, x->msg, x->rc);
+        g_hash_table_remove(counting, n);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+/* From inside a store call: only notes the answer. */
+static void on_counted(int rc, void *ud)
+{
+    struct counting *x = counting ? g_hash_table_lookup(counting, ud) : NULL;
+    if (!x)
+        return;
+    x->rc = rc;
+    g_queue_push_tail(&counted, ud);
+    if (!counted_source)
+        counted_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_counted_turn, NULL, NULL);
+}
+
+/* Counts an invite without waiting, on a store that offers it. False if
+ * it does not (the invite then runs as usual). */
+static bool invite_count_later(struct conn *c, json_t *id, json_t *msg)
+{
+    if (!counting)
+        return false;
+    struct ws_ctx w = {c, id};
+    struct call_actor a = {c->user_id, c->device_id, c->role, c->org};
+    struct call_reply r = {ws_reply, &w};
+    if (!call_invite_check(&a, msg, &r))
+        return true; /* answered */
+    gpointer n = GSIZE_TO_POINTER(++counting_seq);
+    struct counting *x = g_new0(struct counting, 1);
+    x->serial = c->serial;
+    x->id = json_incref(id);
+    x->msg = json_incref(msg);
+    g_hash_table_insert(counting, n, x);
+    char *key = call_invite_rate_key(c->user_id);
+    int rc = store_rate_add_async(server.store, key, CALL_INVITE_RATE_WINDOW_MS, clock_now_ms(), 1,
+                                  call_invite_rate_limit(), on_counted, n);
+    g_free(key);
+    if (rc == STORE_OK) {
+        commit_watch_store();
+        return true;
+    }
+    g_hash_table_remove(counting, n);
+    invite_go_on(c, id, msg, rc); /* cannot count now: refused as unavailable */
+    return true;
+}
+
 static void dispatch(struct conn *c, json_t *id, json_t *msg, sig_fn fn)
 {
+    if (fn == call_invite && invite_count_later(c, id, msg))
+        return;
     if (fn != call_invite && forward(c, id, msg))
         return;
     struct invite_ctx x = {{c, id}, jx_str(msg, "sdp")};
@@ -502,6 +591,16 @@ static void dispatch(struct conn *c, json_t *id, json_t *msg, sig_fn fn)
     if (fn == call_invite && bus_enabled())
         r = (struct call_reply){invite_reply, &x};
     fn(&a, msg, &r);
+}
+
+static void invite_go_on(struct conn *c, json_t *id, json_t *msg, int rc)
+{
+    struct invite_ctx x = {{c, id}, jx_str(msg, "sdp")};
+    struct call_actor a = {c->user_id, c->device_id, c->role, c->org};
+    struct call_reply r = {ws_reply, &x.w};
+    if (bus_enabled())
+        r = (struct call_reply){invite_reply, &x};
+    call_invite_counted(&a, msg, &r, rc);
 }
 
 #define HANDLER(name, fn)                                                                          \
@@ -631,6 +730,8 @@ void call_api_init(void)
         hooks.held_elsewhere = held_elsewhere;
     }
     call_init(server.store, &lim, &hooks);
+    if (store_rate_async(server.store))
+        counting = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, counting_free);
     call_busy_ask();
     if (bus_enabled()) {
         pending = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, forwarded_free);
@@ -652,6 +753,9 @@ void call_api_shutdown(void)
     if (sweep_source)
         g_source_remove(sweep_source);
     sweep_source = 0;
+    g_clear_handle_id(&counted_source, g_source_remove);
+    g_queue_clear(&counted);
+    g_clear_pointer(&counting, g_hash_table_destroy);
     if (orphans)
         g_hash_table_destroy(orphans);
     orphans = NULL;

@@ -177,6 +177,11 @@ static gboolean on_async_tick(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
+void commit_watch_store(void)
+{
+    watch_store();
+}
+
 /* Watches the socket the store awaits answers on, if any. */
 static void watch_store(void)
 {

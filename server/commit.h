@@ -53,6 +53,9 @@ bool commit_now(void);
 /* Takes the flush the thread has finished, if any, without waiting for
  * the loop's next turn: what it made durable goes out (advance). */
 void commit_poll(void);
+/* Something other than a batch awaits the store's answer (a count sent
+ * with store_rate_add_async): watch the store's socket until it is in. */
+void commit_watch_store(void);
 /* How long the flushes of the log took (for /metrics). */
 const struct hist *commit_flush_hist(void);
 /* Writes the open batch, if any, flushes the log on this thread if

@@ -122,6 +122,20 @@ void call_shutdown(void);
 
 /* The request handlers, one per message type (msg is the whole request). */
 void call_invite(const struct call_actor *a, json_t *msg, const struct call_reply *r);
+/* call.invite in two steps, for a server whose store would make the
+ * invite count wait (Redis): call_invite_check() answers an invite that
+ * cannot go on and returns false, or returns true having answered
+ * nothing; the server then counts it with store_rate_add_async() under
+ * call_invite_rate_key() (g_free) over CALL_INVITE_RATE_WINDOW_MS with
+ * call_invite_rate_limit(), and gives the store's answer to
+ * call_invite_counted(), which checks the invite again (things may have
+ * changed meanwhile) and goes on as call_invite() does after its count. */
+#define CALL_INVITE_RATE_WINDOW_MS 60000
+bool call_invite_check(const struct call_actor *a, json_t *msg, const struct call_reply *r);
+char *call_invite_rate_key(const char *user_id);
+int64_t call_invite_rate_limit(void);
+void call_invite_counted(const struct call_actor *a, json_t *msg, const struct call_reply *r,
+                         int rate_rc);
 void call_ringing(const struct call_actor *a, json_t *msg, const struct call_reply *r);
 void call_accept(const struct call_actor *a, json_t *msg, const struct call_reply *r);
 void call_decline(const struct call_actor *a, json_t *msg, const struct call_reply *r);

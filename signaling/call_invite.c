@@ -45,17 +45,38 @@ static unsigned user_call_count(const char *user_id)
     return n;
 }
 
+char *call_invite_rate_key(const char *user_id)
+{
+    return g_strconcat("call.invite:", user_id, NULL);
+}
+
+int64_t call_invite_rate_limit(void)
+{
+    return call_lim.invites_per_min;
+}
+
 /* Counts one invite of user_id unless it has made invites_per_min in the
  * last minute (a sliding estimate, kept in the store so that invites
- * through every node count). ERR_NONE, ERR_RATE_LIMITED or, when the
- * store cannot tell, ERR_UNAVAILABLE. */
-static enum err_code invite_allowed(const char *user_id)
+ * through every node count): a store code. */
+static int invite_count(const char *user_id)
 {
-    char *key = g_strconcat("call.invite:", user_id, NULL);
-    int rc =
-        store_rate_add(call_store, key, 60000, clock_now_ms(), 1, call_lim.invites_per_min, NULL);
+    char *key = call_invite_rate_key(user_id);
+    int rc = store_rate_add(call_store, key, CALL_INVITE_RATE_WINDOW_MS, clock_now_ms(), 1,
+                            call_lim.invites_per_min, NULL);
     g_free(key);
-    return rc == STORE_OK ? ERR_NONE : rc == STORE_ECONFLICT ? ERR_RATE_LIMITED : ERR_UNAVAILABLE;
+    return rc;
+}
+
+/* Whether the count (a store code) lets the invite go on; else answers. */
+static bool rate_allows(const struct call_reply *r, int rc)
+{
+    if (rc == STORE_OK)
+        return true;
+    if (rc == STORE_ECONFLICT)
+        call_reply_err(r, ERR_RATE_LIMITED, "too many invites: wait a little (invites_per_min)");
+    else
+        call_reply_err(r, ERR_UNAVAILABLE, "cannot count invites now");
+    return false;
 }
 
 static void ring_user(struct call *c, const char *user_id)
@@ -356,45 +377,89 @@ static bool invite_fields(json_t *msg, const struct call_reply *r, json_t **medi
     return true;
 }
 
-void call_invite(const struct call_actor *a, json_t *msg, const struct call_reply *r)
+/* An invite between its checks and its start. */
+struct invite {
+    const char *sdp;
+    int sfu;
+    json_t *media;
+    const char *patrol_id;
+    struct target t;
+};
+
+static void invite_clear(struct invite *x)
 {
-    json_t *media = NULL;
-    const char *patrol_id = NULL;
-    struct target t = {0};
-    const char *sdp = call_sdp_of(msg, r);
-    int sfu = sdp ? call_sfu_mode(msg, r) : -1;
-    if (!sdp || sfu < 0 || !invite_fields(msg, r, &media, &patrol_id))
-        return;
-    if (!resolve_target(a, json_object_get(msg, "to"), &t)) {
-        if (t.err == ERR_FORBIDDEN) {
+    json_decref(x->media);
+    target_clear(&x->t);
+}
+
+/* Everything that may refuse an invite before it is counted. True, or
+ * false having answered. */
+static bool invite_prepare(const struct call_actor *a, json_t *msg, const struct call_reply *r,
+                           struct invite *x)
+{
+    x->sdp = call_sdp_of(msg, r);
+    x->sfu = x->sdp ? call_sfu_mode(msg, r) : -1;
+    if (!x->sdp || x->sfu < 0 || !invite_fields(msg, r, &x->media, &x->patrol_id))
+        return false;
+    if (!resolve_target(a, json_object_get(msg, "to"), &x->t)) {
+        if (x->t.err == ERR_FORBIDDEN) {
             json_t *to = json_object_get(msg, "to");
             const char *who = jx_str(to, "user") ? jx_str(to, "user") : jx_str(to, "enterprise");
             audit_log(call_store, a->user_id, "call.invite", who, "forbidden", NULL);
-            log_info("call", "user=%s invite refused: %s", a->user_id, t.why);
+            log_info("call", "user=%s invite refused: %s", a->user_id, x->t.why);
         }
-        call_reply_err(r, t.err, t.why);
-        goto out;
+        call_reply_err(r, x->t.err, x->t.why);
+        return false;
     }
-    if (patrol_id) {
+    if (x->patrol_id) {
         const char *why = NULL;
-        enum err_code e = patrol_check_call(patrol_id, a->user_id, t.enterprise, &why);
+        enum err_code e = patrol_check_call(x->patrol_id, a->user_id, x->t.enterprise, &why);
         if (e != ERR_NONE) {
             call_reply_err(r, e, why);
-            goto out;
+            return false;
         }
     }
     if (user_call_count(a->user_id) >= (unsigned)call_lim.calls_per_user) {
         call_reply_err(r, ERR_BUSY, "you are in as many calls as calls_per_user allows");
-        goto out;
+        return false;
     }
-    enum err_code limited = invite_allowed(a->user_id);
-    if (limited != ERR_NONE) {
-        call_reply_err(r, limited,
-                       limited == ERR_RATE_LIMITED
-                           ? "too many invites: wait a little (invites_per_min)"
-                           : "cannot count invites now");
-        goto out;
-    }
+    return true;
+}
+
+bool call_invite_check(const struct call_actor *a, json_t *msg, const struct call_reply *r)
+{
+    struct invite x = {0};
+    bool ok = invite_prepare(a, msg, r, &x);
+    invite_clear(&x);
+    return ok;
+}
+
+static void invite_start(const struct call_actor *a, const struct call_reply *r, struct invite *x);
+
+void call_invite(const struct call_actor *a, json_t *msg, const struct call_reply *r)
+{
+    struct invite x = {0};
+    if (invite_prepare(a, msg, r, &x) && rate_allows(r, invite_count(a->user_id)))
+        invite_start(a, r, &x);
+    invite_clear(&x);
+}
+
+void call_invite_counted(const struct call_actor *a, json_t *msg, const struct call_reply *r,
+                         int rate_rc)
+{
+    struct invite x = {0};
+    if (invite_prepare(a, msg, r, &x) && rate_allows(r, rate_rc))
+        invite_start(a, r, &x);
+    invite_clear(&x);
+}
+
+/* The invite, checked and counted: glare, then the call's first record
+ * and ring. */
+static void invite_start(const struct call_actor *a, const struct call_reply *r, struct invite *x)
+{
+    struct target t = x->t; /* borrowed: x keeps it */
+    const char *sdp = x->sdp, *patrol_id = x->patrol_id;
+    int sfu = x->sfu;
     struct call *other = glare_with(a, &t);
     bool glare_here = other != NULL; /* other may be freed below */
     if (other) {
@@ -402,7 +467,7 @@ void call_invite(const struct call_actor *a, json_t *msg, const struct call_repl
          * whoever arrived first, so every node decides alike. */
         if (strcmp(other->caller.user_id, a->user_id) < 0) {
             glare_refuse(r, a->user_id, other->id, "");
-            goto out;
+            return;
         }
         char *winner = g_strdup_printf("a new invite by user=%s", a->user_id);
         glare_end(other, winner);
@@ -415,7 +480,7 @@ void call_invite(const struct call_actor *a, json_t *msg, const struct call_repl
         const char *there = call_ringing_elsewhere(acct->id, a->user_id);
         if (there && strcmp(acct->id, a->user_id) < 0) {
             glare_refuse(r, a->user_id, there, " elsewhere");
-            goto out;
+            return;
         }
     }
 
@@ -430,7 +495,7 @@ void call_invite(const struct call_actor *a, json_t *msg, const struct call_repl
             log_info("call", "user=%s sfu invite refused: %s", a->user_id, why);
             call_reply_err(r, ERR_BAD_REQUEST, why);
             call_free(c);
-            goto out;
+            return;
         }
     }
 
@@ -452,9 +517,9 @@ void call_invite(const struct call_actor *a, json_t *msg, const struct call_repl
     bizdate_of(now, date);
     c->record = json_pack("{s:s, s:s, s:s, s:o, s:O, s:o, s:o, s:s, s:O, s:I, s:s}", "id", c->id,
                           "caller", a->user_id, "caller_device", a->device_id, "callees", callees,
-                          "to", t.to, "parties", parties, "media", media, "division", t.division,
+                          "to", t.to, "parties", parties, "media", x->media, "division", t.division,
                           "from", from, "invite_at", (json_int_t)now, "date", date);
-    media = NULL;
+    x->media = NULL;
     json_object_set_new(c->record, "mode", json_string(sfu ? "sfu" : "p2p"));
     if (t.enterprise)
         json_object_set_new(c->record, "enterprise", json_string(t.enterprise));
@@ -469,7 +534,7 @@ void call_invite(const struct call_actor *a, json_t *msg, const struct call_repl
     if (call_save(c) != STORE_OK) {
         call_reply_err(r, ERR_UNAVAILABLE, "cannot record the call now");
         call_free(c);
-        goto out;
+        return;
     }
     g_hash_table_insert(call_table, c->id, c);
     call_link_user(c, a->user_id);
@@ -500,10 +565,7 @@ void call_invite(const struct call_actor *a, json_t *msg, const struct call_repl
     }
     if (outcome) {
         call_end(c, outcome, NULL);
-        goto out;
+        return;
     }
     c->ring_timer = call_timer_start(c, call_lim.ring_timeout_ms, 0, call_on_ring_timeout);
-out:
-    json_decref(media);
-    target_clear(&t);
 }
