@@ -644,6 +644,32 @@ def test_ringing_call_rings_on_when_its_node_dies(server):
     run(body())
 
 
+def test_ringing_call_whose_ring_time_passed_with_its_node_ends_timeout(server):
+    """The caller's node dies and its ringing call's ring time is over by
+    the time another node takes it over: the call ends `timeout` at once,
+    the callee's device hears it and finds a missed-call push."""
+    n1, n2 = cluster(server, n=2, users=CALL_USERS, cluster_beat_s=1, cluster_dead_s=2,
+                     ring_timeout_s=1)
+    bob = n1.users["bob"]
+
+    async def body():
+        gov = await n1.ws_login("gov4401", device_id="gov-phone")
+        b = await n2.ws_login("bob", device_id="bob-phone")
+        call_id = (await gov.ok("call.invite", to={"user": bob}, sdp=OFFER))["call_id"]
+        assert (await b.next_event("call.incoming"))["call_id"] == call_id
+        n1.kill9()
+        ev = await b.next_event("call.ended", timeout=15)
+        assert ev["call_id"] == call_id and ev["reason"] == "timeout", ev
+        ev = await b.next_event("push")
+        assert ev["kind"] == "call_missed" and ev["payload"]["call_id"] == call_id, ev
+        await b.no_event("call.incoming", within=0.5)  # not rung again
+        await b.close()
+        rec = n2.http("GET", f"/api/v1/calls/{call_id}", token=n2.token("gov4401")).json["call"]
+        assert rec["end_reason"] == "timeout", rec
+
+    run(body())
+
+
 def alarm_cluster(server, n=2, **settings):
     import test_alarms as ta
     return ta, cluster(server, n=n, users=ta.USERS, enterprises=ta.ENTERPRISES, **settings)
