@@ -35,6 +35,26 @@ struct redis_link {
     GQueue calls; /* struct deferred_call*, oldest first */
 };
 
+/* Round trips the main loop waited for (see redis_link_loop_waits). */
+static uint64_t loop_waits, loop_wait_us;
+
+/* Counts a wait that began at t0 (g_get_monotonic_time) if it held the
+ * thread that runs the main loop. */
+static void count_wait(gint64 t0)
+{
+    if (!g_main_context_is_owner(g_main_context_default()))
+        return;
+    __atomic_fetch_add(&loop_waits, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&loop_wait_us, (uint64_t)(g_get_monotonic_time() - t0), __ATOMIC_RELAXED);
+}
+
+uint64_t redis_link_loop_waits(double *seconds)
+{
+    if (seconds)
+        *seconds = (double)__atomic_load_n(&loop_wait_us, __ATOMIC_RELAXED) / 1e6;
+    return __atomic_load_n(&loop_waits, __ATOMIC_RELAXED);
+}
+
 /* A deferred command whose caller wants its reply (redis_link_defer_call). */
 struct deferred_call {
     uint64_t n; /* its number among the deferred commands */
@@ -755,11 +775,22 @@ int redis_link_defer(struct redis_link *l, const struct redis_cmd *cmd)
     return 0;
 }
 
+static int pipeline(struct redis_link *l, const struct redis_cmd *cmds, int n,
+                    redisReply **replies);
+
 int redis_link_pipeline(struct redis_link *l, const struct redis_cmd *cmds, int n,
                         redisReply **replies)
 {
     for (int i = 0; i < n; i++)
         replies[i] = NULL;
+    gint64 t0 = g_get_monotonic_time();
+    int rc = pipeline(l, cmds, n, replies);
+    count_wait(t0);
+    return rc;
+}
+
+static int pipeline(struct redis_link *l, const struct redis_cmd *cmds, int n, redisReply **replies)
+{
     if (ready(l) != 0)
         return -1;
     for (int i = 0; i < n; i++)
@@ -780,8 +811,11 @@ int redis_link_pipeline(struct redis_link *l, const struct redis_cmd *cmds, int 
 
 int redis_link_drain(struct redis_link *l)
 {
-    if (l->pending > 0)
+    if (l->pending > 0) {
+        gint64 t0 = g_get_monotonic_time();
         read_pending(l);
+        count_wait(t0);
+    }
     if (l->deferred_sent && l->deferred_failed == 0 && redis_link_wait(l) != 0)
         l->deferred_failed++;
     l->deferred_sent = false;
@@ -790,7 +824,17 @@ int redis_link_drain(struct redis_link *l)
     return failed ? -1 : 0;
 }
 
+static redisReply *run(struct redis_link *l, const struct redis_cmd *cmd);
+
 redisReply *redis_link_run(struct redis_link *l, const struct redis_cmd *cmd)
+{
+    gint64 t0 = g_get_monotonic_time();
+    redisReply *r = run(l, cmd);
+    count_wait(t0);
+    return r;
+}
+
+static redisReply *run(struct redis_link *l, const struct redis_cmd *cmd)
 {
     if (ready(l) != 0)
         return NULL;

@@ -156,6 +156,11 @@ int redis_link_fd(const struct redis_link *l);
  * none came for the link's timeout, drops the connection (the writes
  * still awaited are then lost, as told to the callback). */
 void redis_link_poll(struct redis_link *l);
+/* How many times, in this process, the thread that runs GLib's default
+ * main loop waited for Redis (a command, a pipeline, or the replies of
+ * deferred writes read at a commit), and for how long in all (*seconds,
+ * may be NULL). */
+uint64_t redis_link_loop_waits(double *seconds);
 /* Why the last command failed (a static description or the server's). */
 const char *redis_link_error(const struct redis_link *l);
 

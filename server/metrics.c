@@ -1,12 +1,13 @@
 /* Counters and gauges behind /metrics, kept in GLib hash tables keyed by
  * their (bounded) label value. */
 #include "server/bus.h"
-#include "server/cluster.h"
 #include "server/metrics.h"
 
+#include "server/cluster.h"
 #include "server/commit.h"
 #include "server/loopstat.h"
 #include "records/alarm.h"
+#include "records/redis_link.h"
 #include "signaling/call.h"
 #include "media/room.h"
 
@@ -341,6 +342,18 @@ char *metrics_render(const struct store *st)
             bs.reading && bs.writing, bs.published, bs.received, bs.dropped, bs.reconnects,
             cluster_cached_users());
     }
+    double waited = 0;
+    uint64_t waits = redis_link_loop_waits(&waited);
+    g_string_append_printf(out,
+                           "# HELP yjt_redis_loop_waits_total Times the event loop waited for a "
+                           "reply of Redis (0 on SQLite).\n"
+                           "# TYPE yjt_redis_loop_waits_total counter\n"
+                           "yjt_redis_loop_waits_total %" G_GUINT64_FORMAT "\n"
+                           "# HELP yjt_redis_loop_wait_seconds_total How long those waits took "
+                           "in all.\n"
+                           "# TYPE yjt_redis_loop_wait_seconds_total counter\n"
+                           "yjt_redis_loop_wait_seconds_total %.6f\n",
+                           waits, waited);
     struct feed_stats fs;
     feed_get_stats(&fs);
     g_string_append_printf(

@@ -27,8 +27,9 @@
 # connect to the first and the callees to the second, so every call is held
 # by the first node and the callee's accept crosses the bus.  --config
 # repeated runs each configuration in turn, like --yjtd.  For these runs the
-# report adds the CPU of every node and of Redis, and Redis's commands (and
-# script calls) per set-up, counted from the moment every pair is logged in
+# report adds the CPU of every node and of Redis, Redis's commands (and
+# script calls) per set-up, how often each node's loop waited for Redis per
+# set-up, counted from the moment every pair is logged in
 # to the end of the run (so each set-up's hang-up is in it too).
 #
 # The default is the target of the call signalling work: 500 set-ups/s with
@@ -263,8 +264,10 @@ cpu_ticks() { # pid
     sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
 }
 
-# Writes "cpu LABEL TICKS" for every node (and Redis) and Redis's
-# commandstats lines to file: what a run's report compares.
+# Writes "cpu LABEL TICKS" for every node (and Redis), Redis's
+# commandstats lines and "waits LABEL N" (the times each node's event
+# loop waited for Redis, from /metrics) to file: what a run's report
+# compares.
 sample_cluster() { # file
     local k out
     out="cpu node0 $(cpu_ticks "$server_pid")"
@@ -274,6 +277,12 @@ sample_cluster() { # file
     if [ -n "$redis_pid" ]; then
         out+=$'\n'"cpu redis $(cpu_ticks "$redis_pid")"
         out+=$'\n'$(redis_cli INFO commandstats | tr -d '\r' | grep '^cmdstat_')
+    fi
+    if command -v curl >/dev/null; then
+        for k in $(seq 0 ${#node_pids[@]}); do
+            out+=$'\n'"waits node$k $(curl -s --max-time 5 "http://127.0.0.1:$((port + k))/metrics" |
+                awk '$1 == "yjt_redis_loop_waits_total" { print $2 }')"
+        done
     fi
     printf '%s\n' "$out" >"$1"
 }
@@ -307,6 +316,7 @@ cluster_delta() { # before after setups
     awk -v n="$3" -v hz="$(getconf CLK_TCK)" '
         function add(sign, line,   name, calls) {
             if (line ~ /^cpu /) { split(line, f, " "); cpu[f[2]] += sign * f[3]; return }
+            if (line ~ /^waits /) { split(line, f, " "); waits[f[2]] += sign * f[3]; return }
             name = line; sub(/^cmdstat_/, "", name); sub(/:.*/, "", name)
             calls = line; sub(/^[^:]*:calls=/, "", calls); sub(/,.*/, "", calls)
             cmd[name] += sign * calls
@@ -320,6 +330,9 @@ cluster_delta() { # before after setups
             for (p in cpu) { printf "%s\"%s\":%.3f", sep, p, cpu[p] * 1000 / hz / n; sep = "," }
             total = 0
             for (c in cmd) total += cmd[c]
+            printf "},\"redis_loop_waits_per_setup\":{"
+            sep = ""
+            for (p in waits) { printf "%s\"%s\":%.3f", sep, p, waits[p] / n; sep = "," }
             printf "},\"redis_commands_per_setup\":%.2f", total / n
             printf ",\"redis_scripts_per_setup\":%.3f", (cmd["evalsha"] + cmd["eval"]) / n
             printf ",\"redis_by_command_per_setup\":{"

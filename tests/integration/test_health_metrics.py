@@ -88,6 +88,12 @@ def test_metrics_count_logins_messages_errors_and_connections(server):
     # Logins write (sessions, audit): each reply waited for a flush.
     if not REDIS_URL:  # Redis stores each write as it comes: nothing to flush
         assert delta("yjt_store_flush_seconds_count") > 0, "writes must be flushed"
+    # A login reads the store: on Redis the loop waits for it, on SQLite never.
+    if REDIS_URL:
+        assert delta("yjt_redis_loop_waits_total") > 0
+        assert delta("yjt_redis_loop_wait_seconds_total") > 0
+    else:
+        assert metric(after, "yjt_redis_loop_waits_total") == 0
     # Every reply above came out of some turn of the main loop.
     assert delta("yjt_loop_turn_seconds_count") > 0
     inf = metric(after, "yjt_loop_turn_seconds_bucket", le="+Inf")
