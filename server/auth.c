@@ -14,6 +14,7 @@
 #include "records/account_cache.h"
 #include "records/audit.h"
 #include "records/password.h"
+#include "server/bus.h"
 #include "server/metrics.h"
 #include "server/server.h"
 
@@ -260,17 +261,74 @@ void auth_login(const char *username, const char *password, const char *device_i
     g_thread_pool_push(pool, j, NULL);
 }
 
+/* ---------- tokens known not to be revoked (several nodes) ----------
+ *
+ * Every request with a token asks the store whether it was revoked: a
+ * round trip to Redis on the loop. Each revocation is announced on the bus
+ * ("auth.revoked"), so a token found not revoked is believed so while the
+ * bus has been read without a break since (bus_in_step), for at most
+ * CLEAN_MAX_MS, and forgotten when its revocation is heard. A revocation
+ * then reaches the other nodes' checks as fast as the bus, not the
+ * store. */
+#define CLEAN_MAX 100000
+#define CLEAN_MAX_MS 30000
+
+struct clean {
+    uint64_t epoch; /* bus_in_step() when read */
+    int64_t at_ms;
+};
+
+static GHashTable *clean; /* jti -> struct clean*; NULL on a single node */
+
+static bool known_clean(const char *jti, int64_t now)
+{
+    struct clean *e = clean ? g_hash_table_lookup(clean, jti) : NULL;
+    uint64_t epoch = bus_in_step();
+    return e && epoch && e->epoch == epoch && now - e->at_ms < CLEAN_MAX_MS;
+}
+
+static void remember_clean(const char *jti, int64_t now)
+{
+    if (!clean || !bus_in_step())
+        return;
+    if (g_hash_table_size(clean) >= CLEAN_MAX)
+        g_hash_table_remove_all(clean); /* read again, once each */
+    struct clean *e = g_new(struct clean, 1);
+    e->epoch = bus_in_step();
+    e->at_ms = now;
+    g_hash_table_replace(clean, g_strdup(jti), e);
+}
+
+static void on_bus_revoked(const char *node, const char *user, const char *data, size_t len,
+                           void *ud)
+{
+    (void)node;
+    (void)user;
+    (void)ud;
+    if (!clean)
+        return;
+    char *jti = g_strndup(data, len);
+    g_hash_table_remove(clean, jti);
+    g_free(jti);
+}
+
 enum token_state auth_check_token(const char *token, struct account **acct,
                                   struct token_claims *claims)
 {
-    int v = token_verify(server.token_key, token, clock_now_ms(), claims);
+    int64_t now = clock_now_ms();
+    int v = token_verify(server.token_key, token, now, claims);
     if (v == -2)
         return TOKEN_EXPIRED;
     if (v < 0)
         return TOKEN_INVALID;
-    char *key = g_strdup_printf("revoked:%s", claims->jti);
-    int rc = store_kv_get(server.store, key, NULL);
-    g_free(key);
+    int rc = STORE_ENOTFOUND;
+    if (!known_clean(claims->jti, now)) {
+        char *key = g_strdup_printf("revoked:%s", claims->jti);
+        rc = store_kv_get(server.store, key, NULL);
+        g_free(key);
+        if (rc == STORE_ENOTFOUND)
+            remember_clean(claims->jti, now);
+    }
     enum token_state st = TOKEN_OK;
     struct account *a = NULL;
     if (rc == STORE_OK)
@@ -297,6 +355,10 @@ int auth_revoke(const struct token_claims *claims)
     char *key = g_strdup_printf("revoked:%s", claims->jti);
     int rc = store_kv_set(server.store, key, claims->user_id, claims->exp);
     g_free(key);
+    if (clean) { /* after the store has it: a node that hears it reads it there */
+        g_hash_table_remove(clean, claims->jti);
+        bus_publish("auth.revoked", claims->user_id, claims->jti, strlen(claims->jti));
+    }
     return rc;
 }
 
@@ -323,6 +385,10 @@ int auth_init(void)
     dummy_hash = password_hash(pw, server.cfg.hash_iterations);
     g_free(pw);
     stopping = false;
+    if (bus_enabled()) {
+        clean = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        bus_on("auth.revoked", on_bus_revoked, NULL);
+    }
     return dummy_hash ? 0 : -1;
 }
 
@@ -336,4 +402,5 @@ void auth_shutdown(void)
     while (g_main_context_pending(NULL))
         g_main_context_iteration(NULL, FALSE);
     g_clear_pointer(&dummy_hash, g_free);
+    g_clear_pointer(&clean, g_hash_table_destroy);
 }

@@ -4,6 +4,7 @@ YJT_TEST_REDIS names a Redis server (ctest's integration_redis_* tests start
 one)."""
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -207,6 +208,42 @@ def test_presence_elsewhere_is_read_once_while_the_bus_tells_of_changes(server):
             await c.close()
 
     run(body())
+
+
+def jti_of(token):
+    """The id (claim "j") a token carries in its readable middle part."""
+    body = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))["j"]
+
+
+def test_a_token_known_not_revoked_is_believed_until_its_revocation_is_heard(server):
+    """A node that found a token not revoked does not ask Redis again while
+    the bus tells it of every revocation: shown by marking the token revoked
+    in Redis behind the nodes' backs (no announcement), which the node does
+    not see; a logout through another node is announced and refused at
+    once; after the bus connection broke, Redis is asked again."""
+    n1, n2 = cluster(server, n=2)
+    revoked = n1.settings["redis_prefix"] + "kv:revoked:"
+
+    def me(node, tok):
+        return node.http("GET", "/api/v1/me", token=tok).status
+
+    tok = n1.token("alice")
+    assert me(n2, tok) == 200
+    redis_cli("SET", revoked + jti_of(tok), "x")
+    assert me(n2, tok) == 200  # believed: not read again
+    # a logout elsewhere is announced on the bus: refused at once
+    tok2 = n1.token("bob")
+    assert me(n2, tok2) == 200
+    assert n1.http("POST", "/api/v1/auth/logout", token=tok2).status == 200
+    wait_until(lambda: me(n2, tok2) == 401, 2, what="the logout heard on the other node")
+    # once the bus reading broke, news may have been missed: asked again
+    clients = redis_cli("CLIENT", "LIST")
+    for line in clients.splitlines():
+        f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+        if f.get("cmd") == "xread":
+            redis_cli("CLIENT", "KILL", "ID", f["id"])
+    wait_until(lambda: me(n2, tok) == 401, 5, what="the token read again after the break")
 
 
 async def wait_until_async(ask, good, timeout=5.0):
