@@ -31,6 +31,17 @@ def redis_cli(*args):
                           check=True).stdout
 
 
+def cut_bus_readers():
+    """Closes, in Redis, every connection blocked reading the bus (the
+    nodes read it again on a new one)."""
+    clients = redis_cli("CLIENT", "LIST")
+    readers = [f["id"] for f in (dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+                                 for line in clients.splitlines()) if f.get("cmd") == "xread"]
+    assert readers, clients
+    for rid in readers:
+        redis_cli("CLIENT", "KILL", "ID", rid)
+
+
 def cluster(server, n=3, users=USERS, enterprises=ENTERPRISES, **settings):
     """n nodes sharing one key prefix; the first creates the accounts."""
     shared = {"redis_prefix": f"c{uuid.uuid4().hex[:12]}:", **settings}
@@ -193,12 +204,7 @@ def test_presence_elsewhere_is_read_once_while_the_bus_tells_of_changes(server):
         # once the bus reading broke, news may have been missed: what was
         # read is kept for a second only (the nodes read the bus again)
         redis_cli("DEL", key)
-        clients = redis_cli("CLIENT", "LIST")
-        readers = [f["id"] for f in (dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
-                                     for line in clients.splitlines()) if f.get("cmd") == "xread"]
-        assert readers, clients
-        for rid in readers:
-            redis_cli("CLIENT", "KILL", "ID", rid)
+        cut_bus_readers()
         # and forgotten at the next beat
         await wait_until_async(
             lambda: asyncio.to_thread(lambda: metric(n1.metrics(), "yjt_cluster_presence_cached")),
@@ -238,11 +244,7 @@ def test_a_token_known_not_revoked_is_believed_until_its_revocation_is_heard(ser
     assert n1.http("POST", "/api/v1/auth/logout", token=tok2).status == 200
     wait_until(lambda: me(n2, tok2) == 401, 2, what="the logout heard on the other node")
     # once the bus reading broke, news may have been missed: asked again
-    clients = redis_cli("CLIENT", "LIST")
-    for line in clients.splitlines():
-        f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
-        if f.get("cmd") == "xread":
-            redis_cli("CLIENT", "KILL", "ID", f["id"])
+    cut_bus_readers()
     wait_until(lambda: me(n2, tok) == 401, 5, what="the token read again after the break")
 
 
