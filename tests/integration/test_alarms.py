@@ -5,6 +5,7 @@ escalation district -> city -> province across restarts, statistics, and
 the end-to-end time from a crossing reading to the duty device's push."""
 
 import asyncio
+import datetime
 import time
 
 from conftest import assert_error, metric, node_local, run, user, wait_until
@@ -29,7 +30,15 @@ WEEK_S = 604800  # interrupt_after_s: not watched within a test
 TANK = {"enterprise": "e1", "kind": "level", "unit": "m",
         "thresholds": {"low_low": 10, "low": 20, "high": 80, "high_high": 90},
         "deadband": 2, "interrupt_after_s": WEEK_S}
-DAY = "2026-12-01"
+# The tests' day on the test clock: tomorrow in Asia/Shanghai, so that the
+# clock is always ahead of the wall clock that stamps the readings (a
+# reading may not be more than readings_future_skew_s ahead of the
+# server's clock; a fixed day would start failing once it has passed).
+_TZ = datetime.timezone(datetime.timedelta(hours=8))
+_DAY = datetime.datetime.now(_TZ).date() + datetime.timedelta(days=1)
+DAY = _DAY.isoformat()
+MONTH = DAY[:7]
+LAST_MONTH = (_DAY.replace(day=1) - datetime.timedelta(days=1)).strftime("%Y-%m")
 
 
 def at(hhmm_ss, day=DAY):
@@ -417,7 +426,7 @@ def test_monthly_stats(server):
     set_clock(srv, at("09:10:00"))
     act("lt2", "ack")  # late (T1 = 5 min)
     act("lt1", "feedback", found="a", done="b")  # in time (10 min < 30)
-    r = srv.http("GET", "/api/v1/alarms/stats?division=4401&month=2026-12",
+    r = srv.http("GET", f"/api/v1/alarms/stats?division=4401&month={MONTH}",
                  token=srv.token("insp"))
     assert r.status == 200, r
     s = r.json
@@ -432,14 +441,14 @@ def test_monthly_stats(server):
     assert ents["e1"]["raised"] == 3 and ents["e2"]["raised"] == 1
     assert ents["e2"]["median_ack_s"] is None
     assert {d["division"]: d["raised"] for d in s["districts"]} == {"440106": 3, "440113": 1}
-    r = srv.http("GET", "/api/v1/alarms/stats?division=4401&month=2026-11",
+    r = srv.http("GET", f"/api/v1/alarms/stats?division=4401&month={LAST_MONTH}",
                  token=srv.token("insp"))
     assert r.json["totals"]["raised"] == 0
     assert_error(srv.http("GET", "/api/v1/alarms/stats?division=4401&month=2026-13",
                           token=srv.token("insp")), 400, "bad_request")
     assert_error(srv.http("GET", "/api/v1/alarms/stats?division=4401", token=srv.token("far")),
                  403, "forbidden")
-    r = srv.http("GET", "/api/v1/alarms/stats?month=2026-12", token=srv.token("boss2"))
+    r = srv.http("GET", f"/api/v1/alarms/stats?month={MONTH}", token=srv.token("boss2"))
     assert r.status == 200 and r.json["totals"]["raised"] == 1
 
 
