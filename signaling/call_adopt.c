@@ -110,7 +110,8 @@ static struct call *from_record(json_t *rec, const char *offer)
 }
 
 /* Tells the devices of a call that cannot go on that it is over (rec: as
- * it was, ringing or active). */
+ * it was, ringing or active): its parties, or the devices still ringing,
+ * and the third parties still in it. */
 static void tell_failed(json_t *rec)
 {
     json_t *ev = json_pack("{s:s, s:s, s:s}", "type", "call.ended", "call_id", jx_str(rec, "id"),
@@ -129,7 +130,32 @@ static void tell_failed(json_t *rec)
                 call_send_event(json_string_value(v), NULL, json_deep_copy(ev));
         }
     }
+    size_t i;
+    json_t *j;
+    json_array_foreach(json_object_get(rec, "joined"), i, j)
+    {
+        if (!json_object_get(j, "left") && jx_str(j, "user") && jx_str(j, "device"))
+            call_send_event(jx_str(j, "user"), jx_str(j, "device"), json_deep_copy(ev));
+    }
     json_decref(ev);
+}
+
+/* The record of a call that cannot go on, ended as failed at now; the
+ * third parties still in it were there at the end. */
+static json_t *ended_failed(json_t *rec, int64_t now)
+{
+    json_t *ended = json_deep_copy(rec);
+    calls_end_failed(ended, now);
+    size_t i;
+    json_t *j;
+    json_array_foreach(json_object_get(ended, "joined"), i, j)
+    {
+        if (!json_object_get(j, "left")) {
+            json_object_set_new(j, "left_at", json_integer(now));
+            json_object_set_new(j, "left", json_string("ended"));
+        }
+    }
+    return ended;
 }
 
 int call_adopt(const char *call_id, const char *offer, const char **why)
@@ -148,8 +174,7 @@ int call_adopt(const char *call_id, const char *offer, const char **why)
          * devices still in it hear it */
         const char *state = jx_str(rec, "state");
         if (state && strcmp(state, "ended") != 0) {
-            json_t *ended = json_deep_copy(rec);
-            calls_end_failed(ended, clock_now_ms());
+            json_t *ended = ended_failed(rec, clock_now_ms());
             calls_put(call_store, call_id, ended);
             json_decref(ended);
             log_info("call", "call=%s held by a server that is gone: ended (%s)", call_id, *why);

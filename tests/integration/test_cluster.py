@@ -709,6 +709,40 @@ def test_ringing_call_whose_ring_time_passed_with_its_node_ends_timeout(server):
     run(body())
 
 
+def test_sfu_call_whose_node_dies_ends_for_everyone_in_it(server):
+    """An answered SFU call with a regulator watching: its node is killed
+    with -9. The media were there, so the call cannot go on: the callee and
+    the viewer, on another node, hear call.ended (failed), and the record
+    says the viewer was there at the end."""
+    n1, n2 = cluster(server, n=2, users=CALL_USERS + [user("prov", "gov", "44")],
+                     cluster_beat_s=1, cluster_dead_s=2)
+    boss, prov_id = n1.users["boss"], n1.users["prov"]
+
+    async def body():
+        gov = await n1.ws_login("gov4401", device_id="gov-phone")
+        b = await n2.ws_login("boss", device_id="boss-phone")
+        prov = await n2.ws_login("prov", device_id="prov-pad")
+        call_id = (await gov.ok("call.invite", to={"user": boss}, mode="sfu",
+                                sdp=device_sdp("actpass", fingerprint())))["call_id"]
+        await b.next_event("call.incoming")
+        await b.ok("call.accept", call_id=call_id, sdp=device_sdp("active", fingerprint()))
+        await gov.next_event("call.accepted")
+        await prov.ok("call.join", call_id=call_id,
+                      sdp=device_sdp("actpass", fingerprint(), ufrag="viewU"))
+        n1.kill9()
+        for dev in (b, prov):
+            ev = await dev.next_event("call.ended", timeout=15)
+            assert ev["call_id"] == call_id and ev["reason"] == "failed", ev
+        for c in (b, prov):
+            await c.close()
+        rec = n2.http("GET", f"/api/v1/calls/{call_id}", token=n2.token("gov4401")).json["call"]
+        assert rec["end_reason"] == "failed", rec
+        joined = [j for j in rec["joined"] if j["user"] == prov_id]
+        assert joined and joined[0]["left"] == "ended", rec
+
+    run(body())
+
+
 def alarm_cluster(server, n=2, **settings):
     import test_alarms as ta
     return ta, cluster(server, n=n, users=ta.USERS, enterprises=ta.ENTERPRISES, **settings)
