@@ -958,6 +958,18 @@ static int rate_verdict(const redisReply *rep, double *count_out)
     return rd_reply_int(rep->element[0]) == 1 ? STORE_OK : STORE_ECONFLICT;
 }
 
+/* The rate script's arguments (see rate_add_lua). */
+static void rate_args(struct redis_store *r, struct redis_cmd *c, const char *key,
+                      int64_t window_ms, int64_t now_ms, int64_t n, int64_t limit)
+{
+    rd_args_start(r, c);
+    redis_cmd_str(c, key);
+    redis_cmd_i64(c, window_ms);
+    redis_cmd_i64(c, now_ms);
+    redis_cmd_i64(c, n);
+    redis_cmd_i64(c, limit < 0 ? -1 : limit);
+}
+
 /* Rate windows are shared by every node; they are not worth waiting for
  * replicas (a failover loosens a limit for a window at most). */
 static int rd_rate_add(struct store *st, const char *key, int64_t window_ms, int64_t now_ms,
@@ -965,12 +977,7 @@ static int rd_rate_add(struct store *st, const char *key, int64_t window_ms, int
 {
     struct redis_store *r = R(st);
     struct redis_cmd c;
-    rd_args_start(r, &c);
-    redis_cmd_str(&c, key);
-    redis_cmd_i64(&c, window_ms);
-    redis_cmd_i64(&c, now_ms);
-    redis_cmd_i64(&c, n);
-    redis_cmd_i64(&c, limit < 0 ? -1 : limit);
+    rate_args(r, &c, key, window_ms, now_ms, n, limit);
     redisReply *rep = redis_link_script(r->link, &rate_add_lua, &c);
     redis_cmd_clear(&c);
     if (!rep)
@@ -999,12 +1006,7 @@ static int rd_rate_add_async(struct store *st, const char *key, int64_t window_m
 {
     struct redis_store *r = R(st);
     struct redis_cmd args, c;
-    rd_args_start(r, &args);
-    redis_cmd_str(&args, key);
-    redis_cmd_i64(&args, window_ms);
-    redis_cmd_i64(&args, now_ms);
-    redis_cmd_i64(&args, n);
-    redis_cmd_i64(&args, limit < 0 ? -1 : limit);
+    rate_args(r, &args, key, window_ms, now_ms, n, limit);
     redis_cmd_init(&c);
     redis_cmd_script(&c, "EVAL", rate_add_lua.body, &args);
     struct rate_call *x = g_new(struct rate_call, 1);

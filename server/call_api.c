@@ -520,7 +520,7 @@ static void counting_free(gpointer p)
     g_free(x);
 }
 
-static void invite_go_on(struct conn *c, json_t *id, json_t *msg, int rc);
+static void run_here(struct conn *c, json_t *id, json_t *msg, sig_fn fn, const int *counted);
 
 static gboolean on_counted_turn(gpointer ud)
 {
@@ -531,7 +531,7 @@ static gboolean on_counted_turn(gpointer ud)
         struct counting *x = g_hash_table_lookup(counting, n);
         struct conn *c = x ? conn_find(x->serial) : NULL;
         if (c) /* else the device went away meanwhile: nobody to answer */
-            invite_go_on(c, x->id, x->msg, x->rc);
+            run_here(c, x->id, x->msg, call_invite, &x->rc);
         g_hash_table_remove(counting, n);
     }
     return G_SOURCE_REMOVE;
@@ -575,7 +575,7 @@ static bool invite_count_later(struct conn *c, json_t *id, json_t *msg)
         return true;
     }
     g_hash_table_remove(counting, n);
-    invite_go_on(c, id, msg, rc); /* cannot count now: refused as unavailable */
+    run_here(c, id, msg, call_invite, &rc); /* cannot count now: refused as unavailable */
     return true;
 }
 
@@ -585,22 +585,22 @@ static void dispatch(struct conn *c, json_t *id, json_t *msg, sig_fn fn)
         return;
     if (fn != call_invite && forward(c, id, msg))
         return;
+    run_here(c, id, msg, fn, NULL);
+}
+
+/* Runs fn for a request held here, answering on c; an invite whose count
+ * was sent first goes on with its answer (*counted). */
+static void run_here(struct conn *c, json_t *id, json_t *msg, sig_fn fn, const int *counted)
+{
     struct invite_ctx x = {{c, id}, jx_str(msg, "sdp")};
     struct call_actor a = {c->user_id, c->device_id, c->role, c->org};
     struct call_reply r = {ws_reply, &x.w};
     if (fn == call_invite && bus_enabled())
         r = (struct call_reply){invite_reply, &x};
-    fn(&a, msg, &r);
-}
-
-static void invite_go_on(struct conn *c, json_t *id, json_t *msg, int rc)
-{
-    struct invite_ctx x = {{c, id}, jx_str(msg, "sdp")};
-    struct call_actor a = {c->user_id, c->device_id, c->role, c->org};
-    struct call_reply r = {ws_reply, &x.w};
-    if (bus_enabled())
-        r = (struct call_reply){invite_reply, &x};
-    call_invite_counted(&a, msg, &r, rc);
+    if (counted)
+        call_invite_counted(&a, msg, &r, *counted);
+    else
+        fn(&a, msg, &r);
 }
 
 #define HANDLER(name, fn)                                                                          \
