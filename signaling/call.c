@@ -293,6 +293,8 @@ void call_free(struct call *c)
         g_source_remove(c->ring_timer);
     if (c->unreachable_timer)
         g_source_remove(c->unreachable_timer);
+    if (c->rejoin_timer)
+        g_source_remove(c->rejoin_timer);
     party_clear(&c->caller);
     party_clear(&c->callee);
     g_hash_table_destroy(c->targets);
@@ -378,21 +380,16 @@ void call_end(struct call *c, const char *reason, const char *by)
 
 /* ---------- timers ---------- */
 
-struct timer_ref {
-    char *call_id;
-    int which; /* 0 caller, 1 callee (grace timers) */
-};
-
 static void timer_ref_free(gpointer p)
 {
-    struct timer_ref *t = p;
+    struct call_timer_ref *t = p;
     g_free(t->call_id);
     g_free(t);
 }
 
 guint call_timer_start(struct call *c, int ms, int which, GSourceFunc fn)
 {
-    struct timer_ref *t = g_new0(struct timer_ref, 1);
+    struct call_timer_ref *t = g_new0(struct call_timer_ref, 1);
     t->call_id = g_strdup(c->id);
     t->which = which;
     return g_timeout_add_full(G_PRIORITY_DEFAULT, (guint)ms, fn, t, timer_ref_free);
@@ -400,7 +397,7 @@ guint call_timer_start(struct call *c, int ms, int which, GSourceFunc fn)
 
 gboolean call_on_ring_timeout(gpointer ud)
 {
-    struct timer_ref *t = ud;
+    struct call_timer_ref *t = ud;
     struct call *c = g_hash_table_lookup(call_table, t->call_id);
     if (c) {
         c->ring_timer = 0;
@@ -412,7 +409,7 @@ gboolean call_on_ring_timeout(gpointer ud)
 
 static gboolean on_unreachable(gpointer ud)
 {
-    struct timer_ref *t = ud;
+    struct call_timer_ref *t = ud;
     struct call *c = g_hash_table_lookup(call_table, t->call_id);
     if (c) {
         c->unreachable_timer = 0;
@@ -424,7 +421,7 @@ static gboolean on_unreachable(gpointer ud)
 
 gboolean call_on_grace_over(gpointer ud)
 {
-    struct timer_ref *t = ud;
+    struct call_timer_ref *t = ud;
     struct call *c = g_hash_table_lookup(call_table, t->call_id);
     if (c) {
         struct party *p = t->which ? &c->callee : &c->caller;
@@ -432,6 +429,12 @@ gboolean call_on_grace_over(gpointer ud)
         if (!p->connected) {
             log_info("call", "call=%s user=%s did not come back within the grace period", c->id,
                      p->user_id);
+            call_end(c, "failed", NULL);
+        } else if (c->room && !c->sfu_peer[t->which]) {
+            log_info("call",
+                     "call=%s user=%s did not set its media up again within the grace"
+                     " period",
+                     c->id, p->user_id);
             call_end(c, "failed", NULL);
         }
     }

@@ -1,7 +1,8 @@
 /* Taking over a call whose server is gone (see call.h), from its stored
- * record: an answered peer-to-peer call waits for its parties to resume
- * here; a peer-to-peer call still ringing rings on from here, for what is
- * left of its ring time. */
+ * record: an answered call waits for its parties to resume here (an SFU
+ * call's media start again in a room of this server's, each device
+ * offering anew); a peer-to-peer call still ringing rings on from here,
+ * for what is left of its ring time. */
 #include "common/clock.h"
 #include "common/jsonx.h"
 #include "common/log.h"
@@ -17,8 +18,10 @@ static const char *why_not(json_t *rec, const char *offer)
     const char *state = jx_str(rec, "state"), *mode = jx_str(rec, "mode");
     if (!jx_str(rec, "id") || !state || strcmp(state, "ended") == 0)
         return "the call is over";
-    if (mode && strcmp(mode, "sfu") == 0)
-        return "its media were on that server";
+    if (mode && strcmp(mode, "sfu") == 0 && strcmp(state, "active") != 0)
+        return "its media were on that server, and it was not answered";
+    if (mode && strcmp(mode, "sfu") == 0 && !call_lim.media.cert)
+        return "its media were on that server, and this one runs no media server";
     if (!jx_str(rec, "caller") || !jx_str(rec, "caller_device"))
         return "its record is incomplete";
     if (strcmp(state, "active") == 0) {
@@ -85,6 +88,80 @@ static void ring_on(struct call *c, json_t *rec, bool ring_new)
         }
         json_decref(devices);
     }
+}
+
+/* True if device_id of user_id is online (on any server alive). */
+static bool device_online(const char *user_id, const char *device_id)
+{
+    json_t *devices = presence_devices(user_id);
+    size_t i;
+    json_t *d;
+    bool found = false;
+    json_array_foreach(devices, i, d)
+    {
+        found |= g_strcmp0(jx_str(d, "device_id"), device_id) == 0;
+    }
+    json_decref(devices);
+    return found;
+}
+
+/* An answered SFU call's media start again here: an empty room; the third
+ * parties still online stay in it, to join again within the grace period
+ * (the others left when their server died). 0, or -1 with *why. */
+static int reopen_media(struct call *c, const char **why)
+{
+    int n = (int)jx_int(c->record, "media_restarts", 0) + 1;
+    if (call_sfu_reopen(c, n, why) != 0)
+        return -1;
+    json_object_set_new(c->record, "media_restarts", json_integer(n));
+    int64_t now = clock_now_ms();
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(c->record, "joined"), i, e)
+    {
+        const char *user = jx_str(e, "user"), *device = jx_str(e, "device");
+        if (json_object_get(e, "left") || !user || !device)
+            continue;
+        if (device_online(user, device)) {
+            call_joiner_add(c, user, device, g_strcmp0(jx_str(e, "role"), "speaker") == 0);
+            call_link_user(c, user);
+        } else {
+            json_object_set_new(e, "left_at", json_integer(now));
+            json_object_set_new(e, "left", json_string("offline"));
+        }
+    }
+    if (c->joiners && c->joiners->len)
+        c->rejoin_timer = call_timer_start(c, call_lim.grace_ms, 0, call_on_rejoin_over);
+    call_save(c); /* logged on failure: the media count is a detail */
+    return 0;
+}
+
+/* The parties of an answered call taken over: a party whose device is
+ * still online (its server lives) is there; the other is away until it
+ * resumes, within the grace period. Through the SFU, each has that period
+ * to set its media up again here, and the devices still online hear it
+ * (call.media_lost). */
+static void parties_back(struct call *c)
+{
+    struct party *parties[2] = {&c->caller, &c->callee};
+    for (int which = 0; which < 2; which++) {
+        struct party *p = parties[which];
+        p->connected = device_online(p->user_id, p->device_id);
+        if (!p->connected || c->room)
+            p->grace_timer = call_timer_start(c, call_lim.grace_ms, which, call_on_grace_over);
+    }
+    for (int which = 0; which < 2; which++) {
+        struct party *p = parties[which], *other = parties[!which];
+        if (!p->connected)
+            continue;
+        if (!other->connected)
+            call_send_event(p->user_id, p->device_id, call_event("call.peer_disconnected", c));
+        if (c->room)
+            call_send_event(p->user_id, p->device_id, call_event("call.media_lost", c));
+    }
+    json_t *ev = call_event("call.media_lost", c);
+    call_send_joiners(c, ev, NULL);
+    json_decref(ev);
 }
 
 /* The call a stored record describes, held here from now on. */
@@ -158,6 +235,20 @@ static json_t *ended_failed(json_t *rec, int64_t now)
     return ended;
 }
 
+/* What cannot go on is over: the record says so (once), and the devices
+ * still in it hear it. */
+static void end_gone(const char *call_id, json_t *rec, const char *why)
+{
+    const char *state = jx_str(rec, "state");
+    if (!state || strcmp(state, "ended") == 0)
+        return;
+    json_t *ended = ended_failed(rec, clock_now_ms());
+    calls_put(call_store, call_id, ended);
+    json_decref(ended);
+    log_info("call", "call=%s held by a server that is gone: ended (%s)", call_id, why);
+    tell_failed(rec);
+}
+
 int call_adopt(const char *call_id, const char *offer, const char **why)
 {
     if (call_known(call_id))
@@ -169,35 +260,32 @@ int call_adopt(const char *call_id, const char *offer, const char **why)
         return rc == STORE_ENOTFOUND ? -1 : -2;
     }
     *why = why_not(rec, offer);
-    if (*why) {
-        /* what cannot go on is over: the record says so (once), and the
-         * devices still in it hear it */
-        const char *state = jx_str(rec, "state");
-        if (state && strcmp(state, "ended") != 0) {
-            json_t *ended = ended_failed(rec, clock_now_ms());
-            calls_put(call_store, call_id, ended);
-            json_decref(ended);
-            log_info("call", "call=%s held by a server that is gone: ended (%s)", call_id, *why);
-            tell_failed(rec);
-        }
+    struct call *c = *why ? NULL : from_record(rec, offer);
+    bool sfu = g_strcmp0(jx_str(rec, "mode"), "sfu") == 0;
+    if (c && sfu && reopen_media(c, why) != 0)
+        g_clear_pointer(&c, call_free);
+    if (!c) {
+        end_gone(call_id, rec, *why);
         json_decref(rec);
         return -1;
     }
-    struct call *c = from_record(rec, offer);
     g_hash_table_insert(call_table, c->id, c);
     call_link_user(c, c->caller.user_id);
-    /* The caller is away until it resumes here, within the grace period,
-     * as after a drop; so is the callee of an answered call. */
-    c->caller.grace_timer = call_timer_start(c, call_lim.grace_ms, 0, call_on_grace_over);
     if (c->state == CALL_ACTIVE) {
-        c->callee.grace_timer = call_timer_start(c, call_lim.grace_ms, 1, call_on_grace_over);
         call_link_user(c, c->callee.user_id);
         call_busy_update(c);
-        log_info("call", "call=%s taken over, answered; waiting %d ms for its parties", c->id,
+        parties_back(c);
+        log_info("call",
+                 "call=%s taken over, answered%s; caller %s, callee %s; waiting up to %d ms", c->id,
+                 c->room ? ", its media to start again here" : "",
+                 c->caller.connected ? "online" : "away", c->callee.connected ? "online" : "away",
                  call_lim.grace_ms);
         json_decref(rec);
         return 0;
     }
+    /* The caller is away until it resumes here, within the grace period,
+     * as after a drop. */
+    c->caller.grace_timer = call_timer_start(c, call_lim.grace_ms, 0, call_on_grace_over);
     int64_t left = c->invite_at + call_lim.ring_timeout_ms - clock_now_ms();
     call_ring_changed(c, true);
     ring_on(c, rec, left > 0);

@@ -70,6 +70,9 @@ struct call {
     struct media_peer *sfu_peer[2];
     char *sfu_answer;
     GPtrArray *joiners; /* struct joiner*, or NULL */
+    /* Taken over: the third parties that had not joined again by then
+     * leave (their peer is NULL until they do). */
+    guint rejoin_timer;
 };
 
 extern struct store *call_store;
@@ -136,12 +139,19 @@ void call_free(struct call *c);
  * frees c. by is the user who ended it, or NULL. */
 void call_end(struct call *c, const char *reason, const char *by);
 
+/* What a call's timer callback gets (as its gpointer). */
+struct call_timer_ref {
+    char *call_id;
+    int which; /* 0 caller, 1 callee (grace timers) */
+};
+
 /* Starts a timer of ms that calls fn with the call's id (and which party:
  * 0 caller, 1 callee), never a pointer to the call. */
 guint call_timer_start(struct call *c, int ms, int which, GSourceFunc fn);
 /* Timer callbacks: the ring time is over; a party's grace period is over. */
 gboolean call_on_ring_timeout(gpointer ud);
 gboolean call_on_grace_over(gpointer ud);
+gboolean call_on_rejoin_over(gpointer ud);
 /* While ringing with no device left to ring, waits a grace period for one
  * to come back before ending the call unreachable. */
 void call_check_unreachable(struct call *c);
@@ -164,6 +174,11 @@ int call_sfu_mode(json_t *msg, const struct call_reply *r);
  * callees (to whom c->offer becomes the server's offer). 0, or -1 with
  * *why. */
 int call_sfu_open(struct call *c, const char *caller_offer, const char **why);
+/* Opens c's room again on this server, empty, after the server that held
+ * the call died (restarts: how many times so far, for the recordings'
+ * names). Each party's next offer (call.renegotiate) makes its server end
+ * anew; each third party joins again. 0, or -1 with *why. */
+int call_sfu_reopen(struct call *c, int restarts, const char **why);
 /* The winning callee's answer to the server's offer, with the candidates
  * it sent while ringing (taken from *early). 0, or -1 with *why. */
 int call_sfu_accept(struct call *c, const char *answer, GQueue *early, const char **why);
@@ -193,7 +208,11 @@ struct joiner *call_joiner_of(const struct call *c, const char *user_id, const c
 struct joiner *call_joiner_by_peer(const struct call *c, const struct media_peer *p);
 /* Sends a copy of ev (borrowed) to every joiner but except (may be NULL). */
 void call_send_joiners(const struct call *c, json_t *ev, const struct joiner *except);
-/* Takes j out of c (reason: left, offline, failed), tells everyone left. */
+/* A third party of c, not yet joined again on this server (peer NULL). */
+struct joiner *call_joiner_add(struct call *c, const char *user_id, const char *device_id,
+                               bool speaker);
+/* Takes j out of c (reason: left, offline, failed); tells everyone left,
+ * and j itself when failed. */
 void call_joiner_leave(struct call *c, struct joiner *j, const char *reason);
 /* Marks in the record that the joiners still in were there at the end. */
 void call_joiners_ended(struct call *c, int64_t now);

@@ -52,6 +52,19 @@ void call_send_joiners(const struct call *c, json_t *ev, const struct joiner *ex
     }
 }
 
+struct joiner *call_joiner_add(struct call *c, const char *user_id, const char *device_id,
+                               bool speaker)
+{
+    struct joiner *j = g_new0(struct joiner, 1);
+    j->user_id = g_strdup(user_id);
+    j->device_id = g_strdup(device_id);
+    j->speaker = speaker;
+    if (!c->joiners)
+        c->joiners = g_ptr_array_new_with_free_func(joiner_free);
+    g_ptr_array_add(c->joiners, j);
+    return j;
+}
+
 /* Sends ev (stolen) to both parties and every joiner but except. */
 static void tell_everyone(struct call *c, json_t *ev, const struct joiner *except)
 {
@@ -94,6 +107,10 @@ void call_joiner_leave(struct call *c, struct joiner *j, const char *reason)
     if (j->peer)
         media_peer_remove(j->peer);
     j->peer = NULL;
+    /* A device put out (its media failed, or did not come back after a
+     * takeover) hears it too; one that left or went offline knows. */
+    if (strcmp(reason, "failed") == 0)
+        call_send_event(j->user_id, j->device_id, json_deep_copy(ev));
     char *user = g_strdup(j->user_id);
     g_ptr_array_remove(c->joiners, j); /* frees j */
     bool still = false;
@@ -138,6 +155,49 @@ static json_t *participants(const struct call *c)
     return out;
 }
 
+/* A third party of a call taken over (call_sfu_reopen) joins again: its
+ * server end is made anew, in the role it had (the record already lists
+ * it, and no one heard it leave). */
+static void rejoin(struct call *c, struct joiner *j, bool speaker, const char *sdp,
+                   const struct call_reply *r)
+{
+    if (speaker != j->speaker) {
+        call_reply_err(r, ERR_CONFLICT,
+                       j->speaker ? "you joined that call as a speaker"
+                                  : "you joined that call as a viewer");
+        return;
+    }
+    const char *why = NULL;
+    char *answer = NULL;
+    j->peer = media_room_answer(c->room, sdp, strlen(sdp), speaker, &answer, &why);
+    if (!j->peer) {
+        call_reply_err(r, ERR_BAD_REQUEST, why);
+        return;
+    }
+    log_info("call", "call=%s user=%s device=%s joined again as %s", c->id, j->user_id,
+             j->device_id, speaker ? "speaker" : "viewer");
+    call_reply_ok(r, json_pack("{s:s, s:s, s:o}", "call_id", c->id, "sdp", answer, "participants",
+                               participants(c)));
+    g_free(answer);
+    if (speaker)
+        call_sfu_offer_speaker(c, j);
+}
+
+gboolean call_on_rejoin_over(gpointer ud)
+{
+    struct call_timer_ref *t = ud;
+    struct call *c = g_hash_table_lookup(call_table, t->call_id);
+    if (!c)
+        return G_SOURCE_REMOVE;
+    c->rejoin_timer = 0;
+    for (guint i = c->joiners ? c->joiners->len : 0; i-- > 0;) {
+        struct joiner *j = g_ptr_array_index(c->joiners, i);
+        if (!j->peer && i < c->joiners->len)
+            call_joiner_leave(c, j, "failed");
+    }
+    return G_SOURCE_REMOVE;
+}
+
 void call_join(const struct call_actor *a, json_t *msg, const struct call_reply *r)
 {
     struct call *c = call_find(msg, r);
@@ -168,8 +228,13 @@ void call_join(const struct call_actor *a, json_t *msg, const struct call_reply 
         call_reply_err(r, ERR_CONFLICT, "the call is not answered yet");
         return;
     }
+    struct joiner *back = call_joiner_of(c, a->user_id, a->device_id);
+    if (back && !back->peer) {
+        rejoin(c, back, speaker, sdp, r);
+        return;
+    }
     if (strcmp(a->user_id, c->caller.user_id) == 0 || strcmp(a->user_id, c->callee.user_id) == 0 ||
-        call_joiner_of(c, a->user_id, a->device_id)) {
+        back) {
         call_reply_err(r, ERR_CONFLICT, "you are already in that call");
         return;
     }
@@ -184,14 +249,8 @@ void call_join(const struct call_actor *a, json_t *msg, const struct call_reply 
         call_reply_err(r, ERR_BAD_REQUEST, why);
         return;
     }
-    struct joiner *j = g_new0(struct joiner, 1);
-    j->user_id = g_strdup(a->user_id);
-    j->device_id = g_strdup(a->device_id);
-    j->speaker = speaker;
+    struct joiner *j = call_joiner_add(c, a->user_id, a->device_id, speaker);
     j->peer = peer;
-    if (!c->joiners)
-        c->joiners = g_ptr_array_new_with_free_func(joiner_free);
-    g_ptr_array_add(c->joiners, j);
     json_t *list = json_object_get(c->record, "joined");
     if (!list) {
         list = json_array();

@@ -184,7 +184,10 @@ void call_resume(const struct call_actor *a, json_t *msg, const struct call_repl
         call_reply_err(r, ERR_FORBIDDEN, "you are not in that call");
         return;
     }
-    if (p->grace_timer) {
+    /* A party of a call taken over with its media (call_sfu_reopen) has
+     * the grace period to set them up again, resumed or not. */
+    bool no_media = c->room && c->state == CALL_ACTIVE && !c->sfu_peer[p == &c->callee];
+    if (p->grace_timer && !no_media) {
         g_source_remove(p->grace_timer);
         p->grace_timer = 0;
     }
@@ -200,6 +203,8 @@ void call_resume(const struct call_actor *a, json_t *msg, const struct call_repl
     call_reply_ok(r, fields);
     if (was_away && c->state == CALL_ACTIVE && other->connected)
         call_send_event(other->user_id, other->device_id, call_event("call.peer_reconnected", c));
+    if (no_media)
+        call_send_event(a->user_id, a->device_id, call_event("call.media_lost", c));
 }
 
 /* The party of c on device_id of user_id, or NULL. */

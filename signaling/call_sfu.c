@@ -115,14 +115,15 @@ static void on_recording(struct media_peer *p, const char *kind, const char *cod
     log_info("call", "call=%s recording the %s of user=%s to %s", c->id, kind, user, file);
 }
 
-int call_sfu_open(struct call *c, const char *caller_offer, const char **why)
+/* Opens c's room; its recordings' names begin with prefix. */
+static int open_room(struct call *c, const char *prefix, const char **why)
 {
     struct media_room_config cfg = {NULL,
                                     call_lim.media.cert,
                                     call_lim.media.addresses,
                                     call_lim.media.max_bitrate,
                                     call_lim.media.record_dir,
-                                    c->id,
+                                    prefix,
                                     call_lim.media.public_ip,
                                     call_lim.media.ice_tcp};
     struct media_room_callbacks cb = {on_state, on_candidate, on_recording};
@@ -131,6 +132,13 @@ int call_sfu_open(struct call *c, const char *caller_offer, const char **why)
         *why = "the media server could not open a room";
         return -1;
     }
+    return 0;
+}
+
+int call_sfu_open(struct call *c, const char *caller_offer, const char **why)
+{
+    if (open_room(c, c->id, why) != 0)
+        return -1;
     char *answer = NULL, *offer = NULL;
     c->sfu_peer[0] =
         media_room_answer(c->room, caller_offer, strlen(caller_offer), true, &answer, why);
@@ -145,6 +153,20 @@ int call_sfu_open(struct call *c, const char *caller_offer, const char **why)
     g_free(c->offer);
     c->offer = offer;
     return 0;
+}
+
+int call_sfu_reopen(struct call *c, int restarts, const char **why)
+{
+    if (!call_lim.media.cert) {
+        *why = "the media server is not running on this node";
+        return -1;
+    }
+    /* Not the names of the first room's files: a shared recording
+     * directory keeps both. */
+    char *prefix = g_strdup_printf("%s.%d", c->id, restarts);
+    int rc = open_room(c, prefix, why);
+    g_free(prefix);
+    return rc;
 }
 
 /* The candidate line of a checked candidate value, or NULL for the end of
@@ -217,28 +239,6 @@ static void send_sdp(struct call *c, const char *user_id, const char *device_id,
     call_send_event(user_id, device_id, ev);
 }
 
-void call_sfu_renegotiate(struct call *c, const struct call_actor *a, int which, const char *type,
-                          const char *sdp, const struct call_reply *r)
-{
-    char *answer = renegotiate(c, c->sfu_peer[which], which ? "callee" : "caller", type, sdp, r);
-    if (!answer)
-        return;
-    send_sdp(c, a->user_id, a->device_id, answer, "answer");
-    /* What call.resume hands back: the server's latest SDP for the device. */
-    char **keep = which == 0 ? &c->answer : &c->offer;
-    g_free(*keep);
-    *keep = answer;
-}
-
-void call_sfu_renegotiate_joiner(struct call *c, struct joiner *j, const char *type,
-                                 const char *sdp, const struct call_reply *r)
-{
-    char *answer = renegotiate(c, j->peer, j->user_id, type, sdp, r);
-    if (answer)
-        send_sdp(c, j->user_id, j->device_id, answer, "answer");
-    g_free(answer);
-}
-
 /* Offers p (of user_id on device_id) a section for a new speaker. */
 static void offer_more(struct call *c, struct media_peer *p, const char *user_id,
                        const char *device_id)
@@ -252,6 +252,80 @@ static void offer_more(struct call *c, struct media_peer *p, const char *user_id
     }
     send_sdp(c, user_id, device_id, offer, "offer");
     g_free(offer);
+}
+
+/* The party's first offer to a room opened again (call_sfu_reopen): its
+ * server end made anew. The answer (g_free), or NULL having replied. */
+static char *media_again(struct call *c, int which, const char *type, const char *sdp,
+                         const struct call_reply *r)
+{
+    if (strcmp(type, "offer") != 0) {
+        call_reply_err(r, ERR_CONFLICT,
+                       "this server holds no media for your device yet: send an offer");
+        return NULL;
+    }
+    const char *why = NULL;
+    char *answer = NULL;
+    struct media_peer *p = media_room_answer(c->room, sdp, strlen(sdp), true, &answer, &why);
+    if (!p) {
+        call_reply_err(r, ERR_BAD_REQUEST, why);
+        return NULL;
+    }
+    c->sfu_peer[which] = p;
+    struct party *party = which ? &c->callee : &c->caller;
+    if (party->connected && party->grace_timer) {
+        g_source_remove(party->grace_timer);
+        party->grace_timer = 0;
+    }
+    log_info("call", "call=%s media of the %s set up again on this server", c->id,
+             which ? "callee" : "caller");
+    call_reply_ok(r, NULL);
+    return answer;
+}
+
+/* The first speaker of c with media, to offer a section for to a party
+ * whose media were set up again after it joined, or NULL. */
+static struct joiner *speaker_with_media(struct call *c)
+{
+    for (guint i = 0; c->joiners && i < c->joiners->len; i++) {
+        struct joiner *j = g_ptr_array_index(c->joiners, i);
+        if (j->speaker && j->peer)
+            return j;
+    }
+    return NULL;
+}
+
+void call_sfu_renegotiate(struct call *c, const struct call_actor *a, int which, const char *type,
+                          const char *sdp, const struct call_reply *r)
+{
+    bool again = !c->sfu_peer[which];
+    char *answer =
+        again ? media_again(c, which, type, sdp, r)
+              : renegotiate(c, c->sfu_peer[which], which ? "callee" : "caller", type, sdp, r);
+    if (!answer)
+        return;
+    send_sdp(c, a->user_id, a->device_id, answer, "answer");
+    /* What call.resume hands back: the server's latest SDP for the device. */
+    char **keep = which == 0 ? &c->answer : &c->offer;
+    g_free(*keep);
+    *keep = answer;
+    struct joiner *sp = again ? speaker_with_media(c) : NULL;
+    if (sp)
+        offer_more(c, c->sfu_peer[which], a->user_id, a->device_id);
+}
+
+void call_sfu_renegotiate_joiner(struct call *c, struct joiner *j, const char *type,
+                                 const char *sdp, const struct call_reply *r)
+{
+    if (!j->peer) {
+        call_reply_err(r, ERR_CONFLICT,
+                       "this server holds no media for your device yet: send call.join again");
+        return;
+    }
+    char *answer = renegotiate(c, j->peer, j->user_id, type, sdp, r);
+    if (answer)
+        send_sdp(c, j->user_id, j->device_id, answer, "answer");
+    g_free(answer);
 }
 
 void call_sfu_offer_speaker(struct call *c, const struct joiner *speaker)

@@ -238,13 +238,138 @@ def test_ringing_call_whose_ring_time_passed_with_its_node_ends_timeout(server):
     run(body())
 
 
-def test_sfu_call_whose_node_dies_ends_for_everyone_in_it(server):
-    """An answered SFU call with a regulator watching: its node is killed
-    with -9. The media were there, so the call cannot go on: the callee and
-    the viewer, on another node, hear call.ended (failed), and the record
-    says the viewer was there at the end."""
+def test_party_online_when_its_call_is_taken_over_need_not_resume(server):
+    """A peer-to-peer call whose node dies: the party on a live node still
+    has its connection and its media, so the node that takes the call over
+    counts it there (and tells it the other party dropped); only the party
+    whose server died must resume. After the grace period the call still
+    goes on."""
+    n1, n2 = cluster(server, n=2, users=CALL_USERS, cluster_beat_s=1, cluster_dead_s=2,
+                     call_grace_s=3)
+    boss = n1.users["boss"]
+
+    async def body():
+        gov = await n1.ws_login("gov4401", device_id="gov-phone")
+        b = await n2.ws_login("boss", device_id="boss-phone")
+        call_id, _ = await answered_call(gov, b, {"user": boss}, OFFER, ANSWER)
+        n1.kill9()
+        await b.next_event("call.peer_disconnected", timeout=15)
+        g2 = await n2.ws_login("gov4401", device_id="gov-phone")
+        r = await g2.ok("call.resume", call_id=call_id)
+        assert r["state"] == "active" and r["role"] == "caller", r
+        await b.next_event("call.peer_reconnected")
+        await asyncio.sleep(4)  # past the grace period: nobody is missing
+        await g2.ok("call.renegotiate", call_id=call_id, sdp_type="offer", sdp=OFFER)
+        assert (await b.next_event("call.renegotiate"))["sdp_type"] == "offer"
+        await b.ok("call.hangup", call_id=call_id)
+        assert (await g2.next_event("call.ended"))["reason"] == "hangup"
+        for c in (b, g2):
+            await c.close()
+
+    run(body())
+
+
+def sdp_fingerprint(sdp):
+    return next(line.split(" ", 1)[1] for line in sdp.split("\r\n")
+                if line.startswith("a=fingerprint:"))
+
+
+def test_sfu_call_whose_node_dies_goes_on_through_another(server):
+    """An answered SFU call with two regulators watching, one on each node:
+    the call's node is killed with -9. The other node takes the call over
+    and opens a room of its own: the callee and the viewer still online hear
+    call.media_lost, the callee's next offer is answered by the new server
+    (its own certificate), the viewer joins again in its place, and the
+    caller resumes through the live node, is told the same and offers anew.
+    The viewer whose server died is out (offline); the record counts the
+    restart; the call ends as any other."""
+    n1, n2 = cluster(server, n=2, users=CALL_USERS + [user("prov", "gov", "44"),
+                                                      user("city", "gov", "4401")],
+                     cluster_beat_s=1, cluster_dead_s=2, call_grace_s=20)
+    boss, prov_id, city_id = n1.users["boss"], n1.users["prov"], n1.users["city"]
+
+    async def body():
+        gov = await n1.ws_login("gov4401", device_id="gov-phone")
+        b = await n2.ws_login("boss", device_id="boss-phone")
+        prov = await n2.ws_login("prov", device_id="prov-pad")
+        city = await n1.ws_login("city", device_id="city-pad")
+        call_id = (await gov.ok("call.invite", to={"user": boss}, mode="sfu",
+                                sdp=device_sdp("actpass", fingerprint())))["call_id"]
+        first = await b.next_event("call.incoming")
+        cert1 = sdp_fingerprint(first["sdp"])
+        dev_fp = fingerprint()
+        await b.ok("call.accept", call_id=call_id, sdp=device_sdp("active", dev_fp))
+        await gov.next_event("call.accepted")
+        prov_fp = fingerprint()
+        await prov.ok("call.join", call_id=call_id,
+                      sdp=device_sdp("actpass", prov_fp, ufrag="viewU"))
+        await city.ok("call.join", call_id=call_id,
+                      sdp=device_sdp("actpass", fingerprint(), ufrag="cityU"))
+        n1.kill9()
+        # the devices still online hear that their media must start again
+        await b.next_event("call.peer_disconnected", timeout=15)
+        await b.next_event("call.media_lost", timeout=5)
+        await prov.next_event("call.media_lost", timeout=5)
+        # an answer to nothing is refused; an ICE restart offer is answered
+        # by the new server
+        r = await b.request("call.renegotiate", call_id=call_id, sdp_type="answer",
+                            sdp=device_sdp("active", dev_fp))
+        assert r["ok"] is False and r["error"]["code"] == "conflict", r
+        await b.ok("call.renegotiate", call_id=call_id, sdp_type="offer",
+                   sdp=device_sdp("actpass", dev_fp, ufrag="newU"))
+        ev = await b.next_event("call.renegotiate")
+        assert ev["sdp_type"] == "answer" and "a=setup:passive" in ev["sdp"], ev
+        cert2 = sdp_fingerprint(ev["sdp"])
+        assert cert2 != cert1
+        # the viewer joins again, in its place (no second entry, no event)
+        r = await prov.request("call.join", call_id=call_id, role="speaker",
+                               sdp=device_sdp("actpass", prov_fp, ufrag="viewV"))
+        assert r["ok"] is False and r["error"]["code"] == "conflict", r
+        r = await prov.ok("call.join", call_id=call_id,
+                          sdp=device_sdp("actpass", prov_fp, ufrag="viewV"))
+        assert sdp_fingerprint(r["sdp"]) == cert2 and "a=sendonly" in r["sdp"], r
+        assert {p["role"] for p in r["participants"]} == {"caller", "callee", "viewer"}, r
+        # the caller comes back through the live node
+        g2 = await n2.ws_login("gov4401", device_id="gov-phone")
+        r = await g2.ok("call.resume", call_id=call_id)
+        assert r["state"] == "active" and r["role"] == "caller" and "sdp" not in r, r
+        await g2.next_event("call.media_lost")
+        await b.next_event("call.peer_reconnected")
+        await g2.ok("call.renegotiate", call_id=call_id, sdp_type="offer",
+                    sdp=device_sdp("actpass", fingerprint(), ufrag="gov2"))
+        ev = await g2.next_event("call.renegotiate")
+        assert ev["sdp_type"] == "answer" and sdp_fingerprint(ev["sdp"]) == cert2, ev
+        # a resume now hands back the new server's answer
+        r = await g2.ok("call.resume", call_id=call_id)
+        assert r["sdp"] == ev["sdp"], r
+        rec = n2.http("GET", f"/api/v1/calls/{call_id}", token=n2.token("gov4401")).json["call"]
+        assert rec["state"] == "active" and rec["media_restarts"] == 1, rec
+        joined = {j["user"]: j for j in rec["joined"]}
+        assert "left" not in joined[prov_id] and joined[city_id]["left"] == "offline", rec
+        await g2.ok("call.hangup", call_id=call_id)
+        for dev in (b, prov):
+            ev = await dev.next_event("call.ended", timeout=5)
+            assert ev["call_id"] == call_id and ev["reason"] == "hangup", ev
+        rec = n2.http("GET", f"/api/v1/calls/{call_id}", token=n2.token("gov4401")).json["call"]
+        assert rec["end_reason"] == "hangup" and joined_left(rec, prov_id) == "ended", rec
+        for c in (b, prov, g2):
+            await c.close()
+
+    run(body())
+
+
+def joined_left(rec, user_id):
+    return [j for j in rec["joined"] if j["user"] == user_id][-1].get("left")
+
+
+def test_sfu_call_taken_over_ends_when_media_do_not_come_back(server):
+    """The same takeover, but the callee (online) never offers again and
+    the viewer never joins again: within the grace period the viewer is
+    out (failed) and the call ends failed, as when a party does not come
+    back. A node without a media server could not have taken it over: the
+    call would have ended at once (the ringing case is tested above)."""
     n1, n2 = cluster(server, n=2, users=CALL_USERS + [user("prov", "gov", "44")],
-                     cluster_beat_s=1, cluster_dead_s=2)
+                     cluster_beat_s=1, cluster_dead_s=2, call_grace_s=4)
     boss, prov_id = n1.users["boss"], n1.users["prov"]
 
     async def body():
@@ -255,19 +380,20 @@ def test_sfu_call_whose_node_dies_ends_for_everyone_in_it(server):
                                 sdp=device_sdp("actpass", fingerprint())))["call_id"]
         await b.next_event("call.incoming")
         await b.ok("call.accept", call_id=call_id, sdp=device_sdp("active", fingerprint()))
-        await gov.next_event("call.accepted")
         await prov.ok("call.join", call_id=call_id,
                       sdp=device_sdp("actpass", fingerprint(), ufrag="viewU"))
         n1.kill9()
-        for dev in (b, prov):
-            ev = await dev.next_event("call.ended", timeout=15)
-            assert ev["call_id"] == call_id and ev["reason"] == "failed", ev
+        await b.next_event("call.media_lost", timeout=15)
+        t0 = time.monotonic()
+        ev = await prov.next_event("call.participant_left", timeout=10)
+        assert ev["user_id"] == prov_id and ev["reason"] == "failed", ev
+        ev = await b.next_event("call.ended", timeout=10)
+        assert ev["call_id"] == call_id and ev["reason"] == "failed", ev
+        assert time.monotonic() - t0 < 8
+        rec = n2.http("GET", f"/api/v1/calls/{call_id}", token=n2.token("gov4401")).json["call"]
+        assert rec["end_reason"] == "failed" and joined_left(rec, prov_id) == "failed", rec
         for c in (b, prov):
             await c.close()
-        rec = n2.http("GET", f"/api/v1/calls/{call_id}", token=n2.token("gov4401")).json["call"]
-        assert rec["end_reason"] == "failed", rec
-        joined = [j for j in rec["joined"] if j["user"] == prov_id]
-        assert joined and joined[0]["left"] == "ended", rec
 
     run(body())
 
