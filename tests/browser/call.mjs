@@ -18,6 +18,11 @@
 //        parties, and both parties, offered a section for it by yjtd, decode it]
 //       [--ice-restart: with --sfu, after the hold the caller restarts ICE (call.renegotiate)
 //        and both must go on decoding]
+//       [--failover WS2 --kill-pid PID: with --sfu, the callee connects to WS2 (a second
+//        node of a cluster), the caller to --ws (the node that holds the call); once both
+//        decode, PID (the caller's node) is killed with SIGKILL: the callee must hear
+//        call.media_lost and restart ICE, the caller must reconnect to WS2, resume and
+//        restart ICE, and both must decode again through the surviving node]
 //       [--loss-pct P: with --sfu, all media between the pages and yjtd goes through a UDP
 //        relay here that drops P % of the datagrams each way]
 //       [--tcp-only: the pages stand for devices on a network that blocks UDP: they drop
@@ -107,6 +112,8 @@ const { values: opt } = parseArgs({
     'ice-restart': { type: 'boolean', default: false },
     'tcp-only': { type: 'boolean', default: false },
     speaker: { type: 'string', default: '' },
+    failover: { type: 'string', default: '' },
+    'kill-pid': { type: 'string', default: '' },
     'turn-url': { type: 'string', default: process.env.YJT_TURN_URL || '' },
     'turn-secret': { type: 'string', default: process.env.YJT_TURN_SECRET || '' },
     'decode-timeout-s': { type: 'string', default: '20' },
@@ -382,7 +389,7 @@ async function call(context, pageUrl, result) {
 
   await Promise.all([
     caller.evaluate((ws) => window.peer.connect(ws), opt.ws),
-    callee.evaluate((ws) => window.peer.connect(ws), opt.ws),
+    callee.evaluate((ws) => window.peer.connect(ws), opt.failover || opt.ws),
   ]);
   const [callerUser, calleeUser] = await Promise.all([
     caller.evaluate(([u, p, d]) => window.peer.login(u, p, d), [opt.caller, opt.password, `web-caller-${tag}`]),
@@ -478,6 +485,11 @@ async function call(context, pageUrl, result) {
     ]);
     result.stats_after_hold = { caller: ca, callee: ka, hold_ms: holdMs };
     log(`after ${holdMs} ms more: caller ${ca.framesDecoded} frames, callee ${ka.framesDecoded} frames`);
+  }
+
+  if (opt.failover) {
+    await failover(caller, callee, tag, result);
+    return;
   }
 
   // The caller restarts ICE (new credentials, new checks) through yjtd;
@@ -646,6 +658,100 @@ async function call(context, pageUrl, result) {
   result.callee = ksum;
   check(!csum.errors.length && !ksum.errors.length,
     `errors in the pages: caller ${JSON.stringify(csum.errors)} callee ${JSON.stringify(ksum.errors)}`);
+}
+
+// Frames decoded over the next windowMs, or fewer when the video stalls
+// (sums over every inbound stream: a stream whose server died stops).
+async function framesOver(page, windowMs) {
+  const a = await page.evaluate(() => window.peer.stats());
+  await new Promise((r) => setTimeout(r, windowMs));
+  const b = await page.evaluate(() => window.peer.stats());
+  return { frames: b.framesDecoded - a.framesDecoded, stats: b };
+}
+
+// Waits until page decodes at least minFrames in one second, or fails.
+async function decodesAgain(page, who, minFrames, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  let last = null;
+  while (Date.now() < deadline) {
+    last = await framesOver(page, 1000);
+    if (last.frames >= minFrames) return last;
+  }
+  throw new Failure(`${who}: video did not come back within ${timeoutMs} ms (last second: ` +
+    `${last && last.frames} frames; ${JSON.stringify(last && last.stats)})`);
+}
+
+// --failover: the caller's node (which holds the call and its media) is
+// killed; the call goes on through the callee's node.
+async function failover(caller, callee, tag, result) {
+  check(opt.sfu, '--failover needs --sfu');
+  check(opt['kill-pid'], '--failover needs --kill-pid');
+  const before = await Promise.all([framesOver(caller, 1000), framesOver(callee, 1000)]);
+  const k0 = Date.now();
+  process.kill(Number(opt['kill-pid']), 'SIGKILL');
+  log(`killed the caller's node (pid ${opt['kill-pid']})`);
+  // The media stop on both sides.
+  const stalled = await Promise.all([framesOver(caller, 1500), framesOver(callee, 1500)]);
+  // The callee (its server lives) is told, and restarts ICE there.
+  const lost = await callee.evaluate(() => window.peer.sig.waitEvent('call.media_lost', 20000));
+  const toldMs = Date.now() - k0;
+  log(`callee heard call.media_lost ${toldMs} ms after the kill`);
+  const calleeRestart = await callee.evaluate(() => window.peer.restartIce());
+  // The caller's connection dropped: it reconnects to the callee's node.
+  const resumed = await caller.evaluate(([url, u, p, d]) => window.peer.reconnect(url, u, p, d),
+    [opt.failover, opt.caller, opt.password, `web-caller-${tag}`]);
+  check(resumed.state === 'active' && resumed.role === 'caller',
+    `call.resume on the surviving node: ${JSON.stringify(resumed)}`);
+  await caller.evaluate(() => window.peer.sig.waitEvent('call.media_lost', 5000));
+  const callerRestart = await caller.evaluate(() => window.peer.restartIce());
+  const [ca, ka] = await Promise.all([
+    decodesAgain(caller, 'caller', 10, 20000),
+    decodesAgain(callee, 'callee', 10, 20000),
+  ]);
+  result.failover = {
+    frames_per_s_before: before.map((x) => x.frames),
+    frames_in_1500_ms_after_kill: stalled.map((x) => x.frames),
+    media_lost_after_ms: toldMs,
+    video_back_after_ms: Date.now() - k0,
+    frames_per_s_after: [ca.frames, ka.frames],
+    resumed,
+    caller_restart: callerRestart,
+    callee_restart: calleeRestart,
+    pairs_after: { caller: ca.stats.pair, callee: ka.stats.pair },
+    lost_event: lost,
+  };
+  log(`video back on both sides ${result.failover.video_back_after_ms} ms after the kill: ` +
+    `${ca.frames} and ${ka.frames} frames a second`);
+  // Each side's media now end at the surviving node: the selected pair's
+  // remote end is one of the candidates in that node's answer.
+  for (const [who, s, r] of [['caller', ca.stats, callerRestart], ['callee', ka.stats, calleeRestart]]) {
+    const rem = s.pair && s.pair.remote || {};
+    check(r.remote_candidates.some((c) => c.includes(` ${rem.address || rem.ip} ${rem.port} `)),
+      `${who}: the selected pair's remote end ${JSON.stringify(rem)} is not one of the surviving ` +
+      `node's candidates ${JSON.stringify(r.remote_candidates)}`);
+  }
+  check(callerRestart.remote_fingerprint === calleeRestart.remote_fingerprint,
+    'the two parties were answered with different certificates');
+  const firstAnswer = await caller.evaluate(
+    () => (window.peer.sig.events.find((e) => e.type === 'call.accepted') || {}).sdp || '');
+  const firstFp = (firstAnswer.match(/^a=fingerprint:(.*)$/m) || [])[1];
+  result.failover.fingerprints = [firstFp, callerRestart.remote_fingerprint];
+  check(firstFp && firstFp !== callerRestart.remote_fingerprint,
+    'the media did not move to another server (same certificate before and after)');
+  await caller.evaluate(() => window.peer.hangup());
+  const [ce, ke] = await Promise.all([
+    caller.evaluate(() => window.peer.waitEnded(5000)),
+    callee.evaluate(() => window.peer.waitEnded(5000)),
+  ]);
+  result.ended = { caller: ce, callee: ke };
+  check(ce.reason === 'hangup' && ke.reason === 'hangup',
+    `call.ended reasons ${ce.reason} / ${ke.reason}, expected hangup`);
+  const [csum, ksum] = await Promise.all([
+    caller.evaluate(() => { window.peer.close(); return window.peer.summary(); }),
+    callee.evaluate(() => { window.peer.close(); return window.peer.summary(); }),
+  ]);
+  result.caller = csum;
+  result.callee = ksum;
 }
 
 // ---------------------------------------------------------------- werift as the caller

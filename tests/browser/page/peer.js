@@ -373,6 +373,18 @@ class Peer {
     note(`connected ${url}`);
   }
 
+  // After the server died: a new connection (to another server), the same
+  // account and device, and call.resume of the call in progress.
+  async reconnect(url, username, password, deviceId) {
+    if (this.sig.ws) this.sig.ws.close();
+    this.sig.closed = null;
+    await this.connect(url);
+    await this.login(username, password, deviceId);
+    const reply = await this.sig.ok('call.resume', { call_id: this.callId });
+    note(`resumed ${this.callId}: ${reply.state}`);
+    return { state: reply.state, role: reply.role, has_sdp: typeof reply.sdp === 'string' };
+  }
+
   async login(username, password, deviceId) {
     const reply = await this.sig.ok('auth.login', { username, password, device_id: deviceId, platform: 'web' }, 20000);
     this.user = reply.user || null;
@@ -640,7 +652,10 @@ class Peer {
     const ev = this.sig.events.filter(isAnswer)[answers];
     await pc.setRemoteDescription({ type: 'answer', sdp: await remoteSdp(ev.sdp) });
     note('ICE restarted');
-    return { before, after: ufrag(pc.localDescription.sdp), remote_after: ufrag(ev.sdp) };
+    const fp = (sdp) => (sdp.match(/^a=fingerprint:(.*)$/m) || [])[1];
+    return { before, after: ufrag(pc.localDescription.sdp), remote_after: ufrag(ev.sdp),
+      remote_fingerprint: fp(ev.sdp),
+      remote_candidates: (ev.sdp.match(/^a=candidate:.*$/gm) || []).map((l) => l.slice(2)) };
   }
 
   async leave() {
