@@ -14,7 +14,9 @@
 //   });
 //
 // A call survives a dropped WebSocket: after the client reconnects it sends
-// call.resume and restarts ICE with call.renegotiate.
+// call.resume and restarts ICE with call.renegotiate. With several servers,
+// a call through the server's media relay whose server died goes on
+// through another: on call.media_lost the call restarts ICE there too.
 
 import { Emitter } from './emitter.js';
 
@@ -27,6 +29,7 @@ const CALL_EVENTS = [
   'call.renegotiate',
   'call.peer_disconnected',
   'call.peer_reconnected',
+  'call.media_lost',
 ];
 
 /**
@@ -48,7 +51,8 @@ export class Call extends Emitter {
     this.endReason = null;
     this.queuedLocal = []; // candidates gathered before the call had an id
     this.queuedRemote = []; // candidates received before the remote description
-    this.iceRestarts = 0; // ICE restarts this side made after a reconnect
+    this.iceRestarts = 0; // ICE restarts this side made (after a reconnect, or call.media_lost)
+    this.restarting = null; // the ICE restart in progress
     this.renegotiations = 0; // offers from the other side answered
     Object.assign(this, fields);
   }
@@ -156,6 +160,12 @@ export class Call extends Emitter {
       case 'call.peer_reconnected':
         this.emit('peer', { connected: true });
         break;
+      case 'call.media_lost':
+        // The server carrying the media died; another holds the call now.
+        // Its answer brings its own certificate: the browser restarts DTLS.
+        this.emit('media-lost', {});
+        if (this.pc && this.state !== 'ended') await this.restartIce();
+        break;
       case 'call.answered_elsewhere':
         this.finish('answered_elsewhere');
         break;
@@ -230,12 +240,21 @@ export class Call extends Emitter {
       this.finish('failed');
       return;
     }
-    if (r.state === 'active' && this.pc) {
+    if (r.state === 'active' && this.pc) await this.restartIce();
+  }
+
+  /** An ICE restart offer (one at a time: a second asked meanwhile joins it). */
+  restartIce() {
+    if (this.restarting) return this.restarting;
+    this.restarting = (async () => {
       const offer = await this.pc.createOffer({ iceRestart: true });
       await this.pc.setLocalDescription(offer);
       await this.client.request('call.renegotiate', { call_id: this.id, sdp: offer.sdp, sdp_type: 'offer' });
       this.iceRestarts += 1;
-    }
+    })().finally(() => {
+      this.restarting = null;
+    });
+    return this.restarting;
   }
 
   finish(reason, by) {

@@ -343,6 +343,52 @@ describe('calls, alarms, commitments, feeds', () => {
     assert.equal(alice.calls.get(inv.call_id), undefined);
   });
 
+  test('call.media_lost restarts ICE once (a second one meanwhile joins it)', async () => {
+    // The server sends call.media_lost only when a cluster node carrying
+    // an SFU call died (tests/integration/test_cluster_calls.py); here the
+    // event is handed to the client as if it came, in a real call, and
+    // what the SDK then sends goes through yjtd to the other party.
+    const offers = [];
+    class StubPeer {
+      constructor() { this.connectionState = 'new'; }
+      addTransceiver() {}
+      addTrack() {}
+      async createOffer(opts = {}) {
+        offers.push(opts);
+        return { type: 'offer', sdp: `v=0\r\no=- ${offers.length} 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n` };
+      }
+      async setLocalDescription(d) { this.localDescription = d; }
+      async setRemoteDescription(d) { this.remoteDescription = d; }
+      async addIceCandidate() {}
+      close() {}
+    }
+    const gov = client('lost-gov', { rtc: { RTCPeerConnection: StubPeer } });
+    await gov.login('gina', PASSWORD);
+    const alice = client('lost-alice');
+    await alice.login('alice', PASSWORD);
+    const incoming = alice.calls.wait('incoming', () => true, 5000);
+    const call = await gov.calls.invite({ user: srv.users.alice });
+    await incoming;
+    const accepted = call.wait('state', (st) => st === 'connecting', 5000);
+    await alice.request('call.accept', { call_id: call.id, sdp: 'v=0\r\no=- 9 9 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n' });
+    await accepted;
+    let offersHeard = 0;
+    alice.on('call.renegotiate', (e) => { if (e.call_id === call.id) offersHeard += 1; });
+    const reneg = alice.wait('call.renegotiate', (e) => e.call_id === call.id, 5000);
+    const lost = call.wait('media-lost', () => true, 3000);
+    gov.emit('call.media_lost', { type: 'call.media_lost', call_id: call.id });
+    gov.emit('call.media_lost', { type: 'call.media_lost', call_id: call.id });
+    await lost;
+    const ev = await reneg;
+    assert.equal(ev.sdp_type, 'offer');
+    await waitFor(() => call.iceRestarts === 1, 3000);
+    assert.deepEqual(offers.map((o) => o.iceRestart === true), [false, true]);
+    await sleep(300);
+    assert.equal(call.iceRestarts, 1);
+    assert.equal(offersHeard, 1);
+    await call.hangup();
+  });
+
   test('an alarm raised by a reading arrives as a push and in the feed, and is acknowledged', async () => {
     await srv.sensor('E1', 'LT-1');
     const duty = client('alarm-duty');
