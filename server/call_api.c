@@ -484,8 +484,7 @@ static void invite_reply(void *ctx, enum err_code err, const char *message, json
             log_warn("call", "call=%s cannot record its node", call_id);
         g_free(key);
         key = g_strconcat("calloffer:", call_id, NULL);
-        if (g_strcmp0(jx_str(fields, "mode"), "p2p") == 0 &&
-            store_kv_set(server.store, key, x->offer,
+        if (store_kv_set(server.store, key, x->offer,
                          now + server.cfg.ring_timeout_s * 1000 + CALLOFFER_SLACK_MS) != STORE_OK)
             log_warn("call", "call=%s cannot keep its offer", call_id);
         g_free(key);

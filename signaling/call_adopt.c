@@ -18,8 +18,6 @@ static const char *why_not(json_t *rec, const char *offer)
     const char *state = jx_str(rec, "state"), *mode = jx_str(rec, "mode");
     if (!jx_str(rec, "id") || !state || strcmp(state, "ended") == 0)
         return "the call is over";
-    if (mode && strcmp(mode, "sfu") == 0 && strcmp(state, "active") != 0)
-        return "its media were on that server, and it was not answered";
     if (mode && strcmp(mode, "sfu") == 0 && !call_lim.media.cert)
         return "its media were on that server, and this one runs no media server";
     if (!jx_str(rec, "caller") || !jx_str(rec, "caller_device"))
@@ -49,10 +47,13 @@ static bool declined(json_t *rec, const char *user_id)
 /* Rings on: the callees who neither declined nor are busy now. A device
  * online since before the invite was rung by the server that is gone and
  * still rings (its server is alive, or it would not be listed): it is
- * remembered, not rung twice; any other is rung now (if ring_new: not
- * when the ring time is already over). */
+ * remembered, not rung twice, unless the offer it has is the dead
+ * server's (an SFU call: every device is rung with this server's); any
+ * other is rung now (if ring_new: not when the ring time is already
+ * over). */
 static void ring_on(struct call *c, json_t *rec, bool ring_new)
 {
+    bool again = c->room != NULL;
     size_t i;
     json_t *v;
     json_array_foreach(json_object_get(rec, "callees"), i, v)
@@ -74,7 +75,7 @@ static void ring_on(struct call *c, json_t *rec, bool ring_new)
             int64_t since = jx_int(d, "since", 0);
             if (!dev)
                 continue;
-            if ((since && since < c->invite_at) || !ring_new) {
+            if (!ring_new || (!again && since && since < c->invite_at)) {
                 struct ringer *g = g_new0(struct ringer, 1);
                 g->user_id = g_strdup(k);
                 g->device_id = g_strdup(dev);
@@ -105,13 +106,15 @@ static bool device_online(const char *user_id, const char *device_id)
     return found;
 }
 
-/* An answered SFU call's media start again here: an empty room; the third
- * parties still online stay in it, to join again within the grace period
- * (the others left when their server died). 0, or -1 with *why. */
-static int reopen_media(struct call *c, const char **why)
+/* An SFU call's media start again here. Ringing: the caller's kept offer
+ * answered anew, and a new offer to ring the callees with. Answered: an
+ * empty room; the third parties still online stay in it, to join again
+ * within the grace period (the others left when their server died). 0,
+ * or -1 with *why. */
+static int reopen_media(struct call *c, const char *caller_offer, const char **why)
 {
     int n = (int)jx_int(c->record, "media_restarts", 0) + 1;
-    if (call_sfu_reopen(c, n, why) != 0)
+    if (call_sfu_reopen(c, n, c->state == CALL_RINGING ? caller_offer : NULL, why) != 0)
         return -1;
     json_object_set_new(c->record, "media_restarts", json_integer(n));
     int64_t now = clock_now_ms();
@@ -174,8 +177,7 @@ static struct call *from_record(json_t *rec, const char *offer)
     c->record = json_deep_copy(rec);
     c->saved = true;
     if (ringing) {
-        c->offer = g_strdup(offer);
-        call_incoming_build(c);
+        c->offer = g_strdup(offer); /* through the SFU, replaced by the server's */
     } else {
         json_t *by = json_object_get(rec, "answered_by");
         c->callee.user_id = g_strdup(jx_str(by, "user"));
@@ -262,8 +264,10 @@ int call_adopt(const char *call_id, const char *offer, const char **why)
     *why = why_not(rec, offer);
     struct call *c = *why ? NULL : from_record(rec, offer);
     bool sfu = g_strcmp0(jx_str(rec, "mode"), "sfu") == 0;
-    if (c && sfu && reopen_media(c, why) != 0)
+    if (c && sfu && reopen_media(c, offer, why) != 0)
         g_clear_pointer(&c, call_free);
+    if (c && c->state == CALL_RINGING)
+        call_incoming_build(c);
     if (!c) {
         end_gone(call_id, rec, *why);
         json_decref(rec);

@@ -174,11 +174,14 @@ int call_sfu_mode(json_t *msg, const struct call_reply *r);
  * callees (to whom c->offer becomes the server's offer). 0, or -1 with
  * *why. */
 int call_sfu_open(struct call *c, const char *caller_offer, const char **why);
-/* Opens c's room again on this server, empty, after the server that held
- * the call died (restarts: how many times so far, for the recordings'
- * names). Each party's next offer (call.renegotiate) makes its server end
- * anew; each third party joins again. 0, or -1 with *why. */
-int call_sfu_reopen(struct call *c, int restarts, const char **why);
+/* Opens c's room again on this server after the server that held the
+ * call died (restarts: how many times so far, for the recordings' names).
+ * An answered call's room is empty: each party's next offer
+ * (call.renegotiate) makes its server end anew, each third party joins
+ * again. A call still ringing (caller_offer: the caller's offer, kept)
+ * is seated as call_sfu_open() does, c->offer the new server's offer to
+ * ring the callees with. 0, or -1 with *why. */
+int call_sfu_reopen(struct call *c, int restarts, const char *caller_offer, const char **why);
 /* The winning callee's answer to the server's offer, with the candidates
  * it sent while ringing (taken from *early). 0, or -1 with *why. */
 int call_sfu_accept(struct call *c, const char *answer, GQueue *early, const char **why);

@@ -135,10 +135,10 @@ static int open_room(struct call *c, const char *prefix, const char **why)
     return 0;
 }
 
-int call_sfu_open(struct call *c, const char *caller_offer, const char **why)
+/* The server's ends for the caller (its offer answered, the answer held)
+ * and the callees (c->offer becomes the server's offer). */
+static int seat_parties(struct call *c, const char *caller_offer, const char **why)
 {
-    if (open_room(c, c->id, why) != 0)
-        return -1;
     char *answer = NULL, *offer = NULL;
     c->sfu_peer[0] =
         media_room_answer(c->room, caller_offer, strlen(caller_offer), true, &answer, why);
@@ -155,7 +155,14 @@ int call_sfu_open(struct call *c, const char *caller_offer, const char **why)
     return 0;
 }
 
-int call_sfu_reopen(struct call *c, int restarts, const char **why)
+int call_sfu_open(struct call *c, const char *caller_offer, const char **why)
+{
+    if (open_room(c, c->id, why) != 0)
+        return -1;
+    return seat_parties(c, caller_offer, why);
+}
+
+int call_sfu_reopen(struct call *c, int restarts, const char *caller_offer, const char **why)
 {
     if (!call_lim.media.cert) {
         *why = "the media server is not running on this node";
@@ -166,7 +173,7 @@ int call_sfu_reopen(struct call *c, int restarts, const char **why)
     char *prefix = g_strdup_printf("%s.%d", c->id, restarts);
     int rc = open_room(c, prefix, why);
     g_free(prefix);
-    return rc;
+    return rc == 0 && caller_offer ? seat_parties(c, caller_offer, why) : rc;
 }
 
 /* The candidate line of a checked candidate value, or NULL for the end of

@@ -327,7 +327,17 @@ export class CallManager extends Emitter {
   }
 
   onIncoming(ev) {
-    if (this.calls.has(ev.call_id)) return; // rung again after a resume
+    const known = this.calls.get(ev.call_id);
+    if (known) {
+      // Rung again (after a resume, or by the server that took the call
+      // over): through the media relay the newest offer is the one to
+      // answer.
+      if (known.direction === 'in' && known.state === 'ringing' && ev.sdp) {
+        known.offer = ev.sdp;
+        if (ev.ice_servers) known.iceServers = ev.ice_servers;
+      }
+      return;
+    }
     const call = new Call(this, {
       direction: 'in',
       id: ev.call_id,

@@ -318,7 +318,7 @@ describe('pushes', () => {
 });
 
 describe('calls, alarms, commitments, feeds', () => {
-  test('call.incoming reaches the callee\'s call manager; a decline ends the call for the caller', async () => {
+  test('call.incoming reaches the callee\'s call manager (rung again: the newest offer); a decline ends the call for the caller', async () => {
     const gov = client('call-gov');
     await gov.login('gina', PASSWORD);
     const alice = client('call-alice');
@@ -335,6 +335,15 @@ describe('calls, alarms, commitments, feeds', () => {
     assert.equal(call.from.id, srv.users.gina);
     assert.equal(call.state, 'ringing');
     assert.equal((await ringing).call_id, inv.call_id);
+    // Rung again for the same call (as by the server that took it over):
+    // the same call, now with the newest offer.
+    let incomings = 0;
+    alice.calls.on('incoming', () => { incomings += 1; });
+    const newer = 'v=0\r\no=- 7 7 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n';
+    alice.emit('call.incoming', { type: 'call.incoming', call_id: inv.call_id, sdp: newer, from: call.from });
+    assert.equal(call.offer, newer);
+    assert.equal(incomings, 0);
+    assert.equal(alice.calls.get(inv.call_id), call);
     const ended = gov.wait('call.ended', (e) => e.call_id === inv.call_id, 3000);
     const ce = call.wait('ended', () => true, 3000);
     await call.decline('开会中');
