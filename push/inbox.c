@@ -48,8 +48,14 @@ void inbox_init(struct store *st, const struct inbox_limits *l, inbox_deliver_cb
     trim_due = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 }
 
+static void announce(const char *const *user_ids, const char *const *keys, const int64_t *seqs,
+                     int n, json_t *item);
+static void announce_stored(void);
+static void later_drop_all(void);
+
 void inbox_shutdown(void)
 {
+    later_drop_all();
     if (observers)
         g_array_free(observers, TRUE);
     observers = NULL;
@@ -145,30 +151,14 @@ static json_t *make_item(const char *kind, const char *priority, int64_t ttl_s, 
                      payload ? json_incref(payload) : json_object());
 }
 
-struct oldest {
-    int64_t cutoff;
-    int64_t last_old; /* the newest seq older than cutoff seen so far */
-};
-
-static bool scan_old(int64_t seq, json_t *item, void *ud)
-{
-    struct oldest *o = ud;
-    if (jx_int(item, "created_at", 0) >= o->cutoff)
-        return false;
-    o->last_old = seq;
-    return true;
-}
-
-/* Trims the user's inbox by age, then (given its head) by count. */
+/* Trims the user's inbox by age and (given its head) by count; on Redis
+ * without waiting for it. */
 static void trim(const char *key, int64_t head)
 {
-    struct oldest o = {clock_now_ms() - limits.max_age_s * 1000, 0};
-    int rc = store_seq_range(store, key, 0, AGE_SCAN, false, scan_old, &o);
-    int64_t upto = o.last_old;
-    if (head > limits.max_count && head - limits.max_count > upto)
-        upto = head - limits.max_count;
-    if (rc == STORE_OK && upto > 0 && store_seq_trim(store, key, upto) != STORE_OK)
-        log_warn("inbox", "trim of %s up to %" G_GINT64_FORMAT " failed", key, upto);
+    int64_t cutoff = clock_now_ms() - limits.max_age_s * 1000;
+    int64_t upto = head > limits.max_count ? head - limits.max_count : 0;
+    if (store_seq_trim_older(store, key, "created_at", cutoff, AGE_SCAN, upto) != STORE_OK)
+        log_warn("inbox", "trim of %s failed", key);
 }
 
 /* A fan-out's trims wait for inbox_trim_due(); a single push's, or any
@@ -226,6 +216,25 @@ int inbox_push_many_journaled(const char *const *user_ids, int n, const char *jo
         log_error("inbox", "cannot store a %s push for %d user(s): store error %d", kind, n, rc);
         goto out;
     }
+    announce_stored(); /* this node's devices get pushes in the order stored */
+    if (seqs_out)
+        memcpy(seqs_out, seqs, sizeof(*seqs) * (size_t)n);
+    announce(user_ids, (const char *const *)keys, seqs, n, item);
+out:
+    for (int i = 0; i <= n; i++)
+        g_free(keys[i]);
+    g_free(keys);
+    g_free(seqs);
+    json_decref(item);
+    return rc;
+}
+
+/* Delivers a stored push (item, at seqs[i] in keys[i] of user_ids[i]) to
+ * the devices online, trims what is due, and tells the observers. */
+static void announce(const char *const *user_ids, const char *const *keys, const int64_t *seqs,
+                     int n, json_t *item)
+{
+    const char *kind = jx_str(item, "kind"), *priority = jx_str(item, "priority");
     char *item_text = deliver_cb ? jx_dump(item) : NULL;
     bool fan = item_text && fanout_cb && n >= INBOX_FANOUT_MIN;
     if (fan)
@@ -234,8 +243,6 @@ int inbox_push_many_journaled(const char *const *user_ids, int n, const char *jo
     for (int i = 0; i < n; i++) {
         if (fan && i % INBOX_FANOUT_STEP == INBOX_FANOUT_STEP - 1)
             fanout_cb(INBOX_FANOUT_PUMP, fanout_ud);
-        if (seqs_out)
-            seqs_out[i] = seqs[i];
         log_debug("inbox", "push user=%s seq=%" G_GINT64_FORMAT " kind=%s priority=%s", user_ids[i],
                   seqs[i], kind, priority);
         if (item_text) {
@@ -258,12 +265,115 @@ int inbox_push_many_journaled(const char *const *user_ids, int n, const char *jo
                  seqs[0], kind, priority);
     else if (n > 1)
         log_info("inbox", "push to %d users kind=%s priority=%s", n, kind, priority);
-out:
-    for (int i = 0; i <= n; i++)
-        g_free(keys[i]);
-    g_free(keys);
-    g_free(seqs);
-    json_decref(item);
+}
+
+/* ---------- fan-outs stored without waiting (inbox_push_many_later) ---------- */
+
+/* A fan-out sent to the store; announced once its seqs are known. */
+struct later {
+    char **user_ids, **keys;
+    int n;
+    json_t *item;
+    int rc;
+    int64_t *seqs;
+};
+
+static GQueue stored_later = G_QUEUE_INIT; /* struct later*, answered, in order */
+static guint announce_idle;
+/* Recipients of the fan-outs sent and not answered yet. Past
+ * LATER_INFLIGHT_MAX a fan-out waits for the store like any push (which
+ * first reads the answers before it): the loop then slows the
+ * publishers down instead of queueing without end. */
+#define LATER_INFLIGHT_MAX 100000
+static int later_inflight;
+
+static void later_free(struct later *l)
+{
+    g_strfreev(l->user_ids);
+    g_strfreev(l->keys);
+    json_decref(l->item);
+    g_free(l->seqs);
+    g_free(l);
+}
+
+/* The fan-outs the store answered, announced in the order they were
+ * sent (from the loop, never inside a store call). */
+static void announce_stored(void)
+{
+    struct later *l;
+    while ((l = g_queue_pop_head(&stored_later))) {
+        if (l->rc == STORE_OK)
+            announce((const char *const *)l->user_ids, (const char *const *)l->keys, l->seqs, l->n,
+                     l->item);
+        else
+            log_error("inbox", "cannot store a %s push for %d user(s): store error %d",
+                      jx_str(l->item, "kind"), l->n, l->rc);
+        later_free(l);
+    }
+}
+
+static void later_drop_all(void)
+{
+    struct later *l;
+    while ((l = g_queue_pop_head(&stored_later)))
+        later_free(l);
+    if (announce_idle)
+        g_source_remove(announce_idle);
+    announce_idle = 0;
+}
+
+static gboolean on_announce_idle(gpointer ud)
+{
+    (void)ud;
+    announce_idle = 0;
+    announce_stored();
+    return G_SOURCE_REMOVE;
+}
+
+static void on_stored_later(int rc, const int64_t *seqs, int n, void *ud)
+{
+    struct later *l = ud;
+    later_inflight -= l->n;
+    l->rc = rc;
+    if (rc == STORE_OK)
+        l->seqs = g_memdup2(seqs, sizeof(*seqs) * (size_t)n);
+    if (!store) { /* answered while the store closes: nobody to tell */
+        later_free(l);
+        return;
+    }
+    g_queue_push_tail(&stored_later, l);
+    if (!announce_idle)
+        announce_idle = g_idle_add(on_announce_idle, NULL);
+}
+
+int inbox_push_many_later(const char *const *user_ids, int n, const char *kind,
+                          const char *priority, int64_t ttl_s, const char *title, const char *body,
+                          json_t *payload)
+{
+    if (!store_appends_later(store) || n < 1 || later_inflight + n > LATER_INFLIGHT_MAX)
+        return inbox_push_many(user_ids, n, kind, priority, ttl_s, title, body, payload, NULL);
+    if (!user_ids)
+        return STORE_EINVAL;
+    json_t *item = make_item(kind, priority, ttl_s, title, body, payload);
+    if (!item)
+        return STORE_EINVAL;
+    struct later *l = g_new0(struct later, 1);
+    l->n = n;
+    l->item = item;
+    l->user_ids = g_new0(char *, (gsize)n + 1);
+    l->keys = g_new0(char *, (gsize)n + 1);
+    for (int i = 0; i < n; i++) {
+        l->user_ids[i] = g_strdup(user_ids[i]);
+        l->keys[i] = seq_key(user_ids[i]);
+    }
+    later_inflight += n; /* before: the answer may come at once */
+    int rc = store_seq_append_many_later(store, (const char *const *)l->keys, n, item,
+                                         on_stored_later, l);
+    if (rc != STORE_OK) {
+        later_inflight -= n;
+        log_error("inbox", "cannot store a %s push for %d user(s): store error %d", kind, n, rc);
+        later_free(l);
+    }
     return rc;
 }
 

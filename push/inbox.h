@@ -77,6 +77,15 @@ int inbox_push(const char *user_id, const char *kind, const char *priority, int6
 int inbox_push_many(const char *const *user_ids, int n, const char *kind, const char *priority,
                     int64_t ttl_s, const char *title, const char *body, json_t *payload,
                     int64_t *seqs_out);
+/* inbox_push_many() without waiting for a store that would wait for a
+ * server (Redis): the push is a write of the current batch (the server
+ * tells nothing of the batch, replies included, before it is durable, and
+ * fails them if it fails), and it is delivered once stored, from the
+ * loop. On other stores, inbox_push_many(). 0 when sent (or stored), or a
+ * STORE_E… code (nothing will be delivered). */
+int inbox_push_many_later(const char *const *user_ids, int n, const char *kind,
+                          const char *priority, int64_t ttl_s, const char *title, const char *body,
+                          json_t *payload);
 /* inbox_push_many() that also appends the stored item to the sequence
  * journal_key in the same transaction, so the caller can later tell for
  * sure whether this batch was stored (the scheduler's "sent" record). */

@@ -248,7 +248,7 @@ enum err_code notice_publish(const char *publisher_id, const struct principal *p
                   publisher_id, "publisher_division", pub->org, "title", title, "body", body,
                   "attachments", att, "audience", aud, "require_read", require_read, "created_at",
                   (json_int_t)clock_now_ms(), "recipients", recipients);
-    int rc = store_doc_put(store, NOTICES, id, doc, true);
+    int rc = store_doc_put_new(store, NOTICES, id, doc); /* a fresh id */
     json_decref(doc);
     if (rc == STORE_OK) {
         bool cut;
@@ -257,8 +257,10 @@ enum err_code notice_publish(const char *publisher_id, const struct principal *p
                                     require_read, "attachments", att);
         if (cut)
             json_object_set_new(payload, "body_cut", json_true());
-        rc = inbox_push_many((const char *const *)c.order->pdata, (int)c.order->len, "notice",
-                             "normal", NOTICE_TTL_S, title, text, payload, NULL);
+        /* On Redis the node's loop does not wait for the fan-out: the
+         * reply, held with the batch, goes out once it is stored. */
+        rc = inbox_push_many_later((const char *const *)c.order->pdata, (int)c.order->len, "notice",
+                                   "normal", NOTICE_TTL_S, title, text, payload);
         json_decref(payload);
         g_free(text);
     }

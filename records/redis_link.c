@@ -58,21 +58,25 @@ uint64_t redis_link_loop_waits(double *seconds)
 /* A deferred command whose caller wants its reply (redis_link_defer_call). */
 struct deferred_call {
     uint64_t n; /* its number among the deferred commands */
+    bool write; /* redis_link_defer_write_call(): a write all the same */
     redis_call_cb cb;
     void *ud;
 };
 
+enum answered { NOT_A_CALL, A_CALL, A_WRITE_CALL };
+
 /* Hands reply r (NULL: lost) of deferred command n to its caller, if it
- * has one. Whether it had. */
-static bool answer_call(struct redis_link *l, uint64_t n, redisReply *r)
+ * has one. */
+static enum answered answer_call(struct redis_link *l, uint64_t n, redisReply *r)
 {
     struct deferred_call *d = g_queue_peek_head(&l->calls);
     if (!d || d->n != n)
-        return false;
+        return NOT_A_CALL;
     g_queue_pop_head(&l->calls);
+    enum answered a = d->write ? A_WRITE_CALL : A_CALL;
     d->cb(r, d->ud);
     g_free(d);
-    return true;
+    return a;
 }
 
 static int64_t now_ms(void)
@@ -619,7 +623,7 @@ static void drop_ctx(struct redis_link *l, const char *what)
     l->c = NULL;
     while (l->done_n < l->sent_n) {
         l->done_n++;
-        bool call = answer_call(l, l->done_n, NULL);
+        bool call = answer_call(l, l->done_n, NULL) == A_CALL;
         if (l->on_reply)
             l->on_reply(l->done_n, call, l->reply_ud);
     }
@@ -632,7 +636,8 @@ static bool take_reply(struct redis_link *l, redisReply *r)
     l->pending--;
     l->done_n++;
     l->progress_ms = now_ms();
-    if (answer_call(l, l->done_n, r)) {
+    enum answered a = answer_call(l, l->done_n, r);
+    if (a == A_CALL) {
         /* not a write: its error fails no batch */
         bool demoted = r->type == REDIS_REPLY_ERROR && g_str_has_prefix(r->str, "READONLY");
         freeReplyObject(r);
@@ -736,19 +741,33 @@ static int ready(struct redis_link *l)
     return 0;
 }
 
-int redis_link_defer_call(struct redis_link *l, const struct redis_cmd *cmd, redis_call_cb cb,
-                          void *ud)
+static int defer_call(struct redis_link *l, const struct redis_cmd *cmd, bool write,
+                      redis_call_cb cb, void *ud)
 {
     bool sent = l->deferred_sent;
     if (redis_link_defer(l, cmd) != 0)
         return -1;
-    l->deferred_sent = sent; /* not a write: no replicas to wait for */
+    if (!write)
+        l->deferred_sent = sent; /* no replicas to wait for */
     struct deferred_call *d = g_new(struct deferred_call, 1);
     d->n = l->sent_n;
+    d->write = write;
     d->cb = cb;
     d->ud = ud;
     g_queue_push_tail(&l->calls, d);
     return 0;
+}
+
+int redis_link_defer_call(struct redis_link *l, const struct redis_cmd *cmd, redis_call_cb cb,
+                          void *ud)
+{
+    return defer_call(l, cmd, false, cb, ud);
+}
+
+int redis_link_defer_write_call(struct redis_link *l, const struct redis_cmd *cmd, redis_call_cb cb,
+                                void *ud)
+{
+    return defer_call(l, cmd, true, cb, ud);
 }
 
 int redis_link_defer(struct redis_link *l, const struct redis_cmd *cmd)

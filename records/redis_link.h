@@ -136,6 +136,12 @@ int redis_link_defer(struct redis_link *l, const struct redis_cmd *c);
 typedef void (*redis_call_cb)(redisReply *reply, void *ud);
 int redis_link_defer_call(struct redis_link *l, const struct redis_cmd *c, redis_call_cb cb,
                           void *ud);
+/* The same for a deferred write whose caller wants its reply (a script
+ * that appends and says where): a write like redis_link_defer()'s (its
+ * error, or its loss, fails the drain; a drain waits for the replicas),
+ * and cb gets its reply as above. */
+int redis_link_defer_write_call(struct redis_link *l, const struct redis_cmd *c, redis_call_cb cb,
+                                void *ud);
 /* Reads every deferred reply and, with ?wait=N, waits for the replicas:
  * 0 if every write deferred since the last drain was applied, -1 if any
  * failed or was lost with the connection (it may have been applied). */

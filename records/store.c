@@ -175,6 +175,42 @@ int store_seq_trim(struct store *st, const char *key, int64_t upto_seq)
     TIMED(st, st->ops->seq_trim(st, key, upto_seq));
 }
 
+struct older {
+    const char *field;
+    int64_t before;
+    int64_t last; /* the newest seq below before seen so far */
+};
+
+static bool scan_older(int64_t seq, json_t *item, void *ud)
+{
+    struct older *o = ud;
+    json_t *v = json_object_get(item, o->field);
+    if ((json_is_integer(v) ? json_integer_value(v) : 0) >= o->before)
+        return false;
+    o->last = seq;
+    return true;
+}
+
+/* For backends without an operation of their own: read, then trim. */
+static int trim_older(struct store *st, const char *key, const char *field, int64_t before,
+                      int scan, int64_t upto_seq)
+{
+    struct older o = {field, before, 0};
+    int rc = st->ops->seq_range(st, key, 0, scan, false, scan_older, &o);
+    if (rc != STORE_OK)
+        return rc;
+    int64_t upto = o.last > upto_seq ? o.last : upto_seq;
+    return upto > 0 ? st->ops->seq_trim(st, key, upto) : STORE_OK;
+}
+
+int store_seq_trim_older(struct store *st, const char *key, const char *field, int64_t before,
+                         int scan, int64_t upto_seq)
+{
+    if (st->ops->seq_trim_older)
+        TIMED(st, st->ops->seq_trim_older(st, key, field, before, scan, upto_seq));
+    TIMED(st, trim_older(st, key, field, before, scan, upto_seq));
+}
+
 int store_seq_last(struct store *st, const char *key, int64_t *seq_out)
 {
     TIMED(st, st->ops->seq_last(st, key, seq_out));
@@ -272,6 +308,19 @@ int store_rate_add_async(struct store *st, const char *key, int64_t window_ms, i
     if (window_ms < 1 || n < 0 || now_ms < 0 || !st->ops->rate_add_async)
         return STORE_EINVAL;
     return st->ops->rate_add_async(st, key, window_ms, now_ms, n, limit, cb, ud);
+}
+
+bool store_appends_later(const struct store *st)
+{
+    return st->ops->seq_append_many_later != NULL;
+}
+
+int store_seq_append_many_later(struct store *st, const char *const *keys, int n, json_t *item,
+                                store_seqs_cb cb, void *ud)
+{
+    if (n < 1 || !keys || !item || !st->ops->seq_append_many_later)
+        return STORE_EINVAL;
+    return st->ops->seq_append_many_later(st, keys, n, item, cb, ud);
 }
 
 int store_ts_log_append(struct store *st, int64_t seen, const struct store_ts_point *pts, int n,

@@ -71,6 +71,9 @@ typedef void (*store_batch_cb)(uint64_t tag, bool ok, void *ud);
 
 /* The answer to store_rate_add_async(): a store code. */
 typedef void (*store_rate_cb)(int rc, void *ud);
+/* The answer to store_seq_append_many_later(): a store code and, when it
+ * is STORE_OK, the n seqs. */
+typedef void (*store_seqs_cb)(int rc, const int64_t *seqs, int n, void *ud);
 
 struct store_ops {
     void (*close)(struct store *st);
@@ -92,6 +95,9 @@ struct store_ops {
     int (*seq_range)(struct store *st, const char *key, int64_t after_seq, int limit,
                      bool newest_first, store_seq_cb cb, void *ud);
     int (*seq_trim)(struct store *st, const char *key, int64_t upto_seq);
+    /* NULL: store_seq_trim_older() reads, then trims. */
+    int (*seq_trim_older)(struct store *st, const char *key, const char *field, int64_t before,
+                          int scan, int64_t upto_seq);
     int (*seq_last)(struct store *st, const char *key, int64_t *seq_out);
     int (*seq_settle)(struct store *st, int max_keys, bool all);
     int (*seq_append_many)(struct store *st, const char *const *keys, int n, json_t *item,
@@ -128,6 +134,9 @@ struct store_ops {
      * with store_rate_add, which does not wait on such a store). */
     int (*rate_add_async)(struct store *st, const char *key, int64_t window_ms, int64_t now_ms,
                           int64_t n, int64_t limit, store_rate_cb cb, void *ud);
+    /* NULL: store_seq_append_many_later() is not offered. */
+    int (*seq_append_many_later)(struct store *st, const char *const *keys, int n, json_t *item,
+                                 store_seqs_cb cb, void *ud);
     int (*ts_log_append)(struct store *st, int64_t seen, const struct store_ts_point *pts, int n,
                          int64_t *id_out);
     int (*ts_log_each)(struct store *st, int64_t after_id, store_ts_log_cb cb, void *ud);
@@ -247,6 +256,14 @@ int store_seq_append(struct store *st, const char *key, json_t *item, int64_t *s
 int store_seq_range(struct store *st, const char *key, int64_t after_seq, int limit,
                     bool newest_first, store_seq_cb cb, void *ud);
 int store_seq_trim(struct store *st, const char *key, int64_t upto_seq);
+/* Trims key up to the last of its oldest items (at most scan of them, in
+ * order, stopping at the first that is not) whose integer field is below
+ * before (an item without it counts as below), and in any case up to
+ * upto_seq (< 1: no such bound). Nothing is returned but an error: a
+ * backend may send it without waiting (Redis: with the deferred writes,
+ * one script). */
+int store_seq_trim_older(struct store *st, const char *key, const char *field, int64_t before,
+                         int scan, int64_t upto_seq);
 /* The last seq ever appended to key (0 if none), trimmed or not. */
 int store_seq_last(struct store *st, const char *key, int64_t *seq_out);
 /* Appends the same item to each of the n keys in one transaction (all or
@@ -304,6 +321,18 @@ int store_rate_add_async(struct store *st, const char *key, int64_t window_ms, i
                          int64_t n, int64_t limit, store_rate_cb cb, void *ud);
 /* Whether this store offers store_rate_add_async(). */
 bool store_rate_async(const struct store *st);
+/* store_seq_append_many() without waiting, on a store where it would
+ * wait for a server (Redis): a write of the current batch (its failure
+ * fails the batch, as any write's), sent now; cb gets the seqs later,
+ * exactly once, from inside whichever later call of the store reads the
+ * answer (or store_async_poll(), or the store's closing, with
+ * STORE_EIO): cb must not call the store. Returns STORE_OK when sent (cb
+ * may then already have been called), STORE_EINVAL when this store does
+ * not offer it, STORE_EIO when it cannot send now (cb never called). */
+int store_seq_append_many_later(struct store *st, const char *const *keys, int n, json_t *item,
+                                store_seqs_cb cb, void *ud);
+/* Whether this store offers store_seq_append_many_later(). */
+bool store_appends_later(const struct store *st);
 
 /* Time series. The log is the durable landing place of every accepted
  * batch: ts_log_append stores the n points as one row (all or nothing)

@@ -126,17 +126,6 @@ static struct redis_script idx_add_lua = {
     "return 1\n",
     ""};
 
-/* ARGV: prefix, body, keys...: the seq given in each key, in order. */
-static struct redis_script seq_append_lua = {
-    "local P, out = ARGV[1], {}\n"
-    "for i = 3, #ARGV do\n"
-    "  local s = redis.call('INCR', P .. 'sh:' .. ARGV[i])\n"
-    "  redis.call('XADD', P .. 's:' .. ARGV[i], '0-' .. s, 'b', ARGV[2])\n"
-    "  out[#out + 1] = s\n"
-    "end\n"
-    "return out\n",
-    ""};
-
 /* ARGV: prefix, then (id, due, payload) per deadline. */
 static struct redis_script deadline_set_lua = {
     "local P = ARGV[1]\n"
@@ -184,9 +173,10 @@ static struct redis_script rate_add_lua = {
     ""};
 
 static struct redis_script *const scripts[] = {
-    &doc_put_lua,      &doc_del_lua,      &idx_add_lua,        &seq_append_lua,
-    &deadline_set_lua, &deadline_del_lua, &deadline_claim_lua, &rd_ts_log_lua,
-    &rd_ts_chunk_lua,  &rd_ts_trim_lua,   &rd_ts_drop_lua,     &rate_add_lua,
+    &doc_put_lua,           &doc_del_lua,      &idx_add_lua,      &rd_seq_append_lua,
+    &rd_seq_trim_older_lua, &deadline_set_lua, &deadline_del_lua, &deadline_claim_lua,
+    &rd_ts_log_lua,         &rd_ts_chunk_lua,  &rd_ts_trim_lua,   &rd_ts_drop_lua,
+    &rate_add_lua,
 };
 
 /* ---- helpers ---- */
@@ -617,149 +607,6 @@ static int rd_doc_changes(struct store *st, const char *coll, int64_t after_rev,
     return rc;
 }
 
-/* ---- sequences ---- */
-
-static int seq_append(struct redis_store *r, const char *const *keys, int n, json_t *item,
-                      int64_t *seqs_out)
-{
-    char *body = jx_dump(item);
-    if (!body)
-        return STORE_EIO;
-    struct redis_cmd c;
-    rd_args_start(r, &c);
-    redis_cmd_str(&c, body);
-    for (int i = 0; i < n; i++)
-        redis_cmd_str(&c, keys[i]);
-    if (!seqs_out) { /* an audit line: nobody waits for its seq */
-        int rc = rd_write_script(r, &seq_append_lua, &c);
-        free(body);
-        return rc;
-    }
-    redisReply *rep = rd_script(r, &seq_append_lua, &c);
-    free(body);
-    if (!rep)
-        return STORE_EIO;
-    int rc = rep->type == REDIS_REPLY_ARRAY && rep->elements == (size_t)n ? STORE_OK : STORE_EIO;
-    for (int i = 0; rc == STORE_OK && i < n; i++)
-        if (seqs_out)
-            seqs_out[i] = rd_reply_int(rep->element[i]);
-    freeReplyObject(rep);
-    return rc;
-}
-
-static int rd_seq_append(struct store *st, const char *key, json_t *item, int64_t *seq_out)
-{
-    return seq_append(R(st), &key, 1, item, seq_out);
-}
-
-static int rd_seq_append_many(struct store *st, const char *const *keys, int n, json_t *item,
-                              int64_t *seqs_out)
-{
-    return seq_append(R(st), keys, n, item, seqs_out);
-}
-
-static int rd_seq_last(struct store *st, const char *key, int64_t *seq_out)
-{
-    struct redis_store *r = R(st);
-    struct redis_cmd c;
-    rd_cmd_start(&c, "GET");
-    rd_cmd_key(r, &c, "sh:", key);
-    redisReply *rep = rd_run(r, &c);
-    if (!rep)
-        return STORE_EIO;
-    *seq_out = rep->type == REDIS_REPLY_STRING ? rd_reply_int(rep) : 0;
-    freeReplyObject(rep);
-    return STORE_OK;
-}
-
-/* The seq of a stream entry id "0-SEQ". */
-int64_t rd_entry_seq(const redisReply *id)
-{
-    const char *dash = id->type == REDIS_REPLY_STRING ? strchr(id->str, '-') : NULL;
-    return dash ? g_ascii_strtoll(dash + 1, NULL, 10) : -1;
-}
-
-/* The value of field name in a stream entry's field list, or NULL. */
-const redisReply *rd_entry_field(const redisReply *fields, const char *name)
-{
-    if (fields->type != REDIS_REPLY_ARRAY)
-        return NULL;
-    for (size_t i = 0; i + 1 < fields->elements; i += 2)
-        if (fields->element[i]->type == REDIS_REPLY_STRING &&
-            strcmp(fields->element[i]->str, name) == 0)
-            return fields->element[i + 1];
-    return NULL;
-}
-
-static int rd_seq_range(struct store *st, const char *key, int64_t after_seq, int limit,
-                        bool newest_first, store_seq_cb cb, void *ud)
-{
-    struct redis_store *r = R(st);
-    int got = 0, rc = STORE_OK;
-    bool stop = false;
-    /* oldest first: from (after, +]; newest first: from [+ down to (after */
-    int64_t bound = newest_first ? INT64_MAX : after_seq;
-    while (rc == STORE_OK && !stop) {
-        int want = limit > 0 ? MIN(RD_PAGE, limit - got) : RD_PAGE;
-        struct redis_cmd c;
-        rd_cmd_start(&c, newest_first ? "XREVRANGE" : "XRANGE");
-        rd_cmd_key(r, &c, "s:", key);
-        char *lo = g_strdup_printf("(0-%" G_GINT64_FORMAT, (gint64)after_seq);
-        char *hi = bound == INT64_MAX ? g_strdup("+")
-                                      : g_strdup_printf("(0-%" G_GINT64_FORMAT, (gint64)bound);
-        redis_cmd_str(&c, newest_first ? hi : lo);
-        redis_cmd_str(&c, newest_first ? lo : "+");
-        redis_cmd_str(&c, "COUNT");
-        redis_cmd_i64(&c, want);
-        redisReply *rep = rd_run(r, &c);
-        g_free(lo);
-        g_free(hi);
-        if (!rep || rep->type != REDIS_REPLY_ARRAY) {
-            rc = STORE_EIO;
-            if (rep)
-                freeReplyObject(rep);
-            break;
-        }
-        for (size_t i = 0; i < rep->elements && !stop; i++) {
-            const redisReply *e = rep->element[i];
-            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
-                continue;
-            int64_t seq = rd_entry_seq(e->element[0]);
-            const redisReply *b = rd_entry_field(e->element[1], "b");
-            json_t *item = b && b->type == REDIS_REPLY_STRING ? jx_load(b->str, b->len) : NULL;
-            bound = seq;
-            if (!item)
-                continue;
-            got++;
-            if (!cb(seq, item, ud))
-                stop = true;
-            json_decref(item);
-        }
-        if ((int)rep->elements < want || (limit > 0 && got >= limit))
-            stop = true;
-        if (!newest_first)
-            after_seq = bound; /* the next page starts after the last entry */
-        freeReplyObject(rep);
-    }
-    return rc;
-}
-
-static int rd_seq_trim(struct store *st, const char *key, int64_t upto_seq)
-{
-    struct redis_store *r = R(st);
-    if (upto_seq < 0)
-        return STORE_OK;
-    struct redis_cmd c;
-    rd_cmd_start(&c, "XTRIM");
-    rd_cmd_key(r, &c, "s:", key);
-    redis_cmd_str(&c, "MINID");
-    char *min = g_strdup_printf("0-%" G_GINT64_FORMAT, (gint64)upto_seq + 1);
-    redis_cmd_str(&c, min);
-    int rc = rd_write(r, &c);
-    g_free(min);
-    return rc;
-}
-
 /* ---- deadlines, values, counters ---- */
 
 static int rd_deadline_set_many(struct store *st, const char *const *ids, int n,
@@ -1061,6 +908,8 @@ static const struct store_ops redis_ops = {
     .seq_append = rd_seq_append,
     .seq_range = rd_seq_range,
     .seq_trim = rd_seq_trim,
+    .seq_trim_older = rd_seq_trim_older,
+    .seq_append_many_later = rd_seq_append_many_later,
     .seq_last = rd_seq_last,
     .seq_append_many = rd_seq_append_many,
     .deadline_set = rd_deadline_set,

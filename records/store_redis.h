@@ -55,6 +55,8 @@ int rd_run_ok(struct redis_store *r, struct redis_cmd *c);
 int rd_script_ok(struct redis_store *r, struct redis_script *s, struct redis_cmd *args);
 int rd_write(struct redis_store *r, struct redis_cmd *c);
 int rd_write_script(struct redis_store *r, struct redis_script *s, struct redis_cmd *args);
+/* A deferred write was sent: the batch is dirty (on_dirty hears it once). */
+void rd_dirtied(struct redis_store *r);
 int64_t rd_reply_int(const redisReply *rep);
 /* The number after the dash of a stream entry id "0-N", or -1. */
 int64_t rd_entry_seq(const redisReply *id);
@@ -71,6 +73,20 @@ void rd_on_batch_done(struct store *st, store_batch_cb cb, void *ud);
 int rd_write_batch_async(struct store *st, uint64_t tag);
 int rd_async_fd(struct store *st);
 void rd_async_poll(struct store *st);
+
+/* Sequences (store_redis_seq.c). */
+extern struct redis_script rd_seq_append_lua, rd_seq_trim_older_lua;
+int rd_seq_append(struct store *st, const char *key, json_t *item, int64_t *seq_out);
+int rd_seq_append_many(struct store *st, const char *const *keys, int n, json_t *item,
+                       int64_t *seqs_out);
+int rd_seq_append_many_later(struct store *st, const char *const *keys, int n, json_t *item,
+                             store_seqs_cb cb, void *ud);
+int rd_seq_last(struct store *st, const char *key, int64_t *seq_out);
+int rd_seq_range(struct store *st, const char *key, int64_t after_seq, int limit, bool newest_first,
+                 store_seq_cb cb, void *ud);
+int rd_seq_trim(struct store *st, const char *key, int64_t upto_seq);
+int rd_seq_trim_older(struct store *st, const char *key, const char *field, int64_t before,
+                      int scan, int64_t upto_seq);
 
 /* Time series (store_redis_ts.c). */
 extern struct redis_script rd_ts_log_lua, rd_ts_chunk_lua, rd_ts_trim_lua, rd_ts_drop_lua;

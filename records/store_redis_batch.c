@@ -13,12 +13,18 @@ int rd_write(struct redis_store *r, struct redis_cmd *c)
         return rd_run_ok(r, c);
     int rc = redis_link_defer(r->link, c) == 0 ? STORE_OK : STORE_EIO;
     redis_cmd_clear(c);
-    if (rc == STORE_OK && !r->dirty) {
+    if (rc == STORE_OK)
+        rd_dirtied(r);
+    return rc;
+}
+
+void rd_dirtied(struct redis_store *r)
+{
+    if (!r->dirty) {
         r->dirty = true;
         if (r->on_dirty)
             r->on_dirty(r->dirty_ud);
     }
-    return rc;
 }
 
 /* rd_write() of script s (by its body: a deferred EVALSHA could not fall

@@ -140,8 +140,12 @@ def run_once(a, store, nodes):
                   "audience": {"type": "division", "division": "440106"}}
 
         def sample():
-            """Redis's counters and every process's CPU, at a phase boundary."""
-            return {"redis": redis.sample() if redis else None,
+            """Redis's counters, every process's CPU and each node's waits
+            for Redis on its event loop, at a phase boundary."""
+            waits = [(metric(p, "yjt_redis_loop_waits_total") or 0,
+                      metric(p, "yjt_redis_loop_wait_seconds_total") or 0) for p in ports] \
+                if redis else None
+            return {"redis": redis.sample() if redis else None, "waits": waits,
                     "yjtd_cpu_s": sum(cpu_s(s.pid) for s in srvs), "t": time.time()}
 
         s_idle = sample()
@@ -227,6 +231,18 @@ def run_once(a, store, nodes):
         # reads), per second; it is inside the phases' counts too.
         fan_r = redis_delta(s_fan["redis"], s_sus["redis"], a.fanouts)
         sus_r = redis_delta(s_sus["redis"], s_done["redis"], sustained)
+        def waits(a0, a1, pushes):
+            """Per node: the loop's waits for Redis per push, and the share
+            of the phase's wall time the loop spent waiting."""
+            span = a1["t"] - a0["t"]
+            return [{"per_push": round((w1[0] - w0[0]) / pushes, 2),
+                     "ms_per_push": round((w1[1] - w0[1]) * 1000 / pushes, 3),
+                     "share_of_time": round((w1[1] - w0[1]) / span, 4)}
+                    for w0, w1 in zip(a0["waits"], a1["waits"])]
+
+        report["redis_loop_waits"] = {
+            "fanout": waits(s_fan, s_sus, a.fanouts),
+            "sustained": waits(s_sus, s_done, sustained) if sustained else None}
         report["redis"] = {
             "idle_per_s": redis_delta(s_idle["redis"], s_fan["redis"], s_fan["t"] - s_idle["t"]),
             "per_push_fanout": fan_r,

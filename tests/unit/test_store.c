@@ -316,6 +316,66 @@ static int64_t head_of(struct store *st, const char *key)
     return h;
 }
 
+/* The seqs of key, oldest first, as a string ("3 4 5"). */
+static char *seqs_of(struct store *st, const char *key)
+{
+    GArray *seqs = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    assert_int_equal(store_seq_range(st, key, 0, 0, false, collect_seq, seqs), 0);
+    GString *out = g_string_new("");
+    for (guint i = 0; i < seqs->len; i++)
+        g_string_append_printf(out, "%s%" G_GINT64_FORMAT, i ? " " : "",
+                               (gint64)g_array_index(seqs, int64_t, i));
+    g_array_free(seqs, TRUE);
+    return g_string_free(out, FALSE);
+}
+
+static void append_at(struct store *st, const char *key, const char *json)
+{
+    json_t *item = json_loads(json, 0, NULL);
+    int64_t seq = 0;
+    assert_int_equal(store_seq_append(st, key, item, &seq), 0);
+    json_decref(item);
+}
+
+static void trims_to(struct store *st, int64_t before, int scan, int64_t upto, const char *left)
+{
+    assert_int_equal(store_seq_trim_older(st, "inbox:t", "at", before, scan, upto), 0);
+    assert_int_equal(store_commit(st), 0);
+    char *now = seqs_of(st, "inbox:t");
+    assert_string_equal(now, left);
+    g_free(now);
+}
+
+/* A trim by age and count: up to the last of the oldest items below the
+ * bound (no further than scan items, stopping at the first that is not;
+ * an item without the field counts as old), and up to a seq in any case;
+ * the head is kept. */
+static void test_trim_older(void **state)
+{
+    struct store *st = *state;
+    for (int at = 10; at <= 50; at += 10) {
+        char json[32];
+        g_snprintf(json, sizeof(json), "{\"at\": %d}", at);
+        append_at(st, "inbox:t", json);
+    }
+    assert_int_equal(store_commit(st), 0);
+    trims_to(st, 25, 10, 0, "3 4 5");       /* by age: 10 and 20 */
+    trims_to(st, 100, 1, 0, "4 5");         /* no further than scan items */
+    trims_to(st, 0, 10, 4, "5");            /* by count: up to 4 whatever their age */
+    append_at(st, "inbox:t", "{\"x\": 1}"); /* 6: without the field, old */
+    append_at(st, "inbox:t", "{\"at\": 70}");
+    append_at(st, "inbox:t", "{\"at\": 5}");
+    assert_int_equal(store_commit(st), 0);
+    trims_to(st, 60, 10, 0, "7 8"); /* stops at the first new one (7) */
+    trims_to(st, 60, 10, -1, "7 8");
+    int64_t last = 0;
+    assert_int_equal(store_seq_last(st, "inbox:t", &last), 0);
+    assert_int_equal(last, 8);
+    /* an unknown key is nothing to trim */
+    assert_int_equal(store_seq_trim_older(st, "inbox:none", "at", 100, 10, 3), 0);
+    assert_int_equal(store_commit(st), 0);
+}
+
 /* A fan-out to many keys is stored whole and its rows settle later: every
  * read, append and trim of a key sees them in order before and after they
  * settle, and after the store is closed with rows still pending (as a
@@ -765,6 +825,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unique_index_moves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sequences, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trim_older, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadlines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kv_counters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_windows, setup, teardown),
@@ -787,6 +848,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unique_index_moves, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_changes, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_sequences, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_trim_older, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_deadlines, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_kv_counters, setup_batched, teardown),
     };
@@ -799,6 +861,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unique_index_moves, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_changes, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_sequences, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_trim_older, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_deadlines, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_kv_counters, setup_batched, teardown),
     };

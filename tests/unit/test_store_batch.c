@@ -258,6 +258,18 @@ static void test_redis_batching(void **state)
     store_close(other);
 }
 
+/* Makes the tests' Redis hold every write for ms (CLIENT PAUSE). */
+static void pause_writes(int ms)
+{
+    struct redis_cmd c;
+    redis_cmd_init(&c);
+    redis_cmd_str(&c, "CLIENT");
+    redis_cmd_str(&c, "PAUSE");
+    redis_cmd_i64(&c, ms);
+    redis_cmd_str(&c, "WRITE");
+    redis_admin(&c);
+}
+
 static GArray *told;
 
 static void on_told(uint64_t tag, bool ok, void *ud)
@@ -346,13 +358,7 @@ static void test_redis_async_batches(void **state)
     /* A server that stops answering (writes paused 2.6 s): the batch is
      * given up once nothing came for the link's timeout (2 s), and the
      * store serves on afterwards. */
-    struct redis_cmd c;
-    redis_cmd_init(&c);
-    redis_cmd_str(&c, "CLIENT");
-    redis_cmd_str(&c, "PAUSE");
-    redis_cmd_str(&c, "2600");
-    redis_cmd_str(&c, "WRITE");
-    redis_admin(&c);
+    pause_writes(2600);
     gint64 t0 = g_get_monotonic_time();
     put(st, "ents", "e3", "{\"division\":\"440106\"}", 0);
     counts = g_array_new(FALSE, FALSE, sizeof(int));
@@ -435,6 +441,93 @@ static void test_rate_async(void **state)
     g_array_free(counts, TRUE);
 }
 
+/* What store_seq_append_many_later answered: per call, its code and
+ * seqs, as "rc:s1,s2". */
+static GPtrArray *appends;
+
+static void on_appended(int rc, const int64_t *seqs, int n, void *ud)
+{
+    (void)ud;
+    GString *g = g_string_new("");
+    g_string_append_printf(g, "%d:", rc);
+    for (int i = 0; seqs && i < n; i++)
+        g_string_append_printf(g, "%s%" G_GINT64_FORMAT, i ? "," : "", (gint64)seqs[i]);
+    g_ptr_array_add(appends, g_string_free(g, FALSE));
+}
+
+/* Fan-outs sent without waiting: nothing is answered before the socket is
+ * read; the seqs come in order, by the socket or by a later call; the
+ * append is a write of its batch (a refused one fails the batch, and is
+ * answered STORE_EIO), so a batch ended after it is told after it is
+ * stored; an append lost with the connection is answered STORE_EIO. Not
+ * offered by SQLite. */
+static void test_append_later(void **state)
+{
+    struct store *st = *state;
+    const char *ab[] = {"inbox/a", "inbox/b"}, *a[] = {"inbox/a"}, *spoilt[] = {"spoilt"};
+    json_t *item = json_pack("{s:s}", "kind", "notice");
+    if (!redis_url) {
+        assert_false(store_appends_later(st));
+        assert_int_equal(store_seq_append_many_later(st, ab, 2, item, on_appended, NULL),
+                         STORE_EINVAL);
+        json_decref(item);
+        return;
+    }
+    assert_true(store_appends_later(st));
+    appends = g_ptr_array_new_with_free_func(g_free);
+    told = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    store_set_batching(st, true, on_dirty, NULL);
+    store_on_batch_done(st, on_told, NULL);
+
+    assert_int_equal(store_seq_append_many_later(st, ab, 2, item, on_appended, NULL), 0);
+    assert_int_equal(store_seq_append_many_later(st, a, 1, item, on_appended, NULL), 0);
+    assert_int_equal(appends->len, 0); /* nothing waited for */
+    assert_int_equal(store_write_batch_async(st, 1), STORE_PENDING);
+    wait_told(st, 1);
+    assert_int_equal(g_array_index(told, int64_t, 0), 1);
+    assert_int_equal(appends->len, 2);
+    assert_string_equal(g_ptr_array_index(appends, 0), "0:1,1");
+    assert_string_equal(g_ptr_array_index(appends, 1), "0:2");
+
+    /* answered from inside a later call that waits */
+    assert_int_equal(store_seq_append_many_later(st, ab, 2, item, on_appended, NULL), 0);
+    int64_t last = 0;
+    assert_int_equal(store_seq_last(st, "inbox/b", &last), 0);
+    assert_int_equal(last, 2);
+    assert_int_equal(appends->len, 3);
+    assert_string_equal(g_ptr_array_index(appends, 2), "0:3,2");
+    assert_int_equal(store_write_batch_async(st, 2), STORE_OK); /* its answer was read */
+
+    /* refused: the batch fails */
+    spoil_stream("spoilt");
+    assert_int_equal(store_seq_append_many_later(st, spoilt, 1, item, on_appended, NULL), 0);
+    assert_int_equal(store_write_batch_async(st, 3), STORE_PENDING);
+    wait_told(st, 2);
+    assert_int_equal(g_array_index(told, int64_t, 1), -3);
+    assert_int_equal(appends->len, 4);
+    assert_string_equal(g_ptr_array_index(appends, 3), "-1:");
+
+    /* lost with the connection: a server that stops answering (writes
+     * paused 2.6 s, the link gives up after 2 s) */
+    pause_writes(2600);
+    assert_int_equal(store_seq_append_many_later(st, a, 1, item, on_appended, NULL), 0);
+    assert_int_equal(store_write_batch_async(st, 4), STORE_PENDING);
+    gint64 t0 = g_get_monotonic_time();
+    while (told->len < 3 && g_get_monotonic_time() - t0 < 5 * G_USEC_PER_SEC) {
+        g_usleep(50 * 1000);
+        store_async_poll(st);
+    }
+    assert_int_equal(told->len, 3);
+    assert_int_equal(g_array_index(told, int64_t, 2), -4);
+    assert_int_equal(appends->len, 5);
+    assert_string_equal(g_ptr_array_index(appends, 4), "-1:");
+    g_usleep(1000 * 1000); /* the pause is over */
+    store_on_batch_done(st, NULL, NULL);
+    json_decref(item);
+    g_ptr_array_free(appends, TRUE);
+    g_array_free(told, TRUE);
+}
+
 int main(void)
 {
     redis_url = getenv("YJT_TEST_REDIS");
@@ -443,8 +536,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_log_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_whole_at_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_async, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_later, setup, teardown),
     };
     const struct CMUnitTest redis_only[] = {
+        cmocka_unit_test_setup_teardown(test_append_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_async, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_batching, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_async_batches, setup, teardown),
