@@ -23,6 +23,9 @@
 //        decode, PID (the caller's node) is killed with SIGKILL: the callee must hear
 //        call.media_lost and restart ICE, the caller must reconnect to WS2, resume and
 //        restart ICE, and both must decode again through the surviving node]
+//       [--failover-ringing: with --failover, the caller's node is killed while the call
+//        still rings: the callee must be rung again by the surviving node and answer its
+//        offer, the caller must reconnect there and resume, and both must decode]
 //       [--loss-pct P: with --sfu, all media between the pages and yjtd goes through a UDP
 //        relay here that drops P % of the datagrams each way]
 //       [--tcp-only: the pages stand for devices on a network that blocks UDP: they drop
@@ -113,6 +116,7 @@ const { values: opt } = parseArgs({
     'tcp-only': { type: 'boolean', default: false },
     speaker: { type: 'string', default: '' },
     failover: { type: 'string', default: '' },
+    'failover-ringing': { type: 'boolean', default: false },
     'kill-pid': { type: 'string', default: '' },
     'turn-url': { type: 'string', default: process.env.YJT_TURN_URL || '' },
     'turn-secret': { type: 'string', default: process.env.YJT_TURN_SECRET || '' },
@@ -399,6 +403,11 @@ async function call(context, pageUrl, result) {
   log(`logged in: caller ${opt.caller} (${callerUser.id}), callee ${opt.callee} (${calleeUser.id})`);
   result.caller_id = callerUser.id;
   result.callee_id = calleeUser.id;
+
+  if (opt['failover-ringing']) {
+    await failoverRinging(caller, callee, calleeUser, tag, result);
+    return;
+  }
 
   // The callee waits for call.incoming while the caller invites.
   const t0 = Date.now();
@@ -752,6 +761,53 @@ async function failover(caller, callee, tag, result) {
   ]);
   result.caller = csum;
   result.callee = ksum;
+}
+
+// --failover-ringing: the caller's node dies while the call rings; the
+// surviving node rings the callee again with its own offer and answers
+// the caller's offer anew (the caller's candidates died with the old node).
+async function failoverRinging(caller, callee, calleeUser, tag, result) {
+  check(opt.sfu && opt.failover && opt['kill-pid'], '--failover-ringing needs --sfu --failover --kill-pid');
+  const invited = await caller.evaluate(([to, o]) => window.peer.call(to, o), [calleeUser.id, { mode: 'sfu' }]);
+  result.call_id = invited.call_id;
+  const first = await callee.evaluate(() => window.peer.sig.waitEvent('call.incoming', 10000));
+  await new Promise((r) => setTimeout(r, 500)); // the caller's candidates reach its node
+  const k0 = Date.now();
+  process.kill(Number(opt['kill-pid']), 'SIGKILL');
+  log(`killed the caller's node (pid ${opt['kill-pid']}) while the call rings`);
+  const answered = await callee.evaluate(() => window.peer.answer({ timeoutMs: 20000, nth: 2 }));
+  const rungAgainMs = Date.now() - k0;
+  const fp = (sdp) => (sdp.match(/^a=fingerprint:(.*)$/m) || [])[1];
+  log(`callee rung again ${rungAgainMs} ms after the kill, and answered`);
+  const resumed = await caller.evaluate(([url, u, p, d]) => window.peer.reconnect(url, u, p, d),
+    [opt.failover, opt.caller, opt.password, `web-caller-${tag}`]);
+  if (resumed.state !== 'active') {
+    await caller.evaluate(() => window.peer.sig.waitEvent('call.accepted', 10000));
+  }
+  const [ca, ka] = await Promise.all([
+    decodesAgain(caller, 'caller', 10, 20000),
+    decodesAgain(callee, 'callee', 10, 20000),
+  ]);
+  result.failover_ringing = {
+    rung_again_after_ms: rungAgainMs,
+    video_after_ms: Date.now() - k0,
+    frames_per_s: [ca.frames, ka.frames],
+    fingerprints: [fp(first.sdp), fp(answered.offer)],
+    resumed,
+    pairs: { caller: ca.stats.pair, callee: ka.stats.pair },
+  };
+  log(`video on both sides ${result.failover_ringing.video_after_ms} ms after the kill: ` +
+    `${ca.frames} and ${ka.frames} frames a second`);
+  check(fp(first.sdp) !== fp(answered.offer), 'the second call.incoming carries the dead node\'s offer');
+  await caller.evaluate(() => window.peer.hangup());
+  const [ce, ke] = await Promise.all([
+    caller.evaluate(() => window.peer.waitEnded(5000)),
+    callee.evaluate(() => window.peer.waitEnded(5000)),
+  ]);
+  result.ended = { caller: ce, callee: ke };
+  check(ce.reason === 'hangup' && ke.reason === 'hangup', `call.ended ${ce.reason} / ${ke.reason}`);
+  await caller.evaluate(() => window.peer.close());
+  await callee.evaluate(() => window.peer.close());
 }
 
 // ---------------------------------------------------------------- werift as the caller

@@ -382,7 +382,14 @@ class Peer {
     await this.login(username, password, deviceId);
     const reply = await this.sig.ok('call.resume', { call_id: this.callId });
     note(`resumed ${this.callId}: ${reply.state}`);
-    return { state: reply.state, role: reply.role, has_sdp: typeof reply.sdp === 'string' };
+    // A caller away when the call was answered gets the answer here.
+    if (this.role === 'caller' && reply.state === 'active' && reply.sdp &&
+        this.pc.signalingState === 'have-local-offer') {
+      await this.pc.setRemoteDescription({ type: 'answer', sdp: await remoteSdp(reply.sdp) });
+      note('answer applied (from call.resume)');
+    }
+    return { state: reply.state, role: reply.role, has_sdp: typeof reply.sdp === 'string',
+      answer_fingerprint: reply.sdp ? (reply.sdp.match(/^a=fingerprint:(.*)$/m) || [])[1] : null };
   }
 
   async login(username, password, deviceId) {
@@ -580,10 +587,13 @@ class Peer {
   }
 
   // The callee: waits for call.incoming, rings, answers with call.accept.
-  async answer({ relay = false, timeoutMs = 15000 } = {}) {
+  // nth: answer the nth call.incoming (a call rung again, by the server
+  // that took it over, carries that server's offer).
+  async answer({ relay = false, timeoutMs = 15000, nth = 1 } = {}) {
     this.role = 'callee';
     const stream = await media();
-    const inc = await this.sig.waitEvent('call.incoming', timeoutMs);
+    const nthIncoming = (e) => this.sig.events.filter((x) => x.type === 'call.incoming').indexOf(e) === nth - 1;
+    const inc = await this.sig.waitEvent('call.incoming', timeoutMs, nthIncoming);
     this.callId = inc.call_id;
     if (typeof inc.sdp !== 'string' || !inc.sdp.includes('v=0')) {
       throw new Error(`call.incoming without an offer SDP: ${JSON.stringify(inc).slice(0, 300)}`);
