@@ -34,7 +34,8 @@ def test_browser_sfu_call_survives_its_node(server):
     # the media stopped with the node, and came back through the other
     assert min(fo["frames_per_s_before"]) >= 10, fo
     assert max(fo["frames_per_s_after"]) >= 10 and min(fo["frames_per_s_after"]) >= 10, fo
-    assert fo["resumed"] == {"state": "active", "role": "caller", "has_sdp": False}, fo
+    resumed = fo["resumed"]
+    assert (resumed["state"], resumed["role"], resumed["has_sdp"]) == ("active", "caller", False), fo
     assert fo["fingerprints"][0] != fo["fingerprints"][1], fo
     assert res["ended"]["caller"]["reason"] == "hangup", res["ended"]
     log = n2.stderr()

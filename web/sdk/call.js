@@ -144,6 +144,7 @@ export class Call extends Emitter {
         await this.addRemoteCandidate(ev.candidate);
         break;
       case 'call.renegotiate':
+        if (!this.pc) break; // not answered here: nothing to renegotiate
         if (ev.sdp_type === 'offer') {
           this.renegotiations += 1;
           await this.setRemote('offer', ev.sdp);
