@@ -39,6 +39,27 @@ struct redis_script rd_seq_trim_older_lua = {
     "return upto\n",
     ""};
 
+/* The append script's arguments: the prefix, body (borrowed until sent),
+ * the keys. */
+static void append_args(struct redis_store *r, struct redis_cmd *c, const char *body,
+                        const char *const *keys, int n)
+{
+    rd_args_start(r, c);
+    redis_cmd_str(c, body);
+    for (int i = 0; i < n; i++)
+        redis_cmd_str(c, keys[i]);
+}
+
+/* The n seqs the append script answered (rep may be NULL): a store code. */
+static int reply_seqs(const redisReply *rep, int n, int64_t *seqs)
+{
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != (size_t)n)
+        return STORE_EIO;
+    for (int i = 0; i < n; i++)
+        seqs[i] = rd_reply_int(rep->element[i]);
+    return STORE_OK;
+}
+
 static int seq_append(struct redis_store *r, const char *const *keys, int n, json_t *item,
                       int64_t *seqs_out)
 {
@@ -46,10 +67,7 @@ static int seq_append(struct redis_store *r, const char *const *keys, int n, jso
     if (!body)
         return STORE_EIO;
     struct redis_cmd c;
-    rd_args_start(r, &c);
-    redis_cmd_str(&c, body);
-    for (int i = 0; i < n; i++)
-        redis_cmd_str(&c, keys[i]);
+    append_args(r, &c, body, keys, n);
     if (!seqs_out) { /* an audit line: nobody waits for its seq */
         int rc = rd_write_script(r, &rd_seq_append_lua, &c);
         free(body);
@@ -57,13 +75,9 @@ static int seq_append(struct redis_store *r, const char *const *keys, int n, jso
     }
     redisReply *rep = rd_script(r, &rd_seq_append_lua, &c);
     free(body);
-    if (!rep)
-        return STORE_EIO;
-    int rc = rep->type == REDIS_REPLY_ARRAY && rep->elements == (size_t)n ? STORE_OK : STORE_EIO;
-    for (int i = 0; rc == STORE_OK && i < n; i++)
-        if (seqs_out)
-            seqs_out[i] = rd_reply_int(rep->element[i]);
-    freeReplyObject(rep);
+    int rc = reply_seqs(rep, n, seqs_out);
+    if (rep)
+        freeReplyObject(rep);
     return rc;
 }
 
@@ -77,10 +91,7 @@ static void appended(redisReply *rep, void *ud)
 {
     struct append_call *x = ud;
     int64_t *seqs = g_new0(int64_t, (gsize)x->n);
-    int rc = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == (size_t)x->n ? STORE_OK
-                                                                                    : STORE_EIO;
-    for (int i = 0; rc == STORE_OK && i < x->n; i++)
-        seqs[i] = rd_reply_int(rep->element[i]);
+    int rc = reply_seqs(rep, x->n, seqs);
     x->cb(rc, rc == STORE_OK ? seqs : NULL, x->n, x->ud);
     g_free(seqs);
     g_free(x);
@@ -103,10 +114,7 @@ int rd_seq_append_many_later(struct store *st, const char *const *keys, int n, j
     if (!body)
         return STORE_EIO;
     struct redis_cmd args, c;
-    rd_args_start(r, &args);
-    redis_cmd_str(&args, body); /* borrowed till sent */
-    for (int i = 0; i < n; i++)
-        redis_cmd_str(&args, keys[i]);
+    append_args(r, &args, body, keys, n);
     redis_cmd_init(&c);
     redis_cmd_script(&c, "EVAL", rd_seq_append_lua.body, &args);
     struct append_call *x = g_new(struct append_call, 1);

@@ -162,9 +162,11 @@ static void parties_back(struct call *c)
         if (c->room)
             call_send_event(p->user_id, p->device_id, call_event("call.media_lost", c));
     }
-    json_t *ev = call_event("call.media_lost", c);
-    call_send_joiners(c, ev, NULL);
-    json_decref(ev);
+    if (c->joiners) {
+        json_t *ev = call_event("call.media_lost", c);
+        call_send_joiners(c, ev, NULL);
+        json_decref(ev);
+    }
 }
 
 /* The call a stored record describes, held here from now on. */

@@ -277,6 +277,18 @@ def test_party_online_when_its_call_is_taken_over_need_not_resume(server):
     run(body())
 
 
+async def answered_sfu_call(gov, callee, callee_id, device_fp):
+    """gov calls callee_id through the SFU and callee's device (with
+    certificate fingerprint device_fp) answers: the call's id, and the
+    certificate of the server that offered."""
+    call_id = (await gov.ok("call.invite", to={"user": callee_id}, mode="sfu",
+                            sdp=device_sdp("actpass", fingerprint())))["call_id"]
+    cert = sdp_fingerprint((await callee.next_event("call.incoming"))["sdp"])
+    await callee.ok("call.accept", call_id=call_id, sdp=device_sdp("active", device_fp))
+    await gov.next_event("call.accepted")
+    return call_id, cert
+
+
 def sdp_fingerprint(sdp):
     return next(line.split(" ", 1)[1] for line in sdp.split("\r\n")
                 if line.startswith("a=fingerprint:"))
@@ -301,13 +313,8 @@ def test_sfu_call_whose_node_dies_goes_on_through_another(server):
         b = await n2.ws_login("boss", device_id="boss-phone")
         prov = await n2.ws_login("prov", device_id="prov-pad")
         city = await n1.ws_login("city", device_id="city-pad")
-        call_id = (await gov.ok("call.invite", to={"user": boss}, mode="sfu",
-                                sdp=device_sdp("actpass", fingerprint())))["call_id"]
-        first = await b.next_event("call.incoming")
-        cert1 = sdp_fingerprint(first["sdp"])
         dev_fp = fingerprint()
-        await b.ok("call.accept", call_id=call_id, sdp=device_sdp("active", dev_fp))
-        await gov.next_event("call.accepted")
+        call_id, cert1 = await answered_sfu_call(gov, b, boss, dev_fp)
         prov_fp = fingerprint()
         await prov.ok("call.join", call_id=call_id,
                       sdp=device_sdp("actpass", prov_fp, ufrag="viewU"))
@@ -384,10 +391,7 @@ def test_sfu_call_taken_over_ends_when_media_do_not_come_back(server):
         gov = await n1.ws_login("gov4401", device_id="gov-phone")
         b = await n2.ws_login("boss", device_id="boss-phone")
         prov = await n2.ws_login("prov", device_id="prov-pad")
-        call_id = (await gov.ok("call.invite", to={"user": boss}, mode="sfu",
-                                sdp=device_sdp("actpass", fingerprint())))["call_id"]
-        await b.next_event("call.incoming")
-        await b.ok("call.accept", call_id=call_id, sdp=device_sdp("active", fingerprint()))
+        call_id, _ = await answered_sfu_call(gov, b, boss, fingerprint())
         await prov.ok("call.join", call_id=call_id,
                       sdp=device_sdp("actpass", fingerprint(), ufrag="viewU"))
         n1.kill9()

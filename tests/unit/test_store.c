@@ -289,17 +289,24 @@ static int64_t rows_of(const char *table)
 
 /* A fan-out stores its item once; the item goes when the last key that
  * refers to it is trimmed. */
+/* What collect (collect_n, collect_seq) gathers of key's items, in order,
+ * as text joined by sep: "1,2,3". */
+static char *seq_text(struct store *st, const char *key, store_seq_cb collect, const char *sep)
+{
+    GArray *vs = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    assert_int_equal(store_seq_range(st, key, 0, 0, false, collect, vs), 0);
+    GString *s = g_string_new("");
+    for (guint i = 0; i < vs->len; i++)
+        g_string_append_printf(s, "%s%" G_GINT64_FORMAT, i ? sep : "",
+                               (gint64)g_array_index(vs, int64_t, i));
+    g_array_free(vs, TRUE);
+    return g_string_free(s, FALSE);
+}
+
 /* The values ("n") of key's items in order, as text: "1,2,3". */
 static char *items_of(struct store *st, const char *key)
 {
-    GArray *ns = g_array_new(FALSE, FALSE, sizeof(int64_t));
-    assert_int_equal(store_seq_range(st, key, 0, 0, false, collect_n, ns), 0);
-    GString *s = g_string_new("");
-    for (guint i = 0; i < ns->len; i++)
-        g_string_append_printf(s, "%s%" G_GINT64_FORMAT, i ? "," : "",
-                               g_array_index(ns, int64_t, i));
-    g_array_free(ns, TRUE);
-    return g_string_free(s, FALSE);
+    return seq_text(st, key, collect_n, ",");
 }
 
 static void assert_items(struct store *st, const char *key, const char *want)
@@ -319,14 +326,7 @@ static int64_t head_of(struct store *st, const char *key)
 /* The seqs of key, oldest first, as a string ("3 4 5"). */
 static char *seqs_of(struct store *st, const char *key)
 {
-    GArray *seqs = g_array_new(FALSE, FALSE, sizeof(int64_t));
-    assert_int_equal(store_seq_range(st, key, 0, 0, false, collect_seq, seqs), 0);
-    GString *out = g_string_new("");
-    for (guint i = 0; i < seqs->len; i++)
-        g_string_append_printf(out, "%s%" G_GINT64_FORMAT, i ? " " : "",
-                               (gint64)g_array_index(seqs, int64_t, i));
-    g_array_free(seqs, TRUE);
-    return g_string_free(out, FALSE);
+    return seq_text(st, key, collect_seq, " ");
 }
 
 static void append_at(struct store *st, const char *key, const char *json)
