@@ -613,17 +613,20 @@ int redis_link_connect(struct redis_link *l)
 }
 
 /* The connection broke: the deferred writes whose replies were not read
- * may or may not have been applied, so they count as failed. */
+ * may or may not have been applied, so they count as failed (a read or a
+ * count sent without waiting is only told it is lost: it fails no
+ * batch). */
 static void drop_ctx(struct redis_link *l, const char *what)
 {
     set_error(l, what, l->c->errstr[0] ? l->c->errstr : "connection lost");
-    l->deferred_failed += l->pending;
     l->pending = 0;
     redisFree(l->c);
     l->c = NULL;
     while (l->done_n < l->sent_n) {
         l->done_n++;
         bool call = answer_call(l, l->done_n, NULL) == A_CALL;
+        if (!call)
+            l->deferred_failed++;
         if (l->on_reply)
             l->on_reply(l->done_n, call, l->reply_ud);
     }

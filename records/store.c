@@ -45,6 +45,7 @@ void store_close(struct store *st)
     store_rate_table_free(st->rates);
     st->rates = NULL;
     st->ops->close(st);
+    store_reads_close(); /* what the closing backend answered */
 }
 
 int store_flush(struct store *st)

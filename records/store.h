@@ -69,11 +69,33 @@ typedef bool (*store_ts_latest_cb)(const struct store_ts_point *p, int64_t log_u
 typedef bool (*store_deadline_cb)(const char *id, int64_t due_ms, json_t *payload, void *ud);
 typedef void (*store_batch_cb)(uint64_t tag, bool ok, void *ud);
 
-/* The answer to store_rate_add_async(): a store code. */
-typedef void (*store_rate_cb)(int rc, void *ud);
+/* The answer to store_rate_add_async(): a store code and, unless it is
+ * STORE_EIO, the count after the call. */
+typedef void (*store_rate_cb)(int rc, double count, void *ud);
 /* The answer to store_seq_append_many_later(): a store code and, when it
  * is STORE_OK, the n seqs. */
 typedef void (*store_seqs_cb)(int rc, const int64_t *seqs, int n, void *ud);
+/* The answer to a read made later (store_index_find_later and its kin):
+ * a store code and, when it is STORE_OK, what was read, borrowed for the
+ * call. */
+struct store_docs {
+    int n;
+    char **ids;
+    json_t **docs;    /* docs[i] NULL: ids[i] is gone (deleted meanwhile) */
+    int64_t last_rev; /* store_doc_changes_later: the newest revision read */
+    bool more;        /* more matched than the limit: read on */
+};
+typedef void (*store_docs_cb)(int rc, const struct store_docs *d, void *ud);
+/* A read under way, which its backend fills (store_read_add) and ends
+ * (store_read_done). */
+struct store_read;
+void store_read_add(struct store_read *rd, const char *id, size_t id_len, json_t *doc);
+/* Ends rd: its callback runs from the main loop (an idle source), never
+ * inside a call of the store. rd is not to be touched after. */
+void store_read_done(struct store_read *rd, int rc, int64_t last_rev, bool more);
+/* The answer to a count made later (store_ts_chunk_trim_before_later): a
+ * store code and the count. */
+typedef void (*store_count_cb)(int rc, int64_t n, void *ud);
 
 struct store_ops {
     void (*close)(struct store *st);
@@ -137,6 +159,20 @@ struct store_ops {
     /* NULL: store_seq_append_many_later() is not offered. */
     int (*seq_append_many_later)(struct store *st, const char *const *keys, int n, json_t *item,
                                  store_seqs_cb cb, void *ud);
+    /* Reads sent without waiting for their answer (see store_reads_later);
+     * each calls store_read_done(rd) exactly once if it returns STORE_OK.
+     * NULL: the read is made at once and answered later all the same. */
+    int (*index_find_later)(struct store *st, const char *coll, const char *field,
+                            const char *value, bool prefix, bool ids_only, int limit,
+                            struct store_read *rd);
+    int (*docs_get_later)(struct store *st, const char *coll, const char *const *ids, int n,
+                          struct store_read *rd);
+    int (*doc_changes_later)(struct store *st, const char *coll, int64_t after_rev, int limit,
+                             struct store_read *rd);
+    int (*kv_get_later)(struct store *st, const char *const *keys, int n, struct store_read *rd);
+    int (*ts_chunk_trim_before_later)(struct store *st, int64_t before_ms, int limit,
+                                      struct store_read *rd);
+    int (*seq_last_later)(struct store *st, const char *key, struct store_read *rd);
     int (*ts_log_append)(struct store *st, int64_t seen, const struct store_ts_point *pts, int n,
                          int64_t *id_out);
     int (*ts_log_each)(struct store *st, int64_t after_id, store_ts_log_cb cb, void *ud);
@@ -155,6 +191,10 @@ struct store {
     struct hist latency; /* per call, seconds */
     uint64_t errors;
     struct rate_table *rates; /* for backends without rate_add */
+    /* Told when a read was sent whose answer is awaited on the socket of
+     * store_async_fd() (store_on_read_sent). */
+    void (*read_sent)(void *ud);
+    void *read_sent_ud;
 };
 
 /* For backends without rate_add (store_rate.c): rate windows in this
@@ -266,6 +306,9 @@ int store_seq_trim_older(struct store *st, const char *key, const char *field, i
                          int scan, int64_t upto_seq);
 /* The last seq ever appended to key (0 if none), trimmed or not. */
 int store_seq_last(struct store *st, const char *key, int64_t *seq_out);
+/* The same read later (see store_reads_later): cb gets the code and the
+ * seq, from the main loop. */
+int store_seq_last_later(struct store *st, const char *key, store_count_cb cb, void *ud);
 /* Appends the same item to each of the n keys in one transaction (all or
  * nothing); seqs_out[i] gets the seq in keys[i]. */
 int store_seq_append_many(struct store *st, const char *const *keys, int n, json_t *item,
@@ -334,6 +377,40 @@ int store_seq_append_many_later(struct store *st, const char *const *keys, int n
 /* Whether this store offers store_seq_append_many_later(). */
 bool store_appends_later(const struct store *st);
 
+/* Reads that need not hold their caller. On a store shared over the
+ * network (Redis) the read is sent at once, behind the writes sent before
+ * it (so it sees them), and answered when its reply comes: a server's
+ * loop serves on meanwhile, watching store_async_fd() and calling
+ * store_async_poll() (store_on_read_sent tells it when to start). Other
+ * stores read at once. Either way cb runs later, from the main loop (an
+ * idle source), never inside a call of the store, exactly once when the
+ * call returned STORE_OK (never otherwise); reads not answered when the
+ * store closes are answered STORE_EIO from inside store_close().
+ *
+ * store_index_find_later: as store_index_find, at most limit documents
+ * (more set if there were others); with ids_only their ids alone (docs[i]
+ * NULL: the bodies are not read). store_docs_get_later: the documents of
+ * the n ids that exist, in the order given. store_doc_changes_later: as
+ * store_doc_changes, at most limit, with last_rev (a deleted document's
+ * change comes with a NULL doc); read on from last_rev while more.
+ * store_kv_get_later: the values of the n keys (ids[i] the key), each a
+ * JSON string in docs[i], NULL where the key is not set. */
+int store_index_find_later(struct store *st, const char *coll, const char *field, const char *value,
+                           bool prefix, bool ids_only, int limit, store_docs_cb cb, void *ud);
+int store_docs_get_later(struct store *st, const char *coll, const char *const *ids, int n,
+                         store_docs_cb cb, void *ud);
+int store_doc_changes_later(struct store *st, const char *coll, int64_t after_rev, int limit,
+                            store_docs_cb cb, void *ud);
+int store_kv_get_later(struct store *st, const char *const *keys, int n, store_docs_cb cb,
+                       void *ud);
+/* Whether those reads leave without waiting (else they are made at once). */
+bool store_reads_later(const struct store *st);
+/* fn(ud) is called after each read sent to the server, so that its owner
+ * watches store_async_fd() for the answer. */
+void store_on_read_sent(struct store *st, void (*fn)(void *ud), void *ud);
+/* For store_close(): answers the reads still queued (store_later.c). */
+void store_reads_close(void);
+
 /* Time series. The log is the durable landing place of every accepted
  * batch: ts_log_append stores the n points as one row (all or nothing)
  * and *id_out gets its id, one more than the last appended. ts_log_each
@@ -356,6 +433,11 @@ int store_ts_chunk_put(struct store *st, int64_t key, const struct store_ts_samp
 int store_ts_chunk_range(struct store *st, int64_t key, int64_t from_ms, int64_t to_ms,
                          store_ts_chunk_cb cb, void *ud);
 int store_ts_chunk_trim_before(struct store *st, int64_t before_ms, int limit, int64_t *deleted);
+/* The same without waiting, as the reads made later are (see
+ * store_reads_later): cb gets the code and how many were deleted, from
+ * the main loop. Its failure fails no batch (a trim is tried again). */
+int store_ts_chunk_trim_before_later(struct store *st, int64_t before_ms, int limit,
+                                     store_count_cb cb, void *ud);
 /* Deletes key's chunks and latest point (log rows stay: they are trimmed
  * in order; readers skip keys they do not know). */
 int store_ts_drop(struct store *st, int64_t key);

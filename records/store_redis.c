@@ -540,21 +540,27 @@ static int rd_doc_list(struct store *st, const char *coll, store_doc_cb cb, void
     return rc;
 }
 
+void rd_index_bounds(const char *value, bool prefix, GString **min, GString **max)
+{
+    /* exact: [VALUE\0 .. (VALUE\1; prefix: [VALUE .. (VALUE\xff (no UTF-8
+     * byte is 0xff, so every string that starts with VALUE is below it) */
+    size_t vlen = strlen(value);
+    *min = g_string_new("[");
+    g_string_append_len(*min, value, (gssize)vlen);
+    *max = g_string_new("(");
+    g_string_append_len(*max, value, (gssize)vlen);
+    if (!prefix)
+        g_string_append_c(*min, '\0');
+    g_string_append_c(*max, prefix ? '\xff' : '\1');
+}
+
 static int rd_index_find(struct store *st, const char *coll, const char *field, const char *value,
                          bool prefix, store_doc_cb cb, void *ud)
 {
     struct redis_store *r = R(st);
     char *key = g_strconcat(r->prefix, "ix:", coll, ":", field, NULL);
-    size_t vlen = strlen(value);
-    /* exact: [VALUE\0 .. (VALUE\1; prefix: [VALUE .. (VALUE\xff (no UTF-8
-     * byte is 0xff, so every string that starts with VALUE is below it) */
-    GString *min = g_string_new("[");
-    g_string_append_len(min, value, (gssize)vlen);
-    GString *max = g_string_new("(");
-    g_string_append_len(max, value, (gssize)vlen);
-    if (!prefix)
-        g_string_append_c(min, '\0');
-    g_string_append_c(max, prefix ? '\xff' : '\1');
+    GString *min, *max;
+    rd_index_bounds(value, prefix, &min, &max);
     int rc = each_lex(r, key, min->str, min->len, max->str, max->len, true, coll, cb, ud);
     g_string_free(min, TRUE);
     g_string_free(max, TRUE);
@@ -842,7 +848,9 @@ struct rate_call {
 static void rate_answered(redisReply *rep, void *ud)
 {
     struct rate_call *x = ud;
-    x->cb(rep ? rate_verdict(rep, NULL) : STORE_EIO, x->ud);
+    double count = 0;
+    int rc = rep ? rate_verdict(rep, &count) : STORE_EIO;
+    x->cb(rc, count, x->ud);
     g_free(x);
 }
 
@@ -905,6 +913,12 @@ static const struct store_ops redis_ops = {
     .doc_list = rd_doc_list,
     .index_find = rd_index_find,
     .doc_changes = rd_doc_changes,
+    .index_find_later = rd_index_find_later,
+    .docs_get_later = rd_docs_get_later,
+    .doc_changes_later = rd_doc_changes_later,
+    .kv_get_later = rd_kv_get_later,
+    .seq_last_later = rd_seq_last_later,
+    .ts_chunk_trim_before_later = rd_ts_chunk_trim_before_later,
     .seq_append = rd_seq_append,
     .seq_range = rd_seq_range,
     .seq_trim = rd_seq_trim,

@@ -88,6 +88,18 @@ int rd_seq_trim(struct store *st, const char *key, int64_t upto_seq);
 int rd_seq_trim_older(struct store *st, const char *key, const char *field, int64_t before,
                       int scan, int64_t upto_seq);
 
+/* The ZRANGEBYLEX bounds of an index's rows ("VALUE\0ID") whose value is
+ * value (or starts with it): g_string_free both. */
+void rd_index_bounds(const char *value, bool prefix, GString **min, GString **max);
+/* Reads sent without waiting (store_redis_read.c). */
+int rd_index_find_later(struct store *st, const char *coll, const char *field, const char *value,
+                        bool prefix, bool ids_only, int limit, struct store_read *rd);
+int rd_docs_get_later(struct store *st, const char *coll, const char *const *ids, int n,
+                      struct store_read *rd);
+int rd_doc_changes_later(struct store *st, const char *coll, int64_t after_rev, int limit,
+                         struct store_read *rd);
+int rd_kv_get_later(struct store *st, const char *const *keys, int n, struct store_read *rd);
+int rd_seq_last_later(struct store *st, const char *key, struct store_read *rd);
 /* Time series (store_redis_ts.c). */
 extern struct redis_script rd_ts_log_lua, rd_ts_chunk_lua, rd_ts_trim_lua, rd_ts_drop_lua;
 int rd_ts_log_append(struct store *st, int64_t seen, const struct store_ts_point *pts, int n,
@@ -99,6 +111,8 @@ int rd_ts_chunk_put(struct store *st, int64_t key, const struct store_ts_sample 
 int rd_ts_chunk_range(struct store *st, int64_t key, int64_t from_ms, int64_t to_ms,
                       store_ts_chunk_cb cb, void *ud);
 int rd_ts_chunk_trim_before(struct store *st, int64_t before_ms, int limit, int64_t *deleted);
+int rd_ts_chunk_trim_before_later(struct store *st, int64_t before_ms, int limit,
+                                  struct store_read *rd);
 int rd_ts_drop(struct store *st, int64_t key);
 int rd_ts_latest_each(struct store *st, store_ts_latest_cb cb, void *ud);
 

@@ -537,8 +537,9 @@ static gboolean on_counted_turn(gpointer ud)
 }
 
 /* From inside a store call: only notes the answer. */
-static void on_counted(int rc, void *ud)
+static void on_counted(int rc, double count, void *ud)
 {
+    (void)count;
     struct counting *x = counting ? g_hash_table_lookup(counting, ud) : NULL;
     if (!x)
         return;

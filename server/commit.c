@@ -311,6 +311,14 @@ void commit_poll(void)
     advance(done);
 }
 
+/* A read sent without waiting (store_index_find_later and its kin): its
+ * answer comes on the store's socket. */
+static void on_read_sent(void *ud)
+{
+    (void)ud;
+    watch_store();
+}
+
 void commit_init(void)
 {
     g_mutex_init(&fl.lock);
@@ -318,6 +326,7 @@ void commit_init(void)
     fl.stop = false;
     store_set_batching(server.store, true, on_dirty, NULL);
     async_store = store_batches_async(server.store);
+    store_on_read_sent(server.store, on_read_sent, NULL);
     if (async_store) { /* no flush to run: the store tells */
         told = g_array_new(FALSE, FALSE, sizeof(struct told));
         store_on_batch_done(server.store, on_batch_done, NULL);
@@ -373,6 +382,7 @@ void server_commit(void)
 void commit_shutdown(void)
 {
     server_commit();
+    store_on_read_sent(server.store, NULL, NULL);
     g_clear_handle_id(&due, g_source_remove);
     g_clear_handle_id(&async_watch, g_source_remove);
     g_clear_handle_id(&async_tick, g_source_remove);

@@ -9,6 +9,7 @@
 #include "records/redis_link.h"
 #include "records/store.h"
 #include "records/store_sqlite_vfs.h"
+#include "store_loop.h"
 
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -112,6 +113,21 @@ static inline unsigned found(struct store *st, const char *coll, const char *fie
     unsigned n = ids->len;
     g_ptr_array_free(ids, TRUE);
     return n;
+}
+
+/* Runs c (cleared) on a connection of its own to the test's Redis, as
+ * another client would. */
+static inline void redis_admin(struct redis_cmd *c)
+{
+    struct redis_url u;
+    char *err = NULL;
+    assert_int_equal(redis_url_parse(redis_url, &u, &err), 0);
+    struct redis_link *l = redis_link_new(&u, 2000); /* takes u's contents */
+    redisReply *rep = redis_link_call(l, c);
+    if (!rep)
+        fail_msg("%s", redis_link_error(l));
+    freeReplyObject(rep);
+    redis_link_free(l);
 }
 
 #endif

@@ -185,21 +185,6 @@ static void test_log_whole_at_commit(void **state)
     g_free(crash_wal);
 }
 
-/* Runs c (cleared) on a connection of its own to the test's Redis, as
- * another client would. */
-static void redis_admin(struct redis_cmd *c)
-{
-    struct redis_url u;
-    char *err = NULL;
-    assert_int_equal(redis_url_parse(redis_url, &u, &err), 0);
-    struct redis_link *l = redis_link_new(&u, 2000); /* takes u's contents */
-    redisReply *rep = redis_link_call(l, c);
-    if (!rep)
-        fail_msg("%s", redis_link_error(l));
-    freeReplyObject(rep);
-    redis_link_free(l);
-}
-
 /* Makes PREFIX s:KEY a string, so that a deferred trim of it fails. */
 static void spoil_stream(const char *key)
 {
@@ -281,9 +266,10 @@ static void on_told(uint64_t tag, bool ok, void *ud)
 
 static GArray *counts; /* the codes store_rate_add_async answered */
 
-static void on_count(int rc, void *ud)
+static void on_count(int rc, double count, void *ud)
 {
     (void)ud;
+    (void)count;
     g_array_append_val(counts, rc);
 }
 

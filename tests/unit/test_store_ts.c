@@ -5,6 +5,7 @@
  * Only store.h is used: it runs against SQLite and, when YJT_TEST_REDIS
  * names a Redis server (tests/unit/with_redis.sh), against Redis. */
 #include "records/store.h"
+#include "store_loop.h"
 
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -260,12 +261,18 @@ static void test_trim_drop_reopen(void **state)
     store_close(st);
     *state = st = open_store();
 
-    /* chunks whose last ts is before the cutoff go, a bounded number a call */
+    /* chunks whose last ts is before the cutoff go, a bounded number a
+     * call, told at once or (later) from the loop */
     int64_t deleted = -1;
     assert_int_equal(store_ts_chunk_trim_before(st, 3000, 1, &deleted), STORE_OK);
     assert_int_equal(deleted, 1);
-    assert_int_equal(store_ts_chunk_trim_before(st, 3000, 10, &deleted), STORE_OK);
-    assert_int_equal(deleted, 1);
+    int64_t told[2] = {-1, -1};
+    assert_int_equal(store_ts_chunk_trim_before_later(st, 3000, 10, on_count_told, told),
+                     STORE_OK);
+    assert_int_equal(told[0], -1); /* never inside the call */
+    turn_until(st, told, NULL, NULL);
+    assert_int_equal(told[0], STORE_OK);
+    assert_int_equal(told[1], 1);
     assert_int_equal(store_ts_chunk_trim_before(st, 3000, 10, &deleted), STORE_OK);
     assert_int_equal(deleted, 0);
     assert_int_equal(store_commit(st), STORE_OK);

@@ -1,0 +1,252 @@
+/* Reads made later (store.h, "Reads that need not hold their caller"):
+ * the backend-independent half. A read's answer is collected in a struct
+ * store_read by the backend, wherever it comes (on Redis inside whichever
+ * call of the link reads the reply), and queued; an idle source of the
+ * main loop hands the answers to their callers in the order they came,
+ * so a caller's callback never runs inside a store call and may use the
+ * store at once. A backend without reads of its own makes the read at
+ * once and answers it the same way. */
+#include "records/store.h"
+
+#include <glib.h>
+#include <string.h>
+
+struct store_read {
+    store_docs_cb cb;
+    store_count_cb count_cb; /* instead of cb: a count, in last_rev */
+    void *ud;
+    int rc;
+    GPtrArray *ids;  /* char* */
+    GPtrArray *docs; /* json_t* or NULL */
+    int64_t last_rev;
+    bool more;
+};
+
+static GQueue answered = G_QUEUE_INIT;
+static guint answer_idle;
+
+static struct store_read *read_new(store_docs_cb cb, void *ud)
+{
+    struct store_read *rd = g_new0(struct store_read, 1);
+    rd->cb = cb;
+    rd->ud = ud;
+    rd->ids = g_ptr_array_new_with_free_func(g_free);
+    rd->docs = g_ptr_array_new_with_free_func((GDestroyNotify)json_decref);
+    return rd;
+}
+
+static void read_free(struct store_read *rd)
+{
+    /* json_decref takes NULL: the entries of ids that are gone */
+    g_ptr_array_free(rd->ids, TRUE);
+    g_ptr_array_free(rd->docs, TRUE);
+    g_free(rd);
+}
+
+void store_read_add(struct store_read *rd, const char *id, size_t id_len, json_t *doc)
+{
+    g_ptr_array_add(rd->ids, g_strndup(id, id_len));
+    g_ptr_array_add(rd->docs, doc);
+}
+
+static void answer(struct store_read *rd)
+{
+    struct store_docs d = {0};
+    if (rd->rc == STORE_OK) {
+        d.n = (int)rd->ids->len;
+        d.ids = (char **)rd->ids->pdata;
+        d.docs = (json_t **)rd->docs->pdata;
+        d.last_rev = rd->last_rev;
+        d.more = rd->more;
+    }
+    if (rd->count_cb)
+        rd->count_cb(rd->rc, rd->last_rev, rd->ud);
+    else
+        rd->cb(rd->rc, &d, rd->ud);
+    read_free(rd);
+}
+
+/* Answers everything queued (a callback's own reads wait for the next). */
+static void answer_all(void)
+{
+    guint n = g_queue_get_length(&answered);
+    while (n-- > 0)
+        answer(g_queue_pop_head(&answered));
+}
+
+static gboolean on_answer_idle(gpointer ud)
+{
+    (void)ud;
+    answer_idle = 0;
+    answer_all();
+    if (!g_queue_is_empty(&answered) && !answer_idle)
+        answer_idle = g_idle_add(on_answer_idle, NULL);
+    return G_SOURCE_REMOVE;
+}
+
+void store_read_done(struct store_read *rd, int rc, int64_t last_rev, bool more)
+{
+    rd->rc = rc;
+    rd->last_rev = last_rev;
+    rd->more = more;
+    g_queue_push_tail(&answered, rd);
+    if (!answer_idle)
+        answer_idle = g_idle_add(on_answer_idle, NULL);
+}
+
+/* store_close(): the reads the backend answered as it closed (STORE_EIO,
+ * with the connection) are told now, the loop may not turn again. */
+void store_reads_close(void)
+{
+    while (!g_queue_is_empty(&answered))
+        answer_all();
+    g_clear_handle_id(&answer_idle, g_source_remove);
+}
+
+bool store_reads_later(const struct store *st)
+{
+    return st->ops->index_find_later != NULL;
+}
+
+void store_on_read_sent(struct store *st, void (*fn)(void *ud), void *ud)
+{
+    st->read_sent = fn;
+    st->read_sent_ud = ud;
+}
+
+/* The answer of a read the backend did not send: the read made at once. */
+static bool collect(const char *id, json_t *doc, void *ud)
+{
+    struct store_read *rd = ud;
+    store_read_add(rd, id, strlen(id), doc ? json_incref(doc) : NULL);
+    return true;
+}
+
+struct bounded {
+    struct store_read *rd;
+    int limit;
+    bool ids_only;
+};
+
+static bool collect_bounded(const char *id, json_t *doc, void *ud)
+{
+    struct bounded *b = ud;
+    if ((int)b->rd->ids->len >= b->limit) {
+        b->rd->more = true;
+        return false;
+    }
+    return collect(id, b->ids_only ? NULL : doc, b->rd);
+}
+
+/* Ends a read the backend took (rc STORE_OK: it will answer) or refused. */
+static int sent(struct store *st, struct store_read *rd, int rc)
+{
+    if (rc != STORE_OK) {
+        read_free(rd);
+        return rc;
+    }
+    if (st->read_sent)
+        st->read_sent(st->read_sent_ud);
+    return STORE_OK;
+}
+
+int store_index_find_later(struct store *st, const char *coll, const char *field, const char *value,
+                           bool prefix, bool ids_only, int limit, store_docs_cb cb, void *ud)
+{
+    if (!coll || !field || !value || limit < 1 || !cb)
+        return STORE_EINVAL;
+    struct store_read *rd = read_new(cb, ud);
+    if (st->ops->index_find_later)
+        return sent(st, rd,
+                    st->ops->index_find_later(st, coll, field, value, prefix, ids_only, limit, rd));
+    struct bounded b = {rd, limit, ids_only};
+    int rc = store_index_find(st, coll, field, value, prefix, collect_bounded, &b);
+    store_read_done(rd, rc, 0, rd->more);
+    return STORE_OK;
+}
+
+int store_docs_get_later(struct store *st, const char *coll, const char *const *ids, int n,
+                         store_docs_cb cb, void *ud)
+{
+    if (!coll || n < 0 || (n > 0 && !ids) || !cb)
+        return STORE_EINVAL;
+    struct store_read *rd = read_new(cb, ud);
+    if (st->ops->docs_get_later && n > 0)
+        return sent(st, rd, st->ops->docs_get_later(st, coll, ids, n, rd));
+    int rc = STORE_OK;
+    for (int i = 0; i < n && rc == STORE_OK; i++) {
+        json_t *doc = NULL;
+        rc = store_doc_get(st, coll, ids[i], &doc);
+        if (rc == STORE_OK)
+            store_read_add(rd, ids[i], strlen(ids[i]), doc);
+        else if (rc == STORE_ENOTFOUND)
+            rc = STORE_OK;
+    }
+    store_read_done(rd, rc, 0, false);
+    return STORE_OK;
+}
+
+int store_doc_changes_later(struct store *st, const char *coll, int64_t after_rev, int limit,
+                            store_docs_cb cb, void *ud)
+{
+    if (!coll || limit < 1 || !cb)
+        return STORE_EINVAL;
+    struct store_read *rd = read_new(cb, ud);
+    if (st->ops->doc_changes_later)
+        return sent(st, rd, st->ops->doc_changes_later(st, coll, after_rev, limit, rd));
+    /* The backend's own listing has no limit: all of it, in one answer. */
+    int64_t last = after_rev;
+    int rc = store_doc_changes(st, coll, after_rev, &last, collect, rd);
+    store_read_done(rd, rc, last, false);
+    return STORE_OK;
+}
+
+int store_kv_get_later(struct store *st, const char *const *keys, int n, store_docs_cb cb, void *ud)
+{
+    if (n < 1 || !keys || !cb)
+        return STORE_EINVAL;
+    struct store_read *rd = read_new(cb, ud);
+    if (st->ops->kv_get_later)
+        return sent(st, rd, st->ops->kv_get_later(st, keys, n, rd));
+    int rc = STORE_OK;
+    for (int i = 0; i < n && rc == STORE_OK; i++) {
+        char *v = NULL;
+        rc = store_kv_get(st, keys[i], &v);
+        if (rc == STORE_OK || rc == STORE_ENOTFOUND) {
+            store_read_add(rd, keys[i], strlen(keys[i]), v ? json_string(v) : NULL);
+            rc = STORE_OK;
+        }
+        g_free(v);
+    }
+    store_read_done(rd, rc, 0, false);
+    return STORE_OK;
+}
+
+int store_seq_last_later(struct store *st, const char *key, store_count_cb cb, void *ud)
+{
+    if (!key || !cb)
+        return STORE_EINVAL;
+    struct store_read *rd = read_new(NULL, ud);
+    rd->count_cb = cb;
+    if (st->ops->seq_last_later)
+        return sent(st, rd, st->ops->seq_last_later(st, key, rd));
+    int64_t last = 0;
+    int rc = store_seq_last(st, key, &last);
+    store_read_done(rd, rc, last, false);
+    return STORE_OK;
+}
+
+int store_ts_chunk_trim_before_later(struct store *st, int64_t before_ms, int limit,
+                                     store_count_cb cb, void *ud)
+{
+    if (limit < 1 || !cb)
+        return STORE_EINVAL;
+    struct store_read *rd = read_new(NULL, ud);
+    rd->count_cb = cb;
+    if (st->ops->ts_chunk_trim_before_later)
+        return sent(st, rd, st->ops->ts_chunk_trim_before_later(st, before_ms, limit, rd));
+    int64_t deleted = 0;
+    int rc = store_ts_chunk_trim_before(st, before_ms, limit, &deleted);
+    store_read_done(rd, rc, deleted, false);
+    return STORE_OK;
+}

@@ -1,0 +1,258 @@
+/* Reads of the Redis store sent without waiting (store.h, "Reads that
+ * need not hold their caller"). Each is one command, a script where it
+ * must find ids and then their bodies, sent behind the writes already
+ * sent on the link (Redis runs one connection's commands in order, so it
+ * sees them) and answered when its reply is read, by whichever later call
+ * of the link reads it. The scripts are sent by body (EVAL; the server
+ * caches them), so a server that lost its scripts needs no second try;
+ * they only read. */
+#include "records/store_redis.h"
+
+#include "common/jsonx.h"
+
+#include <string.h>
+
+/* ARGV: prefix, coll, field, min, max, limit, ids_only (1/0). The members
+ * of the index between min and max ("VALUE\0ID"), at most limit, and the
+ * body of each unless ids_only: {more (0/1), {id, body or false, …}}. */
+static const char index_find_lua[] =
+    "local n = tonumber(ARGV[6])\n"
+    "local m = redis.call('ZRANGEBYLEX', ARGV[1] .. 'ix:' .. ARGV[2] .. ':' .. ARGV[3],\n"
+    "                     ARGV[4], ARGV[5], 'LIMIT', 0, n + 1)\n"
+    "local d = ARGV[1] .. 'd:' .. ARGV[2]\n"
+    "local out = {}\n"
+    "for i = 1, math.min(#m, n) do\n"
+    "  local at = string.find(m[i], '\\0', 1, true)\n"
+    "  local id = at and string.sub(m[i], at + 1) or m[i]\n"
+    "  out[#out + 1] = id\n"
+    "  out[#out + 1] = ARGV[7] == '1' or redis.call('HGET', d, id)\n"
+    "end\n"
+    "return {#m > n and 1 or 0, out}\n";
+
+/* ARGV: prefix, coll, after_rev, limit. The documents changed after
+ * after_rev, oldest first, at most limit: {id, rev, body or false, …}. */
+static const char changes_lua[] =
+    "local m = redis.call('ZRANGEBYSCORE', ARGV[1] .. 'dr:' .. ARGV[2], '(' .. ARGV[3],\n"
+    "                     '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[4]))\n"
+    "local d = ARGV[1] .. 'd:' .. ARGV[2]\n"
+    "local out = {}\n"
+    "for i = 1, #m, 2 do\n"
+    "  out[#out + 1] = m[i]\n"
+    "  out[#out + 1] = m[i + 1]\n"
+    "  out[#out + 1] = redis.call('HGET', d, m[i])\n"
+    "end\n"
+    "return out\n";
+
+/* A body as the reply carries it: a document, or NULL (gone, or not
+ * JSON: a reader skips it as the waiting reads do). */
+static json_t *body_of(const redisReply *b)
+{
+    return b->type == REDIS_REPLY_STRING ? jx_load(b->str, b->len) : NULL;
+}
+
+static bool is_array(const redisReply *rep, size_t multiple)
+{
+    return rep && rep->type == REDIS_REPLY_ARRAY && rep->elements % multiple == 0;
+}
+
+/* Sends c (cleared) with cb; STORE_OK, or STORE_EIO if it cannot be sent
+ * now (cb never called). */
+static int send_read(struct redis_store *r, struct redis_cmd *c, redis_call_cb cb, void *ud)
+{
+    int rc = redis_link_defer_call(r->link, c, cb, ud) == 0 ? STORE_OK : STORE_EIO;
+    redis_cmd_clear(c);
+    return rc;
+}
+
+static void script_cmd(struct redis_cmd *c, const char *body, struct redis_cmd *args)
+{
+    redis_cmd_init(c);
+    redis_cmd_script(c, "EVAL", body, args);
+}
+
+/* {more, {id, body, …}}: the documents found that still exist. */
+static void index_found(redisReply *rep, void *ud)
+{
+    struct store_read *rd = ud;
+    if (!is_array(rep, 2) || rep->elements != 2 || !is_array(rep->element[1], 2)) {
+        store_read_done(rd, STORE_EIO, 0, false);
+        return;
+    }
+    const redisReply *list = rep->element[1];
+    for (size_t i = 0; i + 1 < list->elements; i += 2) {
+        const redisReply *id = list->element[i];
+        const redisReply *b = list->element[i + 1];
+        bool ids_only = b->type == REDIS_REPLY_INTEGER; /* Lua's true */
+        json_t *doc = ids_only ? NULL : body_of(b);
+        if (id->type == REDIS_REPLY_STRING && (doc || ids_only))
+            store_read_add(rd, id->str, id->len, doc);
+        else
+            json_decref(doc);
+    }
+    store_read_done(rd, STORE_OK, 0, rd_reply_int(rep->element[0]) == 1);
+}
+
+int rd_index_find_later(struct store *st, const char *coll, const char *field, const char *value,
+                        bool prefix, bool ids_only, int limit, struct store_read *rd)
+{
+    struct redis_store *r = R(st);
+    GString *min, *max;
+    rd_index_bounds(value, prefix, &min, &max);
+    struct redis_cmd args, c;
+    rd_args_start(r, &args);
+    redis_cmd_str(&args, coll);
+    redis_cmd_str(&args, field);
+    redis_cmd_bin(&args, min->str, min->len);
+    redis_cmd_bin(&args, max->str, max->len);
+    redis_cmd_i64(&args, limit);
+    redis_cmd_str(&args, ids_only ? "1" : "0");
+    script_cmd(&c, index_find_lua, &args);
+    int rc = send_read(r, &c, index_found, rd);
+    redis_cmd_clear(&args);
+    g_string_free(min, TRUE);
+    g_string_free(max, TRUE);
+    return rc;
+}
+
+/* A multi-get under way: the names asked for, in order. */
+struct got {
+    struct store_read *rd;
+    char **ids;
+    size_t *lens;
+    int n;
+    bool values; /* MGET's values (kv:KEY), not HMGET's documents */
+};
+
+static void got_free(struct got *g)
+{
+    for (int i = 0; i < g->n; i++)
+        g_free(g->ids[i]);
+    g_free(g->ids);
+    g_free(g->lens);
+    g_free(g);
+}
+
+/* One reply element per name asked for: a document for each that exists
+ * (HMGET), or each value as a JSON string, NULL where unset (MGET). */
+static void got(redisReply *rep, void *ud)
+{
+    struct got *g = ud;
+    int rc = is_array(rep, 1) && rep->elements == (size_t)g->n ? STORE_OK : STORE_EIO;
+    for (int i = 0; rc == STORE_OK && i < g->n; i++) {
+        const redisReply *v = rep->element[i];
+        json_t *doc = NULL;
+        if (g->values && v->type == REDIS_REPLY_STRING)
+            doc = json_stringn(v->str, v->len);
+        else if (!g->values)
+            doc = body_of(v);
+        if (doc || g->values)
+            store_read_add(g->rd, g->ids[i], g->lens[i], doc);
+    }
+    store_read_done(g->rd, rc, 0, false);
+    got_free(g);
+}
+
+/* HMGET d:coll ids… or MGET kv:key…, answered by got(). */
+static int get_later(struct redis_store *r, const char *coll, const char *const *names, int n,
+                     struct store_read *rd)
+{
+    struct got *g = g_new0(struct got, 1);
+    g->rd = rd;
+    g->n = n;
+    g->values = coll == NULL;
+    g->ids = g_new(char *, n);
+    g->lens = g_new(size_t, n);
+    struct redis_cmd c;
+    rd_cmd_start(&c, g->values ? "MGET" : "HMGET");
+    if (!g->values)
+        rd_cmd_key(r, &c, "d:", coll);
+    for (int i = 0; i < n; i++) {
+        g->ids[i] = g_strdup(names[i]);
+        g->lens[i] = strlen(names[i]);
+        if (g->values)
+            rd_cmd_key(r, &c, "kv:", names[i]);
+        else
+            redis_cmd_bin(&c, g->ids[i], g->lens[i]);
+    }
+    int rc = send_read(r, &c, got, g);
+    if (rc != STORE_OK) /* the read itself is the caller's to free */
+        got_free(g);
+    return rc;
+}
+
+int rd_docs_get_later(struct store *st, const char *coll, const char *const *ids, int n,
+                      struct store_read *rd)
+{
+    return get_later(R(st), coll, ids, n, rd);
+}
+
+int rd_kv_get_later(struct store *st, const char *const *keys, int n, struct store_read *rd)
+{
+    return get_later(R(st), NULL, keys, n, rd);
+}
+
+struct changes {
+    struct store_read *rd;
+    int64_t after_rev;
+    int limit;
+};
+
+/* {id, rev, body, …}: every change, a deleted document's with NULL. */
+static void changes_read(redisReply *rep, void *ud)
+{
+    struct changes *x = ud;
+    struct store_read *rd = x->rd;
+    int64_t last = x->after_rev;
+    size_t n = is_array(rep, 3) ? rep->elements / 3 : 0;
+    if (!is_array(rep, 3)) {
+        store_read_done(rd, STORE_EIO, last, false);
+        g_free(x);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *id = rep->element[3 * i];
+        last = rd_reply_int(rep->element[3 * i + 1]);
+        if (id->type == REDIS_REPLY_STRING)
+            store_read_add(rd, id->str, id->len, body_of(rep->element[3 * i + 2]));
+    }
+    store_read_done(rd, STORE_OK, last, n == (size_t)x->limit);
+    g_free(x);
+}
+
+int rd_doc_changes_later(struct store *st, const char *coll, int64_t after_rev, int limit,
+                         struct store_read *rd)
+{
+    struct redis_store *r = R(st);
+    struct changes *x = g_new(struct changes, 1);
+    x->rd = rd;
+    x->after_rev = after_rev;
+    x->limit = limit;
+    struct redis_cmd args, c;
+    rd_args_start(r, &args);
+    redis_cmd_str(&args, coll);
+    redis_cmd_i64(&args, after_rev);
+    redis_cmd_i64(&args, limit);
+    script_cmd(&c, changes_lua, &args);
+    int rc = send_read(r, &c, changes_read, x);
+    redis_cmd_clear(&args);
+    if (rc != STORE_OK)
+        g_free(x);
+    return rc;
+}
+
+/* GET sh:KEY: the head of a sequence, unset (0) before its first append. */
+static void head_read(redisReply *rep, void *ud)
+{
+    bool ok = rep && (rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_NIL);
+    store_read_done(ud, ok ? STORE_OK : STORE_EIO,
+                    ok && rep->type == REDIS_REPLY_STRING ? rd_reply_int(rep) : 0, false);
+}
+
+int rd_seq_last_later(struct store *st, const char *key, struct store_read *rd)
+{
+    struct redis_store *r = R(st);
+    struct redis_cmd c;
+    rd_cmd_start(&c, "GET");
+    rd_cmd_key(r, &c, "sh:", key);
+    return send_read(r, &c, head_read, rd);
+}

@@ -1,0 +1,304 @@
+/* Reads made later (store_index_find_later and its kin) on both backends
+ * (tests/unit/with_redis.sh for Redis): the same answers as the waiting
+ * reads, never inside the call that asked, seeing the writes sent before
+ * them; on Redis sent without waiting and answered from the store's
+ * socket; answered when the store closes first. */
+#include "store_fixture.h"
+
+struct answer {
+    int rc;
+    GPtrArray *ids; /* "id" or "id:-" for a document gone */
+    int64_t last_rev;
+    bool more;
+};
+
+static GPtrArray *answers; /* struct answer*, in the order told */
+
+static void answer_free(gpointer p)
+{
+    struct answer *a = p;
+    g_ptr_array_free(a->ids, TRUE);
+    g_free(a);
+}
+
+static void on_docs(int rc, const struct store_docs *d, void *ud)
+{
+    (void)ud;
+    struct answer *a = g_new0(struct answer, 1); /* ids: "id", "id=value" or "id:-" */
+    a->rc = rc;
+    a->ids = g_ptr_array_new_with_free_func(g_free);
+    for (int i = 0; i < d->n; i++) {
+        json_t *doc = d->docs[i];
+        g_ptr_array_add(a->ids, !doc ? g_strconcat(d->ids[i], ":-", NULL)
+                                : json_is_string(doc)
+                                    ? g_strconcat(d->ids[i], "=", json_string_value(doc), NULL)
+                                    : g_strdup(d->ids[i]));
+    }
+    a->last_rev = d->last_rev;
+    a->more = d->more;
+    g_ptr_array_add(answers, a);
+}
+
+static int reads_sent;
+
+static void on_read_sent(void *ud)
+{
+    (void)ud;
+    reads_sent++;
+}
+
+static bool answered_n(void *ud)
+{
+    return answers->len >= GPOINTER_TO_UINT(ud);
+}
+
+/* Turns the loop until n answers were told (at most 5 s). */
+static void wait_answers(struct store *st, guint n)
+{
+    turn_until(st, NULL, answered_n, GUINT_TO_POINTER(n));
+    assert_int_equal(answers->len, n);
+}
+
+static struct answer *nth(guint i)
+{
+    return g_ptr_array_index(answers, i);
+}
+
+static void assert_ids(guint i, const char *want)
+{
+    struct answer *a = nth(i);
+    assert_int_equal(a->rc, STORE_OK);
+    g_ptr_array_add(a->ids, NULL);
+    char *got = g_strjoinv(",", (char **)a->ids->pdata);
+    g_ptr_array_remove_index(a->ids, a->ids->len - 1);
+    assert_string_equal(got, want);
+    g_free(got);
+}
+
+static int setup_later(void **state)
+{
+    setup(state);
+    answers = g_ptr_array_new_with_free_func(answer_free);
+    reads_sent = 0;
+    store_on_read_sent(*state, on_read_sent, NULL);
+    return 0;
+}
+
+static int teardown_later(void **state)
+{
+    teardown(state);
+    g_ptr_array_free(answers, TRUE);
+    return 0;
+}
+
+/* Index look-ups: exact and prefix, bounded, in the index's order, as
+ * store_index_find gives them. */
+static void test_index_find_later(void **state)
+{
+    struct store *st = *state;
+    put(st, "ents", "e1", "{\"division\":\"440106\"}", 0);
+    put(st, "ents", "e2", "{\"division\":\"440106\"}", 0);
+    put(st, "ents", "e3", "{\"division\":\"4401\"}", 0);
+    put(st, "ents", "e4", "{\"division\":\"440107\"}", 0);
+    put(st, "ents", "e5", "{\"division\":\"4402\"}", 0);
+    assert_int_equal(
+        store_index_find_later(st, "ents", "division", "440106", false, false, 10, on_docs, NULL),
+        0);
+    assert_int_equal(
+        store_index_find_later(st, "ents", "division", "4401", true, false, 10, on_docs, NULL), 0);
+    assert_int_equal(
+        store_index_find_later(st, "ents", "division", "4401", true, false, 2, on_docs, NULL), 0);
+    assert_int_equal(
+        store_index_find_later(st, "ents", "division", "99", true, false, 5, on_docs, NULL), 0);
+    assert_int_equal(
+        store_index_find_later(st, "ents", "division", "440106", false, true, 10, on_docs, NULL),
+        0);
+    assert_int_equal(answers->len, 0); /* never inside the call */
+    wait_answers(st, 5);
+    assert_ids(0, "e1,e2");
+    assert_false(nth(0)->more);
+    GPtrArray *sync = find(st, "ents", "division", "4401", true);
+    g_ptr_array_add(sync, NULL);
+    char *want = g_strjoinv(",", (char **)sync->pdata);
+    assert_ids(1, want);
+    g_free(want);
+    g_ptr_array_free(sync, TRUE);
+    assert_int_equal(nth(1)->ids->len, 4);
+    assert_false(nth(1)->more);
+    assert_int_equal(nth(2)->ids->len, 2);
+    assert_true(nth(2)->more);
+    assert_ids(3, "");
+    assert_ids(4, "e1:-,e2:-"); /* ids only */
+    assert_int_equal(reads_sent, redis_url ? 5 : 0);
+    assert_int_equal(
+        store_index_find_later(st, "ents", "division", "1", true, false, 0, on_docs, NULL),
+        STORE_EINVAL);
+}
+
+/* Documents by id: those that exist, in the order asked. */
+static void test_docs_get_later(void **state)
+{
+    struct store *st = *state;
+    put(st, "users", "u1", "{\"username\":\"a\"}", 0);
+    put(st, "users", "u2", "{\"username\":\"b\"}", 0);
+    const char *ids[] = {"u2", "nobody", "u1"};
+    assert_int_equal(store_docs_get_later(st, "users", ids, 3, on_docs, NULL), 0);
+    wait_answers(st, 1);
+    assert_ids(0, "u2,u1");
+    assert_int_equal(store_docs_get_later(st, "users", ids, 0, on_docs, NULL), 0);
+    wait_answers(st, 2);
+    assert_ids(1, "");
+}
+
+/* Changes: pages of at most limit, oldest first, with the newest
+ * revision read, the same as store_doc_changes. */
+static void test_changes_later(void **state)
+{
+    struct store *st = *state;
+    put(st, "users", "u1", "{\"username\":\"a\"}", 0);
+    put(st, "users", "u2", "{\"username\":\"b\"}", 0);
+    put(st, "users", "u3", "{\"username\":\"c\"}", 0);
+    put(st, "users", "u1", "{\"username\":\"a\",\"v\":2}", 0);
+    int64_t last = 0;
+    GPtrArray *sync = g_ptr_array_new_with_free_func(g_free);
+    assert_int_equal(store_doc_changes(st, "users", 0, &last, collect_ids, sync), 0);
+    assert_int_equal(sync->len, 3);
+    assert_int_equal(store_doc_changes_later(st, "users", 0, 100, on_docs, NULL), 0);
+    wait_answers(st, 1);
+    assert_ids(0, "u2,u3,u1");
+    assert_int_equal(nth(0)->last_rev, last);
+    assert_false(nth(0)->more);
+    if (redis_url) { /* SQLite answers all in one (its listing has no limit) */
+        assert_int_equal(store_doc_changes_later(st, "users", 0, 2, on_docs, NULL), 0);
+        wait_answers(st, 2);
+        assert_ids(1, "u2,u3");
+        assert_true(nth(1)->more);
+        assert_int_equal(store_doc_changes_later(st, "users", nth(1)->last_rev, 2, on_docs, NULL),
+                         0);
+        wait_answers(st, 3);
+        assert_ids(2, "u1");
+        assert_false(nth(2)->more);
+        assert_int_equal(nth(2)->last_rev, last);
+    }
+    assert_int_equal(store_doc_changes_later(st, "users", last, 10, on_docs, NULL), 0);
+    wait_answers(st, answers->len + 1);
+    assert_ids(answers->len - 1, "");
+    assert_int_equal(nth(answers->len - 1)->last_rev, last);
+    g_ptr_array_free(sync, TRUE);
+}
+
+/* Values by key: a JSON string each, NULL where unset or expired. */
+static void test_kv_get_later(void **state)
+{
+    struct store *st = *state;
+    assert_int_equal(store_kv_set(st, "a", "1", 0), 0);
+    assert_int_equal(store_kv_set(st, "b", "two", clock_now_ms() + 60000), 0);
+    assert_int_equal(store_kv_set(st, "gone", "x", clock_now_ms() - 1), 0);
+    const char *keys[] = {"b", "nope", "a", "gone"};
+    assert_int_equal(store_kv_get_later(st, keys, 4, on_docs, NULL), 0);
+    wait_answers(st, 1);
+    assert_ids(0, "b=two,nope:-,a=1,gone:-");
+    assert_int_equal(store_kv_get_later(st, keys, 0, on_docs, NULL), STORE_EINVAL);
+}
+
+/* A sequence's head read later: 0 before the first append. */
+static void test_seq_last_later(void **state)
+{
+    struct store *st = *state;
+    json_t *item = json_pack("{s:i}", "n", 1);
+    assert_int_equal(store_seq_append(st, "q", item, NULL), 0);
+    assert_int_equal(store_seq_append(st, "q", item, NULL), 0);
+    json_decref(item);
+    int64_t q[2] = {-1, -1}, none[2] = {-1, -1};
+    assert_int_equal(store_seq_last_later(st, "q", on_count_told, q), 0);
+    assert_int_equal(store_seq_last_later(st, "none", on_count_told, none), 0);
+    assert_int_equal(q[0], -1); /* never inside the call */
+    turn_until(st, none, NULL, NULL);
+    assert_int_equal(q[0], STORE_OK);
+    assert_int_equal(q[1], 2);
+    assert_int_equal(none[0], STORE_OK);
+    assert_int_equal(none[1], 0);
+}
+
+/* With batching on (as yjtd runs the store), a read sent after a write
+ * that was only sent sees it, and the answers keep their order. */
+static void test_later_sees_writes(void **state)
+{
+    struct store *st = *state;
+    store_set_batching(st, true, on_dirty, NULL);
+    put(st, "ents", "e1", "{\"division\":\"440106\"}", 0);
+    assert_int_equal(
+        store_index_find_later(st, "ents", "division", "440106", false, false, 5, on_docs, NULL),
+        0);
+    put(st, "ents", "e2", "{\"division\":\"440106\"}", 0);
+    const char *ids[] = {"e1", "e2"};
+    assert_int_equal(store_docs_get_later(st, "ents", ids, 2, on_docs, NULL), 0);
+    wait_answers(st, 2);
+    assert_ids(0, "e1");
+    assert_ids(1, "e1,e2");
+    assert_int_equal(store_commit(st), 0);
+}
+
+/* A read not answered when the store closes is answered as it closes
+ * (Redis: the closing store reads the replies still due). */
+static void test_later_at_close(void **state)
+{
+    struct store *st = *state;
+    put(st, "users", "u1", "{\"username\":\"a\"}", 0);
+    const char *ids[] = {"u1"};
+    assert_int_equal(store_docs_get_later(st, "users", ids, 1, on_docs, NULL), 0);
+    store_close(st);
+    *state = NULL;
+    assert_int_equal(answers->len, 1);
+    assert_ids(0, "u1");
+    *state = open_store();
+}
+
+/* A read lost with the connection (killed under it) is answered
+ * STORE_EIO and fails no batch: the writes of the next commit, made on
+ * a new connection, are durable. */
+static void test_later_lost(void **state)
+{
+    struct store *st = *state;
+    if (!redis_url)
+        return;
+    store_set_batching(st, true, on_dirty, NULL);
+    const char *ids[] = {"u1"};
+    struct redis_cmd c;
+    redis_cmd_init(&c);
+    redis_cmd_str(&c, "CLIENT");
+    redis_cmd_str(&c, "PAUSE");
+    redis_cmd_str(&c, "500");
+    redis_admin(&c); /* so that the read is still awaited at the kill */
+    assert_int_equal(store_docs_get_later(st, "users", ids, 1, on_docs, NULL), 0);
+    redis_cmd_init(&c);
+    redis_cmd_str(&c, "CLIENT");
+    redis_cmd_str(&c, "KILL");
+    redis_cmd_str(&c, "TYPE");
+    redis_cmd_str(&c, "normal");
+    redis_admin(&c);
+    wait_answers(st, 1);
+    assert_int_equal(nth(0)->rc, STORE_EIO);
+    put(st, "users", "u1", "{\"username\":\"a\"}", 0);
+    assert_int_equal(store_commit(st), 0);
+    json_t *got = NULL;
+    assert_int_equal(store_doc_get(st, "users", "u1", &got), 0);
+    json_decref(got);
+}
+
+int main(void)
+{
+    redis_url = getenv("YJT_TEST_REDIS");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_index_find_later, setup_later, teardown_later),
+        cmocka_unit_test_setup_teardown(test_docs_get_later, setup_later, teardown_later),
+        cmocka_unit_test_setup_teardown(test_changes_later, setup_later, teardown_later),
+        cmocka_unit_test_setup_teardown(test_kv_get_later, setup_later, teardown_later),
+        cmocka_unit_test_setup_teardown(test_seq_last_later, setup_later, teardown_later),
+        cmocka_unit_test_setup_teardown(test_later_sees_writes, setup_later, teardown_later),
+        cmocka_unit_test_setup_teardown(test_later_at_close, setup_later, teardown_later),
+        cmocka_unit_test_setup_teardown(test_later_lost, setup_later, teardown_later),
+    };
+    return cmocka_run_group_tests_name(redis_url ? "later reads (redis)" : "later reads (sqlite)",
+                                       tests, NULL, NULL);
+}
