@@ -216,6 +216,8 @@ static bool take_first(const char *id, json_t *doc, void *ud)
 
 int account_find(struct store *st, const char *username, struct account **out)
 {
+    if (account_cache_serves(st))
+        return account_cache_find(username, out);
     struct find_ctx ctx = {0};
     int rc = store_index_find(st, "users", "username", username, false, take_first, &ctx);
     if (rc != STORE_OK)
@@ -273,25 +275,31 @@ int account_changes(struct store *st, int64_t rev, int64_t *last_rev, account_cb
     return store_doc_changes(st, "users", rev, last_rev, each_doc, &ctx);
 }
 
-static char *lockout_key(const char *id)
+char *account_lockout_key(const char *id)
 {
     return g_strdup_printf("lockout:%s", id);
+}
+
+void account_lockout_parse(const char *value, struct lockout *out)
+{
+    memset(out, 0, sizeof(*out));
+    json_t *v = value ? json_loads(value, 0, NULL) : NULL;
+    out->failed = (int)jx_int(v, "failed", 0);
+    out->locked_until = jx_int(v, "locked_until", 0);
+    json_decref(v);
 }
 
 int account_lockout_get(struct store *st, const char *id, struct lockout *out)
 {
     memset(out, 0, sizeof(*out));
-    char *key = lockout_key(id), *value = NULL;
+    char *key = account_lockout_key(id), *value = NULL;
     int rc = store_kv_get(st, key, &value);
     g_free(key);
     if (rc == STORE_ENOTFOUND)
         return STORE_OK;
     if (rc != STORE_OK)
         return rc;
-    json_t *v = json_loads(value, 0, NULL);
-    out->failed = (int)jx_int(v, "failed", 0);
-    out->locked_until = jx_int(v, "locked_until", 0);
-    json_decref(v);
+    account_lockout_parse(value, out);
     g_free(value);
     return STORE_OK;
 }
@@ -299,7 +307,7 @@ int account_lockout_get(struct store *st, const char *id, struct lockout *out)
 int account_lockout_set(struct store *st, const char *id, const struct lockout *l,
                         int64_t expire_at_ms)
 {
-    char *key = lockout_key(id);
+    char *key = account_lockout_key(id);
     char *value = g_strdup_printf("{\"failed\":%d,\"locked_until\":%" G_GINT64_FORMAT "}",
                                   l->failed, l->locked_until);
     int rc = store_kv_set(st, key, value, expire_at_ms);
@@ -310,7 +318,7 @@ int account_lockout_set(struct store *st, const char *id, const struct lockout *
 
 int account_lockout_clear(struct store *st, const char *id)
 {
-    char *key = lockout_key(id);
+    char *key = account_lockout_key(id);
     int rc = store_kv_delete(st, key);
     g_free(key);
     return rc;

@@ -69,6 +69,10 @@ int account_lockout_get(struct store *st, const char *id, struct lockout *out);
 int account_lockout_set(struct store *st, const char *id, const struct lockout *l,
                         int64_t expire_at_ms);
 int account_lockout_clear(struct store *st, const char *id);
+/* The store key of id's lockout state (g_free), and that state read from
+ * its stored value (NULL: absent, zeros). */
+char *account_lockout_key(const char *id);
+void account_lockout_parse(const char *value, struct lockout *out);
 
 struct account *account_from_json(const char *id, json_t *doc);
 /* The public view sent to clients: id, username, display_name, role, org,

@@ -13,9 +13,16 @@
  * (one indexed query, which usually returns nothing). That covers the
  * server's own writes and those of other processes (yjtctl) alike. On a
  * store shared by several servers (Redis), where that query is a round
- * trip to the server, it looks at most every max_age_ms, and at once
- * after an account write of this process: other processes' changes then
- * show within max_age_ms.
+ * trip to the server, it looks every max_age_ms in the background (a read
+ * sent without waiting, store_doc_changes_later, applied when it is
+ * answered), so reads are served from memory without holding the loop,
+ * and other processes' changes show within about max_age_ms. A read looks
+ * itself, waiting, only after an account write of this process (which it
+ * must see), after account_cache_stale(), or when no look was answered
+ * for a while (the store away: the read then fails as the store does).
+ * account_cache_after_look() waits for a look sent after it was asked,
+ * without holding the loop (a login, which must see a password changed
+ * elsewhere).
  * Accounts are never deleted (they are disabled), so there is nothing
  * else to follow. */
 #include "records/account_cache.h"
@@ -30,12 +37,34 @@ static struct {
     struct store *st;
     GHashTable *by_id;  /* id -> struct account (owned) */
     GHashTable *by_org; /* org (owned) -> GTree of id -> struct account (borrowed) */
+    GHashTable *by_name; /* username -> struct account (both borrowed) */
     int64_t rev;        /* newest revision applied */
     int busy;           /* applying changes, or walking orgs (nested) */
     int64_t max_age_ms; /* 0: look before every read */
     int64_t looked_ms;  /* monotonic, of the last look */
     bool written;       /* this process wrote an account since */
+    /* Looks in the background (max_age_ms > 0). */
+    guint tick;
+    bool reading;          /* a look sent, not answered yet */
+    int64_t reading_after; /* the revision it reads after */
+    int64_t reading_ms;    /* when it was sent */
+    GPtrArray *riders;     /* struct waiter*: answered by the look under way */
+    GPtrArray *waiting;    /* struct waiter*: for the next look sent */
+    GPtrArray *failed;     /* struct waiter*: a look that could not be sent */
+    guint failed_idle;
+    unsigned gen; /* bumped at close: answers of an older cache are dropped */
+    account_change_fn on_change;
+    void *on_change_ud;
 } cache;
+
+struct waiter {
+    account_cache_cb cb;
+    void *ud;
+};
+
+/* A look sent later answers this many changes at most; more are read by
+ * the next look, sent at once. */
+#define LOOK_PAGE 2000
 
 static gint cmp_id(gconstpointer a, gconstpointer b, gpointer ud)
 {
@@ -45,6 +74,8 @@ static gint cmp_id(gconstpointer a, gconstpointer b, gpointer ud)
 
 static void forget(struct account *old)
 {
+    if (old->username && g_hash_table_lookup(cache.by_name, old->username) == old)
+        g_hash_table_remove(cache.by_name, old->username);
     GTree *t = g_hash_table_lookup(cache.by_org, old->org);
     if (t) {
         g_tree_remove(t, old->id);
@@ -67,18 +98,31 @@ static bool apply(const char *id, json_t *doc, void *ud)
         return true;
     }
     g_hash_table_insert(cache.by_id, a->id, a);
+    if (a->username)
+        g_hash_table_replace(cache.by_name, a->username, a);
     GTree *t = g_hash_table_lookup(cache.by_org, a->org);
     if (!t) {
         t = g_tree_new_full(cmp_id, NULL, NULL, NULL);
         g_hash_table_insert(cache.by_org, g_strdup(a->org), t);
     }
     g_tree_insert(t, a->id, a);
+    if (cache.on_change)
+        cache.on_change(a, cache.on_change_ud);
     return true;
 }
 
 /* Applies what changed in the store since the last look. Not while changes
  * are being applied or an org is walked (a callback that reads an account):
  * that read sees the cache as it is, and the change waits for the next. */
+static void look_later(void);
+static void start_ticks(void);
+
+/* How long reads are served from memory without an answered look. */
+static int64_t stale_limit_ms(void)
+{
+    return 4 * cache.max_age_ms + 1000;
+}
+
 static int catch_up(void)
 {
     if (cache.busy)
@@ -86,6 +130,10 @@ static int catch_up(void)
     int64_t now = cache.max_age_ms ? clock_mono_ms() : 0;
     if (cache.max_age_ms && !cache.written && now - cache.looked_ms < cache.max_age_ms)
         return STORE_OK;
+    if (cache.tick && !cache.written && now - cache.looked_ms < stale_limit_ms()) {
+        look_later(); /* the background look is late: one now, served meanwhile */
+        return STORE_OK;
+    }
     cache.looked_ms = now;
     cache.written = false;
     cache.busy++;
@@ -105,26 +153,160 @@ int account_cache_open(struct store *st)
         g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)account_free);
     cache.by_org =
         g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_tree_unref);
+    cache.by_name = g_hash_table_new(g_str_hash, g_str_equal);
+    cache.riders = g_ptr_array_new();
+    cache.waiting = g_ptr_array_new();
+    cache.failed = g_ptr_array_new();
     int rc = catch_up();
     if (rc != STORE_OK) {
         account_cache_close();
         return rc;
     }
+    start_ticks();
     log_info("account", "%u accounts in memory", g_hash_table_size(cache.by_id));
     return STORE_OK;
 }
 
+static void answer_all(GPtrArray *waiters, int rc)
+{
+    while (waiters && waiters->len) {
+        struct waiter *w = g_ptr_array_steal_index(waiters, 0);
+        w->cb(rc, w->ud);
+        g_free(w);
+    }
+}
+
+struct look {
+    unsigned gen;
+};
+
+/* A look's answer: applied if nothing else looked since it was sent (a
+ * waiting look covers it then); its riders hear of it. */
+static void on_look(int rc, const struct store_docs *d, void *ud)
+{
+    struct look *l = ud;
+    bool mine = l->gen == cache.gen && cache.st;
+    g_free(l);
+    if (!mine)
+        return;
+    cache.reading = false;
+    if (rc == STORE_OK && cache.rev == cache.reading_after) {
+        cache.busy++;
+        for (int i = 0; i < d->n; i++)
+            if (d->docs[i])
+                apply(d->ids[i], d->docs[i], NULL);
+        cache.busy--;
+        if (d->last_rev > cache.rev)
+            cache.rev = d->last_rev;
+        if (d->more) { /* the rest at once: its riders wait for all of it */
+            look_later();
+            return;
+        }
+        cache.looked_ms = MAX(cache.looked_ms, cache.reading_ms);
+    } else if (rc != STORE_OK) {
+        log_warn("account", "cannot read account changes from the store");
+    }
+    answer_all(cache.riders, rc);
+    if (cache.waiting->len)
+        look_later();
+}
+
+static gboolean on_failed_idle(gpointer ud)
+{
+    (void)ud;
+    cache.failed_idle = 0;
+    answer_all(cache.failed, STORE_EIO);
+    return G_SOURCE_REMOVE;
+}
+
+/* Sends a look unless one is under way; those waiting ride on it. */
+static void look_later(void)
+{
+    if (cache.reading || !cache.st)
+        return;
+    cache.reading = true;
+    cache.reading_after = cache.rev;
+    cache.reading_ms = clock_mono_ms();
+    g_ptr_array_extend_and_steal(cache.riders, g_steal_pointer(&cache.waiting));
+    cache.waiting = g_ptr_array_new();
+    struct look *l = g_new(struct look, 1);
+    l->gen = cache.gen;
+    int rc = store_doc_changes_later(cache.st, "users", cache.rev, LOOK_PAGE, on_look, l);
+    if (rc != STORE_OK) {
+        g_free(l);
+        cache.reading = false;
+        log_warn("account", "cannot read account changes from the store");
+        /* told from the loop, as an answer would be */
+        g_ptr_array_extend_and_steal(cache.failed, g_steal_pointer(&cache.riders));
+        cache.riders = g_ptr_array_new();
+        if (!cache.failed_idle)
+            cache.failed_idle = g_idle_add(on_failed_idle, NULL);
+    }
+}
+
+static gboolean on_tick(gpointer ud)
+{
+    (void)ud;
+    look_later();
+    return G_SOURCE_CONTINUE;
+}
+
+void account_cache_after_look(account_cache_cb cb, void *ud)
+{
+    if (!cache.st) {
+        cb(STORE_EIO, ud);
+        return;
+    }
+    struct waiter *w = g_new(struct waiter, 1);
+    w->cb = cb;
+    w->ud = ud;
+    g_ptr_array_add(cache.waiting, w);
+    look_later();
+}
+
+static void start_ticks(void)
+{
+    g_clear_handle_id(&cache.tick, g_source_remove);
+    if (cache.st && cache.max_age_ms > 0 && store_reads_later(cache.st))
+        cache.tick = g_timeout_add((guint)cache.max_age_ms, on_tick, NULL);
+}
+
 void account_cache_close(void)
 {
-    /* Trees first: their keys are the accounts' ids. */
+    g_clear_handle_id(&cache.tick, g_source_remove);
+    cache.on_change = NULL;
+    cache.gen++;
+    cache.reading = false;
+    cache.st = NULL;
+    g_clear_handle_id(&cache.failed_idle, g_source_remove);
+    answer_all(cache.failed, STORE_EIO);
+    answer_all(cache.riders, STORE_EIO);
+    answer_all(cache.waiting, STORE_EIO);
+    g_clear_pointer(&cache.failed, g_ptr_array_unref);
+    g_clear_pointer(&cache.riders, g_ptr_array_unref);
+    g_clear_pointer(&cache.waiting, g_ptr_array_unref);
+    /* Trees and names first: their keys are the accounts'. */
+    g_clear_pointer(&cache.by_name, g_hash_table_destroy);
     g_clear_pointer(&cache.by_org, g_hash_table_destroy);
     g_clear_pointer(&cache.by_id, g_hash_table_destroy);
-    cache.st = NULL;
 }
 
 void account_cache_set_max_age(int64_t max_age_ms)
 {
     cache.max_age_ms = max_age_ms;
+    start_ticks();
+}
+
+void account_cache_on_change(account_change_fn fn, void *ud)
+{
+    cache.on_change = fn;
+    cache.on_change_ud = ud;
+}
+
+void account_cache_poll(void)
+{
+    if (cache.st && !cache.tick)
+        catch_up(); /* its failure is logged there */
 }
 
 void account_cache_stale(void)
@@ -143,6 +325,18 @@ int account_cache_get(const char *id, struct account **out)
     if (rc != STORE_OK)
         return rc;
     struct account *a = g_hash_table_lookup(cache.by_id, id);
+    if (!a)
+        return STORE_ENOTFOUND;
+    *out = account_dup(a);
+    return STORE_OK;
+}
+
+int account_cache_find(const char *username, struct account **out)
+{
+    int rc = catch_up();
+    if (rc != STORE_OK)
+        return rc;
+    struct account *a = g_hash_table_lookup(cache.by_name, username);
     if (!a)
         return STORE_ENOTFOUND;
     *out = account_dup(a);

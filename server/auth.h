@@ -38,12 +38,24 @@ int auth_init(void);
  * `unavailable`. */
 void auth_shutdown(void);
 
+/* After the store and the account cache closed (which answer the reads
+ * of logins cut short by auth_shutdown): frees what is left. */
+void auth_forget_logins(void);
+
 /* Starts a login; cb runs later on the main loop, exactly once. */
 void auth_login(const char *username, const char *password, const char *device_id,
                 const char *source, auth_cb cb, void *ud);
 /* Checks a token; on TOKEN_OK fills *acct (account_free) and *claims. */
 enum token_state auth_check_token(const char *token, struct account **acct,
                                   struct token_claims *claims);
+/* The same without holding the loop where the store would (Redis): cb
+ * gets the state, and on TOKEN_OK the account and the claims (borrowed
+ * for the call), exactly once, at once when nothing is to be read (an
+ * invalid or expired token, one known not revoked, a store that answers
+ * at once), else from the main loop. */
+typedef void (*auth_token_cb)(enum token_state st, const struct account *acct,
+                              const struct token_claims *claims, void *ud);
+void auth_check_token_later(const char *token, auth_token_cb cb, void *ud);
 /* Issues a token for acct on device_id; fills *claims. NULL on failure. */
 char *auth_issue(const struct account *acct, const char *device_id, struct token_claims *claims);
 /* Revokes one token until its expiry. Returns 0 or a store error. */

@@ -31,6 +31,7 @@ struct http_pss {
     GByteArray *body;
     bool body_too_large;
     bool routed;   /* lws may also report BODY_COMPLETION for an empty body */
+    bool held;     /* its handler answers later (rest_hold) */
     bool path_odd; /* the decoded path held a NUL or did not fit path[] */
     /* the response, once known */
     bool ready;
@@ -52,7 +53,7 @@ struct http_pss {
 /* A file body is read and written this much at a time. */
 #define FILE_CHUNK (64 * 1024)
 
-static GHashTable *pending;  /* serial -> struct http_pss* awaiting a login */
+static GHashTable *pending;  /* serial -> struct http_pss* awaiting a login or a held answer */
 static GHashTable *flushing; /* serial -> struct http_pss* whose response waits for a flush */
 static uint64_t next_serial = 1;
 
@@ -149,20 +150,32 @@ static void respond_error(struct http_pss *h, enum err_code code, const char *me
                  json_pack("{s:{s:s, s:s}}", "error", "code", err_name(code), "message", message));
 }
 
-/* Reads "Authorization: Bearer T" and checks T; on success fills *acct and
- * *claims, else answers the request and returns false. */
-static bool bearer(struct http_pss *h, struct account **acct, struct token_claims *claims)
+/* What a request goes on with once its token is good: the account and
+ * the token's claims, borrowed for the call. */
+typedef void (*authed_fn)(struct http_pss *h, const struct account *acct,
+                          const struct token_claims *claims);
+
+struct bearer_wait {
+    uint64_t serial;
+    authed_fn then;
+};
+
+static uint64_t hold(struct http_pss *h);
+static struct http_pss *unhold(uint64_t hold);
+
+static void bearer_checked(enum token_state st, const struct account *acct,
+                           const struct token_claims *claims, void *ud)
 {
-    char hdr[TOKEN_MAX_LEN + 16];
-    int n = lws_hdr_copy(h->wsi, hdr, sizeof(hdr), WSI_TOKEN_HTTP_AUTHORIZATION);
-    if (n <= 7 || g_ascii_strncasecmp(hdr, "Bearer ", 7) != 0) {
-        respond_error(h, ERR_UNAUTHORIZED, "missing Authorization: Bearer token");
-        return false;
-    }
-    enum token_state st = auth_check_token(hdr + 7, acct, claims);
+    struct bearer_wait *b = ud;
+    struct http_pss *h = unhold(b->serial);
+    authed_fn then = b->then;
+    g_free(b);
+    if (!h)
+        return; /* the client went away */
+    h->held = false;
     if (st == TOKEN_OK)
-        return true;
-    if (st == TOKEN_UNAVAILABLE)
+        then(h, acct, claims);
+    else if (st == TOKEN_UNAVAILABLE)
         respond_error(h, ERR_UNAVAILABLE, "store unavailable");
     else
         respond_error(h, ERR_UNAUTHORIZED,
@@ -170,7 +183,23 @@ static bool bearer(struct http_pss *h, struct account **acct, struct token_claim
                       : st == TOKEN_REVOKED  ? "token revoked"
                       : st == TOKEN_DISABLED ? "account disabled"
                                              : "invalid token");
-    return false;
+}
+
+/* Reads "Authorization: Bearer T" and checks T without holding the loop
+ * (on Redis its revocation is read later): then() goes on with the
+ * request, at once or from a later turn, or the request is answered. */
+static void bearer_then(struct http_pss *h, authed_fn then)
+{
+    char hdr[TOKEN_MAX_LEN + 16];
+    int n = lws_hdr_copy(h->wsi, hdr, sizeof(hdr), WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n <= 7 || g_ascii_strncasecmp(hdr, "Bearer ", 7) != 0) {
+        respond_error(h, ERR_UNAUTHORIZED, "missing Authorization: Bearer token");
+        return;
+    }
+    struct bearer_wait *b = g_new(struct bearer_wait, 1);
+    b->serial = hold(h);
+    b->then = then;
+    auth_check_token_later(hdr + 7, bearer_checked, b);
 }
 
 static void login_done(struct auth_outcome *o, void *ud)
@@ -212,39 +241,40 @@ static void route_login(struct http_pss *h, json_t *body)
     auth_login(username, password, device_id, h->peer, login_done, GSIZE_TO_POINTER(h->serial));
 }
 
-static void route_refresh(struct http_pss *h)
+static void refresh_authed(struct http_pss *h, const struct account *acct,
+                           const struct token_claims *old)
 {
-    struct account *acct = NULL;
-    struct token_claims old, fresh = {0};
-    if (!bearer(h, &acct, &old))
-        return;
-    char *token = auth_issue(acct, old.device_id, &fresh);
-    if (!token || auth_revoke(&old) != STORE_OK)
+    struct token_claims fresh = {0};
+    char *token = auth_issue(acct, old->device_id, &fresh);
+    if (!token || auth_revoke(old) != STORE_OK)
         respond_error(h, ERR_UNAVAILABLE, "cannot refresh the token now");
     else
         respond_json(h, 200,
                      json_pack("{s:s, s:I}", "token", token, "expires_at", (json_int_t)fresh.exp));
     g_free(token);
-    token_claims_clear(&old);
     token_claims_clear(&fresh);
-    account_free(acct);
+}
+
+static void route_refresh(struct http_pss *h)
+{
+    bearer_then(h, refresh_authed);
+}
+
+static void logout_authed(struct http_pss *h, const struct account *acct,
+                          const struct token_claims *claims)
+{
+    if (auth_revoke(claims) != STORE_OK) {
+        respond_error(h, ERR_UNAVAILABLE, "cannot revoke the token now");
+    } else {
+        session_close_token(claims->user_id, claims->jti, 0);
+        respond_json(h, 200, json_pack("{s:b}", "ok", 1));
+    }
+    log_info("auth", "logout user=%s (REST)", acct->id);
 }
 
 static void route_logout(struct http_pss *h)
 {
-    struct account *acct = NULL;
-    struct token_claims claims;
-    if (!bearer(h, &acct, &claims))
-        return;
-    if (auth_revoke(&claims) != STORE_OK) {
-        respond_error(h, ERR_UNAVAILABLE, "cannot revoke the token now");
-    } else {
-        session_close_token(claims.user_id, claims.jti, 0);
-        respond_json(h, 200, json_pack("{s:b}", "ok", 1));
-    }
-    log_info("auth", "logout user=%s (REST)", acct->id);
-    token_claims_clear(&claims);
-    account_free(acct);
+    bearer_then(h, logout_authed);
 }
 
 /* GET /api/v1/me: the caller's own account. */
@@ -261,6 +291,46 @@ const struct rest_route account_routes[] = {
 void rest_reply(struct rest_req *r, int status, json_t *body)
 {
     respond_json(r->http, status, body);
+}
+
+/* The request answers later: it waits in the pending table under a
+ * serial of its own (its connection's end takes it out). */
+static uint64_t hold(struct http_pss *h)
+{
+    h->held = true;
+    h->serial = next_serial++;
+    g_hash_table_insert(pending, &h->serial, h);
+    return h->serial;
+}
+
+uint64_t rest_hold(struct rest_req *r)
+{
+    return hold(r->http);
+}
+
+/* The held request, taken out of the table; NULL if its client left. */
+static struct http_pss *unhold(uint64_t hold)
+{
+    struct http_pss *h = pending ? g_hash_table_lookup(pending, &hold) : NULL;
+    if (h)
+        g_hash_table_remove(pending, &hold);
+    return h;
+}
+
+void rest_held_reply(uint64_t hold, int status, json_t *body)
+{
+    struct http_pss *h = unhold(hold);
+    if (h)
+        respond_json(h, status, body);
+    else
+        json_decref(body);
+}
+
+void rest_held_error(uint64_t hold, enum err_code code, const char *message)
+{
+    struct http_pss *h = unhold(hold);
+    if (h)
+        respond_error(h, code, message);
 }
 
 void rest_reply_file(struct rest_req *r, int fd, size_t len, const char *type, const char *name)
@@ -307,24 +377,23 @@ static GHashTable *query_table(struct lws *wsi)
     return q;
 }
 
-/* Dispatches a request under /api/v1/ to its route table entry. */
-static void route_rest(struct http_pss *h)
+/* Runs the route of a request under /api/v1/, its token checked if it
+ * needs one (acct and claims, borrowed; NULL otherwise). */
+static void rest_run(struct http_pss *h, const struct account *acct,
+                     const struct token_claims *claims)
 {
+    (void)claims;
     char **segs = g_strsplit(h->path, "/", -1);
-    struct rest_req r = {.method = h->method, .path = h->path, .peer = h->peer, .http = h};
+    struct rest_req r = {.method = h->method,
+                         .path = h->path,
+                         .peer = h->peer,
+                         .http = h,
+                         .acct = (struct account *)acct};
     bool known = false;
     const struct rest_route *route = rest_find(h->method, segs, r.params, &known);
-    struct token_claims claims = {0};
-    bool have_claims = false;
-    if (!route) {
-        respond_error(h, known ? ERR_BAD_REQUEST : ERR_NOT_FOUND,
-                      known ? "method not allowed on this route" : "no such route");
+    if (!route) { /* found before the token's check: cannot be */
+        respond_error(h, ERR_INTERNAL, "no route");
         goto out;
-    }
-    if (route->needs_auth) {
-        if (!bearer(h, &r.acct, &claims))
-            goto out;
-        have_claims = true;
     }
     if (h->method == REST_POST || h->method == REST_PUT) {
         if (h->body_too_large) {
@@ -341,18 +410,32 @@ static void route_rest(struct http_pss *h)
     }
     r.query = query_table(h->wsi);
     route->fn(&r);
-    if (!h->ready) {
+    if (!h->ready && !h->held) {
         log_error("http", "route %s answered nothing", route->pattern);
         respond_error(h, ERR_INTERNAL, "no answer");
     }
 out:
-    if (have_claims)
-        token_claims_clear(&claims);
-    account_free(r.acct);
     json_decref(r.body);
     if (r.query)
         g_hash_table_destroy(r.query);
     g_strfreev(segs);
+}
+
+/* Dispatches a request under /api/v1/ to its route table entry. */
+static void route_rest(struct http_pss *h)
+{
+    char **segs = g_strsplit(h->path, "/", -1);
+    const char *params[REST_MAX_PARAMS];
+    bool known = false;
+    const struct rest_route *route = rest_find(h->method, segs, params, &known);
+    g_strfreev(segs);
+    if (!route)
+        respond_error(h, known ? ERR_BAD_REQUEST : ERR_NOT_FOUND,
+                      known ? "method not allowed on this route" : "no such route");
+    else if (route->needs_auth)
+        bearer_then(h, rest_run);
+    else
+        rest_run(h, NULL, NULL);
 }
 
 /* True when the request's If-None-Match names etag (or is "*"). */

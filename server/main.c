@@ -607,6 +607,7 @@ out_store:
     if (store_flush(server.store) != STORE_OK)
         log_warn("main", "store checkpoint failed (data is safe in the WAL)");
     store_close(server.store);
+    auth_forget_logins();
     redis_tls_stop_all();
     log_info("main", "stopped");
     config_free(&server.cfg);

@@ -56,6 +56,14 @@ extern const struct rest_route alarm_routes[];
 
 /* Sends body (reference stolen) with HTTP status. */
 void rest_reply(struct rest_req *r, int status, json_t *body);
+/* For a handler that answers later (after a read sent without waiting):
+ * instead of answering, it holds the request and returns; r is gone
+ * then, the hold names the request. rest_held_reply() and
+ * rest_held_error() answer it later, once (nothing is sent if the client
+ * went away meanwhile; body is freed all the same). */
+uint64_t rest_hold(struct rest_req *r);
+void rest_held_reply(uint64_t hold, int status, json_t *body);
+void rest_held_error(uint64_t hold, enum err_code code, const char *message);
 /* Sends the file fd (len bytes; fd is then the transport's, closed when
  * done) with status 200, Content-Type type and as attachment name, a
  * chunk at a time. */

@@ -7,6 +7,7 @@
 #include "common/jsonx.h"
 #include "common/log.h"
 #include "push/presence.h"
+#include "records/account_cache.h"
 #include "records/org.h"
 #include "server/auth.h"
 #include "server/bus.h"
@@ -24,8 +25,6 @@ struct pending_login {
     uint64_t serial;
     json_t *id;
 };
-
-static int64_t accounts_rev;
 
 /* Binds c to acct on device, after a successful login or token check. */
 static void attach(struct conn *c, const struct account *acct, const struct token_claims *claims,
@@ -145,6 +144,42 @@ static const char *token_message(enum token_state st)
     }
 }
 
+/* An auth.token being checked: the connection and what it asked. */
+struct pending_token {
+    uint64_t serial;
+    json_t *id;
+    char *token, *device_id, *platform;
+};
+
+static void token_checked(enum token_state st, const struct account *acct,
+                          const struct token_claims *claims, void *ud)
+{
+    struct pending_token *p = ud;
+    struct conn *c = conn_find(p->serial);
+    if (!c) /* gone meanwhile */
+        goto out;
+    c->login_pending = false;
+    if (st == TOKEN_UNAVAILABLE) {
+        conn_reply_error(c, p->id, ERR_UNAVAILABLE, token_message(st));
+    } else if (st != TOKEN_OK) {
+        conn_reply_error(c, p->id, ERR_UNAUTHORIZED, token_message(st));
+        conn_close(c, close_code_for(st), token_message(st));
+    } else {
+        const char *device_id = p->device_id;
+        if (!device_id || !*device_id)
+            device_id = *claims->device_id ? claims->device_id : "default";
+        attach(c, acct, claims, device_id, p->platform);
+        conn_reply(c, p->id, auth_session_json(p->token, claims, acct));
+        call_device_online(c->user_id, c->device_id, c->online_ms); /* after the reply */
+    }
+out:
+    json_decref(p->id);
+    g_free(p->token);
+    g_free(p->device_id);
+    g_free(p->platform);
+    g_free(p);
+}
+
 static void h_token(struct conn *c, json_t *id, json_t *msg)
 {
     const char *token = jx_str_bounded(msg, "token", TOKEN_MAX_LEN);
@@ -155,29 +190,23 @@ static void h_token(struct conn *c, json_t *id, json_t *msg)
     }
     if (!device_fields(c, id, msg, &device_id, &platform, false))
         return;
-    if (c->authed || c->login_pending || c->gateway_enterprise) {
+    if (c->authed || c->gateway_enterprise) {
         conn_reply_error(c, id, ERR_CONFLICT, "already authenticated");
         return;
     }
-    struct account *acct = NULL;
-    struct token_claims claims;
-    enum token_state st = auth_check_token(token, &acct, &claims);
-    if (st == TOKEN_UNAVAILABLE) {
-        conn_reply_error(c, id, ERR_UNAVAILABLE, token_message(st));
+    if (c->login_pending) {
+        conn_reply_error(c, id, ERR_BUSY, "a login is already in progress");
         return;
     }
-    if (st != TOKEN_OK) {
-        conn_reply_error(c, id, ERR_UNAUTHORIZED, token_message(st));
-        conn_close(c, close_code_for(st), token_message(st));
-        return;
-    }
-    if (!device_id || !*device_id)
-        device_id = *claims.device_id ? claims.device_id : "default";
-    attach(c, acct, &claims, device_id, platform);
-    conn_reply(c, id, auth_session_json(token, &claims, acct));
-    call_device_online(c->user_id, c->device_id, c->online_ms); /* after the reply */
-    account_free(acct);
-    token_claims_clear(&claims);
+    /* checked without holding the loop (its revocation read, on Redis) */
+    c->login_pending = true;
+    struct pending_token *p = g_new0(struct pending_token, 1);
+    p->serial = c->serial;
+    p->id = json_incref(id);
+    p->token = g_strdup(token);
+    p->device_id = g_strdup(device_id);
+    p->platform = g_strdup(platform);
+    auth_check_token_later(token, token_checked, p);
 }
 
 static bool current_claims(struct conn *c, struct token_claims *claims)
@@ -299,11 +328,12 @@ static void enforce_one(void *conn, void *ud)
         conn_close(c, 4403, "token revoked");
 }
 
-static bool account_changed(struct account *a, void *ud)
+/* The account cache applied a change of a: closes the connections it
+ * no longer allows. */
+static void account_changed(const struct account *a, void *ud)
 {
     (void)ud;
-    presence_each_conn(a->id, enforce_one, a);
-    return true;
+    presence_each_conn(a->id, enforce_one, (void *)a);
 }
 
 static void expire_one(struct conn *c, void *ud)
@@ -315,22 +345,14 @@ static void expire_one(struct conn *c, void *ud)
 
 void session_poll(void)
 {
-    int64_t last = accounts_rev;
-    if (account_changes(server.store, accounts_rev, &last, account_changed, NULL) == STORE_OK)
-        accounts_rev = last;
+    account_cache_poll();
     int64_t now = clock_now_ms();
     conn_each(expire_one, &now);
 }
 
-static bool skip_account(struct account *a, void *ud)
-{
-    (void)a;
-    (void)ud;
-    return true;
-}
-
 void session_init(void)
 {
-    /* Start from the current revision: nobody is connected yet. */
-    account_changes(server.store, 0, &accounts_rev, skip_account, NULL);
+    /* Every change the account cache applies from now on, in the
+     * background (Redis) or at account_cache_poll() (SQLite). */
+    account_cache_on_change(account_changed, NULL);
 }

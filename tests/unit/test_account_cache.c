@@ -200,6 +200,44 @@ static void test_max_age(void **state)
     g_free(mine);
 }
 
+static void on_looked(int rc, void *ud)
+{
+    *(int *)ud = rc == STORE_OK ? 1 : -1;
+}
+
+/* A look asked for without waiting: answered from the loop, never inside
+ * the call, and then another process's write shows although the maximum
+ * age has not passed. */
+static void test_after_look(void **state)
+{
+    struct world *w = *state;
+    account_cache_set_max_age(3600 * 1000);
+    assert_same(w, "e2", 17);
+    char *theirs = add_user(w->other, "theirs", "e2", "safety_manager");
+    struct account *a = NULL;
+    assert_int_equal(account_get(w->st, theirs, &a), STORE_ENOTFOUND);
+    int looked = 0, again = 0;
+    account_cache_after_look(on_looked, &looked);
+    account_cache_after_look(on_looked, &again);
+    assert_int_equal(looked, 0);
+    for (int i = 0; i < 100 && (!looked || !again); i++)
+        g_main_context_iteration(NULL, looked == 0);
+    assert_int_equal(looked, 1);
+    assert_int_equal(again, 1);
+    assert_int_equal(account_get(w->st, theirs, &a), 0);
+    account_free(a);
+    /* a waiter not answered when the cache closes hears STORE_EIO */
+    looked = 0;
+    account_cache_after_look(on_looked, &looked);
+    account_cache_close();
+    assert_int_equal(looked, -1);
+    assert_int_equal(account_cache_open(w->st), 0);
+    account_cache_set_max_age(0);
+    while (g_main_context_iteration(NULL, FALSE))
+        ; /* the closed cache's answer, dropped */
+    g_free(theirs);
+}
+
 static void test_read_inside_walk(void **state)
 {
     struct world *w = *state;
@@ -230,6 +268,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sees_every_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_inside_walk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_age, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_after_look, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_early, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
