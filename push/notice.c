@@ -55,14 +55,6 @@ static bool corp_user(struct account *a, void *ud)
     return !c->too_many;
 }
 
-static bool enterprise_users(const char *id, json_t *doc, void *ud)
-{
-    (void)doc;
-    struct collect *c = ud;
-    account_each_in_org(store, id, corp_user, c);
-    return !c->too_many;
-}
-
 static bool gov_user(const char *id, json_t *doc, void *ud)
 {
     struct collect *c = ud;
@@ -107,9 +99,115 @@ static json_t *attachments_of(json_t *req)
     return out;
 }
 
-/* Resolves the audience into c->order; returns ERR_NONE or an error. */
-static enum err_code resolve(const struct principal *pub, json_t *aud, struct collect *c,
-                             const char **why)
+/* A publication under way: the request, then the audience as it is read
+ * (on Redis without holding the loop: each read is sent and answered
+ * later, see store_index_find_later). */
+struct publish {
+    char *publisher_id;
+    struct principal pub; /* its strings owned */
+    json_t *req;
+    json_t *att; /* checked attachments */
+    notice_done_cb cb;
+    void *ud;
+    struct collect c;
+};
+
+/* Enough for any province: a division's audience larger than this many
+ * enterprises (or regulators' accounts) is refused as too large. */
+#define AUDIENCE_SCAN_MAX 100000
+
+static void publish_free(struct publish *p)
+{
+    g_free(p->publisher_id);
+    g_free((char *)p->pub.role);
+    g_free((char *)p->pub.org);
+    json_decref(p->req);
+    json_decref(p->att);
+    g_hash_table_destroy(p->c.users);
+    g_ptr_array_free(p->c.order, TRUE);
+    g_free(p);
+}
+
+static void finish(struct publish *p, enum err_code err, const char *why, const char *id)
+{
+    p->cb(err, why, id, err == ERR_NONE ? (int)p->c.order->len : 0, p->ud);
+    publish_free(p);
+}
+
+static void resolved(struct publish *p);
+
+static bool answered_ok(struct publish *p, int rc, const struct store_docs *d)
+{
+    if (rc != STORE_OK) {
+        finish(p, ERR_UNAVAILABLE, "store unavailable", NULL);
+        return false;
+    }
+    if (d->more) {
+        finish(p, ERR_TOO_LARGE, "audience larger than 20000 users", NULL);
+        return false;
+    }
+    return true;
+}
+
+/* The enterprises of a division (ids only): their corp users. */
+static void on_division(int rc, const struct store_docs *d, void *ud)
+{
+    struct publish *p = ud;
+    if (!answered_ok(p, rc, d))
+        return;
+    for (int i = 0; i < d->n && !p->c.too_many; i++)
+        account_each_in_org(store, d->ids[i], corp_user, &p->c);
+    resolved(p);
+}
+
+/* The accounts whose org is in the division: its regulators below the
+ * publisher. */
+static void on_gov(int rc, const struct store_docs *d, void *ud)
+{
+    struct publish *p = ud;
+    if (!answered_ok(p, rc, d))
+        return;
+    for (int i = 0; i < d->n && !p->c.too_many; i++)
+        if (d->docs[i])
+            gov_user(d->ids[i], d->docs[i], &p->c);
+    resolved(p);
+}
+
+/* The enterprises listed: each must exist and be in the jurisdiction. */
+static void on_listed(int rc, const struct store_docs *d, void *ud)
+{
+    struct publish *p = ud;
+    if (!answered_ok(p, rc, d))
+        return;
+    GHashTable *found = g_hash_table_new(g_str_hash, g_str_equal);
+    for (int i = 0; i < d->n; i++)
+        if (d->docs[i])
+            g_hash_table_insert(found, d->ids[i], d->docs[i]);
+    json_t *list = json_object_get(json_object_get(p->req, "audience"), "enterprises");
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e)
+    {
+        const char *id = json_string_value(e);
+        json_t *doc = g_hash_table_lookup(found, id);
+        const char *why = !doc ? "no such enterprise"
+                          : !juris_reaches(&p->pub, ORG_ENTERPRISE, id, jx_str(doc, "division"))
+                              ? "an enterprise is outside your jurisdiction"
+                              : NULL;
+        if (why) {
+            g_hash_table_destroy(found);
+            finish(p, doc ? ERR_FORBIDDEN : ERR_NOT_FOUND, why, NULL);
+            return;
+        }
+        account_each_in_org(store, id, corp_user, &p->c);
+    }
+    g_hash_table_destroy(found);
+    resolved(p);
+}
+
+/* Checks the audience and sends the read that resolves it; ERR_NONE if
+ * sent (its answer goes on), else the error. */
+static enum err_code read_audience(struct publish *p, json_t *aud, const char **why)
 {
     const char *type = jx_str(aud, "type");
     char norm[8];
@@ -117,31 +215,28 @@ static enum err_code resolve(const struct principal *pub, json_t *aud, struct co
         *why = "audience.type must be division, enterprises or gov";
         return ERR_BAD_REQUEST;
     }
+    int rc;
     if (strcmp(type, "division") == 0 || strcmp(type, "gov") == 0) {
         const char *div = jx_str(aud, "division");
         if (!div && strcmp(type, "gov") == 0)
-            div = pub->org;
+            div = p->pub.org;
         if (!div || !division_normalize(div, norm, sizeof(norm))) {
             *why = "audience.division must be a division code";
             return ERR_BAD_REQUEST;
         }
-        if (!juris_reaches(pub, ORG_DIVISION, norm, norm)) {
+        if (!juris_reaches(&p->pub, ORG_DIVISION, norm, norm)) {
             *why = "audience outside your jurisdiction";
             return ERR_FORBIDDEN;
         }
-        int rc;
         if (strcmp(type, "division") == 0) {
-            rc =
-                store_index_find(store, "enterprises", "division", norm, true, enterprise_users, c);
+            rc = store_index_find_later(store, "enterprises", "division", norm, true, true,
+                                        AUDIENCE_SCAN_MAX, on_division, p);
         } else {
-            c->within = pub->org;
+            p->c.within = p->pub.org;
             /* users.org holds division codes for gov users; the filter
              * keeps gov users strictly below the publisher. */
-            rc = store_index_find(store, "users", "org", norm, true, gov_user, c);
-        }
-        if (rc != STORE_OK) {
-            *why = "store unavailable";
-            return ERR_UNAVAILABLE;
+            rc = store_index_find_later(store, "users", "org", norm, true, false, AUDIENCE_SCAN_MAX,
+                                        on_gov, p);
         }
     } else if (strcmp(type, "enterprises") == 0) {
         json_t *list = json_object_get(aud, "enterprises");
@@ -150,40 +245,26 @@ static enum err_code resolve(const struct principal *pub, json_t *aud, struct co
             *why = "audience.enterprises must be a list of 1-500 enterprise ids";
             return ERR_BAD_REQUEST;
         }
+        const char *ids[NOTICE_ENTERPRISES_MAX];
         size_t i;
         json_t *e;
         json_array_foreach(list, i, e)
         {
-            const char *id = json_is_string(e) ? json_string_value(e) : NULL;
-            json_t *doc = NULL;
-            if (!org_id_valid(id)) {
+            ids[i] = json_is_string(e) ? json_string_value(e) : NULL;
+            if (!org_id_valid(ids[i])) {
                 *why = "audience.enterprises must be a list of enterprise ids";
                 return ERR_BAD_REQUEST;
             }
-            int rc = org_enterprise_get(store, id, &doc);
-            if (rc == STORE_ENOTFOUND) {
-                *why = "no such enterprise";
-                return ERR_NOT_FOUND;
-            }
-            if (rc != STORE_OK) {
-                *why = "store unavailable";
-                return ERR_UNAVAILABLE;
-            }
-            bool ok = juris_reaches(pub, ORG_ENTERPRISE, id, jx_str(doc, "division"));
-            json_decref(doc);
-            if (!ok) {
-                *why = "an enterprise is outside your jurisdiction";
-                return ERR_FORBIDDEN;
-            }
-            account_each_in_org(store, id, corp_user, c);
         }
+        rc = store_docs_get_later(store, "enterprises", ids, (int)json_array_size(list), on_listed,
+                                  p);
     } else {
         *why = "audience.type must be division, enterprises or gov";
         return ERR_BAD_REQUEST;
     }
-    if (c->too_many) {
-        *why = "audience larger than 20000 users";
-        return ERR_TOO_LARGE;
+    if (rc != STORE_OK) {
+        *why = "store unavailable";
+        return ERR_UNAVAILABLE;
     }
     return ERR_NONE;
 }
@@ -208,77 +289,91 @@ static char *push_body(const char *body, bool *cut)
     return out;
 }
 
-enum err_code notice_publish(const char *publisher_id, const struct principal *pub, json_t *req,
-                             char **id_out, int *recipients_out, const char **why)
+void notice_publish_later(const char *publisher_id, const struct principal *pub, json_t *req,
+                          notice_done_cb cb, void *ud)
 {
     const char *title = jx_str_bounded(req, "title", NOTICE_TITLE_MAX);
     const char *body = jx_str_bounded(req, "body", NOTICE_BODY_MAX);
     json_t *aud = json_object_get(req, "audience");
     json_t *rr = json_object_get(req, "require_read");
     if (!pub->role || strcmp(pub->role, "gov") != 0) {
-        *why = "only regulators (gov) publish notices";
-        return ERR_FORBIDDEN;
+        cb(ERR_FORBIDDEN, "only regulators (gov) publish notices", NULL, 0, ud);
+        return;
     }
     if (!title || !body || !g_utf8_validate(title, -1, NULL) || !g_utf8_validate(body, -1, NULL)) {
-        *why = "title (1-200) and body (1-20000) must be strings";
-        return ERR_BAD_REQUEST;
+        cb(ERR_BAD_REQUEST, "title (1-200) and body (1-20000) must be strings", NULL, 0, ud);
+        return;
     }
     if (!json_is_object(aud) || (rr && !json_is_boolean(rr))) {
-        *why = "audience must be an object and require_read a boolean";
-        return ERR_BAD_REQUEST;
+        cb(ERR_BAD_REQUEST, "audience must be an object and require_read a boolean", NULL, 0, ud);
+        return;
     }
     json_t *att = attachments_of(req);
     if (!att) {
-        *why = "attachments must be at most 10 of {name, url (http/https)}";
-        return ERR_BAD_REQUEST;
+        cb(ERR_BAD_REQUEST, "attachments must be at most 10 of {name, url (http/https)}", NULL, 0,
+           ud);
+        return;
     }
-    struct collect c = {g_hash_table_new(g_str_hash, g_str_equal),
-                        g_ptr_array_new_with_free_func(g_free), NULL, NULL, false};
-    enum err_code err = resolve(pub, aud, &c, why);
-    char *id = NULL;
+    struct publish *p = g_new0(struct publish, 1);
+    p->publisher_id = g_strdup(publisher_id);
+    p->pub.role = g_strdup(pub->role);
+    p->pub.org = g_strdup(pub->org);
+    p->req = json_incref(req);
+    p->att = att;
+    p->cb = cb;
+    p->ud = ud;
+    p->c = (struct collect){g_hash_table_new(g_str_hash, g_str_equal),
+                            g_ptr_array_new_with_free_func(g_free), NULL, NULL, false};
+    const char *why = NULL;
+    enum err_code err = read_audience(p, aud, &why);
     if (err != ERR_NONE)
-        goto out;
-    id = id_new_sorted("n");
+        finish(p, err, why, NULL);
+}
+
+/* The audience is known: the notice is stored, its pushes sent. */
+static void resolved(struct publish *p)
+{
+    if (p->c.too_many) {
+        finish(p, ERR_TOO_LARGE, "audience larger than 20000 users", NULL);
+        return;
+    }
+    const char *title = jx_str(p->req, "title"), *body = jx_str(p->req, "body");
+    json_t *rr = json_object_get(p->req, "require_read");
+    char *id = id_new_sorted("n");
     json_t *recipients = json_array();
-    for (guint i = 0; i < c.order->len; i++)
-        json_array_append_new(recipients, json_string(g_ptr_array_index(c.order, i)));
+    for (guint i = 0; i < p->c.order->len; i++)
+        json_array_append_new(recipients, json_string(g_ptr_array_index(p->c.order, i)));
     bool require_read = rr && json_is_true(rr);
-    json_t *doc =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:O, s:b, s:I, s:o}", "id", id, "publisher",
-                  publisher_id, "publisher_division", pub->org, "title", title, "body", body,
-                  "attachments", att, "audience", aud, "require_read", require_read, "created_at",
-                  (json_int_t)clock_now_ms(), "recipients", recipients);
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:O, s:b, s:I, s:o}", "id", id,
+                            "publisher", p->publisher_id, "publisher_division", p->pub.org, "title",
+                            title, "body", body, "attachments", p->att, "audience",
+                            json_object_get(p->req, "audience"), "require_read", require_read,
+                            "created_at", (json_int_t)clock_now_ms(), "recipients", recipients);
     int rc = store_doc_put_new(store, NOTICES, id, doc); /* a fresh id */
     json_decref(doc);
     if (rc == STORE_OK) {
         bool cut;
         char *text = push_body(body, &cut);
         json_t *payload = json_pack("{s:s, s:b, s:O}", "notice_id", id, "require_read",
-                                    require_read, "attachments", att);
+                                    require_read, "attachments", p->att);
         if (cut)
             json_object_set_new(payload, "body_cut", json_true());
         /* On Redis the node's loop does not wait for the fan-out: the
          * reply, held with the batch, goes out once it is stored. */
-        rc = inbox_push_many_later((const char *const *)c.order->pdata, (int)c.order->len, "notice",
-                                   "normal", NOTICE_TTL_S, title, text, payload);
+        rc = inbox_push_many_later((const char *const *)p->c.order->pdata, (int)p->c.order->len,
+                                   "notice", "normal", NOTICE_TTL_S, title, text, payload);
         json_decref(payload);
         g_free(text);
     }
     if (rc != STORE_OK) {
-        *why = "store unavailable";
-        err = ERR_UNAVAILABLE;
-        g_clear_pointer(&id, g_free);
-        goto out;
+        g_free(id);
+        finish(p, ERR_UNAVAILABLE, "store unavailable", NULL);
+        return;
     }
-    log_info("notice", "notice=%s published by user=%s to %u recipients", id, publisher_id,
-             c.order->len);
-    *id_out = id;
-    *recipients_out = (int)c.order->len;
-out:
-    json_decref(att);
-    g_hash_table_destroy(c.users);
-    g_ptr_array_free(c.order, TRUE);
-    return err;
+    log_info("notice", "notice=%s published by user=%s to %u recipients", id, p->publisher_id,
+             p->c.order->len);
+    finish(p, ERR_NONE, NULL, id);
+    g_free(id);
 }
 
 static bool is_recipient(json_t *doc, const char *user_id)

@@ -25,12 +25,17 @@
 
 void notice_init(struct store *st);
 
+/* How a publication ended: ERR_NONE with the notice's id and its number
+ * of recipients, or the contract error and why (static). Borrowed. */
+typedef void (*notice_done_cb)(enum err_code err, const char *why, const char *id, int recipients,
+                               void *ud);
 /* Publishes req ({"title","body","attachments"?,"audience","require_read"?})
- * for publisher (a gov user: id and division). On success returns
- * ERR_NONE with *id_out (g_free) and *recipients_out set; otherwise the
- * contract error and *why (static). */
-enum err_code notice_publish(const char *publisher_id, const struct principal *publisher,
-                             json_t *req, char **id_out, int *recipients_out, const char **why);
+ * for publisher (a gov user: id and division); cb tells how it ended,
+ * once: at once for a request refused as it stands, else from the main
+ * loop once the audience was read (reads that do not hold the loop,
+ * store_index_find_later) and the notice stored. */
+void notice_publish_later(const char *publisher_id, const struct principal *publisher, json_t *req,
+                          notice_done_cb cb, void *ud);
 /* Records that user_id has read notice_id; *read_at_out gets the time of
  * the first read. ERR_NOT_FOUND if there is no such notice or user_id is
  * not among its recipients. */

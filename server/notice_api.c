@@ -12,19 +12,32 @@
 
 #define NOTICE_ID_MAX 64
 
+/* A notice.publish answered later: the connection (if still there) and
+ * the request's id. */
+struct ws_publish {
+    uint64_t serial;
+    json_t *id;
+};
+
+static void ws_published(enum err_code err, const char *why, const char *nid, int n, void *ud)
+{
+    struct ws_publish *w = ud;
+    struct conn *c = conn_find(w->serial);
+    if (c && err != ERR_NONE)
+        conn_reply_error(c, w->id, err, why);
+    else if (c)
+        conn_reply(c, w->id, json_pack("{s:s, s:i}", "notice_id", nid, "recipients", n));
+    json_decref(w->id);
+    g_free(w);
+}
+
 static void h_publish(struct conn *c, json_t *id, json_t *msg)
 {
     struct principal p = {c->role, c->org};
-    const char *why = NULL;
-    char *nid = NULL;
-    int n = 0;
-    enum err_code err = notice_publish(c->user_id, &p, msg, &nid, &n, &why);
-    if (err != ERR_NONE) {
-        conn_reply_error(c, id, err, why);
-        return;
-    }
-    conn_reply(c, id, json_pack("{s:s, s:i}", "notice_id", nid, "recipients", n));
-    g_free(nid);
+    struct ws_publish *w = g_new(struct ws_publish, 1);
+    w->serial = c->serial;
+    w->id = json_incref(id);
+    notice_publish_later(c->user_id, &p, msg, ws_published, w);
 }
 
 static void h_read(struct conn *c, json_t *id, json_t *msg)
@@ -66,6 +79,15 @@ const struct ws_handler notice_handlers[] = {
     {NULL, NULL, false},
 };
 
+static void rest_published(enum err_code err, const char *why, const char *nid, int n, void *ud)
+{
+    uint64_t hold = GPOINTER_TO_SIZE(ud);
+    if (err != ERR_NONE)
+        rest_held_error(hold, err, why);
+    else
+        rest_held_reply(hold, 201, json_pack("{s:s, s:i}", "notice_id", nid, "recipients", n));
+}
+
 /* POST /api/v1/notices: notice.publish for the web console. */
 static void route_publish(struct rest_req *r)
 {
@@ -74,16 +96,8 @@ static void route_publish(struct rest_req *r)
         return;
     }
     struct principal p = {r->acct->role, r->acct->org};
-    const char *why = NULL;
-    char *nid = NULL;
-    int n = 0;
-    enum err_code err = notice_publish(r->acct->id, &p, r->body, &nid, &n, &why);
-    if (err != ERR_NONE) {
-        rest_error(r, err, why);
-        return;
-    }
-    rest_reply(r, 201, json_pack("{s:s, s:i}", "notice_id", nid, "recipients", n));
-    g_free(nid);
+    uint64_t hold = rest_hold(r);
+    notice_publish_later(r->acct->id, &p, r->body, rest_published, GSIZE_TO_POINTER(hold));
 }
 
 /* GET /api/v1/notices/{id}: the whole notice, for its recipients. */
