@@ -393,6 +393,14 @@ int inbox_head(const char *user_id, int64_t *seq_out)
     return rc;
 }
 
+int inbox_head_later(const char *user_id, store_count_cb cb, void *ud)
+{
+    char *key = seq_key(user_id);
+    int rc = store_seq_last_later(store, key, cb, ud);
+    g_free(key);
+    return rc;
+}
+
 struct resume {
     const char *user_id;
     int64_t now;

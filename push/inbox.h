@@ -96,6 +96,9 @@ int inbox_push_many_journaled(const char *const *user_ids, int n, const char *jo
 
 /* The newest seq of the user's inbox (0 if none). */
 int inbox_head(const char *user_id, int64_t *seq_out);
+/* The same, read later (store_seq_last_later): cb(rc, head, ud) from the
+ * main loop. */
+int inbox_head_later(const char *user_id, store_count_cb cb, void *ud);
 /* Reads the pushes after after_seq in order, at most limit of them, and
  * calls cb with the event of each one that has not expired (expired ones
  * are passed over). *last_out gets the seq up to which the resume went,

@@ -90,10 +90,13 @@ void reading_flush_tick(int64_t now_ms)
     reading_buffer_tick(now_ms);
 }
 
+static bool trimming; /* a retention trim sent, not answered yet */
+
 void reading_shutdown(void)
 {
     reading_buffer_shutdown();
     store = NULL;
+    trimming = false;
 }
 
 const struct reading_stats *reading_stats(void)
@@ -272,7 +275,7 @@ enum err_code reading_ingest(const char *enterprise, const json_t *body, int64_t
     for (size_t i = 0; i < n; i++) {
         const char *sid = json_string_value(json_object_get(json_array_get(list, i), "sensor"));
         if (sid && !sensor_table_get(sid) && sensor_id_valid(sid)) {
-            sensor_poll();
+            sensor_poll_now();
             break;
         }
     }
@@ -530,18 +533,26 @@ enum err_code reading_history(const struct sensor *s, int64_t from_ms, int64_t t
     return ERR_NONE;
 }
 
-int64_t reading_retention_tick(int64_t now_ms)
+static void on_trimmed(int rc, int64_t deleted, void *ud)
 {
-    if (!store || cfg.retention_days <= 0)
-        return 0;
-    int64_t before = now_ms - (int64_t)cfg.retention_days * 86400000, deleted = 0;
-    if (store_ts_chunk_trim_before(store, before, cfg.trim_per_tick, &deleted) != STORE_OK) {
+    (void)ud;
+    trimming = false;
+    if (rc != STORE_OK)
         log_warn("reading", "retention trim failed; retrying next tick");
-        return 0;
-    }
-    if (deleted)
+    else if (deleted)
         log_info("reading",
                  "retention: %" G_GINT64_FORMAT " chunks with no point newer than %d days deleted",
                  deleted, cfg.retention_days);
-    return deleted;
+}
+
+void reading_retention_tick(int64_t now_ms)
+{
+    if (!store || cfg.retention_days <= 0 || trimming)
+        return;
+    int64_t before = now_ms - (int64_t)cfg.retention_days * 86400000;
+    /* without holding the loop for the answer where the store would */
+    trimming = store_ts_chunk_trim_before_later(store, before, cfg.trim_per_tick, on_trimmed,
+                                                NULL) == STORE_OK;
+    if (!trimming)
+        log_warn("reading", "retention trim failed; retrying next tick");
 }

@@ -68,8 +68,10 @@ enum err_code reading_history(const struct sensor *s, int64_t from_ms, int64_t t
                               const char **why);
 
 /* Deletes up to trim_per_tick chunks that hold no point of the retention
- * period ending at now_ms. Returns the chunks deleted. */
-int64_t reading_retention_tick(int64_t now_ms);
+ * period ending at now_ms: sent without waiting where the store would
+ * (store_ts_chunk_trim_before_later), logged when answered; nothing new
+ * is sent while one is under way. */
+void reading_retention_tick(int64_t now_ms);
 void reading_shutdown(void);
 
 #endif

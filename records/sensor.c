@@ -39,6 +39,8 @@ static struct listener reading_fns[SENSOR_LISTENERS_MAX], changed_fns[SENSOR_LIS
     remote_fns[SENSOR_LISTENERS_MAX];
 static int n_reading_fns, n_changed_fns, n_remote_fns;
 static int64_t last_rev;
+static bool polling;   /* a poll sent later is under way */
+static unsigned epoch; /* bumped at shutdown: its answer is dropped */
 
 static const char *const threshold_names[SENSOR_THRESHOLDS] = {"low_low", "low", "high",
                                                                "high_high"};
@@ -198,6 +200,8 @@ int sensor_init(struct store *st)
 
 void sensor_shutdown(void)
 {
+    epoch++;
+    polling = false;
     g_clear_pointer(&by_key, g_hash_table_destroy);
     g_clear_pointer(&by_id, g_hash_table_destroy);
     if (pool)
@@ -580,27 +584,85 @@ enum err_code sensor_delete(struct store *st, const char *id, const char *actor,
  * reaches the table over a few ticks instead of stalling the loop. */
 #define POLL_MAX 20000
 
-/* One document of the change feed: applied unless the table has it. */
+/* A document of the change feed, applied unless the table has it (or,
+ * read_later, a newer version of it: a read sent before this process's
+ * own write may be answered after it). True if applied. */
+static bool pick_up(const char *id, json_t *doc, bool read_later)
+{
+    struct sensor *cur = g_hash_table_lookup(by_id, id);
+    int64_t version = jx_int(doc, "version", 0);
+    if (cur && (read_later ? version <= cur->version : version == cur->version))
+        return false;
+    struct sensor *s = from_doc(id, doc);
+    if (s->ts_key <= 0) {
+        sensor_free(s);
+        return false;
+    }
+    log_debug("sensor", "sensor=%s picked up (version %" G_GINT64_FORMAT ")", id, s->version);
+    table_apply(s);
+    return true;
+}
+
+static void picked_up(int n)
+{
+    if (n)
+        log_info("sensor", "%d sensors written by another process picked up (%u in all)", n,
+                 g_hash_table_size(by_id));
+}
+
+/* One document of the change feed, read waiting. */
 static bool poll_one(const char *id, json_t *doc, void *ud)
 {
     int *count = ud; /* [0] read, [1] applied */
     if (++count[0] >= POLL_MAX)
         return false; /* last_rev is this one's: it is read again next time */
-    struct sensor *cur = g_hash_table_lookup(by_id, id);
-    if (cur && cur->version == jx_int(doc, "version", 0))
-        return true;
-    struct sensor *s = from_doc(id, doc);
-    if (s->ts_key <= 0) {
-        sensor_free(s);
-        return true;
-    }
-    log_debug("sensor", "sensor=%s picked up (version %" G_GINT64_FORMAT ")", id, s->version);
-    table_apply(s);
-    count[1]++;
+    if (pick_up(id, doc, false))
+        count[1]++;
     return true;
 }
 
+/* The answer of a poll sent later (a shared store). */
+static void on_polled(int rc, const struct store_docs *d, void *ud)
+{
+    unsigned *from = ud;
+    bool mine = *from == epoch && by_id;
+    g_free(from);
+    if (!mine)
+        return;
+    polling = false;
+    if (rc != STORE_OK) {
+        log_warn("sensor", "cannot read sensor changes from the store");
+        return;
+    }
+    int n = 0;
+    for (int i = 0; i < d->n; i++)
+        if (d->docs[i] && pick_up(d->ids[i], d->docs[i], true))
+            n++;
+    if (d->last_rev > last_rev)
+        last_rev = d->last_rev;
+    picked_up(n);
+}
+
 void sensor_poll(void)
+{
+    if (!by_id || polling)
+        return;
+    if (!store_reads_later(store)) {
+        sensor_poll_now();
+        return;
+    }
+    /* without holding the loop */
+    unsigned *from = g_new(unsigned, 1);
+    *from = epoch;
+    polling = true;
+    if (store_doc_changes_later(store, "sensors", last_rev, POLL_MAX, on_polled, from) == STORE_OK)
+        return;
+    polling = false;
+    g_free(from);
+    log_warn("sensor", "cannot read sensor changes from the store");
+}
+
+void sensor_poll_now(void)
 {
     if (!by_id)
         return;
@@ -611,7 +673,5 @@ void sensor_poll(void)
         return;
     }
     last_rev = count[0] >= POLL_MAX ? rev - 1 : rev;
-    if (count[1])
-        log_info("sensor", "%d sensors written by another process picked up (%u in all)", count[1],
-                 g_hash_table_size(by_id));
+    picked_up(count[1]);
 }

@@ -133,9 +133,13 @@ bool sensor_id_valid(const char *id);
 bool sensor_apply_remote(const char *id, double value, int64_t ts, int64_t seen_ms,
                          const char *node);
 /* Picks up sensors written by another process (yjtctl import, another
- * node) since the last call; main.c calls it every second, and
- * reading_ingest() at once when a request names a sensor not known yet. */
+ * node) since the last call; main.c calls it every second. On a store
+ * that reads later (Redis) the read is sent and applied when answered,
+ * without holding the loop. */
 void sensor_poll(void);
+/* The same, read at once (waiting): reading_ingest() calls it when a
+ * request names a sensor not known yet. */
+void sensor_poll_now(void);
 
 /* The sensor as JSON (the record fields of docs/protocol.md plus "latest"
  * {value, ts} when it has one). New reference. */

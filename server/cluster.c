@@ -9,18 +9,17 @@
 #include "signaling/call.h"
 
 #include <glib.h>
+#include <glib-unix.h>
 #include <jansson.h>
 #include <string.h>
 
 /* ARGV: key, device, node: deletes the device's entry if this node wrote
  * it (a newer login elsewhere has overwritten it otherwise). */
-static struct redis_script down_lua = {
-    "local v = redis.call('HGET', ARGV[1], ARGV[2])\n"
-    "if v and string.sub(v, 1, #ARGV[3] + 1) == ARGV[3] .. '\\t' then\n"
-    "  return redis.call('HDEL', ARGV[1], ARGV[2])\n"
-    "end\n"
-    "return 0\n",
-    ""};
+static const char down_lua[] = "local v = redis.call('HGET', ARGV[1], ARGV[2])\n"
+                               "if v and string.sub(v, 1, #ARGV[3] + 1) == ARGV[3] .. '\\t' then\n"
+                               "  return redis.call('HDEL', ARGV[1], ARGV[2])\n"
+                               "end\n"
+                               "return 0\n";
 
 struct cached {
     json_t *devices;
@@ -37,7 +36,19 @@ static struct {
     guint beat;
     int dead_s;
     uint64_t errors;
+    /* Presence writes are sent without waiting; their answers, read when
+     * the link's socket is readable, queue the announcements, which go out
+     * on the bus from the loop in the order the writes were sent. */
+    GQueue told; /* struct told* */
+    guint told_idle, watch, tick;
+    int watch_fd;
 } C;
+
+struct told {
+    char *user_id, *device_id;
+    char sign; /* '+', '-' (set only if the entry was this node's), 0 */
+    int64_t since;
+};
 
 /* Beats compare across machines: the real clock, never a test clock. */
 static int64_t real_ms(void)
@@ -172,6 +183,107 @@ static void announce(const char *user_id, char sign, const char *device_id, int6
     g_free(m);
 }
 
+static void announce_told(void)
+{
+    struct told *t;
+    while ((t = g_queue_pop_head(&C.told))) {
+        announce(t->user_id, t->sign, t->device_id, t->since);
+        g_free(t->user_id);
+        g_free(t->device_id);
+        g_free(t);
+    }
+}
+
+static gboolean on_told_idle(gpointer ud)
+{
+    (void)ud;
+    C.told_idle = 0;
+    announce_told();
+    return G_SOURCE_REMOVE;
+}
+
+/* From inside a call of the link: a presence write's answer. */
+static void on_written(redisReply *r, void *ud)
+{
+    struct told *t = ud;
+    if ((!r || r->type == REDIS_REPLY_ERROR) && C.errors++ % 1000 == 0)
+        log_warn("cluster", "Redis: presence of user=%s device=%s not written", t->user_id,
+                 t->device_id);
+    if (t->sign == '-' && !(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1))
+        t->sign = 0; /* another node's entry now: not gone */
+    g_queue_push_tail(&C.told, t);
+    if (!C.told_idle)
+        C.told_idle = g_idle_add(on_told_idle, NULL);
+}
+
+static void watch(void);
+
+static gboolean on_readable(gint fd, GIOCondition cond, gpointer ud)
+{
+    (void)ud;
+    redis_link_poll(C.link);
+    if (!(cond & G_IO_NVAL) && redis_link_fd(C.link) == fd)
+        return G_SOURCE_CONTINUE;
+    C.watch = 0; /* another socket (a reconnect), or nothing awaited */
+    watch();
+    return G_SOURCE_REMOVE;
+}
+
+/* While answers are awaited the link also looks now and then, so that a
+ * server gone silent is given up (see redis_link_poll). */
+static gboolean on_tick(gpointer ud)
+{
+    (void)ud;
+    redis_link_poll(C.link);
+    if (redis_link_fd(C.link) >= 0)
+        return G_SOURCE_CONTINUE;
+    C.tick = 0;
+    g_clear_handle_id(&C.watch, g_source_remove);
+    return G_SOURCE_REMOVE;
+}
+
+/* Watches the link's socket while answers are awaited. */
+static void watch(void)
+{
+    int fd = redis_link_fd(C.link);
+    if (fd >= 0 && !C.tick)
+        C.tick = g_timeout_add(250, on_tick, NULL);
+    if (C.watch && fd == C.watch_fd)
+        return;
+    g_clear_handle_id(&C.watch, g_source_remove);
+    if (fd < 0)
+        return;
+    C.watch_fd = fd;
+    C.watch = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_readable, NULL);
+}
+
+/* Sends a presence write without waiting; t is announced once answered
+ * (or at once if it cannot be sent). */
+static void write_later(struct redis_cmd *c, struct told *t)
+{
+    if (redis_link_defer_call(C.link, c, on_written, t) == 0) {
+        watch();
+        return;
+    }
+    if (C.errors++ % 1000 == 0)
+        log_warn("cluster", "Redis: %s", redis_link_error(C.link));
+    if (t->sign == '-')
+        t->sign = 0;
+    g_queue_push_tail(&C.told, t);
+    if (!C.told_idle)
+        C.told_idle = g_idle_add(on_told_idle, NULL);
+}
+
+static struct told *told_new(const char *user_id, const char *device_id, char sign, int64_t since)
+{
+    struct told *t = g_new(struct told, 1);
+    t->user_id = g_strdup(user_id);
+    t->device_id = g_strdup(device_id);
+    t->sign = sign;
+    t->since = since;
+    return t;
+}
+
 static void up(const char *user_id, const char *device_id, const char *platform, int64_t since)
 {
     char *key = key_of(user_id);
@@ -182,29 +294,26 @@ static void up(const char *user_id, const char *device_id, const char *platform,
     redis_cmd_str(&c, key);
     redis_cmd_str(&c, device_id);
     redis_cmd_str(&c, val);
-    redisReply *r = run(&c);
-    if (r)
-        freeReplyObject(r);
+    write_later(&c, told_new(user_id, device_id, '+', since));
+    redis_cmd_clear(&c);
     g_free(val);
     g_free(key);
-    announce(user_id, '+', device_id, since);
 }
 
 static void down(const char *user_id, const char *device_id)
 {
     char *key = key_of(user_id);
-    struct redis_cmd c;
-    redis_cmd_init(&c);
-    redis_cmd_str(&c, key);
-    redis_cmd_str(&c, device_id);
-    redis_cmd_str(&c, bus_node());
-    redisReply *r = redis_link_script(C.link, &down_lua, &c);
+    struct redis_cmd args, c;
+    redis_cmd_init(&args);
+    redis_cmd_str(&args, key);
+    redis_cmd_str(&args, device_id);
+    redis_cmd_str(&args, bus_node());
+    redis_cmd_init(&c); /* by body: the server caches it, nothing to load again */
+    redis_cmd_script(&c, "EVAL", down_lua, &args);
+    write_later(&c, told_new(user_id, device_id, '-', 0));
     redis_cmd_clear(&c);
-    bool gone = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-    if (r)
-        freeReplyObject(r);
+    redis_cmd_clear(&args);
     g_free(key);
-    announce(user_id, gone ? '-' : 0, device_id, 0);
 }
 
 /* Deletes entries of dead nodes seen while reading (best effort). */
@@ -392,8 +501,8 @@ int cluster_start(const char *url, const char *prefix, int beat_s, int dead_s, c
     struct redis_url u;
     if (redis_url_parse(url, &u, err) != 0)
         return -1;
-    redis_script_init(&down_lua);
     C.on = true;
+    g_queue_init(&C.told);
     C.link = redis_link_new(&u, 2000);
     C.prefix = g_strdup(prefix && *prefix ? prefix : "yjt:");
     C.nodes_key = g_strconcat(C.prefix, "nodes", NULL);
@@ -415,6 +524,12 @@ void cluster_stop(void)
         return;
     presence_set_cluster(NULL);
     g_source_remove(C.beat);
+    /* the presence writes still awaited, then what they tell */
+    redis_link_drain(C.link);
+    g_clear_handle_id(&C.watch, g_source_remove);
+    g_clear_handle_id(&C.tick, g_source_remove);
+    g_clear_handle_id(&C.told_idle, g_source_remove);
+    announce_told();
     /* leaving: this node's beat goes, so its devices stop counting now */
     struct redis_cmd c;
     redis_cmd_init(&c);

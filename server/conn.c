@@ -61,6 +61,7 @@ struct conn *conn_new(struct lws *wsi, const char *peer)
     c->tokens = server.cfg.rate_burst;
     c->refill_ms = c->last_rx_ms = clock_mono_ms();
     g_queue_init(&c->outq);
+    g_queue_init(&c->push_held);
     g_hash_table_insert(conns, &c->serial, c);
     return c;
 }
@@ -71,6 +72,7 @@ void conn_free(struct conn *c)
     if (c->auth_timer)
         g_source_remove(c->auth_timer);
     g_queue_clear_full(&c->outq, g_free);
+    g_queue_clear_full(&c->push_held, g_free);
     if (c->rx)
         g_byte_array_free(c->rx, TRUE);
     g_free(c->user_id);

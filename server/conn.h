@@ -69,6 +69,11 @@ struct conn {
      * answered more: true, so the device is still catching up. */
     bool push_cursor_set;
     bool push_more;
+    /* The inbox's head at login is being read (without waiting, on
+     * Redis): pushes that arrive meanwhile are held here (struct
+     * held_push*, push_api.c) and delivered once it is known. */
+    bool push_head_wait;
+    GQueue push_held;
 
     int close_code; /* nonzero once a close is scheduled */
     bool close_started;

@@ -51,8 +51,30 @@ static bool fill_one(int64_t seq, json_t *event, void *ud)
  * GAP_FILL_MAX has the gap read from the inbox and sent first. A device
  * still catching up reads gaps with push.resume; a longer gap for a
  * device that follows live is left to its next resume. */
+/* A push that arrived while the inbox's head was read: its event's text
+ * follows the struct. */
+struct held_push {
+    int64_t seq;
+    size_t len;
+    char text[];
+};
+
+/* At most this many are held per connection; past it the device reads
+ * the rest with push.resume. */
+#define HELD_MAX 1024
+
 static void deliver_ordered(struct conn *c, const struct deliver *d)
 {
+    if (c->push_head_wait) {
+        if (g_queue_get_length(&c->push_held) >= HELD_MAX)
+            return;
+        struct held_push *h = g_malloc(sizeof(*h) + d->len);
+        h->seq = d->seq;
+        h->len = d->len;
+        memcpy(h->text, d->text, d->len);
+        g_queue_push_tail(&c->push_held, h);
+        return;
+    }
     if (c->push_cursor_set && d->seq <= c->push_cursor)
         return;
     if (c->push_cursor_set && d->seq > c->push_cursor + 1) {
@@ -84,16 +106,37 @@ static void deliver_one(void *conn, void *ud)
     conn_send_now(c, d->text, d->len, "push");
 }
 
-void push_api_attach(void *conn)
+/* The inbox's head at login: live pushes start after it, and those held
+ * meanwhile go out in the order they came (push.resume may have set the
+ * cursor first: it stands). */
+static void on_head(int rc, int64_t head, void *ud)
 {
-    struct conn *c = conn;
-    int64_t head = 0;
-    /* live pushes start after what is stored now (single node: in the
-     * order they are stored, which needs no cursor) */
-    if (bus_enabled() && inbox_head(c->user_id, &head) == STORE_OK) {
+    struct conn *c = conn_find(GPOINTER_TO_SIZE(ud));
+    if (!c || !c->push_head_wait)
+        return;
+    c->push_head_wait = false;
+    if (rc == STORE_OK && !c->push_cursor_set) {
         c->push_cursor = head;
         c->push_cursor_set = true;
     }
+    struct held_push *h;
+    while ((h = g_queue_pop_head(&c->push_held))) {
+        struct deliver d = {h->seq, h->text, h->len};
+        deliver_ordered(c, &d);
+        g_free(h);
+    }
+}
+
+void push_api_attach(void *conn)
+{
+    struct conn *c = conn;
+    /* live pushes start after what is stored now (single node: in the
+     * order they are stored, which needs no cursor) */
+    if (!bus_enabled())
+        return;
+    c->push_head_wait = true;
+    if (inbox_head_later(c->user_id, on_head, GSIZE_TO_POINTER(c->serial)) != STORE_OK)
+        c->push_head_wait = false; /* as a failed read: no cursor */
 }
 
 /* With several nodes, the pushes stored during one turn of the loop go to
