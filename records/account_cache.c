@@ -240,7 +240,7 @@ static void look_later(void)
         g_ptr_array_extend_and_steal(cache.failed, g_steal_pointer(&cache.riders));
         cache.riders = g_ptr_array_new();
         if (!cache.failed_idle)
-            cache.failed_idle = g_idle_add(on_failed_idle, NULL);
+            cache.failed_idle = g_idle_add_full(G_PRIORITY_DEFAULT, on_failed_idle, NULL, NULL);
     }
 }
 

@@ -4,7 +4,9 @@
  * call of the link reads the reply), and queued; an idle source of the
  * main loop hands the answers to their callers in the order they came,
  * so a caller's callback never runs inside a store call and may use the
- * store at once. A backend without reads of its own makes the read at
+ * store at once. The idle source has the priority of the loop's sockets:
+ * under load an answer waits its turn with them, not for the loop to be
+ * idle. A backend without reads of its own makes the read at
  * once and answers it the same way. */
 #include "records/store.h"
 
@@ -80,7 +82,7 @@ static gboolean on_answer_idle(gpointer ud)
     answer_idle = 0;
     answer_all();
     if (!g_queue_is_empty(&answered) && !answer_idle)
-        answer_idle = g_idle_add(on_answer_idle, NULL);
+        answer_idle = g_idle_add_full(G_PRIORITY_DEFAULT, on_answer_idle, NULL, NULL);
     return G_SOURCE_REMOVE;
 }
 
@@ -91,7 +93,7 @@ void store_read_done(struct store_read *rd, int rc, int64_t last_rev, bool more)
     rd->more = more;
     g_queue_push_tail(&answered, rd);
     if (!answer_idle)
-        answer_idle = g_idle_add(on_answer_idle, NULL);
+        answer_idle = g_idle_add_full(G_PRIORITY_DEFAULT, on_answer_idle, NULL, NULL);
 }
 
 /* store_close(): the reads the backend answered as it closed (STORE_EIO,

@@ -210,7 +210,7 @@ static void job_answered(struct login_job *j, int rc)
     }
     g_queue_push_tail(&answered, j);
     if (!answered_idle)
-        answered_idle = g_idle_add(on_answered_idle, NULL);
+        answered_idle = g_idle_add_full(G_PRIORITY_DEFAULT, on_answered_idle, NULL, NULL);
 }
 
 static void on_looked(int rc, void *ud)

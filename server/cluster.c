@@ -213,7 +213,7 @@ static void on_written(redisReply *r, void *ud)
         t->sign = 0; /* another node's entry now: not gone */
     g_queue_push_tail(&C.told, t);
     if (!C.told_idle)
-        C.told_idle = g_idle_add(on_told_idle, NULL);
+        C.told_idle = g_idle_add_full(G_PRIORITY_DEFAULT, on_told_idle, NULL, NULL);
 }
 
 static void watch(void);
@@ -271,7 +271,7 @@ static void write_later(struct redis_cmd *c, struct told *t)
         t->sign = 0;
     g_queue_push_tail(&C.told, t);
     if (!C.told_idle)
-        C.told_idle = g_idle_add(on_told_idle, NULL);
+        C.told_idle = g_idle_add_full(G_PRIORITY_DEFAULT, on_told_idle, NULL, NULL);
 }
 
 static struct told *told_new(const char *user_id, const char *device_id, char sign, int64_t since)
