@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""How often nodes on Redis wait for it on their event loop, per request.
+
+Starts a redis-server of its own and N yjtd nodes on it (a fresh store
+each run), makes U corp accounts of one enterprise and a regulator, and
+counts yjt_redis_loop_waits_total (summed over the nodes) around each
+phase: idle, U password logins over WebSocket (yjt-load, one account each,
+spread over the nodes), U token logins (one token, as reconnecting apps
+do), and K notices published over REST to the enterprise's division (U
+recipients each). Prints one JSON report per run; with several --yjtd,
+runs them in turn (alternating, --runs rounds) on the same settings.
+
+  tools/bench-waits.py --build build [--yjtd OLD/yjtd --yjtd build/yjtd]
+                       [--nodes 3] [--users 2000] [--notices 20] [--runs 3]
+                       [--port 28531]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import PASSWORD, Redis, http  # noqa: E402
+
+PREFIX = "bw:"
+
+
+def waits(ports):
+    """Loop waits and their seconds, summed over the nodes."""
+    n = s = 0.0
+    for p in ports:
+        _, text = http(p, "GET", "/metrics")
+        for line in text.splitlines():
+            if line.startswith("yjt_redis_loop_waits_total "):
+                n += float(line.split()[1])
+            elif line.startswith("yjt_redis_loop_wait_seconds_total "):
+                s += float(line.split()[1])
+    return n, s
+
+
+def load(a, ports, *auth):
+    """One yjt-load run (held 1 s): its logins, their rate and latency."""
+    port_args = [x for p in ports for x in ("--port", str(p))]
+    cp = subprocess.run([os.path.join(a.build, "yjt-load"), *port_args, "-n", str(a.users),
+                         *auth, "--hold", "1", "--timeout", "300"],
+                        capture_output=True, text=True, check=True)
+    r = json.loads(cp.stdout.strip().splitlines()[-1])
+    return {k: r.get(k) for k in ("logged_in", "login_rate", "login_p50_ms", "login_p99_ms")}
+
+
+def run_once(a, yjtd):
+    data = tempfile.mkdtemp(prefix="bench-waits-")
+    env = dict(os.environ, YJT_HASH_ITERATIONS="1000")
+    redis = Redis(os.path.join(data, "redis"))
+    redis.start()
+    where = ["--redis", redis.url, "--redis-prefix", PREFIX]
+
+    def ctl(*args):
+        subprocess.run([os.path.join(a.build, "yjtctl"), *where, *args], check=True, env=env,
+                       stdout=subprocess.DEVNULL)
+
+    # below the ephemeral range, which the nodes' own connections use
+    ports = [a.port + i for i in range(a.nodes)]
+    procs = []
+    try:
+        ctl("enterprise", "add", "--id", "E1", "--name", "Bench Chemicals", "--division",
+            "440106")
+        ctl("user", "add", "--username", "bench-gov", "--password", PASSWORD, "--role", "gov",
+            "--org", "4401")
+        ctl("user", "add", "--username", "load", "--password", PASSWORD, "--role", "corp",
+            "--org", "E1", "--count", str(a.users))
+        for i, port in enumerate(ports):
+            node_dir = os.path.join(data, f"node{i}")
+            os.makedirs(node_dir)
+            procs.append(subprocess.Popen(
+                [yjtd, "--listen", f"127.0.0.1:{port}", "--data-dir", node_dir,
+                 "--log-level", "warn", "--redis", redis.url, "--set", f"redis_prefix={PREFIX}",
+                 "--set", "hash_iterations=1000", "--set", "rate_per_s=1000",
+                 "--set", "rate_burst=1000", "--set", "addr_fail_limit=100000"],
+                stderr=open(os.path.join(node_dir, "yjtd.log"), "w")))
+        for i, port in enumerate(ports):
+            for _ in range(100):
+                try:
+                    if http(port, "GET", "/healthz")[0] == 200:
+                        break
+                except OSError:
+                    time.sleep(0.1)
+            else:
+                with open(os.path.join(data, f"node{i}", "yjtd.log")) as f:
+                    sys.exit(f"node {i} did not start:\n{f.read()[-2000:]}")
+        report = {"yjtd": yjtd, "nodes": a.nodes, "users": a.users}
+
+        def phase(name, per, fn):
+            w0, s0 = waits(ports)
+            t0 = time.monotonic()
+            extra = fn()
+            took = time.monotonic() - t0
+            w1, s1 = waits(ports)
+            report[name] = {"waits_per_op": round((w1 - w0) / per, 2),
+                            "wait_ms_per_op": round((s1 - s0) * 1000 / per, 3),
+                            "seconds": round(took, 2), **(extra or {})}
+
+        phase("idle_per_node_second", a.nodes * 3, lambda: time.sleep(3))
+        phase("password_login", a.users,
+              lambda: load(a, ports, "--user", "load", "--password", PASSWORD, "--users",
+                           str(a.users)))
+        phase("token_login", a.users,
+              lambda: load(a, ports, "--user", "load0", "--password", PASSWORD,
+                           "--token-from-login"))
+        _, body = http(ports[0], "POST", "/api/v1/auth/login",
+                       {"username": "bench-gov", "password": PASSWORD, "device_id": "bench",
+                        "platform": "cli"})
+        token = json.loads(body)["token"]
+        notice = {"title": "benchmark", "body": "x" * 100,
+                  "audience": {"type": "division", "division": "440106"}}
+
+        def notices():
+            for i in range(a.notices):
+                st, _ = http(ports[i % len(ports)], "POST", "/api/v1/notices", notice,
+                             token=token)
+                assert st == 201, st
+        phase("notice", a.notices, notices)
+        return report
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(60)
+        redis.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--yjtd", action="append", help="a yjtd to measure (repeatable)")
+    ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--port", type=int, default=28531,
+                    help="the first node's port; node k listens on PORT+k")
+    ap.add_argument("--users", type=int, default=2000)
+    ap.add_argument("--notices", type=int, default=20)
+    ap.add_argument("--runs", type=int, default=1)
+    a = ap.parse_args()
+    for _ in range(a.runs):
+        for yjtd in a.yjtd or [os.path.join(a.build, "yjtd")]:
+            print(json.dumps(run_once(a, yjtd)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
