@@ -428,6 +428,17 @@ static bool resume_one(int64_t seq, json_t *item, void *ud)
     return true;
 }
 
+/* Where a resume that read after after_seq up to head went: *last, and
+ * whether newer pushes remain. Pushes trimmed away between after_seq and
+ * the oldest kept one are gone; a resume past all of them lands on the
+ * head. */
+static void resume_end(const struct resume *r, int64_t after_seq, int64_t head, int64_t *last,
+                       bool *more)
+{
+    *last = r->count == 0 && !r->stopped && head > after_seq ? head : r->last;
+    *more = *last < head;
+}
+
 int inbox_resume(const char *user_id, int64_t after_seq, int limit, inbox_item_cb cb, void *ud,
                  int64_t *last_out, bool *more_out)
 {
@@ -442,13 +453,89 @@ int inbox_resume(const char *user_id, int64_t after_seq, int limit, inbox_item_c
     g_free(key);
     if (rc != STORE_OK)
         return rc;
-    /* Pushes trimmed away between after_seq and the oldest kept one are
-     * gone; a resume past all of them lands on the head. */
-    if (r.count == 0 && !r.stopped && head > after_seq)
-        r.last = head;
-    *last_out = r.last;
-    *more_out = r.last < head;
+    resume_end(&r, after_seq, head, last_out, more_out);
     return STORE_OK;
+}
+
+struct resume_later {
+    char *user_id, *device_id;
+    int64_t after_seq; /* < 0: the device's acknowledged position, read first */
+    int limit;
+    inbox_item_cb cb;
+    inbox_resumed_cb done;
+    void *ud;
+};
+
+static void resume_later_free(struct resume_later *x)
+{
+    g_free(x->user_id);
+    g_free(x->device_id);
+    g_free(x);
+}
+
+static void on_range(int rc, const struct store_docs *d, void *ud)
+{
+    struct resume_later *x = ud;
+    int64_t last = x->after_seq;
+    bool more = false;
+    if (rc == STORE_OK && x->after_seq > d->last_rev)
+        rc = STORE_EINVAL;
+    if (rc == STORE_OK && store) {
+        char *key = seq_key(x->user_id);
+        trim(key, d->last_rev);
+        g_free(key);
+        struct resume r = {x->user_id, clock_now_ms(), x->after_seq, 0, false, x->cb, x->ud};
+        for (int i = 0; i < d->n && !r.stopped; i++)
+            resume_one(g_ascii_strtoll(d->ids[i], NULL, 10), d->docs[i], &r);
+        resume_end(&r, x->after_seq, d->last_rev, &last, &more);
+    } else if (rc == STORE_OK) {
+        rc = STORE_EIO; /* the inbox closed meanwhile */
+    }
+    x->done(rc, last, more, rc == STORE_OK ? d->last_rev : 0, x->ud);
+    resume_later_free(x);
+}
+
+static int range_later(struct resume_later *x)
+{
+    char *key = seq_key(x->user_id);
+    int rc = store_seq_range_later(store, key, x->after_seq, x->limit, on_range, x);
+    g_free(key);
+    return rc;
+}
+
+/* The device's position, for a resume that did not say where from. */
+static void on_acked_read(int rc, const struct store_docs *d, void *ud)
+{
+    struct resume_later *x = ud;
+    if (rc == STORE_OK) {
+        x->after_seq =
+            d->n == 1 && d->docs[0] ? g_ascii_strtoll(json_string_value(d->docs[0]), NULL, 10) : 0;
+        rc = store ? range_later(x) : STORE_EIO;
+    }
+    if (rc != STORE_OK) {
+        x->done(rc, 0, false, 0, x->ud);
+        resume_later_free(x);
+    }
+}
+
+int inbox_resume_later(const char *user_id, const char *device_id, int64_t after_seq, int limit,
+                       inbox_item_cb cb, inbox_resumed_cb done, void *ud)
+{
+    struct resume_later *x = g_new(struct resume_later, 1);
+    *x = (struct resume_later){
+        g_strdup(user_id), g_strdup(device_id), after_seq, limit, cb, done, ud};
+    int rc;
+    if (after_seq >= 0) {
+        rc = range_later(x);
+    } else {
+        char *key = ack_key(user_id, device_id);
+        const char *keys[] = {key};
+        rc = store_kv_get_later(store, keys, 1, on_acked_read, x);
+        g_free(key);
+    }
+    if (rc != STORE_OK)
+        resume_later_free(x);
+    return rc;
 }
 
 struct listing {
@@ -499,11 +586,44 @@ static int read_seq_key(const char *key, int64_t *out)
     return rc;
 }
 
-static int write_seq_key(const char *key, int64_t seq)
+struct ack_later {
+    char *user_id, *device_id;
+    int64_t seq;
+    store_count_cb cb;
+    void *ud;
+};
+
+static void on_raised(int rc, int64_t acked, void *ud)
 {
-    char v[24];
-    g_snprintf(v, sizeof(v), "%" G_GINT64_FORMAT, seq);
-    return store_kv_set(store, key, v, 0);
+    struct ack_later *x = ud;
+    if (rc == STORE_OK)
+        log_debug("inbox", "ack user=%s device=%s seq=%" G_GINT64_FORMAT, x->user_id, x->device_id,
+                  (gint64)acked);
+    x->cb(rc, acked, x->ud);
+    g_free(x->user_id);
+    g_free(x->device_id);
+    g_free(x);
+}
+
+int inbox_ack_later(const char *user_id, const char *device_id, int64_t seq, store_count_cb cb,
+                    void *ud)
+{
+    if (seq < 0)
+        return STORE_EINVAL;
+    struct ack_later *x = g_new(struct ack_later, 1);
+    *x = (struct ack_later){g_strdup(user_id), g_strdup(device_id), seq, cb, ud};
+    char *key = seq_key(user_id), *ack = ack_key(user_id, device_id), *any = ackmax_key(user_id);
+    const char *keys[] = {ack, any};
+    int rc = store_kv_raise_later(store, key, keys, 2, seq, on_raised, x);
+    g_free(key);
+    g_free(ack);
+    g_free(any);
+    if (rc != STORE_OK) {
+        g_free(x->user_id);
+        g_free(x->device_id);
+        g_free(x);
+    }
+    return rc;
 }
 
 int inbox_acked(const char *user_id, const char *device_id, int64_t *seq_out)
@@ -519,35 +639,5 @@ int inbox_acked_any(const char *user_id, int64_t *seq_out)
     char *key = ackmax_key(user_id);
     int rc = read_seq_key(key, seq_out);
     g_free(key);
-    return rc;
-}
-
-int inbox_ack(const char *user_id, const char *device_id, int64_t seq, int64_t *acked_out)
-{
-    int64_t head = 0, cur = 0, any = 0;
-    int rc = inbox_head(user_id, &head);
-    if (rc != STORE_OK)
-        return rc;
-    if (seq < 0 || seq > head)
-        return STORE_EINVAL;
-    char *key = ack_key(user_id, device_id);
-    rc = read_seq_key(key, &cur);
-    if (rc == STORE_OK && seq > cur) {
-        rc = write_seq_key(key, seq);
-        if (rc == STORE_OK)
-            cur = seq;
-        if (rc == STORE_OK)
-            rc = inbox_acked_any(user_id, &any);
-        if (rc == STORE_OK && seq > any) {
-            char *mk = ackmax_key(user_id);
-            rc = write_seq_key(mk, seq);
-            g_free(mk);
-        }
-    }
-    g_free(key);
-    if (rc == STORE_OK) {
-        *acked_out = cur;
-        log_debug("inbox", "ack user=%s device=%s seq=%" G_GINT64_FORMAT, user_id, device_id, cur);
-    }
     return rc;
 }

@@ -105,15 +105,27 @@ int inbox_head_later(const char *user_id, store_count_cb cb, void *ud);
  * *more_out whether newer pushes remain. */
 int inbox_resume(const char *user_id, int64_t after_seq, int limit, inbox_item_cb cb, void *ud,
                  int64_t *last_out, bool *more_out);
+/* The same read later (store_seq_range_later: the pushes and the head in
+ * one read, without holding the loop on Redis), after_seq < 0 meaning the
+ * device's acknowledged position (read first): cb per push, then done with
+ * the code (STORE_EINVAL: after_seq is past the head), where the resume
+ * went and the head, from the main loop. 0, or a store code (neither
+ * callback is called then). */
+typedef void (*inbox_resumed_cb)(int rc, int64_t last, bool more, int64_t head, void *ud);
+int inbox_resume_later(const char *user_id, const char *device_id, int64_t after_seq, int limit,
+                       inbox_item_cb cb, inbox_resumed_cb done, void *ud);
 /* The stored pushes after after_seq, oldest first, at most limit, expired
  * ones included (with "expired": true): a new array in *items_out. */
 int inbox_list(const char *user_id, int64_t after_seq, int limit, json_t **items_out);
 
-/* Records that device_id of user_id has everything up to seq. Acks are
- * cumulative: a lower seq than the stored one changes nothing. Returns
- * STORE_EINVAL if seq is negative or past the head; *acked_out gets the
- * device's position after the call. */
-int inbox_ack(const char *user_id, const char *device_id, int64_t seq, int64_t *acked_out);
+/* Records that device_id of user_id has everything up to seq, without
+ * waiting where the store would (one script on Redis, part of the open
+ * batch). Acks are cumulative: a lower seq than the stored one changes
+ * nothing. cb(rc, acked, ud) from the main loop, acked the device's
+ * position after it, rc STORE_EINVAL for a seq past the head. 0, or a
+ * store code (cb never called then; STORE_EINVAL for a negative seq). */
+int inbox_ack_later(const char *user_id, const char *device_id, int64_t seq, store_count_cb cb,
+                    void *ud);
 /* The stored position of one device (0 if none). */
 int inbox_acked(const char *user_id, const char *device_id, int64_t *seq_out);
 /* The highest position any device of the user has acknowledged. */

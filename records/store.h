@@ -173,6 +173,10 @@ struct store_ops {
     int (*ts_chunk_trim_before_later)(struct store *st, int64_t before_ms, int limit,
                                       struct store_read *rd);
     int (*seq_last_later)(struct store *st, const char *key, struct store_read *rd);
+    int (*seq_range_later)(struct store *st, const char *key, int64_t after_seq, int limit,
+                           struct store_read *rd);
+    int (*kv_raise_later)(struct store *st, const char *seq_key, const char *const *keys, int n,
+                          int64_t value, struct store_read *rd);
     int (*ts_log_append)(struct store *st, int64_t seen, const struct store_ts_point *pts, int n,
                          int64_t *id_out);
     int (*ts_log_each)(struct store *st, int64_t after_id, store_ts_log_cb cb, void *ud);
@@ -309,6 +313,20 @@ int store_seq_last(struct store *st, const char *key, int64_t *seq_out);
 /* The same read later (see store_reads_later): cb gets the code and the
  * seq, from the main loop. */
 int store_seq_last_later(struct store *st, const char *key, store_count_cb cb, void *ud);
+/* store_seq_range (oldest first, at most limit items after after_seq)
+ * read later: cb gets the items in docs (ids: each seq in decimal) and
+ * the sequence's last seq in last_rev, read together. */
+int store_seq_range_later(struct store *st, const char *key, int64_t after_seq, int limit,
+                          store_docs_cb cb, void *ud);
+/* Raises the integer values (as store_kv_set writes them, no expiry) of
+ * the n keys to value where they are lower (or unset), unless value is
+ * past the last seq of the sequence seq_key: then nothing is written and
+ * cb gets STORE_EINVAL. cb gets the value of keys[0] after, from the main
+ * loop. A write: on a store whose writes are batched its answer comes
+ * once it is part of the open batch (Redis: sent without waiting, one
+ * script), durable with it. */
+int store_kv_raise_later(struct store *st, const char *seq_key, const char *const *keys, int n,
+                         int64_t value, store_count_cb cb, void *ud);
 /* Appends the same item to each of the n keys in one transaction (all or
  * nothing); seqs_out[i] gets the seq in keys[i]. */
 int store_seq_append_many(struct store *st, const char *const *keys, int n, json_t *item,

@@ -238,6 +238,69 @@ int store_seq_last_later(struct store *st, const char *key, store_count_cb cb, v
     return STORE_OK;
 }
 
+static bool collect_seq(int64_t seq, json_t *item, void *ud)
+{
+    char id[24];
+    int n = g_snprintf(id, sizeof(id), "%" G_GINT64_FORMAT, (gint64)seq);
+    store_read_add(ud, id, (size_t)n, json_incref(item));
+    return true;
+}
+
+int store_seq_range_later(struct store *st, const char *key, int64_t after_seq, int limit,
+                          store_docs_cb cb, void *ud)
+{
+    if (!key || limit < 1 || !cb)
+        return STORE_EINVAL;
+    struct store_read *rd = read_new(cb, ud);
+    if (st->ops->seq_range_later)
+        return sent(st, rd, st->ops->seq_range_later(st, key, after_seq, limit, rd));
+    int64_t head = 0;
+    int rc = store_seq_last(st, key, &head);
+    if (rc == STORE_OK)
+        rc = store_seq_range(st, key, after_seq, limit, false, collect_seq, rd);
+    store_read_done(rd, rc, head, false);
+    return STORE_OK;
+}
+
+/* The value at key as store_kv_raise_later keeps it (0 when unset). */
+static int read_int(struct store *st, const char *key, int64_t *out)
+{
+    char *v = NULL;
+    int rc = store_kv_get(st, key, &v);
+    *out = rc == STORE_OK ? g_ascii_strtoll(v, NULL, 10) : 0;
+    g_free(v);
+    return rc == STORE_ENOTFOUND ? STORE_OK : rc;
+}
+
+int store_kv_raise_later(struct store *st, const char *seq_key, const char *const *keys, int n,
+                         int64_t value, store_count_cb cb, void *ud)
+{
+    if (!seq_key || !keys || n < 1 || value < 0 || !cb)
+        return STORE_EINVAL;
+    struct store_read *rd = read_new(NULL, ud);
+    rd->count_cb = cb;
+    if (st->ops->kv_raise_later)
+        return sent(st, rd, st->ops->kv_raise_later(st, seq_key, keys, n, value, rd));
+    int64_t head = 0, first = 0;
+    int rc = store_seq_last(st, seq_key, &head);
+    if (rc == STORE_OK && value > head)
+        rc = STORE_EINVAL;
+    for (int i = 0; rc == STORE_OK && i < n; i++) {
+        int64_t cur = 0;
+        rc = read_int(st, keys[i], &cur);
+        if (rc == STORE_OK && value > cur) {
+            char v[24];
+            g_snprintf(v, sizeof(v), "%" G_GINT64_FORMAT, (gint64)value);
+            rc = store_kv_set(st, keys[i], v, 0);
+            cur = value;
+        }
+        if (i == 0)
+            first = cur;
+    }
+    store_read_done(rd, rc, first, false);
+    return STORE_OK;
+}
+
 int store_ts_chunk_trim_before_later(struct store *st, int64_t before_ms, int limit,
                                      store_count_cb cb, void *ud)
 {

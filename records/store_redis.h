@@ -60,6 +60,10 @@ void rd_dirtied(struct redis_store *r);
 int64_t rd_reply_int(const redisReply *rep);
 /* The number after the dash of a stream entry id "0-N", or -1. */
 int64_t rd_entry_seq(const redisReply *id);
+/* A sequence's stream entry {id, {b, ITEM, …}}: its item (a new
+ * reference; NULL if it has none that parses) and *seq (-1 if the entry
+ * is not one). */
+json_t *rd_entry_item(const redisReply *e, int64_t *seq);
 /* The value of field name in a stream entry's field list, or NULL. */
 const redisReply *rd_entry_field(const redisReply *fields, const char *name);
 
@@ -100,6 +104,10 @@ int rd_doc_changes_later(struct store *st, const char *coll, int64_t after_rev, 
                          struct store_read *rd);
 int rd_kv_get_later(struct store *st, const char *const *keys, int n, struct store_read *rd);
 int rd_seq_last_later(struct store *st, const char *key, struct store_read *rd);
+int rd_seq_range_later(struct store *st, const char *key, int64_t after_seq, int limit,
+                       struct store_read *rd);
+int rd_kv_raise_later(struct store *st, const char *seq_key, const char *const *keys, int n,
+                      int64_t value, struct store_read *rd);
 /* Time series (store_redis_ts.c). */
 extern struct redis_script rd_ts_log_lua, rd_ts_chunk_lua, rd_ts_trim_lua, rd_ts_drop_lua;
 int rd_ts_log_append(struct store *st, int64_t seen, const struct store_ts_point *pts, int n,

@@ -256,3 +256,110 @@ int rd_seq_last_later(struct store *st, const char *key, struct store_read *rd)
     rd_cmd_key(r, &c, "sh:", key);
     return send_read(r, &c, head_read, rd);
 }
+
+/* ARGV: prefix, key, after_seq, limit. The head and the items after
+ * after_seq, read together: {head, {entry, …}}. */
+static const char range_lua[] =
+    "local head = redis.call('GET', ARGV[1] .. 'sh:' .. ARGV[2]) or '0'\n"
+    "local e = redis.call('XRANGE', ARGV[1] .. 's:' .. ARGV[2], '(0-' .. ARGV[3], '+',\n"
+    "                     'COUNT', tonumber(ARGV[4]))\n"
+    "return {head, e}\n";
+
+static void range_read(redisReply *rep, void *ud)
+{
+    struct store_read *rd = ud;
+    if (!is_array(rep, 2) || rep->elements != 2 || rep->element[1]->type != REDIS_REPLY_ARRAY) {
+        store_read_done(rd, STORE_EIO, 0, false);
+        return;
+    }
+    const redisReply *list = rep->element[1];
+    for (size_t i = 0; i < list->elements; i++) {
+        int64_t seq = -1;
+        json_t *item = rd_entry_item(list->element[i], &seq);
+        if (!item || seq < 0) {
+            json_decref(item);
+            continue;
+        }
+        char id[24];
+        int n = g_snprintf(id, sizeof(id), "%" G_GINT64_FORMAT, (gint64)seq);
+        store_read_add(rd, id, (size_t)n, item);
+    }
+    store_read_done(rd, STORE_OK, rd_reply_int(rep->element[0]), false);
+}
+
+int rd_seq_range_later(struct store *st, const char *key, int64_t after_seq, int limit,
+                       struct store_read *rd)
+{
+    struct redis_store *r = R(st);
+    struct redis_cmd args, c;
+    rd_args_start(r, &args);
+    redis_cmd_str(&args, key);
+    redis_cmd_i64(&args, after_seq);
+    redis_cmd_i64(&args, limit);
+    script_cmd(&c, range_lua, &args);
+    int rc = send_read(r, &c, range_read, rd);
+    redis_cmd_clear(&args);
+    return rc;
+}
+
+/* ARGV: prefix, seq key, value, key…: raises each kv:key to value, unless
+ * value is past the sequence's head (-1, nothing written); the value of
+ * the first key after. */
+static const char raise_lua[] =
+    "local v = tonumber(ARGV[3])\n"
+    "if v > tonumber(redis.call('GET', ARGV[1] .. 'sh:' .. ARGV[2]) or '0') then\n"
+    "  return -1\n"
+    "end\n"
+    "local first\n"
+    "for i = 4, #ARGV do\n"
+    "  local k = ARGV[1] .. 'kv:' .. ARGV[i]\n"
+    "  local cur = tonumber(redis.call('GET', k) or '0')\n"
+    "  if v > cur then\n"
+    "    redis.call('SET', k, ARGV[3])\n"
+    "    cur = v\n"
+    "  end\n"
+    "  first = first or cur\n"
+    "end\n"
+    "return first\n";
+
+static void raised(redisReply *rep, void *ud)
+{
+    int rc = rep && rep->type == REDIS_REPLY_INTEGER ? STORE_OK : STORE_EIO;
+    if (rc == STORE_OK && rep->integer < 0)
+        rc = STORE_EINVAL;
+    store_read_done(ud, rc, rc == STORE_OK ? rep->integer : 0, false);
+}
+
+/* A write sent with the open batch (its loss fails the batch, as any
+ * deferred write's), answered when its reply is read; without batching,
+ * made at once. */
+int rd_kv_raise_later(struct store *st, const char *seq_key, const char *const *keys, int n,
+                      int64_t value, struct store_read *rd)
+{
+    struct redis_store *r = R(st);
+    struct redis_cmd args, c;
+    rd_args_start(r, &args);
+    redis_cmd_str(&args, seq_key);
+    redis_cmd_i64(&args, value);
+    for (int i = 0; i < n; i++)
+        redis_cmd_str(&args, keys[i]);
+    script_cmd(&c, raise_lua, &args);
+    int rc = STORE_OK;
+    if (!r->batching) { /* a write durable on return, as every write then */
+        redisReply *rep = redis_link_run(r->link, &c);
+        if (rep && rep->type != REDIS_REPLY_ERROR && redis_link_wait(r->link) != 0) {
+            freeReplyObject(rep);
+            rep = NULL;
+        }
+        raised(rep, rd);
+        if (rep)
+            freeReplyObject(rep);
+    } else if (redis_link_defer_write_call(r->link, &c, raised, rd) == 0) {
+        rd_dirtied(r);
+    } else {
+        rc = STORE_EIO;
+    }
+    redis_cmd_clear(&c);
+    redis_cmd_clear(&args);
+    return rc;
+}

@@ -162,6 +162,16 @@ int64_t rd_entry_seq(const redisReply *id)
     return dash ? g_ascii_strtoll(dash + 1, NULL, 10) : -1;
 }
 
+json_t *rd_entry_item(const redisReply *e, int64_t *seq)
+{
+    *seq = -1;
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+        return NULL;
+    *seq = rd_entry_seq(e->element[0]);
+    const redisReply *b = rd_entry_field(e->element[1], "b");
+    return b && b->type == REDIS_REPLY_STRING ? jx_load(b->str, b->len) : NULL;
+}
+
 /* The value of field name in a stream entry's field list, or NULL. */
 const redisReply *rd_entry_field(const redisReply *fields, const char *name)
 {
@@ -204,12 +214,10 @@ int rd_seq_range(struct store *st, const char *key, int64_t after_seq, int limit
             break;
         }
         for (size_t i = 0; i < rep->elements && !stop; i++) {
-            const redisReply *e = rep->element[i];
-            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+            int64_t seq = -1;
+            json_t *item = rd_entry_item(rep->element[i], &seq);
+            if (seq < 0)
                 continue;
-            int64_t seq = rd_entry_seq(e->element[0]);
-            const redisReply *b = rd_entry_field(e->element[1], "b");
-            json_t *item = b && b->type == REDIS_REPLY_STRING ? jx_load(b->str, b->len) : NULL;
             bound = seq;
             if (!item)
                 continue;

@@ -69,10 +69,12 @@ struct conn {
      * answered more: true, so the device is still catching up. */
     bool push_cursor_set;
     bool push_more;
-    /* The inbox's head at login is being read (without waiting, on
-     * Redis): pushes that arrive meanwhile are held here (struct
-     * held_push*, push_api.c) and delivered once it is known. */
-    bool push_head_wait;
+    /* Reads of the connection's position under way (the inbox's head at
+     * login, a push.resume; without waiting, on Redis): pushes that
+     * arrive meanwhile are held here (struct held_push*, push_api.c) and
+     * delivered once none is. */
+    int push_holds;
+    bool push_resuming;
     GQueue push_held;
 
     int close_code; /* nonzero once a close is scheduled */

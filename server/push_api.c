@@ -45,13 +45,8 @@ static bool fill_one(int64_t seq, json_t *event, void *ud)
     return true;
 }
 
-/* With several nodes: pushes arrive here in the order their nodes
- * announced them, not always in seq order. One already sent (or stored
- * before the device logged in) is passed over; one after a gap of at most
- * GAP_FILL_MAX has the gap read from the inbox and sent first. A device
- * still catching up reads gaps with push.resume; a longer gap for a
- * device that follows live is left to its next resume. */
-/* A push that arrived while the inbox's head was read: its event's text
+/* A push that arrived while the connection's position was being read
+ * (its inbox's head at login, or a push.resume): its event's text
  * follows the struct. */
 struct held_push {
     int64_t seq;
@@ -63,18 +58,25 @@ struct held_push {
  * the rest with push.resume. */
 #define HELD_MAX 1024
 
+static void hold(struct conn *c, const struct deliver *d)
+{
+    if (g_queue_get_length(&c->push_held) >= HELD_MAX)
+        return;
+    struct held_push *h = g_malloc(sizeof(*h) + d->len);
+    h->seq = d->seq;
+    h->len = d->len;
+    memcpy(h->text, d->text, d->len);
+    g_queue_push_tail(&c->push_held, h);
+}
+
+/* With several nodes: pushes arrive here in the order their nodes
+ * announced them, not always in seq order. One already sent (or stored
+ * before the device logged in) is passed over; one after a gap of at most
+ * GAP_FILL_MAX has the gap read from the inbox and sent first. A device
+ * still catching up reads gaps with push.resume; a longer gap for a
+ * device that follows live is left to its next resume. */
 static void deliver_ordered(struct conn *c, const struct deliver *d)
 {
-    if (c->push_head_wait) {
-        if (g_queue_get_length(&c->push_held) >= HELD_MAX)
-            return;
-        struct held_push *h = g_malloc(sizeof(*h) + d->len);
-        h->seq = d->seq;
-        h->len = d->len;
-        memcpy(h->text, d->text, d->len);
-        g_queue_push_tail(&c->push_held, h);
-        return;
-    }
     if (c->push_cursor_set && d->seq <= c->push_cursor)
         return;
     if (c->push_cursor_set && d->seq > c->push_cursor + 1) {
@@ -96,6 +98,10 @@ static void deliver_one(void *conn, void *ud)
 {
     struct conn *c = conn;
     struct deliver *d = ud;
+    if (c->push_holds > 0) {
+        hold(c, d);
+        return;
+    }
     if (bus_enabled()) {
         deliver_ordered(c, d);
         return;
@@ -106,25 +112,32 @@ static void deliver_one(void *conn, void *ud)
     conn_send_now(c, d->text, d->len, "push");
 }
 
-/* The inbox's head at login: live pushes start after it, and those held
- * meanwhile go out in the order they came (push.resume may have set the
- * cursor first: it stands). */
+/* One read of the connection's position is answered: once none is under
+ * way, the pushes held meanwhile go out in the order they came. */
+static void unhold(struct conn *c)
+{
+    if (--c->push_holds > 0)
+        return;
+    struct held_push *h;
+    while (c->push_holds == 0 && (h = g_queue_pop_head(&c->push_held))) {
+        struct deliver d = {h->seq, h->text, h->len};
+        deliver_one(c, &d);
+        g_free(h);
+    }
+}
+
+/* The inbox's head at login: live pushes start after it (push.resume may
+ * have set the cursor first: it stands). */
 static void on_head(int rc, int64_t head, void *ud)
 {
     struct conn *c = conn_find(GPOINTER_TO_SIZE(ud));
-    if (!c || !c->push_head_wait)
+    if (!c)
         return;
-    c->push_head_wait = false;
     if (rc == STORE_OK && !c->push_cursor_set) {
         c->push_cursor = head;
         c->push_cursor_set = true;
     }
-    struct held_push *h;
-    while ((h = g_queue_pop_head(&c->push_held))) {
-        struct deliver d = {h->seq, h->text, h->len};
-        deliver_ordered(c, &d);
-        g_free(h);
-    }
+    unhold(c);
 }
 
 void push_api_attach(void *conn)
@@ -134,9 +147,9 @@ void push_api_attach(void *conn)
      * order they are stored, which needs no cursor) */
     if (!bus_enabled())
         return;
-    c->push_head_wait = true;
+    c->push_holds++;
     if (inbox_head_later(c->user_id, on_head, GSIZE_TO_POINTER(c->serial)) != STORE_OK)
-        c->push_head_wait = false; /* as a failed read: no cursor */
+        c->push_holds--; /* as a failed read: no cursor */
 }
 
 /* With several nodes, the pushes stored during one turn of the loop go to
@@ -247,6 +260,42 @@ void push_api_bus_init(void)
     bus_on("pushes", on_bus_pushes, NULL);
 }
 
+/* A request answered once the store has answered: its connection (if
+ * still there) and id. */
+struct pending_req {
+    uint64_t serial;
+    json_t *id;
+};
+
+static struct pending_req *pending_new(struct conn *c, json_t *id)
+{
+    struct pending_req *p = g_new(struct pending_req, 1);
+    p->serial = c->serial;
+    p->id = json_incref(id);
+    return p;
+}
+
+static void pending_free(struct pending_req *p)
+{
+    json_decref(p->id);
+    g_free(p);
+}
+
+static void on_acked(int rc, int64_t acked, void *ud)
+{
+    struct pending_req *p = ud;
+    struct conn *c = conn_find(p->serial);
+    if (c && rc == STORE_EINVAL)
+        conn_reply_error(c, p->id, ERR_BAD_REQUEST, "seq is past the newest push");
+    else if (c && rc != STORE_OK)
+        conn_reply_error(c, p->id, ERR_UNAVAILABLE, "store unavailable");
+    else if (c)
+        conn_reply(c, p->id, json_pack("{s:I}", "acked", (json_int_t)acked));
+    pending_free(p);
+}
+
+/* Stored without waiting where the store would (one script on Redis):
+ * the reply comes when it is stored, with the batch it is part of. */
 static void h_ack(struct conn *c, json_t *id, json_t *msg)
 {
     json_t *s = json_object_get(msg, "seq");
@@ -254,30 +303,32 @@ static void h_ack(struct conn *c, json_t *id, json_t *msg)
         conn_reply_error(c, id, ERR_BAD_REQUEST, "seq must be a non-negative integer");
         return;
     }
-    int64_t acked = 0;
-    int rc = inbox_ack(c->user_id, c->device_id, json_integer_value(s), &acked);
-    if (rc == STORE_EINVAL) {
-        conn_reply_error(c, id, ERR_BAD_REQUEST, "seq is past the newest push");
-        return;
-    }
-    if (rc != STORE_OK) {
+    struct pending_req *p = pending_new(c, id);
+    if (inbox_ack_later(c->user_id, c->device_id, json_integer_value(s), on_acked, p) != STORE_OK) {
+        pending_free(p);
         conn_reply_error(c, id, ERR_UNAVAILABLE, "store unavailable");
-        return;
     }
-    conn_reply(c, id, json_pack("{s:I}", "acked", (json_int_t)acked));
 }
 
-struct resume_ctx {
-    struct conn *c;
-    size_t budget; /* bytes this resume may queue */
-    size_t used;
+/* A push.resume under way: its request, and the bytes it may queue. */
+struct resuming {
+    struct pending_req req;
+    int64_t after;  /* -1: from the device's acknowledged position */
+    struct conn *c; /* while its answer is handed over */
+    size_t budget, used;
     int sent;
 };
 
 static bool resume_one(int64_t seq, json_t *event, void *ud)
 {
     (void)seq;
-    struct resume_ctx *r = ud;
+    struct resuming *r = ud;
+    if (!r->c && !(r->c = conn_find(r->req.serial)))
+        return false; /* gone meanwhile */
+    if (r->sent == 0) {
+        size_t queued = r->c->out_bytes, half = (size_t)server.cfg.send_queue_max / 2;
+        r->budget = half > queued ? half - queued : 0;
+    }
     char *text = jx_dump(event);
     size_t len = text ? strlen(text) : 0;
     free(text);
@@ -290,48 +341,62 @@ static bool resume_one(int64_t seq, json_t *event, void *ud)
     return true;
 }
 
+static void resumed(int rc, int64_t last, bool more, int64_t head, void *ud)
+{
+    struct resuming *r = ud;
+    struct conn *c = conn_find(r->req.serial);
+    if (!c)
+        goto out;
+    c->push_resuming = false;
+    if (rc == STORE_EINVAL) {
+        conn_reply_error(c, r->req.id, ERR_BAD_REQUEST, "after_seq is past the newest push");
+    } else if (rc != STORE_OK) {
+        conn_reply_error(c, r->req.id, ERR_UNAVAILABLE, "store unavailable");
+    } else {
+        c->push_tracking = true;
+        c->push_cursor = last;
+        c->push_cursor_set = true;
+        c->push_more = more;
+        log_debug("push",
+                  "conn=%" G_GUINT64_FORMAT " user=%s device=%s resume after=%" G_GINT64_FORMAT
+                  " sent=%d last=%" G_GINT64_FORMAT " head=%" G_GINT64_FORMAT,
+                  c->serial, c->user_id, c->device_id, r->after, r->sent, last, head);
+        conn_reply(c, r->req.id,
+                   json_pack("{s:I, s:I, s:b}", "last_seq", (json_int_t)last, "head",
+                             (json_int_t)head, "more", more));
+    }
+    unhold(c); /* what came meanwhile follows the resume's pushes */
+out:
+    json_decref(r->req.id);
+    g_free(r);
+}
+
+/* The pushes after after_seq (or the device's position), read without
+ * waiting where the store would: the live pushes that arrive meanwhile
+ * are held and follow, so the device sees no gap and no duplicate. */
 static void h_resume(struct conn *c, json_t *id, json_t *msg)
 {
     json_t *a = json_object_get(msg, "after_seq");
-    int64_t after = 0, head = 0, last = 0;
-    bool more = false;
     if (a && (!json_is_integer(a) || json_integer_value(a) < 0)) {
         conn_reply_error(c, id, ERR_BAD_REQUEST, "after_seq must be a non-negative integer");
         return;
     }
-    int rc = a ? STORE_OK : inbox_acked(c->user_id, c->device_id, &after);
-    if (a)
-        after = json_integer_value(a);
-    if (rc == STORE_OK)
-        rc = inbox_head(c->user_id, &head);
-    if (rc != STORE_OK) {
+    if (c->push_resuming) {
+        conn_reply_error(c, id, ERR_BUSY, "a push.resume is already running");
+        return;
+    }
+    struct resuming *r = g_new0(struct resuming, 1);
+    r->req = (struct pending_req){c->serial, json_incref(id)};
+    r->after = a ? json_integer_value(a) : -1;
+    if (inbox_resume_later(c->user_id, c->device_id, r->after, server.cfg.push_resume_batch,
+                           resume_one, resumed, r) != STORE_OK) {
+        json_decref(r->req.id);
+        g_free(r);
         conn_reply_error(c, id, ERR_UNAVAILABLE, "store unavailable");
         return;
     }
-    if (after > head) {
-        conn_reply_error(c, id, ERR_BAD_REQUEST, "after_seq is past the newest push");
-        return;
-    }
-    size_t queued = c->out_bytes;
-    size_t half = (size_t)server.cfg.send_queue_max / 2;
-    struct resume_ctx r = {c, half > queued ? half - queued : 0, 0, 0};
-    rc =
-        inbox_resume(c->user_id, after, server.cfg.push_resume_batch, resume_one, &r, &last, &more);
-    if (rc != STORE_OK) {
-        conn_reply_error(c, id, ERR_UNAVAILABLE, "store unavailable");
-        return;
-    }
-    c->push_tracking = true;
-    c->push_cursor = last;
-    c->push_cursor_set = true;
-    c->push_more = more;
-    log_debug("push",
-              "conn=%" G_GUINT64_FORMAT " user=%s device=%s resume after=%" G_GINT64_FORMAT
-              " sent=%d last=%" G_GINT64_FORMAT " head=%" G_GINT64_FORMAT,
-              c->serial, c->user_id, c->device_id, after, r.sent, last, head);
-    conn_reply(c, id,
-               json_pack("{s:I, s:I, s:b}", "last_seq", (json_int_t)last, "head", (json_int_t)head,
-                         "more", more));
+    c->push_resuming = true;
+    c->push_holds++;
 }
 
 /* The device_id of a push.register/unregister: the field, or the

@@ -97,9 +97,10 @@ def test_metrics_count_logins_messages_errors_and_connections(server):
     assert inf == metric(after, "yjt_loop_turn_seconds_count"), "buckets are cumulative"
 
 
-def test_logins_tokens_and_notices_do_not_hold_the_loop(server):
+def test_logins_tokens_notices_and_acks_do_not_hold_the_loop(server):
     """On Redis a node reads what logins, token checks, a connection's
-    start and notices need without waiting on its event loop (the reads
+    start, notices, push.ack and push.resume need without waiting on its
+    event loop (the reads
     are sent, and the request goes on when they are answered): the loop
     waits counted in /metrics stay put while they run. (Before, each
     password login waited about six times, each WebSocket login eight,
@@ -128,6 +129,14 @@ def test_logins_tokens_and_notices_do_not_hold_the_loop(server):
         assert r["recipients"] == 2
         ev = await a.next_event("push")
         assert ev["kind"] == "notice"
+        r = await a.ok("push.ack", seq=ev["seq"])
+        assert r["acked"] == ev["seq"]
+        r = await a.ok("push.resume", after_seq=0)
+        assert r["last_seq"] == r["head"] == ev["seq"] and r["more"] is False
+        r = await a.ok("push.resume")  # from the device's acknowledged position
+        assert r["last_seq"] == ev["seq"]
+        r = await a.request("push.ack", seq=ev["seq"] + 5)
+        assert r["error"]["code"] == "bad_request", r
         for c in (a, g, b):
             await c.close()
 

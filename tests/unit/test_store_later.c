@@ -220,6 +220,60 @@ static void test_seq_last_later(void **state)
     assert_int_equal(none[1], 0);
 }
 
+/* A sequence's items after a seq, at most limit, with its head read
+ * together. */
+static void test_seq_range_later(void **state)
+{
+    struct store *st = *state;
+    for (int i = 1; i <= 4; i++) {
+        json_t *item = json_pack("{s:i}", "n", i);
+        assert_int_equal(store_seq_append(st, "q", item, NULL), 0);
+        json_decref(item);
+    }
+    assert_int_equal(store_seq_range_later(st, "q", 1, 2, on_docs, NULL), 0);
+    assert_int_equal(store_seq_range_later(st, "q", 4, 10, on_docs, NULL), 0);
+    assert_int_equal(store_seq_range_later(st, "none", 0, 10, on_docs, NULL), 0);
+    wait_answers(st, 3);
+    assert_ids(0, "2,3");
+    assert_int_equal(nth(0)->last_rev, 4);
+    assert_ids(1, "");
+    assert_int_equal(nth(1)->last_rev, 4);
+    assert_ids(2, "");
+    assert_int_equal(nth(2)->last_rev, 0);
+}
+
+/* Positions raised, never lowered, never past the sequence's head; with
+ * batching on (as yjtd runs the store) the raise is part of the batch. */
+static void test_kv_raise_later(void **state)
+{
+    struct store *st = *state;
+    for (int i = 1; i <= 5; i++) {
+        json_t *item = json_pack("{s:i}", "n", i);
+        assert_int_equal(store_seq_append(st, "q", item, NULL), 0);
+        json_decref(item);
+    }
+    store_set_batching(st, true, on_dirty, NULL);
+    const char *keys[] = {"ack/dev", "ack/any"};
+    int64_t a[2] = {-1, -1}, b[2] = {-1, -1}, c[2] = {-1, -1};
+    assert_int_equal(store_kv_raise_later(st, "q", keys, 2, 3, on_count_told, a), 0);
+    turn_until(st, a, NULL, NULL);
+    assert_int_equal(a[0], STORE_OK);
+    assert_int_equal(a[1], 3);
+    assert_int_equal(store_kv_raise_later(st, "q", keys, 1, 2, on_count_told, b), 0);
+    turn_until(st, b, NULL, NULL);
+    assert_int_equal(b[0], STORE_OK);
+    assert_int_equal(b[1], 3); /* not lowered */
+    assert_int_equal(store_kv_raise_later(st, "q", keys + 1, 1, 6, on_count_told, c), 0);
+    turn_until(st, c, NULL, NULL);
+    assert_int_equal(c[0], STORE_EINVAL); /* past the head: nothing written */
+    assert_int_equal(store_commit(st), 0);
+    char *v = NULL;
+    assert_int_equal(store_kv_get(st, "ack/any", &v), 0);
+    assert_string_equal(v, "3");
+    g_free(v);
+    assert_int_equal(store_kv_raise_later(st, "q", keys, 0, 1, on_count_told, c), STORE_EINVAL);
+}
+
 /* With batching on (as yjtd runs the store), a read sent after a write
  * that was only sent sees it, and the answers keep their order. */
 static void test_later_sees_writes(void **state)
@@ -295,6 +349,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_changes_later, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_kv_get_later, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_seq_last_later, setup_later, teardown_later),
+        cmocka_unit_test_setup_teardown(test_seq_range_later, setup_later, teardown_later),
+        cmocka_unit_test_setup_teardown(test_kv_raise_later, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_later_sees_writes, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_later_at_close, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_later_lost, setup_later, teardown_later),
