@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """How often nodes on Redis wait for it on their event loop, per request.
 
 Starts a redis-server of its own and N yjtd nodes on it (a fresh store
@@ -6,16 +6,19 @@ each run), makes U corp accounts of one enterprise and a regulator, and
 counts yjt_redis_loop_waits_total (summed over the nodes) around each
 phase: idle, U password logins over WebSocket (yjt-load, one account each,
 spread over the nodes), U token logins (one token, as reconnecting apps
-do), and K notices published over REST to the enterprise's division (U
-recipients each). Prints one JSON report per run; with several --yjtd,
+do), K notices published over REST to the enterprise's division (U
+recipients each), then on C connections already logged in (Debian's
+python3-websockets) a push.resume from 0 each (the K pushes) and a
+push.ack of the last. Prints one JSON report per run; with several --yjtd,
 runs them in turn (alternating, --runs rounds) on the same settings.
 
   tools/bench-waits.py --build build [--yjtd OLD/yjtd --yjtd build/yjtd]
-                       [--nodes 3] [--users 2000] [--notices 20] [--runs 3]
-                       [--port 28531]
+                       [--nodes 3] [--users 2000] [--notices 20] [--conns 200]
+                       [--runs 3] [--port 28531]
 """
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
@@ -51,6 +54,49 @@ def load(a, ports, *auth):
                         capture_output=True, text=True, check=True)
     r = json.loads(cp.stdout.strip().splitlines()[-1])
     return {k: r.get(k) for k in ("logged_in", "login_rate", "login_p50_ms", "login_p99_ms")}
+
+
+async def resume_and_ack(ports, n, phase):
+    """n connections (users load0..), logged in; then the resume phase and
+    the ack phase, each measured by phase(name, per, fn)."""
+    import websockets
+    conns = []
+    for i in range(n):
+        ws = await websockets.connect(f"ws://127.0.0.1:{ports[i % len(ports)]}/ws",
+                                      subprotocols=["yjt.v1"], max_size=None)
+        await ws.send(json.dumps({"id": 1, "type": "auth.login", "username": f"load{i}",
+                                  "password": PASSWORD, "device_id": f"bw{i}",
+                                  "platform": "cli"}))
+        while json.loads(await ws.recv()).get("re") != 1:
+            pass
+        conns.append(ws)
+
+    async def ask(ws, msg):
+        await ws.send(json.dumps(msg))
+        last = 0
+        while True:
+            m = json.loads(await ws.recv())
+            if m.get("type") == "push":
+                last = max(last, m["seq"])
+            elif m.get("re") == msg["id"]:
+                assert m.get("ok"), m
+                return last
+
+    lasts = {}
+
+    async def resume_all():
+        got = await asyncio.gather(*(ask(ws, {"id": 2, "type": "push.resume", "after_seq": 0})
+                                     for ws in conns))
+        lasts.update(enumerate(got))
+
+    async def ack_all():
+        await asyncio.gather(*(ask(ws, {"id": 3, "type": "push.ack", "seq": lasts[i]})
+                               for i, ws in enumerate(conns)))
+
+    await phase("push_resume", n, resume_all)
+    await phase("push_ack", n, ack_all)
+    for ws in conns:
+        await ws.close()
 
 
 def run_once(a, yjtd):
@@ -95,15 +141,20 @@ def run_once(a, yjtd):
                     sys.exit(f"node {i} did not start:\n{f.read()[-2000:]}")
         report = {"yjtd": yjtd, "nodes": a.nodes, "users": a.users}
 
-        def phase(name, per, fn):
-            w0, s0 = waits(ports)
-            t0 = time.monotonic()
-            extra = fn()
-            took = time.monotonic() - t0
-            w1, s1 = waits(ports)
+        def mark():
+            return (*waits(ports), time.monotonic())
+
+        def done(name, per, start, extra=None):
+            w0, s0, t0 = start
+            w1, s1, t1 = mark()
             report[name] = {"waits_per_op": round((w1 - w0) / per, 2),
                             "wait_ms_per_op": round((s1 - s0) * 1000 / per, 3),
-                            "seconds": round(took, 2), **(extra or {})}
+                            "seconds": round(t1 - t0, 2), **(extra or {})}
+
+        def phase(name, per, fn):
+            start = mark()
+            extra = fn()
+            done(name, per, start, extra)
 
         phase("idle_per_node_second", a.nodes * 3, lambda: time.sleep(3))
         phase("password_login", a.users,
@@ -125,6 +176,13 @@ def run_once(a, yjtd):
                              token=token)
                 assert st == 201, st
         phase("notice", a.notices, notices)
+
+        async def aphase(name, per, fn):
+            start = mark()
+            await fn()
+            done(name, per, start)
+
+        asyncio.run(resume_and_ack(ports, min(a.conns, a.users), aphase))
         return report
     finally:
         for p in procs:
@@ -144,6 +202,8 @@ def main():
                     help="the first node's port; node k listens on PORT+k")
     ap.add_argument("--users", type=int, default=2000)
     ap.add_argument("--notices", type=int, default=20)
+    ap.add_argument("--conns", type=int, default=200,
+                    help="connections that resume and ack after the notices")
     ap.add_argument("--runs", type=int, default=1)
     a = ap.parse_args()
     for _ in range(a.runs):
