@@ -439,24 +439,6 @@ static void resume_end(const struct resume *r, int64_t after_seq, int64_t head, 
     *more = *last < head;
 }
 
-int inbox_resume(const char *user_id, int64_t after_seq, int limit, inbox_item_cb cb, void *ud,
-                 int64_t *last_out, bool *more_out)
-{
-    char *key = seq_key(user_id);
-    int64_t head = 0;
-    int rc = store_seq_last(store, key, &head);
-    if (rc == STORE_OK)
-        trim(key, head);
-    struct resume r = {user_id, clock_now_ms(), after_seq, 0, false, cb, ud};
-    if (rc == STORE_OK)
-        rc = store_seq_range(store, key, after_seq, limit, false, resume_one, &r);
-    g_free(key);
-    if (rc != STORE_OK)
-        return rc;
-    resume_end(&r, after_seq, head, last_out, more_out);
-    return STORE_OK;
-}
-
 struct resume_later {
     char *user_id, *device_id;
     int64_t after_seq; /* < 0: the device's acknowledged position, read first */

@@ -2,7 +2,7 @@
  * user's sequence in the store ("inbox/USER"), where its seq rises by one
  * per push, before any device is told it exists. Each device keeps its own
  * acknowledged position (cumulative, stored), and a device that was away
- * reads what it missed with inbox_resume().
+ * reads what it missed with inbox_resume_later().
  *
  * This module never touches a connection: once a push is stored it hands
  * the ready-made `push` event to the deliver callback the server registered
@@ -40,8 +40,9 @@ typedef void (*inbox_deliver_cb)(const char *user_id, int64_t seq, const char *t
  * with the stored item and each user's seq. */
 typedef void (*inbox_observer_cb)(const char *const *user_ids, const int64_t *seqs, int n,
                                   json_t *item, void *ud);
-/* Called by inbox_resume() per push to send; returns false if the push was
- * not taken (the caller's budget is spent): the resume stops before it. */
+/* Called by inbox_resume_later() per push to send; returns false if the
+ * push was not taken (the caller's budget is spent): the resume stops
+ * before it. */
 typedef bool (*inbox_item_cb)(int64_t seq, json_t *event, void *ud);
 
 void inbox_init(struct store *st, const struct inbox_limits *limits, inbox_deliver_cb cb, void *ud);
@@ -100,17 +101,13 @@ int inbox_head(const char *user_id, int64_t *seq_out);
  * main loop. */
 int inbox_head_later(const char *user_id, store_count_cb cb, void *ud);
 /* Reads the pushes after after_seq in order, at most limit of them, and
- * calls cb with the event of each one that has not expired (expired ones
- * are passed over). *last_out gets the seq up to which the resume went,
- * *more_out whether newer pushes remain. */
-int inbox_resume(const char *user_id, int64_t after_seq, int limit, inbox_item_cb cb, void *ud,
-                 int64_t *last_out, bool *more_out);
-/* The same read later (store_seq_range_later: the pushes and the head in
- * one read, without holding the loop on Redis), after_seq < 0 meaning the
- * device's acknowledged position (read first): cb per push, then done with
- * the code (STORE_EINVAL: after_seq is past the head), where the resume
- * went and the head, from the main loop. 0, or a store code (neither
- * callback is called then). */
+ * the head, in one read (store_seq_range_later: without holding the loop
+ * on Redis); after_seq < 0 means the device's acknowledged position (read
+ * first). cb gets the event of each push that has not expired (expired
+ * ones are passed over), then done the code (STORE_EINVAL: after_seq is
+ * past the head), the seq up to which the resume went, whether newer
+ * pushes remain, and the head, from the main loop. 0, or a store code
+ * (neither callback is called then). */
 typedef void (*inbox_resumed_cb)(int rc, int64_t last, bool more, int64_t head, void *ud);
 int inbox_resume_later(const char *user_id, const char *device_id, int64_t after_seq, int limit,
                        inbox_item_cb cb, inbox_resumed_cb done, void *ud);

@@ -36,13 +36,49 @@ struct deliver {
     size_t len;
 };
 
+/* A gap being read: the connection, and the push that showed it. */
+struct gap_fill {
+    uint64_t serial;
+    int64_t upto; /* the gap ends before this seq */
+};
+
 /* Sends the pushes of a gap, read from the inbox. */
 static bool fill_one(int64_t seq, json_t *event, void *ud)
 {
-    struct conn *c = ud;
-    c->push_cursor = seq;
-    conn_send(c, json_incref(event), "push");
+    struct gap_fill *g = ud;
+    struct conn *c = conn_find(g->serial);
+    if (!c)
+        return false;
+    if (seq > c->push_cursor) {
+        c->push_cursor = seq;
+        conn_send(c, json_incref(event), "push");
+    }
     return true;
+}
+
+static void unhold(struct conn *c);
+
+/* The gap was read and sent (what it did not find, trimmed or expired,
+ * is passed over, as a resume passes it): the pushes held meanwhile,
+ * the one that showed the gap first, follow. */
+static void gap_filled(int rc, int64_t last, bool more, int64_t head, void *ud)
+{
+    (void)last;
+    (void)more;
+    (void)head;
+    struct gap_fill *g = ud;
+    struct conn *c = conn_find(g->serial);
+    if (c) {
+        if (rc != STORE_OK)
+            log_warn("push",
+                     "conn=%" G_GUINT64_FORMAT " user=%s: a gap before seq %" G_GINT64_FORMAT
+                     " could not be read; the device reads it at its next push.resume",
+                     c->serial, c->user_id, g->upto);
+        if (c->push_cursor < g->upto - 1)
+            c->push_cursor = g->upto - 1;
+        unhold(c);
+    }
+    g_free(g);
 }
 
 /* A push that arrived while the connection's position was being read
@@ -72,7 +108,8 @@ static void hold(struct conn *c, const struct deliver *d)
 /* With several nodes: pushes arrive here in the order their nodes
  * announced them, not always in seq order. One already sent (or stored
  * before the device logged in) is passed over; one after a gap of at most
- * GAP_FILL_MAX has the gap read from the inbox and sent first. A device
+ * GAP_FILL_MAX has the gap read from the inbox (without waiting: it and
+ * the pushes after it are held meanwhile) and sent first. A device
  * still catching up reads gaps with push.resume; a longer gap for a
  * device that follows live is left to its next resume. */
 static void deliver_ordered(struct conn *c, const struct deliver *d)
@@ -83,10 +120,17 @@ static void deliver_ordered(struct conn *c, const struct deliver *d)
         if (c->push_tracking && (c->push_more || d->seq - c->push_cursor > GAP_FILL_MAX))
             return;
         if (d->seq - c->push_cursor <= GAP_FILL_MAX) {
-            int64_t last = 0;
-            bool more = false;
-            inbox_resume(c->user_id, c->push_cursor, (int)(d->seq - c->push_cursor - 1), fill_one,
-                         c, &last, &more);
+            /* read without waiting; this push and those after it wait */
+            struct gap_fill *g = g_new(struct gap_fill, 1);
+            *g = (struct gap_fill){c->serial, d->seq};
+            if (inbox_resume_later(c->user_id, c->device_id, c->push_cursor,
+                                   (int)(d->seq - c->push_cursor - 1), fill_one, gap_filled,
+                                   g) == STORE_OK) {
+                c->push_holds++;
+                hold(c, d);
+                return;
+            }
+            g_free(g); /* cannot read it now: the device's next resume will */
         }
     }
     c->push_cursor = d->seq;

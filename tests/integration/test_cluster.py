@@ -93,6 +93,34 @@ def test_node_killed_mid_storm_loses_nothing(server):
     run(body())
 
 
+def test_pushes_stored_by_two_nodes_reach_a_device_in_order(server):
+    """Pushes of one user stored by two nodes at once reach a device on a
+    third out of order now and then: a push after a gap has the gap read
+    from the inbox (without holding the node's loop) and sent first, so
+    the device gets every push once, in order, live."""
+    n1, n2, n3 = cluster(server)
+    alice = n1.users["alice"]
+    per_node = 40
+
+    async def body():
+        d = await n3.ws_login("alice", device_id="phone")
+        await resume_all(d)
+        tokens = [n1.token("ops"), n2.token("ops")]
+
+        def storm(node, tok):
+            for i in range(per_node):
+                send_push(node, tok, alice, title=f"s{i}")
+
+        await asyncio.gather(asyncio.to_thread(storm, n1, tokens[0]),
+                             asyncio.to_thread(storm, n2, tokens[1]))
+        await wait_pushes(d, 2 * per_node, timeout=10)
+        await asyncio.sleep(0.3)  # nothing more, no duplicate
+        assert push_seqs(d) == list(range(1, 2 * per_node + 1))
+        await d.close()
+
+    run(body())
+
+
 def test_presence_is_cluster_wide(server):
     """Presence queries and subscriptions see devices on every node; a
     device that logs in on another node replaces its older connection; the
