@@ -115,8 +115,21 @@ int org_carrier_get(struct store *st, const char *id, json_t **out)
 
 struct kept_division {
     char *division;
-    int64_t at_ms; /* monotonic */
+    int64_t at_ms;   /* monotonic */
+    bool refreshing; /* a read sent later is under way */
+    uint64_t gen;    /* which entry it is: a late answer for a dropped one is dropped */
 };
+
+static uint64_t kept_gen;
+
+struct refresh {
+    char *key;
+    uint64_t gen;
+};
+
+/* A kept division past its time is served a while longer, at most this
+ * many times its time, while it is read again without waiting. */
+#define DIVISIONS_STALE_FACTOR 10
 
 static int64_t divisions_ttl_ms;
 static GHashTable *divisions; /* "kind:id" -> struct kept_division* */
@@ -148,6 +161,48 @@ void org_division_forget(const char *id)
     }
 }
 
+/* A kept division read again: replaced, or dropped if its organisation
+ * is gone (a failed read leaves it, to be tried again). */
+static void on_refreshed(int rc, const struct store_docs *d, void *ud)
+{
+    struct refresh *x = ud;
+    char *key = x->key;
+    struct kept_division *k = divisions ? g_hash_table_lookup(divisions, key) : NULL;
+    if (k && k->gen != x->gen)
+        k = NULL; /* dropped and read again meanwhile: this answer is older */
+    if (k && rc == STORE_OK) {
+        const char *div =
+            d->n == 1 ? json_string_value(json_object_get(d->docs[0], "division")) : NULL;
+        if (div) {
+            g_free(k->division);
+            k->division = g_strdup(div);
+            k->at_ms = clock_mono_ms();
+            k->refreshing = false;
+        } else {
+            g_hash_table_remove(divisions, key);
+        }
+    } else if (k) {
+        k->refreshing = false;
+    }
+    g_free(key);
+    g_free(x);
+}
+
+static bool refresh_later(struct store *st, int kind, const char *org, const char *key,
+                          uint64_t gen)
+{
+    const char *ids[] = {org};
+    struct refresh *x = g_new(struct refresh, 1);
+    x->key = g_strdup(key);
+    x->gen = gen;
+    if (store_docs_get_later(st, kind == ORG_ENTERPRISE ? "enterprises" : "carriers", ids, 1,
+                             on_refreshed, x) == STORE_OK)
+        return true;
+    g_free(x->key);
+    g_free(x);
+    return false;
+}
+
 char *org_division_of(struct store *st, const char *role, const char *org)
 {
     if (!role || !org)
@@ -166,6 +221,12 @@ char *org_division_of(struct store *st, const char *role, const char *org)
         g_free(key);
         return g_strdup(k->division);
     }
+    if (k && now - k->at_ms < DIVISIONS_STALE_FACTOR * divisions_ttl_ms && store_reads_later(st)) {
+        if (!k->refreshing) /* read again without waiting; this one served meanwhile */
+            k->refreshing = refresh_later(st, kind, org, key, k->gen);
+        g_free(key);
+        return g_strdup(k->division);
+    }
     json_t *doc = NULL;
     if (store_doc_get(st, kind == ORG_ENTERPRISE ? "enterprises" : "carriers", org, &doc) != 0) {
         g_free(key);
@@ -177,9 +238,10 @@ char *org_division_of(struct store *st, const char *role, const char *org)
     if (key && out) {
         if (g_hash_table_size(divisions) >= DIVISIONS_KEPT)
             g_hash_table_remove_all(divisions);
-        k = g_new(struct kept_division, 1);
+        k = g_new0(struct kept_division, 1);
         k->division = g_strdup(out);
         k->at_ms = now;
+        k->gen = ++kept_gen;
         g_hash_table_replace(divisions, key, k);
     } else {
         g_free(key);

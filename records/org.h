@@ -31,7 +31,9 @@ int org_carrier_get(struct store *st, const char *id, json_t **out);
 char *org_division_of(struct store *st, const char *role, const char *org);
 /* With ttl_ms > 0, org_division_of() keeps what it read of enterprises and
  * carriers that long (a shared store, where each read is a round trip; a
- * change made elsewhere shows within ttl_ms); 0, the default: reads each
+ * change made elsewhere shows within about ttl_ms); past it, on a store
+ * that reads later (Redis), the kept one is served while it is read again
+ * without waiting, up to ten times ttl_ms; 0, the default: reads each
  * time. org_division_forget() drops one (this process changed it). */
 void org_cache_divisions(int64_t ttl_ms);
 void org_division_forget(const char *id);

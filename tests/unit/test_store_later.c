@@ -5,6 +5,8 @@
  * socket; answered when the store closes first. */
 #include "store_fixture.h"
 
+#include "records/org.h"
+
 struct answer {
     int rc;
     GPtrArray *ids; /* "id" or "id:-" for a document gone */
@@ -308,6 +310,45 @@ static void test_later_at_close(void **state)
     *state = open_store();
 }
 
+static bool division_is(void *ud)
+{
+    struct store *st = ((void **)ud)[0];
+    char *d = org_division_of(st, "corp", "e1");
+    bool same = d && strcmp(d, ((void **)ud)[1]) == 0;
+    g_free(d);
+    return same;
+}
+
+/* The divisions kept for a shared store: past their time, served while
+ * read again without waiting (on Redis), then the new one; elsewhere (and
+ * for one this process changed, forgotten) read at once. */
+static void test_divisions_read_again_later(void **state)
+{
+    struct store *st = *state;
+    put(st, "enterprises", "e1", "{\"division\":\"440106\"}", 0);
+    org_cache_divisions(50);
+    char *d = org_division_of(st, "corp", "e1");
+    assert_string_equal(d, "440106");
+    g_free(d);
+    put(st, "enterprises", "e1", "{\"division\":\"440113\"}", 0); /* as another node would */
+    d = org_division_of(st, "corp", "e1");
+    assert_string_equal(d, "440106"); /* kept */
+    g_free(d);
+    g_usleep(60 * 1000);
+    d = org_division_of(st, "corp", "e1");
+    assert_string_equal(d, redis_url ? "440106" : "440113"); /* served while read again */
+    g_free(d);
+    void *ud[] = {st, "440113"};
+    turn_until(st, NULL, division_is, ud);
+    assert_true(division_is(ud));
+    put(st, "enterprises", "e1", "{\"division\":\"440305\"}", 0);
+    org_division_forget("e1"); /* this process changed it */
+    d = org_division_of(st, "corp", "e1");
+    assert_string_equal(d, "440305");
+    g_free(d);
+    org_cache_divisions(0);
+}
+
 /* A read lost with the connection (killed under it) is answered
  * STORE_EIO and fails no batch: the writes of the next commit, made on
  * a new connection, are durable. */
@@ -354,6 +395,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_later_sees_writes, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_later_at_close, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_later_lost, setup_later, teardown_later),
+        cmocka_unit_test_setup_teardown(test_divisions_read_again_later, setup_later,
+                                        teardown_later),
     };
     return cmocka_run_group_tests_name(redis_url ? "later reads (redis)" : "later reads (sqlite)",
                                        tests, NULL, NULL);
