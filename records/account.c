@@ -269,12 +269,6 @@ int account_each_in_org(struct store *st, const char *org, account_cb cb, void *
     return store_index_find(st, "users", "org", org, false, each_doc, &ctx);
 }
 
-int account_changes(struct store *st, int64_t rev, int64_t *last_rev, account_cb cb, void *ud)
-{
-    struct each_ctx ctx = {cb, ud};
-    return store_doc_changes(st, "users", rev, last_rev, each_doc, &ctx);
-}
-
 char *account_lockout_key(const char *id)
 {
     return g_strdup_printf("lockout:%s", id);

@@ -83,8 +83,5 @@ json_t *account_public_json(const struct account *a);
 typedef bool (*account_cb)(struct account *a, void *ud);
 int account_each(struct store *st, account_cb cb, void *ud);
 int account_each_in_org(struct store *st, const char *org, account_cb cb, void *ud);
-/* Accounts changed after revision rev (by any process); *last_rev gets the
- * newest revision seen. */
-int account_changes(struct store *st, int64_t rev, int64_t *last_rev, account_cb cb, void *ud);
 
 #endif
