@@ -4,8 +4,9 @@
  * sent on the link (Redis runs one connection's commands in order, so it
  * sees them) and answered when its reply is read, by whichever later call
  * of the link reads it. The scripts are sent by body (EVAL; the server
- * caches them), so a server that lost its scripts needs no second try;
- * they only read. */
+ * caches them), so a server that lost its scripts needs no second try.
+ * Sent the same way: the readings' retention trim, and the raise of
+ * positions (a write, sent with the open batch). */
 #include "records/store_redis.h"
 
 #include "common/jsonx.h"
@@ -255,6 +256,28 @@ int rd_seq_last_later(struct store *st, const char *key, struct store_read *rd)
     rd_cmd_start(&c, "GET");
     rd_cmd_key(r, &c, "sh:", key);
     return send_read(r, &c, head_read, rd);
+}
+
+static void trimmed(redisReply *rep, void *ud)
+{
+    bool ok = rep && rep->type != REDIS_REPLY_ERROR;
+    store_read_done(ud, ok ? STORE_OK : STORE_EIO, ok ? rd_reply_int(rep) : 0, false);
+}
+
+/* The readings' retention trim (store_redis_ts.c's script), answered with
+ * how many chunks went; its failure fails no batch (it is tried again). */
+int rd_ts_chunk_trim_before_later(struct store *st, int64_t before_ms, int limit,
+                                  struct store_read *rd)
+{
+    struct redis_store *r = R(st);
+    struct redis_cmd args, c;
+    rd_args_start(r, &args);
+    redis_cmd_i64(&args, before_ms);
+    redis_cmd_i64(&args, limit);
+    script_cmd(&c, rd_ts_trim_lua.body, &args);
+    int rc = send_read(r, &c, trimmed, rd);
+    redis_cmd_clear(&args);
+    return rc;
 }
 
 /* ARGV: prefix, key, after_seq, limit. The head and the items after

@@ -279,29 +279,6 @@ int rd_ts_chunk_trim_before(struct store *st, int64_t before_ms, int limit, int6
     return STORE_OK;
 }
 
-static void trimmed(redisReply *rep, void *ud)
-{
-    bool ok = rep && rep->type != REDIS_REPLY_ERROR;
-    store_read_done(ud, ok ? STORE_OK : STORE_EIO, ok ? rd_reply_int(rep) : 0, false);
-}
-
-/* By body (EVAL), as the reads made later are: nothing to load again. */
-int rd_ts_chunk_trim_before_later(struct store *st, int64_t before_ms, int limit,
-                                  struct store_read *rd)
-{
-    struct redis_store *r = R(st);
-    struct redis_cmd args, c;
-    rd_args_start(r, &args);
-    redis_cmd_i64(&args, before_ms);
-    redis_cmd_i64(&args, limit);
-    redis_cmd_init(&c);
-    redis_cmd_script(&c, "EVAL", rd_ts_trim_lua.body, &args);
-    int rc = redis_link_defer_call(r->link, &c, trimmed, rd) == 0 ? STORE_OK : STORE_EIO;
-    redis_cmd_clear(&c);
-    redis_cmd_clear(&args);
-    return rc;
-}
-
 int rd_ts_drop(struct store *st, int64_t key)
 {
     struct redis_store *r = R(st);

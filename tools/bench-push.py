@@ -45,8 +45,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (PASSWORD, Redis, corp_conns, cpu_s, http, metric, pct,  # noqa: E402
-                      redis_delta)
+from benchlib import (NOTICE, PASSWORD, Redis, corp_conns, cpu_s, http, login_token,  # noqa: E402
+                      metric, pct, redis_delta, wait_healthy)
 
 PREFIX = "bench:"
 IDLE_S = 3.0  # quiet wait before the fan-outs: Redis's background commands
@@ -107,13 +107,8 @@ def run_once(a, store, nodes):
                 cmd += ["--set", kv]
             srvs.append(subprocess.Popen(cmd, stderr=open(os.path.join(node_dir, "yjtd.log"),
                                                           "w")))
-        for port in ports:
-            for _ in range(100):
-                try:
-                    if http(port, "GET", "/healthz")[0] == 200:
-                        break
-                except OSError:
-                    time.sleep(0.1)
+        for i, port in enumerate(ports):
+            wait_healthy(port, os.path.join(data, f"node{i}" if redis else "", "yjtd.log"))
         # Long enough for anything; the client is stopped (SIGINT) once done.
         hold = a.fanouts * 10.0 + a.sustain * 4 + 120
         port_args = [x for p in ports for x in ("--port", str(p))]
@@ -132,12 +127,8 @@ def run_once(a, store, nodes):
             if time.time() > deadline or cl.poll() is not None:
                 sys.exit(f"only {online()} of {a.users} connected")
             time.sleep(0.5)
-        _, body = http(a.port, "POST", "/api/v1/auth/login",
-                       {"username": "bench-gov", "password": PASSWORD, "device_id": "bench",
-                        "platform": "cli"})
-        token = json.loads(body)["token"]
-        notice = {"title": "benchmark", "body": "x" * 100,
-                  "audience": {"type": "division", "division": "440106"}}
+        token = login_token(a.port, "bench-gov")
+        notice = NOTICE
 
         def sample():
             """Redis's counters, every process's CPU and each node's waits

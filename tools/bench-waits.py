@@ -28,7 +28,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import PASSWORD, Redis, http  # noqa: E402
+from benchlib import NOTICE, PASSWORD, Redis, http, login_token, wait_healthy  # noqa: E402
 
 PREFIX = "bw:"
 
@@ -130,15 +130,7 @@ def run_once(a, yjtd):
                  "--set", "rate_burst=1000", "--set", "addr_fail_limit=100000"],
                 stderr=open(os.path.join(node_dir, "yjtd.log"), "w")))
         for i, port in enumerate(ports):
-            for _ in range(100):
-                try:
-                    if http(port, "GET", "/healthz")[0] == 200:
-                        break
-                except OSError:
-                    time.sleep(0.1)
-            else:
-                with open(os.path.join(data, f"node{i}", "yjtd.log")) as f:
-                    sys.exit(f"node {i} did not start:\n{f.read()[-2000:]}")
+            wait_healthy(port, os.path.join(data, f"node{i}", "yjtd.log"))
         report = {"yjtd": yjtd, "nodes": a.nodes, "users": a.users}
 
         def mark():
@@ -163,12 +155,8 @@ def run_once(a, yjtd):
         phase("token_login", a.users,
               lambda: load(a, ports, "--user", "load0", "--password", PASSWORD,
                            "--token-from-login"))
-        _, body = http(ports[0], "POST", "/api/v1/auth/login",
-                       {"username": "bench-gov", "password": PASSWORD, "device_id": "bench",
-                        "platform": "cli"})
-        token = json.loads(body)["token"]
-        notice = {"title": "benchmark", "body": "x" * 100,
-                  "audience": {"type": "division", "division": "440106"}}
+        token = login_token(ports[0], "bench-gov")
+        notice = NOTICE
 
         def notices():
             for i in range(a.notices):

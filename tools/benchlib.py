@@ -25,6 +25,19 @@ def http(port, method, path, body=None, token=None, headers=None, raw=None):
         return r.status, r.read().decode()
 
 
+# A notice to the benchmarks' enterprise's division (E1 is in 440106).
+NOTICE = {"title": "benchmark", "body": "x" * 100,
+          "audience": {"type": "division", "division": "440106"}}
+
+
+def login_token(port, username):
+    """The token of a REST login (the benchmarks' password)."""
+    _, body = http(port, "POST", "/api/v1/auth/login",
+                   {"username": username, "password": PASSWORD, "device_id": "bench",
+                    "platform": "cli"})
+    return json.loads(body)["token"]
+
+
 def metric(port, name, labels=""):
     """The value of one /metrics sample (name plus its exact label text)."""
     _, text = http(port, "GET", "/metrics")
@@ -81,10 +94,23 @@ class Yjtd:
             self.proc.wait(60)
 
     def token(self, username):
-        _, body = http(self.port, "POST", "/api/v1/auth/login",
-                       {"username": username, "password": PASSWORD, "device_id": "bench",
-                        "platform": "cli"})
-        return json.loads(body)["token"]
+        return login_token(self.port, username)
+
+
+def wait_healthy(port, log_path=None):
+    """Waits (10 s at most) until the node on port answers /healthz; exits
+    with the end of its log (if given) when it does not."""
+    for _ in range(100):
+        try:
+            if http(port, "GET", "/healthz")[0] == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    tail = ""
+    if log_path:
+        with open(log_path) as f:
+            tail = f.read()[-2000:]
+    raise SystemExit(f"yjtd on port {port} did not start\n{tail}")
 
 
 def free_port():
