@@ -111,9 +111,6 @@ static bool apply(const char *id, json_t *doc, void *ud)
     return true;
 }
 
-/* Applies what changed in the store since the last look. Not while changes
- * are being applied or an org is walked (a callback that reads an account):
- * that read sees the cache as it is, and the change waits for the next. */
 static void look_later(void);
 static void start_ticks(void);
 
@@ -123,6 +120,9 @@ static int64_t stale_limit_ms(void)
     return 4 * cache.max_age_ms + 1000;
 }
 
+/* Applies what changed in the store since the last look. Not while changes
+ * are being applied or an org is walked (a callback that reads an account):
+ * that read sees the cache as it is, and the change waits for the next. */
 static int catch_up(void)
 {
     if (cache.busy)

@@ -402,8 +402,9 @@ bool store_appends_later(const struct store *st);
  * store_async_poll() (store_on_read_sent tells it when to start). Other
  * stores read at once. Either way cb runs later, from the main loop (an
  * idle source), never inside a call of the store, exactly once when the
- * call returned STORE_OK (never otherwise); reads not answered when the
- * store closes are answered STORE_EIO from inside store_close().
+ * call returned STORE_OK (never otherwise); reads not told when the
+ * store closes are told STORE_EIO from inside store_close(), after the
+ * store is gone (a callback must not use it then).
  *
  * store_index_find_later: as store_index_find, at most limit documents
  * (more set if there were others); with ids_only their ids alone (docs[i]

@@ -26,6 +26,7 @@ struct store_read {
 
 static GQueue answered = G_QUEUE_INIT;
 static guint answer_idle;
+static bool closing; /* store_reads_close(): every answer is STORE_EIO */
 
 static struct store_read *read_new(store_docs_cb cb, void *ud)
 {
@@ -54,6 +55,8 @@ void store_read_add(struct store_read *rd, const char *id, size_t id_len, json_t
 static void answer(struct store_read *rd)
 {
     struct store_docs d = {0};
+    if (closing)
+        rd->rc = STORE_EIO;
     if (rd->rc == STORE_OK) {
         d.n = (int)rd->ids->len;
         d.ids = (char **)rd->ids->pdata;
@@ -96,12 +99,15 @@ void store_read_done(struct store_read *rd, int rc, int64_t last_rev, bool more)
         answer_idle = g_idle_add_full(G_PRIORITY_DEFAULT, on_answer_idle, NULL, NULL);
 }
 
-/* store_close(): the reads the backend answered as it closed (STORE_EIO,
- * with the connection) are told now, the loop may not turn again. */
+/* store_close(): every read still to be told (answered before, or as the
+ * backend closed) is told now, STORE_EIO: the store is gone, so nobody
+ * may read on from its answer, and the loop may not turn again. */
 void store_reads_close(void)
 {
+    closing = true;
     while (!g_queue_is_empty(&answered))
         answer_all();
+    closing = false;
     g_clear_handle_id(&answer_idle, g_source_remove);
 }
 
