@@ -555,19 +555,6 @@ int inbox_list(const char *user_id, int64_t after_seq, int limit, json_t **items
     return STORE_OK;
 }
 
-static int read_seq_key(const char *key, int64_t *out)
-{
-    char *v = NULL;
-    int rc = store_kv_get(store, key, &v);
-    *out = 0;
-    if (rc == STORE_ENOTFOUND)
-        return STORE_OK;
-    if (rc == STORE_OK)
-        *out = g_ascii_strtoll(v, NULL, 10);
-    g_free(v);
-    return rc;
-}
-
 struct ack_later {
     char *user_id, *device_id;
     int64_t seq;
@@ -608,18 +595,10 @@ int inbox_ack_later(const char *user_id, const char *device_id, int64_t seq, sto
     return rc;
 }
 
-int inbox_acked(const char *user_id, const char *device_id, int64_t *seq_out)
-{
-    char *key = ack_key(user_id, device_id);
-    int rc = read_seq_key(key, seq_out);
-    g_free(key);
-    return rc;
-}
-
 int inbox_acked_any(const char *user_id, int64_t *seq_out)
 {
     char *key = ackmax_key(user_id);
-    int rc = read_seq_key(key, seq_out);
+    int rc = store_kv_get_int(store, key, seq_out);
     g_free(key);
     return rc;
 }

@@ -123,8 +123,6 @@ int inbox_list(const char *user_id, int64_t after_seq, int limit, json_t **items
  * store code (cb never called then; STORE_EINVAL for a negative seq). */
 int inbox_ack_later(const char *user_id, const char *device_id, int64_t seq, store_count_cb cb,
                     void *ud);
-/* The stored position of one device (0 if none). */
-int inbox_acked(const char *user_id, const char *device_id, int64_t *seq_out);
 /* The highest position any device of the user has acknowledged. */
 int inbox_acked_any(const char *user_id, int64_t *seq_out);
 

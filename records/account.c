@@ -283,21 +283,6 @@ void account_lockout_parse(const char *value, struct lockout *out)
     json_decref(v);
 }
 
-int account_lockout_get(struct store *st, const char *id, struct lockout *out)
-{
-    memset(out, 0, sizeof(*out));
-    char *key = account_lockout_key(id), *value = NULL;
-    int rc = store_kv_get(st, key, &value);
-    g_free(key);
-    if (rc == STORE_ENOTFOUND)
-        return STORE_OK;
-    if (rc != STORE_OK)
-        return rc;
-    account_lockout_parse(value, out);
-    g_free(value);
-    return STORE_OK;
-}
-
 int account_lockout_set(struct store *st, const char *id, const struct lockout *l,
                         int64_t expire_at_ms)
 {

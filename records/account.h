@@ -64,13 +64,13 @@ struct lockout {
     int failed;
     int64_t locked_until;
 };
-int account_lockout_get(struct store *st, const char *id, struct lockout *out);
 /* Stores the state until expire_at_ms (after which it reads as zeros). */
 int account_lockout_set(struct store *st, const char *id, const struct lockout *l,
                         int64_t expire_at_ms);
 int account_lockout_clear(struct store *st, const char *id);
 /* The store key of id's lockout state (g_free), and that state read from
- * its stored value (NULL: absent, zeros). */
+ * its stored value (NULL: absent, zeros); a login reads it without
+ * waiting (server/auth.c). */
 char *account_lockout_key(const char *id);
 void account_lockout_parse(const char *value, struct lockout *out);
 

@@ -319,28 +319,27 @@ bool account_cache_serves(struct store *st)
     return cache.st && cache.st == st;
 }
 
-int account_cache_get(const char *id, struct account **out)
+/* A copy of the account that table holds under key, the cache caught up. */
+static int look_up(GHashTable *table, const char *key, struct account **out)
 {
     int rc = catch_up();
     if (rc != STORE_OK)
         return rc;
-    struct account *a = g_hash_table_lookup(cache.by_id, id);
+    struct account *a = g_hash_table_lookup(table, key);
     if (!a)
         return STORE_ENOTFOUND;
     *out = account_dup(a);
     return STORE_OK;
 }
 
+int account_cache_get(const char *id, struct account **out)
+{
+    return look_up(cache.by_id, id, out);
+}
+
 int account_cache_find(const char *username, struct account **out)
 {
-    int rc = catch_up();
-    if (rc != STORE_OK)
-        return rc;
-    struct account *a = g_hash_table_lookup(cache.by_name, username);
-    if (!a)
-        return STORE_ENOTFOUND;
-    *out = account_dup(a);
-    return STORE_OK;
+    return look_up(cache.by_name, username, out);
 }
 
 struct each_ctx {

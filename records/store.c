@@ -4,6 +4,7 @@
 
 #include "common/clock.h"
 
+#include <glib.h>
 #include <math.h>
 #include <time.h>
 
@@ -271,6 +272,15 @@ int store_kv_set(struct store *st, const char *key, const char *value, int64_t e
 int store_kv_get(struct store *st, const char *key, char **value_out)
 {
     TIMED(st, st->ops->kv_get(st, key, value_out));
+}
+
+int store_kv_get_int(struct store *st, const char *key, int64_t *out)
+{
+    char *v = NULL;
+    int rc = store_kv_get(st, key, &v);
+    *out = rc == STORE_OK ? g_ascii_strtoll(v, NULL, 10) : 0;
+    g_free(v);
+    return rc == STORE_ENOTFOUND ? STORE_OK : rc;
 }
 
 int store_kv_delete(struct store *st, const char *key)

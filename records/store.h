@@ -354,6 +354,8 @@ int store_deadline_due(struct store *st, int64_t now_ms, int limit, store_deadli
 int store_kv_set(struct store *st, const char *key, const char *value, int64_t expire_at_ms);
 int store_kv_get(struct store *st, const char *key, char **value_out);
 int store_kv_delete(struct store *st, const char *key);
+/* The integer stored under key (as decimal text), 0 when unset. */
+int store_kv_get_int(struct store *st, const char *key, int64_t *out);
 int store_kv_purge_expired(struct store *st, int64_t now_ms);
 int store_counter_incr(struct store *st, const char *name, int64_t by, int64_t *value_out);
 

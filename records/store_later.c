@@ -38,6 +38,14 @@ static struct store_read *read_new(store_docs_cb cb, void *ud)
     return rd;
 }
 
+/* A read answered with a count (in last_rev) rather than documents. */
+static struct store_read *count_read_new(store_count_cb cb, void *ud)
+{
+    struct store_read *rd = read_new(NULL, ud);
+    rd->count_cb = cb;
+    return rd;
+}
+
 static void read_free(struct store_read *rd)
 {
     /* json_decref takes NULL: the entries of ids that are gone */
@@ -234,8 +242,7 @@ int store_seq_last_later(struct store *st, const char *key, store_count_cb cb, v
 {
     if (!key || !cb)
         return STORE_EINVAL;
-    struct store_read *rd = read_new(NULL, ud);
-    rd->count_cb = cb;
+    struct store_read *rd = count_read_new(cb, ud);
     if (st->ops->seq_last_later)
         return sent(st, rd, st->ops->seq_last_later(st, key, rd));
     int64_t last = 0;
@@ -268,23 +275,12 @@ int store_seq_range_later(struct store *st, const char *key, int64_t after_seq, 
     return STORE_OK;
 }
 
-/* The value at key as store_kv_raise_later keeps it (0 when unset). */
-static int read_int(struct store *st, const char *key, int64_t *out)
-{
-    char *v = NULL;
-    int rc = store_kv_get(st, key, &v);
-    *out = rc == STORE_OK ? g_ascii_strtoll(v, NULL, 10) : 0;
-    g_free(v);
-    return rc == STORE_ENOTFOUND ? STORE_OK : rc;
-}
-
 int store_kv_raise_later(struct store *st, const char *seq_key, const char *const *keys, int n,
                          int64_t value, store_count_cb cb, void *ud)
 {
     if (!seq_key || !keys || n < 1 || value < 0 || !cb)
         return STORE_EINVAL;
-    struct store_read *rd = read_new(NULL, ud);
-    rd->count_cb = cb;
+    struct store_read *rd = count_read_new(cb, ud);
     if (st->ops->kv_raise_later)
         return sent(st, rd, st->ops->kv_raise_later(st, seq_key, keys, n, value, rd));
     int64_t head = 0, first = 0;
@@ -293,7 +289,7 @@ int store_kv_raise_later(struct store *st, const char *seq_key, const char *cons
         rc = STORE_EINVAL;
     for (int i = 0; rc == STORE_OK && i < n; i++) {
         int64_t cur = 0;
-        rc = read_int(st, keys[i], &cur);
+        rc = store_kv_get_int(st, keys[i], &cur);
         if (rc == STORE_OK && value > cur) {
             char v[24];
             g_snprintf(v, sizeof(v), "%" G_GINT64_FORMAT, (gint64)value);
@@ -312,8 +308,7 @@ int store_ts_chunk_trim_before_later(struct store *st, int64_t before_ms, int li
 {
     if (limit < 1 || !cb)
         return STORE_EINVAL;
-    struct store_read *rd = read_new(NULL, ud);
-    rd->count_cb = cb;
+    struct store_read *rd = count_read_new(cb, ud);
     if (st->ops->ts_chunk_trim_before_later)
         return sent(st, rd, st->ops->ts_chunk_trim_before_later(st, before_ms, limit, rd));
     int64_t deleted = 0;

@@ -541,24 +541,6 @@ static char *revoked_key(const char *jti)
     return g_strdup_printf("revoked:%s", jti);
 }
 
-enum token_state auth_check_token(const char *token, struct account **acct,
-                                  struct token_claims *claims)
-{
-    int64_t now = clock_now_ms();
-    enum token_state st = verify(token, now, claims);
-    if (st != TOKEN_OK)
-        return st;
-    int rc = STORE_ENOTFOUND;
-    if (!known_clean(claims->jti, now)) {
-        char *key = revoked_key(claims->jti);
-        rc = store_kv_get(server.store, key, NULL);
-        g_free(key);
-        if (rc == STORE_ENOTFOUND)
-            remember_clean(claims->jti, now);
-    }
-    return judge(rc, claims, acct);
-}
-
 struct token_check {
     struct token_claims claims;
     auth_token_cb cb;
@@ -593,16 +575,10 @@ void auth_check_token_later(const char *token, auth_token_cb cb, void *ud)
     t->cb = cb;
     t->ud = ud;
     enum token_state st = verify(token, now, &t->claims);
-    if (st != TOKEN_OK || known_clean(t->claims.jti, now) || !store_reads_later(server.store)) {
+    if (st != TOKEN_OK || known_clean(t->claims.jti, now)) { /* nothing to read */
         struct account *a = NULL;
-        if (st == TOKEN_OK && known_clean(t->claims.jti, now))
+        if (st == TOKEN_OK)
             st = judge(STORE_ENOTFOUND, &t->claims, &a);
-        else if (st == TOKEN_OK) { /* a store that answers at once */
-            char *key = revoked_key(t->claims.jti);
-            int rc = store_kv_get(server.store, key, NULL);
-            g_free(key);
-            st = judge(rc, &t->claims, &a);
-        }
         tell(t, st, a);
         return;
     }

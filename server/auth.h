@@ -45,14 +45,11 @@ void auth_forget_logins(void);
 /* Starts a login; cb runs later on the main loop, exactly once. */
 void auth_login(const char *username, const char *password, const char *device_id,
                 const char *source, auth_cb cb, void *ud);
-/* Checks a token; on TOKEN_OK fills *acct (account_free) and *claims. */
-enum token_state auth_check_token(const char *token, struct account **acct,
-                                  struct token_claims *claims);
-/* The same without holding the loop where the store would (Redis): cb
- * gets the state, and on TOKEN_OK the account and the claims (borrowed
- * for the call), exactly once, at once when nothing is to be read (an
- * invalid or expired token, one known not revoked, a store that answers
- * at once), else from the main loop. */
+/* Checks a token without holding the loop where the store would (its
+ * revocation is read later, store_kv_get_later): cb gets the state, and
+ * on TOKEN_OK the account and the claims (borrowed for the call), exactly
+ * once, at once when nothing is to be read (an invalid or expired token,
+ * one known not revoked), else from the main loop. */
 typedef void (*auth_token_cb)(enum token_state st, const struct account *acct,
                               const struct token_claims *claims, void *ud);
 void auth_check_token_later(const char *token, auth_token_cb cb, void *ud);

@@ -91,6 +91,27 @@ struct conn *conn_find(uint64_t serial)
     return conns ? g_hash_table_lookup(conns, &serial) : NULL;
 }
 
+struct conn_req *conn_req_new(struct conn *c, json_t *id)
+{
+    struct conn_req *r = g_new(struct conn_req, 1);
+    r->serial = c->serial;
+    r->id = json_incref(id);
+    return r;
+}
+
+struct conn *conn_req_conn(const struct conn_req *r)
+{
+    return conn_find(r->serial);
+}
+
+void conn_req_free(struct conn_req *r)
+{
+    if (!r)
+        return;
+    json_decref(r->id);
+    g_free(r);
+}
+
 unsigned conn_count(void)
 {
     return conns ? g_hash_table_size(conns) : 0;

@@ -89,6 +89,17 @@ struct conn *conn_new(struct lws *wsi, const char *peer);
 /* Forgets and frees c (the transport has closed). */
 void conn_free(struct conn *c);
 struct conn *conn_find(uint64_t serial);
+
+/* A request answered later (after a read sent without waiting): its
+ * connection, found again by serial (NULL once gone), and its id. */
+struct conn_req {
+    uint64_t serial;
+    json_t *id;
+};
+struct conn_req *conn_req_new(struct conn *c, json_t *id);
+struct conn *conn_req_conn(const struct conn_req *r);
+/* Frees r (NULL is fine). */
+void conn_req_free(struct conn_req *r);
 unsigned conn_count(void);
 /* Calls fn for every open connection; fn may close connections. */
 void conn_each(void (*fn)(struct conn *c, void *ud), void *ud);

@@ -12,32 +12,21 @@
 
 #define NOTICE_ID_MAX 64
 
-/* A notice.publish answered later: the connection (if still there) and
- * the request's id. */
-struct ws_publish {
-    uint64_t serial;
-    json_t *id;
-};
-
 static void ws_published(enum err_code err, const char *why, const char *nid, int n, void *ud)
 {
-    struct ws_publish *w = ud;
-    struct conn *c = conn_find(w->serial);
+    struct conn_req *r = ud;
+    struct conn *c = conn_req_conn(r);
     if (c && err != ERR_NONE)
-        conn_reply_error(c, w->id, err, why);
+        conn_reply_error(c, r->id, err, why);
     else if (c)
-        conn_reply(c, w->id, json_pack("{s:s, s:i}", "notice_id", nid, "recipients", n));
-    json_decref(w->id);
-    g_free(w);
+        conn_reply(c, r->id, json_pack("{s:s, s:i}", "notice_id", nid, "recipients", n));
+    conn_req_free(r);
 }
 
 static void h_publish(struct conn *c, json_t *id, json_t *msg)
 {
     struct principal p = {c->role, c->org};
-    struct ws_publish *w = g_new(struct ws_publish, 1);
-    w->serial = c->serial;
-    w->id = json_incref(id);
-    notice_publish_later(c->user_id, &p, msg, ws_published, w);
+    notice_publish_later(c->user_id, &p, msg, ws_published, conn_req_new(c, id));
 }
 
 static void h_read(struct conn *c, json_t *id, json_t *msg)

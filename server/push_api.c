@@ -304,38 +304,17 @@ void push_api_bus_init(void)
     bus_on("pushes", on_bus_pushes, NULL);
 }
 
-/* A request answered once the store has answered: its connection (if
- * still there) and id. */
-struct pending_req {
-    uint64_t serial;
-    json_t *id;
-};
-
-static struct pending_req *pending_new(struct conn *c, json_t *id)
-{
-    struct pending_req *p = g_new(struct pending_req, 1);
-    p->serial = c->serial;
-    p->id = json_incref(id);
-    return p;
-}
-
-static void pending_free(struct pending_req *p)
-{
-    json_decref(p->id);
-    g_free(p);
-}
-
 static void on_acked(int rc, int64_t acked, void *ud)
 {
-    struct pending_req *p = ud;
-    struct conn *c = conn_find(p->serial);
+    struct conn_req *p = ud;
+    struct conn *c = conn_req_conn(p);
     if (c && rc == STORE_EINVAL)
         conn_reply_error(c, p->id, ERR_BAD_REQUEST, "seq is past the newest push");
     else if (c && rc != STORE_OK)
         conn_reply_error(c, p->id, ERR_UNAVAILABLE, "store unavailable");
     else if (c)
         conn_reply(c, p->id, json_pack("{s:I}", "acked", (json_int_t)acked));
-    pending_free(p);
+    conn_req_free(p);
 }
 
 /* Stored without waiting where the store would (one script on Redis):
@@ -347,16 +326,16 @@ static void h_ack(struct conn *c, json_t *id, json_t *msg)
         conn_reply_error(c, id, ERR_BAD_REQUEST, "seq must be a non-negative integer");
         return;
     }
-    struct pending_req *p = pending_new(c, id);
+    struct conn_req *p = conn_req_new(c, id);
     if (inbox_ack_later(c->user_id, c->device_id, json_integer_value(s), on_acked, p) != STORE_OK) {
-        pending_free(p);
+        conn_req_free(p);
         conn_reply_error(c, id, ERR_UNAVAILABLE, "store unavailable");
     }
 }
 
 /* A push.resume under way: its request, and the bytes it may queue. */
 struct resuming {
-    struct pending_req req;
+    struct conn_req req;
     int64_t after;  /* -1: from the device's acknowledged position */
     struct conn *c; /* while its answer is handed over */
     size_t budget, used;
@@ -367,7 +346,7 @@ static bool resume_one(int64_t seq, json_t *event, void *ud)
 {
     (void)seq;
     struct resuming *r = ud;
-    if (!r->c && !(r->c = conn_find(r->req.serial)))
+    if (!r->c && !(r->c = conn_req_conn(&r->req)))
         return false; /* gone meanwhile */
     if (r->sent == 0) {
         size_t queued = r->c->out_bytes, half = (size_t)server.cfg.send_queue_max / 2;
@@ -388,7 +367,7 @@ static bool resume_one(int64_t seq, json_t *event, void *ud)
 static void resumed(int rc, int64_t last, bool more, int64_t head, void *ud)
 {
     struct resuming *r = ud;
-    struct conn *c = conn_find(r->req.serial);
+    struct conn *c = conn_req_conn(&r->req);
     if (!c)
         goto out;
     c->push_resuming = false;
@@ -430,7 +409,7 @@ static void h_resume(struct conn *c, json_t *id, json_t *msg)
         return;
     }
     struct resuming *r = g_new0(struct resuming, 1);
-    r->req = (struct pending_req){c->serial, json_incref(id)};
+    r->req = (struct conn_req){c->serial, json_incref(id)};
     r->after = a ? json_integer_value(a) : -1;
     if (inbox_resume_later(c->user_id, c->device_id, r->after, server.cfg.push_resume_batch,
                            resume_one, resumed, r) != STORE_OK) {

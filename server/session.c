@@ -21,11 +21,6 @@
 #define DEVICE_ID_MAX 128
 #define PLATFORM_MAX 32
 
-struct pending_login {
-    uint64_t serial;
-    json_t *id;
-};
-
 /* Binds c to acct on device, after a successful login or token check. */
 static void attach(struct conn *c, const struct account *acct, const struct token_claims *claims,
                    const char *device_id, const char *platform)
@@ -58,8 +53,8 @@ static void attach(struct conn *c, const struct account *acct, const struct toke
 
 static void login_done(struct auth_outcome *o, void *ud)
 {
-    struct pending_login *p = ud;
-    struct conn *c = conn_find(p->serial);
+    struct conn_req *p = ud;
+    struct conn *c = conn_req_conn(p);
     if (c) {
         c->login_pending = false;
         if (o->err != ERR_NONE) {
@@ -77,8 +72,7 @@ static void login_done(struct auth_outcome *o, void *ud)
             call_device_online(c->user_id, c->device_id, c->online_ms); /* after the reply */
         }
     }
-    json_decref(p->id);
-    g_free(p);
+    conn_req_free(p);
 }
 
 static bool device_fields(struct conn *c, json_t *id, json_t *msg, const char **device_id,
@@ -117,10 +111,7 @@ static void h_login(struct conn *c, json_t *id, json_t *msg)
     c->login_pending = true;
     g_free(c->platform);
     c->platform = g_strdup(platform ? platform : "unknown");
-    struct pending_login *p = g_new0(struct pending_login, 1);
-    p->serial = c->serial;
-    p->id = json_incref(id);
-    auth_login(username, password, device_id, c->peer, login_done, p);
+    auth_login(username, password, device_id, c->peer, login_done, conn_req_new(c, id));
 }
 
 static int close_code_for(enum token_state st)
@@ -146,8 +137,7 @@ static const char *token_message(enum token_state st)
 
 /* An auth.token being checked: the connection and what it asked. */
 struct pending_token {
-    uint64_t serial;
-    json_t *id;
+    struct conn_req req;
     char *token, *device_id, *platform;
 };
 
@@ -155,25 +145,25 @@ static void token_checked(enum token_state st, const struct account *acct,
                           const struct token_claims *claims, void *ud)
 {
     struct pending_token *p = ud;
-    struct conn *c = conn_find(p->serial);
+    struct conn *c = conn_req_conn(&p->req);
     if (!c) /* gone meanwhile */
         goto out;
     c->login_pending = false;
     if (st == TOKEN_UNAVAILABLE) {
-        conn_reply_error(c, p->id, ERR_UNAVAILABLE, token_message(st));
+        conn_reply_error(c, p->req.id, ERR_UNAVAILABLE, token_message(st));
     } else if (st != TOKEN_OK) {
-        conn_reply_error(c, p->id, ERR_UNAUTHORIZED, token_message(st));
+        conn_reply_error(c, p->req.id, ERR_UNAUTHORIZED, token_message(st));
         conn_close(c, close_code_for(st), token_message(st));
     } else {
         const char *device_id = p->device_id;
         if (!device_id || !*device_id)
             device_id = *claims->device_id ? claims->device_id : "default";
         attach(c, acct, claims, device_id, p->platform);
-        conn_reply(c, p->id, auth_session_json(p->token, claims, acct));
+        conn_reply(c, p->req.id, auth_session_json(p->token, claims, acct));
         call_device_online(c->user_id, c->device_id, c->online_ms); /* after the reply */
     }
 out:
-    json_decref(p->id);
+    json_decref(p->req.id);
     g_free(p->token);
     g_free(p->device_id);
     g_free(p->platform);
@@ -201,8 +191,7 @@ static void h_token(struct conn *c, json_t *id, json_t *msg)
     /* checked without holding the loop (its revocation read, on Redis) */
     c->login_pending = true;
     struct pending_token *p = g_new0(struct pending_token, 1);
-    p->serial = c->serial;
-    p->id = json_incref(id);
+    p->req = (struct conn_req){c->serial, json_incref(id)};
     p->token = g_strdup(token);
     p->device_id = g_strdup(device_id);
     p->platform = g_strdup(platform);
