@@ -10,6 +10,12 @@
 
 static enum log_level min_level = LOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+static _Thread_local bool hushed;
+
+void log_hush(bool on)
+{
+    hushed = on;
+}
 
 void log_set_level(enum log_level level)
 {
@@ -31,7 +37,7 @@ int log_level_parse(const char *name)
 
 void log_msg(enum log_level level, const char *module, const char *fmt, ...)
 {
-    if (level < min_level)
+    if (level < min_level || hushed)
         return;
     char msg[1024];
     va_list ap;

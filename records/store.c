@@ -2,6 +2,8 @@
  * so its latency is measured once, whatever the backend. */
 #include "records/store.h"
 
+#include "records/store_replay.h"
+
 #include "common/clock.h"
 
 #include <glib.h>
@@ -25,6 +27,24 @@ static double mono_s(void)
         return rc_;                                                                                \
     } while (0)
 
+/* A write inside a replay's run that sent a read is refused (see
+ * store_replay.h). */
+#define WRITE_GUARD(st)                                                                            \
+    do {                                                                                           \
+        if ((st)->replay && store_replay_refuses_write(st))                                        \
+            return STORE_EAGAIN;                                                                   \
+    } while (0)
+
+/* A read inside a replay's run: answered by it unless it says to read. */
+#define REPLAYED(st, ...)                                                                          \
+    do {                                                                                           \
+        if ((st)->replay) {                                                                        \
+            int rr_ = store_replay_read(st, &(struct replay_call){__VA_ARGS__});                   \
+            if (rr_ != STORE_DIRECT)                                                               \
+                return rr_;                                                                        \
+        }                                                                                          \
+    } while (0)
+
 void store_index_values(json_t *doc, const char *field, void (*fn)(json_t *value, void *ud),
                         void *ud)
 {
@@ -43,6 +63,7 @@ void store_close(struct store *st)
 {
     if (!st)
         return;
+    store_replay_close(st);
     store_rate_table_free(st->rates);
     st->rates = NULL;
     st->ops->close(st);
@@ -120,6 +141,7 @@ int store_index_define(struct store *st, const char *coll, const char *field, bo
 
 int store_doc_put(struct store *st, const char *coll, const char *id, json_t *doc, bool create_only)
 {
+    WRITE_GUARD(st);
     if (!json_is_object(doc))
         return STORE_EINVAL;
     TIMED(st, st->ops->doc_put(st, coll, id, doc, create_only));
@@ -127,6 +149,7 @@ int store_doc_put(struct store *st, const char *coll, const char *id, json_t *do
 
 int store_doc_put_new(struct store *st, const char *coll, const char *id, json_t *doc)
 {
+    WRITE_GUARD(st);
     if (!st->ops->doc_put_new)
         return store_doc_put(st, coll, id, doc, true);
     if (!json_is_object(doc))
@@ -136,22 +159,27 @@ int store_doc_put_new(struct store *st, const char *coll, const char *id, json_t
 
 int store_doc_get(struct store *st, const char *coll, const char *id, json_t **out)
 {
+    REPLAYED(st, .op = REPLAY_DOC_GET, .a = coll, .b = id, .doc_out = out);
     TIMED(st, st->ops->doc_get(st, coll, id, out));
 }
 
 int store_doc_delete(struct store *st, const char *coll, const char *id)
 {
+    WRITE_GUARD(st);
     TIMED(st, st->ops->doc_delete(st, coll, id));
 }
 
 int store_doc_list(struct store *st, const char *coll, store_doc_cb cb, void *ud)
 {
+    REPLAYED(st, .op = REPLAY_DOC_LIST, .a = coll, .doc_cb = cb, .ud = ud);
     TIMED(st, st->ops->doc_list(st, coll, cb, ud));
 }
 
 int store_index_find(struct store *st, const char *coll, const char *field, const char *value,
                      bool prefix, store_doc_cb cb, void *ud)
 {
+    REPLAYED(st, .op = REPLAY_INDEX_FIND, .a = coll, .b = field, .c = value, .flag = prefix,
+             .doc_cb = cb, .ud = ud);
     TIMED(st, st->ops->index_find(st, coll, field, value, prefix, cb, ud));
 }
 
@@ -163,17 +191,21 @@ int store_doc_changes(struct store *st, const char *coll, int64_t after_rev, int
 
 int store_seq_append(struct store *st, const char *key, json_t *item, int64_t *seq_out)
 {
+    WRITE_GUARD(st);
     TIMED(st, st->ops->seq_append(st, key, item, seq_out));
 }
 
 int store_seq_range(struct store *st, const char *key, int64_t after_seq, int limit,
                     bool newest_first, store_seq_cb cb, void *ud)
 {
+    REPLAYED(st, .op = REPLAY_SEQ_RANGE, .a = key, .x = after_seq, .limit = limit,
+             .flag = newest_first, .seq_cb = cb, .ud = ud);
     TIMED(st, st->ops->seq_range(st, key, after_seq, limit, newest_first, cb, ud));
 }
 
 int store_seq_trim(struct store *st, const char *key, int64_t upto_seq)
 {
+    WRITE_GUARD(st);
     TIMED(st, st->ops->seq_trim(st, key, upto_seq));
 }
 
@@ -208,6 +240,7 @@ static int trim_older(struct store *st, const char *key, const char *field, int6
 int store_seq_trim_older(struct store *st, const char *key, const char *field, int64_t before,
                          int scan, int64_t upto_seq)
 {
+    WRITE_GUARD(st);
     if (st->ops->seq_trim_older)
         TIMED(st, st->ops->seq_trim_older(st, key, field, before, scan, upto_seq));
     TIMED(st, trim_older(st, key, field, before, scan, upto_seq));
@@ -215,12 +248,14 @@ int store_seq_trim_older(struct store *st, const char *key, const char *field, i
 
 int store_seq_last(struct store *st, const char *key, int64_t *seq_out)
 {
+    REPLAYED(st, .op = REPLAY_SEQ_LAST, .a = key, .int_out = seq_out);
     TIMED(st, st->ops->seq_last(st, key, seq_out));
 }
 
 int store_seq_append_many(struct store *st, const char *const *keys, int n, json_t *item,
                           int64_t *seqs_out)
 {
+    WRITE_GUARD(st);
     if (n < 0)
         return STORE_EINVAL;
     if (n == 0)
@@ -236,12 +271,14 @@ int store_seq_settle(struct store *st, int max_keys, bool all)
 
 int store_deadline_set(struct store *st, const char *id, int64_t due_ms, json_t *payload)
 {
+    WRITE_GUARD(st);
     TIMED(st, st->ops->deadline_set(st, id, due_ms, payload));
 }
 
 int store_deadline_set_many(struct store *st, const char *const *ids, int n, const int64_t *due_ms,
                             json_t *const *payloads)
 {
+    WRITE_GUARD(st);
     if (n < 0)
         return STORE_EINVAL;
     if (n == 0)
@@ -251,11 +288,13 @@ int store_deadline_set_many(struct store *st, const char *const *ids, int n, con
 
 int store_deadline_delete(struct store *st, const char *id)
 {
+    WRITE_GUARD(st);
     TIMED(st, st->ops->deadline_delete(st, id));
 }
 
 int store_deadline_claim(struct store *st, const char *id, int64_t due_ms, int64_t until_ms)
 {
+    WRITE_GUARD(st);
     TIMED(st, st->ops->deadline_claim(st, id, due_ms, until_ms));
 }
 
@@ -266,11 +305,13 @@ int store_deadline_due(struct store *st, int64_t now_ms, int limit, store_deadli
 
 int store_kv_set(struct store *st, const char *key, const char *value, int64_t expire_at_ms)
 {
+    WRITE_GUARD(st);
     TIMED(st, st->ops->kv_set(st, key, value, expire_at_ms));
 }
 
 int store_kv_get(struct store *st, const char *key, char **value_out)
 {
+    REPLAYED(st, .op = REPLAY_KV_GET, .a = key, .value_out = value_out);
     TIMED(st, st->ops->kv_get(st, key, value_out));
 }
 
@@ -285,22 +326,26 @@ int store_kv_get_int(struct store *st, const char *key, int64_t *out)
 
 int store_kv_delete(struct store *st, const char *key)
 {
+    WRITE_GUARD(st);
     TIMED(st, st->ops->kv_delete(st, key));
 }
 
 int store_kv_purge_expired(struct store *st, int64_t now_ms)
 {
+    WRITE_GUARD(st);
     TIMED(st, st->ops->kv_purge_expired(st, now_ms));
 }
 
 int store_counter_incr(struct store *st, const char *name, int64_t by, int64_t *value_out)
 {
+    WRITE_GUARD(st);
     TIMED(st, st->ops->counter_incr(st, name, by, value_out));
 }
 
 int store_rate_add(struct store *st, const char *key, int64_t window_ms, int64_t now_ms, int64_t n,
                    int64_t limit, double *count_out)
 {
+    WRITE_GUARD(st);
     if (window_ms < 1 || n < 0 || now_ms < 0)
         return STORE_EINVAL;
     if (!st->ops->rate_add)
@@ -316,6 +361,7 @@ bool store_rate_async(const struct store *st)
 int store_rate_add_async(struct store *st, const char *key, int64_t window_ms, int64_t now_ms,
                          int64_t n, int64_t limit, store_rate_cb cb, void *ud)
 {
+    WRITE_GUARD(st);
     if (window_ms < 1 || n < 0 || now_ms < 0 || !st->ops->rate_add_async)
         return STORE_EINVAL;
     return st->ops->rate_add_async(st, key, window_ms, now_ms, n, limit, cb, ud);
@@ -329,6 +375,7 @@ bool store_appends_later(const struct store *st)
 int store_seq_append_many_later(struct store *st, const char *const *keys, int n, json_t *item,
                                 store_seqs_cb cb, void *ud)
 {
+    WRITE_GUARD(st);
     if (n < 1 || !keys || !item || !st->ops->seq_append_many_later)
         return STORE_EINVAL;
     return st->ops->seq_append_many_later(st, keys, n, item, cb, ud);
@@ -337,6 +384,7 @@ int store_seq_append_many_later(struct store *st, const char *const *keys, int n
 int store_ts_log_append(struct store *st, int64_t seen, const struct store_ts_point *pts, int n,
                         int64_t *id_out)
 {
+    WRITE_GUARD(st);
     if (n < 0)
         return STORE_EINVAL;
     for (int i = 0; i < n; i++)
@@ -352,12 +400,14 @@ int store_ts_log_each(struct store *st, int64_t after_id, store_ts_log_cb cb, vo
 
 int store_ts_log_trim(struct store *st, int64_t upto_id)
 {
+    WRITE_GUARD(st);
     TIMED(st, st->ops->ts_log_trim(st, upto_id));
 }
 
 int store_ts_chunk_put(struct store *st, int64_t key, const struct store_ts_sample *pts, int n,
                        const struct store_ts_point *latest, int64_t log_upto)
 {
+    WRITE_GUARD(st);
     if (n < 1 || (latest && !isfinite(latest->value)))
         return STORE_EINVAL;
     for (int i = 0; i < n; i++)
@@ -369,11 +419,13 @@ int store_ts_chunk_put(struct store *st, int64_t key, const struct store_ts_samp
 int store_ts_chunk_range(struct store *st, int64_t key, int64_t from_ms, int64_t to_ms,
                          store_ts_chunk_cb cb, void *ud)
 {
+    REPLAYED(st, .op = REPLAY_TS_RANGE, .x = key, .y = from_ms, .z = to_ms, .ts_cb = cb, .ud = ud);
     TIMED(st, st->ops->ts_chunk_range(st, key, from_ms, to_ms, cb, ud));
 }
 
 int store_ts_chunk_trim_before(struct store *st, int64_t before_ms, int limit, int64_t *deleted)
 {
+    WRITE_GUARD(st);
     if (limit < 1)
         return STORE_EINVAL;
     TIMED(st, st->ops->ts_chunk_trim_before(st, before_ms, limit, deleted));
@@ -381,6 +433,7 @@ int store_ts_chunk_trim_before(struct store *st, int64_t before_ms, int limit, i
 
 int store_ts_drop(struct store *st, int64_t key)
 {
+    WRITE_GUARD(st);
     TIMED(st, st->ops->ts_drop(st, key));
 }
 

@@ -35,6 +35,7 @@ enum {
     STORE_ECONFLICT = -2, /* exists already, or a unique index is taken */
     STORE_ENOTFOUND = -3,
     STORE_EINVAL = -4,
+    STORE_EAGAIN = -5, /* inside a replay: sent, not answered yet (store_replay.h) */
     STORE_PENDING = 1, /* store_write_batch_async: the outcome comes later */
 };
 
@@ -188,6 +189,9 @@ struct store_ops {
     int (*ts_chunk_trim_before)(struct store *st, int64_t before_ms, int limit, int64_t *deleted);
     int (*ts_drop)(struct store *st, int64_t key);
     int (*ts_latest_each)(struct store *st, store_ts_latest_cb cb, void *ud);
+    /* A new store on a connection of its own to the same data, for another
+     * thread's reads (store_replay.c); it reads only what open had. */
+    struct store *(*open_reader)(struct store *st, char **err);
 };
 
 struct store {
@@ -199,6 +203,10 @@ struct store {
      * store_async_fd() (store_on_read_sent). */
     void (*read_sent)(void *ud);
     void *read_sent_ud;
+    /* The request's replay its reads go through now, and the thread that
+     * makes the reads replays lack (records/store_replay.h). */
+    struct store_replay *replay;
+    struct store_reader *reader;
 };
 
 /* For backends without rate_add (store_rate.c): rate windows in this

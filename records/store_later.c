@@ -9,6 +9,7 @@
  * idle. A backend without reads of its own makes the read at
  * once and answers it the same way. */
 #include "records/store.h"
+#include "records/store_replay.h"
 
 #include <glib.h>
 #include <string.h>
@@ -278,6 +279,8 @@ int store_seq_range_later(struct store *st, const char *key, int64_t after_seq, 
 int store_kv_raise_later(struct store *st, const char *seq_key, const char *const *keys, int n,
                          int64_t value, store_count_cb cb, void *ud)
 {
+    if (st->replay && store_replay_refuses_write(st))
+        return STORE_EAGAIN;
     if (!seq_key || !keys || n < 1 || value < 0 || !cb)
         return STORE_EINVAL;
     struct store_read *rd = count_read_new(cb, ud);
@@ -306,6 +309,8 @@ int store_kv_raise_later(struct store *st, const char *seq_key, const char *cons
 int store_ts_chunk_trim_before_later(struct store *st, int64_t before_ms, int limit,
                                      store_count_cb cb, void *ud)
 {
+    if (st->replay && store_replay_refuses_write(st))
+        return STORE_EAGAIN;
     if (limit < 1 || !cb)
         return STORE_EINVAL;
     struct store_read *rd = count_read_new(cb, ud);

@@ -900,11 +900,18 @@ static void rd_close(struct store *st)
     g_queue_clear_full(&r->batches, g_free);
     g_ptr_array_free(r->indexes, TRUE);
     g_free(r->prefix);
+    g_free(r->url);
     g_free(r);
+}
+
+static struct store *rd_open_reader(struct store *st, char **err)
+{
+    return store_open_redis(R(st)->url, R(st)->prefix, err);
 }
 
 static const struct store_ops redis_ops = {
     .close = rd_close,
+    .open_reader = rd_open_reader,
     .flush = rd_flush,
     .index_define = rd_index_define,
     .doc_put = rd_doc_put,
@@ -975,6 +982,7 @@ struct store *store_open_redis(const char *url, const char *prefix, char **err)
     r->base.ops = &redis_ops;
     r->link = redis_link_new(&u, 2000);
     redis_link_on_reply(r->link, rd_on_reply, r);
+    r->url = g_strdup(url);
     r->prefix = g_strdup(prefix && *prefix ? prefix : "yjt:");
     r->indexes = g_ptr_array_new_with_free_func(idx_free);
     if (redis_link_connect(r->link) != 0) {

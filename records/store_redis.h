@@ -18,6 +18,7 @@ struct idx {
 struct redis_store {
     struct store base;
     struct redis_link *link;
+    char *url; /* as opened: for open_reader */
     char *prefix;
     GPtrArray *indexes; /* struct idx* */
     /* Batching (store_set_batching): writes whose outcome the caller does

@@ -13,7 +13,7 @@ libs="$(pkg-config --libs jansson glib-2.0 openssl sqlite3 nice libsrtp2)"
 # The SFU, which the call state machine drives.
 media="media/room.c media/room_fwd.c media/record.c media/transport.c media/ice_agent.c media/dtls.c media/srtp.c media/rtp.c media/rtcp_rr.c media/sdp.c"
 # The SQLite store backend, every file of it.
-store="records/store.c records/store_later.c records/store_sqlite.c records/store_sqlite_ts.c records/store_sqlite_ckpt.c records/store_sqlite_vfs.c records/store_sqlite_fanout.c records/store_sqlite_seq.c records/store_rate.c"
+store="records/store.c records/store_later.c records/store_replay.c records/store_sqlite.c records/store_sqlite_ts.c records/store_sqlite_ckpt.c records/store_sqlite_vfs.c records/store_sqlite_fanout.c records/store_sqlite_seq.c records/store_rate.c"
 declare -A sources=(
   [envelope]="server/envelope.c common/errors.c common/jsonio.c"
   [json]="common/jsonio.c"
