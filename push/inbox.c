@@ -524,11 +524,16 @@ struct listing {
     const char *user_id;
     int64_t now;
     json_t *items;
+    int64_t first_seq, first_at; /* the first item listed */
 };
 
 static bool list_one(int64_t seq, json_t *item, void *ud)
 {
     struct listing *l = ud;
+    if (!json_array_size(l->items)) {
+        l->first_seq = seq;
+        l->first_at = jx_int(item, "created_at", 0);
+    }
     json_t *ev = inbox_event(l->user_id, seq, item);
     json_object_del(ev, "type");
     json_object_set_new(ev, "expired", json_boolean(jx_int(item, "expires_at", 0) <= l->now));
@@ -536,16 +541,36 @@ static bool list_one(int64_t seq, json_t *item, void *ud)
     return true;
 }
 
+static int list_range(const char *key, int64_t after_seq, int limit, struct listing *l)
+{
+    json_array_clear(l->items);
+    return store_seq_range(store, key, after_seq, limit, false, list_one, l);
+}
+
+/* Whether a trim (see trim()) would take the first item listed: it is
+ * within the count trimmed, or older than the age kept. Items are in the
+ * order they were made, and a trim stops at the first that is not old: if
+ * the first listed is neither, the trim ends before it. */
+static bool trims_listed(const struct listing *l, int64_t head)
+{
+    if (!json_array_size(l->items))
+        return false;
+    int64_t cutoff = clock_now_ms() - limits.max_age_s * 1000;
+    return l->first_seq <= head - limits.max_count || l->first_at < cutoff;
+}
+
 int inbox_list(const char *user_id, int64_t after_seq, int limit, json_t **items_out)
 {
     char *key = seq_key(user_id);
     int64_t head = 0;
+    struct listing l = {user_id, clock_now_ms(), json_array(), 0, 0};
     int rc = store_seq_last(store, key, &head);
     if (rc == STORE_OK)
-        trim(key, head);
-    struct listing l = {user_id, clock_now_ms(), json_array()};
-    if (rc == STORE_OK)
-        rc = store_seq_range(store, key, after_seq, limit, false, list_one, &l);
+        rc = list_range(key, after_seq, limit, &l);
+    if (rc == STORE_OK && trims_listed(&l, head)) {
+        trim(key, head); /* what is due to go is not shown */
+        rc = list_range(key, after_seq, limit, &l);
+    }
     g_free(key);
     if (rc != STORE_OK) {
         json_decref(l.items);
@@ -553,6 +578,13 @@ int inbox_list(const char *user_id, int64_t after_seq, int limit, json_t **items
     }
     *items_out = l.items;
     return STORE_OK;
+}
+
+void inbox_upkeep(const char *user_id, int64_t head)
+{
+    char *key = seq_key(user_id);
+    trim(key, head);
+    g_free(key);
 }
 
 struct ack_later {

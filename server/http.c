@@ -10,6 +10,7 @@
 #include "common/clock.h"
 #include "common/jsonx.h"
 #include "common/log.h"
+#include "records/store_replay.h"
 #include "server/auth.h"
 #include "server/commit.h"
 #include "server/metrics.h"
@@ -48,7 +49,15 @@ struct http_pss {
     size_t file_sent;      /* of resp_len */
     char disposition[160]; /* Content-Disposition, or empty */
     int64_t retry_after_s;
+    /* A GET on a store whose reads travel runs against a replay of its
+     * reads until a run lacks none (store_replay.h), as this account. */
+    struct store_replay *replay;
+    struct account *replay_acct;
+    int replay_runs;
 };
+
+/* Runs of one request before its reads are made waiting. */
+#define REPLAY_RUNS_MAX 8
 
 /* A file body is read and written this much at a time. */
 #define FILE_CHUNK (64 * 1024)
@@ -110,13 +119,24 @@ static void reset(struct http_pss *h)
     g_free(h->resp);
     if (h->file_body)
         close(h->file_fd);
+    store_replay_free(h->replay);
+    account_free(h->replay_acct);
     memset(h, 0, sizeof(*h));
+}
+
+/* True in a run of a replay that sent a read: its answer is thrown
+ * away, the request runs again once the read is answered. */
+static bool thrown(const struct http_pss *h)
+{
+    return h->replay && store_replay_sent(h->replay) > 0;
 }
 
 /* Answers with len bytes of data (copied) of the given content type. */
 static void respond_bytes(struct http_pss *h, int status, const char *type, const void *data,
                           size_t len)
 {
+    if (thrown(h))
+        return;
     h->resp = g_malloc(LWS_PRE + len + 1);
     memcpy(h->resp + LWS_PRE, data, len);
     h->resp[LWS_PRE + len] = '\0';
@@ -137,6 +157,10 @@ static void respond_text(struct http_pss *h, int status, const char *type, const
 /* Sends body (reference stolen) as JSON with status. */
 static void respond_json(struct http_pss *h, int status, json_t *body)
 {
+    if (thrown(h)) {
+        json_decref(body);
+        return;
+    }
     char *text = jx_dump(body);
     json_decref(body);
     respond_text(h, status, "application/json", text ? text : "{}");
@@ -145,6 +169,8 @@ static void respond_json(struct http_pss *h, int status, json_t *body)
 
 static void respond_error(struct http_pss *h, enum err_code code, const char *message)
 {
+    if (thrown(h))
+        return;
     metrics_error(code);
     respond_json(h, err_http_status(code),
                  json_pack("{s:{s:s, s:s}}", "error", "code", err_name(code), "message", message));
@@ -336,6 +362,10 @@ void rest_held_error(uint64_t hold, enum err_code code, const char *message)
 void rest_reply_file(struct rest_req *r, int fd, size_t len, const char *type, const char *name)
 {
     struct http_pss *h = r->http;
+    if (thrown(h)) {
+        close(fd);
+        return;
+    }
     h->file_fd = fd;
     h->file_body = true;
     h->file_sent = 0;
@@ -377,12 +407,10 @@ static GHashTable *query_table(struct lws *wsi)
     return q;
 }
 
-/* Runs the route of a request under /api/v1/, its token checked if it
- * needs one (acct and claims, borrowed; NULL otherwise). */
-static void rest_run(struct http_pss *h, const struct account *acct,
-                     const struct token_claims *claims)
+/* Calls the route of a request under /api/v1/ as acct (NULL for a route
+ * without a token). */
+static void rest_call(struct http_pss *h, const struct account *acct)
 {
-    (void)claims;
     char **segs = g_strsplit(h->path, "/", -1);
     struct rest_req r = {.method = h->method,
                          .path = h->path,
@@ -410,7 +438,7 @@ static void rest_run(struct http_pss *h, const struct account *acct,
     }
     r.query = query_table(h->wsi);
     route->fn(&r);
-    if (!h->ready && !h->held) {
+    if (!h->ready && !h->held && !thrown(h)) {
         log_error("http", "route %s answered nothing", route->pattern);
         respond_error(h, ERR_INTERNAL, "no answer");
     }
@@ -419,6 +447,50 @@ out:
     if (r.query)
         g_hash_table_destroy(r.query);
     g_strfreev(segs);
+}
+
+static void replay_ready(void *ud);
+
+/* One run of a replayed request: done when it lacked no read (or
+ * answered before it did); else held until its reads are answered. */
+static void replay_run(struct http_pss *h)
+{
+    store_replay_begin(h->replay);
+    rest_call(h, h->replay_acct);
+    int sent = store_replay_end(h->replay);
+    if (sent == 0 || h->ready || h->held) {
+        g_clear_pointer(&h->replay, store_replay_free);
+        g_clear_pointer(&h->replay_acct, account_free);
+        return;
+    }
+    if (++h->replay_runs >= REPLAY_RUNS_MAX)
+        store_replay_last(h->replay);
+    uint64_t serial = hold(h);
+    store_replay_wait(h->replay, replay_ready, GSIZE_TO_POINTER(serial));
+}
+
+static void replay_ready(void *ud)
+{
+    struct http_pss *h = unhold(GPOINTER_TO_SIZE(ud));
+    if (!h)
+        return; /* the client went away */
+    h->held = false;
+    replay_run(h);
+}
+
+/* Runs the route of a request under /api/v1/, its token checked if it
+ * needs one (acct and claims, borrowed; NULL otherwise). A GET on a store
+ * whose reads travel is replayed rather than waited for. */
+static void rest_run(struct http_pss *h, const struct account *acct,
+                     const struct token_claims *claims)
+{
+    (void)claims;
+    if (h->method == REST_GET && (h->replay = store_replay_new(server.store))) {
+        h->replay_acct = acct ? account_dup(acct) : NULL;
+        replay_run(h);
+        return;
+    }
+    rest_call(h, acct);
 }
 
 /* Dispatches a request under /api/v1/ to its route table entry. */

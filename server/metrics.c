@@ -8,6 +8,7 @@
 #include "server/loopstat.h"
 #include "records/alarm.h"
 #include "records/redis_link.h"
+#include "records/store_replay.h"
 #include "signaling/call.h"
 #include "media/room.h"
 
@@ -354,6 +355,18 @@ char *metrics_render(const struct store *st)
                            "# TYPE yjt_redis_loop_wait_seconds_total counter\n"
                            "yjt_redis_loop_wait_seconds_total %.6f\n",
                            waits, waited);
+    uint64_t replay_reads, replay_reruns;
+    store_replay_counts(&replay_reads, &replay_reruns);
+    g_string_append_printf(out,
+                           "# HELP yjt_store_replay_reads_total Reads of REST requests made by the "
+                           "store's reader thread instead of the event loop (Redis).\n"
+                           "# TYPE yjt_store_replay_reads_total counter\n"
+                           "yjt_store_replay_reads_total %" G_GUINT64_FORMAT "\n"
+                           "# HELP yjt_store_replay_reruns_total Runs of REST requests set aside "
+                           "until their reads were answered.\n"
+                           "# TYPE yjt_store_replay_reruns_total counter\n"
+                           "yjt_store_replay_reruns_total %" G_GUINT64_FORMAT "\n",
+                           replay_reads, replay_reruns);
     struct feed_stats fs;
     feed_get_stats(&fs);
     g_string_append_printf(

@@ -516,6 +516,7 @@ static void route_inbox(struct rest_req *r)
     size_t n = json_array_size(items);
     int64_t next = n ? jx_int(json_array_get(items, n - 1), "seq", after) : after;
     decorate(items);
+    inbox_upkeep(r->acct->id, head);
     rest_reply(r, 200,
                json_pack("{s:o, s:I, s:I, s:b}", "items", items, "head", (json_int_t)head,
                          "next_after_seq", (json_int_t)next, "more", next < head));

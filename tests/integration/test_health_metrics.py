@@ -145,6 +145,61 @@ def test_logins_tokens_notices_and_acks_do_not_hold_the_loop(server):
     assert after - before <= (1 if REDIS_URL else 0), (before, after)
 
 
+def test_rest_reads_do_not_hold_the_loop(server):
+    """On Redis a REST GET is run against the answers of its reads, which
+    the store's reader thread makes, rather than waiting on the event loop
+    (records/store_replay.h): the loop waits counted in /metrics stay put
+    (at most a cluster beat meanwhile) while every GET route answers, once
+    and many at a time, and many at once answer as one at a time does. On
+    SQLite the routes answer as ever and nothing is replayed."""
+    import concurrent.futures
+    import test_notices as tn
+    srv = server(enterprises=tn.ENTERPRISES, users=tn.USERS)
+    gov = srv.token("gov4401")
+    alice = srv.token("alice")
+    r = srv.http("POST", "/api/v1/notices", token=gov,
+                 body=dict(tn.NOTICE, audience={"type": "enterprises", "enterprises": ["e1"]}))
+    assert r.status == 201, r
+    nid = r.json["notice_id"]
+    gets = [(gov, "/api/v1/enterprises"), (gov, "/api/v1/enterprises/e1"),
+            (gov, "/api/v1/enterprises/e1/history"), (gov, "/api/v1/enterprises/e1/hazard-sources"),
+            (gov, "/api/v1/alarms"), (gov, "/api/v1/alarms/stats"), (gov, "/api/v1/downtimes"),
+            (gov, "/api/v1/calls"), (gov, "/api/v1/patrols"), (gov, "/api/v1/patrols/coverage"),
+            (gov, "/api/v1/commitments"), (gov, f"/api/v1/notices/{nid}"),
+            (gov, f"/api/v1/notices/{nid}/receipts"), (gov, "/api/v1/sensors"),
+            (gov, "/api/v1/self-evaluations"), (alice, "/api/v1/inbox"), (alice, "/api/v1/me"),
+            (gov, "/api/v1/enterprises/nobody"), (alice, "/api/v1/enterprises/e2")]
+    samples = srv.metrics()
+    before = metric(samples, "yjt_redis_loop_waits_total") or 0
+    replayed = metric(samples, "yjt_store_replay_reads_total") or 0
+    one_by_one = {}
+    for tok, path in gets:
+        r = srv.http("GET", path, token=tok)
+        assert r.status in (200, 403, 404), (path, r)
+        one_by_one[path] = (r.status, r.json)
+    assert one_by_one["/api/v1/enterprises/nobody"][0] == 404
+    assert one_by_one["/api/v1/enterprises/e2"][0] == 403
+    assert one_by_one["/api/v1/enterprises/e1"][0] == 200
+    assert one_by_one[f"/api/v1/notices/{nid}/receipts"][0] == 200
+
+    def get(item):
+        tok, path = item
+        r = srv.http("GET", path, token=tok)
+        return path, r.status, r.json
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        for path, status, body in pool.map(get, gets * 4):
+            assert (status, body) == one_by_one[path], path
+    samples = srv.metrics()
+    after = metric(samples, "yjt_redis_loop_waits_total") or 0
+    assert after - before <= (1 if REDIS_URL else 0), (before, after)
+    reads = (metric(samples, "yjt_store_replay_reads_total") or 0) - replayed
+    if REDIS_URL:
+        assert reads >= len(gets), reads
+    else:
+        assert reads == 0
+
+
 def test_metrics_count_unauthenticated_connections_as_none(server):
     srv = server()
 
