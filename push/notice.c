@@ -466,6 +466,12 @@ enum err_code notice_receipts(const char *notice_id, const char *viewer_id, cons
     }
     json_t *reads = json_object();
     rc = store_index_find(store, READS, "notice", notice_id, false, collect_read, reads);
+    if (rc != STORE_OK) { /* before the listing is built, which may be long */
+        json_decref(reads);
+        json_decref(doc);
+        *why = "store unavailable";
+        return ERR_UNAVAILABLE;
+    }
     json_t *read = json_array(), *unread = json_array();
     size_t i;
     json_t *u;
@@ -496,11 +502,5 @@ enum err_code notice_receipts(const char *notice_id, const char *viewer_id, cons
                      "unread", unread);
     json_decref(reads);
     json_decref(doc);
-    if (rc != STORE_OK) {
-        json_decref(*out);
-        *out = NULL;
-        *why = "store unavailable";
-        return ERR_UNAVAILABLE;
-    }
     return ERR_NONE;
 }

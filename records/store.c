@@ -67,7 +67,9 @@ void store_close(struct store *st)
     store_rate_table_free(st->rates);
     st->rates = NULL;
     st->ops->close(st);
-    store_reads_close(); /* what the closing backend answered */
+    store_replay_closing(true); /* the replays' reads told now run nothing again */
+    store_reads_close();        /* what the closing backend answered */
+    store_replay_closing(false);
 }
 
 int store_flush(struct store *st)

@@ -1,8 +1,10 @@
 /* Replays of a request's reads (see store_replay.h).
  *
- * A store that has a replay gets a reader: one thread with its own
- * connection (opened by the backend's open_reader, in the thread, so a
- * slow connect holds nobody), fed reads through a queue. It makes each
+ * A read the store can send itself without waiting goes on its link, and
+ * its answer comes from the main loop (store_later.c). For the others a
+ * store that has replays gets a reader: READERS threads, each with its
+ * own connection (opened by the backend's open_reader, in the thread, so
+ * a slow connect holds nobody), fed reads through one queue. It makes each
  * read as the store's waiting calls do, keeping everything the call hands
  * its callback, and queues the read back; an eventfd wakes the main loop,
  * which files the answer in its replay and tells the replay's owner once
@@ -16,6 +18,10 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+
+/* Reader threads, each with its connection: the reads of several
+ * requests, and a run's several reads, travel at once. */
+#define READERS 4
 
 /* A read keeps at most this many items (documents, seqs, samples); past
  * it the final run makes the read itself. */
@@ -50,8 +56,7 @@ struct store_replay {
 
 struct store_reader {
     struct store *main; /* read only in the thread: what open_reader needs */
-    struct store *own;  /* the thread's store */
-    GThread *thread;
+    GThread *threads[READERS];
     GAsyncQueue *jobs; /* struct replay_read*, or &stop */
     GAsyncQueue *done;
     int efd;
@@ -60,6 +65,7 @@ struct store_reader {
 
 static struct replay_read stop;
 static uint64_t reads_sent, runs_thrown;
+static bool closing; /* store_close() tells the reads it drops: nobody runs again */
 
 void store_replay_counts(uint64_t *reads, uint64_t *reruns)
 {
@@ -139,17 +145,18 @@ static void make_read(struct store *st, struct replay_read *r)
 static gpointer reader_main(gpointer p)
 {
     struct store_reader *rd = p;
+    struct store *own = NULL; /* this thread's */
     for (;;) {
         struct replay_read *r = g_async_queue_pop(rd->jobs);
         if (r == &stop)
             break;
-        if (!rd->own) { /* not reached yet, or not at the last try */
+        if (!own) { /* not reached yet, or not at the last try */
             char *err = NULL;
-            rd->own = rd->main->ops->open_reader(rd->main, &err);
+            own = rd->main->ops->open_reader(rd->main, &err);
             g_free(err); /* the read fails; the next one tries again */
         }
-        if (rd->own)
-            make_read(rd->own, r);
+        if (own)
+            make_read(own, r);
         else
             r->rc = STORE_EIO;
         g_async_queue_push(rd->done, r);
@@ -157,8 +164,8 @@ static gpointer reader_main(gpointer p)
         ssize_t w = write(rd->efd, &one, sizeof(one));
         (void)w; /* a full counter still wakes the loop */
     }
-    if (rd->own)
-        rd->own->ops->close(rd->own); /* its own: no rates, no reads later */
+    if (own)
+        own->ops->close(own); /* its own: no rates, no reads later */
     return NULL;
 }
 
@@ -218,7 +225,7 @@ static gboolean on_answers(gint fd, GIOCondition cond, gpointer ud)
     uint64_t n;
     ssize_t got = read(fd, &n, sizeof(n));
     (void)got;
-    drain(ud, true);
+    drain(ud, !closing);
     return G_SOURCE_CONTINUE;
 }
 
@@ -233,8 +240,14 @@ static struct store_reader *reader_start(struct store *st)
     rd->jobs = g_async_queue_new();
     rd->done = g_async_queue_new();
     rd->watch = g_unix_fd_add(efd, G_IO_IN, on_answers, rd);
-    rd->thread = g_thread_new("store-reader", reader_main, rd);
+    for (int i = 0; i < READERS; i++)
+        rd->threads[i] = g_thread_new("store-reader", reader_main, rd);
     return rd;
+}
+
+void store_replay_closing(bool on)
+{
+    closing = on;
 }
 
 void store_replay_close(struct store *st)
@@ -242,8 +255,10 @@ void store_replay_close(struct store *st)
     struct store_reader *rd = st->reader;
     if (!rd)
         return;
-    g_async_queue_push_front(rd->jobs, &stop);
-    g_thread_join(rd->thread);
+    for (int i = 0; i < READERS; i++)
+        g_async_queue_push_front(rd->jobs, &stop);
+    for (int i = 0; i < READERS; i++)
+        g_thread_join(rd->threads[i]);
     struct replay_read *r;
     while ((r = g_async_queue_try_pop(rd->jobs))) {
         r->rc = STORE_EIO;
@@ -411,6 +426,76 @@ static int answer(const struct replay_read *r, const struct replay_call *q)
     return STORE_OK;
 }
 
+/* ---- reads the store itself sends without waiting ---- */
+
+/* The answer of a read sent on the store's own link (store_*_later), as
+ * the waiting call would have given it. */
+static void later_docs(int rc, const struct store_docs *d, void *ud)
+{
+    struct replay_read *r = ud;
+    r->rc = rc;
+    for (int i = 0; rc == STORE_OK && i < d->n; i++) {
+        switch (r->q.op) {
+        case REPLAY_SEQ_RANGE: {
+            int64_t seq = g_ascii_strtoll(d->ids[i], NULL, 10);
+            g_array_append_val(r->seqs, seq);
+            g_ptr_array_add(r->docs, json_incref(d->docs[i]));
+            break;
+        }
+        case REPLAY_INDEX_FIND:
+            g_ptr_array_add(r->ids, g_strdup(d->ids[i]));
+            g_ptr_array_add(r->docs, json_incref(d->docs[i]));
+            break;
+        case REPLAY_DOC_GET:
+            r->doc = json_incref(d->docs[i]);
+            break;
+        case REPLAY_KV_GET:
+            r->value = g_strdup(json_string_value(d->docs[i]));
+            break;
+        default:
+            break;
+        }
+    }
+    if (rc == STORE_OK && (r->q.op == REPLAY_DOC_GET || r->q.op == REPLAY_KV_GET) && !r->doc &&
+        !r->value)
+        r->rc = STORE_ENOTFOUND;
+    if (rc == STORE_OK && d->more)
+        r->too_big = true;
+    filed(r, !closing);
+}
+
+static void later_count(int rc, int64_t n, void *ud)
+{
+    struct replay_read *r = ud;
+    r->rc = rc;
+    r->n = n;
+    filed(r, !closing);
+}
+
+/* Sends r on the store's own link when the store has such a read: no
+ * thread to wake, and it sees the writes this process has sent. */
+static bool send_later(struct store *st, struct replay_read *r)
+{
+    const struct replay_call *q = &r->q;
+    const char *one[] = {q->op == REPLAY_DOC_GET ? q->b : q->a};
+    switch (q->op) {
+    case REPLAY_DOC_GET:
+        return store_docs_get_later(st, q->a, one, 1, later_docs, r) == STORE_OK;
+    case REPLAY_INDEX_FIND:
+        return store_index_find_later(st, q->a, q->b, q->c, q->flag, false, KEEP_MAX, later_docs,
+                                      r) == STORE_OK;
+    case REPLAY_SEQ_RANGE:
+        return !q->flag && q->limit > 0 &&
+               store_seq_range_later(st, q->a, q->x, q->limit, later_docs, r) == STORE_OK;
+    case REPLAY_KV_GET:
+        return store_kv_get_later(st, one, 1, later_docs, r) == STORE_OK;
+    case REPLAY_SEQ_LAST:
+        return store_seq_last_later(st, q->a, later_count, r) == STORE_OK;
+    default:
+        return false; /* a reader thread makes it */
+    }
+}
+
 int store_replay_read(struct store *st, const struct replay_call *q)
 {
     struct store_replay *rp = st->replay;
@@ -427,17 +512,20 @@ int store_replay_read(struct store *st, const struct replay_call *q)
         return STORE_DIRECT;
     }
     if (!r) {
-        if (!st->reader)
-            st->reader = reader_start(st);
-        if (!st->reader) {
-            g_free(key);
-            return STORE_DIRECT;
-        }
         r = read_new(rp, q);
+        if (!send_later(st, r)) {
+            if (!st->reader)
+                st->reader = reader_start(st);
+            if (!st->reader) {
+                read_free(r);
+                g_free(key);
+                return STORE_DIRECT;
+            }
+            g_async_queue_push(st->reader->jobs, r);
+        }
         g_hash_table_insert(rp->memo, key, r);
         rp->in_flight++;
         reads_sent++;
-        g_async_queue_push(st->reader->jobs, r);
     } else {
         g_free(key); /* sent by this run already */
     }

@@ -8,15 +8,18 @@
  * replay (struct store_replay), which remembers every answer it has got:
  *
  *   - between store_replay_begin() and store_replay_end(), the store's
- *     reads (doc_get, doc_list, index_find, seq_range,
- *     seq_last, kv_get, ts_chunk_range) are answered from the replay when
- *     it has their answer; one it has not is sent to a reader thread with
- *     its own connection to the server, and the call returns STORE_EAGAIN
- *     (a reading call gives nothing), so that the run goes on and finds
- *     more of what it needs at once, or stops;
+ *     reads (doc_get, doc_list, index_find, seq_range, seq_last, kv_get,
+ *     ts_chunk_range) are answered from the replay when it has their
+ *     answer. One it has not is sent without waiting: on the store's own
+ *     link where the store has such a read (store_*_later: a document, an
+ *     index look-up, a sequence oldest first, its head, a key), else by
+ *     one of the reader threads, each with a connection of its own. The
+ *     call returns STORE_EAGAIN (a reading call gives nothing), so that
+ *     the run goes on and finds more of what it needs at once, or stops;
  *   - a run that sent a read is thrown away by its caller (its answer is
- *     not sent; from that read on, its log lines are dropped); store_replay_wait() tells it from
- * the main loop when every read sent is answered, and the request is run again;
+ *     not sent; from that read on, its log lines are dropped);
+ *     store_replay_wait() tells it from the main loop when every read
+ *     sent is answered, and the request is run again;
  *   - a write in a run that sent a read is refused (STORE_EAGAIN, nothing
  *     done): that run's view is not what the store holds. Once a run has
  *     written, its further reads are made at once (waiting), so a run that
@@ -26,16 +29,17 @@
  *
  * Every read the final run sees was read from the server after the
  * request came, as the waiting reads would: in the same order for one
- * request, possibly a little earlier. The reader's connection is not the
- * one the node writes on, so a read does not see a write the node has
- * sent but Redis has not yet acknowledged; nothing acknowledged to a
- * client is missed, since a write is acknowledged only once stored.
+ * request, possibly a little earlier. A read on the store's link sees the
+ * writes this process sent before it; a reader thread's connection is
+ * another, so its read may not see a write the node has sent but Redis
+ * has not yet acknowledged. Nothing acknowledged to a client is missed
+ * either way, since a write is acknowledged only once stored.
  *
  * A cache that keeps what it reads (an organisation's division) keeps
  * only what a read answered: STORE_EAGAIN is an error to it, and the next
  * run reads the answer from the replay and keeps that.
  *
- * Only stores whose reads travel (store_reads_later()) have a reader; on
+ * Only stores whose reads travel (store_reads_later()) have replays; on
  * others store_replay_new() returns NULL and requests run as before. */
 #ifndef YJT_STORE_REPLAY_H
 #define YJT_STORE_REPLAY_H
@@ -100,7 +104,10 @@ struct replay_call {
 int store_replay_read(struct store *st, const struct replay_call *q);
 /* For a write inside a run: true if it must be refused (STORE_EAGAIN). */
 bool store_replay_refuses_write(struct store *st);
-/* store_close(): stops st's reader thread (reads in flight fail). */
+/* store_close(): stops st's reader threads (reads in flight fail), and
+ * brackets the telling of the reads it drops (their replays are not run
+ * again). */
 void store_replay_close(struct store *st);
+void store_replay_closing(bool on);
 
 #endif

@@ -357,16 +357,17 @@ char *metrics_render(const struct store *st)
                            waits, waited);
     uint64_t replay_reads, replay_reruns;
     store_replay_counts(&replay_reads, &replay_reruns);
-    g_string_append_printf(out,
-                           "# HELP yjt_store_replay_reads_total Reads of REST requests made by the "
-                           "store's reader thread instead of the event loop (Redis).\n"
-                           "# TYPE yjt_store_replay_reads_total counter\n"
-                           "yjt_store_replay_reads_total %" G_GUINT64_FORMAT "\n"
-                           "# HELP yjt_store_replay_reruns_total Runs of REST requests set aside "
-                           "until their reads were answered.\n"
-                           "# TYPE yjt_store_replay_reruns_total counter\n"
-                           "yjt_store_replay_reruns_total %" G_GUINT64_FORMAT "\n",
-                           replay_reads, replay_reruns);
+    g_string_append_printf(
+        out,
+        "# HELP yjt_store_replay_reads_total Reads of REST requests sent without "
+        "the event loop waiting (Redis).\n"
+        "# TYPE yjt_store_replay_reads_total counter\n"
+        "yjt_store_replay_reads_total %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_store_replay_reruns_total Runs of REST requests set aside "
+        "until their reads were answered.\n"
+        "# TYPE yjt_store_replay_reruns_total counter\n"
+        "yjt_store_replay_reruns_total %" G_GUINT64_FORMAT "\n",
+        replay_reads, replay_reruns);
     struct feed_stats fs;
     feed_get_stats(&fs);
     g_string_append_printf(

@@ -9,16 +9,21 @@ spread over the nodes), U token logins (one token, as reconnecting apps
 do), K notices published over REST to the enterprise's division (U
 recipients each), then on C connections already logged in (Debian's
 python3-websockets) a push.resume from 0 each (the K pushes) and a
-push.ack of the last. Prints one JSON report per run; with several --yjtd,
-runs them in turn (alternating, --runs rounds) on the same settings.
+push.ack of the last, and G REST GETs (a regulator's list and record of
+the enterprise, the last notice's receipts and the alarms, a corp user's
+inbox; 8 clients at once, spread over the nodes; their rate and latency
+too, and meanwhile the round trip of a WebSocket ping on the first node,
+which waits behind whatever holds that node's loop). Prints one JSON report per run; with several --yjtd, runs them in
+turn (alternating, --runs rounds) on the same settings.
 
   tools/bench-waits.py --build build [--yjtd OLD/yjtd --yjtd build/yjtd]
                        [--nodes 3] [--users 2000] [--notices 20] [--conns 200]
-                       [--runs 3] [--port 28531]
+                       [--gets 2000] [--runs 3] [--port 28531]
 """
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
 import os
 import shutil
@@ -99,6 +104,28 @@ async def resume_and_ack(ports, n, phase):
         await ws.close()
 
 
+async def ping_probe(port, stop):
+    """Round trips of a ping every 5 ms on one logged-in connection until
+    stop is not empty."""
+    import websockets
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws", subprotocols=["yjt.v1"]) as ws:
+        await ws.send(json.dumps({"id": 1, "type": "auth.login", "username": "load1",
+                                  "password": PASSWORD, "device_id": "probe",
+                                  "platform": "cli"}))
+        while json.loads(await ws.recv()).get("re") != 1:
+            pass
+        rtts, n = [], 1
+        while not stop:
+            n += 1
+            t = time.monotonic()
+            await ws.send(json.dumps({"id": n, "type": "ping"}))
+            while json.loads(await ws.recv()).get("re") != n:
+                pass
+            rtts.append(time.monotonic() - t)
+            await asyncio.sleep(0.005)
+        return rtts
+
+
 def run_once(a, yjtd):
     data = tempfile.mkdtemp(prefix="bench-waits-")
     env = dict(os.environ, YJT_HASH_ITERATIONS="1000")
@@ -157,13 +184,43 @@ def run_once(a, yjtd):
                            "--token-from-login"))
         token = login_token(ports[0], "bench-gov")
         notice = NOTICE
+        nids = []
 
         def notices():
             for i in range(a.notices):
-                st, _ = http(ports[i % len(ports)], "POST", "/api/v1/notices", notice,
-                             token=token)
+                st, body = http(ports[i % len(ports)], "POST", "/api/v1/notices", notice,
+                                token=token)
                 assert st == 201, st
+                nids.append(json.loads(body)["notice_id"])
         phase("notice", a.notices, notices)
+        corp = login_token(ports[0], "load0")
+        paths = [(token, "/api/v1/enterprises"), (token, "/api/v1/enterprises/E1"),
+                 (token, f"/api/v1/notices/{nids[-1]}/receipts"), (token, "/api/v1/alarms"),
+                 (corp, "/api/v1/inbox?limit=20")]
+
+        def get(i):
+            tok, path = paths[i % len(paths)]
+            t = time.monotonic()
+            st, _ = http(ports[i % len(ports)], "GET", path, token=tok)
+            assert st == 200, (path, st)
+            return time.monotonic() - t
+
+        def gets():
+            stop = []
+            with concurrent.futures.ThreadPoolExecutor(9) as pool:
+                pings = pool.submit(lambda: asyncio.run(ping_probe(ports[0], stop)))
+                t0 = time.monotonic()
+                lat = sorted(pool.map(get, range(a.gets)))
+                took = time.monotonic() - t0
+                stop.append(1)
+                pings = sorted(pings.result())
+            return {"gets_per_s": round(a.gets / took),
+                    "p50_ms": round(lat[len(lat) // 2] * 1000, 2),
+                    "p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 2),
+                    "pings": len(pings),
+                    "ping_p50_ms": round(pings[len(pings) // 2] * 1000, 2),
+                    "ping_p99_ms": round(pings[int(len(pings) * 0.99)] * 1000, 2)}
+        phase("rest_get", a.gets, gets)
 
         async def aphase(name, per, fn):
             start = mark()
@@ -192,6 +249,7 @@ def main():
     ap.add_argument("--notices", type=int, default=20)
     ap.add_argument("--conns", type=int, default=200,
                     help="connections that resume and ack after the notices")
+    ap.add_argument("--gets", type=int, default=2000, help="REST GETs, 8 clients at once")
     ap.add_argument("--runs", type=int, default=1)
     a = ap.parse_args()
     for _ in range(a.runs):

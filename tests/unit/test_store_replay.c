@@ -1,7 +1,8 @@
 /* Replays of a request's reads (records/store_replay.h), on a real Redis
- * (tests/unit/with_redis.sh): a reader runs as a GET handler does, and
- * its final run sees what the waiting reads see, without the loop
- * waiting once; writes of a run that lacked a read are refused; a run
+ * (tests/unit/with_redis.sh): a reader runs as a GET handler does (its
+ * reads sent on the store's link, its collection and series read by the
+ * reader threads), and its final run sees what the waiting reads see,
+ * without the loop waiting once; writes of a run that lacked a read are refused; a run
  * after store_replay_last() reads what it lacks itself; a replay freed or
  * a store closed with reads in flight. On SQLite there is no replay. */
 #include "store_fixture.h"
