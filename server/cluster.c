@@ -33,7 +33,8 @@ static struct {
     char *prefix, *nodes_key;
     GHashTable *live;  /* node id -> NULL: nodes whose beat is fresh */
     GHashTable *cache; /* user id -> struct cached* */
-    guint beat;
+    guint beat, beat_idle;
+    GHashTable *beat_read; /* the last beats' read, applied from the loop */
     int dead_s;
     uint64_t errors;
     /* Presence writes are sent without waiting; their answers, read when
@@ -97,55 +98,115 @@ unsigned cluster_cached_users(void)
     return C.cache ? g_hash_table_size(C.cache) : 0;
 }
 
-/* Beats, and reads which nodes are alive. */
+/* The nodes that beat lately (live, owned) are now believed alive. A node
+ * gone silent announces nothing: what is cached of its devices goes with
+ * it. */
+static void apply_live(GHashTable *live)
+{
+    bool lost = false;
+    GHashTableIter it;
+    gpointer node;
+    g_hash_table_iter_init(&it, C.live);
+    while (!lost && g_hash_table_iter_next(&it, &node, NULL))
+        lost = !g_hash_table_contains(live, node);
+    g_hash_table_destroy(C.live);
+    C.live = live;
+    if (lost)
+        g_hash_table_remove_all(C.cache);
+    drop_stale(real_ms());
+}
+
+/* The nodes of a reply to the beats' read, or NULL if it is not one. */
+static GHashTable *live_of(const redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    GHashTable *live = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING)
+            g_hash_table_add(live, g_strdup(r->element[i]->str));
+    return live;
+}
+
+/* A beat: this node's time in the beats, those silent for an hour
+ * forgotten, and the read of those that beat lately. */
+static void beat_commands(struct redis_cmd c[3])
+{
+    int64_t now = real_ms();
+    for (int i = 0; i < 3; i++)
+        redis_cmd_init(&c[i]);
+    redis_cmd_str(&c[0], "ZADD");
+    redis_cmd_str(&c[0], C.nodes_key);
+    redis_cmd_i64(&c[0], now);
+    redis_cmd_str(&c[0], bus_node());
+    redis_cmd_str(&c[1], "ZREMRANGEBYSCORE");
+    redis_cmd_str(&c[1], C.nodes_key);
+    redis_cmd_str(&c[1], "-inf");
+    redis_cmd_i64(&c[1], now - 3600 * 1000);
+    redis_cmd_str(&c[2], "ZRANGEBYSCORE");
+    redis_cmd_str(&c[2], C.nodes_key);
+    redis_cmd_i64(&c[2], now - (int64_t)C.dead_s * 1000);
+    redis_cmd_str(&c[2], "+inf");
+}
+
+/* The first beat, at start (nothing is served yet): waited for. */
+static void beat_now(void)
+{
+    struct redis_cmd c[3];
+    beat_commands(c);
+    for (int i = 0; i < 3; i++) {
+        redisReply *r = run(&c[i]);
+        GHashTable *live = i == 2 ? live_of(r) : NULL;
+        if (live)
+            apply_live(live);
+        if (r)
+            freeReplyObject(r);
+    }
+}
+
+static gboolean on_beat_read_idle(gpointer ud)
+{
+    (void)ud;
+    C.beat_idle = 0;
+    apply_live(g_steal_pointer(&C.beat_read));
+    return G_SOURCE_REMOVE;
+}
+
+/* From inside a call of the link: a beat's answers. */
+static void on_beat_answer(redisReply *r, void *ud)
+{
+    bool is_read = ud != NULL;
+    if ((!r || r->type == REDIS_REPLY_ERROR) && C.errors++ % 1000 == 0)
+        log_warn("cluster", "Redis: a beat was not %s", is_read ? "read" : "written");
+    GHashTable *live = is_read ? live_of(r) : NULL;
+    if (!live)
+        return;
+    if (C.beat_read)
+        g_hash_table_destroy(C.beat_read);
+    C.beat_read = live; /* applied from the loop, not inside the link */
+    if (!C.beat_idle)
+        C.beat_idle = g_idle_add_full(G_PRIORITY_DEFAULT, on_beat_read_idle, NULL, NULL);
+}
+
+static void watch(void);
+
+/* Later beats are sent without waiting; the read's answer comes when the
+ * link's socket is readable. */
 static gboolean on_beat(gpointer ud)
 {
     (void)ud;
-    int64_t now = real_ms();
-    struct redis_cmd c;
-    redis_cmd_init(&c);
-    redis_cmd_str(&c, "ZADD");
-    redis_cmd_str(&c, C.nodes_key);
-    redis_cmd_i64(&c, now);
-    redis_cmd_str(&c, bus_node());
-    redisReply *r = run(&c);
-    if (r)
-        freeReplyObject(r);
-    /* nodes silent for an hour are forgotten */
-    redis_cmd_init(&c);
-    redis_cmd_str(&c, "ZREMRANGEBYSCORE");
-    redis_cmd_str(&c, C.nodes_key);
-    redis_cmd_str(&c, "-inf");
-    redis_cmd_i64(&c, now - 3600 * 1000);
-    if ((r = run(&c)))
-        freeReplyObject(r);
-    redis_cmd_init(&c);
-    redis_cmd_str(&c, "ZRANGEBYSCORE");
-    redis_cmd_str(&c, C.nodes_key);
-    redis_cmd_i64(&c, now - (int64_t)C.dead_s * 1000);
-    redis_cmd_str(&c, "+inf");
-    r = run(&c);
-    if (r && r->type == REDIS_REPLY_ARRAY) {
-        GHashTable *live = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-        for (size_t i = 0; i < r->elements; i++)
-            if (r->element[i]->type == REDIS_REPLY_STRING)
-                g_hash_table_add(live, g_strdup(r->element[i]->str));
-        /* A node gone silent announces nothing: what is cached of its
-         * devices goes with it. */
-        bool lost = false;
-        GHashTableIter it;
-        gpointer node;
-        g_hash_table_iter_init(&it, C.live);
-        while (!lost && g_hash_table_iter_next(&it, &node, NULL))
-            lost = !g_hash_table_contains(live, node);
-        g_hash_table_destroy(C.live);
-        C.live = live;
-        if (lost)
-            g_hash_table_remove_all(C.cache);
+    struct redis_cmd c[3];
+    beat_commands(c);
+    bool sent = true;
+    for (int i = 0; i < 3; i++) {
+        sent = sent && redis_link_defer_call(C.link, &c[i], on_beat_answer,
+                                             i == 2 ? GINT_TO_POINTER(1) : NULL) == 0;
+        redis_cmd_clear(&c[i]);
     }
-    if (r)
-        freeReplyObject(r);
-    drop_stale(now);
+    if (!sent && C.errors++ % 1000 == 0)
+        log_warn("cluster", "Redis: %s", redis_link_error(C.link));
+    watch();
+    drop_stale(real_ms());
     return G_SOURCE_CONTINUE;
 }
 
@@ -215,8 +276,6 @@ static void on_written(redisReply *r, void *ud)
     if (!C.told_idle)
         C.told_idle = g_idle_add_full(G_PRIORITY_DEFAULT, on_told_idle, NULL, NULL);
 }
-
-static void watch(void);
 
 static gboolean on_readable(gint fd, GIOCondition cond, gpointer ud)
 {
@@ -509,7 +568,7 @@ int cluster_start(const char *url, const char *prefix, int beat_s, int dead_s, c
     C.live = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     C.cache = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, cached_free);
     C.dead_s = dead_s;
-    on_beat(NULL);
+    beat_now();
     C.beat = g_timeout_add_seconds((guint)beat_s, on_beat, NULL);
     presence_set_cluster(&hooks);
     bus_on("presence", on_presence, NULL);
@@ -529,6 +588,8 @@ void cluster_stop(void)
     g_clear_handle_id(&C.watch, g_source_remove);
     g_clear_handle_id(&C.tick, g_source_remove);
     g_clear_handle_id(&C.told_idle, g_source_remove);
+    g_clear_handle_id(&C.beat_idle, g_source_remove);
+    g_clear_pointer(&C.beat_read, g_hash_table_destroy);
     announce_told();
     /* leaving: this node's beat goes, so its devices stop counting now */
     struct redis_cmd c;
