@@ -146,12 +146,12 @@ def test_logins_tokens_notices_and_acks_do_not_hold_the_loop(server):
 
 
 def test_rest_reads_do_not_hold_the_loop(server):
-    """On Redis a REST GET is run against the answers of its reads, which
-    the store's reader thread makes, rather than waiting on the event loop
+    """On Redis a REST GET is run against the answers of its reads, sent
+    without waiting, rather than waiting on the event loop
     (records/store_replay.h): the loop waits counted in /metrics stay put
-    while every GET route answers, once
-    and many at a time, and many at once answer as one at a time does. On
-    SQLite the routes answer as ever and nothing is replayed."""
+    while every GET route answers, once and many at a time, and many at
+    once answer as one at a time does. On SQLite the routes answer as ever
+    and nothing is replayed."""
     import concurrent.futures
     import test_notices as tn
     srv = server(enterprises=tn.ENTERPRISES, users=tn.USERS)
