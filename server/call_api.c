@@ -302,12 +302,12 @@ static unsigned calls_elsewhere(const char *user_id)
     return call_glare_ringing_by(user_id) + call_busy_nodes(user_id);
 }
 
-static bool forward(struct conn *c, json_t *id, json_t *msg)
+/* Sends a request about a call held on another node there (owner, as
+ * known or read; NULL if the store knows none), or says why not on c;
+ * false: the handler runs here. */
+static bool forward_to(struct conn *c, json_t *id, json_t *msg, const char *call_id,
+                       const char *owner)
 {
-    const char *call_id = json_string_value(json_object_get(msg, "call_id"));
-    if (!bus_enabled() || !call_id || call_known(call_id))
-        return false;
-    const char *owner = owner_of(call_id);
     if (!owner || strcmp(owner, bus_node()) == 0)
         return false; /* not found here: the handler says so */
     if (!cluster_node_alive(owner)) {
@@ -337,6 +337,92 @@ send:;
     bus_send_to(owner, "call.req", c->user_id, text, strlen(text));
     free(text);
     json_decref(m);
+    return true;
+}
+
+static bool forward(struct conn *c, json_t *id, json_t *msg)
+{
+    const char *call_id = json_string_value(json_object_get(msg, "call_id"));
+    if (!bus_enabled() || !call_id || call_known(call_id))
+        return false;
+    return forward_to(c, id, msg, call_id, owner_of(call_id));
+}
+
+/* A request about a call whose node is not known here waits, without
+ * holding the loop, for the read of "callnode:ID"; the requests about
+ * that call that come meanwhile wait behind it (reads are answered in
+ * the order sent), so none overtakes another. */
+struct owner_read {
+    struct conn_req *req;
+    json_t *msg;
+    sig_fn fn;
+    char *call_id;
+};
+
+static GHashTable *owner_reads; /* call id -> reads under way (guint) */
+
+static void owner_read_done(const char *call_id)
+{
+    guint n = GPOINTER_TO_UINT(g_hash_table_lookup(owner_reads, call_id));
+    if (n > 1)
+        g_hash_table_insert(owner_reads, g_strdup(call_id), GUINT_TO_POINTER(n - 1));
+    else
+        g_hash_table_remove(owner_reads, call_id);
+}
+
+static void run_here(struct conn *c, json_t *id, json_t *msg, sig_fn fn, const int *counted);
+
+static void owner_read_free(struct owner_read *o)
+{
+    conn_req_free(o->req);
+    json_decref(o->msg);
+    g_free(o->call_id);
+    g_free(o);
+}
+
+static void on_owner_read(int rc, const struct store_docs *d, void *ud)
+{
+    struct owner_read *o = ud;
+    if (!owner_reads) { /* shut down meanwhile */
+        owner_read_free(o);
+        return;
+    }
+    const char *node = rc == STORE_OK && d->n == 1 ? json_string_value(d->docs[0]) : NULL;
+    if (node) {
+        if (g_hash_table_size(owners) >= OWNERS_MAX)
+            g_hash_table_remove_all(owners);
+        g_hash_table_insert(owners, g_strdup(o->call_id), g_strdup(node));
+    }
+    owner_read_done(o->call_id);
+    struct conn *c = conn_req_conn(o->req);
+    if (c && rc != STORE_OK)
+        conn_reply_error(c, o->req->id, ERR_UNAVAILABLE, "store unavailable");
+    else if (c && (call_known(o->call_id) || !forward_to(c, o->req->id, o->msg, o->call_id,
+                                                         g_hash_table_lookup(owners, o->call_id))))
+        run_here(c, o->req->id, o->msg, o->fn, NULL);
+    owner_read_free(o);
+}
+
+/* True if the request waits for its call's node to be read (Redis). */
+static bool owner_later(struct conn *c, json_t *id, json_t *msg, sig_fn fn)
+{
+    const char *call_id = json_string_value(json_object_get(msg, "call_id"));
+    if (!bus_enabled() || !call_id || !store_reads_later(server.store) || call_known(call_id))
+        return false;
+    guint under_way = GPOINTER_TO_UINT(g_hash_table_lookup(owner_reads, call_id));
+    if (!under_way && g_hash_table_contains(owners, call_id))
+        return false;
+    struct owner_read *o = g_new(struct owner_read, 1);
+    *o = (struct owner_read){conn_req_new(c, id), json_incref(msg), fn, g_strdup(call_id)};
+    char *key = g_strconcat("callnode:", call_id, NULL);
+    const char *keys[] = {key};
+    int rc = store_kv_get_later(server.store, keys, 1, on_owner_read, o);
+    g_free(key);
+    if (rc != STORE_OK) {
+        owner_read_free(o);
+        return false; /* read as before */
+    }
+    g_hash_table_insert(owner_reads, g_strdup(call_id), GUINT_TO_POINTER(under_way + 1));
     return true;
 }
 
@@ -519,8 +605,6 @@ static void counting_free(gpointer p)
     g_free(x);
 }
 
-static void run_here(struct conn *c, json_t *id, json_t *msg, sig_fn fn, const int *counted);
-
 static gboolean on_counted_turn(gpointer ud)
 {
     (void)ud;
@@ -583,7 +667,7 @@ static void dispatch(struct conn *c, json_t *id, json_t *msg, sig_fn fn)
 {
     if (fn == call_invite && invite_count_later(c, id, msg))
         return;
-    if (fn != call_invite && forward(c, id, msg))
+    if (fn != call_invite && (owner_later(c, id, msg, fn) || forward(c, id, msg)))
         return;
     run_here(c, id, msg, fn, NULL);
 }
@@ -727,6 +811,7 @@ void call_api_init(void)
         hooks.calls_elsewhere = calls_elsewhere;
     if (bus_enabled()) {
         owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        owner_reads = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         hooks.held_elsewhere = held_elsewhere;
     }
     call_init(server.store, &lim, &hooks);
@@ -762,6 +847,7 @@ void call_api_shutdown(void)
     if (owners)
         g_hash_table_destroy(owners);
     owners = NULL;
+    g_clear_pointer(&owner_reads, g_hash_table_destroy);
     if (pending)
         g_hash_table_destroy(pending);
     pending = NULL;

@@ -13,7 +13,7 @@ import pytest
 
 from calllib import answered_call, hang_up
 from clusterlib import ANSWER, CALL_USERS, OFFER, cluster, redis_cli, wait_until_async
-from conftest import REDIS_URL, run, user, wait_until
+from conftest import REDIS_URL, metric, run, user, wait_until
 from test_calls_sfu import device_sdp, fingerprint
 
 pytestmark = pytest.mark.skipif(REDIS_URL is None, reason="needs Redis (YJT_TEST_REDIS)")
@@ -62,6 +62,37 @@ def test_call_between_nodes(server):
             ev = await c.next_event("call.ended")
             assert ev["call_id"] == call_id and ev["reason"] == "hangup", ev
         for c in (gov, b2, b3):
+            await c.close()
+
+    run(body())
+
+
+def test_node_that_never_saw_a_call_reads_its_holder_without_waiting(server):
+    """A call between two users of one node is known to that node alone
+    (no event crossed the bus): requests about it on another node are
+    sent to the call's node after a read of where it is held that does
+    not hold that node's loop."""
+    n1, _, n3 = cluster(server, users=CALL_USERS, call_grace_s=5)
+    boss = n1.users["boss"]
+
+    async def body():
+        gov = await n1.ws_login("gov4401", device_id="gov-phone")
+        b1 = await n1.ws_login("boss", device_id="boss-phone")
+        outsider = await n3.ws_login("alice", device_id="alice-phone")
+        call_id = (await gov.ok("call.invite", to={"user": boss}, sdp=OFFER))["call_id"]
+        await b1.next_event("call.incoming")
+        waits = metric(n3.metrics(), "yjt_redis_loop_waits_total") or 0
+        replies = await asyncio.gather(*(outsider.request(t, call_id=call_id) for t in
+                                         ("call.hangup", "call.accept", "call.decline")))
+        for r in replies:
+            assert r["ok"] is False and r["error"]["code"] in ("forbidden", "conflict"), r
+        assert (metric(n3.metrics(), "yjt_redis_loop_waits_total") or 0) == waits
+        # the call is untouched: its callee answers it
+        await b1.ok("call.accept", call_id=call_id, sdp=ANSWER)
+        await gov.next_event("call.accepted")
+        await gov.ok("call.hangup", call_id=call_id)
+        assert (await b1.next_event("call.ended"))["reason"] == "hangup"
+        for c in (gov, b1, outsider):
             await c.close()
 
     run(body())
