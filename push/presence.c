@@ -167,6 +167,12 @@ static gint by_since(gconstpointer a, gconstpointer b)
     return strcmp(x->device_id, y->device_id);
 }
 
+void presence_prefetch_later(const char *const *user_ids, int n)
+{
+    if (cluster && cluster->prefetch_later && n > 0)
+        cluster->prefetch_later(user_ids, n);
+}
+
 json_t *presence_devices(const char *user_id)
 {
     json_t *arr = cluster ? cluster->remote_devices(user_id) : json_array();

@@ -27,6 +27,9 @@ struct presence_cluster {
     /* Optional: reads the devices of the n users at once, so that the
      * remote_devices() that follow are answered from memory. */
     void (*prefetch)(const char *const *user_ids, int n);
+    /* Optional: the same read sent without waiting; its answer is kept
+     * when it comes, if still good. */
+    void (*prefetch_later)(const char *const *user_ids, int n);
 };
 
 void presence_init(presence_notify_cb cb, void *ud);
@@ -38,6 +41,9 @@ void presence_shutdown(void);
 /* About to ask presence_online() of each of the n users: with several
  * nodes, reads the devices of those held elsewhere in one go. */
 void presence_prefetch(const char *const *user_ids, int n);
+/* The same without waiting, for users about to be asked about soon (an
+ * invite's): if the answer is in before they are, they are not read then. */
+void presence_prefetch_later(const char *const *user_ids, int n);
 
 /* Registers conn as the device device_id of user_id and notifies the
  * user's subscribers. Returns the connection that held the same device

@@ -11,6 +11,7 @@
 #include "media/srtp.h"
 #include "push/inbox.h"
 #include "push/presence.h"
+#include "records/account_cache.h"
 #include "records/calls.h"
 #include "server/bus.h"
 #include "server/call_busy.h"
@@ -633,6 +634,37 @@ static void on_counted(int rc, double count, void *ud)
         counted_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_counted_turn, NULL, NULL);
 }
 
+/* An enterprise's accounts whose devices an invite reads ahead. */
+#define ORG_CALLEES_MAX 200
+
+static bool add_id(struct account *acct, void *ud)
+{
+    GPtrArray *ids = ud;
+    if (!acct->disabled && ids->len < ORG_CALLEES_MAX)
+        g_ptr_array_add(ids, acct->id);
+    return true;
+}
+
+/* While an invite is counted, the devices of whom it will ring (a user,
+ * or an enterprise's staff as the accounts in memory list them) are read
+ * on the cluster's link, so that ringing them need not wait for Redis. */
+static void prefetch_callees(json_t *to)
+{
+    const char *user = jx_str(to, "user"), *ent = jx_str(to, "enterprise");
+    if (!bus_enabled() || (!user && !ent))
+        return;
+    if (user) {
+        presence_prefetch_later(&user, 1);
+        return;
+    }
+    if (!account_cache_serves(server.store))
+        return;
+    GPtrArray *ids = g_ptr_array_new();
+    account_cache_each_in_org(ent, add_id, ids);
+    presence_prefetch_later((const char *const *)ids->pdata, (int)ids->len);
+    g_ptr_array_free(ids, TRUE);
+}
+
 /* Counts an invite without waiting, on a store that offers it. False if
  * it does not (the invite then runs as usual). */
 static bool invite_count_later(struct conn *c, json_t *id, json_t *msg)
@@ -644,6 +676,7 @@ static bool invite_count_later(struct conn *c, json_t *id, json_t *msg)
     struct call_reply r = {ws_reply, &w};
     if (!call_invite_check(&a, msg, &r))
         return true; /* answered */
+    prefetch_callees(json_object_get(msg, "to"));
     gpointer n = GSIZE_TO_POINTER(++counting_seq);
     struct counting *x = g_new0(struct counting, 1);
     x->serial = c->serial;

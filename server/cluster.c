@@ -33,6 +33,9 @@ static struct {
     char *prefix, *nodes_key;
     GHashTable *live;  /* node id -> NULL: nodes whose beat is fresh */
     GHashTable *cache; /* user id -> struct cached* */
+    uint64_t drops;    /* entries dropped for a change: a read sent before is stale */
+    GQueue prefetched; /* struct prefetch* answered, to apply from the loop */
+    guint prefetch_idle;
     guint beat, beat_idle;
     GHashTable *beat_read; /* the last beats' read, applied from the loop */
     int dead_s;
@@ -111,8 +114,10 @@ static void apply_live(GHashTable *live)
         lost = !g_hash_table_contains(live, node);
     g_hash_table_destroy(C.live);
     C.live = live;
-    if (lost)
+    if (lost) {
         g_hash_table_remove_all(C.cache);
+        C.drops++;
+    }
     drop_stale(real_ms());
 }
 
@@ -237,6 +242,7 @@ static bool alive(const char *node)
 static void announce(const char *user_id, char sign, const char *device_id, int64_t since)
 {
     g_hash_table_remove(C.cache, user_id);
+    C.drops++;
     char *m = sign == '+' ? g_strdup_printf("+%s\t%" G_GINT64_FORMAT, device_id, (gint64)since)
               : sign      ? g_strdup_printf("%c%s", sign, device_id)
                           : g_strdup("");
@@ -394,12 +400,16 @@ static void forget(const char *key, GPtrArray *devices)
 /* The devices other live nodes hold, from the HGETALL of key (r may be
  * NULL); entries of dead nodes are deleted. Caches the result for
  * user_id. A new reference. */
-static json_t *devices_from(const char *user_id, const char *key, redisReply *r, int64_t now)
+/* The devices of user_id held by live nodes other than this one, from
+ * its presence hash as n (device, value) strings in kv; the dead nodes'
+ * entries are dropped. Cached as read at now, when the bus was at epoch. */
+static json_t *devices_of(const char *user_id, const char *key, const char *const *kv, size_t n,
+                          int64_t now, uint64_t epoch)
 {
     json_t *arr = json_array();
     GPtrArray *dead = g_ptr_array_new();
-    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
-        const char *dev = r->element[i]->str, *v = r->element[i + 1]->str;
+    for (size_t i = 0; i + 1 < n; i += 2) {
+        const char *dev = kv[i], *v = kv[i + 1];
         if (!dev || !v)
             continue;
         char **f = g_strsplit(v, "\t", 3);
@@ -418,8 +428,32 @@ static json_t *devices_from(const char *user_id, const char *key, redisReply *r,
     struct cached *e = g_new(struct cached, 1);
     e->devices = json_copy(arr);
     e->at_ms = now;
-    e->epoch = bus_in_step();
+    e->epoch = epoch;
     g_hash_table_replace(C.cache, g_strdup(user_id), e);
+    return arr;
+}
+
+/* The strings of a reply's array (NULL where one is not a string), then
+ * a NULL, or NULL if it is not an array: *n gets their number. */
+static const char **strings_of(const redisReply *r, size_t *n)
+{
+    *n = 0;
+    if (!r || r->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    const char **kv = g_new(const char *, r->elements + 1);
+    for (size_t i = 0; i < r->elements; i++)
+        kv[i] = r->element[i]->type == REDIS_REPLY_STRING ? r->element[i]->str : NULL;
+    kv[r->elements] = NULL;
+    *n = r->elements;
+    return kv;
+}
+
+static json_t *devices_from(const char *user_id, const char *key, redisReply *r, int64_t now)
+{
+    size_t n;
+    const char **kv = strings_of(r, &n);
+    json_t *arr = devices_of(user_id, key, kv, n, now, bus_in_step());
+    g_free(kv);
     return arr;
 }
 
@@ -500,6 +534,99 @@ static void prefetch(const char *const *user_ids, int n)
     g_free(replies);
 }
 
+/* The same read without waiting, for users about to be rung (an
+ * invite's, sent while its count is): their devices are read on the
+ * cluster's link, answered in order, and cached from the loop once all
+ * are in, unless an entry was dropped for a change meanwhile (the read
+ * may predate it: the users are then read again when asked). */
+struct prefetch {
+    GPtrArray *users; /* char* */
+    GPtrArray *kvs;   /* per user, in order: GStrv of its hash, or NULL */
+    int64_t now;
+    uint64_t drops, epoch;
+};
+
+static void prefetch_free(struct prefetch *p)
+{
+    g_ptr_array_free(p->users, TRUE);
+    g_ptr_array_free(p->kvs, TRUE);
+    g_free(p);
+}
+
+static gboolean on_prefetch_idle(gpointer ud)
+{
+    (void)ud;
+    C.prefetch_idle = 0;
+    struct prefetch *p;
+    while ((p = g_queue_pop_head(&C.prefetched))) {
+        for (guint i = 0; p->drops == C.drops && i < p->users->len; i++) {
+            char **kv = g_ptr_array_index(p->kvs, i);
+            const char *user = g_ptr_array_index(p->users, i);
+            if (!kv)
+                continue;
+            char *key = key_of(user);
+            json_decref(devices_of(user, key, (const char *const *)kv, g_strv_length(kv), p->now,
+                                   p->epoch));
+            g_free(key);
+        }
+        prefetch_free(p);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+/* From inside a call of the link: one user's hash (replies come in the
+ * order sent), kept as strings. */
+static void on_prefetched(redisReply *r, void *ud)
+{
+    struct prefetch *p = ud;
+    size_t n;
+    const char **kv = strings_of(r, &n);
+    bool whole = kv != NULL;
+    for (size_t i = 0; i < n; i++)
+        whole = whole && kv[i];
+    g_ptr_array_add(p->kvs, whole ? g_strdupv((char **)kv) : NULL);
+    g_free(kv);
+    if (p->kvs->len < p->users->len)
+        return;
+    g_queue_push_tail(&C.prefetched, p);
+    if (!C.prefetch_idle)
+        C.prefetch_idle = g_idle_add_full(G_PRIORITY_DEFAULT, on_prefetch_idle, NULL, NULL);
+}
+
+static void prefetch_later(const char *const *user_ids, int n)
+{
+    int64_t now = real_ms();
+    struct prefetch *p = g_new0(struct prefetch, 1);
+    p->users = g_ptr_array_new_with_free_func(g_free);
+    p->kvs = g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
+    p->now = now;
+    p->drops = C.drops;
+    p->epoch = bus_in_step();
+    for (int i = 0; i < n && i < PREFETCH_MAX; i++)
+        if (!cached_fresh(user_ids[i], now))
+            g_ptr_array_add(p->users, g_strdup(user_ids[i]));
+    guint sent = 0;
+    for (; sent < p->users->len; sent++) {
+        char *key = key_of(g_ptr_array_index(p->users, sent));
+        struct redis_cmd c;
+        redis_cmd_init(&c);
+        redis_cmd_str(&c, "HGETALL");
+        redis_cmd_str(&c, key);
+        int rc = redis_link_defer_call(C.link, &c, on_prefetched, p);
+        redis_cmd_clear(&c);
+        g_free(key);
+        if (rc != 0)
+            break;
+    }
+    if (sent < p->users->len) /* unreachable now: asked again when rung */
+        g_ptr_array_set_size(p->users, sent);
+    if (sent == 0) {
+        prefetch_free(p);
+        return;
+    }
+    watch();
+}
+
 /* Whether a device's login on node at `since` is newer than its login
  * here at `here`. The news of an older login elsewhere can arrive after a
  * newer one here (the bus is slower than a client): it must not close
@@ -520,6 +647,7 @@ static void on_presence(const char *node, const char *user, const char *data, si
     (void)node;
     (void)ud;
     g_hash_table_remove(C.cache, user);
+    C.drops++;
     if (len > 1 && (data[0] == '+' || data[0] == '-')) {
         char *device = g_strndup(data + 1, len - 1);
         char *tab = strchr(device, '\t');
@@ -541,7 +669,7 @@ static void on_presence(const char *node, const char *user, const char *data, si
     presence_changed_elsewhere(user);
 }
 
-static const struct presence_cluster hooks = {up, down, remote_devices, prefetch};
+static const struct presence_cluster hooks = {up, down, remote_devices, prefetch, prefetch_later};
 
 /* A node that starts says so, so that the others count it alive (and
  * know who is first) at once rather than at their next beat. One that
@@ -562,6 +690,7 @@ int cluster_start(const char *url, const char *prefix, int beat_s, int dead_s, c
         return -1;
     C.on = true;
     g_queue_init(&C.told);
+    g_queue_init(&C.prefetched);
     C.link = redis_link_new(&u, 2000);
     C.prefix = g_strdup(prefix && *prefix ? prefix : "yjt:");
     C.nodes_key = g_strconcat(C.prefix, "nodes", NULL);
@@ -600,7 +729,9 @@ void cluster_stop(void)
     redisReply *r = run(&c);
     if (r)
         freeReplyObject(r);
-    redis_link_free(C.link);
+    redis_link_free(C.link); /* tells what it still awaited, lost */
+    g_clear_handle_id(&C.prefetch_idle, g_source_remove);
+    g_queue_clear_full(&C.prefetched, (GDestroyNotify)prefetch_free);
     g_hash_table_destroy(C.live);
     g_hash_table_destroy(C.cache);
     g_free(C.prefix);
