@@ -167,10 +167,10 @@ static gint by_since(gconstpointer a, gconstpointer b)
     return strcmp(x->device_id, y->device_id);
 }
 
-void presence_prefetch_later(const char *const *user_ids, int n)
+bool presence_prefetch_later(const char *const *user_ids, int n, void (*done)(void *ud), void *ud)
 {
-    if (cluster && cluster->prefetch_later && n > 0)
-        cluster->prefetch_later(user_ids, n);
+    return cluster && cluster->prefetch_later && n > 0 &&
+           cluster->prefetch_later(user_ids, n, done, ud);
 }
 
 json_t *presence_devices(const char *user_id)

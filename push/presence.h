@@ -28,8 +28,9 @@ struct presence_cluster {
      * remote_devices() that follow are answered from memory. */
     void (*prefetch)(const char *const *user_ids, int n);
     /* Optional: the same read sent without waiting; its answer is kept
-     * when it comes, if still good. */
-    void (*prefetch_later)(const char *const *user_ids, int n);
+     * when it comes, if still good, then done(ud) is told, from the loop.
+     * False if nothing was sent (done is not told). */
+    bool (*prefetch_later)(const char *const *user_ids, int n, void (*done)(void *ud), void *ud);
 };
 
 void presence_init(presence_notify_cb cb, void *ud);
@@ -42,8 +43,10 @@ void presence_shutdown(void);
  * nodes, reads the devices of those held elsewhere in one go. */
 void presence_prefetch(const char *const *user_ids, int n);
 /* The same without waiting, for users about to be asked about soon (an
- * invite's): if the answer is in before they are, they are not read then. */
-void presence_prefetch_later(const char *const *user_ids, int n);
+ * invite's): done(ud) is told from the loop once the answer is in, and
+ * they are not read again then. False if there was nothing to read (all
+ * known, or no cluster): done is not told. */
+bool presence_prefetch_later(const char *const *user_ids, int n, void (*done)(void *ud), void *ud);
 
 /* Registers conn as the device device_id of user_id and notifies the
  * user's subscribers. Returns the connection that held the same device

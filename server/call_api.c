@@ -590,7 +590,8 @@ static void invite_reply(void *ctx, enum err_code err, const char *message, json
 struct counting {
     uint64_t serial; /* the inviting connection */
     json_t *id, *msg;
-    int rc; /* the count's answer */
+    int rc;      /* the count's answer */
+    int waiting; /* answers still to come: the count's, its callees' devices' */
 };
 
 static GHashTable *counting; /* n -> struct counting*, sent and not gone on */
@@ -621,6 +622,17 @@ static gboolean on_counted_turn(gpointer ud)
     return G_SOURCE_REMOVE;
 }
 
+/* One of the answers an invite waits for is in: the last queues it. */
+static void answered(gpointer n)
+{
+    struct counting *x = counting ? g_hash_table_lookup(counting, n) : NULL;
+    if (!x || --x->waiting > 0)
+        return;
+    g_queue_push_tail(&counted, n);
+    if (!counted_source)
+        counted_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_counted_turn, NULL, NULL);
+}
+
 /* From inside a store call: only notes the answer. */
 static void on_counted(int rc, double count, void *ud)
 {
@@ -629,9 +641,12 @@ static void on_counted(int rc, double count, void *ud)
     if (!x)
         return;
     x->rc = rc;
-    g_queue_push_tail(&counted, ud);
-    if (!counted_source)
-        counted_source = g_idle_add_full(G_PRIORITY_DEFAULT, on_counted_turn, NULL, NULL);
+    answered(ud);
+}
+
+static void on_callees_read(void *ud)
+{
+    answered(ud);
 }
 
 /* An enterprise's accounts whose devices an invite reads ahead. */
@@ -647,22 +662,23 @@ static bool add_id(struct account *acct, void *ud)
 
 /* While an invite is counted, the devices of whom it will ring (a user,
  * or an enterprise's staff as the accounts in memory list them) are read
- * on the cluster's link, so that ringing them need not wait for Redis. */
-static void prefetch_callees(json_t *to)
+ * on the cluster's link, and the invite goes on once both are answered,
+ * so that ringing them need not wait for Redis. True if sent. */
+static bool prefetch_callees(json_t *to, gpointer n)
 {
     const char *user = jx_str(to, "user"), *ent = jx_str(to, "enterprise");
     if (!bus_enabled() || (!user && !ent))
-        return;
-    if (user) {
-        presence_prefetch_later(&user, 1);
-        return;
-    }
+        return false;
+    if (user)
+        return presence_prefetch_later(&user, 1, on_callees_read, n);
     if (!account_cache_serves(server.store))
-        return;
+        return false;
     GPtrArray *ids = g_ptr_array_new();
     account_cache_each_in_org(ent, add_id, ids);
-    presence_prefetch_later((const char *const *)ids->pdata, (int)ids->len);
+    bool sent =
+        presence_prefetch_later((const char *const *)ids->pdata, (int)ids->len, on_callees_read, n);
     g_ptr_array_free(ids, TRUE);
+    return sent;
 }
 
 /* Counts an invite without waiting, on a store that offers it. False if
@@ -676,12 +692,12 @@ static bool invite_count_later(struct conn *c, json_t *id, json_t *msg)
     struct call_reply r = {ws_reply, &w};
     if (!call_invite_check(&a, msg, &r))
         return true; /* answered */
-    prefetch_callees(json_object_get(msg, "to"));
     gpointer n = GSIZE_TO_POINTER(++counting_seq);
     struct counting *x = g_new0(struct counting, 1);
     x->serial = c->serial;
     x->id = json_incref(id);
     x->msg = json_incref(msg);
+    x->waiting = 1;
     g_hash_table_insert(counting, n, x);
     char *key = call_invite_rate_key(c->user_id);
     int rc = store_rate_add_async(server.store, key, CALL_INVITE_RATE_WINDOW_MS, clock_now_ms(), 1,
@@ -689,6 +705,8 @@ static bool invite_count_later(struct conn *c, json_t *id, json_t *msg)
     g_free(key);
     if (rc == STORE_OK) {
         commit_watch_store();
+        if (prefetch_callees(json_object_get(msg, "to"), n))
+            x->waiting++; /* rung once its callees' devices are read too */
         return true;
     }
     g_hash_table_remove(counting, n);

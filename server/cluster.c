@@ -34,6 +34,9 @@ static struct {
     GHashTable *live;  /* node id -> NULL: nodes whose beat is fresh */
     GHashTable *cache; /* user id -> struct cached* */
     uint64_t drops;    /* entries dropped for a change: a read sent before is stale */
+    GHashTable *dropped; /* user id -> drops then (gint64*), while prefetches are out */
+    unsigned prefetches_out;
+    uint64_t dropped_all; /* drops when every entry last went */
     GQueue prefetched; /* struct prefetch* answered, to apply from the loop */
     guint prefetch_idle;
     guint beat, beat_idle;
@@ -82,6 +85,23 @@ static redisReply *run(struct redis_cmd *c)
 
 static bool believable(const struct cached *e, int64_t now);
 
+/* user_id's entry goes: its devices changed. A prefetch sent before then
+ * must not put back what it read (NULL: every entry went). */
+static void dropped(const char *user_id)
+{
+    C.drops++;
+    if (!C.prefetches_out)
+        return;
+    if (!user_id) {
+        g_hash_table_remove_all(C.dropped);
+        C.dropped_all = C.drops;
+        return;
+    }
+    gint64 *at = g_new(gint64, 1);
+    *at = (gint64)C.drops;
+    g_hash_table_replace(C.dropped, g_strdup(user_id), at);
+}
+
 /* Entries that can no longer be believed are dropped at each beat, so the
  * cache holds at most the users asked about in the last
  * CLUSTER_CACHE_MAX_MS (a fan-out to a whole province's users, then
@@ -116,7 +136,7 @@ static void apply_live(GHashTable *live)
     C.live = live;
     if (lost) {
         g_hash_table_remove_all(C.cache);
-        C.drops++;
+        dropped(NULL);
     }
     drop_stale(real_ms());
 }
@@ -242,7 +262,7 @@ static bool alive(const char *node)
 static void announce(const char *user_id, char sign, const char *device_id, int64_t since)
 {
     g_hash_table_remove(C.cache, user_id);
-    C.drops++;
+    dropped(user_id);
     char *m = sign == '+' ? g_strdup_printf("+%s\t%" G_GINT64_FORMAT, device_id, (gint64)since)
               : sign      ? g_strdup_printf("%c%s", sign, device_id)
                           : g_strdup("");
@@ -540,6 +560,8 @@ static void prefetch(const char *const *user_ids, int n)
  * are in, unless an entry was dropped for a change meanwhile (the read
  * may predate it: the users are then read again when asked). */
 struct prefetch {
+    void (*done)(void *ud); /* told once applied (or not), from the loop */
+    void *ud;
     GPtrArray *users; /* char* */
     GPtrArray *kvs;   /* per user, in order: GStrv of its hash, or NULL */
     int64_t now;
@@ -559,16 +581,21 @@ static gboolean on_prefetch_idle(gpointer ud)
     C.prefetch_idle = 0;
     struct prefetch *p;
     while ((p = g_queue_pop_head(&C.prefetched))) {
-        for (guint i = 0; p->drops == C.drops && i < p->users->len; i++) {
+        for (guint i = 0; C.dropped_all <= p->drops && i < p->users->len; i++) {
             char **kv = g_ptr_array_index(p->kvs, i);
             const char *user = g_ptr_array_index(p->users, i);
-            if (!kv)
-                continue;
+            gint64 *at = g_hash_table_lookup(C.dropped, user);
+            if (!kv || (at && (uint64_t)*at > p->drops))
+                continue; /* lost, or changed since it was read */
             char *key = key_of(user);
             json_decref(devices_of(user, key, (const char *const *)kv, g_strv_length(kv), p->now,
                                    p->epoch));
             g_free(key);
         }
+        if (--C.prefetches_out == 0)
+            g_hash_table_remove_all(C.dropped);
+        if (p->done)
+            p->done(p->ud);
         prefetch_free(p);
     }
     return G_SOURCE_REMOVE;
@@ -593,10 +620,12 @@ static void on_prefetched(redisReply *r, void *ud)
         C.prefetch_idle = g_idle_add_full(G_PRIORITY_DEFAULT, on_prefetch_idle, NULL, NULL);
 }
 
-static void prefetch_later(const char *const *user_ids, int n)
+static bool prefetch_later(const char *const *user_ids, int n, void (*done)(void *ud), void *ud)
 {
     int64_t now = real_ms();
     struct prefetch *p = g_new0(struct prefetch, 1);
+    p->done = done;
+    p->ud = ud;
     p->users = g_ptr_array_new_with_free_func(g_free);
     p->kvs = g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
     p->now = now;
@@ -622,9 +651,11 @@ static void prefetch_later(const char *const *user_ids, int n)
         g_ptr_array_set_size(p->users, sent);
     if (sent == 0) {
         prefetch_free(p);
-        return;
+        return false;
     }
+    C.prefetches_out++;
     watch();
+    return true;
 }
 
 /* Whether a device's login on node at `since` is newer than its login
@@ -647,7 +678,7 @@ static void on_presence(const char *node, const char *user, const char *data, si
     (void)node;
     (void)ud;
     g_hash_table_remove(C.cache, user);
-    C.drops++;
+    dropped(user);
     if (len > 1 && (data[0] == '+' || data[0] == '-')) {
         char *device = g_strndup(data + 1, len - 1);
         char *tab = strchr(device, '\t');
@@ -691,6 +722,7 @@ int cluster_start(const char *url, const char *prefix, int beat_s, int dead_s, c
     C.on = true;
     g_queue_init(&C.told);
     g_queue_init(&C.prefetched);
+    C.dropped = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     C.link = redis_link_new(&u, 2000);
     C.prefix = g_strdup(prefix && *prefix ? prefix : "yjt:");
     C.nodes_key = g_strconcat(C.prefix, "nodes", NULL);
@@ -732,6 +764,8 @@ void cluster_stop(void)
     redis_link_free(C.link); /* tells what it still awaited, lost */
     g_clear_handle_id(&C.prefetch_idle, g_source_remove);
     g_queue_clear_full(&C.prefetched, (GDestroyNotify)prefetch_free);
+    g_clear_pointer(&C.dropped, g_hash_table_destroy);
+    C.prefetches_out = 0;
     g_hash_table_destroy(C.live);
     g_hash_table_destroy(C.cache);
     g_free(C.prefix);
