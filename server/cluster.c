@@ -566,6 +566,7 @@ struct prefetch {
     GPtrArray *kvs;   /* per user, in order: GStrv of its hash, or NULL */
     int64_t now;
     uint64_t drops, epoch;
+    bool sending, queued;
 };
 
 static void prefetch_free(struct prefetch *p)
@@ -601,6 +602,18 @@ static gboolean on_prefetch_idle(gpointer ud)
     return G_SOURCE_REMOVE;
 }
 
+/* Once every user's answer is in (and all were sent), p is applied from
+ * the loop. */
+static void prefetch_ready(struct prefetch *p)
+{
+    if (p->sending || p->queued || p->kvs->len < p->users->len)
+        return;
+    p->queued = true;
+    g_queue_push_tail(&C.prefetched, p);
+    if (!C.prefetch_idle)
+        C.prefetch_idle = g_idle_add_full(G_PRIORITY_DEFAULT, on_prefetch_idle, NULL, NULL);
+}
+
 /* From inside a call of the link: one user's hash (replies come in the
  * order sent), kept as strings. */
 static void on_prefetched(redisReply *r, void *ud)
@@ -613,11 +626,7 @@ static void on_prefetched(redisReply *r, void *ud)
         whole = whole && kv[i];
     g_ptr_array_add(p->kvs, whole ? g_strdupv((char **)kv) : NULL);
     g_free(kv);
-    if (p->kvs->len < p->users->len)
-        return;
-    g_queue_push_tail(&C.prefetched, p);
-    if (!C.prefetch_idle)
-        C.prefetch_idle = g_idle_add_full(G_PRIORITY_DEFAULT, on_prefetch_idle, NULL, NULL);
+    prefetch_ready(p);
 }
 
 static bool prefetch_later(const char *const *user_ids, int n, void (*done)(void *ud), void *ud)
@@ -635,6 +644,7 @@ static bool prefetch_later(const char *const *user_ids, int n, void (*done)(void
         if (!cached_fresh(user_ids[i], now))
             g_ptr_array_add(p->users, g_strdup(user_ids[i]));
     guint sent = 0;
+    p->sending = true; /* replies may be read by the sends that follow */
     for (; sent < p->users->len; sent++) {
         char *key = key_of(g_ptr_array_index(p->users, sent));
         struct redis_cmd c;
@@ -654,6 +664,8 @@ static bool prefetch_later(const char *const *user_ids, int n, void (*done)(void
         return false;
     }
     C.prefetches_out++;
+    p->sending = false;
+    prefetch_ready(p); /* if all were told already, inside the sends */
     watch();
     return true;
 }
