@@ -200,10 +200,13 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
             return 0;
         if (c->authed) {
             /* Only the device's current connection going away takes the
-             * device offline; a replaced one has a successor. */
+             * device offline; a replaced one has a successor (here, or on
+             * another node: then it is still this node's current one, but
+             * closed 4409 for the device's newer login there, which its
+             * calls have heard of already). */
             bool current = presence_conn_of(c->user_id, c->device_id) == c;
             presence_remove(c->user_id, c, c->device_id);
-            if (current)
+            if (current && c->close_code != 4409)
                 call_device_offline(c->user_id, c->device_id);
         }
         presence_unsubscribe_all(c);
