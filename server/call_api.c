@@ -341,12 +341,17 @@ send:;
     return true;
 }
 
-static bool forward(struct conn *c, json_t *id, json_t *msg)
+/* The call a request is about, if it may be held on another node. */
+static const char *call_elsewhere(json_t *msg)
 {
     const char *call_id = json_string_value(json_object_get(msg, "call_id"));
-    if (!bus_enabled() || !call_id || call_known(call_id))
-        return false;
-    return forward_to(c, id, msg, call_id, owner_of(call_id));
+    return bus_enabled() && call_id && !call_known(call_id) ? call_id : NULL;
+}
+
+static bool forward(struct conn *c, json_t *id, json_t *msg)
+{
+    const char *call_id = call_elsewhere(msg);
+    return call_id && forward_to(c, id, msg, call_id, owner_of(call_id));
 }
 
 /* A request about a call whose node is not known here waits, without
@@ -407,8 +412,8 @@ static void on_owner_read(int rc, const struct store_docs *d, void *ud)
 /* True if the request waits for its call's node to be read (Redis). */
 static bool owner_later(struct conn *c, json_t *id, json_t *msg, sig_fn fn)
 {
-    const char *call_id = json_string_value(json_object_get(msg, "call_id"));
-    if (!bus_enabled() || !call_id || !store_reads_later(server.store) || call_known(call_id))
+    const char *call_id = call_elsewhere(msg);
+    if (!call_id || !store_reads_later(server.store))
         return false;
     guint under_way = GPOINTER_TO_UINT(g_hash_table_lookup(owner_reads, call_id));
     if (!under_way && g_hash_table_contains(owners, call_id))
@@ -644,11 +649,6 @@ static void on_counted(int rc, double count, void *ud)
     answered(ud);
 }
 
-static void on_callees_read(void *ud)
-{
-    answered(ud);
-}
-
 /* An enterprise's accounts whose devices an invite reads ahead. */
 #define ORG_CALLEES_MAX 200
 
@@ -670,13 +670,13 @@ static bool prefetch_callees(json_t *to, gpointer n)
     if (!bus_enabled() || (!user && !ent))
         return false;
     if (user)
-        return presence_prefetch_later(&user, 1, on_callees_read, n);
+        return presence_prefetch_later(&user, 1, answered, n);
     if (!account_cache_serves(server.store))
         return false;
     GPtrArray *ids = g_ptr_array_new();
     account_cache_each_in_org(ent, add_id, ids);
     bool sent =
-        presence_prefetch_later((const char *const *)ids->pdata, (int)ids->len, on_callees_read, n);
+        presence_prefetch_later((const char *const *)ids->pdata, (int)ids->len, answered, n);
     g_ptr_array_free(ids, TRUE);
     return sent;
 }
