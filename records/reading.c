@@ -106,6 +106,7 @@ const struct reading_stats *reading_stats(void)
     stats.chunks = b->chunks;
     stats.flush_errors = b->flush_errors;
     stats.replayed = b->replayed;
+    stats.adopted = b->adopted;
     return &stats;
 }
 

@@ -39,6 +39,7 @@ struct reading_stats {
     uint64_t chunks;           /* chunks the flusher wrote since start */
     uint64_t flush_errors;     /* chunk writes the store refused */
     uint64_t replayed;         /* points replayed from the log at start */
+    uint64_t adopted;          /* points taken over from other servers' logs */
 };
 extern const char *const reading_code_names[8];
 

@@ -53,6 +53,8 @@
 #include <string.h>
 
 #define VISITS_PER_TICK 50000
+#define ADOPT_EVERY_MS 1000
+#define ADOPT_ROWS 100
 #define BUF_MIN_CAP 4
 #define POOL_CLASSES 13 /* 4, 8, ... 16384 points */
 #define POOL_MAX_CAP (BUF_MIN_CAP << (POOL_CLASSES - 1))
@@ -306,10 +308,13 @@ static void end_round(void)
     round_failed = false;
 }
 
+static void adopt_tick(int64_t now_ms);
+
 void reading_buffer_tick(int64_t now_ms)
 {
     if (!store)
         return;
+    adopt_tick(now_ms);
     bool over = (int64_t)(held + (uint64_t)order->len * BUF_OVERHEAD) > cfg.max_bytes;
     uint64_t mean = nonempty ? stats.points / nonempty : 0;
     int written = 0;
@@ -365,33 +370,85 @@ static int cmp_upto(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Takes point p of log row id into its buffer (false: its sensor is
+ * gone, or the point is buffered already), moving the sensor's latest
+ * reading forward. */
+static bool take_point(int64_t id, const struct store_ts_point *p, int64_t seen)
+{
+    struct sensor *s = sensor_table_by_key(p->key);
+    if (!s || !reading_buffer_add(p->key, p->ts, p->value, seen))
+        return false;
+    reading_buffer_logged(p->key, id);
+    if (!s->has_value || p->ts > s->ts) {
+        s->has_value = true;
+        s->value = p->value;
+        s->ts = p->ts;
+        s->seen_ms = seen;
+        s->ingested_here = true; /* this node's own log */
+    }
+    return true;
+}
+
 static bool replay_row(int64_t id, int64_t seen, const struct store_ts_point *pts, int n, void *ud)
 {
     GArray *uptos = ud;
     for (int i = 0; i < n; i++) {
-        struct sensor *s = sensor_table_by_key(pts[i].key);
-        if (!s)
-            continue;
         struct upto k = {pts[i].key, 0};
         const struct upto *u =
             uptos->len ? bsearch(&k, uptos->data, uptos->len, sizeof(k), cmp_upto) : NULL;
         if (u && id <= u->log_upto)
             continue;
-        if (!reading_buffer_add(pts[i].key, pts[i].ts, pts[i].value, seen))
-            continue;
-        reading_buffer_logged(pts[i].key, id);
-        stats.replayed++;
-        if (!s->has_value || pts[i].ts > s->ts) {
-            s->has_value = true;
-            s->value = pts[i].value;
-            s->ts = pts[i].ts;
-            s->seen_ms = seen;
-            s->ingested_here = true; /* this node's own log */
-        }
+        if (take_point(id, &pts[i], seen))
+            stats.replayed++;
     }
     if (id > stats.log_last)
         stats.log_last = id;
     return true;
+}
+
+/* A row of another server's log taken over (store_ts_log_adopt): its
+ * points of sensors still known go into this server's log, then into the
+ * buffers. */
+static bool adopt_row(int64_t id, int64_t seen, const struct store_ts_point *pts, int n, void *ud)
+{
+    (void)id;
+    (void)ud;
+    GArray *keep = g_array_sized_new(FALSE, FALSE, sizeof(struct store_ts_point), (guint)n);
+    for (int i = 0; i < n; i++)
+        if (sensor_table_by_key(pts[i].key))
+            g_array_append_val(keep, pts[i]);
+    int64_t mine = 0;
+    bool ok = keep->len == 0 ||
+              store_ts_log_append(store, seen, (const struct store_ts_point *)(void *)keep->data,
+                                  (int)keep->len, &mine) == STORE_OK;
+    for (guint i = 0; ok && i < keep->len; i++)
+        if (take_point(mine, &g_array_index(keep, struct store_ts_point, i), seen))
+            stats.adopted++;
+    g_array_free(keep, TRUE);
+    return ok;
+}
+
+/* About once a second, or every tick while a log being taken over has
+ * rows left: renews this server's hold on its log and takes over a page
+ * of a log whose server's hold ran out (store_ts_log_adopt). */
+static void adopt_tick(int64_t now_ms)
+{
+    static int64_t next_ms;
+    static bool more;
+    if (!more && now_ms < next_ms)
+        return;
+    next_ms = now_ms + ADOPT_EVERY_MS;
+    uint64_t before = stats.adopted;
+    bool was = more;
+    int rc = store_ts_log_adopt(store, ADOPT_ROWS, adopt_row, NULL, &more);
+    if (rc != STORE_OK) {
+        more = false;
+        log_warn("reading",
+                 "renewing the readings log's lease or taking another over failed (rc %d)", rc);
+    } else if (stats.adopted > before || (was && !more)) {
+        log_info("reading", "%" G_GUINT64_FORMAT " readings of another server's log taken over%s",
+                 stats.adopted - before, more ? "" : " (that log is done)");
+    }
 }
 
 int reading_buffer_replay(void)

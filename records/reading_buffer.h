@@ -24,6 +24,7 @@ struct reading_buffer_stats {
     int64_t log_last;      /* last log row appended (or replayed) */
     int64_t log_trimmed;   /* log rows up to this one are deleted */
     uint64_t replayed;     /* points replayed from the log at start */
+    uint64_t adopted;      /* points taken over from other servers' logs */
 };
 
 void reading_buffer_init(struct store *st, const struct reading_buffer_config *cfg);

@@ -439,6 +439,23 @@ int store_ts_drop(struct store *st, int64_t key)
     TIMED(st, st->ops->ts_drop(st, key));
 }
 
+int store_ts_log_own(struct store *st, const char *owner, int lease_s)
+{
+    if (!st->ops->ts_log_own)
+        return STORE_OK;
+    return st->ops->ts_log_own(st, owner, lease_s);
+}
+
+int store_ts_log_adopt(struct store *st, int max_rows, store_ts_log_cb cb, void *ud, bool *more)
+{
+    *more = false;
+    if (!st->ops->ts_log_adopt)
+        return STORE_OK;
+    if (max_rows < 1 || !cb)
+        return STORE_EINVAL;
+    TIMED(st, st->ops->ts_log_adopt(st, max_rows, cb, ud, more));
+}
+
 int store_ts_latest_each(struct store *st, store_ts_latest_cb cb, void *ud)
 {
     TIMED(st, st->ops->ts_latest_each(st, cb, ud));

@@ -189,6 +189,9 @@ struct store_ops {
     int (*ts_chunk_trim_before)(struct store *st, int64_t before_ms, int limit, int64_t *deleted);
     int (*ts_drop)(struct store *st, int64_t key);
     int (*ts_latest_each)(struct store *st, store_ts_latest_cb cb, void *ud);
+    /* NULL: the store is not shared, its log is the server's own. */
+    int (*ts_log_own)(struct store *st, const char *owner, int lease_s);
+    int (*ts_log_adopt)(struct store *st, int max_rows, store_ts_log_cb cb, void *ud, bool *more);
     /* A new store on a connection of its own to the same data, for another
      * thread's reads (store_replay.c); it reads only what open had. */
     struct store *(*open_reader)(struct store *st, char **err);
@@ -472,5 +475,22 @@ int store_ts_chunk_trim_before_later(struct store *st, int64_t before_ms, int li
 int store_ts_drop(struct store *st, int64_t key);
 /* Calls cb with the latest point of every key. */
 int store_ts_latest_each(struct store *st, store_ts_latest_cb cb, void *ud);
+/* On a store several servers share (Redis), each server's log is its own:
+ * owner names it (letters, digits, '-', '_'; at most 64), the same
+ * across the server's restarts, and it is held by a lease of lease_s
+ * seconds that store_ts_log_adopt renews. ts_log_append, ts_log_each and
+ * ts_log_trim then see that log only, and ts_latest_each's log_upto is
+ * the one its owner's chunks recorded. Call before any of those. A store
+ * no other server shares ignores it (STORE_OK). */
+int store_ts_log_own(struct store *st, const char *owner, int lease_s);
+/* Renews this server's lease (call it well within lease_s), and takes
+ * over the log of a server whose lease ran out (or the log of a version
+ * before logs had owners), at most max_rows rows a call: cb gets, in
+ * order, each row's points that are not in chunks, and must store them
+ * again (in this server's log) before it returns true; the rows go from
+ * the old log after cb had them all. *more: rows are left (call again).
+ * A log emptied goes, with its owner. STORE_OK with *more false on a
+ * store no other server shares. */
+int store_ts_log_adopt(struct store *st, int max_rows, store_ts_log_cb cb, void *ud, bool *more);
 
 #endif

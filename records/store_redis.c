@@ -176,7 +176,7 @@ static struct redis_script *const scripts[] = {
     &doc_put_lua,           &doc_del_lua,      &idx_add_lua,      &rd_seq_append_lua,
     &rd_seq_trim_older_lua, &deadline_set_lua, &deadline_del_lua, &deadline_claim_lua,
     &rd_ts_log_lua,         &rd_ts_chunk_lua,  &rd_ts_trim_lua,   &rd_ts_drop_lua,
-    &rate_add_lua,
+    &rate_add_lua,          &rd_ts_claim_lua,  &rd_ts_forget_lua,
 };
 
 /* ---- helpers ---- */
@@ -901,6 +901,10 @@ static void rd_close(struct store *st)
     g_ptr_array_free(r->indexes, TRUE);
     g_free(r->prefix);
     g_free(r->url);
+    g_free(r->log_owner);
+    g_free(r->log_key);
+    g_free(r->upto_key);
+    rd_ts_adoption_end(r);
     g_free(r);
 }
 
@@ -964,6 +968,8 @@ static const struct store_ops redis_ops = {
     .ts_chunk_trim_before = rd_ts_chunk_trim_before,
     .ts_drop = rd_ts_drop,
     .ts_latest_each = rd_ts_latest_each,
+    .ts_log_own = rd_ts_log_own,
+    .ts_log_adopt = rd_ts_log_adopt,
 };
 
 struct store *store_open_redis(const char *url, const char *prefix, char **err)

@@ -34,6 +34,13 @@ struct redis_store {
     bool open_failed;
     store_batch_cb batch_cb;
     void *batch_ud;
+    /* The readings log's owner (store_redis_tslog.c; NULL: none), its
+     * log's and its log_upto hash's keys, its lease; the log being taken
+     * over and its log_upto by series. */
+    char *log_owner, *log_key, *upto_key;
+    int64_t lease_ms;
+    char *adopting;
+    GHashTable *adopting_uptos;
 };
 
 static inline struct redis_store *R(struct store *st)
@@ -111,6 +118,19 @@ int rd_kv_raise_later(struct store *st, const char *seq_key, const char *const *
                       int64_t value, struct store_read *rd);
 /* Time series (store_redis_ts.c). */
 extern struct redis_script rd_ts_log_lua, rd_ts_chunk_lua, rd_ts_trim_lua, rd_ts_drop_lua;
+/* Logs with owners (store_redis_tslog.c). */
+extern struct redis_script rd_ts_claim_lua, rd_ts_forget_lua;
+const char *rd_ts_log_key(const struct redis_store *r);
+int rd_ts_log_own(struct store *st, const char *owner, int lease_s);
+int rd_ts_log_adopt(struct store *st, int max_rows, store_ts_log_cb cb, void *ud, bool *more);
+/* The log_upto by series in hash PREFIX + name (blocks {key, upto}), or
+ * NULL if the read failed. */
+GHashTable *rd_ts_uptos(struct redis_store *r, const char *name);
+/* fn(field, value, ud) for every field of hash PREFIX + name, in pages
+ * of HSCAN: 1 goes on, 0 stops, -1 fails (STORE_EIO). */
+int rd_hscan(struct redis_store *r, const char *name,
+             int (*fn)(const redisReply *k, const redisReply *v, void *ud), void *ud);
+void rd_ts_adoption_end(struct redis_store *r);
 int rd_ts_log_append(struct store *st, int64_t seen, const struct store_ts_point *pts, int n,
                      int64_t *id_out);
 int rd_ts_log_each(struct store *st, int64_t after_id, store_ts_log_cb cb, void *ud);

@@ -1,9 +1,12 @@
 /* Time series in the Redis store (sensor readings): the log is a stream
  * (entry id 0-ID, fields s = server time, p = points packed as 24-byte
- * records, as in the SQLite store); chunks are a hash of chunk id -> first
- * ts and 16-byte samples, with a sorted set per series of its chunk ids by
- * last ts and one of every chunk by last ts for the retention trim; the
- * latest point of each series (and its log_upto) is a hash field. */
+ * records, as in the SQLite store), one per server that owns one (see
+ * store_redis_tslog.c; "tsl" for a store without an owner), its ids from
+ * one counter; chunks are a hash of chunk id -> first ts and 16-byte
+ * samples, with a sorted set per series of its chunk ids by last ts and
+ * one of every chunk by last ts for the retention trim; the latest point
+ * of each series (and its log_upto) is a hash field, and an owner's
+ * log_upto of each series it flushed a field of its own hash. */
 #include "records/store_pack.h"
 #include "records/store_redis.h"
 
@@ -13,21 +16,25 @@
 #define CHUNK_REC 16
 #define LATEST_LEN 32
 
-/* ARGV: prefix, seen, packed points. The new log id. */
+/* ARGV: prefix, seen, packed points, the log's key. The new log id. */
 struct redis_script rd_ts_log_lua = {
     "local id = redis.call('INCR', ARGV[1] .. 'tsl:n')\n"
-    "redis.call('XADD', ARGV[1] .. 'tsl', '0-' .. id, 's', ARGV[2], 'p', ARGV[3])\n"
+    "redis.call('XADD', ARGV[1] .. ARGV[4], '0-' .. id, 's', ARGV[2], 'p', ARGV[3])\n"
     "return id\n",
     ""};
 
-/* ARGV: prefix, key, last ts, chunk, [latest]. */
+/* ARGV: prefix, key, last ts, chunk, latest or "", the owner's log_upto
+ * hash or "", log_upto. */
 struct redis_script rd_ts_chunk_lua = {
     "local P, key = ARGV[1], ARGV[2]\n"
     "local id = redis.call('INCR', P .. 'tsc:n')\n"
     "redis.call('HSET', P .. 'tsc', id, ARGV[4])\n"
     "redis.call('ZADD', P .. 'tsk:' .. key, ARGV[3], id)\n"
     "redis.call('ZADD', P .. 'tsall', ARGV[3], key .. ':' .. id)\n"
-    "if ARGV[5] then redis.call('HSET', P .. 'tslatest', key, ARGV[5]) end\n"
+    "if ARGV[5] ~= '' then\n"
+    "  redis.call('HSET', P .. 'tslatest', key, ARGV[5])\n"
+    "  if ARGV[6] ~= '' then redis.call('HSET', P .. ARGV[6], key, ARGV[7]) end\n"
+    "end\n"
     "return id\n",
     ""};
 
@@ -45,7 +52,7 @@ struct redis_script rd_ts_trim_lua = {
     "return #m\n",
     ""};
 
-/* ARGV: prefix, key. */
+/* ARGV: prefix, key, the owner's log_upto hash or "". */
 struct redis_script rd_ts_drop_lua = {
     "local P, key = ARGV[1], ARGV[2]\n"
     "for _, id in ipairs(redis.call('ZRANGE', P .. 'tsk:' .. key, 0, -1)) do\n"
@@ -54,6 +61,7 @@ struct redis_script rd_ts_drop_lua = {
     "end\n"
     "redis.call('DEL', P .. 'tsk:' .. key)\n"
     "redis.call('HDEL', P .. 'tslatest', key)\n"
+    "if ARGV[3] ~= '' then redis.call('HDEL', P .. ARGV[3], key) end\n"
     "return 1\n",
     ""};
 
@@ -72,6 +80,7 @@ int rd_ts_log_append(struct store *st, int64_t seen, const struct store_ts_point
     rd_args_start(r, &c);
     redis_cmd_i64(&c, seen);
     redis_cmd_bin(&c, blob, (size_t)n * LOG_REC);
+    redis_cmd_str(&c, rd_ts_log_key(r));
     redisReply *rep = rd_script(r, &rd_ts_log_lua, &c);
     g_free(blob);
     if (!rep)
@@ -91,7 +100,7 @@ int rd_ts_log_each(struct store *st, int64_t after_id, store_ts_log_cb cb, void 
     while (rc == STORE_OK && !stop) {
         struct redis_cmd c;
         rd_cmd_start(&c, "XRANGE");
-        rd_cmd_key(r, &c, "tsl", "");
+        rd_cmd_key(r, &c, rd_ts_log_key(r), "");
         char *lo = g_strdup_printf("(0-%" G_GINT64_FORMAT, (gint64)after_id);
         redis_cmd_str(&c, lo);
         redis_cmd_str(&c, "+");
@@ -143,7 +152,7 @@ int rd_ts_log_trim(struct store *st, int64_t upto_id)
     struct redis_store *r = R(st);
     struct redis_cmd c;
     rd_cmd_start(&c, "XTRIM");
-    rd_cmd_key(r, &c, "tsl", "");
+    rd_cmd_key(r, &c, rd_ts_log_key(r), "");
     redis_cmd_str(&c, "MINID");
     char *min = g_strdup_printf("0-%" G_GINT64_FORMAT, (gint64)(upto_id < 0 ? 0 : upto_id) + 1);
     redis_cmd_str(&c, min);
@@ -175,7 +184,11 @@ int rd_ts_chunk_put(struct store *st, int64_t key, const struct store_ts_sample 
         put_u64(lat + 16, (uint64_t)latest->seen);
         put_u64(lat + 24, (uint64_t)log_upto);
         redis_cmd_bin(&c, lat, sizeof(lat));
+    } else {
+        redis_cmd_str(&c, "");
     }
+    redis_cmd_str(&c, r->upto_key ? r->upto_key : "");
+    redis_cmd_i64(&c, log_upto);
     redisReply *rep = rd_script(r, &rd_ts_chunk_lua, &c);
     g_free(blob);
     if (!rep)
@@ -285,45 +298,40 @@ int rd_ts_drop(struct store *st, int64_t key)
     struct redis_cmd c;
     rd_args_start(r, &c);
     redis_cmd_i64(&c, key);
+    redis_cmd_str(&c, r->upto_key ? r->upto_key : "");
     return rd_script_ok(r, &rd_ts_drop_lua, &c);
+}
+
+struct latest_each {
+    GHashTable *uptos; /* the owner's: the latest's log_upto is another's */
+    store_ts_latest_cb cb;
+    void *ud;
+};
+
+static int latest_one(const redisReply *k, const redisReply *v, void *ud)
+{
+    struct latest_each *e = ud;
+    if (v->type != REDIS_REPLY_STRING || v->len != LATEST_LEN)
+        return -1;
+    const unsigned char *b = (const unsigned char *)v->str;
+    struct store_ts_point p = {rd_reply_int(k), (int64_t)get_u64(b), bitsd(get_u64(b + 8)),
+                               (int64_t)get_u64(b + 16)};
+    int64_t upto = (int64_t)get_u64(b + 24);
+    if (e->uptos) {
+        const int64_t *u = g_hash_table_lookup(e->uptos, &p.key);
+        upto = u ? u[1] : 0;
+    }
+    return e->cb(&p, upto, e->ud) ? 1 : 0;
 }
 
 int rd_ts_latest_each(struct store *st, store_ts_latest_cb cb, void *ud)
 {
     struct redis_store *r = R(st);
-    char cursor[32] = "0";
-    int rc = STORE_OK;
-    bool stop = false;
-    do {
-        struct redis_cmd c;
-        rd_cmd_start(&c, "HSCAN");
-        rd_cmd_key(r, &c, "tslatest", "");
-        redis_cmd_str(&c, cursor);
-        redis_cmd_str(&c, "COUNT");
-        redis_cmd_i64(&c, RD_PAGE);
-        redisReply *rep = rd_run(r, &c);
-        if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-            rep->element[0]->type != REDIS_REPLY_STRING ||
-            rep->element[1]->type != REDIS_REPLY_ARRAY) {
-            if (rep)
-                freeReplyObject(rep);
-            return STORE_EIO;
-        }
-        g_strlcpy(cursor, rep->element[0]->str, sizeof(cursor));
-        const redisReply *kv = rep->element[1];
-        for (size_t i = 0; i + 1 < kv->elements && !stop; i += 2) {
-            const redisReply *v = kv->element[i + 1];
-            if (v->type != REDIS_REPLY_STRING || v->len != LATEST_LEN) {
-                rc = STORE_EIO;
-                break;
-            }
-            const unsigned char *b = (const unsigned char *)v->str;
-            struct store_ts_point p = {rd_reply_int(kv->element[i]), (int64_t)get_u64(b),
-                                       bitsd(get_u64(b + 8)), (int64_t)get_u64(b + 16)};
-            if (!cb(&p, (int64_t)get_u64(b + 24), ud))
-                stop = true;
-        }
-        freeReplyObject(rep);
-    } while (rc == STORE_OK && !stop && strcmp(cursor, "0") != 0);
+    struct latest_each e = {NULL, cb, ud};
+    if (r->upto_key && !(e.uptos = rd_ts_uptos(r, r->upto_key)))
+        return STORE_EIO;
+    int rc = rd_hscan(r, "tslatest", latest_one, &e);
+    if (e.uptos)
+        g_hash_table_destroy(e.uptos);
     return rc;
 }

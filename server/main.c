@@ -162,9 +162,44 @@ static gboolean on_flush_tick(gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
+/* On Redis, this node's readings log is its own, named by the id kept in
+ * its data directory (node.id, made at the first start), so that after
+ * a restart it finds the log again; a node that stays away longer than
+ * cluster_dead_s leaves it to the others (store_ts_log_own). */
+static int own_readings_log(void)
+{
+    if (!server.cfg.redis[0])
+        return 0;
+    char *path = g_build_filename(server.cfg.data_dir, "node.id", NULL);
+    char *id = NULL;
+    GError *e = NULL;
+    if (g_file_get_contents(path, &id, NULL, NULL)) {
+        g_strstrip(id);
+    } else {
+        id = id_new("n");
+        if (g_mkdir_with_parents(server.cfg.data_dir, 0700) != 0 ||
+            !g_file_set_contents(path, id, -1, &e)) {
+            log_error("main", "cannot keep this node's id in %s: %s", path,
+                      e ? e->message : g_strerror(errno));
+            g_clear_error(&e);
+            g_free(id);
+            g_free(path);
+            return -1;
+        }
+    }
+    int rc = store_ts_log_own(server.store, id, server.cfg.cluster_dead_s);
+    if (rc != STORE_OK)
+        log_error("main", "%s does not hold a node id (letters, digits, '-', '_')", path);
+    else
+        log_info("main", "node id %s (its readings log)", id);
+    g_free(id);
+    g_free(path);
+    return rc == STORE_OK ? 0 : -1;
+}
+
 static int start_sensors(void)
 {
-    if (sensor_init(server.store) != STORE_OK)
+    if (own_readings_log() < 0 || sensor_init(server.store) != STORE_OK)
         return -1;
     struct reading_config rc = {
         .retention_days = server.cfg.readings_retention_days,

@@ -407,13 +407,17 @@ char *metrics_render(const struct store *st)
         "# HELP yjt_readings_replayed Readings replayed from the log at start.\n"
         "# TYPE yjt_readings_replayed gauge\n"
         "yjt_readings_replayed %" G_GUINT64_FORMAT "\n"
+        "# HELP yjt_readings_adopted_total Readings taken over from the log of a node gone for "
+        "good.\n"
+        "# TYPE yjt_readings_adopted_total counter\n"
+        "yjt_readings_adopted_total %" G_GUINT64_FORMAT "\n"
         "# HELP yjt_sensors Sensors configured.\n"
         "# TYPE yjt_sensors gauge\n"
         "yjt_sensors %u\n"
         "# HELP yjt_readings_rejected_total Readings rejected, by row code.\n"
         "# TYPE yjt_readings_rejected_total counter\n",
         rs->accepted, rs->late, rs->buffered, rs->chunks, rs->flush_errors, rs->replayed,
-        sensor_count());
+        rs->adopted, sensor_count());
     for (int i = 0; i < 7; i++)
         g_string_append_printf(out,
                                "yjt_readings_rejected_total{code=\"%s\"} %" G_GUINT64_FORMAT "\n",

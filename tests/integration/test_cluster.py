@@ -822,3 +822,61 @@ def test_gateway_after_a_notice_knows_who_is_online_on_other_nodes(server):
         run(body())
     finally:
         gw.close()
+
+
+def test_readings_of_two_nodes_survive_either_ones_kill(server):
+    """Two gateways post to two nodes at once. Each node flushes its own
+    sensors' readings and deletes what it flushed from the readings log;
+    neither may delete the other's unflushed readings, so a node killed
+    with -9 replays every reading it acknowledged."""
+    ta, (n1, n2) = alarm_cluster(server, readings_flush_points=3)
+    ops = n1.token("ops")
+    for sid in ("a1", "b1"):
+        ta.put_sensor(n1, sid, enterprise="e1" if sid == "a1" else "e2")
+    ta.known_everywhere(n1, "a1", "b1")
+    ka, kb = ta.gateway_key(n1, "e1"), ta.gateway_key(n1, "e2")
+    tb = ta.next_ts()
+    r = n2.http("POST", "/api/v1/readings", headers={"X-Api-Key": kb},
+                body={"readings": [{"sensor": "b1", "value": 7.5, "ts": tb}]})
+    assert r.status == 200 and r.json["accepted"] == 1, r
+    ta.post(n1, ka, "a1", 1, 2, 3, 4)  # a chunk of 3 on n1, then its log trimmed
+    wait_until(lambda: metric(n1.metrics(), "yjt_readings_chunks_total") >= 1, 5,
+               what="a1's chunk on n1")
+    time.sleep(2.5)  # n1's flusher rounds end (a second each): its trims are done
+    n2.kill9()
+    n2.start()
+    assert metric(n2.metrics(), "yjt_readings_replayed") == 1
+    r = n2.http("GET", f"/api/v1/sensors/b1/readings?from={tb - 1000}&to={tb + 1000}",
+                token=ops)
+    assert r.status == 200 and [p["value"] for p in r.json["points"]] == [7.5], r
+
+
+def test_readings_of_a_node_gone_for_good_are_taken_over(server):
+    """A node killed with -9 that does not come back: once its hold on its
+    readings log runs out (cluster_dead_s), another node takes over what it
+    had acknowledged and not flushed, and stores it as its own."""
+    ta, (n1, n2) = alarm_cluster(server, cluster_beat_s=1, cluster_dead_s=3)
+    ops = n1.token("ops")
+    ta.put_sensor(n1, "b1", enterprise="e2")
+    ta.known_everywhere(n1, "b1")
+    kb = ta.gateway_key(n1, "e2")
+    t0 = ta.next_ts()
+    want = []
+    for i in range(5):  # five rows of n2's log, none flushed
+        ts = ta.next_ts()
+        r = n2.http("POST", "/api/v1/readings", headers={"X-Api-Key": kb},
+                    body={"readings": [{"sensor": "b1", "value": 50 + i, "ts": ts}]})
+        assert r.status == 200 and r.json["accepted"] == 1, r
+        want.append(50 + i)
+    n2.kill9()
+    wait_until(lambda: metric(n1.metrics(), "yjt_readings_adopted_total") == 5, 10,
+               what="n2's readings taken over by n1")
+    r = n1.http("GET", f"/api/v1/sensors/b1/readings?from={t0}&to={ta.next_ts() + 1}",
+                token=ops)
+    assert r.status == 200 and [p["value"] for p in r.json["points"]] == want, r
+    # n1's own log now holds them: they outlive n1's kill as well
+    n1.kill9()
+    n1.start()
+    assert metric(n1.metrics(), "yjt_readings_replayed") == 5
+    assert redis_cli("--scan", "--pattern", n1.settings["redis_prefix"] + "tsl:o:*").split() == [
+        n1.settings["redis_prefix"] + "tsl:o:" + open(n1.data_dir / "node.id").read().strip()]

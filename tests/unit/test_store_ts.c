@@ -300,6 +300,109 @@ static void test_trim_drop_reopen(void **state)
     latest_free(&l);
 }
 
+/* What an adopting server's cb is given: it stores the points again in
+ * its own log, as reading_buffer.c does. */
+struct adopted {
+    struct store *st;
+    int rows, points;
+    int64_t keys[16], ts[16];
+};
+
+static bool adopt_into(int64_t id, int64_t seen, const struct store_ts_point *pts, int n, void *ud)
+{
+    (void)id;
+    struct adopted *a = ud;
+    for (int i = 0; i < n && a->points < 16; i++) {
+        a->keys[a->points] = pts[i].key;
+        a->ts[a->points++] = pts[i].ts;
+    }
+    a->rows++;
+    int64_t mine = 0;
+    return store_ts_log_append(a->st, seen, pts, n, &mine) == STORE_OK;
+}
+
+static int log_rows(struct store *st)
+{
+    struct logrows l = {0};
+    assert_int_equal(store_ts_log_each(st, 0, collect_log, &l), STORE_OK);
+    return l.rows;
+}
+
+/* Servers sharing a store each keep a log of their own: one's trim never
+ * deletes another's rows, and the log of a server whose lease ran out is
+ * taken over without the points its owner had put in chunks. */
+static void test_owned_logs(void **state)
+{
+    struct store *b = *state;
+    bool more = true;
+    if (!redis_url) { /* a store of its own: nothing to own or take over */
+        assert_int_equal(store_ts_log_own(b, "b", 1), STORE_OK);
+        assert_int_equal(store_ts_log_adopt(b, 10, adopt_into, NULL, &more), STORE_OK);
+        assert_false(more);
+        return;
+    }
+    struct store *a = open_store(), *old = open_store();
+    assert_int_equal(store_ts_log_own(a, "no good", 1), STORE_EINVAL);
+    assert_int_equal(store_ts_log_own(a, "a", 1), STORE_OK);
+    assert_int_equal(store_ts_log_own(b, "b", 1), STORE_OK);
+    /* a log from before owners: taken over at once */
+    struct store_ts_point o[] = {{4, 1, 4.0, 0}};
+    int64_t id = 0, a1 = 0, a2 = 0;
+    assert_int_equal(store_ts_log_append(old, 10, o, 1, &id), STORE_OK);
+    store_close(old);
+
+    struct store_ts_point r1[] = {{1, 10, 1.0, 0}, {1, 11, 1.5, 0}, {3, 5, 3.0, 0}};
+    struct store_ts_point r2[] = {{1, 12, 2.0, 0}};
+    struct store_ts_point rb[] = {{2, 7, 7.0, 0}};
+    assert_int_equal(store_ts_log_append(a, 100, r1, 3, &a1), STORE_OK);
+    assert_int_equal(store_ts_log_append(b, 100, rb, 1, &id), STORE_OK);
+    assert_int_equal(store_ts_log_append(a, 100, r2, 1, &a2), STORE_OK);
+    assert_true(a2 > id && id > a1);
+    struct adopted got = {.st = b};
+    assert_int_equal(store_ts_log_adopt(a, 10, adopt_into, &got, &more), STORE_OK);
+    assert_int_equal(store_ts_log_adopt(b, 10, adopt_into, &got, &more), STORE_OK);
+    assert_int_equal(got.points, 1); /* the old log's point, now b's */
+    assert_int_equal(got.keys[0], 4);
+    assert_false(more);
+
+    /* a flushes series 1 up to its first row and trims: b's rows stay */
+    struct store_ts_sample c1[] = {{10, 1.0}, {11, 1.5}};
+    struct store_ts_point lat = {1, 11, 1.5, 100};
+    assert_int_equal(store_ts_chunk_put(a, 1, c1, 2, &lat, a1), STORE_OK);
+    assert_int_equal(store_ts_log_trim(a, a2), STORE_OK);
+    assert_int_equal(log_rows(a), 0);
+    assert_int_equal(log_rows(b), 2);
+    /* a's second row again, and a third with series 3 */
+    assert_int_equal(store_ts_log_append(a, 100, r1, 3, &a1), STORE_OK);
+    assert_int_equal(store_ts_chunk_put(a, 1, c1, 2, &lat, a1), STORE_OK);
+    assert_int_equal(store_ts_log_append(a, 100, r2, 1, &a2), STORE_OK);
+    struct latest l;
+    latest_load(a, &l); /* a's own log_upto, whoever wrote the latest */
+    int64_t k = 1;
+    assert_int_equal(*(int64_t *)g_hash_table_lookup(l.upto, &k), a1);
+    latest_free(&l);
+
+    /* a's lease is its own while it renews it; then it runs out */
+    memset(&got, 0, sizeof(got));
+    got.st = b;
+    assert_int_equal(store_ts_log_adopt(b, 10, adopt_into, &got, &more), STORE_OK);
+    assert_int_equal(got.rows, 0);
+    g_usleep(1200 * 1000);
+    assert_int_equal(store_ts_log_adopt(b, 1, adopt_into, &got, &more), STORE_OK);
+    assert_true(more); /* one row a page */
+    while (more)
+        assert_int_equal(store_ts_log_adopt(b, 1, adopt_into, &got, &more), STORE_OK);
+    /* series 1's points of a's first row were in chunks: only series 3's
+     * point of it, and the second row's */
+    assert_int_equal(got.points, 2);
+    assert_int_equal(got.keys[0], 3);
+    assert_int_equal(got.keys[1], 1);
+    assert_int_equal(got.ts[1], 12);
+    assert_int_equal(log_rows(b), 4);
+    assert_int_equal(log_rows(a), 0); /* taken over: gone */
+    store_close(a);
+}
+
 int main(void)
 {
     redis_url = getenv("YJT_TEST_REDIS");
@@ -312,6 +415,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_non_finite_refused_whole, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_chunks_range_latest, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_trim_drop_reopen, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_owned_logs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

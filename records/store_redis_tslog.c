@@ -1,0 +1,309 @@
+/* Whose readings log is whose, in the Redis store several servers share.
+ *
+ * Each server appends the readings it accepts to a log of its own (the
+ * stream tsl:o:OWNER), flushes them to chunks, and deletes the rows it
+ * flushed: from its own log only, so that it never deletes what another
+ * server has not flushed yet. OWNER names the server across its restarts
+ * (server/main.c keeps it in the data directory), so that a server killed
+ * with -9 finds its log again at start and replays it; its hash
+ * tsup:OWNER holds, per series, the last row of that log whose points of
+ * the series are in chunks (what replay skips).
+ *
+ * A server that does not come back leaves its log behind. Every server
+ * holds a lease in the hash tsl:owners (OWNER -> "DEADLINE HOLDER", times
+ * in ms of Redis's clock), renewed each time it calls
+ * store_ts_log_adopt, about once a second; a log whose lease ran out is
+ * claimed by the first server that looks (it becomes the holder, for one
+ * lease), which reads it a page at a time, stores again in its own log
+ * the points its owner had not flushed, and only then deletes the page.
+ * Once the log is empty it goes, with the owner's hash and lease. If the
+ * owner comes back meanwhile, its lease is its own again, the claim ends,
+ * and both may hold some points twice: readers merge repeated points, so
+ * nothing is lost and nothing shows twice. A log from before logs had
+ * owners ("tsl", with the log_upto in each series' latest point) is
+ * taken over the same way. */
+#include "common/log.h"
+#include "records/store_pack.h"
+#include "records/store_redis.h"
+
+#include <string.h>
+
+#define LOG_REC 24
+#define LATEST_LEN 32
+#define OWNER_MAX 64
+
+/* ARGV: prefix, me, lease ms, "1" to look for a log to take over. Renews
+ * my lease; returns an owner whose log is now mine to take over ("" for
+ * the log without an owner), or nil. */
+struct redis_script rd_ts_claim_lua = {
+    "local P, me, lease = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local H = P .. 'tsl:owners'\n"
+    "redis.call('HSET', H, me, (now + lease) .. ' ' .. me)\n"
+    "if ARGV[4] ~= '1' then return false end\n"
+    "if redis.call('EXISTS', P .. 'tsl') == 1 and redis.call('HEXISTS', H, '') == 0 then\n"
+    "  redis.call('HSET', H, '', '0 ')\n"
+    "end\n"
+    "local all = redis.call('HGETALL', H)\n"
+    "for i = 1, #all, 2 do\n"
+    "  local o, v = all[i], all[i + 1]\n"
+    "  if o ~= me then\n"
+    "    local d, holder = string.match(v, '^(%d+) (.*)$')\n"
+    "    if d == nil or tonumber(d) < now or holder == me then\n"
+    "      redis.call('HSET', H, o, (now + lease) .. ' ' .. me)\n"
+    "      return o\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return false\n",
+    ""};
+
+/* ARGV: prefix, me, owner, its log's key, its hash or "". Forgets an
+ * owner whose log is empty, if I still hold it. 1 if it went. */
+struct redis_script rd_ts_forget_lua = {
+    "local P, me, o = ARGV[1], ARGV[2], ARGV[3]\n"
+    "local v = redis.call('HGET', P .. 'tsl:owners', o)\n"
+    "if not v or string.match(v, '^%d+ (.*)$') ~= me then return 0 end\n"
+    "if redis.call('XLEN', P .. ARGV[4]) > 0 then return 0 end\n"
+    "redis.call('DEL', P .. ARGV[4])\n"
+    "if ARGV[5] ~= '' then redis.call('DEL', P .. ARGV[5]) end\n"
+    "redis.call('HDEL', P .. 'tsl:owners', o)\n"
+    "return 1\n",
+    ""};
+
+const char *rd_ts_log_key(const struct redis_store *r)
+{
+    return r->log_key ? r->log_key : "tsl";
+}
+
+static bool owner_ok(const char *owner)
+{
+    size_t n = strlen(owner);
+    if (n == 0 || n > OWNER_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!g_ascii_isalnum(owner[i]) && owner[i] != '-' && owner[i] != '_')
+            return false;
+    return true;
+}
+
+static int claim(struct redis_store *r, char **owner);
+
+int rd_ts_log_own(struct store *st, const char *owner, int lease_s)
+{
+    struct redis_store *r = R(st);
+    if (!owner || !owner_ok(owner) || lease_s < 1)
+        return STORE_EINVAL;
+    g_free(r->log_owner);
+    g_free(r->log_key);
+    g_free(r->upto_key);
+    r->log_owner = g_strdup(owner);
+    r->log_key = g_strconcat("tsl:o:", owner, NULL);
+    r->upto_key = g_strconcat("tsup:", owner, NULL);
+    r->lease_ms = (int64_t)lease_s * 1000;
+    return claim(r, NULL); /* held before the first row is appended */
+}
+
+/* {key, log_upto} blocks by key. */
+static GHashTable *uptos_new(void)
+{
+    return g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+}
+
+static void upto_set(GHashTable *h, int64_t key, int64_t upto)
+{
+    int64_t *u = g_new(int64_t, 2);
+    u[0] = key;
+    u[1] = upto;
+    g_hash_table_replace(h, u, u);
+}
+
+int rd_hscan(struct redis_store *r, const char *name,
+             int (*fn)(const redisReply *k, const redisReply *v, void *ud), void *ud)
+{
+    char cursor[32] = "0";
+    int rc = STORE_OK, more = 1;
+    do {
+        struct redis_cmd c;
+        rd_cmd_start(&c, "HSCAN");
+        rd_cmd_key(r, &c, name, "");
+        redis_cmd_str(&c, cursor);
+        redis_cmd_str(&c, "COUNT");
+        redis_cmd_i64(&c, RD_PAGE);
+        redisReply *rep = rd_run(r, &c);
+        if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+            rep->element[0]->type != REDIS_REPLY_STRING ||
+            rep->element[1]->type != REDIS_REPLY_ARRAY) {
+            if (rep)
+                freeReplyObject(rep);
+            return STORE_EIO;
+        }
+        g_strlcpy(cursor, rep->element[0]->str, sizeof(cursor));
+        const redisReply *kv = rep->element[1];
+        for (size_t i = 0; i + 1 < kv->elements && more > 0; i += 2)
+            more = fn(kv->element[i], kv->element[i + 1], ud);
+        freeReplyObject(rep);
+        if (more < 0)
+            rc = STORE_EIO;
+    } while (more > 0 && strcmp(cursor, "0") != 0);
+    return rc;
+}
+
+static int upto_field(const redisReply *k, const redisReply *v, void *h)
+{
+    upto_set(h, rd_reply_int(k), rd_reply_int(v));
+    return 1;
+}
+
+/* The log_upto kept in each series' latest point (the log without an
+ * owner's). */
+static int latest_field(const redisReply *k, const redisReply *v, void *h)
+{
+    if (v->type != REDIS_REPLY_STRING || v->len != LATEST_LEN)
+        return -1;
+    upto_set(h, rd_reply_int(k), (int64_t)get_u64((const unsigned char *)v->str + 24));
+    return 1;
+}
+
+GHashTable *rd_ts_uptos(struct redis_store *r, const char *hash)
+{
+    GHashTable *h = uptos_new();
+    if (rd_hscan(r, hash, upto_field, h) != STORE_OK) {
+        g_hash_table_destroy(h);
+        return NULL;
+    }
+    return h;
+}
+
+void rd_ts_adoption_end(struct redis_store *r)
+{
+    g_free(r->adopting);
+    r->adopting = NULL;
+    if (r->adopting_uptos)
+        g_hash_table_destroy(r->adopting_uptos);
+    r->adopting_uptos = NULL;
+}
+
+/* Renews the lease; with owner, *owner (g_free) an owner whose log is
+ * mine to take over, or NULL. */
+static int claim(struct redis_store *r, char **owner)
+{
+    struct redis_cmd c;
+    rd_args_start(r, &c);
+    redis_cmd_str(&c, r->log_owner);
+    redis_cmd_i64(&c, r->lease_ms);
+    redis_cmd_str(&c, owner ? "1" : "0");
+    redisReply *rep = rd_script(r, &rd_ts_claim_lua, &c);
+    if (!rep)
+        return STORE_EIO;
+    if (owner)
+        *owner = rep->type == REDIS_REPLY_STRING ? g_strndup(rep->str, rep->len) : NULL;
+    freeReplyObject(rep);
+    return STORE_OK;
+}
+
+/* One row of the log being taken over: its points not in chunks to cb. */
+static bool adopt_row(struct redis_store *r, const redisReply *e, GArray *pts, store_ts_log_cb cb,
+                      void *ud, int64_t *id)
+{
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+        return false;
+    *id = rd_entry_seq(e->element[0]);
+    const redisReply *s = rd_entry_field(e->element[1], "s");
+    const redisReply *p = rd_entry_field(e->element[1], "p");
+    if (*id < 0 || !s || !p || p->type != REDIS_REPLY_STRING || p->len % LOG_REC)
+        return false;
+    int64_t seen = rd_reply_int(s);
+    g_array_set_size(pts, 0);
+    for (size_t k = 0; k < p->len / LOG_REC; k++) {
+        const unsigned char *b = (const unsigned char *)p->str + k * LOG_REC;
+        struct store_ts_point x = {(int64_t)get_u64(b), (int64_t)get_u64(b + 8),
+                                   bitsd(get_u64(b + 16)), seen};
+        const int64_t *u = g_hash_table_lookup(r->adopting_uptos, &x.key);
+        if (!u || *id > u[1])
+            g_array_append_val(pts, x);
+    }
+    return pts->len == 0 ||
+           cb(*id, seen, (const struct store_ts_point *)(void *)pts->data, (int)pts->len, ud);
+}
+
+int rd_ts_log_adopt(struct store *st, int max_rows, store_ts_log_cb cb, void *ud, bool *more)
+{
+    struct redis_store *r = R(st);
+    *more = false;
+    if (!r->log_owner)
+        return STORE_OK;
+    char *owner = NULL;
+    int rc = claim(r, &owner);
+    if (rc != STORE_OK || !owner)
+        return rc;
+    bool legacy = owner[0] == '\0';
+    char *log = legacy ? g_strdup("tsl") : g_strconcat("tsl:o:", owner, NULL);
+    char *hash = legacy ? NULL : g_strconcat("tsup:", owner, NULL);
+    if (!r->adopting || strcmp(r->adopting, owner) != 0) {
+        rd_ts_adoption_end(r);
+        r->adopting_uptos = uptos_new();
+        rc = rd_hscan(r, legacy ? "tslatest" : hash, legacy ? latest_field : upto_field,
+                       r->adopting_uptos);
+        if (rc != STORE_OK) {
+            rd_ts_adoption_end(r);
+            goto out;
+        }
+        r->adopting = g_strdup(owner);
+        log_warn("store", "taking over the readings log of %s, whose lease ran out",
+                 legacy ? "the servers before logs had owners" : owner);
+    }
+    struct redis_cmd c;
+    rd_cmd_start(&c, "XRANGE");
+    rd_cmd_key(r, &c, log, "");
+    redis_cmd_str(&c, "-");
+    redis_cmd_str(&c, "+");
+    redis_cmd_str(&c, "COUNT");
+    redis_cmd_i64(&c, max_rows);
+    redisReply *rep = rd_run(r, &c);
+    if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+        if (rep)
+            freeReplyObject(rep);
+        rc = STORE_EIO;
+        goto out;
+    }
+    GArray *pts = g_array_new(FALSE, FALSE, sizeof(struct store_ts_point));
+    int64_t last = -1;
+    for (size_t i = 0; i < rep->elements && rc == STORE_OK; i++) {
+        int64_t id = -1;
+        if (!adopt_row(r, rep->element[i], pts, cb, ud, &id))
+            rc = STORE_EIO;
+        else
+            last = id;
+    }
+    g_array_free(pts, TRUE);
+    size_t rows = rep->elements;
+    freeReplyObject(rep);
+    if (last >= 0) { /* what cb stored again goes from the old log */
+        rd_cmd_start(&c, "XTRIM");
+        rd_cmd_key(r, &c, log, "");
+        redis_cmd_str(&c, "MINID");
+        char *min = g_strdup_printf("0-%" G_GINT64_FORMAT, (gint64)last + 1);
+        redis_cmd_str(&c, min);
+        if (rd_run_ok(r, &c) != STORE_OK && rc == STORE_OK)
+            rc = STORE_EIO;
+        g_free(min);
+    }
+    if (rc == STORE_OK && rows < (size_t)max_rows) {
+        rd_args_start(r, &c);
+        redis_cmd_str(&c, r->log_owner);
+        redis_cmd_str(&c, owner);
+        redis_cmd_str(&c, log);
+        redis_cmd_str(&c, hash ? hash : "");
+        rc = rd_script_ok(r, &rd_ts_forget_lua, &c);
+        rd_ts_adoption_end(r);
+    } else if (rc == STORE_OK) {
+        *more = true;
+    }
+out:
+    g_free(owner);
+    g_free(log);
+    g_free(hash);
+    return rc;
+}
