@@ -1,6 +1,7 @@
 /* Gateway API keys (see apikey.h). A check is one document read and one
  * SHA-256, so a revocation by yjtctl (another process) counts from the
- * next request on. Hashes are compared in constant time. */
+ * next request on (on Redis the read is sent without waiting:
+ * apikey_check_later). Hashes are compared in constant time. */
 #include "records/apikey.h"
 
 #include "common/clock.h"
@@ -62,35 +63,88 @@ int apikey_create(struct store *st, const char *enterprise, const char *label, c
     return STORE_OK;
 }
 
-int apikey_check(struct store *st, const char *key, char **enterprise_out, char **id_out)
+/* The id of a key as presented, if it has the shape of one. */
+static bool key_id(const char *key, char id[ID_HEX + 1])
 {
     size_t n = key ? strlen(key) : 0;
     if (n < strlen(PREFIX) + ID_HEX + 2 || n > 128 || !g_str_has_prefix(key, PREFIX) ||
         key[strlen(PREFIX) + ID_HEX] != '_')
-        return STORE_ENOTFOUND;
-    char id[ID_HEX + 1];
+        return false;
     memcpy(id, key + strlen(PREFIX), ID_HEX);
     id[ID_HEX] = '\0';
     for (int i = 0; i < ID_HEX; i++)
         if (!g_ascii_isxdigit(id[i]))
-            return STORE_ENOTFOUND;
-    json_t *doc = NULL;
-    int rc = store_doc_get(st, "apikeys", id, &doc);
-    if (rc != STORE_OK)
-        return rc;
+            return false;
+    return true;
+}
+
+/* Whether key is the live key whose document doc is; its enterprise
+ * (g_free) if so. */
+static char *judge(const char *key, const json_t *doc)
+{
     char hash[SHA256_DIGEST_LENGTH * 2 + 1];
     hash_hex(key, hash);
     const char *want = jx_str(doc, "hash");
     bool ok = want && strlen(want) == strlen(hash) &&
               CRYPTO_memcmp(want, hash, strlen(hash)) == 0 && !json_object_get(doc, "revoked_at") &&
               jx_str(doc, "enterprise");
-    if (ok) {
-        *enterprise_out = g_strdup(jx_str(doc, "enterprise"));
-        if (id_out)
-            *id_out = g_strdup(id);
-    }
+    return ok ? g_strdup(jx_str(doc, "enterprise")) : NULL;
+}
+
+int apikey_check(struct store *st, const char *key, char **enterprise_out, char **id_out)
+{
+    char id[ID_HEX + 1];
+    if (!key_id(key, id))
+        return STORE_ENOTFOUND;
+    json_t *doc = NULL;
+    int rc = store_doc_get(st, "apikeys", id, &doc);
+    if (rc != STORE_OK)
+        return rc;
+    char *enterprise = judge(key, doc);
     json_decref(doc);
-    return ok ? STORE_OK : STORE_ENOTFOUND;
+    if (!enterprise)
+        return STORE_ENOTFOUND;
+    *enterprise_out = enterprise;
+    if (id_out)
+        *id_out = g_strdup(id);
+    return STORE_OK;
+}
+
+struct check_later {
+    char *key;
+    apikey_cb cb;
+    void *ud;
+};
+
+static void on_key_read(int rc, const struct store_docs *d, void *ud)
+{
+    struct check_later *c = ud;
+    char *enterprise = NULL;
+    if (rc == STORE_OK)
+        rc = d->n == 1 && d->docs[0] && (enterprise = judge(c->key, d->docs[0])) ? STORE_OK
+                                                                                 : STORE_ENOTFOUND;
+    c->cb(rc, enterprise, c->ud);
+    g_free(enterprise);
+    OPENSSL_cleanse(c->key, strlen(c->key));
+    g_free(c->key);
+    g_free(c);
+}
+
+void apikey_check_later(struct store *st, const char *key, apikey_cb cb, void *ud)
+{
+    char id[ID_HEX + 1];
+    if (!key_id(key, id)) {
+        cb(STORE_ENOTFOUND, NULL, ud);
+        return;
+    }
+    struct check_later *c = g_new(struct check_later, 1);
+    *c = (struct check_later){g_strdup(key), cb, ud};
+    const char *ids[] = {id};
+    int rc = store_docs_get_later(st, "apikeys", ids, 1, on_key_read, c);
+    if (rc != STORE_OK) {
+        struct store_docs none = {0};
+        on_key_read(rc, &none, c);
+    }
 }
 
 int apikey_live(struct store *st, const char *id)

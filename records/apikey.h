@@ -24,6 +24,11 @@ int apikey_create(struct store *st, const char *enterprise, const char *label, c
  * *id_out (g_free, may be NULL) if it is a live key; STORE_ENOTFOUND if it is
  * malformed, unknown, wrong or revoked; STORE_EIO if the store failed. */
 int apikey_check(struct store *st, const char *key, char **enterprise_out, char **id_out);
+/* The same, the key's record read without waiting (store_docs_get_later):
+ * cb(rc, enterprise (borrowed, NULL unless STORE_OK), ud) from the main
+ * loop, or at once for a key that cannot be one. */
+typedef void (*apikey_cb)(int rc, const char *enterprise, void *ud);
+void apikey_check_later(struct store *st, const char *key, apikey_cb cb, void *ud);
 /* STORE_OK if key id exists and is not revoked, STORE_ENOTFOUND if it is
  * gone or revoked, STORE_EIO if the store failed. For connections that
  * checked the whole key once and keep only its id. */

@@ -76,6 +76,9 @@ void reading_init(struct store *st, const struct reading_config *c)
         .flush_age_s = c->flush_age_s,
         .max_bytes = (int64_t)c->buffer_max_mb * 1024 * 1024,
         .chunks_per_tick = c->chunks_per_tick,
+        .batch_now = c->batch_now,
+        .batch_durable = c->batch_durable,
+        .batch_failures = c->batch_failures,
     };
     reading_buffer_init(st, &bc);
 }

@@ -28,6 +28,11 @@ struct reading_config {
     int flush_age_s;      /* ... or when the oldest has waited this long */
     int buffer_max_mb;    /* buffered points above this: bigger buffers flushed early */
     int chunks_per_tick;  /* chunks one flush tick writes at most */
+    /* The group commit's batches, for chunks written without waiting (see
+     * reading_buffer.h); NULL: chunks are waited for. */
+    uint64_t (*batch_now)(void);
+    bool (*batch_durable)(uint64_t gen);
+    uint64_t (*batch_failures)(void);
 };
 
 /* Counters for /metrics. */

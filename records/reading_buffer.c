@@ -79,6 +79,15 @@ static guint nonempty;
 static guint cursor;
 static int64_t round_last, round_min;
 static bool round_failed;
+/* Chunks written with the open batch (cfg.batch_now): the trim of the
+ * rounds ended, sent once batch trim_gen is durable, unless a batch has
+ * failed since the oldest of those rounds began (trim_failures then):
+ * its chunks may be lost, so the log rows are read back into the
+ * buffers (rebuffer) before anything is trimmed again. */
+static bool deferred;
+static uint64_t round_failures, trim_gen, trim_failures;
+static int64_t trim_upto;
+static bool trim_pending, rebuffer;
 
 /* The pool of point arrays (see the opening comment). */
 static void *pool_free_list[POOL_CLASSES];
@@ -155,6 +164,10 @@ void reading_buffer_init(struct store *st, const struct reading_buffer_config *c
     round_last = 0;
     round_min = INT64_MAX;
     round_failed = false;
+    deferred =
+        cfg.batch_now && cfg.batch_durable && cfg.batch_failures && store_commit_may_fail(st);
+    round_failures = deferred ? cfg.batch_failures() : 0;
+    trim_pending = rebuffer = false;
 }
 
 void reading_buffer_shutdown(void)
@@ -292,20 +305,63 @@ static bool flush_buf(struct buf *b, const struct sensor *s)
     return true;
 }
 
-/* Ends a round: deletes the log rows all of whose points are in chunks. */
+static void trim_log(int64_t upto)
+{
+    if (store_ts_log_trim(store, upto) == STORE_OK)
+        stats.log_trimmed = upto;
+    else
+        log_warn("reading", "log trim up to %" G_GINT64_FORMAT " failed; retrying", upto);
+}
+
+/* Ends a round: deletes the log rows all of whose points are in chunks
+ * (with deferred chunks, once they are durable: trim_due). */
 static void end_round(void)
 {
     int64_t upto = MIN(round_min == INT64_MAX ? INT64_MAX : round_min - 1, round_last);
     if (!round_failed && upto > stats.log_trimmed) {
-        if (store_ts_log_trim(store, upto) == STORE_OK)
-            stats.log_trimmed = upto;
-        else
-            log_warn("reading", "log trim up to %" G_GINT64_FORMAT " failed; retrying", upto);
+        if (!deferred) {
+            trim_log(upto);
+        } else if (!rebuffer) {
+            if (!trim_pending)
+                trim_failures = round_failures;
+            trim_pending = true;
+            trim_upto = upto;
+            trim_gen = cfg.batch_now();
+        }
     }
     cursor = 0;
     round_last = stats.log_last;
     round_min = INT64_MAX;
     round_failed = false;
+    if (deferred)
+        round_failures = cfg.batch_failures();
+}
+
+static int log_rebuffer(void);
+
+/* The trim of the rounds ended, once their chunks are durable; or, if a
+ * batch failed meanwhile, the log's rows read back into the buffers. */
+static void trim_due(void)
+{
+    if (!deferred)
+        return;
+    if (trim_pending && cfg.batch_failures() != trim_failures) {
+        trim_pending = false;
+        rebuffer = true;
+        log_warn("reading", "a store batch failed: reading the readings log back into memory "
+                            "before it is trimmed again");
+    }
+    if (rebuffer) {
+        if (log_rebuffer() != STORE_OK)
+            return; /* tried again next tick */
+        rebuffer = false;
+        round_failed = true; /* the round under way began before */
+        return;
+    }
+    if (trim_pending && cfg.batch_durable(trim_gen)) {
+        trim_pending = false;
+        trim_log(trim_upto);
+    }
 }
 
 static void adopt_tick(int64_t now_ms);
@@ -315,6 +371,7 @@ void reading_buffer_tick(int64_t now_ms)
     if (!store)
         return;
     adopt_tick(now_ms);
+    trim_due();
     bool over = (int64_t)(held + (uint64_t)order->len * BUF_OVERHEAD) > cfg.max_bytes;
     uint64_t mean = nonempty ? stats.points / nonempty : 0;
     int written = 0;
@@ -451,7 +508,9 @@ static void adopt_tick(int64_t now_ms)
     }
 }
 
-int reading_buffer_replay(void)
+/* The log's rows whose points are not in chunks, into the buffers (the
+ * points buffered already stay as they are). */
+static int log_rebuffer(void)
 {
     GArray *uptos = g_array_new(FALSE, FALSE, sizeof(struct upto));
     int rc = store_ts_latest_each(store, collect_upto, uptos);
@@ -460,6 +519,12 @@ int reading_buffer_replay(void)
         rc = store_ts_log_each(store, 0, replay_row, uptos);
     }
     g_array_free(uptos, TRUE);
+    return rc;
+}
+
+int reading_buffer_replay(void)
+{
+    int rc = log_rebuffer();
     if (rc != STORE_OK) {
         log_error("reading", "cannot replay the readings log");
         return rc;

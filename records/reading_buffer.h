@@ -15,6 +15,15 @@ struct reading_buffer_config {
     int flush_age_s;     /* ... or once its oldest point has waited this long */
     int64_t max_bytes;   /* above this, the flusher also writes the bigger-than-average buffers */
     int chunks_per_tick; /* chunks one flush tick writes at most */
+    /* With a store whose batches may fail (Redis) chunks are writes of the
+     * open batch, not waited for, and a round's log rows are trimmed once
+     * the batch that holds its chunks is durable: the group commit's
+     * batch a write made now is in, whether a batch is durable, and how
+     * many batches have failed so far (server/commit.h). NULL: chunks are
+     * written, and the log trimmed, as the flusher goes. */
+    uint64_t (*batch_now)(void);
+    bool (*batch_durable)(uint64_t gen);
+    uint64_t (*batch_failures)(void);
 };
 
 struct reading_buffer_stats {

@@ -479,8 +479,9 @@ int store_ts_latest_each(struct store *st, store_ts_latest_cb cb, void *ud);
  * owner names it (letters, digits, '-', '_'; at most 64), the same
  * across the server's restarts, and it is held by a lease of lease_s
  * seconds that store_ts_log_adopt renews. ts_log_append, ts_log_each and
- * ts_log_trim then see that log only, and ts_latest_each's log_upto is
- * the one its owner's chunks recorded. Call before any of those. A store
+ * ts_log_trim then see that log only (its ids its own, and an append a
+ * write of the open batch), and ts_latest_each's log_upto is the one its
+ * owner's chunks recorded. Call before any of those. A store
  * no other server shares ignores it (STORE_OK). */
 int store_ts_log_own(struct store *st, const char *owner, int lease_s);
 /* Renews this server's lease (call it well within lease_s), and takes

@@ -904,6 +904,7 @@ static void rd_close(struct store *st)
     g_free(r->log_owner);
     g_free(r->log_key);
     g_free(r->upto_key);
+    g_free(r->claimed); /* after the link: its last answers are in */
     rd_ts_adoption_end(r);
     g_free(r);
 }

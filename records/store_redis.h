@@ -39,8 +39,11 @@ struct redis_store {
      * over and its log_upto by series. */
     char *log_owner, *log_key, *upto_key;
     int64_t lease_ms;
+    int64_t log_last; /* the last id given in the owner's log */
     char *adopting;
     GHashTable *adopting_uptos;
+    bool claim_sent; /* a claim sent without waiting, not answered yet */
+    char *claimed;   /* what it found to take over */
 };
 
 static inline struct redis_store *R(struct store *st)

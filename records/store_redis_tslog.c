@@ -90,6 +90,39 @@ static bool owner_ok(const char *owner)
 
 static int claim(struct redis_store *r, char **owner);
 
+/* The last id the owner's log was given (kept by Redis through trims), 0
+ * if it has none. */
+static int last_id(struct redis_store *r, int64_t *out)
+{
+    struct redis_cmd c;
+    rd_cmd_start(&c, "EXISTS");
+    rd_cmd_key(r, &c, r->log_key, "");
+    redisReply *rep = rd_run(r, &c);
+    if (!rep)
+        return STORE_EIO;
+    bool exists = rd_reply_int(rep) == 1;
+    freeReplyObject(rep);
+    *out = 0;
+    if (!exists)
+        return STORE_OK;
+    rd_cmd_start(&c, "XINFO");
+    redis_cmd_str(&c, "STREAM");
+    rd_cmd_key(r, &c, r->log_key, "");
+    rep = rd_run(r, &c);
+    if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+        if (rep)
+            freeReplyObject(rep);
+        return STORE_EIO;
+    }
+    const redisReply *last = rd_entry_field(rep, "last-generated-id");
+    int64_t id = last ? rd_entry_seq(last) : -1;
+    freeReplyObject(rep);
+    if (id < 0)
+        return STORE_EIO;
+    *out = id;
+    return STORE_OK;
+}
+
 int rd_ts_log_own(struct store *st, const char *owner, int lease_s)
 {
     struct redis_store *r = R(st);
@@ -102,7 +135,10 @@ int rd_ts_log_own(struct store *st, const char *owner, int lease_s)
     r->log_key = g_strconcat("tsl:o:", owner, NULL);
     r->upto_key = g_strconcat("tsup:", owner, NULL);
     r->lease_ms = (int64_t)lease_s * 1000;
-    return claim(r, NULL); /* held before the first row is appended */
+    int rc = last_id(r, &r->log_last);
+    if (rc == STORE_OK)
+        rc = claim(r, NULL); /* held before the first row is appended */
+    return rc;
 }
 
 /* {key, log_upto} blocks by key. */
@@ -185,22 +221,61 @@ void rd_ts_adoption_end(struct redis_store *r)
     r->adopting_uptos = NULL;
 }
 
-/* Renews the lease; with owner, *owner (g_free) an owner whose log is
- * mine to take over, or NULL. */
+/* The claim's command: renews the lease, and with look, looks for a log
+ * to take over. */
+static void claim_cmd(struct redis_store *r, struct redis_cmd *c, bool look)
+{
+    rd_args_start(r, c);
+    redis_cmd_str(c, r->log_owner);
+    redis_cmd_i64(c, r->lease_ms);
+    redis_cmd_str(c, look ? "1" : "0");
+}
+
+static char *claimed_owner(const redisReply *rep)
+{
+    return rep && rep->type == REDIS_REPLY_STRING ? g_strndup(rep->str, rep->len) : NULL;
+}
+
+/* Renews the lease, waiting; with owner, *owner (g_free) an owner whose
+ * log is mine to take over, or NULL. */
 static int claim(struct redis_store *r, char **owner)
 {
     struct redis_cmd c;
-    rd_args_start(r, &c);
-    redis_cmd_str(&c, r->log_owner);
-    redis_cmd_i64(&c, r->lease_ms);
-    redis_cmd_str(&c, owner ? "1" : "0");
+    claim_cmd(r, &c, owner != NULL);
     redisReply *rep = rd_script(r, &rd_ts_claim_lua, &c);
     if (!rep)
         return STORE_EIO;
     if (owner)
-        *owner = rep->type == REDIS_REPLY_STRING ? g_strndup(rep->str, rep->len) : NULL;
+        *owner = claimed_owner(rep);
     freeReplyObject(rep);
     return STORE_OK;
+}
+
+/* The answer to a claim sent without waiting (inside a call of the link:
+ * it does not use it). */
+static void on_claimed(redisReply *rep, void *ud)
+{
+    struct redis_store *r = ud;
+    r->claim_sent = false;
+    if (!r->claimed)
+        r->claimed = claimed_owner(rep);
+}
+
+/* The claim as a write of the open batch, its answer kept for the next
+ * call (a node with nothing to take over never waits for it). */
+static int claim_later(struct redis_store *r)
+{
+    if (r->claim_sent)
+        return STORE_OK;
+    struct redis_cmd args, c;
+    claim_cmd(r, &args, true);
+    redis_cmd_init(&c);
+    redis_cmd_script(&c, "EVAL", rd_ts_claim_lua.body, &args);
+    int rc = redis_link_defer_call(r->link, &c, on_claimed, r) == 0 ? STORE_OK : STORE_EIO;
+    r->claim_sent = rc == STORE_OK;
+    redis_cmd_clear(&c);
+    redis_cmd_clear(&args);
+    return rc;
 }
 
 /* One row of the log being taken over: its points not in chunks to cb. */
@@ -235,7 +310,18 @@ int rd_ts_log_adopt(struct store *st, int max_rows, store_ts_log_cb cb, void *ud
     if (!r->log_owner)
         return STORE_OK;
     char *owner = NULL;
-    int rc = claim(r, &owner);
+    int rc;
+    if (r->claim_sent)
+        redis_link_poll(r->link); /* its answer, if in: never waits */
+    if (r->adopting) {            /* under way: page after page, each claimed anew */
+        rc = claim(r, &owner);
+    } else if (r->claimed) { /* what the last claim sent found */
+        owner = r->claimed;
+        r->claimed = NULL;
+        rc = STORE_OK;
+    } else {
+        return claim_later(r);
+    }
     if (rc != STORE_OK || !owner)
         return rc;
     bool legacy = owner[0] == '\0';

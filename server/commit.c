@@ -95,6 +95,11 @@ bool commit_failed(uint64_t gen)
     return false;
 }
 
+uint64_t commit_failures(void)
+{
+    return failed_n;
+}
+
 static void mark_failed(uint64_t gen)
 {
     failed[failed_n++ % FAILED_KEPT] = gen;

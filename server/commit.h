@@ -44,6 +44,8 @@ bool commit_durable(uint64_t gen);
 /* True if batch gen failed to be written (a store that serves on after a
  * failed commit, Redis): what was queued with it must not go out. */
 bool commit_failed(uint64_t gen);
+/* How many batches have failed since the start. */
+uint64_t commit_failures(void);
 /* Writes the open batch now and starts its flush, unless a flush is under
  * way (then it waits, as always): for a push to many users, whose
  * deliveries can then go out while the rest are still being queued. Does

@@ -213,6 +213,9 @@ static int start_sensors(void)
         .flush_age_s = server.cfg.readings_flush_age_s,
         .buffer_max_mb = server.cfg.readings_buffer_max_mb,
         .chunks_per_tick = server.cfg.readings_chunks_per_tick,
+        .batch_now = commit_needed,
+        .batch_durable = commit_durable,
+        .batch_failures = commit_failures,
     };
     reading_init(server.store, &rc);
     return reading_start() == STORE_OK ? 0 : -1;

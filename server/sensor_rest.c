@@ -19,6 +19,7 @@
 #include "server/rest.h"
 #include "server/server.h"
 
+#include <openssl/crypto.h>
 #include <string.h>
 
 #define LIST_DEFAULT 100
@@ -213,7 +214,34 @@ static void route_readings(struct rest_req *r)
         rest_reply(r, 200, out);
 }
 
-/* POST /api/v1/readings: a gateway's batch, under its key's enterprise. */
+/* A gateway's batch while its key is checked. */
+struct post_readings {
+    uint64_t hold;
+    json_t *body; /* a reference of its own */
+};
+
+static void on_gateway_key(int rc, const char *enterprise, void *ud)
+{
+    struct post_readings *p = ud;
+    json_t *report = NULL;
+    const char *why = NULL;
+    enum err_code e = ERR_NONE;
+    if (rc == STORE_ENOTFOUND)
+        rest_held_error(p->hold, ERR_UNAUTHORIZED, "invalid or revoked API key");
+    else if (rc != STORE_OK)
+        rest_held_error(p->hold, ERR_UNAVAILABLE, "store unavailable");
+    else if (!p->body)
+        rest_held_error(p->hold, ERR_BAD_REQUEST, "body must be {\"readings\":[...]}");
+    else if ((e = reading_ingest(enterprise, p->body, clock_now_ms(), &report, &why)) != ERR_NONE)
+        rest_held_error(p->hold, e, why);
+    else
+        rest_held_reply(p->hold, 200, report);
+    json_decref(p->body);
+    g_free(p);
+}
+
+/* POST /api/v1/readings: a gateway's batch, under its key's enterprise
+ * (the key's record read without waiting). */
 static void route_post_readings(struct rest_req *r)
 {
     char key[160];
@@ -221,29 +249,11 @@ static void route_post_readings(struct rest_req *r)
         rest_error(r, ERR_UNAUTHORIZED, "missing X-Api-Key");
         return;
     }
-    char *enterprise = NULL;
-    int rc = apikey_check(server.store, key, &enterprise, NULL);
-    if (rc == STORE_ENOTFOUND) {
-        rest_error(r, ERR_UNAUTHORIZED, "invalid or revoked API key");
-        return;
-    }
-    if (rc != STORE_OK) {
-        rest_error(r, ERR_UNAVAILABLE, "store unavailable");
-        return;
-    }
-    if (!r->body) {
-        g_free(enterprise);
-        rest_error(r, ERR_BAD_REQUEST, "body must be {\"readings\":[...]}");
-        return;
-    }
-    json_t *report = NULL;
-    const char *why = NULL;
-    enum err_code e = reading_ingest(enterprise, r->body, clock_now_ms(), &report, &why);
-    g_free(enterprise);
-    if (e != ERR_NONE)
-        rest_error(r, e, why);
-    else
-        rest_reply(r, 200, report);
+    struct post_readings *p = g_new(struct post_readings, 1);
+    p->body = json_incref(r->body);
+    p->hold = rest_hold(r);
+    apikey_check_later(server.store, key, on_gateway_key, p);
+    OPENSSL_cleanse(key, sizeof(key));
 }
 
 const struct rest_route sensor_routes[] = {

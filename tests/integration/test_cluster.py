@@ -784,6 +784,51 @@ def test_a_write_redis_refuses_after_the_fact_is_never_acknowledged(server, tmp_
         redis.stop()
 
 
+def test_readings_whose_chunks_redis_refused_are_kept(server, tmp_path):
+    """Chunks of readings are writes of the open batch, not waited for. When
+    Redis refuses a batch with chunks in it (here: out of memory), the
+    readings they held are read back from the node's log before the log is
+    trimmed again: what was acknowledged outlives a kill -9 after Redis
+    takes writes again."""
+    import test_alarms as ta
+    redis = OwnRedis(tmp_path)
+    redis.start()
+    try:
+        n1, = cluster(server, n=1, users=ta.USERS, enterprises=ta.ENTERPRISES, redis=redis.url,
+                      readings_flush_points=3)
+        ops = n1.token("ops")
+        ta.put_sensor(n1, "a1")
+        key = ta.gateway_key(n1)
+
+        def cli(*args):
+            subprocess.run(redis.cli() + list(args), check=True, capture_output=True)
+
+        def post(v):
+            return n1.http("POST", "/api/v1/readings", headers={"X-Api-Key": key},
+                           body={"readings": [{"sensor": "a1", "value": v, "ts": ta.next_ts()}]})
+        t0 = ta.next_ts()
+        assert post(50).status == 200  # acknowledged: in the log, not yet in a chunk
+        cli("config", "set", "maxmemory-policy", "noeviction")
+        cli("config", "set", "maxmemory", "1")
+        for v in (51, 52):  # refused, yet buffered: the third makes a chunk, refused too
+            r = post(v)
+            assert r.status == 503 and r.error_code() == "unavailable", r
+        wait_until(lambda: "reading the readings log back" in n1.stderr(), 10,
+                   what="the node to read its log back")
+        cli("config", "set", "maxmemory", "0")
+        assert post(53).status == 200
+        assert post(54).status == 200  # a chunk of three again, now stored
+        time.sleep(2.5)  # rounds end, their trims are sent
+        n1.kill9()
+        n1.start()
+        r = n1.http("GET", f"/api/v1/sensors/a1/readings?from={t0}&to={ta.next_ts() + 1}",
+                    token=ops)
+        got = [p["value"] for p in r.json["points"]]
+        assert 50 in got and 53 in got and 54 in got, got
+    finally:
+        redis.stop()
+
+
 def test_gateway_after_a_notice_knows_who_is_online_on_other_nodes(server):
     """The gateway decides per recipient of a notice whether a device is
     online (post after the ack timeout) or not (post at once); for users
