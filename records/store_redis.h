@@ -40,6 +40,7 @@ struct redis_store {
     char *log_owner, *log_key, *upto_key;
     int64_t lease_ms;
     int64_t log_last; /* the last id given in the owner's log */
+    bool log_wait;    /* appends wait for Redis (during a takeover) */
     char *adopting;
     GHashTable *adopting_uptos;
     bool claim_sent; /* a claim sent without waiting, not answered yet */

@@ -356,6 +356,7 @@ int rd_ts_log_adopt(struct store *st, int max_rows, store_ts_log_cb cb, void *ud
     }
     GArray *pts = g_array_new(FALSE, FALSE, sizeof(struct store_ts_point));
     int64_t last = -1;
+    r->log_wait = true; /* what cb stores again is known stored before the trim */
     for (size_t i = 0; i < rep->elements && rc == STORE_OK; i++) {
         int64_t id = -1;
         if (!adopt_row(r, rep->element[i], pts, cb, ud, &id))
@@ -363,6 +364,7 @@ int rd_ts_log_adopt(struct store *st, int max_rows, store_ts_log_cb cb, void *ud
         else
             last = id;
     }
+    r->log_wait = false;
     g_array_free(pts, TRUE);
     size_t rows = rep->elements;
     freeReplyObject(rep);
