@@ -57,12 +57,66 @@ int alarm_push_duty(const char *division, GPtrArray *ids)
     return rc;
 }
 
+/* Enterprises' names for the pushes, as last read: a name older than
+ * NAME_FRESH_MS is used once more while it is read again without waiting
+ * (a renamed plant shows its new name from the next alarm on); one never
+ * read is read at once. */
+#define NAME_FRESH_MS 60000
+#define NAMES_MAX 100000
+struct name {
+    char *name;
+    int64_t read_ms;
+    bool reading;
+};
+static GHashTable *names; /* enterprise id -> struct name* */
+
+static void name_free(gpointer p)
+{
+    struct name *n = p;
+    g_free(n->name);
+    g_free(n);
+}
+
+static void name_keep(const char *id, const json_t *doc)
+{
+    if (!names || !jx_str(doc, "name"))
+        return;
+    if (g_hash_table_size(names) >= NAMES_MAX)
+        g_hash_table_remove_all(names);
+    struct name *n = g_new0(struct name, 1);
+    n->name = g_strdup(jx_str(doc, "name"));
+    n->read_ms = g_get_monotonic_time() / 1000;
+    g_hash_table_replace(names, g_strdup(id), n);
+}
+
+static void on_name_read(int rc, const struct store_docs *d, void *ud)
+{
+    char *id = ud;
+    struct name *n = names ? g_hash_table_lookup(names, id) : NULL;
+    if (n)
+        n->reading = false;
+    if (rc == STORE_OK && d->n == 1 && d->docs[0])
+        name_keep(id, d->docs[0]);
+    g_free(id);
+}
+
 static char *enterprise_name(const char *id)
 {
+    struct name *n = names ? g_hash_table_lookup(names, id) : NULL;
+    if (n) {
+        if (!n->reading && g_get_monotonic_time() / 1000 - n->read_ms > NAME_FRESH_MS) {
+            const char *ids[] = {id};
+            n->reading = store_docs_get_later(store, "enterprises", ids, 1, on_name_read,
+                                              g_strdup(id)) == STORE_OK;
+        }
+        return g_strdup(n->name);
+    }
     json_t *doc = NULL;
     char *name = NULL;
-    if (store_doc_get(store, "enterprises", id, &doc) == STORE_OK && jx_str(doc, "name"))
+    if (store_doc_get(store, "enterprises", id, &doc) == STORE_OK && jx_str(doc, "name")) {
         name = g_strdup(jx_str(doc, "name"));
+        name_keep(id, doc);
+    }
     json_decref(doc);
     return name;
 }
@@ -116,8 +170,8 @@ static int push_to(const struct alarm *a, GPtrArray *ids)
         return STORE_OK;
     json_t *payload = alarm_push_payload(a);
     char *body = body_of(a);
-    int rc = inbox_push_many((const char *const *)ids->pdata, (int)ids->len, "alarm", "high",
-                             ALARM_PUSH_TTL_S, level_title[a->level], body, payload, NULL);
+    int rc = inbox_push_many_later((const char *const *)ids->pdata, (int)ids->len, "alarm", "high",
+                                   ALARM_PUSH_TTL_S, level_title[a->level], body, payload);
     g_free(body);
     json_decref(payload);
     if (rc != STORE_OK)
@@ -236,8 +290,8 @@ int alarm_push_downtime(json_t *decl)
     if (rc == STORE_OK && ids->len > 0) {
         char *body = g_strdup_printf("企业 %s 报备离线：%s", jx_str(decl, "enterprise"),
                                      jx_str(decl, "reason"));
-        rc = inbox_push_many((const char *const *)ids->pdata, (int)ids->len, "downtime", "normal",
-                             ALARM_PUSH_TTL_S, "离线报备", body, decl, NULL);
+        rc = inbox_push_many_later((const char *const *)ids->pdata, (int)ids->len, "downtime",
+                                   "normal", ALARM_PUSH_TTL_S, "离线报备", body, decl);
         g_free(body);
     }
     g_ptr_array_free(ids, TRUE);
@@ -247,10 +301,14 @@ int alarm_push_downtime(json_t *decl)
 void alarm_push_init(struct store *st)
 {
     store = st;
+    names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, name_free);
     alarm_on_changed(on_changed, NULL);
 }
 
 void alarm_push_shutdown(void)
 {
     store = NULL;
+    if (names)
+        g_hash_table_destroy(names);
+    names = NULL;
 }

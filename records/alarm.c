@@ -247,13 +247,9 @@ static struct alarm *alarm_from_json(json_t *doc);
  * server's copy was last brought up to date is kept (read, merged, then
  * written: the window left is one round trip): what people did, and what
  * readings did if the stored record has later changes of that kind. */
-static void merge_stored(struct alarm *a)
+static void merge_doc(struct alarm *a, json_t *doc)
 {
-    json_t *doc = NULL;
-    if (store_doc_get(store, COLL, a->id, &doc) != STORE_OK)
-        return;
     struct alarm *stored = alarm_from_json(doc);
-    json_decref(doc);
     if (stored && stored->state != ALARM_CLOSED) {
         merge_people(a, stored);
         merge_eval(a, stored);
@@ -261,12 +257,22 @@ static void merge_stored(struct alarm *a)
     alarm_free(stored);
 }
 
+static void merge_stored(struct alarm *a)
+{
+    json_t *doc = NULL;
+    if (store_doc_get(store, COLL, a->id, &doc) != STORE_OK)
+        return;
+    merge_doc(a, doc);
+    json_decref(doc);
+}
+
 static int save(struct alarm *a, bool create)
 {
     if (shared && !create)
         merge_stored(a);
     json_t *doc = alarm_to_json(a);
-    int rc = store_doc_put(store, COLL, a->id, doc, create);
+    int rc = create ? store_doc_put_new(store, COLL, a->id, doc) /* a new id */
+                    : store_doc_put(store, COLL, a->id, doc, false);
     json_decref(doc);
     if (rc != STORE_OK)
         log_error("alarm", "alarm=%s sensor=%s cannot be stored (%d)", a->id, a->sensor, rc);
@@ -278,6 +284,70 @@ static void notify(struct alarm *a, const char *event)
     a->event = event;
     for (int i = 0; i < n_listeners; i++)
         listeners[i].fn(a, listeners[i].ud);
+}
+
+/* What readings change in an alarm, on a store whose reads travel
+ * (Redis, shared): the stored record is read without waiting, merged as
+ * save() does, written, and then the listeners hear of it, in order.
+ * Changes that come while the read is out join it (the write holds them
+ * all; each is told). saving: alarm id (owned) -> GPtrArray of events. */
+static GHashTable *saving;
+
+static void on_saved_read(int rc, const struct store_docs *d, void *ud)
+{
+    char *id = ud;
+    GPtrArray *events = NULL;
+    gpointer key = NULL;
+    struct alarm *a = NULL;
+    if (saving && g_hash_table_steal_extended(saving, id, &key, (gpointer *)&events))
+        a = g_hash_table_lookup(open_by_id, id);
+    g_free(key);
+    if (a) { /* else closed meanwhile: the close wrote it whole */
+        if (rc == STORE_OK && d->n == 1 && d->docs[0])
+            merge_doc(a, d->docs[0]);
+        json_t *doc = alarm_to_json(a);
+        int put = store_doc_put(store, COLL, a->id, doc, false);
+        json_decref(doc);
+        if (put != STORE_OK)
+            log_error("alarm", "alarm=%s sensor=%s cannot be stored (%d)", a->id, a->sensor, put);
+        for (guint i = 0; put == STORE_OK && i < events->len; i++)
+            notify(a, g_ptr_array_index(events, i));
+    }
+    if (events)
+        g_ptr_array_free(events, TRUE);
+    g_free(id);
+}
+
+/* Saves a's change by a reading and tells event: without waiting where
+ * the store's reads travel, else at once. */
+static int save_and_notify(struct alarm *a, const char *event)
+{
+    if (!shared || !store_reads_later(store)) {
+        int rc = save(a, false);
+        if (rc == STORE_OK)
+            notify(a, event);
+        return rc;
+    }
+    if (!saving)
+        saving = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    GPtrArray *events = g_hash_table_lookup(saving, a->id);
+    if (events) {
+        g_ptr_array_add(events, (gpointer)event);
+        return STORE_OK;
+    }
+    events = g_ptr_array_new();
+    g_ptr_array_add(events, (gpointer)event);
+    g_hash_table_insert(saving, g_strdup(a->id), events);
+    const char *ids[] = {a->id};
+    int rc = store_docs_get_later(store, COLL, ids, 1, on_saved_read, g_strdup(a->id));
+    if (rc != STORE_OK) { /* not sent: waits as ever */
+        g_hash_table_remove(saving, a->id);
+        g_ptr_array_free(events, TRUE);
+        rc = save(a, false);
+        if (rc == STORE_OK)
+            notify(a, event);
+    }
+    return rc;
 }
 
 /* Recomputes the alarm's next escalation deadline from its state. */
@@ -395,12 +465,9 @@ static int act(const struct sensor *s, struct alarm *a, enum alarm_action action
         return STORE_OK;
     }
     a->eval_rev++;
-    int rc = save(a, false);
-    if (rc == STORE_OK)
-        notify(a, action == ALARM_ACT_UPGRADE ? "upgraded"
-                  : action == ALARM_ACT_CLEAR ? "cleared"
-                                              : "active");
-    return rc;
+    return save_and_notify(a, action == ALARM_ACT_UPGRADE ? "upgraded"
+                              : action == ALARM_ACT_CLEAR ? "cleared"
+                                                          : "active");
 }
 
 int alarm_evaluate(const struct sensor *s, int64_t now_ms)
@@ -770,6 +837,14 @@ int alarm_init(struct store *st, const struct alarm_config *c)
 
 void alarm_shutdown(void)
 {
+    if (saving) { /* reads still out are answered into nothing */
+        GHashTableIter it;
+        gpointer v;
+        g_hash_table_iter_init(&it, saving);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+            g_ptr_array_free(v, TRUE);
+        g_clear_pointer(&saving, g_hash_table_destroy);
+    }
     g_clear_pointer(&open_by_sensor, g_hash_table_destroy);
     g_clear_pointer(&open_by_id, g_hash_table_destroy);
     n_listeners = 0;

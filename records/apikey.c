@@ -147,6 +147,34 @@ void apikey_check_later(struct store *st, const char *key, apikey_cb cb, void *u
     }
 }
 
+struct live_later {
+    apikey_live_cb cb;
+    void *ud;
+};
+
+static void on_live_read(int rc, const struct store_docs *d, void *ud)
+{
+    struct live_later *l = ud;
+    if (rc == STORE_OK)
+        rc = d->n == 1 && d->docs[0] && !json_object_get(d->docs[0], "revoked_at")
+                 ? STORE_OK
+                 : STORE_ENOTFOUND;
+    l->cb(rc, l->ud);
+    g_free(l);
+}
+
+void apikey_live_later(struct store *st, const char *id, apikey_live_cb cb, void *ud)
+{
+    struct live_later *l = g_new(struct live_later, 1);
+    *l = (struct live_later){cb, ud};
+    const char *ids[] = {id};
+    int rc = store_docs_get_later(st, "apikeys", ids, 1, on_live_read, l);
+    if (rc != STORE_OK) {
+        struct store_docs none = {0};
+        on_live_read(rc, &none, l);
+    }
+}
+
 int apikey_live(struct store *st, const char *id)
 {
     json_t *doc = NULL;

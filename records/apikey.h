@@ -33,6 +33,9 @@ void apikey_check_later(struct store *st, const char *key, apikey_cb cb, void *u
  * gone or revoked, STORE_EIO if the store failed. For connections that
  * checked the whole key once and keep only its id. */
 int apikey_live(struct store *st, const char *id);
+/* The same, read without waiting: cb(rc, ud) from the main loop. */
+typedef void (*apikey_live_cb)(int rc, void *ud);
+void apikey_live_later(struct store *st, const char *id, apikey_live_cb cb, void *ud);
 /* Revokes key id: STORE_OK, STORE_ENOTFOUND, or a store code. Revoking
  * twice is fine. */
 int apikey_revoke(struct store *st, const char *id, const char *actor);

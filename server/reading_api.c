@@ -59,6 +59,42 @@ static void h_apikey(struct conn *c, json_t *id, json_t *msg)
         json_pack("{s:s, s:s, s:s}", "role", "gateway", "enterprise", enterprise, "key_id", kid));
 }
 
+/* A gateway's batch while its key's record is read. */
+struct ws_batch {
+    struct conn_req *req;
+    json_t *msg;
+};
+
+static void on_key_live(int rc, void *ud)
+{
+    struct ws_batch *b = ud;
+    struct conn *c = conn_req_conn(b->req);
+    json_t *id = b->req->id;
+    if (!c || !c->gateway_enterprise) {
+        /* gone meanwhile: never acknowledged, the gateway sends it again */
+    } else if (rc == STORE_ENOTFOUND) {
+        conn_reply_error(c, id, ERR_UNAUTHORIZED, "the API key was revoked");
+        conn_close(c, 4403, "API key revoked");
+    } else if (rc != STORE_OK) {
+        conn_reply_error(c, id, ERR_UNAVAILABLE, "store unavailable");
+    } else {
+        json_t *report = NULL;
+        const char *why = NULL;
+        enum err_code e =
+            reading_ingest(c->gateway_enterprise, b->msg, clock_now_ms(), &report, &why);
+        if (e != ERR_NONE)
+            conn_reply_error(c, id, e, why);
+        else
+            conn_reply(c, id, report);
+    }
+    json_decref(b->msg);
+    conn_req_free(b->req);
+    g_free(b);
+}
+
+/* readings.post: the key is read again first (a revoked key stops at its
+ * next batch), without waiting; the batches of a connection are read, and
+ * so taken, in the order they came. */
 static void h_readings_post(struct conn *c, json_t *id, json_t *msg)
 {
     if (!c->gateway_enterprise) {
@@ -66,23 +102,10 @@ static void h_readings_post(struct conn *c, json_t *id, json_t *msg)
                          "readings.post needs a gateway connection (auth.apikey)");
         return;
     }
-    int rc = apikey_live(server.store, c->gateway_key_id);
-    if (rc == STORE_ENOTFOUND) {
-        conn_reply_error(c, id, ERR_UNAUTHORIZED, "the API key was revoked");
-        conn_close(c, 4403, "API key revoked");
-        return;
-    }
-    if (rc != STORE_OK) {
-        conn_reply_error(c, id, ERR_UNAVAILABLE, "store unavailable");
-        return;
-    }
-    json_t *report = NULL;
-    const char *why = NULL;
-    enum err_code e = reading_ingest(c->gateway_enterprise, msg, clock_now_ms(), &report, &why);
-    if (e != ERR_NONE)
-        conn_reply_error(c, id, e, why);
-    else
-        conn_reply(c, id, report);
+    struct ws_batch *b = g_new(struct ws_batch, 1);
+    b->req = conn_req_new(c, id);
+    b->msg = json_incref(msg);
+    apikey_live_later(server.store, c->gateway_key_id, on_key_live, b);
 }
 
 const struct ws_handler reading_handlers[] = {
