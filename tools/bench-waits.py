@@ -13,12 +13,18 @@ push.ack of the last, and G REST GETs (a regulator's list and record of
 the enterprise, the last notice's receipts and the alarms, a corp user's
 inbox; 8 clients at once, spread over the nodes; their rate and latency
 too, and meanwhile the round trip of a WebSocket ping on the first node,
-which waits behind whatever holds that node's loop). Prints one JSON report per run; with several --yjtd, runs them in
+which waits behind whatever holds that node's loop). With --sensors S
+(default 20,000; 0: none), then: a gateway's batches of 1,000 readings
+to S sensors (yjt-ingest, 4 s, on the first node; waits per batch), and
+readings that cross the threshold of --crossings sensors, each raising
+an alarm pushed to 20 duty users (per crossing), then leave and cross
+it again (per reading: the alarm cleared, then active). Prints one JSON report per run; with several --yjtd, runs them in
 turn (alternating, --runs rounds) on the same settings.
 
   tools/bench-waits.py --build build [--yjtd OLD/yjtd --yjtd build/yjtd]
                        [--nodes 3] [--users 2000] [--notices 20] [--conns 200]
-                       [--gets 2000] [--runs 3] [--port 28531]
+                       [--gets 2000] [--sensors 20000] [--crossings 100]
+                       [--runs 3] [--port 28531] [--keep]
 """
 
 import argparse
@@ -126,6 +132,76 @@ async def ping_probe(port, stop):
         return rtts
 
 
+def sensors_known(port):
+    _, text = http(port, "GET", "/metrics")
+    for line in text.splitlines():
+        if line.startswith("yjt_sensors "):
+            return int(float(line.split()[1]))
+    return 0
+
+
+def readings(a, ports, ctl, phase):
+    """The readings phases: a gateway's batches of 1,000 (yjt-ingest on
+    the first node, per batch), then crossings of a threshold (each one
+    alarm raised and pushed to the enterprise's duty staff, per crossing)
+    and the same alarms' condition cleared and back (per reading)."""
+    data = tempfile.mkdtemp(prefix="bench-waits-sensors-")
+    try:
+        rows = [{"id": f"s{i:06d}", "enterprise": "E1", "kind": "level", "unit": "m",
+                 "thresholds": {"low": -1e9, "high": 1e9}, "deadband": 0.5,
+                 "interrupt_after_s": 3600} for i in range(a.sensors)]
+        rows += [{"id": f"cross{i}", "enterprise": "E1", "kind": "level", "unit": "m",
+                  "thresholds": {"high": 80}, "deadband": 1, "interrupt_after_s": 604800}
+                 for i in range(a.crossings)]
+        path = os.path.join(data, "sensors.json")
+        with open(path, "w") as f:
+            json.dump(rows, f)
+        ctl("import", "sensors", "--file", path)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+    total = a.sensors + a.crossings
+    deadline = time.monotonic() + 120
+    while sensors_known(ports[0]) < total:  # the nodes poll the store for new sensors
+        assert time.monotonic() < deadline, "the sensors never reached the first node"
+        time.sleep(0.2)
+    key = ctl("apikey", "create", "--enterprise", "E1").strip()
+    ctl("user", "add", "--username", "duty", "--password", PASSWORD, "--role", "corp",
+        "--org", "E1", "--position", "duty", "--count", "20")
+    out = {}
+
+    def ingest():
+        cp = subprocess.run([os.path.join(a.build, "yjt-ingest"), "--port", str(ports[0]),
+                             "--key", key, "--sensors", str(a.sensors), "--conns", "2",
+                             "--warmup", "1", "--seconds", "4"],
+                            capture_output=True, text=True, check=True)
+        r = json.loads(cp.stdout.strip().splitlines()[-1])
+        out["batches"] = r["requests"]
+        return {k: r[k] for k in ("readings_per_s_median", "batch_ms_p50", "batch_ms_p99",
+                                  "requests", "failed")}
+    r = phase("readings_batch", 1, ingest)  # per batch: known only after the run
+    for k in ("waits_per_op", "wait_ms_per_op"):
+        r[k] = round(r[k] / max(1, out["batches"]), 3)
+
+    def post(i, value):
+        st, body = http(ports[i % len(ports)], "POST", "/api/v1/readings",
+                        {"readings": [{"sensor": f"cross{i}", "value": value,
+                                       "ts": int(time.time() * 1000)}]},
+                        headers={"X-Api-Key": key})
+        assert st == 200 and json.loads(body)["accepted"] == 1, body
+
+    def raise_all():
+        for i in range(a.crossings):
+            post(i, 85)
+
+    def flip_all():
+        for v in (70, 85):
+            for i in range(a.crossings):
+                post(i, v)
+    phase("alarm_raised", a.crossings, raise_all)
+    phase("alarm_flip", 2 * a.crossings, flip_all)
+    return out
+
+
 def run_once(a, yjtd):
     data = tempfile.mkdtemp(prefix="bench-waits-")
     env = dict(os.environ, YJT_HASH_ITERATIONS="1000")
@@ -134,8 +210,8 @@ def run_once(a, yjtd):
     where = ["--redis", redis.url, "--redis-prefix", PREFIX]
 
     def ctl(*args):
-        subprocess.run([os.path.join(a.build, "yjtctl"), *where, *args], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
+        return subprocess.run([os.path.join(a.build, "yjtctl"), *where, *args], check=True,
+                              env=env, stdout=subprocess.PIPE, text=True).stdout
 
     # below the ephemeral range, which the nodes' own connections use
     ports = [a.port + i for i in range(a.nodes)]
@@ -169,11 +245,12 @@ def run_once(a, yjtd):
             report[name] = {"waits_per_op": round((w1 - w0) / per, 2),
                             "wait_ms_per_op": round((s1 - s0) * 1000 / per, 3),
                             "seconds": round(t1 - t0, 2), **(extra or {})}
+            return report[name]
 
         def phase(name, per, fn):
             start = mark()
             extra = fn()
-            done(name, per, start, extra)
+            return done(name, per, start, extra)
 
         phase("idle_per_node_second", a.nodes * 3, lambda: time.sleep(3))
         phase("password_login", a.users,
@@ -213,7 +290,7 @@ def run_once(a, yjtd):
                 lat = sorted(pool.map(get, range(a.gets)))
                 took = time.monotonic() - t0
                 stop.append(1)
-                pings = sorted(pings.result())
+                pings = sorted(pings.result()) or [float("nan")]
             return {"gets_per_s": round(a.gets / took),
                     "p50_ms": round(lat[len(lat) // 2] * 1000, 2),
                     "p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 2),
@@ -228,6 +305,8 @@ def run_once(a, yjtd):
             done(name, per, start)
 
         asyncio.run(resume_and_ack(ports, min(a.conns, a.users), aphase))
+        if a.sensors:
+            readings(a, ports, ctl, phase)
         return report
     finally:
         for p in procs:
@@ -235,7 +314,10 @@ def run_once(a, yjtd):
         for p in procs:
             p.wait(60)
         redis.stop()
-        shutil.rmtree(data, ignore_errors=True)
+        if a.keep:
+            print(f"kept {data}", file=sys.stderr)
+        else:
+            shutil.rmtree(data, ignore_errors=True)
 
 
 def main():
@@ -250,7 +332,12 @@ def main():
     ap.add_argument("--conns", type=int, default=200,
                     help="connections that resume and ack after the notices")
     ap.add_argument("--gets", type=int, default=2000, help="REST GETs, 8 clients at once")
+    ap.add_argument("--sensors", type=int, default=20000,
+                    help="sensors of the readings phase (0: no readings phases)")
+    ap.add_argument("--crossings", type=int, default=100,
+                    help="sensors whose threshold the alarm phases cross")
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--keep", action="store_true", help="keep the data (and the nodes' logs)")
     a = ap.parse_args()
     for _ in range(a.runs):
         for yjtd in a.yjtd or [os.path.join(a.build, "yjtd")]:
