@@ -290,47 +290,55 @@ static bool read_item(int64_t seq, json_t *item, void *ud)
     return false;
 }
 
-/* Handles one due push: settles it, or starts a POST. Returns true if a
- * POST started. */
-static bool handle_due(const char *push_id, const char *user_id, int64_t seq)
+/* What a due push is decided on: the user's acknowledged position, the
+ * push (NULL: trimmed from the inbox), its attempts so far, the user's
+ * devices with push tokens. */
+struct facts {
+    char *push_id, *user_id;
+    int64_t seq;
+    int rc; /* the first read that failed, else STORE_OK */
+    int64_t acked;
+    json_t *item;
+    int attempts;
+    json_t *devices;
+};
+
+static void facts_free(struct facts *f)
 {
-    int64_t acked = 0;
-    if (inbox_acked_any(user_id, &acked) != STORE_OK)
-        return false; /* store trouble: try again next tick */
-    if (acked >= seq) {
-        int attempts = stored_attempts(push_id);
+    g_free(f->push_id);
+    g_free(f->user_id);
+    json_decref(f->item);
+    json_decref(f->devices);
+    g_free(f);
+}
+
+/* Settles a due push, or starts its POST. True if a POST started. */
+static bool decide(struct facts *f)
+{
+    const char *push_id = f->push_id, *user_id = f->user_id;
+    int64_t seq = f->seq;
+    int attempts = f->attempts;
+    if (f->rc != STORE_OK)
+        return false; /* store trouble: try again when it comes due again */
+    if (f->acked >= seq) {
         if (attempts > 0)
             set_state(push_id, user_id, seq, "acked", attempts, NULL);
         finish(push_id);
         return false;
     }
-    char *key = g_strconcat("inbox/", user_id, NULL);
-    struct item_read r = {seq, NULL};
-    int rc = store_seq_range(store, key, seq - 1, 1, false, read_item, &r);
-    g_free(key);
-    if (rc != STORE_OK)
-        return false;
-    if (!r.item) { /* trimmed from the inbox meanwhile */
+    if (!f->item) { /* trimmed from the inbox meanwhile */
         finish(push_id);
         return false;
     }
-    int attempts = stored_attempts(push_id);
-    if (jx_int(r.item, "expires_at", 0) <= clock_now_ms()) {
+    if (jx_int(f->item, "expires_at", 0) <= clock_now_ms()) {
         set_state(push_id, user_id, seq, "expired", attempts, NULL);
         finish(push_id);
-        json_decref(r.item);
         return false;
     }
-    json_t *devices = json_array();
-    rc = store_index_find(store, TOKENS, "user", user_id, false, collect_device, devices);
-    if (rc != STORE_OK || json_array_size(devices) == 0) {
-        if (rc == STORE_OK) {
-            set_state(push_id, user_id, seq, "no_tokens", attempts, NULL);
-            finish(push_id);
-            log_info("gateway", "push=%s user=%s has no registered push token", push_id, user_id);
-        }
-        json_decref(devices);
-        json_decref(r.item);
+    if (json_array_size(f->devices) == 0) {
+        set_state(push_id, user_id, seq, "no_tokens", attempts, NULL);
+        finish(push_id);
+        log_info("gateway", "push=%s user=%s has no registered push token", push_id, user_id);
         return false;
     }
     struct post_ctx *p = g_new0(struct post_ctx, 1);
@@ -338,16 +346,16 @@ static bool handle_due(const char *push_id, const char *user_id, int64_t seq)
     p->user_id = g_strdup(user_id);
     p->seq = seq;
     p->attempt = attempts + 1;
+    json_t *item = f->item;
     json_t *body = json_pack(
-        "{s:s, s:s, s:I, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:o, s:i}", "push_id", push_id, "user",
-        user_id, "seq", (json_int_t)seq, "kind", json_object_get(r.item, "kind"), "priority",
-        json_object_get(r.item, "priority"), "title", json_object_get(r.item, "title"), "body",
-        json_object_get(r.item, "body"), "created_at", json_object_get(r.item, "created_at"),
-        "expires_at", json_object_get(r.item, "expires_at"), "devices", devices, "attempt",
+        "{s:s, s:s, s:I, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O, s:i}", "push_id", push_id, "user",
+        user_id, "seq", (json_int_t)seq, "kind", json_object_get(item, "kind"), "priority",
+        json_object_get(item, "priority"), "title", json_object_get(item, "title"), "body",
+        json_object_get(item, "body"), "created_at", json_object_get(item, "created_at"),
+        "expires_at", json_object_get(item, "expires_at"), "devices", f->devices, "attempt",
         p->attempt);
     char *text = jx_dump(body);
     json_decref(body);
-    json_decref(r.item);
     /* Past the POST's own timeout: if the process dies meanwhile, the push
      * comes due again after a restart and is posted again. */
     reschedule(push_id, user_id, seq, clock_now_ms() + cfg.timeout_ms + 1000);
@@ -356,6 +364,118 @@ static bool handle_due(const char *push_id, const char *user_id, int64_t seq)
     post_fn(url, text, cfg.timeout_ms, post_done, p);
     free(text);
     return true;
+}
+
+static struct facts *facts_new(const char *push_id, const char *user_id, int64_t seq)
+{
+    struct facts *f = g_new0(struct facts, 1);
+    f->push_id = g_strdup(push_id);
+    f->user_id = g_strdup(user_id);
+    f->seq = seq;
+    f->devices = json_array();
+    return f;
+}
+
+/* Handles one due push, its facts read at once. True if a POST started. */
+static bool handle_due(const char *push_id, const char *user_id, int64_t seq)
+{
+    struct facts *f = facts_new(push_id, user_id, seq);
+    f->rc = inbox_acked_any(user_id, &f->acked);
+    if (f->rc == STORE_OK && f->acked < seq) {
+        char *key = g_strconcat("inbox/", user_id, NULL);
+        struct item_read r = {seq, NULL};
+        f->rc = store_seq_range(store, key, seq - 1, 1, false, read_item, &r);
+        g_free(key);
+        f->item = r.item;
+    }
+    f->attempts = stored_attempts(push_id);
+    if (f->rc == STORE_OK && f->item)
+        f->rc = store_index_find(store, TOKENS, "user", user_id, false, collect_device, f->devices);
+    bool posted = decide(f);
+    facts_free(f);
+    return posted;
+}
+
+/* ---- the same with the facts read without waiting (Redis) ---- */
+
+#define TOKENS_MAX 64
+static int reading; /* due pushes whose facts are being read */
+
+struct facts_read {
+    struct facts *f;
+    int waiting; /* reads not answered yet */
+};
+
+static void fact_in(struct facts_read *x, int rc)
+{
+    if (rc != STORE_OK && x->f->rc == STORE_OK)
+        x->f->rc = rc;
+    if (--x->waiting > 0)
+        return;
+    reading--;
+    if (store) /* else answered while the server stops */
+        decide(x->f);
+    facts_free(x->f);
+    g_free(x);
+    if (store)
+        gateway_tick(); /* a slot is free */
+}
+
+static void on_acked(int rc, const struct store_docs *d, void *ud)
+{
+    struct facts_read *x = ud;
+    if (rc == STORE_OK && d->n == 1 && json_is_string(d->docs[0]))
+        x->f->acked = g_ascii_strtoll(json_string_value(d->docs[0]), NULL, 10);
+    fact_in(x, rc);
+}
+
+static void on_item(int rc, const struct store_docs *d, void *ud)
+{
+    struct facts_read *x = ud;
+    if (rc == STORE_OK && d->n >= 1 && g_ascii_strtoll(d->ids[0], NULL, 10) == x->f->seq)
+        x->f->item = json_incref(d->docs[0]);
+    fact_in(x, rc);
+}
+
+static void on_attempts(int rc, const struct store_docs *d, void *ud)
+{
+    struct facts_read *x = ud;
+    if (rc == STORE_OK && d->n == 1 && d->docs[0])
+        x->f->attempts = (int)jx_int(d->docs[0], "attempts", 0);
+    fact_in(x, STORE_OK); /* as stored_attempts: none read, none made */
+}
+
+static void on_tokens(int rc, const struct store_docs *d, void *ud)
+{
+    struct facts_read *x = ud;
+    for (int i = 0; rc == STORE_OK && i < d->n; i++)
+        if (d->docs[i])
+            collect_device(d->ids[i], d->docs[i], x->f->devices);
+    fact_in(x, rc);
+}
+
+/* Sends the reads of a due push's facts at once; decides when all are in. */
+static void handle_due_later(const char *push_id, const char *user_id, int64_t seq)
+{
+    struct facts_read *x = g_new0(struct facts_read, 1);
+    x->f = facts_new(push_id, user_id, seq);
+    x->waiting = 5; /* the four reads, and this function's own hold */
+    reading++;
+    char *ack = inbox_ackmax_key(user_id), *inbox = g_strconcat("inbox/", user_id, NULL);
+    const char *keys[] = {ack}, *ids[] = {push_id};
+    int rcs[4] = {
+        store_kv_get_later(store, keys, 1, on_acked, x),
+        store_seq_range_later(store, inbox, seq - 1, 1, on_item, x),
+        store_docs_get_later(store, STATES, ids, 1, on_attempts, x),
+        store_index_find_later(store, TOKENS, "user", user_id, false, false, TOKENS_MAX, on_tokens,
+                               x),
+    };
+    g_free(ack);
+    g_free(inbox);
+    for (int i = 0; i < 4; i++)
+        if (rcs[i] != STORE_OK) /* not sent: never answered */
+            fact_in(x, rcs[i]);
+    fact_in(x, STORE_OK);
 }
 
 struct due_entry {
@@ -390,14 +510,15 @@ static void due_entry_free(gpointer p)
     g_free(e);
 }
 
-void gateway_tick(void)
+/* Scans the deadlines due and handles each one this node claims. */
+static void scan(void)
 {
-    if (!enabled() || inflight >= cfg.max_inflight)
+    if (!enabled() || inflight + reading >= cfg.max_inflight)
         return;
     GPtrArray *due = g_ptr_array_new_with_free_func(due_entry_free);
     int64_t now = clock_now_ms();
     if (store_deadline_due(store, now, TICK_SCAN, collect_due, due) == STORE_OK)
-        for (guint i = 0; i < due->len && inflight < cfg.max_inflight; i++) {
+        for (guint i = 0; i < due->len && inflight + reading < cfg.max_inflight; i++) {
             struct due_entry *e = g_ptr_array_index(due, i);
             /* Several nodes scan the same deadlines: the one that moves it
              * to its lease (a POST's time and some) handles it; if that
@@ -410,6 +531,41 @@ void gateway_tick(void)
                 handle_due(e->push_id, e->user_id, e->seq);
         }
     g_ptr_array_free(due, TRUE);
+}
+
+static bool taking; /* a take of due deadlines sent, not answered yet */
+
+static void on_taken(int rc, const struct store_docs *d, void *ud)
+{
+    (void)ud;
+    taking = false;
+    for (int i = 0; rc == STORE_OK && store && i < d->n; i++) {
+        const json_t *payload = json_object_get(d->docs[i], "payload");
+        const char *user_id = jx_str(payload, "user");
+        int64_t seq = jx_int(payload, "seq", 0);
+        if (user_id && seq > 0 && g_str_has_prefix(d->ids[i], DEADLINE_PREFIX))
+            handle_due_later(d->ids[i] + strlen(DEADLINE_PREFIX), user_id, seq);
+    }
+}
+
+/* Where the store's reads travel (Redis), each tick takes the due pushes
+ * for this node in one script sent without waiting (each taken once
+ * among the nodes), and reads each one's facts without waiting: the
+ * loop never waits for the gateway's work. */
+void gateway_tick(void)
+{
+    if (!enabled() || inflight + reading >= cfg.max_inflight)
+        return;
+    if (!store_reads_later(store)) {
+        scan();
+        return;
+    }
+    if (taking)
+        return;
+    int64_t now = clock_now_ms();
+    taking = store_deadline_take_due_later(
+                 store, DEADLINE_PREFIX, now, MIN(TICK_SCAN, cfg.max_inflight - inflight - reading),
+                 now + cfg.timeout_ms + CLAIM_MARGIN_MS, on_taken, NULL) == STORE_OK;
 }
 
 static gboolean kick(gpointer data)
@@ -465,6 +621,8 @@ int gateway_init(struct store *st, const struct gateway_config *c, gateway_post_
     cfg.url = url;
     post_fn = post;
     inflight = 0;
+    taking = false;
+    reading = 0;
     if (store_index_define(st, TOKENS, "user", false) != STORE_OK ||
         store_index_define(st, TOKENS, "token", false) != STORE_OK)
         return -1;

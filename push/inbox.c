@@ -85,7 +85,7 @@ static char *ack_key(const char *user_id, const char *device_id)
     return g_strconcat("inbox.ack/", user_id, "/", device_id, NULL);
 }
 
-static char *ackmax_key(const char *user_id)
+char *inbox_ackmax_key(const char *user_id)
 {
     return g_strconcat("inbox.ackmax/", user_id, NULL);
 }
@@ -613,7 +613,8 @@ int inbox_ack_later(const char *user_id, const char *device_id, int64_t seq, sto
         return STORE_EINVAL;
     struct ack_later *x = g_new(struct ack_later, 1);
     *x = (struct ack_later){g_strdup(user_id), g_strdup(device_id), seq, cb, ud};
-    char *key = seq_key(user_id), *ack = ack_key(user_id, device_id), *any = ackmax_key(user_id);
+    char *key = seq_key(user_id), *ack = ack_key(user_id, device_id),
+         *any = inbox_ackmax_key(user_id);
     const char *keys[] = {ack, any};
     int rc = store_kv_raise_later(store, key, keys, 2, seq, on_raised, x);
     g_free(key);
@@ -629,7 +630,7 @@ int inbox_ack_later(const char *user_id, const char *device_id, int64_t seq, sto
 
 int inbox_acked_any(const char *user_id, int64_t *seq_out)
 {
-    char *key = ackmax_key(user_id);
+    char *key = inbox_ackmax_key(user_id);
     int rc = store_kv_get_int(store, key, seq_out);
     g_free(key);
     return rc;

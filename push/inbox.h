@@ -130,6 +130,8 @@ int inbox_ack_later(const char *user_id, const char *device_id, int64_t seq, sto
                     void *ud);
 /* The highest position any device of the user has acknowledged. */
 int inbox_acked_any(const char *user_id, int64_t *seq_out);
+/* The store key inbox_acked_any reads (a kv holding the position). */
+char *inbox_ackmax_key(const char *user_id);
 
 /* The `push` event for a stored item (new reference). */
 json_t *inbox_event(const char *user_id, int64_t seq, json_t *item);

@@ -174,6 +174,8 @@ struct store_ops {
     int (*ts_chunk_trim_before_later)(struct store *st, int64_t before_ms, int limit,
                                       struct store_read *rd);
     int (*seq_last_later)(struct store *st, const char *key, struct store_read *rd);
+    int (*deadline_take_due_later)(struct store *st, const char *prefix, int64_t now_ms, int limit,
+                                   int64_t until_ms, struct store_read *rd);
     int (*seq_range_later)(struct store *st, const char *key, int64_t after_seq, int limit,
                            struct store_read *rd);
     int (*kv_raise_later)(struct store *st, const char *seq_key, const char *const *keys, int n,
@@ -360,6 +362,15 @@ int store_deadline_delete(struct store *st, const char *id);
  * So several processes scanning the same deadlines handle each once. */
 int store_deadline_claim(struct store *st, const char *id, int64_t due_ms, int64_t until_ms);
 int store_deadline_due(struct store *st, int64_t now_ms, int limit, store_deadline_cb cb, void *ud);
+/* Takes for this process, in one step, up to limit of the deadlines due
+ * at now_ms whose id starts with prefix (among the first limit due): each
+ * moves to until_ms, a lease, as store_deadline_claim does, so that
+ * processes taking at once take each one once. cb gets those taken
+ * (ids[i], docs[i] {"due_ms", "payload"}) from the main loop; where the
+ * store's reads travel (store_reads_later) nothing waits for it, the
+ * lease being a write of the open batch. */
+int store_deadline_take_due_later(struct store *st, const char *prefix, int64_t now_ms, int limit,
+                                  int64_t until_ms, store_docs_cb cb, void *ud);
 
 /* expire_at_ms 0 means never. kv_get returns STORE_ENOTFOUND once expired. */
 int store_kv_set(struct store *st, const char *key, const char *value, int64_t expire_at_ms);

@@ -252,6 +252,52 @@ int store_seq_last_later(struct store *st, const char *key, store_count_cb cb, v
     return STORE_OK;
 }
 
+struct due_seen {
+    const char *prefix;
+    json_t *list; /* [[id, due_ms, payload], ...] */
+};
+
+static bool collect_due(const char *id, int64_t due_ms, json_t *payload, void *ud)
+{
+    struct due_seen *d = ud;
+    if (g_str_has_prefix(id, d->prefix))
+        json_array_append_new(d->list, json_pack("[s, I, O]", id, (json_int_t)due_ms, payload));
+    return true;
+}
+
+int store_deadline_take_due_later(struct store *st, const char *prefix, int64_t now_ms, int limit,
+                                  int64_t until_ms, store_docs_cb cb, void *ud)
+{
+    if (st->replay && store_replay_refuses_write(st))
+        return STORE_EAGAIN;
+    if (!prefix || limit < 1 || !cb)
+        return STORE_EINVAL;
+    struct store_read *rd = read_new(cb, ud);
+    if (st->ops->deadline_take_due_later)
+        return sent(st, rd,
+                    st->ops->deadline_take_due_later(st, prefix, now_ms, limit, until_ms, rd));
+    struct due_seen d = {prefix, json_array()};
+    int rc = store_deadline_due(st, now_ms, limit, collect_due, &d);
+    size_t i;
+    json_t *e;
+    json_array_foreach(d.list, i, e)
+    {
+        if (rc != STORE_OK)
+            break;
+        const char *id = json_string_value(json_array_get(e, 0));
+        json_int_t due = json_integer_value(json_array_get(e, 1));
+        int c = store_deadline_claim(st, id, due, until_ms);
+        if (c == STORE_OK)
+            store_read_add(rd, id, strlen(id),
+                           json_pack("{s:I, s:O}", "due_ms", due, "payload", json_array_get(e, 2)));
+        else if (c != STORE_ECONFLICT && c != STORE_ENOTFOUND)
+            rc = c;
+    }
+    json_decref(d.list);
+    store_read_done(rd, rc, 0, false);
+    return STORE_OK;
+}
+
 static bool collect_seq(int64_t seq, json_t *item, void *ud)
 {
     char id[24];

@@ -355,7 +355,30 @@ static void raised(redisReply *rep, void *ud)
 
 /* A write sent with the open batch (its loss fails the batch, as any
  * deferred write's), answered when its reply is read; without batching,
- * made at once. */
+ * made at once. Clears c and args. */
+static int send_write_read(struct redis_store *r, struct redis_cmd *c, struct redis_cmd *args,
+                           redis_call_cb cb, struct store_read *rd)
+{
+    int rc = STORE_OK;
+    if (!r->batching) { /* a write durable on return, as every write then */
+        redisReply *rep = redis_link_run(r->link, c);
+        if (rep && rep->type != REDIS_REPLY_ERROR && redis_link_wait(r->link) != 0) {
+            freeReplyObject(rep);
+            rep = NULL;
+        }
+        cb(rep, rd);
+        if (rep)
+            freeReplyObject(rep);
+    } else if (redis_link_defer_write_call(r->link, c, cb, rd) == 0) {
+        rd_dirtied(r);
+    } else {
+        rc = STORE_EIO;
+    }
+    redis_cmd_clear(c);
+    redis_cmd_clear(args);
+    return rc;
+}
+
 int rd_kv_raise_later(struct store *st, const char *seq_key, const char *const *keys, int n,
                       int64_t value, struct store_read *rd)
 {
@@ -367,22 +390,59 @@ int rd_kv_raise_later(struct store *st, const char *seq_key, const char *const *
     for (int i = 0; i < n; i++)
         redis_cmd_str(&args, keys[i]);
     script_cmd(&c, raise_lua, &args);
-    int rc = STORE_OK;
-    if (!r->batching) { /* a write durable on return, as every write then */
-        redisReply *rep = redis_link_run(r->link, &c);
-        if (rep && rep->type != REDIS_REPLY_ERROR && redis_link_wait(r->link) != 0) {
-            freeReplyObject(rep);
-            rep = NULL;
-        }
-        raised(rep, rd);
-        if (rep)
-            freeReplyObject(rep);
-    } else if (redis_link_defer_write_call(r->link, &c, raised, rd) == 0) {
-        rd_dirtied(r);
-    } else {
-        rc = STORE_EIO;
+    return send_write_read(r, &c, &args, raised, rd);
+}
+
+/* ARGV: prefix, id prefix, now, limit, until: {id, due, payload, ...} of
+ * the deadlines taken. */
+static const char take_due_lua[] =
+    "local P, pre, now, lim, til = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]\n"
+    "local due = redis.call('ZRANGEBYSCORE', P .. 'dlz', '-inf', now, 'WITHSCORES',\n"
+    "                       'LIMIT', 0, lim)\n"
+    "local out = {}\n"
+    "for i = 1, #due, 2 do\n"
+    "  local id = due[i]\n"
+    "  if string.sub(id, 1, #pre) == pre then\n"
+    "    redis.call('ZADD', P .. 'dlz', til, id)\n"
+    "    out[#out + 1] = id\n"
+    "    out[#out + 1] = due[i + 1]\n"
+    "    out[#out + 1] = redis.call('HGET', P .. 'dlb', id) or ''\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+static void taken(redisReply *rep, void *ud)
+{
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements % 3) {
+        store_read_done(ud, STORE_EIO, 0, false);
+        return;
     }
-    redis_cmd_clear(&c);
-    redis_cmd_clear(&args);
-    return rc;
+    for (size_t i = 0; i + 2 < rep->elements; i += 3) {
+        const redisReply *id = rep->element[i], *due = rep->element[i + 1],
+                         *body = rep->element[i + 2];
+        if (id->type != REDIS_REPLY_STRING || body->type != REDIS_REPLY_STRING)
+            continue;
+        json_t *payload = jx_load(body->str, body->len);
+        if (!payload)
+            continue;
+        store_read_add(
+            ud, id->str, id->len,
+            json_pack("{s:I, s:o}", "due_ms", (json_int_t)rd_reply_int(due), "payload", payload));
+    }
+    store_read_done(ud, STORE_OK, 0, false);
+}
+
+/* As rd_kv_raise_later, a write answered when its reply is read. */
+int rd_deadline_take_due_later(struct store *st, const char *prefix, int64_t now_ms, int limit,
+                               int64_t until_ms, struct store_read *rd)
+{
+    struct redis_store *r = R(st);
+    struct redis_cmd args, c;
+    rd_args_start(r, &args);
+    redis_cmd_str(&args, prefix);
+    redis_cmd_i64(&args, now_ms);
+    redis_cmd_i64(&args, limit);
+    redis_cmd_i64(&args, until_ms);
+    script_cmd(&c, take_due_lua, &args);
+    return send_write_read(r, &c, &args, taken, rd);
 }

@@ -276,6 +276,33 @@ static void test_kv_raise_later(void **state)
     assert_int_equal(store_kv_raise_later(st, "q", keys, 0, 1, on_count_told, c), STORE_EINVAL);
 }
 
+/* Deadlines due taken in one step: only those due and of the prefix,
+ * each moved to the lease, so that a second take (another process's)
+ * finds none of them until the lease ends. */
+static void test_deadline_take_due_later(void **state)
+{
+    struct store *st = *state;
+    json_t *p = json_pack("{s:s}", "user", "u1");
+    assert_int_equal(store_deadline_set(st, "gw/a", 100, p), 0);
+    assert_int_equal(store_deadline_set(st, "gw/b", 200, p), 0);
+    assert_int_equal(store_deadline_set(st, "gw/late", 5000, p), 0);
+    assert_int_equal(store_deadline_set(st, "job/x", 150, p), 0);
+    json_decref(p);
+    store_set_batching(st, true, on_dirty, NULL);
+    assert_int_equal(store_deadline_take_due_later(st, "gw/", 1000, 10, 9000, on_docs, NULL), 0);
+    wait_answers(st, 1);
+    assert_ids(0, "gw/a,gw/b");
+    assert_int_equal(store_deadline_take_due_later(st, "gw/", 1000, 10, 9000, on_docs, NULL), 0);
+    wait_answers(st, 2);
+    assert_ids(1, ""); /* taken: on their lease */
+    assert_int_equal(store_deadline_take_due_later(st, "gw/", 9500, 10, 20000, on_docs, NULL), 0);
+    wait_answers(st, 3);
+    assert_ids(2, "gw/late,gw/a,gw/b"); /* the lease ran out; by due time */
+    assert_int_equal(store_commit(st), 0);
+    assert_int_equal(store_deadline_take_due_later(st, "gw/", 1000, 0, 9000, on_docs, NULL),
+                     STORE_EINVAL);
+}
+
 /* With batching on (as yjtd runs the store), a read sent after a write
  * that was only sent sees it, and the answers keep their order. */
 static void test_later_sees_writes(void **state)
@@ -393,6 +420,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_seq_range_later, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_kv_raise_later, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_later_sees_writes, setup_later, teardown_later),
+        cmocka_unit_test_setup_teardown(test_deadline_take_due_later, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_later_at_close, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_later_lost, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_divisions_read_again_later, setup_later,
