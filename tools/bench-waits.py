@@ -132,6 +132,12 @@ async def ping_probe(port, stop):
         return rtts
 
 
+def gateway_left(redis):
+    """The push gateway's deadlines in the store (the scheduler's stay)."""
+    return sum(1 for x in redis.cli("ZRANGE", PREFIX + "dlz", 0, -1).split()
+               if x.startswith("gw/"))
+
+
 def sensors_known(port):
     _, text = http(port, "GET", "/metrics")
     for line in text.splitlines():
@@ -223,6 +229,7 @@ def run_once(a, yjtd):
             "--org", "4401")
         ctl("user", "add", "--username", "load", "--password", PASSWORD, "--role", "corp",
             "--org", "E1", "--count", str(a.users))
+        gw = ["--set", f"gateway_url=http://127.0.0.1:{a.port + 99}/push"] if a.gateway else []
         for i, port in enumerate(ports):
             node_dir = os.path.join(data, f"node{i}")
             os.makedirs(node_dir)
@@ -230,7 +237,7 @@ def run_once(a, yjtd):
                 [yjtd, "--listen", f"127.0.0.1:{port}", "--data-dir", node_dir,
                  "--log-level", "warn", "--redis", redis.url, "--set", f"redis_prefix={PREFIX}",
                  "--set", "hash_iterations=1000", "--set", "rate_per_s=1000",
-                 "--set", "rate_burst=1000", "--set", "addr_fail_limit=100000"],
+                 "--set", "rate_burst=1000", "--set", "addr_fail_limit=100000", *gw],
                 stderr=open(os.path.join(node_dir, "yjtd.log"), "w")))
         for i, port in enumerate(ports):
             wait_healthy(port, os.path.join(data, f"node{i}", "yjtd.log"))
@@ -305,6 +312,21 @@ def run_once(a, yjtd):
             done(name, per, start)
 
         asyncio.run(resume_and_ack(ports, min(a.conns, a.users), aphase))
+        if a.gateway:
+            def gateway_due():
+                t0 = time.monotonic()
+                for i in range(a.gateway):
+                    st, _ = http(ports[i % len(ports)], "POST", "/api/v1/notices", notice,
+                                 token=token)
+                    assert st == 201, st
+                while gateway_left(redis):
+                    assert time.monotonic() - t0 < 300, "the pushes never came due and went"
+                    time.sleep(0.05)
+                return {"drained_s": round(time.monotonic() - t0, 2)}
+            t0 = time.monotonic()  # the earlier phases' pushes first
+            while gateway_left(redis) and time.monotonic() - t0 < 300:
+                time.sleep(0.1)
+            phase("gateway_due", a.gateway * a.users, gateway_due)
         if a.sensors:
             readings(a, ports, ctl, phase)
         return report
@@ -336,6 +358,10 @@ def main():
                     help="sensors of the readings phase (0: no readings phases)")
     ap.add_argument("--crossings", type=int, default=100,
                     help="sensors whose threshold the alarm phases cross")
+    ap.add_argument("--gateway", type=int, default=0,
+                    help="with a push gateway configured: N notices more to users offline, "
+                         "their pushes due at once (no push tokens: each is settled after its "
+                         "reads); waits per push, until every deadline is gone")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--keep", action="store_true", help="keep the data (and the nodes' logs)")
     a = ap.parse_args()
