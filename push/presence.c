@@ -124,11 +124,25 @@ void presence_set_cluster(const struct presence_cluster *pc)
     cluster = pc;
 }
 
+static void changed_read(void *ud)
+{
+    char *user_id = ud;
+    struct user_entry *e = users ? entry_get(user_id, false) : NULL;
+    if (e)
+        notify(user_id, e);
+    g_free(user_id);
+}
+
+/* The subscribers hear of it once the user's devices elsewhere are read
+ * again, without waiting (the bus's news dropped what was known). */
 void presence_changed_elsewhere(const char *user_id)
 {
     struct user_entry *e = entry_get(user_id, false);
-    if (e)
-        notify(user_id, e);
+    if (!e || g_hash_table_size(e->subscribers) == 0)
+        return;
+    char *uid = g_strdup(user_id);
+    if (!presence_prefetch_later((const char *const *)&uid, 1, changed_read, uid))
+        changed_read(uid);
 }
 
 void presence_prefetch(const char *const *user_ids, int n)

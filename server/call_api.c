@@ -816,8 +816,9 @@ static void hook_missed(const char *user_id, json_t *payload)
         json_string_value(json_object_get(json_object_get(payload, "from"), "display_name"));
     char body[256];
     g_snprintf(body, sizeof(body), "%s 呼叫了您", name && *name ? name : "监管人员");
-    int rc = inbox_push(user_id, "call_missed", "high", MISSED_TTL_S, "未接视频通话", body, payload,
-                        NULL);
+    const char *users[] = {user_id};
+    int rc = inbox_push_many_later(users, 1, "call_missed", "high", MISSED_TTL_S, "未接视频通话",
+                                   body, payload); /* on Redis: stored without waiting */
     if (rc != STORE_OK)
         log_error("call", "cannot leave user=%s a missed-call push (%d)", user_id, rc);
 }

@@ -775,7 +775,12 @@ void cluster_stop(void)
         freeReplyObject(r);
     redis_link_free(C.link); /* tells what it still awaited, lost */
     g_clear_handle_id(&C.prefetch_idle, g_source_remove);
-    g_queue_clear_full(&C.prefetched, (GDestroyNotify)prefetch_free);
+    struct prefetch *p; /* every prefetch is in by now: each waiter is told */
+    while ((p = g_queue_pop_head(&C.prefetched))) {
+        if (p->done)
+            p->done(p->ud);
+        prefetch_free(p);
+    }
     g_clear_pointer(&C.dropped, g_hash_table_destroy);
     C.prefetches_out = 0;
     g_hash_table_destroy(C.live);

@@ -146,13 +146,46 @@ static json_t *views(GPtrArray *accounts)
     return arr;
 }
 
+/* A query or subscription's answer once the devices its users hold on
+ * other nodes are read (without waiting). */
+struct answer_later {
+    struct conn_req *req;
+    GPtrArray *accounts;
+};
+
+static void answer_views(void *ud)
+{
+    struct answer_later *x = ud;
+    struct conn *c = conn_req_conn(x->req);
+    if (c)
+        conn_reply(c, x->req->id, json_pack("{s:o}", "users", views(x->accounts)));
+    conn_req_free(x->req);
+    g_ptr_array_free(x->accounts, TRUE);
+    g_free(x);
+}
+
+/* Answers with the users' views: at once if their devices elsewhere are
+ * known, else once they are read. Takes accounts. */
+static void answer(struct conn *c, json_t *id, GPtrArray *accounts)
+{
+    struct answer_later *x = g_new(struct answer_later, 1);
+    x->req = conn_req_new(c, id);
+    x->accounts = accounts;
+    GPtrArray *ids = g_ptr_array_sized_new(accounts->len);
+    for (guint i = 0; i < accounts->len; i++)
+        g_ptr_array_add(ids, ((struct account *)g_ptr_array_index(accounts, i))->id);
+    bool later =
+        presence_prefetch_later((const char *const *)ids->pdata, (int)ids->len, answer_views, x);
+    g_ptr_array_free(ids, TRUE);
+    if (!later)
+        answer_views(x);
+}
+
 static void h_query(struct conn *c, json_t *id, json_t *msg)
 {
     GPtrArray *accounts = resolve(c, id, msg);
-    if (!accounts)
-        return;
-    conn_reply(c, id, json_pack("{s:o}", "users", views(accounts)));
-    g_ptr_array_free(accounts, TRUE);
+    if (accounts)
+        answer(c, id, accounts);
 }
 
 static void h_subscribe(struct conn *c, json_t *id, json_t *msg)
@@ -167,10 +200,10 @@ static void h_subscribe(struct conn *c, json_t *id, json_t *msg)
     if (n > limit) {
         presence_unsubscribe_all(c);
         conn_reply_error(c, id, ERR_TOO_LARGE, "too many presence subscriptions; all cleared");
-    } else {
-        conn_reply(c, id, json_pack("{s:o}", "users", views(accounts)));
+        g_ptr_array_free(accounts, TRUE);
+        return;
     }
-    g_ptr_array_free(accounts, TRUE);
+    answer(c, id, accounts); /* subscribed first: no change falls between */
 }
 
 static void h_unsubscribe(struct conn *c, json_t *id, json_t *msg)
