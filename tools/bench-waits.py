@@ -71,16 +71,23 @@ async def resume_and_ack(ports, n, phase):
     """n connections (users load0..), logged in; then the resume phase and
     the ack phase, each measured by phase(name, per, fn)."""
     import websockets
-    conns = []
-    for i in range(n):
-        ws = await websockets.connect(f"ws://127.0.0.1:{ports[i % len(ports)]}/ws",
-                                      subprotocols=["yjt.v1"], max_size=None)
-        await ws.send(json.dumps({"id": 1, "type": "auth.login", "username": f"load{i}",
-                                  "password": PASSWORD, "device_id": f"bw{i}",
+    conns, ids = [], []
+
+    async def login(port, username, device):
+        ws = await websockets.connect(f"ws://127.0.0.1:{port}/ws", subprotocols=["yjt.v1"],
+                                      max_size=None)
+        await ws.send(json.dumps({"id": 1, "type": "auth.login", "username": username,
+                                  "password": PASSWORD, "device_id": device,
                                   "platform": "cli"}))
-        while json.loads(await ws.recv()).get("re") != 1:
-            pass
+        while True:
+            m = json.loads(await ws.recv())
+            if m.get("re") == 1:
+                return ws, m["user"]["id"]
+
+    for i in range(n):
+        ws, uid = await login(ports[i % len(ports)], f"load{i}", f"bw{i}")
         conns.append(ws)
+        ids.append(uid)
 
     async def ask(ws, msg):
         await ws.send(json.dumps(msg))
@@ -106,6 +113,21 @@ async def resume_and_ack(ports, n, phase):
 
     await phase("push_resume", n, resume_all)
     await phase("push_ack", n, ack_all)
+
+    async def presence_queries():
+        """A regulator on the first node asks who of the n users is online
+        (most of them on the other nodes), once."""
+        gov, _ = await login(ports[0], "bench-gov", "bw-gov")
+        await gov.send(json.dumps({"id": 2, "type": "presence.query", "users": ids[:500]}))
+        while True:
+            m = json.loads(await gov.recv())
+            if m.get("re") == 2:
+                assert m.get("ok"), m
+                online = sum(1 for u in m["users"] if u.get("online"))
+                assert online == min(n, 500), (online, n)
+                break
+        await gov.close()
+    await phase("presence_query", 1, presence_queries)
     for ws in conns:
         await ws.close()
 
