@@ -1,8 +1,8 @@
 /* Time series in the Redis store (sensor readings): the log is a stream
  * (entry id 0-ID, fields s = server time, p = points packed as 24-byte
  * records, as in the SQLite store), one per server that owns one (see
- * store_redis_tslog.c; "tsl" for a store without an owner), its ids from
- * one counter; chunks are a hash of chunk id -> first ts and 16-byte
+ * store_redis_tslog.c), its ids the server's own ("tsl" for a store
+ * without an owner, its ids from one counter); chunks are a hash of chunk id -> first ts and 16-byte
  * samples, with a sorted set per series of its chunk ids by last ts and
  * one of every chunk by last ts for the retention trim; the latest point
  * of each series (and its log_upto) is a hash field, and an owner's
