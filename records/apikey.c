@@ -110,6 +110,18 @@ int apikey_check(struct store *st, const char *key, char **enterprise_out, char 
     return STORE_OK;
 }
 
+/* Reads key id's record without waiting; cb is told either way (at once
+ * with the error if the read could not be sent). */
+static void read_later(struct store *st, const char *id, store_docs_cb cb, void *ud)
+{
+    const char *ids[] = {id};
+    int rc = store_docs_get_later(st, "apikeys", ids, 1, cb, ud);
+    if (rc != STORE_OK) {
+        struct store_docs none = {0};
+        cb(rc, &none, ud);
+    }
+}
+
 struct check_later {
     char *key;
     apikey_cb cb;
@@ -139,12 +151,7 @@ void apikey_check_later(struct store *st, const char *key, apikey_cb cb, void *u
     }
     struct check_later *c = g_new(struct check_later, 1);
     *c = (struct check_later){g_strdup(key), cb, ud};
-    const char *ids[] = {id};
-    int rc = store_docs_get_later(st, "apikeys", ids, 1, on_key_read, c);
-    if (rc != STORE_OK) {
-        struct store_docs none = {0};
-        on_key_read(rc, &none, c);
-    }
+    read_later(st, id, on_key_read, c);
 }
 
 struct live_later {
@@ -167,12 +174,7 @@ void apikey_live_later(struct store *st, const char *id, apikey_live_cb cb, void
 {
     struct live_later *l = g_new(struct live_later, 1);
     *l = (struct live_later){cb, ud};
-    const char *ids[] = {id};
-    int rc = store_docs_get_later(st, "apikeys", ids, 1, on_live_read, l);
-    if (rc != STORE_OK) {
-        struct store_docs none = {0};
-        on_live_read(rc, &none, l);
-    }
+    read_later(st, id, on_live_read, l);
 }
 
 int apikey_live(struct store *st, const char *id)

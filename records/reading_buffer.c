@@ -88,6 +88,10 @@ static bool deferred;
 static uint64_t round_failures, trim_gen, trim_failures;
 static int64_t trim_upto;
 static bool trim_pending, rebuffer;
+/* The next look at the logs' leases (adopt_tick), and whether a log taken
+ * over has rows left. */
+static int64_t adopt_next_ms;
+static bool adopt_more;
 
 /* The pool of point arrays (see the opening comment). */
 static void *pool_free_list[POOL_CLASSES];
@@ -168,6 +172,8 @@ void reading_buffer_init(struct store *st, const struct reading_buffer_config *c
         cfg.batch_now && cfg.batch_durable && cfg.batch_failures && store_commit_may_fail(st);
     round_failures = deferred ? cfg.batch_failures() : 0;
     trim_pending = rebuffer = false;
+    adopt_next_ms = 0;
+    adopt_more = false;
 }
 
 void reading_buffer_shutdown(void)
@@ -490,21 +496,19 @@ static bool adopt_row(int64_t id, int64_t seen, const struct store_ts_point *pts
  * of a log whose server's hold ran out (store_ts_log_adopt). */
 static void adopt_tick(int64_t now_ms)
 {
-    static int64_t next_ms;
-    static bool more;
-    if (!more && now_ms < next_ms)
+    if (!adopt_more && now_ms < adopt_next_ms)
         return;
-    next_ms = now_ms + ADOPT_EVERY_MS;
+    adopt_next_ms = now_ms + ADOPT_EVERY_MS;
     uint64_t before = stats.adopted;
-    bool was = more;
-    int rc = store_ts_log_adopt(store, ADOPT_ROWS, adopt_row, NULL, &more);
+    bool was = adopt_more;
+    int rc = store_ts_log_adopt(store, ADOPT_ROWS, adopt_row, NULL, &adopt_more);
     if (rc != STORE_OK) {
-        more = false;
+        adopt_more = false;
         log_warn("reading",
                  "renewing the readings log's lease or taking another over failed (rc %d)", rc);
-    } else if (stats.adopted > before || (was && !more)) {
+    } else if (stats.adopted > before || (was && !adopt_more)) {
         log_info("reading", "%" G_GUINT64_FORMAT " readings of another server's log taken over%s",
-                 stats.adopted - before, more ? "" : " (that log is done)");
+                 stats.adopted - before, adopt_more ? "" : " (that log is done)");
     }
 }
 

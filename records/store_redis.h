@@ -139,6 +139,9 @@ int rd_hscan(struct redis_store *r, const char *name,
 void rd_ts_adoption_end(struct redis_store *r);
 int rd_ts_log_append(struct store *st, int64_t seen, const struct store_ts_point *pts, int n,
                      int64_t *id_out);
+/* A log entry {id, {s, SEEN, p, POINTS}}: its id, seen and points (pts,
+ * of struct store_ts_point, refilled); false if it is not one. */
+bool rd_ts_log_row(const redisReply *e, int64_t *id, int64_t *seen, GArray *pts);
 int rd_ts_log_each(struct store *st, int64_t after_id, store_ts_log_cb cb, void *ud);
 int rd_ts_log_trim(struct store *st, int64_t upto_id);
 int rd_ts_chunk_put(struct store *st, int64_t key, const struct store_ts_sample *pts, int n,

@@ -112,6 +112,26 @@ int rd_ts_log_append(struct store *st, int64_t seen, const struct store_ts_point
     return STORE_OK;
 }
 
+bool rd_ts_log_row(const redisReply *e, int64_t *id, int64_t *seen, GArray *pts)
+{
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+        return false;
+    *id = rd_entry_seq(e->element[0]);
+    const redisReply *s = rd_entry_field(e->element[1], "s");
+    const redisReply *p = rd_entry_field(e->element[1], "p");
+    if (*id < 0 || !s || !p || p->type != REDIS_REPLY_STRING || p->len % LOG_REC)
+        return false;
+    *seen = rd_reply_int(s);
+    g_array_set_size(pts, 0);
+    for (size_t k = 0; k < p->len / LOG_REC; k++) {
+        const unsigned char *b = (const unsigned char *)p->str + k * LOG_REC;
+        struct store_ts_point x = {(int64_t)get_u64(b), (int64_t)get_u64(b + 8),
+                                   bitsd(get_u64(b + 16)), *seen};
+        g_array_append_val(pts, x);
+    }
+    return true;
+}
+
 int rd_ts_log_each(struct store *st, int64_t after_id, store_ts_log_cb cb, void *ud)
 {
     struct redis_store *r = R(st);
@@ -136,25 +156,10 @@ int rd_ts_log_each(struct store *st, int64_t after_id, store_ts_log_cb cb, void 
             break;
         }
         for (size_t i = 0; i < rep->elements && !stop && rc == STORE_OK; i++) {
-            const redisReply *e = rep->element[i];
-            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) {
+            int64_t id, seen;
+            if (!rd_ts_log_row(rep->element[i], &id, &seen, pts)) {
                 rc = STORE_EIO;
                 break;
-            }
-            int64_t id = rd_entry_seq(e->element[0]);
-            const redisReply *s = rd_entry_field(e->element[1], "s");
-            const redisReply *p = rd_entry_field(e->element[1], "p");
-            if (!s || !p || p->type != REDIS_REPLY_STRING || p->len % LOG_REC) {
-                rc = STORE_EIO;
-                break;
-            }
-            int64_t seen = rd_reply_int(s);
-            g_array_set_size(pts, 0);
-            for (size_t k = 0; k < p->len / LOG_REC; k++) {
-                const unsigned char *b = (const unsigned char *)p->str + k * LOG_REC;
-                struct store_ts_point x = {(int64_t)get_u64(b), (int64_t)get_u64(b + 8),
-                                           bitsd(get_u64(b + 16)), seen};
-                g_array_append_val(pts, x);
             }
             after_id = id;
             if (!cb(id, seen, (struct store_ts_point *)(void *)pts->data, (int)pts->len, ud))

@@ -28,7 +28,6 @@
 
 #include <string.h>
 
-#define LOG_REC 24
 #define LATEST_LEN 32
 #define OWNER_MAX 64
 
@@ -282,25 +281,19 @@ static int claim_later(struct redis_store *r)
 static bool adopt_row(struct redis_store *r, const redisReply *e, GArray *pts, store_ts_log_cb cb,
                       void *ud, int64_t *id)
 {
-    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+    int64_t seen;
+    if (!rd_ts_log_row(e, id, &seen, pts))
         return false;
-    *id = rd_entry_seq(e->element[0]);
-    const redisReply *s = rd_entry_field(e->element[1], "s");
-    const redisReply *p = rd_entry_field(e->element[1], "p");
-    if (*id < 0 || !s || !p || p->type != REDIS_REPLY_STRING || p->len % LOG_REC)
-        return false;
-    int64_t seen = rd_reply_int(s);
-    g_array_set_size(pts, 0);
-    for (size_t k = 0; k < p->len / LOG_REC; k++) {
-        const unsigned char *b = (const unsigned char *)p->str + k * LOG_REC;
-        struct store_ts_point x = {(int64_t)get_u64(b), (int64_t)get_u64(b + 8),
-                                   bitsd(get_u64(b + 16)), seen};
-        const int64_t *u = g_hash_table_lookup(r->adopting_uptos, &x.key);
+    guint kept = 0;
+    for (guint k = 0; k < pts->len; k++) {
+        const struct store_ts_point *x = &g_array_index(pts, struct store_ts_point, k);
+        const int64_t *u = g_hash_table_lookup(r->adopting_uptos, &x->key);
         if (!u || *id > u[1])
-            g_array_append_val(pts, x);
+            g_array_index(pts, struct store_ts_point, kept++) = *x;
     }
-    return pts->len == 0 ||
-           cb(*id, seen, (const struct store_ts_point *)(void *)pts->data, (int)pts->len, ud);
+    g_array_set_size(pts, kept);
+    return kept == 0 ||
+           cb(*id, seen, (const struct store_ts_point *)(void *)pts->data, (int)kept, ud);
 }
 
 int rd_ts_log_adopt(struct store *st, int max_rows, store_ts_log_cb cb, void *ud, bool *more)
