@@ -1,7 +1,7 @@
 /* Gateway API keys (see apikey.h). A check is one document read and one
  * SHA-256, so a revocation by yjtctl (another process) counts from the
- * next request on (on Redis the read is sent without waiting:
- * apikey_check_later). Hashes are compared in constant time. */
+ * next request on (the read is sent without waiting on Redis).
+ * Hashes are compared in constant time. */
 #include "records/apikey.h"
 
 #include "common/clock.h"
@@ -91,25 +91,6 @@ static char *judge(const char *key, const json_t *doc)
     return ok ? g_strdup(jx_str(doc, "enterprise")) : NULL;
 }
 
-int apikey_check(struct store *st, const char *key, char **enterprise_out, char **id_out)
-{
-    char id[ID_HEX + 1];
-    if (!key_id(key, id))
-        return STORE_ENOTFOUND;
-    json_t *doc = NULL;
-    int rc = store_doc_get(st, "apikeys", id, &doc);
-    if (rc != STORE_OK)
-        return rc;
-    char *enterprise = judge(key, doc);
-    json_decref(doc);
-    if (!enterprise)
-        return STORE_ENOTFOUND;
-    *enterprise_out = enterprise;
-    if (id_out)
-        *id_out = g_strdup(id);
-    return STORE_OK;
-}
-
 /* Reads key id's record without waiting; cb is told either way (at once
  * with the error if the read could not be sent). */
 static void read_later(struct store *st, const char *id, store_docs_cb cb, void *ud)
@@ -124,6 +105,7 @@ static void read_later(struct store *st, const char *id, store_docs_cb cb, void 
 
 struct check_later {
     char *key;
+    char id[ID_HEX + 1];
     apikey_cb cb;
     void *ud;
 };
@@ -135,7 +117,7 @@ static void on_key_read(int rc, const struct store_docs *d, void *ud)
     if (rc == STORE_OK)
         rc = d->n == 1 && d->docs[0] && (enterprise = judge(c->key, d->docs[0])) ? STORE_OK
                                                                                  : STORE_ENOTFOUND;
-    c->cb(rc, enterprise, c->ud);
+    c->cb(rc, enterprise, c->id, c->ud);
     g_free(enterprise);
     OPENSSL_cleanse(c->key, strlen(c->key));
     g_free(c->key);
@@ -146,11 +128,14 @@ void apikey_check_later(struct store *st, const char *key, apikey_cb cb, void *u
 {
     char id[ID_HEX + 1];
     if (!key_id(key, id)) {
-        cb(STORE_ENOTFOUND, NULL, ud);
+        cb(STORE_ENOTFOUND, NULL, NULL, ud);
         return;
     }
-    struct check_later *c = g_new(struct check_later, 1);
-    *c = (struct check_later){g_strdup(key), cb, ud};
+    struct check_later *c = g_new0(struct check_later, 1);
+    c->key = g_strdup(key);
+    memcpy(c->id, id, sizeof(c->id));
+    c->cb = cb;
+    c->ud = ud;
     read_later(st, id, on_key_read, c);
 }
 
@@ -175,16 +160,6 @@ void apikey_live_later(struct store *st, const char *id, apikey_live_cb cb, void
     struct live_later *l = g_new(struct live_later, 1);
     *l = (struct live_later){cb, ud};
     read_later(st, id, on_live_read, l);
-}
-
-int apikey_live(struct store *st, const char *id)
-{
-    json_t *doc = NULL;
-    int rc = store_doc_get(st, "apikeys", id, &doc);
-    if (rc == STORE_OK && json_object_get(doc, "revoked_at"))
-        rc = STORE_ENOTFOUND;
-    json_decref(doc);
-    return rc;
 }
 
 int apikey_revoke(struct store *st, const char *id, const char *actor)

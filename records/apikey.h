@@ -20,20 +20,18 @@
  * STORE_ENOTFOUND for an unknown enterprise, or another store code. */
 int apikey_create(struct store *st, const char *enterprise, const char *label, const char *actor,
                   char **key_out, char **id_out);
-/* Checks a key as presented: STORE_OK with *enterprise_out (g_free) and
- * *id_out (g_free, may be NULL) if it is a live key; STORE_ENOTFOUND if it is
- * malformed, unknown, wrong or revoked; STORE_EIO if the store failed. */
-int apikey_check(struct store *st, const char *key, char **enterprise_out, char **id_out);
-/* The same, the key's record read without waiting (store_docs_get_later):
- * cb(rc, enterprise (borrowed, NULL unless STORE_OK), ud) from the main
- * loop, or at once for a key that cannot be one. */
-typedef void (*apikey_cb)(int rc, const char *enterprise, void *ud);
+/* Checks a key as presented, its record read without waiting
+ * (store_docs_get_later): cb(rc, enterprise, id, ud) from the main loop,
+ * or at once for a key that cannot be one. rc is STORE_OK for a live key
+ * (enterprise and the key's id borrowed), STORE_ENOTFOUND if it is
+ * malformed, unknown, wrong or revoked, another store code if the store
+ * failed. */
+typedef void (*apikey_cb)(int rc, const char *enterprise, const char *id, void *ud);
 void apikey_check_later(struct store *st, const char *key, apikey_cb cb, void *ud);
-/* STORE_OK if key id exists and is not revoked, STORE_ENOTFOUND if it is
- * gone or revoked, STORE_EIO if the store failed. For connections that
- * checked the whole key once and keep only its id. */
-int apikey_live(struct store *st, const char *id);
-/* The same, read without waiting: cb(rc, ud) from the main loop. */
+/* Whether key id (of a key checked whole once, e.g. by a connection)
+ * still exists and is not revoked, read without waiting: cb(rc, ud) from
+ * the main loop with STORE_OK, STORE_ENOTFOUND if it is gone or revoked,
+ * or another store code. */
 typedef void (*apikey_live_cb)(int rc, void *ud);
 void apikey_live_later(struct store *st, const char *id, apikey_live_cb cb, void *ud);
 /* Revokes key id: STORE_OK, STORE_ENOTFOUND, or a store code. Revoking

@@ -20,6 +20,43 @@
 
 #define APIKEY_MAX 160
 
+static void on_apikey(int rc, const char *enterprise, const char *kid, void *ud)
+{
+    struct conn_req *p = ud;
+    struct conn *c = conn_req_conn(p);
+    if (!c) /* gone meanwhile */
+        goto out;
+    c->login_pending = false;
+    if (rc == STORE_ENOTFOUND) {
+        log_info("ws", "conn=%" G_GUINT64_FORMAT " peer=%s gateway key refused", c->serial,
+                 c->peer);
+        conn_reply_error(c, p->id, ERR_UNAUTHORIZED, "invalid or revoked API key");
+        conn_close(c, 4401, "invalid or revoked API key");
+        goto out;
+    }
+    if (rc != STORE_OK) {
+        conn_reply_error(c, p->id, ERR_UNAVAILABLE, "store unavailable");
+        goto out;
+    }
+    if (c->auth_timer) {
+        g_source_remove(c->auth_timer);
+        c->auth_timer = 0;
+    }
+    c->gateway_enterprise = g_strdup(enterprise);
+    c->gateway_key_id = g_strdup(kid);
+    metrics_conn("none", -1);
+    metrics_conn("gateway", 1);
+    log_info("ws", "conn=%" G_GUINT64_FORMAT " gateway key=%s enterprise=%s authenticated",
+             c->serial, kid, enterprise);
+    conn_reply(
+        c, p->id,
+        json_pack("{s:s, s:s, s:s}", "role", "gateway", "enterprise", enterprise, "key_id", kid));
+out:
+    conn_req_free(p);
+}
+
+/* auth.apikey: the key's record is read without waiting; the connection
+ * takes no other authentication meanwhile. */
 static void h_apikey(struct conn *c, json_t *id, json_t *msg)
 {
     const char *key = jx_str_bounded(msg, "key", APIKEY_MAX);
@@ -27,36 +64,16 @@ static void h_apikey(struct conn *c, json_t *id, json_t *msg)
         conn_reply_error(c, id, ERR_BAD_REQUEST, "key must be a string");
         return;
     }
-    if (c->authed || c->login_pending || c->gateway_enterprise) {
+    if (c->authed || c->gateway_enterprise) {
         conn_reply_error(c, id, ERR_CONFLICT, "already authenticated");
         return;
     }
-    char *enterprise = NULL, *kid = NULL;
-    int rc = apikey_check(server.store, key, &enterprise, &kid);
-    if (rc == STORE_ENOTFOUND) {
-        log_info("ws", "conn=%" G_GUINT64_FORMAT " peer=%s gateway key refused", c->serial,
-                 c->peer);
-        conn_reply_error(c, id, ERR_UNAUTHORIZED, "invalid or revoked API key");
-        conn_close(c, 4401, "invalid or revoked API key");
+    if (c->login_pending) {
+        conn_reply_error(c, id, ERR_BUSY, "an authentication is already in progress");
         return;
     }
-    if (rc != STORE_OK) {
-        conn_reply_error(c, id, ERR_UNAVAILABLE, "store unavailable");
-        return;
-    }
-    if (c->auth_timer) {
-        g_source_remove(c->auth_timer);
-        c->auth_timer = 0;
-    }
-    c->gateway_enterprise = enterprise;
-    c->gateway_key_id = kid;
-    metrics_conn("none", -1);
-    metrics_conn("gateway", 1);
-    log_info("ws", "conn=%" G_GUINT64_FORMAT " gateway key=%s enterprise=%s authenticated",
-             c->serial, kid, enterprise);
-    conn_reply(
-        c, id,
-        json_pack("{s:s, s:s, s:s}", "role", "gateway", "enterprise", enterprise, "key_id", kid));
+    c->login_pending = true;
+    apikey_check_later(server.store, key, on_apikey, conn_req_new(c, id));
 }
 
 /* A gateway's batch while its key's record is read. */

@@ -220,9 +220,10 @@ struct post_readings {
     json_t *body; /* a reference of its own */
 };
 
-static void on_gateway_key(int rc, const char *enterprise, void *ud)
+static void on_gateway_key(int rc, const char *enterprise, const char *id, void *ud)
 {
     struct post_readings *p = ud;
+    (void)id;
     json_t *report = NULL;
     const char *why = NULL;
     enum err_code e = ERR_NONE;
