@@ -266,10 +266,9 @@ static void merge_stored(struct alarm *a)
     json_decref(doc);
 }
 
-static int save(struct alarm *a, bool create)
+/* Writes a as it is in memory (create: under its new id). */
+static int put(struct alarm *a, bool create)
 {
-    if (shared && !create)
-        merge_stored(a);
     json_t *doc = alarm_to_json(a);
     int rc = create ? store_doc_put_new(store, COLL, a->id, doc) /* a new id */
                     : store_doc_put(store, COLL, a->id, doc, false);
@@ -277,6 +276,13 @@ static int save(struct alarm *a, bool create)
     if (rc != STORE_OK)
         log_error("alarm", "alarm=%s sensor=%s cannot be stored (%d)", a->id, a->sensor, rc);
     return rc;
+}
+
+static int save(struct alarm *a, bool create)
+{
+    if (shared && !create)
+        merge_stored(a);
+    return put(a, create);
 }
 
 static void notify(struct alarm *a, const char *event)
@@ -305,12 +311,8 @@ static void on_saved_read(int rc, const struct store_docs *d, void *ud)
     if (a) { /* else closed meanwhile: the close wrote it whole */
         if (rc == STORE_OK && d->n == 1 && d->docs[0])
             merge_doc(a, d->docs[0]);
-        json_t *doc = alarm_to_json(a);
-        int put = store_doc_put(store, COLL, a->id, doc, false);
-        json_decref(doc);
-        if (put != STORE_OK)
-            log_error("alarm", "alarm=%s sensor=%s cannot be stored (%d)", a->id, a->sensor, put);
-        for (guint i = 0; put == STORE_OK && i < events->len; i++)
+        int rc_put = put(a, false);
+        for (guint i = 0; rc_put == STORE_OK && i < events->len; i++)
             notify(a, g_ptr_array_index(events, i));
     }
     if (events)
@@ -538,9 +540,10 @@ static bool text_ok(const char *t, bool required)
 
 /* Stores a transition; on a store failure the alarm is reloaded from the
  * store so memory never runs ahead of it. */
-static enum err_code commit_change(struct alarm *a, const char *event, const struct alarm **out)
+static enum err_code commit_change(struct alarm *a, const char *event, const struct alarm **out,
+                                   bool merged)
 {
-    int rc = save(a, false);
+    int rc = merged ? put(a, false) : save(a, false);
     if (rc != STORE_OK) {
         json_t *doc = NULL;
         struct alarm *back = NULL;
@@ -569,23 +572,6 @@ static struct alarm *find_open(const char *id, const char **why)
     return a;
 }
 
-enum err_code alarm_ack(const char *id, const char *actor, int64_t now_ms, const struct alarm **out,
-                        const char **why)
-{
-    struct alarm *a = find_open(id, why);
-    if (!a)
-        return ERR_NOT_FOUND;
-    if (a->state != ALARM_RAISED) {
-        *why = "the alarm was already acknowledged";
-        return ERR_CONFLICT;
-    }
-    a->state = ALARM_ACKNOWLEDGED;
-    a->acked_at = now_ms;
-    a->acked_by = g_strdup(actor);
-    reschedule(a);
-    return commit_change(a, "acknowledged", out);
-}
-
 /* The escalation step of a whose users include actor (the latest one), or
  * NULL. */
 static json_t *escalation_to(const struct alarm *a, const char *actor)
@@ -604,13 +590,22 @@ static json_t *escalation_to(const struct alarm *a, const char *actor)
     return found;
 }
 
-enum err_code alarm_receipt(const char *id, const char *actor, int64_t now_ms,
-                            const struct alarm **out, const char **why)
+static enum err_code do_ack(struct alarm *a, const struct alarm_deed *d, const char **why)
 {
-    struct alarm *a = find_open(id, why);
-    if (!a)
-        return ERR_NOT_FOUND;
-    json_t *step = escalation_to(a, actor);
+    if (a->state != ALARM_RAISED) {
+        *why = "the alarm was already acknowledged";
+        return ERR_CONFLICT;
+    }
+    a->state = ALARM_ACKNOWLEDGED;
+    a->acked_at = d->now_ms;
+    a->acked_by = g_strdup(d->actor);
+    reschedule(a);
+    return ERR_NONE;
+}
+
+static enum err_code do_receipt(struct alarm *a, const struct alarm_deed *d, const char **why)
+{
+    json_t *step = escalation_to(a, d->actor);
     if (!step) {
         *why = "the alarm was not escalated to you: the enterprise acknowledges it";
         return ERR_FORBIDDEN;
@@ -625,67 +620,145 @@ enum err_code alarm_receipt(const char *id, const char *actor, int64_t now_ms,
     json_array_foreach(receipts, i, r)
     {
         const char *who = json_string_value(json_object_get(r, "user"));
-        if (who && strcmp(who, actor) == 0) {
+        if (who && strcmp(who, d->actor) == 0) {
             *why = "you already acknowledged this escalation";
             return ERR_CONFLICT;
         }
     }
     json_array_append_new(receipts,
-                          json_pack("{s:s, s:I}", "user", actor, "at", (json_int_t)now_ms));
-    return commit_change(a, "receipted", out);
+                          json_pack("{s:s, s:I}", "user", d->actor, "at", (json_int_t)d->now_ms));
+    return ERR_NONE;
 }
 
-enum err_code alarm_feedback(const char *id, const char *actor, const char *found, const char *done,
-                             int64_t now_ms, const struct alarm **out, const char **why)
+static enum err_code do_feedback(struct alarm *a, const struct alarm_deed *d, const char **why)
 {
-    if (!text_ok(found, true) || !text_ok(done, true)) {
-        *why = "found and done must be non-empty texts of at most 2000 bytes";
-        return ERR_BAD_REQUEST;
-    }
-    struct alarm *a = find_open(id, why);
-    if (!a)
-        return ERR_NOT_FOUND;
     if (a->state != ALARM_ACKNOWLEDGED) {
         *why = a->state == ALARM_RAISED ? "acknowledge the alarm first"
                                         : "the alarm was already handled";
         return ERR_CONFLICT;
     }
     a->state = ALARM_HANDLED;
-    a->handled_at = now_ms;
-    a->handled_by = g_strdup(actor);
-    a->found = g_strdup(found);
-    a->done = g_strdup(done);
+    a->handled_at = d->now_ms;
+    a->handled_by = g_strdup(d->actor);
+    a->found = g_strdup(d->found);
+    a->done = g_strdup(d->done);
     reschedule(a);
-    return commit_change(a, "handled", out);
+    return ERR_NONE;
 }
 
-enum err_code alarm_close(const char *id, const char *actor, const char *note, int64_t now_ms,
-                          const struct alarm **out, const char **why)
+static enum err_code do_close(struct alarm *a, const struct alarm_deed *d, const char **why)
 {
-    if (!text_ok(note, false)) {
-        *why = "note must be a text of at most 2000 bytes";
-        return ERR_BAD_REQUEST;
-    }
-    struct alarm *a = find_open(id, why);
-    if (!a)
-        return ERR_NOT_FOUND;
     if (a->state != ALARM_HANDLED) {
         *why = "only a handled alarm (with feedback) can be closed";
         return ERR_CONFLICT;
     }
     a->state = ALARM_CLOSED;
-    a->closed_at = now_ms;
-    a->closed_by = g_strdup(actor);
-    a->close_note = g_strdup(note);
+    a->closed_at = d->now_ms;
+    a->closed_by = g_strdup(d->actor);
+    a->close_note = g_strdup(d->note);
     a->escalate_at = 0;
-    enum err_code e = commit_change(a, "closed", NULL);
-    if (e == ERR_NONE) {
-        counters.closed++;
-        untrack(a);
+    return ERR_NONE;
+}
+
+static const struct {
+    const char *event;
+    enum err_code (*apply)(struct alarm *a, const struct alarm_deed *d, const char **why);
+} deeds[] = {
+    [ALARM_DEED_ACK] = {"acknowledged", do_ack},
+    [ALARM_DEED_RECEIPT] = {"receipted", do_receipt},
+    [ALARM_DEED_FEEDBACK] = {"handled", do_feedback},
+    [ALARM_DEED_CLOSE] = {"closed", do_close},
+};
+
+/* Applies d to a (already merged with what is stored where others write
+ * it too), stores it and tells the listeners; cb hears the record after
+ * the change. merged: the stored record was merged already (no read). */
+static void deed_apply(struct alarm *a, const struct alarm_deed *d, bool merged, alarm_act_cb cb,
+                       void *ud)
+{
+    const char *why = "";
+    enum err_code e = deeds[d->kind].apply(a, d, &why);
+    if (e != ERR_NONE) {
+        cb(e, why, NULL, ud);
+        return;
     }
-    if (out)
-        *out = NULL; /* freed: closed alarms leave memory */
-    return e;
+    e = commit_change(a, deeds[d->kind].event, NULL, merged);
+    if (e != ERR_NONE) {
+        cb(e, "store unavailable", NULL, ud);
+        return;
+    }
+    json_t *doc = alarm_to_json(a);
+    if (d->kind == ALARM_DEED_CLOSE) {
+        counters.closed++;
+        untrack(a); /* closed alarms leave memory */
+    }
+    cb(ERR_NONE, NULL, doc, ud);
+    json_decref(doc);
+}
+
+/* A deed waiting for the stored record (a copy of its texts). */
+struct deed_later {
+    char *id;
+    struct alarm_deed d;
+    alarm_act_cb cb;
+    void *ud;
+};
+
+static void on_deed_read(int rc, const struct store_docs *docs, void *ud)
+{
+    struct deed_later *l = ud;
+    const char *why = "no such open alarm";
+    struct alarm *a = open_by_id ? find_open(l->id, &why) : NULL;
+    if (rc != STORE_OK || !a) {
+        l->cb(rc != STORE_OK ? ERR_UNAVAILABLE : ERR_NOT_FOUND,
+              rc != STORE_OK ? "store unavailable" : why, NULL, l->ud);
+    } else {
+        if (docs->n == 1 && docs->docs[0])
+            merge_doc(a, docs->docs[0]);
+        deed_apply(a, &l->d, true, l->cb, l->ud);
+    }
+    g_free(l->id);
+    g_free((char *)l->d.actor);
+    g_free((char *)l->d.found);
+    g_free((char *)l->d.done);
+    g_free((char *)l->d.note);
+    g_free(l);
+}
+
+void alarm_act(const char *id, const struct alarm_deed *d, alarm_act_cb cb, void *ud)
+{
+    bool texts = d->kind == ALARM_DEED_FEEDBACK ? text_ok(d->found, true) && text_ok(d->done, true)
+                 : d->kind == ALARM_DEED_CLOSE  ? text_ok(d->note, false)
+                                                : true;
+    if (!texts) {
+        cb(ERR_BAD_REQUEST,
+           d->kind == ALARM_DEED_CLOSE
+               ? "note must be a text of at most 2000 bytes"
+               : "found and done must be non-empty texts of at most 2000 bytes",
+           NULL, ud);
+        return;
+    }
+    const char *why;
+    struct alarm *a = find_open(id, &why);
+    if (!a) {
+        cb(ERR_NOT_FOUND, why, NULL, ud);
+        return;
+    }
+    if (shared && store_reads_later(store)) {
+        struct deed_later *l = g_new(struct deed_later, 1);
+        *l = (struct deed_later){g_strdup(id), *d, cb, ud};
+        l->d.actor = g_strdup(d->actor);
+        l->d.found = g_strdup(d->found);
+        l->d.done = g_strdup(d->done);
+        l->d.note = g_strdup(d->note);
+        const char *ids[] = {id};
+        if (store_docs_get_later(store, COLL, ids, 1, on_deed_read, l) == STORE_OK)
+            return;
+        struct store_docs none = {0}; /* not sent: the record is not merged */
+        on_deed_read(STORE_EIO, &none, l);
+        return;
+    }
+    deed_apply(a, d, false, cb, ud);
 }
 
 int alarm_escalate(const char *id, int step, const char *division, json_t *users, int64_t now_ms,
@@ -701,7 +774,7 @@ int alarm_escalate(const char *id, int step, const char *division, json_t *users
                                     "at", (json_int_t)now_ms, "users", users));
     reschedule(a);
     counters.escalations++;
-    enum err_code e = commit_change(a, "escalated", out);
+    enum err_code e = commit_change(a, "escalated", out, false);
     return e == ERR_NONE ? STORE_OK : STORE_EIO;
 }
 
@@ -772,6 +845,12 @@ unsigned alarm_open_count(void)
 const struct alarm *alarm_open_get(const char *id)
 {
     return open_by_id && id ? g_hash_table_lookup(open_by_id, id) : NULL;
+}
+
+int alarm_load_later(const char *id, store_docs_cb cb, void *ud)
+{
+    const char *ids[] = {id};
+    return store_docs_get_later(store, COLL, ids, 1, cb, ud);
 }
 
 int alarm_load_json(const char *id, json_t **out)

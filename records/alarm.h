@@ -103,6 +103,8 @@ const struct alarm *alarm_open_get(const char *id);
 json_t *alarm_to_json(const struct alarm *a);
 /* The stored alarm (open or not) as JSON in *out, or STORE_ENOTFOUND. */
 int alarm_load_json(const char *id, json_t **out);
+/* The same without waiting (store_docs_get_later). */
+int alarm_load_later(const char *id, store_docs_cb cb, void *ud);
 
 /* Evaluates s's latest reading at now_ms (the sensor_on_reading listener
  * calls this). Returns 0 or a store error. */
@@ -111,22 +113,30 @@ int alarm_evaluate(const struct sensor *s, int64_t now_ms);
  * overrun declaration, if any. Returns 0 or a store error. */
 int alarm_interrupted(const struct sensor *s, const char *downtime, int64_t now_ms);
 
-/* Lifecycle transitions by actor (a user id). Each returns ERR_NONE with
- * *out (may be NULL) pointing at the alarm (valid until control returns to
- * the loop), ERR_NOT_FOUND (no such open alarm), ERR_CONFLICT (wrong
- * state, *why says which), ERR_BAD_REQUEST (texts) or ERR_UNAVAILABLE. */
-enum err_code alarm_ack(const char *id, const char *actor, int64_t now_ms, const struct alarm **out,
-                        const char **why);
-/* A regulator to whom the alarm was escalated acknowledges receiving it
- * (签收 at its level): recorded in that escalation step's "receipts"
- * [{user, at}]; the plant's lifecycle is unchanged. ERR_FORBIDDEN if it
- * was not escalated to actor, ERR_CONFLICT if actor already did. */
-enum err_code alarm_receipt(const char *id, const char *actor, int64_t now_ms,
-                            const struct alarm **out, const char **why);
-enum err_code alarm_feedback(const char *id, const char *actor, const char *found, const char *done,
-                             int64_t now_ms, const struct alarm **out, const char **why);
-enum err_code alarm_close(const char *id, const char *actor, const char *note, int64_t now_ms,
-                          const struct alarm **out, const char **why);
+/* What a person does to an open alarm (by actor, a user id): acknowledge
+ * it (签收), or, for a regulator to whom it was escalated, acknowledge
+ * receiving it at that level (recorded in the step's "receipts"
+ * [{user, at}]; the plant's lifecycle is unchanged); feed back what was
+ * found and done (处置反馈); close it (a handled alarm only). */
+enum alarm_deed_kind { ALARM_DEED_ACK, ALARM_DEED_RECEIPT, ALARM_DEED_FEEDBACK, ALARM_DEED_CLOSE };
+struct alarm_deed {
+    enum alarm_deed_kind kind;
+    const char *actor;
+    const char *found, *done; /* feedback */
+    const char *note;         /* close, may be NULL */
+    int64_t now_ms;
+};
+/* cb(e, why, alarm, ud): ERR_NONE with the record after the change
+ * (borrowed for the call), or ERR_NOT_FOUND (no such open alarm),
+ * ERR_CONFLICT (wrong state, or a receipt given already: why says which),
+ * ERR_FORBIDDEN (a receipt of an alarm not escalated to actor),
+ * ERR_BAD_REQUEST (texts) or ERR_UNAVAILABLE. Where other servers change
+ * the alarm too and the store's reads travel, its stored record is read
+ * without waiting and merged before the deed is judged, so cb comes from
+ * the main loop later; else at once. The change is stored (before the
+ * listeners hear of it) when cb hears of it. */
+typedef void (*alarm_act_cb)(enum err_code e, const char *why, json_t *alarm, void *ud);
+void alarm_act(const char *id, const struct alarm_deed *d, alarm_act_cb cb, void *ud);
 /* Records escalation step (1..3) of an open alarm to division's users
  * (an array of ids, borrowed) and stores the next deadline. */
 int alarm_escalate(const char *id, int step, const char *division, json_t *users, int64_t now_ms,

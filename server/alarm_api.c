@@ -86,66 +86,125 @@ static bool may_act(const struct account *acct, const char *enterprise)
            alarm_staff_position(acct->position);
 }
 
-enum err_code alarm_api_act(const struct account *acct, const char *verb, const char *id,
-                            const json_t *msg, const char *peer, json_t **out, const char **why)
+/* An action under way: what its audit line and its caller need. */
+struct act {
+    char *actor, *role, *org, *action, *id, *peer;
+    alarm_api_cb cb;
+    void *ud;
+};
+
+static struct act *act_new(const struct account *acct, const char *action, const char *id,
+                           const char *peer, alarm_api_cb cb, void *ud)
+{
+    struct act *x = g_new(struct act, 1);
+    *x = (struct act){g_strdup(acct->id),
+                      g_strdup(acct->role),
+                      g_strdup(acct->org),
+                      g_strdup(action),
+                      g_strdup(id),
+                      g_strdup(peer),
+                      cb,
+                      ud};
+    return x;
+}
+
+static void act_free(struct act *x)
+{
+    g_free(x->actor);
+    g_free(x->role);
+    g_free(x->org);
+    g_free(x->action);
+    g_free(x->id);
+    g_free(x->peer);
+    g_free(x);
+}
+
+/* An alarm not open here: closed (for whoever sees it) or unknown. */
+static void on_not_open(int rc, const struct store_docs *d, void *ud)
+{
+    struct act *x = ud;
+    json_t *doc = rc == STORE_OK && d->n == 1 ? d->docs[0] : NULL;
+    bool visible =
+        doc &&
+        (strcmp(x->role, "admin") == 0 ||
+         (strcmp(x->role, "corp") == 0 && g_strcmp0(x->org, jx_str(doc, "enterprise")) == 0));
+    if (rc != STORE_OK && rc != STORE_ENOTFOUND)
+        x->cb(ERR_UNAVAILABLE, "store unavailable", NULL, x->ud);
+    else
+        x->cb(visible ? ERR_CONFLICT : ERR_NOT_FOUND,
+              visible ? "the alarm is closed" : "no such alarm", NULL, x->ud);
+    act_free(x);
+}
+
+static void on_acted(enum err_code e, const char *why, json_t *alarm, void *ud)
+{
+    struct act *x = ud;
+    if (e == ERR_NONE)
+        audit_log(server.store, x->actor, x->action, x->id, "ok", x->peer);
+    x->cb(e, why, alarm, x->ud);
+    act_free(x);
+}
+
+void alarm_api_act(const struct account *acct, const char *verb, const char *id, const json_t *msg,
+                   const char *peer, alarm_api_cb cb, void *ud)
 {
     const struct alarm *a = alarm_open_get(id);
     if (!a) {
-        json_t *doc = NULL;
-        bool exists = id && alarm_load_json(id, &doc) == STORE_OK;
-        bool visible = exists && (strcmp(acct->role, "admin") == 0 ||
-                                  (strcmp(acct->role, "corp") == 0 &&
-                                   strcmp(acct->org, jx_str(doc, "enterprise")) == 0));
-        json_decref(doc);
-        *why = visible ? "the alarm is closed" : "no such alarm";
-        return visible ? ERR_CONFLICT : ERR_NOT_FOUND;
+        struct act *x = act_new(acct, verb, id, peer, cb, ud);
+        if (!id || alarm_load_later(id, on_not_open, x) != STORE_OK) {
+            struct store_docs none = {0};
+            on_not_open(id ? STORE_EIO : STORE_ENOTFOUND, &none, x);
+        }
+        return;
     }
     struct principal who = {acct->role, acct->org};
     if (!juris_reaches(&who, ORG_ENTERPRISE, a->enterprise, a->division)) {
-        *why = "no such alarm";
-        return ERR_NOT_FOUND; /* outside the caller's jurisdiction: not even its existence */
+        /* outside the caller's jurisdiction: not even its existence */
+        cb(ERR_NOT_FOUND, "no such alarm", NULL, ud);
+        return;
     }
+    struct alarm_deed d = {.actor = acct->id, .now_ms = clock_now_ms()};
+    const char *action;
     if (strcmp(verb, "ack") == 0 && strcmp(acct->role, "gov") == 0) {
         /* A duty regulator the alarm was escalated to acknowledges it at
          * its level. */
-        char *aid = g_strdup(id);
-        enum err_code e = alarm_receipt(aid, acct->id, clock_now_ms(), &a, why);
-        g_free(aid);
-        if (e == ERR_NONE) {
-            audit_log(server.store, acct->id, "alarm.receipt", id, "ok", peer);
-            *out = alarm_to_json(a);
-        }
-        return e;
+        d.kind = ALARM_DEED_RECEIPT;
+        action = "alarm.receipt";
+    } else if (!may_act(acct, a->enterprise)) {
+        cb(ERR_FORBIDDEN,
+           strcmp(acct->role, "corp") == 0
+               ? "only the enterprise's duty staff, safety managers and principal act on alarms"
+               : "only the enterprise acts on its alarms",
+           NULL, ud);
+        return;
+    } else if (strcmp(verb, "ack") == 0) {
+        d.kind = ALARM_DEED_ACK;
+        action = "alarm.ack";
+    } else if (strcmp(verb, "feedback") == 0) {
+        d.kind = ALARM_DEED_FEEDBACK;
+        d.found = jx_str(msg, "found");
+        d.done = jx_str(msg, "done");
+        action = "alarm.feedback";
+    } else {
+        d.kind = ALARM_DEED_CLOSE;
+        d.note = jx_str(msg, "note");
+        action = "alarm.close";
     }
-    if (!may_act(acct, a->enterprise)) {
-        *why = strcmp(acct->role, "corp") == 0
-                   ? "only the enterprise's duty staff, safety managers and principal act on alarms"
-                   : "only the enterprise acts on its alarms";
-        return ERR_FORBIDDEN;
-    }
-    int64_t now = clock_now_ms();
-    enum err_code e;
-    char *aid = g_strdup(id);
-    if (strcmp(verb, "ack") == 0)
-        e = alarm_ack(aid, acct->id, now, &a, why);
-    else if (strcmp(verb, "feedback") == 0)
-        e = alarm_feedback(aid, acct->id, jx_str(msg, "found"), jx_str(msg, "done"), now, &a, why);
-    else
-        e = alarm_close(aid, acct->id, jx_str(msg, "note"), now, &a, why);
-    if (e == ERR_NONE) {
-        char action[32];
-        g_snprintf(action, sizeof(action), "alarm.%s", verb);
-        audit_log(server.store, acct->id, action, aid, "ok", peer);
-        if (a)
-            *out = alarm_to_json(a);
-        else if (alarm_load_json(aid, out) != STORE_OK)
-            *out = json_pack("{s:s, s:s}", "id", aid, "state", "closed");
-    }
-    g_free(aid);
-    return e;
+    alarm_act(id, &d, on_acted, act_new(acct, action, id, peer, cb, ud));
 }
 
 /* ------------------------------------------------------------ WebSocket */
+
+static void on_ws_acted(enum err_code e, const char *why, json_t *alarm, void *ud)
+{
+    struct conn_req *p = ud;
+    struct conn *c = conn_req_conn(p);
+    if (c && e != ERR_NONE)
+        conn_reply_error(c, p->id, e, why);
+    else if (c)
+        conn_reply(c, p->id, json_pack("{s:O}", "alarm", alarm));
+    conn_req_free(p);
+}
 
 static void handle(struct conn *c, json_t *id, json_t *msg, const char *verb)
 {
@@ -159,14 +218,8 @@ static void handle(struct conn *c, json_t *id, json_t *msg, const char *verb)
         conn_reply_error(c, id, ERR_UNAVAILABLE, "store unavailable");
         return;
     }
-    json_t *out = NULL;
-    const char *why = "";
-    enum err_code e = alarm_api_act(acct, verb, aid, msg, c->peer, &out, &why);
+    alarm_api_act(acct, verb, aid, msg, c->peer, on_ws_acted, conn_req_new(c, id));
     account_free(acct);
-    if (e != ERR_NONE)
-        conn_reply_error(c, id, e, why);
-    else
-        conn_reply(c, id, json_pack("{s:o}", "alarm", out));
 }
 
 static void h_ack(struct conn *c, json_t *id, json_t *msg)

@@ -19,8 +19,11 @@ void alarm_api_shutdown(void);
 void alarm_api_tick(bool full);
 
 /* Runs verb ("ack", "feedback", "close") on alarm id for acct, with the
- * request's fields in msg. *out gets the alarm record after the change. */
-enum err_code alarm_api_act(const struct account *acct, const char *verb, const char *id,
-                            const json_t *msg, const char *peer, json_t **out, const char **why);
+ * request's fields in msg (borrowed for the call), audited: cb(e, why,
+ * alarm, ud) with the record after the change (borrowed for the call), at
+ * once or later from the main loop (alarm_act). */
+typedef void (*alarm_api_cb)(enum err_code e, const char *why, json_t *alarm, void *ud);
+void alarm_api_act(const struct account *acct, const char *verb, const char *id, const json_t *msg,
+                   const char *peer, alarm_api_cb cb, void *ud);
 
 #endif

@@ -227,6 +227,22 @@ def readings(a, ports, ctl, phase):
                 post(i, v)
     phase("alarm_raised", a.crossings, raise_all)
     phase("alarm_flip", 2 * a.crossings, flip_all)
+    duty = login_token(ports[0], "duty0")
+    st, body = http(ports[0], "GET", f"/api/v1/alarms?state=raised&limit={a.crossings}",
+                    token=duty)
+    assert st == 200, st
+    ids = [x["id"] for x in json.loads(body)["alarms"]]
+
+    def act_all():  # each action through the next node
+        n = 0
+        for verb, body in (("ack", {}), ("feedback", {"found": "f", "done": "d"}),
+                           ("close", {})):
+            for aid in ids:
+                st, reply = http(ports[n % len(ports)], "POST", f"/api/v1/alarms/{aid}/{verb}",
+                                 body, token=duty)
+                assert st == 200, (verb, st, reply)
+                n += 1
+    phase("alarm_act", 3 * max(1, len(ids)), act_all)
     return out
 
 
