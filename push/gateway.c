@@ -576,26 +576,21 @@ static gboolean kick(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-/* Inbox observer: every stored push gets a deadline, at once for a user
- * with no connected device, after the ack timeout otherwise. */
-static void on_pushed(const char *const *user_ids, const int64_t *seqs, int n, json_t *item,
-                      void *ud)
+/* Stores the deadlines of n pushes: at once for a user with no connected
+ * device, after the ack timeout otherwise. */
+static void set_deadlines(const char *const *user_ids, const int64_t *seqs, int n)
 {
-    (void)item;
-    (void)ud;
-    if (!enabled() || n <= 0)
-        return;
     int64_t now = clock_now_ms();
     char **ids = g_new0(char *, (gsize)n);
     int64_t *dues = g_new0(int64_t, (gsize)n);
     json_t **payloads = g_new0(json_t *, (gsize)n);
     bool now_due = false;
-    presence_prefetch(user_ids, n);
     for (int i = 0; i < n; i++) {
         char *pid = inbox_push_id(user_ids[i], seqs[i]);
         ids[i] = deadline_id(pid);
         g_free(pid);
-        bool online = presence_online(user_ids[i]);
+        int known = presence_online_known(user_ids[i]);
+        bool online = known < 0 ? presence_online(user_ids[i]) : known > 0; /* rare: read */
         dues[i] = online ? now + cfg.ack_timeout_ms : now;
         now_due |= !online;
         payloads[i] = json_pack("{s:s, s:I}", "user", user_ids[i], "seq", (json_int_t)seqs[i]);
@@ -611,6 +606,58 @@ static void on_pushed(const char *const *user_ids, const int64_t *seqs, int n, j
     g_free(ids);
     g_free(dues);
     g_free(payloads);
+}
+
+/* Pushes whose users' devices on other nodes are being read. */
+struct pushed {
+    GPtrArray *users; /* char* */
+    GArray *seqs;     /* int64_t */
+};
+
+static void on_presence_read(void *ud)
+{
+    struct pushed *p = ud;
+    if (store) /* else shut down meanwhile */
+        set_deadlines((const char *const *)p->users->pdata, (const int64_t *)(void *)p->seqs->data,
+                      (int)p->users->len);
+    g_ptr_array_free(p->users, TRUE);
+    g_array_free(p->seqs, TRUE);
+    g_free(p);
+}
+
+/* Inbox observer: every stored push gets a deadline. Whether its user is
+ * online is known here for users with a device on this node, or whose
+ * devices elsewhere were read lately; the others' are read first, without
+ * waiting (the deadlines are stored once they are in). */
+static void on_pushed(const char *const *user_ids, const int64_t *seqs, int n, json_t *item,
+                      void *ud)
+{
+    (void)item;
+    (void)ud;
+    if (!enabled() || n <= 0)
+        return;
+    GPtrArray *unknown = g_ptr_array_new();
+    for (int i = 0; i < n; i++)
+        if (presence_online_known(user_ids[i]) < 0)
+            g_ptr_array_add(unknown, (gpointer)user_ids[i]);
+    struct pushed *p = NULL;
+    if (unknown->len) {
+        p = g_new(struct pushed, 1);
+        p->users = g_ptr_array_new_full((guint)n, g_free);
+        p->seqs = g_array_sized_new(FALSE, FALSE, sizeof(int64_t), (guint)n);
+        for (int i = 0; i < n; i++)
+            g_ptr_array_add(p->users, g_strdup(user_ids[i]));
+        g_array_append_vals(p->seqs, seqs, (guint)n);
+        if (!presence_prefetch_later((const char *const *)unknown->pdata, (int)unknown->len,
+                                     on_presence_read, p)) {
+            g_ptr_array_free(p->users, TRUE);
+            g_array_free(p->seqs, TRUE);
+            g_clear_pointer(&p, g_free);
+        }
+    }
+    g_ptr_array_free(unknown, TRUE);
+    if (!p)
+        set_deadlines(user_ids, seqs, n);
 }
 
 int gateway_init(struct store *st, const struct gateway_config *c, gateway_post_fn post)

@@ -145,21 +145,6 @@ void presence_changed_elsewhere(const char *user_id)
         changed_read(uid);
 }
 
-void presence_prefetch(const char *const *user_ids, int n)
-{
-    if (!cluster || !cluster->prefetch || n <= 1)
-        return;
-    GPtrArray *away = g_ptr_array_new();
-    for (int i = 0; i < n; i++) {
-        struct user_entry *e = entry_get(user_ids[i], false);
-        if (!e || g_hash_table_size(e->devices) == 0)
-            g_ptr_array_add(away, (gpointer)user_ids[i]);
-    }
-    if (away->len)
-        cluster->prefetch((const char *const *)away->pdata, (int)away->len);
-    g_ptr_array_free(away, TRUE);
-}
-
 bool presence_online(const char *user_id)
 {
     struct user_entry *e = entry_get(user_id, false);
@@ -169,6 +154,21 @@ bool presence_online(const char *user_id)
         return false;
     json_t *remote = cluster->remote_devices(user_id);
     bool any = json_array_size(remote) > 0;
+    json_decref(remote);
+    return any;
+}
+
+int presence_online_known(const char *user_id)
+{
+    struct user_entry *e = entry_get(user_id, false);
+    if (e && g_hash_table_size(e->devices) > 0)
+        return 1;
+    if (!cluster)
+        return 0;
+    json_t *remote = cluster->cached_devices ? cluster->cached_devices(user_id) : NULL;
+    if (!remote)
+        return -1;
+    int any = json_array_size(remote) > 0;
     json_decref(remote);
     return any;
 }

@@ -24,10 +24,9 @@ struct presence_cluster {
     void (*up)(const char *user_id, const char *device_id, const char *platform, int64_t since);
     void (*down)(const char *user_id, const char *device_id);
     json_t *(*remote_devices)(const char *user_id);
-    /* Optional: reads the devices of the n users at once, so that the
-     * remote_devices() that follow are answered from memory. */
-    void (*prefetch)(const char *const *user_ids, int n);
-    /* Optional: the same read sent without waiting; its answer is kept
+    /* Optional: the same from memory, NULL if they are not known there. */
+    json_t *(*cached_devices)(const char *user_id);
+    /* Optional: reads the devices of the n users sent without waiting; its answer is kept
      * when it comes, if still good, then done(ud) is told, from the loop.
      * False if nothing was sent (done is not told). */
     bool (*prefetch_later)(const char *const *user_ids, int n, void (*done)(void *ud), void *ud);
@@ -39,13 +38,11 @@ void presence_set_cluster(const struct presence_cluster *pc);
 /* Another node changed user_id's devices: notifies its subscribers here. */
 void presence_changed_elsewhere(const char *user_id);
 void presence_shutdown(void);
-/* About to ask presence_online() of each of the n users: with several
- * nodes, reads the devices of those held elsewhere in one go. */
-void presence_prefetch(const char *const *user_ids, int n);
-/* The same without waiting, for users about to be asked about soon (an
- * invite's): done(ud) is told from the loop once the answer is in, and
- * they are not read again then. False if there was nothing to read (all
- * known, or no cluster): done is not told. */
+/* Reads the devices other nodes hold of the n users without waiting, for
+ * users about to be asked about soon (an invite's, a push's): done(ud)
+ * is told from the loop once the answer is in, and they are not read
+ * again then. False if there was nothing to read (all known, or no
+ * cluster): done is not told. */
 bool presence_prefetch_later(const char *const *user_ids, int n, void (*done)(void *ud), void *ud);
 
 /* Registers conn as the device device_id of user_id and notifies the
@@ -58,6 +55,9 @@ void *presence_add(const char *user_id, void *conn, const char *device_id, const
 void presence_remove(const char *user_id, void *conn, const char *device_id);
 /* Online anywhere (with a cluster: on this node or a live other one). */
 bool presence_online(const char *user_id);
+/* The same from memory alone: 1 online, 0 not, -1 not known here (its
+ * devices on other nodes would have to be read). */
+int presence_online_known(const char *user_id);
 /* A new array of {"device_id","platform","since"} for the user's devices,
  * on every node. */
 json_t *presence_devices(const char *user_id);

@@ -512,51 +512,18 @@ static json_t *remote_devices(const char *user_id)
     return arr;
 }
 
-/* A fan-out asks whether each of thousands of users is online: their
- * devices are read PREFETCH_MAX at a time, one round trip each, instead of
- * one round trip per user. */
-#define PREFETCH_MAX 1000
-
-static void prefetch(const char *const *user_ids, int n)
+/* A user's devices elsewhere if they are known here (fresh enough), else
+ * NULL. */
+static json_t *cached_devices(const char *user_id)
 {
-    int64_t now = real_ms();
-    int cap = MIN(n, PREFETCH_MAX);
-    const char **ids = g_new(const char *, cap);
-    char **keys = g_new(char *, cap);
-    struct redis_cmd *cmds = g_new(struct redis_cmd, cap);
-    redisReply **replies = g_new(redisReply *, cap);
-    for (int i = 0; i < n;) {
-        int k = 0;
-        for (; i < n && k < cap; i++) {
-            if (cached_fresh(user_ids[i], now))
-                continue;
-            ids[k] = user_ids[i];
-            keys[k] = key_of(user_ids[i]);
-            redis_cmd_init(&cmds[k]);
-            redis_cmd_str(&cmds[k], "HGETALL");
-            redis_cmd_str(&cmds[k], keys[k]);
-            k++;
-        }
-        if (redis_link_pipeline(C.link, cmds, k, replies) != 0 && C.errors++ % 1000 == 0)
-            log_warn("cluster", "Redis: %s", redis_link_error(C.link));
-        for (int j = 0; j < k; j++) {
-            if (replies[j]) { /* a user left out is read on its own later */
-                json_decref(devices_from(ids[j], keys[j], replies[j], now));
-                freeReplyObject(replies[j]);
-            }
-            redis_cmd_clear(&cmds[j]);
-            g_free(keys[j]);
-        }
-    }
-    g_free(ids);
-    g_free(keys);
-    g_free(cmds);
-    g_free(replies);
+    struct cached *hit = cached_fresh(user_id, real_ms());
+    return hit ? json_incref(hit->devices) : NULL;
 }
 
-/* The same read without waiting, for users about to be rung (an
- * invite's, sent while its count is): their devices are read on the
- * cluster's link, answered in order, and cached from the loop once all
+/* Users' devices read without waiting, for users about to be rung or
+ * asked about (an invite's, sent while its count is; a push's, whether to
+ * post it to the push gateway at once): their devices are read on the
+ * cluster's link, one HGETALL each, answered in order, and cached from the loop once all
  * are in, unless an entry was dropped for a change meanwhile (the read
  * may predate it: the users are then read again when asked). */
 struct prefetch {
@@ -640,7 +607,7 @@ static bool prefetch_later(const char *const *user_ids, int n, void (*done)(void
     p->now = now;
     p->drops = C.drops;
     p->epoch = bus_in_step();
-    for (int i = 0; i < n && i < PREFETCH_MAX; i++)
+    for (int i = 0; i < n; i++)
         if (!cached_fresh(user_ids[i], now))
             g_ptr_array_add(p->users, g_strdup(user_ids[i]));
     guint sent = 0;
@@ -712,7 +679,8 @@ static void on_presence(const char *node, const char *user, const char *data, si
     presence_changed_elsewhere(user);
 }
 
-static const struct presence_cluster hooks = {up, down, remote_devices, prefetch, prefetch_later};
+static const struct presence_cluster hooks = {up, down, remote_devices, cached_devices,
+                                              prefetch_later};
 
 /* A node that starts says so, so that the others count it alive (and
  * know who is first) at once rather than at their next beat. One that
