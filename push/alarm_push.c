@@ -57,68 +57,110 @@ int alarm_push_duty(const char *division, GPtrArray *ids)
     return rc;
 }
 
-/* Enterprises' names for the pushes, as last read: a name older than
- * NAME_FRESH_MS is used once more while it is read again without waiting
- * (a renamed plant shows its new name from the next alarm on); one never
- * read is read at once. */
+/* Enterprises' names for the pushes, as last read, without waiting: a
+ * name older than NAME_FRESH_MS is used once more while it is read again
+ * (a renamed plant shows its new name from the next alarm on). The pushes
+ * of an enterprise whose name was never read are held, in order, until
+ * the first read answers (one round trip), then stored with it. */
 #define NAME_FRESH_MS 60000
 #define NAMES_MAX 100000
 struct name {
-    char *name;
+    char *name; /* NULL: none known (not read yet, or the read failed) */
     int64_t read_ms;
     bool reading;
+    GQueue held; /* struct held*: pushes waiting for the first read */
+};
+
+/* A push held for its enterprise's name. */
+struct held {
+    GPtrArray *ids;
+    json_t *payload;
+    char *title, *body, *alarm_id, *event;
 };
 static GHashTable *names; /* enterprise id -> struct name* */
+
+static int store_push(GPtrArray *ids, const char *title, const char *body, json_t *payload,
+                      const char *alarm_id, const char *event)
+{
+    int rc = inbox_push_many_later((const char *const *)ids->pdata, (int)ids->len, "alarm", "high",
+                                   ALARM_PUSH_TTL_S, title, body, payload);
+    if (rc != STORE_OK)
+        log_error("alarm", "alarm=%s %s push to %u users not stored (%d)", alarm_id, event,
+                  ids->len, rc);
+    return rc;
+}
+
+/* Stores the held pushes of n, in order, with its name if one is known. */
+static void release_held(struct name *n)
+{
+    struct held *h;
+    while ((h = g_queue_pop_head(&n->held))) {
+        if (n->name)
+            json_object_set_new(h->payload, "enterprise_name", json_string(n->name));
+        store_push(h->ids, h->title, h->body, h->payload, h->alarm_id, h->event);
+        g_ptr_array_free(h->ids, TRUE);
+        json_decref(h->payload);
+        g_free(h->title);
+        g_free(h->body);
+        g_free(h->alarm_id);
+        g_free(h->event);
+        g_free(h);
+    }
+}
 
 static void name_free(gpointer p)
 {
     struct name *n = p;
+    release_held(n); /* at shutdown: stored without the name */
     g_free(n->name);
     g_free(n);
 }
 
-static void name_keep(const char *id, const json_t *doc)
+static gboolean idle_name(gpointer key, gpointer value, gpointer ud)
 {
-    if (!names || !jx_str(doc, "name"))
-        return;
-    if (g_hash_table_size(names) >= NAMES_MAX)
-        g_hash_table_remove_all(names);
-    struct name *n = g_new0(struct name, 1);
-    n->name = g_strdup(jx_str(doc, "name"));
-    n->read_ms = g_get_monotonic_time() / 1000;
-    g_hash_table_replace(names, g_strdup(id), n);
+    (void)key;
+    (void)ud;
+    return !((struct name *)value)->reading;
 }
 
 static void on_name_read(int rc, const struct store_docs *d, void *ud)
 {
     char *id = ud;
     struct name *n = names ? g_hash_table_lookup(names, id) : NULL;
-    if (n)
+    if (n) {
         n->reading = false;
-    if (rc == STORE_OK && d->n == 1 && d->docs[0])
-        name_keep(id, d->docs[0]);
+        if (rc == STORE_OK && d->n == 1 && d->docs[0] && jx_str(d->docs[0], "name")) {
+            g_free(n->name);
+            n->name = g_strdup(jx_str(d->docs[0], "name"));
+            n->read_ms = g_get_monotonic_time() / 1000;
+        }
+        release_held(n);
+    }
     g_free(id);
 }
 
-static char *enterprise_name(const char *id)
+/* What is known of enterprise id's name (NULL without a table), its read
+ * sent again if it is stale. */
+static struct name *name_of(const char *id)
 {
-    struct name *n = names ? g_hash_table_lookup(names, id) : NULL;
-    if (n) {
-        if (!n->reading && g_get_monotonic_time() / 1000 - n->read_ms > NAME_FRESH_MS) {
-            const char *ids[] = {id};
-            n->reading = store_docs_get_later(store, "enterprises", ids, 1, on_name_read,
-                                              g_strdup(id)) == STORE_OK;
-        }
-        return g_strdup(n->name);
+    if (!names)
+        return NULL;
+    struct name *n = g_hash_table_lookup(names, id);
+    if (!n) {
+        if (g_hash_table_size(names) >= NAMES_MAX)
+            g_hash_table_foreach_remove(names, idle_name, NULL);
+        n = g_new0(struct name, 1);
+        n->read_ms = -NAME_FRESH_MS - 1;
+        g_queue_init(&n->held);
+        g_hash_table_insert(names, g_strdup(id), n);
     }
-    json_t *doc = NULL;
-    char *name = NULL;
-    if (store_doc_get(store, "enterprises", id, &doc) == STORE_OK && jx_str(doc, "name")) {
-        name = g_strdup(jx_str(doc, "name"));
-        name_keep(id, doc);
+    if (!n->reading && g_get_monotonic_time() / 1000 - n->read_ms > NAME_FRESH_MS) {
+        const char *ids[] = {id};
+        n->read_ms = g_get_monotonic_time() / 1000; /* a failed read is not tried at once again */
+        n->reading = store_docs_get_later(store, "enterprises", ids, 1, on_name_read,
+                                          g_strdup(id)) == STORE_OK;
     }
-    json_decref(doc);
-    return name;
+    return n;
 }
 
 json_t *alarm_push_payload(const struct alarm *a)
@@ -130,10 +172,9 @@ json_t *alarm_push_payload(const struct alarm *a)
                           "state", alarm_state_name(a->state), "raised_at",
                           (json_int_t)a->raised_at, "escalation_step", a->escalation_step,
                           "cleared", a->cleared, "event", a->event ? a->event : "");
-    char *name = enterprise_name(a->enterprise);
-    if (name)
-        json_object_set_new(p, "enterprise_name", json_string(name));
-    g_free(name);
+    struct name *n = names ? g_hash_table_lookup(names, a->enterprise) : NULL;
+    if (n && n->name)
+        json_object_set_new(p, "enterprise_name", json_string(n->name));
     if (a->has_value)
         json_object_set_new(p, "value", json_real(a->value));
     if (a->condition != ALARM_COND_INTERRUPTED)
@@ -168,15 +209,26 @@ static int push_to(const struct alarm *a, GPtrArray *ids)
 {
     if (ids->len == 0)
         return STORE_OK;
+    struct name *n = name_of(a->enterprise);
     json_t *payload = alarm_push_payload(a);
     char *body = body_of(a);
-    int rc = inbox_push_many_later((const char *const *)ids->pdata, (int)ids->len, "alarm", "high",
-                                   ALARM_PUSH_TTL_S, level_title[a->level], body, payload);
+    int rc = STORE_OK;
+    if (n && n->reading && !n->name) { /* the first read is out */
+        struct held *h = g_new(struct held, 1);
+        *h = (struct held){g_ptr_array_new_with_free_func(g_free),
+                           json_incref(payload),
+                           g_strdup(level_title[a->level]),
+                           g_strdup(body),
+                           g_strdup(a->id),
+                           g_strdup(a->event)};
+        for (guint i = 0; i < ids->len; i++)
+            g_ptr_array_add(h->ids, g_strdup(g_ptr_array_index(ids, i)));
+        g_queue_push_tail(&n->held, h);
+    } else {
+        rc = store_push(ids, level_title[a->level], body, payload, a->id, a->event);
+    }
     g_free(body);
     json_decref(payload);
-    if (rc != STORE_OK)
-        log_error("alarm", "alarm=%s %s push to %u users not stored (%d)", a->id, a->event,
-                  ids->len, rc);
     return rc;
 }
 
