@@ -2,6 +2,7 @@
 #include "records/org.h"
 
 #include "common/clock.h"
+#include "common/jsonx.h"
 #include "records/jurisdiction.h"
 
 #include <glib.h>
@@ -188,6 +189,18 @@ static void on_refreshed(int rc, const struct store_docs *d, void *ud)
     g_free(x);
 }
 
+/* Keeps division for key (taken). */
+static void keep(char *key, const char *division, int64_t now)
+{
+    if (g_hash_table_size(divisions) >= DIVISIONS_KEPT)
+        g_hash_table_remove_all(divisions);
+    struct kept_division *k = g_new0(struct kept_division, 1);
+    k->division = g_strdup(division);
+    k->at_ms = now;
+    k->gen = ++kept_gen;
+    g_hash_table_replace(divisions, key, k);
+}
+
 static bool refresh_later(struct store *st, int kind, const char *org, const char *key,
                           uint64_t gen)
 {
@@ -235,16 +248,84 @@ char *org_division_of(struct store *st, const char *role, const char *org)
     const char *d = json_string_value(json_object_get(doc, "division"));
     char *out = d ? g_strdup(d) : NULL;
     json_decref(doc);
-    if (key && out) {
-        if (g_hash_table_size(divisions) >= DIVISIONS_KEPT)
-            g_hash_table_remove_all(divisions);
-        k = g_new0(struct kept_division, 1);
-        k->division = g_strdup(out);
-        k->at_ms = now;
-        k->gen = ++kept_gen;
-        g_hash_table_replace(divisions, key, k);
-    } else {
+    if (key && out)
+        keep(key, out, now);
+    else
         g_free(key);
-    }
     return out;
+}
+
+bool org_division_kept(const char *role, const char *org)
+{
+    int kind = role && org ? juris_org_kind_of_role(role) : -1;
+    if (kind != ORG_ENTERPRISE && kind != ORG_CARRIER)
+        return true; /* nothing to read */
+    if (!divisions)
+        return false;
+    char *key = g_strdup_printf("%d:%s", kind, org);
+    struct kept_division *k = g_hash_table_lookup(divisions, key);
+    g_free(key);
+    return k && clock_mono_ms() - k->at_ms < DIVISIONS_STALE_FACTOR * divisions_ttl_ms;
+}
+
+/* Divisions read for org_divisions_read_later: one read per collection. */
+struct divisions_read {
+    int out; /* reads not answered yet */
+    void (*done)(void *ud);
+    void *ud;
+};
+
+struct divisions_part {
+    struct divisions_read *all;
+    int kind;
+};
+
+static void on_divisions(int rc, const struct store_docs *d, void *ud)
+{
+    struct divisions_part *part = ud;
+    struct divisions_read *x = part->all;
+    int64_t now = clock_mono_ms();
+    for (int i = 0; rc == STORE_OK && divisions && i < d->n; i++) {
+        const char *div = d->docs[i] ? jx_str(d->docs[i], "division") : NULL;
+        if (div)
+            keep(g_strdup_printf("%d:%s", part->kind, d->ids[i]), div, now);
+    }
+    g_free(part);
+    if (--x->out == 0) {
+        x->done(x->ud);
+        g_free(x);
+    }
+}
+
+bool org_divisions_read_later(struct store *st, const char *const *roles, const char *const *orgs,
+                              int n, void (*done)(void *ud), void *ud)
+{
+    if (!divisions || !store_reads_later(st))
+        return false;
+    GPtrArray *of[2] = {g_ptr_array_new(), g_ptr_array_new()}; /* enterprises, carriers */
+    GHashTable *seen = g_hash_table_new(g_str_hash, g_str_equal);
+    for (int i = 0; i < n; i++) {
+        int kind = juris_org_kind_of_role(roles[i]);
+        if ((kind == ORG_ENTERPRISE || kind == ORG_CARRIER) &&
+            !org_division_kept(roles[i], orgs[i]) && g_hash_table_add(seen, (gpointer)orgs[i]))
+            g_ptr_array_add(of[kind == ORG_CARRIER], (gpointer)orgs[i]);
+    }
+    g_hash_table_destroy(seen);
+    struct divisions_read *x = g_new(struct divisions_read, 1);
+    *x = (struct divisions_read){1, done, ud}; /* 1: held while sending */
+    for (int c = 0; c < 2; c++) {
+        struct divisions_part *part = g_new(struct divisions_part, 1);
+        *part = (struct divisions_part){x, c ? ORG_CARRIER : ORG_ENTERPRISE};
+        if (of[c]->len > 0 && store_docs_get_later(st, c ? "carriers" : "enterprises",
+                                                   (const char *const *)of[c]->pdata,
+                                                   (int)of[c]->len, on_divisions, part) == STORE_OK)
+            x->out++;
+        else
+            g_free(part);
+        g_ptr_array_free(of[c], TRUE);
+    }
+    bool sent = --x->out > 0;
+    if (!sent)
+        g_free(x);
+    return sent;
 }

@@ -37,6 +37,16 @@ char *org_division_of(struct store *st, const char *role, const char *org);
  * time. org_division_forget() drops one (this process changed it). */
 void org_cache_divisions(int64_t ttl_ms);
 void org_division_forget(const char *id);
+/* Whether org_division_of(role, org) answers from what is kept, without a
+ * read that waits. */
+bool org_division_kept(const char *role, const char *org);
+/* Where divisions are kept and the store reads later: reads the divisions
+ * of those of the n organisations (users' roles and orgs) not kept,
+ * without waiting, and keeps them; done(ud) is told from the loop once
+ * every read is answered (well or not). False if nothing was sent (done
+ * is not told). */
+bool org_divisions_read_later(struct store *st, const char *const *roles, const char *const *orgs,
+                              int n, void (*done)(void *ud), void *ud);
 /* True if id is a plausible record id: 1..64 of [A-Za-z0-9_.-]. */
 bool org_id_valid(const char *id);
 

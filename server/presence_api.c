@@ -101,18 +101,26 @@ static GPtrArray *resolve(struct conn *c, json_t *id, json_t *msg)
             g_ptr_array_add(out, a);
         }
     } else if ((ent || carrier) && !users && !(ent && carrier)) {
-        json_t *doc = NULL;
-        int rc = ent ? org_enterprise_get(server.store, ent, &doc)
+        const char *role = ent ? "corp" : "trs", *org = ent ? ent : carrier;
+        char *division = NULL;
+        int rc = STORE_OK;
+        if (org_division_kept(role, org)) { /* read ahead: from memory */
+            division = org_division_of(server.store, role, org);
+        } else {
+            json_t *doc = NULL;
+            rc = ent ? org_enterprise_get(server.store, ent, &doc)
                      : org_carrier_get(server.store, carrier, &doc);
-        if (rc != STORE_OK) {
-            err = rc == STORE_ENOTFOUND ? ERR_NOT_FOUND : ERR_UNAVAILABLE;
-            why = rc == STORE_ENOTFOUND ? "no such organisation" : "store unavailable";
+            division = g_strdup(jx_str(doc, "division"));
+            json_decref(doc);
+        }
+        if (rc != STORE_OK || !division) {
+            err = rc == STORE_ENOTFOUND || !division ? ERR_NOT_FOUND : ERR_UNAVAILABLE;
+            why = err == ERR_NOT_FOUND ? "no such organisation" : "store unavailable";
             goto done;
         }
         struct principal p = {c->role, c->org};
-        bool ok = juris_reaches(&p, ent ? ORG_ENTERPRISE : ORG_CARRIER, ent ? ent : carrier,
-                                jx_str(doc, "division"));
-        json_decref(doc);
+        bool ok = juris_reaches(&p, ent ? ORG_ENTERPRISE : ORG_CARRIER, org, division);
+        g_free(division);
         if (!ok) {
             err = ERR_FORBIDDEN;
             why = "organisation outside your jurisdiction";
@@ -181,14 +189,122 @@ static void answer(struct conn *c, json_t *id, GPtrArray *accounts)
         answer_views(x);
 }
 
-static void h_query(struct conn *c, json_t *id, json_t *msg)
+typedef void (*presence_handler)(struct conn *c, json_t *id, json_t *msg);
+
+/* A presence request of a connection that has one waiting for the
+ * divisions it needs: the connection's requests run in the order they
+ * came, each once it is ready. */
+struct pending {
+    struct conn_req *req;
+    json_t *msg;
+    presence_handler run;
+    bool ready;
+};
+
+/* conn serial -> GQueue of struct pending*, while one of them waits. */
+static GHashTable *waiting;
+
+static void run_ready(uint64_t serial)
+{
+    GQueue *q = waiting ? g_hash_table_lookup(waiting, &serial) : NULL;
+    struct pending *x;
+    while (q && (x = g_queue_peek_head(q)) && x->ready) {
+        g_queue_pop_head(q);
+        struct conn *c = conn_req_conn(x->req);
+        if (c)
+            x->run(c, x->req->id, x->msg);
+        json_decref(x->msg);
+        conn_req_free(x->req);
+        g_free(x);
+    }
+    if (q && g_queue_is_empty(q))
+        g_hash_table_remove(waiting, &serial);
+}
+
+static void on_divisions_read(void *ud)
+{
+    struct pending *x = ud;
+    x->ready = true;
+    run_ready(x->req->serial);
+}
+
+/* Where a node keeps divisions and reads without waiting: reads those of
+ * the organisations the request names (its users', or the enterprise or
+ * carrier) that resolve() would otherwise read on the loop, telling x
+ * when they are in (true); false if none is missing. */
+static bool read_ahead(json_t *msg, struct pending *x)
+{
+    GPtrArray *roles = g_ptr_array_new(), *orgs = g_ptr_array_new();
+    GPtrArray *accounts = g_ptr_array_new_with_free_func((GDestroyNotify)account_free);
+    json_t *users = json_object_get(msg, "users");
+    const char *ent = jx_str_bounded(msg, "enterprise", ORG_ID_MAX);
+    const char *carrier = jx_str_bounded(msg, "carrier", ORG_ID_MAX);
+    size_t i;
+    json_t *u;
+    if (json_array_size(users) <= (size_t)server.cfg.presence_max_users)
+        json_array_foreach(users, i, u)
+        {
+            struct account *a = NULL;
+            if (json_is_string(u) && json_string_length(u) <= 64 &&
+                account_get(server.store, json_string_value(u), &a) == STORE_OK) {
+                g_ptr_array_add(accounts, a);
+                g_ptr_array_add(roles, a->role);
+                g_ptr_array_add(orgs, a->org);
+            }
+        }
+    if (ent || carrier) {
+        g_ptr_array_add(roles, ent ? "corp" : "trs");
+        g_ptr_array_add(orgs, (gpointer)(ent ? ent : carrier));
+    }
+    bool later = org_divisions_read_later(server.store, (const char *const *)roles->pdata,
+                                          (const char *const *)orgs->pdata, (int)roles->len,
+                                          on_divisions_read, x);
+    g_ptr_array_free(roles, TRUE);
+    g_ptr_array_free(orgs, TRUE);
+    g_ptr_array_free(accounts, TRUE);
+    return later;
+}
+
+/* Runs a presence request now, or queues it behind the connection's
+ * waiting ones; reads: it may need divisions read first. */
+static void handle(struct conn *c, json_t *id, json_t *msg, presence_handler run, bool reads)
+{
+    GQueue *q = waiting ? g_hash_table_lookup(waiting, &c->serial) : NULL;
+    struct pending *x = g_new(struct pending, 1);
+    *x = (struct pending){conn_req_new(c, id), json_incref(msg), run, false};
+    if (!reads || !read_ahead(msg, x)) {
+        if (!q) {
+            run(c, id, msg);
+            json_decref(x->msg);
+            conn_req_free(x->req);
+            g_free(x);
+            return;
+        }
+        x->ready = true;
+    }
+    if (!q) {
+        if (!waiting)
+            waiting = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
+                                            (GDestroyNotify)g_queue_free);
+        q = g_queue_new();
+        g_hash_table_insert(waiting, g_memdup2(&c->serial, sizeof(c->serial)), q);
+    }
+    g_queue_push_tail(q, x);
+}
+
+static void query(struct conn *c, json_t *id, json_t *msg)
 {
     GPtrArray *accounts = resolve(c, id, msg);
     if (accounts)
         answer(c, id, accounts);
 }
 
-static void h_subscribe(struct conn *c, json_t *id, json_t *msg)
+static void h_query(struct conn *c, json_t *id, json_t *msg)
+{
+    handle(c, id, msg, query, true);
+}
+
+static void subscribe(struct conn *c, json_t *id, json_t *msg)
 {
     GPtrArray *accounts = resolve(c, id, msg);
     if (!accounts)
@@ -206,11 +322,21 @@ static void h_subscribe(struct conn *c, json_t *id, json_t *msg)
     answer(c, id, accounts); /* subscribed first: no change falls between */
 }
 
-static void h_unsubscribe(struct conn *c, json_t *id, json_t *msg)
+static void h_subscribe(struct conn *c, json_t *id, json_t *msg)
+{
+    handle(c, id, msg, subscribe, true);
+}
+
+static void unsubscribe(struct conn *c, json_t *id, json_t *msg)
 {
     (void)msg;
     presence_unsubscribe_all(c);
     conn_reply(c, id, NULL);
+}
+
+static void h_unsubscribe(struct conn *c, json_t *id, json_t *msg)
+{
+    handle(c, id, msg, unsubscribe, false);
 }
 
 const struct ws_handler presence_handlers[] = {

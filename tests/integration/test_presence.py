@@ -247,6 +247,29 @@ def test_subscribe_by_enterprise(server):
     run(body())
 
 
+def test_requests_of_a_connection_keep_their_order(server):
+    """A subscribe and the unsubscribe sent right behind it are taken in
+    that order, even where the subscribe first reads the enterprise's
+    division (a node on Redis): no subscription is left."""
+    srv = start(server)
+
+    async def body():
+        g = await srv.ws_login("gov44")
+        sub = {"id": g.new_id(), "type": "presence.subscribe", "enterprise": "e2"}
+        unsub = {"id": g.new_id(), "type": "presence.unsubscribe"}
+        futs = [g.expect_reply(sub["id"]), g.expect_reply(unsub["id"])]
+        await g.send_obj(sub)
+        await g.send_obj(unsub)
+        replies = await asyncio.wait_for(asyncio.gather(*futs), 10)
+        assert all(r["ok"] is True for r in replies), replies
+        carl = await srv.ws_login("carl")
+        await g.no_event("presence.changed", 1.0)
+        for x in (g, carl):
+            await x.close()
+
+    run(body())
+
+
 def test_subscribe_out_of_scope_is_forbidden_and_silent(server):
     srv = start(server)
 

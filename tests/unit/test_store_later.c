@@ -376,6 +376,56 @@ static void test_divisions_read_again_later(void **state)
     org_cache_divisions(0);
 }
 
+static void count_done(void *ud)
+{
+    (*(int64_t *)ud)++;
+}
+
+static bool told_once(void *ud)
+{
+    return *(int64_t *)ud > 0;
+}
+
+/* The divisions a request will need, read ahead without waiting (Redis)
+ * and kept: one read per collection, done told once, every organisation
+ * then known from memory; one that does not exist is not kept. Where
+ * reads are made at once nothing is sent. */
+static void test_divisions_read_ahead(void **state)
+{
+    struct store *st = *state;
+    put(st, "enterprises", "e1", "{\"division\":\"440106\"}", 0);
+    put(st, "enterprises", "e2", "{\"division\":\"440113\"}", 0);
+    put(st, "carriers", "c1", "{\"division\":\"440305\"}", 0);
+    org_cache_divisions(60000);
+    const char *roles[] = {"corp", "corp", "trs", "gov", "corp", "corp"};
+    const char *orgs[] = {"e1", "e2", "c1", "4401", "e1", "nope"};
+    assert_false(org_division_kept("corp", "e1"));
+    assert_true(org_division_kept("gov", "4401")); /* no read needed */
+    int64_t done = 0;
+    bool sent = org_divisions_read_later(st, roles, orgs, 6, count_done, &done);
+    assert_int_equal(sent, redis_url != NULL);
+    if (sent) {
+        assert_int_equal(done, 0); /* never inside the call */
+        turn_until(st, NULL, told_once, &done);
+        assert_int_equal(done, 1);
+        assert_true(org_division_kept("corp", "e1") && org_division_kept("corp", "e2") &&
+                    org_division_kept("trs", "c1"));
+        assert_false(org_division_kept("corp", "nope"));
+        put(st, "enterprises", "e1", "{\"division\":\"449999\"}", 0); /* not read again */
+        char *d = org_division_of(st, "corp", "e1");
+        assert_string_equal(d, "440106");
+        g_free(d);
+        d = org_division_of(st, "trs", "c1");
+        assert_string_equal(d, "440305");
+        g_free(d);
+        /* all kept now but the missing one: only it is read again */
+        const char *kept_roles[] = {"corp", "trs"};
+        const char *kept_orgs[] = {"e1", "c1"};
+        assert_false(org_divisions_read_later(st, kept_roles, kept_orgs, 2, count_done, &done));
+    }
+    org_cache_divisions(0);
+}
+
 /* A read lost with the connection (killed under it) is answered
  * STORE_EIO and fails no batch: the writes of the next commit, made on
  * a new connection, are durable. */
@@ -423,6 +473,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deadline_take_due_later, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_later_at_close, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_later_lost, setup_later, teardown_later),
+        cmocka_unit_test_setup_teardown(test_divisions_read_ahead, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_divisions_read_again_later, setup_later,
                                         teardown_later),
     };
