@@ -171,6 +171,9 @@ struct store_ops {
     int (*doc_changes_later)(struct store *st, const char *coll, int64_t after_rev, int limit,
                              struct store_read *rd);
     int (*kv_get_later)(struct store *st, const char *const *keys, int n, struct store_read *rd);
+    /* NULL: store_ts_has_later() looks at each point's chunks at once. */
+    int (*ts_has_later)(struct store *st, const struct store_ts_point *pts, int n,
+                        struct store_read *rd);
     int (*ts_chunk_trim_before_later)(struct store *st, int64_t before_ms, int limit,
                                       struct store_read *rd);
     int (*seq_last_later)(struct store *st, const char *key, struct store_read *rd);
@@ -481,6 +484,12 @@ int store_ts_chunk_trim_before(struct store *st, int64_t before_ms, int limit, i
  * the main loop. Its failure fails no batch (a trim is tried again). */
 int store_ts_chunk_trim_before_later(struct store *st, int64_t before_ms, int limit,
                                      store_count_cb cb, void *ud);
+/* Which of the n points (key, ts; value ignored) are in a stored chunk,
+ * read without waiting: cb gets, as ids, the indexes ("0", "5", …) of
+ * those that are, in order, from the main loop. On Redis the read is sent
+ * behind the chunks written before it (so it sees them). */
+int store_ts_has_later(struct store *st, const struct store_ts_point *pts, int n, store_docs_cb cb,
+                       void *ud);
 /* Deletes key's chunks and latest point (log rows stay: they are trimmed
  * in order; readers skip keys they do not know). */
 int store_ts_drop(struct store *st, int64_t key);

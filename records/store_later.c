@@ -367,3 +367,40 @@ int store_ts_chunk_trim_before_later(struct store *st, int64_t before_ms, int li
     store_read_done(rd, rc, deleted, false);
     return STORE_OK;
 }
+
+/* Whether one chunk holds the point's ts (its samples are in ts order). */
+static bool chunk_has(const struct store_ts_sample *pts, int n, void *ud)
+{
+    int64_t *ts = ud; /* [0] the ts, [1] 1 once found */
+    int lo = 0, hi = n;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (pts[mid].ts < ts[0])
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    ts[1] = lo < n && pts[lo].ts == ts[0];
+    return !ts[1];
+}
+
+int store_ts_has_later(struct store *st, const struct store_ts_point *pts, int n, store_docs_cb cb,
+                       void *ud)
+{
+    if (n < 0 || (n > 0 && !pts) || !cb)
+        return STORE_EINVAL;
+    struct store_read *rd = read_new(cb, ud);
+    if (st->ops->ts_has_later && n > 0)
+        return sent(st, rd, st->ops->ts_has_later(st, pts, n, rd));
+    int rc = STORE_OK;
+    for (int i = 0; i < n && rc == STORE_OK; i++) {
+        int64_t found[2] = {pts[i].ts, 0};
+        rc = store_ts_chunk_range(st, pts[i].key, pts[i].ts, pts[i].ts + 1, chunk_has, found);
+        char id[16];
+        int len = g_snprintf(id, sizeof(id), "%d", i);
+        if (rc == STORE_OK && found[1])
+            store_read_add(rd, id, (size_t)len, NULL);
+    }
+    store_read_done(rd, rc, 0, false);
+    return STORE_OK;
+}

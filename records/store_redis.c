@@ -934,6 +934,7 @@ static const struct store_ops redis_ops = {
     .seq_range_later = rd_seq_range_later,
     .kv_raise_later = rd_kv_raise_later,
     .ts_chunk_trim_before_later = rd_ts_chunk_trim_before_later,
+    .ts_has_later = rd_ts_has_later,
     .seq_append = rd_seq_append,
     .seq_range = rd_seq_range,
     .seq_trim = rd_seq_trim,

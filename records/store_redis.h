@@ -151,6 +151,8 @@ int rd_ts_chunk_range(struct store *st, int64_t key, int64_t from_ms, int64_t to
 int rd_ts_chunk_trim_before(struct store *st, int64_t before_ms, int limit, int64_t *deleted);
 int rd_ts_chunk_trim_before_later(struct store *st, int64_t before_ms, int limit,
                                   struct store_read *rd);
+int rd_ts_has_later(struct store *st, const struct store_ts_point *pts, int n,
+                    struct store_read *rd);
 int rd_ts_drop(struct store *st, int64_t key);
 int rd_ts_latest_each(struct store *st, store_ts_latest_cb cb, void *ud);
 

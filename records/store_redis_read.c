@@ -280,6 +280,72 @@ int rd_ts_chunk_trim_before_later(struct store *st, int64_t before_ms, int limit
     return rc;
 }
 
+/* ARGV: prefix, then key, ts for each point. Which points are in a
+ * stored chunk of their key: their indexes (0-based). A chunk (store_
+ * redis_ts.c) is its first ts then (ts, value) records of 16 bytes, the
+ * numbers little-endian; its score in tsk:KEY is its last ts, so the
+ * chunks that may hold ts are those scored ts or more whose first is ts
+ * or less (chunks may overlap: each is looked at). */
+static const char has_lua[] =
+    "local P = ARGV[1]\n"
+    "local function u64(s, at)\n"
+    "  local v = 0\n"
+    "  for i = at + 7, at, -1 do v = v * 256 + string.byte(s, i) end\n"
+    "  return v\n"
+    "end\n"
+    "local out = {}\n"
+    "for a = 2, #ARGV - 1, 2 do\n"
+    "  local ts = tonumber(ARGV[a + 1])\n"
+    "  local found = false\n"
+    "  for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'tsk:' .. ARGV[a], ts, '+inf')) do\n"
+    "    local b = redis.call('HGET', P .. 'tsc', id)\n"
+    "    if b and #b >= 24 and u64(b, 1) <= ts then\n"
+    "      local lo, hi = 0, math.floor((#b - 8) / 16)\n"
+    "      while lo < hi do\n"
+    "        local mid = math.floor((lo + hi) / 2)\n"
+    "        if u64(b, 9 + mid * 16) < ts then lo = mid + 1 else hi = mid end\n"
+    "      end\n"
+    "      if lo < math.floor((#b - 8) / 16) and u64(b, 9 + lo * 16) == ts then\n"
+    "        found = true\n"
+    "        break\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  if found then out[#out + 1] = (a - 2) / 2 end\n"
+    "end\n"
+    "return out\n";
+
+static void has_read(redisReply *rep, void *ud)
+{
+    struct store_read *rd = ud;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+        store_read_done(rd, STORE_EIO, 0, false);
+        return;
+    }
+    for (size_t i = 0; i < rep->elements; i++) {
+        char id[24];
+        int n = g_snprintf(id, sizeof(id), "%lld", rep->element[i]->integer);
+        store_read_add(rd, id, (size_t)n, NULL);
+    }
+    store_read_done(rd, STORE_OK, 0, false);
+}
+
+int rd_ts_has_later(struct store *st, const struct store_ts_point *pts, int n,
+                    struct store_read *rd)
+{
+    struct redis_store *r = R(st);
+    struct redis_cmd args, c;
+    rd_args_start(r, &args);
+    for (int i = 0; i < n; i++) {
+        redis_cmd_i64(&args, pts[i].key);
+        redis_cmd_i64(&args, pts[i].ts);
+    }
+    script_cmd(&c, has_lua, &args);
+    int rc = send_read(r, &c, has_read, rd);
+    redis_cmd_clear(&args);
+    return rc;
+}
+
 /* ARGV: prefix, key, after_seq, limit. The head and the items after
  * after_seq, read together: {head, {entry, …}}. */
 static const char range_lua[] =

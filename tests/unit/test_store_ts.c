@@ -246,6 +246,46 @@ static void test_chunks_range_latest(void **state)
     latest_free(&l);
 }
 
+static void on_has(int rc, const struct store_docs *d, void *ud)
+{
+    GString *got = ud; /* "rc:i,j,…" */
+    g_string_printf(got, "%d:", rc);
+    for (int i = 0; rc == STORE_OK && i < d->n; i++)
+        g_string_append_printf(got, "%s%s", i ? "," : "", d->ids[i]);
+}
+
+static bool told(void *ud)
+{
+    return ((GString *)ud)->len > 0;
+}
+
+/* Which points are stored, read without waiting: each point's chunks,
+ * overlapping ones included, on its own key; the chunks written just
+ * before seen (behind them on the link). */
+static void test_has_later(void **state)
+{
+    struct store *st = *state;
+    struct store_ts_sample c1[] = {{1000, 1.0}, {1100, 2.0}, {1200, 3.0}};
+    struct store_ts_sample c2[] = {{1050, 9.0}, {1300, 4.0}}; /* overlaps c1 */
+    struct store_ts_sample other[] = {{1075, 100.0}};
+    assert_int_equal(store_ts_chunk_put(st, 7, c1, 3, NULL, 0), STORE_OK);
+    assert_int_equal(store_ts_chunk_put(st, 7, c2, 2, NULL, 0), STORE_OK);
+    assert_int_equal(store_ts_chunk_put(st, 8, other, 1, NULL, 0), STORE_OK);
+    if (!batched)
+        assert_int_equal(store_commit(st), STORE_OK);
+    struct store_ts_point q[] = {{7, 1000, 0, 0}, {7, 1001, 0, 0}, {7, 1050, 0, 0},
+                                 {7, 1300, 0, 0}, {7, 1075, 0, 0}, {8, 1075, 0, 0},
+                                 {9, 1000, 0, 0}, {7, 999, 0, 0},  {7, 1301, 0, 0}};
+    GString *got = g_string_new(NULL);
+    assert_int_equal(store_ts_has_later(st, q, 9, on_has, got), STORE_OK);
+    assert_int_equal(got->len, 0); /* never inside the call */
+    turn_until(st, NULL, told, got);
+    assert_string_equal(got->str, "0:0,2,3,5");
+    g_string_free(got, TRUE);
+    if (batched)
+        assert_int_equal(store_commit(st), STORE_OK);
+}
+
 static void test_trim_drop_reopen(void **state)
 {
     struct store *st = *state;
@@ -424,10 +464,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_non_finite_refused_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunks_range_latest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trim_drop_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_has_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_append_each_trim, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_non_finite_refused_whole, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_chunks_range_latest, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_trim_drop_reopen, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_has_later, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_owned_logs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
