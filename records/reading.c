@@ -25,6 +25,7 @@
  * chunk that straddles the cutoff is trimmed when read. */
 #include "records/reading.h"
 
+#include "common/jsonx.h"
 #include "common/log.h"
 #include "records/reading_buffer.h"
 #include "records/sensor.h"
@@ -175,8 +176,34 @@ static int stored_has(int64_t key, int64_t ts)
 
 /* Checks one row; on success fills r and the point (and adds it to its
  * sensor's buffer), else *code. */
+/* The late points found stored, read ahead (reading_ingest_later). */
+struct prep {
+    GHashTable *stored; /* "key:ts" of the late points that are in chunks */
+};
+
+static char *point_name(int64_t key, int64_t ts)
+{
+    return g_strdup_printf("%" G_GINT64_FORMAT ":%" G_GINT64_FORMAT, (gint64)key, (gint64)ts);
+}
+
+/* Whether a late point is in a stored chunk: as read ahead, else read now
+ * (1, 0, or -1 if the store failed). A row that became late after the
+ * read ahead (a newer one came meanwhile) was newer than everything
+ * stored when it was sent: not stored (a flush of that very point by then
+ * is the rare exception; history queries drop repeats). */
+static int late_stored(const struct prep *prep, int64_t key, int64_t ts)
+{
+    if (!prep)
+        return stored_has(key, ts);
+    char *name = point_name(key, ts);
+    bool in = prep->stored && g_hash_table_contains(prep->stored, name);
+    g_free(name);
+    return in;
+}
+
 static bool check_row(const json_t *item, const char *enterprise, int64_t now_ms,
-                      struct store_ts_point *pt, struct row *r, enum row_code *code)
+                      const struct prep *prep, struct store_ts_point *pt, struct row *r,
+                      enum row_code *code)
 {
     if (!json_is_object(item)) {
         *code = RC_BAD_ROW;
@@ -218,7 +245,7 @@ static bool check_row(const json_t *item, const char *enterprise, int64_t now_ms
     r->s = s;
     r->latest = !s->has_value || pt->ts > s->ts;
     if (!r->latest) {
-        int rc = stored_has(s->ts_key, pt->ts);
+        int rc = late_stored(prep, s->ts_key, pt->ts);
         if (rc < 0) {
             *code = RC_STORE_FAILED;
             return false;
@@ -258,31 +285,50 @@ static void report_row(json_t *errors, int index, enum row_code code, bool *trun
         errors, json_pack("{s:i, s:s}", "index", index, "code", reading_code_names[code]));
 }
 
-enum err_code reading_ingest(const char *enterprise, const json_t *body, int64_t now_ms,
-                             json_t **report, const char **why)
+/* The rows of body, or NULL with *e and *why. */
+static const json_t *rows_of(const json_t *body, enum err_code *e, const char **why)
 {
-    json_t *list = json_object_get(body, "readings");
+    const json_t *list = json_object_get(body, "readings");
     if (!json_is_array(list)) {
         *why = "readings must be an array of {sensor, value, ts}";
-        return ERR_BAD_REQUEST;
+        *e = ERR_BAD_REQUEST;
+        return NULL;
     }
-    size_t n = json_array_size(list);
-    if (n > (size_t)cfg.max_rows) {
+    if (json_array_size(list) > (size_t)cfg.max_rows) {
         *why = "too many readings in one request";
-        return ERR_TOO_LARGE;
+        *e = ERR_TOO_LARGE;
+        return NULL;
     }
+    return list;
+}
+
+/* Whether a row names a sensor not known here (yet). */
+static bool names_unknown(const json_t *list)
+{
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const char *sid = json_string_value(json_object_get(json_array_get(list, i), "sensor"));
+        if (sid && !sensor_table_get(sid) && sensor_id_valid(sid))
+            return true;
+    }
+    return false;
+}
+
+/* The batch; prep: what was read ahead (NULL: read now what is needed). */
+static enum err_code ingest(const char *enterprise, const json_t *body, int64_t now_ms,
+                            const struct prep *prep, json_t **report, const char **why)
+{
+    enum err_code bad = ERR_NONE;
+    const json_t *list = rows_of(body, &bad, why);
+    if (!list)
+        return bad;
+    size_t n = json_array_size(list);
     double t0 = mono_s();
     /* A sensor registered through another node (or yjtctl) since this node
      * last read the store's change feed (once a second) is looked up there
      * now rather than refused as unknown: before any row holds a sensor,
      * since reading the feed may replace the table's records. */
-    for (size_t i = 0; i < n; i++) {
-        const char *sid = json_string_value(json_object_get(json_array_get(list, i), "sensor"));
-        if (sid && !sensor_table_get(sid) && sensor_id_valid(sid)) {
-            sensor_poll_now();
-            break;
-        }
-    }
+    if (!prep && names_unknown(list))
+        sensor_poll_now();
     struct store_ts_point *pts = g_new(struct store_ts_point, n + 1);
     struct row *rows = g_new(struct row, n + 1);
     int *dups = g_new(int, n + 1); /* rows that repeat a buffered or stored point */
@@ -292,7 +338,8 @@ enum err_code reading_ingest(const char *enterprise, const json_t *body, int64_t
     for (size_t i = 0; i < n; i++) {
         enum row_code code;
         rows[m].index = (int)i;
-        if (check_row(json_array_get(list, i), enterprise, now_ms, &pts[m], &rows[m], &code)) {
+        if (check_row(json_array_get(list, i), enterprise, now_ms, prep, &pts[m], &rows[m],
+                      &code)) {
             m++;
             continue;
         }
@@ -368,6 +415,171 @@ out:
     g_free(rows);
     g_free(dups);
     return rc == STORE_OK ? ERR_NONE : ERR_UNAVAILABLE;
+}
+
+enum err_code reading_ingest(const char *enterprise, const json_t *body, int64_t now_ms,
+                             json_t **report, const char **why)
+{
+    return ingest(enterprise, body, now_ms, NULL, report, why);
+}
+
+/* ------------------------------------------------------------ read ahead */
+
+/* A batch whose reads are made ahead, where the store reads later: the
+ * sensors not known here yet, then which of its late points are in
+ * stored chunks. The batches of one enterprise are taken in the order
+ * they came (a gateway's rows build on each other): each waits behind
+ * the one reading ahead. */
+enum stage { TO_POLL, POLLING, TO_LOOK, LOOKING, READY, FAILED };
+
+struct pending {
+    char *queue; /* its enterprise, "" for any */
+    char *enterprise;
+    json_t *body;
+    int64_t now_ms;
+    reading_ingest_cb cb;
+    void *ud;
+    enum stage stage;
+    GArray *asked; /* struct store_ts_point: the late points looked up */
+    struct prep prep;
+};
+
+static GHashTable *queues; /* enterprise -> GQueue of struct pending* */
+
+static void advance(const char *queue);
+
+static void on_ahead_polled(void *ud)
+{
+    struct pending *p = ud;
+    p->stage = TO_LOOK;
+    advance(p->queue);
+}
+
+static void on_ahead_looked(int rc, const struct store_docs *d, void *ud)
+{
+    struct pending *p = ud;
+    p->stage = rc == STORE_OK ? READY : FAILED;
+    for (int i = 0; rc == STORE_OK && i < d->n; i++) {
+        guint at = (guint)g_ascii_strtoull(d->ids[i], NULL, 10);
+        if (at < p->asked->len) {
+            const struct store_ts_point *pt = &g_array_index(p->asked, struct store_ts_point, at);
+            g_hash_table_add(p->prep.stored, point_name(pt->key, pt->ts));
+        }
+    }
+    advance(p->queue);
+}
+
+/* Sends the look-up of p's late points (older than their sensor's latest
+ * now); false if there are none or it could not be sent (FAILED). */
+static bool look_up(struct pending *p)
+{
+    const json_t *list = json_object_get(p->body, "readings");
+    p->asked = g_array_new(FALSE, FALSE, sizeof(struct store_ts_point));
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const json_t *item = json_array_get(list, i);
+        const json_t *ts = json_object_get(item, "ts");
+        const struct sensor *s = sensor_table_get(jx_str(item, "sensor"));
+        if (s && s->has_value && json_is_integer(ts) && json_integer_value(ts) < s->ts) {
+            struct store_ts_point pt = {s->ts_key, json_integer_value(ts), 0, 0};
+            g_array_append_val(p->asked, pt);
+        }
+    }
+    p->prep.stored = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    if (p->asked->len == 0)
+        return false;
+    if (store_ts_has_later(store, (const struct store_ts_point *)(void *)p->asked->data,
+                           (int)p->asked->len, on_ahead_looked, p) == STORE_OK)
+        return true;
+    p->stage = FAILED;
+    return false;
+}
+
+/* Ingests p (its reads made) and tells its caller. */
+static void finish(struct pending *p)
+{
+    json_t *report = NULL;
+    const char *why = "store unavailable";
+    enum err_code e = ERR_UNAVAILABLE;
+    if (p->stage == READY && store)
+        e = ingest(p->enterprise, p->body, p->now_ms, &p->prep, &report, &why);
+    p->cb(e, report, e == ERR_NONE ? NULL : why, p->ud);
+    json_decref(report);
+    g_free(p->queue);
+    g_free(p->enterprise);
+    json_decref(p->body);
+    if (p->asked)
+        g_array_free(p->asked, TRUE);
+    if (p->prep.stored)
+        g_hash_table_destroy(p->prep.stored);
+    g_free(p);
+}
+
+/* Takes the batches of queue that are ready, in order, and starts the
+ * reads of the first that is not. */
+static void advance(const char *queue)
+{
+    char *name = g_strdup(queue);
+    GQueue *q;
+    struct pending *p;
+    while (queues && (q = g_hash_table_lookup(queues, name)) && (p = g_queue_peek_head(q))) {
+        if (p->stage == TO_POLL) {
+            p->stage = TO_LOOK;
+            if (store && names_unknown(json_object_get(p->body, "readings")) &&
+                sensor_poll_later(on_ahead_polled, p)) {
+                p->stage = POLLING;
+                break;
+            }
+        }
+        if (p->stage == TO_LOOK) {
+            p->stage = READY;
+            if (store && look_up(p)) {
+                p->stage = LOOKING;
+                break;
+            }
+        }
+        if (p->stage == POLLING || p->stage == LOOKING)
+            break;
+        g_queue_pop_head(q);
+        if (g_queue_is_empty(q))
+            g_hash_table_remove(queues, name); /* before the caller may add to it */
+        finish(p);
+    }
+    g_free(name);
+}
+
+void reading_ingest_later(const char *enterprise, const json_t *body, int64_t now_ms,
+                          reading_ingest_cb cb, void *ud)
+{
+    enum err_code e = ERR_NONE;
+    const char *why = NULL;
+    if (!store || !store_reads_later(store) || !rows_of(body, &e, &why)) {
+        json_t *report = NULL;
+        if (e == ERR_NONE)
+            e = ingest(enterprise, body, now_ms, NULL, &report, &why);
+        cb(e, report, e == ERR_NONE ? NULL : why, ud);
+        json_decref(report);
+        return;
+    }
+    struct pending *p = g_new0(struct pending, 1);
+    p->queue = g_strdup(enterprise ? enterprise : "");
+    p->enterprise = g_strdup(enterprise);
+    p->body = json_incref((json_t *)body);
+    p->now_ms = now_ms;
+    p->cb = cb;
+    p->ud = ud;
+    p->stage = TO_POLL;
+    if (!queues)
+        queues =
+            g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_queue_free);
+    GQueue *q = g_hash_table_lookup(queues, p->queue);
+    if (q) { /* behind a batch reading ahead */
+        g_queue_push_tail(q, p);
+        return;
+    }
+    q = g_queue_new();
+    g_queue_push_tail(q, p);
+    g_hash_table_insert(queues, g_strdup(p->queue), q);
+    advance(p->queue);
 }
 
 /* History query state: raw points, or buckets being filled. */

@@ -64,6 +64,16 @@ const struct reading_stats *reading_stats(void);
  * store refused the batch: nothing was stored) with *why. */
 enum err_code reading_ingest(const char *enterprise, const json_t *body, int64_t now_ms,
                              json_t **report, const char **why);
+/* The same without waiting for the store: where it reads later (Redis),
+ * the reads the batch needs (sensors registered elsewhere since the last
+ * poll, the stored chunks of its rows older than their sensor's latest)
+ * are sent ahead and the batch is taken when they are answered; the
+ * batches of one enterprise are taken in the order they came. cb(e,
+ * report (borrowed for the call; NULL unless ERR_NONE), why, ud), at once
+ * or later from the main loop. body is referenced (not to be changed). */
+typedef void (*reading_ingest_cb)(enum err_code e, json_t *report, const char *why, void *ud);
+void reading_ingest_later(const char *enterprise, const json_t *body, int64_t now_ms,
+                          reading_ingest_cb cb, void *ud);
 
 /* The history of s in [from_ms, to_ms): raw points, or with step_ms > 0
  * buckets of that width (min, max, avg, count). At most limit entries.

@@ -662,6 +662,43 @@ void sensor_poll(void)
     log_warn("sensor", "cannot read sensor changes from the store");
 }
 
+/* A poll a caller waits for (sensor_poll_later). */
+struct poll_later {
+    unsigned epoch;
+    void (*done)(void *ud);
+    void *ud;
+};
+
+static void on_polled_for(int rc, const struct store_docs *d, void *ud)
+{
+    struct poll_later *p = ud;
+    if (p->epoch == epoch && by_id && rc == STORE_OK) {
+        int n = 0;
+        for (int i = 0; i < d->n; i++)
+            if (d->docs[i] && pick_up(d->ids[i], d->docs[i], true))
+                n++;
+        if (d->last_rev > last_rev)
+            last_rev = d->last_rev;
+        picked_up(n);
+    } else if (rc != STORE_OK) {
+        log_warn("sensor", "cannot read sensor changes from the store");
+    }
+    p->done(p->ud);
+    g_free(p);
+}
+
+bool sensor_poll_later(void (*done)(void *ud), void *ud)
+{
+    if (!by_id || !store_reads_later(store))
+        return false;
+    struct poll_later *p = g_new(struct poll_later, 1);
+    *p = (struct poll_later){epoch, done, ud};
+    if (store_doc_changes_later(store, "sensors", last_rev, POLL_MAX, on_polled_for, p) == STORE_OK)
+        return true;
+    g_free(p);
+    return false;
+}
+
 void sensor_poll_now(void)
 {
     if (!by_id)

@@ -140,6 +140,10 @@ void sensor_poll(void);
 /* The same, read at once (waiting): reading_ingest() calls it when a
  * request names a sensor not known yet. */
 void sensor_poll_now(void);
+/* The same read without waiting, where the store reads later: done(ud)
+ * once the changes are applied (or the read failed), from the loop.
+ * False if nothing was sent (done is not told). */
+bool sensor_poll_later(void (*done)(void *ud), void *ud);
 
 /* The sensor as JSON (the record fields of docs/protocol.md plus "latest"
  * {value, ts} when it has one). New reference. */

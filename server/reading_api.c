@@ -82,6 +82,17 @@ struct ws_batch {
     json_t *msg;
 };
 
+static void on_ingested(enum err_code e, json_t *report, const char *why, void *ud)
+{
+    struct conn_req *req = ud;
+    struct conn *c = conn_req_conn(req);
+    if (c && e != ERR_NONE)
+        conn_reply_error(c, req->id, e, why);
+    else if (c)
+        conn_reply(c, req->id, json_incref(report));
+    conn_req_free(req);
+}
+
 static void on_key_live(int rc, void *ud)
 {
     struct ws_batch *b = ud;
@@ -95,14 +106,8 @@ static void on_key_live(int rc, void *ud)
     } else if (rc != STORE_OK) {
         conn_reply_error(c, id, ERR_UNAVAILABLE, "store unavailable");
     } else {
-        json_t *report = NULL;
-        const char *why = NULL;
-        enum err_code e =
-            reading_ingest(c->gateway_enterprise, b->msg, clock_now_ms(), &report, &why);
-        if (e != ERR_NONE)
-            conn_reply_error(c, id, e, why);
-        else
-            conn_reply(c, id, report);
+        reading_ingest_later(c->gateway_enterprise, b->msg, clock_now_ms(), on_ingested, b->req);
+        b->req = NULL; /* the ingest's now */
     }
     json_decref(b->msg);
     conn_req_free(b->req);

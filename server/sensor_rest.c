@@ -220,23 +220,28 @@ struct post_readings {
     json_t *body; /* a reference of its own */
 };
 
+static void on_ingested(enum err_code e, json_t *report, const char *why, void *ud)
+{
+    uint64_t hold = GPOINTER_TO_SIZE(ud);
+    if (e != ERR_NONE)
+        rest_held_error(hold, e, why);
+    else
+        rest_held_reply(hold, 200, json_incref(report));
+}
+
 static void on_gateway_key(int rc, const char *enterprise, const char *id, void *ud)
 {
     struct post_readings *p = ud;
     (void)id;
-    json_t *report = NULL;
-    const char *why = NULL;
-    enum err_code e = ERR_NONE;
     if (rc == STORE_ENOTFOUND)
         rest_held_error(p->hold, ERR_UNAUTHORIZED, "invalid or revoked API key");
     else if (rc != STORE_OK)
         rest_held_error(p->hold, ERR_UNAVAILABLE, "store unavailable");
     else if (!p->body)
         rest_held_error(p->hold, ERR_BAD_REQUEST, "body must be {\"readings\":[...]}");
-    else if ((e = reading_ingest(enterprise, p->body, clock_now_ms(), &report, &why)) != ERR_NONE)
-        rest_held_error(p->hold, e, why);
     else
-        rest_held_reply(p->hold, 200, report);
+        reading_ingest_later(enterprise, p->body, clock_now_ms(), on_ingested,
+                             GSIZE_TO_POINTER(p->hold));
     json_decref(p->body);
     g_free(p);
 }

@@ -210,6 +210,16 @@ def readings(a, ports, ctl, phase):
     for k in ("waits_per_op", "wait_ms_per_op"):
         r[k] = round(r[k] / max(1, out["batches"]), 3)
 
+    def backfill():  # rows older than their sensors' latest: each looked up in the chunks
+        base = int(time.time() * 1000) - 3_600_000
+        for b in range(20):
+            rows = [{"sensor": f"s{i:06d}", "value": 1.0, "ts": base + b}
+                    for i in range(min(100, a.sensors))]
+            st, body = http(ports[0], "POST", "/api/v1/readings", {"readings": rows},
+                            headers={"X-Api-Key": key})
+            assert st == 200 and json.loads(body)["late"] == len(rows), body
+    phase("readings_late_batch", 20, backfill)
+
     def post(i, value):
         st, body = http(ports[i % len(ports)], "POST", "/api/v1/readings",
                         {"readings": [{"sensor": f"cross{i}", "value": value,
