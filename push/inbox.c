@@ -276,6 +276,8 @@ struct later {
     json_t *item;
     int rc;
     int64_t *seqs;
+    inbox_stored_cb done; /* told after the announcement, or NULL */
+    void *done_ud;
 };
 
 static GQueue stored_later = G_QUEUE_INIT; /* struct later*, answered, in order */
@@ -289,6 +291,11 @@ static int later_inflight;
 
 static void later_free(struct later *l)
 {
+    if (l->done) /* a store gone: told so */
+        l->done(l->rc == STORE_OK && l->seqs ? STORE_OK
+                : l->rc                      ? l->rc
+                                             : STORE_EIO,
+                l->seqs, l->n, l->done_ud);
     g_strfreev(l->user_ids);
     g_strfreev(l->keys);
     json_decref(l->item);
@@ -308,6 +315,10 @@ static void announce_stored(void)
         else
             log_error("inbox", "cannot store a %s push for %d user(s): store error %d",
                       jx_str(l->item, "kind"), l->n, l->rc);
+        if (l->done) {
+            l->done(l->rc, l->seqs, l->n, l->done_ud);
+            l->done = NULL;
+        }
         later_free(l);
     }
 }
@@ -350,8 +361,22 @@ int inbox_push_many_later(const char *const *user_ids, int n, const char *kind,
                           const char *priority, int64_t ttl_s, const char *title, const char *body,
                           json_t *payload)
 {
-    if (!store_appends_later(store) || n < 1 || later_inflight + n > LATER_INFLIGHT_MAX)
-        return inbox_push_many(user_ids, n, kind, priority, ttl_s, title, body, payload, NULL);
+    return inbox_push_many_then(user_ids, n, kind, priority, ttl_s, title, body, payload, NULL,
+                                NULL);
+}
+
+int inbox_push_many_then(const char *const *user_ids, int n, const char *kind, const char *priority,
+                         int64_t ttl_s, const char *title, const char *body, json_t *payload,
+                         inbox_stored_cb done, void *ud)
+{
+    if (!store_appends_later(store) || n < 1 || later_inflight + n > LATER_INFLIGHT_MAX) {
+        int64_t *seqs = done && n > 0 ? g_new0(int64_t, (gsize)n) : NULL;
+        int rc = inbox_push_many(user_ids, n, kind, priority, ttl_s, title, body, payload, seqs);
+        if (done && rc == STORE_OK)
+            done(rc, seqs, n, ud);
+        g_free(seqs);
+        return rc;
+    }
     if (!user_ids)
         return STORE_EINVAL;
     json_t *item = make_item(kind, priority, ttl_s, title, body, payload);
@@ -360,6 +385,8 @@ int inbox_push_many_later(const char *const *user_ids, int n, const char *kind,
     struct later *l = g_new0(struct later, 1);
     l->n = n;
     l->item = item;
+    l->done = done;
+    l->done_ud = ud;
     l->user_ids = g_new0(char *, (gsize)n + 1);
     l->keys = g_new0(char *, (gsize)n + 1);
     for (int i = 0; i < n; i++) {
@@ -372,6 +399,7 @@ int inbox_push_many_later(const char *const *user_ids, int n, const char *kind,
     if (rc != STORE_OK) {
         later_inflight -= n;
         log_error("inbox", "cannot store a %s push for %d user(s): store error %d", kind, n, rc);
+        l->done = NULL; /* told by the return */
         later_free(l);
     }
     return rc;

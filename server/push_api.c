@@ -522,7 +522,37 @@ static void route_inbox(struct rest_req *r)
                          "next_after_seq", (json_int_t)next, "more", next < head));
 }
 
-/* POST /api/v1/pushes (admin): a push to one user, by hand. */
+/* A push sent by hand, being stored. */
+struct sent {
+    uint64_t hold;
+    char *actor, *user_id;
+};
+
+static void sent_free(struct sent *x)
+{
+    g_free(x->actor);
+    g_free(x->user_id);
+    g_free(x);
+}
+
+static void on_sent(int rc, const int64_t *seqs, int n, void *ud)
+{
+    struct sent *x = ud;
+    if (rc != STORE_OK || n != 1) {
+        rest_held_error(x->hold, ERR_UNAVAILABLE, "store unavailable");
+    } else {
+        log_info("push", "push sent by hand by user=%s to user=%s seq=%" G_GINT64_FORMAT, x->actor,
+                 x->user_id, seqs[0]);
+        char *pid = inbox_push_id(x->user_id, seqs[0]);
+        rest_held_reply(x->hold, 201,
+                        json_pack("{s:I, s:s}", "seq", (json_int_t)seqs[0], "id", pid));
+        g_free(pid);
+    }
+    sent_free(x);
+}
+
+/* POST /api/v1/pushes (admin): a push to one user, by hand: answered with
+ * its seq once it is stored (on Redis without holding the loop). */
 static void route_send(struct rest_req *r)
 {
     if (strcmp(r->acct->role, "admin") != 0) {
@@ -559,23 +589,18 @@ static void route_send(struct rest_req *r)
                    rc == STORE_ENOTFOUND ? "no such user" : "store unavailable");
         return;
     }
-    int64_t seq = 0;
-    rc = inbox_push(user_id, kind, priority ? priority : "normal",
-                    ttl ? json_integer_value(ttl) : 86400, title ? json_string_value(title) : NULL,
-                    body ? json_string_value(body) : NULL, payload, &seq);
-    if (rc == STORE_EINVAL) {
-        rest_error(r, ERR_BAD_REQUEST, "title, body or payload too large");
-        return;
-    }
+    struct sent *x = g_new(struct sent, 1);
+    *x = (struct sent){rest_hold(r), g_strdup(r->acct->id), g_strdup(user_id)};
+    rc = inbox_push_many_then(&user_id, 1, kind, priority ? priority : "normal",
+                              ttl ? json_integer_value(ttl) : 86400,
+                              title ? json_string_value(title) : NULL,
+                              body ? json_string_value(body) : NULL, payload, on_sent, x);
     if (rc != STORE_OK) {
-        rest_error(r, ERR_UNAVAILABLE, "store unavailable");
-        return;
+        rest_held_error(x->hold, rc == STORE_EINVAL ? ERR_BAD_REQUEST : ERR_UNAVAILABLE,
+                        rc == STORE_EINVAL ? "title, body or payload too large"
+                                           : "store unavailable");
+        sent_free(x);
     }
-    log_info("push", "push sent by hand by user=%s to user=%s seq=%" G_GINT64_FORMAT, r->acct->id,
-             user_id, seq);
-    char *pid = inbox_push_id(user_id, seq);
-    rest_reply(r, 201, json_pack("{s:I, s:s}", "seq", (json_int_t)seq, "id", pid));
-    g_free(pid);
 }
 
 const struct rest_route inbox_routes[] = {
