@@ -165,6 +165,16 @@ int store_doc_get(struct store *st, const char *coll, const char *id, json_t **o
     TIMED(st, st->ops->doc_get(st, coll, id, out));
 }
 
+int store_doc_remove(struct store *st, const char *coll, const char *id)
+{
+    WRITE_GUARD(st);
+    if (st->ops->doc_remove) {
+        TIMED(st, st->ops->doc_remove(st, coll, id));
+    }
+    int rc = store_doc_delete(st, coll, id);
+    return rc == STORE_ENOTFOUND ? STORE_OK : rc;
+}
+
 int store_doc_delete(struct store *st, const char *coll, const char *id)
 {
     WRITE_GUARD(st);

@@ -143,6 +143,8 @@ struct store_ops {
     bool commit_may_fail;
     /* NULL: doc_put with create_only. */
     int (*doc_put_new)(struct store *st, const char *coll, const char *id, json_t *doc);
+    /* NULL: store_doc_remove() is store_doc_delete(). */
+    int (*doc_remove)(struct store *st, const char *coll, const char *id);
     /* Batches told durable through a callback (see store_write_batch_async);
      * NULL where store_sync() makes them durable. */
     bool (*batches_async)(struct store *st);
@@ -303,6 +305,10 @@ int store_doc_put_new(struct store *st, const char *coll, const char *id, json_t
 /* *out gets a new reference, or the call returns STORE_ENOTFOUND. */
 int store_doc_get(struct store *st, const char *coll, const char *id, json_t **out);
 int store_doc_delete(struct store *st, const char *coll, const char *id);
+/* Deletes id if it is there, without telling whether it was (STORE_OK
+ * either way): where the store need not wait for the server (Redis,
+ * batching) the write is deferred like a replace. */
+int store_doc_remove(struct store *st, const char *coll, const char *id);
 int store_doc_list(struct store *st, const char *coll, store_doc_cb cb, void *ud);
 /* Documents whose indexed field equals value (or starts with it). */
 int store_index_find(struct store *st, const char *coll, const char *field, const char *value,

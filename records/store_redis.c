@@ -446,6 +446,16 @@ static int rd_doc_delete(struct store *st, const char *coll, const char *id)
     return rc;
 }
 
+static int rd_doc_remove(struct store *st, const char *coll, const char *id)
+{
+    struct redis_store *r = R(st);
+    struct redis_cmd c;
+    rd_args_start(r, &c);
+    redis_cmd_str(&c, coll);
+    redis_cmd_str(&c, id);
+    return rd_write_script(r, &doc_del_lua, &c);
+}
+
 /* Calls cb with the bodies of the n ids (HMGET d:coll), skipping those
  * deleted meanwhile. *stop is set when cb says so. */
 static int each_body(struct redis_store *r, const char *coll, char *const *ids, const size_t *lens,
@@ -956,6 +966,7 @@ static const struct store_ops redis_ops = {
     .commit = rd_commit,
     .commit_may_fail = true,
     .doc_put_new = rd_doc_put_new,
+    .doc_remove = rd_doc_remove,
     .batches_async = rd_batches_async,
     .on_batch_done = rd_on_batch_done,
     .write_batch_async = rd_write_batch_async,

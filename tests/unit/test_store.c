@@ -81,6 +81,16 @@ static void test_index_moves(void **state)
     assert_int_equal(store_doc_delete(st, "ents", "a"), 0);
     assert_int_equal(found(st, "ents", "division", "440113"), 0);
     assert_int_equal(found(st, "ents", "tags", "pipe"), 0);
+    /* A removal takes the rows too, and says nothing of a missing one. */
+    json_t *b = json_pack("{s:s}", "division", "440113");
+    assert_int_equal(store_doc_put(st, "ents", "b", b, false), 0);
+    json_decref(b);
+    assert_int_equal(found(st, "ents", "division", "440113"), 1);
+    assert_int_equal(store_doc_remove(st, "ents", "b"), 0);
+    assert_int_equal(store_doc_remove(st, "ents", "b"), 0);
+    assert_int_equal(found(st, "ents", "division", "440113"), 0);
+    json_t *gone = NULL;
+    assert_int_equal(store_doc_get(st, "ents", "b", &gone), STORE_ENOTFOUND);
 }
 
 /* An index defined after documents were stored is filled from them at
