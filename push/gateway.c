@@ -59,30 +59,6 @@ static char *token_doc_id(const char *user_id, const char *device_id)
     return g_strconcat(user_id, "/", device_id, NULL);
 }
 
-struct token_scan {
-    const char *keep_id; /* the document being written */
-    const char *user_id;
-    GPtrArray *others; /* ids of documents to remove */
-    GPtrArray *mine;   /* the user's documents (json_t*, new refs) */
-};
-
-static bool same_token(const char *id, json_t *doc, void *ud)
-{
-    (void)doc;
-    struct token_scan *s = ud;
-    if (strcmp(id, s->keep_id) != 0)
-        g_ptr_array_add(s->others, g_strdup(id));
-    return true;
-}
-
-static bool users_token(const char *id, json_t *doc, void *ud)
-{
-    struct token_scan *s = ud;
-    if (strcmp(id, s->keep_id) != 0)
-        g_ptr_array_add(s->mine, json_incref(doc));
-    return true;
-}
-
 static gint by_updated(gconstpointer a, gconstpointer b)
 {
     int64_t x = jx_int(*(json_t *const *)a, "updated_at", 0);
@@ -98,56 +74,167 @@ static bool printable_ascii(const char *s)
     return true;
 }
 
+/* A registration under way: its two reads (who holds the token, the
+ * user's other devices), then its writes. */
+struct reg {
+    char *id, *user_id, *device_id, *platform, *token;
+    GPtrArray *others; /* ids of documents to remove */
+    GPtrArray *mine;   /* the user's other documents (json_t*, new refs) */
+    int out, rc;       /* reads not answered, the first failure */
+    gateway_done_cb done;
+    void *ud;
+};
+
+static void reg_free(struct reg *g)
+{
+    g_free(g->id);
+    g_free(g->user_id);
+    g_free(g->device_id);
+    g_free(g->platform);
+    g_free(g->token);
+    g_ptr_array_free(g->others, TRUE);
+    g_ptr_array_free(g->mine, TRUE);
+    g_free(g);
+}
+
+/* Both reads in: the token taken from whoever held it before, the user's
+ * oldest devices past GATEWAY_DEVICES_MAX dropped, the token stored. */
+static void reg_write(struct reg *g)
+{
+    int rc = g->rc;
+    if (rc == STORE_OK && g->mine->len >= GATEWAY_DEVICES_MAX) {
+        g_ptr_array_sort(g->mine, by_updated);
+        for (guint i = 0; i + GATEWAY_DEVICES_MAX - 1 < g->mine->len; i++) {
+            json_t *old = g_ptr_array_index(g->mine, i);
+            g_ptr_array_add(g->others, token_doc_id(jx_str(old, "user"), jx_str(old, "device_id")));
+        }
+    }
+    for (guint i = 0; rc == STORE_OK && i < g->others->len; i++) {
+        rc = store_doc_remove(store, TOKENS, g_ptr_array_index(g->others, i));
+    }
+    if (rc == STORE_OK) {
+        json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:I}", "user", g->user_id, "device_id",
+                                g->device_id, "platform", g->platform, "token", g->token,
+                                "updated_at", (json_int_t)clock_now_ms());
+        rc = store_doc_put(store, TOKENS, g->id, doc, false);
+        json_decref(doc);
+    }
+    if (rc == STORE_OK)
+        log_info("gateway", "token registered user=%s device=%s platform=%s (%u replaced)",
+                 g->user_id, g->device_id, g->platform, g->others->len);
+    g->done(rc, g->ud);
+    reg_free(g);
+}
+
+static void reg_answered(struct reg *g, int rc)
+{
+    if (rc != STORE_OK && g->rc == STORE_OK)
+        g->rc = rc;
+    if (--g->out > 0)
+        return;
+    if (!store) { /* shut down meanwhile */
+        g->rc = STORE_EIO;
+        g->done(g->rc, g->ud);
+        reg_free(g);
+        return;
+    }
+    reg_write(g);
+}
+
+static void on_token_holders(int rc, const struct store_docs *d, void *ud)
+{
+    struct reg *g = ud;
+    for (int i = 0; rc == STORE_OK && i < d->n; i++)
+        if (strcmp(d->ids[i], g->id) != 0)
+            g_ptr_array_add(g->others, g_strdup(d->ids[i]));
+    reg_answered(g, rc);
+}
+
+static void on_users_tokens(int rc, const struct store_docs *d, void *ud)
+{
+    struct reg *g = ud;
+    for (int i = 0; rc == STORE_OK && i < d->n; i++)
+        if (d->docs[i] && strcmp(d->ids[i], g->id) != 0)
+            g_ptr_array_add(g->mine, json_incref(d->docs[i]));
+    reg_answered(g, rc);
+}
+
+/* Read limits: a token is held by one device, a user has at most
+ * GATEWAY_DEVICES_MAX; more are left over from before and read next time. */
+#define REG_READ_MAX 1000
+
 int gateway_register(const char *user_id, const char *device_id, const char *platform,
-                     const char *token)
+                     const char *token, gateway_done_cb done, void *ud)
 {
     if (!user_id || !device_id || !*device_id || strlen(device_id) > INBOX_DEVICE_MAX ||
         !gateway_platform_valid(platform) || !token || !*token ||
         strlen(token) > GATEWAY_TOKEN_MAX || !printable_ascii(token))
         return STORE_EINVAL;
-    char *id = token_doc_id(user_id, device_id);
-    struct token_scan s = {id, user_id, g_ptr_array_new_with_free_func(g_free),
-                           g_ptr_array_new_with_free_func((GDestroyNotify)json_decref)};
+    struct reg *g = g_new0(struct reg, 1);
+    g->id = token_doc_id(user_id, device_id);
+    g->user_id = g_strdup(user_id);
+    g->device_id = g_strdup(device_id);
+    g->platform = g_strdup(platform);
+    g->token = g_strdup(token);
+    g->others = g_ptr_array_new_with_free_func(g_free);
+    g->mine = g_ptr_array_new_with_free_func((GDestroyNotify)json_decref);
+    g->done = done;
+    g->ud = ud;
+    g->out = 2;
     /* A token belongs to one installation: whoever held it before loses it
      * (a phone that changed hands must not get the old user's alarms). */
-    int rc = store_index_find(store, TOKENS, "token", token, false, same_token, &s);
-    if (rc == STORE_OK)
-        rc = store_index_find(store, TOKENS, "user", user_id, false, users_token, &s);
-    if (rc == STORE_OK && s.mine->len >= GATEWAY_DEVICES_MAX) {
-        g_ptr_array_sort(s.mine, by_updated);
-        for (guint i = 0; i + GATEWAY_DEVICES_MAX - 1 < s.mine->len; i++) {
-            json_t *old = g_ptr_array_index(s.mine, i);
-            g_ptr_array_add(s.others, token_doc_id(jx_str(old, "user"), jx_str(old, "device_id")));
-        }
+    int rc = store_index_find_later(store, TOKENS, "token", token, false, true, REG_READ_MAX,
+                                    on_token_holders, g);
+    if (rc != STORE_OK) {
+        reg_free(g);
+        return rc;
     }
-    for (guint i = 0; rc == STORE_OK && i < s.others->len; i++) {
-        int r = store_doc_delete(store, TOKENS, g_ptr_array_index(s.others, i));
-        if (r != STORE_OK && r != STORE_ENOTFOUND)
-            rc = r;
-    }
-    if (rc == STORE_OK) {
-        json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:I}", "user", user_id, "device_id",
-                                device_id, "platform", platform, "token", token, "updated_at",
-                                (json_int_t)clock_now_ms());
-        rc = store_doc_put(store, TOKENS, id, doc, false);
-        json_decref(doc);
-    }
-    if (rc == STORE_OK)
-        log_info("gateway", "token registered user=%s device=%s platform=%s (%u replaced)", user_id,
-                 device_id, platform, s.others->len);
-    g_ptr_array_free(s.others, TRUE);
-    g_ptr_array_free(s.mine, TRUE);
-    g_free(id);
-    return rc;
+    rc = store_index_find_later(store, TOKENS, "user", user_id, false, false, REG_READ_MAX,
+                                on_users_tokens, g);
+    if (rc != STORE_OK) /* the first read is out: it ends the registration */
+        reg_answered(g, rc);
+    return STORE_OK;
 }
 
-int gateway_unregister(const char *user_id, const char *device_id)
+/* An unregistration: the token's record read first (behind the reads of
+ * a registration sent before it), then deleted. */
+struct unreg {
+    char *id, *user_id, *device_id;
+    gateway_done_cb done;
+    void *ud;
+};
+
+static void on_unreg_read(int rc, const struct store_docs *d, void *ud)
 {
-    char *id = token_doc_id(user_id, device_id);
-    int rc = store_doc_delete(store, TOKENS, id);
-    g_free(id);
+    struct unreg *u = ud;
+    if (rc == STORE_OK && !store)
+        rc = STORE_EIO;
+    if (rc == STORE_OK && (d->n != 1 || !d->docs[0]))
+        rc = STORE_ENOTFOUND;
     if (rc == STORE_OK)
-        log_info("gateway", "token removed user=%s device=%s", user_id, device_id);
+        rc = store_doc_remove(store, TOKENS, u->id);
+    if (rc == STORE_OK)
+        log_info("gateway", "token removed user=%s device=%s", u->user_id, u->device_id);
+    u->done(rc, u->ud);
+    g_free(u->id);
+    g_free(u->user_id);
+    g_free(u->device_id);
+    g_free(u);
+}
+
+int gateway_unregister(const char *user_id, const char *device_id, gateway_done_cb done, void *ud)
+{
+    struct unreg *u = g_new(struct unreg, 1);
+    *u = (struct unreg){token_doc_id(user_id, device_id), g_strdup(user_id), g_strdup(device_id),
+                        done, ud};
+    const char *ids[] = {u->id};
+    int rc = store_docs_get_later(store, TOKENS, ids, 1, on_unreg_read, u);
+    if (rc != STORE_OK) {
+        g_free(u->id);
+        g_free(u->user_id);
+        g_free(u->device_id);
+        g_free(u);
+    }
     return rc;
 }
 

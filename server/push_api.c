@@ -435,6 +435,33 @@ static const char *device_of(struct conn *c, json_t *id, json_t *msg)
     return device_id ? device_id : c->device_id;
 }
 
+/* A push.register being stored. */
+struct registering {
+    struct conn_req *req;
+    char *device_id, *platform;
+};
+
+static void on_registered(int rc, void *ud)
+{
+    struct registering *x = ud;
+    struct conn *c = conn_req_conn(x->req);
+    if (!c) {
+        /* gone meanwhile */
+    } else if (rc == STORE_EINVAL) {
+        conn_reply_error(c, x->req->id, ERR_BAD_REQUEST,
+                         "token must be a string of 1-4096 printable ASCII chars");
+    } else if (rc != STORE_OK) {
+        conn_reply_error(c, x->req->id, ERR_UNAVAILABLE, "store unavailable");
+    } else {
+        conn_reply(c, x->req->id,
+                   json_pack("{s:s, s:s}", "device_id", x->device_id, "platform", x->platform));
+    }
+    conn_req_free(x->req);
+    g_free(x->device_id);
+    g_free(x->platform);
+    g_free(x);
+}
+
 static void h_register(struct conn *c, json_t *id, json_t *msg)
 {
     const char *device_id = device_of(c, id, msg);
@@ -453,14 +480,27 @@ static void h_register(struct conn *c, json_t *id, json_t *msg)
                          "token must be a string of 1-4096 printable ASCII chars");
         return;
     }
-    int rc = gateway_register(c->user_id, device_id, platform, token);
-    if (rc == STORE_EINVAL)
-        conn_reply_error(c, id, ERR_BAD_REQUEST,
-                         "token must be a string of 1-4096 printable ASCII chars");
-    else if (rc != STORE_OK)
-        conn_reply_error(c, id, ERR_UNAVAILABLE, "store unavailable");
-    else
-        conn_reply(c, id, json_pack("{s:s, s:s}", "device_id", device_id, "platform", platform));
+    struct registering *x = g_new(struct registering, 1);
+    *x = (struct registering){conn_req_new(c, id), g_strdup(device_id), g_strdup(platform)};
+    int rc = gateway_register(c->user_id, device_id, platform, token, on_registered, x);
+    if (rc != STORE_OK)
+        on_registered(rc, x);
+}
+
+static void on_unregistered(int rc, void *ud)
+{
+    struct conn_req *req = ud;
+    struct conn *c = conn_req_conn(req);
+    if (!c) {
+        /* gone meanwhile */
+    } else if (rc == STORE_ENOTFOUND) {
+        conn_reply_error(c, req->id, ERR_NOT_FOUND, "no push token registered for this device");
+    } else if (rc != STORE_OK) {
+        conn_reply_error(c, req->id, ERR_UNAVAILABLE, "store unavailable");
+    } else {
+        conn_reply(c, req->id, NULL);
+    }
+    conn_req_free(req);
 }
 
 static void h_unregister(struct conn *c, json_t *id, json_t *msg)
@@ -468,13 +508,10 @@ static void h_unregister(struct conn *c, json_t *id, json_t *msg)
     const char *device_id = device_of(c, id, msg);
     if (!device_id)
         return;
-    int rc = gateway_unregister(c->user_id, device_id);
-    if (rc == STORE_ENOTFOUND)
-        conn_reply_error(c, id, ERR_NOT_FOUND, "no push token registered for this device");
-    else if (rc != STORE_OK)
-        conn_reply_error(c, id, ERR_UNAVAILABLE, "store unavailable");
-    else
-        conn_reply(c, id, NULL);
+    struct conn_req *req = conn_req_new(c, id);
+    int rc = gateway_unregister(c->user_id, device_id, on_unregistered, req);
+    if (rc != STORE_OK)
+        on_unregistered(rc, req);
 }
 
 const struct ws_handler push_handlers[] = {
