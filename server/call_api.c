@@ -11,8 +11,10 @@
 #include "media/srtp.h"
 #include "push/inbox.h"
 #include "push/presence.h"
+#include "records/account.h"
 #include "records/account_cache.h"
 #include "records/calls.h"
+#include "records/org.h"
 #include "server/bus.h"
 #include "server/call_busy.h"
 #include "server/call_glare.h"
@@ -681,12 +683,73 @@ static bool prefetch_callees(json_t *to, gpointer n)
     return sent;
 }
 
+static bool invite_count_later(struct conn *c, json_t *id, json_t *msg, bool ahead);
+
+/* An invite whose checks' reads are made ahead. */
+struct invite_ahead {
+    uint64_t serial;
+    json_t *id, *msg;
+    int waiting;
+};
+
+static void on_invite_ahead(void *ud)
+{
+    struct invite_ahead *x = ud;
+    if (--x->waiting > 0)
+        return;
+    struct conn *c = conn_find(x->serial);
+    if (c && !server.stopping)
+        invite_count_later(c, x->id, x->msg, true);
+    json_decref(x->id);
+    json_decref(x->msg);
+    g_free(x);
+}
+
+/* Where the store reads later: the divisions of the caller's and the
+ * callee's organisations and the patrol the invite names, which its
+ * checks would read on the loop, are read first, without waiting; the
+ * invite goes on once they are in (true). False if none was missing. */
+static bool invite_read_ahead(struct conn *c, json_t *id, json_t *msg)
+{
+    json_t *to = json_object_get(msg, "to");
+    const char *user = jx_str_bounded(to, "user", 64);
+    const char *ent = jx_str_bounded(to, "enterprise", ORG_ID_MAX);
+    const char *roles[2] = {c->role, NULL}, *orgs[2] = {c->org, NULL};
+    struct account *acct = NULL;
+    if (user && account_get(server.store, user, &acct) == STORE_OK) {
+        roles[1] = acct->role;
+        orgs[1] = acct->org;
+    } else if (ent) {
+        roles[1] = "corp";
+        orgs[1] = ent;
+    }
+    struct invite_ahead *x = g_new(struct invite_ahead, 1);
+    *x = (struct invite_ahead){c->serial, json_incref(id), json_incref(msg), 1};
+    if (org_divisions_read_later(server.store, roles, orgs, roles[1] ? 2 : 1, on_invite_ahead, x))
+        x->waiting++;
+    if (patrol_read_ahead(jx_str(msg, "patrol_id"), on_invite_ahead, x))
+        x->waiting++;
+    account_free(acct);
+    bool later = x->waiting > 1;
+    if (!later) {
+        json_decref(x->id);
+        json_decref(x->msg);
+        g_free(x);
+    } else {
+        x->waiting--; /* the hold while sending */
+    }
+    return later;
+}
+
 /* Counts an invite without waiting, on a store that offers it. False if
- * it does not (the invite then runs as usual). */
-static bool invite_count_later(struct conn *c, json_t *id, json_t *msg)
+ * it does not (the invite then runs as usual). ahead: its reads were made
+ * ahead already. */
+static bool invite_count_later(struct conn *c, json_t *id, json_t *msg, bool ahead)
 {
     if (!counting)
         return false;
+    if (!ahead && invite_read_ahead(c, id, msg))
+        return true;
     struct ws_ctx w = {c, id};
     struct call_actor a = {c->user_id, c->device_id, c->role, c->org};
     struct call_reply r = {ws_reply, &w};
@@ -716,7 +779,7 @@ static bool invite_count_later(struct conn *c, json_t *id, json_t *msg)
 
 static void dispatch(struct conn *c, json_t *id, json_t *msg, sig_fn fn)
 {
-    if (fn == call_invite && invite_count_later(c, id, msg))
+    if (fn == call_invite && invite_count_later(c, id, msg, false))
         return;
     if (fn != call_invite && (owner_later(c, id, msg, fn) || forward(c, id, msg)))
         return;
@@ -885,6 +948,7 @@ void call_api_init(void)
 void call_api_shutdown(void)
 {
     call_shutdown();
+    patrol_shutdown();
     call_busy_shutdown();
     call_glare_shutdown();
     if (sweep_source)

@@ -233,18 +233,23 @@ static bool resolve_target(const struct call_actor *a, json_t *to, struct target
                 goto out;
             }
         }
-        json_t *doc = NULL;
-        int rc = org_enterprise_get(call_store, ent, &doc);
-        if (rc != STORE_OK) {
-            t->err = rc == STORE_ENOTFOUND ? ERR_NOT_FOUND : ERR_UNAVAILABLE;
-            t->why = rc == STORE_ENOTFOUND ? "no such enterprise" : "store unavailable";
+        int rc = STORE_OK;
+        if (org_division_kept("corp", ent)) { /* read ahead: from memory */
+            t->division = org_division_of(call_store, "corp", ent);
+        } else {
+            json_t *doc = NULL;
+            rc = org_enterprise_get(call_store, ent, &doc);
+            t->division = g_strdup(jx_str(doc, "division"));
+            json_decref(doc);
+        }
+        if (rc != STORE_OK || !t->division) {
+            t->err = rc == STORE_OK || rc == STORE_ENOTFOUND ? ERR_NOT_FOUND : ERR_UNAVAILABLE;
+            t->why = t->err == ERR_NOT_FOUND ? "no such enterprise" : "store unavailable";
             goto out;
         }
         struct principal p = {a->role, a->org};
-        bool reach = strcmp(a->role, "gov") == 0 &&
-                     juris_reaches(&p, ORG_ENTERPRISE, ent, jx_str(doc, "division"));
-        t->division = g_strdup(jx_str(doc, "division"));
-        json_decref(doc);
+        bool reach =
+            strcmp(a->role, "gov") == 0 && juris_reaches(&p, ORG_ENTERPRISE, ent, t->division);
         if (!reach) {
             t->err = ERR_FORBIDDEN;
             t->why = "that enterprise is outside your jurisdiction";

@@ -25,11 +25,89 @@ static struct store *store;
 static int min_call_s;
 static int max_items;
 
+/* Patrols read ahead for the invites that name them (patrol_read_ahead),
+ * and as this node last wrote them: an invite's check uses one this
+ * recent rather than read it on the loop. */
+#define AHEAD_FRESH_MS 2000
+#define AHEAD_MAX 1000
+struct ahead {
+    json_t *doc;
+    int64_t at_ms; /* monotonic */
+};
+static GHashTable *ahead; /* patrol id -> struct ahead* */
+
+static void ahead_free(gpointer p)
+{
+    struct ahead *x = p;
+    json_decref(x->doc);
+    g_free(x);
+}
+
+static void ahead_keep(const char *id, json_t *doc)
+{
+    if (!ahead || !id)
+        return;
+    if (g_hash_table_size(ahead) >= AHEAD_MAX)
+        g_hash_table_remove_all(ahead);
+    struct ahead *x = g_new(struct ahead, 1);
+    *x = (struct ahead){json_deep_copy(doc), g_get_monotonic_time() / 1000};
+    g_hash_table_replace(ahead, g_strdup(id), x);
+}
+
+/* Stores a patrol, remembering it as written. */
+static int put(const char *id, json_t *doc)
+{
+    int rc = patrols_put(store, id, doc);
+    if (rc == STORE_OK)
+        ahead_keep(id, doc);
+    else if (ahead)
+        g_hash_table_remove(ahead, id);
+    return rc;
+}
+
 void patrol_init(struct store *st, int min_call, int items)
 {
     store = st;
     min_call_s = min_call;
     max_items = items;
+    if (!ahead)
+        ahead = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, ahead_free);
+}
+
+void patrol_shutdown(void)
+{
+    g_clear_pointer(&ahead, g_hash_table_destroy);
+    store = NULL;
+}
+
+struct read_ahead {
+    char *id;
+    void (*done)(void *ud);
+    void *ud;
+};
+
+static void on_ahead(int rc, const struct store_docs *d, void *ud)
+{
+    struct read_ahead *x = ud;
+    if (rc == STORE_OK && d->n == 1 && d->docs[0])
+        ahead_keep(x->id, d->docs[0]);
+    x->done(x->ud);
+    g_free(x->id);
+    g_free(x);
+}
+
+bool patrol_read_ahead(const char *id, void (*done)(void *ud), void *ud)
+{
+    if (!ahead || !store || !id || !store_reads_later(store))
+        return false;
+    struct read_ahead *x = g_new(struct read_ahead, 1);
+    *x = (struct read_ahead){g_strdup(id), done, ud};
+    const char *ids[] = {id};
+    if (store_docs_get_later(store, "patrols", ids, 1, on_ahead, x) == STORE_OK)
+        return true;
+    g_free(x->id);
+    g_free(x);
+    return false;
 }
 
 static void reply_ok(const struct call_reply *r, json_t *fields)
@@ -139,7 +217,7 @@ void patrol_start(const struct call_actor *a, json_t *msg, const struct call_rep
     json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:O, s:I}", "id", id, "owner",
                             a->user_id, "division", a->org, "date", date, "status", "open", "scope",
                             scope ? "key" : "list", "items", items, "created_at", (json_int_t)now);
-    int rc = patrols_put(store, id, doc);
+    int rc = put(id, doc);
     if (rc != STORE_OK) {
         reply_err(r, ERR_UNAVAILABLE, "cannot record the patrol now");
     } else {
@@ -211,7 +289,7 @@ void patrol_note(const struct call_actor *a, json_t *msg, const struct call_repl
     json_object_set_new(item, "findings",
                         json_string(json_is_string(findings) ? json_string_value(findings) : ""));
     json_object_set_new(item, "noted_at", json_integer(clock_now_ms()));
-    if (patrols_put(store, jx_str(doc, "id"), doc) != STORE_OK) {
+    if (put(jx_str(doc, "id"), doc) != STORE_OK) {
         reply_err(r, ERR_UNAVAILABLE, "cannot record the note now");
     } else {
         log_info("patrol", "patrol=%s enterprise=%s noted %s", jx_str(doc, "id"), ent, result);
@@ -306,7 +384,7 @@ void patrol_finish(const struct call_actor *a, json_t *msg, const struct call_re
     if (json_is_string(summary))
         json_object_set(doc, "summary", summary);
     json_t *report = NULL;
-    if (patrols_put(store, jx_str(doc, "id"), doc) != STORE_OK || !(report = build_report(doc))) {
+    if (put(jx_str(doc, "id"), doc) != STORE_OK || !(report = build_report(doc))) {
         reply_err(r, ERR_UNAVAILABLE, "cannot finish the patrol now");
     } else {
         audit_log(store, a->user_id, "patrol.finish", jx_str(doc, "id"), "ok", NULL);
@@ -320,7 +398,12 @@ enum err_code patrol_check_call(const char *patrol_id, const char *user_id, cons
                                 const char **why)
 {
     json_t *doc = NULL;
-    int rc = patrols_get(store, patrol_id, &doc);
+    struct ahead *x = ahead ? g_hash_table_lookup(ahead, patrol_id) : NULL;
+    int rc = STORE_OK;
+    if (x && g_get_monotonic_time() / 1000 - x->at_ms < AHEAD_FRESH_MS)
+        doc = json_incref(x->doc); /* read ahead, or written here, just now */
+    else
+        rc = patrols_get(store, patrol_id, &doc);
     enum err_code e = ERR_NONE;
     if (rc != STORE_OK) {
         *why = rc == STORE_ENOTFOUND ? "no such patrol" : "store unavailable";

@@ -13,6 +13,11 @@
 #include "signaling/call.h"
 
 void patrol_init(struct store *st, int min_call_s, int max_items);
+void patrol_shutdown(void);
+/* Reads patrol id without waiting, where the store reads later, so that
+ * an invite naming it is checked from memory: done(ud) from the loop once
+ * answered. False if nothing was sent (done is not told). */
+bool patrol_read_ahead(const char *id, void (*done)(void *ud), void *ud);
 
 void patrol_start(const struct call_actor *a, json_t *msg, const struct call_reply *r);
 void patrol_note(const struct call_actor *a, json_t *msg, const struct call_reply *r);
