@@ -582,9 +582,17 @@ static enum err_code check_scope(const struct principal *p, enum feed_scope scop
         }
         return ERR_NONE;
     }
-    json_t *ent = NULL;
-    int rc = org_enterprise_get(F.st, value, &ent);
-    if (rc == STORE_ENOTFOUND) {
+    char *div = NULL;
+    int rc = STORE_OK;
+    if (org_division_kept("corp", value)) { /* read ahead (feed_api.c): from memory */
+        div = org_division_of(F.st, "corp", value);
+    } else {
+        json_t *ent = NULL;
+        rc = org_enterprise_get(F.st, value, &ent);
+        div = g_strdup(jx_str(ent, "division"));
+        json_decref(ent);
+    }
+    if (rc == STORE_ENOTFOUND || (rc == STORE_OK && !div)) {
         *why = "no such enterprise";
         return ERR_NOT_FOUND;
     }
@@ -592,9 +600,8 @@ static enum err_code check_scope(const struct principal *p, enum feed_scope scop
         *why = "store unavailable";
         return ERR_UNAVAILABLE;
     }
-    const char *div = json_string_value(json_object_get(ent, "division"));
     bool ok = juris_reaches(p, ORG_ENTERPRISE, value, div);
-    json_decref(ent);
+    g_free(div);
     if (!ok) {
         *why = "enterprise out of your jurisdiction";
         return ERR_FORBIDDEN;

@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "push/feed.h"
 #include "records/alarm.h"
+#include "records/org.h"
 #include "server/conn.h"
 #include "server/server.h"
 #include "server/ws.h"
@@ -72,9 +73,34 @@ void feed_api_shutdown(void)
     feed_shutdown();
 }
 
+static void subscribe(struct conn *c, json_t *id, json_t *msg, bool ahead);
+
+/* A subscription to an enterprise whose division is read first. */
+struct ahead {
+    struct conn_req *req;
+    json_t *msg;
+};
+
+static void on_division_read(void *ud)
+{
+    struct ahead *x = ud;
+    struct conn *c = conn_req_conn(x->req);
+    if (c)
+        subscribe(c, x->req->id, x->msg, true);
+    conn_req_free(x->req);
+    json_decref(x->msg);
+    g_free(x);
+}
+
 /* feed.subscribe {"enterprise"|"park"|"division", "max_hz"?} → {"feed_id"};
- * the snapshot follows the reply. */
+ * the snapshot follows the reply. An enterprise's division, where the
+ * store reads later and it is not kept, is read first without waiting. */
 static void h_subscribe(struct conn *c, json_t *id, json_t *msg)
+{
+    subscribe(c, id, msg, false);
+}
+
+static void subscribe(struct conn *c, json_t *id, json_t *msg, bool ahead)
 {
     static const char *const keys[] = {"enterprise", "park", "division"};
     static const enum feed_scope scopes[] = {FEED_ENTERPRISE, FEED_PARK, FEED_DIVISION};
@@ -107,6 +133,16 @@ static void h_subscribe(struct conn *c, json_t *id, json_t *msg)
     if (hz && max_hz <= 0) {
         conn_reply_error(c, id, ERR_BAD_REQUEST, "max_hz must be positive");
         return;
+    }
+    const char *corp = "corp";
+    if (!ahead && found == 0 && strlen(value) <= ORG_ID_MAX) {
+        struct ahead *x = g_new(struct ahead, 1);
+        *x = (struct ahead){conn_req_new(c, id), json_incref(msg)};
+        if (org_divisions_read_later(server.store, &corp, &value, 1, on_division_read, x))
+            return;
+        conn_req_free(x->req);
+        json_decref(x->msg);
+        g_free(x);
     }
     struct principal p = {c->role, c->org};
     char *feed_id = NULL;
