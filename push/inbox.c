@@ -60,6 +60,7 @@ void inbox_shutdown(void)
         g_array_free(observers, TRUE);
     observers = NULL;
     g_clear_pointer(&trim_due, g_hash_table_destroy);
+    inbox_set_batches(NULL);
     store = NULL;
 }
 
@@ -278,7 +279,18 @@ struct later {
     int64_t *seqs;
     inbox_stored_cb done; /* told after the announcement, or NULL */
     void *done_ud;
+    uint64_t gen; /* the batch its write joined */
 };
+
+static struct inbox_batches batches;
+
+void inbox_set_batches(const struct inbox_batches *b)
+{
+    if (b)
+        batches = *b;
+    else
+        memset(&batches, 0, sizeof(batches));
+}
 
 static GQueue stored_later = G_QUEUE_INIT; /* struct later*, answered, in order */
 static guint announce_idle;
@@ -308,7 +320,12 @@ static void later_free(struct later *l)
 static void announce_stored(void)
 {
     struct later *l;
-    while ((l = g_queue_pop_head(&stored_later))) {
+    while ((l = g_queue_peek_head(&stored_later))) {
+        if (l->rc == STORE_OK && batches.judged && !batches.judged(l->gen))
+            break; /* its batch is not judged yet: told by inbox_batches_judged() */
+        g_queue_pop_head(&stored_later);
+        if (l->rc == STORE_OK && batches.failed && batches.failed(l->gen))
+            l->rc = STORE_EIO; /* answered, but its batch failed: it may be lost */
         if (l->rc == STORE_OK)
             announce((const char *const *)l->user_ids, (const char *const *)l->keys, l->seqs, l->n,
                      l->item);
@@ -339,6 +356,12 @@ static gboolean on_announce_idle(gpointer ud)
     announce_idle = 0;
     announce_stored();
     return G_SOURCE_REMOVE;
+}
+
+void inbox_batches_judged(void)
+{
+    if (!g_queue_is_empty(&stored_later) && !announce_idle)
+        announce_idle = g_idle_add(on_announce_idle, NULL);
 }
 
 static void on_stored_later(int rc, const int64_t *seqs, int n, void *ud)
@@ -401,7 +424,9 @@ int inbox_push_many_then(const char *const *user_ids, int n, const char *kind, c
         log_error("inbox", "cannot store a %s push for %d user(s): store error %d", kind, n, rc);
         l->done = NULL; /* told by the return */
         later_free(l);
+        return rc;
     }
+    l->gen = batches.now ? batches.now() : 0; /* the batch the write joined */
     return rc;
 }
 

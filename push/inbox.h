@@ -61,6 +61,22 @@ enum inbox_fanout { INBOX_FANOUT_BEGIN, INBOX_FANOUT_PUMP, INBOX_FANOUT_END };
 typedef void (*inbox_fanout_cb)(enum inbox_fanout step, void *ud);
 void inbox_on_fanout(inbox_fanout_cb cb, void *ud);
 
+/* The server's batches of writes (server/commit.c): the one a write joins
+ * now, whether one was judged (written and answered, or failed), whether
+ * it failed. A push stored later is announced (delivered, its caller
+ * told) only once its batch is judged, and not at all if the batch
+ * failed: a store that confirms a batch after its replies (Redis with
+ * ?wait=N) may lose a write it answered. Without them (tests) a push is
+ * announced as soon as its write is answered. */
+struct inbox_batches {
+    uint64_t (*now)(void);
+    bool (*judged)(uint64_t gen);
+    bool (*failed)(uint64_t gen);
+};
+void inbox_set_batches(const struct inbox_batches *b);
+/* The server judged a batch: the pushes held for it go on. */
+void inbox_batches_judged(void);
+
 /* Adds an observer (at most a few: the push gateway, metrics). */
 void inbox_observe(inbox_observer_cb cb, void *ud);
 

@@ -3,6 +3,7 @@
 #include "server/commit.h"
 
 #include "common/log.h"
+#include "push/inbox.h"
 #include "server/conn.h"
 #include "server/http.h"
 #include "server/server.h"
@@ -238,6 +239,7 @@ static void advance(uint64_t gen)
         durable_gen = gen;
         conn_wake_deferred();
         http_wake_flushed();
+        inbox_batches_judged();
     }
 }
 

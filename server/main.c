@@ -559,6 +559,8 @@ int main(int argc, char **argv)
     struct inbox_limits inbox_limits = {server.cfg.inbox_max_age_s, server.cfg.inbox_max_count};
     inbox_init(server.store, &inbox_limits, push_api_deliver, NULL);
     inbox_on_fanout(push_api_fanout, NULL);
+    struct inbox_batches batches = {commit_needed, commit_durable, commit_failed};
+    inbox_set_batches(&batches);
     notice_init(server.store);
     gateway_client_init();
     struct gateway_config gateway_cfg = {

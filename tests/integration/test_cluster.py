@@ -784,6 +784,45 @@ def test_a_write_redis_refuses_after_the_fact_is_never_acknowledged(server, tmp_
         redis.stop()
 
 
+def test_a_push_its_replica_never_confirmed_is_never_told(server, tmp_path):
+    """With ?wait=1 a batch is durable once a replica has it. A push is
+    stored as a write of the open batch; Redis answers its seq at once,
+    but the push goes to no device and its request is not acknowledged
+    until the batch is confirmed: here the replica is gone, the batch
+    fails, and the push is refused (503) and never delivered."""
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    a_dir.mkdir()
+    b_dir.mkdir()
+    a = OwnRedis(a_dir)
+    a.start()
+    b = OwnRedis(b_dir, replica_of=a.port)
+    b.start()
+    try:
+        wait_until(lambda: b"master_link_status:up" in subprocess.run(
+            b.cli() + ["info", "replication"], capture_output=True).stdout,
+            10, what="replica in sync")
+        n1, = cluster(server, n=1, redis=a.url + "?wait=1&wait_ms=300")
+        ops = n1.token("ops")
+        alice = n1.users["alice"]
+
+        async def body():
+            d = await n1.ws_login("alice", device_id="phone")
+            await resume_all(d)
+            assert send_push(n1, ops, alice, title="kept") == 1
+            assert await wait_pushes(d, 1) == [1]
+            b.kill9()
+            r = post_push(n1, ops, alice, "never confirmed")
+            assert r.status == 503 and r.error_code() == "unavailable", r
+            await asyncio.sleep(1.0)
+            assert push_seqs(d) == [1]  # the refused push never reached the device
+            await d.close()
+
+        run(body())
+    finally:
+        b.stop()
+        a.stop()
+
+
 def test_readings_whose_chunks_redis_refused_are_kept(server, tmp_path):
     """Chunks of readings are writes of the open batch, not waited for. When
     Redis refuses a batch with chunks in it (here: out of memory), the
