@@ -32,6 +32,12 @@ void calls_end_failed(json_t *doc, int64_t now_ms);
  * after a restart nobody holds their state any more. *count gets how many. */
 int calls_recover(struct store *st, int64_t now_ms, bool (*keep)(const char *id, void *ud),
                   void *ud, int *count);
+/* The same, the open calls looked up without waiting (as the reads made
+ * later are): done(rc, count, ud) from the main loop once they are ended
+ * (keep is called then). STORE_OK when under way, else a store code (done
+ * is not told). */
+int calls_recover_later(struct store *st, int64_t now_ms, bool (*keep)(const char *id, void *ud),
+                        void (*done)(int rc, int count, void *ud), void *ud);
 
 int patrols_put(struct store *st, const char *id, json_t *doc);
 int patrols_get(struct store *st, const char *id, json_t **out);

@@ -133,6 +133,7 @@ static bool held_elsewhere(const char *call_id)
  * grace period, looking every cluster_dead_s. */
 static GHashTable *orphans; /* call id -> int64_t* first seen orphaned (ms) */
 static guint sweep_source;
+static bool sweeping; /* a sweep's look-ups are out */
 
 struct sweep {
     int64_t now;
@@ -174,26 +175,42 @@ static bool keep_open(const char *call_id, void *ud)
 enum take { TAKEN, TAKEN_ELSEWHERE, GONE, TAKE_FAILED };
 static enum take take_over(const char *call_id, const char *dead, const char **why);
 
-/* The first node alive takes over at once the calls of a node that died
- * (so that a call still ringing rings on, and its devices hear how it
- * ends), and ends the calls nobody can say where they were held. */
-static gboolean on_sweep(gpointer ud)
+/* Once the open calls were looked at: those of dead nodes taken over. */
+static void swept(int rc, int n, void *ud)
 {
-    (void)ud;
-    if (!cluster_is_first())
-        return G_SOURCE_CONTINUE;
-    struct sweep w = {clock_now_ms(), g_ptr_array_new_with_free_func(g_free)};
-    int n = 0;
-    if (calls_recover(server.store, w.now, keep_open, &w, &n) == STORE_OK && n)
+    struct sweep *w = ud;
+    if (rc == STORE_OK && n)
         log_info("call", "%d call(s) of a server that is gone ended as failed", n);
-    for (guint i = 0; i < w.adopt->len; i++) {
-        const char *call_id = g_ptr_array_index(w.adopt, i), *why = NULL;
+    for (guint i = 0; orphans && i < w->adopt->len; i++) {
+        const char *call_id = g_ptr_array_index(w->adopt, i), *why = NULL;
         char *dead = g_strdup(owner_of(call_id));
         if (dead && !cluster_node_alive(dead) && take_over(call_id, dead, &why) == TAKE_FAILED)
             log_warn("call", "call=%s of node=%s cannot be taken over now", call_id, dead);
         g_free(dead);
     }
-    g_ptr_array_free(w.adopt, TRUE);
+    g_ptr_array_free(w->adopt, TRUE);
+    g_free(w);
+    sweeping = false;
+}
+
+/* The first node alive takes over at once the calls of a node that died
+ * (so that a call still ringing rings on, and its devices hear how it
+ * ends), and ends the calls nobody can say where they were held. The
+ * open calls are looked up without waiting where the store reads later. */
+static gboolean on_sweep(gpointer ud)
+{
+    (void)ud;
+    if (sweeping || !cluster_is_first())
+        return G_SOURCE_CONTINUE;
+    struct sweep *w = g_new(struct sweep, 1);
+    *w = (struct sweep){clock_now_ms(), g_ptr_array_new_with_free_func(g_free)};
+    sweeping = true;
+    if (store_reads_later(server.store) &&
+        calls_recover_later(server.store, w->now, keep_open, swept, w) == STORE_OK)
+        return G_SOURCE_CONTINUE;
+    int n = 0;
+    int rc = calls_recover(server.store, w->now, keep_open, w, &n);
+    swept(rc, n, w);
     return G_SOURCE_CONTINUE;
 }
 
@@ -937,6 +954,7 @@ void call_api_init(void)
         pending = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, forwarded_free);
         handled = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         orphans = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        sweeping = false;
         sweep_source = g_timeout_add_seconds((guint)server.cfg.cluster_dead_s, on_sweep, NULL);
         bus_on("call.req", on_call_req, NULL);
         bus_on("call.rep", on_call_rep, NULL);
