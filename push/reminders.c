@@ -125,34 +125,42 @@ static int standin_commitment(struct store *st, const char *date, GPtrArray *out
     return rc != STORE_OK ? rc : p.rc;
 }
 
+static bool filed_by(const char *id, json_t *doc, void *ud)
+{
+    (void)id;
+    if (jx_str(doc, "user"))
+        g_hash_table_add(ud, g_strdup(jx_str(doc, "user")));
+    return true;
+}
+
+struct regulators {
+    GHashTable *filed; /* user ids that filed the period */
+    GPtrArray *out;
+};
+
 static bool pick_regulator(struct account *a, void *ud)
 {
-    struct pick *p = ud;
-    if (a->disabled || strcmp(a->role, "gov") != 0)
-        return true;
-    char *fid = g_strconcat(a->id, "/", p->date, NULL); /* date is YYYY-MM here */
-    json_t *filed = NULL;
-    int rc = store_doc_get(p->st, "selfeval_filings", fid, &filed);
-    g_free(fid);
-    json_decref(filed);
-    if (rc == STORE_ENOTFOUND)
-        g_ptr_array_add(p->out, g_strdup(a->id));
-    else if (rc != STORE_OK)
-        p->rc = rc;
-    return p->rc == STORE_OK;
+    struct regulators *r = ud;
+    if (!a->disabled && strcmp(a->role, "gov") == 0 && !g_hash_table_contains(r->filed, a->id))
+        g_ptr_array_add(r->out, g_strdup(a->id));
+    return true;
 }
 
 /* The default self-evaluation source: every regulator without a
- * "selfeval_filings" document USER/YYYY-MM for the period (written by
- * records/selfeval.c when it files). */
+ * "selfeval_filings" document of the period (YYYY-MM; written by
+ * records/selfeval.c when it files): one look-up of the period's filings,
+ * the accounts from memory where they are kept. */
 static int standin_selfeval(struct store *st, const char *date, GPtrArray *out, void *ud)
 {
     (void)ud;
     char month[8];
     g_strlcpy(month, date, sizeof(month));
-    struct pick p = {st, month, out, NULL, STORE_OK};
-    int rc = account_each(st, pick_regulator, &p);
-    return rc != STORE_OK ? rc : p.rc;
+    struct regulators r = {g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL), out};
+    int rc = store_index_find(st, "selfeval_filings", "period", month, false, filed_by, r.filed);
+    if (rc == STORE_OK)
+        rc = account_each(st, pick_regulator, &r);
+    g_hash_table_destroy(r.filed);
+    return rc;
 }
 
 /* ------------------------------------------------------------ calendar */
@@ -467,6 +475,10 @@ int reminders_init(struct store *st, const struct reminders_config *cfg, char **
     if (!parse_hhmm(cfg->commitment_cutoff, &ch, &cm) ||
         !parse_hhmm(cfg->selfeval_time, &sh, &sm)) {
         *err = g_strdup("reminder times must be HH:MM");
+        goto fail;
+    }
+    if (store_index_define(st, "selfeval_filings", "period", false) != STORE_OK) {
+        *err = g_strdup("cannot define the self-evaluations' index");
         goto fail;
     }
     jobs = g_ptr_array_new_with_free_func(job_free);

@@ -257,6 +257,8 @@ static bool each_doc(const char *id, json_t *doc, void *ud)
 
 int account_each(struct store *st, account_cb cb, void *ud)
 {
+    if (account_cache_serves(st))
+        return account_cache_each(cb, ud);
     struct each_ctx ctx = {cb, ud};
     return store_doc_list(st, "users", each_doc, &ctx);
 }

@@ -368,3 +368,19 @@ int account_cache_each_in_org(const char *org, account_cb cb, void *ud)
     cache.busy--;
     return STORE_OK;
 }
+
+int account_cache_each(account_cb cb, void *ud)
+{
+    int rc = catch_up();
+    if (rc != STORE_OK)
+        return rc;
+    struct each_ctx ctx = {cb, ud};
+    cache.busy++;
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, cache.by_id);
+    while (g_hash_table_iter_next(&it, NULL, &v) && !each_one(NULL, v, &ctx))
+        ;
+    cache.busy--;
+    return STORE_OK;
+}

@@ -40,5 +40,7 @@ bool account_cache_serves(struct store *st);
 int account_cache_get(const char *id, struct account **out);
 int account_cache_find(const char *username, struct account **out);
 int account_cache_each_in_org(const char *org, account_cb cb, void *ud);
+/* Every account, in no order. */
+int account_cache_each(account_cb cb, void *ud);
 
 #endif
