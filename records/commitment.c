@@ -232,22 +232,20 @@ int commitment_get(struct store *st, const char *enterprise, const char *date, j
     return rc;
 }
 
-enum err_code commitment_file(struct store *st, const char *enterprise, const char *actor,
-                              const json_t *in, int64_t now_ms, int deadline_min, json_t **out,
-                              const char **why)
+/* Files with what was read: the enterprise's record (ent) and today's
+ * commitment so far (prev, NULL if none), both taken; rc_prev the code of
+ * that read. */
+static enum err_code file_with(struct store *st, const char *enterprise, const char *actor,
+                               const json_t *in, int64_t now_ms, int deadline_min, json_t *ent,
+                               json_t *prev, int rc_prev, json_t **out, const char **why)
 {
-    json_t *ent = NULL;
-    int rc = store_doc_get(st, "enterprises", enterprise, &ent);
-    if (rc != STORE_OK) {
-        *why = rc == STORE_ENOTFOUND ? "no such enterprise" : "store unavailable";
-        return rc == STORE_ENOTFOUND ? ERR_NOT_FOUND : ERR_UNAVAILABLE;
-    }
     char date[BIZDATE_LEN];
     bizdate_of(now_ms, date);
     const char *asked = json_string_value(json_object_get(in, "date"));
-    json_t *doc = NULL, *prev = NULL;
+    json_t *doc = NULL;
     enum err_code e = ERR_NONE;
     int64_t deadline = 0;
+    int rc = rc_prev;
     if (json_object_get(in, "date") && g_strcmp0(asked, date) != 0) {
         *why = "only today's commitment can be filed (date is the business date of now)";
         e = ERR_BAD_REQUEST;
@@ -258,7 +256,6 @@ enum err_code commitment_file(struct store *st, const char *enterprise, const ch
         e = ERR_BAD_REQUEST;
         goto out;
     }
-    rc = commitment_get(st, enterprise, date, &prev);
     if (rc != STORE_OK && rc != STORE_ENOTFOUND) {
         *why = "store unavailable";
         e = ERR_UNAVAILABLE;
@@ -308,6 +305,151 @@ out:
     json_decref(prev);
     json_decref(ent);
     return e;
+}
+
+enum err_code commitment_file(struct store *st, const char *enterprise, const char *actor,
+                              const json_t *in, int64_t now_ms, int deadline_min, json_t **out,
+                              const char **why)
+{
+    json_t *ent = NULL, *prev = NULL;
+    int rc = store_doc_get(st, "enterprises", enterprise, &ent);
+    if (rc != STORE_OK) {
+        *why = rc == STORE_ENOTFOUND ? "no such enterprise" : "store unavailable";
+        return rc == STORE_ENOTFOUND ? ERR_NOT_FOUND : ERR_UNAVAILABLE;
+    }
+    char date[BIZDATE_LEN];
+    bizdate_of(now_ms, date);
+    rc = commitment_get(st, enterprise, date, &prev);
+    return file_with(st, enterprise, actor, in, now_ms, deadline_min, ent, prev, rc, out, why);
+}
+
+/* ------------------------------------------------------------ later */
+
+/* A filing whose reads are out. An enterprise's filings are made one
+ * after another (each reads the versions the one before wrote). */
+struct filing {
+    struct store *st;
+    char *enterprise, *actor;
+    json_t *in;
+    int64_t now_ms;
+    int deadline_min;
+    commitment_filed_cb cb;
+    void *ud;
+    json_t *ent, *prev;
+    int rc_ent, rc_prev, out;
+};
+
+static GHashTable *filing; /* enterprise -> GQueue of struct filing*, the first under way */
+
+static void filing_start(struct filing *f);
+
+static void filing_done(struct filing *f)
+{
+    json_t *doc = NULL;
+    const char *why = NULL;
+    enum err_code e;
+    if (f->rc_ent != STORE_OK) {
+        e = f->rc_ent == STORE_ENOTFOUND ? ERR_NOT_FOUND : ERR_UNAVAILABLE;
+        why = e == ERR_NOT_FOUND ? "no such enterprise" : "store unavailable";
+        json_decref(f->prev);
+    } else {
+        e = file_with(f->st, f->enterprise, f->actor, f->in, f->now_ms, f->deadline_min, f->ent,
+                      f->prev, f->rc_prev, &doc, &why);
+        f->ent = NULL; /* taken */
+    }
+    f->cb(e, doc, why, f->ud);
+    json_decref(doc);
+    json_decref(f->ent);
+    GQueue *q = g_hash_table_lookup(filing, f->enterprise);
+    g_queue_pop_head(q);
+    struct filing *next = g_queue_peek_head(q);
+    if (!next)
+        g_hash_table_remove(filing, f->enterprise);
+    g_free(f->enterprise);
+    g_free(f->actor);
+    json_decref(f->in);
+    g_free(f);
+    if (next)
+        filing_start(next);
+}
+
+static void on_filing_read(int rc, const struct store_docs *d, void *ud, bool is_ent)
+{
+    struct filing *f = ud;
+    json_t *doc = rc == STORE_OK && d->n == 1 && d->docs[0] ? json_incref(d->docs[0]) : NULL;
+    int code = rc != STORE_OK ? rc : doc ? STORE_OK : STORE_ENOTFOUND;
+    if (is_ent) {
+        f->ent = doc;
+        f->rc_ent = code;
+    } else {
+        f->prev = doc;
+        f->rc_prev = code;
+    }
+    if (--f->out == 0)
+        filing_done(f);
+}
+
+static void on_ent_read(int rc, const struct store_docs *d, void *ud)
+{
+    on_filing_read(rc, d, ud, true);
+}
+
+static void on_prev_read(int rc, const struct store_docs *d, void *ud)
+{
+    on_filing_read(rc, d, ud, false);
+}
+
+static void filing_start(struct filing *f)
+{
+    char date[BIZDATE_LEN];
+    bizdate_of(f->now_ms, date);
+    char *id = doc_id(f->enterprise, date);
+    const char *ents[] = {f->enterprise}, *ids[] = {id};
+    f->out = 3; /* held while sending */
+    f->rc_ent = f->rc_prev = STORE_EIO;
+    if (store_docs_get_later(f->st, "enterprises", ents, 1, on_ent_read, f) != STORE_OK)
+        f->out--;
+    if (store_docs_get_later(f->st, "commitments", ids, 1, on_prev_read, f) != STORE_OK)
+        f->out--;
+    g_free(id);
+    if (--f->out == 0)
+        filing_done(f);
+}
+
+void commitment_file_later(struct store *st, const char *enterprise, const char *actor,
+                           const json_t *in, int64_t now_ms, int deadline_min,
+                           commitment_filed_cb cb, void *ud)
+{
+    if (!store_reads_later(st)) {
+        json_t *doc = NULL;
+        const char *why = NULL;
+        enum err_code e =
+            commitment_file(st, enterprise, actor, in, now_ms, deadline_min, &doc, &why);
+        cb(e, doc, why, ud);
+        json_decref(doc);
+        return;
+    }
+    struct filing *f = g_new0(struct filing, 1);
+    f->st = st;
+    f->enterprise = g_strdup(enterprise);
+    f->actor = g_strdup(actor);
+    f->in = json_deep_copy(in);
+    f->now_ms = now_ms;
+    f->deadline_min = deadline_min;
+    f->cb = cb;
+    f->ud = ud;
+    if (!filing)
+        filing =
+            g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_queue_free);
+    GQueue *q = g_hash_table_lookup(filing, enterprise);
+    if (q) { /* behind the enterprise's filing under way */
+        g_queue_push_tail(q, f);
+        return;
+    }
+    q = g_queue_new();
+    g_queue_push_tail(q, f);
+    g_hash_table_insert(filing, g_strdup(enterprise), q);
+    filing_start(f);
 }
 
 struct tally {

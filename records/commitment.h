@@ -38,6 +38,15 @@ json_t *commitment_validate(const json_t *in, const json_t *enterprise, const ch
 enum err_code commitment_file(struct store *st, const char *enterprise, const char *actor,
                               const json_t *in, int64_t now_ms, int deadline_min, json_t **out,
                               const char **why);
+/* The same where the store reads later (Redis): the enterprise's record
+ * and today's commitment so far are read without waiting, and an
+ * enterprise's filings are made one after another (each sees the one
+ * before). cb(e, commitment (borrowed; NULL unless ERR_NONE), why, ud)
+ * from the main loop; on other stores at once. in is copied. */
+typedef void (*commitment_filed_cb)(enum err_code e, json_t *commitment, const char *why, void *ud);
+void commitment_file_later(struct store *st, const char *enterprise, const char *actor,
+                           const json_t *in, int64_t now_ms, int deadline_min,
+                           commitment_filed_cb cb, void *ud);
 /* The commitment of enterprise on date, or STORE_ENOTFOUND. */
 int commitment_get(struct store *st, const char *enterprise, const char *date, json_t **out);
 

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "records/commitment.h"
 #include "records/jurisdiction.h"
+#include "records/org.h"
 #include "server/conn.h"
 #include "server/rest.h"
 #include "server/server.h"
@@ -25,47 +26,71 @@ static int deadline_min(void)
     return bizdate_minute_parse(server.cfg.commitment_deadline);
 }
 
-/* Files msg for the user (role, org, user_id); *out gets the document. */
-static enum err_code submit(const char *role, const char *org, const char *user_id,
-                            const json_t *msg, json_t **out, const char **why)
+/* A filing under way: its caller's answer. */
+struct submitted {
+    char *enterprise, *user_id;
+    void (*answer)(enum err_code e, json_t *commitment, const char *why, void *ud);
+    void *ud;
+};
+
+static void on_filed(enum err_code e, json_t *commitment, const char *why, void *ud)
+{
+    struct submitted *x = ud;
+    if (e == ERR_NONE)
+        log_info("commitment", "enterprise=%s date=%s version=%lld late=%s by user=%s",
+                 x->enterprise, jx_str(commitment, "date"),
+                 (long long)jx_int(commitment, "version", 0),
+                 jx_bool(commitment, "version_late", false) ? "yes" : "no", x->user_id);
+    x->answer(e, commitment, why, x->ud);
+    g_free(x->enterprise);
+    g_free(x->user_id);
+    g_free(x);
+}
+
+/* Files msg for the user (role, org, user_id): answer(e, commitment
+ * (borrowed), why, ud), at once or once its reads are in. */
+static void submit(const char *role, const char *org, const char *user_id, const json_t *msg,
+                   void (*answer)(enum err_code, json_t *, const char *, void *), void *ud)
 {
     json_t *ev = json_object_get(msg, "enterprise");
     const char *ent = json_string_value(ev);
     if (ev && !ent) {
-        *why = "enterprise must be a string";
-        return ERR_BAD_REQUEST;
+        answer(ERR_BAD_REQUEST, NULL, "enterprise must be a string", ud);
+        return;
     }
     if (strcmp(role, "corp") == 0) {
         if (ent && strcmp(ent, org) != 0) {
-            *why = "you file only your own enterprise's commitment";
-            return ERR_FORBIDDEN;
+            answer(ERR_FORBIDDEN, NULL, "you file only your own enterprise's commitment", ud);
+            return;
         }
         ent = org;
     } else if (strcmp(role, "admin") != 0) {
-        *why = "only the enterprise files its commitment";
-        return ERR_FORBIDDEN;
-    } else if (!ent) {
-        *why = "enterprise is required";
-        return ERR_BAD_REQUEST;
+        answer(ERR_FORBIDDEN, NULL, "only the enterprise files its commitment", ud);
+        return;
+    } else if (!ent || strlen(ent) > ORG_ID_MAX) {
+        answer(ERR_BAD_REQUEST, NULL, "enterprise is required", ud);
+        return;
     }
-    enum err_code e =
-        commitment_file(server.store, ent, user_id, msg, clock_now_ms(), deadline_min(), out, why);
-    if (e == ERR_NONE)
-        log_info("commitment", "enterprise=%s date=%s version=%lld late=%s by user=%s", ent,
-                 jx_str(*out, "date"), (long long)jx_int(*out, "version", 0),
-                 jx_bool(*out, "version_late", false) ? "yes" : "no", user_id);
-    return e;
+    struct submitted *x = g_new(struct submitted, 1);
+    *x = (struct submitted){g_strdup(ent), g_strdup(user_id), answer, ud};
+    commitment_file_later(server.store, ent, user_id, msg, clock_now_ms(), deadline_min(), on_filed,
+                          x);
+}
+
+static void ws_answer(enum err_code e, json_t *commitment, const char *why, void *ud)
+{
+    struct conn_req *req = ud;
+    struct conn *c = conn_req_conn(req);
+    if (c && e != ERR_NONE)
+        conn_reply_error(c, req->id, e, why);
+    else if (c)
+        conn_reply(c, req->id, json_pack("{s:O}", "commitment", commitment));
+    conn_req_free(req);
 }
 
 static void h_submit(struct conn *c, json_t *id, json_t *msg)
 {
-    json_t *out = NULL;
-    const char *why = NULL;
-    enum err_code e = submit(c->role, c->org, c->user_id, msg, &out, &why);
-    if (e != ERR_NONE)
-        conn_reply_error(c, id, e, why);
-    else
-        conn_reply(c, id, json_pack("{s:o}", "commitment", out));
+    submit(c->role, c->org, c->user_id, msg, ws_answer, conn_req_new(c, id));
 }
 
 const struct ws_handler commitment_handlers[] = {
@@ -73,19 +98,23 @@ const struct ws_handler commitment_handlers[] = {
     {NULL, NULL, false},
 };
 
+static void rest_answer(enum err_code e, json_t *commitment, const char *why, void *ud)
+{
+    uint64_t hold = GPOINTER_TO_SIZE(ud);
+    if (e != ERR_NONE)
+        rest_held_error(hold, e, why);
+    else
+        rest_held_reply(hold, 200, json_pack("{s:O}", "commitment", commitment));
+}
+
 static void route_submit(struct rest_req *r)
 {
-    json_t *out = NULL;
-    const char *why = NULL;
     if (!r->body) {
         rest_error(r, ERR_BAD_REQUEST, "body must be a commitment object");
         return;
     }
-    enum err_code e = submit(r->acct->role, r->acct->org, r->acct->id, r->body, &out, &why);
-    if (e != ERR_NONE)
-        rest_error(r, e, why);
-    else
-        rest_reply(r, 200, json_pack("{s:o}", "commitment", out));
+    submit(r->acct->role, r->acct->org, r->acct->id, r->body, rest_answer,
+           GSIZE_TO_POINTER(rest_hold(r)));
 }
 
 /* The date query parameter (default today); answers bad_request itself. */
