@@ -524,14 +524,14 @@ static void route_end(struct rest_req *r)
 }
 
 const struct rest_route alarm_routes[] = {
-    {REST_GET, "/api/v1/alarms", route_list, true},
-    {REST_GET, "/api/v1/alarms/stats", route_stats, true},
-    {REST_GET, "/api/v1/alarms/*", route_get, true},
-    {REST_POST, "/api/v1/alarms/*/ack", route_ack, true},
-    {REST_POST, "/api/v1/alarms/*/feedback", route_feedback, true},
-    {REST_POST, "/api/v1/alarms/*/close", route_close, true},
-    {REST_POST, "/api/v1/downtimes", route_declare, true},
-    {REST_GET, "/api/v1/downtimes", route_downtimes, true},
-    {REST_POST, "/api/v1/downtimes/*/end", route_end, true},
+    {REST_GET, "/api/v1/alarms", route_list, true, false},
+    {REST_GET, "/api/v1/alarms/stats", route_stats, true, false},
+    {REST_GET, "/api/v1/alarms/*", route_get, true, false},
+    {REST_POST, "/api/v1/alarms/*/ack", route_ack, true, false},
+    {REST_POST, "/api/v1/alarms/*/feedback", route_feedback, true, false},
+    {REST_POST, "/api/v1/alarms/*/close", route_close, true, false},
+    {REST_POST, "/api/v1/downtimes", route_declare, true, false},
+    {REST_GET, "/api/v1/downtimes", route_downtimes, true, false},
+    {REST_POST, "/api/v1/downtimes/*/end", route_end, true, false},
     {0},
 };

@@ -293,12 +293,12 @@ static void route_coverage(struct rest_req *r)
 }
 
 const struct rest_route call_routes[] = {
-    {REST_GET, "/api/v1/calls", route_calls, true},
-    {REST_GET, "/api/v1/calls/*", route_call, true},
-    {REST_GET, "/api/v1/calls/*/recordings", route_recordings, true},
-    {REST_GET, "/api/v1/calls/*/recordings/*", route_recording, true},
-    {REST_GET, "/api/v1/patrols", route_patrols, true},
-    {REST_GET, "/api/v1/patrols/coverage", route_coverage, true},
-    {REST_GET, "/api/v1/patrols/*", route_patrol, true},
+    {REST_GET, "/api/v1/calls", route_calls, true, false},
+    {REST_GET, "/api/v1/calls/*", route_call, true, false},
+    {REST_GET, "/api/v1/calls/*/recordings", route_recordings, true, false},
+    {REST_GET, "/api/v1/calls/*/recordings/*", route_recording, true, false},
+    {REST_GET, "/api/v1/patrols", route_patrols, true, false},
+    {REST_GET, "/api/v1/patrols/coverage", route_coverage, true, false},
+    {REST_GET, "/api/v1/patrols/*", route_patrol, true, false},
     {0},
 };

@@ -196,8 +196,8 @@ static void route_one(struct rest_req *r)
 }
 
 const struct rest_route commitment_routes[] = {
-    {REST_POST, "/api/v1/commitments", route_submit, true},
-    {REST_GET, "/api/v1/commitments", route_day, true},
-    {REST_GET, "/api/v1/commitments/*", route_one, true},
+    {REST_POST, "/api/v1/commitments", route_submit, true, false},
+    {REST_GET, "/api/v1/commitments", route_day, true, false},
+    {REST_GET, "/api/v1/commitments/*", route_one, true, false},
     {0},
 };

@@ -423,16 +423,16 @@ static void route_import(struct rest_req *r)
 }
 
 const struct rest_route enterprise_routes[] = {
-    {REST_GET, "/api/v1/enterprises", route_list, true},
-    {REST_POST, "/api/v1/enterprises/import", route_import, true},
-    {REST_GET, "/api/v1/enterprises/*", route_get, true},
-    {REST_PUT, "/api/v1/enterprises/*", route_put, true},
-    {REST_POST, "/api/v1/enterprises/*/submit", route_submit, true},
-    {REST_POST, "/api/v1/enterprises/*/review", route_review, true},
-    {REST_GET, "/api/v1/enterprises/*/history", route_history, true},
-    {REST_GET, "/api/v1/enterprises/*/hazard-sources", route_sources, true},
-    {REST_GET, "/api/v1/enterprises/*/hazard-sources/*", route_source, true},
-    {REST_PUT, "/api/v1/enterprises/*/hazard-sources/*", route_source_put, true},
-    {REST_DELETE, "/api/v1/enterprises/*/hazard-sources/*", route_source_delete, true},
+    {REST_GET, "/api/v1/enterprises", route_list, true, false},
+    {REST_POST, "/api/v1/enterprises/import", route_import, true, false},
+    {REST_GET, "/api/v1/enterprises/*", route_get, true, false},
+    {REST_PUT, "/api/v1/enterprises/*", route_put, true, true},
+    {REST_POST, "/api/v1/enterprises/*/submit", route_submit, true, true},
+    {REST_POST, "/api/v1/enterprises/*/review", route_review, true, true},
+    {REST_GET, "/api/v1/enterprises/*/history", route_history, true, false},
+    {REST_GET, "/api/v1/enterprises/*/hazard-sources", route_sources, true, false},
+    {REST_GET, "/api/v1/enterprises/*/hazard-sources/*", route_source, true, false},
+    {REST_PUT, "/api/v1/enterprises/*/hazard-sources/*", route_source_put, true, false},
+    {REST_DELETE, "/api/v1/enterprises/*/hazard-sources/*", route_source_delete, true, false},
     {0},
 };

@@ -54,6 +54,7 @@ struct http_pss {
     struct store_replay *replay;
     struct account *replay_acct;
     int replay_runs;
+    bool replay_route; /* a write whose route is replayed too */
 };
 
 /* Runs of one request before its reads are made waiting. */
@@ -310,7 +311,7 @@ static void route_me(struct rest_req *r)
 }
 
 const struct rest_route account_routes[] = {
-    {REST_GET, "/api/v1/me", route_me, true},
+    {REST_GET, "/api/v1/me", route_me, true, false},
     {0},
 };
 
@@ -479,13 +480,15 @@ static void replay_ready(void *ud)
 }
 
 /* Runs the route of a request under /api/v1/, its token checked if it
- * needs one (acct and claims, borrowed; NULL otherwise). A GET on a store
- * whose reads travel is replayed rather than waited for. */
+ * needs one (acct and claims, borrowed; NULL otherwise). A GET (or a
+ * write whose route says so) on a store whose reads travel is replayed
+ * rather than waited for. */
 static void rest_run(struct http_pss *h, const struct account *acct,
                      const struct token_claims *claims)
 {
     (void)claims;
-    if (h->method == REST_GET && (h->replay = store_replay_new(server.store))) {
+    if ((h->method == REST_GET || h->replay_route) &&
+        (h->replay = store_replay_new(server.store))) {
         h->replay_acct = acct ? account_dup(acct) : NULL;
         replay_run(h);
         return;
@@ -501,6 +504,8 @@ static void route_rest(struct http_pss *h)
     bool known = false;
     const struct rest_route *route = rest_find(h->method, segs, params, &known);
     g_strfreev(segs);
+    if (route)
+        h->replay_route = route->replay;
     if (!route)
         respond_error(h, known ? ERR_BAD_REQUEST : ERR_NOT_FOUND,
                       known ? "method not allowed on this route" : "no such route");

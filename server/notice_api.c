@@ -113,8 +113,8 @@ static void route_receipts(struct rest_req *r)
 }
 
 const struct rest_route notice_routes[] = {
-    {REST_POST, "/api/v1/notices", route_publish, true},
-    {REST_GET, "/api/v1/notices/*", route_get, true},
-    {REST_GET, "/api/v1/notices/*/receipts", route_receipts, true},
+    {REST_POST, "/api/v1/notices", route_publish, true, false},
+    {REST_GET, "/api/v1/notices/*", route_get, true, false},
+    {REST_GET, "/api/v1/notices/*/receipts", route_receipts, true, false},
     {0},
 };

@@ -641,7 +641,7 @@ static void route_send(struct rest_req *r)
 }
 
 const struct rest_route inbox_routes[] = {
-    {REST_GET, "/api/v1/inbox", route_inbox, true},
-    {REST_POST, "/api/v1/pushes", route_send, true},
+    {REST_GET, "/api/v1/inbox", route_inbox, true, false},
+    {REST_POST, "/api/v1/pushes", route_send, true, false},
     {0},
 };

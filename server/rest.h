@@ -40,6 +40,12 @@ struct rest_route {
     const char *pattern;
     void (*fn)(struct rest_req *r);
     bool needs_auth;
+    /* A write replayed as GETs are, on a store whose reads travel: its
+     * reads come before its first write, it changes nothing but the
+     * store's records before that write, and it answers with an error
+     * when a read or write fails (so a run that lacked a read, whose
+     * writes are refused, does nothing and is set aside). */
+    bool replay;
 };
 
 /* Route tables, one per concern; each ends with a {0} entry. */

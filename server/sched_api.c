@@ -42,6 +42,6 @@ static void route_clock(struct rest_req *r)
 }
 
 const struct rest_route sched_routes[] = {
-    {REST_POST, "/api/v1/test/clock", route_clock, true},
+    {REST_POST, "/api/v1/test/clock", route_clock, true, false},
     {0},
 };

@@ -99,7 +99,7 @@ static void route_list(struct rest_req *r)
 }
 
 const struct rest_route selfeval_routes[] = {
-    {REST_POST, "/api/v1/self-evaluations", route_file, true},
-    {REST_GET, "/api/v1/self-evaluations", route_list, true},
+    {REST_POST, "/api/v1/self-evaluations", route_file, true, false},
+    {REST_GET, "/api/v1/self-evaluations", route_list, true, false},
     {0},
 };

@@ -263,11 +263,11 @@ static void route_post_readings(struct rest_req *r)
 }
 
 const struct rest_route sensor_routes[] = {
-    {REST_POST, "/api/v1/readings", route_post_readings, false},
-    {REST_GET, "/api/v1/sensors", route_list, true},
-    {REST_GET, "/api/v1/sensors/*/readings", route_readings, true},
-    {REST_GET, "/api/v1/sensors/*", route_get, true},
-    {REST_PUT, "/api/v1/sensors/*", route_put, true},
-    {REST_DELETE, "/api/v1/sensors/*", route_delete, true},
+    {REST_POST, "/api/v1/readings", route_post_readings, false, false},
+    {REST_GET, "/api/v1/sensors", route_list, true, false},
+    {REST_GET, "/api/v1/sensors/*/readings", route_readings, true, false},
+    {REST_GET, "/api/v1/sensors/*", route_get, true, false},
+    {REST_PUT, "/api/v1/sensors/*", route_put, true, true},
+    {REST_DELETE, "/api/v1/sensors/*", route_delete, true, false},
     {0},
 };

@@ -305,3 +305,33 @@ def test_a_taken_port_stops_yjtd(tmp_path):
                               "yjtd kept running without its port")
     assert rc != 0, err
     assert f"cannot listen on 127.0.0.1:{port}" in err, err
+
+
+def test_rest_writes_that_read_first_do_not_hold_the_loop(server):
+    """A write whose reads come first (a sensor's record, an enterprise's
+    draft) is run against a replay of its reads as a GET is: on Redis the
+    loop waits stay put while they are written, and the writes are made
+    once (a run that lacked a read wrote nothing)."""
+    import test_notices as tn
+    from test_sensors import TANK
+    srv = server(enterprises=tn.ENTERPRISES, users=tn.USERS)
+    gov, alice = srv.token("gov4401"), srv.token("alice")
+    r = srv.http("PUT", "/api/v1/sensors/lt1", token=gov, body=dict(TANK, enterprise="e1"))
+    assert r.status == 201, r  # a new sensor's key is counted: that write is waited for
+    before = metric(srv.metrics(), "yjt_redis_loop_waits_total") or 0
+    for unit in ("cm", "mm"):
+        r = srv.http("PUT", "/api/v1/sensors/lt1", token=gov,
+                     body=dict(TANK, enterprise="e1", unit=unit))
+        assert r.status == 200 and r.json["sensor"]["unit"] == unit, r
+    after = metric(srv.metrics(), "yjt_redis_loop_waits_total") or 0
+    assert after - before == 0, (before, after)
+    # the draft's reads are replayed; the record's status is written with a
+    # unique index (the credit code), a write whose answer is waited for
+    r = srv.http("PUT", "/api/v1/enterprises/e1", token=alice, body={"address": "1 Harbour Road"})
+    assert r.status == 200 and r.json["draft"]["status"] == "draft", r
+    edit = (metric(srv.metrics(), "yjt_redis_loop_waits_total") or 0) - after
+    assert edit == (1 if REDIS_URL else 0), edit
+    s = srv.http("GET", "/api/v1/sensors/lt1", token=gov).json["sensor"]
+    assert s["unit"] == "mm" and s["version"] == 3, s
+    h = srv.http("GET", "/api/v1/enterprises/e1", token=gov)
+    assert h.status == 200, h
