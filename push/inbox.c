@@ -187,6 +187,10 @@ int inbox_trim_due(int max)
     return done;
 }
 
+static GQueue stored_later = G_QUEUE_INIT; /* struct later*, answered, in order (below) */
+static void hold_answered(const char *const *user_ids, const char *const *keys, const int64_t *seqs,
+                          int n, json_t *item);
+
 int inbox_push_many(const char *const *user_ids, int n, const char *kind, const char *priority,
                     int64_t ttl_s, const char *title, const char *body, json_t *payload,
                     int64_t *seqs_out)
@@ -220,7 +224,10 @@ int inbox_push_many_journaled(const char *const *user_ids, int n, const char *jo
     announce_stored(); /* this node's devices get pushes in the order stored */
     if (seqs_out)
         memcpy(seqs_out, seqs, sizeof(*seqs) * (size_t)n);
-    announce(user_ids, (const char *const *)keys, seqs, n, item);
+    if (g_queue_is_empty(&stored_later))
+        announce(user_ids, (const char *const *)keys, seqs, n, item);
+    else /* behind pushes held for their batch: in order */
+        hold_answered(user_ids, (const char *const *)keys, seqs, n, item);
 out:
     for (int i = 0; i <= n; i++)
         g_free(keys[i]);
@@ -292,7 +299,6 @@ void inbox_set_batches(const struct inbox_batches *b)
         memset(&batches, 0, sizeof(batches));
 }
 
-static GQueue stored_later = G_QUEUE_INIT; /* struct later*, answered, in order */
 static guint announce_idle;
 /* Recipients of the fan-outs sent and not answered yet. Past
  * LATER_INFLIGHT_MAX a fan-out waits for the store like any push (which
@@ -313,6 +319,25 @@ static void later_free(struct later *l)
     json_decref(l->item);
     g_free(l->seqs);
     g_free(l);
+}
+
+/* A push stored waiting, while pushes stored before it are held for their
+ * batch: held behind them, answered, so that devices get them in order. */
+static void hold_answered(const char *const *user_ids, const char *const *keys, const int64_t *seqs,
+                          int n, json_t *item)
+{
+    struct later *l = g_new0(struct later, 1);
+    l->n = n;
+    l->item = json_incref(item);
+    l->user_ids = g_new0(char *, (gsize)n + 1);
+    l->keys = g_new0(char *, (gsize)n + 1);
+    for (int i = 0; i < n; i++) {
+        l->user_ids[i] = g_strdup(user_ids[i]);
+        l->keys[i] = g_strdup(keys[i]);
+    }
+    l->seqs = g_memdup2(seqs, sizeof(*seqs) * (size_t)n);
+    l->gen = batches.now ? batches.now() : 0;
+    g_queue_push_tail(&stored_later, l);
 }
 
 /* The fan-outs the store answered, announced in the order they were
@@ -361,7 +386,7 @@ static gboolean on_announce_idle(gpointer ud)
 void inbox_batches_judged(void)
 {
     if (!g_queue_is_empty(&stored_later) && !announce_idle)
-        announce_idle = g_idle_add(on_announce_idle, NULL);
+        announce_idle = g_idle_add_full(G_PRIORITY_DEFAULT, on_announce_idle, NULL, NULL);
 }
 
 static void on_stored_later(int rc, const int64_t *seqs, int n, void *ud)
@@ -377,7 +402,7 @@ static void on_stored_later(int rc, const int64_t *seqs, int n, void *ud)
     }
     g_queue_push_tail(&stored_later, l);
     if (!announce_idle)
-        announce_idle = g_idle_add(on_announce_idle, NULL);
+        announce_idle = g_idle_add_full(G_PRIORITY_DEFAULT, on_announce_idle, NULL, NULL);
 }
 
 int inbox_push_many_later(const char *const *user_ids, int n, const char *kind,
