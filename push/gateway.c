@@ -74,6 +74,50 @@ static bool printable_ascii(const char *s)
     return true;
 }
 
+/* The token operations of a user (registrations, unregistrations) are
+ * made one after another, each reading once the one before sent its
+ * writes, so that they are done in the order asked. */
+struct token_op {
+    char *user_id;
+    void (*start)(void *op);
+    void *op;
+};
+static GHashTable *token_ops; /* user id -> GQueue of struct token_op*, the first under way */
+
+static void token_op_add(const char *user_id, void (*start)(void *op), void *op)
+{
+    if (!token_ops)
+        token_ops =
+            g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_queue_free);
+    struct token_op *t = g_new(struct token_op, 1);
+    *t = (struct token_op){g_strdup(user_id), start, op};
+    GQueue *q = g_hash_table_lookup(token_ops, user_id);
+    if (q) { /* behind the user's operation under way */
+        g_queue_push_tail(q, t);
+        return;
+    }
+    q = g_queue_new();
+    g_queue_push_tail(q, t);
+    g_hash_table_insert(token_ops, g_strdup(user_id), q);
+    start(op);
+}
+
+/* The user's operation under way is done (its writes sent): the next. */
+static void token_op_done(const char *user_id)
+{
+    GQueue *q = token_ops ? g_hash_table_lookup(token_ops, user_id) : NULL;
+    struct token_op *t = q ? g_queue_pop_head(q) : NULL;
+    if (t) {
+        g_free(t->user_id);
+        g_free(t);
+    }
+    struct token_op *next = q ? g_queue_peek_head(q) : NULL;
+    if (q && !next)
+        g_hash_table_remove(token_ops, user_id);
+    if (next)
+        next->start(next->op);
+}
+
 /* A registration under way: its two reads (who holds the token, the
  * user's other devices), then its writes. */
 struct reg {
@@ -123,7 +167,10 @@ static void reg_write(struct reg *g)
         log_info("gateway", "token registered user=%s device=%s platform=%s (%u replaced)",
                  g->user_id, g->device_id, g->platform, g->others->len);
     g->done(rc, g->ud);
+    char *user = g_strdup(g->user_id);
     reg_free(g);
+    token_op_done(user);
+    g_free(user);
 }
 
 static void reg_answered(struct reg *g, int rc)
@@ -132,12 +179,8 @@ static void reg_answered(struct reg *g, int rc)
         g->rc = rc;
     if (--g->out > 0)
         return;
-    if (!store) { /* shut down meanwhile */
+    if (!store) /* shut down meanwhile: nothing written */
         g->rc = STORE_EIO;
-        g->done(g->rc, g->ud);
-        reg_free(g);
-        return;
-    }
     reg_write(g);
 }
 
@@ -163,6 +206,25 @@ static void on_users_tokens(int rc, const struct store_docs *d, void *ud)
  * GATEWAY_DEVICES_MAX; more are left over from before and read next time. */
 #define REG_READ_MAX 1000
 
+/* Sends a registration's two reads. */
+static void reg_start(void *op)
+{
+    struct reg *g = op;
+    g->out = 2;
+    /* A token belongs to one installation: whoever held it before loses it
+     * (a phone that changed hands must not get the old user's alarms). */
+    int rc = store_index_find_later(store, TOKENS, "token", g->token, false, true, REG_READ_MAX,
+                                    on_token_holders, g);
+    if (rc != STORE_OK)
+        g->out--; /* not sent: the registration fails */
+    int rc2 = store_index_find_later(store, TOKENS, "user", g->user_id, false, false, REG_READ_MAX,
+                                     on_users_tokens, g);
+    if (rc2 != STORE_OK) /* not sent either */
+        reg_answered(g, rc2);
+    else if (rc != STORE_OK && g->rc == STORE_OK)
+        g->rc = rc;
+}
+
 int gateway_register(const char *user_id, const char *device_id, const char *platform,
                      const char *token, gateway_done_cb done, void *ud)
 {
@@ -180,19 +242,7 @@ int gateway_register(const char *user_id, const char *device_id, const char *pla
     g->mine = g_ptr_array_new_with_free_func((GDestroyNotify)json_decref);
     g->done = done;
     g->ud = ud;
-    g->out = 2;
-    /* A token belongs to one installation: whoever held it before loses it
-     * (a phone that changed hands must not get the old user's alarms). */
-    int rc = store_index_find_later(store, TOKENS, "token", token, false, true, REG_READ_MAX,
-                                    on_token_holders, g);
-    if (rc != STORE_OK) {
-        reg_free(g);
-        return rc;
-    }
-    rc = store_index_find_later(store, TOKENS, "user", user_id, false, false, REG_READ_MAX,
-                                on_users_tokens, g);
-    if (rc != STORE_OK) /* the first read is out: it ends the registration */
-        reg_answered(g, rc);
+    token_op_add(user_id, reg_start, g);
     return STORE_OK;
 }
 
@@ -203,6 +253,14 @@ struct unreg {
     gateway_done_cb done;
     void *ud;
 };
+
+static void unreg_free(struct unreg *u)
+{
+    g_free(u->id);
+    g_free(u->user_id);
+    g_free(u->device_id);
+    g_free(u);
+}
 
 static void on_unreg_read(int rc, const struct store_docs *d, void *ud)
 {
@@ -216,10 +274,20 @@ static void on_unreg_read(int rc, const struct store_docs *d, void *ud)
     if (rc == STORE_OK)
         log_info("gateway", "token removed user=%s device=%s", u->user_id, u->device_id);
     u->done(rc, u->ud);
-    g_free(u->id);
-    g_free(u->user_id);
-    g_free(u->device_id);
-    g_free(u);
+    char *user = g_strdup(u->user_id);
+    unreg_free(u);
+    token_op_done(user);
+    g_free(user);
+}
+
+static void unreg_start(void *op)
+{
+    struct unreg *u = op;
+    const char *ids[] = {u->id};
+    if (store_docs_get_later(store, TOKENS, ids, 1, on_unreg_read, u) != STORE_OK) {
+        struct store_docs none = {0};
+        on_unreg_read(STORE_EIO, &none, u);
+    }
 }
 
 int gateway_unregister(const char *user_id, const char *device_id, gateway_done_cb done, void *ud)
@@ -227,15 +295,8 @@ int gateway_unregister(const char *user_id, const char *device_id, gateway_done_
     struct unreg *u = g_new(struct unreg, 1);
     *u = (struct unreg){token_doc_id(user_id, device_id), g_strdup(user_id), g_strdup(device_id),
                         done, ud};
-    const char *ids[] = {u->id};
-    int rc = store_docs_get_later(store, TOKENS, ids, 1, on_unreg_read, u);
-    if (rc != STORE_OK) {
-        g_free(u->id);
-        g_free(u->user_id);
-        g_free(u->device_id);
-        g_free(u);
-    }
-    return rc;
+    token_op_add(user_id, unreg_start, u);
+    return STORE_OK;
 }
 
 static bool collect_device(const char *id, json_t *doc, void *ud)
