@@ -273,9 +273,14 @@ void store_replay_close(struct store *st)
     st->reader = NULL;
 }
 
+bool store_replays(const struct store *st)
+{
+    return st && st->ops->open_reader && store_reads_later(st);
+}
+
 struct store_replay *store_replay_new(struct store *st)
 {
-    if (!st || !st->ops->open_reader || !store_reads_later(st))
+    if (!store_replays(st))
         return NULL;
     struct store_replay *rp = g_new0(struct store_replay, 1);
     rp->st = st;

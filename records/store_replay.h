@@ -52,6 +52,8 @@ struct store_replay;
 
 /* A replay for one request, or NULL when st reads at once. */
 struct store_replay *store_replay_new(struct store *st);
+/* Whether store_replay_new() makes replays on st. */
+bool store_replays(const struct store *st);
 /* Drops the request's hold on rp (NULL is fine); reads still in flight
  * keep it until they are answered, then it is freed. */
 void store_replay_free(struct store_replay *rp);

@@ -55,6 +55,7 @@ struct http_pss {
     struct account *replay_acct;
     int replay_runs;
     bool replay_route; /* a write whose route is replayed too */
+    bool write_turn;   /* that write's replay under way (one at a time) */
 };
 
 /* Runs of one request before its reads are made waiting. */
@@ -78,10 +79,21 @@ void http_init(void)
     flushing = g_hash_table_new(g_int64_hash, g_int64_equal);
 }
 
+/* Replayed writes run one at a time: each reads (from its replay) and
+ * writes before the next reads, as the loop made them when it waited, so
+ * that two of them never both read what neither has written yet. */
+static bool write_busy;
+static GQueue write_waiting = G_QUEUE_INIT; /* serials of held requests, in order */
+static guint write_next;
+static void write_turn_end(void);
+
 void http_shutdown(void)
 {
     g_clear_pointer(&pending, g_hash_table_destroy);
     g_clear_pointer(&flushing, g_hash_table_destroy);
+    g_queue_clear(&write_waiting);
+    g_clear_handle_id(&write_next, g_source_remove);
+    write_busy = false;
 }
 
 void http_wake_flushed(void)
@@ -122,7 +134,10 @@ static void reset(struct http_pss *h)
         close(h->file_fd);
     store_replay_free(h->replay);
     account_free(h->replay_acct);
+    bool turn = h->write_turn;
     memset(h, 0, sizeof(*h));
+    if (turn)
+        write_turn_end();
 }
 
 /* True in a run of a replay that sent a read: its answer is thrown
@@ -462,6 +477,10 @@ static void replay_run(struct http_pss *h)
     if (sent == 0 || h->ready || h->held) {
         g_clear_pointer(&h->replay, store_replay_free);
         g_clear_pointer(&h->replay_acct, account_free);
+        if (h->write_turn) {
+            h->write_turn = false;
+            write_turn_end();
+        }
         return;
     }
     if (++h->replay_runs >= REPLAY_RUNS_MAX)
@@ -479,18 +498,54 @@ static void replay_ready(void *ud)
     replay_run(h);
 }
 
+/* Starts the replay of h (its account in replay_acct). */
+static void replay_start(struct http_pss *h)
+{
+    h->replay = store_replay_new(server.store);
+    if (h->replay_route)
+        h->write_turn = write_busy = true;
+    replay_run(h);
+}
+
+static gboolean on_write_next(gpointer ud)
+{
+    (void)ud;
+    write_next = 0;
+    while (!write_busy && !g_queue_is_empty(&write_waiting)) {
+        uint64_t serial = GPOINTER_TO_SIZE(g_queue_pop_head(&write_waiting));
+        struct http_pss *h = unhold(serial);
+        if (!h)
+            continue; /* the client went away meanwhile */
+        h->held = false;
+        replay_start(h);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+/* The replayed write under way is done (or gone): the next one starts,
+ * from the loop. */
+static void write_turn_end(void)
+{
+    write_busy = false;
+    if (!g_queue_is_empty(&write_waiting) && !write_next)
+        write_next = g_idle_add_full(G_PRIORITY_DEFAULT, on_write_next, NULL, NULL);
+}
+
 /* Runs the route of a request under /api/v1/, its token checked if it
  * needs one (acct and claims, borrowed; NULL otherwise). A GET (or a
  * write whose route says so) on a store whose reads travel is replayed
- * rather than waited for. */
+ * rather than waited for; replayed writes wait for each other. */
 static void rest_run(struct http_pss *h, const struct account *acct,
                      const struct token_claims *claims)
 {
     (void)claims;
-    if ((h->method == REST_GET || h->replay_route) &&
-        (h->replay = store_replay_new(server.store))) {
+    if ((h->method == REST_GET || h->replay_route) && store_replays(server.store)) {
         h->replay_acct = acct ? account_dup(acct) : NULL;
-        replay_run(h);
+        if (h->replay_route && write_busy) {
+            g_queue_push_tail(&write_waiting, GSIZE_TO_POINTER(hold(h)));
+            return;
+        }
+        replay_start(h);
         return;
     }
     rest_call(h, acct);
