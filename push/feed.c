@@ -589,7 +589,8 @@ static enum err_code check_scope(const struct principal *p, enum feed_scope scop
     } else {
         json_t *ent = NULL;
         rc = org_enterprise_get(F.st, value, &ent);
-        div = g_strdup(jx_str(ent, "division"));
+        if (rc == STORE_OK)
+            div = g_strdup(jx_str(ent, "division") ? jx_str(ent, "division") : "");
         json_decref(ent);
     }
     if (rc == STORE_ENOTFOUND || (rc == STORE_OK && !div)) {

@@ -303,14 +303,17 @@ bool org_divisions_read_later(struct store *st, const char *const *roles, const 
     if (!divisions || !store_reads_later(st))
         return false;
     GPtrArray *of[2] = {g_ptr_array_new(), g_ptr_array_new()}; /* enterprises, carriers */
-    GHashTable *seen = g_hash_table_new(g_str_hash, g_str_equal);
+    GHashTable *seen[2] = {g_hash_table_new(g_str_hash, g_str_equal),
+                           g_hash_table_new(g_str_hash, g_str_equal)}; /* per kind */
     for (int i = 0; i < n; i++) {
         int kind = juris_org_kind_of_role(roles[i]);
         if ((kind == ORG_ENTERPRISE || kind == ORG_CARRIER) &&
-            !org_division_kept(roles[i], orgs[i]) && g_hash_table_add(seen, (gpointer)orgs[i]))
+            !org_division_kept(roles[i], orgs[i]) &&
+            g_hash_table_add(seen[kind == ORG_CARRIER], (gpointer)orgs[i]))
             g_ptr_array_add(of[kind == ORG_CARRIER], (gpointer)orgs[i]);
     }
-    g_hash_table_destroy(seen);
+    g_hash_table_destroy(seen[0]);
+    g_hash_table_destroy(seen[1]);
     struct divisions_read *x = g_new(struct divisions_read, 1);
     *x = (struct divisions_read){1, done, ud}; /* 1: held while sending */
     for (int c = 0; c < 2; c++) {

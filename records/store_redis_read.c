@@ -285,7 +285,9 @@ int rd_ts_chunk_trim_before_later(struct store *st, int64_t before_ms, int limit
  * redis_ts.c) is its first ts then (ts, value) records of 16 bytes, the
  * numbers little-endian; its score in tsk:KEY is its last ts, so the
  * chunks that may hold ts are those scored ts or more whose first is ts
- * or less (chunks may overlap: each is looked at). */
+ * or less (chunks may overlap: each is looked at, the 64 whose last ts
+ * comes first: the one holding ts is among the first unless late data
+ * made many overlap it; a repeat missed so is dropped by the readers). */
 static const char has_lua[] =
     "local P = ARGV[1]\n"
     "local function u64(s, at)\n"
@@ -297,7 +299,8 @@ static const char has_lua[] =
     "for a = 2, #ARGV - 1, 2 do\n"
     "  local ts = tonumber(ARGV[a + 1])\n"
     "  local found = false\n"
-    "  for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'tsk:' .. ARGV[a], ts, '+inf')) do\n"
+    "  for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'tsk:' .. ARGV[a], ts, '+inf',\n"
+    "                                 'LIMIT', 0, 64)) do\n"
     "    local b = redis.call('HGET', P .. 'tsc', id)\n"
     "    if b and #b >= 24 and u64(b, 1) <= ts then\n"
     "      local lo, hi = 0, math.floor((#b - 8) / 16)\n"

@@ -67,8 +67,12 @@ static void submit(const char *role, const char *org, const char *user_id, const
     } else if (strcmp(role, "admin") != 0) {
         answer(ERR_FORBIDDEN, NULL, "only the enterprise files its commitment", ud);
         return;
-    } else if (!ent || strlen(ent) > ORG_ID_MAX) {
+    } else if (!ent) {
         answer(ERR_BAD_REQUEST, NULL, "enterprise is required", ud);
+        return;
+    }
+    if (strlen(ent) > ORG_ID_MAX) {
+        answer(ERR_NOT_FOUND, NULL, "no such enterprise", ud);
         return;
     }
     struct submitted *x = g_new(struct submitted, 1);

@@ -110,11 +110,12 @@ static GPtrArray *resolve(struct conn *c, json_t *id, json_t *msg)
             json_t *doc = NULL;
             rc = ent ? org_enterprise_get(server.store, ent, &doc)
                      : org_carrier_get(server.store, carrier, &doc);
-            division = g_strdup(jx_str(doc, "division"));
+            if (rc == STORE_OK)
+                division = g_strdup(jx_str(doc, "division") ? jx_str(doc, "division") : "");
             json_decref(doc);
         }
         if (rc != STORE_OK || !division) {
-            err = rc == STORE_ENOTFOUND || !division ? ERR_NOT_FOUND : ERR_UNAVAILABLE;
+            err = rc == STORE_OK || rc == STORE_ENOTFOUND ? ERR_NOT_FOUND : ERR_UNAVAILABLE;
             why = err == ERR_NOT_FOUND ? "no such organisation" : "store unavailable";
             goto done;
         }

@@ -239,7 +239,8 @@ static bool resolve_target(const struct call_actor *a, json_t *to, struct target
         } else {
             json_t *doc = NULL;
             rc = org_enterprise_get(call_store, ent, &doc);
-            t->division = g_strdup(jx_str(doc, "division"));
+            if (rc == STORE_OK)
+                t->division = g_strdup(jx_str(doc, "division") ? jx_str(doc, "division") : "");
             json_decref(doc);
         }
         if (rc != STORE_OK || !t->division) {
