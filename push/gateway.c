@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/jsonx.h"
 #include "common/log.h"
+#include "common/turns.h"
 #include "push/inbox.h"
 #include "push/presence.h"
 
@@ -77,45 +78,19 @@ static bool printable_ascii(const char *s)
 /* The token operations of a user (registrations, unregistrations) are
  * made one after another, each reading once the one before sent its
  * writes, so that they are done in the order asked. */
-struct token_op {
-    char *user_id;
-    void (*start)(void *op);
-    void *op;
-};
-static GHashTable *token_ops; /* user id -> GQueue of struct token_op*, the first under way */
+static struct turns *token_ops;
 
 static void token_op_add(const char *user_id, void (*start)(void *op), void *op)
 {
     if (!token_ops)
-        token_ops =
-            g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_queue_free);
-    struct token_op *t = g_new(struct token_op, 1);
-    *t = (struct token_op){g_strdup(user_id), start, op};
-    GQueue *q = g_hash_table_lookup(token_ops, user_id);
-    if (q) { /* behind the user's operation under way */
-        g_queue_push_tail(q, t);
-        return;
-    }
-    q = g_queue_new();
-    g_queue_push_tail(q, t);
-    g_hash_table_insert(token_ops, g_strdup(user_id), q);
-    start(op);
+        token_ops = turns_new();
+    turns_add(token_ops, user_id, start, op);
 }
 
-/* The user's operation under way is done (its writes sent): the next. */
 static void token_op_done(const char *user_id)
 {
-    GQueue *q = token_ops ? g_hash_table_lookup(token_ops, user_id) : NULL;
-    struct token_op *t = q ? g_queue_pop_head(q) : NULL;
-    if (t) {
-        g_free(t->user_id);
-        g_free(t);
-    }
-    struct token_op *next = q ? g_queue_peek_head(q) : NULL;
-    if (q && !next)
-        g_hash_table_remove(token_ops, user_id);
-    if (next)
-        next->start(next->op);
+    if (token_ops)
+        turns_done(token_ops, user_id);
 }
 
 /* A registration under way: its two reads (who holds the token, the

@@ -2,6 +2,7 @@
 #include "records/commitment.h"
 
 #include "common/clock.h"
+#include "common/turns.h"
 
 #include <glib.h>
 #include <string.h>
@@ -339,9 +340,7 @@ struct filing {
     int rc_ent, rc_prev, out;
 };
 
-static GHashTable *filing; /* enterprise -> GQueue of struct filing*, the first under way */
-
-static void filing_start(struct filing *f);
+static struct turns *filing; /* an enterprise's filings, one at a time */
 
 static void filing_done(struct filing *f)
 {
@@ -360,17 +359,12 @@ static void filing_done(struct filing *f)
     f->cb(e, doc, why, f->ud);
     json_decref(doc);
     json_decref(f->ent);
-    GQueue *q = g_hash_table_lookup(filing, f->enterprise);
-    g_queue_pop_head(q);
-    struct filing *next = g_queue_peek_head(q);
-    if (!next)
-        g_hash_table_remove(filing, f->enterprise);
-    g_free(f->enterprise);
+    char *enterprise = f->enterprise;
     g_free(f->actor);
     json_decref(f->in);
     g_free(f);
-    if (next)
-        filing_start(next);
+    turns_done(filing, enterprise); /* the enterprise's next filing reads now */
+    g_free(enterprise);
 }
 
 static void on_filing_read(int rc, const struct store_docs *d, void *ud, bool is_ent)
@@ -399,8 +393,9 @@ static void on_prev_read(int rc, const struct store_docs *d, void *ud)
     on_filing_read(rc, d, ud, false);
 }
 
-static void filing_start(struct filing *f)
+static void filing_start(void *op)
 {
+    struct filing *f = op;
     char date[BIZDATE_LEN];
     bizdate_of(f->now_ms, date);
     char *id = doc_id(f->enterprise, date);
@@ -439,17 +434,8 @@ void commitment_file_later(struct store *st, const char *enterprise, const char 
     f->cb = cb;
     f->ud = ud;
     if (!filing)
-        filing =
-            g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_queue_free);
-    GQueue *q = g_hash_table_lookup(filing, enterprise);
-    if (q) { /* behind the enterprise's filing under way */
-        g_queue_push_tail(q, f);
-        return;
-    }
-    q = g_queue_new();
-    g_queue_push_tail(q, f);
-    g_hash_table_insert(filing, g_strdup(enterprise), q);
-    filing_start(f);
+        filing = turns_new();
+    turns_add(filing, enterprise, filing_start, f);
 }
 
 struct tally {
