@@ -621,15 +621,9 @@ static bool poll_one(const char *id, json_t *doc, void *ud)
     return true;
 }
 
-/* The answer of a poll sent later (a shared store). */
-static void on_polled(int rc, const struct store_docs *d, void *ud)
+/* A poll's answer, applied. */
+static void apply_polled(int rc, const struct store_docs *d)
 {
-    unsigned *from = ud;
-    bool mine = *from == epoch && by_id;
-    g_free(from);
-    if (!mine)
-        return;
-    polling = false;
     if (rc != STORE_OK) {
         log_warn("sensor", "cannot read sensor changes from the store");
         return;
@@ -641,6 +635,18 @@ static void on_polled(int rc, const struct store_docs *d, void *ud)
     if (d->last_rev > last_rev)
         last_rev = d->last_rev;
     picked_up(n);
+}
+
+/* The answer of a poll sent later (a shared store). */
+static void on_polled(int rc, const struct store_docs *d, void *ud)
+{
+    unsigned *from = ud;
+    bool mine = *from == epoch && by_id;
+    g_free(from);
+    if (!mine)
+        return;
+    polling = false;
+    apply_polled(rc, d);
 }
 
 void sensor_poll(void)
@@ -672,17 +678,8 @@ struct poll_later {
 static void on_polled_for(int rc, const struct store_docs *d, void *ud)
 {
     struct poll_later *p = ud;
-    if (p->epoch == epoch && by_id && rc == STORE_OK) {
-        int n = 0;
-        for (int i = 0; i < d->n; i++)
-            if (d->docs[i] && pick_up(d->ids[i], d->docs[i], true))
-                n++;
-        if (d->last_rev > last_rev)
-            last_rev = d->last_rev;
-        picked_up(n);
-    } else if (rc != STORE_OK) {
-        log_warn("sensor", "cannot read sensor changes from the store");
-    }
+    if (p->epoch == epoch && by_id)
+        apply_polled(rc, d);
     p->done(p->ud);
     g_free(p);
 }
