@@ -291,6 +291,18 @@ struct later {
 
 static struct inbox_batches batches;
 
+struct ack_later {
+    char *user_id, *device_id;
+    int64_t seq, acked;
+    int rc;
+    uint64_t gen; /* the batch its raise joined */
+    store_count_cb cb;
+    void *ud;
+};
+static GQueue acks_held = G_QUEUE_INIT; /* struct ack_later*, answered, in order */
+static void acks_release(void);
+static void ack_tell(struct ack_later *x);
+
 void inbox_set_batches(const struct inbox_batches *b)
 {
     if (b)
@@ -370,6 +382,11 @@ static void later_drop_all(void)
     struct later *l;
     while ((l = g_queue_pop_head(&stored_later)))
         later_free(l);
+    struct ack_later *x;
+    while ((x = g_queue_pop_head(&acks_held))) { /* not judged: not sure */
+        x->rc = STORE_EIO;
+        ack_tell(x);
+    }
     if (announce_idle)
         g_source_remove(announce_idle);
     announce_idle = 0;
@@ -380,12 +397,13 @@ static gboolean on_announce_idle(gpointer ud)
     (void)ud;
     announce_idle = 0;
     announce_stored();
+    acks_release();
     return G_SOURCE_REMOVE;
 }
 
 void inbox_batches_judged(void)
 {
-    if (!g_queue_is_empty(&stored_later) && !announce_idle)
+    if ((!g_queue_is_empty(&stored_later) || !g_queue_is_empty(&acks_held)) && !announce_idle)
         announce_idle = g_idle_add_full(G_PRIORITY_DEFAULT, on_announce_idle, NULL, NULL);
 }
 
@@ -665,23 +683,41 @@ void inbox_upkeep(const char *user_id, int64_t head)
     g_free(key);
 }
 
-struct ack_later {
-    char *user_id, *device_id;
-    int64_t seq;
-    store_count_cb cb;
-    void *ud;
-};
+/* An ack is told, like a push, once its batch is judged (acks_held). */
+static void ack_tell(struct ack_later *x)
+{
+    if (x->rc == STORE_OK && batches.failed && batches.failed(x->gen))
+        x->rc = STORE_EIO; /* answered, but its batch failed: it may be lost */
+    if (x->rc == STORE_OK)
+        log_debug("inbox", "ack user=%s device=%s seq=%" G_GINT64_FORMAT, x->user_id, x->device_id,
+                  (gint64)x->acked);
+    x->cb(x->rc, x->acked, x->ud);
+    g_free(x->user_id);
+    g_free(x->device_id);
+    g_free(x);
+}
+
+/* The acks whose batch was judged, in order. */
+static void acks_release(void)
+{
+    struct ack_later *x;
+    while ((x = g_queue_peek_head(&acks_held)) && (!batches.judged || batches.judged(x->gen))) {
+        g_queue_pop_head(&acks_held);
+        ack_tell(x);
+    }
+}
 
 static void on_raised(int rc, int64_t acked, void *ud)
 {
     struct ack_later *x = ud;
-    if (rc == STORE_OK)
-        log_debug("inbox", "ack user=%s device=%s seq=%" G_GINT64_FORMAT, x->user_id, x->device_id,
-                  (gint64)acked);
-    x->cb(rc, acked, x->ud);
-    g_free(x->user_id);
-    g_free(x->device_id);
-    g_free(x);
+    x->rc = rc;
+    x->acked = acked;
+    if (g_queue_is_empty(&acks_held) &&
+        (rc != STORE_OK || !batches.judged || batches.judged(x->gen))) {
+        ack_tell(x);
+        return;
+    }
+    g_queue_push_tail(&acks_held, x); /* told by inbox_batches_judged() */
 }
 
 int inbox_ack_later(const char *user_id, const char *device_id, int64_t seq, store_count_cb cb,
@@ -690,7 +726,11 @@ int inbox_ack_later(const char *user_id, const char *device_id, int64_t seq, sto
     if (seq < 0)
         return STORE_EINVAL;
     struct ack_later *x = g_new(struct ack_later, 1);
-    *x = (struct ack_later){g_strdup(user_id), g_strdup(device_id), seq, cb, ud};
+    *x = (struct ack_later){.user_id = g_strdup(user_id),
+                            .device_id = g_strdup(device_id),
+                            .seq = seq,
+                            .cb = cb,
+                            .ud = ud};
     char *key = seq_key(user_id), *ack = ack_key(user_id, device_id),
          *any = inbox_ackmax_key(user_id);
     const char *keys[] = {ack, any};
@@ -702,6 +742,8 @@ int inbox_ack_later(const char *user_id, const char *device_id, int64_t seq, sto
         g_free(x->user_id);
         g_free(x->device_id);
         g_free(x);
+    } else {
+        x->gen = batches.now ? batches.now() : 0; /* the batch the raise joined */
     }
     return rc;
 }

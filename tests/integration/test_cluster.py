@@ -789,7 +789,8 @@ def test_a_push_its_replica_never_confirmed_is_never_told(server, tmp_path):
     stored as a write of the open batch; Redis answers its seq at once,
     but the push goes to no device and its request is not acknowledged
     until the batch is confirmed: here the replica is gone, the batch
-    fails, and the push is refused (503) and never delivered."""
+    fails, and the push is refused (503) and never delivered; a push.ack
+    likewise is refused."""
     a_dir, b_dir = tmp_path / "a", tmp_path / "b"
     a_dir.mkdir()
     b_dir.mkdir()
@@ -815,6 +816,8 @@ def test_a_push_its_replica_never_confirmed_is_never_told(server, tmp_path):
             assert r.status == 503 and r.error_code() == "unavailable", r
             await asyncio.sleep(1.0)
             assert push_seqs(d) == [1]  # the refused push never reached the device
+            # an ack is such a write too: not acknowledged unless confirmed
+            await ack_refused(d, 1)
             await d.close()
 
         run(body())
