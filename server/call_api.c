@@ -794,9 +794,47 @@ static bool invite_count_later(struct conn *c, json_t *id, json_t *msg, bool ahe
     return true;
 }
 
+/* A patrol's note or finish whose patrol is read first. */
+struct patrol_ahead {
+    struct conn_req *req;
+    json_t *msg;
+    sig_fn fn;
+};
+
+static void on_patrol_read(void *ud)
+{
+    struct patrol_ahead *x = ud;
+    struct conn *c = conn_req_conn(x->req);
+    if (c && !server.stopping)
+        run_here(c, x->req->id, x->msg, x->fn, NULL);
+    conn_req_free(x->req);
+    json_decref(x->msg);
+    g_free(x);
+}
+
+/* Where the store reads later: the patrol a note or a finish names is
+ * read first, without waiting, and the request runs once it is in (it
+ * then finds the patrol in memory). True if sent. */
+static bool patrol_later(struct conn *c, json_t *id, json_t *msg, sig_fn fn)
+{
+    const char *pid = jx_str_bounded(msg, "patrol_id", 64);
+    if ((fn != patrol_note && fn != patrol_finish) || !pid)
+        return false;
+    struct patrol_ahead *x = g_new(struct patrol_ahead, 1);
+    *x = (struct patrol_ahead){conn_req_new(c, id), json_incref(msg), fn};
+    if (patrol_read_ahead(pid, on_patrol_read, x))
+        return true;
+    conn_req_free(x->req);
+    json_decref(x->msg);
+    g_free(x);
+    return false;
+}
+
 static void dispatch(struct conn *c, json_t *id, json_t *msg, sig_fn fn)
 {
     if (fn == call_invite && invite_count_later(c, id, msg, false))
+        return;
+    if (patrol_later(c, id, msg, fn))
         return;
     if (fn != call_invite && (owner_later(c, id, msg, fn) || forward(c, id, msg)))
         return;

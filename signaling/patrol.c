@@ -33,8 +33,10 @@ static int max_items;
 struct ahead {
     json_t *doc;
     int64_t at_ms; /* monotonic */
+    uint64_t gen;  /* when it was read (sent) or written: a later one wins */
 };
 static GHashTable *ahead; /* patrol id -> struct ahead* */
+static uint64_t ahead_gen;
 
 static void ahead_free(gpointer p)
 {
@@ -43,15 +45,32 @@ static void ahead_free(gpointer p)
     g_free(x);
 }
 
-static void ahead_keep(const char *id, json_t *doc)
+/* Keeps doc as patrol id's (gen: when it was read or written), unless
+ * what is kept is newer (a write made after the read was sent). */
+static void ahead_keep(const char *id, json_t *doc, uint64_t gen)
 {
     if (!ahead || !id)
+        return;
+    struct ahead *old = g_hash_table_lookup(ahead, id);
+    if (old && old->gen > gen)
         return;
     if (g_hash_table_size(ahead) >= AHEAD_MAX)
         g_hash_table_remove_all(ahead);
     struct ahead *x = g_new(struct ahead, 1);
-    *x = (struct ahead){json_deep_copy(doc), g_get_monotonic_time() / 1000};
+    *x = (struct ahead){json_deep_copy(doc), g_get_monotonic_time() / 1000, gen};
     g_hash_table_replace(ahead, g_strdup(id), x);
+}
+
+/* Patrol id as read ahead or written here within AHEAD_FRESH_MS, else
+ * read now. */
+static int patrol_get(const char *id, json_t **doc)
+{
+    struct ahead *x = ahead ? g_hash_table_lookup(ahead, id) : NULL;
+    if (x && g_get_monotonic_time() / 1000 - x->at_ms < AHEAD_FRESH_MS) {
+        *doc = json_deep_copy(x->doc); /* the caller may change it */
+        return STORE_OK;
+    }
+    return patrols_get(store, id, doc);
 }
 
 /* Stores a patrol, remembering it as written. */
@@ -59,7 +78,7 @@ static int put(const char *id, json_t *doc)
 {
     int rc = patrols_put(store, id, doc);
     if (rc == STORE_OK)
-        ahead_keep(id, doc);
+        ahead_keep(id, doc, ++ahead_gen);
     else if (ahead)
         g_hash_table_remove(ahead, id);
     return rc;
@@ -82,6 +101,7 @@ void patrol_shutdown(void)
 
 struct read_ahead {
     char *id;
+    uint64_t gen;
     void (*done)(void *ud);
     void *ud;
 };
@@ -90,7 +110,7 @@ static void on_ahead(int rc, const struct store_docs *d, void *ud)
 {
     struct read_ahead *x = ud;
     if (rc == STORE_OK && d->n == 1 && d->docs[0])
-        ahead_keep(x->id, d->docs[0]);
+        ahead_keep(x->id, d->docs[0], x->gen);
     x->done(x->ud);
     g_free(x->id);
     g_free(x);
@@ -101,7 +121,7 @@ bool patrol_read_ahead(const char *id, void (*done)(void *ud), void *ud)
     if (!ahead || !store || !id || !store_reads_later(store))
         return false;
     struct read_ahead *x = g_new(struct read_ahead, 1);
-    *x = (struct read_ahead){g_strdup(id), done, ud};
+    *x = (struct read_ahead){g_strdup(id), ++ahead_gen, done, ud};
     const char *ids[] = {id};
     if (store_docs_get_later(store, "patrols", ids, 1, on_ahead, x) == STORE_OK)
         return true;
@@ -242,7 +262,7 @@ static json_t *own_patrol(const struct call_actor *a, json_t *msg, const struct 
         return NULL;
     }
     json_t *doc = NULL;
-    int rc = patrols_get(store, id, &doc);
+    int rc = patrol_get(id, &doc); /* read ahead (call_api.c), or written here just now */
     if (rc != STORE_OK) {
         reply_err(r, rc == STORE_ENOTFOUND ? ERR_NOT_FOUND : ERR_UNAVAILABLE,
                   rc == STORE_ENOTFOUND ? "no such patrol" : "store unavailable");
@@ -398,12 +418,7 @@ enum err_code patrol_check_call(const char *patrol_id, const char *user_id, cons
                                 const char **why)
 {
     json_t *doc = NULL;
-    struct ahead *x = ahead ? g_hash_table_lookup(ahead, patrol_id) : NULL;
-    int rc = STORE_OK;
-    if (x && g_get_monotonic_time() / 1000 - x->at_ms < AHEAD_FRESH_MS)
-        doc = json_incref(x->doc); /* read ahead, or written here, just now */
-    else
-        rc = patrols_get(store, patrol_id, &doc);
+    int rc = patrol_get(patrol_id, &doc); /* read ahead, or written here, just now */
     enum err_code e = ERR_NONE;
     if (rc != STORE_OK) {
         *why = rc == STORE_ENOTFOUND ? "no such patrol" : "store unavailable";

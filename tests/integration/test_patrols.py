@@ -138,6 +138,34 @@ def test_patrol_of_key_enterprises_report_and_coverage(server):
     assert cov.json["patrolled"] == 1
 
 
+def test_notes_and_finish_sent_back_to_back_all_count(server):
+    """Two notes and the finish sent without waiting for each other's
+    answers are taken in order, each reading what the one before wrote
+    (on several nodes the patrol is read ahead without waiting): the report
+    has both notes."""
+    srv = start(server)
+
+    async def go():
+        gov = await srv.ws_login("insp")
+        pid = (await gov.ok("patrol.start", scope="key"))["patrol_id"]
+        await asyncio.sleep(2.5)  # past what the node remembers of its own write
+        msgs = [{"id": gov.new_id(), "type": "patrol.note", "patrol_id": pid,
+                 "enterprise": "k1", "result": "normal"},
+                {"id": gov.new_id(), "type": "patrol.note", "patrol_id": pid,
+                 "enterprise": "k2", "result": "issue", "findings": "camera offline"},
+                {"id": gov.new_id(), "type": "patrol.finish", "patrol_id": pid}]
+        futs = [gov.expect_reply(m["id"]) for m in msgs]
+        for m in msgs:
+            await gov.send_obj(m)
+        replies = await asyncio.wait_for(asyncio.gather(*futs), 10)
+        assert all(r["ok"] is True for r in replies), replies
+        items = {i["enterprise"]: i for i in replies[2]["report"]["items"]}
+        assert items["k1"]["result"] == "normal" and items["k2"]["result"] == "issue", items
+        await gov.close()
+
+    run(go())
+
+
 def test_patrol_start_rules(server):
     srv = start(server)
 
