@@ -5,9 +5,7 @@
  * client gave them (normalised), plus what the server keeps: division,
  * park and hazard_level copied from the enterprise, ts_key (the series key
  * of its readings in the store, from the counter "sensor.ts_key", never
- * reused; a server takes the counter's numbers a block at a time, so
- * that a new sensor seldom waits for the store, and skips what is left
- * of a block when it stops), version (bumped by every put), created_at and updated_at. The
+ * reused), version (bumped by every put), created_at and updated_at. The
  * latest readings come from the store's time-series latest table at start.
  *
  * yjtctl writes sensors too (import) without loading the table: yjtd picks
@@ -181,33 +179,9 @@ static bool load_latest(const struct store_ts_point *p, int64_t log_upto, void *
     return true;
 }
 
-/* The block of series keys this server took from the counter: [next, end). */
-#define KEY_BLOCK 64
-static int64_t key_next, key_end;
-
-/* A new series key: from the block taken, else a new block (one write
- * whose answer is awaited). A store other than the table's (a tool's)
- * takes one number. */
-static int new_key(struct store *st, int64_t *key)
-{
-    if (st != store) /* not the table's store: one at a time */
-        return store_counter_incr(st, "sensor.ts_key", 1, key);
-    if (key_next <= 0 || key_next >= key_end) {
-        int64_t top = 0;
-        int rc = store_counter_incr(st, "sensor.ts_key", KEY_BLOCK, &top);
-        if (rc != STORE_OK)
-            return rc;
-        key_next = top - KEY_BLOCK + 1;
-        key_end = top + 1;
-    }
-    *key = key_next++;
-    return STORE_OK;
-}
-
 int sensor_init(struct store *st)
 {
     store = st;
-    key_next = key_end = 0;
     by_id = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)sensor_free);
     by_key = g_hash_table_new(g_int64_hash, g_int64_equal);
     /* listeners registered before the load stay: the load calls none */
@@ -552,7 +526,7 @@ enum err_code sensor_put(struct store *st, const char *id, const json_t *in, con
         goto unavailable;
     int64_t now = clock_now_ms();
     int64_t key = old ? jx_int(old, "ts_key", 0) : 0;
-    if (key <= 0 && new_key(st, &key) != STORE_OK)
+    if (key <= 0 && store_counter_incr(st, "sensor.ts_key", 1, &key) != STORE_OK)
         goto unavailable;
     json_object_set_new(doc, "ts_key", json_integer(key));
     json_object_set_new(doc, "version", json_integer(old ? jx_int(old, "version", 0) + 1 : 1));
