@@ -273,7 +273,7 @@ static bool collect_due(const struct alarm *a, void *ud)
 {
     struct due_scan *s = ud;
     if (a->escalate_at && a->escalate_at <= s->now && s->due->len < ALARM_ESCALATIONS_PER_TICK &&
-        alarm_sensor_is_mine(a->sensor) && !alarm_saving(a->id)) {
+        alarm_sensor_is_mine(a->sensor)) {
         struct due d = {g_strdup(a->id)};
         g_array_append_val(s->due, d);
     }
@@ -287,7 +287,7 @@ static void division_of_step(const char *division, int step, char out[8])
 }
 
 /* Takes the due step of alarm id; returns true if it was recorded. */
-static bool take_step(const char *id, int step, int64_t now_ms, bool later)
+static bool take_step(const char *id, int step, int64_t now_ms)
 {
     const struct alarm *a = alarm_open_get(id);
     if (!a)
@@ -303,14 +303,14 @@ static bool take_step(const char *id, int step, int64_t now_ms, bool later)
         if (ids->len == 0)
             log_warn("alarm", "alarm=%s escalation step %d: no duty regulator in %s", id, step,
                      div);
-        ok = alarm_escalate(id, step, div, users, now_ms, later, NULL) == STORE_OK;
+        ok = alarm_escalate(id, step, div, users, now_ms, NULL) == STORE_OK;
         json_decref(users);
     }
     g_ptr_array_free(ids, TRUE);
     return ok;
 }
 
-int alarm_push_tick(int64_t now_ms, bool at_once)
+int alarm_push_tick(int64_t now_ms)
 {
     if (!store)
         return 0;
@@ -324,11 +324,9 @@ int alarm_push_tick(int64_t now_ms, bool at_once)
         for (int k = 0; k < ALARM_STEPS; k++) {
             const struct alarm *a = alarm_open_get(d->id);
             if (!a || !a->escalate_at || a->escalate_at > now_ms ||
-                !take_step(d->id, a->escalate_step, now_ms, !at_once))
+                !take_step(d->id, a->escalate_step, now_ms))
                 break;
             taken++;
-            if (alarm_saving(d->id))
-                break; /* the next step once this one is stored and told */
         }
         g_free(d->id);
     }

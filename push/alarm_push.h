@@ -34,11 +34,8 @@
 void alarm_push_init(struct store *st);
 void alarm_push_shutdown(void);
 /* Takes the escalation steps due at now_ms (at most a bounded number per
- * call); returns how many were taken. With at_once (at start, or when the
- * clock jumped) every step due is taken in this call, each stored (its
- * record read and merged waiting) and told in turn; else one step per
- * alarm, its record read without waiting, and the next at a later call. */
-int alarm_push_tick(int64_t now_ms, bool at_once);
+ * call); returns how many were taken. */
+int alarm_push_tick(int64_t now_ms);
 
 /* True if position is one of the enterprise's alarm staff positions. */
 bool alarm_staff_position(const char *position);

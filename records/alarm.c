@@ -762,7 +762,7 @@ void alarm_act(const char *id, const struct alarm_deed *d, alarm_act_cb cb, void
 }
 
 int alarm_escalate(const char *id, int step, const char *division, json_t *users, int64_t now_ms,
-                   bool later, const struct alarm **out)
+                   const struct alarm **out)
 {
     const char *why;
     struct alarm *a = find_open(id, &why);
@@ -774,20 +774,8 @@ int alarm_escalate(const char *id, int step, const char *division, json_t *users
                                     "at", (json_int_t)now_ms, "users", users));
     reschedule(a);
     counters.escalations++;
-    if (later && shared && store_reads_later(store)) {
-        /* the stored record read without waiting, merged, written, then
-         * told (alarm_saving() is true meanwhile: the next step waits) */
-        if (out)
-            *out = a;
-        return save_and_notify(a, "escalated") == STORE_OK ? STORE_OK : STORE_EIO;
-    }
     enum err_code e = commit_change(a, "escalated", out, false);
     return e == ERR_NONE ? STORE_OK : STORE_EIO;
-}
-
-bool alarm_saving(const char *id)
-{
-    return saving && id && g_hash_table_contains(saving, id);
 }
 
 /* ------------------------------------------------------------ queries */

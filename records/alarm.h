@@ -138,15 +138,9 @@ struct alarm_deed {
 typedef void (*alarm_act_cb)(enum err_code e, const char *why, json_t *alarm, void *ud);
 void alarm_act(const char *id, const struct alarm_deed *d, alarm_act_cb cb, void *ud);
 /* Records escalation step (1..3) of an open alarm to division's users
- * (an array of ids, borrowed) and stores the next deadline. With later,
- * where other servers change the alarm too and the store's reads travel,
- * its stored record is read without waiting and merged before it is
- * written and told (alarm_saving() meanwhile); else at once. */
+ * (an array of ids, borrowed) and stores the next deadline. */
 int alarm_escalate(const char *id, int step, const char *division, json_t *users, int64_t now_ms,
-                   bool later, const struct alarm **out);
-/* Whether a change of alarm id is being saved (its stored record read
- * without waiting first): its listeners have not heard of it yet. */
-bool alarm_saving(const char *id);
+                   const struct alarm **out);
 
 /* The interruption scan (alarm_scan.c): visits up to budget sensors
  * (all of them when budget <= 0), resuming where the last call stopped,

@@ -33,7 +33,7 @@ void alarm_api_tick(bool full)
 {
     int64_t now = clock_now_ms();
     alarm_scan(now, full ? 0 : server.cfg.alarm_scan_batch);
-    alarm_push_tick(now, full);
+    alarm_push_tick(now);
 }
 
 static gboolean on_tick(gpointer data)
@@ -61,7 +61,7 @@ int alarm_api_init(void)
     }
     alarm_push_init(server.store);
     /* deadlines that passed while the server was down fire now */
-    alarm_push_tick(clock_now_ms(), true);
+    alarm_push_tick(clock_now_ms());
     tick_source = g_timeout_add((guint)server.cfg.alarm_scan_interval_ms, on_tick, NULL);
     return 0;
 }

@@ -404,34 +404,6 @@ def test_escalation_times_per_level(server):
     assert len(escalations(srv, "d_city")) == 1 and len(escalations(srv, "d_prov")) == 1
 
 
-def test_an_escalation_comes_due_on_its_own(server):
-    """An escalation step that comes due while the clock runs (not moved)
-    is taken by the server's own tick: on several nodes its alarm's stored
-    record is read without waiting, merged, written, and only then is the
-    step pushed to the district's duty regulators."""
-    srv = start(server, test_clock=at("09:00:00"), alarm_escalation_orange="1,2,3")
-    key = gateway_key(srv)
-    put_sensor(srv, "lt1")
-    post(srv, key, "lt1", 95)  # orange: the district in about a minute
-    due = alarms(srv)[0]["escalate_at"]
-    ahead = datetime.datetime.fromtimestamp((due - 3000) / 1000, _TZ)
-    set_clock(srv, ahead.isoformat())  # three seconds before the step
-    assert escalations(srv, "d_district") == []
-
-    def waits():
-        return sum(metric(n.metrics(), "yjt_redis_loop_waits_total") or 0
-                   for n in [srv] + srv.peers)
-    before = waits()
-    deadline = time.monotonic() + 20
-    while not escalations(srv, "d_district"):
-        assert time.monotonic() < deadline, "the step never came"
-        time.sleep(0.2)
-    assert waits() == before  # on Redis: the record read without waiting
-    assert [s for _, s in escalations(srv, "d_district")] == [1]
-    a = alarms(srv)[0]
-    assert a["escalation_step"] == 1 and a["escalations"][0]["step"] == 1, a
-
-
 def test_monthly_stats(server):
     srv = start(server, test_clock=at("09:00:00"))
     key = gateway_key(srv)
