@@ -717,6 +717,8 @@ static void on_invite_ahead(void *ud)
     struct conn *c = conn_find(x->serial);
     if (c && !server.stopping)
         invite_count_later(c, x->id, x->msg, true);
+    else if (c)
+        conn_reply_error(c, x->id, ERR_UNAVAILABLE, "the server is stopping");
     json_decref(x->id);
     json_decref(x->msg);
     g_free(x);
@@ -807,6 +809,8 @@ static void on_patrol_read(void *ud)
     struct conn *c = conn_req_conn(x->req);
     if (c && !server.stopping)
         run_here(c, x->req->id, x->msg, x->fn, NULL);
+    else if (c)
+        conn_reply_error(c, x->req->id, ERR_UNAVAILABLE, "the server is stopping");
     conn_req_free(x->req);
     json_decref(x->msg);
     g_free(x);

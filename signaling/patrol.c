@@ -36,7 +36,7 @@ struct ahead {
     uint64_t gen;  /* when it was read (sent) or written: a later one wins */
 };
 static GHashTable *ahead; /* patrol id -> struct ahead* */
-static uint64_t ahead_gen;
+static uint64_t ahead_gen, cleared_gen;
 
 static void ahead_free(gpointer p)
 {
@@ -52,10 +52,12 @@ static void ahead_keep(const char *id, json_t *doc, uint64_t gen)
     if (!ahead || !id)
         return;
     struct ahead *old = g_hash_table_lookup(ahead, id);
-    if (old && old->gen > gen)
-        return;
-    if (g_hash_table_size(ahead) >= AHEAD_MAX)
+    if ((old && old->gen > gen) || gen < cleared_gen)
+        return; /* a write since (perhaps forgotten in a clearing) is newer */
+    if (g_hash_table_size(ahead) >= AHEAD_MAX) {
         g_hash_table_remove_all(ahead);
+        cleared_gen = ahead_gen + 1; /* what was read before may be stale now */
+    }
     struct ahead *x = g_new(struct ahead, 1);
     *x = (struct ahead){json_deep_copy(doc), g_get_monotonic_time() / 1000, gen};
     g_hash_table_replace(ahead, g_strdup(id), x);
