@@ -371,6 +371,15 @@ class WsClient:
         except asyncio.TimeoutError:
             raise AssertionError(f"no reply within {timeout}s to {str(obj)[:200]}") from None
 
+    async def requests_at_once(self, *msgs, timeout=10):
+        """Sends each (type, fields) without waiting for the replies before,
+        then returns the replies in order: requests that overlap."""
+        objs = [{"id": self.new_id(), "type": t, **f} for t, f in msgs]
+        futs = [self.expect_reply(o["id"]) for o in objs]
+        for o in objs:
+            await self.send_obj(o)
+        return await asyncio.wait_for(asyncio.gather(*futs), timeout)
+
     async def request(self, type_, timeout=10, **fields):
         obj = {"id": self.new_id(), "type": type_}
         obj.update(fields)

@@ -3,7 +3,6 @@ clock: on-time filings over WebSocket and REST, a same-day correction that
 keeps the earlier version, the regulators' view with the non-filers and the
 roll-up per district, a restart past the deadline and a late filing."""
 
-import asyncio
 import datetime
 import json
 
@@ -163,12 +162,8 @@ def test_filings_sent_back_to_back_are_versions_in_order(server):
 
     async def body():
         e3 = await srv.ws_login("e3boss")
-        first = {"id": e3.new_id(), "type": "commitment.submit", **filing(risk_grade=2)}
-        second = {"id": e3.new_id(), "type": "commitment.submit", **filing(risk_grade=4)}
-        futs = [e3.expect_reply(first["id"]), e3.expect_reply(second["id"])]
-        await e3.send_obj(first)
-        await e3.send_obj(second)
-        r1, r2 = await asyncio.wait_for(asyncio.gather(*futs), 10)
+        r1, r2 = await e3.requests_at_once(("commitment.submit", filing(risk_grade=2)),
+                                           ("commitment.submit", filing(risk_grade=4)))
         assert r1.get("ok") and r2.get("ok"), (r1, r2)
         assert r1["commitment"]["version"] == 1 and r2["commitment"]["version"] == 2, (r1, r2)
         c = srv.http("GET", "/api/v1/commitments/e3", token=srv.token("insp")).json

@@ -219,12 +219,9 @@ def test_register_validation_and_token_moves(server, receiver):
         await b.ok("push.unregister", device_id="bobs-phone")
         # A register and the unregister sent right behind it (a log-in and
         # an immediate log-out) are done in that order: no token is left.
-        reg = {"id": b.new_id(), "type": "push.register", "platform": "fcm", "token": "quick"}
-        unreg = {"id": b.new_id(), "type": "push.unregister"}
-        futs = [b.expect_reply(reg["id"]), b.expect_reply(unreg["id"])]
-        await b.send_obj(reg)
-        await b.send_obj(unreg)
-        replies = await asyncio.wait_for(asyncio.gather(*futs), 10)
+        replies = await b.requests_at_once(("push.register", {"platform": "fcm",
+                                                              "token": "quick"}),
+                                           ("push.unregister", {}))
         assert all(r["ok"] is True for r in replies), replies
         r = await b.request("push.unregister")
         assert r["ok"] is False and r["error"]["code"] == "not_found", r

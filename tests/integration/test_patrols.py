@@ -149,15 +149,11 @@ def test_notes_and_finish_sent_back_to_back_all_count(server):
         gov = await srv.ws_login("insp")
         pid = (await gov.ok("patrol.start", scope="key"))["patrol_id"]
         await asyncio.sleep(2.5)  # past what the node remembers of its own write
-        msgs = [{"id": gov.new_id(), "type": "patrol.note", "patrol_id": pid,
-                 "enterprise": "k1", "result": "normal"},
-                {"id": gov.new_id(), "type": "patrol.note", "patrol_id": pid,
-                 "enterprise": "k2", "result": "issue", "findings": "camera offline"},
-                {"id": gov.new_id(), "type": "patrol.finish", "patrol_id": pid}]
-        futs = [gov.expect_reply(m["id"]) for m in msgs]
-        for m in msgs:
-            await gov.send_obj(m)
-        replies = await asyncio.wait_for(asyncio.gather(*futs), 10)
+        replies = await gov.requests_at_once(
+            ("patrol.note", {"patrol_id": pid, "enterprise": "k1", "result": "normal"}),
+            ("patrol.note", {"patrol_id": pid, "enterprise": "k2", "result": "issue",
+                             "findings": "camera offline"}),
+            ("patrol.finish", {"patrol_id": pid}))
         assert all(r["ok"] is True for r in replies), replies
         items = {i["enterprise"]: i for i in replies[2]["report"]["items"]}
         assert items["k1"]["result"] == "normal" and items["k2"]["result"] == "issue", items

@@ -255,12 +255,8 @@ def test_requests_of_a_connection_keep_their_order(server):
 
     async def body():
         g = await srv.ws_login("gov44")
-        sub = {"id": g.new_id(), "type": "presence.subscribe", "enterprise": "e2"}
-        unsub = {"id": g.new_id(), "type": "presence.unsubscribe"}
-        futs = [g.expect_reply(sub["id"]), g.expect_reply(unsub["id"])]
-        await g.send_obj(sub)
-        await g.send_obj(unsub)
-        replies = await asyncio.wait_for(asyncio.gather(*futs), 10)
+        replies = await g.requests_at_once(("presence.subscribe", {"enterprise": "e2"}),
+                                           ("presence.unsubscribe", {}))
         assert all(r["ok"] is True for r in replies), replies
         carl = await srv.ws_login("carl")
         await g.no_event("presence.changed", 1.0)
