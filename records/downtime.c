@@ -123,7 +123,7 @@ enum err_code downtime_declare(const char *enterprise, const char *division, jso
                   (json_int_t)until, "declared_by", actor, "created_at", (json_int_t)now_ms);
     if (sensors)
         json_object_set(doc, "sensors", sensors);
-    int rc = store_doc_put(store, COLL, id, doc, true);
+    int rc = store_doc_put_new(store, COLL, id, doc); /* a new sorted id: none has it */
     g_free(id);
     if (rc != STORE_OK) {
         json_decref(doc);

@@ -238,8 +238,8 @@ static void h_close(struct conn *c, json_t *id, json_t *msg)
 }
 
 const struct ws_handler alarm_handlers[] = {
-    {"alarm.ack", h_ack, true},
-    {"alarm.feedback", h_feedback, true},
-    {"alarm.close", h_close, true},
-    {NULL, NULL, false},
+    {"alarm.ack", h_ack, true, false},
+    {"alarm.feedback", h_feedback, true, false},
+    {"alarm.close", h_close, true, false},
+    {NULL, NULL, false, false},
 };

@@ -530,8 +530,8 @@ const struct rest_route alarm_routes[] = {
     {REST_POST, "/api/v1/alarms/*/ack", route_ack, true, false},
     {REST_POST, "/api/v1/alarms/*/feedback", route_feedback, true, false},
     {REST_POST, "/api/v1/alarms/*/close", route_close, true, false},
-    {REST_POST, "/api/v1/downtimes", route_declare, true, false},
+    {REST_POST, "/api/v1/downtimes", route_declare, true, true},
     {REST_GET, "/api/v1/downtimes", route_downtimes, true, false},
-    {REST_POST, "/api/v1/downtimes/*/end", route_end, true, false},
+    {REST_POST, "/api/v1/downtimes/*/end", route_end, true, true},
     {0},
 };

@@ -883,22 +883,22 @@ HANDLER(h_patrol_note, patrol_note)
 HANDLER(h_patrol_finish, patrol_finish)
 
 const struct ws_handler call_handlers[] = {
-    {"call.invite", h_invite, true},
-    {"call.ringing", h_ringing, true},
-    {"call.accept", h_accept, true},
-    {"call.decline", h_decline, true},
-    {"call.cancel", h_cancel, true},
-    {"call.hangup", h_hangup, true},
-    {"call.candidate", h_candidate, true},
-    {"call.renegotiate", h_renegotiate, true},
-    {"call.resume", h_resume, true},
-    {"ice.servers", h_ice, true},
-    {"call.join", h_join, true},
-    {"call.leave", h_leave, true},
-    {"patrol.start", h_patrol_start, true},
-    {"patrol.note", h_patrol_note, true},
-    {"patrol.finish", h_patrol_finish, true},
-    {NULL, NULL, false},
+    {"call.invite", h_invite, true, false},
+    {"call.ringing", h_ringing, true, false},
+    {"call.accept", h_accept, true, false},
+    {"call.decline", h_decline, true, false},
+    {"call.cancel", h_cancel, true, false},
+    {"call.hangup", h_hangup, true, false},
+    {"call.candidate", h_candidate, true, false},
+    {"call.renegotiate", h_renegotiate, true, false},
+    {"call.resume", h_resume, true, false},
+    {"ice.servers", h_ice, true, false},
+    {"call.join", h_join, true, false},
+    {"call.leave", h_leave, true, false},
+    {"patrol.start", h_patrol_start, true, true},
+    {"patrol.note", h_patrol_note, true, false},
+    {"patrol.finish", h_patrol_finish, true, false},
+    {NULL, NULL, false, false},
 };
 
 /* With several nodes, devices held elsewhere get the event over the bus:

@@ -98,8 +98,8 @@ static void h_submit(struct conn *c, json_t *id, json_t *msg)
 }
 
 const struct ws_handler commitment_handlers[] = {
-    {"commitment.submit", h_submit, true},
-    {NULL, NULL, false},
+    {"commitment.submit", h_submit, true, false},
+    {NULL, NULL, false, false},
 };
 
 static void rest_answer(enum err_code e, json_t *commitment, const char *why, void *ud)

@@ -5,6 +5,7 @@
 #include "common/clock.h"
 #include "common/jsonx.h"
 #include "common/log.h"
+#include "records/store_replay.h"
 #include "server/metrics.h"
 #include "server/sendpool.h"
 #include "server/server.h"
@@ -62,6 +63,7 @@ struct conn *conn_new(struct lws *wsi, const char *peer)
     c->refill_ms = c->last_rx_ms = clock_mono_ms();
     g_queue_init(&c->outq);
     g_queue_init(&c->push_held);
+    g_queue_init(&c->replay_queue);
     g_hash_table_insert(conns, &c->serial, c);
     return c;
 }
@@ -73,6 +75,7 @@ void conn_free(struct conn *c)
         g_source_remove(c->auth_timer);
     g_queue_clear_full(&c->outq, g_free);
     g_queue_clear_full(&c->push_held, g_free);
+    g_queue_clear_full(&c->replay_queue, (GDestroyNotify)g_bytes_unref);
     if (c->rx)
         g_byte_array_free(c->rx, TRUE);
     g_free(c->user_id);
@@ -134,9 +137,23 @@ void conn_each(void (*fn)(struct conn *c, void *ud), void *ud)
     g_array_free(serials, TRUE);
 }
 
+/* In a run of a replayed request (ws.c) that sent a read, nothing goes
+ * out: the request runs again once its reads are in. A reply of a run
+ * that sent none answers the request (it is not run again). */
+static bool thrown(struct conn *c, bool reply)
+{
+    if (!c->replay)
+        return false;
+    if (store_replay_sent(c->replay) > 0)
+        return true;
+    if (reply)
+        c->replay_answered = true;
+    return false;
+}
+
 void conn_send_text(struct conn *c, const char *text, size_t len, const char *label)
 {
-    if (c->close_code)
+    if (c->close_code || thrown(c, false))
         return; /* closing: nothing more goes out */
     if (c->out_bytes + len > (size_t)server.cfg.send_queue_max) {
         log_warn("ws", "conn=%" G_GUINT64_FORMAT " user=%s send queue full (%zu bytes), closing",
@@ -203,7 +220,7 @@ void conn_send_now(struct conn *c, const char *text, size_t len, const char *lab
 
 void conn_send(struct conn *c, json_t *msg, const char *label)
 {
-    if (c->close_code) {
+    if (c->close_code || thrown(c, false)) {
         json_decref(msg);
         return; /* closing: nothing more goes out */
     }
@@ -217,6 +234,10 @@ void conn_send(struct conn *c, json_t *msg, const char *label)
 
 void conn_reply(struct conn *c, json_t *id, json_t *fields)
 {
+    if (thrown(c, true)) {
+        json_decref(fields);
+        return;
+    }
     json_t *msg = json_pack("{s:O, s:b}", "re", id ? id : json_null(), "ok", 1);
     if (fields) {
         json_object_update(msg, fields);
@@ -227,6 +248,8 @@ void conn_reply(struct conn *c, json_t *id, json_t *fields)
 
 void conn_reply_error(struct conn *c, json_t *id, enum err_code code, const char *message)
 {
+    if (thrown(c, true))
+        return;
     metrics_error(code);
     json_t *msg = json_pack("{s:O, s:b, s:{s:s, s:s}}", "re", id ? id : json_null(), "ok", 0,
                             "error", "code", err_name(code), "message", message);

@@ -77,6 +77,17 @@ struct conn {
     bool push_resuming;
     GQueue push_held;
 
+    /* A request run against a replay of its reads (ws.c, a handler marked
+     * replay, on a store whose reads travel): the replay while a run goes
+     * on (what the connection is sent is dropped once the run sent a
+     * read, and replay_answered set if it answered before), the request
+     * while it waits for its reads, and the messages that came meanwhile,
+     * in order (GBytes*): they run after it. */
+    struct store_replay *replay;
+    bool replay_answered;
+    struct ws_replayed *replay_held;
+    GQueue replay_queue;
+
     int close_code; /* nonzero once a close is scheduled */
     bool close_started;
     char close_reason[96];

@@ -432,7 +432,7 @@ const struct rest_route enterprise_routes[] = {
     {REST_GET, "/api/v1/enterprises/*/history", route_history, true, false},
     {REST_GET, "/api/v1/enterprises/*/hazard-sources", route_sources, true, false},
     {REST_GET, "/api/v1/enterprises/*/hazard-sources/*", route_source, true, false},
-    {REST_PUT, "/api/v1/enterprises/*/hazard-sources/*", route_source_put, true, false},
-    {REST_DELETE, "/api/v1/enterprises/*/hazard-sources/*", route_source_delete, true, false},
+    {REST_PUT, "/api/v1/enterprises/*/hazard-sources/*", route_source_put, true, true},
+    {REST_DELETE, "/api/v1/enterprises/*/hazard-sources/*", route_source_delete, true, true},
     {0},
 };

@@ -172,7 +172,7 @@ static void h_unsubscribe(struct conn *c, json_t *id, json_t *msg)
 }
 
 const struct ws_handler feed_handlers[] = {
-    {"feed.subscribe", h_subscribe, true},
-    {"feed.unsubscribe", h_unsubscribe, true},
-    {NULL, NULL, false},
+    {"feed.subscribe", h_subscribe, true, false},
+    {"feed.unsubscribe", h_unsubscribe, true, false},
+    {NULL, NULL, false, false},
 };

@@ -62,10 +62,10 @@ static void h_get(struct conn *c, json_t *id, json_t *msg)
 }
 
 const struct ws_handler notice_handlers[] = {
-    {"notice.publish", h_publish, true},
-    {"notice.read", h_read, true},
-    {"notice.get", h_get, true},
-    {NULL, NULL, false},
+    {"notice.publish", h_publish, true, false},
+    {"notice.read", h_read, true, true},
+    {"notice.get", h_get, true, true},
+    {NULL, NULL, false, false},
 };
 
 static void rest_published(enum err_code err, const char *why, const char *nid, int n, void *ud)

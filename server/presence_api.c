@@ -341,10 +341,10 @@ static void h_unsubscribe(struct conn *c, json_t *id, json_t *msg)
 }
 
 const struct ws_handler presence_handlers[] = {
-    {"presence.query", h_query, true},
-    {"presence.subscribe", h_subscribe, true},
-    {"presence.unsubscribe", h_unsubscribe, true},
-    {NULL, NULL, false},
+    {"presence.query", h_query, true, false},
+    {"presence.subscribe", h_subscribe, true, false},
+    {"presence.unsubscribe", h_unsubscribe, true, false},
+    {NULL, NULL, false, false},
 };
 
 /* Presence notify callback (registered by main.c): one presence.changed

@@ -515,11 +515,11 @@ static void h_unregister(struct conn *c, json_t *id, json_t *msg)
 }
 
 const struct ws_handler push_handlers[] = {
-    {"push.ack", h_ack, true},
-    {"push.resume", h_resume, true},
-    {"push.register", h_register, true},
-    {"push.unregister", h_unregister, true},
-    {NULL, NULL, false},
+    {"push.ack", h_ack, true, false},
+    {"push.resume", h_resume, true, false},
+    {"push.register", h_register, true, false},
+    {"push.unregister", h_unregister, true, false},
+    {NULL, NULL, false, false},
 };
 
 /* Adds to each listed push its gateway delivery state, if it has one. */

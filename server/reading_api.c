@@ -131,11 +131,11 @@ static void h_readings_post(struct conn *c, json_t *id, json_t *msg)
 }
 
 const struct ws_handler reading_handlers[] = {
-    {"auth.apikey", h_apikey, false},
-    {NULL, NULL, false},
+    {"auth.apikey", h_apikey, false, false},
+    {NULL, NULL, false, false},
 };
 
 const struct ws_handler gateway_handlers[] = {
-    {"readings.post", h_readings_post, false},
-    {NULL, NULL, false},
+    {"readings.post", h_readings_post, false, false},
+    {NULL, NULL, false, false},
 };

@@ -297,12 +297,12 @@ static void h_ping(struct conn *c, json_t *id, json_t *msg)
 }
 
 const struct ws_handler session_handlers[] = {
-    {"auth.login", h_login, false},
-    {"auth.token", h_token, false},
-    {"auth.refresh", h_refresh, true},
-    {"auth.logout", h_logout, true},
-    {"ping", h_ping, true},
-    {NULL, NULL, false},
+    {"auth.login", h_login, false, false},
+    {"auth.token", h_token, false, false},
+    {"auth.refresh", h_refresh, true, false},
+    {"auth.logout", h_logout, true, false},
+    {"ping", h_ping, true, false},
+    {NULL, NULL, false, false},
 };
 
 /* Closes the connections of an account that changed, if they no longer

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "push/feed.h"
 #include "push/presence.h"
+#include "records/store_replay.h"
 #include "signaling/call.h"
 #include "server/envelope.h"
 #include "server/metrics.h"
@@ -50,6 +51,111 @@ static gboolean auth_timeout(gpointer data)
         conn_close(c, 4401, "not authenticated in time");
     }
     return G_SOURCE_REMOVE;
+}
+
+/* A request of a replayed handler, waiting for its reads. */
+struct ws_replayed {
+    struct store_replay *rp;
+    const struct ws_handler *h;
+    json_t *id, *msg;
+    int runs;
+};
+
+/* Runs of one request before its reads are made waiting. */
+#define REPLAY_RUNS_MAX 8
+/* Messages that may wait behind a request waiting for its reads. */
+#define REPLAY_QUEUE_MAX 64
+
+static void dispatch(struct conn *c, const char *text, size_t len);
+
+static void replayed_free(struct ws_replayed *x)
+{
+    if (!x)
+        return;
+    store_replay_free(x->rp);
+    json_decref(x->id);
+    json_decref(x->msg);
+    g_free(x);
+}
+
+static void replay_ready(void *ud);
+
+/* One run of x on c: done when it lacked no read or answered before it
+ * did, else held until its reads are in. True when done. */
+static bool replay_run(struct conn *c, struct ws_replayed *x)
+{
+    c->replay = x->rp;
+    c->replay_answered = false;
+    store_replay_begin(x->rp);
+    x->h->fn(c, x->id, x->msg);
+    int sent = store_replay_end(x->rp);
+    c->replay = NULL;
+    if (sent == 0 || c->replay_answered) {
+        replayed_free(x);
+        return true;
+    }
+    if (++x->runs >= REPLAY_RUNS_MAX)
+        store_replay_last(x->rp);
+    c->replay_held = x;
+    store_replay_wait(x->rp, replay_ready, GSIZE_TO_POINTER(c->serial));
+    return false;
+}
+
+/* The messages that waited behind a replayed request run, in order,
+ * until one of them waits for its reads in turn. */
+static void replay_drain(struct conn *c)
+{
+    while (!c->replay_held && !c->close_code && !g_queue_is_empty(&c->replay_queue)) {
+        GBytes *b = g_queue_pop_head(&c->replay_queue);
+        gsize len = 0;
+        const char *text = g_bytes_get_data(b, &len);
+        dispatch(c, text, len);
+        g_bytes_unref(b);
+    }
+}
+
+static void replay_ready(void *ud)
+{
+    struct conn *c = conn_find(GPOINTER_TO_SIZE(ud));
+    if (!c || !c->replay_held)
+        return; /* gone meanwhile */
+    struct ws_replayed *x = c->replay_held;
+    c->replay_held = NULL;
+    if (replay_run(c, x))
+        replay_drain(c);
+}
+
+/* Runs handler h for a request, against a replay of its reads if h is
+ * replayed and the store's reads travel. */
+static void handle(struct conn *c, const struct ws_handler *h, json_t *id, json_t *msg)
+{
+    if (!h->replay || !store_replays(server.store)) {
+        h->fn(c, id, msg);
+        return;
+    }
+    struct ws_replayed *x = g_new0(struct ws_replayed, 1);
+    *x = (struct ws_replayed){store_replay_new(server.store), h, json_incref(id), json_incref(msg),
+                              0};
+    replay_run(c, x);
+}
+
+/* While a request waits for its reads, the connection's next messages
+ * wait behind it (a bounded number; those beyond are refused busy).
+ * True if text was kept or refused. */
+static bool replay_holds(struct conn *c, const char *text, size_t len)
+{
+    if (!c->replay_held && g_queue_is_empty(&c->replay_queue))
+        return false;
+    if (g_queue_get_length(&c->replay_queue) < REPLAY_QUEUE_MAX) {
+        g_queue_push_tail(&c->replay_queue, g_bytes_new(text, len));
+        return true;
+    }
+    struct envelope env;
+    envelope_parse(text, len, &env);
+    metrics_msg_in("busy");
+    conn_reply_error(c, env.id, ERR_BUSY, "too many requests waiting for an earlier one");
+    json_decref(env.msg);
+    return true;
 }
 
 /* Handles one complete text message. */
@@ -92,7 +198,7 @@ static void dispatch(struct conn *c, const char *text, size_t len)
                          "authenticate first (auth.login or auth.token)");
         goto out;
     }
-    h->fn(c, env.id, env.msg);
+    handle(c, h, env.id, env.msg);
 out:
     json_decref(env.msg);
 }
@@ -130,7 +236,8 @@ static void on_receive(struct conn *c, struct lws *wsi, const void *in, size_t l
     if (c->rx_binary) {
         metrics_msg_in("binary");
         conn_reply_error(c, NULL, ERR_BAD_REQUEST, "binary frames are not accepted");
-    } else if (!c->rx_overflow && c->rx) {
+    } else if (!c->rx_overflow && c->rx &&
+               !replay_holds(c, (const char *)c->rx->data, c->rx->len)) {
         dispatch(c, (const char *)c->rx->data, c->rx->len);
     }
     /* Return the assembly buffer to the allocator: idle connections hold none. */
@@ -211,6 +318,7 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
         }
         presence_unsubscribe_all(c);
         feed_drop_conn(c);
+        g_clear_pointer(&c->replay_held, replayed_free);
         metrics_conn(c->authed ? c->role : c->gateway_enterprise ? "gateway" : "none", -1);
         if (c->gateway_enterprise)
             log_info("ws", "conn=%" G_GUINT64_FORMAT " gateway key=%s enterprise=%s closed",

@@ -15,6 +15,14 @@ struct ws_handler {
      * The handler sends exactly one reply, now or later. */
     void (*fn)(struct conn *c, json_t *id, json_t *msg);
     bool needs_auth;
+    /* On a store whose reads travel (Redis), run against a replay of its
+     * reads rather than waiting for them (records/store_replay.h): run,
+     * thrown away and run again once the reads it lacked are in, while
+     * the connection's next messages wait behind it. Only for a handler
+     * that answers at once (no reply later), and that before its first
+     * write does nothing a thrown run must not have done (its sends to
+     * its own connection are dropped, its log lines hushed). */
+    bool replay;
 };
 
 extern const struct ws_handler session_handlers[];

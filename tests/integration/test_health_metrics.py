@@ -307,6 +307,59 @@ def test_a_taken_port_stops_yjtd(tmp_path):
     assert f"cannot listen on 127.0.0.1:{port}" in err, err
 
 
+def test_notice_reads_and_patrol_starts_do_not_hold_the_loop(server):
+    """notice.read, notice.get and patrol.start on WebSocket run against a
+    replay of their reads, as REST GETs do: on Redis no node's loop waits
+    while they run, a connection's requests sent together are answered as
+    one at a time would be (a notice read twice at once is read once, a
+    message behind a request waiting for its reads waits too), and on
+    SQLite nothing is replayed."""
+    import test_notices as tn
+    srv = server(enterprises=tn.ENTERPRISES, users=tn.USERS)
+    nodes = [srv] + srv.peers
+
+    def total(name):
+        return sum(metric(n.metrics(), name) or 0 for n in nodes)
+
+    r = srv.http("POST", "/api/v1/notices", token=srv.token("gov4401"),
+                 body=dict(tn.NOTICE, audience={"type": "enterprises", "enterprises": ["e1"]}))
+    assert r.status == 201, r
+    nid = r.json["notice_id"]
+    before, replayed = total("yjt_redis_loop_waits_total"), total("yjt_store_replay_reads_total")
+
+    async def body():
+        a = await srv.ws_login("alice", device_id="a1")
+        g = await srv.ws_login("gov4401", device_id="g1")
+        for c in (a, g):
+            await c.ok("ice.servers")  # each connection's own reads are done
+        r1, r2, whole, unknown, other, ice = await a.requests_at_once(
+            ("notice.read", {"notice_id": nid}), ("notice.read", {"notice_id": nid}),
+            ("notice.get", {"notice_id": nid}), ("notice.read", {"notice_id": "n-unknown"}),
+            ("notice.get", {"notice_id": nid + "x"}), ("ice.servers", {}))
+        assert r1["ok"] and r2["ok"] and r1["read_at"] == r2["read_at"], (r1, r2)
+        assert whole["ok"] and whole["title"] == tn.NOTICE["title"], whole
+        assert unknown["error"]["code"] == "not_found" and other["error"]["code"] == "not_found"
+        assert ice["ok"], ice
+        p1, p2, p3 = await g.requests_at_once(
+            ("patrol.start", {"enterprises": ["e1", "e2"]}),
+            ("patrol.start", {"enterprises": ["e3"]}), ("patrol.start", {"enterprises": ["e2"]}))
+        assert [i["enterprise"] for i in p1["items"]] == ["e1", "e2"], p1
+        assert p2["error"]["code"] == "forbidden", p2
+        assert p3["ok"] and p3["patrol_id"] != p1["patrol_id"], p3
+        for c in (a, g):
+            await c.close()
+
+    run(body())
+    assert total("yjt_redis_loop_waits_total") - before == 0
+    reads = total("yjt_store_replay_reads_total") - replayed
+    if REDIS_URL:
+        assert reads >= 3, reads
+    else:
+        assert reads == 0
+    r = srv.http("GET", "/api/v1/patrols", token=srv.token("gov4401"))
+    assert r.status == 200 and len(r.json["patrols"]) == 2, r
+
+
 def test_rest_writes_that_read_first_do_not_hold_the_loop(server):
     """A write whose reads come first (a sensor's record, an enterprise's
     draft) is run against a replay of its reads as a GET is: on Redis the
@@ -335,3 +388,29 @@ def test_rest_writes_that_read_first_do_not_hold_the_loop(server):
     assert s["unit"] == "mm" and s["version"] == 3, s
     h = srv.http("GET", "/api/v1/enterprises/e1", token=gov)
     assert h.status == 200, h
+    # a hazard source written to the open draft and deleted again: the
+    # reads replayed, the record's status written waiting as above
+    from test_enterprises import TANKS
+    before = metric(srv.metrics(), "yjt_redis_loop_waits_total") or 0
+    r = srv.http("PUT", "/api/v1/enterprises/e1/hazard-sources/tanks", token=alice, body=TANKS)
+    assert r.status == 200 and r.json["hazard_source"]["id"] == "tanks", r
+    r = srv.http("DELETE", "/api/v1/enterprises/e1/hazard-sources/tanks", token=alice)
+    assert r.status == 200, r
+    after = metric(srv.metrics(), "yjt_redis_loop_waits_total") or 0
+    assert after - before == (2 if REDIS_URL else 0), (before, after)
+    # a downtime declared (a record under a new id) and ended: no wait
+    before = after
+    assert_error(srv.http("DELETE", "/api/v1/enterprises/e1/hazard-sources/tanks", token=alice),
+                 404, "not_found")
+    until = int(time.time() * 1000) + 3600_000
+    r = srv.http("POST", "/api/v1/downtimes", token=alice, body={"reason": "检修", "until": until})
+    assert r.status == 201 and r.json["downtime"]["enterprise"] == "e1", r
+    dt = r.json["downtime"]["id"]
+    r = srv.http("POST", f"/api/v1/downtimes/{dt}/end", token=alice, raw="{}")
+    assert r.status == 200 and r.json["downtime"]["ended_by"] == srv.users["alice"], r
+    assert_error(srv.http("POST", f"/api/v1/downtimes/{dt}/end", token=alice, raw="{}"),
+                 409, "conflict")
+    r = srv.http("GET", "/api/v1/downtimes", token=gov)
+    assert [d["id"] for d in r.json["downtimes"]] == [dt], r
+    after = metric(srv.metrics(), "yjt_redis_loop_waits_total") or 0
+    assert after - before == 0, (before, after)
