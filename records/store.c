@@ -350,6 +350,7 @@ int store_kv_purge_expired(struct store *st, int64_t now_ms)
 
 int store_counter_incr(struct store *st, const char *name, int64_t by, int64_t *value_out)
 {
+    REPLAYED(st, .op = REPLAY_COUNTER, .a = name, .x = by, .int_out = value_out);
     WRITE_GUARD(st);
     TIMED(st, st->ops->counter_incr(st, name, by, value_out));
 }

@@ -388,6 +388,9 @@ int store_kv_delete(struct store *st, const char *key);
 /* The integer stored under key (as decimal text), 0 when unset. */
 int store_kv_get_int(struct store *st, const char *key, int64_t *out);
 int store_kv_purge_expired(struct store *st, int64_t now_ms);
+/* Adds by to the counter name and gives its new value. Inside a replay's
+ * run it is sent as a read (store_replay.h): a value a thrown run took
+ * is kept for the request's next run, or left unused. */
 int store_counter_incr(struct store *st, const char *name, int64_t by, int64_t *value_out);
 
 /* Rate windows, for limits shared by every process on the store (login

@@ -49,6 +49,7 @@ struct store_replay {
     GHashTable *memo; /* key -> struct replay_read* */
     int in_flight;
     int sent_run; /* reads sent by the current run */
+    int counted;  /* counters taken by the current run (each has its own answer) */
     bool wrote, last, owner_gone;
     void (*ready)(void *ud);
     void *ready_ud;
@@ -136,6 +137,9 @@ static void make_read(struct store *st, struct replay_read *r)
         break;
     case REPLAY_TS_RANGE:
         r->rc = store_ts_chunk_range(st, q->x, q->y, q->z, keep_samples, r);
+        break;
+    case REPLAY_COUNTER:
+        r->rc = store_counter_incr(st, q->a, q->x, &r->n);
         break;
     default:
         r->rc = STORE_EINVAL;
@@ -302,6 +306,7 @@ void store_replay_free(struct store_replay *rp)
 void store_replay_begin(struct store_replay *rp)
 {
     rp->sent_run = 0;
+    rp->counted = 0;
     rp->wrote = false;
     rp->st->replay = rp;
 }
@@ -410,6 +415,7 @@ static int answer(const struct replay_read *r, const struct replay_call *q)
         }
         break;
     case REPLAY_SEQ_LAST:
+    case REPLAY_COUNTER:
         *q->int_out = r->n;
         break;
     case REPLAY_KV_GET:
@@ -506,6 +512,12 @@ int store_replay_read(struct store *st, const struct replay_call *q)
     struct store_replay *rp = st->replay;
     if (!rp || rp->wrote)
         return STORE_DIRECT;
+    struct replay_call nth;
+    if (q->op == REPLAY_COUNTER) { /* the run's first, second… count of it */
+        nth = *q;
+        nth.y = rp->counted++;
+        q = &nth;
+    }
     char *key = key_of(q);
     struct replay_read *r = g_hash_table_lookup(rp->memo, key);
     if (r && r->done) {

@@ -24,6 +24,11 @@
  *     done): that run's view is not what the store holds. Once a run has
  *     written, its further reads are made at once (waiting), so a run that
  *     wrote always completes and is never run again;
+ *   - a counter taken in a run that has not written (store_counter_incr)
+ *     is sent as a read is, by a reader thread, and its value kept for
+ *     the next runs (the run's first count of a counter gets the first
+ *     value, and so on): a value taken by a request that then fails or
+ *     is run no more is a gap in the count, never handed out twice;
  *   - after store_replay_last(), reads the replay lacks are made at once:
  *     a request whose reads keep changing is run a bounded number of times.
  *
@@ -83,12 +88,13 @@ enum replay_op {
     REPLAY_SEQ_LAST,
     REPLAY_KV_GET,
     REPLAY_TS_RANGE,
+    REPLAY_COUNTER, /* a counter taken: see store_counter_incr() */
 };
 
 struct replay_call {
     enum replay_op op;
     const char *a, *b, *c; /* collection or key, id or field, value */
-    int64_t x, y, z;       /* after_seq, or a series' key, from, to */
+    int64_t x, y, z;       /* after_seq; a series' key, from, to; a counter's step, its nth */
     int limit;
     bool flag; /* prefix, or newest_first */
     store_doc_cb doc_cb;

@@ -3,7 +3,8 @@
  * reads sent on the store's link, its collection and series read by the
  * reader threads), and its final run sees what the waiting reads see,
  * without the loop waiting once; writes of a run that lacked a read are refused; a run
- * after store_replay_last() reads what it lacks itself; a replay freed or
+ * after store_replay_last() reads what it lacks itself; counters taken in
+ * a run are kept for its next runs; a replay freed or
  * a store closed with reads in flight. On SQLite there is no replay. */
 #include "store_fixture.h"
 
@@ -196,6 +197,67 @@ static void test_replay_writes(void **state)
     store_replay_free(rp);
 }
 
+/* A counter taken in a run is sent as a read: its value is kept for the
+ * next runs (the nth count of a run gets the nth value), the loop does
+ * not wait, and a value taken by a run thrown away is never handed out
+ * again; after the run wrote, a count waits as a write does. */
+static void test_replay_counters(void **state)
+{
+    struct store *st = *state;
+    int64_t v = 0;
+    assert_int_equal(store_counter_incr(st, "n", 10, &v), 0);
+    assert_int_equal(v, 10);
+    struct store_replay *rp = store_replay_new(st);
+    int64_t a = 0, b = 0;
+    uint64_t w0 = waits();
+    for (int run = 0;; run++) {
+        assert_true(run < 3);
+        store_replay_begin(rp);
+        int ra = store_counter_incr(st, "n", 1, &a);
+        int rb = store_counter_incr(st, "n", 1, &b);
+        if (store_replay_end(rp) == 0) {
+            assert_int_equal(ra, 0);
+            assert_int_equal(rb, 0);
+            break;
+        }
+        assert_int_equal(ra, STORE_EAGAIN);
+        int64_t told = -1;
+        store_replay_wait(rp, on_ready, &told);
+        told = -1;
+        turn_until(st, &told, NULL, NULL);
+    }
+    assert_int_equal(waits() - w0, 0);
+    assert_true(a >= 11 && a <= 12 && b >= 11 && b <= 12 && a != b);
+    /* a run again gets the same values, and takes no more */
+    store_replay_begin(rp);
+    int64_t a2 = 0, b2 = 0;
+    assert_int_equal(store_counter_incr(st, "n", 1, &a2), 0);
+    assert_int_equal(store_counter_incr(st, "n", 1, &b2), 0);
+    assert_int_equal(store_replay_end(rp), 0);
+    assert_int_equal(a2, a);
+    assert_int_equal(b2, b);
+    /* a run that wrote counts at once, waiting */
+    store_replay_begin(rp);
+    assert_int_equal(store_kv_set(st, "k", "v", 0), 0);
+    int64_t c = 0;
+    assert_int_equal(store_counter_incr(st, "n", 1, &c), 0);
+    assert_true(waits() > w0);
+    assert_int_equal(store_replay_end(rp), 0);
+    assert_int_equal(c, 13);
+    store_replay_free(rp);
+    /* a replay thrown away after its count leaves a gap, not a repeat */
+    struct store_replay *gone = store_replay_new(st);
+    store_replay_begin(gone);
+    assert_int_equal(store_counter_incr(st, "n", 1, &c), STORE_EAGAIN);
+    store_replay_end(gone);
+    int64_t told = -1;
+    store_replay_wait(gone, on_ready, &told);
+    turn_until(st, &told, NULL, NULL);
+    store_replay_free(gone);
+    assert_int_equal(store_counter_incr(st, "n", 1, &c), 0);
+    assert_int_equal(c, 15);
+}
+
 /* After store_replay_last(), what the replay lacks is read at once. */
 static void test_replay_last(void **state)
 {
@@ -274,6 +336,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replay_sees_what_waiting_reads_see, setup_replay,
                                         teardown_replay),
         cmocka_unit_test_setup_teardown(test_replay_writes, setup_replay, teardown_replay),
+        cmocka_unit_test_setup_teardown(test_replay_counters, setup_replay, teardown_replay),
         cmocka_unit_test_setup_teardown(test_replay_last, setup_replay, teardown_replay),
         cmocka_unit_test_setup_teardown(test_replay_gone, setup_replay, teardown_replay),
     };
