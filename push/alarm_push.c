@@ -2,6 +2,7 @@
  * alarm_push.h), through the durable inbox. */
 #include "push/alarm_push.h"
 
+#include "common/clock.h"
 #include "common/jsonx.h"
 #include "common/log.h"
 #include "push/inbox.h"
@@ -260,23 +261,21 @@ static void on_changed(const struct alarm *a, void *ud)
 
 /* ------------------------------------------------------------ escalation */
 
-struct due {
-    char *id;
-};
-
 struct due_scan {
     int64_t now;
-    GArray *due;
+    GPtrArray *due; /* ids (owned) */
 };
+
+/* Escalations whose alarms' stored records are being read ahead (see
+ * alarm_push_tick_then): ids, skipped by the ticks meanwhile. */
+static GHashTable *reading;
 
 static bool collect_due(const struct alarm *a, void *ud)
 {
     struct due_scan *s = ud;
     if (a->escalate_at && a->escalate_at <= s->now && s->due->len < ALARM_ESCALATIONS_PER_TICK &&
-        alarm_sensor_is_mine(a->sensor)) {
-        struct due d = {g_strdup(a->id)};
-        g_array_append_val(s->due, d);
-    }
+        alarm_sensor_is_mine(a->sensor) && !(reading && g_hash_table_contains(reading, a->id)))
+        g_ptr_array_add(s->due, g_strdup(a->id));
     return true;
 }
 
@@ -287,7 +286,7 @@ static void division_of_step(const char *division, int step, char out[8])
 }
 
 /* Takes the due step of alarm id; returns true if it was recorded. */
-static bool take_step(const char *id, int step, int64_t now_ms)
+static bool take_step(const char *id, int step, int64_t now_ms, bool merged)
 {
     const struct alarm *a = alarm_open_get(id);
     if (!a)
@@ -303,35 +302,86 @@ static bool take_step(const char *id, int step, int64_t now_ms)
         if (ids->len == 0)
             log_warn("alarm", "alarm=%s escalation step %d: no duty regulator in %s", id, step,
                      div);
-        ok = alarm_escalate(id, step, div, users, now_ms, NULL) == STORE_OK;
+        ok = alarm_escalate(id, step, div, users, now_ms, merged, NULL) == STORE_OK;
         json_decref(users);
     }
     g_ptr_array_free(ids, TRUE);
     return ok;
 }
 
-int alarm_push_tick(int64_t now_ms)
+/* Takes every step of the due alarms that is due at now_ms. */
+static int take_due(GPtrArray *due, int64_t now_ms, bool merged)
 {
-    if (!store)
-        return 0;
-    struct due_scan s = {now_ms, g_array_new(FALSE, FALSE, sizeof(struct due))};
-    alarm_foreach_open(collect_due, &s);
     int taken = 0;
-    for (guint i = 0; i < s.due->len; i++) {
-        struct due *d = &g_array_index(s.due, struct due, i);
+    for (guint i = 0; i < due->len; i++) {
+        const char *id = g_ptr_array_index(due, i);
         /* after a long gap (a restart, the test clock) several steps may
          * be due at once: each is taken and recorded, in order */
         for (int k = 0; k < ALARM_STEPS; k++) {
-            const struct alarm *a = alarm_open_get(d->id);
+            const struct alarm *a = alarm_open_get(id);
             if (!a || !a->escalate_at || a->escalate_at > now_ms ||
-                !take_step(d->id, a->escalate_step, now_ms))
+                !take_step(id, a->escalate_step, now_ms, merged))
                 break;
             taken++;
         }
-        g_free(d->id);
     }
-    g_array_free(s.due, TRUE);
     return taken;
+}
+
+/* A tick's due alarms, whose stored records are read ahead. */
+struct due_read {
+    GPtrArray *due;
+    void (*done)(int taken, void *ud);
+    void *ud;
+};
+
+static void on_due_read(int rc, void *ud)
+{
+    struct due_read *x = ud;
+    for (guint i = 0; reading && i < x->due->len; i++)
+        g_hash_table_remove(reading, g_ptr_array_index(x->due, i));
+    int taken = 0;
+    if (rc == STORE_OK && store)
+        taken = take_due(x->due, clock_now_ms(), true);
+    else if (store) /* the next tick tries again */
+        log_warn("alarm", "%u escalations wait: their alarms cannot be read (%d)", x->due->len, rc);
+    if (x->done)
+        x->done(taken, x->ud);
+    g_ptr_array_free(x->due, TRUE);
+    g_free(x);
+}
+
+void alarm_push_tick_then(int64_t now_ms, void (*done)(int taken, void *ud), void *ud)
+{
+    int taken = 0;
+    if (!store) {
+        if (done)
+            done(0, ud);
+        return;
+    }
+    struct due_scan s = {now_ms, g_ptr_array_new_with_free_func(g_free)};
+    alarm_foreach_open(collect_due, &s);
+    if (s.due->len) {
+        struct due_read *x = g_new(struct due_read, 1);
+        *x = (struct due_read){s.due, done, ud};
+        if (alarm_read_ahead((const char *const *)s.due->pdata, (int)s.due->len, on_due_read, x)) {
+            if (!reading)
+                reading = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+            for (guint i = 0; i < s.due->len; i++)
+                g_hash_table_add(reading, g_strdup(g_ptr_array_index(s.due, i)));
+            return;
+        }
+        g_free(x);
+        taken = take_due(s.due, now_ms, false);
+    }
+    g_ptr_array_free(s.due, TRUE);
+    if (done)
+        done(taken, ud);
+}
+
+void alarm_push_tick(int64_t now_ms)
+{
+    alarm_push_tick_then(now_ms, NULL, NULL);
 }
 
 int alarm_push_downtime(json_t *decl)
@@ -360,6 +410,7 @@ void alarm_push_init(struct store *st)
 void alarm_push_shutdown(void)
 {
     store = NULL;
+    g_clear_pointer(&reading, g_hash_table_destroy);
     if (names)
         g_hash_table_destroy(names);
     names = NULL;

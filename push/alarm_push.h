@@ -33,9 +33,15 @@
 /* Registers the delivery listener with alarm_on_changed(). st is borrowed. */
 void alarm_push_init(struct store *st);
 void alarm_push_shutdown(void);
-/* Takes the escalation steps due at now_ms (at most a bounded number per
- * call); returns how many were taken. */
-int alarm_push_tick(int64_t now_ms);
+/* Takes the escalation steps due at now_ms (at most a bounded number of
+ * alarms per call). Where other servers change the alarms too and the
+ * store's reads travel, the due alarms' stored records are read first
+ * without waiting (one read for the tick) and merged, and the steps are
+ * taken when it is answered (at the clock's time then; the alarms are
+ * skipped by the ticks meanwhile). done (may be NULL) then hears how
+ * many steps were taken, from the main loop, or at once. */
+void alarm_push_tick_then(int64_t now_ms, void (*done)(int taken, void *ud), void *ud);
+void alarm_push_tick(int64_t now_ms);
 
 /* True if position is one of the enterprise's alarm staff positions. */
 bool alarm_staff_position(const char *position);

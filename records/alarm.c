@@ -762,7 +762,7 @@ void alarm_act(const char *id, const struct alarm_deed *d, alarm_act_cb cb, void
 }
 
 int alarm_escalate(const char *id, int step, const char *division, json_t *users, int64_t now_ms,
-                   const struct alarm **out)
+                   bool merged, const struct alarm **out)
 {
     const char *why;
     struct alarm *a = find_open(id, &why);
@@ -774,8 +774,37 @@ int alarm_escalate(const char *id, int step, const char *division, json_t *users
                                     "at", (json_int_t)now_ms, "users", users));
     reschedule(a);
     counters.escalations++;
-    enum err_code e = commit_change(a, "escalated", out, false);
+    enum err_code e = commit_change(a, "escalated", out, merged);
     return e == ERR_NONE ? STORE_OK : STORE_EIO;
+}
+
+struct ahead {
+    void (*cb)(int rc, void *ud);
+    void *ud;
+};
+
+static void on_ahead(int rc, const struct store_docs *d, void *ud)
+{
+    struct ahead *x = ud;
+    for (int i = 0; rc == STORE_OK && i < d->n; i++) {
+        struct alarm *a = open_by_id ? g_hash_table_lookup(open_by_id, d->ids[i]) : NULL;
+        if (a && d->docs[i])
+            merge_doc(a, d->docs[i]);
+    }
+    x->cb(rc, x->ud);
+    g_free(x);
+}
+
+bool alarm_read_ahead(const char *const *ids, int n, void (*cb)(int rc, void *ud), void *ud)
+{
+    if (!shared || !store_reads_later(store) || n <= 0)
+        return false;
+    struct ahead *x = g_new(struct ahead, 1);
+    *x = (struct ahead){cb, ud};
+    if (store_docs_get_later(store, COLL, ids, n, on_ahead, x) == STORE_OK)
+        return true;
+    g_free(x);
+    return false;
 }
 
 /* ------------------------------------------------------------ queries */

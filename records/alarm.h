@@ -138,9 +138,17 @@ struct alarm_deed {
 typedef void (*alarm_act_cb)(enum err_code e, const char *why, json_t *alarm, void *ud);
 void alarm_act(const char *id, const struct alarm_deed *d, alarm_act_cb cb, void *ud);
 /* Records escalation step (1..3) of an open alarm to division's users
- * (an array of ids, borrowed) and stores the next deadline. */
+ * (an array of ids, borrowed) and stores the next deadline. Where other
+ * servers change the alarm too, its stored record is read and merged
+ * first (waiting), unless merged: alarm_read_ahead() merged it already. */
 int alarm_escalate(const char *id, int step, const char *division, json_t *users, int64_t now_ms,
-                   const struct alarm **out);
+                   bool merged, const struct alarm **out);
+/* Where other servers change the alarms too and the store's reads travel:
+ * reads the stored records of the n open alarms ids without waiting,
+ * merges each into memory as a save would, then calls cb (rc: the read's
+ * code; on a failure nothing is merged) from the main loop; returns
+ * false, calling nothing, if the read is not needed or was not sent. */
+bool alarm_read_ahead(const char *const *ids, int n, void (*cb)(int rc, void *ud), void *ud);
 
 /* The interruption scan (alarm_scan.c): visits up to budget sensors
  * (all of them when budget <= 0), resuming where the last call stopped,

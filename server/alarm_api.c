@@ -29,11 +29,16 @@
 
 static guint tick_source;
 
-void alarm_api_tick(bool full)
+void alarm_api_tick_then(bool full, void (*done)(int taken, void *ud), void *ud)
 {
     int64_t now = clock_now_ms();
     alarm_scan(now, full ? 0 : server.cfg.alarm_scan_batch);
-    alarm_push_tick(now);
+    alarm_push_tick_then(now, done, ud);
+}
+
+void alarm_api_tick(bool full)
+{
+    alarm_api_tick_then(full, NULL, NULL);
 }
 
 static gboolean on_tick(gpointer data)

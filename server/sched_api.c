@@ -14,6 +14,13 @@
 
 #include <string.h>
 
+static void on_ticked(int taken, void *ud)
+{
+    (void)taken;
+    rest_held_reply(GPOINTER_TO_SIZE(ud), 200,
+                    json_pack("{s:I}", "now", (json_int_t)reminders_now_ms()));
+}
+
 /* POST /api/v1/test/clock {"now": "2026-11-30T08:29:00+08:00"} (admin). */
 static void route_clock(struct rest_req *r)
 {
@@ -37,8 +44,8 @@ static void route_clock(struct rest_req *r)
     reminders_set_now_ms(to);
     g_date_time_unref(t);
     reminders_tick();
-    alarm_api_tick(true); /* interruptions and escalations at the new time */
-    rest_reply(r, 200, json_pack("{s:I}", "now", (json_int_t)reminders_now_ms()));
+    /* interruptions and escalations at the new time, answered once taken */
+    alarm_api_tick_then(true, on_ticked, GSIZE_TO_POINTER(rest_hold(r)));
 }
 
 const struct rest_route sched_routes[] = {

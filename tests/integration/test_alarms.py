@@ -347,9 +347,13 @@ def test_escalation_district_city_province_across_restarts(server):
     assert r.status == 200
     set_clock(srv, at("09:04:50"))
     assert escalations(srv, "d_district") == []
+    nodes = [srv] + srv.peers
+    waits = sum(metric(n.metrics(), "yjt_redis_loop_waits_total") or 0 for n in nodes)
     set_clock(srv, at("09:05:40"))  # a margin: the alarms were raised a little after 09:00
     # a1 was not acknowledged within T1: the district's duty regulator
     assert escalations(srv, "d_district") == [(a1["id"], 1)]
+    # on Redis the alarm's stored record was read ahead, without a wait
+    assert sum(metric(n.metrics(), "yjt_redis_loop_waits_total") or 0 for n in nodes) == waits
     assert escalations(srv, "d_city") == []
     a = srv.http("GET", f"/api/v1/alarms/{a1['id']}", token=srv.token("insp")).json["alarm"]
     assert a["escalation_step"] == 1
