@@ -620,16 +620,11 @@ struct listing {
     const char *user_id;
     int64_t now;
     json_t *items;
-    int64_t first_seq, first_at; /* the first item listed */
 };
 
 static bool list_one(int64_t seq, json_t *item, void *ud)
 {
     struct listing *l = ud;
-    if (!json_array_size(l->items)) {
-        l->first_seq = seq;
-        l->first_at = jx_int(item, "created_at", 0);
-    }
     json_t *ev = inbox_event(l->user_id, seq, item);
     json_object_del(ev, "type");
     json_object_set_new(ev, "expired", json_boolean(jx_int(item, "expires_at", 0) <= l->now));
@@ -643,29 +638,41 @@ static int list_range(const char *key, int64_t after_seq, int limit, struct list
     return store_seq_range(store, key, after_seq, limit, false, list_one, l);
 }
 
-/* Whether a trim (see trim()) would take the first item listed: it is
- * within the count trimmed, or older than the age kept. Items are in the
- * order they were made, and a trim stops at the first that is not old: if
- * the first listed is neither, the trim ends before it. */
-static bool trims_listed(const struct listing *l, int64_t head)
+/* How many of the items listed first a trim (see trim()) is due to
+ * take: those within the count trimmed or older than the age kept. Items
+ * are in the order they were made, so those due come first. */
+static size_t due_listed(const struct listing *l, int64_t head)
 {
-    if (!json_array_size(l->items))
-        return false;
-    int64_t cutoff = clock_now_ms() - limits.max_age_s * 1000;
-    return l->first_seq <= head - limits.max_count || l->first_at < cutoff;
+    int64_t upto = head - limits.max_count;
+    int64_t cutoff = l->now - limits.max_age_s * 1000;
+    size_t n = 0;
+    json_t *ev;
+    json_array_foreach(l->items, n, ev)
+    {
+        if (jx_int(ev, "seq", 0) > upto && jx_int(ev, "created_at", 0) >= cutoff)
+            break;
+    }
+    return n;
 }
+
+/* Listings read again, at most, to step over what is due to be trimmed. */
+#define LIST_PASSES_MAX 16
 
 int inbox_list(const char *user_id, int64_t after_seq, int limit, json_t **items_out)
 {
     char *key = seq_key(user_id);
     int64_t head = 0;
-    struct listing l = {user_id, clock_now_ms(), json_array(), 0, 0};
+    struct listing l = {user_id, clock_now_ms(), json_array()};
     int rc = store_seq_last(store, key, &head);
-    if (rc == STORE_OK)
+    /* What is due to go is not shown: it is stepped over here, by reads
+     * only, and trimmed by inbox_upkeep() once the request has read all
+     * it reads (so that no read of it waits behind a write). */
+    for (int pass = 0; rc == STORE_OK; pass++) {
         rc = list_range(key, after_seq, limit, &l);
-    if (rc == STORE_OK && trims_listed(&l, head)) {
-        trim(key, head); /* what is due to go is not shown */
-        rc = list_range(key, after_seq, limit, &l);
+        size_t due = rc == STORE_OK ? due_listed(&l, head) : 0;
+        if (!due || pass == LIST_PASSES_MAX)
+            break;
+        after_seq = jx_int(json_array_get(l.items, due - 1), "seq", after_seq);
     }
     g_free(key);
     if (rc != STORE_OK) {
