@@ -313,20 +313,21 @@ static void on_saved_read(int rc, const struct store_docs *d, void *ud)
             merge_doc(a, d->docs[0]);
         int rc_put = put(a, false);
         for (guint i = 0; rc_put == STORE_OK && i < events->len; i++)
-            notify(a, g_ptr_array_index(events, i));
+            if (g_ptr_array_index(events, i))
+                notify(a, g_ptr_array_index(events, i));
     }
     if (events)
         g_ptr_array_free(events, TRUE);
     g_free(id);
 }
 
-/* Saves a's change by a reading and tells event: without waiting where
- * the store's reads travel, else at once. */
+/* Saves a's change by a reading and tells event (NULL: nobody): without
+ * waiting where the store's reads travel, else at once. */
 static int save_and_notify(struct alarm *a, const char *event)
 {
     if (!shared || !store_reads_later(store)) {
         int rc = save(a, false);
-        if (rc == STORE_OK)
+        if (rc == STORE_OK && event)
             notify(a, event);
         return rc;
     }
@@ -346,7 +347,7 @@ static int save_and_notify(struct alarm *a, const char *event)
         g_hash_table_remove(saving, a->id);
         g_ptr_array_free(events, TRUE);
         rc = save(a, false);
-        if (rc == STORE_OK)
+        if (rc == STORE_OK && event)
             notify(a, event);
     }
     return rc;
@@ -492,11 +493,9 @@ int alarm_evaluate(const struct sensor *s, int64_t now_ms)
         in->cleared = true;
         in->cleared_at = now_ms;
         in->eval_rev++;
-        rc = save(in, false);
-        if (rc == STORE_OK) {
+        rc = save_and_notify(in, "cleared");
+        if (rc == STORE_OK)
             log_info("alarm", "alarm=%s sensor=%s reporting again", in->id, in->sensor);
-            notify(in, "cleared");
-        }
     }
     return rc;
 }
@@ -512,11 +511,9 @@ int alarm_interrupted(const struct sensor *s, const char *downtime, int64_t now_
         return STORE_OK;
     a->cleared = false;
     a->eval_rev++;
-    int rc = save(a, false);
-    if (rc == STORE_OK) {
+    int rc = save_and_notify(a, "active");
+    if (rc == STORE_OK)
         log_info("alarm", "alarm=%s sensor=%s interrupted again", a->id, a->sensor);
-        notify(a, "active");
-    }
     return rc;
 }
 
@@ -840,8 +837,10 @@ const struct alarm *alarm_apply_remote(json_t *doc)
         untrack(other); /* the other node's is the one raised since */
     reschedule(a);
     track(a);
-    if (resave && save(a, false) == STORE_OK)
-        log_info("alarm", "alarm=%s merged what two servers did at once", a->id);
+    /* the stored record is read again (without waiting where reads
+     * travel) and merged before the write, as any save does */
+    if (resave && save_and_notify(a, NULL) == STORE_OK)
+        log_info("alarm", "alarm=%s merges what two servers did at once", a->id);
     return a;
 }
 
