@@ -342,12 +342,14 @@ static enum err_code store_err(int rc, const char **why)
     return ERR_UNAVAILABLE;
 }
 
-/* Sets the review status shown on the record (for listing by status). */
+/* Sets the review status shown on the record (for listing by status):
+ * the record as read, its credit code unchanged, so the write need not
+ * wait for the unique index's answer. */
 static int set_status(struct store *st, json_t *doc, const char *id, const char *status)
 {
     json_object_set_new(doc, "review_status", json_string(status));
     org_division_forget(id);
-    return store_doc_put(st, "enterprises", id, doc, false);
+    return store_doc_put_kept(st, "enterprises", id, doc);
 }
 
 /* Loads the record and an editable draft (created from the record when
@@ -616,8 +618,8 @@ enum err_code enterprise_review(struct store *st, const char *id, const char *ac
         e = approve(st, id, doc, json_object_get(draft, "record"), actor, "review", draft, comment,
                     why);
         if (e == ERR_NONE) {
-            rc = store_doc_delete(st, DRAFTS, id);
-            e = rc == STORE_OK || rc == STORE_ENOTFOUND ? ERR_NONE : store_err(rc, why);
+            rc = store_doc_remove(st, DRAFTS, id); /* gone or not: deferred */
+            e = rc == STORE_OK ? ERR_NONE : store_err(rc, why);
         }
         if (e == ERR_NONE && out)
             *out = json_incref(doc);

@@ -159,6 +159,16 @@ int store_doc_put_new(struct store *st, const char *coll, const char *id, json_t
     TIMED(st, st->ops->doc_put_new(st, coll, id, doc));
 }
 
+int store_doc_put_kept(struct store *st, const char *coll, const char *id, json_t *doc)
+{
+    WRITE_GUARD(st);
+    if (!st->ops->doc_put_kept)
+        return store_doc_put(st, coll, id, doc, false);
+    if (!json_is_object(doc))
+        return STORE_EINVAL;
+    TIMED(st, st->ops->doc_put_kept(st, coll, id, doc));
+}
+
 int store_doc_get(struct store *st, const char *coll, const char *id, json_t **out)
 {
     REPLAYED(st, .op = REPLAY_DOC_GET, .a = coll, .b = id, .doc_out = out);

@@ -143,6 +143,8 @@ struct store_ops {
     bool commit_may_fail;
     /* NULL: doc_put with create_only. */
     int (*doc_put_new)(struct store *st, const char *coll, const char *id, json_t *doc);
+    /* NULL: doc_put without create_only. */
+    int (*doc_put_kept)(struct store *st, const char *coll, const char *id, json_t *doc);
     /* NULL: store_doc_remove() is store_doc_delete(). */
     int (*doc_remove)(struct store *st, const char *coll, const char *id);
     /* Batches told durable through a callback (see store_write_batch_async);
@@ -302,6 +304,13 @@ int store_doc_put(struct store *st, const char *coll, const char *id, json_t *do
  * unique index in coll) the write is deferred like a replace, and a
  * STORE_ECONFLICT is not to be relied on. */
 int store_doc_put_new(struct store *st, const char *coll, const char *id, json_t *doc);
+/* Replaces id's record with doc, whose unique-index values are those
+ * stored (the caller read the record and changed other fields): where the
+ * store need not wait for the server (Redis, batching) the write is
+ * deferred like a replace without a unique index; should a value be found
+ * taken (another writer changed the record meanwhile), the batch fails
+ * rather than the write being dropped unseen. Elsewhere store_doc_put. */
+int store_doc_put_kept(struct store *st, const char *coll, const char *id, json_t *doc);
 /* *out gets a new reference, or the call returns STORE_ENOTFOUND. */
 int store_doc_get(struct store *st, const char *coll, const char *id, json_t **out);
 int store_doc_delete(struct store *st, const char *coll, const char *id);

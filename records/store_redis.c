@@ -43,7 +43,10 @@
 
 /* ARGV: prefix, coll, id, body, create_only, then (field, value, unique)
  * per index row the new document has. Returns its revision, or -1 when
- * create_only finds the id taken or a unique value belongs to another. */
+ * create_only finds the id taken or a unique value belongs to another;
+ * create_only "2" (a replace sent without waiting, store_doc_put_kept):
+ * an error instead of -1, so that the batch fails rather than the write
+ * being dropped unseen. */
 static struct redis_script doc_put_lua = {
     "local P, coll, id = ARGV[1], ARGV[2], ARGV[3]\n"
     "local dk, xk = P .. 'd:' .. coll, P .. 'dx:' .. coll\n"
@@ -66,7 +69,12 @@ static struct redis_script doc_put_lua = {
     "  if not have[f .. '\\0' .. v] and want[f .. '\\0' .. v] == '1' then\n"
     "    local m = redis.call('ZRANGEBYLEX', P .. 'ix:' .. coll .. ':' .. f,\n"
     "                         '[' .. v .. '\\0', '(' .. v .. '\\1', 'LIMIT', 0, 2)\n"
-    "    for _, x in ipairs(m) do if x ~= v .. '\\0' .. id then return -1 end end\n"
+    "    for _, x in ipairs(m) do\n"
+    "      if x ~= v .. '\\0' .. id then\n"
+    "        if ARGV[5] == '2' then return redis.error_reply('CONFLICT unique value taken') end\n"
+    "        return -1\n"
+    "      end\n"
+    "    end\n"
     "  end\n"
     "end\n"
     "for k, r in pairs(have) do\n"
@@ -364,13 +372,16 @@ static bool backfill_one(const char *id, json_t *doc, void *ud)
 }
 
 /* With fresh, the id was just made, so none exists: stored without
- * waiting, as a replace would be (see store_doc_put_new). */
+ * waiting, as a replace would be (see store_doc_put_new). With kept, the
+ * unique values are those stored: sent without waiting too, a value
+ * found taken failing the batch (see store_doc_put_kept). */
 static int doc_put(struct store *st, const char *coll, const char *id, json_t *doc,
-                   bool create_only, bool fresh)
+                   bool create_only, bool fresh, bool kept)
 {
     struct redis_store *r = R(st);
     if (fresh && !has_unique_index(r, coll))
         create_only = false;
+    kept = kept && !create_only && r->batching;
     char *body = jx_dump(doc);
     if (!body)
         return STORE_EIO;
@@ -379,7 +390,7 @@ static int doc_put(struct store *st, const char *coll, const char *id, json_t *d
     redis_cmd_str(&c, coll);
     redis_cmd_str(&c, id);
     redis_cmd_str(&c, body);
-    redis_cmd_str(&c, create_only ? "1" : "0");
+    redis_cmd_str(&c, create_only ? "1" : kept ? "2" : "0");
     if (has_index(r, coll)) {
         for (guint i = 0; i < r->indexes->len; i++) {
             const struct idx *d = g_ptr_array_index(r->indexes, i);
@@ -387,7 +398,7 @@ static int doc_put(struct store *st, const char *coll, const char *id, json_t *d
                 index_values(d, doc, &c, true);
         }
     }
-    if (!create_only && !has_unique_index(r, coll)) { /* cannot conflict */
+    if (kept || (!create_only && !has_unique_index(r, coll))) { /* no answer needed */
         int rc = rd_write_script(r, &doc_put_lua, &c);
         free(body);
         return rc;
@@ -404,12 +415,17 @@ static int doc_put(struct store *st, const char *coll, const char *id, json_t *d
 static int rd_doc_put(struct store *st, const char *coll, const char *id, json_t *doc,
                       bool create_only)
 {
-    return doc_put(st, coll, id, doc, create_only, false);
+    return doc_put(st, coll, id, doc, create_only, false, false);
 }
 
 static int rd_doc_put_new(struct store *st, const char *coll, const char *id, json_t *doc)
 {
-    return doc_put(st, coll, id, doc, true, true);
+    return doc_put(st, coll, id, doc, true, true, false);
+}
+
+static int rd_doc_put_kept(struct store *st, const char *coll, const char *id, json_t *doc)
+{
+    return doc_put(st, coll, id, doc, false, false, true);
 }
 
 static int rd_doc_get(struct store *st, const char *coll, const char *id, json_t **out)
@@ -966,6 +982,7 @@ static const struct store_ops redis_ops = {
     .commit = rd_commit,
     .commit_may_fail = true,
     .doc_put_new = rd_doc_put_new,
+    .doc_put_kept = rd_doc_put_kept,
     .doc_remove = rd_doc_remove,
     .batches_async = rd_batches_async,
     .on_batch_done = rd_on_batch_done,

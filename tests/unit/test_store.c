@@ -789,6 +789,36 @@ static void test_put_new(void **state)
     assert_int_equal(found(st, "ents", "tags", "key"), 1);
     assert_int_equal(store_commit(st), 0);
 }
+
+/* A replace whose unique values are those stored (store_doc_put_kept) is
+ * made; one whose value another document holds is never made: refused at
+ * once where the store waits for it, else its batch fails. */
+static void test_put_kept(void **state)
+{
+    struct store *st = *state;
+    put(st, "users", "u1", "{\"username\":\"alice\",\"org\":\"E1\"}", 0);
+    put(st, "users", "u2", "{\"username\":\"bob\",\"org\":\"E2\"}", 0);
+    assert_int_equal(store_commit(st), 0);
+    json_t *doc = json_pack("{s:s, s:s}", "username", "alice", "org", "E7");
+    assert_int_equal(store_doc_put_kept(st, "users", "u1", doc), 0);
+    json_decref(doc);
+    assert_int_equal(store_commit(st), 0);
+    assert_int_equal(found(st, "users", "org", "E7"), 1);
+    assert_int_equal(found(st, "users", "username", "alice"), 1);
+    doc = json_pack("{s:s, s:s}", "username", "bob", "org", "E8"); /* bob is u2's */
+    int rc = store_doc_put_kept(st, "users", "u1", doc);
+    json_decref(doc);
+    if (rc == STORE_OK)
+        assert_int_not_equal(store_commit(st), 0); /* sent without waiting: the batch fails */
+    else
+        assert_int_equal(rc, STORE_ECONFLICT);
+    assert_int_equal(found(st, "users", "org", "E8"), 0);
+    assert_int_equal(found(st, "users", "org", "E7"), 1);
+    GPtrArray *ids = find(st, "users", "username", "bob", false);
+    assert_int_equal(ids->len, 1);
+    assert_string_equal(g_ptr_array_index(ids, 0), "u2");
+    g_ptr_array_free(ids, TRUE);
+}
 /* More documents than the SQLite store remembers the rows of: a replace
  * of one forgotten long ago, of one still remembered, and of one
  * remembered again after a replace moved it to the back of the queue, all
@@ -831,6 +861,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prefix_and_multi, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_moves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_new, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_defined_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unique_index_moves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
@@ -854,6 +885,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prefix_and_multi, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_index_moves, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_put_new, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_put_kept, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_index_defined_later, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_unique_index_moves, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_changes, setup_batched, teardown),
@@ -868,6 +900,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prefix_and_multi, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_index_moves, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_put_new, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_put_kept, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_unique_index_moves, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_changes, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_sequences, setup_batched, teardown),
