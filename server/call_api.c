@@ -796,7 +796,7 @@ static bool invite_count_later(struct conn *c, json_t *id, json_t *msg, bool ahe
     return true;
 }
 
-/* A patrol's note or finish whose patrol is read first. */
+/* A patrol's note whose patrol is read first. */
 struct patrol_ahead {
     struct conn_req *req;
     json_t *msg;
@@ -816,13 +816,14 @@ static void on_patrol_read(void *ud)
     g_free(x);
 }
 
-/* Where the store reads later: the patrol a note or a finish names is
- * read first, without waiting, and the request runs once it is in (it
- * then finds the patrol in memory). True if sent. */
+/* Where the store reads later: the patrol a note names is read first,
+ * without waiting, and the request runs once it is in (it then finds the
+ * patrol in memory). True if sent. (A finish, which reads the patrol's
+ * calls too, is replayed: see call_handlers.) */
 static bool patrol_later(struct conn *c, json_t *id, json_t *msg, sig_fn fn)
 {
     const char *pid = jx_str_bounded(msg, "patrol_id", 64);
-    if ((fn != patrol_note && fn != patrol_finish) || !pid)
+    if (fn != patrol_note || !pid)
         return false;
     struct patrol_ahead *x = g_new(struct patrol_ahead, 1);
     *x = (struct patrol_ahead){conn_req_new(c, id), json_incref(msg), fn};
@@ -897,7 +898,7 @@ const struct ws_handler call_handlers[] = {
     {"call.leave", h_leave, true, false},
     {"patrol.start", h_patrol_start, true, true},
     {"patrol.note", h_patrol_note, true, false},
-    {"patrol.finish", h_patrol_finish, true, false},
+    {"patrol.finish", h_patrol_finish, true, true},
     {NULL, NULL, false, false},
 };
 

@@ -405,8 +405,11 @@ void patrol_finish(const struct call_actor *a, json_t *msg, const struct call_re
     json_object_set_new(doc, "finished_at", json_integer(clock_now_ms()));
     if (json_is_string(summary))
         json_object_set(doc, "summary", summary);
-    json_t *report = NULL;
-    if (put(jx_str(doc, "id"), doc) != STORE_OK || !(report = build_report(doc))) {
+    /* the report first: its reads come before the write (a replayed
+     * request's reads after a write would wait, store_replay.h) */
+    json_t *report = build_report(doc);
+    if (!report || put(jx_str(doc, "id"), doc) != STORE_OK) {
+        json_decref(report);
         reply_err(r, ERR_UNAVAILABLE, "cannot finish the patrol now");
     } else {
         audit_log(store, a->user_id, "patrol.finish", jx_str(doc, "id"), "ok", NULL);

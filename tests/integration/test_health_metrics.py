@@ -307,13 +307,14 @@ def test_a_taken_port_stops_yjtd(tmp_path):
     assert f"cannot listen on 127.0.0.1:{port}" in err, err
 
 
-def test_notice_reads_and_patrol_starts_do_not_hold_the_loop(server):
-    """notice.read, notice.get and patrol.start on WebSocket run against a
-    replay of their reads, as REST GETs do: on Redis no node's loop waits
-    while they run, a connection's requests sent together are answered as
-    one at a time would be (a notice read twice at once is read once, a
-    message behind a request waiting for its reads waits too), and on
-    SQLite nothing is replayed."""
+def test_notice_reads_and_patrols_do_not_hold_the_loop(server):
+    """notice.read, notice.get, patrol.start and patrol.finish on WebSocket
+    run against a replay of their reads, as REST GETs do: on Redis no
+    node's loop waits while they run, a connection's requests sent together
+    are answered as one at a time would be (a notice read twice at once is
+    read once, a patrol finished twice at once is finished once, a message
+    behind a request waiting for its reads waits too), and on SQLite
+    nothing is replayed."""
     import test_notices as tn
     srv = server(enterprises=tn.ENTERPRISES, users=tn.USERS)
     nodes = [srv] + srv.peers
@@ -346,6 +347,12 @@ def test_notice_reads_and_patrol_starts_do_not_hold_the_loop(server):
         assert [i["enterprise"] for i in p1["items"]] == ["e1", "e2"], p1
         assert p2["error"]["code"] == "forbidden", p2
         assert p3["ok"] and p3["patrol_id"] != p1["patrol_id"], p3
+        # a finish reads its patrol and the patrol's calls for its report
+        f1, f2 = await g.requests_at_once(("patrol.finish", {"patrol_id": p1["patrol_id"]}),
+                                          ("patrol.finish", {"patrol_id": p1["patrol_id"]}))
+        assert f1["report"]["status"] == "finished", f1
+        assert f1["report"]["totals"]["enterprises"] == 2, f1
+        assert f2["error"]["code"] == "conflict", f2  # the first one's write seen
         for c in (a, g):
             await c.close()
 
