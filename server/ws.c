@@ -63,8 +63,10 @@ struct ws_replayed {
 
 /* Runs of one request before its reads are made waiting. */
 #define REPLAY_RUNS_MAX 8
-/* Messages that may wait behind a request waiting for its reads. */
+/* Messages that may wait behind a request waiting for its reads, and
+ * their bytes in all. */
 #define REPLAY_QUEUE_MAX 64
+#define REPLAY_QUEUE_BYTES (256 * 1024)
 
 static void dispatch(struct conn *c, const char *text, size_t len);
 
@@ -139,14 +141,23 @@ static void handle(struct conn *c, const struct ws_handler *h, json_t *id, json_
     replay_run(c, x);
 }
 
+static size_t queued_bytes(const struct conn *c)
+{
+    size_t n = 0;
+    for (const GList *l = c->replay_queue.head; l; l = l->next)
+        n += g_bytes_get_size(l->data);
+    return n;
+}
+
 /* While a request waits for its reads, the connection's next messages
- * wait behind it (a bounded number; those beyond are refused busy).
- * True if text was kept or refused. */
+ * wait behind it (a bounded number and size; those beyond are refused
+ * busy). True if text was kept or refused. */
 static bool replay_holds(struct conn *c, const char *text, size_t len)
 {
     if (!c->replay_held && g_queue_is_empty(&c->replay_queue))
         return false;
-    if (g_queue_get_length(&c->replay_queue) < REPLAY_QUEUE_MAX) {
+    if (g_queue_get_length(&c->replay_queue) < REPLAY_QUEUE_MAX &&
+        queued_bytes(c) + len <= REPLAY_QUEUE_BYTES) {
         g_queue_push_tail(&c->replay_queue, g_bytes_new(text, len));
         return true;
     }

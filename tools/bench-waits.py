@@ -8,8 +8,9 @@ phase: idle, U password logins over WebSocket (yjt-load, one account each,
 spread over the nodes), U token logins (one token, as reconnecting apps
 do), K notices published over REST to the enterprise's division (U
 recipients each), then on C connections already logged in (Debian's
-python3-websockets) a push.resume from 0 each (the K pushes) and a
-push.ack of the last, and G REST GETs (a regulator's list and record of
+python3-websockets) a push.resume from 0 each (the K pushes), a
+push.ack of the last, and a notice.read and a notice.get of the last
+notice (per connection, both), and G REST GETs (a regulator's list and record of
 the enterprise, the last notice's receipts and the alarms, a corp user's
 inbox; 8 clients at once, spread over the nodes; their rate and latency
 too, and meanwhile the round trip of a WebSocket ping on the first node,
@@ -67,9 +68,11 @@ def load(a, ports, *auth):
     return {k: r.get(k) for k in ("logged_in", "login_rate", "login_p50_ms", "login_p99_ms")}
 
 
-async def resume_and_ack(ports, n, phase):
+async def resume_and_ack(ports, n, phase, nid=None):
     """n connections (users load0..), logged in; then the resume phase and
-    the ack phase, each measured by phase(name, per, fn)."""
+    the ack phase, and with nid, each of them reading notice nid and
+    asking for it whole (notice.read, notice.get), each measured by
+    phase(name, per, fn)."""
     import websockets
     conns, ids = [], []
 
@@ -113,6 +116,14 @@ async def resume_and_ack(ports, n, phase):
 
     await phase("push_resume", n, resume_all)
     await phase("push_ack", n, ack_all)
+
+    async def notice_reads():
+        await asyncio.gather(*(ask(ws, {"id": 4, "type": "notice.read", "notice_id": nid})
+                               for ws in conns))
+        await asyncio.gather(*(ask(ws, {"id": 5, "type": "notice.get", "notice_id": nid})
+                               for ws in conns))
+    if nid:
+        await phase("notice_read_and_get", n, notice_reads)
 
     async def presence_queries():
         """A regulator on the first node asks who of the n users is online
@@ -359,7 +370,7 @@ def run_once(a, yjtd):
             await fn()
             done(name, per, start)
 
-        asyncio.run(resume_and_ack(ports, min(a.conns, a.users), aphase))
+        asyncio.run(resume_and_ack(ports, min(a.conns, a.users), aphase, nids[-1]))
         if a.gateway:
             def gateway_due():
                 t0 = time.monotonic()
