@@ -191,6 +191,7 @@ void patrol_start(const struct call_actor *a, json_t *msg, const struct call_rep
     json_t *items = json_array();
     GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     struct principal p = {a->role, a->org};
+    bool lacked = false;
     size_t i;
     json_t *v;
     json_array_foreach(list, i, v)
@@ -201,6 +202,10 @@ void patrol_start(const struct call_actor *a, json_t *msg, const struct call_rep
             goto out;
         }
         int rc = org_enterprise_get(store, json_string_value(v), &doc);
+        if (rc == STORE_EAGAIN) { /* a replayed run lacked it: the others are sent too */
+            lacked = true;
+            continue;
+        }
         if (rc != STORE_OK) {
             reply_err(r, rc == STORE_ENOTFOUND ? ERR_NOT_FOUND : ERR_UNAVAILABLE,
                       rc == STORE_ENOTFOUND ? "no such enterprise" : "store unavailable");
@@ -214,6 +219,10 @@ void patrol_start(const struct call_actor *a, json_t *msg, const struct call_rep
             reply_err(r, ERR_FORBIDDEN, "an enterprise is outside your jurisdiction");
             goto out;
         }
+    }
+    if (lacked) { /* this run is thrown away; the next has every enterprise */
+        reply_err(r, ERR_UNAVAILABLE, "store unavailable");
+        goto out;
     }
     if (scope) {
         char div[8];
