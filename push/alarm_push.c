@@ -328,55 +328,67 @@ static int take_due(GPtrArray *due, int64_t now_ms, bool merged)
     return taken;
 }
 
-/* A tick's due alarms, whose stored records are read ahead. */
-struct due_read {
-    GPtrArray *due;
-    void (*done)(int taken, void *ud);
+/* Reads ahead out, and who waits for them all to be answered (struct
+ * tick_waiter*): a tick's done hears once the steps due then are taken,
+ * those of earlier ticks' reads too. */
+static int reads_out;
+static GQueue waiters = G_QUEUE_INIT;
+
+struct tick_waiter {
+    void (*done)(void *ud);
     void *ud;
 };
 
-static void on_due_read(int rc, void *ud)
+static void tell_waiters(void)
 {
-    struct due_read *x = ud;
-    for (guint i = 0; reading && i < x->due->len; i++)
-        g_hash_table_remove(reading, g_ptr_array_index(x->due, i));
-    int taken = 0;
-    if (rc == STORE_OK && store)
-        taken = take_due(x->due, clock_now_ms(), true);
-    else if (store) /* the next tick tries again */
-        log_warn("alarm", "%u escalations wait: their alarms cannot be read (%d)", x->due->len, rc);
-    if (x->done)
-        x->done(taken, x->ud);
-    g_ptr_array_free(x->due, TRUE);
-    g_free(x);
+    struct tick_waiter *w;
+    while ((w = g_queue_pop_head(&waiters))) {
+        w->done(w->ud);
+        g_free(w);
+    }
 }
 
-void alarm_push_tick_then(int64_t now_ms, void (*done)(int taken, void *ud), void *ud)
+static void on_due_read(int rc, void *ud)
 {
-    int taken = 0;
-    if (!store) {
-        if (done)
-            done(0, ud);
+    GPtrArray *due = ud;
+    reads_out--;
+    for (guint i = 0; reading && i < due->len; i++)
+        g_hash_table_remove(reading, g_ptr_array_index(due, i));
+    if (rc == STORE_OK && store)
+        take_due(due, clock_now_ms(), true);
+    else if (store) /* the next tick tries again */
+        log_warn("alarm", "%u escalations wait: their alarms cannot be read (%d)", due->len, rc);
+    g_ptr_array_free(due, TRUE);
+    if (reads_out <= 0)
+        tell_waiters();
+}
+
+void alarm_push_tick_then(int64_t now_ms, void (*done)(void *ud), void *ud)
+{
+    struct due_scan s = {now_ms, g_ptr_array_new_with_free_func(g_free)};
+    if (store)
+        alarm_foreach_open(collect_due, &s);
+    if (s.due->len &&
+        alarm_read_ahead((const char *const *)s.due->pdata, (int)s.due->len, on_due_read, s.due)) {
+        reads_out++;
+        if (!reading)
+            reading = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        for (guint i = 0; i < s.due->len; i++)
+            g_hash_table_add(reading, g_strdup(g_ptr_array_index(s.due, i)));
+    } else {
+        if (s.due->len)
+            take_due(s.due, now_ms, false);
+        g_ptr_array_free(s.due, TRUE);
+    }
+    if (!done)
+        return;
+    if (reads_out <= 0) {
+        done(ud);
         return;
     }
-    struct due_scan s = {now_ms, g_ptr_array_new_with_free_func(g_free)};
-    alarm_foreach_open(collect_due, &s);
-    if (s.due->len) {
-        struct due_read *x = g_new(struct due_read, 1);
-        *x = (struct due_read){s.due, done, ud};
-        if (alarm_read_ahead((const char *const *)s.due->pdata, (int)s.due->len, on_due_read, x)) {
-            if (!reading)
-                reading = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-            for (guint i = 0; i < s.due->len; i++)
-                g_hash_table_add(reading, g_strdup(g_ptr_array_index(s.due, i)));
-            return;
-        }
-        g_free(x);
-        taken = take_due(s.due, now_ms, false);
-    }
-    g_ptr_array_free(s.due, TRUE);
-    if (done)
-        done(taken, ud);
+    struct tick_waiter *w = g_new(struct tick_waiter, 1);
+    *w = (struct tick_waiter){done, ud};
+    g_queue_push_tail(&waiters, w);
 }
 
 void alarm_push_tick(int64_t now_ms)
@@ -411,6 +423,7 @@ void alarm_push_shutdown(void)
 {
     store = NULL;
     g_clear_pointer(&reading, g_hash_table_destroy);
+    tell_waiters(); /* reads still out take nothing once they answer */
     if (names)
         g_hash_table_destroy(names);
     names = NULL;

@@ -38,9 +38,10 @@ void alarm_push_shutdown(void);
  * store's reads travel, the due alarms' stored records are read first
  * without waiting (one read for the tick) and merged, and the steps are
  * taken when it is answered (at the clock's time then; the alarms are
- * skipped by the ticks meanwhile). done (may be NULL) then hears how
- * many steps were taken, from the main loop, or at once. */
-void alarm_push_tick_then(int64_t now_ms, void (*done)(int taken, void *ud), void *ud);
+ * skipped by the ticks meanwhile). done (may be NULL) hears once no such
+ * read is out any more (this tick's and earlier ones': every step due is
+ * taken), from the main loop, or at once. */
+void alarm_push_tick_then(int64_t now_ms, void (*done)(void *ud), void *ud);
 void alarm_push_tick(int64_t now_ms);
 
 /* True if position is one of the enterprise's alarm staff positions. */

@@ -29,7 +29,7 @@
 
 static guint tick_source;
 
-void alarm_api_tick_then(bool full, void (*done)(int taken, void *ud), void *ud)
+void alarm_api_tick_then(bool full, void (*done)(void *ud), void *ud)
 {
     int64_t now = clock_now_ms();
     alarm_scan(now, full ? 0 : server.cfg.alarm_scan_batch);

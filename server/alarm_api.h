@@ -18,7 +18,7 @@ void alarm_api_shutdown(void);
  * them with full) and the due escalations; done (may be NULL) hears when
  * those are taken (alarm_push_tick_then). */
 void alarm_api_tick(bool full);
-void alarm_api_tick_then(bool full, void (*done)(int taken, void *ud), void *ud);
+void alarm_api_tick_then(bool full, void (*done)(void *ud), void *ud);
 
 /* Runs verb ("ack", "feedback", "close") on alarm id for acct, with the
  * request's fields in msg (borrowed for the call), audited: cb(e, why,

@@ -14,9 +14,8 @@
 
 #include <string.h>
 
-static void on_ticked(int taken, void *ud)
+static void on_ticked(void *ud)
 {
-    (void)taken;
     rest_held_reply(GPOINTER_TO_SIZE(ud), 200,
                     json_pack("{s:I}", "now", (json_int_t)reminders_now_ms()));
 }
