@@ -68,7 +68,29 @@ struct ws_replayed {
 #define REPLAY_QUEUE_MAX 64
 #define REPLAY_QUEUE_BYTES (256 * 1024)
 
-static void dispatch(struct conn *c, const char *text, size_t len);
+/* A message that came over the rate: answered rate_limited (id: its id
+ * if read); a connection that keeps at it is closed. */
+static void rate_refuse(struct conn *c, json_t *id)
+{
+    metrics_msg_in("rate_limited");
+    conn_reply_error(c, id, ERR_RATE_LIMITED, "too many messages, slow down");
+    if (++c->limited_streak > 4 * server.cfg.rate_burst)
+        conn_close(c, 1008, "message rate abuse");
+}
+
+/* Takes a token of c's rate bucket for a message that came; false (and
+ * the message refused) when empty. */
+static bool rate_ok(struct conn *c, json_t *id)
+{
+    if (!conn_rate_take(c, server.cfg.rate_per_s, server.cfg.rate_burst)) {
+        rate_refuse(c, id);
+        return false;
+    }
+    c->limited_streak = 0;
+    return true;
+}
+
+static void dispatch(struct conn *c, const char *text, size_t len, bool rated);
 
 static void replayed_free(struct ws_replayed *x)
 {
@@ -111,7 +133,7 @@ static void replay_drain(struct conn *c)
         GBytes *b = g_queue_pop_head(&c->replay_queue);
         gsize len = 0;
         const char *text = g_bytes_get_data(b, &len);
-        dispatch(c, text, len);
+        dispatch(c, text, len, true);
         g_bytes_unref(b);
     }
 }
@@ -156,33 +178,35 @@ static bool replay_holds(struct conn *c, const char *text, size_t len)
 {
     if (!c->replay_held && g_queue_is_empty(&c->replay_queue))
         return false;
-    if (g_queue_get_length(&c->replay_queue) < REPLAY_QUEUE_MAX &&
+    bool rated = conn_rate_take(c, server.cfg.rate_per_s, server.cfg.rate_burst);
+    if (rated && g_queue_get_length(&c->replay_queue) < REPLAY_QUEUE_MAX &&
         queued_bytes(c) + len <= REPLAY_QUEUE_BYTES) {
+        c->limited_streak = 0; /* rated as it came, not when it runs */
         g_queue_push_tail(&c->replay_queue, g_bytes_new(text, len));
         return true;
     }
     struct envelope env;
     envelope_parse(text, len, &env);
-    metrics_msg_in("busy");
-    conn_reply_error(c, env.id, ERR_BUSY, "too many requests waiting for an earlier one");
+    if (!rated) {
+        rate_refuse(c, env.id);
+    } else {
+        c->limited_streak = 0;
+        metrics_msg_in("busy");
+        conn_reply_error(c, env.id, ERR_BUSY, "too many requests waiting for an earlier one");
+    }
     json_decref(env.msg);
     return true;
 }
 
-/* Handles one complete text message. */
-static void dispatch(struct conn *c, const char *text, size_t len)
+/* Handles one complete text message; rated: its token was taken when it
+ * came (it waited behind a replayed request). */
+static void dispatch(struct conn *c, const char *text, size_t len, bool rated)
 {
     struct envelope env;
     enum err_code err = envelope_parse(text, len, &env);
 
-    if (!conn_rate_take(c, server.cfg.rate_per_s, server.cfg.rate_burst)) {
-        metrics_msg_in("rate_limited");
-        conn_reply_error(c, env.id, ERR_RATE_LIMITED, "too many messages, slow down");
-        if (++c->limited_streak > 4 * server.cfg.rate_burst)
-            conn_close(c, 1008, "message rate abuse");
+    if (!rated && !rate_ok(c, env.id))
         goto out;
-    }
-    c->limited_streak = 0;
     if (err != ERR_NONE) {
         metrics_msg_in("invalid");
         conn_reply_error(c, env.id, err, env.why);
@@ -249,7 +273,7 @@ static void on_receive(struct conn *c, struct lws *wsi, const void *in, size_t l
         conn_reply_error(c, NULL, ERR_BAD_REQUEST, "binary frames are not accepted");
     } else if (!c->rx_overflow && c->rx &&
                !replay_holds(c, (const char *)c->rx->data, c->rx->len)) {
-        dispatch(c, (const char *)c->rx->data, c->rx->len);
+        dispatch(c, (const char *)c->rx->data, c->rx->len, false);
     }
     /* Return the assembly buffer to the allocator: idle connections hold none. */
     if (c->rx) {
