@@ -658,7 +658,7 @@ static size_t due_listed(const struct listing *l, int64_t head)
 /* Listings read again, at most, to step over what is due to be trimmed. */
 #define LIST_PASSES_MAX 16
 
-int inbox_list(const char *user_id, int64_t after_seq, int limit, json_t **items_out)
+int inbox_list(const char *user_id, int64_t *after_seq, int limit, json_t **items_out)
 {
     char *key = seq_key(user_id);
     int64_t head = 0;
@@ -668,11 +668,11 @@ int inbox_list(const char *user_id, int64_t after_seq, int limit, json_t **items
      * only, and trimmed by inbox_upkeep() once the request has read all
      * it reads (so that no read of it waits behind a write). */
     for (int pass = 0; rc == STORE_OK; pass++) {
-        rc = list_range(key, after_seq, limit, &l);
+        rc = list_range(key, *after_seq, limit, &l);
         size_t due = rc == STORE_OK ? due_listed(&l, head) : 0;
         if (!due || pass == LIST_PASSES_MAX)
             break;
-        after_seq = jx_int(json_array_get(l.items, due - 1), "seq", after_seq);
+        *after_seq = jx_int(json_array_get(l.items, due - 1), "seq", *after_seq);
     }
     g_free(key);
     if (rc != STORE_OK) {

@@ -136,13 +136,13 @@ int inbox_head_later(const char *user_id, store_count_cb cb, void *ud);
 typedef void (*inbox_resumed_cb)(int rc, int64_t last, bool more, int64_t head, void *ud);
 int inbox_resume_later(const char *user_id, const char *device_id, int64_t after_seq, int limit,
                        inbox_item_cb cb, inbox_resumed_cb done, void *ud);
-/* The stored pushes after after_seq, oldest first, at most limit, expired
- * ones included (with "expired": true): a new array in *items_out. What
- * the inbox's limits (count, age) are due to drop is left out (read
- * past, not written); a reader calls inbox_upkeep() after, which trims it
- * (a write: at the end of a request, after its reads, see
- * records/store_replay.h). */
-int inbox_list(const char *user_id, int64_t after_seq, int limit, json_t **items_out);
+/* The stored pushes after *after_seq, oldest first, at most limit,
+ * expired ones included (with "expired": true): a new array in
+ * *items_out. What the inbox's limits (count, age) are due to drop is left
+ * out (read past, not written: *after_seq moves past it); a reader calls
+ * inbox_upkeep() after, which trims it (a write: at the end of a request,
+ * after its reads, see records/store_replay.h). */
+int inbox_list(const char *user_id, int64_t *after_seq, int limit, json_t **items_out);
 void inbox_upkeep(const char *user_id, int64_t head);
 
 /* Records that device_id of user_id has everything up to seq, without

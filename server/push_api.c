@@ -545,7 +545,7 @@ static void route_inbox(struct rest_req *r)
     json_t *items = NULL;
     int rc = inbox_head(r->acct->id, &head);
     if (rc == STORE_OK)
-        rc = inbox_list(r->acct->id, after, (int)limit, &items);
+        rc = inbox_list(r->acct->id, &after, (int)limit, &items); /* past what is due to go */
     if (rc != STORE_OK) {
         rest_error(r, ERR_UNAVAILABLE, "store unavailable");
         return;
