@@ -971,3 +971,38 @@ def test_readings_of_a_node_gone_for_good_are_taken_over(server):
     assert metric(n1.metrics(), "yjt_readings_replayed") == 5
     assert redis_cli("--scan", "--pattern", n1.settings["redis_prefix"] + "tsl:o:*").split() == [
         n1.settings["redis_prefix"] + "tsl:o:" + open(n1.data_dir / "node.id").read().strip()]
+
+
+def test_connections_gone_while_replayed_requests_wait(server):
+    """A notice.read or patrol.start waits for its reads (replayed) and the
+    connection's later messages wait behind it: connections that close at
+    once, mid-wait, leave nothing behind (the sanitizer build checks for
+    leaks at shutdown), and the nodes serve on; one that stays gets its
+    answers in order."""
+    n1, n2, n3 = cluster(server, users=USERS + GOV)
+    r = n1.http("POST", "/api/v1/notices", token=n1.token("gov4401"),
+                body={"title": "t", "body": "b", "audience": {"type": "enterprises",
+                                                               "enterprises": ["e1"]}})
+    assert r.status == 201, r
+    nid = r.json["notice_id"]
+
+    async def body():
+        for i in range(12):
+            c = await (n1, n2, n3)[i % 3].ws_login("alice", device_id=f"gone{i}")
+            for k in range(5):
+                await c.send_obj({"id": k, "type": "notice.read", "notice_id": nid})
+            await c.close()
+            g = await (n1, n2, n3)[i % 3].ws_login("gov4401", device_id=f"g{i}")
+            await g.send_obj({"id": 1, "type": "patrol.start", "enterprises": ["e1"]})
+            await g.send_obj({"id": 2, "type": "ice.servers"})
+            await g.close()
+        a = await n2.ws_login("alice", device_id="stays")
+        replies = await a.requests_at_once(*[("notice.read", {"notice_id": nid})] * 5,
+                                           ("notice.get", {"notice_id": nid}))
+        assert all(x["ok"] for x in replies), replies
+        assert len({x["read_at"] for x in replies[:5]}) == 1, replies
+        await a.close()
+
+    run(body())
+    for node in (n1, n2, n3):
+        assert node.http("GET", "/healthz").status == 200
