@@ -493,6 +493,14 @@ static struct cached *cached_fresh(const char *user_id, int64_t now)
     return hit && believable(hit, now) ? hit : NULL;
 }
 
+/* The read of a user's devices on every node: its presence hash whole. */
+static void devices_cmd(struct redis_cmd *c, const char *key)
+{
+    redis_cmd_init(c);
+    redis_cmd_str(c, "HGETALL");
+    redis_cmd_str(c, key);
+}
+
 static json_t *remote_devices(const char *user_id)
 {
     int64_t now = real_ms();
@@ -501,9 +509,7 @@ static json_t *remote_devices(const char *user_id)
         return json_copy(hit->devices); /* the caller may add to it */
     char *key = key_of(user_id);
     struct redis_cmd c;
-    redis_cmd_init(&c);
-    redis_cmd_str(&c, "HGETALL");
-    redis_cmd_str(&c, key);
+    devices_cmd(&c, key);
     redisReply *r = run(&c);
     json_t *arr = devices_from(user_id, key, r, now);
     if (r)
@@ -615,9 +621,7 @@ static bool prefetch_later(const char *const *user_ids, int n, void (*done)(void
     for (; sent < p->users->len; sent++) {
         char *key = key_of(g_ptr_array_index(p->users, sent));
         struct redis_cmd c;
-        redis_cmd_init(&c);
-        redis_cmd_str(&c, "HGETALL");
-        redis_cmd_str(&c, key);
+        devices_cmd(&c, key);
         int rc = redis_link_defer_call(C.link, &c, on_prefetched, p);
         redis_cmd_clear(&c);
         g_free(key);
