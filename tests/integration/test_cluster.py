@@ -1006,3 +1006,43 @@ def test_connections_gone_while_replayed_requests_wait(server):
     run(body())
     for node in (n1, n2, n3):
         assert node.http("GET", "/healthz").status == 200
+
+
+def test_messages_behind_a_waiting_request_keep_their_order_and_are_bounded(server):
+    """While a notice.read waits for its reads (Redis paused, so it cannot
+    be answered), the connection's next messages wait behind it: 64 of
+    them, the rest answered busy at once; once Redis answers, the read is
+    answered first and the 64 follow in the order sent."""
+    n1, n2, n3 = cluster(server, users=USERS + GOV, rate_per_s="1000", rate_burst="1000")
+    r = n1.http("POST", "/api/v1/notices", token=n1.token("gov4401"),
+                body={"title": "t", "body": "b", "audience": {"type": "enterprises",
+                                                               "enterprises": ["e1"]}})
+    assert r.status == 201, r
+    nid = r.json["notice_id"]
+
+    async def body():
+        a = await n1.ws_login("alice", device_id="q")
+        await a.ok("ping")
+        a.all_messages.clear()
+        redis_cli("CLIENT", "PAUSE", "1500", "ALL")
+        await a.send_obj({"id": "read", "type": "notice.read", "notice_id": nid})
+        for k in range(70):
+            await a.send_obj({"id": k, "type": "ping"})
+
+        def replies():
+            return [m for m in a.all_messages if isinstance(m, dict) and "re" in m]
+        deadline = time.monotonic() + 20
+        while len(replies()) < 71:
+            assert time.monotonic() < deadline, replies()
+            await asyncio.sleep(0.05)
+        got = replies()
+        busy = [m["re"] for m in got if not m["ok"]]
+        assert busy == list(range(64, 70)), busy
+        assert all(m["error"]["code"] == "busy" for m in got if not m["ok"])
+        order = [m["re"] for m in got if m["ok"]]
+        assert order == ["read"] + list(range(64)), order
+        # the busy ones were answered at once, before Redis came back
+        assert [m["re"] for m in got[:6]] == list(range(64, 70)), got[:8]
+        await a.close()
+
+    run(body())
