@@ -202,13 +202,7 @@ void alarm_api_act(const struct account *acct, const char *verb, const char *id,
 
 static void on_ws_acted(enum err_code e, const char *why, json_t *alarm, void *ud)
 {
-    struct conn_req *p = ud;
-    struct conn *c = conn_req_conn(p);
-    if (c && e != ERR_NONE)
-        conn_reply_error(c, p->id, e, why);
-    else if (c)
-        conn_reply(c, p->id, json_pack("{s:O}", "alarm", alarm));
-    conn_req_free(p);
+    conn_req_answer(ud, e, why, e == ERR_NONE ? json_pack("{s:O}", "alarm", alarm) : NULL);
 }
 
 static void handle(struct conn *c, json_t *id, json_t *msg, const char *verb)

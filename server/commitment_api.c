@@ -83,13 +83,8 @@ static void submit(const char *role, const char *org, const char *user_id, const
 
 static void ws_answer(enum err_code e, json_t *commitment, const char *why, void *ud)
 {
-    struct conn_req *req = ud;
-    struct conn *c = conn_req_conn(req);
-    if (c && e != ERR_NONE)
-        conn_reply_error(c, req->id, e, why);
-    else if (c)
-        conn_reply(c, req->id, json_pack("{s:O}", "commitment", commitment));
-    conn_req_free(req);
+    conn_req_answer(ud, e, why,
+                    e == ERR_NONE ? json_pack("{s:O}", "commitment", commitment) : NULL);
 }
 
 static void h_submit(struct conn *c, json_t *id, json_t *msg)

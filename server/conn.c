@@ -115,6 +115,19 @@ void conn_req_free(struct conn_req *r)
     g_free(r);
 }
 
+void conn_req_answer(struct conn_req *r, enum err_code e, const char *why, json_t *fields)
+{
+    struct conn *c = conn_req_conn(r);
+    if (c && e == ERR_NONE) {
+        conn_reply(c, r->id, fields);
+        fields = NULL;
+    } else if (c) {
+        conn_reply_error(c, r->id, e, why);
+    }
+    json_decref(fields);
+    conn_req_free(r);
+}
+
 unsigned conn_count(void)
 {
     return conns ? g_hash_table_size(conns) : 0;

@@ -111,6 +111,9 @@ struct conn_req *conn_req_new(struct conn *c, json_t *id);
 struct conn *conn_req_conn(const struct conn_req *r);
 /* Frees r (NULL is fine). */
 void conn_req_free(struct conn_req *r);
+/* Answers r's request, if its connection is still there: fields (stolen;
+ * NULL is fine) when e is ERR_NONE, else the error e with why; frees r. */
+void conn_req_answer(struct conn_req *r, enum err_code e, const char *why, json_t *fields);
 unsigned conn_count(void);
 /* Calls fn for every open connection; fn may close connections. */
 void conn_each(void (*fn)(struct conn *c, void *ud), void *ud);

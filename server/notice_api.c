@@ -14,13 +14,9 @@
 
 static void ws_published(enum err_code err, const char *why, const char *nid, int n, void *ud)
 {
-    struct conn_req *r = ud;
-    struct conn *c = conn_req_conn(r);
-    if (c && err != ERR_NONE)
-        conn_reply_error(c, r->id, err, why);
-    else if (c)
-        conn_reply(c, r->id, json_pack("{s:s, s:i}", "notice_id", nid, "recipients", n));
-    conn_req_free(r);
+    conn_req_answer(ud, err, why,
+                    err == ERR_NONE ? json_pack("{s:s, s:i}", "notice_id", nid, "recipients", n)
+                                    : NULL);
 }
 
 static void h_publish(struct conn *c, json_t *id, json_t *msg)

@@ -84,13 +84,7 @@ struct ws_batch {
 
 static void on_ingested(enum err_code e, json_t *report, const char *why, void *ud)
 {
-    struct conn_req *req = ud;
-    struct conn *c = conn_req_conn(req);
-    if (c && e != ERR_NONE)
-        conn_reply_error(c, req->id, e, why);
-    else if (c)
-        conn_reply(c, req->id, json_incref(report));
-    conn_req_free(req);
+    conn_req_answer(ud, e, why, json_incref(report));
 }
 
 static void on_key_live(int rc, void *ud)
