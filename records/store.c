@@ -149,24 +149,25 @@ int store_doc_put(struct store *st, const char *coll, const char *id, json_t *do
     TIMED(st, st->ops->doc_put(st, coll, id, doc, create_only));
 }
 
-int store_doc_put_new(struct store *st, const char *coll, const char *id, json_t *doc)
+static int put_as(struct store *st, const char *coll, const char *id, json_t *doc,
+                  enum store_put_as as)
 {
     WRITE_GUARD(st);
-    if (!st->ops->doc_put_new)
-        return store_doc_put(st, coll, id, doc, true);
+    if (!st->ops->doc_put_as)
+        return store_doc_put(st, coll, id, doc, as == STORE_PUT_NEW);
     if (!json_is_object(doc))
         return STORE_EINVAL;
-    TIMED(st, st->ops->doc_put_new(st, coll, id, doc));
+    TIMED(st, st->ops->doc_put_as(st, coll, id, doc, as));
+}
+
+int store_doc_put_new(struct store *st, const char *coll, const char *id, json_t *doc)
+{
+    return put_as(st, coll, id, doc, STORE_PUT_NEW);
 }
 
 int store_doc_put_kept(struct store *st, const char *coll, const char *id, json_t *doc)
 {
-    WRITE_GUARD(st);
-    if (!st->ops->doc_put_kept)
-        return store_doc_put(st, coll, id, doc, false);
-    if (!json_is_object(doc))
-        return STORE_EINVAL;
-    TIMED(st, st->ops->doc_put_kept(st, coll, id, doc));
+    return put_as(st, coll, id, doc, STORE_PUT_KEPT);
 }
 
 int store_doc_get(struct store *st, const char *coll, const char *id, json_t **out)

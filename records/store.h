@@ -98,6 +98,12 @@ void store_read_done(struct store_read *rd, int rc, int64_t last_rev, bool more)
  * store code and the count. */
 typedef void (*store_count_cb)(int rc, int64_t n, void *ud);
 
+/* What a caller knows of a record it writes (store_doc_put_new, _kept). */
+enum store_put_as {
+    STORE_PUT_NEW = 1, /* its id was just made: none has it */
+    STORE_PUT_KEPT,    /* its unique values are those stored */
+};
+
 struct store_ops {
     void (*close)(struct store *st);
     int (*flush)(struct store *st);
@@ -141,10 +147,10 @@ struct store_ops {
      * the backend can go on afterwards (Redis: deferred writes); else a
      * failed commit undid the batch and the store is not to be trusted. */
     bool commit_may_fail;
-    /* NULL: doc_put with create_only. */
-    int (*doc_put_new)(struct store *st, const char *coll, const char *id, json_t *doc);
-    /* NULL: doc_put without create_only. */
-    int (*doc_put_kept)(struct store *st, const char *coll, const char *id, json_t *doc);
+    /* A write whose answer need not be waited for (store_doc_put_new,
+     * store_doc_put_kept); NULL: doc_put, create_only for STORE_PUT_NEW. */
+    int (*doc_put_as)(struct store *st, const char *coll, const char *id, json_t *doc,
+                      enum store_put_as as);
     /* NULL: store_doc_remove() is store_doc_delete(). */
     int (*doc_remove)(struct store *st, const char *coll, const char *id);
     /* Batches told durable through a callback (see store_write_batch_async);

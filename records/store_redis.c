@@ -371,17 +371,18 @@ static bool backfill_one(const char *id, json_t *doc, void *ud)
     return true;
 }
 
-/* With fresh, the id was just made, so none exists: stored without
- * waiting, as a replace would be (see store_doc_put_new). With kept, the
- * unique values are those stored: sent without waiting too, a value
- * found taken failing the batch (see store_doc_put_kept). */
+/* as (0: nothing known): STORE_PUT_NEW, the id was just made, so none
+ * exists: stored without waiting, as a replace would be (see
+ * store_doc_put_new); STORE_PUT_KEPT, the unique values are those
+ * stored: sent without waiting too, a value found taken failing the batch
+ * (see store_doc_put_kept). */
 static int doc_put(struct store *st, const char *coll, const char *id, json_t *doc,
-                   bool create_only, bool fresh, bool kept)
+                   bool create_only, int as)
 {
     struct redis_store *r = R(st);
-    if (fresh && !has_unique_index(r, coll))
+    if (as == STORE_PUT_NEW && !has_unique_index(r, coll))
         create_only = false;
-    kept = kept && !create_only && r->batching;
+    bool kept = as == STORE_PUT_KEPT && !create_only && r->batching;
     char *body = jx_dump(doc);
     if (!body)
         return STORE_EIO;
@@ -415,17 +416,13 @@ static int doc_put(struct store *st, const char *coll, const char *id, json_t *d
 static int rd_doc_put(struct store *st, const char *coll, const char *id, json_t *doc,
                       bool create_only)
 {
-    return doc_put(st, coll, id, doc, create_only, false, false);
+    return doc_put(st, coll, id, doc, create_only, 0);
 }
 
-static int rd_doc_put_new(struct store *st, const char *coll, const char *id, json_t *doc)
+static int rd_doc_put_as(struct store *st, const char *coll, const char *id, json_t *doc,
+                         enum store_put_as as)
 {
-    return doc_put(st, coll, id, doc, true, true, false);
-}
-
-static int rd_doc_put_kept(struct store *st, const char *coll, const char *id, json_t *doc)
-{
-    return doc_put(st, coll, id, doc, false, false, true);
+    return doc_put(st, coll, id, doc, as == STORE_PUT_NEW, as);
 }
 
 static int rd_doc_get(struct store *st, const char *coll, const char *id, json_t **out)
@@ -981,8 +978,7 @@ static const struct store_ops redis_ops = {
     .set_batching = rd_set_batching,
     .commit = rd_commit,
     .commit_may_fail = true,
-    .doc_put_new = rd_doc_put_new,
-    .doc_put_kept = rd_doc_put_kept,
+    .doc_put_as = rd_doc_put_as,
     .doc_remove = rd_doc_remove,
     .batches_async = rd_batches_async,
     .on_batch_done = rd_on_batch_done,
