@@ -973,6 +973,15 @@ def test_readings_of_a_node_gone_for_good_are_taken_over(server):
         n1.settings["redis_prefix"] + "tsl:o:" + open(n1.data_dir / "node.id").read().strip()]
 
 
+def notice_to_e1(node):
+    """A notice to enterprise e1, published by gov4401 on node: its id."""
+    r = node.http("POST", "/api/v1/notices", token=node.token("gov4401"),
+                  body={"title": "t", "body": "b", "audience": {"type": "enterprises",
+                                                                 "enterprises": ["e1"]}})
+    assert r.status == 201, r
+    return r.json["notice_id"]
+
+
 def test_connections_gone_while_replayed_requests_wait(server):
     """A notice.read or patrol.start waits for its reads (replayed) and the
     connection's later messages wait behind it: connections that close at
@@ -980,11 +989,7 @@ def test_connections_gone_while_replayed_requests_wait(server):
     leaks at shutdown), and the nodes serve on; one that stays gets its
     answers in order."""
     n1, n2, n3 = cluster(server, users=USERS + GOV)
-    r = n1.http("POST", "/api/v1/notices", token=n1.token("gov4401"),
-                body={"title": "t", "body": "b", "audience": {"type": "enterprises",
-                                                               "enterprises": ["e1"]}})
-    assert r.status == 201, r
-    nid = r.json["notice_id"]
+    nid = notice_to_e1(n1)
 
     async def body():
         for i in range(12):
@@ -1014,11 +1019,7 @@ def test_messages_behind_a_waiting_request_keep_their_order_and_are_bounded(serv
     them, the rest answered busy at once; once Redis answers, the read is
     answered first and the 64 follow in the order sent."""
     n1, n2, n3 = cluster(server, users=USERS + GOV, rate_per_s="1000", rate_burst="1000")
-    r = n1.http("POST", "/api/v1/notices", token=n1.token("gov4401"),
-                body={"title": "t", "body": "b", "audience": {"type": "enterprises",
-                                                               "enterprises": ["e1"]}})
-    assert r.status == 201, r
-    nid = r.json["notice_id"]
+    nid = notice_to_e1(n1)
 
     async def body():
         a = await n1.ws_login("alice", device_id="q")

@@ -115,6 +115,16 @@ static inline unsigned found(struct store *st, const char *coll, const char *fie
     return n;
 }
 
+/* Asserts that value v of field is held by document id alone. */
+static inline void found_only(struct store *st, const char *coll, const char *field, const char *v,
+                              const char *id)
+{
+    GPtrArray *ids = find(st, coll, field, v, false);
+    assert_int_equal(ids->len, 1);
+    assert_string_equal(g_ptr_array_index(ids, 0), id);
+    g_ptr_array_free(ids, TRUE);
+}
+
 /* Runs c (cleared) on a connection of its own to the test's Redis, as
  * another client would. */
 static inline void redis_admin(struct redis_cmd *c)

@@ -134,18 +134,12 @@ static void test_unique_index_moves(void **state)
     assert_int_equal(found(st, "users", "org", "E9"), 0); /* nothing half-written */
     assert_int_equal(found(st, "users", "org", "E3"), 1);
     assert_int_equal(found(st, "users", "username", "alice"), 1);
-    GPtrArray *ids = find(st, "users", "username", "carol", false);
-    assert_int_equal(ids->len, 1);
-    assert_string_equal(g_ptr_array_index(ids, 0), "u1");
-    g_ptr_array_free(ids, TRUE);
+    found_only(st, "users", "username", "carol", "u1");
     /* Two documents swap their values through a third. */
     put(st, "users", "u1", "{\"username\":\"tmp\",\"org\":\"E1\"}", 0);
     put(st, "users", "u2", "{\"username\":\"carol\",\"org\":\"E2\"}", 0);
     put(st, "users", "u1", "{\"username\":\"bob\",\"org\":\"E1\"}", 0);
-    ids = find(st, "users", "username", "bob", false);
-    assert_int_equal(ids->len, 1);
-    assert_string_equal(g_ptr_array_index(ids, 0), "u1");
-    g_ptr_array_free(ids, TRUE);
+    found_only(st, "users", "username", "bob", "u1");
     assert_int_equal(found(st, "users", "username", "tmp"), 0);
 }
 
@@ -814,10 +808,7 @@ static void test_put_kept(void **state)
         assert_int_equal(rc, STORE_ECONFLICT);
     assert_int_equal(found(st, "users", "org", "E8"), 0);
     assert_int_equal(found(st, "users", "org", "E7"), 1);
-    GPtrArray *ids = find(st, "users", "username", "bob", false);
-    assert_int_equal(ids->len, 1);
-    assert_string_equal(g_ptr_array_index(ids, 0), "u2");
-    g_ptr_array_free(ids, TRUE);
+    found_only(st, "users", "username", "bob", "u2");
 }
 /* More documents than the SQLite store remembers the rows of: a replace
  * of one forgotten long ago, of one still remembered, and of one
