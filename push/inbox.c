@@ -380,8 +380,13 @@ static void announce_stored(void)
 static void later_drop_all(void)
 {
     struct later *l;
-    while ((l = g_queue_pop_head(&stored_later)))
+    while ((l = g_queue_pop_head(&stored_later))) {
+        bool durable =
+            batches.judged && batches.judged(l->gen) && !(batches.failed && batches.failed(l->gen));
+        if (l->rc == STORE_OK && batches.judged && !durable)
+            l->rc = STORE_EIO; /* held for a batch never judged: not sure */
         later_free(l);
+    }
     struct ack_later *x;
     while ((x = g_queue_pop_head(&acks_held))) { /* not judged: not sure */
         x->rc = STORE_EIO;
