@@ -310,9 +310,8 @@ static bool take_step(const char *id, int step, int64_t now_ms, bool merged)
 }
 
 /* Takes every step of the due alarms that is due at now_ms. */
-static int take_due(GPtrArray *due, int64_t now_ms, bool merged)
+static void take_due(GPtrArray *due, int64_t now_ms, bool merged)
 {
-    int taken = 0;
     for (guint i = 0; i < due->len; i++) {
         const char *id = g_ptr_array_index(due, i);
         /* after a long gap (a restart, the test clock) several steps may
@@ -322,10 +321,8 @@ static int take_due(GPtrArray *due, int64_t now_ms, bool merged)
             if (!a || !a->escalate_at || a->escalate_at > now_ms ||
                 !take_step(id, a->escalate_step, now_ms, merged))
                 break;
-            taken++;
         }
     }
-    return taken;
 }
 
 /* Reads ahead out, and who waits for them all to be answered (struct

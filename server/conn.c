@@ -234,7 +234,7 @@ void conn_send_now(struct conn *c, const char *text, size_t len, const char *lab
 void conn_send(struct conn *c, json_t *msg, const char *label)
 {
     /* a reply sent whole (an error with fields of its own) answers too */
-    bool reply = label && (strcmp(label, "reply") == 0 || strcmp(label, "error") == 0);
+    bool reply = c->replay && label && (strcmp(label, "reply") == 0 || strcmp(label, "error") == 0);
     if (c->close_code || thrown(c, reply)) {
         json_decref(msg);
         return; /* closing: nothing more goes out */

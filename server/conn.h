@@ -87,6 +87,7 @@ struct conn {
     bool replay_answered;
     struct ws_replayed *replay_held;
     GQueue replay_queue;
+    size_t replay_queue_bytes;
 
     int close_code; /* nonzero once a close is scheduled */
     bool close_started;

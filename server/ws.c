@@ -133,6 +133,7 @@ static void replay_drain(struct conn *c)
         GBytes *b = g_queue_pop_head(&c->replay_queue);
         gsize len = 0;
         const char *text = g_bytes_get_data(b, &len);
+        c->replay_queue_bytes -= len;
         dispatch(c, text, len, true);
         g_bytes_unref(b);
     }
@@ -163,14 +164,6 @@ static void handle(struct conn *c, const struct ws_handler *h, json_t *id, json_
     replay_run(c, x);
 }
 
-static size_t queued_bytes(const struct conn *c)
-{
-    size_t n = 0;
-    for (const GList *l = c->replay_queue.head; l; l = l->next)
-        n += g_bytes_get_size(l->data);
-    return n;
-}
-
 /* While a request waits for its reads, the connection's next messages
  * wait behind it (a bounded number and size; those beyond are refused
  * busy). True if text was kept or refused. */
@@ -180,9 +173,10 @@ static bool replay_holds(struct conn *c, const char *text, size_t len)
         return false;
     bool rated = conn_rate_take(c, server.cfg.rate_per_s, server.cfg.rate_burst);
     if (rated && g_queue_get_length(&c->replay_queue) < REPLAY_QUEUE_MAX &&
-        queued_bytes(c) + len <= REPLAY_QUEUE_BYTES) {
+        c->replay_queue_bytes + len <= REPLAY_QUEUE_BYTES) {
         c->limited_streak = 0; /* rated as it came, not when it runs */
         g_queue_push_tail(&c->replay_queue, g_bytes_new(text, len));
+        c->replay_queue_bytes += len;
         return true;
     }
     struct envelope env;
