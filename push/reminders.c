@@ -148,8 +148,9 @@ static bool pick_regulator(struct account *a, void *ud)
 
 /* The default self-evaluation source: every regulator without a
  * "selfeval_filings" document of the period (YYYY-MM; written by
- * records/selfeval.c when it files): one look-up of the period's filings,
- * the accounts from memory where they are kept. */
+ * records/selfeval.c when it files, which defines the index by period):
+ * one look-up of the period's filings, the accounts from memory where
+ * they are kept. */
 static int standin_selfeval(struct store *st, const char *date, GPtrArray *out, void *ud)
 {
     (void)ud;
@@ -475,10 +476,6 @@ int reminders_init(struct store *st, const struct reminders_config *cfg, char **
     if (!parse_hhmm(cfg->commitment_cutoff, &ch, &cm) ||
         !parse_hhmm(cfg->selfeval_time, &sh, &sm)) {
         *err = g_strdup("reminder times must be HH:MM");
-        goto fail;
-    }
-    if (store_index_define(st, "selfeval_filings", "period", false) != STORE_OK) {
-        *err = g_strdup("cannot define the self-evaluations' index");
         goto fail;
     }
     jobs = g_ptr_array_new_with_free_func(job_free);
