@@ -445,6 +445,9 @@ struct pending {
 };
 
 static GHashTable *queues; /* enterprise -> GQueue of struct pending* */
+/* Batches of one enterprise that may wait behind the one reading ahead
+ * (each holds its body): more are refused busy, to be sent again. */
+#define QUEUE_MAX 64
 
 static void advance(const char *queue);
 
@@ -560,6 +563,18 @@ void reading_ingest_later(const char *enterprise, const json_t *body, int64_t no
         json_decref(report);
         return;
     }
+    GQueue *q = queues ? g_hash_table_lookup(queues, enterprise ? enterprise : "") : NULL;
+    if (q && g_queue_get_length(q) >= QUEUE_MAX) {
+        static int64_t warned_ms; /* a line a second at most */
+        if (now_ms - warned_ms >= 1000) {
+            warned_ms = now_ms;
+            log_warn("reading", "enterprise=%s has %d batches waiting: more refused busy",
+                     enterprise ? enterprise : "-", QUEUE_MAX);
+        }
+        cb(ERR_BUSY, NULL, "too many of this enterprise's batches waiting: send it again later",
+           ud);
+        return;
+    }
     struct pending *p = g_new0(struct pending, 1);
     p->queue = g_strdup(enterprise ? enterprise : "");
     p->enterprise = g_strdup(enterprise);
@@ -571,7 +586,6 @@ void reading_ingest_later(const char *enterprise, const json_t *body, int64_t no
     if (!queues)
         queues =
             g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_queue_free);
-    GQueue *q = g_hash_table_lookup(queues, p->queue);
     if (q) { /* behind a batch reading ahead */
         g_queue_push_tail(q, p);
         return;

@@ -1047,3 +1047,30 @@ def test_messages_behind_a_waiting_request_keep_their_order_and_are_bounded(serv
         await a.close()
 
     run(body())
+
+
+def test_an_enterprises_batches_waiting_for_the_store_are_bounded(server):
+    """With Redis paused (briefly: a longer pause fails the batches), a
+    gateway's batches of one enterprise wait on the node: 64 of them
+    behind the one under way; more are answered 409 busy at once, and
+    those that waited are all taken once Redis answers."""
+    import concurrent.futures
+    ta, (n1, n2) = alarm_cluster(server)
+    key = ta.gateway_key(n1)
+    ta.put_sensor(n1, "lt1")
+    ta.post(n1, key, "lt1", 50)
+    ts0 = ta.next_ts()
+
+    def send(i):
+        return n1.http("POST", "/api/v1/readings", headers={"X-Api-Key": key},
+                       body={"readings": [{"sensor": "lt1", "value": 50, "ts": ts0 + i}]})
+
+    redis_cli("CLIENT", "PAUSE", "600", "ALL")
+    with concurrent.futures.ThreadPoolExecutor(80) as pool:
+        got = list(pool.map(send, range(80)))
+    codes = sorted(r.status for r in got)
+    # their keys' reads wait too, and are answered together: a burst
+    assert codes.count(200) >= 64 and codes.count(409) >= 1, codes
+    assert codes.count(200) + codes.count(409) == 80, codes
+    assert all(r.json["error"]["code"] == "busy" for r in got if r.status == 409)
+    assert sum(r.json["accepted"] for r in got if r.status == 200) == codes.count(200)
