@@ -204,6 +204,8 @@ struct pending {
 
 /* conn serial -> GQueue of struct pending*, while one of them waits. */
 static GHashTable *waiting;
+/* Requests of one connection that may wait; more are answered busy. */
+#define WAITING_MAX 64
 
 static void run_ready(uint64_t serial)
 {
@@ -271,6 +273,10 @@ static bool read_ahead(json_t *msg, struct pending *x)
 static void handle(struct conn *c, json_t *id, json_t *msg, presence_handler run, bool reads)
 {
     GQueue *q = waiting ? g_hash_table_lookup(waiting, &c->serial) : NULL;
+    if (q && g_queue_get_length(q) >= WAITING_MAX) {
+        conn_reply_error(c, id, ERR_BUSY, "too many presence requests waiting for an earlier one");
+        return;
+    }
     struct pending *x = g_new(struct pending, 1);
     *x = (struct pending){conn_req_new(c, id), json_incref(msg), run, false};
     if (!reads || !read_ahead(msg, x)) {

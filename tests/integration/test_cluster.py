@@ -1074,3 +1074,28 @@ def test_an_enterprises_batches_waiting_for_the_store_are_bounded(server):
     assert codes.count(200) + codes.count(409) == 80, codes
     assert all(r.json["error"]["code"] == "busy" for r in got if r.status == 409)
     assert sum(r.json["accepted"] for r in got if r.status == 200) == codes.count(200)
+
+
+def test_presence_requests_waiting_for_the_store_are_bounded(server):
+    """A presence.query whose enterprise's division must be read first
+    waits (Redis paused); the connection's presence requests behind it wait
+    in order, 64 in all with it; more are answered busy at once."""
+    n1, n2, n3 = cluster(server, users=USERS + GOV, rate_per_s="1000", rate_burst="1000")
+
+    async def body():
+        g = await n1.ws_login("gov4401", device_id="p")
+        redis_cli("CLIENT", "PAUSE", "800", "ALL")
+        for k in range(70):
+            await g.send_obj({"id": k, "type": "presence.query", "enterprise": "e1"})
+        deadline = time.monotonic() + 20
+        while len([m for m in g.all_messages if "re" in m]) < 70:
+            assert time.monotonic() < deadline, g.all_messages
+            await asyncio.sleep(0.05)
+        got = {m["re"]: m for m in g.all_messages if "re" in m}
+        busy = sorted(k for k, m in got.items() if not m["ok"])
+        assert busy == list(range(64, 70)), busy
+        assert all(got[k]["error"]["code"] == "busy" for k in busy)
+        assert all(len(got[k]["users"]) == 2 for k in range(64)), got[0]
+        await g.close()
+
+    run(body())
