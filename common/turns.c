@@ -32,19 +32,22 @@ void turns_free(struct turns *t)
     g_free(t);
 }
 
-void turns_add(struct turns *t, const char *key, void (*start)(void *op), void *op)
+bool turns_add(struct turns *t, const char *key, void (*start)(void *op), void *op)
 {
+    GQueue *q = g_hash_table_lookup(t->queues, key);
+    if (q && g_queue_get_length(q) >= TURNS_MAX)
+        return false;
     struct turn *x = g_new(struct turn, 1);
     *x = (struct turn){start, op};
-    GQueue *q = g_hash_table_lookup(t->queues, key);
     if (q) { /* behind the one under way */
         g_queue_push_tail(q, x);
-        return;
+        return true;
     }
     q = g_queue_new();
     g_queue_push_tail(q, x);
     g_hash_table_insert(t->queues, g_strdup(key), q);
     start(op);
+    return true;
 }
 
 void turns_done(struct turns *t, const char *key)

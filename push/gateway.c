@@ -80,11 +80,12 @@ static bool printable_ascii(const char *s)
  * writes, so that they are done in the order asked. */
 static struct turns *token_ops;
 
-static void token_op_add(const char *user_id, void (*start)(void *op), void *op)
+/* False (op not taken) when TURNS_MAX operations of the user wait. */
+static bool token_op_add(const char *user_id, void (*start)(void *op), void *op)
 {
     if (!token_ops)
         token_ops = turns_new();
-    turns_add(token_ops, user_id, start, op);
+    return turns_add(token_ops, user_id, start, op);
 }
 
 static void token_op_done(const char *user_id)
@@ -217,8 +218,10 @@ int gateway_register(const char *user_id, const char *device_id, const char *pla
     g->mine = g_ptr_array_new_with_free_func((GDestroyNotify)json_decref);
     g->done = done;
     g->ud = ud;
-    token_op_add(user_id, reg_start, g);
-    return STORE_OK;
+    if (token_op_add(user_id, reg_start, g))
+        return STORE_OK;
+    reg_free(g);
+    return STORE_EIO; /* too many waiting: the store is that slow */
 }
 
 /* An unregistration: the token's record read first (behind the reads of
@@ -270,8 +273,10 @@ int gateway_unregister(const char *user_id, const char *device_id, gateway_done_
     struct unreg *u = g_new(struct unreg, 1);
     *u = (struct unreg){token_doc_id(user_id, device_id), g_strdup(user_id), g_strdup(device_id),
                         done, ud};
-    token_op_add(user_id, unreg_start, u);
-    return STORE_OK;
+    if (token_op_add(user_id, unreg_start, u))
+        return STORE_OK;
+    unreg_free(u);
+    return STORE_EIO; /* too many waiting: the store is that slow */
 }
 
 static bool collect_device(const char *id, json_t *doc, void *ud)

@@ -435,7 +435,13 @@ void commitment_file_later(struct store *st, const char *enterprise, const char 
     f->ud = ud;
     if (!filing)
         filing = turns_new();
-    turns_add(filing, enterprise, filing_start, f);
+    if (turns_add(filing, enterprise, filing_start, f))
+        return;
+    cb(ERR_BUSY, NULL, "too many of the enterprise's filings waiting for the store", ud);
+    g_free(f->enterprise);
+    g_free(f->actor);
+    json_decref(f->in);
+    g_free(f);
 }
 
 struct tally {

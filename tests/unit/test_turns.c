@@ -1,5 +1,6 @@
 /* Turns: per key one item under way, the next started when it is done,
- * in the order added; keys apart do not wait for each other. */
+ * in the order added; keys apart do not wait for each other; a key's
+ * queue is bounded. */
 #include "common/turns.h"
 
 #include <glib.h>
@@ -66,11 +67,37 @@ static void test_done_inside_start(void **state)
     g_string_free(started, TRUE);
 }
 
+/* At most TURNS_MAX items of a key wait (the one under way included):
+ * one more is refused and never started; once one is done, one more is
+ * taken; other keys are not limited by it. */
+static void test_bounded(void **state)
+{
+    (void)state;
+    started = g_string_new(NULL);
+    struct turns *t = turns_new();
+    for (int i = 0; i < TURNS_MAX; i++)
+        assert_true(turns_add(t, "k", start, "a"));
+    assert_false(turns_add(t, "k", start, "x"));
+    assert_true(turns_add(t, "other", start, "b"));
+    assert_string_equal(started->str, "ab");
+    turns_done(t, "k"); /* the second a starts */
+    assert_true(turns_add(t, "k", start, "c"));
+    assert_false(turns_add(t, "k", start, "x"));
+    for (int i = 0; i < TURNS_MAX; i++)
+        turns_done(t, "k");
+    assert_null(strchr(started->str, 'x'));
+    assert_int_equal(started->len, TURNS_MAX + 2); /* every a, b, c */
+    assert_int_equal(started->str[started->len - 1], 'c');
+    turns_free(t);
+    g_string_free(started, TRUE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_at_a_time_in_order),
         cmocka_unit_test(test_done_inside_start),
+        cmocka_unit_test(test_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
