@@ -264,7 +264,7 @@ static void announce(const char *const *user_ids, const char *const *keys, const
         fanout_cb(INBOX_FANOUT_END, fanout_ud);
     g_string_free(ev, TRUE);
     free(item_text);
-    for (guint o = 0; o < observers->len; o++) {
+    for (guint o = 0; n > 0 && o < observers->len; o++) {
         struct observer *ob = &g_array_index(observers, struct observer, o);
         ob->cb(user_ids, seqs, n, item, ob->ud);
     }
@@ -415,9 +415,9 @@ void inbox_batches_judged(void)
 static void on_stored_later(int rc, const int64_t *seqs, int n, void *ud)
 {
     struct later *l = ud;
-    later_inflight -= l->n;
+    later_inflight -= n;
     l->rc = rc;
-    if (rc == STORE_OK)
+    if (rc == STORE_OK) /* the users' seqs, then the journal's */
         l->seqs = g_memdup2(seqs, sizeof(*seqs) * (size_t)n);
     if (!store) { /* answered while the store closes: nobody to tell */
         later_free(l);
@@ -432,24 +432,26 @@ int inbox_push_many_later(const char *const *user_ids, int n, const char *kind,
                           const char *priority, int64_t ttl_s, const char *title, const char *body,
                           json_t *payload)
 {
-    return inbox_push_many_then(user_ids, n, kind, priority, ttl_s, title, body, payload, NULL,
-                                NULL);
+    return inbox_push_many_then(user_ids, n, NULL, kind, priority, ttl_s, title, body, payload,
+                                NULL, NULL);
 }
 
-int inbox_push_many_then(const char *const *user_ids, int n, const char *kind, const char *priority,
-                         int64_t ttl_s, const char *title, const char *body, json_t *payload,
-                         inbox_stored_cb done, void *ud)
+int inbox_push_many_then(const char *const *user_ids, int n, const char *journal_key,
+                         const char *kind, const char *priority, int64_t ttl_s, const char *title,
+                         const char *body, json_t *payload, inbox_stored_cb done, void *ud)
 {
-    if (!store_appends_later(store) || n < 1 || later_inflight + n > LATER_INFLIGHT_MAX) {
+    int keys = n + (journal_key ? 1 : 0);
+    if (n < 0 || keys < 1 || (n > 0 && !user_ids))
+        return STORE_EINVAL;
+    if (!store_appends_later(store) || later_inflight + keys > LATER_INFLIGHT_MAX) {
         int64_t *seqs = done && n > 0 ? g_new0(int64_t, (gsize)n) : NULL;
-        int rc = inbox_push_many(user_ids, n, kind, priority, ttl_s, title, body, payload, seqs);
+        int rc = inbox_push_many_journaled(user_ids, n, journal_key, kind, priority, ttl_s, title,
+                                           body, payload, seqs);
         if (done && rc == STORE_OK)
             done(rc, seqs, n, ud);
         g_free(seqs);
         return rc;
     }
-    if (!user_ids)
-        return STORE_EINVAL;
     json_t *item = make_item(kind, priority, ttl_s, title, body, payload);
     if (!item)
         return STORE_EINVAL;
@@ -459,16 +461,18 @@ int inbox_push_many_then(const char *const *user_ids, int n, const char *kind, c
     l->done = done;
     l->done_ud = ud;
     l->user_ids = g_new0(char *, (gsize)n + 1);
-    l->keys = g_new0(char *, (gsize)n + 1);
+    l->keys = g_new0(char *, (gsize)keys + 1);
     for (int i = 0; i < n; i++) {
         l->user_ids[i] = g_strdup(user_ids[i]);
         l->keys[i] = seq_key(user_ids[i]);
     }
-    later_inflight += n; /* before: the answer may come at once */
-    int rc = store_seq_append_many_later(store, (const char *const *)l->keys, n, item,
+    if (journal_key)
+        l->keys[n] = g_strdup(journal_key); /* its seq after the users' */
+    later_inflight += keys;                 /* before: the answer may come at once */
+    int rc = store_seq_append_many_later(store, (const char *const *)l->keys, keys, item,
                                          on_stored_later, l);
     if (rc != STORE_OK) {
-        later_inflight -= n;
+        later_inflight -= keys;
         log_error("inbox", "cannot store a %s push for %d user(s): store error %d", kind, n, rc);
         l->done = NULL; /* told by the return */
         later_free(l);

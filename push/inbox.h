@@ -107,11 +107,13 @@ int inbox_push_many_later(const char *const *user_ids, int n, const char *kind,
  * NULL unless STORE_OK), n, ud) once the push is stored and delivered
  * (or failed; also when the store closes first), from the loop; on
  * other stores at once. A code other than 0 is returned instead when
- * nothing was sent (done is not told). */
+ * nothing was sent (done is not told). With journal_key, the item is
+ * also appended to that sequence in the same write (as
+ * inbox_push_many_journaled; n may then be 0: a journal entry alone). */
 typedef void (*inbox_stored_cb)(int rc, const int64_t *seqs, int n, void *ud);
-int inbox_push_many_then(const char *const *user_ids, int n, const char *kind, const char *priority,
-                         int64_t ttl_s, const char *title, const char *body, json_t *payload,
-                         inbox_stored_cb done, void *ud);
+int inbox_push_many_then(const char *const *user_ids, int n, const char *journal_key,
+                         const char *kind, const char *priority, int64_t ttl_s, const char *title,
+                         const char *body, json_t *payload, inbox_stored_cb done, void *ud);
 /* inbox_push_many() that also appends the stored item to the sequence
  * journal_key in the same transaction, so the caller can later tell for
  * sure whether this batch was stored (the scheduler's "sent" record). */

@@ -52,10 +52,19 @@ struct reminders_config {
 typedef int (*reminder_source_fn)(struct store *st, const char *date, GPtrArray *user_ids,
                                   void *ud);
 
+/* How a composed job sends a push (inbox_push_many's arguments): with the
+ * run's write, which is answered later (seqs_out is not filled). */
+typedef int (*reminder_push_fn)(const char *const *user_ids, int n, const char *kind,
+                                const char *priority, int64_t ttl_s, const char *title,
+                                const char *body, json_t *payload, int64_t *seqs_out);
+
 /* Runs a job whose pushes the records compose (summary, confirm) for
- * business date at now_ms; returns how many pushes it sent, or a negative
- * store error (the run is then tried again). */
-typedef int (*reminder_run_fn)(struct store *st, const char *date, int64_t now_ms, void *ud);
+ * business date at now_ms, sending them with push; returns how many it
+ * sent, or a negative store error (the run is then tried again). It may be
+ * run more than once for one run (a replay's run that lacked a read is
+ * thrown away, its pushes refused): it must read before it pushes. */
+typedef int (*reminder_run_fn)(struct store *st, const char *date, int64_t now_ms,
+                               reminder_push_fn push, void *ud);
 
 /* Checks the configuration (returns -1 with *err set, g_free) and sets
  * the jobs up, storing the first run of any job that has none. */
@@ -69,6 +78,9 @@ void reminders_set_summary_runner(reminder_run_fn fn, void *ud);
 void reminders_set_confirm_runner(reminder_run_fn fn, void *ud);
 /* Runs the jobs that are due (main.c calls it every second). */
 void reminders_tick(void);
+/* The same; done(ud) once the runs due now are over (sent, found sent,
+ * missed or failed) and nothing is out (the test clock answers then). */
+void reminders_tick_then(void (*done)(void *ud), void *ud);
 
 /* The scheduler's clock: the wall clock plus an offset that only a test
  * build of the server may set (see the test_clock key). */

@@ -138,6 +138,11 @@ struct store_ops {
     int (*deadline_claim)(struct store *st, const char *id, int64_t due_ms, int64_t until_ms);
     int (*deadline_due)(struct store *st, int64_t now_ms, int limit, store_deadline_cb cb,
                         void *ud);
+    /* Moves deadline id to until_ms if due at now_ms; STORE_ECONFLICT
+     * with its due time if not due, STORE_ENOTFOUND if absent. For
+     * store_deadlines_take_later() where the next is NULL. */
+    int (*deadline_take)(struct store *st, const char *id, int64_t now_ms, int64_t until_ms,
+                         int64_t *due_out, json_t **payload_out);
     int (*kv_set)(struct store *st, const char *key, const char *value, int64_t expire_at_ms);
     int (*kv_get)(struct store *st, const char *key, char **value_out);
     int (*kv_delete)(struct store *st, const char *key);
@@ -189,6 +194,8 @@ struct store_ops {
     int (*seq_last_later)(struct store *st, const char *key, struct store_read *rd);
     int (*deadline_take_due_later)(struct store *st, const char *prefix, int64_t now_ms, int limit,
                                    int64_t until_ms, struct store_read *rd);
+    int (*deadlines_take_later)(struct store *st, const char *const *ids, int n, int64_t now_ms,
+                                int64_t until_ms, struct store_read *rd);
     int (*seq_range_later)(struct store *st, const char *key, int64_t after_seq, int limit,
                            struct store_read *rd);
     int (*kv_raise_later)(struct store *st, const char *seq_key, const char *const *keys, int n,
@@ -395,6 +402,14 @@ int store_deadline_due(struct store *st, int64_t now_ms, int limit, store_deadli
  * lease being a write of the open batch. */
 int store_deadline_take_due_later(struct store *st, const char *prefix, int64_t now_ms, int limit,
                                   int64_t until_ms, store_docs_cb cb, void *ud);
+/* The same for the n deadlines named (a scheduler's own, which a scan of
+ * the first due might not reach behind many others): those due at now_ms
+ * are taken, each as store_deadline_claim would. cb gets each of the n
+ * in the order given: docs[i] {"due_ms", "payload", "taken": true} if
+ * taken, {"due_ms", "taken": false} (where it is) if not due, NULL if
+ * there is no such deadline. */
+int store_deadlines_take_later(struct store *st, const char *const *ids, int n, int64_t now_ms,
+                               int64_t until_ms, store_docs_cb cb, void *ud);
 
 /* expire_at_ms 0 means never. kv_get returns STORE_ENOTFOUND once expired. */
 int store_kv_set(struct store *st, const char *key, const char *value, int64_t expire_at_ms);

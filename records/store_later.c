@@ -298,6 +298,37 @@ int store_deadline_take_due_later(struct store *st, const char *prefix, int64_t 
     return STORE_OK;
 }
 
+int store_deadlines_take_later(struct store *st, const char *const *ids, int n, int64_t now_ms,
+                               int64_t until_ms, store_docs_cb cb, void *ud)
+{
+    if (st->replay && store_replay_refuses_write(st))
+        return STORE_EAGAIN;
+    if (n < 1 || !ids || !cb || (!st->ops->deadlines_take_later && !st->ops->deadline_take))
+        return STORE_EINVAL;
+    struct store_read *rd = read_new(cb, ud);
+    if (st->ops->deadlines_take_later)
+        return sent(st, rd, st->ops->deadlines_take_later(st, ids, n, now_ms, until_ms, rd));
+    int rc = STORE_OK;
+    for (int i = 0; i < n && rc == STORE_OK; i++) {
+        int64_t due = 0;
+        json_t *payload = NULL;
+        int c = st->ops->deadline_take(st, ids[i], now_ms, until_ms, &due, &payload);
+        if (c == STORE_OK)
+            store_read_add(rd, ids[i], strlen(ids[i]),
+                           json_pack("{s:I, s:o, s:b}", "due_ms", (json_int_t)due, "payload",
+                                     payload, "taken", 1));
+        else if (c == STORE_ECONFLICT)
+            store_read_add(rd, ids[i], strlen(ids[i]),
+                           json_pack("{s:I, s:b}", "due_ms", (json_int_t)due, "taken", 0));
+        else if (c == STORE_ENOTFOUND)
+            store_read_add(rd, ids[i], strlen(ids[i]), NULL);
+        else
+            rc = c;
+    }
+    store_read_done(rd, rc, 0, false);
+    return STORE_OK;
+}
+
 static bool collect_seq(int64_t seq, json_t *item, void *ud)
 {
     char id[24];

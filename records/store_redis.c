@@ -954,6 +954,7 @@ static const struct store_ops redis_ops = {
     .kv_get_later = rd_kv_get_later,
     .seq_last_later = rd_seq_last_later,
     .deadline_take_due_later = rd_deadline_take_due_later,
+    .deadlines_take_later = rd_deadlines_take_later,
     .seq_range_later = rd_seq_range_later,
     .kv_raise_later = rd_kv_raise_later,
     .ts_chunk_trim_before_later = rd_ts_chunk_trim_before_later,

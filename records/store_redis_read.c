@@ -515,3 +515,59 @@ int rd_deadline_take_due_later(struct store *st, const char *prefix, int64_t now
     script_cmd(&c, take_due_lua, &args);
     return send_write_read(r, &c, &args, taken, rd);
 }
+
+/* ARGV: prefix, now, until, ids...: for each id, {id, due or "", "1" if
+ * taken else "0", payload or ""}. */
+static const char take_ids_lua[] =
+    "local P, now, til = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
+    "local out = {}\n"
+    "for i = 4, #ARGV do\n"
+    "  local id = ARGV[i]\n"
+    "  local due = redis.call('ZSCORE', P .. 'dlz', id)\n"
+    "  local take = due and tonumber(due) <= now\n"
+    "  if take then redis.call('ZADD', P .. 'dlz', til, id) end\n"
+    "  out[#out + 1] = id\n"
+    "  out[#out + 1] = due or ''\n"
+    "  out[#out + 1] = take and '1' or '0'\n"
+    "  out[#out + 1] = take and (redis.call('HGET', P .. 'dlb', id) or '') or ''\n"
+    "end\n"
+    "return out\n";
+
+static void taken_named(redisReply *rep, void *ud)
+{
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements % 4) {
+        store_read_done(ud, STORE_EIO, 0, false);
+        return;
+    }
+    for (size_t i = 0; i + 3 < rep->elements; i += 4) {
+        const redisReply *id = rep->element[i], *due = rep->element[i + 1],
+                         *took = rep->element[i + 2], *body = rep->element[i + 3];
+        if (id->type != REDIS_REPLY_STRING || due->type != REDIS_REPLY_STRING ||
+            took->type != REDIS_REPLY_STRING || body->type != REDIS_REPLY_STRING)
+            continue;
+        json_t *doc = NULL;
+        if (due->len && strcmp(took->str, "1") == 0) {
+            json_t *payload = jx_load(body->str, body->len);
+            doc = json_pack("{s:I, s:o, s:b}", "due_ms", (json_int_t)rd_reply_int(due), "payload",
+                            payload ? payload : json_object(), "taken", 1);
+        } else if (due->len) {
+            doc = json_pack("{s:I, s:b}", "due_ms", (json_int_t)rd_reply_int(due), "taken", 0);
+        }
+        store_read_add(ud, id->str, id->len, doc);
+    }
+    store_read_done(ud, STORE_OK, 0, false);
+}
+
+int rd_deadlines_take_later(struct store *st, const char *const *ids, int n, int64_t now_ms,
+                            int64_t until_ms, struct store_read *rd)
+{
+    struct redis_store *r = R(st);
+    struct redis_cmd args, c;
+    rd_args_start(r, &args);
+    redis_cmd_i64(&args, now_ms);
+    redis_cmd_i64(&args, until_ms);
+    for (int i = 0; i < n; i++)
+        redis_cmd_str(&args, ids[i]);
+    script_cmd(&c, take_ids_lua, &args);
+    return send_write_read(r, &c, &args, taken_named, rd);
+}

@@ -897,6 +897,45 @@ static int sq_deadline_claim(struct store *st, const char *id, int64_t due_ms, i
     return sqls_finish(s, rc);
 }
 
+/* Moves deadline id to until_ms if it is due at now_ms (STORE_OK, with
+ * its due time and payload); STORE_ECONFLICT with its due time if not
+ * due, STORE_ENOTFOUND if absent. */
+static int sq_deadline_take(struct store *st, const char *id, int64_t now_ms, int64_t until_ms,
+                            int64_t *due_out, json_t **payload_out)
+{
+    struct sqlite_store *s = S(st);
+    int rc = sqls_begin(s);
+    if (rc != STORE_OK)
+        return rc;
+    sqlite3_stmt *q = sqls_prep(s, "SELECT due, body FROM deadlines WHERE id=?1");
+    if (!q)
+        return sqls_finish(s, STORE_EIO);
+    sqls_bind_text(q, 1, id);
+    int r = sqlite3_step(q);
+    int64_t due = r == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    json_t *body = r == SQLITE_ROW && due <= now_ms ? sqls_parse_body(q, 1) : NULL;
+    sqlite3_reset(q);
+    rc = r == SQLITE_DONE  ? STORE_ENOTFOUND
+         : r != SQLITE_ROW ? STORE_EIO
+         : due > now_ms    ? STORE_ECONFLICT
+         : body            ? STORE_OK
+                           : STORE_EIO;
+    if (rc == STORE_OK) {
+        q = sqls_prep(s, "UPDATE deadlines SET due=?2 WHERE id=?1");
+        if (q) {
+            sqls_bind_text(q, 1, id);
+            sqlite3_bind_int64(q, 2, until_ms);
+        }
+        rc = q ? sqls_step_done(q) : STORE_EIO;
+    }
+    *due_out = due;
+    if (rc == STORE_OK)
+        *payload_out = body;
+    else
+        json_decref(body);
+    return sqls_finish(s, rc);
+}
+
 static int sq_deadline_due(struct store *st, int64_t now_ms, int limit, store_deadline_cb cb,
                            void *ud)
 {
@@ -1012,6 +1051,7 @@ static const struct store_ops sqlite_ops = {
     .deadline_delete = sq_deadline_delete,
     .deadline_claim = sq_deadline_claim,
     .deadline_due = sq_deadline_due,
+    .deadline_take = sq_deadline_take,
     .kv_set = sq_kv_set,
     .kv_get = sq_kv_get,
     .kv_delete = sq_kv_delete,

@@ -5,19 +5,20 @@
  * commitment reminders themselves need no hook: the scheduler takes
  * commitment_due_recipients() as its commitment source).
  *
- * The push function has the shape of inbox_push_many() (push/inbox.h), so
- * main.c hands that one in; tests hand in a recorder. */
+ * The push function has the shape of inbox_push_many() (push/inbox.h):
+ * the scheduler hands in its own, which sends with the run's write. Both
+ * read everything first and push last, so that a run of the scheduler's
+ * replay that lacked a read pushes nothing. */
 #ifndef YJT_COMMITMENT_REMIND_H
 #define YJT_COMMITMENT_REMIND_H
 
+#include "push/reminders.h"
 #include "records/store.h"
 
 #include <jansson.h>
 #include <stdint.h>
 
-typedef int (*remind_push_fn)(const char *const *user_ids, int n, const char *kind,
-                              const char *priority, int64_t ttl_s, const char *title,
-                              const char *body, json_t *payload, int64_t *seqs_out);
+typedef reminder_push_fn remind_push_fn;
 
 #define REMIND_TTL_S 86400
 

@@ -257,20 +257,22 @@ static gboolean on_reminders_tick(gpointer data)
 
 /* At the commitment deadline: who filed, who was late, who is missing, to
  * the duty regulators of each district. */
-static int run_summary(struct store *st, const char *date, int64_t now_ms, void *ud)
+static int run_summary(struct store *st, const char *date, int64_t now_ms, reminder_push_fn push,
+                       void *ud)
 {
     (void)now_ms;
     (void)ud;
     return commitment_remind_summary(st, date, bizdate_minute_parse(server.cfg.commitment_deadline),
-                                     inbox_push_many);
+                                     push);
 }
 
 /* On the confirmation day: enterprises whose file was not confirmed. */
-static int run_confirm(struct store *st, const char *date, int64_t now_ms, void *ud)
+static int run_confirm(struct store *st, const char *date, int64_t now_ms, reminder_push_fn push,
+                       void *ud)
 {
     (void)date;
     (void)ud;
-    return commitment_remind_confirm(st, now_ms, inbox_push_many);
+    return commitment_remind_confirm(st, now_ms, push);
 }
 
 /* Starts the reminders scheduler; with test_clock (tests only) its clock

@@ -628,7 +628,7 @@ static void route_send(struct rest_req *r)
     }
     struct sent *x = g_new(struct sent, 1);
     *x = (struct sent){rest_hold(r), g_strdup(r->acct->id), g_strdup(user_id)};
-    rc = inbox_push_many_then(&user_id, 1, kind, priority ? priority : "normal",
+    rc = inbox_push_many_then(&user_id, 1, NULL, kind, priority ? priority : "normal",
                               ttl ? json_integer_value(ttl) : 86400,
                               title ? json_string_value(title) : NULL,
                               body ? json_string_value(body) : NULL, payload, on_sent, x);

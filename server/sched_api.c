@@ -20,6 +20,13 @@ static void on_ticked(void *ud)
                     json_pack("{s:I}", "now", (json_int_t)reminders_now_ms()));
 }
 
+/* The reminders due are over: then interruptions and escalations at the
+ * new time, answered once taken. */
+static void on_reminded(void *ud)
+{
+    alarm_api_tick_then(true, on_ticked, ud);
+}
+
 /* POST /api/v1/test/clock {"now": "2026-11-30T08:29:00+08:00"} (admin). */
 static void route_clock(struct rest_req *r)
 {
@@ -42,9 +49,7 @@ static void route_clock(struct rest_req *r)
     clock_set_offset_ms(to - clock_now_ms());
     reminders_set_now_ms(to);
     g_date_time_unref(t);
-    reminders_tick();
-    /* interruptions and escalations at the new time, answered once taken */
-    alarm_api_tick_then(true, on_ticked, GSIZE_TO_POINTER(rest_hold(r)));
+    reminders_tick_then(on_reminded, GSIZE_TO_POINTER(rest_hold(r)));
 }
 
 const struct rest_route sched_routes[] = {

@@ -7,7 +7,7 @@ import json
 import sqlite3
 import time
 
-from conftest import assert_error, sqlite_only, user
+from conftest import assert_error, metric, sqlite_only, user
 from pushlib import OPS
 from test_commitments import filing
 
@@ -92,6 +92,30 @@ def test_commitment_reminders_fire_once_each(server):
     assert len(summaries(srv, "d1")) == 1  # once
 
 
+def test_runs_do_not_hold_the_loop(server):
+    """A run is taken by moving its stored deadline to a lease, answered
+    later; its reads (the journal, who filed, the accounts) go through a
+    replay and its pushes and journal entry are one write sent without
+    waiting: on Redis no node's loop waits for the store while the day's
+    runs are sent (08:30, 09:00, 09:30, 10:00), and each is sent once."""
+    srv = start(server, "08:00:00")
+    nodes = [srv] + srv.peers
+
+    def waits():
+        return sum(metric(n.metrics(), "yjt_redis_loop_waits_total") or 0 for n in nodes)
+
+    r = srv.http("POST", "/api/v1/commitments", token=srv.token("p2"), body=filing())
+    assert r.status in (200, 201), r
+    before = waits()
+    for t in ("08:30:01", "09:00:01", "09:30:01", "10:00:01"):
+        set_clock(srv, at(t))
+    assert waits() - before == 0
+    assert reminders(srv, "p1") == [("commitment.0830", DAY), ("commitment.0930", DAY)]
+    assert reminders(srv, "p2") == []
+    assert reminders(srv, "g1", "selfeval") == [("selfeval", DAY)]
+    assert [s["division"] for s in summaries(srv, "d1")] == ["440106"]
+
+
 def test_restart_after_0830_catches_up_once(server):
     srv = start(server, "08:29:00")
     srv.stop()
@@ -144,6 +168,34 @@ def test_crash_after_sending_never_sends_twice(server):
     time.sleep(1.5)
     assert reminders(srv, "p1") == [("commitment.0830", DAY)]
     assert "was already sent" in srv.stderr()
+
+
+@sqlite_only
+def test_a_run_held_when_the_node_died_is_run_at_its_restart(server):
+    """A node takes a run by moving its deadline to a lease that names the
+    node. Had it died during the run, the run would wait for the lease to
+    end (10 minutes) on any other node, but the same node, restarted, runs
+    it at once."""
+    import socket
+    srv = start(server, "08:29:00")
+    srv.kill9()
+    db = sqlite3.connect(str(srv.data_dir / "yjt.db"), timeout=10)
+    with db:
+        due = db.execute("SELECT due FROM deadlines WHERE id='rem/commitment.0830'").fetchone()[0]
+        lease = {"job": "commitment.0830", "date": DAY, "due": due,
+                 "holder": f"{socket.gethostname()}:{srv.port}"}
+        n = db.execute("UPDATE deadlines SET due=?, body=? WHERE id='rem/commitment.0830'",
+                       (due + 600_000, json.dumps(lease)))
+        assert n.rowcount == 1
+    db.close()
+    srv.settings["test_clock"] = at("08:31:00")
+    srv.start()
+    deadline = time.monotonic() + 5
+    while reminders(srv, "p1") == []:
+        assert time.monotonic() < deadline, "the run held at the crash was not run"
+        time.sleep(0.1)
+    assert "was held by this node" in srv.stderr()
+    assert reminders(srv, "p1") == [("commitment.0830", DAY)]
 
 
 def test_selfevaluation_from_the_1st_to_the_5th(server):

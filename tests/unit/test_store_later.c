@@ -5,6 +5,7 @@
  * socket; answered when the store closes first. */
 #include "store_fixture.h"
 
+#include "common/jsonx.h"
 #include "records/org.h"
 
 struct answer {
@@ -303,6 +304,72 @@ static void test_deadline_take_due_later(void **state)
                      STORE_EINVAL);
 }
 
+static bool count_due(const char *id, int64_t due_ms, json_t *payload, void *ud)
+{
+    (void)due_ms;
+    (void)payload;
+    *(int *)ud += g_str_has_prefix(id, "gw/");
+    return true;
+}
+
+/* Each named deadline as told: "id" taken (with its payload), "id@DUE"
+ * not due, "id:-" absent. */
+static void on_named(int rc, const struct store_docs *d, void *ud)
+{
+    (void)ud;
+    struct answer *a = g_new0(struct answer, 1);
+    a->rc = rc;
+    a->ids = g_ptr_array_new_with_free_func(g_free);
+    for (int i = 0; i < d->n; i++) {
+        json_t *doc = d->docs[i];
+        if (!doc)
+            g_ptr_array_add(a->ids, g_strconcat(d->ids[i], ":-", NULL));
+        else if (json_is_true(json_object_get(doc, "taken")))
+            g_ptr_array_add(a->ids, g_strdup_printf("%s%s", d->ids[i],
+                                                    json_object_get(doc, "payload") ? "" : "?"));
+        else
+            g_ptr_array_add(a->ids, g_strdup_printf("%s@%lld", d->ids[i],
+                                                    (long long)jx_int(doc, "due_ms", -1)));
+    }
+    g_ptr_array_add(answers, a);
+}
+
+/* Named deadlines taken when due, wherever they are among the due ones:
+ * behind more due deadlines than a scan of the first would read; those
+ * not due told where they are, those absent told so; a second take finds
+ * the first's on their lease. */
+static void test_deadlines_take_later(void **state)
+{
+    struct store *st = *state;
+    json_t *p = json_pack("{s:s}", "job", "x");
+    for (int i = 0; i < 40; i++) {
+        char id[16];
+        g_snprintf(id, sizeof(id), "gw/%02d", i);
+        assert_int_equal(store_deadline_set(st, id, 10 + i, p), 0);
+    }
+    assert_int_equal(store_deadline_set(st, "rem/a", 500, p), 0);
+    assert_int_equal(store_deadline_set(st, "rem/b", 5000, p), 0);
+    json_decref(p);
+    store_set_batching(st, true, on_dirty, NULL);
+    const char *ids[] = {"rem/a", "rem/b", "rem/none"};
+    assert_int_equal(store_deadlines_take_later(st, ids, 3, 1000, 9000, on_named, NULL), 0);
+    assert_int_equal(answers->len, 0); /* never inside the call */
+    wait_answers(st, 1);
+    assert_ids(0, "rem/a,rem/b@5000,rem/none:-");
+    assert_int_equal(store_deadlines_take_later(st, ids, 3, 1000, 9000, on_named, NULL), 0);
+    wait_answers(st, 2);
+    assert_ids(1, "rem/a@9000,rem/b@5000,rem/none:-"); /* on its lease */
+    assert_int_equal(store_deadlines_take_later(st, ids, 2, 9000, 20000, on_named, NULL), 0);
+    wait_answers(st, 3);
+    assert_ids(2, "rem/a,rem/b");
+    assert_int_equal(store_commit(st), 0);
+    int due = 0; /* the others were not moved */
+    assert_int_equal(store_deadline_due(st, 1000, 0, count_due, &due), 0);
+    assert_int_equal(due, 40);
+    assert_int_equal(store_deadlines_take_later(st, ids, 0, 1000, 9000, on_named, NULL),
+                     STORE_EINVAL);
+}
+
 /* With batching on (as yjtd runs the store), a read sent after a write
  * that was only sent sees it, and the answers keep their order. */
 static void test_later_sees_writes(void **state)
@@ -471,6 +538,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kv_raise_later, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_later_sees_writes, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_deadline_take_due_later, setup_later, teardown_later),
+        cmocka_unit_test_setup_teardown(test_deadlines_take_later, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_later_at_close, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_later_lost, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_divisions_read_ahead, setup_later, teardown_later),
