@@ -97,59 +97,6 @@ int calls_recover(struct store *st, int64_t now_ms, bool (*keep)(const char *id,
     return rc;
 }
 
-/* A recovery whose two look-ups are out. */
-struct recovery {
-    struct store *st;
-    int64_t now_ms;
-    bool (*keep)(const char *id, void *ud);
-    void (*done)(int rc, int count, void *ud);
-    void *ud;
-    json_t *open;
-    int out, rc;
-};
-
-static void on_open_found(int rc, const struct store_docs *d, void *ud)
-{
-    struct recovery *x = ud;
-    for (int i = 0; rc == STORE_OK && i < d->n; i++)
-        if (d->docs[i])
-            json_array_append(x->open, d->docs[i]);
-    if (rc != STORE_OK)
-        x->rc = rc; /* with more than RECOVER_MAX, the rest wait for the next round */
-    if (--x->out > 0)
-        return;
-    int count = 0;
-    if (x->rc == STORE_OK)
-        x->rc = end_open(x->st, x->open, x->now_ms, x->keep, x->ud, &count);
-    x->done(x->rc, count, x->ud);
-    json_decref(x->open);
-    g_free(x);
-}
-
-/* At most this many open calls of each state are looked at per round. */
-#define RECOVER_MAX 10000
-
-int calls_recover_later(struct store *st, int64_t now_ms, bool (*keep)(const char *id, void *ud),
-                        void (*done)(int rc, int count, void *ud), void *ud)
-{
-    struct recovery *x = g_new0(struct recovery, 1);
-    *x = (struct recovery){st, now_ms, keep, done, ud, json_array(), 2, STORE_OK};
-    int rc = store_index_find_later(st, "calls", "state", "ringing", false, false, RECOVER_MAX,
-                                    on_open_found, x);
-    if (rc != STORE_OK) {
-        json_decref(x->open);
-        g_free(x);
-        return rc;
-    }
-    rc = store_index_find_later(st, "calls", "state", "active", false, false, RECOVER_MAX,
-                                on_open_found, x);
-    if (rc != STORE_OK) {
-        struct store_docs none = {0};
-        on_open_found(rc, &none, x);
-    }
-    return STORE_OK;
-}
-
 int patrols_put(struct store *st, const char *id, json_t *doc)
 {
     return store_doc_put(st, "patrols", id, doc, false);

@@ -28,16 +28,12 @@ int calls_find(struct store *st, const char *field, const char *value, bool pref
 /* Marks the call record doc ended "failed" at now_ms (with its duration
  * if it was answered); the caller stores it. */
 void calls_end_failed(json_t *doc, int64_t now_ms);
-/* Marks every call still ringing or active as ended "failed" at now_ms:
- * after a restart nobody holds their state any more. *count gets how many. */
+/* Marks every call still ringing or active as ended "failed" at now_ms
+ * (after a restart nobody holds their state any more), but those keep
+ * keeps. *count gets how many. It reads, then writes: it may be run
+ * against a replay of its reads (records/store_replay.h). */
 int calls_recover(struct store *st, int64_t now_ms, bool (*keep)(const char *id, void *ud),
                   void *ud, int *count);
-/* The same, the open calls looked up without waiting (as the reads made
- * later are): done(rc, count, ud) from the main loop once they are ended
- * (keep is called then). STORE_OK when under way, else a store code (done
- * is not told). */
-int calls_recover_later(struct store *st, int64_t now_ms, bool (*keep)(const char *id, void *ud),
-                        void (*done)(int rc, int count, void *ud), void *ud);
 
 int patrols_put(struct store *st, const char *id, json_t *doc);
 int patrols_get(struct store *st, const char *id, json_t **out);

@@ -196,6 +196,8 @@ struct store_ops {
                                    int64_t until_ms, struct store_read *rd);
     int (*deadlines_take_later)(struct store *st, const char *const *ids, int n, int64_t now_ms,
                                 int64_t until_ms, struct store_read *rd);
+    int (*doc_create_later)(struct store *st, const char *coll, const char *id, json_t *doc,
+                            struct store_read *rd);
     int (*seq_range_later)(struct store *st, const char *key, int64_t after_seq, int limit,
                            struct store_read *rd);
     int (*kv_raise_later)(struct store *st, const char *seq_key, const char *const *keys, int n,
@@ -486,6 +488,13 @@ int store_docs_get_later(struct store *st, const char *coll, const char *const *
                          store_docs_cb cb, void *ud);
 int store_doc_changes_later(struct store *st, const char *coll, int64_t after_rev, int limit,
                             store_docs_cb cb, void *ud);
+/* store_doc_put(create_only) sent with the open batch, answered later:
+ * cb gets STORE_OK (created; n its revision), STORE_ECONFLICT (the id, or
+ * a unique value, is taken) or STORE_EIO, exactly once, from the loop
+ * (never inside this call). Where the store's writes are made at once,
+ * the put is made now and answered all the same. */
+int store_doc_create_later(struct store *st, const char *coll, const char *id, json_t *doc,
+                           store_count_cb cb, void *ud);
 int store_kv_get_later(struct store *st, const char *const *keys, int n, store_docs_cb cb,
                        void *ud);
 /* Whether those reads leave without waiting (else they are made at once). */

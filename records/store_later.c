@@ -298,6 +298,21 @@ int store_deadline_take_due_later(struct store *st, const char *prefix, int64_t 
     return STORE_OK;
 }
 
+int store_doc_create_later(struct store *st, const char *coll, const char *id, json_t *doc,
+                           store_count_cb cb, void *ud)
+{
+    if (st->replay && store_replay_refuses_write(st))
+        return STORE_EAGAIN;
+    if (!coll || !id || !doc || !cb)
+        return STORE_EINVAL;
+    struct store_read *rd = count_read_new(cb, ud);
+    if (st->ops->doc_create_later)
+        return sent(st, rd, st->ops->doc_create_later(st, coll, id, doc, rd));
+    int rc = store_doc_put(st, coll, id, doc, true);
+    store_read_done(rd, rc, 0, false);
+    return STORE_OK;
+}
+
 int store_deadlines_take_later(struct store *st, const char *const *ids, int n, int64_t now_ms,
                                int64_t until_ms, store_docs_cb cb, void *ud)
 {

@@ -376,6 +376,29 @@ static bool backfill_one(const char *id, json_t *doc, void *ud)
  * store_doc_put_new); STORE_PUT_KEPT, the unique values are those
  * stored: sent without waiting too, a value found taken failing the batch
  * (see store_doc_put_kept). */
+/* The arguments of doc_put_lua for doc (mode "0", "1" or "2"), or -1. */
+static int doc_put_args(struct redis_store *r, struct redis_cmd *c, const char *coll,
+                        const char *id, json_t *doc, const char *mode)
+{
+    char *body = jx_dump(doc);
+    if (!body)
+        return -1;
+    rd_args_start(r, c);
+    redis_cmd_str(c, coll);
+    redis_cmd_str(c, id);
+    redis_cmd_cat(c, "", body); /* a copy: the command outlives this call */
+    redis_cmd_str(c, mode);
+    free(body);
+    if (has_index(r, coll)) {
+        for (guint i = 0; i < r->indexes->len; i++) {
+            const struct idx *d = g_ptr_array_index(r->indexes, i);
+            if (strcmp(d->coll, coll) == 0)
+                index_values(d, doc, c, true);
+        }
+    }
+    return 0;
+}
+
 static int doc_put(struct store *st, const char *coll, const char *id, json_t *doc,
                    bool create_only, int as)
 {
@@ -383,34 +406,41 @@ static int doc_put(struct store *st, const char *coll, const char *id, json_t *d
     if (as == STORE_PUT_NEW && !has_unique_index(r, coll))
         create_only = false;
     bool kept = as == STORE_PUT_KEPT && !create_only && r->batching;
-    char *body = jx_dump(doc);
-    if (!body)
-        return STORE_EIO;
     struct redis_cmd c;
-    rd_args_start(r, &c);
-    redis_cmd_str(&c, coll);
-    redis_cmd_str(&c, id);
-    redis_cmd_str(&c, body);
-    redis_cmd_str(&c, create_only ? "1" : kept ? "2" : "0");
-    if (has_index(r, coll)) {
-        for (guint i = 0; i < r->indexes->len; i++) {
-            const struct idx *d = g_ptr_array_index(r->indexes, i);
-            if (strcmp(d->coll, coll) == 0)
-                index_values(d, doc, &c, true);
-        }
-    }
+    if (doc_put_args(r, &c, coll, id, doc, create_only ? "1" : kept ? "2" : "0") != 0)
+        return STORE_EIO;
     if (kept || (!create_only && !has_unique_index(r, coll))) { /* no answer needed */
-        int rc = rd_write_script(r, &doc_put_lua, &c);
-        free(body);
-        return rc;
+        return rd_write_script(r, &doc_put_lua, &c);
     }
     redisReply *rep = rd_script(r, &doc_put_lua, &c);
-    free(body);
     if (!rep)
         return STORE_EIO;
     int rc = rd_reply_int(rep) < 0 ? STORE_ECONFLICT : STORE_OK;
     freeReplyObject(rep);
     return rc;
+}
+
+/* From inside a call of the link: a create's answer. */
+static void created(redisReply *rep, void *ud)
+{
+    int rc = !rep || rep->type == REDIS_REPLY_ERROR ? STORE_EIO
+             : rd_reply_int(rep) < 0                ? STORE_ECONFLICT
+                                                    : STORE_OK;
+    store_read_done(ud, rc, rc == STORE_OK ? rd_reply_int(rep) : 0, false);
+}
+
+/* A create-only put sent with the open batch, answered when its reply is
+ * read. */
+static int rd_doc_create_later(struct store *st, const char *coll, const char *id, json_t *doc,
+                               struct store_read *rd)
+{
+    struct redis_store *r = R(st);
+    struct redis_cmd args, c;
+    if (doc_put_args(r, &args, coll, id, doc, "1") != 0)
+        return STORE_EIO;
+    redis_cmd_init(&c);
+    redis_cmd_script(&c, "EVAL", doc_put_lua.body, &args);
+    return rd_send_write_read(r, &c, &args, created, rd);
 }
 
 static int rd_doc_put(struct store *st, const char *coll, const char *id, json_t *doc,
@@ -955,6 +985,7 @@ static const struct store_ops redis_ops = {
     .seq_last_later = rd_seq_last_later,
     .deadline_take_due_later = rd_deadline_take_due_later,
     .deadlines_take_later = rd_deadlines_take_later,
+    .doc_create_later = rd_doc_create_later,
     .seq_range_later = rd_seq_range_later,
     .kv_raise_later = rd_kv_raise_later,
     .ts_chunk_trim_before_later = rd_ts_chunk_trim_before_later,

@@ -118,6 +118,10 @@ int rd_kv_get_later(struct store *st, const char *const *keys, int n, struct sto
 int rd_seq_last_later(struct store *st, const char *key, struct store_read *rd);
 int rd_deadline_take_due_later(struct store *st, const char *prefix, int64_t now_ms, int limit,
                                int64_t until_ms, struct store_read *rd);
+/* Sends c (built on args; both cleared) as a write of the open batch whose
+ * reply cb reads into rd; outside a batch, run at once. */
+int rd_send_write_read(struct redis_store *r, struct redis_cmd *c, struct redis_cmd *args,
+                       redis_call_cb cb, struct store_read *rd);
 int rd_deadlines_take_later(struct store *st, const char *const *ids, int n, int64_t now_ms,
                             int64_t until_ms, struct store_read *rd);
 int rd_seq_range_later(struct store *st, const char *key, int64_t after_seq, int limit,

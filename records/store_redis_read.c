@@ -425,8 +425,8 @@ static void raised(redisReply *rep, void *ud)
 /* A write sent with the open batch (its loss fails the batch, as any
  * deferred write's), answered when its reply is read; without batching,
  * made at once. Clears c and args. */
-static int send_write_read(struct redis_store *r, struct redis_cmd *c, struct redis_cmd *args,
-                           redis_call_cb cb, struct store_read *rd)
+int rd_send_write_read(struct redis_store *r, struct redis_cmd *c, struct redis_cmd *args,
+                       redis_call_cb cb, struct store_read *rd)
 {
     int rc = STORE_OK;
     if (!r->batching) { /* a write durable on return, as every write then */
@@ -459,7 +459,7 @@ int rd_kv_raise_later(struct store *st, const char *seq_key, const char *const *
     for (int i = 0; i < n; i++)
         redis_cmd_str(&args, keys[i]);
     script_cmd(&c, raise_lua, &args);
-    return send_write_read(r, &c, &args, raised, rd);
+    return rd_send_write_read(r, &c, &args, raised, rd);
 }
 
 /* ARGV: prefix, id prefix, now, limit, until: {id, due, payload, ...} of
@@ -513,7 +513,7 @@ int rd_deadline_take_due_later(struct store *st, const char *prefix, int64_t now
     redis_cmd_i64(&args, limit);
     redis_cmd_i64(&args, until_ms);
     script_cmd(&c, take_due_lua, &args);
-    return send_write_read(r, &c, &args, taken, rd);
+    return rd_send_write_read(r, &c, &args, taken, rd);
 }
 
 /* ARGV: prefix, now, until, ids...: for each id, {id, due or "", "1" if
@@ -569,5 +569,5 @@ int rd_deadlines_take_later(struct store *st, const char *const *ids, int n, int
     for (int i = 0; i < n; i++)
         redis_cmd_str(&args, ids[i]);
     script_cmd(&c, take_ids_lua, &args);
-    return send_write_read(r, &c, &args, taken_named, rd);
+    return rd_send_write_read(r, &c, &args, taken_named, rd);
 }

@@ -18,6 +18,7 @@
 #include "server/bus.h"
 #include "server/call_busy.h"
 #include "server/call_glare.h"
+#include "server/call_takeover.h"
 #include "server/cluster.h"
 #include "server/commit.h"
 #include "server/conn.h"
@@ -98,13 +99,25 @@ static void send_copy(void *conn, void *ud)
  * for devices held by other nodes travel as "call.dev". */
 
 #define OWNERS_MAX 10000
-#define CALLNODE_TTL_MS (24 * 3600 * 1000)
 /* A ringing call's offer is kept its ring time and this much more. */
 #define CALLOFFER_SLACK_MS (60 * 1000)
 
 static GHashTable *owners; /* call id -> node id, learnt from call.dev */
 
-static const char *owner_of(const char *call_id)
+void call_owner_note(const char *call_id, const char *node)
+{
+    if (!owners)
+        return;
+    if (!node) {
+        g_hash_table_remove(owners, call_id);
+        return;
+    }
+    if (g_hash_table_size(owners) >= OWNERS_MAX)
+        g_hash_table_remove_all(owners);
+    g_hash_table_insert(owners, g_strdup(call_id), g_strdup(node));
+}
+
+const char *call_owner_of(const char *call_id)
 {
     const char *node = g_hash_table_lookup(owners, call_id);
     if (node)
@@ -124,94 +137,8 @@ static const char *owner_of(const char *call_id)
  * node's, not a leftover of this one's previous run. */
 static bool held_elsewhere(const char *call_id)
 {
-    const char *owner = owner_of(call_id);
+    const char *owner = call_owner_of(call_id);
     return owner && strcmp(owner, bus_node()) != 0 && cluster_node_alive(owner);
-}
-
-/* Calls left open by a node that died and that nobody took over: the first
- * node alive ends them (failed) once they have been seen orphaned for the
- * grace period, looking every cluster_dead_s. */
-static GHashTable *orphans; /* call id -> int64_t* first seen orphaned (ms) */
-static guint sweep_source;
-static bool sweeping; /* a sweep's look-ups are out */
-
-struct sweep {
-    int64_t now;
-    GPtrArray *adopt; /* ids of calls of dead nodes, to take over */
-};
-
-static bool keep_open(const char *call_id, void *ud)
-{
-    struct sweep *w = ud;
-    int64_t now = w->now;
-    const char *owner = owner_of(call_id);
-    if (owner && !cluster_node_alive(owner)) {
-        g_hash_table_remove(owners, call_id); /* taken over since? read it afresh */
-        owner = owner_of(call_id);
-    }
-    json_t *claim = NULL;
-    if (call_known(call_id) || (owner && cluster_node_alive(owner)) ||
-        store_doc_get(server.store, "call_takeovers", call_id, &claim) == STORE_OK) {
-        json_decref(claim);
-        g_hash_table_remove(orphans, call_id);
-        return true;
-    }
-    if (owner) { /* its node is dead: taken over once the walk is done */
-        g_ptr_array_add(w->adopt, g_strdup(call_id));
-        return true;
-    }
-    int64_t *first = g_hash_table_lookup(orphans, call_id);
-    if (!first) {
-        first = g_new(int64_t, 1);
-        *first = now;
-        g_hash_table_insert(orphans, g_strdup(call_id), first);
-    }
-    if (now - *first < (int64_t)server.cfg.call_grace_s * 1000)
-        return true;
-    g_hash_table_remove(orphans, call_id);
-    return false;
-}
-
-enum take { TAKEN, TAKEN_ELSEWHERE, GONE, TAKE_FAILED };
-static enum take take_over(const char *call_id, const char *dead, const char **why);
-
-/* Once the open calls were looked at: those of dead nodes taken over. */
-static void swept(int rc, int n, void *ud)
-{
-    struct sweep *w = ud;
-    if (rc == STORE_OK && n)
-        log_info("call", "%d call(s) of a server that is gone ended as failed", n);
-    for (guint i = 0; orphans && i < w->adopt->len; i++) {
-        const char *call_id = g_ptr_array_index(w->adopt, i), *why = NULL;
-        char *dead = g_strdup(owner_of(call_id));
-        if (dead && !cluster_node_alive(dead) && take_over(call_id, dead, &why) == TAKE_FAILED)
-            log_warn("call", "call=%s of node=%s cannot be taken over now", call_id, dead);
-        g_free(dead);
-    }
-    g_ptr_array_free(w->adopt, TRUE);
-    g_free(w);
-    sweeping = false;
-}
-
-/* The first node alive takes over at once the calls of a node that died
- * (so that a call still ringing rings on, and its devices hear how it
- * ends), and ends the calls nobody can say where they were held. The
- * open calls are looked up without waiting where the store reads later. */
-static gboolean on_sweep(gpointer ud)
-{
-    (void)ud;
-    if (sweeping || !cluster_is_first())
-        return G_SOURCE_CONTINUE;
-    struct sweep *w = g_new(struct sweep, 1);
-    *w = (struct sweep){clock_now_ms(), g_ptr_array_new_with_free_func(g_free)};
-    sweeping = true;
-    if (store_reads_later(server.store) &&
-        calls_recover_later(server.store, w->now, keep_open, swept, w) == STORE_OK)
-        return G_SOURCE_CONTINUE;
-    int n = 0;
-    int rc = calls_recover(server.store, w->now, keep_open, w, &n);
-    swept(rc, n, w);
-    return G_SOURCE_CONTINUE;
 }
 
 /* Answers a request that came from another node. */
@@ -272,48 +199,6 @@ static gboolean forward_expired(gpointer p)
     return G_SOURCE_REMOVE;
 }
 
-/* The node holding call_id is dead: claims the call (a record of the
- * store only one node can create) and takes it over. */
-static enum take take_over(const char *call_id, const char *dead, const char **why)
-{
-    json_t *claim = json_pack("{s:s, s:s, s:I}", "node", bus_node(), "from", dead, "at",
-                              (json_int_t)clock_now_ms());
-    int rc = store_doc_put(server.store, "call_takeovers", call_id, claim, true);
-    json_decref(claim);
-    if (rc == STORE_ECONFLICT) {
-        /* claimed before: by a node taking it over, or it could not go on */
-        json_t *rec = NULL;
-        bool over = calls_get(server.store, call_id, &rec) == STORE_OK &&
-                    g_strcmp0(jx_str(rec, "state"), "ended") == 0;
-        json_decref(rec);
-        if (over) {
-            *why = "the call is over";
-            return GONE;
-        }
-        g_hash_table_remove(owners, call_id); /* read the new owner from the store */
-        return TAKEN_ELSEWHERE;
-    }
-    if (rc != STORE_OK)
-        return TAKE_FAILED;
-    char *key = g_strconcat("calloffer:", call_id, NULL), *offer = NULL;
-    store_kv_get(server.store, key, &offer); /* kept while it may ring */
-    g_free(key);
-    rc = call_adopt(call_id, offer, why);
-    g_free(offer);
-    if (rc == -2)
-        return TAKE_FAILED;
-    if (rc != 0) {
-        *why = *why ? *why : "the call was held by a server that is gone";
-        return GONE;
-    }
-    key = g_strconcat("callnode:", call_id, NULL);
-    if (store_kv_set(server.store, key, bus_node(), clock_now_ms() + CALLNODE_TTL_MS) != STORE_OK)
-        log_warn("call", "call=%s cannot record its new node", call_id);
-    g_free(key);
-    g_hash_table_insert(owners, g_strdup(call_id), g_strdup(bus_node()));
-    return TAKEN;
-}
-
 /* For calls_per_user: the calls the user made that ring on other nodes,
  * and one for each other node where it is in an answered call (a node
  * says busy or not, not how many). */
@@ -322,28 +207,58 @@ static unsigned calls_elsewhere(const char *user_id)
     return call_glare_ringing_by(user_id) + call_busy_nodes(user_id);
 }
 
+static void run_here(struct conn *c, json_t *id, json_t *msg, sig_fn fn, const int *counted);
+static bool owner_read_start(struct conn *c, json_t *id, json_t *msg, sig_fn fn, bool may_take);
+
+/* A request held while its call is taken over here. */
+struct held_take {
+    struct conn_req *req;
+    json_t *msg;
+    sig_fn fn;
+};
+
+static void on_request_take(enum take t, const char *why, void *ud)
+{
+    struct held_take *h = ud;
+    struct conn *c = conn_req_conn(h->req);
+    if (c && t == TAKEN) {
+        run_here(c, h->req->id, h->msg, h->fn, NULL); /* held here now */
+    } else if (c && t == TAKEN_ELSEWHERE) {
+        /* to the node that claimed it, once its name is read */
+        if (!owner_read_start(c, h->req->id, h->msg, h->fn, false))
+            conn_reply_error(c, h->req->id, ERR_UNAVAILABLE, "store unavailable");
+    } else if (c) {
+        conn_reply_error(c, h->req->id, t == GONE ? ERR_NOT_FOUND : ERR_UNAVAILABLE,
+                         t == GONE ? why : "the call is being taken over: try again");
+    }
+    conn_req_free(h->req);
+    json_decref(h->msg);
+    g_free(h);
+}
+
 /* Sends a request about a call held on another node there (owner, as
  * known or read; NULL if the store knows none), or says why not on c;
- * false: the handler runs here. */
+ * false: the handler runs here. A call whose node is dead is taken over
+ * here (if may_take: not again after another node claimed it), the
+ * request held meanwhile. */
 static bool forward_to(struct conn *c, json_t *id, json_t *msg, const char *call_id,
-                       const char *owner)
+                       const char *owner, sig_fn fn, bool may_take)
 {
     if (!owner || strcmp(owner, bus_node()) == 0)
         return false; /* not found here: the handler says so */
     if (!cluster_node_alive(owner)) {
         /* the call's state was in that node's memory: an answered call is
          * taken over here (one node claims it), any other is over */
-        const char *why = NULL;
-        enum take t = take_over(call_id, owner, &why);
-        if (t == TAKEN)
-            return false; /* held here now: the handler runs */
-        if (t == TAKEN_ELSEWHERE && (owner = owner_of(call_id)) && cluster_node_alive(owner))
-            goto send;
-        conn_reply_error(c, id, t == GONE ? ERR_NOT_FOUND : ERR_UNAVAILABLE,
-                         t == GONE ? why : "the call is being taken over: try again");
+        if (!may_take) {
+            conn_reply_error(c, id, ERR_UNAVAILABLE, "the call is being taken over: try again");
+            return true;
+        }
+        struct held_take *h = g_new(struct held_take, 1);
+        *h = (struct held_take){conn_req_new(c, id), json_incref(msg), fn};
+        call_take_over(call_id, owner, on_request_take, h);
         return true;
     }
-send:;
+
     struct forwarded *f = g_new0(struct forwarded, 1);
     f->n = ++forward_seq;
     f->serial = c->serial;
@@ -367,10 +282,10 @@ static const char *call_elsewhere(json_t *msg)
     return bus_enabled() && call_id && !call_known(call_id) ? call_id : NULL;
 }
 
-static bool forward(struct conn *c, json_t *id, json_t *msg)
+static bool forward(struct conn *c, json_t *id, json_t *msg, sig_fn fn)
 {
     const char *call_id = call_elsewhere(msg);
-    return call_id && forward_to(c, id, msg, call_id, owner_of(call_id));
+    return call_id && forward_to(c, id, msg, call_id, call_owner_of(call_id), fn, true);
 }
 
 /* A request about a call whose node is not known here waits, without
@@ -382,6 +297,7 @@ struct owner_read {
     json_t *msg;
     sig_fn fn;
     char *call_id;
+    bool may_take; /* false: another node claimed the call from a dead one */
 };
 
 static GHashTable *owner_reads; /* call id -> reads under way (guint) */
@@ -394,8 +310,6 @@ static void owner_read_done(const char *call_id)
     else
         g_hash_table_remove(owner_reads, call_id);
 }
-
-static void run_here(struct conn *c, json_t *id, json_t *msg, sig_fn fn, const int *counted);
 
 static void owner_read_free(struct owner_read *o)
 {
@@ -413,19 +327,40 @@ static void on_owner_read(int rc, const struct store_docs *d, void *ud)
         return;
     }
     const char *node = rc == STORE_OK && d->n == 1 ? json_string_value(d->docs[0]) : NULL;
-    if (node) {
-        if (g_hash_table_size(owners) >= OWNERS_MAX)
-            g_hash_table_remove_all(owners);
-        g_hash_table_insert(owners, g_strdup(o->call_id), g_strdup(node));
-    }
+    if (node)
+        call_owner_note(o->call_id, node);
     owner_read_done(o->call_id);
     struct conn *c = conn_req_conn(o->req);
     if (c && rc != STORE_OK)
         conn_reply_error(c, o->req->id, ERR_UNAVAILABLE, "store unavailable");
-    else if (c && (call_known(o->call_id) || !forward_to(c, o->req->id, o->msg, o->call_id,
-                                                         g_hash_table_lookup(owners, o->call_id))))
+    else if (c && (call_known(o->call_id) ||
+                   !forward_to(c, o->req->id, o->msg, o->call_id,
+                               g_hash_table_lookup(owners, o->call_id), o->fn, o->may_take)))
         run_here(c, o->req->id, o->msg, o->fn, NULL);
     owner_read_free(o);
+}
+
+/* Reads the node of the request's call without waiting, the request
+ * held until it is in. False if the read could not be sent. */
+static bool owner_read_start(struct conn *c, json_t *id, json_t *msg, sig_fn fn, bool may_take)
+{
+    const char *call_id = json_string_value(json_object_get(msg, "call_id"));
+    if (!call_id || !owner_reads)
+        return false;
+    struct owner_read *o = g_new(struct owner_read, 1);
+    *o =
+        (struct owner_read){conn_req_new(c, id), json_incref(msg), fn, g_strdup(call_id), may_take};
+    char *key = g_strconcat("callnode:", call_id, NULL);
+    const char *keys[] = {key};
+    int rc = store_kv_get_later(server.store, keys, 1, on_owner_read, o);
+    g_free(key);
+    if (rc != STORE_OK) {
+        owner_read_free(o);
+        return false;
+    }
+    guint under_way = GPOINTER_TO_UINT(g_hash_table_lookup(owner_reads, call_id));
+    g_hash_table_insert(owner_reads, g_strdup(call_id), GUINT_TO_POINTER(under_way + 1));
+    return true;
 }
 
 /* True if the request waits for its call's node to be read (Redis). */
@@ -437,18 +372,7 @@ static bool owner_later(struct conn *c, json_t *id, json_t *msg, sig_fn fn)
     guint under_way = GPOINTER_TO_UINT(g_hash_table_lookup(owner_reads, call_id));
     if (!under_way && g_hash_table_contains(owners, call_id))
         return false;
-    struct owner_read *o = g_new(struct owner_read, 1);
-    *o = (struct owner_read){conn_req_new(c, id), json_incref(msg), fn, g_strdup(call_id)};
-    char *key = g_strconcat("callnode:", call_id, NULL);
-    const char *keys[] = {key};
-    int rc = store_kv_get_later(server.store, keys, 1, on_owner_read, o);
-    g_free(key);
-    if (rc != STORE_OK) {
-        owner_read_free(o);
-        return false; /* read as before */
-    }
-    g_hash_table_insert(owner_reads, g_strdup(call_id), GUINT_TO_POINTER(under_way + 1));
-    return true;
+    return owner_read_start(c, id, msg, fn, true); /* else read as before */
 }
 
 /* The requests about one call that another node may hand over. */
@@ -841,7 +765,7 @@ static void dispatch(struct conn *c, json_t *id, json_t *msg, sig_fn fn)
         return;
     if (patrol_later(c, id, msg, fn))
         return;
-    if (fn != call_invite && (owner_later(c, id, msg, fn) || forward(c, id, msg)))
+    if (fn != call_invite && (owner_later(c, id, msg, fn) || forward(c, id, msg, fn)))
         return;
     run_here(c, id, msg, fn, NULL);
 }
@@ -996,9 +920,7 @@ void call_api_init(void)
     if (bus_enabled()) {
         pending = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, forwarded_free);
         handled = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-        orphans = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-        sweeping = false;
-        sweep_source = g_timeout_add_seconds((guint)server.cfg.cluster_dead_s, on_sweep, NULL);
+        call_takeover_init(server.cfg.cluster_dead_s, (int64_t)server.cfg.call_grace_s * 1000);
         bus_on("call.req", on_call_req, NULL);
         bus_on("call.rep", on_call_rep, NULL);
         bus_on("call.dev", on_call_dev, NULL);
@@ -1012,15 +934,10 @@ void call_api_shutdown(void)
     patrol_shutdown();
     call_busy_shutdown();
     call_glare_shutdown();
-    if (sweep_source)
-        g_source_remove(sweep_source);
-    sweep_source = 0;
+    call_takeover_shutdown();
     g_clear_handle_id(&counted_source, g_source_remove);
     g_queue_clear(&counted);
     g_clear_pointer(&counting, g_hash_table_destroy);
-    if (orphans)
-        g_hash_table_destroy(orphans);
-    orphans = NULL;
     if (owners)
         g_hash_table_destroy(owners);
     owners = NULL;

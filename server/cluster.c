@@ -31,7 +31,10 @@ static struct {
     bool on;
     struct redis_link *link;
     char *prefix, *nodes_key;
-    GHashTable *live;  /* node id -> NULL: nodes whose beat is fresh */
+    GHashTable *live;                  /* node id -> NULL: nodes whose beat is fresh */
+    GHashTable *silent;                /* node id -> NULL: nodes in the beats, not fresh */
+    GHashTable *asked;                 /* node id -> the beats' read (guint64*) that tells of it */
+    uint64_t reads_sent, read_applied; /* beats' reads, numbered */
     GHashTable *cache; /* user id -> struct cached* */
     uint64_t drops;    /* entries dropped for a change: a read sent before is stale */
     GHashTable *dropped; /* user id -> drops then (gint64*), while prefetches are out */
@@ -41,6 +44,7 @@ static struct {
     guint prefetch_idle;
     guint beat, beat_idle;
     GHashTable *beat_read; /* the last beats' read, applied from the loop */
+    uint64_t beat_read_n;  /* its number */
     int dead_s;
     uint64_t errors;
     /* Presence writes are sent without waiting; their answers, read when
@@ -121,14 +125,24 @@ unsigned cluster_cached_users(void)
     return C.cache ? g_hash_table_size(C.cache) : 0;
 }
 
-/* The nodes that beat lately (live, owned) are now believed alive. A node
- * gone silent announces nothing: what is cached of its devices goes with
- * it. */
-static void apply_live(GHashTable *live)
+/* A read of the beats (numbered n): the nodes that beat lately are now
+ * believed alive, and those in the beats but silent for cluster_dead_s
+ * dead (beats: node id -> 1 fresh, 2 silent; taken). A node gone silent
+ * announces nothing: what is cached of its devices goes with it. */
+static void apply_beats(GHashTable *beats, uint64_t n)
 {
-    bool lost = false;
+    GHashTable *live = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_hash_table_remove_all(C.silent);
     GHashTableIter it;
-    gpointer node;
+    gpointer node, v;
+    g_hash_table_iter_init(&it, beats);
+    while (g_hash_table_iter_next(&it, &node, &v)) {
+        g_hash_table_add(GPOINTER_TO_INT(v) == 1 ? live : C.silent, g_strdup(node));
+        g_hash_table_remove(C.asked, node);
+    }
+    g_hash_table_destroy(beats);
+    C.read_applied = MAX(C.read_applied, n);
+    bool lost = false;
     g_hash_table_iter_init(&it, C.live);
     while (!lost && g_hash_table_iter_next(&it, &node, NULL))
         lost = !g_hash_table_contains(live, node);
@@ -141,24 +155,42 @@ static void apply_live(GHashTable *live)
     drop_stale(real_ms());
 }
 
-/* The nodes of a reply to the beats' read, or NULL if it is not one. */
-static GHashTable *live_of(const redisReply *r)
+/* The nodes of a reply to the beats' read (node, time, ...) as
+ * apply_beats() takes them, or NULL if it is not one. */
+static GHashTable *beats_of(const redisReply *r)
 {
-    if (!r || r->type != REDIS_REPLY_ARRAY)
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements % 2)
         return NULL;
-    GHashTable *live = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    for (size_t i = 0; i < r->elements; i++)
-        if (r->element[i]->type == REDIS_REPLY_STRING)
-            g_hash_table_add(live, g_strdup(r->element[i]->str));
-    return live;
+    int64_t fresh = real_ms() - (int64_t)C.dead_s * 1000;
+    GHashTable *beats = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *node = r->element[i], *at = r->element[i + 1];
+        if (node->type == REDIS_REPLY_STRING && at->type == REDIS_REPLY_STRING)
+            g_hash_table_insert(
+                beats, g_strdup(node->str),
+                GINT_TO_POINTER(g_ascii_strtoll(at->str, NULL, 10) > fresh ? 1 : 2));
+    }
+    return beats;
+}
+
+/* The read of the beats: every node that beat in the last hour, with the
+ * time of its last beat. */
+static void read_cmd(struct redis_cmd *c)
+{
+    redis_cmd_init(c);
+    redis_cmd_str(c, "ZRANGE");
+    redis_cmd_str(c, C.nodes_key);
+    redis_cmd_str(c, "0");
+    redis_cmd_str(c, "-1");
+    redis_cmd_str(c, "WITHSCORES");
 }
 
 /* A beat: this node's time in the beats, those silent for an hour
- * forgotten, and the read of those that beat lately. */
+ * forgotten, and the read of the others. */
 static void beat_commands(struct redis_cmd c[3])
 {
     int64_t now = real_ms();
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 2; i++)
         redis_cmd_init(&c[i]);
     redis_cmd_str(&c[0], "ZADD");
     redis_cmd_str(&c[0], C.nodes_key);
@@ -168,10 +200,7 @@ static void beat_commands(struct redis_cmd c[3])
     redis_cmd_str(&c[1], C.nodes_key);
     redis_cmd_str(&c[1], "-inf");
     redis_cmd_i64(&c[1], now - 3600 * 1000);
-    redis_cmd_str(&c[2], "ZRANGEBYSCORE");
-    redis_cmd_str(&c[2], C.nodes_key);
-    redis_cmd_i64(&c[2], now - (int64_t)C.dead_s * 1000);
-    redis_cmd_str(&c[2], "+inf");
+    read_cmd(&c[2]);
 }
 
 /* The first beat, at start (nothing is served yet): waited for. */
@@ -181,9 +210,9 @@ static void beat_now(void)
     beat_commands(c);
     for (int i = 0; i < 3; i++) {
         redisReply *r = run(&c[i]);
-        GHashTable *live = i == 2 ? live_of(r) : NULL;
-        if (live)
-            apply_live(live);
+        GHashTable *beats = i == 2 ? beats_of(r) : NULL;
+        if (beats)
+            apply_beats(beats, ++C.reads_sent);
         if (r)
             freeReplyObject(r);
     }
@@ -193,22 +222,24 @@ static gboolean on_beat_read_idle(gpointer ud)
 {
     (void)ud;
     C.beat_idle = 0;
-    apply_live(g_steal_pointer(&C.beat_read));
+    apply_beats(g_steal_pointer(&C.beat_read), C.beat_read_n);
     return G_SOURCE_REMOVE;
 }
 
-/* From inside a call of the link: a beat's answers. */
+/* From inside a call of the link: a beat's answers (ud: the read's
+ * number, NULL for the writes). */
 static void on_beat_answer(redisReply *r, void *ud)
 {
     bool is_read = ud != NULL;
     if ((!r || r->type == REDIS_REPLY_ERROR) && C.errors++ % 1000 == 0)
         log_warn("cluster", "Redis: a beat was not %s", is_read ? "read" : "written");
-    GHashTable *live = is_read ? live_of(r) : NULL;
-    if (!live)
+    GHashTable *beats = is_read ? beats_of(r) : NULL;
+    if (!beats)
         return;
     if (C.beat_read)
         g_hash_table_destroy(C.beat_read);
-    C.beat_read = live; /* applied from the loop, not inside the link */
+    C.beat_read = beats; /* applied from the loop, not inside the link */
+    C.beat_read_n = GPOINTER_TO_SIZE(ud);
     if (!C.beat_idle)
         C.beat_idle = g_idle_add_full(G_PRIORITY_DEFAULT, on_beat_read_idle, NULL, NULL);
 }
@@ -225,7 +256,7 @@ static gboolean on_beat(gpointer ud)
     bool sent = true;
     for (int i = 0; i < 3; i++) {
         sent = sent && redis_link_defer_call(C.link, &c[i], on_beat_answer,
-                                             i == 2 ? GINT_TO_POINTER(1) : NULL) == 0;
+                                             i == 2 ? GSIZE_TO_POINTER(++C.reads_sent) : NULL) == 0;
         redis_cmd_clear(&c[i]);
     }
     if (!sent && C.errors++ % 1000 == 0)
@@ -235,25 +266,32 @@ static gboolean on_beat(gpointer ud)
     return G_SOURCE_CONTINUE;
 }
 
-/* Whether node beat lately: known from the last read of the beats, or,
- * for a node that started since, asked now. */
+/* Whether node beat lately, from the last read of the beats, without
+ * waiting. A node not in them started since (its "up" on the bus not
+ * heard yet) or was silent for an hour: it counts as alive, and the beats
+ * are read again at once; once a read sent after that still lacks it, it
+ * is dead. */
 static bool alive(const char *node)
 {
     if (g_hash_table_contains(C.live, node))
         return true;
+    if (g_hash_table_contains(C.silent, node))
+        return false;
+    guint64 *asked = g_hash_table_lookup(C.asked, node);
+    if (asked)
+        return C.read_applied < *asked;
+    if (g_hash_table_size(C.asked) >= 1000)
+        g_hash_table_remove_all(C.asked);
     struct redis_cmd c;
-    redis_cmd_init(&c);
-    redis_cmd_str(&c, "ZSCORE");
-    redis_cmd_str(&c, C.nodes_key);
-    redis_cmd_str(&c, node);
-    redisReply *r = run(&c);
-    bool fresh = r && r->type == REDIS_REPLY_STRING &&
-                 g_ascii_strtoll(r->str, NULL, 10) > real_ms() - (int64_t)C.dead_s * 1000;
-    if (r)
-        freeReplyObject(r);
-    if (fresh)
-        g_hash_table_add(C.live, g_strdup(node));
-    return fresh;
+    read_cmd(&c);
+    uint64_t n = C.reads_sent + 1;
+    if (redis_link_defer_call(C.link, &c, on_beat_answer, GSIZE_TO_POINTER(n)) == 0) {
+        C.reads_sent = n;
+        g_hash_table_insert(C.asked, g_strdup(node), g_memdup2(&n, sizeof(n)));
+        watch();
+    }
+    redis_cmd_clear(&c);
+    return true;
 }
 
 /* Tells the other nodes: "+DEVICE" logged in here, "-DEVICE" went
@@ -401,7 +439,14 @@ static void down(const char *user_id, const char *device_id)
     g_free(key);
 }
 
-/* Deletes entries of dead nodes seen while reading (best effort). */
+static void on_forgotten(redisReply *r, void *ud)
+{
+    (void)r;
+    (void)ud;
+}
+
+/* Deletes entries of dead nodes seen while reading (best effort, without
+ * waiting). */
 static void forget(const char *key, GPtrArray *devices)
 {
     if (devices->len == 0)
@@ -412,9 +457,9 @@ static void forget(const char *key, GPtrArray *devices)
     redis_cmd_str(&c, key);
     for (guint i = 0; i < devices->len; i++)
         redis_cmd_str(&c, g_ptr_array_index(devices, i));
-    redisReply *r = run(&c);
-    if (r)
-        freeReplyObject(r);
+    if (redis_link_defer_call(C.link, &c, on_forgotten, NULL) == 0)
+        watch();
+    redis_cmd_clear(&c);
 }
 
 /* The devices other live nodes hold, from the HGETALL of key (r may be
@@ -694,8 +739,11 @@ static void on_node(const char *node, const char *user, const char *data, size_t
 {
     (void)user;
     (void)ud;
-    if (len == 2 && memcmp(data, "up", 2) == 0)
+    if (len == 2 && memcmp(data, "up", 2) == 0) {
         g_hash_table_add(C.live, g_strdup(node));
+        g_hash_table_remove(C.silent, node);
+        g_hash_table_remove(C.asked, node);
+    }
 }
 
 int cluster_start(const char *url, const char *prefix, int beat_s, int dead_s, char **err)
@@ -711,6 +759,8 @@ int cluster_start(const char *url, const char *prefix, int beat_s, int dead_s, c
     C.prefix = g_strdup(prefix && *prefix ? prefix : "yjt:");
     C.nodes_key = g_strconcat(C.prefix, "nodes", NULL);
     C.live = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    C.silent = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    C.asked = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     C.cache = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, cached_free);
     C.dead_s = dead_s;
     beat_now();
@@ -756,6 +806,8 @@ void cluster_stop(void)
     g_clear_pointer(&C.dropped, g_hash_table_destroy);
     C.prefetches_out = 0;
     g_hash_table_destroy(C.live);
+    g_hash_table_destroy(C.silent);
+    g_hash_table_destroy(C.asked);
     g_hash_table_destroy(C.cache);
     g_free(C.prefix);
     g_free(C.nodes_key);

@@ -56,8 +56,10 @@ struct call_hooks {
  * of them to caller that loses (see call_invite) ends busy. */
 void call_glare_elsewhere(const char *call_id, const char *caller, const char *const *targets,
                           size_t n);
-/* Takes over the peer-to-peer call call_id, whose server is gone, from
- * its stored record: it is held here from now on. An answered call waits
+/* Takes over the call call_id, whose server is gone, from its stored
+ * record rec (as read by the caller, borrowed): it is held here from now
+ * on. The devices of its people are read from presence: the caller reads
+ * them ahead (presence_prefetch_later) so that this does not wait. An answered call waits
  * for both parties to send call.resume within the grace period (and then
  * renegotiate). A ringing call (offer: the caller's offer, kept by the
  * server that is gone) rings on for what is left of its ring time, for
@@ -65,9 +67,12 @@ void call_glare_elsewhere(const char *call_id, const char *caller, const char *c
  * within the grace period. 0 (also when it is already held here), -1
  * with *why: a call that is over, an SFU call, or a ringing call whose
  * offer is lost cannot go on: its record is ended as failed and its
- * devices hear call.ended; -2 when the store could not be read. The
- * caller makes sure only one server does this. */
-int call_adopt(const char *call_id, const char *offer, const char **why);
+ * devices hear call.ended. The caller makes sure only one server does
+ * this. */
+int call_adopt(const char *call_id, json_t *rec, const char *offer, const char **why);
+/* The users whose devices call_adopt() looks up for the record rec: its
+ * parties, callees and third parties (added to users, g_strdup'ed). */
+void call_adopt_users(json_t *rec, GPtrArray *users);
 /* Whether user_id is a party of an answered call held here. */
 bool call_user_busy_here(const char *user_id);
 /* Calls fn for each party of each answered call held here (a user in two

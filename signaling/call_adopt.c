@@ -253,16 +253,32 @@ static void end_gone(const char *call_id, json_t *rec, const char *why)
     tell_failed(rec);
 }
 
-int call_adopt(const char *call_id, const char *offer, const char **why)
+void call_adopt_users(json_t *rec, GPtrArray *users)
+{
+    const char *one[] = {jx_str(rec, "caller"),
+                         jx_str(json_object_get(rec, "answered_by"), "user")};
+    for (size_t i = 0; i < G_N_ELEMENTS(one); i++)
+        if (one[i])
+            g_ptr_array_add(users, g_strdup(one[i]));
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(rec, "callees"), i, v)
+    {
+        if (json_is_string(v))
+            g_ptr_array_add(users, g_strdup(json_string_value(v)));
+    }
+    json_array_foreach(json_object_get(rec, "joined"), i, v)
+    {
+        if (jx_str(v, "user") && !json_object_get(v, "left"))
+            g_ptr_array_add(users, g_strdup(jx_str(v, "user")));
+    }
+}
+
+int call_adopt(const char *call_id, json_t *rec, const char *offer, const char **why)
 {
     if (call_known(call_id))
         return 0;
-    json_t *rec = NULL;
-    int rc = calls_get(call_store, call_id, &rec);
-    if (rc != STORE_OK) {
-        *why = rc == STORE_ENOTFOUND ? "no such call" : "store unavailable";
-        return rc == STORE_ENOTFOUND ? -1 : -2;
-    }
+    json_incref(rec);
     *why = why_not(rec, offer);
     struct call *c = *why ? NULL : from_record(rec, offer);
     bool sfu = g_strcmp0(jx_str(rec, "mode"), "sfu") == 0;

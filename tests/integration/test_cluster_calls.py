@@ -282,7 +282,8 @@ def test_party_online_when_its_call_is_taken_over_need_not_resume(server):
     has its connection and its media, so the node that takes the call over
     counts it there (and tells it the other party dropped); only the party
     whose server died must resume. After the grace period the call still
-    goes on."""
+    goes on. The takeover (the claim, the record, the offer, the devices
+    of its people) does not hold the loop of the node that makes it."""
     n1, n2 = cluster(server, n=2, users=CALL_USERS, cluster_beat_s=1, cluster_dead_s=2,
                      call_grace_s=3)
     boss = n1.users["boss"]
@@ -291,6 +292,7 @@ def test_party_online_when_its_call_is_taken_over_need_not_resume(server):
         gov = await n1.ws_login("gov4401", device_id="gov-phone")
         b = await n2.ws_login("boss", device_id="boss-phone")
         call_id, _ = await answered_call(gov, b, {"user": boss}, OFFER, ANSWER)
+        waits = metric(n2.metrics(), "yjt_redis_loop_waits_total") or 0
         n1.kill9()
         await b.next_event("call.peer_disconnected", timeout=15)
         g2 = await n2.ws_login("gov4401", device_id="gov-phone")
@@ -302,6 +304,7 @@ def test_party_online_when_its_call_is_taken_over_need_not_resume(server):
         assert (await b.next_event("call.renegotiate"))["sdp_type"] == "offer"
         await b.ok("call.hangup", call_id=call_id)
         assert (await g2.next_event("call.ended"))["reason"] == "hangup"
+        assert (metric(n2.metrics(), "yjt_redis_loop_waits_total") or 0) == waits
         for c in (b, g2):
             await c.close()
 

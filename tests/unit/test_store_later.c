@@ -304,6 +304,39 @@ static void test_deadline_take_due_later(void **state)
                      STORE_EINVAL);
 }
 
+/* A record created only if none has its id (or a unique value it
+ * holds), answered later: the first create of an id wins, the second is
+ * told so and changed nothing, as store_doc_put(create_only) would. */
+static void test_doc_create_later(void **state)
+{
+    struct store *st = *state;
+    assert_int_equal(store_index_define(st, "claims", "code", true), 0);
+    store_set_batching(st, true, on_dirty, NULL);
+    json_t *a = json_pack("{s:s, s:s}", "node", "n1", "code", "x");
+    json_t *b = json_pack("{s:s, s:s}", "node", "n2", "code", "y");
+    json_t *c = json_pack("{s:s, s:s}", "node", "n3", "code", "x");
+    int64_t first[2] = {-1, -1}, second[2] = {-1, -1}, taken[2] = {-1, -1};
+    assert_int_equal(store_doc_create_later(st, "claims", "call1", a, on_count_told, first), 0);
+    assert_int_equal(store_doc_create_later(st, "claims", "call1", b, on_count_told, second), 0);
+    assert_int_equal(store_doc_create_later(st, "claims", "call2", c, on_count_told, taken), 0);
+    assert_int_equal(first[0], -1); /* never inside the call */
+    turn_until(st, taken, NULL, NULL);
+    assert_int_equal(first[0], STORE_OK);
+    assert_int_equal(second[0], STORE_ECONFLICT);
+    assert_int_equal(taken[0], STORE_ECONFLICT); /* "x" is call1's */
+    assert_int_equal(store_commit(st), 0);
+    json_t *got = NULL;
+    assert_int_equal(store_doc_get(st, "claims", "call1", &got), 0);
+    assert_string_equal(json_string_value(json_object_get(got, "node")), "n1");
+    json_decref(got);
+    assert_int_equal(store_doc_get(st, "claims", "call2", &got), STORE_ENOTFOUND);
+    assert_int_equal(store_doc_create_later(st, "claims", NULL, a, on_count_told, first),
+                     STORE_EINVAL);
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
+}
+
 static bool count_due(const char *id, int64_t due_ms, json_t *payload, void *ud)
 {
     (void)due_ms;
@@ -539,6 +572,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_later_sees_writes, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_deadline_take_due_later, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_deadlines_take_later, setup_later, teardown_later),
+        cmocka_unit_test_setup_teardown(test_doc_create_later, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_later_at_close, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_later_lost, setup_later, teardown_later),
         cmocka_unit_test_setup_teardown(test_divisions_read_ahead, setup_later, teardown_later),
