@@ -554,12 +554,14 @@ int store_ts_latest_each(struct store *st, store_ts_latest_cb cb, void *ud);
 int store_ts_log_own(struct store *st, const char *owner, int lease_s);
 /* Renews this server's lease (call it well within lease_s), and takes
  * over the log of a server whose lease ran out (or the log of a version
- * before logs had owners), at most max_rows rows a call: cb gets, in
+ * before logs had owners), at most max_rows rows a page: cb gets, in
  * order, each row's points that are not in chunks, and must store them
- * again (in this server's log) before it returns true; the rows go from
- * the old log after cb had them all. *more: rows are left (call again).
- * A log emptied goes, with its owner. STORE_OK with *more false on a
- * store no other server shares. */
+ * again (store_ts_log_append) before it returns true; the rows go from
+ * the old log by a write sent after cb's, made only if those were. On
+ * Redis a call never waits: it takes the answer of the step sent by the
+ * call before, if in, and sends the next. *more: a takeover is under way
+ * (call again soon). A log emptied goes, with its owner. STORE_OK with
+ * *more false on a store no other server shares. */
 int store_ts_log_adopt(struct store *st, int max_rows, store_ts_log_cb cb, void *ud, bool *more);
 
 #endif

@@ -40,11 +40,16 @@ struct redis_store {
     char *log_owner, *log_key, *upto_key;
     int64_t lease_ms;
     int64_t log_last; /* the last id given in the owner's log */
-    bool log_wait;    /* appends wait for Redis (during a takeover) */
-    char *adopting;
+    char *adopting;   /* whose log is being taken over ("": the log without one) */
     GHashTable *adopting_uptos;
-    bool claim_sent; /* a claim sent without waiting, not answered yet */
-    char *claimed;   /* what it found to take over */
+    char adopt_cursor[32]; /* where the read of its log_upto is */
+    bool adopt_scanned;    /* its log_upto read whole */
+    GPtrArray *adopt_rows; /* a page of its log read, not taken yet */
+    int adopt_out;         /* answers of the takeover's steps awaited */
+    bool adopt_failed;     /* one failed: the takeover starts again */
+    bool adopt_renewing;   /* a page taken: the claim sent decides the next */
+    bool claim_sent;       /* a claim sent without waiting, not answered yet */
+    char *claimed;         /* what it found to take over */
 };
 
 static inline struct redis_store *R(struct store *st)

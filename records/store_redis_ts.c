@@ -89,9 +89,9 @@ int rd_ts_log_append(struct store *st, int64_t seen, const struct store_ts_point
         redis_cmd_i64(&c, seen);
         redis_cmd_str(&c, "p");
         redis_cmd_bin(&c, blob, (size_t)n * LOG_REC);
-        /* (rows taken over from another log are waited for: the old
-         * rows go once these are known to be stored) */
-        int rc = r->log_wait ? rd_run_ok(r, &c) : rd_write(r, &c);
+        /* (rows taken over from another log too: the old rows go by a
+         * write sent after these, made only if these were) */
+        int rc = rd_write(r, &c);
         g_free(eid);
         g_free(blob);
         if (rc == STORE_OK && id_out)

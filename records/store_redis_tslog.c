@@ -211,15 +211,6 @@ GHashTable *rd_ts_uptos(struct redis_store *r, const char *hash)
     return h;
 }
 
-void rd_ts_adoption_end(struct redis_store *r)
-{
-    g_free(r->adopting);
-    r->adopting = NULL;
-    if (r->adopting_uptos)
-        g_hash_table_destroy(r->adopting_uptos);
-    r->adopting_uptos = NULL;
-}
-
 /* The claim's command: renews the lease, and with look, looks for a log
  * to take over. */
 static void claim_cmd(struct redis_store *r, struct redis_cmd *c, bool look)
@@ -277,114 +268,274 @@ static int claim_later(struct redis_store *r)
     return rc;
 }
 
-/* One row of the log being taken over: its points not in chunks to cb. */
-static bool adopt_row(struct redis_store *r, const redisReply *e, GArray *pts, store_ts_log_cb cb,
-                      void *ud, int64_t *id)
+/* ARGV: prefix, the old log's key, the first id it keeps, my log's key,
+ * the last id this server gave in its log ("0": none this page). Trims a
+ * page taken over from the old log, only if my log got every row sent
+ * before (its last given id is at least that one): a row whose append
+ * failed is read again with its page. 1 if trimmed. */
+static const char trim_taken_lua[] =
+    "local P = ARGV[1]\n"
+    "if ARGV[5] ~= '0' then\n"
+    "  if redis.call('EXISTS', P .. ARGV[4]) == 0 then return 0 end\n"
+    "  local info = redis.call('XINFO', 'STREAM', P .. ARGV[4])\n"
+    "  local last = nil\n"
+    "  for i = 1, #info, 2 do\n"
+    "    if info[i] == 'last-generated-id' then last = info[i + 1] end\n"
+    "  end\n"
+    "  local n = last and tonumber(string.match(last, '^%d+%-(%d+)$'))\n"
+    "  if not n or n < tonumber(ARGV[5]) then return 0 end\n"
+    "end\n"
+    "redis.call('XTRIM', P .. ARGV[2], 'MINID', ARGV[3])\n"
+    "return 1\n";
+
+/* A row of a page read from the log being taken over. */
+struct taken_row {
+    int64_t id, seen;
+    GArray *pts; /* struct store_ts_point */
+};
+
+static void taken_row_free(gpointer p)
 {
-    int64_t seen;
-    if (!rd_ts_log_row(e, id, &seen, pts))
-        return false;
-    guint kept = 0;
-    for (guint k = 0; k < pts->len; k++) {
-        const struct store_ts_point *x = &g_array_index(pts, struct store_ts_point, k);
-        const int64_t *u = g_hash_table_lookup(r->adopting_uptos, &x->key);
-        if (!u || *id > u[1])
-            g_array_index(pts, struct store_ts_point, kept++) = *x;
-    }
-    g_array_set_size(pts, kept);
-    return kept == 0 ||
-           cb(*id, seen, (const struct store_ts_point *)(void *)pts->data, (int)kept, ud);
+    struct taken_row *w = p;
+    g_array_free(w->pts, TRUE);
+    g_free(w);
 }
 
-int rd_ts_log_adopt(struct store *st, int max_rows, store_ts_log_cb cb, void *ud, bool *more)
+void rd_ts_adoption_end(struct redis_store *r)
 {
-    struct redis_store *r = R(st);
-    *more = false;
-    if (!r->log_owner)
-        return STORE_OK;
-    char *owner = NULL;
-    int rc;
-    if (r->claim_sent)
-        redis_link_poll(r->link); /* its answer, if in: never waits */
-    if (r->adopting) {            /* under way: page after page, each claimed anew */
-        rc = claim(r, &owner);
-    } else if (r->claimed) { /* what the last claim sent found */
-        owner = r->claimed;
-        r->claimed = NULL;
-        rc = STORE_OK;
-    } else {
-        return claim_later(r);
+    g_free(r->adopting);
+    r->adopting = NULL;
+    g_clear_pointer(&r->adopting_uptos, g_hash_table_destroy);
+    g_clear_pointer(&r->adopt_rows, g_ptr_array_unref);
+    r->adopt_cursor[0] = '\0';
+    r->adopt_scanned = r->adopt_failed = r->adopt_renewing = false;
+}
+
+static bool legacy_of(const struct redis_store *r)
+{
+    return r->adopting && r->adopting[0] == '\0';
+}
+
+/* The old log's key and its owner's log_upto hash (NULL: the log without
+ * an owner, whose log_upto is in each series' latest point). */
+static char *old_log(const struct redis_store *r)
+{
+    return legacy_of(r) ? g_strdup("tsl") : g_strconcat("tsl:o:", r->adopting, NULL);
+}
+
+/* From inside a call of the link: a page of the old owner's log_upto. */
+static void on_uptos(redisReply *rep, void *ud)
+{
+    struct redis_store *r = ud;
+    r->adopt_out--;
+    if (!r->adopting_uptos)
+        return; /* ended meanwhile */
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[0]->type != REDIS_REPLY_STRING || rep->element[1]->type != REDIS_REPLY_ARRAY) {
+        r->adopt_failed = true;
+        return;
     }
-    if (rc != STORE_OK || !owner)
-        return rc;
-    bool legacy = owner[0] == '\0';
-    char *log = legacy ? g_strdup("tsl") : g_strconcat("tsl:o:", owner, NULL);
-    char *hash = legacy ? NULL : g_strconcat("tsup:", owner, NULL);
-    if (!r->adopting || strcmp(r->adopting, owner) != 0) {
-        rd_ts_adoption_end(r);
-        r->adopting_uptos = uptos_new();
-        rc = rd_hscan(r, legacy ? "tslatest" : hash, legacy ? latest_field : upto_field,
-                       r->adopting_uptos);
-        if (rc != STORE_OK) {
-            rd_ts_adoption_end(r);
-            goto out;
-        }
-        r->adopting = g_strdup(owner);
-        log_warn("store", "taking over the readings log of %s, whose lease ran out",
-                 legacy ? "the servers before logs had owners" : owner);
+    const redisReply *kv = rep->element[1];
+    int (*fn)(const redisReply *, const redisReply *, void *) =
+        legacy_of(r) ? latest_field : upto_field;
+    for (size_t i = 0; i + 1 < kv->elements; i += 2)
+        if (fn(kv->element[i], kv->element[i + 1], r->adopting_uptos) < 0)
+            r->adopt_failed = true;
+    g_strlcpy(r->adopt_cursor, rep->element[0]->str, sizeof(r->adopt_cursor));
+    r->adopt_scanned = strcmp(r->adopt_cursor, "0") == 0;
+}
+
+/* From inside a call of the link: a page of the old log. */
+static void on_page(redisReply *rep, void *ud)
+{
+    struct redis_store *r = ud;
+    r->adopt_out--;
+    if (!r->adopting)
+        return;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+        r->adopt_failed = true;
+        return;
     }
+    r->adopt_rows = g_ptr_array_new_with_free_func(taken_row_free);
+    for (size_t i = 0; i < rep->elements; i++) {
+        struct taken_row *w = g_new0(struct taken_row, 1);
+        w->pts = g_array_new(FALSE, FALSE, sizeof(struct store_ts_point));
+        g_ptr_array_add(r->adopt_rows, w);
+        if (!rd_ts_log_row(rep->element[i], &w->id, &w->seen, w->pts))
+            r->adopt_failed = true;
+    }
+}
+
+static void on_cleared(redisReply *rep, void *ud)
+{
+    (void)ud;
+    if (!rep || rep->type == REDIS_REPLY_ERROR)
+        log_warn("store", "a page taken over stays in the old readings log (read again)");
+}
+
+/* Sends c as a step whose answer cb reads into r (the next call takes it
+ * from there); false if Redis cannot be reached. */
+static bool step_sent(struct redis_store *r, struct redis_cmd *c, redis_call_cb cb)
+{
+    bool ok = redis_link_defer_call(r->link, c, cb, r) == 0;
+    redis_cmd_clear(c);
+    r->adopt_out += ok;
+    return ok;
+}
+
+/* The next page of the old owner's log_upto. */
+static bool send_uptos(struct redis_store *r)
+{
     struct redis_cmd c;
+    char *hash = legacy_of(r) ? g_strdup("tslatest") : g_strconcat("tsup:", r->adopting, NULL);
+    rd_cmd_start(&c, "HSCAN");
+    rd_cmd_key(r, &c, hash, "");
+    redis_cmd_str(&c, r->adopt_cursor[0] ? r->adopt_cursor : "0");
+    redis_cmd_str(&c, "COUNT");
+    redis_cmd_i64(&c, RD_PAGE);
+    g_free(hash);
+    return step_sent(r, &c, on_uptos);
+}
+
+static bool send_page(struct redis_store *r, int max_rows)
+{
+    struct redis_cmd c;
+    char *log = old_log(r);
     rd_cmd_start(&c, "XRANGE");
     rd_cmd_key(r, &c, log, "");
     redis_cmd_str(&c, "-");
     redis_cmd_str(&c, "+");
     redis_cmd_str(&c, "COUNT");
     redis_cmd_i64(&c, max_rows);
-    redisReply *rep = rd_run(r, &c);
-    if (!rep || rep->type != REDIS_REPLY_ARRAY) {
-        if (rep)
-            freeReplyObject(rep);
-        rc = STORE_EIO;
-        goto out;
-    }
-    GArray *pts = g_array_new(FALSE, FALSE, sizeof(struct store_ts_point));
-    int64_t last = -1;
-    r->log_wait = true; /* what cb stores again is known stored before the trim */
-    for (size_t i = 0; i < rep->elements && rc == STORE_OK; i++) {
-        int64_t id = -1;
-        if (!adopt_row(r, rep->element[i], pts, cb, ud, &id))
-            rc = STORE_EIO;
-        else
-            last = id;
-    }
-    r->log_wait = false;
-    g_array_free(pts, TRUE);
-    size_t rows = rep->elements;
-    freeReplyObject(rep);
-    if (last >= 0) { /* what cb stored again goes from the old log */
-        rd_cmd_start(&c, "XTRIM");
-        rd_cmd_key(r, &c, log, "");
-        redis_cmd_str(&c, "MINID");
-        char *min = g_strdup_printf("0-%" G_GINT64_FORMAT, (gint64)last + 1);
-        redis_cmd_str(&c, min);
-        if (rd_run_ok(r, &c) != STORE_OK && rc == STORE_OK)
-            rc = STORE_EIO;
-        g_free(min);
-    }
-    if (rc == STORE_OK && rows < (size_t)max_rows) {
-        rd_args_start(r, &c);
-        redis_cmd_str(&c, r->log_owner);
-        redis_cmd_str(&c, owner);
-        redis_cmd_str(&c, log);
-        redis_cmd_str(&c, hash ? hash : "");
-        rc = rd_script_ok(r, &rd_ts_forget_lua, &c);
-        rd_ts_adoption_end(r);
-    } else if (rc == STORE_OK) {
-        *more = true;
-    }
-out:
-    g_free(owner);
     g_free(log);
+    return step_sent(r, &c, on_page);
+}
+
+/* The page in hand to cb (each row's points not in chunks, which cb
+ * stores again in this server's log, a write of the open batch), then
+ * the old rows' trim, sent after those writes and made only if they were
+ * (trim_taken_lua). The number of rows. */
+static int take_page(struct redis_store *r, store_ts_log_cb cb, void *ud, bool *ok)
+{
+    GPtrArray *rows = g_steal_pointer(&r->adopt_rows);
+    int64_t last = -1, mine = r->log_last;
+    *ok = true;
+    for (guint i = 0; i < rows->len && *ok; i++) {
+        struct taken_row *w = g_ptr_array_index(rows, i);
+        guint kept = 0;
+        for (guint k = 0; k < w->pts->len; k++) {
+            const struct store_ts_point *x = &g_array_index(w->pts, struct store_ts_point, k);
+            const int64_t *u = g_hash_table_lookup(r->adopting_uptos, &x->key);
+            if (!u || w->id > u[1])
+                g_array_index(w->pts, struct store_ts_point, kept++) = *x;
+        }
+        *ok = kept == 0 || cb(w->id, w->seen, (const struct store_ts_point *)(void *)w->pts->data,
+                              (int)kept, ud);
+        last = *ok ? w->id : last;
+    }
+    int n = (int)rows->len;
+    g_ptr_array_unref(rows);
+    if (last < 0)
+        return n;
+    char *log = old_log(r);
+    struct redis_cmd args, c;
+    rd_args_start(r, &args);
+    redis_cmd_str(&args, log);
+    char *min = g_strdup_printf("0-%" G_GINT64_FORMAT, (gint64)last + 1);
+    redis_cmd_str(&args, min);
+    redis_cmd_str(&args, r->log_key);
+    redis_cmd_i64(&args, r->log_last > mine ? r->log_last : 0);
+    redis_cmd_init(&c);
+    redis_cmd_script(&c, "EVAL", trim_taken_lua, &args);
+    if (redis_link_defer_call(r->link, &c, on_cleared, NULL) != 0)
+        *ok = false;
+    redis_cmd_clear(&c);
+    redis_cmd_clear(&args);
+    g_free(min);
+    g_free(log);
+    return n;
+}
+
+/* The old owner goes with its log, once that is empty, if this server
+ * still holds it (rd_ts_forget_lua), without waiting. */
+static void forget_owner(struct redis_store *r)
+{
+    char *log = old_log(r);
+    char *hash = legacy_of(r) ? NULL : g_strconcat("tsup:", r->adopting, NULL);
+    struct redis_cmd args, c;
+    rd_args_start(r, &args);
+    redis_cmd_str(&args, r->log_owner);
+    redis_cmd_str(&args, r->adopting);
+    redis_cmd_str(&args, log);
+    redis_cmd_str(&args, hash ? hash : "");
+    redis_cmd_init(&c);
+    redis_cmd_script(&c, "EVAL", rd_ts_forget_lua.body, &args);
+    if (redis_link_defer_call(r->link, &c, on_cleared, NULL) != 0)
+        log_warn("store", "a readings log taken over stays until its next claim");
+    redis_cmd_clear(&c);
+    redis_cmd_clear(&args);
     g_free(hash);
-    return rc;
+    g_free(log);
+}
+
+/* Each call takes one step and never waits: the claim (renewing this
+ * server's lease and looking for a log to take over), the pages of the
+ * old owner's log_upto, then page after page of its log, each claimed
+ * anew; a step's answer is taken by the next call. */
+int rd_ts_log_adopt(struct store *st, int max_rows, store_ts_log_cb cb, void *ud, bool *more)
+{
+    struct redis_store *r = R(st);
+    *more = false;
+    if (!r->log_owner)
+        return STORE_OK;
+    if (r->adopt_out > 0 || r->claim_sent)
+        redis_link_poll(r->link); /* the answers in, if any: never waits */
+    if (r->adopt_out > 0 || (r->claim_sent && r->adopting)) {
+        *more = r->adopting != NULL;
+        return STORE_OK; /* an answer is awaited */
+    }
+    if (r->adopt_failed) {
+        rd_ts_adoption_end(r);
+        return STORE_EIO;
+    }
+    if (!r->adopting || r->adopt_renewing) {
+        if (r->claim_sent)
+            return STORE_OK;
+        char *owner = r->claimed;
+        r->claimed = NULL;
+        if (!owner) {
+            bool went = r->adopt_renewing; /* its owner came back, or it went */
+            rd_ts_adoption_end(r);
+            return went ? STORE_OK : claim_later(r);
+        }
+        r->adopt_renewing = false;
+        if (!r->adopting || strcmp(r->adopting, owner) != 0) {
+            rd_ts_adoption_end(r);
+            r->adopting = owner;
+            r->adopting_uptos = uptos_new();
+            log_warn("store", "taking over the readings log of %s, whose lease ran out",
+                     owner[0] ? owner : "the servers before logs had owners");
+        } else {
+            g_free(owner);
+        }
+    }
+    *more = true;
+    if (!r->adopt_scanned)
+        return send_uptos(r) ? STORE_OK : STORE_EIO;
+    if (!r->adopt_rows)
+        return send_page(r, max_rows) ? STORE_OK : STORE_EIO;
+    bool ok;
+    int rows = take_page(r, cb, ud, &ok);
+    if (!ok) {
+        rd_ts_adoption_end(r);
+        return STORE_EIO;
+    }
+    if (rows < max_rows) { /* the last page: the owner goes once its log is empty */
+        forget_owner(r);
+        rd_ts_adoption_end(r);
+        *more = false;
+        return STORE_OK;
+    }
+    r->adopt_renewing = true; /* held a lease longer, and the next page */
+    return claim_later(r);
 }

@@ -945,7 +945,9 @@ def test_readings_of_two_nodes_survive_either_ones_kill(server):
 def test_readings_of_a_node_gone_for_good_are_taken_over(server):
     """A node killed with -9 that does not come back: once its hold on its
     readings log runs out (cluster_dead_s), another node takes over what it
-    had acknowledged and not flushed, and stores it as its own."""
+    had acknowledged and not flushed, and stores it as its own. Each step
+    of the takeover is sent without waiting: that node's loop never waits
+    for Redis meanwhile."""
     ta, (n1, n2) = alarm_cluster(server, cluster_beat_s=1, cluster_dead_s=3)
     ops = n1.token("ops")
     ta.put_sensor(n1, "b1", enterprise="e2")
@@ -959,9 +961,11 @@ def test_readings_of_a_node_gone_for_good_are_taken_over(server):
                     body={"readings": [{"sensor": "b1", "value": 50 + i, "ts": ts}]})
         assert r.status == 200 and r.json["accepted"] == 1, r
         want.append(50 + i)
+    waits = metric(n1.metrics(), "yjt_redis_loop_waits_total") or 0
     n2.kill9()
     wait_until(lambda: metric(n1.metrics(), "yjt_readings_adopted_total") == 5, 10,
                what="n2's readings taken over by n1")
+    assert (metric(n1.metrics(), "yjt_redis_loop_waits_total") or 0) == waits
     r = n1.http("GET", f"/api/v1/sensors/b1/readings?from={t0}&to={ta.next_ts() + 1}",
                 token=ops)
     assert r.status == 200 and [p["value"] for p in r.json["points"]] == want, r
