@@ -2,6 +2,7 @@
 #include "records/enterprise.h"
 
 #include "common/clock.h"
+#include "common/jsonx.h"
 #include "records/credit_code.h"
 #include "records/geo.h"
 #include "records/hazard.h"
@@ -538,11 +539,34 @@ static json_t *changes(const json_t *before, const json_t *after)
     return out;
 }
 
+struct code_holder {
+    const char *id;
+    bool other;
+};
+
+static bool other_holder(const char *id, json_t *doc, void *ud)
+{
+    (void)doc;
+    struct code_holder *h = ud;
+    h->other = h->other || strcmp(id, h->id) != 0;
+    return !h->other;
+}
+
+int enterprise_code_free(struct store *st, const char *id, json_t *doc)
+{
+    const char *code = jx_str(doc, "credit_code");
+    struct code_holder h = {id, false};
+    int rc = code
+                 ? store_index_find(st, "enterprises", "credit_code", code, false, other_holder, &h)
+                 : STORE_OK;
+    return rc == STORE_OK && h.other ? STORE_ECONFLICT : rc;
+}
+
 /* Replaces the editable fields of doc by those of rec and records the
  * approval (version, confirmation, history). */
 static enum err_code approve(struct store *st, const char *id, json_t *doc, const json_t *rec,
                              const char *actor, const char *source, const json_t *draft,
-                             const char *comment, const char **why)
+                             const char *comment, bool code_read, const char **why)
 {
     json_t *diff = changes(doc, rec);
     for (size_t i = 0; i < G_N_ELEMENTS(record_fields); i++)
@@ -559,7 +583,9 @@ static enum err_code approve(struct store *st, const char *id, json_t *doc, cons
     json_object_set_new(doc, "hazard_level", json_integer(record_level(rec)));
     json_object_set_new(doc, "updated_at", json_integer(now));
     org_division_forget(id);
-    int rc = store_doc_put(st, "enterprises", id, doc, false);
+    int rc = code_read ? STORE_OK : enterprise_code_free(st, id, doc);
+    if (rc == STORE_OK)
+        rc = store_doc_put_kept(st, "enterprises", id, doc);
     if (rc != STORE_OK) {
         json_decref(diff);
         return store_err(rc, why);
@@ -616,7 +642,7 @@ enum err_code enterprise_review(struct store *st, const char *id, const char *ac
             *out = json_incref(draft);
     } else {
         e = approve(st, id, doc, json_object_get(draft, "record"), actor, "review", draft, comment,
-                    why);
+                    false, why);
         if (e == ERR_NONE) {
             rc = store_doc_remove(st, DRAFTS, id); /* gone or not: deferred */
             e = rc == STORE_OK ? ERR_NONE : store_err(rc, why);
@@ -645,13 +671,10 @@ int enterprise_history(struct store *st, const char *id, int limit, json_t **out
     return rc;
 }
 
-enum err_code enterprise_put_approved(struct store *st, const char *id, const json_t *fields,
-                                      const char *actor, const char *source, const char **why)
+enum err_code enterprise_put_read(struct store *st, const char *id, json_t *doc,
+                                  const json_t *fields, const char *actor, const char *source,
+                                  bool code_read, const char **why)
 {
-    json_t *doc = NULL;
-    int rc = store_doc_get(st, "enterprises", id, &doc);
-    if (rc != STORE_OK && rc != STORE_ENOTFOUND)
-        return store_err(rc, why);
     if (!doc && !org_id_valid(id)) {
         *why = "id must be 1 to 64 characters of A-Z a-z 0-9 _ . -";
         return ERR_BAD_REQUEST;
@@ -661,11 +684,24 @@ enum err_code enterprise_put_approved(struct store *st, const char *id, const js
     if (!enterprise_merge_fields(rec, fields, why) || !enterprise_complete(rec, why)) {
         e = ERR_BAD_REQUEST;
     } else {
-        if (!doc)
-            doc = json_pack("{s:s, s:I}", "id", id, "created_at", (json_int_t)clock_now_ms());
-        e = approve(st, id, doc, rec, actor, source, NULL, NULL, why);
+        json_t *to =
+            doc ? json_deep_copy(doc)
+                : json_pack("{s:s, s:I}", "id", id, "created_at", (json_int_t)clock_now_ms());
+        e = approve(st, id, to, rec, actor, source, NULL, NULL, code_read, why);
+        json_decref(to);
     }
     json_decref(rec);
+    return e;
+}
+
+enum err_code enterprise_put_approved(struct store *st, const char *id, const json_t *fields,
+                                      const char *actor, const char *source, const char **why)
+{
+    json_t *doc = NULL;
+    int rc = store_doc_get(st, "enterprises", id, &doc);
+    if (rc != STORE_OK && rc != STORE_ENOTFOUND)
+        return store_err(rc, why);
+    enum err_code e = enterprise_put_read(st, id, doc, fields, actor, source, false, why);
     json_decref(doc);
     return e;
 }

@@ -75,5 +75,19 @@ int enterprise_history(struct store *st, const char *id, int limit, json_t **out
  * import. Returns as the workflow calls do. */
 enum err_code enterprise_put_approved(struct store *st, const char *id, const json_t *fields,
                                       const char *actor, const char *source, const char **why);
+/* The same from doc, the record as the caller read it (NULL: none), and,
+ * with code_read, its new credit code found free by
+ * enterprise_code_free(): it reads nothing, so that a request that read
+ * all it needs first (a replayed import) writes without waiting. */
+enum err_code enterprise_put_read(struct store *st, const char *id, json_t *doc,
+                                  const json_t *fields, const char *actor, const char *source,
+                                  bool code_read, const char **why);
+/* Whether the credit code of rec (the record id is about to store) is
+ * another enterprise's, read from the unique index (replayed where the
+ * request is), so that the write need not wait for the index's answer:
+ * it is sent as a kept write (store_doc_put_kept), a value taken
+ * meanwhile failing its batch. STORE_OK (free, or id's own, or rec has
+ * none), STORE_ECONFLICT, or a store code. */
+int enterprise_code_free(struct store *st, const char *id, json_t *rec);
 
 #endif

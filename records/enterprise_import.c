@@ -226,9 +226,48 @@ json_t *import_json_rows(const json_t *doc, const char **why)
     return json_deep_copy(rows);
 }
 
-/* The report line of one row. */
-static json_t *import_row(struct store *st, const json_t *in, const char *actor, bool dry_run,
-                          import_allow_fn allow, void *ud, size_t n)
+/* What the rows before took, in one import. Every row is read before any
+ * is written, so that an import run against a replay of its reads (a
+ * request on Redis) writes without waiting: a later row cannot count on
+ * the store to see an earlier row's id or credit code. */
+struct import_seen {
+    GHashTable *ids;   /* ids of rows accepted */
+    GHashTable *codes; /* credit code -> id, of rows accepted */
+};
+
+/* Why the record rec of row id clashes with an earlier row, or NULL. */
+static const char *clash(const struct import_seen *seen, const char *id, json_t *rec)
+{
+    const char *code = json_string_value(json_object_get(rec, "credit_code"));
+    const char *holder = code ? g_hash_table_lookup(seen->codes, code) : NULL;
+    if (g_hash_table_contains(seen->ids, id))
+        return "the id is on an earlier row";
+    if (holder && strcmp(holder, id) != 0)
+        return "the credit code is on an earlier row";
+    return NULL;
+}
+
+/* A row read and found good, to write. */
+struct import_ok {
+    json_t *report; /* its line, borrowed */
+    char *id;
+    json_t *doc; /* as read (NULL: new) */
+    json_t *fields;
+};
+
+static void import_ok_free(gpointer p)
+{
+    struct import_ok *k = p;
+    g_free(k->id);
+    json_decref(k->doc);
+    json_decref(k->fields);
+    g_free(k);
+}
+
+/* The report line of one row, read and checked (nothing written); a good
+ * one is added to good. */
+static json_t *import_row(struct store *st, const json_t *in, import_allow_fn allow, void *ud,
+                          size_t n, struct import_seen *seen, GPtrArray *good)
 {
     json_t *r = json_pack("{s:I}", "row", (json_int_t)n);
     const char *why = NULL;
@@ -268,15 +307,25 @@ static json_t *import_row(struct store *st, const json_t *in, const char *actor,
         why = "outside your jurisdiction";
         ok = false;
     }
-    json_decref(rec);
-    if (!ok)
-        goto out;
-    if (!dry_run) {
-        enum err_code e = enterprise_put_approved(st, id, fields, actor, "import", &why);
-        if (e != ERR_NONE)
-            goto out;
+    if (ok && (why = clash(seen, id, rec)) != NULL)
+        ok = false;
+    rc = ok ? enterprise_code_free(st, id, rec) : STORE_OK;
+    if (rc != STORE_OK) {
+        why = rc == STORE_ECONFLICT ? "the credit code belongs to another enterprise"
+                                    : "store unavailable";
+        ok = false;
     }
-    json_object_set_new(r, "action", json_string(doc ? "updated" : "created"));
+    const char *code = json_string_value(json_object_get(rec, "credit_code"));
+    if (ok) {
+        g_hash_table_add(seen->ids, g_strdup(id));
+        if (code)
+            g_hash_table_replace(seen->codes, g_strdup(code), g_strdup(id));
+        struct import_ok *k = g_new(struct import_ok, 1);
+        *k = (struct import_ok){r, g_strdup(id), json_incref(doc), json_incref(fields)};
+        g_ptr_array_add(good, k);
+        json_object_set_new(r, "action", json_string(doc ? "updated" : "created"));
+    }
+    json_decref(rec);
 out:
     json_object_set_new(r, "ok", json_boolean(why == NULL));
     if (why)
@@ -292,12 +341,29 @@ json_t *import_apply(struct store *st, const json_t *rows, const char *actor, bo
     json_t *report = json_array();
     size_t i, accepted = 0;
     json_t *in;
+    struct import_seen seen = {g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
+                               g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free)};
+    GPtrArray *good = g_ptr_array_new_with_free_func(import_ok_free);
     json_array_foreach((json_t *)rows, i, in)
     {
-        json_t *r = import_row(st, in, actor, dry_run, allow, ud, i + 1);
-        accepted += json_is_true(json_object_get(r, "ok"));
-        json_array_append_new(report, r);
+        json_array_append_new(report, import_row(st, in, allow, ud, i + 1, &seen, good));
     }
+    /* then the good rows are written */
+    for (guint k = 0; k < good->len; k++) {
+        struct import_ok *w = g_ptr_array_index(good, k);
+        const char *why = NULL;
+        if (dry_run || enterprise_put_read(st, w->id, w->doc, w->fields, actor, "import", true,
+                                           &why) == ERR_NONE) {
+            accepted++;
+            continue;
+        }
+        json_object_set_new(w->report, "ok", json_false());
+        json_object_set_new(w->report, "error", json_string(why));
+        json_object_del(w->report, "action");
+    }
+    g_ptr_array_free(good, TRUE);
+    g_hash_table_destroy(seen.ids);
+    g_hash_table_destroy(seen.codes);
     size_t total = json_array_size(rows);
     return json_pack("{s:I, s:I, s:I, s:b, s:o}", "total", (json_int_t)total, "accepted",
                      (json_int_t)accepted, "rejected", (json_int_t)(total - accepted), "dry_run",

@@ -566,7 +566,9 @@ enum err_code sensor_delete(struct store *st, const char *id, const char *actor,
         *why = "no such sensor";
         return ERR_NOT_FOUND;
     }
-    if (rc != STORE_OK || store_doc_delete(st, "sensors", id) != STORE_OK ||
+    /* read to exist: removed without waiting for the answer (as its
+     * readings are), the request's reply held for its batch */
+    if (rc != STORE_OK || store_doc_remove(st, "sensors", id) != STORE_OK ||
         store_ts_drop(st, jx_int(old, "ts_key", 0)) != STORE_OK) {
         json_decref(old);
         *why = "store unavailable";

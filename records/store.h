@@ -319,12 +319,13 @@ int store_doc_put(struct store *st, const char *coll, const char *id, json_t *do
  * unique index in coll) the write is deferred like a replace, and a
  * STORE_ECONFLICT is not to be relied on. */
 int store_doc_put_new(struct store *st, const char *coll, const char *id, json_t *doc);
-/* Replaces id's record with doc, whose unique-index values are those
- * stored (the caller read the record and changed other fields): where the
- * store need not wait for the server (Redis, batching) the write is
- * deferred like a replace without a unique index; should a value be found
- * taken (another writer changed the record meanwhile), the batch fails
- * rather than the write being dropped unseen. Elsewhere store_doc_put. */
+/* Replaces id's record with doc, whose unique-index values the caller
+ * read to be free or its own (it read the record and changed other
+ * fields, or looked the new values up in the index): where the store
+ * need not wait for the server (Redis, batching) the write is deferred
+ * like a replace without a unique index; should a value be found taken
+ * (another writer took it meanwhile), the batch fails rather than the
+ * write being dropped unseen. Elsewhere store_doc_put. */
 int store_doc_put_kept(struct store *st, const char *coll, const char *id, json_t *doc);
 /* *out gets a new reference, or the call returns STORE_ENOTFOUND. */
 int store_doc_get(struct store *st, const char *coll, const char *id, json_t **out);

@@ -322,7 +322,7 @@ int rd_ts_drop(struct store *st, int64_t key)
     rd_args_start(r, &c);
     redis_cmd_i64(&c, key);
     redis_cmd_str(&c, r->upto_key ? r->upto_key : "");
-    return rd_script_ok(r, &rd_ts_drop_lua, &c);
+    return rd_write_script(r, &rd_ts_drop_lua, &c); /* a write of the open batch */
 }
 
 struct latest_each {

@@ -424,7 +424,7 @@ static void route_import(struct rest_req *r)
 
 const struct rest_route enterprise_routes[] = {
     {REST_GET, "/api/v1/enterprises", route_list, true, false},
-    {REST_POST, "/api/v1/enterprises/import", route_import, true, false},
+    {REST_POST, "/api/v1/enterprises/import", route_import, true, true},
     {REST_GET, "/api/v1/enterprises/*", route_get, true, false},
     {REST_PUT, "/api/v1/enterprises/*", route_put, true, true},
     {REST_POST, "/api/v1/enterprises/*/submit", route_submit, true, true},

@@ -268,6 +268,6 @@ const struct rest_route sensor_routes[] = {
     {REST_GET, "/api/v1/sensors/*/readings", route_readings, true, false},
     {REST_GET, "/api/v1/sensors/*", route_get, true, false},
     {REST_PUT, "/api/v1/sensors/*", route_put, true, true},
-    {REST_DELETE, "/api/v1/sensors/*", route_delete, true, false},
+    {REST_DELETE, "/api/v1/sensors/*", route_delete, true, true},
     {0},
 };

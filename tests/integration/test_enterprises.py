@@ -284,6 +284,18 @@ def test_import_with_bad_rows(server):
     r = srv.http("POST", "/api/v1/enterprises/import", token=insp,
                  body={"format": "csv", "data": CSV_HEADER + csv_row("n7", good, "440106")})
     assert r.json["rows"][0]["error"] == "the credit code belongs to another enterprise"
+    # rows of one file are read before any is written: an id or a credit
+    # code on an earlier row is refused on the later one
+    c8, c9 = credit_code("91440106MA5AAAAA8"), credit_code("91440106MA5AAAAA9")
+    r = srv.http("POST", "/api/v1/enterprises/import", token=insp,
+                 body={"format": "csv", "data": CSV_HEADER + csv_row("n8", c8, "440106")
+                       + csv_row("n8", c9, "440106") + csv_row("n9", c8, "440106")})
+    assert [(x["ok"], x.get("error")) for x in r.json["rows"]] == [
+        (True, None), (False, "the id is on an earlier row"),
+        (False, "the credit code is on an earlier row")], r
+    assert srv.http("GET", "/api/v1/enterprises/n8", token=insp).json["enterprise"][
+        "credit_code"] == c8
+    assert srv.http("GET", "/api/v1/enterprises/n9", token=insp).status == 404
     assert_error(srv.http("POST", "/api/v1/enterprises/import", token=insp,
                           body={"format": "csv", "data": "id,colour\nx,red\n"}), 400,
                  "bad_request")

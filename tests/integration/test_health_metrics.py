@@ -423,3 +423,33 @@ def test_rest_writes_that_read_first_do_not_hold_the_loop(server):
     assert [d["id"] for d in r.json["downtimes"]] == [dt], r
     after = metric(srv.metrics(), "yjt_redis_loop_waits_total") or 0
     assert after - before == 0, (before, after)
+    # an import (a new record and an update), a review's approval (its new
+    # credit code looked up in the index, the write not waited for) and a
+    # sensor's deletion
+    from test_enterprises import CSV_HEADER, credit_code, csv_row
+    carl = srv.token("carl")
+    before = after
+    data = (CSV_HEADER + csv_row("n1", credit_code("91440106MA5AAAAA1"), "440106")
+            + csv_row("e2", credit_code("91440113MA5AAAAA2"), "440113"))
+    r = srv.http("POST", "/api/v1/enterprises/import", token=gov,
+                 body={"format": "csv", "data": data})
+    assert r.status == 200 and r.json["accepted"] == 2, r
+    code = credit_code("91440113MA5AAAAA3")
+    r = srv.http("PUT", "/api/v1/enterprises/e2", token=carl, body={"credit_code": code})
+    assert r.status == 200, r
+    assert srv.http("POST", "/api/v1/enterprises/e2/submit", token=carl, raw="{}").status == 200
+    r = srv.http("POST", "/api/v1/enterprises/e2/review", token=gov, body={"decision": "approve"})
+    assert r.status == 200 and r.json["enterprise"]["credit_code"] == code, r
+    r = srv.http("DELETE", "/api/v1/sensors/lt2", token=gov)
+    assert r.status == 200, r
+    after = metric(srv.metrics(), "yjt_redis_loop_waits_total") or 0
+    assert after - before == 0, (before, after)
+    assert srv.http("GET", "/api/v1/sensors/lt2", token=gov).status == 404
+    assert srv.http("GET", "/api/v1/enterprises/n1", token=gov).json["enterprise"]["version"] == 1
+    # a review whose credit code another enterprise holds is refused
+    r = srv.http("PUT", "/api/v1/enterprises/e2", token=carl,
+                 body={"credit_code": credit_code("91440106MA5AAAAA1")})
+    assert r.status == 200, r
+    assert srv.http("POST", "/api/v1/enterprises/e2/submit", token=carl, raw="{}").status == 200
+    assert_error(srv.http("POST", "/api/v1/enterprises/e2/review", token=gov,
+                          body={"decision": "approve"}), 409, "conflict")
