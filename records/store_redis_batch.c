@@ -2,6 +2,7 @@
  * need are deferred (sent now, their replies read later), and a batch of
  * them ends either by reading every reply (store_write_batch) or without
  * waiting, told once its replies are in (store_write_batch_async). */
+#include "common/log.h"
 #include "records/store_redis.h"
 
 /* A write whose outcome the caller does not need: with batching on it is
@@ -53,9 +54,10 @@ int rd_commit(struct store *st)
 /* ---- asynchronous batches ---- */
 
 struct rd_batch {
-    uint64_t upto; /* the number of its last deferred write */
+    uint64_t upto; /* the number of its last deferred command */
     uint64_t tag;
     bool failed;
+    int replicas; /* ?wait=N: its WAIT's N */
 };
 
 /* The reply of deferred write n was read (or lost): it belongs to the
@@ -79,11 +81,27 @@ void rd_on_reply(uint64_t n, bool ok, void *ud)
     }
 }
 
-/* Without replicas to wait for: each batch ends when its replies are
- * read. With ?wait=N, the commit waits for the replicas (WAIT). */
+/* Each batch ends when its replies are read; with ?wait=N, its last one
+ * is a WAIT sent after its writes (below). */
 bool rd_batches_async(struct store *st)
 {
-    return redis_link_url(R(st)->link)->wait_replicas <= 0;
+    (void)st;
+    return true;
+}
+
+/* From inside a call of the link: the WAIT that ends batch b (NULL: lost
+ * with the connection). Fewer replicas than asked for fail the batch: a
+ * failover could lose its writes. */
+static void on_waited(redisReply *rep, void *ud)
+{
+    struct rd_batch *b = ud;
+    long long want = b->replicas;
+    long long got = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+    if (got < want) {
+        b->failed = true;
+        if (got >= 0)
+            log_warn("store", "WAIT: a batch reached %lld of %lld replicas: refused", got, want);
+    }
 }
 
 void rd_on_batch_done(struct store *st, store_batch_cb cb, void *ud)
@@ -97,14 +115,32 @@ int rd_write_batch_async(struct store *st, uint64_t tag)
 {
     struct redis_store *r = R(st);
     r->dirty = false;
-    uint64_t upto = redis_link_sent(r->link);
+    const struct redis_url *u = redis_link_url(r->link);
     struct rd_batch *last = g_queue_peek_tail(&r->batches);
-    bool failed = r->open_failed;
+    struct rd_batch *b = g_new0(struct rd_batch, 1);
+    b->tag = tag;
+    b->failed = r->open_failed;
     r->open_failed = false;
-    if (redis_link_done(r->link) >= upto && !last)
+    if (u->wait_replicas > 0 && !b->failed) {
+        /* Sent after the batch's writes, answered once the replicas have
+         * them (or wait_ms passed): the node's loop does not wait for it,
+         * Redis holds this connection's later commands behind it. */
+        struct redis_cmd c;
+        redis_cmd_init(&c);
+        redis_cmd_str(&c, "WAIT");
+        redis_cmd_i64(&c, u->wait_replicas);
+        redis_cmd_i64(&c, u->wait_ms);
+        b->replicas = u->wait_replicas;
+        b->failed = redis_link_defer_call(r->link, &c, on_waited, b) != 0;
+        redis_cmd_clear(&c);
+    }
+    uint64_t upto = redis_link_sent(r->link);
+    b->upto = upto;
+    if (redis_link_done(r->link) >= upto && !last) {
+        bool failed = b->failed;
+        g_free(b);
         return failed ? STORE_EIO : STORE_OK;
-    struct rd_batch *b = g_new(struct rd_batch, 1);
-    *b = (struct rd_batch){upto, tag, failed};
+    }
     g_queue_push_tail(&r->batches, b);
     /* Every reply may be in already (read by a later command): the batch
      * is then told at once, after those before it. */
