@@ -88,6 +88,22 @@ static bool deferred;
 static uint64_t round_failures, trim_gen, trim_failures;
 static int64_t trim_upto;
 static bool trim_pending, rebuffer;
+/* Chunks written lately, on a store whose writes are sent with the open
+ * batch (deferred): a query runs against a replay of its reads, so its
+ * chunks may have been read (on another connection, or before this
+ * flush) a moment before it looks at the buffers; the points of a chunk
+ * stay visible here for RECENT_MS after it was sent, so that a point
+ * between the two is not missed (readers merge repeated points). */
+#define RECENT_MS 3000
+struct recent {
+    int64_t key, at_ms;
+    int n;
+    struct store_ts_sample pts[];
+};
+static GHashTable *recent_by_key;        /* &key -> GQueue* of struct recent*, oldest first */
+static GQueue recent_all = G_QUEUE_INIT; /* every struct recent*, oldest first */
+static int64_t tick_ms;                  /* the last tick's time */
+
 /* The next look at the logs' leases (adopt_tick), and whether a log taken
  * over has rows left. */
 static int64_t adopt_next_ms;
@@ -151,6 +167,43 @@ static void buf_free(struct buf *b)
     g_free(b);
 }
 
+static void recent_queue_free(gpointer q)
+{
+    g_queue_free(q);
+}
+
+/* Forgets the chunks sent before until_ms (all with INT64_MAX). */
+static void recent_expire(int64_t until_ms)
+{
+    struct recent *r;
+    while ((r = g_queue_peek_head(&recent_all)) && r->at_ms < until_ms) {
+        g_queue_pop_head(&recent_all);
+        GQueue *q = g_hash_table_lookup(recent_by_key, &r->key);
+        g_queue_pop_head(q); /* r: the oldest of its key too */
+        if (g_queue_is_empty(q))
+            g_hash_table_remove(recent_by_key, &r->key);
+        stats.recent_points -= (uint64_t)r->n;
+        g_free(r);
+    }
+}
+
+static void recent_add(const struct buf *b)
+{
+    struct recent *r = g_malloc(sizeof(*r) + (size_t)b->n * sizeof(*b->pts));
+    r->key = b->key;
+    r->at_ms = tick_ms;
+    r->n = b->n;
+    memcpy(r->pts, b->pts, (size_t)b->n * sizeof(*b->pts));
+    GQueue *q = g_hash_table_lookup(recent_by_key, &r->key);
+    if (!q) {
+        q = g_queue_new(); /* keyed by a key of its own: r goes first */
+        g_hash_table_insert(recent_by_key, g_memdup2(&r->key, sizeof(r->key)), q);
+    }
+    g_queue_push_tail(q, r);
+    g_queue_push_tail(&recent_all, r);
+    stats.recent_points += (uint64_t)r->n;
+}
+
 void reading_buffer_init(struct store *st, const struct reading_buffer_config *c)
 {
     store = st;
@@ -174,10 +227,17 @@ void reading_buffer_init(struct store *st, const struct reading_buffer_config *c
     trim_pending = rebuffer = false;
     adopt_next_ms = 0;
     adopt_more = false;
+    recent_by_key = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, recent_queue_free);
+    tick_ms = 0;
 }
 
 void reading_buffer_shutdown(void)
 {
+    if (recent_by_key) {
+        recent_expire(INT64_MAX);
+        g_hash_table_destroy(recent_by_key);
+        recent_by_key = NULL;
+    }
     if (bufs)
         g_hash_table_destroy(bufs);
     if (order)
@@ -278,6 +338,13 @@ void reading_buffer_logged(int64_t key, int64_t id)
 
 void reading_buffer_range(int64_t key, int64_t from_ms, int64_t to_ms, GArray *out)
 {
+    GQueue *q = recent_by_key ? g_hash_table_lookup(recent_by_key, &key) : NULL;
+    for (GList *l = q ? q->head : NULL; l; l = l->next) {
+        const struct recent *r = l->data;
+        for (int i = 0; i < r->n; i++)
+            if (r->pts[i].ts >= from_ms && r->pts[i].ts < to_ms)
+                g_array_append_val(out, r->pts[i]);
+    }
     struct buf *b = g_hash_table_lookup(bufs, &key);
     if (!b)
         return;
@@ -298,6 +365,8 @@ static bool flush_buf(struct buf *b, const struct sensor *s)
                  b->n, b->key, rc);
         return false;
     }
+    if (deferred)
+        recent_add(b);
     stats.chunks++;
     stats.points -= (uint64_t)b->n;
     nonempty--;
@@ -376,6 +445,8 @@ void reading_buffer_tick(int64_t now_ms)
 {
     if (!store)
         return;
+    tick_ms = now_ms;
+    recent_expire(now_ms - RECENT_MS);
     adopt_tick(now_ms);
     trim_due();
     bool over = (int64_t)(held + (uint64_t)order->len * BUF_OVERHEAD) > cfg.max_bytes;

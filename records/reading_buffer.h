@@ -34,6 +34,7 @@ struct reading_buffer_stats {
     int64_t log_trimmed;   /* log rows up to this one are deleted */
     uint64_t replayed;     /* points replayed from the log at start */
     uint64_t adopted;      /* points taken over from other servers' logs */
+    uint64_t recent_points; /* of chunks sent lately, still shown (deferred stores) */
 };
 
 void reading_buffer_init(struct store *st, const struct reading_buffer_config *cfg);
@@ -52,7 +53,10 @@ bool reading_buffer_has(int64_t key, int64_t ts);
 /* Tells the buffer of key that its new points are in log row id. */
 void reading_buffer_logged(int64_t key, int64_t id);
 /* Appends key's buffered samples with from_ms <= ts < to_ms to out (a
- * GArray of struct store_ts_sample), in ts order. */
+ * GArray of struct store_ts_sample), and, where chunks are written with
+ * the open batch, those of its chunks sent in the last few seconds: a
+ * point may then come twice and out is not in ts order (the caller sorts
+ * and merges). */
 void reading_buffer_range(int64_t key, int64_t from_ms, int64_t to_ms, GArray *out);
 /* One bounded step of the flusher (call every FLUSH_TICK_MS or so). */
 void reading_buffer_tick(int64_t now_ms);
