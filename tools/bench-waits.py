@@ -19,13 +19,15 @@ which waits behind whatever holds that node's loop). With --sensors S
 to S sensors (yjt-ingest, 4 s, on the first node; waits per batch), and
 readings that cross the threshold of --crossings sensors, each raising
 an alarm pushed to 20 duty users (per crossing), then leave and cross
-it again (per reading: the alarm cleared, then active). Prints one JSON report per run; with several --yjtd, runs them in
+it again (per reading: the alarm cleared, then active). With --wait N, a
+replica of the Redis server runs too and the nodes' writes wait for N
+replicas (?wait=N). Prints one JSON report per run; with several --yjtd, runs them in
 turn (alternating, --runs rounds) on the same settings.
 
   tools/bench-waits.py --build build [--yjtd OLD/yjtd --yjtd build/yjtd]
                        [--nodes 3] [--users 2000] [--notices 20] [--conns 200]
                        [--gets 2000] [--sensors 20000] [--crossings 100]
-                       [--runs 3] [--port 28531] [--keep]
+                       [--wait 1] [--runs 3] [--port 28531] [--keep]
 """
 
 import argparse
@@ -272,7 +274,12 @@ def run_once(a, yjtd):
     env = dict(os.environ, YJT_HASH_ITERATIONS="1000")
     redis = Redis(os.path.join(data, "redis"))
     redis.start()
+    replica = None
+    if a.wait:
+        replica = Redis(os.path.join(data, "replica"), replica_of=redis.port)
+        replica.start()
     where = ["--redis", redis.url, "--redis-prefix", PREFIX]
+    node_url = redis.url + (f"?wait={a.wait}" if a.wait else "")
 
     def ctl(*args):
         return subprocess.run([os.path.join(a.build, "yjtctl"), *where, *args], check=True,
@@ -294,13 +301,13 @@ def run_once(a, yjtd):
             os.makedirs(node_dir)
             procs.append(subprocess.Popen(
                 [yjtd, "--listen", f"127.0.0.1:{port}", "--data-dir", node_dir,
-                 "--log-level", "warn", "--redis", redis.url, "--set", f"redis_prefix={PREFIX}",
+                 "--log-level", "warn", "--redis", node_url, "--set", f"redis_prefix={PREFIX}",
                  "--set", "hash_iterations=1000", "--set", "rate_per_s=1000",
                  "--set", "rate_burst=1000", "--set", "addr_fail_limit=100000", *gw],
                 stderr=open(os.path.join(node_dir, "yjtd.log"), "w")))
         for i, port in enumerate(ports):
             wait_healthy(port, os.path.join(data, f"node{i}", "yjtd.log"))
-        report = {"yjtd": yjtd, "nodes": a.nodes, "users": a.users}
+        report = {"yjtd": yjtd, "nodes": a.nodes, "users": a.users, "wait": a.wait}
 
         def mark():
             return (*waits(ports), time.monotonic())
@@ -394,6 +401,8 @@ def run_once(a, yjtd):
             p.terminate()
         for p in procs:
             p.wait(60)
+        if replica:
+            replica.stop()
         redis.stop()
         if a.keep:
             print(f"kept {data}", file=sys.stderr)
@@ -421,6 +430,9 @@ def main():
                     help="with a push gateway configured: N notices more to users offline, "
                          "their pushes due at once (no push tokens: each is settled after its "
                          "reads); waits per push, until every deadline is gone")
+    ap.add_argument("--wait", type=int, default=0,
+                    help="with a replica of the Redis server, the nodes' writes wait for N "
+                         "replicas (?wait=N)")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--keep", action="store_true", help="keep the data (and the nodes' logs)")
     a = ap.parse_args()

@@ -136,10 +136,11 @@ class Redis:
     on disk before Redis replies: appendfsync always; no snapshots). The
     nodes of a benchmark cluster and yjtctl share it under one prefix."""
 
-    def __init__(self, workdir, port=None):
+    def __init__(self, workdir, port=None, replica_of=None):
         self.dir = workdir
         self.port = port or free_port()
         self.proc = None
+        self.replica_of = replica_of  # the master's port, for a replica
         os.makedirs(workdir, exist_ok=True)
 
     @property
@@ -150,11 +151,14 @@ class Redis:
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
              "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-             "--maxmemory-policy", "noeviction", "--logfile", "redis.log"],
+             "--maxmemory-policy", "noeviction", "--logfile", "redis.log",
+             *(["--replicaof", "127.0.0.1", str(self.replica_of)] if self.replica_of else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(100):
             try:
-                if self.cli("PING") == "PONG":
+                if self.cli("PING") == "PONG" and (
+                        not self.replica_of
+                        or "master_link_status:up" in self.cli("INFO", "replication")):
                     return
             except subprocess.CalledProcessError:
                 pass
