@@ -247,7 +247,9 @@ static int schedule(struct job *j, int64_t run_ms)
     int rc = store_deadline_set(store, did, run_ms, p);
     if (rc == STORE_OK)
         log_info("reminders", "job=%s next run %s (%" G_GINT64_FORMAT ")", j->name, date, run_ms);
-    j->try_ms = run_ms; /* a failed write: taken where it is (its lease ends) */
+    /* a failed write: tried again soon, the run taken where it is (at its
+     * lease's end it is found sent, and the next one stored) */
+    j->try_ms = rc == STORE_OK ? run_ms : MIN(run_ms, reminders_now_ms() + 1000);
     json_decref(p);
     g_free(date);
     g_free(did);
@@ -584,6 +586,9 @@ static void on_taken(int rc, const struct store_docs *d, void *ud)
                 again = restored = true; /* once a tick */
         } else if (json_is_true(json_object_get(doc, "taken")) && jx_str(p, "date")) {
             queue_run(j, d->ids[i], p, jx_int(doc, "due_ms", 0));
+        } else if (json_is_true(json_object_get(doc, "taken"))) {
+            log_warn("reminders", "job=%s: its schedule was unreadable; stored again", j->name);
+            schedule(j, next_run(j, reminders_now_ms()));
         } else {
             /* run by another node (it is then at the next run), or held
              * until its lease is over */

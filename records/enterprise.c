@@ -582,10 +582,11 @@ static enum err_code approve(struct store *st, const char *id, json_t *doc, cons
     json_object_set_new(doc, "review_status", json_string("approved"));
     json_object_set_new(doc, "hazard_level", json_integer(record_level(rec)));
     json_object_set_new(doc, "updated_at", json_integer(now));
-    org_division_forget(id);
     int rc = code_read ? STORE_OK : enterprise_code_free(st, id, doc);
     if (rc == STORE_OK)
         rc = store_doc_put_kept(st, "enterprises", id, doc);
+    if (rc == STORE_OK)
+        org_division_forget(id); /* after the read: a run thrown away changes nothing */
     if (rc != STORE_OK) {
         json_decref(diff);
         return store_err(rc, why);

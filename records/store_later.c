@@ -323,8 +323,7 @@ int store_deadlines_take_later(struct store *st, const char *const *ids, int n, 
     struct store_read *rd = read_new(cb, ud);
     if (st->ops->deadlines_take_later)
         return sent(st, rd, st->ops->deadlines_take_later(st, ids, n, now_ms, until_ms, rd));
-    int rc = STORE_OK;
-    for (int i = 0; i < n && rc == STORE_OK; i++) {
+    for (int i = 0; i < n; i++) {
         int64_t due = 0;
         json_t *payload = NULL;
         int c = st->ops->deadline_take(st, ids[i], now_ms, until_ms, &due, &payload);
@@ -337,10 +336,9 @@ int store_deadlines_take_later(struct store *st, const char *const *ids, int n, 
                            json_pack("{s:I, s:b}", "due_ms", (json_int_t)due, "taken", 0));
         else if (c == STORE_ENOTFOUND)
             store_read_add(rd, ids[i], strlen(ids[i]), NULL);
-        else
-            rc = c;
+        /* else (unreadable, say): left out of the answer, as not taken */
     }
-    store_read_done(rd, rc, 0, false);
+    store_read_done(rd, STORE_OK, 0, false);
     return STORE_OK;
 }
 

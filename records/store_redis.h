@@ -48,6 +48,7 @@ struct redis_store {
     int adopt_out;         /* answers of the takeover's steps awaited */
     bool adopt_failed;     /* one failed: the takeover starts again */
     bool adopt_renewing;   /* a page taken: the claim sent decides the next */
+    int64_t renewed_ms;    /* this server's lease last renewed (monotonic) */
     bool claim_sent;       /* a claim sent without waiting, not answered yet */
     char *claimed;         /* what it found to take over */
 };

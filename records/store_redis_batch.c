@@ -133,6 +133,8 @@ int rd_write_batch_async(struct store *st, uint64_t tag)
         b->replicas = u->wait_replicas;
         b->failed = redis_link_defer_call(r->link, &c, on_waited, b) != 0;
         redis_cmd_clear(&c);
+        b->failed = b->failed || r->open_failed; /* writes lost as it was sent */
+        r->open_failed = false;
     }
     uint64_t upto = redis_link_sent(r->link);
     b->upto = upto;

@@ -263,27 +263,24 @@ static int claim_later(struct redis_store *r)
     redis_cmd_script(&c, "EVAL", rd_ts_claim_lua.body, &args);
     int rc = redis_link_defer_call(r->link, &c, on_claimed, r) == 0 ? STORE_OK : STORE_EIO;
     r->claim_sent = rc == STORE_OK;
+    if (rc == STORE_OK)
+        r->renewed_ms = g_get_monotonic_time() / 1000;
     redis_cmd_clear(&c);
     redis_cmd_clear(&args);
     return rc;
 }
 
 /* ARGV: prefix, the old log's key, the first id it keeps, my log's key,
- * the last id this server gave in its log ("0": none this page). Trims a
- * page taken over from the old log, only if my log got every row sent
- * before (its last given id is at least that one): a row whose append
- * failed is read again with its page. 1 if trimmed. */
+ * the first and last ids this server gave its log for the page's rows
+ * ("0" "0": none). Trims a page taken over from the old log, only if my
+ * log got every one of those rows (their ids are consecutive): a row
+ * whose append failed is read again with its page. 1 if trimmed. */
 static const char trim_taken_lua[] =
     "local P = ARGV[1]\n"
-    "if ARGV[5] ~= '0' then\n"
-    "  if redis.call('EXISTS', P .. ARGV[4]) == 0 then return 0 end\n"
-    "  local info = redis.call('XINFO', 'STREAM', P .. ARGV[4])\n"
-    "  local last = nil\n"
-    "  for i = 1, #info, 2 do\n"
-    "    if info[i] == 'last-generated-id' then last = info[i + 1] end\n"
-    "  end\n"
-    "  local n = last and tonumber(string.match(last, '^%d+%-(%d+)$'))\n"
-    "  if not n or n < tonumber(ARGV[5]) then return 0 end\n"
+    "local first, last = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+    "if first > 0 then\n"
+    "  local got = redis.call('XRANGE', P .. ARGV[4], '0-' .. first, '0-' .. last)\n"
+    "  if #got ~= last - first + 1 then return 0 end\n"
     "end\n"
     "redis.call('XTRIM', P .. ARGV[2], 'MINID', ARGV[3])\n"
     "return 1\n";
@@ -444,6 +441,7 @@ static int take_page(struct redis_store *r, store_ts_log_cb cb, void *ud, bool *
     char *min = g_strdup_printf("0-%" G_GINT64_FORMAT, (gint64)last + 1);
     redis_cmd_str(&args, min);
     redis_cmd_str(&args, r->log_key);
+    redis_cmd_i64(&args, r->log_last > mine ? mine + 1 : 0); /* the page's rows, given in a row */
     redis_cmd_i64(&args, r->log_last > mine ? r->log_last : 0);
     redis_cmd_init(&c);
     redis_cmd_script(&c, "EVAL", trim_taken_lua, &args);
@@ -478,6 +476,30 @@ static void forget_owner(struct redis_store *r)
     g_free(log);
 }
 
+static void on_renewed(redisReply *rep, void *ud)
+{
+    (void)rep;
+    (void)ud;
+}
+
+/* While a takeover goes on, this server's own lease is renewed about
+ * once a second as when it is idle (a long read of the old owner's
+ * log_upto takes many steps and sends no claim). */
+static void renew_own(struct redis_store *r)
+{
+    int64_t now = g_get_monotonic_time() / 1000;
+    if (now - r->renewed_ms < 1000)
+        return;
+    struct redis_cmd args, c;
+    claim_cmd(r, &args, false);
+    redis_cmd_init(&c);
+    redis_cmd_script(&c, "EVAL", rd_ts_claim_lua.body, &args);
+    if (redis_link_defer_call(r->link, &c, on_renewed, NULL) == 0)
+        r->renewed_ms = now;
+    redis_cmd_clear(&c);
+    redis_cmd_clear(&args);
+}
+
 /* Each call takes one step and never waits: the claim (renewing this
  * server's lease and looking for a log to take over), the pages of the
  * old owner's log_upto, then page after page of its log, each claimed
@@ -490,6 +512,8 @@ int rd_ts_log_adopt(struct store *st, int max_rows, store_ts_log_cb cb, void *ud
         return STORE_OK;
     if (r->adopt_out > 0 || r->claim_sent)
         redis_link_poll(r->link); /* the answers in, if any: never waits */
+    if (r->adopting)
+        renew_own(r);
     if (r->adopt_out > 0 || (r->claim_sent && r->adopting)) {
         *more = r->adopting != NULL;
         return STORE_OK; /* an answer is awaited */

@@ -134,11 +134,12 @@ const char *call_owner_of(const char *call_id)
 }
 
 /* At start: a call left open in the store whose node is alive is that
- * node's, not a leftover of this one's previous run. */
+ * node's, not a leftover of this one's previous run. The beats were just
+ * read: a node not fresh in them holds no call. */
 static bool held_elsewhere(const char *call_id)
 {
     const char *owner = call_owner_of(call_id);
-    return owner && strcmp(owner, bus_node()) != 0 && cluster_node_alive(owner);
+    return owner && strcmp(owner, bus_node()) != 0 && cluster_node_live_cached(owner);
 }
 
 /* Answers a request that came from another node. */

@@ -34,9 +34,10 @@ enum take {
 typedef void (*take_cb)(enum take t, const char *why, void *ud);
 
 /* Takes call_id over from dead, a node found dead; done(t, why, ud) is
- * told once, from the loop (at once if the call is held here already).
- * Takeovers of one call asked for meanwhile share the first one's end, in
- * the order asked. */
+ * told once: later, from the loop, or at once, inside this call, if the
+ * call is held here already (TAKEN), the server is stopping or the claim
+ * cannot be sent (TAKE_FAILED). Takeovers of one call asked for meanwhile
+ * share the first one's end, in the order asked. */
 void call_take_over(const char *call_id, const char *dead, take_cb done, void *ud);
 /* Whether a takeover of call_id is under way here. */
 int call_takeover_under_way(const char *call_id);

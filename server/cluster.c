@@ -142,7 +142,17 @@ static void apply_beats(GHashTable *beats, uint64_t n)
     }
     g_hash_table_destroy(beats);
     C.read_applied = MAX(C.read_applied, n);
+    /* a node asked about and still not in the beats is dead: what was
+     * cached of its devices meanwhile (counted alive) goes */
     bool lost = false;
+    g_hash_table_iter_init(&it, C.asked);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        guint64 *asked = v;
+        if (*asked && *asked <= n) {
+            *asked = 0; /* settled: dead */
+            lost = true;
+        }
+    }
     g_hash_table_iter_init(&it, C.live);
     while (!lost && g_hash_table_iter_next(&it, &node, NULL))
         lost = !g_hash_table_contains(live, node);
@@ -278,8 +288,8 @@ static bool alive(const char *node)
     if (g_hash_table_contains(C.silent, node))
         return false;
     guint64 *asked = g_hash_table_lookup(C.asked, node);
-    if (asked)
-        return C.read_applied < *asked;
+    if (asked) /* 0: a read after the question lacked it */
+        return *asked && C.read_applied < *asked;
     if (g_hash_table_size(C.asked) >= 1000)
         g_hash_table_remove_all(C.asked);
     struct redis_cmd c;
