@@ -84,6 +84,22 @@ static void notify(const char *user_id, struct user_entry *e)
     g_free(uid);
 }
 
+static void changed_read(void *ud);
+
+/* A change here: with several nodes the view needs the user's devices on
+ * the others, read again without waiting first (this node's news just
+ * dropped what was known of them); the subscribers hear of it then. */
+static void notify_soon(const char *user_id, struct user_entry *e)
+{
+    if (!notify_cb || g_hash_table_size(e->subscribers) == 0)
+        return;
+    char *uid = g_strdup(user_id);
+    if (cluster && presence_prefetch_later((const char *const *)&uid, 1, changed_read, uid))
+        return;
+    g_free(uid);
+    notify(user_id, e);
+}
+
 void *presence_add(const char *user_id, void *conn, const char *device_id, const char *platform,
                    int64_t since_ms)
 {
@@ -98,7 +114,7 @@ void *presence_add(const char *user_id, void *conn, const char *device_id, const
     g_hash_table_replace(e->devices, d->device_id, d); /* frees old */
     if (cluster)
         cluster->up(user_id, device_id, d->platform, since_ms);
-    notify(user_id, e);
+    notify_soon(user_id, e);
     return replaced;
 }
 
@@ -112,7 +128,7 @@ void presence_remove(const char *user_id, void *conn, const char *device_id)
         g_hash_table_remove(e->devices, device_id);
         if (cluster)
             cluster->down(user_id, device_id);
-        notify(user_id, e);
+        notify_soon(user_id, e);
     }
     e = entry_get(user_id, false); /* a callback may not remove it, but be safe */
     if (e)

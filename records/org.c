@@ -115,7 +115,7 @@ int org_carrier_get(struct store *st, const char *id, json_t **out)
 #define DIVISIONS_KEPT 100000
 
 struct kept_division {
-    char *division;
+    char *division;  /* NULL: the organisation does not exist */
     int64_t at_ms;   /* monotonic */
     bool refreshing; /* a read sent later is under way */
     uint64_t gen;    /* which entry it is: a late answer for a dropped one is dropped */
@@ -162,8 +162,9 @@ void org_division_forget(const char *id)
     }
 }
 
-/* A kept division read again: replaced, or dropped if its organisation
- * is gone (a failed read leaves it, to be tried again). */
+/* A kept division read again: replaced (by NULL if its organisation is
+ * gone), or dropped if its record lacks one (a failed read leaves it, to
+ * be tried again). */
 static void on_refreshed(int rc, const struct store_docs *d, void *ud)
 {
     struct refresh *x = ud;
@@ -174,7 +175,7 @@ static void on_refreshed(int rc, const struct store_docs *d, void *ud)
     if (k && rc == STORE_OK) {
         const char *div =
             d->n == 1 ? json_string_value(json_object_get(d->docs[0], "division")) : NULL;
-        if (div) {
+        if (div || d->n == 0) { /* its division, or still none such */
             g_free(k->division);
             k->division = g_strdup(div);
             k->at_ms = clock_mono_ms();
@@ -278,6 +279,7 @@ struct divisions_read {
 struct divisions_part {
     struct divisions_read *all;
     int kind;
+    GHashTable *asked; /* org ids asked for (owned): those not found are kept absent */
 };
 
 static void on_divisions(int rc, const struct store_docs *d, void *ud)
@@ -289,7 +291,16 @@ static void on_divisions(int rc, const struct store_docs *d, void *ud)
         const char *div = d->docs[i] ? jx_str(d->docs[i], "division") : NULL;
         if (div)
             keep(g_strdup_printf("%d:%s", part->kind, d->ids[i]), div, now);
+        g_hash_table_remove(part->asked, d->ids[i]);
     }
+    /* an organisation that does not exist is kept as such (NULL), so that
+     * the request that asked finds it absent without a read */
+    GHashTableIter it;
+    gpointer id;
+    g_hash_table_iter_init(&it, part->asked);
+    while (rc == STORE_OK && divisions && g_hash_table_iter_next(&it, &id, NULL))
+        keep(g_strdup_printf("%d:%s", part->kind, (const char *)id), NULL, now);
+    g_hash_table_destroy(part->asked);
     g_free(part);
     if (--x->out == 0) {
         x->done(x->ud);
@@ -318,13 +329,20 @@ bool org_divisions_read_later(struct store *st, const char *const *roles, const 
     *x = (struct divisions_read){1, done, ud}; /* 1: held while sending */
     for (int c = 0; c < 2; c++) {
         struct divisions_part *part = g_new(struct divisions_part, 1);
-        *part = (struct divisions_part){x, c ? ORG_CARRIER : ORG_ENTERPRISE};
-        if (of[c]->len > 0 && store_docs_get_later(st, c ? "carriers" : "enterprises",
-                                                   (const char *const *)of[c]->pdata,
-                                                   (int)of[c]->len, on_divisions, part) == STORE_OK)
+        *part =
+            (struct divisions_part){x, c ? ORG_CARRIER : ORG_ENTERPRISE,
+                                    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL)};
+        for (guint i = 0; i < of[c]->len; i++)
+            g_hash_table_add(part->asked, g_strdup(g_ptr_array_index(of[c], i)));
+        if (of[c]->len > 0 &&
+            store_docs_get_later(st, c ? "carriers" : "enterprises",
+                                 (const char *const *)of[c]->pdata, (int)of[c]->len, on_divisions,
+                                 part) == STORE_OK) {
             x->out++;
-        else
+        } else {
+            g_hash_table_destroy(part->asked);
             g_free(part);
+        }
         g_ptr_array_free(of[c], TRUE);
     }
     bool sent = --x->out > 0;

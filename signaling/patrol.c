@@ -63,14 +63,14 @@ static void ahead_keep(const char *id, json_t *doc, uint64_t gen)
     g_hash_table_replace(ahead, g_strdup(id), x);
 }
 
-/* Patrol id as read ahead or written here within AHEAD_FRESH_MS, else
- * read now. */
+/* Patrol id as read ahead (found or not: doc NULL) or written here
+ * within AHEAD_FRESH_MS, else read now. */
 static int patrol_get(const char *id, json_t **doc)
 {
     struct ahead *x = ahead ? g_hash_table_lookup(ahead, id) : NULL;
     if (x && g_get_monotonic_time() / 1000 - x->at_ms < AHEAD_FRESH_MS) {
         *doc = json_deep_copy(x->doc); /* the caller may change it */
-        return STORE_OK;
+        return x->doc ? STORE_OK : STORE_ENOTFOUND;
     }
     return patrols_get(store, id, doc);
 }
@@ -111,8 +111,8 @@ struct read_ahead {
 static void on_ahead(int rc, const struct store_docs *d, void *ud)
 {
     struct read_ahead *x = ud;
-    if (rc == STORE_OK && d->n == 1 && d->docs[0])
-        ahead_keep(x->id, d->docs[0], x->gen);
+    if (rc == STORE_OK) /* none: kept as such, not read again */
+        ahead_keep(x->id, d->n == 1 ? d->docs[0] : NULL, x->gen);
     x->done(x->ud);
     g_free(x->id);
     g_free(x);

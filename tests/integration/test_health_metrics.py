@@ -353,6 +353,14 @@ def test_notice_reads_and_patrols_do_not_hold_the_loop(server):
         assert f1["report"]["status"] == "finished", f1
         assert f1["report"]["totals"]["enterprises"] == 2, f1
         assert f2["error"]["code"] == "conflict", f2  # the first one's write seen
+        # what does not exist is found so without a read on the loop: an
+        # organisation (a presence query, a feed) and a patrol (an invite)
+        for t, kw in (("presence.query", {"enterprise": "no-such-ent"}),
+                      ("feed.subscribe", {"enterprise": "no-such-ent"}),
+                      ("call.invite", {"to": {"enterprise": "e1"}, "sdp": "v=0\r\n",
+                                       "patrol_id": "p_nope"})):
+            r = await g.request(t, **kw)
+            assert r["ok"] is False and r["error"]["code"] == "not_found", (t, r)
         for c in (a, g):
             await c.close()
 
