@@ -488,8 +488,9 @@ static bool told_once(void *ud)
 
 /* The divisions a request will need, read ahead without waiting (Redis)
  * and kept: one read per collection, done told once, every organisation
- * then known from memory; one that does not exist is not kept. Where
- * reads are made at once nothing is sent. */
+ * then known from memory; one that does not exist is kept as such (none,
+ * and no read for it) until it is made. Where reads are made at once
+ * nothing is sent. */
 static void test_divisions_read_ahead(void **state)
 {
     struct store *st = *state;
@@ -510,6 +511,10 @@ static void test_divisions_read_ahead(void **state)
         assert_int_equal(done, 1);
         assert_true(org_division_kept("corp", "e1") && org_division_kept("corp", "e2") &&
                     org_division_kept("trs", "c1"));
+        assert_true(org_division_kept("corp", "nope"));
+        put(st, "enterprises", "nope", "{\"division\":\"440106\"}", 0);
+        assert_null(org_division_of(st, "corp", "nope")); /* known absent: not read */
+        org_division_forget("nope"); /* as this node's own approval does */
         assert_false(org_division_kept("corp", "nope"));
         put(st, "enterprises", "e1", "{\"division\":\"449999\"}", 0); /* not read again */
         char *d = org_division_of(st, "corp", "e1");
@@ -518,7 +523,7 @@ static void test_divisions_read_ahead(void **state)
         d = org_division_of(st, "trs", "c1");
         assert_string_equal(d, "440305");
         g_free(d);
-        /* all kept now but the missing one: only it is read again */
+        /* all kept now: nothing to read */
         const char *kept_roles[] = {"corp", "trs"};
         const char *kept_orgs[] = {"e1", "c1"};
         assert_false(org_divisions_read_later(st, kept_roles, kept_orgs, 2, count_done, &done));
