@@ -369,7 +369,14 @@ def test_redis_restart_loses_nothing_acknowledged(server, tmp_path):
                 await asyncio.sleep(0.2)
             assert r.json["seq"] == 4  # nothing acknowledged was lost, nothing refused was kept
             if closed:  # the device reconnects and resumes, as apps do
-                d = await n2.ws_login("alice", device_id="phone")
+                # (n2 may still be in its own backoff: unavailable until it is back)
+                while True:
+                    try:
+                        d = await n2.ws_login("alice", device_id="phone")
+                        break
+                    except AssertionError as e:
+                        assert "unavailable" in str(e) and time.monotonic() < deadline, e
+                        await asyncio.sleep(0.2)
                 await resume_all(d)
             assert await wait_pushes(d, 4) == [1, 2, 3, 4]
             # the bus is back too: a push stored through n1 reaches n2 live
