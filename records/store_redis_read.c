@@ -462,8 +462,8 @@ int rd_kv_raise_later(struct store *st, const char *seq_key, const char *const *
     return rd_send_write_read(r, &c, &args, raised, rd);
 }
 
-/* ARGV: prefix, id prefix, now, limit, until: {id, due, payload, ...} of
- * the deadlines taken. */
+/* ARGV: prefix, id prefix, now, limit, until: {id, due, "1", payload,
+ * ...} of the deadlines taken (read by taken(), as take_ids_lua's). */
 static const char take_due_lua[] =
     "local P, pre, now, lim, til = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]\n"
     "local due = redis.call('ZRANGEBYSCORE', P .. 'dlz', '-inf', now, 'WITHSCORES',\n"
@@ -475,30 +475,46 @@ static const char take_due_lua[] =
     "    redis.call('ZADD', P .. 'dlz', til, id)\n"
     "    out[#out + 1] = id\n"
     "    out[#out + 1] = due[i + 1]\n"
+    "    out[#out + 1] = '1'\n"
     "    out[#out + 1] = redis.call('HGET', P .. 'dlb', id) or ''\n"
     "  end\n"
     "end\n"
     "return out\n";
 
-static void taken(redisReply *rep, void *ud)
+/* {id, due or "", "1" if taken else "0", payload or "", ...}: each taken
+ * one {"due_ms", "payload", "taken": true}, each not due {"due_ms",
+ * "taken": false}, each absent NULL; with only_taken (a scan of the due
+ * ones), those taken whose payload reads only. */
+static void take_answer(redisReply *rep, struct store_read *rd, bool only_taken)
 {
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements % 3) {
-        store_read_done(ud, STORE_EIO, 0, false);
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements % 4) {
+        store_read_done(rd, STORE_EIO, 0, false);
         return;
     }
-    for (size_t i = 0; i + 2 < rep->elements; i += 3) {
+    for (size_t i = 0; i + 3 < rep->elements; i += 4) {
         const redisReply *id = rep->element[i], *due = rep->element[i + 1],
-                         *body = rep->element[i + 2];
-        if (id->type != REDIS_REPLY_STRING || body->type != REDIS_REPLY_STRING)
+                         *took = rep->element[i + 2], *body = rep->element[i + 3];
+        if (id->type != REDIS_REPLY_STRING || due->type != REDIS_REPLY_STRING ||
+            took->type != REDIS_REPLY_STRING || body->type != REDIS_REPLY_STRING)
             continue;
-        json_t *payload = jx_load(body->str, body->len);
-        if (!payload)
+        bool is_taken = due->len && strcmp(took->str, "1") == 0;
+        json_t *payload = is_taken ? jx_load(body->str, body->len) : NULL;
+        json_t *doc = NULL;
+        if (only_taken && !payload)
             continue;
-        store_read_add(
-            ud, id->str, id->len,
-            json_pack("{s:I, s:o}", "due_ms", (json_int_t)rd_reply_int(due), "payload", payload));
+        if (is_taken)
+            doc = json_pack("{s:I, s:o, s:b}", "due_ms", (json_int_t)rd_reply_int(due), "payload",
+                            payload ? payload : json_object(), "taken", 1);
+        else if (due->len)
+            doc = json_pack("{s:I, s:b}", "due_ms", (json_int_t)rd_reply_int(due), "taken", 0);
+        store_read_add(rd, id->str, id->len, doc);
     }
-    store_read_done(ud, STORE_OK, 0, false);
+    store_read_done(rd, STORE_OK, 0, false);
+}
+
+static void taken(redisReply *rep, void *ud)
+{
+    take_answer(rep, ud, true);
 }
 
 /* As rd_kv_raise_later, a write answered when its reply is read. */
@@ -535,27 +551,7 @@ static const char take_ids_lua[] =
 
 static void taken_named(redisReply *rep, void *ud)
 {
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements % 4) {
-        store_read_done(ud, STORE_EIO, 0, false);
-        return;
-    }
-    for (size_t i = 0; i + 3 < rep->elements; i += 4) {
-        const redisReply *id = rep->element[i], *due = rep->element[i + 1],
-                         *took = rep->element[i + 2], *body = rep->element[i + 3];
-        if (id->type != REDIS_REPLY_STRING || due->type != REDIS_REPLY_STRING ||
-            took->type != REDIS_REPLY_STRING || body->type != REDIS_REPLY_STRING)
-            continue;
-        json_t *doc = NULL;
-        if (due->len && strcmp(took->str, "1") == 0) {
-            json_t *payload = jx_load(body->str, body->len);
-            doc = json_pack("{s:I, s:o, s:b}", "due_ms", (json_int_t)rd_reply_int(due), "payload",
-                            payload ? payload : json_object(), "taken", 1);
-        } else if (due->len) {
-            doc = json_pack("{s:I, s:b}", "due_ms", (json_int_t)rd_reply_int(due), "taken", 0);
-        }
-        store_read_add(ud, id->str, id->len, doc);
-    }
-    store_read_done(ud, STORE_OK, 0, false);
+    take_answer(rep, ud, false);
 }
 
 int rd_deadlines_take_later(struct store *st, const char *const *ids, int n, int64_t now_ms,

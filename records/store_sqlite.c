@@ -899,41 +899,29 @@ static int sq_deadline_claim(struct store *st, const char *id, int64_t due_ms, i
 
 /* Moves deadline id to until_ms if it is due at now_ms (STORE_OK, with
  * its due time and payload); STORE_ECONFLICT with its due time if not
- * due, STORE_ENOTFOUND if absent. */
+ * due, STORE_ENOTFOUND if absent. The move is sq_deadline_claim's. */
 static int sq_deadline_take(struct store *st, const char *id, int64_t now_ms, int64_t until_ms,
                             int64_t *due_out, json_t **payload_out)
 {
-    struct sqlite_store *s = S(st);
-    int rc = sqls_begin(s);
-    if (rc != STORE_OK)
-        return rc;
-    sqlite3_stmt *q = sqls_prep(s, "SELECT due, body FROM deadlines WHERE id=?1");
+    sqlite3_stmt *q = sqls_prep(S(st), "SELECT due, body FROM deadlines WHERE id=?1");
     if (!q)
-        return sqls_finish(s, STORE_EIO);
+        return STORE_EIO;
     sqls_bind_text(q, 1, id);
     int r = sqlite3_step(q);
     int64_t due = r == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
     json_t *body = r == SQLITE_ROW && due <= now_ms ? sqls_parse_body(q, 1) : NULL;
     sqlite3_reset(q);
-    rc = r == SQLITE_DONE  ? STORE_ENOTFOUND
-         : r != SQLITE_ROW ? STORE_EIO
-         : due > now_ms    ? STORE_ECONFLICT
-         : body            ? STORE_OK
-                           : STORE_EIO;
-    if (rc == STORE_OK) {
-        q = sqls_prep(s, "UPDATE deadlines SET due=?2 WHERE id=?1");
-        if (q) {
-            sqls_bind_text(q, 1, id);
-            sqlite3_bind_int64(q, 2, until_ms);
-        }
-        rc = q ? sqls_step_done(q) : STORE_EIO;
-    }
     *due_out = due;
+    int rc = r == SQLITE_DONE  ? STORE_ENOTFOUND
+             : r != SQLITE_ROW ? STORE_EIO
+             : due > now_ms    ? STORE_ECONFLICT
+             : body            ? sq_deadline_claim(st, id, due, until_ms)
+                               : STORE_EIO;
     if (rc == STORE_OK)
         *payload_out = body;
     else
         json_decref(body);
-    return sqls_finish(s, rc);
+    return rc;
 }
 
 static int sq_deadline_due(struct store *st, int64_t now_ms, int limit, store_deadline_cb cb,

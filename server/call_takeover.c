@@ -126,28 +126,20 @@ static void read_in(struct takeover *t)
     }
 }
 
-static void on_record(int rc, const struct store_docs *d, void *ud)
+/* The record's answer or the offer's (a call record is an object, a
+ * kept value a string). */
+static void on_read(int rc, const struct store_docs *d, void *ud)
 {
     struct takeover *t = ud;
     if (!answered(t))
         return;
+    json_t *doc = rc == STORE_OK && d->n == 1 ? d->docs[0] : NULL;
     if (rc != STORE_OK)
         t->read_rc = rc;
-    else if (d->n == 1 && d->docs[0])
-        t->rec = json_incref(d->docs[0]);
-    if (t->out == 0)
-        read_in(t);
-}
-
-static void on_offer(int rc, const struct store_docs *d, void *ud)
-{
-    struct takeover *t = ud;
-    if (!answered(t))
-        return;
-    if (rc != STORE_OK)
-        t->read_rc = rc;
-    else if (d->n == 1 && json_is_string(d->docs[0]))
-        t->offer = g_strdup(json_string_value(d->docs[0]));
+    else if (json_is_object(doc))
+        t->rec = json_incref(doc);
+    else if (json_is_string(doc))
+        t->offer = g_strdup(json_string_value(doc));
     if (t->out == 0)
         read_in(t);
 }
@@ -190,11 +182,11 @@ static void on_claimed(int rc, int64_t n, void *ud)
     char *key = g_strconcat("calloffer:", t->call_id, NULL); /* kept while it may ring */
     const char *keys[] = {key};
     t->out += 2;
-    if (store_docs_get_later(server.store, "calls", ids, 1, on_record, t) != STORE_OK) {
+    if (store_docs_get_later(server.store, "calls", ids, 1, on_read, t) != STORE_OK) {
         t->out--;
         t->read_rc = STORE_EIO;
     }
-    if (store_kv_get_later(server.store, keys, 1, on_offer, t) != STORE_OK) {
+    if (store_kv_get_later(server.store, keys, 1, on_read, t) != STORE_OK) {
         t->out--;
         t->read_rc = STORE_EIO;
     }
