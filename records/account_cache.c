@@ -43,8 +43,6 @@ static struct {
     int64_t max_age_ms; /* 0: look before every read */
     int64_t looked_ms;  /* monotonic, of the last look */
     bool written;       /* this process wrote an account since */
-    uint64_t writes;    /* account writes of this process (account_cache_stale) */
-    uint64_t reading_writes; /* writes when the look under way was sent */
     /* Looks in the background (max_age_ms > 0). */
     guint tick;
     bool reading;          /* a look sent, not answered yet */
@@ -205,8 +203,6 @@ static void on_look(int rc, const struct store_docs *d, void *ud)
             return;
         }
         cache.looked_ms = MAX(cache.looked_ms, cache.reading_ms);
-        if (cache.reading_writes == cache.writes)
-            cache.written = false; /* sent after this process's last write: it is seen */
     } else if (rc != STORE_OK) {
         log_warn("account", "cannot read account changes from the store");
     }
@@ -231,7 +227,6 @@ static void look_later(void)
     cache.reading = true;
     cache.reading_after = cache.rev;
     cache.reading_ms = clock_mono_ms();
-    cache.reading_writes = cache.writes;
     g_ptr_array_extend_and_steal(cache.riders, g_steal_pointer(&cache.waiting));
     cache.waiting = g_ptr_array_new();
     struct look *l = g_new(struct look, 1);
@@ -317,12 +312,6 @@ void account_cache_poll(void)
 void account_cache_stale(void)
 {
     cache.written = true;
-    cache.writes++;
-}
-
-bool account_cache_behind(void)
-{
-    return cache.st && cache.written && cache.tick;
 }
 
 bool account_cache_serves(struct store *st)

@@ -25,11 +25,6 @@ void account_cache_stale(void);
  * when the cache closes hear STORE_EIO then. */
 typedef void (*account_cache_cb)(int rc, void *ud);
 void account_cache_after_look(account_cache_cb cb, void *ud);
-/* Whether a read now would look itself, waiting, for an account write of
- * this process not seen yet, where looks are sent without waiting (a
- * shared store): the caller may first wait for one with
- * account_cache_after_look(), without holding the loop. */
-bool account_cache_behind(void);
 /* fn(account, ud) for each account the cache applies after this call,
  * changed by this process or another (one listener; NULL: none). fn must
  * not write accounts. */

@@ -545,7 +545,6 @@ struct token_check {
     struct token_claims claims;
     auth_token_cb cb;
     void *ud;
-    int revoked_rc; /* the read of the token's revocation */
 };
 
 static void tell(struct token_check *t, enum token_state st, struct account *acct)
@@ -556,19 +555,7 @@ static void tell(struct token_check *t, enum token_state st, struct account *acc
     g_free(t);
 }
 
-/* The token's account is judged once the accounts are current. */
-static void on_accounts_seen(int rc, void *ud)
-{
-    (void)rc; /* a failed look: the read below looks itself, or fails */
-    struct token_check *t = ud;
-    struct account *a = NULL;
-    enum token_state st = judge(t->revoked_rc, &t->claims, &a);
-    tell(t, st, a);
-}
-
-/* The revocation's read answered (from the loop). After an account write
- * of this node, the account is judged once a look at the accounts sent
- * since is in, rather than read on the loop. */
+/* The revocation's read answered (from the loop). */
 static void on_revoked_read(int rc, const struct store_docs *d, void *ud)
 {
     struct token_check *t = ud;
@@ -576,12 +563,9 @@ static void on_revoked_read(int rc, const struct store_docs *d, void *ud)
         rc = d->n == 1 && d->docs[0] ? STORE_OK : STORE_ENOTFOUND;
     if (rc == STORE_ENOTFOUND)
         remember_clean(t->claims.jti, clock_now_ms());
-    t->revoked_rc = rc;
-    if (rc == STORE_ENOTFOUND && account_cache_behind()) {
-        account_cache_after_look(on_accounts_seen, t);
-        return;
-    }
-    on_accounts_seen(STORE_OK, t);
+    struct account *a = NULL;
+    enum token_state st = judge(rc, &t->claims, &a);
+    tell(t, st, a);
 }
 
 void auth_check_token_later(const char *token, auth_token_cb cb, void *ud)
