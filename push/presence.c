@@ -84,20 +84,25 @@ static void notify(const char *user_id, struct user_entry *e)
     g_free(uid);
 }
 
-static void changed_read(void *ud);
+static void changed_read(void *ud)
+{
+    char *user_id = ud;
+    struct user_entry *e = users ? entry_get(user_id, false) : NULL;
+    if (e)
+        notify(user_id, e);
+    g_free(user_id);
+}
 
-/* A change here: with several nodes the view needs the user's devices on
- * the others, read again without waiting first (this node's news just
- * dropped what was known of them); the subscribers hear of it then. */
+/* A change of user_id's devices, here or on another node: its subscribers
+ * hear of it once its devices on the other nodes are read again without
+ * waiting (the news of the change dropped what was known of them). */
 static void notify_soon(const char *user_id, struct user_entry *e)
 {
-    if (!notify_cb || g_hash_table_size(e->subscribers) == 0)
+    if (!e || g_hash_table_size(e->subscribers) == 0)
         return;
     char *uid = g_strdup(user_id);
-    if (cluster && presence_prefetch_later((const char *const *)&uid, 1, changed_read, uid))
-        return;
-    g_free(uid);
-    notify(user_id, e);
+    if (!presence_prefetch_later((const char *const *)&uid, 1, changed_read, uid))
+        changed_read(uid);
 }
 
 void *presence_add(const char *user_id, void *conn, const char *device_id, const char *platform,
@@ -140,25 +145,9 @@ void presence_set_cluster(const struct presence_cluster *pc)
     cluster = pc;
 }
 
-static void changed_read(void *ud)
-{
-    char *user_id = ud;
-    struct user_entry *e = users ? entry_get(user_id, false) : NULL;
-    if (e)
-        notify(user_id, e);
-    g_free(user_id);
-}
-
-/* The subscribers hear of it once the user's devices elsewhere are read
- * again, without waiting (the bus's news dropped what was known). */
 void presence_changed_elsewhere(const char *user_id)
 {
-    struct user_entry *e = entry_get(user_id, false);
-    if (!e || g_hash_table_size(e->subscribers) == 0)
-        return;
-    char *uid = g_strdup(user_id);
-    if (!presence_prefetch_later((const char *const *)&uid, 1, changed_read, uid))
-        changed_read(uid);
+    notify_soon(user_id, entry_get(user_id, false));
 }
 
 bool presence_online(const char *user_id)

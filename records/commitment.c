@@ -342,6 +342,16 @@ struct filing {
 
 static struct turns *filing; /* an enterprise's filings, one at a time */
 
+/* (prev is given away by filing_done, or never read.) */
+static void filing_free(struct filing *f)
+{
+    g_free(f->enterprise);
+    g_free(f->actor);
+    json_decref(f->in);
+    json_decref(f->ent);
+    g_free(f);
+}
+
 static void filing_done(struct filing *f)
 {
     json_t *doc = NULL;
@@ -358,11 +368,8 @@ static void filing_done(struct filing *f)
     }
     f->cb(e, doc, why, f->ud);
     json_decref(doc);
-    json_decref(f->ent);
-    char *enterprise = f->enterprise;
-    g_free(f->actor);
-    json_decref(f->in);
-    g_free(f);
+    char *enterprise = g_strdup(f->enterprise);
+    filing_free(f);
     turns_done(filing, enterprise); /* the enterprise's next filing reads now */
     g_free(enterprise);
 }
@@ -438,10 +445,7 @@ void commitment_file_later(struct store *st, const char *enterprise, const char 
     if (turns_add(filing, enterprise, filing_start, f))
         return;
     cb(ERR_BUSY, NULL, "too many of the enterprise's filings waiting for the store", ud);
-    g_free(f->enterprise);
-    g_free(f->actor);
-    json_decref(f->in);
-    g_free(f);
+    filing_free(f);
 }
 
 struct tally {

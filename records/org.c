@@ -294,11 +294,13 @@ static void on_divisions(int rc, const struct store_docs *d, void *ud)
         g_hash_table_remove(part->asked, d->ids[i]);
     }
     /* an organisation that does not exist is kept as such (NULL), so that
-     * the request that asked finds it absent without a read */
+     * the request that asked finds it absent without a read; not past half
+     * the table, so that ids a client makes up never crowd out real ones */
     GHashTableIter it;
     gpointer id;
     g_hash_table_iter_init(&it, part->asked);
-    while (rc == STORE_OK && divisions && g_hash_table_iter_next(&it, &id, NULL))
+    while (rc == STORE_OK && divisions && g_hash_table_size(divisions) < DIVISIONS_KEPT / 2 &&
+           g_hash_table_iter_next(&it, &id, NULL))
         keep(g_strdup_printf("%d:%s", part->kind, (const char *)id), NULL, now);
     g_hash_table_destroy(part->asked);
     g_free(part);
@@ -313,35 +315,36 @@ bool org_divisions_read_later(struct store *st, const char *const *roles, const 
 {
     if (!divisions || !store_reads_later(st))
         return false;
-    GPtrArray *of[2] = {g_ptr_array_new(), g_ptr_array_new()}; /* enterprises, carriers */
-    GHashTable *seen[2] = {g_hash_table_new(g_str_hash, g_str_equal),
-                           g_hash_table_new(g_str_hash, g_str_equal)}; /* per kind */
-    for (int i = 0; i < n; i++) {
-        int kind = juris_org_kind_of_role(roles[i]);
-        if ((kind == ORG_ENTERPRISE || kind == ORG_CARRIER) &&
-            !org_division_kept(roles[i], orgs[i]) &&
-            g_hash_table_add(seen[kind == ORG_CARRIER], (gpointer)orgs[i]))
-            g_ptr_array_add(of[kind == ORG_CARRIER], (gpointer)orgs[i]);
-    }
-    g_hash_table_destroy(seen[0]);
-    g_hash_table_destroy(seen[1]);
     struct divisions_read *x = g_new(struct divisions_read, 1);
     *x = (struct divisions_read){1, done, ud}; /* 1: held while sending */
+    struct divisions_part *part[2];            /* enterprises, carriers: the ids each asks for */
+    GPtrArray *of[2]; /* the same ids, in order (borrowed from part->asked) */
     for (int c = 0; c < 2; c++) {
-        struct divisions_part *part = g_new(struct divisions_part, 1);
-        *part =
+        part[c] = g_new(struct divisions_part, 1);
+        *part[c] =
             (struct divisions_part){x, c ? ORG_CARRIER : ORG_ENTERPRISE,
                                     g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL)};
-        for (guint i = 0; i < of[c]->len; i++)
-            g_hash_table_add(part->asked, g_strdup(g_ptr_array_index(of[c], i)));
+        of[c] = g_ptr_array_new();
+    }
+    for (int i = 0; i < n; i++) {
+        int kind = juris_org_kind_of_role(roles[i]);
+        int c = kind == ORG_CARRIER;
+        if ((kind != ORG_ENTERPRISE && kind != ORG_CARRIER) ||
+            org_division_kept(roles[i], orgs[i]) || g_hash_table_contains(part[c]->asked, orgs[i]))
+            continue;
+        char *id = g_strdup(orgs[i]);
+        g_hash_table_add(part[c]->asked, id);
+        g_ptr_array_add(of[c], id);
+    }
+    for (int c = 0; c < 2; c++) {
         if (of[c]->len > 0 &&
             store_docs_get_later(st, c ? "carriers" : "enterprises",
                                  (const char *const *)of[c]->pdata, (int)of[c]->len, on_divisions,
-                                 part) == STORE_OK) {
+                                 part[c]) == STORE_OK) {
             x->out++;
         } else {
-            g_hash_table_destroy(part->asked);
-            g_free(part);
+            g_hash_table_destroy(part[c]->asked);
+            g_free(part[c]);
         }
         g_ptr_array_free(of[c], TRUE);
     }

@@ -111,7 +111,9 @@ struct read_ahead {
 static void on_ahead(int rc, const struct store_docs *d, void *ud)
 {
     struct read_ahead *x = ud;
-    if (rc == STORE_OK) /* none: kept as such, not read again */
+    /* none: kept as such, not read again (while the table is less than
+     * half full: ids a client makes up must not crowd out real ones) */
+    if (rc == STORE_OK && (d->n == 1 || g_hash_table_size(ahead) < AHEAD_MAX / 2))
         ahead_keep(x->id, d->n == 1 ? d->docs[0] : NULL, x->gen);
     x->done(x->ud);
     g_free(x->id);
