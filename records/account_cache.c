@@ -29,6 +29,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "records/store_replay.h"
 
 #include <glib.h>
 #include <string.h>
@@ -48,6 +49,7 @@ static struct {
     bool reading;          /* a look sent, not answered yet */
     int64_t reading_after; /* the revision it reads after */
     int64_t reading_ms;    /* when it was sent */
+    bool reading_written;  /* written was set when it was sent */
     GPtrArray *riders;     /* struct waiter*: answered by the look under way */
     GPtrArray *waiting;    /* struct waiter*: for the next look sent */
     GPtrArray *failed;     /* struct waiter*: a look that could not be sent */
@@ -120,6 +122,28 @@ static int64_t stale_limit_ms(void)
     return 4 * cache.max_age_ms + 1000;
 }
 
+/* This process wrote an account that no answered look has read yet. */
+static bool unread_write(void)
+{
+    return cache.written || (cache.reading && cache.reading_written);
+}
+
+bool account_cache_current(void)
+{
+    if (!cache.st || cache.busy)
+        return true;
+    if (unread_write() || !cache.max_age_ms)
+        return false;
+    int64_t age = clock_mono_ms() - cache.looked_ms;
+    return age < (cache.tick ? stale_limit_ms() : cache.max_age_ms);
+}
+
+static void on_held_look(int rc, void *ud)
+{
+    (void)rc; /* the next run sees the cache as the look left it */
+    store_replay_held_done(ud);
+}
+
 /* Applies what changed in the store since the last look. Not while changes
  * are being applied or an org is walked (a callback that reads an account):
  * that read sees the cache as it is, and the change waits for the next. */
@@ -128,19 +152,29 @@ static int catch_up(void)
     if (cache.busy)
         return STORE_OK;
     int64_t now = cache.max_age_ms ? clock_mono_ms() : 0;
-    if (cache.max_age_ms && !cache.written && now - cache.looked_ms < cache.max_age_ms)
+    if (cache.max_age_ms && !unread_write() && now - cache.looked_ms < cache.max_age_ms)
         return STORE_OK;
-    if (cache.tick && !cache.written && now - cache.looked_ms < stale_limit_ms()) {
+    if (cache.tick && !unread_write() && now - cache.looked_ms < stale_limit_ms()) {
         look_later(); /* the background look is late: one now, served meanwhile */
         return STORE_OK;
     }
+    /* Inside a request run against a replay (store_replay.h): the look is
+     * sent and the run thrown, to be run again once it is answered. */
+    struct store_replay *rp = cache.tick ? store_replay_hold(cache.st) : NULL;
+    if (rp) {
+        account_cache_after_look(on_held_look, rp);
+        return STORE_EAGAIN;
+    }
+    bool was_written = cache.written;
     cache.looked_ms = now;
     cache.written = false;
     cache.busy++;
     int rc = store_doc_changes(cache.st, "users", cache.rev, &cache.rev, apply, NULL);
     cache.busy--;
-    if (rc != STORE_OK)
+    if (rc != STORE_OK) {
+        cache.written = cache.written || was_written;
         log_warn("account", "cannot read account changes from the store");
+    }
     return rc;
 }
 
@@ -199,12 +233,16 @@ static void on_look(int rc, const struct store_docs *d, void *ud)
         if (d->last_rev > cache.rev)
             cache.rev = d->last_rev;
         if (d->more) { /* the rest at once: its riders wait for all of it */
+            cache.written = cache.written || cache.reading_written;
             look_later();
             return;
         }
         cache.looked_ms = MAX(cache.looked_ms, cache.reading_ms);
     } else if (rc != STORE_OK) {
+        cache.written = cache.written || cache.reading_written;
         log_warn("account", "cannot read account changes from the store");
+    } else {
+        cache.written = cache.written || cache.reading_written; /* not applied */
     }
     answer_all(cache.riders, rc);
     if (cache.waiting->len)
@@ -227,6 +265,8 @@ static void look_later(void)
     cache.reading = true;
     cache.reading_after = cache.rev;
     cache.reading_ms = clock_mono_ms();
+    cache.reading_written = cache.written; /* this look reads those writes */
+    cache.written = false;
     g_ptr_array_extend_and_steal(cache.riders, g_steal_pointer(&cache.waiting));
     cache.waiting = g_ptr_array_new();
     struct look *l = g_new(struct look, 1);
@@ -235,6 +275,7 @@ static void look_later(void)
     if (rc != STORE_OK) {
         g_free(l);
         cache.reading = false;
+        cache.written = cache.written || cache.reading_written;
         log_warn("account", "cannot read account changes from the store");
         /* told from the loop, as an answer would be */
         g_ptr_array_extend_and_steal(cache.failed, g_steal_pointer(&cache.riders));

@@ -25,6 +25,11 @@ void account_cache_stale(void);
  * when the cache closes hear STORE_EIO then. */
 typedef void (*account_cache_cb)(int rc, void *ud);
 void account_cache_after_look(account_cache_cb cb, void *ud);
+/* Whether a read served now comes from memory without a look at the
+ * store first: false when no background look was answered lately, or
+ * after account_cache_stale(). A caller on the main loop that must not
+ * wait then rides account_cache_after_look() first. */
+bool account_cache_current(void);
 /* fn(account, ud) for each account the cache applies after this call,
  * changed by this process or another (one listener; NULL: none). fn must
  * not write accounts. */

@@ -49,6 +49,7 @@
 
 #include "common/log.h"
 #include "records/sensor_table.h"
+#include "records/store_replay.h"
 
 #include <string.h>
 
@@ -88,6 +89,9 @@ static bool deferred;
 static uint64_t round_failures, trim_gen, trim_failures;
 static int64_t trim_upto;
 static bool trim_pending, rebuffer;
+struct rebuffer_read;
+static struct rebuffer_read *rebuffering; /* the log read back by a thread */
+static void rebuffer_free(struct rebuffer_read *r);
 /* Chunks written lately, on a store whose writes are sent with the open
  * batch (deferred): a query runs against a replay of its reads, so its
  * chunks may have been read (on another connection, or before this
@@ -233,6 +237,8 @@ void reading_buffer_init(struct store *st, const struct reading_buffer_config *c
 
 void reading_buffer_shutdown(void)
 {
+    if (rebuffering)
+        rebuffer_free(g_steal_pointer(&rebuffering)); /* its connection ends with it */
     if (recent_by_key) {
         recent_expire(INT64_MAX);
         g_hash_table_destroy(recent_by_key);
@@ -412,7 +418,7 @@ static void end_round(void)
         round_failures = cfg.batch_failures();
 }
 
-static int log_rebuffer(void);
+static int log_rebuffer_later(void);
 
 /* The trim of the rounds ended, once their chunks are durable; or, if a
  * batch failed meanwhile, the log's rows read back into the buffers. */
@@ -427,8 +433,8 @@ static void trim_due(void)
                             "before it is trimmed again");
     }
     if (rebuffer) {
-        if (log_rebuffer() != STORE_OK)
-            return; /* tried again next tick */
+        if (log_rebuffer_later() != STORE_OK)
+            return; /* read in a thread, or tried again next tick */
         rebuffer = false;
         round_failed = true; /* the round under way began before */
         return;
@@ -583,17 +589,108 @@ static void adopt_tick(int64_t now_ms)
     }
 }
 
+/* Sorts uptos and takes the rows of the log whose points they do not
+ * cover (rows: each's id and seen, then its points). */
+static void rebuffer_rows(GArray *uptos, GArray *rows)
+{
+    g_array_sort(uptos, cmp_upto);
+    for (guint i = 0; i < rows->len;) {
+        const int64_t *h = &g_array_index(rows, int64_t, i);
+        int n = (int)h[2];
+        replay_row(h[0], h[1], (const struct store_ts_point *)(const void *)(h + 3), n, uptos);
+        i += 3 + (guint)n * (sizeof(struct store_ts_point) / sizeof(int64_t));
+    }
+}
+
+/* The log read back, in a thread of its own on a connection of its own
+ * where the store has one (Redis), so that the loop does not wait for
+ * it: the rows are kept whole (a row of the log is what the loop would
+ * have read), and the loop takes them at a flush tick once it is done. */
+struct rebuffer_read {
+    struct store *from;
+    GThread *thread;
+    GArray *uptos;
+    GArray *rows; /* int64_t: id, seen, n, then n points */
+    int rc;
+    int done; /* atomic: the thread has finished */
+};
+
+G_STATIC_ASSERT(sizeof(struct store_ts_point) % sizeof(int64_t) == 0);
+
+static bool keep_row(int64_t id, int64_t seen, const struct store_ts_point *pts, int n, void *ud)
+{
+    GArray *rows = ud;
+    int64_t h[3] = {id, seen, n};
+    g_array_append_vals(rows, h, 3);
+    g_array_append_vals(rows, pts, (guint)n * (sizeof(*pts) / sizeof(int64_t)));
+    return true;
+}
+
+static int read_log(struct store *st, GArray *uptos, GArray *rows)
+{
+    int rc = store_ts_latest_each(st, collect_upto, uptos);
+    return rc == STORE_OK ? store_ts_log_each(st, 0, keep_row, rows) : rc;
+}
+
+static gpointer rebuffer_main(gpointer p)
+{
+    struct rebuffer_read *r = p;
+    char *err = NULL;
+    struct store *own = store_open_reader(r->from, &err);
+    r->rc = own ? read_log(own, r->uptos, r->rows) : STORE_EIO;
+    if (!own)
+        log_warn("reading", "cannot open a connection to read the readings log: %s",
+                 err ? err : "?");
+    g_free(err);
+    store_close_reader(own);
+    g_atomic_int_set(&r->done, 1);
+    return NULL;
+}
+
+static void rebuffer_free(struct rebuffer_read *r)
+{
+    g_thread_join(r->thread);
+    g_array_free(r->uptos, TRUE);
+    g_array_free(r->rows, TRUE);
+    g_free(r);
+}
+
 /* The log's rows whose points are not in chunks, into the buffers (the
- * points buffered already stay as they are). */
+ * points buffered already stay as they are), read now (at start-up). */
 static int log_rebuffer(void)
 {
     GArray *uptos = g_array_new(FALSE, FALSE, sizeof(struct upto));
-    int rc = store_ts_latest_each(store, collect_upto, uptos);
-    if (rc == STORE_OK) {
-        g_array_sort(uptos, cmp_upto);
-        rc = store_ts_log_each(store, 0, replay_row, uptos);
-    }
+    GArray *rows = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    int rc = read_log(store, uptos, rows);
+    if (rc == STORE_OK)
+        rebuffer_rows(uptos, rows);
     g_array_free(uptos, TRUE);
+    g_array_free(rows, TRUE);
+    return rc;
+}
+
+/* The same at a flush tick, read by a thread where the store has readers:
+ * STORE_OK once done, STORE_EAGAIN while the thread reads. */
+static int log_rebuffer_later(void)
+{
+    if (!rebuffering && !store_replays(store))
+        return log_rebuffer();
+    if (!rebuffering) {
+        struct rebuffer_read *r = g_new0(struct rebuffer_read, 1);
+        r->from = store;
+        r->uptos = g_array_new(FALSE, FALSE, sizeof(struct upto));
+        r->rows = g_array_new(FALSE, FALSE, sizeof(int64_t));
+        r->thread = g_thread_new("log-reread", rebuffer_main, r);
+        rebuffering = r;
+        return STORE_EAGAIN;
+    }
+    if (!g_atomic_int_get(&rebuffering->done))
+        return STORE_EAGAIN;
+    struct rebuffer_read *r = g_steal_pointer(&rebuffering);
+    int rc = r->rc;
+    if (rc == STORE_OK)
+        rebuffer_rows(r->uptos, r->rows);
+    rebuffer_free(r);
     return rc;
 }
 

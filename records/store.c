@@ -72,6 +72,17 @@ void store_close(struct store *st)
     store_replay_closing(false);
 }
 
+struct store *store_open_reader(struct store *st, char **err)
+{
+    return st->ops->open_reader ? st->ops->open_reader(st, err) : NULL;
+}
+
+void store_close_reader(struct store *rd)
+{
+    if (rd)
+        rd->ops->close(rd); /* its own: no rates, no replays, no reads later */
+}
+
 int store_flush(struct store *st)
 {
     TIMED(st, st->ops->flush(st));

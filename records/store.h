@@ -217,7 +217,8 @@ struct store_ops {
     int (*ts_log_own)(struct store *st, const char *owner, int lease_s);
     int (*ts_log_adopt)(struct store *st, int max_rows, store_ts_log_cb cb, void *ud, bool *more);
     /* A new store on a connection of its own to the same data, for another
-     * thread's reads (store_replay.c); it reads only what open had. */
+     * thread's reads (store_replay.c), and the readings log of st's
+     * owner (store_ts_log_own); it writes nothing of its own. */
     struct store *(*open_reader)(struct store *st, char **err);
 };
 
@@ -260,6 +261,12 @@ struct store *store_open_redis(const char *url, const char *prefix, char **err);
 
 /* Flushes and closes; st is freed. NULL is fine. */
 void store_close(struct store *st);
+/* A store of its own on another connection to st's data, for one
+ * thread's reads: NULL where st has none (SQLite) or it could not be
+ * opened (*err set then, g_free). Closed with store_close_reader(), in
+ * the same thread. */
+struct store *store_open_reader(struct store *st, char **err);
+void store_close_reader(struct store *rd);
 int store_flush(struct store *st);
 
 /* Batching. Off (the default), every write is durable when it returns.

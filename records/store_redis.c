@@ -962,9 +962,13 @@ static void rd_close(struct store *st)
     g_free(r);
 }
 
+/* The owner's name is set once at start-up, before any reader opens. */
 static struct store *rd_open_reader(struct store *st, char **err)
 {
-    return store_open_redis(R(st)->url, R(st)->prefix, err);
+    struct store *rd = store_open_redis(R(st)->url, R(st)->prefix, err);
+    if (rd && R(st)->log_owner)
+        rd_ts_log_name(R(rd), R(st)->log_owner); /* its log is this node's */
+    return rd;
 }
 
 static const struct store_ops redis_ops = {

@@ -140,6 +140,9 @@ extern struct redis_script rd_ts_log_lua, rd_ts_chunk_lua, rd_ts_trim_lua, rd_ts
 extern struct redis_script rd_ts_claim_lua, rd_ts_forget_lua;
 const char *rd_ts_log_key(const struct redis_store *r);
 int rd_ts_log_own(struct store *st, const char *owner, int lease_s);
+/* The log and chunk marks this store reads as owner's (a reader of the
+ * owning store's data: no lease taken). */
+void rd_ts_log_name(struct redis_store *r, const char *owner);
 int rd_ts_log_adopt(struct store *st, int max_rows, store_ts_log_cb cb, void *ud, bool *more);
 /* The log_upto by series in hash PREFIX + name (blocks {key, upto}), or
  * NULL if the read failed. */

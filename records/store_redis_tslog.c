@@ -122,17 +122,22 @@ static int last_id(struct redis_store *r, int64_t *out)
     return STORE_OK;
 }
 
+void rd_ts_log_name(struct redis_store *r, const char *owner)
+{
+    g_free(r->log_owner);
+    g_free(r->log_key);
+    g_free(r->upto_key);
+    r->log_owner = g_strdup(owner);
+    r->log_key = owner ? g_strconcat("tsl:o:", owner, NULL) : NULL;
+    r->upto_key = owner ? g_strconcat("tsup:", owner, NULL) : NULL;
+}
+
 int rd_ts_log_own(struct store *st, const char *owner, int lease_s)
 {
     struct redis_store *r = R(st);
     if (!owner || !owner_ok(owner) || lease_s < 1)
         return STORE_EINVAL;
-    g_free(r->log_owner);
-    g_free(r->log_key);
-    g_free(r->upto_key);
-    r->log_owner = g_strdup(owner);
-    r->log_key = g_strconcat("tsl:o:", owner, NULL);
-    r->upto_key = g_strconcat("tsup:", owner, NULL);
+    rd_ts_log_name(r, owner);
     r->lease_ms = (int64_t)lease_s * 1000;
     int rc = last_id(r, &r->log_last);
     if (rc == STORE_OK)

@@ -156,7 +156,7 @@ static gpointer reader_main(gpointer p)
             break;
         if (!own) { /* not reached yet, or not at the last try */
             char *err = NULL;
-            own = rd->main->ops->open_reader(rd->main, &err);
+            own = store_open_reader(rd->main, &err);
             g_free(err); /* the read fails; the next one tries again */
         }
         if (own)
@@ -168,8 +168,7 @@ static gpointer reader_main(gpointer p)
         ssize_t w = write(rd->efd, &one, sizeof(one));
         (void)w; /* a full counter still wakes the loop */
     }
-    if (own)
-        own->ops->close(own); /* its own: no rates, no reads later */
+    store_close_reader(own);
     return NULL;
 }
 
@@ -197,12 +196,10 @@ static void replay_destroy(struct store_replay *rp)
     g_free(rp);
 }
 
-/* A read is back: filed, and the replay's owner told when it was the
- * last in flight. */
-static void filed(struct replay_read *r, bool tell)
+/* A read of rp is back: its owner is told when it was the last in
+ * flight. */
+static void one_back(struct store_replay *rp, bool tell)
 {
-    struct store_replay *rp = r->rp;
-    r->done = true;
     if (--rp->in_flight > 0)
         return;
     if (rp->owner_gone) {
@@ -213,6 +210,13 @@ static void filed(struct replay_read *r, bool tell)
     rp->ready = NULL;
     if (ready && tell)
         ready(rp->ready_ud);
+}
+
+/* A read is back: filed, and counted. */
+static void filed(struct replay_read *r, bool tell)
+{
+    r->done = true;
+    one_back(r->rp, tell);
 }
 
 /* tell: the owners may run again (not while the store closes). */
@@ -335,6 +339,28 @@ void store_replay_wait(struct store_replay *rp, void (*ready)(void *ud), void *u
 void store_replay_last(struct store_replay *rp)
 {
     rp->last = true;
+}
+
+/* A run's first read sent: what follows is thrown away. */
+static void run_sent(struct store_replay *rp)
+{
+    if (rp->sent_run++ == 0)
+        log_hush(true);
+}
+
+struct store_replay *store_replay_hold(struct store *st)
+{
+    struct store_replay *rp = st->replay;
+    if (!rp || rp->wrote || rp->last)
+        return NULL;
+    rp->in_flight++;
+    run_sent(rp);
+    return rp;
+}
+
+void store_replay_held_done(struct store_replay *rp)
+{
+    one_back(rp, !closing);
 }
 
 bool store_replay_refuses_write(struct store *st)
@@ -546,7 +572,6 @@ int store_replay_read(struct store *st, const struct replay_call *q)
     } else {
         g_free(key); /* sent by this run already */
     }
-    if (rp->sent_run++ == 0)
-        log_hush(true); /* the rest of this run is thrown away */
+    run_sent(rp); /* the rest of this run is thrown away */
     return STORE_EAGAIN;
 }

@@ -74,6 +74,13 @@ int store_replay_sent(const struct store_replay *rp);
 void store_replay_wait(struct store_replay *rp, void (*ready)(void *ud), void *ud);
 /* From the next run on, reads rp lacks are made at once. */
 void store_replay_last(struct store_replay *rp);
+/* For a cache that sends its own reads (the accounts'): inside a run that
+ * may still send reads, counts one the caller sent as the run's (the run
+ * is then thrown) and returns the replay, to be handed to
+ * store_replay_held_done() from the main loop once the read is answered;
+ * else NULL, and the caller reads at once. */
+struct store_replay *store_replay_hold(struct store *st);
+void store_replay_held_done(struct store_replay *rp);
 
 /* How many reads the readers of this process made, and how many runs were
  * thrown away for want of a read (for /metrics). */

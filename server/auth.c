@@ -545,6 +545,7 @@ struct token_check {
     struct token_claims claims;
     auth_token_cb cb;
     void *ud;
+    int rc; /* the revocation's read, while the accounts are looked at */
 };
 
 static void tell(struct token_check *t, enum token_state st, struct account *acct)
@@ -555,6 +556,30 @@ static void tell(struct token_check *t, enum token_state st, struct account *acc
     g_free(t);
 }
 
+static void on_accounts_current(int rc, void *ud)
+{
+    struct token_check *t = ud;
+    struct account *a = NULL;
+    enum token_state st = rc == STORE_OK ? judge(t->rc, &t->claims, &a) : TOKEN_UNAVAILABLE;
+    tell(t, st, a);
+}
+
+/* Judges t (rc: the revocation's read) and tells, from memory: when the
+ * account cache has not been current lately (Redis slow or restarting),
+ * once a look at the accounts is answered rather than with a read that
+ * holds the loop. */
+static void judge_and_tell(struct token_check *t, int rc)
+{
+    if (rc == STORE_ENOTFOUND && account_cache_serves(server.store) && !account_cache_current()) {
+        t->rc = rc;
+        account_cache_after_look(on_accounts_current, t);
+        return;
+    }
+    struct account *a = NULL;
+    enum token_state st = judge(rc, &t->claims, &a);
+    tell(t, st, a);
+}
+
 /* The revocation's read answered (from the loop). */
 static void on_revoked_read(int rc, const struct store_docs *d, void *ud)
 {
@@ -563,9 +588,7 @@ static void on_revoked_read(int rc, const struct store_docs *d, void *ud)
         rc = d->n == 1 && d->docs[0] ? STORE_OK : STORE_ENOTFOUND;
     if (rc == STORE_ENOTFOUND)
         remember_clean(t->claims.jti, clock_now_ms());
-    struct account *a = NULL;
-    enum token_state st = judge(rc, &t->claims, &a);
-    tell(t, st, a);
+    judge_and_tell(t, rc);
 }
 
 void auth_check_token_later(const char *token, auth_token_cb cb, void *ud)
@@ -575,11 +598,12 @@ void auth_check_token_later(const char *token, auth_token_cb cb, void *ud)
     t->cb = cb;
     t->ud = ud;
     enum token_state st = verify(token, now, &t->claims);
-    if (st != TOKEN_OK || known_clean(t->claims.jti, now)) { /* nothing to read */
-        struct account *a = NULL;
-        if (st == TOKEN_OK)
-            st = judge(STORE_ENOTFOUND, &t->claims, &a);
-        tell(t, st, a);
+    if (st != TOKEN_OK) {
+        tell(t, st, NULL);
+        return;
+    }
+    if (known_clean(t->claims.jti, now)) { /* no revocation to read */
+        judge_and_tell(t, STORE_ENOTFOUND);
         return;
     }
     char *key = revoked_key(t->claims.jti);

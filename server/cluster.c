@@ -586,7 +586,9 @@ static json_t *cached_devices(const char *user_id)
  * post it to the push gateway at once): their devices are read on the
  * cluster's link, one HGETALL each, answered in order, and cached from the loop once all
  * are in, unless an entry was dropped for a change meanwhile (the read
- * may predate it: the users are then read again when asked). */
+ * may predate it: those users are then read again, up to PREFETCH_TRIES
+ * times, and asked when used if they keep changing). */
+#define PREFETCH_TRIES 3
 struct prefetch {
     void (*done)(void *ud); /* told once applied (or not), from the loop */
     void *ud;
@@ -594,6 +596,7 @@ struct prefetch {
     GPtrArray *kvs;   /* per user, in order: GStrv of its hash, or NULL */
     int64_t now;
     uint64_t drops, epoch;
+    int tries; /* reads of these users sent before, overtaken by changes */
     bool sending, queued;
 };
 
@@ -604,26 +607,44 @@ static void prefetch_free(struct prefetch *p)
     g_free(p);
 }
 
+static bool prefetch_again(GPtrArray *users, struct prefetch *was);
+
+/* Whether user's read in p predates a change of its devices. */
+static bool stale_in(const struct prefetch *p, const char *user)
+{
+    gint64 *at = g_hash_table_lookup(C.dropped, user);
+    return C.dropped_all > p->drops || (at && (uint64_t)*at > p->drops);
+}
+
 static gboolean on_prefetch_idle(gpointer ud)
 {
     (void)ud;
     C.prefetch_idle = 0;
     struct prefetch *p;
     while ((p = g_queue_pop_head(&C.prefetched))) {
-        for (guint i = 0; C.dropped_all <= p->drops && i < p->users->len; i++) {
+        GPtrArray *again = g_ptr_array_new_with_free_func(g_free);
+        for (guint i = 0; i < p->users->len; i++) {
             char **kv = g_ptr_array_index(p->kvs, i);
             const char *user = g_ptr_array_index(p->users, i);
-            gint64 *at = g_hash_table_lookup(C.dropped, user);
-            if (!kv || (at && (uint64_t)*at > p->drops))
-                continue; /* lost, or changed since it was read */
+            if (stale_in(p, user)) {
+                g_ptr_array_add(again, g_strdup(user));
+                continue;
+            }
+            if (!kv)
+                continue; /* lost: read when asked */
             char *key = key_of(user);
             json_decref(devices_of(user, key, (const char *const *)kv, g_strv_length(kv), p->now,
                                    p->epoch));
             g_free(key);
         }
+        /* A read that a change overtook is sent again (a read sent after
+         * the change's news sees it), a few times at most, and the caller
+         * told once the last one is in. */
+        bool chained = again->len && p->tries < PREFETCH_TRIES && prefetch_again(again, p);
+        g_ptr_array_free(again, TRUE);
         if (--C.prefetches_out == 0)
             g_hash_table_remove_all(C.dropped);
-        if (p->done)
+        if (!chained && p->done)
             p->done(p->ud);
         prefetch_free(p);
     }
@@ -657,7 +678,8 @@ static void on_prefetched(redisReply *r, void *ud)
     prefetch_ready(p);
 }
 
-static bool prefetch_later(const char *const *user_ids, int n, void (*done)(void *ud), void *ud)
+static bool prefetch_send(const char *const *user_ids, int n, void (*done)(void *ud), void *ud,
+                          int tries)
 {
     int64_t now = real_ms();
     struct prefetch *p = g_new0(struct prefetch, 1);
@@ -667,6 +689,7 @@ static bool prefetch_later(const char *const *user_ids, int n, void (*done)(void
     p->kvs = g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
     p->now = now;
     p->drops = C.drops;
+    p->tries = tries;
     p->epoch = bus_in_step();
     for (int i = 0; i < n; i++)
         if (!cached_fresh(user_ids[i], now))
@@ -694,6 +717,17 @@ static bool prefetch_later(const char *const *user_ids, int n, void (*done)(void
     prefetch_ready(p); /* if all were told already, inside the sends */
     watch();
     return true;
+}
+
+static bool prefetch_later(const char *const *user_ids, int n, void (*done)(void *ud), void *ud)
+{
+    return prefetch_send(user_ids, n, done, ud, 0);
+}
+
+static bool prefetch_again(GPtrArray *users, struct prefetch *was)
+{
+    return prefetch_send((const char *const *)users->pdata, (int)users->len, was->done, was->ud,
+                         was->tries + 1);
 }
 
 /* Whether a device's login on node at `since` is newer than its login

@@ -340,7 +340,9 @@ async def ack_refused(d, seq):
 def test_redis_restart_loses_nothing_acknowledged(server, tmp_path):
     """Redis killed with -9 and restarted from its log: what was
     acknowledged is there; meanwhile writes are refused with unavailable,
-    never acknowledged and lost; the nodes come back by themselves."""
+    never acknowledged and lost; the nodes come back by themselves, and
+    neither holds its loop for Redis meanwhile (the accounts not looked at
+    lately are looked at before a token's are judged)."""
     redis = OwnRedis(tmp_path)
     redis.start()
     try:
@@ -348,16 +350,21 @@ def test_redis_restart_loses_nothing_acknowledged(server, tmp_path):
         ops = n1.token("ops")
         alice = n1.users["alice"]
 
+        def waits():
+            return sum(metric(n.metrics(), "yjt_redis_loop_waits_total") or 0 for n in (n1, n2))
+
         async def body():
             d = await n2.ws_login("alice", device_id="phone")
             await resume_all(d)
             for i in range(3):
                 assert send_push(n1, ops, alice, title=f"a{i}") == i + 1
             assert await wait_pushes(d, 3) == [1, 2, 3]
+            before = waits()
             redis.kill9()
             r = post_push(n1, ops, alice, "lost?")
             assert r.status == 503 and r.error_code() == "unavailable", r
             closed = await ack_refused(d, 3)
+            await asyncio.sleep(2.5)  # no look at the accounts answered lately
             redis.start()
             # the nodes reconnect within their backoff (at most 2 s)
             deadline = time.monotonic() + 15
@@ -390,6 +397,7 @@ def test_redis_restart_loses_nothing_acknowledged(server, tmp_path):
             assert r.status == 200, r
             titles = [i["title"] for i in r.json["items"] if i["title"] != "live"]
             assert titles[:4] in (["after", "a2", "a1", "a0"], ["a0", "a1", "a2", "after"])
+            assert waits() == before
             await d.close()
 
         run(body())
@@ -841,8 +849,9 @@ def test_readings_whose_chunks_redis_refused_are_kept(server, tmp_path):
     """Chunks of readings are writes of the open batch, not waited for. When
     Redis refuses a batch with chunks in it (here: out of memory), the
     readings they held are read back from the node's log before the log is
-    trimmed again: what was acknowledged outlives a kill -9 after Redis
-    takes writes again."""
+    trimmed again (by a thread: the node's loop does not wait for it):
+    what was acknowledged outlives a kill -9 after Redis takes writes
+    again."""
     import test_alarms as ta
     redis = OwnRedis(tmp_path)
     redis.start()
@@ -861,6 +870,7 @@ def test_readings_whose_chunks_redis_refused_are_kept(server, tmp_path):
                            body={"readings": [{"sensor": "a1", "value": v, "ts": ta.next_ts()}]})
         t0 = ta.next_ts()
         assert post(50).status == 200  # acknowledged: in the log, not yet in a chunk
+        waits = metric(n1.metrics(), "yjt_redis_loop_waits_total") or 0
         cli("config", "set", "maxmemory-policy", "noeviction")
         cli("config", "set", "maxmemory", "1")
         for v in (51, 52):  # refused, yet buffered: the third makes a chunk, refused too
@@ -872,6 +882,7 @@ def test_readings_whose_chunks_redis_refused_are_kept(server, tmp_path):
         assert post(53).status == 200
         assert post(54).status == 200  # a chunk of three again, now stored
         time.sleep(2.5)  # rounds end, their trims are sent
+        assert (metric(n1.metrics(), "yjt_redis_loop_waits_total") or 0) == waits
         n1.kill9()
         n1.start()
         r = n1.http("GET", f"/api/v1/sensors/a1/readings?from={t0}&to={ta.next_ts() + 1}",
