@@ -1,6 +1,22 @@
-/* A synchronous, reconnecting Redis connection (see redis_link.h). */
+/* A reconnecting Redis connection on hiredis's asynchronous context (see
+ * redis_link.h).
+ *
+ * Every command goes through a redisAsyncContext: a deferred one with a
+ * callback that hiredis runs when its reply is read, by whichever call of
+ * the link reads it (redis_link_poll() from the main loop, or a waiting
+ * call); a waiting one (start-up, the command-line tool, reader threads)
+ * by driving the same context's socket until its own callback has run.
+ * Replies come in the order sent, so a waiting command's callback runs
+ * after every deferred one sent before it. hiredis frees the context
+ * when the connection breaks, inside the call that found out, after
+ * telling each awaited callback a NULL reply (lost); the context's
+ * cleanup hook tells the link, which then has none. */
 #include "records/redis_link.h"
 #include "records/redis_tls.h"
+
+#include <errno.h>
+#include <hiredis/async.h>
+#include <hiredis/sds.h>
 
 #include <glib.h>
 #include <openssl/sha.h>
@@ -16,8 +32,9 @@
 struct redis_link {
     struct redis_url url;
     int timeout_ms;
-    redisContext *c;
-    int64_t next_try_ms; /* no connection attempt before this */
+    redisAsyncContext *ac; /* NULL: not connected */
+    bool demoted;          /* a reply said READONLY: reconnect, through the sentinels */
+    int64_t next_try_ms;   /* no connection attempt before this */
     int backoff_ms;
     char error[256];
     /* Deferred writes: sent, their replies not read yet (pending); of those
@@ -32,7 +49,6 @@ struct redis_link {
     int64_t progress_ms; /* the last reply read, or the send that began a wait */
     redis_reply_cb on_reply;
     void *reply_ud;
-    GQueue calls; /* struct deferred_call*, oldest first */
 };
 
 /* Round trips the main loop waited for (see redis_link_loop_waits). */
@@ -55,29 +71,13 @@ uint64_t redis_link_loop_waits(double *seconds)
     return __atomic_load_n(&loop_waits, __ATOMIC_RELAXED);
 }
 
-/* A deferred command whose caller wants its reply (redis_link_defer_call). */
+/* A deferred command whose caller wants its reply (redis_link_defer_call);
+ * a plain deferred write has none. */
 struct deferred_call {
-    uint64_t n; /* its number among the deferred commands */
     bool write; /* redis_link_defer_write_call(): a write all the same */
     redis_call_cb cb;
     void *ud;
 };
-
-enum answered { NOT_A_CALL, A_CALL, A_WRITE_CALL };
-
-/* Hands reply r (NULL: lost) of deferred command n to its caller, if it
- * has one. */
-static enum answered answer_call(struct redis_link *l, uint64_t n, redisReply *r)
-{
-    struct deferred_call *d = g_queue_peek_head(&l->calls);
-    if (!d || d->n != n)
-        return NOT_A_CALL;
-    g_queue_pop_head(&l->calls);
-    enum answered a = d->write ? A_WRITE_CALL : A_CALL;
-    d->cb(r, d->ud);
-    g_free(d);
-    return a;
-}
 
 static int64_t now_ms(void)
 {
@@ -405,21 +405,16 @@ struct redis_link *redis_link_new(const struct redis_url *u, int timeout_ms)
     return l;
 }
 
-static int read_pending(struct redis_link *l);
+static void drop(struct redis_link *l, const char *why);
+static int pump(struct redis_link *l, const bool *done);
 
 void redis_link_free(struct redis_link *l)
 {
     if (!l)
         return;
-    if (l->c && l->pending > 0)
-        read_pending(l);
-    if (l->c)
-        redisFree(l->c);
-    struct deferred_call *d;
-    while ((d = g_queue_pop_head(&l->calls))) { /* lost with the connection */
-        d->cb(NULL, d->ud);
-        g_free(d);
-    }
+    if (l->ac && l->pending > 0)
+        pump(l, NULL); /* the last replies, as a drain would */
+    drop(l, "closed"); /* what is still awaited is lost */
     redis_url_clear(&l->url);
     g_free(l);
 }
@@ -447,13 +442,17 @@ static int tunnel_to(struct redis_link *l, const char *host, int port, char **pa
     return -1;
 }
 
-/* Connects to host:port, or with host NULL to the socket path (the
- * address's own when path is NULL too). */
-static redisContext *dial_at(struct redis_link *l, const char *host, int port, const char *path)
+/* A sentinel's connection, waiting (a question at each connect): to
+ * host:port, through a tunnel with TLS. */
+static redisContext *dial_sentinel(struct redis_link *l, const char *host, int port)
 {
+    char *path = NULL;
+    if (l->url.tls && tunnel_to(l, host, port, &path) != 0)
+        return NULL;
     struct timeval tv = {l->timeout_ms / 1000, (l->timeout_ms % 1000) * 1000};
-    redisContext *c = host ? redisConnectWithTimeout(host, port, tv)
-                           : redisConnectUnixWithTimeout(path ? path : l->url.socket, tv);
+    redisContext *c =
+        path ? redisConnectUnixWithTimeout(path, tv) : redisConnectWithTimeout(host, port, tv);
+    g_free(path);
     if (!c) {
         set_error(l, "connect", "out of memory");
         return NULL;
@@ -467,37 +466,11 @@ static redisContext *dial_at(struct redis_link *l, const char *host, int port, c
     return c;
 }
 
-/* Connects to host:port (a sentinel), through a tunnel with TLS. */
-static redisContext *dial(struct redis_link *l, const char *host, int port)
-{
-    if (!l->url.tls || !host)
-        return dial_at(l, host, port, NULL);
-    char *path = NULL;
-    if (tunnel_to(l, host, port, &path) != 0)
-        return NULL;
-    redisContext *c = dial_at(l, NULL, 0, path);
-    g_free(path);
-    return c;
-}
-
-/* One command on c whose reply must not be an error: 0 or -1. */
-static int expect_ok(struct redis_link *l, redisContext *c, const char *what, int argc,
-                     const char **argv)
-{
-    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
-    int rc = r && r->type != REDIS_REPLY_ERROR ? 0 : -1;
-    if (rc)
-        set_error(l, what, r ? r->str : c->errstr);
-    if (r)
-        freeReplyObject(r);
-    return rc;
-}
-
 /* Asks the sentinels, in turn, where the master is. */
 static int sentinel_lookup(struct redis_link *l, char **host, int *port)
 {
     for (int i = 0; i < l->url.n_sentinels; i++) {
-        redisContext *c = dial(l, l->url.sentinel_host[i], l->url.sentinel_port[i]);
+        redisContext *c = dial_sentinel(l, l->url.sentinel_host[i], l->url.sentinel_port[i]);
         if (!c)
             continue;
         const char *argv[] = {"SENTINEL", "get-master-addr-by-name", l->url.master};
@@ -547,32 +520,172 @@ const struct redis_url *redis_link_url(const struct redis_link *l)
     return &l->url;
 }
 
-static redisContext *open_ctx(struct redis_link *l)
+/* hiredis is freeing the context (the connection broke, or drop()):
+ * the awaited callbacks have been told already. */
+static void on_cleanup(void *ud)
+{
+    struct redis_link *l = ud;
+    if (l->ac && l->ac->err)
+        set_error(l, "connection", l->ac->errstr);
+    l->ac = NULL;
+}
+
+/* Ends the connection; the commands still awaited are told they are lost. */
+static void drop(struct redis_link *l, const char *why)
+{
+    redisAsyncContext *ac = l->ac;
+    if (!ac)
+        return;
+    redisAsyncFree(ac); /* its cleanup clears l->ac */
+    l->ac = NULL;
+    l->demoted = false;
+    if (why)
+        set_error(l, "connection", why);
+}
+
+/* Drives the connection, waiting at most timeout_ms for each step, until
+ * *done (done NULL: until no deferred reply is awaited). 0, or -1 once
+ * the connection is gone (dropped when a step took too long). */
+static int pump(struct redis_link *l, const bool *done)
+{
+    while (l->ac && !(done ? *done : l->pending == 0)) {
+        redisContext *c = &l->ac->c;
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+        if (!(c->flags & REDIS_CONNECTED) || sdslen(c->obuf) > 0)
+            pfd.events |= POLLOUT;
+        int n = poll(&pfd, 1, l->timeout_ms);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            drop(l, "no reply in time");
+            break;
+        }
+        if (pfd.revents & (POLLOUT | POLLERR | POLLHUP))
+            redisAsyncHandleWrite(l->ac);
+        if (l->ac && (pfd.revents & (POLLIN | POLLERR | POLLHUP)))
+            redisAsyncHandleRead(l->ac);
+        if (l->ac && l->demoted)
+            drop(l, "the server is a replica now");
+    }
+    return l->ac || (done && *done) ? 0 : -1;
+}
+
+/* A deep copy of r that freeReplyObject() frees (hiredis frees the
+ * replies it hands a callback once the callback returns). */
+static redisReply *reply_dup(const redisReply *r)
+{
+    redisReply *c = calloc(1, sizeof(*c));
+    if (!c)
+        g_error("out of memory");
+    c->type = r->type;
+    c->integer = r->integer;
+    c->len = r->len;
+    if (r->str) {
+        c->str = malloc(r->len + 1);
+        if (!c->str)
+            g_error("out of memory");
+        memcpy(c->str, r->str, r->len);
+        c->str[r->len] = '\0';
+    }
+    if (r->element) {
+        c->elements = r->elements;
+        c->element = calloc(r->elements ? r->elements : 1, sizeof(*c->element));
+        if (!c->element)
+            g_error("out of memory");
+        for (size_t i = 0; i < r->elements; i++)
+            c->element[i] = r->element[i] ? reply_dup(r->element[i]) : NULL;
+    }
+    return c;
+}
+
+static bool says_readonly(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR && g_str_has_prefix(r->str, "READONLY");
+}
+
+/* A command waited for: its reply (a copy), once told. */
+struct waited {
+    bool done;
+    redisReply *reply;
+};
+
+static void on_waited(redisAsyncContext *ac, void *reply, void *ud)
+{
+    struct redis_link *l = ac->data;
+    struct waited *w = ud;
+    w->done = true;
+    w->reply = reply ? reply_dup(reply) : NULL;
+    l->demoted = l->demoted || says_readonly(reply);
+}
+
+/* Sends cmd and waits for its reply (NULL: the connection was lost). */
+static redisReply *exchange(struct redis_link *l, int argc, const char **argv, const size_t *len)
+{
+    struct waited w = {false, NULL};
+    if (redisAsyncCommandArgv(l->ac, on_waited, &w, argc, argv, len) != REDIS_OK) {
+        drop(l, "cannot send");
+        return NULL;
+    }
+    pump(l, &w.done); /* told, if only that it was lost with the connection */
+    if (!w.reply && !l->error[0])
+        set_error(l, argc ? argv[0] : "command", "connection lost");
+    return w.reply;
+}
+
+/* One command of the connection's set-up, whose reply must not be an
+ * error: 0 or -1. */
+static int expect_ok(struct redis_link *l, const char *what, int argc, const char **argv)
+{
+    redisReply *r = exchange(l, argc, argv, NULL);
+    int rc = r && r->type != REDIS_REPLY_ERROR ? 0 : -1;
+    if (rc)
+        set_error(l, what, r ? r->str : "connection lost");
+    if (r)
+        freeReplyObject(r);
+    return rc;
+}
+
+/* Connects and sets the connection up (AUTH, SELECT, and with Sentinel a
+ * check that the server is the master): 0, or -1 with l->error set. */
+static int open_ac(struct redis_link *l)
 {
     char *host = NULL, *path = NULL;
     int port = 0;
     if (redis_link_address(l, &host, &port, &path) != 0)
-        return NULL;
-    redisContext *c = dial_at(l, host, port, path);
+        return -1;
+    redisAsyncContext *ac =
+        host ? redisAsyncConnect(host, port) : redisAsyncConnectUnix(path ? path : l->url.socket);
     g_free(host);
     g_free(path);
-    if (!c)
-        return NULL;
+    if (!ac) {
+        set_error(l, "connect", "out of memory");
+        return -1;
+    }
+    if (ac->err) {
+        set_error(l, "connect", ac->errstr);
+        redisAsyncFree(ac);
+        return -1;
+    }
+    ac->data = l;
+    ac->ev.data = l;
+    ac->ev.cleanup = on_cleanup;
+    l->ac = ac;
+    l->demoted = false;
     int rc = 0;
     if (l->url.password) {
         const char *argv[] = {"AUTH", l->url.user ? l->url.user : l->url.password, l->url.password};
-        rc = l->url.user ? expect_ok(l, c, "AUTH", 3, argv)
-                         : expect_ok(l, c, "AUTH", 2, (const char *[]){"AUTH", l->url.password});
+        rc = l->url.user ? expect_ok(l, "AUTH", 3, argv)
+                         : expect_ok(l, "AUTH", 2, (const char *[]){"AUTH", l->url.password});
     }
     if (rc == 0 && l->url.db) {
         char db[16];
         snprintf(db, sizeof(db), "%d", l->url.db);
-        rc = expect_ok(l, c, "SELECT", 2, (const char *[]){"SELECT", db});
+        rc = expect_ok(l, "SELECT", 2, (const char *[]){"SELECT", db});
     }
     if (rc == 0 && l->url.master) {
         /* A sentinel's answer may be stale during a failover: the server
          * itself must say it is the master. */
-        redisReply *r = redisCommandArgv(c, 1, (const char *[]){"ROLE"}, NULL);
+        redisReply *r = exchange(l, 1, (const char *[]){"ROLE"}, NULL);
         bool master = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
                       r->element[0]->type == REDIS_REPLY_STRING &&
                       strcmp(r->element[0]->str, "master") == 0;
@@ -583,100 +696,61 @@ static redisContext *open_ctx(struct redis_link *l)
         if (r)
             freeReplyObject(r);
     }
-    if (rc != 0) {
-        redisFree(c);
-        return NULL;
+    if (rc != 0 || !l->ac) {
+        char why[sizeof(l->error)];
+        memcpy(why, l->error, sizeof(why));
+        drop(l, NULL);
+        memcpy(l->error, why, sizeof(why));
+        return -1;
     }
-    return c;
+    return 0;
 }
 
 int redis_link_connect(struct redis_link *l)
 {
-    if (l->c && !l->c->err)
+    if (l->ac)
         return 0;
-    if (l->c) {
-        redisFree(l->c);
-        l->c = NULL;
-    }
     int64_t now = now_ms();
     if (now < l->next_try_ms)
         return -1; /* l->error still says why */
-    l->c = open_ctx(l);
-    if (!l->c) {
+    if (open_ac(l) != 0) {
         l->backoff_ms = l->backoff_ms ? MIN(l->backoff_ms * 2, BACKOFF_MAX_MS) : BACKOFF_MIN_MS;
         l->next_try_ms = now + l->backoff_ms;
         return -1;
     }
     l->backoff_ms = 0;
     l->next_try_ms = 0;
+    l->error[0] = '\0';
     return 0;
 }
 
-/* The connection broke: the deferred writes whose replies were not read
- * may or may not have been applied, so they count as failed (a read or a
- * count sent without waiting is only told it is lost: it fails no
- * batch). */
-static void drop_ctx(struct redis_link *l, const char *what)
+/* A deferred command's reply (NULL: lost with the connection). A write's
+ * error, or its loss (it may have been applied), fails the batch; a
+ * read's or a count's fails nothing. */
+static void on_deferred(redisAsyncContext *ac, void *reply, void *ud)
 {
-    set_error(l, what, l->c->errstr[0] ? l->c->errstr : "connection lost");
-    l->pending = 0;
-    redisFree(l->c);
-    l->c = NULL;
-    while (l->done_n < l->sent_n) {
-        l->done_n++;
-        bool call = answer_call(l, l->done_n, NULL) == A_CALL;
-        if (!call)
-            l->deferred_failed++;
-        if (l->on_reply)
-            l->on_reply(l->done_n, call, l->reply_ud);
-    }
-}
-
-/* Counts (and frees) the reply r of the oldest deferred write. Whether
- * it says the server was demoted (READONLY). */
-static bool take_reply(struct redis_link *l, redisReply *r)
-{
+    struct redis_link *l = ac->data;
+    struct deferred_call *d = ud;
+    redisReply *r = reply;
     l->pending--;
     l->done_n++;
-    l->progress_ms = now_ms();
-    enum answered a = answer_call(l, l->done_n, r);
-    if (a == A_CALL) {
-        /* not a write: its error fails no batch */
-        bool demoted = r->type == REDIS_REPLY_ERROR && g_str_has_prefix(r->str, "READONLY");
-        freeReplyObject(r);
-        if (l->on_reply)
-            l->on_reply(l->done_n, true, l->reply_ud);
-        return demoted;
+    if (r)
+        l->progress_ms = now_ms();
+    bool ok = true;
+    if (!d || d->write) {
+        ok = r && r->type != REDIS_REPLY_ERROR;
+        if (!ok) {
+            l->deferred_failed++;
+            set_error(l, "deferred write", r ? r->str : ac->errstr[0] ? ac->errstr : "lost");
+        }
     }
-    bool ok = r->type != REDIS_REPLY_ERROR;
-    if (!ok) {
-        l->deferred_failed++;
-        set_error(l, "deferred write", r->str);
+    l->demoted = l->demoted || says_readonly(r);
+    if (d) {
+        d->cb(r, d->ud);
+        g_free(d);
     }
-    bool demoted = !ok && g_str_has_prefix(r->str, "READONLY");
-    freeReplyObject(r);
     if (l->on_reply)
         l->on_reply(l->done_n, ok, l->reply_ud);
-    return demoted;
-}
-
-/* Reads the replies of the deferred writes sent so far. */
-static int read_pending(struct redis_link *l)
-{
-    bool demoted = false;
-    while (l->pending > 0) {
-        void *rep = NULL;
-        if (redisGetReply(l->c, &rep) != REDIS_OK || !rep) {
-            drop_ctx(l, "deferred write");
-            return -1;
-        }
-        demoted = take_reply(l, rep) || demoted;
-    }
-    if (demoted) { /* reconnect through the sentinels */
-        redisFree(l->c);
-        l->c = NULL;
-    }
-    return 0;
 }
 
 void redis_link_on_reply(struct redis_link *l, redis_reply_cb cb, void *ud)
@@ -697,40 +771,87 @@ uint64_t redis_link_done(const struct redis_link *l)
 
 int redis_link_fd(const struct redis_link *l)
 {
-    return l->pending > 0 && l->c ? l->c->fd : -1;
+    return l->pending > 0 && l->ac ? l->ac->c.fd : -1;
 }
 
 void redis_link_poll(struct redis_link *l)
 {
-    if (!l->c || l->pending <= 0)
+    if (!l->ac || l->pending <= 0)
         return;
-    struct pollfd pfd = {.fd = l->c->fd, .events = POLLIN};
+    struct pollfd pfd = {.fd = l->ac->c.fd, .events = POLLIN};
     if (poll(&pfd, 1, 0) <= 0) {
         /* nothing yet (a reply is never waited for here), but a server
          * that stays silent as long as a command may wait is given up */
-        if (now_ms() - l->progress_ms > l->timeout_ms) {
-            drop_ctx(l, "deferred write");
-            set_error(l, "deferred write", "no reply in time");
-        }
+        if (now_ms() - l->progress_ms > l->timeout_ms)
+            drop(l, "no reply in time");
         return;
     }
-    if (redisBufferRead(l->c) != REDIS_OK) {
-        drop_ctx(l, "deferred write");
-        return;
+    redisAsyncHandleRead(l->ac); /* the callbacks of the replies in */
+    /* Demoted: reconnect through the sentinels; what is still awaited fails. */
+    if (l->ac && l->demoted)
+        drop(l, "the server is a replica now");
+}
+
+/* Sends cmd with callback d (NULL: a plain write), now: it reaches the
+ * server before anything this process says later on other connections
+ * (the bus). 0, or -1 (nothing sent) if the server cannot be reached. */
+static int send_deferred(struct redis_link *l, const struct redis_cmd *cmd, struct deferred_call *d)
+{
+    if (redis_link_connect(l) != 0)
+        return -1;
+    if (redisAsyncCommandArgv(l->ac, on_deferred, d, cmd->n, cmd->v, cmd->len) != REDIS_OK) {
+        drop(l, "cannot send");
+        return -1;
     }
-    bool demoted = false;
-    while (l->pending > 0) {
-        void *rep = NULL;
-        if (redisGetReplyFromReader(l->c, &rep) != REDIS_OK) {
-            drop_ctx(l, "deferred write");
-            return;
-        }
-        if (!rep)
-            break; /* the rest is still on its way */
-        demoted = take_reply(l, rep) || demoted;
+    if (l->pending == 0)
+        l->progress_ms = now_ms();
+    l->pending++;
+    l->sent_n++;
+    /* Written out now; the socket's buffer is full only under a server
+     * that stopped reading, which then times out. */
+    while (l->ac && sdslen(l->ac->c.obuf) > 0) {
+        redisAsyncHandleWrite(l->ac);
+        if (!l->ac || sdslen(l->ac->c.obuf) == 0)
+            break;
+        struct pollfd pfd = {.fd = l->ac->c.fd, .events = POLLOUT};
+        int n = poll(&pfd, 1, l->timeout_ms);
+        if (n == 0 || (n < 0 && errno != EINTR))
+            drop(l, "cannot send in time");
     }
-    if (demoted) /* reconnect through the sentinels; what is still awaited fails */
-        drop_ctx(l, "deferred write");
+    return 0; /* if the connection went, the callback was told it is lost */
+}
+
+int redis_link_defer_call(struct redis_link *l, const struct redis_cmd *cmd, redis_call_cb cb,
+                          void *ud)
+{
+    struct deferred_call *d = g_new(struct deferred_call, 1);
+    *d = (struct deferred_call){false, cb, ud};
+    if (send_deferred(l, cmd, d) != 0) {
+        g_free(d);
+        return -1;
+    }
+    return 0;
+}
+
+int redis_link_defer_write_call(struct redis_link *l, const struct redis_cmd *cmd, redis_call_cb cb,
+                                void *ud)
+{
+    struct deferred_call *d = g_new(struct deferred_call, 1);
+    *d = (struct deferred_call){true, cb, ud};
+    if (send_deferred(l, cmd, d) != 0) {
+        g_free(d);
+        return -1;
+    }
+    l->deferred_sent = true;
+    return 0;
+}
+
+int redis_link_defer(struct redis_link *l, const struct redis_cmd *cmd)
+{
+    if (send_deferred(l, cmd, NULL) != 0)
+        return -1;
+    l->deferred_sent = true;
+    return 0;
 }
 
 /* Connected, with the deferred writes' replies read (they come first on
@@ -739,66 +860,47 @@ static int ready(struct redis_link *l)
 {
     if (redis_link_connect(l) != 0)
         return -1;
-    if (l->pending > 0 && (read_pending(l) != 0 || redis_link_connect(l) != 0))
+    if (l->pending > 0 && (pump(l, NULL) != 0 || redis_link_connect(l) != 0))
         return -1;
     return 0;
 }
 
-static int defer_call(struct redis_link *l, const struct redis_cmd *cmd, bool write,
-                      redis_call_cb cb, void *ud)
+/* Replies to n commands sent at once. */
+struct pipeline_wait {
+    int n, got;
+    bool done;
+    redisReply **replies;
+};
+
+static void on_piped(redisAsyncContext *ac, void *reply, void *ud)
 {
-    bool sent = l->deferred_sent;
-    if (redis_link_defer(l, cmd) != 0)
+    struct redis_link *l = ac->data;
+    struct pipeline_wait *p = ud;
+    p->replies[p->got++] = reply ? reply_dup(reply) : NULL;
+    p->done = p->got == p->n;
+    l->demoted = l->demoted || says_readonly(reply);
+}
+
+static int pipeline(struct redis_link *l, const struct redis_cmd *cmds, int n, redisReply **replies)
+{
+    if (ready(l) != 0)
         return -1;
-    if (!write)
-        l->deferred_sent = sent; /* no replicas to wait for */
-    struct deferred_call *d = g_new(struct deferred_call, 1);
-    d->n = l->sent_n;
-    d->write = write;
-    d->cb = cb;
-    d->ud = ud;
-    g_queue_push_tail(&l->calls, d);
-    return 0;
-}
-
-int redis_link_defer_call(struct redis_link *l, const struct redis_cmd *cmd, redis_call_cb cb,
-                          void *ud)
-{
-    return defer_call(l, cmd, false, cb, ud);
-}
-
-int redis_link_defer_write_call(struct redis_link *l, const struct redis_cmd *cmd, redis_call_cb cb,
-                                void *ud)
-{
-    return defer_call(l, cmd, true, cb, ud);
-}
-
-int redis_link_defer(struct redis_link *l, const struct redis_cmd *cmd)
-{
-    if (redis_link_connect(l) != 0)
-        return -1;
-    if (redisAppendCommandArgv(l->c, cmd->n, cmd->v, cmd->len) != REDIS_OK) {
-        drop_ctx(l, cmd->n ? cmd->v[0] : "command");
+    struct pipeline_wait p = {n, 0, n == 0, replies};
+    int sent = 0;
+    for (; sent < n && l->ac; sent++)
+        if (redisAsyncCommandArgv(l->ac, on_piped, &p, cmds[sent].n, cmds[sent].v,
+                                  cmds[sent].len) != REDIS_OK)
+            break;
+    if (sent < n) {
+        drop(l, "cannot send"); /* tells those sent */
         return -1;
     }
-    /* Sent now, so that it reaches the server before anything this
-     * process says later on other connections (the bus). */
-    int done = 0;
-    while (!done)
-        if (redisBufferWrite(l->c, &done) != REDIS_OK) {
-            drop_ctx(l, cmd->n ? cmd->v[0] : "command");
+    pump(l, &p.done);
+    for (int i = 0; i < n; i++)
+        if (!replies[i])
             return -1;
-        }
-    if (l->pending == 0)
-        l->progress_ms = now_ms();
-    l->pending++;
-    l->sent_n++;
-    l->deferred_sent = true;
     return 0;
 }
-
-static int pipeline(struct redis_link *l, const struct redis_cmd *cmds, int n,
-                    redisReply **replies);
 
 int redis_link_pipeline(struct redis_link *l, const struct redis_cmd *cmds, int n,
                         redisReply **replies)
@@ -811,31 +913,11 @@ int redis_link_pipeline(struct redis_link *l, const struct redis_cmd *cmds, int 
     return rc;
 }
 
-static int pipeline(struct redis_link *l, const struct redis_cmd *cmds, int n, redisReply **replies)
-{
-    if (ready(l) != 0)
-        return -1;
-    for (int i = 0; i < n; i++)
-        if (redisAppendCommandArgv(l->c, cmds[i].n, cmds[i].v, cmds[i].len) != REDIS_OK) {
-            drop_ctx(l, "pipeline");
-            return -1;
-        }
-    for (int i = 0; i < n; i++) {
-        void *rep = NULL;
-        if (redisGetReply(l->c, &rep) != REDIS_OK || !rep) {
-            drop_ctx(l, "pipeline");
-            return -1;
-        }
-        replies[i] = rep;
-    }
-    return 0;
-}
-
 int redis_link_drain(struct redis_link *l)
 {
     if (l->pending > 0) {
         gint64 t0 = g_get_monotonic_time();
-        read_pending(l);
+        pump(l, NULL);
         count_wait(t0);
     }
     if (l->deferred_sent && l->deferred_failed == 0 && redis_link_wait(l) != 0)
@@ -846,34 +928,21 @@ int redis_link_drain(struct redis_link *l)
     return failed ? -1 : 0;
 }
 
-static redisReply *run(struct redis_link *l, const struct redis_cmd *cmd);
+static redisReply *run(struct redis_link *l, const struct redis_cmd *cmd)
+{
+    if (ready(l) != 0)
+        return NULL;
+    redisReply *r = exchange(l, cmd->n, cmd->v, cmd->len);
+    if (r && r->type == REDIS_REPLY_ERROR)
+        set_error(l, cmd->n ? cmd->v[0] : "command", r->str);
+    return r;
+}
 
 redisReply *redis_link_run(struct redis_link *l, const struct redis_cmd *cmd)
 {
     gint64 t0 = g_get_monotonic_time();
     redisReply *r = run(l, cmd);
     count_wait(t0);
-    return r;
-}
-
-static redisReply *run(struct redis_link *l, const struct redis_cmd *cmd)
-{
-    if (ready(l) != 0)
-        return NULL;
-    redisReply *r = redisCommandArgv(l->c, cmd->n, cmd->v, cmd->len);
-    if (!r) {
-        set_error(l, cmd->n ? cmd->v[0] : "command", l->c->errstr);
-        redisFree(l->c);
-        l->c = NULL;
-        return NULL;
-    }
-    if (r->type == REDIS_REPLY_ERROR)
-        set_error(l, cmd->n ? cmd->v[0] : "command", r->str);
-    /* A failover demoted the server: reconnect (through the sentinels). */
-    if (r->type == REDIS_REPLY_ERROR && g_str_has_prefix(r->str, "READONLY")) {
-        redisFree(l->c);
-        l->c = NULL;
-    }
     return r;
 }
 

@@ -1,4 +1,13 @@
-/* A synchronous connection to Redis that finds its way back.
+/* A connection to Redis that finds its way back, on hiredis's
+ * asynchronous context (redisAsyncContext).
+ *
+ * On the main loop, commands are deferred: sent at once, their replies
+ * told to callbacks when the caller that watches redis_link_fd() calls
+ * redis_link_poll(). Commands that wait for their reply (redis_link_run,
+ * _pipeline, _drain) drive the same connection until it comes: at
+ * start-up, in the command-line tool and in reader threads (each with a
+ * link of its own), and counted when they hold the main loop
+ * (redis_link_loop_waits).
  *
  * redis_url_parse() reads the addresses yjtd accepts:
  *   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?OPTIONS]
@@ -18,9 +27,10 @@
  * A link connects lazily, sends AUTH and SELECT, and after any I/O error
  * drops the connection and reconnects at the next command, waiting longer
  * after each failure (100 ms doubling to 2 s) so that a dead server is not
- * hammered: meanwhile commands fail at once. Every command waits at most
- * timeout_ms for its reply. Scripts are sent by SHA-1 and loaded when the
- * server does not know them (after a restart, say). */
+ * hammered: meanwhile commands fail at once. A connection that gives no
+ * reply for timeout_ms while one is awaited is dropped. Scripts are sent
+ * by SHA-1 and loaded when the server does not know them (after a
+ * restart, say). */
 #ifndef YJT_REDIS_LINK_H
 #define YJT_REDIS_LINK_H
 
