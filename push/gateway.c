@@ -221,7 +221,7 @@ int gateway_register(const char *user_id, const char *device_id, const char *pla
     if (token_op_add(user_id, reg_start, g))
         return STORE_OK;
     reg_free(g);
-    return STORE_EIO; /* too many waiting: the store is that slow */
+    return GATEWAY_BUSY; /* too many waiting: the store is that slow */
 }
 
 /* An unregistration: the token's record read first (behind the reads of
@@ -276,7 +276,7 @@ int gateway_unregister(const char *user_id, const char *device_id, gateway_done_
     if (token_op_add(user_id, unreg_start, u))
         return STORE_OK;
     unreg_free(u);
-    return STORE_EIO; /* too many waiting: the store is that slow */
+    return GATEWAY_BUSY; /* too many waiting: the store is that slow */
 }
 
 static bool collect_device(const char *id, json_t *doc, void *ud)

@@ -54,16 +54,17 @@ bool gateway_platform_valid(const char *platform);
  * one; the same token registered by another user or device is removed),
  * reading who holds it without waiting: done(rc, ud) from the main loop
  * once written (0, or a store error). Returns 0 when under way (done will
- * be told), STORE_EINVAL for bad values, or STORE_EIO when TURNS_MAX of
- * the user's operations wait already (done is not told). A user's
+ * be told), STORE_EINVAL for bad values, or GATEWAY_BUSY when TURNS_MAX
+ * of the user's operations wait already (done is not told). A user's
  * registrations and unregistrations are made one after another, in the
  * order they were asked. */
+#define GATEWAY_BUSY (-100) /* not a store code: the caller retries later */
 typedef void (*gateway_done_cb)(int rc, void *ud);
 int gateway_register(const char *user_id, const char *device_id, const char *platform,
                      const char *token, gateway_done_cb done, void *ud);
 /* Forgets device_id's token: done(0, ud), or STORE_ENOTFOUND if there was
- * none, or a store error; returns 0 (done will be told), or STORE_EIO as
- * gateway_register does (done is not told). */
+ * none, or a store error; returns 0 (done will be told), or GATEWAY_BUSY
+ * as gateway_register does (done is not told). */
 int gateway_unregister(const char *user_id, const char *device_id, gateway_done_cb done, void *ud);
 /* The stored delivery state of a push ({"state","attempts",…}, new
  * reference), or NULL if the gateway never handled it. */

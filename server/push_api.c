@@ -441,6 +441,8 @@ struct registering {
     char *device_id, *platform;
 };
 
+#define BUSY_TOKENS "too many push token changes of this user under way, retry shortly"
+
 static void on_registered(int rc, void *ud)
 {
     struct registering *x = ud;
@@ -450,6 +452,8 @@ static void on_registered(int rc, void *ud)
     } else if (rc == STORE_EINVAL) {
         conn_reply_error(c, x->req->id, ERR_BAD_REQUEST,
                          "token must be a string of 1-4096 printable ASCII chars");
+    } else if (rc == GATEWAY_BUSY) {
+        conn_reply_error(c, x->req->id, ERR_BUSY, BUSY_TOKENS);
     } else if (rc != STORE_OK) {
         conn_reply_error(c, x->req->id, ERR_UNAVAILABLE, "store unavailable");
     } else {
@@ -495,6 +499,8 @@ static void on_unregistered(int rc, void *ud)
         /* gone meanwhile */
     } else if (rc == STORE_ENOTFOUND) {
         conn_reply_error(c, req->id, ERR_NOT_FOUND, "no push token registered for this device");
+    } else if (rc == GATEWAY_BUSY) {
+        conn_reply_error(c, req->id, ERR_BUSY, BUSY_TOKENS);
     } else if (rc != STORE_OK) {
         conn_reply_error(c, req->id, ERR_UNAVAILABLE, "store unavailable");
     } else {
