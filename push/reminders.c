@@ -286,7 +286,6 @@ struct run {
     char *date;
     int64_t due_ms; /* when it was due, before any lease */
     struct store_replay *rp;
-    int runs;
     unsigned users; /* pushed to */
     bool in_body;   /* told of its write from inside the run */
     bool told;
@@ -472,10 +471,8 @@ static void attempt(struct run *r)
     r->in_body = false;
     int sent = r->rp ? store_replay_end(r->rp) : 0;
     if (sent > 0) {
-        if (++r->runs >= TAKE_RUNS_MAX)
-            store_replay_last(r->rp);
         r->users = 0;
-        store_replay_wait(r->rp, on_reads_in, GSIZE_TO_POINTER(r->serial));
+        store_replay_rerun(r->rp, TAKE_RUNS_MAX, on_reads_in, GSIZE_TO_POINTER(r->serial));
         return;
     }
     if (rc == STORE_PENDING && !r->told)

@@ -50,6 +50,7 @@ struct store_replay {
     int in_flight;
     int sent_run; /* reads sent by the current run */
     int counted;  /* counters taken by the current run (each has its own answer) */
+    int thrown;   /* runs that sent reads */
     bool wrote, last, owner_gone;
     void (*ready)(void *ud);
     void *ready_ud;
@@ -339,6 +340,13 @@ void store_replay_wait(struct store_replay *rp, void (*ready)(void *ud), void *u
 void store_replay_last(struct store_replay *rp)
 {
     rp->last = true;
+}
+
+void store_replay_rerun(struct store_replay *rp, int max_runs, void (*ready)(void *ud), void *ud)
+{
+    if (++rp->thrown >= max_runs)
+        rp->last = true;
+    store_replay_wait(rp, ready, ud);
 }
 
 /* A run's first read sent: what follows is thrown away. */

@@ -74,6 +74,10 @@ int store_replay_sent(const struct store_replay *rp);
 void store_replay_wait(struct store_replay *rp, void (*ready)(void *ud), void *ud);
 /* From the next run on, reads rp lacks are made at once. */
 void store_replay_last(struct store_replay *rp);
+/* After a run that sent reads (store_replay_end() > 0): counts it, makes
+ * the next run the last (store_replay_last) once max_runs were thrown,
+ * and tells ready(ud) when its reads are in (store_replay_wait). */
+void store_replay_rerun(struct store_replay *rp, int max_runs, void (*ready)(void *ud), void *ud);
 /* For a cache that sends its own reads (the accounts'): inside a run that
  * may still send reads, counts one the caller sent as the run's (the run
  * is then thrown) and returns the replay, to be handed to

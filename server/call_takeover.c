@@ -253,7 +253,6 @@ struct sweep {
     int64_t now;
     GPtrArray *adopt; /* call id, its dead node, ...: to take over */
     struct store_replay *rp;
-    int runs;
 };
 
 static void sweep_free(struct sweep *w)
@@ -328,9 +327,7 @@ static void sweep_run(struct sweep *w)
     int rc = calls_recover(server.store, w->now, keep_open, w, &n);
     if (w->rp && store_replay_end(w->rp) > 0) {
         g_ptr_array_set_size(w->adopt, 0);
-        if (++w->runs >= SWEEP_RUNS_MAX)
-            store_replay_last(w->rp);
-        store_replay_wait(w->rp, on_sweep_reads, w);
+        store_replay_rerun(w->rp, SWEEP_RUNS_MAX, on_sweep_reads, w);
         return;
     }
     sweeping = NULL;

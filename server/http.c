@@ -53,7 +53,6 @@ struct http_pss {
      * reads until a run lacks none (store_replay.h), as this account. */
     struct store_replay *replay;
     struct account *replay_acct;
-    int replay_runs;
     bool replay_route; /* a write whose route is replayed too */
     bool write_turn;   /* that write's replay under way (one at a time) */
 };
@@ -483,10 +482,8 @@ static void replay_run(struct http_pss *h)
         }
         return;
     }
-    if (++h->replay_runs >= REPLAY_RUNS_MAX)
-        store_replay_last(h->replay);
     uint64_t serial = hold(h);
-    store_replay_wait(h->replay, replay_ready, GSIZE_TO_POINTER(serial));
+    store_replay_rerun(h->replay, REPLAY_RUNS_MAX, replay_ready, GSIZE_TO_POINTER(serial));
 }
 
 static void replay_ready(void *ud)

@@ -58,7 +58,6 @@ struct ws_replayed {
     struct store_replay *rp;
     const struct ws_handler *h;
     json_t *id, *msg;
-    int runs;
 };
 
 /* Runs of one request before its reads are made waiting. */
@@ -118,10 +117,8 @@ static bool replay_run(struct conn *c, struct ws_replayed *x)
         replayed_free(x);
         return true;
     }
-    if (++x->runs >= REPLAY_RUNS_MAX)
-        store_replay_last(x->rp);
     c->replay_held = x;
-    store_replay_wait(x->rp, replay_ready, GSIZE_TO_POINTER(c->serial));
+    store_replay_rerun(x->rp, REPLAY_RUNS_MAX, replay_ready, GSIZE_TO_POINTER(c->serial));
     return false;
 }
 
@@ -159,8 +156,7 @@ static void handle(struct conn *c, const struct ws_handler *h, json_t *id, json_
         return;
     }
     struct ws_replayed *x = g_new0(struct ws_replayed, 1);
-    *x = (struct ws_replayed){store_replay_new(server.store), h, json_incref(id), json_incref(msg),
-                              0};
+    *x = (struct ws_replayed){store_replay_new(server.store), h, json_incref(id), json_incref(msg)};
     replay_run(c, x);
 }
 
