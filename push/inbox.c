@@ -311,6 +311,20 @@ void inbox_set_batches(const struct inbox_batches *b)
         memset(&batches, 0, sizeof(batches));
 }
 
+/* Whether the server has judged batch gen, which holds a write answered
+ * rc (a failed answer needs no judging). */
+static bool judged(int rc, uint64_t gen)
+{
+    return rc != STORE_OK || !batches.judged || batches.judged(gen);
+}
+
+/* The outcome of that write once judged: STORE_EIO if its batch failed
+ * (answered, but it may be lost). */
+static int judged_rc(int rc, uint64_t gen)
+{
+    return rc == STORE_OK && batches.failed && batches.failed(gen) ? STORE_EIO : rc;
+}
+
 static guint announce_idle;
 /* Recipients of the fan-outs sent and not answered yet. Past
  * LATER_INFLIGHT_MAX a fan-out waits for the store like any push (which
@@ -358,11 +372,10 @@ static void announce_stored(void)
 {
     struct later *l;
     while ((l = g_queue_peek_head(&stored_later))) {
-        if (l->rc == STORE_OK && batches.judged && !batches.judged(l->gen))
-            break; /* its batch is not judged yet: told by inbox_batches_judged() */
+        if (!judged(l->rc, l->gen))
+            break; /* told by inbox_batches_judged() */
         g_queue_pop_head(&stored_later);
-        if (l->rc == STORE_OK && batches.failed && batches.failed(l->gen))
-            l->rc = STORE_EIO; /* answered, but its batch failed: it may be lost */
+        l->rc = judged_rc(l->rc, l->gen);
         if (l->rc == STORE_OK)
             announce((const char *const *)l->user_ids, (const char *const *)l->keys, l->seqs, l->n,
                      l->item);
@@ -381,10 +394,8 @@ static void later_drop_all(void)
 {
     struct later *l;
     while ((l = g_queue_pop_head(&stored_later))) {
-        bool durable =
-            batches.judged && batches.judged(l->gen) && !(batches.failed && batches.failed(l->gen));
-        if (l->rc == STORE_OK && batches.judged && !durable)
-            l->rc = STORE_EIO; /* held for a batch never judged: not sure */
+        /* held for a batch never judged: not sure */
+        l->rc = judged(l->rc, l->gen) ? judged_rc(l->rc, l->gen) : STORE_EIO;
         later_free(l);
     }
     struct ack_later *x;
@@ -702,8 +713,7 @@ void inbox_upkeep(const char *user_id, int64_t head)
 /* An ack is told, like a push, once its batch is judged (acks_held). */
 static void ack_tell(struct ack_later *x)
 {
-    if (x->rc == STORE_OK && batches.failed && batches.failed(x->gen))
-        x->rc = STORE_EIO; /* answered, but its batch failed: it may be lost */
+    x->rc = judged_rc(x->rc, x->gen);
     if (x->rc == STORE_OK)
         log_debug("inbox", "ack user=%s device=%s seq=%" G_GINT64_FORMAT, x->user_id, x->device_id,
                   (gint64)x->acked);
@@ -717,7 +727,7 @@ static void ack_tell(struct ack_later *x)
 static void acks_release(void)
 {
     struct ack_later *x;
-    while ((x = g_queue_peek_head(&acks_held)) && (!batches.judged || batches.judged(x->gen))) {
+    while ((x = g_queue_peek_head(&acks_held)) && judged(x->rc, x->gen)) {
         g_queue_pop_head(&acks_held);
         ack_tell(x);
     }
@@ -728,8 +738,7 @@ static void on_raised(int rc, int64_t acked, void *ud)
     struct ack_later *x = ud;
     x->rc = rc;
     x->acked = acked;
-    if (g_queue_is_empty(&acks_held) &&
-        (rc != STORE_OK || !batches.judged || batches.judged(x->gen))) {
+    if (g_queue_is_empty(&acks_held) && judged(rc, x->gen)) {
         ack_tell(x);
         return;
     }
