@@ -50,6 +50,7 @@ static struct {
     int64_t reading_after; /* the revision it reads after */
     int64_t reading_ms;    /* when it was sent */
     bool reading_written;  /* written was set when it was sent */
+    bool closing;          /* answering its waiters as it closes */
     GPtrArray *riders;     /* struct waiter*: answered by the look under way */
     GPtrArray *waiting;    /* struct waiter*: for the next look sent */
     GPtrArray *failed;     /* struct waiter*: a look that could not be sent */
@@ -130,8 +131,8 @@ static bool unread_write(void)
 
 bool account_cache_current(void)
 {
-    if (!cache.st || cache.busy)
-        return true;
+    if (!cache.st || cache.busy || !cache.tick)
+        return true; /* where nothing looks in the background, reads are local */
     if (unread_write() || !cache.max_age_ms)
         return false;
     int64_t age = clock_mono_ms() - cache.looked_ms;
@@ -141,7 +142,12 @@ bool account_cache_current(void)
 static void on_held_look(int rc, void *ud)
 {
     (void)rc; /* the next run sees the cache as the look left it */
-    store_replay_held_done(ud);
+    store_replay_held_done(ud, !cache.closing);
+}
+
+void account_cache_as_is(bool on)
+{
+    cache.busy += on ? 1 : -1;
 }
 
 /* Applies what changed in the store since the last look. Not while changes
@@ -168,6 +174,7 @@ static int catch_up(void)
     bool was_written = cache.written;
     cache.looked_ms = now;
     cache.written = false;
+    cache.reading_written = false; /* a look under way is overtaken */
     cache.busy++;
     int rc = store_doc_changes(cache.st, "users", cache.rev, &cache.rev, apply, NULL);
     cache.busy--;
@@ -320,9 +327,11 @@ void account_cache_close(void)
     cache.reading = false;
     cache.st = NULL;
     g_clear_handle_id(&cache.failed_idle, g_source_remove);
+    cache.closing = true;
     answer_all(cache.failed, STORE_EIO);
     answer_all(cache.riders, STORE_EIO);
     answer_all(cache.waiting, STORE_EIO);
+    cache.closing = false;
     g_clear_pointer(&cache.failed, g_ptr_array_unref);
     g_clear_pointer(&cache.riders, g_ptr_array_unref);
     g_clear_pointer(&cache.waiting, g_ptr_array_unref);

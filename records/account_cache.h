@@ -30,6 +30,10 @@ void account_cache_after_look(account_cache_cb cb, void *ud);
  * after account_cache_stale(). A caller on the main loop that must not
  * wait then rides account_cache_after_look() first. */
 bool account_cache_current(void);
+/* Between account_cache_as_is(true) and (false), reads are served from
+ * memory as they are, with no look first: for a caller that has just
+ * ridden one. */
+void account_cache_as_is(bool on);
 /* fn(account, ud) for each account the cache applies after this call,
  * changed by this process or another (one listener; NULL: none). fn must
  * not write accounts. */

@@ -612,7 +612,8 @@ struct rebuffer_read {
     GArray *uptos;
     GArray *rows; /* int64_t: id, seen, n, then n points */
     int rc;
-    int done; /* atomic: the thread has finished */
+    int done;          /* atomic: the thread has finished */
+    uint64_t failures; /* cfg.batch_failures() when it began */
 };
 
 G_STATIC_ASSERT(sizeof(struct store_ts_point) % sizeof(int64_t) == 0);
@@ -680,6 +681,7 @@ static int log_rebuffer_later(void)
         r->from = store;
         r->uptos = g_array_new(FALSE, FALSE, sizeof(struct upto));
         r->rows = g_array_new(FALSE, FALSE, sizeof(int64_t));
+        r->failures = cfg.batch_failures();
         r->thread = g_thread_new("log-reread", rebuffer_main, r);
         rebuffering = r;
         return STORE_EAGAIN;
@@ -687,7 +689,9 @@ static int log_rebuffer_later(void)
     if (!g_atomic_int_get(&rebuffering->done))
         return STORE_EAGAIN;
     struct rebuffer_read *r = g_steal_pointer(&rebuffering);
-    int rc = r->rc;
+    /* A batch that failed while the thread read may have held chunks of
+     * rows appended after its read: read again. */
+    int rc = cfg.batch_failures() != r->failures ? STORE_EAGAIN : r->rc;
     if (rc == STORE_OK)
         rebuffer_rows(r->uptos, r->rows);
     rebuffer_free(r);

@@ -34,6 +34,11 @@ struct redis_link {
     int timeout_ms;
     redisAsyncContext *ac; /* NULL: not connected */
     bool demoted;          /* a reply said READONLY: reconnect, through the sentinels */
+    /* The deferred command being written out (its number), and whether
+     * the connection was lost before it was: it then counts as never
+     * sent, and its callback is not told. */
+    uint64_t sending_n;
+    bool send_lost;
     int64_t next_try_ms;   /* no connection attempt before this */
     int backoff_ms;
     char error[256];
@@ -524,9 +529,12 @@ const struct redis_url *redis_link_url(const struct redis_link *l)
  * the awaited callbacks have been told already. */
 static void on_cleanup(void *ud)
 {
-    struct redis_link *l = ud;
-    if (l->ac && l->ac->err)
-        set_error(l, "connection", l->ac->errstr);
+    redisAsyncContext *ac = ud;
+    struct redis_link *l = ac->data;
+    if (l->ac != ac)
+        return; /* an older context, dropped already */
+    if (ac->err)
+        set_error(l, "connection", ac->errstr);
     l->ac = NULL;
 }
 
@@ -544,8 +552,9 @@ static void drop(struct redis_link *l, const char *why)
 }
 
 /* Drives the connection, waiting at most timeout_ms for each step, until
- * *done (done NULL: until no deferred reply is awaited). 0, or -1 once
- * the connection is gone (dropped when a step took too long). */
+ * *done (done NULL: until no deferred reply is awaited). -1 if the
+ * connection broke or went silent meanwhile (it is dropped), else 0 (also
+ * when it was dropped for a demoted server: the caller may reconnect). */
 static int pump(struct redis_link *l, const bool *done)
 {
     while (l->ac && !(done ? *done : l->pending == 0)) {
@@ -558,16 +567,18 @@ static int pump(struct redis_link *l, const bool *done)
             continue;
         if (n <= 0) {
             drop(l, "no reply in time");
-            break;
+            return -1;
         }
         if (pfd.revents & (POLLOUT | POLLERR | POLLHUP))
             redisAsyncHandleWrite(l->ac);
         if (l->ac && (pfd.revents & (POLLIN | POLLERR | POLLHUP)))
             redisAsyncHandleRead(l->ac);
-        if (l->ac && l->demoted)
+        if (!l->ac)
+            return -1; /* hiredis found it broken, and freed it */
+        if (l->demoted)
             drop(l, "the server is a replica now");
     }
-    return l->ac || (done && *done) ? 0 : -1;
+    return 0;
 }
 
 /* A deep copy of r that freeReplyObject() frees (hiredis frees the
@@ -622,6 +633,10 @@ static void on_waited(redisAsyncContext *ac, void *reply, void *ud)
 static redisReply *exchange(struct redis_link *l, int argc, const char **argv, const size_t *len)
 {
     struct waited w = {false, NULL};
+    if (!l->ac) {
+        set_error(l, argc ? argv[0] : "command", "not connected");
+        return NULL;
+    }
     if (redisAsyncCommandArgv(l->ac, on_waited, &w, argc, argv, len) != REDIS_OK) {
         drop(l, "cannot send");
         return NULL;
@@ -643,6 +658,26 @@ static int expect_ok(struct redis_link *l, const char *what, int argc, const cha
     if (r)
         freeReplyObject(r);
     return rc;
+}
+
+/* Waits for the connection's connect to end: 0 once made, -1 if it
+ * failed or took longer than timeout_ms (l->error says which). */
+static int connected(struct redis_link *l)
+{
+    while (l->ac && !(l->ac->c.flags & REDIS_CONNECTED)) {
+        struct pollfd pfd = {.fd = l->ac->c.fd, .events = POLLOUT};
+        int n = poll(&pfd, 1, l->timeout_ms);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            drop(l, "connect timed out");
+            break;
+        }
+        redisAsyncHandleWrite(l->ac); /* ends the connect, or frees the context */
+    }
+    if (!l->ac && !l->error[0])
+        set_error(l, "connect", "failed");
+    return l->ac ? 0 : -1;
 }
 
 /* Connects and sets the connection up (AUTH, SELECT, and with Sentinel a
@@ -667,12 +702,12 @@ static int open_ac(struct redis_link *l)
         return -1;
     }
     ac->data = l;
-    ac->ev.data = l;
+    ac->ev.data = ac;
     ac->ev.cleanup = on_cleanup;
     l->ac = ac;
     l->demoted = false;
-    int rc = 0;
-    if (l->url.password) {
+    int rc = connected(l);
+    if (rc == 0 && l->url.password) {
         const char *argv[] = {"AUTH", l->url.user ? l->url.user : l->url.password, l->url.password};
         rc = l->url.user ? expect_ok(l, "AUTH", 3, argv)
                          : expect_ok(l, "AUTH", 2, (const char *[]){"AUTH", l->url.password});
@@ -733,6 +768,13 @@ static void on_deferred(redisAsyncContext *ac, void *reply, void *ud)
     struct deferred_call *d = ud;
     redisReply *r = reply;
     l->pending--;
+    if (!r && l->sending_n && l->sending_n == l->done_n + 1) {
+        /* Lost while being written: never sent, and nobody told (d is
+         * the sender's to free). */
+        l->sent_n--;
+        l->send_lost = true;
+        return;
+    }
     l->done_n++;
     if (r)
         l->progress_ms = now_ms();
@@ -807,18 +849,27 @@ static int send_deferred(struct redis_link *l, const struct redis_cmd *cmd, stru
         l->progress_ms = now_ms();
     l->pending++;
     l->sent_n++;
+    l->sending_n = l->sent_n;
+    l->send_lost = false;
     /* Written out now; the socket's buffer is full only under a server
-     * that stopped reading, which then times out. */
+     * that reads slowly, or stopped (it then times out). */
     while (l->ac && sdslen(l->ac->c.obuf) > 0) {
         redisAsyncHandleWrite(l->ac);
         if (!l->ac || sdslen(l->ac->c.obuf) == 0)
             break;
+        gint64 t0 = g_get_monotonic_time();
         struct pollfd pfd = {.fd = l->ac->c.fd, .events = POLLOUT};
         int n = poll(&pfd, 1, l->timeout_ms);
+        count_wait(t0);
         if (n == 0 || (n < 0 && errno != EINTR))
             drop(l, "cannot send in time");
     }
-    return 0; /* if the connection went, the callback was told it is lost */
+    l->sending_n = 0;
+    if (l->send_lost) { /* the connection went before it was written */
+        l->send_lost = false;
+        return -1;
+    }
+    return 0;
 }
 
 int redis_link_defer_call(struct redis_link *l, const struct redis_cmd *cmd, redis_call_cb cb,

@@ -366,9 +366,9 @@ struct store_replay *store_replay_hold(struct store *st)
     return rp;
 }
 
-void store_replay_held_done(struct store_replay *rp)
+void store_replay_held_done(struct store_replay *rp, bool tell)
 {
-    one_back(rp, !closing);
+    one_back(rp, tell && !closing);
 }
 
 bool store_replay_refuses_write(struct store *st)

@@ -84,7 +84,8 @@ void store_replay_rerun(struct store_replay *rp, int max_runs, void (*ready)(voi
  * store_replay_held_done() from the main loop once the read is answered;
  * else NULL, and the caller reads at once. */
 struct store_replay *store_replay_hold(struct store *st);
-void store_replay_held_done(struct store_replay *rp);
+/* tell: false while the caller closes (the owner is not run again). */
+void store_replay_held_done(struct store_replay *rp, bool tell);
 
 /* How many reads the readers of this process made, and how many runs were
  * thrown away for want of a read (for /metrics). */

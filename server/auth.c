@@ -560,7 +560,12 @@ static void on_accounts_current(int rc, void *ud)
 {
     struct token_check *t = ud;
     struct account *a = NULL;
-    enum token_state st = rc == STORE_OK ? judge(t->rc, &t->claims, &a) : TOKEN_UNAVAILABLE;
+    enum token_state st = TOKEN_UNAVAILABLE;
+    if (rc == STORE_OK) {
+        account_cache_as_is(true); /* as the look left it: no read on the loop */
+        st = judge(t->rc, &t->claims, &a);
+        account_cache_as_is(false);
+    }
     tell(t, st, a);
 }
 
