@@ -132,11 +132,11 @@ static bool unread_write(void)
 bool account_cache_current(void)
 {
     if (!cache.st || cache.busy || !cache.tick)
-        return true; /* where nothing looks in the background, reads are local */
+        return true; /* nothing looks in the background: SQLite, or tests */
     if (unread_write() || !cache.max_age_ms)
         return false;
     int64_t age = clock_mono_ms() - cache.looked_ms;
-    return age < (cache.tick ? stale_limit_ms() : cache.max_age_ms);
+    return age < stale_limit_ms();
 }
 
 static void on_held_look(int rc, void *ud)
@@ -171,7 +171,7 @@ static int catch_up(void)
         account_cache_after_look(on_held_look, rp);
         return STORE_EAGAIN;
     }
-    bool was_written = cache.written;
+    bool was_written = cache.written, was_reading = cache.reading_written;
     cache.looked_ms = now;
     cache.written = false;
     cache.reading_written = false; /* a look under way is overtaken */
@@ -179,7 +179,7 @@ static int catch_up(void)
     int rc = store_doc_changes(cache.st, "users", cache.rev, &cache.rev, apply, NULL);
     cache.busy--;
     if (rc != STORE_OK) {
-        cache.written = cache.written || was_written;
+        cache.written = cache.written || was_written || was_reading;
         log_warn("account", "cannot read account changes from the store");
     }
     return rc;

@@ -545,8 +545,10 @@ static void drop(struct redis_link *l, const char *why)
     if (!ac)
         return;
     redisAsyncFree(ac); /* its cleanup clears l->ac */
-    l->ac = NULL;
-    l->demoted = false;
+    if (l->ac == ac) {
+        l->ac = NULL;
+        l->demoted = false;
+    }
     if (why)
         set_error(l, "connection", why);
 }
@@ -849,6 +851,8 @@ static int send_deferred(struct redis_link *l, const struct redis_cmd *cmd, stru
         l->progress_ms = now_ms();
     l->pending++;
     l->sent_n++;
+    uint64_t outer_n = l->sending_n; /* a send told inside another's */
+    bool outer_lost = l->send_lost;
     l->sending_n = l->sent_n;
     l->send_lost = false;
     /* Written out now; the socket's buffer is full only under a server
@@ -864,12 +868,10 @@ static int send_deferred(struct redis_link *l, const struct redis_cmd *cmd, stru
         if (n == 0 || (n < 0 && errno != EINTR))
             drop(l, "cannot send in time");
     }
-    l->sending_n = 0;
-    if (l->send_lost) { /* the connection went before it was written */
-        l->send_lost = false;
-        return -1;
-    }
-    return 0;
+    bool lost = l->send_lost; /* the connection went before it was written */
+    l->sending_n = outer_n;
+    l->send_lost = outer_lost;
+    return lost ? -1 : 0;
 }
 
 int redis_link_defer_call(struct redis_link *l, const struct redis_cmd *cmd, redis_call_cb cb,
