@@ -582,18 +582,9 @@ static enum err_code check_scope(const struct principal *p, enum feed_scope scop
         }
         return ERR_NONE;
     }
-    char *div = NULL;
-    int rc = STORE_OK;
-    if (org_division_kept("corp", value)) { /* read ahead (feed_api.c): from memory */
-        div = org_division_of(F.st, "corp", value);
-    } else {
-        json_t *ent = NULL;
-        rc = org_enterprise_get(F.st, value, &ent);
-        if (rc == STORE_OK)
-            div = g_strdup(jx_str(ent, "division") ? jx_str(ent, "division") : "");
-        json_decref(ent);
-    }
-    if (rc == STORE_ENOTFOUND || (rc == STORE_OK && !div)) {
+    char *div = NULL; /* read ahead (feed_api.c): from memory */
+    int rc = org_division_get(F.st, "corp", value, &div);
+    if (rc == STORE_ENOTFOUND) {
         *why = "no such enterprise";
         return ERR_NOT_FOUND;
     }

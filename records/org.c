@@ -269,6 +269,22 @@ bool org_division_kept(const char *role, const char *org)
     return k && clock_mono_ms() - k->at_ms < DIVISIONS_STALE_FACTOR * divisions_ttl_ms;
 }
 
+int org_division_get(struct store *st, const char *role, const char *org, char **out)
+{
+    *out = NULL;
+    if (org_division_kept(role, org)) {
+        *out = org_division_of(st, role, org);
+        return *out ? STORE_OK : STORE_ENOTFOUND;
+    }
+    json_t *doc = NULL;
+    int rc = juris_org_kind_of_role(role) == ORG_CARRIER ? org_carrier_get(st, org, &doc)
+                                                         : org_enterprise_get(st, org, &doc);
+    if (rc == STORE_OK)
+        *out = g_strdup(jx_str(doc, "division") ? jx_str(doc, "division") : "");
+    json_decref(doc);
+    return rc;
+}
+
 /* Divisions read for org_divisions_read_later: one read per collection. */
 struct divisions_read {
     int out; /* reads not answered yet */

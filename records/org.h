@@ -40,6 +40,11 @@ void org_division_forget(const char *id);
 /* Whether org_division_of(role, org) answers from what is kept, without a
  * read that waits. */
 bool org_division_kept(const char *role, const char *org);
+/* The division of an enterprise (role corp) or carrier (trs) org, telling
+ * a missing record from a failed read: from what is kept (read ahead),
+ * else from its record, read now. STORE_OK with *out (g_free; "" if the
+ * record names none), STORE_ENOTFOUND, or the store's error. */
+int org_division_get(struct store *st, const char *role, const char *org, char **out);
 /* Where divisions are kept and the store reads later: reads the divisions
  * of those of the n organisations (users' roles and orgs) not kept,
  * without waiting, and keeps them; done(ud) is told from the loop once

@@ -102,20 +102,10 @@ static GPtrArray *resolve(struct conn *c, json_t *id, json_t *msg)
         }
     } else if ((ent || carrier) && !users && !(ent && carrier)) {
         const char *role = ent ? "corp" : "trs", *org = ent ? ent : carrier;
-        char *division = NULL;
-        int rc = STORE_OK;
-        if (org_division_kept(role, org)) { /* read ahead: from memory */
-            division = org_division_of(server.store, role, org);
-        } else {
-            json_t *doc = NULL;
-            rc = ent ? org_enterprise_get(server.store, ent, &doc)
-                     : org_carrier_get(server.store, carrier, &doc);
-            if (rc == STORE_OK)
-                division = g_strdup(jx_str(doc, "division") ? jx_str(doc, "division") : "");
-            json_decref(doc);
-        }
-        if (rc != STORE_OK || !division) {
-            err = rc == STORE_OK || rc == STORE_ENOTFOUND ? ERR_NOT_FOUND : ERR_UNAVAILABLE;
+        char *division = NULL; /* read ahead: from memory */
+        int rc = org_division_get(server.store, role, org, &division);
+        if (rc != STORE_OK) {
+            err = rc == STORE_ENOTFOUND ? ERR_NOT_FOUND : ERR_UNAVAILABLE;
             why = err == ERR_NOT_FOUND ? "no such organisation" : "store unavailable";
             goto done;
         }
