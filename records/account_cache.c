@@ -43,13 +43,15 @@ static struct {
     int busy;           /* applying changes, or walking orgs (nested) */
     int64_t max_age_ms; /* 0: look before every read */
     int64_t looked_ms;  /* monotonic, of the last look */
-    bool written;       /* this process wrote an account since */
+    /* Accounts this process wrote (account_cache_stale), and how many of
+     * those writes an answered look or catch-up has read. */
+    uint64_t writes, writes_read;
     /* Looks in the background (max_age_ms > 0). */
     guint tick;
     bool reading;          /* a look sent, not answered yet */
     int64_t reading_after; /* the revision it reads after */
     int64_t reading_ms;    /* when it was sent */
-    bool reading_written;  /* written was set when it was sent */
+    uint64_t reading_writes; /* writes when it was sent */
     bool closing;          /* answering its waiters as it closes */
     GPtrArray *riders;     /* struct waiter*: answered by the look under way */
     GPtrArray *waiting;    /* struct waiter*: for the next look sent */
@@ -126,7 +128,7 @@ static int64_t stale_limit_ms(void)
 /* This process wrote an account that no answered look has read yet. */
 static bool unread_write(void)
 {
-    return cache.written || (cache.reading && cache.reading_written);
+    return cache.writes != cache.writes_read;
 }
 
 bool account_cache_current(void)
@@ -171,17 +173,15 @@ static int catch_up(void)
         account_cache_after_look(on_held_look, rp);
         return STORE_EAGAIN;
     }
-    bool was_written = cache.written, was_reading = cache.reading_written;
+    uint64_t writes = cache.writes;
     cache.looked_ms = now;
-    cache.written = false;
-    cache.reading_written = false; /* a look under way is overtaken */
     cache.busy++;
     int rc = store_doc_changes(cache.st, "users", cache.rev, &cache.rev, apply, NULL);
     cache.busy--;
-    if (rc != STORE_OK) {
-        cache.written = cache.written || was_written || was_reading;
+    if (rc == STORE_OK)
+        cache.writes_read = MAX(cache.writes_read, writes);
+    else
         log_warn("account", "cannot read account changes from the store");
-    }
     return rc;
 }
 
@@ -240,16 +240,13 @@ static void on_look(int rc, const struct store_docs *d, void *ud)
         if (d->last_rev > cache.rev)
             cache.rev = d->last_rev;
         if (d->more) { /* the rest at once: its riders wait for all of it */
-            cache.written = cache.written || cache.reading_written;
             look_later();
             return;
         }
         cache.looked_ms = MAX(cache.looked_ms, cache.reading_ms);
+        cache.writes_read = MAX(cache.writes_read, cache.reading_writes);
     } else if (rc != STORE_OK) {
-        cache.written = cache.written || cache.reading_written;
         log_warn("account", "cannot read account changes from the store");
-    } else {
-        cache.written = cache.written || cache.reading_written; /* not applied */
     }
     answer_all(cache.riders, rc);
     if (cache.waiting->len)
@@ -272,8 +269,7 @@ static void look_later(void)
     cache.reading = true;
     cache.reading_after = cache.rev;
     cache.reading_ms = clock_mono_ms();
-    cache.reading_written = cache.written; /* this look reads those writes */
-    cache.written = false;
+    cache.reading_writes = cache.writes; /* this look reads those writes */
     g_ptr_array_extend_and_steal(cache.riders, g_steal_pointer(&cache.waiting));
     cache.waiting = g_ptr_array_new();
     struct look *l = g_new(struct look, 1);
@@ -282,7 +278,6 @@ static void look_later(void)
     if (rc != STORE_OK) {
         g_free(l);
         cache.reading = false;
-        cache.written = cache.written || cache.reading_written;
         log_warn("account", "cannot read account changes from the store");
         /* told from the loop, as an answer would be */
         g_ptr_array_extend_and_steal(cache.failed, g_steal_pointer(&cache.riders));
@@ -361,7 +356,7 @@ void account_cache_poll(void)
 
 void account_cache_stale(void)
 {
-    cache.written = true;
+    cache.writes++;
 }
 
 bool account_cache_serves(struct store *st)

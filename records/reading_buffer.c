@@ -604,8 +604,9 @@ static void rebuffer_rows(GArray *uptos, GArray *rows)
 
 /* The log read back, in a thread of its own on a connection of its own
  * where the store has one (Redis), so that the loop does not wait for
- * it: the rows are kept whole (a row of the log is what the loop would
- * have read), and the loop takes them at a flush tick once it is done. */
+ * it: the rows are kept whole (what the loop would have read: the rows
+ * not trimmed yet, about what the buffers hold), and the loop takes them
+ * at a flush tick once it is done. */
 struct rebuffer_read {
     struct store *from;
     GThread *thread;
@@ -657,16 +658,17 @@ static void rebuffer_free(struct rebuffer_read *r)
 }
 
 /* The log's rows whose points are not in chunks, into the buffers (the
- * points buffered already stay as they are), read now (at start-up). */
+ * points buffered already stay as they are), read now and taken row by
+ * row as they come (at start-up, and on a store read at once). */
 static int log_rebuffer(void)
 {
     GArray *uptos = g_array_new(FALSE, FALSE, sizeof(struct upto));
-    GArray *rows = g_array_new(FALSE, FALSE, sizeof(int64_t));
-    int rc = read_log(store, uptos, rows);
-    if (rc == STORE_OK)
-        rebuffer_rows(uptos, rows);
+    int rc = store_ts_latest_each(store, collect_upto, uptos);
+    if (rc == STORE_OK) {
+        g_array_sort(uptos, cmp_upto);
+        rc = store_ts_log_each(store, 0, replay_row, uptos);
+    }
     g_array_free(uptos, TRUE);
-    g_array_free(rows, TRUE);
     return rc;
 }
 

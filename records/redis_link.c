@@ -553,6 +553,21 @@ static void drop(struct redis_link *l, const char *why)
         set_error(l, "connection", why);
 }
 
+/* Waits up to timeout_ms for events on the connection's socket: those
+ * that came, or 0 once the connection is dropped (why) for the wait. */
+static short wait_io(struct redis_link *l, short events, const char *why)
+{
+    struct pollfd pfd = {.fd = l->ac->c.fd, .events = events};
+    int n;
+    do
+        n = poll(&pfd, 1, l->timeout_ms);
+    while (n < 0 && errno == EINTR);
+    if (n > 0)
+        return pfd.revents;
+    drop(l, why);
+    return 0;
+}
+
 /* Drives the connection, waiting at most timeout_ms for each step, until
  * *done (done NULL: until no deferred reply is awaited). -1 if the
  * connection broke or went silent meanwhile (it is dropped), else 0 (also
@@ -561,19 +576,13 @@ static int pump(struct redis_link *l, const bool *done)
 {
     while (l->ac && !(done ? *done : l->pending == 0)) {
         redisContext *c = &l->ac->c;
-        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-        if (!(c->flags & REDIS_CONNECTED) || sdslen(c->obuf) > 0)
-            pfd.events |= POLLOUT;
-        int n = poll(&pfd, 1, l->timeout_ms);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            drop(l, "no reply in time");
+        bool writing = !(c->flags & REDIS_CONNECTED) || sdslen(c->obuf) > 0;
+        short got = wait_io(l, POLLIN | (writing ? POLLOUT : 0), "no reply in time");
+        if (!got)
             return -1;
-        }
-        if (pfd.revents & (POLLOUT | POLLERR | POLLHUP))
+        if (got & (POLLOUT | POLLERR | POLLHUP))
             redisAsyncHandleWrite(l->ac);
-        if (l->ac && (pfd.revents & (POLLIN | POLLERR | POLLHUP)))
+        if (l->ac && (got & (POLLIN | POLLERR | POLLHUP)))
             redisAsyncHandleRead(l->ac);
         if (!l->ac)
             return -1; /* hiredis found it broken, and freed it */
@@ -666,17 +675,8 @@ static int expect_ok(struct redis_link *l, const char *what, int argc, const cha
  * failed or took longer than timeout_ms (l->error says which). */
 static int connected(struct redis_link *l)
 {
-    while (l->ac && !(l->ac->c.flags & REDIS_CONNECTED)) {
-        struct pollfd pfd = {.fd = l->ac->c.fd, .events = POLLOUT};
-        int n = poll(&pfd, 1, l->timeout_ms);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            drop(l, "connect timed out");
-            break;
-        }
+    while (l->ac && !(l->ac->c.flags & REDIS_CONNECTED) && wait_io(l, POLLOUT, "connect timed out"))
         redisAsyncHandleWrite(l->ac); /* ends the connect, or frees the context */
-    }
     if (!l->ac && !l->error[0])
         set_error(l, "connect", "failed");
     return l->ac ? 0 : -1;
@@ -862,11 +862,8 @@ static int send_deferred(struct redis_link *l, const struct redis_cmd *cmd, stru
         if (!l->ac || sdslen(l->ac->c.obuf) == 0)
             break;
         gint64 t0 = g_get_monotonic_time();
-        struct pollfd pfd = {.fd = l->ac->c.fd, .events = POLLOUT};
-        int n = poll(&pfd, 1, l->timeout_ms);
+        wait_io(l, POLLOUT, "cannot send in time");
         count_wait(t0);
-        if (n == 0 || (n < 0 && errno != EINTR))
-            drop(l, "cannot send in time");
     }
     bool lost = l->send_lost; /* the connection went before it was written */
     l->sending_n = outer_n;

@@ -622,11 +622,13 @@ static gboolean on_prefetch_idle(gpointer ud)
     C.prefetch_idle = 0;
     struct prefetch *p;
     while ((p = g_queue_pop_head(&C.prefetched))) {
-        GPtrArray *again = g_ptr_array_new_with_free_func(g_free);
+        GPtrArray *again = NULL; /* users whose read a change overtook */
         for (guint i = 0; i < p->users->len; i++) {
             char **kv = g_ptr_array_index(p->kvs, i);
             const char *user = g_ptr_array_index(p->users, i);
             if (stale_in(p, user)) {
+                if (!again)
+                    again = g_ptr_array_new_with_free_func(g_free);
                 g_ptr_array_add(again, g_strdup(user));
                 continue;
             }
@@ -640,8 +642,9 @@ static gboolean on_prefetch_idle(gpointer ud)
         /* A read that a change overtook is sent again (a read sent after
          * the change's news sees it), a few times at most, and the caller
          * told once the last one is in. */
-        bool chained = again->len && p->tries < PREFETCH_TRIES && prefetch_again(again, p);
-        g_ptr_array_free(again, TRUE);
+        bool chained = again && p->tries < PREFETCH_TRIES && prefetch_again(again, p);
+        if (again)
+            g_ptr_array_free(again, TRUE);
         if (--C.prefetches_out == 0)
             g_hash_table_remove_all(C.dropped);
         if (!chained && p->done)
