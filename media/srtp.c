@@ -1,6 +1,8 @@
 /* SRTP and SRTCP over libsrtp2 (see srtp.h). */
 #include "media/srtp.h"
 
+#include "media/srtp_ossl.h"
+
 #include <glib.h>
 #include <limits.h>
 #include <srtp2/srtp.h>
@@ -44,6 +46,7 @@ const char *media_srtp_profiles_offered(void)
 }
 
 static gint init_count;
+static const char *engine = "none";
 
 int media_srtp_init(void)
 {
@@ -53,7 +56,14 @@ int media_srtp_init(void)
         g_atomic_int_add(&init_count, -1);
         return -1;
     }
+    engine = srtp_ossl_install() == 0 ? "OpenSSL"
+                                      : "libsrtp2's own for some (an OpenSSL self-test failed)";
     return 0;
+}
+
+const char *media_srtp_engine(void)
+{
+    return engine;
 }
 
 void media_srtp_shutdown(void)

@@ -37,8 +37,12 @@ bool media_srtp_profile_info(enum media_srtp_profile p, const char **name, size_
 /* The OpenSSL profile list the server offers, best first. */
 const char *media_srtp_profiles_offered(void);
 
-/* Initialises libsrtp once per process (0, or -1). */
+/* Initialises libsrtp once per process (0, or -1), with its ciphers and
+ * HMAC on OpenSSL (srtp_ossl.h). */
 int media_srtp_init(void);
+/* Whose ciphers protect packets: "OpenSSL", or a phrase saying some are
+ * libsrtp2's own. */
+const char *media_srtp_engine(void);
 void media_srtp_shutdown(void);
 
 struct media_srtp;

@@ -887,8 +887,10 @@ void call_api_init(void)
     /* The SFU: one certificate for the process (its fingerprint is in
      * every SDP the server writes). Without it calls stay peer-to-peer. */
     srtp_up = media_srtp_init() == 0;
-    if (srtp_up)
+    if (srtp_up) {
+        log_info("call", "SRTP ciphers: %s", media_srtp_engine());
         media_cert = dtls_cert_new();
+    }
     if (!media_cert)
         log_error("call", "the media server could not start (SRTP or certificate): sfu calls"
                           " are refused");
