@@ -367,8 +367,10 @@ def pin(pid, cpu):
 
 async def main(a):
     data = tempfile.mkdtemp(prefix="yjt-bench-sfu-")
-    srv = Yjtd(a.build, data, a.port, settings=[f"call_max_joiners={max(a.receivers)}",
-                                                "invites_per_min=100000"])
+    settings = [f"call_max_joiners={max(a.receivers)}", "invites_per_min=100000"]
+    if a.udp_only:
+        settings.append("media_ice_tcp=false")
+    srv = Yjtd(a.build, data, a.port, settings=settings)
     srv.ctl("enterprise", "add", "--id", "E1", "--name", "Bench Chemicals", "--division", "440106")
     srv.ctl("user", "add", "--username", "bench-gov", "--password", PASSWORD, "--role", "gov",
             "--org", "4401")
@@ -458,6 +460,9 @@ if __name__ == "__main__":
                          "headers, so the endpoints' process is not the first to saturate")
     ap.add_argument("--janus-loops", type=int, default=0,
                     help="Janus event_loops (0, its default: a thread per handle)")
+    ap.add_argument("--udp-only", action="store_true",
+                    help="yjtd without ICE-TCP candidates (media_ice_tcp=false), as Janus "
+                         "runs by default (its ice_tcp is off)")
     ap.add_argument("--no-pin", dest="pin", action="store_false",
                     help="leave the servers and the endpoints on any CPU")
     args = ap.parse_args()
