@@ -1,6 +1,7 @@
 /* One participant's transport: ICE, DTLS, SRTP (see transport.h). */
 #include "media/transport.h"
 
+#include "media/ctxmux.h"
 #include "media/ice_agent.h"
 #include "media/rtp.h"
 #include "media/srtp.h"
@@ -14,6 +15,7 @@
 
 struct media_transport {
     GMainContext *ctx;
+    struct ctxmux *mux; /* ctx is a member of it */
     enum media_transport_role role;
     bool dtls_passive; /* the DTLS server (the role's default unless set) */
     struct dtls_cert *cert;
@@ -129,6 +131,13 @@ static void on_datagram(const uint8_t *data, size_t len, void *ud)
     }
 }
 
+static struct ctxmux *default_mux;
+
+void media_transport_use_mux(struct ctxmux *m)
+{
+    default_mux = m;
+}
+
 struct media_transport *media_transport_new(GMainContext *ctx, enum media_transport_role role,
                                             struct dtls_cert *cert, const char *const *addresses,
                                             bool ice_tcp,
@@ -137,7 +146,12 @@ struct media_transport *media_transport_new(GMainContext *ctx, enum media_transp
     if (!cert)
         return NULL;
     struct media_transport *t = g_new0(struct media_transport, 1);
-    t->ctx = ctx ? g_main_context_ref(ctx) : NULL;
+    if (!ctx && default_mux) {
+        t->mux = default_mux;
+        t->ctx = ctxmux_add(t->mux);
+    } else {
+        t->ctx = ctx ? g_main_context_ref(ctx) : NULL;
+    }
     t->role = role;
     t->dtls_passive = role == MEDIA_TRANSPORT_SERVER;
     t->cert = cert;
@@ -148,14 +162,14 @@ struct media_transport *media_transport_new(GMainContext *ctx, enum media_transp
     enum ice_agent_tcp tcp = !ice_tcp                         ? ICE_AGENT_TCP_OFF
                              : role == MEDIA_TRANSPORT_SERVER ? ICE_AGENT_TCP_ACCEPT
                                                               : ICE_AGENT_TCP_CONNECT;
-    t->ice = ice_agent_new(ctx, role == MEDIA_TRANSPORT_CLIENT, addresses, tcp, &icb, t);
+    t->ice = ice_agent_new(t->ctx, role == MEDIA_TRANSPORT_CLIENT, addresses, tcp, &icb, t);
     if (!t->ice) {
         media_transport_free(t);
         return NULL;
     }
     t->tick = g_timeout_source_new(DTLS_TICK_MS);
     g_source_set_callback(t->tick, on_tick, t, NULL);
-    g_source_attach(t->tick, ctx);
+    g_source_attach(t->tick, t->ctx);
     return t;
 }
 
@@ -209,7 +223,9 @@ void media_transport_free(struct media_transport *t)
     ice_agent_free(t->ice);
     dtls_free(t->dtls);
     media_srtp_free(t->srtp);
-    if (t->ctx)
+    if (t->mux)
+        ctxmux_remove(t->mux, t->ctx); /* it drains what libnice left, then lets go */
+    else if (t->ctx)
         g_main_context_unref(t->ctx);
     g_free(t);
 }

@@ -41,6 +41,12 @@ struct media_transport_callbacks {
 };
 
 struct media_transport;
+struct ctxmux;
+
+/* Transports made with no context get a context of their own in m
+ * (ctxmux.h), so that a loop turn costs what is ready, not what is open.
+ * NULL (the default): they run in the default context. */
+void media_transport_use_mux(struct ctxmux *m);
 
 /* A transport with its own ICE credentials (for its SDP), gathering on
  * addresses (local IPs, NULL-terminated; NULL: all), over UDP and, with

@@ -7,8 +7,10 @@
 #include "common/clock.h"
 #include "common/jsonx.h"
 #include "common/log.h"
+#include "media/ctxmux.h"
 #include "media/dtls.h"
 #include "media/srtp.h"
+#include "media/transport.h"
 #include "push/inbox.h"
 #include "push/presence.h"
 #include "records/account.h"
@@ -33,6 +35,7 @@
 
 /* The SFU's certificate and the addresses it gathers on. */
 static struct dtls_cert *media_cert;
+static struct ctxmux *media_mux;
 static char **media_addrs;
 static bool srtp_up;
 
@@ -890,6 +893,11 @@ void call_api_init(void)
     if (srtp_up) {
         log_info("call", "SRTP ciphers: %s", media_srtp_engine());
         media_cert = dtls_cert_new();
+        /* Each device's transport in a context of its own, over epoll. */
+        if ((media_mux = ctxmux_new(NULL)))
+            media_transport_use_mux(media_mux);
+        else
+            log_warn("call", "epoll for the media contexts failed: one context for all");
     }
     if (!media_cert)
         log_error("call", "the media server could not start (SRTP or certificate): sfu calls"
@@ -953,6 +961,8 @@ void call_api_shutdown(void)
     handled = NULL;
     dtls_cert_free(media_cert);
     media_cert = NULL;
+    media_transport_use_mux(NULL);
+    g_clear_pointer(&media_mux, ctxmux_free);
     g_strfreev(media_addrs);
     media_addrs = NULL;
     if (srtp_up)
