@@ -21,6 +21,8 @@
 /* How long a removed member is driven at most before it is let go. */
 #define DRAIN_MAX_US (60 * G_USEC_PER_SEC)
 #define EVENTS_PER_WAIT 256
+/* How often a member with a descriptor epoll cannot watch is looked at. */
+#define UNWATCHED_US (10 * 1000)
 
 struct member {
     struct ctxmux *mux;
@@ -32,6 +34,7 @@ struct member {
     bool empty;        /* removed, and since then found with no source but
                         * the wake-up record */
     bool ready;        /* in this turn's list */
+    bool unwatched;    /* has a descriptor epoll refused */
 };
 
 struct ctxmux {
@@ -42,7 +45,9 @@ struct ctxmux {
     GPtrArray *ready;
     GHashTable *owner; /* descriptor -> the member registered for it */
     guint draining;
-    bool closing; /* ctxmux_free() ran: goes when its last member does */
+    bool closing;     /* ctxmux_free() ran: goes when its last member does */
+    bool dispatching; /* in mux_dispatch() */
+    bool free_asked;  /* ctxmux_free() called from a member's callback */
 };
 
 static guint32 to_epoll(gushort events)
@@ -59,10 +64,14 @@ static guint32 to_epoll(gushort events)
 
 static void watch(struct ctxmux *m, struct member *mem, int fd, gushort events)
 {
-    struct epoll_event ev = {.events = to_epoll(events), .data.ptr = mem};
+    struct epoll_event ev = {.events = to_epoll(events), .data.fd = fd};
     if (epoll_ctl(m->epfd, EPOLL_CTL_MOD, fd, &ev) != 0 &&
-        (errno != ENOENT || epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) != 0))
-        return; /* not a pollable descriptor: GLib would report it through check */
+        (errno != ENOENT || epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)) {
+        /* Not something epoll watches (a regular file, say): the member
+         * is looked at every few milliseconds instead. */
+        mem->unwatched = true;
+        return;
+    }
     g_hash_table_insert(m->owner, GINT_TO_POINTER(fd), mem);
 }
 
@@ -103,10 +112,13 @@ static void refresh(struct member *mem)
     gint64 now = g_get_monotonic_time();
     mem->deadline = timeout < 0 ? G_MAXINT64 : now + (gint64)timeout * 1000;
     mem->empty = mem->removed_at && !due && timeout < 0 && n <= 1;
-    if (mem->removed_at)
-        mem->deadline = MIN(mem->deadline, mem->removed_at + DRAIN_MAX_US);
+    mem->unwatched = false;
     for (gint i = 0; i < n; i++)
         watch(m, mem, mem->fds[i].fd, mem->fds[i].events);
+    if (mem->unwatched)
+        mem->deadline = MIN(mem->deadline, now + UNWATCHED_US);
+    if (mem->removed_at)
+        mem->deadline = MIN(mem->deadline, mem->removed_at + DRAIN_MAX_US);
     for (gint i = 0; i < was_n; i++)
         if (!has_fd(mem, was[i]))
             unwatch(m, mem, was[i]);
@@ -132,12 +144,17 @@ static void member_free(struct ctxmux *m, struct member *mem)
     g_free(mem);
 }
 
-/* Lets go of removed members that are empty or have drained long enough. */
+/* Lets go of removed members that are empty or have drained long enough.
+ * Emptiness is looked at again: a source may have been attached since the
+ * member's last turn. */
 static void reap(struct ctxmux *m, gint64 now)
 {
     for (guint i = 0; i < m->members->len;) {
         struct member *mem = m->members->pdata[i];
-        if (mem->removed_at && (mem->empty || now - mem->removed_at >= DRAIN_MAX_US)) {
+        bool expired = mem->removed_at && now - mem->removed_at >= DRAIN_MAX_US;
+        if (mem->removed_at && mem->empty && !expired)
+            refresh(mem);
+        if (mem->removed_at && (mem->empty || expired)) {
             g_ptr_array_remove_index_fast(m->members, i);
             m->draining--;
             member_free(m, mem);
@@ -183,8 +200,8 @@ static gboolean mux_dispatch(GSource *s, GSourceFunc cb, gpointer ud)
     struct epoll_event ev[EVENTS_PER_WAIT];
     int n = epoll_wait(m->epfd, ev, EVENTS_PER_WAIT, 0);
     for (int i = 0; i < n; i++) {
-        struct member *mem = ev[i].data.ptr;
-        if (!mem->ready) {
+        struct member *mem = g_hash_table_lookup(m->owner, GINT_TO_POINTER(ev[i].data.fd));
+        if (mem && !mem->ready) {
             mem->ready = true;
             g_ptr_array_add(m->ready, mem);
         }
@@ -199,11 +216,17 @@ static gboolean mux_dispatch(GSource *s, GSourceFunc cb, gpointer ud)
     }
     /* Members are only freed by reap(), below: a member removed by
      * another's callback stays valid through the list. */
+    m->dispatching = true;
     for (guint i = 0; i < m->ready->len; i++)
         run(m->ready->pdata[i]);
+    m->dispatching = false;
     for (guint i = 0; i < m->ready->len; i++)
         ((struct member *)m->ready->pdata[i])->ready = false;
     g_ptr_array_set_size(m->ready, 0);
+    if (m->free_asked) {
+        ctxmux_free(m); /* the host source goes with it */
+        return G_SOURCE_REMOVE;
+    }
     if (m->draining)
         reap(m, g_get_monotonic_time());
     return G_SOURCE_CONTINUE;
@@ -240,6 +263,10 @@ void ctxmux_free(struct ctxmux *m)
 {
     if (!m)
         return;
+    if (m->dispatching) {
+        m->free_asked = true; /* done when the turn is over */
+        return;
+    }
     /* What the removed members still hold, given a few rounds to run. */
     for (int round = 0; round < 20 && m->draining; round++) {
         for (guint i = 0; i < m->members->len; i++) {

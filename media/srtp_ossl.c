@@ -130,9 +130,9 @@ static srtp_err_status_t icm_set_iv(void *state, uint8_t *iv, srtp_cipher_direct
     uint8_t counter[16];
     for (size_t i = 0; i < sizeof(counter); i++)
         counter[i] = s->offset[i] ^ iv[i];
-    if (EVP_EncryptInit_ex(s->ctx, NULL, NULL, NULL, counter) != 1)
-        return srtp_err_status_cipher_fail;
-    return srtp_err_status_ok;
+    int ok = EVP_EncryptInit_ex(s->ctx, NULL, NULL, NULL, counter) == 1;
+    OPENSSL_cleanse(counter, sizeof(counter));
+    return ok ? srtp_err_status_ok : srtp_err_status_cipher_fail;
 }
 
 /* Successive calls continue the key stream (libsrtp2 relies on it). */
@@ -339,14 +339,16 @@ static srtp_err_status_t hmac_compute(void *state, const uint8_t *buf, int len, 
     uint8_t inner[SHA1_LEN], mac[SHA1_LEN];
     if (len < 0 || tag_len < 0 || tag_len > SHA1_LEN)
         return srtp_err_status_bad_param;
-    if (EVP_DigestUpdate(s->work, buf, (size_t)len) != 1 ||
-        EVP_DigestFinal_ex(s->work, inner, NULL) != 1 ||
-        EVP_MD_CTX_copy_ex(s->work, s->outer) != 1 ||
-        EVP_DigestUpdate(s->work, inner, sizeof(inner)) != 1 ||
-        EVP_DigestFinal_ex(s->work, mac, NULL) != 1)
-        return srtp_err_status_auth_fail;
-    memcpy(tag, mac, (size_t)tag_len);
-    return srtp_err_status_ok;
+    int ok = EVP_DigestUpdate(s->work, buf, (size_t)len) == 1 &&
+             EVP_DigestFinal_ex(s->work, inner, NULL) == 1 &&
+             EVP_MD_CTX_copy_ex(s->work, s->outer) == 1 &&
+             EVP_DigestUpdate(s->work, inner, sizeof(inner)) == 1 &&
+             EVP_DigestFinal_ex(s->work, mac, NULL) == 1;
+    if (ok)
+        memcpy(tag, mac, (size_t)tag_len);
+    OPENSSL_cleanse(inner, sizeof(inner));
+    OPENSSL_cleanse(mac, sizeof(mac));
+    return ok ? srtp_err_status_ok : srtp_err_status_auth_fail;
 }
 
 /* ---- known answers -------------------------------------------------------

@@ -227,6 +227,36 @@ static void test_free_before_members(void **state)
     ctxmux_remove(m, b); /* frees m: nothing left for the leak checker */
 }
 
+struct closer {
+    struct ctxmux *m;
+    GMainContext *ctx;
+    int ran;
+};
+
+static gboolean close_all(gpointer ud)
+{
+    struct closer *c = ud;
+    ctxmux_remove(c->m, c->ctx);
+    ctxmux_free(c->m); /* from inside the multiplexer's own turn */
+    c->ran++;
+    return G_SOURCE_REMOVE;
+}
+
+/* A member's callback that removes itself and frees the multiplexer: the
+ * free waits for the end of the turn. */
+static void test_free_from_a_callback(void **state)
+{
+    (void)state;
+    struct closer c = {ctxmux_new(NULL), NULL, 0};
+    c.ctx = ctxmux_add(c.m);
+    GSource *idle = g_idle_source_new();
+    g_source_set_callback(idle, close_all, &c, NULL);
+    g_source_attach(idle, c.ctx);
+    g_source_unref(idle);
+    assert_true(spin_until(&c.ran, 1));
+    spin_for(10);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +266,7 @@ int main(void)
         cmocka_unit_test(test_reused_descriptor_number),
         cmocka_unit_test(test_removed_member_drains),
         cmocka_unit_test(test_free_before_members),
+        cmocka_unit_test(test_free_from_a_callback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
