@@ -392,6 +392,7 @@ async def main(a):
         for n in a.receivers:
             for run in range(a.runs):
                 row = dict(server="yjtd", run=run, **await step(a, srv, peer, n, base))
+                peer.do(op="clear")  # the step's endpoints, closed by the server
                 base += 1000
                 rows.append(row)
                 print(json.dumps(row), flush=True)
@@ -399,6 +400,7 @@ async def main(a):
                 if janus:
                     row = dict(server="janus", run=run,
                                **await janus_step(a, janus, peer, n, base))
+                    peer.do(op="clear")
                     base += 1000
                     rows.append(row)
                     print(json.dumps(row), flush=True)

@@ -17,6 +17,8 @@
  *       packets, a frame every 33 ms, a key frame when asked by PLI)
  *   {"op":"stats"}                           -> {"peers":[{"id","state",
  *       "sent","received","lost","nacks","plis"}...]}
+ *   {"op":"clear"}                           -> {"ok":true}
+ *       every endpoint closed and freed (between benchmark steps)
  *   {"op":"quit"}
  *
  * Endpoints gather on the addresses of argv[1] (comma-separated; default
@@ -27,11 +29,15 @@
  * work per stream, so that the server saturates first. The
  * media is not real video: the server forwards it without decoding, and
  * what is measured is the server's work per forwarded stream.
+ *
+ * Each endpoint's transport has a context of its own, driven over epoll
+ * (media/ctxmux.h), as in yjtd.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 
+#include "media/ctxmux.h"
 #include "media/dtls.h"
 #include "media/rtp.h"
 #include "media/sdp.h"
@@ -357,6 +363,11 @@ static void command(json_t *cmd)
     } else if (strcmp(op, "stats") == 0) {
         reply(stats());
         return;
+    } else if (strcmp(op, "clear") == 0) {
+        kbps = 0;
+        g_hash_table_remove_all(endpoints);
+        reply(json_pack("{s:b}", "ok", 1));
+        return;
     } else if (strcmp(op, "quit") == 0) {
         running = false;
         return;
@@ -401,6 +412,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "sfupeer: no SRTP or certificate\n");
         return 1;
     }
+    struct ctxmux *mux = ctxmux_new(NULL);
+    media_transport_use_mux(mux);
     endpoints = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, endpoint_free);
     g_unix_fd_add(0, G_IO_IN | G_IO_HUP, on_stdin, NULL);
     while (running) {
@@ -408,6 +421,8 @@ int main(int argc, char **argv)
         g_usleep(PASS_PAUSE_US);
     }
     g_hash_table_destroy(endpoints);
+    media_transport_use_mux(NULL);
+    ctxmux_free(mux);
     dtls_cert_free(cert);
     media_srtp_shutdown();
     g_strfreev(addrs);
