@@ -11,7 +11,7 @@ mkdir -p "$out"
 flags="-g -O1 -std=c11 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined $(pkg-config --cflags jansson glib-2.0 openssl sqlite3 nice libsrtp2)"
 libs="$(pkg-config --libs jansson glib-2.0 openssl sqlite3 nice libsrtp2)"
 # The SFU, which the call state machine drives.
-media="media/room.c media/room_fwd.c media/record.c media/transport.c media/ice_agent.c media/dtls.c media/srtp.c media/srtp_ossl.c media/rtp.c media/rtcp_rr.c media/sdp.c"
+media="media/room.c media/room_fwd.c media/record.c media/transport.c media/ice_agent.c media/ctxmux.c media/dtls.c media/srtp.c media/srtp_ossl.c media/rtp.c media/rtcp_rr.c media/sdp.c"
 # The SQLite store backend, every file of it.
 store="records/store.c records/store_later.c records/store_replay.c records/store_sqlite.c records/store_sqlite_ts.c records/store_sqlite_ckpt.c records/store_sqlite_vfs.c records/store_sqlite_fanout.c records/store_sqlite_seq.c records/store_rate.c"
 declare -A sources=(
