@@ -499,7 +499,16 @@ def sentinel_failover(server, tmp_path, tls):
             time.sleep(0.2)
         assert restarted and refused > 0
         assert r.json["seq"] >= 6
-        r = n1.http("GET", "/api/v1/inbox?limit=50", token=n1.token("alice"))
+
+        # Writes wait for a replica (wait=1): while the old master resyncs
+        # as the new one's replica, a login (it writes a session) may still
+        # be refused with 503, never with anything else, and not for long.
+        def alice_token():
+            r = n1.login("alice")
+            assert r.status in (200, 503), r
+            return r.json["token"] if r.status == 200 else None
+        tok = wait_until(alice_token, 15, interval=0.2, what="a login after the failover")
+        r = n1.http("GET", "/api/v1/inbox?limit=50", token=tok)
         titles = {i["title"] for i in r.json["items"]}
         assert {f"a{i}" for i in range(5)} <= titles, titles
     finally:
