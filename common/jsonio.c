@@ -228,6 +228,20 @@ char *jx_dump(const json_t *v)
     return NULL;
 }
 
+void jx_append_int(GString *out, int64_t v)
+{
+    char digits[24];
+    int i = (int)sizeof(digits);
+    /* the magnitude as unsigned, so that INT64_MIN has one too */
+    uint64_t m = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do
+        digits[--i] = (char)('0' + m % 10);
+    while ((m /= 10) > 0);
+    if (v < 0)
+        digits[--i] = '-';
+    g_string_append_len(out, digits + i, (gssize)sizeof(digits) - i);
+}
+
 void jx_append_quoted(GString *out, const char *s)
 {
     size_t n = strlen(s);

@@ -30,5 +30,8 @@ json_t *jx_load(const char *text, size_t len);
 /* Appends s (NUL-terminated) to out as a JSON string, quoted and escaped
  * as jx_dump writes it; "" if s is not valid UTF-8. */
 void jx_append_quoted(GString *out, const char *s);
+/* Appends v in decimal, as printf's "%" PRId64 would (no format string to
+ * interpret: for numbers written once per recipient of a push). */
+void jx_append_int(GString *out, int64_t v);
 
 #endif

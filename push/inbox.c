@@ -105,6 +105,16 @@ json_t *inbox_event(const char *user_id, int64_t seq, json_t *item)
     return ev;
 }
 
+/* Whether s is written in JSON as it is: printable ASCII, no quote or
+ * backslash. */
+static bool plain_ascii(const char *s)
+{
+    for (; *s; s++)
+        if (*s < 0x20 || *s > 0x7e || *s == '"' || *s == '\\')
+            return false;
+    return true;
+}
+
 /* Writes into out the serialised `push` event of (user_id, seq) for the
  * item serialised as item_text ("{...}"): the same JSON as
  * inbox_event(), without building it, so that a fan-out serialises its
@@ -112,10 +122,22 @@ json_t *inbox_event(const char *user_id, int64_t seq, json_t *item)
 static void event_text(GString *out, const char *user_id, int64_t seq, const char *item_text)
 {
     g_string_truncate(out, 0);
-    g_string_append_printf(out, "{\"type\":\"push\",\"seq\":%" G_GINT64_FORMAT ",\"id\":", seq);
-    char *id = inbox_push_id(user_id, seq);
-    jx_append_quoted(out, id);
-    g_free(id);
+    g_string_append_len(out, "{\"type\":\"push\",\"seq\":", 21);
+    jx_append_int(out, seq);
+    g_string_append_len(out, ",\"id\":", 6);
+    /* the id, "USER:SEQ" (inbox_push_id), quoted; a user id (made by the
+     * server: letters, digits, dashes) needs no escaping */
+    if (plain_ascii(user_id)) {
+        g_string_append_c(out, '"');
+        g_string_append(out, user_id);
+        g_string_append_c(out, ':');
+        jx_append_int(out, seq);
+        g_string_append_c(out, '"');
+    } else {
+        char *id = inbox_push_id(user_id, seq);
+        jx_append_quoted(out, id);
+        g_free(id);
+    }
     if (item_text[0] == '{' && item_text[1] != '}' && item_text[1]) {
         g_string_append_c(out, ',');
         g_string_append(out, item_text + 1);

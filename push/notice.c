@@ -27,8 +27,9 @@ void notice_init(struct store *st)
 }
 
 struct collect {
-    GHashTable *users; /* set of user ids, for order-free de-duplication */
-    GPtrArray *order;  /* the same ids in the order found */
+    GPtrArray *order; /* the user ids, in the order found; each account is
+                       * read once (distinct orgs, distinct accounts), so
+                       * none is there twice */
     const char *role;
     const char *within; /* gov: division the user's org must be strictly below */
     bool too_many;
@@ -36,15 +37,11 @@ struct collect {
 
 static void add_user(struct collect *c, const char *id)
 {
-    if (g_hash_table_contains(c->users, id))
-        return;
     if (c->order->len >= NOTICE_RECIPIENTS_MAX) {
         c->too_many = true;
         return;
     }
-    char *dup = g_strdup(id);
-    g_hash_table_add(c->users, dup);
-    g_ptr_array_add(c->order, dup);
+    g_ptr_array_add(c->order, g_strdup(id));
 }
 
 static bool corp_user(struct account *a, void *ud)
@@ -123,7 +120,6 @@ static void publish_free(struct publish *p)
     g_free((char *)p->pub.org);
     json_decref(p->req);
     json_decref(p->att);
-    g_hash_table_destroy(p->c.users);
     g_ptr_array_free(p->c.order, TRUE);
     g_free(p);
 }
@@ -180,6 +176,7 @@ static void on_listed(int rc, const struct store_docs *d, void *ud)
     if (!answered_ok(p, rc, d))
         return;
     GHashTable *found = g_hash_table_new(g_str_hash, g_str_equal);
+    GHashTable *done = g_hash_table_new(g_str_hash, g_str_equal); /* listed twice: once */
     for (int i = 0; i < d->n; i++)
         if (d->docs[i])
             g_hash_table_insert(found, d->ids[i], d->docs[i]);
@@ -196,12 +193,15 @@ static void on_listed(int rc, const struct store_docs *d, void *ud)
                               : NULL;
         if (why) {
             g_hash_table_destroy(found);
+            g_hash_table_destroy(done);
             finish(p, doc ? ERR_FORBIDDEN : ERR_NOT_FOUND, why, NULL);
             return;
         }
-        account_each_in_org(store, id, corp_user, &p->c);
+        if (g_hash_table_add(done, (char *)id))
+            account_each_in_org(store, id, corp_user, &p->c);
     }
     g_hash_table_destroy(found);
+    g_hash_table_destroy(done);
     resolved(p);
 }
 
@@ -322,8 +322,7 @@ void notice_publish_later(const char *publisher_id, const struct principal *pub,
     p->att = att;
     p->cb = cb;
     p->ud = ud;
-    p->c = (struct collect){g_hash_table_new(g_str_hash, g_str_equal),
-                            g_ptr_array_new_with_free_func(g_free), NULL, NULL, false};
+    p->c = (struct collect){g_ptr_array_new_with_free_func(g_free), NULL, NULL, false};
     const char *why = NULL;
     enum err_code err = read_audience(p, aud, &why);
     if (err != ERR_NONE)

@@ -13,6 +13,7 @@ struct device {
 
 struct user_entry {
     GHashTable *devices;     /* device id -> struct device* */
+    GPtrArray *conns;        /* the devices' connections, for each push */
     GHashTable *subscribers; /* set of subscriber pointers */
 };
 
@@ -34,6 +35,7 @@ static void entry_free(gpointer p)
 {
     struct user_entry *e = p;
     g_hash_table_destroy(e->devices);
+    g_ptr_array_free(e->conns, TRUE);
     g_hash_table_destroy(e->subscribers);
     g_free(e);
 }
@@ -59,6 +61,7 @@ static struct user_entry *entry_get(const char *user_id, bool create)
     if (!e && create) {
         e = g_new0(struct user_entry, 1);
         e->devices = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, device_free);
+        e->conns = g_ptr_array_new();
         e->subscribers = g_hash_table_new(g_direct_hash, g_direct_equal);
         g_hash_table_insert(users, g_strdup(user_id), e);
     }
@@ -116,6 +119,9 @@ void *presence_add(const char *user_id, void *conn, const char *device_id, const
     d->device_id = g_strdup(device_id);
     d->platform = g_strdup(platform ? platform : "");
     d->since = since_ms;
+    if (old)
+        g_ptr_array_remove_fast(e->conns, old->conn);
+    g_ptr_array_add(e->conns, conn);
     g_hash_table_replace(e->devices, d->device_id, d); /* frees old */
     if (cluster)
         cluster->up(user_id, device_id, d->platform, since_ms);
@@ -130,6 +136,7 @@ void presence_remove(const char *user_id, void *conn, const char *device_id)
         return;
     struct device *d = g_hash_table_lookup(e->devices, device_id);
     if (d && d->conn == conn) {
+        g_ptr_array_remove_fast(e->conns, conn);
         g_hash_table_remove(e->devices, device_id);
         if (cluster)
             cluster->down(user_id, device_id);
@@ -233,15 +240,14 @@ void presence_each_conn(const char *user_id, void (*fn)(void *conn, void *ud), v
     if (!e)
         return;
     /* Copy first: fn may close connections, which removes devices. */
-    GPtrArray *conns = g_ptr_array_new();
-    GHashTableIter it;
-    gpointer v;
-    g_hash_table_iter_init(&it, e->devices);
-    while (g_hash_table_iter_next(&it, NULL, &v))
-        g_ptr_array_add(conns, ((struct device *)v)->conn);
-    for (guint i = 0; i < conns->len; i++)
-        fn(g_ptr_array_index(conns, i), ud);
-    g_ptr_array_free(conns, TRUE);
+    void *few[8];
+    guint n = e->conns->len;
+    void **conns = n <= G_N_ELEMENTS(few) ? few : g_new(void *, n);
+    memcpy(conns, e->conns->pdata, n * sizeof(void *));
+    for (guint i = 0; i < n; i++)
+        fn(conns[i], ud);
+    if (conns != few)
+        g_free(conns);
 }
 
 unsigned presence_subscribe(void *subscriber, const char *user_id)

@@ -1077,7 +1077,14 @@ struct store *store_open_sqlite(const char *dir, char **err)
     s->data_version = -1;
     s->path = path;
     s->wal_fd = -1;
-    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+    /* Each connection is used by one thread at a time (this one by the
+     * loop, the checkpointer's by its thread): SQLite's own locking of
+     * every call, and its counting of every allocation under a global
+     * lock, would be paid for nothing (at start, before SQLite is in use;
+     * refused harmlessly once it is). */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    int rc = sqlite3_open_v2(path, &s->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              store_vfs_name());
     if (rc != SQLITE_OK)
         goto err;

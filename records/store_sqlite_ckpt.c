@@ -92,7 +92,8 @@ struct store_ckpt *store_ckpt_start(sqlite3 *db, const char *path, int pages)
     struct store_ckpt *k = g_new0(struct store_ckpt, 1);
     k->writer = db;
     k->pages = pages > 0 ? pages : AUTO_CHECKPOINT_PAGES;
-    if (sqlite3_open_v2(path, &k->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+    if (sqlite3_open_v2(path, &k->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK ||
         sqlite3_exec(k->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)
         goto err;
     g_mutex_init(&k->lock);

@@ -21,6 +21,8 @@
  * written and read by one process, the server. */
 #include "records/store_sqlite.h"
 
+#include "common/jsonx.h"
+
 #include <string.h>
 
 /* Smaller appends write their rows at once. */
@@ -31,12 +33,19 @@
 #define PENDING_MAX (1 << 20)
 
 struct pend_key {
+    char *key;    /* owned; the key of keys */
     GArray *rows; /* struct sqls_fan_row, ascending seq */
     gint64 since; /* monotonic time of the oldest */
+    GList link;   /* in order, its data this */
 };
 
+/* Keys are found by hash (each append looks up every recipient's) and kept
+ * in the order they got their first pending row, which is the order they
+ * come due: a fan-out's keys are all due together, in the order it named
+ * them. Each tick settles the oldest, sorted into key order. */
 struct sqls_fanouts {
-    GTree *keys;      /* key (owned) -> struct pend_key* */
+    GHashTable *keys; /* key -> struct pend_key* (owned) */
+    GQueue order;     /* struct pend_key*, oldest first */
     GHashTable *left; /* fan-out ref (int64_t*, owned) -> its rows not settled (int) */
     size_t rows;
 };
@@ -45,13 +54,15 @@ static void pend_key_free(gpointer p)
 {
     struct pend_key *k = p;
     g_array_free(k->rows, TRUE);
+    g_free(k->key);
     g_free(k);
 }
 
-static gint key_cmp(gconstpointer a, gconstpointer b, gpointer ud)
+/* Forgets key k (its rows settled or taken back). */
+static void pend_drop(struct sqls_fanouts *f, struct pend_key *k)
 {
-    (void)ud;
-    return strcmp(a, b);
+    g_queue_unlink(&f->order, &k->link);
+    g_hash_table_remove(f->keys, k->key);
 }
 
 bool sqls_fan_wanted(const struct sqlite_store *s, const char *const *keys, int n)
@@ -65,18 +76,28 @@ bool sqls_fan_wanted(const struct sqlite_store *s, const char *const *keys, int 
     return true;
 }
 
+static struct pend_key *pend_find(struct sqlite_store *s, const char *key)
+{
+    return s->fan ? g_hash_table_lookup(s->fan->keys, key) : NULL;
+}
+
+static int64_t pend_head(const struct pend_key *k)
+{
+    return g_array_index(k->rows, struct sqls_fan_row, k->rows->len - 1).seq;
+}
+
 bool sqls_fan_head(struct sqlite_store *s, const char *key, int64_t *head)
 {
-    struct pend_key *k = s->fan ? g_tree_lookup(s->fan->keys, key) : NULL;
+    struct pend_key *k = pend_find(s, key);
     if (!k)
         return false;
-    *head = g_array_index(k->rows, struct sqls_fan_row, k->rows->len - 1).seq;
+    *head = pend_head(k);
     return true;
 }
 
 guint sqls_fan_rows(struct sqlite_store *s, const char *key, struct sqls_fan_row **out)
 {
-    struct pend_key *k = s->fan ? g_tree_lookup(s->fan->keys, key) : NULL;
+    struct pend_key *k = pend_find(s, key);
     *out = NULL;
     if (!k)
         return 0;
@@ -84,15 +105,15 @@ guint sqls_fan_rows(struct sqlite_store *s, const char *key, struct sqls_fan_row
     return k->rows->len;
 }
 
-static struct pend_key *pend_get(struct sqls_fanouts *f, const char *key, gint64 now)
+static struct pend_key *pend_new(struct sqls_fanouts *f, const char *key, gint64 now)
 {
-    struct pend_key *k = g_tree_lookup(f->keys, key);
-    if (!k) {
-        k = g_new0(struct pend_key, 1);
-        k->rows = g_array_new(FALSE, FALSE, sizeof(struct sqls_fan_row));
-        k->since = now;
-        g_tree_insert(f->keys, g_strdup(key), k);
-    }
+    struct pend_key *k = g_new0(struct pend_key, 1);
+    k->key = g_strdup(key);
+    k->rows = g_array_new(FALSE, FALSE, sizeof(struct sqls_fan_row));
+    k->since = now;
+    k->link.data = k;
+    g_hash_table_insert(f->keys, k->key, k);
+    g_queue_push_tail_link(&f->order, &k->link);
     return k;
 }
 
@@ -110,11 +131,20 @@ static void left_add(struct sqls_fanouts *f, int64_t ref, int by)
 static void unpend(struct sqls_fanouts *f, const char *const *keys, int n)
 {
     while (n-- > 0) {
-        struct pend_key *k = g_tree_lookup(f->keys, keys[n]);
+        struct pend_key *k = g_hash_table_lookup(f->keys, keys[n]);
         g_array_set_size(k->rows, k->rows->len - 1);
         if (k->rows->len == 0)
-            g_tree_remove(f->keys, keys[n]);
+            pend_drop(f, k);
     }
+}
+
+/* Appends "SEQ\tKEY\n" to text (one line per key of every fan-out). */
+static void append_line(GString *text, int64_t seq, const char *key)
+{
+    jx_append_int(text, seq);
+    g_string_append_c(text, '\t');
+    g_string_append(text, key);
+    g_string_append_c(text, '\n');
 }
 
 int sqls_fan_append(struct sqlite_store *s, const char *const *keys, int n, int64_t ref,
@@ -127,15 +157,18 @@ int sqls_fan_append(struct sqlite_store *s, const char *const *keys, int n, int6
     /* Rows go in at once, so that a key named twice gets two seqs; they
      * come out again if the fan-out's row cannot be written. */
     for (; done < n && rc == STORE_OK; done++) {
+        struct pend_key *k = g_hash_table_lookup(f->keys, keys[done]);
         int64_t head = 0;
-        if (!sqls_fan_head(s, keys[done], &head))
-            rc = sqls_seq_head_w(s, keys[done], &head);
-        if (rc != STORE_OK)
+        if (k)
+            head = pend_head(k);
+        else if ((rc = sqls_seq_head_w(s, keys[done], &head)) != STORE_OK)
             break;
+        else
+            k = pend_new(f, keys[done], now);
         struct sqls_fan_row row = {head + 1, ref};
-        g_array_append_val(pend_get(f, keys[done], now)->rows, row);
+        g_array_append_val(k->rows, row);
         seqs_out[done] = row.seq;
-        g_string_append_printf(text, "%" G_GINT64_FORMAT "\t%s\n", row.seq, keys[done]);
+        append_line(text, row.seq, keys[done]);
     }
     if (rc == STORE_OK) {
         sqlite3_stmt *q = sqls_prep(s, "INSERT INTO seq_fanouts(ref, keys) VALUES(?1, ?2)");
@@ -151,9 +184,7 @@ int sqls_fan_append(struct sqlite_store *s, const char *const *keys, int n, int6
     if (rc == STORE_OK) {
         f->rows += (size_t)n;
         left_add(f, ref, n);
-        for (int i = 0; i < n; i++)
-            sqls_seq_head_note(s, keys[i], seqs_out[i]);
-        return STORE_OK;
+        return STORE_OK; /* the heads are noted as the rows settle */
     }
     unpend(f, keys, done);
     return rc;
@@ -167,16 +198,36 @@ void sqls_fan_forget(struct sqlite_store *s, const char *const *keys, int n, int
     g_hash_table_remove(f->left, &ref);
 }
 
+/* How many rows of each fan-out a settle wrote: few fan-outs, so a short
+ * array searched from its newest entry. */
+struct ref_count {
+    int64_t ref;
+    int n;
+};
+
+static void ref_counted(GArray *counts, int64_t ref)
+{
+    for (guint i = counts->len; i-- > 0;) {
+        struct ref_count *c = &g_array_index(counts, struct ref_count, i);
+        if (c->ref == ref) {
+            c->n++;
+            return;
+        }
+    }
+    struct ref_count c = {ref, 1};
+    g_array_append_val(counts, c);
+}
+
 /* Writes the pending rows of keys[0..n) into seqs, and deletes the
  * fan-out rows all of whose rows are then settled; the overlay forgets
  * them only once the write has succeeded. */
-static int settle(struct sqlite_store *s, char **keys, int n)
+static int settle(struct sqlite_store *s, struct pend_key **keys, int n)
 {
     struct sqls_fanouts *f = s->fan;
-    GHashTable *dec = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+    GArray *dec = g_array_new(FALSE, FALSE, sizeof(struct ref_count));
     int rc = sqls_begin(s);
     for (int i = 0; rc == STORE_OK && i < n; i++) {
-        struct pend_key *k = g_tree_lookup(f->keys, keys[i]);
+        struct pend_key *k = keys[i];
         for (guint j = 0; rc == STORE_OK && j < k->rows->len; j++) {
             const struct sqls_fan_row *r = &g_array_index(k->rows, struct sqls_fan_row, j);
             sqlite3_stmt *ins = sqls_prep(s, "INSERT INTO seqs(key, seq, body, ref)"
@@ -185,77 +236,69 @@ static int settle(struct sqlite_store *s, char **keys, int n)
                 rc = STORE_EIO;
                 break;
             }
-            sqlite3_bind_text(ins, 1, keys[i], -1, SQLITE_STATIC);
+            sqlite3_bind_text(ins, 1, k->key, -1, SQLITE_STATIC);
             sqlite3_bind_int64(ins, 2, r->seq);
             sqlite3_bind_int64(ins, 3, r->ref);
             rc = sqls_step_done(ins);
-            int d = GPOINTER_TO_INT(g_hash_table_lookup(dec, &r->ref)) + 1;
-            g_hash_table_insert(dec, g_memdup2(&r->ref, sizeof(r->ref)), GINT_TO_POINTER(d));
+            ref_counted(dec, r->ref);
         }
     }
-    GHashTableIter it;
-    gpointer ref, d;
-    g_hash_table_iter_init(&it, dec);
-    while (rc == STORE_OK && g_hash_table_iter_next(&it, &ref, &d)) {
-        if (GPOINTER_TO_INT(g_hash_table_lookup(f->left, ref)) > GPOINTER_TO_INT(d))
+    for (guint i = 0; rc == STORE_OK && i < dec->len; i++) {
+        const struct ref_count *c = &g_array_index(dec, struct ref_count, i);
+        if (GPOINTER_TO_INT(g_hash_table_lookup(f->left, &c->ref)) > c->n)
             continue;
         sqlite3_stmt *del = sqls_prep(s, "DELETE FROM seq_fanouts WHERE ref=?1");
         if (!del) {
             rc = STORE_EIO;
             break;
         }
-        sqlite3_bind_int64(del, 1, *(int64_t *)ref);
+        sqlite3_bind_int64(del, 1, c->ref);
         rc = sqls_step_done(del);
     }
     rc = sqls_finish(s, rc);
     if (rc == STORE_OK) {
-        g_hash_table_iter_init(&it, dec);
-        while (g_hash_table_iter_next(&it, &ref, &d))
-            left_add(f, *(int64_t *)ref, -GPOINTER_TO_INT(d));
+        for (guint i = 0; i < dec->len; i++) {
+            const struct ref_count *c = &g_array_index(dec, struct ref_count, i);
+            left_add(f, c->ref, -c->n);
+        }
         for (int i = 0; i < n; i++) {
-            struct pend_key *k = g_tree_lookup(f->keys, keys[i]);
-            f->rows -= k->rows->len;
-            g_tree_remove(f->keys, keys[i]);
+            f->rows -= keys[i]->rows->len;
+            sqls_seq_head_note(s, keys[i]->key, pend_head(keys[i]));
+            pend_drop(f, keys[i]);
         }
     }
-    g_hash_table_destroy(dec);
+    g_array_free(dec, TRUE);
     return rc;
 }
 
 int sqls_fan_settle_key(struct sqlite_store *s, const char *key)
 {
-    if (!s->fan || !g_tree_lookup(s->fan->keys, key))
-        return STORE_OK;
-    char *k = (char *)key;
-    return settle(s, &k, 1);
+    struct pend_key *k = pend_find(s, key);
+    return k ? settle(s, &k, 1) : STORE_OK;
 }
 
-struct pick {
-    gint64 now;
-    bool all;
-    GPtrArray *keys;
-    int max;
-};
-
-static gboolean pick_old(gpointer key, gpointer value, gpointer ud)
+static int by_key(gconstpointer a, gconstpointer b)
 {
-    struct pick *p = ud;
-    const struct pend_key *k = value;
-    if (p->all || p->now - k->since >= SETTLE_AGE_US)
-        g_ptr_array_add(p->keys, key);
-    return (int)p->keys->len >= p->max;
+    return strcmp((*(struct pend_key *const *)a)->key, (*(struct pend_key *const *)b)->key);
 }
 
 int sqls_seq_settle(struct store *st, int max_keys, bool all)
 {
     struct sqlite_store *s = (struct sqlite_store *)st;
-    if (!s->fan || g_tree_nnodes(s->fan->keys) == 0 || max_keys <= 0)
+    if (!s->fan || g_queue_is_empty(&s->fan->order) || max_keys <= 0)
         return STORE_OK;
-    struct pick p = {g_get_monotonic_time(), all || s->fan->rows > PENDING_MAX, g_ptr_array_new(),
-                     max_keys};
-    g_tree_foreach(s->fan->keys, pick_old, &p); /* in key order: neighbouring pages */
-    int rc = p.keys->len ? settle(s, (char **)p.keys->pdata, (int)p.keys->len) : STORE_OK;
-    g_ptr_array_free(p.keys, TRUE);
+    gint64 now = g_get_monotonic_time();
+    all = all || s->fan->rows > PENDING_MAX;
+    GPtrArray *keys = g_ptr_array_new();
+    for (GList *l = s->fan->order.head; l && (int)keys->len < max_keys; l = l->next) {
+        struct pend_key *k = l->data;
+        if (!all && now - k->since < SETTLE_AGE_US)
+            break; /* the rest came due later still */
+        g_ptr_array_add(keys, k);
+    }
+    g_ptr_array_sort(keys, by_key); /* in key order: neighbouring pages */
+    int rc = keys->len ? settle(s, (struct pend_key **)keys->pdata, (int)keys->len) : STORE_OK;
+    g_ptr_array_free(keys, TRUE);
     return rc;
 }
 
@@ -277,13 +320,16 @@ static int load_one(struct sqlite_store *s, int64_t ref, const char *text, gint6
             return STORE_EIO;
         int64_t seq = g_ascii_strtoll(p, NULL, 10);
         char *key = g_strndup(tab + 1, (gsize)(nl - tab - 1));
+        struct pend_key *k = g_hash_table_lookup(f->keys, key);
         int64_t head = 0;
         int rc = STORE_OK;
-        if (!sqls_fan_head(s, key, &head))
+        if (k)
+            head = pend_head(k);
+        else
             rc = sqls_seq_head(s, key, &head);
         if (rc == STORE_OK && seq > head) {
             struct sqls_fan_row row = {seq, ref};
-            g_array_append_val(pend_get(f, key, now)->rows, row);
+            g_array_append_val((k ? k : pend_new(f, key, now))->rows, row);
             pending++;
         }
         g_free(key);
@@ -300,7 +346,8 @@ static int load_one(struct sqlite_store *s, int64_t ref, const char *text, gint6
 int sqls_fan_open(struct sqlite_store *s)
 {
     struct sqls_fanouts *f = g_new0(struct sqls_fanouts, 1);
-    f->keys = g_tree_new_full(key_cmp, NULL, g_free, pend_key_free);
+    f->keys = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, pend_key_free);
+    g_queue_init(&f->order);
     f->left = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
     s->fan = f;
     sqlite3_stmt *q = NULL;
@@ -337,7 +384,8 @@ void sqls_fan_close(struct sqlite_store *s)
 {
     if (!s->fan)
         return;
-    g_tree_destroy(s->fan->keys);
+    g_queue_init(&s->fan->order); /* its links are freed with their keys */
+    g_hash_table_destroy(s->fan->keys);
     g_hash_table_destroy(s->fan->left);
     g_free(s->fan);
     s->fan = NULL;

@@ -96,6 +96,52 @@ static void test_a_single_push_trims_at_once(void **state)
     inbox_shutdown();
 }
 
+struct got {
+    GPtrArray *texts; /* each delivery's event */
+    GPtrArray *users;
+};
+
+static void on_deliver(const char *user_id, int64_t seq, const char *text, size_t len, void *ud)
+{
+    (void)seq;
+    struct got *g = ud;
+    g_ptr_array_add(g->texts, g_strndup(text, len));
+    g_ptr_array_add(g->users, g_strdup(user_id));
+}
+
+/* Each user's event is the item's with its own seq and id spliced in, as
+ * JSON that parses, also for a user id that needs escaping. */
+static void test_each_event_names_its_user_and_seq(void **state)
+{
+    struct store *st = *state;
+    struct inbox_limits limits = {30 * 24 * 3600, MAX_COUNT};
+    struct got g = {g_ptr_array_new_with_free_func(g_free), g_ptr_array_new_with_free_func(g_free)};
+    inbox_init(st, &limits, on_deliver, &g);
+    GPtrArray *ids = user_ids();
+    g_ptr_array_add(ids, g_strdup("q\"b\\s/\xe5\x8d\xb1"));
+    for (int k = 1; k <= 2; k++)
+        push_all(ids, k);
+    assert_int_equal(g.texts->len, 2 * ids->len);
+    for (guint i = 0; i < g.texts->len; i++) {
+        json_error_t err;
+        json_t *ev = json_loads(g_ptr_array_index(g.texts, i), 0, &err);
+        assert_non_null(ev);
+        int64_t seq = json_integer_value(json_object_get(ev, "seq"));
+        assert_int_equal(seq, i < ids->len ? 1 : 2);
+        char *id = inbox_push_id(g_ptr_array_index(g.users, i), seq);
+        assert_string_equal(json_string_value(json_object_get(ev, "id")), id);
+        assert_string_equal(json_string_value(json_object_get(ev, "type")), "push");
+        assert_string_equal(json_string_value(json_object_get(ev, "kind")), "notice");
+        assert_string_equal(json_string_value(json_object_get(ev, "body")), "body");
+        g_free(id);
+        json_decref(ev);
+    }
+    g_ptr_array_free(ids, TRUE);
+    inbox_shutdown();
+    g_ptr_array_free(g.texts, TRUE);
+    g_ptr_array_free(g.users, TRUE);
+}
+
 int main(void)
 {
     redis_url = getenv("YJT_TEST_REDIS");
@@ -103,6 +149,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fan_out_trims_are_staggered_and_put_off, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_single_push_trims_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_each_event_names_its_user_and_seq, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

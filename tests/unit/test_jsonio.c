@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,12 +226,28 @@ static void test_append_quoted(void **state)
     g_string_free(out, TRUE);
 }
 
+/* jx_append_int writes what printf does, at both ends of the range. */
+static void test_append_int(void **state)
+{
+    (void)state;
+    static const int64_t samples[] = {0, 7, -7, 10, 1234567890123, INT64_MAX, INT64_MIN, -1};
+    for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+        GString *out = g_string_new("x");
+        jx_append_int(out, samples[i]);
+        char want[32];
+        snprintf(want, sizeof(want), "x%" PRId64, samples[i]);
+        assert_string_equal(out->str, want);
+        g_string_free(out, TRUE);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dump_scalars),  cmocka_unit_test(test_dump_strings),
         cmocka_unit_test(test_append_quoted), cmocka_unit_test(test_load_long_strings),
         cmocka_unit_test(test_load_layouts),  cmocka_unit_test(test_load_mutations),
+        cmocka_unit_test(test_append_int),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
