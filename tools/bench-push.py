@@ -113,6 +113,8 @@ def run_once(a, store, nodes):
         hold = a.fanouts * 10.0 + a.sustain * 4 + 120
         port_args = [x for p in ports for x in ("--port", str(p))]
         procs = ["--procs", str(a.client_procs)] if a.client_procs else []
+        if a.client_rx == "raw":
+            procs.append("--raw-rx")
         cl = subprocess.Popen([load, *port_args, *procs, "-n", str(a.users), "--user", "load",
                                "--users", str(a.users), "--password", PASSWORD, "--hold",
                                str(hold), "--timeout", str(hold + 300), "--push-log",
@@ -294,6 +296,9 @@ def main():
                     help="rounds of one run of each configuration")
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
     ap.add_argument("--yjtd", help="the yjtd to measure (default: the one in --build)")
+    ap.add_argument("--client-rx", choices=("raw", "lws"), default="raw",
+                    help="how yjt-load reads the pushes: its own frame reader (default) or "
+                         "libwebsockets, which takes several times the CPU per message")
     ap.add_argument("--client-procs", type=int, default=0, metavar="P",
                     help="yjt-load processes holding the connections (default: as few as the "
                          "open-file limit allows, one for 10,000)")

@@ -63,6 +63,7 @@ struct load_config {
     const char *feed;     /* after login, follow this enterprise's 3D feed */
     double feed_hz;       /* its max_hz */
     bool no_auth;
+    bool raw_rx; /* read logged-in connections without lws (rawrx.c) */
     bool token_from_login;
     bool tls;
     bool ipv6;

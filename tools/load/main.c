@@ -176,6 +176,9 @@ static void print_usage(void)
           "  --push-log PREFIX    write \"created_at received_us\" of every push event\n"
           "                       to PREFIX.<worker> at the end (with --feed: \"ts\n"
           "                       received_us\" of the first sensor of every feed.delta)\n"
+          "  --raw-rx             once logged in, read each connection's frames\n"
+          "                       without lws (far less CPU per message; plain\n"
+          "                       WebSocket, not with --feed)\n"
           "  --feed ENTERPRISE    after login, feed.subscribe to the enterprise\n"
           "  --feed-hz HZ         max_hz of that feed (default 10)\n"
           "  --hold SECONDS       idle time once everything settled (default 10)\n"
@@ -279,6 +282,7 @@ static void parse_args(int argc, char **argv, struct load_config *cfg)
         OPT_FEED,
         OPT_FEED_HZ,
         OPT_TOKEN_FROM_LOGIN,
+        OPT_RAW_RX,
         OPT_HOLD,
         OPT_TIMEOUT,
         OPT_SERVER_PID,
@@ -303,6 +307,7 @@ static void parse_args(int argc, char **argv, struct load_config *cfg)
         {"feed", required_argument, NULL, OPT_FEED},
         {"feed-hz", required_argument, NULL, OPT_FEED_HZ},
         {"token-from-login", no_argument, NULL, OPT_TOKEN_FROM_LOGIN},
+        {"raw-rx", no_argument, NULL, OPT_RAW_RX},
         {"hold", required_argument, NULL, OPT_HOLD},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"server-pid", required_argument, NULL, OPT_SERVER_PID},
@@ -366,6 +371,9 @@ static void parse_args(int argc, char **argv, struct load_config *cfg)
             break;
         case OPT_PUSH_LOG:
             cfg->push_log = checked_string("--push-log", optarg);
+            break;
+        case OPT_RAW_RX:
+            cfg->raw_rx = true;
             break;
         case OPT_FEED:
             cfg->feed = checked_string("--feed", optarg);

@@ -20,6 +20,7 @@
 
 #include "cli.h"
 #include "load.h"
+#include "rawrx.h"
 
 #include <libwebsockets.h>
 #include <jansson.h>
@@ -73,6 +74,8 @@ struct conn {
     uint8_t established; /* the WebSocket handshake completed */
     uint8_t peer_closed; /* the server sent a close frame (already recorded) */
     uint8_t feed_sent;   /* --feed: feed.subscribe written */
+    uint8_t raw;         /* --raw-rx: read by rawrx through raw_fd */
+    int raw_fd;
 };
 
 struct err_slot {
@@ -126,6 +129,7 @@ struct worker {
     unsigned err_other;
     bool capture_token; /* keep the token of the login reply (--token-from-login) */
     char *token;
+    struct rawrx *rx; /* --raw-rx */
 };
 
 static struct worker the_worker;
@@ -203,7 +207,11 @@ static void conn_request_close(struct worker *w, struct conn *c)
         return;
     c->closing = 1;
     w->closing_open++;
-    if (!c->established) /* nothing to say a close frame on: just drop it */
+    if (c->raw) { /* lws's reading is off: drop it without a close frame */
+        rawrx_drop(w->rx, c->raw_fd);
+        c->raw = 0;
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    } else if (!c->established) /* nothing to say a close frame on: just drop it */
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     else
         lws_callback_on_writable(c->wsi);
@@ -291,6 +299,45 @@ static int send_feed_subscribe(struct worker *w, struct conn *c, struct lws *wsi
     return 0;
 }
 
+/* --raw-rx: from now on the connection is read by rawrx, through a
+ * descriptor of its own for the same socket; lws stops reading it. */
+static void take_raw(struct worker *w, struct conn *c)
+{
+    int fd = dup(lws_get_socket_fd(c->wsi));
+    if (fd < 0 || rawrx_take(w->rx, fd, c) != 0) {
+        record_error(w, "raw reading: cannot take the socket");
+        return;
+    }
+    c->raw = 1;
+    c->raw_fd = fd;
+    lws_rx_flow_control(c->wsi, 0);
+}
+
+static void record_push(struct worker *w, const char *data, size_t len);
+
+static void raw_text(void *conn, const char *data, size_t len, void *ud)
+{
+    struct worker *w = ud;
+    struct conn *c = conn;
+    if (c->state == CS_READY && w->cfg->push_log)
+        record_push(w, data, len);
+}
+
+/* The server closed a connection read raw (or its socket failed): lws
+ * drops its side, and counts it as dropped. */
+static void raw_gone(void *conn, unsigned code, void *ud)
+{
+    struct worker *w = ud;
+    struct conn *c = conn;
+    char why[64];
+    c->raw = 0;
+    c->peer_closed = 1;
+    snprintf(why, sizeof(why), "closed by server while idle: close %u", code);
+    record_error(w, why);
+    if (c->wsi)
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
 /* Handles one complete text message received while the login is pending. */
 static void handle_message(struct worker *w, struct conn *c, const char *data, size_t len)
 {
@@ -322,6 +369,8 @@ static void handle_message(struct worker *w, struct conn *c, const char *data, s
         conn_settle(w, c, CS_READY);
         if (w->cfg->feed)
             lws_callback_on_writable(c->wsi);
+        else if (w->rx)
+            take_raw(w, c);
     } else {
         const char *code =
             json_string_value(json_object_get(json_object_get(msg, "error"), "code"));
@@ -818,6 +867,13 @@ int load_run_worker(const struct load_config *cfg, int proc_index, int first_glo
         return 1;
     }
 
+    if (cfg->raw_rx && !cfg->tls && !cfg->feed) {
+        w->rx = rawrx_new(&loop, raw_text, raw_gone, w);
+        if (!w->rx) {
+            fprintf(stderr, "yjt-load[%d]: cannot set up raw reading\n", proc_index);
+            return 1;
+        }
+    }
     w->t_begin_ns = load_mono_ns();
     w->phase = WP_CONNECT;
     lws_sul_schedule(w->ctx, 0, &w->tick, on_tick, 1);
@@ -826,6 +882,11 @@ int load_run_worker(const struct load_config *cfg, int proc_index, int first_glo
         uv_run(&loop, UV_RUN_ONCE);
 
     lws_sul_cancel(&w->tick);
+    if (w->rx && rawrx_skipped(w->rx))
+        fprintf(stderr, "yjt-load[%d]: %u frames passed over (fragments or binary)\n", proc_index,
+                rawrx_skipped(w->rx));
+    rawrx_free(w->rx); /* its handle closes during the turns below */
+    w->rx = NULL;
     {
         uint64_t t = load_mono_ns();
         /* lws finishes destroying a context on a foreign loop from the
