@@ -237,7 +237,7 @@ int64_t presence_since_of(const char *user_id, const char *device_id)
 void presence_each_conn(const char *user_id, void (*fn)(void *conn, void *ud), void *ud)
 {
     struct user_entry *e = entry_get(user_id, false);
-    if (!e)
+    if (!e || e->conns->len == 0)
         return;
     /* Copy first: fn may close connections, which removes devices. */
     void *few[8];

@@ -199,23 +199,28 @@ void sqls_fan_forget(struct sqlite_store *s, const char *const *keys, int n, int
 }
 
 /* How many rows of each fan-out a settle wrote: few fan-outs, so a short
- * array searched from its newest entry. */
+ * array. A key's rows come in ascending ref, the order the array was
+ * filled in, so the entry after the last one counted is tried first. */
 struct ref_count {
     int64_t ref;
     int n;
 };
 
-static void ref_counted(GArray *counts, int64_t ref)
+static void ref_counted(GArray *counts, guint *hint, int64_t ref)
 {
-    for (guint i = counts->len; i-- > 0;) {
+    guint len = counts->len;
+    for (guint k = 0; k < len; k++) {
+        guint i = (*hint + k) % len;
         struct ref_count *c = &g_array_index(counts, struct ref_count, i);
         if (c->ref == ref) {
             c->n++;
+            *hint = (i + 1) % len;
             return;
         }
     }
     struct ref_count c = {ref, 1};
     g_array_append_val(counts, c);
+    *hint = 0;
 }
 
 /* Writes the pending rows of keys[0..n) into seqs, and deletes the
@@ -225,6 +230,7 @@ static int settle(struct sqlite_store *s, struct pend_key **keys, int n)
 {
     struct sqls_fanouts *f = s->fan;
     GArray *dec = g_array_new(FALSE, FALSE, sizeof(struct ref_count));
+    guint hint = 0;
     int rc = sqls_begin(s);
     for (int i = 0; rc == STORE_OK && i < n; i++) {
         struct pend_key *k = keys[i];
@@ -240,7 +246,7 @@ static int settle(struct sqlite_store *s, struct pend_key **keys, int n)
             sqlite3_bind_int64(ins, 2, r->seq);
             sqlite3_bind_int64(ins, 3, r->ref);
             rc = sqls_step_done(ins);
-            ref_counted(dec, r->ref);
+            ref_counted(dec, &hint, r->ref);
         }
     }
     for (guint i = 0; rc == STORE_OK && i < dec->len; i++) {

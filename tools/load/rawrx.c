@@ -23,6 +23,7 @@
 
 #define READ_BYTES (256 * 1024)
 #define EVENTS 256
+#define PASSES 16                     /* epoll rounds per turn at most: the loop's timers run too */
 #define FRAME_MAX (16u * 1024 * 1024) /* a longer one is taken as garbage */
 
 struct rx_conn {
@@ -148,6 +149,7 @@ static void read_one(struct rawrx *r, int fd)
     long used = walk(r, fd, start, n);
     if (used < 0)
         return;
+    c = &r->by_fd[fd]; /* the table may have grown in a callback */
     size_t left = n - (size_t)used;
     if (left) {
         unsigned char *t = realloc(c->tail, left);
@@ -157,6 +159,9 @@ static void read_one(struct rawrx *r, int fd)
         }
         memmove(t, start + used, left);
         c->tail = t;
+    } else {
+        free(c->tail);
+        c->tail = NULL;
     }
     c->tail_len = left;
 }
@@ -167,7 +172,7 @@ static void on_ready(uv_poll_t *h, int status, int events)
     (void)events;
     struct rawrx *r = h->data;
     struct epoll_event ev[EVENTS];
-    int n;
+    int n, passes = 0;
     do {
         n = epoll_wait(r->ep, ev, EVENTS, 0);
         for (int i = 0; i < n; i++) {
@@ -175,7 +180,7 @@ static void on_ready(uv_poll_t *h, int status, int events)
             if (fd >= 0 && fd < r->nfds && r->by_fd[fd].conn)
                 read_one(r, fd);
         }
-    } while (n == EVENTS);
+    } while (n == EVENTS && ++passes < PASSES);
 }
 
 struct rawrx *rawrx_new(uv_loop_t *loop, rawrx_text_cb on_text, rawrx_gone_cb on_gone, void *ud)

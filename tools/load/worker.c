@@ -189,6 +189,10 @@ static void conn_fail(struct worker *w, struct conn *c, const char *why)
 
 static void conn_detach(struct worker *w, struct conn *c)
 {
+    if (c->raw) { /* lws closed it: the socket goes with our descriptor too */
+        rawrx_drop(w->rx, c->raw_fd);
+        c->raw = 0;
+    }
     if (c->wsi) {
         c->wsi = NULL;
         w->open_wsi--;
@@ -300,7 +304,9 @@ static int send_feed_subscribe(struct worker *w, struct conn *c, struct lws *wsi
 }
 
 /* --raw-rx: from now on the connection is read by rawrx, through a
- * descriptor of its own for the same socket; lws stops reading it. */
+ * descriptor of its own for the same socket; lws stops reading it. Taken
+ * as soon as the login is written, before its reply can arrive: nothing
+ * the server sends is left in lws's buffers. */
 static void take_raw(struct worker *w, struct conn *c)
 {
     int fd = dup(lws_get_socket_fd(c->wsi));
@@ -315,11 +321,15 @@ static void take_raw(struct worker *w, struct conn *c)
 
 static void record_push(struct worker *w, const char *data, size_t len);
 
+static void handle_message(struct worker *w, struct conn *c, const char *data, size_t len);
+
 static void raw_text(void *conn, const char *data, size_t len, void *ud)
 {
     struct worker *w = ud;
     struct conn *c = conn;
-    if (c->state == CS_READY && w->cfg->push_log)
+    if (c->state == CS_OPEN)
+        handle_message(w, c, data, len);
+    else if (c->state == CS_READY && w->cfg->push_log)
         record_push(w, data, len);
 }
 
@@ -332,7 +342,10 @@ static void raw_gone(void *conn, unsigned code, void *ud)
     char why[64];
     c->raw = 0;
     c->peer_closed = 1;
-    snprintf(why, sizeof(why), "closed by server while idle: close %u", code);
+    snprintf(why, sizeof(why), "%s: close %u",
+             c->state == CS_READY ? "closed by server while idle"
+                                  : "closed by server before the login reply",
+             code);
     record_error(w, why);
     if (c->wsi)
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
@@ -369,8 +382,6 @@ static void handle_message(struct worker *w, struct conn *c, const char *data, s
         conn_settle(w, c, CS_READY);
         if (w->cfg->feed)
             lws_callback_on_writable(c->wsi);
-        else if (w->rx)
-            take_raw(w, c);
     } else {
         const char *code =
             json_string_value(json_object_get(json_object_get(msg, "error"), "code"));
@@ -517,8 +528,12 @@ static int on_lws_event(struct lws *wsi, enum lws_callback_reasons reason, void 
             lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"done", 4);
             return -1;
         }
-        if (c->state == CS_OPEN && !c->t_login_ns)
-            return send_login(w, c, wsi);
+        if (c->state == CS_OPEN && !c->t_login_ns) {
+            int rc = send_login(w, c, wsi);
+            if (rc == 0 && w->rx)
+                take_raw(w, c);
+            return rc;
+        }
         if (c->state == CS_READY && w->cfg->feed && !c->feed_sent)
             return send_feed_subscribe(w, c, wsi);
         return 0;
