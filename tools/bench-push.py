@@ -119,7 +119,7 @@ def run_once(a, store, nodes):
                                "--users", str(a.users), "--password", PASSWORD, "--hold",
                                str(hold), "--timeout", str(hold + 300), "--push-log",
                                os.path.join(data, "pushlog")],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.PIPE, stderr=open(os.path.join(data, "yjt-load.err"), "w"))
         deadline = time.time() + 240
 
         def online():

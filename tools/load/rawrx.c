@@ -30,6 +30,8 @@ struct rx_conn {
     void *conn;          /* NULL: the slot is free */
     unsigned char *tail; /* the start of a frame not wholly read yet */
     size_t tail_len;
+    bool closing;  /* our close frame is sent: the server closes the socket */
+    unsigned code; /* the code of the server's close frame */
 };
 
 struct rawrx {
@@ -115,10 +117,13 @@ static long walk(struct rawrx *r, int fd, unsigned char *p, size_t n)
             r->on_text(r->by_fd[fd].conn, (const char *)payload, (size_t)len, r->ud);
             if (!r->by_fd[fd].conn)
                 return -1;      /* dropped by the callback */
-        } else if (op == 0x8) { /* close: answered, then gone */
-            unsigned code = len >= 2 ? (unsigned)(payload[0] << 8 | payload[1]) : 0;
+        } else if (op == 0x8) {
+            struct rx_conn *c = &r->by_fd[fd];
+            c->code = len >= 2 ? (unsigned)(payload[0] << 8 | payload[1]) : 0;
+            if (c->closing) /* the answer to ours: the server closes next */
+                continue;
             send_control(fd, 0x8, payload, len >= 2 ? 2 : 0);
-            gone(r, fd, code);
+            gone(r, fd, c->code);
             return -1;
         } else if (op == 0x9) {
             send_control(fd, 0xA, payload, len <= 125 ? (size_t)len : 0);
@@ -138,7 +143,7 @@ static void read_one(struct rawrx *r, int fd)
     unsigned char *start = r->buf + FRAME_MAX + 14 - c->tail_len;
     ssize_t got = read(fd, r->buf + FRAME_MAX + 14, READ_BYTES);
     if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
-        gone(r, fd, 0);
+        gone(r, fd, c->code);
         return;
     }
     if (got < 0)
@@ -235,6 +240,15 @@ void rawrx_drop(struct rawrx *r, int fd)
 {
     if (fd >= 0 && fd < r->nfds && r->by_fd[fd].conn)
         forget(r, fd);
+}
+
+void rawrx_close(struct rawrx *r, int fd)
+{
+    if (fd < 0 || fd >= r->nfds || !r->by_fd[fd].conn || r->by_fd[fd].closing)
+        return;
+    static const unsigned char normal[2] = {0x03, 0xe8}; /* 1000 */
+    r->by_fd[fd].closing = true;
+    send_control(fd, 0x8, normal, sizeof(normal));
 }
 
 unsigned rawrx_skipped(const struct rawrx *r)

@@ -20,14 +20,19 @@ struct rawrx;
 
 /* A whole text message of conn. */
 typedef void (*rawrx_text_cb)(void *conn, const char *data, size_t len, void *ud);
-/* conn's reading ended: the server closed (code, or 0 if none) or the
- * socket failed. Its descriptor is closed already. */
+/* conn's reading ended: the server closed (the code of its close frame,
+ * or 0 if none), after rawrx_close() or on its own, or the socket failed.
+ * Its descriptor is closed already. */
 typedef void (*rawrx_gone_cb)(void *conn, unsigned code, void *ud);
 
 struct rawrx *rawrx_new(uv_loop_t *loop, rawrx_text_cb on_text, rawrx_gone_cb on_gone, void *ud);
 /* Reads fd (a descriptor of its own, which it closes) for conn from now on.
  * -1 if it cannot (fd is closed then too). */
 int rawrx_take(struct rawrx *r, int fd, void *conn);
+/* Starts the closing handshake: a close frame goes out, and on_gone is
+ * told once the server has answered and closed the socket (it closes
+ * first, so the wait before its address can be used again is its own). */
+void rawrx_close(struct rawrx *r, int fd);
 /* Stops reading fd and closes it. */
 void rawrx_drop(struct rawrx *r, int fd);
 /* Frames passed over (fragments, binary): nothing the server sends. */

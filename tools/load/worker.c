@@ -211,11 +211,9 @@ static void conn_request_close(struct worker *w, struct conn *c)
         return;
     c->closing = 1;
     w->closing_open++;
-    if (c->raw) { /* lws's reading is off: drop it without a close frame */
-        rawrx_drop(w->rx, c->raw_fd);
-        c->raw = 0;
-        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-    } else if (!c->established) /* nothing to say a close frame on: just drop it */
+    if (c->raw) /* lws's reading is off: the reader says the close */
+        rawrx_close(w->rx, c->raw_fd);
+    else if (!c->established) /* nothing to say a close frame on: just drop it */
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     else
         lws_callback_on_writable(c->wsi);
@@ -341,6 +339,11 @@ static void raw_gone(void *conn, unsigned code, void *ud)
     struct conn *c = conn;
     char why[64];
     c->raw = 0;
+    if (c->closing) { /* our close, answered: lws lets go of its side */
+        if (c->wsi)
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
+    }
     c->peer_closed = 1;
     snprintf(why, sizeof(why), "%s: close %u",
              c->state == CS_READY ? "closed by server while idle"
