@@ -158,7 +158,8 @@ static void print_usage(void)
           "  --path PATH          WebSocket path (default /ws)\n"
           "  --tls                use wss:// and accept a self-signed certificate\n"
           "  -n, --conns N        connections in total (default 100)\n"
-          "  --procs P            worker processes (default: enough for <= 19000 each)\n"
+          "  --procs P            worker processes (default: enough for <= 19000 each,\n"
+          "                       9500 with --raw-rx)\n"
           "  --sources S          source addresses 127.0.0.2 .. 127.0.0.(1+S)\n"
           "                       (default: enough for the ephemeral port range;\n"
           "                       0 = let the kernel choose, the only choice for ::1)\n"
@@ -440,6 +441,8 @@ static void plan_layout(struct load_config *cfg, rlim_t nofile)
 
     if ((long)nofile - FD_HEADROOM < per_proc_limit)
         per_proc_limit = (long)nofile - FD_HEADROOM;
+    if (cfg->raw_rx) /* a second descriptor per connection: rawrx.c */
+        per_proc_limit /= 2;
     if (per_proc_limit < 1)
         cli_die_usage("open file limit %lu is too low", (unsigned long)nofile);
 

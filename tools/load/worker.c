@@ -190,7 +190,8 @@ static void conn_fail(struct worker *w, struct conn *c, const char *why)
 static void conn_detach(struct worker *w, struct conn *c)
 {
     if (c->raw) { /* lws closed it: the socket goes with our descriptor too */
-        rawrx_drop(w->rx, c->raw_fd);
+        if (w->rx) /* else freed with the reader already */
+            rawrx_drop(w->rx, c->raw_fd);
         c->raw = 0;
     }
     if (c->wsi) {
