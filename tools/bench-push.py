@@ -115,11 +115,12 @@ def run_once(a, store, nodes):
         procs = ["--procs", str(a.client_procs)] if a.client_procs else []
         if a.client_rx == "raw":
             procs.append("--raw-rx")
+        load_err = open(os.path.join(data, "yjt-load.err"), "w")  # kept with the data
         cl = subprocess.Popen([load, *port_args, *procs, "-n", str(a.users), "--user", "load",
                                "--users", str(a.users), "--password", PASSWORD, "--hold",
                                str(hold), "--timeout", str(hold + 300), "--push-log",
                                os.path.join(data, "pushlog")],
-                              stdout=subprocess.PIPE, stderr=open(os.path.join(data, "yjt-load.err"), "w"))
+                              stdout=subprocess.PIPE, stderr=load_err)
         deadline = time.time() + 240
 
         def online():
@@ -171,6 +172,7 @@ def run_once(a, store, nodes):
                 "dropped": metric(p, "yjt_bus_dropped_total")} for p in ports] if redis else None
         cl.send_signal(signal.SIGINT)
         out, _ = cl.communicate(timeout=120)
+        load_err.close()
     finally:
         for s in srvs:
             s.terminate()
@@ -301,7 +303,8 @@ def main():
                          "libwebsockets, which takes several times the CPU per message")
     ap.add_argument("--client-procs", type=int, default=0, metavar="P",
                     help="yjt-load processes holding the connections (default: as few as the "
-                         "open-file limit allows, one for 10,000)")
+                         "open-file limit allows: one for 10,000, two with the default --client-rx raw, "
+                         "whose connections hold two descriptors each)")
     ap.add_argument("--set", action="append", default=[], metavar="K=V",
                     help="pass --set K=V to every yjtd (repeatable)")
     a = ap.parse_args()

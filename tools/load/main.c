@@ -177,7 +177,7 @@ static void print_usage(void)
           "  --push-log PREFIX    write \"created_at received_us\" of every push event\n"
           "                       to PREFIX.<worker> at the end (with --feed: \"ts\n"
           "                       received_us\" of the first sensor of every feed.delta)\n"
-          "  --raw-rx             once logged in, read each connection's frames\n"
+          "  --raw-rx             once its login is written, read each connection's frames\n"
           "                       without lws (far less CPU per message; plain\n"
           "                       WebSocket, not with --feed)\n"
           "  --feed ENTERPRISE    after login, feed.subscribe to the enterprise\n"
@@ -428,6 +428,8 @@ static void parse_args(int argc, char **argv, struct load_config *cfg)
         cli_die_usage("use either --token or --user/--password");
     if (!cfg->no_auth && !cfg->token && (!cfg->user || !cfg->password))
         cli_die_usage("give --user and --password, or --token, or --no-auth");
+    if (cfg->raw_rx && (cfg->tls || cfg->feed || cfg->no_auth))
+        cli_die_usage("--raw-rx reads plain WebSocket connections that log in, without --feed");
     if (cfg->token_from_login && (!cfg->user || !cfg->password || cfg->token))
         cli_die_usage("--token-from-login needs --user and --password and excludes --token");
 }

@@ -1,11 +1,12 @@
 /*
- * rawrx.h: reading logged-in connections' WebSocket frames without lws.
+ * rawrx.h: reading connections' WebSocket frames without lws, from their
+ * login on.
  *
  * lws's client parser takes every received byte through its state machine
  * one at a time: at a few hundred thousand pushes a second that was most of
  * a core, on the machine the measured server shares with its clients. With
- * --raw-rx a worker hands each connection to this reader once it is logged
- * in (lws keeps the connection, with its reading turned off, and closes it
+ * --raw-rx a worker hands each connection to this reader once its login is
+ * written (lws keeps the connection, with its reading turned off, and closes it
  * at the end): frames are found from their headers, text messages passed
  * on whole, pings answered, and a close or hang-up reported.
  */

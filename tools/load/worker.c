@@ -208,7 +208,7 @@ static void conn_detach(struct worker *w, struct conn *c)
 /* Asks lws to close the connection cleanly (close frame) from WRITEABLE. */
 static void conn_request_close(struct worker *w, struct conn *c)
 {
-    if (!c->wsi || c->closing)
+    if (!c->wsi || c->closing || c->peer_closed) /* the server's close goes on */
         return;
     c->closing = 1;
     w->closing_open++;
@@ -886,7 +886,7 @@ int load_run_worker(const struct load_config *cfg, int proc_index, int first_glo
         return 1;
     }
 
-    if (cfg->raw_rx && !cfg->tls && !cfg->feed) {
+    if (cfg->raw_rx) { /* plain, logging in, no feed: checked by main.c */
         w->rx = rawrx_new(&loop, raw_text, raw_gone, w);
         if (!w->rx) {
             fprintf(stderr, "yjt-load[%d]: cannot set up raw reading\n", proc_index);
