@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define READ_BYTES (256 * 1024)
@@ -58,7 +59,7 @@ static void send_control(int fd, unsigned op, const unsigned char *p, size_t n)
     memcpy(f + 2, &mask, 4);
     for (size_t i = 0; i < n; i++)
         f[6 + i] = p[i] ^ f[2 + i % 4];
-    ssize_t w = write(fd, f, 6 + n);
+    ssize_t w = send(fd, f, 6 + n, MSG_NOSIGNAL); /* a peer gone: seen at the next read */
     (void)w;
 }
 
