@@ -277,16 +277,7 @@ void ctxmux_free(struct ctxmux *m)
         reap(m, g_get_monotonic_time());
     }
     g_source_destroy(&m->base); /* no more turns */
-    for (guint i = 0; i < m->members->len;) {
-        struct member *mem = m->members->pdata[i];
-        if (mem->removed_at) {
-            g_ptr_array_remove_index_fast(m->members, i);
-            member_free(m, mem);
-        } else {
-            i++;
-        }
-    }
-    m->draining = 0;
+    reap(m, G_MAXINT64);        /* the removed ones left: all past their time */
     m->closing = true;
     if (m->members->len == 0)
         finish(m);
@@ -309,14 +300,14 @@ void ctxmux_remove(struct ctxmux *m, GMainContext *ctx)
 {
     for (guint i = 0; i < m->members->len; i++) {
         struct member *mem = m->members->pdata[i];
-        if (mem->ctx == ctx && !mem->removed_at && m->closing) {
+        if (mem->ctx != ctx || mem->removed_at)
+            continue;
+        if (m->closing) {
             g_ptr_array_remove_index_fast(m->members, i);
             member_free(m, mem);
             if (m->members->len == 0)
                 finish(m);
-            return;
-        }
-        if (mem->ctx == ctx && !mem->removed_at) {
+        } else {
             /* Not prepared here: this may run inside the member's own
              * dispatch. Its next turn comes at once and says whether it
              * is empty. */
@@ -324,8 +315,8 @@ void ctxmux_remove(struct ctxmux *m, GMainContext *ctx)
             mem->empty = false;
             mem->deadline = mem->removed_at;
             m->draining++;
-            return;
         }
+        return;
     }
 }
 

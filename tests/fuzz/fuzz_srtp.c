@@ -54,7 +54,7 @@ static void init(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int ready;
-    static uint16_t seq;
+    static uint16_t seq[N_PROFILES]; /* each profile's sessions their own */
     if (!ready) {
         init();
         ready = 1;
@@ -79,8 +79,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(plain, data, size);
     plain[0] = (uint8_t)(0x80 | (plain[0] & 0x3f)); /* version 2 */
     plain[0] &= (uint8_t)~0x20;                     /* no padding */
-    seq++;
-    plain[2] = (uint8_t)(seq >> 8), plain[3] = (uint8_t)seq;
+    seq[p]++;
+    plain[2] = (uint8_t)(seq[p] >> 8), plain[3] = (uint8_t)seq[p];
     memcpy(plain + 8, "\x5e\xed\x00\x01", 4); /* one stream */
     memcpy(buf, plain, size);
     len = size;

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "media/srtp.h"
+#include "cli.h"
 #include "media/srtp_ossl.h"
 
 enum { N_PROFILES = 3, MAX_ROUNDS = 99 };
@@ -77,19 +78,19 @@ int main(int argc, char **argv)
 {
     int packets = 100000, rounds = 7;
     size_t size = 1200;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    cli_prog = "yjt-srtp-bench";
+    for (int i = 1; i < argc; i += 2) {
+        if (i + 1 == argc)
+            cli_die_usage("%s needs a value", argv[i]);
         if (!strcmp(argv[i], "--packets"))
-            packets = atoi(argv[i + 1]);
+            packets = (int)cli_number("--packets", argv[i + 1], 1, 100000000);
         else if (!strcmp(argv[i], "--size"))
-            size = (size_t)atoi(argv[i + 1]);
+            size = (size_t)cli_number("--size", argv[i + 1], 12, 2048 - MEDIA_SRTP_OVERHEAD);
         else if (!strcmp(argv[i], "--rounds"))
-            rounds = atoi(argv[i + 1]);
-    }
-    if (packets < 1 || rounds < 1 || rounds > MAX_ROUNDS || size < 12 ||
-        size > 2048 - MEDIA_SRTP_OVERHEAD) {
-        fprintf(stderr, "usage: yjt-srtp-bench [--packets N] [--size 12..1900] "
-                        "[--rounds 1..99]\n");
-        return 2;
+            rounds = (int)cli_number("--rounds", argv[i + 1], 1, MAX_ROUNDS);
+        else
+            cli_die_usage("unknown option %s (--packets N, --size 12..%d, --rounds 1..%d)", argv[i],
+                          2048 - MEDIA_SRTP_OVERHEAD, MAX_ROUNDS);
     }
     if (srtp_init() != srtp_err_status_ok)
         return 1;
