@@ -40,7 +40,7 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS idx_defs(coll TEXT NOT NULL, field TEXT NOT NULL,"
     " PRIMARY KEY(coll, field)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS seqs(key TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,"
-    " ref INTEGER, PRIMARY KEY(key, seq)) WITHOUT ROWID;"
+    " ref INTEGER, refs BLOB, PRIMARY KEY(key, seq)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS seq_bodies(id INTEGER PRIMARY KEY, body TEXT NOT NULL,"
     " refs INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS seq_heads(key TEXT PRIMARY KEY, last INTEGER NOT NULL)"

@@ -89,6 +89,12 @@ int sqls_seq_head(struct sqlite_store *s, const char *key, int64_t *head);
 int sqls_seq_head_w(struct sqlite_store *s, const char *key, int64_t *head);
 /* Remembers head as key's newest seq (an append wrote it). */
 void sqls_seq_head_note(struct sqlite_store *s, const char *key, int64_t head);
+/* The most seqs one row of seqs holds (a run, see store_sqlite_seq.c). */
+#define SQLS_RUN_MAX 64
+/* Writes seqs seq..seq+n-1 of key (1 <= n <= SQLS_RUN_MAX), whose shared
+ * bodies are refs[0..n), as one row. */
+int sqls_seq_put_run(struct sqlite_store *s, const char *key, int64_t seq, const int64_t *refs,
+                     int n);
 
 /* Large fan-outs (store_sqlite_fanout.c). */
 int sqls_fan_open(struct sqlite_store *s);

@@ -8,9 +8,9 @@
  * each key, the seq it gets (one sequential write of about 35 bytes per
  * key). Its rows are kept here, per key, until they settle into seqs:
  * when they are SETTLE_AGE old (store_seq_settle(), from a timer), in key
- * order and many fan-outs at once, so that a key's page is written once
- * for all the pushes it got meanwhile. A fan-out's row is deleted when
- * the last of its rows has settled.
+ * order and many fan-outs at once, so that the pushes a key got meanwhile
+ * go into one row of seqs (a run, see store_sqlite_seq.c) on one page. A
+ * fan-out's row is deleted when the last of its rows has settled.
  *
  * Every read and write of a key sees its pending rows: its head is the
  * newest pending seq, a range reads them after its settled rows, and a
@@ -234,19 +234,19 @@ static int settle(struct sqlite_store *s, struct pend_key **keys, int n)
     int rc = sqls_begin(s);
     for (int i = 0; rc == STORE_OK && i < n; i++) {
         struct pend_key *k = keys[i];
-        for (guint j = 0; rc == STORE_OK && j < k->rows->len; j++) {
-            const struct sqls_fan_row *r = &g_array_index(k->rows, struct sqls_fan_row, j);
-            sqlite3_stmt *ins = sqls_prep(s, "INSERT INTO seqs(key, seq, body, ref)"
-                                             " VALUES(?1, ?2, '', ?3)");
-            if (!ins) {
-                rc = STORE_EIO;
-                break;
-            }
-            sqlite3_bind_text(ins, 1, k->key, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(ins, 2, r->seq);
-            sqlite3_bind_int64(ins, 3, r->ref);
-            rc = sqls_step_done(ins);
-            ref_counted(dec, &hint, r->ref);
+        const struct sqls_fan_row *rows = (const struct sqls_fan_row *)(void *)k->rows->data;
+        for (guint j = 0; rc == STORE_OK && j < k->rows->len;) {
+            /* consecutive seqs, as a key's pending rows are, make one run */
+            int64_t refs[SQLS_RUN_MAX];
+            int len = 0;
+            do {
+                refs[len] = rows[j + (guint)len].ref;
+                ref_counted(dec, &hint, refs[len]);
+                len++;
+            } while (len < SQLS_RUN_MAX && j + (guint)len < k->rows->len &&
+                     rows[j + (guint)len].seq == rows[j].seq + len);
+            rc = sqls_seq_put_run(s, k->key, rows[j].seq, refs, len);
+            j += (guint)len;
         }
     }
     for (guint i = 0; rc == STORE_OK && i < dec->len; i++) {

@@ -2,7 +2,13 @@
  * the audit log, histories), each with its body inline or a reference to
  * a body shared by the rows of one fan-out; appends, ranges, trims and
  * heads. Large fan-outs keep their rows aside until they settle
- * (store_sqlite_fanout.c); everything here sees those rows too. */
+ * (store_sqlite_fanout.c); everything here sees those rows too.
+ *
+ * A settle writes a key's consecutive rows as one row of seqs, a run: its
+ * seq is the first one's, and refs (a blob, 8 bytes little-endian per
+ * seq) names the shared body of each in turn. One B-tree insert for the
+ * pushes a key got since its last settle, instead of one per push. A row
+ * with refs NULL is a single one, its body inline or in ref. */
 #include "records/store_sqlite.h"
 
 #include "common/jsonx.h"
@@ -10,15 +16,57 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The last seq of a row of seqs, in SQL. */
+#define RUN_LAST "seq + coalesce(length(refs) / 8, 1) - 1"
+
+/* How many seqs a run's blob of refs holds (its size checked), or -1. */
+static int run_count(const void *blob, int bytes)
+{
+    return blob && bytes > 0 && bytes % 8 == 0 ? bytes / 8 : -1;
+}
+
+static int64_t run_ref(const unsigned char *blob, int i)
+{
+    uint64_t v = 0;
+    for (int b = 7; b >= 0; b--)
+        v = v << 8 | blob[8 * i + b];
+    return (int64_t)v;
+}
+
+int sqls_seq_put_run(struct sqlite_store *s, const char *key, int64_t seq, const int64_t *refs,
+                     int n)
+{
+    unsigned char blob[8 * SQLS_RUN_MAX];
+    if (n < 1 || n > SQLS_RUN_MAX)
+        return STORE_EINVAL;
+    sqlite3_stmt *ins = sqls_prep(s, "INSERT INTO seqs(key, seq, body, ref, refs)"
+                                     " VALUES(?1, ?2, '', ?3, ?4)");
+    if (!ins)
+        return STORE_EIO;
+    sqlite3_bind_text(ins, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 2, seq);
+    if (n == 1) {
+        sqlite3_bind_int64(ins, 3, refs[0]);
+        sqlite3_bind_null(ins, 4);
+    } else {
+        for (int i = 0; i < n; i++)
+            for (int b = 0; b < 8; b++)
+                blob[8 * i + b] = (unsigned char)((uint64_t)refs[i] >> (8 * b));
+        sqlite3_bind_null(ins, 3);
+        sqlite3_bind_blob(ins, 4, blob, 8 * n, SQLITE_STATIC);
+    }
+    return sqls_step_done(ins);
+}
+
 /* The head of key in the database: the newest seq it ever had there. That
  * is its newest row; seq_heads holds the head of a key only from when a
  * trim may have taken all its rows (and, in stores made before, of every
  * key). Pending fan-out rows (sqls_fan_head) come after it. */
 int sqls_seq_head(struct sqlite_store *s, const char *key, int64_t *head)
 {
-    sqlite3_stmt *q =
-        sqls_prep(s, "SELECT max(coalesce((SELECT seq FROM seqs WHERE key=?1 ORDER BY seq DESC"
-                     " LIMIT 1), 0), coalesce((SELECT last FROM seq_heads WHERE key=?1), 0))");
+    sqlite3_stmt *q = sqls_prep(s, "SELECT max(coalesce((SELECT " RUN_LAST " FROM seqs"
+                                   " WHERE key=?1 ORDER BY seq DESC LIMIT 1), 0),"
+                                   " coalesce((SELECT last FROM seq_heads WHERE key=?1), 0))");
     if (!q)
         return STORE_EIO;
     sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
@@ -186,6 +234,18 @@ static int seq_rows(sqlite3_stmt *q, store_seq_cb cb, void *ud, int *n, bool *st
     return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
 }
 
+/* Gives the shared body ref as key's row seq (nothing if it is gone). */
+static int body_row(struct sqlite_store *s, int64_t seq, int64_t ref, store_seq_cb cb, void *ud,
+                    int *n, bool *stopped)
+{
+    sqlite3_stmt *q = sqls_prep(s, "SELECT ?2, body FROM seq_bodies WHERE id=?1");
+    if (!q)
+        return STORE_EIO;
+    sqlite3_bind_int64(q, 1, ref);
+    sqlite3_bind_int64(q, 2, seq);
+    return seq_rows(q, cb, ud, n, stopped);
+}
+
 /* The same for a key's pending fan-out rows (their items are the shared
  * bodies), those after after_seq, until limit (0: no limit) rows in all. */
 static int pending_rows(struct sqlite_store *s, const struct sqls_fan_row *rows, guint count,
@@ -194,18 +254,69 @@ static int pending_rows(struct sqlite_store *s, const struct sqls_fan_row *rows,
 {
     for (guint i = 0; i < count && !*stopped && (limit <= 0 || *n < limit); i++) {
         const struct sqls_fan_row *r = &rows[newest_first ? count - 1 - i : i];
-        if (r->seq <= after_seq)
-            continue;
-        sqlite3_stmt *q = sqls_prep(s, "SELECT ?2, body FROM seq_bodies WHERE id=?1");
-        if (!q)
-            return STORE_EIO;
-        sqlite3_bind_int64(q, 1, r->ref);
-        sqlite3_bind_int64(q, 2, r->seq);
-        if (seq_rows(q, cb, ud, n, stopped) != STORE_OK)
+        if (r->seq > after_seq && body_row(s, r->seq, r->ref, cb, ud, n, stopped) != STORE_OK)
             return STORE_EIO;
     }
     return STORE_OK;
 }
+
+/* Gives the seqs of a run (first, refs) after after_seq, in the order
+ * asked, until limit. */
+static int run_rows(struct sqlite_store *s, int64_t first, const unsigned char *refs, int count,
+                    int64_t after_seq, int limit, bool newest_first, store_seq_cb cb, void *ud,
+                    int *n, bool *stopped)
+{
+    for (int i = 0; i < count && !*stopped && (limit <= 0 || *n < limit); i++) {
+        int k = newest_first ? count - 1 - i : i;
+        if (first + k > after_seq &&
+            body_row(s, first + k, run_ref(refs, k), cb, ud, n, stopped) != STORE_OK)
+            return STORE_EIO;
+    }
+    return STORE_OK;
+}
+
+/* The rows of q (seq, body, refs), single ones and runs, then resets it. */
+static int range_rows(struct sqlite_store *s, sqlite3_stmt *q, int64_t after_seq, int limit,
+                      bool newest_first, store_seq_cb cb, void *ud, int *n, bool *stopped)
+{
+    int r = SQLITE_DONE, rc = STORE_OK;
+    while (rc == STORE_OK && !*stopped && (limit <= 0 || *n < limit) &&
+           (r = sqlite3_step(q)) == SQLITE_ROW) {
+        int64_t seq = sqlite3_column_int64(q, 0);
+        if (sqlite3_column_type(q, 2) == SQLITE_NULL) {
+            if (seq <= after_seq)
+                continue;
+            json_t *item = sqls_parse_body(q, 1);
+            if (!item)
+                continue;
+            bool go_on = cb(seq, item, ud);
+            json_decref(item);
+            (*n)++;
+            *stopped = !go_on;
+            continue;
+        }
+        /* A copy: cb may write, and move what the statement points at. */
+        int bytes = sqlite3_column_bytes(q, 2);
+        int count = run_count(sqlite3_column_blob(q, 2), bytes);
+        if (count < 0) {
+            rc = STORE_EIO;
+            break;
+        }
+        unsigned char *refs = g_memdup2(sqlite3_column_blob(q, 2), (gsize)bytes);
+        rc = run_rows(s, seq, refs, count, after_seq, limit, newest_first, cb, ud, n, stopped);
+        g_free(refs);
+    }
+    if (rc == STORE_OK && !*stopped && (limit <= 0 || *n < limit) && r != SQLITE_DONE)
+        rc = STORE_EIO;
+    sqlite3_reset(q);
+    return rc;
+}
+
+/* The rows of a range start after this seq: after_seq, or just before a
+ * run that holds after_seq and goes on past it. */
+#define RANGE_FROM                                                                                 \
+    "coalesce((SELECT CASE WHEN " RUN_LAST " > ?2 THEN seq - 1 ELSE ?2 END FROM seqs"              \
+    " WHERE key=?1 AND seq<=?2 ORDER BY seq DESC LIMIT 1), ?2)"
 
 /* A key's rows in seqs come before its pending ones: oldest first reads
  * those, then these; newest first the other way round. Reading writes
@@ -221,13 +332,16 @@ int sqls_seq_range(struct store *st, const char *key, int64_t after_seq, int lim
     if (newest_first)
         rc = pending_rows(s, pend, npend, after_seq, limit, true, cb, ud, &n, &stopped);
     if (rc == STORE_OK && !stopped && (limit <= 0 || n < limit)) {
+        /* Each row gives one seq at least: the limit bounds the rows. */
         sqlite3_stmt *q =
-            newest_first ? sqls_prep(s, "SELECT s.seq, coalesce(b.body, s.body) FROM seqs s"
-                                        " LEFT JOIN seq_bodies b ON b.id=s.ref"
-                                        " WHERE s.key=?1 AND s.seq>?2 ORDER BY s.seq DESC LIMIT ?3")
-                         : sqls_prep(s, "SELECT s.seq, coalesce(b.body, s.body) FROM seqs s"
-                                        " LEFT JOIN seq_bodies b ON b.id=s.ref"
-                                        " WHERE s.key=?1 AND s.seq>?2 ORDER BY s.seq LIMIT ?3");
+            newest_first
+                ? sqls_prep(s,
+                            "SELECT s.seq, coalesce(b.body, s.body), s.refs FROM seqs s"
+                            " LEFT JOIN seq_bodies b ON b.id=s.ref"
+                            " WHERE s.key=?1 AND s.seq>" RANGE_FROM " ORDER BY s.seq DESC LIMIT ?3")
+                : sqls_prep(s, "SELECT s.seq, coalesce(b.body, s.body), s.refs FROM seqs s"
+                               " LEFT JOIN seq_bodies b ON b.id=s.ref"
+                               " WHERE s.key=?1 AND s.seq>" RANGE_FROM " ORDER BY s.seq LIMIT ?3");
         if (!q) {
             g_free(pend);
             return STORE_EIO;
@@ -235,7 +349,7 @@ int sqls_seq_range(struct store *st, const char *key, int64_t after_seq, int lim
         sqls_bind_text(q, 1, key);
         sqlite3_bind_int64(q, 2, after_seq);
         sqlite3_bind_int(q, 3, limit > 0 ? limit - n : -1);
-        rc = seq_rows(q, cb, ud, &n, &stopped);
+        rc = range_rows(s, q, after_seq, limit, newest_first, cb, ud, &n, &stopped);
     }
     if (rc == STORE_OK && !newest_first && !stopped)
         rc = pending_rows(s, pend, npend, after_seq, limit, false, cb, ud, &n, &stopped);
@@ -264,28 +378,46 @@ int sqls_seq_trim(struct store *st, const char *key, int64_t upto_seq)
         if (sqls_step_done(h) != STORE_OK)
             return STORE_EIO;
     }
-    sqlite3_stmt *q = sqls_prep(s, "DELETE FROM seqs WHERE key=?1 AND seq<=?2 RETURNING ref");
+    sqlite3_stmt *q =
+        sqls_prep(s, "DELETE FROM seqs WHERE key=?1 AND seq<=?2 RETURNING seq, ref, refs");
     if (!q)
         return STORE_EIO;
     sqls_bind_text(q, 1, key);
     sqlite3_bind_int64(q, 2, upto_seq);
     GHashTable *refs = NULL; /* ref -> rows deleted */
+    GArray *tail = NULL;     /* the refs of a run's seqs after upto_seq */
     int r;
     while ((r = sqlite3_step(q)) == SQLITE_ROW) {
-        if (sqlite3_column_type(q, 0) == SQLITE_NULL)
-            continue;
-        if (!refs)
-            refs = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
-        int64_t ref = sqlite3_column_int64(q, 0);
-        gpointer n = g_hash_table_lookup(refs, &ref);
-        if (!n)
-            g_hash_table_insert(refs, g_memdup2(&ref, sizeof(ref)), GINT_TO_POINTER(1));
-        else
+        int64_t seq = sqlite3_column_int64(q, 0);
+        const unsigned char *run = sqlite3_column_blob(q, 2);
+        int count = run ? run_count(run, sqlite3_column_bytes(q, 2)) : 1;
+        if (count < 0)
+            break; /* a damaged run (never written so): an error */
+        for (int i = 0; i < count; i++) {
+            if (!run && sqlite3_column_type(q, 1) == SQLITE_NULL)
+                break; /* its body inline */
+            int64_t ref = run ? run_ref(run, i) : sqlite3_column_int64(q, 1);
+            if (seq + i > upto_seq) {
+                if (!tail)
+                    tail = g_array_new(FALSE, FALSE, sizeof(int64_t));
+                g_array_append_val(tail, ref);
+                continue;
+            }
+            if (!refs)
+                refs = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+            gpointer n = g_hash_table_lookup(refs, &ref);
             g_hash_table_insert(refs, g_memdup2(&ref, sizeof(ref)),
                                 GINT_TO_POINTER(GPOINTER_TO_INT(n) + 1));
+        }
     }
     sqlite3_reset(q);
     int rc = r == SQLITE_DONE ? STORE_OK : STORE_EIO;
+    /* A run cut by the trim keeps its later seqs, in a run of their own. */
+    if (rc == STORE_OK && tail)
+        rc = sqls_seq_put_run(s, key, upto_seq + 1, (const int64_t *)(void *)tail->data,
+                              (int)tail->len);
+    if (tail)
+        g_array_free(tail, TRUE);
     if (refs) {
         GHashTableIter it;
         gpointer k, v;
@@ -311,17 +443,28 @@ int sqls_seq_trim(struct store *st, const char *key, int64_t upto_seq)
     return rc;
 }
 
+/* Adds column (its SQL definition after the name) to seqs if missing. */
+static int add_column(struct sqlite_store *s, const char *name, const char *def)
+{
+    char *probe = g_strdup_printf("SELECT %s FROM seqs LIMIT 0", name);
+    sqlite3_stmt *q = NULL;
+    int r = sqlite3_prepare_v2(s->db, probe, -1, &q, NULL);
+    sqlite3_finalize(q);
+    g_free(probe);
+    if (r == SQLITE_OK)
+        return STORE_OK;
+    char *alter = g_strdup_printf("ALTER TABLE seqs ADD COLUMN %s %s", name, def);
+    r = sqlite3_exec(s->db, alter, NULL, NULL, NULL);
+    g_free(alter);
+    return r == SQLITE_OK ? STORE_OK : STORE_EIO;
+}
+
 /* Stores made before sequence rows could refer to a shared body get the
- * column; their rows keep their inline bodies. */
+ * column (their rows keep their inline bodies), and those made before
+ * runs the column of a run's refs. */
 int sqls_seqs_upgrade(struct sqlite_store *s)
 {
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT ref FROM seqs LIMIT 0", -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_finalize(q);
-        return STORE_OK;
-    }
-    return sqlite3_exec(s->db, "ALTER TABLE seqs ADD COLUMN ref INTEGER", NULL, NULL, NULL) ==
-                   SQLITE_OK
+    return add_column(s, "ref", "INTEGER") == STORE_OK && add_column(s, "refs", "BLOB") == STORE_OK
                ? STORE_OK
                : STORE_EIO;
 }

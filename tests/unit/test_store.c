@@ -481,6 +481,112 @@ static void test_large_fanouts(void **state)
         g_free(names[i]);
 }
 
+/* Collects (seq, n) pairs into a GArray of int64_t. */
+static bool collect_pair(int64_t seq, json_t *item, void *ud)
+{
+    int64_t n = json_integer_value(json_object_get(item, "n"));
+    g_array_append_val((GArray *)ud, seq);
+    g_array_append_val((GArray *)ud, n);
+    return true;
+}
+
+/* Every range of key, seqs from..to stored with item n == seq: each
+ * after_seq, limit and order gives what it should, bodies included. */
+static void assert_ranges(struct store *st, const char *key, int64_t from, int64_t to)
+{
+    static const int limits[] = {0, 1, 3, 64};
+    GArray *got = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    for (int64_t after = 0; after <= to + 1; after++)
+        for (guint l = 0; l < G_N_ELEMENTS(limits); l++)
+            for (int newest = 0; newest < 2; newest++) {
+                g_array_set_size(got, 0);
+                assert_int_equal(
+                    store_seq_range(st, key, after, limits[l], newest, collect_pair, got), 0);
+                int64_t lo = MAX(after + 1, from), want = MAX(to - lo + 1, 0);
+                if (limits[l] && want > limits[l])
+                    want = limits[l];
+                assert_int_equal(got->len, 2 * want);
+                for (int64_t i = 0; i < want; i++) {
+                    int64_t seq = newest ? to - i : lo + i;
+                    assert_int_equal(g_array_index(got, int64_t, 2 * i), seq);
+                    assert_int_equal(g_array_index(got, int64_t, 2 * i + 1), seq);
+                }
+            }
+    g_array_free(got, TRUE);
+}
+
+/* Settled, a key's rows are stored as runs (SQLite: one row for up to 64
+ * consecutive seqs): reads from inside a run, trims that cut one, the head
+ * and a reopen all see each seq as before. */
+static void test_settled_runs(void **state)
+{
+    struct store *st = *state;
+    enum { N = 40, PUSHES = 70 };
+    char *names[N];
+    const char *keys[N];
+    for (int i = 0; i < N; i++)
+        keys[i] = names[i] = g_strdup_printf("inbox:r%02d", i);
+    int64_t seqs[N];
+    for (int p = 1; p <= PUSHES; p++) {
+        json_t *item = json_pack("{s:i}", "n", p);
+        assert_int_equal(store_seq_append_many(st, keys, N, item, seqs), 0);
+        json_decref(item);
+        assert_int_equal(seqs[N - 1], p);
+    }
+    assert_int_equal(store_seq_settle(st, 1000, true), 0);
+    assert_int_equal(store_commit(st), 0);
+    if (!redis_url) {
+        assert_int_equal(rows_of("seqs"), 2 * N); /* 64 and 6 per key */
+        assert_int_equal(rows_of("seq_fanouts"), 0);
+    }
+    assert_ranges(st, "inbox:r07", 1, PUSHES);
+    assert_int_equal(head_of(st, "inbox:r07"), PUSHES);
+
+    /* A trim inside the first run keeps the rest of it. */
+    assert_int_equal(store_seq_trim(st, "inbox:r07", 10), 0);
+    assert_int_equal(store_commit(st), 0);
+    assert_ranges(st, "inbox:r07", 11, PUSHES);
+    assert_int_equal(head_of(st, "inbox:r07"), PUSHES);
+    if (!redis_url)
+        assert_int_equal(rows_of("seq_bodies"), PUSHES); /* the other keys refer */
+    /* Every key trimmed past the first run: its bodies go. */
+    for (int i = 0; i < N; i++)
+        assert_int_equal(store_seq_trim(st, keys[i], 64), 0);
+    assert_int_equal(store_commit(st), 0);
+    if (!redis_url) {
+        assert_int_equal(rows_of("seq_bodies"), PUSHES - 64);
+        assert_int_equal(rows_of("seqs"), N);
+    }
+    assert_ranges(st, "inbox:r07", 65, PUSHES);
+    /* Cut to its last seq, and then single appends after it. */
+    assert_int_equal(store_seq_trim(st, "inbox:r08", PUSHES - 1), 0);
+    json_t *item = json_pack("{s:i}", "n", PUSHES + 1);
+    int64_t seq = 0;
+    assert_int_equal(store_seq_append(st, "inbox:r08", item, &seq), 0);
+    json_decref(item);
+    assert_int_equal(seq, PUSHES + 1);
+    assert_int_equal(store_commit(st), 0);
+    assert_ranges(st, "inbox:r08", PUSHES, PUSHES + 1);
+
+    /* After a reopen; then all taken, the head stays. */
+    store_close(st);
+    st = *state = open_store();
+    assert_ranges(st, "inbox:r07", 65, PUSHES);
+    assert_ranges(st, "inbox:r08", PUSHES, PUSHES + 1);
+    assert_int_equal(head_of(st, "inbox:r09"), PUSHES);
+    assert_int_equal(store_seq_trim(st, "inbox:r09", PUSHES), 0);
+    assert_int_equal(store_commit(st), 0);
+    assert_int_equal(head_of(st, "inbox:r09"), PUSHES);
+    assert_items(st, "inbox:r09", "");
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(store_seq_trim(st, keys[i], PUSHES + 1), 0);
+        g_free(names[i]);
+    }
+    assert_int_equal(store_commit(st), 0);
+    if (!redis_url)
+        assert_int_equal(rows_of("seq_bodies"), 0);
+}
+
 static void test_shared_bodies(void **state)
 {
     struct store *st = *state;
@@ -552,6 +658,22 @@ static void test_seqs_upgrade(void **state)
     assert_int_equal(store_seq_trim(st, "a", 2), 0);
     assert_int_equal(rows_of("seq_bodies"), 1);
     g_array_free(ns, TRUE);
+    /* and settled fan-outs are written as runs into the old table */
+    const char *many[40];
+    char *names[40];
+    for (int i = 0; i < 40; i++)
+        many[i] = names[i] = g_strdup_printf("m%02d", i);
+    for (int p = 1; p <= 3; p++) {
+        item = json_pack("{s:i}", "n", p);
+        assert_int_equal(store_seq_append_many(st, many, 40, item, NULL), 0);
+        json_decref(item);
+    }
+    assert_int_equal(store_seq_settle(st, 100, true), 0);
+    assert_int_equal(store_commit(st), 0);
+    assert_int_equal(rows_of("seqs"), 1 + 40); /* b's, and a run per key */
+    assert_ranges(st, "m39", 1, 3);
+    for (int i = 0; i < 40; i++)
+        g_free(names[i]);
 }
 
 static bool collect_deadline(const char *id, int64_t due, json_t *payload, void *ud)
@@ -866,10 +988,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_seq_heads_after_other_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_many_docs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_fanouts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settled_runs, setup, teardown),
     };
     const struct CMUnitTest sqlite_only[] = {
         cmocka_unit_test_setup_teardown(test_shared_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_fanouts, setup_batched, teardown),
+        cmocka_unit_test_setup_teardown(test_settled_runs, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_seqs_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_docs, setup_batched, teardown),
         cmocka_unit_test_setup_teardown(test_unique_index, setup_batched, teardown),
