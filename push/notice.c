@@ -27,6 +27,7 @@ void notice_init(struct store *st)
 }
 
 struct collect {
+    GStringChunk *ids; /* holds the user ids: one block, not one each */
     GPtrArray *order; /* the user ids, in the order found; each account is
                        * read once (distinct orgs, distinct accounts), so
                        * none is there twice */
@@ -41,7 +42,7 @@ static void add_user(struct collect *c, const char *id)
         c->too_many = true;
         return;
     }
-    g_ptr_array_add(c->order, g_strdup(id));
+    g_ptr_array_add(c->order, g_string_chunk_insert(c->ids, id));
 }
 
 static bool corp_user(struct account *a, void *ud)
@@ -121,6 +122,7 @@ static void publish_free(struct publish *p)
     json_decref(p->req);
     json_decref(p->att);
     g_ptr_array_free(p->c.order, TRUE);
+    g_string_chunk_free(p->c.ids);
     g_free(p);
 }
 
@@ -322,7 +324,7 @@ void notice_publish_later(const char *publisher_id, const struct principal *pub,
     p->att = att;
     p->cb = cb;
     p->ud = ud;
-    p->c = (struct collect){g_ptr_array_new_with_free_func(g_free), NULL, NULL, false};
+    p->c = (struct collect){g_string_chunk_new(64 * 1024), g_ptr_array_new(), NULL, NULL, false};
     const char *why = NULL;
     enum err_code err = read_audience(p, aud, &why);
     if (err != ERR_NONE)
@@ -330,6 +332,35 @@ void notice_publish_later(const char *publisher_id, const struct principal *pub,
 }
 
 /* The audience is known: the notice is stored, its pushes sent. */
+/* A notice's recipients are stored as one string, each id followed by a
+ * newline: one JSON value rather than one per recipient, so that a
+ * 10,000-user notice is built, stored and freed without 20,000
+ * allocations. An id that cannot be written so (a newline in it) keeps
+ * the list an array of ids, as notices stored before hold it. */
+static json_t *recipients_json(const GPtrArray *ids)
+{
+    GString *text = g_string_sized_new(ids->len * 16 + 1);
+    for (guint i = 0; text && i < ids->len; i++) {
+        const char *id = g_ptr_array_index(ids, i);
+        if (strchr(id, '\n')) {
+            g_string_free(text, TRUE);
+            text = NULL;
+        } else {
+            g_string_append(text, id);
+            g_string_append_c(text, '\n');
+        }
+    }
+    json_t *list = text ? json_stringn(text->str, text->len) : NULL;
+    if (text)
+        g_string_free(text, TRUE);
+    if (list)
+        return list;
+    list = json_array();
+    for (guint i = 0; i < ids->len; i++)
+        json_array_append_new(list, json_string(g_ptr_array_index(ids, i)));
+    return list;
+}
+
 static void resolved(struct publish *p)
 {
     if (p->c.too_many) {
@@ -339,9 +370,7 @@ static void resolved(struct publish *p)
     const char *title = jx_str(p->req, "title"), *body = jx_str(p->req, "body");
     json_t *rr = json_object_get(p->req, "require_read");
     char *id = id_new_sorted("n");
-    json_t *recipients = json_array();
-    for (guint i = 0; i < p->c.order->len; i++)
-        json_array_append_new(recipients, json_string(g_ptr_array_index(p->c.order, i)));
+    json_t *recipients = recipients_json(p->c.order);
     bool require_read = rr && json_is_true(rr);
     json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:O, s:b, s:I, s:o}", "id", id,
                             "publisher", p->publisher_id, "publisher_division", p->pub.org, "title",
@@ -375,16 +404,49 @@ static void resolved(struct publish *p)
     g_free(id);
 }
 
+/* Calls fn with each recipient of a stored notice, in order, while it
+ * returns true; false if it stopped. */
+static bool recipients_each(json_t *doc, bool (*fn)(const char *id, void *ud), void *ud)
+{
+    json_t *list = json_object_get(doc, "recipients"), *u;
+    size_t i;
+    json_array_foreach(list, i, u)
+    {
+        if (json_is_string(u) && !fn(json_string_value(u), ud))
+            return false;
+    }
+    const char *text = json_string_value(list);
+    if (!text)
+        return true;
+    GString *id = g_string_new(NULL);
+    bool on = true;
+    for (const char *nl; on && (nl = strchr(text, '\n')); text = nl + 1) {
+        g_string_truncate(id, 0);
+        g_string_append_len(id, text, nl - text);
+        on = fn(id->str, ud);
+    }
+    g_string_free(id, TRUE);
+    return on;
+}
+
+static size_t recipients_count(json_t *doc)
+{
+    json_t *list = json_object_get(doc, "recipients");
+    const char *text = json_string_value(list);
+    size_t n = json_array_size(list);
+    for (; text && (text = strchr(text, '\n')); text++)
+        n++;
+    return n;
+}
+
+static bool same_id(const char *id, void *ud)
+{
+    return strcmp(id, ud) != 0; /* on until found */
+}
+
 static bool is_recipient(json_t *doc, const char *user_id)
 {
-    size_t i;
-    json_t *u;
-    json_array_foreach(json_object_get(doc, "recipients"), i, u)
-    {
-        if (json_is_string(u) && strcmp(json_string_value(u), user_id) == 0)
-            return true;
-    }
-    return false;
+    return !recipients_each(doc, same_id, (void *)user_id);
 }
 
 enum err_code notice_read(const char *notice_id, const char *user_id, int64_t *read_at_out)
@@ -448,6 +510,33 @@ static bool collect_read(const char *id, json_t *doc, void *ud)
     return true;
 }
 
+/* The receipts' listing: each recipient, read (with when) or not. */
+struct listing {
+    json_t *reads; /* user id -> read_at */
+    json_t *read, *unread;
+};
+
+static bool list_one(const char *uid, void *ud)
+{
+    struct listing *l = ud;
+    struct account *a = NULL;
+    json_t *entry = NULL;
+    if (account_get(store, uid, &a) == STORE_OK) {
+        entry = account_public_json(a);
+        account_free(a);
+    } else {
+        entry = json_pack("{s:s}", "id", uid);
+    }
+    json_t *at = json_object_get(l->reads, uid);
+    if (at) {
+        json_object_set(entry, "read_at", at);
+        json_array_append_new(l->read, entry);
+    } else {
+        json_array_append_new(l->unread, entry);
+    }
+    return true;
+}
+
 enum err_code notice_receipts(const char *notice_id, const char *viewer_id, const char *viewer_role,
                               json_t **out, const char **why)
 {
@@ -471,34 +560,13 @@ enum err_code notice_receipts(const char *notice_id, const char *viewer_id, cons
         *why = "store unavailable";
         return ERR_UNAVAILABLE;
     }
-    json_t *read = json_array(), *unread = json_array();
-    size_t i;
-    json_t *u;
-    json_array_foreach(json_object_get(doc, "recipients"), i, u)
-    {
-        const char *uid = json_string_value(u);
-        struct account *a = NULL;
-        json_t *entry = NULL;
-        if (uid && account_get(store, uid, &a) == STORE_OK) {
-            entry = account_public_json(a);
-            account_free(a);
-        } else {
-            entry = json_pack("{s:s?}", "id", uid);
-        }
-        json_t *at = json_object_get(reads, uid ? uid : "");
-        if (at) {
-            json_object_set(entry, "read_at", at);
-            json_array_append_new(read, entry);
-        } else {
-            json_array_append_new(unread, entry);
-        }
-    }
+    struct listing l = {reads, json_array(), json_array()};
+    recipients_each(doc, list_one, &l);
     *out = json_pack("{s:s, s:s, s:b, s:I, s:i, s:o, s:o}", "notice_id", notice_id, "title",
                      jx_str(doc, "title") ? jx_str(doc, "title") : "", "require_read",
                      jx_bool(doc, "require_read", false), "created_at",
-                     (json_int_t)jx_int(doc, "created_at", 0), "total",
-                     (int)json_array_size(json_object_get(doc, "recipients")), "read", read,
-                     "unread", unread);
+                     (json_int_t)jx_int(doc, "created_at", 0), "total", (int)recipients_count(doc),
+                     "read", l.read, "unread", l.unread);
     json_decref(reads);
     json_decref(doc);
     return ERR_NONE;

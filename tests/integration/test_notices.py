@@ -1,7 +1,10 @@
 """Notices: publication by regulators to an audience inside their
 jurisdiction, the pushes, read receipts and who sees them."""
 
-from conftest import assert_error, run, user
+import json
+import sqlite3
+
+from conftest import assert_error, run, sqlite_only, user
 from pushlib import OPS, push_seqs, resume_all
 
 ENTERPRISES = [
@@ -231,3 +234,48 @@ def test_a_large_notice_survives_kill9_and_reads_in_order(server):
         await c.close()
 
     run(body())
+
+
+@sqlite_only
+def test_recipients_stored_as_an_array_read_the_same(server):
+    """A notice's recipients are stored as one newline-ended string of
+    ids; notices stored before hold an array of ids, and read the same:
+    the receipts, notice.get for a recipient only, and notice.read."""
+    srv = start(server)
+
+    async def publish():
+        g = await srv.ws_login("gov4401", device_id="g")
+        r = await g.ok("notice.publish", audience={"type": "division", "division": "4401"},
+                       **NOTICE)
+        await g.close()
+        return r["notice_id"]
+
+    nid = run(publish())
+    srv.stop()
+    db = sqlite3.connect(srv.data_dir / "yjt.db")
+    (text,) = db.execute("SELECT body FROM docs WHERE coll='notices' AND id=?", (nid,)).fetchone()
+    doc = json.loads(text)
+    ids = {v: k for k, v in srv.users.items()}
+    assert sorted(ids[u] for u in doc["recipients"].splitlines()) == ["alice", "amy", "carl"]
+    doc["recipients"] = doc["recipients"].splitlines()
+    db.execute("UPDATE docs SET body=? WHERE coll='notices' AND id=?", (json.dumps(doc), nid))
+    db.commit()
+    db.close()
+    srv.start()
+
+    async def read():
+        a = await srv.ws_login("alice", device_id="a")
+        d = await srv.ws_login("dave", device_id="d")
+        assert (await a.ok("notice.get", notice_id=nid))["title"] == NOTICE["title"]
+        await a.ok("notice.read", notice_id=nid)
+        for verb in ("notice.get", "notice.read"):
+            r = await d.request(verb, notice_id=nid)
+            assert r["error"]["code"] == "not_found", r
+        for c in (a, d):
+            await c.close()
+
+    run(read())
+    r = srv.http("GET", f"/api/v1/notices/{nid}/receipts", token=srv.token("gov4401"))
+    assert r.status == 200 and r.json["total"] == 3, r
+    assert names(srv, r.json["read"]) == ["alice"]
+    assert names(srv, r.json["unread"]) == ["amy", "carl"]
