@@ -20,13 +20,61 @@
 /* The most bytes framed for the send pool at once. */
 #define POOL_BATCH_BYTES (4u * 1024 * 1024)
 
+/* A queued message. The queue is a list through next (one allocation per
+ * message, none for its place in the queue). */
 struct out_msg {
+    struct out_msg *next;
     uint64_t gen; /* the store batch it may tell of: sent once that is durable */
     size_t len;
     unsigned char buf[]; /* LWS_PRE bytes of headroom, then the text */
 };
 
 static bool defer_write(struct conn *c);
+
+static bool outq_empty(const struct conn *c)
+{
+    return c->out_head == NULL;
+}
+
+static void outq_push(struct conn *c, struct out_msg *m)
+{
+    m->next = NULL;
+    if (c->out_tail)
+        c->out_tail->next = m;
+    else
+        c->out_head = m;
+    c->out_tail = m;
+}
+
+/* Takes the oldest message off the queue (the caller frees it). */
+static struct out_msg *outq_pop(struct conn *c)
+{
+    struct out_msg *m = c->out_head;
+    if (m) {
+        c->out_head = m->next;
+        if (!c->out_head)
+            c->out_tail = NULL;
+        c->out_bytes -= m->len;
+    }
+    return m;
+}
+
+/* Frees m and every message after it; prev is the one before m (NULL if
+ * m is the oldest). */
+static void outq_cut(struct conn *c, struct out_msg *prev, struct out_msg *m)
+{
+    while (m) {
+        struct out_msg *next = m->next;
+        c->out_bytes -= m->len;
+        g_free(m);
+        m = next;
+    }
+    if (prev)
+        prev->next = NULL;
+    else
+        c->out_head = NULL;
+    c->out_tail = prev;
+}
 static void mark_deferred(struct conn *c);
 
 static GHashTable *conns; /* serial -> struct conn* */
@@ -61,7 +109,6 @@ struct conn *conn_new(struct lws *wsi, const char *peer)
     c->connected_at = clock_now_ms();
     c->tokens = server.cfg.rate_burst;
     c->refill_ms = c->last_rx_ms = clock_mono_ms();
-    g_queue_init(&c->outq);
     g_queue_init(&c->push_held);
     g_queue_init(&c->replay_queue);
     g_hash_table_insert(conns, &c->serial, c);
@@ -73,7 +120,7 @@ void conn_free(struct conn *c)
     g_hash_table_remove(conns, &c->serial);
     if (c->auth_timer)
         g_source_remove(c->auth_timer);
-    g_queue_clear_full(&c->outq, g_free);
+    outq_cut(c, NULL, c->out_head);
     g_queue_clear_full(&c->push_held, g_free);
     g_queue_clear_full(&c->replay_queue, (GDestroyNotify)g_bytes_unref);
     if (c->rx)
@@ -171,8 +218,7 @@ void conn_send_text(struct conn *c, const char *text, size_t len, const char *la
     if (c->out_bytes + len > (size_t)server.cfg.send_queue_max) {
         log_warn("ws", "conn=%" G_GUINT64_FORMAT " user=%s send queue full (%zu bytes), closing",
                  c->serial, c->user_id ? c->user_id : "-", c->out_bytes);
-        g_queue_clear_full(&c->outq, g_free);
-        c->out_bytes = 0;
+        outq_cut(c, NULL, c->out_head);
         conn_close(c, 1008, "send queue full");
         return;
     }
@@ -180,7 +226,7 @@ void conn_send_text(struct conn *c, const char *text, size_t len, const char *la
     m->gen = commit_needed();
     m->len = len;
     memcpy(m->buf + LWS_PRE, text, len);
-    g_queue_push_tail(&c->outq, m);
+    outq_push(c, m);
     c->out_bytes += len;
     metrics_msg_out(label);
     /* Waiting for the flush, it is written when the flush reports; asking
@@ -200,8 +246,7 @@ static void conn_kill(struct conn *c)
 {
     c->close_code = 1011;
     c->close_started = true;
-    g_queue_clear_full(&c->outq, g_free);
-    c->out_bytes = 0;
+    outq_cut(c, NULL, c->out_head);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
@@ -209,7 +254,7 @@ void conn_send_now(struct conn *c, const char *text, size_t len, const char *lab
 {
     /* Telling of a batch not yet durable, the message waits in the queue;
      * in a fan-out it waits for the next pump (the send pool). */
-    if (fanout || c->close_code || c->ping_due || !g_queue_is_empty(&c->outq) ||
+    if (fanout || c->close_code || c->ping_due || !outq_empty(c) ||
         !commit_durable(commit_needed()) || lws_partial_buffered(c->wsi)) {
         conn_send_text(c, text, len, label);
         return;
@@ -346,8 +391,7 @@ static int ready_run(struct conn *c, int max, size_t *bytes)
 {
     int n = 0;
     size_t total = 0;
-    for (GList *l = c->outq.head; l && n < max; l = l->next) {
-        struct out_msg *m = l->data;
+    for (struct out_msg *m = c->out_head; m && n < max; m = m->next) {
         size_t framed = m->len + (m->len < 126 ? 2 : m->len <= 0xffff ? 4 : 10);
         if (!commit_durable(m->gen) || (n > 0 && total + framed > FRAMES_MAX_BYTES))
             break;
@@ -363,8 +407,7 @@ static int ready_run(struct conn *c, int max, size_t *bytes)
 static void frame_run(struct conn *c, int n, unsigned char *out)
 {
     for (int i = 0; i < n; i++) {
-        struct out_msg *m = g_queue_pop_head(&c->outq);
-        c->out_bytes -= m->len;
+        struct out_msg *m = outq_pop(c);
         out += frame_header(out, m->len);
         memcpy(out, m->buf + LWS_PRE, m->len);
         out += m->len;
@@ -412,8 +455,7 @@ static int write_queue(struct conn *c)
             if (write_frames(c, n, bytes) < 0)
                 return -1;
         } else {
-            struct out_msg *m = g_queue_pop_head(&c->outq);
-            c->out_bytes -= m->len;
+            struct out_msg *m = outq_pop(c);
             int rc = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
             g_free(m);
             if (rc < 0)
@@ -437,7 +479,7 @@ static int write_queue(struct conn *c)
  * batch: under steady load that could put it off again and again. */
 static bool defer_write(struct conn *c)
 {
-    struct out_msg *m = g_queue_peek_head(&c->outq);
+    struct out_msg *m = c->out_head;
     if (!m || commit_durable(m->gen))
         return false;
     mark_deferred(c);
@@ -456,19 +498,14 @@ static void mark_deferred(struct conn *c)
 static void drop_failed(struct conn *c, void *ud)
 {
     (void)ud;
-    GList *l = c->outq.head;
-    while (l && !commit_failed(((struct out_msg *)l->data)->gen))
-        l = l->next;
-    if (!l)
-        return;
-    while (l) { /* this message and every later one */
-        GList *next = l->next;
-        struct out_msg *m = l->data;
-        c->out_bytes -= m->len;
-        g_free(m);
-        g_queue_delete_link(&c->outq, l);
-        l = next;
+    struct out_msg *prev = NULL, *m = c->out_head;
+    while (m && !commit_failed(m->gen)) {
+        prev = m;
+        m = m->next;
     }
+    if (!m)
+        return;
+    outq_cut(c, prev, m); /* this message and every later one */
     log_warn("ws",
              "conn=%" G_GUINT64_FORMAT " user=%s closed: the store failed a write it "
              "was waiting for",
@@ -487,7 +524,7 @@ static void after_wake(struct conn *c)
 {
     if (defer_write(c))
         return; /* its next message waits for a later flush */
-    if (!g_queue_is_empty(&c->outq) || c->ping_due || c->close_code)
+    if (!outq_empty(c) || c->ping_due || c->close_code)
         lws_callback_on_writable(c->wsi);
 }
 
@@ -700,7 +737,7 @@ int conn_write_pending(struct conn *c)
         c->ping_due = false;
         if (lws_write(c->wsi, buf + LWS_PRE, sizeof(now), LWS_WRITE_PING) < 0)
             return -1;
-        if (!g_queue_is_empty(&c->outq))
+        if (!outq_empty(c))
             lws_callback_on_writable(c->wsi);
         return 0;
     }
@@ -708,7 +745,7 @@ int conn_write_pending(struct conn *c)
     if (wrote < 0)
         return -1;
     if (wrote) {
-        if (!g_queue_is_empty(&c->outq) || c->close_code)
+        if (!outq_empty(c) || c->close_code)
             lws_callback_on_writable(c->wsi);
         return 0;
     }

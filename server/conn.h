@@ -45,7 +45,7 @@ struct conn {
     bool rx_binary;
     bool rx_overflow;
 
-    GQueue outq; /* struct out_msg* */
+    struct out_msg *out_head, *out_tail; /* the send queue (conn.c), oldest first */
     size_t out_bytes;
 
     double tokens; /* rate bucket */
