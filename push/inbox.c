@@ -515,8 +515,9 @@ int inbox_push_many_then(const char *const *user_ids, int n, const char *journal
     l->done = done;
     l->done_ud = ud;
     l->user_ids = strv_block("", user_ids, n, NULL);
-    l->keys = strv_block(SEQ_PREFIX, user_ids, n, journal_key); /* its seq after the users' */
-    later_inflight += keys;                 /* before: the answer may come at once */
+    /* the journal's seq comes after the users' */
+    l->keys = strv_block(SEQ_PREFIX, user_ids, n, journal_key);
+    later_inflight += keys; /* before: the answer may come at once */
     int rc = store_seq_append_many_later(store, (const char *const *)l->keys, keys, item,
                                          on_stored_later, l);
     if (rc != STORE_OK) {

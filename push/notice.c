@@ -27,10 +27,10 @@ void notice_init(struct store *st)
 }
 
 struct collect {
-    GStringChunk *ids; /* holds the user ids: one block, not one each */
-    GPtrArray *order; /* the user ids, in the order found; each account is
-                       * read once (distinct orgs, distinct accounts), so
-                       * none is there twice */
+    GStringChunk *ids; /* holds the user ids: a few blocks, not one each */
+    /* The user ids, in the order found; each account is read once
+     * (distinct orgs, distinct accounts), so none is there twice. */
+    GPtrArray *order;
     const char *role;
     const char *within; /* gov: division the user's org must be strictly below */
     bool too_many;
@@ -324,14 +324,13 @@ void notice_publish_later(const char *publisher_id, const struct principal *pub,
     p->att = att;
     p->cb = cb;
     p->ud = ud;
-    p->c = (struct collect){g_string_chunk_new(64 * 1024), g_ptr_array_new(), NULL, NULL, false};
+    p->c = (struct collect){g_string_chunk_new(4096), g_ptr_array_new(), NULL, NULL, false};
     const char *why = NULL;
     enum err_code err = read_audience(p, aud, &why);
     if (err != ERR_NONE)
         finish(p, err, why, NULL);
 }
 
-/* The audience is known: the notice is stored, its pushes sent. */
 /* A notice's recipients are stored as one string, each id followed by a
  * newline: one JSON value rather than one per recipient, so that a
  * 10,000-user notice is built, stored and freed without 20,000
@@ -361,6 +360,7 @@ static json_t *recipients_json(const GPtrArray *ids)
     return list;
 }
 
+/* The audience is known: the notice is stored, its pushes sent. */
 static void resolved(struct publish *p)
 {
     if (p->c.too_many) {
@@ -429,13 +429,17 @@ static bool recipients_each(json_t *doc, bool (*fn)(const char *id, void *ud), v
     return on;
 }
 
+static bool count_one(const char *id, void *ud)
+{
+    (void)id;
+    (*(size_t *)ud)++;
+    return true;
+}
+
 static size_t recipients_count(json_t *doc)
 {
-    json_t *list = json_object_get(doc, "recipients");
-    const char *text = json_string_value(list);
-    size_t n = json_array_size(list);
-    for (; text && (text = strchr(text, '\n')); text++)
-        n++;
+    size_t n = 0;
+    recipients_each(doc, count_one, &n);
     return n;
 }
 

@@ -59,9 +59,10 @@ int sqls_seq_put_run(struct sqlite_store *s, const char *key, int64_t seq, const
 }
 
 /* The head of key in the database: the newest seq it ever had there. That
- * is its newest row; seq_heads holds the head of a key only from when a
- * trim may have taken all its rows (and, in stores made before, of every
- * key). Pending fan-out rows (sqls_fan_head) come after it. */
+ * is the last seq of its newest row (a run's last); seq_heads holds the
+ * head of a key only from when a trim may have taken all its rows (and,
+ * in stores made before, of every key). Pending fan-out rows
+ * (sqls_fan_head) come after it. */
 int sqls_seq_head(struct sqlite_store *s, const char *key, int64_t *head)
 {
     sqlite3_stmt *q = sqls_prep(s, "SELECT max(coalesce((SELECT " RUN_LAST " FROM seqs"
@@ -212,24 +213,27 @@ int sqls_seq_last(struct store *st, const char *key, int64_t *seq_out)
     return sqls_seq_head(((struct sqlite_store *)st), key, seq_out);
 }
 
-/* Calls cb for each row (seq, body) of q, then resets it; *n counts the
- * rows given, *stopped tells whether cb asked to stop. */
+/* Gives cb the row of q it stands on (seq, body in column 1; nothing if
+ * the body does not parse); *n counts the rows given, *stopped tells
+ * whether cb asked to stop. */
+static void give_row(sqlite3_stmt *q, store_seq_cb cb, void *ud, int *n, bool *stopped)
+{
+    json_t *item = sqls_parse_body(q, 1);
+    if (!item)
+        return;
+    *stopped = !cb(sqlite3_column_int64(q, 0), item, ud);
+    json_decref(item);
+    (*n)++;
+}
+
+/* Calls cb for each row (seq, body) of q, then resets it. */
 static int seq_rows(sqlite3_stmt *q, store_seq_cb cb, void *ud, int *n, bool *stopped)
 {
     int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        json_t *item = sqls_parse_body(q, 1);
-        if (!item)
-            continue;
-        bool go_on = cb(sqlite3_column_int64(q, 0), item, ud);
-        json_decref(item);
-        (*n)++;
-        if (!go_on) {
-            *stopped = true;
-            rc = SQLITE_DONE;
-            break;
-        }
-    }
+    while (!*stopped && (rc = sqlite3_step(q)) == SQLITE_ROW)
+        give_row(q, cb, ud, n, stopped);
+    if (*stopped)
+        rc = SQLITE_DONE;
     sqlite3_reset(q);
     return rc == SQLITE_DONE ? STORE_OK : STORE_EIO;
 }
@@ -282,19 +286,11 @@ static int range_rows(struct sqlite_store *s, sqlite3_stmt *q, int64_t after_seq
     int r = SQLITE_DONE, rc = STORE_OK;
     while (rc == STORE_OK && !*stopped && (limit <= 0 || *n < limit) &&
            (r = sqlite3_step(q)) == SQLITE_ROW) {
-        int64_t seq = sqlite3_column_int64(q, 0);
         if (sqlite3_column_type(q, 2) == SQLITE_NULL) {
-            if (seq <= after_seq)
-                continue;
-            json_t *item = sqls_parse_body(q, 1);
-            if (!item)
-                continue;
-            bool go_on = cb(seq, item, ud);
-            json_decref(item);
-            (*n)++;
-            *stopped = !go_on;
+            give_row(q, cb, ud, n, stopped); /* a single row (after after_seq) */
             continue;
         }
+        int64_t seq = sqlite3_column_int64(q, 0);
         /* A copy: cb may write, and move what the statement points at. */
         int bytes = sqlite3_column_bytes(q, 2);
         int count = run_count(sqlite3_column_blob(q, 2), bytes);
@@ -357,90 +353,115 @@ int sqls_seq_range(struct store *st, const char *key, int64_t after_seq, int lim
     return rc;
 }
 
-/* Deletes the rows of key up to upto_seq, and the shared bodies that no
- * row refers to any more. */
-int sqls_seq_trim(struct store *st, const char *key, int64_t upto_seq)
+/* Keeps key's head aside (in seq_heads) if a trim up to upto_seq takes
+ * its newest row. */
+static int trim_keep_head(struct sqlite_store *s, const char *key, int64_t upto_seq)
 {
-    struct sqlite_store *s = ((struct sqlite_store *)st);
-    if (sqls_fan_settle_key(s, key) != STORE_OK || sqls_batch_open(s) != STORE_OK)
-        return STORE_EIO;
-    /* Taking the newest row would lose the head: it is kept aside first. */
     int64_t head = 0;
     if (sqls_seq_head(s, key, &head) != STORE_OK)
         return STORE_EIO;
-    if (head > 0 && upto_seq >= head) {
-        sqlite3_stmt *h = sqls_prep(s, "INSERT INTO seq_heads(key, last) VALUES(?1, ?2)"
-                                       " ON CONFLICT(key) DO UPDATE SET last=max(last, ?2)");
-        if (!h)
-            return STORE_EIO;
-        sqls_bind_text(h, 1, key);
-        sqlite3_bind_int64(h, 2, head);
-        if (sqls_step_done(h) != STORE_OK)
-            return STORE_EIO;
-    }
+    if (head == 0 || upto_seq < head)
+        return STORE_OK;
+    sqlite3_stmt *h = sqls_prep(s, "INSERT INTO seq_heads(key, last) VALUES(?1, ?2)"
+                                   " ON CONFLICT(key) DO UPDATE SET last=max(last, ?2)");
+    if (!h)
+        return STORE_EIO;
+    sqls_bind_text(h, 1, key);
+    sqlite3_bind_int64(h, 2, head);
+    return sqls_step_done(h);
+}
+
+static void count_ref(GHashTable *refs, int64_t ref)
+{
+    gpointer n = g_hash_table_lookup(refs, &ref);
+    g_hash_table_insert(refs, g_memdup2(&ref, sizeof(ref)),
+                        GINT_TO_POINTER(GPOINTER_TO_INT(n) + 1));
+}
+
+/* Deletes key's rows up to upto_seq, counting in refs (ref -> seqs) the
+ * shared bodies of the seqs deleted. A run cut by upto_seq keeps its later
+ * seqs, written again as a run of their own. */
+static int trim_rows(struct sqlite_store *s, const char *key, int64_t upto_seq, GHashTable *refs)
+{
     sqlite3_stmt *q =
         sqls_prep(s, "DELETE FROM seqs WHERE key=?1 AND seq<=?2 RETURNING seq, ref, refs");
     if (!q)
         return STORE_EIO;
     sqls_bind_text(q, 1, key);
     sqlite3_bind_int64(q, 2, upto_seq);
-    GHashTable *refs = NULL; /* ref -> rows deleted */
-    GArray *tail = NULL;     /* the refs of a run's seqs after upto_seq */
-    int r;
-    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+    GArray *tail = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    int r, rc = STORE_OK;
+    while (rc == STORE_OK && (r = sqlite3_step(q)) == SQLITE_ROW) {
         int64_t seq = sqlite3_column_int64(q, 0);
         const unsigned char *run = sqlite3_column_blob(q, 2);
-        int count = run ? run_count(run, sqlite3_column_bytes(q, 2)) : 1;
+        if (!run) { /* a single row: its body inline, or shared */
+            if (sqlite3_column_type(q, 1) != SQLITE_NULL)
+                count_ref(refs, sqlite3_column_int64(q, 1));
+            continue;
+        }
+        int count = run_count(run, sqlite3_column_bytes(q, 2));
         if (count < 0)
-            break; /* a damaged run (never written so): an error */
+            rc = STORE_EIO; /* a damaged run (never written so) */
         for (int i = 0; i < count; i++) {
-            if (!run && sqlite3_column_type(q, 1) == SQLITE_NULL)
-                break; /* its body inline */
-            int64_t ref = run ? run_ref(run, i) : sqlite3_column_int64(q, 1);
-            if (seq + i > upto_seq) {
-                if (!tail)
-                    tail = g_array_new(FALSE, FALSE, sizeof(int64_t));
+            int64_t ref = run_ref(run, i);
+            if (seq + i <= upto_seq)
+                count_ref(refs, ref);
+            else
                 g_array_append_val(tail, ref);
-                continue;
-            }
-            if (!refs)
-                refs = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
-            gpointer n = g_hash_table_lookup(refs, &ref);
-            g_hash_table_insert(refs, g_memdup2(&ref, sizeof(ref)),
-                                GINT_TO_POINTER(GPOINTER_TO_INT(n) + 1));
         }
     }
+    if (rc == STORE_OK && r != SQLITE_DONE)
+        rc = STORE_EIO;
     sqlite3_reset(q);
-    int rc = r == SQLITE_DONE ? STORE_OK : STORE_EIO;
-    /* A run cut by the trim keeps its later seqs, in a run of their own. */
-    if (rc == STORE_OK && tail)
+    if (rc == STORE_OK && tail->len)
         rc = sqls_seq_put_run(s, key, upto_seq + 1, (const int64_t *)(void *)tail->data,
                               (int)tail->len);
-    if (tail)
-        g_array_free(tail, TRUE);
-    if (refs) {
-        GHashTableIter it;
-        gpointer k, v;
-        g_hash_table_iter_init(&it, refs);
-        while (rc == STORE_OK && g_hash_table_iter_next(&it, &k, &v)) {
-            sqlite3_stmt *u = sqls_prep(s, "UPDATE seq_bodies SET refs=refs-?2 WHERE id=?1");
-            sqlite3_stmt *d =
-                u ? sqls_prep(s, "DELETE FROM seq_bodies WHERE id=?1 AND refs<=0") : NULL;
-            if (!d)
-                rc = STORE_EIO;
-            if (rc == STORE_OK) {
-                sqlite3_bind_int64(u, 1, *(int64_t *)k);
-                sqlite3_bind_int(u, 2, GPOINTER_TO_INT(v));
-                rc = sqls_step_done(u);
-            }
-            if (rc == STORE_OK) {
-                sqlite3_bind_int64(d, 1, *(int64_t *)k);
-                rc = sqls_step_done(d);
-            }
+    g_array_free(tail, TRUE);
+    return rc;
+}
+
+/* Takes the seqs counted in refs off their shared bodies, and deletes the
+ * bodies no row refers to any more. */
+static int release_bodies(struct sqlite_store *s, GHashTable *refs)
+{
+    GHashTableIter it;
+    gpointer k, v;
+    int rc = STORE_OK;
+    g_hash_table_iter_init(&it, refs);
+    while (rc == STORE_OK && g_hash_table_iter_next(&it, &k, &v)) {
+        sqlite3_stmt *u = sqls_prep(s, "UPDATE seq_bodies SET refs=refs-?2 WHERE id=?1");
+        sqlite3_stmt *d = u ? sqls_prep(s, "DELETE FROM seq_bodies WHERE id=?1 AND refs<=0") : NULL;
+        if (!d)
+            return STORE_EIO;
+        sqlite3_bind_int64(u, 1, *(int64_t *)k);
+        sqlite3_bind_int(u, 2, GPOINTER_TO_INT(v));
+        rc = sqls_step_done(u);
+        if (rc == STORE_OK) {
+            sqlite3_bind_int64(d, 1, *(int64_t *)k);
+            rc = sqls_step_done(d);
         }
-        g_hash_table_destroy(refs);
     }
     return rc;
+}
+
+/* Deletes the rows of key up to upto_seq, and the shared bodies that no
+ * row refers to any more: in one write, so that a failure part way (the
+ * rows are gone once the delete has run) undoes it all. */
+int sqls_seq_trim(struct store *st, const char *key, int64_t upto_seq)
+{
+    struct sqlite_store *s = ((struct sqlite_store *)st);
+    if (sqls_fan_settle_key(s, key) != STORE_OK)
+        return STORE_EIO;
+    GHashTable *refs = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+    int rc = sqls_begin(s);
+    if (rc == STORE_OK)
+        rc = trim_keep_head(s, key, upto_seq);
+    if (rc == STORE_OK)
+        rc = trim_rows(s, key, upto_seq, refs);
+    if (rc == STORE_OK)
+        rc = release_bodies(s, refs);
+    g_hash_table_destroy(refs);
+    return sqls_finish(s, rc);
 }
 
 /* Adds column (its SQL definition after the name) to seqs if missing. */

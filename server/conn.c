@@ -30,6 +30,7 @@ struct out_msg {
 };
 
 static bool defer_write(struct conn *c);
+static void mark_deferred(struct conn *c);
 
 static bool outq_empty(const struct conn *c)
 {
@@ -38,6 +39,7 @@ static bool outq_empty(const struct conn *c)
 
 static void outq_push(struct conn *c, struct out_msg *m)
 {
+    c->out_bytes += m->len;
     m->next = NULL;
     if (c->out_tail)
         c->out_tail->next = m;
@@ -75,7 +77,6 @@ static void outq_cut(struct conn *c, struct out_msg *prev, struct out_msg *m)
         c->out_head = NULL;
     c->out_tail = prev;
 }
-static void mark_deferred(struct conn *c);
 
 static GHashTable *conns; /* serial -> struct conn* */
 static uint64_t next_serial = 1;
@@ -227,7 +228,6 @@ void conn_send_text(struct conn *c, const char *text, size_t len, const char *la
     m->len = len;
     memcpy(m->buf + LWS_PRE, text, len);
     outq_push(c, m);
-    c->out_bytes += len;
     metrics_msg_out(label);
     /* Waiting for the flush, it is written when the flush reports; asking
      * for a writeable turn now would only cost two poll-set changes. In a

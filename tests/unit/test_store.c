@@ -271,23 +271,30 @@ static bool collect_n(int64_t seq, json_t *item, void *ud)
     return true;
 }
 
-/* SQLite backend: the number of rows of a table, read through a second
- * handle. */
-static int64_t rows_of(const char *table)
+/* SQLite backend: the number sql (a query of one value) reads through a
+ * second handle. */
+static int64_t number_of(const char *sql)
 {
     assert_null(redis_url);
     char *db = g_build_filename(dir, "yjt.db", NULL);
     sqlite3 *h = NULL;
     assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
-    char *sql = g_strdup_printf("SELECT count(*) FROM %s", table);
     sqlite3_stmt *q = NULL;
     assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &q, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
     int64_t n = sqlite3_column_int64(q, 0);
     sqlite3_finalize(q);
     sqlite3_close(h);
-    g_free(sql);
     g_free(db);
+    return n;
+}
+
+/* The same: the number of rows of a table. */
+static int64_t rows_of(const char *table)
+{
+    char *sql = g_strdup_printf("SELECT count(*) FROM %s", table);
+    int64_t n = number_of(sql);
+    g_free(sql);
     return n;
 }
 
@@ -481,38 +488,56 @@ static void test_large_fanouts(void **state)
         g_free(names[i]);
 }
 
-/* Collects (seq, n) pairs into a GArray of int64_t. */
+/* Collects (seq, n) pairs into got, and asks to stop once it holds stop
+ * of them (0: never). */
+struct pairs {
+    GArray *got; /* int64_t */
+    int stop;
+};
+
 static bool collect_pair(int64_t seq, json_t *item, void *ud)
 {
+    struct pairs *p = ud;
     int64_t n = json_integer_value(json_object_get(item, "n"));
-    g_array_append_val((GArray *)ud, seq);
-    g_array_append_val((GArray *)ud, n);
-    return true;
+    g_array_append_val(p->got, seq);
+    g_array_append_val(p->got, n);
+    return p->stop == 0 || (int)p->got->len < 2 * p->stop;
 }
 
 /* Every range of key, seqs from..to stored with item n == seq: each
- * after_seq, limit and order gives what it should, bodies included. */
+ * after_seq, limit (or a reader that stops) and order gives what it
+ * should, bodies included. */
 static void assert_ranges(struct store *st, const char *key, int64_t from, int64_t to)
 {
-    static const int limits[] = {0, 1, 3, 64};
-    GArray *got = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    static const int limits[] = {0, 1, 3, 64, -2}; /* -2: no limit, stop after 2 */
+    struct pairs p = {g_array_new(FALSE, FALSE, sizeof(int64_t)), 0};
     for (int64_t after = 0; after <= to + 1; after++)
         for (guint l = 0; l < G_N_ELEMENTS(limits); l++)
             for (int newest = 0; newest < 2; newest++) {
-                g_array_set_size(got, 0);
-                assert_int_equal(
-                    store_seq_range(st, key, after, limits[l], newest, collect_pair, got), 0);
+                int limit = MAX(limits[l], 0);
+                p.stop = limits[l] < 0 ? -limits[l] : 0;
+                g_array_set_size(p.got, 0);
+                assert_int_equal(store_seq_range(st, key, after, limit, newest, collect_pair, &p),
+                                 0);
                 int64_t lo = MAX(after + 1, from), want = MAX(to - lo + 1, 0);
-                if (limits[l] && want > limits[l])
-                    want = limits[l];
-                assert_int_equal(got->len, 2 * want);
+                int most = limit ? limit : p.stop;
+                if (most && want > most)
+                    want = most;
+                assert_int_equal(p.got->len, 2 * want);
                 for (int64_t i = 0; i < want; i++) {
                     int64_t seq = newest ? to - i : lo + i;
-                    assert_int_equal(g_array_index(got, int64_t, 2 * i), seq);
-                    assert_int_equal(g_array_index(got, int64_t, 2 * i + 1), seq);
+                    assert_int_equal(g_array_index(p.got, int64_t, 2 * i), seq);
+                    assert_int_equal(g_array_index(p.got, int64_t, 2 * i + 1), seq);
                 }
             }
-    g_array_free(got, TRUE);
+    g_array_free(p.got, TRUE);
+}
+
+/* SQLite: the seqs that still refer to a shared body, all bodies told. */
+static void assert_body_refs(int64_t want)
+{
+    if (!redis_url)
+        assert_int_equal(number_of("SELECT coalesce(sum(refs), 0) FROM seq_bodies"), want);
 }
 
 /* Settled, a key's rows are stored as runs (SQLite: one row for up to 64
@@ -549,6 +574,7 @@ static void test_settled_runs(void **state)
     assert_int_equal(head_of(st, "inbox:r07"), PUSHES);
     if (!redis_url)
         assert_int_equal(rows_of("seq_bodies"), PUSHES); /* the other keys refer */
+    assert_body_refs(N * PUSHES - 10);
     /* Every key trimmed past the first run: its bodies go. */
     for (int i = 0; i < N; i++)
         assert_int_equal(store_seq_trim(st, keys[i], 64), 0);
@@ -557,9 +583,12 @@ static void test_settled_runs(void **state)
         assert_int_equal(rows_of("seq_bodies"), PUSHES - 64);
         assert_int_equal(rows_of("seqs"), N);
     }
+    assert_body_refs(N * (PUSHES - 64));
     assert_ranges(st, "inbox:r07", 65, PUSHES);
     /* Cut to its last seq, and then single appends after it. */
     assert_int_equal(store_seq_trim(st, "inbox:r08", PUSHES - 1), 0);
+    assert_int_equal(store_commit(st), 0);
+    assert_body_refs(N * (PUSHES - 64) - (PUSHES - 1 - 64));
     json_t *item = json_pack("{s:i}", "n", PUSHES + 1);
     int64_t seq = 0;
     assert_int_equal(store_seq_append(st, "inbox:r08", item, &seq), 0);
