@@ -429,20 +429,6 @@ static bool recipients_each(json_t *doc, bool (*fn)(const char *id, void *ud), v
     return on;
 }
 
-static bool count_one(const char *id, void *ud)
-{
-    (void)id;
-    (*(size_t *)ud)++;
-    return true;
-}
-
-static size_t recipients_count(json_t *doc)
-{
-    size_t n = 0;
-    recipients_each(doc, count_one, &n);
-    return n;
-}
-
 static bool same_id(const char *id, void *ud)
 {
     return strcmp(id, ud) != 0; /* on until found */
@@ -569,8 +555,9 @@ enum err_code notice_receipts(const char *notice_id, const char *viewer_id, cons
     *out = json_pack("{s:s, s:s, s:b, s:I, s:i, s:o, s:o}", "notice_id", notice_id, "title",
                      jx_str(doc, "title") ? jx_str(doc, "title") : "", "require_read",
                      jx_bool(doc, "require_read", false), "created_at",
-                     (json_int_t)jx_int(doc, "created_at", 0), "total", (int)recipients_count(doc),
-                     "read", l.read, "unread", l.unread);
+                     (json_int_t)jx_int(doc, "created_at", 0), "total",
+                     (int)(json_array_size(l.read) + json_array_size(l.unread)), "read", l.read,
+                     "unread", l.unread);
     json_decref(reads);
     json_decref(doc);
     return ERR_NONE;

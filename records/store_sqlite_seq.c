@@ -19,10 +19,11 @@
 /* The last seq of a row of seqs, in SQL. */
 #define RUN_LAST "seq + coalesce(length(refs) / 8, 1) - 1"
 
-/* How many seqs a run's blob of refs holds (its size checked), or -1. */
+/* How many seqs a run's blob of refs holds (its size checked: at most
+ * SQLS_RUN_MAX, as written), or -1. */
 static int run_count(const void *blob, int bytes)
 {
-    return blob && bytes > 0 && bytes % 8 == 0 ? bytes / 8 : -1;
+    return blob && bytes > 0 && bytes % 8 == 0 && bytes / 8 <= SQLS_RUN_MAX ? bytes / 8 : -1;
 }
 
 static int64_t run_ref(const unsigned char *blob, int i)
@@ -250,30 +251,16 @@ static int body_row(struct sqlite_store *s, int64_t seq, int64_t ref, store_seq_
     return seq_rows(q, cb, ud, n, stopped);
 }
 
-/* The same for a key's pending fan-out rows (their items are the shared
- * bodies), those after after_seq, until limit (0: no limit) rows in all. */
-static int pending_rows(struct sqlite_store *s, const struct sqls_fan_row *rows, guint count,
-                        int64_t after_seq, int limit, bool newest_first, store_seq_cb cb, void *ud,
-                        int *n, bool *stopped)
+/* The same for rows whose items are shared bodies (a key's pending
+ * fan-out rows, or a run's seqs), those after after_seq, until limit (0:
+ * no limit) rows in all. */
+static int shared_rows(struct sqlite_store *s, const struct sqls_fan_row *rows, guint count,
+                       int64_t after_seq, int limit, bool newest_first, store_seq_cb cb, void *ud,
+                       int *n, bool *stopped)
 {
     for (guint i = 0; i < count && !*stopped && (limit <= 0 || *n < limit); i++) {
         const struct sqls_fan_row *r = &rows[newest_first ? count - 1 - i : i];
         if (r->seq > after_seq && body_row(s, r->seq, r->ref, cb, ud, n, stopped) != STORE_OK)
-            return STORE_EIO;
-    }
-    return STORE_OK;
-}
-
-/* Gives the seqs of a run (first, refs) after after_seq, in the order
- * asked, until limit. */
-static int run_rows(struct sqlite_store *s, int64_t first, const unsigned char *refs, int count,
-                    int64_t after_seq, int limit, bool newest_first, store_seq_cb cb, void *ud,
-                    int *n, bool *stopped)
-{
-    for (int i = 0; i < count && !*stopped && (limit <= 0 || *n < limit); i++) {
-        int k = newest_first ? count - 1 - i : i;
-        if (first + k > after_seq &&
-            body_row(s, first + k, run_ref(refs, k), cb, ud, n, stopped) != STORE_OK)
             return STORE_EIO;
     }
     return STORE_OK;
@@ -290,17 +277,19 @@ static int range_rows(struct sqlite_store *s, sqlite3_stmt *q, int64_t after_seq
             give_row(q, cb, ud, n, stopped); /* a single row (after after_seq) */
             continue;
         }
+        /* A run, read out first: cb may write, and move what the
+         * statement points at. */
         int64_t seq = sqlite3_column_int64(q, 0);
-        /* A copy: cb may write, and move what the statement points at. */
-        int bytes = sqlite3_column_bytes(q, 2);
-        int count = run_count(sqlite3_column_blob(q, 2), bytes);
+        const unsigned char *blob = sqlite3_column_blob(q, 2);
+        int count = run_count(blob, sqlite3_column_bytes(q, 2));
         if (count < 0) {
             rc = STORE_EIO;
             break;
         }
-        unsigned char *refs = g_memdup2(sqlite3_column_blob(q, 2), (gsize)bytes);
-        rc = run_rows(s, seq, refs, count, after_seq, limit, newest_first, cb, ud, n, stopped);
-        g_free(refs);
+        struct sqls_fan_row rows[SQLS_RUN_MAX];
+        for (int i = 0; i < count; i++)
+            rows[i] = (struct sqls_fan_row){seq + i, run_ref(blob, i)};
+        rc = shared_rows(s, rows, (guint)count, after_seq, limit, newest_first, cb, ud, n, stopped);
     }
     if (rc == STORE_OK && !*stopped && (limit <= 0 || *n < limit) && r != SQLITE_DONE)
         rc = STORE_EIO;
@@ -326,7 +315,7 @@ int sqls_seq_range(struct store *st, const char *key, int64_t after_seq, int lim
     int n = 0, rc = STORE_OK;
     bool stopped = false;
     if (newest_first)
-        rc = pending_rows(s, pend, npend, after_seq, limit, true, cb, ud, &n, &stopped);
+        rc = shared_rows(s, pend, npend, after_seq, limit, true, cb, ud, &n, &stopped);
     if (rc == STORE_OK && !stopped && (limit <= 0 || n < limit)) {
         /* Each row gives one seq at least: the limit bounds the rows. */
         sqlite3_stmt *q =
@@ -348,7 +337,7 @@ int sqls_seq_range(struct store *st, const char *key, int64_t after_seq, int lim
         rc = range_rows(s, q, after_seq, limit, newest_first, cb, ud, &n, &stopped);
     }
     if (rc == STORE_OK && !newest_first && !stopped)
-        rc = pending_rows(s, pend, npend, after_seq, limit, false, cb, ud, &n, &stopped);
+        rc = shared_rows(s, pend, npend, after_seq, limit, false, cb, ud, &n, &stopped);
     g_free(pend);
     return rc;
 }

@@ -16,8 +16,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "media/srtp.h"
 #include "cli.h"
+#include "media/srtp.h"
 #include "media/srtp_ossl.h"
 
 enum { N_PROFILES = 3, MAX_ROUNDS = 99 };
